@@ -1,0 +1,81 @@
+// A Finagle path: a sequence of labels, shown as `/a/b` (`/` alone is the empty path).
+// Labels are byte strings held as latin1 JS strings (each char code 0-255), as Finagle's Buf labels.
+
+const LABEL_CHAR = /^[A-Za-z0-9_:.#$%-]$/;
+
+/** True when the char may appear unescaped in a shown label. */
+export function isLabelChar(ch: string): boolean {
+  return LABEL_CHAR.test(ch);
+}
+
+/** Shows one label, escaping every byte that is not a label char as `\xhh`. */
+export function showLabel(label: string): string {
+  let out = '';
+  for (let i = 0; i < label.length; i++) {
+    const ch = label[i] as string;
+    if (isLabelChar(ch)) {
+      out += ch;
+    } else {
+      const code = label.charCodeAt(i);
+      if (code <= 0xff) {
+        out += '\\x' + code.toString(16).padStart(2, '0');
+      } else {
+        for (const b of Buffer.from(ch, 'utf8')) out += '\\x' + b.toString(16).padStart(2, '0');
+      }
+    }
+  }
+  return out;
+}
+
+export class Path {
+  static readonly empty = new Path([]);
+  readonly elems: readonly string[];
+
+  constructor(elems: readonly string[]) {
+    this.elems = elems;
+  }
+
+  static of(...elems: string[]): Path {
+    return new Path(elems);
+  }
+
+  get size(): number {
+    return this.elems.length;
+  }
+
+  get isEmpty(): boolean {
+    return this.elems.length === 0;
+  }
+
+  startsWith(prefix: Path): boolean {
+    if (prefix.elems.length > this.elems.length) return false;
+    for (let i = 0; i < prefix.elems.length; i++) if (prefix.elems[i] !== this.elems[i]) return false;
+    return true;
+  }
+
+  take(n: number): Path {
+    return new Path(this.elems.slice(0, n));
+  }
+
+  drop(n: number): Path {
+    return n === 0 ? this : new Path(this.elems.slice(n));
+  }
+
+  concat(other: Path): Path {
+    if (other.isEmpty) return this;
+    if (this.isEmpty) return other;
+    return new Path([...this.elems, ...other.elems]);
+  }
+
+  equals(other: Path): boolean {
+    return this.elems.length === other.elems.length && this.startsWith(other);
+  }
+
+  show(): string {
+    return this.elems.length === 0 ? '/' : '/' + this.elems.map(showLabel).join('/');
+  }
+
+  toString(): string {
+    return this.show();
+  }
+}

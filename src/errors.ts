@@ -1,0 +1,54 @@
+// The error catalog: every error hostmesh answers a request with, or reports to a user, has a
+// code here with its HTTP status and retryable flag. One place (server/rescue) maps them to responses.
+
+export interface ErrorSpec {
+  /** HTTP status when this error answers a request. */
+  readonly status: number;
+  /** Safe to retry on another endpoint (nothing reached the application). */
+  readonly retryable: boolean;
+  /** What the error means, for docs and the admin page. */
+  readonly description: string;
+}
+
+export const ERRORS = {
+  BAD_REQUEST: { status: 400, retryable: false, description: 'The request is malformed (parser error, bad Host, bad scheme).' },
+  NO_HOST: { status: 400, retryable: false, description: 'The request cannot be identified: it has no Host.' },
+  BAD_DTAB_HEADER: { status: 400, retryable: false, description: 'An l5d-dtab or l5d-ctx-dtab header does not parse.' },
+  PROXY_LOOP: { status: 400, retryable: false, description: 'The request passed through more routers (Via hops) than allowed.' },
+  CONNECT_REFUSED: { status: 403, retryable: false, description: 'CONNECT to a name that does not bind, or to a port other than 80.' },
+  METHOD_NOT_ALLOWED: { status: 405, retryable: false, description: 'The method is not allowed on this endpoint.' },
+  HEADERS_TOO_LARGE: { status: 431, retryable: false, description: 'The request headers exceed the configured size or count.' },
+  NO_ROUTE: { status: 502, retryable: false, description: 'The name does not bind: the dtab gives neg or fail, or no namer knows it.' },
+  NO_ENDPOINTS: { status: 502, retryable: false, description: 'The name binds, but to no endpoint (after transformers).' },
+  DELEGATION_LOOP: { status: 502, retryable: false, description: 'Binding exceeded the recursion limit: the dtab loops.' },
+  BINDING_FAILED: { status: 502, retryable: false, description: 'A namer failed while binding the name.' },
+  CONNECT_FAILED: { status: 502, retryable: true, description: 'The router could not connect to the chosen endpoint.' },
+  UPSTREAM_ERROR: { status: 502, retryable: false, description: 'The upstream connection failed after the request was sent.' },
+  TIMEOUT: { status: 503, retryable: false, description: 'Binding or the upstream did not answer in time.' },
+  SHUTTING_DOWN: { status: 503, retryable: true, description: 'The router is draining and takes no new requests.' },
+  INTERNAL: { status: 500, retryable: false, description: 'A bug in hostmesh; the log has the stack.' },
+} as const satisfies Record<string, ErrorSpec>;
+
+export type ErrorCode = keyof typeof ERRORS;
+
+/** An error with a catalog code and the routing context that explains it. */
+export class HostmeshError extends Error {
+  readonly code: ErrorCode;
+  /** Extra lines for the response body (service name, dtabs, delegation path). */
+  readonly detail: string | undefined;
+
+  constructor(code: ErrorCode, message: string, options?: { detail?: string; cause?: unknown }) {
+    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
+    this.name = 'HostmeshError';
+    this.code = code;
+    this.detail = options?.detail;
+  }
+
+  get status(): number {
+    return ERRORS[this.code].status;
+  }
+
+  get retryable(): boolean {
+    return ERRORS[this.code].retryable;
+  }
+}

@@ -1,0 +1,54 @@
+// Addresses as namers publish them: the state of a bound name's endpoint set, and the
+// bound name (id + residual path + changing addresses) that a dtab leaf binds to.
+
+import type { Path } from '../dtab/path.js';
+import type { NameTree } from '../dtab/name-tree.js';
+import type { Var } from './var.js';
+
+export interface EndpointMeta {
+  /** The Kubernetes node the endpoint runs on (EndpointSlice `nodeName`); drives the transformers. */
+  readonly nodeName?: string;
+  readonly zone?: string;
+  readonly [key: string]: string | undefined;
+}
+
+export interface Endpoint {
+  /** IPv4, IPv6 (no brackets) or a host name. */
+  readonly host: string;
+  readonly port: number;
+  readonly meta: EndpointMeta;
+}
+
+export type Addr =
+  | { readonly kind: 'pending' }
+  | { readonly kind: 'bound'; readonly endpoints: readonly Endpoint[]; readonly stale?: boolean }
+  | { readonly kind: 'neg' }
+  | { readonly kind: 'failed'; readonly error: Error };
+
+/** A name bound by a namer: `id` is what `l5d-dst-client` shows, e.g. /#/io.l5d.k8s/default/http/world. */
+export interface BoundName {
+  readonly id: Path;
+  /** What is left of the path after the namer consumed its part (Finagle's residual). */
+  readonly residual: Path;
+  readonly addr: Var<Addr>;
+}
+
+/** The state of a namer lookup or of a whole binding (Finagle's Activity). */
+export type Lookup =
+  | { readonly kind: 'pending' }
+  | { readonly kind: 'ok'; readonly tree: NameTree<BoundName> }
+  | { readonly kind: 'failed'; readonly error: Error };
+
+/**
+ * A namer resolves the part of a path after its prefix (e.g. after `/#/io.l5d.fs`) into a tree of
+ * bound names that changes over time. Missing names are `{kind:'ok', tree: NEG}` so dtab
+ * alternations fall through. Calling `lookup` twice for the same path may share state.
+ */
+export interface Namer {
+  /** The namer's kind as configured, e.g. `io.l5d.k8s`. */
+  readonly kind: string;
+  /** The prefix it is mounted at, e.g. /#/io.l5d.k8s (the kind by default). */
+  readonly prefix: Path;
+  lookup(path: Path): Var<Lookup>;
+  close?(): Promise<void> | void;
+}
