@@ -1,0 +1,90 @@
+// The typed router configuration: what the YAML (Linkerd 1 shape) becomes after validation and
+// defaults. The loader (config/load.ts) produces it; servers, routers and namers consume it.
+
+export interface AdminConfig {
+  ip: string; // default 0.0.0.0 (kubelet probes need it)
+  port: number; // default 9990
+  allowRemoteShutdown: boolean; // default false
+}
+
+export interface K8sNamerConfig {
+  kind: 'io.l5d.k8s';
+  prefix: string; // default /io.l5d.k8s (mounted at /#/io.l5d.k8s)
+  host?: string; // a kubectl proxy (plain HTTP) when set
+  port?: number;
+  labelSelector?: string;
+  api?: 'endpointslices' | 'endpoints';
+}
+
+export interface FsNamerConfig {
+  kind: 'io.l5d.fs';
+  prefix: string; // default /io.l5d.fs
+  rootDir: string; // absolute (resolved against the config file's directory)
+}
+
+export type NamerConfig = K8sNamerConfig | FsNamerConfig;
+
+export interface ServerTlsConfig {
+  certPath: string;
+  keyPath: string;
+  caCertPath?: string;
+  requireClientAuth: boolean;
+}
+
+export interface ServerConfig {
+  port: number;
+  ip: string; // Linkerd 1 defaults servers to loopback
+  tls?: ServerTlsConfig;
+}
+
+export interface ClientTlsConfig {
+  commonName?: string;
+  trustCerts?: string[];
+  trustCertsBundle?: string;
+  disableValidation?: boolean;
+  clientAuth?: { certPath: string; keyPath: string };
+}
+
+export interface LoadBalancerConfig {
+  kind: 'p2c' | 'ewma' | 'roundRobin';
+}
+
+export interface ClientConfig {
+  tls?: ClientTlsConfig;
+  loadBalancer: LoadBalancerConfig;
+}
+
+/** An identifier turns a request into a logical name (e.g. /svc/world). Options vary per kind. */
+export interface IdentifierConfig {
+  kind: string; // io.l5d.header.token (default), io.l5d.methodAndHost, io.l5d.path, io.l5d.header, io.l5d.static
+  [option: string]: unknown;
+}
+
+export interface TransformerConfig {
+  kind: string; // io.l5d.k8s.daemonset, io.l5d.k8s.localnode, io.l5d.port, io.l5d.replace, io.l5d.const
+  [option: string]: unknown;
+}
+
+export interface RouterConfig {
+  protocol: 'http';
+  label: string;
+  /** The dtab text in force (from `dtab` or the contents of `dtabFile`). */
+  dtab: string;
+  /** Absolute path when the dtab came from a file (watched and reloaded). */
+  dtabFile?: string;
+  identifier: IdentifierConfig[]; // tried in order; default [{kind: io.l5d.header.token, header: Host}]
+  transformers: TransformerConfig[];
+  servers: ServerConfig[];
+  client: ClientConfig;
+  maxHops: number; // Via hops before a loop error, default 64
+}
+
+export interface HostmeshConfig {
+  admin: AdminConfig;
+  namers: NamerConfig[];
+  routers: RouterConfig[];
+  nodeName?: string; // else NODE_NAME from the environment
+  shutdownGraceMs: number; // default 10000
+  /** The directory of the config file, for resolving relative paths. */
+  baseDir: string;
+}
