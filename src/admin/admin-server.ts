@@ -1,0 +1,138 @@
+// The admin server (:9990): liveness, readiness, config, delegation explanations and shutdown,
+// as Linkerd 1's admin paths. Metrics and the dashboard extend the same path table.
+
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { HostmeshConfig } from '../config/types.js';
+import { Dtab } from '../dtab/dtab.js';
+import { DtabParseError, parsePath } from '../dtab/parse.js';
+import type { Logger } from '../log.js';
+import { delegateJson } from '../namer/delegate-tree.js';
+import type { NameInterpreter } from '../namer/interpreter.js';
+import type { Router } from '../router/router.js';
+
+export interface AdminContext {
+  readonly routers: readonly { label: string; router: Router }[];
+  readonly interpreter: NameInterpreter;
+  readonly config: HostmeshConfig;
+  shutdown(): Promise<void>;
+}
+
+type Handler = (req: http.IncomingMessage, res: http.ServerResponse, url: URL) => void | Promise<void>;
+
+function send(res: http.ServerResponse, status: number, body: string, type = 'text/plain; charset=utf-8'): void {
+  res.writeHead(status, { 'content-type': type, 'content-length': Buffer.byteLength(body) });
+  res.end(body);
+}
+
+function sendJson(res: http.ServerResponse, status: number, value: unknown): void {
+  send(res, status, JSON.stringify(value, null, 2) + '\n', 'application/json');
+}
+
+function isLoopback(address: string | undefined): boolean {
+  return address !== undefined && (address.startsWith('127.') || address === '::1' || address.startsWith('::ffff:127.'));
+}
+
+async function readBody(req: http.IncomingMessage, limit = 64 * 1024): Promise<string> {
+  let size = 0;
+  const chunks: Buffer[] = [];
+  for await (const c of req as AsyncIterable<Buffer>) {
+    size += c.length;
+    if (size > limit) throw new Error('body too large');
+    chunks.push(c);
+  }
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+export class AdminServer {
+  ready = false;
+  readonly #ctx: AdminContext;
+  readonly #logger: Logger;
+  readonly #server: http.Server;
+  readonly #paths = new Map<string, Handler>();
+
+  constructor(ctx: AdminContext, logger: Logger) {
+    this.#ctx = ctx;
+    this.#logger = logger;
+    this.#server = http.createServer((req, res) => this.#dispatch(req, res));
+    this.route('/admin/ping', (_req, res) => send(res, 200, 'pong'));
+    this.route('/ready', (_req, res) => (this.ready ? send(res, 200, 'ready\n') : send(res, 503, 'not ready\n')));
+    this.route('/config.json', (_req, res) => sendJson(res, 200, ctx.config));
+    this.route('/delegator.json', (req, res, url) => this.#delegator(req, res, url));
+    this.route('/admin/shutdown', (req, res) => this.#shutdown(req, res));
+  }
+
+  /** Adds a path (metrics, dashboard and namer state plug in here). */
+  route(path: string, handler: Handler): void {
+    this.#paths.set(path, handler);
+  }
+
+  async start(): Promise<void> {
+    const { ip, port } = this.#ctx.config.admin;
+    await new Promise<void>((resolve, reject) => {
+      this.#server.once('error', reject);
+      this.#server.listen(port, ip, () => resolve());
+    });
+  }
+
+  get address(): AddressInfo {
+    return this.#server.address() as AddressInfo;
+  }
+
+  async close(): Promise<void> {
+    const closed = new Promise<void>((resolve) => this.#server.close(() => resolve()));
+    this.#server.closeAllConnections();
+    await closed;
+  }
+
+  #dispatch(req: http.IncomingMessage, res: http.ServerResponse): void {
+    const url = new URL(req.url ?? '/', 'http://admin');
+    const handler = this.#paths.get(url.pathname);
+    if (handler === undefined) return send(res, 404, `no admin page at ${url.pathname}\n`);
+    Promise.resolve(handler(req, res, url)).catch((err: unknown) => {
+      this.#logger.error({ err }, 'admin handler failed');
+      if (!res.headersSent) send(res, 500, 'internal error\n');
+      else res.destroy();
+    });
+  }
+
+  async #delegator(req: http.IncomingMessage, res: http.ServerResponse, url: URL): Promise<void> {
+    let router = url.searchParams.get('router') ?? url.searchParams.get('namespace');
+    let pathText = url.searchParams.get('path');
+    let dtabText = url.searchParams.get('dtab') ?? '';
+    if (req.method === 'POST') {
+      try {
+        const body = JSON.parse(await readBody(req)) as Record<string, unknown>;
+        router = String(body['router'] ?? body['namespace'] ?? router ?? '');
+        pathText = String(body['path'] ?? pathText ?? '');
+        dtabText = String(body['dtab'] ?? dtabText);
+      } catch (err) {
+        return send(res, 400, `bad JSON body: ${(err as Error).message}\n`);
+      }
+    }
+    const entry = this.#ctx.routers.find((r) => r.label === router) ?? (router ? undefined : this.#ctx.routers[0]);
+    if (entry === undefined) return send(res, 400, `unknown router '${router ?? ''}'\n`);
+    if (!pathText) return send(res, 400, 'path is required\n');
+    try {
+      const path = parsePath(pathText);
+      const dtab = dtabText.trim() === '' ? entry.router.dtab : entry.router.dtab.concat(Dtab.read(dtabText));
+      const tree = await this.#ctx.interpreter.delegate(dtab, path, { timeoutMs: 2000 });
+      sendJson(res, 200, delegateJson(tree));
+    } catch (err) {
+      if (err instanceof DtabParseError) return send(res, 400, `${err.message}\n`);
+      throw err;
+    }
+  }
+
+  #shutdown(req: http.IncomingMessage, res: http.ServerResponse): void {
+    if (req.method !== 'POST') {
+      res.setHeader('allow', 'POST');
+      return send(res, 405, 'POST only\n');
+    }
+    if (!this.#ctx.config.admin.allowRemoteShutdown && !isLoopback(req.socket.remoteAddress)) {
+      return send(res, 403, 'shutdown is only allowed from loopback (admin.allowRemoteShutdown)\n');
+    }
+    send(res, 200, 'shutting down\n');
+    setImmediate(() => void this.#ctx.shutdown());
+  }
+}

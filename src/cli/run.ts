@@ -1,0 +1,96 @@
+// `hostmesh run -c config.yaml [--check] [--set k=v]`: what the DaemonSet runs. --check validates
+// the config, its dtabs and certificate files, and exits 0/1 without opening a port.
+
+import type { Command } from 'commander';
+import { ConfigError, loadConfig } from '../config/load.js';
+import type { HostmeshConfig } from '../config/types.js';
+import { createLogger } from '../log.js';
+import { startHostmesh } from '../server/hostmesh.js';
+import { clientTlsOptions, serverTlsOptions } from '../server/tls-files.js';
+import { createSecureContext } from 'node:tls';
+
+export interface Io {
+  out(line: string): void;
+  err(line: string): void;
+}
+
+const stdio: Io = {
+  out: (l) => process.stdout.write(l + '\n'),
+  err: (l) => process.stderr.write(l + '\n'),
+};
+
+/** Problems with the certificate files the config names (readable, parseable, key matches cert). */
+export function checkTlsFiles(config: HostmeshConfig): string[] {
+  const problems: string[] = [];
+  for (const r of config.routers) {
+    for (const s of r.servers) {
+      if (s.tls === undefined) continue;
+      try {
+        createSecureContext(serverTlsOptions(s.tls));
+      } catch (err) {
+        problems.push(`router ${r.label} server :${s.port} tls: ${(err as Error).message}`);
+      }
+    }
+    if (r.client.tls !== undefined) {
+      try {
+        createSecureContext(clientTlsOptions(r.client.tls));
+      } catch (err) {
+        problems.push(`router ${r.label} client tls: ${(err as Error).message}`);
+      }
+    }
+  }
+  return problems;
+}
+
+export async function runCheck(file: string, set: string[], io: Io = stdio): Promise<number> {
+  try {
+    const { config, warnings } = await loadConfig(file, { set });
+    for (const w of warnings) io.err(`warning: ${w}`);
+    const problems = checkTlsFiles(config);
+    for (const p of problems) io.err(`${file}: ${p}`);
+    if (problems.length > 0) return 1;
+    io.out(`${file}: ok (${config.routers.length} router(s): ${config.routers.map((r) => r.label).join(', ')})`);
+    return 0;
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      for (const p of err.problems) io.err(p);
+      return 1;
+    }
+    throw err;
+  }
+}
+
+export function registerRun(program: Command): void {
+  program
+    .command('run')
+    .description('run the router (what the DaemonSet runs)')
+    .requiredOption('-c, --config <file>', 'router config (YAML, Linkerd 1 shape)')
+    .option('--check', 'validate config, dtabs and certificate files, then exit 0/1')
+    .option('--set <key=value>', 'override a config value (repeatable)', (v: string, acc: string[]) => [...acc, v], [] as string[])
+    .action(async (opts: { config: string; check?: boolean; set: string[] }) => {
+      if (opts.check) {
+        process.exitCode = await runCheck(opts.config, opts.set);
+        return;
+      }
+      const logger = createLogger();
+      let loaded;
+      try {
+        loaded = await loadConfig(opts.config, { set: opts.set });
+      } catch (err) {
+        if (err instanceof ConfigError) {
+          for (const p of err.problems) process.stderr.write(p + '\n');
+          process.exitCode = 1;
+          return;
+        }
+        throw err;
+      }
+      for (const w of loaded.warnings) logger.warn(w);
+      const mesh = await startHostmesh(loaded.config, { logger });
+      const stop = (signal: string): void => {
+        logger.info({ signal, graceMs: loaded.config.shutdownGraceMs }, 'draining');
+        void mesh.close().then(() => process.exit(0));
+      };
+      process.once('SIGTERM', () => stop('SIGTERM'));
+      process.once('SIGINT', () => stop('SIGINT'));
+    });
+}

@@ -1,0 +1,128 @@
+// The config schema (Linkerd 1 shape) as zod schemas, plus the keys Linkerd 1 defines that
+// hostmesh accepts but does not enforce yet (each is stripped before validation with a warning).
+
+import { z } from 'zod';
+
+const port = z.number().int().min(0).max(65535);
+const ip = z.string().min(1);
+
+/** Linkerd 1 keys accepted and ignored for now, per object kind (key path suffixes). */
+export const UNENFORCED: Readonly<Record<string, readonly string[]>> = {
+  root: ['usage', 'telemetry', 'announcers', 'tracers', 'jvm'],
+  admin: ['httpIdentifierPort', 'security', 'workerThreads'],
+  namer: ['experimental', 'enabled', 'transformers'],
+  router: [
+    'bindingTimeoutMs',
+    'bindingCache',
+    'service',
+    'svc',
+    'httpAccessLog',
+    'httpAccessLogRollPolicy',
+    'tracePropagator',
+    'maxHeadersKB',
+    'maxInitialLineKB',
+    'maxRequestKB',
+    'maxResponseKB',
+    'maxChunkKB',
+    'streamingEnabled',
+    'compressionLevel',
+    'addForwardedHeader',
+    'timeoutMs',
+    'originator',
+    'announcers',
+    'dstPrefix',
+    'socketOptions',
+    'responseClassifier',
+    'retries',
+    'totalTimeoutMs',
+    'requestAuthorizers',
+    'loggers',
+    'experimental',
+  ],
+  interpreter: ['kind', 'experimental', 'namerd', 'dst', 'root', 'dtab', 'retry'],
+  server: ['maxConcurrentRequests', 'announce', 'clearContext', 'timeoutMs', 'alpnProtocols', 'socketOptions', 'addForwardedHeader'],
+  serverTls: ['protocols', 'ciphers'],
+  client: [
+    'kind',
+    'failureAccrual',
+    'requestAttemptTimeoutMs',
+    'retries',
+    'hostConnectionPool',
+    'clientSession',
+    'connectTimeoutMs',
+    'socketOptions',
+    'forwardClientCert',
+    'requeueBudget',
+    'configs',
+  ],
+  clientTls: ['protocols'],
+};
+
+const serverTls = z.strictObject({
+  certPath: z.string().min(1),
+  keyPath: z.string().min(1),
+  caCertPath: z.string().min(1).optional(),
+  requireClientAuth: z.boolean().default(false),
+  enabled: z.boolean().optional(),
+});
+
+const server = z.strictObject({
+  port,
+  ip: ip.default('127.0.0.1'), // Linkerd 1 serves on loopback unless told otherwise
+  tls: serverTls.optional(),
+});
+
+const clientTls = z.strictObject({
+  commonName: z.string().min(1).optional(),
+  trustCerts: z.array(z.string().min(1)).optional(),
+  trustCertsBundle: z.string().min(1).optional(),
+  disableValidation: z.boolean().optional(),
+  clientAuth: z.strictObject({ certPath: z.string().min(1), keyPath: z.string().min(1) }).optional(),
+  enabled: z.boolean().optional(),
+});
+
+const kinded = z.looseObject({ kind: z.string().min(1) });
+
+const router = z.strictObject({
+  protocol: z.literal('http'),
+  label: z.string().min(1).optional(),
+  dtab: z.string().optional(),
+  dtabFile: z.string().min(1).optional(),
+  identifier: z.union([kinded, z.array(kinded).min(1)]).optional(),
+  interpreter: z.strictObject({ transformers: z.array(kinded).optional() }).optional(),
+  servers: z.array(server).min(1),
+  client: z
+    .strictObject({
+      tls: clientTls.optional(),
+      loadBalancer: z.looseObject({ kind: z.enum(['p2c', 'ewma', 'roundRobin', 'aperture', 'heap']) }).optional(),
+    })
+    .optional(),
+  maxHops: z.number().int().min(1).optional(),
+});
+
+const k8sNamer = z.strictObject({
+  kind: z.literal('io.l5d.k8s'),
+  prefix: z.string().optional(),
+  host: z.string().min(1).optional(),
+  port: port.optional(),
+  labelSelector: z.string().optional(),
+  api: z.enum(['endpointslices', 'endpoints']).optional(),
+});
+
+const fsNamer = z.strictObject({
+  kind: z.literal('io.l5d.fs'),
+  prefix: z.string().optional(),
+  rootDir: z.string().min(1),
+});
+
+export const rawConfigSchema = z.strictObject({
+  admin: z
+    .strictObject({ ip: ip.default('0.0.0.0'), port: port.default(9990), allowRemoteShutdown: z.boolean().default(false) })
+    .optional(),
+  namers: z.array(z.discriminatedUnion('kind', [k8sNamer, fsNamer])).default([]),
+  routers: z.array(router).min(1),
+  nodeName: z.string().min(1).optional(),
+  shutdownGraceMs: z.number().int().min(0).default(10_000),
+});
+
+export type RawConfig = z.infer<typeof rawConfigSchema>;

@@ -1,0 +1,150 @@
+// `hostmesh demo`: a whole mesh on loopback with no cluster: routers node-a (127.0.0.2) and node-b
+// (127.0.0.3), per-node certificates made on the spot, an fs namer directory, and sample apps.
+
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import http from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { HostmeshConfig, RouterConfig } from '../config/types.js';
+import type { Logger } from '../log.js';
+import { startHostmesh, type Hostmesh } from '../server/hostmesh.js';
+import { startHelloApp, startTextApp, type App } from './apps.js';
+import { writeDemoPki } from './demo-pki.js';
+
+export const MESH_NAME = 'hostmesh';
+
+export interface DemoNode {
+  readonly name: string;
+  readonly ip: string;
+}
+
+export const NODES: readonly DemoNode[] = [
+  { name: 'node-a', ip: '127.0.0.2' },
+  { name: 'node-b', ip: '127.0.0.3' },
+];
+
+export interface DemoPorts {
+  readonly outgoing: number;
+  readonly incoming: number;
+  readonly admin: number;
+}
+
+export const DEFAULT_PORTS: DemoPorts = { outgoing: 4140, incoming: 4141, admin: 9990 };
+
+export interface Demo {
+  readonly meshes: readonly Hostmesh[];
+  readonly apps: readonly App[];
+  readonly dir: string;
+  readonly curlLines: readonly string[];
+  close(): Promise<void>;
+}
+
+const DTAB = '/svc => /#/io.l5d.fs;';
+
+function nodeConfig(node: DemoNode, ports: DemoPorts, dir: string, certs: { ca: string; cert: string; key: string }): HostmeshConfig {
+  const outgoing: RouterConfig = {
+    protocol: 'http',
+    label: 'outgoing',
+    dtab: DTAB,
+    identifier: [{ kind: 'io.l5d.header.token', header: 'Host' }],
+    // Each destination pod is replaced by the router on its node (listed in the `hostmesh` file).
+    transformers: [{ kind: 'io.l5d.k8s.daemonset', routers: '/#/io.l5d.fs/hostmesh' }],
+    servers: [{ ip: node.ip, port: ports.outgoing }],
+    client: {
+      loadBalancer: { kind: 'p2c' },
+      tls: { commonName: MESH_NAME, trustCerts: [certs.ca], clientAuth: { certPath: certs.cert, keyPath: certs.key } },
+    },
+    maxHops: 64,
+  };
+  const incoming: RouterConfig = {
+    protocol: 'http',
+    label: 'incoming',
+    dtab: DTAB,
+    identifier: [{ kind: 'io.l5d.header.token', header: 'Host' }],
+    transformers: [{ kind: 'io.l5d.k8s.localnode' }],
+    servers: [
+      {
+        ip: node.ip,
+        port: ports.incoming,
+        tls: { certPath: certs.cert, keyPath: certs.key, caCertPath: certs.ca, requireClientAuth: true },
+      },
+    ],
+    client: { loadBalancer: { kind: 'p2c' } },
+    maxHops: 64,
+  };
+  return {
+    admin: { ip: node.ip, port: ports.admin, allowRemoteShutdown: false },
+    namers: [{ kind: 'io.l5d.fs', prefix: '/io.l5d.fs', rootDir: join(dir, 'disco') }],
+    routers: [outgoing, incoming],
+    nodeName: node.name,
+    shutdownGraceMs: 2000,
+    baseDir: dir,
+  };
+}
+
+function get(ip: string, port: number, url: string, headers: http.OutgoingHttpHeaders = {}): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = http.request({ host: ip, port, path: url, headers, agent: false }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => (body += c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+export async function startDemo(logger: Logger, ports: DemoPorts = DEFAULT_PORTS): Promise<Demo> {
+  const dir = await mkdtemp(join(tmpdir(), 'hostmesh-demo-'));
+  const apps: App[] = [];
+  const meshes: Hostmesh[] = [];
+  const close = async (): Promise<void> => {
+    await Promise.all(meshes.map((m) => m.close(1000)));
+    await Promise.all(apps.map((a) => a.close()));
+    await rm(dir, { recursive: true, force: true });
+  };
+  try {
+    const [a, b] = NODES as [DemoNode, DemoNode];
+    const pki = await writeDemoPki(join(dir, 'certs'), MESH_NAME, NODES);
+    const world = await startTextApp('world', b.ip, `world (${b.name})`);
+    const worldV2 = await startTextApp('world-v2', b.ip, `world-v2 (${b.name})`);
+    const hello = await startHelloApp(a.ip, a.name, { host: a.ip, port: ports.outgoing });
+    apps.push(world, worldV2, hello);
+
+    const disco = join(dir, 'disco');
+    await import('node:fs/promises').then((fs) => fs.mkdir(disco));
+    await writeFile(join(disco, 'world'), `${b.ip} ${world.port} node=${b.name}\n`);
+    await writeFile(join(disco, 'world-v2'), `${b.ip} ${worldV2.port} node=${b.name}\n`);
+    await writeFile(join(disco, 'hello'), `${a.ip} ${hello.port} node=${a.name}\n`);
+    await writeFile(join(disco, 'hostmesh'), NODES.map((n) => `${n.ip} ${ports.incoming} node=${n.name}`).join('\n') + '\n');
+
+    for (const node of NODES) {
+      const certs = pki.nodes.get(node.name) as { cert: string; key: string };
+      const config = nodeConfig(node, ports, dir, { ca: pki.ca, ...certs });
+      meshes.push(await startHostmesh(config, { logger: logger.child({ node: node.name }) }));
+    }
+
+    // Ready once hello answers through the whole chain (hello -> node-a -> mTLS -> node-b -> world).
+    const deadline = Date.now() + 15_000;
+    for (;;) {
+      const r = await get(a.ip, ports.outgoing, 'http://hello/').catch(() => ({ status: 0, body: '' }));
+      if (r.status === 200) break;
+      if (Date.now() > deadline) throw new Error(`demo did not become ready: last answer ${r.status} ${r.body.trim()}`);
+      await new Promise((res) => setTimeout(res, 100));
+    }
+    const px = `http://${a.ip}:${ports.outgoing}`;
+    const curlLines = [
+      `curl -x ${px} http://hello/`,
+      `curl -x ${px} http://world/`,
+      `curl -x ${px} -H 'l5d-dtab: /svc/world => /svc/world-v2' http://hello/`,
+      `curl -x ${px} http://nothing-here/   # 502 with l5d-err`,
+      `curl 'http://${a.ip}:${ports.admin}/delegator.json?router=outgoing&path=/svc/world'`,
+      `curl http://${b.ip}:${ports.admin}/admin/ping`,
+    ];
+    return { meshes, apps, dir, curlLines, close };
+  } catch (err) {
+    await close();
+    throw err;
+  }
+}

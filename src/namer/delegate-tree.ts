@@ -1,0 +1,197 @@
+// The delegation tree: every step binding took (path, the dentry that rewrote it, the outcome), in
+// the JSON shape of Linkerd 1's delegator, which `hostmesh delegate`, /delegator.json and the
+// dashboard show. Also derives the simplified bound tree the router balances over.
+
+import type { NameTree, Weighted } from '../dtab/name-tree.js';
+import { EMPTY, FAIL, NEG } from '../dtab/name-tree.js';
+import type { Path } from '../dtab/path.js';
+import type { Addr, BoundName } from './addr.js';
+
+export interface DentryJson {
+  readonly prefix: string;
+  readonly dst: string;
+}
+
+interface NodeBase {
+  readonly path: string;
+  readonly dentry: DentryJson | null;
+}
+
+export type DelegateNode =
+  | (NodeBase & { readonly type: 'delegate'; readonly delegate: DelegateNode })
+  | (NodeBase & { readonly type: 'alt'; readonly alt: readonly DelegateNode[] })
+  | (NodeBase & { readonly type: 'union'; readonly union: readonly { weight: number; tree: DelegateNode }[] })
+  | (NodeBase & { readonly type: 'leaf'; readonly bound: BoundJson; readonly name: BoundName })
+  | (NodeBase & { readonly type: 'neg' | 'fail' | 'empty' })
+  | (NodeBase & { readonly type: 'exception'; readonly message: string });
+
+export interface BoundJson {
+  readonly addr: AddrJson;
+  readonly id: string;
+  readonly path: string;
+}
+
+export type AddrJson =
+  | { type: 'bound'; addrs: { ip: string; port: number; meta: Record<string, string> }[]; meta: Record<string, never> }
+  | { type: 'neg' }
+  | { type: 'pending' }
+  | { type: 'failed'; cause: string };
+
+export function addrJson(addr: Addr): AddrJson {
+  switch (addr.kind) {
+    case 'bound':
+      return {
+        type: 'bound',
+        addrs: addr.endpoints.map((e) => {
+          const meta: Record<string, string> = {};
+          for (const [k, v] of Object.entries(e.meta)) if (v !== undefined) meta[k] = v;
+          return { ip: e.host, port: e.port, meta };
+        }),
+        meta: {},
+      };
+    case 'neg':
+      return { type: 'neg' };
+    case 'pending':
+      return { type: 'pending' };
+    case 'failed':
+      return { type: 'failed', cause: addr.error.message };
+  }
+}
+
+/** The JSON form without internal fields (bound names carry live Vars). */
+export function delegateJson(node: DelegateNode): unknown {
+  switch (node.type) {
+    case 'delegate':
+      return { type: node.type, path: node.path, dentry: node.dentry, delegate: delegateJson(node.delegate) };
+    case 'alt':
+      return { type: node.type, path: node.path, dentry: node.dentry, alt: node.alt.map(delegateJson) };
+    case 'union':
+      return {
+        type: node.type,
+        path: node.path,
+        dentry: node.dentry,
+        union: node.union.map((m) => ({ weight: m.weight, tree: delegateJson(m.tree) })),
+      };
+    case 'leaf':
+      return { type: node.type, path: node.path, dentry: node.dentry, bound: node.bound };
+    case 'exception':
+      return { type: node.type, path: node.path, dentry: node.dentry, message: node.message };
+    default:
+      return { type: node.type, path: node.path, dentry: node.dentry };
+  }
+}
+
+/**
+ * The bound tree with Finagle's semantics applied: an alternation is its first child that is not
+ * neg (a fail child fails it, empty counts as a result); a union keeps the children that bound and
+ * drops neg and fail; single children collapse. The router then sees only leaf | union | neg | fail | empty.
+ */
+export function boundTree(node: DelegateNode): NameTree<BoundName> {
+  switch (node.type) {
+    case 'leaf':
+      return { kind: 'leaf', value: node.name };
+    case 'neg':
+      return NEG;
+    case 'fail':
+    case 'exception':
+      return FAIL;
+    case 'empty':
+      return EMPTY;
+    case 'delegate':
+      return boundTree(node.delegate);
+    case 'alt': {
+      for (const child of node.alt) {
+        const tree = boundTree(child);
+        if (tree.kind !== 'neg') return tree;
+      }
+      return NEG;
+    }
+    case 'union': {
+      const kept: Weighted<BoundName>[] = [];
+      for (const m of node.union) {
+        const tree = boundTree(m.tree);
+        if (tree.kind !== 'neg' && tree.kind !== 'fail') kept.push({ weight: m.weight, tree });
+      }
+      if (kept.length === 0) return NEG;
+      if (kept.length === 1) return (kept[0] as Weighted<BoundName>).tree;
+      return { kind: 'union', members: kept };
+    }
+  }
+}
+
+/** The first exception message in the tree, if binding hit one that decided the result. */
+export function firstException(node: DelegateNode): string | undefined {
+  switch (node.type) {
+    case 'exception':
+      return node.message;
+    case 'delegate':
+      return firstException(node.delegate);
+    case 'alt':
+      for (const c of node.alt) {
+        const t = boundTree(c);
+        if (t.kind === 'neg') continue;
+        return t.kind === 'fail' ? firstException(c) : undefined;
+      }
+      return undefined;
+    default:
+      return undefined;
+  }
+}
+
+function showWeight(w: number): string {
+  return w === 1 ? '' : `${w.toFixed(2)}*`;
+}
+
+/** The bound tree in dtab syntax with bound ids as leaves (`~` neg, `!` fail, `$` empty). */
+export function showBound(tree: NameTree<BoundName>, nested = false): string {
+  switch (tree.kind) {
+    case 'leaf':
+      return tree.value.id.show() + (tree.value.residual.isEmpty ? '' : tree.value.residual.show());
+    case 'neg':
+      return '~';
+    case 'fail':
+      return '!';
+    case 'empty':
+      return '$';
+    case 'alt': {
+      const s = tree.trees.map((t) => showBound(t, true)).join(' | ');
+      return nested ? `(${s})` : s;
+    }
+    case 'union': {
+      const s = tree.members.map((m) => showWeight(m.weight) + showBound(m.tree, true)).join(' & ');
+      return nested ? `(${s})` : s;
+    }
+  }
+}
+
+/** A readable rendering: one line per step, indented, with the dentry that applied. */
+export function renderDelegateText(node: DelegateNode, indent = ''): string {
+  const via = node.dentry === null ? '' : `  (${node.dentry.prefix}=>${node.dentry.dst})`;
+  const head = `${indent}${node.path}${via}`;
+  const next = indent + '  ';
+  switch (node.type) {
+    case 'delegate':
+      return `${head}\n${renderDelegateText(node.delegate, next)}`;
+    case 'alt':
+      return `${head}\n${next}alternation (first that binds wins):\n${node.alt.map((c) => renderDelegateText(c, next + '  ')).join('\n')}`;
+    case 'union':
+      return `${head}\n${next}union:\n${node.union
+        .map((m) => `${next}  weight ${m.weight}:\n${renderDelegateText(m.tree, next + '    ')}`)
+        .join('\n')}`;
+    case 'leaf': {
+      const a = node.bound.addr;
+      const addrs = a.type === 'bound' ? a.addrs.map((x) => `${x.ip.includes(':') ? `[${x.ip}]` : x.ip}:${x.port}`).join(', ') || '(none)' : a.type;
+      return `${head}\n${next}bound: ${node.bound.id}${node.bound.path === '/' ? '' : ` residual ${node.bound.path}`} -> ${addrs}`;
+    }
+    case 'exception':
+      return `${head}\n${next}error: ${node.message}`;
+    case 'neg':
+      return `${head}\n${next}neg (no route)`;
+    case 'fail':
+      return `${head}\n${next}fail`;
+    case 'empty':
+      return `${head}\n${next}empty`;
+  }
+}
+
+export type { Path };

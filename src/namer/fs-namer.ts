@@ -1,0 +1,160 @@
+// The io.l5d.fs namer: a directory with one file per service, one `host port [key=value...]` line per
+// endpoint. Files are watched (directory watch, so Kubernetes' `..data` symlink swap is seen) and
+// re-read on change; a missing or empty file is neg so dtab alternations fall through.
+
+import { watch, type FSWatcher } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Logger } from '../log.js';
+import { NEG } from '../dtab/name-tree.js';
+import { Path } from '../dtab/path.js';
+import type { Addr, BoundName, Endpoint, EndpointMeta, Lookup, Namer } from './addr.js';
+import { Var } from './var.js';
+
+export interface FsNamerOptions {
+  readonly rootDir: string;
+  /** Mounted under `/#`; default /io.l5d.fs. */
+  readonly prefix?: Path;
+  readonly logger?: Logger;
+  /** Re-read every file this often as well as on watch events (watches can miss events). */
+  readonly pollMs?: number;
+}
+
+interface Entry {
+  readonly name: string;
+  readonly lookup: Var<Lookup>;
+  readonly addr: Var<Addr>;
+  readonly bound: BoundName;
+  lastText: string | undefined;
+}
+
+const FILE_NAME = /^[A-Za-z0-9_.-]+$/;
+
+/** Parses one service file; bad lines are reported through `warn` and skipped. */
+export function parseEndpointsFile(text: string, warn: (line: number, message: string) => void): Endpoint[] {
+  const endpoints: Endpoint[] = [];
+  const lines = text.split('\n');
+  for (let i = 0; i < lines.length; i++) {
+    const line = (lines[i] as string).replace(/#.*$/, '').trim();
+    if (line === '') continue;
+    const [host, portText, ...rest] = line.split(/\s+/);
+    const port = Number(portText);
+    if (host === undefined || portText === undefined || !/^[0-9]+$/.test(portText) || port < 1 || port > 65535) {
+      warn(i + 1, `expected 'host port [key=value...]', got '${line}'`);
+      continue;
+    }
+    const meta: Record<string, string> = {};
+    let ok = true;
+    for (const kv of rest) {
+      const eq = kv.indexOf('=');
+      if (eq <= 0) {
+        warn(i + 1, `expected key=value, got '${kv}'`);
+        ok = false;
+        break;
+      }
+      const key = kv.slice(0, eq);
+      meta[key === 'node' ? 'nodeName' : key] = kv.slice(eq + 1);
+    }
+    if (!ok) continue;
+    const bare = host.startsWith('[') && host.endsWith(']') ? host.slice(1, -1) : host;
+    endpoints.push({ host: bare, port, meta: meta as EndpointMeta });
+  }
+  return endpoints;
+}
+
+export class FsNamer implements Namer {
+  readonly kind = 'io.l5d.fs';
+  readonly prefix: Path;
+  readonly #rootDir: string;
+  readonly #logger: Logger | undefined;
+  readonly #entries = new Map<string, Entry>();
+  #watcher: FSWatcher | undefined;
+  #timer: NodeJS.Timeout | undefined;
+  #debounce: NodeJS.Timeout | undefined;
+
+  constructor(options: FsNamerOptions) {
+    this.#rootDir = options.rootDir;
+    this.prefix = options.prefix ?? Path.of('io.l5d.fs');
+    this.#logger = options.logger;
+    try {
+      this.#watcher = watch(this.#rootDir, () => this.#scheduleRefresh());
+      this.#watcher.on('error', (err) => this.#logger?.warn({ err, dir: this.#rootDir }, 'fs namer: watch failed'));
+    } catch (err) {
+      this.#logger?.warn({ err, dir: this.#rootDir }, 'fs namer: cannot watch directory; polling only');
+    }
+    this.#timer = setInterval(() => void this.#refreshAll(), options.pollMs ?? 2000);
+    this.#timer.unref();
+  }
+
+  lookup(path: Path): Var<Lookup> {
+    const name = path.elems[0];
+    if (name === undefined || !FILE_NAME.test(name) || name.startsWith('.')) {
+      return new Var<Lookup>({ kind: 'ok', tree: NEG });
+    }
+    const residual = path.drop(1);
+    const entry = this.#entry(name);
+    if (residual.isEmpty) return entry.lookup;
+    // A residual path shares the addresses but is its own bound name.
+    const v = new Var<Lookup>(entry.lookup.get());
+    const withResidual: BoundName = { id: entry.bound.id, residual, addr: entry.addr };
+    entry.lookup.subscribe((s) => v.set(s.kind === 'ok' && s.tree.kind === 'leaf' ? { kind: 'ok', tree: { kind: 'leaf', value: withResidual } } : s));
+    return v;
+  }
+
+  close(): void {
+    this.#watcher?.close();
+    if (this.#timer) clearInterval(this.#timer);
+    if (this.#debounce) clearTimeout(this.#debounce);
+  }
+
+  #entry(name: string): Entry {
+    let entry = this.#entries.get(name);
+    if (entry === undefined) {
+      const addr = new Var<Addr>({ kind: 'pending' });
+      const bound: BoundName = { id: new Path(['#', ...this.prefix.elems, name]), residual: Path.empty, addr };
+      entry = { name, lookup: new Var<Lookup>({ kind: 'pending' }), addr, bound, lastText: undefined };
+      this.#entries.set(name, entry);
+      void this.#refresh(entry);
+    }
+    return entry;
+  }
+
+  #scheduleRefresh(): void {
+    if (this.#debounce) return;
+    this.#debounce = setTimeout(() => {
+      this.#debounce = undefined;
+      void this.#refreshAll();
+    }, 20);
+  }
+
+  async #refreshAll(): Promise<void> {
+    await Promise.all([...this.#entries.values()].map((e) => this.#refresh(e)));
+  }
+
+  async #refresh(entry: Entry): Promise<void> {
+    let text: string | undefined;
+    try {
+      text = await readFile(join(this.#rootDir, entry.name), 'utf8');
+    } catch {
+      text = undefined;
+    }
+    if (text === entry.lastText && entry.lookup.get().kind !== 'pending') return;
+    entry.lastText = text;
+    const endpoints =
+      text === undefined
+        ? []
+        : parseEndpointsFile(text, (line, message) =>
+            this.#logger?.warn({ file: join(this.#rootDir, entry.name), line }, `fs namer: ${message}`),
+          );
+    if (endpoints.length === 0) {
+      entry.addr.set({ kind: 'neg' });
+      entry.lookup.set({ kind: 'ok', tree: NEG });
+      return;
+    }
+    entry.addr.set({ kind: 'bound', endpoints });
+    const current = entry.lookup.get();
+    if (!(current.kind === 'ok' && current.tree.kind === 'leaf')) {
+      entry.lookup.set({ kind: 'ok', tree: { kind: 'leaf', value: entry.bound } });
+    }
+  }
+}

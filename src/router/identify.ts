@@ -1,0 +1,53 @@
+// Identification: turns a request into a logical name (Linkerd 1's io.l5d.header.token on Host:
+// `/svc/<host>`), rewriting absolute-form targets (what http_proxy clients send) to origin-form.
+
+import { Path } from '../dtab/path.js';
+import { HostmeshError } from '../errors.js';
+
+export interface Identified {
+  /** The logical name, e.g. /svc/world. */
+  readonly name: Path;
+  /** The Host header to send on (from the absolute-form URI when there was one). */
+  readonly host: string;
+  /** The origin-form request target. */
+  readonly target: string;
+}
+
+// RFC 3986 reg-name / IPv4 characters, or a bracketed IPv6 literal, then an optional port.
+const HOST = /^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._~!$&'()*+,;=%-]+)(?::([0-9]{1,5}))?$/;
+
+/** Validates a Host value; returns it lowercased with a default `:80` dropped. */
+export function normalizeHost(raw: string): string {
+  if (!HOST.test(raw)) throw new HostmeshError('BAD_REQUEST', `invalid Host '${raw.replace(/[^\x20-\x7e]/g, '?')}'`);
+  const m = HOST.exec(raw) as RegExpExecArray;
+  if (m[1] !== undefined && Number(m[1]) > 65535) throw new HostmeshError('BAD_REQUEST', `invalid port in Host '${raw}'`);
+  const host = raw.toLowerCase();
+  return host.endsWith(':80') ? host.slice(0, -3) : host;
+}
+
+/**
+ * Identifies a request by its Host (design choice, as Linkerd 1's header.token: the whole Host value
+ * is one path label, lowercased; `:80` is dropped so `world` and `world:80` name one service).
+ */
+export function identify(method: string, url: string, hostHeader: string | undefined, prefix = 'svc'): Identified {
+  let host = hostHeader;
+  let target = url;
+  if (url.length > 0 && url[0] !== '/' && url !== '*') {
+    // Absolute-form (RFC 9112 3.2.2): the URI's authority replaces Host.
+    const colon = url.indexOf('://');
+    if (colon <= 0) throw new HostmeshError('BAD_REQUEST', `unsupported request target '${url.slice(0, 100)}'`);
+    const scheme = url.slice(0, colon).toLowerCase();
+    if (scheme !== 'http') throw new HostmeshError('BAD_REQUEST', `unsupported scheme '${scheme}' in absolute-form target`);
+    const rest = url.slice(colon + 3);
+    const slash = rest.search(/[/?#]/);
+    const authority = slash === -1 ? rest : rest.slice(0, slash);
+    if (authority.includes('@')) throw new HostmeshError('BAD_REQUEST', 'userinfo is not allowed in the request target');
+    host = authority;
+    target = slash === -1 ? '/' : rest[slash] === '/' ? rest.slice(slash) : '/' + rest.slice(slash);
+  }
+  if (host === undefined || host === '') {
+    throw new HostmeshError('NO_HOST', `cannot identify ${method} ${url.slice(0, 100)}: no Host`);
+  }
+  const normalized = normalizeHost(host);
+  return { name: new Path([prefix, normalized]), host: normalized, target };
+}

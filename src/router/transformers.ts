@@ -1,0 +1,54 @@
+// Node-aware transformers on a bound name's endpoints: daemonset maps each destination to the
+// hostmesh router on the same node (by nodeName, never by subnet); localnode keeps this node's.
+
+import type { Endpoint } from '../namer/addr.js';
+
+export type EndpointTransform = (endpoints: readonly Endpoint[]) => { endpoints: Endpoint[]; why?: string };
+
+/** io.l5d.k8s.localnode: only endpoints on `nodeName`. */
+export function localNode(nodeName: string): EndpointTransform {
+  return (endpoints) => {
+    const kept = endpoints.filter((e) => e.meta.nodeName === nodeName);
+    return kept.length > 0 || endpoints.length === 0
+      ? { endpoints: kept }
+      : { endpoints: kept, why: `none of ${endpoints.length} endpoints is on node ${nodeName}` };
+  };
+}
+
+/**
+ * io.l5d.k8s.daemonset: each destination endpoint becomes the router on its node. `routers` gives
+ * the current router endpoints (one or more per node, tagged with nodeName).
+ */
+export function daemonSet(routers: () => readonly Endpoint[]): EndpointTransform {
+  return (endpoints) => {
+    const byNode = new Map<string, Endpoint[]>();
+    for (const r of routers()) {
+      const node = r.meta.nodeName;
+      if (node === undefined) continue;
+      const list = byNode.get(node) ?? [];
+      list.push(r);
+      byNode.set(node, list);
+    }
+    const out: Endpoint[] = [];
+    const seen = new Set<string>();
+    const missing = new Set<string>();
+    for (const e of endpoints) {
+      const node = e.meta.nodeName;
+      const rs = node === undefined ? undefined : byNode.get(node);
+      if (rs === undefined) {
+        missing.add(node ?? '(no nodeName)');
+        continue;
+      }
+      for (const r of rs) {
+        const key = `${r.host} ${r.port}`;
+        if (!seen.has(key)) {
+          seen.add(key);
+          out.push(r);
+        }
+      }
+    }
+    return out.length > 0 || endpoints.length === 0
+      ? { endpoints: out }
+      : { endpoints: out, why: `no hostmesh router known on node(s) ${[...missing].join(', ')}` };
+  };
+}

@@ -1,0 +1,112 @@
+// A router's listener: a plaintext (outgoing, :4140) or TLS (incoming, :4141) HTTP server handing
+// every request to the router. TLS is configuration of the listener, not another code path.
+
+import http from 'node:http';
+import https from 'node:https';
+import type { AddressInfo, Socket } from 'node:net';
+import type { TLSSocket, TlsOptions } from 'node:tls';
+import type { Logger } from '../log.js';
+import type { RequestContext, Router } from '../router/router.js';
+import { peerIdentity } from './peer-identity.js';
+import { rawParserError, rescue } from './rescue.js';
+import { HostmeshError } from '../errors.js';
+
+export interface ListenerOptions {
+  readonly ip: string;
+  readonly port: number;
+  /** TLS server options (incoming side); absent for plaintext. */
+  readonly tls?: TlsOptions;
+  readonly maxHeaderSize?: number;
+}
+
+export class Listener {
+  readonly #server: http.Server;
+  readonly #router: Router;
+  readonly #logger: Logger;
+  readonly #tls: boolean;
+  #draining = false;
+  #active = 0;
+  #idleWaiters: (() => void)[] = [];
+
+  constructor(router: Router, options: ListenerOptions, logger: Logger) {
+    this.#router = router;
+    this.#logger = logger;
+    this.#tls = options.tls !== undefined;
+    const common: http.ServerOptions = {
+      requireHostHeader: false, // HTTP/1.0 without Host reaches our own 400
+      maxHeaderSize: options.maxHeaderSize ?? 16 * 1024,
+      keepAliveTimeout: 30_000,
+      headersTimeout: 20_000,
+      requestTimeout: 0,
+    };
+    this.#server = options.tls ? https.createServer({ ...common, ...options.tls }) : http.createServer(common);
+    this.#server.on('request', (req, res) => this.#onRequest(req, res));
+    this.#server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
+      if (socket.writable && !(err.code === 'ECONNRESET')) {
+        socket.end(rawParserError(err.code === 'HPE_HEADER_OVERFLOW' ? 'headers too large' : (err.code ?? err.message)));
+      } else {
+        socket.destroy();
+      }
+    });
+    if (options.tls) {
+      this.#server.on('tlsClientError', (err: Error) => this.#logger.debug({ err: err.message }, 'TLS handshake refused'));
+    }
+    this.#listen = () =>
+      new Promise<void>((resolve, reject) => {
+        this.#server.once('error', reject);
+        this.#server.listen(options.port, options.ip, () => {
+          this.#server.off('error', reject);
+          resolve();
+        });
+      });
+  }
+
+  readonly #listen: () => Promise<void>;
+
+  async start(): Promise<this> {
+    await this.#listen();
+    return this;
+  }
+
+  get address(): AddressInfo {
+    return this.#server.address() as AddressInfo;
+  }
+
+  /** Updates the TLS certificates for new handshakes (rotated files). */
+  setSecureContext(options: TlsOptions): void {
+    (this.#server as https.Server).setSecureContext(options);
+  }
+
+  #onRequest(req: http.IncomingMessage, res: http.ServerResponse): void {
+    const ctx: RequestContext = {};
+    if (this.#draining) {
+      res.setHeader('connection', 'close');
+      rescue(res, new HostmeshError('SHUTTING_DOWN', 'router is shutting down'), ctx, this.#logger);
+      return;
+    }
+    this.#active++;
+    const peer = this.#tls ? peerIdentity(req.socket as TLSSocket) : undefined;
+    this.#router
+      .handle(req, res, ctx, peer)
+      .catch((err: unknown) => rescue(res, err, ctx, this.#logger))
+      .finally(() => {
+        this.#active--;
+        if (this.#active === 0) for (const w of this.#idleWaiters.splice(0)) w();
+      });
+  }
+
+  /** Stops accepting, lets in-flight requests finish (up to `graceMs`), then closes everything. */
+  async close(graceMs: number): Promise<void> {
+    this.#draining = true;
+    const closed = new Promise<void>((resolve) => this.#server.close(() => resolve()));
+    this.#server.closeIdleConnections();
+    if (this.#active > 0) {
+      await Promise.race([
+        new Promise<void>((resolve) => this.#idleWaiters.push(resolve)),
+        new Promise<void>((resolve) => setTimeout(resolve, graceMs).unref()),
+      ]);
+    }
+    this.#server.closeAllConnections();
+    await closed;
+  }
+}

@@ -1,0 +1,44 @@
+// The one rescue point: turns any error on the request path into a response with `l5d-err`
+// (a short reason, URL-encoded as Linkerd 1 did) and a body that explains the routing context.
+
+import type { ServerResponse } from 'node:http';
+import { HostmeshError } from '../errors.js';
+import type { Logger } from '../log.js';
+import type { RequestContext } from '../router/router.js';
+
+export function toHostmeshError(err: unknown): HostmeshError {
+  if (err instanceof HostmeshError) return err;
+  return new HostmeshError('INTERNAL', err instanceof Error ? err.message : String(err), { cause: err });
+}
+
+/** Writes the error response, or cuts the connection when the response had already started. */
+export function rescue(res: ServerResponse, err: unknown, ctx: RequestContext, logger: Logger): void {
+  const e = toHostmeshError(err);
+  if (e.code === 'INTERNAL') logger.error({ err }, 'internal error on the request path');
+  else logger.debug({ code: e.code, msg: e.message }, 'request failed');
+  if (res.headersSent) {
+    res.destroy();
+    return;
+  }
+  const lines = [e.message];
+  if (ctx.service !== undefined) lines.push(`service: ${ctx.service}`);
+  if (ctx.dtab !== undefined) lines.push(`dtab: ${ctx.dtab}`);
+  if (ctx.overrides) lines.push(`override dtab: ${ctx.overrides}`);
+  if (e.detail !== undefined) lines.push(e.detail);
+  const body = lines.join('\n') + '\n';
+  res.writeHead(e.status, {
+    'l5d-err': encodeURIComponent(e.message),
+    'content-type': 'text/plain; charset=utf-8',
+    'content-length': Buffer.byteLength(body),
+  });
+  res.end(body);
+}
+
+/** A raw response for errors the HTTP parser raises before a request exists (Node's clientError). */
+export function rawParserError(reason: string): string {
+  const body = `bad request: ${reason}\n`;
+  return (
+    `HTTP/1.1 400 Bad Request\r\nl5d-err: ${encodeURIComponent(`bad request: ${reason}`)}\r\n` +
+    `content-type: text/plain; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`
+  );
+}
