@@ -2,6 +2,9 @@
 // registered here; nothing in this file does work itself.
 
 import { Command } from 'commander';
+import { registerDelegate } from './delegate.js';
+import { registerDemo } from './demo.js';
+import { registerRun } from './run.js';
 
 export function buildProgram(): Command {
   const program = new Command();
@@ -11,5 +14,8 @@ export function buildProgram(): Command {
     .version('0.1.0')
     .showHelpAfterError();
   // Subcommands register themselves below, one line each.
+  registerRun(program);
+  registerDemo(program);
+  registerDelegate(program);
   return program;
 }

@@ -1,0 +1,257 @@
+// The dtab language parser (Finagle's NameTreeParsers): paths, prefixes, name trees, dentries and
+// dtabs. Errors name what was expected and mark the spot: `... but '^' found at '/foo[^]bar'`.
+
+import type { Dentry } from './dentry.js';
+import { Dtab } from './dtab.js';
+import { EMPTY, FAIL, NEG, type NameTree, type Weighted } from './name-tree.js';
+import { Path } from './path.js';
+import { Prefix, WILDCARD, type PrefixElem } from './prefix.js';
+
+export class DtabParseError extends Error {
+  /** Offset (0-based, in UTF-16 code units of the input) of the character that was not expected. */
+  readonly offset: number;
+
+  constructor(message: string, offset: number) {
+    super(message);
+    this.name = 'DtabParseError';
+    this.offset = offset;
+  }
+}
+
+function isShowable(c: string): boolean {
+  return (
+    (c >= 'a' && c <= 'z') ||
+    (c >= 'A' && c <= 'Z') ||
+    (c >= '0' && c <= '9') ||
+    c === '_' ||
+    c === ':' ||
+    c === '.' ||
+    c === '#' ||
+    c === '$' ||
+    c === '%' ||
+    c === '-'
+  );
+}
+
+function isLabelStart(c: string): boolean {
+  return isShowable(c) || c === '\\';
+}
+
+function isHex(c: string): boolean {
+  return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+}
+
+function isWhitespace(c: string): boolean {
+  return c === ' ' || c === '\t' || c === '\n' || c === '\r' || c === '\f' || c === '\v';
+}
+
+const EOI = '';
+
+class Parser {
+  #i = 0;
+  readonly #s: string;
+
+  constructor(s: string) {
+    this.#s = s;
+  }
+
+  #peek(): string {
+    return this.#i < this.#s.length ? (this.#s[this.#i] as string) : EOI;
+  }
+
+  #illegal(expected: string): never {
+    const c = this.#peek();
+    const found = c === EOI ? 'end of input' : `'${c}'`;
+    const s = this.#s;
+    const marked = `${s.slice(0, this.#i)}[${s.slice(this.#i, this.#i + 1)}]${s.slice(this.#i + 1)}`;
+    throw new DtabParseError(`${expected} expected but ${found} found at '${marked}'`, this.#i);
+  }
+
+  #eat(c: string): void {
+    if (this.#peek() !== c) this.#illegal(`'${c}'`);
+    this.#i++;
+  }
+
+  #maybeEat(c: string): boolean {
+    if (this.#peek() !== c) return false;
+    this.#i++;
+    return true;
+  }
+
+  /** Skips whitespace and `#` comments (to end of line): only here is `#` a comment. */
+  eatWhitespace(): void {
+    for (;;) {
+      const c = this.#peek();
+      if (c !== EOI && isWhitespace(c)) {
+        this.#i++;
+      } else if (c === '#') {
+        while (this.#peek() !== EOI && this.#peek() !== '\n') this.#i++;
+      } else {
+        return;
+      }
+    }
+  }
+
+  ensureEnd(): void {
+    this.eatWhitespace();
+    if (this.#peek() !== EOI) this.#illegal('end of input');
+  }
+
+  #parseLabel(): string {
+    let out = '';
+    for (;;) {
+      const c = this.#peek();
+      if (c === '\\') {
+        this.#i++;
+        this.#eat('x');
+        const h1 = this.#peek();
+        if (!isHex(h1)) this.#illegal('hex char');
+        this.#i++;
+        const h2 = this.#peek();
+        if (!isHex(h2)) this.#illegal('hex char');
+        this.#i++;
+        out += String.fromCharCode(parseInt(h1 + h2, 16));
+      } else if (c !== EOI && isShowable(c)) {
+        out += c;
+        this.#i++;
+      } else {
+        if (out === '') this.#illegal('label char');
+        return out;
+      }
+    }
+  }
+
+  parsePath(): Path {
+    this.eatWhitespace();
+    this.#eat('/');
+    if (!isLabelStart(this.#peek())) return Path.empty;
+    const labels: string[] = [];
+    do labels.push(this.#parseLabel());
+    while (this.#maybeEat('/'));
+    return new Path(labels);
+  }
+
+  parsePrefix(): Prefix {
+    this.eatWhitespace();
+    this.#eat('/');
+    const c = this.#peek();
+    if (!isLabelStart(c) && c !== '*') return new Prefix([]);
+    const elems: PrefixElem[] = [];
+    do {
+      if (this.#maybeEat('*')) elems.push(WILDCARD);
+      else elems.push(this.#parseLabel());
+    } while (this.#maybeEat('/'));
+    return new Prefix(elems);
+  }
+
+  parseTree(): NameTree<Path> {
+    const trees: NameTree<Path>[] = [];
+    do trees.push(this.#parseTree1());
+    while (this.#maybeEatSkipping('|'));
+    return trees.length === 1 ? (trees[0] as NameTree<Path>) : { kind: 'alt', trees };
+  }
+
+  #maybeEatSkipping(c: string): boolean {
+    this.eatWhitespace();
+    return this.#maybeEat(c);
+  }
+
+  #parseTree1(): NameTree<Path> {
+    const members: Weighted<Path>[] = [];
+    do members.push(this.#parseWeighted());
+    while (this.#maybeEatSkipping('&'));
+    if (members.length === 1 && (members[0] as Weighted<Path>).weight === 1) return (members[0] as Weighted<Path>).tree;
+    return { kind: 'union', members };
+  }
+
+  #parseWeighted(): Weighted<Path> {
+    this.eatWhitespace();
+    const c = this.#peek();
+    let weight = 1;
+    if ((c >= '0' && c <= '9') || c === '.') {
+      const start = this.#i;
+      while (/[0-9.]/.test(this.#peek())) this.#i++;
+      const text = this.#s.slice(start, this.#i);
+      if (!/^(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)$/.test(text)) {
+        this.#i = start;
+        this.#illegal('weight');
+      }
+      weight = Number(text);
+      this.eatWhitespace();
+      this.#eat('*');
+    }
+    return { weight, tree: this.#parseSimple() };
+  }
+
+  #parseSimple(): NameTree<Path> {
+    this.eatWhitespace();
+    switch (this.#peek()) {
+      case '(': {
+        this.#i++;
+        const tree = this.parseTree();
+        this.eatWhitespace();
+        this.#eat(')');
+        return tree;
+      }
+      case '/':
+        return { kind: 'leaf', value: this.parsePath() };
+      case '!':
+        this.#i++;
+        return FAIL;
+      case '~':
+        this.#i++;
+        return NEG;
+      case '$':
+        this.#i++;
+        return EMPTY;
+      default:
+        return this.#illegal('simple');
+    }
+  }
+
+  parseDentry(): Dentry {
+    const prefix = this.parsePrefix();
+    this.eatWhitespace();
+    this.#eat('=');
+    this.#eat('>');
+    const dst = this.parseTree();
+    return { prefix, dst };
+  }
+
+  parseDtab(): Dtab {
+    const dentries: Dentry[] = [];
+    do {
+      this.eatWhitespace();
+      if (this.#peek() !== EOI) dentries.push(this.parseDentry());
+      this.eatWhitespace();
+    } while (this.#maybeEat(';'));
+    return new Dtab(dentries);
+  }
+}
+
+function whole<T>(text: string, f: (p: Parser) => T): T {
+  const p = new Parser(text);
+  const value = f(p);
+  p.ensureEnd();
+  return value;
+}
+
+export function parsePath(text: string): Path {
+  return whole(text, (p) => p.parsePath());
+}
+
+export function parsePrefix(text: string): Prefix {
+  return whole(text, (p) => p.parsePrefix());
+}
+
+export function parseNameTree(text: string): NameTree<Path> {
+  return whole(text, (p) => p.parseTree());
+}
+
+export function parseDentry(text: string): Dentry {
+  return whole(text, (p) => p.parseDentry());
+}
+
+export function parseDtab(text: string): Dtab {
+  return whole(text, (p) => p.parseDtab());
+}
