@@ -4,6 +4,7 @@
 import { Command } from 'commander';
 import { registerDelegate } from './delegate.js';
 import { registerDemo } from './demo.js';
+import { registerDtabCheck } from './dtab-check.js';
 import { registerRun } from './run.js';
 
 export function buildProgram(): Command {
@@ -13,9 +14,15 @@ export function buildProgram(): Command {
     .description('A per-host HTTP router for Kubernetes (Linkerd 1 DaemonSet style)')
     .version('0.1.0')
     .showHelpAfterError();
-  // Subcommands register themselves below, one line each.
+  // Usage errors exit 2 (design.md), not commander's default 1.
+  program.exitOverride((err) => {
+    if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help') process.exit(0);
+    process.exit(2);
+  });
+  // Subcommands register themselves below (they inherit the exit override), one line each.
   registerRun(program);
   registerDemo(program);
   registerDelegate(program);
+  registerDtabCheck(program);
   return program;
 }
