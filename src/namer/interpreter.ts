@@ -198,10 +198,9 @@ export class NameInterpreter {
 
   /** Evaluates a dentry's destination tree (with the rest of the path already appended to leaves). */
   #evalTree(ctx: EvalContext, tree: NameTree<Path>, dentry: DentryJson, depth: number): DelegateNode {
+    if (tree.kind === 'leaf') return this.#evalPath(ctx, tree.value, dentry, depth);
     const shown = showNameTree(tree);
     switch (tree.kind) {
-      case 'leaf':
-        return this.#evalPath(ctx, tree.value, dentry, depth);
       case 'neg':
         return { type: 'neg', path: shown, dentry };
       case 'fail':
@@ -304,6 +303,17 @@ function treeNode(path: string, dentry: DentryJson | null, tree: NameTree<BoundN
   }
 }
 
+const dentryJsons = new WeakMap<Dentry, DentryJson>();
+
+function dentryJson(d: Dentry): DentryJson {
+  let j = dentryJsons.get(d);
+  if (j === undefined) {
+    j = { prefix: d.prefix.show(), dst: showNameTree(d.dst) };
+    dentryJsons.set(d, j);
+  }
+  return j;
+}
+
 /** The dentries whose prefix matches `path`, last first, each with its rewritten destination. */
 function matchingDentries(dtab: Dtab, path: Path): { dentry: DentryJson; dst: NameTree<Path> }[] {
   const out: { dentry: DentryJson; dst: NameTree<Path> }[] = [];
@@ -313,7 +323,7 @@ function matchingDentries(dtab: Dtab, path: Path): { dentry: DentryJson; dst: Na
     const rest = matchPrefix(d, path);
     if (rest === undefined) continue;
     out.push({
-      dentry: { prefix: d.prefix.show(), dst: showNameTree(d.dst) },
+      dentry: dentryJson(d),
       dst: appendRest(d.dst, rest),
     });
   }
