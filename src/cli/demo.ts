@@ -1,17 +1,27 @@
 // `hostmesh demo` (what `npm start` runs): the whole mesh on loopback; prints the ready line and
 // curl lines to try, and stops cleanly on Ctrl-C.
 
-import type { Command } from 'commander';
+import { InvalidArgumentError, type Command } from 'commander';
 import { createLogger } from '../log.js';
-import { startDemo } from '../demo/demo.js';
+import { DEFAULT_PORTS, startDemo } from '../demo/demo.js';
 
 export function registerDemo(program: Command): void {
   program
     .command('demo')
     .description('run a two-node mesh on loopback (127.0.0.2 and 127.0.0.3) with sample apps')
-    .action(async () => {
+    .option('--port-offset <n>', 'add n to the ports 4140/4141/9990 (to run beside another demo)', (v: string) => {
+      const n = Number(v);
+      if (!Number.isInteger(n) || n < 0 || n > 60000) throw new InvalidArgumentError('expected an integer 0..60000');
+      return n;
+    }, 0)
+    .action(async (opts: { portOffset: number }) => {
       const logger = createLogger({ level: process.env['HOSTMESH_LOG_LEVEL'] ?? 'warn' });
-      const demo = await startDemo(logger);
+      const off = opts.portOffset;
+      const demo = await startDemo(logger, {
+        outgoing: DEFAULT_PORTS.outgoing + off,
+        incoming: DEFAULT_PORTS.incoming + off,
+        admin: DEFAULT_PORTS.admin + off,
+      });
       process.stdout.write('hostmesh demo ready\n\nTry:\n');
       for (const line of demo.curlLines) process.stdout.write(`  ${line}\n`);
       process.stdout.write('\nCtrl-C stops the demo.\n');

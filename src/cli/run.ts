@@ -85,7 +85,16 @@ export function registerRun(program: Command): void {
         throw err;
       }
       for (const w of loaded.warnings) logger.warn(w);
-      const mesh = await startHostmesh(loaded.config, { logger });
+      let mesh;
+      try {
+        mesh = await startHostmesh(loaded.config, { logger });
+      } catch (err) {
+        // A port in use, unreadable certificates, a transformer without a node name: say which,
+        // and exit non-zero so the kubelet restarts us with the reason in the log.
+        logger.error({ err }, 'cannot start');
+        process.stderr.write(`hostmesh: cannot start: ${(err as Error).message}\n`);
+        process.exit(1);
+      }
       const stop = (signal: string): void => {
         logger.info({ signal, graceMs: loaded.config.shutdownGraceMs }, 'draining');
         void mesh.close().then(() => process.exit(0));

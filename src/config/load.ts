@@ -120,7 +120,13 @@ function stripUnenforced(raw: Record<string, unknown>, warn: (path: Key[]) => vo
     if (r === null || typeof r !== 'object') return;
     const ro = r as Record<string, unknown>;
     strip(ro, 'router', ['routers', i]);
-    strip(ro['interpreter'], 'interpreter', ['routers', i, 'interpreter']);
+    // `kind: default` is what hostmesh does anyway: accepted silently. Any other interpreter
+    // (namerd, ...) is warned about like every other unenforced key.
+    const interp = ro['interpreter'];
+    if (interp !== null && typeof interp === 'object' && (interp as Record<string, unknown>)['kind'] === 'default') {
+      delete (interp as Record<string, unknown>)['kind'];
+    }
+    strip(interp, 'interpreter', ['routers', i, 'interpreter']);
     strip(ro['client'], 'client', ['routers', i, 'client']);
     const client = ro['client'] as Record<string, unknown> | undefined;
     if (client && typeof client === 'object') strip(client['tls'], 'clientTls', ['routers', i, 'client', 'tls']);

@@ -1,0 +1,148 @@
+// `hostmesh run` as the DaemonSet runs it, in a child process: --check validates config, dtabs and
+// certificate files (PKCS#8 and PKCS#1 keys) and exits 0/1; a running router serves, drains and
+// exits 0 on SIGTERM; a config error or an impossible start exits 1 with the reason.
+
+import t from 'tap';
+import { once } from 'node:events';
+import { createPrivateKey } from 'node:crypto';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createCa, issueNodeCertificate } from '../../src/tls/generate.js';
+import { freePorts } from '../helpers/ports.js';
+import { request } from '../helpers/http.js';
+import { runCli, spawnCli, waitForOutput } from '../helpers/cli.js';
+
+const dir = await mkdtemp(join(tmpdir(), 'hostmesh-run-'));
+t.teardown(() => rm(dir, { recursive: true, force: true }));
+
+const ca = createCa({ commonName: 'test CA', days: 1 });
+const node = issueNodeCertificate(ca, 'hostmesh', { name: 'node-1', ip: '127.0.0.1' }, 1);
+await writeFile(join(dir, 'ca.pem'), ca.certPem);
+await writeFile(join(dir, 'cert.pem'), node.certPem);
+await writeFile(join(dir, 'key.pk8'), node.keyPem);
+await writeFile(join(dir, 'key.pk1'), createPrivateKey(node.keyPem).export({ type: 'pkcs1', format: 'pem' }).toString());
+const other = issueNodeCertificate(createCa({ commonName: 'other', days: 1 }), 'hostmesh', { name: 'x' }, 1);
+await writeFile(join(dir, 'other-key.pem'), other.keyPem);
+await writeFile(join(dir, 'garbage.pem'), 'not a certificate\n');
+await writeFile(join(dir, 'mesh.dtab'), '/svc => /$/inet/127.0.0.1/1;\n');
+
+function config(ports: { out: number; inc: number; admin: number }, keyFile = 'key.pk8', certFile = 'cert.pem'): string {
+  return `
+admin: {ip: 127.0.0.1, port: ${ports.admin}}
+nodeName: node-1
+shutdownGraceMs: 3000
+routers:
+- protocol: http
+  label: outgoing
+  dtabFile: mesh.dtab
+  servers: [{port: ${ports.out}, ip: 127.0.0.1}]
+  client:
+    tls:
+      commonName: hostmesh
+      trustCerts: [ca.pem]
+      clientAuth: {certPath: ${certFile}, keyPath: ${keyFile}}
+- protocol: http
+  label: incoming
+  dtab: /svc => /$/inet/127.0.0.1/1;
+  interpreter:
+    transformers: [{kind: io.l5d.k8s.localnode}]
+  servers:
+  - port: ${ports.inc}
+    ip: 127.0.0.1
+    tls: {certPath: ${certFile}, keyPath: ${keyFile}, caCertPath: ca.pem, requireClientAuth: true}
+`;
+}
+
+async function writeConfig(name: string, text: string): Promise<string> {
+  const file = join(dir, name);
+  await writeFile(file, text);
+  return file;
+}
+
+const dummy = { out: 1, inc: 2, admin: 3 };
+
+t.test('--check accepts PKCS#8 and PKCS#1 keys', async (t) => {
+  for (const key of ['key.pk8', 'key.pk1']) {
+    const file = await writeConfig(`ok-${key}.yaml`, config(dummy, key));
+    const r = await runCli(['run', '-c', file, '--check']);
+    t.equal(r.code, 0, `${key}: exit 0 (${r.stderr})`);
+    t.match(r.stdout, /ok \(2 router\(s\): outgoing, incoming\)/);
+  }
+});
+
+t.test('--check refuses bad certificate files and bad config, naming the problem', async (t) => {
+  const mismatch = await writeConfig('mismatch.yaml', config(dummy, 'other-key.pem'));
+  let r = await runCli(['run', '-c', mismatch, '--check']);
+  t.equal(r.code, 1, 'a key that does not match its certificate');
+  t.match(r.stderr, /router outgoing client tls|router incoming server/);
+
+  const garbage = await writeConfig('garbage.yaml', config(dummy, 'key.pk8', 'garbage.pem'));
+  r = await runCli(['run', '-c', garbage, '--check']);
+  t.equal(r.code, 1, 'a certificate file that is not PEM');
+
+  const missing = await writeConfig('missing.yaml', config(dummy, 'nope.key'));
+  r = await runCli(['run', '-c', missing, '--check']);
+  t.equal(r.code, 1, 'a missing key file');
+  t.match(r.stderr, /nope\.key/);
+
+  const unknown = await writeConfig('unknown.yaml', config(dummy) + 'colour: blue\n');
+  r = await runCli(['run', '-c', unknown, '--check']);
+  t.equal(r.code, 1);
+  t.match(r.stderr, /unknown\.yaml:\d+:1: colour: unknown key/);
+
+  r = await runCli(['run', '-c', unknown, '--check', '--set', 'routers.0.servers.0.port=banana']);
+  t.equal(r.code, 1);
+  t.match(r.stderr, /routers\[0\]\.servers\[0\]\.port/);
+});
+
+t.test('--set fixes a config for a check outside the cluster', async (t) => {
+  const file = await writeConfig('paths.yaml', config(dummy).replace(/key\.pk8/g, '/etc/hostmesh/tls/key.pk8'));
+  let r = await runCli(['run', '-c', file, '--check']);
+  t.equal(r.code, 1, 'the in-cluster path does not exist here');
+  r = await runCli(['run', '-c', file, '--check', '--set', `routers.0.client.tls.clientAuth.keyPath=${join(dir, 'key.pk8')}`, '--set', `routers.1.servers.0.tls.keyPath=${join(dir, 'key.pk8')}`]);
+  t.equal(r.code, 0, r.stderr);
+});
+
+t.test('run serves, then drains and exits 0 on SIGTERM', async (t) => {
+  const [out, inc, admin] = (await freePorts('127.0.0.1', 3)) as [number, number, number];
+  const file = await writeConfig('live.yaml', config({ out, inc, admin }));
+  const child = spawnCli(['run', '-c', file], { HOSTMESH_LOG_LEVEL: 'info' });
+  let exited = false;
+  child.on('exit', () => (exited = true));
+  t.teardown(() => {
+    if (!exited) child.kill('SIGKILL');
+  });
+  // Poll the admin port until it answers (the child prints logs to stderr only).
+  let ready = 0;
+  for (let i = 0; i < 300 && ready !== 200; i++) {
+    ready = await request({ host: '127.0.0.1', port: admin, path: '/ready' }).then((r) => r.status, () => 0);
+    if (ready !== 200) await new Promise((r) => setTimeout(r, 100));
+  }
+  t.equal(ready, 200, '/ready answers 200');
+  const r = await request({ host: '127.0.0.1', port: out, path: 'http://nowhere/' });
+  t.equal(r.status, 502, 'the outgoing router answers (its dtab names a closed port)');
+  t.match(r.headers['l5d-err'], /127\.0\.0\.1/);
+  child.kill('SIGTERM');
+  const [code] = (await once(child, 'exit')) as [number | null];
+  t.equal(code, 0);
+});
+
+t.test('an impossible start exits 1 with the reason, before serving', async (t) => {
+  const [out, inc, admin] = (await freePorts('127.0.0.1', 3)) as [number, number, number];
+  const file = await writeConfig('nonode.yaml', config({ out, inc, admin }).replace('nodeName: node-1\n', ''));
+  const r = await runCli(['run', '-c', file], { NODE_NAME: '' });
+  t.equal(r.code, 1);
+  t.match(r.stderr, /localnode needs the node name/);
+
+  const bad = await writeConfig('bad.yaml', 'routers: 3\n');
+  const r2 = await runCli(['run', '-c', bad]);
+  t.equal(r2.code, 1);
+  t.match(r2.stderr, /bad\.yaml:1:10: routers: /);
+});
+
+t.test('usage errors exit 2', async (t) => {
+  const r = await runCli(['run']);
+  t.equal(r.code, 2);
+  t.match(r.stderr, /--config/);
+});
