@@ -4,6 +4,7 @@
 import type { Dentry } from './dentry.js';
 import { NEG, type NameTree } from './name-tree.js';
 import type { Path } from './path.js';
+import { WILDCARD } from './prefix.js';
 import { parseDtab } from './parse.js';
 import { showDentry } from './show.js';
 
@@ -25,6 +26,8 @@ export class Dtab {
   static readonly empty = new Dtab([]);
   readonly dentries: readonly Dentry[];
   #shown: string | undefined;
+  #index: Map<string, readonly number[]> | undefined;
+  #anyFirst: readonly number[] = [];
 
   constructor(dentries: readonly Dentry[]) {
     this.dentries = dentries;
@@ -50,11 +53,39 @@ export class Dtab {
     return this.show();
   }
 
+  /**
+   * Indices of the dentries that may match `path`, in ascending order: those whose prefix starts
+   * with the path's first label, plus those starting with `*` or empty. Built once per dtab, so a
+   * lookup in a large dtab tests a handful of prefixes instead of all of them.
+   */
+  candidates(path: Path): readonly number[] {
+    if (this.#index === undefined) {
+      const index = new Map<string, number[]>();
+      const any: number[] = [];
+      this.dentries.forEach((d, i) => {
+        const first = d.prefix.elems[0];
+        if (first === undefined || first === WILDCARD) {
+          any.push(i);
+          for (const list of index.values()) list.push(i);
+        } else {
+          let list = index.get(first);
+          if (list === undefined) index.set(first, (list = [...any]));
+          list.push(i);
+        }
+      });
+      this.#index = index;
+      this.#anyFirst = any;
+    }
+    const first = path.elems[0];
+    return (first === undefined ? undefined : this.#index.get(first)) ?? this.#anyFirst;
+  }
+
   /** One rewrite step: matching dentries, last first, as an alternation; none is neg. */
   lookup(path: Path): NameTree<Path> {
     const matches: NameTree<Path>[] = [];
-    for (let i = this.dentries.length - 1; i >= 0; i--) {
-      const d = this.dentries[i] as Dentry;
+    const candidates = this.candidates(path);
+    for (let k = candidates.length - 1; k >= 0; k--) {
+      const d = this.dentries[candidates[k] as number] as Dentry;
       if (d.prefix.matches(path)) matches.push(appendRest(d.dst, path.drop(d.prefix.size)));
     }
     if (matches.length === 0) return NEG;

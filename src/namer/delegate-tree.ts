@@ -13,7 +13,8 @@ export interface DentryJson {
 }
 
 interface NodeBase {
-  readonly path: string;
+  /** A Path on the bind path (shown only when someone reads the tree), or already shown text. */
+  readonly path: string | Path;
   readonly dentry: DentryJson | null;
 }
 
@@ -62,22 +63,22 @@ export function addrJson(addr: Addr): AddrJson {
 export function delegateJson(node: DelegateNode): unknown {
   switch (node.type) {
     case 'delegate':
-      return { type: node.type, path: node.path, dentry: node.dentry, delegate: delegateJson(node.delegate) };
+      return { type: node.type, path: String(node.path), dentry: node.dentry, delegate: delegateJson(node.delegate) };
     case 'alt':
-      return { type: node.type, path: node.path, dentry: node.dentry, alt: node.alt.map(delegateJson) };
+      return { type: node.type, path: String(node.path), dentry: node.dentry, alt: node.alt.map(delegateJson) };
     case 'union':
       return {
         type: node.type,
-        path: node.path,
+        path: String(node.path),
         dentry: node.dentry,
         union: node.union.map((m) => ({ weight: m.weight, tree: delegateJson(m.tree) })),
       };
     case 'leaf':
-      return { type: node.type, path: node.path, dentry: node.dentry, bound: node.bound };
+      return { type: node.type, path: String(node.path), dentry: node.dentry, bound: node.bound };
     case 'exception':
-      return { type: node.type, path: node.path, dentry: node.dentry, message: node.message };
+      return { type: node.type, path: String(node.path), dentry: node.dentry, message: node.message };
     default:
-      return { type: node.type, path: node.path, dentry: node.dentry };
+      return { type: node.type, path: String(node.path), dentry: node.dentry };
   }
 }
 

@@ -182,18 +182,18 @@ export class NameInterpreter {
     if (depth > this.#maxDepth) {
       throw new LoopError(`delegation loop: binding ${path.show()} exceeded ${this.#maxDepth} steps`);
     }
-    const shown = path.show();
     if (path.elems[0] === '$') return this.#evalBuiltin(ctx, path, dentry, depth);
 
     const matches = matchingDentries(ctx.dtab, path);
     if (matches.length === 0) {
       if (path.elems[0] === HASH) return this.#evalNamer(ctx, path, dentry);
-      return { type: 'neg', path: shown, dentry };
+      return { type: 'neg', path: path.show(), dentry };
     }
     // Several matching dentries form an alternation, the LAST dentry first.
     const children = matches.map((m) => this.#evalTree(ctx, m.dst, m.dentry, depth + 1));
-    if (children.length === 1) return { type: 'delegate', path: shown, dentry, delegate: children[0] as DelegateNode };
-    return { type: 'alt', path: shown, dentry, alt: children };
+    // Intermediate steps keep the Path itself: binding for traffic never prints them.
+    if (children.length === 1) return { type: 'delegate', path, dentry, delegate: children[0] as DelegateNode };
+    return { type: 'alt', path, dentry, alt: children };
   }
 
   /** Evaluates a dentry's destination tree (with the rest of the path already appended to leaves). */
@@ -318,8 +318,9 @@ function dentryJson(d: Dentry): DentryJson {
 function matchingDentries(dtab: Dtab, path: Path): { dentry: DentryJson; dst: NameTree<Path> }[] {
   const out: { dentry: DentryJson; dst: NameTree<Path> }[] = [];
   const dentries = dtab.dentries;
-  for (let i = dentries.length - 1; i >= 0; i--) {
-    const d = dentries[i] as Dentry;
+  const candidates = dtab.candidates(path);
+  for (let k = candidates.length - 1; k >= 0; k--) {
+    const d = dentries[candidates[k] as number] as Dentry;
     const rest = matchPrefix(d, path);
     if (rest === undefined) continue;
     out.push({

@@ -4,7 +4,8 @@
 import fc from 'fast-check';
 import t from 'tap';
 import { Dtab } from '../../src/dtab/dtab.js';
-import type { NameTree } from '../../src/dtab/name-tree.js';
+import { NEG, type NameTree } from '../../src/dtab/name-tree.js';
+import type { Dentry } from '../../src/dtab/dentry.js';
 import { Path } from '../../src/dtab/path.js';
 import { DtabParseError, parseDtab, parseNameTree, parsePath } from '../../src/dtab/parse.js';
 import { Prefix, WILDCARD } from '../../src/dtab/prefix.js';
@@ -82,4 +83,28 @@ t.test('paths round trip for any bytes', async (t) => {
     fc.property(path, (p) => parsePath(p.show()).equals(p)),
     { numRuns: 5000 },
   );
+});
+
+t.test('lookup through the first-label index equals trying every dentry, last first', async (t) => {
+  // Small alphabets so prefixes, wildcards and paths collide often.
+  const small = fc.constantFrom('a', 'b', 'c');
+  const prefixElem = fc.oneof(small, fc.constant(WILDCARD));
+  const dentry = fc
+    .tuple(fc.array(prefixElem, { maxLength: 3 }), fc.array(small, { maxLength: 2 }))
+    .map(([p, d]): Dentry => ({ prefix: new Prefix(p), dst: { kind: 'leaf', value: new Path(['dst', ...d]) } }));
+  fc.assert(
+    fc.property(fc.array(dentry, { maxLength: 8 }), fc.array(small, { maxLength: 4 }), (ds, elems) => {
+      const dt = new Dtab(ds);
+      const p = new Path(elems);
+      const naive: NameTree<Path>[] = [];
+      for (let i = ds.length - 1; i >= 0; i--) {
+        const d = ds[i] as Dentry;
+        if (d.prefix.matches(p)) naive.push(d.dst.kind === 'leaf' ? { kind: 'leaf', value: d.dst.value.concat(p.drop(d.prefix.size)) } : d.dst);
+      }
+      const expected = naive.length === 0 ? NEG : naive.length === 1 ? naive[0] : { kind: 'alt', trees: naive };
+      return showNameTree(dt.lookup(p)) === showNameTree(expected as NameTree<Path>);
+    }),
+    { numRuns: 5000 },
+  );
+  t.pass('5,000 random dtabs and paths agree');
 });
