@@ -269,6 +269,7 @@ function toConfig(raw: RawConfig, baseDir: string, env: NodeJS.ProcessEnv): Host
       maxHops: r.maxHops ?? 64,
     };
     if (r.dtabFile !== undefined) out.dtabFile = abs(baseDir, r.dtabFile);
+    if (r.dstPrefix !== undefined) out.dstPrefix = r.dstPrefix;
     return out;
   });
   const nodeName = raw.nodeName ?? env['NODE_NAME'];

@@ -72,6 +72,8 @@ export interface RouterConfig {
   dtab: string;
   /** Absolute path when the dtab came from a file (watched and reloaded). */
   dtabFile?: string;
+  /** Prefix of the names identifiers build (Linkerd 1's dstPrefix, default /svc). */
+  dstPrefix?: string;
   identifier: IdentifierConfig[]; // tried in order; default [{kind: io.l5d.header.token, header: Host}]
   transformers: TransformerConfig[];
   servers: ServerConfig[];

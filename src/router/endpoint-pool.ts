@@ -11,7 +11,13 @@ export interface PoolEntry {
   readonly pool: Pool;
   inFlight: number;
   lastUsed: number;
+  /** Peak-EWMA of time to response headers, in ms (0 until the first response). */
+  ewmaMs: number;
+  ewmaAt: number;
 }
+
+/** Decay window of the latency average (Finagle's peak EWMA uses 10 s). */
+const EWMA_DECAY_MS = 10_000;
 
 export function endpointKey(e: Endpoint): string {
   return e.host.includes(':') ? `[${e.host}]:${e.port}` : `${e.host}:${e.port}`;
@@ -29,8 +35,39 @@ export class EndpointPools {
     this.#sweeper.unref();
   }
 
+  /** Whether connections to endpoints are TLS (peer routers) or plaintext (local pods). */
+  get tls(): boolean {
+    return this.#tls !== undefined;
+  }
+
+  /** TLS options for connections made outside the pools (upgrades). */
+  get tlsOptions(): ConnectionOptions | undefined {
+    return this.#tls;
+  }
+
   load(e: Endpoint): number {
     return this.#pools.get(endpointKey(e))?.inFlight ?? 0;
+  }
+
+  /**
+   * EWMA cost: latency average times (requests in flight + 1), so a slow endpoint and a busy one
+   * both look expensive. Unmeasured endpoints cost little, so new endpoints get tried.
+   */
+  cost(e: Endpoint): number {
+    const entry = this.#pools.get(endpointKey(e));
+    if (entry === undefined) return 0;
+    return (entry.ewmaMs + 0.01) * (entry.inFlight + 1);
+  }
+
+  /** Records one response latency: peak-sensitive (a slower sample is taken at once), decaying. */
+  observe(entry: PoolEntry, latencyMs: number, now = Date.now()): void {
+    if (latencyMs > entry.ewmaMs) {
+      entry.ewmaMs = latencyMs;
+    } else {
+      const w = Math.exp(-Math.max(0, now - entry.ewmaAt) / EWMA_DECAY_MS);
+      entry.ewmaMs = entry.ewmaMs * w + latencyMs * (1 - w);
+    }
+    entry.ewmaAt = now;
   }
 
   get(e: Endpoint): PoolEntry {
@@ -45,7 +82,7 @@ export class EndpointPools {
         bodyTimeout: 0,
         ...(this.#tls ? { connect: { ...this.#tls } } : {}),
       });
-      entry = { key, origin, pool, inFlight: 0, lastUsed: Date.now() };
+      entry = { key, origin, pool, inFlight: 0, lastUsed: Date.now(), ewmaMs: 0, ewmaAt: Date.now() };
       this.#pools.set(key, entry);
     }
     entry.lastUsed = Date.now();

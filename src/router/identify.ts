@@ -25,15 +25,21 @@ export function normalizeHost(raw: string): string {
   return host.endsWith(':80') ? host.slice(0, -3) : host;
 }
 
+export interface Normalized {
+  /** Normalized Host, or undefined when the request has none. */
+  readonly host: string | undefined;
+  /** The origin-form request target. */
+  readonly target: string;
+}
+
 /**
- * Identifies a request by its Host (design choice, as Linkerd 1's header.token: the whole Host value
- * is one path label, lowercased; `:80` is dropped so `world` and `world:80` name one service).
+ * Normalizes a request target: absolute-form (RFC 9112 3.2.2, what http_proxy clients send) is
+ * rewritten to origin-form and its authority replaces Host. Bad hosts, ports and schemes are 400s.
  */
-export function identify(method: string, url: string, hostHeader: string | undefined, prefix = 'svc'): Identified {
+export function normalizeTarget(url: string, hostHeader: string | undefined): Normalized {
   let host = hostHeader;
   let target = url;
   if (url.length > 0 && url[0] !== '/' && url !== '*') {
-    // Absolute-form (RFC 9112 3.2.2): the URI's authority replaces Host.
     const colon = url.indexOf('://');
     if (colon <= 0) throw new HostmeshError('BAD_REQUEST', `unsupported request target '${url.slice(0, 100)}'`);
     const scheme = url.slice(0, colon).toLowerCase();
@@ -42,12 +48,21 @@ export function identify(method: string, url: string, hostHeader: string | undef
     const slash = rest.search(/[/?#]/);
     const authority = slash === -1 ? rest : rest.slice(0, slash);
     if (authority.includes('@')) throw new HostmeshError('BAD_REQUEST', 'userinfo is not allowed in the request target');
+    if (authority === '') throw new HostmeshError('BAD_REQUEST', 'empty authority in absolute-form target');
     host = authority;
     target = slash === -1 ? '/' : rest[slash] === '/' ? rest.slice(slash) : '/' + rest.slice(slash);
   }
-  if (host === undefined || host === '') {
+  return { host: host === undefined || host === '' ? undefined : normalizeHost(host), target };
+}
+
+/**
+ * Identifies a request by its Host (design choice, as Linkerd 1's header.token: the whole Host value
+ * is one path label, lowercased; `:80` is dropped so `world` and `world:80` name one service).
+ */
+export function identify(method: string, url: string, hostHeader: string | undefined, prefix = 'svc'): Identified {
+  const { host, target } = normalizeTarget(url, hostHeader);
+  if (host === undefined) {
     throw new HostmeshError('NO_HOST', `cannot identify ${method} ${url.slice(0, 100)}: no Host`);
   }
-  const normalized = normalizeHost(host);
-  return { name: new Path([prefix, normalized]), host: normalized, target };
+  return { name: new Path([prefix, host]), host, target };
 }

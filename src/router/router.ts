@@ -15,7 +15,9 @@ import type { Var } from '../namer/var.js';
 import { pickP2C, pickWeighted } from './balancer.js';
 import { endpointKey, type EndpointPools } from './endpoint-pool.js';
 import { appendVia, endToEnd, headerValue, isHopByHop, viaHops } from './headers.js';
-import { identify } from './identify.js';
+import { normalizeTarget } from './identify.js';
+import { buildIdentifiers, type RequestFacts } from './identifiers.js';
+import { parsePath } from '../dtab/parse.js';
 import { HeaderDtabs } from './header-dtabs.js';
 import type { EndpointTransform } from './transformers.js';
 
@@ -30,6 +32,10 @@ export interface RouterOptions {
   readonly maxHops: number;
   readonly bindingTimeoutMs?: number;
   readonly random?: () => number;
+  /** The router's identifiers (default: Host -> /svc/<host>). */
+  readonly identify?: (req: RequestFacts) => { name: Path; target: string };
+  /** How to choose among endpoints (default p2c least-loaded). */
+  readonly balancer?: 'p2c' | 'ewma' | 'roundRobin';
 }
 
 /** What the rescue point needs to explain an error. */
@@ -52,17 +58,33 @@ export class Router {
   readonly #bindings = new Map<string, CachedBinding>();
   readonly #headerDtabs = new HeaderDtabs();
   readonly #sweeper: NodeJS.Timeout;
+  readonly #identify: (req: RequestFacts) => { name: Path; target: string };
+  readonly #load: (e: Endpoint) => number;
   #inFlight = 0;
+  #rr = 0;
 
   constructor(options: RouterOptions) {
     this.label = options.label;
     this.#o = options;
+    this.#identify = options.identify ?? buildIdentifiers([{ kind: 'io.l5d.header.token', header: 'Host' }], parsePath('/svc'));
+    const pools = options.pools;
+    this.#load =
+      options.balancer === 'ewma'
+        ? (e) => pools.cost(e)
+        : options.balancer === 'roundRobin'
+          ? () => 0 // unused: round robin ignores load
+          : (e) => pools.load(e);
     this.#sweeper = setInterval(() => this.#evictIdle(10 * 60_000), 60_000);
     this.#sweeper.unref();
   }
 
   get inFlight(): number {
     return this.#inFlight;
+  }
+
+  /** TLS options of this router's client side (undefined: plaintext to local pods). */
+  get tlsOptions(): import('node:tls').ConnectionOptions | undefined {
+    return this.#o.pools.tlsOptions;
   }
 
   get dtab(): Dtab {
@@ -84,7 +106,13 @@ export class Router {
     if (viaHops(h.via) >= this.#o.maxHops) {
       throw new HostmeshError('PROXY_LOOP', `proxy loop: more than ${this.#o.maxHops} hops in Via`);
     }
-    const id = identify(req.method ?? 'GET', req.url ?? '/', h.host);
+    const method = req.method ?? 'GET';
+    const { host, target } = normalizeTarget(req.url ?? '/', h.host);
+    if (method === 'TRACE' && headerValue(h['max-forwards'])?.trim() === '0') {
+      traceEcho(req, res);
+      return;
+    }
+    const id = this.#identify({ method, host, target, httpVersion: req.httpVersion, header: (n) => headerValue(h[n]) });
     ctx.service = id.name.show();
     const base = this.#o.dtab.get();
     const ctxDtabText = headerValue(h['l5d-ctx-dtab']);
@@ -99,7 +127,10 @@ export class Router {
     const endpoint = this.#endpoint(name, ctx);
 
     const out: OutgoingHttpHeaders = endToEnd(h, DROP);
-    out.host = id.host;
+    if (host !== undefined) out.host = host;
+    if (method === 'TRACE' && out['max-forwards'] !== undefined) {
+      out['max-forwards'] = String(Math.max(0, Number(headerValue(h['max-forwards'])) - 1));
+    }
     out.via = appendVia(h.via);
     out['l5d-dst-service'] = id.name.show();
     out['l5d-dst-client'] = name.id.show();
@@ -108,6 +139,48 @@ export class Router {
     if (peerId !== undefined) out['l5d-client-id'] = peerId;
 
     await this.#forward(req, res, endpoint, id.target, out);
+  }
+
+  /**
+   * Names and binds a request (the part of routing before forwarding), for upgrades and CONNECT:
+   * the endpoint to use, the origin-form target and the headers to send.
+   */
+  async resolve(req: IncomingMessage, ctx: RequestContext, peerId: string | undefined): Promise<{ endpoint: Endpoint; tls: boolean; target: string; headers: OutgoingHttpHeaders }> {
+    const h = req.headers;
+    if (viaHops(h.via) >= this.#o.maxHops) {
+      throw new HostmeshError('PROXY_LOOP', `proxy loop: more than ${this.#o.maxHops} hops in Via`);
+    }
+    const { host, target } = normalizeTarget(req.url ?? '/', h.host);
+    const id = this.#identify({ method: req.method ?? 'GET', host, target, httpVersion: req.httpVersion, header: (n) => headerValue(h[n]) });
+    ctx.service = id.name.show();
+    const base = this.#o.dtab.get();
+    const overrides = this.#headerDtabs.parse(headerValue(h['l5d-ctx-dtab']), headerValue(h['l5d-dtab']));
+    ctx.dtab = base.show();
+    ctx.overrides = overrides.text;
+    const dtab = overrides.dtab === undefined ? base : base.concat(overrides.dtab);
+    const name = this.#pick(await this.#bind(dtab, id.name), ctx);
+    const endpoint = this.#endpoint(name, ctx);
+    const out: OutgoingHttpHeaders = endToEnd(h, DROP);
+    if (host !== undefined) out.host = host;
+    out.via = appendVia(h.via);
+    out['l5d-dst-service'] = id.name.show();
+    out['l5d-dst-client'] = name.id.show();
+    if (out['l5d-reqid'] === undefined) out['l5d-reqid'] = randomBytes(8).toString('hex');
+    if (overrides.text !== '') out['l5d-ctx-dtab'] = overrides.text;
+    if (peerId !== undefined) out['l5d-client-id'] = peerId;
+    return { endpoint, tls: this.#o.pools.tls, target: id.target, headers: out };
+  }
+
+  /** Whether `/svc/<host>` (this router's naming of a Host) binds to at least one endpoint. */
+  async binds(host: string): Promise<boolean> {
+    try {
+      const { name } = this.#identify({ method: 'GET', host, target: '/', httpVersion: '1.1', header: () => undefined });
+      const tree = await this.#bind(this.#o.dtab.get(), name);
+      this.#endpoint(this.#pick(tree, { service: name.show() }), {});
+      return true;
+    } catch {
+      return false;
+    }
   }
 
   async #bind(dtab: Dtab, path: Path): Promise<NameTree<BoundName>> {
@@ -162,7 +235,8 @@ export class Router {
       why ??= r.why;
     }
     const pools = this.#o.pools;
-    const chosen = pickP2C(endpoints, (e) => pools.load(e), this.#o.random);
+    const chosen =
+      this.#o.balancer === 'roundRobin' ? endpoints[this.#rr++ % Math.max(1, endpoints.length)] : pickP2C(endpoints, this.#load, this.#o.random);
     if (chosen === undefined) {
       throw new HostmeshError('NO_ENDPOINTS', `no endpoints for ${ctx.service ?? '?'} at ${name.id.show()}${why ? `: ${why}` : ''}`);
     }
@@ -178,6 +252,7 @@ export class Router {
     res.once('close', onClose);
     const hasBody = req.headers['transfer-encoding'] !== undefined || (req.headers['content-length'] ?? '0') !== '0';
     entry.inFlight++;
+    const started = performance.now();
     try {
       let upstream;
       try {
@@ -195,13 +270,19 @@ export class Router {
         }
         throw new HostmeshError('CONNECT_FAILED', `cannot reach ${endpointKey(endpoint)}: ${(err as Error).message}`, { cause: err });
       }
+      this.#o.pools.observe(entry, performance.now() - started);
       const outHeaders: OutgoingHttpHeaders = {};
       for (const [k, v] of Object.entries(upstream.headers)) {
         if (v !== undefined && !isHopByHop(k)) outHeaders[k] = v;
       }
+      const trailerNames = headerValue(upstream.headers['trailer']);
+      if (trailerNames !== undefined) outHeaders['trailer'] = trailerNames; // announced trailers follow the body
       res.writeHead(upstream.statusCode, outHeaders);
       try {
-        await pipeline(upstream.body, res);
+        await pipeline(upstream.body, res, { end: false });
+        const trailers = upstream.trailers;
+        if (trailers !== undefined && Object.keys(trailers).length > 0) res.addTrailers(trailers as Record<string, string>);
+        res.end();
       } catch {
         // The client went away or the upstream died mid-body: end the response truncated.
         res.destroy();
@@ -243,4 +324,19 @@ function waitSettled(v: Var<Lookup>, timeoutMs: number, path: Path): Promise<Loo
       resolve(s);
     });
   });
+}
+
+/** TRACE with Max-Forwards: 0 is answered here (RFC 9110 9.3.8): the request echoed as message/http. */
+function traceEcho(req: IncomingMessage, res: ServerResponse): void {
+  let text = `${req.method ?? 'TRACE'} ${req.url ?? '/'} HTTP/${req.httpVersion}\r\n`;
+  for (let i = 0; i < req.rawHeaders.length; i += 2) {
+    const name = req.rawHeaders[i] as string;
+    // Credentials are not echoed back (RFC 9110 advises excluding sensitive fields).
+    if (/^(authorization|cookie|proxy-authorization)$/i.test(name)) continue;
+    text += `${name}: ${req.rawHeaders[i + 1] ?? ''}\r\n`;
+  }
+  text += '\r\n';
+  req.resume();
+  res.writeHead(200, { 'content-type': 'message/http', 'content-length': Buffer.byteLength(text) });
+  res.end(text);
 }

@@ -52,3 +52,29 @@ export function daemonSet(routers: () => readonly Endpoint[]): EndpointTransform
       : { endpoints: out, why: `no hostmesh router known on node(s) ${[...missing].join(', ')}` };
   };
 }
+
+/** io.l5d.port: every endpoint keeps its host and gets `port` (e.g. the peer router's port). */
+export function portTransform(port: number): EndpointTransform {
+  return (endpoints) => ({ endpoints: endpoints.map((e) => ({ ...e, port })) });
+}
+
+/**
+ * io.l5d.replace / io.l5d.const: every destination is replaced by a given set (bound from a path,
+ * or constant). An empty destination stays empty: there was nothing to replace.
+ */
+export function replaceTransform(replacement: () => readonly Endpoint[]): EndpointTransform {
+  return (endpoints) => {
+    if (endpoints.length === 0) return { endpoints: [] };
+    const out = [...replacement()];
+    return out.length > 0 ? { endpoints: out } : { endpoints: out, why: 'the replacement set is empty' };
+  };
+}
+
+/** io.l5d.specificHost / io.l5d.localhost: only endpoints whose host is one of `hosts`. */
+export function hostFilter(hosts: readonly string[], label: string): EndpointTransform {
+  const set = new Set(hosts);
+  return (endpoints) => {
+    const kept = endpoints.filter((e) => set.has(e.host));
+    return kept.length > 0 || endpoints.length === 0 ? { endpoints: kept } : { endpoints: kept, why: `none of ${endpoints.length} endpoints is on ${label}` };
+  };
+}

@@ -12,9 +12,12 @@ import { NameInterpreter } from '../namer/interpreter.js';
 import { Var } from '../namer/var.js';
 import { EndpointPools } from '../router/endpoint-pool.js';
 import { Router } from '../router/router.js';
-import { daemonSet, localNode, type EndpointTransform } from '../router/transformers.js';
+import { daemonSet, hostFilter, localNode, portTransform, replaceTransform, type EndpointTransform } from '../router/transformers.js';
+import { networkInterfaces } from 'node:os';
 import { AdminServer } from '../admin/admin-server.js';
 import { Listener } from './listener.js';
+import { DtabWatcher } from './dtab-watcher.js';
+import { buildIdentifiers } from '../router/identifiers.js';
 import { clientTlsOptions, serverTlsOptions } from './tls-files.js';
 
 export interface HostmeshDeps {
@@ -22,6 +25,10 @@ export interface HostmeshDeps {
   /** Extra namers (tests), or factories for kinds this module does not build itself. */
   readonly namers?: readonly Namer[];
   readonly namerFactory?: (cfg: HostmeshConfig['namers'][number], logger: Logger) => Namer | undefined;
+  /** Poll interval of dtabFile watching (tests shorten it). */
+  readonly dtabPollMs?: number;
+  /** A reloaded dtabFile was rejected (router label, file:line:col message). */
+  readonly onDtabReject?: (router: string, message: string) => void;
 }
 
 export interface RunningRouter {
@@ -35,6 +42,8 @@ export interface Hostmesh {
   readonly interpreter: NameInterpreter;
   readonly admin: AdminServer;
   readonly config: HostmeshConfig;
+  /** dtabFile watchers by router label. */
+  readonly dtabWatchers: ReadonlyMap<string, DtabWatcher>;
   close(graceMs?: number): Promise<void>;
 }
 
@@ -78,26 +87,62 @@ function buildTransform(t: TransformerConfig, r: RouterConfig, config: HostmeshC
       const port = typeof t['port'] === 'string' ? t['port'] : 'incoming';
       const service = typeof t['service'] === 'string' ? t['service'] : 'hostmesh';
       const routersPath = typeof t['routers'] === 'string' ? parsePath(t['routers']) : new Path(['#', 'io.l5d.k8s', ns, port, service]);
-      const binding = interpreter.bind(Dtab.empty, routersPath);
-      closers.push(() => binding.close());
-      return daemonSet(() => {
-        const s = binding.state.get();
-        if (s.kind !== 'ok') return [];
-        const out: Endpoint[] = [];
-        const walk = (tree: typeof s.tree): void => {
-          if (tree.kind === 'leaf') {
-            const a = tree.value.addr.get();
-            if (a.kind === 'bound') out.push(...a.endpoints);
-          } else if (tree.kind === 'union') tree.members.forEach((m) => walk(m.tree));
-          else if (tree.kind === 'alt') tree.trees.forEach(walk);
-        };
-        walk(s.tree);
-        return out;
+      return daemonSet(boundEndpoints(interpreter, routersPath, closers));
+    }
+    case 'io.l5d.port': {
+      const port = t['port'];
+      if (typeof port !== 'number' || !Number.isInteger(port) || port < 1 || port > 65535) {
+        throw new Error(`router ${r.label}: io.l5d.port needs port: 1..65535`);
+      }
+      return portTransform(port);
+    }
+    case 'io.l5d.replace': {
+      if (typeof t['path'] !== 'string') throw new Error(`router ${r.label}: io.l5d.replace needs path`);
+      return replaceTransform(boundEndpoints(interpreter, parsePath(t['path']), closers));
+    }
+    case 'io.l5d.const': {
+      const addrs = t['addrs'];
+      if (!Array.isArray(addrs)) throw new Error(`router ${r.label}: io.l5d.const needs addrs: [{ip, port}]`);
+      const endpoints: Endpoint[] = addrs.map((a: unknown, i) => {
+        const o = (a ?? {}) as Record<string, unknown>;
+        if (typeof o['ip'] !== 'string' || typeof o['port'] !== 'number') throw new Error(`router ${r.label}: io.l5d.const addrs[${i}] needs ip and port`);
+        return { host: o['ip'], port: o['port'], meta: {} };
       });
+      return replaceTransform(() => endpoints);
+    }
+    case 'io.l5d.localhost':
+      return hostFilter(localAddresses(), 'this host');
+    case 'io.l5d.specificHost': {
+      if (typeof t['host'] !== 'string') throw new Error(`router ${r.label}: io.l5d.specificHost needs host`);
+      return hostFilter([t['host']], t['host']);
     }
     default:
       throw new Error(`router ${r.label}: transformer ${t.kind} is not available in this build`);
   }
+}
+
+/** The endpoints a path binds to right now (kept bound and updated until the router closes). */
+function boundEndpoints(interpreter: NameInterpreter, path: Path, closers: (() => void)[]): () => Endpoint[] {
+  const binding = interpreter.bind(Dtab.empty, path);
+  closers.push(() => binding.close());
+  return () => {
+    const s = binding.state.get();
+    if (s.kind !== 'ok') return [];
+    const out: Endpoint[] = [];
+    const walk = (tree: typeof s.tree): void => {
+      if (tree.kind === 'leaf') {
+        const a = tree.value.addr.get();
+        if (a.kind === 'bound') out.push(...a.endpoints);
+      } else if (tree.kind === 'union') tree.members.forEach((m) => walk(m.tree));
+      else if (tree.kind === 'alt') tree.trees.forEach(walk);
+    };
+    walk(s.tree);
+    return out;
+  };
+}
+
+function localAddresses(): string[] {
+  return Object.values(networkInterfaces()).flatMap((list) => (list ?? []).map((i) => i.address));
 }
 
 export async function startHostmesh(config: HostmeshConfig, deps: HostmeshDeps): Promise<Hostmesh> {
@@ -108,15 +153,31 @@ export async function startHostmesh(config: HostmeshConfig, deps: HostmeshDeps):
   const closers: (() => void)[] = [];
   const poolsList: EndpointPools[] = [];
   const started: Listener[] = [];
+  const watchers = new Map<string, DtabWatcher>();
   try {
     for (const r of config.routers) {
       const { transforms, close } = buildTransforms(r, config, interpreter);
       closers.push(close);
       const pools = new EndpointPools(r.client.tls ? clientTlsOptions(r.client.tls) : undefined);
       poolsList.push(pools);
+      const dtab = new Var(Dtab.read(r.dtab));
+      if (r.dtabFile !== undefined) {
+        const watcher = new DtabWatcher({
+          file: r.dtabFile,
+          dtab,
+          initialText: r.dtab,
+          logger: logger.child({ router: r.label }),
+          ...(deps.dtabPollMs !== undefined ? { pollMs: deps.dtabPollMs } : {}),
+          onReject: (message) => deps.onDtabReject?.(r.label, message),
+        });
+        watchers.set(r.label, watcher);
+        closers.push(() => watcher.close());
+      }
       const router = new Router({
         label: r.label,
-        dtab: new Var(Dtab.read(r.dtab)),
+        dtab,
+        identify: buildIdentifiers(r.identifier.length > 0 ? r.identifier : [{ kind: 'io.l5d.header.token', header: 'Host' }], parsePath(r.dstPrefix ?? '/svc')),
+        balancer: r.client.loadBalancer.kind,
         interpreter,
         transforms,
         pools,
@@ -160,5 +221,5 @@ export async function startHostmesh(config: HostmeshConfig, deps: HostmeshDeps):
   await admin.start();
   admin.ready = true;
   logger.info({ address: admin.address }, 'admin listening');
-  return { routers, interpreter, config, admin, close };
+  return { routers, interpreter, config, admin, dtabWatchers: watchers, close };
 }

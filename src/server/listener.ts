@@ -10,6 +10,7 @@ import type { RequestContext, Router } from '../router/router.js';
 import { peerIdentity } from './peer-identity.js';
 import { rawParserError, rescue } from './rescue.js';
 import { HostmeshError } from '../errors.js';
+import { Tunnels } from './tunnels.js';
 
 export interface ListenerOptions {
   readonly ip: string;
@@ -27,6 +28,7 @@ export class Listener {
   #draining = false;
   #active = 0;
   #idleWaiters: (() => void)[] = [];
+  readonly #tunnels: Tunnels;
 
   constructor(router: Router, options: ListenerOptions, logger: Logger) {
     this.#router = router;
@@ -40,7 +42,24 @@ export class Listener {
       requestTimeout: 0,
     };
     this.#server = options.tls ? https.createServer({ ...common, ...options.tls }) : http.createServer(common);
+    this.#tunnels = new Tunnels(logger);
     this.#server.on('request', (req, res) => this.#onRequest(req, res));
+    this.#server.on('upgrade', (req: http.IncomingMessage, socket: Socket, head: Buffer) => {
+      if (this.#draining) {
+        socket.destroy();
+        return;
+      }
+      const peer = this.#tls ? peerIdentity(req.socket as TLSSocket) : undefined;
+      void this.#tunnels.upgrade(this.#router, req, socket, head, peer);
+    });
+    this.#server.on('connect', (req: http.IncomingMessage, socket: Socket, head: Buffer) => {
+      if (this.#draining || this.#tls) {
+        // CONNECT is for the plaintext outgoing side, where pods' proxy clients speak.
+        socket.end('HTTP/1.1 403 Forbidden\r\nl5d-err: CONNECT%20is%20not%20accepted%20here\r\ncontent-length: 0\r\nconnection: close\r\n\r\n');
+        return;
+      }
+      void this.#tunnels.connect(this.#router, this.#server, req, socket, head);
+    });
     this.#server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
       if (socket.writable && !(err.code === 'ECONNRESET')) {
         socket.end(rawParserError(err.code === 'HPE_HEADER_OVERFLOW' ? 'headers too large' : (err.code ?? err.message)));
@@ -107,6 +126,7 @@ export class Listener {
       ]);
     }
     this.#server.closeAllConnections();
+    this.#tunnels.closeAll();
     await closed;
   }
 }
