@@ -45,7 +45,7 @@ export interface RequestContext {
   overrides?: string;
 }
 
-const DROP = new Set(['host', 'via', 'l5d-dtab', 'l5d-ctx-dtab', 'l5d-client-id', 'l5d-dst-service', 'l5d-dst-client']);
+const DROP = new Set(['host', 'expect', 'via', 'l5d-dtab', 'l5d-ctx-dtab', 'l5d-client-id', 'l5d-dst-service', 'l5d-dst-client']);
 
 interface CachedBinding {
   readonly binding: Binding;
