@@ -69,6 +69,9 @@ const server = z.strictObject({
   port,
   ip: ip.default('127.0.0.1'), // Linkerd 1 serves on loopback unless told otherwise
   tls: serverTls.optional(),
+  headersTimeoutMs: z.number().int().min(100).optional(),
+  idleTimeoutMs: z.number().int().min(100).optional(),
+  maxHeaderBytes: z.number().int().min(1024).max(1024 * 1024).optional(),
 });
 
 const clientTls = z.strictObject({

@@ -35,6 +35,12 @@ export interface ServerConfig {
   port: number;
   ip: string; // Linkerd 1 defaults servers to loopback
   tls?: ServerTlsConfig;
+  /** hostmesh additions: a request's headers must arrive within this (slowloris bound). */
+  headersTimeoutMs?: number;
+  /** A connection with no traffic for this long is closed (keep-alive and stalled bodies). */
+  idleTimeoutMs?: number;
+  /** Bound on the request line plus headers, in bytes (larger is 431). */
+  maxHeaderBytes?: number;
 }
 
 export interface ClientTlsConfig {

@@ -189,7 +189,18 @@ export async function startHostmesh(config: HostmeshConfig, deps: HostmeshDeps):
         if (s.tls !== undefined && !s.tls.requireClientAuth) {
           logger.warn({ router: r.label, port: s.port }, 'TLS without requireClientAuth: peers are not verified');
         }
-        const l = await new Listener(router, { ip: s.ip, port: s.port, ...(s.tls ? { tls: serverTlsOptions(s.tls) } : {}) }, logger).start();
+        const l = await new Listener(
+          router,
+          {
+            ip: s.ip,
+            port: s.port,
+            ...(s.tls ? { tls: serverTlsOptions(s.tls) } : {}),
+            ...(s.headersTimeoutMs !== undefined ? { headersTimeoutMs: s.headersTimeoutMs } : {}),
+            ...(s.idleTimeoutMs !== undefined ? { idleTimeoutMs: s.idleTimeoutMs } : {}),
+            ...(s.maxHeaderBytes !== undefined ? { maxHeaderSize: s.maxHeaderBytes } : {}),
+          },
+          logger,
+        ).start();
         started.push(l);
         listeners.push(l);
         logger.info({ router: r.label, address: l.address }, 'router listening');

@@ -18,6 +18,10 @@ export interface ListenerOptions {
   /** TLS server options (incoming side); absent for plaintext. */
   readonly tls?: TlsOptions;
   readonly maxHeaderSize?: number;
+  /** Request line + headers must arrive within this (default 20 s: slowloris bound). */
+  readonly headersTimeoutMs?: number;
+  /** Close connections idle this long (default 5 min: long enough for slow streams' pauses). */
+  readonly idleTimeoutMs?: number;
 }
 
 export class Listener {
@@ -34,14 +38,19 @@ export class Listener {
     this.#router = router;
     this.#logger = logger;
     this.#tls = options.tls !== undefined;
+    const headersTimeout = options.headersTimeoutMs ?? 20_000;
     const common: http.ServerOptions = {
       requireHostHeader: false, // HTTP/1.0 without Host reaches our own 400
       maxHeaderSize: options.maxHeaderSize ?? 16 * 1024,
-      keepAliveTimeout: 30_000,
-      headersTimeout: 20_000,
-      requestTimeout: 0,
+      keepAliveTimeout: Math.min(30_000, options.idleTimeoutMs ?? 30_000),
+      headersTimeout,
+      requestTimeout: 0, // bodies may stream for as long as they make progress
+      // Node checks headersTimeout on this interval; keep it fine enough for short test timeouts.
+      connectionsCheckingInterval: Math.min(30_000, Math.max(50, Math.floor(headersTimeout / 4))),
     };
     this.#server = options.tls ? https.createServer({ ...common, ...options.tls }) : http.createServer(common);
+    this.#server.maxHeadersCount = 500; // beyond this many, headers are too many (431 via size anyway)
+    this.#server.setTimeout(options.idleTimeoutMs ?? 300_000); // idle sockets are destroyed
     this.#tunnels = new Tunnels(logger);
     this.#server.on('request', (req, res) => this.#onRequest(req, res));
     this.#server.on('upgrade', (req: http.IncomingMessage, socket: Socket, head: Buffer) => {
@@ -62,7 +71,7 @@ export class Listener {
     });
     this.#server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
       if (socket.writable && !(err.code === 'ECONNRESET')) {
-        socket.end(rawParserError(err.code === 'HPE_HEADER_OVERFLOW' ? 'headers too large' : (err.code ?? err.message)));
+        socket.end(clientErrorResponse(err));
       } else {
         socket.destroy();
       }
@@ -128,5 +137,17 @@ export class Listener {
     this.#server.closeAllConnections();
     this.#tunnels.closeAll();
     await closed;
+  }
+}
+
+/** The raw answer to an error Node's HTTP parser raised before a request existed. */
+function clientErrorResponse(err: NodeJS.ErrnoException): string {
+  switch (err.code) {
+    case 'HPE_HEADER_OVERFLOW':
+      return rawParserError('request line and headers too large', 431);
+    case 'ERR_HTTP_REQUEST_TIMEOUT':
+      return rawParserError('request headers did not arrive in time', 408);
+    default:
+      return rawParserError(`${err.code ?? 'parse error'}: ${(err as { reason?: string }).reason ?? err.message}`);
   }
 }

@@ -35,10 +35,12 @@ export function rescue(res: ServerResponse, err: unknown, ctx: RequestContext, l
 }
 
 /** A raw response for errors the HTTP parser raises before a request exists (Node's clientError). */
-export function rawParserError(reason: string): string {
-  const body = `bad request: ${reason}\n`;
+export function rawParserError(reason: string, status: 400 | 408 | 414 | 431 = 400): string {
+  const text = { 400: 'Bad Request', 408: 'Request Timeout', 414: 'URI Too Long', 431: 'Request Header Fields Too Large' }[status];
+  const message = status === 400 ? `bad request: ${reason}` : reason;
+  const body = `${message}\n`;
   return (
-    `HTTP/1.1 400 Bad Request\r\nl5d-err: ${encodeURIComponent(`bad request: ${reason}`)}\r\n` +
+    `HTTP/1.1 ${status} ${text}\r\nl5d-err: ${encodeURIComponent(message)}\r\n` +
     `content-type: text/plain; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`
   );
 }
