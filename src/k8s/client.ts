@@ -1,0 +1,112 @@
+// A small Kubernetes API client over undici (keep-alive): list a collection, open a watch
+// stream. It knows the wire protocol (Status objects, resourceVersions, newline-delimited watch
+// events) and nothing of what the objects mean.
+
+import { Agent, type Dispatcher } from 'undici';
+import type { K8sConnection } from './connection.js';
+import { JsonLines } from './watch-lines.js';
+
+export interface KObject {
+  apiVersion?: string;
+  kind?: string;
+  metadata: { name: string; namespace?: string; resourceVersion?: string; uid?: string; labels?: Record<string, string>; [k: string]: unknown };
+  [k: string]: unknown;
+}
+
+export type WatchEvent =
+  | { type: 'ADDED' | 'MODIFIED' | 'DELETED'; object: KObject }
+  | { type: 'BOOKMARK'; object: { metadata: { resourceVersion: string } } }
+  | { type: 'ERROR'; object: { code?: number; reason?: string; message?: string } };
+
+/** A non-2xx answer, with the Status the API server sent (code 410 = resourceVersion expired). */
+export class K8sApiError extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+    readonly reason?: string,
+  ) {
+    super(message);
+    this.name = 'K8sApiError';
+  }
+}
+
+export type Query = Record<string, string | undefined>;
+
+function queryString(q: Query): string {
+  const p = new URLSearchParams();
+  for (const [k, v] of Object.entries(q)) if (v !== undefined && v !== '') p.set(k, v);
+  const s = p.toString();
+  return s === '' ? '' : `?${s}`;
+}
+
+export class K8sClient {
+  readonly connection: K8sConnection;
+  readonly #agent: Agent;
+  readonly #origin: string;
+  readonly #prefix: string;
+
+  constructor(connection: K8sConnection) {
+    this.connection = connection;
+    const url = new URL(connection.baseUrl);
+    this.#origin = url.origin;
+    this.#prefix = url.pathname.replace(/\/+$/, '');
+    this.#agent = new Agent({
+      keepAliveTimeout: 30_000,
+      connections: 16,
+      headersTimeout: 30_000,
+      // Watches are long and quiet between events; the server ends them at timeoutSeconds and
+      // sends bookmarks, so a much longer silence means the stream is dead.
+      bodyTimeout: 10 * 60_000,
+      ...(connection.tls ? { connect: { ...connection.tls } } : {}),
+    });
+  }
+
+  async #request(path: string, query: Query, signal?: AbortSignal): Promise<Dispatcher.ResponseData> {
+    const auth = await this.connection.authorization?.();
+    const res = await this.#agent.request({
+      origin: this.#origin,
+      path: `${this.#prefix}${path}${queryString(query)}`,
+      method: 'GET',
+      headers: { accept: 'application/json', ...(auth ? { authorization: auth } : {}) },
+      ...(signal ? { signal } : {}),
+    });
+    if (res.statusCode >= 200 && res.statusCode < 300) return res;
+    const text = await res.body.text().catch(() => '');
+    let reason: string | undefined;
+    let message = text.slice(0, 300);
+    try {
+      const status = JSON.parse(text) as { reason?: string; message?: string };
+      reason = status.reason;
+      message = status.message ?? message;
+    } catch {
+      // not a Status object: keep the text
+    }
+    throw new K8sApiError(res.statusCode, `${path}: ${res.statusCode} ${message}`, reason);
+  }
+
+  /** Lists a collection: its items and the collection's resourceVersion. */
+  async list(path: string, query: Query = {}, signal?: AbortSignal): Promise<{ items: KObject[]; resourceVersion: string }> {
+    const res = await this.#request(path, query, signal);
+    const body = (await res.body.json()) as { items?: KObject[] | null; metadata?: { resourceVersion?: string } };
+    return { items: body.items ?? [], resourceVersion: body.metadata?.resourceVersion ?? '' };
+  }
+
+  /**
+   * Opens a watch; resolves once the API accepted it (status 200), with the stream of events.
+   * An expired resourceVersion rejects with a K8sApiError of status 410.
+   */
+  async watch(path: string, query: Query, signal?: AbortSignal): Promise<AsyncIterable<WatchEvent>> {
+    const res = await this.#request(path, { ...query, watch: '1' }, signal);
+    return (async function* events() {
+      const lines = new JsonLines();
+      for await (const chunk of res.body) {
+        for (const e of lines.push(chunk as Buffer)) yield e as WatchEvent;
+      }
+      for (const e of lines.end()) yield e as WatchEvent;
+    })();
+  }
+
+  async close(): Promise<void> {
+    await this.#agent.close().catch(() => undefined);
+  }
+}

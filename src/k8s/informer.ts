@@ -1,0 +1,289 @@
+// An informer: one list+watch of a collection (kind, namespace, selectors) kept as a local cache.
+// List, then watch from the list's resourceVersion with bookmarks; a stream that ends is
+// re-watched from the last version seen; 410 Gone (HTTP status or ERROR event) re-lists and
+// emits only the differences; any other failure backs off (jittered, capped) and retries. While
+// the API is away the cache is kept and marked stale.
+
+import type { Logger } from '../log.js';
+import { Backoff, type BackoffOptions } from './backoff.js';
+import { K8sApiError, type K8sClient, type KObject, type WatchEvent } from './client.js';
+import { collectionPath, type Resource } from './resources.js';
+
+export type InformerEvent<T extends KObject> =
+  | { readonly type: 'add'; readonly object: T }
+  | { readonly type: 'update'; readonly object: T; readonly old: T }
+  | { readonly type: 'delete'; readonly object: T };
+
+export interface InformerOptions {
+  readonly client: K8sClient;
+  readonly resource: Resource;
+  readonly namespace?: string;
+  readonly labelSelector?: string;
+  readonly fieldSelector?: string;
+  readonly logger: Logger;
+  readonly backoff?: BackoffOptions;
+  /** Asked of the server per watch, so streams are renewed regularly (default 300-360 s). */
+  readonly watchTimeoutSeconds?: number;
+  readonly sleep?: (ms: number, signal: AbortSignal) => Promise<void>;
+}
+
+class Gone extends Error {}
+
+function keyOf(o: KObject): string {
+  return `${o.metadata.namespace ?? ''}/${o.metadata.name}`;
+}
+
+function defaultSleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(done, ms);
+    function done(): void {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', done);
+      resolve();
+    }
+    signal.addEventListener('abort', done, { once: true });
+  });
+}
+
+export class Informer<T extends KObject = KObject> {
+  readonly #o: InformerOptions;
+  readonly #path: string;
+  readonly #cache = new Map<string, T>();
+  readonly #listeners = new Set<(e: InformerEvent<T>) => void>();
+  readonly #stateListeners = new Set<() => void>();
+  readonly #abort = new AbortController();
+  readonly #backoff: Backoff;
+  #rv = '';
+  #synced = false;
+  #stale = false;
+  #running: Promise<void> | undefined;
+  /** Counters, for tests and metrics. */
+  readonly stats = { lists: 0, watches: 0, gone: 0, errors: 0, events: 0 };
+  lastError: string | undefined;
+
+  constructor(options: InformerOptions) {
+    this.#o = options;
+    this.#path = collectionPath(options.resource, options.namespace);
+    this.#backoff = new Backoff(options.backoff);
+  }
+
+  /** What this informer watches, for logs: path and selectors. */
+  get describe(): string {
+    const sel = [this.#o.labelSelector && `labels ${this.#o.labelSelector}`, this.#o.fieldSelector && `fields ${this.#o.fieldSelector}`].filter(Boolean).join(', ');
+    return sel ? `${this.#path} (${sel})` : this.#path;
+  }
+
+  /** True once the first list arrived. */
+  get synced(): boolean {
+    return this.#synced;
+  }
+
+  /** True while the API is unreachable after a sync: the cache is the last known state. */
+  get stale(): boolean {
+    return this.#stale;
+  }
+
+  get resourceVersion(): string {
+    return this.#rv;
+  }
+
+  get(namespace: string | undefined, name: string): T | undefined {
+    return this.#cache.get(`${namespace ?? ''}/${name}`);
+  }
+
+  list(): T[] {
+    return [...this.#cache.values()];
+  }
+
+  /** Add/update/delete events from now on. Returns an unsubscribe function. */
+  on(listener: (e: InformerEvent<T>) => void): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
+  /** Called when synced or stale change. */
+  onState(listener: () => void): () => void {
+    this.#stateListeners.add(listener);
+    return () => this.#stateListeners.delete(listener);
+  }
+
+  start(): this {
+    this.#running ??= this.#run();
+    return this;
+  }
+
+  async stop(): Promise<void> {
+    this.#abort.abort();
+    await this.#running;
+  }
+
+  #emit(e: InformerEvent<T>): void {
+    this.stats.events++;
+    for (const l of this.#listeners) {
+      try {
+        l(e);
+      } catch (err) {
+        this.#o.logger.error({ err, informer: this.describe }, 'informer listener failed');
+      }
+    }
+  }
+
+  #setState(synced: boolean, stale: boolean): void {
+    if (synced === this.#synced && stale === this.#stale) return;
+    this.#synced = synced;
+    this.#stale = stale;
+    for (const l of this.#stateListeners) l();
+  }
+
+  #selectors(): Record<string, string | undefined> {
+    return { labelSelector: this.#o.labelSelector, fieldSelector: this.#o.fieldSelector };
+  }
+
+  async #run(): Promise<void> {
+    const signal = this.#abort.signal;
+    const sleep = this.#o.sleep ?? defaultSleep;
+    let needList = true;
+    while (!signal.aborted) {
+      try {
+        if (needList) {
+          await this.#relist(signal);
+          needList = false;
+        }
+        await this.#watchOnce(signal);
+        // A clean end (the server's timeout): re-watch at once from the last version.
+      } catch (err) {
+        if (signal.aborted) break;
+        if (err instanceof Gone) {
+          this.stats.gone++;
+          this.#o.logger.info({ informer: this.describe, rv: this.#rv }, 'resourceVersion expired (410): re-listing');
+          needList = true;
+          continue;
+        }
+        this.stats.errors++;
+        this.lastError = (err as Error).message;
+        if (this.#synced) this.#setState(true, true);
+        const delay = this.#backoff.next();
+        this.#o.logger.warn({ informer: this.describe, err: (err as Error).message, retryInMs: delay }, 'kubernetes API unavailable; keeping the last known state');
+        await sleep(delay, signal);
+      }
+    }
+  }
+
+  /** Lists and reconciles the cache with the list, emitting only what changed. */
+  async #relist(signal: AbortSignal): Promise<void> {
+    this.stats.lists++;
+    const { items, resourceVersion } = await this.#o.client.list(this.#path, this.#selectors(), signal);
+    const seen = new Set<string>();
+    for (const raw of items) {
+      const o = raw as T;
+      const k = keyOf(o);
+      seen.add(k);
+      const old = this.#cache.get(k);
+      this.#cache.set(k, o);
+      if (old === undefined) this.#emit({ type: 'add', object: o });
+      else if (old.metadata.resourceVersion !== o.metadata.resourceVersion) this.#emit({ type: 'update', object: o, old });
+    }
+    for (const [k, old] of this.#cache) {
+      if (!seen.has(k)) {
+        this.#cache.delete(k);
+        this.#emit({ type: 'delete', object: old });
+      }
+    }
+    this.#rv = resourceVersion;
+    this.#backoff.reset();
+    this.#setState(true, false);
+  }
+
+  async #watchOnce(signal: AbortSignal): Promise<void> {
+    const timeout = this.#o.watchTimeoutSeconds ?? 300 + Math.floor(Math.random() * 60);
+    let events: AsyncIterable<WatchEvent>;
+    try {
+      events = await this.#o.client.watch(
+        this.#path,
+        { ...this.#selectors(), resourceVersion: this.#rv, allowWatchBookmarks: 'true', timeoutSeconds: String(timeout) },
+        signal,
+      );
+    } catch (err) {
+      if (err instanceof K8sApiError && err.status === 410) throw new Gone();
+      throw err;
+    }
+    this.stats.watches++;
+    this.#backoff.reset();
+    this.#setState(true, false);
+    for await (const e of events) {
+      switch (e.type) {
+        case 'BOOKMARK':
+          this.#rv = e.object.metadata.resourceVersion;
+          break;
+        case 'ERROR':
+          if (e.object.code === 410) throw new Gone();
+          throw new K8sApiError(e.object.code ?? 500, `watch error: ${e.object.message ?? 'unknown'}`, e.object.reason);
+        case 'ADDED':
+        case 'MODIFIED': {
+          const o = e.object as T;
+          const k = keyOf(o);
+          const old = this.#cache.get(k);
+          this.#cache.set(k, o);
+          this.#rv = o.metadata.resourceVersion ?? this.#rv;
+          if (old === undefined) this.#emit({ type: 'add', object: o });
+          else if (old.metadata.resourceVersion !== o.metadata.resourceVersion) this.#emit({ type: 'update', object: o, old });
+          break;
+        }
+        case 'DELETED': {
+          const o = e.object as T;
+          const k = keyOf(o);
+          this.#rv = o.metadata.resourceVersion ?? this.#rv;
+          if (this.#cache.delete(k)) this.#emit({ type: 'delete', object: o });
+          break;
+        }
+      }
+    }
+  }
+}
+
+/** One informer per (resource, namespace, selectors), shared by every consumer, refcounted. */
+export class SharedInformers {
+  readonly #informers = new Map<string, { informer: Informer; refs: number }>();
+
+  constructor(private readonly base: Omit<InformerOptions, 'resource' | 'namespace' | 'labelSelector' | 'fieldSelector'>) {}
+
+  acquire(resource: Resource, namespace?: string, labelSelector?: string, fieldSelector?: string): { informer: Informer; release: () => void } {
+    const key = `${collectionPath(resource, namespace)}?l=${labelSelector ?? ''}&f=${fieldSelector ?? ''}`;
+    let entry = this.#informers.get(key);
+    if (entry === undefined) {
+      const informer = new Informer({
+        ...this.base,
+        resource,
+        ...(namespace !== undefined ? { namespace } : {}),
+        ...(labelSelector !== undefined ? { labelSelector } : {}),
+        ...(fieldSelector !== undefined ? { fieldSelector } : {}),
+      }).start();
+      entry = { informer, refs: 0 };
+      this.#informers.set(key, entry);
+    }
+    entry.refs++;
+    const e = entry;
+    let released = false;
+    return {
+      informer: e.informer,
+      release: () => {
+        if (released) return;
+        released = true;
+        if (--e.refs === 0) {
+          this.#informers.delete(key);
+          void e.informer.stop();
+        }
+      },
+    };
+  }
+
+  get size(): number {
+    return this.#informers.size;
+  }
+
+  async close(): Promise<void> {
+    const all = [...this.#informers.values()];
+    this.#informers.clear();
+    await Promise.all(all.map((e) => e.informer.stop()));
+  }
+}
