@@ -46,6 +46,8 @@ async function readBody(req: http.IncomingMessage, limit = 64 * 1024): Promise<s
 
 export class AdminServer {
   ready = false;
+  /** Further readiness conditions (namers synced); /ready is 200 only when both hold. */
+  readyCheck: () => boolean = () => true;
   readonly #ctx: AdminContext;
   readonly #logger: Logger;
   readonly #server: http.Server;
@@ -56,7 +58,7 @@ export class AdminServer {
     this.#logger = logger;
     this.#server = http.createServer((req, res) => this.#dispatch(req, res));
     this.route('/admin/ping', (_req, res) => send(res, 200, 'pong'));
-    this.route('/ready', (_req, res) => (this.ready ? send(res, 200, 'ready\n') : send(res, 503, 'not ready\n')));
+    this.route('/ready', (_req, res) => (this.ready && this.readyCheck() ? send(res, 200, 'ready\n') : send(res, 503, 'not ready\n')));
     this.route('/config.json', (_req, res) => sendJson(res, 200, ctx.config));
     this.route('/delegator.json', (req, res, url) => this.#delegator(req, res, url));
     this.route('/admin/shutdown', (req, res) => this.#shutdown(req, res));

@@ -8,6 +8,10 @@ import type { HostmeshConfig, RouterConfig, TransformerConfig } from '../config/
 import type { Logger } from '../log.js';
 import type { Endpoint, Namer } from '../namer/addr.js';
 import { FsNamer } from '../namer/fs-namer.js';
+import { K8sNamer } from '../namer/k8s/k8s-namer.js';
+import { K8sClient } from '../k8s/client.js';
+import { resolveConnection } from '../k8s/connection.js';
+import type { BackoffOptions } from '../k8s/backoff.js';
 import { NameInterpreter } from '../namer/interpreter.js';
 import { Var } from '../namer/var.js';
 import { EndpointPools } from '../router/endpoint-pool.js';
@@ -29,6 +33,8 @@ export interface HostmeshDeps {
   readonly dtabPollMs?: number;
   /** A reloaded dtabFile was rejected (router label, file:line:col message). */
   readonly onDtabReject?: (router: string, message: string) => void;
+  /** Reconnect backoff of Kubernetes watches (tests shorten it). */
+  readonly k8sBackoff?: BackoffOptions;
 }
 
 export interface RunningRouter {
@@ -58,7 +64,18 @@ function buildNamers(config: HostmeshConfig, deps: HostmeshDeps): Namer[] {
     if (cfg.kind === 'io.l5d.fs') {
       namers.push(new FsNamer({ rootDir: cfg.rootDir, prefix: parsePath(cfg.prefix), logger: deps.logger }));
     } else {
-      throw new Error(`namer ${cfg.kind} is not available in this build`);
+      const connection = resolveConnection({ ...(cfg.host !== undefined ? { host: cfg.host } : {}), ...(cfg.port !== undefined ? { port: cfg.port } : {}) });
+      deps.logger.info({ namer: cfg.kind, api: connection.describe }, 'kubernetes namer');
+      namers.push(
+        new K8sNamer({
+          client: new K8sClient(connection),
+          logger: deps.logger.child({ namer: cfg.kind }),
+          prefix: parsePath(cfg.prefix),
+          ...(cfg.labelSelector !== undefined ? { labelSelector: cfg.labelSelector } : {}),
+          ...(cfg.api !== undefined ? { api: cfg.api } : {}),
+          ...(deps.k8sBackoff !== undefined ? { backoff: deps.k8sBackoff } : {}),
+        }),
+      );
     }
   }
   return namers;
@@ -139,6 +156,12 @@ function boundEndpoints(interpreter: NameInterpreter, path: Path, closers: (() =
     walk(s.tree);
     return out;
   };
+}
+
+function sendJson(res: import('node:http').ServerResponse, value: unknown): void {
+  const body = JSON.stringify(value, null, 2) + '\n';
+  res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
+  res.end(body);
 }
 
 function localAddresses(): string[] {
@@ -229,6 +252,11 @@ export async function startHostmesh(config: HostmeshConfig, deps: HostmeshDeps):
       return closing;
   };
   const admin = new AdminServer({ routers, interpreter, config, shutdown: () => close() }, logger);
+  for (const n of namers) {
+    if (n instanceof K8sNamer) admin.route(`/namer_state/${n.kind}.json`, (_req, res) => sendJson(res, n.state()));
+  }
+  // Ready once every Kubernetes namer has listed what the routers asked for so far.
+  admin.readyCheck = () => namers.every((n) => !(n instanceof K8sNamer) || n.synced);
   await admin.start();
   admin.ready = true;
   logger.info({ address: admin.address }, 'admin listening');

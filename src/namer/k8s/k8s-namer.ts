@@ -1,0 +1,260 @@
+// The io.l5d.k8s namer: /#/io.l5d.k8s/<namespace>/<port-name|port-number>/<service>[/<label value>]
+// binds to the Service's ready endpoints (EndpointSlices, or v1 Endpoints with `api: endpoints`),
+// each tagged with its node. One shared list+watch per namespace and kind, not one per name.
+// A missing Service, an unknown port or zero endpoints is neg, so dtab alternations fall through.
+// While the API is away the last known endpoints stay in force, marked stale.
+
+import type { K8sClient, KObject } from '../../k8s/client.js';
+import type { BackoffOptions } from '../../k8s/backoff.js';
+import { SharedInformers, type Informer } from '../../k8s/informer.js';
+import { ENDPOINTS, ENDPOINT_SLICES, SERVICES } from '../../k8s/resources.js';
+import { NEG } from '../../dtab/name-tree.js';
+import { Path } from '../../dtab/path.js';
+import type { Logger } from '../../log.js';
+import type { Addr, BoundName, Endpoint, Lookup, Namer } from '../addr.js';
+import { Var } from '../var.js';
+import {
+  endpointsEndpoints,
+  parsePortRef,
+  pickPort,
+  sliceEndpoints,
+  type EndpointSliceObject,
+  type EndpointsObject,
+  type ServiceObject,
+} from './endpoints.js';
+
+export interface K8sNamerOptions {
+  readonly client: K8sClient;
+  readonly logger: Logger;
+  /** Mounted under `/#`; default /io.l5d.k8s. */
+  readonly prefix?: Path;
+  /** Label key: the path gets a 4th segment, the value the Service's slices must carry. */
+  readonly labelSelector?: string;
+  /** `endpoints` reads v1 Endpoints (old clusters); default EndpointSlices. */
+  readonly api?: 'endpointslices' | 'endpoints';
+  readonly backoff?: BackoffOptions;
+}
+
+const SERVICE_NAME_LABEL = 'kubernetes.io/service-name';
+
+interface Entry {
+  readonly svc: string;
+  readonly portSegment: string;
+  readonly labelValue: string | undefined;
+  readonly addr: Var<Addr>;
+  readonly lookup: Var<Lookup>;
+  readonly bound: BoundName;
+  lastKey: string;
+}
+
+/** The watches of one namespace and every name looked up in it. */
+interface NamespaceWatch {
+  readonly ns: string;
+  readonly services: Informer;
+  /** EndpointSlices or v1 Endpoints. */
+  readonly endpoints: Informer;
+  /** Slices by service name, then by slice name (unused for v1 Endpoints). */
+  readonly slicesBySvc: Map<string, Map<string, KObject>>;
+  /** Entries by service name. */
+  readonly entries: Map<string, Entry[]>;
+  readonly release: () => void;
+  lastEventAt: number | undefined;
+}
+
+export class K8sNamer implements Namer {
+  readonly kind = 'io.l5d.k8s';
+  readonly prefix: Path;
+  /** Address-set changes published (hostmesh_namer_updates_total). */
+  updates = 0;
+  readonly #o: K8sNamerOptions;
+  readonly #informers: SharedInformers;
+  readonly #namespaces = new Map<string, NamespaceWatch>();
+
+  constructor(options: K8sNamerOptions) {
+    this.#o = options;
+    this.prefix = options.prefix ?? Path.of('io.l5d.k8s');
+    this.#informers = new SharedInformers({
+      client: options.client,
+      logger: options.logger,
+      ...(options.backoff ? { backoff: options.backoff } : {}),
+    });
+  }
+
+  lookup(path: Path): Var<Lookup> {
+    const segments = this.#o.labelSelector === undefined ? 3 : 4;
+    if (path.elems.length < segments) return new Var<Lookup>({ kind: 'ok', tree: NEG });
+    const [ns, portSegment, svc, labelValue] = path.elems.slice(0, segments).map((e) => e.toLowerCase()) as [string, string, string, string | undefined];
+    const watch = this.#watch(ns);
+    const list = watch.entries.get(svc) ?? [];
+    let entry = list.find((e) => e.portSegment === portSegment && e.labelValue === labelValue);
+    if (entry === undefined) {
+      const addr = new Var<Addr>({ kind: 'pending' });
+      const id = new Path(['#', ...this.prefix.elems, ns, portSegment, svc, ...(labelValue === undefined ? [] : [labelValue])]);
+      entry = { svc, portSegment, labelValue, addr, lookup: new Var<Lookup>({ kind: 'pending' }), bound: { id, residual: Path.empty, addr }, lastKey: '' };
+      list.push(entry);
+      watch.entries.set(svc, list);
+      this.#refresh(watch, entry);
+    }
+    const residual = path.drop(segments);
+    if (residual.isEmpty) return entry.lookup;
+    const withResidual: BoundName = { ...entry.bound, residual };
+    const v = new Var<Lookup>(entry.lookup.get());
+    entry.lookup.subscribe((s) => v.set(s.kind === 'ok' && s.tree.kind === 'leaf' ? { kind: 'ok', tree: { kind: 'leaf', value: withResidual } } : s));
+    return v;
+  }
+
+  /** True when every namespace watched so far has listed once (the router's /ready). */
+  get synced(): boolean {
+    for (const w of this.#namespaces.values()) if (!w.services.synced || !w.endpoints.synced) return false;
+    return true;
+  }
+
+  get stale(): boolean {
+    for (const w of this.#namespaces.values()) if (w.services.stale || w.endpoints.stale) return true;
+    return false;
+  }
+
+  /** For /namer_state/io.l5d.k8s.json: what is watched, at which version, how fresh. */
+  state(): object {
+    return {
+      kind: this.kind,
+      prefix: this.prefix.show(),
+      connection: this.#o.client.connection.describe,
+      updates: this.updates,
+      namespaces: [...this.#namespaces.values()].map((w) => ({
+        namespace: w.ns,
+        lastEventAt: w.lastEventAt === undefined ? null : new Date(w.lastEventAt).toISOString(),
+        names: [...w.entries.values()].flat().map((e) => ({ id: e.bound.id.show(), state: addrSummary(e.addr.get()) })),
+        watches: [w.services, w.endpoints].map((i) => ({
+          path: i.describe,
+          resourceVersion: i.resourceVersion,
+          synced: i.synced,
+          stale: i.stale,
+          lastError: i.lastError ?? null,
+          stats: { ...i.stats },
+        })),
+      })),
+    };
+  }
+
+  async close(): Promise<void> {
+    for (const w of this.#namespaces.values()) w.release();
+    this.#namespaces.clear();
+    await this.#informers.close();
+    await this.#o.client.close();
+  }
+
+  #watch(ns: string): NamespaceWatch {
+    let w = this.#namespaces.get(ns);
+    if (w !== undefined) return w;
+    const services = this.#informers.acquire(SERVICES, ns);
+    const endpoints = this.#informers.acquire(this.#o.api === 'endpoints' ? ENDPOINTS : ENDPOINT_SLICES, ns);
+    const watch: NamespaceWatch = {
+      ns,
+      services: services.informer,
+      endpoints: endpoints.informer,
+      slicesBySvc: new Map(),
+      entries: new Map(),
+      lastEventAt: undefined,
+      release: () => {
+        offs.forEach((off) => off());
+        services.release();
+        endpoints.release();
+      },
+    };
+    w = watch;
+    const offs = [
+      services.informer.on((e) => {
+        watch.lastEventAt = Date.now();
+        this.#refreshService(watch, e.object.metadata.name);
+      }),
+      endpoints.informer.on((e) => {
+        watch.lastEventAt = Date.now();
+        if (this.#o.api === 'endpoints') {
+          this.#refreshService(watch, e.object.metadata.name);
+          return;
+        }
+        const svc = e.object.metadata.labels?.[SERVICE_NAME_LABEL];
+        const oldSvc = e.type === 'update' ? e.old.metadata.labels?.[SERVICE_NAME_LABEL] : undefined;
+        if (oldSvc !== undefined && oldSvc !== svc) {
+          watch.slicesBySvc.get(oldSvc)?.delete(e.object.metadata.name);
+          this.#refreshService(watch, oldSvc);
+        }
+        if (svc === undefined) return;
+        let slices = watch.slicesBySvc.get(svc);
+        if (slices === undefined) {
+          slices = new Map();
+          watch.slicesBySvc.set(svc, slices);
+        }
+        if (e.type === 'delete') slices.delete(e.object.metadata.name);
+        else slices.set(e.object.metadata.name, e.object);
+        if (slices.size === 0) watch.slicesBySvc.delete(svc);
+        this.#refreshService(watch, svc);
+      }),
+      services.informer.onState(() => this.#refreshAll(watch)),
+      endpoints.informer.onState(() => this.#refreshAll(watch)),
+    ];
+    this.#namespaces.set(ns, watch);
+    return watch;
+  }
+
+  #refreshAll(watch: NamespaceWatch): void {
+    for (const list of watch.entries.values()) for (const e of list) this.#refresh(watch, e);
+  }
+
+  #refreshService(watch: NamespaceWatch, svc: string): void {
+    for (const e of watch.entries.get(svc) ?? []) this.#refresh(watch, e);
+  }
+
+  #refresh(watch: NamespaceWatch, entry: Entry): void {
+    if (!watch.services.synced || !watch.endpoints.synced) return; // stays pending until the first list
+    const endpoints = this.#endpoints(watch, entry);
+    const stale = watch.services.stale || watch.endpoints.stale;
+    const key = endpoints === undefined ? 'neg' : `${stale}|${endpoints.map(endpointKey).join(',')}`;
+    if (key === entry.lastKey) return;
+    entry.lastKey = key;
+    this.updates++;
+    if (endpoints === undefined) {
+      entry.addr.set({ kind: 'neg' });
+      entry.lookup.set({ kind: 'ok', tree: NEG });
+      return;
+    }
+    entry.addr.set(stale ? { kind: 'bound', endpoints, stale } : { kind: 'bound', endpoints });
+    const current = entry.lookup.get();
+    if (!(current.kind === 'ok' && current.tree.kind === 'leaf')) {
+      entry.lookup.set({ kind: 'ok', tree: { kind: 'leaf', value: entry.bound } });
+    }
+  }
+
+  /** The entry's endpoints now, or undefined for neg (no Service, no such port, no endpoint). */
+  #endpoints(watch: NamespaceWatch, entry: Entry): Endpoint[] | undefined {
+    const service = watch.services.get(watch.ns, entry.svc);
+    if (service === undefined) return undefined;
+    const pick = pickPort(parsePortRef(entry.portSegment), service as ServiceObject);
+    if (pick === undefined) return undefined;
+    let endpoints: Endpoint[];
+    if (this.#o.api === 'endpoints') {
+      const obj = watch.endpoints.get(watch.ns, entry.svc);
+      const labelOk = entry.labelValue === undefined || labelOf(obj, this.#o.labelSelector) === entry.labelValue;
+      endpoints = labelOk ? endpointsEndpoints(obj as EndpointsObject | undefined, pick) : [];
+    } else {
+      const slices = [...(watch.slicesBySvc.get(entry.svc)?.values() ?? [])].filter(
+        (s) => entry.labelValue === undefined || labelOf(s, this.#o.labelSelector) === entry.labelValue,
+      );
+      endpoints = sliceEndpoints(slices as unknown as EndpointSliceObject[], pick);
+    }
+    return endpoints.length > 0 ? endpoints : undefined;
+  }
+}
+
+function labelOf(obj: KObject | undefined, key: string | undefined): string | undefined {
+  return key === undefined ? undefined : obj?.metadata.labels?.[key]?.toLowerCase();
+}
+
+function endpointKey(e: Endpoint): string {
+  return `${e.host}:${e.port}@${e.meta.nodeName ?? ''}`;
+}
+
+function addrSummary(a: Addr): string {
+  return a.kind === 'bound' ? `bound ${a.endpoints.length}${a.stale ? ' (stale)' : ''}` : a.kind;
+}

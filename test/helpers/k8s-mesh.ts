@@ -1,0 +1,130 @@
+// A two-node mesh whose names resolve through the Kubernetes API (the test API server): routers
+// node-a (127.0.0.2) and node-b (127.0.0.3) with the shipped topology (outgoing + daemonset,
+// incoming + localnode, mutual TLS), and "pods": HTTP servers on other loopback addresses that
+// answer their own name, published as EndpointSlices tagged with their node.
+
+import http from 'node:http';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { HostmeshConfig, RouterConfig } from '../../src/config/types.js';
+import { writeDemoPki } from '../../src/demo/demo-pki.js';
+import { silentLogger } from '../../src/log.js';
+import { startHostmesh, type Hostmesh } from '../../src/server/hostmesh.js';
+import type { FakeApiServer } from '../fixtures/k8s-api-server.js';
+import { endpointSlice, service } from './k8s.js';
+import { freePorts } from './ports.js';
+
+export const NODES = [
+  { name: 'node-a', ip: '127.0.0.2' },
+  { name: 'node-b', ip: '127.0.0.3' },
+] as const;
+
+export interface Pod {
+  readonly name: string;
+  readonly ip: string;
+  readonly node: string;
+  readonly server: http.Server;
+}
+
+export interface K8sMesh {
+  readonly meshes: readonly Hostmesh[];
+  readonly ports: { outgoing: number; incoming: number; admin: number };
+  readonly pki: { ca: string; nodes: Map<string, { cert: string; key: string }> };
+  /** Starts pods answering `<pod name>` on `port` (same port for all, as one slice needs). */
+  startPods(specs: readonly { name: string; ip: string; node: string }[], port: number): Promise<Pod[]>;
+  close(): Promise<void>;
+}
+
+const DTAB = '/srv => /#/io.l5d.k8s/default/http; /host => /srv; /svc => /host;';
+
+function nodeConfig(node: { name: string; ip: string }, api: FakeApiServer, ports: K8sMesh['ports'], certs: { ca: string; cert: string; key: string }): HostmeshConfig {
+  const outgoing: RouterConfig = {
+    protocol: 'http',
+    label: 'outgoing',
+    dtab: DTAB,
+    identifier: [{ kind: 'io.l5d.header.token', header: 'Host' }],
+    transformers: [{ kind: 'io.l5d.k8s.daemonset', namespace: 'hostmesh', port: 'incoming', service: 'hostmesh' }],
+    servers: [{ ip: node.ip, port: ports.outgoing }],
+    client: { loadBalancer: { kind: 'roundRobin' }, tls: { commonName: 'hostmesh', trustCerts: [certs.ca], clientAuth: { certPath: certs.cert, keyPath: certs.key } } },
+    maxHops: 64,
+  };
+  const incoming: RouterConfig = {
+    protocol: 'http',
+    label: 'incoming',
+    dtab: DTAB,
+    identifier: [{ kind: 'io.l5d.header.token', header: 'Host' }],
+    transformers: [{ kind: 'io.l5d.k8s.localnode' }],
+    servers: [{ ip: node.ip, port: ports.incoming, tls: { certPath: certs.cert, keyPath: certs.key, caCertPath: certs.ca, requireClientAuth: true } }],
+    client: { loadBalancer: { kind: 'roundRobin' } },
+    maxHops: 64,
+  };
+  return {
+    admin: { ip: node.ip, port: ports.admin, allowRemoteShutdown: false },
+    namers: [{ kind: 'io.l5d.k8s', prefix: '/io.l5d.k8s', host: '127.0.0.1', port: api.port }],
+    routers: [outgoing, incoming],
+    nodeName: node.name,
+    shutdownGraceMs: 500,
+    baseDir: process.cwd(),
+  };
+}
+
+/** Publishes the routers as the `hostmesh/hostmesh` headless Service (ports incoming, admin). */
+export function publishRouters(api: FakeApiServer, ports: K8sMesh['ports']): void {
+  api.apply(service('hostmesh', 'hostmesh', [{ name: 'incoming', port: ports.incoming }, { name: 'admin', port: ports.admin }]));
+  api.apply(
+    endpointSlice(
+      'hostmesh',
+      'hostmesh-abc',
+      'hostmesh',
+      NODES.map((n) => ({ ip: n.ip, node: n.name })),
+      [{ name: 'incoming', port: ports.incoming }, { name: 'admin', port: ports.admin }],
+    ),
+  );
+}
+
+export async function startK8sMesh(api: FakeApiServer): Promise<K8sMesh> {
+  const [outgoing, incoming, admin] = (await freePorts(NODES[0].ip, 3)) as [number, number, number];
+  const ports = { outgoing, incoming, admin };
+  const dir = await mkdtemp(join(tmpdir(), 'hostmesh-k8s-'));
+  const pki = await writeDemoPki(dir, 'hostmesh', NODES);
+  publishRouters(api, ports);
+  const meshes: Hostmesh[] = [];
+  const pods: Pod[] = [];
+  for (const node of NODES) {
+    const certs = pki.nodes.get(node.name) as { cert: string; key: string };
+    meshes.push(await startHostmesh(nodeConfig(node, api, ports, { ca: pki.ca, ...certs }), { logger: silentLogger(), k8sBackoff: { baseMs: 50, capMs: 500 } }));
+  }
+  return {
+    meshes,
+    ports,
+    pki,
+    async startPods(specs, port) {
+      const started: Pod[] = [];
+      for (const s of specs) {
+        const server = http.createServer((req, res) => {
+          req.resume();
+          res.setHeader('x-pod', s.name);
+          res.end(s.name);
+        });
+        await new Promise<void>((resolve, reject) => {
+          server.once('error', reject);
+          server.listen(port, s.ip, () => resolve());
+        });
+        started.push({ ...s, server });
+      }
+      pods.push(...started);
+      return started;
+    },
+    async close() {
+      await Promise.all(meshes.map((m) => m.close(200)));
+      await Promise.all(
+        pods.map((p) => {
+          p.server.closeAllConnections();
+          return new Promise((r) => p.server.close(r));
+        }),
+      );
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
