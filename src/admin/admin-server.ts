@@ -10,11 +10,14 @@ import type { Logger } from '../log.js';
 import { delegateJson } from '../namer/delegate-tree.js';
 import type { NameInterpreter } from '../namer/interpreter.js';
 import type { Router } from '../router/router.js';
+import type { Metrics } from '../metrics/metrics.js';
+import { DASHBOARD_HTML } from './dashboard.js';
 
 export interface AdminContext {
   readonly routers: readonly { label: string; router: Router }[];
   readonly interpreter: NameInterpreter;
   readonly config: HostmeshConfig;
+  readonly metrics?: Metrics;
   shutdown(): Promise<void>;
 }
 
@@ -62,6 +65,19 @@ export class AdminServer {
     this.route('/config.json', (_req, res) => sendJson(res, 200, ctx.config));
     this.route('/delegator.json', (req, res, url) => this.#delegator(req, res, url));
     this.route('/admin/shutdown', (req, res) => this.#shutdown(req, res));
+    this.route('/client_state.json', (_req, res) =>
+      sendJson(res, 200, Object.fromEntries(ctx.routers.map((r) => [r.label, r.router.clientState()]))),
+    );
+    this.route('/', (_req, res) => send(res, 200, DASHBOARD_HTML, 'text/html; charset=utf-8'));
+    this.route('/admin/routers.json', (_req, res) => sendJson(res, 200, ctx.routers.map((r) => ({ label: r.label, dtab: r.router.dtab.show() }))));
+    const metrics = ctx.metrics;
+    if (metrics !== undefined) {
+      const prometheus = async (_req: http.IncomingMessage, res: http.ServerResponse): Promise<void> => send(res, 200, await metrics.prometheus(), metrics.contentType);
+      this.route('/metrics', prometheus);
+      this.route('/admin/metrics/prometheus', prometheus);
+      this.route('/admin/metrics.json', (_req, res) => sendJson(res, 200, metrics.flat()));
+      this.route('/admin/services.json', (_req, res) => sendJson(res, 200, { at: Date.now(), services: metrics.services(), routers: [...metrics.routers.values()].map((r) => ({ label: r.label, connections: r.connectionsOpen, inFlight: r.inFlightNow })) }));
+    }
   }
 
   /** Adds a path (metrics, dashboard and namer state plug in here). */

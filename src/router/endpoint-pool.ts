@@ -23,14 +23,23 @@ export function endpointKey(e: Endpoint): string {
   return e.host.includes(':') ? `[${e.host}]:${e.port}` : `${e.host}:${e.port}`;
 }
 
+/** Connection events of the pools (metrics). */
+export interface PoolEvents {
+  connect(): void;
+  disconnect(): void;
+}
+
 export class EndpointPools {
   readonly #tls: ConnectionOptions | undefined;
   readonly #pools = new Map<string, PoolEntry>();
   readonly #sweeper: NodeJS.Timeout;
 
   /** `tls` set: connections are TLS with these options (client cert, CA, servername). */
-  constructor(tls: ConnectionOptions | undefined, idleMs = 60_000) {
+  readonly #events: PoolEvents | undefined;
+
+  constructor(tls: ConnectionOptions | undefined, idleMs = 60_000, events?: PoolEvents) {
     this.#tls = tls;
+    this.#events = events;
     this.#sweeper = setInterval(() => this.#sweep(idleMs), Math.min(idleMs, 30_000));
     this.#sweeper.unref();
   }
@@ -82,6 +91,11 @@ export class EndpointPools {
         bodyTimeout: 0,
         ...(this.#tls ? { connect: { ...this.#tls } } : {}),
       });
+      const events = this.#events;
+      if (events !== undefined) {
+        pool.on('connect', () => events.connect());
+        pool.on('disconnect', () => events.disconnect());
+      }
       entry = { key, origin, pool, inFlight: 0, lastUsed: Date.now(), ewmaMs: 0, ewmaAt: Date.now() };
       this.#pools.set(key, entry);
     }

@@ -36,11 +36,15 @@ export interface RouterOptions {
   readonly identify?: (req: RequestFacts) => { name: Path; target: string };
   /** How to choose among endpoints (default p2c least-loaded). */
   readonly balancer?: 'p2c' | 'ewma' | 'roundRobin';
+  /** Called for each request that carries a dtab override (metrics). */
+  readonly onOverride?: () => void;
 }
 
 /** What the rescue point needs to explain an error. */
 export interface RequestContext {
   service?: string;
+  /** The bound id the request went to (metrics' client label). */
+  client?: string;
   dtab?: string;
   overrides?: string;
 }
@@ -127,13 +131,15 @@ export class Router {
     const endpoint = this.#endpoint(name, ctx);
 
     const out: OutgoingHttpHeaders = endToEnd(h, DROP);
+    ctx.client = name.id.show();
+    if (overrides.text !== '') this.#o.onOverride?.();
     if (host !== undefined) out.host = host;
     if (method === 'TRACE' && out['max-forwards'] !== undefined) {
       out['max-forwards'] = String(Math.max(0, Number(headerValue(h['max-forwards'])) - 1));
     }
     out.via = appendVia(h.via);
     out['l5d-dst-service'] = id.name.show();
-    out['l5d-dst-client'] = name.id.show();
+    out['l5d-dst-client'] = ctx.client;
     if (out['l5d-reqid'] === undefined) out['l5d-reqid'] = randomBytes(8).toString('hex');
     if (overrides.text !== '') out['l5d-ctx-dtab'] = overrides.text;
     if (peerId !== undefined) out['l5d-client-id'] = peerId;
@@ -181,6 +187,35 @@ export class Router {
     } catch {
       return false;
     }
+  }
+
+  /** What this router's clients are bound to now: each bound name, its addresses and their state. */
+  clientState(): { id: string; state: string; stale: boolean; endpoints: { address: string; nodeName: string | null; inFlight: number; ewmaMs: number }[] }[] {
+    const seen = new Map<string, BoundName>();
+    const walk = (t: NameTree<BoundName>): void => {
+      if (t.kind === 'leaf') seen.set(t.value.id.show(), t.value);
+      else if (t.kind === 'alt') t.trees.forEach(walk);
+      else if (t.kind === 'union') t.members.forEach((m) => walk(m.tree));
+    };
+    for (const c of this.#bindings.values()) {
+      const s = c.binding.state.get();
+      if (s.kind === 'ok') walk(s.tree);
+    }
+    return [...seen].map(([id, name]) => {
+      const a = name.addr.get();
+      const endpoints = a.kind === 'bound' ? a.endpoints : [];
+      return {
+        id,
+        state: a.kind,
+        stale: a.kind === 'bound' && a.stale === true,
+        endpoints: endpoints.map((e) => ({
+          address: endpointKey(e),
+          nodeName: e.meta.nodeName ?? null,
+          inFlight: this.#o.pools.load(e),
+          ewmaMs: Math.round(this.#o.pools.cost(e) * 100) / 100,
+        })),
+      };
+    });
   }
 
   async #bind(dtab: Dtab, path: Path): Promise<NameTree<BoundName>> {

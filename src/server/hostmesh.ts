@@ -12,6 +12,7 @@ import { K8sNamer } from '../namer/k8s/k8s-namer.js';
 import { K8sClient } from '../k8s/client.js';
 import { resolveConnection } from '../k8s/connection.js';
 import type { BackoffOptions } from '../k8s/backoff.js';
+import { Metrics } from '../metrics/metrics.js';
 import { NameInterpreter } from '../namer/interpreter.js';
 import { Var } from '../namer/var.js';
 import { EndpointPools } from '../router/endpoint-pool.js';
@@ -50,6 +51,7 @@ export interface Hostmesh {
   readonly config: HostmeshConfig;
   /** dtabFile watchers by router label. */
   readonly dtabWatchers: ReadonlyMap<string, DtabWatcher>;
+  readonly metrics: Metrics;
   close(graceMs?: number): Promise<void>;
 }
 
@@ -171,6 +173,8 @@ function localAddresses(): string[] {
 export async function startHostmesh(config: HostmeshConfig, deps: HostmeshDeps): Promise<Hostmesh> {
   const logger = deps.logger;
   const namers = buildNamers(config, deps);
+  const metrics = new Metrics();
+  for (const n of namers) if (n instanceof K8sNamer) metrics.addNamer(n);
   const interpreter = new NameInterpreter({ namers });
   const routers: RunningRouter[] = [];
   const closers: (() => void)[] = [];
@@ -181,7 +185,11 @@ export async function startHostmesh(config: HostmeshConfig, deps: HostmeshDeps):
     for (const r of config.routers) {
       const { transforms, close } = buildTransforms(r, config, interpreter);
       closers.push(close);
-      const pools = new EndpointPools(r.client.tls ? clientTlsOptions(r.client.tls) : undefined);
+      const rm = metrics.router(r.label);
+      const pools = new EndpointPools(r.client.tls ? clientTlsOptions(r.client.tls) : undefined, undefined, {
+        connect: () => rm.connectionOpened('client'),
+        disconnect: () => rm.connectionClosed('client', 0, 0),
+      });
       poolsList.push(pools);
       const dtab = new Var(Dtab.read(r.dtab));
       if (r.dtabFile !== undefined) {
@@ -191,7 +199,10 @@ export async function startHostmesh(config: HostmeshConfig, deps: HostmeshDeps):
           initialText: r.dtab,
           logger: logger.child({ router: r.label }),
           ...(deps.dtabPollMs !== undefined ? { pollMs: deps.dtabPollMs } : {}),
-          onReject: (message) => deps.onDtabReject?.(r.label, message),
+          onReject: (message) => {
+            metrics.dtabReloadFailures.labels(r.label).inc();
+            deps.onDtabReject?.(r.label, message);
+          },
         });
         watchers.set(r.label, watcher);
         closers.push(() => watcher.close());
@@ -206,6 +217,7 @@ export async function startHostmesh(config: HostmeshConfig, deps: HostmeshDeps):
         pools,
         logger: logger.child({ router: r.label }),
         maxHops: r.maxHops,
+        onOverride: () => rm.dtabOverride(),
       });
       const listeners: Listener[] = [];
       for (const s of r.servers) {
@@ -221,6 +233,7 @@ export async function startHostmesh(config: HostmeshConfig, deps: HostmeshDeps):
             ...(s.headersTimeoutMs !== undefined ? { headersTimeoutMs: s.headersTimeoutMs } : {}),
             ...(s.idleTimeoutMs !== undefined ? { idleTimeoutMs: s.idleTimeoutMs } : {}),
             ...(s.maxHeaderBytes !== undefined ? { maxHeaderSize: s.maxHeaderBytes } : {}),
+            metrics: rm,
           },
           logger,
         ).start();
@@ -251,7 +264,7 @@ export async function startHostmesh(config: HostmeshConfig, deps: HostmeshDeps):
       })();
       return closing;
   };
-  const admin = new AdminServer({ routers, interpreter, config, shutdown: () => close() }, logger);
+  const admin = new AdminServer({ routers, interpreter, config, metrics, shutdown: () => close() }, logger);
   for (const n of namers) {
     if (n instanceof K8sNamer) admin.route(`/namer_state/${n.kind}.json`, (_req, res) => sendJson(res, n.state()));
   }
@@ -260,5 +273,5 @@ export async function startHostmesh(config: HostmeshConfig, deps: HostmeshDeps):
   await admin.start();
   admin.ready = true;
   logger.info({ address: admin.address }, 'admin listening');
-  return { routers, interpreter, config, admin, dtabWatchers: watchers, close };
+  return { routers, interpreter, config, admin, dtabWatchers: watchers, metrics, close };
 }

@@ -11,6 +11,7 @@ import { peerIdentity } from './peer-identity.js';
 import { rawParserError, rescue } from './rescue.js';
 import { HostmeshError } from '../errors.js';
 import { Tunnels } from './tunnels.js';
+import type { RouterMetrics } from '../metrics/metrics.js';
 
 export interface ListenerOptions {
   readonly ip: string;
@@ -22,6 +23,8 @@ export interface ListenerOptions {
   readonly headersTimeoutMs?: number;
   /** Close connections idle this long (default 5 min: long enough for slow streams' pauses). */
   readonly idleTimeoutMs?: number;
+  /** Where requests, connections and TLS failures are counted. */
+  readonly metrics?: RouterMetrics;
 }
 
 export class Listener {
@@ -33,6 +36,7 @@ export class Listener {
   #active = 0;
   #idleWaiters: (() => void)[] = [];
   readonly #tunnels: Tunnels;
+  readonly #metrics: RouterMetrics | undefined;
 
   constructor(router: Router, options: ListenerOptions, logger: Logger) {
     this.#router = router;
@@ -52,6 +56,13 @@ export class Listener {
     this.#server.maxHeadersCount = 500; // beyond this many, headers are too many (431 via size anyway)
     this.#server.setTimeout(options.idleTimeoutMs ?? 300_000); // idle sockets are destroyed
     this.#tunnels = new Tunnels(logger);
+    const metrics = (this.#metrics = options.metrics);
+    if (metrics !== undefined) {
+      this.#server.on(options.tls ? 'secureConnection' : 'connection', (socket: Socket) => {
+        metrics.connectionOpened('server');
+        socket.once('close', () => metrics.connectionClosed('server', socket.bytesRead, socket.bytesWritten));
+      });
+    }
     this.#server.on('request', (req, res) => this.#onRequest(req, res));
     this.#server.on('upgrade', (req: http.IncomingMessage, socket: Socket, head: Buffer) => {
       if (this.#draining) {
@@ -77,7 +88,10 @@ export class Listener {
       }
     });
     if (options.tls) {
-      this.#server.on('tlsClientError', (err: Error) => this.#logger.debug({ err: err.message }, 'TLS handshake refused'));
+      this.#server.on('tlsClientError', (err: NodeJS.ErrnoException) => {
+        this.#logger.debug({ err: err.message }, 'TLS handshake refused');
+        this.#metrics?.tlsFailure(tlsFailureReason(err));
+      });
     }
     this.#listen = () =>
       new Promise<void>((resolve, reject) => {
@@ -113,6 +127,12 @@ export class Listener {
       return;
     }
     this.#active++;
+    const metrics = this.#metrics;
+    if (metrics !== undefined) {
+      const started = performance.now();
+      metrics.started();
+      res.once('close', () => metrics.done(ctx.service, ctx.client, res.headersSent ? res.statusCode : 499, (performance.now() - started) / 1000));
+    }
     const peer = this.#tls ? peerIdentity(req.socket as TLSSocket) : undefined;
     this.#router
       .handle(req, res, ctx, peer)
@@ -138,6 +158,17 @@ export class Listener {
     this.#tunnels.closeAll();
     await closed;
   }
+}
+
+/** A short, bounded label for a refused handshake (metric label: never the raw message). */
+export function tlsFailureReason(err: NodeJS.ErrnoException): string {
+  const text = `${err.code ?? ''} ${err.message}`;
+  if (/PEER_DID_NOT_RETURN_A_CERTIFICATE|peer did not return a certificate/i.test(text)) return 'no_client_certificate';
+  if (/UNKNOWN_CA|unknown ca|unable to get local issuer|self.signed|CERTIFICATE_VERIFY_FAILED/i.test(text)) return 'untrusted_certificate';
+  if (/expired/i.test(text)) return 'certificate_expired';
+  if (/ECONNRESET|socket hang up|disconnected before/i.test(text)) return 'connection_reset';
+  if (/version|protocol|wrong version|http request/i.test(text)) return 'protocol';
+  return 'other';
 }
 
 /** The raw answer to an error Node's HTTP parser raised before a request existed. */

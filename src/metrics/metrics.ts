@@ -1,0 +1,258 @@
+// Router metrics: Prometheus (prom-client, its own registry) with the names of the design
+// contract, plus the flat Linkerd 1 style view (/admin/metrics.json) and per-service latency
+// samples for the dashboard. On the request path it is map lookups and increments: the labelled
+// children are created once per (router, service, client) and kept.
+
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+
+/** Distinct services per router before further ones are counted under OVERFLOW. */
+export const MAX_SERVICES = 500;
+export const OVERFLOW = 'overflow';
+const CLASSES = ['1xx', '2xx', '3xx', '4xx', '5xx'] as const;
+const SAMPLES = 1024;
+
+interface ClientStats {
+  readonly byClass: Counter.Internal[];
+  requests: number;
+  failures: number;
+}
+
+/** One service's stats on one router (all clients): what the dashboard and metrics.json show. */
+export class ServiceStats {
+  requests = 0;
+  successes = 0;
+  failures = 0;
+  readonly clients = new Map<string, ClientStats>();
+  readonly #samples = new Float64Array(SAMPLES);
+  #n = 0;
+  constructor(readonly histogram: Histogram.Internal<string>) {}
+
+  sample(seconds: number): void {
+    this.#samples[this.#n++ % SAMPLES] = seconds;
+  }
+
+  /** Latency quantiles (seconds) over the last SAMPLES requests. */
+  quantiles(qs: readonly number[]): number[] {
+    const n = Math.min(this.#n, SAMPLES);
+    if (n === 0) return qs.map(() => 0);
+    const sorted = this.#samples.slice(0, n).sort();
+    return qs.map((q) => sorted[Math.min(n - 1, Math.floor(q * n))] as number);
+  }
+}
+
+export class RouterMetrics {
+  readonly services = new Map<string, ServiceStats>();
+  readonly inFlight: Gauge.Internal<string>;
+  readonly #m: Metrics;
+  readonly #connections: Record<'server' | 'client', Counter.Internal>;
+  readonly #closed: Record<'server' | 'client', Counter.Internal>;
+  readonly #bytesIn: Counter.Internal;
+  readonly #bytesOut: Counter.Internal;
+  readonly #overrides: Counter.Internal;
+  connectionsOpen = { server: 0, client: 0 };
+  inFlightNow = 0;
+
+  constructor(
+    readonly label: string,
+    m: Metrics,
+  ) {
+    this.#m = m;
+    this.inFlight = m.inFlight.labels(label);
+    this.#connections = { server: m.connections.labels(label, 'server'), client: m.connections.labels(label, 'client') };
+    this.#closed = { server: m.connectionsClosed.labels(label, 'server'), client: m.connectionsClosed.labels(label, 'client') };
+    this.#bytesIn = m.bytes.labels(label, 'in');
+    this.#bytesOut = m.bytes.labels(label, 'out');
+    this.#overrides = m.dtabOverrides.labels(label);
+  }
+
+  started(): void {
+    this.inFlight.inc();
+    this.inFlightNow++;
+  }
+
+  /** A request finished: `service` the logical name, `client` the bound id (if it got that far). */
+  done(service: string | undefined, client: string | undefined, status: number, seconds: number): void {
+    this.inFlight.dec();
+    this.inFlightNow--;
+    let svc = this.services.get(service ?? '-');
+    if (svc === undefined) svc = this.#service(service ?? '-');
+    let c = svc.clients.get(client ?? '-');
+    if (c === undefined) {
+      c = this.#client(svc, service ?? '-', client ?? '-');
+    }
+    const cls = status >= 100 && status < 600 ? Math.floor(status / 100) - 1 : 4;
+    (c.byClass[cls] as Counter.Internal).inc();
+    c.requests++;
+    svc.requests++;
+    if (status >= 500) {
+      svc.failures++;
+      c.failures++;
+    } else svc.successes++;
+    svc.histogram.observe(seconds);
+    svc.sample(seconds);
+  }
+
+  connectionOpened(side: 'server' | 'client'): void {
+    this.#connections[side].inc();
+    this.connectionsOpen[side]++;
+  }
+
+  connectionClosed(side: 'server' | 'client', bytesIn: number, bytesOut: number): void {
+    this.#closed[side].inc();
+    this.connectionsOpen[side]--;
+    if (side === 'server') {
+      this.#bytesIn.inc(bytesIn);
+      this.#bytesOut.inc(bytesOut);
+    }
+  }
+
+  tlsFailure(reason: string): void {
+    this.#m.tlsFailures.labels(this.label, reason).inc();
+  }
+
+  dtabOverride(): void {
+    this.#overrides.inc();
+  }
+
+  #service(name: string): ServiceStats {
+    const key = this.services.size >= MAX_SERVICES ? OVERFLOW : name;
+    let s = this.services.get(key);
+    if (s === undefined) {
+      s = new ServiceStats(this.#m.duration.labels(this.label, key));
+      this.services.set(key, s);
+    }
+    return s;
+  }
+
+  #client(svc: ServiceStats, service: string, client: string): ClientStats {
+    const serviceLabel = this.services.get(service) === svc ? service : OVERFLOW;
+    const clientLabel = svc.clients.size >= 16 ? OVERFLOW : client;
+    let c = svc.clients.get(clientLabel);
+    if (c === undefined) {
+      c = { byClass: CLASSES.map((k) => this.#m.requests.labels(this.label, serviceLabel, clientLabel, k)), requests: 0, failures: 0 };
+      svc.clients.set(clientLabel, c);
+    }
+    return c;
+  }
+}
+
+/** Something with state to report at scrape time (namers). */
+export interface NamerReport {
+  readonly kind: string;
+  readonly updates: number;
+  readonly stale: boolean;
+}
+
+export class Metrics {
+  readonly registry = new Registry();
+  readonly routers = new Map<string, RouterMetrics>();
+  readonly requests: Counter;
+  readonly duration: Histogram;
+  readonly inFlight: Gauge;
+  readonly connections: Counter;
+  readonly connectionsClosed: Counter;
+  readonly bytes: Counter;
+  readonly tlsFailures: Counter;
+  readonly dtabReloadFailures: Counter;
+  readonly dtabOverrides: Counter;
+  readonly #namers: NamerReport[] = [];
+
+  constructor() {
+    const registers = [this.registry];
+    this.requests = new Counter({ name: 'hostmesh_requests_total', help: 'Requests answered, by logical service, bound client and status class.', labelNames: ['router', 'service', 'client', 'status_class'], registers });
+    this.duration = new Histogram({
+      name: 'hostmesh_request_duration_seconds',
+      help: 'Time from request to the end of the response.',
+      labelNames: ['router', 'service'],
+      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      registers,
+    });
+    this.inFlight = new Gauge({ name: 'hostmesh_requests_in_flight', help: 'Requests being handled.', labelNames: ['router'], registers });
+    this.connections = new Counter({ name: 'hostmesh_connections_total', help: 'Connections opened (server: accepted; client: to endpoints).', labelNames: ['router', 'side'], registers });
+    this.connectionsClosed = new Counter({ name: 'hostmesh_connections_closed_total', help: 'Connections closed.', labelNames: ['router', 'side'], registers });
+    this.bytes = new Counter({ name: 'hostmesh_bytes_total', help: 'Bytes received from (in) and sent to (out) clients, counted when a connection closes.', labelNames: ['router', 'direction'], registers });
+    this.tlsFailures = new Counter({ name: 'hostmesh_tls_handshake_failures_total', help: 'TLS handshakes refused, by reason.', labelNames: ['router', 'reason'], registers });
+    this.dtabReloadFailures = new Counter({ name: 'hostmesh_dtab_reload_failures_total', help: 'dtabFile versions rejected (the previous dtab stays).', labelNames: ['router'], registers });
+    this.dtabOverrides = new Counter({ name: 'hostmesh_dtab_overrides_total', help: 'Requests carrying an l5d-dtab or l5d-ctx-dtab override.', labelNames: ['router'], registers });
+    const namers = this.#namers;
+    new Counter({
+      name: 'hostmesh_namer_updates_total',
+      help: 'Address set changes published by each namer.',
+      labelNames: ['namer'],
+      registers,
+      collect() {
+        this.reset();
+        for (const n of namers) this.labels(n.kind).inc(n.updates);
+      },
+    });
+    new Gauge({
+      name: 'hostmesh_namer_stale',
+      help: '1 while a namer serves its last known state because its source (the Kubernetes API) is away.',
+      labelNames: ['namer'],
+      registers,
+      collect() {
+        for (const n of namers) this.labels(n.kind).set(n.stale ? 1 : 0);
+      },
+    });
+  }
+
+  router(label: string): RouterMetrics {
+    let r = this.routers.get(label);
+    if (r === undefined) {
+      r = new RouterMetrics(label, this);
+      this.routers.set(label, r);
+    }
+    return r;
+  }
+
+  addNamer(n: NamerReport): void {
+    this.#namers.push(n);
+  }
+
+  prometheus(): Promise<string> {
+    return this.registry.metrics();
+  }
+
+  get contentType(): string {
+    return this.registry.contentType;
+  }
+
+  /** Linkerd 1 style flat names: rt/<router>/service/<svc>/requests, .../failures, ... */
+  flat(): Record<string, number> {
+    const out: Record<string, number> = {};
+    for (const r of this.routers.values()) {
+      const base = `rt/${r.label}`;
+      out[`${base}/server/connections`] = r.connectionsOpen.server;
+      out[`${base}/client/connections`] = r.connectionsOpen.client;
+      out[`${base}/requests_in_flight`] = r.inFlightNow;
+      for (const [name, s] of r.services) {
+        const sbase = `${base}/service${name.startsWith('/') ? name : `/${name}`}`;
+        out[`${sbase}/requests`] = s.requests;
+        out[`${sbase}/success`] = s.successes;
+        out[`${sbase}/failures`] = s.failures;
+        const [p50, p95, p99] = s.quantiles([0.5, 0.95, 0.99]);
+        out[`${sbase}/request_latency_ms.p50`] = (p50 ?? 0) * 1000;
+        out[`${sbase}/request_latency_ms.p95`] = (p95 ?? 0) * 1000;
+        out[`${sbase}/request_latency_ms.p99`] = (p99 ?? 0) * 1000;
+        for (const [client, c] of s.clients) {
+          out[`${base}/client${client.startsWith('/') ? client : `/${client}`}/requests`] = c.requests;
+          out[`${base}/client${client.startsWith('/') ? client : `/${client}`}/failures`] = c.failures;
+        }
+      }
+    }
+    for (const n of this.#namers) out[`namer/${n.kind}/updates`] = n.updates;
+    return out;
+  }
+
+  /** Per-service summary for the dashboard. */
+  services(): { router: string; service: string; requests: number; successes: number; failures: number; p50: number; p95: number; p99: number }[] {
+    const rows = [];
+    for (const r of this.routers.values()) {
+      for (const [service, s] of r.services) {
+        const [p50, p95, p99] = s.quantiles([0.5, 0.95, 0.99]).map((x) => x * 1000);
+        rows.push({ router: r.label, service, requests: s.requests, successes: s.successes, failures: s.failures, p50: p50 ?? 0, p95: p95 ?? 0, p99: p99 ?? 0 });
+      }
+    }
+    return rows;
+  }
+}
