@@ -143,6 +143,7 @@ init();
 export const DASHBOARD_HTML = `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>hostmesh</title>
 <meta name="viewport" content="width=device-width,initial-scale=1">
+<link rel="icon" href="data:,">
 <style>${CSS}</style></head>
 <body>
 <header><h1>hostmesh</h1><span id="status">live, refreshed every 2 s</span></header>
