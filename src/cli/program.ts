@@ -2,6 +2,7 @@
 // registered here; nothing in this file does work itself.
 
 import { Command } from 'commander';
+import { registerCerts } from './certs.js';
 import { registerDelegate } from './delegate.js';
 import { registerDemo } from './demo.js';
 import { registerDtabCheck } from './dtab-check.js';
@@ -24,5 +25,6 @@ export function buildProgram(): Command {
   registerDemo(program);
   registerDelegate(program);
   registerDtabCheck(program);
+  registerCerts(program);
   return program;
 }

@@ -8,6 +8,8 @@ import { createLogger } from '../log.js';
 import { startHostmesh } from '../server/hostmesh.js';
 import { clientTlsOptions, serverTlsOptions } from '../server/tls-files.js';
 import { createSecureContext } from 'node:tls';
+import { readFileSync } from 'node:fs';
+import { expiry, inspectPem } from '../tls/inspect.js';
 
 export interface Io {
   out(line: string): void;
@@ -19,12 +21,34 @@ const stdio: Io = {
   err: (l) => process.stderr.write(l + '\n'),
 };
 
-/** Problems with the certificate files the config names (readable, parseable, key matches cert). */
-export function checkTlsFiles(config: HostmeshConfig): string[] {
+/** Expired or not-yet-valid certificates in a PEM file (problems), or ones close to expiry (warnings). */
+function checkValidity(path: string, what: string, problems: string[], warnings: string[], now = new Date()): void {
+  let infos;
+  try {
+    infos = inspectPem(readFileSync(path, 'utf8'));
+  } catch {
+    return; // unreadable or unparsable: createSecureContext reports it
+  }
+  for (const info of infos) {
+    const v = expiry(info, now, 30);
+    const label = `${what} ${path} (${info.subject})`;
+    if (v.kind === 'expired') problems.push(`${label} expired on ${info.notAfter.toISOString()}`);
+    else if (v.kind === 'not-yet-valid') problems.push(`${label} is not valid before ${info.notBefore.toISOString()}`);
+    else if (v.kind === 'expiring') warnings.push(`${label} expires in ${v.daysLeft} days`);
+  }
+}
+
+/**
+ * Problems with the certificate files the config names (readable, parseable, key matches cert,
+ * within validity); certificates expiring within 30 days are warnings.
+ */
+export function checkTlsFiles(config: HostmeshConfig, warnings: string[] = []): string[] {
   const problems: string[] = [];
   for (const r of config.routers) {
     for (const s of r.servers) {
       if (s.tls === undefined) continue;
+      checkValidity(s.tls.certPath, `router ${r.label} server :${s.port} certificate`, problems, warnings);
+      if (s.tls.caCertPath !== undefined) checkValidity(s.tls.caCertPath, `router ${r.label} server :${s.port} CA`, problems, warnings);
       try {
         createSecureContext(serverTlsOptions(s.tls));
       } catch (err) {
@@ -32,6 +56,11 @@ export function checkTlsFiles(config: HostmeshConfig): string[] {
       }
     }
     if (r.client.tls !== undefined) {
+      const t = r.client.tls;
+      if (t.clientAuth !== undefined) checkValidity(t.clientAuth.certPath, `router ${r.label} client certificate`, problems, warnings);
+      for (const ca of [...(t.trustCerts ?? []), ...(t.trustCertsBundle !== undefined ? [t.trustCertsBundle] : [])]) {
+        checkValidity(ca, `router ${r.label} client trusted CA`, problems, warnings);
+      }
       try {
         createSecureContext(clientTlsOptions(r.client.tls));
       } catch (err) {
@@ -45,8 +74,9 @@ export function checkTlsFiles(config: HostmeshConfig): string[] {
 export async function runCheck(file: string, set: string[], io: Io = stdio): Promise<number> {
   try {
     const { config, warnings } = await loadConfig(file, { set });
-    for (const w of warnings) io.err(`warning: ${w}`);
-    const problems = checkTlsFiles(config);
+    const tlsWarnings: string[] = [];
+    const problems = checkTlsFiles(config, tlsWarnings);
+    for (const w of [...warnings, ...tlsWarnings]) io.err(`warning: ${w}`);
     for (const p of problems) io.err(`${file}: ${p}`);
     if (problems.length > 0) return 1;
     io.out(`${file}: ok (${config.routers.length} router(s): ${config.routers.map((r) => r.label).join(', ')})`);

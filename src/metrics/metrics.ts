@@ -154,6 +154,7 @@ export class Metrics {
   readonly bytes: Counter;
   readonly tlsFailures: Counter;
   readonly dtabReloadFailures: Counter;
+  readonly tlsReloads: Counter;
   readonly dtabOverrides: Counter;
   readonly #namers: NamerReport[] = [];
 
@@ -172,6 +173,7 @@ export class Metrics {
     this.connectionsClosed = new Counter({ name: 'hostmesh_connections_closed_total', help: 'Connections closed.', labelNames: ['router', 'side'], registers });
     this.bytes = new Counter({ name: 'hostmesh_bytes_total', help: 'Bytes received from (in) and sent to (out) clients, counted when a connection closes.', labelNames: ['router', 'direction'], registers });
     this.tlsFailures = new Counter({ name: 'hostmesh_tls_handshake_failures_total', help: 'TLS handshakes refused, by reason.', labelNames: ['router', 'reason'], registers });
+    this.tlsReloads = new Counter({ name: 'hostmesh_tls_reloads_total', help: 'Rotated certificate file sets seen, applied (ok) or rejected (the previous certificates stay).', labelNames: ['result'], registers });
     this.dtabReloadFailures = new Counter({ name: 'hostmesh_dtab_reload_failures_total', help: 'dtabFile versions rejected (the previous dtab stays).', labelNames: ['router'], registers });
     this.dtabOverrides = new Counter({ name: 'hostmesh_dtab_overrides_total', help: 'Requests carrying an l5d-dtab or l5d-ctx-dtab override.', labelNames: ['router'], registers });
     const namers = this.#namers;

@@ -30,7 +30,7 @@ export interface PoolEvents {
 }
 
 export class EndpointPools {
-  readonly #tls: ConnectionOptions | undefined;
+  #tls: ConnectionOptions | undefined;
   readonly #pools = new Map<string, PoolEntry>();
   readonly #sweeper: NodeJS.Timeout;
 
@@ -52,6 +52,18 @@ export class EndpointPools {
   /** TLS options for connections made outside the pools (upgrades). */
   get tlsOptions(): ConnectionOptions | undefined {
     return this.#tls;
+  }
+
+  /**
+   * New TLS options (rotated certificates): new connections use them at once. Existing pools are
+   * retired: taken out of rotation and closed gracefully, so requests in flight on them finish.
+   */
+  setTls(tls: ConnectionOptions): void {
+    if (this.#tls === undefined) throw new Error('plaintext pools cannot switch to TLS');
+    this.#tls = tls;
+    const retired = [...this.#pools.values()];
+    this.#pools.clear();
+    for (const entry of retired) void entry.pool.close().catch(() => undefined);
   }
 
   load(e: Endpoint): number {

@@ -24,6 +24,8 @@ import { Listener } from './listener.js';
 import { DtabWatcher } from './dtab-watcher.js';
 import { buildIdentifiers } from '../router/identifiers.js';
 import { clientTlsOptions, serverTlsOptions } from './tls-files.js';
+import { FileSetWatcher } from './file-watcher.js';
+import { createSecureContext, type SecureContextOptions } from 'node:tls';
 
 export interface HostmeshDeps {
   readonly logger: Logger;
@@ -34,6 +36,8 @@ export interface HostmeshDeps {
   readonly dtabPollMs?: number;
   /** A reloaded dtabFile was rejected (router label, file:line:col message). */
   readonly onDtabReject?: (router: string, message: string) => void;
+  /** Poll interval of certificate file watching (tests shorten it). */
+  readonly tlsPollMs?: number;
   /** Reconnect backoff of Kubernetes watches (tests shorten it). */
   readonly k8sBackoff?: BackoffOptions;
 }
@@ -160,6 +164,40 @@ function boundEndpoints(interpreter: NameInterpreter, path: Path, closers: (() =
   };
 }
 
+/** The files a client TLS config reads. */
+function tlsFiles(cfg: NonNullable<HostmeshConfig['routers'][number]['client']['tls']>): string[] {
+  return [...(cfg.trustCerts ?? []), ...(cfg.trustCertsBundle !== undefined ? [cfg.trustCertsBundle] : []), ...(cfg.clientAuth !== undefined ? [cfg.clientAuth.certPath, cfg.clientAuth.keyPath] : [])];
+}
+
+/** Throws unless the options make a usable context (key matches certificate, PEM parses). */
+function checked<T extends SecureContextOptions>(options: T): T {
+  createSecureContext(options);
+  return options;
+}
+
+/**
+ * Reloads rotated certificate files (cert-manager, a re-applied Secret) without a restart: a valid
+ * new set applies to new handshakes; a broken or half-written one is logged and counted, and the
+ * certificates in force stay.
+ */
+function watchTls(files: string[], apply: () => void, what: string, metrics: Metrics, logger: Logger, pollMs?: number): () => void {
+  const watcher = new FileSetWatcher(
+    files,
+    () => {
+      try {
+        apply();
+        metrics.tlsReloads.labels('ok').inc();
+        logger.info({ tls: what }, 'certificates reloaded');
+      } catch (err) {
+        metrics.tlsReloads.labels('rejected').inc();
+        logger.error({ tls: what, error: (err as Error).message }, 'certificate reload rejected; the previous certificates stay in force');
+      }
+    },
+    pollMs,
+  );
+  return () => watcher.close();
+}
+
 function sendJson(res: import('node:http').ServerResponse, value: unknown): void {
   const body = JSON.stringify(value, null, 2) + '\n';
   res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
@@ -191,6 +229,10 @@ export async function startHostmesh(config: HostmeshConfig, deps: HostmeshDeps):
         disconnect: () => rm.connectionClosed('client', 0, 0),
       });
       poolsList.push(pools);
+      const clientTls = r.client.tls;
+      if (clientTls !== undefined) {
+        closers.push(watchTls(tlsFiles(clientTls), () => pools.setTls(checked(clientTlsOptions(clientTls))), `router ${r.label} client`, metrics, logger, deps.tlsPollMs));
+      }
       const dtab = new Var(Dtab.read(r.dtab));
       if (r.dtabFile !== undefined) {
         const watcher = new DtabWatcher({
@@ -239,6 +281,11 @@ export async function startHostmesh(config: HostmeshConfig, deps: HostmeshDeps):
         ).start();
         started.push(l);
         listeners.push(l);
+        const serverTls = s.tls;
+        if (serverTls !== undefined) {
+          const files = [serverTls.certPath, serverTls.keyPath, ...(serverTls.caCertPath !== undefined ? [serverTls.caCertPath] : [])];
+          closers.push(watchTls(files, () => l.setSecureContext(checked(serverTlsOptions(serverTls))), `router ${r.label} server :${s.port}`, metrics, logger, deps.tlsPollMs));
+        }
         logger.info({ router: r.label, address: l.address }, 'router listening');
       }
       routers.push({ label: r.label, router, listeners });

@@ -1,0 +1,22 @@
+# hostmesh router image. Build: docker build -t ghcr.io/hostmesh/hostmesh:0.1.0 .
+# Stage 1 compiles the TypeScript; stage 2 is the runtime: production dependencies and dist/
+# only, as the unprivileged `node` user (uid 1000), nothing written outside /tmp, so it runs
+# with a read-only root filesystem. No HEALTHCHECK: Kubernetes probes /ready and /admin/ping.
+FROM node:20-bookworm-slim AS build
+WORKDIR /src
+COPY package.json package-lock.json ./
+RUN npm ci --no-audit --no-fund
+COPY tsconfig.json tsconfig.build.json ./
+COPY src ./src
+RUN npm run build && npm prune --omit=dev
+
+FROM node:20-bookworm-slim
+ENV NODE_ENV=production
+WORKDIR /app
+COPY --from=build /src/package.json ./package.json
+COPY --from=build /src/node_modules ./node_modules
+COPY --from=build /src/dist ./dist
+USER node
+EXPOSE 4140 4141 9990
+ENTRYPOINT ["node", "/app/dist/src/cli/main.js"]
+CMD ["run", "-c", "/etc/hostmesh/config.yaml"]

@@ -1,0 +1,73 @@
+// Watches a set of files for content changes: a watch on each file's directory (Kubernetes swaps
+// mounted Secrets and ConfigMaps by replacing a `..data` symlink, which a watch on the file itself
+// misses) plus a slow poll as a safety net. Calls `onChange` with the new contents when any file's
+// bytes differ from the last version seen; bursts of events coalesce into one check.
+
+import { watch, type FSWatcher } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { dirname } from 'node:path';
+
+export class FileSetWatcher {
+  readonly #files: readonly string[];
+  readonly #onChange: (contents: Buffer[]) => void;
+  readonly #watchers: FSWatcher[] = [];
+  readonly #poll: NodeJS.Timeout;
+  #last: string | undefined;
+  #checking: Promise<void> | undefined;
+  #again = false;
+  #closed = false;
+
+  constructor(files: readonly string[], onChange: (contents: Buffer[]) => void, pollMs = 5000) {
+    this.#files = files;
+    this.#onChange = onChange;
+    for (const dir of new Set(files.map((f) => dirname(f)))) {
+      try {
+        const w = watch(dir, () => void this.check());
+        w.on('error', () => undefined); // the poll carries on if the directory goes away
+        this.#watchers.push(w);
+      } catch {
+        // no watch support or no directory yet: the poll covers it
+      }
+    }
+    this.#poll = setInterval(() => void this.check(), pollMs);
+    this.#poll.unref();
+    void this.check();
+  }
+
+  /** Re-reads the files; resolves when the check (and any it coalesced) is done. */
+  check(): Promise<void> {
+    if (this.#closed) return Promise.resolve();
+    if (this.#checking !== undefined) {
+      this.#again = true;
+      return this.#checking;
+    }
+    this.#checking = (async () => {
+      do {
+        this.#again = false;
+        await this.#checkOnce();
+      } while (this.#again && !this.#closed);
+      this.#checking = undefined;
+    })();
+    return this.#checking;
+  }
+
+  async #checkOnce(): Promise<void> {
+    let contents: Buffer[];
+    try {
+      contents = await Promise.all(this.#files.map((f) => readFile(f)));
+    } catch {
+      return; // mid-swap or missing: keep what is in force; the next event or poll retries
+    }
+    const fingerprint = contents.map((c) => c.toString('base64')).join('|');
+    const first = this.#last === undefined;
+    if (fingerprint === this.#last) return;
+    this.#last = fingerprint;
+    if (!first && !this.#closed) this.#onChange(contents);
+  }
+
+  close(): void {
+    this.#closed = true;
+    for (const w of this.#watchers) w.close();
+    clearInterval(this.#poll);
+  }
+}
