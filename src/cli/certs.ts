@@ -1,5 +1,6 @@
 // `hostmesh certs init|issue|inspect`: a mesh CA, node or mesh certificates signed by it (SANs,
 // v3 extensions, node-forge), a Kubernetes Secret manifest, and an expiry / chain / key report.
+// node-forge loads only when a certs command runs (the router process does not need it).
 // Exit codes: 0 ok, 1 a certificate problem (expired, expiring, mismatched), 2 usage or a missing
 // file.
 
@@ -9,8 +10,7 @@ import { isIP } from 'node:net';
 import { join } from 'node:path';
 import type { Command } from 'commander';
 import { stringify } from 'yaml';
-import { createCa, issueCertificate, nodeIdentity, type CertificateAuthority, type Pem } from '../tls/generate.js';
-import { describe, expiry, inspectPem } from '../tls/inspect.js';
+import type { CertificateAuthority, Pem } from '../tls/generate.js';
 import type { Io } from './run.js';
 
 const stdio: Io = {
@@ -53,6 +53,7 @@ export interface InitOptions {
 }
 
 export async function certsInit(opts: InitOptions, io: Io): Promise<void> {
+  const { createCa } = await import('../tls/generate.js');
   const ca = createCa({ commonName: opts.commonName, days: positiveInt(opts.days, '--days') });
   await writeFiles(opts.out, { 'ca.crt': ca.certPem, 'ca.key': ca.keyPem }, opts.force === true);
   io.out(`wrote ${join(opts.out, 'ca.crt')} and ${join(opts.out, 'ca.key')} (CN=${opts.commonName}); keep ca.key secret`);
@@ -86,6 +87,8 @@ export function secretManifest(name: string, namespace: string, cert: Pem, caPem
 
 export async function certsIssue(opts: IssueCliOptions, io: Io): Promise<void> {
   if (opts.out === undefined && opts.secret !== true) throw new UsageError('give --out DIR, --secret, or both');
+  const { issueCertificate, nodeIdentity } = await import('../tls/generate.js');
+  const { inspectPem } = await import('../tls/inspect.js');
   for (const ip of opts.ip) if (isIP(ip) === 0) throw new UsageError(`--ip ${JSON.stringify(ip)} is not an IP address`);
   const days = positiveInt(opts.days, '--days');
   let ca: CertificateAuthority;
@@ -133,6 +136,7 @@ async function readOrNull(path: string, io: Io): Promise<string | null> {
 /** Reports each certificate; returns the exit code (0 ok, 1 a problem, 2 missing input). */
 export async function certsInspect(files: readonly string[], opts: InspectOptions, io: Io, now = new Date()): Promise<number> {
   const warnDays = positiveInt(opts.warnDays, '--warn-days');
+  const { describe, expiry, inspectPem } = await import('../tls/inspect.js');
   let problem = false;
   let missing = false;
   const caPem = opts.ca !== undefined ? await readOrNull(opts.ca, io) : undefined;

@@ -3,7 +3,6 @@
 
 import { InvalidArgumentError, type Command } from 'commander';
 import { createLogger } from '../log.js';
-import { DEFAULT_PORTS, startDemo } from '../demo/demo.js';
 
 export function registerDemo(program: Command): void {
   program
@@ -17,6 +16,9 @@ export function registerDemo(program: Command): void {
     .action(async (opts: { portOffset: number }) => {
       const logger = createLogger({ level: process.env['HOSTMESH_LOG_LEVEL'] ?? 'warn' });
       const off = opts.portOffset;
+      // Loaded on use: the demo pulls in certificate generation (node-forge), which a router
+      // process (`hostmesh run`) should not carry in memory.
+      const { DEFAULT_PORTS, startDemo } = await import('../demo/demo.js');
       const demo = await startDemo(logger, {
         outgoing: DEFAULT_PORTS.outgoing + off,
         incoming: DEFAULT_PORTS.incoming + off,

@@ -9,7 +9,7 @@ import { startHostmesh } from '../server/hostmesh.js';
 import { clientTlsOptions, serverTlsOptions } from '../server/tls-files.js';
 import { createSecureContext } from 'node:tls';
 import { readFileSync } from 'node:fs';
-import { expiry, inspectPem } from '../tls/inspect.js';
+import type { expiry as Expiry, inspectPem as InspectPem } from '../tls/inspect.js';
 
 export interface Io {
   out(line: string): void;
@@ -22,7 +22,8 @@ const stdio: Io = {
 };
 
 /** Expired or not-yet-valid certificates in a PEM file (problems), or ones close to expiry (warnings). */
-function checkValidity(path: string, what: string, problems: string[], warnings: string[], now = new Date()): void {
+function checkValidity(inspect: Inspect, path: string, what: string, problems: string[], warnings: string[], now = new Date()): void {
+  const { inspectPem, expiry } = inspect;
   let infos;
   try {
     infos = inspectPem(readFileSync(path, 'utf8'));
@@ -42,13 +43,18 @@ function checkValidity(path: string, what: string, problems: string[], warnings:
  * Problems with the certificate files the config names (readable, parseable, key matches cert,
  * within validity); certificates expiring within 30 days are warnings.
  */
-export function checkTlsFiles(config: HostmeshConfig, warnings: string[] = []): string[] {
+export interface Inspect {
+  readonly inspectPem: typeof InspectPem;
+  readonly expiry: typeof Expiry;
+}
+
+export function checkTlsFiles(config: HostmeshConfig, inspect: Inspect, warnings: string[] = []): string[] {
   const problems: string[] = [];
   for (const r of config.routers) {
     for (const s of r.servers) {
       if (s.tls === undefined) continue;
-      checkValidity(s.tls.certPath, `router ${r.label} server :${s.port} certificate`, problems, warnings);
-      if (s.tls.caCertPath !== undefined) checkValidity(s.tls.caCertPath, `router ${r.label} server :${s.port} CA`, problems, warnings);
+      checkValidity(inspect, s.tls.certPath, `router ${r.label} server :${s.port} certificate`, problems, warnings);
+      if (s.tls.caCertPath !== undefined) checkValidity(inspect, s.tls.caCertPath, `router ${r.label} server :${s.port} CA`, problems, warnings);
       try {
         createSecureContext(serverTlsOptions(s.tls));
       } catch (err) {
@@ -57,9 +63,9 @@ export function checkTlsFiles(config: HostmeshConfig, warnings: string[] = []): 
     }
     if (r.client.tls !== undefined) {
       const t = r.client.tls;
-      if (t.clientAuth !== undefined) checkValidity(t.clientAuth.certPath, `router ${r.label} client certificate`, problems, warnings);
+      if (t.clientAuth !== undefined) checkValidity(inspect, t.clientAuth.certPath, `router ${r.label} client certificate`, problems, warnings);
       for (const ca of [...(t.trustCerts ?? []), ...(t.trustCertsBundle !== undefined ? [t.trustCertsBundle] : [])]) {
-        checkValidity(ca, `router ${r.label} client trusted CA`, problems, warnings);
+        checkValidity(inspect, ca, `router ${r.label} client trusted CA`, problems, warnings);
       }
       try {
         createSecureContext(clientTlsOptions(r.client.tls));
@@ -75,7 +81,8 @@ export async function runCheck(file: string, set: string[], io: Io = stdio): Pro
   try {
     const { config, warnings } = await loadConfig(file, { set });
     const tlsWarnings: string[] = [];
-    const problems = checkTlsFiles(config, tlsWarnings);
+    // node-forge is loaded for --check only, not in the running router.
+    const problems = checkTlsFiles(config, await import('../tls/inspect.js'), tlsWarnings);
     for (const w of [...warnings, ...tlsWarnings]) io.err(`warning: ${w}`);
     for (const p of problems) io.err(`${file}: ${p}`);
     if (problems.length > 0) return 1;

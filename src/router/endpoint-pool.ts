@@ -1,7 +1,7 @@
 // The endpoint stage: one keep-alive undici Pool per endpoint (TLS to peer routers, plaintext to
 // local pods), with in-flight counts for the balancer; idle pools are closed.
 
-import type { ConnectionOptions } from 'node:tls';
+import { createSecureContext, type ConnectionOptions, type SecureContext } from 'node:tls';
 import { Pool } from 'undici';
 import type { Endpoint } from '../namer/addr.js';
 
@@ -61,6 +61,7 @@ export class EndpointPools {
   setTls(tls: ConnectionOptions): void {
     if (this.#tls === undefined) throw new Error('plaintext pools cannot switch to TLS');
     this.#tls = tls;
+    this.#context = undefined;
     const retired = [...this.#pools.values()];
     this.#pools.clear();
     for (const entry of retired) void entry.pool.close().catch(() => undefined);
@@ -101,7 +102,7 @@ export class EndpointPools {
         keepAliveTimeout: 30_000,
         headersTimeout: 0,
         bodyTimeout: 0,
-        ...(this.#tls ? { connect: { ...this.#tls } } : {}),
+        ...(this.#tls ? { connect: { ...this.#tls, secureContext: this.#secureContext() } } : {}),
       });
       const events = this.#events;
       if (events !== undefined) {
@@ -113,6 +114,15 @@ export class EndpointPools {
     }
     entry.lastUsed = Date.now();
     return entry;
+  }
+
+  #context: SecureContext | undefined;
+
+  /** One parsed context (certificate, key, CAs) for every connection, not one per handshake. */
+  #secureContext(): SecureContext | undefined {
+    if (this.#tls === undefined) return undefined;
+    this.#context ??= createSecureContext(this.#tls);
+    return this.#context;
   }
 
   #sweep(idleMs: number): void {

@@ -3,7 +3,8 @@
 
 import { randomBytes } from 'node:crypto';
 import type { IncomingMessage, ServerResponse, OutgoingHttpHeaders } from 'node:http';
-import { pipeline } from 'node:stream/promises';
+import type { Readable } from 'node:stream';
+import { EventEmitter } from 'node:events';
 import type { Dtab } from '../dtab/dtab.js';
 import type { NameTree } from '../dtab/name-tree.js';
 import type { Path } from '../dtab/path.js';
@@ -140,7 +141,7 @@ export class Router {
     out.via = appendVia(h.via);
     out['l5d-dst-service'] = id.name.show();
     out['l5d-dst-client'] = ctx.client;
-    if (out['l5d-reqid'] === undefined) out['l5d-reqid'] = randomBytes(8).toString('hex');
+    if (out['l5d-reqid'] === undefined) out['l5d-reqid'] = requestId();
     if (overrides.text !== '') out['l5d-ctx-dtab'] = overrides.text;
     if (peerId !== undefined) out['l5d-client-id'] = peerId;
 
@@ -171,7 +172,7 @@ export class Router {
     out.via = appendVia(h.via);
     out['l5d-dst-service'] = id.name.show();
     out['l5d-dst-client'] = name.id.show();
-    if (out['l5d-reqid'] === undefined) out['l5d-reqid'] = randomBytes(8).toString('hex');
+    if (out['l5d-reqid'] === undefined) out['l5d-reqid'] = requestId();
     if (overrides.text !== '') out['l5d-ctx-dtab'] = overrides.text;
     if (peerId !== undefined) out['l5d-client-id'] = peerId;
     return { endpoint, tls: this.#o.pools.tls, target: id.target, headers: out };
@@ -280,9 +281,11 @@ export class Router {
 
   async #forward(req: IncomingMessage, res: ServerResponse, endpoint: Endpoint, target: string, headers: OutgoingHttpHeaders): Promise<void> {
     const entry = this.#o.pools.get(endpoint);
-    const abort = new AbortController();
+    // undici takes an EventEmitter as the abort signal: far cheaper per request than an
+    // AbortController, whose signal machinery showed in the profile.
+    const abort = new EventEmitter();
     const onClose = (): void => {
-      if (!res.writableFinished) abort.abort();
+      if (!res.writableFinished) abort.emit('abort');
     };
     res.once('close', onClose);
     const hasBody = req.headers['transfer-encoding'] !== undefined || (req.headers['content-length'] ?? '0') !== '0';
@@ -296,7 +299,7 @@ export class Router {
           path: target,
           headers: headers as Record<string, string | string[]>,
           body: hasBody ? req : null,
-          signal: abort.signal,
+          signal: abort,
         });
       } catch (err) {
         const code = (err as { code?: string }).code ?? '';
@@ -314,12 +317,13 @@ export class Router {
       if (trailerNames !== undefined) outHeaders['trailer'] = trailerNames; // announced trailers follow the body
       res.writeHead(upstream.statusCode, outHeaders);
       try {
-        await pipeline(upstream.body, res, { end: false });
+        await relay(upstream.body, res);
         const trailers = upstream.trailers;
         if (trailers !== undefined && Object.keys(trailers).length > 0) res.addTrailers(trailers as Record<string, string>);
         res.end();
       } catch {
         // The client went away or the upstream died mid-body: end the response truncated.
+        upstream.body.destroy();
         res.destroy();
       }
     } finally {
@@ -343,6 +347,53 @@ export class Router {
     for (const c of this.#bindings.values()) c.binding.close();
     this.#bindings.clear();
   }
+}
+
+/**
+ * Streams a response body into `res` (back-pressure by pipe) without ending it, so trailers can
+ * follow. Resolves at the body's end; rejects if the upstream fails or the client goes away.
+ * (stream.pipeline would do, but it allocates an AbortController per call and aborts it on
+ * completion, which builds a DOMException with a stack trace: ~7% of a router's CPU, profiled.)
+ */
+function relay(body: Readable, res: ServerResponse): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const done = (err?: Error): void => {
+      body.off('end', onEnd);
+      body.off('error', onError);
+      res.off('close', onClose);
+      if (err === undefined) resolve();
+      else {
+        body.unpipe(res);
+        reject(err);
+      }
+    };
+    const onEnd = (): void => done();
+    const onError = (err: Error): void => done(err);
+    const onClose = (): void => {
+      if (!res.writableFinished) done(new Error('client closed the connection'));
+    };
+    body.once('end', onEnd);
+    body.once('error', onError);
+    res.once('close', onClose);
+    body.pipe(res, { end: false });
+  });
+}
+
+/**
+ * l5d-reqid for requests that come without one: 64 random bits as hex, drawn from a pool refilled
+ * 512 ids at a time (a randomBytes call per request was 2% of a router's CPU).
+ */
+const ID_POOL_BYTES = 4096;
+let idPool = Buffer.alloc(0);
+let idOffset = ID_POOL_BYTES;
+function requestId(): string {
+  if (idOffset >= idPool.length) {
+    idPool = randomBytes(ID_POOL_BYTES);
+    idOffset = 0;
+  }
+  const id = idPool.toString('hex', idOffset, idOffset + 8);
+  idOffset += 8;
+  return id;
 }
 
 function waitSettled(v: Var<Lookup>, timeoutMs: number, path: Path): Promise<Lookup> {

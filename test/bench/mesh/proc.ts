@@ -1,0 +1,60 @@
+// /proc readings for the benchmark: CPU time and resident memory of a process and its children
+// (nginx's workers), so each row is charged for every process on its path.
+
+import { readFileSync, readdirSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+
+const TICKS_PER_SECOND = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
+
+function stat(pid: number): string[] | undefined {
+  try {
+    const text = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    return text.slice(text.lastIndexOf(')') + 2).split(' ');
+  } catch {
+    return undefined;
+  }
+}
+
+/** The pid and its direct children (nginx master -> workers). */
+export function family(pid: number): number[] {
+  const out = [pid];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    const s = stat(Number(entry));
+    if (s !== undefined && Number(s[1]) === pid) out.push(Number(entry));
+  }
+  return out;
+}
+
+/** User + system CPU seconds of the processes. */
+export function cpuSeconds(pids: readonly number[]): number {
+  let ticks = 0;
+  for (const pid of pids) {
+    const s = stat(pid);
+    if (s !== undefined) ticks += Number(s[11]) + Number(s[12]); // utime, stime (fields 14, 15)
+  }
+  return ticks / TICKS_PER_SECOND;
+}
+
+/** Resident set size in MB. */
+export function rssMb(pid: number): number {
+  try {
+    const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m ? Number(m[1]) / 1024 : 0;
+  } catch {
+    return 0;
+  }
+}
+
+/** Samples the RSS of `pids` every `ms` until stopped; returns the peak per pid. */
+export function rssSampler(pids: readonly number[], ms = 100): { stop(): number[] } {
+  const peak = pids.map((p) => rssMb(p));
+  const timer = setInterval(() => pids.forEach((p, i) => (peak[i] = Math.max(peak[i] ?? 0, rssMb(p)))), ms);
+  return {
+    stop() {
+      clearInterval(timer);
+      return peak;
+    },
+  };
+}

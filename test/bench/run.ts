@@ -1,0 +1,332 @@
+// `npm run bench`: hostmesh against a direct connection and a two-hop nginx mesh, on loopback, in
+// one run, same trivial backend (nginx) for every row:
+//   direct         client -> backend
+//   nginx          client -> nginx A (plaintext) -> nginx B (mTLS, client cert verified) -> backend
+//   hostmesh       client -> router A :outgoing -> mTLS -> router B :incoming -> backend, the
+//                  shipped k8s config (k8s namer against the test API server, daemonset/localnode)
+//   hostmesh-1hop  client -> one router -> backend (no TLS), to separate the two hops' costs
+// Per row: max throughput at 32 and 256 connections (wrk), latency at a fixed 1,000 req/s
+// (open loop), CPU microseconds per request of the proxy processes (/proc, both hops), router
+// RSS idle and under load; then a soak for RSS growth and a large-body transfer. Rows interleave
+// and repeat (--runs); medians are reported. Raw figures go to bench-results/mesh-<time>.json.
+//
+// Options: --runs N (3) --duration S (5, per wrk run) --latency-seconds S (10) --soak S (60)
+//          --stream-mib N (1024) --rows direct,nginx,hostmesh,hostmesh-1hop
+// Needs nginx and wrk (apt-get install nginx-light wrk); they are installed if missing and root.
+
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { createWriteStream, chmodSync, mkdirSync, mkdtempSync, openSync, closeSync, ftruncateSync, rmSync, writeFileSync } from 'node:fs';
+import { cpus, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { createCa, issueCertificate } from '../../src/tls/generate.js';
+import { FakeApiServer } from '../fixtures/k8s-api-server.js';
+import { endpointSlice, service } from '../helpers/k8s.js';
+import { freePorts } from '../helpers/ports.js';
+import { download, openLoop, wrk, type LatencyResult } from './mesh/load.js';
+import { backendConf, incomingConf, outgoingConf, startNginx, type Nginx } from './mesh/nginx.js';
+import { cpuSeconds, family, rssMb, rssSampler } from './mesh/proc.js';
+
+const ROOT = join(import.meta.dirname, '..', '..', '..');
+const MAIN = join(ROOT, 'dist', 'src', 'cli', 'main.js');
+const { values: opt } = parseArgs({
+  options: {
+    runs: { type: 'string', default: '3' },
+    duration: { type: 'string', default: '5' },
+    'latency-seconds': { type: 'string', default: '10' },
+    soak: { type: 'string', default: '60' },
+    'stream-mib': { type: 'string', default: '1024' },
+    rows: { type: 'string', default: 'direct,nginx,hostmesh,hostmesh-1hop' },
+  },
+});
+const RUNS = Number(opt.runs);
+const DURATION = Number(opt.duration);
+const LATENCY_S = Number(opt['latency-seconds']);
+const SOAK_S = Number(opt.soak);
+const STREAM_MIB = Number(opt['stream-mib']);
+const ROWS = (opt.rows ?? '').split(',');
+
+function ensureTools(): void {
+  const missing = ['nginx', 'wrk'].filter((tool) => {
+    try {
+      execFileSync('sh', ['-c', `command -v ${tool}`], { stdio: 'ignore' });
+      return false;
+    } catch {
+      return true;
+    }
+  });
+  if (missing.length === 0) return;
+  if (process.getuid?.() !== 0) throw new Error(`the benchmark needs ${missing.join(' and ')}: apt-get install ${missing.map((m) => (m === 'nginx' ? 'nginx-light' : m)).join(' ')}`);
+  console.error(`installing ${missing.join(', ')} (apt-get)`);
+  execFileSync('apt-get', ['update', '-qq'], { stdio: 'inherit' });
+  execFileSync('apt-get', ['install', '-y', '-qq', ...missing.map((m) => (m === 'nginx' ? 'nginx-light' : m))], { stdio: 'inherit', env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } });
+}
+
+const median = (xs: number[]): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = Math.floor(s.length / 2);
+  return s.length % 2 ? (s[m] ?? 0) : ((s[m - 1] ?? 0) + (s[m] ?? 0)) / 2;
+};
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function waitReady(ip: string, port: number): Promise<void> {
+  for (let i = 0; i < 300; i++) {
+    const ok = await fetch(`http://${ip}:${port}/ready`).then((r) => r.status === 200, () => false);
+    if (ok) return;
+    await sleep(100);
+  }
+  throw new Error(`router admin ${ip}:${port} never became ready`);
+}
+
+mkdirSync(join(ROOT, 'bench-results'), { recursive: true });
+const routerLog = createWriteStream(join(ROOT, 'bench-results', 'routers.log'));
+
+function startRouter(args: string[], env: Record<string, string>): ChildProcess {
+  // NODE_OPTIONS as the DaemonSet sets it (k8s/base/daemonset.yaml).
+  const child = spawn(process.execPath, [...(process.env['BENCH_PROFILE'] ? ['--cpu-prof', '--cpu-prof-dir', join(ROOT, 'bench-results', 'profiles')] : []), MAIN, ...args], {
+    env: { ...process.env, NODE_OPTIONS: '--max-semi-space-size=4', ...env },
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  // Router logs go to bench-results/routers.log, not into the report.
+  child.stderr?.pipe(routerLog, { end: false });
+  return child;
+}
+
+interface Row {
+  readonly name: string;
+  readonly origin: string;
+  readonly pids: () => number[];
+  /** Router processes whose RSS is reported. */
+  readonly routers: () => number[];
+}
+
+interface Sample {
+  rps32: number;
+  rps256: number;
+  cpuUsPerRequest: number;
+  latency: LatencyResult;
+  rssLoadMb: number;
+  errors: number;
+}
+
+async function main(): Promise<void> {
+  ensureTools();
+  const dir = mkdtempSync(join(tmpdir(), 'hostmesh-bench-'));
+  chmodSync(dir, 0o755); // nginx workers run as nobody when started by root
+  const cleanup: (() => Promise<void> | void)[] = [() => rmSync(dir, { recursive: true, force: true })];
+  try {
+    // Certificates: one mesh CA, one certificate for every hop (as k8s/ ships it).
+    const ca = createCa({ commonName: 'bench CA' });
+    const leaf = issueCertificate(ca, { commonName: 'hostmesh', dnsNames: ['hostmesh'], uris: ['spiffe://hostmesh/mesh'] });
+    const tls = { ca: join(dir, 'ca.crt'), cert: join(dir, 'tls.crt'), key: join(dir, 'tls.key') };
+    writeFileSync(tls.ca, ca.certPem, { mode: 0o644 });
+    writeFileSync(tls.cert, leaf.certPem, { mode: 0o644 });
+    writeFileSync(tls.key, leaf.keyPem, { mode: 0o644 });
+    const big = join(dir, 'big.bin');
+    const fd = openSync(big, 'w', 0o644);
+    ftruncateSync(fd, STREAM_MIB * 1048576); // sparse: reads cost no disk
+    closeSync(fd);
+
+    const A = '127.0.0.2';
+    const B = '127.0.0.3';
+    const BACKEND = '127.0.0.4';
+    const SINGLE = '127.0.0.5';
+    const [backendPort, nginxA, nginxB] = (await freePorts(BACKEND, 3)) as [number, number, number];
+    const [outgoing, incoming, admin] = (await freePorts(A, 3)) as [number, number, number];
+    const [singlePort, singleAdmin] = (await freePorts(SINGLE, 2)) as [number, number];
+
+    const nginxes: Nginx[] = [];
+    cleanup.push(() => Promise.all(nginxes.map((n) => n.stop())).then(() => undefined));
+    nginxes.push(await startNginx(dir, 'backend', backendConf(dir, BACKEND, backendPort, big), { ip: BACKEND, port: backendPort }));
+    nginxes.push(await startNginx(dir, 'nginx-b', incomingConf(dir, { ip: B, port: nginxB }, { ip: BACKEND, port: backendPort }, tls), { ip: B, port: nginxB }));
+    nginxes.push(await startNginx(dir, 'nginx-a', outgoingConf(dir, { ip: A, port: nginxA }, { ip: B, port: nginxB }, tls), { ip: A, port: nginxA }));
+    const [, nginxBProc, nginxAProc] = nginxes as [Nginx, Nginx, Nginx];
+
+    // The cluster the routers see: their own headless Service, and `world` on node-b.
+    const api = await new FakeApiServer().start();
+    cleanup.push(() => api.close());
+    api.apply(service('hostmesh', 'hostmesh', [{ name: 'incoming', port: incoming }]));
+    api.apply(endpointSlice('hostmesh', 'hostmesh-1', 'hostmesh', [{ ip: A, node: 'node-a' }, { ip: B, node: 'node-b' }], [{ name: 'incoming', port: incoming }]));
+    api.apply(service('default', 'world'));
+    api.apply(endpointSlice('default', 'world-1', 'world', [{ ip: BACKEND, node: 'node-b' }], [{ name: 'http', port: backendPort }]));
+
+    const routers: ChildProcess[] = [];
+    // SIGTERM: the routers drain and exit (and write their CPU profiles under BENCH_PROFILE=1).
+    cleanup.push(() =>
+      Promise.all(
+        routers.map(
+          (r) =>
+            new Promise<void>((resolve) => {
+              if (r.exitCode !== null) return resolve();
+              const kill = setTimeout(() => r.kill('SIGKILL'), 15_000);
+              r.once('exit', () => (clearTimeout(kill), resolve()));
+              r.kill('SIGTERM');
+            }),
+        ),
+      ).then(() => undefined),
+    );
+    const config = join(ROOT, 'k8s', 'base', 'config', 'config.yaml');
+    for (const [ip, node] of [[A, 'node-a'], [B, 'node-b']] as const) {
+      const set = [
+        `admin.ip=${ip}`, `admin.port=${admin}`, 'namers.0.host=127.0.0.1', `namers.0.port=${api.port}`,
+        `routers.0.dtabFile=${join(ROOT, 'k8s/base/config/outgoing.dtab')}`, `routers.0.servers.0.ip=${ip}`, `routers.0.servers.0.port=${outgoing}`,
+        `routers.0.client.tls.trustCerts.0=${tls.ca}`, `routers.0.client.tls.clientAuth.certPath=${tls.cert}`, `routers.0.client.tls.clientAuth.keyPath=${tls.key}`,
+        `routers.1.dtabFile=${join(ROOT, 'k8s/base/config/incoming.dtab')}`, `routers.1.servers.0.ip=${ip}`, `routers.1.servers.0.port=${incoming}`,
+        `routers.1.servers.0.tls.certPath=${tls.cert}`, `routers.1.servers.0.tls.keyPath=${tls.key}`, `routers.1.servers.0.tls.caCertPath=${tls.ca}`,
+      ].flatMap((s) => ['--set', s]);
+      routers.push(startRouter(['run', '-c', config, ...set], { NODE_NAME: node }));
+    }
+    const singleConfig = join(dir, 'single.yaml');
+    writeFileSync(singleConfig, `admin: {ip: ${SINGLE}, port: ${singleAdmin}}\nrouters:\n- protocol: http\n  label: outgoing\n  dtab: /svc/world => /$/inet/${BACKEND}/${backendPort};\n  servers: [{ip: ${SINGLE}, port: ${singlePort}}]\n`);
+    routers.push(startRouter(['run', '-c', singleConfig], {}));
+    await Promise.all([waitReady(A, admin), waitReady(B, admin), waitReady(SINGLE, singleAdmin)]);
+    const [routerA, routerB, single] = routers.map((r) => r.pid ?? 0) as [number, number, number];
+
+    const allRows: Row[] = [
+      { name: 'direct', origin: `http://${BACKEND}:${backendPort}`, pids: () => [], routers: () => [] },
+      { name: 'nginx', origin: `http://${A}:${nginxA}`, pids: () => [...family(nginxAProc.pid), ...family(nginxBProc.pid)], routers: () => [...family(nginxAProc.pid), ...family(nginxBProc.pid)] },
+      { name: 'hostmesh', origin: `http://${A}:${outgoing}`, pids: () => [routerA, routerB], routers: () => [routerA, routerB] },
+      { name: 'hostmesh-1hop', origin: `http://${SINGLE}:${singlePort}`, pids: () => [single], routers: () => [single] },
+    ];
+    const rows = allRows.filter((r) => ROWS.includes(r.name));
+
+    // Idle RSS after start, before any traffic.
+    await sleep(1000);
+    const idle = { routerA: rssMb(routerA), routerB: rssMb(routerB), single: rssMb(single) };
+    console.error(`idle RSS: router A ${idle.routerA.toFixed(1)} MB, router B ${idle.routerB.toFixed(1)} MB, single ${idle.single.toFixed(1)} MB`);
+
+    // Warm-up: JIT, pools, TLS sessions.
+    for (const row of rows) {
+      const r = await wrk(`${row.origin}/`, 32, 2);
+      if (r.errors > 0 || r.requests === 0) throw new Error(`${row.name}: warm-up saw ${r.errors} errors of ${r.requests}`);
+    }
+
+    const samples = new Map<string, Sample[]>(rows.map((r) => [r.name, []]));
+    for (let run = 1; run <= RUNS; run++) {
+      for (const row of rows) {
+        // Latency first, on a quiet machine (after a row's wrk runs, the routers are still freeing
+        // hundreds of connections).
+        const latency = await openLoop(row.origin, '/', { host: 'world' }, 1000, LATENCY_S);
+        const pids = row.pids();
+        const sampler = rssSampler(row.routers());
+        const cpu0 = cpuSeconds(pids);
+        const w32 = await wrk(`${row.origin}/`, 32, DURATION);
+        const cpu1 = cpuSeconds(pids);
+        const w256 = await wrk(`${row.origin}/`, 256, DURATION);
+        const peaks = sampler.stop();
+        const s: Sample = {
+          rps32: w32.requestsPerSecond,
+          rps256: w256.requestsPerSecond,
+          cpuUsPerRequest: pids.length > 0 ? ((cpu1 - cpu0) * 1e6) / w32.requests : 0,
+          latency,
+          rssLoadMb: peaks.length > 0 ? Math.max(...peaks) : 0,
+          errors: w32.errors + w256.errors + latency.errors,
+        };
+        samples.get(row.name)?.push(s);
+        console.error(`run ${run} ${row.name}: ${s.rps32.toFixed(0)} req/s @32, ${s.rps256.toFixed(0)} @256, ${s.cpuUsPerRequest.toFixed(0)} us/req, p99 ${latency.p99.toFixed(2)} ms, p99.9 ${latency.p999.toFixed(2)} ms, rss ${s.rssLoadMb.toFixed(1)} MB, errors ${s.errors}`);
+      }
+    }
+
+    // Large body: STREAM_MIB through each path, router RSS peak.
+    const stream = new Map<string, { mbPerSecond: number; rssPeakMb: number }>();
+    for (const row of rows.filter((r) => r.name !== 'hostmesh-1hop')) {
+      const rates: number[] = [];
+      let peak = 0;
+      for (let run = 1; run <= RUNS; run++) {
+        const sampler = rssSampler(row.routers(), 50);
+        const d = await download(row.origin, '/big', 'world');
+        peak = Math.max(peak, ...sampler.stop(), 0);
+        if (d.bytes !== STREAM_MIB * 1048576) throw new Error(`${row.name}: /big gave ${d.bytes} bytes`);
+        rates.push(d.mbPerSecond);
+      }
+      stream.set(row.name, { mbPerSecond: median(rates), rssPeakMb: peak });
+      console.error(`stream ${row.name}: ${median(rates).toFixed(0)} MB/s, peak RSS ${peak.toFixed(1)} MB`);
+    }
+
+    // Soak: hostmesh at 1,000 req/s, router RSS every 5 s; growth = slope of the second half.
+    const soak: { t: number; a: number; b: number }[] = [];
+    if (SOAK_S > 0 && rows.some((r) => r.name === 'hostmesh')) {
+      const t0 = Date.now();
+      const timer = setInterval(() => soak.push({ t: (Date.now() - t0) / 1000, a: rssMb(routerA), b: rssMb(routerB) }), 5000);
+      await openLoop(`http://${A}:${outgoing}`, '/', { host: 'world' }, 1000, SOAK_S);
+      clearInterval(timer);
+    }
+    const half = soak.slice(Math.floor(soak.length / 2));
+    const slope = (ys: number[], xs: number[]): number => {
+      const n = ys.length;
+      if (n < 2) return 0;
+      const mx = xs.reduce((a, b) => a + b, 0) / n;
+      const my = ys.reduce((a, b) => a + b, 0) / n;
+      const num = xs.reduce((a, x, i) => a + (x - mx) * ((ys[i] ?? 0) - my), 0);
+      const den = xs.reduce((a, x) => a + (x - mx) ** 2, 0);
+      return den === 0 ? 0 : (num / den) * 60; // MB per minute
+    };
+    const growth = Math.max(slope(half.map((s) => s.a), half.map((s) => s.t)), slope(half.map((s) => s.b), half.map((s) => s.t)));
+
+    // Report.
+    const med = (name: string, f: (s: Sample) => number): number => median((samples.get(name) ?? []).map(f));
+    const table = rows.map((r) => ({
+      row: r.name,
+      'req/s @32': med(r.name, (s) => s.rps32),
+      'req/s @256': med(r.name, (s) => s.rps256),
+      'CPU us/req': med(r.name, (s) => s.cpuUsPerRequest),
+      'p50 ms': med(r.name, (s) => s.latency.p50),
+      'p99 ms': med(r.name, (s) => s.latency.p99),
+      'p99.9 ms': med(r.name, (s) => s.latency.p999),
+      'RSS load MB': med(r.name, (s) => s.rssLoadMb),
+      'stream MB/s': stream.get(r.name)?.mbPerSecond ?? NaN,
+      errors: (samples.get(r.name) ?? []).reduce((a, s) => a + s.errors, 0),
+    }));
+    const fmt = (v: unknown): string => (typeof v === 'number' ? (Number.isNaN(v) ? '-' : v >= 100 ? v.toFixed(0) : v.toFixed(2)) : String(v));
+    const headers = Object.keys(table[0] ?? {});
+    const lines = [headers, ...table.map((t) => headers.map((h) => fmt((t as Record<string, unknown>)[h])))];
+    const widths = headers.map((_, i) => Math.max(...lines.map((l) => (l[i] ?? '').length)));
+    const print = (l: string[]) => console.log('| ' + l.map((c, i) => c.padEnd(widths[i] ?? 0)).join(' | ') + ' |');
+    print(lines[0] ?? []);
+    console.log('|' + widths.map((w) => '-'.repeat(w + 2)).join('|') + '|');
+    for (const l of lines.slice(1)) print(l);
+
+    const ratio = (a: number, b: number) => (b === 0 ? NaN : a / b);
+    const has = (n: string) => samples.has(n);
+    const verdicts: [string, number, string, boolean][] = [];
+    if (has('hostmesh') && has('nginx')) {
+      const tp = ratio(med('hostmesh', (s) => s.rps32), med('nginx', (s) => s.rps32));
+      const cpu = ratio(med('hostmesh', (s) => s.cpuUsPerRequest), med('nginx', (s) => s.cpuUsPerRequest));
+      const st = ratio(stream.get('hostmesh')?.mbPerSecond ?? 0, stream.get('nginx')?.mbPerSecond ?? 0);
+      verdicts.push(['throughput @32, hostmesh/nginx', tp, '>= 0.5', tp >= 0.5]);
+      verdicts.push(['throughput @256, hostmesh/nginx', ratio(med('hostmesh', (s) => s.rps256), med('nginx', (s) => s.rps256)), '(info)', true]);
+      verdicts.push(['CPU per request, hostmesh/nginx', cpu, '<= 2.5', cpu <= 2.5]);
+      verdicts.push(['stream rate, hostmesh/nginx', st, '>= 0.5', st >= 0.5]);
+    }
+    if (has('hostmesh') && has('direct')) {
+      verdicts.push(['throughput @32, hostmesh/direct', ratio(med('hostmesh', (s) => s.rps32), med('direct', (s) => s.rps32)), '(info)', true]);
+      const p99 = med('hostmesh', (s) => s.latency.p99) - med('direct', (s) => s.latency.p99);
+      const p999 = med('hostmesh', (s) => s.latency.p999) - med('direct', (s) => s.latency.p999);
+      verdicts.push(['added p99 ms over direct @1000 req/s', p99, '<= 1', p99 <= 1]);
+      verdicts.push(['added p99.9 ms over direct @1000 req/s', p999, '<= 3', p999 <= 3]);
+    }
+    if (has('hostmesh')) {
+      const idleMax = Math.max(idle.routerA, idle.routerB);
+      const loadMax = Math.max(med('hostmesh', (s) => s.rssLoadMb), ...soak.map((s) => Math.max(s.a, s.b)));
+      verdicts.push(['router RSS idle MB', idleMax, '<= 60', idleMax <= 60]);
+      verdicts.push(['router RSS under load MB', loadMax, '<= 100', loadMax <= 100]);
+      verdicts.push(['router RSS streaming MB', stream.get('hostmesh')?.rssPeakMb ?? NaN, '<= 150', (stream.get('hostmesh')?.rssPeakMb ?? 0) <= 150]);
+      if (soak.length > 0) verdicts.push([`RSS growth MB/min (${SOAK_S} s soak, 2nd half)`, growth, '~0 (< 0.5)', Math.abs(growth) < 0.5]);
+    }
+    console.log('');
+    for (const [what, value, target, pass] of verdicts) console.log(`${pass ? 'PASS' : 'MISS'}  ${what}: ${fmt(value)} (target ${target})`);
+    const cpu = cpus()[0]?.model ?? 'unknown CPU';
+    console.log(`\n${cpus().length} x ${cpu}, Node ${process.version}, ${execFileSync('nginx', ['-v'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }) || 'nginx'}; medians of ${RUNS} runs; wrk ${DURATION} s per point, latency ${LATENCY_S} s open loop`);
+
+    const outDir = join(ROOT, 'bench-results');
+    mkdirSync(outDir, { recursive: true });
+    const file = join(outDir, `mesh-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
+    writeFileSync(file, JSON.stringify({ machine: { cpus: cpus().length, model: cpu, node: process.version }, options: opt, idle, samples: Object.fromEntries(samples), stream: Object.fromEntries(stream), soak, table, verdicts }, null, 2));
+    console.log(`raw figures: ${file}`);
+  } finally {
+    for (const c of cleanup.reverse()) await c();
+  }
+}
+
+await main();
+process.exit(0);
