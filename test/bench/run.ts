@@ -14,7 +14,7 @@
 //          --stream-mib N (1024) --rows direct,nginx,hostmesh,hostmesh-1hop
 // Needs nginx and wrk (apt-get install nginx-light wrk); they are installed if missing and root.
 
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createWriteStream, chmodSync, mkdirSync, mkdtempSync, openSync, closeSync, ftruncateSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -25,7 +25,7 @@ import { endpointSlice, service } from '../helpers/k8s.js';
 import { freePorts } from '../helpers/ports.js';
 import { download, openLoop, wrk, type LatencyResult } from './mesh/load.js';
 import { backendConf, incomingConf, outgoingConf, startNginx, type Nginx } from './mesh/nginx.js';
-import { cpuSeconds, family, rssMb, rssSampler } from './mesh/proc.js';
+import { anonMb, cpuSeconds, family, rssMb, rssSampler } from './mesh/proc.js';
 
 const ROOT = join(import.meta.dirname, '..', '..', '..');
 const MAIN = join(ROOT, 'dist', 'src', 'cli', 'main.js');
@@ -82,11 +82,16 @@ mkdirSync(join(ROOT, 'bench-results'), { recursive: true });
 const routerLog = createWriteStream(join(ROOT, 'bench-results', 'routers.log'));
 
 function startRouter(args: string[], env: Record<string, string>): ChildProcess {
-  // NODE_OPTIONS as the DaemonSet sets it (k8s/base/daemonset.yaml).
-  const child = spawn(process.execPath, [...(process.env['BENCH_PROFILE'] ? ['--cpu-prof', '--cpu-prof-dir', join(ROOT, 'bench-results', 'profiles')] : []), MAIN, ...args], {
-    env: { ...process.env, NODE_OPTIONS: '--max-semi-space-size=4', ...env },
-    stdio: ['ignore', 'ignore', 'pipe'],
+  // Node flags as the DaemonSet runs it (k8s/base/daemonset.yaml sets none); BENCH_NODE_OPTIONS
+  // tries others.
+  // BENCH_PROFILE=1: CPU profiles in bench-results/profiles; BENCH_NODE_ARGS: extra node flags
+  // (e.g. --trace-gc, whose output lands in bench-results/routers.log).
+  const extra = [...(process.env['BENCH_PROFILE'] ? ['--cpu-prof', '--cpu-prof-dir', join(ROOT, 'bench-results', 'profiles')] : []), ...(process.env['BENCH_NODE_ARGS']?.split(' ').filter(Boolean) ?? [])];
+  const child = spawn(process.execPath, [...extra, MAIN, ...args], {
+    env: { ...process.env, NODE_OPTIONS: process.env['BENCH_NODE_OPTIONS'] ?? '', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
   });
+  child.stdout?.pipe(routerLog, { end: false });
   // Router logs go to bench-results/routers.log, not into the report.
   child.stderr?.pipe(routerLog, { end: false });
   return child;
@@ -192,8 +197,8 @@ async function main(): Promise<void> {
 
     // Idle RSS after start, before any traffic.
     await sleep(1000);
-    const idle = { routerA: rssMb(routerA), routerB: rssMb(routerB), single: rssMb(single) };
-    console.error(`idle RSS: router A ${idle.routerA.toFixed(1)} MB, router B ${idle.routerB.toFixed(1)} MB, single ${idle.single.toFixed(1)} MB`);
+    const idle = { routerA: rssMb(routerA), routerB: rssMb(routerB), single: rssMb(single), anonA: anonMb(routerA), anonB: anonMb(routerB) };
+    console.error(`idle RSS: router A ${idle.routerA.toFixed(1)} MB (anon ${idle.anonA.toFixed(1)}), router B ${idle.routerB.toFixed(1)} MB (anon ${idle.anonB.toFixed(1)}), single ${idle.single.toFixed(1)} MB`);
 
     // Warm-up: JIT, pools, TLS sessions.
     for (const row of rows) {
@@ -206,6 +211,7 @@ async function main(): Promise<void> {
       for (const row of rows) {
         // Latency first, on a quiet machine (after a row's wrk runs, the routers are still freeing
         // hundreds of connections).
+        await sleep(2000); // let the previous row's connections close
         const latency = await openLoop(row.origin, '/', { host: 'world' }, 1000, LATENCY_S);
         const pids = row.pids();
         const sampler = rssSampler(row.routers());
@@ -223,6 +229,10 @@ async function main(): Promise<void> {
           errors: w32.errors + w256.errors + latency.errors,
         };
         samples.get(row.name)?.push(s);
+        if (process.env['BENCH_DEBUG'] && row.name === 'hostmesh') {
+          const m = await fetch(`http://${A}:${admin}/metrics`).then((r) => r.text());
+          console.error(m.split('\n').filter((l) => l.startsWith('hostmesh_connections_total')).join('\n'));
+        }
         console.error(`run ${run} ${row.name}: ${s.rps32.toFixed(0)} req/s @32, ${s.rps256.toFixed(0)} @256, ${s.cpuUsPerRequest.toFixed(0)} us/req, p99 ${latency.p99.toFixed(2)} ms, p99.9 ${latency.p999.toFixed(2)} ms, rss ${s.rssLoadMb.toFixed(1)} MB, errors ${s.errors}`);
       }
     }
@@ -309,6 +319,7 @@ async function main(): Promise<void> {
       const idleMax = Math.max(idle.routerA, idle.routerB);
       const loadMax = Math.max(med('hostmesh', (s) => s.rssLoadMb), ...soak.map((s) => Math.max(s.a, s.b)));
       verdicts.push(['router RSS idle MB', idleMax, '<= 60', idleMax <= 60]);
+      verdicts.push(['router private (anon) memory idle MB', Math.max(idle.anonA, idle.anonB), '(info)', true]);
       verdicts.push(['router RSS under load MB', loadMax, '<= 100', loadMax <= 100]);
       verdicts.push(['router RSS streaming MB', stream.get('hostmesh')?.rssPeakMb ?? NaN, '<= 150', (stream.get('hostmesh')?.rssPeakMb ?? 0) <= 150]);
       if (soak.length > 0) verdicts.push([`RSS growth MB/min (${SOAK_S} s soak, 2nd half)`, growth, '~0 (< 0.5)', Math.abs(growth) < 0.5]);
@@ -316,7 +327,7 @@ async function main(): Promise<void> {
     console.log('');
     for (const [what, value, target, pass] of verdicts) console.log(`${pass ? 'PASS' : 'MISS'}  ${what}: ${fmt(value)} (target ${target})`);
     const cpu = cpus()[0]?.model ?? 'unknown CPU';
-    console.log(`\n${cpus().length} x ${cpu}, Node ${process.version}, ${execFileSync('nginx', ['-v'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }) || 'nginx'}; medians of ${RUNS} runs; wrk ${DURATION} s per point, latency ${LATENCY_S} s open loop`);
+    console.log(`\n${cpus().length} x ${cpu}, Node ${process.version}, ${spawnSync('nginx', ['-v'], { encoding: 'utf8' }).stderr.trim()}; medians of ${RUNS} runs; wrk ${DURATION} s per point, latency ${LATENCY_S} s open loop`);
 
     const outDir = join(ROOT, 'bench-results');
     mkdirSync(outDir, { recursive: true });

@@ -47,6 +47,20 @@ export function rssMb(pid: number): number {
   }
 }
 
+/**
+ * Private anonymous memory in MB (RssAnon): the heap and buffers the process itself owns. RSS also
+ * counts file-backed pages, mostly the node binary (~34 MB for a bare Node 20), shared between
+ * processes and reclaimable.
+ */
+export function anonMb(pid: number): number {
+  try {
+    const m = /RssAnon:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m ? Number(m[1]) / 1024 : 0;
+  } catch {
+    return 0;
+  }
+}
+
 /** Samples the RSS of `pids` every `ms` until stopped; returns the peak per pid. */
 export function rssSampler(pids: readonly number[], ms = 100): { stop(): number[] } {
   const peak = pids.map((p) => rssMb(p));
