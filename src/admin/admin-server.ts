@@ -76,7 +76,7 @@ export class AdminServer {
       this.route('/metrics', prometheus);
       this.route('/admin/metrics/prometheus', prometheus);
       this.route('/admin/metrics.json', (_req, res) => sendJson(res, 200, metrics.flat()));
-      this.route('/admin/services.json', (_req, res) => sendJson(res, 200, { at: Date.now(), services: metrics.services(), routers: [...metrics.routers.values()].map((r) => ({ label: r.label, connections: r.connectionsOpen, inFlight: r.inFlightNow })) }));
+      this.route('/admin/services.json', (_req, res) => sendJson(res, 200, { at: Date.now(), services: metrics.services(), routers: [...metrics.routers.values()].map((r) => ({ label: r.label, connections: r.connectionsOpen, inFlight: r.inFlightNow, peers: [...r.peers].map(([identity, p]) => ({ identity, ...p })) })) }));
     }
   }
 

@@ -75,7 +75,13 @@ async function refreshServices() {
   if (!data.services.length) { const tr = el('tr'); const td = el('td', 'no traffic yet'); td.colSpan = 9; tr.appendChild(td); body.appendChild(tr); }
   const rs = $('routers'); rs.replaceChildren();
   for (const r of data.routers) {
-    rs.appendChild(el('li', r.label + ': ' + r.connections.server + ' client connections in, ' + r.connections.client + ' connections out, ' + r.inFlight + ' in flight'));
+    const li = el('li', r.label + ': ' + r.connections.server + ' client connections in, ' + r.connections.client + ' connections out, ' + r.inFlight + ' in flight');
+    if (r.peers && r.peers.length) {
+      const ul = el('ul', undefined, 'peers');
+      for (const p of r.peers) ul.appendChild(el('li', 'peer ' + p.identity + ' (mTLS verified): ' + p.connections + ' open, ' + p.total + ' total', p.connections ? 'ok' : ''));
+      li.appendChild(ul);
+    }
+    rs.appendChild(li);
   }
 }
 

@@ -51,6 +51,8 @@ export class RouterMetrics {
   readonly #overrides: Counter.Internal;
   connectionsOpen = { server: 0, client: 0 };
   inFlightNow = 0;
+  /** Verified peer routers (client certificate identity) on this router's TLS servers. */
+  readonly peers = new Map<string, { connections: number; total: number; lastSeen: number }>();
 
   constructor(
     readonly label: string,
@@ -104,6 +106,26 @@ export class RouterMetrics {
       this.#bytesIn.inc(bytesIn);
       this.#bytesOut.inc(bytesOut);
     }
+  }
+
+  peerConnected(identity: string): void {
+    let p = this.peers.get(identity);
+    if (p === undefined) {
+      // Bounded like services: identities are per node, so this is the cluster's node count.
+      if (this.peers.size >= MAX_SERVICES) return;
+      p = { connections: 0, total: 0, lastSeen: 0 };
+      this.peers.set(identity, p);
+    }
+    p.connections++;
+    p.total++;
+    p.lastSeen = Date.now();
+  }
+
+  peerDisconnected(identity: string): void {
+    const p = this.peers.get(identity);
+    if (p === undefined) return;
+    p.connections = Math.max(0, p.connections - 1);
+    p.lastSeen = Date.now();
   }
 
   tlsFailure(reason: string): void {

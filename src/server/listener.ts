@@ -60,7 +60,13 @@ export class Listener {
     if (metrics !== undefined) {
       this.#server.on(options.tls ? 'secureConnection' : 'connection', (socket: Socket) => {
         metrics.connectionOpened('server');
-        socket.once('close', () => metrics.connectionClosed('server', socket.bytesRead, socket.bytesWritten));
+        // Verified peers by identity (the dashboard's peer list); cached for the requests after.
+        const peer = options.tls ? peerIdentity(socket as TLSSocket) : undefined;
+        if (peer !== undefined) metrics.peerConnected(peer);
+        socket.once('close', () => {
+          metrics.connectionClosed('server', socket.bytesRead, socket.bytesWritten);
+          if (peer !== undefined) metrics.peerDisconnected(peer);
+        });
       });
     }
     this.#server.on('request', (req, res) => this.#onRequest(req, res));

@@ -136,3 +136,16 @@ t.test('TLS handshakes refused on the incoming port are counted by reason', asyn
   t.ok(failures.reduce((a, s) => a + s.value, 0) >= 1, 'a handshake without a client certificate is counted');
   t.ok(failures.every((s) => /^[a-z_]+$/.test(s.labels['reason'] ?? '')), 'reasons are bounded labels');
 });
+
+t.test('services.json lists the verified peer routers on the incoming side (the dashboard peer list)', async (t) => {
+  const r = await request({ host: A, port: mesh.ports.outgoing, path: 'http://flaky/ok' });
+  t.equal(r.status, 200);
+  const data = JSON.parse((await request({ host: B, port: mesh.ports.admin, path: '/admin/services.json' })).body) as {
+    routers: { label: string; peers: { identity: string; connections: number; total: number }[] }[];
+  };
+  const incoming = data.routers.find((x) => x.label === 'incoming');
+  const peer = incoming?.peers.find((p) => /^spiffe:\/\/[^/]+\/node\/node-a$/.test(p.identity));
+  t.ok(peer, `node-b saw node-a's certificate identity: ${JSON.stringify(incoming?.peers)}`);
+  t.ok((peer?.total ?? 0) >= 1 && (peer?.connections ?? 0) >= 1, 'with its connection open (keep-alive)');
+  t.same(data.routers.find((x) => x.label === 'outgoing')?.peers, [], 'the plaintext outgoing side has no verified peers');
+});
