@@ -3,14 +3,12 @@
 // slow poll as a safety net. A valid new version applies to new requests; a bad one is logged
 // with file:line:col, counted, and the old one stays in force.
 
-import { watch, type FSWatcher } from 'node:fs';
-import { readFile } from 'node:fs/promises';
-import { dirname } from 'node:path';
 import type { Dtab } from '../dtab/dtab.js';
 import { formatDtabFileError } from '../dtab/file-errors.js';
 import { DtabParseError, parseDtab } from '../dtab/parse.js';
 import type { Logger } from '../log.js';
 import type { Var } from '../namer/var.js';
+import { FileSetWatcher } from './file-watcher.js';
 
 export interface DtabWatcherOptions {
   readonly file: string;
@@ -26,66 +24,32 @@ export interface DtabWatcherOptions {
 
 export class DtabWatcher {
   readonly #o: DtabWatcherOptions;
-  #text: string;
-  #rejected: string | undefined;
-  #watcher: FSWatcher | undefined;
-  readonly #poll: NodeJS.Timeout;
-  #checking: Promise<void> | undefined;
-  #again = false;
-  #closed = false;
+  readonly #files: FileSetWatcher;
   /** Versions applied and rejected since start (for tests and the admin page). */
   applied = 0;
   rejected = 0;
 
   constructor(options: DtabWatcherOptions) {
     this.#o = options;
-    this.#text = options.initialText;
-    try {
-      this.#watcher = watch(dirname(options.file), () => this.check());
-      this.#watcher.on('error', () => undefined); // the poll carries on if the directory goes away
-    } catch {
-      this.#watcher = undefined;
-    }
-    this.#poll = setInterval(() => this.check(), options.pollMs ?? 2000);
-    this.#poll.unref();
+    // The baseline is the text the running dtab came from, so a change made between loading the
+    // config and starting the watch is still applied.
+    this.#files = new FileSetWatcher([options.file], ([text]) => this.#apply((text as Buffer).toString('utf8')), options.pollMs ?? 2000, [Buffer.from(options.initialText)]);
   }
 
-  /** Re-reads the file (coalescing bursts of events); resolves when the check is done. */
+  /** Re-reads the file now; resolves when the check is done. */
   check(): Promise<void> {
-    if (this.#closed) return Promise.resolve();
-    if (this.#checking !== undefined) {
-      this.#again = true;
-      return this.#checking;
-    }
-    this.#checking = (async () => {
-      do {
-        this.#again = false;
-        await this.#checkOnce();
-      } while (this.#again && !this.#closed);
-      this.#checking = undefined;
-    })();
-    return this.#checking;
+    return this.#files.check();
   }
 
-  async #checkOnce(): Promise<void> {
-    let text: string;
-    try {
-      text = await readFile(this.#o.file, 'utf8');
-    } catch {
-      return; // mid-swap or deleted: keep the current dtab; the next event or poll retries
-    }
-    if (text === this.#text || text === this.#rejected) return;
+  #apply(text: string): void {
     try {
       const dtab = parseDtab(text);
-      this.#text = text;
-      this.#rejected = undefined;
       this.#o.dtab.set(dtab);
       this.applied++;
       this.#o.onApply?.(dtab);
       this.#o.logger.info({ file: this.#o.file, dentries: dtab.dentries.length }, 'dtab reloaded');
     } catch (err) {
       if (!(err instanceof DtabParseError)) throw err;
-      this.#rejected = text;
       this.rejected++;
       const message = formatDtabFileError(this.#o.file, text, err);
       this.#o.onReject?.(message);
@@ -94,8 +58,6 @@ export class DtabWatcher {
   }
 
   close(): void {
-    this.#closed = true;
-    this.#watcher?.close();
-    clearInterval(this.#poll);
+    this.#files.close();
   }
 }

@@ -17,9 +17,14 @@ export class FileSetWatcher {
   #again = false;
   #closed = false;
 
-  constructor(files: readonly string[], onChange: (contents: Buffer[]) => void, pollMs = 5000) {
+  /**
+   * `initial`: the contents in force now; without it the first read becomes the baseline and only
+   * later changes are reported.
+   */
+  constructor(files: readonly string[], onChange: (contents: Buffer[]) => void, pollMs = 5000, initial?: readonly Buffer[]) {
     this.#files = files;
     this.#onChange = onChange;
+    if (initial !== undefined) this.#last = fingerprint(initial);
     for (const dir of new Set(files.map((f) => dirname(f)))) {
       try {
         const w = watch(dir, () => void this.check());
@@ -58,10 +63,10 @@ export class FileSetWatcher {
     } catch {
       return; // mid-swap or missing: keep what is in force; the next event or poll retries
     }
-    const fingerprint = contents.map((c) => c.toString('base64')).join('|');
+    const now = fingerprint(contents);
     const first = this.#last === undefined;
-    if (fingerprint === this.#last) return;
-    this.#last = fingerprint;
+    if (now === this.#last) return;
+    this.#last = now;
     if (!first && !this.#closed) this.#onChange(contents);
   }
 
@@ -70,4 +75,8 @@ export class FileSetWatcher {
     for (const w of this.#watchers) w.close();
     clearInterval(this.#poll);
   }
+}
+
+function fingerprint(contents: readonly Buffer[]): string {
+  return contents.map((c) => c.toString('base64')).join('|');
 }
