@@ -37,29 +37,25 @@ export function cpuSeconds(pids: readonly number[]): number {
   return ticks / TICKS_PER_SECOND;
 }
 
-/** Resident set size in MB. */
-export function rssMb(pid: number): number {
+/** A `/proc/<pid>/status` memory field (VmRSS, RssAnon, ...) in MB; 0 when the process is gone. */
+function statusMb(pid: number, field: string): number {
   try {
-    const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    const m = new RegExp(`${field}:\\s+(\\d+) kB`).exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
     return m ? Number(m[1]) / 1024 : 0;
   } catch {
     return 0;
   }
 }
 
+/** Resident set size in MB. */
+export const rssMb = (pid: number): number => statusMb(pid, 'VmRSS');
+
 /**
  * Private anonymous memory in MB (RssAnon): the heap and buffers the process itself owns. RSS also
  * counts file-backed pages, mostly the node binary (~34 MB for a bare Node 20), shared between
  * processes and reclaimable.
  */
-export function anonMb(pid: number): number {
-  try {
-    const m = /RssAnon:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-    return m ? Number(m[1]) / 1024 : 0;
-  } catch {
-    return 0;
-  }
-}
+export const anonMb = (pid: number): number => statusMb(pid, 'RssAnon');
 
 /** Samples the RSS of `pids` every `ms` until stopped; returns the peak per pid. */
 export function rssSampler(pids: readonly number[], ms = 100): { stop(): number[] } {
