@@ -3,7 +3,7 @@
 // samples for the dashboard. On the request path it is map lookups and increments: the labelled
 // children are created once per (router, service, client) and kept.
 
-import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 
 /** Distinct services per router before further ones are counted under OVERFLOW. */
 export const MAX_SERVICES = 500;
@@ -181,6 +181,8 @@ export class Metrics {
   readonly #namers: NamerReport[] = [];
 
   constructor() {
+    // Node's process metrics (RSS, heap, event loop lag, GC, open handles), read at scrape time.
+    collectDefaultMetrics({ register: this.registry });
     const registers = [this.registry];
     this.requests = new Counter({ name: 'hostmesh_requests_total', help: 'Requests answered, by logical service, bound client and status class.', labelNames: ['router', 'service', 'client', 'status_class'], registers });
     this.duration = new Histogram({

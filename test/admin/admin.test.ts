@@ -149,3 +149,11 @@ t.test('services.json lists the verified peer routers on the incoming side (the 
   t.ok((peer?.total ?? 0) >= 1 && (peer?.connections ?? 0) >= 1, 'with its connection open (keep-alive)');
   t.same(data.routers.find((x) => x.label === 'outgoing')?.peers, [], 'the plaintext outgoing side has no verified peers');
 });
+
+t.test("Node's process metrics are exported beside the router's", async (t) => {
+  const samples = parsePrometheus((await admin('/metrics')).body);
+  const value = (name: string) => samples.find((s) => s.name === name)?.value ?? 0;
+  t.ok(value('process_resident_memory_bytes') > 10 * 1048576, 'RSS');
+  t.ok(value('nodejs_heap_size_used_bytes') > 0, 'heap used');
+  t.ok(samples.some((s) => s.name.startsWith('nodejs_eventloop_lag')), 'event loop lag');
+});

@@ -47,8 +47,10 @@ export function parsePrometheus(text: string): Sample[] {
       labels[l[1] as string] = (l[2] as string).replace(/\\(.)/g, (_x, c: string) => (c === 'n' ? '\n' : c));
     }
     const raw = m[4] as string;
-    const value = raw === '+Inf' ? Infinity : raw === '-Inf' ? -Infinity : raw === 'NaN' ? NaN : Number(raw);
-    if (Number.isNaN(value) && raw !== 'NaN') throw new Error(`${where}: bad value ${raw}`);
+    // As Prometheus reads values (Go's ParseFloat): NaN and Inf in any case; prom-client writes `Nan`.
+    const special = /^(?:([+-]?)inf(?:inity)?|(nan))$/i.exec(raw);
+    const value = special === null ? Number(raw) : special[2] !== undefined ? NaN : special[1] === '-' ? -Infinity : Infinity;
+    if (Number.isNaN(value) && special === null) throw new Error(`${where}: bad value ${raw}`);
     samples.push({ name, labels, value });
   });
   return samples;
