@@ -6,7 +6,7 @@ import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
 import { chromium, type Browser } from 'playwright-core';
-import { A, startMesh, type TestMesh } from '../helpers/mesh.js';
+import { A, B, startMesh, type TestMesh } from '../helpers/mesh.js';
 import { request } from '../helpers/http.js';
 
 const CHROMIUM = process.env['CHROMIUM_PATH'] ?? ['/usr/bin/chromium', '/usr/bin/chromium-browser', '/usr/bin/google-chrome'].find((p) => existsSync(p));
@@ -56,6 +56,14 @@ if (CHROMIUM === undefined) {
     await page.click('#playground button[type=submit]');
     await page.locator('#error').filter({ hasText: /./ }).waitFor({ timeout: 10_000 });
     t.ok((await page.locator('#error').innerText()).length > 0, 'a bad path shows the parser message');
+
+    // node-b's dashboard lists node-a as a verified peer of its incoming (mTLS) router.
+    const pageB = await browser.newPage();
+    await pageB.goto(`http://${B}:${mesh.ports.admin}/`);
+    const peer = pageB.locator('#routers li', { hasText: /peer spiffe:\/\/[^/]+\/node\/node-a \(mTLS verified\)/ });
+    await peer.first().waitFor({ timeout: 10_000 });
+    t.match(await peer.first().innerText(), /\d+ open, \d+ total/, 'peer routers with their connections');
+    await pageB.close();
 
     const dir = join(process.cwd(), '.tap', 'artifacts');
     mkdirSync(dir, { recursive: true });
