@@ -7,7 +7,6 @@ import type { HostmeshConfig } from '../config/types.js';
 import { createLogger } from '../log.js';
 import { startHostmesh } from '../server/hostmesh.js';
 import { clientTlsOptions, serverTlsOptions } from '../server/tls-files.js';
-import { createSecureContext } from 'node:tls';
 import { readFileSync } from 'node:fs';
 import type { expiry as Expiry, inspectPem as InspectPem } from '../tls/inspect.js';
 
@@ -28,7 +27,7 @@ function checkValidity(inspect: Inspect, path: string, what: string, problems: s
   try {
     infos = inspectPem(readFileSync(path, 'utf8'));
   } catch {
-    return; // unreadable or unparsable: createSecureContext reports it
+    return; // unreadable or unparsable: serverTlsOptions/clientTlsOptions report it
   }
   for (const info of infos) {
     const v = expiry(info, now, 30);
@@ -56,7 +55,7 @@ export function checkTlsFiles(config: HostmeshConfig, inspect: Inspect, warnings
       checkValidity(inspect, s.tls.certPath, `router ${r.label} server :${s.port} certificate`, problems, warnings);
       if (s.tls.caCertPath !== undefined) checkValidity(inspect, s.tls.caCertPath, `router ${r.label} server :${s.port} CA`, problems, warnings);
       try {
-        createSecureContext(serverTlsOptions(s.tls));
+        serverTlsOptions(s.tls); // builds and checks the context
       } catch (err) {
         problems.push(`router ${r.label} server :${s.port} tls: ${(err as Error).message}`);
       }
@@ -68,7 +67,7 @@ export function checkTlsFiles(config: HostmeshConfig, inspect: Inspect, warnings
         checkValidity(inspect, ca, `router ${r.label} client trusted CA`, problems, warnings);
       }
       try {
-        createSecureContext(clientTlsOptions(r.client.tls));
+        clientTlsOptions(r.client.tls); // builds and checks the context
       } catch (err) {
         problems.push(`router ${r.label} client tls: ${(err as Error).message}`);
       }

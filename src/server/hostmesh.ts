@@ -25,7 +25,6 @@ import { DtabWatcher } from './dtab-watcher.js';
 import { buildIdentifiers } from '../router/identifiers.js';
 import { clientTlsOptions, serverTlsOptions } from './tls-files.js';
 import { FileSetWatcher } from './file-watcher.js';
-import { createSecureContext, type SecureContextOptions } from 'node:tls';
 
 export interface HostmeshDeps {
   readonly logger: Logger;
@@ -169,12 +168,6 @@ function tlsFiles(cfg: NonNullable<HostmeshConfig['routers'][number]['client']['
   return [...(cfg.trustCerts ?? []), ...(cfg.trustCertsBundle !== undefined ? [cfg.trustCertsBundle] : []), ...(cfg.clientAuth !== undefined ? [cfg.clientAuth.certPath, cfg.clientAuth.keyPath] : [])];
 }
 
-/** Throws unless the options make a usable context (key matches certificate, PEM parses). */
-function checked<T extends SecureContextOptions>(options: T): T {
-  createSecureContext(options);
-  return options;
-}
-
 /**
  * Reloads rotated certificate files (cert-manager, a re-applied Secret) without a restart: a valid
  * new set applies to new handshakes; a broken or half-written one is logged and counted, and the
@@ -231,7 +224,7 @@ export async function startHostmesh(config: HostmeshConfig, deps: HostmeshDeps):
       poolsList.push(pools);
       const clientTls = r.client.tls;
       if (clientTls !== undefined) {
-        closers.push(watchTls(tlsFiles(clientTls), () => pools.setTls(checked(clientTlsOptions(clientTls))), `router ${r.label} client`, metrics, logger, deps.tlsPollMs));
+        closers.push(watchTls(tlsFiles(clientTls), () => pools.setTls(clientTlsOptions(clientTls)), `router ${r.label} client`, metrics, logger, deps.tlsPollMs));
       }
       const dtab = new Var(Dtab.read(r.dtab));
       if (r.dtabFile !== undefined) {
@@ -284,7 +277,7 @@ export async function startHostmesh(config: HostmeshConfig, deps: HostmeshDeps):
         const serverTls = s.tls;
         if (serverTls !== undefined) {
           const files = [serverTls.certPath, serverTls.keyPath, ...(serverTls.caCertPath !== undefined ? [serverTls.caCertPath] : [])];
-          closers.push(watchTls(files, () => l.setSecureContext(checked(serverTlsOptions(serverTls))), `router ${r.label} server :${s.port}`, metrics, logger, deps.tlsPollMs));
+          closers.push(watchTls(files, () => l.setSecureContext(serverTlsOptions(serverTls)), `router ${r.label} server :${s.port}`, metrics, logger, deps.tlsPollMs));
         }
         logger.info({ router: r.label, address: l.address }, 'router listening');
       }

@@ -1,16 +1,33 @@
 // Reads the certificate files a router's config names into Node TLS options: the incoming
 // server's (mTLS when requireClientAuth) and the outgoing client's (peer verified by commonName).
+// The options are checked by building a context once, so a bad file fails here with its path
+// (at start, in `run --check` and on reload) instead of as a bare OpenSSL code later.
 
 import { readFileSync } from 'node:fs';
-import { checkServerIdentity, type ConnectionOptions, type TlsOptions } from 'node:tls';
+import { checkServerIdentity, createSecureContext, type ConnectionOptions, type SecureContextOptions, type TlsOptions } from 'node:tls';
 import type { ClientTlsConfig, ServerTlsConfig } from '../config/types.js';
 
 function read(path: string, what: string): Buffer {
+  let bytes: Buffer;
   try {
-    return readFileSync(path);
+    bytes = readFileSync(path);
   } catch (err) {
     throw new Error(`cannot read ${what} ${path}: ${(err as Error).message}`);
   }
+  if (!bytes.includes('-----BEGIN ')) throw new Error(`${what} ${path} is not PEM (no -----BEGIN line)`);
+  return bytes;
+}
+
+/** Throws unless the options make a usable context, naming the files when the key does not fit. */
+function usable<T extends SecureContextOptions>(options: T, certPath: string | undefined, keyPath: string | undefined): T {
+  try {
+    createSecureContext(options);
+  } catch (err) {
+    const message = (err as Error).message;
+    if (/key values mismatch/.test(message)) throw new Error(`key ${keyPath ?? '?'} does not belong to certificate ${certPath ?? '?'}`);
+    throw new Error(`${certPath ?? 'TLS files'}: ${message}`);
+  }
+  return options;
 }
 
 export function serverTlsOptions(cfg: ServerTlsConfig): TlsOptions {
@@ -22,7 +39,7 @@ export function serverTlsOptions(cfg: ServerTlsConfig): TlsOptions {
     minVersion: 'TLSv1.2',
   };
   if (cfg.caCertPath !== undefined) options.ca = read(cfg.caCertPath, 'CA certificate');
-  return options;
+  return usable(options, cfg.certPath, cfg.keyPath);
 }
 
 export function clientTlsOptions(cfg: ClientTlsConfig): ConnectionOptions {
@@ -42,5 +59,5 @@ export function clientTlsOptions(cfg: ClientTlsConfig): ConnectionOptions {
     options.servername = commonName;
     options.checkServerIdentity = (_host, cert) => checkServerIdentity(commonName, cert);
   }
-  return options;
+  return usable(options, cfg.clientAuth?.certPath, cfg.clientAuth?.keyPath);
 }

@@ -152,6 +152,17 @@ t.test('run --check refuses an expired certificate and warns about one about to 
   t.equal(r.code, 1);
   t.match(r.stderr, /server :4141 certificate .*old-cert\.crt \(CN=hostmesh\) expired on 2025-01-01/);
 
+  // A file that is not PEM, and a key from another certificate: named in the error.
+  await writeFile(join(dir, 'garbage.crt'), 'not a certificate\n');
+  await writeFile(join(dir, 'garbage.yaml'), config(join(dir, 'garbage.crt'), join(dir, 'old.key')));
+  const garbage = await runCli(['run', '-c', join(dir, 'garbage.yaml'), '--check']);
+  t.equal(garbage.code, 1);
+  t.match(garbage.stderr, /certificate .*garbage\.crt is not PEM/);
+  await writeFile(join(dir, 'mismatch.yaml'), config(join(dir, 'node-a', 'tls.crt'), join(dir, 'old.key')));
+  const mismatch = await runCli(['run', '-c', join(dir, 'mismatch.yaml'), '--check']);
+  t.equal(mismatch.code, 1);
+  t.match(mismatch.stderr, /key .*old\.key does not belong to certificate .*node-a\/tls\.crt/);
+
   const soonCert = issueCertificate(caPem, { commonName: 'hostmesh', days: 10 });
   await writeFile(join(dir, 'soon.crt'), soonCert.certPem);
   await writeFile(join(dir, 'soon.key'), soonCert.keyPem);
