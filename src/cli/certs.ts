@@ -101,12 +101,11 @@ export async function certsIssue(opts: IssueCliOptions, io: Io): Promise<void> {
     throw new UsageError(`cannot load the CA from ${opts.caDir} (run \`hostmesh certs init --out ${opts.caDir}\` first): ${(err as Error).message}`);
   }
   // The mesh name is what peers verify (the client's commonName); the URI SAN names the holder.
-  const holder = opts.node ?? 'mesh';
   const cert = issueCertificate(ca, {
     commonName: opts.mesh,
     dnsNames: [...new Set([opts.mesh, ...(opts.node !== undefined ? [opts.node] : []), ...opts.dns])],
     ipAddresses: opts.ip,
-    uris: [opts.node !== undefined ? nodeIdentity(opts.mesh, opts.node) : `spiffe://${opts.mesh}/${holder}`],
+    uris: [opts.node !== undefined ? nodeIdentity(opts.mesh, opts.node) : `spiffe://${opts.mesh}/mesh`],
     usage: 'both',
     days,
   });

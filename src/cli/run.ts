@@ -8,7 +8,6 @@ import { createLogger } from '../log.js';
 import { startHostmesh } from '../server/hostmesh.js';
 import { clientTlsOptions, serverTlsOptions } from '../server/tls-files.js';
 import { readFileSync } from 'node:fs';
-import type { expiry as Expiry, inspectPem as InspectPem } from '../tls/inspect.js';
 
 export interface Io {
   out(line: string): void;
@@ -21,7 +20,7 @@ const stdio: Io = {
 };
 
 /** Expired or not-yet-valid certificates in a PEM file (problems), or ones close to expiry (warnings). */
-function checkValidity(inspect: Inspect, path: string, what: string, problems: string[], warnings: string[], now = new Date()): void {
+function checkValidity(inspect: typeof import('../tls/inspect.js'), path: string, what: string, problems: string[], warnings: string[], now = new Date()): void {
   const { inspectPem, expiry } = inspect;
   let infos;
   try {
@@ -42,12 +41,9 @@ function checkValidity(inspect: Inspect, path: string, what: string, problems: s
  * Problems with the certificate files the config names (readable, parseable, key matches cert,
  * within validity); certificates expiring within 30 days are warnings.
  */
-export interface Inspect {
-  readonly inspectPem: typeof InspectPem;
-  readonly expiry: typeof Expiry;
-}
-
-export function checkTlsFiles(config: HostmeshConfig, inspect: Inspect, warnings: string[] = []): string[] {
+export async function checkTlsFiles(config: HostmeshConfig, warnings: string[] = []): Promise<string[]> {
+  // node-forge is loaded for --check only, not in the running router.
+  const inspect = await import('../tls/inspect.js');
   const problems: string[] = [];
   for (const r of config.routers) {
     for (const s of r.servers) {
@@ -80,8 +76,7 @@ export async function runCheck(file: string, set: string[], io: Io = stdio): Pro
   try {
     const { config, warnings } = await loadConfig(file, { set });
     const tlsWarnings: string[] = [];
-    // node-forge is loaded for --check only, not in the running router.
-    const problems = checkTlsFiles(config, await import('../tls/inspect.js'), tlsWarnings);
+    const problems = await checkTlsFiles(config, tlsWarnings);
     for (const w of [...warnings, ...tlsWarnings]) io.err(`warning: ${w}`);
     for (const p of problems) io.err(`${file}: ${p}`);
     if (problems.length > 0) return 1;

@@ -118,10 +118,13 @@ export class EndpointPools {
 
   #context: SecureContext | undefined;
 
-  /** One parsed context (certificate, key, CAs) for every connection, not one per handshake. */
+  /**
+   * One parsed context (certificate, key, CAs) for every connection, not one per handshake: the
+   * one the options carry (clientTlsOptions builds it), else made here once.
+   */
   #secureContext(): SecureContext | undefined {
     if (this.#tls === undefined) return undefined;
-    this.#context ??= createSecureContext(this.#tls);
+    this.#context ??= this.#tls.secureContext ?? createSecureContext(this.#tls);
     return this.#context;
   }
 

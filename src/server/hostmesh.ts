@@ -23,7 +23,7 @@ import { AdminServer } from '../admin/admin-server.js';
 import { Listener } from './listener.js';
 import { DtabWatcher } from './dtab-watcher.js';
 import { buildIdentifiers } from '../router/identifiers.js';
-import { clientTlsOptions, serverTlsOptions } from './tls-files.js';
+import { clientTlsFiles, clientTlsOptions, serverTlsFiles, serverTlsOptions } from './tls-files.js';
 import { FileSetWatcher } from './file-watcher.js';
 
 export interface HostmeshDeps {
@@ -163,11 +163,6 @@ function boundEndpoints(interpreter: NameInterpreter, path: Path, closers: (() =
   };
 }
 
-/** The files a client TLS config reads. */
-function tlsFiles(cfg: NonNullable<HostmeshConfig['routers'][number]['client']['tls']>): string[] {
-  return [...(cfg.trustCerts ?? []), ...(cfg.trustCertsBundle !== undefined ? [cfg.trustCertsBundle] : []), ...(cfg.clientAuth !== undefined ? [cfg.clientAuth.certPath, cfg.clientAuth.keyPath] : [])];
-}
-
 /**
  * Reloads rotated certificate files (cert-manager, a re-applied Secret) without a restart: a valid
  * new set applies to new handshakes; a broken or half-written one is logged and counted, and the
@@ -224,7 +219,7 @@ export async function startHostmesh(config: HostmeshConfig, deps: HostmeshDeps):
       poolsList.push(pools);
       const clientTls = r.client.tls;
       if (clientTls !== undefined) {
-        closers.push(watchTls(tlsFiles(clientTls), () => pools.setTls(clientTlsOptions(clientTls)), `router ${r.label} client`, metrics, logger, deps.tlsPollMs));
+        closers.push(watchTls(clientTlsFiles(clientTls), () => pools.setTls(clientTlsOptions(clientTls)), `router ${r.label} client`, metrics, logger, deps.tlsPollMs));
       }
       const dtab = new Var(Dtab.read(r.dtab));
       if (r.dtabFile !== undefined) {
@@ -276,8 +271,7 @@ export async function startHostmesh(config: HostmeshConfig, deps: HostmeshDeps):
         listeners.push(l);
         const serverTls = s.tls;
         if (serverTls !== undefined) {
-          const files = [serverTls.certPath, serverTls.keyPath, ...(serverTls.caCertPath !== undefined ? [serverTls.caCertPath] : [])];
-          closers.push(watchTls(files, () => l.setSecureContext(serverTlsOptions(serverTls)), `router ${r.label} server :${s.port}`, metrics, logger, deps.tlsPollMs));
+          closers.push(watchTls(serverTlsFiles(serverTls), () => l.setSecureContext(serverTlsOptions(serverTls)), `router ${r.label} server :${s.port}`, metrics, logger, deps.tlsPollMs));
         }
         logger.info({ router: r.label, address: l.address }, 'router listening');
       }

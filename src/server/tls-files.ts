@@ -4,7 +4,7 @@
 // (at start, in `run --check` and on reload) instead of as a bare OpenSSL code later.
 
 import { readFileSync } from 'node:fs';
-import { checkServerIdentity, createSecureContext, type ConnectionOptions, type SecureContextOptions, type TlsOptions } from 'node:tls';
+import { checkServerIdentity, createSecureContext, type ConnectionOptions, type SecureContext, type SecureContextOptions, type TlsOptions } from 'node:tls';
 import type { ClientTlsConfig, ServerTlsConfig } from '../config/types.js';
 
 function read(path: string, what: string): Buffer {
@@ -18,16 +18,28 @@ function read(path: string, what: string): Buffer {
   return bytes;
 }
 
-/** Throws unless the options make a usable context, naming the files when the key does not fit. */
-function usable<T extends SecureContextOptions>(options: T, certPath: string | undefined, keyPath: string | undefined): T {
+/**
+ * Builds the context once (so a bad file fails here, naming the files when the key does not fit)
+ * and returns the options with it, for callers that can reuse it (client connections).
+ */
+function usable<T extends SecureContextOptions>(options: T, certPath: string | undefined, keyPath: string | undefined): T & { secureContext: SecureContext } {
   try {
-    createSecureContext(options);
+    return { ...options, secureContext: createSecureContext(options) };
   } catch (err) {
     const message = (err as Error).message;
     if (/key values mismatch/.test(message)) throw new Error(`key ${keyPath ?? '?'} does not belong to certificate ${certPath ?? '?'}`);
     throw new Error(`${certPath ?? 'TLS files'}: ${message}`);
   }
-  return options;
+}
+
+/** The files a server TLS config reads (what a reload watches). */
+export function serverTlsFiles(cfg: ServerTlsConfig): string[] {
+  return [cfg.certPath, cfg.keyPath, ...(cfg.caCertPath !== undefined ? [cfg.caCertPath] : [])];
+}
+
+/** The files a client TLS config reads (what a reload watches). */
+export function clientTlsFiles(cfg: ClientTlsConfig): string[] {
+  return [...(cfg.trustCerts ?? []), ...(cfg.trustCertsBundle !== undefined ? [cfg.trustCertsBundle] : []), ...(cfg.clientAuth !== undefined ? [cfg.clientAuth.certPath, cfg.clientAuth.keyPath] : [])];
 }
 
 export function serverTlsOptions(cfg: ServerTlsConfig): TlsOptions {
