@@ -10,6 +10,7 @@ import type { z } from 'zod';
 import { DtabParseError, parseDtab } from '../dtab/parse.js';
 import { formatDtabFileError } from '../dtab/file-errors.js';
 import { rawConfigSchema, UNENFORCED, type RawConfig } from './schema.js';
+import { UNENFORCED_OPTIONS } from './kinds.js';
 import type { HostmeshConfig, NamerConfig, RouterConfig } from './types.js';
 
 export class ConfigError extends Error {
@@ -110,6 +111,17 @@ function stripUnenforced(raw: Record<string, unknown>, warn: (path: Key[]) => vo
       }
     }
   };
+  /** Options of a kinded object (e.g. loadBalancer p2c's maxEffort) accepted with a warning. */
+  const stripKindOptions = (obj: unknown, what: string, path: Key[]): void => {
+    if (obj === null || typeof obj !== 'object' || Array.isArray(obj)) return;
+    const o = obj as Record<string, unknown>;
+    for (const key of UNENFORCED_OPTIONS[`${what}:${String(o['kind'])}`] ?? []) {
+      if (key in o) {
+        warn([...path, key]);
+        delete o[key];
+      }
+    }
+  };
   strip(raw, 'root', []);
   strip(raw['admin'], 'admin', ['admin']);
   const namers = raw['namers'];
@@ -129,6 +141,7 @@ function stripUnenforced(raw: Record<string, unknown>, warn: (path: Key[]) => vo
     strip(interp, 'interpreter', ['routers', i, 'interpreter']);
     strip(ro['client'], 'client', ['routers', i, 'client']);
     const client = ro['client'] as Record<string, unknown> | undefined;
+    if (client && typeof client === 'object') stripKindOptions(client['loadBalancer'], 'loadBalancer', ['routers', i, 'client', 'loadBalancer']);
     if (client && typeof client === 'object') strip(client['tls'], 'clientTls', ['routers', i, 'client', 'tls']);
     const servers = ro['servers'];
     if (Array.isArray(servers)) {
@@ -138,6 +151,18 @@ function stripUnenforced(raw: Record<string, unknown>, warn: (path: Key[]) => vo
       });
     }
   });
+}
+
+/**
+ * A value that may be one object or a list of them (`identifier`) fails as a union with zod's bare
+ * "Invalid input": report the issues of the branch whose shape the value has (the one that did not
+ * fail on the value's type itself), with the union's path in front.
+ */
+function unionBranch(issue: z.core.$ZodIssue): z.core.$ZodIssue[] {
+  if (issue.code !== 'invalid_union' || issue.errors.length === 0) return [issue];
+  const shaped = issue.errors.filter((branch) => !branch.some((i) => i.code === 'invalid_type' && i.path.length === 0));
+  if (shaped.length !== 1) return [issue];
+  return (shaped[0] as z.core.$ZodIssue[]).flatMap((i) => unionBranch({ ...i, path: [...issue.path, ...i.path] } as z.core.$ZodIssue));
 }
 
 function issueText(issue: z.core.$ZodIssue): { path: Key[]; message: string; key?: string } {
@@ -178,7 +203,7 @@ export function parseConfig(text: string, file: string, options: LoadOptions = {
   const result = rawConfigSchema.safeParse(obj);
   if (!result.success) {
     throw new ConfigError(
-      result.error.issues.map((issue) => {
+      result.error.issues.flatMap(unionBranch).map((issue) => {
         const { path, message, key } = issueText(issue);
         const where = key === undefined ? pos.at(path) : pos.at(path.slice(0, -1), key);
         return `${where}: ${showPath(path)}: ${message}`;

@@ -2,6 +2,7 @@
 // hostmesh accepts but does not enforce yet (each is stripped before validation with a warning).
 
 import { z } from 'zod';
+import { identifierSchema, loadBalancerSchema, transformerSchema } from './kinds.js';
 
 const port = z.number().int().min(0).max(65535);
 const ip = z.string().min(1);
@@ -83,21 +84,19 @@ const clientTls = z.strictObject({
   enabled: z.boolean().optional(),
 });
 
-const kinded = z.looseObject({ kind: z.string().min(1) });
-
 const router = z.strictObject({
   protocol: z.literal('http'),
   label: z.string().min(1).optional(),
   dtab: z.string().optional(),
   dtabFile: z.string().min(1).optional(),
   dstPrefix: z.string().regex(/^\//, 'a path like /svc').optional(),
-  identifier: z.union([kinded, z.array(kinded).min(1)]).optional(),
-  interpreter: z.strictObject({ transformers: z.array(kinded).optional() }).optional(),
+  identifier: z.union([identifierSchema, z.array(identifierSchema).min(1)]).optional(),
+  interpreter: z.strictObject({ transformers: z.array(transformerSchema).optional() }).optional(),
   servers: z.array(server).min(1),
   client: z
     .strictObject({
       tls: clientTls.optional(),
-      loadBalancer: z.looseObject({ kind: z.enum(['p2c', 'ewma', 'roundRobin', 'aperture', 'heap']) }).optional(),
+      loadBalancer: loadBalancerSchema.optional(),
     })
     .optional(),
   maxHops: z.number().int().min(1).optional(),

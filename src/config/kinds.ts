@@ -1,0 +1,87 @@
+// Strict schemas for the `kind`-selected config objects (identifiers, transformers, load
+// balancers): a typo in an option or a kind hostmesh does not build is an error with its key path.
+
+import { z } from 'zod';
+
+const port = z.number().int().min(1).max(65535);
+/** A dtab path option (checked by the dtab parser when the router is built). */
+const pathOption = z.string().min(1).regex(/^\//, 'a path like /svc/name');
+
+/**
+ * An error for a kind outside the supported list that names what is supported, so
+ * `kind: io.l5d.ingress` says "not supported" instead of zod's "invalid discriminator".
+ */
+function kindError(what: string, kinds: readonly string[]): z.core.$ZodErrorMap {
+  return (issue) => {
+    const kind = (issue.input as { kind?: unknown } | undefined)?.kind;
+    if (kind !== undefined) return `${what} kind ${JSON.stringify(kind)} is not supported; supported kinds: ${kinds.join(', ')}`;
+    return `${what} needs a kind; supported kinds: ${kinds.join(', ')}`;
+  };
+}
+
+// --- identifiers (Linkerd 1's `identifier`) ---------------------------------------------------
+
+const dstPrefix = { dstPrefix: pathOption.optional() };
+
+const identifierKinds = [
+  z.strictObject({ kind: z.literal('io.l5d.header.token'), header: z.string().min(1).optional(), ...dstPrefix }),
+  z.strictObject({ kind: z.literal('io.l5d.methodAndHost'), httpUriInDst: z.boolean().optional(), ...dstPrefix }),
+  z.strictObject({ kind: z.literal('io.l5d.path'), segments: z.number().int().min(1).optional(), consume: z.boolean().optional(), ...dstPrefix }),
+  z.strictObject({ kind: z.literal('io.l5d.header'), header: z.string().min(1).optional(), ...dstPrefix }),
+  z.strictObject({ kind: z.literal('io.l5d.static'), path: pathOption, ...dstPrefix }),
+] as const;
+
+export const IDENTIFIER_KINDS = identifierKinds.map((s) => s.shape.kind.value);
+export const identifierSchema = z.discriminatedUnion('kind', identifierKinds, { error: kindError('identifier', IDENTIFIER_KINDS) });
+
+// --- transformers (Linkerd 1's `interpreter.transformers`) --------------------------------------
+
+/**
+ * Linkerd 1's `hostNetwork` told its daemonset/localnode transformers to match nodes by IP; hostmesh
+ * always matches by the endpoint's nodeName, which works either way, so the key is accepted as is.
+ */
+const hostNetwork = { hostNetwork: z.boolean().optional() };
+
+const transformerKinds = [
+  z.strictObject({
+    kind: z.literal('io.l5d.k8s.daemonset'),
+    namespace: z.string().min(1).optional(),
+    port: z.string().min(1).optional(),
+    service: z.string().min(1).optional(),
+    /** hostmesh: the path that binds the routers directly (default /#/io.l5d.k8s/<ns>/<port>/<service>). */
+    routers: pathOption.optional(),
+    ...hostNetwork,
+  }),
+  z.strictObject({ kind: z.literal('io.l5d.k8s.localnode'), ...hostNetwork }),
+  z.strictObject({ kind: z.literal('io.l5d.port'), port }),
+  z.strictObject({ kind: z.literal('io.l5d.replace'), path: pathOption }),
+  z.strictObject({ kind: z.literal('io.l5d.const'), addrs: z.array(z.strictObject({ ip: z.string().min(1), port })).min(1) }),
+  z.strictObject({ kind: z.literal('io.l5d.localhost') }),
+  z.strictObject({ kind: z.literal('io.l5d.specificHost'), host: z.string().min(1) }),
+] as const;
+
+export const TRANSFORMER_KINDS = transformerKinds.map((s) => s.shape.kind.value);
+export const transformerSchema = z.discriminatedUnion('kind', transformerKinds, { error: kindError('transformer', TRANSFORMER_KINDS) });
+
+// --- load balancers (Linkerd 1's `client.loadBalancer`) ----------------------------------------
+
+/**
+ * Linkerd 1's aperture and heap balancers are not built: they are refused by name rather than
+ * silently replaced by p2c. `maxEffort` (retries to find a live endpoint) and ewma's `decayTimeMs`
+ * are not enforced and warn (see UNENFORCED_OPTIONS).
+ */
+const balancerKinds = [
+  z.strictObject({ kind: z.literal('p2c') }),
+  z.strictObject({ kind: z.literal('ewma') }),
+  z.strictObject({ kind: z.literal('roundRobin') }),
+] as const;
+
+export const BALANCER_KINDS = balancerKinds.map((s) => s.shape.kind.value);
+export const loadBalancerSchema = z.discriminatedUnion('kind', balancerKinds, { error: kindError('loadBalancer', BALANCER_KINDS) });
+
+/** Linkerd 1 options of kinded objects that hostmesh accepts with a warning, by `<what>:<kind>`. */
+export const UNENFORCED_OPTIONS: Readonly<Record<string, readonly string[]>> = {
+  'loadBalancer:p2c': ['maxEffort'],
+  'loadBalancer:ewma': ['maxEffort', 'decayTimeMs'],
+  'loadBalancer:roundRobin': ['maxEffort'],
+};

@@ -1,0 +1,129 @@
+// Options of identifiers, transformers and load balancers are checked per kind: a misspelt option
+// or an unsupported kind is an error with file:line:col and the key path, never silently ignored.
+
+import t from 'tap';
+import fc from 'fast-check';
+import { ConfigError, parseConfig } from '../../src/config/load.js';
+import { IDENTIFIER_KINDS, TRANSFORMER_KINDS } from '../../src/config/kinds.js';
+
+function problemsOf(text: string): string[] {
+  try {
+    parseConfig(text, 'c.yaml', { env: { NODE_NAME: 'n1' } });
+  } catch (err) {
+    if (err instanceof ConfigError) return [...err.problems];
+    throw err;
+  }
+  return [];
+}
+
+/** A one-router config with `extra` YAML lines inside the router (indented by 2). */
+function router(extra: string): string {
+  return ['routers:', '- protocol: http', '  servers: [{port: 4140}]', ...extra.split('\n').map((l) => `  ${l}`)].join('\n') + '\n';
+}
+
+const cases: { name: string; yaml: string; want: RegExp }[] = [
+  {
+    name: 'a misspelt transformer option',
+    yaml: router('interpreter:\n  transformers:\n  - kind: io.l5d.k8s.daemonset\n    servce: hostmesh'),
+    want: /^c\.yaml:7:7: routers\[0\]\.interpreter\.transformers\[0\]\.servce: unknown key 'servce'/,
+  },
+  {
+    name: 'a misspelt transformer namespace',
+    yaml: router('interpreter:\n  transformers:\n  - kind: io.l5d.k8s.daemonset\n    nmespace: linkerd'),
+    want: /transformers\[0\]\.nmespace: unknown key 'nmespace'/,
+  },
+  {
+    name: 'a misspelt identifier option',
+    yaml: router('identifier:\n  kind: io.l5d.header\n  hedaer: my-header'),
+    want: /^c\.yaml:6:5: routers\[0\]\.identifier\.hedaer: unknown key 'hedaer'/,
+  },
+  {
+    name: 'an unsupported identifier kind names the supported ones',
+    yaml: router('identifier:\n  kind: io.l5d.ingress'),
+    want: /identifier kind "io\.l5d\.ingress" is not supported; supported kinds: io\.l5d\.header\.token, io\.l5d\.methodAndHost/,
+  },
+  {
+    name: 'an unsupported transformer kind',
+    yaml: router('interpreter:\n  transformers:\n  - kind: io.l5d.k8s.nodeport'),
+    want: /transformer kind "io\.l5d\.k8s\.nodeport" is not supported; supported kinds: io\.l5d\.k8s\.daemonset/,
+  },
+  {
+    name: 'aperture is refused by name, not silently replaced by p2c',
+    yaml: router('client:\n  loadBalancer:\n    kind: aperture'),
+    want: /loadBalancer kind "aperture" is not supported; supported kinds: p2c, ewma, roundRobin/,
+  },
+  {
+    name: 'a port transformer with a string port',
+    yaml: router('interpreter:\n  transformers:\n  - kind: io.l5d.port\n    port: "4141"'),
+    want: /transformers\[0\]\.port: /,
+  },
+  {
+    name: 'a const transformer address without a port',
+    yaml: router('interpreter:\n  transformers:\n  - kind: io.l5d.const\n    addrs: [{ip: 10.0.0.1}]'),
+    want: /transformers\[0\]\.addrs\[0\]\.port/,
+  },
+  {
+    name: 'a static identifier without a path',
+    yaml: router('identifier:\n  kind: io.l5d.static'),
+    want: /identifier\.path/,
+  },
+  {
+    name: 'an identifier without a kind',
+    yaml: router('identifier:\n  header: Host'),
+    want: /identifier needs a kind; supported kinds/,
+  },
+];
+
+for (const c of cases) {
+  t.test(c.name, async (t) => {
+    const problems = problemsOf(c.yaml);
+    t.equal(problems.length, 1, `one problem: ${problems.join(' | ')}`);
+    t.match(problems[0] ?? '', c.want);
+  });
+}
+
+t.test('valid options of each kind load, with their values', async (t) => {
+  const { config, warnings } = parseConfig(
+    router(
+      [
+        'identifier:',
+        '- {kind: io.l5d.path, segments: 2, consume: true}',
+        '- {kind: io.l5d.header.token, header: x-svc}',
+        'interpreter:',
+        '  transformers:',
+        '  - {kind: io.l5d.k8s.daemonset, namespace: linkerd, port: incoming, service: l5d, hostNetwork: true}',
+        '  - {kind: io.l5d.const, addrs: [{ip: 10.0.0.1, port: 80}]}',
+        'client:',
+        '  loadBalancer: {kind: ewma, maxEffort: 3, decayTimeMs: 5000}',
+      ].join('\n'),
+    ),
+    'c.yaml',
+    { env: { NODE_NAME: 'n1' } },
+  );
+  const r = config.routers[0];
+  t.same(r?.identifier, [
+    { kind: 'io.l5d.path', segments: 2, consume: true },
+    { kind: 'io.l5d.header.token', header: 'x-svc' },
+  ]);
+  t.same(r?.transformers[0], { kind: 'io.l5d.k8s.daemonset', namespace: 'linkerd', port: 'incoming', service: 'l5d', hostNetwork: true });
+  t.equal(r?.client.loadBalancer.kind, 'ewma');
+  t.same(
+    warnings.filter((w) => w.includes('loadBalancer')).map((w) => w.replace(/^c\.yaml:\d+:\d+: /, '')),
+    ['routers[0].client.loadBalancer.maxEffort: accepted, not enforced', 'routers[0].client.loadBalancer.decayTimeMs: accepted, not enforced'],
+    'Linkerd 1 balancer tuning keys warn once each',
+  );
+});
+
+t.test('property: any kind outside the lists is an error naming the supported kinds', async () => {
+  fc.assert(
+    fc.property(
+      fc.stringMatching(/^[a-z][a-z0-9.]{0,20}$/).filter((k) => !IDENTIFIER_KINDS.includes(k as never) && !TRANSFORMER_KINDS.includes(k as never)),
+      (kind) => {
+        const a = problemsOf(router(`identifier:\n  kind: ${kind}`));
+        const b = problemsOf(router(`interpreter:\n  transformers:\n  - kind: ${kind}`));
+        return a.length === 1 && /supported kinds: io\.l5d\.header\.token/.test(a[0] ?? '') && b.length === 1 && /supported kinds: io\.l5d\.k8s\.daemonset/.test(b[0] ?? '');
+      },
+    ),
+    { numRuns: 200 },
+  );
+});
