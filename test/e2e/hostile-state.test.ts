@@ -1,0 +1,139 @@
+// Overrides naming many Kubernetes namespaces (l5d-dtab from a pod, l5d-ctx-dtab from a peer)
+// against the test API server: API watches stay under the namer's maxNamespaces, /ready stays
+// about the router's own config, refused names fail fast with l5d-err, and idle watches go away.
+
+import http from 'node:http';
+import t, { type Test } from 'tap';
+import type { HostmeshConfig, RouterConfig } from '../../src/config/types.js';
+import { silentLogger } from '../../src/log.js';
+import { startHostmesh, type Hostmesh } from '../../src/server/hostmesh.js';
+import { FakeApiServer } from '../fixtures/k8s-api-server.js';
+import { endpointSlice, service, until } from '../helpers/k8s.js';
+import { request, type Reply } from '../helpers/http.js';
+import { freePort, freePorts } from '../helpers/ports.js';
+import { parsePrometheus } from '../helpers/prometheus.js';
+
+const HOST = '127.0.0.1';
+const POD = '127.0.0.30';
+const MAX_NAMESPACES = 8;
+let api: FakeApiServer;
+let hm: Hostmesh;
+let pod: http.Server;
+let ports: { outgoing: number; pinned: number; admin: number };
+let clock = 5_000_000;
+
+t.before(async () => {
+  api = await new FakeApiServer().start();
+  const podPort = await freePort(POD);
+  pod = http.createServer((req, res) => {
+    req.resume();
+    res.end('web');
+  });
+  await new Promise<void>((r) => pod.listen(podPort, POD, r));
+  api.apply(service('default', 'web'));
+  api.apply(endpointSlice('default', 'web-1', 'web', [{ ip: POD, node: 'node-a' }], [{ name: 'http', port: podPort }]));
+  api.apply(service('hostmesh', 'hostmesh', [{ name: 'incoming', port: 4141 }]));
+  api.apply(endpointSlice('hostmesh', 'hostmesh-1', 'hostmesh', [{ ip: POD, node: 'node-a' }], [{ name: 'incoming', port: podPort }]));
+  const [outgoing, pinned, admin] = (await freePorts(HOST, 3)) as [number, number, number];
+  ports = { outgoing, pinned, admin };
+  const router = (label: string, port: number, transformers: RouterConfig['transformers']): RouterConfig => ({
+    protocol: 'http',
+    label,
+    dtab: '/svc => /#/io.l5d.k8s/default/http;',
+    identifier: [{ kind: 'io.l5d.header.token', header: 'Host' }],
+    transformers,
+    servers: [{ ip: HOST, port }],
+    client: { loadBalancer: { kind: 'p2c' } },
+    maxHops: 64,
+  });
+  const config: HostmeshConfig = {
+    admin: { ip: HOST, port: admin, allowRemoteShutdown: false },
+    namers: [{ kind: 'io.l5d.k8s', prefix: '/io.l5d.k8s', host: HOST, port: api.port, maxNamespaces: MAX_NAMESPACES, idleTtlSecs: 30 }],
+    routers: [
+      router('outgoing', outgoing, []),
+      // A router whose config itself needs a namespace (hostmesh): what /ready is about.
+      router('pinned', pinned, [{ kind: 'io.l5d.replace', path: '/#/io.l5d.k8s/hostmesh/incoming/hostmesh' }]),
+    ],
+    shutdownGraceMs: 0,
+    baseDir: process.cwd(),
+  };
+  hm = await startHostmesh(config, { logger: silentLogger(), k8sBackoff: { baseMs: 20, capMs: 200 }, now: () => clock });
+});
+t.teardown(async () => {
+  await hm.close(0);
+  pod.closeAllConnections();
+  await new Promise((r) => pod.close(r));
+  await api.close();
+});
+
+const send = (headers: Record<string, string>, timeout = 3000): Promise<Reply> =>
+  new Promise((resolve) => {
+    const req = http.request({ host: HOST, port: ports.outgoing, path: '/', headers, agent: false, timeout }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => (body += c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));
+    });
+    req.on('timeout', () => req.destroy(new Error('client timeout')));
+    req.on('error', (e) => resolve({ status: 0, headers: {}, body: e.message }));
+    req.end();
+  });
+
+const ready = async (): Promise<number> => (await request({ host: HOST, port: ports.admin, path: '/ready' })).status;
+
+async function metric(name: string, labels: Record<string, string> = {}): Promise<number | undefined> {
+  const samples = parsePrometheus((await request({ host: HOST, port: ports.admin, path: '/metrics' })).body).filter(
+    (s) => s.name === name && Object.entries(labels).every(([k, v]) => s.labels[k] === v),
+  );
+  return samples.length === 0 ? undefined : samples.reduce((a, s) => a + s.value, 0);
+}
+
+async function normalWithin1s(t: Test, what: string): Promise<void> {
+  const started = performance.now();
+  const r = await send({ host: 'web' });
+  const ms = performance.now() - started;
+  t.equal(r.status, 200, `${what}: the router's own route is served`);
+  t.ok(ms < 1000, `${what}: within 1 s (${ms.toFixed(0)} ms)`);
+}
+
+t.test('24 namespaces named by overrides: watches capped, /ready 200, refusals fail fast with l5d-err', async (t) => {
+  let status = 0;
+  for (let i = 0; i < 200 && (status = await ready()) !== 200; i++) await new Promise((r) => setTimeout(r, 25));
+  t.equal(status, 200, 'ready at start');
+  await normalWithin1s(t, 'before');
+  const baseline = api.watchCount;
+  t.ok(baseline <= 4, `baseline watches: the config's namespaces (${baseline})`);
+
+  const replies = await Promise.all(
+    Array.from({ length: 24 }, (_, i) => {
+      const dentry = `/svc/x${i} => /#/io.l5d.k8s/ns-${i}/http/web`;
+      return send({ host: `x${i}`, ...(i % 2 === 0 ? { 'l5d-dtab': dentry } : { 'l5d-ctx-dtab': dentry }) });
+    }),
+  );
+  for (const [i, r] of replies.entries()) {
+    t.ok(r.status === 502 || r.status === 503, `ns-${i}: answered ${r.status}, not a hang`);
+    t.ok(r.headers['l5d-err'] !== undefined, `ns-${i}: l5d-err says why`);
+  }
+  const refused = replies.filter((r) => /maxNamespaces/.test(decodeURIComponent(String(r.headers['l5d-err'] ?? ''))));
+  t.ok(refused.length >= 24 - MAX_NAMESPACES, `namespaces past the cap are refused by name (${refused.length})`);
+  t.ok(api.watchCount <= 2 * MAX_NAMESPACES, `API watches stay under the cap (${api.watchCount})`);
+  t.equal(await ready(), 200, '/ready stays 200');
+  await normalWithin1s(t, 'under the cap');
+  t.ok(((await metric('hostmesh_k8s_namespaces_refused_total', { namer: 'io.l5d.k8s' })) ?? 0) >= 24 - MAX_NAMESPACES, 'refusals counted');
+  t.ok(((await metric('hostmesh_k8s_namespaces_watched', { namer: 'io.l5d.k8s' })) ?? Infinity) <= MAX_NAMESPACES, 'watched namespaces reported');
+
+  // Idle: the override bindings, then the namer entries, then the namespace watches go.
+  clock += 601_000;
+  hm.evictIdle();
+  clock += 31_000;
+  hm.evictIdle();
+  t.ok(await until(() => api.watchCount <= baseline, 5000), `idle namespaces release their watches (${api.watchCount})`);
+  t.equal(await ready(), 200, 'still ready');
+
+  // Room again: a namespace named now is watched and routes.
+  api.apply(service('ns-100', 'web'));
+  api.apply(endpointSlice('ns-100', 'web-1', 'web', [{ ip: POD, node: 'node-a' }], [{ name: 'http', port: (pod.address() as { port: number }).port }]));
+  const r = await send({ host: 'y', 'l5d-dtab': '/svc/y => /#/io.l5d.k8s/ns-100/http/web' });
+  t.equal(r.status, 200, 'a new namespace routes once idle ones were released');
+  await normalWithin1s(t, 'after');
+});
