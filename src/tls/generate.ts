@@ -19,7 +19,10 @@ export interface IssueOptions {
   readonly dnsNames?: readonly string[];
   readonly ipAddresses?: readonly string[];
   readonly uris?: readonly string[];
-  readonly usage?: 'server' | 'client' | 'both';
+  /** Extended key usage; 'none' leaves the extension out (tests of peers that lack it). */
+  readonly usage?: 'server' | 'client' | 'both' | 'none';
+  /** Marks the certificate as a CA (tests: a CA certificate presented as a peer's). */
+  readonly isCa?: boolean;
   readonly days?: number;
   readonly notBefore?: Date;
   readonly notAfter?: Date;
@@ -77,14 +80,15 @@ export function issueCertificate(ca: CertificateAuthority, options: IssueOptions
   cert.setIssuer(caCert.subject.attributes);
   const usage = options.usage ?? 'both';
   const altNames: { type: number; value?: string; ip?: string }[] = [
-    ...(options.dnsNames ?? []).map((value) => ({ type: 2, value })),
-    ...(options.uris ?? []).map((value) => ({ type: 6, value })),
+    // forge writes the string's chars as bytes: UTF-8 first, so a non-ASCII SAN is its UTF-8 bytes.
+    ...(options.dnsNames ?? []).map((value) => ({ type: 2, value: forge.util.encodeUtf8(value) })),
+    ...(options.uris ?? []).map((value) => ({ type: 6, value: forge.util.encodeUtf8(value) })),
     ...(options.ipAddresses ?? []).map((ip) => ({ type: 7, ip })),
   ];
   cert.setExtensions([
-    { name: 'basicConstraints', cA: false, critical: true },
-    { name: 'keyUsage', digitalSignature: true, keyEncipherment: true, critical: true },
-    { name: 'extKeyUsage', serverAuth: usage !== 'client', clientAuth: usage !== 'server' },
+    { name: 'basicConstraints', cA: options.isCa === true, critical: true },
+    { name: 'keyUsage', digitalSignature: true, keyEncipherment: true, ...(options.isCa === true ? { keyCertSign: true } : {}), critical: true },
+    ...(usage === 'none' ? [] : [{ name: 'extKeyUsage', serverAuth: usage !== 'client', clientAuth: usage !== 'server' }]),
     ...(altNames.length > 0 ? [{ name: 'subjectAltName', altNames }] : []),
     { name: 'subjectKeyIdentifier' },
     { name: 'authorityKeyIdentifier', keyIdentifier: caCert.generateSubjectKeyIdentifier().getBytes() },
