@@ -47,8 +47,19 @@ function isWhitespace(c: string): boolean {
 
 const EOI = '';
 
+/**
+ * How deeply parentheses may nest in a name tree. Real dtabs nest two or three levels; the bound
+ * keeps every recursive walk over a parsed tree (show, lookup, binding, JSON) far from the stack
+ * limit, so 7,000 parentheses in an l5d-dtab header are a parse error, not a RangeError.
+ */
+export const MAX_TREE_NESTING = 32;
+
+/** Characters kept on each side of the marked spot in an error; a long input is cut with `...`. */
+const MARK_CONTEXT = 60;
+
 class Parser {
   #i = 0;
+  #nesting = 0;
   readonly #s: string;
 
   constructor(s: string) {
@@ -63,7 +74,12 @@ class Parser {
     const c = this.#peek();
     const found = c === EOI ? 'end of input' : `'${c}'`;
     const s = this.#s;
-    const marked = `${s.slice(0, this.#i)}[${s.slice(this.#i, this.#i + 1)}]${s.slice(this.#i + 1)}`;
+    // Cut long inputs around the spot: the message travels in l5d-err, which clients cap in size.
+    const from = Math.max(0, this.#i - MARK_CONTEXT);
+    const to = Math.min(s.length, this.#i + 1 + MARK_CONTEXT);
+    const before = (from > 0 ? '...' : '') + s.slice(from, this.#i);
+    const after = s.slice(this.#i + 1, to) + (to < s.length ? '...' : '');
+    const marked = `${before}[${s.slice(this.#i, this.#i + 1)}]${after}`;
     throw new DtabParseError(`${expected} expected but ${found} found at '${marked}'`, this.#i);
   }
 
@@ -187,10 +203,13 @@ class Parser {
     this.eatWhitespace();
     switch (this.#peek()) {
       case '(': {
+        if (this.#nesting >= MAX_TREE_NESTING) this.#illegal(`at most ${MAX_TREE_NESTING} nested parentheses`);
         this.#i++;
+        this.#nesting++;
         const tree = this.parseTree();
         this.eatWhitespace();
         this.#eat(')');
+        this.#nesting--;
         return tree;
       }
       case '/':
