@@ -1,0 +1,160 @@
+// Hostile config inputs through the real CLI (`hostmesh run --check`, `hostmesh dtab check`): files
+// that are secrets, FIFOs, devices or huge; keys with terminal escapes; inputs that used to throw.
+
+import { execFileSync } from 'node:child_process';
+import { chmod, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import t from 'tap';
+import { createCa, issueNodeCertificate } from '../../src/tls/generate.js';
+import { runCli, type CliResult } from '../helpers/cli.js';
+
+const dir = await mkdtemp(join(tmpdir(), 'hostmesh-inputs-'));
+t.teardown(() => rm(dir, { recursive: true, force: true }));
+
+// What a pod's filesystem holds that must never reach a log: a service-account token, a shadow line.
+const TOKEN = 'eyJhbGciOiJSUzI1NiIsImtpZCI6InNlY3JldC1rZXktaWQifQ.eyJzdWIiOiJzeXN0ZW06c2VydmljZWFjY291bnQifQ.c2lnbmF0dXJl';
+const SHADOW = 'root:$6$saltsalt$SECRETHASHSECRETHASH:19000:0:99999:7:::';
+await writeFile(join(dir, 'token'), TOKEN);
+await writeFile(join(dir, 'shadow'), `${SHADOW}\ndaemon:*:19000:0:99999:7:::\n`);
+await writeFile(join(dir, 'typo.dtab'), '/svc => /#/io.l5d.fs;\n/host =>> /svc;\n');
+await writeFile(join(dir, 'huge.dtab'), '/svc => /#/io.l5d.fs;\n'.repeat(60_000)); // 1.3 MB, parses
+await mkdir(join(dir, 'a-directory'));
+execFileSync('mkfifo', [join(dir, 'fifo')]);
+execFileSync('mkfifo', [join(dir, 'config-fifo.yaml')]);
+
+const ca = createCa({ commonName: 'test CA', days: 1 });
+const node = issueNodeCertificate(ca, 'hostmesh', { name: 'node-1', ip: '127.0.0.1' }, 1);
+await writeFile(join(dir, 'ca.pem'), ca.certPem);
+await writeFile(join(dir, 'cert.pem'), node.certPem);
+await writeFile(join(dir, 'open.key'), node.keyPem);
+await chmod(join(dir, 'open.key'), 0o644);
+await writeFile(join(dir, 'closed.key'), node.keyPem);
+await chmod(join(dir, 'closed.key'), 0o600);
+
+async function config(name: string, text: string): Promise<string> {
+  const file = join(dir, name);
+  await writeFile(file, text);
+  return file;
+}
+
+const router = (label: string, dtabFile: string, port: number): string => `
+- protocol: http
+  label: ${label}
+  dtabFile: ${dtabFile}
+  servers: [{port: ${port}}]`;
+const inputFiles = await config(
+  'files.yaml',
+  `routers:${[['token', 'token'], ['shadow', 'shadow'], ['fifo', 'fifo'], ['zero', '/dev/zero'], ['huge', 'huge.dtab'], ['dir', 'a-directory'], ['typo', 'typo.dtab']]
+    .map(([label, file], i) => router(label as string, file as string, 4140 + i))
+    .join('')}\n`,
+);
+const escapes = await config(
+  'escapes.yaml',
+  `routers:
+- protocol: http
+  "\\e[31mred\\e[0m": 1
+  servers:
+  - port: 4141
+    tls:
+      certPath: cert.pem
+      keyPath: closed.key
+      protocols: [TLSv1.2, TLSv9]
+      ciphers: [TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256, NOT_A_CIPHER]
+`,
+);
+const linkerd1Tls = await config(
+  'linkerd1-tls.yaml',
+  `routers:
+- protocol: http
+  servers:
+  - port: 4141
+    tls:
+      certPath: cert.pem
+      keyPath: open.key
+      caCertPath: ca.pem
+      requireClientAuth: true
+      protocols: [TLSv1.1, TLSv1.2]
+      ciphers: [TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256, TLS_RSA_WITH_AES_128_CBC_SHA]
+  client:
+    tls:
+      commonName: hostmesh
+      trustCerts: [ca.pem]
+      clientAuth: {certPath: cert.pem, keyPath: closed.key}
+      protocols: [TLSv1.3]
+`,
+);
+const plain = await config('plain.yaml', 'routers:\n- protocol: http\n  dtab: /svc => /$/inet/127.0.0.1/1;\n  servers: [{port: 4140}]\n');
+
+// Every CLI run at once: each child through the TypeScript loader costs seconds on a loaded machine.
+const [files, esc, l1, thrown, fifoConfig, dtabCheck] = (await Promise.all([
+  runCli(['run', '--check', '-c', inputFiles], {}, 40_000),
+  runCli(['run', '--check', '-c', escapes], {}, 40_000),
+  runCli(['run', '--check', '-c', linkerd1Tls], {}, 40_000),
+  runCli(['run', '--check', '-c', plain, '--set', 'routers.0.label.x=1'], {}, 40_000),
+  runCli(['run', '--check', '-c', join(dir, 'config-fifo.yaml')], {}, 40_000),
+  runCli(['dtab', 'check', join(dir, 'fifo'), '/dev/zero', join(dir, 'token'), join(dir, 'typo.dtab'), join(dir, 'huge.dtab')], {}, 40_000),
+])) as [CliResult, CliResult, CliResult, CliResult, CliResult, CliResult];
+
+function noSecrets(t: Tap.Test, r: CliResult): void {
+  const all = r.stdout + r.stderr;
+  t.notMatch(all, /eyJ|c2lnbmF0dXJl|SECRETHASH|saltsalt|root:/, 'no content of a secret file is printed');
+  t.notMatch(all, /PRIVATE KEY|MII/, 'no key material is printed');
+  t.notMatch(all, /\n\s+at .*\(.*:\d+:\d+\)/, 'no stack trace');
+  t.notMatch(all, /\x1b/, 'no raw terminal escape');
+}
+
+t.test('run --check: a dtabFile that is a secret, a FIFO, a device, a directory or too large', async (t) => {
+  t.equal(files.code, 1, 'exits 1 (never hangs on the FIFO or reads /dev/zero forever)');
+  t.equal(files.signal, null);
+  noSecrets(t, files);
+  const err = files.stderr;
+  t.match(err, /token:1:1: .*not .*dtab/, 'the token file: its position and the error kind, no excerpt');
+  t.match(err, /shadow:1:\d+: .*not .*dtab/, 'the shadow file: position and kind');
+  t.match(err, /fifo.*not a regular file/);
+  t.match(err, /\/dev\/zero.*not a regular file/);
+  t.match(err, /a-directory.*not a regular file/);
+  t.match(err, /huge\.dtab.*larger than 1 MiB/);
+  t.match(err, /typo\.dtab:2:8: .*'=>>'|typo\.dtab:2:\d+: .*at '.*\/host =>/, 'a file that is a dtab up to the error gets its excerpt');
+});
+
+t.test('dtab check: the same inputs', async (t) => {
+  t.equal(dtabCheck.signal, null);
+  t.not(dtabCheck.code, 0);
+  noSecrets(t, dtabCheck);
+  t.match(dtabCheck.stderr, /fifo.*not a regular file/);
+  t.match(dtabCheck.stderr, /\/dev\/zero.*not a regular file/);
+  t.match(dtabCheck.stderr, /token:1:1: .*not .*dtab/);
+  t.match(dtabCheck.stderr, /typo\.dtab:2:\d+: .*\/host =/);
+  t.match(dtabCheck.stderr, /huge\.dtab.*larger than 1 MiB/);
+});
+
+t.test('run --check: the config itself is a FIFO', async (t) => {
+  t.equal(fifoConfig.signal, null, 'not killed by the timeout');
+  t.equal(fifoConfig.code, 1);
+  t.match(fifoConfig.stderr, /config-fifo\.yaml.*not a regular file/);
+});
+
+t.test('terminal escapes in keys are escaped; unknown TLS protocol and cipher names are file:line:col errors', async (t) => {
+  t.equal(esc.code, 1);
+  noSecrets(t, esc);
+  t.match(esc.stderr, /escapes\.yaml:4:3: .*\\x1b\[31mred\\x1b\[0m/, 'the key as \\x1b[31m...');
+  t.match(esc.stderr, /escapes\.yaml:10:\d+: .*protocols\[1\].*TLSv9/);
+  t.match(esc.stderr, /escapes\.yaml:11:\d+: .*ciphers\[1\].*NOT_A_CIPHER/);
+});
+
+t.test('a Linkerd 1 TLS config runs; weak choices and an open private key are warned about', async (t) => {
+  t.equal(l1.code, 0, l1.stderr);
+  noSecrets(t, l1);
+  t.match(l1.stderr, /warning: .*linkerd1-tls\.yaml:\d+:\d+: .*TLSv1\.1.*not offered/);
+  t.match(l1.stderr, /warning: .*linkerd1-tls\.yaml:\d+:\d+: .*TLS_RSA_WITH_AES_128_CBC_SHA.*forward secrecy/);
+  t.match(l1.stderr, /warning: .*open\.key.*readable by/, 'the world-readable key is named');
+  t.notMatch(l1.stderr, /closed\.key/, 'a 0600 key is not');
+});
+
+t.test('an unexpected exception while loading is one line', async (t) => {
+  t.equal(thrown.code, 1);
+  noSecrets(t, thrown);
+  t.equal(thrown.stderr.trim().split('\n').length, 1, thrown.stderr);
+  t.match(thrown.stderr, /routers\[0\]\.label/);
+});
