@@ -267,6 +267,7 @@ function toConfig(raw: RawConfig, baseDir: string, env: NodeJS.ProcessEnv): Host
         ...(s.headersTimeoutMs !== undefined ? { headersTimeoutMs: s.headersTimeoutMs } : {}),
         ...(s.idleTimeoutMs !== undefined ? { idleTimeoutMs: s.idleTimeoutMs } : {}),
         ...(s.maxHeaderBytes !== undefined ? { maxHeaderBytes: s.maxHeaderBytes } : {}),
+        ...(s.maxHeaders !== undefined ? { maxHeaders: s.maxHeaders } : {}),
         ...(s.tls
           ? {
               tls: {

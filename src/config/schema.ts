@@ -73,6 +73,7 @@ const server = z.strictObject({
   headersTimeoutMs: z.number().int().min(100).optional(),
   idleTimeoutMs: z.number().int().min(100).optional(),
   maxHeaderBytes: z.number().int().min(1024).max(1024 * 1024).optional(),
+  maxHeaders: z.number().int().min(16).max(10_000).optional(),
 });
 
 const clientTls = z.strictObject({

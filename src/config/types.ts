@@ -41,6 +41,8 @@ export interface ServerConfig {
   idleTimeoutMs?: number;
   /** Bound on the request line plus headers, in bytes (larger is 431). */
   maxHeaderBytes?: number;
+  /** Bound on a request's header fields (more is 431; default 500, router/headers.ts). */
+  maxHeaders?: number;
 }
 
 export interface ClientTlsConfig {

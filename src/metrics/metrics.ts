@@ -136,6 +136,11 @@ export class RouterMetrics {
     this.#overrides.inc();
   }
 
+  /** A request refused with 431 for having more header fields than the server's maxHeaders. */
+  tooManyHeaders(): void {
+    this.#m.headerLimitRefusals.labels(this.label).inc();
+  }
+
   #service(name: string): ServiceStats {
     const key = this.services.size >= MAX_SERVICES ? OVERFLOW : name;
     let s = this.services.get(key);
@@ -178,6 +183,9 @@ export class Metrics {
   readonly dtabReloadFailures: Counter;
   readonly tlsReloads: Counter;
   readonly dtabOverrides: Counter;
+  readonly headerLimitRefusals: Counter;
+  /** Admin requests refused by the Host/Origin/state-change checks (reason: a fixed set). */
+  readonly adminRefusals: Counter;
   readonly #namers: NamerReport[] = [];
 
   constructor() {
@@ -200,6 +208,13 @@ export class Metrics {
     this.tlsReloads = new Counter({ name: 'hostmesh_tls_reloads_total', help: 'Rotated certificate file sets seen, applied (ok) or rejected (the previous certificates stay).', labelNames: ['result'], registers });
     this.dtabReloadFailures = new Counter({ name: 'hostmesh_dtab_reload_failures_total', help: 'dtabFile versions rejected (the previous dtab stays).', labelNames: ['router'], registers });
     this.dtabOverrides = new Counter({ name: 'hostmesh_dtab_overrides_total', help: 'Requests carrying an l5d-dtab or l5d-ctx-dtab override.', labelNames: ['router'], registers });
+    this.headerLimitRefusals = new Counter({ name: 'hostmesh_header_limit_refusals_total', help: 'Requests refused with 431: more header fields than the server keeps (maxHeaders).', labelNames: ['router'], registers });
+    this.adminRefusals = new Counter({
+      name: 'hostmesh_admin_refusals_total',
+      help: 'Admin requests refused: host (Host not allowed), origin (cross-origin), simple (a state change without the hostmesh-admin header), forwarded (sent through a router), remote (shutdown from off the host).',
+      labelNames: ['reason'],
+      registers,
+    });
     const namers = this.#namers;
     new Counter({
       name: 'hostmesh_namer_updates_total',

@@ -1,7 +1,7 @@
 // Header rules for a hop (design.md "Headers"): hop-by-hop headers stripped (RFC 9110 7.6.1),
 // l5d-client-id never trusted from outside, l5d-dtab carried on as l5d-ctx-dtab, Via appended.
 
-import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
+import type { IncomingHttpHeaders, IncomingMessage, OutgoingHttpHeaders } from 'node:http';
 
 const HOP_BY_HOP = new Set([
   'connection',
@@ -30,10 +30,12 @@ export function isHopByHop(name: string): boolean {
   return HOP_BY_HOP.has(name) || name.startsWith('proxy-');
 }
 
-/** Copies end-to-end headers, dropping hop-by-hop ones and any header in `drop`. */
-export function endToEnd(headers: IncomingHttpHeaders, drop: ReadonlySet<string>): OutgoingHttpHeaders {
+/**
+ * Copies end-to-end headers into `out` (after what it holds already), dropping hop-by-hop ones
+ * and any header in `drop`.
+ */
+export function endToEnd(headers: IncomingHttpHeaders, drop: ReadonlySet<string>, out: OutgoingHttpHeaders = {}): OutgoingHttpHeaders {
   const named = connectionTokens(headers['connection']);
-  const out: OutgoingHttpHeaders = {};
   for (const [name, value] of Object.entries(headers)) {
     if (value === undefined || isHopByHop(name) || named.has(name) || drop.has(name)) continue;
     out[name] = value;
@@ -57,4 +59,52 @@ export function appendVia(via: string | string[] | undefined): string {
 
 export function headerValue(v: string | string[] | undefined): string | undefined {
   return Array.isArray(v) ? v.join(',') : v;
+}
+
+/** Default bound on a request's header fields (Node keeps 2,000 and silently drops the rest). */
+export const DEFAULT_MAX_HEADERS = 500;
+
+/**
+ * Whether a request has more header fields than `max`. The server keeps max + 1 of them
+ * (maxHeadersCount), so "more" is visible: Node drops the surplus without a word, which once let
+ * padding push the router's Via out of a forwarded request and restart the hop count.
+ */
+export function tooManyHeaders(rawHeaders: readonly string[], max: number): boolean {
+  return rawHeaders.length / 2 > max;
+}
+
+/**
+ * Header names TRACE must not echo: credentials travel under many names (X-Api-Key,
+ * X-Auth-Token, session ids, client certificates), and RFC 9110 9.3.8 says to exclude them.
+ */
+const CREDENTIAL_LIKE = /auth|token|key|secret|passw|passphrase|pwd|session|cookie|credential|csrf|xsrf|cert|signature|jwt|bearer/i;
+
+export function isCredentialLike(name: string): boolean {
+  return CREDENTIAL_LIKE.test(name);
+}
+
+/**
+ * For a request whose only Upgrade offer is h2c: its head rewritten as plain HTTP/1.1 (Upgrade,
+ * HTTP2-Settings and their Connection tokens removed), to be parsed again as an ordinary
+ * request. RFC 9110 7.8 lets a server ignore Upgrade, and RFC 9113 3.1 deprecates h2c; curl
+ * --http2 through http_proxy then carries on in HTTP/1.1, which is what its users expect.
+ * Undefined for any other upgrade (WebSocket and the like are tunnelled).
+ */
+export function h2cAsHttp11(req: IncomingMessage): Buffer | undefined {
+  const offers = (headerValue(req.headers.upgrade) ?? '').split(',').map((s) => s.trim().toLowerCase()).filter((s) => s !== '');
+  if (offers.length === 0 || offers.some((o) => o !== 'h2c')) return undefined;
+  let text = `${req.method ?? 'GET'} ${req.url ?? '/'} HTTP/${req.httpVersion}\r\n`;
+  for (let i = 0; i + 1 < req.rawHeaders.length; i += 2) {
+    const name = req.rawHeaders[i] as string;
+    const value = req.rawHeaders[i + 1] as string;
+    const lower = name.toLowerCase();
+    if (lower === 'upgrade' || lower === 'http2-settings') continue;
+    if (lower === 'connection') {
+      const rest = value.split(',').map((s) => s.trim()).filter((s) => s !== '' && !/^(upgrade|http2-settings)$/i.test(s));
+      if (rest.length > 0) text += `${name}: ${rest.join(', ')}\r\n`;
+      continue;
+    }
+    text += `${name}: ${value}\r\n`;
+  }
+  return Buffer.from(`${text}\r\n`, 'latin1');
 }

@@ -2,7 +2,7 @@
 // pick a union member and an endpoint (transformers, p2c) -> forward through a keep-alive pool.
 
 import { randomBytes } from 'node:crypto';
-import type { IncomingMessage, ServerResponse, OutgoingHttpHeaders } from 'node:http';
+import type { IncomingHttpHeaders, IncomingMessage, ServerResponse, OutgoingHttpHeaders } from 'node:http';
 import type { Readable } from 'node:stream';
 import { EventEmitter } from 'node:events';
 import type { Dtab } from '../dtab/dtab.js';
@@ -15,7 +15,7 @@ import type { Binding, NameInterpreter } from '../namer/interpreter.js';
 import type { Var } from '../namer/var.js';
 import { pickP2C, pickWeighted } from './balancer.js';
 import { endpointKey, type EndpointPools } from './endpoint-pool.js';
-import { appendVia, endToEnd, headerValue, isHopByHop, viaHops } from './headers.js';
+import { appendVia, endToEnd, headerValue, isCredentialLike, isHopByHop, viaHops } from './headers.js';
 import { normalizeTarget } from './identify.js';
 import { buildIdentifiers, type RequestFacts } from './identifiers.js';
 import { parsePath } from '../dtab/parse.js';
@@ -50,7 +50,7 @@ export interface RequestContext {
   overrides?: string;
 }
 
-const DROP = new Set(['host', 'expect', 'via', 'l5d-dtab', 'l5d-ctx-dtab', 'l5d-client-id', 'l5d-dst-service', 'l5d-dst-client']);
+const DROP = new Set(['host', 'expect', 'via', 'l5d-dtab', 'l5d-ctx-dtab', 'l5d-client-id', 'l5d-dst-service', 'l5d-dst-client', 'l5d-reqid']);
 
 interface CachedBinding {
   readonly binding: Binding;
@@ -131,19 +131,12 @@ export class Router {
     const name = this.#pick(bound, ctx);
     const endpoint = this.#endpoint(name, ctx);
 
-    const out: OutgoingHttpHeaders = endToEnd(h, DROP);
     ctx.client = name.id.show();
     if (overrides.text !== '') this.#o.onOverride?.();
-    if (host !== undefined) out.host = host;
+    const out = outgoingHeaders(h, host, id.name.show(), ctx.client, overrides.text, peerId);
     if (method === 'TRACE' && out['max-forwards'] !== undefined) {
       out['max-forwards'] = String(Math.max(0, Number(headerValue(h['max-forwards'])) - 1));
     }
-    out.via = appendVia(h.via);
-    out['l5d-dst-service'] = id.name.show();
-    out['l5d-dst-client'] = ctx.client;
-    if (out['l5d-reqid'] === undefined) out['l5d-reqid'] = requestId();
-    if (overrides.text !== '') out['l5d-ctx-dtab'] = overrides.text;
-    if (peerId !== undefined) out['l5d-client-id'] = peerId;
 
     await this.#forward(req, res, endpoint, id.target, out);
   }
@@ -167,14 +160,7 @@ export class Router {
     const dtab = overrides.dtab === undefined ? base : base.concat(overrides.dtab);
     const name = this.#pick(await this.#bind(dtab, id.name), ctx);
     const endpoint = this.#endpoint(name, ctx);
-    const out: OutgoingHttpHeaders = endToEnd(h, DROP);
-    if (host !== undefined) out.host = host;
-    out.via = appendVia(h.via);
-    out['l5d-dst-service'] = id.name.show();
-    out['l5d-dst-client'] = name.id.show();
-    if (out['l5d-reqid'] === undefined) out['l5d-reqid'] = requestId();
-    if (overrides.text !== '') out['l5d-ctx-dtab'] = overrides.text;
-    if (peerId !== undefined) out['l5d-client-id'] = peerId;
+    const out = outgoingHeaders(h, host, id.name.show(), name.id.show(), overrides.text, peerId);
     return { endpoint, tls: this.#o.pools.tls, target: id.target, headers: out };
   }
 
@@ -380,6 +366,24 @@ function relay(body: Readable, res: ServerResponse): Promise<void> {
 }
 
 /**
+ * The headers a hop sends on. The router's own (Host, Via, l5d-*) come first, then the client's
+ * end-to-end ones: a next hop that keeps only its first N fields (Node's maxHeadersCount, or a
+ * router's maxHeaders) drops the client's padding, never the Via that counts hops, nor the
+ * l5d-dst-* marks that tell an admin server a request came through a router.
+ */
+function outgoingHeaders(h: IncomingHttpHeaders, host: string | undefined, service: string, client: string, overrides: string, peerId: string | undefined): OutgoingHttpHeaders {
+  const out: OutgoingHttpHeaders = {};
+  if (host !== undefined) out.host = host;
+  out.via = appendVia(h.via);
+  out['l5d-dst-service'] = service;
+  out['l5d-dst-client'] = client;
+  out['l5d-reqid'] = h['l5d-reqid'] ?? requestId();
+  if (overrides !== '') out['l5d-ctx-dtab'] = overrides;
+  if (peerId !== undefined) out['l5d-client-id'] = peerId;
+  return endToEnd(h, DROP, out);
+}
+
+/**
  * l5d-reqid for requests that come without one: 64 random bits as hex, drawn from a pool refilled
  * 512 ids at a time (a randomBytes call per request was 2% of a router's CPU).
  */
@@ -417,8 +421,9 @@ function traceEcho(req: IncomingMessage, res: ServerResponse): void {
   let text = `${req.method ?? 'TRACE'} ${req.url ?? '/'} HTTP/${req.httpVersion}\r\n`;
   for (let i = 0; i < req.rawHeaders.length; i += 2) {
     const name = req.rawHeaders[i] as string;
-    // Credentials are not echoed back (RFC 9110 advises excluding sensitive fields).
-    if (/^(authorization|cookie|proxy-authorization)$/i.test(name)) continue;
+    // Credentials are not echoed back (RFC 9110 9.3.8 advises excluding sensitive fields), under
+    // any of the names they travel by (X-Api-Key, X-Auth-Token, session ids...).
+    if (isCredentialLike(name)) continue;
     text += `${name}: ${req.rawHeaders[i + 1] ?? ''}\r\n`;
   }
   text += '\r\n';

@@ -263,6 +263,7 @@ export async function startHostmesh(config: HostmeshConfig, deps: HostmeshDeps):
             ...(s.headersTimeoutMs !== undefined ? { headersTimeoutMs: s.headersTimeoutMs } : {}),
             ...(s.idleTimeoutMs !== undefined ? { idleTimeoutMs: s.idleTimeoutMs } : {}),
             ...(s.maxHeaderBytes !== undefined ? { maxHeaderSize: s.maxHeaderBytes } : {}),
+            ...(s.maxHeaders !== undefined ? { maxHeaders: s.maxHeaders } : {}),
             metrics: rm,
           },
           logger,

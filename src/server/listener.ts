@@ -11,6 +11,7 @@ import { peerIdentity } from './peer-identity.js';
 import { rawParserError, rescue } from './rescue.js';
 import { HostmeshError } from '../errors.js';
 import { Tunnels } from './tunnels.js';
+import { DEFAULT_MAX_HEADERS, h2cAsHttp11, tooManyHeaders } from '../router/headers.js';
 import type { RouterMetrics } from '../metrics/metrics.js';
 
 export interface ListenerOptions {
@@ -19,6 +20,8 @@ export interface ListenerOptions {
   /** TLS server options (incoming side); absent for plaintext. */
   readonly tls?: TlsOptions;
   readonly maxHeaderSize?: number;
+  /** More header fields than this is a 431 (default 500). */
+  readonly maxHeaders?: number;
   /** Request line + headers must arrive within this (default 20 s: slowloris bound). */
   readonly headersTimeoutMs?: number;
   /** Close connections idle this long (default 5 min: long enough for slow streams' pauses). */
@@ -37,6 +40,7 @@ export class Listener {
   #idleWaiters: (() => void)[] = [];
   readonly #tunnels: Tunnels;
   readonly #metrics: RouterMetrics | undefined;
+  readonly #maxHeaders: number;
 
   constructor(router: Router, options: ListenerOptions, logger: Logger) {
     this.#router = router;
@@ -53,7 +57,10 @@ export class Listener {
       connectionsCheckingInterval: Math.min(30_000, Math.max(50, Math.floor(headersTimeout / 4))),
     };
     this.#server = options.tls ? https.createServer({ ...common, ...options.tls }) : http.createServer(common);
-    this.#server.maxHeadersCount = 500; // beyond this many, headers are too many (431 via size anyway)
+    // One more than the limit is kept, so a request over it is seen (and refused) rather than
+    // silently cut to the limit by Node.
+    this.#maxHeaders = options.maxHeaders ?? DEFAULT_MAX_HEADERS;
+    this.#server.maxHeadersCount = this.#maxHeaders + 1;
     this.#server.setTimeout(options.idleTimeoutMs ?? 300_000); // idle sockets are destroyed
     this.#tunnels = new Tunnels(logger);
     const metrics = (this.#metrics = options.metrics);
@@ -73,6 +80,18 @@ export class Listener {
     this.#server.on('upgrade', (req: http.IncomingMessage, socket: Socket, head: Buffer) => {
       if (this.#draining) {
         socket.destroy();
+        return;
+      }
+      if (tooManyHeaders(req.rawHeaders, this.#maxHeaders)) {
+        this.#metrics?.tooManyHeaders();
+        socket.end(rawParserError(`more than ${this.#maxHeaders} header fields`, 431));
+        return;
+      }
+      const plain = h2cAsHttp11(req);
+      if (plain !== undefined) {
+        // Upgrade: h2c is ignored: the request is parsed again without it and served over HTTP/1.1.
+        socket.unshift(head.length > 0 ? Buffer.concat([plain, head]) : plain);
+        this.#server.emit(this.#tls ? 'secureConnection' : 'connection', socket);
         return;
       }
       const peer = this.#tls ? peerIdentity(req.socket as TLSSocket) : undefined;
@@ -140,8 +159,12 @@ export class Listener {
       res.once('close', () => metrics.done(ctx.service, ctx.client, res.headersSent ? res.statusCode : 499, (performance.now() - started) / 1000));
     }
     const peer = this.#tls ? peerIdentity(req.socket as TLSSocket) : undefined;
-    this.#router
-      .handle(req, res, ctx, peer)
+    let routed: Promise<void>;
+    if (tooManyHeaders(req.rawHeaders, this.#maxHeaders)) {
+      metrics?.tooManyHeaders();
+      routed = Promise.reject(new HostmeshError('HEADERS_TOO_LARGE', `more than ${this.#maxHeaders} header fields`));
+    } else routed = this.#router.handle(req, res, ctx, peer);
+    routed
       .catch((err: unknown) => rescue(res, err, ctx, this.#logger))
       .finally(() => {
         this.#active--;
