@@ -21,6 +21,36 @@ export interface InterpreterOptions {
   readonly namers: readonly Namer[];
   /** Delegation depth before binding stops with a loop error (Finagle uses 100). */
   readonly maxDepth?: number;
+  /** Most nodes one delegation tree may have (router `bindingBudget`); see DEFAULT_BINDING_BUDGET. */
+  readonly budget?: number;
+}
+
+/**
+ * Most nodes of one delegation tree, expanded as /delegator.json shows it (every step of every
+ * branch counts, a shared subtree each time it appears). Real dtabs bind in tens of nodes; a
+ * chain of doubling alternations or unions reaches 2^N and is refused once past this.
+ */
+export const DEFAULT_BINDING_BUDGET = 10_000;
+
+/**
+ * How deeply delegation nodes may nest (steps times tree nesting). The depth limit (100 steps)
+ * and the parser's nesting limit (32) already bound it; this keeps dtabs built in code, and every
+ * recursive walk over the tree (JSON, text, bound tree), well inside the stack.
+ */
+const MAX_NODE_NESTING = 1000;
+
+/** Per-evaluation options: a budget other than the interpreter's, and where to report the cost. */
+export interface EvalOptions {
+  readonly budget?: number;
+  /** Filled in when the evaluation ends (tests, benchmarks). */
+  readonly stats?: EvalStats;
+}
+
+export interface EvalStats {
+  /** Evaluation steps taken: paths and tree nodes evaluated, shared subtrees reused. */
+  work: number;
+  /** Nodes of the expanded delegation tree (counted up to where the budget stopped it). */
+  size: number;
 }
 
 /** Thrown inside evaluation when a namer it needs has not answered yet. */
@@ -28,12 +58,42 @@ class PendingSignal {}
 
 class LoopError extends Error {}
 
+/** Thrown inside evaluation when the tree outgrows the budget; #evalTop words the message. */
+class BudgetError extends Error {}
+
 interface EvalContext {
   readonly dtab: Dtab;
   /** Every namer lookup Var the evaluation read, so a live binding can watch them. */
   readonly used: Set<Var<Lookup>>;
   /** When true, pending namers become 'pending' leaves instead of aborting (for explanations). */
   readonly tolerant: boolean;
+  readonly budget: number;
+  readonly stats: EvalStats | undefined;
+  work: number;
+  size: number;
+  /**
+   * Paths already evaluated in this evaluation. The result of a path depends only on the path
+   * (the dtab and the namers' states are fixed while it runs), so a path reached again is the
+   * same subtree: reused in one step instead of re-expanded (2^N becomes N for doubling chains).
+   */
+  readonly memo: Map<string, Memo>;
+  /** Paths on the current delegation chain: reaching one again would recurse forever. */
+  readonly active: Set<string>;
+  /** The deepest step reached so far under the path being evaluated. */
+  deepest: number;
+}
+
+interface Memo {
+  readonly node: DelegateNode;
+  /** Steps from this path to the deepest step under it (a reuse deeper down may pass maxDepth). */
+  readonly height: number;
+  /** Nodes of its expanded subtree. */
+  readonly size: number;
+}
+
+/** A map key for a path: labels are latin1, so U+0100 cannot occur in one. */
+function memoKey(path: Path): string {
+  return path.elems.join('\u0100');
 }
 
 const HASH = '#';
@@ -41,6 +101,7 @@ const HASH = '#';
 export class NameInterpreter {
   readonly #namers: readonly { namer: Namer; prefix: Path }[];
   readonly #maxDepth: number;
+  readonly #budget: number;
   readonly #inet = new InetAddrs();
   readonly #lookups = new Map<string, Var<Lookup>>();
   readonly #bindings = new Map<string, { state: Var<Lookup>; refs: number; stop: () => void }>();
@@ -48,14 +109,17 @@ export class NameInterpreter {
   constructor(options: InterpreterOptions) {
     this.#namers = options.namers.map((namer) => ({ namer, prefix: namer.prefix }));
     this.#maxDepth = options.maxDepth ?? 100;
+    this.#budget = options.budget ?? DEFAULT_BINDING_BUDGET;
   }
 
   /** Live binding of `path` through `dtab` then the namers; shared by identical (dtab, path). */
-  bind(dtab: Dtab, path: Path): Binding {
-    const key = `${dtab.show()}\n${path.show()}`;
+  bind(dtab: Dtab, path: Path, options: { budget?: number } = {}): Binding {
+    const budget = options.budget ?? this.#budget;
+    // A router with its own bindingBudget may bind the same (dtab, path) to a different result.
+    const key = `${dtab.show()}\n${path.show()}${budget === this.#budget ? '' : `\n${budget}`}`;
     let entry = this.#bindings.get(key);
     if (entry === undefined) {
-      entry = this.#startBinding(dtab, path);
+      entry = this.#startBinding(dtab, path, budget);
       this.#bindings.set(key, entry);
     }
     entry.refs++;
@@ -76,14 +140,15 @@ export class NameInterpreter {
   }
 
   /** One evaluation of the delegation tree, pending namers shown as pending (no waiting). */
-  explain(dtab: Dtab, path: Path): DelegateNode {
-    const ctx: EvalContext = { dtab, used: new Set(), tolerant: true };
+  explain(dtab: Dtab, path: Path, options: EvalOptions = {}): DelegateNode {
+    const ctx = this.#context(dtab, true, options);
     return this.#evalTop(ctx, path);
   }
 
   /** The delegation tree, waiting up to `timeoutMs` for namers that have not answered yet. */
-  async delegate(dtab: Dtab, path: Path, options: { timeoutMs?: number } = {}): Promise<DelegateNode> {
-    const binding = this.bind(dtab, path);
+  async delegate(dtab: Dtab, path: Path, options: { timeoutMs?: number; budget?: number } = {}): Promise<DelegateNode> {
+    const budget = options.budget ?? this.#budget;
+    const binding = this.bind(dtab, path, { budget });
     try {
       if (binding.state.get().kind === 'pending') {
         await new Promise<void>((resolve) => {
@@ -99,19 +164,19 @@ export class NameInterpreter {
           });
         });
       }
-      return this.explain(dtab, path);
+      return this.explain(dtab, path, { budget });
     } finally {
       binding.close();
     }
   }
 
-  #startBinding(dtab: Dtab, path: Path): { state: Var<Lookup>; refs: number; stop: () => void } {
+  #startBinding(dtab: Dtab, path: Path, budget: number): { state: Var<Lookup>; refs: number; stop: () => void } {
     const state = new Var<Lookup>({ kind: 'pending' });
     let watched = new Map<Var<Lookup>, () => void>();
     let stopped = false;
     const evaluate = (): void => {
       if (stopped) return;
-      const ctx: EvalContext = { dtab, used: new Set(), tolerant: false };
+      const ctx = this.#context(dtab, false, { budget });
       state.set(this.#lookupOf(ctx, path));
       // Watch exactly the namer lookups this evaluation read.
       const next = new Map<Var<Lookup>, () => void>();
@@ -147,6 +212,21 @@ export class NameInterpreter {
     };
   }
 
+  #context(dtab: Dtab, tolerant: boolean, options: EvalOptions): EvalContext {
+    return {
+      dtab,
+      used: new Set(),
+      tolerant,
+      budget: options.budget ?? this.#budget,
+      stats: options.stats,
+      work: 0,
+      size: 0,
+      memo: new Map(),
+      active: new Set(),
+      deepest: 0,
+    };
+  }
+
   #lookupOf(ctx: EvalContext, path: Path): Lookup {
     let tree: DelegateNode;
     try {
@@ -155,6 +235,9 @@ export class NameInterpreter {
       if (err instanceof PendingSignal) return { kind: 'pending' };
       if (err instanceof LoopError) {
         return { kind: 'failed', error: new HostmeshError('DELEGATION_LOOP', err.message) };
+      }
+      if (err instanceof BudgetError) {
+        return { kind: 'failed', error: new HostmeshError('BINDING_OVER_BUDGET', err.message) };
       }
       throw err;
     }
@@ -168,21 +251,68 @@ export class NameInterpreter {
 
   #evalTop(ctx: EvalContext, path: Path): DelegateNode {
     try {
-      return this.#evalPath(ctx, path, null, 0);
+      return this.#evalPath(ctx, path, null, 0, 0);
     } catch (err) {
-      if (err instanceof LoopError && ctx.tolerant) {
-        return { type: 'exception', path: path.show(), dentry: null, message: err.message };
+      let e = err;
+      if (err instanceof BudgetError) {
+        e = new BudgetError(
+          err.message === 'nesting'
+            ? `binding ${path.show()} exceeded the binding budget: the delegation tree nests deeper than ${MAX_NODE_NESTING} levels`
+            : `binding ${path.show()} exceeded the binding budget of ${ctx.budget} delegation nodes (router bindingBudget): the dtab expands too many alternatives`,
+        );
       }
-      throw err;
+      if ((e instanceof LoopError || e instanceof BudgetError) && ctx.tolerant) {
+        return { type: 'exception', path: path.show(), dentry: null, message: e.message };
+      }
+      throw e;
+    } finally {
+      if (ctx.stats !== undefined) {
+        ctx.stats.work = ctx.work;
+        ctx.stats.size = ctx.size;
+      }
     }
   }
 
-  /** Binds one path reached through `dentry` (null at the root). */
-  #evalPath(ctx: EvalContext, path: Path, dentry: DentryJson | null, depth: number): DelegateNode {
-    if (depth > this.#maxDepth) {
-      throw new LoopError(`delegation loop: binding ${path.show()} exceeded ${this.#maxDepth} steps`);
+  /** Counts `work` steps and `size` nodes against the budget. */
+  #spend(ctx: EvalContext, work: number, size: number): void {
+    ctx.work += work;
+    ctx.size += size;
+    // Each step makes at least one node, so size bounds the work too.
+    if (ctx.size > ctx.budget) throw new BudgetError('size');
+  }
+
+  #loop(path: Path, why = ''): LoopError {
+    return new LoopError(`delegation loop: binding ${path.show()} exceeded ${this.#maxDepth} steps${why}`);
+  }
+
+  /** Binds one path reached through `dentry` (null at the root), at most once per evaluation. */
+  #evalPath(ctx: EvalContext, path: Path, dentry: DentryJson | null, depth: number, nest: number): DelegateNode {
+    if (depth > this.#maxDepth) throw this.#loop(path);
+    if (nest > MAX_NODE_NESTING) throw new BudgetError('nesting');
+    const key = memoKey(path);
+    const seen = ctx.memo.get(key);
+    if (seen !== undefined) {
+      // Evaluated again here, it would go `height` steps further down: past the limit, a loop.
+      if (depth + seen.height > this.#maxDepth) throw this.#loop(path);
+      this.#spend(ctx, 1, seen.size);
+      if (depth + seen.height > ctx.deepest) ctx.deepest = depth + seen.height;
+      return seen.node.dentry === dentry ? seen.node : { ...seen.node, dentry };
     }
-    if (path.elems[0] === '$') return this.#evalBuiltin(ctx, path, dentry, depth);
+    if (ctx.active.has(key)) throw this.#loop(path, ' (it leads back to itself)');
+    ctx.active.add(key);
+    const outerDeepest = ctx.deepest;
+    const sizeBefore = ctx.size;
+    ctx.deepest = depth;
+    this.#spend(ctx, 1, 1);
+    const node = this.#evalPathOnce(ctx, path, dentry, depth, nest);
+    ctx.active.delete(key);
+    ctx.memo.set(key, { node, height: ctx.deepest - depth, size: ctx.size - sizeBefore });
+    if (outerDeepest > ctx.deepest) ctx.deepest = outerDeepest;
+    return node;
+  }
+
+  #evalPathOnce(ctx: EvalContext, path: Path, dentry: DentryJson | null, depth: number, nest: number): DelegateNode {
+    if (path.elems[0] === '$') return this.#evalBuiltin(ctx, path, dentry, depth, nest);
 
     const matches = matchingDentries(ctx.dtab, path);
     if (matches.length === 0) {
@@ -190,15 +320,17 @@ export class NameInterpreter {
       return { type: 'neg', path: path.show(), dentry };
     }
     // Several matching dentries form an alternation, the LAST dentry first.
-    const children = matches.map((m) => this.#evalTree(ctx, m.dst, m.dentry, depth + 1));
+    const children = matches.map((m) => this.#evalTree(ctx, m.dst, m.dentry, depth + 1, nest + 1));
     // Intermediate steps keep the Path itself: binding for traffic never prints them.
     if (children.length === 1) return { type: 'delegate', path, dentry, delegate: children[0] as DelegateNode };
     return { type: 'alt', path, dentry, alt: children };
   }
 
   /** Evaluates a dentry's destination tree (with the rest of the path already appended to leaves). */
-  #evalTree(ctx: EvalContext, tree: NameTree<Path>, dentry: DentryJson, depth: number): DelegateNode {
-    if (tree.kind === 'leaf') return this.#evalPath(ctx, tree.value, dentry, depth);
+  #evalTree(ctx: EvalContext, tree: NameTree<Path>, dentry: DentryJson, depth: number, nest: number): DelegateNode {
+    if (tree.kind === 'leaf') return this.#evalPath(ctx, tree.value, dentry, depth, nest);
+    if (nest > MAX_NODE_NESTING) throw new BudgetError('nesting');
+    this.#spend(ctx, 1, 1);
     const shown = showNameTree(tree);
     switch (tree.kind) {
       case 'neg':
@@ -208,18 +340,18 @@ export class NameInterpreter {
       case 'empty':
         return { type: 'empty', path: shown, dentry };
       case 'alt':
-        return { type: 'alt', path: shown, dentry, alt: tree.trees.map((t) => this.#evalTree(ctx, t, dentry, depth)) };
+        return { type: 'alt', path: shown, dentry, alt: tree.trees.map((t) => this.#evalTree(ctx, t, dentry, depth, nest + 1)) };
       case 'union':
         return {
           type: 'union',
           path: shown,
           dentry,
-          union: tree.members.map((m) => ({ weight: m.weight, tree: this.#evalTree(ctx, m.tree, dentry, depth) })),
+          union: tree.members.map((m) => ({ weight: m.weight, tree: this.#evalTree(ctx, m.tree, dentry, depth, nest + 1) })),
         };
     }
   }
 
-  #evalBuiltin(ctx: EvalContext, path: Path, dentry: DentryJson | null, depth: number): DelegateNode {
+  #evalBuiltin(ctx: EvalContext, path: Path, dentry: DentryJson | null, depth: number, nest: number): DelegateNode {
     const shown = path.show();
     const result = resolveBuiltin(path, this.#inet);
     switch (result.kind) {
@@ -230,7 +362,7 @@ export class NameInterpreter {
           type: 'delegate',
           path: shown,
           dentry,
-          delegate: this.#evalPath(ctx, result.path, { prefix: `/$/${result.via}`, dst: result.path.show() }, depth + 1),
+          delegate: this.#evalPath(ctx, result.path, { prefix: `/$/${result.via}`, dst: result.path.show() }, depth + 1, nest + 1),
         };
       case 'error':
         return { type: 'exception', path: shown, dentry, message: result.message };
@@ -256,6 +388,8 @@ export class NameInterpreter {
         case 'ok': {
           const node = treeNode(shown, dentry, state.tree);
           if (node.type === 'neg') continue; // namers are tried in order
+          // The path's own node is already counted; the namer's answer adds the rest.
+          this.#spend(ctx, 0, treeSize(state.tree) - 1);
           return node;
         }
       }
@@ -282,6 +416,18 @@ function leafNode(path: string, dentry: DentryJson | null, name: BoundName): Del
     name,
     bound: { addr: addrJson(name.addr.get()), id: name.id.show(), path: name.residual.show() },
   };
+}
+
+/** Nodes in a namer's answer, for the budget. */
+function treeSize(tree: NameTree<BoundName>): number {
+  switch (tree.kind) {
+    case 'alt':
+      return tree.trees.reduce((n, t) => n + treeSize(t), 1);
+    case 'union':
+      return tree.members.reduce((n, m) => n + treeSize(m.tree), 1);
+    default:
+      return 1;
+  }
 }
 
 /** A namer's answer (a tree of bound names) as delegation nodes. */
