@@ -1,0 +1,434 @@
+// The authorization policy: parses and validates the YAML file (errors as file:line:col with the
+// key path) and compiles it into an evaluator indexed by destination namespace (docs/authz.md).
+
+import { isMap, isScalar, LineCounter, parseDocument, type Document } from 'yaml';
+import type { z } from 'zod';
+import { Glob } from './glob.js';
+import { DEFAULT_TRUST_DOMAIN, parseNodeIdentity, parseWorkloadIdentity } from './identity.js';
+import { policySchema, type CallerEntry, type DestinationEntry, type NamespaceDefault, type PolicyFile } from './policy-schema.js';
+
+export type { NamespaceDefault, PolicyFile } from './policy-schema.js';
+
+/** A rejected policy file: one `file:line:col: key.path: message` per problem. */
+export class PolicyError extends Error {
+  constructor(readonly problems: readonly string[]) {
+    super(problems.join('\n'));
+    this.name = 'PolicyError';
+  }
+}
+
+export interface AuthzCaller {
+  /** The verified identity (the `l5d-client-id` value): workload or node identity. */
+  readonly identity?: string;
+  /** Given when known; otherwise read from a workload identity of the policy's trust domain. */
+  readonly namespace?: string;
+  readonly serviceAccount?: string;
+  /** False for plaintext local callers with no workload identity. */
+  readonly authenticated: boolean;
+}
+
+/** The final destination, after all dtab rewriting. */
+export interface AuthzDestination {
+  readonly namespace?: string;
+  readonly service?: string;
+  /** The bound name, e.g. /#/io.l5d.k8s/payments/http/api. */
+  readonly name?: string;
+  /** A port number or a port name (a string of digits counts as a number). */
+  readonly port?: number | string;
+  /** The port's name when `port` is its number and the name is known too. */
+  readonly portName?: string;
+}
+
+export interface AuthzRequest {
+  readonly caller: AuthzCaller;
+  readonly dest: AuthzDestination;
+  readonly method: string;
+  /** The request target: origin-form (/a?b) or absolute-form (http://h/a?b). */
+  readonly path: string;
+}
+
+export interface AuthzDecision {
+  readonly decision: 'allow' | 'deny';
+  /** Allowed only because the destination namespace is in audit mode: a would-deny. */
+  readonly audit: boolean;
+  /** The rule that allowed it; absent when the namespace default decided. */
+  readonly rule?: string;
+  /** The namespace default that decided (when no rule did). */
+  readonly default?: NamespaceDefault;
+  /** One line for `l5d-err`, logs and `hostmesh authz explain` (printable ASCII only). */
+  readonly reason: string;
+}
+
+type Key = string | number;
+
+function showPath(path: readonly Key[]): string {
+  let out = '';
+  for (const k of path) out += typeof k === 'number' ? `[${k}]` : out === '' ? k : `.${k}`;
+  return out || '(top level)';
+}
+
+/** file:line:col of the node at a key path, or of its nearest parent that exists. */
+function position(file: string, doc: Document, lines: LineCounter, path: readonly Key[], keyOf?: string): string {
+  for (let n = path.length; n >= 0; n--) {
+    const sub = path.slice(0, n);
+    const node = sub.length === 0 ? doc.contents : doc.getIn(sub, true);
+    if (node !== null && typeof node === 'object' && 'range' in node && Array.isArray(node.range)) {
+      let offset = node.range[0] as number;
+      if (keyOf !== undefined && n === path.length && isMap(node)) {
+        const pair = node.items.find((p) => isScalar(p.key) && p.key.value === keyOf);
+        if (pair !== undefined && isScalar(pair.key) && pair.key.range) offset = pair.key.range[0];
+      }
+      const { line, col } = lines.linePos(offset);
+      return `${file}:${line}:${col}`;
+    }
+  }
+  return `${file}:1:1`;
+}
+
+/** Problems from zod, positioned; messages name types and keys, never the offending value. */
+function zodProblems(file: string, doc: Document, lines: LineCounter, issues: readonly z.core.$ZodIssue[]): string[] {
+  // A misspelt key explains the "missing" error of the key it was meant to be: report it first.
+  const ordered = [...issues].sort((a, b) => Number(b.code === 'unrecognized_keys') - Number(a.code === 'unrecognized_keys'));
+  return ordered.map((issue) => {
+    const path = issue.path.filter((k): k is Key => typeof k !== 'symbol');
+    if (issue.code === 'unrecognized_keys') {
+      const key = issue.keys[0] as string;
+      const what = `unknown key${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `'${k}'`).join(', ')}`;
+      return `${position(file, doc, lines, path, key)}: ${showPath([...path, key])}: ${what}`;
+    }
+    if (issue.code === 'invalid_key') {
+      return `${position(file, doc, lines, path)}: ${showPath(path)}: the key is not a namespace name or glob`;
+    }
+    if (issue.code === 'invalid_type' && issue.message.endsWith('received undefined')) {
+      return `${position(file, doc, lines, path)}: ${showPath(path)}: required key missing`;
+    }
+    return `${position(file, doc, lines, path)}: ${showPath(path)}: ${issue.message}`;
+  });
+}
+
+/** Parses and validates policy text; throws PolicyError (and nothing else) when it is not valid. */
+export function parsePolicyFile(text: string, file: string): PolicyFile {
+  const lines = new LineCounter();
+  const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true });
+  if (doc.errors.length > 0) {
+    throw new PolicyError(
+      doc.errors.map((e) => {
+        const { line, col } = lines.linePos(e.pos[0]);
+        // The first line names the problem; the rest of yaml's message is an excerpt of the file.
+        const first = (e.message.split('\n')[0] ?? e.message).replace(/ at line \d+, column \d+:?$/, '');
+        return `${file}:${line}:${col}: ${first}`;
+      }),
+    );
+  }
+  let raw: unknown;
+  try {
+    // toJS enforces yaml's alias budget (maxAliasCount), so a billion-laughs file fails here.
+    raw = doc.toJS();
+  } catch (err) {
+    throw new PolicyError([`${file}:1:1: ${err instanceof Error ? err.message.split('\n')[0] : 'cannot read the document'}`]);
+  }
+  if (raw === null || raw === undefined) {
+    // An emptied ConfigMap must not become "no policy, allow everything".
+    throw new PolicyError([`${file}:1:1: the policy is empty (an empty policy is written 'namespaces: {}' and 'rules: []')`]);
+  }
+  if (typeof raw !== 'object' || Array.isArray(raw)) throw new PolicyError([`${file}:1:1: the policy must be a YAML mapping`]);
+  const result = policySchema.safeParse(raw);
+  if (!result.success) throw new PolicyError(zodProblems(file, doc, lines, result.error.issues));
+  return result.data;
+}
+
+interface CallerMatcher {
+  readonly unauthenticated: boolean;
+  readonly identity: Glob | undefined;
+  readonly namespace: Glob | undefined;
+  readonly serviceAccount: Glob | undefined;
+  readonly node: Glob | undefined;
+}
+
+interface PortMatcher {
+  readonly numbers: ReadonlySet<number>;
+  readonly names: ReadonlySet<string>;
+}
+
+interface DestMatcher {
+  readonly namespace: Glob | undefined;
+  readonly service: Glob | undefined;
+  readonly name: Glob | undefined;
+  readonly ports: PortMatcher | undefined;
+  readonly methods: ReadonlySet<string> | undefined;
+  readonly paths: readonly string[] | undefined;
+}
+
+interface CompiledRule {
+  readonly index: number;
+  readonly name: string;
+  readonly from: readonly CallerMatcher[];
+}
+
+/** One `to` entry of one rule, as the index stores it. */
+interface Candidate {
+  readonly rule: CompiledRule;
+  readonly dest: DestMatcher;
+}
+
+interface NamespaceSetting {
+  readonly default?: NamespaceDefault;
+  readonly allowDtabOverride?: boolean;
+}
+
+/** A caller after normalization: what the matchers read. */
+interface Who {
+  readonly authenticated: boolean;
+  readonly identity: string | undefined;
+  readonly namespace: string | undefined;
+  readonly serviceAccount: string | undefined;
+  readonly node: string | undefined;
+}
+
+const glob = (s: string | undefined): Glob | undefined => (s === undefined ? undefined : new Glob(s));
+const NO_CANDIDATES: readonly Candidate[] = [];
+
+function compileCaller(c: CallerEntry): CallerMatcher {
+  return {
+    unauthenticated: c.unauthenticated === true,
+    identity: glob(c.identity),
+    namespace: glob(c.namespace),
+    serviceAccount: glob(c.serviceAccount),
+    node: glob(c.node),
+  };
+}
+
+function compileDest(d: DestinationEntry): DestMatcher {
+  return {
+    namespace: glob(d.namespace),
+    service: glob(d.service),
+    name: glob(d.name),
+    ports:
+      d.ports === undefined
+        ? undefined
+        : { numbers: new Set(d.ports.filter((p): p is number => typeof p === 'number')), names: new Set(d.ports.filter((p): p is string => typeof p === 'string')) },
+    methods: d.methods === undefined ? undefined : new Set(d.methods),
+    paths: d.paths,
+  };
+}
+
+function callerMatches(m: CallerMatcher, who: Who): boolean {
+  if (m.unauthenticated) return !who.authenticated;
+  if (!who.authenticated) return false;
+  if (m.identity !== undefined && (who.identity === undefined || !m.identity.test(who.identity))) return false;
+  if (m.namespace !== undefined && (who.namespace === undefined || !m.namespace.test(who.namespace))) return false;
+  if (m.serviceAccount !== undefined && (who.serviceAccount === undefined || !m.serviceAccount.test(who.serviceAccount))) return false;
+  if (m.node !== undefined && (who.node === undefined || !m.node.test(who.node))) return false;
+  return true;
+}
+
+/** A port as the matchers compare it: digits are a number. */
+function portOf(p: number | string | undefined): number | string | undefined {
+  if (typeof p === 'string' && /^[0-9]{1,5}$/.test(p)) return Number(p);
+  return p;
+}
+
+function destMatches(m: DestMatcher, dest: AuthzDestination, port: number | string | undefined, method: string, path: string | undefined): boolean {
+  if (m.namespace !== undefined && (dest.namespace === undefined || !m.namespace.test(dest.namespace))) return false;
+  if (m.service !== undefined && (dest.service === undefined || !m.service.test(dest.service))) return false;
+  if (m.name !== undefined && (dest.name === undefined || !m.name.test(dest.name))) return false;
+  if (m.ports !== undefined) {
+    const byNumber = typeof port === 'number' && m.ports.numbers.has(port);
+    const byName = (typeof port === 'string' && m.ports.names.has(port)) || (dest.portName !== undefined && m.ports.names.has(dest.portName));
+    if (!byNumber && !byName) return false;
+  }
+  if (m.methods !== undefined && !m.methods.has(method)) return false;
+  if (m.paths !== undefined && (path === undefined || !m.paths.some((prefix) => pathHasPrefix(path, prefix)))) return false;
+  return true;
+}
+
+/** `/v1` covers /v1 and /v1/x but not /v10; a prefix ending in / covers what starts with it. */
+function pathHasPrefix(path: string, prefix: string): boolean {
+  if (prefix.endsWith('/')) return path.startsWith(prefix);
+  return path === prefix || (path.startsWith(prefix) && path.charCodeAt(prefix.length) === 0x2f);
+}
+
+const UNRESERVED = /[A-Za-z0-9\-._~]/;
+
+/**
+ * The path a policy prefix is compared with, or undefined when the path is ambiguous: after the
+ * query is cut and escapes of unreserved characters are decoded (RFC 3986 section 6.2.2.2), a path
+ * with a dot segment, an empty segment, an escaped / or \, a backslash or a bad escape is one that
+ * servers resolve differently, so no path-restricted rule matches it (fail closed).
+ */
+export function normalizePath(target: string): string | undefined {
+  let p = target;
+  if (!p.startsWith('/')) {
+    const scheme = p.indexOf('://');
+    if (scheme === -1) return undefined;
+    const slash = p.indexOf('/', scheme + 3);
+    p = slash === -1 ? '/' : p.slice(slash);
+  }
+  const cut = p.search(/[?#]/);
+  if (cut !== -1) p = p.slice(0, cut);
+  if (p.includes('%')) {
+    let out = '';
+    for (let i = 0; i < p.length; i++) {
+      const c = p[i] as string;
+      if (c !== '%') {
+        out += c;
+        continue;
+      }
+      const hex = p.slice(i + 1, i + 3);
+      if (!/^[0-9A-Fa-f]{2}$/.test(hex)) return undefined;
+      const ch = String.fromCharCode(parseInt(hex, 16));
+      if (ch === '/' || ch === '\\') return undefined;
+      out += UNRESERVED.test(ch) ? ch : `%${hex.toUpperCase()}`;
+      i += 2;
+    }
+    p = out;
+  }
+  if (p.includes('\\')) return undefined;
+  const segments = p.split('/');
+  for (let i = 1; i < segments.length; i++) {
+    const s = segments[i];
+    if (s === '.' || s === '..' || (s === '' && i < segments.length - 1)) return undefined;
+  }
+  return p;
+}
+
+/** Printable ASCII, bounded: request data quoted in a reason cannot break a header or a log line. */
+function safe(s: string, max = 200): string {
+  const clean = s.replace(/[^\x20-\x7e]/g, '?');
+  return clean.length > max ? `${clean.slice(0, max)}...` : clean;
+}
+
+function describeCaller(who: Who): string {
+  if (!who.authenticated) return 'unauthenticated caller';
+  if (who.identity !== undefined) return safe(who.identity);
+  if (who.namespace !== undefined) return `${safe(who.serviceAccount ?? '?', 100)}.${safe(who.namespace, 63)} (no identity)`;
+  return 'authenticated caller with no identity';
+}
+
+function describeDest(dest: AuthzDestination): string {
+  if (dest.namespace !== undefined && dest.service !== undefined) {
+    return `${safe(dest.namespace, 63)}/${safe(dest.service, 63)}${dest.port !== undefined ? `:${safe(String(dest.port), 15)}` : ''}`;
+  }
+  return dest.name !== undefined ? safe(dest.name) : 'an unnamed destination';
+}
+
+/** A compiled policy: decisions in time proportional to the rules that can concern the destination. */
+export class Policy {
+  readonly trustDomain: string;
+  readonly ruleCount: number;
+  readonly #byNamespace = new Map<string, Candidate[]>();
+  /** `to` entries whose namespace is a glob or absent: checked for every destination. */
+  readonly #anyNamespace: Candidate[] = [];
+  readonly #exactSettings = new Map<string, NamespaceSetting>();
+  readonly #globSettings: { readonly glob: Glob; readonly setting: NamespaceSetting }[] = [];
+
+  constructor(file: PolicyFile) {
+    this.trustDomain = file.trustDomain ?? DEFAULT_TRUST_DOMAIN;
+    this.ruleCount = file.rules.length;
+    for (const [key, setting] of Object.entries(file.namespaces)) {
+      const g = new Glob(key);
+      if (g.exact) this.#exactSettings.set(key, setting);
+      else this.#globSettings.push({ glob: g, setting });
+    }
+    file.rules.forEach((r, index) => {
+      const rule: CompiledRule = { index, name: r.name, from: r.from.map(compileCaller) };
+      for (const d of r.to) {
+        const candidate: Candidate = { rule, dest: compileDest(d) };
+        if (d.namespace !== undefined && !d.namespace.includes('*')) {
+          let list = this.#byNamespace.get(d.namespace);
+          if (list === undefined) this.#byNamespace.set(d.namespace, (list = []));
+          list.push(candidate);
+        } else {
+          this.#anyNamespace.push(candidate);
+        }
+      }
+    });
+  }
+
+  /** The empty policy: no rules, every namespace `allow` (hostmesh without a policy file). */
+  static allowAll(): Policy {
+    return new Policy({ namespaces: {}, rules: [] });
+  }
+
+  /**
+   * A setting of a namespace: its own entry if it sets the key, else the first glob entry (file
+   * order) that does. Keys resolve separately, so `payments: {allowDtabOverride: false}` keeps the
+   * default of `"*"`. A destination outside Kubernetes has namespace '' (only `*` matches it).
+   */
+  #setting<K extends keyof NamespaceSetting>(namespace: string, key: K): NamespaceSetting[K] {
+    const own = this.#exactSettings.get(namespace)?.[key];
+    if (own !== undefined) return own;
+    for (const { glob: g, setting } of this.#globSettings) {
+      if (setting[key] !== undefined && g.test(namespace)) return setting[key];
+    }
+    return undefined;
+  }
+
+  /** The default for a destination namespace when no rule allows (`allow` when unset). */
+  namespaceDefault(namespace: string | undefined): NamespaceDefault {
+    return this.#setting(namespace ?? '', 'default') ?? 'allow';
+  }
+
+  /** Whether a caller may send `l5d-dtab` overrides (per caller namespace; true when unset). */
+  dtabOverrideAllowed(caller: AuthzCaller): boolean {
+    return this.#setting(this.#who(caller).namespace ?? '', 'allowDtabOverride') ?? true;
+  }
+
+  #who(caller: AuthzCaller): Who {
+    if (!caller.authenticated) return { authenticated: false, identity: undefined, namespace: undefined, serviceAccount: undefined, node: undefined };
+    const id = caller.identity;
+    const workload = id === undefined || (caller.namespace !== undefined && caller.serviceAccount !== undefined) ? undefined : parseWorkloadIdentity(id, this.trustDomain);
+    return {
+      authenticated: true,
+      identity: id,
+      namespace: caller.namespace ?? workload?.namespace,
+      serviceAccount: caller.serviceAccount ?? workload?.serviceAccount,
+      node: id === undefined ? undefined : parseNodeIdentity(id),
+    };
+  }
+
+  /** The rule (first in file order) that allows the request, if any. */
+  #firstRule(who: Who, req: AuthzRequest, path: string | undefined): CompiledRule | undefined {
+    const a = req.dest.namespace === undefined ? NO_CANDIDATES : (this.#byNamespace.get(req.dest.namespace) ?? NO_CANDIDATES);
+    const b = this.#anyNamespace;
+    const port = portOf(req.dest.port);
+    // Both lists are in rule order; walking them merged finds the earliest matching rule first.
+    let i = 0;
+    let j = 0;
+    while (i < a.length || j < b.length) {
+      const ca = a[i];
+      const cb = b[j];
+      const c = (cb === undefined || (ca !== undefined && ca.rule.index <= cb.rule.index) ? ca : cb) as Candidate;
+      if (c === ca) i++;
+      else j++;
+      if (destMatches(c.dest, req.dest, port, req.method, path) && c.rule.from.some((m) => callerMatches(m, who))) return c.rule;
+    }
+    return undefined;
+  }
+
+  decide(req: AuthzRequest): AuthzDecision {
+    const who = this.#who(req.caller);
+    const path = normalizePath(req.path);
+    const rule = this.#firstRule(who, req, path);
+    const caller = describeCaller(who);
+    const dest = describeDest(req.dest);
+    if (rule !== undefined) return { decision: 'allow', audit: false, rule: rule.name, reason: `rule '${rule.name}' allows ${caller} to ${dest}` };
+    const ns = req.dest.namespace;
+    const fallback = this.namespaceDefault(ns);
+    const where = ns === undefined ? 'destinations outside Kubernetes default' : `namespace '${safe(ns, 63)}' defaults`;
+    const ambiguous = path === undefined ? ' (the request path is ambiguous, so no path rule applies)' : '';
+    switch (fallback) {
+      case 'allow':
+        return { decision: 'allow', audit: false, default: 'allow', reason: `no rule matches ${caller} to ${dest}; ${where} to allow` };
+      case 'audit':
+        return { decision: 'allow', audit: true, default: 'audit', reason: `would deny: no rule allows ${caller} to ${dest}${ambiguous}; ${where} to audit` };
+      case 'deny':
+        return { decision: 'deny', audit: false, default: 'deny', reason: `no rule allows ${caller} to ${dest}${ambiguous}; ${where} to deny` };
+    }
+  }
+}
+
+/** Parses, validates and compiles policy text (throws PolicyError). */
+export function parsePolicy(text: string, file: string): Policy {
+  return new Policy(parsePolicyFile(text, file));
+}
