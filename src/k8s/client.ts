@@ -45,14 +45,19 @@ export class K8sClient {
   readonly #origin: string;
   readonly #prefix: string;
 
-  constructor(connection: K8sConnection) {
+  /**
+   * `connections`: the most sockets to the API server (default 16). Each watch holds one for its
+   * whole life over HTTP/1.1, so a consumer with N long watches needs more than N, or its lists
+   * queue behind its watches and never finish.
+   */
+  constructor(connection: K8sConnection, options: { connections?: number } = {}) {
     this.connection = connection;
     const url = new URL(connection.baseUrl);
     this.#origin = url.origin;
     this.#prefix = url.pathname.replace(/\/+$/, '');
     this.#agent = new Agent({
       keepAliveTimeout: 30_000,
-      connections: 16,
+      connections: options.connections ?? 16,
       headersTimeout: 30_000,
       // Watches are long and quiet between events; the server ends them at timeoutSeconds and
       // sends bookmarks, so a much longer silence means the stream is dead.

@@ -1,6 +1,8 @@
 // The io.l5d.fs namer: a directory with one file per service, one `host port [key=value...]` line per
 // endpoint. Files are watched (directory watch, so Kubernetes' `..data` symlink swap is seen) and
 // re-read on change; a missing or empty file is neg so dtab alternations fall through.
+// Entries live while observed (a live binding uses them) and are dropped idleTtl after that, so
+// Hosts that name no file cost nothing once their bindings are gone; only observed files are polled.
 
 import { watch, type FSWatcher } from 'node:fs';
 import { readFile } from 'node:fs/promises';
@@ -18,7 +20,13 @@ export interface FsNamerOptions {
   readonly logger?: Logger;
   /** Re-read every file this often as well as on watch events (watches can miss events). */
   readonly pollMs?: number;
+  /** An entry nobody observes is dropped after this long (default 60 s). */
+  readonly idleTtlMs?: number;
+  /** The clock of idle eviction (tests drive it). */
+  readonly now?: () => number;
 }
+
+export const FS_NAMER_IDLE_TTL_MS = 60_000;
 
 interface Entry {
   readonly name: string;
@@ -26,6 +34,8 @@ interface Entry {
   readonly addr: Var<Addr>;
   readonly bound: BoundName;
   lastText: string | undefined;
+  /** When the last observer left (or the entry was made unobserved); undefined while observed. */
+  idleSince: number | undefined;
 }
 
 const FILE_NAME = /^[A-Za-z0-9_.-]+$/;
@@ -71,18 +81,30 @@ export class FsNamer implements Namer {
   #watcher: FSWatcher | undefined;
   #timer: NodeJS.Timeout | undefined;
   #debounce: NodeJS.Timeout | undefined;
+  readonly #idleTtlMs: number;
+  readonly #now: () => number;
+  /** Entries dropped after idleTtl (hostmesh_namer_evictions_total). */
+  evictions = 0;
+  /** Address-set changes published (hostmesh_namer_updates_total). */
+  updates = 0;
+  readonly stale = false;
 
   constructor(options: FsNamerOptions) {
     this.#rootDir = options.rootDir;
     this.prefix = options.prefix ?? Path.of('io.l5d.fs');
     this.#logger = options.logger;
+    this.#idleTtlMs = options.idleTtlMs ?? FS_NAMER_IDLE_TTL_MS;
+    this.#now = options.now ?? Date.now;
     try {
       this.#watcher = watch(this.#rootDir, () => this.#scheduleRefresh());
       this.#watcher.on('error', (err) => this.#logger?.warn({ err, dir: this.#rootDir }, 'fs namer: watch failed'));
     } catch (err) {
       this.#logger?.warn({ err, dir: this.#rootDir }, 'fs namer: cannot watch directory; polling only');
     }
-    this.#timer = setInterval(() => void this.#refreshAll(), options.pollMs ?? 2000);
+    this.#timer = setInterval(() => {
+      this.evictIdle();
+      void this.#refreshAll();
+    }, options.pollMs ?? 2000);
     this.#timer.unref();
   }
 
@@ -95,10 +117,28 @@ export class FsNamer implements Namer {
     const entry = this.#entry(name);
     if (residual.isEmpty) return entry.lookup;
     // A residual path shares the addresses but is its own bound name.
-    const v = new Var<Lookup>(entry.lookup.get());
+    // Derived lazily: it observes the entry (and so keeps it) only while observed itself.
     const withResidual: BoundName = { id: entry.bound.id, residual, addr: entry.addr };
-    entry.lookup.subscribe((s) => v.set(s.kind === 'ok' && s.tree.kind === 'leaf' ? { kind: 'ok', tree: { kind: 'leaf', value: withResidual } } : s));
-    return v;
+    return Var.map(entry.lookup, (s): Lookup => (s.kind === 'ok' && s.tree.kind === 'leaf' ? { kind: 'ok', tree: { kind: 'leaf', value: withResidual } } : s));
+  }
+
+  /** Entries held now (hostmesh_namer_entries). */
+  get size(): number {
+    return this.#entries.size;
+  }
+
+  /** Drops entries nobody has observed for idleTtl; returns how many. */
+  evictIdle(): number {
+    const now = this.#now();
+    let n = 0;
+    for (const [name, e] of this.#entries) {
+      if (e.idleSince !== undefined && now - e.idleSince >= this.#idleTtlMs) {
+        this.#entries.delete(name);
+        n++;
+      }
+    }
+    this.evictions += n;
+    return n;
   }
 
   close(): void {
@@ -112,7 +152,30 @@ export class FsNamer implements Namer {
     if (entry === undefined) {
       const addr = new Var<Addr>({ kind: 'pending' });
       const bound: BoundName = { id: new Path(['#', ...this.prefix.elems, name]), residual: Path.empty, addr };
-      entry = { name, lookup: new Var<Lookup>({ kind: 'pending' }), addr, bound, lastText: undefined };
+      const e: Entry = {
+        name,
+        lookup: new Var<Lookup>(
+          { kind: 'pending' },
+          {
+            onObserved: () => {
+              // Unobserved entries are not polled: catch up with the file now.
+              // An entry dropped while someone kept its Var comes back rather than going stale.
+              const wasIdle = e.idleSince !== undefined;
+              e.idleSince = undefined;
+              if (!this.#entries.has(name)) this.#entries.set(name, e);
+              if (wasIdle && e.lookup.get().kind !== 'pending' && this.#entries.get(name) === e) void this.#refresh(e);
+            },
+            onUnobserved: () => {
+              e.idleSince = this.#now();
+            },
+          },
+        ),
+        addr,
+        bound,
+        lastText: undefined,
+        idleSince: this.#now(),
+      };
+      entry = e;
       this.#entries.set(name, entry);
       void this.#refresh(entry);
     }
@@ -128,7 +191,9 @@ export class FsNamer implements Namer {
   }
 
   async #refreshAll(): Promise<void> {
-    await Promise.all([...this.#entries.values()].map((e) => this.#refresh(e)));
+    // Only what live bindings use: an idle entry is read again when it is observed again.
+    const observed = [...this.#entries.values()].filter((e) => e.idleSince === undefined);
+    await Promise.all(observed.map((e) => this.#refresh(e)));
   }
 
   async #refresh(entry: Entry): Promise<void> {
@@ -140,6 +205,7 @@ export class FsNamer implements Namer {
     }
     if (text === entry.lastText && entry.lookup.get().kind !== 'pending') return;
     entry.lastText = text;
+    this.updates++;
     const endpoints =
       text === undefined
         ? []

@@ -98,12 +98,21 @@ function memoKey(path: Path): string {
 
 const HASH = '#';
 
+/** A namer lookup shared by the live bindings that read it; dropped when the last one lets go. */
+interface SharedLookup {
+  /** Every key (mount + rest) that gave this Var: namers may share one for several spellings. */
+  readonly keys: string[];
+  readonly v: Var<Lookup>;
+  refs: number;
+}
+
 export class NameInterpreter {
   readonly #namers: readonly { namer: Namer; prefix: Path }[];
   readonly #maxDepth: number;
   readonly #budget: number;
   readonly #inet = new InetAddrs();
-  readonly #lookups = new Map<string, Var<Lookup>>();
+  readonly #lookups = new Map<string, SharedLookup>();
+  readonly #lookupsByVar = new Map<Var<Lookup>, SharedLookup>();
   readonly #bindings = new Map<string, { state: Var<Lookup>; refs: number; stop: () => void }>();
 
   constructor(options: InterpreterOptions) {
@@ -142,7 +151,25 @@ export class NameInterpreter {
   /** One evaluation of the delegation tree, pending namers shown as pending (no waiting). */
   explain(dtab: Dtab, path: Path, options: EvalOptions = {}): DelegateNode {
     const ctx = this.#context(dtab, true, options);
-    return this.#evalTop(ctx, path);
+    try {
+      return this.#evalTop(ctx, path);
+    } finally {
+      // Lookups only this explanation read are not kept (no live binding watches them).
+      for (const v of ctx.used) {
+        const shared = this.#lookupsByVar.get(v);
+        if (shared !== undefined && shared.refs === 0) this.#dropLookup(shared);
+      }
+    }
+  }
+
+  /** Namer lookups held by live bindings (hostmesh_interpreter_lookups). */
+  get lookupCount(): number {
+    return this.#lookups.size;
+  }
+
+  /** Live bindings, shared by identical (dtab, path) (hostmesh_interpreter_bindings). */
+  get bindingCount(): number {
+    return this.#bindings.size;
   }
 
   /** The delegation tree, waiting up to `timeoutMs` for namers that have not answered yet. */
@@ -187,14 +214,17 @@ export class NameInterpreter {
           watched.delete(v);
         } else {
           let first = true;
-          next.set(
-            v,
-            v.subscribe(() => {
-              if (first) return; // subscribe calls back at once; that value was just read
-              queueMicrotask(evaluate);
-            }),
-          );
+          const unsubscribe = v.subscribe(() => {
+            if (first) return; // subscribe calls back at once; that value was just read
+            queueMicrotask(evaluate);
+          });
           first = false;
+          const shared = this.#lookupsByVar.get(v);
+          if (shared !== undefined) shared.refs++;
+          next.set(v, () => {
+            unsubscribe();
+            if (shared !== undefined && --shared.refs === 0) this.#dropLookup(shared);
+          });
         }
       }
       for (const unsubscribe of watched.values()) unsubscribe();
@@ -399,12 +429,23 @@ export class NameInterpreter {
 
   #namerLookup(namer: Namer, mount: Path, rest: Path): Var<Lookup> {
     const key = `${mount.show()} ${rest.show()}`;
-    let v = this.#lookups.get(key);
-    if (v === undefined) {
-      v = namer.lookup(rest);
-      this.#lookups.set(key, v);
+    let shared = this.#lookups.get(key);
+    if (shared === undefined) {
+      const v = namer.lookup(rest);
+      shared = this.#lookupsByVar.get(v);
+      if (shared === undefined) {
+        shared = { keys: [key], v, refs: 0 };
+        this.#lookupsByVar.set(v, shared);
+      } else shared.keys.push(key);
+      this.#lookups.set(key, shared);
     }
-    return v;
+    return shared.v;
+  }
+
+  /** Forgets a lookup no live binding watches: unobserved, the namer can drop its state. */
+  #dropLookup(shared: SharedLookup): void {
+    for (const key of shared.keys) if (this.#lookups.get(key) === shared) this.#lookups.delete(key);
+    if (this.#lookupsByVar.get(shared.v) === shared) this.#lookupsByVar.delete(shared.v);
   }
 }
 

@@ -1,17 +1,56 @@
 // A changing value (Finagle's Var): the current state plus observers told of every change.
 // Namers publish addresses through it; bindings and balancers subscribe.
+//
+// Observation is the reference count of what a Var stands for (as Finagle's Var.async): a namer
+// learns through `onObserved`/`onUnobserved` when its first observer arrives and its last one
+// leaves, so state kept for request data lives exactly as long as something uses it.
 
 export type Observer<T> = (value: T) => void;
+
+export interface VarHooks {
+  /** The first observer subscribed (0 -> 1). */
+  readonly onObserved?: () => void;
+  /** The last observer unsubscribed (1 -> 0). */
+  readonly onUnobserved?: () => void;
+}
 
 export class Var<T> {
   #value: T;
   readonly #observers = new Set<Observer<T>>();
+  readonly #hooks: VarHooks | undefined;
+  /** For derived Vars: computes the value while nobody observes (no subscription is held then). */
+  readonly #pull: (() => T) | undefined;
 
-  constructor(initial: T) {
+  constructor(initial: T, hooks?: VarHooks, pull?: () => T) {
     this.#value = initial;
+    this.#hooks = hooks;
+    this.#pull = pull;
+  }
+
+  /**
+   * A Var following `source` through `f`, subscribed to it only while observed itself: an
+   * unobserved derived Var holds no reference count on its source and can simply be dropped.
+   */
+  static map<A, B>(source: Var<A>, f: (a: A) => B): Var<B> {
+    let off: (() => void) | undefined;
+    const out: Var<B> = new Var<B>(
+      f(source.get()),
+      {
+        onObserved: () => {
+          off = source.subscribe((a) => out.set(f(a)));
+        },
+        onUnobserved: () => {
+          off?.();
+          off = undefined;
+        },
+      },
+      () => f(source.get()),
+    );
+    return out;
   }
 
   get(): T {
+    if (this.#pull !== undefined && this.#observers.size === 0) return this.#pull();
     return this.#value;
   }
 
@@ -24,10 +63,20 @@ export class Var<T> {
 
   /** Calls `observer` with the current value now and on every change; returns an unsubscribe. */
   subscribe(observer: Observer<T>): () => void {
+    // The hook runs before the observer is added, so a derived Var that starts following its
+    // source here does not call the new observer twice.
+    if (this.#observers.size === 0) {
+      if (this.#pull !== undefined) this.#value = this.#pull();
+      this.#hooks?.onObserved?.();
+    }
     this.#observers.add(observer);
     observer(this.#value);
+    let subscribed = true;
     return () => {
+      if (!subscribed) return;
+      subscribed = false;
       this.#observers.delete(observer);
+      if (this.#observers.size === 0) this.#hooks?.onUnobserved?.();
     };
   }
 

@@ -3,6 +3,9 @@
 // each tagged with its node. One shared list+watch per namespace and kind, not one per name.
 // A missing Service, an unknown port or zero endpoints is neg, so dtab alternations fall through.
 // While the API is away the last known endpoints stay in force, marked stale.
+// Names live while observed and idleTtl after; a namespace's watches live while it has names.
+// At most maxNamespaces namespaces are watched: past that an idle one is given up, or the name
+// fails with a clear error (a request must not open API watches without bound).
 
 import type { K8sClient, KObject } from '../../k8s/client.js';
 import type { BackoffOptions } from '../../k8s/backoff.js';
@@ -33,6 +36,20 @@ export interface K8sNamerOptions {
   /** `endpoints` reads v1 Endpoints (old clusters); default EndpointSlices. */
   readonly api?: 'endpointslices' | 'endpoints';
   readonly backoff?: BackoffOptions;
+  /** Namespaces watched at once (2 API watches each); default 32. */
+  readonly maxNamespaces?: number;
+  /** A name nobody observes is dropped after this long, its namespace with its last name (default 60 s). */
+  readonly idleTtlMs?: number;
+  /** The clock of idle eviction (tests drive it). */
+  readonly now?: () => number;
+}
+
+export const K8S_MAX_NAMESPACES = 32;
+export const K8S_IDLE_TTL_MS = 60_000;
+
+/** API connections a namer needs: two long-lived watches per namespace, plus room for lists. */
+export function k8sConnectionsFor(maxNamespaces: number): number {
+  return 2 * maxNamespaces + 8;
 }
 
 const SERVICE_NAME_LABEL = 'kubernetes.io/service-name';
@@ -45,6 +62,8 @@ interface Entry {
   readonly lookup: Var<Lookup>;
   readonly bound: BoundName;
   lastKey: string;
+  /** When the last observer left (or since creation if never observed); undefined while observed. */
+  idleSince: number | undefined;
 }
 
 /** The watches of one namespace and every name looked up in it. */
@@ -69,9 +88,22 @@ export class K8sNamer implements Namer {
   readonly #o: K8sNamerOptions;
   readonly #informers: SharedInformers;
   readonly #namespaces = new Map<string, NamespaceWatch>();
+  readonly #maxNamespaces: number;
+  readonly #idleTtlMs: number;
+  readonly #now: () => number;
+  /** Names dropped after idleTtl (hostmesh_namer_evictions_total). */
+  evictions = 0;
+  /** Names refused because maxNamespaces were watched (hostmesh_k8s_namespaces_refused_total). */
+  refused = 0;
+  readonly #sweeper: NodeJS.Timeout;
 
   constructor(options: K8sNamerOptions) {
     this.#o = options;
+    this.#maxNamespaces = options.maxNamespaces ?? K8S_MAX_NAMESPACES;
+    this.#idleTtlMs = options.idleTtlMs ?? K8S_IDLE_TTL_MS;
+    this.#now = options.now ?? Date.now;
+    this.#sweeper = setInterval(() => this.evictIdle(), Math.min(30_000, Math.max(1000, this.#idleTtlMs)));
+    this.#sweeper.unref();
     this.prefix = options.prefix ?? Path.of('io.l5d.k8s');
     this.#informers = new SharedInformers({
       client: options.client,
@@ -85,22 +117,105 @@ export class K8sNamer implements Namer {
     if (path.elems.length < segments) return new Var<Lookup>({ kind: 'ok', tree: NEG });
     const [ns, portSegment, svc, labelValue] = path.elems.slice(0, segments).map((e) => e.toLowerCase()) as [string, string, string, string | undefined];
     const watch = this.#watch(ns);
+    if (watch === undefined) {
+      this.refused++;
+      const error = new Error(`namespace ${ns} is not watched: ${this.#maxNamespaces} namespaces are in use (namers[].maxNamespaces)`);
+      return new Var<Lookup>({ kind: 'failed', error });
+    }
     const list = watch.entries.get(svc) ?? [];
     let entry = list.find((e) => e.portSegment === portSegment && e.labelValue === labelValue);
     if (entry === undefined) {
       const addr = new Var<Addr>({ kind: 'pending' });
       const id = new Path(['#', ...this.prefix.elems, ns, portSegment, svc, ...(labelValue === undefined ? [] : [labelValue])]);
-      entry = { svc, portSegment, labelValue, addr, lookup: new Var<Lookup>({ kind: 'pending' }), bound: { id, residual: Path.empty, addr }, lastKey: '' };
+      const e: Entry = {
+        svc,
+        portSegment,
+        labelValue,
+        addr,
+        lookup: new Var<Lookup>(
+          { kind: 'pending' },
+          {
+            onObserved: () => {
+              e.idleSince = undefined;
+              this.#adopt(ns, e);
+            },
+            onUnobserved: () => {
+              e.idleSince = this.#now();
+            },
+          },
+        ),
+        bound: { id, residual: Path.empty, addr },
+        lastKey: '',
+        idleSince: this.#now(),
+      };
+      entry = e;
       list.push(entry);
       watch.entries.set(svc, list);
       this.#refresh(watch, entry);
     }
     const residual = path.drop(segments);
     if (residual.isEmpty) return entry.lookup;
+    // Derived lazily: it observes the entry (and so keeps it) only while observed itself.
     const withResidual: BoundName = { ...entry.bound, residual };
-    const v = new Var<Lookup>(entry.lookup.get());
-    entry.lookup.subscribe((s) => v.set(s.kind === 'ok' && s.tree.kind === 'leaf' ? { kind: 'ok', tree: { kind: 'leaf', value: withResidual } } : s));
-    return v;
+    return Var.map(entry.lookup, (s): Lookup => (s.kind === 'ok' && s.tree.kind === 'leaf' ? { kind: 'ok', tree: { kind: 'leaf', value: withResidual } } : s));
+  }
+
+  /** Names held now (hostmesh_namer_entries). */
+  get size(): number {
+    let n = 0;
+    for (const w of this.#namespaces.values()) for (const list of w.entries.values()) n += list.length;
+    return n;
+  }
+
+  /** Namespaces watched now (hostmesh_k8s_namespaces_watched). */
+  watchedNamespaces(): string[] {
+    return [...this.#namespaces.keys()];
+  }
+
+  /** True when each of `namespaces` that is watched has listed once (readiness of the config's names). */
+  syncedFor(namespaces: readonly string[]): boolean {
+    for (const ns of namespaces) {
+      const w = this.#namespaces.get(ns);
+      if (w !== undefined && (!w.services.synced || !w.endpoints.synced)) return false;
+    }
+    return true;
+  }
+
+  /** Drops names nobody has observed for idleTtl, then the watches of namespaces left empty. */
+  evictIdle(): number {
+    const now = this.#now();
+    let n = 0;
+    for (const [ns, w] of this.#namespaces) {
+      for (const [svc, list] of w.entries) {
+        const keep = list.filter((e) => e.idleSince === undefined || now - e.idleSince < this.#idleTtlMs);
+        n += list.length - keep.length;
+        if (keep.length === 0) w.entries.delete(svc);
+        else if (keep.length !== list.length) w.entries.set(svc, keep);
+      }
+      if (w.entries.size === 0) {
+        w.release();
+        this.#namespaces.delete(ns);
+      }
+    }
+    this.evictions += n;
+    return n;
+  }
+
+  /** An entry dropped while someone kept its Var, observed again: put it back (watching its namespace again). */
+  #adopt(ns: string, e: Entry): void {
+    const w = this.#namespaces.get(ns) ?? this.#watch(ns);
+    if (w === undefined) {
+      this.refused++;
+      e.lookup.set({ kind: 'failed', error: new Error(`namespace ${ns} is not watched: ${this.#maxNamespaces} namespaces are in use (namers[].maxNamespaces)`) });
+      return;
+    }
+    const list = w.entries.get(e.svc) ?? [];
+    if (list.includes(e)) return;
+    if (list.some((x) => x.portSegment === e.portSegment && x.labelValue === e.labelValue)) return;
+    list.push(e);
+    w.entries.set(e.svc, list);
+    e.lastKey = ''; // publish afresh: the value may be a refusal from before
+    this.#refresh(w, e);
   }
 
   /** True when every namespace watched so far has listed once (the router's /ready). */
@@ -121,6 +236,7 @@ export class K8sNamer implements Namer {
       prefix: this.prefix.show(),
       connection: this.#o.client.connection.describe,
       updates: this.updates,
+      limits: { maxNamespaces: this.#maxNamespaces, idleTtlMs: this.#idleTtlMs, refused: this.refused, evictions: this.evictions },
       namespaces: [...this.#namespaces.values()].map((w) => ({
         namespace: w.ns,
         lastEventAt: w.lastEventAt === undefined ? null : new Date(w.lastEventAt).toISOString(),
@@ -138,15 +254,18 @@ export class K8sNamer implements Namer {
   }
 
   async close(): Promise<void> {
+    clearInterval(this.#sweeper);
     for (const w of this.#namespaces.values()) w.release();
     this.#namespaces.clear();
     await this.#informers.close();
     await this.#o.client.close();
   }
 
-  #watch(ns: string): NamespaceWatch {
+  /** The namespace's watches, started if needed; undefined when maxNamespaces are in use. */
+  #watch(ns: string): NamespaceWatch | undefined {
     let w = this.#namespaces.get(ns);
     if (w !== undefined) return w;
+    if (this.#namespaces.size >= this.#maxNamespaces && !this.#giveUpIdleNamespace()) return undefined;
     const services = this.#informers.acquire(SERVICES, ns);
     const endpoints = this.#informers.acquire(this.#o.api === 'endpoints' ? ENDPOINTS : ENDPOINT_SLICES, ns);
     const watch: NamespaceWatch = {
@@ -196,6 +315,31 @@ export class K8sNamer implements Namer {
     ];
     this.#namespaces.set(ns, watch);
     return watch;
+  }
+
+  /** Stops watching the namespace whose names have all been idle longest; false if every one is in use. */
+  #giveUpIdleNamespace(): boolean {
+    let victim: NamespaceWatch | undefined;
+    let victimIdle = Infinity;
+    for (const w of this.#namespaces.values()) {
+      let latest = -Infinity;
+      let inUse = false;
+      for (const list of w.entries.values()) {
+        for (const e of list) {
+          if (e.idleSince === undefined) inUse = true;
+          else latest = Math.max(latest, e.idleSince);
+        }
+      }
+      if (!inUse && latest < victimIdle) {
+        victim = w;
+        victimIdle = latest;
+      }
+    }
+    if (victim === undefined) return false;
+    for (const list of victim.entries.values()) this.evictions += list.length;
+    victim.release();
+    this.#namespaces.delete(victim.ns);
+    return true;
   }
 
   #refreshAll(watch: NamespaceWatch): void {
