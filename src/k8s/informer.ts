@@ -25,6 +25,11 @@ export interface InformerOptions {
   /** Asked of the server per watch, so streams are renewed regularly (default 300-360 s). */
   readonly watchTimeoutSeconds?: number;
   readonly sleep?: (ms: number, signal: AbortSignal) => Promise<void>;
+  /**
+   * Keeps only what the consumer needs of each object (it must keep metadata name, namespace and
+   * resourceVersion): a cluster-wide pod watch holds 5,000 pods in a few MB instead of ~50.
+   */
+  readonly project?: (raw: KObject) => KObject;
 }
 
 class Gone extends Error {}
@@ -117,6 +122,10 @@ export class Informer<T extends KObject = KObject> {
     await this.#running;
   }
 
+  #project(raw: KObject): T {
+    return (this.#o.project === undefined ? raw : this.#o.project(raw)) as T;
+  }
+
   #emit(e: InformerEvent<T>): void {
     this.stats.events++;
     for (const l of this.#listeners) {
@@ -175,7 +184,7 @@ export class Informer<T extends KObject = KObject> {
     const { items, resourceVersion } = await this.#o.client.list(this.#path, this.#selectors(), signal);
     const seen = new Set<string>();
     for (const raw of items) {
-      const o = raw as T;
+      const o = this.#project(raw);
       const k = keyOf(o);
       seen.add(k);
       const old = this.#cache.get(k);
@@ -220,7 +229,7 @@ export class Informer<T extends KObject = KObject> {
           throw new K8sApiError(e.object.code ?? 500, `watch error: ${e.object.message ?? 'unknown'}`, e.object.reason);
         case 'ADDED':
         case 'MODIFIED': {
-          const o = e.object as T;
+          const o = this.#project(e.object);
           const k = keyOf(o);
           const old = this.#cache.get(k);
           this.#cache.set(k, o);
@@ -230,7 +239,7 @@ export class Informer<T extends KObject = KObject> {
           break;
         }
         case 'DELETED': {
-          const o = e.object as T;
+          const o = this.#project(e.object);
           const k = keyOf(o);
           this.#rv = o.metadata.resourceVersion ?? this.#rv;
           if (this.#cache.delete(k)) this.#emit({ type: 'delete', object: o });
