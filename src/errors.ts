@@ -17,6 +17,7 @@ export const ERRORS = {
   OVERRIDE_OVER_BUDGET: { status: 400, retryable: false, description: "Binding through the request's dtab override (l5d-dtab, l5d-ctx-dtab) exceeded the router's bindingBudget." },
   PROXY_LOOP: { status: 400, retryable: false, description: 'The request passed through more routers (Via hops) than allowed.' },
   CONNECT_REFUSED: { status: 403, retryable: false, description: 'CONNECT to a name that does not bind, or to a port other than 80.' },
+  ADMIN_REFUSED: { status: 403, retryable: false, description: 'An admin request with a foreign Host or Origin, or a state change without the hostmesh-admin header, sent through a router, or (shutdown) from off the host.' },
   METHOD_NOT_ALLOWED: { status: 405, retryable: false, description: 'The method is not allowed on this endpoint.' },
   HEADERS_TOO_LARGE: { status: 431, retryable: false, description: 'The request headers exceed the configured size or count.' },
   NO_ROUTE: { status: 502, retryable: false, description: 'The name does not bind: the dtab gives neg or fail, or no namer knows it.' },

@@ -48,7 +48,8 @@ t.test('in-flight requests finish during shutdown, new ones are refused', async 
   const mesh = await startHostmesh(config, { logger: silentLogger() });
   const inFlight = request({ host: '127.0.0.1', port: proxyPort, path: 'http://slow/' });
   await arrived;
-  const shutdown = request({ host: '127.0.0.1', port: adminPort, path: '/admin/shutdown', method: 'POST' });
+  // The operator's form (a state change needs the hostmesh-admin header; admin-security.test.ts).
+  const shutdown = request({ host: '127.0.0.1', port: adminPort, path: '/admin/shutdown', method: 'POST', headers: { 'hostmesh-admin': '1' } });
   t.equal((await shutdown).status, 200);
   // Poll until the listener stops accepting (ceiling 5 s), then let the slow request finish.
   const deadline = Date.now() + 5000;
