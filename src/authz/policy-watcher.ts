@@ -1,0 +1,96 @@
+// Hot reload of the authorization policy file (a mounted ConfigMap), on the shared FileSetWatcher
+// as dtabs are: a valid version replaces the policy for new requests at once; a bad one is
+// rejected with file:line:col, counted, and the policy in force stays.
+
+import { readFile } from 'node:fs/promises';
+import type { Logger } from '../log.js';
+import { FileSetWatcher } from '../server/file-watcher.js';
+import { parsePolicy, Policy, PolicyError } from './policy.js';
+
+export interface PolicyWatcherOptions {
+  readonly file: string;
+  /** The policy in force now and the text it was parsed from (see loadPolicyFile). */
+  readonly initial: { readonly policy: Policy; readonly text: string };
+  readonly logger: Logger;
+  readonly pollMs?: number;
+  /** Called once per rejected version (the metric `hostmesh_policy_reload_failures_total`). */
+  readonly onReject?: (message: string) => void;
+  readonly onApply?: (policy: Policy) => void;
+  /** For the times the admin page shows; tests pass their own. */
+  readonly now?: () => number;
+}
+
+/** What the admin page and tests read about reloads. */
+export interface PolicyReloadStatus {
+  readonly applied: number;
+  readonly rejected: number;
+  readonly lastAppliedAt: number | undefined;
+  readonly lastRejectedAt: number | undefined;
+  /** The latest rejection's problems, until a valid version is applied. */
+  readonly lastError: string | undefined;
+}
+
+/** Reads and compiles a policy file; throws PolicyError for a bad or unreadable file. */
+export async function loadPolicyFile(file: string): Promise<{ policy: Policy; text: string }> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (err) {
+    throw new PolicyError([`${file}: cannot read the policy: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`]);
+  }
+  return { policy: parsePolicy(text, file), text };
+}
+
+export class PolicyWatcher {
+  readonly #o: PolicyWatcherOptions;
+  readonly #files: FileSetWatcher;
+  readonly #now: () => number;
+  #policy: Policy;
+  #status: PolicyReloadStatus = { applied: 0, rejected: 0, lastAppliedAt: undefined, lastRejectedAt: undefined, lastError: undefined };
+
+  constructor(options: PolicyWatcherOptions) {
+    this.#o = options;
+    this.#now = options.now ?? Date.now;
+    this.#policy = options.initial.policy;
+    // The baseline is the text the policy in force came from, so an edit made between loading and
+    // watching is still applied.
+    this.#files = new FileSetWatcher([options.file], ([text]) => this.#apply((text as Buffer).toString('utf8')), options.pollMs ?? 2000, [Buffer.from(options.initial.text)]);
+  }
+
+  /** The policy for a new request: read it once per request, so one request sees one version. */
+  get policy(): Policy {
+    return this.#policy;
+  }
+
+  get status(): PolicyReloadStatus {
+    return this.#status;
+  }
+
+  /** Re-reads the file now; resolves when the check is done. */
+  check(): Promise<void> {
+    return this.#files.check();
+  }
+
+  #apply(text: string): void {
+    let policy: Policy;
+    try {
+      policy = parsePolicy(text, this.#o.file);
+    } catch (err) {
+      if (!(err instanceof PolicyError)) throw err;
+      const s = this.#status;
+      this.#status = { ...s, rejected: s.rejected + 1, lastRejectedAt: this.#now(), lastError: err.message };
+      this.#o.onReject?.(err.message);
+      this.#o.logger.error({ file: this.#o.file, problems: err.problems }, 'policy reload rejected; the previous policy stays in force');
+      return;
+    }
+    this.#policy = policy;
+    const s = this.#status;
+    this.#status = { ...s, applied: s.applied + 1, lastAppliedAt: this.#now(), lastError: undefined };
+    this.#o.onApply?.(policy);
+    this.#o.logger.info({ file: this.#o.file, rules: policy.ruleCount }, 'policy reloaded');
+  }
+
+  close(): void {
+    this.#files.close();
+  }
+}
