@@ -19,6 +19,7 @@ export const ERRORS = {
   CONNECT_REFUSED: { status: 403, retryable: false, description: 'CONNECT to a name that does not bind, or to a port other than 80.' },
   ADMIN_REFUSED: { status: 403, retryable: false, description: 'An admin request with a foreign Host or Origin, or a state change without the hostmesh-admin header, sent through a router, or (shutdown) from off the host.' },
   METHOD_NOT_ALLOWED: { status: 405, retryable: false, description: 'The method is not allowed on this endpoint.' },
+  REQUEST_TIMEOUT: { status: 408, retryable: false, description: 'The request body made no progress within the idle timeout (client.requestBodyIdleTimeoutMs).' },
   HEADERS_TOO_LARGE: { status: 431, retryable: false, description: 'The request headers exceed the configured size or count.' },
   NO_ROUTE: { status: 502, retryable: false, description: 'The name does not bind: the dtab gives neg or fail, or no namer knows it.' },
   NO_ENDPOINTS: { status: 502, retryable: false, description: 'The name binds, but to no endpoint (after transformers).' },
@@ -28,6 +29,7 @@ export const ERRORS = {
   CONNECT_FAILED: { status: 502, retryable: true, description: 'The router could not connect to the chosen endpoint.' },
   UPSTREAM_ERROR: { status: 502, retryable: false, description: 'The upstream connection failed after the request was sent.' },
   TIMEOUT: { status: 503, retryable: false, description: 'Binding or the upstream did not answer in time.' },
+  SHED: { status: 503, retryable: true, description: 'The endpoint was busy: the request exceeded its source or service share and the wait queue was full, or it waited past client.maxWaitMs. Nothing reached the application.' },
   SHUTTING_DOWN: { status: 503, retryable: true, description: 'The router is draining and takes no new requests.' },
   INTERNAL: { status: 500, retryable: false, description: 'A bug in hostmesh; the log has the stack.' },
 } as const satisfies Record<string, ErrorSpec>;

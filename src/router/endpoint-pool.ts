@@ -3,12 +3,17 @@
 
 import { createSecureContext, type ConnectionOptions, type SecureContext } from 'node:tls';
 import { Pool } from 'undici';
+import type { ClientConfig } from '../config/types.js';
 import type { Endpoint } from '../namer/addr.js';
+import { Admission, type AdmissionLimits, type Schedule } from './admission.js';
 
 export interface PoolEntry {
   readonly key: string;
   readonly origin: string;
   readonly pool: Pool;
+  /** Slots of this endpoint: per source and per service shares, a bounded wait queue. */
+  readonly admission: Admission;
+  /** Requests on this endpoint, waiting for a slot or in flight (the balancer's load). */
   inFlight: number;
   lastUsed: number;
   /** Peak-EWMA of time to response headers, in ms (0 until the first response). */
@@ -21,6 +26,42 @@ const EWMA_DECAY_MS = 10_000;
 
 export function endpointKey(e: Endpoint): string {
   return e.host.includes(':') ? `[${e.host}]:${e.port}` : `${e.host}:${e.port}`;
+}
+
+/** Every bound the client side puts on one endpoint's pool, with defaults filled in. */
+export interface ClientLimits extends AdmissionLimits {
+  /** An idle keep-alive connection is closed after this (Linkerd 1 hostConnectionPool.idleTimeMs). */
+  readonly idleTimeMs: number;
+  /** Response headers must arrive within this once the request is sent. */
+  readonly headersTimeoutMs: number;
+  /** A response body with no progress for this long is cut. */
+  readonly bodyIdleTimeoutMs: number;
+  /** A request body with no progress for this long is aborted (408 if nothing was answered yet). */
+  readonly requestBodyIdleTimeoutMs: number;
+}
+
+/**
+ * The limits a client config asks for. Linkerd 1 left the pool unbounded (maxSize and maxWaiters
+ * Int.MaxValue, no timeouts); a node's links are shared by every pod, so hostmesh bounds them:
+ * 64 connections per endpoint (what it always used), a pod at most half of them, a service at
+ * most three quarters, 1,024 waiters (a pod at most half of them) for at most 5 s, and deadlines
+ * long enough for long polls. A busy pod's excess waits its turn; only past the queue is it shed.
+ */
+export function clientLimits(c: Partial<ClientConfig> = {}): ClientLimits {
+  const maxInFlight = c.hostConnectionPool?.maxSize ?? 64;
+  const maxWaiters = c.hostConnectionPool?.maxWaiters ?? 1024;
+  return {
+    maxInFlight,
+    maxWaiters,
+    maxWaitersPerSource: Math.max(1, Math.ceil(maxWaiters / 2)),
+    maxWaitMs: c.maxWaitMs ?? 5_000,
+    maxPerSource: Math.min(maxInFlight, c.maxInFlightPerSource ?? Math.max(1, Math.floor(maxInFlight / 2))),
+    maxPerService: Math.min(maxInFlight, c.maxInFlightPerService ?? Math.max(1, Math.floor((maxInFlight * 3) / 4))),
+    idleTimeMs: c.hostConnectionPool?.idleTimeMs ?? 30_000,
+    headersTimeoutMs: c.headersTimeoutMs ?? 30_000,
+    bodyIdleTimeoutMs: c.bodyIdleTimeoutMs ?? 60_000,
+    requestBodyIdleTimeoutMs: c.requestBodyIdleTimeoutMs ?? 60_000,
+  };
 }
 
 /** Connection events of the pools (metrics). */
@@ -36,10 +77,16 @@ export class EndpointPools {
 
   /** `tls` set: connections are TLS with these options (client cert, CA, servername). */
   readonly #events: PoolEvents | undefined;
+  readonly limits: ClientLimits;
+  readonly #schedule: Schedule | undefined;
 
-  constructor(tls: ConnectionOptions | undefined, idleMs = 60_000, events?: PoolEvents) {
+  /** `idleMs`: a pool with nothing in flight for this long is closed (its endpoint is gone or unused). */
+  constructor(tls: ConnectionOptions | undefined, options: { limits?: ClientLimits; idleMs?: number; schedule?: Schedule } = {}, events?: PoolEvents) {
+    const idleMs = options.idleMs ?? 60_000;
     this.#tls = tls;
     this.#events = events;
+    this.limits = options.limits ?? clientLimits();
+    this.#schedule = options.schedule;
     this.#sweeper = setInterval(() => this.#sweep(idleMs), Math.min(idleMs, 30_000));
     this.#sweeper.unref();
   }
@@ -97,11 +144,17 @@ export class EndpointPools {
     let entry = this.#pools.get(key);
     if (entry === undefined) {
       const origin = `${this.#tls ? 'https' : 'http'}://${key}`;
+      const l = this.limits;
+      // Admission keeps at most maxInFlight requests on the pool, so its own queue stays empty.
+      // undici's headersTimeout runs once the request is sent (not while a body uploads), and
+      // bodyTimeout is the idle time between body chunks, paused while the reader applies
+      // back-pressure: what headersTimeoutMs and bodyIdleTimeoutMs mean.
       const pool = new Pool(origin, {
-        connections: 64,
-        keepAliveTimeout: 30_000,
-        headersTimeout: 0,
-        bodyTimeout: 0,
+        connections: l.maxInFlight,
+        keepAliveTimeout: l.idleTimeMs,
+        keepAliveMaxTimeout: l.idleTimeMs,
+        headersTimeout: l.headersTimeoutMs,
+        bodyTimeout: l.bodyIdleTimeoutMs,
         ...(this.#tls ? { connect: { ...this.#tls, secureContext: this.#secureContext() } } : {}),
       });
       const events = this.#events;
@@ -109,7 +162,8 @@ export class EndpointPools {
         pool.on('connect', () => events.connect());
         pool.on('disconnect', () => events.disconnect());
       }
-      entry = { key, origin, pool, inFlight: 0, lastUsed: Date.now(), ewmaMs: 0, ewmaAt: Date.now() };
+      const admission = new Admission(l, this.#schedule);
+      entry = { key, origin, pool, admission, inFlight: 0, lastUsed: Date.now(), ewmaMs: 0, ewmaAt: Date.now() };
       this.#pools.set(key, entry);
     }
     entry.lastUsed = Date.now();

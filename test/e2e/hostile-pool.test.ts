@@ -1,0 +1,308 @@
+// One pod cannot starve a node's links: slow uploads, silent and stalling backends, and a full
+// queue, through two routers over mTLS, each while a normal request from another source is served.
+
+import http from 'node:http';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import t from 'tap';
+import type { ClientConfig, HostmeshConfig, RouterConfig } from '../../src/config/types.js';
+import { MESH_NAME } from '../../src/demo/demo.js';
+import { writeDemoPki } from '../../src/demo/demo-pki.js';
+import { silentLogger } from '../../src/log.js';
+import { startHostmesh, type Hostmesh } from '../../src/server/hostmesh.js';
+import { A, B, listen } from '../helpers/mesh.js';
+import { freePorts } from '../helpers/ports.js';
+
+t.setTimeout(60_000);
+
+/** Small limits so the attacks fit in a test; the same code paths as the defaults. */
+const LIMITS: Omit<ClientConfig, 'loadBalancer' | 'tls'> = {
+  hostConnectionPool: { maxSize: 8, maxWaiters: 4 },
+  maxInFlightPerSource: 4,
+  maxInFlightPerService: 6,
+  maxWaitMs: 1500,
+  headersTimeoutMs: 500,
+  bodyIdleTimeoutMs: 500,
+  requestBodyIdleTimeoutMs: 1000,
+};
+const POOL = 8;
+
+// Pods stand in as distinct loopback source addresses.
+const ATTACKER = '127.0.0.10';
+const NORMAL = '127.0.0.11';
+
+let meshes: Hostmesh[] = [];
+let outgoing = 0;
+let dir = '';
+const sockets = new Set<import('node:net').Socket>();
+const servers: http.Server[] = [];
+
+/** A backend on node-b registered in the fs namer under `names`. */
+async function backend(names: string[], handler: http.RequestListener): Promise<void> {
+  const server = http.createServer(handler);
+  server.on('connection', (s) => {
+    sockets.add(s);
+    s.once('close', () => sockets.delete(s));
+  });
+  await listen(server, B);
+  servers.push(server);
+  const { port } = server.address() as AddressInfo;
+  for (const name of names) await writeFile(join(dir, 'disco', name), `${B} ${port} node=node-b\n`);
+}
+
+t.before(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'hostmesh-pool-'));
+  await mkdir(join(dir, 'disco'));
+  const [out, incoming, admin] = (await freePorts(A, 3)) as [number, number, number];
+  outgoing = out;
+  // fast: answers at once. upload: answers once the whole body arrived. silent: never answers.
+  // stall: sends headers and a first chunk, then nothing.
+  await backend(['fast'], (req, res) => {
+    req.resume();
+    req.on('end', () => res.end('fast\n'));
+  });
+  await backend(['upload', 'upload2'], (req, res) => {
+    let n = 0;
+    req.on('data', (c: Buffer) => (n += c.length));
+    req.on('end', () => res.end(`got ${n}\n`));
+  });
+  await backend(['silent'], (req) => req.resume());
+  await backend(['stall'], (req, res) => {
+    req.resume();
+    res.writeHead(200, { 'content-type': 'text/plain' });
+    res.write('first chunk\n');
+  });
+  const nodes = [
+    { name: 'node-a', ip: A },
+    { name: 'node-b', ip: B },
+  ];
+  await writeFile(join(dir, 'disco', 'hostmesh'), nodes.map((n) => `${n.ip} ${incoming} node=${n.name}`).join('\n') + '\n');
+  const pki = await writeDemoPki(join(dir, 'certs'), MESH_NAME, nodes);
+  for (const node of nodes) {
+    const certs = pki.nodes.get(node.name) as { cert: string; key: string };
+    const base = { protocol: 'http' as const, dtab: '/svc => /#/io.l5d.fs;', identifier: [{ kind: 'io.l5d.header.token', header: 'Host' }], maxHops: 64 };
+    const out: RouterConfig = {
+      ...base,
+      label: 'outgoing',
+      transformers: [{ kind: 'io.l5d.k8s.daemonset', routers: '/#/io.l5d.fs/hostmesh' }],
+      servers: [{ ip: node.ip, port: outgoing }],
+      client: { loadBalancer: { kind: 'p2c' }, tls: { commonName: MESH_NAME, trustCerts: [pki.ca], clientAuth: { certPath: certs.cert, keyPath: certs.key } }, ...LIMITS },
+    };
+    const inc: RouterConfig = {
+      ...base,
+      label: 'incoming',
+      transformers: [{ kind: 'io.l5d.k8s.localnode' }],
+      servers: [{ ip: node.ip, port: incoming, tls: { certPath: certs.cert, keyPath: certs.key, caCertPath: pki.ca, requireClientAuth: true } }],
+      client: { loadBalancer: { kind: 'p2c' }, ...LIMITS },
+    };
+    const config: HostmeshConfig = {
+      admin: { ip: node.ip, port: admin, allowRemoteShutdown: false },
+      namers: [{ kind: 'io.l5d.fs', prefix: '/io.l5d.fs', rootDir: join(dir, 'disco') }],
+      routers: [out, inc],
+      nodeName: node.name,
+      shutdownGraceMs: 0,
+      baseDir: dir,
+    };
+    meshes.push(await startHostmesh(config, { logger: silentLogger() }));
+  }
+});
+
+t.teardown(async () => {
+  for (const s of sockets) s.destroy();
+  await Promise.all(meshes.map((m) => m.close(0)));
+  meshes = [];
+  for (const s of servers) {
+    s.close();
+    s.closeAllConnections();
+  }
+  await rm(dir, { recursive: true, force: true });
+});
+
+interface Answer {
+  status: number;
+  headers: http.IncomingHttpHeaders;
+  body: string;
+  /** The response ended normally (false: cut, or still open at the guard). */
+  complete: boolean;
+  ms: number;
+}
+
+/**
+ * One request from `source` through node-a's outgoing router; resolves with what the client saw
+ * by `guardMs` at the latest (status 0: nothing yet).
+ */
+function call(source: string, name: string, options: { method?: string; body?: string; guardMs?: number } = {}): Promise<Answer> {
+  const started = performance.now();
+  return new Promise((resolve) => {
+    let answer: Answer = { status: 0, headers: {}, body: '', complete: false, ms: 0 };
+    const finish = (): void => {
+      clearTimeout(guard);
+      answer.ms = performance.now() - started;
+      req.destroy();
+      resolve(answer);
+    };
+    const guard = setTimeout(finish, options.guardMs ?? 5000);
+    const req = http.request({ host: A, port: outgoing, localAddress: source, path: `http://${name}/`, method: options.method ?? 'GET', agent: false }, (res) => {
+      answer = { ...answer, status: res.statusCode ?? 0, headers: res.headers };
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => (answer.body += c));
+      res.on('end', () => {
+        answer.complete = true;
+        finish();
+      });
+      res.on('aborted', finish);
+      res.on('error', finish);
+    });
+    req.on('error', finish);
+    req.end(options.body);
+  });
+}
+
+/** A slow upload from `source`: one byte each 200 ms of a 1,000-byte body, until stopped. */
+function slowUpload(source: string, name: string): { answer: Promise<Answer>; stop: () => void } {
+  let stop = (): void => undefined;
+  const answer = new Promise<Answer>((resolve) => {
+    const started = performance.now();
+    const req = http.request({ host: A, port: outgoing, localAddress: source, path: `http://${name}/`, method: 'POST', agent: false, headers: { 'content-length': '1000' } });
+    const drip = setInterval(() => req.write('x'), 200);
+    let done = false;
+    const finish = (a: Partial<Answer>): void => {
+      if (done) return;
+      done = true;
+      clearInterval(drip);
+      req.destroy();
+      resolve({ status: 0, headers: {}, body: '', complete: false, ms: performance.now() - started, ...a });
+    };
+    req.on('response', (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => (body += c));
+      res.on('end', () => finish({ status: res.statusCode ?? 0, headers: res.headers, body, complete: true }));
+    });
+    req.on('error', () => finish({}));
+    req.write('x');
+    stop = () => finish({});
+  });
+  return { answer, stop };
+}
+
+/** Requests in flight on every endpoint pool of both nodes (what a released slot shows as). */
+function inFlight(): number {
+  let n = 0;
+  for (const m of meshes) for (const r of m.routers) for (const c of r.router.clientState()) for (const e of c.endpoints) n += e.inFlight;
+  return n;
+}
+
+async function settled(): Promise<number> {
+  const deadline = Date.now() + 5000;
+  while (inFlight() > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+  return inFlight();
+}
+
+async function metric(name: string): Promise<string> {
+  const text = await (meshes[0] as Hostmesh).metrics.prometheus();
+  return text
+    .split('\n')
+    .filter((l) => l.startsWith(name))
+    .join('\n');
+}
+
+t.test('64 slow uploads from one pod do not starve other pods, nor its own service', async (t) => {
+  // Warm both services so the test measures the attack, not the first binding.
+  t.equal((await call(NORMAL, 'fast')).status, 200);
+  t.equal((await call(NORMAL, 'upload', { method: 'POST', body: 'hi' })).status, 200);
+  const uploads = Array.from({ length: 64 }, () => slowUpload(ATTACKER, 'upload'));
+  await new Promise((r) => setTimeout(r, 400)); // the uploads reach the routers
+  const other = await call(NORMAL, 'fast', { guardMs: 1000 });
+  t.equal(other.status, 200, `another service answers within 1 s under attack (${other.ms.toFixed(0)} ms)`);
+  t.ok(other.complete);
+  const same = await call(NORMAL, 'upload', { method: 'POST', body: 'hello', guardMs: 1000 });
+  t.equal(same.status, 200, `the attacked service answers another pod within 1 s (${same.ms.toFixed(0)} ms)`);
+  t.equal(same.body, 'got 5\n');
+  t.ok(inFlight() <= 2 * POOL, `pools stay within their bounds (${inFlight()} in flight)`);
+  // The attacker's excess is shed with 503 and l5d-err, at once or after the wait bound.
+  const shed = await Promise.race([uploads[63]?.answer, new Promise<undefined>((r) => setTimeout(() => r(undefined), 3000))]);
+  t.equal(shed?.status, 503, 'an upload over the limits is shed');
+  t.match(shed?.headers['l5d-err'], /./, 'with l5d-err');
+  for (const u of uploads) u.stop();
+  t.equal(await settled(), 0, 'every slot is released when the uploads go away');
+  t.match(await metric('hostmesh_requests_shed_total'), /reason="queue_full"|reason="source_queue_full"/);
+});
+
+t.test('a backend that never sends headers: 503 with l5d-err after the headers timeout', async (t) => {
+  const r = await call(NORMAL, 'silent', { guardMs: 4000 });
+  t.equal(r.status, 503);
+  t.match(decodeURIComponent(String(r.headers['l5d-err'])), /did not answer within 500 ms/);
+  t.ok(r.ms < 3000, `answered after ${r.ms.toFixed(0)} ms (headers timeout 500 ms)`);
+  t.equal(await settled(), 0, 'the slot is released');
+  t.match(await metric('hostmesh_upstream_timeouts_total'), /kind="headers"/);
+  const ok = await call(NORMAL, 'fast', { guardMs: 1000 });
+  t.equal(ok.status, 200, 'and a normal request is served within 1 s');
+});
+
+t.test('a backend that stalls mid-body: the response is cut and the slots are freed', async (t) => {
+  // More stalled responses than the pool has connections: each is cut after the idle timeout,
+  // so none keeps a slot.
+  const answers = await Promise.all(Array.from({ length: POOL + 2 }, (_, i) => call(i % 2 === 0 ? NORMAL : '127.0.0.12', 'stall', { guardMs: 5000 })));
+  for (const a of answers.filter((x) => x.status === 200)) {
+    t.equal(a.body.startsWith('first chunk'), true, 'the first chunk arrived');
+    t.equal(a.complete, false, 'the response was cut, not ended as if complete');
+    t.ok(a.ms < 4000, `cut after ${a.ms.toFixed(0)} ms (idle body timeout 500 ms)`);
+  }
+  t.ok(answers.filter((x) => x.status === 200).length >= 4, 'stalled responses started');
+  t.ok(answers.every((x) => x.status === 200 || x.status === 503), 'the others were shed');
+  t.equal(await settled(), 0, 'the slots are released');
+  t.match(await metric('hostmesh_upstream_timeouts_total'), /kind="response_body_idle"/);
+  const ok = await call(NORMAL, 'stall', { guardMs: 3000 });
+  t.equal(ok.status, 200, 'the stalling service still gets new requests');
+});
+
+t.test('a request body that stops: 408 with l5d-err after the idle timeout', async (t) => {
+  const started = performance.now();
+  const r = await new Promise<Answer>((resolve) => {
+    const req = http.request({ host: A, port: outgoing, localAddress: NORMAL, path: 'http://upload/', method: 'POST', agent: false, headers: { 'content-length': '100' } });
+    const guard = setTimeout(() => {
+      req.destroy();
+      resolve({ status: 0, headers: {}, body: '', complete: false, ms: performance.now() - started });
+    }, 5000);
+    req.on('response', (res) => {
+      clearTimeout(guard);
+      res.resume();
+      resolve({ status: res.statusCode ?? 0, headers: res.headers, body: '', complete: true, ms: performance.now() - started });
+      req.destroy();
+    });
+    req.on('error', () => undefined);
+    req.write('0123456789');
+  });
+  t.equal(r.status, 408);
+  t.match(decodeURIComponent(String(r.headers['l5d-err'])), /request body made no progress/);
+  t.ok(r.ms < 4000, `answered after ${r.ms.toFixed(0)} ms (idle timeout 1,000 ms)`);
+  t.equal(await settled(), 0, 'the slot is released');
+});
+
+t.test('more waiters than the queue bound: shed with 503 at once, waiters shed at the wait bound', async (t) => {
+  // Fill node-a's pool to node-b (8): two sources, two services, 4 slow uploads each.
+  const fill = [
+    ...Array.from({ length: 4 }, () => slowUpload(ATTACKER, 'upload')),
+    ...Array.from({ length: 4 }, () => slowUpload('127.0.0.13', 'upload2')),
+  ];
+  await new Promise((r) => setTimeout(r, 400));
+  // Two more sources' requests wait, each up to its share of the queue (half of 4 waiters).
+  const waiting = Array.from({ length: 4 }, (_, i) => call(i % 2 === 0 ? '127.0.0.14' : '127.0.0.16', 'fast', { guardMs: 5000 }));
+  await new Promise((r) => setTimeout(r, 100));
+  const over = await call('127.0.0.15', 'fast', { guardMs: 1000 });
+  t.equal(over.status, 503, `the request past the queue bound is shed at once (${over.ms.toFixed(0)} ms)`);
+  t.match(decodeURIComponent(String(over.headers['l5d-err'])), /queue/);
+  const waited = await Promise.all(waiting);
+  for (const w of waited) {
+    t.equal(w.status, 503, 'a waiter is shed at the wait bound');
+    t.ok(w.ms >= 1000, `after ${w.ms.toFixed(0)} ms (maxWaitMs 1,500)`);
+  }
+  t.match(await metric('hostmesh_requests_shed_total'), /reason="wait_timeout"/);
+  for (const u of fill) u.stop();
+  t.equal(await settled(), 0);
+  const ok = await call(NORMAL, 'fast', { guardMs: 1000 });
+  t.equal(ok.status, 200, 'served within 1 s once the attack stops');
+});
