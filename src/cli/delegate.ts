@@ -24,6 +24,11 @@ export interface DelegateArgs {
   set?: string[];
 }
 
+/** The message of a binding budget error, when evaluation stopped on one (the whole tree is then that node). */
+function overBudget(node: DelegateNode): string | undefined {
+  return node.type === 'exception' && node.dentry === null && / exceeded the binding budget/.test(node.message) ? node.message : undefined;
+}
+
 function hasLoop(node: DelegateNode): boolean {
   switch (node.type) {
     case 'exception':
@@ -39,7 +44,7 @@ function hasLoop(node: DelegateNode): boolean {
   }
 }
 
-/** Exit 0 when delegation completed (whatever the result), 1 on a parse error or loop, 2 on bad usage. */
+/** Exit 0 when delegation completed (whatever the result), 1 on a parse error, loop or budget error, 2 on bad usage. */
 export async function runDelegate(args: DelegateArgs, io: Io): Promise<number> {
   if (args.dtab !== undefined && args.dtabFile !== undefined) {
     io.err('use --dtab or --dtab-file, not both');
@@ -51,6 +56,7 @@ export async function runDelegate(args: DelegateArgs, io: Io): Promise<number> {
   }
   const namers: Namer[] = [];
   let base = Dtab.empty;
+  let budget: number | undefined;
   try {
     if (args.config !== undefined) {
       const { config } = await loadConfig(args.config, { set: args.set ?? [] });
@@ -60,6 +66,7 @@ export async function runDelegate(args: DelegateArgs, io: Io): Promise<number> {
         return 2;
       }
       base = Dtab.read(router.dtab);
+      budget = router.bindingBudget;
       for (const n of config.namers) if (n.kind === 'io.l5d.fs') namers.push(new FsNamer({ rootDir: n.rootDir, prefix: parsePath(n.prefix) }));
     }
     if (args.fsRoot !== undefined) namers.push(new FsNamer({ rootDir: args.fsRoot }));
@@ -85,13 +92,18 @@ export async function runDelegate(args: DelegateArgs, io: Io): Promise<number> {
     }
     const path = parsePath(args.path);
     const interpreter = new NameInterpreter({ namers });
-    const tree = await interpreter.delegate(base.concat(extra), path, { timeoutMs: 3000 });
+    const tree = await interpreter.delegate(base.concat(extra), path, { timeoutMs: 3000, budget });
     const bound = showBound(boundTree(tree));
     if (args.json) {
       io.out(JSON.stringify({ path: path.show(), tree: delegateJson(tree), bound }, null, 2));
     } else {
       io.out(renderDelegateText(tree));
       io.out(`bound: ${bound}`);
+    }
+    const budgetError = overBudget(tree);
+    if (budgetError !== undefined) {
+      io.err(`${budgetError}; the tree is not shown (raise the router's bindingBudget to see it)`);
+      return 1;
     }
     return hasLoop(tree) ? 1 : 0;
   } catch (err) {

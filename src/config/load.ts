@@ -2,6 +2,8 @@
 // warned and stripped -> zod validation -> typed HostmeshConfig. Every error names file:line:col
 // and the key path; several errors are reported together.
 
+import { readFileSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { isMap, isScalar, LineCounter, parseDocument, type Document } from 'yaml';
 import type { z } from 'zod';
@@ -9,19 +11,11 @@ import { DtabParseError, parseDtab } from '../dtab/parse.js';
 import { formatDtabFileError } from '../dtab/file-errors.js';
 import { rawConfigSchema, UNENFORCED, type RawConfig } from './schema.js';
 import { UNENFORCED_OPTIONS } from './kinds.js';
-import { printable } from './printable.js';
-import { InputFileError, readInputFile, readInputFileSync } from './read-input.js';
-import { tlsPolicyNotes } from '../tls/policy.js';
-import type { ClientConfig, HostmeshConfig, NamerConfig, RouterConfig } from './types.js';
+import type { HostmeshConfig, NamerConfig, RouterConfig } from './types.js';
 
 export class ConfigError extends Error {
-  readonly problems: readonly string[];
-
-  constructor(problems: readonly string[]) {
-    // Problems quote keys, values and file names: escaped here, so no caller can print an ESC.
-    const lines = problems.map(printable);
-    super(lines.join('\n'));
-    this.problems = lines;
+  constructor(readonly problems: readonly string[]) {
+    super(problems.join('\n'));
     this.name = 'ConfigError';
   }
 }
@@ -86,8 +80,6 @@ function parseSet(spec: string): { path: Key[]; value: unknown } {
 
 function applySet(root: Record<string, unknown>, spec: string): void {
   const { path, value } = parseSet(spec);
-  // `__proto__.x=1` would walk into Object.prototype and change every object in the process.
-  if (path.some((k) => k === '__proto__' || k === 'constructor' || k === 'prototype')) throw new ConfigError([`--set ${spec}: not a config key path`]);
   let cur: unknown = root;
   for (let i = 0; i < path.length - 1; i++) {
     const k = path[i] as Key;
@@ -151,7 +143,6 @@ function stripUnenforced(raw: Record<string, unknown>, warn: (path: Key[]) => vo
     const client = ro['client'] as Record<string, unknown> | undefined;
     if (client && typeof client === 'object') stripKindOptions(client['loadBalancer'], 'loadBalancer', ['routers', i, 'client', 'loadBalancer']);
     if (client && typeof client === 'object') strip(client['tls'], 'clientTls', ['routers', i, 'client', 'tls']);
-    if (client && typeof client === 'object') strip(client['hostConnectionPool'], 'hostConnectionPool', ['routers', i, 'client', 'hostConnectionPool']);
     const servers = ro['servers'];
     if (Array.isArray(servers)) {
       servers.forEach((s: unknown, j) => {
@@ -187,25 +178,8 @@ function issueText(issue: z.core.$ZodIssue): { path: Key[]; message: string; key
   return { path, message: issue.message };
 }
 
-/**
- * Parses and validates config text. Pure except for reading dtabFiles (when `readFile` is given).
- * Every failure is a ConfigError: an exception nothing expected becomes one line, no stack.
- */
-export function parseConfig(text: string, file: string, options: LoadOptions = {}, read: (p: string) => string = (p) => readInputFileSync(p, 'dtabFile').toString('utf8')): Loaded {
-  try {
-    return parseConfigText(text, file, options, read);
-  } catch (err) {
-    if (err instanceof ConfigError) throw err;
-    throw new ConfigError([`${file}: cannot load config: ${firstLine(err)}`]);
-  }
-}
-
-function firstLine(err: unknown): string {
-  const message = err instanceof Error ? err.message : String(err);
-  return (message.split('\n')[0] ?? '').slice(0, 300);
-}
-
-function parseConfigText(text: string, file: string, options: LoadOptions, read: (p: string) => string): Loaded {
+/** Parses and validates config text. Pure except for reading dtabFiles (when `readFile` is given). */
+export function parseConfig(text: string, file: string, options: LoadOptions = {}, read: (p: string) => string = (p) => readFileSync(p, 'utf8')): Loaded {
   const lines = new LineCounter();
   const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true });
   if (doc.errors.length > 0) {
@@ -245,8 +219,7 @@ function parseConfigText(text: string, file: string, options: LoadOptions, read:
       try {
         r.dtab = read(r.dtabFile as string);
       } catch (err) {
-        const why = err instanceof InputFileError ? err.message : `cannot read ${r.dtabFile}: ${firstLine(err)}`;
-        problems.push(`${pos.at(['routers', i, 'dtabFile'])}: routers[${i}].dtabFile: ${why}`);
+        problems.push(`${pos.at(['routers', i, 'dtabFile'])}: routers[${i}].dtabFile: cannot read ${r.dtabFile}: ${(err as Error).message}`);
         return;
       }
     }
@@ -259,48 +232,17 @@ function parseConfigText(text: string, file: string, options: LoadOptions, read:
     }
   });
   if (problems.length > 0) throw new ConfigError(problems);
-  tlsWarnings(result.data, (path, message) => warnings.push(`${pos.at(path)}: ${showPath(path)}: ${message}`));
-  return { config, warnings: warnings.map(printable) };
-}
-
-/** Old protocols and weak or missing suites a valid config names (each with its position). */
-function tlsWarnings(raw: RawConfig, warn: (path: Key[], message: string) => void): void {
-  raw.routers.forEach((r, i) => {
-    r.servers.forEach((s, j) => {
-      if (s.tls !== undefined) for (const n of tlsPolicyNotes(s.tls.protocols, s.tls.ciphers)) warn(['routers', i, 'servers', j, 'tls', ...n.path], n.message);
-    });
-    const t = r.client?.tls;
-    if (t !== undefined) for (const n of tlsPolicyNotes(t.protocols, t.ciphers)) warn(['routers', i, 'client', 'tls', ...n.path], n.message);
-  });
+  return { config, warnings };
 }
 
 function abs(baseDir: string, p: string): string {
   return isAbsolute(p) ? p : resolve(baseDir, p);
 }
 
-/** The pool, fairness and timeout keys of a client, as given (defaults apply where they are used). */
-function clientLimits(c: NonNullable<RawConfig['routers'][number]['client']> | undefined): Partial<ClientConfig> {
-  if (c === undefined) return {};
-  const out: Partial<ClientConfig> = {};
-  if (c.hostConnectionPool !== undefined) {
-    const p = c.hostConnectionPool;
-    out.hostConnectionPool = {
-      ...(p.maxSize !== undefined ? { maxSize: p.maxSize } : {}),
-      ...(p.maxWaiters !== undefined ? { maxWaiters: p.maxWaiters } : {}),
-      ...(p.idleTimeMs !== undefined ? { idleTimeMs: p.idleTimeMs } : {}),
-    };
-  }
-  for (const key of ['maxWaitMs', 'maxInFlightPerSource', 'maxInFlightPerService', 'headersTimeoutMs', 'bodyIdleTimeoutMs', 'requestBodyIdleTimeoutMs'] as const) {
-    const v = c[key];
-    if (v !== undefined) out[key] = v;
-  }
-  return out;
-}
-
 function toConfig(raw: RawConfig, baseDir: string, env: NodeJS.ProcessEnv): HostmeshConfig {
   const namers: NamerConfig[] = raw.namers.map((n) =>
     n.kind === 'io.l5d.fs'
-      ? { kind: n.kind, prefix: n.prefix ?? '/io.l5d.fs', rootDir: abs(baseDir, n.rootDir), ...(n.idleTtlSecs !== undefined ? { idleTtlSecs: n.idleTtlSecs } : {}) }
+      ? { kind: n.kind, prefix: n.prefix ?? '/io.l5d.fs', rootDir: abs(baseDir, n.rootDir) }
       : {
           kind: n.kind,
           prefix: n.prefix ?? '/io.l5d.k8s',
@@ -308,8 +250,6 @@ function toConfig(raw: RawConfig, baseDir: string, env: NodeJS.ProcessEnv): Host
           ...(n.port !== undefined ? { port: n.port } : {}),
           ...(n.labelSelector !== undefined ? { labelSelector: n.labelSelector } : {}),
           ...(n.api !== undefined ? { api: n.api } : {}),
-          ...(n.maxNamespaces !== undefined ? { maxNamespaces: n.maxNamespaces } : {}),
-          ...(n.idleTtlSecs !== undefined ? { idleTtlSecs: n.idleTtlSecs } : {}),
         },
   );
   const routers: RouterConfig[] = raw.routers.map((r, i) => {
@@ -327,9 +267,6 @@ function toConfig(raw: RawConfig, baseDir: string, env: NodeJS.ProcessEnv): Host
         ...(s.headersTimeoutMs !== undefined ? { headersTimeoutMs: s.headersTimeoutMs } : {}),
         ...(s.idleTimeoutMs !== undefined ? { idleTimeoutMs: s.idleTimeoutMs } : {}),
         ...(s.maxHeaderBytes !== undefined ? { maxHeaderBytes: s.maxHeaderBytes } : {}),
-        ...(s.tunnelIdleTimeoutMs !== undefined ? { tunnelIdleTimeoutMs: s.tunnelIdleTimeoutMs } : {}),
-        ...(s.maxConnections !== undefined ? { maxConnections: s.maxConnections } : {}),
-        ...(s.maxConnectionsPerSource !== undefined ? { maxConnectionsPerSource: s.maxConnectionsPerSource } : {}),
         ...(s.maxHeaders !== undefined ? { maxHeaders: s.maxHeaders } : {}),
         ...(s.tls
           ? {
@@ -338,16 +275,12 @@ function toConfig(raw: RawConfig, baseDir: string, env: NodeJS.ProcessEnv): Host
                 keyPath: abs(baseDir, s.tls.keyPath),
                 ...(s.tls.caCertPath !== undefined ? { caCertPath: abs(baseDir, s.tls.caCertPath) } : {}),
                 requireClientAuth: s.tls.requireClientAuth,
-                ...(s.tls.handshakeTimeoutMs !== undefined ? { handshakeTimeoutMs: s.tls.handshakeTimeoutMs } : {}),
-                ...(s.tls.protocols !== undefined ? { protocols: s.tls.protocols } : {}),
-                ...(s.tls.ciphers !== undefined ? { ciphers: s.tls.ciphers } : {}),
               },
             }
           : {}),
       })),
       client: {
         loadBalancer: { kind: (r.client?.loadBalancer?.kind as 'p2c' | 'ewma' | 'roundRobin' | undefined) ?? 'p2c' },
-        ...clientLimits(r.client),
         ...(tls
           ? {
               tls: {
@@ -358,8 +291,6 @@ function toConfig(raw: RawConfig, baseDir: string, env: NodeJS.ProcessEnv): Host
                 ...(tls.clientAuth !== undefined
                   ? { clientAuth: { certPath: abs(baseDir, tls.clientAuth.certPath), keyPath: abs(baseDir, tls.clientAuth.keyPath) } }
                   : {}),
-                ...(tls.protocols !== undefined ? { protocols: tls.protocols } : {}),
-                ...(tls.ciphers !== undefined ? { ciphers: tls.ciphers } : {}),
               },
             }
           : {}),
@@ -369,7 +300,6 @@ function toConfig(raw: RawConfig, baseDir: string, env: NodeJS.ProcessEnv): Host
     if (r.dtabFile !== undefined) out.dtabFile = abs(baseDir, r.dtabFile);
     if (r.dstPrefix !== undefined) out.dstPrefix = r.dstPrefix;
     if (r.bindingBudget !== undefined) out.bindingBudget = r.bindingBudget;
-    if (r.bindingCache !== undefined) out.bindingCache = { ...r.bindingCache };
     return out;
   });
   const nodeName = raw.nodeName ?? env['NODE_NAME'];
@@ -386,9 +316,9 @@ function toConfig(raw: RawConfig, baseDir: string, env: NodeJS.ProcessEnv): Host
 export async function loadConfig(file: string, options: LoadOptions = {}): Promise<Loaded> {
   let text: string;
   try {
-    text = (await readInputFile(file, 'config')).toString('utf8');
+    text = await readFile(file, 'utf8');
   } catch (err) {
-    throw new ConfigError([`${file}: cannot read config: ${firstLine(err)}`]);
+    throw new ConfigError([`${file}: cannot read config: ${(err as Error).message}`]);
   }
   return parseConfig(text, file, options);
 }

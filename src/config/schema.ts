@@ -3,7 +3,6 @@
 
 import { z } from 'zod';
 import { identifierSchema, loadBalancerSchema, transformerSchema } from './kinds.js';
-import { tlsPolicyProblems } from '../tls/policy.js';
 
 const port = z.number().int().min(0).max(65535);
 const ip = z.string().min(1);
@@ -15,6 +14,7 @@ export const UNENFORCED: Readonly<Record<string, readonly string[]>> = {
   namer: ['experimental', 'enabled', 'transformers'],
   router: [
     'bindingTimeoutMs',
+    'bindingCache',
     'service',
     'svc',
     'httpAccessLog',
@@ -41,12 +41,13 @@ export const UNENFORCED: Readonly<Record<string, readonly string[]>> = {
   ],
   interpreter: ['kind', 'experimental', 'namerd', 'dst', 'root', 'dtab', 'retry'],
   server: ['maxConcurrentRequests', 'announce', 'clearContext', 'timeoutMs', 'alpnProtocols', 'socketOptions', 'addForwardedHeader'],
-  serverTls: [],
+  serverTls: ['protocols', 'ciphers'],
   client: [
     'kind',
     'failureAccrual',
     'requestAttemptTimeoutMs',
     'retries',
+    'hostConnectionPool',
     'clientSession',
     'connectTimeoutMs',
     'socketOptions',
@@ -54,30 +55,16 @@ export const UNENFORCED: Readonly<Record<string, readonly string[]>> = {
     'requeueBudget',
     'configs',
   ],
-  clientTls: [],
-  // Connections are opened on demand; a floor of pre-opened ones is not kept.
-  hostConnectionPool: ['minSize'],
+  clientTls: ['protocols'],
 };
-
-/** Linkerd 1's `protocols` and `ciphers` (JSSE/IANA or OpenSSL names), checked together. */
-const tlsNames = {
-  protocols: z.array(z.string().min(1)).min(1).optional(),
-  ciphers: z.array(z.string().min(1)).min(1).optional(),
-};
-
-function checkTlsNames(tls: { protocols?: string[] | undefined; ciphers?: string[] | undefined }, ctx: z.RefinementCtx): void {
-  for (const p of tlsPolicyProblems(tls.protocols, tls.ciphers)) ctx.addIssue({ code: 'custom', message: p.message, path: [...p.path] });
-}
 
 const serverTls = z.strictObject({
   certPath: z.string().min(1),
   keyPath: z.string().min(1),
   caCertPath: z.string().min(1).optional(),
   requireClientAuth: z.boolean().default(false),
-  handshakeTimeoutMs: z.number().int().min(100).max(600_000).optional(),
   enabled: z.boolean().optional(),
-  ...tlsNames,
-}).superRefine(checkTlsNames);
+});
 
 const server = z.strictObject({
   port,
@@ -86,10 +73,6 @@ const server = z.strictObject({
   headersTimeoutMs: z.number().int().min(100).optional(),
   idleTimeoutMs: z.number().int().min(100).optional(),
   maxHeaderBytes: z.number().int().min(1024).max(1024 * 1024).optional(),
-  // Socket limits (hostmesh additions): tunnels' idle deadline, caps on accepted connections.
-  tunnelIdleTimeoutMs: z.number().int().min(100).optional(),
-  maxConnections: z.number().int().min(1).max(1_000_000).optional(),
-  maxConnectionsPerSource: z.number().int().min(1).max(1_000_000).optional(),
   maxHeaders: z.number().int().min(16).max(10_000).optional(),
 });
 
@@ -100,8 +83,7 @@ const clientTls = z.strictObject({
   disableValidation: z.boolean().optional(),
   clientAuth: z.strictObject({ certPath: z.string().min(1), keyPath: z.string().min(1) }).optional(),
   enabled: z.boolean().optional(),
-  ...tlsNames,
-}).superRefine(checkTlsNames);
+});
 
 const router = z.strictObject({
   protocol: z.literal('http'),
@@ -116,37 +98,11 @@ const router = z.strictObject({
     .strictObject({
       tls: clientTls.optional(),
       loadBalancer: loadBalancerSchema.optional(),
-      hostConnectionPool: z
-        .strictObject({
-          maxSize: z.number().int().min(1).max(10_000).optional(),
-          maxWaiters: z.number().int().min(0).max(100_000).optional(),
-          idleTimeMs: z.number().int().min(100).optional(),
-        })
-        .optional(),
-      maxWaitMs: z.number().int().min(1).optional(),
-      maxInFlightPerSource: z.number().int().min(1).optional(),
-      maxInFlightPerService: z.number().int().min(1).optional(),
-      headersTimeoutMs: z.number().int().min(100).optional(),
-      bodyIdleTimeoutMs: z.number().int().min(100).optional(),
-      requestBodyIdleTimeoutMs: z.number().int().min(100).optional(),
     })
     .optional(),
   maxHops: z.number().int().min(1).optional(),
   // hostmesh addition: most nodes one delegation tree may have (binding and explanations alike).
   bindingBudget: z.number().int().min(100).max(1_000_000).optional(),
-  // Linkerd 1's binding cache. hostmesh binds (dtab, path) straight to a bound tree, so `paths`
-  // and `trees` cap the same cache (the smaller wins); `bounds` and `clients` are accepted for
-  // compatibility (endpoint pools have their own limits); `overrides` is a hostmesh addition.
-  bindingCache: z
-    .strictObject({
-      paths: z.number().int().min(1).max(1_000_000).optional(),
-      trees: z.number().int().min(1).max(1_000_000).optional(),
-      bounds: z.number().int().min(1).max(1_000_000).optional(),
-      clients: z.number().int().min(1).max(1_000_000).optional(),
-      idleTtlSecs: z.number().int().min(1).optional(),
-      overrides: z.number().int().min(1).max(100_000).optional(),
-    })
-    .optional(),
 });
 
 const k8sNamer = z.strictObject({
@@ -156,25 +112,17 @@ const k8sNamer = z.strictObject({
   port: port.optional(),
   labelSelector: z.string().optional(),
   api: z.enum(['endpointslices', 'endpoints']).optional(),
-  maxNamespaces: z.number().int().min(1).max(1000).optional(),
-  idleTtlSecs: z.number().int().min(1).optional(),
 });
 
 const fsNamer = z.strictObject({
   kind: z.literal('io.l5d.fs'),
   prefix: z.string().optional(),
   rootDir: z.string().min(1),
-  idleTtlSecs: z.number().int().min(1).optional(),
 });
 
 export const rawConfigSchema = z.strictObject({
   admin: z
-    .strictObject({
-      ip: ip.default('0.0.0.0'),
-      port: port.default(9990),
-      allowRemoteShutdown: z.boolean().default(false),
-      allowedHosts: z.array(z.string().regex(/^[A-Za-z0-9_~.-]+$/, 'a host name without port or scheme')).optional(),
-    })
+    .strictObject({ ip: ip.default('0.0.0.0'), port: port.default(9990), allowRemoteShutdown: z.boolean().default(false) })
     .optional(),
   namers: z.array(z.discriminatedUnion('kind', [k8sNamer, fsNamer])).default([]),
   routers: z.array(router).min(1),

@@ -5,8 +5,6 @@ export interface AdminConfig {
   ip: string; // default 0.0.0.0 (kubelet probes need it)
   port: number; // default 9990
   allowRemoteShutdown: boolean; // default false
-  /** Host names the admin answers besides loopback names and its own addresses (DNS rebinding guard). */
-  allowedHosts?: string[];
 }
 
 export interface K8sNamerConfig {
@@ -16,17 +14,12 @@ export interface K8sNamerConfig {
   port?: number;
   labelSelector?: string;
   api?: 'endpointslices' | 'endpoints';
-  /** Namespaces watched at once, 2 API watches each (default 32); past it a name fails clearly. */
-  maxNamespaces?: number;
-  /** A name no binding uses is dropped after this, its namespace's watches with its last name (default 60). */
-  idleTtlSecs?: number;
 }
 
 export interface FsNamerConfig {
   kind: 'io.l5d.fs';
   prefix: string; // default /io.l5d.fs
   rootDir: string; // absolute (resolved against the config file's directory)
-  idleTtlSecs?: number; // a name no binding uses is dropped after this (default 60)
 }
 
 export type NamerConfig = K8sNamerConfig | FsNamerConfig;
@@ -36,11 +29,6 @@ export interface ServerTlsConfig {
   keyPath: string;
   caCertPath?: string;
   requireClientAuth: boolean;
-  /** A TLS handshake must finish within this, else the socket is destroyed (default 10 s). */
-  handshakeTimeoutMs?: number;
-  /** Linkerd 1's TLS versions and suites (tls/policy.ts; default TLS 1.2-1.3, forward-secret AEAD). */
-  protocols?: string[];
-  ciphers?: string[];
 }
 
 export interface ServerConfig {
@@ -53,12 +41,6 @@ export interface ServerConfig {
   idleTimeoutMs?: number;
   /** Bound on the request line plus headers, in bytes (larger is 431). */
   maxHeaderBytes?: number;
-  /** An Upgrade or CONNECT tunnel with no traffic this long is closed (default 5 min). */
-  tunnelIdleTimeoutMs?: number;
-  /** Accepted connections open at once on this server; more are closed on arrival (default 10,000). */
-  maxConnections?: number;
-  /** Accepted connections open at once from one source address (default 1,000). */
-  maxConnectionsPerSource?: number;
   /** Bound on a request's header fields (more is 431; default 500, router/headers.ts). */
   maxHeaders?: number;
 }
@@ -69,33 +51,15 @@ export interface ClientTlsConfig {
   trustCertsBundle?: string;
   disableValidation?: boolean;
   clientAuth?: { certPath: string; keyPath: string };
-  /** As ServerTlsConfig's: what this router offers when it connects to peers. */
-  protocols?: string[];
-  ciphers?: string[];
 }
 
 export interface LoadBalancerConfig {
   kind: 'p2c' | 'ewma' | 'roundRobin';
 }
 
-/** Linkerd 1's client.hostConnectionPool (per endpoint); unset keys take hostmesh's defaults. */
-export interface HostConnectionPoolConfig {
-  maxSize?: number; // connections per endpoint = requests in flight on it (default 64)
-  maxWaiters?: number; // requests waiting for a slot before shedding with 503 (default 1024)
-  idleTimeMs?: number; // an idle connection is closed after this (default 30000)
-}
-
 export interface ClientConfig {
   tls?: ClientTlsConfig;
   loadBalancer: LoadBalancerConfig;
-  hostConnectionPool?: HostConnectionPoolConfig;
-  /** hostmesh additions (defaults in router/endpoint-pool.ts clientLimits): fair shares and deadlines. */
-  maxWaitMs?: number; // a waiter is shed after this (default 5000)
-  maxInFlightPerSource?: number; // per source address and endpoint (default half of maxSize)
-  maxInFlightPerService?: number; // per logical name and endpoint (default 3/4 of maxSize)
-  headersTimeoutMs?: number; // upstream response headers after the request is sent (default 30000)
-  bodyIdleTimeoutMs?: number; // upstream response body without progress (default 60000)
-  requestBodyIdleTimeoutMs?: number; // request body without progress: 408 (default 60000)
 }
 
 /** An identifier turns a request into a logical name (e.g. /svc/world). Options vary per kind. */
@@ -125,17 +89,6 @@ export interface RouterConfig {
   maxHops: number; // Via hops before a loop error, default 64
   /** Most nodes of one delegation tree (default 10,000, namer/interpreter DEFAULT_BINDING_BUDGET). */
   bindingBudget?: number;
-  bindingCache?: BindingCacheConfig;
-}
-
-/** Linkerd 1's router bindingCache; unset keys take the defaults of router/router.ts. */
-export interface BindingCacheConfig {
-  paths?: number; // bindings through the router's own dtab (default 1000)
-  trees?: number; // same cache in hostmesh (the smaller of paths and trees applies)
-  bounds?: number; // accepted, not a separate cache in hostmesh
-  clients?: number; // accepted, not a separate cache in hostmesh
-  idleTtlSecs?: number; // a binding unused this long is dropped (default 600)
-  overrides?: number; // bindings through a request's dtab override (default 100)
 }
 
 export interface HostmeshConfig {

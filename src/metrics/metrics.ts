@@ -132,28 +132,8 @@ export class RouterMetrics {
     this.#m.tlsFailures.labels(this.label, reason).inc();
   }
 
-  /** An accepted connection closed at once because a cap was reached (reason: a fixed set). */
-  connectionRefused(reason: 'listener_limit' | 'source_limit'): void {
-    this.#m.connectionsRefused.labels(this.label, reason).inc();
-  }
-
-  /** A connection closed because the deadline of the state it was in passed. */
-  connectionDeadline(state: ConnectionState): void {
-    this.#m.connectionDeadlines.labels(this.label, state).inc();
-  }
-
   dtabOverride(): void {
     this.#overrides.inc();
-  }
-
-  /** A request shed by admission control; `reason` is from a closed set (router/admission.ts). */
-  shed(reason: string): void {
-    this.#m.sheds.labels(this.label, reason).inc();
-  }
-
-  /** A deadline that fired on the request path; `kind` is from a closed set (router.ts TimeoutKind). */
-  timeout(kind: string): void {
-    this.#m.upstreamTimeouts.labels(this.label, kind).inc();
   }
 
   /** A request refused with 431 for having more header fields than the server's maxHeaders. */
@@ -183,16 +163,6 @@ export class RouterMetrics {
   }
 }
 
-/** Socket states that have a deadline (metric label values). */
-export type ConnectionState = 'handshake' | 'headers' | 'idle' | 'tunnel_idle' | 'error_answer';
-
-/** State kept for request data, read at scrape time: binding caches, lookups, namer names. */
-export interface StateReport {
-  routers(): Iterable<{ readonly label: string; readonly bindings: number }>;
-  interpreter(): { readonly lookups: number; readonly bindings: number };
-  namers(): Iterable<{ readonly kind: string; readonly entries: number; readonly evictions: number; readonly namespaces?: number; readonly refused?: number }>;
-}
-
 /** Something with state to report at scrape time (namers). */
 export interface NamerReport {
   readonly kind: string;
@@ -214,16 +184,10 @@ export class Metrics {
   readonly tlsReloads: Counter;
   readonly dtabOverrides: Counter;
   readonly bindingBudgetExceeded: Counter;
-  readonly sheds: Counter;
-  readonly upstreamTimeouts: Counter;
   readonly headerLimitRefusals: Counter;
   /** Admin requests refused by the Host/Origin/state-change checks (reason: a fixed set). */
   readonly adminRefusals: Counter;
-  readonly connectionsRefused: Counter;
-  readonly connectionDeadlines: Counter;
   readonly #namers: NamerReport[] = [];
-  readonly bindingEvictions: Counter;
-  #state: StateReport | undefined;
 
   constructor() {
     // Node's process metrics (RSS, heap, event loop lag, GC, open handles), read at scrape time.
@@ -246,13 +210,6 @@ export class Metrics {
     this.dtabReloadFailures = new Counter({ name: 'hostmesh_dtab_reload_failures_total', help: 'dtabFile versions rejected (the previous dtab stays).', labelNames: ['router'], registers });
     this.dtabOverrides = new Counter({ name: 'hostmesh_dtab_overrides_total', help: 'Requests carrying an l5d-dtab or l5d-ctx-dtab override.', labelNames: ['router'], registers });
     this.bindingBudgetExceeded = new Counter({ name: 'hostmesh_binding_budget_exceeded_total', help: "Requests refused because binding their name exceeded the router's bindingBudget, by what made it too costly (override: 400; dtab: 502).", labelNames: ['router', 'source'], registers });
-    this.connectionsRefused = new Counter({ name: 'hostmesh_connections_refused_total', help: 'Accepted connections closed at once: the listener (listener_limit) or the source (source_limit) was at its cap.', labelNames: ['router', 'reason'], registers });
-    this.connectionDeadlines = new Counter({
-      name: 'hostmesh_connection_deadlines_total',
-      help: 'Connections closed because the deadline of their state passed (handshake, headers, idle, tunnel_idle, error_answer).',
-      labelNames: ['router', 'state'],
-      registers,
-    });
     this.headerLimitRefusals = new Counter({ name: 'hostmesh_header_limit_refusals_total', help: 'Requests refused with 431: more header fields than the server keeps (maxHeaders).', labelNames: ['router'], registers });
     this.adminRefusals = new Counter({
       name: 'hostmesh_admin_refusals_total',
@@ -260,78 +217,6 @@ export class Metrics {
       labelNames: ['reason'],
       registers,
     });
-    this.bindingEvictions = new Counter({
-      name: 'hostmesh_binding_cache_evictions_total',
-      help: 'Cached bindings dropped: unused for bindingCache.idleTtlSecs (idle), or the least recently used past bindingCache.paths/overrides (capacity).',
-      labelNames: ['router', 'reason'],
-      registers,
-    });
-    const state = (): StateReport | undefined => this.#state;
-    new Gauge({
-      name: 'hostmesh_binding_cache_size',
-      help: 'Bindings cached by each router (its own dtab and request overrides).',
-      labelNames: ['router'],
-      registers,
-      collect() {
-        for (const r of state()?.routers() ?? []) this.labels(r.label).set(r.bindings);
-      },
-    });
-    new Gauge({
-      name: 'hostmesh_interpreter_lookups',
-      help: 'Namer lookups held by live bindings.',
-      registers,
-      collect() {
-        this.set(state()?.interpreter().lookups ?? 0);
-      },
-    });
-    new Gauge({
-      name: 'hostmesh_interpreter_bindings',
-      help: 'Live bindings (shared by identical dtab and path).',
-      registers,
-      collect() {
-        this.set(state()?.interpreter().bindings ?? 0);
-      },
-    });
-    new Gauge({
-      name: 'hostmesh_namer_entries',
-      help: 'Names each namer keeps (in use, or idle for less than its idleTtlSecs).',
-      labelNames: ['namer'],
-      registers,
-      collect() {
-        for (const n of state()?.namers() ?? []) this.labels(n.kind).set(n.entries);
-      },
-    });
-    new Counter({
-      name: 'hostmesh_namer_evictions_total',
-      help: 'Names a namer dropped after no binding used them for its idleTtlSecs.',
-      labelNames: ['namer'],
-      registers,
-      collect() {
-        this.reset();
-        for (const n of state()?.namers() ?? []) this.labels(n.kind).inc(n.evictions);
-      },
-    });
-    new Gauge({
-      name: 'hostmesh_k8s_namespaces_watched',
-      help: 'Namespaces a Kubernetes namer watches (2 API watches each; at most its maxNamespaces).',
-      labelNames: ['namer'],
-      registers,
-      collect() {
-        for (const n of state()?.namers() ?? []) if (n.namespaces !== undefined) this.labels(n.kind).set(n.namespaces);
-      },
-    });
-    new Counter({
-      name: 'hostmesh_k8s_namespaces_refused_total',
-      help: 'Names refused because their namespace would exceed the namer\'s maxNamespaces while every watched one is in use.',
-      labelNames: ['namer'],
-      registers,
-      collect() {
-        this.reset();
-        for (const n of state()?.namers() ?? []) if (n.refused !== undefined) this.labels(n.kind).inc(n.refused);
-      },
-    });
-    this.sheds = new Counter({ name: 'hostmesh_requests_shed_total', help: 'Requests answered 503 by admission control: queue full, the source over its share of the queue, or the wait bound passed.', labelNames: ['router', 'reason'], registers });
-    this.upstreamTimeouts = new Counter({ name: 'hostmesh_upstream_timeouts_total', help: 'Deadlines that fired: upstream headers, connect, response body idle, request body idle.', labelNames: ['router', 'kind'], registers });
     const namers = this.#namers;
     new Counter({
       name: 'hostmesh_namer_updates_total',
@@ -361,11 +246,6 @@ export class Metrics {
       this.routers.set(label, r);
     }
     return r;
-  }
-
-  /** Where the state gauges read from (set once by the process). */
-  reportState(report: StateReport): void {
-    this.#state = report;
   }
 
   addNamer(n: NamerReport): void {
