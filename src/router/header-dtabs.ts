@@ -1,5 +1,6 @@
 // Per-request dtab overrides (`l5d-ctx-dtab` then `l5d-dtab`), parsed once per distinct value and
-// kept in a small bounded cache so a debugging header costs a map lookup on later requests.
+// kept in a small least-recently-used cache so a debugging header costs a map lookup on later
+// requests; its size follows the router's bindingCache.overrides (the text comes from requests).
 
 import { Dtab } from '../dtab/dtab.js';
 import { DtabParseError } from '../dtab/parse.js';
@@ -18,7 +19,7 @@ export class HeaderDtabs {
   readonly #cache = new Map<string, Dtab>();
   readonly #max: number;
 
-  constructor(max = 1000) {
+  constructor(max = 100) {
     this.#max = max;
   }
 
@@ -34,7 +35,11 @@ export class HeaderDtabs {
 
   #one(header: string, text: string): Dtab {
     let d = this.#cache.get(text);
-    if (d !== undefined) return d;
+    if (d !== undefined) {
+      this.#cache.delete(text); // most recently used goes last
+      this.#cache.set(text, d);
+      return d;
+    }
     try {
       d = Dtab.read(text);
     } catch (err) {
