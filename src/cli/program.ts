@@ -2,6 +2,7 @@
 // registered here; nothing in this file does work itself.
 
 import { Command } from 'commander';
+import { registerAuthz } from './authz.js';
 import { registerCerts } from './certs.js';
 import { registerDelegate } from './delegate.js';
 import { registerDemo } from './demo.js';
@@ -26,5 +27,6 @@ export function buildProgram(): Command {
   registerDelegate(program);
   registerDtabCheck(program);
   registerCerts(program);
+  registerAuthz(program);
   return program;
 }
