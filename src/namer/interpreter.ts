@@ -39,6 +39,13 @@ export const DEFAULT_BINDING_BUDGET = 10_000;
  */
 const MAX_NODE_NESTING = 1000;
 
+/**
+ * Evaluation steps allowed per node of budget. Steps include the dentries tried against each
+ * path (a dtab with hundreds of dentries sharing a first label costs that many per path), so
+ * this bounds the CPU of one evaluation even when the tree it builds is small.
+ */
+const STEPS_PER_NODE = 8;
+
 /** Per-evaluation options: a budget other than the interpreter's, and where to report the cost. */
 export interface EvalOptions {
   readonly budget?: number;
@@ -288,7 +295,9 @@ export class NameInterpreter {
         e = new BudgetError(
           err.message === 'nesting'
             ? `binding ${path.show()} exceeded the binding budget: the delegation tree nests deeper than ${MAX_NODE_NESTING} levels`
-            : `binding ${path.show()} exceeded the binding budget of ${ctx.budget} delegation nodes (router bindingBudget): the dtab expands too many alternatives`,
+            : err.message === 'work'
+              ? `binding ${path.show()} exceeded the binding budget: more than ${ctx.budget * STEPS_PER_NODE} dentries tried (router bindingBudget ${ctx.budget})`
+              : `binding ${path.show()} exceeded the binding budget of ${ctx.budget} delegation nodes (router bindingBudget): the dtab expands too many alternatives`,
         );
       }
       if ((e instanceof LoopError || e instanceof BudgetError) && ctx.tolerant) {
@@ -307,8 +316,8 @@ export class NameInterpreter {
   #spend(ctx: EvalContext, work: number, size: number): void {
     ctx.work += work;
     ctx.size += size;
-    // Each step makes at least one node, so size bounds the work too.
     if (ctx.size > ctx.budget) throw new BudgetError('size');
+    if (ctx.work > ctx.budget * STEPS_PER_NODE) throw new BudgetError('work');
   }
 
   #loop(path: Path, why = ''): LoopError {
@@ -344,6 +353,7 @@ export class NameInterpreter {
   #evalPathOnce(ctx: EvalContext, path: Path, dentry: DentryJson | null, depth: number, nest: number): DelegateNode {
     if (path.elems[0] === '$') return this.#evalBuiltin(ctx, path, dentry, depth, nest);
 
+    this.#spend(ctx, ctx.dtab.candidates(path).length, 0);
     const matches = matchingDentries(ctx.dtab, path);
     if (matches.length === 0) {
       if (path.elems[0] === HASH) return this.#evalNamer(ctx, path, dentry);

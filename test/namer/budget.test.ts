@@ -76,6 +76,20 @@ t.test('the budget is a per-call limit on the expanded delegation tree', async (
   t.match(renderDelegateText(tree), /alternation/);
 });
 
+t.test('dentries tried against each path count toward the budget (a wide dtab costs per path)', async (t) => {
+  const interp = new NameInterpreter({ namers: [] });
+  // Each level appends a label, so paths never repeat (2^N distinct), and 500 dentries share the
+  // first label of the deepest levels: each path there is tried against all of them.
+  const lines = Array.from({ length: 16 }, (_, i) => `/l${i}=>/l${i + 1}/x|/l${i + 1}/y`);
+  for (const k of [11, 12, 13]) for (let j = 0; j < 500; j++) lines.push(`/l${k}/junk${j}=>/nowhere`);
+  const dtab = Dtab.read(lines.join(';'));
+  const stats: EvalStats = { work: 0, size: 0 };
+  const tree = interp.explain(dtab, parsePath('/l0'), { stats });
+  t.match(tree, { type: 'exception', message: /binding \/l0 exceeded the binding budget: more than 80000 dentries tried/ });
+  t.ok(stats.work <= DEFAULT_BINDING_BUDGET * 8 + 1600, `${stats.work} steps`);
+  t.ok(stats.size <= DEFAULT_BINDING_BUDGET, `${stats.size} nodes`);
+});
+
 t.test('loops are still loops: a path met again on its own chain, or the depth limit', async (t) => {
   const interp = new NameInterpreter({ namers: [] });
   for (const d of ['/a=>/b;/b=>/a', '/a=>/a|/a', '/a=>/b|/$/inet/1;/b=>/c&/a;/c=>/$/inet/2']) {
