@@ -6,6 +6,7 @@ import http from 'node:http';
 import net from 'node:net';
 import t, { type Test } from 'tap';
 import type { HostmeshConfig } from '../../src/config/types.js';
+import { ConfigError, parseConfig } from '../../src/config/load.js';
 import { silentLogger } from '../../src/log.js';
 import { startHostmesh, type Hostmesh } from '../../src/server/hostmesh.js';
 import { hostAllowed } from '../../src/admin/admin-guard.js';
@@ -178,4 +179,10 @@ t.test("the operator's request shuts it down: curl -X POST -H 'hostmesh-admin: 1
     if (!down) await new Promise((res) => setTimeout(res, 50));
   }
   t.ok(down, 'the admin server closed');
+});
+
+t.test('admin.allowedHosts is validated: host names only', async (t) => {
+  const yaml = (hosts: string): string => `admin:\n  allowedHosts: [${hosts}]\nrouters:\n  - protocol: http\n    dtab: /svc => /$/inet/127.0.0.1/1;\n    servers:\n      - port: 4140\n`;
+  t.same(parseConfig(yaml('hostmesh-admin.hostmesh.svc, node-1'), 'c.yaml').config.admin.allowedHosts, ['hostmesh-admin.hostmesh.svc', 'node-1']);
+  for (const bad of ["'http://x'", "'x:9990'", "'*.example'", "''"]) t.throws(() => parseConfig(yaml(bad), 'c.yaml'), ConfigError, bad);
 });

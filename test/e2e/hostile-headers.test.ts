@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
 import type { HostmeshConfig } from '../../src/config/types.js';
+import { ConfigError, parseConfig } from '../../src/config/load.js';
 import { silentLogger } from '../../src/log.js';
 import { startHostmesh, type Hostmesh } from '../../src/server/hostmesh.js';
 import { freePorts } from '../helpers/ports.js';
@@ -236,4 +237,12 @@ t.test('HTTP/2 with prior knowledge is answered at once with a 4xx (not an idle 
   const out = await raw('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', outgoing, 3000, answered);
   t.match(out, /^HTTP\/1\.1 (400|505) /);
   await servesWithin1s(t);
+});
+
+t.test('maxHeaders is validated and carried from YAML to the server', async (t) => {
+  const yaml = (n: number): string => `routers:\n  - protocol: http\n    dtab: /svc => /$/inet/127.0.0.1/1;\n    servers:\n      - port: 4140\n        maxHeaders: ${n}\n`;
+  t.equal(parseConfig(yaml(64), 'c.yaml').config.routers[0]?.servers[0]?.maxHeaders, 64);
+  t.throws(() => parseConfig(yaml(8), 'c.yaml'), ConfigError, 'too small to carry the router\'s own headers');
+  t.throws(() => parseConfig(yaml(100_000), 'c.yaml'), ConfigError, 'above the bound');
+  t.equal(parseConfig(yaml(500).replace(/ +maxHeaders: 500\n/, ''), 'c.yaml').config.routers[0]?.servers[0]?.maxHeaders, undefined, 'unset: the default (500) applies');
 });
