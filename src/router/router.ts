@@ -15,6 +15,7 @@ import type { Binding, NameInterpreter } from '../namer/interpreter.js';
 import type { Var } from '../namer/var.js';
 import { pickP2C, pickWeighted } from './balancer.js';
 import { endpointKey, type EndpointPools } from './endpoint-pool.js';
+import { ShedError, type ShedReason } from './admission.js';
 import { appendVia, endToEnd, headerValue, isCredentialLike, isHopByHop, viaHops } from './headers.js';
 import { normalizeTarget } from './identify.js';
 import { buildIdentifiers, type RequestFacts } from './identifiers.js';
@@ -43,7 +44,32 @@ export interface RouterOptions {
   readonly bindingBudget?: number;
   /** A request's binding was over the budget, through an override or the router's own dtab (metrics). */
   readonly onBudgetExceeded?: (source: 'override' | 'dtab') => void;
+  /** A request was shed by an endpoint's admission control (metrics). */
+  readonly onShed?: (reason: ShedReason) => void;
+  /** An upstream or request-body deadline fired (metrics). */
+  readonly onTimeout?: (kind: TimeoutKind) => void;
+  /** Caps and idle TTL of the binding cache (Linkerd 1's bindingCache); defaults below. */
+  readonly bindingCache?: BindingCacheLimits;
+  /** The clock of idle eviction (tests drive it). */
+  readonly now?: () => number;
+  /** A cached binding was dropped: idle past idleTtl, or the oldest one past a cap (metrics). */
+  readonly onBindingEvicted?: (reason: 'idle' | 'capacity') => void;
 }
+
+/**
+ * Bindings kept per router. Each distinct (dtab, path) a request produces is a live binding
+ * (namer lookups, watches), so the cache is least-recently-used with two caps: names bound
+ * through the router's own dtab (`paths`, Linkerd 1's default 1000) and names bound through a
+ * request's l5d-dtab/l5d-ctx-dtab override (`overrides`, smaller: an override is a debugging
+ * tool, and its text comes from the request).
+ */
+export interface BindingCacheLimits {
+  readonly paths: number;
+  readonly overrides: number;
+  readonly idleTtlMs: number;
+}
+
+export const DEFAULT_BINDING_CACHE: BindingCacheLimits = { paths: 1000, overrides: 100, idleTtlMs: 600_000 };
 
 /** What the rescue point needs to explain an error. */
 export interface RequestContext {
@@ -64,8 +90,12 @@ interface CachedBinding {
 export class Router {
   readonly label: string;
   readonly #o: RouterOptions;
+  /** Least recently used first (a hit moves the entry to the end). */
   readonly #bindings = new Map<string, CachedBinding>();
-  readonly #headerDtabs = new HeaderDtabs();
+  readonly #overrideBindings = new Map<string, CachedBinding>();
+  readonly #limits: BindingCacheLimits;
+  readonly #now: () => number;
+  readonly #headerDtabs: HeaderDtabs;
   readonly #sweeper: NodeJS.Timeout;
   readonly #identify: (req: RequestFacts) => { name: Path; target: string };
   readonly #load: (e: Endpoint) => number;
@@ -83,7 +113,10 @@ export class Router {
         : options.balancer === 'roundRobin'
           ? () => 0 // unused: round robin ignores load
           : (e) => pools.load(e);
-    this.#sweeper = setInterval(() => this.#evictIdle(10 * 60_000), 60_000);
+    this.#limits = options.bindingCache ?? DEFAULT_BINDING_CACHE;
+    this.#headerDtabs = new HeaderDtabs(this.#limits.overrides);
+    this.#now = options.now ?? Date.now;
+    this.#sweeper = setInterval(() => this.evictIdle(), Math.min(60_000, Math.max(1000, this.#limits.idleTtlMs)));
     this.#sweeper.unref();
   }
 
@@ -147,7 +180,7 @@ export class Router {
       out['max-forwards'] = String(Math.max(0, Number(headerValue(h['max-forwards'])) - 1));
     }
 
-    await this.#forward(req, res, endpoint, id.target, out);
+    await this.#forward(req, res, endpoint, id.target, out, ctx);
   }
 
   /**
@@ -193,7 +226,7 @@ export class Router {
       else if (t.kind === 'alt') t.trees.forEach(walk);
       else if (t.kind === 'union') t.members.forEach((m) => walk(m.tree));
     };
-    for (const c of this.#bindings.values()) {
+    for (const c of [...this.#bindings.values(), ...this.#overrideBindings.values()]) {
       const s = c.binding.state.get();
       if (s.kind === 'ok') walk(s.tree);
     }
@@ -216,14 +249,32 @@ export class Router {
 
   async #bind(dtab: Dtab, path: Path, override = false): Promise<NameTree<BoundName>> {
     const key = `${dtab.show()}\n${path.show()}`;
-    let cached = this.#bindings.get(key);
+    const cache = override ? this.#overrideBindings : this.#bindings;
+    let cached = cache.get(key);
     if (cached === undefined) {
       cached = { binding: this.#o.interpreter.bind(dtab, path, { budget: this.#o.bindingBudget }), lastUsed: 0 };
-      this.#bindings.set(key, cached);
+      cache.set(key, cached);
+      this.#trim(cache, override ? this.#limits.overrides : this.#limits.paths);
+    } else {
+      cache.delete(key); // most recently used goes last
+      cache.set(key, cached);
     }
-    cached.lastUsed = Date.now();
+    cached.lastUsed = this.#now();
     let state = cached.binding.state.get();
-    if (state.kind === 'pending') state = await waitSettled(cached.binding.state, this.#o.bindingTimeoutMs ?? 10_000, path);
+    if (state.kind === 'pending') {
+      // This request's own reference: the cache may evict the entry while the request waits.
+      const held = this.#o.interpreter.bind(dtab, path, { budget: this.#o.bindingBudget });
+      try {
+        state = await waitSettled(held.state, this.#o.bindingTimeoutMs ?? 10_000, path);
+      } finally {
+        held.close();
+      }
+    }
+    if (state.kind !== 'ok' && cache.get(key) === cached) {
+      // A failure is not kept: the next request binds afresh (a refused namespace may have room by then).
+      cache.delete(key);
+      cached.binding.close();
+    }
     if (state.kind === 'failed' && state.error instanceof HostmeshError && state.error.code === 'BINDING_OVER_BUDGET') {
       this.#o.onBudgetExceeded?.(override ? 'override' : 'dtab');
       // The override is what made binding too costly: the client's request is at fault (400).
@@ -279,8 +330,29 @@ export class Router {
     return chosen;
   }
 
-  async #forward(req: IncomingMessage, res: ServerResponse, endpoint: Endpoint, target: string, headers: OutgoingHttpHeaders): Promise<void> {
-    const entry = this.#o.pools.get(endpoint);
+  async #forward(req: IncomingMessage, res: ServerResponse, endpoint: Endpoint, target: string, headers: OutgoingHttpHeaders, ctx: RequestContext): Promise<void> {
+    // Node hands over a connection's pipelined requests at once; their responses leave in order
+    // anyway, so they are forwarded one at a time: one connection is one stream of requests and
+    // cannot fill an endpoint's queue (1,000 pipelined requests would otherwise be 1,000 waiters).
+    const socket = req.socket;
+    const line = pipelines.get(socket);
+    if (line === undefined) pipelines.set(socket, []);
+    else await new Promise<void>((resolve) => line.push(resolve));
+    try {
+      await this.#send(req, res, endpoint, target, headers, ctx);
+    } finally {
+      const next = pipelines.get(socket)?.shift();
+      if (next !== undefined) next();
+      else pipelines.delete(socket);
+    }
+  }
+
+  /** One request to one endpoint: admission, deadlines, the response relayed. */
+  async #send(req: IncomingMessage, res: ServerResponse, endpoint: Endpoint, target: string, headers: OutgoingHttpHeaders, ctx: RequestContext): Promise<void> {
+    if (res.destroyed) return; // the client left while its earlier pipelined requests ran
+    const pools = this.#o.pools;
+    const entry = pools.get(endpoint);
+    const limits = pools.limits;
     // undici takes an EventEmitter as the abort signal: far cheaper per request than an
     // AbortController, whose signal machinery showed in the profile.
     const abort = new EventEmitter();
@@ -289,9 +361,34 @@ export class Router {
     };
     res.once('close', onClose);
     const hasBody = req.headers['transfer-encoding'] !== undefined || (req.headers['content-length'] ?? '0') !== '0';
+    // The fair-share key: on a plaintext server the client's address is the pod; on a TLS server
+    // every request comes from a peer router, so only the per-service share applies there.
+    const source = (req.socket as { encrypted?: boolean }).encrypted === true ? undefined : req.socket.remoteAddress;
+    const service = ctx.service ?? '-';
     entry.inFlight++;
-    const started = performance.now();
+    let admitted = false;
+    let stopWatch: (() => void) | undefined;
+    let bodyStalled = false;
     try {
+      const waiting = entry.admission.acquire(source, service, abort);
+      if (waiting !== undefined) {
+        try {
+          await waiting;
+        } catch (err) {
+          if (err instanceof ShedError) this.#o.onShed?.(err.reason);
+          throw err;
+        }
+      }
+      admitted = true;
+      if (res.destroyed) return; // the client left while waiting
+      if (hasBody && !req.readableEnded) {
+        stopWatch = watchRequestBody(req, limits.requestBodyIdleTimeoutMs, () => {
+          bodyStalled = true;
+          this.#o.onTimeout?.('request_body_idle');
+          abort.emit('abort');
+        });
+      }
+      const started = performance.now();
       let upstream;
       try {
         upstream = await entry.pool.request({
@@ -302,13 +399,23 @@ export class Router {
           signal: abort,
         });
       } catch (err) {
+        if (bodyStalled) {
+          // The rest of the body will not be read: the connection cannot carry another request.
+          res.setHeader('connection', 'close');
+          throw new HostmeshError('REQUEST_TIMEOUT', `request body made no progress for ${limits.requestBodyIdleTimeoutMs} ms`, { cause: err });
+        }
         const code = (err as { code?: string }).code ?? '';
-        if (code === 'UND_ERR_CONNECT_TIMEOUT' || code === 'UND_ERR_HEADERS_TIMEOUT') {
-          throw new HostmeshError('TIMEOUT', `timed out waiting for ${endpointKey(endpoint)}`, { cause: err });
+        if (code === 'UND_ERR_HEADERS_TIMEOUT') {
+          this.#o.onTimeout?.('headers');
+          throw new HostmeshError('TIMEOUT', `${endpointKey(endpoint)} did not answer within ${limits.headersTimeoutMs} ms (headers timeout)`, { cause: err });
+        }
+        if (code === 'UND_ERR_CONNECT_TIMEOUT') {
+          this.#o.onTimeout?.('connect');
+          throw new HostmeshError('TIMEOUT', `timed out connecting to ${endpointKey(endpoint)}`, { cause: err });
         }
         throw new HostmeshError('CONNECT_FAILED', `cannot reach ${endpointKey(endpoint)}: ${(err as Error).message}`, { cause: err });
       }
-      this.#o.pools.observe(entry, performance.now() - started);
+      pools.observe(entry, performance.now() - started);
       const outHeaders: OutgoingHttpHeaders = {};
       for (const [k, v] of Object.entries(upstream.headers)) {
         if (v !== undefined && !isHopByHop(k)) outHeaders[k] = v;
@@ -321,32 +428,86 @@ export class Router {
         const trailers = upstream.trailers;
         if (trailers !== undefined && Object.keys(trailers).length > 0) res.addTrailers(trailers as Record<string, string>);
         res.end();
-      } catch {
-        // The client went away or the upstream died mid-body: end the response truncated.
+      } catch (err) {
+        // The client went away, or the upstream died or went idle mid-body: cut the response
+        // (a closed connection, never a response that looks complete).
+        if ((err as { code?: string }).code === 'UND_ERR_BODY_TIMEOUT') this.#o.onTimeout?.('response_body_idle');
         upstream.body.destroy();
         res.destroy();
       }
     } finally {
+      stopWatch?.();
       entry.inFlight--;
+      if (admitted) entry.admission.release(source, service);
       res.off('close', onClose);
     }
   }
 
-  #evictIdle(idleMs: number): void {
-    const now = Date.now();
-    for (const [key, c] of this.#bindings) {
-      if (now - c.lastUsed > idleMs) {
+  /** Drops cached bindings unused for idleTtl (on the injected clock); returns how many. */
+  evictIdle(): number {
+    const now = this.#now();
+    let n = 0;
+    for (const cache of [this.#bindings, this.#overrideBindings]) {
+      for (const [key, c] of cache) {
+        if (now - c.lastUsed < this.#limits.idleTtlMs) break; // the rest were used later
+        cache.delete(key);
         c.binding.close();
-        this.#bindings.delete(key);
+        this.#o.onBindingEvicted?.('idle');
+        n++;
       }
+    }
+    return n;
+  }
+
+  /** Bindings cached now (hostmesh_binding_cache_size). */
+  get bindingCacheSize(): number {
+    return this.#bindings.size + this.#overrideBindings.size;
+  }
+
+  /** Evicts the least recently used bindings past `max`. */
+  #trim(cache: Map<string, CachedBinding>, max: number): void {
+    while (cache.size > max) {
+      const [key, c] = cache.entries().next().value as [string, CachedBinding];
+      cache.delete(key);
+      c.binding.close();
+      this.#o.onBindingEvicted?.('capacity');
     }
   }
 
   close(): void {
     clearInterval(this.#sweeper);
-    for (const c of this.#bindings.values()) c.binding.close();
+    for (const c of [...this.#bindings.values(), ...this.#overrideBindings.values()]) c.binding.close();
     this.#bindings.clear();
+    this.#overrideBindings.clear();
   }
+}
+
+/** Per connection: resolvers of its pipelined requests waiting for the one in progress. */
+const pipelines = new WeakMap<object, (() => void)[]>();
+
+/** Which deadline fired (a metric label: this set is closed). */
+export type TimeoutKind = 'headers' | 'connect' | 'response_body_idle' | 'request_body_idle';
+
+/**
+ * Calls `onIdle` once if the request body makes no progress for `idleMs` (detected within one
+ * to two periods). Progress is read from the socket's byte count rather than a 'data' listener,
+ * which would switch the body to flowing mode under undici's feet. A body held back by the
+ * upstream's back-pressure (paused, or bytes buffered unread) is not the client's stall.
+ */
+function watchRequestBody(req: IncomingMessage, idleMs: number, onIdle: () => void): () => void {
+  let seen = req.socket.bytesRead;
+  const timer = setInterval(() => {
+    const now = req.socket.bytesRead;
+    if (req.readableEnded || now !== seen || req.readableFlowing === false || req.readableLength > 0) {
+      seen = now;
+      if (req.readableEnded) clearInterval(timer);
+      return;
+    }
+    clearInterval(timer);
+    onIdle();
+  }, idleMs);
+  timer.unref();
+  return () => clearInterval(timer);
 }
 
 /**

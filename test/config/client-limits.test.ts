@@ -1,0 +1,78 @@
+// The pool, fairness and deadline keys of a router's client: Linkerd 1's hostConnectionPool is
+// enforced (minSize warned about), hostmesh's keys validate, and unset keys take the defaults.
+
+import t from 'tap';
+import { ConfigError, parseConfig } from '../../src/config/load.js';
+import { clientLimits } from '../../src/router/endpoint-pool.js';
+
+function config(client: string): string {
+  return `routers:
+- protocol: http
+  dtab: /svc => /$/inet/127.0.0.1/1;
+  servers:
+  - port: 4140
+  client:
+${client}
+`;
+}
+
+t.test('hostConnectionPool and the hostmesh keys load; minSize is accepted, not enforced', async (t) => {
+  const { config: c, warnings } = parseConfig(
+    config(`    hostConnectionPool: {minSize: 1, maxSize: 16, maxWaiters: 10, idleTimeMs: 5000}
+    maxWaitMs: 250
+    maxInFlightPerSource: 3
+    maxInFlightPerService: 12
+    headersTimeoutMs: 1000
+    bodyIdleTimeoutMs: 2000
+    requestBodyIdleTimeoutMs: 3000`),
+    'l5d.yaml',
+  );
+  const client = c.routers[0]?.client;
+  t.same(client?.hostConnectionPool, { maxSize: 16, maxWaiters: 10, idleTimeMs: 5000 });
+  t.same(warnings.map((w) => w.replace(/^l5d\.yaml:\d+:\d+: /, '')), ['routers[0].client.hostConnectionPool.minSize: accepted, not enforced']);
+  t.same(clientLimits(client), {
+    maxInFlight: 16,
+    maxWaiters: 10,
+    maxWaitersPerSource: 5,
+    maxWaitMs: 250,
+    maxPerSource: 3,
+    maxPerService: 12,
+    idleTimeMs: 5000,
+    headersTimeoutMs: 1000,
+    bodyIdleTimeoutMs: 2000,
+    requestBodyIdleTimeoutMs: 3000,
+  });
+});
+
+t.test('defaults: 64 connections, a source half, a service three quarters, 1,024 waiters for 5 s', async (t) => {
+  t.same(clientLimits({}), {
+    maxInFlight: 64,
+    maxWaiters: 1024,
+    maxWaitersPerSource: 512,
+    maxWaitMs: 5000,
+    maxPerSource: 32,
+    maxPerService: 48,
+    idleTimeMs: 30_000,
+    headersTimeoutMs: 30_000,
+    bodyIdleTimeoutMs: 60_000,
+    requestBodyIdleTimeoutMs: 60_000,
+  });
+  t.equal(clientLimits({ hostConnectionPool: { maxSize: 1 } }).maxPerSource, 1, 'a share is at least one');
+  t.equal(clientLimits({ hostConnectionPool: { maxSize: 4 }, maxInFlightPerSource: 100 }).maxPerSource, 4, 'a share is at most the pool');
+});
+
+t.test('bad values and unknown keys are errors with the key path', async (t) => {
+  const problems = (client: string): string[] => {
+    try {
+      parseConfig(config(client), 'l5d.yaml');
+    } catch (err) {
+      if (err instanceof ConfigError) return [...err.problems];
+      throw err;
+    }
+    return [];
+  };
+  t.match(problems('    hostConnectionPool: {maxSize: 0}'), [/routers\[0\]\.client\.hostConnectionPool\.maxSize/]);
+  t.match(problems('    hostConnectionPool: {maxConns: 3}'), [/unknown key 'maxConns'/]);
+  t.match(problems('    headersTimeoutMs: 10'), [/routers\[0\]\.client\.headersTimeoutMs/]);
+  t.match(problems('    maxInFlightPerSource: 1.5'), [/maxInFlightPerSource/]);
+});
