@@ -242,7 +242,7 @@ function abs(baseDir: string, p: string): string {
 function toConfig(raw: RawConfig, baseDir: string, env: NodeJS.ProcessEnv): HostmeshConfig {
   const namers: NamerConfig[] = raw.namers.map((n) =>
     n.kind === 'io.l5d.fs'
-      ? { kind: n.kind, prefix: n.prefix ?? '/io.l5d.fs', rootDir: abs(baseDir, n.rootDir) }
+      ? { kind: n.kind, prefix: n.prefix ?? '/io.l5d.fs', rootDir: abs(baseDir, n.rootDir), ...(n.idleTtlSecs !== undefined ? { idleTtlSecs: n.idleTtlSecs } : {}) }
       : {
           kind: n.kind,
           prefix: n.prefix ?? '/io.l5d.k8s',
@@ -250,6 +250,8 @@ function toConfig(raw: RawConfig, baseDir: string, env: NodeJS.ProcessEnv): Host
           ...(n.port !== undefined ? { port: n.port } : {}),
           ...(n.labelSelector !== undefined ? { labelSelector: n.labelSelector } : {}),
           ...(n.api !== undefined ? { api: n.api } : {}),
+          ...(n.maxNamespaces !== undefined ? { maxNamespaces: n.maxNamespaces } : {}),
+          ...(n.idleTtlSecs !== undefined ? { idleTtlSecs: n.idleTtlSecs } : {}),
         },
   );
   const routers: RouterConfig[] = raw.routers.map((r, i) => {
@@ -299,6 +301,7 @@ function toConfig(raw: RawConfig, baseDir: string, env: NodeJS.ProcessEnv): Host
     };
     if (r.dtabFile !== undefined) out.dtabFile = abs(baseDir, r.dtabFile);
     if (r.dstPrefix !== undefined) out.dstPrefix = r.dstPrefix;
+    if (r.bindingCache !== undefined) out.bindingCache = { ...r.bindingCache };
     if (r.bindingBudget !== undefined) out.bindingBudget = r.bindingBudget;
     return out;
   });

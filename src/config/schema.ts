@@ -101,6 +101,19 @@ const router = z.strictObject({
     })
     .optional(),
   maxHops: z.number().int().min(1).optional(),
+  // Linkerd 1's binding cache. hostmesh binds (dtab, path) straight to a bound tree, so `paths`
+  // and `trees` cap the same cache (the smaller wins); `bounds` and `clients` are accepted for
+  // compatibility (endpoint pools have their own limits); `overrides` is a hostmesh addition.
+  bindingCache: z
+    .strictObject({
+      paths: z.number().int().min(1).max(1_000_000).optional(),
+      trees: z.number().int().min(1).max(1_000_000).optional(),
+      bounds: z.number().int().min(1).max(1_000_000).optional(),
+      clients: z.number().int().min(1).max(1_000_000).optional(),
+      idleTtlSecs: z.number().int().min(1).optional(),
+      overrides: z.number().int().min(1).max(100_000).optional(),
+    })
+    .optional(),
   // hostmesh addition: most nodes one delegation tree may have (binding and explanations alike).
   bindingBudget: z.number().int().min(100).max(1_000_000).optional(),
 });
@@ -112,12 +125,15 @@ const k8sNamer = z.strictObject({
   port: port.optional(),
   labelSelector: z.string().optional(),
   api: z.enum(['endpointslices', 'endpoints']).optional(),
+  maxNamespaces: z.number().int().min(1).max(1000).optional(),
+  idleTtlSecs: z.number().int().min(1).optional(),
 });
 
 const fsNamer = z.strictObject({
   kind: z.literal('io.l5d.fs'),
   prefix: z.string().optional(),
   rootDir: z.string().min(1),
+  idleTtlSecs: z.number().int().min(1).optional(),
 });
 
 export const rawConfigSchema = z.strictObject({

@@ -14,12 +14,17 @@ export interface K8sNamerConfig {
   port?: number;
   labelSelector?: string;
   api?: 'endpointslices' | 'endpoints';
+  /** Namespaces watched at once, 2 API watches each (default 32); past it a name fails clearly. */
+  maxNamespaces?: number;
+  /** A name no binding uses is dropped after this, its namespace's watches with its last name (default 60). */
+  idleTtlSecs?: number;
 }
 
 export interface FsNamerConfig {
   kind: 'io.l5d.fs';
   prefix: string; // default /io.l5d.fs
   rootDir: string; // absolute (resolved against the config file's directory)
+  idleTtlSecs?: number; // a name no binding uses is dropped after this (default 60)
 }
 
 export type NamerConfig = K8sNamerConfig | FsNamerConfig;
@@ -87,8 +92,19 @@ export interface RouterConfig {
   servers: ServerConfig[];
   client: ClientConfig;
   maxHops: number; // Via hops before a loop error, default 64
+  bindingCache?: BindingCacheConfig;
   /** Most nodes of one delegation tree (default 10,000, namer/interpreter DEFAULT_BINDING_BUDGET). */
   bindingBudget?: number;
+}
+
+/** Linkerd 1's router bindingCache; unset keys take the defaults of router/router.ts. */
+export interface BindingCacheConfig {
+  paths?: number; // bindings through the router's own dtab (default 1000)
+  trees?: number; // same cache in hostmesh (the smaller of paths and trees applies)
+  bounds?: number; // accepted, not a separate cache in hostmesh
+  clients?: number; // accepted, not a separate cache in hostmesh
+  idleTtlSecs?: number; // a binding unused this long is dropped (default 600)
+  overrides?: number; // bindings through a request's dtab override (default 100)
 }
 
 export interface HostmeshConfig {

@@ -163,6 +163,13 @@ export class RouterMetrics {
   }
 }
 
+/** State kept for request data, read at scrape time: binding caches, lookups, namer names. */
+export interface StateReport {
+  routers(): Iterable<{ readonly label: string; readonly bindings: number }>;
+  interpreter(): { readonly lookups: number; readonly bindings: number };
+  namers(): Iterable<{ readonly kind: string; readonly entries: number; readonly evictions: number; readonly namespaces?: number; readonly refused?: number }>;
+}
+
 /** Something with state to report at scrape time (namers). */
 export interface NamerReport {
   readonly kind: string;
@@ -188,6 +195,8 @@ export class Metrics {
   /** Admin requests refused by the Host/Origin/state-change checks (reason: a fixed set). */
   readonly adminRefusals: Counter;
   readonly #namers: NamerReport[] = [];
+  readonly bindingEvictions: Counter;
+  #state: StateReport | undefined;
 
   constructor() {
     // Node's process metrics (RSS, heap, event loop lag, GC, open handles), read at scrape time.
@@ -216,6 +225,76 @@ export class Metrics {
       help: 'Admin requests refused: host (Host not allowed), origin (cross-origin), simple (a state change without the hostmesh-admin header), forwarded (sent through a router), remote (shutdown from off the host).',
       labelNames: ['reason'],
       registers,
+    });
+    this.bindingEvictions = new Counter({
+      name: 'hostmesh_binding_cache_evictions_total',
+      help: 'Cached bindings dropped: unused for bindingCache.idleTtlSecs (idle), or the least recently used past bindingCache.paths/overrides (capacity).',
+      labelNames: ['router', 'reason'],
+      registers,
+    });
+    const state = (): StateReport | undefined => this.#state;
+    new Gauge({
+      name: 'hostmesh_binding_cache_size',
+      help: 'Bindings cached by each router (its own dtab and request overrides).',
+      labelNames: ['router'],
+      registers,
+      collect() {
+        for (const r of state()?.routers() ?? []) this.labels(r.label).set(r.bindings);
+      },
+    });
+    new Gauge({
+      name: 'hostmesh_interpreter_lookups',
+      help: 'Namer lookups held by live bindings.',
+      registers,
+      collect() {
+        this.set(state()?.interpreter().lookups ?? 0);
+      },
+    });
+    new Gauge({
+      name: 'hostmesh_interpreter_bindings',
+      help: 'Live bindings (shared by identical dtab and path).',
+      registers,
+      collect() {
+        this.set(state()?.interpreter().bindings ?? 0);
+      },
+    });
+    new Gauge({
+      name: 'hostmesh_namer_entries',
+      help: 'Names each namer keeps (in use, or idle for less than its idleTtlSecs).',
+      labelNames: ['namer'],
+      registers,
+      collect() {
+        for (const n of state()?.namers() ?? []) this.labels(n.kind).set(n.entries);
+      },
+    });
+    new Counter({
+      name: 'hostmesh_namer_evictions_total',
+      help: 'Names a namer dropped after no binding used them for its idleTtlSecs.',
+      labelNames: ['namer'],
+      registers,
+      collect() {
+        this.reset();
+        for (const n of state()?.namers() ?? []) this.labels(n.kind).inc(n.evictions);
+      },
+    });
+    new Gauge({
+      name: 'hostmesh_k8s_namespaces_watched',
+      help: 'Namespaces a Kubernetes namer watches (2 API watches each; at most its maxNamespaces).',
+      labelNames: ['namer'],
+      registers,
+      collect() {
+        for (const n of state()?.namers() ?? []) if (n.namespaces !== undefined) this.labels(n.kind).set(n.namespaces);
+      },
+    });
+    new Counter({
+      name: 'hostmesh_k8s_namespaces_refused_total',
+      help: 'Names refused because their namespace would exceed the namer\'s maxNamespaces while every watched one is in use.',
+      labelNames: ['namer'],
+      registers,
+      collect() {
+        this.reset();
+        for (const n of state()?.namers() ?? []) if (n.refused !== undefined) this.labels(n.kind).inc(n.refused);
+      },
     });
     const namers = this.#namers;
     new Counter({
@@ -246,6 +325,11 @@ export class Metrics {
       this.routers.set(label, r);
     }
     return r;
+  }
+
+  /** Where the state gauges read from (set once by the process). */
+  reportState(report: StateReport): void {
+    this.#state = report;
   }
 
   addNamer(n: NamerReport): void {

@@ -8,7 +8,7 @@ import type { HostmeshConfig, RouterConfig, TransformerConfig } from '../config/
 import type { Logger } from '../log.js';
 import type { Endpoint, Namer } from '../namer/addr.js';
 import { FsNamer } from '../namer/fs-namer.js';
-import { K8sNamer } from '../namer/k8s/k8s-namer.js';
+import { K8S_MAX_NAMESPACES, K8sNamer, k8sConnectionsFor } from '../namer/k8s/k8s-namer.js';
 import { K8sClient } from '../k8s/client.js';
 import { resolveConnection } from '../k8s/connection.js';
 import type { BackoffOptions } from '../k8s/backoff.js';
@@ -16,7 +16,7 @@ import { Metrics } from '../metrics/metrics.js';
 import { NameInterpreter } from '../namer/interpreter.js';
 import { Var } from '../namer/var.js';
 import { EndpointPools } from '../router/endpoint-pool.js';
-import { Router } from '../router/router.js';
+import { DEFAULT_BINDING_CACHE, Router, type BindingCacheLimits } from '../router/router.js';
 import { daemonSet, hostFilter, localNode, portTransform, replaceTransform, type EndpointTransform } from '../router/transformers.js';
 import { networkInterfaces } from 'node:os';
 import { AdminServer } from '../admin/admin-server.js';
@@ -39,6 +39,8 @@ export interface HostmeshDeps {
   readonly tlsPollMs?: number;
   /** Reconnect backoff of Kubernetes watches (tests shorten it). */
   readonly k8sBackoff?: BackoffOptions;
+  /** The clock of idle eviction in routers and namers (tests drive it with evictIdle()). */
+  readonly now?: () => number;
 }
 
 export interface RunningRouter {
@@ -55,6 +57,8 @@ export interface Hostmesh {
   /** dtabFile watchers by router label. */
   readonly dtabWatchers: ReadonlyMap<string, DtabWatcher>;
   readonly metrics: Metrics;
+  /** Runs every idle sweep now (routers' binding caches, then namers); timers run them too. */
+  evictIdle(): void;
   close(graceMs?: number): Promise<void>;
 }
 
@@ -67,14 +71,26 @@ function buildNamers(config: HostmeshConfig, deps: HostmeshDeps): Namer[] {
       continue;
     }
     if (cfg.kind === 'io.l5d.fs') {
-      namers.push(new FsNamer({ rootDir: cfg.rootDir, prefix: parsePath(cfg.prefix), logger: deps.logger }));
+      namers.push(
+        new FsNamer({
+          rootDir: cfg.rootDir,
+          prefix: parsePath(cfg.prefix),
+          logger: deps.logger,
+          ...(cfg.idleTtlSecs !== undefined ? { idleTtlMs: cfg.idleTtlSecs * 1000 } : {}),
+          ...(deps.now !== undefined ? { now: deps.now } : {}),
+        }),
+      );
     } else {
       const connection = resolveConnection({ ...(cfg.host !== undefined ? { host: cfg.host } : {}), ...(cfg.port !== undefined ? { port: cfg.port } : {}) });
       deps.logger.info({ namer: cfg.kind, api: connection.describe }, 'kubernetes namer');
       namers.push(
         new K8sNamer({
-          client: new K8sClient(connection),
+          // Enough API connections for every namespace's two watches plus lists (see K8sClient).
+          client: new K8sClient(connection, { connections: k8sConnectionsFor(cfg.maxNamespaces ?? K8S_MAX_NAMESPACES) }),
           logger: deps.logger.child({ namer: cfg.kind }),
+          ...(cfg.maxNamespaces !== undefined ? { maxNamespaces: cfg.maxNamespaces } : {}),
+          ...(cfg.idleTtlSecs !== undefined ? { idleTtlMs: cfg.idleTtlSecs * 1000 } : {}),
+          ...(deps.now !== undefined ? { now: deps.now } : {}),
           prefix: parsePath(cfg.prefix),
           ...(cfg.labelSelector !== undefined ? { labelSelector: cfg.labelSelector } : {}),
           ...(cfg.api !== undefined ? { api: cfg.api } : {}),
@@ -84,6 +100,16 @@ function buildNamers(config: HostmeshConfig, deps: HostmeshDeps): Namer[] {
     }
   }
   return namers;
+}
+
+/** A router's bindingCache config as the limits the Router enforces (paths and trees cap one cache). */
+function bindingCacheLimits(r: RouterConfig): BindingCacheLimits {
+  const c = r.bindingCache ?? {};
+  return {
+    paths: Math.min(c.paths ?? DEFAULT_BINDING_CACHE.paths, c.trees ?? DEFAULT_BINDING_CACHE.paths),
+    overrides: c.overrides ?? DEFAULT_BINDING_CACHE.overrides,
+    idleTtlMs: c.idleTtlSecs !== undefined ? c.idleTtlSecs * 1000 : DEFAULT_BINDING_CACHE.idleTtlMs,
+  };
 }
 
 function buildTransforms(r: RouterConfig, config: HostmeshConfig, interpreter: NameInterpreter): { transforms: EndpointTransform[]; close: () => void } {
@@ -248,6 +274,9 @@ export async function startHostmesh(config: HostmeshConfig, deps: HostmeshDeps):
         logger: logger.child({ router: r.label }),
         maxHops: r.maxHops,
         onOverride: () => rm.dtabOverride(),
+        bindingCache: bindingCacheLimits(r),
+        ...(deps.now !== undefined ? { now: deps.now } : {}),
+        onBindingEvicted: (reason) => metrics.bindingEvictions.labels(r.label, reason).inc(),
         ...(r.bindingBudget !== undefined ? { bindingBudget: r.bindingBudget } : {}),
         onBudgetExceeded: (source) => metrics.bindingBudgetExceeded.labels(r.label, source).inc(),
       });
@@ -305,10 +334,29 @@ export async function startHostmesh(config: HostmeshConfig, deps: HostmeshDeps):
   for (const n of namers) {
     if (n instanceof K8sNamer) admin.route(`/namer_state/${n.kind}.json`, (_req, res) => sendJson(res, n.state()));
   }
-  // Ready once every Kubernetes namer has listed what the routers asked for so far.
-  admin.readyCheck = () => namers.every((n) => !(n instanceof K8sNamer) || n.synced);
+  // Ready once every Kubernetes namer has listed the namespaces the routers' own config watches
+  // (transformers bind at start). Namespaces a request names later never make a node unready.
+  const configNamespaces = new Map<K8sNamer, string[]>();
+  for (const n of namers) if (n instanceof K8sNamer) configNamespaces.set(n, n.watchedNamespaces());
+  admin.readyCheck = () => [...configNamespaces].every(([n, namespaces]) => n.syncedFor(namespaces));
+  metrics.reportState({
+    routers: () => routers.map((r) => ({ label: r.label, bindings: r.router.bindingCacheSize })),
+    interpreter: () => ({ lookups: interpreter.lookupCount, bindings: interpreter.bindingCount }),
+    namers: () =>
+      namers.flatMap((n) =>
+        n instanceof K8sNamer
+          ? [{ kind: n.kind, entries: n.size, evictions: n.evictions, namespaces: n.watchedNamespaces().length, refused: n.refused }]
+          : n instanceof FsNamer
+            ? [{ kind: n.kind, entries: n.size, evictions: n.evictions }]
+            : [],
+      ),
+  });
+  const evictIdle = (): void => {
+    for (const r of routers) r.router.evictIdle();
+    for (const n of namers) if (n instanceof K8sNamer || n instanceof FsNamer) n.evictIdle();
+  };
   await admin.start();
   admin.ready = true;
   logger.info({ address: admin.address }, 'admin listening');
-  return { routers, interpreter, config, admin, dtabWatchers: watchers, metrics, close };
+  return { routers, interpreter, config, admin, dtabWatchers: watchers, metrics, evictIdle, close };
 }
