@@ -1,8 +1,9 @@
 // `hostmesh dtab check FILE...`: parses each dtab file; every error goes to stderr as
-// `file:line:col: message`. Exit 0 valid, 1 invalid, 2 missing file or bad usage.
+// `file:line:col: message`. Exit 0 valid, 1 invalid, 2 missing or unreadable file or bad usage.
 
-import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
+import { printable } from '../config/printable.js';
+import { readInputFile } from '../config/read-input.js';
 import { formatDtabFileError } from '../dtab/file-errors.js';
 import { DtabParseError, parseDtab } from '../dtab/parse.js';
 import type { Io } from './run.js';
@@ -17,18 +18,19 @@ export async function runDtabCheck(files: readonly string[], io: Io): Promise<nu
   for (const file of files) {
     let text: string;
     try {
-      text = await readFile(file, 'utf8');
+      // Regular files up to 1 MiB: a FIFO or /dev/zero is refused instead of hanging the check.
+      text = (await readInputFile(file, 'dtab')).toString('utf8');
     } catch (err) {
-      io.err(`${file}: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (err as Error).message}`);
+      io.err(printable((err as Error).message));
       missing = true;
       continue;
     }
     try {
       const dtab = parseDtab(text);
-      io.out(`${file}: ok (${dtab.dentries.length} dentries)`);
+      io.out(printable(`${file}: ok (${dtab.dentries.length} dentries)`));
     } catch (err) {
-      if (!(err instanceof DtabParseError)) throw err;
-      io.err(formatDtabFileError(file, text, err));
+      // formatDtabFileError shows content only for files that are dtabs up to the error.
+      io.err(printable(err instanceof DtabParseError ? formatDtabFileError(file, text, err) : `${file}: cannot check: ${String((err as Error).message).split('\n')[0]}`));
       invalid = true;
     }
   }

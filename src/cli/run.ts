@@ -6,8 +6,9 @@ import { ConfigError, loadConfig } from '../config/load.js';
 import type { HostmeshConfig } from '../config/types.js';
 import { createLogger } from '../log.js';
 import { startHostmesh } from '../server/hostmesh.js';
-import { clientTlsOptions, serverTlsOptions } from '../server/tls-files.js';
-import { readFileSync } from 'node:fs';
+import { clientTlsOptions, keyFileWarnings, serverTlsOptions, tlsKeyFiles } from '../server/tls-files.js';
+import { printable } from '../config/printable.js';
+import { readInputFileSync } from '../config/read-input.js';
 
 export interface Io {
   out(line: string): void;
@@ -24,7 +25,7 @@ function checkValidity(inspect: typeof import('../tls/inspect.js'), path: string
   const { inspectPem, expiry } = inspect;
   let infos;
   try {
-    infos = inspectPem(readFileSync(path, 'utf8'));
+    infos = inspectPem(readInputFileSync(path, what).toString('utf8'));
   } catch {
     return; // unreadable or unparsable: serverTlsOptions/clientTlsOptions report it
   }
@@ -46,6 +47,7 @@ export async function checkTlsFiles(config: HostmeshConfig, warnings: string[] =
   const inspect = await import('../tls/inspect.js');
   const problems: string[] = [];
   for (const r of config.routers) {
+    warnings.push(...keyFileWarnings(tlsKeyFiles(r.servers.map((s) => s.tls), r.client.tls)));
     for (const s of r.servers) {
       if (s.tls === undefined) continue;
       checkValidity(inspect, s.tls.certPath, `router ${r.label} server :${s.port} certificate`, problems, warnings);
@@ -77,17 +79,19 @@ export async function runCheck(file: string, set: string[], io: Io = stdio): Pro
     const { config, warnings } = await loadConfig(file, { set });
     const tlsWarnings: string[] = [];
     const problems = await checkTlsFiles(config, tlsWarnings);
-    for (const w of [...warnings, ...tlsWarnings]) io.err(`warning: ${w}`);
-    for (const p of problems) io.err(`${file}: ${p}`);
+    for (const w of [...warnings, ...tlsWarnings]) io.err(printable(`warning: ${w}`));
+    for (const p of problems) io.err(printable(`${file}: ${p}`));
     if (problems.length > 0) return 1;
-    io.out(`${file}: ok (${config.routers.length} router(s): ${config.routers.map((r) => r.label).join(', ')})`);
+    io.out(printable(`${file}: ok (${config.routers.length} router(s): ${config.routers.map((r) => r.label).join(', ')})`));
     return 0;
   } catch (err) {
     if (err instanceof ConfigError) {
       for (const p of err.problems) io.err(p);
       return 1;
     }
-    throw err;
+    // Nothing else is expected; still one line (an operator's terminal, not a stack trace).
+    io.err(printable(`${file}: cannot check: ${((err as Error).message ?? String(err)).split('\n')[0]}`));
+    return 1;
   }
 }
 
@@ -116,6 +120,7 @@ export function registerRun(program: Command): void {
         throw err;
       }
       for (const w of loaded.warnings) logger.warn(w);
+      for (const r of loaded.config.routers) for (const w of keyFileWarnings(tlsKeyFiles(r.servers.map((s) => s.tls), r.client.tls))) logger.warn(w);
       let mesh;
       try {
         mesh = await startHostmesh(loaded.config, { logger });

@@ -2,11 +2,12 @@
 // warned and stripped -> zod validation -> typed HostmeshConfig. Every error names file:line:col
 // and the key path; several errors are reported together.
 
-import { readFileSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { isMap, isScalar, LineCounter, parseDocument, type Document } from 'yaml';
 import type { z } from 'zod';
+import { printable } from './printable.js';
+import { InputFileError, readInputFile, readInputFileSync } from './read-input.js';
+import { tlsPolicyNotes } from '../tls/policy.js';
 import { DtabParseError, parseDtab } from '../dtab/parse.js';
 import { formatDtabFileError } from '../dtab/file-errors.js';
 import { rawConfigSchema, UNENFORCED, type RawConfig } from './schema.js';
@@ -14,8 +15,13 @@ import { UNENFORCED_OPTIONS } from './kinds.js';
 import type { HostmeshConfig, NamerConfig, RouterConfig } from './types.js';
 
 export class ConfigError extends Error {
-  constructor(readonly problems: readonly string[]) {
-    super(problems.join('\n'));
+  readonly problems: readonly string[];
+
+  constructor(problems: readonly string[]) {
+    // Problems quote keys, values and file names: escaped here, so no caller can print an ESC.
+    const lines = problems.map(printable);
+    super(lines.join('\n'));
+    this.problems = lines;
     this.name = 'ConfigError';
   }
 }
@@ -80,6 +86,8 @@ function parseSet(spec: string): { path: Key[]; value: unknown } {
 
 function applySet(root: Record<string, unknown>, spec: string): void {
   const { path, value } = parseSet(spec);
+  // `__proto__.x=1` would walk into Object.prototype and change every object in the process.
+  if (path.some((k) => k === '__proto__' || k === 'constructor' || k === 'prototype')) throw new ConfigError([`--set ${spec}: not a config key path`]);
   let cur: unknown = root;
   for (let i = 0; i < path.length - 1; i++) {
     const k = path[i] as Key;
@@ -178,8 +186,25 @@ function issueText(issue: z.core.$ZodIssue): { path: Key[]; message: string; key
   return { path, message: issue.message };
 }
 
-/** Parses and validates config text. Pure except for reading dtabFiles (when `readFile` is given). */
-export function parseConfig(text: string, file: string, options: LoadOptions = {}, read: (p: string) => string = (p) => readFileSync(p, 'utf8')): Loaded {
+/**
+ * Parses and validates config text. Pure except for reading dtabFiles (when `readFile` is given).
+ * Every failure is a ConfigError: an exception nothing expected becomes one line, no stack.
+ */
+export function parseConfig(text: string, file: string, options: LoadOptions = {}, read: (p: string) => string = (p) => readInputFileSync(p, 'dtabFile').toString('utf8')): Loaded {
+  try {
+    return parseConfigText(text, file, options, read);
+  } catch (err) {
+    if (err instanceof ConfigError) throw err;
+    throw new ConfigError([`${file}: cannot load config: ${firstLine(err)}`]);
+  }
+}
+
+function firstLine(err: unknown): string {
+  const message = err instanceof Error ? err.message : String(err);
+  return (message.split('\n')[0] ?? '').slice(0, 300);
+}
+
+function parseConfigText(text: string, file: string, options: LoadOptions, read: (p: string) => string): Loaded {
   const lines = new LineCounter();
   const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true });
   if (doc.errors.length > 0) {
@@ -219,7 +244,8 @@ export function parseConfig(text: string, file: string, options: LoadOptions = {
       try {
         r.dtab = read(r.dtabFile as string);
       } catch (err) {
-        problems.push(`${pos.at(['routers', i, 'dtabFile'])}: routers[${i}].dtabFile: cannot read ${r.dtabFile}: ${(err as Error).message}`);
+        const why = err instanceof InputFileError ? err.message : `cannot read ${r.dtabFile}: ${firstLine(err)}`;
+        problems.push(`${pos.at(['routers', i, 'dtabFile'])}: routers[${i}].dtabFile: ${why}`);
         return;
       }
     }
@@ -232,7 +258,19 @@ export function parseConfig(text: string, file: string, options: LoadOptions = {
     }
   });
   if (problems.length > 0) throw new ConfigError(problems);
-  return { config, warnings };
+  tlsWarnings(result.data, (path, message) => warnings.push(`${pos.at(path)}: ${showPath(path)}: ${message}`));
+  return { config, warnings: warnings.map(printable) };
+}
+
+/** Old protocols and weak or missing suites a valid config names (each with its position). */
+function tlsWarnings(raw: RawConfig, warn: (path: Key[], message: string) => void): void {
+  raw.routers.forEach((r, i) => {
+    r.servers.forEach((s, j) => {
+      if (s.tls !== undefined) for (const n of tlsPolicyNotes(s.tls.protocols, s.tls.ciphers)) warn(['routers', i, 'servers', j, 'tls', ...n.path], n.message);
+    });
+    const t = r.client?.tls;
+    if (t !== undefined) for (const n of tlsPolicyNotes(t.protocols, t.ciphers)) warn(['routers', i, 'client', 'tls', ...n.path], n.message);
+  });
 }
 
 function abs(baseDir: string, p: string): string {
@@ -277,6 +315,8 @@ function toConfig(raw: RawConfig, baseDir: string, env: NodeJS.ProcessEnv): Host
                 keyPath: abs(baseDir, s.tls.keyPath),
                 ...(s.tls.caCertPath !== undefined ? { caCertPath: abs(baseDir, s.tls.caCertPath) } : {}),
                 requireClientAuth: s.tls.requireClientAuth,
+                ...(s.tls.protocols !== undefined ? { protocols: s.tls.protocols } : {}),
+                ...(s.tls.ciphers !== undefined ? { ciphers: s.tls.ciphers } : {}),
               },
             }
           : {}),
@@ -293,6 +333,8 @@ function toConfig(raw: RawConfig, baseDir: string, env: NodeJS.ProcessEnv): Host
                 ...(tls.clientAuth !== undefined
                   ? { clientAuth: { certPath: abs(baseDir, tls.clientAuth.certPath), keyPath: abs(baseDir, tls.clientAuth.keyPath) } }
                   : {}),
+                ...(tls.protocols !== undefined ? { protocols: tls.protocols } : {}),
+                ...(tls.ciphers !== undefined ? { ciphers: tls.ciphers } : {}),
               },
             }
           : {}),
@@ -319,9 +361,9 @@ function toConfig(raw: RawConfig, baseDir: string, env: NodeJS.ProcessEnv): Host
 export async function loadConfig(file: string, options: LoadOptions = {}): Promise<Loaded> {
   let text: string;
   try {
-    text = await readFile(file, 'utf8');
+    text = (await readInputFile(file, 'config')).toString('utf8');
   } catch (err) {
-    throw new ConfigError([`${file}: cannot read config: ${(err as Error).message}`]);
+    throw new ConfigError([`${file}: cannot read config: ${firstLine(err)}`]);
   }
   return parseConfig(text, file, options);
 }

@@ -3,6 +3,7 @@
 
 import { z } from 'zod';
 import { identifierSchema, loadBalancerSchema, transformerSchema } from './kinds.js';
+import { tlsPolicyProblems } from '../tls/policy.js';
 
 const port = z.number().int().min(0).max(65535);
 const ip = z.string().min(1);
@@ -41,7 +42,7 @@ export const UNENFORCED: Readonly<Record<string, readonly string[]>> = {
   ],
   interpreter: ['kind', 'experimental', 'namerd', 'dst', 'root', 'dtab', 'retry'],
   server: ['maxConcurrentRequests', 'announce', 'clearContext', 'timeoutMs', 'alpnProtocols', 'socketOptions', 'addForwardedHeader'],
-  serverTls: ['protocols', 'ciphers'],
+  serverTls: [],
   client: [
     'kind',
     'failureAccrual',
@@ -55,8 +56,18 @@ export const UNENFORCED: Readonly<Record<string, readonly string[]>> = {
     'requeueBudget',
     'configs',
   ],
-  clientTls: ['protocols'],
+  clientTls: [],
 };
+
+/** Linkerd 1's `protocols` and `ciphers` (JSSE/IANA or OpenSSL names), checked together. */
+const tlsNames = {
+  protocols: z.array(z.string().min(1)).min(1).optional(),
+  ciphers: z.array(z.string().min(1)).min(1).optional(),
+};
+
+function checkTlsNames(tls: { protocols?: string[] | undefined; ciphers?: string[] | undefined }, ctx: z.RefinementCtx): void {
+  for (const p of tlsPolicyProblems(tls.protocols, tls.ciphers)) ctx.addIssue({ code: 'custom', message: p.message, path: [...p.path] });
+}
 
 const serverTls = z.strictObject({
   certPath: z.string().min(1),
@@ -64,7 +75,8 @@ const serverTls = z.strictObject({
   caCertPath: z.string().min(1).optional(),
   requireClientAuth: z.boolean().default(false),
   enabled: z.boolean().optional(),
-});
+  ...tlsNames,
+}).superRefine(checkTlsNames);
 
 const server = z.strictObject({
   port,
@@ -83,7 +95,8 @@ const clientTls = z.strictObject({
   disableValidation: z.boolean().optional(),
   clientAuth: z.strictObject({ certPath: z.string().min(1), keyPath: z.string().min(1) }).optional(),
   enabled: z.boolean().optional(),
-});
+  ...tlsNames,
+}).superRefine(checkTlsNames);
 
 const router = z.strictObject({
   protocol: z.literal('http'),

@@ -34,6 +34,9 @@ export interface ServerTlsConfig {
   keyPath: string;
   caCertPath?: string;
   requireClientAuth: boolean;
+  /** Linkerd 1's TLS versions and suites (tls/policy.ts; default TLS 1.2-1.3, forward-secret AEAD). */
+  protocols?: string[];
+  ciphers?: string[];
 }
 
 export interface ServerConfig {
@@ -56,6 +59,9 @@ export interface ClientTlsConfig {
   trustCertsBundle?: string;
   disableValidation?: boolean;
   clientAuth?: { certPath: string; keyPath: string };
+  /** As ServerTlsConfig's: what this router offers when it connects to peers. */
+  protocols?: string[];
+  ciphers?: string[];
 }
 
 export interface LoadBalancerConfig {

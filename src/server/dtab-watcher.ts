@@ -33,7 +33,9 @@ export class DtabWatcher {
     this.#o = options;
     // The baseline is the text the running dtab came from, so a change made between loading the
     // config and starting the watch is still applied.
-    this.#files = new FileSetWatcher([options.file], ([text]) => this.#apply((text as Buffer).toString('utf8')), options.pollMs ?? 2000, [Buffer.from(options.initialText)]);
+    this.#files = new FileSetWatcher([options.file], ([text]) => this.#apply((text as Buffer).toString('utf8')), options.pollMs ?? 2000, [Buffer.from(options.initialText)], (message) =>
+      this.#reject(message),
+    );
   }
 
   /** Re-reads the file now; resolves when the check is done. */
@@ -49,12 +51,16 @@ export class DtabWatcher {
       this.#o.onApply?.(dtab);
       this.#o.logger.info({ file: this.#o.file, dentries: dtab.dentries.length }, 'dtab reloaded');
     } catch (err) {
-      if (!(err instanceof DtabParseError)) throw err;
-      this.rejected++;
-      const message = formatDtabFileError(this.#o.file, text, err);
-      this.#o.onReject?.(message);
-      this.#o.logger.error({ file: this.#o.file, error: message }, 'dtab reload rejected; the previous dtab stays in force');
+      // Never the text itself: formatDtabFileError shows an excerpt only of a file that is a dtab.
+      // Anything else the parser throws is rejected too: thrown from a watcher it would end the process.
+      this.#reject(err instanceof DtabParseError ? formatDtabFileError(this.#o.file, text, err) : `${this.#o.file}: cannot parse: ${String((err as Error).message).split('\n')[0]}`);
     }
+  }
+
+  #reject(message: string): void {
+    this.rejected++;
+    this.#o.onReject?.(message);
+    this.#o.logger.error({ file: this.#o.file, error: message }, 'dtab reload rejected; the previous dtab stays in force');
   }
 
   close(): void {

@@ -4,8 +4,8 @@
 // bytes differ from the last version seen; bursts of events coalesce into one check.
 
 import { watch, type FSWatcher } from 'node:fs';
-import { readFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
+import { InputFileError, readInputFile } from '../config/read-input.js';
 
 export class FileSetWatcher {
   readonly #files: readonly string[];
@@ -16,14 +16,18 @@ export class FileSetWatcher {
   #checking: Promise<void> | undefined;
   #again = false;
   #closed = false;
+  readonly #onRefused: ((message: string) => void) | undefined;
+  /** The last refusal reported, so a file that stays refused is reported once, not every poll. */
+  #lastRefusal: string | undefined;
 
   /**
    * `initial`: the contents in force now; without it the first read becomes the baseline and only
    * later changes are reported.
    */
-  constructor(files: readonly string[], onChange: (contents: Buffer[]) => void, pollMs = 5000, initial?: readonly Buffer[]) {
+  constructor(files: readonly string[], onChange: (contents: Buffer[]) => void, pollMs = 5000, initial?: readonly Buffer[], onRefused?: (message: string) => void) {
     this.#files = files;
     this.#onChange = onChange;
+    this.#onRefused = onRefused;
     if (initial !== undefined) this.#last = fingerprint(initial);
     for (const dir of new Set(files.map((f) => dirname(f)))) {
       try {
@@ -59,10 +63,18 @@ export class FileSetWatcher {
   async #checkOnce(): Promise<void> {
     let contents: Buffer[];
     try {
-      contents = await Promise.all(this.#files.map((f) => readFile(f)));
-    } catch {
-      return; // mid-swap or missing: keep what is in force; the next event or poll retries
+      // Bounded reads: a file swapped for a FIFO, a device or a huge file is refused, never waited on.
+      contents = await Promise.all(this.#files.map((f) => readInputFile(f, 'file')));
+    } catch (err) {
+      // Not a regular file or too large: say so once. Mid-swap or missing: keep what is in force
+      // quietly; the next event or poll retries either way.
+      if (err instanceof InputFileError && !/: (no such file|permission denied)$/.test(err.message) && err.message !== this.#lastRefusal) {
+        this.#lastRefusal = err.message;
+        if (!this.#closed) this.#onRefused?.(err.message);
+      }
+      return;
     }
+    this.#lastRefusal = undefined;
     const now = fingerprint(contents);
     const first = this.#last === undefined;
     if (now === this.#last) return;

@@ -7,7 +7,7 @@ import type { AddressInfo, Socket } from 'node:net';
 import type { TLSSocket, TlsOptions } from 'node:tls';
 import type { Logger } from '../log.js';
 import type { RequestContext, Router } from '../router/router.js';
-import { peerIdentity } from './peer-identity.js';
+import { peerIdentity, peerVerdict } from './peer-identity.js';
 import { rawParserError, rescue } from './rescue.js';
 import { HostmeshError } from '../errors.js';
 import { Tunnels } from './tunnels.js';
@@ -64,6 +64,17 @@ export class Listener {
     this.#server.setTimeout(options.idleTimeoutMs ?? 300_000); // idle sockets are destroyed
     this.#tunnels = new Tunnels(logger);
     const metrics = (this.#metrics = options.metrics);
+    if (options.tls) {
+      // A chain-verified certificate that is a CA's, not for client auth, or names no well-formed
+      // identity is refused before any request on it is read (peer-identity.ts).
+      this.#server.on('secureConnection', (socket: TLSSocket) => {
+        const verdict = peerVerdict(socket);
+        if (verdict.kind !== 'refused' || socket.destroyed) return;
+        this.#logger.debug({ remote: socket.remoteAddress, reason: verdict.reason }, 'peer certificate refused'); // counted: a flood must not flood the log
+        metrics?.tlsFailure('peer_certificate_refused');
+        socket.destroy();
+      });
+    }
     if (metrics !== undefined) {
       this.#server.on(options.tls ? 'secureConnection' : 'connection', (socket: Socket) => {
         metrics.connectionOpened('server');

@@ -1,38 +1,44 @@
-// The verified peer identity on the incoming side (design.md): the client certificate's URI SAN
-// if any, else its first DNS SAN, else its CN; undefined when the peer is not verified.
+// The verified peer on the incoming side (design.md): whether a chain-verified client certificate
+// may authenticate a client at all, and the identity it names (URI SAN, else first DNS SAN, else CN).
 
 import type { TLSSocket } from 'node:tls';
+import { certificateIdentity, certificatePurposeProblem } from '../tls/peer-certificate.js';
 
-/** Parses Node's `subjectaltname` string (`DNS:a, URI:spiffe://x, IP Address:1.2.3.4`). */
-export function parseSans(value: string | undefined): { uris: string[]; dns: string[] } {
-  const uris: string[] = [];
-  const dns: string[] = [];
-  if (value === undefined) return { uris, dns };
-  for (const part of value.split(/,\s*/)) {
-    if (part.startsWith('URI:')) uris.push(part.slice(4));
-    else if (part.startsWith('DNS:')) dns.push(part.slice(4));
-  }
-  return { uris, dns };
-}
+export type PeerVerdict =
+  | { readonly kind: 'verified'; readonly id: string }
+  /** No certificate, or one the chain check did not accept (possible only without requireClientAuth). */
+  | { readonly kind: 'unverified' }
+  /** Chain-verified but unusable: a CA certificate, the wrong purpose, a malformed identity. */
+  | { readonly kind: 'refused'; readonly reason: string };
 
 /**
- * Identities by connection: a peer keeps its certificate for the connection's life, and
+ * Verdicts by connection: a peer keeps its certificate for the connection's life, and
  * getPeerCertificate() builds a new object every call (11% of the incoming router's CPU when done
  * per request, profiled).
  */
-const cache = new WeakMap<TLSSocket, string | undefined>();
+const cache = new WeakMap<TLSSocket, PeerVerdict>();
 
-export function peerIdentity(socket: TLSSocket): string | undefined {
-  if (cache.has(socket)) return cache.get(socket);
-  const id = readPeerIdentity(socket);
-  cache.set(socket, id);
-  return id;
+export function peerVerdict(socket: TLSSocket): PeerVerdict {
+  let v = cache.get(socket);
+  if (v === undefined) {
+    v = readVerdict(socket);
+    cache.set(socket, v);
+  }
+  return v;
 }
 
-function readPeerIdentity(socket: TLSSocket): string | undefined {
-  if (!socket.authorized) return undefined;
+/** The verified identity, or undefined (unverified or refused peers have none). */
+export function peerIdentity(socket: TLSSocket): string | undefined {
+  const v = peerVerdict(socket);
+  return v.kind === 'verified' ? v.id : undefined;
+}
+
+function readVerdict(socket: TLSSocket): PeerVerdict {
+  if (!socket.authorized) return { kind: 'unverified' };
   const cert = socket.getPeerCertificate();
-  if (cert === null || Object.keys(cert).length === 0) return undefined;
-  const { uris, dns } = parseSans(cert.subjectaltname);
-  return uris[0] ?? dns[0] ?? (typeof cert.subject?.CN === 'string' ? cert.subject.CN : undefined);
+  if (cert === null || Object.keys(cert).length === 0) return { kind: 'unverified' };
+  const problem = certificatePurposeProblem(cert, 'client');
+  if (problem !== undefined) return { kind: 'refused', reason: problem };
+  const id = certificateIdentity(cert.raw, typeof cert.subject?.CN === 'string' ? cert.subject.CN : undefined);
+  return id.kind === 'ok' ? { kind: 'verified', id: id.id } : { kind: 'refused', reason: id.reason };
 }

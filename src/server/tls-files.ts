@@ -1,21 +1,51 @@
 // Reads the certificate files a router's config names into Node TLS options: the incoming
 // server's (mTLS when requireClientAuth) and the outgoing client's (peer verified by commonName).
 // The options are checked by building a context once, so a bad file fails here with its path
-// (at start, in `run --check` and on reload) instead of as a bare OpenSSL code later.
+// (at start, in `run --check` and on reload) instead of as a bare OpenSSL code later. Versions and
+// suites follow tls/policy.ts (forward-secret AEAD unless the config lists others).
 
-import { readFileSync } from 'node:fs';
-import { checkServerIdentity, createSecureContext, type ConnectionOptions, type SecureContext, type SecureContextOptions, type TlsOptions } from 'node:tls';
+import { statSync } from 'node:fs';
+import { checkServerIdentity, createSecureContext, type ConnectionOptions, type PeerCertificate, type SecureContext, type SecureContextOptions, type TlsOptions } from 'node:tls';
+import { readInputFileSync } from '../config/read-input.js';
 import type { ClientTlsConfig, ServerTlsConfig } from '../config/types.js';
+import { certificatePurposeProblem } from '../tls/peer-certificate.js';
+import { tlsPolicy } from '../tls/policy.js';
 
 function read(path: string, what: string): Buffer {
-  let bytes: Buffer;
-  try {
-    bytes = readFileSync(path);
-  } catch (err) {
-    throw new Error(`cannot read ${what} ${path}: ${(err as Error).message}`);
-  }
+  // Regular files of at most 1 MiB only: a key path pointing at a FIFO or /dev/zero must not hang.
+  const bytes = readInputFileSync(path, what);
   if (!bytes.includes('-----BEGIN ')) throw new Error(`${what} ${path} is not PEM (no -----BEGIN line)`);
   return bytes;
+}
+
+/**
+ * One line per private key file that users other than the router can read: others at all, or the
+ * group when it is not one of the router's own groups (a Kubernetes Secret mounted 0440 with the
+ * pod's fsGroup is fine). Names the path, never the content.
+ */
+export function keyFileWarnings(paths: readonly string[]): string[] {
+  const groups = new Set(typeof process.getgroups === 'function' ? [process.getgid?.(), ...process.getgroups()] : []);
+  const out: string[] = [];
+  for (const path of paths) {
+    let mode: number;
+    let gid: number;
+    try {
+      ({ mode, gid } = statSync(path));
+    } catch {
+      continue; // reading it reports the problem
+    }
+    const byOthers = (mode & 0o004) !== 0;
+    const byGroup = (mode & 0o040) !== 0 && !groups.has(gid);
+    if (byOthers || byGroup) {
+      out.push(`private key ${path} is readable by ${byOthers ? 'all users' : `group ${gid}`} (mode ${(mode & 0o777).toString(8).padStart(4, '0')}); make it 0600 or 0400`);
+    }
+  }
+  return out;
+}
+
+/** The private key files a router's TLS config names. */
+export function tlsKeyFiles(server: readonly (ServerTlsConfig | undefined)[], client: ClientTlsConfig | undefined): string[] {
+  return [...server.flatMap((s) => (s !== undefined ? [s.keyPath] : [])), ...(client?.clientAuth !== undefined ? [client.clientAuth.keyPath] : [])];
 }
 
 /**
@@ -43,19 +73,24 @@ export function clientTlsFiles(cfg: ClientTlsConfig): string[] {
 }
 
 export function serverTlsOptions(cfg: ServerTlsConfig): TlsOptions {
+  const policy = tlsPolicy(cfg.protocols, cfg.ciphers);
   const options: TlsOptions = {
     cert: read(cfg.certPath, 'certificate'),
     key: read(cfg.keyPath, 'key'),
     requestCert: cfg.requireClientAuth || cfg.caCertPath !== undefined,
     rejectUnauthorized: cfg.requireClientAuth,
-    minVersion: 'TLSv1.2',
+    minVersion: policy.minVersion,
+    maxVersion: policy.maxVersion,
+    ciphers: policy.ciphers,
+    honorCipherOrder: true, // our order (AES-GCM, then ChaCha20) rather than the client's
   };
   if (cfg.caCertPath !== undefined) options.ca = read(cfg.caCertPath, 'CA certificate');
   return usable(options, cfg.certPath, cfg.keyPath);
 }
 
 export function clientTlsOptions(cfg: ClientTlsConfig): ConnectionOptions {
-  const options: ConnectionOptions = { minVersion: 'TLSv1.2' };
+  const policy = tlsPolicy(cfg.protocols, cfg.ciphers);
+  const options: ConnectionOptions = { minVersion: policy.minVersion, maxVersion: policy.maxVersion, ciphers: policy.ciphers };
   const cas: Buffer[] = [];
   for (const p of cfg.trustCerts ?? []) cas.push(read(p, 'trusted certificate'));
   if (cfg.trustCertsBundle !== undefined) cas.push(read(cfg.trustCertsBundle, 'trust bundle'));
@@ -66,10 +101,14 @@ export function clientTlsOptions(cfg: ClientTlsConfig): ConnectionOptions {
   }
   if (cfg.disableValidation === true) options.rejectUnauthorized = false;
   const commonName = cfg.commonName;
-  if (commonName !== undefined) {
-    // Peers are reached by IP, but verified as the mesh name (Linkerd 1's commonName).
-    options.servername = commonName;
-    options.checkServerIdentity = (_host, cert) => checkServerIdentity(commonName, cert);
-  }
+  // Peers are reached by IP, but verified as the mesh name (Linkerd 1's commonName).
+  if (commonName !== undefined) options.servername = commonName;
+  // Runs after the chain verified: the peer must also hold a server leaf (OpenSSL alone accepts a
+  // CA certificate, or one without extended key usage, as the server's).
+  options.checkServerIdentity = (host: string, cert: PeerCertificate) => {
+    const problem = certificatePurposeProblem(cert, 'server');
+    if (problem !== undefined) return new Error(`peer certificate refused: ${problem}`);
+    return checkServerIdentity(commonName ?? host, cert);
+  };
   return usable(options, cfg.clientAuth?.certPath, cfg.clientAuth?.keyPath);
 }

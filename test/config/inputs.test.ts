@@ -5,7 +5,7 @@ import { execFileSync } from 'node:child_process';
 import { chmod, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { createCa, issueNodeCertificate } from '../../src/tls/generate.js';
 import { runCli, type CliResult } from '../helpers/cli.js';
 
@@ -84,19 +84,22 @@ const linkerd1Tls = await config(
       protocols: [TLSv1.3]
 `,
 );
-const plain = await config('plain.yaml', 'routers:\n- protocol: http\n  dtab: /svc => /$/inet/127.0.0.1/1;\n  servers: [{port: 4140}]\n');
+// A YAML alias bomb: the yaml library refuses it by throwing while building the value.
+let bomb = 'a0: &a0 [x, x, x, x, x, x, x, x, x]\n';
+for (let i = 1; i < 12; i++) bomb += `a${i}: &a${i} [${Array(9).fill(`*a${i - 1}`).join(', ')}]\n`;
+const aliasBomb = await config('bomb.yaml', `${bomb}routers:\n- protocol: http\n  servers: [{port: 4140}]\n`);
 
 // Every CLI run at once: each child through the TypeScript loader costs seconds on a loaded machine.
 const [files, esc, l1, thrown, fifoConfig, dtabCheck] = (await Promise.all([
   runCli(['run', '--check', '-c', inputFiles], {}, 40_000),
   runCli(['run', '--check', '-c', escapes], {}, 40_000),
   runCli(['run', '--check', '-c', linkerd1Tls], {}, 40_000),
-  runCli(['run', '--check', '-c', plain, '--set', 'routers.0.label.x=1'], {}, 40_000),
+  runCli(['run', '--check', '-c', aliasBomb], {}, 40_000),
   runCli(['run', '--check', '-c', join(dir, 'config-fifo.yaml')], {}, 40_000),
   runCli(['dtab', 'check', join(dir, 'fifo'), '/dev/zero', join(dir, 'token'), join(dir, 'typo.dtab'), join(dir, 'huge.dtab')], {}, 40_000),
 ])) as [CliResult, CliResult, CliResult, CliResult, CliResult, CliResult];
 
-function noSecrets(t: Tap.Test, r: CliResult): void {
+function noSecrets(t: Test, r: CliResult): void {
   const all = r.stdout + r.stderr;
   t.notMatch(all, /eyJ|c2lnbmF0dXJl|SECRETHASH|saltsalt|root:/, 'no content of a secret file is printed');
   t.notMatch(all, /PRIVATE KEY|MII/, 'no key material is printed');
@@ -138,9 +141,9 @@ t.test('run --check: the config itself is a FIFO', async (t) => {
 t.test('terminal escapes in keys are escaped; unknown TLS protocol and cipher names are file:line:col errors', async (t) => {
   t.equal(esc.code, 1);
   noSecrets(t, esc);
-  t.match(esc.stderr, /escapes\.yaml:4:3: .*\\x1b\[31mred\\x1b\[0m/, 'the key as \\x1b[31m...');
-  t.match(esc.stderr, /escapes\.yaml:10:\d+: .*protocols\[1\].*TLSv9/);
-  t.match(esc.stderr, /escapes\.yaml:11:\d+: .*ciphers\[1\].*NOT_A_CIPHER/);
+  t.match(esc.stderr, /escapes\.yaml:3:3: .*\\x1b\[31mred\\x1b\[0m/, 'the key as \\x1b[31m...');
+  t.match(esc.stderr, /escapes\.yaml:9:\d+: .*protocols\[1\].*TLSv9/);
+  t.match(esc.stderr, /escapes\.yaml:10:\d+: .*ciphers\[1\].*NOT_A_CIPHER/);
 });
 
 t.test('a Linkerd 1 TLS config runs; weak choices and an open private key are warned about', async (t) => {
@@ -156,5 +159,5 @@ t.test('an unexpected exception while loading is one line', async (t) => {
   t.equal(thrown.code, 1);
   noSecrets(t, thrown);
   t.equal(thrown.stderr.trim().split('\n').length, 1, thrown.stderr);
-  t.match(thrown.stderr, /routers\[0\]\.label/);
+  t.match(thrown.stderr, /bomb\.yaml: cannot load config: .*alias/);
 });

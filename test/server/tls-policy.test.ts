@@ -8,7 +8,7 @@ import https from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import tls from 'node:tls';
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { parseConfig } from '../../src/config/load.js';
 import { silentLogger } from '../../src/log.js';
 import { startHostmesh, type Hostmesh } from '../../src/server/hostmesh.js';
@@ -85,7 +85,7 @@ function call(label: string, cert: Pem, options: tls.ConnectionOptions = {}): Pr
   });
 }
 
-async function stillServes(t: Tap.Test, label = 'incoming'): Promise<void> {
+async function stillServes(t: Test, label = 'incoming'): Promise<void> {
   const ok = await call(label, peer);
   t.same(ok, { status: 200, body: 'spiffe://hostmesh/node/node-a' }, 'a mesh peer is still served within 1 s');
 }
