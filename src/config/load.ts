@@ -327,6 +327,9 @@ function toConfig(raw: RawConfig, baseDir: string, env: NodeJS.ProcessEnv): Host
           ? {
               tls: {
                 ...(tls.commonName !== undefined ? { commonName: tls.commonName } : {}),
+        ...(s.tunnelIdleTimeoutMs !== undefined ? { tunnelIdleTimeoutMs: s.tunnelIdleTimeoutMs } : {}),
+        ...(s.maxConnections !== undefined ? { maxConnections: s.maxConnections } : {}),
+        ...(s.maxConnectionsPerSource !== undefined ? { maxConnectionsPerSource: s.maxConnectionsPerSource } : {}),
                 ...(tls.trustCerts !== undefined ? { trustCerts: tls.trustCerts.map((p) => abs(baseDir, p)) } : {}),
                 ...(tls.trustCertsBundle !== undefined ? { trustCertsBundle: abs(baseDir, tls.trustCertsBundle) } : {}),
                 ...(tls.disableValidation !== undefined ? { disableValidation: tls.disableValidation } : {}),
@@ -335,6 +338,7 @@ function toConfig(raw: RawConfig, baseDir: string, env: NodeJS.ProcessEnv): Host
                   : {}),
                 ...(tls.protocols !== undefined ? { protocols: tls.protocols } : {}),
                 ...(tls.ciphers !== undefined ? { ciphers: tls.ciphers } : {}),
+                ...(s.tls.handshakeTimeoutMs !== undefined ? { handshakeTimeoutMs: s.tls.handshakeTimeoutMs } : {}),
               },
             }
           : {}),

@@ -74,6 +74,7 @@ const serverTls = z.strictObject({
   keyPath: z.string().min(1),
   caCertPath: z.string().min(1).optional(),
   requireClientAuth: z.boolean().default(false),
+  handshakeTimeoutMs: z.number().int().min(100).max(600_000).optional(),
   enabled: z.boolean().optional(),
   ...tlsNames,
 }).superRefine(checkTlsNames);
@@ -85,6 +86,10 @@ const server = z.strictObject({
   headersTimeoutMs: z.number().int().min(100).optional(),
   idleTimeoutMs: z.number().int().min(100).optional(),
   maxHeaderBytes: z.number().int().min(1024).max(1024 * 1024).optional(),
+  // Socket limits (hostmesh additions): tunnels' idle deadline, caps on accepted connections.
+  tunnelIdleTimeoutMs: z.number().int().min(100).optional(),
+  maxConnections: z.number().int().min(1).max(1_000_000).optional(),
+  maxConnectionsPerSource: z.number().int().min(1).max(1_000_000).optional(),
   maxHeaders: z.number().int().min(16).max(10_000).optional(),
 });
 

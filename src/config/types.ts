@@ -36,6 +36,8 @@ export interface ServerTlsConfig {
   requireClientAuth: boolean;
   /** Linkerd 1's TLS versions and suites (tls/policy.ts; default TLS 1.2-1.3, forward-secret AEAD). */
   protocols?: string[];
+  /** A TLS handshake must finish within this, else the socket is destroyed (default 10 s). */
+  handshakeTimeoutMs?: number;
   ciphers?: string[];
 }
 
@@ -51,6 +53,12 @@ export interface ServerConfig {
   maxHeaderBytes?: number;
   /** Bound on a request's header fields (more is 431; default 500, router/headers.ts). */
   maxHeaders?: number;
+  /** An Upgrade or CONNECT tunnel with no traffic this long is closed (default 5 min). */
+  tunnelIdleTimeoutMs?: number;
+  /** Accepted connections open at once on this server; more are closed on arrival (default 10,000). */
+  maxConnections?: number;
+  /** Accepted connections open at once from one source address (default 1,000). */
+  maxConnectionsPerSource?: number;
 }
 
 export interface ClientTlsConfig {

@@ -132,6 +132,16 @@ export class RouterMetrics {
     this.#m.tlsFailures.labels(this.label, reason).inc();
   }
 
+  /** An accepted connection closed at once because a cap was reached (reason: a fixed set). */
+  connectionRefused(reason: 'listener_limit' | 'source_limit'): void {
+    this.#m.connectionsRefused.labels(this.label, reason).inc();
+  }
+
+  /** A connection closed because the deadline of the state it was in passed. */
+  connectionDeadline(state: ConnectionState): void {
+    this.#m.connectionDeadlines.labels(this.label, state).inc();
+  }
+
   dtabOverride(): void {
     this.#overrides.inc();
   }
@@ -173,6 +183,9 @@ export interface StateReport {
 /** Something with state to report at scrape time (namers). */
 export interface NamerReport {
   readonly kind: string;
+/** Socket states that have a deadline (metric label values). */
+export type ConnectionState = 'handshake' | 'headers' | 'idle' | 'tunnel_idle' | 'error_answer';
+
   readonly updates: number;
   readonly stale: boolean;
 }
@@ -206,6 +219,8 @@ export class Metrics {
     this.duration = new Histogram({
       name: 'hostmesh_request_duration_seconds',
       help: 'Time from request to the end of the response.',
+  readonly connectionsRefused: Counter;
+  readonly connectionDeadlines: Counter;
       labelNames: ['router', 'service'],
       buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
       registers,
@@ -231,6 +246,13 @@ export class Metrics {
       help: 'Cached bindings dropped: unused for bindingCache.idleTtlSecs (idle), or the least recently used past bindingCache.paths/overrides (capacity).',
       labelNames: ['router', 'reason'],
       registers,
+    this.connectionsRefused = new Counter({ name: 'hostmesh_connections_refused_total', help: 'Accepted connections closed at once: the listener (listener_limit) or the source (source_limit) was at its cap.', labelNames: ['router', 'reason'], registers });
+    this.connectionDeadlines = new Counter({
+      name: 'hostmesh_connection_deadlines_total',
+      help: 'Connections closed because the deadline of their state passed (handshake, headers, idle, tunnel_idle, error_answer).',
+      labelNames: ['router', 'state'],
+      registers,
+    });
     });
     const state = (): StateReport | undefined => this.#state;
     new Gauge({

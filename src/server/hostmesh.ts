@@ -296,6 +296,10 @@ export async function startHostmesh(config: HostmeshConfig, deps: HostmeshDeps):
             ...(s.maxHeaderBytes !== undefined ? { maxHeaderSize: s.maxHeaderBytes } : {}),
             ...(s.maxHeaders !== undefined ? { maxHeaders: s.maxHeaders } : {}),
             metrics: rm,
+            ...(s.tls?.handshakeTimeoutMs !== undefined ? { handshakeTimeoutMs: s.tls.handshakeTimeoutMs } : {}),
+            ...(s.tunnelIdleTimeoutMs !== undefined ? { tunnelIdleTimeoutMs: s.tunnelIdleTimeoutMs } : {}),
+            ...(s.maxConnections !== undefined ? { maxConnections: s.maxConnections } : {}),
+            ...(s.maxConnectionsPerSource !== undefined ? { maxConnectionsPerSource: s.maxConnectionsPerSource } : {}),
           },
           logger,
         ).start();

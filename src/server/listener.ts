@@ -8,11 +8,25 @@ import type { TLSSocket, TlsOptions } from 'node:tls';
 import type { Logger } from '../log.js';
 import type { RequestContext, Router } from '../router/router.js';
 import { peerIdentity, peerVerdict } from './peer-identity.js';
-import { rawParserError, rescue } from './rescue.js';
+import { endRaw, rawParserError, rescue } from './rescue.js';
 import { HostmeshError } from '../errors.js';
 import { Tunnels } from './tunnels.js';
 import { DEFAULT_MAX_HEADERS, h2cAsHttp11, tooManyHeaders } from '../router/headers.js';
 import type { RouterMetrics } from '../metrics/metrics.js';
+import { Connections } from './connections.js';
+
+/** Defaults of the socket limits (config keys of a server; see the README's limits table). */
+export const SOCKET_DEFAULTS = {
+  /** Node's own is 120 s; a peer router finishes in milliseconds, a stalled one is not worth a slot. */
+  handshakeTimeoutMs: 10_000,
+  headersTimeoutMs: 20_000,
+  idleTimeoutMs: 300_000,
+  tunnelIdleTimeoutMs: 300_000,
+  /** Well under common fd limits, leaving room for each connection's upstream socket. */
+  maxConnections: 10_000,
+  /** A pod or peer router needs far fewer (a peer's pool is 64); one source cannot take them all. */
+  maxConnectionsPerSource: 1_000,
+} as const;
 
 export interface ListenerOptions {
   readonly ip: string;
@@ -26,6 +40,14 @@ export interface ListenerOptions {
   readonly headersTimeoutMs?: number;
   /** Close connections idle this long (default 5 min: long enough for slow streams' pauses). */
   readonly idleTimeoutMs?: number;
+  /** TLS only: the handshake must finish within this, else the socket is destroyed (default 10 s). */
+  readonly handshakeTimeoutMs?: number;
+  /** Upgrade and CONNECT tunnels with no traffic this long are closed (default 5 min). */
+  readonly tunnelIdleTimeoutMs?: number;
+  /** Connections open at once on this listener; more are closed as they arrive (default 10,000). */
+  readonly maxConnections?: number;
+  /** Connections open at once from one source address (default 1,000). */
+  readonly maxConnectionsPerSource?: number;
   /** Where requests, connections and TLS failures are counted. */
   readonly metrics?: RouterMetrics;
 }
@@ -40,31 +62,70 @@ export class Listener {
   #idleWaiters: (() => void)[] = [];
   readonly #tunnels: Tunnels;
   readonly #metrics: RouterMetrics | undefined;
+  readonly #connections: Connections;
+  /** TLS sockets whose handshake finished: only these can carry an HTTP answer. */
+  readonly #secured = new WeakSet<Socket>();
+  /** The same, as remote address:port: how a drain tells them from handshakes in progress. */
+  readonly #securedPeers = new Set<string>();
+  /** How long a client gets to take an error answer written outside a request. */
+  readonly #lingerMs: number;
   readonly #maxHeaders: number;
 
   constructor(router: Router, options: ListenerOptions, logger: Logger) {
     this.#router = router;
     this.#logger = logger;
     this.#tls = options.tls !== undefined;
-    const headersTimeout = options.headersTimeoutMs ?? 20_000;
+    const headersTimeout = options.headersTimeoutMs ?? SOCKET_DEFAULTS.headersTimeoutMs;
+    const idleTimeout = options.idleTimeoutMs ?? SOCKET_DEFAULTS.idleTimeoutMs;
+    this.#lingerMs = headersTimeout;
     const common: http.ServerOptions = {
       requireHostHeader: false, // HTTP/1.0 without Host reaches our own 400
       maxHeaderSize: options.maxHeaderSize ?? 16 * 1024,
-      keepAliveTimeout: Math.min(30_000, options.idleTimeoutMs ?? 30_000),
+      keepAliveTimeout: Math.min(30_000, idleTimeout),
       headersTimeout,
       requestTimeout: 0, // bodies may stream for as long as they make progress
       // Node checks headersTimeout on this interval; keep it fine enough for short test timeouts.
       connectionsCheckingInterval: Math.min(30_000, Math.max(50, Math.floor(headersTimeout / 4))),
     };
-    this.#server = options.tls ? https.createServer({ ...common, ...options.tls }) : http.createServer(common);
+    this.#server = options.tls
+      ? https.createServer({ ...common, ...options.tls, handshakeTimeout: options.handshakeTimeoutMs ?? SOCKET_DEFAULTS.handshakeTimeoutMs })
+      : http.createServer(common);
     // One more than the limit is kept, so a request over it is seen (and refused) rather than
     // silently cut to the limit by Node.
     this.#maxHeaders = options.maxHeaders ?? DEFAULT_MAX_HEADERS;
     this.#server.maxHeadersCount = this.#maxHeaders + 1;
-    this.#server.setTimeout(options.idleTimeoutMs ?? 300_000); // idle sockets are destroyed
-    this.#tunnels = new Tunnels(logger);
     const metrics = (this.#metrics = options.metrics);
+    // Idle sockets are destroyed (Node would do it too with no listener; this one counts them).
+    this.#server.setTimeout(idleTimeout);
+    this.#server.on('timeout', (socket: Socket) => {
+      metrics?.connectionDeadline('idle');
+      socket.destroy();
+    });
+    this.#tunnels = new Tunnels(logger, {
+      idleTimeoutMs: options.tunnelIdleTimeoutMs ?? SOCKET_DEFAULTS.tunnelIdleTimeoutMs,
+      lingerMs: this.#lingerMs,
+      onDeadline: (state) => metrics?.connectionDeadline(state),
+    });
+    this.#connections = new Connections({
+      max: options.maxConnections ?? SOCKET_DEFAULTS.maxConnections,
+      perSource: options.maxConnectionsPerSource ?? SOCKET_DEFAULTS.maxConnectionsPerSource,
+    });
+    // First on 'connection', before TLS wraps the socket or HTTP parses it: every accepted socket
+    // is counted from its first moment, and one over a cap is closed before costing a handshake.
+    this.#server.prependListener('connection', (socket: Socket) => {
+      const refused = this.#connections.admit(socket);
+      if (refused === undefined) return;
+      metrics?.connectionRefused(refused);
+      socket.destroy();
+    });
     if (options.tls) {
+      this.#server.on('secureConnection', (socket: TLSSocket) => {
+        if (this.#secured.has(socket)) return;
+        this.#secured.add(socket);
+        const peer = peerKey(socket);
+        this.#securedPeers.add(peer);
+        socket.once('close', () => this.#securedPeers.delete(peer));
+      });
       // A chain-verified certificate that is a CA's, not for client auth, or names no well-formed
       // identity is refused before any request on it is read (peer-identity.ts).
       this.#server.on('secureConnection', (socket: TLSSocket) => {
@@ -111,22 +172,26 @@ export class Listener {
     this.#server.on('connect', (req: http.IncomingMessage, socket: Socket, head: Buffer) => {
       if (this.#draining || this.#tls) {
         // CONNECT is for the plaintext outgoing side, where pods' proxy clients speak.
-        socket.end('HTTP/1.1 403 Forbidden\r\nl5d-err: CONNECT%20is%20not%20accepted%20here\r\ncontent-length: 0\r\nconnection: close\r\n\r\n');
+        endRaw(socket, 'HTTP/1.1 403 Forbidden\r\nl5d-err: CONNECT%20is%20not%20accepted%20here\r\ncontent-length: 0\r\nconnection: close\r\n\r\n', this.#lingerMs);
         return;
       }
       void this.#tunnels.connect(this.#router, this.#server, req, socket, head);
     });
     this.#server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
-      if (socket.writable && !(err.code === 'ECONNRESET')) {
-        socket.end(clientErrorResponse(err));
-      } else {
+      if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT') metrics?.connectionDeadline('headers');
+      // Before a TLS handshake finished there is no channel to answer on: a plaintext answer would
+      // sit unflushed in the TLS socket and keep its descriptor for good. Destroy instead.
+      if (!socket.writable || err.code === 'ECONNRESET' || (this.#tls && !this.#secured.has(socket))) {
         socket.destroy();
+        return;
       }
+      endRaw(socket, clientErrorResponse(err), this.#lingerMs, () => metrics?.connectionDeadline('error_answer'));
     });
     if (options.tls) {
       this.#server.on('tlsClientError', (err: NodeJS.ErrnoException) => {
         this.#logger.debug({ err: err.message }, 'TLS handshake refused');
-        this.#metrics?.tlsFailure(tlsFailureReason(err));
+        if (err.code === 'ERR_TLS_HANDSHAKE_TIMEOUT') metrics?.connectionDeadline('handshake');
+        metrics?.tlsFailure(tlsFailureReason(err));
       });
     }
     this.#listen = () =>
@@ -183,11 +248,22 @@ export class Listener {
       });
   }
 
-  /** Stops accepting, lets in-flight requests finish (up to `graceMs`), then closes everything. */
+  /** Accepted sockets open now (any state: handshaking, idle, in a request, tunnelled). */
+  get connections(): number {
+    return this.#connections.size;
+  }
+
+  /**
+   * Stops accepting, lets in-flight requests finish (up to `graceMs`), then closes everything:
+   * every accepted socket is destroyed at the end of the grace whatever its state, so the drain
+   * finishes on time even with unfinished handshakes or silent connections pending.
+   */
   async close(graceMs: number): Promise<void> {
     this.#draining = true;
     const closed = new Promise<void>((resolve) => this.#server.close(() => resolve()));
     this.#server.closeIdleConnections();
+    // Handshakes in progress carry no request: there is nothing to let finish.
+    if (this.#tls) this.#connections.destroyWhere((s) => !this.#securedPeers.has(peerKey(s)));
     if (this.#active > 0) {
       await Promise.race([
         new Promise<void>((resolve) => this.#idleWaiters.push(resolve)),
@@ -196,8 +272,14 @@ export class Listener {
     }
     this.#server.closeAllConnections();
     this.#tunnels.closeAll();
+    this.#connections.destroyAll();
     await closed;
   }
+}
+
+/** A connection's remote end, the same on the accepted socket and the TLS socket wrapping it. */
+function peerKey(socket: Socket): string {
+  return `${socket.remoteAddress ?? ''}|${socket.remotePort ?? ''}`;
 }
 
 /** A short, bounded label for a refused handshake (metric label: never the raw message). */
@@ -206,6 +288,7 @@ export function tlsFailureReason(err: NodeJS.ErrnoException): string {
   if (/PEER_DID_NOT_RETURN_A_CERTIFICATE|peer did not return a certificate/i.test(text)) return 'no_client_certificate';
   if (/UNKNOWN_CA|unknown ca|unable to get local issuer|self.signed|CERTIFICATE_VERIFY_FAILED/i.test(text)) return 'untrusted_certificate';
   if (/expired/i.test(text)) return 'certificate_expired';
+  if (/ERR_TLS_HANDSHAKE_TIMEOUT/.test(text)) return 'handshake_timeout';
   if (/ECONNRESET|socket hang up|disconnected before/i.test(text)) return 'connection_reset';
   if (/version|protocol|wrong version|http request/i.test(text)) return 'protocol';
   return 'other';

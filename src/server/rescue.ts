@@ -2,6 +2,7 @@
 // (a short reason, URL-encoded as Linkerd 1 did) and a body that explains the routing context.
 
 import type { ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
 import { HostmeshError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { RequestContext } from '../router/router.js';
@@ -43,4 +44,25 @@ export function rawParserError(reason: string, status: 400 | 408 | 414 | 431 = 4
     `HTTP/1.1 ${status} ${text}\r\nl5d-err: ${encodeURIComponent(message)}\r\n` +
     `content-type: text/plain; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`
   );
+}
+
+/**
+ * Writes a raw answer on a socket outside an HTTP exchange (parser errors, refused upgrades and
+ * CONNECTs) and ends it. A peer that never takes the answer (it does not read, or never finishes
+ * the close) loses the socket after `lingerMs`, so an unread error answer cannot hold a file
+ * descriptor. Callers on TLS must not use this before the handshake finished: there is no
+ * channel to write into then, and the socket is destroyed instead.
+ */
+export function endRaw(socket: Duplex, response: string, lingerMs: number, onDeadline?: () => void): void {
+  if (!socket.writable) {
+    socket.destroy();
+    return;
+  }
+  const timer = setTimeout(() => {
+    onDeadline?.();
+    socket.destroy();
+  }, lingerMs);
+  timer.unref();
+  socket.once('close', () => clearTimeout(timer));
+  socket.end(response);
 }

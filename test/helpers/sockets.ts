@@ -1,0 +1,40 @@
+// Counts the sockets a server holds on one listening address, read from /proc/net/tcp, so a test
+// (or the bench) sees the server's side of each connection whichever process owns it.
+
+import { readFileSync } from 'node:fs';
+
+/** /proc/net/tcp's form of an IPv4 address and port: little-endian address hex, port hex. */
+function procAddress(ip: string, port: number): string {
+  const hex = ip
+    .split('.')
+    .map((o) => Number(o).toString(16).padStart(2, '0'))
+    .reverse()
+    .join('');
+  return `${hex}:${port.toString(16).padStart(4, '0')}`.toUpperCase();
+}
+
+/**
+ * Accepted sockets still owned by a process on `ip:port` (any TCP state but LISTEN). A socket
+ * the server has closed is either gone or orphaned in FIN_WAIT/TIME_WAIT with inode 0: the
+ * kernel finishes those without a file descriptor, so they are not counted.
+ */
+export function heldSockets(ip: string, port: number): number {
+  const local = procAddress(ip, port);
+  let n = 0;
+  for (const line of readFileSync('/proc/net/tcp', 'utf8').split('\n').slice(1)) {
+    const f = line.trim().split(/\s+/);
+    if (f[1] !== local || f[3] === '0A') continue; // 0A: LISTEN
+    if (f[9] !== undefined && f[9] !== '0') n++;
+  }
+  return n;
+}
+
+/** Polls `check` every 50 ms until it holds or `ceilingMs` passes; returns whether it held. */
+export async function eventually(check: () => boolean, ceilingMs: number): Promise<boolean> {
+  const deadline = Date.now() + ceilingMs;
+  for (;;) {
+    if (check()) return true;
+    if (Date.now() > deadline) return false;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
