@@ -1,6 +1,7 @@
 // State created from request data is bounded: thousands of distinct Hosts and dtab overrides
 // through a router with the fs namer leave capped caches while held, and nothing once idle
-// (time driven by an injected clock); the router keeps serving normal requests throughout.
+// (time driven by an injected clock); the router keeps serving normal requests throughout. Then the
+// pieces alone: interpreter reference counts, fs namer eviction, the k8s namer's namespace cap.
 
 import http from 'node:http';
 import type net from 'node:net';
@@ -13,6 +14,14 @@ import { silentLogger } from '../../src/log.js';
 import { startHostmesh, type Hostmesh } from '../../src/server/hostmesh.js';
 import { FsNamer } from '../../src/namer/fs-namer.js';
 import { Path } from '../../src/dtab/path.js';
+import { Dtab } from '../../src/dtab/dtab.js';
+import { parsePath } from '../../src/dtab/parse.js';
+import { NameInterpreter } from '../../src/namer/interpreter.js';
+import { K8sNamer } from '../../src/namer/k8s/k8s-namer.js';
+import { K8sClient } from '../../src/k8s/client.js';
+import { plainConnection } from '../../src/k8s/connection.js';
+import { FakeApiServer } from '../fixtures/k8s-api-server.js';
+import { until } from '../helpers/k8s.js';
 import { freePorts } from '../helpers/ports.js';
 import { request } from '../helpers/http.js';
 import { parsePrometheus } from '../helpers/prometheus.js';
@@ -171,4 +180,51 @@ t.test('the fs namer re-reads only the files of names in use, and drops unused o
   now += 10_001;
   namer.evictIdle();
   t.equal(namer.size, 0, 'the last observer gone, the entry goes too');
+});
+
+t.test('the interpreter holds a namer lookup only while a live binding watches it', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'hostmesh-interp-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  await writeFile(join(dir, 'a'), '10.0.0.1 80\n');
+  const namer = new FsNamer({ rootDir: dir, pollMs: 60_000 });
+  t.teardown(() => namer.close());
+  const interp = new NameInterpreter({ namers: [namer] });
+  const dtab = Dtab.read('/svc => /#/io.l5d.fs');
+  const b1 = interp.bind(dtab, parsePath('/svc/a/extra'));
+  const b2 = interp.bind(dtab, parsePath('/svc/a/extra'));
+  t.equal(interp.lookupCount, 1, 'one shared lookup for both bindings');
+  t.equal(interp.bindingCount, 1, 'identical (dtab, path) share one binding');
+  b1.close();
+  t.equal(interp.lookupCount, 1, 'still held by the other binding');
+  b2.close();
+  t.equal(interp.lookupCount, 0, 'released with the last binding');
+  t.equal(interp.bindingCount, 0);
+  interp.explain(dtab, parsePath('/svc/b'));
+  t.equal(interp.lookupCount, 0, 'an explanation keeps nothing');
+});
+
+t.test('k8s namer at maxNamespaces: an idle namespace is given up, else the name fails naming the limit', async (t) => {
+  const api = await new FakeApiServer().start();
+  let now = 0;
+  const namer = new K8sNamer({ client: new K8sClient(plainConnection('127.0.0.1', api.port)), logger: silentLogger(), maxNamespaces: 2, idleTtlMs: 10_000, now: () => now });
+  t.teardown(async () => {
+    await namer.close();
+    await api.close();
+  });
+  const offA = namer.lookup(new Path(['ns-a', 'http', 'web'])).subscribe(() => undefined);
+  namer.lookup(new Path(['ns-b', 'http', 'web'])); // never observed: idle from the start
+  now += 1;
+  const offC = namer.lookup(new Path(['ns-c', 'http', 'web'])).subscribe(() => undefined);
+  t.same(namer.watchedNamespaces().sort(), ['ns-a', 'ns-c'], 'the idle namespace made room');
+  const refused = namer.lookup(new Path(['ns-d', 'http', 'web'])).get();
+  t.equal(refused.kind, 'failed', 'every watched namespace in use: refused');
+  t.match(refused.kind === 'failed' ? refused.error.message : '', /ns-d.*maxNamespaces/);
+  t.equal(namer.refused, 1);
+  t.ok(await until(() => api.watchCount === 4), 'two watches per namespace, no more');
+  offA();
+  offC();
+  now += 10_000;
+  namer.evictIdle();
+  t.same(namer.watchedNamespaces(), [], 'names idle past idleTtl take their namespaces with them');
+  t.ok(await until(() => api.watchCount === 0), 'and the API watches are closed');
 });
