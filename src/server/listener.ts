@@ -156,7 +156,7 @@ export class Listener {
       }
       if (tooManyHeaders(req.rawHeaders, this.#maxHeaders)) {
         this.#metrics?.tooManyHeaders();
-        socket.end(rawParserError(`more than ${this.#maxHeaders} header fields`, 431));
+        endRaw(socket, rawParserError(`more than ${this.#maxHeaders} header fields`, 431), this.#lingerMs, () => this.#metrics?.connectionDeadline('error_answer'));
         return;
       }
       const plain = h2cAsHttp11(req);
