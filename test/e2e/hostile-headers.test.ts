@@ -3,7 +3,8 @@
 
 import http from 'node:http';
 import net from 'node:net';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import tls from 'node:tls';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
@@ -14,6 +15,7 @@ import { startHostmesh, type Hostmesh } from '../../src/server/hostmesh.js';
 import { freePorts } from '../helpers/ports.js';
 import { request } from '../helpers/http.js';
 import { parsePrometheus } from '../helpers/prometheus.js';
+import { A, B, startMesh } from '../helpers/mesh.js';
 
 t.setTimeout(60_000);
 
@@ -245,4 +247,38 @@ t.test('maxHeaders is validated and carried from YAML to the server', async (t) 
   t.throws(() => parseConfig(yaml(8), 'c.yaml'), ConfigError, 'too small to carry the router\'s own headers');
   t.throws(() => parseConfig(yaml(100_000), 'c.yaml'), ConfigError, 'above the bound');
   t.equal(parseConfig(yaml(500).replace(/ +maxHeaders: 500\n/, ''), 'c.yaml').config.routers[0]?.servers[0]?.maxHeaders, undefined, 'unset: the default (500) applies');
+});
+
+t.test('h2c through the two-node mesh, and straight to the mTLS incoming port, is served over HTTP/1.1', async (t) => {
+  const m = await startMesh();
+  t.teardown(() => m.close());
+  const viaMesh = await new Promise<string>((resolve) => {
+    const s = net.connect(m.ports.outgoing, A, () => s.write(`GET / HTTP/1.1\r\nHost: world\r\n${H2C}\r\n`));
+    let out = '';
+    s.setEncoding('latin1');
+    s.on('data', (c: string) => {
+      out += c;
+      if (answered(out)) s.destroy();
+    });
+    s.on('close', () => resolve(out));
+    setTimeout(() => s.destroy(), 3000).unref();
+  });
+  t.match(viaMesh, /^HTTP\/1\.1 200 [^]*world \(node-b\)/, 'node-a -> mTLS -> node-b -> world');
+  const dir = join(m.demo.dir, 'certs');
+  const [ca, cert, key] = await Promise.all(['ca.pem', 'node-a.pem', 'node-a.key'].map((f) => readFile(join(dir, f))));
+  const direct = await new Promise<string>((resolve) => {
+    const s = tls.connect({ host: B, port: m.ports.incoming, servername: 'hostmesh', ca, cert, key, checkServerIdentity: () => undefined }, () =>
+      s.write(`GET / HTTP/1.1\r\nHost: world\r\n${H2C}\r\nGET /again HTTP/1.1\r\nHost: world\r\n\r\n`),
+    );
+    let out = '';
+    s.setEncoding('latin1');
+    s.on('data', (c: string) => {
+      out += c;
+      if ((out.match(/world \(node-b\)/g) ?? []).length >= 2) s.destroy();
+    });
+    s.on('error', () => undefined);
+    s.on('close', () => resolve(out));
+    setTimeout(() => s.destroy(), 3000).unref();
+  });
+  t.equal((direct.match(/HTTP\/1\.1 200 /g) ?? []).length, 2, 'both requests answered on the TLS connection');
 });
