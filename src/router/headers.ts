@@ -13,6 +13,7 @@ const HOP_BY_HOP = new Set([
   'trailer',
   'transfer-encoding',
   'upgrade',
+  'http2-settings', // connection-specific (RFC 7540 3.2.1): it means nothing past this hop
 ]);
 
 /** Names listed in Connection (also hop-by-hop). */

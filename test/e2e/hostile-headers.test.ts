@@ -235,6 +235,15 @@ t.test('Upgrade: h2c on a POST keeps the body', async (t) => {
   t.equal(backendSaw.find((s) => s.url === '/h2c-body')?.body, 'hello');
 });
 
+t.test('Upgrade: h2c without Connection: Upgrade is an ordinary request; HTTP2-Settings is not sent on', async (t) => {
+  backendSaw.length = 0;
+  const out = await raw('GET /h2c-noconn HTTP/1.1\r\nHost: world\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n\r\n', outgoing, 3000, answered);
+  t.match(out, /^HTTP\/1\.1 200 /);
+  const seen = backendSaw.find((s) => s.url === '/h2c-noconn')?.headers ?? {};
+  t.equal(seen.upgrade, undefined);
+  t.equal(seen['http2-settings'], undefined);
+});
+
 t.test('HTTP/2 with prior knowledge is answered at once with a 4xx (not an idle hang)', async (t) => {
   const out = await raw('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', outgoing, 3000, answered);
   t.match(out, /^HTTP\/1\.1 (400|505) /);
