@@ -228,7 +228,7 @@ function portOf(p: number | string | undefined): number | string | undefined {
   return p;
 }
 
-function destMatches(m: DestMatcher, dest: AuthzDestination, port: number | string | undefined, method: string, path: string | undefined): boolean {
+function destMatches(m: DestMatcher, dest: AuthzDestination, port: number | string | undefined, method: string, pathOf: () => string | undefined): boolean {
   if (m.namespace !== undefined && (dest.namespace === undefined || !m.namespace.test(dest.namespace))) return false;
   if (m.service !== undefined && (dest.service === undefined || !m.service.test(dest.service))) return false;
   if (m.name !== undefined && (dest.name === undefined || !m.name.test(dest.name))) return false;
@@ -238,7 +238,10 @@ function destMatches(m: DestMatcher, dest: AuthzDestination, port: number | stri
     if (!byNumber && !byName) return false;
   }
   if (m.methods !== undefined && !m.methods.has(method)) return false;
-  if (m.paths !== undefined && (path === undefined || !m.paths.some((prefix) => pathHasPrefix(path, prefix)))) return false;
+  if (m.paths !== undefined) {
+    const path = pathOf();
+    if (path === undefined || !m.paths.some((prefix) => pathHasPrefix(path, prefix))) return false;
+  }
   return true;
 }
 
@@ -257,39 +260,70 @@ const UNRESERVED = /[A-Za-z0-9\-._~]/;
  * servers resolve differently, so no path-restricted rule matches it (fail closed).
  */
 export function normalizePath(target: string): string | undefined {
-  let p = target;
-  if (!p.startsWith('/')) {
-    const scheme = p.indexOf('://');
+  // One pass over the characters, no regex or split: this runs for every request that meets a
+  // rule with paths.
+  let start = 0;
+  if (target.charCodeAt(0) !== 0x2f) {
+    const scheme = target.indexOf('://');
     if (scheme === -1) return undefined;
-    const slash = p.indexOf('/', scheme + 3);
-    p = slash === -1 ? '/' : p.slice(slash);
+    const slash = target.indexOf('/', scheme + 3);
+    if (slash === -1) return '/';
+    start = slash;
   }
-  const cut = p.search(/[?#]/);
-  if (cut !== -1) p = p.slice(0, cut);
-  if (p.includes('%')) {
-    let out = '';
-    for (let i = 0; i < p.length; i++) {
-      const c = p[i] as string;
-      if (c !== '%') {
-        out += c;
-        continue;
-      }
-      const hex = p.slice(i + 1, i + 3);
-      if (!/^[0-9A-Fa-f]{2}$/.test(hex)) return undefined;
-      const ch = String.fromCharCode(parseInt(hex, 16));
-      if (ch === '/' || ch === '\\') return undefined;
-      out += UNRESERVED.test(ch) ? ch : `%${hex.toUpperCase()}`;
-      i += 2;
+  let end = start;
+  let escaped = false;
+  while (end < target.length) {
+    const c = target.charCodeAt(end);
+    if (c === 0x3f || c === 0x23) break; // ? #
+    if (c === 0x25) escaped = true; // %
+    end++;
+  }
+  let p = start === 0 && end === target.length ? target : target.slice(start, end);
+  if (escaped) {
+    const decoded = decodeUnreserved(p);
+    if (decoded === undefined) return undefined;
+    p = decoded;
+  }
+  return unambiguous(p) ? p : undefined;
+}
+
+/** Decodes escapes of unreserved characters; undefined for a bad escape or an escaped / or \. */
+function decodeUnreserved(p: string): string | undefined {
+  let out = '';
+  for (let i = 0; i < p.length; i++) {
+    const c = p[i] as string;
+    if (c !== '%') {
+      out += c;
+      continue;
     }
-    p = out;
+    const hex = p.slice(i + 1, i + 3);
+    if (!/^[0-9A-Fa-f]{2}$/.test(hex)) return undefined;
+    const ch = String.fromCharCode(parseInt(hex, 16));
+    if (ch === '/' || ch === '\\') return undefined;
+    out += UNRESERVED.test(ch) ? ch : `%${hex.toUpperCase()}`;
+    i += 2;
   }
-  if (p.includes('\\')) return undefined;
-  const segments = p.split('/');
-  for (let i = 1; i < segments.length; i++) {
-    const s = segments[i];
-    if (s === '.' || s === '..' || (s === '' && i < segments.length - 1)) return undefined;
+  return out;
+}
+
+/** No backslash, no `//`, no `.` or `..` segment. */
+function unambiguous(p: string): boolean {
+  const n = p.length;
+  for (let i = 0; i < n; i++) {
+    const c = p.charCodeAt(i);
+    if (c === 0x5c) return false;
+    if (c !== 0x2f) continue;
+    const a = i + 1 < n ? p.charCodeAt(i + 1) : -1;
+    if (a === 0x2f) return false;
+    if (a !== 0x2e) continue;
+    const b = i + 2 < n ? p.charCodeAt(i + 2) : -1;
+    if (b === -1 || b === 0x2f) return false;
+    if (b === 0x2e) {
+      const d = i + 3 < n ? p.charCodeAt(i + 3) : -1;
+      if (d === -1 || d === 0x2f) return false;
+    }
   }
-  return p;
+  return true;
 }
 
 /** Printable ASCII, bounded: request data quoted in a reason cannot break a header or a log line. */
@@ -316,6 +350,9 @@ function describeDest(dest: AuthzDestination): string {
 export class Policy {
   readonly trustDomain: string;
   readonly ruleCount: number;
+  /** `to` entries naming one namespace and one service, by namespace then service. */
+  readonly #byService = new Map<string, Map<string, Candidate[]>>();
+  /** `to` entries naming one namespace and any service (a glob or none). */
   readonly #byNamespace = new Map<string, Candidate[]>();
   /** `to` entries whose namespace is a glob or absent: checked for every destination. */
   readonly #anyNamespace: Candidate[] = [];
@@ -334,7 +371,13 @@ export class Policy {
       const rule: CompiledRule = { index, name: r.name, from: r.from.map(compileCaller) };
       for (const d of r.to) {
         const candidate: Candidate = { rule, dest: compileDest(d) };
-        if (d.namespace !== undefined && !d.namespace.includes('*')) {
+        if (d.namespace !== undefined && !d.namespace.includes('*') && d.service !== undefined && !d.service.includes('*')) {
+          let services = this.#byService.get(d.namespace);
+          if (services === undefined) this.#byService.set(d.namespace, (services = new Map()));
+          let list = services.get(d.service);
+          if (list === undefined) services.set(d.service, (list = []));
+          list.push(candidate);
+        } else if (d.namespace !== undefined && !d.namespace.includes('*')) {
           let list = this.#byNamespace.get(d.namespace);
           if (list === undefined) this.#byNamespace.set(d.namespace, (list = []));
           list.push(candidate);
@@ -388,44 +431,81 @@ export class Policy {
   }
 
   /** The rule (first in file order) that allows the request, if any. */
-  #firstRule(who: Who, req: AuthzRequest, path: string | undefined): CompiledRule | undefined {
-    const a = req.dest.namespace === undefined ? NO_CANDIDATES : (this.#byNamespace.get(req.dest.namespace) ?? NO_CANDIDATES);
-    const b = this.#anyNamespace;
+  #firstRule(who: Who, req: AuthzRequest, path: () => string | undefined): CompiledRule | undefined {
+    const ns = req.dest.namespace;
+    const svc = req.dest.service;
+    const a = ns === undefined || svc === undefined ? NO_CANDIDATES : (this.#byService.get(ns)?.get(svc) ?? NO_CANDIDATES);
+    const b = ns === undefined ? NO_CANDIDATES : (this.#byNamespace.get(ns) ?? NO_CANDIDATES);
+    const c = this.#anyNamespace;
     const port = portOf(req.dest.port);
-    // Both lists are in rule order; walking them merged finds the earliest matching rule first.
+    // The three lists are each in rule order; walking them merged meets the earliest rule first.
     let i = 0;
     let j = 0;
-    while (i < a.length || j < b.length) {
-      const ca = a[i];
-      const cb = b[j];
-      const c = (cb === undefined || (ca !== undefined && ca.rule.index <= cb.rule.index) ? ca : cb) as Candidate;
-      if (c === ca) i++;
-      else j++;
-      if (destMatches(c.dest, req.dest, port, req.method, path) && c.rule.from.some((m) => callerMatches(m, who))) return c.rule;
+    let k = 0;
+    for (;;) {
+      const ia = a[i]?.rule.index ?? Infinity;
+      const ib = b[j]?.rule.index ?? Infinity;
+      const ic = c[k]?.rule.index ?? Infinity;
+      let next: Candidate;
+      if (ia <= ib && ia <= ic) {
+        if (ia === Infinity) return undefined;
+        next = a[i++] as Candidate;
+      } else if (ib <= ic) next = b[j++] as Candidate;
+      else next = c[k++] as Candidate;
+      if (destMatches(next.dest, req.dest, port, req.method, path) && next.rule.from.some((m) => callerMatches(m, who))) return next.rule;
     }
-    return undefined;
   }
 
   decide(req: AuthzRequest): AuthzDecision {
     const who = this.#who(req.caller);
-    const path = normalizePath(req.path);
-    const rule = this.#firstRule(who, req, path);
-    const caller = describeCaller(who);
-    const dest = describeDest(req.dest);
-    if (rule !== undefined) return { decision: 'allow', audit: false, rule: rule.name, reason: `rule '${rule.name}' allows ${caller} to ${dest}` };
+    // Normalized on first use: most candidates are ruled out before their paths are read.
+    let normalized: string | undefined | null = null;
+    const pathOf = (): string | undefined => (normalized === null ? (normalized = normalizePath(req.path)) : normalized);
+    const rule = this.#firstRule(who, req, pathOf);
+    if (rule !== undefined) return decision('allow', false, rule.name, undefined, () => `rule '${rule.name}' allows ${describeCaller(who)} to ${describeDest(req.dest)}`);
     const ns = req.dest.namespace;
     const fallback = this.namespaceDefault(ns);
-    const where = ns === undefined ? 'destinations outside Kubernetes default' : `namespace '${safe(ns, 63)}' defaults`;
-    const ambiguous = path === undefined ? ' (the request path is ambiguous, so no path rule applies)' : '';
-    switch (fallback) {
-      case 'allow':
-        return { decision: 'allow', audit: false, default: 'allow', reason: `no rule matches ${caller} to ${dest}; ${where} to allow` };
-      case 'audit':
-        return { decision: 'allow', audit: true, default: 'audit', reason: `would deny: no rule allows ${caller} to ${dest}${ambiguous}; ${where} to audit` };
-      case 'deny':
-        return { decision: 'deny', audit: false, default: 'deny', reason: `no rule allows ${caller} to ${dest}${ambiguous}; ${where} to deny` };
-    }
+    const reason = (): string => {
+      const where = ns === undefined ? 'destinations outside Kubernetes default' : `namespace '${safe(ns, 63)}' defaults`;
+      const ambiguous = pathOf() === undefined ? ' (the request path is ambiguous, so no path rule applies)' : '';
+      const head = fallback === 'allow' ? 'no rule matches' : fallback === 'audit' ? 'would deny: no rule allows' : 'no rule allows';
+      return `${head} ${describeCaller(who)} to ${describeDest(req.dest)}${fallback === 'allow' ? '' : ambiguous}; ${where} to ${fallback}`;
+    };
+    return decision(fallback === 'deny' ? 'deny' : 'allow', fallback === 'audit', undefined, fallback, reason);
   }
+}
+
+/**
+ * A decision whose reason is written on first read: an allowed request on the hot path never
+ * reads it, and building it was most of the cost of a decision (measured by npm run bench:authz).
+ */
+class Decision implements AuthzDecision {
+  readonly decision: 'allow' | 'deny';
+  readonly audit: boolean;
+  readonly rule: string | undefined;
+  readonly default: NamespaceDefault | undefined;
+  #reason: string | (() => string);
+
+  constructor(verdict: 'allow' | 'deny', audit: boolean, rule: string | undefined, fallback: NamespaceDefault | undefined, reason: () => string) {
+    this.decision = verdict;
+    this.audit = audit;
+    this.rule = rule;
+    this.default = fallback;
+    this.#reason = reason;
+  }
+
+  get reason(): string {
+    if (typeof this.#reason !== 'string') this.#reason = this.#reason();
+    return this.#reason;
+  }
+
+  toJSON(): Record<string, unknown> {
+    return { decision: this.decision, audit: this.audit, rule: this.rule, default: this.default, reason: this.reason };
+  }
+}
+
+function decision(verdict: 'allow' | 'deny', audit: boolean, rule: string | undefined, fallback: NamespaceDefault | undefined, reason: () => string): AuthzDecision {
+  return new Decision(verdict, audit, rule, fallback, reason);
 }
 
 /** Parses, validates and compiles policy text (throws PolicyError). */

@@ -185,3 +185,33 @@ t.test('the sample policy for the hello-world example is valid and denies world-
   t.same(outcome(policy.decide(parseCase('default/default -> default/world:http GET / => allow').request)).decision, 'allow');
   t.same(outcome(policy.decide(parseCase('default/default -> default/world-v2:http GET / => deny').request)).decision, 'deny');
 });
+
+t.test('normalizePath: the query goes, unreserved escapes decode, ambiguous paths are undefined', async (t) => {
+  const { normalizePath } = await import('../../src/authz/policy.js');
+  const table: [string, string | undefined][] = [
+    ['/', '/'],
+    ['/a/b?x=/../', '/a/b'],
+    ['/a#frag', '/a'],
+    ['http://host:80/a/b?q', '/a/b'],
+    ['http://host', '/'],
+    ['/%61%2D%7e', '/a-~'],
+    ['/a%20b', '/a%20b'],
+    ['/a/', '/a/'],
+    ['/.well-known/x', '/.well-known/x'],
+    ['/a/..b', '/a/..b'],
+    ['/a/.', undefined],
+    ['/a/./b', undefined],
+    ['/a/..', undefined],
+    ['/a/../b', undefined],
+    ['/a//b', undefined],
+    ['/a%2fb', undefined],
+    ['/a%5Cb', undefined],
+    ['/a\\b', undefined],
+    ['/a%2e%2e/b', '/a../b'],
+    ['/a/%2e%2e/b', undefined],
+    ['/a%zz', undefined],
+    ['*', undefined],
+    ['host:443', undefined],
+  ];
+  for (const [input, want] of table) t.equal(normalizePath(input), want, input);
+});
