@@ -1,5 +1,6 @@
+import type { IncomingMessage } from 'node:http';
 import t from 'tap';
-import { appendVia, endToEnd, viaHops } from '../../src/router/headers.js';
+import { appendVia, endToEnd, h2cAsHttp11, isCredentialLike, tooManyHeaders, viaHops } from '../../src/router/headers.js';
 
 t.test('hop-by-hop headers and the ones Connection names are stripped', async (t) => {
   const out = endToEnd(
@@ -25,4 +26,34 @@ t.test('Via counts and appends hops', async (t) => {
   t.equal(viaHops(['1.1 a', '1.1 b, 1.0 c']), 3);
   t.equal(appendVia(undefined), '1.1 hostmesh');
   t.equal(appendVia('1.1 x'), '1.1 x, 1.1 hostmesh');
+});
+
+t.test('endToEnd appends after what the hop put first, so its own headers lead', async (t) => {
+  const out = endToEnd({ 'x-pad-1': '1', via: 'forged', 'x-pad-2': '2' }, new Set(['via']), { host: 'world', via: '1.1 hostmesh' });
+  t.same(Object.keys(out), ['host', 'via', 'x-pad-1', 'x-pad-2']);
+  t.equal(out.via, '1.1 hostmesh');
+});
+
+t.test('header count: over the limit only when more fields than it arrived', async (t) => {
+  const raw = (n: number): string[] => Array.from({ length: n }, (_, i) => [`x-${i}`, 'v']).flat();
+  t.notOk(tooManyHeaders(raw(500), 500));
+  t.ok(tooManyHeaders(raw(501), 500));
+});
+
+t.test('credential-like names are recognised, ordinary ones are not', async (t) => {
+  for (const name of ['Authorization', 'X-Api-Key', 'apikey', 'X-Auth-Token', 'X-Session-Id', 'X-Client-Secret', 'X-Passwd', 'X-CSRF-Token', 'X-Forwarded-Client-Cert', 'Cookie', 'Set-Cookie', 'X-Jwt-Assertion', 'X-Signature']) {
+    t.ok(isCredentialLike(name), name);
+  }
+  for (const name of ['Host', 'Accept', 'User-Agent', 'X-Probe', 'Max-Forwards', 'Content-Type', 'l5d-reqid', 'Via']) t.notOk(isCredentialLike(name), name);
+});
+
+t.test('an h2c-only upgrade is rewritten as a plain HTTP/1.1 request head', async (t) => {
+  const req = (headers: [string, string][], url = '/x'): IncomingMessage =>
+    ({ method: 'POST', url, httpVersion: '1.1', rawHeaders: headers.flat(), headers: Object.fromEntries(headers.map(([k, v]) => [k.toLowerCase(), v])) }) as unknown as IncomingMessage;
+  const plain = h2cAsHttp11(req([['Host', 'world'], ['Connection', 'Upgrade, HTTP2-Settings, keep-alive'], ['Upgrade', 'h2c'], ['HTTP2-Settings', 'AAMA'], ['Content-Length', '5']]));
+  t.equal(plain?.toString('latin1'), 'POST /x HTTP/1.1\r\nHost: world\r\nConnection: keep-alive\r\nContent-Length: 5\r\n\r\n');
+  const bare = h2cAsHttp11(req([['Host', 'world'], ['Connection', 'upgrade'], ['Upgrade', 'H2C']], 'http://world/y'));
+  t.equal(bare?.toString('latin1'), 'POST http://world/y HTTP/1.1\r\nHost: world\r\n\r\n', 'absolute-form kept; a Connection left empty is dropped');
+  t.equal(h2cAsHttp11(req([['Host', 'w'], ['Connection', 'Upgrade'], ['Upgrade', 'websocket']])), undefined, 'WebSocket is not touched');
+  t.equal(h2cAsHttp11(req([['Host', 'w'], ['Connection', 'Upgrade'], ['Upgrade', 'h2c, websocket']])), undefined, 'a mixed offer is tunnelled as before');
 });
