@@ -141,6 +141,8 @@ t.test('a plain loop ends at the hop guard with 400 PROXY_LOOP', async (t) => {
 for (const n of [499, 505, 1200]) {
   t.test(`${n} padding headers cannot reset the hop count: a 4xx, not an endless loop`, async (t) => {
     const before = await metric('hostmesh_requests_total', { router: 'bounce' });
+    const sockets = (): number => mesh.routers.flatMap((r) => r.listeners).reduce((x, l) => x + l.connections, 0);
+    const socketsBefore = sockets();
     const out = await raw(`GET / HTTP/1.1\r\nHost: loop\r\n${padding(n)}\r\n`, outgoing, 5000, answered);
     t.match(out, /^HTTP\/1\.1 4[0-9][0-9] /, `answered: ${JSON.stringify(out.split('\r\n')[0])}`);
     t.match(out, /\r\nl5d-err: [^\r\n]+\r\n/i, 'with l5d-err');
@@ -152,6 +154,7 @@ for (const n of [499, 505, 1200]) {
     while (routers.some((r) => r.inFlight > 0) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
     t.same(routers.map((r) => r.inFlight), [0, 0], 'nothing left in flight');
     t.ok((await metric('hostmesh_requests_total', { router: 'bounce' })) - before <= 2, 'the request made at most one trip round the loop');
+    t.ok(sockets() - socketsBefore <= 2, `the routers hold at most 2 sockets more (${sockets() - socketsBefore})`);
   });
 }
 
