@@ -38,6 +38,11 @@ function checkValidity(inspect: typeof import('../tls/inspect.js'), path: string
   }
 }
 
+/** Every private key file the config names, once (routers often share one). */
+function allKeyFiles(config: HostmeshConfig): string[] {
+  return [...new Set(config.routers.flatMap((r) => tlsKeyFiles(r.servers.map((s) => s.tls), r.client.tls)))];
+}
+
 /**
  * Problems with the certificate files the config names (readable, parseable, key matches cert,
  * within validity); certificates expiring within 30 days are warnings.
@@ -46,8 +51,8 @@ export async function checkTlsFiles(config: HostmeshConfig, warnings: string[] =
   // node-forge is loaded for --check only, not in the running router.
   const inspect = await import('../tls/inspect.js');
   const problems: string[] = [];
+  warnings.push(...keyFileWarnings(allKeyFiles(config)));
   for (const r of config.routers) {
-    warnings.push(...keyFileWarnings(tlsKeyFiles(r.servers.map((s) => s.tls), r.client.tls)));
     for (const s of r.servers) {
       if (s.tls === undefined) continue;
       checkValidity(inspect, s.tls.certPath, `router ${r.label} server :${s.port} certificate`, problems, warnings);
@@ -120,7 +125,7 @@ export function registerRun(program: Command): void {
         throw err;
       }
       for (const w of loaded.warnings) logger.warn(w);
-      for (const r of loaded.config.routers) for (const w of keyFileWarnings(tlsKeyFiles(r.servers.map((s) => s.tls), r.client.tls))) logger.warn(w);
+      for (const w of keyFileWarnings(allKeyFiles(loaded.config))) logger.warn(w);
       let mesh;
       try {
         mesh = await startHostmesh(loaded.config, { logger });

@@ -33,7 +33,9 @@ function kindOf(st: Stats): string {
 
 function check(st: Stats, path: string, what: string, maxBytes: number): void {
   if (!st.isFile()) throw new InputFileError(`${what} ${path} is not a regular file (${kindOf(st)})`);
-  if (st.size > maxBytes) throw new InputFileError(`${what} ${path} is larger than ${showBytes(maxBytes)} (${st.size} bytes)`);
+  // One wording whether fstat or the read finds it (a growing file is seen either way): a watcher
+  // reports a message once per change of message.
+  if (st.size > maxBytes) throw tooLarge(path, what, maxBytes);
 }
 
 function tooLarge(path: string, what: string, maxBytes: number): InputFileError {
