@@ -3,6 +3,7 @@
 
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { networkInterfaces } from 'node:os';
 import type { HostmeshConfig } from '../config/types.js';
 import { Dtab } from '../dtab/dtab.js';
 import { DtabParseError, parsePath } from '../dtab/parse.js';
@@ -12,6 +13,9 @@ import type { NameInterpreter } from '../namer/interpreter.js';
 import type { Router } from '../router/router.js';
 import type { Metrics } from '../metrics/metrics.js';
 import { DASHBOARD_HTML } from './dashboard.js';
+import { checkAdminRequest, type AdminRefusal, type HostRules } from './admin-guard.js';
+import { HostmeshError } from '../errors.js';
+import { rescue } from '../server/rescue.js';
 
 export interface AdminContext {
   readonly routers: readonly { label: string; router: Router }[];
@@ -22,6 +26,14 @@ export interface AdminContext {
 }
 
 type Handler = (req: http.IncomingMessage, res: http.ServerResponse, url: URL) => void | Promise<void>;
+
+export interface RouteOptions {
+  /**
+   * The path changes the router's state (shutdown, anything added later): every method but GET
+   * and HEAD needs the hostmesh-admin header and is refused on requests a router forwarded.
+   */
+  readonly changesState?: boolean;
+}
 
 function send(res: http.ServerResponse, status: number, body: string, type = 'text/plain; charset=utf-8'): void {
   res.writeHead(status, { 'content-type': type, 'content-length': Buffer.byteLength(body) });
@@ -54,17 +66,23 @@ export class AdminServer {
   readonly #ctx: AdminContext;
   readonly #logger: Logger;
   readonly #server: http.Server;
-  readonly #paths = new Map<string, Handler>();
+  readonly #paths = new Map<string, { handler: Handler; changesState: boolean }>();
+  readonly #hostRules: HostRules;
 
   constructor(ctx: AdminContext, logger: Logger) {
     this.#ctx = ctx;
     this.#logger = logger;
+    this.#hostRules = {
+      adminIp: ctx.config.admin.ip,
+      localAddresses: () => Object.values(networkInterfaces()).flatMap((list) => (list ?? []).map((i) => i.address)),
+      allowedHosts: ctx.config.admin.allowedHosts ?? [],
+    };
     this.#server = http.createServer((req, res) => this.#dispatch(req, res));
     this.route('/admin/ping', (_req, res) => send(res, 200, 'pong'));
     this.route('/ready', (_req, res) => (this.ready && this.readyCheck() ? send(res, 200, 'ready\n') : send(res, 503, 'not ready\n')));
     this.route('/config.json', (_req, res) => sendJson(res, 200, ctx.config));
     this.route('/delegator.json', (req, res, url) => this.#delegator(req, res, url));
-    this.route('/admin/shutdown', (req, res) => this.#shutdown(req, res));
+    this.route('/admin/shutdown', (req, res) => this.#shutdown(req, res), { changesState: true });
     this.route('/client_state.json', (_req, res) =>
       sendJson(res, 200, Object.fromEntries(ctx.routers.map((r) => [r.label, r.router.clientState()]))),
     );
@@ -81,8 +99,8 @@ export class AdminServer {
   }
 
   /** Adds a path (metrics, dashboard and namer state plug in here). */
-  route(path: string, handler: Handler): void {
-    this.#paths.set(path, handler);
+  route(path: string, handler: Handler, options: RouteOptions = {}): void {
+    this.#paths.set(path, { handler, changesState: options.changesState === true });
   }
 
   async start(): Promise<void> {
@@ -105,9 +123,13 @@ export class AdminServer {
 
   #dispatch(req: http.IncomingMessage, res: http.ServerResponse): void {
     const url = new URL(req.url ?? '/', 'http://admin');
-    const handler = this.#paths.get(url.pathname);
-    if (handler === undefined) return send(res, 404, `no admin page at ${url.pathname}\n`);
-    Promise.resolve(handler(req, res, url)).catch((err: unknown) => {
+    const entry = this.#paths.get(url.pathname);
+    // Every request, known path or not: Host and Origin first, then what a state change needs.
+    const changesState = entry?.changesState === true && req.method !== 'GET' && req.method !== 'HEAD';
+    const refusal = checkAdminRequest(req.headers, this.#hostRules, changesState);
+    if (refusal !== undefined) return this.#refuse(req, res, refusal.reason, refusal.message);
+    if (entry === undefined) return send(res, 404, `no admin page at ${url.pathname}\n`);
+    Promise.resolve(entry.handler(req, res, url)).catch((err: unknown) => {
       this.#logger.error({ err }, 'admin handler failed');
       if (!res.headersSent) send(res, 500, 'internal error\n');
       else res.destroy();
@@ -143,13 +165,20 @@ export class AdminServer {
     }
   }
 
+  /** A 403 with l5d-err through the rescue point; the body is discarded, the refusal counted. */
+  #refuse(req: http.IncomingMessage, res: http.ServerResponse, reason: AdminRefusal, message: string): void {
+    this.#ctx.metrics?.adminRefusals.labels(reason).inc();
+    req.resume();
+    rescue(res, new HostmeshError('ADMIN_REFUSED', message), {}, this.#logger);
+  }
+
   #shutdown(req: http.IncomingMessage, res: http.ServerResponse): void {
     if (req.method !== 'POST') {
       res.setHeader('allow', 'POST');
       return send(res, 405, 'POST only\n');
     }
     if (!this.#ctx.config.admin.allowRemoteShutdown && !isLoopback(req.socket.remoteAddress)) {
-      return send(res, 403, 'shutdown is only allowed from loopback (admin.allowRemoteShutdown)\n');
+      return this.#refuse(req, res, 'remote', 'shutdown is only allowed from loopback (admin.allowRemoteShutdown)');
     }
     send(res, 200, 'shutting down\n');
     setImmediate(() => void this.#ctx.shutdown());

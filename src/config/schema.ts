@@ -156,7 +156,12 @@ const fsNamer = z.strictObject({
 
 export const rawConfigSchema = z.strictObject({
   admin: z
-    .strictObject({ ip: ip.default('0.0.0.0'), port: port.default(9990), allowRemoteShutdown: z.boolean().default(false) })
+    .strictObject({
+      ip: ip.default('0.0.0.0'),
+      port: port.default(9990),
+      allowRemoteShutdown: z.boolean().default(false),
+      allowedHosts: z.array(z.string().regex(/^[A-Za-z0-9_~.-]+$/, 'a host name without port or scheme')).optional(),
+    })
     .optional(),
   namers: z.array(z.discriminatedUnion('kind', [k8sNamer, fsNamer])).default([]),
   routers: z.array(router).min(1),

@@ -5,6 +5,8 @@ export interface AdminConfig {
   ip: string; // default 0.0.0.0 (kubelet probes need it)
   port: number; // default 9990
   allowRemoteShutdown: boolean; // default false
+  /** Host names the admin answers besides loopback names and its own addresses (DNS rebinding guard). */
+  allowedHosts?: string[];
 }
 
 export interface K8sNamerConfig {
