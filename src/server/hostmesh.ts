@@ -208,6 +208,12 @@ function watchTls(files: string[], apply: () => void, what: string, metrics: Met
       }
     },
     pollMs,
+    undefined,
+    // A certificate or key swapped for a FIFO, a device or a file over 1 MiB: not read, said once.
+    (message) => {
+      metrics.tlsReloads.labels('rejected').inc();
+      logger.error({ tls: what, error: message }, 'certificate reload rejected; the previous certificates stay in force');
+    },
   );
   return () => watcher.close();
 }

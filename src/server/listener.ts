@@ -289,6 +289,7 @@ export function tlsFailureReason(err: NodeJS.ErrnoException): string {
   if (/UNKNOWN_CA|unknown ca|unable to get local issuer|self.signed|CERTIFICATE_VERIFY_FAILED/i.test(text)) return 'untrusted_certificate';
   if (/expired/i.test(text)) return 'certificate_expired';
   if (/ERR_TLS_HANDSHAKE_TIMEOUT/.test(text)) return 'handshake_timeout';
+  if (/NO_SHARED_CIPHER|no shared cipher/i.test(text)) return 'no_shared_cipher'; // a suite outside tls/policy.ts
   if (/ECONNRESET|socket hang up|disconnected before/i.test(text)) return 'connection_reset';
   if (/version|protocol|wrong version|http request/i.test(text)) return 'protocol';
   return 'other';

@@ -95,6 +95,7 @@ t.test('a client offering only suites without forward secrecy or with CBC fails 
     const r = await call('incoming', peer, { maxVersion: 'TLSv1.2', ciphers });
     t.ok(r.error !== undefined && r.status === undefined, `${ciphers} over TLS 1.2 is refused (${r.error ?? r.status})`);
   }
+  t.match(await mesh.metrics.registry.metrics(), /hostmesh_tls_handshake_failures_total\{router="incoming",reason="no_shared_cipher"\} 5/, 'each refusal is counted');
   await stillServes(t);
 });
 
