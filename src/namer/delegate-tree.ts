@@ -88,6 +88,19 @@ export function delegateJson(node: DelegateNode): unknown {
  * drops neg and fail; single children collapse. The router then sees only leaf | union | neg | fail | empty.
  */
 export function boundTree(node: DelegateNode): NameTree<BoundName> {
+  return bound(node, { map: undefined });
+}
+
+/**
+ * Bound trees already derived in one walk, per node with several children. Evaluation shares a
+ * subtree wherever the same path is reached again, so without it a union of two shared halves
+ * would be walked 2^depth times. Made on the first such node: chains are walked as they are.
+ */
+interface BoundCache {
+  map: Map<DelegateNode, NameTree<BoundName>> | undefined;
+}
+
+function bound(node: DelegateNode, cache: BoundCache): NameTree<BoundName> {
   switch (node.type) {
     case 'leaf':
       return { kind: 'leaf', value: node.name };
@@ -99,39 +112,57 @@ export function boundTree(node: DelegateNode): NameTree<BoundName> {
     case 'empty':
       return EMPTY;
     case 'delegate':
-      return boundTree(node.delegate);
-    case 'alt': {
-      for (const child of node.alt) {
-        const tree = boundTree(child);
-        if (tree.kind !== 'neg') return tree;
-      }
-      return NEG;
-    }
+      return bound(node.delegate, cache);
+    case 'alt':
     case 'union': {
-      const kept: Weighted<BoundName>[] = [];
-      for (const m of node.union) {
-        const tree = boundTree(m.tree);
-        if (tree.kind !== 'neg' && tree.kind !== 'fail') kept.push({ weight: m.weight, tree });
+      const several = node.type === 'alt' ? node.alt.length > 1 : node.union.length > 1;
+      if (!several) return node.type === 'alt' ? (node.alt[0] === undefined ? NEG : bound(node.alt[0], cache)) : deriveUnion(node.union, cache);
+      cache.map ??= new Map();
+      let tree = cache.map.get(node);
+      if (tree === undefined) {
+        tree = node.type === 'alt' ? deriveAlt(node.alt, cache) : deriveUnion(node.union, cache);
+        cache.map.set(node, tree);
       }
-      if (kept.length === 0) return NEG;
-      if (kept.length === 1) return (kept[0] as Weighted<BoundName>).tree;
-      return { kind: 'union', members: kept };
+      return tree;
     }
   }
 }
 
+function deriveAlt(children: readonly DelegateNode[], cache: BoundCache): NameTree<BoundName> {
+  for (const child of children) {
+    const tree = bound(child, cache);
+    if (tree.kind !== 'neg') return tree;
+  }
+  return NEG;
+}
+
+function deriveUnion(members: readonly { weight: number; tree: DelegateNode }[], cache: BoundCache): NameTree<BoundName> {
+  const kept: Weighted<BoundName>[] = [];
+  for (const m of members) {
+    const tree = bound(m.tree, cache);
+    if (tree.kind !== 'neg' && tree.kind !== 'fail') kept.push({ weight: m.weight, tree });
+  }
+  if (kept.length === 0) return NEG;
+  if (kept.length === 1) return (kept[0] as Weighted<BoundName>).tree;
+  return { kind: 'union', members: kept };
+}
+
 /** The first exception message in the tree, if binding hit one that decided the result. */
 export function firstException(node: DelegateNode): string | undefined {
+  return exceptionIn(node, { map: undefined });
+}
+
+function exceptionIn(node: DelegateNode, cache: BoundCache): string | undefined {
   switch (node.type) {
     case 'exception':
       return node.message;
     case 'delegate':
-      return firstException(node.delegate);
+      return exceptionIn(node.delegate, cache);
     case 'alt':
       for (const c of node.alt) {
-        const t = boundTree(c);
+        const t = bound(c, cache);
         if (t.kind === 'neg') continue;
-        return t.kind === 'fail' ? firstException(c) : undefined;
+        return t.kind === 'fail' ? exceptionIn(c, cache) : undefined;
       }
       return undefined;
     default:

@@ -63,10 +63,16 @@ export interface EvalStats {
 /** Thrown inside evaluation when a namer it needs has not answered yet. */
 class PendingSignal {}
 
-class LoopError extends Error {}
+// Signals, not Errors: evaluation turns them into a HostmeshError once, so a refused hostile dtab
+// does not pay for capturing stack traces on the way.
+class LoopError {
+  constructor(readonly message: string) {}
+}
 
 /** Thrown inside evaluation when the tree outgrows the budget; #evalTop words the message. */
-class BudgetError extends Error {}
+class BudgetError {
+  constructor(readonly message: string) {}
+}
 
 interface EvalContext {
   readonly dtab: Dtab;
@@ -79,16 +85,20 @@ interface EvalContext {
   work: number;
   size: number;
   /**
-   * Paths already evaluated in this evaluation. The result of a path depends only on the path
-   * (the dtab and the namers' states are fixed while it runs), so a path reached again is the
-   * same subtree: reused in one step instead of re-expanded (2^N becomes N for doubling chains).
+   * Paths already evaluated in this evaluation (a Memo), or being evaluated (ACTIVE: on the
+   * current delegation chain, so reaching one again would recurse forever). The result of a path
+   * depends only on the path (the dtab and the namers' states are fixed while it runs), so a path
+   * reached again is the same subtree: reused in one step instead of re-expanded (2^N becomes N
+   * for doubling chains). Created at the first branch (an alternation or union): until then the
+   * evaluation is one chain, which can meet a path again only as a loop, and the depth limit
+   * catches those; the common single-chain binding pays for no map.
    */
-  readonly memo: Map<string, Memo>;
-  /** Paths on the current delegation chain: reaching one again would recurse forever. */
-  readonly active: Set<string>;
+  memo: Map<string, Memo | typeof ACTIVE> | undefined;
   /** The deepest step reached so far under the path being evaluated. */
   deepest: number;
 }
+
+const ACTIVE = 0;
 
 interface Memo {
   readonly node: DelegateNode;
@@ -258,8 +268,7 @@ export class NameInterpreter {
       stats: options.stats,
       work: 0,
       size: 0,
-      memo: new Map(),
-      active: new Set(),
+      memo: undefined,
       deepest: 0,
     };
   }
@@ -328,24 +337,26 @@ export class NameInterpreter {
   #evalPath(ctx: EvalContext, path: Path, dentry: DentryJson | null, depth: number, nest: number): DelegateNode {
     if (depth > this.#maxDepth) throw this.#loop(path);
     if (nest > MAX_NODE_NESTING) throw new BudgetError('nesting');
-    const key = memoKey(path);
-    const seen = ctx.memo.get(key);
-    if (seen !== undefined) {
-      // Evaluated again here, it would go `height` steps further down: past the limit, a loop.
-      if (depth + seen.height > this.#maxDepth) throw this.#loop(path);
-      this.#spend(ctx, 1, seen.size);
-      if (depth + seen.height > ctx.deepest) ctx.deepest = depth + seen.height;
-      return seen.node.dentry === dentry ? seen.node : { ...seen.node, dentry };
+    const memo = ctx.memo;
+    const key = memo === undefined ? '' : memoKey(path);
+    if (memo !== undefined) {
+      const seen = memo.get(key);
+      if (seen === ACTIVE) throw this.#loop(path, ' (it leads back to itself)');
+      if (seen !== undefined) {
+        // Evaluated again here, it would go `height` steps further down: past the limit, a loop.
+        if (depth + seen.height > this.#maxDepth) throw this.#loop(path);
+        this.#spend(ctx, 1, seen.size);
+        if (depth + seen.height > ctx.deepest) ctx.deepest = depth + seen.height;
+        return seen.node.dentry === dentry ? seen.node : { ...seen.node, dentry };
+      }
+      memo.set(key, ACTIVE);
     }
-    if (ctx.active.has(key)) throw this.#loop(path, ' (it leads back to itself)');
-    ctx.active.add(key);
     const outerDeepest = ctx.deepest;
     const sizeBefore = ctx.size;
     ctx.deepest = depth;
     this.#spend(ctx, 1, 1);
     const node = this.#evalPathOnce(ctx, path, dentry, depth, nest);
-    ctx.active.delete(key);
-    ctx.memo.set(key, { node, height: ctx.deepest - depth, size: ctx.size - sizeBefore });
+    if (memo !== undefined) memo.set(key, { node, height: ctx.deepest - depth, size: ctx.size - sizeBefore });
     if (outerDeepest > ctx.deepest) ctx.deepest = outerDeepest;
     return node;
   }
@@ -360,6 +371,7 @@ export class NameInterpreter {
       return { type: 'neg', path: path.show(), dentry };
     }
     // Several matching dentries form an alternation, the LAST dentry first.
+    if (matches.length > 1) ctx.memo ??= new Map();
     const children = matches.map((m) => this.#evalTree(ctx, m.dst, m.dentry, depth + 1, nest + 1));
     // Intermediate steps keep the Path itself: binding for traffic never prints them.
     if (children.length === 1) return { type: 'delegate', path, dentry, delegate: children[0] as DelegateNode };
@@ -371,6 +383,7 @@ export class NameInterpreter {
     if (tree.kind === 'leaf') return this.#evalPath(ctx, tree.value, dentry, depth, nest);
     if (nest > MAX_NODE_NESTING) throw new BudgetError('nesting');
     this.#spend(ctx, 1, 1);
+    if (tree.kind === 'alt' || tree.kind === 'union') ctx.memo ??= new Map();
     const shown = showNameTree(tree);
     switch (tree.kind) {
       case 'neg':

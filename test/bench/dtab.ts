@@ -1,10 +1,11 @@
 // `npm run bench:dtab`: dtab engine throughput (not a test). Parse a 200-dentry dtab; parse a
-// 3-dentry l5d-dtab header; bind a path through a 10-step delegation chain (cached dtab, new paths).
+// 3-dentry l5d-dtab header; bind a path through a 10-step delegation chain (cached dtab, new paths);
+// the worst-case override (doubling alternation/union chains) cost against its depth.
 
 import { Dtab } from '../../src/dtab/dtab.js';
 import { Path } from '../../src/dtab/path.js';
 import { parseDtab } from '../../src/dtab/parse.js';
-import { NameInterpreter } from '../../src/namer/interpreter.js';
+import { DEFAULT_BINDING_BUDGET, NameInterpreter, type EvalStats } from '../../src/namer/interpreter.js';
 
 function bench(name: string, ms: number, f: (i: number) => void): number {
   for (let i = 0; i < 2000; i++) f(i); // warm up
@@ -42,3 +43,51 @@ process.stdout.write(
   `\ntargets: l5d-dtab header parse >= ${targets.parseHeader.toLocaleString('en-US')} ops/s: ${results.parseHeader >= targets.parseHeader ? 'met' : 'MISSED'}; ` +
     `bind >= ${targets.bind.toLocaleString('en-US')} ops/s: ${results.bind >= targets.bind ? 'met' : 'MISSED'}\n`,
 );
+
+// Worst-case overrides: `/h0=>/h1|/h1;/h1=>/h2|/h2;...` (or `&`), the shape that doubles a naive
+// evaluation at every level (2^depth nodes). Each bind is a fresh evaluation (bind then close);
+// the cost should grow linearly with the depth, and chains past the budget are refused.
+function doubling(depth: number, op: string): Dtab {
+  const lines = Array.from({ length: depth }, (_, i) => `/h${i}=>/h${i + 1}${op}/h${i + 1}`);
+  lines.push(`/h${depth}=>/$/inet/127.0.0.1/8080`);
+  return Dtab.read(lines.join(';'));
+}
+
+/** Microseconds per fresh bind: the best of 5 runs of `ms` (the machine is shared; noise only adds). */
+function microsPerBind(dtab: Dtab, ms: number): number {
+  const path = new Path(['h0']);
+  for (let i = 0; i < 2000; i++) interp.bind(dtab, path).close(); // warm up
+  let best = Infinity;
+  for (let run = 0; run < 5; run++) {
+    let n = 0;
+    const start = process.hrtime.bigint();
+    const end = start + BigInt(ms) * 1_000_000n;
+    while (process.hrtime.bigint() < end) {
+      for (let k = 0; k < 20; k++, n++) interp.bind(dtab, path).close();
+    }
+    best = Math.min(best, Number(process.hrtime.bigint() - start) / 1e3 / n);
+  }
+  return best;
+}
+
+process.stdout.write(`\nworst-case override cost vs size (budget ${DEFAULT_BINDING_BUDGET.toLocaleString('en-US')} nodes; naive = 2^(depth+2) nodes)\n`);
+process.stdout.write(`${'shape'.padEnd(12)} ${'depth'.padStart(5)} ${'bytes'.padStart(6)} ${'naive nodes'.padStart(12)} ${'steps'.padStart(6)} ${'us/bind'.padStart(9)}  result\n`);
+for (const [shape, op] of [
+  ['alternation', '|'],
+  ['union', '&'],
+] as const) {
+  for (const depth of [5, 10, 11, 20, 40, 80]) {
+    const dtab = doubling(depth, op);
+    const stats: EvalStats = { work: 0, size: 0 };
+    interp.explain(dtab, new Path(['h0']), { stats });
+    const us = microsPerBind(dtab, 100);
+    const b = interp.bind(dtab, new Path(['h0']));
+    const state = b.state.get();
+    b.close();
+    const result = state.kind === 'failed' ? 'refused (over budget)' : state.kind;
+    const naive = 2 ** (depth + 2) - 2;
+    process.stdout.write(
+      `${shape.padEnd(12)} ${String(depth).padStart(5)} ${String(dtab.show().length).padStart(6)} ${(depth < 25 ? naive.toLocaleString('en-US') : `2^${depth + 2}`).padStart(12)} ${String(stats.work).padStart(6)} ${us.toFixed(1).padStart(9)}  ${result}\n`,
+    );
+  }
+}
