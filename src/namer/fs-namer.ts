@@ -1,8 +1,9 @@
 // The io.l5d.fs namer: a directory with one file per service, one `host port [key=value...]` line per
 // endpoint. Files are watched (directory watch, so Kubernetes' `..data` symlink swap is seen) and
 // re-read on change; a missing or empty file is neg so dtab alternations fall through.
-// Entries live while observed (a live binding uses them) and are dropped idleTtl after that, so
-// Hosts that name no file cost nothing once their bindings are gone; only observed files are polled.
+// Entries live while observed (a live binding uses them) and are dropped idleTtl after that (and
+// the oldest idle ones past maxIdleNames), so Hosts that name no file cost nothing once their
+// bindings are gone; only observed files are polled.
 
 import { watch, type FSWatcher } from 'node:fs';
 import { readFile } from 'node:fs/promises';
@@ -24,9 +25,12 @@ export interface FsNamerOptions {
   readonly idleTtlMs?: number;
   /** The clock of idle eviction (tests drive it). */
   readonly now?: () => number;
+  /** Idle entries kept at most (the oldest go first); default 1000. */
+  readonly maxIdleNames?: number;
 }
 
 export const FS_NAMER_IDLE_TTL_MS = 60_000;
+export const NAMER_MAX_IDLE_NAMES = 1000;
 
 interface Entry {
   readonly name: string;
@@ -78,6 +82,9 @@ export class FsNamer implements Namer {
   readonly #rootDir: string;
   readonly #logger: Logger | undefined;
   readonly #entries = new Map<string, Entry>();
+  /** Unobserved entries, in the order they became idle (oldest first). */
+  readonly #idle = new Map<string, Entry>();
+  readonly #maxIdle: number;
   #watcher: FSWatcher | undefined;
   #timer: NodeJS.Timeout | undefined;
   #debounce: NodeJS.Timeout | undefined;
@@ -95,6 +102,7 @@ export class FsNamer implements Namer {
     this.#logger = options.logger;
     this.#idleTtlMs = options.idleTtlMs ?? FS_NAMER_IDLE_TTL_MS;
     this.#now = options.now ?? Date.now;
+    this.#maxIdle = options.maxIdleNames ?? NAMER_MAX_IDLE_NAMES;
     try {
       this.#watcher = watch(this.#rootDir, () => this.#scheduleRefresh());
       this.#watcher.on('error', (err) => this.#logger?.warn({ err, dir: this.#rootDir }, 'fs namer: watch failed'));
@@ -131,14 +139,28 @@ export class FsNamer implements Namer {
   evictIdle(): number {
     const now = this.#now();
     let n = 0;
-    for (const [name, e] of this.#entries) {
-      if (e.idleSince !== undefined && now - e.idleSince >= this.#idleTtlMs) {
-        this.#entries.delete(name);
-        n++;
-      }
+    for (const [name, e] of this.#idle) {
+      if (now - (e.idleSince ?? now) < this.#idleTtlMs) break; // the rest became idle later
+      this.#drop(name, e);
+      n++;
     }
-    this.evictions += n;
     return n;
+  }
+
+  #drop(name: string, e: Entry): void {
+    this.#idle.delete(name);
+    if (this.#entries.get(name) === e) this.#entries.delete(name);
+    this.evictions++;
+  }
+
+  #markIdle(name: string, e: Entry): void {
+    e.idleSince = this.#now();
+    this.#idle.delete(name);
+    this.#idle.set(name, e);
+    while (this.#idle.size > this.#maxIdle) {
+      const [oldest, o] = this.#idle.entries().next().value as [string, Entry];
+      this.#drop(oldest, o);
+    }
   }
 
   close(): void {
@@ -162,21 +184,24 @@ export class FsNamer implements Namer {
               // An entry dropped while someone kept its Var comes back rather than going stale.
               const wasIdle = e.idleSince !== undefined;
               e.idleSince = undefined;
+              if (this.#idle.get(name) === e) this.#idle.delete(name);
               if (!this.#entries.has(name)) this.#entries.set(name, e);
               if (wasIdle && e.lookup.get().kind !== 'pending' && this.#entries.get(name) === e) void this.#refresh(e);
             },
             onUnobserved: () => {
-              e.idleSince = this.#now();
+              if (this.#entries.get(name) === e) this.#markIdle(name, e);
+              else e.idleSince = this.#now();
             },
           },
         ),
         addr,
         bound,
         lastText: undefined,
-        idleSince: this.#now(),
+        idleSince: undefined,
       };
       entry = e;
       this.#entries.set(name, entry);
+      this.#markIdle(name, e); // unobserved until a binding subscribes
       void this.#refresh(entry);
     }
     return entry;

@@ -17,6 +17,7 @@ const gc = (globalThis as { gc?: () => void }).gc;
 interface Start {
   readonly bindingCache?: BindingCacheConfig;
   readonly namerIdleTtlSecs?: number;
+  readonly namerMaxIdleNames?: number;
 }
 
 const [start] = await new Promise<[Start]>((resolve) => process.once('message', (m) => resolve([m as Start])));
@@ -31,7 +32,7 @@ const [port, admin] = (await freePorts(HOST, 2)) as [number, number];
 let clock = Date.now();
 const config: HostmeshConfig = {
   admin: { ip: HOST, port: admin, allowRemoteShutdown: false },
-  namers: [{ kind: 'io.l5d.fs', prefix: '/io.l5d.fs', rootDir: dir, ...(start.namerIdleTtlSecs !== undefined ? { idleTtlSecs: start.namerIdleTtlSecs } : {}) }],
+  namers: [{ kind: 'io.l5d.fs', prefix: '/io.l5d.fs', rootDir: dir, ...(start.namerIdleTtlSecs !== undefined ? { idleTtlSecs: start.namerIdleTtlSecs } : {}), ...(start.namerMaxIdleNames !== undefined ? { maxIdleNames: start.namerMaxIdleNames } : {}) }],
   routers: [
     {
       protocol: 'http',

@@ -29,6 +29,7 @@ import { parsePrometheus } from '../helpers/prometheus.js';
 const HOST = '127.0.0.1';
 const PATHS = 200;
 const OVERRIDES = 50;
+const MAX_IDLE = 100;
 let hm: Hostmesh;
 let port = 0;
 let admin = 0;
@@ -51,7 +52,7 @@ t.before(async () => {
   [port, admin] = (await freePorts(HOST, 2)) as [number, number];
   const config: HostmeshConfig = {
     admin: { ip: HOST, port: admin, allowRemoteShutdown: false },
-    namers: [{ kind: 'io.l5d.fs', prefix: '/io.l5d.fs', rootDir: dir, idleTtlSecs: 30 }],
+    namers: [{ kind: 'io.l5d.fs', prefix: '/io.l5d.fs', rootDir: dir, idleTtlSecs: 30, maxIdleNames: MAX_IDLE }],
     routers: [
       {
         protocol: 'http',
@@ -127,6 +128,8 @@ t.test('5,000 distinct Hosts: bindings capped while held, lookups and namer entr
   t.ok(size !== undefined && size <= PATHS, `router bindings capped at ${PATHS} (${size})`);
   const lookups = await metric('hostmesh_interpreter_lookups');
   t.ok(lookups !== undefined && lookups <= PATHS + 5, `interpreter lookups follow the live bindings (${lookups})`);
+  const held = await metric('hostmesh_namer_entries', { namer: 'io.l5d.fs' });
+  t.ok(held !== undefined && held <= PATHS + MAX_IDLE, `fs namer entries: those in use plus at most maxIdleNames idle (${held})`);
   const capacity = await metric('hostmesh_binding_cache_evictions_total', { router: 'outgoing', reason: 'capacity' });
   t.ok(capacity !== undefined && capacity >= 5000 - PATHS, `capacity evictions counted (${capacity})`);
 

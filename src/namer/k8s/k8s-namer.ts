@@ -3,7 +3,8 @@
 // each tagged with its node. One shared list+watch per namespace and kind, not one per name.
 // A missing Service, an unknown port or zero endpoints is neg, so dtab alternations fall through.
 // While the API is away the last known endpoints stay in force, marked stale.
-// Names live while observed and idleTtl after; a namespace's watches live while it has names.
+// Names live while observed and idleTtl after (the oldest idle ones go past maxIdleNames); a
+// namespace's watches live while it has names, and idleTtl after its last name went idle.
 // At most maxNamespaces namespaces are watched: past that an idle one is given up, or the name
 // fails with a clear error (a request must not open API watches without bound).
 
@@ -42,9 +43,12 @@ export interface K8sNamerOptions {
   readonly idleTtlMs?: number;
   /** The clock of idle eviction (tests drive it). */
   readonly now?: () => number;
+  /** Idle names kept at most (the oldest go first); default 1000. */
+  readonly maxIdleNames?: number;
 }
 
 export const K8S_MAX_NAMESPACES = 32;
+export const K8S_MAX_IDLE_NAMES = 1000;
 export const K8S_IDLE_TTL_MS = 60_000;
 
 /** API connections a namer needs: two long-lived watches per namespace, plus room for lists. */
@@ -55,6 +59,7 @@ export function k8sConnectionsFor(maxNamespaces: number): number {
 const SERVICE_NAME_LABEL = 'kubernetes.io/service-name';
 
 interface Entry {
+  readonly ns: string;
   readonly svc: string;
   readonly portSegment: string;
   readonly labelValue: string | undefined;
@@ -78,6 +83,8 @@ interface NamespaceWatch {
   readonly entries: Map<string, Entry[]>;
   readonly release: () => void;
   lastEventAt: number | undefined;
+  /** When its last name went idle, once it has none; undefined while it has names. */
+  emptySince: number | undefined;
 }
 
 export class K8sNamer implements Namer {
@@ -96,12 +103,16 @@ export class K8sNamer implements Namer {
   /** Names refused because maxNamespaces were watched (hostmesh_k8s_namespaces_refused_total). */
   refused = 0;
   readonly #sweeper: NodeJS.Timeout;
+  /** Unobserved names, in the order they became idle (oldest first). */
+  readonly #idle = new Set<Entry>();
+  readonly #maxIdle: number;
 
   constructor(options: K8sNamerOptions) {
     this.#o = options;
     this.#maxNamespaces = options.maxNamespaces ?? K8S_MAX_NAMESPACES;
     this.#idleTtlMs = options.idleTtlMs ?? K8S_IDLE_TTL_MS;
     this.#now = options.now ?? Date.now;
+    this.#maxIdle = options.maxIdleNames ?? K8S_MAX_IDLE_NAMES;
     this.#sweeper = setInterval(() => this.evictIdle(), Math.min(30_000, Math.max(1000, this.#idleTtlMs)));
     this.#sweeper.unref();
     this.prefix = options.prefix ?? Path.of('io.l5d.k8s');
@@ -128,6 +139,7 @@ export class K8sNamer implements Namer {
       const addr = new Var<Addr>({ kind: 'pending' });
       const id = new Path(['#', ...this.prefix.elems, ns, portSegment, svc, ...(labelValue === undefined ? [] : [labelValue])]);
       const e: Entry = {
+        ns,
         svc,
         portSegment,
         labelValue,
@@ -137,21 +149,22 @@ export class K8sNamer implements Namer {
           {
             onObserved: () => {
               e.idleSince = undefined;
+              this.#idle.delete(e);
               this.#adopt(ns, e);
             },
-            onUnobserved: () => {
-              e.idleSince = this.#now();
-            },
+            onUnobserved: () => this.#markIdle(e),
           },
         ),
         bound: { id, residual: Path.empty, addr },
         lastKey: '',
-        idleSince: this.#now(),
+        idleSince: undefined,
       };
       entry = e;
       list.push(entry);
       watch.entries.set(svc, list);
+      watch.emptySince = undefined;
       this.#refresh(watch, entry);
+      this.#markIdle(e); // unobserved until a binding subscribes
     }
     const residual = path.drop(segments);
     if (residual.isEmpty) return entry.lookup;
@@ -185,20 +198,39 @@ export class K8sNamer implements Namer {
   evictIdle(): number {
     const now = this.#now();
     let n = 0;
+    for (const e of this.#idle) {
+      if (now - (e.idleSince ?? now) < this.#idleTtlMs) break; // the rest became idle later
+      this.#dropEntry(e);
+      n++;
+    }
     for (const [ns, w] of this.#namespaces) {
-      for (const [svc, list] of w.entries) {
-        const keep = list.filter((e) => e.idleSince === undefined || now - e.idleSince < this.#idleTtlMs);
-        n += list.length - keep.length;
-        if (keep.length === 0) w.entries.delete(svc);
-        else if (keep.length !== list.length) w.entries.set(svc, keep);
-      }
-      if (w.entries.size === 0) {
+      if (w.entries.size === 0 && now - (w.emptySince ?? now) >= this.#idleTtlMs) {
         w.release();
         this.#namespaces.delete(ns);
       }
     }
-    this.evictions += n;
     return n;
+  }
+
+  #markIdle(e: Entry): void {
+    e.idleSince = this.#now();
+    this.#idle.delete(e);
+    this.#idle.add(e);
+    while (this.#idle.size > this.#maxIdle) this.#dropEntry(this.#idle.values().next().value as Entry);
+  }
+
+  /** Forgets an idle name; its namespace keeps its watches for idleTtl after its last name went idle. */
+  #dropEntry(e: Entry): void {
+    this.#idle.delete(e);
+    this.evictions++;
+    const w = this.#namespaces.get(e.ns);
+    if (w === undefined) return;
+    const list = w.entries.get(e.svc);
+    if (list === undefined || !list.includes(e)) return;
+    const rest = list.filter((x) => x !== e);
+    if (rest.length === 0) w.entries.delete(e.svc);
+    else w.entries.set(e.svc, rest);
+    if (w.entries.size === 0) w.emptySince = e.idleSince ?? this.#now();
   }
 
   /** An entry dropped while someone kept its Var, observed again: put it back (watching its namespace again). */
@@ -214,6 +246,7 @@ export class K8sNamer implements Namer {
     if (list.some((x) => x.portSegment === e.portSegment && x.labelValue === e.labelValue)) return;
     list.push(e);
     w.entries.set(e.svc, list);
+    w.emptySince = undefined;
     e.lastKey = ''; // publish afresh: the value may be a refusal from before
     this.#refresh(w, e);
   }
@@ -275,6 +308,7 @@ export class K8sNamer implements Namer {
       slicesBySvc: new Map(),
       entries: new Map(),
       lastEventAt: undefined,
+      emptySince: undefined,
       release: () => {
         offs.forEach((off) => off());
         services.release();
@@ -322,7 +356,7 @@ export class K8sNamer implements Namer {
     let victim: NamespaceWatch | undefined;
     let victimIdle = Infinity;
     for (const w of this.#namespaces.values()) {
-      let latest = -Infinity;
+      let latest = w.emptySince ?? -Infinity;
       let inUse = false;
       for (const list of w.entries.values()) {
         for (const e of list) {
@@ -336,7 +370,10 @@ export class K8sNamer implements Namer {
       }
     }
     if (victim === undefined) return false;
-    for (const list of victim.entries.values()) this.evictions += list.length;
+    for (const list of victim.entries.values()) {
+      for (const e of list) this.#idle.delete(e);
+      this.evictions += list.length;
+    }
     victim.release();
     this.#namespaces.delete(victim.ns);
     return true;
