@@ -280,7 +280,7 @@ function abs(baseDir: string, p: string): string {
 function toConfig(raw: RawConfig, baseDir: string, env: NodeJS.ProcessEnv): HostmeshConfig {
   const namers: NamerConfig[] = raw.namers.map((n) =>
     n.kind === 'io.l5d.fs'
-      ? { kind: n.kind, prefix: n.prefix ?? '/io.l5d.fs', rootDir: abs(baseDir, n.rootDir), ...(n.idleTtlSecs !== undefined ? { idleTtlSecs: n.idleTtlSecs } : {}) }
+      ? { kind: n.kind, prefix: n.prefix ?? '/io.l5d.fs', rootDir: abs(baseDir, n.rootDir), ...(n.idleTtlSecs !== undefined ? { idleTtlSecs: n.idleTtlSecs } : {}), ...(n.maxIdleNames !== undefined ? { maxIdleNames: n.maxIdleNames } : {}) }
       : {
           kind: n.kind,
           prefix: n.prefix ?? '/io.l5d.k8s',
@@ -290,6 +290,7 @@ function toConfig(raw: RawConfig, baseDir: string, env: NodeJS.ProcessEnv): Host
           ...(n.api !== undefined ? { api: n.api } : {}),
           ...(n.maxNamespaces !== undefined ? { maxNamespaces: n.maxNamespaces } : {}),
           ...(n.idleTtlSecs !== undefined ? { idleTtlSecs: n.idleTtlSecs } : {}),
+          ...(n.maxIdleNames !== undefined ? { maxIdleNames: n.maxIdleNames } : {}),
         },
   );
   const routers: RouterConfig[] = raw.routers.map((r, i) => {

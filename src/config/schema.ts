@@ -145,6 +145,7 @@ const k8sNamer = z.strictObject({
   api: z.enum(['endpointslices', 'endpoints']).optional(),
   maxNamespaces: z.number().int().min(1).max(1000).optional(),
   idleTtlSecs: z.number().int().min(1).optional(),
+  maxIdleNames: z.number().int().min(1).max(1_000_000).optional(),
 });
 
 const fsNamer = z.strictObject({
@@ -152,6 +153,7 @@ const fsNamer = z.strictObject({
   prefix: z.string().optional(),
   rootDir: z.string().min(1),
   idleTtlSecs: z.number().int().min(1).optional(),
+  maxIdleNames: z.number().int().min(1).max(1_000_000).optional(),
 });
 
 export const rawConfigSchema = z.strictObject({

@@ -20,6 +20,8 @@ export interface K8sNamerConfig {
   maxNamespaces?: number;
   /** A name no binding uses is dropped after this, its namespace's watches with its last name (default 60). */
   idleTtlSecs?: number;
+  /** Idle names kept at most, the oldest dropped first (default 1000). */
+  maxIdleNames?: number;
 }
 
 export interface FsNamerConfig {
@@ -27,6 +29,7 @@ export interface FsNamerConfig {
   prefix: string; // default /io.l5d.fs
   rootDir: string; // absolute (resolved against the config file's directory)
   idleTtlSecs?: number; // a name no binding uses is dropped after this (default 60)
+  maxIdleNames?: number; // idle names kept at most, the oldest dropped first (default 1000)
 }
 
 export type NamerConfig = K8sNamerConfig | FsNamerConfig;

@@ -77,6 +77,7 @@ function buildNamers(config: HostmeshConfig, deps: HostmeshDeps): Namer[] {
           prefix: parsePath(cfg.prefix),
           logger: deps.logger,
           ...(cfg.idleTtlSecs !== undefined ? { idleTtlMs: cfg.idleTtlSecs * 1000 } : {}),
+          ...(cfg.maxIdleNames !== undefined ? { maxIdleNames: cfg.maxIdleNames } : {}),
           ...(deps.now !== undefined ? { now: deps.now } : {}),
         }),
       );
@@ -90,6 +91,7 @@ function buildNamers(config: HostmeshConfig, deps: HostmeshDeps): Namer[] {
           logger: deps.logger.child({ namer: cfg.kind }),
           ...(cfg.maxNamespaces !== undefined ? { maxNamespaces: cfg.maxNamespaces } : {}),
           ...(cfg.idleTtlSecs !== undefined ? { idleTtlMs: cfg.idleTtlSecs * 1000 } : {}),
+          ...(cfg.maxIdleNames !== undefined ? { maxIdleNames: cfg.maxIdleNames } : {}),
           ...(deps.now !== undefined ? { now: deps.now } : {}),
           prefix: parsePath(cfg.prefix),
           ...(cfg.labelSelector !== undefined ? { labelSelector: cfg.labelSelector } : {}),
