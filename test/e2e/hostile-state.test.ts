@@ -1,6 +1,7 @@
 // Overrides naming many Kubernetes namespaces (l5d-dtab from a pod, l5d-ctx-dtab from a peer)
 // against the test API server: API watches stay under the namer's maxNamespaces, /ready stays
-// about the router's own config, refused names fail fast with l5d-err, and idle watches go away.
+// about the router's own config, refused names fail fast with l5d-err, and idle watches go away;
+// and thousands of distinct Hosts leave names only up to the caps, none once idle.
 
 import http from 'node:http';
 import t, { type Test } from 'tap';
@@ -95,6 +96,44 @@ async function normalWithin1s(t: Test, what: string): Promise<void> {
   t.equal(r.status, 200, `${what}: the router's own route is served`);
   t.ok(ms < 1000, `${what}: within 1 s (${ms.toFixed(0)} ms)`);
 }
+
+t.test('5,000 distinct Hosts through the k8s namer: names capped while held, back to the config\'s once idle', async (t) => {
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 8 });
+  t.teardown(() => agent.destroy());
+  let next = 0;
+  const statuses = new Map<number, number>();
+  const one = (host: string): Promise<number> =>
+    new Promise((resolve) => {
+      const req = http.request({ host: HOST, port: ports.outgoing, path: '/', agent, headers: { host } }, (res) => {
+        res.resume();
+        res.on('end', () => resolve(res.statusCode ?? 0));
+      });
+      req.on('error', () => resolve(0));
+      req.end();
+    });
+  const attack = Promise.all(
+    Array.from({ length: 8 }, async () => {
+      while (next < 5000) {
+        const s = await one(`h-${next++}`);
+        statuses.set(s, (statuses.get(s) ?? 0) + 1);
+      }
+    }),
+  );
+  await normalWithin1s(t, 'during the flood');
+  await attack;
+  t.equal(statuses.get(502), 5000, 'each unknown Host is a 502 (neg)');
+  const entries = await metric('hostmesh_namer_entries', { namer: 'io.l5d.k8s' });
+  t.ok(entries !== undefined && entries <= 1000 + 1000 + 2, `k8s names: in use (bindingCache.paths) plus maxIdleNames idle (${entries})`);
+  t.ok(api.watchCount <= 4, `no watch per name (${api.watchCount})`);
+  clock += 601_000;
+  hm.evictIdle();
+  clock += 61_000;
+  hm.evictIdle();
+  t.ok(((await metric('hostmesh_binding_cache_size', { router: 'outgoing' })) ?? Infinity) === 0, 'router bindings back to zero');
+  t.ok(((await metric('hostmesh_interpreter_lookups')) ?? Infinity) <= 1, 'interpreter lookups: the config\'s transformer only');
+  t.ok(((await metric('hostmesh_namer_entries', { namer: 'io.l5d.k8s' })) ?? Infinity) <= 1, 'k8s names: the config\'s transformer only');
+  await normalWithin1s(t, 'after eviction');
+});
 
 t.test('24 namespaces named by overrides: watches capped, /ready 200, refusals fail fast with l5d-err', async (t) => {
   let status = 0;
