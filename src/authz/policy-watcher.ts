@@ -1,10 +1,12 @@
 // Hot reload of the authorization policy file (a mounted ConfigMap), on the shared FileSetWatcher
-// as dtabs are: a valid version replaces the policy for new requests at once; a bad one is
-// rejected with file:line:col, counted, and the policy in force stays.
+// as dtabs are: a valid version replaces the policy for new requests once parsed (in a worker
+// thread, off the event loop); a bad one is rejected with file:line:col, counted, and the policy
+// in force stays.
 
-import { readFile } from 'node:fs/promises';
+import { InputFileError, readInputFile } from '../config/read-input.js';
 import type { Logger } from '../log.js';
 import { FileSetWatcher } from '../server/file-watcher.js';
+import { parsePolicyOffThread } from './policy-parse.js';
 import { parsePolicy, Policy, PolicyError } from './policy.js';
 
 export interface PolicyWatcherOptions {
@@ -13,8 +15,13 @@ export interface PolicyWatcherOptions {
   readonly initial: { readonly policy: Policy; readonly text: string };
   readonly logger: Logger;
   readonly pollMs?: number;
-  /** Called once per rejected version (the metric `hostmesh_policy_reload_failures_total`). */
+  /**
+   * Called once per rejected version, and once when the file turns into something that is not a
+   * regular file of at most 1 MiB (the metric `hostmesh_policy_reload_failures_total`).
+   */
   readonly onReject?: (message: string) => void;
+  /** Parse on the event loop instead of in a worker (default false; for callers without workers). */
+  readonly parseInline?: boolean;
   readonly onApply?: (policy: Policy) => void;
   /** For the times the admin page shows; tests pass their own. */
   readonly now?: () => number;
@@ -34,9 +41,10 @@ export interface PolicyReloadStatus {
 export async function loadPolicyFile(file: string): Promise<{ policy: Policy; text: string }> {
   let text: string;
   try {
-    text = await readFile(file, 'utf8');
+    text = (await readInputFile(file, 'policy')).toString('utf8');
   } catch (err) {
-    throw new PolicyError([`${file}: cannot read the policy: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`]);
+    if (!(err instanceof InputFileError)) throw err;
+    throw new PolicyError([err.message]);
   }
   return { policy: parsePolicy(text, file), text };
 }
@@ -45,7 +53,10 @@ export class PolicyWatcher {
   readonly #o: PolicyWatcherOptions;
   readonly #files: FileSetWatcher;
   readonly #now: () => number;
+  #closed = false;
   #policy: Policy;
+  /** Versions are parsed one after another and applied in the order they were read. */
+  #pending: Promise<void> = Promise.resolve();
   #status: PolicyReloadStatus = { applied: 0, rejected: 0, lastAppliedAt: undefined, lastRejectedAt: undefined, lastError: undefined };
 
   constructor(options: PolicyWatcherOptions) {
@@ -54,7 +65,13 @@ export class PolicyWatcher {
     this.#policy = options.initial.policy;
     // The baseline is the text the policy in force came from, so an edit made between loading and
     // watching is still applied.
-    this.#files = new FileSetWatcher([options.file], ([text]) => this.#apply((text as Buffer).toString('utf8')), options.pollMs ?? 2000, [Buffer.from(options.initial.text)]);
+    this.#files = new FileSetWatcher(
+      [options.file],
+      ([text]) => this.#enqueue((text as Buffer).toString('utf8')),
+      options.pollMs ?? 2000,
+      [Buffer.from(options.initial.text)],
+      (message) => this.#reject([message]),
+    );
   }
 
   /** The policy for a new request: read it once per request, so one request sees one version. */
@@ -66,23 +83,26 @@ export class PolicyWatcher {
     return this.#status;
   }
 
-  /** Re-reads the file now; resolves when the check is done. */
-  check(): Promise<void> {
-    return this.#files.check();
+  /** Re-reads the file now; resolves when the check and the parse of what it found are done. */
+  async check(): Promise<void> {
+    await this.#files.check();
+    await this.#pending;
   }
 
-  #apply(text: string): void {
+  #enqueue(text: string): void {
+    this.#pending = this.#pending.then(() => this.#apply(text));
+  }
+
+  async #apply(text: string): Promise<void> {
     let policy: Policy;
     try {
-      policy = parsePolicy(text, this.#o.file);
+      policy = this.#o.parseInline === true ? parsePolicy(text, this.#o.file) : await parsePolicyOffThread(text, this.#o.file);
     } catch (err) {
       if (!(err instanceof PolicyError)) throw err;
-      const s = this.#status;
-      this.#status = { ...s, rejected: s.rejected + 1, lastRejectedAt: this.#now(), lastError: err.message };
-      this.#o.onReject?.(err.message);
-      this.#o.logger.error({ file: this.#o.file, problems: err.problems }, 'policy reload rejected; the previous policy stays in force');
+      this.#reject(err.problems);
       return;
     }
+    if (this.#closed) return;
     this.#policy = policy;
     const s = this.#status;
     this.#status = { ...s, applied: s.applied + 1, lastAppliedAt: this.#now(), lastError: undefined };
@@ -90,7 +110,17 @@ export class PolicyWatcher {
     this.#o.logger.info({ file: this.#o.file, rules: policy.ruleCount }, 'policy reloaded');
   }
 
+  #reject(problems: readonly string[]): void {
+    if (this.#closed) return;
+    const message = problems.join('\n');
+    const s = this.#status;
+    this.#status = { ...s, rejected: s.rejected + 1, lastRejectedAt: this.#now(), lastError: message };
+    this.#o.onReject?.(message);
+    this.#o.logger.error({ file: this.#o.file, problems }, 'policy reload rejected; the previous policy stays in force');
+  }
+
   close(): void {
+    this.#closed = true;
     this.#files.close();
   }
 }

@@ -2,10 +2,10 @@
 // call is allowed and which rule or namespace default decided (docs/authz.md). Exit codes: check
 // 0 valid, 1 invalid, 2 missing file; explain 0 allow (audit included), 1 deny, 2 usage or bad file.
 
-import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { destinationFromName } from '../authz/destination.js';
 import { workloadIdentity } from '../authz/identity.js';
+import { InputFileError, readInputFile } from '../config/read-input.js';
 import { parsePolicy, PolicyError, type AuthzCaller, type AuthzDestination, type Policy } from '../authz/policy.js';
 import type { Io } from './run.js';
 
@@ -23,9 +23,11 @@ class UsageError extends Error {}
 async function readPolicy(file: string, io: Io): Promise<Policy | number> {
   let text: string;
   try {
-    text = await readFile(file, 'utf8');
+    // Bounded like every input file: a regular file of at most 1 MiB, never a FIFO or a device.
+    text = (await readInputFile(file, 'policy')).toString('utf8');
   } catch (err) {
-    io.err(`${file}: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (err as Error).message}`);
+    if (!(err instanceof InputFileError)) throw err;
+    io.err(err.message);
     return 2;
   }
   try {
