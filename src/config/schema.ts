@@ -15,7 +15,6 @@ export const UNENFORCED: Readonly<Record<string, readonly string[]>> = {
   namer: ['experimental', 'enabled', 'transformers'],
   router: [
     'bindingTimeoutMs',
-    'bindingCache',
     'service',
     'svc',
     'httpAccessLog',
