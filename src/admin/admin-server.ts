@@ -9,7 +9,7 @@ import { Dtab } from '../dtab/dtab.js';
 import { DtabParseError, parsePath } from '../dtab/parse.js';
 import type { Logger } from '../log.js';
 import { delegateJson } from '../namer/delegate-tree.js';
-import type { NameInterpreter } from '../namer/interpreter.js';
+import type { EvalStats, NameInterpreter } from '../namer/interpreter.js';
 import type { Router } from '../router/router.js';
 import type { Metrics } from '../metrics/metrics.js';
 import { DASHBOARD_HTML } from './dashboard.js';
@@ -47,6 +47,9 @@ function sendJson(res: http.ServerResponse, status: number, value: unknown): voi
 function isLoopback(address: string | undefined): boolean {
   return address !== undefined && (address.startsWith('127.') || address === '::1' || address.startsWith('::ffff:127.'));
 }
+
+/** Delegation nodes past which /delegator.json is sent without indentation. */
+const LARGE_EXPLANATION = 1000;
 
 async function readBody(req: http.IncomingMessage, limit = 64 * 1024): Promise<string> {
   let size = 0;
@@ -157,8 +160,12 @@ export class AdminServer {
       const path = parsePath(pathText);
       const dtab = dtabText.trim() === '' ? entry.router.dtab : entry.router.dtab.concat(Dtab.read(dtabText));
       // The router's own budget: an explanation costs no more than binding the name would.
-      const tree = await this.#ctx.interpreter.delegate(dtab, path, { timeoutMs: 2000, budget: entry.router.bindingBudget });
-      sendJson(res, 200, delegateJson(tree));
+      const stats: EvalStats = { work: 0, size: 0 };
+      const tree = await this.#ctx.interpreter.delegate(dtab, path, { timeoutMs: 2000, budget: entry.router.bindingBudget, stats });
+      // Indented for people reading small trees; a large one is sent compact (indentation
+      // grows with depth and would make most of the bytes).
+      if (stats.size > LARGE_EXPLANATION) send(res, 200, JSON.stringify(delegateJson(tree)) + '\n', 'application/json');
+      else sendJson(res, 200, delegateJson(tree));
     } catch (err) {
       if (err instanceof DtabParseError) return send(res, 400, `${err.message}\n`);
       throw err;

@@ -46,6 +46,13 @@ const MAX_NODE_NESTING = 1000;
  */
 const STEPS_PER_NODE = 8;
 
+/**
+ * Characters of explanation text (paths, dentries, messages) allowed per node of budget. Only
+ * explanations are charged: they are what is printed, and long labels (a POST to /delegator.json
+ * carries up to 64 KB) would otherwise make a tree within the node budget tens of MB of JSON.
+ */
+const TEXT_PER_NODE = 256;
+
 /** Per-evaluation options: a budget other than the interpreter's, and where to report the cost. */
 export interface EvalOptions {
   readonly budget?: number;
@@ -84,6 +91,8 @@ interface EvalContext {
   readonly stats: EvalStats | undefined;
   work: number;
   size: number;
+  /** Characters of explanation text so far (explanations only). */
+  text: number;
   /**
    * Paths already evaluated in this evaluation (a Memo), or being evaluated (ACTIVE: on the
    * current delegation chain, so reaching one again would recurse forever). The result of a path
@@ -106,6 +115,15 @@ interface Memo {
   readonly height: number;
   /** Nodes of its expanded subtree. */
   readonly size: number;
+  /** Characters of its explanation (0 when binding for traffic). */
+  readonly text: number;
+}
+
+/** The characters a node adds to an explanation: its path, its dentry and any message. */
+function textOf(node: DelegateNode): number {
+  const dentry = node.dentry === null ? 0 : node.dentry.prefix.length + node.dentry.dst.length;
+  const path = typeof node.path === 'string' ? node.path.length : node.path.show().length;
+  return path + dentry + (node.type === 'exception' ? node.message.length : 0);
 }
 
 /** A map key for a path: labels are latin1, so U+0100 cannot occur in one. */
@@ -190,7 +208,7 @@ export class NameInterpreter {
   }
 
   /** The delegation tree, waiting up to `timeoutMs` for namers that have not answered yet. */
-  async delegate(dtab: Dtab, path: Path, options: { timeoutMs?: number; budget?: number } = {}): Promise<DelegateNode> {
+  async delegate(dtab: Dtab, path: Path, options: { timeoutMs?: number; budget?: number; stats?: EvalStats } = {}): Promise<DelegateNode> {
     const budget = options.budget ?? this.#budget;
     const binding = this.bind(dtab, path, { budget });
     try {
@@ -208,7 +226,7 @@ export class NameInterpreter {
           });
         });
       }
-      return this.explain(dtab, path, { budget });
+      return this.explain(dtab, path, options.stats === undefined ? { budget } : { budget, stats: options.stats });
     } finally {
       binding.close();
     }
@@ -268,6 +286,7 @@ export class NameInterpreter {
       stats: options.stats,
       work: 0,
       size: 0,
+      text: 0,
       memo: undefined,
       deepest: 0,
     };
@@ -304,7 +323,9 @@ export class NameInterpreter {
         e = new BudgetError(
           err.message === 'nesting'
             ? `binding ${path.show()} exceeded the binding budget: the delegation tree nests deeper than ${MAX_NODE_NESTING} levels`
-            : err.message === 'work'
+            : err.message === 'text'
+              ? `binding ${path.show()} exceeded the binding budget: its explanation would pass ${ctx.budget * TEXT_PER_NODE} characters (router bindingBudget ${ctx.budget})`
+              : err.message === 'work'
               ? `binding ${path.show()} exceeded the binding budget: more than ${ctx.budget * STEPS_PER_NODE} dentries tried (router bindingBudget ${ctx.budget})`
               : `binding ${path.show()} exceeded the binding budget of ${ctx.budget} delegation nodes (router bindingBudget): the dtab expands too many alternatives`,
         );
@@ -329,6 +350,12 @@ export class NameInterpreter {
     if (ctx.work > ctx.budget * STEPS_PER_NODE) throw new BudgetError('work');
   }
 
+  /** Counts explanation text against the budget (explanations only). */
+  #spendText(ctx: EvalContext, chars: number): void {
+    ctx.text += chars;
+    if (ctx.text > ctx.budget * TEXT_PER_NODE) throw new BudgetError('text');
+  }
+
   #loop(path: Path, why = ''): LoopError {
     return new LoopError(`delegation loop: binding ${path.show()} exceeded ${this.#maxDepth} steps${why}`);
   }
@@ -346,6 +373,7 @@ export class NameInterpreter {
         // Evaluated again here, it would go `height` steps further down: past the limit, a loop.
         if (depth + seen.height > this.#maxDepth) throw this.#loop(path);
         this.#spend(ctx, 1, seen.size);
+        if (ctx.tolerant) this.#spendText(ctx, seen.text);
         if (depth + seen.height > ctx.deepest) ctx.deepest = depth + seen.height;
         return seen.node.dentry === dentry ? seen.node : { ...seen.node, dentry };
       }
@@ -353,10 +381,12 @@ export class NameInterpreter {
     }
     const outerDeepest = ctx.deepest;
     const sizeBefore = ctx.size;
+    const textBefore = ctx.text;
     ctx.deepest = depth;
     this.#spend(ctx, 1, 1);
     const node = this.#evalPathOnce(ctx, path, dentry, depth, nest);
-    if (memo !== undefined) memo.set(key, { node, height: ctx.deepest - depth, size: ctx.size - sizeBefore });
+    if (ctx.tolerant) this.#spendText(ctx, textOf(node));
+    if (memo !== undefined) memo.set(key, { node, height: ctx.deepest - depth, size: ctx.size - sizeBefore, text: ctx.text - textBefore });
     if (outerDeepest > ctx.deepest) ctx.deepest = outerDeepest;
     return node;
   }
@@ -385,6 +415,7 @@ export class NameInterpreter {
     this.#spend(ctx, 1, 1);
     if (tree.kind === 'alt' || tree.kind === 'union') ctx.memo ??= new Map();
     const shown = showNameTree(tree);
+    if (ctx.tolerant) this.#spendText(ctx, shown.length + dentry.prefix.length + dentry.dst.length);
     switch (tree.kind) {
       case 'neg':
         return { type: 'neg', path: shown, dentry };
@@ -442,7 +473,10 @@ export class NameInterpreter {
           const node = treeNode(shown, dentry, state.tree);
           if (node.type === 'neg') continue; // namers are tried in order
           // The path's own node is already counted; the namer's answer adds the rest.
-          this.#spend(ctx, 0, treeSize(state.tree) - 1);
+          const nodes = treeSize(state.tree);
+          this.#spend(ctx, 0, nodes - 1);
+          // Each node of the answer repeats the path and dentry; the path's own node is counted by #evalPath.
+          if (ctx.tolerant) this.#spendText(ctx, (nodes - 1) * textOf(node));
           return node;
         }
       }

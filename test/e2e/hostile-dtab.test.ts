@@ -186,6 +186,20 @@ t.test('/delegator.json with a hostile dtab (GET and POST): a small error tree, 
     t.ok(p.body.length < 2000, `${name} POST: ${p.body.length} bytes`);
     t.match(JSON.parse(p.body), { type: 'exception', message: /binding budget/ });
   }
+  // The largest doubling chain within the budget (11 levels, ~8,200 nodes) is explained, compactly.
+  const big = await within(5000, { ...base, path: `/delegator.json?${new URLSearchParams({ router: 'outgoing', path: '/svc/world', dtab: chain(11, () => '|') })}` });
+  t.equal(big.status, 200);
+  t.ok(big.body.length < 3e6, `11 levels: ${big.body.length} bytes of JSON`);
+  t.equal(JSON.parse(big.body).type, 'alt');
+  // Long labels (a POST body carries up to 64 KB): within the node budget, over the text budget.
+  const long = 'x'.repeat(2000);
+  const lines = ['/svc/world=>/h0' + long];
+  for (let i = 0; i < 8; i++) lines.push(`/h${i}${long}=>/h${i + 1}${long}|/h${i + 1}${long}`);
+  lines.push(`/h8${long}=>/#/io.l5d.fs/world`);
+  const l = await within(5000, { ...base, path: '/delegator.json', method: 'POST', headers: { 'content-type': 'application/json' } }, JSON.stringify({ router: 'outgoing', path: '/svc/world', dtab: lines.join(';') }));
+  t.equal(l.status, 200);
+  t.ok(l.body.length < 2000, `long labels: ${l.body.length} bytes`);
+  t.match(JSON.parse(l.body), { type: 'exception', message: /its explanation would pass/ });
   // (As a query string 7,000 parentheses pass Node's 16 KB header limit: the POST form carries them.)
   const deep = JSON.stringify({ router: 'outgoing', path: '/svc/world', dtab: `/svc=>${'('.repeat(7000)}/a${')'.repeat(7000)}` });
   const d = await within(2000, { ...base, path: '/delegator.json', method: 'POST', headers: { 'content-type': 'application/json' } }, deep);

@@ -90,6 +90,23 @@ t.test('dentries tried against each path count toward the budget (a wide dtab co
   t.ok(stats.size <= DEFAULT_BINDING_BUDGET, `${stats.size} nodes`);
 });
 
+t.test('explanations are bounded in text too: long labels cannot make a small tree huge JSON', async (t) => {
+  const interp = new NameInterpreter({ namers: [] });
+  const long = 'x'.repeat(3000);
+  // 8 doubling levels: 1,022 nodes (within the node budget), each path 3,000+ characters.
+  const lines = Array.from({ length: 8 }, (_, i) => `/h${i}${long}=>/h${i + 1}${long}|/h${i + 1}${long}`);
+  lines.push(`/h8${long}=>/$/inet/1`);
+  const dtab = Dtab.read(lines.join(';'));
+  const tree = interp.explain(dtab, new Path([`h0${long}`]));
+  t.match(tree, { type: 'exception', message: /exceeded the binding budget: its explanation would pass 2560000 characters/ });
+  t.equal(bindNow(interp, dtab, `/h0${long}`).kind, 'ok', 'binding for traffic prints nothing and is not charged');
+  // Within the text budget, the JSON stays near budget x 256 characters.
+  const five = Dtab.read([...lines.slice(3), `/h8${long}=>/$/inet/1`].join(';'));
+  const ok = interp.explain(five, new Path([`h3${long}`]));
+  t.equal(ok.type, 'delegate');
+  t.ok(JSON.stringify(delegateJson(ok)).length < DEFAULT_BINDING_BUDGET * 256 * 1.5);
+});
+
 t.test('loops are still loops: a path met again on its own chain, or the depth limit', async (t) => {
   const interp = new NameInterpreter({ namers: [] });
   for (const d of ['/a=>/b;/b=>/a', '/a=>/a|/a', '/a=>/b|/$/inet/1;/b=>/c&/a;/c=>/$/inet/2']) {
