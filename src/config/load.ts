@@ -308,6 +308,9 @@ function toConfig(raw: RawConfig, baseDir: string, env: NodeJS.ProcessEnv): Host
         ...(s.headersTimeoutMs !== undefined ? { headersTimeoutMs: s.headersTimeoutMs } : {}),
         ...(s.idleTimeoutMs !== undefined ? { idleTimeoutMs: s.idleTimeoutMs } : {}),
         ...(s.maxHeaderBytes !== undefined ? { maxHeaderBytes: s.maxHeaderBytes } : {}),
+        ...(s.tunnelIdleTimeoutMs !== undefined ? { tunnelIdleTimeoutMs: s.tunnelIdleTimeoutMs } : {}),
+        ...(s.maxConnections !== undefined ? { maxConnections: s.maxConnections } : {}),
+        ...(s.maxConnectionsPerSource !== undefined ? { maxConnectionsPerSource: s.maxConnectionsPerSource } : {}),
         ...(s.maxHeaders !== undefined ? { maxHeaders: s.maxHeaders } : {}),
         ...(s.tls
           ? {
@@ -316,6 +319,8 @@ function toConfig(raw: RawConfig, baseDir: string, env: NodeJS.ProcessEnv): Host
                 keyPath: abs(baseDir, s.tls.keyPath),
                 ...(s.tls.caCertPath !== undefined ? { caCertPath: abs(baseDir, s.tls.caCertPath) } : {}),
                 requireClientAuth: s.tls.requireClientAuth,
+                ...(s.tls.handshakeTimeoutMs !== undefined ? { handshakeTimeoutMs: s.tls.handshakeTimeoutMs } : {}),
+                ...(s.tls.maxPendingHandshakes !== undefined ? { maxPendingHandshakes: s.tls.maxPendingHandshakes } : {}),
                 ...(s.tls.protocols !== undefined ? { protocols: s.tls.protocols } : {}),
                 ...(s.tls.ciphers !== undefined ? { ciphers: s.tls.ciphers } : {}),
               },
@@ -328,9 +333,6 @@ function toConfig(raw: RawConfig, baseDir: string, env: NodeJS.ProcessEnv): Host
           ? {
               tls: {
                 ...(tls.commonName !== undefined ? { commonName: tls.commonName } : {}),
-        ...(s.tunnelIdleTimeoutMs !== undefined ? { tunnelIdleTimeoutMs: s.tunnelIdleTimeoutMs } : {}),
-        ...(s.maxConnections !== undefined ? { maxConnections: s.maxConnections } : {}),
-        ...(s.maxConnectionsPerSource !== undefined ? { maxConnectionsPerSource: s.maxConnectionsPerSource } : {}),
                 ...(tls.trustCerts !== undefined ? { trustCerts: tls.trustCerts.map((p) => abs(baseDir, p)) } : {}),
                 ...(tls.trustCertsBundle !== undefined ? { trustCertsBundle: abs(baseDir, tls.trustCertsBundle) } : {}),
                 ...(tls.disableValidation !== undefined ? { disableValidation: tls.disableValidation } : {}),
@@ -339,7 +341,6 @@ function toConfig(raw: RawConfig, baseDir: string, env: NodeJS.ProcessEnv): Host
                   : {}),
                 ...(tls.protocols !== undefined ? { protocols: tls.protocols } : {}),
                 ...(tls.ciphers !== undefined ? { ciphers: tls.ciphers } : {}),
-                ...(s.tls.handshakeTimeoutMs !== undefined ? { handshakeTimeoutMs: s.tls.handshakeTimeoutMs } : {}),
               },
             }
           : {}),

@@ -74,6 +74,7 @@ const serverTls = z.strictObject({
   caCertPath: z.string().min(1).optional(),
   requireClientAuth: z.boolean().default(false),
   handshakeTimeoutMs: z.number().int().min(100).max(600_000).optional(),
+  maxPendingHandshakes: z.number().int().min(1).max(1_000_000).optional(),
   enabled: z.boolean().optional(),
   ...tlsNames,
 }).superRefine(checkTlsNames);

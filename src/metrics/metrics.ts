@@ -132,8 +132,11 @@ export class RouterMetrics {
     this.#m.tlsFailures.labels(this.label, reason).inc();
   }
 
-  /** An accepted connection closed at once because a cap was reached (reason: a fixed set). */
-  connectionRefused(reason: 'listener_limit' | 'source_limit'): void {
+  /**
+   * An accepted connection closed at once because a cap was reached (reason: a fixed set); for
+   * handshake_limit, the oldest unfinished handshake closed to make room for a new one.
+   */
+  connectionRefused(reason: 'listener_limit' | 'source_limit' | 'handshake_limit'): void {
     this.#m.connectionsRefused.labels(this.label, reason).inc();
   }
 
@@ -180,12 +183,12 @@ export interface StateReport {
   namers(): Iterable<{ readonly kind: string; readonly entries: number; readonly evictions: number; readonly namespaces?: number; readonly refused?: number }>;
 }
 
-/** Something with state to report at scrape time (namers). */
-export interface NamerReport {
-  readonly kind: string;
 /** Socket states that have a deadline (metric label values). */
 export type ConnectionState = 'handshake' | 'headers' | 'idle' | 'tunnel_idle' | 'error_answer';
 
+/** Something with state to report at scrape time (namers). */
+export interface NamerReport {
+  readonly kind: string;
   readonly updates: number;
   readonly stale: boolean;
 }
@@ -203,6 +206,8 @@ export class Metrics {
   readonly dtabReloadFailures: Counter;
   readonly tlsReloads: Counter;
   readonly dtabOverrides: Counter;
+  readonly connectionsRefused: Counter;
+  readonly connectionDeadlines: Counter;
   readonly bindingBudgetExceeded: Counter;
   readonly headerLimitRefusals: Counter;
   /** Admin requests refused by the Host/Origin/state-change checks (reason: a fixed set). */
@@ -219,8 +224,6 @@ export class Metrics {
     this.duration = new Histogram({
       name: 'hostmesh_request_duration_seconds',
       help: 'Time from request to the end of the response.',
-  readonly connectionsRefused: Counter;
-  readonly connectionDeadlines: Counter;
       labelNames: ['router', 'service'],
       buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
       registers,
@@ -246,13 +249,6 @@ export class Metrics {
       help: 'Cached bindings dropped: unused for bindingCache.idleTtlSecs (idle), or the least recently used past bindingCache.paths/overrides (capacity).',
       labelNames: ['router', 'reason'],
       registers,
-    this.connectionsRefused = new Counter({ name: 'hostmesh_connections_refused_total', help: 'Accepted connections closed at once: the listener (listener_limit) or the source (source_limit) was at its cap.', labelNames: ['router', 'reason'], registers });
-    this.connectionDeadlines = new Counter({
-      name: 'hostmesh_connection_deadlines_total',
-      help: 'Connections closed because the deadline of their state passed (handshake, headers, idle, tunnel_idle, error_answer).',
-      labelNames: ['router', 'state'],
-      registers,
-    });
     });
     const state = (): StateReport | undefined => this.#state;
     new Gauge({
@@ -317,6 +313,13 @@ export class Metrics {
         this.reset();
         for (const n of state()?.namers() ?? []) if (n.refused !== undefined) this.labels(n.kind).inc(n.refused);
       },
+    });
+    this.connectionsRefused = new Counter({ name: 'hostmesh_connections_refused_total', help: 'Accepted connections closed at once because the listener (listener_limit) or the source (source_limit) was at its cap, or unfinished TLS handshakes closed oldest first over their cap (handshake_limit).', labelNames: ['router', 'reason'], registers });
+    this.connectionDeadlines = new Counter({
+      name: 'hostmesh_connection_deadlines_total',
+      help: 'Connections closed because the deadline of their state passed (handshake, headers, idle, tunnel_idle, error_answer).',
+      labelNames: ['router', 'state'],
+      registers,
     });
     const namers = this.#namers;
     new Counter({

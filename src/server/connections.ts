@@ -3,20 +3,30 @@
 
 import type { Socket } from 'node:net';
 
-/** Why an accepted connection was closed at once (a metric label: keep the set fixed). */
-export type RefusalReason = 'listener_limit' | 'source_limit';
+/**
+ * Why an accepted connection was closed at once (a metric label: keep the set fixed). For
+ * handshake_limit it is the oldest unfinished handshake that is closed, to make room.
+ */
+export type RefusalReason = 'listener_limit' | 'source_limit' | 'handshake_limit';
 
 export interface ConnectionLimits {
   /** Sockets open at once on the listener. */
   readonly max: number;
   /** Sockets open at once from one source address (an IPv6 source counts by its /64). */
   readonly perSource: number;
+  /**
+   * TLS only: unfinished handshakes at once. They are the state anyone can create without a
+   * certificate, and the dearest (~40 KB each: bench:handshakes), so they get their own bound.
+   */
+  readonly pendingHandshakes?: number;
 }
 
 export class Connections {
   readonly #all = new Set<Socket>();
   readonly #bySource = new Map<string, number>();
   readonly #limits: ConnectionLimits;
+  /** Unfinished handshakes by remote end, oldest first (a Map keeps insertion order). */
+  readonly #pending = new Map<string, Socket>();
 
   constructor(limits: ConnectionLimits) {
     this.#limits = limits;
@@ -43,13 +53,45 @@ export class Connections {
     if (n >= this.#limits.perSource) return 'source_limit';
     this.#all.add(socket);
     this.#bySource.set(source, n + 1);
+    const peer = remoteEnd(socket);
+    if (this.#limits.pendingHandshakes !== undefined) this.#pending.set(peer, socket);
     socket.once('close', () => {
       this.#all.delete(socket);
+      if (this.#pending.get(peer) === socket) this.#pending.delete(peer);
       const left = (this.#bySource.get(source) ?? 1) - 1;
       if (left <= 0) this.#bySource.delete(source);
       else this.#bySource.set(source, left);
     });
     return undefined;
+  }
+
+  /**
+   * Over the bound on unfinished handshakes, the oldest is closed: an attacker must then open
+   * them faster than a real peer finishes one (milliseconds) to keep that peer out, where a plain
+   * refusal of new ones would keep every peer out for a whole handshake deadline.
+   */
+  evictOldestHandshake(): Socket | undefined {
+    const max = this.#limits.pendingHandshakes;
+    if (max === undefined || this.#pending.size <= max) return undefined;
+    const [peer, oldest] = this.#pending.entries().next().value as [string, Socket];
+    this.#pending.delete(peer);
+    oldest.destroy();
+    return oldest;
+  }
+
+  /** A TLS handshake finished (`socket` is the TLS socket: same remote end as the accepted one). */
+  handshakeDone(socket: Socket): void {
+    this.#pending.delete(remoteEnd(socket));
+  }
+
+  /** Whether the accepted socket's handshake is still unfinished (TLS listeners). */
+  isPending(socket: Socket): boolean {
+    return this.#pending.get(remoteEnd(socket)) === socket;
+  }
+
+  /** Unfinished handshakes now (TLS listeners). */
+  get pendingHandshakes(): number {
+    return this.#pending.size;
   }
 
   /** Destroys the sockets `drop` picks now (a drain ending the ones with nothing to finish). */
@@ -60,6 +102,11 @@ export class Connections {
   destroyAll(): void {
     this.destroyWhere(() => true);
   }
+}
+
+/** A connection's remote end, the same on the accepted socket and the TLS socket wrapping it. */
+function remoteEnd(socket: Socket): string {
+  return `${socket.remoteAddress ?? ''}|${socket.remotePort ?? ''}`;
 }
 
 /**

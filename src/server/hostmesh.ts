@@ -305,6 +305,7 @@ export async function startHostmesh(config: HostmeshConfig, deps: HostmeshDeps):
             ...(s.maxHeaders !== undefined ? { maxHeaders: s.maxHeaders } : {}),
             metrics: rm,
             ...(s.tls?.handshakeTimeoutMs !== undefined ? { handshakeTimeoutMs: s.tls.handshakeTimeoutMs } : {}),
+            ...(s.tls?.maxPendingHandshakes !== undefined ? { maxPendingHandshakes: s.tls.maxPendingHandshakes } : {}),
             ...(s.tunnelIdleTimeoutMs !== undefined ? { tunnelIdleTimeoutMs: s.tunnelIdleTimeoutMs } : {}),
             ...(s.maxConnections !== undefined ? { maxConnections: s.maxConnections } : {}),
             ...(s.maxConnectionsPerSource !== undefined ? { maxConnectionsPerSource: s.maxConnectionsPerSource } : {}),

@@ -26,6 +26,8 @@ export const SOCKET_DEFAULTS = {
   maxConnections: 10_000,
   /** A pod or peer router needs far fewer (a peer's pool is 64); one source cannot take them all. */
   maxConnectionsPerSource: 1_000,
+  /** ~80 MB of unfinished TLS state at most (~40 KB each), inside the DaemonSet's 256 Mi limit. */
+  maxPendingHandshakes: 2_048,
 } as const;
 
 export interface ListenerOptions {
@@ -48,6 +50,8 @@ export interface ListenerOptions {
   readonly maxConnections?: number;
   /** Connections open at once from one source address (default 1,000). */
   readonly maxConnectionsPerSource?: number;
+  /** TLS only: unfinished handshakes at once; over it the oldest is closed (default 2,048). */
+  readonly maxPendingHandshakes?: number;
   /** Where requests, connections and TLS failures are counted. */
   readonly metrics?: RouterMetrics;
 }
@@ -65,8 +69,6 @@ export class Listener {
   readonly #connections: Connections;
   /** TLS sockets whose handshake finished: only these can carry an HTTP answer. */
   readonly #secured = new WeakSet<Socket>();
-  /** The same, as remote address:port: how a drain tells them from handshakes in progress. */
-  readonly #securedPeers = new Set<string>();
   /** How long a client gets to take an error answer written outside a request. */
   readonly #lingerMs: number;
   readonly #maxHeaders: number;
@@ -109,12 +111,16 @@ export class Listener {
     this.#connections = new Connections({
       max: options.maxConnections ?? SOCKET_DEFAULTS.maxConnections,
       perSource: options.maxConnectionsPerSource ?? SOCKET_DEFAULTS.maxConnectionsPerSource,
+      ...(options.tls ? { pendingHandshakes: options.maxPendingHandshakes ?? SOCKET_DEFAULTS.maxPendingHandshakes } : {}),
     });
     // First on 'connection', before TLS wraps the socket or HTTP parses it: every accepted socket
     // is counted from its first moment, and one over a cap is closed before costing a handshake.
     this.#server.prependListener('connection', (socket: Socket) => {
       const refused = this.#connections.admit(socket);
-      if (refused === undefined) return;
+      if (refused === undefined) {
+        if (this.#connections.evictOldestHandshake() !== undefined) metrics?.connectionRefused('handshake_limit');
+        return;
+      }
       metrics?.connectionRefused(refused);
       socket.destroy();
     });
@@ -122,9 +128,7 @@ export class Listener {
       this.#server.on('secureConnection', (socket: TLSSocket) => {
         if (this.#secured.has(socket)) return;
         this.#secured.add(socket);
-        const peer = peerKey(socket);
-        this.#securedPeers.add(peer);
-        socket.once('close', () => this.#securedPeers.delete(peer));
+        this.#connections.handshakeDone(socket);
       });
       // A chain-verified certificate that is a CA's, not for client auth, or names no well-formed
       // identity is refused before any request on it is read (peer-identity.ts).
@@ -263,7 +267,7 @@ export class Listener {
     const closed = new Promise<void>((resolve) => this.#server.close(() => resolve()));
     this.#server.closeIdleConnections();
     // Handshakes in progress carry no request: there is nothing to let finish.
-    if (this.#tls) this.#connections.destroyWhere((s) => !this.#securedPeers.has(peerKey(s)));
+    if (this.#tls) this.#connections.destroyWhere((s) => this.#connections.isPending(s));
     if (this.#active > 0) {
       await Promise.race([
         new Promise<void>((resolve) => this.#idleWaiters.push(resolve)),
@@ -275,11 +279,6 @@ export class Listener {
     this.#connections.destroyAll();
     await closed;
   }
-}
-
-/** A connection's remote end, the same on the accepted socket and the TLS socket wrapping it. */
-function peerKey(socket: Socket): string {
-  return `${socket.remoteAddress ?? ''}|${socket.remotePort ?? ''}`;
 }
 
 /** A short, bounded label for a refused handshake (metric label: never the raw message). */

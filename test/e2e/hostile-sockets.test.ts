@@ -86,9 +86,9 @@ interface Started {
 }
 
 /** One router (incoming with mTLS when `tls`, else outgoing plaintext) with `server` settings. */
-async function startRouter(t: Test, server: Partial<ServerConfig> & { handshakeTimeoutMs?: number }, withTls: boolean, graceMs = 1000): Promise<Started> {
+async function startRouter(t: Test, server: Partial<ServerConfig> & { handshakeTimeoutMs?: number; maxPendingHandshakes?: number }, withTls: boolean, graceMs = 1000): Promise<Started> {
   const [port, admin] = (await freePorts(IP, 2)) as [number, number];
-  const { handshakeTimeoutMs, ...rest } = server;
+  const { handshakeTimeoutMs, maxPendingHandshakes, ...rest } = server;
   const s = {
     ip: IP,
     port,
@@ -101,6 +101,7 @@ async function startRouter(t: Test, server: Partial<ServerConfig> & { handshakeT
             caCertPath: join(dir, 'ca.pem'),
             requireClientAuth: true,
             ...(handshakeTimeoutMs !== undefined ? { handshakeTimeoutMs } : {}),
+            ...(maxPendingHandshakes !== undefined ? { maxPendingHandshakes } : {}),
           },
         }
       : {}),
@@ -283,6 +284,29 @@ t.test('a listener is capped; it serves again once the flood leaves', async (t) 
   attackers.forEach((a) => a.socket.destroy());
   t.ok(await eventually(() => heldSockets(IP, port) === 0, 2000));
   t.equal(await mtlsWithinOneSecond(port), 200);
+});
+
+t.test('unfinished handshakes are capped oldest first; a real peer still gets through', async (t) => {
+  const { mesh, port } = await startRouter(t, { handshakeTimeoutMs: 5000, maxPendingHandshakes: 20 }, true);
+  const attackers = await attackMany(port, [['silent', 30], ['half-hello', 30]], ['127.0.0.45', '127.0.0.46', '127.0.0.47']);
+  t.ok(await eventually(() => attackers.filter((a) => a.closedByRouter).length >= 40, 2000), 'all but the newest 20 were closed at once');
+  t.ok(attackers.slice(-20).every((a) => !a.closedByRouter), 'the newest 20 are the ones kept');
+  t.ok(heldSockets(IP, port) <= 20, `the router holds at most the cap (${heldSockets(IP, port)})`);
+  t.ok(counter(mesh, 'hostmesh_connections_refused_total', { router: 'incoming', reason: 'handshake_limit' }) >= 40, 'evictions are counted');
+  // A flood that keeps coming: a real peer's handshake finishes before 20 newer ones arrive.
+  let flooding = true;
+  const flood = (async () => {
+    while (flooding) {
+      const a = await attack(port, 'silent', '127.0.0.48');
+      attackers.push(a);
+      await new Promise((r) => setTimeout(r, 5));
+    }
+  })();
+  t.equal(await mtlsWithinOneSecond(port), 200, 'a normal mTLS request is served during the flood');
+  flooding = false;
+  await flood;
+  t.ok(heldSockets(IP, port) <= 20, `still at most the cap (${heldSockets(IP, port)})`);
+  attackers.forEach((a) => a.socket.destroy());
 });
 
 t.test('plaintext: silent, partial and dripping connections are closed at the headers deadline, even unread', async (t) => {
