@@ -179,3 +179,43 @@ t.test('the outgoing side refuses a peer whose certificate is not a server leaf'
     t.not(await serveWith(cert), 'connected', `${what} is refused`);
   }
 });
+
+t.test('through an outgoing router: a peer without a server leaf is a 502 with l5d-err, a mesh peer is served', async (t) => {
+  const noEku = issueCertificate(ca, { commonName: 'hostmesh', dnsNames: ['hostmesh'], usage: 'none', days: 1 });
+  const impostor = tls.createServer({ cert: noEku.certPem, key: noEku.keyPem }, (s) => s.end('HTTP/1.1 200 OK\r\ncontent-length: 8\r\n\r\nimpostor'));
+  await new Promise<void>((resolve) => impostor.listen(0, HOST, () => resolve()));
+  t.teardown(() => new Promise<void>((resolve) => impostor.close(() => resolve())));
+  await writeFile(join(dir, 'peer.pem'), peer.certPem);
+  await writeFile(join(dir, 'peer.key'), peer.keyPem, { mode: 0o600 });
+  const text = `admin: {ip: ${HOST}, port: 0}
+routers:
+- protocol: http
+  label: outgoing
+  dtab: |
+    /svc/echo => /$/inet/${HOST}/${portOf('incoming')};
+    /svc/impostor => /$/inet/${HOST}/${(impostor.address() as { port: number }).port};
+  servers: [{port: 0, ip: ${HOST}}]
+  client:
+    tls: {commonName: hostmesh, trustCerts: [ca.pem], clientAuth: {certPath: peer.pem, keyPath: peer.key}}
+`;
+  const file = join(dir, 'outgoing.yaml');
+  await writeFile(file, text);
+  const out = await startHostmesh(parseConfig(text, file).config, { logger: silentLogger() });
+  t.teardown(() => out.close(0));
+  const port = out.routers[0]?.listeners[0]?.address.port as number;
+  const get = (host: string): Promise<{ status: number; err: string | undefined; body: string }> =>
+    new Promise((resolve, reject) => {
+      http
+        .get({ host: HOST, port, path: '/', headers: { host }, agent: false, timeout: 1000 }, (res) => {
+          let body = '';
+          res.on('data', (c: Buffer) => (body += c.toString()));
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, err: res.headers['l5d-err'] as string | undefined, body }));
+        })
+        .on('error', reject);
+    });
+  const bad = await get('impostor');
+  t.equal(bad.status, 502);
+  t.match(bad.err ?? '', /extended%20key%20usage|extended key usage/, 'l5d-err says why');
+  t.notMatch(bad.body, /^impostor/, 'nothing from the impostor reaches the client');
+  t.same(await get('echo'), { status: 200, err: undefined, body: 'spiffe://hostmesh/node/node-a' }, 'the mesh peer, over mTLS, within 1 s');
+});
