@@ -9,13 +9,35 @@ import type { ParseReply } from './policy-parse-worker.js';
 const WORKER = new URL(`./policy-parse-worker${import.meta.url.endsWith('.ts') ? '.ts' : '.js'}`, import.meta.url);
 
 /**
+ * The worker gets only the flags that load code (a TypeScript loader under test) and source maps:
+ * a worker inherits all of process.execArgv by default, and some (--input-type, --inspect) make it
+ * fail or open a debugger port.
+ */
+function workerExecArgv(argv: readonly string[]): string[] {
+  const keep: string[] = [];
+  const withValue = new Set(['--import', '--loader', '--experimental-loader', '--require', '-r']);
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i] as string;
+    if (withValue.has(a) && i + 1 < argv.length) {
+      keep.push(a, argv[++i] as string);
+    } else if (/^--(import|loader|experimental-loader|require)=/.test(a) || a === '--enable-source-maps') {
+      keep.push(a);
+    }
+  }
+  return keep;
+}
+
+/**
  * Parses, validates and compiles `text` off the event loop. Rejects with PolicyError for a bad
  * policy, or for a worker that fails (out of its memory bound, or it could not start).
  */
-export function parsePolicyOffThread(text: string, file: string): Promise<Policy> {
+/** Default heap bound of the parser worker: a 1 MiB policy needs about 110 MB (measured). */
+export const DEFAULT_PARSER_MEMORY_MB = 192;
+
+export function parsePolicyOffThread(text: string, file: string, maxMemoryMb = DEFAULT_PARSER_MEMORY_MB): Promise<Policy> {
   return new Promise((resolve, reject) => {
     // One short-lived worker per reload: reloads are rare, and an idle worker would hold ~10 MB.
-    const worker = new Worker(WORKER, { workerData: { text, file }, resourceLimits: { maxOldGenerationSizeMb: 256 } });
+    const worker = new Worker(WORKER, { workerData: { text, file }, execArgv: workerExecArgv(process.execArgv), resourceLimits: { maxOldGenerationSizeMb: maxMemoryMb } });
     let settled = false;
     const done = (f: () => void): void => {
       if (settled) return;
@@ -33,7 +55,12 @@ export function parsePolicyOffThread(text: string, file: string): Promise<Policy
         }
       }),
     );
-    worker.once('error', (err) => done(() => reject(new PolicyError([`${file}:1:1: the policy parser failed (${err.message.split('\n')[0]})`]))));
+    worker.once('error', (err: NodeJS.ErrnoException) =>
+      done(() => {
+        const why = err.code === 'ERR_WORKER_OUT_OF_MEMORY' ? `it needs more than its ${maxMemoryMb} MB (parserMemoryMb)` : (err.message.split('\n')[0] ?? err.name);
+        reject(new PolicyError([`${file}:1:1: the policy parser failed: ${why}`]));
+      }),
+    );
     worker.once('exit', (code) => done(() => reject(new PolicyError([`${file}:1:1: the policy parser exited (${code}) without an answer`]))));
   });
 }

@@ -22,6 +22,11 @@ export interface PolicyWatcherOptions {
   readonly onReject?: (message: string) => void;
   /** Parse on the event loop instead of in a worker (default false; for callers without workers). */
   readonly parseInline?: boolean;
+  /**
+   * Heap bound of the parser worker (default DEFAULT_PARSER_MEMORY_MB): a policy that needs more is
+   * a rejected reload, so a huge file cannot push the router past its container memory limit.
+   */
+  readonly parserMemoryMb?: number;
   readonly onApply?: (policy: Policy) => void;
   /** For the times the admin page shows; tests pass their own. */
   readonly now?: () => number;
@@ -96,7 +101,7 @@ export class PolicyWatcher {
   async #apply(text: string): Promise<void> {
     let policy: Policy;
     try {
-      policy = this.#o.parseInline === true ? parsePolicy(text, this.#o.file) : await parsePolicyOffThread(text, this.#o.file);
+      policy = this.#o.parseInline === true ? parsePolicy(text, this.#o.file) : await parsePolicyOffThread(text, this.#o.file, this.#o.parserMemoryMb);
     } catch (err) {
       if (!(err instanceof PolicyError)) throw err;
       this.#reject(err.problems);

@@ -114,3 +114,19 @@ t.test('a policy file swapped for a FIFO or an oversized file is rejected once; 
   t.equal(w.policy.decide(web).decision, 'allow', 'the previous policy stays in force');
   t.equal(w.status.rejected, 2);
 });
+
+t.test('a policy that needs more than the parser memory bound is a rejected reload, the process lives', async (t) => {
+  const root = await mkdtemp(join(tmpdir(), 'hostmesh-policy-'));
+  t.teardown(() => rm(root, { recursive: true, force: true }));
+  await publish(root, 'gen1', (p) => writeFile(p, SMALL));
+  const file = join(root, 'policy.yaml');
+  await symlink('..data/policy.yaml', file);
+  const rejects: string[] = [];
+  const w = new PolicyWatcher({ file, initial: await loadPolicyFile(file), logger: silentLogger(), pollMs: 60_000, parserMemoryMb: 8, onReject: (m) => rejects.push(m) });
+  t.teardown(() => w.close());
+  await publish(root, 'gen2', (p) => writeFile(p, hugePolicy()));
+  await w.check();
+  t.equal(rejects.length, 1);
+  t.match(rejects[0], `${file}:1:1: the policy parser failed: it needs more than its 8 MB (parserMemoryMb)`);
+  t.equal(w.policy.decide(web).decision, 'allow', 'the previous policy stays in force');
+});
