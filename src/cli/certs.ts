@@ -6,6 +6,8 @@
 
 import { X509Certificate, createPrivateKey } from 'node:crypto';
 import { mkdir, readFile, writeFile, access } from 'node:fs/promises';
+import { printable } from '../config/printable.js';
+import { readInputFile } from '../config/read-input.js';
 import { isIP } from 'node:net';
 import { join } from 'node:path';
 import type { Command } from 'commander';
@@ -125,9 +127,10 @@ export interface InspectOptions {
 
 async function readOrNull(path: string, io: Io): Promise<string | null> {
   try {
-    return await readFile(path, 'utf8');
+    // Regular files up to 1 MiB: `inspect /dev/zero` or a FIFO is refused instead of hanging.
+    return (await readInputFile(path, 'file')).toString('utf8');
   } catch (err) {
-    io.err(`${path}: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (err as Error).message}`);
+    io.err(printable((err as Error).message));
     return null;
   }
 }

@@ -90,14 +90,15 @@ for (let i = 1; i < 12; i++) bomb += `a${i}: &a${i} [${Array(9).fill(`*a${i - 1}
 const aliasBomb = await config('bomb.yaml', `${bomb}routers:\n- protocol: http\n  servers: [{port: 4140}]\n`);
 
 // Every CLI run at once: each child through the TypeScript loader costs seconds on a loaded machine.
-const [files, esc, l1, thrown, fifoConfig, dtabCheck] = (await Promise.all([
+const [files, esc, l1, thrown, fifoConfig, dtabCheck, inspect] = (await Promise.all([
   runCli(['run', '--check', '-c', inputFiles], {}, 40_000),
   runCli(['run', '--check', '-c', escapes], {}, 40_000),
   runCli(['run', '--check', '-c', linkerd1Tls], {}, 40_000),
   runCli(['run', '--check', '-c', aliasBomb], {}, 40_000),
   runCli(['run', '--check', '-c', join(dir, 'config-fifo.yaml')], {}, 40_000),
   runCli(['dtab', 'check', join(dir, 'fifo'), '/dev/zero', join(dir, 'token'), join(dir, 'typo.dtab'), join(dir, 'huge.dtab')], {}, 40_000),
-])) as [CliResult, CliResult, CliResult, CliResult, CliResult, CliResult];
+  runCli(['certs', 'inspect', join(dir, 'fifo')], {}, 40_000),
+])) as [CliResult, CliResult, CliResult, CliResult, CliResult, CliResult, CliResult];
 
 function noSecrets(t: Test, r: CliResult): void {
   const all = r.stdout + r.stderr;
@@ -130,6 +131,12 @@ t.test('dtab check: the same inputs', async (t) => {
   t.match(dtabCheck.stderr, /token:1:1: .*not .*dtab/);
   t.match(dtabCheck.stderr, /typo\.dtab:2:\d+: .*\/host =/);
   t.match(dtabCheck.stderr, /huge\.dtab.*larger than 1 MiB/);
+});
+
+t.test('certs inspect: a FIFO is refused, not waited on', async (t) => {
+  t.equal(inspect.signal, null, 'not killed by the timeout');
+  t.equal(inspect.code, 2);
+  t.match(inspect.stderr, /fifo is not a regular file/);
 });
 
 t.test('run --check: the config itself is a FIFO', async (t) => {
