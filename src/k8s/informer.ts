@@ -65,6 +65,8 @@ export class Informer<T extends KObject = KObject> {
   /** Counters, for tests and metrics. */
   readonly stats = { lists: 0, watches: 0, gone: 0, errors: 0, events: 0 };
   lastError: string | undefined;
+  /** HTTP status of the last failure when the API answered one (403: RBAC refused), else undefined. */
+  lastErrorStatus: number | undefined;
 
   constructor(options: InformerOptions) {
     this.#o = options;
@@ -170,7 +172,10 @@ export class Informer<T extends KObject = KObject> {
         }
         this.stats.errors++;
         this.lastError = (err as Error).message;
+        this.lastErrorStatus = err instanceof K8sApiError ? err.status : undefined;
         if (this.#synced) this.#setState(true, true);
+        // Before the first list, consumers learn of the failure too (they may fail names fast).
+        else for (const l of this.#stateListeners) l();
         const delay = this.#backoff.next();
         this.#o.logger.warn({ informer: this.describe, err: (err as Error).message, retryInMs: delay }, 'kubernetes API unavailable; keeping the last known state');
         await sleep(delay, signal);

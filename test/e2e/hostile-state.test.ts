@@ -169,6 +169,20 @@ t.test('24 namespaces named by overrides: watches capped, /ready 200, refusals f
   t.ok(await until(() => api.watchCount <= baseline, 5000), `idle namespaces release their watches (${api.watchCount})`);
   t.equal(await ready(), 200, 'still ready');
 
+  // A namespace the API refuses (RBAC: 403): a clear error at once, not a wait for bindingTimeout.
+  api.forbidNamespace('locked');
+  const started = performance.now();
+  const locked = await send({ host: 'z', 'l5d-dtab': '/svc/z => /#/io.l5d.k8s/locked/http/web' });
+  const ms = performance.now() - started;
+  t.equal(locked.status, 502, 'a forbidden namespace is a 502');
+  t.match(decodeURIComponent(String(locked.headers['l5d-err'] ?? '')), /locked.*403|forbidden/i, 'l5d-err says the API refused the namespace');
+  t.ok(ms < 1000, `answered within 1 s (${ms.toFixed(0)} ms)`);
+  t.equal(await ready(), 200, 'a refused namespace a request named does not make the node unready');
+  clock += 61_000;
+  hm.evictIdle();
+  clock += 61_000;
+  hm.evictIdle();
+
   // Room again: a namespace named now is watched and routes.
   api.apply(service('ns-100', 'web'));
   api.apply(endpointSlice('ns-100', 'web-1', 'web', [{ ip: POD, node: 'node-a' }], [{ name: 'http', port: (pod.address() as { port: number }).port }]));

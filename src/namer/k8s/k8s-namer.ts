@@ -388,7 +388,18 @@ export class K8sNamer implements Namer {
   }
 
   #refresh(watch: NamespaceWatch, entry: Entry): void {
-    if (!watch.services.synced || !watch.endpoints.synced) return; // stays pending until the first list
+    if (!watch.services.synced || !watch.endpoints.synced) {
+      // Pending until the first list, unless the API refused it (403 RBAC, 404): then the name
+      // fails at once with the API's reason rather than making requests wait for bindingTimeout.
+      // The informer keeps retrying with backoff; a later list replaces the failure.
+      const refused = [watch.services, watch.endpoints].find((i) => !i.synced && refusedStatus(i.lastErrorStatus));
+      if (refused === undefined) return;
+      const key = `refused|${refused.lastError ?? ''}`;
+      if (key === entry.lastKey) return;
+      entry.lastKey = key;
+      entry.lookup.set({ kind: 'failed', error: new Error(`namespace ${watch.ns}: the API refused ${refused.describe}: ${refused.lastError ?? refused.lastErrorStatus}`) });
+      return;
+    }
     const endpoints = this.#endpoints(watch, entry);
     const stale = watch.services.stale || watch.endpoints.stale;
     const key = endpoints === undefined ? 'neg' : `${stale}|${endpoints.map(endpointKey).join(',')}`;
@@ -426,6 +437,11 @@ export class K8sNamer implements Namer {
     }
     return endpoints.length > 0 ? endpoints : undefined;
   }
+}
+
+/** An answer that retrying soon will not change (authorization, missing API); 410/429/5xx are transient. */
+function refusedStatus(status: number | undefined): boolean {
+  return status === 401 || status === 403 || status === 404;
 }
 
 function labelOf(obj: KObject | undefined, key: string | undefined): string | undefined {
