@@ -43,7 +43,7 @@ export interface ServerTlsConfig {
   protocols?: string[];
   /** A TLS handshake must finish within this, else the socket is destroyed (default 10 s). */
   handshakeTimeoutMs?: number;
-  /** Unfinished handshakes at once; over it the oldest is closed (default 2,048). */
+  /** Unfinished handshakes at once; over it the oldest of the source holding most is closed (default 2,048). */
   maxPendingHandshakes?: number;
   ciphers?: string[];
 }

@@ -134,7 +134,7 @@ export class RouterMetrics {
 
   /**
    * An accepted connection closed at once because a cap was reached (reason: a fixed set); for
-   * handshake_limit, the oldest unfinished handshake closed to make room for a new one.
+   * handshake_limit, an older unfinished handshake closed to make room for a new one.
    */
   connectionRefused(reason: 'listener_limit' | 'source_limit' | 'handshake_limit'): void {
     this.#m.connectionsRefused.labels(this.label, reason).inc();
@@ -314,7 +314,7 @@ export class Metrics {
         for (const n of state()?.namers() ?? []) if (n.refused !== undefined) this.labels(n.kind).inc(n.refused);
       },
     });
-    this.connectionsRefused = new Counter({ name: 'hostmesh_connections_refused_total', help: 'Accepted connections closed at once because the listener (listener_limit) or the source (source_limit) was at its cap, or unfinished TLS handshakes closed oldest first over their cap (handshake_limit).', labelNames: ['router', 'reason'], registers });
+    this.connectionsRefused = new Counter({ name: 'hostmesh_connections_refused_total', help: 'Accepted connections closed at once because the listener (listener_limit) or the source (source_limit) was at its cap, or an unfinished TLS handshake of the source holding most closed over their cap (handshake_limit).', labelNames: ['router', 'reason'], registers });
     this.connectionDeadlines = new Counter({
       name: 'hostmesh_connection_deadlines_total',
       help: 'Connections closed because the deadline of their state passed (handshake, headers, idle, tunnel_idle, error_answer).',

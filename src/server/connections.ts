@@ -2,10 +2,11 @@
 // total and per source against the listener's caps, and destroyed when a drain's grace ends.
 
 import type { Socket } from 'node:net';
+import { PendingHandshakes } from './pending-handshakes.js';
 
 /**
  * Why an accepted connection was closed at once (a metric label: keep the set fixed). For
- * handshake_limit it is the oldest unfinished handshake that is closed, to make room.
+ * handshake_limit it is an older unfinished handshake that is closed, to make room.
  */
 export type RefusalReason = 'listener_limit' | 'source_limit' | 'handshake_limit';
 
@@ -25,8 +26,7 @@ export class Connections {
   readonly #all = new Set<Socket>();
   readonly #bySource = new Map<string, number>();
   readonly #limits: ConnectionLimits;
-  /** Unfinished handshakes by remote end, oldest first (a Map keeps insertion order). */
-  readonly #pending = new Map<string, Socket>();
+  readonly #pending = new PendingHandshakes();
 
   constructor(limits: ConnectionLimits) {
     this.#limits = limits;
@@ -54,10 +54,10 @@ export class Connections {
     this.#all.add(socket);
     this.#bySource.set(source, n + 1);
     const peer = remoteEnd(socket);
-    if (this.#limits.pendingHandshakes !== undefined) this.#pending.set(peer, socket);
+    if (this.#limits.pendingHandshakes !== undefined) this.#pending.add(source, peer, socket);
     socket.once('close', () => {
       this.#all.delete(socket);
-      if (this.#pending.get(peer) === socket) this.#pending.delete(peer);
+      this.#pending.remove(source, peer, socket);
       const left = (this.#bySource.get(source) ?? 1) - 1;
       if (left <= 0) this.#bySource.delete(source);
       else this.#bySource.set(source, left);
@@ -66,27 +66,27 @@ export class Connections {
   }
 
   /**
-   * Over the bound on unfinished handshakes, the oldest is closed: an attacker must then open
-   * them faster than a real peer finishes one (milliseconds) to keep that peer out, where a plain
-   * refusal of new ones would keep every peer out for a whole handshake deadline.
+   * Over the bound on unfinished handshakes, the oldest one of the source holding the most is
+   * closed. Refusing new ones instead would let a flood keep every peer out for a whole handshake
+   * deadline; closing the oldest overall would let a fast flood close a real peer's handshake in
+   * progress. This way a peer with a handshake or two loses it only to a source with fewer.
    */
-  evictOldestHandshake(): Socket | undefined {
+  evictHandshake(): Socket | undefined {
     const max = this.#limits.pendingHandshakes;
     if (max === undefined || this.#pending.size <= max) return undefined;
-    const [peer, oldest] = this.#pending.entries().next().value as [string, Socket];
-    this.#pending.delete(peer);
-    oldest.destroy();
-    return oldest;
+    const victim = this.#pending.takeFromLargest();
+    victim?.destroy();
+    return victim;
   }
 
   /** A TLS handshake finished (`socket` is the TLS socket: same remote end as the accepted one). */
   handshakeDone(socket: Socket): void {
-    this.#pending.delete(remoteEnd(socket));
+    this.#pending.remove(sourceKey(socket.remoteAddress), remoteEnd(socket));
   }
 
   /** Whether the accepted socket's handshake is still unfinished (TLS listeners). */
   isPending(socket: Socket): boolean {
-    return this.#pending.get(remoteEnd(socket)) === socket;
+    return this.#pending.has(sourceKey(socket.remoteAddress), remoteEnd(socket), socket);
   }
 
   /** Unfinished handshakes now (TLS listeners). */

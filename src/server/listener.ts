@@ -50,7 +50,7 @@ export interface ListenerOptions {
   readonly maxConnections?: number;
   /** Connections open at once from one source address (default 1,000). */
   readonly maxConnectionsPerSource?: number;
-  /** TLS only: unfinished handshakes at once; over it the oldest is closed (default 2,048). */
+  /** TLS only: unfinished handshakes at once; over it the largest source's oldest is closed (default 2,048). */
   readonly maxPendingHandshakes?: number;
   /** Where requests, connections and TLS failures are counted. */
   readonly metrics?: RouterMetrics;
@@ -113,16 +113,20 @@ export class Listener {
       perSource: options.maxConnectionsPerSource ?? SOCKET_DEFAULTS.maxConnectionsPerSource,
       ...(options.tls ? { pendingHandshakes: options.maxPendingHandshakes ?? SOCKET_DEFAULTS.maxPendingHandshakes } : {}),
     });
-    // First on 'connection', before TLS wraps the socket or HTTP parses it: every accepted socket
-    // is counted from its first moment, and one over a cap is closed before costing a handshake.
-    this.#server.prependListener('connection', (socket: Socket) => {
+    // Node's own handling of a new connection (the TLS wrap, or the HTTP parser) is its server's
+    // 'connection' listener: it runs behind the caps, so every accepted socket is counted from its
+    // first moment and one over a cap is closed before it costs a TLS state (~40 KB) or a parser.
+    const nodeOwn = this.#server.listeners('connection') as ((socket: Socket) => void)[];
+    this.#server.removeAllListeners('connection');
+    this.#server.on('connection', (socket: Socket) => {
       const refused = this.#connections.admit(socket);
-      if (refused === undefined) {
-        if (this.#connections.evictOldestHandshake() !== undefined) metrics?.connectionRefused('handshake_limit');
+      if (refused !== undefined) {
+        metrics?.connectionRefused(refused);
+        socket.destroy();
         return;
       }
-      metrics?.connectionRefused(refused);
-      socket.destroy();
+      if (this.#connections.evictHandshake() !== undefined) metrics?.connectionRefused('handshake_limit');
+      for (const listener of nodeOwn) listener.call(this.#server, socket);
     });
     if (options.tls) {
       this.#server.on('secureConnection', (socket: TLSSocket) => {
