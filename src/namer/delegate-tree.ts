@@ -198,31 +198,50 @@ export function showBound(tree: NameTree<BoundName>, nested = false): string {
 
 /** A readable rendering: one line per step, indented, with the dentry that applied. */
 export function renderDelegateText(node: DelegateNode, indent = ''): string {
+  // Lines are collected, not concatenated per level: nesting a subtree's whole text into its
+  // parent's string at every level made a 1,000-level tree take seconds.
+  const lines: string[] = [];
+  renderInto(node, indent, lines);
+  return lines.join('\n');
+}
+
+function renderInto(node: DelegateNode, indent: string, lines: string[]): void {
   const via = node.dentry === null ? '' : `  (${node.dentry.prefix}=>${node.dentry.dst})`;
-  const head = `${indent}${node.path}${via}`;
+  lines.push(`${indent}${String(node.path)}${via}`);
   const next = indent + '  ';
   switch (node.type) {
     case 'delegate':
-      return `${head}\n${renderDelegateText(node.delegate, next)}`;
+      renderInto(node.delegate, next, lines);
+      return;
     case 'alt':
-      return `${head}\n${next}alternation (first that binds wins):\n${node.alt.map((c) => renderDelegateText(c, next + '  ')).join('\n')}`;
+      lines.push(`${next}alternation (first that binds wins):`);
+      for (const c of node.alt) renderInto(c, next + '  ', lines);
+      return;
     case 'union':
-      return `${head}\n${next}union:\n${node.union
-        .map((m) => `${next}  weight ${m.weight}:\n${renderDelegateText(m.tree, next + '    ')}`)
-        .join('\n')}`;
+      lines.push(`${next}union:`);
+      for (const m of node.union) {
+        lines.push(`${next}  weight ${m.weight}:`);
+        renderInto(m.tree, next + '    ', lines);
+      }
+      return;
     case 'leaf': {
       const a = node.bound.addr;
       const addrs = a.type === 'bound' ? a.addrs.map((x) => `${x.ip.includes(':') ? `[${x.ip}]` : x.ip}:${x.port}`).join(', ') || '(none)' : a.type;
-      return `${head}\n${next}bound: ${node.bound.id}${node.bound.path === '/' ? '' : ` residual ${node.bound.path}`} -> ${addrs}`;
+      lines.push(`${next}bound: ${node.bound.id}${node.bound.path === '/' ? '' : ` residual ${node.bound.path}`} -> ${addrs}`);
+      return;
     }
     case 'exception':
-      return `${head}\n${next}error: ${node.message}`;
+      lines.push(`${next}error: ${node.message}`);
+      return;
     case 'neg':
-      return `${head}\n${next}neg (no route)`;
+      lines.push(`${next}neg (no route)`);
+      return;
     case 'fail':
-      return `${head}\n${next}fail`;
+      lines.push(`${next}fail`);
+      return;
     case 'empty':
-      return `${head}\n${next}empty`;
+      lines.push(`${next}empty`);
+      return;
   }
 }
 
