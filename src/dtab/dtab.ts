@@ -56,7 +56,9 @@ export class Dtab {
   /**
    * Indices of the dentries that may match `path`, in ascending order: those whose prefix starts
    * with the path's first label, plus those starting with `*` or empty. Built once per dtab, so a
-   * lookup in a large dtab tests a handful of prefixes instead of all of them.
+   * lookup in a large dtab tests a handful of prefixes instead of all of them. The index is linear
+   * in the dtab (wildcard dentries are kept apart and merged per lookup, not copied into every
+   * label's list: 1,000 of each in a 16 KB header made 1,000,000 entries per request).
    */
   candidates(path: Path): readonly number[] {
     if (this.#index === undefined) {
@@ -66,10 +68,9 @@ export class Dtab {
         const first = d.prefix.elems[0];
         if (first === undefined || first === WILDCARD) {
           any.push(i);
-          for (const list of index.values()) list.push(i);
         } else {
           let list = index.get(first);
-          if (list === undefined) index.set(first, (list = [...any]));
+          if (list === undefined) index.set(first, (list = []));
           list.push(i);
         }
       });
@@ -77,7 +78,18 @@ export class Dtab {
       this.#anyFirst = any;
     }
     const first = path.elems[0];
-    return (first === undefined ? undefined : this.#index.get(first)) ?? this.#anyFirst;
+    const own = first === undefined ? undefined : this.#index.get(first);
+    const any = this.#anyFirst;
+    if (own === undefined) return any;
+    if (any.length === 0) return own;
+    const merged: number[] = [];
+    let a = 0;
+    let b = 0;
+    while (a < own.length || b < any.length) {
+      if (b >= any.length || (a < own.length && (own[a] as number) < (any[b] as number))) merged.push(own[a++] as number);
+      else merged.push(any[b++] as number);
+    }
+    return merged;
   }
 
   /** One rewrite step: matching dentries, last first, as an alternation; none is neg. */

@@ -27,6 +27,7 @@ const chain = Dtab.read(
   ['/s0 => /$/inet/127.0.0.1/8080', ...Array.from({ length: 10 }, (_, i) => `/s${i + 1} => /s${i}`)].join(';'),
 );
 const bigDtab = Dtab.read(big);
+const wide = Dtab.read(Array.from({ length: 1000 }, (_, i) => `/x${i}=>/b;/*=>/a`).join(';'));
 const interp = new NameInterpreter({ namers: [] });
 
 const results = {
@@ -37,6 +38,8 @@ const results = {
     b.close();
   }),
   lookup: bench('one Dtab.lookup step on the 200-dentry dtab', 1500, (i) => bigDtab.lookup(new Path(['svc', `service-${i % 200}`]))),
+  // A 16 KB override mixing 1,000 wildcard and 1,000 labelled dentries: index built per new Dtab.
+  wideIndex: bench('first-label index of a 16 KB wildcard-heavy dtab', 1500, () => new Dtab(wide.dentries).candidates(new Path(['x1']))),
 };
 const targets = { parseHeader: 300_000, bind: 200_000 };
 process.stdout.write(
