@@ -5,6 +5,7 @@
 import type { NameTree, Weighted } from '../dtab/name-tree.js';
 import { EMPTY, FAIL, NEG } from '../dtab/name-tree.js';
 import type { Path } from '../dtab/path.js';
+import { showNameTree } from '../dtab/show.js';
 import type { Addr, BoundName } from './addr.js';
 
 export interface DentryJson {
@@ -12,9 +13,18 @@ export interface DentryJson {
   readonly dst: string;
 }
 
+/** A destination tree's text, made only if someone reads it (binding for traffic never does). */
+export class TreeText {
+  constructor(readonly tree: NameTree<Path>) {}
+
+  toString(): string {
+    return showNameTree(this.tree);
+  }
+}
+
 interface NodeBase {
-  /** A Path on the bind path (shown only when someone reads the tree), or already shown text. */
-  readonly path: string | Path;
+  /** A Path or tree on the bind path (shown only when someone reads the tree), or already shown text. */
+  readonly path: string | Path | TreeText;
   readonly dentry: DentryJson | null;
 }
 

@@ -9,7 +9,7 @@ import { showNameTree } from '../dtab/show.js';
 import { HostmeshError } from '../errors.js';
 import type { BoundName, Lookup, Namer } from './addr.js';
 import { InetAddrs, resolveBuiltin } from './builtins.js';
-import { addrJson, boundTree, firstException, type DelegateNode, type DentryJson } from './delegate-tree.js';
+import { addrJson, boundTree, firstException, TreeText, type DelegateNode, type DentryJson } from './delegate-tree.js';
 import { Var } from './var.js';
 
 export interface Binding {
@@ -122,7 +122,7 @@ interface Memo {
 /** The characters a node adds to an explanation: its path, its dentry and any message. */
 function textOf(node: DelegateNode): number {
   const dentry = node.dentry === null ? 0 : node.dentry.prefix.length + node.dentry.dst.length;
-  const path = typeof node.path === 'string' ? node.path.length : node.path.show().length;
+  const path = String(node.path).length;
   return path + dentry + (node.type === 'exception' ? node.message.length : 0);
 }
 
@@ -326,7 +326,7 @@ export class NameInterpreter {
             : err.message === 'text'
               ? `binding ${path.show()} exceeded the binding budget: its explanation would pass ${ctx.budget * TEXT_PER_NODE} characters (router bindingBudget ${ctx.budget})`
               : err.message === 'work'
-              ? `binding ${path.show()} exceeded the binding budget: more than ${ctx.budget * STEPS_PER_NODE} dentries tried (router bindingBudget ${ctx.budget})`
+              ? `binding ${path.show()} exceeded the binding budget: more than ${ctx.budget * STEPS_PER_NODE} steps (paths and dentries tried, labels copied; router bindingBudget ${ctx.budget})`
               : `binding ${path.show()} exceeded the binding budget of ${ctx.budget} delegation nodes (router bindingBudget): the dtab expands too many alternatives`,
         );
       }
@@ -364,6 +364,10 @@ export class NameInterpreter {
   #evalPath(ctx: EvalContext, path: Path, dentry: DentryJson | null, depth: number, nest: number): DelegateNode {
     if (depth > this.#maxDepth) throw this.#loop(path);
     if (nest > MAX_NODE_NESTING) throw new BudgetError('nesting');
+    // Evaluating a path copies and keys all of its labels, and dentries can grow paths by many
+    // labels a step (20 steps of 100 labels: 2,000-label paths, 0.7 s per bind before this
+    // charge), so a path costs one step more per label.
+    this.#spend(ctx, path.elems.length, 0);
     const memo = ctx.memo;
     const key = memo === undefined ? '' : memoKey(path);
     if (memo !== undefined) {
@@ -398,7 +402,7 @@ export class NameInterpreter {
     const matches = matchingDentries(ctx.dtab, path);
     if (matches.length === 0) {
       if (path.elems[0] === HASH) return this.#evalNamer(ctx, path, dentry);
-      return { type: 'neg', path: path.show(), dentry };
+      return { type: 'neg', path: ctx.tolerant ? path.show() : path, dentry };
     }
     // Several matching dentries form an alternation, the LAST dentry first.
     if (matches.length > 1) ctx.memo ??= new Map();
@@ -414,8 +418,14 @@ export class NameInterpreter {
     if (nest > MAX_NODE_NESTING) throw new BudgetError('nesting');
     this.#spend(ctx, 1, 1);
     if (tree.kind === 'alt' || tree.kind === 'union') ctx.memo ??= new Map();
-    const shown = showNameTree(tree);
-    if (ctx.tolerant) this.#spendText(ctx, shown.length + dentry.prefix.length + dentry.dst.length);
+    // Binding for traffic never prints the tree: it is shown only if someone reads it.
+    let shown: string | TreeText;
+    if (ctx.tolerant) {
+      shown = showNameTree(tree);
+      this.#spendText(ctx, shown.length + dentry.prefix.length + dentry.dst.length);
+    } else {
+      shown = new TreeText(tree);
+    }
     switch (tree.kind) {
       case 'neg':
         return { type: 'neg', path: shown, dentry };
@@ -436,7 +446,7 @@ export class NameInterpreter {
   }
 
   #evalBuiltin(ctx: EvalContext, path: Path, dentry: DentryJson | null, depth: number, nest: number): DelegateNode {
-    const shown = path.show();
+    const shown = ctx.tolerant ? path.show() : path;
     const result = resolveBuiltin(path, this.#inet);
     switch (result.kind) {
       case 'bound':
@@ -456,7 +466,7 @@ export class NameInterpreter {
   }
 
   #evalNamer(ctx: EvalContext, path: Path, dentry: DentryJson | null): DelegateNode {
-    const shown = path.show();
+    const shown = ctx.tolerant ? path.show() : path;
     for (const { namer, prefix } of this.#namers) {
       const mount = new Path([HASH, ...prefix.elems]);
       if (!path.startsWith(mount)) continue;
@@ -506,7 +516,7 @@ export class NameInterpreter {
   }
 }
 
-function leafNode(path: string, dentry: DentryJson | null, name: BoundName): DelegateNode {
+function leafNode(path: string | Path, dentry: DentryJson | null, name: BoundName): DelegateNode {
   return {
     type: 'leaf',
     path,
@@ -529,7 +539,7 @@ function treeSize(tree: NameTree<BoundName>): number {
 }
 
 /** A namer's answer (a tree of bound names) as delegation nodes. */
-function treeNode(path: string, dentry: DentryJson | null, tree: NameTree<BoundName>): DelegateNode {
+function treeNode(path: string | Path, dentry: DentryJson | null, tree: NameTree<BoundName>): DelegateNode {
   switch (tree.kind) {
     case 'leaf':
       return leafNode(path, dentry, tree.value);
