@@ -41,8 +41,9 @@ const MAX_NODE_NESTING = 1000;
 
 /**
  * Evaluation steps allowed per node of budget. Steps include the dentries tried against each
- * path (a dtab with hundreds of dentries sharing a first label costs that many per path), so
- * this bounds the CPU of one evaluation even when the tree it builds is small.
+ * path (a dtab with hundreds of dentries sharing a first label costs that many per path) and the
+ * labels of each path evaluated, so this bounds the CPU of one evaluation even when the tree it
+ * builds is small.
  */
 const STEPS_PER_NODE = 8;
 
