@@ -146,6 +146,7 @@ export class Listener {
     }
     if (metrics !== undefined) {
       this.#server.on(options.tls ? 'secureConnection' : 'connection', (socket: Socket) => {
+        if (socket.destroyed) return; // refused by a cap (counted as refused, not as a connection)
         metrics.connectionOpened('server');
         // Verified peers by identity (the dashboard's peer list); cached for the requests after.
         const peer = options.tls ? peerIdentity(socket as TLSSocket) : undefined;

@@ -201,8 +201,12 @@ console.log('| phase | router socket fds | router RSS MB | router private (RssAn
 for (const r of rows) console.log(r);
 console.log(`\nnormal mTLS request (new connection each) idle: p50 ${q(idleLatency, 0.5)} ms, max ${q(idleLatency, 1)} ms`);
 console.log(`during the attack: ${during.length} requests, p50 ${q(during, 0.5)} ms, p99 ${q(during, 0.99)} ms, max ${q(during, 1)} ms, ${failures.length} failed${failures.length > 0 ? ` (${[...new Set(failures)].join('; ')})` : ''}`);
-const refused = parseRefused(await request({ host: IP, port: admin, path: '/metrics' }).then((r) => r.body));
-console.log(`hostmesh_connections_refused_total{reason="handshake_limit"} ${refused}`);
+const exposition = await request({ host: IP, port: admin, path: '/metrics' }).then((r) => r.body);
+console.log(`hostmesh_connections_refused_total{reason="handshake_limit"} ${parseRefused(exposition)}`);
+// Whether what RSS kept after the attack is live memory (a leak) or pages the allocators keep.
+const heapUsed = /^nodejs_heap_size_used_bytes (\S+)$/m.exec(exposition)?.[1];
+const external = /^nodejs_external_memory_bytes (\S+)$/m.exec(exposition)?.[1];
+console.log(`after the attack: V8 heap used ${(Number(heapUsed) / 2 ** 20).toFixed(0)} MB, external ${(Number(external) / 2 ** 20).toFixed(0)} MB`);
 child.kill('SIGTERM');
 await new Promise((r) => child.once('exit', r));
 backend.close();

@@ -251,6 +251,25 @@ t.test('a client that never reads and never closes does not keep an unfinished h
   t.equal(await mtlsWithinOneSecond(port), 200);
 });
 
+t.test('a peer that finishes its handshake and then says nothing is closed at the headers deadline', async (t) => {
+  const { mesh, port } = await startRouter(t, { headersTimeoutMs: 300 }, true);
+  const silent = await Promise.all(
+    Array.from(
+      { length: 10 },
+      () =>
+        new Promise<tls.TLSSocket>((resolve) => {
+          const s = tls.connect({ host: IP, port, ca: ca.certPem, cert: peerCert.certPem, key: peerCert.keyPem, servername: 'hostmesh', checkServerIdentity: (_h, c) => tls.checkServerIdentity('hostmesh', c) }, () => resolve(s));
+          s.on('error', () => undefined);
+          s.resume();
+        }),
+    ),
+  );
+  t.ok(await eventually(() => silent.every((s) => s.destroyed), 3000), 'every silent peer connection was closed');
+  t.ok(await eventually(() => heldSockets(IP, port) === 0, 2000));
+  t.ok(counter(mesh, 'hostmesh_connection_deadlines_total', { router: 'incoming', state: 'headers' }) >= 10);
+  t.equal(await mtlsWithinOneSecond(port), 200);
+});
+
 t.test('drain completes within its grace with unfinished handshakes pending', async (t) => {
   // The default handshake deadline (seconds) is far beyond the grace: the drain must not wait for it.
   const { mesh, port } = await startRouter(t, {}, true, 300);
@@ -269,6 +288,7 @@ t.test('one source is capped; other sources are served', async (t) => {
   t.ok(await eventually(() => attackers.filter((a) => a.closedByRouter).length === 15, 2000), 'connections over the per-source cap are closed at once');
   t.equal(heldSockets(IP, port), 10, 'the router holds exactly the cap for that source');
   t.equal(counter(mesh, 'hostmesh_connections_refused_total', { router: 'incoming', reason: 'source_limit' }), 15, 'refusals are counted');
+  t.equal(mesh.routers[0]?.listeners[0]?.connections, 10, 'the listener counts what it holds');
   t.equal(await mtlsWithinOneSecond(port, '127.0.0.36'), 200, 'another source is served');
   attackers.forEach((a) => a.socket.destroy());
   t.ok(await eventually(() => heldSockets(IP, port) === 0, 2000));
