@@ -94,3 +94,18 @@ for (const [shape, op] of [
     );
   }
 }
+
+// Other 16 KB overrides that try to spend the budget's steps rather than its nodes: dentries that
+// grow the path by 100 labels a step, and 1,500 dentries sharing the first labels of the paths.
+const labels100 = (c: string): string => Array.from({ length: 100 }, (_, j) => `${c}${j}`).join('/');
+const growing = Dtab.read(Array.from({ length: 20 }, (_, i) => `/h${i}=>/h${i + 1}/${labels100('p')}|/h${i + 1}/${labels100('q')}`).join(';'));
+const wideLines = Array.from({ length: 16 }, (_, i) => `/h${i}=>/h${i + 1}/x|/h${i + 1}/y`);
+for (const k of [11, 12, 13]) for (let j = 0; j < 500; j++) wideLines.push(`/h${k}/junk${j}=>/nowhere`);
+const wideOverride = Dtab.read(wideLines.join(';'));
+process.stdout.write('\nother worst-case overrides (each refused at the 80,000-step limit)\n');
+for (const [name, dtab] of [
+  ['growing paths (20 steps x 100 labels)', growing],
+  ['1,500 dentries sharing first labels', wideOverride],
+] as const) {
+  process.stdout.write(`${name.padEnd(40)} ${String(dtab.show().length).padStart(6)} bytes ${microsPerBind(dtab, 100).toFixed(0).padStart(7)} us/bind\n`);
+}
