@@ -5,14 +5,14 @@
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { isMap, isScalar, LineCounter, parseDocument, type Document } from 'yaml';
 import type { z } from 'zod';
-import { printable } from './printable.js';
-import { InputFileError, readInputFile, readInputFileSync } from './read-input.js';
-import { tlsPolicyNotes } from '../tls/policy.js';
 import { DtabParseError, parseDtab } from '../dtab/parse.js';
 import { formatDtabFileError } from '../dtab/file-errors.js';
 import { rawConfigSchema, UNENFORCED, type RawConfig } from './schema.js';
 import { UNENFORCED_OPTIONS } from './kinds.js';
-import type { HostmeshConfig, NamerConfig, RouterConfig } from './types.js';
+import { printable } from './printable.js';
+import { InputFileError, readInputFile, readInputFileSync } from './read-input.js';
+import { tlsPolicyNotes } from '../tls/policy.js';
+import type { ClientConfig, HostmeshConfig, NamerConfig, RouterConfig } from './types.js';
 
 export class ConfigError extends Error {
   readonly problems: readonly string[];
@@ -151,6 +151,7 @@ function stripUnenforced(raw: Record<string, unknown>, warn: (path: Key[]) => vo
     const client = ro['client'] as Record<string, unknown> | undefined;
     if (client && typeof client === 'object') stripKindOptions(client['loadBalancer'], 'loadBalancer', ['routers', i, 'client', 'loadBalancer']);
     if (client && typeof client === 'object') strip(client['tls'], 'clientTls', ['routers', i, 'client', 'tls']);
+    if (client && typeof client === 'object') strip(client['hostConnectionPool'], 'hostConnectionPool', ['routers', i, 'client', 'hostConnectionPool']);
     const servers = ro['servers'];
     if (Array.isArray(servers)) {
       servers.forEach((s: unknown, j) => {
@@ -277,6 +278,25 @@ function abs(baseDir: string, p: string): string {
   return isAbsolute(p) ? p : resolve(baseDir, p);
 }
 
+/** The pool, fairness and timeout keys of a client, as given (defaults apply where they are used). */
+function clientLimits(c: NonNullable<RawConfig['routers'][number]['client']> | undefined): Partial<ClientConfig> {
+  if (c === undefined) return {};
+  const out: Partial<ClientConfig> = {};
+  if (c.hostConnectionPool !== undefined) {
+    const p = c.hostConnectionPool;
+    out.hostConnectionPool = {
+      ...(p.maxSize !== undefined ? { maxSize: p.maxSize } : {}),
+      ...(p.maxWaiters !== undefined ? { maxWaiters: p.maxWaiters } : {}),
+      ...(p.idleTimeMs !== undefined ? { idleTimeMs: p.idleTimeMs } : {}),
+    };
+  }
+  for (const key of ['maxWaitMs', 'maxInFlightPerSource', 'maxInFlightPerService', 'headersTimeoutMs', 'bodyIdleTimeoutMs', 'requestBodyIdleTimeoutMs'] as const) {
+    const v = c[key];
+    if (v !== undefined) out[key] = v;
+  }
+  return out;
+}
+
 function toConfig(raw: RawConfig, baseDir: string, env: NodeJS.ProcessEnv): HostmeshConfig {
   const namers: NamerConfig[] = raw.namers.map((n) =>
     n.kind === 'io.l5d.fs'
@@ -329,6 +349,7 @@ function toConfig(raw: RawConfig, baseDir: string, env: NodeJS.ProcessEnv): Host
       })),
       client: {
         loadBalancer: { kind: (r.client?.loadBalancer?.kind as 'p2c' | 'ewma' | 'roundRobin' | undefined) ?? 'p2c' },
+        ...clientLimits(r.client),
         ...(tls
           ? {
               tls: {
@@ -349,8 +370,8 @@ function toConfig(raw: RawConfig, baseDir: string, env: NodeJS.ProcessEnv): Host
     };
     if (r.dtabFile !== undefined) out.dtabFile = abs(baseDir, r.dtabFile);
     if (r.dstPrefix !== undefined) out.dstPrefix = r.dstPrefix;
-    if (r.bindingCache !== undefined) out.bindingCache = { ...r.bindingCache };
     if (r.bindingBudget !== undefined) out.bindingBudget = r.bindingBudget;
+    if (r.bindingCache !== undefined) out.bindingCache = { ...r.bindingCache };
     return out;
   });
   const nodeName = raw.nodeName ?? env['NODE_NAME'];

@@ -47,7 +47,6 @@ export const UNENFORCED: Readonly<Record<string, readonly string[]>> = {
     'failureAccrual',
     'requestAttemptTimeoutMs',
     'retries',
-    'hostConnectionPool',
     'clientSession',
     'connectTimeoutMs',
     'socketOptions',
@@ -56,6 +55,8 @@ export const UNENFORCED: Readonly<Record<string, readonly string[]>> = {
     'configs',
   ],
   clientTls: [],
+  // Connections are opened on demand; a floor of pre-opened ones is not kept.
+  hostConnectionPool: ['minSize'],
 };
 
 /** Linkerd 1's `protocols` and `ciphers` (JSSE/IANA or OpenSSL names), checked together. */
@@ -116,9 +117,24 @@ const router = z.strictObject({
     .strictObject({
       tls: clientTls.optional(),
       loadBalancer: loadBalancerSchema.optional(),
+      hostConnectionPool: z
+        .strictObject({
+          maxSize: z.number().int().min(1).max(10_000).optional(),
+          maxWaiters: z.number().int().min(0).max(100_000).optional(),
+          idleTimeMs: z.number().int().min(100).optional(),
+        })
+        .optional(),
+      maxWaitMs: z.number().int().min(1).optional(),
+      maxInFlightPerSource: z.number().int().min(1).optional(),
+      maxInFlightPerService: z.number().int().min(1).optional(),
+      headersTimeoutMs: z.number().int().min(100).optional(),
+      bodyIdleTimeoutMs: z.number().int().min(100).optional(),
+      requestBodyIdleTimeoutMs: z.number().int().min(100).optional(),
     })
     .optional(),
   maxHops: z.number().int().min(1).optional(),
+  // hostmesh addition: most nodes one delegation tree may have (binding and explanations alike).
+  bindingBudget: z.number().int().min(100).max(1_000_000).optional(),
   // Linkerd 1's binding cache. hostmesh binds (dtab, path) straight to a bound tree, so `paths`
   // and `trees` cap the same cache (the smaller wins); `bounds` and `clients` are accepted for
   // compatibility (endpoint pools have their own limits); `overrides` is a hostmesh addition.
@@ -132,8 +148,6 @@ const router = z.strictObject({
       overrides: z.number().int().min(1).max(100_000).optional(),
     })
     .optional(),
-  // hostmesh addition: most nodes one delegation tree may have (binding and explanations alike).
-  bindingBudget: z.number().int().min(100).max(1_000_000).optional(),
 });
 
 const k8sNamer = z.strictObject({

@@ -39,12 +39,12 @@ export interface ServerTlsConfig {
   keyPath: string;
   caCertPath?: string;
   requireClientAuth: boolean;
-  /** Linkerd 1's TLS versions and suites (tls/policy.ts; default TLS 1.2-1.3, forward-secret AEAD). */
-  protocols?: string[];
   /** A TLS handshake must finish within this, else the socket is destroyed (default 10 s). */
   handshakeTimeoutMs?: number;
   /** Unfinished handshakes at once; over it the oldest of the source holding most is closed (default 2,048). */
   maxPendingHandshakes?: number;
+  /** Linkerd 1's TLS versions and suites (tls/policy.ts; default TLS 1.2-1.3, forward-secret AEAD). */
+  protocols?: string[];
   ciphers?: string[];
 }
 
@@ -58,14 +58,14 @@ export interface ServerConfig {
   idleTimeoutMs?: number;
   /** Bound on the request line plus headers, in bytes (larger is 431). */
   maxHeaderBytes?: number;
-  /** Bound on a request's header fields (more is 431; default 500, router/headers.ts). */
-  maxHeaders?: number;
   /** An Upgrade or CONNECT tunnel with no traffic this long is closed (default 5 min). */
   tunnelIdleTimeoutMs?: number;
   /** Accepted connections open at once on this server; more are closed on arrival (default 10,000). */
   maxConnections?: number;
   /** Accepted connections open at once from one source address (default 1,000). */
   maxConnectionsPerSource?: number;
+  /** Bound on a request's header fields (more is 431; default 500, router/headers.ts). */
+  maxHeaders?: number;
 }
 
 export interface ClientTlsConfig {
@@ -83,9 +83,24 @@ export interface LoadBalancerConfig {
   kind: 'p2c' | 'ewma' | 'roundRobin';
 }
 
+/** Linkerd 1's client.hostConnectionPool (per endpoint); unset keys take hostmesh's defaults. */
+export interface HostConnectionPoolConfig {
+  maxSize?: number; // connections per endpoint = requests in flight on it (default 64)
+  maxWaiters?: number; // requests waiting for a slot before shedding with 503 (default 1024)
+  idleTimeMs?: number; // an idle connection is closed after this (default 30000)
+}
+
 export interface ClientConfig {
   tls?: ClientTlsConfig;
   loadBalancer: LoadBalancerConfig;
+  hostConnectionPool?: HostConnectionPoolConfig;
+  /** hostmesh additions (defaults in router/endpoint-pool.ts clientLimits): fair shares and deadlines. */
+  maxWaitMs?: number; // a waiter is shed after this (default 5000)
+  maxInFlightPerSource?: number; // per source address and endpoint (default half of maxSize)
+  maxInFlightPerService?: number; // per logical name and endpoint (default 3/4 of maxSize)
+  headersTimeoutMs?: number; // upstream response headers after the request is sent (default 30000)
+  bodyIdleTimeoutMs?: number; // upstream response body without progress (default 60000)
+  requestBodyIdleTimeoutMs?: number; // request body without progress: 408 (default 60000)
 }
 
 /** An identifier turns a request into a logical name (e.g. /svc/world). Options vary per kind. */
@@ -113,9 +128,9 @@ export interface RouterConfig {
   servers: ServerConfig[];
   client: ClientConfig;
   maxHops: number; // Via hops before a loop error, default 64
-  bindingCache?: BindingCacheConfig;
   /** Most nodes of one delegation tree (default 10,000, namer/interpreter DEFAULT_BINDING_BUDGET). */
   bindingBudget?: number;
+  bindingCache?: BindingCacheConfig;
 }
 
 /** Linkerd 1's router bindingCache; unset keys take the defaults of router/router.ts. */

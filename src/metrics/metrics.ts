@@ -149,6 +149,16 @@ export class RouterMetrics {
     this.#overrides.inc();
   }
 
+  /** A request shed by admission control; `reason` is from a closed set (router/admission.ts). */
+  shed(reason: string): void {
+    this.#m.sheds.labels(this.label, reason).inc();
+  }
+
+  /** A deadline that fired on the request path; `kind` is from a closed set (router.ts TimeoutKind). */
+  timeout(kind: string): void {
+    this.#m.upstreamTimeouts.labels(this.label, kind).inc();
+  }
+
   /** A request refused with 431 for having more header fields than the server's maxHeaders. */
   tooManyHeaders(): void {
     this.#m.headerLimitRefusals.labels(this.label).inc();
@@ -176,15 +186,15 @@ export class RouterMetrics {
   }
 }
 
+/** Socket states that have a deadline (metric label values). */
+export type ConnectionState = 'handshake' | 'headers' | 'idle' | 'tunnel_idle' | 'error_answer';
+
 /** State kept for request data, read at scrape time: binding caches, lookups, namer names. */
 export interface StateReport {
   routers(): Iterable<{ readonly label: string; readonly bindings: number }>;
   interpreter(): { readonly lookups: number; readonly bindings: number };
   namers(): Iterable<{ readonly kind: string; readonly entries: number; readonly evictions: number; readonly namespaces?: number; readonly refused?: number }>;
 }
-
-/** Socket states that have a deadline (metric label values). */
-export type ConnectionState = 'handshake' | 'headers' | 'idle' | 'tunnel_idle' | 'error_answer';
 
 /** Something with state to report at scrape time (namers). */
 export interface NamerReport {
@@ -206,12 +216,14 @@ export class Metrics {
   readonly dtabReloadFailures: Counter;
   readonly tlsReloads: Counter;
   readonly dtabOverrides: Counter;
-  readonly connectionsRefused: Counter;
-  readonly connectionDeadlines: Counter;
   readonly bindingBudgetExceeded: Counter;
+  readonly sheds: Counter;
+  readonly upstreamTimeouts: Counter;
   readonly headerLimitRefusals: Counter;
   /** Admin requests refused by the Host/Origin/state-change checks (reason: a fixed set). */
   readonly adminRefusals: Counter;
+  readonly connectionsRefused: Counter;
+  readonly connectionDeadlines: Counter;
   readonly #namers: NamerReport[] = [];
   readonly bindingEvictions: Counter;
   #state: StateReport | undefined;
@@ -237,6 +249,13 @@ export class Metrics {
     this.dtabReloadFailures = new Counter({ name: 'hostmesh_dtab_reload_failures_total', help: 'dtabFile versions rejected (the previous dtab stays).', labelNames: ['router'], registers });
     this.dtabOverrides = new Counter({ name: 'hostmesh_dtab_overrides_total', help: 'Requests carrying an l5d-dtab or l5d-ctx-dtab override.', labelNames: ['router'], registers });
     this.bindingBudgetExceeded = new Counter({ name: 'hostmesh_binding_budget_exceeded_total', help: "Requests refused because binding their name exceeded the router's bindingBudget, by what made it too costly (override: 400; dtab: 502).", labelNames: ['router', 'source'], registers });
+    this.connectionsRefused = new Counter({ name: 'hostmesh_connections_refused_total', help: 'Accepted connections closed at once because the listener (listener_limit) or the source (source_limit) was at its cap, or an unfinished TLS handshake of the source holding most closed over their cap (handshake_limit).', labelNames: ['router', 'reason'], registers });
+    this.connectionDeadlines = new Counter({
+      name: 'hostmesh_connection_deadlines_total',
+      help: 'Connections closed because the deadline of their state passed (handshake, headers, idle, tunnel_idle, error_answer).',
+      labelNames: ['router', 'state'],
+      registers,
+    });
     this.headerLimitRefusals = new Counter({ name: 'hostmesh_header_limit_refusals_total', help: 'Requests refused with 431: more header fields than the server keeps (maxHeaders).', labelNames: ['router'], registers });
     this.adminRefusals = new Counter({
       name: 'hostmesh_admin_refusals_total',
@@ -314,13 +333,8 @@ export class Metrics {
         for (const n of state()?.namers() ?? []) if (n.refused !== undefined) this.labels(n.kind).inc(n.refused);
       },
     });
-    this.connectionsRefused = new Counter({ name: 'hostmesh_connections_refused_total', help: 'Accepted connections closed at once because the listener (listener_limit) or the source (source_limit) was at its cap, or an unfinished TLS handshake of the source holding most closed over their cap (handshake_limit).', labelNames: ['router', 'reason'], registers });
-    this.connectionDeadlines = new Counter({
-      name: 'hostmesh_connection_deadlines_total',
-      help: 'Connections closed because the deadline of their state passed (handshake, headers, idle, tunnel_idle, error_answer).',
-      labelNames: ['router', 'state'],
-      registers,
-    });
+    this.sheds = new Counter({ name: 'hostmesh_requests_shed_total', help: 'Requests answered 503 by admission control: queue full, the source over its share of the queue, or the wait bound passed.', labelNames: ['router', 'reason'], registers });
+    this.upstreamTimeouts = new Counter({ name: 'hostmesh_upstream_timeouts_total', help: 'Deadlines that fired: upstream headers, connect, response body idle, request body idle.', labelNames: ['router', 'kind'], registers });
     const namers = this.#namers;
     new Counter({
       name: 'hostmesh_namer_updates_total',

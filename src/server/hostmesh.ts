@@ -15,7 +15,7 @@ import type { BackoffOptions } from '../k8s/backoff.js';
 import { Metrics } from '../metrics/metrics.js';
 import { NameInterpreter } from '../namer/interpreter.js';
 import { Var } from '../namer/var.js';
-import { EndpointPools } from '../router/endpoint-pool.js';
+import { clientLimits, EndpointPools } from '../router/endpoint-pool.js';
 import { DEFAULT_BINDING_CACHE, Router, type BindingCacheLimits } from '../router/router.js';
 import { daemonSet, hostFilter, localNode, portTransform, replaceTransform, type EndpointTransform } from '../router/transformers.js';
 import { networkInterfaces } from 'node:os';
@@ -246,7 +246,7 @@ export async function startHostmesh(config: HostmeshConfig, deps: HostmeshDeps):
       const { transforms, close } = buildTransforms(r, config, interpreter);
       closers.push(close);
       const rm = metrics.router(r.label);
-      const pools = new EndpointPools(r.client.tls ? clientTlsOptions(r.client.tls) : undefined, undefined, {
+      const pools = new EndpointPools(r.client.tls ? clientTlsOptions(r.client.tls) : undefined, { limits: clientLimits(r.client) }, {
         connect: () => rm.connectionOpened('client'),
         disconnect: () => rm.connectionClosed('client', 0, 0),
       });
@@ -282,11 +282,13 @@ export async function startHostmesh(config: HostmeshConfig, deps: HostmeshDeps):
         logger: logger.child({ router: r.label }),
         maxHops: r.maxHops,
         onOverride: () => rm.dtabOverride(),
+        ...(r.bindingBudget !== undefined ? { bindingBudget: r.bindingBudget } : {}),
+        onBudgetExceeded: (source) => metrics.bindingBudgetExceeded.labels(r.label, source).inc(),
+        onShed: (reason) => rm.shed(reason),
+        onTimeout: (kind) => rm.timeout(kind),
         bindingCache: bindingCacheLimits(r),
         ...(deps.now !== undefined ? { now: deps.now } : {}),
         onBindingEvicted: (reason) => metrics.bindingEvictions.labels(r.label, reason).inc(),
-        ...(r.bindingBudget !== undefined ? { bindingBudget: r.bindingBudget } : {}),
-        onBudgetExceeded: (source) => metrics.bindingBudgetExceeded.labels(r.label, source).inc(),
       });
       const listeners: Listener[] = [];
       for (const s of r.servers) {
@@ -302,13 +304,13 @@ export async function startHostmesh(config: HostmeshConfig, deps: HostmeshDeps):
             ...(s.headersTimeoutMs !== undefined ? { headersTimeoutMs: s.headersTimeoutMs } : {}),
             ...(s.idleTimeoutMs !== undefined ? { idleTimeoutMs: s.idleTimeoutMs } : {}),
             ...(s.maxHeaderBytes !== undefined ? { maxHeaderSize: s.maxHeaderBytes } : {}),
-            ...(s.maxHeaders !== undefined ? { maxHeaders: s.maxHeaders } : {}),
-            metrics: rm,
             ...(s.tls?.handshakeTimeoutMs !== undefined ? { handshakeTimeoutMs: s.tls.handshakeTimeoutMs } : {}),
             ...(s.tls?.maxPendingHandshakes !== undefined ? { maxPendingHandshakes: s.tls.maxPendingHandshakes } : {}),
             ...(s.tunnelIdleTimeoutMs !== undefined ? { tunnelIdleTimeoutMs: s.tunnelIdleTimeoutMs } : {}),
             ...(s.maxConnections !== undefined ? { maxConnections: s.maxConnections } : {}),
             ...(s.maxConnectionsPerSource !== undefined ? { maxConnectionsPerSource: s.maxConnectionsPerSource } : {}),
+            ...(s.maxHeaders !== undefined ? { maxHeaders: s.maxHeaders } : {}),
+            metrics: rm,
           },
           logger,
         ).start();
