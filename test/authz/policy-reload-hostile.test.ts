@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import t from 'tap';
 import { loadPolicyFile, PolicyWatcher } from '../../src/authz/policy-watcher.js';
 import { silentLogger } from '../../src/log.js';
-import { parseCase } from './cases.js';
+import { parseCase } from '../helpers/authz-cases.js';
 
 async function publish(mount: string, generation: string, write: (path: string) => Promise<void>): Promise<void> {
   const dir = join(mount, `..${generation}`);

@@ -9,7 +9,7 @@ import t from 'tap';
 import { silentLogger } from '../../src/log.js';
 import { loadPolicyFile, PolicyWatcher } from '../../src/authz/policy-watcher.js';
 import { parsePolicy, PolicyError } from '../../src/authz/policy.js';
-import { parseCase } from './cases.js';
+import { parseCase } from '../helpers/authz-cases.js';
 
 async function publish(mount: string, generation: string, text: string): Promise<void> {
   const dir = join(mount, `..${generation}`);

@@ -1,6 +1,6 @@
 import t from 'tap';
 import { parsePolicy, PolicyError } from '../../src/authz/policy.js';
-import { outcome, parseCase } from './cases.js';
+import { outcome, parseCase } from '../helpers/authz-cases.js';
 
 // Each table: a policy and the decisions it must make.
 const tables: { name: string; policy: string; cases: string[] }[] = [
