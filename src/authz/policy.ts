@@ -4,7 +4,7 @@
 import { isMap, isScalar, LineCounter, parseDocument, type Document } from 'yaml';
 import type { z } from 'zod';
 import { Glob } from './glob.js';
-import { DEFAULT_TRUST_DOMAIN, parseNodeIdentity, parseWorkloadIdentity } from './identity.js';
+import { DEFAULT_TRUST_DOMAIN, parseNodeIdentity, parseWorkloadIdentity } from '../identity/names.js';
 import { policySchema, type CallerEntry, type DestinationEntry, type NamespaceDefault, type PolicyFile } from './policy-schema.js';
 
 export type { NamespaceDefault, PolicyFile } from './policy-schema.js';

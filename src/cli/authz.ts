@@ -4,7 +4,7 @@
 
 import type { Command } from 'commander';
 import { destinationFromName } from '../authz/destination.js';
-import { workloadIdentity } from '../authz/identity.js';
+import { workloadIdentity } from '../identity/names.js';
 import { InputFileError, readInputFile } from '../config/read-input.js';
 import { parsePolicy, PolicyError, type AuthzCaller, type AuthzDestination, type Policy } from '../authz/policy.js';
 import type { Io } from './run.js';

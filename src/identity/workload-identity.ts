@@ -2,6 +2,7 @@
 // claim header inside the mTLS connection; the incoming router accepts the claim only when the
 // sending node hosts that pod (node-attested), and derives `l5d-client-id` from its own view.
 
+import { parseNodeIdentity, workloadIdentity as identityOf } from './names.js';
 import type { PodDirectory, PodInfo } from './pod-directory.js';
 
 /** The claim header: `<namespace>/<pod>; sa=<serviceaccount>`. Never delivered to an app. */
@@ -9,7 +10,7 @@ export const CLAIM_HEADER = 'l5d-hostmesh-client-pod';
 
 /** Linkerd 2's format, with hostmesh in place of linkerd: `<sa>.<ns>.serviceaccount.identity.hostmesh.<td>`. */
 export function workloadIdentity(pod: Pick<PodInfo, 'serviceAccount' | 'namespace'>, trustDomain: string): string {
-  return `${pod.serviceAccount}.${pod.namespace}.serviceaccount.identity.hostmesh.${trustDomain}`;
+  return identityOf(pod.serviceAccount, pod.namespace, trustDomain);
 }
 
 export function claimFor(pod: PodInfo): string {
@@ -20,9 +21,9 @@ const CLAIM = /^([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)\/([a-z0-9]([-.a-z0-9]{0,251
 
 /** The node a peer router's certificate names (`spiffe://<mesh>/node/<node>`), if it names one. */
 export function attestedNode(peerId: string | undefined): string | undefined {
-  if (peerId === undefined) return undefined;
-  const m = /^spiffe:\/\/[^/]+\/node\/([a-z0-9]([-.a-z0-9]{0,251}[a-z0-9])?)$/.exec(peerId);
-  return m === null ? undefined : m[1];
+  const node = peerId === undefined ? undefined : parseNodeIdentity(peerId);
+  // A node name is a DNS subdomain (RFC 1123), as Kubernetes requires of Node names.
+  return node !== undefined && /^[a-z0-9]([-.a-z0-9]{0,251}[a-z0-9])?$/.test(node) ? node : undefined;
 }
 
 export type ClaimRefusal = 'malformed' | 'unknown_pod' | 'wrong_node' | 'wrong_service_account' | 'unattested_peer';

@@ -22,6 +22,7 @@ import { buildIdentifiers, type RequestFacts } from './identifiers.js';
 import { parsePath } from '../dtab/parse.js';
 import { HeaderDtabs } from './header-dtabs.js';
 import type { EndpointTransform } from './transformers.js';
+import { CLAIM_HEADER } from '../identity/workload-identity.js';
 
 export interface RouterOptions {
   readonly label: string;
@@ -71,8 +72,26 @@ export interface BindingCacheLimits {
 
 export const DEFAULT_BINDING_CACHE: BindingCacheLimits = { paths: 1000, overrides: 100, idleTtlMs: 600_000 };
 
+/**
+ * Who sent a request, as the listener established it (identity/*): on the incoming side from the
+ * verified peer certificate and its node-attested workload claim, on the outgoing side from the
+ * source address (a pod on this node, the node itself, or an allowed CIDR).
+ */
+export interface Caller {
+  /** Verified: an mTLS peer (incoming) or a pod this node hosts (outgoing). */
+  readonly authenticated: boolean;
+  /** The identity `l5d-client-id` carries to the app (incoming side). */
+  readonly identity?: string;
+  /** The calling workload, when known. */
+  readonly namespace?: string;
+  readonly serviceAccount?: string;
+  /** The workload claim the outgoing router sends on to the peer router (identity/workload-identity). */
+  readonly claim?: string;
+}
+
 /** What the rescue point needs to explain an error. */
 export interface RequestContext {
+  caller?: Caller;
   service?: string;
   /** The bound id the request went to (metrics' client label). */
   client?: string;
@@ -80,7 +99,8 @@ export interface RequestContext {
   overrides?: string;
 }
 
-const DROP = new Set(['host', 'expect', 'via', 'l5d-dtab', 'l5d-ctx-dtab', 'l5d-client-id', 'l5d-dst-service', 'l5d-dst-client', 'l5d-reqid']);
+// The claim header is the router's own: a copy from a pod or an app is never passed on.
+const DROP = new Set(['host', 'expect', 'via', 'l5d-dtab', 'l5d-ctx-dtab', 'l5d-client-id', 'l5d-dst-service', 'l5d-dst-client', 'l5d-reqid', CLAIM_HEADER]);
 
 interface CachedBinding {
   readonly binding: Binding;
@@ -175,7 +195,7 @@ export class Router {
 
     ctx.client = name.id.show();
     if (overrides.text !== '') this.#o.onOverride?.();
-    const out = outgoingHeaders(h, host, id.name.show(), ctx.client, overrides.text, peerId);
+    const out = outgoingHeaders(h, host, id.name.show(), ctx.client, overrides.text, peerId, ctx.caller?.claim);
     if (method === 'TRACE' && out['max-forwards'] !== undefined) {
       out['max-forwards'] = String(Math.max(0, Number(headerValue(h['max-forwards'])) - 1));
     }
@@ -202,7 +222,7 @@ export class Router {
     const dtab = overrides.dtab === undefined ? base : base.concat(overrides.dtab);
     const name = this.#pick(await this.#bind(dtab, id.name, overrides.dtab !== undefined), ctx);
     const endpoint = this.#endpoint(name, ctx);
-    const out = outgoingHeaders(h, host, id.name.show(), name.id.show(), overrides.text, peerId);
+    const out = outgoingHeaders(h, host, id.name.show(), name.id.show(), overrides.text, peerId, ctx.caller?.claim);
     return { endpoint, tls: this.#o.pools.tls, target: id.target, headers: out };
   }
 
@@ -546,7 +566,7 @@ function relay(body: Readable, res: ServerResponse): Promise<void> {
  * router's maxHeaders) drops the client's padding, never the Via that counts hops, nor the
  * l5d-dst-* marks that tell an admin server a request came through a router.
  */
-function outgoingHeaders(h: IncomingHttpHeaders, host: string | undefined, service: string, client: string, overrides: string, peerId: string | undefined): OutgoingHttpHeaders {
+function outgoingHeaders(h: IncomingHttpHeaders, host: string | undefined, service: string, client: string, overrides: string, peerId: string | undefined, claim: string | undefined): OutgoingHttpHeaders {
   const out: OutgoingHttpHeaders = {};
   if (host !== undefined) out.host = host;
   out.via = appendVia(h.via);
@@ -555,6 +575,7 @@ function outgoingHeaders(h: IncomingHttpHeaders, host: string | undefined, servi
   out['l5d-reqid'] = h['l5d-reqid'] ?? requestId();
   if (overrides !== '') out['l5d-ctx-dtab'] = overrides;
   if (peerId !== undefined) out['l5d-client-id'] = peerId;
+  if (claim !== undefined) out[CLAIM_HEADER] = claim;
   return endToEnd(h, DROP, out);
 }
 

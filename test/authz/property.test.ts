@@ -5,7 +5,7 @@
 import fc from 'fast-check';
 import t from 'tap';
 import { stringify } from 'yaml';
-import { parseNodeIdentity, parseWorkloadIdentity, workloadIdentity } from '../../src/authz/identity.js';
+import { parseNodeIdentity, parseWorkloadIdentity, workloadIdentity } from '../../src/identity/names.js';
 import { normalizePath, parsePolicy, parsePolicyFile, PolicyError, type AuthzRequest, type PolicyFile } from '../../src/authz/policy.js';
 
 const RUNS = 300;

@@ -3,7 +3,7 @@
 // and the same 600 rules written so the namespace index cannot help (for comparison).
 
 import { parsePolicy, type AuthzRequest, type Policy } from '../../src/authz/policy.js';
-import { workloadIdentity } from '../../src/authz/identity.js';
+import { workloadIdentity } from '../../src/identity/names.js';
 
 /** Decisions per CPU-second of this process (the machine is shared: wall time would count others' work). */
 function measure(ms: number, f: (i: number) => void): number {

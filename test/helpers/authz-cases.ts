@@ -3,7 +3,7 @@
 // caller: `unauth`, `<ns>/<sa>` (a workload identity), `node:<name>` or `id:<identity>`;
 // destination: `<ns>/<svc>[:port]` or a bound name starting with /.
 
-import { workloadIdentity } from '../../src/authz/identity.js';
+import { workloadIdentity } from '../../src/identity/names.js';
 import type { AuthzDecision, AuthzRequest } from '../../src/authz/policy.js';
 
 export interface Case {
