@@ -18,6 +18,7 @@ export const ERRORS = {
   PROXY_LOOP: { status: 400, retryable: false, description: 'The request passed through more routers (Via hops) than allowed.' },
   CONNECT_REFUSED: { status: 403, retryable: false, description: 'CONNECT to a name that does not bind, or to a port other than 80.' },
   ADMIN_REFUSED: { status: 403, retryable: false, description: 'An admin request with a foreign Host or Origin, or a state change without the hostmesh-admin header, sent through a router, or (shutdown) from off the host.' },
+  IDENTITY_REFUSED: { status: 403, retryable: false, description: 'A peer router claimed a workload identity it cannot speak for (pod unknown, on another node, or with another service account).' },
   AUTHZ_DENIED: { status: 403, retryable: false, description: "The authorization policy does not allow this caller to reach the request's final destination (no rule allows it and the namespace defaults to deny)." },
   DTAB_OVERRIDE_REFUSED: { status: 403, retryable: false, description: "The request carries an l5d-dtab override, and the authorization policy sets allowDtabOverride: false for the caller's namespace." },
   METHOD_NOT_ALLOWED: { status: 405, retryable: false, description: 'The method is not allowed on this endpoint.' },

@@ -9,6 +9,7 @@ import { DtabParseError, parseDtab } from '../dtab/parse.js';
 import { formatDtabFileError } from '../dtab/file-errors.js';
 import { rawConfigSchema, UNENFORCED, type RawConfig } from './schema.js';
 import { UNENFORCED_OPTIONS } from './kinds.js';
+import { DEFAULT_TRUST_DOMAIN } from '../identity/names.js';
 import { printable } from './printable.js';
 import { InputFileError, readInputFile, readInputFileSync } from './read-input.js';
 import { tlsPolicyNotes } from '../tls/policy.js';
@@ -332,6 +333,10 @@ function toConfig(raw: RawConfig, baseDir: string, env: NodeJS.ProcessEnv): Host
         ...(s.maxConnections !== undefined ? { maxConnections: s.maxConnections } : {}),
         ...(s.maxConnectionsPerSource !== undefined ? { maxConnectionsPerSource: s.maxConnectionsPerSource } : {}),
         ...(s.maxHeaders !== undefined ? { maxHeaders: s.maxHeaders } : {}),
+        ...(s.clearContext !== undefined ? { clearContext: s.clearContext } : {}),
+        ...(s.localSourcesOnly !== undefined ? { localSourcesOnly: s.localSourcesOnly } : {}),
+        ...(s.allowedSourceCidrs !== undefined ? { allowedSourceCidrs: s.allowedSourceCidrs } : {}),
+        ...(s.sourceWaitMs !== undefined ? { sourceWaitMs: s.sourceWaitMs } : {}),
         ...(s.tls
           ? {
               tls: {
@@ -380,7 +385,21 @@ function toConfig(raw: RawConfig, baseDir: string, env: NodeJS.ProcessEnv): Host
     namers,
     routers,
     ...(nodeName ? { nodeName } : {}),
+    identity: {
+      trustDomain: raw.identity?.trustDomain ?? DEFAULT_TRUST_DOMAIN,
+      ...(raw.identity?.podWatch !== undefined ? { podWatch: raw.identity.podWatch } : {}),
+      ...(raw.identity?.claimWaitMs !== undefined ? { claimWaitMs: raw.identity.claimWaitMs } : {}),
+    },
     shutdownGraceMs: raw.shutdownGraceMs,
+    ...(raw.authz !== undefined
+      ? {
+          authz: {
+            policyFile: abs(baseDir, raw.authz.policyFile),
+            ...(raw.authz.pollMs !== undefined ? { pollMs: raw.authz.pollMs } : {}),
+            ...(raw.authz.parserMemoryMb !== undefined ? { parserMemoryMb: raw.authz.parserMemoryMb } : {}),
+          },
+        }
+      : {}),
     baseDir,
   };
 }

@@ -3,6 +3,7 @@
 
 import { z } from 'zod';
 import { identifierSchema, loadBalancerSchema, transformerSchema } from './kinds.js';
+import { parseCidr } from '../identity/source-guard.js';
 import { tlsPolicyProblems } from '../tls/policy.js';
 
 const port = z.number().int().min(0).max(65535);
@@ -40,7 +41,7 @@ export const UNENFORCED: Readonly<Record<string, readonly string[]>> = {
     'experimental',
   ],
   interpreter: ['kind', 'experimental', 'namerd', 'dst', 'root', 'dtab', 'retry'],
-  server: ['maxConcurrentRequests', 'announce', 'clearContext', 'timeoutMs', 'alpnProtocols', 'socketOptions', 'addForwardedHeader'],
+  server: ['maxConcurrentRequests', 'announce', 'timeoutMs', 'alpnProtocols', 'socketOptions', 'addForwardedHeader'],
   serverTls: [],
   client: [
     'kind',
@@ -92,6 +93,13 @@ const server = z.strictObject({
   maxConnections: z.number().int().min(1).max(1_000_000).optional(),
   maxConnectionsPerSource: z.number().int().min(1).max(1_000_000).optional(),
   maxHeaders: z.number().int().min(16).max(10_000).optional(),
+  // Linkerd 1: strip l5d-ctx-* and l5d-dtab from requests arriving on this server.
+  clearContext: z.boolean().optional(),
+  // hostmesh additions (plaintext servers): serve only pods on this node, the node and loopback,
+  // plus these CIDRs; a source no pod has yet waits sourceWaitMs for the pod watch.
+  localSourcesOnly: z.boolean().optional(),
+  allowedSourceCidrs: z.array(z.string().superRefine(cidrCheck)).optional(),
+  sourceWaitMs: z.number().int().min(0).max(60_000).optional(),
 });
 
 const clientTls = z.strictObject({
@@ -170,6 +178,15 @@ const fsNamer = z.strictObject({
   maxIdleNames: z.number().int().min(1).max(1_000_000).optional(),
 });
 
+/** A CIDR as parseCidr reads it (identity/source-guard.ts), its reason as the message. */
+function cidrCheck(value: string, ctx: z.RefinementCtx): void {
+  try {
+    parseCidr(value);
+  } catch (err) {
+    ctx.addIssue({ code: 'custom', message: (err as Error).message });
+  }
+}
+
 export const rawConfigSchema = z.strictObject({
   admin: z
     .strictObject({
@@ -182,7 +199,24 @@ export const rawConfigSchema = z.strictObject({
   namers: z.array(z.discriminatedUnion('kind', [k8sNamer, fsNamer])).default([]),
   routers: z.array(router).min(1),
   nodeName: z.string().min(1).optional(),
+  // hostmesh addition: workload identity (l5d-client-id) across the per-node hop.
+  identity: z
+    .strictObject({
+      trustDomain: z.string().regex(/^[a-z0-9]([-.a-z0-9]{0,251}[a-z0-9])?$/, 'a DNS name like cluster.local').optional(),
+      /** Watch the cluster's pods (needs pods list/watch); default on with an io.l5d.k8s namer. */
+      podWatch: z.boolean().optional(),
+      claimWaitMs: z.number().int().min(0).max(60_000).optional(),
+    })
+    .optional(),
   shutdownGraceMs: z.number().int().min(0).default(10_000),
+  // hostmesh addition: the authorization policy (docs/authz.md); absent = allow everything.
+  authz: z
+    .strictObject({
+      policyFile: z.string().min(1),
+      pollMs: z.number().int().min(100).max(3_600_000).optional(),
+      parserMemoryMb: z.number().int().min(32).max(4096).optional(),
+    })
+    .optional(),
 });
 
 export type RawConfig = z.infer<typeof rawConfigSchema>;

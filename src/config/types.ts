@@ -66,6 +66,24 @@ export interface ServerConfig {
   maxConnectionsPerSource?: number;
   /** Bound on a request's header fields (more is 431; default 500, router/headers.ts). */
   maxHeaders?: number;
+  /** Linkerd 1's clearContext: l5d-ctx-* and l5d-dtab are removed from requests arriving here. */
+  clearContext?: boolean;
+  /** Plaintext servers: only pods on this node, the node and loopback may connect (default true). */
+  localSourcesOnly?: boolean;
+  /** Extra sources a plaintext server admits (CIDRs). */
+  allowedSourceCidrs?: string[];
+  /** How long a source no pod has yet waits for the pod watch (default 2000 ms). */
+  sourceWaitMs?: number;
+}
+
+/** Workload identity across the per-node hop (identity/*). */
+export interface IdentityConfig {
+  /** Identities are `<sa>.<ns>.serviceaccount.identity.hostmesh.<trustDomain>` (default cluster.local). */
+  trustDomain: string;
+  /** Watch the cluster's pods; default on when an io.l5d.k8s namer is configured. */
+  podWatch?: boolean;
+  /** How long a claim about a pod this router does not know yet waits for its pod watch (default 2000 ms). */
+  claimWaitMs?: number;
 }
 
 export interface ClientTlsConfig {
@@ -143,12 +161,23 @@ export interface BindingCacheConfig {
   overrides?: number; // bindings through a request's dtab override (default 100)
 }
 
+export interface AuthzConfig {
+  /** Absolute path (relative paths are resolved against the config file's directory). */
+  policyFile: string;
+  pollMs?: number; // safety-net poll of the policy file (default 2000)
+  parserMemoryMb?: number; // heap of the reload parser worker (default 192)
+}
+
 export interface HostmeshConfig {
   admin: AdminConfig;
   namers: NamerConfig[];
   routers: RouterConfig[];
   nodeName?: string; // else NODE_NAME from the environment
+  /** Workload identity; absent: defaults (trust domain cluster.local, pod watch with an io.l5d.k8s namer). */
+  identity?: IdentityConfig;
   shutdownGraceMs: number; // default 10000
+  /** The authorization policy (docs/authz.md); absent: every call is allowed. */
+  authz?: AuthzConfig;
   /** The directory of the config file, for resolving relative paths. */
   baseDir: string;
 }

@@ -5,6 +5,7 @@ import type { Logger } from '../log.js';
 import type { K8sClient, KObject } from '../k8s/client.js';
 import { Informer, type InformerEvent } from '../k8s/informer.js';
 import { PODS } from '../k8s/resources.js';
+import type { BackoffOptions } from '../k8s/backoff.js';
 
 /** A pod as identity sees it. */
 export interface PodInfo {
@@ -133,6 +134,7 @@ export interface WatchedPodsOptions {
   readonly logger: Logger;
   /** Test hook: the informer's sleep between retries. */
   readonly sleep?: (ms: number, signal: AbortSignal) => Promise<void>;
+  readonly backoff?: BackoffOptions;
 }
 
 /**
@@ -149,6 +151,7 @@ export class WatchedPods extends PodIndex {
       resource: PODS,
       logger: options.logger,
       ...(options.sleep !== undefined ? { sleep: options.sleep } : {}),
+      ...(options.backoff !== undefined ? { backoff: options.backoff } : {}),
       project: (raw) => ({
         metadata: { name: raw.metadata.name, ...(raw.metadata.namespace !== undefined ? { namespace: raw.metadata.namespace } : {}), ...(raw.metadata.resourceVersion !== undefined ? { resourceVersion: raw.metadata.resourceVersion } : {}) },
         info: podInfo(raw),

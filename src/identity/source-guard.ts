@@ -105,12 +105,14 @@ export class SourceGuard {
 
   /** The decision if one can be made now, else undefined (no pod has this IP yet). */
   #decide(ip: string): Admission | undefined {
-    const family = familyOf(ip);
-    if (LOOPBACK.check(ip, family)) return { ok: true, source: { kind: 'node' } };
+    // A pod's address first: no cluster gives a pod a loopback address, but the demo and tests
+    // stand pods up on 127.x addresses, and they must be told apart from the node.
     const pod = this.#o.pods.byIp(ip);
     if (pod !== undefined) {
       return pod.nodeName === this.#o.nodeName ? { ok: true, source: { kind: 'pod', pod } } : { ok: false, reason: 'not_local' };
     }
+    const family = familyOf(ip);
+    if (LOOPBACK.check(ip, family)) return { ok: true, source: { kind: 'node' } };
     for (const a of this.#o.nodeAddresses()) if (normalizeIp(a) === ip) return { ok: true, source: { kind: 'node' } };
     if (this.#extra.check(ip, family)) return { ok: true, source: { kind: 'cidr' } };
     return undefined;

@@ -4,6 +4,7 @@
 // children are created once per (router, service, client) and kept.
 
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { AuthzCallers } from './authz-callers.js';
 
 /** Distinct services per router before further ones are counted under OVERFLOW. */
 export const MAX_SERVICES = 500;
@@ -53,6 +54,8 @@ export class RouterMetrics {
   inFlightNow = 0;
   /** Verified peer routers (client certificate identity) on this router's TLS servers. */
   readonly peers = new Map<string, { connections: number; total: number; lastSeen: number }>();
+  /** Per final destination, its callers by identity with allowed/denied counts (the dashboard). */
+  readonly authzCallers = new AuthzCallers();
 
   constructor(
     readonly label: string,
@@ -136,7 +139,7 @@ export class RouterMetrics {
    * An accepted connection closed at once because a cap was reached (reason: a fixed set); for
    * handshake_limit, an older unfinished handshake closed to make room for a new one.
    */
-  connectionRefused(reason: 'listener_limit' | 'source_limit' | 'handshake_limit'): void {
+  connectionRefused(reason: 'listener_limit' | 'source_limit' | 'handshake_limit' | 'not_local' | 'unknown_source' | 'too_many_waiting'): void {
     this.#m.connectionsRefused.labels(this.label, reason).inc();
   }
 
@@ -157,6 +160,18 @@ export class RouterMetrics {
   /** A deadline that fired on the request path; `kind` is from a closed set (router.ts TimeoutKind). */
   timeout(kind: string): void {
     this.#m.upstreamTimeouts.labels(this.label, kind).inc();
+  }
+
+  /** A workload claim checked at the incoming router, by result (identity/workload-identity.ts). */
+  identityClaim(result: string): void {
+    this.#m.identityClaims.labels(this.label, result).inc();
+  }
+
+  /** An authorization decision (router/authorize.ts); the service label shares MAX_SERVICES. */
+  authz(service: string, destination: string, caller: string, verdict: 'allow' | 'deny' | 'audit'): void {
+    const label = this.services.has(service) || this.services.size < MAX_SERVICES ? service : OVERFLOW;
+    this.#m.authzDecisions.labels(this.label, label, verdict).inc();
+    this.authzCallers.record(service, destination, caller, verdict);
   }
 
   /** A request refused with 431 for having more header fields than the server's maxHeaders. */
@@ -214,6 +229,8 @@ export class Metrics {
   readonly bytes: Counter;
   readonly tlsFailures: Counter;
   readonly dtabReloadFailures: Counter;
+  readonly authzDecisions: Counter;
+  readonly policyReloadFailures: Counter;
   readonly tlsReloads: Counter;
   readonly dtabOverrides: Counter;
   readonly bindingBudgetExceeded: Counter;
@@ -223,6 +240,7 @@ export class Metrics {
   /** Admin requests refused by the Host/Origin/state-change checks (reason: a fixed set). */
   readonly adminRefusals: Counter;
   readonly connectionsRefused: Counter;
+  readonly identityClaims: Counter;
   readonly connectionDeadlines: Counter;
   readonly #namers: NamerReport[] = [];
   readonly bindingEvictions: Counter;
@@ -247,9 +265,17 @@ export class Metrics {
     this.tlsFailures = new Counter({ name: 'hostmesh_tls_handshake_failures_total', help: 'TLS handshakes refused, by reason.', labelNames: ['router', 'reason'], registers });
     this.tlsReloads = new Counter({ name: 'hostmesh_tls_reloads_total', help: 'Rotated certificate file sets seen, applied (ok) or rejected (the previous certificates stay).', labelNames: ['result'], registers });
     this.dtabReloadFailures = new Counter({ name: 'hostmesh_dtab_reload_failures_total', help: 'dtabFile versions rejected (the previous dtab stays).', labelNames: ['router'], registers });
+    this.authzDecisions = new Counter({ name: 'hostmesh_authz_total', help: 'Authorization decisions on final destinations (allow; deny: 403 AUTHZ_DENIED or DTAB_OVERRIDE_REFUSED; audit: a would-deny allowed by audit mode), by logical service.', labelNames: ['router', 'service', 'decision'], registers });
+    this.policyReloadFailures = new Counter({ name: 'hostmesh_policy_reload_failures_total', help: 'Authorization policy file versions rejected (the previous policy stays).', registers });
     this.dtabOverrides = new Counter({ name: 'hostmesh_dtab_overrides_total', help: 'Requests carrying an l5d-dtab or l5d-ctx-dtab override.', labelNames: ['router'], registers });
     this.bindingBudgetExceeded = new Counter({ name: 'hostmesh_binding_budget_exceeded_total', help: "Requests refused because binding their name exceeded the router's bindingBudget, by what made it too costly (override: 400; dtab: 502).", labelNames: ['router', 'source'], registers });
-    this.connectionsRefused = new Counter({ name: 'hostmesh_connections_refused_total', help: 'Accepted connections closed at once because the listener (listener_limit) or the source (source_limit) was at its cap, or an unfinished TLS handshake of the source holding most closed over their cap (handshake_limit).', labelNames: ['router', 'reason'], registers });
+    this.connectionsRefused = new Counter({ name: 'hostmesh_connections_refused_total', help: 'Accepted connections closed at once because the listener (listener_limit) or the source (source_limit) was at its cap, or an unfinished TLS handshake of the source holding most closed over their cap (handshake_limit), or the outgoing port refused a source that is no pod of this node (not_local: a pod of another node; unknown_source: no pod at all; too_many_waiting: too many unknown sources waiting for the pod watch).', labelNames: ['router', 'reason'], registers });
+    this.identityClaims = new Counter({
+      name: 'hostmesh_identity_claims_total',
+      help: 'Workload claims (l5d-hostmesh-client-pod) checked at the incoming router, by result: ok, or why refused (malformed, unknown_pod, wrong_node, wrong_service_account; unattested_peer is ignored, not refused).',
+      labelNames: ['router', 'result'],
+      registers,
+    });
     this.connectionDeadlines = new Counter({
       name: 'hostmesh_connection_deadlines_total',
       help: 'Connections closed because the deadline of their state passed (handshake, headers, idle, tunnel_idle, error_answer).',

@@ -25,6 +25,14 @@ import { DtabWatcher } from './dtab-watcher.js';
 import { buildIdentifiers } from '../router/identifiers.js';
 import { clientTlsFiles, clientTlsOptions, serverTlsFiles, serverTlsOptions } from './tls-files.js';
 import { FileSetWatcher } from './file-watcher.js';
+import { loadPolicyFile, PolicyWatcher } from '../authz/policy-watcher.js';
+import { Policy } from '../authz/policy.js';
+import { authorizer } from '../router/authorize.js';
+import { explainJson } from '../admin/authz-explain.js';
+import { Callers } from '../identity/caller.js';
+import { PodIndex, WatchedPods, type PodDirectory } from '../identity/pod-directory.js';
+import { SourceGuard } from '../identity/source-guard.js';
+import { DEFAULT_TRUST_DOMAIN } from '../identity/names.js';
 
 export interface HostmeshDeps {
   readonly logger: Logger;
@@ -41,6 +49,48 @@ export interface HostmeshDeps {
   readonly k8sBackoff?: BackoffOptions;
   /** The clock of idle eviction in routers and namers (tests drive it with evictIdle()). */
   readonly now?: () => number;
+  /** The cluster's pods (the demo and tests give a fixed list); else a pod watch when configured. */
+  readonly pods?: PodDirectory;
+}
+
+/**
+ * Where identity learns the cluster's pods: given (demo, tests), a cluster-wide watch through the
+ * first io.l5d.k8s namer's API connection (default when there is one), or none: then the outgoing
+ * port admits only the node's own sources and CIDRs, and claims cannot be checked.
+ */
+function buildPods(config: HostmeshConfig, deps: HostmeshDeps): { pods: PodDirectory; verify: boolean; stop: () => Promise<void> } {
+  if (deps.pods !== undefined) return { pods: deps.pods, verify: true, stop: async () => undefined };
+  const k8s = config.namers.find((n) => n.kind === 'io.l5d.k8s');
+  if (k8s !== undefined && k8s.kind === 'io.l5d.k8s' && config.identity?.podWatch !== false) {
+    const client = new K8sClient(resolveConnection({ ...(k8s.host !== undefined ? { host: k8s.host } : {}), ...(k8s.port !== undefined ? { port: k8s.port } : {}) }), { connections: 2 });
+    const watched = new WatchedPods({ client, logger: deps.logger.child({ watch: 'pods' }), ...(deps.k8sBackoff !== undefined ? { backoff: deps.k8sBackoff } : {}) }).start();
+    return {
+      pods: watched,
+      verify: true,
+      stop: async () => {
+        await watched.stop();
+        await client.close();
+      },
+    };
+  }
+  const none = new PodIndex();
+  none.markSynced();
+  return { pods: none, verify: false, stop: async () => undefined };
+}
+
+/** This node's own addresses (interfaces and HOST_IP), re-read at most every 30 s. */
+function nodeAddresses(now: () => number = Date.now): () => Iterable<string> {
+  let cached: string[] = [];
+  let at = -Infinity;
+  return () => {
+    if (now() - at > 30_000) {
+      at = now();
+      cached = Object.values(networkInterfaces()).flatMap((list) => (list ?? []).map((a) => a.address));
+      const hostIp = process.env['HOST_IP'];
+      if (hostIp) cached.push(hostIp);
+    }
+    return cached;
+  };
 }
 
 export interface RunningRouter {
@@ -57,6 +107,8 @@ export interface Hostmesh {
   /** dtabFile watchers by router label. */
   readonly dtabWatchers: ReadonlyMap<string, DtabWatcher>;
   readonly metrics: Metrics;
+  /** The authorization policy's watcher (config `authz`); absent: every call is allowed. */
+  readonly policy: PolicyWatcher | undefined;
   /** Runs every idle sweep now (routers' binding caches, then namers); timers run them too. */
   evictIdle(): void;
   close(graceMs?: number): Promise<void>;
@@ -232,12 +284,31 @@ function localAddresses(): string[] {
 
 export async function startHostmesh(config: HostmeshConfig, deps: HostmeshDeps): Promise<Hostmesh> {
   const logger = deps.logger;
+  // A bad policy at start is a config error (nothing started yet); later versions are hot reloads.
+  const initialPolicy = config.authz !== undefined ? await loadPolicyFile(config.authz.policyFile) : undefined;
   const namers = buildNamers(config, deps);
   const metrics = new Metrics();
+  const policyWatcher =
+    config.authz !== undefined && initialPolicy !== undefined
+      ? new PolicyWatcher({
+          file: config.authz.policyFile,
+          initial: initialPolicy,
+          logger: logger.child({ policy: config.authz.policyFile }),
+          ...(config.authz.pollMs !== undefined ? { pollMs: config.authz.pollMs } : {}),
+          ...(config.authz.parserMemoryMb !== undefined ? { parserMemoryMb: config.authz.parserMemoryMb } : {}),
+          onReject: () => metrics.policyReloadFailures.inc(),
+        })
+      : undefined;
+  const k8sPrefix = config.namers.find((n) => n.kind === 'io.l5d.k8s')?.prefix ?? '/io.l5d.k8s';
   for (const n of namers) if (n instanceof K8sNamer) metrics.addNamer(n);
   const interpreter = new NameInterpreter({ namers });
+  const podSource = buildPods(config, deps);
+  const ownAddresses = nodeAddresses();
+  const trustDomain = config.identity?.trustDomain ?? DEFAULT_TRUST_DOMAIN;
+  const nodeName = config.nodeName ?? process.env['NODE_NAME'] ?? '';
   const routers: RunningRouter[] = [];
   const closers: (() => void)[] = [];
+  if (policyWatcher !== undefined) closers.push(() => policyWatcher.close());
   const poolsList: EndpointPools[] = [];
   const started: Listener[] = [];
   const watchers = new Map<string, DtabWatcher>();
@@ -289,9 +360,43 @@ export async function startHostmesh(config: HostmeshConfig, deps: HostmeshDeps):
         bindingCache: bindingCacheLimits(r),
         ...(deps.now !== undefined ? { now: deps.now } : {}),
         onBindingEvicted: (reason) => metrics.bindingEvictions.labels(r.label, reason).inc(),
+        ...(policyWatcher !== undefined
+          ? {
+              authorize: authorizer({
+                policy: () => policyWatcher.policy,
+                k8sPrefix,
+                logger: logger.child({ router: r.label }),
+                onDecision: (service, destination, caller, verdict) => rm.authz(service, destination, caller, verdict),
+                onOverrideRefused: (service) => metrics.authzDecisions.labels(r.label, service, 'deny').inc(),
+                ...(deps.now !== undefined ? { now: deps.now } : {}),
+              }),
+            }
+          : {}),
       });
       const listeners: Listener[] = [];
+      const callers = new Callers({
+        trustDomain,
+        pods: podSource.pods,
+        verifyClaims: podSource.verify,
+        ...(config.identity?.claimWaitMs !== undefined ? { claimWaitMs: config.identity.claimWaitMs } : {}),
+        onClaim: (result) => rm.identityClaim(result),
+      });
       for (const s of r.servers) {
+        // The outgoing (plaintext) port serves this node's pods, the node and loopback, and the
+        // configured CIDRs; an mTLS port is guarded by its client certificates instead.
+        const guard =
+          s.tls === undefined && s.localSourcesOnly !== false
+            ? new SourceGuard({
+                nodeName,
+                pods: podSource.pods,
+                nodeAddresses: ownAddresses,
+                ...(s.allowedSourceCidrs !== undefined ? { extraCidrs: s.allowedSourceCidrs } : {}),
+                ...(s.sourceWaitMs !== undefined ? { waitMs: s.sourceWaitMs } : {}),
+              })
+            : undefined;
+        if (guard !== undefined && !podSource.verify) {
+          logger.warn({ router: r.label, port: s.port }, 'no pod watch (no io.l5d.k8s namer, or identity.podWatch: false): this plaintext port admits only loopback, the node\'s addresses and allowedSourceCidrs');
+        }
         if (s.tls !== undefined && !s.tls.requireClientAuth) {
           logger.warn({ router: r.label, port: s.port }, 'TLS without requireClientAuth: peers are not verified');
         }
@@ -310,6 +415,9 @@ export async function startHostmesh(config: HostmeshConfig, deps: HostmeshDeps):
             ...(s.maxConnections !== undefined ? { maxConnections: s.maxConnections } : {}),
             ...(s.maxConnectionsPerSource !== undefined ? { maxConnectionsPerSource: s.maxConnectionsPerSource } : {}),
             ...(s.maxHeaders !== undefined ? { maxHeaders: s.maxHeaders } : {}),
+            ...(s.clearContext === true ? { clearContext: true } : {}),
+            ...(guard !== undefined ? { sourceGuard: guard } : {}),
+            callers,
             metrics: rm,
           },
           logger,
@@ -329,6 +437,7 @@ export async function startHostmesh(config: HostmeshConfig, deps: HostmeshDeps):
     closers.forEach((c) => c());
     await Promise.all(poolsList.map((p) => p.close()));
     for (const n of namers) await n.close?.();
+    await podSource.stop();
     throw err;
   }
 
@@ -341,6 +450,7 @@ export async function startHostmesh(config: HostmeshConfig, deps: HostmeshDeps):
         closers.forEach((c) => c());
         await Promise.all(poolsList.map((p) => p.close()));
         for (const n of namers) await n.close?.();
+        await podSource.stop();
         await admin.close();
       })();
       return closing;
@@ -349,11 +459,17 @@ export async function startHostmesh(config: HostmeshConfig, deps: HostmeshDeps):
   for (const n of namers) {
     if (n instanceof K8sNamer) admin.route(`/namer_state/${n.kind}.json`, (_req, res) => sendJson(res, n.state()));
   }
+  admin.route('/authz/callers.json', (_req, res) => sendJson(res, { policy: policyWatcher !== undefined, routers: routers.map((r) => ({ label: r.label, destinations: metrics.router(r.label).authzCallers.view() })) }));
+  {
+    const allowAll = Policy.allowAll();
+    admin.route('/authz/explain.json', (_req, res, url) => explainJson(res, policyWatcher?.policy ?? allowAll, policyWatcher !== undefined, url, k8sPrefix));
+  }
   // Ready once every Kubernetes namer has listed the namespaces the routers' own config watches
   // (transformers bind at start). Namespaces a request names later never make a node unready.
   const configNamespaces = new Map<K8sNamer, string[]>();
   for (const n of namers) if (n instanceof K8sNamer) configNamespaces.set(n, n.watchedNamespaces());
-  admin.readyCheck = () => [...configNamespaces].every(([n, namespaces]) => n.syncedFor(namespaces));
+  // The pod watch too: until it has listed, local pods cannot be told from strangers.
+  admin.readyCheck = () => podSource.pods.synced && [...configNamespaces].every(([n, namespaces]) => n.syncedFor(namespaces));
   metrics.reportState({
     routers: () => routers.map((r) => ({ label: r.label, bindings: r.router.bindingCacheSize })),
     interpreter: () => ({ lookups: interpreter.lookupCount, bindings: interpreter.bindingCount }),
@@ -373,5 +489,5 @@ export async function startHostmesh(config: HostmeshConfig, deps: HostmeshDeps):
   await admin.start();
   admin.ready = true;
   logger.info({ address: admin.address }, 'admin listening');
-  return { routers, interpreter, config, admin, dtabWatchers: watchers, metrics, evictIdle, close };
+  return { routers, interpreter, config, admin, dtabWatchers: watchers, metrics, policy: policyWatcher, evictIdle, close };
 }

@@ -6,7 +6,7 @@ import https from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
 import type { TLSSocket, TlsOptions } from 'node:tls';
 import type { Logger } from '../log.js';
-import type { RequestContext, Router } from '../router/router.js';
+import type { Caller, RequestContext, Router } from '../router/router.js';
 import { peerIdentity, peerVerdict } from './peer-identity.js';
 import { endRaw, rawParserError, rescue } from './rescue.js';
 import { HostmeshError } from '../errors.js';
@@ -14,6 +14,10 @@ import { Tunnels } from './tunnels.js';
 import { DEFAULT_MAX_HEADERS, h2cAsHttp11, tooManyHeaders } from '../router/headers.js';
 import type { RouterMetrics } from '../metrics/metrics.js';
 import { Connections } from './connections.js';
+import { clearContextHeaders } from './clear-context.js';
+import type { Callers } from '../identity/caller.js';
+import { RefusalLog, type RefusalReason, type Source, type SourceGuard } from '../identity/source-guard.js';
+import { CLAIM_HEADER } from '../identity/workload-identity.js';
 
 /** Defaults of the socket limits (config keys of a server; see the README's limits table). */
 export const SOCKET_DEFAULTS = {
@@ -54,6 +58,12 @@ export interface ListenerOptions {
   readonly maxPendingHandshakes?: number;
   /** Where requests, connections and TLS failures are counted. */
   readonly metrics?: RouterMetrics;
+  /** Outgoing side: who may connect (local pods, the node, loopback, CIDRs); absent: anyone. */
+  readonly sourceGuard?: SourceGuard;
+  /** How a request's caller is established (identity/caller.ts); absent: the verified peer only. */
+  readonly callers?: Callers;
+  /** Linkerd 1's clearContext: l5d-ctx-* and l5d-dtab are removed from what arrives here. */
+  readonly clearContext?: boolean;
 }
 
 export class Listener {
@@ -72,11 +82,16 @@ export class Listener {
   /** How long a client gets to take an error answer written outside a request. */
   readonly #lingerMs: number;
   readonly #maxHeaders: number;
+  /** Admitted sources by socket (outgoing side, with a source guard). */
+  readonly #sources = new WeakMap<Socket, Source>();
+  readonly #callers: Callers | undefined;
+  readonly #refusalLog = new RefusalLog();
 
   constructor(router: Router, options: ListenerOptions, logger: Logger) {
     this.#router = router;
     this.#logger = logger;
     this.#tls = options.tls !== undefined;
+    this.#callers = options.callers;
     const headersTimeout = options.headersTimeoutMs ?? SOCKET_DEFAULTS.headersTimeoutMs;
     const idleTimeout = options.idleTimeoutMs ?? SOCKET_DEFAULTS.idleTimeoutMs;
     this.#lingerMs = headersTimeout;
@@ -117,6 +132,11 @@ export class Listener {
     // 'connection' listener: it runs behind the caps, so every accepted socket is counted from its
     // first moment and one over a cap is closed before it costs a TLS state (~40 KB) or a parser.
     const nodeOwn = this.#server.listeners('connection') as ((socket: Socket) => void)[];
+    // With a source guard every accepted socket starts paused (net.Server's pauseOnConnect, set on
+    // the HTTP server it is): Node's parser is attached but reads nothing until the source is
+    // admitted, which may wait for the pod watch; a refused socket is destroyed unread.
+    const guard = options.sourceGuard;
+    if (guard !== undefined) (this.#server as unknown as { pauseOnConnect: boolean }).pauseOnConnect = true;
     this.#server.removeAllListeners('connection');
     this.#server.on('connection', (socket: Socket) => {
       const refused = this.#connections.admit(socket);
@@ -127,6 +147,7 @@ export class Listener {
       }
       if (this.#connections.evictHandshake() !== undefined) metrics?.connectionRefused('handshake_limit');
       for (const listener of nodeOwn) listener.call(this.#server, socket);
+      if (guard !== undefined && !this.#sources.has(socket)) this.#admitSource(guard, socket);
     });
     if (options.tls) {
       this.#server.on('secureConnection', (socket: TLSSocket) => {
@@ -156,6 +177,12 @@ export class Listener {
           if (peer !== undefined) metrics.peerDisconnected(peer);
         });
       });
+    }
+    if (options.clearContext === true) {
+      // First among the listeners, so neither routing nor tunnels see the client's context.
+      for (const event of ['request', 'upgrade', 'connect'] as const) {
+        this.#server.prependListener(event, (req: http.IncomingMessage) => clearContextHeaders(req.headers));
+      }
     }
     this.#server.on('request', (req, res) => this.#onRequest(req, res));
     this.#server.on('upgrade', (req: http.IncomingMessage, socket: Socket, head: Buffer) => {
@@ -229,6 +256,39 @@ export class Listener {
     (this.#server as https.Server).setSecureContext(options);
   }
 
+  /** Resumes the socket of an admitted source, destroys one refused (counted, logged once a minute). */
+  #admitSource(guard: SourceGuard, socket: Socket): void {
+    const decided = (a: Awaited<ReturnType<SourceGuard['admit']>>): void => {
+      if (socket.destroyed) return;
+      if (a.ok) {
+        this.#sources.set(socket, a.source);
+        socket.resume();
+        return;
+      }
+      this.#refuseSource(socket, a.reason);
+    };
+    const a = guard.admit(socket.remoteAddress);
+    if (a instanceof Promise) void a.then(decided);
+    else decided(a);
+  }
+
+  #refuseSource(socket: Socket, reason: RefusalReason): void {
+    this.#metrics?.connectionRefused(reason);
+    const remote = socket.remoteAddress ?? '?';
+    if (this.#refusalLog.shouldLog(remote)) {
+      this.#logger.info({ remote, reason }, 'connection refused: the outgoing port serves only pods on this node, the node itself and allowedSourceCidrs');
+    }
+    socket.destroy();
+  }
+
+  /** The request's caller: its admitted source (outgoing) or its verified peer and claim (incoming). */
+  #caller(req: http.IncomingMessage, peer: string | undefined): Caller | Promise<Caller> | undefined {
+    const callers = this.#callers;
+    if (callers === undefined) return undefined;
+    if (!this.#tls) return callers.fromSource(this.#sources.get(req.socket));
+    return callers.fromPeer(peer, req.headers[CLAIM_HEADER]);
+  }
+
   #onRequest(req: http.IncomingMessage, res: http.ServerResponse): void {
     const ctx: RequestContext = {};
     if (this.#draining) {
@@ -248,7 +308,20 @@ export class Listener {
     if (tooManyHeaders(req.rawHeaders, this.#maxHeaders)) {
       metrics?.tooManyHeaders();
       routed = Promise.reject(new HostmeshError('HEADERS_TOO_LARGE', `more than ${this.#maxHeaders} header fields`));
-    } else routed = this.#router.handle(req, res, ctx, peer);
+    } else {
+      // The caller (and, incoming, the identity l5d-client-id carries) before routing; a claim
+      // check may wait briefly for this router's pod watch, or refuse the request.
+      const route = (caller: Caller | undefined): Promise<void> => {
+        if (caller !== undefined) ctx.caller = caller;
+        return this.#router.handle(req, res, ctx, this.#tls ? (caller?.identity ?? peer) : peer);
+      };
+      try {
+        const caller = this.#caller(req, peer);
+        routed = caller instanceof Promise ? caller.then(route) : route(caller);
+      } catch (err) {
+        routed = Promise.reject(err);
+      }
+    }
     routed
       .catch((err: unknown) => rescue(res, err, ctx, this.#logger))
       .finally(() => {

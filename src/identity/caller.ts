@@ -1,0 +1,80 @@
+// The caller of a request, as one stage: from the admitted source on the outgoing side (a local
+// pod makes a workload claim), from the verified peer and its checked claim on the incoming side.
+
+import { HostmeshError } from '../errors.js';
+import type { Caller } from '../router/router.js';
+import type { PodDirectory } from './pod-directory.js';
+import type { Source } from './source-guard.js';
+import { CLAIM_HEADER, checkClaim, claimFor, workloadIdentity, type ClaimRefusal, type ClaimResult } from './workload-identity.js';
+
+export interface CallerOptions {
+  readonly trustDomain: string;
+  readonly pods: PodDirectory;
+  /**
+   * Whether this router can check claims: it has a view of the cluster's pods. Without one (no
+   * pod watch), a claim cannot be checked and is ignored: the caller is the peer node.
+   */
+  readonly verifyClaims: boolean;
+  readonly claimWaitMs?: number;
+  readonly schedule?: (ms: number, fn: () => void) => () => void;
+  /** Each claim checked, by result (a metric with a fixed label set). */
+  readonly onClaim?: (result: 'ok' | ClaimRefusal) => void;
+}
+
+const UNAUTHENTICATED: Caller = { authenticated: false };
+
+export class Callers {
+  readonly #o: CallerOptions;
+
+  constructor(options: CallerOptions) {
+    this.#o = options;
+  }
+
+  /** Outgoing side: a local pod speaks for itself; the node, loopback and CIDRs carry no claim. */
+  fromSource(source: Source | undefined): Caller {
+    if (source?.kind !== 'pod') return UNAUTHENTICATED;
+    const pod = source.pod;
+    return {
+      authenticated: true,
+      identity: workloadIdentity(pod, this.#o.trustDomain),
+      namespace: pod.namespace,
+      serviceAccount: pod.serviceAccount,
+      claim: claimFor(pod),
+    };
+  }
+
+  /**
+   * Incoming side: the verified peer (a node's router) and the claim it makes for the pod that
+   * called. A claim that fails the check refuses the request (403 IDENTITY_REFUSED); a peer whose
+   * certificate names no node cannot speak for pods, so its claims are ignored.
+   */
+  fromPeer(peerId: string | undefined, claim: string | string[] | undefined): Caller | Promise<Caller> {
+    const node: Caller = peerId === undefined ? UNAUTHENTICATED : { authenticated: true, identity: peerId };
+    if (claim === undefined || peerId === undefined) return node;
+    if (Array.isArray(claim)) return refuse('malformed', `more than one ${CLAIM_HEADER}`, this.#o);
+    if (!this.#o.verifyClaims) return node;
+    const result = checkClaim(claim, peerId, {
+      pods: this.#o.pods,
+      trustDomain: this.#o.trustDomain,
+      ...(this.#o.claimWaitMs !== undefined ? { waitMs: this.#o.claimWaitMs } : {}),
+      ...(this.#o.schedule !== undefined ? { schedule: this.#o.schedule } : {}),
+    });
+    const settle = (r: ClaimResult): Caller => {
+      if (r.ok) {
+        this.#o.onClaim?.('ok');
+        return { authenticated: true, identity: r.identity, namespace: r.pod.namespace, serviceAccount: r.pod.serviceAccount };
+      }
+      if (r.reason === 'unattested_peer') {
+        this.#o.onClaim?.(r.reason);
+        return node;
+      }
+      return refuse(r.reason, r.message, this.#o);
+    };
+    return result instanceof Promise ? result.then(settle) : settle(result);
+  }
+}
+
+function refuse(reason: ClaimRefusal, message: string, o: CallerOptions): never {
+  o.onClaim?.(reason);
+  throw new HostmeshError('IDENTITY_REFUSED', `workload identity refused: ${message}`);
+}
