@@ -1,9 +1,9 @@
 // `hostmesh delegate [-c config --router label] [--dtab d | --dtab-file f] [--fs-root dir] [--json] PATH`:
 // explains how a path binds: the delegation tree (each step with its dentry) and the bound result.
 
-import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { ConfigError, loadConfig } from '../config/load.js';
+import { InputFileError, readInputFile } from '../config/read-input.js';
 import { Dtab } from '../dtab/dtab.js';
 import { formatDtabFileError } from '../dtab/file-errors.js';
 import { DtabParseError, parsePath } from '../dtab/parse.js';
@@ -75,10 +75,14 @@ export async function runDelegate(args: DelegateArgs, io: Io): Promise<number> {
     if (args.dtabFile !== undefined) {
       let text: string;
       try {
-        text = await readFile(args.dtabFile, 'utf8');
+        // A bounded read: a FIFO would block here for good and /dev/zero would be read forever.
+        text = (await readInputFile(args.dtabFile, 'dtab file')).toString('utf8');
       } catch (err) {
-        io.err(`${args.dtabFile}: ${(err as Error).message}`);
-        return 2;
+        if (!(err instanceof InputFileError)) throw err;
+        io.err(err.message);
+        // Unreadable (missing, no permission) stays a usage error; a file refused for what it is
+        // (not a regular file, over 1 MiB) is bad input, as a dtab that fails to parse.
+        return err.code !== undefined ? 2 : 1;
       }
       try {
         extra = Dtab.read(text);

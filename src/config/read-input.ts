@@ -12,9 +12,16 @@ export const MAX_INPUT_BYTES = 1024 * 1024;
 
 /** A refused or unreadable input file; the message names the path and never the content. */
 export class InputFileError extends Error {
-  constructor(message: string) {
+  /**
+   * The errno code when the file could not be opened or read (ENOENT, EACCES...); undefined when it
+   * was refused for its kind or size. Callers treat a missing file and a refused one differently.
+   */
+  readonly code: string | undefined;
+
+  constructor(message: string, code?: string) {
     super(message);
     this.name = 'InputFileError';
+    this.code = code;
   }
 }
 
@@ -60,7 +67,7 @@ function showBytes(n: number): string {
 function openError(err: unknown, path: string, what: string): InputFileError {
   const e = err as NodeJS.ErrnoException;
   const reason = e.code === 'ENOENT' ? 'no such file' : e.code === 'EACCES' ? 'permission denied' : e.code === 'ELOOP' ? 'too many symbolic links' : (e.code ?? e.message);
-  return new InputFileError(`cannot read ${what} ${path}: ${reason}`);
+  return new InputFileError(`cannot read ${what} ${path}: ${reason}`, e.code ?? 'EIO');
 }
 
 /** The file's bytes, or an InputFileError naming the path. */

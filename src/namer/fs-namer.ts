@@ -1,14 +1,15 @@
 // The io.l5d.fs namer: a directory with one file per service, one `host port [key=value...]` line per
 // endpoint. Files are watched (directory watch, so Kubernetes' `..data` symlink swap is seen) and
-// re-read on change; a missing or empty file is neg so dtab alternations fall through.
+// re-read on change; a missing or empty file is neg so dtab alternations fall through, and so is
+// one refused as an input (not a regular file, over 1 MiB: config/read-input.ts), with a warning.
 // Entries live while observed (a live binding uses them) and are dropped idleTtl after that (and
 // the oldest idle ones past maxIdleNames), so Hosts that name no file cost nothing once their
 // bindings are gone; only observed files are polled.
 
 import { watch, type FSWatcher } from 'node:fs';
-import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from '../log.js';
+import { InputFileError, readInputFile } from '../config/read-input.js';
 import { NEG } from '../dtab/name-tree.js';
 import { Path } from '../dtab/path.js';
 import type { Addr, BoundName, Endpoint, EndpointMeta, Lookup, Namer } from './addr.js';
@@ -38,6 +39,8 @@ interface Entry {
   readonly addr: Var<Addr>;
   readonly bound: BoundName;
   lastText: string | undefined;
+  /** Why the file was last refused (a FIFO, a device, over 1 MiB): warned about once per change. */
+  lastRefusal: string | undefined;
   /** When the last observer left (or the entry was made unobserved); undefined while observed. */
   idleSince: number | undefined;
 }
@@ -197,6 +200,7 @@ export class FsNamer implements Namer {
         addr,
         bound,
         lastText: undefined,
+        lastRefusal: undefined,
         idleSince: undefined,
       };
       entry = e;
@@ -222,11 +226,21 @@ export class FsNamer implements Namer {
   }
 
   async #refresh(entry: Entry): Promise<void> {
+    const file = join(this.#rootDir, entry.name);
     let text: string | undefined;
+    let refusal: string | undefined;
     try {
-      text = await readFile(join(this.#rootDir, entry.name), 'utf8');
-    } catch {
+      // Bounded: a FIFO read would hold a libuv thread for good (four of them stall every file
+      // read and DNS lookup of the process) and /dev/zero would be read until memory runs out.
+      text = (await readInputFile(file, 'fs namer entry')).toString('utf8');
+    } catch (err) {
       text = undefined;
+      // A missing file is the ordinary neg; one refused for what it is deserves a word, once.
+      if (err instanceof InputFileError && err.code !== 'ENOENT') refusal = err.message;
+    }
+    if (refusal !== entry.lastRefusal) {
+      entry.lastRefusal = refusal;
+      if (refusal !== undefined) this.#logger?.warn({ file }, `fs namer: ${refusal}; the name is neg`);
     }
     if (text === entry.lastText && entry.lookup.get().kind !== 'pending') return;
     entry.lastText = text;
@@ -235,7 +249,7 @@ export class FsNamer implements Namer {
       text === undefined
         ? []
         : parseEndpointsFile(text, (line, message) =>
-            this.#logger?.warn({ file: join(this.#rootDir, entry.name), line }, `fs namer: ${message}`),
+            this.#logger?.warn({ file, line }, `fs namer: ${message}`),
           );
     if (endpoints.length === 0) {
       entry.addr.set({ kind: 'neg' });
