@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import type { HostmeshConfig, RouterConfig } from '../config/types.js';
 import type { Logger } from '../log.js';
 import { startHostmesh, type Hostmesh } from '../server/hostmesh.js';
+import { PodIndex, type PodInfo } from '../identity/pod-directory.js';
 import { startHelloApp, startTextApp, type App } from './apps.js';
 import { writeDemoPki } from './demo-pki.js';
 
@@ -40,6 +41,24 @@ export interface Demo {
 }
 
 const DTAB = '/svc => /#/io.l5d.fs;';
+
+/**
+ * The demo's "cluster": client pods on loopback addresses of their own, so the routers can tell
+ * workloads apart (curl --interface <ip> stands in for the pod). Both routers share this view, as
+ * two nodes' pod watches would.
+ */
+export const DEMO_PODS: readonly PodInfo[] = [
+  { namespace: 'shop', name: 'web-7f9c', uid: 'demo-1', nodeName: 'node-a', serviceAccount: 'web', ips: ['127.0.0.20'], hostNetwork: false },
+  { namespace: 'shop', name: 'batch-2k4d', uid: 'demo-2', nodeName: 'node-a', serviceAccount: 'batch', ips: ['127.0.0.21'], hostNetwork: false },
+  { namespace: 'shop', name: 'api-9x1z', uid: 'demo-3', nodeName: 'node-b', serviceAccount: 'api', ips: ['127.0.0.30'], hostNetwork: false },
+];
+
+function demoPods(): PodIndex {
+  const pods = new PodIndex();
+  for (const p of DEMO_PODS) pods.upsert(p);
+  pods.markSynced();
+  return pods;
+}
 
 function nodeConfig(node: DemoNode, ports: DemoPorts, dir: string, certs: { ca: string; cert: string; key: string }): HostmeshConfig {
   const outgoing: RouterConfig = {
@@ -119,10 +138,11 @@ export async function startDemo(logger: Logger, ports: DemoPorts = DEFAULT_PORTS
     await writeFile(join(disco, 'hello'), `${a.ip} ${hello.port} node=${a.name}\n`);
     await writeFile(join(disco, 'hostmesh'), NODES.map((n) => `${n.ip} ${ports.incoming} node=${n.name}`).join('\n') + '\n');
 
+    const pods = demoPods();
     for (const node of NODES) {
       const certs = pki.nodes.get(node.name) as { cert: string; key: string };
       const config = nodeConfig(node, ports, dir, { ca: pki.ca, ...certs });
-      meshes.push(await startHostmesh(config, { logger: logger.child({ node: node.name }) }));
+      meshes.push(await startHostmesh(config, { logger: logger.child({ node: node.name }), pods }));
     }
 
     // Ready once hello answers through the whole chain (hello -> node-a -> mTLS -> node-b -> world).
@@ -139,6 +159,8 @@ export async function startDemo(logger: Logger, ports: DemoPorts = DEFAULT_PORTS
       `curl -x ${px} http://world/`,
       `curl -x ${px} -H 'l5d-dtab: /svc/world => /svc/world-v2' http://hello/`,
       `curl -x ${px} http://nothing-here/   # 502 with l5d-err`,
+      `curl -si --interface 127.0.0.20 -x ${px} http://world/ | grep -i x-called-by   # the pod shop/web-7f9c: web.shop.serviceaccount.identity.hostmesh.cluster.local`,
+      `curl -si --interface 127.0.0.30 -x ${px} http://world/   # refused: that pod runs on node-b, not node-a`,
       `curl 'http://${a.ip}:${ports.admin}/delegator.json?router=outgoing&path=/svc/world'`,
       `curl http://${b.ip}:${ports.admin}/admin/ping`,
     ];
