@@ -23,6 +23,7 @@ import { parsePath } from '../dtab/parse.js';
 import { HeaderDtabs } from './header-dtabs.js';
 import type { EndpointTransform } from './transformers.js';
 import { CLAIM_HEADER } from '../identity/workload-identity.js';
+import type { Authorize } from './authorize.js';
 
 export interface RouterOptions {
   readonly label: string;
@@ -55,6 +56,8 @@ export interface RouterOptions {
   readonly now?: () => number;
   /** A cached binding was dropped: idle past idleTtl, or the oldest one past a cap (metrics). */
   readonly onBindingEvicted?: (reason: 'idle' | 'capacity') => void;
+  /** The authorization stage (authorize.ts), on the final bound name; absent: everything allowed. */
+  readonly authorize?: Authorize;
 }
 
 /**
@@ -192,6 +195,7 @@ export class Router {
     const bound = await this.#bind(dtab, id.name, overrides.dtab !== undefined);
     const name = this.#pick(bound, ctx);
     const endpoint = this.#endpoint(name, ctx);
+    this.#o.authorize?.(req, ctx, name.id.show(), peerId);
 
     ctx.client = name.id.show();
     if (overrides.text !== '') this.#o.onOverride?.();
@@ -222,6 +226,7 @@ export class Router {
     const dtab = overrides.dtab === undefined ? base : base.concat(overrides.dtab);
     const name = this.#pick(await this.#bind(dtab, id.name, overrides.dtab !== undefined), ctx);
     const endpoint = this.#endpoint(name, ctx);
+    this.#o.authorize?.(req, ctx, name.id.show(), peerId);
     const out = outgoingHeaders(h, host, id.name.show(), name.id.show(), overrides.text, peerId, ctx.caller?.claim);
     return { endpoint, tls: this.#o.pools.tls, target: id.target, headers: out };
   }

@@ -83,7 +83,8 @@ export function publishRouters(api: FakeApiServer, ports: K8sMesh['ports']): voi
   );
 }
 
-export async function startK8sMesh(api: FakeApiServer): Promise<K8sMesh> {
+/** `configure` edits each node's config before it starts (e.g. to add an authz policy). */
+export async function startK8sMesh(api: FakeApiServer, options: { configure?: (config: HostmeshConfig, node: string) => HostmeshConfig } = {}): Promise<K8sMesh> {
   const [outgoing, incoming, admin] = (await freePorts(NODES[0].ip, 3)) as [number, number, number];
   const ports = { outgoing, incoming, admin };
   const dir = await mkdtemp(join(tmpdir(), 'hostmesh-k8s-'));
@@ -93,7 +94,8 @@ export async function startK8sMesh(api: FakeApiServer): Promise<K8sMesh> {
   const pods: Pod[] = [];
   for (const node of NODES) {
     const certs = pki.nodes.get(node.name) as { cert: string; key: string };
-    meshes.push(await startHostmesh(nodeConfig(node, api, ports, { ca: pki.ca, ...certs }), { logger: silentLogger(), k8sBackoff: { baseMs: 50, capMs: 500 } }));
+    const config = nodeConfig(node, api, ports, { ca: pki.ca, ...certs });
+    meshes.push(await startHostmesh(options.configure?.(config, node.name) ?? config, { logger: silentLogger(), k8sBackoff: { baseMs: 50, capMs: 500 } }));
   }
   return {
     meshes,

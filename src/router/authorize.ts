@@ -1,0 +1,98 @@
+// The authorization stage: decides allow/deny for a request's final destination (the bound name
+// after all dtab rewriting) and refuses l5d-dtab overrides the caller's namespace may not send.
+
+import type { IncomingMessage } from 'node:http';
+import { destinationFromName } from '../authz/destination.js';
+import type { AuthzCaller, Policy } from '../authz/policy.js';
+import { HostmeshError } from '../errors.js';
+import type { Logger } from '../log.js';
+import type { RequestContext } from './router.js';
+
+export type AuthzVerdict = 'allow' | 'deny' | 'audit';
+
+export interface AuthorizeOptions {
+  /** The policy in force; read once per request (a reload applies to the next request). */
+  readonly policy: () => Policy;
+  /** Where the k8s namer is mounted under /# (its `prefix`), to read namespace/service/port. */
+  readonly k8sPrefix?: string;
+  readonly logger: Logger;
+  /** Each decision on the final destination (metrics, the dashboard's callers). */
+  readonly onDecision?: (service: string, destination: string, caller: string, verdict: AuthzVerdict) => void;
+  /** An l5d-dtab override refused by allowDtabOverride: false (counted as a deny). */
+  readonly onOverrideRefused?: (service: string, caller: string) => void;
+  /** The clock of the audit log's rate limit (tests drive it). */
+  readonly now?: () => number;
+}
+
+/** Would-deny lines logged per minute at most; the rest are counted and summed up in the next line. */
+export const AUDIT_LOG_PER_MINUTE = 20;
+
+/** What a decision reads of a request: one call per request from the router, after the endpoint is chosen. */
+export type Authorize = (req: IncomingMessage, ctx: RequestContext, bound: string, peerId: string | undefined) => void;
+
+/**
+ * The caller as the policy sees it. On the incoming (mTLS) side the listener's caller, else the
+ * verified peer identity; on the outgoing side the listener's caller, else unauthenticated (a
+ * plaintext local client proves nothing by itself).
+ */
+function callerOf(incoming: boolean, ctx: RequestContext, peerId: string | undefined): AuthzCaller {
+  const c = ctx.caller;
+  if (c !== undefined) {
+    return {
+      authenticated: c.authenticated,
+      ...(c.identity !== undefined ? { identity: c.identity } : {}),
+      ...(c.namespace !== undefined ? { namespace: c.namespace } : {}),
+      ...(c.serviceAccount !== undefined ? { serviceAccount: c.serviceAccount } : {}),
+    };
+  }
+  if (incoming && peerId !== undefined) return { authenticated: true, identity: peerId };
+  return { authenticated: false };
+}
+
+function callerLabel(c: AuthzCaller): string {
+  return c.authenticated ? (c.identity ?? 'authenticated') : 'unauthenticated';
+}
+
+export function authorizer(o: AuthorizeOptions): Authorize {
+  const now = o.now ?? Date.now;
+  let windowStart = -Infinity;
+  let logged = 0;
+  let suppressed = 0;
+  const audit = (reason: string, caller: string, destination: string): void => {
+    const t = now();
+    if (t - windowStart >= 60_000) {
+      if (suppressed > 0) o.logger.warn({ suppressed }, 'authz audit: more would-deny requests in the last minute were not logged');
+      windowStart = t;
+      logged = 0;
+      suppressed = 0;
+    }
+    if (logged >= AUDIT_LOG_PER_MINUTE) {
+      suppressed++;
+      return;
+    }
+    logged++;
+    o.logger.warn({ caller, destination, reason }, 'authz audit: would deny (allowed: the namespace is in audit mode)');
+  };
+
+  return (req, ctx, bound, peerId) => {
+    const policy = o.policy();
+    // The mTLS side is where the verified identity is: the final destination is decided there.
+    // Every mesh call, same-node ones included, goes outgoing -> incoming over mTLS, so deciding at
+    // the incoming router covers them all; the outgoing side only guards l5d-dtab overrides.
+    const incoming = (req.socket as { encrypted?: boolean }).encrypted === true;
+    const caller = callerOf(incoming, ctx, peerId);
+    const service = ctx.service ?? '-';
+    if (!incoming) {
+      if (ctx.overrides !== undefined && ctx.overrides !== '' && !policy.dtabOverrideAllowed(caller)) {
+        o.onOverrideRefused?.(service, callerLabel(caller));
+        throw new HostmeshError('DTAB_OVERRIDE_REFUSED', `l5d-dtab overrides are not allowed for ${callerLabel(caller)} (allowDtabOverride: false for its namespace)`);
+      }
+      return;
+    }
+    const d = policy.decide({ caller, dest: destinationFromName(bound, o.k8sPrefix), method: req.method ?? 'GET', path: req.url ?? '/' });
+    const verdict: AuthzVerdict = d.decision === 'deny' ? 'deny' : d.audit ? 'audit' : 'allow';
+    o.onDecision?.(service, bound, callerLabel(caller), verdict);
+    if (verdict === 'audit') audit(d.reason, callerLabel(caller), bound);
+    if (verdict === 'deny') throw new HostmeshError('AUTHZ_DENIED', `authorization denied: ${d.reason}`);
+  };
+}
