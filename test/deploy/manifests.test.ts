@@ -57,7 +57,9 @@ interface PodSpec {
 }
 const podSpec = (list: readonly Manifest[]): PodSpec => (one(list, 'DaemonSet', 'hostmesh') as unknown as { spec: { template: { spec: PodSpec } } }).spec.template.spec;
 const container = (list: readonly Manifest[]): Container => podSpec(list).containers[0] as Container;
-const configMap = one(base, 'ConfigMap') as unknown as Manifest & { data: Record<string, string> };
+const configMaps = base.filter((m) => m.kind === 'ConfigMap') as unknown as (Manifest & { data: Record<string, string> })[];
+const configMap = configMaps.find((m) => m.metadata.name.startsWith('hostmesh-config-')) as Manifest & { data: Record<string, string> };
+const policyMap = one(base, 'ConfigMap', 'hostmesh-policy') as unknown as Manifest & { data: Record<string, string> };
 
 // The config as the DaemonSet gets it: the ConfigMap's config.yaml, its dtabFiles read from the ConfigMap.
 const files = new Map<string, string>();
@@ -81,7 +83,7 @@ t.test('every rendered manifest validates against the Kubernetes schemas and use
       await t.resolves(validate(m), `${name} ${m.kind}/${m.metadata.name} is a valid ${m.apiVersion} ${m.kind}`);
     }
   }
-  t.same(base.map((m) => m.kind).sort(), ['ClusterRole', 'ClusterRoleBinding', 'ConfigMap', 'DaemonSet', 'Namespace', 'PriorityClass', 'Service', 'ServiceAccount']);
+  t.same(base.map((m) => m.kind).sort(), ['ClusterRole', 'ClusterRoleBinding', 'ConfigMap', 'ConfigMap', 'DaemonSet', 'Namespace', 'PriorityClass', 'Service', 'ServiceAccount']);
   for (const m of base) if (!['Namespace', 'ClusterRole', 'ClusterRoleBinding', 'PriorityClass'].includes(m.kind)) t.equal(m.metadata.namespace, 'hostmesh', `${m.kind} in namespace hostmesh`);
 });
 
@@ -129,6 +131,24 @@ t.test('ConfigMap keys are the files the config and the entrypoint read; TLS fil
   t.equal(sampleSecret.metadata.namespace, 'hostmesh');
   t.equal(sampleSecret.type, 'kubernetes.io/tls');
   for (const m of [...base, ...hostNetwork, ...certManager]) t.not(m.kind, 'Secret', 'no private key is shipped in k8s/');
+});
+
+t.test('the authorization policy: its own ConfigMap, mounted as a directory where authz.policyFile points, hot reloadable; shipped policies are valid', async (t) => {
+  const c = container(base);
+  const spec = podSpec(base);
+  const file = shipped.authz?.policyFile ?? '';
+  const policyMount = c.volumeMounts.find((v) => v.name === 'policy');
+  t.equal(spec.volumes.find((v) => v.name === 'policy')?.configMap?.name, 'hostmesh-policy', 'no hash suffix: an edit of the live ConfigMap is reloaded, not rolled out');
+  t.equal(policyMount?.readOnly, true);
+  t.equal(`${policyMount?.mountPath}/policy.yaml`, file, 'authz.policyFile is the ConfigMap key policy.yaml');
+  t.notOk(c.volumeMounts.some((v) => v !== policyMount && file.startsWith(`${v.mountPath}/`)), 'not under another mount (a read-only ConfigMap volume cannot hold a mount point)');
+  t.same(Object.keys(policyMap.data), ['policy.yaml']);
+  const { parsePolicy } = await import('../../src/authz/policy.js');
+  const shippedPolicy = parsePolicy(policyMap.data['policy.yaml'] ?? '', 'policy.yaml');
+  t.equal(shippedPolicy.ruleCount, 0);
+  t.equal(shippedPolicy.namespaceDefault('default'), 'allow', 'the base policy allows everything, as hostmesh without a policy');
+  const example = parsePolicy(readFileSync(join(ROOT, 'k8s', 'examples', 'policy.yaml'), 'utf8'), 'k8s/examples/policy.yaml');
+  t.equal(example.namespaceDefault('default'), 'deny', 'the hello-world sample is deny-by-default');
 });
 
 t.test('dtab files shipped in the ConfigMap are the ones in dtab/', async (t) => {
