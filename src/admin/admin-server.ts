@@ -2,7 +2,7 @@
 // as Linkerd 1's admin paths. Metrics and the dashboard extend the same path table.
 
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import { networkInterfaces } from 'node:os';
 import type { HostmeshConfig } from '../config/types.js';
 import { Dtab } from '../dtab/dtab.js';
@@ -15,7 +15,24 @@ import type { Metrics } from '../metrics/metrics.js';
 import { DASHBOARD_HTML } from './dashboard.js';
 import { checkAdminRequest, type AdminRefusal, type HostRules } from './admin-guard.js';
 import { HostmeshError } from '../errors.js';
-import { rescue } from '../server/rescue.js';
+import { endRaw, rawParserError, rescue } from '../server/rescue.js';
+import { Connections } from '../server/connections.js';
+import { SOCKET_DEFAULTS } from '../server/listener.js';
+import type { ConnectionState } from '../metrics/metrics.js';
+
+/**
+ * Socket limits of the admin listener (admin.* keys). The deadlines are the routers' servers'; the
+ * caps are smaller, since probes, Prometheus and an operator need a handful of connections.
+ */
+export const ADMIN_SOCKET_DEFAULTS = {
+  headersTimeoutMs: SOCKET_DEFAULTS.headersTimeoutMs,
+  idleTimeoutMs: SOCKET_DEFAULTS.idleTimeoutMs,
+  maxConnections: 1_000,
+  maxConnectionsPerSource: 100,
+} as const;
+
+/** The `router` label the admin listener's socket metrics carry (it is no router: a fixed value). */
+const ADMIN_LABEL = 'admin';
 
 export interface AdminContext {
   readonly routers: readonly { label: string; router: Router }[];
@@ -71,6 +88,10 @@ export class AdminServer {
   readonly #server: http.Server;
   readonly #paths = new Map<string, { handler: Handler; changesState: boolean }>();
   readonly #hostRules: HostRules;
+  /** Connections from this host itself (probes on a hostNetwork node, port-forward, curl on the node). */
+  readonly #own: Connections;
+  /** Every other connection (pods, other nodes). */
+  readonly #others: Connections;
 
   constructor(ctx: AdminContext, logger: Logger) {
     this.#ctx = ctx;
@@ -80,7 +101,27 @@ export class AdminServer {
       localAddresses: () => Object.values(networkInterfaces()).flatMap((list) => (list ?? []).map((i) => i.address)),
       allowedHosts: ctx.config.admin.allowedHosts ?? [],
     };
-    this.#server = http.createServer((req, res) => this.#dispatch(req, res));
+    const admin = ctx.config.admin;
+    const headersTimeout = admin.headersTimeoutMs ?? ADMIN_SOCKET_DEFAULTS.headersTimeoutMs;
+    const idleTimeout = admin.idleTimeoutMs ?? ADMIN_SOCKET_DEFAULTS.idleTimeoutMs;
+    this.#server = http.createServer(
+      {
+        headersTimeout,
+        // A whole admin request (bodies are at most 64 KB) within Node's 5 minutes, never less than its headers.
+        requestTimeout: Math.max(300_000, headersTimeout),
+        keepAliveTimeout: Math.min(5_000, idleTimeout),
+        // Node checks headersTimeout on this interval; fine enough for short configured values.
+        connectionsCheckingInterval: Math.min(30_000, Math.max(50, Math.floor(headersTimeout / 4))),
+      },
+      (req, res) => this.#dispatch(req, res),
+    );
+    const limits = {
+      max: admin.maxConnections ?? ADMIN_SOCKET_DEFAULTS.maxConnections,
+      perSource: admin.maxConnectionsPerSource ?? ADMIN_SOCKET_DEFAULTS.maxConnectionsPerSource,
+    };
+    this.#own = new Connections(limits);
+    this.#others = new Connections(limits);
+    this.#limitSockets(headersTimeout, idleTimeout);
     this.route('/admin/ping', (_req, res) => send(res, 200, 'pong'));
     this.route('/ready', (_req, res) => (this.ready && this.readyCheck() ? send(res, 200, 'ready\n') : send(res, 503, 'not ready\n')));
     this.route('/config.json', (_req, res) => sendJson(res, 200, ctx.config));
@@ -121,7 +162,53 @@ export class AdminServer {
   async close(): Promise<void> {
     const closed = new Promise<void>((resolve) => this.#server.close(() => resolve()));
     this.#server.closeAllConnections();
+    // Sockets Node does not list as HTTP connections yet (or any more) are ours to end too.
+    this.#own.destroyAll();
+    this.#others.destroyAll();
     await closed;
+  }
+
+  /**
+   * The routers' listener classes on the admin port: caps counted from a socket's first moment
+   * (before Node's HTTP parser takes it) and a deadline for every state. This host's own
+   * connections are counted apart under the same caps: the port is open to every pod, and a flood
+   * from them must not refuse the kubelet's probes on a hostNetwork node or an operator's
+   * port-forward (their source address is the address they connected to).
+   */
+  #limitSockets(headersTimeout: number, idleTimeout: number): void {
+    const metrics = this.#ctx.metrics;
+    const deadline = (state: ConnectionState): void => void metrics?.connectionDeadlines.labels(ADMIN_LABEL, state).inc();
+    const nodeOwn = this.#server.listeners('connection') as ((socket: Socket) => void)[];
+    this.#server.removeAllListeners('connection');
+    this.#server.on('connection', (socket: Socket) => {
+      const fromHere = socket.remoteAddress !== undefined && socket.remoteAddress === socket.localAddress;
+      const refused = (fromHere ? this.#own : this.#others).admit(socket);
+      if (refused !== undefined) {
+        metrics?.connectionsRefused.labels(ADMIN_LABEL, refused).inc();
+        socket.destroy();
+        return;
+      }
+      for (const listener of nodeOwn) listener.call(this.#server, socket);
+    });
+    this.#server.setTimeout(idleTimeout);
+    this.#server.on('timeout', (socket: Socket) => {
+      deadline('idle');
+      socket.destroy();
+    });
+    this.#server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
+      if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT') deadline('headers');
+      if (!socket.writable || err.code === 'ECONNRESET') {
+        socket.destroy();
+        return;
+      }
+      const answer =
+        err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+          ? rawParserError('request headers did not arrive in time', 408)
+          : err.code === 'HPE_HEADER_OVERFLOW'
+            ? rawParserError('request line and headers too large', 431)
+            : rawParserError(err.code ?? 'parse error');
+      endRaw(socket, answer, headersTimeout, () => deadline('error_answer'));
+    });
   }
 
   #dispatch(req: http.IncomingMessage, res: http.ServerResponse): void {

@@ -194,6 +194,11 @@ export const rawConfigSchema = z.strictObject({
       port: port.default(9990),
       allowRemoteShutdown: z.boolean().default(false),
       allowedHosts: z.array(z.string().regex(/^[A-Za-z0-9_~.-]+$/, 'a host name without port or scheme')).optional(),
+      // Socket limits of the admin listener (hostmesh additions; defaults in admin-server.ts).
+      headersTimeoutMs: z.number().int().min(100).max(600_000).optional(),
+      idleTimeoutMs: z.number().int().min(100).optional(),
+      maxConnections: z.number().int().min(1).max(1_000_000).optional(),
+      maxConnectionsPerSource: z.number().int().min(1).max(1_000_000).optional(),
     })
     .optional(),
   namers: z.array(z.discriminatedUnion('kind', [k8sNamer, fsNamer])).default([]),

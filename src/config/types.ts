@@ -7,6 +7,14 @@ export interface AdminConfig {
   allowRemoteShutdown: boolean; // default false
   /** Host names the admin answers besides loopback names and its own addresses (DNS rebinding guard). */
   allowedHosts?: string[];
+  /** Request line + headers must arrive within this (default 20 s, as the routers' servers). */
+  headersTimeoutMs?: number;
+  /** A connection with no traffic this long is closed (default 5 min, as the routers' servers). */
+  idleTimeoutMs?: number;
+  /** Connections open at once, counted apart for this host's own and for others (default 1,000 each). */
+  maxConnections?: number;
+  /** Connections open at once from one source address (default 100). */
+  maxConnectionsPerSource?: number;
 }
 
 export interface K8sNamerConfig {
