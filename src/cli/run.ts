@@ -5,7 +5,7 @@ import type { Command } from 'commander';
 import { ConfigError, loadConfig } from '../config/load.js';
 import type { HostmeshConfig } from '../config/types.js';
 import { createLogger } from '../log.js';
-import { startHostmesh } from '../server/hostmesh.js';
+import { checkRouters, startHostmesh } from '../server/hostmesh.js';
 import { clientTlsOptions, keyFileWarnings, serverTlsOptions, tlsKeyFiles } from '../server/tls-files.js';
 import { printable } from '../config/printable.js';
 import { readInputFileSync } from '../config/read-input.js';
@@ -83,7 +83,7 @@ export async function runCheck(file: string, set: string[], io: Io = stdio): Pro
   try {
     const { config, warnings } = await loadConfig(file, { set });
     const tlsWarnings: string[] = [];
-    const problems = await checkTlsFiles(config, tlsWarnings);
+    const problems = [...checkRouters(config), ...(await checkTlsFiles(config, tlsWarnings))];
     for (const w of [...warnings, ...tlsWarnings]) io.err(printable(`warning: ${w}`));
     for (const p of problems) io.err(printable(`${file}: ${p}`));
     if (problems.length > 0) return 1;

@@ -297,14 +297,19 @@ t.test('the shipped config passes `hostmesh run --check` with only the in-cluste
     `routers.1.servers.0.tls.caCertPath=${sampleDir}/ca.crt`,
   ].flatMap((s) => ['--set', s]);
   const args = c.args.map((a) => (a === '/etc/hostmesh/config.yaml' ? join(ROOT, 'k8s/base/config/config.yaml') : a));
-  const ok = await runCli([...args, '--check', ...set]);
+  // NODE_NAME as the DaemonSet's downward API sets it: --check builds the localnode transformer too.
+  const env = { NODE_NAME: 'node-1' };
+  const unnamed = await runCli([...args, '--check', ...set]);
+  t.equal(unnamed.code, 1, 'without a node name the incoming router cannot be built');
+  t.match(unnamed.stderr, /router incoming: io\.l5d\.k8s\.localnode needs the node name/);
+  const ok = await runCli([...args, '--check', ...set], env);
   t.equal(ok.code, 0, ok.stderr);
   t.match(ok.stdout, /ok \(2 router\(s\): outgoing, incoming\)/);
   // The host-network overlay's extra --set is a valid path too.
-  const hn = await runCli([...args, '--check', ...set, '--set', 'routers.0.servers.0.ip=10.1.2.3']);
+  const hn = await runCli([...args, '--check', ...set, '--set', 'routers.0.servers.0.ip=10.1.2.3'], env);
   t.equal(hn.code, 0, hn.stderr);
   // A certificate from another CA is caught at check time, not at the first handshake.
-  const wrongKey = await runCli([...args, '--check', ...set, '--set', `routers.1.servers.0.tls.keyPath=${sampleDir}/ca.key`]);
+  const wrongKey = await runCli([...args, '--check', ...set, '--set', `routers.1.servers.0.tls.keyPath=${sampleDir}/ca.key`], env);
   t.equal(wrongKey.code, 1);
   t.match(wrongKey.stderr, /router incoming server :4141 tls/);
 });
