@@ -1,7 +1,9 @@
 // The admin dashboard (`/` on :9990): one self-contained page, no external assets. It polls the
 // admin JSON endpoints: golden signals per service (/admin/services.json) with sparklines of the
 // last five minutes, bound clients and stale discovery (/client_state.json), and a dtab
-// playground over /delegator.json showing each delegation step with the dentry that applied.
+// playground over /delegator.json showing each delegation step with the dentry that applied;
+// beside it an authorization explain box (/authz/explain.json), and each destination's callers by
+// identity with allowed and denied counts (/authz/callers.json).
 // All data is inserted with textContent (names and dtabs come from requests: never as HTML).
 
 const CSS = `
@@ -23,7 +25,8 @@ ul.tree{list-style:none;padding-left:18px;margin:2px 0;border-left:1px dotted #9
 ul.tree li{margin:2px 0}
 code{font:12px ui-monospace,monospace;background:#eef0f3;padding:1px 4px;border-radius:3px}
 .kind{display:inline-block;min-width:70px;font-weight:600}
-#error{color:#b3261e}
+#error,#explain-error{color:#b3261e}
+.pair{display:grid;grid-template-columns:repeat(auto-fit,minmax(420px,1fr));gap:16px}
 `;
 
 const JS = `
@@ -133,13 +136,50 @@ async function delegate(ev) {
   out.appendChild(ul);
 }
 
+async function refreshAuthz() {
+  const r = await fetch('/authz/callers.json');
+  const data = await r.json();
+  $('authz-mode').textContent = data.policy ? 'policy in force; decided at the incoming router on the final destination' : 'no policy configured: every call is allowed';
+  const body = $('authz-callers');
+  body.replaceChildren();
+  for (const router of data.routers) {
+    for (const d of router.destinations) {
+      for (const c of d.callers) {
+        const tr = el('tr');
+        tr.dataset.destination = d.destination;
+        tr.append(el('td', router.label), el('td', d.destination), el('td', c.identity), el('td', String(c.allowed) + (c.audited ? ' (' + c.audited + ' audit)' : '')), el('td', String(c.denied), c.denied ? 'bad' : ''));
+        body.appendChild(tr);
+      }
+    }
+  }
+  if (!body.children.length) { const tr = el('tr'); const td = el('td', 'no decisions yet'); td.colSpan = 5; tr.appendChild(td); body.appendChild(tr); }
+}
+
+async function explain(ev) {
+  ev.preventDefault();
+  $('explain-error').textContent = '';
+  const q = new URLSearchParams({ from: $('from').value, to: $('to').value, method: $('method').value, path: $('reqpath').value });
+  const r = await fetch('/authz/explain.json?' + q);
+  const out = $('explain-result');
+  out.replaceChildren();
+  const data = await r.json();
+  if (!r.ok) { $('explain-error').textContent = data.error; return; }
+  const verdict = data.decision === 'allow' ? (data.audit ? 'allow (audit: would deny when enforced)' : 'allow') : 'deny';
+  out.append(el('div', verdict, data.decision === 'allow' && !data.audit ? 'ok' : 'bad'));
+  out.append(el('div', 'decided by: ' + (data.rule ? 'rule ' + data.rule : 'the namespace default (' + data.default + ')')));
+  out.append(el('div', 'reason: ' + data.reason));
+  out.append(el('div', 'l5d-dtab overrides from this caller: ' + (data.dtabOverrideAllowed ? 'allowed' : 'refused')));
+  out.append(el('div', 'policy: ' + data.policy));
+}
+
 async function init() {
   const routers = await (await fetch('/admin/routers.json')).json();
   for (const r of routers) { const o = el('option', r.label); o.value = r.label; $('router').appendChild(o); }
   const show = () => { const r = routers.find((x) => x.label === $('router').value); $('basedtab').textContent = r ? r.dtab : ''; };
   $('router').addEventListener('change', show); show();
   $('playground').addEventListener('submit', (ev) => { delegate(ev).catch((e) => { $('error').textContent = String(e); }); });
-  const tick = () => Promise.all([refreshServices(), refreshClients()]).catch((e) => { $('status').textContent = 'admin unreachable: ' + e; });
+  $('explain').addEventListener('submit', (ev) => { explain(ev).catch((e) => { $('explain-error').textContent = String(e); }); });
+  const tick = () => Promise.all([refreshServices(), refreshClients(), refreshAuthz()]).catch((e) => { $('status').textContent = 'admin unreachable: ' + e; });
   await tick();
   setInterval(tick, 2000);
 }
@@ -160,6 +200,7 @@ export const DASHBOARD_HTML = `<!doctype html>
 <section><h2>Routers</h2><ul id="routers"></ul></section>
 <section><h2>Clients (bound names and discovery)</h2>
 <table><thead><tr><th>router</th><th>bound name</th><th>state</th><th>endpoints</th></tr></thead><tbody id="clients"></tbody></table></section>
+<div class="pair">
 <section><h2>Dtab playground</h2>
 <form id="playground">
 <label for="router">router</label><select id="router"></select>
@@ -170,6 +211,19 @@ export const DASHBOARD_HTML = `<!doctype html>
 </form>
 <div id="error"></div><div id="delegation"></div>
 </section>
+<section><h2>Authorization explain</h2>
+<form id="explain">
+<label for="from">from</label><input id="from" value="unauthenticated" spellcheck="false" title="unauthenticated, an identity, or namespace/serviceaccount">
+<label for="to">to</label><input id="to" value="default/world" spellcheck="false" title="namespace/service[:port], or a bound name">
+<label for="method">method</label><input id="method" value="GET" spellcheck="false">
+<label for="reqpath">path</label><input id="reqpath" value="/" spellcheck="false">
+<span></span><button type="submit">Explain</button>
+</form>
+<div id="explain-error"></div><div id="explain-result"></div>
+</section>
+</div>
+<section><h2>Callers (authorization)</h2><p id="authz-mode"></p>
+<table><thead><tr><th>router</th><th>destination</th><th>caller</th><th>allowed</th><th>denied</th></tr></thead><tbody id="authz-callers"></tbody></table></section>
 </main>
 <script>${JS}</script>
 </body></html>

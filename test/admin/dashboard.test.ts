@@ -50,6 +50,17 @@ if (CHROMIUM === undefined) {
     t.match(delegation, /\/#\/io\.l5d\.fs\/world-v2/, 'the bound id is shown');
     t.match(delegation, /127\.0\.0\.3:\d+/, 'the bound address is shown');
 
+    // The authorization explain box beside the playground, and the callers table (no policy here).
+    await page.locator('#authz-mode', { hasText: /no policy configured/ }).waitFor({ timeout: 10_000 });
+    await page.fill('#from', 'default/hello');
+    await page.fill('#to', 'default/world:http');
+    await page.click('#explain button[type=submit]');
+    await page.locator('#explain-result div').first().waitFor({ timeout: 10_000 });
+    const explained = await page.locator('#explain-result').innerText();
+    t.match(explained, /^allow\n/, 'explain shows the decision');
+    t.match(explained, /namespace default \(allow\)|namespace 'default' defaults to allow|no rule matches/, 'and why');
+    t.match(explained, /l5d-dtab overrides from this caller: allowed/);
+
     t.same(errors, [], 'no console errors');
     // (A 400 from the playground is logged by the browser as a failed resource: expected below.)
     await page.fill('#path', 'not a path');
