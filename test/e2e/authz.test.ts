@@ -162,6 +162,8 @@ t.test('allowDtabOverride: false -> an override is 403 DTAB_OVERRIDE_REFUSED at 
   const r = await via('anything', { 'l5d-dtab': '/svc/anything => /#/io.l5d.k8s/default/http/web' });
   t.equal(r.status, 403);
   t.match(decodeURIComponent(String(r.headers['l5d-err'])), /l5d-dtab overrides are not allowed/);
+  const ctx = await via('anything', { 'l5d-ctx-dtab': '/svc/anything => /#/io.l5d.k8s/default/http/web' });
+  t.equal(ctx.status, 403, 'an override sent by a pod as l5d-ctx-dtab is refused too');
   t.equal((await via('web')).status, 200);
   t.ok((await counter(0, 'hostmesh_authz_total', { router: 'outgoing', decision: 'deny' })) >= 1, 'counted as a deny at the outgoing router');
   // Left in force: the tests below send no overrides.
