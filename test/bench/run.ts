@@ -37,6 +37,7 @@ const { values: opt } = parseArgs({
     soak: { type: 'string', default: '60' },
     'stream-mib': { type: 'string', default: '1024' },
     rows: { type: 'string', default: 'direct,nginx,hostmesh,hostmesh-1hop' },
+    policy: { type: 'string' },
   },
 });
 const RUNS = Number(opt.runs);
@@ -45,6 +46,8 @@ const LATENCY_S = Number(opt['latency-seconds']);
 const SOAK_S = Number(opt.soak);
 const STREAM_MIB = Number(opt['stream-mib']);
 const ROWS = (opt.rows ?? '').split(',');
+// The shipped policy (allow everything) unless --policy names another file (e.g. a 600-rule one).
+const POLICY = opt.policy ?? join(ROOT, 'k8s', 'base', 'config', 'policy.yaml');
 
 function ensureTools(): void {
   const missing = ['nginx', 'wrk'].filter((tool) => {
@@ -178,6 +181,7 @@ async function main(): Promise<void> {
         `routers.0.client.tls.trustCerts.0=${tls.ca}`, `routers.0.client.tls.clientAuth.certPath=${tls.cert}`, `routers.0.client.tls.clientAuth.keyPath=${tls.key}`,
         `routers.1.dtabFile=${join(ROOT, 'k8s/base/config/incoming.dtab')}`, `routers.1.servers.0.ip=${ip}`, `routers.1.servers.0.port=${incoming}`,
         `routers.1.servers.0.tls.certPath=${tls.cert}`, `routers.1.servers.0.tls.keyPath=${tls.key}`, `routers.1.servers.0.tls.caCertPath=${tls.ca}`,
+        `authz.policyFile=${POLICY}`,
       ].flatMap((s) => ['--set', s]);
       routers.push(startRouter(['run', '-c', config, ...set], { NODE_NAME: node }));
     }

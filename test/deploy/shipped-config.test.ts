@@ -13,7 +13,7 @@ import type { ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { X509Certificate } from 'node:crypto';
 import http from 'node:http';
-import { cp, mkdir, mkdtemp, readFile, rename, rm, symlink } from 'node:fs/promises';
+import { cp, mkdir, mkdtemp, readFile, rename, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import tls from 'node:tls';
@@ -117,6 +117,14 @@ t.test('the shipped DaemonSet config: routing, exact RBAC, certificate rotation'
     api.apply(endpointSlice('default', `${name}-x1`, name, [{ ip: name === 'world' ? '127.0.0.21' : '127.0.0.22', node: 'node-b' }], [{ name: 'http', port }]));
   }
 
+  // The policy ConfigMap mounted as the kubelet does: policy/policy.yaml -> ..data/policy.yaml.
+  const policyDir = join(dir, 'policy');
+  const policyMap = one(base, 'ConfigMap', 'hostmesh-policy') as unknown as { data: Record<string, string> };
+  await mkdir(join(policyDir, '..v1'), { recursive: true });
+  await writeFile(join(policyDir, '..v1', 'policy.yaml'), policyMap.data['policy.yaml'] ?? '');
+  await symlink('..v1', join(policyDir, '..data'));
+  await symlink(join('..data', 'policy.yaml'), join(policyDir, 'policy.yaml'));
+
   const tlsFile = (f: string) => join(tlsDir, f);
   for (const node of NODES) {
     const set = [
@@ -136,6 +144,7 @@ t.test('the shipped DaemonSet config: routing, exact RBAC, certificate rotation'
       `routers.1.servers.0.tls.certPath=${tlsFile('tls.crt')}`,
       `routers.1.servers.0.tls.keyPath=${tlsFile('tls.key')}`,
       `routers.1.servers.0.tls.caCertPath=${tlsFile('ca.crt')}`,
+      `authz.policyFile=${join(policyDir, 'policy.yaml')}`,
     ].flatMap((s) => ['--set', s]);
     const child = spawnCli(['run', '-c', CONFIG, ...set], { NODE_NAME: node.name });
     child.stderr?.resume();
@@ -230,6 +239,20 @@ t.test('the shipped DaemonSet config: routing, exact RBAC, certificate rotation'
   await load;
   t.ok(done > 20, `${done} requests completed during the rotations`);
   t.equal(failures, 0, 'no request failed');
+
+  // The ConfigMap edited to the hello-world sample policy (deny-by-default in default; only hello's
+  // service account may call world): node-b applies it without a restart, and this caller is denied.
+  await mkdir(join(policyDir, '..v2'));
+  await cp(join(ROOT, 'k8s', 'examples', 'policy.yaml'), join(policyDir, '..v2', 'policy.yaml'));
+  await symlink('..v2', join(policyDir, '..data_tmp'));
+  await rename(join(policyDir, '..data_tmp'), join(policyDir, '..data'));
+  let denied = await call();
+  for (let i = 0; i < 100 && denied.status !== 403; i++) {
+    await sleep(50);
+    denied = await call();
+  }
+  t.equal(denied.status, 403, 'the edited policy ConfigMap is in force');
+  t.match(decodeURIComponent(String(denied.headers['l5d-err'])), /^authorization denied: .*default\/world/, 'l5d-err names the destination');
 
   for (const c of children) c.kill('SIGTERM');
   for (const c of children) {
