@@ -49,7 +49,7 @@ export interface ServerTlsConfig {
   requireClientAuth: boolean;
   /** A TLS handshake must finish within this, else the socket is destroyed (default 10 s). */
   handshakeTimeoutMs?: number;
-  /** Unfinished handshakes at once; over it the oldest of the source holding most is closed (default 2,048). */
+  /** Unfinished handshakes at once; over it the oldest of the source holding most is closed (default 512). */
   maxPendingHandshakes?: number;
   /** Linkerd 1's TLS versions and suites (tls/policy.ts; default TLS 1.2-1.3, forward-secret AEAD). */
   protocols?: string[];

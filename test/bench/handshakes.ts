@@ -23,7 +23,7 @@ const { values } = parseArgs({
     // The default deadline (10 s); --deadline shortens or lengthens it for this run.
     deadline: { type: 'string', default: '10000' },
     sources: { type: 'string', default: '20' },
-    pending: { type: 'string', default: '2048' },
+    pending: { type: 'string', default: '512' },
   },
 });
 const N = Number(values.connections);

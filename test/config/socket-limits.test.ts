@@ -41,7 +41,7 @@ t.test('unset keys stay unset (the listener defaults apply)', async (t) => {
     tunnelIdleTimeoutMs: 300_000,
     maxConnections: 10_000,
     maxConnectionsPerSource: 1_000,
-    maxPendingHandshakes: 2_048,
+    maxPendingHandshakes: 512,
   });
 });
 
