@@ -15,7 +15,7 @@ import type { Metrics } from '../metrics/metrics.js';
 import { DASHBOARD_HTML } from './dashboard.js';
 import { checkAdminRequest, type AdminRefusal, type HostRules } from './admin-guard.js';
 import { HostmeshError } from '../errors.js';
-import { endRaw, rawParserError, rescue } from '../server/rescue.js';
+import { parserError, rescue, rescueRaw } from '../server/rescue.js';
 import { Connections } from '../server/connections.js';
 import { SOCKET_DEFAULTS } from '../server/listener.js';
 import type { ConnectionState } from '../metrics/metrics.js';
@@ -201,13 +201,7 @@ export class AdminServer {
         socket.destroy();
         return;
       }
-      const answer =
-        err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
-          ? rawParserError('request headers did not arrive in time', 408)
-          : err.code === 'HPE_HEADER_OVERFLOW'
-            ? rawParserError('request line and headers too large', 431)
-            : rawParserError(err.code ?? 'parse error');
-      endRaw(socket, answer, headersTimeout, () => deadline('error_answer'));
+      rescueRaw(socket, parserError(err), {}, this.#logger, headersTimeout, () => deadline('error_answer'));
     });
   }
 

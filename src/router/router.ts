@@ -24,6 +24,7 @@ import { HeaderDtabs } from './header-dtabs.js';
 import type { EndpointTransform } from './transformers.js';
 import { CLAIM_HEADER } from '../identity/workload-identity.js';
 import type { Authorize } from './authorize.js';
+import { withDelegationPath } from './explain-failure.js';
 
 export interface RouterOptions {
   readonly label: string;
@@ -241,6 +242,11 @@ export class Router {
     } catch {
       return false;
     }
+  }
+
+  /** `err` with its delegation path when it is a routing failure (error path only: explain-failure.ts). */
+  explainFailure(err: unknown, ctx: RequestContext): unknown {
+    return withDelegationPath(err, ctx, this.#o.interpreter);
   }
 
   /** What this router's clients are bound to now: each bound name, its addresses and their state. */

@@ -8,7 +8,7 @@ import type { TLSSocket, TlsOptions } from 'node:tls';
 import type { Logger } from '../log.js';
 import type { Caller, RequestContext, Router } from '../router/router.js';
 import { peerIdentity, peerVerdict } from './peer-identity.js';
-import { endRaw, rawParserError, rescue } from './rescue.js';
+import { parserError, rescue, rescueRaw } from './rescue.js';
 import { HostmeshError } from '../errors.js';
 import { Tunnels } from './tunnels.js';
 import { DEFAULT_MAX_HEADERS, h2cAsHttp11, tooManyHeaders } from '../router/headers.js';
@@ -192,7 +192,9 @@ export class Listener {
       }
       if (tooManyHeaders(req.rawHeaders, this.#maxHeaders)) {
         this.#metrics?.tooManyHeaders();
-        endRaw(socket, rawParserError(`more than ${this.#maxHeaders} header fields`, 431), this.#lingerMs, () => this.#metrics?.connectionDeadline('error_answer'));
+        rescueRaw(socket, HostmeshError.of('HEADERS_TOO_LARGE', 'fields', { max: this.#maxHeaders }), {}, this.#logger, this.#lingerMs, () =>
+          this.#metrics?.connectionDeadline('error_answer'),
+        );
         return;
       }
       const plain = h2cAsHttp11(req);
@@ -207,8 +209,10 @@ export class Listener {
     });
     this.#server.on('connect', (req: http.IncomingMessage, socket: Socket, head: Buffer) => {
       if (this.#draining || this.#tls) {
-        // CONNECT is for the plaintext outgoing side, where pods' proxy clients speak.
-        endRaw(socket, 'HTTP/1.1 403 Forbidden\r\nl5d-err: CONNECT%20is%20not%20accepted%20here\r\ncontent-length: 0\r\nconnection: close\r\n\r\n', this.#lingerMs);
+        // CONNECT is for the plaintext outgoing side, where pods' proxy clients speak; a draining
+        // router answers it as it answers requests.
+        const refusal = this.#draining ? HostmeshError.of('SHUTTING_DOWN', 'draining') : HostmeshError.of('CONNECT_REFUSED', 'incoming');
+        rescueRaw(socket, refusal, {}, this.#logger, this.#lingerMs, () => metrics?.connectionDeadline('error_answer'));
         return;
       }
       void this.#tunnels.connect(this.#router, this.#server, req, socket, head);
@@ -221,7 +225,7 @@ export class Listener {
         socket.destroy();
         return;
       }
-      endRaw(socket, clientErrorResponse(err), this.#lingerMs, () => metrics?.connectionDeadline('error_answer'));
+      rescueRaw(socket, parserError(err), {}, this.#logger, this.#lingerMs, () => metrics?.connectionDeadline('error_answer'));
     });
     if (options.tls) {
       this.#server.on('tlsClientError', (err: NodeJS.ErrnoException) => {
@@ -293,7 +297,7 @@ export class Listener {
     const ctx: RequestContext = {};
     if (this.#draining) {
       res.setHeader('connection', 'close');
-      rescue(res, new HostmeshError('SHUTTING_DOWN', 'router is shutting down'), ctx, this.#logger);
+      rescue(res, HostmeshError.of('SHUTTING_DOWN', 'draining'), ctx, this.#logger);
       return;
     }
     this.#active++;
@@ -307,7 +311,7 @@ export class Listener {
     let routed: Promise<void>;
     if (tooManyHeaders(req.rawHeaders, this.#maxHeaders)) {
       metrics?.tooManyHeaders();
-      routed = Promise.reject(new HostmeshError('HEADERS_TOO_LARGE', `more than ${this.#maxHeaders} header fields`));
+      routed = Promise.reject(HostmeshError.of('HEADERS_TOO_LARGE', 'fields', { max: this.#maxHeaders }));
     } else {
       // The caller (and, incoming, the identity l5d-client-id carries) before routing; a claim
       // check may wait briefly for this router's pod watch, or refuse the request.
@@ -323,7 +327,8 @@ export class Listener {
       }
     }
     routed
-      .catch((err: unknown) => rescue(res, err, ctx, this.#logger))
+      // A routing failure's delegation path is worked out here, on the error path only.
+      .catch((err: unknown) => rescue(res, this.#router.explainFailure(err, ctx), ctx, this.#logger))
       .finally(() => {
         this.#active--;
         if (this.#active === 0) for (const w of this.#idleWaiters.splice(0)) w();
@@ -370,16 +375,4 @@ export function tlsFailureReason(err: NodeJS.ErrnoException): string {
   if (/ECONNRESET|socket hang up|disconnected before/i.test(text)) return 'connection_reset';
   if (/version|protocol|wrong version|http request/i.test(text)) return 'protocol';
   return 'other';
-}
-
-/** The raw answer to an error Node's HTTP parser raised before a request existed. */
-function clientErrorResponse(err: NodeJS.ErrnoException): string {
-  switch (err.code) {
-    case 'HPE_HEADER_OVERFLOW':
-      return rawParserError('request line and headers too large', 431);
-    case 'ERR_HTTP_REQUEST_TIMEOUT':
-      return rawParserError('request headers did not arrive in time', 408);
-    default:
-      return rawParserError(`${err.code ?? 'parse error'}: ${(err as { reason?: string }).reason ?? err.message}`);
-  }
 }

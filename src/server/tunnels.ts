@@ -11,32 +11,8 @@ import { HostmeshError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { RequestContext, Router } from '../router/router.js';
 import { endpointKey } from '../router/endpoint-pool.js';
-import { endRaw, toHostmeshError } from './rescue.js';
+import { rescueRaw } from './rescue.js';
 import type { ConnectionState } from '../metrics/metrics.js';
-
-/**
- * Writes an error as a raw HTTP response on a socket that left the HTTP server (upgrade, CONNECT);
- * a client that does not take it loses the socket after `lingerMs`.
- */
-export function rescueSocket(socket: Duplex, err: unknown, ctx: RequestContext, logger: Logger, lingerMs: number): void {
-  const e = toHostmeshError(err);
-  if (e.code === 'INTERNAL') logger.error({ err }, 'internal error on an upgrade or CONNECT');
-  if (!socket.writable) {
-    socket.destroy();
-    return;
-  }
-  const lines = [e.message];
-  if (ctx.service !== undefined) lines.push(`service: ${ctx.service}`);
-  if (ctx.dtab !== undefined) lines.push(`dtab: ${ctx.dtab}`);
-  const body = lines.join('\n') + '\n';
-  const reason = e.status === 403 ? 'Forbidden' : e.status === 400 ? 'Bad Request' : e.status === 503 ? 'Service Unavailable' : e.status === 500 ? 'Internal Server Error' : 'Bad Gateway';
-  endRaw(
-    socket,
-    `HTTP/1.1 ${e.status} ${reason}\r\nl5d-err: ${encodeURIComponent(e.message)}\r\ncontent-type: text/plain; charset=utf-8\r\n` +
-      `content-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
-    lingerMs,
-  );
-}
 
 export interface TunnelOptions {
   /** A tunnel with no bytes either way on the client's socket for this long is closed. */
@@ -62,7 +38,7 @@ export class Tunnels {
     // http-proxy reports tunnel failures here; the client socket gets a 502 if it is still usable.
     this.#proxy.on('error', (err, _req, target) => {
       if (target !== undefined && 'writable' in target && !(target as http.ServerResponse).headersSent) {
-        rescueSocket(target as Duplex, new HostmeshError('CONNECT_FAILED', `upgrade failed: ${err.message}`), {}, logger, options.lingerMs);
+        rescueRaw(target as Duplex, new HostmeshError('CONNECT_FAILED', `upgrade failed: ${err.message}`), {}, logger, options.lingerMs);
       }
     });
     // http-proxy pipes the two sockets but does not end one when the other is destroyed (only on
@@ -138,7 +114,8 @@ export class Tunnels {
       this.#deadline(socket);
       this.logger.debug({ service: ctx.service, endpoint: endpointKey(r.endpoint) }, 'upgrade tunnelled');
     } catch (err) {
-      rescueSocket(socket, err, ctx, this.logger, this.#options.lingerMs);
+      // A routing failure's delegation path is worked out here, on the error path only.
+      rescueRaw(socket, router.explainFailure(err, ctx), ctx, this.logger, this.#options.lingerMs);
     }
   }
 
@@ -161,11 +138,11 @@ export class Tunnels {
     try {
       const authority = req.url ?? '';
       const m = /^(\[[0-9A-Fa-f:.]+\]|[^:\s/]+):([0-9]{1,5})$/.exec(authority);
-      if (m === null) throw new HostmeshError('BAD_REQUEST', `CONNECT needs host:port, got '${authority.slice(0, 100)}'`);
+      if (m === null) throw HostmeshError.of('BAD_REQUEST', 'connectTarget', { authority: authority.slice(0, 100) });
       const host = (m[1] as string).toLowerCase();
       ctx.service = host;
-      if (m[2] !== '80') throw new HostmeshError('CONNECT_REFUSED', `CONNECT ${authority}: only port 80 of mesh names is tunnelled`);
-      if (!(await router.binds(host))) throw new HostmeshError('CONNECT_REFUSED', `CONNECT ${authority}: ${host} is not a mesh name (it does not bind)`);
+      if (m[2] !== '80') throw HostmeshError.of('CONNECT_REFUSED', 'port', { authority });
+      if (!(await router.binds(host))) throw HostmeshError.of('CONNECT_REFUSED', 'unbound', { authority, host });
       if (socket.destroyed) return;
       socket.off('timeout', onIdle);
       socket.write('HTTP/1.1 200 Connection Established\r\n\r\n');
@@ -173,7 +150,7 @@ export class Tunnels {
       server.emit('connection', socket);
     } catch (err) {
       socket.off('timeout', onIdle);
-      rescueSocket(socket, err, ctx, this.logger, this.#options.lingerMs);
+      rescueRaw(socket, err, ctx, this.logger, this.#options.lingerMs);
     }
   }
 
