@@ -19,7 +19,7 @@ export interface AuthorizeOptions {
   /** Each decision on the final destination (metrics, the dashboard's callers). */
   readonly onDecision?: (service: string, destination: string, caller: string, verdict: AuthzVerdict) => void;
   /** An l5d-dtab override refused by allowDtabOverride: false (counted as a deny). */
-  readonly onOverrideRefused?: (service: string, caller: string) => void;
+  readonly onOverrideRefused?: (service: string, destination: string, caller: string) => void;
   /** The clock of the audit log's rate limit (tests drive it). */
   readonly now?: () => number;
 }
@@ -84,7 +84,7 @@ export function authorizer(o: AuthorizeOptions): Authorize {
     const service = ctx.service ?? '-';
     if (!incoming) {
       if (ctx.overrides !== undefined && ctx.overrides !== '' && !policy.dtabOverrideAllowed(caller)) {
-        o.onOverrideRefused?.(service, callerLabel(caller));
+        o.onOverrideRefused?.(service, bound, callerLabel(caller));
         throw new HostmeshError('DTAB_OVERRIDE_REFUSED', `l5d-dtab overrides are not allowed for ${callerLabel(caller)} (allowDtabOverride: false for its namespace)`);
       }
       return;

@@ -67,11 +67,11 @@ t.test('incoming: the listener caller if any, else the verified peer identity', 
 t.test('outgoing: destinations are not decided there; overrides are refused per caller namespace', async (t) => {
   const decisions: string[] = [];
   const refused: string[] = [];
-  const authorize = authorizer({ policy: () => POLICY, logger: pino({ level: 'silent' }), onDecision: () => decisions.push('x'), onOverrideRefused: (s, c) => refused.push(`${s} ${c}`) });
+  const authorize = authorizer({ policy: () => POLICY, logger: pino({ level: 'silent' }), onDecision: () => decisions.push('x'), onOverrideRefused: (s, d, c) => refused.push(`${s} ${d} ${c}`) });
   t.equal(denied(() => authorize(req(false), { service: '/svc/ledger' }, LEDGER, undefined)), undefined, 'the incoming router decides');
   t.same(decisions, []);
   t.match(denied(() => authorize(req(false), { service: '/svc/x', overrides: '/svc/x=>/svc/y' }, LEDGER, undefined)), /^DTAB_OVERRIDE_REFUSED: l5d-dtab overrides are not allowed for unauthenticated/);
-  t.same(refused, ['/svc/x unauthenticated']);
+  t.same(refused, [`/svc/x ${LEDGER} unauthenticated`]);
   t.equal(denied(() => authorize(req(false), { service: '/svc/x', overrides: '' }, LEDGER, undefined)), undefined, 'no override, nothing to refuse');
 });
 
