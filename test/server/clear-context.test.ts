@@ -1,6 +1,7 @@
 // Linkerd 1's clearContext on a server, and the `authz` config key: a server with clearContext
 // drops l5d-dtab and l5d-ctx-* before routing (an override cannot steer it, a forged context is
-// not passed on), its neighbour without it honours them; authz keys load, resolve and validate.
+// not passed on), its neighbour without it honours them; authz keys load, resolve and validate;
+// without an authz key nothing is decided or counted.
 
 import http from 'node:http';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -106,4 +107,11 @@ t.test('a server with clearContext: true drops l5d-dtab and l5d-ctx-*; one witho
   t.equal(ctxOnly.status, 200);
   t.equal(seen.length, before + 1);
   t.equal(seen.at(-1)?.['l5d-ctx-trace'], 't1', 'and passes the context on');
+
+  // No authz key: every call allowed, as before, and no authorization metric series at all.
+  const authz = (await mesh.metrics.registry.getMetricsAsJSON()).find((m) => m.name === 'hostmesh_authz_total');
+  t.same(authz?.values, [], 'no policy, no hostmesh_authz_total series');
+  t.equal(mesh.policy, undefined);
+  const callers = await request({ host: HOST, port: admin, path: '/authz/callers.json' });
+  t.equal((JSON.parse(callers.body) as { policy: boolean }).policy, false);
 });
