@@ -390,7 +390,8 @@ export async function startHostmesh(config: HostmeshConfig, deps: HostmeshDeps):
                 k8sPrefix,
                 logger: logger.child({ router: r.label }),
                 onDecision: (service, destination, caller, verdict) => rm.authz(service, destination, caller, verdict),
-                onOverrideRefused: (service) => metrics.authzDecisions.labels(r.label, service, 'deny').inc(),
+                // Through the same bounded labels as decisions: the service name comes from the request.
+                onOverrideRefused: (service, destination, caller) => rm.authz(service, destination, caller, 'deny'),
                 ...(deps.now !== undefined ? { now: deps.now } : {}),
               }),
             }
