@@ -106,10 +106,12 @@ t.test('errors carry l5d-err with the status design.md gives', async (t) => {
   t.equal(neg.status, 502);
   t.match(decodeURIComponent(String(neg.headers['l5d-err'])), /no route to \/svc\/nowhere/);
   t.match(neg.body, /dtab: \/svc=>\/#\/io.l5d.fs/);
+  t.match(neg.body, /^delegation path:\n {2}\/svc\/nowhere\n {4}\/#\/io\.l5d\.fs\/nowhere {2}\(\/svc=>\/#\/io\.l5d\.fs\)\n {6}neg \(no route\)$/m, 'the body shows where binding ended');
 
   const bad = await viaA('http://world/', { 'l5d-dtab': '/svc => (' });
   t.equal(bad.status, 400);
   t.match(decodeURIComponent(String(bad.headers['l5d-err'])), /bad l5d-dtab/);
+  t.equal(bad.body.split('\n')[0], decodeURIComponent(String(bad.headers['l5d-err'])), 'the body gives the same reason');
 
   const loop = await viaA('http://world/', { via: Array.from({ length: 64 }, () => '1.1 x').join(', ') });
   t.equal(loop.status, 400);
@@ -117,10 +119,13 @@ t.test('errors carry l5d-err with the status design.md gives', async (t) => {
 
   const badHost = await viaA('/', { host: 'wor ld' });
   t.equal(badHost.status, 400);
-  t.ok(badHost.headers['l5d-err']);
+  t.equal(decodeURIComponent(String(badHost.headers['l5d-err'])), "invalid Host 'wor ld'", 'l5d-err quotes the Host');
+  t.equal(badHost.body, "invalid Host 'wor ld'\n", 'and so does the body');
 
   const scheme = await viaA('ftp://world/');
   t.equal(scheme.status, 400);
+  t.equal(decodeURIComponent(String(scheme.headers['l5d-err'])), "unsupported scheme 'ftp' in absolute-form target");
+  t.equal(scheme.headers['content-type'], 'text/plain; charset=utf-8');
 });
 
 t.test('a dead backend or peer is a 502 naming the address, and the router keeps serving', async (t) => {
@@ -131,7 +136,11 @@ t.test('a dead backend or peer is a 502 naming the address, and the router keeps
     r = await viaA('http://dead/');
   }
   t.equal(r.status, 502);
-  t.ok(r.headers['l5d-err']);
+  // The user's question is "which address?": the answer must name it, in l5d-err and the body.
+  const err = decodeURIComponent(String(r.headers['l5d-err']));
+  t.match(err, /cannot reach 127\.0\.0\.3:1\b/, `l5d-err names the dead address: ${err}`);
+  t.match(r.body, /cannot reach 127\.0\.0\.3:1\b/, 'so does the body');
+  t.match(r.body, /^service: \/svc\/dead$/m, 'with the service it was for');
   const ok = await viaA('http://world/');
   t.equal(ok.status, 200);
 });
