@@ -14,13 +14,42 @@ t.test('p2c picks the less loaded of two random endpoints', async (t) => {
   t.equal(pickP2C(['only'], () => 0), 'only');
 });
 
-t.test('p2c never picks the same index twice and spreads load', async (t) => {
-  const counts = new Map<string, number>();
-  for (let i = 0; i < 3000; i++) {
-    const x = pickP2C(['a', 'b', 'c'], () => 0) as string;
-    counts.set(x, (counts.get(x) ?? 0) + 1);
+/** Every pair of draws on a G x G grid of [0, 1), in order: a deterministic, uniform random source. */
+function gridRandom(g: number): { random: () => number; draws: number } {
+  const values: number[] = [];
+  for (let i = 0; i < g; i++) for (let j = 0; j < g; j++) values.push(i / g, j / g);
+  let next = 0;
+  return { random: () => values[next++] as number, draws: g * g };
+}
+
+t.test('p2c over a uniform random source: two distinct endpoints every time, each pair equally often', async (t) => {
+  const { random, draws } = gridRandom(30);
+  const pairs = new Map<string, number>();
+  const picked = new Map<string, number>();
+  let notTwoDistinct = 0;
+  for (let i = 0; i < draws; i++) {
+    const compared: string[] = [];
+    const x = pickP2C(['a', 'b', 'c'], (e) => (compared.push(e), 0), random) as string;
+    if (compared.length !== 2 || compared[0] === compared[1]) notTwoDistinct++;
+    const key = [...compared].sort().join('');
+    pairs.set(key, (pairs.get(key) ?? 0) + 1);
+    picked.set(x, (picked.get(x) ?? 0) + 1);
   }
-  for (const k of ['a', 'b', 'c']) t.ok((counts.get(k) ?? 0) > 500, `${k} chosen`);
+  t.equal(notTwoDistinct, 0, `two distinct endpoints compared in all ${draws} choices`);
+  t.same(Object.fromEntries(pairs), { ab: 300, ac: 300, bc: 300 }, 'each unordered pair a third of the time');
+  t.same(Object.fromEntries(picked), { a: 300, b: 300, c: 300 }, 'equal loads: the load is spread evenly');
+});
+
+t.test('p2c over a uniform random source: the less loaded of each pair wins, so the busiest endpoint never does', async (t) => {
+  const { random, draws } = gridRandom(30);
+  const load = new Map([['a', 5], ['b', 1], ['c', 9]]);
+  const picked = new Map<string, number>();
+  for (let i = 0; i < draws; i++) {
+    const x = pickP2C(['a', 'b', 'c'], (e) => load.get(e) ?? 0, random) as string;
+    picked.set(x, (picked.get(x) ?? 0) + 1);
+  }
+  // b is in two of the three pairs and wins both; a wins only against c; c loses every pair.
+  t.same(Object.fromEntries(picked), { b: 600, a: 300 });
 });
 
 t.test('weighted choice follows weights', async (t) => {
