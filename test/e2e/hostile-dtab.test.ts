@@ -103,6 +103,7 @@ t.test('l5d-dtab chains of 20-25 nested levels: 400 with l5d-err at once, the ro
   for (let i = 0; i < 50; i++) {
     const r = await within(2000, { host: A, port: ports.outgoing, path: 'http://world/', headers: { 'l5d-dtab': dtab } });
     t.equal(r.status, 400);
+    if (i === 0 || i === 49) t.match(decodeURIComponent(String(r.headers['l5d-err'])), /^dtab override rejected: .*binding budget/, `request ${i + 1}: l5d-err names the override`);
   }
   const grown = heapMB() - heapBefore;
   t.ok(grown < 64, `heap grew ${grown.toFixed(1)} MB (bounded)`);

@@ -300,6 +300,7 @@ t.test('more waiters than the queue bound: shed with 503 at once, waiters shed a
   const waited = await Promise.all(waiting);
   for (const w of waited) {
     t.equal(w.status, 503, 'a waiter is shed at the wait bound');
+    t.match(decodeURIComponent(String(w.headers['l5d-err'])), /^endpoint busy: no slot within 1500 ms/, 'l5d-err says it waited out the bound');
     t.ok(w.ms >= 1000, `after ${w.ms.toFixed(0)} ms (maxWaitMs 1,500)`);
   }
   t.match(await metric('hostmesh_requests_shed_total'), /reason="wait_timeout"/);

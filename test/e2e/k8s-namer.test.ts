@@ -113,6 +113,8 @@ t.test('a port by number goes through the Service targetPort (a name or a number
   // (A neg dentry falls back to earlier ones, so use a name the base dtab does not bind.)
   const r = await via('nothing', { 'l5d-dtab': '/svc/nothing => /#/io.l5d.k8s/default/99/num' });
   t.equal(r.status, 502, 'a port the Service does not have is neg');
+  t.match(decodeURIComponent(String(r.headers['l5d-err'])), /^no route to \/svc\/nothing/, 'l5d-err says no route');
+  t.match(r.body, /^delegation path:\n[^]*\/#\/io\.l5d\.k8s\/default\/99\/num {2}\(\/svc\/nothing=>/m, 'the body shows the k8s path that was neg');
   const alt = await via('nothing', { 'l5d-dtab': '/svc/nothing => /#/io.l5d.k8s/default/99/num | /#/io.l5d.k8s/DEFAULT/HTTP/NUM' });
   t.equal(alt.body, 'num-1', 'neg falls through an alternation; segments are case-insensitive');
 });
