@@ -149,6 +149,7 @@ function stripUnenforced(raw: Record<string, unknown>, warn: (path: Key[]) => vo
     }
     strip(interp, 'interpreter', ['routers', i, 'interpreter']);
     strip(ro['client'], 'client', ['routers', i, 'client']);
+    strip(ro['service'], 'service', ['routers', i, 'service']);
     const client = ro['client'] as Record<string, unknown> | undefined;
     if (client && typeof client === 'object') stripKindOptions(client['loadBalancer'], 'loadBalancer', ['routers', i, 'client', 'loadBalancer']);
     if (client && typeof client === 'object') strip(client['tls'], 'clientTls', ['routers', i, 'client', 'tls']);
@@ -295,6 +296,7 @@ function clientLimits(c: NonNullable<RawConfig['routers'][number]['client']> | u
     const v = c[key];
     if (v !== undefined) out[key] = v;
   }
+  if (c.requeueBudget !== undefined) out.requeueBudget = { ...c.requeueBudget };
   return out;
 }
 
@@ -377,6 +379,7 @@ function toConfig(raw: RawConfig, baseDir: string, env: NodeJS.ProcessEnv): Host
     if (r.dstPrefix !== undefined) out.dstPrefix = r.dstPrefix;
     if (r.bindingBudget !== undefined) out.bindingBudget = r.bindingBudget;
     if (r.bindingCache !== undefined) out.bindingCache = { ...r.bindingCache };
+    if (r.service !== undefined) out.service = structuredClone(r.service) as RouterConfig['service'] & object;
     return out;
   });
   const nodeName = raw.nodeName ?? env['NODE_NAME'];

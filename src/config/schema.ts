@@ -16,7 +16,6 @@ export const UNENFORCED: Readonly<Record<string, readonly string[]>> = {
   namer: ['experimental', 'enabled', 'transformers'],
   router: [
     'bindingTimeoutMs',
-    'service',
     'svc',
     'httpAccessLog',
     'httpAccessLogRollPolicy',
@@ -52,12 +51,13 @@ export const UNENFORCED: Readonly<Record<string, readonly string[]>> = {
     'connectTimeoutMs',
     'socketOptions',
     'forwardClientCert',
-    'requeueBudget',
     'configs',
   ],
   clientTls: [],
   // Connections are opened on demand; a floor of pre-opened ones is not kept.
   hostConnectionPool: ['minSize'],
+  // Linkerd 1's router-level service block: responseClassifier, retries and retryBufferSize are enforced.
+  service: ['totalTimeoutMs', 'kind', 'configs'],
 };
 
 /** Linkerd 1's `protocols` and `ciphers` (JSSE/IANA or OpenSSL names), checked together. */
@@ -112,6 +112,46 @@ const clientTls = z.strictObject({
   ...tlsNames,
 }).superRefine(checkTlsNames);
 
+/** Linkerd 1's retry budget (router/retries.ts). */
+const retryBudget = z.strictObject({
+  ttlSecs: z.number().int().min(1).max(60).optional(),
+  minRetriesPerSec: z.number().min(0).max(100_000).optional(),
+  percentCanRetry: z.number().min(0).max(1000).optional(),
+});
+
+const retryBackoff = z.discriminatedUnion('kind', [
+  z.strictObject({ kind: z.literal('constant'), ms: z.number().int().min(0).max(600_000).optional() }),
+  z
+    .strictObject({ kind: z.literal('jittered'), minMs: z.number().int().min(0).max(600_000), maxMs: z.number().int().min(0).max(600_000) })
+    .refine((b) => b.maxMs >= b.minMs, { message: 'maxMs must be at least minMs', path: ['maxMs'] }),
+]);
+
+/** Linkerd 1's HTTP response classifiers (with and without `http.`, as its docs give both). */
+export const RESPONSE_CLASSIFIERS = [
+  'io.l5d.http.nonRetryable5XX',
+  'io.l5d.http.retryableRead5XX',
+  'io.l5d.http.retryableIdempotent5XX',
+  'io.l5d.http.allSuccessful',
+  'io.l5d.nonRetryable5XX',
+  'io.l5d.retryableRead5XX',
+  'io.l5d.retryableIdempotent5XX',
+  'io.l5d.allSuccessful',
+] as const;
+
+const routerService = z.strictObject({
+  responseClassifier: z.strictObject({ kind: z.enum(RESPONSE_CLASSIFIERS) }).optional(),
+  retries: z
+    .strictObject({
+      budget: retryBudget.optional(),
+      backoff: retryBackoff.optional(),
+      // hostmesh addition: retries one request may take, whatever the budget holds.
+      maxRetriesPerRequest: z.number().int().min(0).max(100).optional(),
+    })
+    .optional(),
+  // Linkerd 1's retryBufferSize: a request body past requestBytes is never sent again.
+  retryBufferSize: z.strictObject({ requestBytes: z.number().int().min(0).max(16 * 1024 * 1024).optional() }).optional(),
+});
+
 const router = z.strictObject({
   protocol: z.literal('http'),
   label: z.string().min(1).optional(),
@@ -138,8 +178,10 @@ const router = z.strictObject({
       headersTimeoutMs: z.number().int().min(100).optional(),
       bodyIdleTimeoutMs: z.number().int().min(100).optional(),
       requestBodyIdleTimeoutMs: z.number().int().min(100).optional(),
+      requeueBudget: retryBudget.optional(),
     })
     .optional(),
+  service: routerService.optional(),
   maxHops: z.number().int().min(1).optional(),
   // hostmesh addition: most nodes one delegation tree may have (binding and explanations alike).
   bindingBudget: z.number().int().min(100).max(1_000_000).optional(),

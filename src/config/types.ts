@@ -127,6 +127,29 @@ export interface ClientConfig {
   headersTimeoutMs?: number; // upstream response headers after the request is sent (default 30000)
   bodyIdleTimeoutMs?: number; // upstream response body without progress (default 60000)
   requestBodyIdleTimeoutMs?: number; // request body without progress: 408 (default 60000)
+  /** Linkerd 1's requeue budget: resends of requests no app received (defaults as retries). */
+  requeueBudget?: RetryBudgetConfig;
+}
+
+/** Linkerd 1's retry budget (router/retries.ts; defaults ttlSecs 10, minRetriesPerSec 10, percentCanRetry 0.2). */
+export interface RetryBudgetConfig {
+  ttlSecs?: number;
+  minRetriesPerSec?: number;
+  percentCanRetry?: number;
+}
+
+/** Linkerd 1's retry backoff: constant (ms, default 0) or jittered (minMs, maxMs). */
+export type RetryBackoffConfig = { kind: 'constant'; ms?: number } | { kind: 'jittered'; minMs: number; maxMs: number };
+
+/** Linkerd 1's router-level `service` block: how responses are classified and retried. */
+export interface ServiceConfig {
+  responseClassifier?: { kind: string }; // io.l5d.http.nonRetryable5XX (default), retryableRead5XX, retryableIdempotent5XX, allSuccessful
+  retries?: {
+    budget?: RetryBudgetConfig;
+    backoff?: RetryBackoffConfig;
+    maxRetriesPerRequest?: number; // hostmesh addition (default 10)
+  };
+  retryBufferSize?: { requestBytes?: number }; // a body larger than this is never resent (default 65536)
 }
 
 /** An identifier turns a request into a logical name (e.g. /svc/world). Options vary per kind. */
@@ -157,6 +180,7 @@ export interface RouterConfig {
   /** Most nodes of one delegation tree (default 10,000, namer/interpreter DEFAULT_BINDING_BUDGET). */
   bindingBudget?: number;
   bindingCache?: BindingCacheConfig;
+  service?: ServiceConfig;
 }
 
 /** Linkerd 1's router bindingCache; unset keys take the defaults of router/router.ts. */

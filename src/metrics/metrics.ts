@@ -174,6 +174,30 @@ export class RouterMetrics {
     this.authzCallers.record(service, destination, caller, verdict);
   }
 
+  /** A request sent again to another endpoint because no app had received it (router.ts RequeueReason). */
+  requeue(reason: string): void {
+    this.#m.requeues.labels(this.label, reason).inc();
+  }
+
+  /** A retryable response retried; the service label shares MAX_SERVICES. */
+  retry(service: string): void {
+    this.#m.retries.labels(this.label, this.#serviceLabel(service)).inc();
+  }
+
+  /** A retry or requeue wanted while its budget was empty. */
+  budgetExhausted(kind: 'retry' | 'requeue'): void {
+    this.#m.retryBudgetExhausted.labels(this.label, kind).inc();
+  }
+
+  /** A relayed response by class (router/classifier.ts); the service label shares MAX_SERVICES. */
+  classified(service: string, cls: string): void {
+    this.#m.responseClasses.labels(this.label, this.#serviceLabel(service), cls).inc();
+  }
+
+  #serviceLabel(service: string): string {
+    return this.services.has(service) || this.services.size < MAX_SERVICES ? service : OVERFLOW;
+  }
+
   /** A request refused with 431 for having more header fields than the server's maxHeaders. */
   tooManyHeaders(): void {
     this.#m.headerLimitRefusals.labels(this.label).inc();
@@ -236,6 +260,10 @@ export class Metrics {
   readonly bindingBudgetExceeded: Counter;
   readonly sheds: Counter;
   readonly upstreamTimeouts: Counter;
+  readonly requeues: Counter;
+  readonly retries: Counter;
+  readonly retryBudgetExhausted: Counter;
+  readonly responseClasses: Counter;
   readonly headerLimitRefusals: Counter;
   /** Admin requests refused by the Host/Origin/state-change checks (reason: a fixed set). */
   readonly adminRefusals: Counter;
@@ -360,6 +388,15 @@ export class Metrics {
       },
     });
     this.sheds = new Counter({ name: 'hostmesh_requests_shed_total', help: 'Requests answered 503 by admission control: queue full, the source over its share of the queue, or the wait bound passed.', labelNames: ['router', 'reason'], registers });
+    this.requeues = new Counter({
+      name: 'hostmesh_requeues_total',
+      help: 'Requests sent again to another endpoint because no app had received them (client.requeueBudget): a peer router had no local endpoint (no_local_endpoint) or could not deliver (not_delivered), the connection was refused (connect_failed), or closed under an idempotent request (connection_closed).',
+      labelNames: ['router', 'reason'],
+      registers,
+    });
+    this.retries = new Counter({ name: 'hostmesh_retries_total', help: 'Responses the classifier called retryable that were retried (service.retries), by logical service.', labelNames: ['router', 'service'], registers });
+    this.retryBudgetExhausted = new Counter({ name: 'hostmesh_retry_budget_exhausted_total', help: 'Retries (kind=retry) or requeues (kind=requeue) not made because their budget was empty: the last answer was relayed.', labelNames: ['router', 'kind'], registers });
+    this.responseClasses = new Counter({ name: 'hostmesh_response_classes_total', help: 'Relayed responses by response classifier class (success, failure, retryable: a retryable failure not retried).', labelNames: ['router', 'service', 'class'], registers });
     this.upstreamTimeouts = new Counter({ name: 'hostmesh_upstream_timeouts_total', help: 'Deadlines that fired: upstream headers, connect, response body idle, request body idle.', labelNames: ['router', 'kind'], registers });
     const namers = this.#namers;
     new Counter({

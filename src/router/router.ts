@@ -5,6 +5,7 @@ import { randomBytes } from 'node:crypto';
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse, OutgoingHttpHeaders } from 'node:http';
 import type { Readable } from 'node:stream';
 import { EventEmitter } from 'node:events';
+import type { Dispatcher } from 'undici';
 import type { Dtab } from '../dtab/dtab.js';
 import type { NameTree } from '../dtab/name-tree.js';
 import type { Path } from '../dtab/path.js';
@@ -24,6 +25,9 @@ import { HeaderDtabs } from './header-dtabs.js';
 import type { EndpointTransform } from './transformers.js';
 import { CLAIM_HEADER } from '../identity/workload-identity.js';
 import type { Authorize } from './authorize.js';
+import { classifier as buildClassifier, successClass, SUCCESS_CLASS_HEADER, type Classifier, type ResponseClass } from './classifier.js';
+import { Budgets, backoffDelays, DEFAULT_BUDGET, DEFAULT_RETRY_POLICY, MAX_BUDGETS, type BudgetConfig, type RetryPolicy } from './retries.js';
+import { ReplayableBody } from './retry-body.js';
 import { withDelegationPath } from './explain-failure.js';
 
 export interface RouterOptions {
@@ -59,7 +63,40 @@ export interface RouterOptions {
   readonly onBindingEvicted?: (reason: 'idle' | 'capacity') => void;
   /** The authorization stage (authorize.ts), on the final bound name; absent: everything allowed. */
   readonly authorize?: Authorize;
+  /** Retries of responses the classifier calls retryable (Linkerd 1 service.retries); default budget 10 s / 10 per s / 20%. */
+  readonly retries?: RetryPolicy;
+  /** The response classifier (Linkerd 1 service.responseClassifier); default io.l5d.http.nonRetryable5XX. */
+  readonly classifier?: Classifier;
+  /** The budget of requeues per bound client (Linkerd 1 client.requeueBudget). */
+  readonly requeueBudget?: BudgetConfig;
+  /** Waits between retries (tests make it instant). */
+  readonly sleep?: (ms: number) => Promise<void>;
+  /** A request was sent again to another endpoint because nothing had reached an app (metrics). */
+  readonly onRequeue?: (reason: RequeueReason) => void;
+  /** A retryable response was retried (metrics). */
+  readonly onRetry?: (service: string) => void;
+  /** A retry or requeue was wanted but its budget was empty (metrics). */
+  readonly onBudgetExhausted?: (kind: 'retry' | 'requeue') => void;
+  /** A response relayed, by class (metrics). */
+  readonly onClassified?: (service: string, cls: ResponseClass) => void;
 }
+
+/**
+ * The mark an incoming router puts on its own error answer to a peer router when nothing reached
+ * an app (no local endpoint, the local pod unreachable, busy, draining): the outgoing router may
+ * send the request to another node. Apps cannot set it: a router drops it from every answer it relays.
+ */
+export const REQUEUE_HEADER = 'l5d-hostmesh-requeue';
+
+/** Why a request was requeued (a metric label: this set is closed). */
+export type RequeueReason = 'no_local_endpoint' | 'not_delivered' | 'connect_failed' | 'connection_closed';
+
+// Errors before anything was written: the request reached no one (connect refused, no route, TLS).
+const CONNECT_ERRORS = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN', 'EADDRNOTAVAIL', 'UND_ERR_CONNECT_TIMEOUT']);
+// The connection closed under the request: it may have been delivered, so only an idempotent
+// request is sent again (RFC 9110 9.2.2).
+const CLOSED_ERRORS = new Set(['UND_ERR_SOCKET', 'ECONNRESET', 'EPIPE', 'UND_ERR_CLOSED']);
+const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
 
 /**
  * Bindings kept per router. Each distinct (dtab, path) a request produces is a live binding
@@ -123,6 +160,11 @@ export class Router {
   readonly #sweeper: NodeJS.Timeout;
   readonly #identify: (req: RequestFacts) => { name: Path; target: string };
   readonly #load: (e: Endpoint) => number;
+  readonly #retryPolicy: RetryPolicy;
+  readonly #classify: Classifier;
+  /** Retry budgets by logical service, requeue budgets by bound client (as Linkerd 1 kept them). */
+  readonly #retryBudgets: Budgets;
+  readonly #requeueBudgets: Budgets;
   #inFlight = 0;
   #rr = 0;
 
@@ -140,6 +182,10 @@ export class Router {
     this.#limits = options.bindingCache ?? DEFAULT_BINDING_CACHE;
     this.#headerDtabs = new HeaderDtabs(this.#limits.overrides);
     this.#now = options.now ?? Date.now;
+    this.#retryPolicy = options.retries ?? DEFAULT_RETRY_POLICY;
+    this.#classify = options.classifier ?? buildClassifier();
+    this.#retryBudgets = new Budgets(this.#retryPolicy.budget, MAX_BUDGETS, this.#now);
+    this.#requeueBudgets = new Budgets(options.requeueBudget ?? DEFAULT_BUDGET, MAX_BUDGETS, this.#now);
     this.#sweeper = setInterval(() => this.evictIdle(), Math.min(60_000, Math.max(1000, this.#limits.idleTtlMs)));
     this.#sweeper.unref();
   }
@@ -167,6 +213,9 @@ export class Router {
     this.#inFlight++;
     try {
       await this.#route(req, res, ctx, peerId);
+    } catch (err) {
+      markUndelivered(req, res, err);
+      throw err;
     } finally {
       this.#inFlight--;
     }
@@ -196,6 +245,7 @@ export class Router {
     const bound = await this.#bind(dtab, id.name, overrides.dtab !== undefined);
     const name = this.#pick(bound, ctx);
     const endpoint = this.#endpoint(name, ctx);
+    const another = (exclude: ReadonlySet<string>): Endpoint | undefined => this.#another(name, exclude);
     this.#o.authorize?.(req, ctx, name.id.show(), peerId);
 
     ctx.client = name.id.show();
@@ -205,7 +255,7 @@ export class Router {
       out['max-forwards'] = String(Math.max(0, Number(headerValue(h['max-forwards'])) - 1));
     }
 
-    await this.#forward(req, res, endpoint, id.target, out, ctx);
+    await this.#forward(req, res, endpoint, id.target, out, ctx, another);
   }
 
   /**
@@ -342,7 +392,8 @@ export class Router {
     }
   }
 
-  #endpoint(name: BoundName, ctx: RequestContext): Endpoint {
+  /** The endpoints of a bound name after the transformers, and why none are left if so. */
+  #candidates(name: BoundName): { endpoints: readonly Endpoint[]; why: string | undefined } {
     const addr = name.addr.get();
     if (addr.kind === 'failed') throw new HostmeshError('BINDING_FAILED', `${name.id.show()}: ${addr.error.message}`);
     let endpoints: readonly Endpoint[] = addr.kind === 'bound' ? addr.endpoints : [];
@@ -352,7 +403,24 @@ export class Router {
       endpoints = r.endpoints;
       why ??= r.why;
     }
-    const pools = this.#o.pools;
+    return { endpoints, why };
+  }
+
+  /** Another endpoint of `name` for a requeue or retry, none of `exclude` (endpoint keys) when that is possible. */
+  #another(name: BoundName, exclude: ReadonlySet<string>): Endpoint | undefined {
+    let endpoints: readonly Endpoint[];
+    try {
+      endpoints = this.#candidates(name).endpoints;
+    } catch {
+      return undefined;
+    }
+    if (exclude.size > 0) endpoints = endpoints.filter((e) => !exclude.has(endpointKey(e)));
+    if (endpoints.length === 0) return undefined;
+    return this.#o.balancer === 'roundRobin' ? endpoints[this.#rr++ % endpoints.length] : pickP2C(endpoints, this.#load, this.#o.random);
+  }
+
+  #endpoint(name: BoundName, ctx: RequestContext): Endpoint {
+    const { endpoints, why } = this.#candidates(name);
     const chosen =
       this.#o.balancer === 'roundRobin' ? endpoints[this.#rr++ % Math.max(1, endpoints.length)] : pickP2C(endpoints, this.#load, this.#o.random);
     if (chosen === undefined) {
@@ -361,7 +429,15 @@ export class Router {
     return chosen;
   }
 
-  async #forward(req: IncomingMessage, res: ServerResponse, endpoint: Endpoint, target: string, headers: OutgoingHttpHeaders, ctx: RequestContext): Promise<void> {
+  async #forward(
+    req: IncomingMessage,
+    res: ServerResponse,
+    endpoint: Endpoint,
+    target: string,
+    headers: OutgoingHttpHeaders,
+    ctx: RequestContext,
+    another: (exclude: ReadonlySet<string>) => Endpoint | undefined,
+  ): Promise<void> {
     // Node hands over a connection's pipelined requests at once; their responses leave in order
     // anyway, so they are forwarded one at a time: one connection is one stream of requests and
     // cannot fill an endpoint's queue (1,000 pipelined requests would otherwise be 1,000 waiters).
@@ -370,7 +446,7 @@ export class Router {
     if (line === undefined) pipelines.set(socket, []);
     else await new Promise<void>((resolve) => line.push(resolve));
     try {
-      await this.#send(req, res, endpoint, target, headers, ctx);
+      await this.#send(req, res, endpoint, target, headers, ctx, another);
     } finally {
       const next = pipelines.get(socket)?.shift();
       if (next !== undefined) next();
@@ -378,11 +454,25 @@ export class Router {
     }
   }
 
-  /** One request to one endpoint: admission, deadlines, the response relayed. */
-  async #send(req: IncomingMessage, res: ServerResponse, endpoint: Endpoint, target: string, headers: OutgoingHttpHeaders, ctx: RequestContext): Promise<void> {
+  /**
+   * One request, in as many attempts as it takes, each through its endpoint's admission and
+   * deadlines. A request no app received (the connection was refused, or a peer router marked its
+   * answer with REQUEUE_HEADER) is requeued on another endpoint within the client's requeue budget,
+   * at once (Linkerd 1 requeues); a response the classifier calls retryable is retried within the
+   * service's retry budget after backoff. A body is sent again only while it fits the retry
+   * buffer. The last answer is relayed, with its class in l5d-success-class.
+   */
+  async #send(
+    req: IncomingMessage,
+    res: ServerResponse,
+    first: Endpoint,
+    target: string,
+    headers: OutgoingHttpHeaders,
+    ctx: RequestContext,
+    another: (exclude: ReadonlySet<string>) => Endpoint | undefined,
+  ): Promise<void> {
     if (res.destroyed) return; // the client left while its earlier pipelined requests ran
     const pools = this.#o.pools;
-    const entry = pools.get(endpoint);
     const limits = pools.limits;
     // undici takes an EventEmitter as the abort signal: far cheaper per request than an
     // AbortController, whose signal machinery showed in the profile.
@@ -391,86 +481,183 @@ export class Router {
       if (!res.writableFinished) abort.emit('abort');
     };
     res.once('close', onClose);
+    const method = req.method ?? 'GET';
     const hasBody = req.headers['transfer-encoding'] !== undefined || (req.headers['content-length'] ?? '0') !== '0';
+    const chunked = hasBody && req.headers['content-length'] === undefined;
     // The fair-share key: on a plaintext server the client's address is the pod; on a TLS server
     // every request comes from a peer router, so only the per-service share applies there.
     const source = (req.socket as { encrypted?: boolean }).encrypted === true ? undefined : req.socket.remoteAddress;
     const service = ctx.service ?? '-';
-    entry.inFlight++;
-    let admitted = false;
+    const policy = this.#retryPolicy;
+    const body = hasBody ? new ReplayableBody(req, policy.requestBufferBytes) : undefined;
+    const retryBudget = this.#retryBudgets.get(service);
+    const requeueBudget = this.#requeueBudgets.get(ctx.client ?? '-');
+    retryBudget.deposit();
+    requeueBudget.deposit();
+    const tried = new Set<string>();
+    let delays: (() => number) | undefined;
+    let retries = 0;
+    let endpoint = first;
     let stopWatch: (() => void) | undefined;
     let bodyStalled = false;
+    /** The endpoint to requeue on, when the body can be sent again, one is left and the budget allows. */
+    const requeue = (reason: RequeueReason): Endpoint | undefined => {
+      if (res.destroyed || (body !== undefined && !body.replayable)) return undefined;
+      const next = another(tried);
+      if (next === undefined) return undefined;
+      if (!requeueBudget.tryWithdraw()) {
+        this.#o.onBudgetExhausted?.('requeue');
+        return undefined;
+      }
+      this.#o.onRequeue?.(reason);
+      return next;
+    };
     try {
-      const waiting = entry.admission.acquire(source, service, abort);
-      if (waiting !== undefined) {
+      for (;;) {
+        tried.add(endpointKey(endpoint));
+        const entry = pools.get(endpoint);
+        entry.inFlight++;
+        let admitted = false;
+        let released = false;
+        const release = (): void => {
+          if (released) return;
+          released = true;
+          entry.inFlight--;
+          if (admitted) entry.admission.release(source, service);
+        };
+        let upstream: Dispatcher.ResponseData;
         try {
-          await waiting;
+          const waiting = entry.admission.acquire(source, service, abort);
+          if (waiting !== undefined) {
+            try {
+              await waiting;
+            } catch (err) {
+              if (err instanceof ShedError) this.#o.onShed?.(err.reason);
+              throw err;
+            }
+          }
+          admitted = true;
+          if (res.destroyed) {
+            release();
+            return; // the client left while waiting
+          }
+          if (hasBody && stopWatch === undefined && !req.readableEnded) {
+            stopWatch = watchRequestBody(req, limits.requestBodyIdleTimeoutMs, () => {
+              bodyStalled = true;
+              this.#o.onTimeout?.('request_body_idle');
+              abort.emit('abort');
+            });
+          }
+          const started = performance.now();
+          upstream = await entry.pool.request({
+            method: method as 'GET',
+            path: target,
+            headers: headers as Record<string, string | string[]>,
+            body: body === undefined ? null : body.attempt(),
+            signal: abort,
+          });
+          pools.observe(entry, performance.now() - started);
         } catch (err) {
-          if (err instanceof ShedError) this.#o.onShed?.(err.reason);
-          throw err;
+          release();
+          if (err instanceof HostmeshError) throw err;
+          if (bodyStalled) {
+            // The rest of the body will not be read: the connection cannot carry another request.
+            res.setHeader('connection', 'close');
+            throw new HostmeshError('REQUEST_TIMEOUT', `request body made no progress for ${limits.requestBodyIdleTimeoutMs} ms`, { cause: err });
+          }
+          const code = (err as { code?: string }).code ?? '';
+          const reason = CONNECT_ERRORS.has(code) ? 'connect_failed' : CLOSED_ERRORS.has(code) && IDEMPOTENT.has(method) ? 'connection_closed' : undefined;
+          const next = reason === undefined ? undefined : requeue(reason);
+          if (next !== undefined) {
+            endpoint = next;
+            continue;
+          }
+          throw this.#upstreamError(err, code, endpoint);
         }
-      }
-      admitted = true;
-      if (res.destroyed) return; // the client left while waiting
-      if (hasBody && !req.readableEnded) {
-        stopWatch = watchRequestBody(req, limits.requestBodyIdleTimeoutMs, () => {
-          bodyStalled = true;
-          this.#o.onTimeout?.('request_body_idle');
-          abort.emit('abort');
-        });
-      }
-      const started = performance.now();
-      let upstream;
-      try {
-        upstream = await entry.pool.request({
-          method: (req.method ?? 'GET') as 'GET',
-          path: target,
-          headers: headers as Record<string, string | string[]>,
-          body: hasBody ? req : null,
-          signal: abort,
-        });
-      } catch (err) {
-        if (bodyStalled) {
-          // The rest of the body will not be read: the connection cannot carry another request.
-          res.setHeader('connection', 'close');
-          throw new HostmeshError('REQUEST_TIMEOUT', `request body made no progress for ${limits.requestBodyIdleTimeoutMs} ms`, { cause: err });
+        try {
+          // Only a peer router's mark counts (the endpoint is a router, reached over mTLS); a
+          // router drops the header from every answer it relays, so an app cannot forge it.
+          const mark = pools.tls ? headerValue(upstream.headers[REQUEUE_HEADER]) : undefined;
+          if (mark !== undefined) {
+            const next = requeue(mark === 'no-local-endpoint' ? 'no_local_endpoint' : 'not_delivered');
+            if (next !== undefined) {
+              await discard(upstream);
+              endpoint = next;
+              continue;
+            }
+          }
+          const cls = this.#classify({ method, chunked }, upstream.statusCode, upstream.headers);
+          if (cls === 'retryable' && retries < policy.maxRetriesPerRequest && (body === undefined || body.replayable) && !res.destroyed) {
+            if (retryBudget.tryWithdraw()) {
+              retries++;
+              this.#o.onRetry?.(service);
+              await discard(upstream);
+              release();
+              delays ??= backoffDelays(policy.backoff, this.#o.random);
+              const ms = delays();
+              if (ms > 0) await (this.#o.sleep ?? sleep)(ms);
+              if (res.destroyed) return;
+              // A retry goes through the balancer again (Linkerd 1 retries above the balancer).
+              endpoint = another(new Set()) ?? endpoint;
+              continue;
+            }
+            this.#o.onBudgetExhausted?.('retry');
+          }
+          this.#o.onClassified?.(service, cls);
+          this.#relayResponse(res, upstream, cls);
+          await this.#relayBody(res, upstream);
+          return;
+        } finally {
+          release();
         }
-        const code = (err as { code?: string }).code ?? '';
-        if (code === 'UND_ERR_HEADERS_TIMEOUT') {
-          this.#o.onTimeout?.('headers');
-          throw new HostmeshError('TIMEOUT', `${endpointKey(endpoint)} did not answer within ${limits.headersTimeoutMs} ms (headers timeout)`, { cause: err });
-        }
-        if (code === 'UND_ERR_CONNECT_TIMEOUT') {
-          this.#o.onTimeout?.('connect');
-          throw new HostmeshError('TIMEOUT', `timed out connecting to ${endpointKey(endpoint)}`, { cause: err });
-        }
-        throw new HostmeshError('CONNECT_FAILED', `cannot reach ${endpointKey(endpoint)}: ${(err as Error).message}`, { cause: err });
-      }
-      pools.observe(entry, performance.now() - started);
-      const outHeaders: OutgoingHttpHeaders = {};
-      for (const [k, v] of Object.entries(upstream.headers)) {
-        if (v !== undefined && !isHopByHop(k)) outHeaders[k] = v;
-      }
-      const trailerNames = headerValue(upstream.headers['trailer']);
-      if (trailerNames !== undefined) outHeaders['trailer'] = trailerNames; // announced trailers follow the body
-      res.writeHead(upstream.statusCode, outHeaders);
-      try {
-        await relay(upstream.body, res);
-        const trailers = upstream.trailers;
-        if (trailers !== undefined && Object.keys(trailers).length > 0) res.addTrailers(trailers as Record<string, string>);
-        res.end();
-      } catch (err) {
-        // The client went away, or the upstream died or went idle mid-body: cut the response
-        // (a closed connection, never a response that looks complete).
-        if ((err as { code?: string }).code === 'UND_ERR_BODY_TIMEOUT') this.#o.onTimeout?.('response_body_idle');
-        upstream.body.destroy();
-        res.destroy();
       }
     } finally {
       stopWatch?.();
-      entry.inFlight--;
-      if (admitted) entry.admission.release(source, service);
       res.off('close', onClose);
+    }
+  }
+
+  /** The catalog error for a failed upstream request (no response arrived). */
+  #upstreamError(err: unknown, code: string, endpoint: Endpoint): HostmeshError {
+    const limits = this.#o.pools.limits;
+    if (code === 'UND_ERR_HEADERS_TIMEOUT') {
+      this.#o.onTimeout?.('headers');
+      return new HostmeshError('TIMEOUT', `${endpointKey(endpoint)} did not answer within ${limits.headersTimeoutMs} ms (headers timeout)`, { cause: err });
+    }
+    if (code === 'UND_ERR_CONNECT_TIMEOUT') {
+      this.#o.onTimeout?.('connect');
+      return new HostmeshError('TIMEOUT', `timed out connecting to ${endpointKey(endpoint)}`, { cause: err });
+    }
+    if (CLOSED_ERRORS.has(code)) {
+      return new HostmeshError('UPSTREAM_ERROR', `connection to ${endpointKey(endpoint)} failed after the request was sent: ${(err as Error).message}`, { cause: err });
+    }
+    return new HostmeshError('CONNECT_FAILED', `cannot reach ${endpointKey(endpoint)}: ${(err as Error).message}`, { cause: err });
+  }
+
+  /** The response head: end-to-end fields, minus the router's requeue mark, plus the success class. */
+  #relayResponse(res: ServerResponse, upstream: Dispatcher.ResponseData, cls: ResponseClass): void {
+    const outHeaders: OutgoingHttpHeaders = {};
+    for (const [k, v] of Object.entries(upstream.headers)) {
+      if (v !== undefined && !isHopByHop(k) && k !== REQUEUE_HEADER) outHeaders[k] = v;
+    }
+    outHeaders[SUCCESS_CLASS_HEADER] = successClass(cls);
+    const trailerNames = headerValue(upstream.headers['trailer']);
+    if (trailerNames !== undefined) outHeaders['trailer'] = trailerNames; // announced trailers follow the body
+    res.writeHead(upstream.statusCode, outHeaders);
+  }
+
+  async #relayBody(res: ServerResponse, upstream: Dispatcher.ResponseData): Promise<void> {
+    try {
+      await relay(upstream.body, res);
+      const trailers = upstream.trailers;
+      if (trailers !== undefined && Object.keys(trailers).length > 0) res.addTrailers(trailers as Record<string, string>);
+      res.end();
+    } catch (err) {
+      // The client went away, or the upstream died or went idle mid-body: cut the response
+      // (a closed connection, never a response that looks complete).
+      if ((err as { code?: string }).code === 'UND_ERR_BODY_TIMEOUT') this.#o.onTimeout?.('response_body_idle');
+      upstream.body.destroy();
+      res.destroy();
     }
   }
 
@@ -515,6 +702,27 @@ export class Router {
 
 /** Per connection: resolvers of its pipelined requests waiting for the one in progress. */
 const pipelines = new WeakMap<object, (() => void)[]>();
+
+/** Reads and drops an answer that will not be relayed (a requeued or retried attempt's). */
+async function discard(upstream: Dispatcher.ResponseData): Promise<void> {
+  await upstream.body.dump().catch(() => undefined);
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms).unref());
+}
+
+/**
+ * On the incoming side (a peer router's request, over mTLS), marks this router's own error answer
+ * when no app received the request: no endpoint on this node, the local pod unreachable, busy or
+ * draining. The outgoing router may then requeue it on another node (REQUEUE_HEADER). The rescue
+ * point writes the answer; fields set here are merged into it.
+ */
+function markUndelivered(req: IncomingMessage, res: ServerResponse, err: unknown): void {
+  if (res.headersSent || (req.socket as { encrypted?: boolean }).encrypted !== true || !(err instanceof HostmeshError)) return;
+  if (err.code === 'NO_ENDPOINTS') res.setHeader(REQUEUE_HEADER, 'no-local-endpoint');
+  else if (err.retryable) res.setHeader(REQUEUE_HEADER, 'not-delivered');
+}
 
 /** Which deadline fired (a metric label: this set is closed). */
 export type TimeoutKind = 'headers' | 'connect' | 'response_body_idle' | 'request_body_idle';

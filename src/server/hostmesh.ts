@@ -16,6 +16,8 @@ import { Metrics } from '../metrics/metrics.js';
 import { NameInterpreter } from '../namer/interpreter.js';
 import { Var } from '../namer/var.js';
 import { clientLimits, EndpointPools } from '../router/endpoint-pool.js';
+import { classifier as buildClassifier, DEFAULT_CLASSIFIER, type Classifier, type ClassifierKind } from '../router/classifier.js';
+import { DEFAULT_BACKOFF, DEFAULT_BUDGET, DEFAULT_RETRY_POLICY, type BudgetConfig, type RetryPolicy } from '../router/retries.js';
 import { DEFAULT_BINDING_CACHE, Router, type BindingCacheLimits } from '../router/router.js';
 import { daemonSet, hostFilter, localNode, portTransform, replaceTransform, type EndpointTransform } from '../router/transformers.js';
 import { networkInterfaces } from 'node:os';
@@ -154,6 +156,22 @@ function buildNamers(config: HostmeshConfig, deps: HostmeshDeps): Namer[] {
     }
   }
   return namers;
+}
+
+/** A router's `service` and `client.requeueBudget` blocks as the Router's retry options, Linkerd 1's defaults filled in. */
+function resiliencePolicy(r: RouterConfig): { retries: RetryPolicy; classifier: Classifier; requeueBudget: BudgetConfig } {
+  const svc = r.service;
+  const backoff = svc?.retries?.backoff;
+  return {
+    retries: {
+      budget: { ...DEFAULT_BUDGET, ...svc?.retries?.budget },
+      backoff: backoff === undefined ? DEFAULT_BACKOFF : backoff.kind === 'constant' ? { kind: 'constant', ms: backoff.ms ?? 0 } : backoff,
+      maxRetriesPerRequest: svc?.retries?.maxRetriesPerRequest ?? DEFAULT_RETRY_POLICY.maxRetriesPerRequest,
+      requestBufferBytes: svc?.retryBufferSize?.requestBytes ?? DEFAULT_RETRY_POLICY.requestBufferBytes,
+    },
+    classifier: buildClassifier((svc?.responseClassifier?.kind as ClassifierKind | undefined) ?? DEFAULT_CLASSIFIER),
+    requeueBudget: { ...DEFAULT_BUDGET, ...r.client.requeueBudget },
+  };
 }
 
 /** A router's bindingCache config as the limits the Router enforces (paths and trees cap one cache). */
@@ -380,6 +398,11 @@ export async function startHostmesh(config: HostmeshConfig, deps: HostmeshDeps):
         onBudgetExceeded: (source) => metrics.bindingBudgetExceeded.labels(r.label, source).inc(),
         onShed: (reason) => rm.shed(reason),
         onTimeout: (kind) => rm.timeout(kind),
+        ...resiliencePolicy(r),
+        onRequeue: (reason) => rm.requeue(reason),
+        onRetry: (service) => rm.retry(service),
+        onBudgetExhausted: (kind) => rm.budgetExhausted(kind),
+        onClassified: (service, cls) => rm.classified(service, cls),
         bindingCache: bindingCacheLimits(r),
         ...(deps.now !== undefined ? { now: deps.now } : {}),
         onBindingEvicted: (reason) => metrics.bindingEvictions.labels(r.label, reason).inc(),

@@ -48,8 +48,9 @@ t.test('a Linkerd 1 DaemonSet TLS config loads as written', async (t) => {
   // One warning per unenforced key, naming where it is.
   t.same(
     warnings.map((w) => w.replace(/^l5d\.yaml:\d+:\d+: /, '')),
-    ['usage: accepted, not enforced', 'telemetry: accepted, not enforced', 'routers[0].service: accepted, not enforced'],
+    ['usage: accepted, not enforced', 'telemetry: accepted, not enforced'],
   );
+  t.same(out.service, { responseClassifier: { kind: 'io.l5d.http.retryableRead5XX' } }, 'service.responseClassifier is enforced (router/classifier.ts)');
   t.match(warnings[0], /^l5d\.yaml:\d+:1: usage:/, 'warnings carry file:line:col');
   t.notOk(warnings.some((w) => w.includes('interpreter')), 'interpreter kind: default is what hostmesh does: no warning');
 });
