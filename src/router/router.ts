@@ -224,7 +224,7 @@ export class Router {
   async #route(req: IncomingMessage, res: ServerResponse, ctx: RequestContext, peerId: string | undefined): Promise<void> {
     const h = req.headers;
     if (viaHops(h.via) >= this.#o.maxHops) {
-      throw new HostmeshError('PROXY_LOOP', `proxy loop: more than ${this.#o.maxHops} hops in Via`);
+      throw HostmeshError.of('PROXY_LOOP', 'hops', { maxHops: this.#o.maxHops });
     }
     const method = req.method ?? 'GET';
     const { host, target } = normalizeTarget(req.url ?? '/', h.host);
@@ -265,7 +265,7 @@ export class Router {
   async resolve(req: IncomingMessage, ctx: RequestContext, peerId: string | undefined): Promise<{ endpoint: Endpoint; tls: boolean; target: string; headers: OutgoingHttpHeaders }> {
     const h = req.headers;
     if (viaHops(h.via) >= this.#o.maxHops) {
-      throw new HostmeshError('PROXY_LOOP', `proxy loop: more than ${this.#o.maxHops} hops in Via`);
+      throw HostmeshError.of('PROXY_LOOP', 'hops', { maxHops: this.#o.maxHops });
     }
     const { host, target } = normalizeTarget(req.url ?? '/', h.host);
     const id = this.#identify({ method: req.method ?? 'GET', host, target, httpVersion: req.httpVersion, header: (n) => headerValue(h[n]) });
@@ -383,11 +383,11 @@ export class Router {
           t = t.trees[0] ?? { kind: 'neg' };
           break;
         case 'neg':
-          throw new HostmeshError('NO_ROUTE', `no route to ${ctx.service ?? '?'}: the name does not bind (neg)`);
+          throw HostmeshError.of('NO_ROUTE', 'neg', { service: ctx.service ?? '?' });
         case 'fail':
-          throw new HostmeshError('NO_ROUTE', `no route to ${ctx.service ?? '?'}: the dtab fails it`);
+          throw HostmeshError.of('NO_ROUTE', 'fail', { service: ctx.service ?? '?' });
         case 'empty':
-          throw new HostmeshError('NO_ENDPOINTS', `no endpoints for ${ctx.service ?? '?'}: the name binds to an empty set`);
+          throw HostmeshError.of('NO_ENDPOINTS', 'empty', { service: ctx.service ?? '?' });
       }
     }
   }
