@@ -131,3 +131,30 @@ t.test("Node's parser errors and the header-count limit answer raw through the s
   const ok = await request({ host: A, port: mesh.ports.outgoing, path: '/', headers: { host: 'world' } });
   t.equal(ok.status, 200, 'the router keeps serving');
 });
+
+t.test('a flood of failing requests with the widest override: each explanation is bounded, the router keeps serving within 1 s', async (t) => {
+  const wide = Array.from({ length: 400 }, (_, i) => `/svc/none-${i}`).join(' | ');
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 20 });
+  t.teardown(() => agent.destroy());
+  const heapBefore = process.memoryUsage().heapUsed;
+  const started = performance.now();
+  const flood = Promise.all(
+    Array.from({ length: 400 }, () => request({ agent, host: A, port: mesh.ports.outgoing, path: '/', headers: { host: 'ghost', 'l5d-dtab': `/svc/ghost => ${wide}` } })),
+  );
+  // While the flood runs, a normal request is answered within 1 s.
+  const during = performance.now();
+  const ok = await request({ host: A, port: mesh.ports.outgoing, path: '/', headers: { host: 'world' } });
+  const duringMs = performance.now() - during;
+  t.equal(ok.status, 200);
+  t.ok(duringMs < 1000, `a normal request during the flood: ${duringMs.toFixed(0)} ms`);
+  const answers = await flood;
+  const floodMs = performance.now() - started;
+  t.ok(
+    answers.every((r) => r.status === 502 && /delegation path:\n {2}\(more than 200 delegation steps/.test(r.body)),
+    `400 failing requests, each a 502 with a bounded delegation path (${floodMs.toFixed(0)} ms in all)`,
+  );
+  const grownMB = (process.memoryUsage().heapUsed - heapBefore) / 1e6;
+  t.ok(grownMB < 64, `heap grew ${grownMB.toFixed(1)} MB`);
+  const after = await request({ host: A, port: mesh.ports.outgoing, path: '/', headers: { host: 'world' } });
+  t.equal(after.status, 200, 'and after it');
+});
