@@ -35,6 +35,13 @@ export class ReplayableBody {
     return this.#keptBytes;
   }
 
+  /** No attempt follows: what was kept is let go (the current attempt keeps streaming). */
+  settle(): void {
+    this.#overflowed = true;
+    this.#kept = [];
+    this.#keptBytes = 0;
+  }
+
   /** The body for the next attempt; the previous attempt's stream gets nothing more. */
   attempt(): Readable {
     if (this.#attempts > 0 && !this.replayable) throw new Error('the request body was streamed past the retry buffer');

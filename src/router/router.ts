@@ -604,6 +604,7 @@ export class Router {
             this.#o.onBudgetExhausted?.('retry');
           }
           this.#o.onClassified?.(service, cls);
+          body?.settle(); // this answer is final: nothing is resent, so nothing need be kept
           this.#relayResponse(res, upstream, cls);
           await this.#relayBody(res, upstream);
           return;
