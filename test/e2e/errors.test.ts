@@ -4,7 +4,7 @@
 import http from 'node:http';
 import net from 'node:net';
 import tls from 'node:tls';
-import { readFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
 import { ERRORS, type ErrorCode } from '../../src/errors.js';
@@ -157,4 +157,17 @@ t.test('a flood of failing requests with the widest override: each explanation i
   t.ok(grownMB < 64, `heap grew ${grownMB.toFixed(1)} MB`);
   const after = await request({ host: A, port: mesh.ports.outgoing, path: '/', headers: { host: 'world' } });
   t.equal(after.status, 200, 'and after it');
+});
+
+t.test('an upgrade to a dead endpoint and a garbled admin request are catalog answers too', async (t) => {
+  await writeFile(join(mesh.demo.dir, 'disco', 'dead-ws'), `${B} 1 node=node-b\n`);
+  let r = await raw(`GET / HTTP/1.1\r\nHost: dead-ws\r\n${UPGRADE}\r\n`);
+  for (let i = 0; i < 50 && /no route/.test(r.body); i++) {
+    await new Promise((res) => setTimeout(res, 100));
+    r = await raw(`GET / HTTP/1.1\r\nHost: dead-ws\r\n${UPGRADE}\r\n`);
+  }
+  // node-b's router cannot reach the pod; its raw 502 comes back through node-a's tunnel.
+  isCatalogAnswer(t, fromRaw(r), 'CONNECT_FAILED', /^upgrade failed: connect ECONNREFUSED 127\.0\.0\.3:1$/);
+  const admin = await raw('G@T / HTTP/1.1\r\nHost: 127.0.0.2\r\n\r\n', () => net.connect(mesh.ports.admin, A));
+  isCatalogAnswer(t, fromRaw(admin), 'BAD_REQUEST', /^bad request: HPE_/);
 });

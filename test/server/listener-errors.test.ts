@@ -1,0 +1,81 @@
+// The listener's own error answers, with a stub router: a router error goes through rescue with the
+// router's explanation, and a CONNECT during a drain gets the 503 SHUTTING_DOWN a request gets.
+
+import net from 'node:net';
+import t from 'tap';
+import { ERRORS, HostmeshError } from '../../src/errors.js';
+import { silentLogger } from '../../src/log.js';
+import type { Router } from '../../src/router/router.js';
+import { Listener } from '../../src/server/listener.js';
+
+const HOST = '127.0.0.1';
+
+/** A router whose requests wait until `release` is called; /fail fails with NO_ROUTE at once. */
+function stubRouter(): { router: Router; release: () => void; started: Promise<void> } {
+  let release = (): void => undefined;
+  let started = (): void => undefined;
+  const startedP = new Promise<void>((r) => (started = r));
+  const held = new Promise<void>((r) => (release = r));
+  const router = {
+    label: 'stub',
+    tlsOptions: undefined,
+    explainFailure: (err: unknown) => (err instanceof HostmeshError ? new HostmeshError(err.code, err.message, { detail: 'delegation path:\n  (stub)' }) : err),
+    handle: async (req: { url?: string }, res: { end: (s: string) => void }) => {
+      if (req.url === '/fail') throw HostmeshError.of('NO_ROUTE', 'neg', { service: '/svc/x' });
+      started();
+      await held;
+      res.end('late\n');
+    },
+  } as unknown as Router;
+  return { router, release, started: startedP };
+}
+
+/** Collects what arrives on `s` until it closes. */
+function collect(s: net.Socket): Promise<string> {
+  return new Promise((resolve) => {
+    let out = '';
+    s.setEncoding('utf8');
+    s.on('data', (c: string) => (out += c));
+    s.on('error', () => undefined);
+    s.on('close', () => resolve(out));
+    setTimeout(() => s.destroy(), 3000).unref();
+  });
+}
+
+t.test("a router error is answered through rescue with the router's explanation", async (t) => {
+  const { router } = stubRouter();
+  const listener = await new Listener(router, { ip: HOST, port: 0 }, silentLogger()).start();
+  t.teardown(() => listener.close(0));
+  const s = net.connect(listener.address.port, HOST, () => s.write('GET /fail HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n'));
+  const out = await collect(s);
+  t.match(out, /^HTTP\/1\.1 502 Bad Gateway\r\n/);
+  t.match(out, /\r\nl5d-err: no%20route%20to%20%2Fsvc%2Fx%3A%20the%20name%20does%20not%20bind%20\(neg\)\r\n/);
+  t.match(out, /\r\n\r\nno route to \/svc\/x: the name does not bind \(neg\)\ndelegation path:\n {2}\(stub\)\n$/, 'the detail the router added is in the body');
+});
+
+/** Starts a listener with one request in flight on `busy`, begins its drain, and returns both. */
+async function draining(): Promise<{ busy: net.Socket; out: Promise<string>; release: () => void; closed: Promise<void> }> {
+  const { router, release, started } = stubRouter();
+  const listener = await new Listener(router, { ip: HOST, port: 0 }, silentLogger()).start();
+  // The connection holds a request in flight, so the drain waits for it (new connections are not accepted).
+  const busy = net.connect(listener.address.port, HOST, () => busy.write('GET /slow HTTP/1.1\r\nHost: x\r\n\r\n'));
+  const out = collect(busy);
+  await started;
+  return { busy, out, release, closed: listener.close(5000) };
+}
+
+/** The answers in a connection's bytes, split at each status line. */
+const answers = (out: string): string[] => out.split(/(?=HTTP\/1\.1 \d{3} )/);
+
+t.test('while draining, a CONNECT gets SHUTTING_DOWN like a request (it was a 403 with no body)', async (t) => {
+  const d = await draining();
+  d.busy.write('CONNECT world:80 HTTP/1.1\r\nHost: world:80\r\n\r\n');
+  const [viaRaw = ''] = answers(await d.out);
+  d.release();
+  await d.closed;
+  t.equal(
+    viaRaw,
+    `HTTP/1.1 ${ERRORS.SHUTTING_DOWN.status} Service Unavailable\r\nl5d-err: router%20is%20shutting%20down\r\ncontent-type: text/plain; charset=utf-8\r\n` +
+      'content-length: 24\r\nconnection: close\r\n\r\nrouter is shutting down\n',
+  );
+});
