@@ -53,6 +53,26 @@ export const DEMO_PODS: readonly PodInfo[] = [
   { namespace: 'shop', name: 'api-9x1z', uid: 'demo-3', nodeName: 'node-b', serviceAccount: 'api', ips: ['127.0.0.30'], hostNetwork: false },
 ];
 
+/**
+ * The demo's authorization policy: deny by default; the web pod may call every service, the batch
+ * pod only world-v2, and the nodes themselves (hello, an operator's curl from the node's address)
+ * everything. So `curl --interface 127.0.0.21 ... http://world/` shows a 403.
+ */
+const DEMO_POLICY = `# The demo's policy (docs/authz.md): deny unless a rule allows.
+namespaces:
+  "*": deny
+rules:
+  - name: web-calls-anything
+    from: [{namespace: shop, serviceAccount: web}]
+    to: [{name: "/#/io.l5d.fs/*"}]
+  - name: batch-calls-world-v2
+    from: [{namespace: shop, serviceAccount: batch}]
+    to: [{name: /#/io.l5d.fs/world-v2}]
+  - name: nodes-call-anything
+    from: [{node: "*"}]
+    to: [{name: "/#/io.l5d.fs/*"}]
+`;
+
 function demoPods(): PodIndex {
   const pods = new PodIndex();
   for (const p of DEMO_PODS) pods.upsert(p);
@@ -98,6 +118,7 @@ function nodeConfig(node: DemoNode, ports: DemoPorts, dir: string, certs: { ca: 
     nodeName: node.name,
     shutdownGraceMs: 2000,
     baseDir: dir,
+    authz: { policyFile: join(dir, 'policy.yaml') },
   };
 }
 
@@ -138,6 +159,7 @@ export async function startDemo(logger: Logger, ports: DemoPorts = DEFAULT_PORTS
     await writeFile(join(disco, 'hello'), `${a.ip} ${hello.port} node=${a.name}\n`);
     await writeFile(join(disco, 'hostmesh'), NODES.map((n) => `${n.ip} ${ports.incoming} node=${n.name}`).join('\n') + '\n');
 
+    await writeFile(join(dir, 'policy.yaml'), DEMO_POLICY);
     const pods = demoPods();
     for (const node of NODES) {
       const certs = pki.nodes.get(node.name) as { cert: string; key: string };
@@ -161,6 +183,7 @@ export async function startDemo(logger: Logger, ports: DemoPorts = DEFAULT_PORTS
       `curl -x ${px} http://nothing-here/   # 502 with l5d-err`,
       `curl -si --interface 127.0.0.20 -x ${px} http://world/ | grep -i x-called-by   # the pod shop/web-7f9c: web.shop.serviceaccount.identity.hostmesh.cluster.local`,
       `curl -si --interface 127.0.0.30 -x ${px} http://world/   # refused: that pod runs on node-b, not node-a`,
+      `curl -si --interface 127.0.0.21 -x ${px} http://world/   # 403: the demo policy lets shop/batch call only world-v2`,
       `curl 'http://${a.ip}:${ports.admin}/delegator.json?router=outgoing&path=/svc/world'`,
       `curl http://${b.ip}:${ports.admin}/admin/ping`,
     ];

@@ -50,16 +50,19 @@ if (CHROMIUM === undefined) {
     t.match(delegation, /\/#\/io\.l5d\.fs\/world-v2/, 'the bound id is shown');
     t.match(delegation, /127\.0\.0\.3:\d+/, 'the bound address is shown');
 
-    // The authorization explain box beside the playground, and the callers table (no policy here).
-    await page.locator('#authz-mode', { hasText: /no policy configured/ }).waitFor({ timeout: 10_000 });
-    await page.fill('#from', 'default/hello');
-    await page.fill('#to', 'default/world:http');
+    // The authorization explain box beside the playground, under the demo's deny-by-default policy.
+    await page.locator('#authz-mode', { hasText: /policy in force/ }).waitFor({ timeout: 10_000 });
+    await page.fill('#from', 'shop/batch');
+    await page.fill('#to', '/#/io.l5d.fs/world');
     await page.click('#explain button[type=submit]');
     await page.locator('#explain-result div').first().waitFor({ timeout: 10_000 });
     const explained = await page.locator('#explain-result').innerText();
-    t.match(explained, /^allow\n/, 'explain shows the decision');
-    t.match(explained, /namespace default \(allow\)|namespace 'default' defaults to allow|no rule matches/, 'and why');
-    t.match(explained, /l5d-dtab overrides from this caller: allowed/);
+    t.match(explained, /^deny\n/, 'explain shows the decision: the batch pod may not call world');
+    t.match(explained, /deny/, 'and why');
+    await page.fill('#from', 'shop/web');
+    await page.click('#explain button[type=submit]');
+    await page.locator('#explain-result', { hasText: /^allow/ }).waitFor({ timeout: 10_000 });
+    t.match(await page.locator('#explain-result').innerText(), /web-calls-anything/, 'the web pod is allowed by its rule, named');
 
     t.same(errors, [], 'no console errors');
     // (A 400 from the playground is logged by the browser as a failed resource: expected below.)

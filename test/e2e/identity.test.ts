@@ -118,3 +118,12 @@ t.test('forged claims from a peer router are refused with a reason', async (t) =
   const after = await viaA(WEB);
   t.equal(after.status, 200, 'traffic is served after the forgeries');
 });
+
+t.test("the demo policy decides on the caller's workload identity", async (t) => {
+  const denied = await viaA('127.0.0.21'); // shop/batch-2k4d: may call only world-v2
+  t.equal(denied.status, 403);
+  t.match(decodeURIComponent(String(denied.headers['l5d-err'])), /batch\.shop\.serviceaccount\.identity\.hostmesh\.cluster\.local/, 'l5d-err names the caller');
+  const allowed = await request({ host: A, port: mesh.ports.outgoing, localAddress: '127.0.0.21', path: 'http://world-v2/' });
+  t.equal(allowed.status, 200, 'its one allowed destination');
+  t.equal((await viaA(WEB)).status, 200, 'the web pod may call anything');
+});
