@@ -79,11 +79,25 @@ export async function checkTlsFiles(config: HostmeshConfig, warnings: string[] =
   return problems;
 }
 
+/** The authorization policy file, parsed as the router parses it at start (file:line:col problems). */
+async function checkPolicy(config: HostmeshConfig): Promise<string[]> {
+  if (config.authz === undefined) return [];
+  const { loadPolicyFile } = await import('../authz/policy-watcher.js');
+  const { PolicyError } = await import('../authz/policy.js');
+  try {
+    await loadPolicyFile(config.authz.policyFile);
+    return [];
+  } catch (err) {
+    if (err instanceof PolicyError) return [...err.problems];
+    throw err;
+  }
+}
+
 export async function runCheck(file: string, set: string[], io: Io = stdio): Promise<number> {
   try {
     const { config, warnings } = await loadConfig(file, { set });
     const tlsWarnings: string[] = [];
-    const problems = [...checkRouters(config), ...(await checkTlsFiles(config, tlsWarnings))];
+    const problems = [...checkRouters(config), ...(await checkTlsFiles(config, tlsWarnings)), ...(await checkPolicy(config))];
     for (const w of [...warnings, ...tlsWarnings]) io.err(printable(`warning: ${w}`));
     for (const p of problems) io.err(printable(`${file}: ${p}`));
     if (problems.length > 0) return 1;
