@@ -30,8 +30,8 @@ export const SOCKET_DEFAULTS = {
   maxConnections: 10_000,
   /** A pod or peer router needs far fewer (a peer's pool is 64); one source cannot take them all. */
   maxConnectionsPerSource: 1_000,
-  /** ~80 MB of unfinished TLS state at most (~40 KB each), inside the DaemonSet's 256 Mi limit. */
-  maxPendingHandshakes: 2_048,
+  /** ~20 MB of unfinished TLS state at most (~40 KB each): a flood of 10,000 peaks at ~180 MB RSS (bench:handshakes), inside the DaemonSet's 256 Mi limit; 2,048 peaked at 217-261 MB. */
+  maxPendingHandshakes: 512,
 } as const;
 
 export interface ListenerOptions {
@@ -54,7 +54,7 @@ export interface ListenerOptions {
   readonly maxConnections?: number;
   /** Connections open at once from one source address (default 1,000). */
   readonly maxConnectionsPerSource?: number;
-  /** TLS only: unfinished handshakes at once; over it the largest source's oldest is closed (default 2,048). */
+  /** TLS only: unfinished handshakes at once; over it the largest source's oldest is closed (default 512). */
   readonly maxPendingHandshakes?: number;
   /** Where requests, connections and TLS failures are counted. */
   readonly metrics?: RouterMetrics;
