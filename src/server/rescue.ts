@@ -34,7 +34,7 @@ export function errorAnswer(err: unknown, ctx: RequestContext = {}): ErrorAnswer
   if (ctx.dtab !== undefined) lines.push(`dtab: ${ctx.dtab}`);
   if (ctx.overrides) lines.push(`override dtab: ${ctx.overrides}`);
   if (e.detail !== undefined) lines.push(e.detail);
-  const body = lines.join('\n') + '\n';
+  const body = `${lines.join('\n')}\n`;
   return {
     error: e,
     status: e.status,

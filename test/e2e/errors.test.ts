@@ -46,7 +46,12 @@ function raw(bytes: string, connect: () => net.Socket = () => net.connect(mesh.p
 }
 
 /** What a user sees of an error answer: the catalog status, l5d-err, and a body that starts with it. */
-function isCatalogAnswer(t: Test, r: { status: number; l5dErr: string | undefined; body: string; contentType: string | undefined }, code: ErrorCode, err: RegExp): void {
+function isCatalogAnswer(
+  t: Test,
+  r: { status: number; l5dErr: string | undefined; body: string; contentType: string | undefined },
+  code: ErrorCode,
+  err: RegExp,
+): void {
   t.equal(r.status, ERRORS[code].status, `${code}: status ${ERRORS[code].status}`);
   const message = decodeURIComponent(r.l5dErr ?? '');
   t.match(message, err, `${code}: l5d-err says why`);
@@ -68,7 +73,11 @@ t.test('a name that does not bind: the 502 names the service, the dtab and the d
   isCatalogAnswer(t, fromHttp(viaHttp), 'NO_ROUTE', /^no route to \/svc\/nowhere/);
   t.match(viaHttp.body, /^service: \/svc\/nowhere$/m);
   t.match(viaHttp.body, /^dtab: \/svc=>\/#\/io\.l5d\.fs$/m);
-  t.match(viaHttp.body, /^delegation path:\n {2}\/svc\/nowhere\n {4}\/#\/io\.l5d\.fs\/nowhere {2}\(\/svc=>\/#\/io\.l5d\.fs\)\n/m, 'each step with the dentry that rewrote it');
+  t.match(
+    viaHttp.body,
+    /^delegation path:\n {2}\/svc\/nowhere\n {4}\/#\/io\.l5d\.fs\/nowhere {2}\(\/svc=>\/#\/io\.l5d\.fs\)\n/m,
+    'each step with the dentry that rewrote it',
+  );
   t.match(viaHttp.body, /neg \(no route\)/, 'and where it ended');
   // The same failure on an Upgrade leaves the HTTP server: the raw answer is the same answer.
   const viaRaw = await raw(`GET / HTTP/1.1\r\nHost: nowhere\r\n${UPGRADE}\r\n`);
@@ -89,7 +98,8 @@ t.test('an override that sends a name nowhere: the body names the override and t
 });
 
 t.test('the delegation path is bounded: wide or long overrides still get a short explanation', async (t) => {
-  const send = (override: string) => request({ host: A, port: mesh.ports.outgoing, path: '/', headers: { host: 'ghost', 'l5d-dtab': `/svc/ghost => ${override}` } });
+  const send = (override: string) =>
+    request({ host: A, port: mesh.ports.outgoing, path: '/', headers: { host: 'ghost', 'l5d-dtab': `/svc/ghost => ${override}` } });
   const delegation = (body: string): string => body.slice(body.indexOf('delegation path:'));
   // 200 alternatives: more nodes than an error explanation may expand, so none are shown.
   const wide = await send(Array.from({ length: 200 }, (_, i) => `/svc/none-${i}`).join(' | '));
@@ -139,7 +149,9 @@ t.test('a flood of failing requests with the widest override: each explanation i
   const heapBefore = process.memoryUsage().heapUsed;
   const started = performance.now();
   const flood = Promise.all(
-    Array.from({ length: 400 }, () => request({ agent, host: A, port: mesh.ports.outgoing, path: '/', headers: { host: 'ghost', 'l5d-dtab': `/svc/ghost => ${wide}` } })),
+    Array.from({ length: 400 }, () =>
+      request({ agent, host: A, port: mesh.ports.outgoing, path: '/', headers: { host: 'ghost', 'l5d-dtab': `/svc/ghost => ${wide}` } }),
+    ),
   );
   // While the flood runs, a normal request is answered within 1 s.
   const during = performance.now();

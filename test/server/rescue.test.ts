@@ -90,7 +90,11 @@ t.test("Node's parser errors map to catalog codes, and an unknown error is INTER
   const cases: [Partial<NodeJS.ErrnoException> & { reason?: string }, ErrorCode, RegExp][] = [
     [{ code: 'HPE_HEADER_OVERFLOW', message: 'Header overflow' }, 'HEADERS_TOO_LARGE', /^request line and headers too large$/],
     [{ code: 'ERR_HTTP_REQUEST_TIMEOUT', message: 'Request timeout' }, 'REQUEST_TIMEOUT', /^request headers did not arrive in time$/],
-    [{ code: 'HPE_INVALID_METHOD', message: 'Parse Error: Invalid method encountered', reason: 'Invalid method encountered' }, 'BAD_REQUEST', /^bad request: HPE_INVALID_METHOD: Invalid method encountered$/],
+    [
+      { code: 'HPE_INVALID_METHOD', message: 'Parse Error: Invalid method encountered', reason: 'Invalid method encountered' },
+      'BAD_REQUEST',
+      /^bad request: HPE_INVALID_METHOD: Invalid method encountered$/,
+    ],
     [{ message: 'Parse Error' }, 'BAD_REQUEST', /^bad request: parse error: Parse Error$/],
   ];
   for (const [fields, code, message] of cases) {
