@@ -416,7 +416,9 @@ export class Router {
     }
     if (exclude.size > 0) endpoints = endpoints.filter((e) => !exclude.has(endpointKey(e)));
     if (endpoints.length === 0) return undefined;
-    return this.#o.balancer === 'roundRobin' ? endpoints[this.#rr++ % endpoints.length] : pickP2C(endpoints, this.#load, this.#o.random);
+    // Least loaded of two (pools' in-flight counts), even under round robin: a resend that moved
+    // the rotation on would send every next request to the endpoint that just failed first.
+    return pickP2C(endpoints, (e) => this.#o.pools.load(e), this.#o.random);
   }
 
   #endpoint(name: BoundName, ctx: RequestContext): Endpoint {
