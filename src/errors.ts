@@ -47,7 +47,7 @@ export const ERRORS = {
   IDENTITY_REFUSED: { status: 403, retryable: false, description: 'A peer router claimed a workload identity it cannot speak for (pod unknown, on another node, or with another service account).' },
   AUTHZ_DENIED: { status: 403, retryable: false, description: "The authorization policy does not allow this caller to reach the request's final destination (no rule allows it and the namespace defaults to deny)." },
   DTAB_OVERRIDE_REFUSED: { status: 403, retryable: false, description: "The request carries an l5d-dtab override, and the authorization policy sets allowDtabOverride: false for the caller's namespace." },
-  METHOD_NOT_ALLOWED: { status: 405, retryable: false, description: 'The method is not allowed on this endpoint.' },
+  METHOD_NOT_ALLOWED: { status: 405, retryable: false, description: 'The method is not allowed on this endpoint.', messages: { postOnly: '{method} {path}: POST only' } },
   REQUEST_TIMEOUT: {
     status: 408,
     retryable: false,

@@ -263,7 +263,7 @@ export class AdminServer {
   #shutdown(req: http.IncomingMessage, res: http.ServerResponse): void {
     if (req.method !== 'POST') {
       res.setHeader('allow', 'POST');
-      return send(res, 405, 'POST only\n');
+      return rescue(res, HostmeshError.of('METHOD_NOT_ALLOWED', 'postOnly', { method: req.method ?? '?', path: '/admin/shutdown' }), {}, this.#logger);
     }
     if (!this.#ctx.config.admin.allowRemoteShutdown && !isLoopback(req.socket.remoteAddress)) {
       return this.#refuse(req, res, 'remote', 'shutdown is only allowed from loopback (admin.allowRemoteShutdown)');

@@ -182,4 +182,7 @@ t.test('an upgrade to a dead endpoint and a garbled admin request are catalog an
   isCatalogAnswer(t, fromRaw(r), 'CONNECT_FAILED', /^upgrade failed: connect ECONNREFUSED 127\.0\.0\.3:1$/);
   const admin = await raw('G@T / HTTP/1.1\r\nHost: 127.0.0.2\r\n\r\n', () => net.connect(mesh.ports.admin, A));
   isCatalogAnswer(t, fromRaw(admin), 'BAD_REQUEST', /^bad request: HPE_/);
+  const get = await request({ host: A, port: mesh.ports.admin, path: '/admin/shutdown', headers: { host: '127.0.0.2' } });
+  isCatalogAnswer(t, fromHttp(get), 'METHOD_NOT_ALLOWED', /^GET \/admin\/shutdown: POST only$/);
+  t.equal(get.headers.allow, 'POST');
 });
