@@ -25,7 +25,7 @@ import { HeaderDtabs } from './header-dtabs.js';
 import type { EndpointTransform } from './transformers.js';
 import { CLAIM_HEADER } from '../identity/workload-identity.js';
 import type { Authorize } from './authorize.js';
-import { classifier as buildClassifier, successClass, SUCCESS_CLASS_HEADER, type Classifier, type ResponseClass } from './classifier.js';
+import { classifier as buildClassifier, RETRYABLE_HEADER, successClass, SUCCESS_CLASS_HEADER, type Classifier, type ResponseClass } from './classifier.js';
 import { Budgets, backoffDelays, DEFAULT_BUDGET, DEFAULT_RETRY_POLICY, MAX_BUDGETS, type BudgetConfig, type RetryPolicy } from './retries.js';
 import { ReplayableBody } from './retry-body.js';
 import { withDelegationPath } from './explain-failure.js';
@@ -722,7 +722,10 @@ function sleep(ms: number): Promise<void> {
  * point writes the answer; fields set here are merged into it.
  */
 function markUndelivered(req: IncomingMessage, res: ServerResponse, err: unknown): void {
-  if (res.headersSent || (req.socket as { encrypted?: boolean }).encrypted !== true || !(err instanceof HostmeshError)) return;
+  if (res.headersSent || !(err instanceof HostmeshError)) return;
+  // Linkerd 1's informational l5d-retryable: the request reached no app, so it is safe to resend.
+  if (err.retryable) res.setHeader(RETRYABLE_HEADER, 'true');
+  if ((req.socket as { encrypted?: boolean }).encrypted !== true) return;
   if (err.code === 'NO_ENDPOINTS') res.setHeader(REQUEUE_HEADER, 'no-local-endpoint');
   else if (err.retryable) res.setHeader(REQUEUE_HEADER, 'not-delivered');
 }

@@ -225,6 +225,17 @@ t.test('an empty budget: the failure is relayed and counted; the router keeps se
   t.equal((await via(ports.stingy, '/fine')).status, 200);
 });
 
+t.test("the router's own error that reached no app says so: l5d-retryable: true (Linkerd 1)", async (t) => {
+  const r = await request({ host: HOST, port: ports.plain, path: '/', headers: { host: 'app', 'l5d-dtab': `/svc/app => /$/inet/${HOST}/1` } });
+  t.equal(r.status, 502);
+  t.match(decodeURIComponent(String(r.headers['l5d-err'])), /cannot reach/);
+  t.equal(r.headers['l5d-retryable'], 'true');
+  t.equal(r.headers['l5d-hostmesh-requeue'], undefined, 'the requeue mark is only for peer routers');
+  const route = await request({ host: HOST, port: ports.plain, path: '/', headers: { host: 'app', 'l5d-dtab': '/svc/app => /$/nil' } });
+  t.equal(route.status, 502);
+  t.equal(route.headers['l5d-retryable'], undefined, 'a name that does not bind is not worth resending');
+});
+
 t.test('a backend failing everything: retries stop at the per-request bound and the budget', async (t) => {
   const before = await metric('hostmesh_retries_total', { router: 'read', service: '/svc/app' });
   let backendHits = 0;
