@@ -71,7 +71,9 @@ async function main(): Promise<void> {
   const exhausted = metrics.find((s) => s.name === 'hostmesh_retry_budget_exhausted_total' && s.labels['kind'] === 'retry')?.value ?? 0;
   const allowed = 0.2 * total + 10 * SECONDS + 10 * 10; // percentCanRetry of the requests, minRetriesPerSec, the first window's reserve
   console.log(`${total} GETs at ${RATE}/s, backend 503 on ${FAIL * 100}%, retryableRead5XX, default budget (10 s, 10/s, 20%)`);
-  console.log(`success ${((100 * ok) / total).toFixed(2)}% (${total - ok} failed), retries ${retries} = ${((100 * retries) / total).toFixed(1)}% of requests (budget allows <= ${allowed}), budget exhausted ${exhausted} times, backend saw ${attempts}`);
+  console.log(
+    `success ${((100 * ok) / total).toFixed(2)}% (${total - ok} failed), retries ${retries} = ${((100 * retries) / total).toFixed(1)}% of requests (budget allows <= ${allowed}), budget exhausted ${exhausted} times, backend saw ${attempts}`,
+  );
   agent.destroy();
   await mesh.close(100);
   backend.closeAllConnections();

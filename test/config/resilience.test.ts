@@ -35,11 +35,17 @@ t.test('service and requeueBudget load as Linkerd 1 writes them', async (t) => {
     retryBufferSize: { requestBytes: 8192 },
   });
   t.same(r?.client.requeueBudget, { minRetriesPerSec: 1, percentCanRetry: 0.1, ttlSecs: 5 });
-  t.same(warnings.map((w) => w.replace(/^l5d\.yaml:\d+:\d+: /, '')), ['routers[0].service.totalTimeoutMs: accepted, not enforced']);
+  t.same(
+    warnings.map((w) => w.replace(/^l5d\.yaml:\d+:\d+: /, '')),
+    ['routers[0].service.totalTimeoutMs: accepted, not enforced'],
+  );
 });
 
 t.test('constant backoff, and the classifier names without http.', async (t) => {
-  const { config: c } = parseConfig(config(`  service:\n    responseClassifier: {kind: io.l5d.retryableRead5XX}\n    retries: {backoff: {kind: constant, ms: 50}}`), 'l5d.yaml');
+  const { config: c } = parseConfig(
+    config(`  service:\n    responseClassifier: {kind: io.l5d.retryableRead5XX}\n    retries: {backoff: {kind: constant, ms: 50}}`),
+    'l5d.yaml',
+  );
   t.same(c.routers[0]?.service?.retries?.backoff, { kind: 'constant', ms: 50 });
 });
 

@@ -39,7 +39,10 @@ function nodeConfig(node: (typeof NODES)[number], certs: { ca: string; cert: str
     transformers: [{ kind: 'io.l5d.k8s.daemonset', routers: '/#/io.l5d.fs/hostmesh' }],
     servers: [{ ip: node.ip, port: ports.outgoing }],
     // Round robin: every other request goes to node-b's router, whichever state it is in.
-    client: { loadBalancer: { kind: 'roundRobin' }, tls: { commonName: 'hostmesh', trustCerts: [certs.ca], clientAuth: { certPath: certs.cert, keyPath: certs.key } } },
+    client: {
+      loadBalancer: { kind: 'roundRobin' },
+      tls: { commonName: 'hostmesh', trustCerts: [certs.ca], clientAuth: { certPath: certs.cert, keyPath: certs.key } },
+    },
     maxHops: 64,
   };
   const incoming: RouterConfig = {
@@ -132,7 +135,11 @@ t.test('a pod moved off node-b: requests node-a still sends there are requeued t
     bodies.add(r.body);
     t.equal(r.headers['l5d-hostmesh-requeue'], undefined, 'the mark never reaches the app');
   }
-  t.same(statuses.filter((s) => s !== 200), [], 'every request succeeded');
+  t.same(
+    statuses.filter((s) => s !== 200),
+    [],
+    'every request succeeded',
+  );
   t.same([...bodies], ['web on node-a, GET body 0\n']);
   t.equal(hits.web - before, 40, 'the app saw each request once');
   t.ok((await metric('hostmesh_requeues_total', { router: 'outgoing', reason: 'no_local_endpoint' })) >= 15, 'requeues are counted');
@@ -177,7 +184,11 @@ t.test("node-b's router is gone (port closed): requests succeed on node-a", asyn
   meshes.delete('node-b');
   const statuses: number[] = [];
   for (let i = 0; i < 30; i++) statuses.push((await viaA(i % 3 === 0 ? 'http://web/' : 'http://web/x', i % 2 === 0 ? {} : { method: 'DELETE' })).status);
-  t.same(statuses.filter((s) => s !== 200), [], 'every request succeeded');
+  t.same(
+    statuses.filter((s) => s !== 200),
+    [],
+    'every request succeeded',
+  );
   t.ok((await metric('hostmesh_requeues_total', { router: 'outgoing', reason: 'connect_failed' })) >= 10, 'connection failures requeued');
   // The router stays responsive: a normal request is answered promptly.
   const started = Date.now();

@@ -44,7 +44,11 @@ const rows: Row[] = [
 
 t.test('classes by kind, method, status and l5d-retryable', async (t) => {
   for (const [kind, method, status, headers, want, chunked] of rows) {
-    t.equal(classifier(kind)({ method, chunked: chunked === true }, status, headers), want, `${kind} ${method} ${status} ${JSON.stringify(headers)}${chunked ? ' chunked' : ''}`);
+    t.equal(
+      classifier(kind)({ method, chunked: chunked === true }, status, headers),
+      want,
+      `${kind} ${method} ${status} ${JSON.stringify(headers)}${chunked ? ' chunked' : ''}`,
+    );
   }
 });
 

@@ -164,7 +164,10 @@ t.before(async () => {
     routers: [
       router('read', read, { responseClassifier: { kind: 'io.l5d.http.retryableRead5XX' } }),
       router('plain', plain, undefined),
-      router('stingy', stingy, { responseClassifier: { kind: 'io.l5d.http.retryableRead5XX' }, retries: { budget: { minRetriesPerSec: 0, percentCanRetry: 0 } } }),
+      router('stingy', stingy, {
+        responseClassifier: { kind: 'io.l5d.http.retryableRead5XX' },
+        retries: { budget: { minRetriesPerSec: 0, percentCanRetry: 0 } },
+      }),
     ],
     shutdownGraceMs: 100,
     baseDir: process.cwd(),
