@@ -295,6 +295,8 @@ t.test('the shipped config passes `hostmesh run --check` with only the in-cluste
     `routers.1.servers.0.tls.certPath=${sampleDir}/tls.crt`,
     `routers.1.servers.0.tls.keyPath=${sampleDir}/tls.key`,
     `routers.1.servers.0.tls.caCertPath=${sampleDir}/ca.crt`,
+    // The policy ConfigMap's file, where the DaemonSet mounts it (--check parses it like run).
+    `authz.policyFile=${join(ROOT, 'k8s/base/config/policy.yaml')}`,
   ].flatMap((s) => ['--set', s]);
   const args = c.args.map((a) => (a === '/etc/hostmesh/config.yaml' ? join(ROOT, 'k8s/base/config/config.yaml') : a));
   // NODE_NAME as the DaemonSet's downward API sets it: --check builds the localnode transformer too.
