@@ -26,7 +26,11 @@ export const ERRORS = {
   },
   NO_HOST: { status: 400, retryable: false, description: 'The request cannot be identified: it has no Host.' },
   BAD_DTAB_HEADER: { status: 400, retryable: false, description: 'An l5d-dtab or l5d-ctx-dtab header does not parse.' },
-  OVERRIDE_OVER_BUDGET: { status: 400, retryable: false, description: "Binding through the request's dtab override (l5d-dtab, l5d-ctx-dtab) exceeded the router's bindingBudget." },
+  OVERRIDE_OVER_BUDGET: {
+    status: 400,
+    retryable: false,
+    description: "Binding through the request's dtab override (l5d-dtab, l5d-ctx-dtab) exceeded the router's bindingBudget.",
+  },
   PROXY_LOOP: {
     status: 400,
     retryable: false,
@@ -43,15 +47,39 @@ export const ERRORS = {
       unbound: 'CONNECT {authority}: {host} is not a mesh name (it does not bind)',
     },
   },
-  ADMIN_REFUSED: { status: 403, retryable: false, description: 'An admin request with a foreign Host or Origin, or a state change without the hostmesh-admin header, sent through a router, or (shutdown) from off the host.' },
-  IDENTITY_REFUSED: { status: 403, retryable: false, description: 'A peer router claimed a workload identity it cannot speak for (pod unknown, on another node, or with another service account).' },
-  AUTHZ_DENIED: { status: 403, retryable: false, description: "The authorization policy does not allow this caller to reach the request's final destination (no rule allows it and the namespace defaults to deny)." },
-  DTAB_OVERRIDE_REFUSED: { status: 403, retryable: false, description: "The request carries an l5d-dtab override, and the authorization policy sets allowDtabOverride: false for the caller's namespace." },
-  METHOD_NOT_ALLOWED: { status: 405, retryable: false, description: 'The method is not allowed on this endpoint.', messages: { postOnly: '{method} {path}: POST only' } },
+  ADMIN_REFUSED: {
+    status: 403,
+    retryable: false,
+    description:
+      'An admin request with a foreign Host or Origin, or a state change without the hostmesh-admin header, sent through a router, or (shutdown) from off the host.',
+  },
+  IDENTITY_REFUSED: {
+    status: 403,
+    retryable: false,
+    description: 'A peer router claimed a workload identity it cannot speak for (pod unknown, on another node, or with another service account).',
+  },
+  AUTHZ_DENIED: {
+    status: 403,
+    retryable: false,
+    description:
+      "The authorization policy does not allow this caller to reach the request's final destination (no rule allows it and the namespace defaults to deny).",
+  },
+  DTAB_OVERRIDE_REFUSED: {
+    status: 403,
+    retryable: false,
+    description: "The request carries an l5d-dtab override, and the authorization policy sets allowDtabOverride: false for the caller's namespace.",
+  },
+  METHOD_NOT_ALLOWED: {
+    status: 405,
+    retryable: false,
+    description: 'The method is not allowed on this endpoint.',
+    messages: { postOnly: '{method} {path}: POST only' },
+  },
   REQUEST_TIMEOUT: {
     status: 408,
     retryable: false,
-    description: "The request headers did not arrive within the server's headersTimeoutMs, or the request body made no progress within client.requestBodyIdleTimeoutMs.",
+    description:
+      "The request headers did not arrive within the server's headersTimeoutMs, or the request body made no progress within client.requestBodyIdleTimeoutMs.",
     messages: { headers: 'request headers did not arrive in time' },
   },
   HEADERS_TOO_LARGE: {
@@ -74,12 +102,26 @@ export const ERRORS = {
   },
   DELEGATION_LOOP: { status: 502, retryable: false, description: 'Binding exceeded the recursion limit: the dtab loops.' },
   BINDING_FAILED: { status: 502, retryable: false, description: 'A namer failed while binding the name.' },
-  BINDING_OVER_BUDGET: { status: 502, retryable: false, description: "Binding through the router's own dtab exceeded its bindingBudget (too many expanded alternatives)." },
+  BINDING_OVER_BUDGET: {
+    status: 502,
+    retryable: false,
+    description: "Binding through the router's own dtab exceeded its bindingBudget (too many expanded alternatives).",
+  },
   CONNECT_FAILED: { status: 502, retryable: true, description: 'The router could not connect to the chosen endpoint.' },
   UPSTREAM_ERROR: { status: 502, retryable: false, description: 'The upstream connection failed after the request was sent.' },
   TIMEOUT: { status: 503, retryable: false, description: 'Binding or the upstream did not answer in time.' },
-  SHED: { status: 503, retryable: true, description: 'The endpoint was busy: the request exceeded its source or service share and the wait queue was full, or it waited past client.maxWaitMs. Nothing reached the application.' },
-  SHUTTING_DOWN: { status: 503, retryable: true, description: 'The router is draining and takes no new requests.', messages: { draining: 'router is shutting down' } },
+  SHED: {
+    status: 503,
+    retryable: true,
+    description:
+      'The endpoint was busy: the request exceeded its source or service share and the wait queue was full, or it waited past client.maxWaitMs. Nothing reached the application.',
+  },
+  SHUTTING_DOWN: {
+    status: 503,
+    retryable: true,
+    description: 'The router is draining and takes no new requests.',
+    messages: { draining: 'router is shutting down' },
+  },
   INTERNAL: { status: 500, retryable: false, description: 'A bug in hostmesh; the log has the stack.' },
 } as const satisfies Record<string, ErrorSpec>;
 
@@ -107,7 +149,12 @@ export class HostmeshError extends Error {
   }
 
   /** The error in one of its catalog wordings (ERRORS[code].messages[template], parameters filled). */
-  static of<C extends Templated>(code: C, template: TemplateName<C>, params: Readonly<Record<string, string | number>> = {}, options?: { detail?: string; cause?: unknown }): HostmeshError {
+  static of<C extends Templated>(
+    code: C,
+    template: TemplateName<C>,
+    params: Readonly<Record<string, string | number>> = {},
+    options?: { detail?: string; cause?: unknown },
+  ): HostmeshError {
     const messages = ERRORS[code].messages as Readonly<Record<string, string>>;
     return new HostmeshError(code, fill(messages[template] as string, params), options);
   }

@@ -26,5 +26,9 @@ t.test('every catalog code has a section in docs/errors.md with its status and r
 
 t.test('docs/errors.md documents no code the catalog lacks', async (t) => {
   const codes = new Set(Object.keys(ERRORS));
-  t.same([...sections.keys()].filter((s) => !codes.has(s)), [], 'no stale sections');
+  t.same(
+    [...sections.keys()].filter((s) => !codes.has(s)),
+    [],
+    'no stale sections',
+  );
 });

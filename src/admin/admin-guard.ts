@@ -91,7 +91,11 @@ export function forwardedByRouter(headers: IncomingHttpHeaders): boolean {
 }
 
 /** Refuses what the admin must not serve; undefined when the request may go on. */
-export function checkAdminRequest(headers: IncomingHttpHeaders, rules: HostRules, changesState: boolean): { reason: AdminRefusal; message: string } | undefined {
+export function checkAdminRequest(
+  headers: IncomingHttpHeaders,
+  rules: HostRules,
+  changesState: boolean,
+): { reason: AdminRefusal; message: string } | undefined {
   if (!hostAllowed(headers.host, rules)) {
     return { reason: 'host', message: 'the admin server does not answer this Host (loopback names, its own addresses and admin.allowedHosts only)' };
   }
@@ -101,6 +105,7 @@ export function checkAdminRequest(headers: IncomingHttpHeaders, rules: HostRules
   if (typeof marker !== 'string' || marker.trim() === '') {
     return { reason: 'simple', message: `a state change needs the header '${ADMIN_HEADER}: 1' (curl -X POST -H '${ADMIN_HEADER}: 1' ...)` };
   }
-  if (forwardedByRouter(headers)) return { reason: 'forwarded', message: 'state changes are refused on requests sent through a router (Via: hostmesh, l5d-dst-*)' };
+  if (forwardedByRouter(headers))
+    return { reason: 'forwarded', message: 'state changes are refused on requests sent through a router (Via: hostmesh, l5d-dst-*)' };
   return undefined;
 }

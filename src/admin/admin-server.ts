@@ -127,18 +127,34 @@ export class AdminServer {
     this.route('/config.json', (_req, res) => sendJson(res, 200, ctx.config));
     this.route('/delegator.json', (req, res, url) => this.#delegator(req, res, url));
     this.route('/admin/shutdown', (req, res) => this.#shutdown(req, res), { changesState: true });
-    this.route('/client_state.json', (_req, res) =>
-      sendJson(res, 200, Object.fromEntries(ctx.routers.map((r) => [r.label, r.router.clientState()]))),
-    );
+    this.route('/client_state.json', (_req, res) => sendJson(res, 200, Object.fromEntries(ctx.routers.map((r) => [r.label, r.router.clientState()]))));
     this.route('/', (_req, res) => send(res, 200, DASHBOARD_HTML, 'text/html; charset=utf-8'));
-    this.route('/admin/routers.json', (_req, res) => sendJson(res, 200, ctx.routers.map((r) => ({ label: r.label, dtab: r.router.dtab.show() }))));
+    this.route('/admin/routers.json', (_req, res) =>
+      sendJson(
+        res,
+        200,
+        ctx.routers.map((r) => ({ label: r.label, dtab: r.router.dtab.show() })),
+      ),
+    );
     const metrics = ctx.metrics;
     if (metrics !== undefined) {
-      const prometheus = async (_req: http.IncomingMessage, res: http.ServerResponse): Promise<void> => send(res, 200, await metrics.prometheus(), metrics.contentType);
+      const prometheus = async (_req: http.IncomingMessage, res: http.ServerResponse): Promise<void> =>
+        send(res, 200, await metrics.prometheus(), metrics.contentType);
       this.route('/metrics', prometheus);
       this.route('/admin/metrics/prometheus', prometheus);
       this.route('/admin/metrics.json', (_req, res) => sendJson(res, 200, metrics.flat()));
-      this.route('/admin/services.json', (_req, res) => sendJson(res, 200, { at: Date.now(), services: metrics.services(), routers: [...metrics.routers.values()].map((r) => ({ label: r.label, connections: r.connectionsOpen, inFlight: r.inFlightNow, peers: [...r.peers].map(([identity, p]) => ({ identity, ...p })) })) }));
+      this.route('/admin/services.json', (_req, res) =>
+        sendJson(res, 200, {
+          at: Date.now(),
+          services: metrics.services(),
+          routers: [...metrics.routers.values()].map((r) => ({
+            label: r.label,
+            connections: r.connectionsOpen,
+            inFlight: r.inFlightNow,
+            peers: [...r.peers].map(([identity, p]) => ({ identity, ...p })),
+          })),
+        }),
+      );
     }
   }
 

@@ -11,6 +11,9 @@ let reply: ParseReply;
 try {
   reply = { ok: true, file: parsePolicyFile(text, file) };
 } catch (err) {
-  reply = { ok: false, problems: err instanceof PolicyError ? err.problems : [`${file}:1:1: the policy could not be parsed (${err instanceof Error ? err.name : 'error'})`] };
+  reply = {
+    ok: false,
+    problems: err instanceof PolicyError ? err.problems : [`${file}:1:1: the policy could not be parsed (${err instanceof Error ? err.name : 'error'})`],
+  };
 }
 parentPort?.postMessage(reply);

@@ -37,7 +37,11 @@ export const DEFAULT_PARSER_MEMORY_MB = 192;
 export function parsePolicyOffThread(text: string, file: string, maxMemoryMb = DEFAULT_PARSER_MEMORY_MB): Promise<Policy> {
   return new Promise((resolve, reject) => {
     // One short-lived worker per reload: reloads are rare, and an idle worker would hold ~10 MB.
-    const worker = new Worker(WORKER, { workerData: { text, file }, execArgv: workerExecArgv(process.execArgv), resourceLimits: { maxOldGenerationSizeMb: maxMemoryMb } });
+    const worker = new Worker(WORKER, {
+      workerData: { text, file },
+      execArgv: workerExecArgv(process.execArgv),
+      resourceLimits: { maxOldGenerationSizeMb: maxMemoryMb },
+    });
     let settled = false;
     const done = (f: () => void): void => {
       if (settled) return;
@@ -57,7 +61,8 @@ export function parsePolicyOffThread(text: string, file: string, maxMemoryMb = D
     );
     worker.once('error', (err: NodeJS.ErrnoException) =>
       done(() => {
-        const why = err.code === 'ERR_WORKER_OUT_OF_MEMORY' ? `it needs more than its ${maxMemoryMb} MB (parserMemoryMb)` : (err.message.split('\n')[0] ?? err.name);
+        const why =
+          err.code === 'ERR_WORKER_OUT_OF_MEMORY' ? `it needs more than its ${maxMemoryMb} MB (parserMemoryMb)` : (err.message.split('\n')[0] ?? err.name);
         reject(new PolicyError([`${file}:1:1: the policy parser failed: ${why}`]));
       }),
     );

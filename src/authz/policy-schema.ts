@@ -23,7 +23,10 @@ const pathPrefix = z
   .string()
   .regex(/^\/[\x21-\x7e]{0,1023}$/, 'expected a path prefix starting with / (printable ASCII, no spaces)')
   .refine((p) => !/[?#%\\]/.test(p), 'a path prefix has no query (?), fragment (#), % escape or backslash')
-  .refine((p) => !p.split('/').some((seg, i, all) => seg === '.' || seg === '..' || (seg === '' && i > 0 && i < all.length - 1)), 'a path prefix has no . or .. segment and no //');
+  .refine(
+    (p) => !p.split('/').some((seg, i, all) => seg === '.' || seg === '..' || (seg === '' && i > 0 && i < all.length - 1)),
+    'a path prefix has no . or .. segment and no //',
+  );
 
 const nonEmpty = <T extends z.ZodType>(item: T) => z.array(item).min(1, 'expected a non-empty list');
 
@@ -38,9 +41,16 @@ export const callerSchema = z
   .superRefine((c, ctx) => {
     const keys = (['identity', 'namespace', 'serviceAccount', 'node'] as const).filter((k) => c[k] !== undefined);
     if (c.unauthenticated === true && keys.length > 0) {
-      ctx.addIssue({ code: 'custom', path: ['unauthenticated'], message: `unauthenticated: true stands alone (an unauthenticated caller has no ${keys.join(', ')})` });
+      ctx.addIssue({
+        code: 'custom',
+        path: ['unauthenticated'],
+        message: `unauthenticated: true stands alone (an unauthenticated caller has no ${keys.join(', ')})`,
+      });
     } else if (c.unauthenticated === undefined && keys.length === 0) {
-      ctx.addIssue({ code: 'custom', message: 'a caller needs identity, namespace, serviceAccount, node or unauthenticated: true (namespace: "*" is any workload)' });
+      ctx.addIssue({
+        code: 'custom',
+        message: 'a caller needs identity, namespace, serviceAccount, node or unauthenticated: true (namespace: "*" is any workload)',
+      });
     }
     if (c.node !== undefined && (c.namespace !== undefined || c.serviceAccount !== undefined)) {
       ctx.addIssue({ code: 'custom', path: ['node'], message: 'a node identity has no namespace or service account: put node in its own caller entry' });

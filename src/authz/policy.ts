@@ -206,7 +206,10 @@ function compileDest(d: DestinationEntry): DestMatcher {
     ports:
       d.ports === undefined
         ? undefined
-        : { numbers: new Set(d.ports.filter((p): p is number => typeof p === 'number')), names: new Set(d.ports.filter((p): p is string => typeof p === 'string')) },
+        : {
+            numbers: new Set(d.ports.filter((p): p is number => typeof p === 'number')),
+            names: new Set(d.ports.filter((p): p is string => typeof p === 'string')),
+          },
     methods: d.methods === undefined ? undefined : new Set(d.methods),
     paths: d.paths,
   };
@@ -420,7 +423,8 @@ export class Policy {
   #who(caller: AuthzCaller): Who {
     if (!caller.authenticated) return { authenticated: false, identity: undefined, namespace: undefined, serviceAccount: undefined, node: undefined };
     const id = caller.identity;
-    const workload = id === undefined || (caller.namespace !== undefined && caller.serviceAccount !== undefined) ? undefined : parseWorkloadIdentity(id, this.trustDomain);
+    const workload =
+      id === undefined || (caller.namespace !== undefined && caller.serviceAccount !== undefined) ? undefined : parseWorkloadIdentity(id, this.trustDomain);
     return {
       authenticated: true,
       identity: id,
@@ -462,7 +466,8 @@ export class Policy {
     let normalized: string | undefined | null = null;
     const pathOf = (): string | undefined => (normalized === null ? (normalized = normalizePath(req.path)) : normalized);
     const rule = this.#firstRule(who, req, pathOf);
-    if (rule !== undefined) return decision('allow', false, rule.name, undefined, () => `rule '${rule.name}' allows ${describeCaller(who)} to ${describeDest(req.dest)}`);
+    if (rule !== undefined)
+      return decision('allow', false, rule.name, undefined, () => `rule '${rule.name}' allows ${describeCaller(who)} to ${describeDest(req.dest)}`);
     const ns = req.dest.namespace;
     const fallback = this.namespaceDefault(ns);
     const reason = (): string => {
@@ -504,7 +509,13 @@ class Decision implements AuthzDecision {
   }
 }
 
-function decision(verdict: 'allow' | 'deny', audit: boolean, rule: string | undefined, fallback: NamespaceDefault | undefined, reason: () => string): AuthzDecision {
+function decision(
+  verdict: 'allow' | 'deny',
+  audit: boolean,
+  rule: string | undefined,
+  fallback: NamespaceDefault | undefined,
+  reason: () => string,
+): AuthzDecision {
   return new Decision(verdict, audit, rule, fallback, reason);
 }
 

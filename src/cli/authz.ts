@@ -87,10 +87,26 @@ export async function runAuthzExplain(args: ExplainArgs, io: Io): Promise<number
   const d = policy.decide({ caller, dest, method, path });
   const dtabOverride = policy.dtabOverrideAllowed(caller);
   if (args.json === true) {
-    io.out(JSON.stringify({ decision: d.decision, audit: d.audit, rule: d.rule, default: d.default, reason: d.reason, dtabOverrideAllowed: dtabOverride, request: { caller, dest, method, path } }, null, 2));
+    io.out(
+      JSON.stringify(
+        {
+          decision: d.decision,
+          audit: d.audit,
+          rule: d.rule,
+          default: d.default,
+          reason: d.reason,
+          dtabOverrideAllowed: dtabOverride,
+          request: { caller, dest, method, path },
+        },
+        null,
+        2,
+      ),
+    );
   } else {
     io.out(d.decision === 'allow' ? (d.audit ? 'allow (audit: would deny when enforced)' : 'allow') : 'deny');
-    io.out(`decided by: ${d.rule !== undefined ? `rule ${d.rule}` : `the default of namespace ${dest.namespace ?? '(none: not a Kubernetes service)'} (${d.default ?? '?'})`}`);
+    io.out(
+      `decided by: ${d.rule !== undefined ? `rule ${d.rule}` : `the default of namespace ${dest.namespace ?? '(none: not a Kubernetes service)'} (${d.default ?? '?'})`}`,
+    );
     io.out(`reason: ${d.reason}`);
     io.out(`l5d-dtab overrides from this caller: ${dtabOverride ? 'allowed' : 'refused'}`);
   }

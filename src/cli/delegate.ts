@@ -138,9 +138,6 @@ export function registerDelegate(program: Command): void {
     .option('--set <key=value>', 'override a config value (repeatable)', (v: string, acc: string[]) => [...acc, v], [] as string[])
     .option('--json', 'print one JSON object: path, tree, bound')
     .action(async (path: string, opts: Omit<DelegateArgs, 'path'>) => {
-      process.exitCode = await runDelegate(
-        { path, ...opts },
-        { out: (l) => process.stdout.write(l + '\n'), err: (l) => process.stderr.write(l + '\n') },
-      );
+      process.exitCode = await runDelegate({ path, ...opts }, { out: (l) => process.stdout.write(l + '\n'), err: (l) => process.stderr.write(l + '\n') });
     });
 }

@@ -8,11 +8,16 @@ export function registerDemo(program: Command): void {
   program
     .command('demo')
     .description('run a two-node mesh on loopback (127.0.0.2 and 127.0.0.3) with sample apps')
-    .option('--port-offset <n>', 'add n to the ports 4140/4141/9990 (to run beside another demo)', (v: string) => {
-      const n = Number(v);
-      if (!Number.isInteger(n) || n < 0 || n > 60000) throw new InvalidArgumentError('expected an integer 0..60000');
-      return n;
-    }, 0)
+    .option(
+      '--port-offset <n>',
+      'add n to the ports 4140/4141/9990 (to run beside another demo)',
+      (v: string) => {
+        const n = Number(v);
+        if (!Number.isInteger(n) || n < 0 || n > 60000) throw new InvalidArgumentError('expected an integer 0..60000');
+        return n;
+      },
+      0,
+    )
     .action(async (opts: { portOffset: number }) => {
       const logger = createLogger({ level: process.env['HOSTMESH_LOG_LEVEL'] ?? 'warn' });
       const off = opts.portOffset;

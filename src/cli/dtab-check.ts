@@ -30,7 +30,11 @@ export async function runDtabCheck(files: readonly string[], io: Io): Promise<nu
       io.out(printable(`${file}: ok (${dtab.dentries.length} dentries)`));
     } catch (err) {
       // formatDtabFileError shows content only for files that are dtabs up to the error.
-      io.err(printable(err instanceof DtabParseError ? formatDtabFileError(file, text, err) : `${file}: cannot check: ${String((err as Error).message).split('\n')[0]}`));
+      io.err(
+        printable(
+          err instanceof DtabParseError ? formatDtabFileError(file, text, err) : `${file}: cannot check: ${String((err as Error).message).split('\n')[0]}`,
+        ),
+      );
       invalid = true;
     }
   }

@@ -11,11 +11,7 @@ import { registerRun } from './run.js';
 
 export function buildProgram(): Command {
   const program = new Command();
-  program
-    .name('hostmesh')
-    .description('A per-host HTTP router for Kubernetes (Linkerd 1 DaemonSet style)')
-    .version('0.1.0')
-    .showHelpAfterError();
+  program.name('hostmesh').description('A per-host HTTP router for Kubernetes (Linkerd 1 DaemonSet style)').version('0.1.0').showHelpAfterError();
   // Usage errors exit 2 (design.md), not commander's default 1.
   program.exitOverride((err) => {
     if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help') process.exit(0);

@@ -21,7 +21,14 @@ const stdio: Io = {
 };
 
 /** Expired or not-yet-valid certificates in a PEM file (problems), or ones close to expiry (warnings). */
-function checkValidity(inspect: typeof import('../tls/inspect.js'), path: string, what: string, problems: string[], warnings: string[], now = new Date()): void {
+function checkValidity(
+  inspect: typeof import('../tls/inspect.js'),
+  path: string,
+  what: string,
+  problems: string[],
+  warnings: string[],
+  now = new Date(),
+): void {
   const { inspectPem, expiry } = inspect;
   let infos;
   try {
@@ -40,7 +47,16 @@ function checkValidity(inspect: typeof import('../tls/inspect.js'), path: string
 
 /** Every private key file the config names, once (routers often share one). */
 function allKeyFiles(config: HostmeshConfig): string[] {
-  return [...new Set(config.routers.flatMap((r) => tlsKeyFiles(r.servers.map((s) => s.tls), r.client.tls)))];
+  return [
+    ...new Set(
+      config.routers.flatMap((r) =>
+        tlsKeyFiles(
+          r.servers.map((s) => s.tls),
+          r.client.tls,
+        ),
+      ),
+    ),
+  ];
 }
 
 /**

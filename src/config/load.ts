@@ -193,7 +193,12 @@ function issueText(issue: z.core.$ZodIssue): { path: Key[]; message: string; key
  * Parses and validates config text. Pure except for reading dtabFiles (when `readFile` is given).
  * Every failure is a ConfigError: an exception nothing expected becomes one line, no stack.
  */
-export function parseConfig(text: string, file: string, options: LoadOptions = {}, read: (p: string) => string = (p) => readInputFileSync(p, 'dtabFile').toString('utf8')): Loaded {
+export function parseConfig(
+  text: string,
+  file: string,
+  options: LoadOptions = {},
+  read: (p: string) => string = (p) => readInputFileSync(p, 'dtabFile').toString('utf8'),
+): Loaded {
   try {
     return parseConfigText(text, file, options, read);
   } catch (err) {
@@ -292,7 +297,14 @@ function clientLimits(c: NonNullable<RawConfig['routers'][number]['client']> | u
       ...(p.idleTimeMs !== undefined ? { idleTimeMs: p.idleTimeMs } : {}),
     };
   }
-  for (const key of ['maxWaitMs', 'maxInFlightPerSource', 'maxInFlightPerService', 'headersTimeoutMs', 'bodyIdleTimeoutMs', 'requestBodyIdleTimeoutMs'] as const) {
+  for (const key of [
+    'maxWaitMs',
+    'maxInFlightPerSource',
+    'maxInFlightPerService',
+    'headersTimeoutMs',
+    'bodyIdleTimeoutMs',
+    'requestBodyIdleTimeoutMs',
+  ] as const) {
     const v = c[key];
     if (v !== undefined) out[key] = v;
   }
@@ -303,7 +315,13 @@ function clientLimits(c: NonNullable<RawConfig['routers'][number]['client']> | u
 function toConfig(raw: RawConfig, baseDir: string, env: NodeJS.ProcessEnv): HostmeshConfig {
   const namers: NamerConfig[] = raw.namers.map((n) =>
     n.kind === 'io.l5d.fs'
-      ? { kind: n.kind, prefix: n.prefix ?? '/io.l5d.fs', rootDir: abs(baseDir, n.rootDir), ...(n.idleTtlSecs !== undefined ? { idleTtlSecs: n.idleTtlSecs } : {}), ...(n.maxIdleNames !== undefined ? { maxIdleNames: n.maxIdleNames } : {}) }
+      ? {
+          kind: n.kind,
+          prefix: n.prefix ?? '/io.l5d.fs',
+          rootDir: abs(baseDir, n.rootDir),
+          ...(n.idleTtlSecs !== undefined ? { idleTtlSecs: n.idleTtlSecs } : {}),
+          ...(n.maxIdleNames !== undefined ? { maxIdleNames: n.maxIdleNames } : {}),
+        }
       : {
           kind: n.kind,
           prefix: n.prefix ?? '/io.l5d.k8s',
@@ -317,7 +335,8 @@ function toConfig(raw: RawConfig, baseDir: string, env: NodeJS.ProcessEnv): Host
         },
   );
   const routers: RouterConfig[] = raw.routers.map((r, i) => {
-    const identifier = r.identifier === undefined ? [{ kind: 'io.l5d.header.token', header: 'Host' }] : Array.isArray(r.identifier) ? r.identifier : [r.identifier];
+    const identifier =
+      r.identifier === undefined ? [{ kind: 'io.l5d.header.token', header: 'Host' }] : Array.isArray(r.identifier) ? r.identifier : [r.identifier];
     const tls = r.client?.tls;
     const out: RouterConfig = {
       protocol: 'http',
@@ -416,4 +435,3 @@ export async function loadConfig(file: string, options: LoadOptions = {}): Promi
   }
   return parseConfig(text, file, options);
 }
-

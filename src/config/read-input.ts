@@ -66,7 +66,8 @@ function showBytes(n: number): string {
 
 function openError(err: unknown, path: string, what: string): InputFileError {
   const e = err as NodeJS.ErrnoException;
-  const reason = e.code === 'ENOENT' ? 'no such file' : e.code === 'EACCES' ? 'permission denied' : e.code === 'ELOOP' ? 'too many symbolic links' : (e.code ?? e.message);
+  const reason =
+    e.code === 'ENOENT' ? 'no such file' : e.code === 'EACCES' ? 'permission denied' : e.code === 'ELOOP' ? 'too many symbolic links' : (e.code ?? e.message);
   return new InputFileError(`cannot read ${what} ${path}: ${reason}`, e.code ?? 'EIO');
 }
 

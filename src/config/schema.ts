@@ -70,16 +70,18 @@ function checkTlsNames(tls: { protocols?: string[] | undefined; ciphers?: string
   for (const p of tlsPolicyProblems(tls.protocols, tls.ciphers)) ctx.addIssue({ code: 'custom', message: p.message, path: [...p.path] });
 }
 
-const serverTls = z.strictObject({
-  certPath: z.string().min(1),
-  keyPath: z.string().min(1),
-  caCertPath: z.string().min(1).optional(),
-  requireClientAuth: z.boolean().default(false),
-  handshakeTimeoutMs: z.number().int().min(100).max(600_000).optional(),
-  maxPendingHandshakes: z.number().int().min(1).max(1_000_000).optional(),
-  enabled: z.boolean().optional(),
-  ...tlsNames,
-}).superRefine(checkTlsNames);
+const serverTls = z
+  .strictObject({
+    certPath: z.string().min(1),
+    keyPath: z.string().min(1),
+    caCertPath: z.string().min(1).optional(),
+    requireClientAuth: z.boolean().default(false),
+    handshakeTimeoutMs: z.number().int().min(100).max(600_000).optional(),
+    maxPendingHandshakes: z.number().int().min(1).max(1_000_000).optional(),
+    enabled: z.boolean().optional(),
+    ...tlsNames,
+  })
+  .superRefine(checkTlsNames);
 
 const server = z.strictObject({
   port,
@@ -87,7 +89,12 @@ const server = z.strictObject({
   tls: serverTls.optional(),
   headersTimeoutMs: z.number().int().min(100).optional(),
   idleTimeoutMs: z.number().int().min(100).optional(),
-  maxHeaderBytes: z.number().int().min(1024).max(1024 * 1024).optional(),
+  maxHeaderBytes: z
+    .number()
+    .int()
+    .min(1024)
+    .max(1024 * 1024)
+    .optional(),
   // Socket limits (hostmesh additions): tunnels' idle deadline, caps on accepted connections.
   tunnelIdleTimeoutMs: z.number().int().min(100).optional(),
   maxConnections: z.number().int().min(1).max(1_000_000).optional(),
@@ -102,15 +109,17 @@ const server = z.strictObject({
   sourceWaitMs: z.number().int().min(0).max(60_000).optional(),
 });
 
-const clientTls = z.strictObject({
-  commonName: z.string().min(1).optional(),
-  trustCerts: z.array(z.string().min(1)).optional(),
-  trustCertsBundle: z.string().min(1).optional(),
-  disableValidation: z.boolean().optional(),
-  clientAuth: z.strictObject({ certPath: z.string().min(1), keyPath: z.string().min(1) }).optional(),
-  enabled: z.boolean().optional(),
-  ...tlsNames,
-}).superRefine(checkTlsNames);
+const clientTls = z
+  .strictObject({
+    commonName: z.string().min(1).optional(),
+    trustCerts: z.array(z.string().min(1)).optional(),
+    trustCertsBundle: z.string().min(1).optional(),
+    disableValidation: z.boolean().optional(),
+    clientAuth: z.strictObject({ certPath: z.string().min(1), keyPath: z.string().min(1) }).optional(),
+    enabled: z.boolean().optional(),
+    ...tlsNames,
+  })
+  .superRefine(checkTlsNames);
 
 /** Linkerd 1's retry budget (router/retries.ts). */
 const retryBudget = z.strictObject({
@@ -149,7 +158,16 @@ const routerService = z.strictObject({
     })
     .optional(),
   // Linkerd 1's retryBufferSize: a request body past requestBytes is never sent again.
-  retryBufferSize: z.strictObject({ requestBytes: z.number().int().min(0).max(16 * 1024 * 1024).optional() }).optional(),
+  retryBufferSize: z
+    .strictObject({
+      requestBytes: z
+        .number()
+        .int()
+        .min(0)
+        .max(16 * 1024 * 1024)
+        .optional(),
+    })
+    .optional(),
 });
 
 const router = z.strictObject({
@@ -249,7 +267,10 @@ export const rawConfigSchema = z.strictObject({
   // hostmesh addition: workload identity (l5d-client-id) across the per-node hop.
   identity: z
     .strictObject({
-      trustDomain: z.string().regex(/^[a-z0-9]([-.a-z0-9]{0,251}[a-z0-9])?$/, 'a DNS name like cluster.local').optional(),
+      trustDomain: z
+        .string()
+        .regex(/^[a-z0-9]([-.a-z0-9]{0,251}[a-z0-9])?$/, 'a DNS name like cluster.local')
+        .optional(),
       /** Watch the cluster's pods (needs pods list/watch); default on with an io.l5d.k8s namer. */
       podWatch: z.boolean().optional(),
       claimWaitMs: z.number().int().min(0).max(60_000).optional(),

@@ -57,23 +57,20 @@ export function startHelloApp(host: string, nodeName: string, proxy: { host: str
     for (const [key, value] of Object.entries(req.headers)) {
       if (key.startsWith('l5d-ctx-') && value !== undefined) headers[key] = value;
     }
-    const upstream = http.request(
-      { host: proxy.host, port: proxy.port, method: 'GET', path: 'http://world/', headers },
-      (up) => {
-        const chunks: Buffer[] = [];
-        up.on('data', (c: Buffer) => chunks.push(c));
-        up.on('end', () => {
-          const worldBody = Buffer.concat(chunks).toString('utf8').trim();
-          const body =
-            up.statusCode === 200
-              ? `Hello from ${nodeName}, world says: ${worldBody}\n`
-              : `Hello from ${nodeName}, but world failed: ${up.statusCode} ${String(up.headers['l5d-err'] ?? '')}\n`;
-          res.writeHead(up.statusCode === 200 ? 200 : 502, { 'content-type': 'text/plain; charset=utf-8' });
-          res.end(body);
-        });
-        up.on('error', () => res.destroy());
-      },
-    );
+    const upstream = http.request({ host: proxy.host, port: proxy.port, method: 'GET', path: 'http://world/', headers }, (up) => {
+      const chunks: Buffer[] = [];
+      up.on('data', (c: Buffer) => chunks.push(c));
+      up.on('end', () => {
+        const worldBody = Buffer.concat(chunks).toString('utf8').trim();
+        const body =
+          up.statusCode === 200
+            ? `Hello from ${nodeName}, world says: ${worldBody}\n`
+            : `Hello from ${nodeName}, but world failed: ${up.statusCode} ${String(up.headers['l5d-err'] ?? '')}\n`;
+        res.writeHead(up.statusCode === 200 ? 200 : 502, { 'content-type': 'text/plain; charset=utf-8' });
+        res.end(body);
+      });
+      up.on('error', () => res.destroy());
+    });
     upstream.on('error', (err) => {
       res.writeHead(502, { 'content-type': 'text/plain; charset=utf-8' });
       res.end(`Hello from ${nodeName}, but the router is unreachable: ${err.message}\n`);

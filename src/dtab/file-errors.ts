@@ -38,7 +38,7 @@ function startsLikeDtab(text: string, offset: number): boolean {
 }
 
 /** Control characters and non-ASCII as \xNN / \uNNNN: an excerpt is one printable line. */
-function escape(s: string): string {
+function escapeText(s: string): string {
   return s.replace(/[^\x20-\x7e]/g, (c) => {
     const cp = c.charCodeAt(0);
     return cp < 0x100 ? `\\x${cp.toString(16).padStart(2, '0')}` : `\\u${cp.toString(16).padStart(4, '0')}`;
@@ -62,9 +62,9 @@ export function formatDtabFileError(file: string, text: string, err: DtabParseEr
   const from = Math.max(lineStart, err.offset - EXCERPT);
   const to = Math.min(lineEnd, err.offset + 1 + EXCERPT);
   const at = text.slice(err.offset, err.offset + 1);
-  const found = at === '' ? 'end of input' : `'${escape(at)}'`;
-  const marked = `${from > lineStart ? '...' : ''}${escape(text.slice(from, err.offset))}[${escape(at)}]${escape(text.slice(err.offset + 1, to))}${to < lineEnd ? '...' : ''}`;
+  const found = at === '' ? 'end of input' : `'${escapeText(at)}'`;
+  const marked = `${from > lineStart ? '...' : ''}${escapeText(text.slice(from, err.offset))}[${escapeText(at)}]${escapeText(text.slice(err.offset + 1, to))}${to < lineEnd ? '...' : ''}`;
   // The file is a dtab here, so the parser's own wording may be shown (cut, escaped).
-  const what = expected !== undefined ? `${expected} expected but ${found} found` : escape(err.message.replace(/ at '[\s\S]*$/, '').slice(0, 80));
+  const what = expected !== undefined ? `${expected} expected but ${found} found` : escapeText(err.message.replace(/ at '[\s\S]*$/, '').slice(0, 80));
   return `${file}:${line}:${col}: ${what} at '${marked}'`;
 }

@@ -153,7 +153,11 @@ export class WatchedPods extends PodIndex {
       ...(options.sleep !== undefined ? { sleep: options.sleep } : {}),
       ...(options.backoff !== undefined ? { backoff: options.backoff } : {}),
       project: (raw) => ({
-        metadata: { name: raw.metadata.name, ...(raw.metadata.namespace !== undefined ? { namespace: raw.metadata.namespace } : {}), ...(raw.metadata.resourceVersion !== undefined ? { resourceVersion: raw.metadata.resourceVersion } : {}) },
+        metadata: {
+          name: raw.metadata.name,
+          ...(raw.metadata.namespace !== undefined ? { namespace: raw.metadata.namespace } : {}),
+          ...(raw.metadata.resourceVersion !== undefined ? { resourceVersion: raw.metadata.resourceVersion } : {}),
+        },
         info: podInfo(raw),
       }),
     });

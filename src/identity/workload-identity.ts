@@ -67,7 +67,8 @@ export function checkClaim(claim: string, peerId: string | undefined, o: ClaimCh
   const decide = (pod: PodInfo | undefined): ClaimResult | undefined => {
     if (pod === undefined) return undefined;
     if (pod.nodeName !== node) return { ok: false, reason: 'wrong_node', message: `pod ${namespace}/${name} does not run on node ${node}` };
-    if (pod.serviceAccount !== sa) return { ok: false, reason: 'wrong_service_account', message: `pod ${namespace}/${name} does not use service account ${sa}` };
+    if (pod.serviceAccount !== sa)
+      return { ok: false, reason: 'wrong_service_account', message: `pod ${namespace}/${name} does not use service account ${sa}` };
     return { ok: true, identity: workloadIdentity(pod, o.trustDomain), pod };
   };
   const now = decide(o.pods.byName(namespace, name));

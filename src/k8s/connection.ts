@@ -90,7 +90,13 @@ export function kubeconfigConnection(file: string, context?: string): K8sConnect
   const tokenFile = str(user, 'tokenFile');
   const insecure = cluster?.['insecure-skip-tls-verify'] === true;
   const tls = server.startsWith('https:')
-    ? { ...(ca ? { ca } : {}), ...(cert ? { cert } : {}), ...(key ? { key } : {}), ...(insecure ? { rejectUnauthorized: false } : {}), ...(str(cluster, 'tls-server-name') ? { servername: str(cluster, 'tls-server-name') as string } : {}) }
+    ? {
+        ...(ca ? { ca } : {}),
+        ...(cert ? { cert } : {}),
+        ...(key ? { key } : {}),
+        ...(insecure ? { rejectUnauthorized: false } : {}),
+        ...(str(cluster, 'tls-server-name') ? { servername: str(cluster, 'tls-server-name') as string } : {}),
+      }
     : undefined;
   const authorization =
     tokenFile !== undefined

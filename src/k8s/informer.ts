@@ -76,7 +76,9 @@ export class Informer<T extends KObject = KObject> {
 
   /** What this informer watches, for logs: path and selectors. */
   get describe(): string {
-    const sel = [this.#o.labelSelector && `labels ${this.#o.labelSelector}`, this.#o.fieldSelector && `fields ${this.#o.fieldSelector}`].filter(Boolean).join(', ');
+    const sel = [this.#o.labelSelector && `labels ${this.#o.labelSelector}`, this.#o.fieldSelector && `fields ${this.#o.fieldSelector}`]
+      .filter(Boolean)
+      .join(', ');
     return sel ? `${this.#path} (${sel})` : this.#path;
   }
 
@@ -177,7 +179,10 @@ export class Informer<T extends KObject = KObject> {
         // Before the first list, consumers learn of the failure too (they may fail names fast).
         else for (const l of this.#stateListeners) l();
         const delay = this.#backoff.next();
-        this.#o.logger.warn({ informer: this.describe, err: (err as Error).message, retryInMs: delay }, 'kubernetes API unavailable; keeping the last known state');
+        this.#o.logger.warn(
+          { informer: this.describe, err: (err as Error).message, retryInMs: delay },
+          'kubernetes API unavailable; keeping the last known state',
+        );
         await sleep(delay, signal);
       }
     }

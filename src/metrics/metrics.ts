@@ -278,7 +278,12 @@ export class Metrics {
     // Node's process metrics (RSS, heap, event loop lag, GC, open handles), read at scrape time.
     collectDefaultMetrics({ register: this.registry });
     const registers = [this.registry];
-    this.requests = new Counter({ name: 'hostmesh_requests_total', help: 'Requests answered, by logical service, bound client and status class.', labelNames: ['router', 'service', 'client', 'status_class'], registers });
+    this.requests = new Counter({
+      name: 'hostmesh_requests_total',
+      help: 'Requests answered, by logical service, bound client and status class.',
+      labelNames: ['router', 'service', 'client', 'status_class'],
+      registers,
+    });
     this.duration = new Histogram({
       name: 'hostmesh_request_duration_seconds',
       help: 'Time from request to the end of the response.',
@@ -287,17 +292,66 @@ export class Metrics {
       registers,
     });
     this.inFlight = new Gauge({ name: 'hostmesh_requests_in_flight', help: 'Requests being handled.', labelNames: ['router'], registers });
-    this.connections = new Counter({ name: 'hostmesh_connections_total', help: 'Connections opened (server: accepted; client: to endpoints).', labelNames: ['router', 'side'], registers });
+    this.connections = new Counter({
+      name: 'hostmesh_connections_total',
+      help: 'Connections opened (server: accepted; client: to endpoints).',
+      labelNames: ['router', 'side'],
+      registers,
+    });
     this.connectionsClosed = new Counter({ name: 'hostmesh_connections_closed_total', help: 'Connections closed.', labelNames: ['router', 'side'], registers });
-    this.bytes = new Counter({ name: 'hostmesh_bytes_total', help: 'Bytes received from (in) and sent to (out) clients, counted when a connection closes.', labelNames: ['router', 'direction'], registers });
-    this.tlsFailures = new Counter({ name: 'hostmesh_tls_handshake_failures_total', help: 'TLS handshakes refused, by reason.', labelNames: ['router', 'reason'], registers });
-    this.tlsReloads = new Counter({ name: 'hostmesh_tls_reloads_total', help: 'Rotated certificate file sets seen, applied (ok) or rejected (the previous certificates stay).', labelNames: ['result'], registers });
-    this.dtabReloadFailures = new Counter({ name: 'hostmesh_dtab_reload_failures_total', help: 'dtabFile versions rejected (the previous dtab stays).', labelNames: ['router'], registers });
-    this.authzDecisions = new Counter({ name: 'hostmesh_authz_total', help: 'Authorization decisions on final destinations (allow; deny: 403 AUTHZ_DENIED or DTAB_OVERRIDE_REFUSED; audit: a would-deny allowed by audit mode), by logical service.', labelNames: ['router', 'service', 'decision'], registers });
-    this.policyReloadFailures = new Counter({ name: 'hostmesh_policy_reload_failures_total', help: 'Authorization policy file versions rejected (the previous policy stays).', registers });
-    this.dtabOverrides = new Counter({ name: 'hostmesh_dtab_overrides_total', help: 'Requests carrying an l5d-dtab or l5d-ctx-dtab override.', labelNames: ['router'], registers });
-    this.bindingBudgetExceeded = new Counter({ name: 'hostmesh_binding_budget_exceeded_total', help: "Requests refused because binding their name exceeded the router's bindingBudget, by what made it too costly (override: 400; dtab: 502).", labelNames: ['router', 'source'], registers });
-    this.connectionsRefused = new Counter({ name: 'hostmesh_connections_refused_total', help: 'Accepted connections closed at once because the listener (listener_limit) or the source (source_limit) was at its cap, or an unfinished TLS handshake of the source holding most closed over their cap (handshake_limit), or the outgoing port refused a source that is no pod of this node (not_local: a pod of another node; unknown_source: no pod at all; too_many_waiting: too many unknown sources waiting for the pod watch).', labelNames: ['router', 'reason'], registers });
+    this.bytes = new Counter({
+      name: 'hostmesh_bytes_total',
+      help: 'Bytes received from (in) and sent to (out) clients, counted when a connection closes.',
+      labelNames: ['router', 'direction'],
+      registers,
+    });
+    this.tlsFailures = new Counter({
+      name: 'hostmesh_tls_handshake_failures_total',
+      help: 'TLS handshakes refused, by reason.',
+      labelNames: ['router', 'reason'],
+      registers,
+    });
+    this.tlsReloads = new Counter({
+      name: 'hostmesh_tls_reloads_total',
+      help: 'Rotated certificate file sets seen, applied (ok) or rejected (the previous certificates stay).',
+      labelNames: ['result'],
+      registers,
+    });
+    this.dtabReloadFailures = new Counter({
+      name: 'hostmesh_dtab_reload_failures_total',
+      help: 'dtabFile versions rejected (the previous dtab stays).',
+      labelNames: ['router'],
+      registers,
+    });
+    this.authzDecisions = new Counter({
+      name: 'hostmesh_authz_total',
+      help: 'Authorization decisions on final destinations (allow; deny: 403 AUTHZ_DENIED or DTAB_OVERRIDE_REFUSED; audit: a would-deny allowed by audit mode), by logical service.',
+      labelNames: ['router', 'service', 'decision'],
+      registers,
+    });
+    this.policyReloadFailures = new Counter({
+      name: 'hostmesh_policy_reload_failures_total',
+      help: 'Authorization policy file versions rejected (the previous policy stays).',
+      registers,
+    });
+    this.dtabOverrides = new Counter({
+      name: 'hostmesh_dtab_overrides_total',
+      help: 'Requests carrying an l5d-dtab or l5d-ctx-dtab override.',
+      labelNames: ['router'],
+      registers,
+    });
+    this.bindingBudgetExceeded = new Counter({
+      name: 'hostmesh_binding_budget_exceeded_total',
+      help: "Requests refused because binding their name exceeded the router's bindingBudget, by what made it too costly (override: 400; dtab: 502).",
+      labelNames: ['router', 'source'],
+      registers,
+    });
+    this.connectionsRefused = new Counter({
+      name: 'hostmesh_connections_refused_total',
+      help: 'Accepted connections closed at once because the listener (listener_limit) or the source (source_limit) was at its cap, or an unfinished TLS handshake of the source holding most closed over their cap (handshake_limit), or the outgoing port refused a source that is no pod of this node (not_local: a pod of another node; unknown_source: no pod at all; too_many_waiting: too many unknown sources waiting for the pod watch).',
+      labelNames: ['router', 'reason'],
+      registers,
+    });
     this.identityClaims = new Counter({
       name: 'hostmesh_identity_claims_total',
       help: 'Workload claims (l5d-hostmesh-client-pod) checked at the incoming router, by result: ok, or why refused (malformed, unknown_pod, wrong_node, wrong_service_account; unattested_peer is ignored, not refused).',
@@ -310,7 +364,12 @@ export class Metrics {
       labelNames: ['router', 'state'],
       registers,
     });
-    this.headerLimitRefusals = new Counter({ name: 'hostmesh_header_limit_refusals_total', help: 'Requests refused with 431: more header fields than the server keeps (maxHeaders).', labelNames: ['router'], registers });
+    this.headerLimitRefusals = new Counter({
+      name: 'hostmesh_header_limit_refusals_total',
+      help: 'Requests refused with 431: more header fields than the server keeps (maxHeaders).',
+      labelNames: ['router'],
+      registers,
+    });
     this.adminRefusals = new Counter({
       name: 'hostmesh_admin_refusals_total',
       help: 'Admin requests refused: host (Host not allowed), origin (cross-origin), simple (a state change without the hostmesh-admin header), forwarded (sent through a router), remote (shutdown from off the host).',
@@ -379,7 +438,7 @@ export class Metrics {
     });
     new Counter({
       name: 'hostmesh_k8s_namespaces_refused_total',
-      help: 'Names refused because their namespace would exceed the namer\'s maxNamespaces while every watched one is in use.',
+      help: "Names refused because their namespace would exceed the namer's maxNamespaces while every watched one is in use.",
       labelNames: ['namer'],
       registers,
       collect() {
@@ -387,17 +446,42 @@ export class Metrics {
         for (const n of state()?.namers() ?? []) if (n.refused !== undefined) this.labels(n.kind).inc(n.refused);
       },
     });
-    this.sheds = new Counter({ name: 'hostmesh_requests_shed_total', help: 'Requests answered 503 by admission control: queue full, the source over its share of the queue, or the wait bound passed.', labelNames: ['router', 'reason'], registers });
+    this.sheds = new Counter({
+      name: 'hostmesh_requests_shed_total',
+      help: 'Requests answered 503 by admission control: queue full, the source over its share of the queue, or the wait bound passed.',
+      labelNames: ['router', 'reason'],
+      registers,
+    });
     this.requeues = new Counter({
       name: 'hostmesh_requeues_total',
       help: 'Requests sent again to another endpoint because no app had received them (client.requeueBudget): a peer router had no local endpoint (no_local_endpoint) or could not deliver (not_delivered), the connection was refused (connect_failed), or closed under an idempotent request (connection_closed).',
       labelNames: ['router', 'reason'],
       registers,
     });
-    this.retries = new Counter({ name: 'hostmesh_retries_total', help: 'Responses the classifier called retryable that were retried (service.retries), by logical service.', labelNames: ['router', 'service'], registers });
-    this.retryBudgetExhausted = new Counter({ name: 'hostmesh_retry_budget_exhausted_total', help: 'Retries (kind=retry) or requeues (kind=requeue) not made because their budget was empty: the last answer was relayed.', labelNames: ['router', 'kind'], registers });
-    this.responseClasses = new Counter({ name: 'hostmesh_response_classes_total', help: 'Relayed responses by response classifier class (success, failure, retryable: a retryable failure not retried).', labelNames: ['router', 'service', 'class'], registers });
-    this.upstreamTimeouts = new Counter({ name: 'hostmesh_upstream_timeouts_total', help: 'Deadlines that fired: upstream headers, connect, response body idle, request body idle.', labelNames: ['router', 'kind'], registers });
+    this.retries = new Counter({
+      name: 'hostmesh_retries_total',
+      help: 'Responses the classifier called retryable that were retried (service.retries), by logical service.',
+      labelNames: ['router', 'service'],
+      registers,
+    });
+    this.retryBudgetExhausted = new Counter({
+      name: 'hostmesh_retry_budget_exhausted_total',
+      help: 'Retries (kind=retry) or requeues (kind=requeue) not made because their budget was empty: the last answer was relayed.',
+      labelNames: ['router', 'kind'],
+      registers,
+    });
+    this.responseClasses = new Counter({
+      name: 'hostmesh_response_classes_total',
+      help: 'Relayed responses by response classifier class (success, failure, retryable: a retryable failure not retried).',
+      labelNames: ['router', 'service', 'class'],
+      registers,
+    });
+    this.upstreamTimeouts = new Counter({
+      name: 'hostmesh_upstream_timeouts_total',
+      help: 'Deadlines that fired: upstream headers, connect, response body idle, request body idle.',
+      labelNames: ['router', 'kind'],
+      registers,
+    });
     const namers = this.#namers;
     new Counter({
       name: 'hostmesh_namer_updates_total',
@@ -479,7 +563,16 @@ export class Metrics {
     for (const r of this.routers.values()) {
       for (const [service, s] of r.services) {
         const [p50, p95, p99] = s.quantiles([0.5, 0.95, 0.99]).map((x) => x * 1000);
-        rows.push({ router: r.label, service, requests: s.requests, successes: s.successes, failures: s.failures, p50: p50 ?? 0, p95: p95 ?? 0, p99: p99 ?? 0 });
+        rows.push({
+          router: r.label,
+          service,
+          requests: s.requests,
+          successes: s.successes,
+          failures: s.failures,
+          p50: p50 ?? 0,
+          p95: p95 ?? 0,
+          p99: p99 ?? 0,
+        });
       }
     }
     return rows;

@@ -77,7 +77,10 @@ export function resolveBuiltin(path: Path, inet: InetAddrs): BuiltinResult {
       const [pfx, domain, ...residual] = rest;
       if (pfx === undefined || domain === undefined) return { kind: 'neg' };
       const hostOnly = domain.replace(/:[0-9]*$/, '');
-      const labels = hostOnly.split('.').filter((l) => l.length > 0).reverse();
+      const labels = hostOnly
+        .split('.')
+        .filter((l) => l.length > 0)
+        .reverse();
       return { kind: 'rewrite', via: kind, path: new Path([pfx, ...labels, ...residual]) };
     }
     default:

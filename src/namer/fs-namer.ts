@@ -245,12 +245,7 @@ export class FsNamer implements Namer {
     if (text === entry.lastText && entry.lookup.get().kind !== 'pending') return;
     entry.lastText = text;
     this.updates++;
-    const endpoints =
-      text === undefined
-        ? []
-        : parseEndpointsFile(text, (line, message) =>
-            this.#logger?.warn({ file, line }, `fs namer: ${message}`),
-          );
+    const endpoints = text === undefined ? [] : parseEndpointsFile(text, (line, message) => this.#logger?.warn({ file, line }, `fs namer: ${message}`));
     if (endpoints.length === 0) {
       entry.addr.set({ kind: 'neg' });
       entry.lookup.set({ kind: 'ok', tree: NEG });

@@ -327,8 +327,8 @@ export class NameInterpreter {
             : err.message === 'text'
               ? `binding ${path.show()} exceeded the binding budget: its explanation would pass ${ctx.budget * TEXT_PER_NODE} characters (router bindingBudget ${ctx.budget})`
               : err.message === 'work'
-              ? `binding ${path.show()} exceeded the binding budget: more than ${ctx.budget * STEPS_PER_NODE} steps (paths and dentries tried, labels copied; router bindingBudget ${ctx.budget})`
-              : `binding ${path.show()} exceeded the binding budget of ${ctx.budget} delegation nodes (router bindingBudget): the dtab expands too many alternatives`,
+                ? `binding ${path.show()} exceeded the binding budget: more than ${ctx.budget * STEPS_PER_NODE} steps (paths and dentries tried, labels copied; router bindingBudget ${ctx.budget})`
+                : `binding ${path.show()} exceeded the binding budget of ${ctx.budget} delegation nodes (router bindingBudget): the dtab expands too many alternatives`,
         );
       }
       if ((e instanceof LoopError || e instanceof BudgetError) && ctx.tolerant) {

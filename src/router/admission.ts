@@ -86,10 +86,14 @@ export class Admission {
     }
     const l = this.#limits;
     if (this.#waiters.length >= l.maxWaiters) {
-      return Promise.reject(new ShedError('queue_full', `endpoint busy: ${this.#inFlight} requests in flight and ${this.#waiters.length} waiting (queue bound)`));
+      return Promise.reject(
+        new ShedError('queue_full', `endpoint busy: ${this.#inFlight} requests in flight and ${this.#waiters.length} waiting (queue bound)`),
+      );
     }
     if (source !== undefined && (this.#waitingBySource.get(source) ?? 0) >= l.maxWaitersPerSource) {
-      return Promise.reject(new ShedError('source_queue_full', `too many requests from ${source}: its share of the queue (${l.maxWaitersPerSource} waiting) is full`));
+      return Promise.reject(
+        new ShedError('source_queue_full', `too many requests from ${source}: its share of the queue (${l.maxWaitersPerSource} waiting) is full`),
+      );
     }
     return new Promise<void>((resolve, reject) => {
       const onAbort = (): void => {

@@ -85,7 +85,10 @@ export function authorizer(o: AuthorizeOptions): Authorize {
     if (!incoming) {
       if (ctx.overrides !== undefined && ctx.overrides !== '' && !policy.dtabOverrideAllowed(caller)) {
         o.onOverrideRefused?.(service, bound, callerLabel(caller));
-        throw new HostmeshError('DTAB_OVERRIDE_REFUSED', `l5d-dtab overrides are not allowed for ${callerLabel(caller)} (allowDtabOverride: false for its namespace)`);
+        throw new HostmeshError(
+          'DTAB_OVERRIDE_REFUSED',
+          `l5d-dtab overrides are not allowed for ${callerLabel(caller)} (allowDtabOverride: false for its namespace)`,
+        );
       }
       return;
     }

@@ -92,7 +92,10 @@ export function isCredentialLike(name: string): boolean {
  * Undefined for any other upgrade (WebSocket and the like are tunnelled).
  */
 export function h2cAsHttp11(req: IncomingMessage): Buffer | undefined {
-  const offers = (headerValue(req.headers.upgrade) ?? '').split(',').map((s) => s.trim().toLowerCase()).filter((s) => s !== '');
+  const offers = (headerValue(req.headers.upgrade) ?? '')
+    .split(',')
+    .map((s) => s.trim().toLowerCase())
+    .filter((s) => s !== '');
   if (offers.length === 0 || offers.some((o) => o !== 'h2c')) return undefined;
   let text = `${req.method ?? 'GET'} ${req.url ?? '/'} HTTP/${req.httpVersion}\r\n`;
   for (let i = 0; i + 1 < req.rawHeaders.length; i += 2) {
@@ -101,7 +104,10 @@ export function h2cAsHttp11(req: IncomingMessage): Buffer | undefined {
     const lower = name.toLowerCase();
     if (lower === 'upgrade' || lower === 'http2-settings') continue;
     if (lower === 'connection') {
-      const rest = value.split(',').map((s) => s.trim()).filter((s) => s !== '' && !/^(upgrade|http2-settings)$/i.test(s));
+      const rest = value
+        .split(',')
+        .map((s) => s.trim())
+        .filter((s) => s !== '' && !/^(upgrade|http2-settings)$/i.test(s));
       if (rest.length > 0) text += `${name}: ${rest.join(', ')}\r\n`;
       continue;
     }

@@ -262,7 +262,11 @@ export class Router {
    * Names and binds a request (the part of routing before forwarding), for upgrades and CONNECT:
    * the endpoint to use, the origin-form target and the headers to send.
    */
-  async resolve(req: IncomingMessage, ctx: RequestContext, peerId: string | undefined): Promise<{ endpoint: Endpoint; tls: boolean; target: string; headers: OutgoingHttpHeaders }> {
+  async resolve(
+    req: IncomingMessage,
+    ctx: RequestContext,
+    peerId: string | undefined,
+  ): Promise<{ endpoint: Endpoint; tls: boolean; target: string; headers: OutgoingHttpHeaders }> {
     const h = req.headers;
     if (viaHops(h.via) >= this.#o.maxHops) {
       throw HostmeshError.of('PROXY_LOOP', 'hops', { maxHops: this.#o.maxHops });
@@ -375,7 +379,10 @@ export class Router {
         case 'leaf':
           return t.value;
         case 'union': {
-          const i = pickWeighted(t.members.map((m) => m.weight), this.#o.random);
+          const i = pickWeighted(
+            t.members.map((m) => m.weight),
+            this.#o.random,
+          );
           t = (t.members[i] as { tree: NameTree<BoundName> }).tree;
           break;
         }
@@ -423,8 +430,7 @@ export class Router {
 
   #endpoint(name: BoundName, ctx: RequestContext): Endpoint {
     const { endpoints, why } = this.#candidates(name);
-    const chosen =
-      this.#o.balancer === 'roundRobin' ? endpoints[this.#rr++ % Math.max(1, endpoints.length)] : pickP2C(endpoints, this.#load, this.#o.random);
+    const chosen = this.#o.balancer === 'roundRobin' ? endpoints[this.#rr++ % Math.max(1, endpoints.length)] : pickP2C(endpoints, this.#load, this.#o.random);
     if (chosen === undefined) {
       throw new HostmeshError('NO_ENDPOINTS', `no endpoints for ${ctx.service ?? '?'} at ${name.id.show()}${why ? `: ${why}` : ''}`);
     }
@@ -632,7 +638,9 @@ export class Router {
       return new HostmeshError('TIMEOUT', `timed out connecting to ${endpointKey(endpoint)}`, { cause: err });
     }
     if (CLOSED_ERRORS.has(code)) {
-      return new HostmeshError('UPSTREAM_ERROR', `connection to ${endpointKey(endpoint)} failed after the request was sent: ${(err as Error).message}`, { cause: err });
+      return new HostmeshError('UPSTREAM_ERROR', `connection to ${endpointKey(endpoint)} failed after the request was sent: ${(err as Error).message}`, {
+        cause: err,
+      });
     }
     return new HostmeshError('CONNECT_FAILED', `cannot reach ${endpointKey(endpoint)}: ${(err as Error).message}`, { cause: err });
   }
@@ -791,7 +799,15 @@ function relay(body: Readable, res: ServerResponse): Promise<void> {
  * router's maxHeaders) drops the client's padding, never the Via that counts hops, nor the
  * l5d-dst-* marks that tell an admin server a request came through a router.
  */
-function outgoingHeaders(h: IncomingHttpHeaders, host: string | undefined, service: string, client: string, overrides: string, peerId: string | undefined, claim: string | undefined): OutgoingHttpHeaders {
+function outgoingHeaders(
+  h: IncomingHttpHeaders,
+  host: string | undefined,
+  service: string,
+  client: string,
+  overrides: string,
+  peerId: string | undefined,
+  claim: string | undefined,
+): OutgoingHttpHeaders {
   const out: OutgoingHttpHeaders = {};
   if (host !== undefined) out.host = host;
   out.via = appendVia(h.via);

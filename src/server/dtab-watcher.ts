@@ -33,8 +33,12 @@ export class DtabWatcher {
     this.#o = options;
     // The baseline is the text the running dtab came from, so a change made between loading the
     // config and starting the watch is still applied.
-    this.#files = new FileSetWatcher([options.file], ([text]) => this.#apply((text as Buffer).toString('utf8')), options.pollMs ?? 2000, [Buffer.from(options.initialText)], (message) =>
-      this.#reject(message),
+    this.#files = new FileSetWatcher(
+      [options.file],
+      ([text]) => this.#apply((text as Buffer).toString('utf8')),
+      options.pollMs ?? 2000,
+      [Buffer.from(options.initialText)],
+      (message) => this.#reject(message),
     );
   }
 
@@ -53,7 +57,11 @@ export class DtabWatcher {
     } catch (err) {
       // Never the text itself: formatDtabFileError shows an excerpt only of a file that is a dtab.
       // Anything else the parser throws is rejected too: thrown from a watcher it would end the process.
-      this.#reject(err instanceof DtabParseError ? formatDtabFileError(this.#o.file, text, err) : `${this.#o.file}: cannot parse: ${String((err as Error).message).split('\n')[0]}`);
+      this.#reject(
+        err instanceof DtabParseError
+          ? formatDtabFileError(this.#o.file, text, err)
+          : `${this.#o.file}: cannot parse: ${String((err as Error).message).split('\n')[0]}`,
+      );
     }
   }
 

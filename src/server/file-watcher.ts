@@ -24,7 +24,13 @@ export class FileSetWatcher {
    * `initial`: the contents in force now; without it the first read becomes the baseline and only
    * later changes are reported.
    */
-  constructor(files: readonly string[], onChange: (contents: Buffer[]) => void, pollMs = 5000, initial?: readonly Buffer[], onRefused?: (message: string) => void) {
+  constructor(
+    files: readonly string[],
+    onChange: (contents: Buffer[]) => void,
+    pollMs = 5000,
+    initial?: readonly Buffer[],
+    onRefused?: (message: string) => void,
+  ) {
     this.#files = files;
     this.#onChange = onChange;
     this.#onRefused = onRefused;

@@ -64,8 +64,15 @@ function buildPods(config: HostmeshConfig, deps: HostmeshDeps): { pods: PodDirec
   if (deps.pods !== undefined) return { pods: deps.pods, verify: true, stop: async () => undefined };
   const k8s = config.namers.find((n) => n.kind === 'io.l5d.k8s');
   if (k8s !== undefined && k8s.kind === 'io.l5d.k8s' && config.identity?.podWatch !== false) {
-    const client = new K8sClient(resolveConnection({ ...(k8s.host !== undefined ? { host: k8s.host } : {}), ...(k8s.port !== undefined ? { port: k8s.port } : {}) }), { connections: 2 });
-    const watched = new WatchedPods({ client, logger: deps.logger.child({ watch: 'pods' }), ...(deps.k8sBackoff !== undefined ? { backoff: deps.k8sBackoff } : {}) }).start();
+    const client = new K8sClient(
+      resolveConnection({ ...(k8s.host !== undefined ? { host: k8s.host } : {}), ...(k8s.port !== undefined ? { port: k8s.port } : {}) }),
+      { connections: 2 },
+    );
+    const watched = new WatchedPods({
+      client,
+      logger: deps.logger.child({ watch: 'pods' }),
+      ...(deps.k8sBackoff !== undefined ? { backoff: deps.k8sBackoff } : {}),
+    }).start();
     return {
       pods: watched,
       verify: true,
@@ -193,7 +200,13 @@ function buildTransforms(r: RouterConfig, config: HostmeshConfig, interpreter: N
   return { transforms, close: () => closers.forEach((c) => c()) };
 }
 
-function buildTransform(t: TransformerConfig, r: RouterConfig, config: HostmeshConfig, interpreter: NameInterpreter, closers: (() => void)[]): EndpointTransform {
+function buildTransform(
+  t: TransformerConfig,
+  r: RouterConfig,
+  config: HostmeshConfig,
+  interpreter: NameInterpreter,
+  closers: (() => void)[],
+): EndpointTransform {
   switch (t.kind) {
     case 'io.l5d.k8s.localnode': {
       const node = config.nodeName ?? process.env['NODE_NAME'];
@@ -358,14 +371,20 @@ export async function startHostmesh(config: HostmeshConfig, deps: HostmeshDeps):
       const { transforms, close } = buildTransforms(r, config, interpreter);
       closers.push(close);
       const rm = metrics.router(r.label);
-      const pools = new EndpointPools(r.client.tls ? clientTlsOptions(r.client.tls) : undefined, { limits: clientLimits(r.client) }, {
-        connect: () => rm.connectionOpened('client'),
-        disconnect: () => rm.connectionClosed('client', 0, 0),
-      });
+      const pools = new EndpointPools(
+        r.client.tls ? clientTlsOptions(r.client.tls) : undefined,
+        { limits: clientLimits(r.client) },
+        {
+          connect: () => rm.connectionOpened('client'),
+          disconnect: () => rm.connectionClosed('client', 0, 0),
+        },
+      );
       poolsList.push(pools);
       const clientTls = r.client.tls;
       if (clientTls !== undefined) {
-        closers.push(watchTls(clientTlsFiles(clientTls), () => pools.setTls(clientTlsOptions(clientTls)), `router ${r.label} client`, metrics, logger, deps.tlsPollMs));
+        closers.push(
+          watchTls(clientTlsFiles(clientTls), () => pools.setTls(clientTlsOptions(clientTls)), `router ${r.label} client`, metrics, logger, deps.tlsPollMs),
+        );
       }
       const dtab = new Var(Dtab.read(r.dtab));
       if (r.dtabFile !== undefined) {
@@ -386,7 +405,10 @@ export async function startHostmesh(config: HostmeshConfig, deps: HostmeshDeps):
       const router = new Router({
         label: r.label,
         dtab,
-        identify: buildIdentifiers(r.identifier.length > 0 ? r.identifier : [{ kind: 'io.l5d.header.token', header: 'Host' }], parsePath(r.dstPrefix ?? '/svc')),
+        identify: buildIdentifiers(
+          r.identifier.length > 0 ? r.identifier : [{ kind: 'io.l5d.header.token', header: 'Host' }],
+          parsePath(r.dstPrefix ?? '/svc'),
+        ),
         balancer: r.client.loadBalancer.kind,
         interpreter,
         transforms,
@@ -442,7 +464,10 @@ export async function startHostmesh(config: HostmeshConfig, deps: HostmeshDeps):
               })
             : undefined;
         if (guard !== undefined && !podSource.verify) {
-          logger.warn({ router: r.label, port: s.port }, 'no pod watch (no io.l5d.k8s namer, or identity.podWatch: false): this plaintext port admits only loopback, the node\'s addresses and allowedSourceCidrs');
+          logger.warn(
+            { router: r.label, port: s.port },
+            "no pod watch (no io.l5d.k8s namer, or identity.podWatch: false): this plaintext port admits only loopback, the node's addresses and allowedSourceCidrs",
+          );
         }
         if (s.tls !== undefined && !s.tls.requireClientAuth) {
           logger.warn({ router: r.label, port: s.port }, 'TLS without requireClientAuth: peers are not verified');
@@ -473,7 +498,16 @@ export async function startHostmesh(config: HostmeshConfig, deps: HostmeshDeps):
         listeners.push(l);
         const serverTls = s.tls;
         if (serverTls !== undefined) {
-          closers.push(watchTls(serverTlsFiles(serverTls), () => l.setSecureContext(serverTlsOptions(serverTls)), `router ${r.label} server :${s.port}`, metrics, logger, deps.tlsPollMs));
+          closers.push(
+            watchTls(
+              serverTlsFiles(serverTls),
+              () => l.setSecureContext(serverTlsOptions(serverTls)),
+              `router ${r.label} server :${s.port}`,
+              metrics,
+              logger,
+              deps.tlsPollMs,
+            ),
+          );
         }
         logger.info({ router: r.label, address: l.address }, 'router listening');
       }
@@ -490,23 +524,28 @@ export async function startHostmesh(config: HostmeshConfig, deps: HostmeshDeps):
 
   let closing: Promise<void> | undefined;
   const close = (graceMs = config.shutdownGraceMs): Promise<void> => {
-      closing ??= (async () => {
-        admin.ready = false;
-        await Promise.all(routers.flatMap((r) => r.listeners.map((l) => l.close(graceMs))));
-        for (const r of routers) r.router.close();
-        closers.forEach((c) => c());
-        await Promise.all(poolsList.map((p) => p.close()));
-        for (const n of namers) await n.close?.();
-        await podSource.stop();
-        await admin.close();
-      })();
-      return closing;
+    closing ??= (async () => {
+      admin.ready = false;
+      await Promise.all(routers.flatMap((r) => r.listeners.map((l) => l.close(graceMs))));
+      for (const r of routers) r.router.close();
+      closers.forEach((c) => c());
+      await Promise.all(poolsList.map((p) => p.close()));
+      for (const n of namers) await n.close?.();
+      await podSource.stop();
+      await admin.close();
+    })();
+    return closing;
   };
   const admin = new AdminServer({ routers, interpreter, config, metrics, shutdown: () => close() }, logger);
   for (const n of namers) {
     if (n instanceof K8sNamer) admin.route(`/namer_state/${n.kind}.json`, (_req, res) => sendJson(res, n.state()));
   }
-  admin.route('/authz/callers.json', (_req, res) => sendJson(res, { policy: policyWatcher !== undefined, routers: routers.map((r) => ({ label: r.label, destinations: metrics.router(r.label).authzCallers.view() })) }));
+  admin.route('/authz/callers.json', (_req, res) =>
+    sendJson(res, {
+      policy: policyWatcher !== undefined,
+      routers: routers.map((r) => ({ label: r.label, destinations: metrics.router(r.label).authzCallers.view() })),
+    }),
+  );
   {
     const allowAll = Policy.allowAll();
     admin.route('/authz/explain.json', (_req, res, url) => explainJson(res, policyWatcher?.policy ?? allowAll, policyWatcher !== undefined, url, k8sPrefix));

@@ -5,7 +5,15 @@
 // suites follow tls/policy.ts (forward-secret AEAD unless the config lists others).
 
 import { statSync } from 'node:fs';
-import { checkServerIdentity, createSecureContext, type ConnectionOptions, type PeerCertificate, type SecureContext, type SecureContextOptions, type TlsOptions } from 'node:tls';
+import {
+  checkServerIdentity,
+  createSecureContext,
+  type ConnectionOptions,
+  type PeerCertificate,
+  type SecureContext,
+  type SecureContextOptions,
+  type TlsOptions,
+} from 'node:tls';
 import { readInputFileSync } from '../config/read-input.js';
 import type { ClientTlsConfig, ServerTlsConfig } from '../config/types.js';
 import { certificatePurposeProblem } from '../tls/peer-certificate.js';
@@ -37,7 +45,9 @@ export function keyFileWarnings(paths: readonly string[]): string[] {
     const byOthers = (mode & 0o004) !== 0;
     const byGroup = (mode & 0o040) !== 0 && !groups.has(gid);
     if (byOthers || byGroup) {
-      out.push(`private key ${path} is readable by ${byOthers ? 'all users' : `group ${gid}`} (mode ${(mode & 0o777).toString(8).padStart(4, '0')}); make it 0600 or 0400`);
+      out.push(
+        `private key ${path} is readable by ${byOthers ? 'all users' : `group ${gid}`} (mode ${(mode & 0o777).toString(8).padStart(4, '0')}); make it 0600 or 0400`,
+      );
     }
   }
   return out;
@@ -69,7 +79,11 @@ export function serverTlsFiles(cfg: ServerTlsConfig): string[] {
 
 /** The files a client TLS config reads (what a reload watches). */
 export function clientTlsFiles(cfg: ClientTlsConfig): string[] {
-  return [...(cfg.trustCerts ?? []), ...(cfg.trustCertsBundle !== undefined ? [cfg.trustCertsBundle] : []), ...(cfg.clientAuth !== undefined ? [cfg.clientAuth.certPath, cfg.clientAuth.keyPath] : [])];
+  return [
+    ...(cfg.trustCerts ?? []),
+    ...(cfg.trustCertsBundle !== undefined ? [cfg.trustCertsBundle] : []),
+    ...(cfg.clientAuth !== undefined ? [cfg.clientAuth.certPath, cfg.clientAuth.keyPath] : []),
+  ];
 }
 
 export function serverTlsOptions(cfg: ServerTlsConfig): TlsOptions {

@@ -66,7 +66,13 @@ const BULK: Readonly<Record<string, string>> = {
   CAMELLIA_256_CBC_SHA: 'CAMELLIA256-SHA',
 };
 
-const TLS13_SUITES = new Set(['TLS_AES_128_GCM_SHA256', 'TLS_AES_256_GCM_SHA384', 'TLS_CHACHA20_POLY1305_SHA256', 'TLS_AES_128_CCM_SHA256', 'TLS_AES_128_CCM_8_SHA256']);
+const TLS13_SUITES = new Set([
+  'TLS_AES_128_GCM_SHA256',
+  'TLS_AES_256_GCM_SHA384',
+  'TLS_CHACHA20_POLY1305_SHA256',
+  'TLS_AES_128_CCM_SHA256',
+  'TLS_AES_128_CCM_8_SHA256',
+]);
 
 let available: Set<string> | undefined;
 /** OpenSSL names this Node's OpenSSL implements (upper case). */
@@ -142,7 +148,8 @@ function read(protocols: readonly string[] | undefined, ciphers: readonly string
       else if (v.version === 'TLSv1.2') tls12 = true;
       else tls13 = true;
     });
-    if (problems.length === 0 && !tls12 && !tls13) problems.push({ path: ['protocols'], message: 'none of these protocols is offered by hostmesh (TLSv1.2, TLSv1.3)' });
+    if (problems.length === 0 && !tls12 && !tls13)
+      problems.push({ path: ['protocols'], message: 'none of these protocols is offered by hostmesh (TLSv1.2, TLSv1.3)' });
   }
   let suites12 = [...DEFAULT_TLS12_SUITES];
   let suites13 = [...DEFAULT_TLS13_SUITES];
@@ -151,7 +158,11 @@ function read(protocols: readonly string[] | undefined, ciphers: readonly string
     const listed13: string[] = [];
     ciphers.forEach((c, i) => {
       const v = classifyCipher(c);
-      if (v.kind === 'unknown') problems.push({ path: ['ciphers', i], message: `unknown cipher suite '${c}' (IANA names such as TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256, or OpenSSL names)` });
+      if (v.kind === 'unknown')
+        problems.push({
+          path: ['ciphers', i],
+          message: `unknown cipher suite '${c}' (IANA names such as TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256, or OpenSSL names)`,
+        });
       else if (v.kind === 'unavailable') notes.push({ path: ['ciphers', i], message: `${c} is not available in this build's OpenSSL: ignored` });
       else {
         (v.tls13 ? listed13 : listed12).push(v.openssl);

@@ -49,7 +49,8 @@ t.before(async () => {
 });
 t.teardown(() => mesh.close(0));
 
-const admin = (path: string, options: http.RequestOptions = {}, body?: string): Promise<Reply> => request({ host: HOST, port: adminPort, path, ...options }, body);
+const admin = (path: string, options: http.RequestOptions = {}, body?: string): Promise<Reply> =>
+  request({ host: HOST, port: adminPort, path, ...options }, body);
 
 /** The admin still answers, and the router still serves through it: nothing was shut down. */
 async function alive(t: Test): Promise<void> {
@@ -65,10 +66,33 @@ async function refusals(reason: string): Promise<number> {
 
 t.test('which Host names the admin answers: loopback, its own addresses, configured names', async (t) => {
   const any = { adminIp: '0.0.0.0', localAddresses: () => ['10.1.2.3', 'fd00::7', '127.0.0.1'], allowedHosts: ['router.example'] };
-  for (const host of [undefined, 'localhost', 'localhost:9990', 'LOCALHOST.', 'app.localhost:8080', '127.0.0.1:9990', '127.9.9.9', '[::1]:9990', '10.1.2.3:9990', '[fd00::7]:9990', 'router.example', 'Router.Example:9990']) {
+  for (const host of [
+    undefined,
+    'localhost',
+    'localhost:9990',
+    'LOCALHOST.',
+    'app.localhost:8080',
+    '127.0.0.1:9990',
+    '127.9.9.9',
+    '[::1]:9990',
+    '10.1.2.3:9990',
+    '[fd00::7]:9990',
+    'router.example',
+    'Router.Example:9990',
+  ]) {
     t.ok(hostAllowed(host, any), `${host ?? '(no Host)'} is allowed`);
   }
-  for (const host of ['evil.example', 'evil.example:9990', '10.9.9.9:9990', '[fd00::8]', 'localhost.evil.example', 'router.example.evil', '', '10.1.2.3@evil', '[::1']) {
+  for (const host of [
+    'evil.example',
+    'evil.example:9990',
+    '10.9.9.9:9990',
+    '[fd00::8]',
+    'localhost.evil.example',
+    'router.example.evil',
+    '',
+    '10.1.2.3@evil',
+    '[::1',
+  ]) {
     t.notOk(hostAllowed(host, any), `${host} is refused`);
   }
   const specific = { adminIp: '10.1.2.3', localAddresses: () => ['10.1.2.3', '10.4.4.4'], allowedHosts: [] };
@@ -106,7 +130,11 @@ t.test('cross-origin requests are refused; same-origin ones (the dashboard) are 
   t.equal((await admin('/config.json', { headers: { origin: `${self}.evil.example` } })).status, 403, 'a look-alike Origin');
   t.equal((await admin('/config.json', { headers: { 'sec-fetch-site': 'cross-site' } })).status, 403, 'Sec-Fetch-Site: cross-site');
   t.equal((await admin('/config.json', { headers: { origin: self, 'sec-fetch-site': 'same-origin' } })).status, 200, 'same origin');
-  const post = await admin('/delegator.json', { method: 'POST', headers: { origin: self, 'content-type': 'application/json' } }, JSON.stringify({ router: 'outgoing', path: '/svc/health' }));
+  const post = await admin(
+    '/delegator.json',
+    { method: 'POST', headers: { origin: self, 'content-type': 'application/json' } },
+    JSON.stringify({ router: 'outgoing', path: '/svc/health' }),
+  );
   t.equal(post.status, 200, "the dashboard's same-origin POST to the delegator");
 });
 
@@ -116,7 +144,10 @@ t.test('a CORS preflight is never answered positively', async (t) => {
     headers: { origin: 'http://evil.example', 'access-control-request-method': 'POST', 'access-control-request-headers': 'hostmesh-admin' },
   });
   t.ok(r.status >= 400, `refused (${r.status})`);
-  t.notOk(Object.keys(r.headers).some((h) => h.startsWith('access-control-')), 'no CORS grant');
+  t.notOk(
+    Object.keys(r.headers).some((h) => h.startsWith('access-control-')),
+    'no CORS grant',
+  );
   await alive(t);
 });
 
@@ -156,7 +187,11 @@ t.test('a shutdown sent through the router (a name bound to the loopback admin) 
     port: proxy,
     method: 'POST',
     path: 'http://localhost/admin/shutdown',
-    headers: { 'hostmesh-admin': '1', 'l5d-dtab': `/svc/localhost => /$/inet/${HOST}/${adminPort}`, ...Object.fromEntries(Array.from({ length: 490 }, (_, i) => [`x-pad-${i}`, '1'])) },
+    headers: {
+      'hostmesh-admin': '1',
+      'l5d-dtab': `/svc/localhost => /$/inet/${HOST}/${adminPort}`,
+      ...Object.fromEntries(Array.from({ length: 490 }, (_, i) => [`x-pad-${i}`, '1'])),
+    },
   });
   t.equal(padded.status, 403, 'refused with 490 padding headers too');
   // A direct request that carries a router's marks is refused the same way.
@@ -182,7 +217,8 @@ t.test("the operator's request shuts it down: curl -X POST -H 'hostmesh-admin: 1
 });
 
 t.test('admin.allowedHosts is validated: host names only', async (t) => {
-  const yaml = (hosts: string): string => `admin:\n  allowedHosts: [${hosts}]\nrouters:\n  - protocol: http\n    dtab: /svc => /$/inet/127.0.0.1/1;\n    servers:\n      - port: 4140\n`;
+  const yaml = (hosts: string): string =>
+    `admin:\n  allowedHosts: [${hosts}]\nrouters:\n  - protocol: http\n    dtab: /svc => /$/inet/127.0.0.1/1;\n    servers:\n      - port: 4140\n`;
   t.same(parseConfig(yaml('hostmesh-admin.hostmesh.svc, node-1'), 'c.yaml').config.admin.allowedHosts, ['hostmesh-admin.hostmesh.svc', 'node-1']);
   for (const bad of ["'http://x'", "'x:9990'", "'*.example'", "''"]) t.throws(() => parseConfig(yaml(bad), 'c.yaml'), ConfigError, bad);
 });

@@ -96,7 +96,9 @@ async function within1s(port: number, path: string, localAddress: string): Promi
 }
 
 function counter(mesh: Hostmesh, name: string, labels: Record<string, string>): number {
-  const metric = mesh.metrics.registry.getSingleMetric(name) as unknown as { hashMap?: Record<string, { labels: Record<string, string>; value: number }> } | undefined;
+  const metric = mesh.metrics.registry.getSingleMetric(name) as unknown as
+    | { hashMap?: Record<string, { labels: Record<string, string>; value: number }> }
+    | undefined;
   let sum = 0;
   for (const v of Object.values(metric?.hashMap ?? {})) if (Object.entries(labels).every(([k, want]) => v.labels[k] === want)) sum += v.value;
   return sum;
@@ -109,7 +111,10 @@ t.test('1,000 idle and slow connections (defaults): sockets held per source are 
   const attackers = await flood(port, 1000, sources(61, 4));
   t.teardown(() => attackers.forEach((a) => a.socket.destroy()));
   const perSource = ADMIN_SOCKET_DEFAULTS.maxConnectionsPerSource;
-  t.ok(await eventually(() => attackers.filter((a) => a.closed).length === 1000 - 4 * perSource, 2000), `each source is held to ${perSource} (closed: ${attackers.filter((a) => a.closed).length})`);
+  t.ok(
+    await eventually(() => attackers.filter((a) => a.closed).length === 1000 - 4 * perSource, 2000),
+    `each source is held to ${perSource} (closed: ${attackers.filter((a) => a.closed).length})`,
+  );
   t.equal(heldSockets(IP, port), 4 * perSource, 'the admin holds the cap for each source, no more');
   t.equal(counter(mesh, 'hostmesh_connections_refused_total', { router: 'admin', reason: 'source_limit' }), 1000 - 4 * perSource, 'refusals are counted');
   t.equal(await within1s(port, '/admin/ping', '127.0.0.70'), 200, 'ping from another source');
@@ -121,7 +126,10 @@ t.test('a full admin listener still answers this host (kubelet on a hostNetwork 
   const { mesh, port } = await startAdmin(t, { maxConnections: 50, maxConnectionsPerSource: 20 });
   const attackers = await flood(port, 1000, sources(71, 10));
   t.teardown(() => attackers.forEach((a) => a.socket.destroy()));
-  t.ok(await eventually(() => attackers.filter((a) => a.closed).length === 950, 2000), `held to the listener cap (closed: ${attackers.filter((a) => a.closed).length})`);
+  t.ok(
+    await eventually(() => attackers.filter((a) => a.closed).length === 950, 2000),
+    `held to the listener cap (closed: ${attackers.filter((a) => a.closed).length})`,
+  );
   t.equal(heldSockets(IP, port), 50);
   t.ok(counter(mesh, 'hostmesh_connections_refused_total', { router: 'admin', reason: 'listener_limit' }) > 0, 'listener refusals are counted');
   t.equal(await within1s(port, '/admin/ping', IP), 200, 'ping from this host within 1 s');
@@ -155,9 +163,17 @@ t.test('a normal keep-alive client is not cut by the deadlines between requests'
 });
 
 t.test('the admin keys: defaults, validation with file:line:col', async (t) => {
-  t.same(ADMIN_SOCKET_DEFAULTS, { headersTimeoutMs: SOCKET_DEFAULTS.headersTimeoutMs, idleTimeoutMs: SOCKET_DEFAULTS.idleTimeoutMs, maxConnections: 1000, maxConnectionsPerSource: 100 });
+  t.same(ADMIN_SOCKET_DEFAULTS, {
+    headersTimeoutMs: SOCKET_DEFAULTS.headersTimeoutMs,
+    idleTimeoutMs: SOCKET_DEFAULTS.idleTimeoutMs,
+    maxConnections: 1000,
+    maxConnectionsPerSource: 100,
+  });
   const base = 'routers:\n- protocol: http\n  dtab: /svc => /$/inet/127.0.0.1/1;\n  servers:\n  - port: 4140\n';
-  const { config } = parseConfig(`admin:\n  headersTimeoutMs: 5000\n  idleTimeoutMs: 60000\n  maxConnections: 200\n  maxConnectionsPerSource: 20\n${base}`, 'l5d.yaml');
+  const { config } = parseConfig(
+    `admin:\n  headersTimeoutMs: 5000\n  idleTimeoutMs: 60000\n  maxConnections: 200\n  maxConnectionsPerSource: 20\n${base}`,
+    'l5d.yaml',
+  );
   t.match(config.admin, { headersTimeoutMs: 5000, idleTimeoutMs: 60_000, maxConnections: 200, maxConnectionsPerSource: 20 });
   t.equal(parseConfig(base, 'l5d.yaml').config.admin.maxConnections, undefined, 'unset: the admin defaults apply');
   for (const [line, where] of [

@@ -35,7 +35,10 @@ t.test('ping, ready, config, dashboard, unknown pages', async (t) => {
   t.equal((await admin('/admin/ping')).body, 'pong');
   t.equal((await admin('/ready')).status, 200);
   const config = JSON.parse((await admin('/config.json')).body) as { routers: { label: string }[] };
-  t.same(config.routers.map((r) => r.label), ['outgoing', 'incoming']);
+  t.same(
+    config.routers.map((r) => r.label),
+    ['outgoing', 'incoming'],
+  );
   const page = await admin('/');
   t.equal(page.status, 200);
   t.match(page.headers['content-type'], /text\/html/);
@@ -60,7 +63,11 @@ t.test('delegator.json: GET, POST, Linkerd 1 namespace=, and 400s with the parse
   t.match(ok.body, /"type": "leaf"/);
   const ns = await admin('/delegator.json?namespace=incoming&path=/svc/world');
   t.equal(ns.status, 200, 'namespace= names the router as in Linkerd 1');
-  const post = await admin('/delegator.json', { method: 'POST', headers: { 'content-type': 'application/json' } }, JSON.stringify({ router: 'outgoing', path: '/svc/world', dtab: '/svc/world => /svc/world-v2' }));
+  const post = await admin(
+    '/delegator.json',
+    { method: 'POST', headers: { 'content-type': 'application/json' } },
+    JSON.stringify({ router: 'outgoing', path: '/svc/world', dtab: '/svc/world => /svc/world-v2' }),
+  );
   t.equal(post.status, 200);
   t.match(post.body, /world-v2/, 'the override is part of the delegation');
   const badPath = await admin('/delegator.json?router=outgoing&path=svc/world');
@@ -92,16 +99,29 @@ t.test('metrics equal the traffic: 100 requests, 7 failing', async (t) => {
       samples.filter((s) => s.name === name && Object.entries(labels).every(([k, v]) => s.labels[k] === v));
     const sum = (list: Sample[], name: string, labels: Record<string, string>): number =>
       list.filter((s) => s.name === name && Object.entries(labels).every(([k, v]) => s.labels[k] === v)).reduce((a, s) => a + s.value, 0);
-    const value = (name: string, labels: Record<string, string>): number => sum(samples, name, labels) - (name.includes('in_flight') ? 0 : sum(before, name, labels));
+    const value = (name: string, labels: Record<string, string>): number =>
+      sum(samples, name, labels) - (name.includes('in_flight') ? 0 : sum(before, name, labels));
     const svc = { router: 'outgoing', service: '/svc/flaky' };
     t.equal(value('hostmesh_requests_total', { ...svc, status_class: '2xx' }), 93, `${path}: 93 successes`);
     t.equal(value('hostmesh_requests_total', { ...svc, status_class: '5xx' }), 7, `${path}: 7 failures`);
     t.equal(find('hostmesh_requests_total', svc)[0]?.labels['client'], '/#/io.l5d.fs/flaky', 'client is the bound id');
     t.equal(value('hostmesh_request_duration_seconds_count', svc), 100, 'histogram count');
-    const buckets = find('hostmesh_request_duration_seconds_bucket', svc).sort((a, b) => Number(a.labels['le'] === '+Inf' ? Infinity : a.labels['le']) - Number(b.labels['le'] === '+Inf' ? Infinity : b.labels['le']));
+    const buckets = find('hostmesh_request_duration_seconds_bucket', svc).sort(
+      (a, b) => Number(a.labels['le'] === '+Inf' ? Infinity : a.labels['le']) - Number(b.labels['le'] === '+Inf' ? Infinity : b.labels['le']),
+    );
     t.ok(buckets.length > 5, 'buckets');
-    t.ok(buckets.every((b, i) => i === 0 || b.value >= (buckets[i - 1] as Sample).value), 'buckets are cumulative');
-    const infBefore = before.find((s) => s.name === 'hostmesh_request_duration_seconds_bucket' && s.labels['service'] === '/svc/flaky' && s.labels['router'] === 'outgoing' && s.labels['le'] === '+Inf')?.value ?? 0;
+    t.ok(
+      buckets.every((b, i) => i === 0 || b.value >= (buckets[i - 1] as Sample).value),
+      'buckets are cumulative',
+    );
+    const infBefore =
+      before.find(
+        (s) =>
+          s.name === 'hostmesh_request_duration_seconds_bucket' &&
+          s.labels['service'] === '/svc/flaky' &&
+          s.labels['router'] === 'outgoing' &&
+          s.labels['le'] === '+Inf',
+      )?.value ?? 0;
     t.equal((buckets.at(-1)?.value ?? 0) - infBefore, 100, '+Inf holds every request');
     t.ok(value('hostmesh_request_duration_seconds_sum', svc) > 0, 'sum');
     t.equal(value('hostmesh_dtab_overrides_total', { router: 'outgoing' }), 1, 'one dtab override');
@@ -117,7 +137,10 @@ t.test('metrics equal the traffic: 100 requests, 7 failing', async (t) => {
   t.equal(delta('rt/outgoing/service/svc/flaky/failures'), 7);
   t.ok((flat['rt/outgoing/service/svc/flaky/request_latency_ms.p99'] ?? -1) >= 0);
 
-  const clients = JSON.parse((await admin('/client_state.json')).body) as Record<string, { id: string; state: string; stale: boolean; endpoints: { address: string }[] }[]>;
+  const clients = JSON.parse((await admin('/client_state.json')).body) as Record<
+    string,
+    { id: string; state: string; stale: boolean; endpoints: { address: string }[] }[]
+  >;
   const flakyClient = clients['outgoing']?.find((c) => c.id === '/#/io.l5d.fs/flaky');
   t.ok(flakyClient, 'the bound client is listed');
   t.equal(flakyClient?.state, 'bound');
@@ -127,14 +150,19 @@ t.test('metrics equal the traffic: 100 requests, 7 failing', async (t) => {
 
 t.test('TLS handshakes refused on the incoming port are counted by reason', async (t) => {
   await new Promise<void>((resolve) => {
-    const s = tls.connect({ host: B, port: mesh.ports.incoming, rejectUnauthorized: false, servername: 'hostmesh' }, () => s.write('GET / HTTP/1.1\r\nhost: x\r\n\r\n'));
+    const s = tls.connect({ host: B, port: mesh.ports.incoming, rejectUnauthorized: false, servername: 'hostmesh' }, () =>
+      s.write('GET / HTTP/1.1\r\nhost: x\r\n\r\n'),
+    );
     s.on('error', () => resolve());
     s.on('close', () => resolve());
   });
   const text = (await request({ host: B, port: mesh.ports.admin, path: '/metrics' })).body;
   const failures = parsePrometheus(text).filter((s) => s.name === 'hostmesh_tls_handshake_failures_total' && s.labels['router'] === 'incoming');
   t.ok(failures.reduce((a, s) => a + s.value, 0) >= 1, 'a handshake without a client certificate is counted');
-  t.ok(failures.every((s) => /^[a-z_]+$/.test(s.labels['reason'] ?? '')), 'reasons are bounded labels');
+  t.ok(
+    failures.every((s) => /^[a-z_]+$/.test(s.labels['reason'] ?? '')),
+    'reasons are bounded labels',
+  );
 });
 
 t.test('services.json lists the verified peer routers on the incoming side (the dashboard peer list)', async (t) => {
@@ -155,5 +183,8 @@ t.test("Node's process metrics are exported beside the router's", async (t) => {
   const value = (name: string) => samples.find((s) => s.name === name)?.value ?? 0;
   t.ok(value('process_resident_memory_bytes') > 10 * 1048576, 'RSS');
   t.ok(value('nodejs_heap_size_used_bytes') > 0, 'heap used');
-  t.ok(samples.some((s) => s.name.startsWith('nodejs_eventloop_lag')), 'event loop lag');
+  t.ok(
+    samples.some((s) => s.name.startsWith('nodejs_eventloop_lag')),
+    'event loop lag',
+  );
 });

@@ -82,6 +82,9 @@ if (CHROMIUM === undefined) {
     const dir = join(process.cwd(), '.tap', 'artifacts');
     mkdirSync(dir, { recursive: true });
     await page.screenshot({ path: join(dir, 'dashboard.png'), fullPage: true });
-    t.ok(errors.every((e) => /400/.test(e)), 'only the expected 400 was logged');
+    t.ok(
+      errors.every((e) => /400/.test(e)),
+      'only the expected 400 was logged',
+    );
   });
 }

@@ -122,7 +122,14 @@ t.test('a policy that needs more than the parser memory bound is a rejected relo
   const file = join(root, 'policy.yaml');
   await symlink('..data/policy.yaml', file);
   const rejects: string[] = [];
-  const w = new PolicyWatcher({ file, initial: await loadPolicyFile(file), logger: silentLogger(), pollMs: 60_000, parserMemoryMb: 8, onReject: (m) => rejects.push(m) });
+  const w = new PolicyWatcher({
+    file,
+    initial: await loadPolicyFile(file),
+    logger: silentLogger(),
+    pollMs: 60_000,
+    parserMemoryMb: 8,
+    onReject: (m) => rejects.push(m),
+  });
   t.teardown(() => w.close());
   await publish(root, 'gen2', (p) => writeFile(p, hugePolicy()));
   await w.check();

@@ -34,7 +34,15 @@ t.test('a valid version applies, a bad one keeps the policy in force', async (t)
   const rejects: string[] = [];
   const applied: number[] = [];
   const initial = await loadPolicyFile(file);
-  const w = new PolicyWatcher({ file, initial, logger: silentLogger(), pollMs: 60_000, now: () => clock, onReject: (m) => rejects.push(m), onApply: (p) => applied.push(p.ruleCount) });
+  const w = new PolicyWatcher({
+    file,
+    initial,
+    logger: silentLogger(),
+    pollMs: 60_000,
+    now: () => clock,
+    onReject: (m) => rejects.push(m),
+    onApply: (p) => applied.push(p.ruleCount),
+  });
   t.teardown(() => w.close());
   t.equal(w.policy.decide(webToPayments).decision, 'deny');
 
@@ -80,7 +88,13 @@ t.test('the directory watch picks up a swap without an explicit check', async (t
   const file = join(root, 'policy.yaml');
   await symlink('..data/policy.yaml', file);
   const applied = new Promise<void>((resolve) => {
-    const w = new PolicyWatcher({ file, initial: { policy: parsePolicy(DENY, file), text: DENY }, logger: silentLogger(), pollMs: 100, onApply: () => resolve() });
+    const w = new PolicyWatcher({
+      file,
+      initial: { policy: parsePolicy(DENY, file), text: DENY },
+      logger: silentLogger(),
+      pollMs: 100,
+      onApply: () => resolve(),
+    });
     t.teardown(() => w.close());
   });
   await publish(root, 'gen2', ALLOW_WEB);

@@ -143,12 +143,27 @@ t.test('bad files: file:line:col, key path, no file content beyond the key', asy
   const bad: [string, string][] = [
     ['namespaces: {}\nrules:\n- name: r\n  form: [{namespace: a}]\n  to: [{namespace: b}]\n', 'p.yaml:4:3: rules[0].form: unknown key'],
     ['namespaces: {payments: denny}\nrules: []\n', 'p.yaml:1:24: namespaces.payments.default: Invalid option'],
-    ['namespaces: {}\nrules:\n- name: r\n  from: [{unauthenticated: true, namespace: a}]\n  to: [{namespace: b}]\n', 'p.yaml:4:28: rules[0].from[0].unauthenticated: unauthenticated: true stands alone'],
-    ['namespaces: {}\nrules:\n- name: r\n  from: [{namespace: a}]\n  to: [{ports: [80]}]\n', 'p.yaml:5:8: rules[0].to[0]: a destination needs namespace, service or name'],
+    [
+      'namespaces: {}\nrules:\n- name: r\n  from: [{unauthenticated: true, namespace: a}]\n  to: [{namespace: b}]\n',
+      'p.yaml:4:28: rules[0].from[0].unauthenticated: unauthenticated: true stands alone',
+    ],
+    [
+      'namespaces: {}\nrules:\n- name: r\n  from: [{namespace: a}]\n  to: [{ports: [80]}]\n',
+      'p.yaml:5:8: rules[0].to[0]: a destination needs namespace, service or name',
+    ],
     ['namespaces: {}\nrules:\n- name: r\n  from: [{namespace: a}]\n  to: [{namespace: b, ports: [70000]}]\n', 'p.yaml:5:31: rules[0].to[0].ports[0]: Too big'],
-    ['namespaces: {}\nrules:\n- name: r\n  from: [{namespace: Web}]\n  to: [{namespace: b}]\n', 'p.yaml:4:22: rules[0].from[0].namespace: expected a Kubernetes name'],
-    ['namespaces: {}\nrules:\n- name: r\n  from: [{namespace: a}]\n  to: [{namespace: b, paths: [/v1/../admin]}]\n', 'p.yaml:5:31: rules[0].to[0].paths[0]: a path prefix has no . or .. segment'],
-    ['namespaces: {}\nrules:\n- {name: r, from: [{namespace: a}], to: [{namespace: b}]}\n- {name: r, from: [{namespace: a}], to: [{namespace: b}]}\n', "p.yaml:4:10: rules[1].name: rule name 'r' is used twice"],
+    [
+      'namespaces: {}\nrules:\n- name: r\n  from: [{namespace: Web}]\n  to: [{namespace: b}]\n',
+      'p.yaml:4:22: rules[0].from[0].namespace: expected a Kubernetes name',
+    ],
+    [
+      'namespaces: {}\nrules:\n- name: r\n  from: [{namespace: a}]\n  to: [{namespace: b, paths: [/v1/../admin]}]\n',
+      'p.yaml:5:31: rules[0].to[0].paths[0]: a path prefix has no . or .. segment',
+    ],
+    [
+      'namespaces: {}\nrules:\n- {name: r, from: [{namespace: a}], to: [{namespace: b}]}\n- {name: r, from: [{namespace: a}], to: [{namespace: b}]}\n',
+      "p.yaml:4:10: rules[1].name: rule name 'r' is used twice",
+    ],
     ['rules: []\n', 'p.yaml:1:1: namespaces: required key missing'],
     ['', 'p.yaml:1:1: the policy is empty'],
     ['namespaces: {}\nnamespaces: {}\nrules: []\n', 'p.yaml:2:1: Map keys must be unique'],

@@ -11,7 +11,35 @@ import { normalizePath, parsePolicy, parsePolicyFile, PolicyError, type AuthzReq
 const RUNS = 300;
 
 t.test('the parser throws only PolicyError', async (t) => {
-  const fragments = ['namespaces:', 'rules:', '- name: r', '  from:', '  to:', '  - {namespace: a}', '{', '}', '[', ']', '"*"', ': ', '&a', '*a', '!!str', '- ', '  ', '\n', 'deny', '80', 'ports: [', 'paths: [/v1]', '\t', '%YAML 1.2', '---', '~', 'null'];
+  const fragments = [
+    'namespaces:',
+    'rules:',
+    '- name: r',
+    '  from:',
+    '  to:',
+    '  - {namespace: a}',
+    '{',
+    '}',
+    '[',
+    ']',
+    '"*"',
+    ': ',
+    '&a',
+    '*a',
+    '!!str',
+    '- ',
+    '  ',
+    '\n',
+    'deny',
+    '80',
+    'ports: [',
+    'paths: [/v1]',
+    '\t',
+    '%YAML 1.2',
+    '---',
+    '~',
+    'null',
+  ];
   const yamlish = fc.array(fc.constantFrom(...fragments), { maxLength: 30 }).map((a) => a.join(''));
   fc.assert(
     fc.property(fc.oneof(fc.string({ maxLength: 200 }), yamlish), (text) => {
@@ -26,7 +54,12 @@ t.test('the parser throws only PolicyError', async (t) => {
   );
   // yaml's alias budget: a billion-laughs document is a PolicyError, not a hang or a RangeError.
   const laughs = ['a: &a ["x","x","x","x","x","x","x","x","x","x"]'];
-  for (let i = 1; i < 9; i++) laughs.push(`${String.fromCharCode(97 + i)}: &${String.fromCharCode(97 + i)} [${Array(10).fill(`*${String.fromCharCode(96 + i)}`).join(',')}]`);
+  for (let i = 1; i < 9; i++)
+    laughs.push(
+      `${String.fromCharCode(97 + i)}: &${String.fromCharCode(97 + i)} [${Array(10)
+        .fill(`*${String.fromCharCode(96 + i)}`)
+        .join(',')}]`,
+    );
   t.throws(() => parsePolicy(laughs.join('\n'), 'p.yaml'), PolicyError);
 });
 
@@ -60,7 +93,10 @@ const dest = fc
     paths: opt(fc.array(pathPrefix, { minLength: 1, maxLength: 2 })),
   })
   .filter((d) => d.namespace !== undefined || d.service !== undefined || d.name !== undefined);
-const setting = fc.oneof(fc.constantFrom('allow', 'deny', 'audit'), fc.record({ default: opt(fc.constantFrom('allow', 'deny', 'audit')), allowDtabOverride: opt(fc.boolean()) }));
+const setting = fc.oneof(
+  fc.constantFrom('allow', 'deny', 'audit'),
+  fc.record({ default: opt(fc.constantFrom('allow', 'deny', 'audit')), allowDtabOverride: opt(fc.boolean()) }),
+);
 const policyArb = fc.record({
   namespaces: fc.dictionary(nsGlob, setting, { maxKeys: 4 }),
   rules: fc.array(fc.record({ from: fc.array(caller, { minLength: 1, maxLength: 3 }), to: fc.array(dest, { minLength: 1, maxLength: 3 }) }), { maxLength: 12 }),
@@ -70,7 +106,10 @@ const requestArb: fc.Arbitrary<AuthzRequest> = fc.record({
   caller: fc.oneof(
     fc.constant({ authenticated: false }),
     fc.record({ authenticated: fc.constant(true), identity: fc.tuple(sa, ns).map(([s, n]) => workloadIdentity(s, n)) }),
-    fc.record({ authenticated: fc.constant(true), identity: fc.constantFrom('spiffe://mesh/node/n1', 'spiffe://mesh/node/n2', 'web.a.serviceaccount.identity.hostmesh.other') }),
+    fc.record({
+      authenticated: fc.constant(true),
+      identity: fc.constantFrom('spiffe://mesh/node/n1', 'spiffe://mesh/node/n2', 'web.a.serviceaccount.identity.hostmesh.other'),
+    }),
   ),
   dest: fc.record({
     namespace: opt(ns),
@@ -84,7 +123,13 @@ const requestArb: fc.Arbitrary<AuthzRequest> = fc.record({
 });
 
 /** Regex for a glob: fine for the short strings of this test (the product avoids regexes). */
-const re = (g: string) => new RegExp(`^${g.split('*').map((s) => s.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')).join('.*')}$`);
+const re = (g: string) =>
+  new RegExp(
+    `^${g
+      .split('*')
+      .map((s) => s.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&'))
+      .join('.*')}$`,
+  );
 const globOk = (g: string | undefined, v: string | undefined) => g === undefined || (v !== undefined && re(g).test(v));
 
 /** The obvious evaluator: every rule in order, every entry; then the namespace default. */
@@ -98,7 +143,11 @@ function naive(file: PolicyFile, req: AuthzRequest): { decision: string; audit: 
     const fromOk = rule.from.some((f) =>
       f.unauthenticated === true
         ? !c.authenticated
-        : c.authenticated && globOk(f.identity, c.identity) && globOk(f.namespace, wl?.namespace) && globOk(f.serviceAccount, wl?.serviceAccount) && globOk(f.node, node),
+        : c.authenticated &&
+          globOk(f.identity, c.identity) &&
+          globOk(f.namespace, wl?.namespace) &&
+          globOk(f.serviceAccount, wl?.serviceAccount) &&
+          globOk(f.node, node),
     );
     const toOk = rule.to.some(
       (d) =>
@@ -131,7 +180,8 @@ t.test('the indexed evaluator decides as the naive one does', async (t) => {
         const got = { decision: d.decision, audit: d.audit, ...(d.rule !== undefined ? { rule: d.rule } : {}) };
         const want = naive(file, req);
         seen[d.rule !== undefined ? 'rule' : d.audit ? 'audit' : d.decision]++;
-        if (JSON.stringify(got) !== JSON.stringify(want)) throw new Error(`${JSON.stringify(req)}: got ${JSON.stringify(got)}, want ${JSON.stringify(want)}\n${text}`);
+        if (JSON.stringify(got) !== JSON.stringify(want))
+          throw new Error(`${JSON.stringify(req)}: got ${JSON.stringify(got)}, want ${JSON.stringify(want)}\n${text}`);
       }
     }),
     { numRuns: RUNS },
@@ -144,7 +194,13 @@ t.test('decide() never throws and its reason is printable ASCII', async (t) => {
   const anyString = fc.string({ maxLength: 80, unit: 'binary' });
   const wild: fc.Arbitrary<AuthzRequest> = fc.record({
     caller: fc.record({ authenticated: fc.boolean(), identity: opt(anyString), namespace: opt(anyString), serviceAccount: opt(anyString) }),
-    dest: fc.record({ namespace: opt(anyString), service: opt(anyString), name: opt(anyString), port: opt(fc.oneof(fc.integer(), anyString, fc.double())), portName: opt(anyString) }),
+    dest: fc.record({
+      namespace: opt(anyString),
+      service: opt(anyString),
+      name: opt(anyString),
+      port: opt(fc.oneof(fc.integer(), anyString, fc.double())),
+      portName: opt(anyString),
+    }),
     method: anyString,
     path: anyString,
   });

@@ -25,7 +25,9 @@ function benchAll(cases: Record<string, (i: number) => void>, rounds = 5, ms = 4
     for (const [name, f] of Object.entries(cases)) best[name] = Math.max(best[name] ?? 0, measure(ms, f));
   }
   for (const [name, rate] of Object.entries(best)) {
-    process.stdout.write(`${name.padEnd(60)} ${Math.round(rate).toLocaleString('en-US').padStart(12)} decisions/CPU-s  ${(1e6 / rate).toFixed(2).padStart(6)} us each\n`);
+    process.stdout.write(
+      `${name.padEnd(60)} ${Math.round(rate).toLocaleString('en-US').padStart(12)} decisions/CPU-s  ${(1e6 / rate).toFixed(2).padStart(6)} us each\n`,
+    );
   }
   return best;
 }

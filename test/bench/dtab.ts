@@ -21,11 +21,11 @@ function bench(name: string, ms: number, f: (i: number) => void): number {
   return rate;
 }
 
-const big = Array.from({ length: 200 }, (_, i) => `/svc/service-${i} => /#/io.l5d.k8s/ns-${i % 7}/http/service-${i} | /$/inet/10.0.${i % 250}.1/8080`).join(';\n');
-const header = '/svc/world => /svc/world-v2; /svc/hello => 0.9 * /srv/hello & 0.1 * /srv/hello-canary; /srv => /#/io.l5d.fs';
-const chain = Dtab.read(
-  ['/s0 => /$/inet/127.0.0.1/8080', ...Array.from({ length: 10 }, (_, i) => `/s${i + 1} => /s${i}`)].join(';'),
+const big = Array.from({ length: 200 }, (_, i) => `/svc/service-${i} => /#/io.l5d.k8s/ns-${i % 7}/http/service-${i} | /$/inet/10.0.${i % 250}.1/8080`).join(
+  ';\n',
 );
+const header = '/svc/world => /svc/world-v2; /svc/hello => 0.9 * /srv/hello & 0.1 * /srv/hello-canary; /srv => /#/io.l5d.fs';
+const chain = Dtab.read(['/s0 => /$/inet/127.0.0.1/8080', ...Array.from({ length: 10 }, (_, i) => `/s${i + 1} => /s${i}`)].join(';'));
 const bigDtab = Dtab.read(big);
 const wide = Dtab.read(Array.from({ length: 1000 }, (_, i) => `/x${i}=>/b;/*=>/a`).join(';'));
 const interp = new NameInterpreter({ namers: [] });
@@ -74,7 +74,9 @@ function microsPerBind(dtab: Dtab, ms: number): number {
 }
 
 process.stdout.write(`\nworst-case override cost vs size (budget ${DEFAULT_BINDING_BUDGET.toLocaleString('en-US')} nodes; naive = 2^(depth+2) nodes)\n`);
-process.stdout.write(`${'shape'.padEnd(12)} ${'depth'.padStart(5)} ${'bytes'.padStart(6)} ${'naive nodes'.padStart(12)} ${'steps'.padStart(6)} ${'us/bind'.padStart(9)}  result\n`);
+process.stdout.write(
+  `${'shape'.padEnd(12)} ${'depth'.padStart(5)} ${'bytes'.padStart(6)} ${'naive nodes'.padStart(12)} ${'steps'.padStart(6)} ${'us/bind'.padStart(9)}  result\n`,
+);
 for (const [shape, op] of [
   ['alternation', '|'],
   ['union', '&'],

@@ -24,7 +24,9 @@ const children = [];
 const ports = new Map<string, number>();
 for (const kind of KINDS) {
   const [port] = (await freePorts('127.0.0.6', 1)) as [number];
-  const child = fork(join(import.meta.dirname, 'mesh', 'forwarder-child.js'), [kind, String(port), String(backendPort)], { execArgv: ['--max-semi-space-size=4'] });
+  const child = fork(join(import.meta.dirname, 'mesh', 'forwarder-child.js'), [kind, String(port), String(backendPort)], {
+    execArgv: ['--max-semi-space-size=4'],
+  });
   await new Promise((r) => child.once('message', r));
   children.push(child);
   ports.set(kind, port);

@@ -69,10 +69,16 @@ routers:
 `,
 );
 const main = join(import.meta.dirname, '..', '..', 'src', 'cli', 'main.js');
-const child = spawn(process.execPath, [main, 'run', '-c', join(dir, 'config.yaml')], { stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, HOSTMESH_LOG_LEVEL: 'warn' } });
+const child = spawn(process.execPath, [main, 'run', '-c', join(dir, 'config.yaml')], {
+  stdio: ['ignore', 'ignore', 'inherit'],
+  env: { ...process.env, HOSTMESH_LOG_LEVEL: 'warn' },
+});
 const pid = child.pid as number;
 for (let i = 0; ; i++) {
-  const ready = await request({ host: IP, port: admin, path: '/ready' }).then((r) => r.status, () => 0);
+  const ready = await request({ host: IP, port: admin, path: '/ready' }).then(
+    (r) => r.status,
+    () => 0,
+  );
   if (ready === 200) break;
   if (i > 300) throw new Error('the router did not become ready');
   await sleep(100);
@@ -200,7 +206,9 @@ console.log(`\n## ${N} unfinished TLS handshakes (handshakeTimeoutMs ${DEADLINE}
 console.log('| phase | router socket fds | router RSS MB | router private (RssAnon) MB |\n|---|---|---|---|');
 for (const r of rows) console.log(r);
 console.log(`\nnormal mTLS request (new connection each) idle: p50 ${q(idleLatency, 0.5)} ms, max ${q(idleLatency, 1)} ms`);
-console.log(`during the attack: ${during.length} requests, p50 ${q(during, 0.5)} ms, p99 ${q(during, 0.99)} ms, max ${q(during, 1)} ms, ${failures.length} failed${failures.length > 0 ? ` (${[...new Set(failures)].join('; ')})` : ''}`);
+console.log(
+  `during the attack: ${during.length} requests, p50 ${q(during, 0.5)} ms, p99 ${q(during, 0.99)} ms, max ${q(during, 1)} ms, ${failures.length} failed${failures.length > 0 ? ` (${[...new Set(failures)].join('; ')})` : ''}`,
+);
 const exposition = await request({ host: IP, port: admin, path: '/metrics' }).then((r) => r.body);
 console.log(`hostmesh_connections_refused_total{reason="handshake_limit"} ${parseRefused(exposition)}`);
 // Whether what RSS kept after the attack is live memory (a leak) or pages the allocators keep.

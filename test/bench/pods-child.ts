@@ -17,7 +17,9 @@ for (let i = 0; i < PODS; i++) {
       namespace: `team-${i % 40}`,
       labels: { app, 'pod-template-hash': '7d9f8c6b5', 'app.kubernetes.io/part-of': 'shop', tier: 'backend' },
       annotations: { 'kubectl.kubernetes.io/restartedAt': '2026-11-30T10:00:00Z', 'prometheus.io/scrape': 'true', 'prometheus.io/port': '9102' },
-      ownerReferences: [{ apiVersion: 'apps/v1', kind: 'ReplicaSet', name: `${app}-7d9f8c6b5`, uid: `uid-rs-${i % 1000}`, controller: true, blockOwnerDeletion: true }],
+      ownerReferences: [
+        { apiVersion: 'apps/v1', kind: 'ReplicaSet', name: `${app}-7d9f8c6b5`, uid: `uid-rs-${i % 1000}`, controller: true, blockOwnerDeletion: true },
+      ],
     },
     spec: {
       nodeName: `node-${i % NODES}`,
@@ -42,8 +44,18 @@ for (let i = 0; i < PODS; i++) {
       hostIP: `192.168.0.${i % NODES}`,
       podIP: ip(i),
       podIPs: [{ ip: ip(i) }],
-      conditions: ['Initialized', 'Ready', 'ContainersReady', 'PodScheduled'].map((type) => ({ type, status: 'True', lastTransitionTime: '2026-11-30T10:00:05Z' })),
-      containerStatuses: ['main', 'sidecar'].map((name) => ({ name, ready: true, restartCount: 0, image: `registry.example/${app}/${name}:1.42.0`, state: { running: { startedAt: '2026-11-30T10:00:03Z' } } })),
+      conditions: ['Initialized', 'Ready', 'ContainersReady', 'PodScheduled'].map((type) => ({
+        type,
+        status: 'True',
+        lastTransitionTime: '2026-11-30T10:00:05Z',
+      })),
+      containerStatuses: ['main', 'sidecar'].map((name) => ({
+        name,
+        ready: true,
+        restartCount: 0,
+        image: `registry.example/${app}/${name}:1.42.0`,
+        state: { running: { startedAt: '2026-11-30T10:00:03Z' } },
+      })),
     },
   });
 }

@@ -19,7 +19,10 @@ const heap = (): number => {
 };
 
 for (const count of [1000, 5000]) {
-  const child = fork(join(import.meta.dirname, 'pods-child.js'), { env: { ...process.env, PODS: String(count) }, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const child = fork(join(import.meta.dirname, 'pods-child.js'), {
+    env: { ...process.env, PODS: String(count) },
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  });
   const [hello] = (await once(child, 'message')) as [{ port: number; pods: number }];
   const before = heap();
   const client = new K8sClient(plainConnection('127.0.0.1', hello.port));
@@ -29,7 +32,9 @@ for (const count of [1000, 5000]) {
   const syncMs = performance.now() - started;
   const after = heap();
   const mb = (after - before) / 1e6;
-  console.log(`pods ${count}: synced ${pods.size} in ${syncMs.toFixed(0)} ms; live heap added ${mb.toFixed(1)} MB (${((after - before) / count).toFixed(0)} B/pod)${count === 5000 ? `; target < 20 MB: ${mb < 20 ? 'met' : 'MISSED'}` : ''}`);
+  console.log(
+    `pods ${count}: synced ${pods.size} in ${syncMs.toFixed(0)} ms; live heap added ${mb.toFixed(1)} MB (${((after - before) / count).toFixed(0)} B/pod)${count === 5000 ? `; target < 20 MB: ${mb < 20 ? 'met' : 'MISSED'}` : ''}`,
+  );
   await pods.stop();
   await client.close();
   child.disconnect();

@@ -59,10 +59,14 @@ function ensureTools(): void {
     }
   });
   if (missing.length === 0) return;
-  if (process.getuid?.() !== 0) throw new Error(`the benchmark needs ${missing.join(' and ')}: apt-get install ${missing.map((m) => (m === 'nginx' ? 'nginx-light' : m)).join(' ')}`);
+  if (process.getuid?.() !== 0)
+    throw new Error(`the benchmark needs ${missing.join(' and ')}: apt-get install ${missing.map((m) => (m === 'nginx' ? 'nginx-light' : m)).join(' ')}`);
   console.error(`installing ${missing.join(', ')} (apt-get)`);
   execFileSync('apt-get', ['update', '-qq'], { stdio: 'inherit' });
-  execFileSync('apt-get', ['install', '-y', '-qq', ...missing.map((m) => (m === 'nginx' ? 'nginx-light' : m))], { stdio: 'inherit', env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } });
+  execFileSync('apt-get', ['install', '-y', '-qq', ...missing.map((m) => (m === 'nginx' ? 'nginx-light' : m))], {
+    stdio: 'inherit',
+    env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' },
+  });
 }
 
 const median = (xs: number[]): number => {
@@ -74,7 +78,10 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 async function waitReady(ip: string, port: number): Promise<void> {
   for (let i = 0; i < 300; i++) {
-    const ok = await fetch(`http://${ip}:${port}/ready`).then((r) => r.status === 200, () => false);
+    const ok = await fetch(`http://${ip}:${port}/ready`).then(
+      (r) => r.status === 200,
+      () => false,
+    );
     if (ok) return;
     await sleep(100);
   }
@@ -89,7 +96,10 @@ function startRouter(args: string[], env: Record<string, string>): ChildProcess 
   // tries others.
   // BENCH_PROFILE=1: CPU profiles in bench-results/profiles; BENCH_NODE_ARGS: extra node flags
   // (e.g. --trace-gc, whose output lands in bench-results/routers.log).
-  const extra = [...(process.env['BENCH_PROFILE'] ? ['--cpu-prof', '--cpu-prof-dir', join(ROOT, 'bench-results', 'profiles')] : []), ...(process.env['BENCH_NODE_ARGS']?.split(' ').filter(Boolean) ?? [])];
+  const extra = [
+    ...(process.env['BENCH_PROFILE'] ? ['--cpu-prof', '--cpu-prof-dir', join(ROOT, 'bench-results', 'profiles')] : []),
+    ...(process.env['BENCH_NODE_ARGS']?.split(' ').filter(Boolean) ?? []),
+  ];
   const child = spawn(process.execPath, [...extra, MAIN, ...args], {
     env: { ...process.env, NODE_OPTIONS: process.env['BENCH_NODE_OPTIONS'] ?? '', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -146,7 +156,9 @@ async function main(): Promise<void> {
     const nginxes: Nginx[] = [];
     cleanup.push(() => Promise.all(nginxes.map((n) => n.stop())).then(() => undefined));
     nginxes.push(await startNginx(dir, 'backend', backendConf(dir, BACKEND, backendPort, big), { ip: BACKEND, port: backendPort }));
-    nginxes.push(await startNginx(dir, 'nginx-b', incomingConf(dir, { ip: B, port: nginxB }, { ip: BACKEND, port: backendPort }, tls), { ip: B, port: nginxB }));
+    nginxes.push(
+      await startNginx(dir, 'nginx-b', incomingConf(dir, { ip: B, port: nginxB }, { ip: BACKEND, port: backendPort }, tls), { ip: B, port: nginxB }),
+    );
     nginxes.push(await startNginx(dir, 'nginx-a', outgoingConf(dir, { ip: A, port: nginxA }, { ip: B, port: nginxB }, tls), { ip: A, port: nginxA }));
     const [, nginxBProc, nginxAProc] = nginxes as [Nginx, Nginx, Nginx];
 
@@ -154,7 +166,18 @@ async function main(): Promise<void> {
     const api = await new FakeApiServer().start();
     cleanup.push(() => api.close());
     api.apply(service('hostmesh', 'hostmesh', [{ name: 'incoming', port: incoming }]));
-    api.apply(endpointSlice('hostmesh', 'hostmesh-1', 'hostmesh', [{ ip: A, node: 'node-a' }, { ip: B, node: 'node-b' }], [{ name: 'incoming', port: incoming }]));
+    api.apply(
+      endpointSlice(
+        'hostmesh',
+        'hostmesh-1',
+        'hostmesh',
+        [
+          { ip: A, node: 'node-a' },
+          { ip: B, node: 'node-b' },
+        ],
+        [{ name: 'incoming', port: incoming }],
+      ),
+    );
     api.apply(service('default', 'world'));
     api.apply(endpointSlice('default', 'world-1', 'world', [{ ip: BACKEND, node: 'node-b' }], [{ name: 'http', port: backendPort }]));
 
@@ -174,26 +197,48 @@ async function main(): Promise<void> {
       ).then(() => undefined),
     );
     const config = join(ROOT, 'k8s', 'base', 'config', 'config.yaml');
-    for (const [ip, node] of [[A, 'node-a'], [B, 'node-b']] as const) {
+    for (const [ip, node] of [
+      [A, 'node-a'],
+      [B, 'node-b'],
+    ] as const) {
       const set = [
-        `admin.ip=${ip}`, `admin.port=${admin}`, 'namers.0.host=127.0.0.1', `namers.0.port=${api.port}`,
-        `routers.0.dtabFile=${join(ROOT, 'k8s/base/config/outgoing.dtab')}`, `routers.0.servers.0.ip=${ip}`, `routers.0.servers.0.port=${outgoing}`,
-        `routers.0.client.tls.trustCerts.0=${tls.ca}`, `routers.0.client.tls.clientAuth.certPath=${tls.cert}`, `routers.0.client.tls.clientAuth.keyPath=${tls.key}`,
-        `routers.1.dtabFile=${join(ROOT, 'k8s/base/config/incoming.dtab')}`, `routers.1.servers.0.ip=${ip}`, `routers.1.servers.0.port=${incoming}`,
-        `routers.1.servers.0.tls.certPath=${tls.cert}`, `routers.1.servers.0.tls.keyPath=${tls.key}`, `routers.1.servers.0.tls.caCertPath=${tls.ca}`,
+        `admin.ip=${ip}`,
+        `admin.port=${admin}`,
+        'namers.0.host=127.0.0.1',
+        `namers.0.port=${api.port}`,
+        `routers.0.dtabFile=${join(ROOT, 'k8s/base/config/outgoing.dtab')}`,
+        `routers.0.servers.0.ip=${ip}`,
+        `routers.0.servers.0.port=${outgoing}`,
+        `routers.0.client.tls.trustCerts.0=${tls.ca}`,
+        `routers.0.client.tls.clientAuth.certPath=${tls.cert}`,
+        `routers.0.client.tls.clientAuth.keyPath=${tls.key}`,
+        `routers.1.dtabFile=${join(ROOT, 'k8s/base/config/incoming.dtab')}`,
+        `routers.1.servers.0.ip=${ip}`,
+        `routers.1.servers.0.port=${incoming}`,
+        `routers.1.servers.0.tls.certPath=${tls.cert}`,
+        `routers.1.servers.0.tls.keyPath=${tls.key}`,
+        `routers.1.servers.0.tls.caCertPath=${tls.ca}`,
         `authz.policyFile=${POLICY}`,
       ].flatMap((s) => ['--set', s]);
       routers.push(startRouter(['run', '-c', config, ...set], { NODE_NAME: node }));
     }
     const singleConfig = join(dir, 'single.yaml');
-    writeFileSync(singleConfig, `admin: {ip: ${SINGLE}, port: ${singleAdmin}}\nrouters:\n- protocol: http\n  label: outgoing\n  dtab: /svc/world => /$/inet/${BACKEND}/${backendPort};\n  servers: [{ip: ${SINGLE}, port: ${singlePort}}]\n`);
+    writeFileSync(
+      singleConfig,
+      `admin: {ip: ${SINGLE}, port: ${singleAdmin}}\nrouters:\n- protocol: http\n  label: outgoing\n  dtab: /svc/world => /$/inet/${BACKEND}/${backendPort};\n  servers: [{ip: ${SINGLE}, port: ${singlePort}}]\n`,
+    );
     routers.push(startRouter(['run', '-c', singleConfig], {}));
     await Promise.all([waitReady(A, admin), waitReady(B, admin), waitReady(SINGLE, singleAdmin)]);
     const [routerA, routerB, single] = routers.map((r) => r.pid ?? 0) as [number, number, number];
 
     const allRows: Row[] = [
       { name: 'direct', origin: `http://${BACKEND}:${backendPort}`, pids: () => [], routers: () => [] },
-      { name: 'nginx', origin: `http://${A}:${nginxA}`, pids: () => [...family(nginxAProc.pid), ...family(nginxBProc.pid)], routers: () => [...family(nginxAProc.pid), ...family(nginxBProc.pid)] },
+      {
+        name: 'nginx',
+        origin: `http://${A}:${nginxA}`,
+        pids: () => [...family(nginxAProc.pid), ...family(nginxBProc.pid)],
+        routers: () => [...family(nginxAProc.pid), ...family(nginxBProc.pid)],
+      },
       { name: 'hostmesh', origin: `http://${A}:${outgoing}`, pids: () => [routerA, routerB], routers: () => [routerA, routerB] },
       { name: 'hostmesh-1hop', origin: `http://${SINGLE}:${singlePort}`, pids: () => [single], routers: () => [single] },
     ];
@@ -202,7 +247,9 @@ async function main(): Promise<void> {
     // Idle RSS after start, before any traffic.
     await sleep(1000);
     const idle = { routerA: rssMb(routerA), routerB: rssMb(routerB), single: rssMb(single), anonA: anonMb(routerA), anonB: anonMb(routerB) };
-    console.error(`idle RSS: router A ${idle.routerA.toFixed(1)} MB (anon ${idle.anonA.toFixed(1)}), router B ${idle.routerB.toFixed(1)} MB (anon ${idle.anonB.toFixed(1)}), single ${idle.single.toFixed(1)} MB`);
+    console.error(
+      `idle RSS: router A ${idle.routerA.toFixed(1)} MB (anon ${idle.anonA.toFixed(1)}), router B ${idle.routerB.toFixed(1)} MB (anon ${idle.anonB.toFixed(1)}), single ${idle.single.toFixed(1)} MB`,
+    );
 
     // Warm-up: JIT, pools, TLS sessions.
     for (const row of rows) {
@@ -235,9 +282,16 @@ async function main(): Promise<void> {
         samples.get(row.name)?.push(s);
         if (process.env['BENCH_DEBUG'] && row.name === 'hostmesh') {
           const m = await fetch(`http://${A}:${admin}/metrics`).then((r) => r.text());
-          console.error(m.split('\n').filter((l) => l.startsWith('hostmesh_connections_total')).join('\n'));
+          console.error(
+            m
+              .split('\n')
+              .filter((l) => l.startsWith('hostmesh_connections_total'))
+              .join('\n'),
+          );
         }
-        console.error(`run ${run} ${row.name}: ${s.rps32.toFixed(0)} req/s @32, ${s.rps256.toFixed(0)} @256, ${s.cpuUsPerRequest.toFixed(0)} us/req, p99 ${latency.p99.toFixed(2)} ms, p99.9 ${latency.p999.toFixed(2)} ms, rss ${s.rssLoadMb.toFixed(1)} MB, errors ${s.errors}`);
+        console.error(
+          `run ${run} ${row.name}: ${s.rps32.toFixed(0)} req/s @32, ${s.rps256.toFixed(0)} @256, ${s.cpuUsPerRequest.toFixed(0)} us/req, p99 ${latency.p99.toFixed(2)} ms, p99.9 ${latency.p999.toFixed(2)} ms, rss ${s.rssLoadMb.toFixed(1)} MB, errors ${s.errors}`,
+        );
       }
     }
 
@@ -263,14 +317,19 @@ async function main(): Promise<void> {
     // but it also steps up while V8 grows its young generation to the maximum, then holds.
     const soak: { t: number; a: number; b: number; heapA: number; heapB: number }[] = [];
     const heapMb = async (ip: string): Promise<number> => {
-      const text = await fetch(`http://${ip}:${admin}/metrics`).then((r) => r.text(), () => '');
+      const text = await fetch(`http://${ip}:${admin}/metrics`).then(
+        (r) => r.text(),
+        () => '',
+      );
       const m = /^nodejs_heap_size_used_bytes (\S+)$/m.exec(text);
       return m ? Number(m[1]) / 1048576 : NaN;
     };
     if (SOAK_S > 0 && rows.some((r) => r.name === 'hostmesh')) {
       const t0 = Date.now();
       const timer = setInterval(() => {
-        void Promise.all([heapMb(A), heapMb(B)]).then(([heapA, heapB]) => soak.push({ t: (Date.now() - t0) / 1000, a: rssMb(routerA), b: rssMb(routerB), heapA, heapB }));
+        void Promise.all([heapMb(A), heapMb(B)]).then(([heapA, heapB]) =>
+          soak.push({ t: (Date.now() - t0) / 1000, a: rssMb(routerA), b: rssMb(routerB), heapA, heapB }),
+        );
       }, 1000);
       await openLoop(`http://${A}:${outgoing}`, '/', { host: 'world' }, 1000, SOAK_S);
       clearInterval(timer);
@@ -291,8 +350,26 @@ async function main(): Promise<void> {
       windows.set(w, { t: cur.t, a: Math.min(cur.a, s.heapA), b: Math.min(cur.b, s.heapB) });
     }
     const floors = [...windows.values()].filter((w) => Number.isFinite(w.a) && Number.isFinite(w.b));
-    const heapGrowth = Math.max(slope(floors.map((w) => w.a), floors.map((w) => w.t)), slope(floors.map((w) => w.b), floors.map((w) => w.t)));
-    const rssGrowth = Math.max(slope(soak.map((s) => s.a), soak.map((s) => s.t)), slope(soak.map((s) => s.b), soak.map((s) => s.t)));
+    const heapGrowth = Math.max(
+      slope(
+        floors.map((w) => w.a),
+        floors.map((w) => w.t),
+      ),
+      slope(
+        floors.map((w) => w.b),
+        floors.map((w) => w.t),
+      ),
+    );
+    const rssGrowth = Math.max(
+      slope(
+        soak.map((s) => s.a),
+        soak.map((s) => s.t),
+      ),
+      slope(
+        soak.map((s) => s.b),
+        soak.map((s) => s.t),
+      ),
+    );
 
     // Report.
     const med = (name: string, f: (s: Sample) => number): number => median((samples.get(name) ?? []).map(f));
@@ -321,16 +398,38 @@ async function main(): Promise<void> {
     const has = (n: string) => samples.has(n);
     const verdicts: [string, number, string, boolean][] = [];
     if (has('hostmesh') && has('nginx')) {
-      const tp = ratio(med('hostmesh', (s) => s.rps32), med('nginx', (s) => s.rps32));
-      const cpu = ratio(med('hostmesh', (s) => s.cpuUsPerRequest), med('nginx', (s) => s.cpuUsPerRequest));
+      const tp = ratio(
+        med('hostmesh', (s) => s.rps32),
+        med('nginx', (s) => s.rps32),
+      );
+      const cpu = ratio(
+        med('hostmesh', (s) => s.cpuUsPerRequest),
+        med('nginx', (s) => s.cpuUsPerRequest),
+      );
       const st = ratio(stream.get('hostmesh')?.mbPerSecond ?? 0, stream.get('nginx')?.mbPerSecond ?? 0);
       verdicts.push(['throughput @32, hostmesh/nginx', tp, '>= 0.5', tp >= 0.5]);
-      verdicts.push(['throughput @256, hostmesh/nginx', ratio(med('hostmesh', (s) => s.rps256), med('nginx', (s) => s.rps256)), '(info)', true]);
+      verdicts.push([
+        'throughput @256, hostmesh/nginx',
+        ratio(
+          med('hostmesh', (s) => s.rps256),
+          med('nginx', (s) => s.rps256),
+        ),
+        '(info)',
+        true,
+      ]);
       verdicts.push(['CPU per request, hostmesh/nginx', cpu, '<= 2.5', cpu <= 2.5]);
       verdicts.push(['stream rate, hostmesh/nginx', st, '>= 0.5', st >= 0.5]);
     }
     if (has('hostmesh') && has('direct')) {
-      verdicts.push(['throughput @32, hostmesh/direct', ratio(med('hostmesh', (s) => s.rps32), med('direct', (s) => s.rps32)), '(info)', true]);
+      verdicts.push([
+        'throughput @32, hostmesh/direct',
+        ratio(
+          med('hostmesh', (s) => s.rps32),
+          med('direct', (s) => s.rps32),
+        ),
+        '(info)',
+        true,
+      ]);
       const p99 = med('hostmesh', (s) => s.latency.p99) - med('direct', (s) => s.latency.p99);
       const p999 = med('hostmesh', (s) => s.latency.p999) - med('direct', (s) => s.latency.p999);
       verdicts.push(['added p99 ms over direct @1000 req/s', p99, '<= 1', p99 <= 1]);
@@ -338,23 +437,50 @@ async function main(): Promise<void> {
     }
     if (has('hostmesh')) {
       const idleMax = Math.max(idle.routerA, idle.routerB);
-      const loadMax = Math.max(med('hostmesh', (s) => s.rssLoadMb), ...soak.map((s) => Math.max(s.a, s.b)));
+      const loadMax = Math.max(
+        med('hostmesh', (s) => s.rssLoadMb),
+        ...soak.map((s) => Math.max(s.a, s.b)),
+      );
       verdicts.push(['router RSS idle MB', idleMax, '<= 60', idleMax <= 60]);
       verdicts.push(['router private (anon) memory idle MB', Math.max(idle.anonA, idle.anonB), '(info)', true]);
       verdicts.push(['router RSS under load MB', loadMax, '<= 100', loadMax <= 100]);
       verdicts.push(['router RSS streaming MB', stream.get('hostmesh')?.rssPeakMb ?? NaN, '<= 150', (stream.get('hostmesh')?.rssPeakMb ?? 0) <= 150]);
       if (floors.length >= 3) verdicts.push([`heap floor growth MB/min over a ${SOAK_S} s soak (leak check)`, heapGrowth, '~0 (< 0.2)', heapGrowth < 0.2]);
-      if (soak.length > 0) verdicts.push([`RSS slope MB/min over the soak (${Math.min(...soak.map((x) => Math.min(x.a, x.b))).toFixed(0)}-${Math.max(...soak.map((x) => Math.max(x.a, x.b))).toFixed(0)} MB)`, rssGrowth, '(info)', true]);
+      if (soak.length > 0)
+        verdicts.push([
+          `RSS slope MB/min over the soak (${Math.min(...soak.map((x) => Math.min(x.a, x.b))).toFixed(0)}-${Math.max(...soak.map((x) => Math.max(x.a, x.b))).toFixed(0)} MB)`,
+          rssGrowth,
+          '(info)',
+          true,
+        ]);
     }
     console.log('');
     for (const [what, value, target, pass] of verdicts) console.log(`${pass ? 'PASS' : 'MISS'}  ${what}: ${fmt(value)} (target ${target})`);
     const cpu = cpus()[0]?.model ?? 'unknown CPU';
-    console.log(`\n${cpus().length} x ${cpu}, Node ${process.version}, ${spawnSync('nginx', ['-v'], { encoding: 'utf8' }).stderr.trim()}; medians of ${RUNS} runs; wrk ${DURATION} s per point, latency ${LATENCY_S} s open loop`);
+    console.log(
+      `\n${cpus().length} x ${cpu}, Node ${process.version}, ${spawnSync('nginx', ['-v'], { encoding: 'utf8' }).stderr.trim()}; medians of ${RUNS} runs; wrk ${DURATION} s per point, latency ${LATENCY_S} s open loop`,
+    );
 
     const outDir = join(ROOT, 'bench-results');
     mkdirSync(outDir, { recursive: true });
     const file = join(outDir, `mesh-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
-    writeFileSync(file, JSON.stringify({ machine: { cpus: cpus().length, model: cpu, node: process.version }, options: opt, idle, samples: Object.fromEntries(samples), stream: Object.fromEntries(stream), soak, table, verdicts }, null, 2));
+    writeFileSync(
+      file,
+      JSON.stringify(
+        {
+          machine: { cpus: cpus().length, model: cpu, node: process.version },
+          options: opt,
+          idle,
+          samples: Object.fromEntries(samples),
+          stream: Object.fromEntries(stream),
+          soak,
+          table,
+          verdicts,
+        },
+        null,
+        2,
+      ),
+    );
     console.log(`raw figures: ${file}`);
   } finally {
     for (const c of cleanup.reverse()) await c();

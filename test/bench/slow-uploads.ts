@@ -43,7 +43,15 @@ function slowUploads(port: number, n: number, everyMs: number): { statuses: Map<
   const reqs: http.ClientRequest[] = [];
   const timers: NodeJS.Timeout[] = [];
   for (let i = 0; i < n; i++) {
-    const req = http.request({ host: A, port, localAddress: ATTACKER, path: '/', method: 'POST', agent: false, headers: { host: 'upload', 'content-length': '1000' } });
+    const req = http.request({
+      host: A,
+      port,
+      localAddress: ATTACKER,
+      path: '/',
+      method: 'POST',
+      agent: false,
+      headers: { host: 'upload', 'content-length': '1000' },
+    });
     req.on('response', (res) => {
       statuses.set(res.statusCode ?? 0, (statuses.get(res.statusCode ?? 0) ?? 0) + 1);
       res.resume();
@@ -77,7 +85,9 @@ function row(name: string, r: LatencyResult | undefined): string {
 }
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { rate: { type: 'string', default: '100' }, seconds: { type: 'string', default: '5' }, uploads: { type: 'string', default: '64' } } });
+  const { values } = parseArgs({
+    options: { rate: { type: 'string', default: '100' }, seconds: { type: 'string', default: '5' }, uploads: { type: 'string', default: '64' } },
+  });
   const rate = Number(values.rate);
   const seconds = Number(values.seconds);
   const uploads = Number(values.uploads);
@@ -96,7 +106,9 @@ async function main(): Promise<void> {
     attack.stop();
     console.log(`\nnormal traffic: ${rate} req/s for ${seconds} s from 127.0.0.1 through node-a -> mTLS -> node-b (default client limits)`);
     for (const l of lines) console.log(l);
-    console.log(`attacker (${ATTACKER}): ${uploads} uploads, one byte per 5 s; answered during the run: ${shed || 'none'} (the rest held their slots or waited)`);
+    console.log(
+      `attacker (${ATTACKER}): ${uploads} uploads, one byte per 5 s; answered during the run: ${shed || 'none'} (the rest held their slots or waited)`,
+    );
   } finally {
     proc.disconnect();
     // A stalled run leaves requests open: do not wait for them.

@@ -32,7 +32,15 @@ const [port, admin] = (await freePorts(HOST, 2)) as [number, number];
 let clock = Date.now();
 const config: HostmeshConfig = {
   admin: { ip: HOST, port: admin, allowRemoteShutdown: false },
-  namers: [{ kind: 'io.l5d.fs', prefix: '/io.l5d.fs', rootDir: dir, ...(start.namerIdleTtlSecs !== undefined ? { idleTtlSecs: start.namerIdleTtlSecs } : {}), ...(start.namerMaxIdleNames !== undefined ? { maxIdleNames: start.namerMaxIdleNames } : {}) }],
+  namers: [
+    {
+      kind: 'io.l5d.fs',
+      prefix: '/io.l5d.fs',
+      rootDir: dir,
+      ...(start.namerIdleTtlSecs !== undefined ? { idleTtlSecs: start.namerIdleTtlSecs } : {}),
+      ...(start.namerMaxIdleNames !== undefined ? { maxIdleNames: start.namerMaxIdleNames } : {}),
+    },
+  ],
   routers: [
     {
       protocol: 'http',

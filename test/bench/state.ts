@@ -66,7 +66,7 @@ async function scenario(label: string, start: object, hosts: number, overrides: 
   const hostsFailed = await flood(hello.port, hosts, (i) => ({ host: `h-${i}.example` }));
   console.log(row(`${hosts.toLocaleString('en')} distinct Hosts, held`, await ask(child, { cmd: 'report' })));
   console.log(row('  after idleTtl (clock +1 h)', await ask(child, { cmd: 'advance', ms: HOUR })));
-  console.log(row('  after the namers\' idleTtl too', await ask(child, { cmd: 'advance', ms: HOUR })));
+  console.log(row("  after the namers' idleTtl too", await ask(child, { cmd: 'advance', ms: HOUR })));
   const pad = 'p'.repeat(8 * 1024 - 60);
   const overridesFailed = await flood(hello.port, overrides, (i) => ({ host: 'web', 'l5d-dtab': `/pad/${i} => /x/${pad}; /svc/web => /#/io.l5d.fs/web` }));
   console.log(row(`${overrides.toLocaleString('en')} distinct 8 KB overrides, held`, await ask(child, { cmd: 'report' })));
@@ -77,8 +77,13 @@ async function scenario(label: string, start: object, hosts: number, overrides: 
 }
 
 await scenario('hostmesh defaults (bindingCache paths 1000, overrides 100, idleTtlSecs 600; namer idleTtlSecs 60, maxIdleNames 1000)', {}, HOSTS, OVERRIDES);
-await scenario('nothing evicted (caps and TTLs out of reach: the behaviour before the limits)', {
-  bindingCache: { paths: 1_000_000, trees: 1_000_000, overrides: 1_000_000, idleTtlSecs: 1_000_000_000 },
-  namerIdleTtlSecs: 1_000_000_000,
-  namerMaxIdleNames: 1_000_000,
-}, Math.round(HOSTS * BEFORE_SCALE), Math.round(OVERRIDES * BEFORE_SCALE));
+await scenario(
+  'nothing evicted (caps and TTLs out of reach: the behaviour before the limits)',
+  {
+    bindingCache: { paths: 1_000_000, trees: 1_000_000, overrides: 1_000_000, idleTtlSecs: 1_000_000_000 },
+    namerIdleTtlSecs: 1_000_000_000,
+    namerMaxIdleNames: 1_000_000,
+  },
+  Math.round(HOSTS * BEFORE_SCALE),
+  Math.round(OVERRIDES * BEFORE_SCALE),
+);

@@ -33,7 +33,10 @@ rules:
   const deny = capture();
   t.equal(await runAuthzExplain({ policy: file, from: 'web/frontend', to: 'payments/api:8080', path: '/admin' }, deny.io), 1);
   t.same(deny.out.slice(0, 2), ['deny', 'decided by: the default of namespace payments (deny)']);
-  t.match(deny.out[2], "reason: no rule allows frontend.web.serviceaccount.identity.hostmesh.cluster.local to payments/api:8080; namespace 'payments' defaults to deny");
+  t.match(
+    deny.out[2],
+    "reason: no rule allows frontend.web.serviceaccount.identity.hostmesh.cluster.local to payments/api:8080; namespace 'payments' defaults to deny",
+  );
 
   const audit = capture();
   t.equal(await runAuthzExplain({ policy: file, from: 'staging/ci', to: 'staging/db', json: true }, audit.io), 0);
@@ -41,7 +44,11 @@ rules:
   t.match(j, { decision: 'allow', audit: true, default: 'audit', dtabOverrideAllowed: false });
 
   const unauth = capture();
-  t.equal(await runAuthzExplain({ policy: file, from: 'unauthenticated', to: '/#/io.l5d.k8s/payments/8080/api', path: '/v1' }, unauth.io), 1, 'a bound name gives namespace, service and port');
+  t.equal(
+    await runAuthzExplain({ policy: file, from: 'unauthenticated', to: '/#/io.l5d.k8s/payments/8080/api', path: '/v1' }, unauth.io),
+    1,
+    'a bound name gives namespace, service and port',
+  );
   t.match(unauth.out[2], 'unauthenticated caller to payments/api:8080');
 
   const usage = capture();

@@ -50,14 +50,25 @@ t.test('two issued certificates complete a mutual TLS handshake verified as `hos
   await runCli(['certs', 'issue', '--ca-dir', ca, '--out', join(dir, 'node-b'), '--node', 'node-b']);
   const read = (p: string) => readFile(join(dir, p));
   const caPem = await read('ca/ca.crt');
-  const server = tls.createServer({ cert: await read('node-b/tls.crt'), key: await read('node-b/tls.key'), ca: caPem, requestCert: true, rejectUnauthorized: true }, (s) => {
-    s.end(`peer ${(s.getPeerCertificate().subjectaltname ?? '').split(', ').find((x) => x.startsWith('URI:'))}`);
-  });
+  const server = tls.createServer(
+    { cert: await read('node-b/tls.crt'), key: await read('node-b/tls.key'), ca: caPem, requestCert: true, rejectUnauthorized: true },
+    (s) => {
+      s.end(`peer ${(s.getPeerCertificate().subjectaltname ?? '').split(', ').find((x) => x.startsWith('URI:'))}`);
+    },
+  );
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');
   t.teardown(() => server.close());
   const port = (server.address() as { port: number }).port;
-  const client = tls.connect({ host: '127.0.0.1', port, servername: 'hostmesh', ca: caPem, cert: await read('node-a/tls.crt'), key: await read('node-a/tls.key'), checkServerIdentity: (_h, c) => tls.checkServerIdentity('hostmesh', c) });
+  const client = tls.connect({
+    host: '127.0.0.1',
+    port,
+    servername: 'hostmesh',
+    ca: caPem,
+    cert: await read('node-a/tls.crt'),
+    key: await read('node-a/tls.key'),
+    checkServerIdentity: (_h, c) => tls.checkServerIdentity('hostmesh', c),
+  });
   let text = '';
   client.setEncoding('utf8').on('data', (d: string) => (text += d));
   await once(client, 'end');
@@ -75,7 +86,13 @@ t.test('two issued certificates complete a mutual TLS handshake verified as `hos
 t.test('issue --secret: a valid Kubernetes Secret with tls.crt, tls.key and ca.crt', async (t) => {
   const r = await runCli(['certs', 'issue', '--ca-dir', ca, '--secret']);
   t.equal(r.code, 0, r.stderr);
-  const secret = parse(r.stdout) as { apiVersion: string; kind: string; metadata: { name: string; namespace: string }; type: string; data: Record<string, string> };
+  const secret = parse(r.stdout) as {
+    apiVersion: string;
+    kind: string;
+    metadata: { name: string; namespace: string };
+    type: string;
+    data: Record<string, string>;
+  };
   const { Secret } = await import('kubernetes-models/v1');
   t.doesNotThrow(() => new Secret(secret as ConstructorParameters<typeof Secret>[0]).validate());
   t.same([secret.kind, secret.metadata.name, secret.metadata.namespace, secret.type], ['Secret', 'hostmesh-tls', 'hostmesh', 'kubernetes.io/tls']);
@@ -108,7 +125,12 @@ t.test('inspect: ok, expiring, expired, wrong CA, wrong key, wrong name, missing
   t.match(expiring.stderr, /expires in 4\d days \(warning at 60\)/);
 
   const caPem = { certPem: await readFile(join(ca, 'ca.crt'), 'utf8'), keyPem: await readFile(join(ca, 'ca.key'), 'utf8'), commonName: 'hostmesh CA' };
-  const old = issueCertificate(caPem, { commonName: 'hostmesh', dnsNames: ['hostmesh'], notBefore: new Date('2024-01-01T00:00:00Z'), notAfter: new Date('2025-01-01T00:00:00Z') });
+  const old = issueCertificate(caPem, {
+    commonName: 'hostmesh',
+    dnsNames: ['hostmesh'],
+    notBefore: new Date('2024-01-01T00:00:00Z'),
+    notAfter: new Date('2025-01-01T00:00:00Z'),
+  });
   await writeFile(join(dir, 'old.crt'), old.certPem);
   const expired = await runCli(['certs', 'inspect', join(dir, 'old.crt')]);
   t.equal(expired.code, 1);

@@ -19,13 +19,20 @@ t.test('--json prints path, Linkerd 1 shaped tree and the bound result', async (
   const json = JSON.parse(c.out.join('\n')) as { path: string; bound: string; tree: Record<string, unknown> };
   t.equal(json.path, '/svc/world');
   t.equal(json.bound, '/#/io.l5d.fs/world');
-  t.match(json.tree, { type: 'delegate', delegate: { type: 'leaf', dentry: { prefix: '/svc', dst: '/#/io.l5d.fs' }, bound: { addr: { addrs: [{ ip: '127.0.0.1', port: 8080, meta: { nodeName: 'n1' } }] } } } });
+  t.match(json.tree, {
+    type: 'delegate',
+    delegate: {
+      type: 'leaf',
+      dentry: { prefix: '/svc', dst: '/#/io.l5d.fs' },
+      bound: { addr: { addrs: [{ ip: '127.0.0.1', port: 8080, meta: { nodeName: 'n1' } }] } },
+    },
+  });
 });
 
 t.test('text output shows each step and the result; neg is a completed delegation', async (t) => {
   const c = capture();
   t.equal(await runDelegate({ path: '/svc/x', dtab: '/svc => /$/inet/127.0.0.1/9' }, c.io), 0);
-  t.match(c.out.join('\n'), /\/svc\/x\n  \/\$\/inet\/127.0.0.1\/9\/x  \(\/svc=>\/\$\/inet\/127.0.0.1\/9\)/);
+  t.match(c.out.join('\n'), /\/svc\/x\n {2}\/\$\/inet\/127.0.0.1\/9\/x {2}\(\/svc=>\/\$\/inet\/127.0.0.1\/9\)/);
   t.match(c.out.join('\n'), /bound: \/\$\/inet\/127.0.0.1\/9\/x/);
   const n = capture();
   t.equal(await runDelegate({ path: '/nothing', dtab: '/svc => /x' }, n.io), 0);

@@ -43,11 +43,29 @@ t.test('the Linkerd 1 DaemonSet config routes hello -> world-v1 across two route
   const worldV1 = await startTextApp('world-v1', '127.0.0.11', 'world-v1 (node-b)');
   const hello = await startHelloApp('127.0.0.10', 'node-a', { host: '127.0.0.2', port: outgoing });
   apps.push(worldV1, hello);
-  api.apply(service('default', 'l5d', [{ name: 'incoming', port: incoming }, { name: 'outgoing', port: outgoing }]));
-  api.apply(endpointSlice('default', 'l5d-1', 'l5d', NODES.map((n) => ({ ip: n.ip, node: n.name })), [{ name: 'incoming', port: incoming }, { name: 'outgoing', port: outgoing }]));
+  api.apply(
+    service('default', 'l5d', [
+      { name: 'incoming', port: incoming },
+      { name: 'outgoing', port: outgoing },
+    ]),
+  );
+  api.apply(
+    endpointSlice(
+      'default',
+      'l5d-1',
+      'l5d',
+      NODES.map((n) => ({ ip: n.ip, node: n.name })),
+      [
+        { name: 'incoming', port: incoming },
+        { name: 'outgoing', port: outgoing },
+      ],
+    ),
+  );
   for (const app of [hello, worldV1]) {
     api.apply(service('default', app.name));
-    api.apply(endpointSlice('default', `${app.name}-1`, app.name, [{ ip: app.host, node: app === hello ? 'node-a' : 'node-b' }], [{ name: 'http', port: app.port }]));
+    api.apply(
+      endpointSlice('default', `${app.name}-1`, app.name, [{ ip: app.host, node: app === hello ? 'node-a' : 'node-b' }], [{ name: 'http', port: app.port }]),
+    );
   }
 
   for (const node of NODES) {
@@ -75,7 +93,10 @@ t.test('the Linkerd 1 DaemonSet config routes hello -> world-v1 across two route
   for (const node of NODES) {
     let status = 0;
     for (let i = 0; i < 300 && status !== 200; i++) {
-      status = await request({ host: node.ip, port: admin, path: '/ready' }).then((r) => r.status, () => 0);
+      status = await request({ host: node.ip, port: admin, path: '/ready' }).then(
+        (r) => r.status,
+        () => 0,
+      );
       if (status !== 200) await new Promise((r) => setTimeout(r, 100));
     }
     t.equal(status, 200, `${node.name} is ready`);

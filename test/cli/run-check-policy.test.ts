@@ -11,7 +11,16 @@ const dir = await mkdtemp(join(tmpdir(), 'hostmesh-check-policy-'));
 t.teardown(() => rm(dir, { recursive: true, force: true }));
 await writeFile(
   join(dir, 'config.yaml'),
-  ['authz:', '  policyFile: policy.yaml', 'routers:', '- protocol: http', '  label: outgoing', '  dtab: /svc => /$/inet/127.0.0.1/8080;', '  servers: [{port: 4140}]', ''].join('\n'),
+  [
+    'authz:',
+    '  policyFile: policy.yaml',
+    'routers:',
+    '- protocol: http',
+    '  label: outgoing',
+    '  dtab: /svc => /$/inet/127.0.0.1/8080;',
+    '  servers: [{port: 4140}]',
+    '',
+  ].join('\n'),
 );
 
 t.test('a bad policy fails --check with its position', async (t) => {

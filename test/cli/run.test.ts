@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { createCa, issueNodeCertificate } from '../../src/tls/generate.js';
 import { freePorts } from '../helpers/ports.js';
 import { request } from '../helpers/http.js';
-import { runCli, spawnCli, waitForOutput } from '../helpers/cli.js';
+import { runCli, spawnCli } from '../helpers/cli.js';
 
 const dir = await mkdtemp(join(tmpdir(), 'hostmesh-run-'));
 t.teardown(() => rm(dir, { recursive: true, force: true }));
@@ -100,7 +100,16 @@ t.test('--set fixes a config for a check outside the cluster', async (t) => {
   const file = await writeConfig('paths.yaml', config(dummy).replace(/key\.pk8/g, '/etc/hostmesh/tls/key.pk8'));
   let r = await runCli(['run', '-c', file, '--check']);
   t.equal(r.code, 1, 'the in-cluster path does not exist here');
-  r = await runCli(['run', '-c', file, '--check', '--set', `routers.0.client.tls.clientAuth.keyPath=${join(dir, 'key.pk8')}`, '--set', `routers.1.servers.0.tls.keyPath=${join(dir, 'key.pk8')}`]);
+  r = await runCli([
+    'run',
+    '-c',
+    file,
+    '--check',
+    '--set',
+    `routers.0.client.tls.clientAuth.keyPath=${join(dir, 'key.pk8')}`,
+    '--set',
+    `routers.1.servers.0.tls.keyPath=${join(dir, 'key.pk8')}`,
+  ]);
   t.equal(r.code, 0, r.stderr);
 });
 
@@ -116,7 +125,10 @@ t.test('run serves, then drains and exits 0 on SIGTERM', async (t) => {
   // Poll the admin port until it answers (the child prints logs to stderr only).
   let ready = 0;
   for (let i = 0; i < 300 && ready !== 200; i++) {
-    ready = await request({ host: '127.0.0.1', port: admin, path: '/ready' }).then((r) => r.status, () => 0);
+    ready = await request({ host: '127.0.0.1', port: admin, path: '/ready' }).then(
+      (r) => r.status,
+      () => 0,
+    );
     if (ready !== 200) await new Promise((r) => setTimeout(r, 100));
   }
   t.equal(ready, 200, '/ready answers 200');

@@ -3,7 +3,7 @@
 
 import http from 'node:http';
 import type net from 'node:net';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
@@ -72,7 +72,10 @@ routers:
   t.equal((await get('ok', { 'l5d-dtab': chain('/svc/ok', 5, leaf, 'g') })).status, 200, 'an override within the budget binds');
   const over = await get('ok', { 'l5d-dtab': chain('/svc/ok', 6, leaf, 'g') });
   t.equal(over.status, 400, 'an override over the budget: 400');
-  t.match(decodeURIComponent(String(over.headers['l5d-err'])), /^dtab override rejected: binding \/svc\/ok exceeded the binding budget of 200 delegation nodes/);
+  t.match(
+    decodeURIComponent(String(over.headers['l5d-err'])),
+    /^dtab override rejected: binding \/svc\/ok exceeded the binding budget of 200 delegation nodes/,
+  );
   const own = await get('costly');
   t.equal(own.status, 502, "the router's own dtab over the budget: 502");
   t.match(decodeURIComponent(String(own.headers['l5d-err'])), /^binding \/svc\/costly exceeded the binding budget of 200/);
@@ -80,7 +83,8 @@ routers:
 
   const m = await request({ host: HOST, port: admin, path: '/metrics' });
   const count = (source: string) =>
-    parsePrometheus(m.body).find((s) => s.name === 'hostmesh_binding_budget_exceeded_total' && s.labels['router'] === 'out' && s.labels['source'] === source)?.value;
+    parsePrometheus(m.body).find((s) => s.name === 'hostmesh_binding_budget_exceeded_total' && s.labels['router'] === 'out' && s.labels['source'] === source)
+      ?.value;
   t.equal(count('override'), 1);
   t.equal(count('dtab'), 1);
   // /delegator.json uses the router's budget too.

@@ -29,7 +29,10 @@ t.test('hostConnectionPool and the hostmesh keys load; minSize is accepted, not 
   );
   const client = c.routers[0]?.client;
   t.same(client?.hostConnectionPool, { maxSize: 16, maxWaiters: 10, idleTimeMs: 5000 });
-  t.same(warnings.map((w) => w.replace(/^l5d\.yaml:\d+:\d+: /, '')), ['routers[0].client.hostConnectionPool.minSize: accepted, not enforced']);
+  t.same(
+    warnings.map((w) => w.replace(/^l5d\.yaml:\d+:\d+: /, '')),
+    ['routers[0].client.hostConnectionPool.minSize: accepted, not enforced'],
+  );
   t.same(clientLimits(client), {
     maxInFlight: 16,
     maxWaiters: 10,

@@ -45,7 +45,15 @@ const router = (label: string, dtabFile: string, port: number): string => `
   servers: [{port: ${port}}]`;
 const inputFiles = await config(
   'files.yaml',
-  `routers:${[['token', 'token'], ['shadow', 'shadow'], ['fifo', 'fifo'], ['zero', '/dev/zero'], ['huge', 'huge.dtab'], ['dir', 'a-directory'], ['typo', 'typo.dtab']]
+  `routers:${[
+    ['token', 'token'],
+    ['shadow', 'shadow'],
+    ['fifo', 'fifo'],
+    ['zero', '/dev/zero'],
+    ['huge', 'huge.dtab'],
+    ['dir', 'a-directory'],
+    ['typo', 'typo.dtab'],
+  ]
     .map(([label, file], i) => router(label as string, file as string, 4140 + i))
     .join('')}\n`,
 );
@@ -86,7 +94,10 @@ const linkerd1Tls = await config(
 );
 // A YAML alias bomb: the yaml library refuses it by throwing while building the value.
 let bomb = 'a0: &a0 [x, x, x, x, x, x, x, x, x]\n';
-for (let i = 1; i < 12; i++) bomb += `a${i}: &a${i} [${Array(9).fill(`*a${i - 1}`).join(', ')}]\n`;
+for (let i = 1; i < 12; i++)
+  bomb += `a${i}: &a${i} [${Array(9)
+    .fill(`*a${i - 1}`)
+    .join(', ')}]\n`;
 const aliasBomb = await config('bomb.yaml', `${bomb}routers:\n- protocol: http\n  servers: [{port: 4140}]\n`);
 
 // Every CLI run at once: each child through the TypeScript loader costs seconds on a loaded machine.

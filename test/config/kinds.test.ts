@@ -121,7 +121,12 @@ t.test('property: any kind outside the lists is an error naming the supported ki
       (kind) => {
         const a = problemsOf(router(`identifier:\n  kind: ${kind}`));
         const b = problemsOf(router(`interpreter:\n  transformers:\n  - kind: ${kind}`));
-        return a.length === 1 && /supported kinds: io\.l5d\.header\.token/.test(a[0] ?? '') && b.length === 1 && /supported kinds: io\.l5d\.k8s\.daemonset/.test(b[0] ?? '');
+        return (
+          a.length === 1 &&
+          /supported kinds: io\.l5d\.header\.token/.test(a[0] ?? '') &&
+          b.length === 1 &&
+          /supported kinds: io\.l5d\.k8s\.daemonset/.test(b[0] ?? '')
+        );
       },
     ),
     { numRuns: 200 },

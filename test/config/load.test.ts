@@ -9,7 +9,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ConfigError, loadConfig, parseConfig } from '../../src/config/load.js';
 
-
 const fixtureText = await readFile(new URL('../fixtures/linkerd1-daemonset-tls.yaml', import.meta.url), 'utf8');
 
 function problemsOf(fn: () => unknown): string[] {
@@ -52,7 +51,10 @@ t.test('a Linkerd 1 DaemonSet TLS config loads as written', async (t) => {
   );
   t.same(out.service, { responseClassifier: { kind: 'io.l5d.http.retryableRead5XX' } }, 'service.responseClassifier is enforced (router/classifier.ts)');
   t.match(warnings[0], /^l5d\.yaml:\d+:1: usage:/, 'warnings carry file:line:col');
-  t.notOk(warnings.some((w) => w.includes('interpreter')), 'interpreter kind: default is what hostmesh does: no warning');
+  t.notOk(
+    warnings.some((w) => w.includes('interpreter')),
+    'interpreter kind: default is what hostmesh does: no warning',
+  );
 });
 
 t.test('--set changes addresses, ports and paths (as tests and --check outside the cluster need)', async (t) => {
@@ -69,7 +71,18 @@ t.test('--set changes addresses, ports and paths (as tests and --check outside t
 });
 
 t.test('a key Linkerd 1 never had is an error naming the key path and its line:col', async (t) => {
-  const text = ['routers:', '- protocol: http', '  label: out', '  servers:', '  - port: 4140', '    tls:', '      certPath: a.pem', '      keyPath: a.key', '      colour: blue', ''].join('\n');
+  const text = [
+    'routers:',
+    '- protocol: http',
+    '  label: out',
+    '  servers:',
+    '  - port: 4140',
+    '    tls:',
+    '      certPath: a.pem',
+    '      keyPath: a.key',
+    '      colour: blue',
+    '',
+  ].join('\n');
   const problems = problemsOf(() => parseConfig(text, 'bad.yaml'));
   t.equal(problems.length, 1);
   t.match(problems[0], /^bad\.yaml:9:7: routers\[0\]\.servers\[0\]\.tls\.colour: unknown key 'colour'/);
@@ -78,9 +91,18 @@ t.test('a key Linkerd 1 never had is an error naming the key path and its line:c
 t.test('wrong types and missing keys name the path', async (t) => {
   const text = ['admin:', '  port: "ninety"', 'routers:', '- protocol: thrift', '  servers: []', ''].join('\n');
   const problems = problemsOf(() => parseConfig(text, 'c.yaml'));
-  t.ok(problems.some((p) => /^c\.yaml:2:9: admin\.port: /.test(p)), `admin.port is located: ${problems.join(' | ')}`);
-  t.ok(problems.some((p) => /^c\.yaml:4:13: routers\[0\]\.protocol: /.test(p)), 'protocol is located');
-  t.ok(problems.some((p) => /routers\[0\]\.servers: /.test(p)), 'empty servers list is refused');
+  t.ok(
+    problems.some((p) => /^c\.yaml:2:9: admin\.port: /.test(p)),
+    `admin.port is located: ${problems.join(' | ')}`,
+  );
+  t.ok(
+    problems.some((p) => /^c\.yaml:4:13: routers\[0\]\.protocol: /.test(p)),
+    'protocol is located',
+  );
+  t.ok(
+    problems.some((p) => /routers\[0\]\.servers: /.test(p)),
+    'empty servers list is refused',
+  );
   t.match(problemsOf(() => parseConfig('{}', 'e.yaml'))[0], /routers/, 'a config without routers is refused');
   t.match(problemsOf(() => parseConfig('- a\n- b\n', 'l.yaml'))[0], /^l\.yaml:1:1: the config must be a YAML mapping/);
 });
@@ -111,12 +133,21 @@ t.test('dtabFile is relative to the config directory; a bad one is reported as f
   t.match(config.routers[0]?.dtab, '/svc => /#/io.l5d.fs;');
   t.equal(config.routers[0]?.servers[0]?.ip, '127.0.0.1', 'servers default to loopback as in Linkerd 1');
 
-  const bad = await loadConfig(join(dir, 'bad.yaml')).then(() => [] as string[], (e: ConfigError) => [...e.problems]);
+  const bad = await loadConfig(join(dir, 'bad.yaml')).then(
+    () => [] as string[],
+    (e: ConfigError) => [...e.problems],
+  );
   t.match(bad[0], new RegExp(`^${join(dir, 'bad.dtab').replace(/[.]/g, '\\.')}:2:\\d+: `), 'names the dtab file, line and column');
 
-  const missing = await loadConfig(join(dir, 'missing.yaml')).then(() => [] as string[], (e: ConfigError) => [...e.problems]);
+  const missing = await loadConfig(join(dir, 'missing.yaml')).then(
+    () => [] as string[],
+    (e: ConfigError) => [...e.problems],
+  );
   t.match(missing[0], /missing\.yaml:3:\d+: routers\[0\]\.dtabFile: cannot read/);
 
-  const unreadable = await loadConfig(join(dir, 'none.yaml')).then(() => [] as string[], (e: ConfigError) => [...e.problems]);
+  const unreadable = await loadConfig(join(dir, 'none.yaml')).then(
+    () => [] as string[],
+    (e: ConfigError) => [...e.problems],
+  );
   t.match(unreadable[0], /none\.yaml: cannot read config/);
 });

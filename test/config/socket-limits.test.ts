@@ -18,7 +18,10 @@ ${server}${tls === '' ? '' : `    tls:\n      certPath: c.pem\n      keyPath: k.
 
 t.test('the keys load into the server config', async (t) => {
   const { config: c } = parseConfig(
-    config('    maxConnections: 500\n    maxConnectionsPerSource: 50\n    tunnelIdleTimeoutMs: 60000\n', '      handshakeTimeoutMs: 3000\n      maxPendingHandshakes: 256\n'),
+    config(
+      '    maxConnections: 500\n    maxConnectionsPerSource: 50\n    tunnelIdleTimeoutMs: 60000\n',
+      '      handshakeTimeoutMs: 3000\n      maxPendingHandshakes: 256\n',
+    ),
     'l5d.yaml',
   );
   const s = c.routers[0]?.servers[0];

@@ -25,7 +25,11 @@ t.test('bindingCache and the namer limits are enforced keys', async (t) => {
     '\n  idleTtlSecs: 30\n  maxIdleNames: 50',
   ).replace('port: 8001\n  idleTtlSecs: 30', 'port: 8001\n  maxNamespaces: 8\n  idleTtlSecs: 30');
   const { config, warnings } = parseConfig(text, 'l5d.yaml');
-  t.same(warnings.filter((w) => /bindingCache|idleTtlSecs|maxIdleNames|maxNamespaces/.test(w)), [], 'no "accepted, not enforced" warning');
+  t.same(
+    warnings.filter((w) => /bindingCache|idleTtlSecs|maxIdleNames|maxNamespaces/.test(w)),
+    [],
+    'no "accepted, not enforced" warning',
+  );
   t.same(config.routers[0]?.bindingCache, { paths: 200, trees: 300, bounds: 1000, clients: 1000, idleTtlSecs: 60, overrides: 20 });
   t.match(config.namers[0], { kind: 'io.l5d.fs', idleTtlSecs: 30, maxIdleNames: 50 });
   t.match(config.namers[1], { kind: 'io.l5d.k8s', maxNamespaces: 8, idleTtlSecs: 30, maxIdleNames: 50 });

@@ -14,9 +14,22 @@ import { kustomize, manifestFile, one, ROOT, type Manifest } from '../helpers/ma
 
 // API versions Kubernetes has removed (the old Linkerd 1 examples used several of them).
 const REMOVED = new Set([
-  'extensions/v1beta1', 'apps/v1beta1', 'apps/v1beta2', 'rbac.authorization.k8s.io/v1beta1', 'rbac.authorization.k8s.io/v1alpha1',
-  'scheduling.k8s.io/v1beta1', 'scheduling.k8s.io/v1alpha1', 'discovery.k8s.io/v1beta1', 'policy/v1beta1', 'networking.k8s.io/v1beta1',
-  'batch/v1beta1', 'autoscaling/v2beta1', 'autoscaling/v2beta2', 'storage.k8s.io/v1beta1', 'certmanager.k8s.io/v1alpha1', 'cert-manager.io/v1alpha2',
+  'extensions/v1beta1',
+  'apps/v1beta1',
+  'apps/v1beta2',
+  'rbac.authorization.k8s.io/v1beta1',
+  'rbac.authorization.k8s.io/v1alpha1',
+  'scheduling.k8s.io/v1beta1',
+  'scheduling.k8s.io/v1alpha1',
+  'discovery.k8s.io/v1beta1',
+  'policy/v1beta1',
+  'networking.k8s.io/v1beta1',
+  'batch/v1beta1',
+  'autoscaling/v2beta1',
+  'autoscaling/v2beta2',
+  'storage.k8s.io/v1beta1',
+  'certmanager.k8s.io/v1alpha1',
+  'cert-manager.io/v1alpha2',
 ]);
 
 async function validate(m: Manifest): Promise<void> {
@@ -55,7 +68,8 @@ interface PodSpec {
   containers: Container[];
   volumes: { name: string; configMap?: { name: string }; secret?: { secretName: string } }[];
 }
-const podSpec = (list: readonly Manifest[]): PodSpec => (one(list, 'DaemonSet', 'hostmesh') as unknown as { spec: { template: { spec: PodSpec } } }).spec.template.spec;
+const podSpec = (list: readonly Manifest[]): PodSpec =>
+  (one(list, 'DaemonSet', 'hostmesh') as unknown as { spec: { template: { spec: PodSpec } } }).spec.template.spec;
 const container = (list: readonly Manifest[]): Container => podSpec(list).containers[0] as Container;
 const configMaps = base.filter((m) => m.kind === 'ConfigMap') as unknown as (Manifest & { data: Record<string, string> })[];
 const configMap = configMaps.find((m) => m.metadata.name.startsWith('hostmesh-config-')) as Manifest & { data: Record<string, string> };
@@ -72,23 +86,44 @@ const shipped: HostmeshConfig = parseConfig(configMap.data['config.yaml'] ?? '',
 }).config;
 
 t.test('every rendered manifest validates against the Kubernetes schemas and uses no removed API', async (t) => {
-  for (const [name, list] of [['k8s/', base], ['overlays/host-network', hostNetwork], ['overlays/cert-manager', certManager], ['certs-sample/', sample], ['examples/hello-world.yaml', example]] as const) {
+  for (const [name, list] of [
+    ['k8s/', base],
+    ['overlays/host-network', hostNetwork],
+    ['overlays/cert-manager', certManager],
+    ['certs-sample/', sample],
+    ['examples/hello-world.yaml', example],
+  ] as const) {
     t.ok(list.length > 0, `${name} renders`);
     for (const m of list) {
       t.notOk(REMOVED.has(m.apiVersion), `${name} ${m.kind}/${m.metadata.name}: ${m.apiVersion} is served`);
       if (m.apiVersion.startsWith('cert-manager.io/')) continue; // a CRD: checked by shape below
       // kustomize wraps base64 Secret data in lines; the API server's decoder skips newlines, the
       // schema's "byte" format does not, so compare the value the server would decode.
-      if (m.kind === 'Secret') for (const [k, v] of Object.entries((m['data'] ?? {}) as Record<string, string>)) (m['data'] as Record<string, string>)[k] = v.replace(/\s+/g, '');
+      if (m.kind === 'Secret')
+        for (const [k, v] of Object.entries((m['data'] ?? {}) as Record<string, string>)) (m['data'] as Record<string, string>)[k] = v.replace(/\s+/g, '');
       await t.resolves(validate(m), `${name} ${m.kind}/${m.metadata.name} is a valid ${m.apiVersion} ${m.kind}`);
     }
   }
-  t.same(base.map((m) => m.kind).sort(), ['ClusterRole', 'ClusterRoleBinding', 'ConfigMap', 'ConfigMap', 'DaemonSet', 'Namespace', 'PriorityClass', 'Service', 'ServiceAccount']);
-  for (const m of base) if (!['Namespace', 'ClusterRole', 'ClusterRoleBinding', 'PriorityClass'].includes(m.kind)) t.equal(m.metadata.namespace, 'hostmesh', `${m.kind} in namespace hostmesh`);
+  t.same(base.map((m) => m.kind).sort(), [
+    'ClusterRole',
+    'ClusterRoleBinding',
+    'ConfigMap',
+    'ConfigMap',
+    'DaemonSet',
+    'Namespace',
+    'PriorityClass',
+    'Service',
+    'ServiceAccount',
+  ]);
+  for (const m of base)
+    if (!['Namespace', 'ClusterRole', 'ClusterRoleBinding', 'PriorityClass'].includes(m.kind))
+      t.equal(m.metadata.namespace, 'hostmesh', `${m.kind} in namespace hostmesh`);
 });
 
 t.test('a schema violation is caught (the validation can fail)', async (t) => {
-  const broken = structuredClone(one(base, 'DaemonSet')) as unknown as { spec: { template: { spec: { containers: { ports: { containerPort: unknown }[] }[] } } } };
+  const broken = structuredClone(one(base, 'DaemonSet')) as unknown as {
+    spec: { template: { spec: { containers: { ports: { containerPort: unknown }[] }[] } } };
+  };
   broken.spec.template.spec.containers[0]!.ports[0]!.containerPort = 'outgoing';
   await t.rejects(validate(broken as unknown as Manifest), /containerPort/);
 });
@@ -113,7 +148,11 @@ t.test('ConfigMap keys are the files the config and the entrypoint read; TLS fil
   const spec = podSpec(base);
   t.same(c.args, ['run', '-c', '/etc/hostmesh/config.yaml']);
   t.equal(mount?.mountPath, '/etc/hostmesh');
-  t.equal(spec.volumes.find((v) => v.name === 'config')?.configMap?.name, configMap.metadata.name, 'the DaemonSet mounts the generated ConfigMap (hash-suffixed name)');
+  t.equal(
+    spec.volumes.find((v) => v.name === 'config')?.configMap?.name,
+    configMap.metadata.name,
+    'the DaemonSet mounts the generated ConfigMap (hash-suffixed name)',
+  );
   t.match(configMap.metadata.name, /^hostmesh-config-[a-z0-9]{10}$/, 'a content hash in the name: a change rolls the DaemonSet');
   for (const r of shipped.routers) t.ok(r.dtabFile !== undefined && files.has(r.dtabFile), `router ${r.label} dtabFile ${r.dtabFile} is a ConfigMap key`);
   const tlsMount = c.volumeMounts.find((v) => v.name === 'tls')?.mountPath;
@@ -133,23 +172,33 @@ t.test('ConfigMap keys are the files the config and the entrypoint read; TLS fil
   for (const m of [...base, ...hostNetwork, ...certManager]) t.not(m.kind, 'Secret', 'no private key is shipped in k8s/');
 });
 
-t.test('the authorization policy: its own ConfigMap, mounted as a directory where authz.policyFile points, hot reloadable; shipped policies are valid', async (t) => {
-  const c = container(base);
-  const spec = podSpec(base);
-  const file = shipped.authz?.policyFile ?? '';
-  const policyMount = c.volumeMounts.find((v) => v.name === 'policy');
-  t.equal(spec.volumes.find((v) => v.name === 'policy')?.configMap?.name, 'hostmesh-policy', 'no hash suffix: an edit of the live ConfigMap is reloaded, not rolled out');
-  t.equal(policyMount?.readOnly, true);
-  t.equal(`${policyMount?.mountPath}/policy.yaml`, file, 'authz.policyFile is the ConfigMap key policy.yaml');
-  t.notOk(c.volumeMounts.some((v) => v !== policyMount && file.startsWith(`${v.mountPath}/`)), 'not under another mount (a read-only ConfigMap volume cannot hold a mount point)');
-  t.same(Object.keys(policyMap.data), ['policy.yaml']);
-  const { parsePolicy } = await import('../../src/authz/policy.js');
-  const shippedPolicy = parsePolicy(policyMap.data['policy.yaml'] ?? '', 'policy.yaml');
-  t.equal(shippedPolicy.ruleCount, 0);
-  t.equal(shippedPolicy.namespaceDefault('default'), 'allow', 'the base policy allows everything, as hostmesh without a policy');
-  const example = parsePolicy(readFileSync(join(ROOT, 'k8s', 'examples', 'policy.yaml'), 'utf8'), 'k8s/examples/policy.yaml');
-  t.equal(example.namespaceDefault('default'), 'deny', 'the hello-world sample is deny-by-default');
-});
+t.test(
+  'the authorization policy: its own ConfigMap, mounted as a directory where authz.policyFile points, hot reloadable; shipped policies are valid',
+  async (t) => {
+    const c = container(base);
+    const spec = podSpec(base);
+    const file = shipped.authz?.policyFile ?? '';
+    const policyMount = c.volumeMounts.find((v) => v.name === 'policy');
+    t.equal(
+      spec.volumes.find((v) => v.name === 'policy')?.configMap?.name,
+      'hostmesh-policy',
+      'no hash suffix: an edit of the live ConfigMap is reloaded, not rolled out',
+    );
+    t.equal(policyMount?.readOnly, true);
+    t.equal(`${policyMount?.mountPath}/policy.yaml`, file, 'authz.policyFile is the ConfigMap key policy.yaml');
+    t.notOk(
+      c.volumeMounts.some((v) => v !== policyMount && file.startsWith(`${v.mountPath}/`)),
+      'not under another mount (a read-only ConfigMap volume cannot hold a mount point)',
+    );
+    t.same(Object.keys(policyMap.data), ['policy.yaml']);
+    const { parsePolicy } = await import('../../src/authz/policy.js');
+    const shippedPolicy = parsePolicy(policyMap.data['policy.yaml'] ?? '', 'policy.yaml');
+    t.equal(shippedPolicy.ruleCount, 0);
+    t.equal(shippedPolicy.namespaceDefault('default'), 'allow', 'the base policy allows everything, as hostmesh without a policy');
+    const example = parsePolicy(readFileSync(join(ROOT, 'k8s', 'examples', 'policy.yaml'), 'utf8'), 'k8s/examples/policy.yaml');
+    t.equal(example.namespaceDefault('default'), 'deny', 'the hello-world sample is deny-by-default');
+  },
+);
 
 t.test('dtab files shipped in the ConfigMap are the ones in dtab/', async (t) => {
   for (const name of ['outgoing.dtab', 'incoming.dtab']) {
@@ -163,7 +212,9 @@ t.test('the daemonset transformer resolves the headless Service; nothing exposes
   const outgoing = shipped.routers.find((r) => r.label === 'outgoing');
   const ds = outgoing?.transformers.find((x) => x.kind === 'io.l5d.k8s.daemonset') as { namespace: string; port: string; service: string } | undefined;
   t.ok(ds, 'outgoing uses the daemonset transformer');
-  const svc = one(base, 'Service', ds?.service) as unknown as Manifest & { spec: { clusterIP: string; type?: string; ports: { name: string; port: number; targetPort: string | number }[] } };
+  const svc = one(base, 'Service', ds?.service) as unknown as Manifest & {
+    spec: { clusterIP: string; type?: string; ports: { name: string; port: number; targetPort: string | number }[] };
+  };
   t.equal(svc.metadata.namespace, ds?.namespace);
   t.equal(svc.spec.clusterIP, 'None', 'headless');
   const p = svc.spec.ports.find((x) => x.name === ds?.port);
@@ -171,7 +222,10 @@ t.test('the daemonset transformer resolves the headless Service; nothing exposes
   t.equal(p?.port, 4141);
   t.same(svc.spec.ports.map((x) => x.name).sort(), ['admin', 'incoming']);
   for (const list of [base, hostNetwork, certManager, example]) {
-    for (const s of list.filter((m) => m.kind === 'Service') as unknown as { metadata: { name: string }; spec: { type?: string; ports: { port: number; targetPort?: unknown }[] } }[]) {
+    for (const s of list.filter((m) => m.kind === 'Service') as unknown as {
+      metadata: { name: string };
+      spec: { type?: string; ports: { port: number; targetPort?: unknown }[] };
+    }[]) {
       t.notOk(['LoadBalancer', 'NodePort'].includes(s.spec.type ?? 'ClusterIP'), `${s.metadata.name} is not exposed outside the cluster`);
       for (const port of s.spec.ports) {
         t.not(port.port, 4140, `${s.metadata.name} does not expose 4140`);
@@ -188,30 +242,47 @@ t.test('DaemonSet: rolling update, every node, priority, drain time, downward AP
   const c = container(base);
   t.same(spec.tolerations, [{ operator: 'Exists' }], 'tolerates every taint: one router per node');
   t.equal(one(base, 'PriorityClass', spec.priorityClassName).metadata.name, spec.priorityClassName, 'the priority class it names is shipped');
-  t.ok(spec.terminationGracePeriodSeconds * 1000 > shipped.shutdownGraceMs, `grace ${spec.terminationGracePeriodSeconds}s > drain ${shipped.shutdownGraceMs}ms`);
+  t.ok(
+    spec.terminationGracePeriodSeconds * 1000 > shipped.shutdownGraceMs,
+    `grace ${spec.terminationGracePeriodSeconds}s > drain ${shipped.shutdownGraceMs}ms`,
+  );
   t.ok(spec.terminationGracePeriodSeconds * 1000 <= shipped.shutdownGraceMs + 10_000, 'and not much longer');
   const env = (name: string) => c.env.find((e) => e.name === name);
   t.equal(env('NODE_NAME')?.valueFrom?.fieldRef?.fieldPath, 'spec.nodeName', 'localnode/daemonset learn the node name');
   t.equal(env('POD_IP')?.valueFrom?.fieldRef?.fieldPath, 'status.podIP');
   t.equal(env('HOST_IP')?.valueFrom?.fieldRef?.fieldPath, 'status.hostIP');
-  t.same([c.readinessProbe.httpGet, c.livenessProbe.httpGet], [{ path: '/ready', port: 'admin' }, { path: '/admin/ping', port: 'admin' }]);
+  t.same(
+    [c.readinessProbe.httpGet, c.livenessProbe.httpGet],
+    [
+      { path: '/ready', port: 'admin' },
+      { path: '/admin/ping', port: 'admin' },
+    ],
+  );
   t.ok(c.resources.requests['cpu'] && c.resources.requests['memory'] && c.resources.limits['memory'] && c.resources.limits['cpu']);
   t.same(c.securityContext, { allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, privileged: false, capabilities: { drop: ['ALL'] } });
   t.equal(spec.securityContext['runAsNonRoot'], true);
   t.not(spec.securityContext['runAsUser'], 0);
   t.equal(spec.serviceAccountName, 'hostmesh', 'its own ServiceAccount, not default');
-  t.ok(c.volumeMounts.every((v) => v.readOnly === true || v.name === 'tmp'), 'config and certificates are mounted read-only');
+  t.ok(
+    c.volumeMounts.every((v) => v.readOnly === true || v.name === 'tmp'),
+    'config and certificates are mounted read-only',
+  );
   // NODE_OPTIONS must be something node accepts there (some V8 flags are refused in NODE_OPTIONS).
   const nodeOptions = env('NODE_OPTIONS')?.value;
   if (nodeOptions !== undefined) {
-    const r = await import('node:child_process').then((cp) => cp.spawnSync(process.execPath, ['-e', '0'], { env: { ...process.env, NODE_OPTIONS: nodeOptions } }));
+    const r = await import('node:child_process').then((cp) =>
+      cp.spawnSync(process.execPath, ['-e', '0'], { env: { ...process.env, NODE_OPTIONS: nodeOptions } }),
+    );
     t.equal(r.status, 0, `node accepts NODE_OPTIONS=${nodeOptions}`);
   }
 });
 
 t.test('RBAC: its own ServiceAccount bound to a read-only role on Services and EndpointSlices', async (t) => {
   const role = one(base, 'ClusterRole', 'hostmesh') as unknown as { rules: { apiGroups: string[]; resources: string[]; verbs: string[] }[] };
-  const binding = one(base, 'ClusterRoleBinding', 'hostmesh') as unknown as { roleRef: { kind: string; name: string }; subjects: { kind: string; name: string; namespace: string }[] };
+  const binding = one(base, 'ClusterRoleBinding', 'hostmesh') as unknown as {
+    roleRef: { kind: string; name: string };
+    subjects: { kind: string; name: string; namespace: string }[];
+  };
   t.same(binding.roleRef, { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'hostmesh' });
   t.same(binding.subjects, [{ kind: 'ServiceAccount', name: 'hostmesh', namespace: 'hostmesh' }]);
   one(base, 'ServiceAccount', 'hostmesh');
@@ -229,12 +300,18 @@ t.test('host-network overlay: node network, DNS kept, outgoing bound to the node
   t.equal(spec.dnsPolicy, 'ClusterFirstWithHostNet');
   const c = container(hostNetwork);
   t.same(c.args, ['run', '-c', '/etc/hostmesh/config.yaml', '--set', 'routers.0.servers.0.ip=$(HOST_IP)']);
-  t.ok(c.env.some((e) => e.name === 'HOST_IP'), '$(HOST_IP) is defined, so Kubernetes expands it');
+  t.ok(
+    c.env.some((e) => e.name === 'HOST_IP'),
+    '$(HOST_IP) is defined, so Kubernetes expands it',
+  );
   for (const p of c.ports) if (p.hostPort !== undefined) t.equal(p.hostPort, p.containerPort, 'hostNetwork needs hostPort == containerPort');
 });
 
 t.test('cert-manager overlay: a CA chain issuing the Secret the DaemonSet mounts, rotated', async (t) => {
-  const certs = certManager.filter((m) => m.kind === 'Certificate') as unknown as { metadata: { name: string; namespace: string }; spec: Record<string, unknown> & { issuerRef: { name: string; kind: string }; secretName: string } }[];
+  const certs = certManager.filter((m) => m.kind === 'Certificate') as unknown as {
+    metadata: { name: string; namespace: string };
+    spec: Record<string, unknown> & { issuerRef: { name: string; kind: string }; secretName: string };
+  }[];
   const issuers = new Set(certManager.filter((m) => m.kind === 'Issuer').map((m) => m.metadata.name));
   for (const c of certs) {
     t.ok(issuers.has(c.spec.issuerRef.name), `${c.metadata.name} names an Issuer that is shipped`);
@@ -255,7 +332,10 @@ t.test('the example reaches the router through status.hostIP and names Services 
   const env = hello.spec.template.spec.containers[0]?.env ?? [];
   t.equal(env.find((e) => e.name === 'HOST_IP')?.valueFrom?.fieldRef?.fieldPath, 'status.hostIP');
   t.equal(env.find((e) => e.name === 'http_proxy')?.value, 'http://$(HOST_IP):4140');
-  t.ok(env.findIndex((e) => e.name === 'HOST_IP') < env.findIndex((e) => e.name === 'http_proxy'), 'HOST_IP is defined before use ($(VAR) expansion is in order)');
+  t.ok(
+    env.findIndex((e) => e.name === 'HOST_IP') < env.findIndex((e) => e.name === 'http_proxy'),
+    'HOST_IP is defined before use ($(VAR) expansion is in order)',
+  );
   t.match(env.find((e) => e.name === 'NO_PROXY')?.value, /kubernetes\.default\.svc/);
   // The outgoing dtab names /#/io.l5d.k8s/default/http/<host>: Service in default, port named http.
   const r = await runCli(['delegate', '--dtab-file', join(ROOT, 'dtab', 'outgoing.dtab'), '/svc/world']);
@@ -263,7 +343,10 @@ t.test('the example reaches the router through status.hostIP and names Services 
   for (const name of ['world', 'world-v2']) {
     const svc = one(example, 'Service', name) as unknown as { metadata: { namespace: string }; spec: { ports: { name: string }[] } };
     t.equal(svc.metadata.namespace, 'default');
-    t.ok(svc.spec.ports.some((p) => p.name === 'http'), `${name} has a port named http`);
+    t.ok(
+      svc.spec.ports.some((p) => p.name === 'http'),
+      `${name} has a port named http`,
+    );
   }
 });
 

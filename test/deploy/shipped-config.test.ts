@@ -107,11 +107,25 @@ t.test('the shipped DaemonSet config: routing, exact RBAC, certificate rotation'
     return o;
   };
   api.apply(asApi(one(base, 'Service', 'hostmesh'), 'incoming', incoming));
-  api.apply(endpointSlice('hostmesh', 'hostmesh-abc', 'hostmesh', NODES.map((n) => ({ ip: n.ip, node: n.name })), [{ name: 'incoming', port: incoming }, { name: 'admin', port: admin }]));
+  api.apply(
+    endpointSlice(
+      'hostmesh',
+      'hostmesh-abc',
+      'hostmesh',
+      NODES.map((n) => ({ ip: n.ip, node: n.name })),
+      [
+        { name: 'incoming', port: incoming },
+        { name: 'admin', port: admin },
+      ],
+    ),
+  );
   const world = await startPod('127.0.0.21', 'world (v1)', gate);
   const worldV2 = await startPod('127.0.0.22', 'world (v2)', gate);
   pods.push(world, worldV2);
-  for (const [name, server] of [['world', world], ['world-v2', worldV2]] as const) {
+  for (const [name, server] of [
+    ['world', world],
+    ['world-v2', worldV2],
+  ] as const) {
     api.apply(one(example, 'Service', name) as unknown as KObject);
     const port = (server.address() as { port: number }).port;
     api.apply(endpointSlice('default', `${name}-x1`, name, [{ ip: name === 'world' ? '127.0.0.21' : '127.0.0.22', node: 'node-b' }], [{ name: 'http', port }]));
@@ -153,7 +167,10 @@ t.test('the shipped DaemonSet config: routing, exact RBAC, certificate rotation'
   for (const node of NODES) {
     let status = 0;
     for (let i = 0; i < 300 && status !== 200; i++) {
-      status = await request({ host: node.ip, port: admin, path: '/ready' }).then((r) => r.status, () => 0);
+      status = await request({ host: node.ip, port: admin, path: '/ready' }).then(
+        (r) => r.status,
+        () => 0,
+      );
       if (status !== 200) await sleep(100);
     }
     t.equal(status, 200, `${node.name} is ready`);
@@ -167,7 +184,7 @@ t.test('the shipped DaemonSet config: routing, exact RBAC, certificate rotation'
     reply = await call();
   }
   t.equal(reply.status, 200);
-  t.equal(reply.body, 'world (v1) spiffe://hostmesh/mesh', 'delivered by node-b, which verified the caller\'s mesh certificate');
+  t.equal(reply.body, 'world (v1) spiffe://hostmesh/mesh', "delivered by node-b, which verified the caller's mesh certificate");
   const v2 = await call('http://world/', { 'l5d-dtab': '/svc/world => /svc/world-v2' });
   t.equal(v2.body, 'world (v2) spiffe://hostmesh/mesh', 'an l5d-dtab override reaches world-v2');
 
@@ -180,13 +197,15 @@ t.test('the shipped DaemonSet config: routing, exact RBAC, certificate rotation'
       const group = parts[0] === 'api' ? '' : (parts[1] ?? '?');
       const rest = parts.slice(parts[0] === 'api' ? 2 : 3);
       const resource = rest[0] === 'namespaces' ? rest[2] : rest[0];
-      const named = (rest[0] === 'namespaces' ? rest.length > 3 : rest.length > 1);
+      const named = rest[0] === 'namespaces' ? rest.length > 3 : rest.length > 1;
       const watch = ['1', 'true'].includes(u.searchParams.get('watch') ?? '');
       return `${r.method} ${group}/${resource} ${watch ? 'watch' : named ? 'get' : 'list'}`;
     }),
   );
   const role = one(base, 'ClusterRole', 'hostmesh') as unknown as { rules: { apiGroups: string[]; resources: string[]; verbs: string[] }[] };
-  const granted = new Set(role.rules.flatMap((rule) => rule.apiGroups.flatMap((g) => rule.resources.flatMap((res) => rule.verbs.map((v) => `GET ${g}/${res} ${v}`)))));
+  const granted = new Set(
+    role.rules.flatMap((rule) => rule.apiGroups.flatMap((g) => rule.resources.flatMap((res) => rule.verbs.map((v) => `GET ${g}/${res} ${v}`)))),
+  );
   t.same([...calls].sort(), [...granted].sort(), 'the API calls made are exactly the ones the ClusterRole grants');
 
   // Rotation while traffic flows: a slow response is in flight on the old connections, a steady

@@ -30,7 +30,10 @@ const policy = (opts: { overrides?: boolean; secretRule?: boolean; extraRules?: 
     '    from: [{identity: "*"}]',
     '    to: [{namespace: default, service: web}]',
     ...(opts.secretRule === true ? ['  - name: secret-now-open', '    from: [{identity: "*"}]', '    to: [{namespace: default, service: secret}]'] : []),
-    ...Array.from({ length: opts.extraRules ?? 0 }, (_, i) => `  - name: filler-${i}\n    from: [{namespace: team-${i}}]\n    to: [{namespace: default, service: web, paths: [/v${i}/]}]`),
+    ...Array.from(
+      { length: opts.extraRules ?? 0 },
+      (_, i) => `  - name: filler-${i}\n    from: [{namespace: team-${i}}]\n    to: [{namespace: default, service: web, paths: [/v${i}/]}]`,
+    ),
     '',
   ].join('\n');
 
@@ -88,7 +91,11 @@ t.before(async () => {
     ],
     port,
   );
-  for (const [ns, svc, ip] of [['default', 'web', '127.0.0.20'], ['default', 'secret', '127.0.0.21'], ['audited', 'logs', '127.0.0.22']] as const) {
+  for (const [ns, svc, ip] of [
+    ['default', 'web', '127.0.0.20'],
+    ['default', 'secret', '127.0.0.21'],
+    ['audited', 'logs', '127.0.0.22'],
+  ] as const) {
     api.apply(service(ns, svc, [{ name: 'http', port: 80 }]));
     api.apply(endpointSlice(ns, `${svc}-x`, svc, [{ ip, node: 'node-b' }], [{ name: 'http', port }]));
   }
@@ -138,7 +145,10 @@ t.test('audit: a would-deny is allowed, and counted as audit', async (t) => {
 });
 
 t.test('the dashboard JSON: callers per destination with allowed and denied counts; explain.json', async (t) => {
-  const callers = (await adminJson(1, '/authz/callers.json')).json as { policy: boolean; routers: { label: string; destinations: { destination: string; callers: { identity: string; allowed: number; denied: number }[] }[] }[] };
+  const callers = (await adminJson(1, '/authz/callers.json')).json as {
+    policy: boolean;
+    routers: { label: string; destinations: { destination: string; callers: { identity: string; allowed: number; denied: number }[] }[] }[];
+  };
   t.equal(callers.policy, true);
   const incoming = callers.routers.find((r) => r.label === 'incoming');
   const secret = incoming?.destinations.find((d) => d.destination === '/#/io.l5d.k8s/default/http/secret');
@@ -151,7 +161,10 @@ t.test('the dashboard JSON: callers per destination with allowed and denied coun
   const deny = (await adminJson(1, '/authz/explain.json?from=default/default&to=default/secret')).json as { decision: string; reason: string; default: string };
   t.equal(deny.decision, 'deny');
   t.equal(deny.default, 'deny');
-  const allow = (await adminJson(1, '/authz/explain.json?from=spiffe://hostmesh/node/node-a&to=default/web:http&method=POST&path=/v1/x')).json as { decision: string; rule: string };
+  const allow = (await adminJson(1, '/authz/explain.json?from=spiffe://hostmesh/node/node-a&to=default/web:http&method=POST&path=/v1/x')).json as {
+    decision: string;
+    rule: string;
+  };
   t.same([allow.decision, allow.rule], ['allow', 'open-to-web']);
   t.equal((await adminJson(1, '/authz/explain.json?from=x%20y&to=default/web')).status, 400, 'a bad caller is a 400');
   t.equal((await adminJson(1, `/authz/explain.json?from=unauthenticated&to=${'a'.repeat(2000)}`)).status, 400, 'an oversized field is a 400');

@@ -115,7 +115,10 @@ routers:
   });
   let ready = 0;
   for (let i = 0; i < 300 && ready !== 200; i++) {
-    ready = await request({ host: IP, port: admin, path: '/ready' }).then((r) => r.status, () => 0);
+    ready = await request({ host: IP, port: admin, path: '/ready' }).then(
+      (r) => r.status,
+      () => 0,
+    );
     if (ready !== 200) await new Promise((r) => setTimeout(r, 100));
   }
   t.equal(ready, 200, 'the router is ready');
@@ -128,14 +131,19 @@ routers:
   t.ok(await eventually(() => socketFds(pid) <= baseline, 2000), `its socket fds are back to ${baseline} (now ${socketFds(pid)})`);
   first.forEach((s) => s.destroy());
   const metrics = parsePrometheus((await request({ host: IP, port: admin, path: '/metrics' })).body);
-  const deadlines = metrics.find((m) => m.name === 'hostmesh_connection_deadlines_total' && m.labels['router'] === 'incoming' && m.labels['state'] === 'handshake');
+  const deadlines = metrics.find(
+    (m) => m.name === 'hostmesh_connection_deadlines_total' && m.labels['router'] === 'incoming' && m.labels['state'] === 'handshake',
+  );
   t.ok((deadlines?.value ?? 0) >= 50, `the deadlines are counted (${deadlines?.value})`);
 
   const pending = await unfinishedHandshakes(defaulted, 100, '127.0.0.53');
   t.ok(await eventually(() => heldSockets(IP, defaulted) >= 100, 2000), `100 handshakes are pending when SIGTERM arrives (${heldSockets(IP, defaulted)})`);
   const started = Date.now();
   child.kill('SIGTERM');
-  const code = await Promise.race([once(child, 'exit').then(([c]) => c as number | null), new Promise<string>((r) => setTimeout(() => r('still running 5 s after SIGTERM'), 5000))]);
+  const code = await Promise.race([
+    once(child, 'exit').then(([c]) => c as number | null),
+    new Promise<string>((r) => setTimeout(() => r('still running 5 s after SIGTERM'), 5000)),
+  ]);
   t.equal(code, 0, `exited 0 after ${Date.now() - started} ms (grace 500 ms)`);
   pending.forEach((s) => s.destroy());
 });

@@ -28,7 +28,12 @@ t.before(async () => {
   // Keep every log line (debug and up) to check that hostile requests log no stack traces.
   const sink = new Writable({
     write(chunk: Buffer, _enc, done) {
-      logLines.push(...chunk.toString('utf8').split('\n').filter((l) => l !== ''));
+      logLines.push(
+        ...chunk
+          .toString('utf8')
+          .split('\n')
+          .filter((l) => l !== ''),
+      );
       done();
     },
   });
@@ -94,7 +99,11 @@ t.test('l5d-dtab chains of 20-25 nested levels: 400 with l5d-err at once, the ro
       t.ok(dtab.length < 520, `${name} ${levels}: ${dtab.length} bytes`);
       const r = await within(2000, { host: A, port: ports.outgoing, path: 'http://world/', headers: { 'l5d-dtab': dtab } });
       t.equal(r.status, 400, `${name} ${levels}: 400`);
-      t.match(decodeURIComponent(String(r.headers['l5d-err'])), /dtab override .*binding budget/, `${name} ${levels}: l5d-err names the override and the budget`);
+      t.match(
+        decodeURIComponent(String(r.headers['l5d-err'])),
+        /dtab override .*binding budget/,
+        `${name} ${levels}: l5d-err names the override and the budget`,
+      );
       await normalRequestWorks(t, `${name} ${levels}`);
     }
   }
@@ -103,7 +112,8 @@ t.test('l5d-dtab chains of 20-25 nested levels: 400 with l5d-err at once, the ro
   for (let i = 0; i < 50; i++) {
     const r = await within(2000, { host: A, port: ports.outgoing, path: 'http://world/', headers: { 'l5d-dtab': dtab } });
     t.equal(r.status, 400);
-    if (i === 0 || i === 49) t.match(decodeURIComponent(String(r.headers['l5d-err'])), /^dtab override rejected: .*binding budget/, `request ${i + 1}: l5d-err names the override`);
+    if (i === 0 || i === 49)
+      t.match(decodeURIComponent(String(r.headers['l5d-err'])), /^dtab override rejected: .*binding budget/, `request ${i + 1}: l5d-err names the override`);
   }
   const grown = heapMB() - heapBefore;
   t.ok(grown < 64, `heap grew ${grown.toFixed(1)} MB (bounded)`);
@@ -169,8 +179,14 @@ t.test('7,000 nested parentheses in an override: 400 parse error, no stack trace
     await normalRequestWorks(t, header);
   }
   const logged = logLines.slice(before);
-  t.notOk(logged.some((l) => /RangeError|Maximum call stack|"stack"/.test(l)), 'no stack trace in the log');
-  t.notOk(logged.some((l) => (JSON.parse(l) as { level: number }).level >= 50), 'nothing logged as an error');
+  t.notOk(
+    logged.some((l) => /RangeError|Maximum call stack|"stack"/.test(l)),
+    'no stack trace in the log',
+  );
+  t.notOk(
+    logged.some((l) => (JSON.parse(l) as { level: number }).level >= 50),
+    'nothing logged as an error',
+  );
 });
 
 t.test('/delegator.json with a hostile dtab (GET and POST): a small error tree, at once', async (t) => {
@@ -182,13 +198,20 @@ t.test('/delegator.json with a hostile dtab (GET and POST): a small error tree, 
     t.equal(g.status, 200, `${name} GET`);
     t.ok(g.body.length < 2000, `${name} GET: ${g.body.length} bytes of JSON`);
     t.match(JSON.parse(g.body), { type: 'exception', message: /binding budget/ });
-    const p = await within(2000, { ...base, path: '/delegator.json', method: 'POST', headers: { 'content-type': 'application/json' } }, JSON.stringify({ router: 'outgoing', path: '/svc/world', dtab }));
+    const p = await within(
+      2000,
+      { ...base, path: '/delegator.json', method: 'POST', headers: { 'content-type': 'application/json' } },
+      JSON.stringify({ router: 'outgoing', path: '/svc/world', dtab }),
+    );
     t.equal(p.status, 200, `${name} POST`);
     t.ok(p.body.length < 2000, `${name} POST: ${p.body.length} bytes`);
     t.match(JSON.parse(p.body), { type: 'exception', message: /binding budget/ });
   }
   // The largest doubling chain within the budget (11 levels, ~8,200 nodes) is explained, compactly.
-  const big = await within(5000, { ...base, path: `/delegator.json?${new URLSearchParams({ router: 'outgoing', path: '/svc/world', dtab: chain(11, () => '|') })}` });
+  const big = await within(5000, {
+    ...base,
+    path: `/delegator.json?${new URLSearchParams({ router: 'outgoing', path: '/svc/world', dtab: chain(11, () => '|') })}`,
+  });
   t.equal(big.status, 200);
   t.ok(big.body.length < 3e6, `11 levels: ${big.body.length} bytes of JSON`);
   t.equal(JSON.parse(big.body).type, 'alt');
@@ -197,7 +220,11 @@ t.test('/delegator.json with a hostile dtab (GET and POST): a small error tree, 
   const lines = ['/svc/world=>/h0' + long];
   for (let i = 0; i < 8; i++) lines.push(`/h${i}${long}=>/h${i + 1}${long}|/h${i + 1}${long}`);
   lines.push(`/h8${long}=>/#/io.l5d.fs/world`);
-  const l = await within(5000, { ...base, path: '/delegator.json', method: 'POST', headers: { 'content-type': 'application/json' } }, JSON.stringify({ router: 'outgoing', path: '/svc/world', dtab: lines.join(';') }));
+  const l = await within(
+    5000,
+    { ...base, path: '/delegator.json', method: 'POST', headers: { 'content-type': 'application/json' } },
+    JSON.stringify({ router: 'outgoing', path: '/svc/world', dtab: lines.join(';') }),
+  );
   t.equal(l.status, 200);
   t.ok(l.body.length < 2000, `long labels: ${l.body.length} bytes`);
   t.match(JSON.parse(l.body), { type: 'exception', message: /its explanation would pass/ });

@@ -152,7 +152,11 @@ for (const n of [499, 505, 1200]) {
     const routers = mesh.routers.map((r) => r.router);
     const deadline = Date.now() + 2000;
     while (routers.some((r) => r.inFlight > 0) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
-    t.same(routers.map((r) => r.inFlight), [0, 0], 'nothing left in flight');
+    t.same(
+      routers.map((r) => r.inFlight),
+      [0, 0],
+      'nothing left in flight',
+    );
     t.ok((await metric('hostmesh_requests_total', { router: 'bounce' })) - before <= 2, 'the request made at most one trip round the loop');
     t.ok(sockets() - socketsBefore <= 2, `the routers hold at most 2 sockets more (${sockets() - socketsBefore})`);
   });
@@ -172,7 +176,12 @@ t.test('more headers than the limit is a 431 with l5d-err, counted; the limit is
 
 t.test("the router's own headers lead the request, so a next hop that keeps few headers still sees them", async (t) => {
   backendSaw.length = 0;
-  const r = await request({ host: HOST, port: outgoing, path: 'http://world/own', headers: Object.fromEntries(Array.from({ length: 200 }, (_, i) => [`x-pad-${i}`, '1'])) });
+  const r = await request({
+    host: HOST,
+    port: outgoing,
+    path: 'http://world/own',
+    headers: Object.fromEntries(Array.from({ length: 200 }, (_, i) => [`x-pad-${i}`, '1'])),
+  });
   t.equal(r.status, 200);
   const seen = backendSaw.at(-1)?.headers ?? {};
   t.equal(seen.host, 'world', 'Host first');
@@ -201,13 +210,15 @@ t.test('TRACE does not echo credential-like headers', async (t) => {
     'X-Passwd': 'k-passwd',
     'X-Credential': 'k-cred',
     'X-CSRF-Token': 'k-csrf',
-    'Authorization': 'Bearer k-bearer',
+    Authorization: 'Bearer k-bearer',
     'Proxy-Authorization': 'Basic k-proxy',
-    'Cookie': 'sid=k-cookie',
+    Cookie: 'sid=k-cookie',
     'X-Forwarded-Client-Cert': 'k-xfcc',
-    'ApiKey': 'k-apikey',
+    ApiKey: 'k-apikey',
   };
-  const lines = Object.entries(secrets).map(([k, v]) => `${k}: ${v}\r\n`).join('');
+  const lines = Object.entries(secrets)
+    .map(([k, v]) => `${k}: ${v}\r\n`)
+    .join('');
   const out = await raw(`TRACE /t HTTP/1.1\r\nHost: world\r\nMax-Forwards: 0\r\nX-Probe: visible\r\n${lines}\r\n`, outgoing, 5000, answered);
   t.match(out, /^HTTP\/1\.1 200 /);
   t.match(out, /\r\nX-Probe: visible\r\n/, 'ordinary headers are echoed');
@@ -240,7 +251,12 @@ t.test('Upgrade: h2c on a POST keeps the body', async (t) => {
 
 t.test('Upgrade: h2c without Connection: Upgrade is an ordinary request; HTTP2-Settings is not sent on', async (t) => {
   backendSaw.length = 0;
-  const out = await raw('GET /h2c-noconn HTTP/1.1\r\nHost: world\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n\r\n', outgoing, 3000, answered);
+  const out = await raw(
+    'GET /h2c-noconn HTTP/1.1\r\nHost: world\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n\r\n',
+    outgoing,
+    3000,
+    answered,
+  );
   t.match(out, /^HTTP\/1\.1 200 /);
   const seen = backendSaw.find((s) => s.url === '/h2c-noconn')?.headers ?? {};
   t.equal(seen.upgrade, undefined);
@@ -254,11 +270,16 @@ t.test('HTTP/2 with prior knowledge is answered at once with a 4xx (not an idle 
 });
 
 t.test('maxHeaders is validated and carried from YAML to the server', async (t) => {
-  const yaml = (n: number): string => `routers:\n  - protocol: http\n    dtab: /svc => /$/inet/127.0.0.1/1;\n    servers:\n      - port: 4140\n        maxHeaders: ${n}\n`;
+  const yaml = (n: number): string =>
+    `routers:\n  - protocol: http\n    dtab: /svc => /$/inet/127.0.0.1/1;\n    servers:\n      - port: 4140\n        maxHeaders: ${n}\n`;
   t.equal(parseConfig(yaml(64), 'c.yaml').config.routers[0]?.servers[0]?.maxHeaders, 64);
-  t.throws(() => parseConfig(yaml(8), 'c.yaml'), ConfigError, 'too small to carry the router\'s own headers');
+  t.throws(() => parseConfig(yaml(8), 'c.yaml'), ConfigError, "too small to carry the router's own headers");
   t.throws(() => parseConfig(yaml(100_000), 'c.yaml'), ConfigError, 'above the bound');
-  t.equal(parseConfig(yaml(500).replace(/ +maxHeaders: 500\n/, ''), 'c.yaml').config.routers[0]?.servers[0]?.maxHeaders, undefined, 'unset: the default (500) applies');
+  t.equal(
+    parseConfig(yaml(500).replace(/ +maxHeaders: 500\n/, ''), 'c.yaml').config.routers[0]?.servers[0]?.maxHeaders,
+    undefined,
+    'unset: the default (500) applies',
+  );
 });
 
 t.test('h2c through the two-node mesh, and straight to the mTLS incoming port, is served over HTTP/1.1', async (t) => {

@@ -88,7 +88,11 @@ t.before(async () => {
       label: 'outgoing',
       transformers: [{ kind: 'io.l5d.k8s.daemonset', routers: '/#/io.l5d.fs/hostmesh' }],
       servers: [{ ip: node.ip, port: outgoing }],
-      client: { loadBalancer: { kind: 'p2c' }, tls: { commonName: MESH_NAME, trustCerts: [pki.ca], clientAuth: { certPath: certs.cert, keyPath: certs.key } }, ...LIMITS },
+      client: {
+        loadBalancer: { kind: 'p2c' },
+        tls: { commonName: MESH_NAME, trustCerts: [pki.ca], clientAuth: { certPath: certs.cert, keyPath: certs.key } },
+        ...LIMITS,
+      },
     };
     const inc: RouterConfig = {
       ...base,
@@ -144,17 +148,20 @@ function call(source: string, name: string, options: { method?: string; body?: s
       resolve(answer);
     };
     const guard = setTimeout(finish, options.guardMs ?? 5000);
-    const req = http.request({ host: A, port: outgoing, localAddress: source, path: `http://${name}/`, method: options.method ?? 'GET', agent: false }, (res) => {
-      answer = { ...answer, status: res.statusCode ?? 0, headers: res.headers };
-      res.setEncoding('utf8');
-      res.on('data', (c: string) => (answer.body += c));
-      res.on('end', () => {
-        answer.complete = true;
-        finish();
-      });
-      res.on('aborted', finish);
-      res.on('error', finish);
-    });
+    const req = http.request(
+      { host: A, port: outgoing, localAddress: source, path: `http://${name}/`, method: options.method ?? 'GET', agent: false },
+      (res) => {
+        answer = { ...answer, status: res.statusCode ?? 0, headers: res.headers };
+        res.setEncoding('utf8');
+        res.on('data', (c: string) => (answer.body += c));
+        res.on('end', () => {
+          answer.complete = true;
+          finish();
+        });
+        res.on('aborted', finish);
+        res.on('error', finish);
+      },
+    );
     req.on('error', finish);
     req.end(options.body);
   });
@@ -165,7 +172,15 @@ function slowUpload(source: string, name: string): { answer: Promise<Answer>; st
   let stop = (): void => undefined;
   const answer = new Promise<Answer>((resolve) => {
     const started = performance.now();
-    const req = http.request({ host: A, port: outgoing, localAddress: source, path: `http://${name}/`, method: 'POST', agent: false, headers: { 'content-length': '1000' } });
+    const req = http.request({
+      host: A,
+      port: outgoing,
+      localAddress: source,
+      path: `http://${name}/`,
+      method: 'POST',
+      agent: false,
+      headers: { 'content-length': '1000' },
+    });
     const drip = setInterval(() => req.write('x'), 200);
     let done = false;
     const finish = (a: Partial<Answer>): void => {
@@ -254,7 +269,10 @@ t.test('a backend that stalls mid-body: the response is cut and the slots are fr
     t.ok(a.ms < 4000, `cut after ${a.ms.toFixed(0)} ms (idle body timeout 500 ms)`);
   }
   t.ok(answers.filter((x) => x.status === 200).length >= 4, 'stalled responses started');
-  t.ok(answers.every((x) => x.status === 200 || x.status === 503), 'the others were shed');
+  t.ok(
+    answers.every((x) => x.status === 200 || x.status === 503),
+    'the others were shed',
+  );
   t.equal(await settled(), 0, 'the slots are released');
   t.match(await metric('hostmesh_upstream_timeouts_total'), /kind="response_body_idle"/);
   const ok = await call(NORMAL, 'stall', { guardMs: 3000 });
@@ -264,7 +282,15 @@ t.test('a backend that stalls mid-body: the response is cut and the slots are fr
 t.test('a request body that stops: 408 with l5d-err after the idle timeout', async (t) => {
   const started = performance.now();
   const r = await new Promise<Answer>((resolve) => {
-    const req = http.request({ host: A, port: outgoing, localAddress: NORMAL, path: 'http://upload/', method: 'POST', agent: false, headers: { 'content-length': '100' } });
+    const req = http.request({
+      host: A,
+      port: outgoing,
+      localAddress: NORMAL,
+      path: 'http://upload/',
+      method: 'POST',
+      agent: false,
+      headers: { 'content-length': '100' },
+    });
     const guard = setTimeout(() => {
       req.destroy();
       resolve({ status: 0, headers: {}, body: '', complete: false, ms: performance.now() - started });
@@ -286,10 +312,7 @@ t.test('a request body that stops: 408 with l5d-err after the idle timeout', asy
 
 t.test('more waiters than the queue bound: shed with 503 at once, waiters shed at the wait bound', async (t) => {
   // Fill node-a's pool to node-b (8): two sources, two services, 4 slow uploads each.
-  const fill = [
-    ...Array.from({ length: 4 }, () => slowUpload(ATTACKER, 'upload')),
-    ...Array.from({ length: 4 }, () => slowUpload('127.0.0.13', 'upload2')),
-  ];
+  const fill = [...Array.from({ length: 4 }, () => slowUpload(ATTACKER, 'upload')), ...Array.from({ length: 4 }, () => slowUpload('127.0.0.13', 'upload2'))];
   await new Promise((r) => setTimeout(r, 400));
   // Two more sources' requests wait, each up to its share of the queue (half of 4 waiters).
   const waiting = Array.from({ length: 4 }, (_, i) => call(i % 2 === 0 ? '127.0.0.14' : '127.0.0.16', 'fast', { guardMs: 5000 }));

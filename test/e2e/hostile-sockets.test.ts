@@ -86,7 +86,12 @@ interface Started {
 }
 
 /** One router (incoming with mTLS when `tls`, else outgoing plaintext) with `server` settings. */
-async function startRouter(t: Test, server: Partial<ServerConfig> & { handshakeTimeoutMs?: number; maxPendingHandshakes?: number }, withTls: boolean, graceMs = 1000): Promise<Started> {
+async function startRouter(
+  t: Test,
+  server: Partial<ServerConfig> & { handshakeTimeoutMs?: number; maxPendingHandshakes?: number },
+  withTls: boolean,
+  graceMs = 1000,
+): Promise<Started> {
   const [port, admin] = (await freePorts(IP, 2)) as [number, number];
   const { handshakeTimeoutMs, maxPendingHandshakes, ...rest } = server;
   const s = {
@@ -157,7 +162,12 @@ function mtlsWithinOneSecond(port: number, localAddress = '127.0.0.29'): Promise
 }
 
 function plainWithinOneSecond(port: number): Promise<number | string> {
-  return withinOneSecond(request({ host: IP, port, path: 'http://world/', localAddress: '127.0.0.29' }).then<number | string, string>((r) => r.status, (e: Error) => e.message));
+  return withinOneSecond(
+    request({ host: IP, port, path: 'http://world/', localAddress: '127.0.0.29' }).then<number | string, string>(
+      (r) => r.status,
+      (e: Error) => e.message,
+    ),
+  );
 }
 
 function withinOneSecond<T>(p: Promise<T>): Promise<T | string> {
@@ -215,7 +225,9 @@ async function attackMany(port: number, plan: [Attack, number][], sources: strin
 }
 
 function counter(mesh: Hostmesh, name: string, labels: Record<string, string>): number {
-  const metric = mesh.metrics.registry.getSingleMetric(name) as unknown as { hashMap?: Record<string, { labels: Record<string, string>; value: number }> } | undefined;
+  const metric = mesh.metrics.registry.getSingleMetric(name) as unknown as
+    | { hashMap?: Record<string, { labels: Record<string, string>; value: number }> }
+    | undefined;
   if (metric?.hashMap === undefined) return 0;
   let sum = 0;
   for (const v of Object.values(metric.hashMap)) {
@@ -237,7 +249,10 @@ t.test('unfinished TLS handshakes are closed at the handshake deadline; mTLS is 
     ['127.0.0.31', '127.0.0.32'],
   );
   t.equal(await mtlsWithinOneSecond(port), 200, 'a normal mTLS request is served during the attack');
-  t.ok(await eventually(() => attackers.every((a) => a.closedByRouter), 4000), `the router closed all ${attackers.length} (still open: ${attackers.filter((a) => !a.closedByRouter).length})`);
+  t.ok(
+    await eventually(() => attackers.every((a) => a.closedByRouter), 4000),
+    `the router closed all ${attackers.length} (still open: ${attackers.filter((a) => !a.closedByRouter).length})`,
+  );
   t.ok(await eventually(() => heldSockets(IP, port) === 0, 2000), `the router holds no socket (holds ${heldSockets(IP, port)})`);
   t.ok(counter(mesh, 'hostmesh_connection_deadlines_total', { router: 'incoming', state: 'handshake' }) >= 80, 'handshake deadlines are counted');
   t.equal(await mtlsWithinOneSecond(port), 200, 'and after it');
@@ -245,7 +260,15 @@ t.test('unfinished TLS handshakes are closed at the handshake deadline; mTLS is 
 
 t.test('a client that never reads and never closes does not keep an unfinished handshake', async (t) => {
   const { port } = await startRouter(t, { handshakeTimeoutMs: 300 }, true);
-  const attackers = await attackMany(port, [['silent', 25], ['half-hello', 25]], ['127.0.0.33'], false);
+  const attackers = await attackMany(
+    port,
+    [
+      ['silent', 25],
+      ['half-hello', 25],
+    ],
+    ['127.0.0.33'],
+    false,
+  );
   t.ok(await eventually(() => heldSockets(IP, port) === 0, 4000), `the router holds no socket (holds ${heldSockets(IP, port)})`);
   attackers.forEach((a) => a.socket.destroy());
   t.equal(await mtlsWithinOneSecond(port), 200);
@@ -258,7 +281,18 @@ t.test('a peer that finishes its handshake and then says nothing is closed at th
       { length: 10 },
       () =>
         new Promise<tls.TLSSocket>((resolve) => {
-          const s = tls.connect({ host: IP, port, ca: ca.certPem, cert: peerCert.certPem, key: peerCert.keyPem, servername: 'hostmesh', checkServerIdentity: (_h, c) => tls.checkServerIdentity('hostmesh', c) }, () => resolve(s));
+          const s = tls.connect(
+            {
+              host: IP,
+              port,
+              ca: ca.certPem,
+              cert: peerCert.certPem,
+              key: peerCert.keyPem,
+              servername: 'hostmesh',
+              checkServerIdentity: (_h, c) => tls.checkServerIdentity('hostmesh', c),
+            },
+            () => resolve(s),
+          );
           s.on('error', () => undefined);
           s.resume();
         }),
@@ -273,7 +307,14 @@ t.test('a peer that finishes its handshake and then says nothing is closed at th
 t.test('drain completes within its grace with unfinished handshakes pending', async (t) => {
   // The default handshake deadline (seconds) is far beyond the grace: the drain must not wait for it.
   const { mesh, port } = await startRouter(t, {}, true, 300);
-  const attackers = await attackMany(port, [['silent', 30], ['half-hello', 20]], ['127.0.0.34']);
+  const attackers = await attackMany(
+    port,
+    [
+      ['silent', 30],
+      ['half-hello', 20],
+    ],
+    ['127.0.0.34'],
+  );
   t.equal(await mtlsWithinOneSecond(port), 200);
   const started = Date.now();
   const done = await Promise.race([mesh.close(300).then(() => 'drained'), new Promise((r) => setTimeout(() => r('still draining after 3 s'), 3000))]);
@@ -310,7 +351,14 @@ t.test('unfinished handshakes are capped, the flood evicting itself; a real peer
   const { mesh, port } = await startRouter(t, { handshakeTimeoutMs: 5000, maxPendingHandshakes: 20 }, true);
   // A peer whose handshake is slow (it sent half a ClientHello) from its own address, then a flood.
   const slowPeer = await attack(port, 'half-hello', '127.0.0.49');
-  const attackers = await attackMany(port, [['silent', 30], ['half-hello', 30]], ['127.0.0.45', '127.0.0.46', '127.0.0.47']);
+  const attackers = await attackMany(
+    port,
+    [
+      ['silent', 30],
+      ['half-hello', 30],
+    ],
+    ['127.0.0.45', '127.0.0.46', '127.0.0.47'],
+  );
   t.ok(await eventually(() => attackers.filter((a) => a.closedByRouter).length >= 41, 2000), 'the flood is held to the cap');
   t.ok(heldSockets(IP, port) <= 20, `the router holds at most the cap (${heldSockets(IP, port)})`);
   t.notOk(slowPeer.closedByRouter, 'the peer with one handshake in progress was not evicted by the flood');

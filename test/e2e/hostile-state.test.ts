@@ -102,7 +102,7 @@ function namerWatches(api: FakeApiServer): number {
   return api.watchesOf('Service') + api.watchesOf('EndpointSlice') + api.watchesOf('Endpoints');
 }
 
-t.test('5,000 distinct Hosts through the k8s namer: names capped while held, back to the config\'s once idle', async (t) => {
+t.test("5,000 distinct Hosts through the k8s namer: names capped while held, back to the config's once idle", async (t) => {
   const agent = new http.Agent({ keepAlive: true, maxSockets: 8 });
   t.teardown(() => agent.destroy());
   let next = 0;
@@ -135,8 +135,8 @@ t.test('5,000 distinct Hosts through the k8s namer: names capped while held, bac
   clock += 61_000;
   hm.evictIdle();
   t.ok(((await metric('hostmesh_binding_cache_size', { router: 'outgoing' })) ?? Infinity) === 0, 'router bindings back to zero');
-  t.ok(((await metric('hostmesh_interpreter_lookups')) ?? Infinity) <= 1, 'interpreter lookups: the config\'s transformer only');
-  t.ok(((await metric('hostmesh_namer_entries', { namer: 'io.l5d.k8s' })) ?? Infinity) <= 1, 'k8s names: the config\'s transformer only');
+  t.ok(((await metric('hostmesh_interpreter_lookups')) ?? Infinity) <= 1, "interpreter lookups: the config's transformer only");
+  t.ok(((await metric('hostmesh_namer_entries', { namer: 'io.l5d.k8s' })) ?? Infinity) <= 1, "k8s names: the config's transformer only");
   await normalWithin1s(t, 'after eviction');
 });
 

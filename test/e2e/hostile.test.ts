@@ -88,7 +88,6 @@ async function stillServes(t: Test): Promise<void> {
   t.equal(r.status, 200, 'the router still serves');
 }
 
-
 interface Case {
   readonly name: string;
   readonly send: (string | Buffer)[];
@@ -115,8 +114,18 @@ const cases: Case[] = [
   { name: 'non-numeric Content-Length', send: [`POST / HTTP/1.1\r\n${H}Content-Length: ten\r\n\r\n`], status: /^HTTP\/1\.1 400/ },
   { name: 'Transfer-Encoding not ending in chunked', send: [`POST / HTTP/1.1\r\n${H}Transfer-Encoding: gzip\r\n\r\nabc`], status: /^HTTP\/1\.1 400/ },
   { name: 'obfuscated Transfer-Encoding', send: [`POST / HTTP/1.1\r\n${H}Transfer-Encoding: xchunked\r\n\r\n0\r\n\r\n`], status: /^HTTP\/1\.1 400/ },
-  { name: 'bad chunk size', send: [`POST / HTTP/1.1\r\n${H}Transfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n`], status: /^HTTP\/1\.1 400/, blocked: false },
-  { name: 'chunk size overflow', send: [`POST / HTTP/1.1\r\n${H}Transfer-Encoding: chunked\r\n\r\nffffffffffffffffffff\r\nx\r\n0\r\n\r\n`], status: /^HTTP\/1\.1 400/, blocked: false },
+  {
+    name: 'bad chunk size',
+    send: [`POST / HTTP/1.1\r\n${H}Transfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n`],
+    status: /^HTTP\/1\.1 400/,
+    blocked: false,
+  },
+  {
+    name: 'chunk size overflow',
+    send: [`POST / HTTP/1.1\r\n${H}Transfer-Encoding: chunked\r\n\r\nffffffffffffffffffff\r\nx\r\n0\r\n\r\n`],
+    status: /^HTTP\/1\.1 400/,
+    blocked: false,
+  },
   { name: 'obs-fold header continuation', send: [`GET / HTTP/1.1\r\n${H}X-Folded: a\r\n  b\r\n\r\n`], status: /^HTTP\/1\.1 400/ },
   { name: 'space before the header colon', send: [`GET / HTTP/1.1\r\n${H}X-Bad : v\r\n\r\n`], status: /^HTTP\/1\.1 400/ },
   { name: 'header name with a space', send: [`GET / HTTP/1.1\r\n${H}Bad Header: v\r\n\r\n`], status: /^HTTP\/1\.1 400/ },
@@ -137,7 +146,11 @@ const cases: Case[] = [
   { name: 'absolute-form with a bad port', send: ['GET http://world:70000/ HTTP/1.1\r\nHost: world\r\n\r\n'], status: /^HTTP\/1\.1 400/ },
   { name: 'a bad l5d-dtab', send: [`GET / HTTP/1.1\r\n${H}l5d-dtab: /svc => (\r\n\r\n`], status: /^HTTP\/1\.1 400/ },
   { name: 'a bad l5d-ctx-dtab', send: [`GET / HTTP/1.1\r\n${H}l5d-ctx-dtab: /svc =>> /x\r\n\r\n`], status: /^HTTP\/1\.1 400/ },
-  { name: 'a Via loop (65 hops)', send: [`GET / HTTP/1.1\r\n${H}Via: ${Array.from({ length: 65 }, () => '1.1 hostmesh').join(', ')}\r\n\r\n`], status: /^HTTP\/1\.1 400/ },
+  {
+    name: 'a Via loop (65 hops)',
+    send: [`GET / HTTP/1.1\r\n${H}Via: ${Array.from({ length: 65 }, () => '1.1 hostmesh').join(', ')}\r\n\r\n`],
+    status: /^HTTP\/1\.1 400/,
+  },
   { name: 'slowloris: headers never finish', send: ['GET / HTTP/1.1\r\n', 'Host: wor'], status: /^HTTP\/1\.1 408/, keepOpen: true },
 ];
 
@@ -180,17 +193,25 @@ t.test('1,000 pipelined requests on one connection all get answers, in order', a
   });
   const bodies = [...out.matchAll(/ok GET \/p(\d+)\n/g)].map((m) => Number(m[1]));
   t.equal(bodies.length, n, 'every request answered');
-  t.same(bodies, Array.from({ length: n }, (_, i) => i), 'in order');
+  t.same(
+    bodies,
+    Array.from({ length: n }, (_, i) => i),
+    'in order',
+  );
   await stillServes(t);
 });
 
 t.test('many idle connections are closed by the idle timeout and do not block others', async (t) => {
   const sockets = await Promise.all(
-    Array.from({ length: 300 }, () => new Promise<net.Socket>((resolve) => {
-      const s = net.connect(port, HOST, () => resolve(s));
-      s.on('error', () => undefined);
-      s.resume(); // read what the router says (its 408) so the socket can finish closing
-    })),
+    Array.from(
+      { length: 300 },
+      () =>
+        new Promise<net.Socket>((resolve) => {
+          const s = net.connect(port, HOST, () => resolve(s));
+          s.on('error', () => undefined);
+          s.resume(); // read what the router says (its 408) so the socket can finish closing
+        }),
+    ),
   );
   await stillServes(t);
   // The listener's idle timeout is 2 s here: poll until every idle socket was closed (ceiling 15 s).
@@ -198,7 +219,10 @@ t.test('many idle connections are closed by the idle timeout and do not block ot
   while (sockets.some((s) => !s.destroyed) && Date.now() < deadline) {
     await new Promise((r) => setTimeout(r, 200));
   }
-  t.ok(sockets.every((s) => s.destroyed), 'all 300 idle connections were closed by the router');
+  t.ok(
+    sockets.every((s) => s.destroyed),
+    'all 300 idle connections were closed by the router',
+  );
   sockets.forEach((s) => s.destroy());
   await stillServes(t);
 });

@@ -67,9 +67,16 @@ async function metric(name: string, labels: string): Promise<number> {
 }
 
 t.test("a local pod's workload identity reaches the app; the pod cannot forge it", async (t) => {
-  const r = await viaA(WEB, { 'l5d-client-id': 'admin.kube-system.serviceaccount.identity.hostmesh.cluster.local', 'l5d-hostmesh-client-pod': 'kube-system/x; sa=admin' });
+  const r = await viaA(WEB, {
+    'l5d-client-id': 'admin.kube-system.serviceaccount.identity.hostmesh.cluster.local',
+    'l5d-hostmesh-client-pod': 'kube-system/x; sa=admin',
+  });
   t.equal(r.status, 200);
-  t.same(JSON.parse(r.body), { id: 'web.shop.serviceaccount.identity.hostmesh.cluster.local', claim: null }, 'identity from the source pod; the copies it sent are dropped; the claim never reaches the app');
+  t.same(
+    JSON.parse(r.body),
+    { id: 'web.shop.serviceaccount.identity.hostmesh.cluster.local', claim: null },
+    'identity from the source pod; the copies it sent are dropped; the claim never reaches the app',
+  );
   t.ok((await metric('hostmesh_identity_claims_total', 'result="ok"')) >= 1, 'counted at node-b');
 });
 

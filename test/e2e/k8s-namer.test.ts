@@ -62,10 +62,26 @@ t.test('endpoints added, unready and removed reach routing; zero endpoints is a 
   publish('web', 'web-x1', [{ ip: '127.0.0.10', node: 'node-a' }], port);
   t.ok(await eventually(async () => (await via('web')).body === 'web-1'), 'the first pod answers');
 
-  publish('web', 'web-x1', [{ ip: '127.0.0.10', node: 'node-a' }, { ip: '127.0.0.11', node: 'node-b' }], port);
+  publish(
+    'web',
+    'web-x1',
+    [
+      { ip: '127.0.0.10', node: 'node-a' },
+      { ip: '127.0.0.11', node: 'node-b' },
+    ],
+    port,
+  );
   t.ok(await eventually(async () => sameSet(await bodies('web', 6), ['web-1', 'web-2'])), 'a new pod on the other node takes traffic');
 
-  publish('web', 'web-x1', [{ ip: '127.0.0.10', node: 'node-a', ready: false }, { ip: '127.0.0.11', node: 'node-b' }], port);
+  publish(
+    'web',
+    'web-x1',
+    [
+      { ip: '127.0.0.10', node: 'node-a', ready: false },
+      { ip: '127.0.0.11', node: 'node-b' },
+    ],
+    port,
+  );
   t.ok(await eventually(async () => sameSet(await bodies('web', 6), ['web-2'])), 'an unready pod gets no traffic');
 
   publish('web', 'web-x1', [], port);
@@ -104,7 +120,16 @@ t.test('a Service deleted and recreated; several slices per service are merged',
 t.test('a port by number goes through the Service targetPort (a name or a number)', async (t) => {
   const port = await freePort('127.0.0.14');
   await mesh.startPods([{ name: 'num-1', ip: '127.0.0.14', node: 'node-b' }], port);
-  api.apply({ kind: 'Service', metadata: { namespace: 'default', name: 'num' }, spec: { ports: [{ name: 'web', port: 80, targetPort: 'http', protocol: 'TCP' }, { name: 'raw', port: 81, targetPort: port, protocol: 'TCP' }] } });
+  api.apply({
+    kind: 'Service',
+    metadata: { namespace: 'default', name: 'num' },
+    spec: {
+      ports: [
+        { name: 'web', port: 80, targetPort: 'http', protocol: 'TCP' },
+        { name: 'raw', port: 81, targetPort: port, protocol: 'TCP' },
+      ],
+    },
+  });
   publish('num', 'num-x', [{ ip: '127.0.0.14', node: 'node-b' }], port);
   for (const servicePort of ['80', '81']) {
     const dtab = `/svc/num => /#/io.l5d.k8s/default/${servicePort}/num`;
@@ -124,7 +149,17 @@ function viaIncoming(ip: string, name: string): Promise<Reply> {
   const certs = mesh.pki.nodes.get(node.name)!;
   return new Promise((resolve, reject) => {
     const req = https.request(
-      { host: ip, port: mesh.ports.incoming, path: '/', headers: { host: name }, servername: 'hostmesh', ca: readFileSync(mesh.pki.ca), cert: readFileSync(certs.cert), key: readFileSync(certs.key), agent: false },
+      {
+        host: ip,
+        port: mesh.ports.incoming,
+        path: '/',
+        headers: { host: name },
+        servername: 'hostmesh',
+        ca: readFileSync(mesh.pki.ca),
+        cert: readFileSync(certs.cert),
+        key: readFileSync(certs.key),
+        agent: false,
+      },
       (res) => {
         let body = '';
         res.setEncoding('utf8');
@@ -147,15 +182,32 @@ t.test('daemonset + localnode: several pods per node in one /24, each router del
   ];
   await mesh.startPods(pods, port);
   api.apply(service('default', 'spread'));
-  publish('spread', 'spread-x', pods.map((p) => ({ ip: p.ip, node: p.node })), port);
-  t.ok(await eventually(async () => sameSet(await bodies('spread', 16), pods.map((p) => p.name))), 'through node-a, every pod on both nodes is reached');
+  publish(
+    'spread',
+    'spread-x',
+    pods.map((p) => ({ ip: p.ip, node: p.node })),
+    port,
+  );
+  t.ok(
+    await eventually(async () =>
+      sameSet(
+        await bodies('spread', 16),
+        pods.map((p) => p.name),
+      ),
+    ),
+    'through node-a, every pod on both nodes is reached',
+  );
   for (const [ip, node] of [
     [A, 'node-a'],
     [B, 'node-b'],
   ] as const) {
     const seen = new Set<string>();
     for (let i = 0; i < 12; i++) seen.add((await viaIncoming(ip, 'spread')).body);
-    t.same([...seen].sort(), pods.filter((p) => p.node === node).map((p) => p.name), `${node}'s incoming router delivers only to ${node}'s pods`);
+    t.same(
+      [...seen].sort(),
+      pods.filter((p) => p.node === node).map((p) => p.name),
+      `${node}'s incoming router delivers only to ${node}'s pods`,
+    );
   }
 });
 

@@ -25,8 +25,7 @@ t.before(async () => {
 });
 t.teardown(() => demo.close());
 
-const viaA = (path: string, headers: http.OutgoingHttpHeaders = {}) =>
-  request({ host: A, port: ports.outgoing, path, headers });
+const viaA = (path: string, headers: http.OutgoingHttpHeaders = {}) => request({ host: A, port: ports.outgoing, path, headers });
 
 t.test('absolute-form (what http_proxy clients send) crosses both routers', async (t) => {
   const r = await viaA('http://world/');
@@ -106,7 +105,11 @@ t.test('errors carry l5d-err with the status design.md gives', async (t) => {
   t.equal(neg.status, 502);
   t.match(decodeURIComponent(String(neg.headers['l5d-err'])), /no route to \/svc\/nowhere/);
   t.match(neg.body, /dtab: \/svc=>\/#\/io.l5d.fs/);
-  t.match(neg.body, /^delegation path:\n {2}\/svc\/nowhere\n {4}\/#\/io\.l5d\.fs\/nowhere {2}\(\/svc=>\/#\/io\.l5d\.fs\)\n {6}neg \(no route\)$/m, 'the body shows where binding ended');
+  t.match(
+    neg.body,
+    /^delegation path:\n {2}\/svc\/nowhere\n {4}\/#\/io\.l5d\.fs\/nowhere {2}\(\/svc=>\/#\/io\.l5d\.fs\)\n {6}neg \(no route\)$/m,
+    'the body shows where binding ended',
+  );
 
   const bad = await viaA('http://world/', { 'l5d-dtab': '/svc => (' });
   t.equal(bad.status, 400);

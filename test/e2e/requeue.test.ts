@@ -19,7 +19,7 @@ const NODES = [
   { name: 'node-a', ip: '127.0.0.2' },
   { name: 'node-b', ip: '127.0.0.3' },
 ] as const;
-const [A, B] = NODES;
+const [A, _B] = NODES;
 
 let dir: string;
 let ports: { outgoing: number; incoming: number; admin: number };

@@ -80,7 +80,9 @@ t.test('a WebSocket echoes through both routers', async (t) => {
 });
 
 t.test('an Upgrade to a name that does not bind is a 502 with l5d-err', async (t) => {
-  const out = await raw('GET http://nowhere/ HTTP/1.1\r\nHost: nowhere\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n');
+  const out = await raw(
+    'GET http://nowhere/ HTTP/1.1\r\nHost: nowhere\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n',
+  );
   t.match(out, /^HTTP\/1\.1 502 /);
   t.match(out, /l5d-err: no%20route/);
 });

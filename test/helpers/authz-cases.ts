@@ -15,7 +15,15 @@ export interface Case {
 export function parseCase(line: string, trustDomain = 'cluster.local'): Case {
   const m = /^(\S+) -> (\S+)(?: ([A-Z]+))?(?: (\S+))? => (allow|deny|audit)(?: (\S+))?$/.exec(line.trim());
   if (m === null) throw new Error(`bad case: ${line}`);
-  const [, from, to, method, path, outcome, rule] = m as unknown as [string, string, string, string | undefined, string | undefined, string, string | undefined];
+  const [, from, to, method, path, outcome, rule] = m as unknown as [
+    string,
+    string,
+    string,
+    string | undefined,
+    string | undefined,
+    string,
+    string | undefined,
+  ];
   let caller: AuthzRequest['caller'];
   if (from === 'unauth') caller = { authenticated: false };
   else if (from.startsWith('node:')) caller = { authenticated: true, identity: `spiffe://mesh/node/${from.slice(5)}` };

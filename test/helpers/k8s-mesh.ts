@@ -38,7 +38,12 @@ export interface K8sMesh {
 
 const DTAB = '/srv => /#/io.l5d.k8s/default/http; /host => /srv; /svc => /host;';
 
-function nodeConfig(node: { name: string; ip: string }, api: FakeApiServer, ports: K8sMesh['ports'], certs: { ca: string; cert: string; key: string }): HostmeshConfig {
+function nodeConfig(
+  node: { name: string; ip: string },
+  api: FakeApiServer,
+  ports: K8sMesh['ports'],
+  certs: { ca: string; cert: string; key: string },
+): HostmeshConfig {
   const outgoing: RouterConfig = {
     protocol: 'http',
     label: 'outgoing',
@@ -46,7 +51,10 @@ function nodeConfig(node: { name: string; ip: string }, api: FakeApiServer, port
     identifier: [{ kind: 'io.l5d.header.token', header: 'Host' }],
     transformers: [{ kind: 'io.l5d.k8s.daemonset', namespace: 'hostmesh', port: 'incoming', service: 'hostmesh' }],
     servers: [{ ip: node.ip, port: ports.outgoing }],
-    client: { loadBalancer: { kind: 'roundRobin' }, tls: { commonName: 'hostmesh', trustCerts: [certs.ca], clientAuth: { certPath: certs.cert, keyPath: certs.key } } },
+    client: {
+      loadBalancer: { kind: 'roundRobin' },
+      tls: { commonName: 'hostmesh', trustCerts: [certs.ca], clientAuth: { certPath: certs.cert, keyPath: certs.key } },
+    },
     maxHops: 64,
   };
   const incoming: RouterConfig = {
@@ -71,20 +79,31 @@ function nodeConfig(node: { name: string; ip: string }, api: FakeApiServer, port
 
 /** Publishes the routers as the `hostmesh/hostmesh` headless Service (ports incoming, admin). */
 export function publishRouters(api: FakeApiServer, ports: K8sMesh['ports']): void {
-  api.apply(service('hostmesh', 'hostmesh', [{ name: 'incoming', port: ports.incoming }, { name: 'admin', port: ports.admin }]));
+  api.apply(
+    service('hostmesh', 'hostmesh', [
+      { name: 'incoming', port: ports.incoming },
+      { name: 'admin', port: ports.admin },
+    ]),
+  );
   api.apply(
     endpointSlice(
       'hostmesh',
       'hostmesh-abc',
       'hostmesh',
       NODES.map((n) => ({ ip: n.ip, node: n.name })),
-      [{ name: 'incoming', port: ports.incoming }, { name: 'admin', port: ports.admin }],
+      [
+        { name: 'incoming', port: ports.incoming },
+        { name: 'admin', port: ports.admin },
+      ],
     ),
   );
 }
 
 /** `configure` edits each node's config before it starts (e.g. to add an authz policy). */
-export async function startK8sMesh(api: FakeApiServer, options: { configure?: (config: HostmeshConfig, node: string) => HostmeshConfig } = {}): Promise<K8sMesh> {
+export async function startK8sMesh(
+  api: FakeApiServer,
+  options: { configure?: (config: HostmeshConfig, node: string) => HostmeshConfig } = {},
+): Promise<K8sMesh> {
   const [outgoing, incoming, admin] = (await freePorts(NODES[0].ip, 3)) as [number, number, number];
   const ports = { outgoing, incoming, admin };
   const dir = await mkdtemp(join(tmpdir(), 'hostmesh-k8s-'));

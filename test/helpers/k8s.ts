@@ -13,7 +13,13 @@ export interface SliceEndpoint {
 }
 
 /** An EndpointSlice for Service `svc` (label kubernetes.io/service-name), one port list. */
-export function endpointSlice(namespace: string, name: string, svc: string, endpoints: SliceEndpoint[], ports: { name: string; port: number }[] = [{ name: 'http', port: 8080 }]): KObject {
+export function endpointSlice(
+  namespace: string,
+  name: string,
+  svc: string,
+  endpoints: SliceEndpoint[],
+  ports: { name: string; port: number }[] = [{ name: 'http', port: 8080 }],
+): KObject {
   return {
     kind: 'EndpointSlice',
     metadata: { namespace, name, labels: { 'kubernetes.io/service-name': svc } },

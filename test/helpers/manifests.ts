@@ -16,10 +16,12 @@ export interface Manifest {
 }
 
 function parseDocs(text: string, where: string): Manifest[] {
-  return parseAllDocuments(text).map((doc, i) => {
-    if (doc.errors.length > 0) throw new Error(`${where} document ${i}: ${doc.errors[0]?.message ?? ''}`);
-    return doc.toJS() as Manifest;
-  }).filter((m) => m !== null);
+  return parseAllDocuments(text)
+    .map((doc, i) => {
+      if (doc.errors.length > 0) throw new Error(`${where} document ${i}: ${doc.errors[0]?.message ?? ''}`);
+      return doc.toJS() as Manifest;
+    })
+    .filter((m) => m !== null);
 }
 
 export function kustomize(dir: string): Manifest[] {

@@ -79,7 +79,13 @@ t.test('source guard: local pods, node addresses, loopback and CIDRs in; others 
   pods.upsert(podInfo(pod('mine', 'n1', '10.0.1.5', { sa: 'app' })));
   pods.upsert(podInfo(pod('theirs', 'n2', '10.0.2.5')));
   pods.markSynced();
-  const guard = new SourceGuard({ nodeName: 'n1', pods, nodeAddresses: () => ['192.168.1.10'], extraCidrs: ['172.16.0.0/12', 'fd00:1::/32'], schedule: clock.schedule });
+  const guard = new SourceGuard({
+    nodeName: 'n1',
+    pods,
+    nodeAddresses: () => ['192.168.1.10'],
+    extraCidrs: ['172.16.0.0/12', 'fd00:1::/32'],
+    schedule: clock.schedule,
+  });
   const sync = (ip: string): Admission => {
     const a = guard.admit(ip);
     if (a instanceof Promise) throw new Error(`${ip} should be decided at once`);
@@ -159,7 +165,7 @@ t.test('claims: node-attested, own view, forged ones refused with a reason', asy
     t.match(await checkClaim(bad, nodeA, o), { ok: false, reason: 'malformed' }, JSON.stringify(bad));
   }
   const ghost = checkClaim('web/ghost; sa=default', nodeA, o);
-  t.ok(ghost instanceof Promise, 'an unknown pod waits for this router\'s watch');
+  t.ok(ghost instanceof Promise, "an unknown pod waits for this router's watch");
   clock.advance(2000);
   t.match(await ghost, { ok: false, reason: 'unknown_pod', message: /no pod web\/ghost is known/ });
   const late = checkClaim('web/late; sa=default', nodeA, o);

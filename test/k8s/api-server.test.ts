@@ -9,16 +9,21 @@ import { endpointSlice, service, until } from '../helpers/k8s.js';
 
 function get(api: FakeApiServer, path: string, headers: http.OutgoingHttpHeaders = {}): Promise<{ status: number; json: Record<string, unknown> }> {
   return new Promise((resolve, reject) => {
-    http.get(`${api.url}${path}`, { headers, agent: false }, (res) => {
-      let text = '';
-      res.on('data', (c: Buffer) => (text += c.toString()));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, json: JSON.parse(text) as Record<string, unknown> }));
-    }).on('error', reject);
+    http
+      .get(`${api.url}${path}`, { headers, agent: false }, (res) => {
+        let text = '';
+        res.on('data', (c: Buffer) => (text += c.toString()));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, json: JSON.parse(text) as Record<string, unknown> }));
+      })
+      .on('error', reject);
   });
 }
 
 /** Opens a watch and collects events; `stop()` closes it. */
-function watch(api: FakeApiServer, path: string): { events: { type: string; object: Record<string, unknown> }[]; ended: () => boolean; status: () => number; stop: () => void } {
+function watch(
+  api: FakeApiServer,
+  path: string,
+): { events: { type: string; object: Record<string, unknown> }[]; ended: () => boolean; status: () => number; stop: () => void } {
   const events: { type: string; object: Record<string, unknown> }[] = [];
   let ended = false;
   let status = 0;
@@ -70,7 +75,10 @@ t.test('watch from a resourceVersion sends only later events; no version sends c
   api.apply(service('default', 'b'));
   api.delete('Service', 'default', 'a');
   t.ok(await until(() => w.events.length === 3));
-  t.same(w.events.map((e) => e.type), ['ADDED', 'MODIFIED', 'DELETED']);
+  t.same(
+    w.events.map((e) => e.type),
+    ['ADDED', 'MODIFIED', 'DELETED'],
+  );
   t.equal(w.events[2]?.object['kind'], 'Service', 'watch objects carry their kind');
 
   const fresh = watch(api, '/api/v1/namespaces/default/services?watch=1');
@@ -124,9 +132,15 @@ t.test('label and field selectors', async (t) => {
   api.apply(endpointSlice('default', 'world-1', 'world', [{ ip: '10.0.0.1' }]));
   api.apply(endpointSlice('default', 'hello-1', 'hello', [{ ip: '10.0.0.2' }]));
   const sel = await get(api, '/apis/discovery.k8s.io/v1/namespaces/default/endpointslices?labelSelector=kubernetes.io%2Fservice-name%3Dworld');
-  t.same((sel.json['items'] as { metadata: { name: string } }[]).map((i) => i.metadata.name), ['world-1']);
+  t.same(
+    (sel.json['items'] as { metadata: { name: string } }[]).map((i) => i.metadata.name),
+    ['world-1'],
+  );
   const byName = await get(api, '/apis/discovery.k8s.io/v1/endpointslices?fieldSelector=metadata.name%3Dhello-1');
-  t.same((byName.json['items'] as { metadata: { name: string } }[]).map((i) => i.metadata.name), ['hello-1']);
+  t.same(
+    (byName.json['items'] as { metadata: { name: string } }[]).map((i) => i.metadata.name),
+    ['hello-1'],
+  );
   t.equal((await get(api, '/api/v1/services?labelSelector=%3D%3D%3D')).status, 400, 'a bad selector is a 400');
   const m = labelMatcher('app in (a,b),tier!=db,!legacy,env');
   t.ok(m({ app: 'a', env: 'x' }));

@@ -40,7 +40,10 @@ t.test('in-cluster: HTTPS with the cluster CA; a rotated token is used by the ne
   t.equal((await client.list(path)).items.length, 1, 'the new token is read for the next request');
   t.equal(api.requests.at(-1)?.auth, 'Bearer token-2');
   await writeFile(join(sa, 'token'), 'revoked\n');
-  const err401 = await client.list(path).then(() => undefined, (e: unknown) => e);
+  const err401 = await client.list(path).then(
+    () => undefined,
+    (e: unknown) => e,
+  );
   t.ok(err401 instanceof K8sApiError && err401.status === 401, 'a wrong token is refused with 401');
   t.throws(() => inClusterConnection({}, sa), /not running in a cluster/);
 });
@@ -109,6 +112,9 @@ t.test('plain host:port, as a kubectl proxy sidecar (Linkerd 1 configs)', async 
   t.equal(list.items[0]?.metadata.name, 'world');
   t.equal(list.resourceVersion, String(api.resourceVersion));
   t.equal(plainConnection('::1', 8001).baseUrl, 'http://[::1]:8001', 'IPv6 hosts are bracketed');
-  const err404 = await client.list('/api/v1/namespaces/default/widgets').then(() => undefined, (e: unknown) => e);
+  const err404 = await client.list('/api/v1/namespaces/default/widgets').then(
+    () => undefined,
+    (e: unknown) => e,
+  );
   t.ok(err404 instanceof K8sApiError && err404.status === 404, 'an unknown resource is a 404');
 });

@@ -80,7 +80,13 @@ t.test('410 as an HTTP status: re-list and emit only the differences, once', asy
   t.ok(await until(() => informer.stats.gone >= 1 && informer.stats.lists === 2, 10_000), 'got 410, re-listed');
   t.ok(await until(() => events.length === 3));
   t.same(names(events).sort(), ['add new', 'delete remove', 'update change']);
-  t.same(informer.list().map((o) => o.metadata.name).sort(), ['change', 'keep', 'new']);
+  t.same(
+    informer
+      .list()
+      .map((o) => o.metadata.name)
+      .sort(),
+    ['change', 'keep', 'new'],
+  );
 });
 
 t.test('410 as an ERROR event inside a stream: the same', async (t) => {
@@ -130,7 +136,13 @@ t.test('the API away for 30 s: state kept and marked stale, then converges', asy
   t.equal(informer.list().length, 3, 'still the last known state');
   api.setDown(false);
   t.ok(await until(() => !informer.stale && informer.list().length === 3, 10_000), 'back and converged');
-  t.same(informer.list().map((o) => o.metadata.name).sort(), ['a', 'c', 'd']);
+  t.same(
+    informer
+      .list()
+      .map((o) => o.metadata.name)
+      .sort(),
+    ['a', 'c', 'd'],
+  );
   const after = names(events.slice(3));
   t.same(after.sort(), ['add d', 'delete b', 'update a'], 'each change emitted exactly once');
 });

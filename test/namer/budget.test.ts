@@ -180,9 +180,7 @@ const tree: fc.Arbitrary<NameTree<Path>> = fc.letrec<{ tree: NameTree<Path> }>((
     fc.array(fc.record({ weight, tree: tie('tree') }), { minLength: 2, maxLength: 3 }).map((members) => ({ kind: 'union', members }) as const),
   ),
 })).tree;
-const dtabText = fc
-  .array(fc.tuple(fc.constantFrom(...LABELS), tree), { maxLength: 8 })
-  .map((ds) => ds.map(([p, d]) => `/${p}=>${showNameTree(d)}`).join(';'));
+const dtabText = fc.array(fc.tuple(fc.constantFrom(...LABELS), tree), { maxLength: 8 }).map((ds) => ds.map(([p, d]) => `/${p}=>${showNameTree(d)}`).join(';'));
 
 /** Dtab size in nodes: one per dentry plus one per node of its destination. */
 function dtabSize(d: Dtab): number {

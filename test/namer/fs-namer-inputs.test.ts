@@ -47,7 +47,11 @@ t.test('fs namer: a FIFO, /dev/zero and a 2 MiB entry are neg within 1 s; a good
   t.teardown(() => namer.close());
   const started = Date.now();
   const [fifo, zero, huge] = await Promise.all(['fifo', 'zero', 'huge'].map((n) => settled(namer.lookup(new Path([n])), 1000)));
-  for (const [name, s] of [['fifo', fifo], ['zero', zero], ['huge', huge]] as const) {
+  for (const [name, s] of [
+    ['fifo', fifo],
+    ['zero', zero],
+    ['huge', huge],
+  ] as const) {
     t.same(s, { kind: 'ok', tree: { kind: 'neg' } }, `${name} is neg, not pending`);
   }
   t.ok(Date.now() - started < 1000, `settled in ${Date.now() - started} ms`);
@@ -91,6 +95,10 @@ t.test('hostmesh delegate --dtab-file: a FIFO, /dev/zero or a 2 MiB file exits 1
     t.ok(Date.now() - started < 1000, `${file}: refused in ${Date.now() - started} ms`);
   }
   const out: string[] = [];
-  t.equal(await runDelegate({ path: '/svc/x', dtabFile: join(dir, 'ok.dtab') }, { out: (l) => out.push(l), err: () => undefined }), 0, 'a regular dtab file still works');
+  t.equal(
+    await runDelegate({ path: '/svc/x', dtabFile: join(dir, 'ok.dtab') }, { out: (l) => out.push(l), err: () => undefined }),
+    0,
+    'a regular dtab file still works',
+  );
   t.match(out.join('\n'), /bound: \/\$\/inet\/127.0.0.1\/9\/x/);
 });

@@ -16,7 +16,10 @@ class FakeNamer implements Namer {
   readonly kind = 'fake';
   readonly prefix = Path.of('fake');
   readonly vars = new Map<string, Var<Lookup>>();
-  constructor(readonly known: Set<string>, readonly pending = new Set<string>()) {}
+  constructor(
+    readonly known: Set<string>,
+    readonly pending = new Set<string>(),
+  ) {}
   lookup(path: Path): Var<Lookup> {
     const name = path.elems[0] ?? '';
     let v = this.vars.get(name);
@@ -128,9 +131,15 @@ t.test('the delegation tree records each step with its dentry (Linkerd 1 shape)'
       },
     },
   });
-  const alt = delegateJson(await interp.delegate(Dtab.read('/svc=>/#/fake;/svc=>/#/fake/nope'), parsePath('/svc/world'))) as { type: string; alt: { type: string }[] };
+  const alt = delegateJson(await interp.delegate(Dtab.read('/svc=>/#/fake;/svc=>/#/fake/nope'), parsePath('/svc/world'))) as {
+    type: string;
+    alt: { type: string }[];
+  };
   t.equal(alt.type, 'alt');
-  t.same(alt.alt.map((c) => c.type), ['neg', 'leaf']);
+  t.same(
+    alt.alt.map((c) => c.type),
+    ['neg', 'leaf'],
+  );
   const bound: NameTree<BoundName> = boundTree(tree);
   t.equal(bound.kind, 'leaf');
 });

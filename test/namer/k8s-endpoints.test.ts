@@ -4,7 +4,12 @@
 import t from 'tap';
 import { endpointsEndpoints, parsePortRef, pickPort, sliceEndpoints, type EndpointSliceObject } from '../../src/namer/k8s/endpoints.js';
 
-const slice = (o: Partial<EndpointSliceObject>): EndpointSliceObject => ({ addressType: 'IPv4', metadata: { name: 's' }, ports: [{ name: 'http', port: 8080, protocol: 'TCP' }], ...o });
+const slice = (o: Partial<EndpointSliceObject>): EndpointSliceObject => ({
+  addressType: 'IPv4',
+  metadata: { name: 's' },
+  ports: [{ name: 'http', port: 8080, protocol: 'TCP' }],
+  ...o,
+});
 const hosts = (eps: { host: string; port: number }[]): string[] => eps.map((e) => `${e.host}:${e.port}`);
 
 t.test('ready endpoints, nil ready counts as ready, unready ones are dropped', async (t) => {
@@ -23,9 +28,15 @@ t.test('ready endpoints, nil ready counts as ready, unready ones are dropped', a
 
 t.test('serving-but-terminating endpoints only when nothing is ready', async (t) => {
   const terminating = { addresses: ['10.0.0.9'], conditions: { ready: false, serving: true, terminating: true } };
-  t.same(hosts(sliceEndpoints([slice({ endpoints: [terminating, { addresses: ['10.0.0.1'], conditions: { ready: true } }] })], { byName: 'http' })), ['10.0.0.1:8080']);
+  t.same(hosts(sliceEndpoints([slice({ endpoints: [terminating, { addresses: ['10.0.0.1'], conditions: { ready: true } }] })], { byName: 'http' })), [
+    '10.0.0.1:8080',
+  ]);
   t.same(hosts(sliceEndpoints([slice({ endpoints: [terminating] })], { byName: 'http' })), ['10.0.0.9:8080'], 'fallback');
-  t.same(sliceEndpoints([slice({ endpoints: [{ addresses: ['10.0.0.8'], conditions: { ready: false, serving: false, terminating: true } }] })], { byName: 'http' }), [], 'not serving: never');
+  t.same(
+    sliceEndpoints([slice({ endpoints: [{ addresses: ['10.0.0.8'], conditions: { ready: false, serving: false, terminating: true } }] })], { byName: 'http' }),
+    [],
+    'not serving: never',
+  );
 });
 
 t.test('several slices merge; IPv6 kept; FQDN skipped; null endpoints; duplicates once', async (t) => {

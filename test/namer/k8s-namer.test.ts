@@ -17,7 +17,12 @@ import { freePorts } from '../helpers/ports.js';
 
 async function setup(t: Test, options: Partial<K8sNamerOptions> = {}) {
   const api = await new FakeApiServer().start();
-  const namer = new K8sNamer({ client: new K8sClient(plainConnection('127.0.0.1', api.port)), logger: silentLogger(), backoff: { baseMs: 20, capMs: 200 }, ...options });
+  const namer = new K8sNamer({
+    client: new K8sClient(plainConnection('127.0.0.1', api.port)),
+    logger: silentLogger(),
+    backoff: { baseMs: 20, capMs: 200 },
+    ...options,
+  });
   t.teardown(async () => {
     await namer.close();
     await api.close();

@@ -209,7 +209,13 @@ t.test('the interpreter holds a namer lookup only while a live binding watches i
 t.test('k8s namer at maxNamespaces: an idle namespace is given up, else the name fails naming the limit', async (t) => {
   const api = await new FakeApiServer().start();
   let now = 0;
-  const namer = new K8sNamer({ client: new K8sClient(plainConnection('127.0.0.1', api.port)), logger: silentLogger(), maxNamespaces: 2, idleTtlMs: 10_000, now: () => now });
+  const namer = new K8sNamer({
+    client: new K8sClient(plainConnection('127.0.0.1', api.port)),
+    logger: silentLogger(),
+    maxNamespaces: 2,
+    idleTtlMs: 10_000,
+    now: () => now,
+  });
   t.teardown(async () => {
     await namer.close();
     await api.close();

@@ -28,7 +28,13 @@ function manualSchedule(): { schedule: Schedule; pending: () => number; fire: ()
 async function state(p: Promise<void> | undefined): Promise<string> {
   if (p === undefined) return 'admitted';
   const tick = new Promise<string>((r) => setImmediate(() => r('waiting')));
-  return Promise.race([p.then(() => 'admitted', (e: unknown) => (e instanceof ShedError ? e.reason : String(e))), tick]);
+  return Promise.race([
+    p.then(
+      () => 'admitted',
+      (e: unknown) => (e instanceof ShedError ? e.reason : String(e)),
+    ),
+    tick,
+  ]);
 }
 
 t.test('a source gets its share, not the pool; others get the rest at once', async (t) => {

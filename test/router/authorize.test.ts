@@ -54,25 +54,70 @@ const denied = (f: () => void): string | undefined => {
 
 t.test('incoming: the listener caller if any, else the verified peer identity', async (t) => {
   const decisions: string[] = [];
-  const authorize = authorizer({ policy: () => POLICY, logger: pino({ level: 'silent' }), onDecision: (_s, dest, caller, v) => decisions.push(`${caller} ${dest} ${v}`) });
-  t.equal(denied(() => authorize(req(true), { service: '/svc/api' }, API, 'spiffe://hostmesh/node/node-a')), undefined, 'a node identity as peer: node rule');
-  t.match(denied(() => authorize(req(true), { service: '/svc/api' }, API, 'spiffe://hostmesh/node/node-b')), /^AUTHZ_DENIED: authorization denied: no rule allows .*node-b.* to payments\/api:http/);
-  const web: RequestContext = { service: '/svc/api', caller: { authenticated: true, identity: 'shop.web.serviceaccount.identity.hostmesh.cluster.local', namespace: 'web', serviceAccount: 'shop' } };
-  t.equal(denied(() => authorize(req(true), web, API, 'spiffe://hostmesh/node/node-b')), undefined, "the listener's caller wins over the peer");
-  t.match(denied(() => authorize(req(true), web, LEDGER, undefined)), /AUTHZ_DENIED/, 'decided on the bound name given');
-  t.match(denied(() => authorize(req(true), {}, API, undefined)), /AUTHZ_DENIED: .*unauthenticated/i, 'no caller, no peer: unauthenticated');
-  t.same(decisions.slice(0, 2), ['spiffe://hostmesh/node/node-a /#/io.l5d.k8s/payments/http/api allow', 'spiffe://hostmesh/node/node-b /#/io.l5d.k8s/payments/http/api deny']);
+  const authorize = authorizer({
+    policy: () => POLICY,
+    logger: pino({ level: 'silent' }),
+    onDecision: (_s, dest, caller, v) => decisions.push(`${caller} ${dest} ${v}`),
+  });
+  t.equal(
+    denied(() => authorize(req(true), { service: '/svc/api' }, API, 'spiffe://hostmesh/node/node-a')),
+    undefined,
+    'a node identity as peer: node rule',
+  );
+  t.match(
+    denied(() => authorize(req(true), { service: '/svc/api' }, API, 'spiffe://hostmesh/node/node-b')),
+    /^AUTHZ_DENIED: authorization denied: no rule allows .*node-b.* to payments\/api:http/,
+  );
+  const web: RequestContext = {
+    service: '/svc/api',
+    caller: { authenticated: true, identity: 'shop.web.serviceaccount.identity.hostmesh.cluster.local', namespace: 'web', serviceAccount: 'shop' },
+  };
+  t.equal(
+    denied(() => authorize(req(true), web, API, 'spiffe://hostmesh/node/node-b')),
+    undefined,
+    "the listener's caller wins over the peer",
+  );
+  t.match(
+    denied(() => authorize(req(true), web, LEDGER, undefined)),
+    /AUTHZ_DENIED/,
+    'decided on the bound name given',
+  );
+  t.match(
+    denied(() => authorize(req(true), {}, API, undefined)),
+    /AUTHZ_DENIED: .*unauthenticated/i,
+    'no caller, no peer: unauthenticated',
+  );
+  t.same(decisions.slice(0, 2), [
+    'spiffe://hostmesh/node/node-a /#/io.l5d.k8s/payments/http/api allow',
+    'spiffe://hostmesh/node/node-b /#/io.l5d.k8s/payments/http/api deny',
+  ]);
 });
 
 t.test('outgoing: destinations are not decided there; overrides are refused per caller namespace', async (t) => {
   const decisions: string[] = [];
   const refused: string[] = [];
-  const authorize = authorizer({ policy: () => POLICY, logger: pino({ level: 'silent' }), onDecision: () => decisions.push('x'), onOverrideRefused: (s, d, c) => refused.push(`${s} ${d} ${c}`) });
-  t.equal(denied(() => authorize(req(false), { service: '/svc/ledger' }, LEDGER, undefined)), undefined, 'the incoming router decides');
+  const authorize = authorizer({
+    policy: () => POLICY,
+    logger: pino({ level: 'silent' }),
+    onDecision: () => decisions.push('x'),
+    onOverrideRefused: (s, d, c) => refused.push(`${s} ${d} ${c}`),
+  });
+  t.equal(
+    denied(() => authorize(req(false), { service: '/svc/ledger' }, LEDGER, undefined)),
+    undefined,
+    'the incoming router decides',
+  );
   t.same(decisions, []);
-  t.match(denied(() => authorize(req(false), { service: '/svc/x', overrides: '/svc/x=>/svc/y' }, LEDGER, undefined)), /^DTAB_OVERRIDE_REFUSED: l5d-dtab overrides are not allowed for unauthenticated/);
+  t.match(
+    denied(() => authorize(req(false), { service: '/svc/x', overrides: '/svc/x=>/svc/y' }, LEDGER, undefined)),
+    /^DTAB_OVERRIDE_REFUSED: l5d-dtab overrides are not allowed for unauthenticated/,
+  );
   t.same(refused, [`/svc/x ${LEDGER} unauthenticated`]);
-  t.equal(denied(() => authorize(req(false), { service: '/svc/x', overrides: '' }, LEDGER, undefined)), undefined, 'no override, nothing to refuse');
+  t.equal(
+    denied(() => authorize(req(false), { service: '/svc/x', overrides: '' }, LEDGER, undefined)),
+    undefined,
+    'no override, nothing to refuse',
+  );
 });
 
 t.test('audit: allowed; would-deny lines are rate limited on the injected clock and the rest summed up', async (t) => {
@@ -81,7 +126,11 @@ t.test('audit: allowed; would-deny lines are rate limited on the injected clock 
   const verdicts: string[] = [];
   const authorize = authorizer({ policy: () => POLICY, logger, now: () => now, onDecision: (_s, _d, _c, v) => verdicts.push(v) });
   const staging = '/#/io.l5d.k8s/staging/http/app';
-  for (let i = 0; i < AUDIT_LOG_PER_MINUTE + 5; i++) t.equal(denied(() => authorize(req(true), {}, staging, 'spiffe://hostmesh/node/node-b')), undefined);
+  for (let i = 0; i < AUDIT_LOG_PER_MINUTE + 5; i++)
+    t.equal(
+      denied(() => authorize(req(true), {}, staging, 'spiffe://hostmesh/node/node-b')),
+      undefined,
+    );
   t.ok(verdicts.every((v) => v === 'audit') && verdicts.length === AUDIT_LOG_PER_MINUTE + 5, 'every one allowed and counted as audit');
   await new Promise((r) => setImmediate(r));
   t.equal(lines.length, AUDIT_LOG_PER_MINUTE, 'at most the per-minute budget of lines');

@@ -3,15 +3,39 @@ import { pickP2C, pickWeighted } from '../../src/router/balancer.js';
 import { EndpointPools } from '../../src/router/endpoint-pool.js';
 
 t.test('p2c picks the less loaded of two random endpoints', async (t) => {
-  const load = new Map([['a', 5], ['b', 1], ['c', 9]]);
+  const load = new Map([
+    ['a', 5],
+    ['b', 1],
+    ['c', 9],
+  ]);
   // random 0 -> index 0 ('a'); second draw 0.99 over the other two -> index 2 ('c'): a wins (5 < 9)
   const seq = [0, 0.99];
-  t.equal(pickP2C(['a', 'b', 'c'], (x) => load.get(x) ?? 0, () => seq.shift() ?? 0), 'a');
+  t.equal(
+    pickP2C(
+      ['a', 'b', 'c'],
+      (x) => load.get(x) ?? 0,
+      () => seq.shift() ?? 0,
+    ),
+    'a',
+  );
   const seq2 = [0, 0];
   // a vs b: b is less loaded
-  t.equal(pickP2C(['a', 'b', 'c'], (x) => load.get(x) ?? 0, () => seq2.shift() ?? 0), 'b');
-  t.equal(pickP2C([], () => 0), undefined);
-  t.equal(pickP2C(['only'], () => 0), 'only');
+  t.equal(
+    pickP2C(
+      ['a', 'b', 'c'],
+      (x) => load.get(x) ?? 0,
+      () => seq2.shift() ?? 0,
+    ),
+    'b',
+  );
+  t.equal(
+    pickP2C([], () => 0),
+    undefined,
+  );
+  t.equal(
+    pickP2C(['only'], () => 0),
+    'only',
+  );
 });
 
 /** Every pair of draws on a G x G grid of [0, 1), in order: a deterministic, uniform random source. */
@@ -42,7 +66,11 @@ t.test('p2c over a uniform random source: two distinct endpoints every time, eac
 
 t.test('p2c over a uniform random source: the less loaded of each pair wins, so the busiest endpoint never does', async (t) => {
   const { random, draws } = gridRandom(30);
-  const load = new Map([['a', 5], ['b', 1], ['c', 9]]);
+  const load = new Map([
+    ['a', 5],
+    ['b', 1],
+    ['c', 9],
+  ]);
   const picked = new Map<string, number>();
   for (let i = 0; i < draws; i++) {
     const x = pickP2C(['a', 'b', 'c'], (e) => load.get(e) ?? 0, random) as string;
@@ -53,9 +81,18 @@ t.test('p2c over a uniform random source: the less loaded of each pair wins, so 
 });
 
 t.test('weighted choice follows weights', async (t) => {
-  t.equal(pickWeighted([1, 3], () => 0.2), 0);
-  t.equal(pickWeighted([1, 3], () => 0.3), 1);
-  t.equal(pickWeighted([0, 0], () => 0.5), 0);
+  t.equal(
+    pickWeighted([1, 3], () => 0.2),
+    0,
+  );
+  t.equal(
+    pickWeighted([1, 3], () => 0.3),
+    1,
+  );
+  t.equal(
+    pickWeighted([0, 0], () => 0.5),
+    0,
+  );
 });
 
 t.test('EWMA cost: slower and busier endpoints cost more; latency decays back', async (t) => {
@@ -68,7 +105,15 @@ t.test('EWMA cost: slower and busier endpoints cost more; latency decays back', 
   pools.observe(f, 5, 1000);
   pools.observe(s, 200, 1000);
   t.ok(pools.cost(slow) > pools.cost(fast), 'a slow endpoint costs more');
-  t.equal(pickP2C([fast, slow], (e) => pools.cost(e), () => 0.9), fast, 'and p2c over EWMA cost avoids it');
+  t.equal(
+    pickP2C(
+      [fast, slow],
+      (e) => pools.cost(e),
+      () => 0.9,
+    ),
+    fast,
+    'and p2c over EWMA cost avoids it',
+  );
   f.inFlight = 100;
   t.ok(pools.cost(fast) > pools.cost(slow), 'a busy endpoint costs more even when fast');
   f.inFlight = 0;

@@ -41,7 +41,21 @@ t.test('header count: over the limit only when more fields than it arrived', asy
 });
 
 t.test('credential-like names are recognised, ordinary ones are not', async (t) => {
-  for (const name of ['Authorization', 'X-Api-Key', 'apikey', 'X-Auth-Token', 'X-Session-Id', 'X-Client-Secret', 'X-Passwd', 'X-CSRF-Token', 'X-Forwarded-Client-Cert', 'Cookie', 'Set-Cookie', 'X-Jwt-Assertion', 'X-Signature']) {
+  for (const name of [
+    'Authorization',
+    'X-Api-Key',
+    'apikey',
+    'X-Auth-Token',
+    'X-Session-Id',
+    'X-Client-Secret',
+    'X-Passwd',
+    'X-CSRF-Token',
+    'X-Forwarded-Client-Cert',
+    'Cookie',
+    'Set-Cookie',
+    'X-Jwt-Assertion',
+    'X-Signature',
+  ]) {
     t.ok(isCredentialLike(name), name);
   }
   for (const name of ['Host', 'Accept', 'User-Agent', 'X-Probe', 'Max-Forwards', 'Content-Type', 'l5d-reqid', 'Via']) t.notOk(isCredentialLike(name), name);
@@ -49,11 +63,54 @@ t.test('credential-like names are recognised, ordinary ones are not', async (t) 
 
 t.test('an h2c-only upgrade is rewritten as a plain HTTP/1.1 request head', async (t) => {
   const req = (headers: [string, string][], url = '/x'): IncomingMessage =>
-    ({ method: 'POST', url, httpVersion: '1.1', rawHeaders: headers.flat(), headers: Object.fromEntries(headers.map(([k, v]) => [k.toLowerCase(), v])) }) as unknown as IncomingMessage;
-  const plain = h2cAsHttp11(req([['Host', 'world'], ['Connection', 'Upgrade, HTTP2-Settings, keep-alive'], ['Upgrade', 'h2c'], ['HTTP2-Settings', 'AAMA'], ['Content-Length', '5']]));
+    ({
+      method: 'POST',
+      url,
+      httpVersion: '1.1',
+      rawHeaders: headers.flat(),
+      headers: Object.fromEntries(headers.map(([k, v]) => [k.toLowerCase(), v])),
+    }) as unknown as IncomingMessage;
+  const plain = h2cAsHttp11(
+    req([
+      ['Host', 'world'],
+      ['Connection', 'Upgrade, HTTP2-Settings, keep-alive'],
+      ['Upgrade', 'h2c'],
+      ['HTTP2-Settings', 'AAMA'],
+      ['Content-Length', '5'],
+    ]),
+  );
   t.equal(plain?.toString('latin1'), 'POST /x HTTP/1.1\r\nHost: world\r\nConnection: keep-alive\r\nContent-Length: 5\r\n\r\n');
-  const bare = h2cAsHttp11(req([['Host', 'world'], ['Connection', 'upgrade'], ['Upgrade', 'H2C']], 'http://world/y'));
+  const bare = h2cAsHttp11(
+    req(
+      [
+        ['Host', 'world'],
+        ['Connection', 'upgrade'],
+        ['Upgrade', 'H2C'],
+      ],
+      'http://world/y',
+    ),
+  );
   t.equal(bare?.toString('latin1'), 'POST http://world/y HTTP/1.1\r\nHost: world\r\n\r\n', 'absolute-form kept; a Connection left empty is dropped');
-  t.equal(h2cAsHttp11(req([['Host', 'w'], ['Connection', 'Upgrade'], ['Upgrade', 'websocket']])), undefined, 'WebSocket is not touched');
-  t.equal(h2cAsHttp11(req([['Host', 'w'], ['Connection', 'Upgrade'], ['Upgrade', 'h2c, websocket']])), undefined, 'a mixed offer is tunnelled as before');
+  t.equal(
+    h2cAsHttp11(
+      req([
+        ['Host', 'w'],
+        ['Connection', 'Upgrade'],
+        ['Upgrade', 'websocket'],
+      ]),
+    ),
+    undefined,
+    'WebSocket is not touched',
+  );
+  t.equal(
+    h2cAsHttp11(
+      req([
+        ['Host', 'w'],
+        ['Connection', 'Upgrade'],
+        ['Upgrade', 'h2c, websocket'],
+      ]),
+    ),
+    undefined,
+    'a mixed offer is tunnelled as before',
+  );
 });

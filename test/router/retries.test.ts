@@ -2,7 +2,7 @@
 // injected clock, then retries through a running router over real sockets.
 
 import http from 'node:http';
-import { PassThrough, Readable } from 'node:stream';
+import { PassThrough, type Readable } from 'node:stream';
 import t from 'tap';
 import type { HostmeshConfig, RouterConfig } from '../../src/config/types.js';
 import { silentLogger } from '../../src/log.js';

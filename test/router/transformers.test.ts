@@ -6,7 +6,10 @@ const ep = (host: string, port: number, nodeName?: string): Endpoint => ({ host,
 
 t.test('localnode keeps only this node, by name, even within one /24', async (t) => {
   const all = [ep('10.0.0.5', 80, 'a'), ep('10.0.0.6', 80, 'b'), ep('10.0.0.7', 80, 'a')];
-  t.same(localNode('a')(all).endpoints.map((e) => e.host), ['10.0.0.5', '10.0.0.7']);
+  t.same(
+    localNode('a')(all).endpoints.map((e) => e.host),
+    ['10.0.0.5', '10.0.0.7'],
+  );
   const none = localNode('c')(all);
   t.same(none.endpoints, []);
   t.match(none.why, /node c/);
@@ -24,7 +27,10 @@ t.test('daemonset maps destinations to the router on their node', async (t) => {
 
 t.test('io.l5d.port sends to the same hosts on another port', async (t) => {
   const r = portTransform(4141)([ep('10.0.0.5', 80, 'a'), ep('10.0.0.6', 8080)]);
-  t.same(r.endpoints.map((e) => `${e.host}:${e.port}`), ['10.0.0.5:4141', '10.0.0.6:4141']);
+  t.same(
+    r.endpoints.map((e) => `${e.host}:${e.port}`),
+    ['10.0.0.5:4141', '10.0.0.6:4141'],
+  );
   t.equal(r.endpoints[0]?.meta.nodeName, 'a', 'metadata is kept');
 });
 
@@ -43,7 +49,10 @@ t.test('io.l5d.replace / io.l5d.const replace any destination; nothing stays not
 
 t.test('io.l5d.localhost / specificHost keep endpoints on the given hosts', async (t) => {
   const tr = hostFilter(['10.0.0.5', '127.0.0.1'], 'this host');
-  t.same(tr([ep('10.0.0.5', 80), ep('10.0.0.6', 80), ep('127.0.0.1', 81)]).endpoints.map((e) => e.port), [80, 81]);
+  t.same(
+    tr([ep('10.0.0.5', 80), ep('10.0.0.6', 80), ep('127.0.0.1', 81)]).endpoints.map((e) => e.port),
+    [80, 81],
+  );
   const none = tr([ep('10.9.9.9', 80)]);
   t.same(none.endpoints, []);
   t.match(none.why, /on this host/);

@@ -33,7 +33,7 @@ routers:
   t.equal(c.routers[0]?.servers[0]?.clearContext, true);
   t.same(warnings, [], 'no "accepted, not enforced" warning');
   t.same(c.authz, { policyFile: '/etc/hm/policies/p.yaml', pollMs: 500, parserMemoryMb: 128 });
-  const { config: none } = parseConfig(text.replace(/^authz:\n(  .*\n)+/, ''), '/etc/hm/config.yaml');
+  const { config: none } = parseConfig(text.replace(/^authz:\n( {2}.*\n)+/, ''), '/etc/hm/config.yaml');
   t.equal(none.authz, undefined, 'absent: no policy (allow all)');
   for (const [what, bad, where] of [
     ['a misspelt key', 'authz:\n  policyfile: p.yaml\n', /config\.yaml:2:3: .*policyfile/],
@@ -42,7 +42,7 @@ routers:
     ['a tiny parser heap', 'authz:\n  policyFile: p.yaml\n  parserMemoryMb: 1\n', /config\.yaml:3:19: .*parserMemoryMb/],
     ['clearContext not a boolean', text.replace('clearContext: true', 'clearContext: yes please'), /clearContext/],
   ] as const) {
-    const input = what === 'clearContext not a boolean' ? bad : bad + text.replace(/^authz:\n(  .*\n)+/, '');
+    const input = what === 'clearContext not a boolean' ? bad : bad + text.replace(/^authz:\n( {2}.*\n)+/, '');
     let problems = '';
     try {
       parseConfig(input, '/etc/hm/config.yaml');
@@ -92,12 +92,22 @@ t.test('a server with clearContext: true drops l5d-dtab and l5d-ctx-*; one witho
     await rm(dir, { recursive: true, force: true });
   });
   // The override would send the request to a closed port (a 502); the context headers are forged.
-  const headers = { 'l5d-dtab': `/svc/app => /$/inet/${HOST}/1`, 'l5d-ctx-dtab': `/svc/app => /$/inet/${HOST}/2`, 'l5d-ctx-trace': 'forged', 'l5d-ctx-deadline': '1 2', 'x-app': 'kept' };
+  const headers = {
+    'l5d-dtab': `/svc/app => /$/inet/${HOST}/1`,
+    'l5d-ctx-dtab': `/svc/app => /$/inet/${HOST}/2`,
+    'l5d-ctx-trace': 'forged',
+    'l5d-ctx-deadline': '1 2',
+    'x-app': 'kept',
+  };
   const r = await request({ host: HOST, port: cleared, path: 'http://app/', headers });
   t.equal(r.status, 200, 'the override was not applied');
   t.equal(r.body, 'backend');
   const got = seen.at(-1) ?? {};
-  t.same(Object.keys(got).filter((k) => k.startsWith('l5d-ctx-') || k === 'l5d-dtab'), [], 'no l5d-ctx-* or l5d-dtab reaches the next hop');
+  t.same(
+    Object.keys(got).filter((k) => k.startsWith('l5d-ctx-') || k === 'l5d-dtab'),
+    [],
+    'no l5d-ctx-* or l5d-dtab reaches the next hop',
+  );
   t.equal(got['x-app'], 'kept', "the app's own headers pass");
 
   const honoured = await request({ host: HOST, port: plain, path: 'http://app/', headers });

@@ -95,7 +95,11 @@ t.test('a client offering only suites without forward secrecy or with CBC fails 
     const r = await call('incoming', peer, { maxVersion: 'TLSv1.2', ciphers });
     t.ok(r.error !== undefined && r.status === undefined, `${ciphers} over TLS 1.2 is refused (${r.error ?? r.status})`);
   }
-  t.match(await mesh.metrics.registry.metrics(), /hostmesh_tls_handshake_failures_total\{router="incoming",reason="no_shared_cipher"\} 5/, 'each refusal is counted');
+  t.match(
+    await mesh.metrics.registry.metrics(),
+    /hostmesh_tls_handshake_failures_total\{router="incoming",reason="no_shared_cipher"\} 5/,
+    'each refusal is counted',
+  );
   await stillServes(t);
 });
 
@@ -114,7 +118,11 @@ t.test('forward-secret AEAD suites work over TLS 1.2, and TLS 1.3 is the default
 });
 
 t.test("the server's protocols and ciphers keys (Linkerd 1 names) are enforced", async (t) => {
-  t.same(await call('strict', peer, { maxVersion: 'TLSv1.2', ciphers: 'ECDHE-RSA-AES256-GCM-SHA384' }), { status: 200, body: 'spiffe://hostmesh/node/node-a' }, 'the listed suite');
+  t.same(
+    await call('strict', peer, { maxVersion: 'TLSv1.2', ciphers: 'ECDHE-RSA-AES256-GCM-SHA384' }),
+    { status: 200, body: 'spiffe://hostmesh/node/node-a' },
+    'the listed suite',
+  );
   t.ok((await call('strict', peer, { maxVersion: 'TLSv1.2', ciphers: 'ECDHE-RSA-AES128-GCM-SHA256' })).error, 'a suite not listed is refused');
   t.ok((await call('strict', peer, { minVersion: 'TLSv1.3' })).error, 'TLS 1.3 is refused when protocols lists only TLSv1.2');
   t.ok((await call('tls13', peer, { maxVersion: 'TLSv1.2' })).error, 'TLS 1.2 is refused when protocols lists only TLSv1.3');
@@ -123,7 +131,13 @@ t.test("the server's protocols and ciphers keys (Linkerd 1 names) are enforced",
 
 t.test('a peer certificate must be a leaf for client authentication', async (t) => {
   const refused: Record<string, Pem> = {
-    'a CA certificate signed by the mesh CA': issueCertificate(ca, { commonName: 'hostmesh', uris: ['spiffe://hostmesh/node/ca'], isCa: true, usage: 'both', days: 1 }),
+    'a CA certificate signed by the mesh CA': issueCertificate(ca, {
+      commonName: 'hostmesh',
+      uris: ['spiffe://hostmesh/node/ca'],
+      isCa: true,
+      usage: 'both',
+      days: 1,
+    }),
     'a server-only certificate': issueCertificate(ca, { commonName: 'hostmesh', uris: ['spiffe://hostmesh/node/server'], usage: 'server', days: 1 }),
     'a certificate without extended key usage': issueCertificate(ca, { commonName: 'hostmesh', uris: ['spiffe://hostmesh/node/any'], usage: 'none', days: 1 }),
   };
@@ -139,10 +153,19 @@ t.test('a peer certificate must be a leaf for client authentication', async (t) 
 });
 
 t.test('the identity is the URI SAN (else the first DNS SAN) exactly as the certificate holds it', async (t) => {
-  const issue = (names: { uris?: string[]; dnsNames?: string[] }): Pem => issueCertificate(ca, { commonName: 'cn-is-not-used', usage: 'both', days: 1, ...names });
-  t.same(await call('incoming', issue({ dnsNames: ['hostmesh'], uris: ['spiffe://hostmesh/node/a,b'] })), { status: 200, body: 'spiffe://hostmesh/node/a,b' }, 'a comma in the URI');
+  const issue = (names: { uris?: string[]; dnsNames?: string[] }): Pem =>
+    issueCertificate(ca, { commonName: 'cn-is-not-used', usage: 'both', days: 1, ...names });
+  t.same(
+    await call('incoming', issue({ dnsNames: ['hostmesh'], uris: ['spiffe://hostmesh/node/a,b'] })),
+    { status: 200, body: 'spiffe://hostmesh/node/a,b' },
+    'a comma in the URI',
+  );
   t.same(await call('incoming', issue({ dnsNames: ['node-7.hostmesh', 'other'] })), { status: 200, body: 'node-7.hostmesh' }, 'no URI SAN: the first DNS SAN');
-  t.same(await call('incoming', issue({ dnsNames: ['hostmesh'], uris: ['spiffe://hostmesh/node/"x"'] })), { status: 200, body: 'spiffe://hostmesh/node/"x"' }, 'quotes in the URI');
+  t.same(
+    await call('incoming', issue({ dnsNames: ['hostmesh'], uris: ['spiffe://hostmesh/node/"x"'] })),
+    { status: 200, body: 'spiffe://hostmesh/node/"x"' },
+    'quotes in the URI',
+  );
   const bad: Record<string, Pem> = {
     'CR/LF in the URI SAN': issue({ uris: ['spiffe://hostmesh/node/x\r\nl5d-client-id: spiffe://hostmesh/node/admin'] }),
     'non-ASCII in the URI SAN': issue({ uris: ['spiffe://hostmesh/node/é'] }),

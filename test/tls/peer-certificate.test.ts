@@ -8,12 +8,19 @@ import { certificateIdentity, sanNames } from '../../src/tls/peer-certificate.js
 import { createCa, issueCertificate } from '../../src/tls/generate.js';
 
 const ca = createCa({ commonName: 'test CA', days: 1 });
-const der = (names: { uris?: string[]; dnsNames?: string[] }, commonName = 'cn'): Buffer => new X509Certificate(issueCertificate(ca, { commonName, days: 1, ...names }).certPem).raw;
+const der = (names: { uris?: string[]; dnsNames?: string[] }, commonName = 'cn'): Buffer =>
+  new X509Certificate(issueCertificate(ca, { commonName, days: 1, ...names }).certPem).raw;
 
 t.test('SANs are read in order, byte for byte', async (t) => {
   const names = sanNames(der({ dnsNames: ['a.example', 'x, URI:spiffe://evil'], uris: ['spiffe://m/n/a,b', 'urn:x\r\ny'] }));
-  t.same(names?.dns.map((b) => b.toString('latin1')), ['a.example', 'x, URI:spiffe://evil']);
-  t.same(names?.uris.map((b) => b.toString('latin1')), ['spiffe://m/n/a,b', 'urn:x\r\ny']);
+  t.same(
+    names?.dns.map((b) => b.toString('latin1')),
+    ['a.example', 'x, URI:spiffe://evil'],
+  );
+  t.same(
+    names?.uris.map((b) => b.toString('latin1')),
+    ['spiffe://m/n/a,b', 'urn:x\r\ny'],
+  );
   t.same(sanNames(new X509Certificate(ca.certPem).raw), { uris: [], dns: [] }, 'a certificate without the extension');
 });
 

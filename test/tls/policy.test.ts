@@ -44,7 +44,14 @@ t.test('cipher names: IANA/JSSE and OpenSSL spellings', async (t) => {
   ];
   for (const [name, want] of table) {
     const v = classifyCipher(name);
-    const got = v.kind === 'ok' ? (v.weakness !== undefined ? `weak ${v.openssl} ${v.weakness}` : `ok ${v.openssl}`) : v.kind === 'unavailable' ? `unavailable ${v.openssl}` : v.kind;
+    const got =
+      v.kind === 'ok'
+        ? v.weakness !== undefined
+          ? `weak ${v.openssl} ${v.weakness}`
+          : `ok ${v.openssl}`
+        : v.kind === 'unavailable'
+          ? `unavailable ${v.openssl}`
+          : v.kind;
     t.equal(got, want, name);
   }
 });
@@ -53,12 +60,21 @@ t.test('the default is TLS 1.2-1.3 with forward-secret AEAD suites only', async 
   const p = tlsPolicy();
   t.equal(p.minVersion, 'TLSv1.2');
   t.equal(p.maxVersion, 'TLSv1.3');
-  for (const suite of p.ciphers.split(':')) t.match(suite, /^(TLS_(AES_\d+_GCM|CHACHA20_POLY1305)_SHA\d+|ECDHE-(RSA|ECDSA)-(AES\d+-GCM-SHA\d+|CHACHA20-POLY1305))$/, suite);
+  for (const suite of p.ciphers.split(':'))
+    t.match(suite, /^(TLS_(AES_\d+_GCM|CHACHA20_POLY1305)_SHA\d+|ECDHE-(RSA|ECDSA)-(AES\d+-GCM-SHA\d+|CHACHA20-POLY1305))$/, suite);
 });
 
 t.test('lists combine: TLS 1.3 keeps its suites unless some are listed; problems and notes carry their index', async (t) => {
-  t.same(tlsPolicy(['TLSv1.2'], ['TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384']), { minVersion: 'TLSv1.2', maxVersion: 'TLSv1.2', ciphers: 'TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256:ECDHE-RSA-AES256-GCM-SHA384' });
-  t.same(tlsPolicy(undefined, ['TLS_AES_256_GCM_SHA384']), { minVersion: 'TLSv1.3', maxVersion: 'TLSv1.3', ciphers: 'TLS_AES_256_GCM_SHA384' }, 'only TLS 1.3 suites listed: TLS 1.3 only');
+  t.same(tlsPolicy(['TLSv1.2'], ['TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384']), {
+    minVersion: 'TLSv1.2',
+    maxVersion: 'TLSv1.2',
+    ciphers: 'TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256:ECDHE-RSA-AES256-GCM-SHA384',
+  });
+  t.same(
+    tlsPolicy(undefined, ['TLS_AES_256_GCM_SHA384']),
+    { minVersion: 'TLSv1.3', maxVersion: 'TLSv1.3', ciphers: 'TLS_AES_256_GCM_SHA384' },
+    'only TLS 1.3 suites listed: TLS 1.3 only',
+  );
   t.same(tlsPolicy(['TLSv1.1', 'TLSv1.2']).minVersion, 'TLSv1.2');
   t.same(tlsPolicyProblems(['TLSv1.2', 'bogus']), [{ path: ['protocols', 1], message: "unknown TLS protocol 'bogus' (expected TLSv1.2 or TLSv1.3)" }]);
   t.match(tlsPolicyProblems(['TLSv1.1']), [{ path: ['protocols'], message: /none of these protocols/ }]);

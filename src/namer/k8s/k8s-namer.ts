@@ -17,15 +17,7 @@ import { Path } from '../../dtab/path.js';
 import type { Logger } from '../../log.js';
 import type { Addr, BoundName, Endpoint, Lookup, Namer } from '../addr.js';
 import { Var } from '../var.js';
-import {
-  endpointsEndpoints,
-  parsePortRef,
-  pickPort,
-  sliceEndpoints,
-  type EndpointSliceObject,
-  type EndpointsObject,
-  type ServiceObject,
-} from './endpoints.js';
+import { endpointsEndpoints, parsePortRef, pickPort, sliceEndpoints, type EndpointSliceObject, type EndpointsObject, type ServiceObject } from './endpoints.js';
 
 export interface K8sNamerOptions {
   readonly client: K8sClient;
@@ -238,7 +230,10 @@ export class K8sNamer implements Namer {
     const w = this.#namespaces.get(ns) ?? this.#watch(ns);
     if (w === undefined) {
       this.refused++;
-      e.lookup.set({ kind: 'failed', error: new Error(`namespace ${ns} is not watched: ${this.#maxNamespaces} namespaces are in use (namers[].maxNamespaces)`) });
+      e.lookup.set({
+        kind: 'failed',
+        error: new Error(`namespace ${ns} is not watched: ${this.#maxNamespaces} namespaces are in use (namers[].maxNamespaces)`),
+      });
       return;
     }
     const list = w.entries.get(e.svc) ?? [];
@@ -397,7 +392,10 @@ export class K8sNamer implements Namer {
       const key = `refused|${refused.lastError ?? ''}`;
       if (key === entry.lastKey) return;
       entry.lastKey = key;
-      entry.lookup.set({ kind: 'failed', error: new Error(`namespace ${watch.ns}: the API refused ${refused.describe}: ${refused.lastError ?? refused.lastErrorStatus}`) });
+      entry.lookup.set({
+        kind: 'failed',
+        error: new Error(`namespace ${watch.ns}: the API refused ${refused.describe}: ${refused.lastError ?? refused.lastErrorStatus}`),
+      });
       return;
     }
     const endpoints = this.#endpoints(watch, entry);

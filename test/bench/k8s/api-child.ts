@@ -18,7 +18,14 @@ for (let s = 0; s < SERVICES; s++) {
   api.apply(service('default', `svc-${s}`));
   const pods = Array.from({ length: PODS_PER_SERVICE }, () => pod++);
   members.set(s, pods);
-  api.apply(endpointSlice('default', `svc-${s}-x`, `svc-${s}`, pods.map((p) => ({ ip: ip(p), node: `node-${p % NODES}` }))));
+  api.apply(
+    endpointSlice(
+      'default',
+      `svc-${s}-x`,
+      `svc-${s}`,
+      pods.map((p) => ({ ip: ip(p), node: `node-${p % NODES}` })),
+    ),
+  );
 }
 process.send?.({ type: 'listening', port: api.port, pods: pod });
 
@@ -35,7 +42,14 @@ process.on('message', (m: { type: string; perSecond?: number; seconds?: number }
     const fresh = pod++;
     pods.push(fresh);
     const at = Date.now();
-    api.apply(endpointSlice('default', `svc-${s}-x`, `svc-${s}`, pods.map((p) => ({ ip: ip(p), node: `node-${p % NODES}` }))));
+    api.apply(
+      endpointSlice(
+        'default',
+        `svc-${s}-x`,
+        `svc-${s}`,
+        pods.map((p) => ({ ip: ip(p), node: `node-${p % NODES}` })),
+      ),
+    );
     process.send?.({ type: 'change', service: `svc-${s}`, ip: ip(fresh), at });
     if (++done >= total) {
       clearInterval(timer);

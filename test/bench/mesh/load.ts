@@ -45,7 +45,14 @@ function quantile(sorted: Float64Array, q: number): number {
  * same rate is not recorded: it opens the client's connections (and the proxies' upstream ones),
  * so what is measured is the steady state.
  */
-export async function openLoop(origin: string, path: string, headers: Record<string, string>, rate: number, seconds: number, warmupSeconds = 1): Promise<LatencyResult> {
+export async function openLoop(
+  origin: string,
+  path: string,
+  headers: Record<string, string>,
+  rate: number,
+  seconds: number,
+  warmupSeconds = 1,
+): Promise<LatencyResult> {
   const pool = new Pool(origin, { connections: 64, pipelining: 1 });
   if (warmupSeconds > 0) await openLoopOn(pool, path, headers, rate, warmupSeconds);
   const result = await openLoopOn(pool, path, headers, rate, seconds);
@@ -90,7 +97,9 @@ async function openLoopOn(pool: Pool, path: string, headers: Record<string, stri
     latencies.forEach((l, i) => {
       if (l > 20) slow.set(Math.floor(i / rate), (slow.get(Math.floor(i / rate)) ?? 0) + 1);
     });
-    console.error(`  slow (>20 ms) requests by second: ${JSON.stringify([...slow])}; max ${Math.max(...latencies).toFixed(1)} ms at #${latencies.indexOf(Math.max(...latencies))}`);
+    console.error(
+      `  slow (>20 ms) requests by second: ${JSON.stringify([...slow])}; max ${Math.max(...latencies).toFixed(1)} ms at #${latencies.indexOf(Math.max(...latencies))}`,
+    );
   }
   const sorted = latencies.sort();
   return { p50: quantile(sorted, 0.5), p99: quantile(sorted, 0.99), p999: quantile(sorted, 0.999), max: sorted[sorted.length - 1] ?? 0, sent, errors };
