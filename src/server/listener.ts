@@ -6,7 +6,8 @@ import https from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
 import type { TLSSocket, TlsOptions } from 'node:tls';
 import type { Logger } from '../log.js';
-import type { Caller, RequestContext, Router } from '../router/router.js';
+import { type Caller, REQUEUE_HEADER, type RequestContext, type Router } from '../router/router.js';
+import { RETRYABLE_HEADER } from '../router/classifier.js';
 import { peerIdentity, peerVerdict } from './peer-identity.js';
 import { parserError, rescue, rescueRaw } from './rescue.js';
 import { HostmeshError } from '../errors.js';
@@ -297,6 +298,9 @@ export class Listener {
     const ctx: RequestContext = {};
     if (this.#draining) {
       res.setHeader('connection', 'close');
+      // No app saw it: a peer router (mTLS) may resend it to another node (router.ts requeues).
+      res.setHeader(RETRYABLE_HEADER, 'true');
+      if (this.#tls) res.setHeader(REQUEUE_HEADER, 'not-delivered');
       rescue(res, HostmeshError.of('SHUTTING_DOWN', 'draining'), ctx, this.#logger);
       return;
     }

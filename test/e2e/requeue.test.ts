@@ -179,6 +179,22 @@ t.test("an app's 502 carrying the requeue mark is relayed once, never resent", a
   t.equal(hits.liar - before, 10, 'each request reached the app exactly once');
 });
 
+t.test("node-b's router drains (SIGTERM's path): requests during the drain succeed on node-a", async (t) => {
+  const b = meshes.get('node-b') as Hostmesh;
+  // Requests keep coming while node-b drains: its draining answers are marked not-delivered and its
+  // closing connections refuse; node-a resends both to node-a's router.
+  const statuses: number[] = [];
+  for (let i = 0; i < 5; i++) statuses.push((await viaA('http://web/')).status);
+  const draining = b.close(1500);
+  for (let i = 0; i < 30; i++) statuses.push((await viaA(i % 2 === 0 ? 'http://web/' : 'http://web/d', i % 3 === 0 ? { method: 'DELETE' } : {})).status);
+  await draining;
+  t.same(
+    statuses.filter((s) => s !== 200),
+    [],
+    'every request succeeded',
+  );
+});
+
 t.test("node-b's router is gone (port closed): requests succeed on node-a", async (t) => {
   await (meshes.get('node-b') as Hostmesh).close(100);
   meshes.delete('node-b');

@@ -79,3 +79,40 @@ t.test('while draining, a CONNECT gets SHUTTING_DOWN like a request (it was a 40
       'content-length: 24\r\nconnection: close\r\n\r\nrouter is shutting down\n',
   );
 });
+
+t.test('a draining mTLS listener marks its 503 not-delivered, so the peer router resends it elsewhere', async (t) => {
+  const { createCa, issueNodeCertificate } = await import('../../src/tls/generate.js');
+  const tls = await import('node:tls');
+  const ca = createCa({ commonName: 'test CA', days: 1 });
+  const node = issueNodeCertificate(ca, 'hostmesh', { name: 'node-b', ip: HOST }, 1);
+  const peer = issueNodeCertificate(ca, 'hostmesh', { name: 'node-a' }, 1);
+  const { router, release, started } = stubRouter();
+  const listener = await new Listener(
+    router,
+    { ip: HOST, port: 0, tls: { cert: node.certPem, key: node.keyPem, ca: ca.certPem, requestCert: true, rejectUnauthorized: true } },
+    silentLogger(),
+  ).start();
+  const connect = async (): Promise<import('node:tls').TLSSocket> => {
+    const s = tls.connect({ host: HOST, port: listener.address.port, ca: ca.certPem, cert: peer.certPem, key: peer.keyPem, servername: 'hostmesh' });
+    await new Promise<void>((r) => s.once('secureConnect', () => r()));
+    return s;
+  };
+  // One request in flight holds the drain open; a second connection is mid-request when it starts.
+  const busy = await connect();
+  const busyOut = collect(busy as unknown as net.Socket);
+  busy.write('GET /slow HTTP/1.1\r\nHost: x\r\n\r\n');
+  await started;
+  const late = await connect();
+  const lateOut = collect(late as unknown as net.Socket);
+  late.write('GET /next HTTP/1.1\r\nHost: x\r\n');
+  await new Promise((r) => setTimeout(r, 50));
+  const closed = listener.close(5000);
+  late.write('\r\n');
+  const answer = await lateOut;
+  release();
+  await busyOut;
+  await closed;
+  t.match(answer, /^HTTP\/1\.1 503 /, 'a request completed during the drain is refused');
+  t.match(answer, /\r\nl5d-hostmesh-requeue: not-delivered\r\n/i, 'marked for the peer router to requeue');
+  t.match(answer, /\r\nl5d-retryable: true\r\n/i);
+});
