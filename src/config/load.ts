@@ -304,6 +304,7 @@ function clientLimits(c: NonNullable<RawConfig['routers'][number]['client']> | u
     'headersTimeoutMs',
     'bodyIdleTimeoutMs',
     'requestBodyIdleTimeoutMs',
+    'requestAttemptTimeoutMs',
   ] as const) {
     const v = c[key];
     if (v !== undefined) out[key] = v;

@@ -42,22 +42,12 @@ export const UNENFORCED: Readonly<Record<string, readonly string[]>> = {
   interpreter: ['kind', 'experimental', 'namerd', 'dst', 'root', 'dtab', 'retry'],
   server: ['maxConcurrentRequests', 'announce', 'timeoutMs', 'alpnProtocols', 'socketOptions', 'addForwardedHeader'],
   serverTls: [],
-  client: [
-    'kind',
-    'failureAccrual',
-    'requestAttemptTimeoutMs',
-    'retries',
-    'clientSession',
-    'connectTimeoutMs',
-    'socketOptions',
-    'forwardClientCert',
-    'configs',
-  ],
+  client: ['kind', 'failureAccrual', 'retries', 'clientSession', 'connectTimeoutMs', 'socketOptions', 'forwardClientCert', 'configs'],
   clientTls: [],
   // Connections are opened on demand; a floor of pre-opened ones is not kept.
   hostConnectionPool: ['minSize'],
   // Linkerd 1's router-level service block: responseClassifier, retries and retryBufferSize are enforced.
-  service: ['totalTimeoutMs', 'kind', 'configs'],
+  service: ['kind', 'configs'],
 };
 
 /** Linkerd 1's `protocols` and `ciphers` (JSSE/IANA or OpenSSL names), checked together. */
@@ -148,6 +138,8 @@ export const RESPONSE_CLASSIFIERS = [
 ] as const;
 
 const routerService = z.strictObject({
+  // Linkerd 1: the whole request, retries included (unset: no bound but the client's own deadlines).
+  totalTimeoutMs: z.number().int().min(1).max(3_600_000).optional(),
   responseClassifier: z.strictObject({ kind: z.enum(RESPONSE_CLASSIFIERS) }).optional(),
   retries: z
     .strictObject({
@@ -197,6 +189,8 @@ const router = z.strictObject({
       bodyIdleTimeoutMs: z.number().int().min(100).optional(),
       requestBodyIdleTimeoutMs: z.number().int().min(100).optional(),
       requeueBudget: retryBudget.optional(),
+      // Linkerd 1: one attempt (a timed-out attempt is retried when the classifier retries a 503).
+      requestAttemptTimeoutMs: z.number().int().min(1).max(3_600_000).optional(),
     })
     .optional(),
   service: routerService.optional(),

@@ -129,6 +129,8 @@ export interface ClientConfig {
   requestBodyIdleTimeoutMs?: number; // request body without progress: 408 (default 60000)
   /** Linkerd 1's requeue budget: resends of requests no app received (defaults as retries). */
   requeueBudget?: RetryBudgetConfig;
+  /** Linkerd 1: one attempt's wait for an answer (router/deadline.ts; default unbounded). */
+  requestAttemptTimeoutMs?: number;
 }
 
 /** Linkerd 1's retry budget (router/retries.ts; defaults ttlSecs 10, minRetriesPerSec 10, percentCanRetry 0.2). */
@@ -150,6 +152,7 @@ export interface ServiceConfig {
     maxRetriesPerRequest?: number; // hostmesh addition (default 10)
   };
   retryBufferSize?: { requestBytes?: number }; // a body larger than this is never resent (default 65536)
+  totalTimeoutMs?: number; // the whole request, retries included (router/deadline.ts; default unbounded)
 }
 
 /** An identifier turns a request into a logical name (e.g. /svc/world). Options vary per kind. */

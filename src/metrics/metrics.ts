@@ -478,7 +478,7 @@ export class Metrics {
     });
     this.upstreamTimeouts = new Counter({
       name: 'hostmesh_upstream_timeouts_total',
-      help: 'Deadlines that fired: upstream headers, connect, response body idle, request body idle.',
+      help: 'Deadlines that fired: upstream headers, connect, response body idle, request body idle, total (service.totalTimeoutMs), deadline (l5d-ctx-deadline), attempt (client.requestAttemptTimeoutMs), deadline_passed (already past on arrival, not forwarded).',
       labelNames: ['router', 'kind'],
       registers,
     });

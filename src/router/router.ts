@@ -29,6 +29,7 @@ import { classifier as buildClassifier, RETRYABLE_HEADER, successClass, SUCCESS_
 import { Budgets, backoffDelays, DEFAULT_BUDGET, DEFAULT_RETRY_POLICY, MAX_BUDGETS, type BudgetConfig, type RetryPolicy } from './retries.js';
 import { ReplayableBody } from './retry-body.js';
 import { withDelegationPath } from './explain-failure.js';
+import { AttemptTimer, DEADLINE_HEADER, effectiveDeadline, expiredError, formatDeadline, type RequestDeadline } from './deadline.js';
 
 export interface RouterOptions {
   readonly label: string;
@@ -69,6 +70,10 @@ export interface RouterOptions {
   readonly classifier?: Classifier;
   /** The budget of requeues per bound client (Linkerd 1 client.requeueBudget). */
   readonly requeueBudget?: BudgetConfig;
+  /** Linkerd 1's service.totalTimeoutMs: the whole request, retries included (unset: unbounded). */
+  readonly totalTimeoutMs?: number;
+  /** Linkerd 1's client.requestAttemptTimeoutMs: one attempt; a timed-out one may be retried (unset: unbounded). */
+  readonly requestAttemptTimeoutMs?: number;
   /** Waits between retries (tests make it instant). */
   readonly sleep?: (ms: number) => Promise<void>;
   /** A request was sent again to another endpoint because nothing had reached an app (metrics). */
@@ -138,10 +143,25 @@ export interface RequestContext {
   client?: string;
   dtab?: string;
   overrides?: string;
+  /** The request's effective deadline (deadline.ts): the caller's l5d-ctx-deadline or totalTimeoutMs. */
+  deadline?: RequestDeadline;
 }
 
 // The claim header is the router's own: a copy from a pod or an app is never passed on.
-const DROP = new Set(['host', 'expect', 'via', 'l5d-dtab', 'l5d-ctx-dtab', 'l5d-client-id', 'l5d-dst-service', 'l5d-dst-client', 'l5d-reqid', CLAIM_HEADER]);
+// The caller's l5d-ctx-deadline is replaced by the effective one (never later than the caller's).
+const DROP = new Set([
+  'host',
+  'expect',
+  'via',
+  'l5d-dtab',
+  'l5d-ctx-dtab',
+  'l5d-client-id',
+  'l5d-dst-service',
+  'l5d-dst-client',
+  'l5d-reqid',
+  CLAIM_HEADER,
+  DEADLINE_HEADER,
+]);
 
 interface CachedBinding {
   readonly binding: Binding;
@@ -226,6 +246,14 @@ export class Router {
     if (viaHops(h.via) >= this.#o.maxHops) {
       throw HostmeshError.of('PROXY_LOOP', 'hops', { maxHops: this.#o.maxHops });
     }
+    // A deadline already past is answered at once: the request is never bound nor forwarded.
+    const arrived = this.#now();
+    const deadline = effectiveDeadline(arrived, h[DEADLINE_HEADER], this.#o.totalTimeoutMs);
+    if (deadline !== undefined && deadline.at <= arrived) {
+      this.#o.onTimeout?.('deadline_passed');
+      throw expiredError(deadline, arrived);
+    }
+    ctx.deadline = deadline;
     const method = req.method ?? 'GET';
     const { host, target } = normalizeTarget(req.url ?? '/', h.host);
     if (method === 'TRACE' && headerValue(h['max-forwards'])?.trim() === '0') {
@@ -254,6 +282,7 @@ export class Router {
     if (method === 'TRACE' && out['max-forwards'] !== undefined) {
       out['max-forwards'] = String(Math.max(0, Number(headerValue(h['max-forwards'])) - 1));
     }
+    if (deadline !== undefined) out[DEADLINE_HEADER] = formatDeadline(deadline.wire);
 
     await this.#forward(req, res, endpoint, id.target, out, ctx, another);
   }
@@ -500,6 +529,8 @@ export class Router {
     const body = hasBody ? new ReplayableBody(req, policy.requestBufferBytes) : undefined;
     const retryBudget = this.#retryBudgets.get(service);
     const requeueBudget = this.#requeueBudgets.get(ctx.client ?? '-');
+    // Each attempt's own abort signal, fired at its timeout or the request's deadline (deadline.ts).
+    const timer = new AttemptTimer({ now: this.#now, deadline: ctx.deadline, attemptTimeoutMs: this.#o.requestAttemptTimeoutMs, abort });
     retryBudget.deposit();
     requeueBudget.deposit();
     const tried = new Set<string>();
@@ -522,6 +553,11 @@ export class Router {
     };
     try {
       for (;;) {
+        if (timer.remaining() <= 0) {
+          timer.expired = 'deadline'; // spent in backoff or earlier attempts
+          throw this.#timedOut(timer, ctx);
+        }
+        const signal = timer.start();
         tried.add(endpointKey(endpoint));
         const entry = pools.get(endpoint);
         entry.inFlight++;
@@ -535,7 +571,7 @@ export class Router {
         };
         let upstream: Dispatcher.ResponseData;
         try {
-          const waiting = entry.admission.acquire(source, service, abort);
+          const waiting = entry.admission.acquire(source, service, signal);
           if (waiting !== undefined) {
             try {
               await waiting;
@@ -562,11 +598,28 @@ export class Router {
             path: target,
             headers: headers as Record<string, string | string[]>,
             body: body === undefined ? null : body.attempt(),
-            signal: abort,
+            signal,
           });
+          timer.stop(); // the deadline bounds the wait for an answer; its body has its own idle deadline
           pools.observe(entry, performance.now() - started);
         } catch (err) {
           release();
+          timer.stop();
+          if (timer.expired !== undefined) {
+            const timedOut = this.#timedOut(timer, ctx);
+            // A timed-out attempt is retried as the classifier would retry a 503 to this request.
+            const retryable = timer.expired === 'attempt' && this.#classify({ method, chunked }, 503, {}) === 'retryable';
+            if (retryable && retries < policy.maxRetriesPerRequest && (body === undefined || body.replayable) && !res.destroyed) {
+              if (retryBudget.tryWithdraw()) {
+                retries++;
+                this.#o.onRetry?.(service);
+                endpoint = another(new Set()) ?? endpoint;
+                continue;
+              }
+              this.#o.onBudgetExhausted?.('retry');
+            }
+            throw timedOut;
+          }
           if (err instanceof HostmeshError) throw err;
           if (bodyStalled) {
             // The rest of the body will not be read: the connection cannot carry another request.
@@ -603,7 +656,7 @@ export class Router {
               release();
               delays ??= backoffDelays(policy.backoff, this.#o.random);
               const ms = delays();
-              if (ms > 0) await (this.#o.sleep ?? sleep)(ms);
+              if (ms > 0) await (this.#o.sleep ?? sleep)(Math.min(ms, Math.max(0, timer.remaining())));
               if (res.destroyed) return;
               // A retry goes through the balancer again (Linkerd 1 retries above the balancer).
               endpoint = another(new Set()) ?? endpoint;
@@ -621,9 +674,16 @@ export class Router {
         }
       }
     } finally {
+      timer.stop();
       stopWatch?.();
       res.off('close', onClose);
     }
+  }
+
+  /** Counts a fired deadline by whose it was and makes its 503 TIMEOUT (deadline.ts). */
+  #timedOut(timer: AttemptTimer, ctx: RequestContext): HostmeshError {
+    this.#o.onTimeout?.(timer.expired === 'attempt' ? 'attempt' : ctx.deadline?.source === 'header' ? 'deadline' : 'total');
+    return timer.error();
   }
 
   /** The catalog error for a failed upstream request (no response arrived). */
@@ -739,7 +799,16 @@ function markUndelivered(req: IncomingMessage, res: ServerResponse, err: unknown
 }
 
 /** Which deadline fired (a metric label: this set is closed). */
-export type TimeoutKind = 'headers' | 'connect' | 'response_body_idle' | 'request_body_idle';
+export type TimeoutKind =
+  | 'headers'
+  | 'connect'
+  | 'response_body_idle'
+  | 'request_body_idle'
+  // deadline.ts: totalTimeoutMs or l5d-ctx-deadline reached in flight, an attempt's timeout, a deadline past on arrival
+  | 'total'
+  | 'deadline'
+  | 'attempt'
+  | 'deadline_passed';
 
 /**
  * Calls `onIdle` once if the request body makes no progress for `idleMs` (detected within one

@@ -425,6 +425,8 @@ export async function startHostmesh(config: HostmeshConfig, deps: HostmeshDeps):
         onRetry: (service) => rm.retry(service),
         onBudgetExhausted: (kind) => rm.budgetExhausted(kind),
         onClassified: (service, cls) => rm.classified(service, cls),
+        ...(r.service?.totalTimeoutMs !== undefined ? { totalTimeoutMs: r.service.totalTimeoutMs } : {}),
+        ...(r.client.requestAttemptTimeoutMs !== undefined ? { requestAttemptTimeoutMs: r.client.requestAttemptTimeoutMs } : {}),
         bindingCache: bindingCacheLimits(r),
         ...(deps.now !== undefined ? { now: deps.now } : {}),
         onBindingEvicted: (reason) => metrics.bindingEvictions.labels(r.label, reason).inc(),

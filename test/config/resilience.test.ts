@@ -1,6 +1,6 @@
 // Linkerd 1's resilience keys that are enforced: service.responseClassifier, service.retries
 // (budget, backoff), service.retryBufferSize and client.requeueBudget load and validate; the
-// service keys of other parts (totalTimeoutMs) are still accepted with a warning.
+// timeouts (service.totalTimeoutMs, client.requestAttemptTimeoutMs) load too, without a warning.
 
 import t from 'tap';
 import { ConfigError, parseConfig } from '../../src/config/load.js';
@@ -25,6 +25,7 @@ t.test('service and requeueBudget load as Linkerd 1 writes them', async (t) => {
     retryBufferSize: {requestBytes: 8192}
     totalTimeoutMs: 1000
   client:
+    requestAttemptTimeoutMs: 300
     requeueBudget: {minRetriesPerSec: 1, percentCanRetry: 0.1, ttlSecs: 5}`),
     'l5d.yaml',
   );
@@ -33,12 +34,11 @@ t.test('service and requeueBudget load as Linkerd 1 writes them', async (t) => {
     responseClassifier: { kind: 'io.l5d.http.retryableIdempotent5XX' },
     retries: { budget: { minRetriesPerSec: 5, percentCanRetry: 0.5, ttlSecs: 15 }, backoff: { kind: 'jittered', minMs: 10, maxMs: 10000 } },
     retryBufferSize: { requestBytes: 8192 },
+    totalTimeoutMs: 1000,
   });
   t.same(r?.client.requeueBudget, { minRetriesPerSec: 1, percentCanRetry: 0.1, ttlSecs: 5 });
-  t.same(
-    warnings.map((w) => w.replace(/^l5d\.yaml:\d+:\d+: /, '')),
-    ['routers[0].service.totalTimeoutMs: accepted, not enforced'],
-  );
+  t.equal(r?.client.requestAttemptTimeoutMs, 300);
+  t.same(warnings, [], 'the timeouts are enforced: no "accepted, not enforced"');
 });
 
 t.test('constant backoff, and the classifier names without http.', async (t) => {
@@ -58,6 +58,9 @@ t.test('mistakes are errors with file:line:col', async (t) => {
     ['  service:\n    retries: {backoff: {kind: jittered, minMs: 100, maxMs: 10}}', /maxMs/],
     ['  service:\n    retries: {backoff: {kind: exponential}}', /backoff/],
     ['  client:\n    requeueBudget: {minRetriesPerSec: -5}', /minRetriesPerSec/],
+    ['  service:\n    totalTimeoutMs: 0', /totalTimeoutMs/],
+    ['  service:\n    totalTimeoutMs: 1.5', /totalTimeoutMs/],
+    ['  client:\n    requestAttemptTimeoutMs: -1', /requestAttemptTimeoutMs/],
   ];
   for (const [text, want] of bad) {
     try {

@@ -1,0 +1,163 @@
+// Request deadlines (issue 18): Linkerd 1's service.totalTimeoutMs and client.requestAttemptTimeoutMs,
+// and Finagle's l5d-ctx-deadline context read on arrival, combined, enforced and propagated.
+
+import { EventEmitter } from 'node:events';
+import { HostmeshError } from '../errors.js';
+
+/** Finagle's deadline context on the wire: `<timestamp ns> <deadline ns>` (epoch nanoseconds). */
+export const DEADLINE_HEADER = 'l5d-ctx-deadline';
+
+/** A deadline as Finagle keeps it, in epoch milliseconds: when it was set, and when it passes. */
+export interface Deadline {
+  readonly timestamp: number;
+  readonly deadline: number;
+}
+
+const NS_PER_MS = 1_000_000n;
+// Epoch nanoseconds fit in 19 digits until 2262; longer values are not Finagle's.
+const NANOS = /^\s*(-?\d{1,19})\s+(-?\d{1,19})\s*$/;
+
+/** One header value, or undefined when it is not `<ns> <ns>` (a bad value is ignored, as Linkerd 1 does). */
+function readOne(text: string): Deadline | undefined {
+  const m = NANOS.exec(text);
+  if (m === null) return undefined;
+  const timestamp = Number(BigInt(m[1] as string) / NS_PER_MS);
+  const deadline = Number(BigInt(m[2] as string) / NS_PER_MS);
+  return { timestamp, deadline };
+}
+
+/**
+ * The l5d-ctx-deadline a request carries. Several values (repeated fields, or one field joined
+ * with commas) are combined the strictest way, as Finagle's Deadline.combined: the latest
+ * timestamp and the earliest deadline.
+ */
+export function parseDeadline(value: string | string[] | undefined): Deadline | undefined {
+  if (value === undefined) return undefined;
+  let out: Deadline | undefined;
+  for (const line of Array.isArray(value) ? value : [value]) {
+    for (const part of line.split(',')) {
+      const d = readOne(part);
+      if (d === undefined) continue;
+      out = out === undefined ? d : { timestamp: Math.max(out.timestamp, d.timestamp), deadline: Math.min(out.deadline, d.deadline) };
+    }
+  }
+  return out;
+}
+
+/** The header value for a deadline (what the next hop reads). */
+export function formatDeadline(d: Deadline): string {
+  return `${BigInt(Math.trunc(d.timestamp)) * NS_PER_MS} ${BigInt(Math.trunc(d.deadline)) * NS_PER_MS}`;
+}
+
+/** Where a request's deadline came from (the metric tells an operator whose limit fired). */
+export type DeadlineSource = 'header' | 'total';
+
+/** A request's effective deadline: the earliest of the caller's l5d-ctx-deadline and totalTimeoutMs. */
+export interface RequestDeadline {
+  /** Epoch ms (on the router's clock). */
+  readonly at: number;
+  readonly source: DeadlineSource;
+  /** What is propagated to the next hop. */
+  readonly wire: Deadline;
+}
+
+/**
+ * The effective deadline of a request that arrives at `now` with `header` (its l5d-ctx-deadline
+ * field), under the router's totalTimeoutMs; undefined when neither bounds it.
+ */
+export function effectiveDeadline(now: number, header: string | string[] | undefined, totalTimeoutMs: number | undefined): RequestDeadline | undefined {
+  const theirs = parseDeadline(header);
+  const ours = totalTimeoutMs === undefined ? undefined : now + totalTimeoutMs;
+  if (theirs === undefined && ours === undefined) return undefined;
+  if (theirs === undefined || (ours !== undefined && ours < theirs.deadline)) {
+    const at = ours as number;
+    return { at, source: 'total', wire: { timestamp: now, deadline: at } };
+  }
+  return { at: theirs.deadline, source: 'header', wire: { timestamp: Math.max(now, theirs.timestamp), deadline: theirs.deadline } };
+}
+
+/** The 503 for a request whose deadline passed before it could be forwarded (never sent on). */
+export function expiredError(d: RequestDeadline, now: number): HostmeshError {
+  const what = d.source === 'header' ? 'the request deadline (l5d-ctx-deadline)' : 'the total timeout (service.totalTimeoutMs)';
+  return new HostmeshError('TIMEOUT', `${what} passed ${Math.max(0, now - d.at)} ms ago: not forwarded`);
+}
+
+/** Which deadline ended an attempt: the request's (the end) or the attempt's own (may be retried). */
+export type Expiry = 'deadline' | 'attempt';
+
+export interface AttemptTimerOptions {
+  readonly now: () => number;
+  readonly deadline: RequestDeadline | undefined;
+  /** client.requestAttemptTimeoutMs (undefined: attempts are bounded by the deadline only). */
+  readonly attemptTimeoutMs: number | undefined;
+  /** The request's own abort (the client went away): forwarded to every attempt's signal. */
+  readonly abort: EventEmitter;
+}
+
+/**
+ * The timers of one request's attempts. Each attempt gets its own abort signal (undici takes an
+ * EventEmitter), fired when the client leaves, when the attempt's timeout passes, or when the
+ * request's deadline does, whichever is first: aborting it cancels the upstream request, so the
+ * next hop sees its request go away. Which one fired is kept so the router can tell a retryable
+ * attempt timeout from the end of the request. The decision uses the injected clock; the timer
+ * is a real one set for the time left on that clock.
+ */
+export class AttemptTimer {
+  readonly #o: AttemptTimerOptions;
+  #timer: NodeJS.Timeout | undefined;
+  #forward: (() => void) | undefined;
+  /** Set when a timer fired during the current attempt. */
+  expired: Expiry | undefined;
+
+  constructor(options: AttemptTimerOptions) {
+    this.#o = options;
+  }
+
+  /** Whether anything bounds this request's attempts (else start() hands back the request's own signal). */
+  get bounded(): boolean {
+    return this.#o.deadline !== undefined || this.#o.attemptTimeoutMs !== undefined;
+  }
+
+  /** Milliseconds left before the request's deadline (Infinity without one). */
+  remaining(): number {
+    return this.#o.deadline === undefined ? Number.POSITIVE_INFINITY : this.#o.deadline.at - this.#o.now();
+  }
+
+  /** The error a fired timer (or a deadline already passed) makes. */
+  error(): HostmeshError {
+    const d = this.#o.deadline;
+    if (this.expired === 'attempt')
+      return new HostmeshError('TIMEOUT', `no answer within the attempt timeout (client.requestAttemptTimeoutMs ${this.#o.attemptTimeoutMs} ms)`);
+    if (d?.source === 'header') return new HostmeshError('TIMEOUT', 'no answer before the request deadline (l5d-ctx-deadline)');
+    return new HostmeshError('TIMEOUT', `no answer within the total timeout (service.totalTimeoutMs ${d === undefined ? '?' : d.at - d.wire.timestamp} ms)`);
+  }
+
+  /** Arms the timer of a new attempt and returns the attempt's abort signal. */
+  start(): EventEmitter {
+    this.stop();
+    this.expired = undefined;
+    if (!this.bounded) return this.#o.abort;
+    const signal = new EventEmitter();
+    this.#forward = () => signal.emit('abort');
+    this.#o.abort.once('abort', this.#forward);
+    const left = this.remaining();
+    const attempt = this.#o.attemptTimeoutMs ?? Number.POSITIVE_INFINITY;
+    const kind: Expiry = attempt < left ? 'attempt' : 'deadline';
+    const ms = Math.max(0, Math.min(attempt, left));
+    this.#timer = setTimeout(() => {
+      this.#timer = undefined;
+      this.expired = kind;
+      signal.emit('abort');
+    }, ms);
+    this.#timer.unref();
+    return signal;
+  }
+
+  /** The attempt's answer arrived (or it failed): its timer no longer applies. */
+  stop(): void {
+    if (this.#timer !== undefined) clearTimeout(this.#timer);
+    this.#timer = undefined;
+    if (this.#forward !== undefined) this.#o.abort.off('abort', this.#forward);
+    this.#forward = undefined;
+  }
+}
