@@ -13,7 +13,7 @@ import { DEFAULT_TRUST_DOMAIN } from '../identity/names.js';
 import { printable } from './printable.js';
 import { InputFileError, readInputFile, readInputFileSync } from './read-input.js';
 import { tlsPolicyNotes } from '../tls/policy.js';
-import type { ClientConfig, HostmeshConfig, NamerConfig, RouterConfig } from './types.js';
+import type { ClientConfig, FailureAccrualConfig, HostmeshConfig, NamerConfig, RouterConfig } from './types.js';
 
 export class ConfigError extends Error {
   readonly problems: readonly string[];
@@ -310,6 +310,7 @@ function clientLimits(c: NonNullable<RawConfig['routers'][number]['client']> | u
     if (v !== undefined) out[key] = v;
   }
   if (c.requeueBudget !== undefined) out.requeueBudget = { ...c.requeueBudget };
+  if (c.failureAccrual !== undefined) out.failureAccrual = structuredClone(c.failureAccrual) as FailureAccrualConfig;
   return out;
 }
 

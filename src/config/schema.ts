@@ -42,7 +42,7 @@ export const UNENFORCED: Readonly<Record<string, readonly string[]>> = {
   interpreter: ['kind', 'experimental', 'namerd', 'dst', 'root', 'dtab', 'retry'],
   server: ['maxConcurrentRequests', 'announce', 'timeoutMs', 'alpnProtocols', 'socketOptions', 'addForwardedHeader'],
   serverTls: [],
-  client: ['kind', 'failureAccrual', 'retries', 'clientSession', 'connectTimeoutMs', 'socketOptions', 'forwardClientCert', 'configs'],
+  client: ['kind', 'retries', 'clientSession', 'connectTimeoutMs', 'socketOptions', 'forwardClientCert', 'configs'],
   clientTls: [],
   // Connections are opened on demand; a floor of pre-opened ones is not kept.
   hostConnectionPool: ['minSize'],
@@ -125,6 +125,15 @@ const retryBackoff = z.discriminatedUnion('kind', [
     .refine((b) => b.maxMs >= b.minMs, { message: 'maxMs must be at least minMs', path: ['maxMs'] }),
 ]);
 
+/** Linkerd 1's client.failureAccrual kinds; backoff as retries' (how long an endpoint stays dead). */
+const successRate = z.number().gt(0).max(1);
+const failureAccrual = z.discriminatedUnion('kind', [
+  z.strictObject({ kind: z.literal('io.l5d.consecutiveFailures'), failures: z.number().int().min(1).max(10_000).optional(), backoff: retryBackoff.optional() }),
+  z.strictObject({ kind: z.literal('io.l5d.successRate'), successRate, requests: z.number().int().min(1).max(100_000), backoff: retryBackoff.optional() }),
+  z.strictObject({ kind: z.literal('io.l5d.successRateWindowed'), successRate, window: z.number().int().min(1).max(3600), backoff: retryBackoff.optional() }),
+  z.strictObject({ kind: z.literal('none') }),
+]);
+
 /** Linkerd 1's HTTP response classifiers (with and without `http.`, as its docs give both). */
 export const RESPONSE_CLASSIFIERS = [
   'io.l5d.http.nonRetryable5XX',
@@ -191,6 +200,7 @@ const router = z.strictObject({
       requeueBudget: retryBudget.optional(),
       // Linkerd 1: one attempt (a timed-out attempt is retried when the classifier retries a 503).
       requestAttemptTimeoutMs: z.number().int().min(1).max(3_600_000).optional(),
+      failureAccrual: failureAccrual.optional(),
     })
     .optional(),
   service: routerService.optional(),

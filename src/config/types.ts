@@ -131,7 +131,16 @@ export interface ClientConfig {
   requeueBudget?: RetryBudgetConfig;
   /** Linkerd 1: one attempt's wait for an answer (router/deadline.ts; default unbounded). */
   requestAttemptTimeoutMs?: number;
+  /** Linkerd 1's failure accrual per endpoint (default io.l5d.consecutiveFailures, 5, jittered 5 s..300 s). */
+  failureAccrual?: FailureAccrualConfig;
 }
+
+/** Linkerd 1's client.failureAccrual (router/failure-accrual.ts); `window` in seconds. */
+export type FailureAccrualConfig =
+  | { kind: 'io.l5d.consecutiveFailures'; failures?: number; backoff?: RetryBackoffConfig }
+  | { kind: 'io.l5d.successRate'; successRate: number; requests: number; backoff?: RetryBackoffConfig }
+  | { kind: 'io.l5d.successRateWindowed'; successRate: number; window: number; backoff?: RetryBackoffConfig }
+  | { kind: 'none' };
 
 /** Linkerd 1's retry budget (router/retries.ts; defaults ttlSecs 10, minRetriesPerSec 10, percentCanRetry 0.2). */
 export interface RetryBudgetConfig {

@@ -189,6 +189,16 @@ export class RouterMetrics {
     this.#m.retryBudgetExhausted.labels(this.label, kind).inc();
   }
 
+  /** An endpoint marked dead by failure accrual (router/failure-accrual.ts). */
+  accrualRemoval(): void {
+    this.#m.accrualRemovals.labels(this.label).inc();
+  }
+
+  /** Endpoints failure accrual holds dead (or on probation) now. */
+  accrualDead(dead: number): void {
+    this.#m.accrualDead.labels(this.label).set(dead);
+  }
+
   /** A relayed response by class (router/classifier.ts); the service label shares MAX_SERVICES. */
   classified(service: string, cls: string): void {
     this.#m.responseClasses.labels(this.label, this.#serviceLabel(service), cls).inc();
@@ -264,6 +274,8 @@ export class Metrics {
   readonly retries: Counter;
   readonly retryBudgetExhausted: Counter;
   readonly responseClasses: Counter;
+  readonly accrualRemovals: Counter;
+  readonly accrualDead: Gauge;
   readonly headerLimitRefusals: Counter;
   /** Admin requests refused by the Host/Origin/state-change checks (reason: a fixed set). */
   readonly adminRefusals: Counter;
@@ -474,6 +486,18 @@ export class Metrics {
       name: 'hostmesh_response_classes_total',
       help: 'Relayed responses by response classifier class (success, failure, retryable: a retryable failure not retried).',
       labelNames: ['router', 'service', 'class'],
+      registers,
+    });
+    this.accrualRemovals = new Counter({
+      name: 'hostmesh_failure_accrual_removals_total',
+      help: 'Endpoints marked dead by failure accrual (client.failureAccrual): the balancer skips them until a probe after backoff succeeds.',
+      labelNames: ['router'],
+      registers,
+    });
+    this.accrualDead = new Gauge({
+      name: 'hostmesh_failure_accrual_dead_endpoints',
+      help: 'Endpoints (per bound client) failure accrual holds dead or on probation now.',
+      labelNames: ['router'],
       registers,
     });
     this.upstreamTimeouts = new Counter({

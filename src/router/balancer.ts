@@ -25,3 +25,22 @@ export function pickWeighted(weights: readonly number[], random: () => number = 
   }
   return weights.length - 1;
 }
+
+/**
+ * The endpoints the balancer may choose: those `usable` says (failure accrual skips dead ones).
+ * When none is usable, all of them, as Finagle's balancer (Linkerd 1) does: it picks a dead node
+ * anyway rather than fail, so one endpoint that recovered early still gets traffic.
+ */
+export function skipDead<T>(items: readonly T[], usable: (item: T) => boolean): readonly T[] {
+  let out: T[] | undefined;
+  for (let i = 0; i < items.length; i++) {
+    const item = items[i] as T;
+    if (usable(item)) {
+      out?.push(item);
+    } else if (out === undefined) {
+      out = items.slice(0, i);
+    }
+  }
+  if (out === undefined) return items; // all usable: no copy on the common path
+  return out.length > 0 ? out : items;
+}

@@ -14,7 +14,8 @@ import type { Logger } from '../log.js';
 import type { BoundName, Endpoint, Lookup } from '../namer/addr.js';
 import type { Binding, NameInterpreter } from '../namer/interpreter.js';
 import type { Var } from '../namer/var.js';
-import { pickP2C, pickWeighted } from './balancer.js';
+import { pickP2C, pickWeighted, skipDead } from './balancer.js';
+import { accrualKey, DEFAULT_ACCRUAL, FailureAccrual, type AccrualConfig } from './failure-accrual.js';
 import { endpointKey, type EndpointPools } from './endpoint-pool.js';
 import { ShedError, type ShedReason } from './admission.js';
 import { appendVia, endToEnd, headerValue, isCredentialLike, isHopByHop, viaHops } from './headers.js';
@@ -84,6 +85,11 @@ export interface RouterOptions {
   readonly onBudgetExhausted?: (kind: 'retry' | 'requeue') => void;
   /** A response relayed, by class (metrics). */
   readonly onClassified?: (service: string, cls: ResponseClass) => void;
+  /** Failure accrual per bound client and endpoint (Linkerd 1 client.failureAccrual); default 5 consecutive failures. */
+  readonly failureAccrual?: AccrualConfig;
+  /** An endpoint was marked dead by failure accrual, and how many are dead now (metrics). */
+  readonly onAccrualRemoval?: () => void;
+  readonly onAccrualDead?: (dead: number) => void;
 }
 
 /**
@@ -185,6 +191,7 @@ export class Router {
   /** Retry budgets by logical service, requeue budgets by bound client (as Linkerd 1 kept them). */
   readonly #retryBudgets: Budgets;
   readonly #requeueBudgets: Budgets;
+  readonly #accrual: FailureAccrual;
   #inFlight = 0;
   #rr = 0;
 
@@ -206,6 +213,12 @@ export class Router {
     this.#classify = options.classifier ?? buildClassifier();
     this.#retryBudgets = new Budgets(this.#retryPolicy.budget, MAX_BUDGETS, this.#now);
     this.#requeueBudgets = new Budgets(options.requeueBudget ?? DEFAULT_BUDGET, MAX_BUDGETS, this.#now);
+    this.#accrual = new FailureAccrual(options.failureAccrual ?? DEFAULT_ACCRUAL, {
+      now: this.#now,
+      ...(options.random !== undefined ? { random: options.random } : {}),
+      ...(options.onAccrualRemoval !== undefined ? { onRemoved: options.onAccrualRemoval } : {}),
+      ...(options.onAccrualDead !== undefined ? { onDeadCount: options.onAccrualDead } : {}),
+    });
     this.#sweeper = setInterval(() => this.evictIdle(), Math.min(60_000, Math.max(1000, this.#limits.idleTtlMs)));
     this.#sweeper.unref();
   }
@@ -333,7 +346,12 @@ export class Router {
   }
 
   /** What this router's clients are bound to now: each bound name, its addresses and their state. */
-  clientState(): { id: string; state: string; stale: boolean; endpoints: { address: string; nodeName: string | null; inFlight: number; ewmaMs: number }[] }[] {
+  clientState(): {
+    id: string;
+    state: string;
+    stale: boolean;
+    endpoints: { address: string; nodeName: string | null; inFlight: number; ewmaMs: number; accrual: 'alive' | 'dead' | 'probing' }[];
+  }[] {
     const seen = new Map<string, BoundName>();
     const walk = (t: NameTree<BoundName>): void => {
       if (t.kind === 'leaf') seen.set(t.value.id.show(), t.value);
@@ -356,6 +374,7 @@ export class Router {
           nodeName: e.meta.nodeName ?? null,
           inFlight: this.#o.pools.load(e),
           ewmaMs: Math.round(this.#o.pools.cost(e) * 100) / 100,
+          accrual: this.#accrual.state(accrualKey(id, endpointKey(e))),
         })),
       };
     });
@@ -451,14 +470,23 @@ export class Router {
       return undefined;
     }
     if (exclude.size > 0) endpoints = endpoints.filter((e) => !exclude.has(endpointKey(e)));
+    endpoints = this.#alive(name, endpoints);
     if (endpoints.length === 0) return undefined;
     // Least loaded of two (pools' in-flight counts), even under round robin: a resend that moved
     // the rotation on would send every next request to the endpoint that just failed first.
     return pickP2C(endpoints, (e) => this.#o.pools.load(e), this.#o.random);
   }
 
+  /** Failure accrual's filter: the endpoints not marked dead, or all when every one is. */
+  #alive(name: BoundName, endpoints: readonly Endpoint[]): readonly Endpoint[] {
+    if (!this.#accrual.enabled || this.#accrual.deadCount === 0) return endpoints;
+    const client = name.id.show();
+    return skipDead(endpoints, (e) => this.#accrual.usable(accrualKey(client, endpointKey(e))));
+  }
+
   #endpoint(name: BoundName, ctx: RequestContext): Endpoint {
-    const { endpoints, why } = this.#candidates(name);
+    const { endpoints: all, why } = this.#candidates(name);
+    const endpoints = this.#alive(name, all);
     const chosen = this.#o.balancer === 'roundRobin' ? endpoints[this.#rr++ % Math.max(1, endpoints.length)] : pickP2C(endpoints, this.#load, this.#o.random);
     if (chosen === undefined) {
       throw new HostmeshError('NO_ENDPOINTS', `no endpoints for ${ctx.service ?? '?'} at ${name.id.show()}${why ? `: ${why}` : ''}`);
@@ -561,6 +589,9 @@ export class Router {
         tried.add(endpointKey(endpoint));
         const entry = pools.get(endpoint);
         entry.inFlight++;
+        // Failure accrual sees every attempt's outcome; a probe without one lets another go.
+        const akey = accrualKey(ctx.client ?? '-', entry.key);
+        const probe = this.#accrual.begin(akey);
         let admitted = false;
         let released = false;
         const release = (): void => {
@@ -568,6 +599,7 @@ export class Router {
           released = true;
           entry.inFlight--;
           if (admitted) entry.admission.release(source, service);
+          if (probe) this.#accrual.abandon(akey);
         };
         let upstream: Dispatcher.ResponseData;
         try {
@@ -606,6 +638,7 @@ export class Router {
           release();
           timer.stop();
           if (timer.expired !== undefined) {
+            if (timer.expired === 'attempt') this.#accrual.record(akey, false); // the endpoint did not answer in time
             const timedOut = this.#timedOut(timer, ctx);
             // A timed-out attempt is retried as the classifier would retry a 503 to this request.
             const retryable = timer.expired === 'attempt' && this.#classify({ method, chunked }, 503, {}) === 'retryable';
@@ -627,6 +660,7 @@ export class Router {
             throw new HostmeshError('REQUEST_TIMEOUT', `request body made no progress for ${limits.requestBodyIdleTimeoutMs} ms`, { cause: err });
           }
           const code = (err as { code?: string }).code ?? '';
+          if (code !== 'UND_ERR_ABORTED' && !res.destroyed) this.#accrual.record(akey, false);
           const reason = CONNECT_ERRORS.has(code) ? 'connect_failed' : CLOSED_ERRORS.has(code) && IDEMPOTENT.has(method) ? 'connection_closed' : undefined;
           const next = reason === undefined ? undefined : requeue(reason);
           if (next !== undefined) {
@@ -640,6 +674,7 @@ export class Router {
           // router drops the header from every answer it relays, so an app cannot forge it.
           const mark = pools.tls ? headerValue(upstream.headers[REQUEUE_HEADER]) : undefined;
           if (mark !== undefined) {
+            this.#accrual.record(akey, false); // the node could not serve this client's requests
             const next = requeue(mark === 'no-local-endpoint' ? 'no_local_endpoint' : 'not_delivered');
             if (next !== undefined) {
               await discard(upstream);
@@ -648,6 +683,7 @@ export class Router {
             }
           }
           const cls = this.#classify({ method, chunked }, upstream.statusCode, upstream.headers);
+          if (mark === undefined) this.#accrual.record(akey, cls === 'success');
           if (cls === 'retryable' && retries < policy.maxRetriesPerRequest && (body === undefined || body.replayable) && !res.destroyed) {
             if (retryBudget.tryWithdraw()) {
               retries++;

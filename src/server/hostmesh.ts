@@ -19,6 +19,7 @@ import { clientLimits, EndpointPools } from '../router/endpoint-pool.js';
 import { classifier as buildClassifier, DEFAULT_CLASSIFIER, type Classifier, type ClassifierKind } from '../router/classifier.js';
 import { DEFAULT_BACKOFF, DEFAULT_BUDGET, DEFAULT_RETRY_POLICY, type BudgetConfig, type RetryPolicy } from '../router/retries.js';
 import { DEFAULT_BINDING_CACHE, Router, type BindingCacheLimits } from '../router/router.js';
+import { accrualConfig } from '../router/failure-accrual.js';
 import { daemonSet, hostFilter, localNode, portTransform, replaceTransform, type EndpointTransform } from '../router/transformers.js';
 import { networkInterfaces } from 'node:os';
 import { AdminServer } from '../admin/admin-server.js';
@@ -427,6 +428,9 @@ export async function startHostmesh(config: HostmeshConfig, deps: HostmeshDeps):
         onClassified: (service, cls) => rm.classified(service, cls),
         ...(r.service?.totalTimeoutMs !== undefined ? { totalTimeoutMs: r.service.totalTimeoutMs } : {}),
         ...(r.client.requestAttemptTimeoutMs !== undefined ? { requestAttemptTimeoutMs: r.client.requestAttemptTimeoutMs } : {}),
+        failureAccrual: accrualConfig(r.client.failureAccrual),
+        onAccrualRemoval: () => rm.accrualRemoval(),
+        onAccrualDead: (dead) => rm.accrualDead(dead),
         bindingCache: bindingCacheLimits(r),
         ...(deps.now !== undefined ? { now: deps.now } : {}),
         onBindingEvicted: (reason) => metrics.bindingEvictions.labels(r.label, reason).inc(),

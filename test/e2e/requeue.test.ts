@@ -38,9 +38,11 @@ function nodeConfig(node: (typeof NODES)[number], certs: { ca: string; cert: str
     identifier: [{ kind: 'io.l5d.header.token', header: 'Host' }],
     transformers: [{ kind: 'io.l5d.k8s.daemonset', routers: '/#/io.l5d.fs/hostmesh' }],
     servers: [{ ip: node.ip, port: ports.outgoing }],
-    // Round robin: every other request goes to node-b's router, whichever state it is in.
+    // Round robin: every other request goes to node-b's router, whichever state it is in. Failure
+    // accrual off: it would stop sending to node-b after 5 failures (e2e/failure-accrual tests that).
     client: {
       loadBalancer: { kind: 'roundRobin' },
+      failureAccrual: { kind: 'none' },
       tls: { commonName: 'hostmesh', trustCerts: [certs.ca], clientAuth: { certPath: certs.cert, keyPath: certs.key } },
     },
     maxHops: 64,
