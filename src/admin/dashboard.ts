@@ -96,7 +96,8 @@ async function refreshClients() {
   for (const [router, clients] of Object.entries(data)) {
     for (const c of clients) {
       const tr = el('tr');
-      const eps = c.endpoints.map((e) => e.address + (e.nodeName ? ' (' + e.nodeName + ')' : '')).join(', ');
+      // Failure accrual: an endpoint marked dead (or out on its probe) says so beside its address.
+      const eps = c.endpoints.map((e) => e.address + (e.nodeName ? ' (' + e.nodeName + ')' : '') + (e.accrual && e.accrual !== 'alive' ? ' [' + e.accrual + ']' : '')).join(', ');
       tr.append(el('td', router), el('td', c.id), el('td', c.stale ? 'stale' : c.state, c.stale ? 'stale' : ''), el('td', eps || '-'));
       body.appendChild(tr);
     }
