@@ -96,7 +96,8 @@ t.test('a server with clearContext: true drops l5d-dtab and l5d-ctx-*; one witho
     'l5d-dtab': `/svc/app => /$/inet/${HOST}/1`,
     'l5d-ctx-dtab': `/svc/app => /$/inet/${HOST}/2`,
     'l5d-ctx-trace': 'forged',
-    'l5d-ctx-deadline': '1 2',
+    // A deadline a minute ahead (Finagle's `<timestamp ns> <deadline ns>`): honoured where context is kept.
+    'l5d-ctx-deadline': `${BigInt(Date.now()) * 1_000_000n} ${BigInt(Date.now() + 60_000) * 1_000_000n}`,
     'x-app': 'kept',
   };
   const r = await request({ host: HOST, port: cleared, path: 'http://app/', headers });
