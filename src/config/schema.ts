@@ -4,6 +4,7 @@
 import { z } from 'zod';
 import { identifierSchema, loadBalancerSchema, transformerSchema } from './kinds.js';
 import { parseCidr } from '../identity/source-guard.js';
+import { CLASSIFIER_KINDS } from '../router/classifier.js';
 import { tlsPolicyProblems } from '../tls/policy.js';
 
 const port = z.number().int().min(0).max(65535);
@@ -134,17 +135,8 @@ const failureAccrual = z.discriminatedUnion('kind', [
   z.strictObject({ kind: z.literal('none') }),
 ]);
 
-/** Linkerd 1's HTTP response classifiers (with and without `http.`, as its docs give both). */
-export const RESPONSE_CLASSIFIERS = [
-  'io.l5d.http.nonRetryable5XX',
-  'io.l5d.http.retryableRead5XX',
-  'io.l5d.http.retryableIdempotent5XX',
-  'io.l5d.http.allSuccessful',
-  'io.l5d.nonRetryable5XX',
-  'io.l5d.retryableRead5XX',
-  'io.l5d.retryableIdempotent5XX',
-  'io.l5d.allSuccessful',
-] as const;
+/** Linkerd 1's HTTP response classifiers: the router's list (router/classifier.ts), validated here. */
+export const RESPONSE_CLASSIFIERS = CLASSIFIER_KINDS;
 
 const routerService = z.strictObject({
   // Linkerd 1: the whole request, retries included (unset: no bound but the client's own deadlines).
