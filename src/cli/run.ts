@@ -6,7 +6,7 @@ import { ConfigError, loadConfig } from '../config/load.js';
 import type { HostmeshConfig } from '../config/types.js';
 import { createLogger } from '../log.js';
 import { checkRouters, startHostmesh } from '../server/hostmesh.js';
-import { clientTlsOptions, keyFileWarnings, serverTlsOptions, tlsKeyFiles } from '../server/tls-files.js';
+import { clientTlsOptions, keyFileWarnings, serverTlsOptions, tlsKeyFiles } from '../tls/tls-files.js';
 import { printable } from '../config/printable.js';
 import { readInputFileSync } from '../config/read-input.js';
 

@@ -51,4 +51,31 @@ export interface Namer {
   readonly prefix: Path;
   lookup(path: Path): Var<Lookup>;
   close?(): Promise<void> | void;
+  /**
+   * Operational hooks, each optional: the composition root (server/hostmesh.ts) wires what a
+   * namer has, without knowing its class.
+   */
+  /** Drops names nobody observed for the idle TTL (idle timers call it too). */
+  evictIdle?(): void;
+  /** State kept from request data, read at scrape time (metrics). */
+  stats?(): NamerStats;
+  /** A JSON view for /namer_state/<kind>.json. */
+  stateJson?(): object;
+  /**
+   * Readiness for what the config itself needs, captured when called (at start): a request that
+   * names more later never makes the router unready.
+   */
+  startupReadiness?(): () => boolean;
+  /** Updates applied and whether the source is stale (hostmesh_namer_updates_total, the dashboard). */
+  readonly updates?: number;
+  readonly stale?: boolean;
+}
+
+/** Counts a namer reports at scrape time. */
+export interface NamerStats {
+  readonly entries: number;
+  readonly evictions: number;
+  /** Kubernetes namespaces watched now, and names refused for the namespace cap. */
+  readonly namespaces?: number;
+  readonly refused?: number;
 }

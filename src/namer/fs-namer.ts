@@ -12,7 +12,7 @@ import type { Logger } from '../log.js';
 import { InputFileError, readInputFile } from '../config/read-input.js';
 import { NEG } from '../dtab/name-tree.js';
 import { Path } from '../dtab/path.js';
-import type { Addr, BoundName, Endpoint, EndpointMeta, Lookup, Namer } from './addr.js';
+import type { Addr, BoundName, Endpoint, EndpointMeta, Lookup, Namer, NamerStats } from './addr.js';
 import { Var } from './var.js';
 
 export interface FsNamerOptions {
@@ -139,6 +139,10 @@ export class FsNamer implements Namer {
   }
 
   /** Drops entries nobody has observed for idleTtl; returns how many. */
+  stats(): NamerStats {
+    return { entries: this.size, evictions: this.evictions };
+  }
+
   evictIdle(): number {
     const now = this.#now();
     let n = 0;

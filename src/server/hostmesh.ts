@@ -26,7 +26,7 @@ import { AdminServer } from '../admin/admin-server.js';
 import { Listener } from './listener.js';
 import { DtabWatcher } from './dtab-watcher.js';
 import { buildIdentifiers } from '../router/identifiers.js';
-import { clientTlsFiles, clientTlsOptions, serverTlsFiles, serverTlsOptions } from './tls-files.js';
+import { clientTlsFiles, clientTlsOptions, serverTlsFiles, serverTlsOptions } from '../tls/tls-files.js';
 import { FileSetWatcher } from './file-watcher.js';
 import { loadPolicyFile, PolicyWatcher } from '../authz/policy-watcher.js';
 import { Policy } from '../authz/policy.js';
@@ -355,7 +355,17 @@ export async function startHostmesh(config: HostmeshConfig, deps: HostmeshDeps):
         })
       : undefined;
   const k8sPrefix = config.namers.find((n) => n.kind === 'io.l5d.k8s')?.prefix ?? '/io.l5d.k8s';
-  for (const n of namers) if (n instanceof K8sNamer) metrics.addNamer(n);
+  for (const n of namers)
+    if (n.updates !== undefined)
+      metrics.addNamer({
+        kind: n.kind,
+        get updates() {
+          return n.updates ?? 0;
+        },
+        get stale() {
+          return n.stale === true;
+        },
+      });
   const interpreter = new NameInterpreter({ namers });
   const podSource = buildPods(config, deps);
   const ownAddresses = nodeAddresses();
@@ -544,7 +554,8 @@ export async function startHostmesh(config: HostmeshConfig, deps: HostmeshDeps):
   };
   const admin = new AdminServer({ routers, interpreter, config, metrics, shutdown: () => close() }, logger);
   for (const n of namers) {
-    if (n instanceof K8sNamer) admin.route(`/namer_state/${n.kind}.json`, (_req, res) => sendJson(res, n.state()));
+    const state = n.stateJson?.bind(n);
+    if (state !== undefined) admin.route(`/namer_state/${n.kind}.json`, (_req, res) => sendJson(res, state()));
   }
   admin.route('/authz/callers.json', (_req, res) =>
     sendJson(res, {
@@ -558,25 +569,17 @@ export async function startHostmesh(config: HostmeshConfig, deps: HostmeshDeps):
   }
   // Ready once every Kubernetes namer has listed the namespaces the routers' own config watches
   // (transformers bind at start). Namespaces a request names later never make a node unready.
-  const configNamespaces = new Map<K8sNamer, string[]>();
-  for (const n of namers) if (n instanceof K8sNamer) configNamespaces.set(n, n.watchedNamespaces());
+  const namersReady = namers.flatMap((n) => (n.startupReadiness !== undefined ? [n.startupReadiness()] : []));
   // The pod watch too: until it has listed, local pods cannot be told from strangers.
-  admin.readyCheck = () => podSource.pods.synced && [...configNamespaces].every(([n, namespaces]) => n.syncedFor(namespaces));
+  admin.readyCheck = () => podSource.pods.synced && namersReady.every((ready) => ready());
   metrics.reportState({
     routers: () => routers.map((r) => ({ label: r.label, bindings: r.router.bindingCacheSize })),
     interpreter: () => ({ lookups: interpreter.lookupCount, bindings: interpreter.bindingCount }),
-    namers: () =>
-      namers.flatMap((n) =>
-        n instanceof K8sNamer
-          ? [{ kind: n.kind, entries: n.size, evictions: n.evictions, namespaces: n.watchedNamespaces().length, refused: n.refused }]
-          : n instanceof FsNamer
-            ? [{ kind: n.kind, entries: n.size, evictions: n.evictions }]
-            : [],
-      ),
+    namers: () => namers.flatMap((n) => (n.stats !== undefined ? [{ kind: n.kind, ...n.stats() }] : [])),
   });
   const evictIdle = (): void => {
     for (const r of routers) r.router.evictIdle();
-    for (const n of namers) if (n instanceof K8sNamer || n instanceof FsNamer) n.evictIdle();
+    for (const n of namers) n.evictIdle?.();
   };
   await admin.start();
   admin.ready = true;

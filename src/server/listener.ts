@@ -8,7 +8,7 @@ import type { TLSSocket, TlsOptions } from 'node:tls';
 import type { Logger } from '../log.js';
 import { type Caller, REQUEUE_HEADER, type RequestContext, type Router } from '../router/router.js';
 import { RETRYABLE_HEADER } from '../router/classifier.js';
-import { peerIdentity, peerVerdict } from './peer-identity.js';
+import { peerIdentity, peerVerdict } from '../tls/peer-identity.js';
 import { parserError, rescue, rescueRaw } from './rescue.js';
 import { HostmeshError } from '../errors.js';
 import { Tunnels } from './tunnels.js';

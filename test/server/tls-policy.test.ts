@@ -12,7 +12,7 @@ import t, { type Test } from 'tap';
 import { parseConfig } from '../../src/config/load.js';
 import { silentLogger } from '../../src/log.js';
 import { startHostmesh, type Hostmesh } from '../../src/server/hostmesh.js';
-import { clientTlsOptions } from '../../src/server/tls-files.js';
+import { clientTlsOptions } from '../../src/tls/tls-files.js';
 import { createCa, issueCertificate, issueNodeCertificate, type Pem } from '../../src/tls/generate.js';
 
 const HOST = '127.0.0.1';

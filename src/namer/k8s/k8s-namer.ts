@@ -15,7 +15,7 @@ import { ENDPOINTS, ENDPOINT_SLICES, SERVICES } from '../../k8s/resources.js';
 import { NEG } from '../../dtab/name-tree.js';
 import { Path } from '../../dtab/path.js';
 import type { Logger } from '../../log.js';
-import type { Addr, BoundName, Endpoint, Lookup, Namer } from '../addr.js';
+import type { Addr, BoundName, Endpoint, Lookup, Namer, NamerStats } from '../addr.js';
 import { Var } from '../var.js';
 import { endpointsEndpoints, parsePortRef, pickPort, sliceEndpoints, type EndpointSliceObject, type EndpointsObject, type ServiceObject } from './endpoints.js';
 
@@ -178,6 +178,19 @@ export class K8sNamer implements Namer {
   }
 
   /** True when each of `namespaces` that is watched has listed once (readiness of the config's names). */
+  stateJson(): object {
+    return this.state();
+  }
+
+  stats(): NamerStats {
+    return { entries: this.size, evictions: this.evictions, namespaces: this.watchedNamespaces().length, refused: this.refused };
+  }
+
+  startupReadiness(): () => boolean {
+    const namespaces = this.watchedNamespaces();
+    return () => this.syncedFor(namespaces);
+  }
+
   syncedFor(namespaces: readonly string[]): boolean {
     for (const ns of namespaces) {
       const w = this.#namespaces.get(ns);

@@ -16,8 +16,8 @@ import {
 } from 'node:tls';
 import { readInputFileSync } from '../config/read-input.js';
 import type { ClientTlsConfig, ServerTlsConfig } from '../config/types.js';
-import { certificatePurposeProblem } from '../tls/peer-certificate.js';
-import { tlsPolicy } from '../tls/policy.js';
+import { certificatePurposeProblem } from './peer-certificate.js';
+import { tlsPolicy } from './policy.js';
 
 function read(path: string, what: string): Buffer {
   // Regular files of at most 1 MiB only: a key path pointing at a FIFO or /dev/zero must not hang.

@@ -2,7 +2,7 @@
 // may authenticate a client at all, and the identity it names (URI SAN, else first DNS SAN, else CN).
 
 import type { TLSSocket } from 'node:tls';
-import { certificateIdentity, certificatePurposeProblem } from '../tls/peer-certificate.js';
+import { certificateIdentity, certificatePurposeProblem } from './peer-certificate.js';
 
 export type PeerVerdict =
   | { readonly kind: 'verified'; readonly id: string }
