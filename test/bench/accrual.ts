@@ -9,23 +9,13 @@ import type { HostmeshConfig } from '../../src/config/types.js';
 import { silentLogger } from '../../src/log.js';
 import { startHostmesh } from '../../src/server/hostmesh.js';
 import { freePorts } from '../helpers/ports.js';
+import { getStatus } from '../helpers/http.js';
 import { parsePrometheus } from '../helpers/prometheus.js';
 
 const RATE = Number(process.env['RATE'] ?? 200);
 const SECONDS = Number(process.env['SECONDS'] ?? 10);
 const BACKOFF_MS = Number(process.env['BACKOFF_MS'] ?? 1000);
 const HOST = '127.0.0.1';
-
-function get(port: number, agent: http.Agent): Promise<number> {
-  return new Promise((resolve) => {
-    const req = http.request({ host: HOST, port, path: '/', headers: { host: 'web' }, agent }, (res) => {
-      res.resume();
-      res.on('end', () => resolve(res.statusCode ?? 0));
-    });
-    req.on('error', () => resolve(0));
-    req.end();
-  });
-}
 
 async function main(): Promise<void> {
   let sent = 0;
@@ -76,7 +66,7 @@ async function main(): Promise<void> {
     const wait = due - Date.now();
     if (wait > 0) await new Promise((r) => setTimeout(r, wait));
     sent++;
-    statuses.push(get(port, agent));
+    statuses.push(getStatus({ host: HOST, port, path: '/', headers: { host: 'web' }, agent }));
   }
   const done = await Promise.all(statuses);
   const failed = done.filter((s) => s !== 200).length;

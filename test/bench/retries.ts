@@ -6,23 +6,13 @@ import type { HostmeshConfig } from '../../src/config/types.js';
 import { silentLogger } from '../../src/log.js';
 import { startHostmesh } from '../../src/server/hostmesh.js';
 import { freePorts } from '../helpers/ports.js';
+import { getStatus } from '../helpers/http.js';
 import { parsePrometheus } from '../helpers/prometheus.js';
 
 const RATE = Number(process.env['RATE'] ?? 100);
 const SECONDS = Number(process.env['SECONDS'] ?? 10);
 const FAIL = Number(process.env['FAIL'] ?? 0.3);
 const HOST = '127.0.0.1';
-
-function get(port: number, path: string, agent: http.Agent): Promise<number> {
-  return new Promise((resolve) => {
-    const req = http.request({ host: HOST, port, path, headers: { host: 'app' }, agent }, (res) => {
-      res.resume();
-      res.on('end', () => resolve(res.statusCode ?? 0));
-    });
-    req.on('error', () => resolve(0));
-    req.end();
-  });
-}
 
 async function main(): Promise<void> {
   let attempts = 0;
@@ -62,7 +52,7 @@ async function main(): Promise<void> {
     const due = started + (i * 1000) / RATE;
     const wait = due - Date.now();
     if (wait > 0) await new Promise((r) => setTimeout(r, wait));
-    statuses.push(get(port, `/${i}`, agent));
+    statuses.push(getStatus({ host: HOST, port, path: `/${i}`, headers: { host: 'app' }, agent }));
   }
   const done = await Promise.all(statuses);
   const ok = done.filter((s) => s === 200).length;

@@ -21,3 +21,18 @@ export function request(options: http.RequestOptions, body?: string): Promise<Re
     req.end(body);
   });
 }
+
+/**
+ * The status of one GET (0 when the connection failed), body discarded: for load loops that count
+ * outcomes and must not reject (benchmarks).
+ */
+export function getStatus(options: http.RequestOptions): Promise<number> {
+  return new Promise((resolve) => {
+    const req = http.request(options, (res) => {
+      res.resume();
+      res.on('end', () => resolve(res.statusCode ?? 0));
+    });
+    req.on('error', () => resolve(0));
+    req.end();
+  });
+}
