@@ -9,7 +9,7 @@ import type { HostmeshConfig } from '../../src/config/types.js';
 import { silentLogger } from '../../src/log.js';
 import { startHostmesh } from '../../src/server/hostmesh.js';
 import { freePorts } from '../helpers/ports.js';
-import { getStatus } from '../helpers/http.js';
+import { getStatus, paced } from '../helpers/http.js';
 import { parsePrometheus } from '../helpers/prometheus.js';
 
 const RATE = Number(process.env['RATE'] ?? 200);
@@ -58,17 +58,12 @@ async function main(): Promise<void> {
   };
   const mesh = await startHostmesh(config, { logger: silentLogger() });
   const agent = new http.Agent({ keepAlive: true, maxSockets: 64 });
-  const statuses: Promise<number>[] = [];
-  const started = Date.now();
   const total = RATE * SECONDS;
-  for (let i = 0; i < total; i++) {
-    const due = started + (i * 1000) / RATE;
-    const wait = due - Date.now();
-    if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+  const statuses = paced(total, RATE, () => {
     sent++;
-    statuses.push(getStatus({ host: HOST, port, path: '/', headers: { host: 'web' }, agent }));
-  }
-  const done = await Promise.all(statuses);
+    return getStatus({ host: HOST, port, path: '/', headers: { host: 'web' }, agent });
+  });
+  const done = await statuses;
   const failed = done.filter((s) => s !== 200).length;
   const metrics = parsePrometheus(await (await fetch(`http://${HOST}:${admin}/metrics`)).text());
   const removals = metrics.find((s) => s.name === 'hostmesh_failure_accrual_removals_total')?.value ?? 0;

@@ -36,3 +36,18 @@ export function getStatus(options: http.RequestOptions): Promise<number> {
     req.end();
   });
 }
+
+/**
+ * Open-loop load: calls `send(i)` `total` times at `rate` per second, on schedule whatever the
+ * answers' latency, and resolves with every outcome once all have answered.
+ */
+export async function paced<T>(total: number, rate: number, send: (i: number) => Promise<T>): Promise<T[]> {
+  const outcomes: Promise<T>[] = [];
+  const started = Date.now();
+  for (let i = 0; i < total; i++) {
+    const wait = started + (i * 1000) / rate - Date.now();
+    if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+    outcomes.push(send(i));
+  }
+  return Promise.all(outcomes);
+}
