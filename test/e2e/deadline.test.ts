@@ -11,6 +11,7 @@ import { request } from '../helpers/http.js';
 import { A, listen, startMesh, type TestMesh } from '../helpers/mesh.js';
 import { freePorts } from '../helpers/ports.js';
 import { parsePrometheus } from '../helpers/prometheus.js';
+import { testRouter } from '../helpers/router-config.js';
 
 const HOST = '127.0.0.1';
 const SLEEP_MS = 1000;
@@ -57,17 +58,8 @@ t.before(async () => {
   const backendPort = (backend.address() as { port: number }).port;
   const [total, attempt, admin] = (await freePorts(HOST, 3)) as [number, number, number];
   ports = { total, attempt, admin };
-  const router = (label: string, port: number, extra: Partial<RouterConfig>): RouterConfig => ({
-    protocol: 'http',
-    label,
-    dtab: `/svc => /$/inet/${HOST}/${backendPort};`,
-    identifier: [{ kind: 'io.l5d.header.token', header: 'Host' }],
-    transformers: [],
-    servers: [{ ip: HOST, port }],
-    client: { loadBalancer: { kind: 'p2c' } },
-    maxHops: 64,
-    ...extra,
-  });
+  const router = (label: string, port: number, extra: Partial<RouterConfig>): RouterConfig =>
+    testRouter(label, HOST, port, `/svc => /$/inet/${HOST}/${backendPort};`, extra);
   const config: HostmeshConfig = {
     admin: { ip: HOST, port: admin, allowRemoteShutdown: false },
     namers: [],

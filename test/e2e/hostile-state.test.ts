@@ -13,6 +13,7 @@ import { endpointSlice, service, until } from '../helpers/k8s.js';
 import { request, type Reply } from '../helpers/http.js';
 import { freePort, freePorts } from '../helpers/ports.js';
 import { parsePrometheus } from '../helpers/prometheus.js';
+import { testRouter } from '../helpers/router-config.js';
 
 const HOST = '127.0.0.1';
 const POD = '127.0.0.30';
@@ -37,16 +38,8 @@ t.before(async () => {
   api.apply(endpointSlice('hostmesh', 'hostmesh-1', 'hostmesh', [{ ip: POD, node: 'node-a' }], [{ name: 'incoming', port: podPort }]));
   const [outgoing, pinned, admin] = (await freePorts(HOST, 3)) as [number, number, number];
   ports = { outgoing, pinned, admin };
-  const router = (label: string, port: number, transformers: RouterConfig['transformers']): RouterConfig => ({
-    protocol: 'http',
-    label,
-    dtab: '/svc => /#/io.l5d.k8s/default/http;',
-    identifier: [{ kind: 'io.l5d.header.token', header: 'Host' }],
-    transformers,
-    servers: [{ ip: HOST, port }],
-    client: { loadBalancer: { kind: 'p2c' } },
-    maxHops: 64,
-  });
+  const router = (label: string, port: number, transformers: RouterConfig['transformers']): RouterConfig =>
+    testRouter(label, HOST, port, '/svc => /#/io.l5d.k8s/default/http;', { transformers });
   const config: HostmeshConfig = {
     admin: { ip: HOST, port: admin, allowRemoteShutdown: false },
     namers: [{ kind: 'io.l5d.k8s', prefix: '/io.l5d.k8s', host: HOST, port: api.port, maxNamespaces: MAX_NAMESPACES, idleTtlSecs: 30 }],

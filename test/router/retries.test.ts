@@ -13,6 +13,7 @@ import { request } from '../helpers/http.js';
 import { listen } from '../helpers/mesh.js';
 import { freePorts } from '../helpers/ports.js';
 import { parsePrometheus } from '../helpers/prometheus.js';
+import { testRouter } from '../helpers/router-config.js';
 
 t.test('budget: the reserve is minRetriesPerSec x ttlSecs, then percentCanRetry of the requests in the window', async (t) => {
   let now = 1_000_000;
@@ -147,17 +148,8 @@ t.before(async () => {
   const backendPort = (backend.address() as { port: number }).port;
   const [read, plain, stingy, admin] = (await freePorts(HOST, 4)) as [number, number, number, number];
   ports = { read, plain, stingy, admin };
-  const router = (label: string, port: number, service: RouterConfig['service']): RouterConfig => ({
-    protocol: 'http',
-    label,
-    dtab: `/svc => /$/inet/${HOST}/${backendPort};`,
-    identifier: [{ kind: 'io.l5d.header.token', header: 'Host' }],
-    transformers: [],
-    servers: [{ ip: HOST, port }],
-    client: { loadBalancer: { kind: 'p2c' } },
-    maxHops: 64,
-    ...(service !== undefined ? { service } : {}),
-  });
+  const router = (label: string, port: number, service: RouterConfig['service']): RouterConfig =>
+    testRouter(label, HOST, port, `/svc => /$/inet/${HOST}/${backendPort};`, service !== undefined ? { service } : {});
   const config: HostmeshConfig = {
     admin: { ip: HOST, port: admin, allowRemoteShutdown: false },
     namers: [],
