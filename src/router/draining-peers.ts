@@ -1,0 +1,94 @@
+// Peer routers that announced they are draining (issue 18, DaemonSet rollouts): the outgoing
+// router stops choosing them while another endpoint is alive. Bounded, expiring, injected clock.
+
+import { skipDead } from './balancer.js';
+
+/**
+ * The router-owned answer header a draining incoming router sets on every answer to a peer during
+ * its announce phase and its drain. Trusted only from a peer router over mTLS; dropped from every
+ * answer a router relays, so an app can neither forge it nor see it.
+ */
+export const DRAINING_HEADER = 'l5d-hostmesh-draining';
+
+export const DRAINING_PEER_DEFAULTS = {
+  /**
+   * How long a mark keeps a peer out of the balancer. Long enough to cover the announce, the drain
+   * (shutdownGraceMs, 10 s shipped) and a restart; an unmarked answer from the peer ends it sooner.
+   */
+  ttlMs: 30_000,
+  /** Marks kept at once (one per peer router address; a cluster has far fewer nodes). */
+  max: 10_000,
+} as const;
+
+export interface DrainingPeersOptions {
+  readonly ttlMs?: number;
+  readonly max?: number;
+  readonly now?: () => number;
+  /** A peer was marked draining (not counted again while its mark holds). */
+  readonly onMarked?: () => void;
+  /** Peers marked now, after each change (a gauge). */
+  readonly onSize?: (size: number) => void;
+}
+
+export class DrainingPeers {
+  /** Expiry time by endpoint key; insertion order is age order (re-marking moves a key last). */
+  readonly #until = new Map<string, number>();
+  readonly #ttlMs: number;
+  readonly #max: number;
+  readonly #now: () => number;
+  readonly #o: DrainingPeersOptions;
+
+  constructor(options: DrainingPeersOptions = {}) {
+    this.#ttlMs = options.ttlMs ?? DRAINING_PEER_DEFAULTS.ttlMs;
+    this.#max = options.max ?? DRAINING_PEER_DEFAULTS.max;
+    this.#now = options.now ?? Date.now;
+    this.#o = options;
+  }
+
+  get size(): number {
+    return this.#until.size;
+  }
+
+  /** The peer at `key` said it is draining: skip it for the TTL from now. */
+  mark(key: string): void {
+    const fresh = !this.draining(key);
+    this.#until.delete(key);
+    this.#until.set(key, this.#now() + this.#ttlMs);
+    // Over the cap the oldest mark goes: at worst that peer is chosen again and re-marks itself.
+    if (this.#until.size > this.#max) {
+      const oldest = this.#until.keys().next().value;
+      if (oldest !== undefined) this.#until.delete(oldest);
+    }
+    if (fresh) this.#o.onMarked?.();
+    this.#o.onSize?.(this.#until.size);
+  }
+
+  /** The peer at `key` answered without the mark (it restarted, or never drained): forget it. */
+  clear(key: string): void {
+    if (this.#until.delete(key)) this.#o.onSize?.(this.#until.size);
+  }
+
+  /** Whether the peer at `key` is marked now (an expired mark is dropped here). */
+  draining(key: string): boolean {
+    const until = this.#until.get(key);
+    if (until === undefined) return false;
+    if (until > this.#now()) return true;
+    this.#until.delete(key);
+    this.#o.onSize?.(this.#until.size);
+    return false;
+  }
+
+  /**
+   * The items the balancer may choose: those not draining, or all of them when every one is (a
+   * draining router still serves until it closes, and its hard drain answers are requeued).
+   */
+  skipDraining<T>(items: readonly T[], key: (item: T) => string): readonly T[] {
+    if (this.#until.size === 0) return items; // the common path: nothing to check, no copy
+    return skipDead(items, (item) => !this.draining(key(item)));
+  }
+}
+
+/** Whether an answer's headers carry the draining mark (any value: only its presence counts). */
+export function hasDrainingMark(headers: Readonly<Record<string, string | string[] | undefined>>): boolean {
+  return headers[DRAINING_HEADER] !== undefined;
+}

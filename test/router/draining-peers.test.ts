@@ -1,0 +1,69 @@
+// Draining peer marks on an injected clock (router/draining-peers.ts): expiry, clearing, the cap,
+// and the balancer filter that skips draining peers unless every endpoint is draining.
+
+import t from 'tap';
+import { DrainingPeers, hasDrainingMark } from '../../src/router/draining-peers.js';
+
+t.test('a mark holds for the TTL, then expires on the clock', async (t) => {
+  let now = 1_000;
+  const sizes: number[] = [];
+  let marked = 0;
+  const p = new DrainingPeers({ ttlMs: 500, now: () => now, onMarked: () => marked++, onSize: (n) => sizes.push(n) });
+  t.equal(p.draining('10.0.0.2:4141'), false);
+  p.mark('10.0.0.2:4141');
+  p.mark('10.0.0.2:4141'); // every answer during the announce carries the mark: counted once
+  t.equal(marked, 1);
+  t.equal(p.draining('10.0.0.2:4141'), true);
+  now = 1_499;
+  t.equal(p.draining('10.0.0.2:4141'), true, 'still inside the TTL (from the last mark)');
+  now = 1_500;
+  t.equal(p.draining('10.0.0.2:4141'), false, 'expired');
+  t.equal(p.size, 0, 'an expired mark is dropped');
+  t.same(sizes, [1, 1, 0]);
+});
+
+t.test('an unmarked answer from the peer clears its mark at once', async (t) => {
+  const p = new DrainingPeers({ now: () => 0 });
+  p.mark('a');
+  p.clear('a');
+  t.equal(p.draining('a'), false);
+  p.clear('never-marked'); // harmless
+  t.equal(p.size, 0);
+});
+
+t.test('the balancer filter skips draining peers while another is alive, and picks among all when none is', async (t) => {
+  const now = 0;
+  const p = new DrainingPeers({ now: () => now });
+  const endpoints = ['b', 'c', 'd'];
+  const same = p.skipDraining(endpoints, (e) => e);
+  t.equal(same, endpoints, 'nothing marked: the same array, no copy');
+  p.mark('b');
+  t.same(
+    p.skipDraining(endpoints, (e) => e),
+    ['c', 'd'],
+  );
+  p.mark('c');
+  p.mark('d');
+  t.same(
+    p.skipDraining(endpoints, (e) => e),
+    ['b', 'c', 'd'],
+    'every endpoint draining: all stay choosable (none is a 503)',
+  );
+});
+
+t.test('the map is capped: past max the oldest mark goes', async (t) => {
+  let now = 0;
+  const p = new DrainingPeers({ max: 3, ttlMs: 1_000_000, now: () => now });
+  for (let i = 0; i < 1000; i++) {
+    now = i;
+    p.mark(`10.0.${i >> 8}.${i & 255}:4141`);
+  }
+  t.equal(p.size, 3, 'bounded whatever marks arrive');
+  t.equal(p.draining('10.0.3.231:4141'), true, 'the newest is kept');
+  t.equal(p.draining('10.0.0.0:4141'), false, 'the oldest went');
+});
+
+t.test('hasDrainingMark: present is a mark, absent is not', async (t) => {
+  t.equal(hasDrainingMark({ 'l5d-hostmesh-draining': '1' }), true);
+  t.equal(hasDrainingMark({ 'content-type': 'text/plain' }), false);
+});
