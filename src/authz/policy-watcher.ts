@@ -5,7 +5,7 @@
 
 import { InputFileError, readInputFile } from '../config/read-input.js';
 import type { Logger } from '../log.js';
-import { FileSetWatcher } from '../server/file-watcher.js';
+import { FileSetWatcher } from '../fs/file-watcher.js';
 import { parsePolicyOffThread } from './policy-parse.js';
 import { parsePolicy, type Policy, PolicyError } from './policy.js';
 

@@ -6,10 +6,10 @@
 // the oldest idle ones past maxIdleNames), so Hosts that name no file cost nothing once their
 // bindings are gone; only observed files are polled.
 
-import { watch, type FSWatcher } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from '../log.js';
 import { InputFileError, readInputFile } from '../config/read-input.js';
+import { DirectoryWatch } from '../fs/file-watcher.js';
 import { NEG } from '../dtab/name-tree.js';
 import { Path } from '../dtab/path.js';
 import type { Addr, BoundName, Endpoint, EndpointMeta, Lookup, Namer, NamerStats } from './addr.js';
@@ -88,9 +88,7 @@ export class FsNamer implements Namer {
   /** Unobserved entries, in the order they became idle (oldest first). */
   readonly #idle = new Map<string, Entry>();
   readonly #maxIdle: number;
-  #watcher: FSWatcher | undefined;
-  #timer: NodeJS.Timeout | undefined;
-  #debounce: NodeJS.Timeout | undefined;
+  readonly #watch: DirectoryWatch;
   readonly #idleTtlMs: number;
   readonly #now: () => number;
   /** Entries dropped after idleTtl (hostmesh_namer_evictions_total). */
@@ -106,17 +104,13 @@ export class FsNamer implements Namer {
     this.#idleTtlMs = options.idleTtlMs ?? FS_NAMER_IDLE_TTL_MS;
     this.#now = options.now ?? Date.now;
     this.#maxIdle = options.maxIdleNames ?? NAMER_MAX_IDLE_NAMES;
-    try {
-      this.#watcher = watch(this.#rootDir, () => this.#scheduleRefresh());
-      this.#watcher.on('error', (err) => this.#logger?.warn({ err, dir: this.#rootDir }, 'fs namer: watch failed'));
-    } catch (err) {
-      this.#logger?.warn({ err, dir: this.#rootDir }, 'fs namer: cannot watch directory; polling only');
-    }
-    this.#timer = setInterval(() => {
-      this.evictIdle();
-      void this.#refreshAll();
-    }, options.pollMs ?? 2000);
-    this.#timer.unref();
+    this.#watch = new DirectoryWatch({
+      dirs: [this.#rootDir],
+      run: () => this.#refreshAll(),
+      pollMs: options.pollMs ?? 2000,
+      onPoll: () => this.evictIdle(),
+      onWatchError: (err, dir) => this.#logger?.warn({ err, dir }, 'fs namer: cannot watch directory; polling only'),
+    });
   }
 
   lookup(path: Path): Var<Lookup> {
@@ -138,11 +132,11 @@ export class FsNamer implements Namer {
     return this.#entries.size;
   }
 
-  /** Drops entries nobody has observed for idleTtl; returns how many. */
   stats(): NamerStats {
     return { entries: this.size, evictions: this.evictions };
   }
 
+  /** Drops entries nobody has observed for idleTtl; returns how many. */
   evictIdle(): number {
     const now = this.#now();
     let n = 0;
@@ -171,9 +165,7 @@ export class FsNamer implements Namer {
   }
 
   close(): void {
-    this.#watcher?.close();
-    if (this.#timer) clearInterval(this.#timer);
-    if (this.#debounce) clearTimeout(this.#debounce);
+    this.#watch.close();
   }
 
   #entry(name: string): Entry {
@@ -213,14 +205,6 @@ export class FsNamer implements Namer {
       void this.#refresh(entry);
     }
     return entry;
-  }
-
-  #scheduleRefresh(): void {
-    if (this.#debounce) return;
-    this.#debounce = setTimeout(() => {
-      this.#debounce = undefined;
-      void this.#refreshAll();
-    }, 20);
   }
 
   async #refreshAll(): Promise<void> {

@@ -8,7 +8,7 @@ import { formatDtabFileError } from '../dtab/file-errors.js';
 import { DtabParseError, parseDtab } from '../dtab/parse.js';
 import type { Logger } from '../log.js';
 import type { Var } from '../namer/var.js';
-import { FileSetWatcher } from './file-watcher.js';
+import { FileSetWatcher } from '../fs/file-watcher.js';
 
 export interface DtabWatcherOptions {
   readonly file: string;

@@ -27,7 +27,7 @@ import { Listener } from './listener.js';
 import { DtabWatcher } from './dtab-watcher.js';
 import { buildIdentifiers } from '../router/identifiers.js';
 import { clientTlsFiles, clientTlsOptions, serverTlsFiles, serverTlsOptions } from '../tls/tls-files.js';
-import { FileSetWatcher } from './file-watcher.js';
+import { FileSetWatcher } from '../fs/file-watcher.js';
 import { loadPolicyFile, PolicyWatcher } from '../authz/policy-watcher.js';
 import { Policy } from '../authz/policy.js';
 import { authorizer } from '../router/authorize.js';
