@@ -2,6 +2,7 @@
 // balancers): a typo in an option or a kind hostmesh does not build is an error with its key path.
 
 import { z } from 'zod';
+import { parseConfigPrefix } from '../router/static-params.js';
 
 const port = z.number().int().min(1).max(65535);
 /** A dtab path option (checked by the dtab parser when the router is built). */
@@ -85,3 +86,63 @@ export const UNENFORCED_OPTIONS: Readonly<Record<string, readonly string[]>> = {
   'loadBalancer:ewma': ['maxEffort', 'decayTimeMs'],
   'loadBalancer:roundRobin': ['maxEffort'],
 };
+
+// --- service and client kinds (Linkerd 1's `service.kind` / `client.kind`) ----------------------
+
+/** Linkerd 1's service and client config kinds: one config for all (default) or configs per prefix. */
+export const SCOPE_KINDS = ['io.l5d.global', 'io.l5d.static'] as const;
+
+/** A `configs[].prefix`: a dtab prefix (`*` elements) whose `{name}` elements capture a label. */
+const configPrefix = z
+  .string()
+  .min(1)
+  .superRefine((value, ctx) => {
+    try {
+      parseConfigPrefix(value);
+    } catch (err) {
+      ctx.addIssue({ code: 'custom', message: (err as Error).message });
+    }
+  });
+
+/**
+ * Keys of a prefix config the router applies per name; any other key present in a prefix config is
+ * an error naming it (a per-prefix setting the router would not apply must never load silently).
+ */
+export const PER_PREFIX_ENFORCED: Readonly<Record<'service' | 'client', readonly string[]>> = {
+  service: [],
+  client: [],
+};
+
+/**
+ * `io.l5d.global` (the keys inline, the default when `kind` is absent) or `io.l5d.static` (only
+ * `configs: [{prefix, ...the same keys}]`, as Linkerd 1). `notPerPrefix` keys are refused by name
+ * inside a prefix config; every other key is validated exactly as the global one.
+ */
+export function scopeKinds<G extends z.core.$ZodLooseShape, P extends z.core.$ZodLooseShape>(what: 'service' | 'client', global: G, perPrefix: P) {
+  const enforced = new Set(['prefix', ...PER_PREFIX_ENFORCED[what]]);
+  const prefixConfig = z.strictObject({ prefix: configPrefix, ...perPrefix }).superRefine((c, ctx) => {
+    for (const key of Object.keys(c)) {
+      if (!enforced.has(key)) {
+        const supported = [...enforced].filter((k) => k !== 'prefix');
+        ctx.addIssue({
+          code: 'custom',
+          path: [key],
+          message: `not enforced per prefix yet (${supported.length > 0 ? `per-prefix keys: ${supported.join(', ')}` : 'no per-prefix key is'}); set it in an io.l5d.global ${what} instead`,
+        });
+      }
+    }
+  });
+  return z.discriminatedUnion(
+    'kind',
+    [
+      z.strictObject({ kind: z.literal('io.l5d.global').optional(), ...global }),
+      z.strictObject({ kind: z.literal('io.l5d.static'), configs: z.array(prefixConfig).min(1) }),
+    ],
+    { error: kindError(what, SCOPE_KINDS) },
+  );
+}
+
+/** A key Linkerd 1 allows in a prefix config that hostmesh keeps per router: refused by name. */
+export function notPerPrefix(why: string) {
+  return z.never({ error: `not supported per prefix: ${why}` }).optional();
+}

@@ -13,7 +13,16 @@ import { DEFAULT_TRUST_DOMAIN } from '../identity/names.js';
 import { printable } from './printable.js';
 import { InputFileError, readInputFile, readInputFileSync } from './read-input.js';
 import { tlsPolicyNotes } from '../tls/policy.js';
-import type { ClientConfig, FailureAccrualConfig, HostmeshConfig, NamerConfig, RouterConfig } from './types.js';
+import type {
+  ClientConfig,
+  ClientPrefixConfig,
+  ClientTlsConfig,
+  FailureAccrualConfig,
+  HostmeshConfig,
+  NamerConfig,
+  RouterConfig,
+  ServiceConfig,
+} from './types.js';
 
 export class ConfigError extends Error {
   readonly problems: readonly string[];
@@ -276,8 +285,16 @@ function tlsWarnings(raw: RawConfig, warn: (path: Key[], message: string) => voi
     r.servers.forEach((s, j) => {
       if (s.tls !== undefined) for (const n of tlsPolicyNotes(s.tls.protocols, s.tls.ciphers)) warn(['routers', i, 'servers', j, 'tls', ...n.path], n.message);
     });
-    const t = r.client?.tls;
+    const c = r.client;
+    const t = c?.kind === 'io.l5d.static' ? undefined : c?.tls;
     if (t !== undefined) for (const n of tlsPolicyNotes(t.protocols, t.ciphers)) warn(['routers', i, 'client', 'tls', ...n.path], n.message);
+    if (c?.kind === 'io.l5d.static') {
+      c.configs.forEach((pc, j) => {
+        const pt = pc.tls;
+        if (pt !== undefined)
+          for (const n of tlsPolicyNotes(pt.protocols, pt.ciphers)) warn(['routers', i, 'client', 'configs', j, 'tls', ...n.path], n.message);
+      });
+    }
   });
 }
 
@@ -285,8 +302,48 @@ function abs(baseDir: string, p: string): string {
   return isAbsolute(p) ? p : resolve(baseDir, p);
 }
 
+type RawClient = NonNullable<RawConfig['routers'][number]['client']>;
+/** An io.l5d.global client's keys, or one io.l5d.static prefix config's (the same keys, bar loadBalancer). */
+type RawClientKeys = Exclude<RawClient, { kind: 'io.l5d.static' }> | Extract<RawClient, { kind: 'io.l5d.static' }>['configs'][number];
+
+/** A client TLS block with its file paths resolved against the config's directory. */
+function toClientTls(tls: NonNullable<RawClientKeys['tls']>, baseDir: string): ClientTlsConfig {
+  return {
+    ...(tls.commonName !== undefined ? { commonName: tls.commonName } : {}),
+    ...(tls.trustCerts !== undefined ? { trustCerts: tls.trustCerts.map((p) => abs(baseDir, p)) } : {}),
+    ...(tls.trustCertsBundle !== undefined ? { trustCertsBundle: abs(baseDir, tls.trustCertsBundle) } : {}),
+    ...(tls.disableValidation !== undefined ? { disableValidation: tls.disableValidation } : {}),
+    ...(tls.clientAuth !== undefined ? { clientAuth: { certPath: abs(baseDir, tls.clientAuth.certPath), keyPath: abs(baseDir, tls.clientAuth.keyPath) } } : {}),
+    ...(tls.protocols !== undefined ? { protocols: tls.protocols } : {}),
+    ...(tls.ciphers !== undefined ? { ciphers: tls.ciphers } : {}),
+  };
+}
+
+/** A client's keys as typed config: io.l5d.global inline, io.l5d.static as `configs` in order. */
+function toClient(c: RawClient | undefined, baseDir: string): ClientConfig {
+  if (c?.kind === 'io.l5d.static') {
+    const configs: ClientPrefixConfig[] = c.configs.map((pc) => ({
+      prefix: pc.prefix,
+      ...clientLimits(pc),
+      ...(pc.tls !== undefined ? { tls: toClientTls(pc.tls, baseDir) } : {}),
+    }));
+    return { loadBalancer: { kind: 'p2c' }, configs };
+  }
+  return {
+    loadBalancer: { kind: (c?.loadBalancer?.kind as 'p2c' | 'ewma' | 'roundRobin' | undefined) ?? 'p2c' },
+    ...clientLimits(c),
+    ...(c?.tls !== undefined ? { tls: toClientTls(c.tls, baseDir) } : {}),
+  };
+}
+
+/** The typed service block: `kind` dropped (io.l5d.static leaves only `configs`). */
+function toService(s: NonNullable<RawConfig['routers'][number]['service']>): ServiceConfig {
+  const { kind: _kind, ...rest } = structuredClone(s) as typeof s & { kind?: string };
+  return rest as ServiceConfig;
+}
+
 /** The pool, fairness and timeout keys of a client, as given (defaults apply where they are used). */
-function clientLimits(c: NonNullable<RawConfig['routers'][number]['client']> | undefined): Partial<ClientConfig> {
+function clientLimits(c: RawClientKeys | undefined): Partial<ClientConfig> {
   if (c === undefined) return {};
   const out: Partial<ClientConfig> = {};
   if (c.hostConnectionPool !== undefined) {
@@ -339,7 +396,6 @@ function toConfig(raw: RawConfig, baseDir: string, env: NodeJS.ProcessEnv): Host
   const routers: RouterConfig[] = raw.routers.map((r, i) => {
     const identifier =
       r.identifier === undefined ? [{ kind: 'io.l5d.header.token', header: 'Host' }] : Array.isArray(r.identifier) ? r.identifier : [r.identifier];
-    const tls = r.client?.tls;
     const out: RouterConfig = {
       protocol: 'http',
       label: r.label ?? `http${i === 0 ? '' : `-${i}`}`,
@@ -375,32 +431,14 @@ function toConfig(raw: RawConfig, baseDir: string, env: NodeJS.ProcessEnv): Host
             }
           : {}),
       })),
-      client: {
-        loadBalancer: { kind: (r.client?.loadBalancer?.kind as 'p2c' | 'ewma' | 'roundRobin' | undefined) ?? 'p2c' },
-        ...clientLimits(r.client),
-        ...(tls
-          ? {
-              tls: {
-                ...(tls.commonName !== undefined ? { commonName: tls.commonName } : {}),
-                ...(tls.trustCerts !== undefined ? { trustCerts: tls.trustCerts.map((p) => abs(baseDir, p)) } : {}),
-                ...(tls.trustCertsBundle !== undefined ? { trustCertsBundle: abs(baseDir, tls.trustCertsBundle) } : {}),
-                ...(tls.disableValidation !== undefined ? { disableValidation: tls.disableValidation } : {}),
-                ...(tls.clientAuth !== undefined
-                  ? { clientAuth: { certPath: abs(baseDir, tls.clientAuth.certPath), keyPath: abs(baseDir, tls.clientAuth.keyPath) } }
-                  : {}),
-                ...(tls.protocols !== undefined ? { protocols: tls.protocols } : {}),
-                ...(tls.ciphers !== undefined ? { ciphers: tls.ciphers } : {}),
-              },
-            }
-          : {}),
-      },
+      client: toClient(r.client, baseDir),
       maxHops: r.maxHops ?? 64,
     };
     if (r.dtabFile !== undefined) out.dtabFile = abs(baseDir, r.dtabFile);
     if (r.dstPrefix !== undefined) out.dstPrefix = r.dstPrefix;
     if (r.bindingBudget !== undefined) out.bindingBudget = r.bindingBudget;
     if (r.bindingCache !== undefined) out.bindingCache = { ...r.bindingCache };
-    if (r.service !== undefined) out.service = structuredClone(r.service) as RouterConfig['service'] & object;
+    if (r.service !== undefined) out.service = toService(r.service);
     return out;
   });
   const nodeName = raw.nodeName ?? env['NODE_NAME'];

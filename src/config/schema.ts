@@ -2,7 +2,7 @@
 // hostmesh accepts but does not enforce yet (each is stripped before validation with a warning).
 
 import { z } from 'zod';
-import { identifierSchema, loadBalancerSchema, transformerSchema } from './kinds.js';
+import { identifierSchema, loadBalancerSchema, notPerPrefix, scopeKinds, transformerSchema } from './kinds.js';
 import { parseCidr } from '../identity/source-guard.js';
 import { CLASSIFIER_KINDS } from '../router/classifier.js';
 import { tlsPolicyProblems } from '../tls/policy.js';
@@ -43,12 +43,12 @@ export const UNENFORCED: Readonly<Record<string, readonly string[]>> = {
   interpreter: ['kind', 'experimental', 'namerd', 'dst', 'root', 'dtab', 'retry'],
   server: ['maxConcurrentRequests', 'announce', 'timeoutMs', 'alpnProtocols', 'socketOptions', 'addForwardedHeader'],
   serverTls: [],
-  client: ['kind', 'retries', 'clientSession', 'connectTimeoutMs', 'socketOptions', 'forwardClientCert', 'configs'],
+  client: ['retries', 'clientSession', 'connectTimeoutMs', 'socketOptions', 'forwardClientCert'],
   clientTls: [],
   // Connections are opened on demand; a floor of pre-opened ones is not kept.
   hostConnectionPool: ['minSize'],
-  // Linkerd 1's router-level service block: responseClassifier, retries and retryBufferSize are enforced.
-  service: ['kind', 'configs'],
+  // Linkerd 1's router-level service block: every key is enforced (kind and configs in kinds.ts scopeKinds).
+  service: [],
 };
 
 /** Linkerd 1's `protocols` and `ciphers` (JSSE/IANA or OpenSSL names), checked together. */
@@ -138,7 +138,7 @@ const failureAccrual = z.discriminatedUnion('kind', [
 /** Linkerd 1's HTTP response classifiers: the router's list (router/classifier.ts), validated here. */
 export const RESPONSE_CLASSIFIERS = CLASSIFIER_KINDS;
 
-const routerService = z.strictObject({
+const serviceShape = {
   // Linkerd 1: the whole request, retries included (unset: no bound but the client's own deadlines).
   totalTimeoutMs: z.number().int().min(1).max(3_600_000).optional(),
   responseClassifier: z.strictObject({ kind: z.enum(RESPONSE_CLASSIFIERS) }).optional(),
@@ -161,6 +161,37 @@ const routerService = z.strictObject({
         .optional(),
     })
     .optional(),
+};
+
+/** Linkerd 1's router `service` block: io.l5d.global, or io.l5d.static configs per logical-name prefix. */
+const routerService = scopeKinds('service', serviceShape, serviceShape);
+
+const clientShape = {
+  tls: clientTls.optional(),
+  loadBalancer: loadBalancerSchema.optional(),
+  hostConnectionPool: z
+    .strictObject({
+      maxSize: z.number().int().min(1).max(10_000).optional(),
+      maxWaiters: z.number().int().min(0).max(100_000).optional(),
+      idleTimeMs: z.number().int().min(100).optional(),
+    })
+    .optional(),
+  maxWaitMs: z.number().int().min(1).optional(),
+  maxInFlightPerSource: z.number().int().min(1).optional(),
+  maxInFlightPerService: z.number().int().min(1).optional(),
+  headersTimeoutMs: z.number().int().min(100).optional(),
+  bodyIdleTimeoutMs: z.number().int().min(100).optional(),
+  requestBodyIdleTimeoutMs: z.number().int().min(100).optional(),
+  requeueBudget: retryBudget.optional(),
+  // Linkerd 1: one attempt (a timed-out attempt is retried when the classifier retries a 503).
+  requestAttemptTimeoutMs: z.number().int().min(1).max(3_600_000).optional(),
+  failureAccrual: failureAccrual.optional(),
+};
+
+/** Linkerd 1's router `client` block: io.l5d.global, or io.l5d.static configs per bound-id prefix. */
+const clientSchema = scopeKinds('client', clientShape, {
+  ...clientShape,
+  loadBalancer: notPerPrefix('one load balancer per router; set client.loadBalancer in an io.l5d.global client'),
 });
 
 const router = z.strictObject({
@@ -172,29 +203,7 @@ const router = z.strictObject({
   identifier: z.union([identifierSchema, z.array(identifierSchema).min(1)]).optional(),
   interpreter: z.strictObject({ transformers: z.array(transformerSchema).optional() }).optional(),
   servers: z.array(server).min(1),
-  client: z
-    .strictObject({
-      tls: clientTls.optional(),
-      loadBalancer: loadBalancerSchema.optional(),
-      hostConnectionPool: z
-        .strictObject({
-          maxSize: z.number().int().min(1).max(10_000).optional(),
-          maxWaiters: z.number().int().min(0).max(100_000).optional(),
-          idleTimeMs: z.number().int().min(100).optional(),
-        })
-        .optional(),
-      maxWaitMs: z.number().int().min(1).optional(),
-      maxInFlightPerSource: z.number().int().min(1).optional(),
-      maxInFlightPerService: z.number().int().min(1).optional(),
-      headersTimeoutMs: z.number().int().min(100).optional(),
-      bodyIdleTimeoutMs: z.number().int().min(100).optional(),
-      requestBodyIdleTimeoutMs: z.number().int().min(100).optional(),
-      requeueBudget: retryBudget.optional(),
-      // Linkerd 1: one attempt (a timed-out attempt is retried when the classifier retries a 503).
-      requestAttemptTimeoutMs: z.number().int().min(1).max(3_600_000).optional(),
-      failureAccrual: failureAccrual.optional(),
-    })
-    .optional(),
+  client: clientSchema.optional(),
   service: routerService.optional(),
   maxHops: z.number().int().min(1).optional(),
   // hostmesh addition: most nodes one delegation tree may have (binding and explanations alike).

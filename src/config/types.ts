@@ -133,6 +133,18 @@ export interface ClientConfig {
   requestAttemptTimeoutMs?: number;
   /** Linkerd 1's failure accrual per endpoint (default io.l5d.consecutiveFailures, 5, jittered 5 s..300 s). */
   failureAccrual?: FailureAccrualConfig;
+  /** Linkerd 1's `kind: io.l5d.static`: settings per bound-id prefix, every match applied in order (router/static-params.ts). */
+  configs?: ClientPrefixConfig[];
+}
+
+/** One `client.configs` entry: client keys for bound ids under `prefix` (`*` and `{var}` elements allowed). */
+export interface ClientPrefixConfig extends Omit<Partial<ClientConfig>, 'loadBalancer' | 'configs'> {
+  prefix: string;
+}
+
+/** One `service.configs` entry: service keys for logical names under `prefix`. */
+export interface ServicePrefixConfig extends Omit<ServiceConfig, 'configs'> {
+  prefix: string;
 }
 
 /** Linkerd 1's client.failureAccrual (router/failure-accrual.ts); `window` in seconds. */
@@ -162,6 +174,8 @@ export interface ServiceConfig {
   };
   retryBufferSize?: { requestBytes?: number }; // a body larger than this is never resent (default 65536)
   totalTimeoutMs?: number; // the whole request, retries included (router/deadline.ts; default unbounded)
+  /** Linkerd 1's `kind: io.l5d.static`: settings per logical-name prefix, every match applied in order. */
+  configs?: ServicePrefixConfig[];
 }
 
 /** An identifier turns a request into a logical name (e.g. /svc/world). Options vary per kind. */

@@ -3,23 +3,9 @@
 
 import t from 'tap';
 import fc from 'fast-check';
-import { ConfigError, parseConfig } from '../../src/config/load.js';
+import { parseConfig } from '../../src/config/load.js';
 import { IDENTIFIER_KINDS, TRANSFORMER_KINDS } from '../../src/config/kinds.js';
-
-function problemsOf(text: string): string[] {
-  try {
-    parseConfig(text, 'c.yaml', { env: { NODE_NAME: 'n1' } });
-  } catch (err) {
-    if (err instanceof ConfigError) return [...err.problems];
-    throw err;
-  }
-  return [];
-}
-
-/** A one-router config with `extra` YAML lines inside the router (indented by 2). */
-function router(extra: string): string {
-  return ['routers:', '- protocol: http', '  servers: [{port: 4140}]', ...extra.split('\n').map((l) => `  ${l}`)].join('\n') + '\n';
-}
+import { problemsOf, router } from '../helpers/config-text.js';
 
 const cases: { name: string; yaml: string; want: RegExp }[] = [
   {

@@ -1,0 +1,150 @@
+// Linkerd 1's per-prefix (`kind: io.l5d.static`) service and client settings: every config whose
+// prefix matches a name applies, in order, later ones overriding earlier ones key by key.
+
+import { parsePrefix } from '../dtab/parse.js';
+import type { Path, Prefix } from '../dtab/prefix.js';
+import type { ClientConfig, ClientPrefixConfig, ServiceConfig, ServicePrefixConfig } from '../config/types.js';
+
+/** A config prefix: a dtab prefix (matched as dentry prefixes are) whose `{name}` elements capture a label. */
+export interface ConfigPrefix {
+  readonly prefix: Prefix;
+  /** The capture name of each element (undefined: a literal label or `*`). */
+  readonly captures: readonly (string | undefined)[];
+}
+
+const CAPTURE = /^\{([A-Za-z_][A-Za-z0-9_]*)\}$/;
+
+/**
+ * Parses a config prefix with the dtab parser. A `{name}` element (Linkerd 1's variables, e.g.
+ * `/$/inet/{host}/443` with `commonName: "{host}"`) matches like `*`; its label is captured.
+ * Throws the dtab parser's DtabParseError for anything else that is not a prefix.
+ */
+export function parseConfigPrefix(text: string): ConfigPrefix {
+  // `/` can only separate elements (an escaped slash is `\x2f`), so splitting finds whole elements.
+  const elems = text.split('/');
+  const captures = elems.slice(1).map((e) => CAPTURE.exec(e)?.[1]);
+  if (captures.every((c) => c === undefined)) return { prefix: parsePrefix(text), captures };
+  const rewritten = elems.map((e, i) => (i > 0 && captures[i - 1] !== undefined ? '*' : e)).join('/');
+  return { prefix: parsePrefix(rewritten), captures };
+}
+
+/** The labels a matching name gives a prefix's `{name}` elements. */
+function captured(p: ConfigPrefix, name: Path, into: Map<string, string>): void {
+  p.captures.forEach((c, i) => {
+    const label = name.elems[i];
+    if (c !== undefined && label !== undefined) into.set(c, label);
+  });
+}
+
+export interface StaticParamsOptions<T> {
+  /** Names whose merged settings are kept (names come from requests: bounded, least recently used first out). */
+  readonly maxCached?: number;
+  /** A cached name was dropped past maxCached (metrics). */
+  readonly onEvicted?: () => void;
+  /** Fills `{name}` captures into the merged settings (called only when some prefix captured). */
+  readonly substitute?: (merged: T, vars: ReadonlyMap<string, string>) => T;
+}
+
+/** Linkerd 1's bindingCache.clients default; the same bound applies to logical names. */
+export const DEFAULT_MAX_CACHED = 1000;
+
+/** Per-name settings: the global ones with every matching prefix config laid over them in order. */
+export class StaticParams<T extends object> {
+  readonly #global: T;
+  readonly #configs: readonly { prefix: ConfigPrefix; values: Partial<T> }[];
+  readonly #cache = new Map<string, T>();
+  readonly #max: number;
+  readonly #options: StaticParamsOptions<T>;
+
+  constructor(global: T, configs: readonly (Partial<T> & { prefix: string })[] = [], options: StaticParamsOptions<T> = {}) {
+    this.#global = global;
+    this.#configs = configs.map(({ prefix, ...values }) => ({ prefix: parseConfigPrefix(prefix), values: values as Partial<T> }));
+    this.#max = Math.max(1, options.maxCached ?? DEFAULT_MAX_CACHED);
+    this.#options = options;
+  }
+
+  /** Whether any prefix config exists (else every name gets the global settings). */
+  get perPrefix(): boolean {
+    return this.#configs.length > 0;
+  }
+
+  get cached(): number {
+    return this.#cache.size;
+  }
+
+  resolve(name: Path): T {
+    if (this.#configs.length === 0) return this.#global;
+    const key = name.show();
+    const hit = this.#cache.get(key);
+    if (hit !== undefined) {
+      this.#cache.delete(key); // re-inserted last: the map's order is least recently used first
+      this.#cache.set(key, hit);
+      return hit;
+    }
+    let merged: T = { ...this.#global };
+    const vars = new Map<string, string>();
+    for (const c of this.#configs) {
+      if (!c.prefix.prefix.matches(name)) continue;
+      for (const [k, v] of Object.entries(c.values)) if (v !== undefined) (merged as Record<string, unknown>)[k] = v;
+      captured(c.prefix, name, vars);
+    }
+    if (vars.size > 0 && this.#options.substitute !== undefined) merged = this.#options.substitute(merged, vars);
+    this.#cache.set(key, merged);
+    while (this.#cache.size > this.#max) {
+      this.#cache.delete(this.#cache.keys().next().value as string);
+      this.#options.onEvicted?.();
+    }
+    return merged;
+  }
+}
+
+/** A service's settings with the per-prefix list removed (what one logical name gets). */
+export type ServiceSettings = Omit<ServiceConfig, 'configs'>;
+/** A client's settings with the per-prefix list removed (what one bound id gets). */
+export type ClientSettings = Omit<ClientConfig, 'configs'>;
+
+/** `{name}` in a TLS commonName, filled from the prefix's captures (an unknown name stays as written). */
+function substituteClient(merged: ClientSettings, vars: ReadonlyMap<string, string>): ClientSettings {
+  const cn = merged.tls?.commonName;
+  if (cn === undefined || merged.tls === undefined) return merged;
+  const filled = cn.replace(/\{([A-Za-z_][A-Za-z0-9_]*)\}/g, (whole, v: string) => vars.get(v) ?? whole);
+  return { ...merged, tls: { ...merged.tls, commonName: filled } };
+}
+
+export interface RouterParamsOptions {
+  readonly maxCachedServices?: number;
+  readonly maxCachedClients?: number;
+  readonly onEvicted?: (scope: 'service' | 'client') => void;
+}
+
+/** A router's per-name settings: `forService(/svc/...)` by logical name, `forClient(/$/inet/...)` by bound id. */
+export class RouterParams {
+  readonly #service: StaticParams<ServiceSettings>;
+  readonly #client: StaticParams<ClientSettings>;
+
+  constructor(service: ServiceConfig | undefined, client: ClientConfig, options: RouterParamsOptions = {}) {
+    const { configs: serviceConfigs, ...serviceGlobal } = service ?? {};
+    const { configs: clientConfigs, ...clientGlobal } = client;
+    this.#service = new StaticParams<ServiceSettings>(serviceGlobal, (serviceConfigs ?? []) as readonly ServicePrefixConfig[], {
+      ...(options.maxCachedServices !== undefined ? { maxCached: options.maxCachedServices } : {}),
+      ...(options.onEvicted !== undefined ? { onEvicted: () => options.onEvicted?.('service') } : {}),
+    });
+    this.#client = new StaticParams<ClientSettings>(clientGlobal, (clientConfigs ?? []) as readonly ClientPrefixConfig[], {
+      ...(options.maxCachedClients !== undefined ? { maxCached: options.maxCachedClients } : {}),
+      ...(options.onEvicted !== undefined ? { onEvicted: () => options.onEvicted?.('client') } : {}),
+      substitute: substituteClient,
+    });
+  }
+
+  get perPrefix(): { service: boolean; client: boolean } {
+    return { service: this.#service.perPrefix, client: this.#client.perPrefix };
+  }
+
+  forService(name: Path): ServiceSettings {
+    return this.#service.resolve(name);
+  }
+
+  forClient(id: Path): ClientSettings {
+    return this.#client.resolve(id);
+  }
+}
