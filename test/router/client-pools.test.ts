@@ -23,7 +23,7 @@ await writeFile(join(dir, 'ca.pem'), ca.certPem);
 await writeFile(join(dir, 'client.pem'), clientCert.certPem);
 await writeFile(join(dir, 'client.key'), clientCert.keyPem, { mode: 0o600 });
 
-const seen: { servername: string | false; clientCn: string | undefined }[] = [];
+const seen: { servername: string | false | null; clientCn: unknown }[] = [];
 const server = https.createServer(
   { cert: serverCert.certPem, key: serverCert.keyPem, ca: ca.certPem, requestCert: true, rejectUnauthorized: false },
   (req, res) => {
@@ -62,7 +62,7 @@ t.test('a prefix TLS config: TLS with its commonName as servername, its CA and c
   t.not(chosen, pools.router, 'not the router’s plaintext pools');
   t.ok(chosen.tls);
   t.notOk(pools.isPeer(chosen), 'an external TLS server is no peer router (its requeue mark is not honoured)');
-  const res = await chosen.get({ host: HOST, port }).pool.request({ method: 'GET', path: '/' });
+  const res = await chosen.get({ host: HOST, port, meta: {} }).pool.request({ method: 'GET', path: '/' });
   t.equal(await res.body.text(), 'over tls');
   t.same(seen.at(-1), { servername: 'api.external.test', clientCn: 'hostmesh-egress' });
   t.equal(pools.for(params.forClient(parsePath(`/$/inet/${HOST}/${port}`))), chosen, 'the same settings share pools');
@@ -80,7 +80,7 @@ t.test('a wrong commonName fails the request; nothing is sent in plaintext', asy
   const before = seen.length;
   const chosen = pools.for(params.forClient(parsePath(`/$/inet/${HOST}/${port}`)));
   const err = await chosen
-    .get({ host: HOST, port })
+    .get({ host: HOST, port, meta: {} })
     .pool.request({ method: 'GET', path: '/' })
     .then(
       () => undefined,

@@ -7,9 +7,9 @@ import { parsePath } from '../../src/dtab/parse.js';
 import { Path } from '../../src/dtab/path.js';
 import { parseConfigPrefix, RouterParams, StaticParams } from '../../src/router/static-params.js';
 
-type Settings = Record<string, number>;
+type Settings = { k1?: number; k2?: number; k3?: number };
 const labels = ['a', 'b', 'c'];
-const keys = ['k1', 'k2', 'k3'];
+const keys = ['k1', 'k2', 'k3'] as const;
 
 const settings = fc.dictionary(fc.constantFrom(...keys), fc.integer({ min: 0, max: 99 }), { maxKeys: 3 });
 const prefixText = fc.array(fc.constantFrom(...labels, '*'), { maxLength: 3 }).map((e) => (e.length === 0 ? '/' : `/${e.join('/')}`));
