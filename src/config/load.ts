@@ -438,6 +438,7 @@ function toConfig(raw: RawConfig, baseDir: string, env: NodeJS.ProcessEnv): Host
     if (r.dstPrefix !== undefined) out.dstPrefix = r.dstPrefix;
     if (r.bindingBudget !== undefined) out.bindingBudget = r.bindingBudget;
     if (r.bindingCache !== undefined) out.bindingCache = { ...r.bindingCache };
+    if (r.drainingPeers !== undefined) out.drainingPeers = { ...r.drainingPeers };
     if (r.service !== undefined) out.service = toService(r.service);
     return out;
   });
@@ -454,6 +455,7 @@ function toConfig(raw: RawConfig, baseDir: string, env: NodeJS.ProcessEnv): Host
     },
     shutdownGraceMs: raw.shutdownGraceMs,
     ...(raw.authz !== undefined
+    ...(raw.drainAnnounceMs !== undefined ? { drainAnnounceMs: raw.drainAnnounceMs } : {}),
       ? {
           authz: {
             policyFile: abs(baseDir, raw.authz.policyFile),

@@ -220,6 +220,10 @@ const router = z.strictObject({
       idleTtlSecs: z.number().int().min(1).optional(),
       overrides: z.number().int().min(1).max(100_000).optional(),
     })
+  // hostmesh addition: peer routers that announced a drain, skipped by the balancer (router/draining-peers.ts).
+  drainingPeers: z
+    .strictObject({ ttlMs: z.number().int().min(100).max(3_600_000).optional(), max: z.number().int().min(1).max(1_000_000).optional() })
+    .optional(),
     .optional(),
 });
 
@@ -292,4 +296,6 @@ export const rawConfigSchema = z.strictObject({
     .optional(),
 });
 
+  // hostmesh addition: before the drain, serve this long telling peer routers (l5d-hostmesh-draining) to stop choosing this node.
+  drainAnnounceMs: z.number().int().min(0).max(60_000).optional(),
 export type RawConfig = z.infer<typeof rawConfigSchema>;

@@ -213,6 +213,8 @@ export interface RouterConfig {
 export interface BindingCacheConfig {
   paths?: number; // bindings through the router's own dtab (default 1000)
   trees?: number; // same cache in hostmesh (the smaller of paths and trees applies)
+  /** Peers that announced a drain (defaults in router/draining-peers.ts: ttlMs 30000, max 10000). */
+  drainingPeers?: { ttlMs?: number; max?: number };
   bounds?: number; // accepted, not a separate cache in hostmesh
   clients?: number; // accepted, not a separate cache in hostmesh
   idleTtlSecs?: number; // a binding unused this long is dropped (default 600)
@@ -239,3 +241,5 @@ export interface HostmeshConfig {
   /** The directory of the config file, for resolving relative paths. */
   baseDir: string;
 }
+  /** Served normally, answers to peers marked draining, before the drain starts (default 2000; 0: none). */
+  drainAnnounceMs?: number;

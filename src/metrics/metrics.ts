@@ -199,6 +199,16 @@ export class RouterMetrics {
     this.#m.accrualDead.labels(this.label).set(dead);
   }
 
+  /** A peer router announced its drain (router/draining-peers.ts), counted once per mark. */
+  drainingPeerMarked(): void {
+    this.#m.drainingPeerMarks.labels(this.label).inc();
+  }
+
+  /** Peer routers marked draining now (skipped by the balancer while another endpoint is alive). */
+  drainingPeers(size: number): void {
+    this.#m.drainingPeers.labels(this.label).set(size);
+  }
+
   /** A relayed response by class (router/classifier.ts); the service label shares MAX_SERVICES. */
   classified(service: string, cls: string): void {
     this.#m.responseClasses.labels(this.label, this.#serviceLabel(service), cls).inc();
@@ -276,6 +286,8 @@ export class Metrics {
   readonly responseClasses: Counter;
   readonly accrualRemovals: Counter;
   readonly accrualDead: Gauge;
+  readonly drainingPeerMarks: Counter;
+  readonly drainingPeers: Gauge;
   readonly headerLimitRefusals: Counter;
   /** Admin requests refused by the Host/Origin/state-change checks (reason: a fixed set). */
   readonly adminRefusals: Counter;
@@ -497,6 +509,18 @@ export class Metrics {
     this.accrualDead = new Gauge({
       name: 'hostmesh_failure_accrual_dead_endpoints',
       help: 'Endpoints (per bound client) failure accrual holds dead or on probation now.',
+      labelNames: ['router'],
+      registers,
+    });
+    this.drainingPeerMarks = new Counter({
+      name: 'hostmesh_draining_peer_marks_total',
+      help: 'Peer routers that announced a drain (l5d-hostmesh-draining over mTLS): the balancer skips them while another endpoint is alive.',
+      labelNames: ['router'],
+      registers,
+    });
+    this.drainingPeers = new Gauge({
+      name: 'hostmesh_draining_peers',
+      help: 'Peer routers marked draining now (drainingPeers.ttlMs after their last mark, or until they answer unmarked).',
       labelNames: ['router'],
       registers,
     });
