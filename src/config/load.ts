@@ -162,7 +162,6 @@ function stripUnenforced(raw: Record<string, unknown>, warn: (path: Key[]) => vo
     const client = ro['client'] as Record<string, unknown> | undefined;
     if (client && typeof client === 'object') stripKindOptions(client['loadBalancer'], 'loadBalancer', ['routers', i, 'client', 'loadBalancer']);
     if (client && typeof client === 'object') strip(client['tls'], 'clientTls', ['routers', i, 'client', 'tls']);
-    if (client && typeof client === 'object') strip(client['hostConnectionPool'], 'hostConnectionPool', ['routers', i, 'client', 'hostConnectionPool']);
     const servers = ro['servers'];
     if (Array.isArray(servers)) {
       servers.forEach((s: unknown, j) => {
@@ -353,6 +352,7 @@ function clientLimits(c: RawClientKeys | undefined): Partial<ClientConfig> {
       ...(p.maxWaiters !== undefined ? { maxWaiters: p.maxWaiters } : {}),
       ...(p.idleTimeMs !== undefined ? { idleTimeMs: p.idleTimeMs } : {}),
     };
+      ...(p.minSize !== undefined ? { minSize: p.minSize } : {}),
   }
   for (const key of [
     'maxWaitMs',

@@ -1,8 +1,9 @@
 // The endpoint stage: one keep-alive undici Pool per endpoint (TLS to peer routers, plaintext to
-// local pods), with in-flight counts for the balancer; idle pools are closed.
+// local pods), with in-flight counts for the balancer; idle pools are closed, the first minSize
+// connections of a pool outlive idleTimeMs.
 
 import { createSecureContext, type ConnectionOptions, type SecureContext } from 'node:tls';
-import { Pool } from 'undici';
+import { Client, Pool } from 'undici';
 import type { ClientConfig } from '../config/types.js';
 import type { Endpoint } from '../namer/addr.js';
 import { Admission, type AdmissionLimits, type Schedule } from './admission.js';
@@ -21,6 +22,13 @@ export interface PoolEntry {
   ewmaAt: number;
 }
 
+/**
+ * How long a minSize connection stays open while idle, and a pool with minSize > 0 lives without
+ * requests: undici's own cap on a server's keep-alive hint, and Linkerd 1's bindingCache idle TTL
+ * (after which Linkerd 1 drops an unused client with its pool and its minSize connections).
+ */
+export const MIN_SIZE_IDLE_MS = 600_000;
+
 /** Decay window of the latency average (Finagle's peak EWMA uses 10 s). */
 const EWMA_DECAY_MS = 10_000;
 
@@ -28,8 +36,13 @@ export function endpointKey(e: Endpoint): string {
   return e.host.includes(':') ? `[${e.host}]:${e.port}` : `${e.host}:${e.port}`;
 }
 
+/** Connections (= requests in flight) per endpoint when hostConnectionPool.maxSize is unset. */
+export const DEFAULT_POOL_MAX_SIZE = 64;
+
 /** Every bound the client side puts on one endpoint's pool, with defaults filled in. */
 export interface ClientLimits extends AdmissionLimits {
+  /** Connections of an endpoint kept open while idle past idleTimeMs (Linkerd 1 hostConnectionPool.minSize). */
+  readonly minSize: number;
   /** An idle keep-alive connection is closed after this (Linkerd 1 hostConnectionPool.idleTimeMs). */
   readonly idleTimeMs: number;
   /** Response headers must arrive within this once the request is sent. */
@@ -48,9 +61,10 @@ export interface ClientLimits extends AdmissionLimits {
  * long enough for long polls. A busy pod's excess waits its turn; only past the queue is it shed.
  */
 export function clientLimits(c: Partial<ClientConfig> = {}): ClientLimits {
-  const maxInFlight = c.hostConnectionPool?.maxSize ?? 64;
+  const maxInFlight = c.hostConnectionPool?.maxSize ?? DEFAULT_POOL_MAX_SIZE;
   const maxWaiters = c.hostConnectionPool?.maxWaiters ?? 1024;
   return {
+    minSize: c.hostConnectionPool?.minSize ?? 0,
     maxInFlight,
     maxWaiters,
     maxWaitersPerSource: Math.max(1, Math.ceil(maxWaiters / 2)),
@@ -70,6 +84,25 @@ export interface PoolEvents {
   disconnect(): void;
 }
 
+/**
+ * Linkerd 1's minSize (Finagle's low watermark) as undici's Pool allows it: the pool makes one
+ * Client per connection through this factory, and the first minSize it makes are the floor. Those
+ * take a keep-alive of MIN_SIZE_IDLE_MS instead of idleTimeMs; the rest close at idleTimeMs. The
+ * pool hands each request to its first free Client, so a light load runs on the floor and the
+ * extra ones go idle and close. A floor connection still closes when the server says so (undici
+ * honours a Keep-Alive hint up to keepAliveMaxTimeout, e.g. Node's default 5 s) and is reopened on
+ * the next request: as in Finagle, nothing is pre-opened, so an endpoint nobody calls costs nothing.
+ */
+function floorFactory(minSize: number, floor: Set<unknown>): (origin: URL, opts: object) => Client {
+  return (origin, opts) => {
+    const o = opts as Client.Options;
+    if (floor.size >= minSize) return new Client(origin, o);
+    const client = new Client(origin, { ...o, keepAliveTimeout: MIN_SIZE_IDLE_MS, keepAliveMaxTimeout: MIN_SIZE_IDLE_MS });
+    floor.add(client);
+    return client;
+  };
+}
+
 export class EndpointPools {
   #tls: ConnectionOptions | undefined;
   readonly #pools = new Map<string, PoolEntry>();
@@ -82,10 +115,10 @@ export class EndpointPools {
 
   /** `idleMs`: a pool with nothing in flight for this long is closed (its endpoint is gone or unused). */
   constructor(tls: ConnectionOptions | undefined, options: { limits?: ClientLimits; idleMs?: number; schedule?: Schedule } = {}, events?: PoolEvents) {
-    const idleMs = options.idleMs ?? 60_000;
     this.#tls = tls;
     this.#events = events;
     this.limits = options.limits ?? clientLimits();
+    const idleMs = options.idleMs ?? (this.limits.minSize > 0 ? MIN_SIZE_IDLE_MS : 60_000);
     this.#schedule = options.schedule;
     this.#sweeper = setInterval(() => this.#sweep(idleMs), Math.min(idleMs, 30_000));
     this.#sweeper.unref();
@@ -149,14 +182,18 @@ export class EndpointPools {
       // undici's headersTimeout runs once the request is sent (not while a body uploads), and
       // bodyTimeout is the idle time between body chunks, paused while the reader applies
       // back-pressure: what headersTimeoutMs and bodyIdleTimeoutMs mean.
+      const floor = new Set<unknown>();
       const pool = new Pool(origin, {
         connections: l.maxInFlight,
         keepAliveTimeout: l.idleTimeMs,
         keepAliveMaxTimeout: l.idleTimeMs,
         headersTimeout: l.headersTimeoutMs,
         bodyTimeout: l.bodyIdleTimeoutMs,
+        ...(l.minSize > 0 ? { factory: floorFactory(l.minSize, floor) } : {}),
         ...(this.#tls ? { connect: { ...this.#tls, secureContext: this.#secureContext() } } : {}),
       });
+      // undici drops a Client that failed to connect: its place in the floor is free again.
+      if (l.minSize > 0) pool.on('connectionError', (_origin, targets) => targets.forEach((c) => floor.delete(c)));
       const events = this.#events;
       if (events !== undefined) {
         pool.on('connect', () => events.connect());
