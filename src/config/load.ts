@@ -162,6 +162,7 @@ function stripUnenforced(raw: Record<string, unknown>, warn: (path: Key[]) => vo
     const client = ro['client'] as Record<string, unknown> | undefined;
     if (client && typeof client === 'object') stripKindOptions(client['loadBalancer'], 'loadBalancer', ['routers', i, 'client', 'loadBalancer']);
     if (client && typeof client === 'object') strip(client['tls'], 'clientTls', ['routers', i, 'client', 'tls']);
+    if (client && typeof client === 'object') strip(client['hostConnectionPool'], 'hostConnectionPool', ['routers', i, 'client', 'hostConnectionPool']);
     const servers = ro['servers'];
     if (Array.isArray(servers)) {
       servers.forEach((s: unknown, j) => {
@@ -352,7 +353,6 @@ function clientLimits(c: RawClientKeys | undefined): Partial<ClientConfig> {
       ...(p.maxWaiters !== undefined ? { maxWaiters: p.maxWaiters } : {}),
       ...(p.idleTimeMs !== undefined ? { idleTimeMs: p.idleTimeMs } : {}),
     };
-      ...(p.minSize !== undefined ? { minSize: p.minSize } : {}),
   }
   for (const key of [
     'maxWaitMs',
@@ -437,8 +437,8 @@ function toConfig(raw: RawConfig, baseDir: string, env: NodeJS.ProcessEnv): Host
     if (r.dtabFile !== undefined) out.dtabFile = abs(baseDir, r.dtabFile);
     if (r.dstPrefix !== undefined) out.dstPrefix = r.dstPrefix;
     if (r.bindingBudget !== undefined) out.bindingBudget = r.bindingBudget;
-    if (r.bindingCache !== undefined) out.bindingCache = { ...r.bindingCache };
     if (r.drainingPeers !== undefined) out.drainingPeers = { ...r.drainingPeers };
+    if (r.bindingCache !== undefined) out.bindingCache = { ...r.bindingCache };
     if (r.service !== undefined) out.service = toService(r.service);
     return out;
   });
@@ -454,8 +454,8 @@ function toConfig(raw: RawConfig, baseDir: string, env: NodeJS.ProcessEnv): Host
       ...(raw.identity?.claimWaitMs !== undefined ? { claimWaitMs: raw.identity.claimWaitMs } : {}),
     },
     shutdownGraceMs: raw.shutdownGraceMs,
-    ...(raw.authz !== undefined
     ...(raw.drainAnnounceMs !== undefined ? { drainAnnounceMs: raw.drainAnnounceMs } : {}),
+    ...(raw.authz !== undefined
       ? {
           authz: {
             policyFile: abs(baseDir, raw.authz.policyFile),

@@ -5,7 +5,6 @@ import { z } from 'zod';
 import { identifierSchema, loadBalancerSchema, notPerPrefix, scopeKinds, transformerSchema } from './kinds.js';
 import { parseCidr } from '../identity/source-guard.js';
 import { CLASSIFIER_KINDS } from '../router/classifier.js';
-import { DEFAULT_POOL_MAX_SIZE } from '../router/endpoint-pool.js';
 import { tlsPolicyProblems } from '../tls/policy.js';
 
 const port = z.number().int().min(0).max(65535);
@@ -46,6 +45,8 @@ export const UNENFORCED: Readonly<Record<string, readonly string[]>> = {
   serverTls: [],
   client: ['retries', 'clientSession', 'connectTimeoutMs', 'socketOptions', 'forwardClientCert'],
   clientTls: [],
+  // Connections are opened on demand; a floor of pre-opened ones is not kept.
+  hostConnectionPool: ['minSize'],
   // Linkerd 1's router-level service block: every key is enforced (kind and configs in kinds.ts scopeKinds).
   service: [],
 };
@@ -172,23 +173,10 @@ const clientShape = {
     .strictObject({
       maxSize: z.number().int().min(1).max(10_000).optional(),
       maxWaiters: z.number().int().min(0).max(100_000).optional(),
-      // Linkerd 1's low watermark: connections kept open while idle (router/endpoint-pool.ts).
-      minSize: z.number().int().min(0).max(10_000).optional(),
       idleTimeMs: z.number().int().min(100).optional(),
     })
     .optional(),
   maxWaitMs: z.number().int().min(1).optional(),
-    .superRefine((p, ctx) => {
-      const max = p.maxSize ?? DEFAULT_POOL_MAX_SIZE;
-      if (p.minSize !== undefined && p.minSize > max) {
-        const which = p.maxSize === undefined ? `${max}, the default` : String(max);
-        ctx.addIssue({
-          code: 'custom',
-          path: ['minSize'],
-          message: `${p.minSize} is more than maxSize (${which}): a pool cannot keep more connections than it may open`,
-        });
-      }
-    })
   maxInFlightPerSource: z.number().int().min(1).optional(),
   maxInFlightPerService: z.number().int().min(1).optional(),
   headersTimeoutMs: z.number().int().min(100).optional(),
@@ -220,6 +208,10 @@ const router = z.strictObject({
   maxHops: z.number().int().min(1).optional(),
   // hostmesh addition: most nodes one delegation tree may have (binding and explanations alike).
   bindingBudget: z.number().int().min(100).max(1_000_000).optional(),
+  // hostmesh addition: peer routers that announced a drain, skipped by the balancer (router/draining-peers.ts).
+  drainingPeers: z
+    .strictObject({ ttlMs: z.number().int().min(100).max(3_600_000).optional(), max: z.number().int().min(1).max(1_000_000).optional() })
+    .optional(),
   // Linkerd 1's binding cache. hostmesh binds (dtab, path) straight to a bound tree, so `paths`
   // and `trees` cap the same cache (the smaller wins); `bounds` and `clients` are accepted for
   // compatibility (endpoint pools have their own limits); `overrides` is a hostmesh addition.
@@ -232,10 +224,6 @@ const router = z.strictObject({
       idleTtlSecs: z.number().int().min(1).optional(),
       overrides: z.number().int().min(1).max(100_000).optional(),
     })
-  // hostmesh addition: peer routers that announced a drain, skipped by the balancer (router/draining-peers.ts).
-  drainingPeers: z
-    .strictObject({ ttlMs: z.number().int().min(100).max(3_600_000).optional(), max: z.number().int().min(1).max(1_000_000).optional() })
-    .optional(),
     .optional(),
 });
 
@@ -298,6 +286,8 @@ export const rawConfigSchema = z.strictObject({
     })
     .optional(),
   shutdownGraceMs: z.number().int().min(0).default(10_000),
+  // hostmesh addition: before the drain, serve this long telling peer routers (l5d-hostmesh-draining) to stop choosing this node.
+  drainAnnounceMs: z.number().int().min(0).max(60_000).optional(),
   // hostmesh addition: the authorization policy (docs/authz.md); absent = allow everything.
   authz: z
     .strictObject({
@@ -308,6 +298,4 @@ export const rawConfigSchema = z.strictObject({
     .optional(),
 });
 
-  // hostmesh addition: before the drain, serve this long telling peer routers (l5d-hostmesh-draining) to stop choosing this node.
-  drainAnnounceMs: z.number().int().min(0).max(60_000).optional(),
 export type RawConfig = z.infer<typeof rawConfigSchema>;

@@ -117,7 +117,6 @@ export interface HostConnectionPoolConfig {
 }
 
 export interface ClientConfig {
-  minSize?: number; // connections per endpoint kept open while idle past idleTimeMs (default 0)
   tls?: ClientTlsConfig;
   loadBalancer: LoadBalancerConfig;
   hostConnectionPool?: HostConnectionPoolConfig;
@@ -207,6 +206,8 @@ export interface RouterConfig {
   /** Most nodes of one delegation tree (default 10,000, namer/interpreter DEFAULT_BINDING_BUDGET). */
   bindingBudget?: number;
   bindingCache?: BindingCacheConfig;
+  /** Peers that announced a drain (defaults in router/draining-peers.ts: ttlMs 30000, max 10000). */
+  drainingPeers?: { ttlMs?: number; max?: number };
   service?: ServiceConfig;
 }
 
@@ -214,8 +215,6 @@ export interface RouterConfig {
 export interface BindingCacheConfig {
   paths?: number; // bindings through the router's own dtab (default 1000)
   trees?: number; // same cache in hostmesh (the smaller of paths and trees applies)
-  /** Peers that announced a drain (defaults in router/draining-peers.ts: ttlMs 30000, max 10000). */
-  drainingPeers?: { ttlMs?: number; max?: number };
   bounds?: number; // accepted, not a separate cache in hostmesh
   clients?: number; // accepted, not a separate cache in hostmesh
   idleTtlSecs?: number; // a binding unused this long is dropped (default 600)
@@ -237,10 +236,10 @@ export interface HostmeshConfig {
   /** Workload identity; absent: defaults (trust domain cluster.local, pod watch with an io.l5d.k8s namer). */
   identity?: IdentityConfig;
   shutdownGraceMs: number; // default 10000
+  /** Served normally, answers to peers marked draining, before the drain starts (default 2000; 0: none). */
+  drainAnnounceMs?: number;
   /** The authorization policy (docs/authz.md); absent: every call is allowed. */
   authz?: AuthzConfig;
   /** The directory of the config file, for resolving relative paths. */
   baseDir: string;
 }
-  /** Served normally, answers to peers marked draining, before the drain starts (default 2000; 0: none). */
-  drainAnnounceMs?: number;
