@@ -49,12 +49,13 @@ function checkValidity(
 function allKeyFiles(config: HostmeshConfig): string[] {
   return [
     ...new Set(
-      config.routers.flatMap((r) =>
-        tlsKeyFiles(
+      config.routers.flatMap((r) => [
+        ...tlsKeyFiles(
           r.servers.map((s) => s.tls),
           r.client.tls,
         ),
-      ),
+        ...(r.client.configs ?? []).flatMap((c) => tlsKeyFiles([], c.tls)),
+      ]),
     ),
   ];
 }
@@ -79,16 +80,20 @@ export async function checkTlsFiles(config: HostmeshConfig, warnings: string[] =
         problems.push(`router ${r.label} server :${s.port} tls: ${(err as Error).message}`);
       }
     }
-    if (r.client.tls !== undefined) {
-      const t = r.client.tls;
-      if (t.clientAuth !== undefined) checkValidity(inspect, t.clientAuth.certPath, `router ${r.label} client certificate`, problems, warnings);
+    // The global client TLS and each io.l5d.static prefix's (a prefix's files are read when its first client connects).
+    const clientTls = [
+      ...(r.client.tls !== undefined ? [{ what: `router ${r.label} client`, t: r.client.tls }] : []),
+      ...(r.client.configs ?? []).flatMap((c) => (c.tls !== undefined ? [{ what: `router ${r.label} client ${c.prefix}`, t: c.tls }] : [])),
+    ];
+    for (const { what, t } of clientTls) {
+      if (t.clientAuth !== undefined) checkValidity(inspect, t.clientAuth.certPath, `${what} certificate`, problems, warnings);
       for (const ca of [...(t.trustCerts ?? []), ...(t.trustCertsBundle !== undefined ? [t.trustCertsBundle] : [])]) {
-        checkValidity(inspect, ca, `router ${r.label} client trusted CA`, problems, warnings);
+        checkValidity(inspect, ca, `${what} trusted CA`, problems, warnings);
       }
       try {
-        clientTlsOptions(r.client.tls); // builds and checks the context
+        clientTlsOptions(t); // builds and checks the context
       } catch (err) {
-        problems.push(`router ${r.label} client tls: ${(err as Error).message}`);
+        problems.push(`${what} tls: ${(err as Error).message}`);
       }
     }
   }
