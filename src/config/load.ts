@@ -162,7 +162,6 @@ function stripUnenforced(raw: Record<string, unknown>, warn: (path: Key[]) => vo
     const client = ro['client'] as Record<string, unknown> | undefined;
     if (client && typeof client === 'object') stripKindOptions(client['loadBalancer'], 'loadBalancer', ['routers', i, 'client', 'loadBalancer']);
     if (client && typeof client === 'object') strip(client['tls'], 'clientTls', ['routers', i, 'client', 'tls']);
-    if (client && typeof client === 'object') strip(client['hostConnectionPool'], 'hostConnectionPool', ['routers', i, 'client', 'hostConnectionPool']);
     const servers = ro['servers'];
     if (Array.isArray(servers)) {
       servers.forEach((s: unknown, j) => {
@@ -291,12 +290,8 @@ function tlsWarnings(raw: RawConfig, warn: (path: Key[], message: string) => voi
     if (c?.kind === 'io.l5d.static') {
       c.configs.forEach((pc, j) => {
         const pt = pc.tls;
-        if (pt === undefined) return;
-        for (const n of tlsPolicyNotes(pt.protocols, pt.ciphers)) warn(['routers', i, 'client', 'configs', j, 'tls', ...n.path], n.message);
-        // Linkerd 1 allowed it; said out loud, since a prefix usually names a host outside the mesh.
-        if (pt.disableValidation === true) {
-          warn(['routers', i, 'client', 'configs', j, 'tls', 'disableValidation'], `servers under ${pc.prefix} are not verified: any certificate is accepted`);
-        }
+        if (pt !== undefined)
+          for (const n of tlsPolicyNotes(pt.protocols, pt.ciphers)) warn(['routers', i, 'client', 'configs', j, 'tls', ...n.path], n.message);
       });
     }
   });
@@ -357,6 +352,7 @@ function clientLimits(c: RawClientKeys | undefined): Partial<ClientConfig> {
       ...(p.maxWaiters !== undefined ? { maxWaiters: p.maxWaiters } : {}),
       ...(p.idleTimeMs !== undefined ? { idleTimeMs: p.idleTimeMs } : {}),
     };
+      ...(p.minSize !== undefined ? { minSize: p.minSize } : {}),
   }
   for (const key of [
     'maxWaitMs',

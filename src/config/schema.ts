@@ -5,6 +5,7 @@ import { z } from 'zod';
 import { identifierSchema, loadBalancerSchema, notPerPrefix, scopeKinds, transformerSchema } from './kinds.js';
 import { parseCidr } from '../identity/source-guard.js';
 import { CLASSIFIER_KINDS } from '../router/classifier.js';
+import { DEFAULT_POOL_MAX_SIZE } from '../router/endpoint-pool.js';
 import { tlsPolicyProblems } from '../tls/policy.js';
 
 const port = z.number().int().min(0).max(65535);
@@ -45,8 +46,6 @@ export const UNENFORCED: Readonly<Record<string, readonly string[]>> = {
   serverTls: [],
   client: ['retries', 'clientSession', 'connectTimeoutMs', 'socketOptions', 'forwardClientCert'],
   clientTls: [],
-  // Connections are opened on demand; a floor of pre-opened ones is not kept.
-  hostConnectionPool: ['minSize'],
   // Linkerd 1's router-level service block: every key is enforced (kind and configs in kinds.ts scopeKinds).
   service: [],
 };
@@ -171,14 +170,27 @@ const clientShape = {
   loadBalancer: loadBalancerSchema.optional(),
   hostConnectionPool: z
     .strictObject({
-      maxSize: z.number().int().min(1).max(10_000).optional(),
-      maxWaiters: z.number().int().min(0).max(100_000).optional(),
+      // Linkerd 1's low watermark: connections kept open while idle (router/endpoint-pool.ts).
+      minSize: z.number().int().min(0).max(10_000).optional(),
       idleTimeMs: z.number().int().min(100).optional(),
     })
-    .optional(),
-  maxWaitMs: z.number().int().min(1).optional(),
+      maxSize: z.number().int().min(1).max(10_000).optional(),
+      maxWaiters: z.number().int().min(0).max(100_000).optional(),
+    .superRefine((p, ctx) => {
+      const max = p.maxSize ?? DEFAULT_POOL_MAX_SIZE;
+      if (p.minSize !== undefined && p.minSize > max) {
+        const which = p.maxSize === undefined ? `${max}, the default` : String(max);
+        ctx.addIssue({
+          code: 'custom',
+          path: ['minSize'],
+          message: `${p.minSize} is more than maxSize (${which}): a pool cannot keep more connections than it may open`,
+        });
+      }
+    })
   maxInFlightPerSource: z.number().int().min(1).optional(),
   maxInFlightPerService: z.number().int().min(1).optional(),
+    .optional(),
+  maxWaitMs: z.number().int().min(1).optional(),
   headersTimeoutMs: z.number().int().min(100).optional(),
   bodyIdleTimeoutMs: z.number().int().min(100).optional(),
   requestBodyIdleTimeoutMs: z.number().int().min(100).optional(),
@@ -194,6 +206,8 @@ const clientSchema = scopeKinds('client', clientShape, {
   loadBalancer: notPerPrefix('one load balancer per router; set client.loadBalancer in an io.l5d.global client'),
 });
 
+  // Linkerd 1 keys an io.l5d.global client accepts with a warning: inside a prefix, refused by name.
+  ...Object.fromEntries((UNENFORCED['client'] ?? []).map((k) => [k, notPerPrefix('a Linkerd 1 key hostmesh does not enforce')])),
 const router = z.strictObject({
   protocol: z.literal('http'),
   label: z.string().min(1).optional(),

@@ -117,6 +117,7 @@ export interface HostConnectionPoolConfig {
 }
 
 export interface ClientConfig {
+  minSize?: number; // connections per endpoint kept open while idle past idleTimeMs (default 0)
   tls?: ClientTlsConfig;
   loadBalancer: LoadBalancerConfig;
   hostConnectionPool?: HostConnectionPoolConfig;

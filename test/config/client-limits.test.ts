@@ -1,5 +1,5 @@
 // The pool, fairness and deadline keys of a router's client: Linkerd 1's hostConnectionPool is
-// enforced (minSize warned about), hostmesh's keys validate, and unset keys take the defaults.
+// enforced (minSize too), hostmesh's keys validate, and unset keys take the defaults.
 
 import t from 'tap';
 import { ConfigError, parseConfig } from '../../src/config/load.js';
@@ -16,7 +16,18 @@ ${client}
 `;
 }
 
-t.test('hostConnectionPool and the hostmesh keys load; minSize is accepted, not enforced', async (t) => {
+/** The problems a client block's config is refused with (none: it loads). */
+function problems(client: string): string[] {
+  try {
+    parseConfig(config(client), 'l5d.yaml');
+  } catch (err) {
+    if (err instanceof ConfigError) return [...err.problems];
+    throw err;
+  }
+  return [];
+}
+
+t.test('hostConnectionPool and the hostmesh keys load, minSize with no warning', async (t) => {
   const { config: c, warnings } = parseConfig(
     config(`    hostConnectionPool: {minSize: 1, maxSize: 16, maxWaiters: 10, idleTimeMs: 5000}
     maxWaitMs: 250
@@ -28,12 +39,10 @@ t.test('hostConnectionPool and the hostmesh keys load; minSize is accepted, not 
     'l5d.yaml',
   );
   const client = c.routers[0]?.client;
-  t.same(client?.hostConnectionPool, { maxSize: 16, maxWaiters: 10, idleTimeMs: 5000 });
-  t.same(
-    warnings.map((w) => w.replace(/^l5d\.yaml:\d+:\d+: /, '')),
-    ['routers[0].client.hostConnectionPool.minSize: accepted, not enforced'],
-  );
+  t.same(client?.hostConnectionPool, { minSize: 1, maxSize: 16, maxWaiters: 10, idleTimeMs: 5000 });
+  t.same(warnings, []);
   t.same(clientLimits(client), {
+    minSize: 1,
     maxInFlight: 16,
     maxWaiters: 10,
     maxWaitersPerSource: 5,
@@ -49,6 +58,7 @@ t.test('hostConnectionPool and the hostmesh keys load; minSize is accepted, not 
 
 t.test('defaults: 64 connections, a source half, a service three quarters, 1,024 waiters for 5 s', async (t) => {
   t.same(clientLimits({}), {
+    minSize: 0,
     maxInFlight: 64,
     maxWaiters: 1024,
     maxWaitersPerSource: 512,
@@ -65,17 +75,20 @@ t.test('defaults: 64 connections, a source half, a service three quarters, 1,024
 });
 
 t.test('bad values and unknown keys are errors with the key path', async (t) => {
-  const problems = (client: string): string[] => {
-    try {
-      parseConfig(config(client), 'l5d.yaml');
-    } catch (err) {
-      if (err instanceof ConfigError) return [...err.problems];
-      throw err;
-    }
-    return [];
-  };
   t.match(problems('    hostConnectionPool: {maxSize: 0}'), [/routers\[0\]\.client\.hostConnectionPool\.maxSize/]);
   t.match(problems('    hostConnectionPool: {maxConns: 3}'), [/unknown key 'maxConns'/]);
   t.match(problems('    headersTimeoutMs: 10'), [/routers\[0\]\.client\.headersTimeoutMs/]);
   t.match(problems('    maxInFlightPerSource: 1.5'), [/maxInFlightPerSource/]);
+  t.match(problems('    hostConnectionPool: {minSize: -1}'), [/routers\[0\]\.client\.hostConnectionPool\.minSize/]);
+});
+
+t.test('minSize above maxSize (given, or the default 64) is an error at the minSize key', async (t) => {
+  // The position is minSize's value (line 9 of the text, after hostConnectionPool: and maxSize:).
+  t.same(problems('    hostConnectionPool:\n      maxSize: 4\n      minSize: 5'), [
+    'l5d.yaml:9:16: routers[0].client.hostConnectionPool.minSize: 5 is more than maxSize (4): a pool cannot keep more connections than it may open',
+  ]);
+  t.match(problems('    hostConnectionPool: {minSize: 65}'), [
+    /^l5d\.yaml:7:\d+: routers\[0\]\.client\.hostConnectionPool\.minSize: 65 is more than maxSize \(64, the default\)/,
+  ]);
+  t.same(problems('    hostConnectionPool: {minSize: 4, maxSize: 4}'), []);
 });

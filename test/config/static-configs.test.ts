@@ -132,6 +132,11 @@ const errors: { name: string; yaml: string; want: RegExp }[] = [
     yaml: router('client:\n  kind: io.l5d.static\n  configs:\n  - prefix: /#/io.l5d.k8s\n    loadBalancer: {kind: ewma}'),
     want: /routers\[0\]\.client\.configs\[0\]\.loadBalancer: not supported per prefix/,
   },
+  {
+    name: 'a Linkerd 1 key hostmesh does not enforce is refused inside a prefix (no warning to miss)',
+    yaml: router('client:\n  kind: io.l5d.static\n  configs:\n  - prefix: /#/io.l5d.k8s\n    clientSession: {idleTimeMs: 100}'),
+    want: /routers\[0\]\.client\.configs\[0\]\.clientSession: not supported per prefix: a Linkerd 1 key hostmesh does not enforce/,
+  },
 ];
 
 for (const c of errors) {

@@ -1,0 +1,81 @@
+// hostConnectionPool.minSize against a real endpoint: after a burst opens more connections than
+// minSize, the extra ones close at idleTimeMs and the first minSize stay open, idle.
+
+import http from 'node:http';
+import type { AddressInfo, Socket } from 'node:net';
+import t from 'tap';
+import { clientLimits, EndpointPools } from '../../src/router/endpoint-pool.js';
+import { eventually } from '../helpers/sockets.js';
+
+const IDLE_MS = 300;
+
+/** A backend that holds requests until `burst` are in (then 1: each answered at once), and counts its open connections. */
+async function backend(initialBurst: number): Promise<{ server: http.Server; port: number; open: () => number }> {
+  let burst = initialBurst;
+  const sockets = new Set<Socket>();
+  let waiting: http.ServerResponse[] = [];
+  const server = http.createServer((_req, res) => {
+    waiting.push(res);
+    // Held until the burst is complete, so the pool has to open one connection per request.
+    if (waiting.length >= burst) {
+      for (const r of waiting) r.end('ok');
+      waiting = [];
+      burst = 1;
+    }
+  });
+  // A long keep-alive hint: the server would keep idle connections for a minute, so any close
+  // seen within the test is the router's pool closing them.
+  server.keepAliveTimeout = 60_000;
+  server.on('connection', (s: Socket) => {
+    sockets.add(s);
+    s.once('close', () => sockets.delete(s));
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return { server, port: (server.address() as AddressInfo).port, open: () => sockets.size };
+}
+
+async function burst(pools: EndpointPools, port: number, n: number): Promise<void> {
+  const entry = pools.get({ host: '127.0.0.1', port, meta: {} });
+  await Promise.all(
+    Array.from({ length: n }, async () => {
+      const r = await entry.pool.request({ method: 'GET', path: '/' });
+      await r.body.text();
+    }),
+  );
+}
+
+for (const minSize of [0, 2]) {
+  t.test(`minSize ${minSize}: a burst of 5 connections shrinks to ${minSize} after idleTimeMs`, async (t) => {
+    const b = await backend(5);
+    const pools = new EndpointPools(undefined, { limits: clientLimits({ hostConnectionPool: { minSize, maxSize: 8, idleTimeMs: IDLE_MS } }) });
+    t.teardown(async () => {
+      await pools.close();
+      b.server.closeAllConnections();
+      await new Promise((r) => b.server.close(r));
+    });
+    await burst(pools, b.port, 5);
+    t.equal(b.open(), 5, 'the burst opened five connections');
+    t.ok(await eventually(() => b.open() <= minSize, 20 * IDLE_MS), `the extra connections close after idleTimeMs (${b.open()} open)`);
+    // Several idle periods later the floor is still there: nothing closes the first minSize.
+    await new Promise((r) => setTimeout(r, 4 * IDLE_MS));
+    t.equal(b.open(), minSize, `${minSize} connections stay open while idle`);
+    // The next requests run on the kept connections: none is opened while they suffice.
+    let opened = 0;
+    b.server.on('connection', () => opened++);
+    for (let i = 0; i < 5; i++) await burst(pools, b.port, 1);
+    if (minSize > 0) t.equal(opened, 0, `sequential requests reuse the kept connections (${opened} opened)`);
+  });
+}
+
+t.test('minSize 2: nothing is pre-opened; the one connection a request opened outlives idleTimeMs', async (t) => {
+  const b = await backend(1);
+  const pools = new EndpointPools(undefined, { limits: clientLimits({ hostConnectionPool: { minSize: 2, maxSize: 8, idleTimeMs: IDLE_MS } }) });
+  t.teardown(async () => {
+    await pools.close();
+    b.server.closeAllConnections();
+    await new Promise((r) => b.server.close(r));
+  });
+  await burst(pools, b.port, 1);
+  await new Promise((r) => setTimeout(r, 4 * IDLE_MS));
+  t.equal(b.open(), 1, 'one connection, kept past idleTimeMs');
+});
