@@ -94,6 +94,8 @@ const server = z.strictObject({
   clearContext: z.boolean().optional(),
   // hostmesh additions (plaintext servers): serve only pods on this node, the node and loopback,
   // plus these CIDRs; a source no pod has yet waits sourceWaitMs for the pod watch.
+  // hostmesh: who connects to this server (resolved in load.ts when absent).
+  direction: z.enum(['outbound', 'inbound']).optional(),
   localSourcesOnly: z.boolean().optional(),
   allowedSourceCidrs: z.array(z.string().superRefine(cidrCheck)).optional(),
   sourceWaitMs: z.number().int().min(0).max(60_000).optional(),

@@ -2,7 +2,7 @@
 // pod makes a workload claim), from the verified peer and its checked claim on the incoming side.
 
 import { HostmeshError } from '../errors.js';
-import type { Caller } from '../router/router.js';
+import type { Caller } from '../router/context.js';
 import type { PodDirectory } from './pod-directory.js';
 import type { Source } from './source-guard.js';
 import { CLAIM_HEADER, checkClaim, claimFor, workloadIdentity, type ClaimRefusal, type ClaimResult } from './workload-identity.js';

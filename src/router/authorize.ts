@@ -1,12 +1,12 @@
 // The authorization stage: decides allow/deny for a request's final destination (the bound name
 // after all dtab rewriting) and refuses l5d-dtab overrides the caller's namespace may not send.
 
-import type { IncomingMessage } from 'node:http';
 import { destinationFromName } from '../authz/destination.js';
 import type { AuthzCaller, Policy } from '../authz/policy.js';
 import { HostmeshError } from '../errors.js';
 import type { Logger } from '../log.js';
-import type { RequestContext } from './router.js';
+import type { RequestContext } from './context.js';
+import type { RequestHead } from './stages/identify.js';
 
 export type AuthzVerdict = 'allow' | 'deny' | 'audit';
 
@@ -28,7 +28,7 @@ export interface AuthorizeOptions {
 export const AUDIT_LOG_PER_MINUTE = 20;
 
 /** What a decision reads of a request: one call per request from the router, after the endpoint is chosen. */
-export type Authorize = (req: IncomingMessage, ctx: RequestContext, bound: string, peerId: string | undefined) => void;
+export type Authorize = (req: RequestHead, ctx: RequestContext, bound: string, peerId: string | undefined) => void;
 
 /**
  * The caller as the policy sees it. On the incoming (mTLS) side the listener's caller, else the
@@ -79,7 +79,7 @@ export function authorizer(o: AuthorizeOptions): Authorize {
     // The mTLS side is where the verified identity is: the final destination is decided there.
     // Every mesh call, same-node ones included, goes outgoing -> incoming over mTLS, so deciding at
     // the incoming router covers them all; the outgoing side only guards l5d-dtab overrides.
-    const incoming = (req.socket as { encrypted?: boolean }).encrypted === true;
+    const incoming = ctx.direction === 'inbound';
     const caller = callerOf(incoming, ctx, peerId);
     const service = ctx.service ?? '-';
     if (!incoming) {

@@ -19,6 +19,7 @@ import { clientLimits, EndpointPools } from '../router/endpoint-pool.js';
 import { classifier as buildClassifier, DEFAULT_CLASSIFIER, type Classifier, type ClassifierKind } from '../router/classifier.js';
 import { DEFAULT_BACKOFF, DEFAULT_BUDGET, DEFAULT_RETRY_POLICY, type BudgetConfig, type RetryPolicy } from '../router/retries.js';
 import { DEFAULT_BINDING_CACHE, Router, type BindingCacheLimits } from '../router/router.js';
+import { serverDirection } from '../router/context.js';
 import { accrualConfig } from '../router/failure-accrual.js';
 import { daemonSet, hostFilter, localNode, portTransform, replaceTransform, type EndpointTransform } from '../router/transformers.js';
 import { networkInterfaces } from 'node:os';
@@ -467,10 +468,11 @@ export async function startHostmesh(config: HostmeshConfig, deps: HostmeshDeps):
         onClaim: (result) => rm.identityClaim(result),
       });
       for (const s of r.servers) {
-        // The outgoing (plaintext) port serves this node's pods, the node and loopback, and the
-        // configured CIDRs; an mTLS port is guarded by its client certificates instead.
+        const direction = serverDirection(s, r.label);
+        // The outbound port serves this node's pods, the node and loopback, and the configured
+        // CIDRs; an inbound (mTLS) port is guarded by its client certificates instead.
         const guard =
-          s.tls === undefined && s.localSourcesOnly !== false
+          direction === 'outbound' && s.localSourcesOnly !== false
             ? new SourceGuard({
                 nodeName,
                 pods: podSource.pods,
@@ -485,12 +487,16 @@ export async function startHostmesh(config: HostmeshConfig, deps: HostmeshDeps):
             "no pod watch (no io.l5d.k8s namer, or identity.podWatch: false): this plaintext port admits only loopback, the node's addresses and allowedSourceCidrs",
           );
         }
+        if (direction === 'inbound' && s.tls === undefined) {
+          logger.warn({ router: r.label, port: s.port }, 'inbound server without TLS: peers are not authenticated, so no l5d-client-id and no workload claims');
+        }
         if (s.tls !== undefined && !s.tls.requireClientAuth) {
           logger.warn({ router: r.label, port: s.port }, 'TLS without requireClientAuth: peers are not verified');
         }
         const l = await new Listener(
           router,
           {
+            direction,
             ip: s.ip,
             port: s.port,
             ...(s.tls ? { tls: serverTlsOptions(s.tls) } : {}),
@@ -525,7 +531,7 @@ export async function startHostmesh(config: HostmeshConfig, deps: HostmeshDeps):
             ),
           );
         }
-        logger.info({ router: r.label, address: l.address }, 'router listening');
+        logger.info({ router: r.label, address: l.address, direction }, 'router listening');
       }
       routers.push({ label: r.label, router, listeners });
     }

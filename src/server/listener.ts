@@ -1,12 +1,14 @@
-// A router's listener: a plaintext (outgoing, :4140) or TLS (incoming, :4141) HTTP server handing
-// every request to the router. TLS is configuration of the listener, not another code path.
+// A router's listener: an HTTP server with an explicit direction (outbound: this node's pods,
+// :4140; inbound: peer routers, :4141 over mTLS) handing every request to the router.
 
 import http from 'node:http';
 import https from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
 import type { TLSSocket, TlsOptions } from 'node:tls';
 import type { Logger } from '../log.js';
-import { type Caller, REQUEUE_HEADER, type RequestContext, type Router } from '../router/router.js';
+import type { Caller, Direction, RequestContext } from '../router/context.js';
+import { REQUEUE_HEADER } from '../router/requeue.js';
+import type { Router } from '../router/router.js';
 import { RETRYABLE_HEADER } from '../router/classifier.js';
 import { peerIdentity, peerVerdict } from '../tls/peer-identity.js';
 import { parserError, rescue, rescueRaw } from './rescue.js';
@@ -36,6 +38,12 @@ export const SOCKET_DEFAULTS = {
 } as const;
 
 export interface ListenerOptions {
+  /**
+   * Who connects, as the config says (servers[].direction): `outbound` is this node's pods (a
+   * source guard, callers by address, CONNECT served), `inbound` is peer routers (callers by
+   * verified certificate and claim, CONNECT refused, undelivered answers marked for requeue).
+   */
+  readonly direction: Direction;
   readonly ip: string;
   readonly port: number;
   /** TLS server options (incoming side); absent for plaintext. */
@@ -72,6 +80,7 @@ export class Listener {
   readonly #router: Router;
   readonly #logger: Logger;
   readonly #tls: boolean;
+  readonly #direction: Direction;
   #draining = false;
   #active = 0;
   #idleWaiters: (() => void)[] = [];
@@ -92,6 +101,7 @@ export class Listener {
     this.#router = router;
     this.#logger = logger;
     this.#tls = options.tls !== undefined;
+    this.#direction = options.direction;
     this.#callers = options.callers;
     const headersTimeout = options.headersTimeoutMs ?? SOCKET_DEFAULTS.headersTimeoutMs;
     const idleTimeout = options.idleTimeoutMs ?? SOCKET_DEFAULTS.idleTimeoutMs;
@@ -206,17 +216,17 @@ export class Listener {
         return;
       }
       const peer = this.#tls ? peerIdentity(req.socket as TLSSocket) : undefined;
-      void this.#tunnels.upgrade(this.#router, req, socket, head, peer);
+      void this.#tunnels.upgrade(this.#router, req, socket, head, this.#direction, peer);
     });
     this.#server.on('connect', (req: http.IncomingMessage, socket: Socket, head: Buffer) => {
-      if (this.#draining || this.#tls) {
-        // CONNECT is for the plaintext outgoing side, where pods' proxy clients speak; a draining
+      if (this.#draining || this.#direction === 'inbound') {
+        // CONNECT is for the outbound side, where pods' proxy clients speak; a draining
         // router answers it as it answers requests.
         const refusal = this.#draining ? HostmeshError.of('SHUTTING_DOWN', 'draining') : HostmeshError.of('CONNECT_REFUSED', 'incoming');
         rescueRaw(socket, refusal, {}, this.#logger, this.#lingerMs, () => metrics?.connectionDeadline('error_answer'));
         return;
       }
-      void this.#tunnels.connect(this.#router, this.#server, req, socket, head);
+      void this.#tunnels.connect(this.#router, this.#server, req, socket, head, this.#direction);
     });
     this.#server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
       if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT') metrics?.connectionDeadline('headers');
@@ -290,17 +300,17 @@ export class Listener {
   #caller(req: http.IncomingMessage, peer: string | undefined): Caller | Promise<Caller> | undefined {
     const callers = this.#callers;
     if (callers === undefined) return undefined;
-    if (!this.#tls) return callers.fromSource(this.#sources.get(req.socket));
+    if (this.#direction === 'outbound') return callers.fromSource(this.#sources.get(req.socket));
     return callers.fromPeer(peer, req.headers[CLAIM_HEADER]);
   }
 
   #onRequest(req: http.IncomingMessage, res: http.ServerResponse): void {
-    const ctx: RequestContext = {};
+    const ctx: RequestContext = { direction: this.#direction };
     if (this.#draining) {
       res.setHeader('connection', 'close');
       // No app saw it: a peer router (mTLS) may resend it to another node (router.ts requeues).
       res.setHeader(RETRYABLE_HEADER, 'true');
-      if (this.#tls) res.setHeader(REQUEUE_HEADER, 'not-delivered');
+      if (this.#direction === 'inbound') res.setHeader(REQUEUE_HEADER, 'not-delivered');
       rescue(res, HostmeshError.of('SHUTTING_DOWN', 'draining'), ctx, this.#logger);
       return;
     }
@@ -321,7 +331,7 @@ export class Listener {
       // check may wait briefly for this router's pod watch, or refuse the request.
       const route = (caller: Caller | undefined): Promise<void> => {
         if (caller !== undefined) ctx.caller = caller;
-        return this.#router.handle(req, res, ctx, this.#tls ? (caller?.identity ?? peer) : peer);
+        return this.#router.handle(req, res, ctx, this.#direction === 'inbound' ? (caller?.identity ?? peer) : peer);
       };
       try {
         const caller = this.#caller(req, peer);

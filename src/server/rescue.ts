@@ -6,7 +6,7 @@ import { STATUS_CODES, type ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { HostmeshError } from '../errors.js';
 import type { Logger } from '../log.js';
-import type { RequestContext } from '../router/router.js';
+import type { RequestContext } from '../router/context.js';
 
 export function toHostmeshError(err: unknown): HostmeshError {
   if (err instanceof HostmeshError) return err;

@@ -9,7 +9,9 @@ import type { Duplex } from 'node:stream';
 import httpProxy from 'http-proxy';
 import { HostmeshError } from '../errors.js';
 import type { Logger } from '../log.js';
-import type { RequestContext, Router } from '../router/router.js';
+import type { Direction, RequestContext } from '../router/context.js';
+import type { RoutePlan } from '../router/route-plan.js';
+import type { Router } from '../router/router.js';
 import { endpointKey } from '../router/endpoint-pool.js';
 import { rescueRaw } from './rescue.js';
 import type { ConnectionState } from '../metrics/metrics.js';
@@ -92,27 +94,22 @@ export class Tunnels {
   }
 
   /** An Upgrade request: route it like any request, then tunnel bytes both ways. */
-  async upgrade(router: Router, req: http.IncomingMessage, socket: Duplex, head: Buffer, peerId: string | undefined): Promise<void> {
+  async upgrade(router: Router, req: http.IncomingMessage, socket: Duplex, head: Buffer, direction: Direction, peerId: string | undefined): Promise<void> {
     this.#track(socket);
     socket.on('error', () => socket.destroy());
     // From here on, the HTTP server's timeouts no longer watch this socket: routing and the wait
     // for the endpoint's 101 fall under the tunnel deadline too.
     this.#deadline(socket);
-    const ctx: RequestContext = {};
+    const ctx: RequestContext = { direction };
     try {
-      const r = await router.resolve(req, ctx, peerId);
-      // Connection and Upgrade are hop-by-hop but are exactly what this hop must carry on.
-      r.headers['connection'] = 'Upgrade';
-      r.headers['upgrade'] = req.headers.upgrade ?? '';
-      req.headers = r.headers as http.IncomingHttpHeaders;
-      req.url = r.target;
+      const plan = await router.plan(req, ctx, peerId);
       const agent = this.#agent(router);
-      const target = { protocol: r.tls ? 'https:' : 'http:', host: r.endpoint.host, port: r.endpoint.port };
+      const target = { protocol: plan.tls ? 'https:' : 'http:', host: plan.endpoint.host, port: plan.endpoint.port };
       if (socket.destroyed) return; // the deadline passed while routing
-      this.#proxy.ws(req, socket, head, { target: target as unknown as string, ...(agent ? { agent } : {}) });
+      this.#proxy.ws(upstreamRequest(req, plan), socket, head, { target: target as unknown as string, ...(agent ? { agent } : {}) });
       // http-proxy clears the client socket's timeout as it starts the tunnel: arm it again.
       this.#deadline(socket);
-      this.logger.debug({ service: ctx.service, endpoint: endpointKey(r.endpoint) }, 'upgrade tunnelled');
+      this.logger.debug({ service: ctx.service, endpoint: endpointKey(plan.endpoint) }, 'upgrade tunnelled');
     } catch (err) {
       // A routing failure's delegation path is worked out here, on the error path only.
       rescueRaw(socket, router.explainFailure(err, ctx), ctx, this.logger, this.#options.lingerMs);
@@ -124,7 +121,7 @@ export class Tunnels {
    * as a new connection, so each request inside is routed (undici's ProxyAgent does this by
    * default). Other ports and names that do not bind: 403 (egress is not the mesh's job yet).
    */
-  async connect(router: Router, server: http.Server, req: http.IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
+  async connect(router: Router, server: http.Server, req: http.IncomingMessage, socket: Duplex, head: Buffer, direction: Direction): Promise<void> {
     socket.on('error', () => socket.destroy());
     // Binding the name is bounded by the tunnel deadline; once fed back into the server, the
     // connection inside has the server's own deadlines (headers, idle).
@@ -134,7 +131,7 @@ export class Tunnels {
     };
     (socket as Socket).setTimeout(this.#options.idleTimeoutMs);
     socket.once('timeout', onIdle);
-    const ctx: RequestContext = {};
+    const ctx: RequestContext = { direction };
     try {
       const authority = req.url ?? '';
       const m = /^(\[[0-9A-Fa-f:.]+\]|[^:\s/]+):([0-9]{1,5})$/.exec(authority);
@@ -161,4 +158,15 @@ export class Tunnels {
     for (const a of this.#agents.values()) a.destroy();
     this.#proxy.close();
   }
+}
+
+/**
+ * What http-proxy reads to make the upstream upgrade request (method, target, headers, and the
+ * socket for its addresses): the plan's target and headers, leaving the client's request as it
+ * arrived. Connection and Upgrade are hop-by-hop but are exactly what this hop must carry on.
+ */
+function upstreamRequest(req: http.IncomingMessage, plan: RoutePlan): http.IncomingMessage {
+  const headers = { ...plan.headers, connection: 'Upgrade', upgrade: req.headers.upgrade ?? '' } as http.IncomingHttpHeaders;
+  const view = { method: req.method, url: plan.target, httpVersion: req.httpVersion, headers, socket: req.socket, connection: req.socket };
+  return view as unknown as http.IncomingMessage;
 }

@@ -28,7 +28,8 @@ rules:
   'p.yaml',
 );
 
-const req = (encrypted: boolean, url = '/'): IncomingMessage => ({ socket: { encrypted }, method: 'GET', url }) as unknown as IncomingMessage;
+// The direction is the context's (the listener's), never the socket's TLS.
+const req = (url = '/'): IncomingMessage => ({ socket: { encrypted: false }, method: 'GET', url }) as unknown as IncomingMessage;
 const API = '/#/io.l5d.k8s/payments/http/api';
 const LEDGER = '/#/io.l5d.k8s/payments/http/ledger';
 
@@ -60,12 +61,12 @@ t.test('incoming: the listener caller if any, else the verified peer identity', 
     onDecision: (_s, dest, caller, v) => decisions.push(`${caller} ${dest} ${v}`),
   });
   t.equal(
-    denied(() => authorize(req(true), { service: '/svc/api' }, API, 'spiffe://hostmesh/node/node-a')),
+    denied(() => authorize(req(), { direction: 'inbound', service: '/svc/api' }, API, 'spiffe://hostmesh/node/node-a')),
     undefined,
     'a node identity as peer: node rule',
   );
   t.match(
-    denied(() => authorize(req(true), { service: '/svc/api' }, API, 'spiffe://hostmesh/node/node-b')),
+    denied(() => authorize(req(), { direction: 'inbound', service: '/svc/api' }, API, 'spiffe://hostmesh/node/node-b')),
     /^AUTHZ_DENIED: authorization denied: no rule allows .*node-b.* to payments\/api:http/,
   );
   const web: RequestContext = {
@@ -73,17 +74,17 @@ t.test('incoming: the listener caller if any, else the verified peer identity', 
     caller: { authenticated: true, identity: 'shop.web.serviceaccount.identity.hostmesh.cluster.local', namespace: 'web', serviceAccount: 'shop' },
   };
   t.equal(
-    denied(() => authorize(req(true), web, API, 'spiffe://hostmesh/node/node-b')),
+    denied(() => authorize(req(), { ...web, direction: 'inbound' }, API, 'spiffe://hostmesh/node/node-b')),
     undefined,
     "the listener's caller wins over the peer",
   );
   t.match(
-    denied(() => authorize(req(true), web, LEDGER, undefined)),
+    denied(() => authorize(req(), { ...web, direction: 'inbound' }, LEDGER, undefined)),
     /AUTHZ_DENIED/,
     'decided on the bound name given',
   );
   t.match(
-    denied(() => authorize(req(true), {}, API, undefined)),
+    denied(() => authorize(req(), { direction: 'inbound' }, API, undefined)),
     /AUTHZ_DENIED: .*unauthenticated/i,
     'no caller, no peer: unauthenticated',
   );
@@ -103,18 +104,18 @@ t.test('outgoing: destinations are not decided there; overrides are refused per 
     onOverrideRefused: (s, d, c) => refused.push(`${s} ${d} ${c}`),
   });
   t.equal(
-    denied(() => authorize(req(false), { service: '/svc/ledger' }, LEDGER, undefined)),
+    denied(() => authorize(req(), { direction: 'outbound', service: '/svc/ledger' }, LEDGER, undefined)),
     undefined,
     'the incoming router decides',
   );
   t.same(decisions, []);
   t.match(
-    denied(() => authorize(req(false), { service: '/svc/x', overrides: '/svc/x=>/svc/y' }, LEDGER, undefined)),
+    denied(() => authorize(req(), { direction: 'outbound', service: '/svc/x', overrides: '/svc/x=>/svc/y' }, LEDGER, undefined)),
     /^DTAB_OVERRIDE_REFUSED: l5d-dtab overrides are not allowed for unauthenticated/,
   );
   t.same(refused, [`/svc/x ${LEDGER} unauthenticated`]);
   t.equal(
-    denied(() => authorize(req(false), { service: '/svc/x', overrides: '' }, LEDGER, undefined)),
+    denied(() => authorize(req(), { direction: 'outbound', service: '/svc/x', overrides: '' }, LEDGER, undefined)),
     undefined,
     'no override, nothing to refuse',
   );
@@ -128,7 +129,7 @@ t.test('audit: allowed; would-deny lines are rate limited on the injected clock 
   const staging = '/#/io.l5d.k8s/staging/http/app';
   for (let i = 0; i < AUDIT_LOG_PER_MINUTE + 5; i++)
     t.equal(
-      denied(() => authorize(req(true), {}, staging, 'spiffe://hostmesh/node/node-b')),
+      denied(() => authorize(req(), { direction: 'inbound' }, staging, 'spiffe://hostmesh/node/node-b')),
       undefined,
     );
   t.ok(verdicts.every((v) => v === 'audit') && verdicts.length === AUDIT_LOG_PER_MINUTE + 5, 'every one allowed and counted as audit');
@@ -136,7 +137,7 @@ t.test('audit: allowed; would-deny lines are rate limited on the injected clock 
   t.equal(lines.length, AUDIT_LOG_PER_MINUTE, 'at most the per-minute budget of lines');
   t.match(lines[0]?.msg, /would deny/);
   now += 60_000;
-  authorize(req(true), {}, staging, 'spiffe://hostmesh/node/node-b');
+  authorize(req(), { direction: 'inbound' }, staging, 'spiffe://hostmesh/node/node-b');
   await new Promise((r) => setImmediate(r));
   t.equal(lines[AUDIT_LOG_PER_MINUTE]?.suppressed, 5, 'the next minute says how many were not logged');
   t.match(lines[AUDIT_LOG_PER_MINUTE + 1]?.msg, /would deny/, 'and logs again');

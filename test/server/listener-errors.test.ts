@@ -44,7 +44,7 @@ function collect(s: net.Socket): Promise<string> {
 
 t.test("a router error is answered through rescue with the router's explanation", async (t) => {
   const { router } = stubRouter();
-  const listener = await new Listener(router, { ip: HOST, port: 0 }, silentLogger()).start();
+  const listener = await new Listener(router, { direction: 'outbound', ip: HOST, port: 0 }, silentLogger()).start();
   t.teardown(() => listener.close(0));
   const s = net.connect(listener.address.port, HOST, () => s.write('GET /fail HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n'));
   const out = await collect(s);
@@ -56,7 +56,7 @@ t.test("a router error is answered through rescue with the router's explanation"
 /** Starts a listener with one request in flight on `busy`, begins its drain, and returns both. */
 async function draining(): Promise<{ busy: net.Socket; out: Promise<string>; release: () => void; closed: Promise<void> }> {
   const { router, release, started } = stubRouter();
-  const listener = await new Listener(router, { ip: HOST, port: 0 }, silentLogger()).start();
+  const listener = await new Listener(router, { direction: 'outbound', ip: HOST, port: 0 }, silentLogger()).start();
   // The connection holds a request in flight, so the drain waits for it (new connections are not accepted).
   const busy = net.connect(listener.address.port, HOST, () => busy.write('GET /slow HTTP/1.1\r\nHost: x\r\n\r\n'));
   const out = collect(busy);
@@ -89,7 +89,7 @@ t.test('a draining mTLS listener marks its 503 not-delivered, so the peer router
   const { router, release, started } = stubRouter();
   const listener = await new Listener(
     router,
-    { ip: HOST, port: 0, tls: { cert: node.certPem, key: node.keyPem, ca: ca.certPem, requestCert: true, rejectUnauthorized: true } },
+    { direction: 'inbound', ip: HOST, port: 0, tls: { cert: node.certPem, key: node.keyPem, ca: ca.certPem, requestCert: true, rejectUnauthorized: true } },
     silentLogger(),
   ).start();
   const connect = async (): Promise<import('node:tls').TLSSocket> => {

@@ -1,0 +1,55 @@
+// What one request carries through the stages to the rescue point: which way it travels, who sent
+// it, and what routing learned on the way (the service, the bound client, the dtabs, the deadline).
+
+import type { ServerConfig } from '../config/types.js';
+import type { RequestDeadline } from './deadline.js';
+
+/**
+ * Which way a request travels through this node, set by the listener that accepted it from its
+ * configured `direction`, never guessed from TLS: `outbound` is plaintext from this node's own pods
+ * (port 4140), `inbound` is from peer routers (port 4141, mTLS in the shipped config).
+ */
+export type Direction = 'outbound' | 'inbound';
+
+/**
+ * A server's direction: the `direction` key; else the label Linkerd 1 DaemonSet configs give their
+ * routers (`outgoing` takes pods' traffic, `incoming` peers'), so a plaintext mesh's incoming
+ * router is inbound too; else inbound exactly when the server has TLS.
+ */
+export function serverDirection(s: ServerConfig, label: string): Direction {
+  if (s.direction !== undefined) return s.direction;
+  if (label === 'outgoing') return 'outbound';
+  if (label === 'incoming') return 'inbound';
+  return s.tls !== undefined ? 'inbound' : 'outbound';
+}
+
+/**
+ * Who sent a request, as the listener established it (identity/*): on the inbound side from the
+ * verified peer certificate and its node-attested workload claim, on the outbound side from the
+ * source address (a pod on this node, the node itself, or an allowed CIDR).
+ */
+export interface Caller {
+  /** Verified: an mTLS peer (inbound) or a pod this node hosts (outbound). */
+  readonly authenticated: boolean;
+  /** The identity `l5d-client-id` carries to the app (inbound side). */
+  readonly identity?: string;
+  /** The calling workload, when known. */
+  readonly namespace?: string;
+  readonly serviceAccount?: string;
+  /** The workload claim the outbound router sends on to the peer router (identity/workload-identity). */
+  readonly claim?: string;
+}
+
+/** What the stages learned about a request, and what the rescue point needs to explain an error. */
+export interface RequestContext {
+  /** Set by the listener; absent (a request made by a test or a tool) counts as outbound. */
+  direction?: Direction;
+  caller?: Caller;
+  service?: string;
+  /** The bound id the request went to (metrics' client label). */
+  client?: string;
+  dtab?: string;
+  overrides?: string;
+  /** The request's effective deadline (deadline.ts): the caller's l5d-ctx-deadline or totalTimeoutMs. */
+  deadline?: RequestDeadline;
+}

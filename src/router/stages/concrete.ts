@@ -1,0 +1,128 @@
+// Stage 3, concrete: from a tree of bound names to one endpoint: a union member by weight, the
+// transformers (daemonset, localnode...), failure accrual's filter, then the load balancer.
+
+import type { NameTree } from '../../dtab/name-tree.js';
+import { HostmeshError } from '../../errors.js';
+import type { BoundName, Endpoint } from '../../namer/addr.js';
+import { pickP2C, pickWeighted, skipDead } from '../balancer.js';
+import type { RequestContext } from '../context.js';
+import { endpointKey, type EndpointPools } from '../endpoint-pool.js';
+import { accrualKey, type FailureAccrual } from '../failure-accrual.js';
+import type { EndpointTransform } from '../transformers.js';
+
+export type BalancerKind = 'p2c' | 'ewma' | 'roundRobin';
+
+export interface ConcreteOptions {
+  readonly transforms: readonly EndpointTransform[];
+  readonly pools: EndpointPools;
+  readonly accrual: FailureAccrual;
+  /** How to choose among endpoints (default p2c least-loaded). */
+  readonly balancer?: BalancerKind | undefined;
+  readonly random?: (() => number) | undefined;
+}
+
+/** The concrete choice: the bound name (the client), its first endpoint, and how to pick another. */
+export interface Concrete {
+  readonly name: BoundName;
+  readonly endpoint: Endpoint;
+  /** Another endpoint for a requeue or retry, none of `exclude` (endpoint keys) when that is possible. */
+  readonly another: (exclude: ReadonlySet<string>) => Endpoint | undefined;
+}
+
+export class ConcreteStage {
+  readonly #o: ConcreteOptions;
+  readonly #load: (e: Endpoint) => number;
+  #rr = 0;
+
+  constructor(options: ConcreteOptions) {
+    this.#o = options;
+    const pools = options.pools;
+    this.#load =
+      options.balancer === 'ewma'
+        ? (e) => pools.cost(e)
+        : options.balancer === 'roundRobin'
+          ? () => 0 // unused: round robin ignores load
+          : (e) => pools.load(e);
+  }
+
+  choose(tree: NameTree<BoundName>, ctx: RequestContext): Concrete {
+    const name = this.leaf(tree, ctx.service);
+    const endpoint = this.#endpoint(name, ctx.service);
+    return { name, endpoint, another: (exclude) => this.#another(name, exclude) };
+  }
+
+  /** The bound name a request goes to: a union member by weight, an alternation's first branch. */
+  leaf(tree: NameTree<BoundName>, service: string | undefined): BoundName {
+    let t = tree;
+    for (;;) {
+      switch (t.kind) {
+        case 'leaf':
+          return t.value;
+        case 'union': {
+          const i = pickWeighted(
+            t.members.map((m) => m.weight),
+            this.#o.random,
+          );
+          t = (t.members[i] as { tree: NameTree<BoundName> }).tree;
+          break;
+        }
+        case 'alt':
+          t = t.trees[0] ?? { kind: 'neg' };
+          break;
+        case 'neg':
+          throw HostmeshError.of('NO_ROUTE', 'neg', { service: service ?? '?' });
+        case 'fail':
+          throw HostmeshError.of('NO_ROUTE', 'fail', { service: service ?? '?' });
+        case 'empty':
+          throw HostmeshError.of('NO_ENDPOINTS', 'empty', { service: service ?? '?' });
+      }
+    }
+  }
+
+  /** The endpoints of a bound name after the transformers, and why none are left if so. */
+  #candidates(name: BoundName): { endpoints: readonly Endpoint[]; why: string | undefined } {
+    const addr = name.addr.get();
+    if (addr.kind === 'failed') throw new HostmeshError('BINDING_FAILED', `${name.id.show()}: ${addr.error.message}`);
+    let endpoints: readonly Endpoint[] = addr.kind === 'bound' ? addr.endpoints : [];
+    let why: string | undefined;
+    for (const transform of this.#o.transforms) {
+      const r = transform(endpoints);
+      endpoints = r.endpoints;
+      why ??= r.why;
+    }
+    return { endpoints, why };
+  }
+
+  #another(name: BoundName, exclude: ReadonlySet<string>): Endpoint | undefined {
+    let endpoints: readonly Endpoint[];
+    try {
+      endpoints = this.#candidates(name).endpoints;
+    } catch {
+      return undefined;
+    }
+    if (exclude.size > 0) endpoints = endpoints.filter((e) => !exclude.has(endpointKey(e)));
+    endpoints = this.#alive(name, endpoints);
+    if (endpoints.length === 0) return undefined;
+    // Least loaded of two (pools' in-flight counts), even under round robin: a resend that moved
+    // the rotation on would send every next request to the endpoint that just failed first.
+    return pickP2C(endpoints, (e) => this.#o.pools.load(e), this.#o.random);
+  }
+
+  /** Failure accrual's filter: the endpoints not marked dead, or all when every one is. */
+  #alive(name: BoundName, endpoints: readonly Endpoint[]): readonly Endpoint[] {
+    const accrual = this.#o.accrual;
+    if (!accrual.enabled || accrual.deadCount === 0) return endpoints;
+    const client = name.id.show();
+    return skipDead(endpoints, (e) => accrual.usable(accrualKey(client, endpointKey(e))));
+  }
+
+  #endpoint(name: BoundName, service: string | undefined): Endpoint {
+    const { endpoints: all, why } = this.#candidates(name);
+    const endpoints = this.#alive(name, all);
+    const chosen = this.#o.balancer === 'roundRobin' ? endpoints[this.#rr++ % Math.max(1, endpoints.length)] : pickP2C(endpoints, this.#load, this.#o.random);
+    if (chosen === undefined) {
+      throw new HostmeshError('NO_ENDPOINTS', `no endpoints for ${service ?? '?'} at ${name.id.show()}${why ? `: ${why}` : ''}`);
+    }
+    return chosen;
+  }
+}

@@ -1,0 +1,379 @@
+// Stage 5, forward: sends a planned request in as many attempts as it takes (requeues, retries,
+// deadlines) through the endpoint stage, and relays the final answer with its success class.
+
+import { EventEmitter } from 'node:events';
+import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
+import type { Readable } from 'node:stream';
+import type { Dispatcher } from 'undici';
+import { HostmeshError } from '../../errors.js';
+import type { Endpoint } from '../../namer/addr.js';
+import { type Classifier, type ResponseClass, SUCCESS_CLASS_HEADER, successClass } from '../classifier.js';
+import type { RequestContext } from '../context.js';
+import { AttemptTimer } from '../deadline.js';
+import { endpointKey } from '../endpoint-pool.js';
+import { headerValue, isHopByHop } from '../headers.js';
+import { CLOSED_ERRORS, markReason, REQUEUE_HEADER, type RequeueReason, requeueReason } from '../requeue.js';
+import { backoffDelays, type Budgets, type RetryPolicy } from '../retries.js';
+import { ReplayableBody } from '../retry-body.js';
+import type { RoutePlan } from '../route-plan.js';
+import type { EndpointStage, Lease } from './endpoint.js';
+
+/** Which deadline fired (a metric label: this set is closed). */
+export type TimeoutKind =
+  | 'headers'
+  | 'connect'
+  | 'response_body_idle'
+  | 'request_body_idle'
+  // deadline.ts: totalTimeoutMs or l5d-ctx-deadline reached in flight, an attempt's timeout, a deadline past on arrival
+  | 'total'
+  | 'deadline'
+  | 'attempt'
+  | 'deadline_passed';
+
+/** What a logical service's requests are retried by (Linkerd 1 service config). */
+export interface ServiceParams {
+  readonly retries: RetryPolicy;
+  readonly classify: Classifier;
+  /** Retry budgets of this policy, one per service name. */
+  readonly retryBudgets: Budgets;
+}
+
+/** What a bound client's attempts are bounded by (Linkerd 1 client config). */
+export interface ClientParams {
+  readonly requestAttemptTimeoutMs: number | undefined;
+  /** Requeue budgets of this policy, one per client id. */
+  readonly requeueBudgets: Budgets;
+}
+
+export interface ForwardOptions {
+  readonly endpoints: EndpointStage;
+  readonly now: () => number;
+  /** The settings of a service (by logical name) and of a client (by bound id). */
+  readonly service: (service: string) => ServiceParams;
+  readonly client: (client: string) => ClientParams;
+  readonly random?: (() => number) | undefined;
+  /** Waits between retries (tests make it instant). */
+  readonly sleep?: ((ms: number) => Promise<void>) | undefined;
+  readonly onTimeout?: ((kind: TimeoutKind) => void) | undefined;
+  readonly onRequeue?: ((reason: RequeueReason) => void) | undefined;
+  readonly onRetry?: ((service: string) => void) | undefined;
+  readonly onBudgetExhausted?: ((kind: 'retry' | 'requeue') => void) | undefined;
+  readonly onClassified?: ((service: string, cls: ResponseClass) => void) | undefined;
+}
+
+export class ForwardStage {
+  readonly #o: ForwardOptions;
+
+  constructor(options: ForwardOptions) {
+    this.#o = options;
+  }
+
+  /**
+   * Node hands over a connection's pipelined requests at once; their responses leave in order
+   * anyway, so they are forwarded one at a time: one connection is one stream of requests and
+   * cannot fill an endpoint's queue (1,000 pipelined requests would otherwise be 1,000 waiters).
+   */
+  async forward(req: IncomingMessage, res: ServerResponse, plan: RoutePlan, ctx: RequestContext): Promise<void> {
+    const socket = req.socket;
+    const line = pipelines.get(socket);
+    if (line === undefined) pipelines.set(socket, []);
+    else await new Promise<void>((resolve) => line.push(resolve));
+    try {
+      await this.#send(req, res, plan, ctx);
+    } finally {
+      const next = pipelines.get(socket)?.shift();
+      if (next !== undefined) next();
+      else pipelines.delete(socket);
+    }
+  }
+
+  /**
+   * One request, in as many attempts as it takes, each through its endpoint's admission and
+   * deadlines. A request no app received (the connection was refused, or a peer router marked its
+   * answer with REQUEUE_HEADER) is requeued on another endpoint within the client's requeue budget,
+   * at once (Linkerd 1 requeues); a response the classifier calls retryable is retried within the
+   * service's retry budget after backoff. A body is sent again only while it fits the retry
+   * buffer. The last answer is relayed, with its class in l5d-success-class.
+   */
+  async #send(req: IncomingMessage, res: ServerResponse, plan: RoutePlan, ctx: RequestContext): Promise<void> {
+    if (res.destroyed) return; // the client left while its earlier pipelined requests ran
+    const o = this.#o;
+    const pools = o.endpoints.pools;
+    const limits = pools.limits;
+    // undici takes an EventEmitter as the abort signal: far cheaper per request than an
+    // AbortController, whose signal machinery showed in the profile.
+    const abort = new EventEmitter();
+    const onClose = (): void => {
+      if (!res.writableFinished) abort.emit('abort');
+    };
+    res.once('close', onClose);
+    const method = plan.method;
+    const hasBody = req.headers['transfer-encoding'] !== undefined || (req.headers['content-length'] ?? '0') !== '0';
+    const chunked = hasBody && req.headers['content-length'] === undefined;
+    // The fair-share key: on the outbound side the client's address is the pod; on the inbound
+    // side every request comes from a peer router, so only the per-service share applies there.
+    const source = ctx.direction === 'inbound' ? undefined : req.socket.remoteAddress;
+    const service = plan.service.show();
+    const client = plan.name.id.show();
+    const svc = o.service(service);
+    const cli = o.client(client);
+    const policy = svc.retries;
+    const classify = svc.classify;
+    const body = hasBody ? new ReplayableBody(req, policy.requestBufferBytes) : undefined;
+    const retryBudget = svc.retryBudgets.get(service);
+    const requeueBudget = cli.requeueBudgets.get(client);
+    // Each attempt's own abort signal, fired at its timeout or the request's deadline (deadline.ts).
+    const timer = new AttemptTimer({ now: o.now, deadline: ctx.deadline, attemptTimeoutMs: cli.requestAttemptTimeoutMs, abort });
+    retryBudget.deposit();
+    requeueBudget.deposit();
+    const tried = new Set<string>();
+    let delays: (() => number) | undefined;
+    let retries = 0;
+    let endpoint = plan.endpoint;
+    let stopWatch: (() => void) | undefined;
+    let bodyStalled = false;
+    const canResend = (): boolean => !res.destroyed && (body === undefined || body.replayable);
+    /** The endpoint to requeue on, when the body can be sent again, one is left and the budget allows. */
+    const requeue = (reason: RequeueReason): Endpoint | undefined => {
+      if (!canResend()) return undefined;
+      const next = plan.another(tried);
+      if (next === undefined) return undefined;
+      if (!requeueBudget.tryWithdraw()) {
+        o.onBudgetExhausted?.('requeue');
+        return undefined;
+      }
+      o.onRequeue?.(reason);
+      return next;
+    };
+    /** Whether a retryable answer may be retried: attempts left, a body that can be resent, the budget. */
+    const retry = (): boolean => {
+      if (retries >= policy.maxRetriesPerRequest || !canResend()) return false;
+      if (!retryBudget.tryWithdraw()) {
+        o.onBudgetExhausted?.('retry');
+        return false;
+      }
+      retries++;
+      o.onRetry?.(service);
+      return true;
+    };
+    try {
+      for (;;) {
+        if (timer.remaining() <= 0) {
+          timer.expired = 'deadline'; // spent in backoff or earlier attempts
+          throw this.#timedOut(timer, ctx);
+        }
+        const signal = timer.start();
+        tried.add(endpointKey(endpoint));
+        // Failure accrual sees every attempt's outcome; a probe without one lets another go.
+        const lease: Lease = o.endpoints.lease(endpoint, ctx.client ?? '-', source, service);
+        let upstream: Dispatcher.ResponseData;
+        try {
+          await lease.admit(signal);
+          if (res.destroyed) {
+            lease.release();
+            return; // the client left while waiting
+          }
+          if (hasBody && stopWatch === undefined && !req.readableEnded) {
+            stopWatch = watchRequestBody(req, limits.requestBodyIdleTimeoutMs, () => {
+              bodyStalled = true;
+              o.onTimeout?.('request_body_idle');
+              abort.emit('abort');
+            });
+          }
+          const started = performance.now();
+          upstream = await lease.entry.pool.request({
+            method: method as 'GET',
+            path: plan.target,
+            headers: plan.headers as Record<string, string | string[]>,
+            body: body === undefined ? null : body.attempt(),
+            signal,
+          });
+          timer.stop(); // the deadline bounds the wait for an answer; its body has its own idle deadline
+          pools.observe(lease.entry, performance.now() - started);
+        } catch (err) {
+          lease.release();
+          timer.stop();
+          if (timer.expired !== undefined) {
+            if (timer.expired === 'attempt') lease.record(false); // the endpoint did not answer in time
+            const timedOut = this.#timedOut(timer, ctx);
+            // A timed-out attempt is retried as the classifier would retry a 503 to this request.
+            if (timer.expired === 'attempt' && classify({ method, chunked }, 503, {}) === 'retryable' && retry()) {
+              endpoint = plan.another(new Set()) ?? endpoint;
+              continue;
+            }
+            throw timedOut;
+          }
+          if (err instanceof HostmeshError) throw err;
+          if (bodyStalled) {
+            // The rest of the body will not be read: the connection cannot carry another request.
+            res.setHeader('connection', 'close');
+            throw new HostmeshError('REQUEST_TIMEOUT', `request body made no progress for ${limits.requestBodyIdleTimeoutMs} ms`, { cause: err });
+          }
+          const code = (err as { code?: string }).code ?? '';
+          if (code !== 'UND_ERR_ABORTED' && !res.destroyed) lease.record(false);
+          const reason = requeueReason(code, method);
+          const next = reason === undefined ? undefined : requeue(reason);
+          if (next !== undefined) {
+            endpoint = next;
+            continue;
+          }
+          throw this.#upstreamError(err, code, endpoint);
+        }
+        try {
+          // Only a peer router's mark counts (the endpoint is a router, reached over mTLS); a
+          // router drops the header from every answer it relays, so an app cannot forge it.
+          const mark = plan.tls ? headerValue(upstream.headers[REQUEUE_HEADER]) : undefined;
+          if (mark !== undefined) {
+            lease.record(false); // the node could not serve this client's requests
+            const next = requeue(markReason(mark));
+            if (next !== undefined) {
+              await discard(upstream);
+              endpoint = next;
+              continue;
+            }
+          }
+          const cls = classify({ method, chunked }, upstream.statusCode, upstream.headers);
+          if (mark === undefined) lease.record(cls === 'success');
+          if (cls === 'retryable' && retry()) {
+            await discard(upstream);
+            lease.release();
+            delays ??= backoffDelays(policy.backoff, o.random);
+            const ms = delays();
+            if (ms > 0) await (o.sleep ?? sleep)(Math.min(ms, Math.max(0, timer.remaining())));
+            if (res.destroyed) return;
+            // A retry goes through the balancer again (Linkerd 1 retries above the balancer).
+            endpoint = plan.another(new Set()) ?? endpoint;
+            continue;
+          }
+          o.onClassified?.(service, cls);
+          body?.settle(); // this answer is final: nothing is resent, so nothing need be kept
+          relayHead(res, upstream, cls);
+          await this.#relayBody(res, upstream);
+          return;
+        } finally {
+          lease.release();
+        }
+      }
+    } finally {
+      timer.stop();
+      stopWatch?.();
+      res.off('close', onClose);
+    }
+  }
+
+  /** Counts a fired deadline by whose it was and makes its 503 TIMEOUT (deadline.ts). */
+  #timedOut(timer: AttemptTimer, ctx: RequestContext): HostmeshError {
+    this.#o.onTimeout?.(timer.expired === 'attempt' ? 'attempt' : ctx.deadline?.source === 'header' ? 'deadline' : 'total');
+    return timer.error();
+  }
+
+  /** The catalog error for a failed upstream request (no response arrived). */
+  #upstreamError(err: unknown, code: string, endpoint: Endpoint): HostmeshError {
+    const limits = this.#o.endpoints.pools.limits;
+    if (code === 'UND_ERR_HEADERS_TIMEOUT') {
+      this.#o.onTimeout?.('headers');
+      return new HostmeshError('TIMEOUT', `${endpointKey(endpoint)} did not answer within ${limits.headersTimeoutMs} ms (headers timeout)`, { cause: err });
+    }
+    if (code === 'UND_ERR_CONNECT_TIMEOUT') {
+      this.#o.onTimeout?.('connect');
+      return new HostmeshError('TIMEOUT', `timed out connecting to ${endpointKey(endpoint)}`, { cause: err });
+    }
+    if (CLOSED_ERRORS.has(code)) {
+      return new HostmeshError('UPSTREAM_ERROR', `connection to ${endpointKey(endpoint)} failed after the request was sent: ${(err as Error).message}`, {
+        cause: err,
+      });
+    }
+    return new HostmeshError('CONNECT_FAILED', `cannot reach ${endpointKey(endpoint)}: ${(err as Error).message}`, { cause: err });
+  }
+
+  async #relayBody(res: ServerResponse, upstream: Dispatcher.ResponseData): Promise<void> {
+    try {
+      await relay(upstream.body, res);
+      const trailers = upstream.trailers;
+      if (trailers !== undefined && Object.keys(trailers).length > 0) res.addTrailers(trailers as Record<string, string>);
+      res.end();
+    } catch (err) {
+      // The client went away, or the upstream died or went idle mid-body: cut the response
+      // (a closed connection, never a response that looks complete).
+      if ((err as { code?: string }).code === 'UND_ERR_BODY_TIMEOUT') this.#o.onTimeout?.('response_body_idle');
+      upstream.body.destroy();
+      res.destroy();
+    }
+  }
+}
+
+/** Per connection: resolvers of its pipelined requests waiting for the one in progress. */
+const pipelines = new WeakMap<object, (() => void)[]>();
+
+/** The response head: end-to-end fields, minus the router's requeue mark, plus the success class. */
+function relayHead(res: ServerResponse, upstream: Dispatcher.ResponseData, cls: ResponseClass): void {
+  const outHeaders: OutgoingHttpHeaders = {};
+  for (const [k, v] of Object.entries(upstream.headers)) {
+    if (v !== undefined && !isHopByHop(k) && k !== REQUEUE_HEADER) outHeaders[k] = v;
+  }
+  outHeaders[SUCCESS_CLASS_HEADER] = successClass(cls);
+  const trailerNames = headerValue(upstream.headers['trailer']);
+  if (trailerNames !== undefined) outHeaders['trailer'] = trailerNames; // announced trailers follow the body
+  res.writeHead(upstream.statusCode, outHeaders);
+}
+
+/** Reads and drops an answer that will not be relayed (a requeued or retried attempt's). */
+async function discard(upstream: Dispatcher.ResponseData): Promise<void> {
+  await upstream.body.dump().catch(() => undefined);
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms).unref());
+}
+
+/**
+ * Calls `onIdle` once if the request body makes no progress for `idleMs` (detected within one
+ * to two periods). Progress is read from the socket's byte count rather than a 'data' listener,
+ * which would switch the body to flowing mode under undici's feet. A body held back by the
+ * upstream's back-pressure (paused, or bytes buffered unread) is not the client's stall.
+ */
+function watchRequestBody(req: IncomingMessage, idleMs: number, onIdle: () => void): () => void {
+  let seen = req.socket.bytesRead;
+  const timer = setInterval(() => {
+    const now = req.socket.bytesRead;
+    if (req.readableEnded || now !== seen || req.readableFlowing === false || req.readableLength > 0) {
+      seen = now;
+      if (req.readableEnded) clearInterval(timer);
+      return;
+    }
+    clearInterval(timer);
+    onIdle();
+  }, idleMs);
+  timer.unref();
+  return () => clearInterval(timer);
+}
+
+/**
+ * Streams a response body into `res` (back-pressure by pipe) without ending it, so trailers can
+ * follow. Resolves at the body's end; rejects if the upstream fails or the client goes away.
+ * (stream.pipeline would do, but it allocates an AbortController per call and aborts it on
+ * completion, which builds a DOMException with a stack trace: ~7% of a router's CPU, profiled.)
+ */
+function relay(body: Readable, res: ServerResponse): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const done = (err?: Error): void => {
+      body.off('end', onEnd);
+      body.off('error', onError);
+      res.off('close', onClose);
+      if (err === undefined) resolve();
+      else {
+        body.unpipe(res);
+        reject(err);
+      }
+    };
+    const onEnd = (): void => done();
+    const onError = (err: Error): void => done(err);
+    const onClose = (): void => {
+      if (!res.writableFinished) done(new Error('client closed the connection'));
+    };
+    body.once('end', onEnd);
+    body.once('error', onError);
+    res.once('close', onClose);
+    body.pipe(res, { end: false });
+  });
+}

@@ -1,0 +1,88 @@
+// Stage 1, identify: checks what must be refused before any routing work (a request loop, a
+// deadline already past), then names the request (a logical name such as /svc/<host>).
+
+import type { IncomingHttpHeaders } from 'node:http';
+import type { Path } from '../../dtab/path.js';
+import { HostmeshError } from '../../errors.js';
+import type { RequestContext } from '../context.js';
+import { DEADLINE_HEADER, effectiveDeadline, expiredError, type RequestDeadline } from '../deadline.js';
+import { headerValue, viaHops } from '../headers.js';
+import { normalizeTarget } from '../identify.js';
+import type { RequestFacts } from '../identifiers.js';
+import type { TimeoutKind } from './forward.js';
+
+/** What the stages read of a request: its head only (IncomingMessage has it; so has a CONNECT's name). */
+export interface RequestHead {
+  readonly method?: string | undefined;
+  readonly url?: string | undefined;
+  readonly headers: IncomingHttpHeaders;
+  readonly httpVersion: string;
+}
+
+/** A request that may be routed: its normalized Host and origin-form target, and its deadline. */
+export interface Arrival {
+  readonly method: string;
+  readonly host: string | undefined;
+  readonly target: string;
+  readonly deadline: RequestDeadline | undefined;
+}
+
+/** The logical name and the target to send upstream (an identifier may rewrite it). */
+export interface Identified {
+  readonly service: Path;
+  readonly target: string;
+}
+
+export interface IdentifyOptions {
+  /** The router's identifiers (identifiers.ts). */
+  readonly identify: (req: RequestFacts) => { name: Path; target: string };
+  readonly maxHops: number;
+  readonly now: () => number;
+  /** Linkerd 1's service.totalTimeoutMs (unset: only a caller's l5d-ctx-deadline bounds the request). */
+  readonly totalTimeoutMs?: number | undefined;
+  readonly onTimeout?: ((kind: TimeoutKind) => void) | undefined;
+}
+
+export class IdentifyStage {
+  readonly #o: IdentifyOptions;
+
+  constructor(options: IdentifyOptions) {
+    this.#o = options;
+  }
+
+  /** Refuses a loop or a deadline already past (answered at once, never bound), and normalizes the target. */
+  arrive(req: RequestHead, ctx: RequestContext): Arrival {
+    const h = req.headers;
+    if (viaHops(h.via) >= this.#o.maxHops) {
+      throw HostmeshError.of('PROXY_LOOP', 'hops', { maxHops: this.#o.maxHops });
+    }
+    const arrived = this.#o.now();
+    const deadline = effectiveDeadline(arrived, h[DEADLINE_HEADER], this.#o.totalTimeoutMs);
+    if (deadline !== undefined && deadline.at <= arrived) {
+      this.#o.onTimeout?.('deadline_passed');
+      throw expiredError(deadline, arrived);
+    }
+    ctx.deadline = deadline;
+    const { host, target } = normalizeTarget(req.url ?? '/', h.host);
+    return { method: req.method ?? 'GET', host, target, deadline };
+  }
+
+  /** The request's logical name, through the router's identifiers in turn. */
+  name(req: RequestHead, arrival: Arrival, ctx: RequestContext): Identified {
+    const h = req.headers;
+    const id = this.#o.identify({
+      method: arrival.method,
+      host: arrival.host,
+      target: arrival.target,
+      httpVersion: req.httpVersion,
+      header: (n) => headerValue(h[n]),
+    });
+    ctx.service = id.name.show();
+    return { service: id.name, target: id.target };
+  }
+
+  /** The name a Host alone gets (CONNECT's check that a name binds). */
+  nameOfHost(host: string): Path {
+    return this.#o.identify({ method: 'GET', host, target: '/', httpVersion: '1.1', header: () => undefined }).name;
+  }
+}
