@@ -122,8 +122,17 @@ export interface Hostmesh {
   readonly policy: PolicyWatcher | undefined;
   /** Runs every idle sweep now (routers' binding caches, then namers); timers run them too. */
   evictIdle(): void;
-  close(graceMs?: number): Promise<void>;
+  /**
+   * Drains: first an announce of `announceMs` (inbound listeners serve on, telling peer routers to
+   * stop choosing this node), then at most `graceMs` for requests in flight. Without arguments (a
+   * signal, the admin's shutdown) both come from the config; a caller naming a grace names its own
+   * announce (none when omitted).
+   */
+  close(graceMs?: number, announceMs?: number): Promise<void>;
 }
+
+/** drainAnnounceMs's default: a peer sending a request a second learns of the drain in time. */
+export const DEFAULT_DRAIN_ANNOUNCE_MS = 2_000;
 
 function buildNamers(config: HostmeshConfig, deps: HostmeshDeps): Namer[] {
   const namers: Namer[] = [...(deps.namers ?? [])];
@@ -545,9 +554,16 @@ export async function startHostmesh(config: HostmeshConfig, deps: HostmeshDeps):
   }
 
   let closing: Promise<void> | undefined;
-  const close = (graceMs = config.shutdownGraceMs): Promise<void> => {
+  const close = (graceArg?: number, announceMs?: number): Promise<void> => {
+    const graceMs = graceArg ?? config.shutdownGraceMs;
     closing ??= (async () => {
       admin.ready = false;
+      const announce = announceMs ?? (graceArg === undefined ? (config.drainAnnounceMs ?? DEFAULT_DRAIN_ANNOUNCE_MS) : 0);
+      const announcing = routers.flatMap((r) => r.listeners.filter((l) => l.announce()));
+      if (announce > 0 && announcing.length > 0) {
+        logger.info({ announceMs: announce }, 'announcing the drain to peer routers');
+        await new Promise((resolve) => setTimeout(resolve, announce));
+      }
       await Promise.all(routers.flatMap((r) => r.listeners.map((l) => l.close(graceMs))));
       for (const r of routers) r.router.close();
       closers.forEach((c) => c());

@@ -10,6 +10,7 @@ import type { Caller, Direction, RequestContext } from '../router/context.js';
 import { REQUEUE_HEADER } from '../router/requeue.js';
 import type { Router } from '../router/router.js';
 import { RETRYABLE_HEADER } from '../router/classifier.js';
+import { DRAINING_HEADER } from '../router/draining-peers.js';
 import { peerIdentity, peerVerdict } from '../tls/peer-identity.js';
 import { parserError, rescue, rescueRaw } from './rescue.js';
 import { HostmeshError } from '../errors.js';
@@ -82,6 +83,8 @@ export class Listener {
   readonly #tls: boolean;
   readonly #direction: Direction;
   #draining = false;
+  /** Announcing a drain to peer routers (inbound only): requests are served, answers say so. */
+  #announcing = false;
   #active = 0;
   #idleWaiters: (() => void)[] = [];
   readonly #tunnels: Tunnels;
@@ -306,6 +309,12 @@ export class Listener {
 
   #onRequest(req: http.IncomingMessage, res: http.ServerResponse): void {
     const ctx: RequestContext = { direction: this.#direction };
+    if (this.#announcing) {
+      // The peer stops choosing this node (router/draining-peers.ts) and its connection closes
+      // after this answer, so it holds none to a router about to stop.
+      res.setHeader(DRAINING_HEADER, '1');
+      res.setHeader('connection', 'close');
+    }
     if (this.#draining) {
       res.setHeader('connection', 'close');
       // No app saw it: a peer router (mTLS) may resend it to another node (router.ts requeues).
@@ -352,6 +361,17 @@ export class Listener {
   /** Accepted sockets open now (any state: handshaking, idle, in a request, tunnelled). */
   get connections(): number {
     return this.#connections.size;
+  }
+
+  /**
+   * Starts the announce phase before a drain: on an inbound listener (peer routers' side)
+   * requests are still served, each answer marked draining with `connection: close`. Returns
+   * whether this listener announces (outbound ones have no peer router to tell).
+   */
+  announce(): boolean {
+    if (this.#direction !== 'inbound') return false;
+    this.#announcing = true;
+    return true;
   }
 
   /**
