@@ -348,11 +348,11 @@ function clientLimits(c: RawClientKeys | undefined): Partial<ClientConfig> {
   if (c.hostConnectionPool !== undefined) {
     const p = c.hostConnectionPool;
     out.hostConnectionPool = {
+      ...(p.minSize !== undefined ? { minSize: p.minSize } : {}),
       ...(p.maxSize !== undefined ? { maxSize: p.maxSize } : {}),
       ...(p.maxWaiters !== undefined ? { maxWaiters: p.maxWaiters } : {}),
       ...(p.idleTimeMs !== undefined ? { idleTimeMs: p.idleTimeMs } : {}),
     };
-      ...(p.minSize !== undefined ? { minSize: p.minSize } : {}),
   }
   for (const key of [
     'maxWaitMs',

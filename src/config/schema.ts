@@ -174,10 +174,10 @@ const clientShape = {
     .strictObject({
       // Linkerd 1's low watermark: connections kept open while idle (router/endpoint-pool.ts).
       minSize: z.number().int().min(0).max(10_000).optional(),
-      idleTimeMs: z.number().int().min(100).optional(),
-    })
       maxSize: z.number().int().min(1).max(10_000).optional(),
       maxWaiters: z.number().int().min(0).max(100_000).optional(),
+      idleTimeMs: z.number().int().min(100).optional(),
+    })
     .superRefine((p, ctx) => {
       const max = p.maxSize ?? DEFAULT_POOL_MAX_SIZE;
       if (p.minSize !== undefined && p.minSize > max) {
@@ -189,10 +189,10 @@ const clientShape = {
         });
       }
     })
-  maxInFlightPerSource: z.number().int().min(1).optional(),
-  maxInFlightPerService: z.number().int().min(1).optional(),
     .optional(),
   maxWaitMs: z.number().int().min(1).optional(),
+  maxInFlightPerSource: z.number().int().min(1).optional(),
+  maxInFlightPerService: z.number().int().min(1).optional(),
   headersTimeoutMs: z.number().int().min(100).optional(),
   bodyIdleTimeoutMs: z.number().int().min(100).optional(),
   requestBodyIdleTimeoutMs: z.number().int().min(100).optional(),
@@ -206,10 +206,10 @@ const clientShape = {
 const clientSchema = scopeKinds('client', clientShape, {
   ...clientShape,
   loadBalancer: notPerPrefix('one load balancer per router; set client.loadBalancer in an io.l5d.global client'),
-});
-
   // Linkerd 1 keys an io.l5d.global client accepts with a warning: inside a prefix, refused by name.
   ...Object.fromEntries((UNENFORCED['client'] ?? []).map((k) => [k, notPerPrefix('a Linkerd 1 key hostmesh does not enforce')])),
+});
+
 const router = z.strictObject({
   protocol: z.literal('http'),
   label: z.string().min(1).optional(),

@@ -111,13 +111,13 @@ export interface LoadBalancerConfig {
 
 /** Linkerd 1's client.hostConnectionPool (per endpoint); unset keys take hostmesh's defaults. */
 export interface HostConnectionPoolConfig {
+  minSize?: number; // connections per endpoint kept open while idle past idleTimeMs (default 0)
   maxSize?: number; // connections per endpoint = requests in flight on it (default 64)
   maxWaiters?: number; // requests waiting for a slot before shedding with 503 (default 1024)
   idleTimeMs?: number; // an idle connection is closed after this (default 30000)
 }
 
 export interface ClientConfig {
-  minSize?: number; // connections per endpoint kept open while idle past idleTimeMs (default 0)
   tls?: ClientTlsConfig;
   loadBalancer: LoadBalancerConfig;
   hostConnectionPool?: HostConnectionPoolConfig;
