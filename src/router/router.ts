@@ -16,6 +16,7 @@ import type { RequestContext } from './context.js';
 import { formatDeadline, DEADLINE_HEADER } from './deadline.js';
 import { endpointKey, type EndpointPools } from './endpoint-pool.js';
 import { withDelegationPath } from './explain-failure.js';
+import { DrainingPeers } from './draining-peers.js';
 import { accrualKey, DEFAULT_ACCRUAL, FailureAccrual, type AccrualConfig } from './failure-accrual.js';
 import { buildIdentifiers, type RequestFacts } from './identifiers.js';
 import { parsePath } from '../dtab/parse.js';
@@ -93,6 +94,11 @@ export interface RouterOptions {
   /** An endpoint was marked dead by failure accrual, and how many are dead now (metrics). */
   readonly onAccrualRemoval?: () => void;
   readonly onAccrualDead?: (dead: number) => void;
+  /** Peer routers that announced a drain (router/draining-peers.ts); defaults ttlMs 30 s, max 10,000. */
+  readonly drainingPeers?: { readonly ttlMs?: number; readonly max?: number };
+  /** A peer was marked draining, and how many are now (metrics). */
+  readonly onDrainingPeerMarked?: () => void;
+  readonly onDrainingPeers?: (size: number) => void;
 }
 
 export class Router {
@@ -133,10 +139,17 @@ export class Router {
       ...(options.onAccrualRemoval !== undefined ? { onRemoved: options.onAccrualRemoval } : {}),
       ...(options.onAccrualDead !== undefined ? { onDeadCount: options.onAccrualDead } : {}),
     });
+    const drainingPeers = new DrainingPeers({
+      ...options.drainingPeers,
+      now,
+      ...(options.onDrainingPeerMarked !== undefined ? { onMarked: options.onDrainingPeerMarked } : {}),
+      ...(options.onDrainingPeers !== undefined ? { onSize: options.onDrainingPeers } : {}),
+    });
     this.#concrete = new ConcreteStage({
       transforms: options.transforms,
       pools: options.pools,
       accrual: this.#accrual,
+      drainingPeers,
       balancer: options.balancer,
       random: options.random,
     });
@@ -154,6 +167,7 @@ export class Router {
     this.#forward = new ForwardStage({
       endpoints: new EndpointStage({ pools: options.pools, accrual: this.#accrual, onShed: options.onShed }),
       now,
+      drainingPeers,
       service: () => service,
       client: () => client,
       random: options.random,

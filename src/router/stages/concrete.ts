@@ -7,6 +7,7 @@ import type { BoundName, Endpoint } from '../../namer/addr.js';
 import { pickP2C, pickWeighted, skipDead } from '../balancer.js';
 import type { RequestContext } from '../context.js';
 import { endpointKey, type EndpointPools } from '../endpoint-pool.js';
+import type { DrainingPeers } from '../draining-peers.js';
 import { accrualKey, type FailureAccrual } from '../failure-accrual.js';
 import type { EndpointTransform } from '../transformers.js';
 
@@ -16,6 +17,8 @@ export interface ConcreteOptions {
   readonly transforms: readonly EndpointTransform[];
   readonly pools: EndpointPools;
   readonly accrual: FailureAccrual;
+  /** Peer routers that announced a drain: skipped like dead endpoints, after them (absent: none). */
+  readonly drainingPeers?: DrainingPeers | undefined;
   /** How to choose among endpoints (default p2c least-loaded). */
   readonly balancer?: BalancerKind | undefined;
   readonly random?: (() => number) | undefined;
@@ -108,12 +111,19 @@ export class ConcreteStage {
     return pickP2C(endpoints, (e) => this.#o.pools.load(e), this.#o.random);
   }
 
-  /** Failure accrual's filter: the endpoints not marked dead, or all when every one is. */
+  /**
+   * Failure accrual's filter (the endpoints not marked dead, or all when every one is), then the
+   * draining peers' (those not draining, or all left when every one is): a draining router still
+   * serves, so it is preferred to a dead endpoint.
+   */
   #alive(name: BoundName, endpoints: readonly Endpoint[]): readonly Endpoint[] {
     const accrual = this.#o.accrual;
-    if (!accrual.enabled || accrual.deadCount === 0) return endpoints;
-    const client = name.id.show();
-    return skipDead(endpoints, (e) => accrual.usable(accrualKey(client, endpointKey(e))));
+    let alive = endpoints;
+    if (accrual.enabled && accrual.deadCount > 0) {
+      const client = name.id.show();
+      alive = skipDead(endpoints, (e) => accrual.usable(accrualKey(client, endpointKey(e))));
+    }
+    return this.#o.drainingPeers?.skipDraining(alive, endpointKey) ?? alive;
   }
 
   #endpoint(name: BoundName, service: string | undefined): Endpoint {

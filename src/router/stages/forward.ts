@@ -11,6 +11,7 @@ import { type Classifier, type ResponseClass, SUCCESS_CLASS_HEADER, successClass
 import type { RequestContext } from '../context.js';
 import { AttemptTimer } from '../deadline.js';
 import { endpointKey } from '../endpoint-pool.js';
+import { DRAINING_HEADER, type DrainingPeers } from '../draining-peers.js';
 import { headerValue, isHopByHop } from '../headers.js';
 import { CLOSED_ERRORS, markReason, REQUEUE_HEADER, type RequeueReason, requeueReason } from '../requeue.js';
 import { backoffDelays, type Budgets, type RetryPolicy } from '../retries.js';
@@ -48,6 +49,8 @@ export interface ClientParams {
 export interface ForwardOptions {
   readonly endpoints: EndpointStage;
   readonly now: () => number;
+  /** Where a peer router's draining mark is kept (the concrete stage skips those peers). */
+  readonly drainingPeers?: DrainingPeers | undefined;
   /** The settings of a service (by logical name) and of a client (by bound id). */
   readonly service: (service: string) => ServiceParams;
   readonly client: (client: string) => ClientParams;
@@ -223,6 +226,12 @@ export class ForwardStage {
           // Only a peer router's mark counts (the endpoint is a router, reached over mTLS); a
           // router drops the header from every answer it relays, so an app cannot forge it.
           const mark = plan.tls ? headerValue(upstream.headers[REQUEUE_HEADER]) : undefined;
+          // A peer router about to drain says so on its answers (the same trust as the requeue
+          // mark); any unmarked answer from it ends an earlier mark (it restarted).
+          if (plan.tls && o.drainingPeers !== undefined) {
+            if (upstream.headers[DRAINING_HEADER] !== undefined) o.drainingPeers.mark(endpointKey(endpoint));
+            else o.drainingPeers.clear(endpointKey(endpoint));
+          }
           if (mark !== undefined) {
             lease.record(false); // the node could not serve this client's requests
             const next = requeue(markReason(mark));
@@ -305,11 +314,11 @@ export class ForwardStage {
 /** Per connection: resolvers of its pipelined requests waiting for the one in progress. */
 const pipelines = new WeakMap<object, (() => void)[]>();
 
-/** The response head: end-to-end fields, minus the router's requeue mark, plus the success class. */
+/** The response head: end-to-end fields, minus the router's requeue and draining marks, plus the success class. */
 function relayHead(res: ServerResponse, upstream: Dispatcher.ResponseData, cls: ResponseClass): void {
   const outHeaders: OutgoingHttpHeaders = {};
   for (const [k, v] of Object.entries(upstream.headers)) {
-    if (v !== undefined && !isHopByHop(k) && k !== REQUEUE_HEADER) outHeaders[k] = v;
+    if (v !== undefined && !isHopByHop(k) && k !== REQUEUE_HEADER && k !== DRAINING_HEADER) outHeaders[k] = v;
   }
   outHeaders[SUCCESS_CLASS_HEADER] = successClass(cls);
   const trailerNames = headerValue(upstream.headers['trailer']);
