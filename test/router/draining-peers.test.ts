@@ -1,7 +1,8 @@
 // Draining peer marks on an injected clock (router/draining-peers.ts): expiry, clearing, the cap,
-// and the balancer filter that skips draining peers unless every endpoint is draining.
+// the balancer filter that skips draining peers unless every endpoint is draining, and the keys.
 
 import t from 'tap';
+import { ConfigError, parseConfig } from '../../src/config/load.js';
 import { DrainingPeers, hasDrainingMark } from '../../src/router/draining-peers.js';
 
 t.test('a mark holds for the TTL, then expires on the clock', async (t) => {
@@ -66,4 +67,31 @@ t.test('the map is capped: past max the oldest mark goes', async (t) => {
 t.test('hasDrainingMark: present is a mark, absent is not', async (t) => {
   t.equal(hasDrainingMark({ 'l5d-hostmesh-draining': '1' }), true);
   t.equal(hasDrainingMark({ 'content-type': 'text/plain' }), false);
+});
+
+t.test('drainAnnounceMs and routers[].drainingPeers load; mistakes are errors', async (t) => {
+  const yaml = (top: string, router: string) => `${top}routers:\n- protocol: http\n  dtab: /svc => /$/inet/127.0.0.1/1;\n  servers:\n  - port: 4140\n${router}`;
+  const { config, warnings } = parseConfig(yaml('drainAnnounceMs: 5000\n', '  drainingPeers: {ttlMs: 60000, max: 500}\n'), 'l5d.yaml');
+  t.equal(config.drainAnnounceMs, 5000);
+  t.same(config.routers[0]?.drainingPeers, { ttlMs: 60000, max: 500 });
+  t.same(warnings, []);
+  const defaults = parseConfig(yaml('', ''), 'l5d.yaml').config;
+  t.equal(defaults.drainAnnounceMs, undefined, 'unset: the default (2 s) applies at close');
+  t.equal(defaults.routers[0]?.drainingPeers, undefined);
+  for (const [top, router, why] of [
+    ['drainAnnounceMs: -1\n', '', /drainAnnounceMs/],
+    ['drainAnnounceMs: 600000\n', '', /drainAnnounceMs/],
+    ['', '  drainingPeers: {ttlMs: 10}\n', /ttlMs/],
+    ['', '  drainingPeers: {max: 0}\n', /max/],
+    ['', '  drainingPeers: {ttl: 1000}\n', /ttl/],
+  ] as const) {
+    let err: unknown;
+    try {
+      parseConfig(yaml(top, router), 'l5d.yaml');
+    } catch (e) {
+      err = e;
+    }
+    t.ok(err instanceof ConfigError, `${top}${router}`);
+    t.match((err as Error).message, why);
+  }
 });
