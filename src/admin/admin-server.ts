@@ -13,6 +13,7 @@ import type { EvalStats, NameInterpreter } from '../namer/interpreter.js';
 import type { Router } from '../router/router.js';
 import type { Metrics } from '../metrics/metrics.js';
 import { DASHBOARD_HTML } from './dashboard.js';
+import { serviceRows } from './resilience-view.js';
 import { checkAdminRequest, type AdminRefusal, type HostRules } from './admin-guard.js';
 import { HostmeshError } from '../errors.js';
 import { parserError, rescue, rescueRaw } from '../server/rescue.js';
@@ -146,7 +147,7 @@ export class AdminServer {
       this.route('/admin/services.json', (_req, res) =>
         sendJson(res, 200, {
           at: Date.now(),
-          services: metrics.services(),
+          services: serviceRows(metrics, ctx.routers),
           routers: [...metrics.routers.values()].map((r) => ({
             label: r.label,
             connections: r.connectionsOpen,

@@ -1,6 +1,7 @@
 // The admin dashboard (`/` on :9990): one self-contained page, no external assets. It polls the
 // admin JSON endpoints: golden signals per service (/admin/services.json) with sparklines of the
-// last five minutes, bound clients and stale discovery (/client_state.json), and a dtab
+// last five minutes, each service's resilience (retry rate over the last minute, retries, budget
+// exhausted, requeues, timeouts, endpoints failure accrual marks dead; same JSON), bound clients and stale discovery (/client_state.json), and a dtab
 // playground over /delegator.json showing each delegation step with the dentry that applied;
 // beside it an authorization explain box (/authz/explain.json), and each destination's callers by
 // identity with allowed and denied counts (/authz/callers.json).
@@ -76,6 +77,7 @@ async function refreshServices() {
     body.appendChild(tr);
   }
   if (!data.services.length) { const tr = el('tr'); const td = el('td', 'no traffic yet'); td.colSpan = 9; tr.appendChild(td); body.appendChild(tr); }
+  renderResilience(data.services);
   const rs = $('routers'); rs.replaceChildren();
   for (const r of data.routers) {
     const li = el('li', r.label + ': ' + r.connections.server + ' client connections in, ' + r.connections.client + ' connections out, ' + r.inFlight + ' in flight');
@@ -86,6 +88,32 @@ async function refreshServices() {
     }
     rs.appendChild(li);
   }
+}
+
+// Per service: the retry rate is the server's (retries / requests answered in the last minute);
+// the counts are since the router started.
+function renderResilience(services) {
+  const body = $('resilience');
+  body.replaceChildren();
+  for (const s of services) {
+    const r = s.resilience;
+    const tr = el('tr');
+    tr.dataset.service = s.service;
+    tr.dataset.router = s.router;
+    const rate = r.retryRate === null ? '-' : (r.retryRate * 100).toFixed(1) + '%';
+    const dead = r.deadEndpoints.map((e) => e.address + ' [' + e.accrual + ']').join(', ');
+    tr.append(
+      el('td', s.router), el('td', s.service),
+      el('td', rate + ' (' + r.lastMinute.retries + '/' + r.lastMinute.requests + ')', 'retry-rate'),
+      el('td', String(r.retries), 'retries'),
+      el('td', String(r.budgetExhausted), r.budgetExhausted ? 'budget-exhausted bad' : 'budget-exhausted'),
+      el('td', String(r.requeues), 'requeues'),
+      el('td', String(r.timeouts), r.timeouts ? 'timeouts bad' : 'timeouts'),
+      el('td', dead || '-', dead ? 'dead-endpoints bad' : 'dead-endpoints'),
+    );
+    body.appendChild(tr);
+  }
+  if (!services.length) { const tr = el('tr'); const td = el('td', 'no traffic yet'); td.colSpan = 8; tr.appendChild(td); body.appendChild(tr); }
 }
 
 async function refreshClients() {
@@ -198,6 +226,9 @@ export const DASHBOARD_HTML = `<!doctype html>
 <section><h2>Services</h2>
 <table><thead><tr><th>router</th><th>service</th><th>req/s</th><th>last 5 min</th><th>success</th><th>requests</th><th>p50 ms</th><th>p95 ms</th><th>p99 ms</th></tr></thead>
 <tbody id="services"></tbody></table></section>
+<section><h2>Resilience (per service)</h2>
+<table><thead><tr><th>router</th><th>service</th><th title="retries / requests answered, last minute">retry rate (1 min)</th><th>retries</th><th>budget exhausted</th><th>requeues</th><th>timeouts</th><th>endpoints marked dead</th></tr></thead>
+<tbody id="resilience"></tbody></table></section>
 <section><h2>Routers</h2><ul id="routers"></ul></section>
 <section><h2>Clients (bound names and discovery)</h2>
 <table><thead><tr><th>router</th><th>bound name</th><th>state</th><th>endpoints</th></tr></thead><tbody id="clients"></tbody></table></section>

@@ -5,6 +5,7 @@
 
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { AuthzCallers } from './authz-callers.js';
+import { RecentCounts } from './recent-counts.js';
 
 /** Distinct services per router before further ones are counted under OVERFLOW. */
 export const MAX_SERVICES = 500;
@@ -18,15 +19,34 @@ interface ClientStats {
   failures: number;
 }
 
+/** Kinds RecentCounts keeps per service: requests answered and retries made. */
+const RECENT_REQUESTS = 0;
+const RECENT_RETRIES = 1;
+
 /** One service's stats on one router (all clients): what the dashboard and metrics.json show. */
 export class ServiceStats {
   requests = 0;
   successes = 0;
   failures = 0;
   readonly clients = new Map<string, ClientStats>();
+  /** Since start: retries, requeues, retries or requeues refused by an empty budget, deadlines fired. */
+  readonly resilience = { retries: 0, requeues: 0, budgetExhausted: 0, timeouts: 0 };
+  /** Requests and retries over the last minute (the retry rate). */
+  readonly recent: RecentCounts;
   readonly #samples = new Float64Array(SAMPLES);
   #n = 0;
-  constructor(readonly histogram: Histogram.Internal<string>) {}
+  constructor(
+    readonly histogram: Histogram.Internal<string>,
+    now: () => number = Date.now,
+  ) {
+    this.recent = new RecentCounts(2, now);
+  }
+
+  /** Requests answered and retries made over the last minute, and retries per request (null: none answered). */
+  lastMinute(): { requests: number; retries: number; retryRate: number | null } {
+    const [requests = 0, retries = 0] = this.recent.sums();
+    return { requests, retries, retryRate: requests > 0 ? retries / requests : null };
+  }
 
   sample(seconds: number): void {
     this.#samples[this.#n++ % SAMPLES] = seconds;
@@ -95,6 +115,7 @@ export class RouterMetrics {
     } else svc.successes++;
     svc.histogram.observe(seconds);
     svc.sample(seconds);
+    svc.recent.add(RECENT_REQUESTS);
   }
 
   connectionOpened(side: 'server' | 'client'): void {
@@ -158,8 +179,9 @@ export class RouterMetrics {
   }
 
   /** A deadline that fired on the request path; `kind` is from a closed set (router.ts TimeoutKind). */
-  timeout(kind: string): void {
+  timeout(kind: string, service?: string): void {
     this.#m.upstreamTimeouts.labels(this.label, kind).inc();
+    if (service !== undefined) this.#stats(service).resilience.timeouts++;
   }
 
   /** A workload claim checked at the incoming router, by result (identity/workload-identity.ts). */
@@ -175,18 +197,23 @@ export class RouterMetrics {
   }
 
   /** A request sent again to another endpoint because no app had received it (router.ts RequeueReason). */
-  requeue(reason: string): void {
+  requeue(reason: string, service?: string): void {
     this.#m.requeues.labels(this.label, reason).inc();
+    if (service !== undefined) this.#stats(service).resilience.requeues++;
   }
 
   /** A retryable response retried; the service label shares MAX_SERVICES. */
   retry(service: string): void {
     this.#m.retries.labels(this.label, this.#serviceLabel(service)).inc();
+    const svc = this.#stats(service);
+    svc.resilience.retries++;
+    svc.recent.add(RECENT_RETRIES);
   }
 
   /** A retry or requeue wanted while its budget was empty. */
-  budgetExhausted(kind: 'retry' | 'requeue'): void {
+  budgetExhausted(kind: 'retry' | 'requeue', service?: string): void {
     this.#m.retryBudgetExhausted.labels(this.label, kind).inc();
+    if (service !== undefined) this.#stats(service).resilience.budgetExhausted++;
   }
 
   /** An endpoint marked dead by failure accrual (router/failure-accrual.ts). */
@@ -223,11 +250,16 @@ export class RouterMetrics {
     this.#m.headerLimitRefusals.labels(this.label).inc();
   }
 
+  /** A service's stats, made on first use (past MAX_SERVICES names, the overflow row's). */
+  #stats(name: string): ServiceStats {
+    return this.services.get(name) ?? this.#service(name);
+  }
+
   #service(name: string): ServiceStats {
     const key = this.services.size >= MAX_SERVICES ? OVERFLOW : name;
     let s = this.services.get(key);
     if (s === undefined) {
-      s = new ServiceStats(this.#m.duration.labels(this.label, key));
+      s = new ServiceStats(this.#m.duration.labels(this.label, key), this.#m.now);
       this.services.set(key, s);
     }
     return s;
@@ -297,8 +329,11 @@ export class Metrics {
   readonly #namers: NamerReport[] = [];
   readonly bindingEvictions: Counter;
   #state: StateReport | undefined;
+  /** The clock of the per-service last-minute counts (tests drive it). */
+  readonly now: () => number;
 
-  constructor() {
+  constructor(options: { now?: () => number } = {}) {
+    this.now = options.now ?? Date.now;
     // Node's process metrics (RSS, heap, event loop lag, GC, open handles), read at scrape time.
     collectDefaultMetrics({ register: this.registry });
     const registers = [this.registry];
@@ -606,11 +641,22 @@ export class Metrics {
   }
 
   /** Per-service summary for the dashboard. */
-  services(): { router: string; service: string; requests: number; successes: number; failures: number; p50: number; p95: number; p99: number }[] {
+  services(): {
+    router: string;
+    service: string;
+    requests: number;
+    successes: number;
+    failures: number;
+    p50: number;
+    p95: number;
+    p99: number;
+    resilience: ServiceStats['resilience'] & { lastMinute: { requests: number; retries: number }; retryRate: number | null };
+  }[] {
     const rows = [];
     for (const r of this.routers.values()) {
       for (const [service, s] of r.services) {
         const [p50, p95, p99] = s.quantiles([0.5, 0.95, 0.99]).map((x) => x * 1000);
+        const { requests, retries, retryRate } = s.lastMinute();
         rows.push({
           router: r.label,
           service,
@@ -620,6 +666,7 @@ export class Metrics {
           p50: p50 ?? 0,
           p95: p95 ?? 0,
           p99: p99 ?? 0,
+          resilience: { ...s.resilience, lastMinute: { requests, retries }, retryRate },
         });
       }
     }

@@ -59,8 +59,8 @@ export interface RouterOptions {
   readonly onBudgetExceeded?: (source: 'override' | 'dtab') => void;
   /** A request was shed by an endpoint's admission control (metrics). */
   readonly onShed?: (reason: ShedReason) => void;
-  /** An upstream or request-body deadline fired (metrics). */
-  readonly onTimeout?: (kind: TimeoutKind) => void;
+  /** An upstream or request-body deadline fired, and the service's (metrics; none when past on arrival). */
+  readonly onTimeout?: (kind: TimeoutKind, service?: string) => void;
   /** Caps and idle TTL of the binding cache (Linkerd 1's bindingCache); defaults in stages/logical.ts. */
   readonly bindingCache?: BindingCacheLimits;
   /** The clock of idle eviction, deadlines, budgets and accrual (tests drive it). */
@@ -82,11 +82,11 @@ export interface RouterOptions {
   /** Waits between retries (tests make it instant). */
   readonly sleep?: (ms: number) => Promise<void>;
   /** A request was sent again to another endpoint because nothing had reached an app (metrics). */
-  readonly onRequeue?: (reason: RequeueReason) => void;
+  readonly onRequeue?: (reason: RequeueReason, service?: string) => void;
   /** A retryable response was retried (metrics). */
   readonly onRetry?: (service: string) => void;
   /** A retry or requeue was wanted but its budget was empty (metrics). */
-  readonly onBudgetExhausted?: (kind: 'retry' | 'requeue') => void;
+  readonly onBudgetExhausted?: (kind: 'retry' | 'requeue', service?: string) => void;
   /** A response relayed, by class (metrics). */
   readonly onClassified?: (service: string, cls: ResponseClass) => void;
   /** Failure accrual per bound client and endpoint (Linkerd 1 client.failureAccrual); default 5 consecutive failures. */

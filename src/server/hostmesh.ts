@@ -352,7 +352,7 @@ export async function startHostmesh(config: HostmeshConfig, deps: HostmeshDeps):
   // A bad policy at start is a config error (nothing started yet); later versions are hot reloads.
   const initialPolicy = config.authz !== undefined ? await loadPolicyFile(config.authz.policyFile) : undefined;
   const namers = buildNamers(config, deps);
-  const metrics = new Metrics();
+  const metrics = new Metrics(deps.now !== undefined ? { now: deps.now } : {});
   const policyWatcher =
     config.authz !== undefined && initialPolicy !== undefined
       ? new PolicyWatcher({
@@ -440,11 +440,11 @@ export async function startHostmesh(config: HostmeshConfig, deps: HostmeshDeps):
         ...(r.bindingBudget !== undefined ? { bindingBudget: r.bindingBudget } : {}),
         onBudgetExceeded: (source) => metrics.bindingBudgetExceeded.labels(r.label, source).inc(),
         onShed: (reason) => rm.shed(reason),
-        onTimeout: (kind) => rm.timeout(kind),
+        onTimeout: (kind, service) => rm.timeout(kind, service),
         ...resiliencePolicy(r),
-        onRequeue: (reason) => rm.requeue(reason),
+        onRequeue: (reason, service) => rm.requeue(reason, service),
         onRetry: (service) => rm.retry(service),
-        onBudgetExhausted: (kind) => rm.budgetExhausted(kind),
+        onBudgetExhausted: (kind, service) => rm.budgetExhausted(kind, service),
         onClassified: (service, cls) => rm.classified(service, cls),
         ...(r.service?.totalTimeoutMs !== undefined ? { totalTimeoutMs: r.service.totalTimeoutMs } : {}),
         ...(r.client.requestAttemptTimeoutMs !== undefined ? { requestAttemptTimeoutMs: r.client.requestAttemptTimeoutMs } : {}),

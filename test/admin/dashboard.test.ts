@@ -1,6 +1,7 @@
 // The dashboard in a real browser: playwright-core driving Debian's chromium (headless). The page
 // loads with no console errors, shows a service after traffic, and the dtab playground renders a
-// delegation for a typed path and override. A screenshot is kept in .tap/artifacts/.
+// delegation for a typed path and override; the resilience table shows each service's retry rate,
+// budget exhausted, requeues, timeouts and dead endpoints. Screenshots are kept in .tap/artifacts/.
 
 import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
@@ -8,6 +9,7 @@ import t from 'tap';
 import { chromium, type Browser } from 'playwright-core';
 import { A, B, startMesh, type TestMesh } from '../helpers/mesh.js';
 import { request } from '../helpers/http.js';
+import { APP_REQUESTS, HOST, SLOW_REQUESTS, startResilienceMesh } from '../helpers/resilience-mesh.js';
 
 const CHROMIUM = process.env['CHROMIUM_PATH'] ?? ['/usr/bin/chromium', '/usr/bin/chromium-browser', '/usr/bin/google-chrome'].find((p) => existsSync(p));
 if (CHROMIUM === undefined) {
@@ -86,5 +88,29 @@ if (CHROMIUM === undefined) {
       errors.every((e) => /400/.test(e)),
       'only the expected 400 was logged',
     );
+  });
+
+  t.test('resilience per service: retry rate, budget exhausted, requeues, timeouts, endpoints marked dead', { timeout: 60_000 }, async (t) => {
+    const rm = await startResilienceMesh();
+    t.teardown(() => rm.close());
+    await rm.traffic();
+    const page = await browser.newPage();
+    const errors: string[] = [];
+    page.on('pageerror', (e) => errors.push(e.message));
+    await page.goto(`http://${HOST}:${rm.ports.admin}/`);
+    const row = (router: string, service: string) => page.locator(`#resilience tr[data-router="${router}"][data-service="${service}"]`);
+    const app = row('retries', '/svc/app');
+    await app.waitFor({ timeout: 10_000 });
+    const half = APP_REQUESTS / 2;
+    t.equal(await app.locator('.retry-rate').innerText(), `50.0% (${half}/${APP_REQUESTS})`, 'retry rate over the last minute');
+    t.equal(await app.locator('.retries').innerText(), String(half));
+    t.equal(await app.locator('.budget-exhausted').innerText(), String(half), 'budget exhausted');
+    t.equal(await row('retries', '/svc/slow').locator('.timeouts').innerText(), String(SLOW_REQUESTS), 'timeouts');
+    const two = row('requeues', '/svc/two');
+    t.ok(Number(await two.locator('.requeues').innerText()) >= 2, 'requeues');
+    t.equal(await two.locator('.dead-endpoints').innerText(), `${HOST}:${rm.ports.dead} [dead]`, 'the endpoint failure accrual marked dead');
+    await page.screenshot({ path: join(process.cwd(), '.tap', 'artifacts', 'dashboard-resilience.png'), fullPage: true });
+    t.same(errors, [], 'no page errors');
+    await page.close();
   });
 }

@@ -57,10 +57,11 @@ export interface ForwardOptions {
   readonly random?: (() => number) | undefined;
   /** Waits between retries (tests make it instant). */
   readonly sleep?: ((ms: number) => Promise<void>) | undefined;
-  readonly onTimeout?: ((kind: TimeoutKind) => void) | undefined;
-  readonly onRequeue?: ((reason: RequeueReason) => void) | undefined;
+  // Each names the logical service when known: the dashboard shows these per service.
+  readonly onTimeout?: ((kind: TimeoutKind, service?: string) => void) | undefined;
+  readonly onRequeue?: ((reason: RequeueReason, service?: string) => void) | undefined;
   readonly onRetry?: ((service: string) => void) | undefined;
-  readonly onBudgetExhausted?: ((kind: 'retry' | 'requeue') => void) | undefined;
+  readonly onBudgetExhausted?: ((kind: 'retry' | 'requeue', service?: string) => void) | undefined;
   readonly onClassified?: ((service: string, cls: ResponseClass) => void) | undefined;
 }
 
@@ -142,17 +143,17 @@ export class ForwardStage {
       const next = plan.another(tried);
       if (next === undefined) return undefined;
       if (!requeueBudget.tryWithdraw()) {
-        o.onBudgetExhausted?.('requeue');
+        o.onBudgetExhausted?.('requeue', service);
         return undefined;
       }
-      o.onRequeue?.(reason);
+      o.onRequeue?.(reason, service);
       return next;
     };
     /** Whether a retryable answer may be retried: attempts left, a body that can be resent, the budget. */
     const retry = (): boolean => {
       if (retries >= policy.maxRetriesPerRequest || !canResend()) return false;
       if (!retryBudget.tryWithdraw()) {
-        o.onBudgetExhausted?.('retry');
+        o.onBudgetExhausted?.('retry', service);
         return false;
       }
       retries++;
@@ -179,7 +180,7 @@ export class ForwardStage {
           if (hasBody && stopWatch === undefined && !req.readableEnded) {
             stopWatch = watchRequestBody(req, limits.requestBodyIdleTimeoutMs, () => {
               bodyStalled = true;
-              o.onTimeout?.('request_body_idle');
+              o.onTimeout?.('request_body_idle', service);
               abort.emit('abort');
             });
           }
@@ -220,7 +221,7 @@ export class ForwardStage {
             endpoint = next;
             continue;
           }
-          throw this.#upstreamError(err, code, endpoint);
+          throw this.#upstreamError(err, code, endpoint, service);
         }
         try {
           // Only a peer router's mark counts (the endpoint is a router, reached over mTLS); a
@@ -257,7 +258,7 @@ export class ForwardStage {
           o.onClassified?.(service, cls);
           body?.settle(); // this answer is final: nothing is resent, so nothing need be kept
           relayHead(res, upstream, cls);
-          await this.#relayBody(res, upstream);
+          await this.#relayBody(res, upstream, service);
           return;
         } finally {
           lease.release();
@@ -272,19 +273,19 @@ export class ForwardStage {
 
   /** Counts a fired deadline by whose it was and makes its 503 TIMEOUT (deadline.ts). */
   #timedOut(timer: AttemptTimer, ctx: RequestContext): HostmeshError {
-    this.#o.onTimeout?.(timer.expired === 'attempt' ? 'attempt' : ctx.deadline?.source === 'header' ? 'deadline' : 'total');
+    this.#o.onTimeout?.(timer.expired === 'attempt' ? 'attempt' : ctx.deadline?.source === 'header' ? 'deadline' : 'total', ctx.service ?? '-');
     return timer.error();
   }
 
   /** The catalog error for a failed upstream request (no response arrived). */
-  #upstreamError(err: unknown, code: string, endpoint: Endpoint): HostmeshError {
+  #upstreamError(err: unknown, code: string, endpoint: Endpoint, service: string): HostmeshError {
     const limits = this.#o.endpoints.pools.limits;
     if (code === 'UND_ERR_HEADERS_TIMEOUT') {
-      this.#o.onTimeout?.('headers');
+      this.#o.onTimeout?.('headers', service);
       return new HostmeshError('TIMEOUT', `${endpointKey(endpoint)} did not answer within ${limits.headersTimeoutMs} ms (headers timeout)`, { cause: err });
     }
     if (code === 'UND_ERR_CONNECT_TIMEOUT') {
-      this.#o.onTimeout?.('connect');
+      this.#o.onTimeout?.('connect', service);
       return new HostmeshError('TIMEOUT', `timed out connecting to ${endpointKey(endpoint)}`, { cause: err });
     }
     if (CLOSED_ERRORS.has(code)) {
@@ -295,7 +296,7 @@ export class ForwardStage {
     return new HostmeshError('CONNECT_FAILED', `cannot reach ${endpointKey(endpoint)}: ${(err as Error).message}`, { cause: err });
   }
 
-  async #relayBody(res: ServerResponse, upstream: Dispatcher.ResponseData): Promise<void> {
+  async #relayBody(res: ServerResponse, upstream: Dispatcher.ResponseData, service: string): Promise<void> {
     try {
       await relay(upstream.body, res);
       const trailers = upstream.trailers;
@@ -304,7 +305,7 @@ export class ForwardStage {
     } catch (err) {
       // The client went away, or the upstream died or went idle mid-body: cut the response
       // (a closed connection, never a response that looks complete).
-      if ((err as { code?: string }).code === 'UND_ERR_BODY_TIMEOUT') this.#o.onTimeout?.('response_body_idle');
+      if ((err as { code?: string }).code === 'UND_ERR_BODY_TIMEOUT') this.#o.onTimeout?.('response_body_idle', service);
       upstream.body.destroy();
       res.destroy();
     }
