@@ -1,10 +1,16 @@
 // hostConnectionPool.minSize against a real endpoint: after a burst opens more connections than
-// minSize, the extra ones close at idleTimeMs and the first minSize stay open, idle.
+// minSize, the extra ones close at idleTimeMs and the first minSize stay open, idle; the same
+// through a running router whose YAML config sets it.
 
 import http from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import t from 'tap';
+import { parseConfig } from '../../src/config/load.js';
+import { silentLogger } from '../../src/log.js';
 import { clientLimits, EndpointPools } from '../../src/router/endpoint-pool.js';
+import { startHostmesh } from '../../src/server/hostmesh.js';
+import { request } from '../helpers/http.js';
+import { freePorts } from '../helpers/ports.js';
 import { eventually } from '../helpers/sockets.js';
 
 const IDLE_MS = 300;
@@ -78,4 +84,37 @@ t.test('minSize 2: nothing is pre-opened; the one connection a request opened ou
   await burst(pools, b.port, 1);
   await new Promise((r) => setTimeout(r, 4 * IDLE_MS));
   t.equal(b.open(), 1, 'one connection, kept past idleTimeMs');
+});
+
+t.test('through a running router: the YAML key keeps 2 of a burst of 5 connections to the endpoint', async (t) => {
+  const b = await backend(5);
+  const [port, admin] = (await freePorts('127.0.0.1', 2)) as [number, number];
+  const { config } = parseConfig(
+    `admin: {ip: 127.0.0.1, port: ${admin}}
+routers:
+- protocol: http
+  dtab: /svc => /$/inet/127.0.0.1/${b.port};
+  servers:
+  - {ip: 127.0.0.1, port: ${port}}
+  client:
+    hostConnectionPool: {minSize: 2, idleTimeMs: ${IDLE_MS}}
+`,
+    'l5d.yaml',
+  );
+  const mesh = await startHostmesh(config, { logger: silentLogger() });
+  t.teardown(async () => {
+    await mesh.close(100);
+    b.server.closeAllConnections();
+    await new Promise((r) => b.server.close(r));
+  });
+  const answers = await Promise.all(Array.from({ length: 5 }, () => request({ host: '127.0.0.1', port, path: '/', headers: { host: 'app' } })));
+  t.same(
+    answers.map((a) => a.status),
+    [200, 200, 200, 200, 200],
+  );
+  t.equal(b.open(), 5, 'the burst opened five connections to the endpoint');
+  t.ok(await eventually(() => b.open() <= 2, 20 * IDLE_MS), `three close after idleTimeMs (${b.open()} open)`);
+  await new Promise((r) => setTimeout(r, 4 * IDLE_MS));
+  t.equal(b.open(), 2, 'two stay open while idle');
+  t.equal((await request({ host: '127.0.0.1', port, path: '/', headers: { host: 'app' } })).status, 200, 'and the router serves on them');
 });
