@@ -109,8 +109,22 @@ const configPrefix = z
  * an error naming it (a per-prefix setting the router would not apply must never load silently).
  */
 export const PER_PREFIX_ENFORCED: Readonly<Record<'service' | 'client', readonly string[]>> = {
-  service: [],
-  client: [],
+  // router/per-name.ts (retry policy, classifier, budgets) and stages/identify.ts (totalTimeoutMs).
+  service: ['totalTimeoutMs', 'responseClassifier', 'retries', 'retryBufferSize'],
+  // router/client-pools.ts: TLS and pool limits make a client's own pools; per-name.ts the rest.
+  // failureAccrual is not: one accrual state per router (stages/concrete.ts, endpoint.ts).
+  client: [
+    'tls',
+    'hostConnectionPool',
+    'maxWaitMs',
+    'maxInFlightPerSource',
+    'maxInFlightPerService',
+    'headersTimeoutMs',
+    'bodyIdleTimeoutMs',
+    'requestBodyIdleTimeoutMs',
+    'requeueBudget',
+    'requestAttemptTimeoutMs',
+  ],
 };
 
 /**

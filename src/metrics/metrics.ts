@@ -328,6 +328,7 @@ export class Metrics {
   readonly connectionDeadlines: Counter;
   readonly #namers: NamerReport[] = [];
   readonly bindingEvictions: Counter;
+  readonly staticParamsEvictions: Counter;
   #state: StateReport | undefined;
   /** The clock of the per-service last-minute counts (tests drive it). */
   readonly now: () => number;
@@ -439,6 +440,12 @@ export class Metrics {
       name: 'hostmesh_binding_cache_evictions_total',
       help: 'Cached bindings dropped: unused for bindingCache.idleTtlSecs (idle), or the least recently used past bindingCache.paths/overrides (capacity).',
       labelNames: ['router', 'reason'],
+      registers,
+    });
+    this.staticParamsEvictions = new Counter({
+      name: 'hostmesh_static_params_evictions_total',
+      help: "io.l5d.static per-name settings dropped past their cap: merged settings of a logical name (service) or bound id (client) past bindingCache.paths/clients, or a per-prefix client's pools past bindingCache.clients (pools).",
+      labelNames: ['router', 'scope'],
       registers,
     });
     const state = (): StateReport | undefined => this.#state;

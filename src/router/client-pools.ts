@@ -76,11 +76,6 @@ export class ClientPools {
     return pools;
   }
 
-  /** Whether answers through `pools` come from a peer router (only those may carry its requeue mark). */
-  isPeer(pools: EndpointPools): boolean {
-    return pools === this.router && pools.tls;
-  }
-
   /** Per-prefix settings with pools open now. */
   get size(): number {
     return this.#byKey.size;

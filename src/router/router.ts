@@ -5,6 +5,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Dtab } from '../dtab/dtab.js';
 import type { Path } from '../dtab/path.js';
+import { HostmeshError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { BoundName } from '../namer/addr.js';
 import type { NameInterpreter } from '../namer/interpreter.js';
@@ -22,11 +23,15 @@ import { buildIdentifiers, type RequestFacts } from './identifiers.js';
 import { parsePath } from '../dtab/parse.js';
 import { outgoingHeaders } from './outgoing-headers.js';
 import { markUndelivered, type RequeueReason } from './requeue.js';
-import { Budgets, DEFAULT_BUDGET, DEFAULT_RETRY_POLICY, MAX_BUDGETS, type BudgetConfig, type RetryPolicy } from './retries.js';
+import { DEFAULT_RETRY_POLICY, type BudgetConfig, type RetryPolicy } from './retries.js';
+import { ClientPools } from './client-pools.js';
+import { PerName } from './per-name.js';
+import { RouterParams } from './static-params.js';
+import type { ClientConfig } from '../config/types.js';
 import type { RoutePlan } from './route-plan.js';
 import { type BalancerKind, ConcreteStage } from './stages/concrete.js';
 import { EndpointStage } from './stages/endpoint.js';
-import { type ClientParams, ForwardStage, type ServiceParams, type TimeoutKind } from './stages/forward.js';
+import { ForwardStage, type TimeoutKind } from './stages/forward.js';
 import { IdentifyStage, type RequestHead } from './stages/identify.js';
 import { type BindingCacheLimits, DEFAULT_BINDING_CACHE, LogicalStage } from './stages/logical.js';
 import { decrementMaxForwards, traceEcho, traceHere } from './trace.js';
@@ -99,7 +104,14 @@ export interface RouterOptions {
   /** A peer was marked draining, and how many are now (metrics). */
   readonly onDrainingPeerMarked?: () => void;
   readonly onDrainingPeers?: (size: number) => void;
+  /** Linkerd 1's io.l5d.static service and client configs (static-params.ts); absent: one setting for all. */
+  readonly params?: RouterParams;
+  /** Pools per client settings (client-pools.ts), over `pools`; needed when `params` has client prefixes. */
+  readonly clientPools?: ClientPools;
 }
+
+/** The client settings of a router without prefix configs (nothing but the router's own pools). */
+const GLOBAL_CLIENT: ClientConfig = { loadBalancer: { kind: 'p2c' } };
 
 export class Router {
   readonly label: string;
@@ -109,6 +121,7 @@ export class Router {
   readonly #concrete: ConcreteStage;
   readonly #forward: ForwardStage;
   readonly #accrual: FailureAccrual;
+  readonly #perName: PerName;
   readonly #sweeper: NodeJS.Timeout;
   #inFlight = 0;
 
@@ -122,6 +135,7 @@ export class Router {
       maxHops: options.maxHops,
       now,
       totalTimeoutMs: options.totalTimeoutMs,
+      totalTimeoutFor: (service) => this.#perName.totalTimeoutMs(service),
       onTimeout: options.onTimeout,
     });
     this.#logical = new LogicalStage({
@@ -153,23 +167,24 @@ export class Router {
       balancer: options.balancer,
       random: options.random,
     });
-    // One service and one client setting for every name today (Linkerd 1's io.l5d.global).
-    const retries = options.retries ?? DEFAULT_RETRY_POLICY;
-    const service: ServiceParams = {
-      retries,
-      classify: options.classifier ?? buildClassifier(),
-      retryBudgets: new Budgets(retries.budget, MAX_BUDGETS, now),
-    };
-    const client: ClientParams = {
-      requestAttemptTimeoutMs: options.requestAttemptTimeoutMs,
-      requeueBudgets: new Budgets(options.requeueBudget ?? DEFAULT_BUDGET, MAX_BUDGETS, now),
-    };
+    // Settings per logical name and per bound id: the router's own, or io.l5d.static prefixes' (per-name.ts).
+    const perName = new PerName(
+      options.params ?? new RouterParams(undefined, GLOBAL_CLIENT),
+      options.clientPools ?? new ClientPools(options.pools, GLOBAL_CLIENT),
+      {
+        now,
+        service: { retries: options.retries ?? DEFAULT_RETRY_POLICY, classify: options.classifier ?? buildClassifier() },
+        ...(options.requeueBudget !== undefined ? { requeueBudget: options.requeueBudget } : {}),
+        requestAttemptTimeoutMs: options.requestAttemptTimeoutMs,
+      },
+    );
+    this.#perName = perName;
     this.#forward = new ForwardStage({
       endpoints: new EndpointStage({ pools: options.pools, accrual: this.#accrual, onShed: options.onShed }),
       now,
       drainingPeers,
-      service: () => service,
-      client: () => client,
+      service: (name) => perName.service(name),
+      client: (id) => perName.client(id),
       random: options.random,
       sleep: options.sleep,
       onTimeout: options.onTimeout,
@@ -224,8 +239,14 @@ export class Router {
    * The plan of a request's route without carrying it out: what an Upgrade tunnels and what the
    * HTTP path forwards, made by the same stages.
    */
-  plan(req: RequestHead, ctx: RequestContext, peerId: string | undefined): Promise<RoutePlan> {
-    return this.#plan(req, this.#identify.arrive(req, ctx), ctx, peerId);
+  async plan(req: RequestHead, ctx: RequestContext, peerId: string | undefined): Promise<RoutePlan> {
+    const plan = await this.#plan(req, this.#identify.arrive(req, ctx), ctx, peerId);
+    // Tunnels connect with the router's own TLS options: a client with per-prefix TLS is refused
+    // rather than reached with the wrong settings (or none).
+    if (plan.tls && this.#perName.client(plan.name.id.show()).pools !== this.#o.pools) {
+      throw new HostmeshError('CONNECT_FAILED', `cannot tunnel to ${plan.name.id.show()}: upgrades do not use per-prefix client TLS (io.l5d.static) yet`);
+    }
+    return plan;
   }
 
   async #plan(req: RequestHead, arrival: ReturnType<IdentifyStage['arrive']>, ctx: RequestContext, peerId: string | undefined): Promise<RoutePlan> {
@@ -244,7 +265,9 @@ export class Router {
       peerId,
       claim: ctx.caller?.claim,
     });
-    if (arrival.deadline !== undefined) headers[DEADLINE_HEADER] = formatDeadline(arrival.deadline.wire);
+    if (id.deadline !== undefined) headers[DEADLINE_HEADER] = formatDeadline(id.deadline.wire);
+    // The client's pools: the router's, or a per-prefix client's own (io.l5d.static TLS, limits).
+    const pools = this.#perName.client(client).pools;
     return {
       method: arrival.method,
       service: id.service,

@@ -1,7 +1,7 @@
 // Linkerd 1's per-prefix (`kind: io.l5d.static`) service and client settings: every config whose
 // prefix matches a name applies, in order, later ones overriding earlier ones key by key.
 
-import { parsePrefix } from '../dtab/parse.js';
+import { parsePath, parsePrefix } from '../dtab/parse.js';
 import type { Path, Prefix } from '../dtab/prefix.js';
 import type { ClientConfig, ClientPrefixConfig, ServiceConfig, ServicePrefixConfig } from '../config/types.js';
 
@@ -72,21 +72,23 @@ export class StaticParams<T extends object> {
     return this.#cache.size;
   }
 
-  resolve(name: Path): T {
+  /** The settings of `name` (a path, or a path as shown: the cache is keyed by it, so a hit parses nothing). */
+  resolve(name: Path | string): T {
     if (this.#configs.length === 0) return this.#global;
-    const key = name.show();
+    const key = typeof name === 'string' ? name : name.show();
     const hit = this.#cache.get(key);
     if (hit !== undefined) {
       this.#cache.delete(key); // re-inserted last: the map's order is least recently used first
       this.#cache.set(key, hit);
       return hit;
     }
+    const path = typeof name === 'string' ? parsePath(name) : name;
     let merged: T = { ...this.#global };
     const vars = new Map<string, string>();
     for (const c of this.#configs) {
-      if (!c.prefix.prefix.matches(name)) continue;
+      if (!c.prefix.prefix.matches(path)) continue;
       for (const [k, v] of Object.entries(c.values)) if (v !== undefined) (merged as Record<string, unknown>)[k] = v;
-      captured(c.prefix, name, vars);
+      captured(c.prefix, path, vars);
     }
     if (vars.size > 0 && this.#options.substitute !== undefined) merged = this.#options.substitute(merged, vars);
     this.#cache.set(key, merged);
@@ -140,11 +142,11 @@ export class RouterParams {
     return { service: this.#service.perPrefix, client: this.#client.perPrefix };
   }
 
-  forService(name: Path): ServiceSettings {
+  forService(name: Path | string): ServiceSettings {
     return this.#service.resolve(name);
   }
 
-  forClient(id: Path): ClientSettings {
+  forClient(id: Path | string): ClientSettings {
     return this.#client.resolve(id);
   }
 }

@@ -16,8 +16,11 @@ import { Metrics } from '../metrics/metrics.js';
 import { NameInterpreter } from '../namer/interpreter.js';
 import { Var } from '../namer/var.js';
 import { clientLimits, EndpointPools } from '../router/endpoint-pool.js';
-import { classifier as buildClassifier, DEFAULT_CLASSIFIER, type Classifier, type ClassifierKind } from '../router/classifier.js';
-import { DEFAULT_BACKOFF, DEFAULT_BUDGET, DEFAULT_RETRY_POLICY, type BudgetConfig, type RetryPolicy } from '../router/retries.js';
+import { ClientPools } from '../router/client-pools.js';
+import { RouterParams } from '../router/static-params.js';
+import { classifierOf, requeueBudgetOf, retryPolicyOf } from '../router/per-name.js';
+import type { Classifier } from '../router/classifier.js';
+import type { BudgetConfig, RetryPolicy } from '../router/retries.js';
 import { DEFAULT_BINDING_CACHE, Router, type BindingCacheLimits } from '../router/router.js';
 import { serverDirection } from '../router/context.js';
 import { accrualConfig } from '../router/failure-accrual.js';
@@ -178,18 +181,8 @@ function buildNamers(config: HostmeshConfig, deps: HostmeshDeps): Namer[] {
 
 /** A router's `service` and `client.requeueBudget` blocks as the Router's retry options, Linkerd 1's defaults filled in. */
 function resiliencePolicy(r: RouterConfig): { retries: RetryPolicy; classifier: Classifier; requeueBudget: BudgetConfig } {
-  const svc = r.service;
-  const backoff = svc?.retries?.backoff;
-  return {
-    retries: {
-      budget: { ...DEFAULT_BUDGET, ...svc?.retries?.budget },
-      backoff: backoff === undefined ? DEFAULT_BACKOFF : backoff.kind === 'constant' ? { kind: 'constant', ms: backoff.ms ?? 0 } : backoff,
-      maxRetriesPerRequest: svc?.retries?.maxRetriesPerRequest ?? DEFAULT_RETRY_POLICY.maxRetriesPerRequest,
-      requestBufferBytes: svc?.retryBufferSize?.requestBytes ?? DEFAULT_RETRY_POLICY.requestBufferBytes,
-    },
-    classifier: buildClassifier((svc?.responseClassifier?.kind as ClassifierKind | undefined) ?? DEFAULT_CLASSIFIER),
-    requeueBudget: { ...DEFAULT_BUDGET, ...r.client.requeueBudget },
-  };
+  // The router's own settings (io.l5d.global); io.l5d.static prefixes go through router/per-name.ts.
+  return { retries: retryPolicyOf(r.service), classifier: classifierOf(r.service), requeueBudget: requeueBudgetOf(r.client) };
 }
 
 /** A router's bindingCache config as the limits the Router enforces (paths and trees cap one cache). */
@@ -401,6 +394,23 @@ export async function startHostmesh(config: HostmeshConfig, deps: HostmeshDeps):
         },
       );
       poolsList.push(pools);
+      // Linkerd 1's io.l5d.static configs: settings per logical name and bound id, pools per client TLS.
+      const { configs: _prefixes, ...clientGlobal } = r.client;
+      const params = new RouterParams(r.service, r.client, {
+        ...(r.bindingCache?.paths !== undefined ? { maxCachedServices: r.bindingCache.paths } : {}),
+        ...(r.bindingCache?.clients !== undefined ? { maxCachedClients: r.bindingCache.clients } : {}),
+        onEvicted: (scope) => metrics.staticParamsEvictions.labels(r.label, scope).inc(),
+      });
+      const clientPools = new ClientPools(pools, clientGlobal, {
+        ...(r.bindingCache?.clients !== undefined ? { maxClients: r.bindingCache.clients } : {}),
+        events: { connect: () => rm.connectionOpened('client'), disconnect: () => rm.connectionClosed('client', 0, 0) },
+        onEvicted: () => metrics.staticParamsEvictions.labels(r.label, 'pools').inc(),
+      });
+      closers.push(() => void clientPools.close());
+      const prefixTlsFiles = (r.client.configs ?? []).flatMap((c) => (c.tls !== undefined ? clientTlsFiles(c.tls) : []));
+      if (prefixTlsFiles.length > 0) {
+        closers.push(watchTls(prefixTlsFiles, () => clientPools.reloadTls(), `router ${r.label} client prefixes`, metrics, logger, deps.tlsPollMs));
+      }
       const clientTls = r.client.tls;
       if (clientTls !== undefined) {
         closers.push(
@@ -434,6 +444,8 @@ export async function startHostmesh(config: HostmeshConfig, deps: HostmeshDeps):
         interpreter,
         transforms,
         pools,
+        params,
+        clientPools,
         logger: logger.child({ router: r.label }),
         maxHops: r.maxHops,
         onOverride: () => rm.dtabOverride(),

@@ -137,7 +137,17 @@ const errors: { name: string; yaml: string; want: RegExp }[] = [
     yaml: router('client:\n  kind: io.l5d.static\n  configs:\n  - prefix: /#/io.l5d.k8s\n    clientSession: {idleTimeMs: 100}'),
     want: /routers\[0\]\.client\.configs\[0\]\.clientSession: not supported per prefix: a Linkerd 1 key hostmesh does not enforce/,
   },
+  {
+    name: 'failure accrual per prefix is refused by name until it is enforced',
+    yaml: router('client:\n  kind: io.l5d.static\n  configs:\n  - prefix: /#/io.l5d.k8s\n    failureAccrual: {kind: none}'),
+    want: /routers\[0\]\.client\.configs\[0\]\.failureAccrual: not enforced per prefix yet \(per-prefix keys: tls, /,
+  },
 ];
+
+t.test('disableValidation in a prefix TLS config loads with a warning naming the prefix', async (t) => {
+  const { warnings } = load(router('client:\n  kind: io.l5d.static\n  configs:\n  - prefix: "/$/inet/*/443"\n    tls: {disableValidation: true}'));
+  t.match(warnings, [/^c\.yaml:8:\d+: routers\[0\]\.client\.configs\[0\]\.tls\.disableValidation: servers under \/\$\/inet\/\*\/443 are not verified/]);
+});
 
 for (const c of errors) {
   t.test(c.name, async (t) => {

@@ -61,7 +61,6 @@ t.test('a prefix TLS config: TLS with its commonName as servername, its CA and c
   const chosen = pools.for(settings);
   t.not(chosen, pools.router, 'not the router’s plaintext pools');
   t.ok(chosen.tls);
-  t.notOk(pools.isPeer(chosen), 'an external TLS server is no peer router (its requeue mark is not honoured)');
   const res = await chosen.get({ host: HOST, port, meta: {} }).pool.request({ method: 'GET', path: '/' });
   t.equal(await res.body.text(), 'over tls');
   t.same(seen.at(-1), { servername: 'api.external.test', clientCn: 'hostmesh-egress' });

@@ -80,9 +80,9 @@ export class EndpointStage {
   /**
    * An attempt on `endpoint` for bound client `client`. `source` is the fair-share key (the pod's
    * address on the outbound side; undefined on the inbound side, where every request comes from
-   * a peer router and only the per-service share applies).
+   * a peer router and only the per-service share applies). `pools`: a per-prefix client's own.
    */
-  lease(endpoint: Endpoint, client: string, source: string | undefined, service: string): Lease {
-    return new Lease(this, this.pools.get(endpoint), client, source, service);
+  lease(endpoint: Endpoint, client: string, source: string | undefined, service: string, pools: EndpointPools = this.pools): Lease {
+    return new Lease(this, pools.get(endpoint), client, source, service);
   }
 }

@@ -10,7 +10,7 @@ import type { Endpoint } from '../../namer/addr.js';
 import { type Classifier, type ResponseClass, SUCCESS_CLASS_HEADER, successClass } from '../classifier.js';
 import type { RequestContext } from '../context.js';
 import { AttemptTimer } from '../deadline.js';
-import { endpointKey } from '../endpoint-pool.js';
+import { endpointKey, type EndpointPools } from '../endpoint-pool.js';
 import { DRAINING_HEADER, type DrainingPeers } from '../draining-peers.js';
 import { headerValue, isHopByHop } from '../headers.js';
 import { CLOSED_ERRORS, markReason, REQUEUE_HEADER, type RequeueReason, requeueReason } from '../requeue.js';
@@ -44,6 +44,8 @@ export interface ClientParams {
   readonly requestAttemptTimeoutMs: number | undefined;
   /** Requeue budgets of this policy, one per client id. */
   readonly requeueBudgets: Budgets;
+  /** The pools a per-prefix client (io.l5d.static TLS or pool limits) connects through; unset: the endpoint stage's. */
+  readonly pools?: EndpointPools | undefined;
 }
 
 export interface ForwardOptions {
@@ -102,8 +104,12 @@ export class ForwardStage {
   async #send(req: IncomingMessage, res: ServerResponse, plan: RoutePlan, ctx: RequestContext): Promise<void> {
     if (res.destroyed) return; // the client left while its earlier pipelined requests ran
     const o = this.#o;
-    const pools = o.endpoints.pools;
+    const cli = o.client(plan.name.id.show());
+    const pools = cli.pools ?? o.endpoints.pools;
     const limits = pools.limits;
+    // TLS: the name to send (SNI) is the client's commonName. undici would take the Host header,
+    // and reconnect each time the next request's Host differs.
+    const servername = pools.tlsOptions?.servername;
     // undici takes an EventEmitter as the abort signal: far cheaper per request than an
     // AbortController, whose signal machinery showed in the profile.
     const abort = new EventEmitter();
@@ -120,7 +126,6 @@ export class ForwardStage {
     const service = plan.service.show();
     const client = plan.name.id.show();
     const svc = o.service(service);
-    const cli = o.client(client);
     const policy = svc.retries;
     const classify = svc.classify;
     const body = hasBody ? new ReplayableBody(req, policy.requestBufferBytes) : undefined;
@@ -169,7 +174,7 @@ export class ForwardStage {
         const signal = timer.start();
         tried.add(endpointKey(endpoint));
         // Failure accrual sees every attempt's outcome; a probe without one lets another go.
-        const lease: Lease = o.endpoints.lease(endpoint, ctx.client ?? '-', source, service);
+        const lease: Lease = o.endpoints.lease(endpoint, ctx.client ?? '-', source, service, pools);
         let upstream: Dispatcher.ResponseData;
         try {
           await lease.admit(signal);
@@ -191,6 +196,7 @@ export class ForwardStage {
             headers: plan.headers as Record<string, string | string[]>,
             body: body === undefined ? null : body.attempt(),
             signal,
+            ...(servername !== undefined ? ({ servername } as object) : {}),
           });
           timer.stop(); // the deadline bounds the wait for an answer; its body has its own idle deadline
           pools.observe(lease.entry, performance.now() - started);

@@ -25,12 +25,16 @@ export interface Arrival {
   readonly host: string | undefined;
   readonly target: string;
   readonly deadline: RequestDeadline | undefined;
+  /** When the request arrived (the injected clock): a per-service totalTimeoutMs counts from here. */
+  readonly arrived: number;
 }
 
 /** The logical name and the target to send upstream (an identifier may rewrite it). */
 export interface Identified {
   readonly service: Path;
   readonly target: string;
+  /** The request's deadline with its service's own totalTimeoutMs (io.l5d.static), else the arrival's. */
+  readonly deadline: RequestDeadline | undefined;
 }
 
 export interface IdentifyOptions {
@@ -40,6 +44,8 @@ export interface IdentifyOptions {
   readonly now: () => number;
   /** Linkerd 1's service.totalTimeoutMs (unset: only a caller's l5d-ctx-deadline bounds the request). */
   readonly totalTimeoutMs?: number | undefined;
+  /** A per-prefix service.totalTimeoutMs for a logical name (undefined: the router's own applies). */
+  readonly totalTimeoutFor?: ((service: Path) => number | undefined) | undefined;
   readonly onTimeout?: ((kind: TimeoutKind) => void) | undefined;
 }
 
@@ -64,7 +70,7 @@ export class IdentifyStage {
     }
     ctx.deadline = deadline;
     const { host, target } = normalizeTarget(req.url ?? '/', h.host);
-    return { method: req.method ?? 'GET', host, target, deadline };
+    return { method: req.method ?? 'GET', host, target, deadline, arrived };
   }
 
   /** The request's logical name, through the router's identifiers in turn. */
@@ -78,7 +84,19 @@ export class IdentifyStage {
       header: (n) => headerValue(h[n]),
     });
     ctx.service = id.name.show();
-    return { service: id.name, target: id.target };
+    // The name decides a per-prefix totalTimeoutMs: counted from arrival, as the router's own.
+    const total = this.#o.totalTimeoutFor?.(id.name);
+    let deadline = arrival.deadline;
+    if (total !== undefined && total !== this.#o.totalTimeoutMs) {
+      deadline = effectiveDeadline(arrival.arrived, h[DEADLINE_HEADER], total);
+      const now = this.#o.now();
+      if (deadline !== undefined && deadline.at <= now) {
+        this.#o.onTimeout?.('deadline_passed');
+        throw expiredError(deadline, now);
+      }
+      ctx.deadline = deadline;
+    }
+    return { service: id.name, target: id.target, deadline };
   }
 
   /** The name a Host alone gets (CONNECT's check that a name binds). */

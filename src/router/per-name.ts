@@ -1,0 +1,116 @@
+// What the forward stage applies per name: a logical name's retry policy, classifier and retry
+// budgets, a bound client's attempt timeout, requeue budgets and pools (io.l5d.static or global).
+
+import type { Path } from '../dtab/path.js';
+import { classifier as buildClassifier, type Classifier, type ClassifierKind, DEFAULT_CLASSIFIER } from './classifier.js';
+import type { ClientPools } from './client-pools.js';
+import type { EndpointPools } from './endpoint-pool.js';
+import { type BudgetConfig, Budgets, DEFAULT_BACKOFF, DEFAULT_BUDGET, DEFAULT_RETRY_POLICY, MAX_BUDGETS, type RetryPolicy } from './retries.js';
+import type { ClientSettings, RouterParams, ServiceSettings } from './static-params.js';
+
+/** A service's retry policy (Linkerd 1 service.retries and retryBufferSize), defaults filled in. */
+export function retryPolicyOf(s: ServiceSettings | undefined): RetryPolicy {
+  const backoff = s?.retries?.backoff;
+  return {
+    budget: { ...DEFAULT_BUDGET, ...s?.retries?.budget },
+    backoff: backoff === undefined ? DEFAULT_BACKOFF : backoff.kind === 'constant' ? { kind: 'constant', ms: backoff.ms ?? 0 } : backoff,
+    maxRetriesPerRequest: s?.retries?.maxRetriesPerRequest ?? DEFAULT_RETRY_POLICY.maxRetriesPerRequest,
+    requestBufferBytes: s?.retryBufferSize?.requestBytes ?? DEFAULT_RETRY_POLICY.requestBufferBytes,
+  };
+}
+
+/** A service's response classifier (Linkerd 1 service.responseClassifier; the schema checked the kind). */
+export function classifierOf(s: ServiceSettings | undefined): Classifier {
+  return buildClassifier((s?.responseClassifier?.kind as ClassifierKind | undefined) ?? DEFAULT_CLASSIFIER);
+}
+
+/** A client's requeue budget (Linkerd 1 client.requeueBudget), defaults filled in. */
+export function requeueBudgetOf(c: ClientSettings | undefined): BudgetConfig {
+  return { ...DEFAULT_BUDGET, ...c?.requeueBudget };
+}
+
+export interface ServicePolicy {
+  readonly retries: RetryPolicy;
+  readonly classify: Classifier;
+  /** Retry budgets of this policy, one per service name (at most MAX_BUDGETS). */
+  readonly retryBudgets: Budgets;
+}
+
+export interface ClientPolicy {
+  readonly requestAttemptTimeoutMs: number | undefined;
+  /** Requeue budgets of this policy, one per client id (at most MAX_BUDGETS). */
+  readonly requeueBudgets: Budgets;
+  /** The endpoint pools this client connects through (per-prefix TLS and pool limits). */
+  readonly pools: EndpointPools;
+}
+
+export interface PerNameOptions {
+  readonly now: () => number;
+  /** The router's own service policy (its io.l5d.global service, or the options tests pass). */
+  readonly service?: Partial<Omit<ServicePolicy, 'retryBudgets'>>;
+  /** The router's own client policy. */
+  readonly requeueBudget?: BudgetConfig;
+  readonly requestAttemptTimeoutMs?: number | undefined;
+}
+
+/**
+ * Policies per name. Names with the same effective settings share one policy (and so one set of
+ * budgets, keyed by name inside): the number of policies is bounded by the config's prefix
+ * configs, not by request data. Names without a prefix config get the router's own policy.
+ */
+export class PerName {
+  readonly #params: RouterParams;
+  readonly #pools: ClientPools;
+  readonly #now: () => number;
+  readonly #globalService: ServicePolicy;
+  readonly #globalClient: Omit<ClientPolicy, 'pools'>;
+  readonly #services = new Map<string, ServicePolicy>();
+  readonly #clients = new Map<string, Omit<ClientPolicy, 'pools'>>();
+
+  constructor(params: RouterParams, pools: ClientPools, options: PerNameOptions) {
+    this.#params = params;
+    this.#pools = pools;
+    this.#now = options.now;
+    const retries = options.service?.retries ?? DEFAULT_RETRY_POLICY;
+    this.#globalService = {
+      retries,
+      classify: options.service?.classify ?? classifierOf(undefined),
+      retryBudgets: new Budgets(retries.budget, MAX_BUDGETS, this.#now),
+    };
+    this.#globalClient = {
+      requestAttemptTimeoutMs: options.requestAttemptTimeoutMs,
+      requeueBudgets: new Budgets(options.requeueBudget ?? DEFAULT_BUDGET, MAX_BUDGETS, this.#now),
+    };
+  }
+
+  service(name: Path | string): ServicePolicy {
+    if (!this.#params.perPrefix.service) return this.#globalService;
+    const s = this.#params.forService(name);
+    const key = JSON.stringify([s.retries ?? null, s.retryBufferSize ?? null, s.responseClassifier ?? null]);
+    let policy = this.#services.get(key);
+    if (policy === undefined) {
+      const retries = retryPolicyOf(s);
+      policy = { retries, classify: classifierOf(s), retryBudgets: new Budgets(retries.budget, MAX_BUDGETS, this.#now) };
+      this.#services.set(key, policy);
+    }
+    return policy;
+  }
+
+  client(id: Path | string): ClientPolicy {
+    if (!this.#params.perPrefix.client) return { ...this.#globalClient, pools: this.#pools.router };
+    const c = this.#params.forClient(id);
+    const key = JSON.stringify([c.requeueBudget ?? null, c.requestAttemptTimeoutMs ?? null]);
+    let policy = this.#clients.get(key);
+    if (policy === undefined) {
+      policy = { requestAttemptTimeoutMs: c.requestAttemptTimeoutMs, requeueBudgets: new Budgets(requeueBudgetOf(c), MAX_BUDGETS, this.#now) };
+      this.#clients.set(key, policy);
+    }
+    return { ...policy, pools: this.#pools.for(c) };
+  }
+
+  /** A per-prefix service.totalTimeoutMs for `name` (undefined: none, the router's own applies). */
+  totalTimeoutMs(name: Path | string): number | undefined {
+    if (!this.#params.perPrefix.service) return undefined;
+    return this.#params.forService(name).totalTimeoutMs;
+  }
+}

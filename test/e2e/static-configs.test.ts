@@ -1,0 +1,142 @@
+// Linkerd 1's io.l5d.static configs through a running router (config loaded from YAML): per-service
+// retries and timeouts by logical-name prefix, per-client TLS by bound-id prefix, never plaintext.
+
+import http from 'node:http';
+import https from 'node:https';
+import type { TLSSocket } from 'node:tls';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import t from 'tap';
+import { parseConfig } from '../../src/config/load.js';
+import { silentLogger } from '../../src/log.js';
+import { startHostmesh, type Hostmesh } from '../../src/server/hostmesh.js';
+import { createCa, issueCertificate } from '../../src/tls/generate.js';
+import { request } from '../helpers/http.js';
+import { listen } from '../helpers/mesh.js';
+import { freePorts } from '../helpers/ports.js';
+
+const HOST = '127.0.0.1';
+const EXT = '127.0.0.6';
+const EXT_WRONG = '127.0.0.7';
+
+const hits = new Map<string, number>();
+const backend = await listen(
+  http.createServer((req, res) => {
+    const path = req.url ?? '/';
+    hits.set(path, (hits.get(path) ?? 0) + 1);
+    if (path.startsWith('/always-503')) {
+      res.writeHead(503);
+      res.end('down\n');
+      return;
+    }
+    if (path.startsWith('/sleep')) {
+      const timer = setTimeout(() => res.end('late\n'), 1000);
+      res.on('close', () => clearTimeout(timer));
+      return;
+    }
+    res.end('ok\n');
+  }),
+  HOST,
+);
+t.teardown(async () => {
+  backend.closeAllConnections();
+  await new Promise((r) => backend.close(r));
+});
+
+// The external TLS server, twice (two addresses, so two bound ids with different prefix configs).
+const ca = createCa({ commonName: 'external CA', days: 1 });
+const cert = issueCertificate(ca, { commonName: 'api.external.test', dnsNames: ['api.external.test'], usage: 'server', days: 1 });
+const dir = await mkdtemp(join(tmpdir(), 'hostmesh-static-configs-'));
+t.teardown(() => rm(dir, { recursive: true, force: true }));
+await writeFile(join(dir, 'ca.pem'), ca.certPem);
+const tlsSeen: { host: string; servername: string | false | null }[] = [];
+const handshakes = new Map<string, number>();
+async function tlsServer(host: string): Promise<number> {
+  const server = https.createServer({ cert: cert.certPem, key: cert.keyPem }, (req, res) => {
+    tlsSeen.push({ host, servername: (req.socket as TLSSocket).servername });
+    res.end('over tls\n');
+  });
+  server.on('connection', () => handshakes.set(host, (handshakes.get(host) ?? 0) + 1));
+  await new Promise<void>((resolve) => server.listen(0, host, () => resolve()));
+  t.teardown(() => {
+    server.closeAllConnections();
+    return new Promise<void>((resolve) => server.close(() => resolve()));
+  });
+  return (server.address() as { port: number }).port;
+}
+const extPort = await tlsServer(EXT);
+const wrongPort = await tlsServer(EXT_WRONG);
+
+const backendPort = (backend.address() as { port: number }).port;
+const [routerPort, adminPort] = (await freePorts(HOST, 2)) as [number, number];
+const yaml = `
+admin: {ip: ${HOST}, port: ${adminPort}}
+routers:
+- protocol: http
+  label: outgoing
+  dtab: |
+    /svc => /$/inet/${HOST}/${backendPort};
+    /svc/ext => /$/inet/${EXT}/${extPort};
+    /svc/wrong => /$/inet/${EXT_WRONG}/${wrongPort};
+  servers: [{ip: ${HOST}, port: ${routerPort}}]
+  service:
+    kind: io.l5d.static
+    configs:
+    - prefix: /svc
+      retries: {maxRetriesPerRequest: 2}
+    - prefix: /svc/users
+      responseClassifier: {kind: io.l5d.http.retryableRead5XX}
+    - prefix: /svc/slow
+      totalTimeoutMs: 150
+  client:
+    kind: io.l5d.static
+    configs:
+    - prefix: /$/inet/${EXT}
+      tls: {commonName: api.external.test, trustCerts: [ca.pem]}
+    - prefix: /$/inet/${EXT_WRONG}
+      tls: {commonName: other.external.test, trustCerts: [ca.pem]}
+shutdownGraceMs: 100
+`;
+const { config } = parseConfig(yaml, join(dir, 'config.yaml'));
+const mesh: Hostmesh = await startHostmesh(config, { logger: silentLogger() });
+t.teardown(() => mesh.close(100));
+
+const via = (service: string, path: string) => request({ host: HOST, port: routerPort, path, headers: { host: service } });
+
+t.test('two service prefixes, one 503 backend: /svc/users is retried (retryableRead5XX), /svc/orders is not', async (t) => {
+  const users = await via('users', '/always-503/u');
+  t.equal(users.status, 503);
+  t.equal(hits.get('/always-503/u'), 3, 'one attempt and the 2 retries of /svc (maxRetriesPerRequest), the classifier of /svc/users');
+  const orders = await via('orders', '/always-503/o');
+  t.equal(orders.status, 503);
+  t.equal(hits.get('/always-503/o'), 1, 'the default classifier (nonRetryable5XX): never retried');
+});
+
+t.test("a service prefix's totalTimeoutMs bounds its requests only", async (t) => {
+  const slow = await via('slow', '/sleep/1');
+  t.equal(slow.status, 503);
+  t.match(decodeURIComponent(String(slow.headers['l5d-err'])), /total timeout \(service\.totalTimeoutMs 150 ms\)/);
+  const ok = await via('users', '/fine');
+  t.equal(ok.status, 200, 'others are unaffected');
+});
+
+t.test('a client prefix with TLS: the request arrives over TLS with the commonName as servername', async (t) => {
+  const r = await via('ext', '/hello');
+  t.equal(r.status, 200);
+  t.equal(r.body, 'over tls\n');
+  t.same(tlsSeen.at(-1), { host: EXT, servername: 'api.external.test' });
+});
+
+t.test('a wrong commonName: 502 with l5d-err, nothing sent (no plaintext fallback), the router keeps serving', async (t) => {
+  const before = tlsSeen.length;
+  const r = await via('wrong', '/secret');
+  t.equal(r.status, 502);
+  t.match(decodeURIComponent(String(r.headers['l5d-err'])), new RegExp(`cannot reach ${EXT_WRONG.replaceAll('.', '\\.')}:${wrongPort}`));
+  t.equal(tlsSeen.length, before, 'the server received no request');
+  t.ok((handshakes.get(EXT_WRONG) ?? 0) >= 1, 'a TLS handshake was tried (and refused by the name check)');
+  const started = Date.now();
+  const ok = await via('users', '/after');
+  t.equal(ok.status, 200);
+  t.ok(Date.now() - started < 1000, 'a normal request is served within 1 s');
+});
