@@ -15,6 +15,8 @@ import { createCa, issueCertificate } from '../../src/tls/generate.js';
 import { request } from '../helpers/http.js';
 import { listen } from '../helpers/mesh.js';
 import { freePorts } from '../helpers/ports.js';
+import { parsePrometheus } from '../helpers/prometheus.js';
+import net from 'node:net';
 
 const HOST = '127.0.0.1';
 const EXT = '127.0.0.6';
@@ -80,6 +82,7 @@ routers:
     /svc/ext => /$/inet/${EXT}/${extPort};
     /svc/wrong => /$/inet/${EXT_WRONG}/${wrongPort};
   servers: [{ip: ${HOST}, port: ${routerPort}}]
+  bindingCache: {paths: 100, clients: 100}
   service:
     kind: io.l5d.static
     configs:
@@ -139,4 +142,35 @@ t.test('a wrong commonName: 502 with l5d-err, nothing sent (no plaintext fallbac
   const ok = await via('users', '/after');
   t.equal(ok.status, 200);
   t.ok(Date.now() - started < 1000, 'a normal request is served within 1 s');
+});
+
+t.test('an Upgrade to a client with per-prefix TLS is refused (502), never tunnelled with other TLS settings', async (t) => {
+  const before = tlsSeen.length;
+  const answer = await new Promise<string>((resolve, reject) => {
+    const socket = net.connect(routerPort, HOST, () => {
+      socket.write('GET /ws HTTP/1.1\r\nHost: ext\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n');
+    });
+    let text = '';
+    socket.on('data', (c: Buffer) => {
+      text += c.toString('latin1');
+      if (text.includes('\r\n\r\n')) socket.destroy();
+    });
+    socket.on('close', () => resolve(text));
+    socket.on('error', reject);
+  });
+  t.match(answer, /^HTTP\/1\.1 502 /);
+  t.match(decodeURIComponent(/l5d-err: ([^\r]*)/i.exec(answer)?.[1] ?? ''), /upgrades do not use per-prefix client TLS/);
+  t.equal(tlsSeen.length, before);
+});
+
+t.test('names come from requests: 600 distinct services keep 100 merged settings, and the router serves', async (t) => {
+  for (let i = 0; i < 600; i++) await via(`svc-${i}`, '/fine');
+  const metrics = await request({ host: HOST, port: adminPort, path: '/metrics' });
+  const evicted = parsePrometheus(metrics.body).find(
+    (m) => m.name === 'hostmesh_static_params_evictions_total' && m.labels['router'] === 'outgoing' && m.labels['scope'] === 'service',
+  );
+  t.ok((evicted?.value ?? 0) >= 500, `service settings evicted past the cap of 100: ${evicted?.value}`);
+  const started = Date.now();
+  t.equal((await via('users', '/after-many')).status, 200);
+  t.ok(Date.now() - started < 1000);
 });
