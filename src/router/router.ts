@@ -31,7 +31,7 @@ import type { ClientConfig } from '../config/types.js';
 import type { RoutePlan } from './route-plan.js';
 import { type BalancerKind, ConcreteStage } from './stages/concrete.js';
 import { EndpointStage } from './stages/endpoint.js';
-import { ForwardStage, type TimeoutKind } from './stages/forward.js';
+import { ForwardStage, type TimeoutKind, type UpgradeAttempts } from './stages/forward.js';
 import { IdentifyStage, type RequestHead } from './stages/identify.js';
 import { type BindingCacheLimits, DEFAULT_BINDING_CACHE, LogicalStage } from './stages/logical.js';
 import { decrementMaxForwards, traceEcho, traceHere } from './trace.js';
@@ -279,6 +279,11 @@ export class Router {
       deadline: arrival.deadline,
       tls: this.#o.pools.tls,
     };
+  }
+
+  /** The attempts of a planned Upgrade (stages/forward.ts UpgradeAttempts). */
+  upgradeAttempts(plan: RoutePlan, ctx: RequestContext): UpgradeAttempts {
+    return this.#forward.upgrade(plan, ctx);
   }
 
   /** Whether `/svc/<host>` (this router's naming of a Host) binds to at least one endpoint (CONNECT). */

@@ -2,9 +2,9 @@
 // http-proxy to the bound endpoint, and CONNECT to a mesh name, whose tunnel is fed back into the
 // listener so the HTTP inside is routed like any other request.
 
-import type http from 'node:http';
-import https from 'node:https';
-import type { Socket } from 'node:net';
+import http from 'node:http';
+import net, { type Socket } from 'node:net';
+import tls from 'node:tls';
 import type { Duplex } from 'node:stream';
 import httpProxy from 'http-proxy';
 import { HostmeshError } from '../errors.js';
@@ -12,6 +12,7 @@ import type { Logger } from '../log.js';
 import type { Direction, RequestContext } from '../router/context.js';
 import type { RoutePlan } from '../router/route-plan.js';
 import type { Router } from '../router/router.js';
+import type { Endpoint } from '../namer/addr.js';
 import { endpointKey } from '../router/endpoint-pool.js';
 import { rescueRaw } from './rescue.js';
 import type { ConnectionState } from '../metrics/metrics.js';
@@ -27,26 +28,22 @@ export interface TunnelOptions {
 
 export class Tunnels {
   readonly #proxy = httpProxy.createProxyServer({ ws: true, xfwd: false, ignorePath: false, prependPath: false });
-  readonly #agents = new Map<Router, https.Agent>();
   readonly #open = new Set<Duplex>();
   readonly #options: TunnelOptions;
   readonly #idle = new WeakSet<Duplex>();
+  /** The upstream request http-proxy made for an upgrade (keyed by the view it was given). */
+  readonly #upstreams = new WeakMap<http.IncomingMessage, http.ClientRequest>();
 
   constructor(
     private readonly logger: Logger,
     options: TunnelOptions,
   ) {
     this.#options = options;
-    // http-proxy reports tunnel failures here; the client socket gets a 502 if it is still usable.
-    this.#proxy.on('error', (err, _req, target) => {
-      if (target !== undefined && 'writable' in target && !(target as http.ServerResponse).headersSent) {
-        rescueRaw(target as Duplex, new HostmeshError('CONNECT_FAILED', `upgrade failed: ${err.message}`), {}, logger, options.lingerMs);
-      }
-    });
     // http-proxy pipes the two sockets but does not end one when the other is destroyed (only on
     // 'end'): tie their lifetimes, so a tunnel cut at its deadline is cut on the endpoint's side
     // too, and an upgrade abandoned before its 101 does not leave the request to the endpoint.
-    this.#proxy.on('proxyReqWs', (proxyReq: http.ClientRequest, _req: http.IncomingMessage, client: Duplex) => {
+    this.#proxy.on('proxyReqWs', (proxyReq: http.ClientRequest, req: http.IncomingMessage, client: Duplex) => {
+      this.#upstreams.set(req, proxyReq);
       const abandon = (): void => void proxyReq.destroy();
       client.once('close', abandon);
       proxyReq.once('upgrade', (_res: http.IncomingMessage, upstream: Duplex) => {
@@ -82,17 +79,6 @@ export class Tunnels {
     socket.once('close', () => this.#open.delete(socket));
   }
 
-  #agent(router: Router): https.Agent | undefined {
-    const tls = router.tlsOptions;
-    if (tls === undefined) return undefined;
-    let agent = this.#agents.get(router);
-    if (agent === undefined) {
-      agent = new https.Agent({ ...tls, keepAlive: false });
-      this.#agents.set(router, agent);
-    }
-    return agent;
-  }
-
   /** An Upgrade request: route it like any request, then tunnel bytes both ways. */
   async upgrade(router: Router, req: http.IncomingMessage, socket: Duplex, head: Buffer, direction: Direction, peerId: string | undefined): Promise<void> {
     this.#track(socket);
@@ -103,17 +89,81 @@ export class Tunnels {
     const ctx: RequestContext = { direction };
     try {
       const plan = await router.plan(req, ctx, peerId);
-      const agent = this.#agent(router);
-      const target = { protocol: plan.tls ? 'https:' : 'http:', host: plan.endpoint.host, port: plan.endpoint.port };
       if (socket.destroyed) return; // the deadline passed while routing
-      this.#proxy.ws(upstreamRequest(req, plan), socket, head, { target: target as unknown as string, ...(agent ? { agent } : {}) });
+      const attempts = router.upgradeAttempts(plan, ctx);
+      let expired: HostmeshError | undefined;
+      let upstream: Duplex | undefined;
+      // The deadline (or the attempt timeout) bounds connecting and the wait for the answer.
+      const onExpired = (err: HostmeshError): void => {
+        expired = err;
+        upstream?.destroy();
+        rescueRaw(socket, err, ctx, this.logger, this.#options.lingerMs);
+      };
+      socket.once('close', () => attempts.abandon());
+      // Connected here, not by http-proxy, which ends the client's socket on a connect error: a
+      // refused connection reached no app and is requeued on the name's next endpoint.
+      let endpoint = plan.endpoint;
+      for (;;) {
+        attempts.begin(endpoint, onExpired);
+        try {
+          upstream = await this.#connectTo(router, endpoint);
+          break;
+        } catch (err) {
+          if (expired !== undefined || socket.destroyed) return;
+          const next = attempts.failed((err as { code?: string }).code ?? '');
+          if (next === undefined) throw new HostmeshError('CONNECT_FAILED', `upgrade failed: ${(err as Error).message}`, { cause: err });
+          endpoint = next;
+        }
+      }
+      const connected = upstream as Duplex;
+      if (expired !== undefined || socket.destroyed) {
+        connected.destroy();
+        return;
+      }
+      const agent = new http.Agent({ keepAlive: false });
+      agent.createConnection = () => connected as Socket;
+      // The socket is already TLS when it must be: the request is written on it as plain HTTP.
+      const target = { protocol: 'http:', host: endpoint.host, port: endpoint.port };
+      const upstreamReq = upstreamRequest(req, plan);
+      this.#proxy.ws(upstreamReq, socket, head, { target: target as unknown as string, agent }, (err: Error) => {
+        attempts.answered(false);
+        if (expired === undefined)
+          rescueRaw(socket, new HostmeshError('CONNECT_FAILED', `upgrade failed: ${err.message}`), ctx, this.logger, this.#options.lingerMs);
+      });
+      const proxyReq = this.#upstreams.get(upstreamReq);
+      proxyReq?.once('response', (res: http.IncomingMessage) => attempts.answered((res.statusCode ?? 502) < 500));
+      proxyReq?.once('upgrade', () => attempts.answered(true));
       // http-proxy clears the client socket's timeout as it starts the tunnel: arm it again.
       this.#deadline(socket);
-      this.logger.debug({ service: ctx.service, endpoint: endpointKey(plan.endpoint) }, 'upgrade tunnelled');
+      this.logger.debug({ service: ctx.service, endpoint: endpointKey(endpoint) }, 'upgrade tunnelled');
     } catch (err) {
       // A routing failure's delegation path is worked out here, on the error path only.
       rescueRaw(socket, router.explainFailure(err, ctx), ctx, this.logger, this.#options.lingerMs);
     }
+  }
+
+  /** A connection to an endpoint: TLS with the router's client options toward peer routers, else TCP. */
+  #connectTo(router: Router, endpoint: Endpoint): Promise<Duplex> {
+    const tlsOptions = router.tlsOptions;
+    return new Promise((resolve, reject) => {
+      const s =
+        tlsOptions === undefined
+          ? net.connect({ host: endpoint.host, port: endpoint.port })
+          : tls.connect({ ...tlsOptions, host: endpoint.host, port: endpoint.port });
+      const ready = tlsOptions === undefined ? 'connect' : 'secureConnect';
+      const onError = (err: Error): void => {
+        s.off(ready, onReady);
+        s.destroy();
+        reject(err);
+      };
+      const onReady = (): void => {
+        s.off('error', onError);
+        s.on('error', () => s.destroy()); // later errors end the tunnel (http-proxy's own handlers report them)
+        resolve(s);
+      };
+      s.once('error', onError);
+      s.once(ready, onReady);
+    });
   }
 
   /**
@@ -155,7 +205,6 @@ export class Tunnels {
   closeAll(): void {
     for (const s of this.#open) s.destroy();
     this.#open.clear();
-    for (const a of this.#agents.values()) a.destroy();
     this.#proxy.close();
   }
 }

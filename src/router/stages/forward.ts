@@ -277,6 +277,14 @@ export class ForwardStage {
     }
   }
 
+  /**
+   * The attempts of an Upgrade to open its tunnel, under the same deadline, attempt timeout,
+   * failure accrual and requeue budget as a request's (tunnels.ts carries them out).
+   */
+  upgrade(plan: RoutePlan, ctx: RequestContext): UpgradeAttempts {
+    return new UpgradeAttempts(this.#o, plan, ctx, (timer) => this.#timedOut(timer, ctx));
+  }
+
   /** Counts a fired deadline by whose it was and makes its 503 TIMEOUT (deadline.ts). */
   #timedOut(timer: AttemptTimer, ctx: RequestContext): HostmeshError {
     this.#o.onTimeout?.(timer.expired === 'attempt' ? 'attempt' : ctx.deadline?.source === 'header' ? 'deadline' : 'total', ctx.service ?? '-');
@@ -315,6 +323,83 @@ export class ForwardStage {
       upstream.body.destroy();
       res.destroy();
     }
+  }
+}
+
+/**
+ * One Upgrade's way to its tunnel. Each attempt holds a lease on its endpoint (counted in the
+ * balancer's load, with failure accrual's probe) until the endpoint answers; it takes no admission
+ * slot, since a tunnel may stay open for hours and the pool's slots bound requests in flight. A
+ * refused connection reached no app, so it is requeued on another endpoint within the client's
+ * requeue budget; the request's deadline and the attempt timeout bound the wait for the answer.
+ */
+export class UpgradeAttempts {
+  readonly #o: ForwardOptions;
+  readonly #plan: RoutePlan;
+  readonly #ctx: RequestContext;
+  readonly #tried = new Set<string>();
+  readonly #timer: AttemptTimer;
+  readonly #timedOut: (timer: AttemptTimer) => HostmeshError;
+  readonly #requeueBudget: ReturnType<Budgets['get']>;
+  #lease: Lease | undefined;
+
+  constructor(o: ForwardOptions, plan: RoutePlan, ctx: RequestContext, timedOut: (timer: AttemptTimer) => HostmeshError) {
+    this.#o = o;
+    this.#plan = plan;
+    this.#ctx = ctx;
+    this.#timedOut = timedOut;
+    const cli = o.client(plan.name.id.show());
+    this.#timer = new AttemptTimer({ now: o.now, deadline: ctx.deadline, attemptTimeoutMs: cli.requestAttemptTimeoutMs, abort: new EventEmitter() });
+    this.#requeueBudget = cli.requeueBudgets.get(plan.name.id.show());
+    this.#requeueBudget.deposit();
+  }
+
+  /**
+   * Starts an attempt on `endpoint`; `onExpired` is called with the 503 to answer if the deadline
+   * or the attempt timeout passes before the endpoint answers (the caller cancels the attempt).
+   */
+  begin(endpoint: Endpoint, onExpired: (err: HostmeshError) => void): void {
+    this.#tried.add(endpointKey(endpoint));
+    this.#lease = this.#o.endpoints.lease(endpoint, this.#ctx.client ?? '-', undefined, this.#plan.service.show());
+    if (this.#timer.bounded) {
+      this.#timer.start().once('abort', () => {
+        if (this.#timer.expired === 'attempt') this.#lease?.record(false);
+        this.#end();
+        onExpired(this.#timedOut(this.#timer));
+      });
+    }
+  }
+
+  /** The endpoint answered (101, or an answer relayed as is): `ok` unless it was a 5xx. */
+  answered(ok: boolean): void {
+    this.#lease?.record(ok);
+    this.#end();
+  }
+
+  /** The attempt failed before any answer; returns the endpoint to requeue on, if one is allowed. */
+  failed(code: string): Endpoint | undefined {
+    this.#lease?.record(false);
+    this.#end();
+    if (requeueReason(code, 'GET') !== 'connect_failed') return undefined;
+    const next = this.#plan.another(this.#tried);
+    if (next === undefined) return undefined;
+    if (!this.#requeueBudget.tryWithdraw()) {
+      this.#o.onBudgetExhausted?.('requeue');
+      return undefined;
+    }
+    this.#o.onRequeue?.('connect_failed');
+    return next;
+  }
+
+  /** The client left, or the attempt ended otherwise: give back what the attempt held. */
+  abandon(): void {
+    this.#end();
+  }
+
+  #end(): void {
+    this.#timer.stop();
+    this.#lease?.release();
+    this.#lease = undefined;
   }
 }
 
