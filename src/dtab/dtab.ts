@@ -22,6 +22,12 @@ function appendRest(tree: NameTree<Path>, rest: Path): NameTree<Path> {
   }
 }
 
+/** A dentry that matched a path, and its destination with the rest of the path appended. */
+export interface DtabMatch {
+  readonly dentry: Dentry;
+  readonly dst: NameTree<Path>;
+}
+
 export class Dtab {
   static readonly empty = new Dtab([]);
   readonly dentries: readonly Dentry[];
@@ -92,16 +98,26 @@ export class Dtab {
     return merged;
   }
 
-  /** One rewrite step: matching dentries, last first, as an alternation; none is neg. */
-  lookup(path: Path): NameTree<Path> {
-    const matches: NameTree<Path>[] = [];
+  /**
+   * The dentries whose prefix matches `path`, last first (later dentries win), each with its
+   * destination rewritten to carry the rest of the path. The one rule of prefix matching: `lookup`
+   * and the interpreter (which needs to know which dentry made each branch) both use it.
+   */
+  matching(path: Path): DtabMatch[] {
+    const out: DtabMatch[] = [];
     const candidates = this.candidates(path);
     for (let k = candidates.length - 1; k >= 0; k--) {
       const d = this.dentries[candidates[k] as number] as Dentry;
-      if (d.prefix.matches(path)) matches.push(appendRest(d.dst, path.drop(d.prefix.size)));
+      if (d.prefix.matches(path)) out.push({ dentry: d, dst: appendRest(d.dst, path.drop(d.prefix.size)) });
     }
+    return out;
+  }
+
+  /** One rewrite step: matching dentries, last first, as an alternation; none is neg. */
+  lookup(path: Path): NameTree<Path> {
+    const matches = this.matching(path);
     if (matches.length === 0) return NEG;
-    if (matches.length === 1) return matches[0] as NameTree<Path>;
-    return { kind: 'alt', trees: matches };
+    if (matches.length === 1) return (matches[0] as DtabMatch).dst;
+    return { kind: 'alt', trees: matches.map((m) => m.dst) };
   }
 }

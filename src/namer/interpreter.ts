@@ -400,14 +400,15 @@ export class NameInterpreter {
     if (path.elems[0] === '$') return this.#evalBuiltin(ctx, path, dentry, depth, nest);
 
     this.#spend(ctx, ctx.dtab.candidates(path).length, 0);
-    const matches = matchingDentries(ctx.dtab, path);
+    // Dtab's own matching rule (wildcards, the later dentry first): one rule, not a copy of it.
+    const matches = ctx.dtab.matching(path);
     if (matches.length === 0) {
       if (path.elems[0] === HASH) return this.#evalNamer(ctx, path, dentry);
       return { type: 'neg', path: ctx.tolerant ? path.show() : path, dentry };
     }
     // Several matching dentries form an alternation, the LAST dentry first.
     if (matches.length > 1) ctx.memo ??= new Map();
-    const children = matches.map((m) => this.#evalTree(ctx, m.dst, m.dentry, depth + 1, nest + 1));
+    const children = matches.map((m) => this.#evalTree(ctx, m.dst, dentryJson(m.dentry), depth + 1, nest + 1));
     // Intermediate steps keep the Path itself: binding for traffic never prints them.
     if (children.length === 1) return { type: 'delegate', path, dentry, delegate: children[0] as DelegateNode };
     return { type: 'alt', path, dentry, alt: children };
@@ -567,42 +568,4 @@ function dentryJson(d: Dentry): DentryJson {
     dentryJsons.set(d, j);
   }
   return j;
-}
-
-/** The dentries whose prefix matches `path`, last first, each with its rewritten destination. */
-function matchingDentries(dtab: Dtab, path: Path): { dentry: DentryJson; dst: NameTree<Path> }[] {
-  const out: { dentry: DentryJson; dst: NameTree<Path> }[] = [];
-  const dentries = dtab.dentries;
-  const candidates = dtab.candidates(path);
-  for (let k = candidates.length - 1; k >= 0; k--) {
-    const d = dentries[candidates[k] as number] as Dentry;
-    const rest = matchPrefix(d, path);
-    if (rest === undefined) continue;
-    out.push({
-      dentry: dentryJson(d),
-      dst: appendRest(d.dst, rest),
-    });
-  }
-  return out;
-}
-
-/** The rest of `path` after the dentry's prefix, or undefined when it does not match. */
-function matchPrefix(dentry: Dentry, path: Path): Path | undefined {
-  const prefix = dentry.prefix;
-  if (!prefix.matches(path)) return undefined;
-  return path.drop(prefix.size);
-}
-
-function appendRest(tree: NameTree<Path>, rest: Path): NameTree<Path> {
-  if (rest.isEmpty) return tree;
-  switch (tree.kind) {
-    case 'leaf':
-      return { kind: 'leaf', value: tree.value.concat(rest) };
-    case 'alt':
-      return { kind: 'alt', trees: tree.trees.map((t) => appendRest(t, rest)) };
-    case 'union':
-      return { kind: 'union', members: tree.members.map((m) => ({ weight: m.weight, tree: appendRest(m.tree, rest) })) };
-    default:
-      return tree;
-  }
 }
