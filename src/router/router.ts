@@ -162,6 +162,7 @@ export class Router {
     this.#concrete = new ConcreteStage({
       transforms: options.transforms,
       pools: options.pools,
+      poolsFor: (client) => this.#perName.client(client).pools,
       accrual: this.#accrual,
       drainingPeers,
       balancer: options.balancer,
@@ -276,8 +277,8 @@ export class Router {
       another: concrete.another,
       target: id.target,
       headers,
-      deadline: arrival.deadline,
-      tls: this.#o.pools.tls,
+      deadline: id.deadline,
+      tls: pools.tls,
     };
   }
 
@@ -310,8 +311,8 @@ export class Router {
     stale: boolean;
     endpoints: { address: string; nodeName: string | null; inFlight: number; ewmaMs: number; accrual: 'alive' | 'dead' | 'probing' }[];
   }[] {
-    const pools = this.#o.pools;
     return [...this.#logical.boundNames()].map(([id, name]: [string, BoundName]) => {
+      const pools = this.#perName.client(id).pools; // a per-prefix client's own
       const a = name.addr.get();
       const endpoints = a.kind === 'bound' ? a.endpoints : [];
       return {

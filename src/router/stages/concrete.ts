@@ -16,6 +16,8 @@ export type BalancerKind = 'p2c' | 'ewma' | 'roundRobin';
 export interface ConcreteOptions {
   readonly transforms: readonly EndpointTransform[];
   readonly pools: EndpointPools;
+  /** A bound client's own pools (io.l5d.static TLS or pool limits), whose loads the balancer reads; unset: `pools`. */
+  readonly poolsFor?: ((client: string) => EndpointPools) | undefined;
   readonly accrual: FailureAccrual;
   /** Peer routers that announced a drain: skipped like dead endpoints, after them (absent: none). */
   readonly drainingPeers?: DrainingPeers | undefined;
@@ -34,18 +36,17 @@ export interface Concrete {
 
 export class ConcreteStage {
   readonly #o: ConcreteOptions;
-  readonly #load: (e: Endpoint) => number;
+  readonly #load: (pools: EndpointPools, e: Endpoint) => number;
   #rr = 0;
 
   constructor(options: ConcreteOptions) {
     this.#o = options;
-    const pools = options.pools;
     this.#load =
       options.balancer === 'ewma'
-        ? (e) => pools.cost(e)
+        ? (pools, e) => pools.cost(e)
         : options.balancer === 'roundRobin'
           ? () => 0 // unused: round robin ignores load
-          : (e) => pools.load(e);
+          : (pools, e) => pools.load(e);
   }
 
   choose(tree: NameTree<BoundName>, ctx: RequestContext): Concrete {
@@ -96,6 +97,11 @@ export class ConcreteStage {
     return { endpoints, why };
   }
 
+  /** The pools whose in-flight counts (and latencies) are this client's load. */
+  #poolsOf(name: BoundName): EndpointPools {
+    return this.#o.poolsFor?.(name.id.show()) ?? this.#o.pools;
+  }
+
   #another(name: BoundName, exclude: ReadonlySet<string>): Endpoint | undefined {
     let endpoints: readonly Endpoint[];
     try {
@@ -108,7 +114,8 @@ export class ConcreteStage {
     if (endpoints.length === 0) return undefined;
     // Least loaded of two (pools' in-flight counts), even under round robin: a resend that moved
     // the rotation on would send every next request to the endpoint that just failed first.
-    return pickP2C(endpoints, (e) => this.#o.pools.load(e), this.#o.random);
+    const pools = this.#poolsOf(name);
+    return pickP2C(endpoints, (e) => pools.load(e), this.#o.random);
   }
 
   /**
@@ -129,7 +136,11 @@ export class ConcreteStage {
   #endpoint(name: BoundName, service: string | undefined): Endpoint {
     const { endpoints: all, why } = this.#candidates(name);
     const endpoints = this.#alive(name, all);
-    const chosen = this.#o.balancer === 'roundRobin' ? endpoints[this.#rr++ % Math.max(1, endpoints.length)] : pickP2C(endpoints, this.#load, this.#o.random);
+    const pools = this.#poolsOf(name);
+    const chosen =
+      this.#o.balancer === 'roundRobin'
+        ? endpoints[this.#rr++ % Math.max(1, endpoints.length)]
+        : pickP2C(endpoints, (e) => this.#load(pools, e), this.#o.random);
     if (chosen === undefined) {
       throw new HostmeshError('NO_ENDPOINTS', `no endpoints for ${service ?? '?'} at ${name.id.show()}${why ? `: ${why}` : ''}`);
     }
