@@ -290,8 +290,12 @@ function tlsWarnings(raw: RawConfig, warn: (path: Key[], message: string) => voi
     if (c?.kind === 'io.l5d.static') {
       c.configs.forEach((pc, j) => {
         const pt = pc.tls;
-        if (pt !== undefined)
-          for (const n of tlsPolicyNotes(pt.protocols, pt.ciphers)) warn(['routers', i, 'client', 'configs', j, 'tls', ...n.path], n.message);
+        if (pt === undefined) return;
+        for (const n of tlsPolicyNotes(pt.protocols, pt.ciphers)) warn(['routers', i, 'client', 'configs', j, 'tls', ...n.path], n.message);
+        // Linkerd 1 allowed it; said out loud, since a prefix usually names a host outside the mesh.
+        if (pt.disableValidation === true) {
+          warn(['routers', i, 'client', 'configs', j, 'tls', 'disableValidation'], `servers under ${pc.prefix} are not verified: any certificate is accepted`);
+        }
       });
     }
   });
