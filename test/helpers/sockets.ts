@@ -2,6 +2,7 @@
 // (or the bench) sees the server's side of each connection whichever process owns it.
 
 import { readFileSync } from 'node:fs';
+import type { Socket } from 'node:net';
 
 /** /proc/net/tcp's form of an IPv4 address and port: little-endian address hex, port hex. */
 function procAddress(ip: string, port: number): string {
@@ -37,4 +38,16 @@ export async function eventually(check: () => boolean, ceilingMs: number): Promi
     if (Date.now() > deadline) return false;
     await new Promise((r) => setTimeout(r, 50));
   }
+}
+
+/** Everything that arrives on `s` until it closes (destroyed after `ceilingMs` if it never does). */
+export function collect(s: Socket, ceilingMs = 3000): Promise<string> {
+  return new Promise((resolve) => {
+    let out = '';
+    s.setEncoding('utf8');
+    s.on('data', (c: string) => (out += c));
+    s.on('error', () => undefined);
+    s.on('close', () => resolve(out));
+    setTimeout(() => s.destroy(), ceilingMs).unref();
+  });
 }

@@ -7,6 +7,7 @@ import { ERRORS, HostmeshError } from '../../src/errors.js';
 import { silentLogger } from '../../src/log.js';
 import type { Router } from '../../src/router/router.js';
 import { Listener } from '../../src/server/listener.js';
+import { collect } from '../helpers/sockets.js';
 
 const HOST = '127.0.0.1';
 
@@ -28,18 +29,6 @@ function stubRouter(): { router: Router; release: () => void; started: Promise<v
     },
   } as unknown as Router;
   return { router, release, started: startedP };
-}
-
-/** Collects what arrives on `s` until it closes. */
-function collect(s: net.Socket): Promise<string> {
-  return new Promise((resolve) => {
-    let out = '';
-    s.setEncoding('utf8');
-    s.on('data', (c: string) => (out += c));
-    s.on('error', () => undefined);
-    s.on('close', () => resolve(out));
-    setTimeout(() => s.destroy(), 3000).unref();
-  });
 }
 
 t.test("a router error is answered through rescue with the router's explanation", async (t) => {
