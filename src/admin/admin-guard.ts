@@ -8,7 +8,7 @@ import { isIP } from 'node:net';
  * The header every state change needs. It is not CORS-safelisted, so a page on another origin
  * must preflight it, and the admin server never grants a preflight (it sends no CORS headers).
  */
-export const ADMIN_HEADER = 'hostmesh-admin';
+const ADMIN_HEADER = 'hostmesh-admin';
 
 /** Why an admin request was refused (a metric label: keep the set fixed). */
 export type AdminRefusal = 'host' | 'origin' | 'simple' | 'forwarded' | 'remote';
@@ -25,7 +25,7 @@ export interface HostRules {
 const NAME = /^[a-z0-9_~-]+(\.[a-z0-9_~-]+)*\.?$/i;
 
 /** The host part of a Host header, lower case, without brackets or a trailing dot; undefined when malformed. */
-export function hostName(host: string): string | undefined {
+function hostName(host: string): string | undefined {
   const m = /^(\[[0-9a-f:.]+\]|[^:[\]]+)(:[0-9]{1,5})?$/i.exec(host.trim());
   if (m === null) return undefined;
   let name = (m[1] as string).toLowerCase();
@@ -65,7 +65,7 @@ export function hostAllowed(host: string | undefined, rules: HostRules): boolean
  * Whether a request is not a cross-origin browser request: no Origin, or the admin's own origin
  * (the dashboard's fetches), and no Sec-Fetch-Site naming another site.
  */
-export function originAllowed(headers: IncomingHttpHeaders): boolean {
+function originAllowed(headers: IncomingHttpHeaders): boolean {
   const site = headers['sec-fetch-site'];
   if (site !== undefined && site !== 'same-origin' && site !== 'none') return false;
   const origin = headers.origin;
@@ -83,7 +83,7 @@ export function originAllowed(headers: IncomingHttpHeaders): boolean {
  * Whether a request came through a router: the marks hostmesh (and Linkerd 1) add to every
  * request they forward. They lead the forwarded headers, so padding cannot push them out.
  */
-export function forwardedByRouter(headers: IncomingHttpHeaders): boolean {
+function forwardedByRouter(headers: IncomingHttpHeaders): boolean {
   if (headers['l5d-dst-service'] !== undefined || headers['l5d-dst-client'] !== undefined) return true;
   const via = headers.via;
   if (via === undefined) return false;

@@ -30,7 +30,7 @@ const pathPrefix = z
 
 const nonEmpty = <T extends z.ZodType>(item: T) => z.array(item).min(1, 'expected a non-empty list');
 
-export const callerSchema = z
+const callerSchema = z
   .strictObject({
     identity: printable('an identity or a glob with *', 512).optional(),
     namespace: labelGlob.optional(),
@@ -57,7 +57,7 @@ export const callerSchema = z
     }
   });
 
-export const destinationSchema = z
+const destinationSchema = z
   .strictObject({
     namespace: labelGlob.optional(),
     service: labelGlob.optional(),
@@ -87,7 +87,7 @@ const namespaceSetting = z.preprocess(
 
 const ruleName = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/, 'expected a rule name (letters, digits, . _ -; at most 128)');
 
-export const ruleSchema = z.strictObject({
+const ruleSchema = z.strictObject({
   name: ruleName,
   description: z.string().max(1024).optional(),
   from: nonEmpty(callerSchema),

@@ -47,7 +47,7 @@ export async function runAuthzCheck(file: string, io: Io): Promise<number> {
 }
 
 /** `unauthenticated`, an identity (workload or spiffe://<mesh>/node/<node>), or `<ns>/<sa>`. */
-export function callerFromArg(from: string, trustDomain: string): AuthzCaller {
+function callerFromArg(from: string, trustDomain: string): AuthzCaller {
   if (from === 'unauthenticated') return { authenticated: false };
   const short = /^([a-z0-9-]+)\/([a-z0-9.-]+)$/.exec(from);
   if (short !== null) {
@@ -60,7 +60,7 @@ export function callerFromArg(from: string, trustDomain: string): AuthzCaller {
 }
 
 /** `<ns>/<svc>[:port]` or a bound name starting with / (a k8s namer name gives its parts). */
-export function destinationFromArg(to: string): AuthzDestination {
+function destinationFromArg(to: string): AuthzDestination {
   if (to.startsWith('/')) return destinationFromName(to);
   const m = /^([a-z0-9-]+)\/([a-z0-9-]+)(?::([a-z0-9-]+))?$/.exec(to);
   if (m === null) throw new UsageError(`--to ${to}: expected <namespace>/<service>[:port] or a bound name such as /#/io.l5d.k8s/<ns>/<port>/<svc>`);

@@ -54,7 +54,7 @@ export interface InitOptions {
   force?: boolean;
 }
 
-export async function certsInit(opts: InitOptions, io: Io): Promise<void> {
+async function certsInit(opts: InitOptions, io: Io): Promise<void> {
   const { createCa } = await import('../tls/generate.js');
   const ca = createCa({ commonName: opts.commonName, days: positiveInt(opts.days, '--days') });
   await writeFiles(opts.out, { 'ca.crt': ca.certPem, 'ca.key': ca.keyPem }, opts.force === true);
@@ -76,7 +76,7 @@ export interface IssueCliOptions {
 }
 
 /** A Kubernetes Secret (type kubernetes.io/tls, plus ca.crt) holding a certificate, its key and the CA. */
-export function secretManifest(name: string, namespace: string, cert: Pem, caPem: string): string {
+function secretManifest(name: string, namespace: string, cert: Pem, caPem: string): string {
   const b64 = (s: string): string => Buffer.from(s).toString('base64');
   return stringify({
     apiVersion: 'v1',
@@ -87,7 +87,7 @@ export function secretManifest(name: string, namespace: string, cert: Pem, caPem
   });
 }
 
-export async function certsIssue(opts: IssueCliOptions, io: Io): Promise<void> {
+async function certsIssue(opts: IssueCliOptions, io: Io): Promise<void> {
   if (opts.out === undefined && opts.secret !== true) throw new UsageError('give --out DIR, --secret, or both');
   const { issueCertificate, nodeIdentity } = await import('../tls/generate.js');
   const { inspectPem } = await import('../tls/inspect.js');
@@ -136,7 +136,7 @@ async function readOrNull(path: string, io: Io): Promise<string | null> {
 }
 
 /** Reports each certificate; returns the exit code (0 ok, 1 a problem, 2 missing input). */
-export async function certsInspect(files: readonly string[], opts: InspectOptions, io: Io, now = new Date()): Promise<number> {
+async function certsInspect(files: readonly string[], opts: InspectOptions, io: Io, now = new Date()): Promise<number> {
   const warnDays = positiveInt(opts.warnDays, '--warn-days');
   const { describe, expiry, inspectPem } = await import('../tls/inspect.js');
   let problem = false;

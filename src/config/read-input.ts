@@ -8,7 +8,7 @@ import { open } from 'node:fs/promises';
  * The cap on every input file. Not a config key: it applies before the config is read. 1 MiB holds
  * a dtab of ~30,000 dentries or a trust bundle of ~700 CA certificates (Mozilla's is ~220 KB).
  */
-export const MAX_INPUT_BYTES = 1024 * 1024;
+const MAX_INPUT_BYTES = 1024 * 1024;
 
 /** A refused or unreadable input file; the message names the path and never the content. */
 export class InputFileError extends Error {

@@ -47,7 +47,7 @@ const DTAB = '/svc => /#/io.l5d.fs;';
  * workloads apart (curl --interface <ip> stands in for the pod). Both routers share this view, as
  * two nodes' pod watches would.
  */
-export const DEMO_PODS: readonly PodInfo[] = [
+const DEMO_PODS: readonly PodInfo[] = [
   { namespace: 'shop', name: 'web-7f9c', uid: 'demo-1', nodeName: 'node-a', serviceAccount: 'web', ips: ['127.0.0.20'], hostNetwork: false },
   { namespace: 'shop', name: 'batch-2k4d', uid: 'demo-2', nodeName: 'node-a', serviceAccount: 'batch', ips: ['127.0.0.21'], hostNetwork: false },
   { namespace: 'shop', name: 'api-9x1z', uid: 'demo-3', nodeName: 'node-b', serviceAccount: 'api', ips: ['127.0.0.30'], hostNetwork: false },

@@ -10,7 +10,7 @@ function isLabelCode(code: number): boolean {
 }
 
 /** True when the char may appear unescaped in a shown label. */
-export function isLabelChar(ch: string): boolean {
+function isLabelChar(ch: string): boolean {
   return ch.length === 1 && isLabelCode(ch.charCodeAt(0));
 }
 

@@ -10,7 +10,7 @@ function showWeight(w: number): string {
 }
 
 /** Shows a tree with any leaf printer. */
-export function showTree<T>(tree: NameTree<T>, leaf: (value: T) => string): string {
+function showTree<T>(tree: NameTree<T>, leaf: (value: T) => string): string {
   switch (tree.kind) {
     case 'alt':
       return tree.trees.length === 0 ? '~' : tree.trees.map((t) => showSimple(t, leaf)).join(' | ');

@@ -5,8 +5,8 @@
 export const MAX_AUTHZ_DESTINATIONS = 500;
 /** Callers kept per destination before further ones are counted under OTHER_CALLERS. */
 export const MAX_CALLERS_PER_DESTINATION = 16;
-export const OVERFLOW_DESTINATION = 'overflow';
-export const OTHER_CALLERS = 'other';
+const OVERFLOW_DESTINATION = 'overflow';
+const OTHER_CALLERS = 'other';
 
 export interface CallerCounts {
   allowed: number;

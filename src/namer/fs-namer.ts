@@ -30,8 +30,8 @@ export interface FsNamerOptions {
   readonly maxIdleNames?: number;
 }
 
-export const FS_NAMER_IDLE_TTL_MS = 60_000;
-export const NAMER_MAX_IDLE_NAMES = 1000;
+const FS_NAMER_IDLE_TTL_MS = 60_000;
+const NAMER_MAX_IDLE_NAMES = 1000;
 
 interface Entry {
   readonly name: string;
@@ -48,7 +48,7 @@ interface Entry {
 const FILE_NAME = /^[A-Za-z0-9_.-]+$/;
 
 /** Parses one service file; bad lines are reported through `warn` and skipped. */
-export function parseEndpointsFile(text: string, warn: (line: number, message: string) => void): Endpoint[] {
+function parseEndpointsFile(text: string, warn: (line: number, message: string) => void): Endpoint[] {
   const endpoints: Endpoint[] = [];
   const lines = text.split('\n');
   for (let i = 0; i < lines.length; i++) {

@@ -1,17 +1,7 @@
-// Identification: turns a request into a logical name (Linkerd 1's io.l5d.header.token on Host:
-// `/svc/<host>`), rewriting absolute-form targets (what http_proxy clients send) to origin-form.
+// Request target normalization before identification: Host validated and lowercased (`:80` dropped so
+// `world` and `world:80` name one service), absolute-form targets (http_proxy clients) made origin-form.
 
-import { Path } from '../dtab/path.js';
 import { HostmeshError } from '../errors.js';
-
-export interface Identified {
-  /** The logical name, e.g. /svc/world. */
-  readonly name: Path;
-  /** The Host header to send on (from the absolute-form URI when there was one). */
-  readonly host: string;
-  /** The origin-form request target. */
-  readonly target: string;
-}
 
 // RFC 3986 reg-name / IPv4 characters, or a bracketed IPv6 literal, then an optional port.
 const HOST = /^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._~!$&'()*+,;=%-]+)(?::([0-9]{1,5}))?$/;
@@ -53,16 +43,4 @@ export function normalizeTarget(url: string, hostHeader: string | undefined): No
     target = slash === -1 ? '/' : rest[slash] === '/' ? rest.slice(slash) : '/' + rest.slice(slash);
   }
   return { host: host === undefined || host === '' ? undefined : normalizeHost(host), target };
-}
-
-/**
- * Identifies a request by its Host (design choice, as Linkerd 1's header.token: the whole Host value
- * is one path label, lowercased; `:80` is dropped so `world` and `world:80` name one service).
- */
-export function identify(method: string, url: string, hostHeader: string | undefined, prefix = 'svc'): Identified {
-  const { host, target } = normalizeTarget(url, hostHeader);
-  if (host === undefined) {
-    throw new HostmeshError('NO_HOST', `cannot identify ${method} ${url.slice(0, 100)}: no Host`);
-  }
-  return { name: new Path([prefix, host]), host, target };
 }

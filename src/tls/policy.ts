@@ -8,8 +8,8 @@ import { getCiphers, type SecureVersion } from 'node:tls';
  * AES-GCM or ChaCha20-Poly1305 only (no static RSA key exchange, no CBC, no SHA-1 MAC), ECDSA
  * and RSA certificates both (cert-manager issues ECDSA, `hostmesh certs` RSA).
  */
-export const DEFAULT_TLS13_SUITES: readonly string[] = ['TLS_AES_128_GCM_SHA256', 'TLS_AES_256_GCM_SHA384', 'TLS_CHACHA20_POLY1305_SHA256'];
-export const DEFAULT_TLS12_SUITES: readonly string[] = [
+const DEFAULT_TLS13_SUITES: readonly string[] = ['TLS_AES_128_GCM_SHA256', 'TLS_AES_256_GCM_SHA384', 'TLS_CHACHA20_POLY1305_SHA256'];
+const DEFAULT_TLS12_SUITES: readonly string[] = [
   'ECDHE-ECDSA-AES128-GCM-SHA256',
   'ECDHE-RSA-AES128-GCM-SHA256',
   'ECDHE-ECDSA-AES256-GCM-SHA384',

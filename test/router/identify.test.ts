@@ -1,6 +1,20 @@
+// Target normalization and the default identifier together, as the router names a request: Host
+// (or an absolute-form URI's authority) becomes /svc/<host>, the target becomes origin-form.
+
 import t from 'tap';
-import { identify, normalizeHost } from '../../src/router/identify.js';
+import { Path } from '../../src/dtab/path.js';
+import { normalizeHost, normalizeTarget } from '../../src/router/identify.js';
+import { buildIdentifiers } from '../../src/router/identifiers.js';
 import { HostmeshError } from '../../src/errors.js';
+
+const byHost = buildIdentifiers([{ kind: 'io.l5d.header.token' }], Path.of('svc'));
+
+/** What the router does with a request line and Host: normalize, then the default identifier. */
+function identify(method: string, url: string, hostHeader: string | undefined): { name: Path; target: string; host: string | undefined } {
+  const { host, target } = normalizeTarget(url, hostHeader);
+  const id = byHost({ method, host, target, httpVersion: '1.1', header: () => undefined });
+  return { ...id, host };
+}
 
 t.test('origin-form requests are named by Host', async (t) => {
   const id = identify('GET', '/a?b=1', 'World');

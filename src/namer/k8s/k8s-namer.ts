@@ -40,8 +40,8 @@ export interface K8sNamerOptions {
 }
 
 export const K8S_MAX_NAMESPACES = 32;
-export const K8S_MAX_IDLE_NAMES = 1000;
-export const K8S_IDLE_TTL_MS = 60_000;
+const K8S_MAX_IDLE_NAMES = 1000;
+const K8S_IDLE_TTL_MS = 60_000;
 
 /** API connections a namer needs: two long-lived watches per namespace, plus room for lists. */
 export function k8sConnectionsFor(maxNamespaces: number): number {
