@@ -12,7 +12,7 @@ import type { RequestContext } from '../../../src/router/context.js';
 import type { RequestDeadline } from '../../../src/router/deadline.js';
 import { DrainingPeers } from '../../../src/router/draining-peers.js';
 import { clientLimits, EndpointPools, endpointKey } from '../../../src/router/endpoint-pool.js';
-import { FailureAccrual } from '../../../src/router/failure-accrual.js';
+import { accrualKey, FailureAccrual } from '../../../src/router/failure-accrual.js';
 import type { RequeueReason } from '../../../src/router/requeue.js';
 import { type BudgetConfig, Budgets, DEFAULT_BUDGET, DEFAULT_RETRY_POLICY, type RetryPolicy } from '../../../src/router/retries.js';
 import type { RoutePlan } from '../../../src/router/route-plan.js';
@@ -21,6 +21,7 @@ import { ForwardStage, type TimeoutKind } from '../../../src/router/stages/forwa
 import { rescue } from '../../../src/server/rescue.js';
 import { type Reply, request } from '../../helpers/http.js';
 import { listen } from '../../helpers/mesh.js';
+import { knownBug } from '../../helpers/known-bug.js';
 import { freePort } from '../../helpers/ports.js';
 
 const HOST = '127.0.0.1';
@@ -68,6 +69,10 @@ interface Options {
   /** The plan trusts router marks (the endpoints are peer routers over mTLS). */
   tls?: boolean;
   deadline?: (now: number) => RequestDeadline;
+  /** Failure accrual of the endpoint stage (default: off). */
+  accrual?: FailureAccrual;
+  /** The context carries the bound client, as Router.#plan sets it (default true). */
+  ctxClient?: boolean;
 }
 
 interface Front {
@@ -101,7 +106,7 @@ async function front(t: { teardown(fn: () => unknown): void }, o: Options): Prom
   const now = (): number => f.clock.now;
   const retries: RetryPolicy = { ...DEFAULT_RETRY_POLICY, ...o.retries };
   const stage = new ForwardStage({
-    endpoints: new EndpointStage({ pools, accrual: new FailureAccrual({ policy: { kind: 'none' }, backoff: { kind: 'constant', ms: 0 } }) }),
+    endpoints: new EndpointStage({ pools, accrual: o.accrual ?? new FailureAccrual({ policy: { kind: 'none' }, backoff: { kind: 'constant', ms: 0 } }) }),
     now,
     drainingPeers: f.draining,
     service: () => ({ retries, classify: classifier(o.classify), retryBudgets: serviceBudgets }),
@@ -120,7 +125,7 @@ async function front(t: { teardown(fn: () => unknown): void }, o: Options): Prom
   const clientBudgets = new Budgets(o.requeueBudget ?? DEFAULT_BUDGET, 10, now);
   const name: BoundName = { id: parsePath(CLIENT), residual: parsePath('/'), addr: new Var<Addr>({ kind: 'bound', endpoints: o.endpoints }) };
   const server = http.createServer((req, res) => {
-    const ctx: RequestContext = { direction: 'outbound', service: '/svc/web', client: CLIENT };
+    const ctx: RequestContext = { direction: 'outbound', service: '/svc/web', ...(o.ctxClient === false ? {} : { client: CLIENT }) };
     if (o.deadline !== undefined) ctx.deadline = o.deadline(f.clock.now);
     const plan: RoutePlan = {
       method: req.method ?? 'GET',
@@ -303,4 +308,32 @@ t.test('the relayed head drops the router marks and adds l5d-success-class; only
   t.equal(m.headers['l5d-success-class'], '1.0');
   t.same(mesh.requeues, ['not_delivered']);
   t.ok(mesh.draining.draining(endpointKey(peer.endpoint)), "the peer's draining mark is kept for the balancer");
+});
+
+t.test(
+  "failure accrual counts an attempt against the plan's bound client, whatever the context says",
+  knownBug(
+    "ForwardStage leases with ctx.client ?? '-' instead of plan.name.id: a plan forwarded without ctx.client (the stage used alone, or a future caller) records failures under '-', so the concrete stage never skips the dead endpoint. Router.#plan sets ctx.client today, so requests through the router are not affected",
+  ),
+  async (t) => {
+    const dead = await refused();
+    const accrual = new FailureAccrual(
+      { policy: { kind: 'io.l5d.consecutiveFailures', failures: 1 }, backoff: { kind: 'constant', ms: 60_000 } },
+      { now: () => 0 },
+    );
+    const f = await front(t, { endpoints: [dead], accrual, ctxClient: false });
+    t.equal((await send(f)).status, 502);
+    t.equal(accrual.state(accrualKey(CLIENT, endpointKey(dead))), 'dead', "the refused endpoint is dead for the plan's client");
+  },
+);
+
+t.test('with the context naming the client (as the router does), a refused endpoint is marked dead for it', async (t) => {
+  const dead = await refused();
+  const accrual = new FailureAccrual(
+    { policy: { kind: 'io.l5d.consecutiveFailures', failures: 1 }, backoff: { kind: 'constant', ms: 60_000 } },
+    { now: () => 0 },
+  );
+  const f = await front(t, { endpoints: [dead], accrual });
+  t.equal((await send(f)).status, 502);
+  t.equal(accrual.state(accrualKey(CLIENT, endpointKey(dead))), 'dead');
 });
