@@ -10,7 +10,7 @@ import { HostmeshError } from '../errors.js';
 import type { BoundName, Lookup, Namer } from './addr.js';
 import { InetAddrs, resolveBuiltin } from './builtins.js';
 import { addrJson, boundTree, firstException, TreeText, type DelegateNode, type DentryJson } from './delegate-tree.js';
-import { Var } from './var.js';
+import { settled, Var } from './var.js';
 
 export interface Binding {
   readonly state: Var<Lookup>;
@@ -213,20 +213,8 @@ export class NameInterpreter {
     const budget = options.budget ?? this.#budget;
     const binding = this.bind(dtab, path, { budget });
     try {
-      if (binding.state.get().kind === 'pending') {
-        await new Promise<void>((resolve) => {
-          const timer = setTimeout(() => done(), options.timeoutMs ?? 5000);
-          let unsubscribe: (() => void) | undefined;
-          const done = (): void => {
-            clearTimeout(timer);
-            unsubscribe?.();
-            resolve();
-          };
-          unsubscribe = binding.state.subscribe((s) => {
-            if (s.kind !== 'pending') queueMicrotask(done);
-          });
-        });
-      }
+      // Only a pending binding is waited on: subscribing to a settled one would toggle its observation.
+      if (binding.state.get().kind === 'pending') await settled(binding.state, options.timeoutMs ?? 5000);
       return this.explain(dtab, path, options.stats === undefined ? { budget } : { budget, stats: options.stats });
     } finally {
       binding.close();

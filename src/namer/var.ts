@@ -84,3 +84,24 @@ export class Var<T> {
     return this.#observers.size;
   }
 }
+
+/**
+ * The first state of `v` that is not `pending` (a lookup, an address set), or undefined if none
+ * comes within `timeoutMs`. The one way to wait on a Var: the subscription goes once settled (in a
+ * microtask, so the Var is not left without observers while it is still telling them) or at the deadline.
+ */
+export function settled<T extends { readonly kind: string }>(v: Var<T>, timeoutMs: number): Promise<T | undefined> {
+  return new Promise((resolve) => {
+    let unsubscribe: (() => void) | undefined;
+    const timer = setTimeout(() => {
+      unsubscribe?.();
+      resolve(undefined);
+    }, timeoutMs);
+    unsubscribe = v.subscribe((s) => {
+      if (s.kind === 'pending') return;
+      clearTimeout(timer);
+      queueMicrotask(() => unsubscribe?.());
+      resolve(s);
+    });
+  });
+}

@@ -11,7 +11,7 @@ import { pino } from 'pino';
 import { FsNamer } from '../../src/namer/fs-namer.js';
 import { Path } from '../../src/dtab/path.js';
 import type { Lookup } from '../../src/namer/addr.js';
-import type { Var } from '../../src/namer/var.js';
+import { settled as settledVar, type Var } from '../../src/namer/var.js';
 import { runDelegate } from '../../src/cli/delegate.js';
 import { runCli } from '../helpers/cli.js';
 
@@ -24,20 +24,8 @@ await writeFile(join(dir, 'huge'), Buffer.alloc(2 * 1024 * 1024, '#'));
 await writeFile(join(dir, 'ok.dtab'), '/svc => /$/inet/127.0.0.1/9;\n');
 
 /** Resolves with the lookup's first settled state, or 'pending' if it has none within `ms`. */
-function settled(v: Var<Lookup>, ms: number): Promise<Lookup | 'pending'> {
-  return new Promise((resolve) => {
-    let off = (): void => undefined;
-    const timer = setTimeout(() => {
-      off();
-      resolve('pending');
-    }, ms);
-    off = v.subscribe((s) => {
-      if (s.kind === 'pending') return;
-      clearTimeout(timer);
-      queueMicrotask(() => off());
-      resolve(s);
-    });
-  });
+async function settled(v: Var<Lookup>, ms: number): Promise<Lookup | 'pending'> {
+  return (await settledVar(v, ms)) ?? 'pending';
 }
 
 t.test('fs namer: a FIFO, /dev/zero and a 2 MiB entry are neg within 1 s; a good entry is served', async (t) => {
