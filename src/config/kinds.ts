@@ -111,8 +111,8 @@ const configPrefix = z
 export const PER_PREFIX_ENFORCED: Readonly<Record<'service' | 'client', readonly string[]>> = {
   // router/per-name.ts (retry policy, classifier, budgets) and stages/identify.ts (totalTimeoutMs).
   service: ['totalTimeoutMs', 'responseClassifier', 'retries', 'retryBufferSize'],
-  // router/client-pools.ts: TLS and pool limits make a client's own pools; per-name.ts the rest.
-  // failureAccrual is not: one accrual state per router (stages/concrete.ts, endpoint.ts).
+  // router/client-pools.ts: TLS and pool limits make a client's own pools; per-name.ts the rest
+  // (a per-prefix failureAccrual gets its own accrual state, read by stages/concrete.ts and endpoint.ts).
   client: [
     'tls',
     'hostConnectionPool',
@@ -124,6 +124,7 @@ export const PER_PREFIX_ENFORCED: Readonly<Record<'service' | 'client', readonly
     'requestBodyIdleTimeoutMs',
     'requeueBudget',
     'requestAttemptTimeoutMs',
+    'failureAccrual',
   ],
 };
 

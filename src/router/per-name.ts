@@ -5,6 +5,7 @@ import type { Path } from '../dtab/path.js';
 import { classifier as buildClassifier, type Classifier, type ClassifierKind, DEFAULT_CLASSIFIER } from './classifier.js';
 import type { ClientPools } from './client-pools.js';
 import type { EndpointPools } from './endpoint-pool.js';
+import { type AccrualOptions, accrualConfig, FailureAccrual } from './failure-accrual.js';
 import { type BudgetConfig, Budgets, DEFAULT_BACKOFF, DEFAULT_BUDGET, DEFAULT_RETRY_POLICY, MAX_BUDGETS, type RetryPolicy } from './retries.js';
 import type { ClientSettings, RouterParams, ServiceSettings } from './static-params.js';
 
@@ -42,6 +43,29 @@ export interface ClientPolicy {
   readonly requeueBudgets: Budgets;
   /** The endpoint pools this client connects through (per-prefix TLS and pool limits). */
   readonly pools: EndpointPools;
+  /** Failure accrual of this client's endpoints (a per-prefix failureAccrual has its own state). */
+  readonly accrual: FailureAccrual;
+}
+
+/**
+ * The dead-endpoint gauge over several accrual states (the router's and per-prefix ones): each
+ * reporter holds its state's count, the total is reported.
+ */
+export class DeadCounts {
+  readonly #counts: number[] = [];
+  readonly #report: ((total: number) => void) | undefined;
+
+  constructor(report?: (total: number) => void) {
+    this.#report = report;
+  }
+
+  reporter(): (dead: number) => void {
+    const slot = this.#counts.push(0) - 1;
+    return (dead) => {
+      this.#counts[slot] = dead;
+      this.#report?.(this.#counts.reduce((a, b) => a + b, 0));
+    };
+  }
 }
 
 export interface PerNameOptions {
@@ -51,6 +75,11 @@ export interface PerNameOptions {
   /** The router's own client policy. */
   readonly requeueBudget?: BudgetConfig;
   readonly requestAttemptTimeoutMs?: number | undefined;
+  /** The router's own failure accrual (its io.l5d.global client.failureAccrual). */
+  readonly accrual: FailureAccrual;
+  /** For per-prefix accrual states: the clock, metrics, and the dead gauge's reporters. */
+  readonly accrualOptions?: Omit<AccrualOptions, 'onDeadCount'>;
+  readonly deadCounts?: DeadCounts;
 }
 
 /**
@@ -66,11 +95,14 @@ export class PerName {
   readonly #globalClient: Omit<ClientPolicy, 'pools'>;
   readonly #services = new Map<string, ServicePolicy>();
   readonly #clients = new Map<string, Omit<ClientPolicy, 'pools'>>();
+  readonly #accruals = new Map<string, FailureAccrual>();
+  readonly #options: PerNameOptions;
 
   constructor(params: RouterParams, pools: ClientPools, options: PerNameOptions) {
     this.#params = params;
     this.#pools = pools;
     this.#now = options.now;
+    this.#options = options;
     const retries = options.service?.retries ?? DEFAULT_RETRY_POLICY;
     this.#globalService = {
       retries,
@@ -80,6 +112,7 @@ export class PerName {
     this.#globalClient = {
       requestAttemptTimeoutMs: options.requestAttemptTimeoutMs,
       requeueBudgets: new Budgets(options.requeueBudget ?? DEFAULT_BUDGET, MAX_BUDGETS, this.#now),
+      accrual: options.accrual,
     };
   }
 
@@ -99,13 +132,34 @@ export class PerName {
   client(id: Path | string): ClientPolicy {
     if (!this.#params.perPrefix.client) return { ...this.#globalClient, pools: this.#pools.router };
     const c = this.#params.forClient(id);
-    const key = JSON.stringify([c.requeueBudget ?? null, c.requestAttemptTimeoutMs ?? null]);
+    const accrualKey = c.failureAccrual === undefined ? '' : JSON.stringify(c.failureAccrual);
+    const key = JSON.stringify([c.requeueBudget ?? null, c.requestAttemptTimeoutMs ?? null, accrualKey]);
     let policy = this.#clients.get(key);
     if (policy === undefined) {
-      policy = { requestAttemptTimeoutMs: c.requestAttemptTimeoutMs, requeueBudgets: new Budgets(requeueBudgetOf(c), MAX_BUDGETS, this.#now) };
+      policy = {
+        requestAttemptTimeoutMs: c.requestAttemptTimeoutMs,
+        requeueBudgets: new Budgets(requeueBudgetOf(c), MAX_BUDGETS, this.#now),
+        accrual: this.#accrualFor(accrualKey, c),
+      };
       this.#clients.set(key, policy);
     }
     return { ...policy, pools: this.#pools.for(c) };
+  }
+
+  /** One accrual state per distinct per-prefix failureAccrual config (bounded by the config). */
+  #accrualFor(key: string, c: ClientSettings): FailureAccrual {
+    if (c.failureAccrual === undefined) return this.#options.accrual;
+    let accrual = this.#accruals.get(key);
+    if (accrual === undefined) {
+      const reporter = this.#options.deadCounts?.reporter();
+      accrual = new FailureAccrual(accrualConfig(c.failureAccrual), {
+        now: this.#now,
+        ...this.#options.accrualOptions,
+        ...(reporter !== undefined ? { onDeadCount: reporter } : {}),
+      });
+      this.#accruals.set(key, accrual);
+    }
+    return accrual;
   }
 
   /** A per-prefix service.totalTimeoutMs for `name` (undefined: none, the router's own applies). */

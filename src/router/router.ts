@@ -25,7 +25,7 @@ import { outgoingHeaders } from './outgoing-headers.js';
 import { markUndelivered, type RequeueReason } from './requeue.js';
 import { DEFAULT_RETRY_POLICY, type BudgetConfig, type RetryPolicy } from './retries.js';
 import { ClientPools } from './client-pools.js';
-import { PerName } from './per-name.js';
+import { DeadCounts, PerName } from './per-name.js';
 import { RouterParams } from './static-params.js';
 import type { ClientConfig } from '../config/types.js';
 import type { RoutePlan } from './route-plan.js';
@@ -147,11 +147,13 @@ export class Router {
       onBudgetExceeded: options.onBudgetExceeded,
       onEvicted: options.onBindingEvicted,
     });
+    // The dead-endpoint gauge sums the router's accrual state and per-prefix ones (per-name.ts).
+    const deadCounts = new DeadCounts(options.onAccrualDead);
     this.#accrual = new FailureAccrual(options.failureAccrual ?? DEFAULT_ACCRUAL, {
       now,
       ...(options.random !== undefined ? { random: options.random } : {}),
       ...(options.onAccrualRemoval !== undefined ? { onRemoved: options.onAccrualRemoval } : {}),
-      ...(options.onAccrualDead !== undefined ? { onDeadCount: options.onAccrualDead } : {}),
+      onDeadCount: deadCounts.reporter(),
     });
     const drainingPeers = new DrainingPeers({
       ...options.drainingPeers,
@@ -163,6 +165,7 @@ export class Router {
       transforms: options.transforms,
       pools: options.pools,
       poolsFor: (client) => this.#perName.client(client).pools,
+      accrualFor: (client) => this.#perName.client(client).accrual,
       accrual: this.#accrual,
       drainingPeers,
       balancer: options.balancer,
@@ -177,6 +180,12 @@ export class Router {
         service: { retries: options.retries ?? DEFAULT_RETRY_POLICY, classify: options.classifier ?? buildClassifier() },
         ...(options.requeueBudget !== undefined ? { requeueBudget: options.requeueBudget } : {}),
         requestAttemptTimeoutMs: options.requestAttemptTimeoutMs,
+        accrual: this.#accrual,
+        accrualOptions: {
+          ...(options.random !== undefined ? { random: options.random } : {}),
+          ...(options.onAccrualRemoval !== undefined ? { onRemoved: options.onAccrualRemoval } : {}),
+        },
+        deadCounts,
       },
     );
     this.#perName = perName;
@@ -312,7 +321,7 @@ export class Router {
     endpoints: { address: string; nodeName: string | null; inFlight: number; ewmaMs: number; accrual: 'alive' | 'dead' | 'probing' }[];
   }[] {
     return [...this.#logical.boundNames()].map(([id, name]: [string, BoundName]) => {
-      const pools = this.#perName.client(id).pools; // a per-prefix client's own
+      const { pools, accrual } = this.#perName.client(id); // a per-prefix client's own
       const a = name.addr.get();
       const endpoints = a.kind === 'bound' ? a.endpoints : [];
       return {
@@ -324,7 +333,7 @@ export class Router {
           nodeName: e.meta.nodeName ?? null,
           inFlight: pools.load(e),
           ewmaMs: Math.round(pools.cost(e) * 100) / 100,
-          accrual: this.#accrual.state(accrualKey(id, endpointKey(e))),
+          accrual: accrual.state(accrualKey(id, endpointKey(e))),
         })),
       };
     });

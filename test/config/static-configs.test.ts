@@ -138,9 +138,9 @@ const errors: { name: string; yaml: string; want: RegExp }[] = [
     want: /routers\[0\]\.client\.configs\[0\]\.clientSession: not supported per prefix: a Linkerd 1 key hostmesh does not enforce/,
   },
   {
-    name: 'failure accrual per prefix is refused by name until it is enforced',
-    yaml: router('client:\n  kind: io.l5d.static\n  configs:\n  - prefix: /#/io.l5d.k8s\n    failureAccrual: {kind: none}'),
-    want: /routers\[0\]\.client\.configs\[0\]\.failureAccrual: not enforced per prefix yet \(per-prefix keys: tls, /,
+    name: 'failure accrual per prefix is validated like the global one',
+    yaml: router('client:\n  kind: io.l5d.static\n  configs:\n  - prefix: /#/io.l5d.k8s\n    failureAccrual: {kind: io.l5d.sometimes}'),
+    want: /routers\[0\]\.client\.configs\[0\]\.failureAccrual\.kind: /,
   },
 ];
 

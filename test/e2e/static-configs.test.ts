@@ -71,9 +71,28 @@ const extPort = await tlsServer(EXT);
 const wrongPort = await tlsServer(EXT_WRONG);
 
 const backendPort = (backend.address() as { port: number }).port;
+// A pod that fails every request, beside the good backend, for failure accrual per prefix.
+const badHits = new Map<string, number>();
+const bad = await listen(
+  http.createServer((req, res) => {
+    const host = req.headers.host ?? '';
+    badHits.set(host, (badHits.get(host) ?? 0) + 1);
+    res.writeHead(500);
+    res.end('broken\n');
+  }),
+  HOST,
+);
+t.teardown(async () => {
+  bad.closeAllConnections();
+  await new Promise((r) => bad.close(r));
+});
+const badPort = (bad.address() as { port: number }).port;
+await writeFile(join(dir, 'pods'), `${HOST} ${backendPort}\n${HOST} ${badPort}\n`);
+await writeFile(join(dir, 'pods2'), `${HOST} ${backendPort}\n${HOST} ${badPort}\n`);
 const [routerPort, adminPort] = (await freePorts(HOST, 2)) as [number, number];
 const yaml = `
 admin: {ip: ${HOST}, port: ${adminPort}}
+namers: [{kind: io.l5d.fs, rootDir: .}]
 routers:
 - protocol: http
   label: outgoing
@@ -81,6 +100,8 @@ routers:
     /svc => /$/inet/${HOST}/${backendPort};
     /svc/ext => /$/inet/${EXT}/${extPort};
     /svc/wrong => /$/inet/${EXT_WRONG}/${wrongPort};
+    /svc/pods => /#/io.l5d.fs/pods;
+    /svc/pods2 => /#/io.l5d.fs/pods2;
   servers: [{ip: ${HOST}, port: ${routerPort}}]
   bindingCache: {paths: 100, clients: 100}
   service:
@@ -99,6 +120,8 @@ routers:
       tls: {commonName: api.external.test, trustCerts: [ca.pem]}
     - prefix: /$/inet/${EXT_WRONG}
       tls: {commonName: other.external.test, trustCerts: [ca.pem]}
+    - prefix: /#/io.l5d.fs/pods
+      failureAccrual: {kind: io.l5d.consecutiveFailures, failures: 1, backoff: {kind: constant, ms: 600000}}
 shutdownGraceMs: 100
 `;
 const { config } = parseConfig(yaml, join(dir, 'config.yaml'));
@@ -173,4 +196,18 @@ t.test('names come from requests: 600 distinct services keep 100 merged settings
   const started = Date.now();
   t.equal((await via('users', '/after-many')).status, 200);
   t.ok(Date.now() - started < 1000);
+});
+
+t.test("a client prefix's failureAccrual: its failing pod is dead after 1 failure, another client's after the default 5", async (t) => {
+  for (let i = 0; i < 40; i++) {
+    await via('pods', `/p/${i}`);
+    await via('pods2', `/q/${i}`);
+  }
+  t.equal(badHits.get('pods'), 1, 'consecutiveFailures 1 (the prefix config): one request reached the failing pod');
+  t.equal(badHits.get('pods2'), 5, 'the default consecutiveFailures 5 for a client no prefix config names');
+  const state = JSON.parse((await request({ host: HOST, port: adminPort, path: '/client_state.json' })).body) as unknown;
+  t.match(JSON.stringify(state), new RegExp(`"address":"${HOST.replaceAll('.', '\\.')}:${badPort}"[^}]*"accrual":"dead"`), 'client_state.json shows it dead');
+  const metrics = parsePrometheus((await request({ host: HOST, port: adminPort, path: '/metrics' })).body);
+  const dead = metrics.find((m) => m.name === 'hostmesh_failure_accrual_dead_endpoints' && m.labels['router'] === 'outgoing');
+  t.equal(dead?.value, 2, 'the dead gauge sums the router state and the prefix state');
 });

@@ -19,6 +19,8 @@ export interface ConcreteOptions {
   /** A bound client's own pools (io.l5d.static TLS or pool limits), whose loads the balancer reads; unset: `pools`. */
   readonly poolsFor?: ((client: string) => EndpointPools) | undefined;
   readonly accrual: FailureAccrual;
+  /** A bound client's own failure accrual state (a per-prefix failureAccrual); unset: `accrual`. */
+  readonly accrualFor?: ((client: string) => FailureAccrual) | undefined;
   /** Peer routers that announced a drain: skipped like dead endpoints, after them (absent: none). */
   readonly drainingPeers?: DrainingPeers | undefined;
   /** How to choose among endpoints (default p2c least-loaded). */
@@ -124,10 +126,10 @@ export class ConcreteStage {
    * serves, so it is preferred to a dead endpoint.
    */
   #alive(name: BoundName, endpoints: readonly Endpoint[]): readonly Endpoint[] {
-    const accrual = this.#o.accrual;
+    const client = name.id.show();
+    const accrual = this.#o.accrualFor?.(client) ?? this.#o.accrual;
     let alive = endpoints;
     if (accrual.enabled && accrual.deadCount > 0) {
-      const client = name.id.show();
       alive = skipDead(endpoints, (e) => accrual.usable(accrualKey(client, endpointKey(e))));
     }
     return this.#o.drainingPeers?.skipDraining(alive, endpointKey) ?? alive;

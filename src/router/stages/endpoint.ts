@@ -24,18 +24,21 @@ export class Lease {
   readonly #source: string | undefined;
   readonly #service: string;
   readonly #accrualKey: string;
+  /** The client's accrual state (a per-prefix failureAccrual has its own; else the stage's). */
+  readonly #accrual: FailureAccrual;
   readonly #probe: boolean;
   #admitted = false;
   #released = false;
 
-  constructor(stage: EndpointStage, entry: PoolEntry, client: string, source: string | undefined, service: string) {
+  constructor(stage: EndpointStage, entry: PoolEntry, client: string, source: string | undefined, service: string, accrual: FailureAccrual = stage.accrual) {
     this.#stage = stage;
+    this.#accrual = accrual;
     this.entry = entry;
     this.#source = source;
     this.#service = service;
     this.#accrualKey = accrualKey(client, entry.key);
     entry.inFlight++;
-    this.#probe = stage.accrual.begin(this.#accrualKey);
+    this.#probe = accrual.begin(this.#accrualKey);
   }
 
   /** Waits for a slot (resolves at once when one is free); rejects with a ShedError past the queue. */
@@ -54,7 +57,7 @@ export class Lease {
 
   /** Failure accrual's view of this attempt's outcome. */
   record(success: boolean): void {
-    this.#stage.accrual.record(this.#accrualKey, success);
+    this.#accrual.record(this.#accrualKey, success);
   }
 
   release(): void {
@@ -62,7 +65,7 @@ export class Lease {
     this.#released = true;
     this.entry.inFlight--;
     if (this.#admitted) this.entry.admission.release(this.#source, this.#service);
-    if (this.#probe) this.#stage.accrual.abandon(this.#accrualKey);
+    if (this.#probe) this.#accrual.abandon(this.#accrualKey);
   }
 }
 
@@ -80,9 +83,9 @@ export class EndpointStage {
   /**
    * An attempt on `endpoint` for bound client `client`. `source` is the fair-share key (the pod's
    * address on the outbound side; undefined on the inbound side, where every request comes from
-   * a peer router and only the per-service share applies). `pools`: a per-prefix client's own.
+   * a peer router and only the per-service share applies). `pools`, `accrual`: a per-prefix client's own.
    */
-  lease(endpoint: Endpoint, client: string, source: string | undefined, service: string, pools: EndpointPools = this.pools): Lease {
-    return new Lease(this, pools.get(endpoint), client, source, service);
+  lease(endpoint: Endpoint, client: string, source: string | undefined, service: string, pools: EndpointPools = this.pools, accrual?: FailureAccrual): Lease {
+    return new Lease(this, pools.get(endpoint), client, source, service, accrual);
   }
 }

@@ -11,6 +11,7 @@ import { type Classifier, type ResponseClass, SUCCESS_CLASS_HEADER, successClass
 import type { RequestContext } from '../context.js';
 import { AttemptTimer } from '../deadline.js';
 import { endpointKey, type EndpointPools } from '../endpoint-pool.js';
+import type { FailureAccrual } from '../failure-accrual.js';
 import { DRAINING_HEADER, type DrainingPeers } from '../draining-peers.js';
 import { headerValue, isHopByHop } from '../headers.js';
 import { CLOSED_ERRORS, markReason, REQUEUE_HEADER, type RequeueReason, requeueReason } from '../requeue.js';
@@ -46,6 +47,8 @@ export interface ClientParams {
   readonly requeueBudgets: Budgets;
   /** The pools a per-prefix client (io.l5d.static TLS or pool limits) connects through; unset: the endpoint stage's. */
   readonly pools?: EndpointPools | undefined;
+  /** Its failure accrual state (a per-prefix failureAccrual); unset: the endpoint stage's. */
+  readonly accrual?: FailureAccrual | undefined;
 }
 
 export interface ForwardOptions {
@@ -174,7 +177,7 @@ export class ForwardStage {
         const signal = timer.start();
         tried.add(endpointKey(endpoint));
         // Failure accrual sees every attempt's outcome; a probe without one lets another go.
-        const lease: Lease = o.endpoints.lease(endpoint, ctx.client ?? '-', source, service, pools);
+        const lease: Lease = o.endpoints.lease(endpoint, ctx.client ?? '-', source, service, pools, cli.accrual);
         let upstream: Dispatcher.ResponseData;
         try {
           await lease.admit(signal);
