@@ -9,8 +9,8 @@ function showWeight(w: number): string {
   return w === 1 ? '' : `${w.toFixed(2)}*`;
 }
 
-/** Shows a tree with any leaf printer. */
-function showTree<T>(tree: NameTree<T>, leaf: (value: T) => string): string {
+/** Shows a tree with any leaf printer (paths here, bound names in namer/delegate-tree). */
+export function showTree<T>(tree: NameTree<T>, leaf: (value: T) => string): string {
   switch (tree.kind) {
     case 'alt':
       return tree.trees.length === 0 ? '~' : tree.trees.map((t) => showSimple(t, leaf)).join(' | ');

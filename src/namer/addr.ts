@@ -79,3 +79,8 @@ export interface NamerStats {
   readonly namespaces?: number;
   readonly refused?: number;
 }
+
+/** `host:port`, an IPv6 literal in brackets (RFC 3986 authority): how endpoints are keyed and printed. */
+export function endpointKey(e: { readonly host: string; readonly port: number }): string {
+  return e.host.includes(':') ? `[${e.host}]:${e.port}` : `${e.host}:${e.port}`;
+}

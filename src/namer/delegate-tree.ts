@@ -5,8 +5,8 @@
 import type { NameTree, Weighted } from '../dtab/name-tree.js';
 import { EMPTY, FAIL, NEG } from '../dtab/name-tree.js';
 import type { Path } from '../dtab/path.js';
-import { showNameTree } from '../dtab/show.js';
-import type { Addr, BoundName } from './addr.js';
+import { showNameTree, showTree } from '../dtab/show.js';
+import { endpointKey, type Addr, type BoundName } from './addr.js';
 
 export interface DentryJson {
   readonly prefix: string;
@@ -180,30 +180,9 @@ function exceptionIn(node: DelegateNode, cache: BoundCache): string | undefined 
   }
 }
 
-function showWeight(w: number): string {
-  return w === 1 ? '' : `${w.toFixed(2)}*`;
-}
-
-/** The bound tree in dtab syntax with bound ids as leaves (`~` neg, `!` fail, `$` empty). */
-export function showBound(tree: NameTree<BoundName>, nested = false): string {
-  switch (tree.kind) {
-    case 'leaf':
-      return tree.value.id.show() + (tree.value.residual.isEmpty ? '' : tree.value.residual.show());
-    case 'neg':
-      return '~';
-    case 'fail':
-      return '!';
-    case 'empty':
-      return '$';
-    case 'alt': {
-      const s = tree.trees.map((t) => showBound(t, true)).join(' | ');
-      return nested ? `(${s})` : s;
-    }
-    case 'union': {
-      const s = tree.members.map((m) => showWeight(m.weight) + showBound(m.tree, true)).join(' & ');
-      return nested ? `(${s})` : s;
-    }
-  }
+/** The bound tree in dtab syntax with bound ids as leaves (`~` neg, `!` fail, `$` empty), as dtab/show prints trees. */
+export function showBound(tree: NameTree<BoundName>): string {
+  return showTree(tree, (b) => b.id.show() + (b.residual.isEmpty ? '' : b.residual.show()));
 }
 
 /** A readable rendering: one line per step, indented, with the dentry that applied. */
@@ -236,7 +215,7 @@ function renderInto(node: DelegateNode, indent: string, lines: string[]): void {
       return;
     case 'leaf': {
       const a = node.bound.addr;
-      const addrs = a.type === 'bound' ? a.addrs.map((x) => `${x.ip.includes(':') ? `[${x.ip}]` : x.ip}:${x.port}`).join(', ') || '(none)' : a.type;
+      const addrs = a.type === 'bound' ? a.addrs.map((x) => endpointKey({ host: x.ip, port: x.port })).join(', ') || '(none)' : a.type;
       lines.push(`${next}bound: ${node.bound.id}${node.bound.path === '/' ? '' : ` residual ${node.bound.path}`} -> ${addrs}`);
       return;
     }

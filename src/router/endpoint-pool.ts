@@ -5,7 +5,7 @@
 import { createSecureContext, type ConnectionOptions, type SecureContext } from 'node:tls';
 import { Client, Pool } from 'undici';
 import type { ClientConfig } from '../config/types.js';
-import type { Endpoint } from '../namer/addr.js';
+import { endpointKey, type Endpoint } from '../namer/addr.js';
 import { Admission, type AdmissionLimits, type Schedule } from './admission.js';
 
 export interface PoolEntry {
@@ -32,9 +32,8 @@ export const MIN_SIZE_IDLE_MS = 600_000;
 /** Decay window of the latency average (Finagle's peak EWMA uses 10 s). */
 const EWMA_DECAY_MS = 10_000;
 
-export function endpointKey(e: Endpoint): string {
-  return e.host.includes(':') ? `[${e.host}]:${e.port}` : `${e.host}:${e.port}`;
-}
+// The stages key their pools with it; it lives with Endpoint so the delegation tree prints the same way.
+export { endpointKey };
 
 /** Connections (= requests in flight) per endpoint when hostConnectionPool.maxSize is unset. */
 export const DEFAULT_POOL_MAX_SIZE = 64;
