@@ -2,6 +2,7 @@
 // an error with its key path rather than a rule that silently matches nothing.
 
 import { z } from 'zod';
+import { DNS_SUBDOMAIN_NAME } from '../k8s/names.js';
 
 /** Kubernetes DNS label (namespace, service), `*` allowed as a glob. */
 const labelGlob = z.string().regex(/^[a-z0-9*-]{1,63}$/, 'expected a Kubernetes name (lower case letters, digits, -) or a glob with *');
@@ -96,10 +97,7 @@ const ruleSchema = z.strictObject({
 
 export const policySchema = z
   .strictObject({
-    trustDomain: z
-      .string()
-      .regex(/^[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?$/, 'expected a DNS name such as cluster.local')
-      .optional(),
+    trustDomain: z.string().regex(DNS_SUBDOMAIN_NAME, 'expected a DNS name such as cluster.local').optional(),
     // Required, even if empty: a ConfigMap that lost its namespaces would otherwise turn a
     // deny-by-default mesh into allow-everything on reload.
     namespaces: z.record(labelGlob, namespaceSetting),

@@ -3,8 +3,7 @@
 // 0 valid, 1 invalid, 2 missing file; explain 0 allow (audit included), 1 deny, 2 usage or bad file.
 
 import type { Command } from 'commander';
-import { destinationFromName } from '../authz/destination.js';
-import { workloadIdentity } from '../identity/names.js';
+import { parseExplainCaller, parseExplainDestination } from '../authz/explain-args.js';
 import { InputFileError, readInputFile } from '../config/read-input.js';
 import { parsePolicy, PolicyError, type AuthzCaller, type AuthzDestination, type Policy } from '../authz/policy.js';
 import type { Io } from './run.js';
@@ -46,27 +45,17 @@ export async function runAuthzCheck(file: string, io: Io): Promise<number> {
   return 0;
 }
 
-/** `unauthenticated`, an identity (workload or spiffe://<mesh>/node/<node>), or `<ns>/<sa>`. */
+/** As the dashboard's explain box reads them (authz/explain-args.ts); a usage error otherwise. */
 function callerFromArg(from: string, trustDomain: string): AuthzCaller {
-  if (from === 'unauthenticated') return { authenticated: false };
-  const short = /^([a-z0-9-]+)\/([a-z0-9.-]+)$/.exec(from);
-  if (short !== null) {
-    const [, namespace, serviceAccount] = short as unknown as [string, string, string];
-    return { authenticated: true, identity: workloadIdentity(serviceAccount, namespace, trustDomain), namespace, serviceAccount };
-  }
-  if (/^[\x21-\x7e]+$/.test(from) && !from.includes('/')) return { authenticated: true, identity: from };
-  if (from.startsWith('spiffe://')) return { authenticated: true, identity: from };
-  throw new UsageError(`--from ${from}: expected unauthenticated, an identity, or <namespace>/<serviceaccount>`);
+  const caller = parseExplainCaller(from, trustDomain);
+  if (caller === undefined) throw new UsageError(`--from ${from}: expected unauthenticated, an identity, or <namespace>/<serviceaccount>`);
+  return caller;
 }
 
-/** `<ns>/<svc>[:port]` or a bound name starting with / (a k8s namer name gives its parts). */
 function destinationFromArg(to: string): AuthzDestination {
-  if (to.startsWith('/')) return destinationFromName(to);
-  const m = /^([a-z0-9-]+)\/([a-z0-9-]+)(?::([a-z0-9-]+))?$/.exec(to);
-  if (m === null) throw new UsageError(`--to ${to}: expected <namespace>/<service>[:port] or a bound name such as /#/io.l5d.k8s/<ns>/<port>/<svc>`);
-  const [, namespace, service, port] = m as unknown as [string, string, string, string | undefined];
-  if (port === undefined) return { namespace, service };
-  return { namespace, service, port: /^[0-9]+$/.test(port) ? Number(port) : port, name: `/#/io.l5d.k8s/${namespace}/${port}/${service}` };
+  const dest = parseExplainDestination(to, '/io.l5d.k8s');
+  if (dest === undefined) throw new UsageError(`--to ${to}: expected <namespace>/<service>[:port] or a bound name such as /#/io.l5d.k8s/<ns>/<port>/<svc>`);
+  return dest;
 }
 
 export async function runAuthzExplain(args: ExplainArgs, io: Io): Promise<number> {

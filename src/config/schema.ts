@@ -4,6 +4,7 @@
 import { z } from 'zod';
 import { identifierSchema, loadBalancerSchema, notPerPrefix, scopeKinds, transformerSchema } from './kinds.js';
 import { parseCidr } from '../identity/source-guard.js';
+import { DNS_SUBDOMAIN_NAME } from '../k8s/names.js';
 import { CLASSIFIER_KINDS } from '../router/classifier.js';
 import { DEFAULT_POOL_MAX_SIZE } from '../router/endpoint-pool.js';
 import { tlsPolicyProblems } from '../tls/policy.js';
@@ -294,7 +295,7 @@ export const rawConfigSchema = z.strictObject({
     .strictObject({
       trustDomain: z
         .string()
-        .regex(/^[a-z0-9]([-.a-z0-9]{0,251}[a-z0-9])?$/, 'a DNS name like cluster.local')
+        .regex(DNS_SUBDOMAIN_NAME, 'a DNS name like cluster.local')
         .optional(),
       /** Watch the cluster's pods (needs pods list/watch); default on with an io.l5d.k8s namer. */
       podWatch: z.boolean().optional(),

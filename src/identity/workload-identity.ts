@@ -2,6 +2,7 @@
 // claim header inside the mTLS connection; the incoming router accepts the claim only when the
 // sending node hosts that pod (node-attested), and derives `l5d-client-id` from its own view.
 
+import { DNS_LABEL, DNS_SUBDOMAIN, DNS_SUBDOMAIN_NAME } from '../k8s/names.js';
 import { parseNodeIdentity, workloadIdentity as identityOf } from './names.js';
 import type { PodDirectory, PodInfo } from './pod-directory.js';
 
@@ -17,13 +18,13 @@ export function claimFor(pod: PodInfo): string {
   return `${pod.namespace}/${pod.name}; sa=${pod.serviceAccount}`;
 }
 
-const CLAIM = /^([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)\/([a-z0-9]([-.a-z0-9]{0,251}[a-z0-9])?); sa=([a-z0-9]([-.a-z0-9]{0,251}[a-z0-9])?)$/;
+const CLAIM = new RegExp(`^(${DNS_LABEL})/(${DNS_SUBDOMAIN}); sa=(${DNS_SUBDOMAIN})$`);
 
 /** The node a peer router's certificate names (`spiffe://<mesh>/node/<node>`), if it names one. */
 export function attestedNode(peerId: string | undefined): string | undefined {
   const node = peerId === undefined ? undefined : parseNodeIdentity(peerId);
   // A node name is a DNS subdomain (RFC 1123), as Kubernetes requires of Node names.
-  return node !== undefined && /^[a-z0-9]([-.a-z0-9]{0,251}[a-z0-9])?$/.test(node) ? node : undefined;
+  return node !== undefined && DNS_SUBDOMAIN_NAME.test(node) ? node : undefined;
 }
 
 export type ClaimRefusal = 'malformed' | 'unknown_pod' | 'wrong_node' | 'wrong_service_account' | 'unattested_peer';
@@ -58,8 +59,8 @@ export function checkClaim(claim: string, peerId: string | undefined, o: ClaimCh
   const m = CLAIM.exec(claim);
   if (m === null) return { ok: false, reason: 'malformed', message: `${CLAIM_HEADER} is not "<namespace>/<pod>; sa=<serviceaccount>"` };
   const namespace = m[1] as string;
-  const name = m[3] as string;
-  const sa = m[5] as string;
+  const name = m[2] as string;
+  const sa = m[3] as string;
   const node = attestedNode(peerId);
   if (node === undefined) {
     return { ok: false, reason: 'unattested_peer', message: `peer ${peerId ?? '(unverified)'} has no node identity, so it cannot speak for pods` };
