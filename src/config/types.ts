@@ -59,6 +59,12 @@ export interface ServerTlsConfig {
 export interface ServerConfig {
   port: number;
   ip: string; // Linkerd 1 defaults servers to loopback
+  /**
+   * Who connects: `outbound` is this node's pods (plaintext, a source guard), `inbound` is peer
+   * routers (mTLS). The `direction` key, else the router's label (`outgoing`/`incoming`, as in
+   * Linkerd 1 DaemonSet configs), else inbound when the server has TLS.
+   */
+  direction?: 'outbound' | 'inbound';
   tls?: ServerTlsConfig;
   /** hostmesh additions: a request's headers must arrive within this (slowloris bound). */
   headersTimeoutMs?: number;

@@ -2,6 +2,7 @@
 // authorization) and carried out by whichever protocol path the request takes: HTTP, Upgrade, CONNECT.
 
 import type { OutgoingHttpHeaders } from 'node:http';
+import type { ConnectionOptions } from 'node:tls';
 import type { Path } from '../dtab/path.js';
 import type { BoundName, Endpoint } from '../namer/addr.js';
 import type { RequestDeadline } from './deadline.js';
@@ -21,6 +22,8 @@ export interface RoutePlan {
   /** The headers to send: the router's own (Host, Via, l5d-*), then the client's end-to-end ones. */
   readonly headers: OutgoingHttpHeaders;
   readonly deadline: RequestDeadline | undefined;
-  /** Whether connections to the endpoints are TLS (a peer router over mTLS). */
+  /** Whether connections to the endpoints are TLS (a peer router over mTLS, or a per-prefix TLS client). */
   readonly tls: boolean;
+  /** The client's TLS options when `tls` (the router's, or an io.l5d.static prefix's): what an Upgrade connects with. */
+  readonly tlsOptions: ConnectionOptions | undefined;
 }

@@ -5,7 +5,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Dtab } from '../dtab/dtab.js';
 import type { Path } from '../dtab/path.js';
-import { HostmeshError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { BoundName } from '../namer/addr.js';
 import type { NameInterpreter } from '../namer/interpreter.js';
@@ -211,11 +210,6 @@ export class Router {
     return this.#inFlight;
   }
 
-  /** TLS options of this router's client side (undefined: plaintext to local pods). */
-  get tlsOptions(): import('node:tls').ConnectionOptions | undefined {
-    return this.#o.pools.tlsOptions;
-  }
-
   get dtab(): Dtab {
     return this.#logical.dtab;
   }
@@ -250,13 +244,7 @@ export class Router {
    * HTTP path forwards, made by the same stages.
    */
   async plan(req: RequestHead, ctx: RequestContext, peerId: string | undefined): Promise<RoutePlan> {
-    const plan = await this.#plan(req, this.#identify.arrive(req, ctx), ctx, peerId);
-    // Tunnels connect with the router's own TLS options: a client with per-prefix TLS is refused
-    // rather than reached with the wrong settings (or none).
-    if (plan.tls && this.#perName.client(plan.name.id.show()).pools !== this.#o.pools) {
-      throw new HostmeshError('CONNECT_FAILED', `cannot tunnel to ${plan.name.id.show()}: upgrades do not use per-prefix client TLS (io.l5d.static) yet`);
-    }
-    return plan;
+    return this.#plan(req, this.#identify.arrive(req, ctx), ctx, peerId);
   }
 
   async #plan(req: RequestHead, arrival: ReturnType<IdentifyStage['arrive']>, ctx: RequestContext, peerId: string | undefined): Promise<RoutePlan> {
@@ -288,6 +276,7 @@ export class Router {
       headers,
       deadline: id.deadline,
       tls: pools.tls,
+      tlsOptions: pools.tls ? pools.tlsOptions : undefined,
     };
   }
 

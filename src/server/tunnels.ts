@@ -106,7 +106,7 @@ export class Tunnels {
       for (;;) {
         attempts.begin(endpoint, onExpired);
         try {
-          upstream = await this.#connectTo(router, endpoint);
+          upstream = await this.#connectTo(plan, endpoint);
           break;
         } catch (err) {
           if (expired !== undefined || socket.destroyed) return;
@@ -142,9 +142,9 @@ export class Tunnels {
     }
   }
 
-  /** A connection to an endpoint: TLS with the router's client options toward peer routers, else TCP. */
-  #connectTo(router: Router, endpoint: Endpoint): Promise<Duplex> {
-    const tlsOptions = router.tlsOptions;
+  /** A connection to an endpoint: TLS with the client's options (a peer router, a per-prefix TLS client), else TCP. */
+  #connectTo(plan: RoutePlan, endpoint: Endpoint): Promise<Duplex> {
+    const tlsOptions = plan.tlsOptions;
     return new Promise((resolve, reject) => {
       const s =
         tlsOptions === undefined

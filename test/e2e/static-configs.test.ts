@@ -167,11 +167,31 @@ t.test('a wrong commonName: 502 with l5d-err, nothing sent (no plaintext fallbac
   t.ok(Date.now() - started < 1000, 'a normal request is served within 1 s');
 });
 
-t.test('an Upgrade to a client with per-prefix TLS is refused (502), never tunnelled with other TLS settings', async (t) => {
+t.test("an Upgrade to a client with per-prefix TLS is tunnelled with that client's TLS (SNI, CA), never plaintext", async (t) => {
   const before = tlsSeen.length;
   const answer = await new Promise<string>((resolve, reject) => {
     const socket = net.connect(routerPort, HOST, () => {
       socket.write('GET /ws HTTP/1.1\r\nHost: ext\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n');
+    });
+    let text = '';
+    socket.on('data', (c: Buffer) => {
+      text += c.toString('latin1');
+      if (text.includes('over tls')) socket.destroy();
+    });
+    socket.on('close', () => resolve(text));
+    socket.on('error', reject);
+  });
+  // The TLS server is no WebSocket server: it answers the request as plain HTTP, relayed as is.
+  t.match(answer, /^HTTP\/1\.1 200 /);
+  t.match(answer, /over tls/);
+  t.same(tlsSeen.slice(before), [{ host: EXT, servername: 'api.external.test' }], 'over TLS, with the prefix commonName as SNI');
+});
+
+t.test('an Upgrade to a per-prefix TLS client whose certificate does not match is a 502, nothing sent', async (t) => {
+  const before = tlsSeen.length;
+  const answer = await new Promise<string>((resolve, reject) => {
+    const socket = net.connect(routerPort, HOST, () => {
+      socket.write('GET /ws HTTP/1.1\r\nHost: wrong\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n');
     });
     let text = '';
     socket.on('data', (c: Buffer) => {
@@ -182,8 +202,8 @@ t.test('an Upgrade to a client with per-prefix TLS is refused (502), never tunne
     socket.on('error', reject);
   });
   t.match(answer, /^HTTP\/1\.1 502 /);
-  t.match(decodeURIComponent(/l5d-err: ([^\r]*)/i.exec(answer)?.[1] ?? ''), /upgrades do not use per-prefix client TLS/);
-  t.equal(tlsSeen.length, before);
+  t.match(decodeURIComponent(/l5d-err: ([^\r]*)/i.exec(answer)?.[1] ?? ''), /upgrade failed/);
+  t.equal(tlsSeen.length, before, 'the server saw no request');
 });
 
 t.test('names come from requests: 600 distinct services keep 100 merged settings, and the router serves', async (t) => {

@@ -39,7 +39,8 @@ export interface Concrete {
 export class ConcreteStage {
   readonly #o: ConcreteOptions;
   readonly #load: (pools: EndpointPools, e: Endpoint) => number;
-  #rr = 0;
+  /** Round robin's position per bound client (Linkerd 1 balances per client); freed with its binding. */
+  readonly #rr = new WeakMap<BoundName, number>();
 
   constructor(options: ConcreteOptions) {
     this.#o = options;
@@ -135,13 +136,19 @@ export class ConcreteStage {
     return this.#o.drainingPeers?.skipDraining(alive, endpointKey) ?? alive;
   }
 
+  #nextTurn(name: BoundName): number {
+    const n = this.#rr.get(name) ?? 0;
+    this.#rr.set(name, n + 1);
+    return n;
+  }
+
   #endpoint(name: BoundName, service: string | undefined): Endpoint {
     const { endpoints: all, why } = this.#candidates(name);
     const endpoints = this.#alive(name, all);
     const pools = this.#poolsOf(name);
     const chosen =
       this.#o.balancer === 'roundRobin'
-        ? endpoints[this.#rr++ % Math.max(1, endpoints.length)]
+        ? endpoints[this.#nextTurn(name) % Math.max(1, endpoints.length)]
         : pickP2C(endpoints, (e) => this.#load(pools, e), this.#o.random);
     if (chosen === undefined) {
       throw new HostmeshError('NO_ENDPOINTS', `no endpoints for ${service ?? '?'} at ${name.id.show()}${why ? `: ${why}` : ''}`);

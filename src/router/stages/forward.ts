@@ -177,7 +177,7 @@ export class ForwardStage {
         const signal = timer.start();
         tried.add(endpointKey(endpoint));
         // Failure accrual sees every attempt's outcome; a probe without one lets another go.
-        const lease: Lease = o.endpoints.lease(endpoint, ctx.client ?? '-', source, service, pools, cli.accrual);
+        const lease: Lease = o.endpoints.lease(endpoint, client, source, service, pools, cli.accrual);
         let upstream: Dispatcher.ResponseData;
         try {
           await lease.admit(signal);
@@ -339,19 +339,19 @@ export class ForwardStage {
 export class UpgradeAttempts {
   readonly #o: ForwardOptions;
   readonly #plan: RoutePlan;
-  readonly #ctx: RequestContext;
   readonly #tried = new Set<string>();
   readonly #timer: AttemptTimer;
   readonly #timedOut: (timer: AttemptTimer) => HostmeshError;
   readonly #requeueBudget: ReturnType<Budgets['get']>;
+  readonly #client: ClientParams;
   #lease: Lease | undefined;
 
   constructor(o: ForwardOptions, plan: RoutePlan, ctx: RequestContext, timedOut: (timer: AttemptTimer) => HostmeshError) {
     this.#o = o;
     this.#plan = plan;
-    this.#ctx = ctx;
     this.#timedOut = timedOut;
     const cli = o.client(plan.name.id.show());
+    this.#client = cli;
     this.#timer = new AttemptTimer({ now: o.now, deadline: ctx.deadline, attemptTimeoutMs: cli.requestAttemptTimeoutMs, abort: new EventEmitter() });
     this.#requeueBudget = cli.requeueBudgets.get(plan.name.id.show());
     this.#requeueBudget.deposit();
@@ -363,7 +363,16 @@ export class UpgradeAttempts {
    */
   begin(endpoint: Endpoint, onExpired: (err: HostmeshError) => void): void {
     this.#tried.add(endpointKey(endpoint));
-    this.#lease = this.#o.endpoints.lease(endpoint, this.#ctx.client ?? '-', undefined, this.#plan.service.show());
+    // The client's own pools and accrual state (a per-prefix client's, else the router's).
+    const cli = this.#client;
+    this.#lease = this.#o.endpoints.lease(
+      endpoint,
+      this.#plan.name.id.show(),
+      undefined,
+      this.#plan.service.show(),
+      cli.pools ?? this.#o.endpoints.pools,
+      cli.accrual,
+    );
     if (this.#timer.bounded) {
       this.#timer.start().once('abort', () => {
         if (this.#timer.expired === 'attempt') this.#lease?.record(false);

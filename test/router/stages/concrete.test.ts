@@ -13,7 +13,6 @@ import { EndpointPools, endpointKey } from '../../../src/router/endpoint-pool.js
 import { accrualKey, FailureAccrual } from '../../../src/router/failure-accrual.js';
 import { type BalancerKind, ConcreteStage } from '../../../src/router/stages/concrete.js';
 import { localNode, type EndpointTransform } from '../../../src/router/transformers.js';
-import { knownBug } from '../../helpers/known-bug.js';
 
 const ep = (port: number, nodeName = 'node-a'): Endpoint => ({ host: '10.1.0.1', port, meta: { nodeName } });
 
@@ -214,23 +213,17 @@ t.test('round robin rotates through the endpoints in order', async (t) => {
   t.same(order, [1, 2, 3, 1, 2, 3, 1]);
 });
 
-t.test(
-  'round robin rotates per client: two services interleaved each still visit every endpoint',
-  knownBug(
-    'ConcreteStage keeps one #rr counter for the whole router, so with two clients of two endpoints alternating, each client always gets the same endpoint (Linkerd 1 balances per client)',
-  ),
-  async (t) => {
-    const h = harness(t, { balancer: 'roundRobin' });
-    const a = bound('/#/t/a', ep(1), ep(2));
-    const b = bound('/#/t/b', ep(3), ep(4));
-    const seenA = new Set<number>();
-    for (let i = 0; i < 6; i++) {
-      seenA.add(h.stage.choose(leaf(a), {}).endpoint.port);
-      h.stage.choose(leaf(b), {});
-    }
-    t.same([...seenA].sort(), [1, 2], "client a's requests reach both of its endpoints");
-  },
-);
+t.test('round robin rotates per client: two services interleaved each still visit every endpoint', async (t) => {
+  const h = harness(t, { balancer: 'roundRobin' });
+  const a = bound('/#/t/a', ep(1), ep(2));
+  const b = bound('/#/t/b', ep(3), ep(4));
+  const seenA = new Set<number>();
+  for (let i = 0; i < 6; i++) {
+    seenA.add(h.stage.choose(leaf(a), {}).endpoint.port);
+    h.stage.choose(leaf(b), {});
+  }
+  t.same([...seenA].sort(), [1, 2], "client a's requests reach both of its endpoints");
+});
 
 t.test("p2c picks the less loaded of two draws by the pools' in-flight counts", async (t) => {
   const h = harness(t);

@@ -21,7 +21,6 @@ import { ForwardStage, type TimeoutKind } from '../../../src/router/stages/forwa
 import { rescue } from '../../../src/server/rescue.js';
 import { type Reply, request } from '../../helpers/http.js';
 import { listen } from '../../helpers/mesh.js';
-import { knownBug } from '../../helpers/known-bug.js';
 import { freePort } from '../../helpers/ports.js';
 
 const HOST = '127.0.0.1';
@@ -137,6 +136,7 @@ async function front(t: { teardown(fn: () => unknown): void }, o: Options): Prom
       headers: { host: 'web', ...(req.headers['content-length'] !== undefined ? { 'content-length': req.headers['content-length'] } : {}) },
       deadline: ctx.deadline,
       tls: o.tls === true,
+      tlsOptions: undefined,
     };
     stage.forward(req, res, plan, ctx).catch((err: unknown) => rescue(res, err, ctx, silentLogger()));
   });
@@ -310,22 +310,16 @@ t.test('the relayed head drops the router marks and adds l5d-success-class; only
   t.ok(mesh.draining.draining(endpointKey(peer.endpoint)), "the peer's draining mark is kept for the balancer");
 });
 
-t.test(
-  "failure accrual counts an attempt against the plan's bound client, whatever the context says",
-  knownBug(
-    "ForwardStage leases with ctx.client ?? '-' instead of plan.name.id: a plan forwarded without ctx.client (the stage used alone, or a future caller) records failures under '-', so the concrete stage never skips the dead endpoint. Router.#plan sets ctx.client today, so requests through the router are not affected",
-  ),
-  async (t) => {
-    const dead = await refused();
-    const accrual = new FailureAccrual(
-      { policy: { kind: 'io.l5d.consecutiveFailures', failures: 1 }, backoff: { kind: 'constant', ms: 60_000 } },
-      { now: () => 0 },
-    );
-    const f = await front(t, { endpoints: [dead], accrual, ctxClient: false });
-    t.equal((await send(f)).status, 502);
-    t.equal(accrual.state(accrualKey(CLIENT, endpointKey(dead))), 'dead', "the refused endpoint is dead for the plan's client");
-  },
-);
+t.test("failure accrual counts an attempt against the plan's bound client, whatever the context says", async (t) => {
+  const dead = await refused();
+  const accrual = new FailureAccrual(
+    { policy: { kind: 'io.l5d.consecutiveFailures', failures: 1 }, backoff: { kind: 'constant', ms: 60_000 } },
+    { now: () => 0 },
+  );
+  const f = await front(t, { endpoints: [dead], accrual, ctxClient: false });
+  t.equal((await send(f)).status, 502);
+  t.equal(accrual.state(accrualKey(CLIENT, endpointKey(dead))), 'dead', "the refused endpoint is dead for the plan's client");
+});
 
 t.test('with the context naming the client (as the router does), a refused endpoint is marked dead for it', async (t) => {
   const dead = await refused();
