@@ -97,6 +97,14 @@ export class PerName {
   readonly #clients = new Map<string, Omit<ClientPolicy, 'pools'>>();
   readonly #accruals = new Map<string, FailureAccrual>();
   readonly #options: PerNameOptions;
+  /** The router's own client policy, one object (asked for several times per request). */
+  readonly #globalClientPolicy: ClientPolicy;
+  readonly #perPrefixService: boolean;
+  readonly #perPrefixClient: boolean;
+  // The policy of a merged settings object, while the settings cache holds it: the hot path
+  // skips building the key (JSON) when a name's settings are cached.
+  readonly #servicePolicyOf = new WeakMap<object, ServicePolicy>();
+  readonly #clientPolicyOf = new WeakMap<object, Omit<ClientPolicy, 'pools'>>();
 
   constructor(params: RouterParams, pools: ClientPools, options: PerNameOptions) {
     this.#params = params;
@@ -114,11 +122,17 @@ export class PerName {
       requeueBudgets: new Budgets(options.requeueBudget ?? DEFAULT_BUDGET, MAX_BUDGETS, this.#now),
       accrual: options.accrual,
     };
+    this.#globalClientPolicy = { ...this.#globalClient, pools: pools.router };
+    const perPrefix = params.perPrefix;
+    this.#perPrefixService = perPrefix.service;
+    this.#perPrefixClient = perPrefix.client;
   }
 
   service(name: Path | string): ServicePolicy {
-    if (!this.#params.perPrefix.service) return this.#globalService;
+    if (!this.#perPrefixService) return this.#globalService;
     const s = this.#params.forService(name);
+    const known = this.#servicePolicyOf.get(s);
+    if (known !== undefined) return known;
     const key = JSON.stringify([s.retries ?? null, s.retryBufferSize ?? null, s.responseClassifier ?? null]);
     let policy = this.#services.get(key);
     if (policy === undefined) {
@@ -126,12 +140,16 @@ export class PerName {
       policy = { retries, classify: classifierOf(s), retryBudgets: new Budgets(retries.budget, MAX_BUDGETS, this.#now) };
       this.#services.set(key, policy);
     }
+    this.#servicePolicyOf.set(s, policy);
     return policy;
   }
 
   client(id: Path | string): ClientPolicy {
-    if (!this.#params.perPrefix.client) return { ...this.#globalClient, pools: this.#pools.router };
+    if (!this.#perPrefixClient) return this.#globalClientPolicy;
     const c = this.#params.forClient(id);
+    // The pools are asked each time: a per-prefix pool may have been retired since (LRU, TLS reload).
+    const known = this.#clientPolicyOf.get(c);
+    if (known !== undefined) return { ...known, pools: this.#pools.for(c) };
     const accrualKey = c.failureAccrual === undefined ? '' : JSON.stringify(c.failureAccrual);
     const key = JSON.stringify([c.requeueBudget ?? null, c.requestAttemptTimeoutMs ?? null, accrualKey]);
     let policy = this.#clients.get(key);
@@ -143,6 +161,7 @@ export class PerName {
       };
       this.#clients.set(key, policy);
     }
+    this.#clientPolicyOf.set(c, policy);
     return { ...policy, pools: this.#pools.for(c) };
   }
 
@@ -164,7 +183,7 @@ export class PerName {
 
   /** A per-prefix service.totalTimeoutMs for `name` (undefined: none, the router's own applies). */
   totalTimeoutMs(name: Path | string): number | undefined {
-    if (!this.#params.perPrefix.service) return undefined;
+    if (!this.#perPrefixService) return undefined;
     return this.#params.forService(name).totalTimeoutMs;
   }
 }

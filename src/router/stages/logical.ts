@@ -6,9 +6,9 @@ import type { Dtab } from '../../dtab/dtab.js';
 import type { NameTree } from '../../dtab/name-tree.js';
 import type { Path } from '../../dtab/path.js';
 import { HostmeshError } from '../../errors.js';
-import type { BoundName, Lookup } from '../../namer/addr.js';
+import type { BoundName } from '../../namer/addr.js';
 import type { Binding, NameInterpreter } from '../../namer/interpreter.js';
-import type { Var } from '../../namer/var.js';
+import { settled, type Var } from '../../namer/var.js';
 import type { RequestContext } from '../context.js';
 import { HeaderDtabs } from '../header-dtabs.js';
 import { headerValue } from '../headers.js';
@@ -105,7 +105,10 @@ export class LogicalStage {
       // This request's own reference: the cache may evict the entry while the request waits.
       const held = this.#o.interpreter.bind(dtab, path, { budget: this.#o.budget });
       try {
-        state = await waitSettled(held.state, BINDING_WAIT_MS, path);
+        state = (await settled(held.state, BINDING_WAIT_MS)) ?? {
+          kind: 'failed',
+          error: new HostmeshError('TIMEOUT', `binding ${path.show()} did not resolve within ${BINDING_WAIT_MS} ms`),
+        };
       } finally {
         held.close();
       }
@@ -178,20 +181,4 @@ export class LogicalStage {
     this.#bindings.clear();
     this.#overrideBindings.clear();
   }
-}
-
-function waitSettled(v: Var<Lookup>, timeoutMs: number, path: Path): Promise<Lookup> {
-  return new Promise((resolve) => {
-    let unsubscribe: (() => void) | undefined;
-    const timer = setTimeout(() => {
-      unsubscribe?.();
-      resolve({ kind: 'failed', error: new HostmeshError('TIMEOUT', `binding ${path.show()} did not resolve within ${timeoutMs} ms`) });
-    }, timeoutMs);
-    unsubscribe = v.subscribe((s) => {
-      if (s.kind === 'pending') return;
-      clearTimeout(timer);
-      queueMicrotask(() => unsubscribe?.());
-      resolve(s);
-    });
-  });
 }
