@@ -243,10 +243,11 @@ t.test('DaemonSet: rolling update, every node, priority, drain time, downward AP
   t.same(spec.tolerations, [{ operator: 'Exists' }], 'tolerates every taint: one router per node');
   t.equal(one(base, 'PriorityClass', spec.priorityClassName).metadata.name, spec.priorityClassName, 'the priority class it names is shipped');
   t.ok(
-    spec.terminationGracePeriodSeconds * 1000 > shipped.shutdownGraceMs,
-    `grace ${spec.terminationGracePeriodSeconds}s > drain ${shipped.shutdownGraceMs}ms`,
+    spec.terminationGracePeriodSeconds * 1000 > (shipped.drainAnnounceMs ?? 0) + shipped.shutdownGraceMs,
+    `grace ${spec.terminationGracePeriodSeconds}s > announce ${shipped.drainAnnounceMs}ms + drain ${shipped.shutdownGraceMs}ms`,
   );
-  t.ok(spec.terminationGracePeriodSeconds * 1000 <= shipped.shutdownGraceMs + 10_000, 'and not much longer');
+  t.equal(shipped.drainAnnounceMs, 2000, 'the shipped config names its announce (the default, written down)');
+  t.ok(spec.terminationGracePeriodSeconds * 1000 <= (shipped.drainAnnounceMs ?? 0) + shipped.shutdownGraceMs + 10_000, 'and not much longer');
   const env = (name: string) => c.env.find((e) => e.name === name);
   t.equal(env('NODE_NAME')?.valueFrom?.fieldRef?.fieldPath, 'spec.nodeName', 'localnode/daemonset learn the node name');
   t.equal(env('POD_IP')?.valueFrom?.fieldRef?.fieldPath, 'status.podIP');
