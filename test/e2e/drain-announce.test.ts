@@ -6,10 +6,10 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
-import type { HostmeshConfig, RouterConfig } from '../../src/config/types.js';
 import { writeDemoPki } from '../../src/demo/demo-pki.js';
 import { silentLogger } from '../../src/log.js';
 import { startHostmesh, type Hostmesh } from '../../src/server/hostmesh.js';
+import { fsNodeConfig } from '../helpers/fs-node.js';
 import { freePorts } from '../helpers/ports.js';
 import { request } from '../helpers/http.js';
 import { parsePrometheus } from '../helpers/prometheus.js';
@@ -29,45 +29,6 @@ const meshes = new Map<string, Hostmesh>();
 /** Requests each pod saw, by node. */
 const hits = new Map<string, number>();
 const pods: http.Server[] = [];
-
-function nodeConfig(node: Node, certs: { ca: string; cert: string; key: string }): HostmeshConfig {
-  const dtab = '/svc => /#/io.l5d.fs;';
-  const outgoing: RouterConfig = {
-    protocol: 'http',
-    label: 'outgoing',
-    dtab,
-    identifier: [{ kind: 'io.l5d.header.token', header: 'Host' }],
-    transformers: [{ kind: 'io.l5d.k8s.daemonset', routers: '/#/io.l5d.fs/hostmesh' }],
-    servers: [{ ip: node.ip, port: ports.outgoing }],
-    // Round robin: without the announce every other request goes to node-b whatever its state.
-    // Failure accrual off: it would hide requeues by skipping node-b after 5 of them.
-    client: {
-      loadBalancer: { kind: 'roundRobin' },
-      failureAccrual: { kind: 'none' },
-      tls: { commonName: 'hostmesh', trustCerts: [certs.ca], clientAuth: { certPath: certs.cert, keyPath: certs.key } },
-    },
-    maxHops: 64,
-  };
-  const incoming: RouterConfig = {
-    protocol: 'http',
-    label: 'incoming',
-    dtab,
-    identifier: [{ kind: 'io.l5d.header.token', header: 'Host' }],
-    transformers: [{ kind: 'io.l5d.k8s.localnode' }],
-    servers: [{ ip: node.ip, port: ports.incoming, tls: { certPath: certs.cert, keyPath: certs.key, caCertPath: certs.ca, requireClientAuth: true } }],
-    client: { loadBalancer: { kind: 'roundRobin' } },
-    maxHops: 64,
-  };
-  return {
-    admin: { ip: node.ip, port: ports.admin, allowRemoteShutdown: false },
-    namers: [{ kind: 'io.l5d.fs', prefix: '/io.l5d.fs', rootDir: join(dir, 'disco') }],
-    routers: [outgoing, incoming],
-    nodeName: node.name,
-    shutdownGraceMs: 300,
-    drainAnnounceMs: 0,
-    baseDir: dir,
-  };
-}
 
 /** A pod on `node` counting what it saw; `forge` answers with the router's draining mark. */
 async function pod(node: Node, service: string, forge = false): Promise<string> {
@@ -93,7 +54,13 @@ t.before(async () => {
   await writeFile(join(dir, 'disco', 'liar'), (await pod(B, 'liar', true)) + (await pod(C, 'liar', true)));
   for (const n of NODES) {
     const certs = pki.nodes.get(n.name) as { cert: string; key: string };
-    meshes.set(n.name, await startHostmesh(nodeConfig(n, { ca: pki.ca, ...certs }), { logger: silentLogger() }));
+    meshes.set(
+      n.name,
+      await startHostmesh(
+        fsNodeConfig(n, { ports, certs: { ca: pki.ca, ...certs }, rootDir: join(dir, 'disco'), baseDir: dir, shutdownGraceMs: 300, drainAnnounceMs: 0 }),
+        { logger: silentLogger() },
+      ),
+    );
   }
 });
 

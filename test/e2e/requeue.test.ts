@@ -6,10 +6,10 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
-import type { HostmeshConfig, RouterConfig } from '../../src/config/types.js';
 import { writeDemoPki } from '../../src/demo/demo-pki.js';
 import { silentLogger } from '../../src/log.js';
 import { startHostmesh, type Hostmesh } from '../../src/server/hostmesh.js';
+import { fsNodeConfig } from '../helpers/fs-node.js';
 import { freePorts } from '../helpers/ports.js';
 import { request } from '../helpers/http.js';
 import { parsePrometheus } from '../helpers/prometheus.js';
@@ -28,45 +28,6 @@ const meshes = new Map<string, Hostmesh>();
 const hits = { web: 0, liar: 0 };
 let web: http.Server;
 let liar: http.Server;
-
-function nodeConfig(node: (typeof NODES)[number], certs: { ca: string; cert: string; key: string }): HostmeshConfig {
-  const dtab = '/svc => /#/io.l5d.fs;';
-  const outgoing: RouterConfig = {
-    protocol: 'http',
-    label: 'outgoing',
-    dtab,
-    identifier: [{ kind: 'io.l5d.header.token', header: 'Host' }],
-    transformers: [{ kind: 'io.l5d.k8s.daemonset', routers: '/#/io.l5d.fs/hostmesh' }],
-    servers: [{ ip: node.ip, port: ports.outgoing }],
-    // Round robin: every other request goes to node-b's router, whichever state it is in. Failure
-    // accrual off: it would stop sending to node-b after 5 failures (e2e/failure-accrual tests that).
-    client: {
-      loadBalancer: { kind: 'roundRobin' },
-      failureAccrual: { kind: 'none' },
-      tls: { commonName: 'hostmesh', trustCerts: [certs.ca], clientAuth: { certPath: certs.cert, keyPath: certs.key } },
-    },
-    maxHops: 64,
-  };
-  const incoming: RouterConfig = {
-    protocol: 'http',
-    label: 'incoming',
-    dtab,
-    identifier: [{ kind: 'io.l5d.header.token', header: 'Host' }],
-    transformers: [{ kind: 'io.l5d.k8s.localnode' }],
-    servers: [{ ip: node.ip, port: ports.incoming, tls: { certPath: certs.cert, keyPath: certs.key, caCertPath: certs.ca, requireClientAuth: true } }],
-    client: { loadBalancer: { kind: 'roundRobin' } },
-    maxHops: 64,
-  };
-  return {
-    admin: { ip: node.ip, port: ports.admin, allowRemoteShutdown: false },
-    // Each node has its own view of the cluster (its own directory): node-a's is stale.
-    namers: [{ kind: 'io.l5d.fs', prefix: '/io.l5d.fs', rootDir: join(dir, node.name) }],
-    routers: [outgoing, incoming],
-    nodeName: node.name,
-    shutdownGraceMs: 200,
-    baseDir: dir,
-  };
-}
 
 t.before(async () => {
   const [outgoing, incoming, admin] = (await freePorts(A.ip, 3)) as [number, number, number];
@@ -106,7 +67,13 @@ t.before(async () => {
   await writeFile(join(dir, 'node-b', 'liar'), `127.0.0.20 ${liarPort} node=node-a\n`);
   for (const n of NODES) {
     const certs = pki.nodes.get(n.name) as { cert: string; key: string };
-    meshes.set(n.name, await startHostmesh(nodeConfig(n, { ca: pki.ca, ...certs }), { logger: silentLogger() }));
+    // Each node has its own view of the cluster (its own directory): node-a's is stale.
+    meshes.set(
+      n.name,
+      await startHostmesh(fsNodeConfig(n, { ports, certs: { ca: pki.ca, ...certs }, rootDir: join(dir, n.name), baseDir: dir, shutdownGraceMs: 200 }), {
+        logger: silentLogger(),
+      }),
+    );
   }
 });
 
