@@ -442,6 +442,7 @@ function toConfig(raw: RawConfig, baseDir: string, env: NodeJS.ProcessEnv): Host
     if (r.dtabFile !== undefined) out.dtabFile = abs(baseDir, r.dtabFile);
     if (r.dstPrefix !== undefined) out.dstPrefix = r.dstPrefix;
     if (r.bindingBudget !== undefined) out.bindingBudget = r.bindingBudget;
+    if (r.bindingTimeoutMs !== undefined) out.bindingTimeoutMs = r.bindingTimeoutMs;
     if (r.drainingPeers !== undefined) out.drainingPeers = { ...r.drainingPeers };
     if (r.bindingCache !== undefined) out.bindingCache = { ...r.bindingCache };
     if (r.service !== undefined) out.service = toService(r.service);

@@ -18,7 +18,6 @@ export const UNENFORCED: Readonly<Record<string, readonly string[]>> = {
   admin: ['httpIdentifierPort', 'security', 'workerThreads'],
   namer: ['experimental', 'enabled', 'transformers'],
   router: [
-    'bindingTimeoutMs',
     'svc',
     'httpAccessLog',
     'httpAccessLogRollPolicy',
@@ -225,6 +224,8 @@ const router = z.strictObject({
   maxHops: z.number().int().min(1).optional(),
   // hostmesh addition: most nodes one delegation tree may have (binding and explanations alike).
   bindingBudget: z.number().int().min(100).max(1_000_000).optional(),
+  // Linkerd 1: how long a request waits for its name to bind (a namer's first answer).
+  bindingTimeoutMs: z.number().int().min(1).max(3_600_000).optional(),
   // hostmesh addition: peer routers that announced a drain, skipped by the balancer (router/draining-peers.ts).
   drainingPeers: z
     .strictObject({ ttlMs: z.number().int().min(100).max(3_600_000).optional(), max: z.number().int().min(1).max(1_000_000).optional() })
@@ -293,10 +294,7 @@ export const rawConfigSchema = z.strictObject({
   // hostmesh addition: workload identity (l5d-client-id) across the per-node hop.
   identity: z
     .strictObject({
-      trustDomain: z
-        .string()
-        .regex(DNS_SUBDOMAIN_NAME, 'a DNS name like cluster.local')
-        .optional(),
+      trustDomain: z.string().regex(DNS_SUBDOMAIN_NAME, 'a DNS name like cluster.local').optional(),
       /** Watch the cluster's pods (needs pods list/watch); default on with an io.l5d.k8s namer. */
       podWatch: z.boolean().optional(),
       claimWaitMs: z.number().int().min(0).max(60_000).optional(),

@@ -212,6 +212,8 @@ export interface RouterConfig {
   maxHops: number; // Via hops before a loop error, default 64
   /** Most nodes of one delegation tree (default 10,000, namer/interpreter DEFAULT_BINDING_BUDGET). */
   bindingBudget?: number;
+  /** Linkerd 1's bindingTimeoutMs: a request waits this long for a pending binding, then 503 TIMEOUT (default 10 s). */
+  bindingTimeoutMs?: number;
   bindingCache?: BindingCacheConfig;
   /** Peers that announced a drain (defaults in router/draining-peers.ts: ttlMs 30000, max 10000). */
   drainingPeers?: { ttlMs?: number; max?: number };

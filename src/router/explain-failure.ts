@@ -6,7 +6,7 @@ import { parsePath } from '../dtab/parse.js';
 import { HostmeshError, type ErrorCode } from '../errors.js';
 import { renderDelegateText } from '../namer/delegate-tree.js';
 import type { NameInterpreter } from '../namer/interpreter.js';
-import type { RequestContext } from './router.js';
+import type { RequestContext } from './context.js';
 
 const EXPLAINED: ReadonlySet<ErrorCode> = new Set(['NO_ROUTE', 'NO_ENDPOINTS', 'BINDING_FAILED']);
 

@@ -36,11 +36,6 @@ import { type BindingCacheLimits, DEFAULT_BINDING_CACHE, LogicalStage } from './
 import { decrementMaxForwards, traceEcho, traceHere } from './trace.js';
 import type { EndpointTransform } from './transformers.js';
 
-export type { BindingCacheLimits } from './stages/logical.js';
-export { DEFAULT_BINDING_CACHE } from './stages/logical.js';
-export type { Caller, Direction, RequestContext } from './context.js';
-export type { TimeoutKind } from './stages/forward.js';
-
 export interface RouterOptions {
   readonly label: string;
   /** The router's own dtab; a Var so a reloaded dtabFile applies to new requests. */
@@ -59,6 +54,8 @@ export interface RouterOptions {
   readonly onOverride?: () => void;
   /** Most nodes of one delegation tree (the interpreter's default when unset). */
   readonly bindingBudget?: number;
+  /** Linkerd 1's bindingTimeoutMs: the wait for a pending binding (default 10 s). */
+  readonly bindingTimeoutMs?: number;
   /** A request's binding was over the budget, through an override or the router's own dtab (metrics). */
   readonly onBudgetExceeded?: (source: 'override' | 'dtab') => void;
   /** A request was shed by an endpoint's admission control (metrics). */
@@ -143,6 +140,7 @@ export class Router {
       limits,
       now,
       budget: options.bindingBudget,
+      waitMs: options.bindingTimeoutMs,
       onBudgetExceeded: options.onBudgetExceeded,
       onEvicted: options.onBindingEvicted,
     });

@@ -21,7 +21,8 @@ import { RouterParams } from '../router/static-params.js';
 import { classifierOf, requeueBudgetOf, retryPolicyOf } from '../router/per-name.js';
 import type { Classifier } from '../router/classifier.js';
 import type { BudgetConfig, RetryPolicy } from '../router/retries.js';
-import { DEFAULT_BINDING_CACHE, Router, type BindingCacheLimits } from '../router/router.js';
+import { Router } from '../router/router.js';
+import { DEFAULT_BINDING_CACHE, type BindingCacheLimits } from '../router/stages/logical.js';
 import { serverDirection } from '../router/context.js';
 import { accrualConfig } from '../router/failure-accrual.js';
 import { daemonSet, hostFilter, localNode, portTransform, replaceTransform, type EndpointTransform } from '../router/transformers.js';
@@ -450,6 +451,7 @@ export async function startHostmesh(config: HostmeshConfig, deps: HostmeshDeps):
         maxHops: r.maxHops,
         onOverride: () => rm.dtabOverride(),
         ...(r.bindingBudget !== undefined ? { bindingBudget: r.bindingBudget } : {}),
+        ...(r.bindingTimeoutMs !== undefined ? { bindingTimeoutMs: r.bindingTimeoutMs } : {}),
         onBudgetExceeded: (source) => metrics.bindingBudgetExceeded.labels(r.label, source).inc(),
         onShed: (reason) => rm.shed(reason),
         onTimeout: (kind, service) => rm.timeout(kind, service),

@@ -10,7 +10,7 @@ import { parsePolicy } from '../../src/authz/policy.js';
 import { HostmeshError } from '../../src/errors.js';
 import { AuthzCallers, MAX_AUTHZ_DESTINATIONS, MAX_CALLERS_PER_DESTINATION } from '../../src/metrics/authz-callers.js';
 import { AUDIT_LOG_PER_MINUTE, authorizer } from '../../src/router/authorize.js';
-import type { RequestContext } from '../../src/router/router.js';
+import type { RequestContext } from '../../src/router/context.js';
 
 const POLICY = parsePolicy(
   `namespaces:

@@ -7,7 +7,7 @@ import t from 'tap';
 import { ERRORS, HostmeshError, type ErrorCode } from '../../src/errors.js';
 import { silentLogger } from '../../src/log.js';
 import { parserError, rescue, rescueRaw } from '../../src/server/rescue.js';
-import type { RequestContext } from '../../src/router/router.js';
+import type { RequestContext } from '../../src/router/context.js';
 import { request } from '../helpers/http.js';
 
 const HOST = '127.0.0.1';

@@ -28,7 +28,7 @@ export interface BindingCacheLimits {
 
 export const DEFAULT_BINDING_CACHE: BindingCacheLimits = { paths: 1000, overrides: 100, idleTtlMs: 600_000 };
 
-/** How long a request waits for a binding still pending (a namer's first answer) before a 503. */
+/** How long a request waits for a binding still pending (a namer's first answer) before a 503 (Linkerd 1's bindingTimeoutMs default). */
 const BINDING_WAIT_MS = 10_000;
 
 export interface LogicalOptions {
@@ -39,6 +39,8 @@ export interface LogicalOptions {
   readonly now: () => number;
   /** Most nodes of one delegation tree (the interpreter's default when unset). */
   readonly budget?: number | undefined;
+  /** The wait for a pending binding (bindingTimeoutMs); default BINDING_WAIT_MS. */
+  readonly waitMs?: number | undefined;
   readonly onBudgetExceeded?: ((source: 'override' | 'dtab') => void) | undefined;
   readonly onEvicted?: ((reason: 'idle' | 'capacity') => void) | undefined;
 }
@@ -104,10 +106,11 @@ export class LogicalStage {
     if (state.kind === 'pending') {
       // This request's own reference: the cache may evict the entry while the request waits.
       const held = this.#o.interpreter.bind(dtab, path, { budget: this.#o.budget });
+      const waitMs = this.#o.waitMs ?? BINDING_WAIT_MS;
       try {
-        state = (await settled(held.state, BINDING_WAIT_MS)) ?? {
+        state = (await settled(held.state, waitMs)) ?? {
           kind: 'failed',
-          error: new HostmeshError('TIMEOUT', `binding ${path.show()} did not resolve within ${BINDING_WAIT_MS} ms`),
+          error: new HostmeshError('TIMEOUT', `binding ${path.show()} did not resolve within ${waitMs} ms (bindingTimeoutMs)`),
         };
       } finally {
         held.close();

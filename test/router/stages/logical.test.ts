@@ -230,3 +230,24 @@ t.test('property: the stage binds exactly what the interpreter binds through bas
   t.pass('300 random (base, l5d-ctx-dtab, l5d-dtab, name) cases agree, cached and fresh');
   t.ok(seen.inet > 30 && seen.overridden > 30, `the cases are not vacuous: ${seen.inet} bind an address, ${seen.overridden} differ from the base alone`);
 });
+
+t.test('a name still pending after bindingTimeoutMs is a 503 TIMEOUT naming the wait, and it is not cached', async (t) => {
+  // A namer that never answers: its lookups stay pending.
+  const silent: Namer = { kind: 'silent', prefix: Path.of('silent'), lookup: () => new Var<Lookup>({ kind: 'pending' }) };
+  const stage = new LogicalStage({
+    dtab: new Var(Dtab.read('/svc=>/#/silent')),
+    interpreter: new NameInterpreter({ namers: [silent] }),
+    limits: DEFAULT_BINDING_CACHE,
+    now: () => 0,
+    waitMs: 50,
+  });
+  t.teardown(() => stage.close());
+  const started = performance.now();
+  const err = await stage.bind({}, parsePath('/svc/x'), {}).catch((e: unknown) => e);
+  t.type(err, HostmeshError);
+  t.equal((err as HostmeshError).code, 'TIMEOUT');
+  t.equal((err as HostmeshError).status, 503);
+  t.match((err as HostmeshError).message, /did not resolve within 50 ms \(bindingTimeoutMs\)/);
+  t.ok(performance.now() - started < 5000, 'answered after the configured wait, not the 10 s default');
+  t.equal(stage.size, 0, 'the pending binding is not kept for the next request');
+});
