@@ -105,25 +105,22 @@ t.test('issue --secret: a valid Kubernetes Secret with tls.crt, tls.key and ca.c
 });
 
 t.test('usage errors exit 2', async (t) => {
-  t.equal((await runCli(['certs', 'issue', '--ca-dir', ca])).code, 2, 'neither --out nor --secret');
-  t.equal((await runCli(['certs', 'issue', '--ca-dir', join(dir, 'nope'), '--secret'])).code, 2, 'no CA there');
-  const badIp = await runCli(['certs', 'issue', '--ca-dir', ca, '--secret', '--ip', 'node-a']);
+  // Independent CLI runs, started together (each child costs its start-up time).
+  const [neither, noCa, badIp, badDays] = await Promise.all([
+    runCli(['certs', 'issue', '--ca-dir', ca]),
+    runCli(['certs', 'issue', '--ca-dir', join(dir, 'nope'), '--secret']),
+    runCli(['certs', 'issue', '--ca-dir', ca, '--secret', '--ip', 'node-a']),
+    runCli(['certs', 'init', '--out', join(dir, 'x'), '--days', '-3']),
+  ]);
+  t.equal(neither.code, 2, 'neither --out nor --secret');
+  t.equal(noCa.code, 2, 'no CA there');
   t.equal(badIp.code, 2);
   t.match(badIp.stderr, /not an IP address/);
-  t.equal((await runCli(['certs', 'init', '--out', join(dir, 'x'), '--days', '-3'])).code, 2);
+  t.equal(badDays.code, 2);
 });
 
 t.test('inspect: ok, expiring, expired, wrong CA, wrong key, wrong name, missing file', async (t) => {
   const crt = join(dir, 'node-a', 'tls.crt');
-  const ok = await runCli(['certs', 'inspect', crt, '--ca', join(ca, 'ca.crt'), '--key', join(dir, 'node-a', 'tls.key'), '--name', 'hostmesh']);
-  t.equal(ok.code, 0, ok.stderr);
-  t.match(ok.stdout, /sans: +DNS:hostmesh, DNS:node-a, IP:10\.0\.0\.5, URI:spiffe:\/\/hostmesh\/node\/node-a/);
-  t.match(ok.stdout, /chain: +signed by/);
-
-  const expiring = await runCli(['certs', 'inspect', crt, '--warn-days', '60']);
-  t.equal(expiring.code, 1);
-  t.match(expiring.stderr, /expires in 4\d days \(warning at 60\)/);
-
   const caPem = { certPem: await readFile(join(ca, 'ca.crt'), 'utf8'), keyPem: await readFile(join(ca, 'ca.key'), 'utf8'), commonName: 'hostmesh CA' };
   const old = issueCertificate(caPem, {
     commonName: 'hostmesh',
@@ -132,26 +129,38 @@ t.test('inspect: ok, expiring, expired, wrong CA, wrong key, wrong name, missing
     notAfter: new Date('2025-01-01T00:00:00Z'),
   });
   await writeFile(join(dir, 'old.crt'), old.certPem);
-  const expired = await runCli(['certs', 'inspect', join(dir, 'old.crt')]);
+  const foreign = issueCertificate(createCa({ commonName: 'other CA' }), { commonName: 'hostmesh' });
+  await writeFile(join(dir, 'foreign.crt'), foreign.certPem);
+  // Independent CLI runs, started together (each child costs its start-up time).
+  const [ok, expiring, expired, wrongCa, wrongKey, wrongName, missing] = await Promise.all([
+    runCli(['certs', 'inspect', crt, '--ca', join(ca, 'ca.crt'), '--key', join(dir, 'node-a', 'tls.key'), '--name', 'hostmesh']),
+    runCli(['certs', 'inspect', crt, '--warn-days', '60']),
+    runCli(['certs', 'inspect', join(dir, 'old.crt')]),
+    runCli(['certs', 'inspect', join(dir, 'foreign.crt'), '--ca', join(ca, 'ca.crt')]),
+    runCli(['certs', 'inspect', crt, '--key', join(dir, 'node-b', 'tls.key')]),
+    runCli(['certs', 'inspect', crt, '--name', 'node-b']),
+    runCli(['certs', 'inspect', join(dir, 'nope.crt')]),
+  ]);
+  t.equal(ok.code, 0, ok.stderr);
+  t.match(ok.stdout, /sans: +DNS:hostmesh, DNS:node-a, IP:10\.0\.0\.5, URI:spiffe:\/\/hostmesh\/node\/node-a/);
+  t.match(ok.stdout, /chain: +signed by/);
+
+  t.equal(expiring.code, 1);
+  t.match(expiring.stderr, /expires in 4\d days \(warning at 60\)/);
+
   t.equal(expired.code, 1);
   t.match(expired.stderr, /certificate expired on 2025-01-01/);
   t.match(expired.stdout, /expiry: +expired \d+ days ago/);
 
-  const foreign = issueCertificate(createCa({ commonName: 'other CA' }), { commonName: 'hostmesh' });
-  await writeFile(join(dir, 'foreign.crt'), foreign.certPem);
-  const wrongCa = await runCli(['certs', 'inspect', join(dir, 'foreign.crt'), '--ca', join(ca, 'ca.crt')]);
   t.equal(wrongCa.code, 1);
   t.match(wrongCa.stderr, /not signed by the CA/);
 
-  const wrongKey = await runCli(['certs', 'inspect', crt, '--key', join(dir, 'node-b', 'tls.key')]);
   t.equal(wrongKey.code, 1);
   t.match(wrongKey.stderr, /does not belong to this certificate/);
 
-  const wrongName = await runCli(['certs', 'inspect', crt, '--name', 'node-b']);
   t.equal(wrongName.code, 1);
   t.match(wrongName.stderr, /not valid for node-b/);
 
-  const missing = await runCli(['certs', 'inspect', join(dir, 'nope.crt')]);
   t.equal(missing.code, 2);
   t.match(missing.stderr, /no such file/);
 });
@@ -170,26 +179,22 @@ t.test('run --check refuses an expired certificate and warns about one about to 
   await writeFile(join(dir, 'old.key'), old.keyPem);
   await writeFile(join(dir, 'old-cert.crt'), old.certPem);
   await writeFile(join(dir, 'expired.yaml'), config(join(dir, 'old-cert.crt'), join(dir, 'old.key')));
-  const r = await runCli(['run', '-c', join(dir, 'expired.yaml'), '--check']);
-  t.equal(r.code, 1);
-  t.match(r.stderr, /server :4141 certificate .*old-cert\.crt \(CN=hostmesh\) expired on 2025-01-01/);
-
   // A file that is not PEM, and a key from another certificate: named in the error.
   await writeFile(join(dir, 'garbage.crt'), 'not a certificate\n');
   await writeFile(join(dir, 'garbage.yaml'), config(join(dir, 'garbage.crt'), join(dir, 'old.key')));
-  const garbage = await runCli(['run', '-c', join(dir, 'garbage.yaml'), '--check']);
-  t.equal(garbage.code, 1);
-  t.match(garbage.stderr, /certificate .*garbage\.crt is not PEM/);
   await writeFile(join(dir, 'mismatch.yaml'), config(join(dir, 'node-a', 'tls.crt'), join(dir, 'old.key')));
-  const mismatch = await runCli(['run', '-c', join(dir, 'mismatch.yaml'), '--check']);
-  t.equal(mismatch.code, 1);
-  t.match(mismatch.stderr, /key .*old\.key does not belong to certificate .*node-a\/tls\.crt/);
-
   const soonCert = issueCertificate(caPem, { commonName: 'hostmesh', days: 10 });
   await writeFile(join(dir, 'soon.crt'), soonCert.certPem);
   await writeFile(join(dir, 'soon.key'), soonCert.keyPem);
   await writeFile(join(dir, 'soon.yaml'), config(join(dir, 'soon.crt'), join(dir, 'soon.key')));
-  const soon = await runCli(['run', '-c', join(dir, 'soon.yaml'), '--check']);
+  const check = (file: string) => runCli(['run', '-c', join(dir, file), '--check']);
+  const [r, garbage, mismatch, soon] = await Promise.all([check('expired.yaml'), check('garbage.yaml'), check('mismatch.yaml'), check('soon.yaml')]);
+  t.equal(r.code, 1);
+  t.match(r.stderr, /server :4141 certificate .*old-cert\.crt \(CN=hostmesh\) expired on 2025-01-01/);
+  t.equal(garbage.code, 1);
+  t.match(garbage.stderr, /certificate .*garbage\.crt is not PEM/);
+  t.equal(mismatch.code, 1);
+  t.match(mismatch.stderr, /key .*old\.key does not belong to certificate .*node-a\/tls\.crt/);
   t.equal(soon.code, 0, soon.stderr);
   t.match(soon.stderr, /warning: .*soon\.crt \(CN=hostmesh\) expires in 9 days/);
 });

@@ -63,37 +63,37 @@ async function writeConfig(name: string, text: string): Promise<string> {
 const dummy = { out: 1, inc: 2, admin: 3 };
 
 t.test('--check accepts PKCS#8 and PKCS#1 keys', async (t) => {
-  for (const key of ['key.pk8', 'key.pk1']) {
-    const file = await writeConfig(`ok-${key}.yaml`, config(dummy, key));
-    const r = await runCli(['run', '-c', file, '--check']);
-    t.equal(r.code, 0, `${key}: exit 0 (${r.stderr})`);
+  const keys = ['key.pk8', 'key.pk1'];
+  const files = await Promise.all(keys.map((key) => writeConfig(`ok-${key}.yaml`, config(dummy, key))));
+  const results = await Promise.all(files.map((file) => runCli(['run', '-c', file, '--check'])));
+  results.forEach((r, i) => {
+    t.equal(r.code, 0, `${keys[i]}: exit 0 (${r.stderr})`);
     t.match(r.stdout, /ok \(2 router\(s\): outgoing, incoming\)/);
-  }
+  });
 });
 
 t.test('--check refuses bad certificate files and bad config, naming the problem', async (t) => {
   const mismatch = await writeConfig('mismatch.yaml', config(dummy, 'other-key.pem'));
-  let r = await runCli(['run', '-c', mismatch, '--check']);
-  t.equal(r.code, 1, 'a key that does not match its certificate');
-  t.match(r.stderr, /router outgoing client tls|router incoming server/);
-
   const garbage = await writeConfig('garbage.yaml', config(dummy, 'key.pk8', 'garbage.pem'));
-  r = await runCli(['run', '-c', garbage, '--check']);
-  t.equal(r.code, 1, 'a certificate file that is not PEM');
-
   const missing = await writeConfig('missing.yaml', config(dummy, 'nope.key'));
-  r = await runCli(['run', '-c', missing, '--check']);
-  t.equal(r.code, 1, 'a missing key file');
-  t.match(r.stderr, /nope\.key/);
-
   const unknown = await writeConfig('unknown.yaml', config(dummy) + 'colour: blue\n');
-  r = await runCli(['run', '-c', unknown, '--check']);
-  t.equal(r.code, 1);
-  t.match(r.stderr, /unknown\.yaml:\d+:1: colour: unknown key/);
-
-  r = await runCli(['run', '-c', unknown, '--check', '--set', 'routers.0.servers.0.port=banana']);
-  t.equal(r.code, 1);
-  t.match(r.stderr, /routers\[0\]\.servers\[0\]\.port/);
+  // Independent CLI runs, started together (each child costs its start-up time).
+  const [rMismatch, rGarbage, rMissing, rUnknown, rBanana] = await Promise.all([
+    runCli(['run', '-c', mismatch, '--check']),
+    runCli(['run', '-c', garbage, '--check']),
+    runCli(['run', '-c', missing, '--check']),
+    runCli(['run', '-c', unknown, '--check']),
+    runCli(['run', '-c', unknown, '--check', '--set', 'routers.0.servers.0.port=banana']),
+  ]);
+  t.equal(rMismatch.code, 1, 'a key that does not match its certificate');
+  t.match(rMismatch.stderr, /router outgoing client tls|router incoming server/);
+  t.equal(rGarbage.code, 1, 'a certificate file that is not PEM');
+  t.equal(rMissing.code, 1, 'a missing key file');
+  t.match(rMissing.stderr, /nope\.key/);
+  t.equal(rUnknown.code, 1);
+  t.match(rUnknown.stderr, /unknown\.yaml:\d+:1: colour: unknown key/);
+  t.equal(rBanana.code, 1);
+  t.match(rBanana.stderr, /routers\[0\]\.servers\[0\]\.port/);
 });
 
 t.test('--set fixes a config for a check outside the cluster', async (t) => {
