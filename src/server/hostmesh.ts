@@ -32,7 +32,7 @@ import { Listener } from './listener.js';
 import { DtabWatcher } from './dtab-watcher.js';
 import { buildIdentifiers } from '../router/identifiers.js';
 import { clientTlsFiles, clientTlsOptions, serverTlsFiles, serverTlsOptions } from '../tls/tls-files.js';
-import { FileSetWatcher } from '../fs/file-watcher.js';
+import { watchTls } from '../tls/reload.js';
 import { loadPolicyFile, PolicyWatcher } from '../authz/policy-watcher.js';
 import { Policy } from '../authz/policy.js';
 import { authorizer } from '../router/authorize.js';
@@ -277,35 +277,6 @@ function boundEndpoints(interpreter: NameInterpreter, path: Path, closers: (() =
     walk(s.tree);
     return out;
   };
-}
-
-/**
- * Reloads rotated certificate files (cert-manager, a re-applied Secret) without a restart: a valid
- * new set applies to new handshakes; a broken or half-written one is logged and counted, and the
- * certificates in force stay.
- */
-function watchTls(files: string[], apply: () => void, what: string, metrics: Metrics, logger: Logger, pollMs?: number): () => void {
-  const watcher = new FileSetWatcher(
-    files,
-    () => {
-      try {
-        apply();
-        metrics.tlsReloads.labels('ok').inc();
-        logger.info({ tls: what }, 'certificates reloaded');
-      } catch (err) {
-        metrics.tlsReloads.labels('rejected').inc();
-        logger.error({ tls: what, error: (err as Error).message }, 'certificate reload rejected; the previous certificates stay in force');
-      }
-    },
-    pollMs,
-    undefined,
-    // A certificate or key swapped for a FIFO, a device or a file over 1 MiB: not read, said once.
-    (message) => {
-      metrics.tlsReloads.labels('rejected').inc();
-      logger.error({ tls: what, error: message }, 'certificate reload rejected; the previous certificates stay in force');
-    },
-  );
-  return () => watcher.close();
 }
 
 function sendJson(res: import('node:http').ServerResponse, value: unknown): void {
