@@ -79,12 +79,19 @@ export class DrainingPeers {
   }
 
   /**
-   * The items the balancer may choose: those not draining, or all of them when every one is (a
-   * draining router still serves until it closes, and its hard drain answers are requeued).
+   * The items the balancer may choose: those not draining. When every one is, the one that
+   * announced first: in a rolling restart it is the likeliest to be back (the rollout moves on to
+   * the next node once the previous one is ready), while the latest is about to close. A draining
+   * router still serves until it closes, and its hard drain answers are requeued.
    */
   skipDraining<T>(items: readonly T[], key: (item: T) => string): readonly T[] {
     if (this.#until.size === 0) return items; // the common path: nothing to check, no copy
-    return skipDead(items, (item) => !this.draining(key(item)));
+    const live = skipDead(items, (item) => !this.draining(key(item)));
+    if (live !== items || items.length === 0 || !this.draining(key(items[0] as T))) return live;
+    // skipDead gave every item back: each one is draining (the first checked above).
+    let first = Number.POSITIVE_INFINITY;
+    for (const item of items) first = Math.min(first, this.#until.get(key(item)) ?? Number.POSITIVE_INFINITY);
+    return items.filter((item) => this.#until.get(key(item)) === first);
   }
 }
 

@@ -32,8 +32,8 @@ t.test('an unmarked answer from the peer clears its mark at once', async (t) => 
   t.equal(p.size, 0);
 });
 
-t.test('the balancer filter skips draining peers while another is alive, and picks among all when none is', async (t) => {
-  const now = 0;
+t.test('the balancer filter skips draining peers while another is alive, and picks the first to announce when all are', async (t) => {
+  let now = 0;
   const p = new DrainingPeers({ now: () => now });
   const endpoints = ['b', 'c', 'd'];
   const same = p.skipDraining(endpoints, (e) => e);
@@ -43,12 +43,19 @@ t.test('the balancer filter skips draining peers while another is alive, and pic
     p.skipDraining(endpoints, (e) => e),
     ['c', 'd'],
   );
+  now = 1000;
   p.mark('c');
   p.mark('d');
   t.same(
     p.skipDraining(endpoints, (e) => e),
-    ['b', 'c', 'd'],
-    'every endpoint draining: all stay choosable (none is a 503)',
+    ['b'],
+    'every endpoint draining: the one that announced first (in a rolling restart, the one back by now), never none',
+  );
+  now = 2000;
+  p.mark('b'); // b announces again: c and d are now the oldest marks
+  t.same(
+    p.skipDraining(endpoints, (e) => e),
+    ['c', 'd'],
   );
 });
 
