@@ -119,6 +119,7 @@ export const PER_PREFIX_ENFORCED: Readonly<Record<'service' | 'client', readonly
     'maxWaitMs',
     'maxInFlightPerSource',
     'maxInFlightPerService',
+    'connectTimeoutMs',
     'headersTimeoutMs',
     'bodyIdleTimeoutMs',
     'requestBodyIdleTimeoutMs',

@@ -362,6 +362,7 @@ function clientLimits(c: RawClientKeys | undefined): Partial<ClientConfig> {
     'maxWaitMs',
     'maxInFlightPerSource',
     'maxInFlightPerService',
+    'connectTimeoutMs',
     'headersTimeoutMs',
     'bodyIdleTimeoutMs',
     'requestBodyIdleTimeoutMs',

@@ -44,7 +44,7 @@ export const UNENFORCED: Readonly<Record<string, readonly string[]>> = {
   interpreter: ['kind', 'experimental', 'namerd', 'dst', 'root', 'dtab', 'retry'],
   server: ['maxConcurrentRequests', 'announce', 'timeoutMs', 'alpnProtocols', 'socketOptions', 'addForwardedHeader'],
   serverTls: [],
-  client: ['retries', 'clientSession', 'connectTimeoutMs', 'socketOptions', 'forwardClientCert'],
+  client: ['retries', 'clientSession', 'socketOptions', 'forwardClientCert'],
   clientTls: [],
   // Linkerd 1's router-level service block: every key is enforced (kind and configs in kinds.ts scopeKinds).
   service: [],
@@ -193,6 +193,8 @@ const clientShape = {
   maxWaitMs: z.number().int().min(1).optional(),
   maxInFlightPerSource: z.number().int().min(1).optional(),
   maxInFlightPerService: z.number().int().min(1).optional(),
+  // Linkerd 1: the TCP connect and TLS handshake to an endpoint (undici's default 10 s).
+  connectTimeoutMs: z.number().int().min(1).max(600_000).optional(),
   headersTimeoutMs: z.number().int().min(100).optional(),
   bodyIdleTimeoutMs: z.number().int().min(100).optional(),
   requestBodyIdleTimeoutMs: z.number().int().min(100).optional(),

@@ -131,6 +131,7 @@ export interface ClientConfig {
   maxWaitMs?: number; // a waiter is shed after this (default 5000)
   maxInFlightPerSource?: number; // per source address and endpoint (default half of maxSize)
   maxInFlightPerService?: number; // per logical name and endpoint (default 3/4 of maxSize)
+  connectTimeoutMs?: number; // Linkerd 1: TCP connect and TLS handshake to an endpoint (default 10000)
   headersTimeoutMs?: number; // upstream response headers after the request is sent (default 30000)
   bodyIdleTimeoutMs?: number; // upstream response body without progress (default 60000)
   requestBodyIdleTimeoutMs?: number; // request body without progress: 408 (default 60000)

@@ -45,6 +45,8 @@ export interface ClientLimits extends AdmissionLimits {
   /** An idle keep-alive connection is closed after this (Linkerd 1 hostConnectionPool.idleTimeMs). */
   readonly idleTimeMs: number;
   /** Response headers must arrive within this once the request is sent. */
+  /** The TCP connect and TLS handshake to an endpoint (Linkerd 1 client.connectTimeoutMs; undici's default). */
+  readonly connectTimeoutMs: number;
   readonly headersTimeoutMs: number;
   /** A response body with no progress for this long is cut. */
   readonly bodyIdleTimeoutMs: number;
@@ -71,6 +73,7 @@ export function clientLimits(c: Partial<ClientConfig> = {}): ClientLimits {
     maxPerSource: Math.min(maxInFlight, c.maxInFlightPerSource ?? Math.max(1, Math.floor(maxInFlight / 2))),
     maxPerService: Math.min(maxInFlight, c.maxInFlightPerService ?? Math.max(1, Math.floor((maxInFlight * 3) / 4))),
     idleTimeMs: c.hostConnectionPool?.idleTimeMs ?? 30_000,
+    connectTimeoutMs: c.connectTimeoutMs ?? 10_000,
     headersTimeoutMs: c.headersTimeoutMs ?? 30_000,
     bodyIdleTimeoutMs: c.bodyIdleTimeoutMs ?? 60_000,
     requestBodyIdleTimeoutMs: c.requestBodyIdleTimeoutMs ?? 60_000,
@@ -189,7 +192,7 @@ export class EndpointPools {
         headersTimeout: l.headersTimeoutMs,
         bodyTimeout: l.bodyIdleTimeoutMs,
         ...(l.minSize > 0 ? { factory: floorFactory(l.minSize, floor) } : {}),
-        ...(this.#tls ? { connect: { ...this.#tls, secureContext: this.#secureContext() } } : {}),
+        connect: this.#tls ? { ...this.#tls, secureContext: this.#secureContext(), timeout: l.connectTimeoutMs } : { timeout: l.connectTimeoutMs },
       });
       // undici drops a Client that failed to connect: its place in the floor is free again.
       if (l.minSize > 0) pool.on('connectionError', (_origin, targets) => targets.forEach((c) => floor.delete(c)));

@@ -26,4 +26,6 @@ export interface RoutePlan {
   readonly tls: boolean;
   /** The client's TLS options when `tls` (the router's, or an io.l5d.static prefix's): what an Upgrade connects with. */
   readonly tlsOptions: ConnectionOptions | undefined;
+  /** The client's connect bound (client.connectTimeoutMs): what an Upgrade's own connect waits at most. */
+  readonly connectTimeoutMs: number;
 }

@@ -275,6 +275,7 @@ export class Router {
       deadline: id.deadline,
       tls: pools.tls,
       tlsOptions: pools.tls ? pools.tlsOptions : undefined,
+      connectTimeoutMs: pools.limits.connectTimeoutMs,
     };
   }
 

@@ -106,7 +106,7 @@ export class Tunnels {
       for (;;) {
         attempts.begin(endpoint, onExpired);
         try {
-          upstream = await this.#connectTo(plan, endpoint);
+          upstream = await this.#connectTo(plan, endpoint, socket);
           break;
         } catch (err) {
           if (expired !== undefined || socket.destroyed) return;
@@ -142,8 +142,13 @@ export class Tunnels {
     }
   }
 
-  /** A connection to an endpoint: TLS with the client's options (a peer router, a per-prefix TLS client), else TCP. */
-  #connectTo(plan: RoutePlan, endpoint: Endpoint): Promise<Duplex> {
+  /**
+   * A connection to an endpoint: TLS with the client's options (a peer router, a per-prefix TLS
+   * client), else TCP. Bounded like the request path's connections: client.connectTimeoutMs, then
+   * UND_ERR_CONNECT_TIMEOUT, requeued like a refusal. Given up at once when the client's socket
+   * closes (its tunnel deadline, an error), so a blackholed endpoint holds no socket past either.
+   */
+  #connectTo(plan: RoutePlan, endpoint: Endpoint, client: Duplex): Promise<Duplex> {
     const tlsOptions = plan.tlsOptions;
     return new Promise((resolve, reject) => {
       const s =
@@ -151,18 +156,31 @@ export class Tunnels {
           ? net.connect({ host: endpoint.host, port: endpoint.port })
           : tls.connect({ ...tlsOptions, host: endpoint.host, port: endpoint.port });
       const ready = tlsOptions === undefined ? 'connect' : 'secureConnect';
-      const onError = (err: Error): void => {
+      const settle = (): void => {
+        clearTimeout(timer);
+        client.off('close', onClientGone);
         s.off(ready, onReady);
+        s.off('error', onError);
+      };
+      const onError = (err: Error): void => {
+        settle();
         s.destroy();
         reject(err);
       };
       const onReady = (): void => {
-        s.off('error', onError);
+        settle();
         s.on('error', () => s.destroy()); // later errors end the tunnel (http-proxy's own handlers report them)
         resolve(s);
       };
+      const onClientGone = (): void => onError(Object.assign(new Error('the client went away while connecting'), { code: 'UND_ERR_ABORTED' }));
+      const timer = setTimeout(
+        () => onError(Object.assign(new Error(`timed out connecting to ${endpointKey(endpoint)}`), { code: 'UND_ERR_CONNECT_TIMEOUT' })),
+        plan.connectTimeoutMs,
+      );
+      timer.unref();
       s.once('error', onError);
       s.once(ready, onReady);
+      client.once('close', onClientGone);
     });
   }
 

@@ -33,6 +33,7 @@ t.test('hostConnectionPool and the hostmesh keys load, minSize with no warning',
     maxWaitMs: 250
     maxInFlightPerSource: 3
     maxInFlightPerService: 12
+    connectTimeoutMs: 700
     headersTimeoutMs: 1000
     bodyIdleTimeoutMs: 2000
     requestBodyIdleTimeoutMs: 3000`),
@@ -50,6 +51,7 @@ t.test('hostConnectionPool and the hostmesh keys load, minSize with no warning',
     maxPerSource: 3,
     maxPerService: 12,
     idleTimeMs: 5000,
+    connectTimeoutMs: 700,
     headersTimeoutMs: 1000,
     bodyIdleTimeoutMs: 2000,
     requestBodyIdleTimeoutMs: 3000,
@@ -66,6 +68,7 @@ t.test('defaults: 64 connections, a source half, a service three quarters, 1,024
     maxPerSource: 32,
     maxPerService: 48,
     idleTimeMs: 30_000,
+    connectTimeoutMs: 10_000,
     headersTimeoutMs: 30_000,
     bodyIdleTimeoutMs: 60_000,
     requestBodyIdleTimeoutMs: 60_000,

@@ -11,6 +11,7 @@ import t from 'tap';
 import WebSocket, { WebSocketServer } from 'ws';
 import type { HostmeshConfig } from '../../src/config/types.js';
 import { silentLogger } from '../../src/log.js';
+import { createCa } from '../../src/tls/generate.js';
 import { startHostmesh, type Hostmesh } from '../../src/server/hostmesh.js';
 import { listen } from '../helpers/mesh.js';
 import { freePorts } from '../helpers/ports.js';
@@ -24,6 +25,10 @@ let echo: http.Server;
 /** Upgrades that reach the app that never answers them (its sockets, to count and close). */
 const stuck: net.Socket[] = [];
 let silent: net.Server;
+/** A TCP server that never answers a TLS handshake, and how many of its connections closed. */
+let mute: net.Server;
+const muteSockets: net.Socket[] = [];
+let muteClosed = 0;
 let ports: { router: number; admin: number; dead: number };
 
 t.before(async () => {
@@ -38,6 +43,15 @@ t.before(async () => {
     s.resume(); // read (and drop) the request, so the router's close is seen
   });
   await new Promise<void>((resolve) => silent.listen(0, HOST, resolve));
+  mute = net.createServer((s) => {
+    muteSockets.push(s);
+    s.on('error', () => undefined);
+    s.on('close', () => muteClosed++);
+    s.resume();
+  });
+  await new Promise<void>((resolve) => mute.listen(0, HOST, resolve));
+  const mutePort = (mute.address() as net.AddressInfo).port;
+  await writeFile(join(dir, 'ca.pem'), createCa({ commonName: 'upgrade test CA', days: 1 }).certPem);
   const [router, admin, dead] = (await freePorts(HOST, 3)) as [number, number, number];
   ports = { router, admin, dead };
   const echoPort = (echo.address() as net.AddressInfo).port;
@@ -49,9 +63,14 @@ t.before(async () => {
     admin: { ip: HOST, port: admin, allowRemoteShutdown: false },
     namers: [{ kind: 'io.l5d.fs', prefix: '/io.l5d.fs', rootDir: dir }],
     routers: [
-      testRouter('out', HOST, router, '/svc => /#/io.l5d.fs;', {
-        // Round robin sends every other upgrade to the dead endpoint first.
-        client: { loadBalancer: { kind: 'roundRobin' }, failureAccrual: { kind: 'none' } },
+      testRouter('out', HOST, router, `/svc => /#/io.l5d.fs; /svc/tls-mute => /$/inet/${HOST}/${mutePort};`, {
+        // Round robin sends every other upgrade to the dead endpoint first. The mute server is a
+        // TLS client by prefix: its handshake never finishes.
+        client: {
+          loadBalancer: { kind: 'roundRobin' },
+          failureAccrual: { kind: 'none' },
+          configs: [{ prefix: `/$/inet/${HOST}/${mutePort}`, tls: { commonName: 'mute.test', trustCerts: [join(dir, 'ca.pem')] }, connectTimeoutMs: 300 }],
+        },
       }),
     ],
     shutdownGraceMs: 100,
@@ -62,6 +81,8 @@ t.before(async () => {
 
 t.teardown(async () => {
   for (const s of stuck) s.destroy();
+  for (const s of muteSockets) s.destroy();
+  mute.close();
   await hm.close(100);
   echo.close();
   silent.close();
@@ -75,10 +96,22 @@ function open(host: string, headers: Record<string, string> = {}): Promise<{ ws?
     const ws = new WebSocket(`ws://${HOST}:${ports.router}/`, { headers: { host, ...headers } });
     ws.once('open', () => resolve({ ws, ms: performance.now() - started }));
     ws.once('unexpected-response', (_req, res) => {
-      resolve({ status: res.statusCode ?? 0, err: String(res.headers['l5d-err'] ?? ''), ms: performance.now() - started });
+      resolve({ status: res.statusCode ?? 0, err: decodeURIComponent(String(res.headers['l5d-err'] ?? '')), ms: performance.now() - started });
       res.resume();
     });
     ws.once('error', (err) => resolve({ err: err.message, ms: performance.now() - started }));
+  });
+}
+
+/** A plain GET to `host` through the router: its status and decoded l5d-err. */
+function fetchVia(host: string): Promise<{ status: number; err: string }> {
+  return new Promise((resolve, reject) => {
+    const req = http.request({ host: HOST, port: ports.router, path: '/', headers: { host } }, (res) => {
+      res.resume();
+      resolve({ status: res.statusCode ?? 0, err: decodeURIComponent(String(res.headers['l5d-err'] ?? '')) });
+    });
+    req.on('error', reject);
+    req.end();
   });
 }
 
@@ -129,6 +162,27 @@ t.test('an upgrade whose deadline has already passed is answered at once and nev
   t.equal(r.status, 503);
   t.match(r.err, /deadline/);
   t.equal(stuck.length, n, 'the app saw nothing');
+});
+
+t.test("an upgrade's connect is bounded by client.connectTimeoutMs: a TLS handshake that never ends is a 502, its socket closed", async (t) => {
+  const before = muteClosed;
+  const r = await open('tls-mute');
+  t.equal(r.status, 502);
+  t.match(r.err, /upgrade failed: timed out connecting to 127\.0\.0\.1:\d+/);
+  t.ok(r.ms < 5000, `answered at the prefix's 300 ms connect timeout, not the 10 s default (${Math.round(r.ms)} ms)`);
+  while (muteClosed === before) await new Promise((resolve) => setTimeout(resolve, 10));
+  t.equal(muteClosed, before + 1, 'the half-finished TLS connection was closed');
+});
+
+t.test('a request is bounded by the same client.connectTimeoutMs: 503 TIMEOUT with l5d-err, the socket closed', async (t) => {
+  const before = muteClosed;
+  const started = performance.now();
+  const r = await fetchVia('tls-mute');
+  t.equal(r.status, 503);
+  t.match(r.err, /timed out connecting to 127\.0\.0\.1:\d+/);
+  t.ok(performance.now() - started < 5000, 'at the prefix connect timeout, not the 10 s default');
+  while (muteClosed === before) await new Promise((resolve) => setTimeout(resolve, 10));
+  t.pass('the half-finished TLS connection was closed');
 });
 
 t.test('the router still serves an ordinary upgrade afterwards', async (t) => {

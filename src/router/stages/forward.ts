@@ -239,8 +239,8 @@ export class ForwardStage {
           // A peer router about to drain says so on its answers (the same trust as the requeue
           // mark); any unmarked answer from it ends an earlier mark (it restarted).
           if (plan.tls && o.drainingPeers !== undefined) {
-            if (upstream.headers[DRAINING_HEADER] !== undefined) o.drainingPeers.mark(endpointKey(endpoint));
-            else o.drainingPeers.clear(endpointKey(endpoint));
+            if (upstream.headers[DRAINING_HEADER] !== undefined) o.drainingPeers.mark(lease.entry.key);
+            else if (o.drainingPeers.size > 0) o.drainingPeers.clear(lease.entry.key);
           }
           if (mark !== undefined) {
             lease.record(false); // the node could not serve this client's requests

@@ -137,6 +137,7 @@ async function front(t: { teardown(fn: () => unknown): void }, o: Options): Prom
       deadline: ctx.deadline,
       tls: o.tls === true,
       tlsOptions: undefined,
+      connectTimeoutMs: 10_000,
     };
     stage.forward(req, res, plan, ctx).catch((err: unknown) => rescue(res, err, ctx, silentLogger()));
   });
