@@ -111,12 +111,15 @@ t.test('1,000 idle and slow connections (defaults): sockets held per source are 
   const attackers = await flood(port, 1000, sources(61, 4));
   t.teardown(() => attackers.forEach((a) => a.socket.destroy()));
   const perSource = ADMIN_SOCKET_DEFAULTS.maxConnectionsPerSource;
+  const refused = (): number => counter(mesh, 'hostmesh_connections_refused_total', { router: 'admin', reason: 'source_limit' });
+  // Settled, not sampled once: on a loaded machine some of the 1,000 connects wait for a SYN retry
+  // (the listen backlog was full), and a socket being closed can show in /proc for a moment.
   t.ok(
-    await eventually(() => attackers.filter((a) => a.closed).length === 1000 - 4 * perSource, 2000),
-    `each source is held to ${perSource} (closed: ${attackers.filter((a) => a.closed).length})`,
+    await eventually(() => attackers.filter((a) => a.closed).length === 1000 - 4 * perSource && heldSockets(IP, port) === 4 * perSource, 5000),
+    `each source is held to ${perSource}: ${heldSockets(IP, port)} held, ${attackers.filter((a) => a.closed).length} closed`,
   );
-  t.equal(heldSockets(IP, port), 4 * perSource, 'the admin holds the cap for each source, no more');
-  t.equal(counter(mesh, 'hostmesh_connections_refused_total', { router: 'admin', reason: 'source_limit' }), 1000 - 4 * perSource, 'refusals are counted');
+  t.ok(heldSockets(IP, port) <= 4 * perSource, 'never more than the cap for each source');
+  t.ok(await eventually(() => refused() === 1000 - 4 * perSource, 2000), `refusals are counted (${refused()})`);
   t.equal(await within1s(port, '/admin/ping', '127.0.0.70'), 200, 'ping from another source');
   t.equal(await within1s(port, '/ready', '127.0.0.70'), 200, 'ready from another source');
   t.equal(await within1s(port, '/admin/ping', IP), 200, 'ping from this host');
@@ -127,10 +130,9 @@ t.test('a full admin listener still answers this host (kubelet on a hostNetwork 
   const attackers = await flood(port, 1000, sources(71, 10));
   t.teardown(() => attackers.forEach((a) => a.socket.destroy()));
   t.ok(
-    await eventually(() => attackers.filter((a) => a.closed).length === 950, 2000),
-    `held to the listener cap (closed: ${attackers.filter((a) => a.closed).length})`,
+    await eventually(() => attackers.filter((a) => a.closed).length === 950 && heldSockets(IP, port) === 50, 5000),
+    `held to the listener cap: ${heldSockets(IP, port)} held, ${attackers.filter((a) => a.closed).length} closed`,
   );
-  t.equal(heldSockets(IP, port), 50);
   t.ok(counter(mesh, 'hostmesh_connections_refused_total', { router: 'admin', reason: 'listener_limit' }) > 0, 'listener refusals are counted');
   t.equal(await within1s(port, '/admin/ping', IP), 200, 'ping from this host within 1 s');
   t.equal(await within1s(port, '/ready', IP), 200, 'ready from this host within 1 s');
@@ -145,7 +147,7 @@ t.test('silent, partial and dripping connections are closed at admin.headersTime
   const stalled = await flood(port, 5, ['127.0.0.84'], ['stalled-body']);
   t.ok(await eventually(() => slow.every((a) => a.closed), 2000), 'every slow connection was closed by the admin');
   t.ok(await eventually(() => stalled.every((a) => a.closed), 2500), 'every stalled body was closed by the admin');
-  t.equal(heldSockets(IP, port), 0, 'nothing is held');
+  t.ok(await eventually(() => heldSockets(IP, port) === 0, 2000), `nothing is held (${heldSockets(IP, port)})`);
   t.ok(counter(mesh, 'hostmesh_connection_deadlines_total', { router: 'admin', state: 'headers' }) >= 30, 'headers deadlines are counted');
   t.equal(counter(mesh, 'hostmesh_connection_deadlines_total', { router: 'admin', state: 'idle' }), 5, 'idle deadlines are counted');
   t.equal(await within1s(port, '/admin/ping', '127.0.0.81'), 200);
