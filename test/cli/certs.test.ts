@@ -16,6 +16,13 @@ import { runCli } from '../helpers/cli.js';
 const dir = await mkdtemp(join(tmpdir(), 'hostmesh-certs-'));
 t.teardown(() => rm(dir, { recursive: true, force: true }));
 const ca = join(dir, 'ca');
+type CliResult = Awaited<ReturnType<typeof runCli>>;
+/** The three `issue` runs, started together once the CA exists (each CLI child costs its start-up). */
+let issued: Promise<{ nodeA: CliResult; nodeB: CliResult; secret: CliResult }> | undefined;
+const issuedRuns = (): Promise<{ nodeA: CliResult; nodeB: CliResult; secret: CliResult }> => {
+  if (issued === undefined) throw new Error('the init test runs first');
+  return issued;
+};
 
 t.test('init writes a CA and refuses to overwrite it without --force', async (t) => {
   const r = await runCli(['certs', 'init', '--out', ca]);
@@ -24,6 +31,11 @@ t.test('init writes a CA and refuses to overwrite it without --force', async (t)
   const cert = new X509Certificate(before);
   t.equal(cert.ca, true);
   t.match(cert.subject, /CN=hostmesh CA/);
+  issued = Promise.all([
+    runCli(['certs', 'issue', '--ca-dir', ca, '--out', join(dir, 'node-a'), '--node', 'node-a', '--ip', '10.0.0.5', '--days', '45']),
+    runCli(['certs', 'issue', '--ca-dir', ca, '--out', join(dir, 'node-b'), '--node', 'node-b']),
+    runCli(['certs', 'issue', '--ca-dir', ca, '--secret']),
+  ]).then(([nodeA, nodeB, secret]) => ({ nodeA, nodeB, secret }));
   const again = await runCli(['certs', 'init', '--out', ca]);
   t.equal(again.code, 2);
   t.match(again.stderr, /exists; pass --force/);
@@ -31,7 +43,7 @@ t.test('init writes a CA and refuses to overwrite it without --force', async (t)
 });
 
 t.test('issue: node certificate with SANs and usages, signed by the CA', async (t) => {
-  const r = await runCli(['certs', 'issue', '--ca-dir', ca, '--out', join(dir, 'node-a'), '--node', 'node-a', '--ip', '10.0.0.5', '--days', '45']);
+  const r = (await issuedRuns()).nodeA;
   t.equal(r.code, 0, r.stderr);
   t.equal(r.stdout, '', 'without --secret nothing goes to stdout');
   const leaf = new X509Certificate(await readFile(join(dir, 'node-a', 'tls.crt')));
@@ -47,7 +59,8 @@ t.test('issue: node certificate with SANs and usages, signed by the CA', async (
 });
 
 t.test('two issued certificates complete a mutual TLS handshake verified as `hostmesh`', async (t) => {
-  await runCli(['certs', 'issue', '--ca-dir', ca, '--out', join(dir, 'node-b'), '--node', 'node-b']);
+  const b = (await issuedRuns()).nodeB;
+  t.equal(b.code, 0, b.stderr);
   const read = (p: string) => readFile(join(dir, p));
   const caPem = await read('ca/ca.crt');
   const server = tls.createServer(
@@ -84,7 +97,7 @@ t.test('two issued certificates complete a mutual TLS handshake verified as `hos
 });
 
 t.test('issue --secret: a valid Kubernetes Secret with tls.crt, tls.key and ca.crt', async (t) => {
-  const r = await runCli(['certs', 'issue', '--ca-dir', ca, '--secret']);
+  const r = (await issuedRuns()).secret;
   t.equal(r.code, 0, r.stderr);
   const secret = parse(r.stdout) as {
     apiVersion: string;
