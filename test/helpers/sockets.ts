@@ -21,13 +21,15 @@ function procAddress(ip: string, port: number): string {
  */
 export function heldSockets(ip: string, port: number): number {
   const local = procAddress(ip, port);
-  let n = 0;
+  // By inode: the kernel writes /proc/net/tcp in chunks while other processes open and close
+  // sockets, so one read can list a socket twice; its inode names it once.
+  const inodes = new Set<string>();
   for (const line of readFileSync('/proc/net/tcp', 'utf8').split('\n').slice(1)) {
     const f = line.trim().split(/\s+/);
     if (f[1] !== local || f[3] === '0A') continue; // 0A: LISTEN
-    if (f[9] !== undefined && f[9] !== '0') n++;
+    if (f[9] !== undefined && f[9] !== '0') inodes.add(f[9]);
   }
-  return n;
+  return inodes.size;
 }
 
 /** Polls `check` every 50 ms until it holds or `ceilingMs` passes; returns whether it held. */
