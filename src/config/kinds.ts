@@ -152,7 +152,17 @@ export function scopeKinds<G extends z.core.$ZodLooseShape, P extends z.core.$Zo
     'kind',
     [
       z.strictObject({ kind: z.literal('io.l5d.global').optional(), ...global }),
-      z.strictObject({ kind: z.literal('io.l5d.static'), configs: z.array(prefixConfig).min(1) }),
+      // As Linkerd 1: a static scope has only its configs; a key beside them is named, not "unknown".
+      z.looseObject({ kind: z.literal('io.l5d.static'), configs: z.array(prefixConfig).min(1) }).superRefine((v, ctx) => {
+        for (const key of Object.keys(v)) {
+          if (key === 'kind' || key === 'configs') continue;
+          ctx.addIssue({
+            code: 'custom',
+            path: [key],
+            message: `with kind: io.l5d.static every ${what} key goes inside a configs entry (prefix: / applies to every name)`,
+          });
+        }
+      }),
     ],
     { error: kindError(what, SCOPE_KINDS) },
   );

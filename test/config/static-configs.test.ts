@@ -120,7 +120,7 @@ const errors: { name: string; yaml: string; want: RegExp }[] = [
   {
     name: 'global keys beside static configs (Linkerd 1 has only configs there)',
     yaml: router('client:\n  kind: io.l5d.static\n  requestAttemptTimeoutMs: 5\n  configs:\n  - prefix: /'),
-    want: /routers\[0\]\.client\.requestAttemptTimeoutMs: unknown key/,
+    want: /routers\[0\]\.client\.requestAttemptTimeoutMs: with kind: io\.l5d\.static every client key goes inside a configs entry \(prefix: \/ applies to every name\)/,
   },
   {
     name: 'configs under the global kind',
