@@ -39,8 +39,18 @@ function newKey(format: 'pkcs8' | 'pkcs1' = 'pkcs8'): { keyPem: string; forgeKey
 }
 
 function serial(): string {
-  const b = randomBytes(16);
-  b[0] = (b[0] as number) & 0x7f; // positive
+  return serialHex(randomBytes(16));
+}
+
+/**
+ * A certificate serial from random bytes: positive (top bit clear) and with a non-zero first byte.
+ * Serial bytes starting 00 00 make node-forge write an INTEGER with a leading zero octet, which DER
+ * forbids: OpenSSL then refuses the whole certificate ("illegal padding"). With only the top bit
+ * cleared that was about one certificate in 32,768, and a CI run met it once in the demo's PKI.
+ */
+export function serialHex(random: Buffer): string {
+  const b = Buffer.from(random);
+  b[0] = ((b[0] as number) & 0x7f) | 0x40;
   return b.toString('hex');
 }
 
