@@ -108,25 +108,24 @@ const configPrefix = z
  * Keys of a prefix config the router applies per name; any other key present in a prefix config is
  * an error naming it (a per-prefix setting the router would not apply must never load silently).
  */
+/** A client's plain number keys (pool fairness and timeouts): copied as they are, and enforced per prefix too. */
+export const CLIENT_NUMBER_KEYS = [
+  'maxWaitMs',
+  'maxInFlightPerSource',
+  'maxInFlightPerService',
+  'connectTimeoutMs',
+  'headersTimeoutMs',
+  'bodyIdleTimeoutMs',
+  'requestBodyIdleTimeoutMs',
+  'requestAttemptTimeoutMs',
+] as const;
+
 export const PER_PREFIX_ENFORCED: Readonly<Record<'service' | 'client', readonly string[]>> = {
   // router/per-name.ts (retry policy, classifier, budgets) and stages/identify.ts (totalTimeoutMs).
   service: ['totalTimeoutMs', 'responseClassifier', 'retries', 'retryBufferSize'],
   // router/client-pools.ts: TLS and pool limits make a client's own pools; per-name.ts the rest
   // (a per-prefix failureAccrual gets its own accrual state, read by stages/concrete.ts and endpoint.ts).
-  client: [
-    'tls',
-    'hostConnectionPool',
-    'maxWaitMs',
-    'maxInFlightPerSource',
-    'maxInFlightPerService',
-    'connectTimeoutMs',
-    'headersTimeoutMs',
-    'bodyIdleTimeoutMs',
-    'requestBodyIdleTimeoutMs',
-    'requeueBudget',
-    'requestAttemptTimeoutMs',
-    'failureAccrual',
-  ],
+  client: ['tls', 'hostConnectionPool', ...CLIENT_NUMBER_KEYS, 'requeueBudget', 'failureAccrual'],
 };
 
 /**

@@ -8,7 +8,7 @@ import type { z } from 'zod';
 import { DtabParseError, parseDtab } from '../dtab/parse.js';
 import { formatDtabFileError } from '../dtab/file-errors.js';
 import { rawConfigSchema, UNENFORCED, type RawConfig } from './schema.js';
-import { UNENFORCED_OPTIONS } from './kinds.js';
+import { CLIENT_NUMBER_KEYS, UNENFORCED_OPTIONS } from './kinds.js';
 import { DEFAULT_TRUST_DOMAIN } from '../identity/names.js';
 import { printable } from './printable.js';
 import { InputFileError, readInputFile, readInputFileSync } from './read-input.js';
@@ -358,16 +358,7 @@ function clientLimits(c: RawClientKeys | undefined): Partial<ClientConfig> {
       ...(p.idleTimeMs !== undefined ? { idleTimeMs: p.idleTimeMs } : {}),
     };
   }
-  for (const key of [
-    'maxWaitMs',
-    'maxInFlightPerSource',
-    'maxInFlightPerService',
-    'connectTimeoutMs',
-    'headersTimeoutMs',
-    'bodyIdleTimeoutMs',
-    'requestBodyIdleTimeoutMs',
-    'requestAttemptTimeoutMs',
-  ] as const) {
+  for (const key of CLIENT_NUMBER_KEYS) {
     const v = c[key];
     if (v !== undefined) out[key] = v;
   }
