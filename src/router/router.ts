@@ -34,6 +34,7 @@ import { ForwardStage, type TimeoutKind, type UpgradeAttempts } from './stages/f
 import { IdentifyStage, type RequestHead } from './stages/identify.js';
 import { type BindingCacheLimits, DEFAULT_BINDING_CACHE, LogicalStage } from './stages/logical.js';
 import { decrementMaxForwards, traceEcho, traceHere } from './trace.js';
+import { assertDecided, type EntryDecision } from './decision.js';
 import type { EndpointTransform } from './transformers.js';
 
 export interface RouterOptions {
@@ -217,8 +218,12 @@ export class Router {
     return this.#o.bindingBudget;
   }
 
-  /** Routes one HTTP request. `peerId` is the verified client identity on the inbound side. */
-  async handle(req: IncomingMessage, res: ServerResponse, ctx: RequestContext, peerId: string | undefined): Promise<void> {
+  /**
+   * Routes one HTTP request. `decision` is the request's entry decision (decision.ts): its caller,
+   * the claim to send on and the identity l5d-client-id carries; no route is planned without one.
+   */
+  async handle(req: IncomingMessage, res: ServerResponse, ctx: RequestContext, decision: EntryDecision): Promise<void> {
+    assertDecided(decision);
     this.#inFlight++;
     try {
       const arrival = this.#identify.arrive(req, ctx);
@@ -226,7 +231,7 @@ export class Router {
         traceEcho(req, res);
         return;
       }
-      const plan = await this.#plan(req, arrival, ctx, peerId);
+      const plan = await this.#plan(req, arrival, ctx, decision);
       decrementMaxForwards(req, plan.headers as Record<string, string>);
       await this.#forward.forward(req, res, plan, ctx);
     } catch (err) {
@@ -241,11 +246,17 @@ export class Router {
    * The plan of a request's route without carrying it out: what an Upgrade tunnels and what the
    * HTTP path forwards, made by the same stages.
    */
-  async plan(req: RequestHead, ctx: RequestContext, peerId: string | undefined): Promise<RoutePlan> {
-    return this.#plan(req, this.#identify.arrive(req, ctx), ctx, peerId);
+  async plan(req: RequestHead, ctx: RequestContext, decision: EntryDecision): Promise<RoutePlan> {
+    assertDecided(decision);
+    return this.#plan(req, this.#identify.arrive(req, ctx), ctx, decision);
   }
 
-  async #plan(req: RequestHead, arrival: ReturnType<IdentifyStage['arrive']>, ctx: RequestContext, peerId: string | undefined): Promise<RoutePlan> {
+  async #plan(req: RequestHead, arrival: ReturnType<IdentifyStage['arrive']>, ctx: RequestContext, decision: EntryDecision): Promise<RoutePlan> {
+    assertDecided(decision);
+    // The entry decision's caller is the one every later stage and the policy see, whatever the path.
+    ctx.direction = decision.direction;
+    if (decision.caller !== undefined) ctx.caller = decision.caller;
+    const peerId = decision.clientId;
     const id = this.#identify.name(req, arrival, ctx);
     const bound = await this.#logical.bind(req.headers, id.service, ctx);
     const concrete = this.#concrete.choose(bound.tree, ctx);
@@ -259,7 +270,7 @@ export class Router {
       client,
       overrides: bound.overrides,
       peerId,
-      claim: ctx.caller?.claim,
+      claim: decision.claim,
     });
     if (id.deadline !== undefined) headers[DEADLINE_HEADER] = formatDeadline(id.deadline.wire);
     // The client's pools: the router's, or a per-prefix client's own (io.l5d.static TLS, limits).

@@ -6,7 +6,8 @@ import https from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
 import type { TLSSocket, TlsOptions } from 'node:tls';
 import type { Logger } from '../log.js';
-import type { Caller, Direction, RequestContext } from '../router/context.js';
+import type { Direction, RequestContext } from '../router/context.js';
+import { EntryDecider, type EntryDecision, type EntryPath } from '../router/decision.js';
 import { REQUEUE_HEADER } from '../router/requeue.js';
 import type { Router } from '../router/router.js';
 import { RETRYABLE_HEADER } from '../router/classifier.js';
@@ -21,7 +22,6 @@ import { Connections } from './connections.js';
 import { clearContextHeaders } from './clear-context.js';
 import type { Callers } from '../identity/caller.js';
 import { RefusalLog, type RefusalReason, type Source, type SourceGuard } from '../identity/source-guard.js';
-import { CLAIM_HEADER } from '../identity/workload-identity.js';
 
 /** Defaults of the socket limits (config keys of a server; see the README's limits table). */
 export const SOCKET_DEFAULTS = {
@@ -97,7 +97,10 @@ export class Listener {
   readonly #maxHeaders: number;
   /** Admitted sources by socket (outgoing side, with a source guard). */
   readonly #sources = new WeakMap<Socket, Source>();
-  readonly #callers: Callers | undefined;
+  /** The entry step every path passes before routing (router/decision.ts). */
+  readonly #decider: EntryDecider;
+  /** CONNECT tunnels fed back into the server: the requests inside are the `connect-inner` path. */
+  readonly #tunnelled = new WeakSet<Socket>();
   readonly #refusalLog = new RefusalLog();
 
   constructor(router: Router, options: ListenerOptions, logger: Logger) {
@@ -105,7 +108,7 @@ export class Listener {
     this.#logger = logger;
     this.#tls = options.tls !== undefined;
     this.#direction = options.direction;
-    this.#callers = options.callers;
+    this.#decider = new EntryDecider(options.callers);
     const headersTimeout = options.headersTimeoutMs ?? SOCKET_DEFAULTS.headersTimeoutMs;
     const idleTimeout = options.idleTimeoutMs ?? SOCKET_DEFAULTS.idleTimeoutMs;
     this.#lingerMs = headersTimeout;
@@ -218,8 +221,7 @@ export class Listener {
         this.#server.emit(this.#tls ? 'secureConnection' : 'connection', socket);
         return;
       }
-      const peer = this.#tls ? peerIdentity(req.socket as TLSSocket) : undefined;
-      void this.#tunnels.upgrade(this.#router, req, socket, head, this.#direction, peer);
+      void this.#tunnels.upgrade(this.#router, req, socket, head, this.#direction, () => this.#decide(req, 'upgrade'));
     });
     this.#server.on('connect', (req: http.IncomingMessage, socket: Socket, head: Buffer) => {
       if (this.#draining || this.#direction === 'inbound') {
@@ -229,7 +231,8 @@ export class Listener {
         rescueRaw(socket, refusal, {}, this.#logger, this.#lingerMs, () => metrics?.connectionDeadline('error_answer'));
         return;
       }
-      void this.#tunnels.connect(this.#router, this.#server, req, socket, head, this.#direction);
+      this.#tunnelled.add(socket);
+      void this.#tunnels.connect(this.#router, this.#server, req, socket, head, this.#direction, () => this.#decide(req, 'connect'));
     });
     this.#server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
       if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT') metrics?.connectionDeadline('headers');
@@ -299,12 +302,18 @@ export class Listener {
     socket.destroy();
   }
 
-  /** The request's caller: its admitted source (outgoing) or its verified peer and claim (incoming). */
-  #caller(req: http.IncomingMessage, peer: string | undefined): Caller | Promise<Caller> | undefined {
-    const callers = this.#callers;
-    if (callers === undefined) return undefined;
-    if (this.#direction === 'outbound') return callers.fromSource(this.#sources.get(req.socket));
-    return callers.fromPeer(peer, req.headers[CLAIM_HEADER]);
+  /**
+   * The entry decision of a request on any path (router/decision.ts): its admitted source
+   * (outgoing) or its verified peer and claim (incoming). Throws or rejects IDENTITY_REFUSED.
+   */
+  #decide(req: http.IncomingMessage, entry: EntryPath): EntryDecision | Promise<EntryDecision> {
+    return this.#decider.decide({
+      direction: this.#direction,
+      entry,
+      source: this.#sources.get(req.socket),
+      peerId: this.#tls ? peerIdentity(req.socket as TLSSocket) : undefined,
+      headers: req.headers,
+    });
   }
 
   #onRequest(req: http.IncomingMessage, res: http.ServerResponse): void {
@@ -330,21 +339,17 @@ export class Listener {
       metrics.started();
       res.once('close', () => metrics.done(ctx.service, ctx.client, res.headersSent ? res.statusCode : 499, (performance.now() - started) / 1000));
     }
-    const peer = this.#tls ? peerIdentity(req.socket as TLSSocket) : undefined;
     let routed: Promise<void>;
     if (tooManyHeaders(req.rawHeaders, this.#maxHeaders)) {
       metrics?.tooManyHeaders();
       routed = Promise.reject(HostmeshError.of('HEADERS_TOO_LARGE', 'fields', { max: this.#maxHeaders }));
     } else {
-      // The caller (and, incoming, the identity l5d-client-id carries) before routing; a claim
-      // check may wait briefly for this router's pod watch, or refuse the request.
-      const route = (caller: Caller | undefined): Promise<void> => {
-        if (caller !== undefined) ctx.caller = caller;
-        return this.#router.handle(req, res, ctx, this.#direction === 'inbound' ? (caller?.identity ?? peer) : peer);
-      };
+      // The entry decision (caller, claim, l5d-client-id) before routing; a claim check may wait
+      // briefly for this router's pod watch, or refuse the request.
+      const route = (decision: EntryDecision): Promise<void> => this.#router.handle(req, res, ctx, decision);
       try {
-        const caller = this.#caller(req, peer);
-        routed = caller instanceof Promise ? caller.then(route) : route(caller);
+        const decision = this.#decide(req, this.#tunnelled.has(req.socket) ? 'connect-inner' : 'http1');
+        routed = decision instanceof Promise ? decision.then(route) : route(decision);
       } catch (err) {
         routed = Promise.reject(err);
       }

@@ -12,6 +12,7 @@ import type { Logger } from '../log.js';
 import type { Direction, RequestContext } from '../router/context.js';
 import type { RoutePlan } from '../router/route-plan.js';
 import type { Router } from '../router/router.js';
+import type { EntryDecision } from '../router/decision.js';
 import type { Endpoint } from '../namer/addr.js';
 import { endpointKey } from '../router/endpoint-pool.js';
 import { rescueRaw } from './rescue.js';
@@ -79,8 +80,18 @@ export class Tunnels {
     socket.once('close', () => this.#open.delete(socket));
   }
 
-  /** An Upgrade request: route it like any request, then tunnel bytes both ways. */
-  async upgrade(router: Router, req: http.IncomingMessage, socket: Duplex, head: Buffer, direction: Direction, peerId: string | undefined): Promise<void> {
+  /**
+   * An Upgrade request: decided like any request (`decide`: the listener's entry step), routed,
+   * then tunnelled bytes both ways.
+   */
+  async upgrade(
+    router: Router,
+    req: http.IncomingMessage,
+    socket: Duplex,
+    head: Buffer,
+    direction: Direction,
+    decide: () => EntryDecision | Promise<EntryDecision>,
+  ): Promise<void> {
     this.#track(socket);
     socket.on('error', () => socket.destroy());
     // From here on, the HTTP server's timeouts no longer watch this socket: routing and the wait
@@ -88,7 +99,7 @@ export class Tunnels {
     this.#deadline(socket);
     const ctx: RequestContext = { direction };
     try {
-      const plan = await router.plan(req, ctx, peerId);
+      const plan = await router.plan(req, ctx, await decide());
       if (socket.destroyed) return; // the deadline passed while routing
       const attempts = router.upgradeAttempts(plan, ctx);
       let expired: HostmeshError | undefined;
@@ -189,7 +200,15 @@ export class Tunnels {
    * as a new connection, so each request inside is routed (undici's ProxyAgent does this by
    * default). Other ports and names that do not bind: 403 (egress is not the mesh's job yet).
    */
-  async connect(router: Router, server: http.Server, req: http.IncomingMessage, socket: Duplex, head: Buffer, direction: Direction): Promise<void> {
+  async connect(
+    router: Router,
+    server: http.Server,
+    req: http.IncomingMessage,
+    socket: Duplex,
+    head: Buffer,
+    direction: Direction,
+    decide: () => EntryDecision | Promise<EntryDecision>,
+  ): Promise<void> {
     socket.on('error', () => socket.destroy());
     // Binding the name is bounded by the tunnel deadline; once fed back into the server, the
     // connection inside has the server's own deadlines (headers, idle).
@@ -201,6 +220,10 @@ export class Tunnels {
     socket.once('timeout', onIdle);
     const ctx: RequestContext = { direction };
     try {
+      // The CONNECT itself passes the entry step (a refused caller opens no tunnel); each request
+      // inside the tunnel is decided again by the listener, as the `connect-inner` path.
+      const decision = await decide();
+      if (decision.caller !== undefined) ctx.caller = decision.caller;
       const authority = req.url ?? '';
       const m = /^(\[[0-9A-Fa-f:.]+\]|[^:\s/]+):([0-9]{1,5})$/.exec(authority);
       if (m === null) throw HostmeshError.of('BAD_REQUEST', 'connectTarget', { authority: authority.slice(0, 100) });

@@ -42,3 +42,13 @@ export async function until(check: () => boolean, ms = 5000): Promise<boolean> {
   }
   return true;
 }
+
+/** A Pod as the API returns it: running on `node` with `ip` (hostNetwork pods report the node's IP). */
+export function pod(namespace: string, name: string, node: string, ip: string, extra: { sa?: string; hostNetwork?: boolean; phase?: string } = {}): KObject {
+  return {
+    kind: 'Pod',
+    metadata: { namespace, name, uid: `uid-${namespace}-${name}` },
+    spec: { nodeName: node, serviceAccountName: extra.sa ?? 'default', ...(extra.hostNetwork ? { hostNetwork: true } : {}) },
+    status: { phase: extra.phase ?? 'Running', podIP: ip, podIPs: [{ ip }] },
+  };
+}
