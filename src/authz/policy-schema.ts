@@ -68,6 +68,8 @@ const destinationSchema = z
     ports: nonEmpty(port).optional(),
     methods: nonEmpty(method).optional(),
     paths: nonEmpty(pathPrefix).optional(),
+    /** The service account of the pod that answers (known on the incoming router's delivery check). */
+    serviceAccount: labelGlob.optional(),
   })
   .superRefine((d, ctx) => {
     if (d.namespace === undefined && d.service === undefined && d.name === undefined) {

@@ -37,6 +37,9 @@ export interface AuthzDestination {
   readonly port?: number | string;
   /** The port's name when `port` is its number and the name is known too. */
   readonly portName?: string;
+  /** The workload that answers (the incoming router's delivery check): its service account and pod. */
+  readonly serviceAccount?: string;
+  readonly pod?: string;
 }
 
 export interface AuthzRequest {
@@ -154,6 +157,7 @@ interface DestMatcher {
   readonly namespace: Glob | undefined;
   readonly service: Glob | undefined;
   readonly name: Glob | undefined;
+  readonly serviceAccount: Glob | undefined;
   readonly ports: PortMatcher | undefined;
   readonly methods: ReadonlySet<string> | undefined;
   readonly paths: readonly string[] | undefined;
@@ -203,6 +207,7 @@ function compileDest(d: DestinationEntry): DestMatcher {
     namespace: glob(d.namespace),
     service: glob(d.service),
     name: glob(d.name),
+    serviceAccount: glob(d.serviceAccount),
     ports:
       d.ports === undefined
         ? undefined
@@ -235,6 +240,7 @@ function destMatches(m: DestMatcher, dest: AuthzDestination, port: number | stri
   if (m.namespace !== undefined && (dest.namespace === undefined || !m.namespace.test(dest.namespace))) return false;
   if (m.service !== undefined && (dest.service === undefined || !m.service.test(dest.service))) return false;
   if (m.name !== undefined && (dest.name === undefined || !m.name.test(dest.name))) return false;
+  if (m.serviceAccount !== undefined && (dest.serviceAccount === undefined || !m.serviceAccount.test(dest.serviceAccount))) return false;
   if (m.ports !== undefined) {
     const byNumber = typeof port === 'number' && m.ports.numbers.has(port);
     const byName = (typeof port === 'string' && m.ports.names.has(port)) || (dest.portName !== undefined && m.ports.names.has(dest.portName));
@@ -343,6 +349,13 @@ function describeCaller(who: Who): string {
 }
 
 function describeDest(dest: AuthzDestination): string {
+  const named = describeName(dest);
+  return dest.pod === undefined
+    ? named
+    : `${named} (pod ${safe(dest.namespace ?? '', 63)}/${safe(dest.pod, 253)}, service account ${safe(dest.serviceAccount ?? '', 253)})`;
+}
+
+function describeName(dest: AuthzDestination): string {
   if (dest.namespace !== undefined && dest.service !== undefined) {
     return `${safe(dest.namespace, 63)}/${safe(dest.service, 63)}${dest.port !== undefined ? `:${safe(String(dest.port), 15)}` : ''}`;
   }

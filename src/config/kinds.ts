@@ -53,7 +53,8 @@ const transformerKinds = [
     routers: pathOption.optional(),
     ...hostNetwork,
   }),
-  z.strictObject({ kind: z.literal('io.l5d.k8s.localnode'), ...hostNetwork }),
+  // hostNetworkPods (hostmesh's own, default false): the incoming router may deliver to hostNetwork pods (router/delivery.ts).
+  z.strictObject({ kind: z.literal('io.l5d.k8s.localnode'), ...hostNetwork, hostNetworkPods: z.boolean().optional() }),
   z.strictObject({ kind: z.literal('io.l5d.port'), port }),
   z.strictObject({ kind: z.literal('io.l5d.replace'), path: pathOption }),
   z.strictObject({ kind: z.literal('io.l5d.const'), addrs: z.array(z.strictObject({ ip: z.string().min(1), port })).min(1) }),

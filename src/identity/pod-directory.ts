@@ -30,6 +30,8 @@ export interface PodDirectory {
   /** Called after every change, so a caller waiting for a new pod's IP can look again. */
   onChange(listener: () => void): () => void;
   readonly size: number;
+  /** hostNetwork pods on `nodeName` (not in byIp: their address is the node's); a scan, for the opt-in delivery to them. */
+  hostNetworkPodsOn?(nodeName: string): Iterable<PodInfo>;
 }
 
 /** The projected pod object the informer keeps (a few hundred bytes instead of several KB). */
@@ -89,6 +91,10 @@ export class PodIndex implements PodDirectory {
 
   byName(namespace: string, name: string): PodInfo | undefined {
     return this.#byName.get(`${namespace}/${name}`);
+  }
+
+  *hostNetworkPodsOn(nodeName: string): Iterable<PodInfo> {
+    for (const p of this.#byName.values()) if (p.hostNetwork && p.nodeName === nodeName) yield p;
   }
 
   onChange(listener: () => void): () => void {

@@ -328,6 +328,8 @@ export class Metrics {
   readonly connectionDeadlines: Counter;
   readonly #namers: NamerReport[] = [];
   readonly bindingEvictions: Counter;
+  /** Endpoints the incoming router's delivery check refused (router/delivery.ts), by reason. */
+  readonly deliveryRefused: Counter;
   readonly staticParamsEvictions: Counter;
   #state: StateReport | undefined;
   /** The clock of the per-service last-minute counts (tests drive it). */
@@ -434,6 +436,12 @@ export class Metrics {
       name: 'hostmesh_admin_refusals_total',
       help: 'Admin requests refused: host (Host not allowed), origin (cross-origin), simple (a state change without the hostmesh-admin header), forwarded (sent through a router), remote (shutdown from off the host).',
       labelNames: ['reason'],
+      registers,
+    });
+    this.deliveryRefused = new Counter({
+      name: 'hostmesh_delivery_refused_total',
+      help: 'Endpoints of a Kubernetes name the incoming router would not deliver to: not a known pod, a pod of another node or namespace, a hostNetwork pod (router/delivery.ts).',
+      labelNames: ['router', 'reason'],
       registers,
     });
     this.bindingEvictions = new Counter({

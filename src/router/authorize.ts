@@ -2,7 +2,9 @@
 // after all dtab rewriting) and refuses l5d-dtab overrides the caller's namespace may not send.
 
 import { destinationFromName } from '../authz/destination.js';
-import type { AuthzCaller, Policy } from '../authz/policy.js';
+import type { AuthzCaller, AuthzDestination, Policy } from '../authz/policy.js';
+import type { Endpoint } from '../namer/addr.js';
+import { WORKLOAD_NAMESPACE, WORKLOAD_POD, WORKLOAD_SERVICE_ACCOUNT } from './delivery.js';
 import { HostmeshError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { RequestContext } from './context.js';
@@ -28,7 +30,21 @@ export interface AuthorizeOptions {
 export const AUDIT_LOG_PER_MINUTE = 20;
 
 /** What a decision reads of a request: one call per request from the router, after the endpoint is chosen. */
-export type Authorize = (req: RequestHead, ctx: RequestContext, bound: string, peerId: string | undefined) => void;
+export type Authorize = (req: RequestHead, ctx: RequestContext, bound: string, peerId: string | undefined, endpoint?: Endpoint) => void;
+
+/**
+ * The destination the policy decides on: the bound name's namespace, service and port, and, when
+ * the incoming router's delivery check found it (router/delivery.ts), the workload that answers:
+ * its namespace (always the name's: the check delivers to no other) and service account.
+ */
+export function destinationOf(bound: string, k8sPrefix: string | undefined, endpoint: Endpoint | undefined): AuthzDestination {
+  const dest = destinationFromName(bound, k8sPrefix);
+  const ns = endpoint?.meta[WORKLOAD_NAMESPACE];
+  if (ns === undefined) return dest;
+  const sa = endpoint?.meta[WORKLOAD_SERVICE_ACCOUNT];
+  const pod = endpoint?.meta[WORKLOAD_POD];
+  return { ...dest, namespace: ns, ...(sa !== undefined ? { serviceAccount: sa } : {}), ...(pod !== undefined ? { pod } : {}) };
+}
 
 /**
  * The caller as the policy sees it. On the incoming (mTLS) side the listener's caller, else the
@@ -74,7 +90,7 @@ export function authorizer(o: AuthorizeOptions): Authorize {
     o.logger.warn({ caller, destination, reason }, 'authz audit: would deny (allowed: the namespace is in audit mode)');
   };
 
-  return (req, ctx, bound, peerId) => {
+  return (req, ctx, bound, peerId, endpoint) => {
     const policy = o.policy();
     // The mTLS side is where the verified identity is: the final destination is decided there.
     // Every mesh call, same-node ones included, goes outgoing -> incoming over mTLS, so deciding at
@@ -92,7 +108,7 @@ export function authorizer(o: AuthorizeOptions): Authorize {
       }
       return;
     }
-    const d = policy.decide({ caller, dest: destinationFromName(bound, o.k8sPrefix), method: req.method ?? 'GET', path: req.url ?? '/' });
+    const d = policy.decide({ caller, dest: destinationOf(bound, o.k8sPrefix, endpoint), method: req.method ?? 'GET', path: req.url ?? '/' });
     const verdict: AuthzVerdict = d.decision === 'deny' ? 'deny' : d.audit ? 'audit' : 'allow';
     o.onDecision?.(service, bound, callerLabel(caller), verdict);
     if (verdict === 'audit') audit(d.reason, callerLabel(caller), bound);

@@ -261,7 +261,8 @@ export class Router {
     const bound = await this.#logical.bind(req.headers, id.service, ctx);
     const concrete = this.#concrete.choose(bound.tree, ctx);
     const client = concrete.name.id.show();
-    this.#o.authorize?.(req, ctx, client, peerId);
+    // On the incoming router the endpoint carries the workload that answers (delivery.ts): policy decides on it.
+    this.#o.authorize?.(req, ctx, client, peerId, concrete.endpoint);
     ctx.client = client;
     if (bound.overrides !== '') this.#o.onOverride?.();
     const headers = outgoingHeaders(req.headers, {

@@ -26,6 +26,7 @@ import { DEFAULT_BINDING_CACHE, type BindingCacheLimits } from '../router/stages
 import { serverDirection } from '../router/context.js';
 import { accrualConfig } from '../router/failure-accrual.js';
 import { daemonSet, hostFilter, localNode, portTransform, replaceTransform, type EndpointTransform } from '../router/transformers.js';
+import { deliveryCheck, type DeliveryRefusal } from '../router/delivery.js';
 import { networkInterfaces } from 'node:os';
 import { AdminServer } from '../admin/admin-server.js';
 import { Listener } from './listener.js';
@@ -196,11 +197,26 @@ function bindingCacheLimits(r: RouterConfig): BindingCacheLimits {
   };
 }
 
-function buildTransforms(r: RouterConfig, config: HostmeshConfig, interpreter: NameInterpreter): { transforms: EndpointTransform[]; close: () => void } {
+/** What the localnode delivery check reads (router/delivery.ts); absent when only validating a config. */
+interface DeliveryDeps {
+  readonly pods: PodDirectory;
+  /** Whether `pods` is a pod watch (or the demo's list): without one, localnode trusts nodeName. */
+  readonly verify: boolean;
+  readonly k8sPrefix: string;
+  readonly onRefused: (router: string, reason: DeliveryRefusal) => void;
+  readonly logger: Logger;
+}
+
+function buildTransforms(
+  r: RouterConfig,
+  config: HostmeshConfig,
+  interpreter: NameInterpreter,
+  delivery?: DeliveryDeps,
+): { transforms: EndpointTransform[]; close: () => void } {
   const transforms: EndpointTransform[] = [];
   const closers: (() => void)[] = [];
   for (const t of r.transformers) {
-    transforms.push(buildTransform(t, r, config, interpreter, closers));
+    transforms.push(buildTransform(t, r, config, interpreter, closers, delivery));
   }
   return { transforms, close: () => closers.forEach((c) => c()) };
 }
@@ -211,6 +227,7 @@ function buildTransform(
   config: HostmeshConfig,
   interpreter: NameInterpreter,
   closers: (() => void)[],
+  delivery?: DeliveryDeps,
 ): EndpointTransform {
   switch (t.kind) {
     case 'io.l5d.k8s.localnode': {
@@ -218,7 +235,23 @@ function buildTransform(
       if (node === undefined || node === '') {
         throw new Error(`router ${r.label}: io.l5d.k8s.localnode needs the node name: set nodeName in the config or NODE_NAME`);
       }
-      return localNode(node);
+      if (delivery === undefined) return localNode(node);
+      const hostNetworkPods = t['hostNetworkPods'] === true;
+      if (!delivery.verify) {
+        delivery.logger.warn(
+          { router: r.label },
+          "io.l5d.k8s.localnode without a pod watch (identity.podWatch: false, or no io.l5d.k8s namer): endpoints are trusted by their slice's nodeName and namespace, not checked against the pods on this node",
+        );
+        if (hostNetworkPods) delivery.logger.warn({ router: r.label }, 'io.l5d.k8s.localnode hostNetworkPods: true has no effect without a pod watch');
+        return localNode(node);
+      }
+      return deliveryCheck({
+        nodeName: node,
+        pods: delivery.pods,
+        k8sPrefix: delivery.k8sPrefix,
+        hostNetworkPods,
+        onRefused: (reason) => delivery.onRefused(r.label, reason),
+      });
     }
     case 'io.l5d.k8s.daemonset': {
       const ns = typeof t['namespace'] === 'string' ? t['namespace'] : 'default';
@@ -354,7 +387,13 @@ export async function startHostmesh(config: HostmeshConfig, deps: HostmeshDeps):
   const watchers = new Map<string, DtabWatcher>();
   try {
     for (const r of config.routers) {
-      const { transforms, close } = buildTransforms(r, config, interpreter);
+      const { transforms, close } = buildTransforms(r, config, interpreter, {
+        pods: podSource.pods,
+        verify: podSource.verify,
+        k8sPrefix,
+        onRefused: (router, reason) => metrics.deliveryRefused.labels(router, reason).inc(),
+        logger,
+      });
       closers.push(close);
       const rm = metrics.router(r.label);
       const pools = new EndpointPools(

@@ -87,7 +87,7 @@ t.before(async () => {
     [
       { name: 'web-1', ip: '127.0.0.20', node: 'node-b' },
       { name: 'secret-1', ip: '127.0.0.21', node: 'node-b' },
-      { name: 'logs-1', ip: '127.0.0.22', node: 'node-b' },
+      { name: 'logs-1', ip: '127.0.0.22', node: 'node-b', namespace: 'audited' },
     ],
     port,
   );

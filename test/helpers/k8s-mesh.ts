@@ -12,7 +12,7 @@ import { writeDemoPki } from '../../src/demo/demo-pki.js';
 import { silentLogger } from '../../src/log.js';
 import { startHostmesh, type Hostmesh } from '../../src/server/hostmesh.js';
 import type { FakeApiServer } from '../fixtures/k8s-api-server.js';
-import { endpointSlice, service } from './k8s.js';
+import { endpointSlice, pod, service } from './k8s.js';
 import { freePorts } from './ports.js';
 
 export const NODES = [
@@ -31,8 +31,12 @@ export interface K8sMesh {
   readonly meshes: readonly Hostmesh[];
   readonly ports: { outgoing: number; incoming: number; admin: number };
   readonly pki: { ca: string; nodes: Map<string, { cert: string; key: string }> };
-  /** Starts pods answering `<pod name>` on `port` (same port for all, as one slice needs). */
-  startPods(specs: readonly { name: string; ip: string; node: string }[], port: number): Promise<Pod[]>;
+  /**
+   * Starts pods answering `<pod name>` on `port` (same port for all, as one slice needs), and
+   * publishes each as a Pod (namespace `default` unless given): the incoming router delivers only
+   * to pods its pod watch knows on its node, in the Service's namespace.
+   */
+  startPods(specs: readonly { name: string; ip: string; node: string; namespace?: string }[], port: number): Promise<Pod[]>;
   close(): Promise<void>;
 }
 
@@ -133,6 +137,7 @@ export async function startK8sMesh(
           server.listen(port, s.ip, () => resolve());
         });
         started.push({ ...s, server });
+        api.apply(pod(s.namespace ?? 'default', s.name, s.node, s.ip));
       }
       pods.push(...started);
       return started;

@@ -10,6 +10,7 @@ import { endpointKey, type EndpointPools } from '../endpoint-pool.js';
 import type { DrainingPeers } from '../draining-peers.js';
 import { accrualKey, type FailureAccrual } from '../failure-accrual.js';
 import type { EndpointTransform } from '../transformers.js';
+import { WORKLOAD_SERVICE_ACCOUNT } from '../delivery.js';
 
 export type BalancerKind = 'p2c' | 'ewma' | 'roundRobin';
 
@@ -55,7 +56,7 @@ export class ConcreteStage {
   choose(tree: NameTree<BoundName>, ctx: RequestContext): Concrete {
     const name = this.leaf(tree, ctx.service);
     const endpoint = this.#endpoint(name, ctx.service);
-    return { name, endpoint, another: (exclude) => this.#another(name, exclude) };
+    return { name, endpoint, another: (exclude) => this.#another(name, exclude, endpoint) };
   }
 
   /** The bound name a request goes to: a union member by weight, an alternation's first branch. */
@@ -93,7 +94,7 @@ export class ConcreteStage {
     let endpoints: readonly Endpoint[] = addr.kind === 'bound' ? addr.endpoints : [];
     let why: string | undefined;
     for (const transform of this.#o.transforms) {
-      const r = transform(endpoints);
+      const r = transform(endpoints, name);
       endpoints = r.endpoints;
       why ??= r.why;
     }
@@ -105,7 +106,11 @@ export class ConcreteStage {
     return this.#o.poolsFor?.(name.id.show()) ?? this.#o.pools;
   }
 
-  #another(name: BoundName, exclude: ReadonlySet<string>): Endpoint | undefined {
+  /**
+   * A requeue or retry stays with the workload the policy decided on: when the first endpoint
+   * carries one (the incoming router's delivery check), only endpoints of the same service account.
+   */
+  #another(name: BoundName, exclude: ReadonlySet<string>, first: Endpoint): Endpoint | undefined {
     let endpoints: readonly Endpoint[];
     try {
       endpoints = this.#candidates(name).endpoints;
@@ -113,6 +118,8 @@ export class ConcreteStage {
       return undefined;
     }
     if (exclude.size > 0) endpoints = endpoints.filter((e) => !exclude.has(endpointKey(e)));
+    const sa = first.meta[WORKLOAD_SERVICE_ACCOUNT];
+    if (sa !== undefined) endpoints = endpoints.filter((e) => e.meta[WORKLOAD_SERVICE_ACCOUNT] === sa);
     endpoints = this.#alive(name, endpoints);
     if (endpoints.length === 0) return undefined;
     // Least loaded of two (pools' in-flight counts), even under round robin: a resend that moved
