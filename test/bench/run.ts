@@ -21,7 +21,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { createCa, issueCertificate } from '../../src/tls/generate.js';
 import { FakeApiServer } from '../fixtures/k8s-api-server.js';
-import { endpointSlice, service } from '../helpers/k8s.js';
+import { endpointSlice, pod, service } from '../helpers/k8s.js';
 import { freePorts } from '../helpers/ports.js';
 import { download, openLoop, wrk, type LatencyResult } from './mesh/load.js';
 import { backendConf, incomingConf, outgoingConf, startNginx, type Nginx } from './mesh/nginx.js';
@@ -179,6 +179,7 @@ async function main(): Promise<void> {
       ),
     );
     api.apply(service('default', 'world'));
+    api.apply(pod('default', 'world-1', 'node-b', BACKEND)); // the incoming router delivers only to known pods
     api.apply(endpointSlice('default', 'world-1', 'world', [{ ip: BACKEND, node: 'node-b' }], [{ name: 'http', port: backendPort }]));
 
     const routers: ChildProcess[] = [];

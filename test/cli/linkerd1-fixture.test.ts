@@ -15,7 +15,7 @@ import { writeDemoPki } from '../../src/demo/demo-pki.js';
 import { FakeApiServer } from '../fixtures/k8s-api-server.js';
 import { spawnCli } from '../helpers/cli.js';
 import { request } from '../helpers/http.js';
-import { endpointSlice, service } from '../helpers/k8s.js';
+import { endpointSlice, pod, service } from '../helpers/k8s.js';
 import { freePorts } from '../helpers/ports.js';
 
 const FIXTURE = join(import.meta.dirname, '..', 'fixtures', 'linkerd1-daemonset-tls.yaml');
@@ -62,6 +62,8 @@ t.test('the Linkerd 1 DaemonSet config routes hello -> world-v1 across two route
     ),
   );
   for (const app of [hello, worldV1]) {
+    // The apps' Pods: the incoming router delivers only to pods its watch knows on its node.
+    api.apply(pod('default', `${app.name}-1`, app === hello ? 'node-a' : 'node-b', app.host));
     api.apply(service('default', app.name));
     api.apply(
       endpointSlice('default', `${app.name}-1`, app.name, [{ ip: app.host, node: app === hello ? 'node-a' : 'node-b' }], [{ name: 'http', port: app.port }]),

@@ -21,7 +21,7 @@ import t from 'tap';
 import { FakeApiServer, type KObject } from '../fixtures/k8s-api-server.js';
 import { runCli, spawnCli } from '../helpers/cli.js';
 import { request } from '../helpers/http.js';
-import { endpointSlice } from '../helpers/k8s.js';
+import { endpointSlice, pod } from '../helpers/k8s.js';
 import { kustomize, manifestFile, one, ROOT } from '../helpers/manifests.js';
 import { freePorts } from '../helpers/ports.js';
 
@@ -128,6 +128,8 @@ t.test('the shipped DaemonSet config: routing, exact RBAC, certificate rotation'
   ] as const) {
     api.apply(one(example, 'Service', name) as unknown as KObject);
     const port = (server.address() as { port: number }).port;
+    // The app's Pod: the incoming router delivers only to pods its watch knows on its node.
+    api.apply(pod('default', `${name}-1`, 'node-b', name === 'world' ? '127.0.0.21' : '127.0.0.22'));
     api.apply(endpointSlice('default', `${name}-x1`, name, [{ ip: name === 'world' ? '127.0.0.21' : '127.0.0.22', node: 'node-b' }], [{ name: 'http', port }]));
   }
 
