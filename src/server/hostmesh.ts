@@ -41,6 +41,8 @@ import { Callers } from '../identity/caller.js';
 import { PodIndex, WatchedPods, type PodDirectory } from '../identity/pod-directory.js';
 import { SourceGuard } from '../identity/source-guard.js';
 import { DEFAULT_TRUST_DOMAIN } from '../identity/names.js';
+import { findOwnNode, nodeNamePlan, SA_NAMESPACE_FILE } from '../k8s/own-node.js';
+import { readFileSync } from 'node:fs';
 
 export interface HostmeshDeps {
   readonly logger: Logger;
@@ -59,6 +61,68 @@ export interface HostmeshDeps {
   readonly now?: () => number;
   /** The cluster's pods (the demo and tests give a fixed list); else a pod watch when configured. */
   readonly pods?: PodDirectory;
+  /** The environment (NODE_NAME, POD_IP, HOSTNAME, POD_NAMESPACE); process.env by default. */
+  readonly env?: NodeJS.ProcessEnv;
+}
+
+/** Whether a router's own node matters: a localnode transformer, or a plaintext port serving only local pods. */
+function nodeUse(config: HostmeshConfig): { required: boolean; wanted: boolean } {
+  const required = config.routers.some((r) => r.transformers.some((t) => t.kind === 'io.l5d.k8s.localnode'));
+  const podWatch = config.identity?.podWatch !== false && config.namers.some((n) => n.kind === 'io.l5d.k8s');
+  const guarded = config.routers.some((r) => r.servers.some((s) => serverDirection(s, r.label) === 'outbound' && s.localSourcesOnly !== false));
+  return { required, wanted: required || (podWatch && guarded) };
+}
+
+/** The pod's own namespace from its service account mount, when there is one. */
+function ownNamespace(): string | undefined {
+  try {
+    return readFileSync(SA_NAMESPACE_FILE, 'utf8').trim() || undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The config with this router's node name: given (config, NODE_NAME), or found from the API for
+ * Linkerd 1 manifests that inject only POD_IP. Logs how it was found; throws when a localnode
+ * transformer needs it and the API cannot say.
+ */
+async function withNodeName(config: HostmeshConfig, deps: HostmeshDeps): Promise<HostmeshConfig> {
+  const env = deps.env ?? process.env;
+  const plan = nodeNamePlan(config.nodeName, env, ownNamespace());
+  const use = nodeUse(config);
+  if (plan.kind === 'given') {
+    deps.logger.info({ node: plan.node, from: plan.how }, 'node name');
+    return config.nodeName === plan.node ? config : { ...config, nodeName: plan.node };
+  }
+  if (!use.wanted) return config;
+  if (plan.kind === 'none') {
+    if (use.required) return config; // buildTransform says what to set
+    deps.logger.warn(`no node name (${plan.why}): the outgoing port admits no pod, only loopback, the node's addresses and allowedSourceCidrs`);
+    return config;
+  }
+  const k8s = config.namers.find((n) => n.kind === 'io.l5d.k8s');
+  const client = new K8sClient(
+    resolveConnection(
+      k8s !== undefined && k8s.kind === 'io.l5d.k8s'
+        ? { ...(k8s.host !== undefined ? { host: k8s.host } : {}), ...(k8s.port !== undefined ? { port: k8s.port } : {}) }
+        : {},
+      env,
+    ),
+    { connections: 1 },
+  );
+  try {
+    const found = await findOwnNode(client, plan);
+    deps.logger.info({ node: found.node, from: `the Kubernetes API: ${found.how}` }, 'node name found from the Kubernetes API');
+    return { ...config, nodeName: found.node };
+  } catch (err) {
+    const message = `node name ${plan.how}: ${(err as Error).message}`;
+    if (use.required) throw new Error(`io.l5d.k8s.localnode needs the node name; ${message}`);
+    deps.logger.warn(`${message}: the outgoing port admits no pod, only loopback, the node's addresses and allowedSourceCidrs`);
+    return config;
+  } finally {
+    await client.close();
+  }
 }
 
 /**
@@ -214,9 +278,11 @@ function buildTransform(
 ): EndpointTransform {
   switch (t.kind) {
     case 'io.l5d.k8s.localnode': {
-      const node = config.nodeName ?? process.env['NODE_NAME'];
+      const node = config.nodeName;
       if (node === undefined || node === '') {
-        throw new Error(`router ${r.label}: io.l5d.k8s.localnode needs the node name: set nodeName in the config or NODE_NAME`);
+        throw new Error(
+          `router ${r.label}: io.l5d.k8s.localnode needs the node name: set nodeName in the config, or NODE_NAME (downward API spec.nodeName), or POD_IP (status.podIP) to find it from the API`,
+        );
       }
       return localNode(node);
     }
@@ -294,8 +360,11 @@ function localAddresses(): string[] {
  * by the very code `startHostmesh` uses (a localnode transformer without a node name, a bad
  * identifier option), short of namers, ports and certificates (checked apart). One line each.
  */
-export function checkRouters(config: HostmeshConfig): string[] {
+export function checkRouters(given: HostmeshConfig, env: NodeJS.ProcessEnv = process.env): string[] {
   const problems: string[] = [];
+  // A node name the API will give at start (POD_IP, HOSTNAME) counts as one here.
+  const plan = nodeNamePlan(given.nodeName, env);
+  const config = plan.kind === 'api' ? { ...given, nodeName: '(found at start)' } : given;
   const interpreter = new NameInterpreter({ namers: [] });
   for (const r of config.routers) {
     try {
@@ -312,8 +381,9 @@ export function checkRouters(config: HostmeshConfig): string[] {
   return problems;
 }
 
-export async function startHostmesh(config: HostmeshConfig, deps: HostmeshDeps): Promise<Hostmesh> {
+export async function startHostmesh(given: HostmeshConfig, deps: HostmeshDeps): Promise<Hostmesh> {
   const logger = deps.logger;
+  const config = await withNodeName(given, deps);
   // A bad policy at start is a config error (nothing started yet); later versions are hot reloads.
   const initialPolicy = config.authz !== undefined ? await loadPolicyFile(config.authz.policyFile) : undefined;
   const namers = buildNamers(config, deps);
@@ -345,7 +415,7 @@ export async function startHostmesh(config: HostmeshConfig, deps: HostmeshDeps):
   const podSource = buildPods(config, deps);
   const ownAddresses = nodeAddresses();
   const trustDomain = config.identity?.trustDomain ?? DEFAULT_TRUST_DOMAIN;
-  const nodeName = config.nodeName ?? process.env['NODE_NAME'] ?? '';
+  const nodeName = config.nodeName ?? '';
   const routers: RunningRouter[] = [];
   const closers: (() => void)[] = [];
   if (policyWatcher !== undefined) closers.push(() => policyWatcher.close());
