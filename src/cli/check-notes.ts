@@ -16,6 +16,14 @@ export function checkNotes(config: HostmeshConfig, warnings: readonly string[], 
   if (plan.kind === 'given') notes.push(`node name: ${plan.node} (${plan.how})`);
   else if (plan.kind === 'api') notes.push(`node name: found at start ${plan.how}`);
   else notes.push(`node name: none (${plan.why})`);
+  for (const r of config.routers) {
+    const n = r.namerd;
+    if (n !== undefined) {
+      notes.push(
+        `router ${r.label}: dtab read at start from namerd's Kubernetes storage: dtabs.l5d.io ${n.namespace} in namespace ${n.storageNamespace} (interpreter ${n.kind}; namerd at ${n.dst} is not contacted)`,
+      );
+    }
+  }
   const unenforced = warnings.flatMap((w) => unenforcedPath(w) ?? []);
   notes.push(
     unenforced.length === 0

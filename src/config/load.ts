@@ -9,6 +9,7 @@ import { DtabParseError, parseDtab } from '../dtab/parse.js';
 import { formatDtabFileError } from '../dtab/file-errors.js';
 import { rawConfigSchema, UNENFORCED, type RawConfig } from './schema.js';
 import { CLIENT_NUMBER_KEYS, UNENFORCED_OPTIONS } from './kinds.js';
+import { interpreterProblems, namerdDtab } from './interpreter-config.js';
 import { DEFAULT_TRUST_DOMAIN } from '../identity/names.js';
 import { printable } from './printable.js';
 import { InputFileError, readInputFile, readInputFileSync } from './read-input.js';
@@ -253,15 +254,19 @@ function parseConfigText(text: string, file: string, options: LoadOptions, read:
   }
   const baseDir = dirname(resolve(file));
   const config = toConfig(result.data, baseDir, options.env ?? process.env);
-  const problems: string[] = [];
+  const problems: string[] = interpreterProblems(result.data, config, (path, message) => warnings.push(`${pos.at(path)}: ${showPath(path)}: ${message}`)).map(
+    ({ path, message }) => `${pos.at(path)}: ${showPath(path)}: ${message}`,
+  );
+  if (problems.length > 0) throw new ConfigError(problems);
   config.routers.forEach((r, i) => {
     const raw = result.data.routers[i];
-    if (raw?.dtabFile !== undefined) {
+    if (raw?.dtabFile !== undefined || raw?.interpreter?.kind === 'io.l5d.fs') {
       try {
         r.dtab = read(r.dtabFile as string);
       } catch (err) {
         const why = err instanceof InputFileError ? err.message : `cannot read ${r.dtabFile}: ${firstLine(err)}`;
-        problems.push(`${pos.at(['routers', i, 'dtabFile'])}: routers[${i}].dtabFile: ${why}`);
+        const key = raw?.dtabFile !== undefined ? 'dtabFile' : 'interpreter.dtabFile';
+        problems.push(`${pos.at(['routers', i, ...key.split('.')])}: routers[${i}].${key}: ${why}`);
         return;
       }
     }
@@ -438,6 +443,9 @@ function toConfig(raw: RawConfig, baseDir: string, env: NodeJS.ProcessEnv): Host
     if (r.drainingPeers !== undefined) out.drainingPeers = { ...r.drainingPeers };
     if (r.bindingCache !== undefined) out.bindingCache = { ...r.bindingCache };
     if (r.service !== undefined) out.service = toService(r.service);
+    if (r.interpreter?.kind === 'io.l5d.fs') out.dtabFile = abs(baseDir, r.interpreter.dtabFile);
+    const namerd = namerdDtab(r.interpreter);
+    if (namerd !== undefined) out.namerd = namerd;
     return out;
   });
   const nodeName = raw.nodeName ?? env['NODE_NAME'];

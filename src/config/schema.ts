@@ -8,6 +8,7 @@ import { DNS_SUBDOMAIN_NAME } from '../k8s/names.js';
 import { CLASSIFIER_KINDS } from '../router/classifier.js';
 import { DEFAULT_POOL_MAX_SIZE } from '../router/endpoint-pool.js';
 import { tlsPolicyProblems } from '../tls/policy.js';
+import { interpreterSchema } from './interpreter.js';
 
 const port = z.number().int().min(0).max(65535);
 const ip = z.string().min(1);
@@ -41,7 +42,8 @@ export const UNENFORCED: Readonly<Record<string, readonly string[]>> = {
     'loggers',
     'experimental',
   ],
-  interpreter: ['kind', 'experimental', 'namerd', 'dst', 'root', 'dtab', 'retry'],
+  // Every interpreter key is enforced, warned about with what it loses, or refused (config/interpreter.ts).
+  interpreter: [],
   server: ['maxConcurrentRequests', 'announce', 'timeoutMs', 'alpnProtocols', 'socketOptions', 'addForwardedHeader'],
   serverTls: [],
   client: ['retries', 'clientSession', 'socketOptions', 'forwardClientCert'],
@@ -219,7 +221,7 @@ const router = z.strictObject({
   dtabFile: z.string().min(1).optional(),
   dstPrefix: z.string().regex(/^\//, 'a path like /svc').optional(),
   identifier: z.union([identifierSchema, z.array(identifierSchema).min(1)]).optional(),
-  interpreter: z.strictObject({ transformers: z.array(transformerSchema).optional() }).optional(),
+  interpreter: interpreterSchema.optional(),
   servers: z.array(server).min(1),
   client: clientSchema.optional(),
   service: routerService.optional(),

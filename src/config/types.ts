@@ -1,6 +1,8 @@
 // The typed router configuration: what the YAML (Linkerd 1 shape) becomes after validation and
 // defaults. The loader (config/load.ts) produces it; servers, routers and namers consume it.
 
+import type { NamerdDtabConfig } from './interpreter.js';
+
 export interface AdminConfig {
   ip: string; // default 0.0.0.0 (kubelet probes need it)
   port: number; // default 9990
@@ -219,6 +221,8 @@ export interface RouterConfig {
   /** Peers that announced a drain (defaults in router/draining-peers.ts: ttlMs 30000, max 10000). */
   drainingPeers?: { ttlMs?: number; max?: number };
   service?: ServiceConfig;
+  /** Linkerd 1's namerd interpreters: the dtab is namerd's, read from its Kubernetes storage (config/interpreter.ts). */
+  namerd?: NamerdDtabConfig;
 }
 
 /** Linkerd 1's router bindingCache; unset keys take the defaults of router/router.ts. */

@@ -43,6 +43,7 @@ import { SourceGuard } from '../identity/source-guard.js';
 import { DEFAULT_TRUST_DOMAIN } from '../identity/names.js';
 import { findOwnNode, nodeNamePlan, SA_NAMESPACE_FILE } from '../k8s/own-node.js';
 import { readFileSync } from 'node:fs';
+import { NamerdDtab } from './namerd-dtab.js';
 
 export interface HostmeshDeps {
   readonly logger: Logger;
@@ -61,8 +62,42 @@ export interface HostmeshDeps {
   readonly now?: () => number;
   /** The cluster's pods (the demo and tests give a fixed list); else a pod watch when configured. */
   readonly pods?: PodDirectory;
+  /** How long a namerd interpreter waits for its dtab's first list at start (default 30 s). */
+  readonly namerdStartMs?: number;
   /** The environment (NODE_NAME, POD_IP, HOSTNAME, POD_NAMESPACE); process.env by default. */
   readonly env?: NodeJS.ProcessEnv;
+}
+
+/**
+ * A namerd interpreter's dtab, read from namerd's Kubernetes storage (server/namerd-dtab.ts) before
+ * the router's listeners open: a router whose dtab does not exist does not start.
+ */
+async function startNamerdDtab(r: RouterConfig, config: HostmeshConfig, dtab: Var<Dtab>, deps: HostmeshDeps, metrics: Metrics): Promise<() => void> {
+  const n = r.namerd as NonNullable<RouterConfig['namerd']>;
+  const k8s = config.namers.find((x) => x.kind === 'io.l5d.k8s');
+  const where =
+    n.host !== undefined || n.port !== undefined
+      ? { ...(n.host !== undefined ? { host: n.host } : {}), ...(n.port !== undefined ? { port: n.port } : {}) }
+      : k8s !== undefined && k8s.kind === 'io.l5d.k8s'
+        ? { ...(k8s.host !== undefined ? { host: k8s.host } : {}), ...(k8s.port !== undefined ? { port: k8s.port } : {}) }
+        : {};
+  const client = new K8sClient(resolveConnection(where, deps.env ?? process.env), { connections: 2 });
+  const store = new NamerdDtab({
+    config: n,
+    client,
+    dtab,
+    logger: deps.logger.child({ router: r.label, interpreter: n.kind }),
+    ...(deps.k8sBackoff !== undefined ? { backoff: deps.k8sBackoff } : {}),
+    onReject: () => metrics.dtabReloadFailures.labels(r.label).inc(),
+  });
+  try {
+    await store.start(deps.namerdStartMs ?? 30_000);
+  } catch (err) {
+    await store.stop();
+    await client.close();
+    throw new Error(`router ${r.label}: interpreter ${n.kind}: ${(err as Error).message}`);
+  }
+  return () => void store.stop().then(() => client.close());
 }
 
 /** Whether a router's own node matters: a localnode transformer, or a plaintext port serving only local pods. */
@@ -460,6 +495,7 @@ export async function startHostmesh(given: HostmeshConfig, deps: HostmeshDeps): 
         );
       }
       const dtab = new Var(Dtab.read(r.dtab));
+      if (r.namerd !== undefined) closers.push(await startNamerdDtab(r, config, dtab, deps, metrics));
       if (r.dtabFile !== undefined) {
         const watcher = new DtabWatcher({
           file: r.dtabFile,
