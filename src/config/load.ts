@@ -321,7 +321,15 @@ function toClientTls(tls: NonNullable<RawClientKeys['tls']>, baseDir: string): C
     ...(tls.trustCerts !== undefined ? { trustCerts: tls.trustCerts.map((p) => abs(baseDir, p)) } : {}),
     ...(tls.trustCertsBundle !== undefined ? { trustCertsBundle: abs(baseDir, tls.trustCertsBundle) } : {}),
     ...(tls.disableValidation !== undefined ? { disableValidation: tls.disableValidation } : {}),
-    ...(tls.clientAuth !== undefined ? { clientAuth: { certPath: abs(baseDir, tls.clientAuth.certPath), keyPath: abs(baseDir, tls.clientAuth.keyPath) } } : {}),
+    ...(tls.clientAuth !== undefined
+      ? {
+          clientAuth: {
+            certPath: abs(baseDir, tls.clientAuth.certPath),
+            keyPath: abs(baseDir, tls.clientAuth.keyPath),
+            ...(tls.clientAuth.intermediateCertsPath !== undefined ? { intermediateCertsPath: abs(baseDir, tls.clientAuth.intermediateCertsPath) } : {}),
+          },
+        }
+      : {}),
     ...(tls.protocols !== undefined ? { protocols: tls.protocols } : {}),
     ...(tls.ciphers !== undefined ? { ciphers: tls.ciphers } : {}),
   };
@@ -424,6 +432,7 @@ function toConfig(raw: RawConfig, baseDir: string, env: NodeJS.ProcessEnv): Host
                 certPath: abs(baseDir, s.tls.certPath),
                 keyPath: abs(baseDir, s.tls.keyPath),
                 ...(s.tls.caCertPath !== undefined ? { caCertPath: abs(baseDir, s.tls.caCertPath) } : {}),
+                ...(s.tls.intermediateCertsPath !== undefined ? { intermediateCertsPath: abs(baseDir, s.tls.intermediateCertsPath) } : {}),
                 requireClientAuth: s.tls.requireClientAuth,
                 ...(s.tls.handshakeTimeoutMs !== undefined ? { handshakeTimeoutMs: s.tls.handshakeTimeoutMs } : {}),
                 ...(s.tls.maxPendingHandshakes !== undefined ? { maxPendingHandshakes: s.tls.maxPendingHandshakes } : {}),

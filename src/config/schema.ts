@@ -67,6 +67,7 @@ const serverTls = z
     certPath: z.string().min(1),
     keyPath: z.string().min(1),
     caCertPath: z.string().min(1).optional(),
+    intermediateCertsPath: z.string().min(1).optional(),
     requireClientAuth: z.boolean().default(false),
     handshakeTimeoutMs: z.number().int().min(100).max(600_000).optional(),
     maxPendingHandshakes: z.number().int().min(1).max(1_000_000).optional(),
@@ -109,7 +110,7 @@ const clientTls = z
     trustCerts: z.array(z.string().min(1)).optional(),
     trustCertsBundle: z.string().min(1).optional(),
     disableValidation: z.boolean().optional(),
-    clientAuth: z.strictObject({ certPath: z.string().min(1), keyPath: z.string().min(1) }).optional(),
+    clientAuth: z.strictObject({ certPath: z.string().min(1), keyPath: z.string().min(1), intermediateCertsPath: z.string().min(1).optional() }).optional(),
     enabled: z.boolean().optional(),
     ...tlsNames,
   })

@@ -48,6 +48,8 @@ export interface ServerTlsConfig {
   certPath: string;
   keyPath: string;
   caCertPath?: string;
+  /** Linkerd 1: CA certificates sent after the certificate (its chain to the root). */
+  intermediateCertsPath?: string;
   requireClientAuth: boolean;
   /** A TLS handshake must finish within this, else the socket is destroyed (default 10 s). */
   handshakeTimeoutMs?: number;
@@ -107,7 +109,7 @@ export interface ClientTlsConfig {
   trustCerts?: string[];
   trustCertsBundle?: string;
   disableValidation?: boolean;
-  clientAuth?: { certPath: string; keyPath: string };
+  clientAuth?: { certPath: string; keyPath: string; intermediateCertsPath?: string };
   /** As ServerTlsConfig's: what this router offers when it connects to peers. */
   protocols?: string[];
   ciphers?: string[];
