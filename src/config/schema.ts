@@ -9,6 +9,7 @@ import { CLASSIFIER_KINDS } from '../router/classifier.js';
 import { DEFAULT_POOL_MAX_SIZE } from '../router/endpoint-pool.js';
 import { tlsPolicyProblems } from '../tls/policy.js';
 import { interpreterSchema } from './interpreter.js';
+import { namerKindError, protocolError, rewriteNamer } from './namer-kinds.js';
 
 const port = z.number().int().min(0).max(65535);
 const ip = z.string().min(1);
@@ -16,8 +17,9 @@ const ip = z.string().min(1);
 /** Linkerd 1 keys accepted and ignored for now, per object kind (key path suffixes). */
 export const UNENFORCED: Readonly<Record<string, readonly string[]>> = {
   root: ['usage', 'telemetry', 'announcers', 'tracers', 'jvm'],
-  admin: ['httpIdentifierPort', 'security', 'workerThreads'],
-  namer: ['experimental', 'enabled', 'transformers'],
+  admin: ['httpIdentifierPort', 'security', 'workerThreads', 'tls'],
+  // `transformers` is enforced (namer/transforming-namer.ts).
+  namer: ['experimental', 'enabled'],
   router: [
     'svc',
     'httpAccessLog',
@@ -41,6 +43,7 @@ export const UNENFORCED: Readonly<Record<string, readonly string[]>> = {
     'requestAuthorizers',
     'loggers',
     'experimental',
+    'maxErrResponseKB',
   ],
   // Every interpreter key is enforced, warned about with what it loses, or refused (config/interpreter.ts).
   interpreter: [],
@@ -216,7 +219,7 @@ const clientSchema = scopeKinds('client', clientShape, {
 });
 
 const router = z.strictObject({
-  protocol: z.literal('http'),
+  protocol: z.literal('http', { error: protocolError }),
   label: z.string().min(1).optional(),
   dtab: z.string().optional(),
   dtabFile: z.string().min(1).optional(),
@@ -227,6 +230,9 @@ const router = z.strictObject({
   client: clientSchema.optional(),
   service: routerService.optional(),
   maxHops: z.number().int().min(1).optional(),
+  // Linkerd 1: messages over this size are streamed, smaller ones buffered. hostmesh streams every
+  // message (the retry buffer is retryBufferSize), which is this key at 0: validated, nothing to change.
+  streamAfterContentLengthKB: z.number().int().min(0).max(1_048_576).optional(),
   // hostmesh addition: most nodes one delegation tree may have (binding and explanations alike).
   bindingBudget: z.number().int().min(100).max(1_000_000).optional(),
   // Linkerd 1: how long a request waits for its name to bind (a namer's first answer).
@@ -260,6 +266,7 @@ const k8sNamer = z.strictObject({
   maxNamespaces: z.number().int().min(1).max(1000).optional(),
   idleTtlSecs: z.number().int().min(1).optional(),
   maxIdleNames: z.number().int().min(1).max(1_000_000).optional(),
+  transformers: z.array(transformerSchema).optional(),
 });
 
 const fsNamer = z.strictObject({
@@ -268,6 +275,7 @@ const fsNamer = z.strictObject({
   rootDir: z.string().min(1),
   idleTtlSecs: z.number().int().min(1).optional(),
   maxIdleNames: z.number().int().min(1).max(1_000_000).optional(),
+  transformers: z.array(transformerSchema).optional(),
 });
 
 /** A CIDR as parseCidr reads it (identity/source-guard.ts), its reason as the message. */
@@ -293,7 +301,7 @@ export const rawConfigSchema = z.strictObject({
       maxConnectionsPerSource: z.number().int().min(1).max(1_000_000).optional(),
     })
     .optional(),
-  namers: z.array(z.discriminatedUnion('kind', [k8sNamer, fsNamer])).default([]),
+  namers: z.array(z.discriminatedUnion('kind', [k8sNamer, fsNamer, rewriteNamer], { error: namerKindError })).default([]),
   routers: z.array(router).min(1),
   nodeName: z.string().min(1).optional(),
   // hostmesh addition: workload identity (l5d-client-id) across the per-node hop.

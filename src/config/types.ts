@@ -32,6 +32,8 @@ export interface K8sNamerConfig {
   idleTtlSecs?: number;
   /** Idle names kept at most, the oldest dropped first (default 1000). */
   maxIdleNames?: number;
+  /** Linkerd 1: transformers applied to every address this namer binds. */
+  transformers?: TransformerConfig[];
 }
 
 export interface FsNamerConfig {
@@ -40,9 +42,18 @@ export interface FsNamerConfig {
   rootDir: string; // absolute (resolved against the config file's directory)
   idleTtlSecs?: number; // a name no binding uses is dropped after this (default 60)
   maxIdleNames?: number; // idle names kept at most, the oldest dropped first (default 1000)
+  transformers?: TransformerConfig[];
 }
 
-export type NamerConfig = K8sNamerConfig | FsNamerConfig;
+/** Linkerd 1's io.l5d.rewrite namer (namer/rewrite-namer.ts). */
+export interface RewriteNamerConfig {
+  kind: 'io.l5d.rewrite';
+  prefix: string;
+  pattern: string;
+  name: string;
+}
+
+export type NamerConfig = K8sNamerConfig | FsNamerConfig | RewriteNamerConfig;
 
 export interface ServerTlsConfig {
   certPath: string;

@@ -20,7 +20,9 @@ export const SA_NAMESPACE_FILE = '/var/run/secrets/kubernetes.io/serviceaccount/
  * and/or HOSTNAME (with POD_NAMESPACE or the service account's namespace, when known).
  */
 export function nodeNamePlan(configured: string | undefined, env: NodeJS.ProcessEnv, ownNamespace?: string): NodeNamePlan {
-  if (configured !== undefined && configured !== '') return { kind: 'given', node: configured, how: 'nodeName in the config' };
+  // The loaded config already holds NODE_NAME when the config had no nodeName: say which it was.
+  if (configured !== undefined && configured !== '')
+    return { kind: 'given', node: configured, how: env['NODE_NAME'] === configured ? 'NODE_NAME' : 'nodeName in the config' };
   const fromEnv = env['NODE_NAME'];
   if (fromEnv !== undefined && fromEnv !== '') return { kind: 'given', node: fromEnv, how: 'NODE_NAME' };
   const podIp = nonEmpty(env['POD_IP']);

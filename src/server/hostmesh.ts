@@ -44,6 +44,8 @@ import { DEFAULT_TRUST_DOMAIN } from '../identity/names.js';
 import { findOwnNode, nodeNamePlan, SA_NAMESPACE_FILE } from '../k8s/own-node.js';
 import { readFileSync } from 'node:fs';
 import { NamerdDtab } from './namerd-dtab.js';
+import { RewriteNamer } from '../namer/rewrite-namer.js';
+import { TransformingNamer } from '../namer/transforming-namer.js';
 
 export interface HostmeshDeps {
   readonly logger: Logger;
@@ -245,6 +247,11 @@ function buildNamers(config: HostmeshConfig, deps: HostmeshDeps): Namer[] {
       namers.push(custom);
       continue;
     }
+    if (cfg.kind === 'io.l5d.rewrite') {
+      namers.push(new RewriteNamer(cfg));
+      continue;
+    }
+    const at = namers.length;
     if (cfg.kind === 'io.l5d.fs') {
       namers.push(
         new FsNamer({
@@ -275,8 +282,23 @@ function buildNamers(config: HostmeshConfig, deps: HostmeshDeps): Namer[] {
         }),
       );
     }
+    // Linkerd 1's namers[].transformers: the transforms are built once the interpreter exists.
+    if (cfg.transformers !== undefined && cfg.transformers.length > 0) namers[at] = new TransformingNamer(namers[at] as Namer);
   }
   return namers;
+}
+
+/** Builds each transforming namer's transformers (they may bind through the interpreter, as daemonset does). */
+function wireNamerTransforms(config: HostmeshConfig, namers: readonly Namer[], interpreter: NameInterpreter, closers: (() => void)[]): void {
+  for (const cfg of config.namers) {
+    if (cfg.kind === 'io.l5d.rewrite' || cfg.transformers === undefined || cfg.transformers.length === 0) continue;
+    const namer = namers.find((n) => n instanceof TransformingNamer && n.prefix.show() === parsePath(cfg.prefix).show());
+    if (!(namer instanceof TransformingNamer)) continue;
+    const pseudo = { label: `namer ${cfg.prefix}`, transformers: cfg.transformers } as unknown as RouterConfig;
+    const built = buildTransforms(pseudo, config, interpreter);
+    closers.push(built.close);
+    namer.setTransforms(built.transforms);
+  }
 }
 
 /** A router's `service` and `client.requeueBudget` blocks as the Router's retry options, Linkerd 1's defaults filled in. */
@@ -447,12 +469,14 @@ export async function startHostmesh(given: HostmeshConfig, deps: HostmeshDeps): 
         },
       });
   const interpreter = new NameInterpreter({ namers });
+  const namerClosers: (() => void)[] = [];
+  wireNamerTransforms(config, namers, interpreter, namerClosers);
   const podSource = buildPods(config, deps);
   const ownAddresses = nodeAddresses();
   const trustDomain = config.identity?.trustDomain ?? DEFAULT_TRUST_DOMAIN;
   const nodeName = config.nodeName ?? '';
   const routers: RunningRouter[] = [];
-  const closers: (() => void)[] = [];
+  const closers: (() => void)[] = [...namerClosers];
   if (policyWatcher !== undefined) closers.push(() => policyWatcher.close());
   const poolsList: EndpointPools[] = [];
   const started: Listener[] = [];
