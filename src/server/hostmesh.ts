@@ -104,7 +104,8 @@ async function startNamerdDtab(r: RouterConfig, config: HostmeshConfig, dtab: Va
 
 /** Whether a router's own node matters: a localnode transformer, or a plaintext port serving only local pods. */
 function nodeUse(config: HostmeshConfig): { required: boolean; wanted: boolean } {
-  const required = config.routers.some((r) => r.transformers.some((t) => t.kind === 'io.l5d.k8s.localnode'));
+  const localnode = (ts: readonly TransformerConfig[] | undefined): boolean => (ts ?? []).some((t) => t.kind === 'io.l5d.k8s.localnode');
+  const required = config.routers.some((r) => localnode(r.transformers)) || config.namers.some((n) => n.kind !== 'io.l5d.rewrite' && localnode(n.transformers));
   const podWatch = config.identity?.podWatch !== false && config.namers.some((n) => n.kind === 'io.l5d.k8s');
   const guarded = config.routers.some((r) => r.servers.some((s) => serverDirection(s, r.label) === 'outbound' && s.localSourcesOnly !== false));
   return { required, wanted: required || (podWatch && guarded) };
@@ -431,6 +432,15 @@ export function checkRouters(given: HostmeshConfig, env: NodeJS.ProcessEnv = pro
     }
     try {
       buildTransforms(r, config, interpreter).close();
+    } catch (err) {
+      problems.push((err as Error).message);
+    }
+  }
+  // Linkerd 1's namers[].transformers, built as at start (a localnode there needs the node name too).
+  for (const n of config.namers) {
+    if (n.kind === 'io.l5d.rewrite' || n.transformers === undefined) continue;
+    try {
+      buildTransforms({ label: `namer ${n.prefix}`, transformers: n.transformers } as unknown as RouterConfig, config, interpreter).close();
     } catch (err) {
       problems.push((err as Error).message);
     }

@@ -104,3 +104,16 @@ t.test('at start: the node comes from the API, the log says how; no such pod: th
     /io\.l5d\.k8s\.localnode needs the node name; node name from the Kubernetes API: the pod with IP 10\.0\.0\.250 \(POD_IP\): cannot find/,
   );
 });
+
+t.test('--check builds namers[].transformers as the start does: a localnode there needs the node name too', async (t) => {
+  const text = `
+namers:
+- {kind: io.l5d.k8s, host: 127.0.0.1, port: ${api.port}}
+- {kind: io.l5d.k8s, prefix: /io.l5d.k8s.local, host: 127.0.0.1, port: ${api.port}, transformers: [{kind: io.l5d.k8s.localnode}]}
+routers:
+- {protocol: http, dtab: /svc => /#/io.l5d.k8s.local/default/http;, servers: [{port: 4140}]}
+`;
+  const { config } = parseConfig(text, 'l5d.yaml', { env: {} });
+  t.match(checkRouters(config, {}), [/router namer \/io\.l5d\.k8s\.local: io\.l5d\.k8s\.localnode needs the node name/]);
+  t.same(checkRouters(config, { POD_IP: '10.1.2.3' }), []);
+});
