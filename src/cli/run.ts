@@ -9,6 +9,7 @@ import { checkRouters, startHostmesh } from '../server/hostmesh.js';
 import { clientTlsOptions, keyFileWarnings, serverTlsOptions, tlsKeyFiles } from '../tls/tls-files.js';
 import { printable } from '../config/printable.js';
 import { readInputFileSync } from '../config/read-input.js';
+import { checkNotes } from './check-notes.js';
 
 export interface Io {
   out(line: string): void;
@@ -114,15 +115,16 @@ async function checkPolicy(config: HostmeshConfig): Promise<string[]> {
   }
 }
 
-export async function runCheck(file: string, set: string[], io: Io = stdio): Promise<number> {
+export async function runCheck(file: string, set: string[], io: Io = stdio, env: NodeJS.ProcessEnv = process.env): Promise<number> {
   try {
-    const { config, warnings } = await loadConfig(file, { set });
+    const { config, warnings } = await loadConfig(file, { set, env });
     const tlsWarnings: string[] = [];
-    const problems = [...checkRouters(config), ...(await checkTlsFiles(config, tlsWarnings)), ...(await checkPolicy(config))];
+    const problems = [...checkRouters(config, env), ...(await checkTlsFiles(config, tlsWarnings)), ...(await checkPolicy(config))];
     for (const w of [...warnings, ...tlsWarnings]) io.err(printable(`warning: ${w}`));
     for (const p of problems) io.err(printable(`${file}: ${p}`));
     if (problems.length > 0) return 1;
     io.out(printable(`${file}: ok (${config.routers.length} router(s): ${config.routers.map((r) => r.label).join(', ')})`));
+    for (const note of checkNotes(config, warnings, env)) io.out(printable(note));
     return 0;
   } catch (err) {
     if (err instanceof ConfigError) {

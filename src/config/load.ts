@@ -9,6 +9,8 @@ import { DtabParseError, parseDtab } from '../dtab/parse.js';
 import { formatDtabFileError } from '../dtab/file-errors.js';
 import { rawConfigSchema, UNENFORCED, type RawConfig } from './schema.js';
 import { CLIENT_NUMBER_KEYS, UNENFORCED_OPTIONS } from './kinds.js';
+import { interpreterProblems, namerdDtab } from './interpreter-config.js';
+import { LOST, telemeterLoss } from './linkerd1-lost.js';
 import { DEFAULT_TRUST_DOMAIN } from '../identity/names.js';
 import { printable } from './printable.js';
 import { InputFileError, readInputFile, readInputFileSync } from './read-input.js';
@@ -118,13 +120,13 @@ function applySet(root: Record<string, unknown>, spec: string): void {
 }
 
 /** Removes the Linkerd 1 keys hostmesh accepts without enforcing, with one warning each. */
-function stripUnenforced(raw: Record<string, unknown>, warn: (path: Key[]) => void): void {
+function stripUnenforced(raw: Record<string, unknown>, warn: (path: Key[], lost?: string) => void): void {
   const strip = (obj: unknown, kind: string, path: Key[]): void => {
     if (obj === null || typeof obj !== 'object' || Array.isArray(obj)) return;
     const o = obj as Record<string, unknown>;
     for (const key of UNENFORCED[kind] ?? []) {
       if (key in o) {
-        warn([...path, key]);
+        warn([...path, key], LOST[`${kind}.${key}`]);
         delete o[key];
       }
     }
@@ -140,6 +142,13 @@ function stripUnenforced(raw: Record<string, unknown>, warn: (path: Key[]) => vo
       }
     }
   };
+  // Telemeters hostmesh does not build say what they lose, one warning each (before `telemetry` goes).
+  if (Array.isArray(raw['telemetry'])) {
+    raw['telemetry'].forEach((entry, i) => {
+      const lost = telemeterLoss(entry);
+      if (lost !== undefined) warn(['telemetry', i, 'kind'], lost);
+    });
+  }
   strip(raw, 'root', []);
   strip(raw['admin'], 'admin', ['admin']);
   const namers = raw['namers'];
@@ -239,7 +248,11 @@ function parseConfigText(text: string, file: string, options: LoadOptions, read:
   const obj = raw as Record<string, unknown>;
   for (const s of options.set ?? []) applySet(obj, s);
   const warnings: string[] = [];
-  stripUnenforced(obj, (path) => warnings.push(`${pos.at(path.slice(0, -1), String(path[path.length - 1]))}: ${showPath(path)}: accepted, not enforced`));
+  stripUnenforced(obj, (path, lost) =>
+    warnings.push(
+      `${pos.at(path.slice(0, -1), String(path[path.length - 1]))}: ${showPath(path)}: accepted, not enforced${lost !== undefined ? `: ${lost}` : ''}`,
+    ),
+  );
 
   const result = rawConfigSchema.safeParse(obj);
   if (!result.success) {
@@ -253,15 +266,19 @@ function parseConfigText(text: string, file: string, options: LoadOptions, read:
   }
   const baseDir = dirname(resolve(file));
   const config = toConfig(result.data, baseDir, options.env ?? process.env);
-  const problems: string[] = [];
+  const problems: string[] = interpreterProblems(result.data, config, (path, message) => warnings.push(`${pos.at(path)}: ${showPath(path)}: ${message}`)).map(
+    ({ path, message }) => `${pos.at(path)}: ${showPath(path)}: ${message}`,
+  );
+  if (problems.length > 0) throw new ConfigError(problems);
   config.routers.forEach((r, i) => {
     const raw = result.data.routers[i];
-    if (raw?.dtabFile !== undefined) {
+    if (raw?.dtabFile !== undefined || raw?.interpreter?.kind === 'io.l5d.fs') {
       try {
         r.dtab = read(r.dtabFile as string);
       } catch (err) {
         const why = err instanceof InputFileError ? err.message : `cannot read ${r.dtabFile}: ${firstLine(err)}`;
-        problems.push(`${pos.at(['routers', i, 'dtabFile'])}: routers[${i}].dtabFile: ${why}`);
+        const key = raw?.dtabFile !== undefined ? 'dtabFile' : 'interpreter.dtabFile';
+        problems.push(`${pos.at(['routers', i, ...key.split('.')])}: routers[${i}].${key}: ${why}`);
         return;
       }
     }
@@ -316,7 +333,15 @@ function toClientTls(tls: NonNullable<RawClientKeys['tls']>, baseDir: string): C
     ...(tls.trustCerts !== undefined ? { trustCerts: tls.trustCerts.map((p) => abs(baseDir, p)) } : {}),
     ...(tls.trustCertsBundle !== undefined ? { trustCertsBundle: abs(baseDir, tls.trustCertsBundle) } : {}),
     ...(tls.disableValidation !== undefined ? { disableValidation: tls.disableValidation } : {}),
-    ...(tls.clientAuth !== undefined ? { clientAuth: { certPath: abs(baseDir, tls.clientAuth.certPath), keyPath: abs(baseDir, tls.clientAuth.keyPath) } } : {}),
+    ...(tls.clientAuth !== undefined
+      ? {
+          clientAuth: {
+            certPath: abs(baseDir, tls.clientAuth.certPath),
+            keyPath: abs(baseDir, tls.clientAuth.keyPath),
+            ...(tls.clientAuth.intermediateCertsPath !== undefined ? { intermediateCertsPath: abs(baseDir, tls.clientAuth.intermediateCertsPath) } : {}),
+          },
+        }
+      : {}),
     ...(tls.protocols !== undefined ? { protocols: tls.protocols } : {}),
     ...(tls.ciphers !== undefined ? { ciphers: tls.ciphers } : {}),
   };
@@ -369,25 +394,29 @@ function clientLimits(c: RawClientKeys | undefined): Partial<ClientConfig> {
 
 function toConfig(raw: RawConfig, baseDir: string, env: NodeJS.ProcessEnv): HostmeshConfig {
   const namers: NamerConfig[] = raw.namers.map((n) =>
-    n.kind === 'io.l5d.fs'
-      ? {
-          kind: n.kind,
-          prefix: n.prefix ?? '/io.l5d.fs',
-          rootDir: abs(baseDir, n.rootDir),
-          ...(n.idleTtlSecs !== undefined ? { idleTtlSecs: n.idleTtlSecs } : {}),
-          ...(n.maxIdleNames !== undefined ? { maxIdleNames: n.maxIdleNames } : {}),
-        }
-      : {
-          kind: n.kind,
-          prefix: n.prefix ?? '/io.l5d.k8s',
-          ...(n.host !== undefined ? { host: n.host } : {}),
-          ...(n.port !== undefined ? { port: n.port } : {}),
-          ...(n.labelSelector !== undefined ? { labelSelector: n.labelSelector } : {}),
-          ...(n.api !== undefined ? { api: n.api } : {}),
-          ...(n.maxNamespaces !== undefined ? { maxNamespaces: n.maxNamespaces } : {}),
-          ...(n.idleTtlSecs !== undefined ? { idleTtlSecs: n.idleTtlSecs } : {}),
-          ...(n.maxIdleNames !== undefined ? { maxIdleNames: n.maxIdleNames } : {}),
-        },
+    n.kind === 'io.l5d.rewrite'
+      ? { kind: n.kind, prefix: n.prefix, pattern: n.pattern, name: n.name }
+      : n.kind === 'io.l5d.fs'
+        ? {
+            kind: n.kind,
+            prefix: n.prefix ?? '/io.l5d.fs',
+            rootDir: abs(baseDir, n.rootDir),
+            ...(n.idleTtlSecs !== undefined ? { idleTtlSecs: n.idleTtlSecs } : {}),
+            ...(n.maxIdleNames !== undefined ? { maxIdleNames: n.maxIdleNames } : {}),
+            ...(n.transformers !== undefined ? { transformers: n.transformers } : {}),
+          }
+        : {
+            kind: n.kind,
+            prefix: n.prefix ?? '/io.l5d.k8s',
+            ...(n.host !== undefined ? { host: n.host } : {}),
+            ...(n.port !== undefined ? { port: n.port } : {}),
+            ...(n.labelSelector !== undefined ? { labelSelector: n.labelSelector } : {}),
+            ...(n.api !== undefined ? { api: n.api } : {}),
+            ...(n.maxNamespaces !== undefined ? { maxNamespaces: n.maxNamespaces } : {}),
+            ...(n.idleTtlSecs !== undefined ? { idleTtlSecs: n.idleTtlSecs } : {}),
+            ...(n.maxIdleNames !== undefined ? { maxIdleNames: n.maxIdleNames } : {}),
+            ...(n.transformers !== undefined ? { transformers: n.transformers } : {}),
+          },
   );
   const routers: RouterConfig[] = raw.routers.map((r, i) => {
     const identifier =
@@ -419,6 +448,7 @@ function toConfig(raw: RawConfig, baseDir: string, env: NodeJS.ProcessEnv): Host
                 certPath: abs(baseDir, s.tls.certPath),
                 keyPath: abs(baseDir, s.tls.keyPath),
                 ...(s.tls.caCertPath !== undefined ? { caCertPath: abs(baseDir, s.tls.caCertPath) } : {}),
+                ...(s.tls.intermediateCertsPath !== undefined ? { intermediateCertsPath: abs(baseDir, s.tls.intermediateCertsPath) } : {}),
                 requireClientAuth: s.tls.requireClientAuth,
                 ...(s.tls.handshakeTimeoutMs !== undefined ? { handshakeTimeoutMs: s.tls.handshakeTimeoutMs } : {}),
                 ...(s.tls.maxPendingHandshakes !== undefined ? { maxPendingHandshakes: s.tls.maxPendingHandshakes } : {}),
@@ -438,6 +468,9 @@ function toConfig(raw: RawConfig, baseDir: string, env: NodeJS.ProcessEnv): Host
     if (r.drainingPeers !== undefined) out.drainingPeers = { ...r.drainingPeers };
     if (r.bindingCache !== undefined) out.bindingCache = { ...r.bindingCache };
     if (r.service !== undefined) out.service = toService(r.service);
+    if (r.interpreter?.kind === 'io.l5d.fs') out.dtabFile = abs(baseDir, r.interpreter.dtabFile);
+    const namerd = namerdDtab(r.interpreter);
+    if (namerd !== undefined) out.namerd = namerd;
     return out;
   });
   const nodeName = raw.nodeName ?? env['NODE_NAME'];

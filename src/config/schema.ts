@@ -8,6 +8,8 @@ import { DNS_SUBDOMAIN_NAME } from '../k8s/names.js';
 import { CLASSIFIER_KINDS } from '../router/classifier.js';
 import { DEFAULT_POOL_MAX_SIZE } from '../router/endpoint-pool.js';
 import { tlsPolicyProblems } from '../tls/policy.js';
+import { interpreterSchema } from './interpreter.js';
+import { namerKindError, protocolError, rewriteNamer } from './namer-kinds.js';
 
 const port = z.number().int().min(0).max(65535);
 const ip = z.string().min(1);
@@ -15,8 +17,9 @@ const ip = z.string().min(1);
 /** Linkerd 1 keys accepted and ignored for now, per object kind (key path suffixes). */
 export const UNENFORCED: Readonly<Record<string, readonly string[]>> = {
   root: ['usage', 'telemetry', 'announcers', 'tracers', 'jvm'],
-  admin: ['httpIdentifierPort', 'security', 'workerThreads'],
-  namer: ['experimental', 'enabled', 'transformers'],
+  admin: ['httpIdentifierPort', 'security', 'workerThreads', 'tls'],
+  // `transformers` is enforced (namer/transforming-namer.ts).
+  namer: ['experimental', 'enabled'],
   router: [
     'svc',
     'httpAccessLog',
@@ -40,8 +43,10 @@ export const UNENFORCED: Readonly<Record<string, readonly string[]>> = {
     'requestAuthorizers',
     'loggers',
     'experimental',
+    'maxErrResponseKB',
   ],
-  interpreter: ['kind', 'experimental', 'namerd', 'dst', 'root', 'dtab', 'retry'],
+  // Every interpreter key is enforced, warned about with what it loses, or refused (config/interpreter.ts).
+  interpreter: [],
   server: ['maxConcurrentRequests', 'announce', 'timeoutMs', 'alpnProtocols', 'socketOptions', 'addForwardedHeader'],
   serverTls: [],
   client: ['retries', 'clientSession', 'socketOptions', 'forwardClientCert'],
@@ -65,6 +70,7 @@ const serverTls = z
     certPath: z.string().min(1),
     keyPath: z.string().min(1),
     caCertPath: z.string().min(1).optional(),
+    intermediateCertsPath: z.string().min(1).optional(),
     requireClientAuth: z.boolean().default(false),
     handshakeTimeoutMs: z.number().int().min(100).max(600_000).optional(),
     maxPendingHandshakes: z.number().int().min(1).max(1_000_000).optional(),
@@ -107,7 +113,7 @@ const clientTls = z
     trustCerts: z.array(z.string().min(1)).optional(),
     trustCertsBundle: z.string().min(1).optional(),
     disableValidation: z.boolean().optional(),
-    clientAuth: z.strictObject({ certPath: z.string().min(1), keyPath: z.string().min(1) }).optional(),
+    clientAuth: z.strictObject({ certPath: z.string().min(1), keyPath: z.string().min(1), intermediateCertsPath: z.string().min(1).optional() }).optional(),
     enabled: z.boolean().optional(),
     ...tlsNames,
   })
@@ -213,17 +219,20 @@ const clientSchema = scopeKinds('client', clientShape, {
 });
 
 const router = z.strictObject({
-  protocol: z.literal('http'),
+  protocol: z.literal('http', { error: protocolError }),
   label: z.string().min(1).optional(),
   dtab: z.string().optional(),
   dtabFile: z.string().min(1).optional(),
   dstPrefix: z.string().regex(/^\//, 'a path like /svc').optional(),
   identifier: z.union([identifierSchema, z.array(identifierSchema).min(1)]).optional(),
-  interpreter: z.strictObject({ transformers: z.array(transformerSchema).optional() }).optional(),
+  interpreter: interpreterSchema.optional(),
   servers: z.array(server).min(1),
   client: clientSchema.optional(),
   service: routerService.optional(),
   maxHops: z.number().int().min(1).optional(),
+  // Linkerd 1: messages over this size are streamed, smaller ones buffered. hostmesh streams every
+  // message (the retry buffer is retryBufferSize), which is this key at 0: validated, nothing to change.
+  streamAfterContentLengthKB: z.number().int().min(0).max(1_048_576).optional(),
   // hostmesh addition: most nodes one delegation tree may have (binding and explanations alike).
   bindingBudget: z.number().int().min(100).max(1_000_000).optional(),
   // Linkerd 1: how long a request waits for its name to bind (a namer's first answer).
@@ -257,6 +266,7 @@ const k8sNamer = z.strictObject({
   maxNamespaces: z.number().int().min(1).max(1000).optional(),
   idleTtlSecs: z.number().int().min(1).optional(),
   maxIdleNames: z.number().int().min(1).max(1_000_000).optional(),
+  transformers: z.array(transformerSchema).optional(),
 });
 
 const fsNamer = z.strictObject({
@@ -265,6 +275,7 @@ const fsNamer = z.strictObject({
   rootDir: z.string().min(1),
   idleTtlSecs: z.number().int().min(1).optional(),
   maxIdleNames: z.number().int().min(1).max(1_000_000).optional(),
+  transformers: z.array(transformerSchema).optional(),
 });
 
 /** A CIDR as parseCidr reads it (identity/source-guard.ts), its reason as the message. */
@@ -290,7 +301,7 @@ export const rawConfigSchema = z.strictObject({
       maxConnectionsPerSource: z.number().int().min(1).max(1_000_000).optional(),
     })
     .optional(),
-  namers: z.array(z.discriminatedUnion('kind', [k8sNamer, fsNamer])).default([]),
+  namers: z.array(z.discriminatedUnion('kind', [k8sNamer, fsNamer, rewriteNamer], { error: namerKindError })).default([]),
   routers: z.array(router).min(1),
   nodeName: z.string().min(1).optional(),
   // hostmesh addition: workload identity (l5d-client-id) across the per-node hop.

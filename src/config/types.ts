@@ -1,6 +1,8 @@
 // The typed router configuration: what the YAML (Linkerd 1 shape) becomes after validation and
 // defaults. The loader (config/load.ts) produces it; servers, routers and namers consume it.
 
+import type { NamerdDtabConfig } from './interpreter.js';
+
 export interface AdminConfig {
   ip: string; // default 0.0.0.0 (kubelet probes need it)
   port: number; // default 9990
@@ -30,6 +32,8 @@ export interface K8sNamerConfig {
   idleTtlSecs?: number;
   /** Idle names kept at most, the oldest dropped first (default 1000). */
   maxIdleNames?: number;
+  /** Linkerd 1: transformers applied to every address this namer binds. */
+  transformers?: TransformerConfig[];
 }
 
 export interface FsNamerConfig {
@@ -38,14 +42,25 @@ export interface FsNamerConfig {
   rootDir: string; // absolute (resolved against the config file's directory)
   idleTtlSecs?: number; // a name no binding uses is dropped after this (default 60)
   maxIdleNames?: number; // idle names kept at most, the oldest dropped first (default 1000)
+  transformers?: TransformerConfig[];
 }
 
-export type NamerConfig = K8sNamerConfig | FsNamerConfig;
+/** Linkerd 1's io.l5d.rewrite namer (namer/rewrite-namer.ts). */
+export interface RewriteNamerConfig {
+  kind: 'io.l5d.rewrite';
+  prefix: string;
+  pattern: string;
+  name: string;
+}
+
+export type NamerConfig = K8sNamerConfig | FsNamerConfig | RewriteNamerConfig;
 
 export interface ServerTlsConfig {
   certPath: string;
   keyPath: string;
   caCertPath?: string;
+  /** Linkerd 1: CA certificates sent after the certificate (its chain to the root). */
+  intermediateCertsPath?: string;
   requireClientAuth: boolean;
   /** A TLS handshake must finish within this, else the socket is destroyed (default 10 s). */
   handshakeTimeoutMs?: number;
@@ -105,7 +120,7 @@ export interface ClientTlsConfig {
   trustCerts?: string[];
   trustCertsBundle?: string;
   disableValidation?: boolean;
-  clientAuth?: { certPath: string; keyPath: string };
+  clientAuth?: { certPath: string; keyPath: string; intermediateCertsPath?: string };
   /** As ServerTlsConfig's: what this router offers when it connects to peers. */
   protocols?: string[];
   ciphers?: string[];
@@ -219,6 +234,8 @@ export interface RouterConfig {
   /** Peers that announced a drain (defaults in router/draining-peers.ts: ttlMs 30000, max 10000). */
   drainingPeers?: { ttlMs?: number; max?: number };
   service?: ServiceConfig;
+  /** Linkerd 1's namerd interpreters: the dtab is namerd's, read from its Kubernetes storage (config/interpreter.ts). */
+  namerd?: NamerdDtabConfig;
 }
 
 /** Linkerd 1's router bindingCache; unset keys take the defaults of router/router.ts. */

@@ -19,3 +19,5 @@ export function collectionPath(r: Resource, namespace?: string): string {
   const base = r.group === '' ? `/api/${r.version}` : `/apis/${r.group}/${r.version}`;
   return r.namespaced && namespace !== undefined ? `${base}/namespaces/${encodeURIComponent(namespace)}/${r.plural}` : `${base}/${r.plural}`;
 }
+/** namerd's io.l5d.k8s dtab storage: objects of kind DTab, named after the namerd namespace. */
+export const NAMERD_DTABS: Resource = { group: 'l5d.io', version: 'v1alpha1', plural: 'dtabs', namespaced: true };

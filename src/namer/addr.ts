@@ -50,6 +50,12 @@ export interface Namer {
   /** The prefix it is mounted at, e.g. /#/io.l5d.k8s (the kind by default). */
   readonly prefix: Path;
   lookup(path: Path): Var<Lookup>;
+  /**
+   * A rewriting namer (Linkerd 1's io.l5d.rewrite) turns the path after its prefix into another
+   * path that is delegated again through the dtab; undefined when it does not match (neg).
+   * When present, `lookup` is not called.
+   */
+  rewrite?(path: Path): Path | undefined;
   close?(): Promise<void> | void;
   /**
    * Operational hooks, each optional: the composition root (server/hostmesh.ts) wires what a

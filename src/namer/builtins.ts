@@ -15,6 +15,64 @@ export type BuiltinResult =
   | { readonly kind: 'error'; readonly message: string };
 
 const PORT = /^[0-9]{1,5}$/;
+/** A named port: a DNS label (RFC 1123) of at most 63 characters, as Kubernetes port names are. */
+const NAMED_PORT = /^(?=.{1,63}$)[a-z0-9](?:[-a-z0-9]*[a-z0-9])?$/;
+/** Linkerd 1's coarse host match (DNS names, IPv4, IPv6 without brackets, an optional port). */
+const HOST = /^[A-Za-z0-9.:_-]+$/;
+/** An HTTP method as Linkerd 1's methodAndHost identifier puts it in a name. */
+const METHOD = /^[A-Z]+$/;
+
+function dropPort(host: string): string {
+  const i = host.indexOf(':');
+  return i > 0 ? host.slice(0, i) : host;
+}
+
+/** `foo.buoyant.io` under `buoyant.io` is `foo`; not a subdomain (or the domain itself): undefined. */
+function subdomain(domain: string, host: string): string | undefined {
+  const h = dropPort(host);
+  const suffix = `.${domain}`;
+  return h.endsWith(suffix) && h.length > suffix.length ? h.slice(0, -suffix.length) : undefined;
+}
+
+function domainLabels(host: string): string[] {
+  return dropPort(host)
+    .split('.')
+    .filter((l) => l.length > 0)
+    .reverse();
+}
+
+/**
+ * Linkerd 1's rewriting namers of `io.buoyant.http` (rest = the path after `/$/<kind>`): the new
+ * path, or undefined when the name is not of the expected form (neg, so alternations fall through).
+ */
+const HTTP_REWRITES: Readonly<Record<string, (rest: readonly string[]) => string[] | undefined>> = {
+  // /$/io.buoyant.http.anyMethod/GET/svc/x -> /svc/x
+  'io.buoyant.http.anyMethod': ([method, ...tail]) => (method !== undefined && METHOD.test(method) ? tail : undefined),
+  // /$/io.buoyant.http.anyMethodPfx/pfx/GET/x -> /pfx/x
+  'io.buoyant.http.anyMethodPfx': ([pfx, method, ...tail]) => (pfx !== undefined && method !== undefined && METHOD.test(method) ? [pfx, ...tail] : undefined),
+  // /$/io.buoyant.http.anyHost/foo.io/x -> /x
+  'io.buoyant.http.anyHost': ([host, ...tail]) => (host !== undefined && HOST.test(host) ? tail : undefined),
+  // /$/io.buoyant.http.anyHostPfx/pfx/foo.io/x -> /pfx/x
+  'io.buoyant.http.anyHostPfx': ([pfx, host, ...tail]) => (pfx !== undefined && host !== undefined && HOST.test(host) ? [pfx, ...tail] : undefined),
+  // /$/io.buoyant.http.subdomainOf/buoyant.io/foo.buoyant.io/x -> /foo/x
+  'io.buoyant.http.subdomainOf': ([domain, host, ...tail]) => {
+    if (domain === undefined || host === undefined || !HOST.test(domain) || !HOST.test(host)) return undefined;
+    const sub = subdomain(domain, host);
+    return sub === undefined ? undefined : [sub, ...tail];
+  },
+  // /$/io.buoyant.http.subdomainOfPfx/buoyant.io/pfx/foo.buoyant.io/x -> /pfx/foo/x
+  'io.buoyant.http.subdomainOfPfx': ([domain, pfx, host, ...tail]) => {
+    if (domain === undefined || pfx === undefined || host === undefined || !HOST.test(domain) || !HOST.test(host)) return undefined;
+    const sub = subdomain(domain, host);
+    return sub === undefined ? undefined : [pfx, sub, ...tail];
+  },
+  // /$/io.buoyant.http.domainToPath/foo.buoyant.io/x -> /io/buoyant/foo/x
+  'io.buoyant.http.domainToPath': ([host, ...tail]) => {
+    if (host === undefined || !HOST.test(host)) return undefined;
+    const labels = domainLabels(host);
+    return labels.length === 0 ? undefined : [...labels, ...tail];
+  },
+};
 
 function parsePort(text: string | undefined): number | undefined {
   if (text === undefined || !PORT.test(text)) return undefined;
@@ -68,7 +126,8 @@ export function resolveBuiltin(path: Path, inet: InetAddrs): BuiltinResult {
       const [pfx, hostPort, ...residual] = rest;
       if (pfx === undefined || hostPort === undefined) return { kind: 'neg' };
       const hp = splitHostPort(hostPort);
-      if (hp === undefined || parsePort(hp.port) === undefined) return { kind: 'neg' };
+      // A port number, or a named port (a DNS label, as Linkerd 1: `world:http` for a Service port name).
+      if (hp === undefined || hp.host === '' || !(parsePort(hp.port) !== undefined || NAMED_PORT.test(hp.port))) return { kind: 'neg' };
       const pair = kind === 'io.buoyant.hostportPfx' ? [hp.host, hp.port] : [hp.port, hp.host];
       return { kind: 'rewrite', via: kind, path: new Path([pfx, ...pair, ...residual]) };
     }
@@ -83,8 +142,13 @@ export function resolveBuiltin(path: Path, inet: InetAddrs): BuiltinResult {
         .reverse();
       return { kind: 'rewrite', via: kind, path: new Path([pfx, ...labels, ...residual]) };
     }
-    default:
+    default: {
+      const rewritten = kind !== undefined && kind in HTTP_REWRITES ? (HTTP_REWRITES[kind] as (r: readonly string[]) => string[] | undefined)(rest) : undefined;
+      if (kind !== undefined && kind in HTTP_REWRITES) {
+        return rewritten === undefined ? { kind: 'neg' } : { kind: 'rewrite', via: kind, path: new Path(rewritten) };
+      }
       return { kind: 'error', message: `unknown built-in namer /$/${kind ?? ''} in ${path.show()}` };
+    }
   }
 }
 

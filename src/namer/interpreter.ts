@@ -391,7 +391,7 @@ export class NameInterpreter {
     // Dtab's own matching rule (wildcards, the later dentry first): one rule, not a copy of it.
     const matches = ctx.dtab.matching(path);
     if (matches.length === 0) {
-      if (path.elems[0] === HASH) return this.#evalNamer(ctx, path, dentry);
+      if (path.elems[0] === HASH) return this.#evalNamer(ctx, path, dentry, depth, nest);
       return { type: 'neg', path: ctx.tolerant ? path.show() : path, dentry };
     }
     // Several matching dentries form an alternation, the LAST dentry first.
@@ -455,11 +455,22 @@ export class NameInterpreter {
     }
   }
 
-  #evalNamer(ctx: EvalContext, path: Path, dentry: DentryJson | null): DelegateNode {
+  #evalNamer(ctx: EvalContext, path: Path, dentry: DentryJson | null, depth: number, nest: number): DelegateNode {
     const shown = ctx.tolerant ? path.show() : path;
     for (const { namer, prefix } of this.#namers) {
       const mount = new Path([HASH, ...prefix.elems]);
       if (!path.startsWith(mount)) continue;
+      if (namer.rewrite !== undefined) {
+        // A rewriting namer (Linkerd 1's io.l5d.rewrite): its answer is a path delegated again.
+        const next = namer.rewrite(path.drop(mount.size));
+        if (next === undefined) continue;
+        return {
+          type: 'delegate',
+          path: shown,
+          dentry,
+          delegate: this.#evalPath(ctx, next, { prefix: mount.show(), dst: next.show() }, depth + 1, nest + 1),
+        };
+      }
       const lookup = this.#namerLookup(namer, mount, path.drop(mount.size));
       ctx.used.add(lookup);
       const state = lookup.get();

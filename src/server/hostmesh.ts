@@ -42,6 +42,11 @@ import { Callers } from '../identity/caller.js';
 import { PodIndex, WatchedPods, type PodDirectory } from '../identity/pod-directory.js';
 import { SourceGuard } from '../identity/source-guard.js';
 import { DEFAULT_TRUST_DOMAIN } from '../identity/names.js';
+import { findOwnNode, nodeNamePlan, SA_NAMESPACE_FILE } from '../k8s/own-node.js';
+import { readFileSync } from 'node:fs';
+import { NamerdDtab } from './namerd-dtab.js';
+import { RewriteNamer } from '../namer/rewrite-namer.js';
+import { TransformingNamer } from '../namer/transforming-namer.js';
 
 export interface HostmeshDeps {
   readonly logger: Logger;
@@ -60,6 +65,103 @@ export interface HostmeshDeps {
   readonly now?: () => number;
   /** The cluster's pods (the demo and tests give a fixed list); else a pod watch when configured. */
   readonly pods?: PodDirectory;
+  /** How long a namerd interpreter waits for its dtab's first list at start (default 30 s). */
+  readonly namerdStartMs?: number;
+  /** The environment (NODE_NAME, POD_IP, HOSTNAME, POD_NAMESPACE); process.env by default. */
+  readonly env?: NodeJS.ProcessEnv;
+}
+
+/**
+ * A namerd interpreter's dtab, read from namerd's Kubernetes storage (server/namerd-dtab.ts) before
+ * the router's listeners open: a router whose dtab does not exist does not start.
+ */
+async function startNamerdDtab(r: RouterConfig, config: HostmeshConfig, dtab: Var<Dtab>, deps: HostmeshDeps, metrics: Metrics): Promise<() => void> {
+  const n = r.namerd as NonNullable<RouterConfig['namerd']>;
+  const k8s = config.namers.find((x) => x.kind === 'io.l5d.k8s');
+  const where =
+    n.host !== undefined || n.port !== undefined
+      ? { ...(n.host !== undefined ? { host: n.host } : {}), ...(n.port !== undefined ? { port: n.port } : {}) }
+      : k8s !== undefined && k8s.kind === 'io.l5d.k8s'
+        ? { ...(k8s.host !== undefined ? { host: k8s.host } : {}), ...(k8s.port !== undefined ? { port: k8s.port } : {}) }
+        : {};
+  const client = new K8sClient(resolveConnection(where, deps.env ?? process.env), { connections: 2 });
+  const store = new NamerdDtab({
+    config: n,
+    client,
+    dtab,
+    logger: deps.logger.child({ router: r.label, interpreter: n.kind }),
+    ...(deps.k8sBackoff !== undefined ? { backoff: deps.k8sBackoff } : {}),
+    onReject: () => metrics.dtabReloadFailures.labels(r.label).inc(),
+  });
+  try {
+    await store.start(deps.namerdStartMs ?? 30_000);
+  } catch (err) {
+    await store.stop();
+    await client.close();
+    throw new Error(`router ${r.label}: interpreter ${n.kind}: ${(err as Error).message}`);
+  }
+  return () => void store.stop().then(() => client.close());
+}
+
+/** Whether a router's own node matters: a localnode transformer, or a plaintext port serving only local pods. */
+function nodeUse(config: HostmeshConfig): { required: boolean; wanted: boolean } {
+  const localnode = (ts: readonly TransformerConfig[] | undefined): boolean => (ts ?? []).some((t) => t.kind === 'io.l5d.k8s.localnode');
+  const required = config.routers.some((r) => localnode(r.transformers)) || config.namers.some((n) => n.kind !== 'io.l5d.rewrite' && localnode(n.transformers));
+  const podWatch = config.identity?.podWatch !== false && config.namers.some((n) => n.kind === 'io.l5d.k8s');
+  const guarded = config.routers.some((r) => r.servers.some((s) => serverDirection(s, r.label) === 'outbound' && s.localSourcesOnly !== false));
+  return { required, wanted: required || (podWatch && guarded) };
+}
+
+/** The pod's own namespace from its service account mount, when there is one. */
+function ownNamespace(): string | undefined {
+  try {
+    return readFileSync(SA_NAMESPACE_FILE, 'utf8').trim() || undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The config with this router's node name: given (config, NODE_NAME), or found from the API for
+ * Linkerd 1 manifests that inject only POD_IP. Logs how it was found; throws when a localnode
+ * transformer needs it and the API cannot say.
+ */
+async function withNodeName(config: HostmeshConfig, deps: HostmeshDeps): Promise<HostmeshConfig> {
+  const env = deps.env ?? process.env;
+  const plan = nodeNamePlan(config.nodeName, env, ownNamespace());
+  const use = nodeUse(config);
+  if (plan.kind === 'given') {
+    deps.logger.info({ node: plan.node, from: plan.how }, 'node name');
+    return config.nodeName === plan.node ? config : { ...config, nodeName: plan.node };
+  }
+  if (!use.wanted) return config;
+  if (plan.kind === 'none') {
+    if (use.required) return config; // buildTransform says what to set
+    deps.logger.warn(`no node name (${plan.why}): the outgoing port admits no pod, only loopback, the node's addresses and allowedSourceCidrs`);
+    return config;
+  }
+  const k8s = config.namers.find((n) => n.kind === 'io.l5d.k8s');
+  const client = new K8sClient(
+    resolveConnection(
+      k8s !== undefined && k8s.kind === 'io.l5d.k8s'
+        ? { ...(k8s.host !== undefined ? { host: k8s.host } : {}), ...(k8s.port !== undefined ? { port: k8s.port } : {}) }
+        : {},
+      env,
+    ),
+    { connections: 1 },
+  );
+  try {
+    const found = await findOwnNode(client, plan);
+    deps.logger.info({ node: found.node, from: `the Kubernetes API: ${found.how}` }, 'node name found from the Kubernetes API');
+    return { ...config, nodeName: found.node };
+  } catch (err) {
+    const message = `node name ${plan.how}: ${(err as Error).message}`;
+    if (use.required) throw new Error(`io.l5d.k8s.localnode needs the node name; ${message}`);
+    deps.logger.warn(`${message}: the outgoing port admits no pod, only loopback, the node's addresses and allowedSourceCidrs`);
+    return config;
+  } finally {
+    await client.close();
+  }
 }
 
 /**
@@ -147,6 +249,11 @@ function buildNamers(config: HostmeshConfig, deps: HostmeshDeps): Namer[] {
       namers.push(custom);
       continue;
     }
+    if (cfg.kind === 'io.l5d.rewrite') {
+      namers.push(new RewriteNamer(cfg));
+      continue;
+    }
+    const at = namers.length;
     if (cfg.kind === 'io.l5d.fs') {
       namers.push(
         new FsNamer({
@@ -177,8 +284,23 @@ function buildNamers(config: HostmeshConfig, deps: HostmeshDeps): Namer[] {
         }),
       );
     }
+    // Linkerd 1's namers[].transformers: the transforms are built once the interpreter exists.
+    if (cfg.transformers !== undefined && cfg.transformers.length > 0) namers[at] = new TransformingNamer(namers[at] as Namer);
   }
   return namers;
+}
+
+/** Builds each transforming namer's transformers (they may bind through the interpreter, as daemonset does). */
+function wireNamerTransforms(config: HostmeshConfig, namers: readonly Namer[], interpreter: NameInterpreter, closers: (() => void)[]): void {
+  for (const cfg of config.namers) {
+    if (cfg.kind === 'io.l5d.rewrite' || cfg.transformers === undefined || cfg.transformers.length === 0) continue;
+    const namer = namers.find((n) => n instanceof TransformingNamer && n.prefix.show() === parsePath(cfg.prefix).show());
+    if (!(namer instanceof TransformingNamer)) continue;
+    const pseudo = { label: `namer ${cfg.prefix}`, transformers: cfg.transformers } as unknown as RouterConfig;
+    const built = buildTransforms(pseudo, config, interpreter);
+    closers.push(built.close);
+    namer.setTransforms(built.transforms);
+  }
 }
 
 /** A router's `service` and `client.requeueBudget` blocks as the Router's retry options, Linkerd 1's defaults filled in. */
@@ -231,9 +353,11 @@ function buildTransform(
 ): EndpointTransform {
   switch (t.kind) {
     case 'io.l5d.k8s.localnode': {
-      const node = config.nodeName ?? process.env['NODE_NAME'];
+      const node = config.nodeName;
       if (node === undefined || node === '') {
-        throw new Error(`router ${r.label}: io.l5d.k8s.localnode needs the node name: set nodeName in the config or NODE_NAME`);
+        throw new Error(
+          `router ${r.label}: io.l5d.k8s.localnode needs the node name: set nodeName in the config, or NODE_NAME (downward API spec.nodeName), or POD_IP (status.podIP) to find it from the API`,
+        );
       }
       if (delivery === undefined) return localNode(node);
       const hostNetworkPods = t['hostNetworkPods'] === true;
@@ -327,8 +451,11 @@ function localAddresses(): string[] {
  * by the very code `startHostmesh` uses (a localnode transformer without a node name, a bad
  * identifier option), short of namers, ports and certificates (checked apart). One line each.
  */
-export function checkRouters(config: HostmeshConfig): string[] {
+export function checkRouters(given: HostmeshConfig, env: NodeJS.ProcessEnv = process.env): string[] {
   const problems: string[] = [];
+  // A node name the API will give at start (POD_IP, HOSTNAME) counts as one here.
+  const plan = nodeNamePlan(given.nodeName, env);
+  const config = plan.kind === 'api' ? { ...given, nodeName: '(found at start)' } : given;
   const interpreter = new NameInterpreter({ namers: [] });
   for (const r of config.routers) {
     try {
@@ -342,11 +469,21 @@ export function checkRouters(config: HostmeshConfig): string[] {
       problems.push((err as Error).message);
     }
   }
+  // Linkerd 1's namers[].transformers, built as at start (a localnode there needs the node name too).
+  for (const n of config.namers) {
+    if (n.kind === 'io.l5d.rewrite' || n.transformers === undefined) continue;
+    try {
+      buildTransforms({ label: `namer ${n.prefix}`, transformers: n.transformers } as unknown as RouterConfig, config, interpreter).close();
+    } catch (err) {
+      problems.push((err as Error).message);
+    }
+  }
   return problems;
 }
 
-export async function startHostmesh(config: HostmeshConfig, deps: HostmeshDeps): Promise<Hostmesh> {
+export async function startHostmesh(given: HostmeshConfig, deps: HostmeshDeps): Promise<Hostmesh> {
   const logger = deps.logger;
+  const config = await withNodeName(given, deps);
   // A bad policy at start is a config error (nothing started yet); later versions are hot reloads.
   const initialPolicy = config.authz !== undefined ? await loadPolicyFile(config.authz.policyFile) : undefined;
   const namers = buildNamers(config, deps);
@@ -375,12 +512,14 @@ export async function startHostmesh(config: HostmeshConfig, deps: HostmeshDeps):
         },
       });
   const interpreter = new NameInterpreter({ namers });
+  const namerClosers: (() => void)[] = [];
+  wireNamerTransforms(config, namers, interpreter, namerClosers);
   const podSource = buildPods(config, deps);
   const ownAddresses = nodeAddresses();
   const trustDomain = config.identity?.trustDomain ?? DEFAULT_TRUST_DOMAIN;
-  const nodeName = config.nodeName ?? process.env['NODE_NAME'] ?? '';
+  const nodeName = config.nodeName ?? '';
   const routers: RunningRouter[] = [];
-  const closers: (() => void)[] = [];
+  const closers: (() => void)[] = [...namerClosers];
   if (policyWatcher !== undefined) closers.push(() => policyWatcher.close());
   const poolsList: EndpointPools[] = [];
   const started: Listener[] = [];
@@ -429,6 +568,7 @@ export async function startHostmesh(config: HostmeshConfig, deps: HostmeshDeps):
         );
       }
       const dtab = new Var(Dtab.read(r.dtab));
+      if (r.namerd !== undefined) closers.push(await startNamerdDtab(r, config, dtab, deps, metrics));
       if (r.dtabFile !== undefined) {
         const watcher = new DtabWatcher({
           file: r.dtabFile,

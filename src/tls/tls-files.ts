@@ -74,7 +74,12 @@ function usable<T extends SecureContextOptions>(options: T, certPath: string | u
 
 /** The files a server TLS config reads (what a reload watches). */
 export function serverTlsFiles(cfg: ServerTlsConfig): string[] {
-  return [cfg.certPath, cfg.keyPath, ...(cfg.caCertPath !== undefined ? [cfg.caCertPath] : [])];
+  return [
+    cfg.certPath,
+    cfg.keyPath,
+    ...(cfg.caCertPath !== undefined ? [cfg.caCertPath] : []),
+    ...(cfg.intermediateCertsPath !== undefined ? [cfg.intermediateCertsPath] : []),
+  ];
 }
 
 /** The files a client TLS config reads (what a reload watches). */
@@ -83,13 +88,20 @@ export function clientTlsFiles(cfg: ClientTlsConfig): string[] {
     ...(cfg.trustCerts ?? []),
     ...(cfg.trustCertsBundle !== undefined ? [cfg.trustCertsBundle] : []),
     ...(cfg.clientAuth !== undefined ? [cfg.clientAuth.certPath, cfg.clientAuth.keyPath] : []),
+    ...(cfg.clientAuth?.intermediateCertsPath !== undefined ? [cfg.clientAuth.intermediateCertsPath] : []),
   ];
+}
+
+/** Linkerd 1's intermediateCertsPath: the chain sent after the leaf (Node takes the leaf first, then its issuers, in one PEM). */
+function withIntermediates(cert: Buffer, intermediatesPath: string | undefined): Buffer {
+  if (intermediatesPath === undefined) return cert;
+  return Buffer.concat([cert, Buffer.from('\n'), read(intermediatesPath, 'intermediate certificates')]);
 }
 
 export function serverTlsOptions(cfg: ServerTlsConfig): TlsOptions {
   const policy = tlsPolicy(cfg.protocols, cfg.ciphers);
   const options: TlsOptions = {
-    cert: read(cfg.certPath, 'certificate'),
+    cert: withIntermediates(read(cfg.certPath, 'certificate'), cfg.intermediateCertsPath),
     key: read(cfg.keyPath, 'key'),
     requestCert: cfg.requireClientAuth || cfg.caCertPath !== undefined,
     rejectUnauthorized: cfg.requireClientAuth,
@@ -110,7 +122,7 @@ export function clientTlsOptions(cfg: ClientTlsConfig): ConnectionOptions {
   if (cfg.trustCertsBundle !== undefined) cas.push(read(cfg.trustCertsBundle, 'trust bundle'));
   if (cas.length > 0) options.ca = cas;
   if (cfg.clientAuth !== undefined) {
-    options.cert = read(cfg.clientAuth.certPath, 'client certificate');
+    options.cert = withIntermediates(read(cfg.clientAuth.certPath, 'client certificate'), cfg.clientAuth.intermediateCertsPath);
     options.key = read(cfg.clientAuth.keyPath, 'client key');
   }
   if (cfg.disableValidation === true) options.rejectUnauthorized = false;

@@ -1,0 +1,34 @@
+// What `run --check` prints after "ok": where the node name will come from, and the Linkerd 1 keys
+// this config uses that hostmesh accepts without enforcing (the README promises this list).
+
+import type { HostmeshConfig } from '../config/types.js';
+import { nodeNamePlan } from '../k8s/own-node.js';
+
+/** The key path of an "accepted, not enforced" warning (`file:l:c: <path>: accepted, not enforced...`). */
+function unenforcedPath(warning: string): string | undefined {
+  const m = /^(?:.*?:\d+:\d+: )?(\S+): accepted, not enforced/.exec(warning);
+  return m?.[1];
+}
+
+export function checkNotes(config: HostmeshConfig, warnings: readonly string[], env: NodeJS.ProcessEnv): string[] {
+  const notes: string[] = [];
+  const plan = nodeNamePlan(config.nodeName, env);
+  if (plan.kind === 'given') notes.push(`node name: ${plan.node} (${plan.how})`);
+  else if (plan.kind === 'api') notes.push(`node name: found at start ${plan.how}`);
+  else notes.push(`node name: none (${plan.why})`);
+  for (const r of config.routers) {
+    const n = r.namerd;
+    if (n !== undefined) {
+      notes.push(
+        `router ${r.label}: dtab read at start from namerd's Kubernetes storage: dtabs.l5d.io ${n.namespace} in namespace ${n.storageNamespace} (interpreter ${n.kind}; namerd at ${n.dst} is not contacted)`,
+      );
+    }
+  }
+  const unenforced = warnings.flatMap((w) => unenforcedPath(w) ?? []);
+  notes.push(
+    unenforced.length === 0
+      ? 'accepted, not enforced: none (every key of this config is enforced)'
+      : `accepted, not enforced (${unenforced.length}): ${unenforced.join(', ')} (the warnings above say what each one loses)`,
+  );
+  return notes;
+}
