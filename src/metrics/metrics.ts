@@ -414,7 +414,7 @@ export class Metrics {
     });
     this.identityClaims = new Counter({
       name: 'hostmesh_identity_claims_total',
-      help: 'Workload claims (l5d-hostmesh-client-pod) checked at the incoming router, by result: ok, or why refused (malformed, unknown_pod, wrong_node, wrong_service_account; unattested_peer is ignored, not refused).',
+      help: 'Workload claims (l5d-hostmesh-client-pod) checked at the incoming router, by result: ok, or why refused (malformed, unknown_pod, wrong_node, wrong_service_account, too_many_waiting: identity.maxClaimWaits claims already waited for the pod watch; unattested_peer is ignored, not refused).',
       labelNames: ['router', 'result'],
       registers,
     });

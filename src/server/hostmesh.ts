@@ -473,6 +473,7 @@ export async function startHostmesh(config: HostmeshConfig, deps: HostmeshDeps):
         pods: podSource.pods,
         verifyClaims: podSource.verify,
         ...(config.identity?.claimWaitMs !== undefined ? { claimWaitMs: config.identity.claimWaitMs } : {}),
+        ...(config.identity?.maxClaimWaits !== undefined ? { maxClaimWaits: config.identity.maxClaimWaits } : {}),
         onClaim: (result) => rm.identityClaim(result),
       });
       for (const s of r.servers) {
