@@ -19,12 +19,12 @@ import { parsePrometheus } from '../helpers/prometheus.js';
 setFlagsFromString('--expose_gc');
 const gc = runInNewContext('gc') as () => void;
 
-// Here 500 distinct values of each field on the request ports, 1,200 claims (past maxClaimWaits)
-// and 4,000 explanations (the cheapest way to name many addresses: what an attacker would use),
+// Here 300 distinct values of each field on the request ports, 1,100 claims (past maxClaimWaits)
+// and 1,000 explanations (the cheapest way to name many addresses: what an attacker would use),
 // a few seconds on an idle machine and inside tap's limit on a busy one. HEAP_TEST_N=10000 runs
 // 10,000 of each, as `npm run bench:request-state` does.
-const N = Number(process.env['HEAP_TEST_N'] ?? 500);
-const CLAIMS = Math.max(N, 1_200);
+const N = Number(process.env['HEAP_TEST_N'] ?? 300);
+const CLAIMS = Math.max(N, 1_100);
 const EXPLANATIONS = Math.max(N, Number(process.env['HEAP_TEST_EXPLANATIONS'] ?? 1_000));
 const WEB = '127.0.0.20'; // shop/web on node-a: a local pod, so its overrides are its own
 const CONCURRENCY = 16;
@@ -145,7 +145,7 @@ function adminQuery(i: number): string {
   const path =
     i % 4 === 3
       ? `/client_state.json?x${i}=${i}`
-      : `/delegator.json?router=${i % 4 === 2 ? `r${i}` : 'outgoing'}&path=/svc/d${i}&dtab=${encodeURIComponent(`/svc/d${i}=>/$/inet/${longHost(i, 4_000)}/${1 + (i % 60_000)}`)}`;
+      : `/delegator.json?router=${i % 4 === 2 ? `r${i}` : 'outgoing'}&path=/svc/d${i}&dtab=${encodeURIComponent(`/svc/d${i}=>/$/inet/${longHost(i, 3_000)}/${1 + (i % 60_000)}`)}`;
   return `GET ${path} HTTP/1.1\r\nhost: ${A}\r\n\r\n`;
 }
 
