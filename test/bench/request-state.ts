@@ -5,7 +5,8 @@
 // clock advanced, no sleeping). The /$/inet map is bounded by inet.maxNames (default 1000) and
 // inet.idleTtlSecs (60); labels longer than a DNS name are never kept.
 //
-// Options (environment): BENCH_N (10000), BENCH_LABEL (2000 characters).
+// Options (environment): BENCH_N (10000), BENCH_LABEL (2000 characters), BENCH_SNAPSHOT (a file:
+// a heap snapshot after eviction, to see what is still held).
 
 import http from 'node:http';
 import net from 'node:net';
@@ -127,6 +128,7 @@ console.log(row('  after idle eviction (clock +2 h)', heap()));
     `  still held: bindings ${hm.routers[0]?.router.bindingCacheSize ?? 0}, interpreter lookups ${hm.interpreter.lookupCount}, metric service rows ${m.services.size} (clients ${clients})`,
   );
 }
+if (process.env['BENCH_SNAPSHOT']) (await import('node:v8')).writeHeapSnapshot(process.env['BENCH_SNAPSHOT']);
 console.log(`  (${((overrides + explanations) / seconds).toFixed(0)} requests/s on this machine)`);
 await hm.close(0);
 backend.close();
