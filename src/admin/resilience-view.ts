@@ -14,7 +14,8 @@ export interface DeadEndpoint {
 /**
  * Per service: what metrics.services() says, plus `resilience.deadEndpoints`. The clients of a
  * service are the bound ids its answered requests went to (at most 16 per service, metrics.ts);
- * their endpoints' accrual state comes from the router's clientState(), read now.
+ * their endpoints' accrual state comes from the router's clientState(), read now: the endpoints its balancer
+ * chooses among (after the transformers; in the DaemonSet topology the peer routers), as accrual keys them.
  */
 export function serviceRows(metrics: Metrics, routers: readonly { label: string; router: Router }[]) {
   const dead = new Map<string, Map<string, DeadEndpoint[]>>();

@@ -483,7 +483,9 @@ function toConfig(raw: RawConfig, baseDir: string, env: NodeJS.ProcessEnv): Host
       trustDomain: raw.identity?.trustDomain ?? DEFAULT_TRUST_DOMAIN,
       ...(raw.identity?.podWatch !== undefined ? { podWatch: raw.identity.podWatch } : {}),
       ...(raw.identity?.claimWaitMs !== undefined ? { claimWaitMs: raw.identity.claimWaitMs } : {}),
+      ...(raw.identity?.maxClaimWaits !== undefined ? { maxClaimWaits: raw.identity.maxClaimWaits } : {}),
     },
+    ...(raw.inet !== undefined ? { inet: { ...raw.inet } } : {}),
     shutdownGraceMs: raw.shutdownGraceMs,
     ...(raw.drainAnnounceMs !== undefined ? { drainAnnounceMs: raw.drainAnnounceMs } : {}),
     ...(raw.authz !== undefined

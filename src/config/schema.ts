@@ -311,6 +311,14 @@ export const rawConfigSchema = z.strictObject({
       /** Watch the cluster's pods (needs pods list/watch); default on with an io.l5d.k8s namer. */
       podWatch: z.boolean().optional(),
       claimWaitMs: z.number().int().min(0).max(60_000).optional(),
+      maxClaimWaits: z.number().int().min(0).max(1_000_000).optional(),
+    })
+    .optional(),
+  // hostmesh addition: bounds of the /$/inet addresses dtabs name (overrides are request data).
+  inet: z
+    .strictObject({
+      idleTtlSecs: z.number().int().min(1).optional(),
+      maxNames: z.number().int().min(0).max(1_000_000).optional(),
     })
     .optional(),
   shutdownGraceMs: z.number().int().min(0).default(10_000),

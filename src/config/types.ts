@@ -113,6 +113,14 @@ export interface IdentityConfig {
   podWatch?: boolean;
   /** How long a claim about a pod this router does not know yet waits for its pod watch (default 2000 ms). */
   claimWaitMs?: number;
+  /** Claims waiting for the pod watch at once per router; past it refused at once (default 1024). */
+  maxClaimWaits?: number;
+}
+
+/** Bounds of the /$/inet address map (namer/builtins.ts). */
+export interface InetConfig {
+  idleTtlSecs?: number; // an address no dtab named this long is dropped (default 60)
+  maxNames?: number; // addresses kept at most, the least recently named dropped first (default 1000)
 }
 
 export interface ClientTlsConfig {
@@ -262,6 +270,8 @@ export interface HostmeshConfig {
   nodeName?: string; // else NODE_NAME from the environment
   /** Workload identity; absent: defaults (trust domain cluster.local, pod watch with an io.l5d.k8s namer). */
   identity?: IdentityConfig;
+  /** Bounds of the /$/inet address map; absent: the defaults. */
+  inet?: InetConfig;
   shutdownGraceMs: number; // default 10000
   /** Served normally, answers to peers marked draining, before the drain starts (default 2000; 0: none). */
   drainAnnounceMs?: number;

@@ -135,7 +135,12 @@ function get(ip: string, port: number, url: string, headers: http.OutgoingHttpHe
   });
 }
 
-export async function startDemo(logger: Logger, ports: DemoPorts = DEFAULT_PORTS): Promise<Demo> {
+/** What tests change in the demo: the clock of the routers' idle eviction. */
+export interface DemoOptions {
+  readonly now?: () => number;
+}
+
+export async function startDemo(logger: Logger, ports: DemoPorts = DEFAULT_PORTS, options: DemoOptions = {}): Promise<Demo> {
   const dir = await mkdtemp(join(tmpdir(), 'hostmesh-demo-'));
   const apps: App[] = [];
   const meshes: Hostmesh[] = [];
@@ -164,7 +169,7 @@ export async function startDemo(logger: Logger, ports: DemoPorts = DEFAULT_PORTS
     for (const node of NODES) {
       const certs = pki.nodes.get(node.name) as { cert: string; key: string };
       const config = nodeConfig(node, ports, dir, { ca: pki.ca, ...certs });
-      meshes.push(await startHostmesh(config, { logger: logger.child({ node: node.name }), pods }));
+      meshes.push(await startHostmesh(config, { logger: logger.child({ node: node.name }), pods, ...(options.now !== undefined ? { now: options.now } : {}) }));
     }
 
     // Ready once hello answers through the whole chain (hello -> node-a -> mTLS -> node-b -> world).

@@ -16,6 +16,12 @@ export interface CallerOptions {
    */
   readonly verifyClaims: boolean;
   readonly claimWaitMs?: number;
+  /**
+   * Claims waiting for the pod watch at once (config identity.maxClaimWaits); past it a claim
+   * about a pod this router does not know is refused at once, as the outgoing port refuses
+   * sources past its waiting bound. Default 1024.
+   */
+  readonly maxClaimWaits?: number;
   readonly schedule?: (ms: number, fn: () => void) => () => void;
   /** Each claim checked, by result (a metric with a fixed label set). */
   readonly onClaim?: (result: 'ok' | ClaimRefusal) => void;
@@ -23,8 +29,12 @@ export interface CallerOptions {
 
 const UNAUTHENTICATED: Caller = { authenticated: false };
 
+/** identity.maxClaimWaits's default: the outgoing port's bound on sources waiting for the pod watch. */
+export const DEFAULT_MAX_CLAIM_WAITS = 1024;
+
 export class Callers {
   readonly #o: CallerOptions;
+  #waiting = 0;
 
   constructor(options: CallerOptions) {
     this.#o = options;
@@ -53,12 +63,20 @@ export class Callers {
     if (claim === undefined || peerId === undefined) return node;
     if (Array.isArray(claim)) return refuse('malformed', `more than one ${CLAIM_HEADER}`, this.#o);
     if (!this.#o.verifyClaims) return node;
-    const result = checkClaim(claim, peerId, {
+    const full = this.#waiting >= (this.#o.maxClaimWaits ?? DEFAULT_MAX_CLAIM_WAITS);
+    let result = checkClaim(claim, peerId, {
       pods: this.#o.pods,
       trustDomain: this.#o.trustDomain,
-      ...(this.#o.claimWaitMs !== undefined ? { waitMs: this.#o.claimWaitMs } : {}),
+      ...(full ? { waitMs: 0 } : this.#o.claimWaitMs !== undefined ? { waitMs: this.#o.claimWaitMs } : {}),
       ...(this.#o.schedule !== undefined ? { schedule: this.#o.schedule } : {}),
     });
+    if (full && !(result instanceof Promise) && !result.ok && result.reason === 'unknown_pod') {
+      result = { ok: false, reason: 'too_many_waiting', message: `${this.#waiting} claims already wait for the pod watch (identity.maxClaimWaits)` };
+    }
+    if (result instanceof Promise) {
+      this.#waiting++;
+      result = result.finally(() => this.#waiting--);
+    }
     const settle = (r: ClaimResult): Caller => {
       if (r.ok) {
         this.#o.onClaim?.('ok');
@@ -71,6 +89,11 @@ export class Callers {
       return refuse(r.reason, r.message, this.#o);
     };
     return result instanceof Promise ? result.then(settle) : settle(result);
+  }
+
+  /** Claims waiting for the pod watch now. */
+  get waiting(): number {
+    return this.#waiting;
   }
 }
 

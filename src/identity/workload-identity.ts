@@ -27,7 +27,7 @@ export function attestedNode(peerId: string | undefined): string | undefined {
   return node !== undefined && DNS_SUBDOMAIN_NAME.test(node) ? node : undefined;
 }
 
-export type ClaimRefusal = 'malformed' | 'unknown_pod' | 'wrong_node' | 'wrong_service_account' | 'unattested_peer';
+export type ClaimRefusal = 'malformed' | 'unknown_pod' | 'wrong_node' | 'wrong_service_account' | 'unattested_peer' | 'too_many_waiting';
 
 export type ClaimResult =
   | { readonly ok: true; readonly identity: string; readonly pod: PodInfo }

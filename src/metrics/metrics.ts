@@ -10,6 +10,12 @@ import { RecentCounts } from './recent-counts.js';
 /** Distinct services per router before further ones are counted under OVERFLOW. */
 export const MAX_SERVICES = 500;
 export const OVERFLOW = 'overflow';
+/**
+ * Longest service or client name kept as its own label: names come from requests (Host, override
+ * dtabs), and a row keeps its labels for the process's life, so a 6 KB name would cost its length
+ * in every series of the row. Longer ones share the overflow row.
+ */
+export const MAX_LABEL_CHARS = 256;
 const CLASSES = ['1xx', '2xx', '3xx', '4xx', '5xx'] as const;
 const SAMPLES = 1024;
 
@@ -191,7 +197,7 @@ export class RouterMetrics {
 
   /** An authorization decision (router/authorize.ts); the service label shares MAX_SERVICES. */
   authz(service: string, destination: string, caller: string, verdict: 'allow' | 'deny' | 'audit'): void {
-    const label = this.services.has(service) || this.services.size < MAX_SERVICES ? service : OVERFLOW;
+    const label = this.services.has(service) || (this.services.size < MAX_SERVICES && service.length <= MAX_LABEL_CHARS) ? service : OVERFLOW;
     this.#m.authzDecisions.labels(this.label, label, verdict).inc();
     this.authzCallers.record(service, destination, caller, verdict);
   }
@@ -242,7 +248,7 @@ export class RouterMetrics {
   }
 
   #serviceLabel(service: string): string {
-    return this.services.has(service) || this.services.size < MAX_SERVICES ? service : OVERFLOW;
+    return this.services.has(service) || (this.services.size < MAX_SERVICES && service.length <= MAX_LABEL_CHARS) ? service : OVERFLOW;
   }
 
   /** A request refused with 431 for having more header fields than the server's maxHeaders. */
@@ -256,7 +262,7 @@ export class RouterMetrics {
   }
 
   #service(name: string): ServiceStats {
-    const key = this.services.size >= MAX_SERVICES ? OVERFLOW : name;
+    const key = this.services.size >= MAX_SERVICES || name.length > MAX_LABEL_CHARS ? OVERFLOW : name;
     let s = this.services.get(key);
     if (s === undefined) {
       s = new ServiceStats(this.#m.duration.labels(this.label, key), this.#m.now);
@@ -267,7 +273,7 @@ export class RouterMetrics {
 
   #client(svc: ServiceStats, service: string, client: string): ClientStats {
     const serviceLabel = this.services.get(service) === svc ? service : OVERFLOW;
-    const clientLabel = svc.clients.size >= 16 ? OVERFLOW : client;
+    const clientLabel = svc.clients.size >= 16 || client.length > MAX_LABEL_CHARS ? OVERFLOW : client;
     let c = svc.clients.get(clientLabel);
     if (c === undefined) {
       c = { byClass: CLASSES.map((k) => this.#m.requests.labels(this.label, serviceLabel, clientLabel, k)), requests: 0, failures: 0 };
@@ -416,7 +422,7 @@ export class Metrics {
     });
     this.identityClaims = new Counter({
       name: 'hostmesh_identity_claims_total',
-      help: 'Workload claims (l5d-hostmesh-client-pod) checked at the incoming router, by result: ok, or why refused (malformed, unknown_pod, wrong_node, wrong_service_account; unattested_peer is ignored, not refused).',
+      help: 'Workload claims (l5d-hostmesh-client-pod) checked at the incoming router, by result: ok, or why refused (malformed, unknown_pod, wrong_node, wrong_service_account, too_many_waiting: identity.maxClaimWaits claims already waited for the pod watch; unattested_peer is ignored, not refused).',
       labelNames: ['router', 'result'],
       registers,
     });

@@ -89,18 +89,84 @@ function splitHostPort(text: string): { host: string; port: string } | undefined
   return { host, port: text.slice(colon + 1) };
 }
 
-/** Keeps one addr Var per inet id so every binding of the same address shares balancer state. */
+export interface InetAddrsOptions {
+  /** An address no binding or explanation has named for this long is dropped (default 60 s). */
+  readonly idleTtlMs?: number;
+  /** Addresses kept at most; past it the least recently named goes first (default 1000). */
+  readonly maxNames?: number;
+  /** The clock of idle eviction (tests drive it). */
+  readonly now?: () => number;
+}
+
+export const INET_IDLE_TTL_MS = 60_000;
+export const INET_MAX_NAMES = 1000;
+/**
+ * Longest host label shared through the map: a DNS name is at most 253 characters and an IPv6
+ * literal 45, so a longer "host" (a 64 KB label in a /delegator.json POST) is request garbage; it
+ * gets a Var of its own that lives as long as whatever holds it, and nothing is kept for it here.
+ */
+const MAX_SHARED_HOST = 255;
+
+/**
+ * Shares one addr Var per inet address among the bindings that name it at once. Every
+ * `/$/inet/<host>/<port>` comes from a dtab, and overrides (l5d-dtab, /delegator.json?dtab=) are
+ * request data, so the map is bounded like the namers' state: an address not named for idleTtl
+ * is dropped, and at most maxNames are kept (least recently named first). A dropped address is
+ * not lost: its Var is constant, so whoever still holds it keeps working, and naming it again
+ * makes a new one.
+ */
 export class InetAddrs {
-  readonly #addrs = new Map<string, Var<Addr>>();
+  /** In the order they were last named (oldest first). */
+  readonly #addrs = new Map<string, { readonly addr: Var<Addr>; named: number }>();
+  readonly #idleTtlMs: number;
+  readonly #max: number;
+  readonly #now: () => number;
+  /** Addresses dropped (idle or over maxNames): hostmesh_namer_evictions_total{namer="inet"}. */
+  evictions = 0;
+
+  constructor(options: InetAddrsOptions = {}) {
+    this.#idleTtlMs = options.idleTtlMs ?? INET_IDLE_TTL_MS;
+    this.#max = options.maxNames ?? INET_MAX_NAMES;
+    this.#now = options.now ?? Date.now;
+  }
 
   get(host: string, port: number): Var<Addr> {
+    if (host.length > MAX_SHARED_HOST) return new Var<Addr>({ kind: 'bound', endpoints: [{ host, port, meta: {} }] });
+    this.evictIdle(); // at most the idle ones: it stops at the first address named within idleTtl
     const key = `${host} ${port}`;
-    let addr = this.#addrs.get(key);
-    if (addr === undefined) {
-      addr = new Var<Addr>({ kind: 'bound', endpoints: [{ host, port, meta: {} }] });
-      this.#addrs.set(key, addr);
+    const now = this.#now();
+    let entry = this.#addrs.get(key);
+    if (entry === undefined) {
+      entry = { addr: new Var<Addr>({ kind: 'bound', endpoints: [{ host, port, meta: {} }] }), named: now };
+      if (this.#max <= 0) return entry.addr;
+    } else {
+      this.#addrs.delete(key); // re-inserted last: the Map's order is the naming order
+      entry.named = now;
     }
-    return addr;
+    this.#addrs.set(key, entry);
+    while (this.#addrs.size > this.#max) {
+      this.#addrs.delete(this.#addrs.keys().next().value as string);
+      this.evictions++;
+    }
+    return entry.addr;
+  }
+
+  /** Drops addresses not named for idleTtl; returns how many. */
+  evictIdle(): number {
+    const now = this.#now();
+    let n = 0;
+    for (const [key, e] of this.#addrs) {
+      if (now - e.named < this.#idleTtlMs) break; // the rest were named later
+      this.#addrs.delete(key);
+      n++;
+    }
+    this.evictions += n;
+    return n;
+  }
+
+  /** Addresses held now (hostmesh_namer_entries{namer="inet"}). */
+  get size(): number {
+    return this.#addrs.size;
   }
 }
 

@@ -8,7 +8,7 @@ import { Path } from '../dtab/path.js';
 import { showNameTree } from '../dtab/show.js';
 import { HostmeshError } from '../errors.js';
 import type { BoundName, Lookup, Namer } from './addr.js';
-import { InetAddrs, resolveBuiltin } from './builtins.js';
+import { InetAddrs, resolveBuiltin, type InetAddrsOptions } from './builtins.js';
 import { addrJson, boundTree, firstException, TreeText, type DelegateNode, type DentryJson } from './delegate-tree.js';
 import { settled, Var } from './var.js';
 
@@ -23,6 +23,8 @@ export interface InterpreterOptions {
   readonly maxDepth?: number;
   /** Most nodes one delegation tree may have (router `bindingBudget`); see DEFAULT_BINDING_BUDGET. */
   readonly budget?: number;
+  /** Bounds of the /$/inet address map (config `inet`), and its clock. */
+  readonly inet?: InetAddrsOptions;
 }
 
 /**
@@ -146,7 +148,7 @@ export class NameInterpreter {
   readonly #namers: readonly { namer: Namer; prefix: Path }[];
   readonly #maxDepth: number;
   readonly #budget: number;
-  readonly #inet = new InetAddrs();
+  readonly #inet: InetAddrs;
   readonly #lookups = new Map<string, SharedLookup>();
   readonly #lookupsByVar = new Map<Var<Lookup>, SharedLookup>();
   readonly #bindings = new Map<string, { state: Var<Lookup>; refs: number; stop: () => void }>();
@@ -155,6 +157,17 @@ export class NameInterpreter {
     this.#namers = options.namers.map((namer) => ({ namer, prefix: namer.prefix }));
     this.#maxDepth = options.maxDepth ?? 100;
     this.#budget = options.budget ?? DEFAULT_BINDING_BUDGET;
+    this.#inet = new InetAddrs(options.inet);
+  }
+
+  /** Drops /$/inet addresses no dtab has named for their idle TTL (the idle sweeps call it). */
+  evictIdle(): number {
+    return this.#inet.evictIdle();
+  }
+
+  /** The /$/inet address map's size and evictions, reported as the namer `inet`. */
+  inetStats(): { entries: number; evictions: number } {
+    return { entries: this.#inet.size, evictions: this.#inet.evictions };
   }
 
   /** Live binding of `path` through `dtab` then the namers; shared by identical (dtab, path). */

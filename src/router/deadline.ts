@@ -7,6 +7,18 @@ import { HostmeshError } from '../errors.js';
 /** Finagle's deadline context on the wire: `<timestamp ns> <deadline ns>` (epoch nanoseconds). */
 export const DEADLINE_HEADER = 'l5d-ctx-deadline';
 
+/**
+ * The longest delay Node's timers take (2^31 - 1 ms, 24.8 days): a longer one is not honoured but
+ * fires at once with a TimeoutOverflowWarning on stderr. A deadline further away than this is no
+ * deadline at all (Finagle's Time.Top, Long.MaxValue nanoseconds, is how a caller says "none").
+ */
+export const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/** A delay that Node's timers honour: at most MAX_TIMER_MS, never negative or NaN. */
+export function timerMs(ms: number): number {
+  return ms > 0 ? Math.min(ms, MAX_TIMER_MS) : 0;
+}
+
 /** A deadline as Finagle keeps it, in epoch milliseconds: when it was set, and when it passes. */
 export interface Deadline {
   readonly timestamp: number;
@@ -63,10 +75,13 @@ export interface RequestDeadline {
 
 /**
  * The effective deadline of a request that arrives at `now` with `header` (its l5d-ctx-deadline
- * field), under the router's totalTimeoutMs; undefined when neither bounds it.
+ * field), under the router's totalTimeoutMs; undefined when neither bounds it. A caller's deadline
+ * more than MAX_TIMER_MS away (Finagle's Time.Top among them) means no deadline: it is neither
+ * enforced nor sent on.
  */
 export function effectiveDeadline(now: number, header: string | string[] | undefined, totalTimeoutMs: number | undefined): RequestDeadline | undefined {
-  const theirs = parseDeadline(header);
+  const parsed = parseDeadline(header);
+  const theirs = parsed !== undefined && parsed.deadline - now > MAX_TIMER_MS ? undefined : parsed;
   const ours = totalTimeoutMs === undefined ? undefined : now + totalTimeoutMs;
   if (theirs === undefined && ours === undefined) return undefined;
   if (theirs === undefined || (ours !== undefined && ours < theirs.deadline)) {
@@ -144,6 +159,9 @@ export class AttemptTimer {
     const attempt = this.#o.attemptTimeoutMs ?? Number.POSITIVE_INFINITY;
     const kind: Expiry = attempt < left ? 'attempt' : 'deadline';
     const ms = Math.max(0, Math.min(attempt, left));
+    // Only reachable when the injected clock and the real one disagree by weeks: no timer then
+    // rather than one Node would fire at once.
+    if (ms > MAX_TIMER_MS) return signal;
     this.#timer = setTimeout(() => {
       this.#timer = undefined;
       this.expired = kind;

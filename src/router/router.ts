@@ -313,22 +313,29 @@ export class Router {
     return withDelegationPath(err, ctx, this.#o.interpreter);
   }
 
-  /** What this router's clients are bound to now: each bound name, its addresses and their state. */
+  /**
+   * What this router's clients are bound to now: each bound name, the endpoints its balancer
+   * chooses among with their load and failure accrual state (after the transformers: in the
+   * DaemonSet topology the peer routers, as accrual keys them), and the addresses the namer bound
+   * (`destinations`, before the transformers).
+   */
   clientState(): {
     id: string;
     state: string;
     stale: boolean;
     endpoints: { address: string; nodeName: string | null; inFlight: number; ewmaMs: number; accrual: 'alive' | 'dead' | 'probing' }[];
+    destinations: { address: string; nodeName: string | null }[];
   }[] {
     return [...this.#logical.boundNames()].map(([id, name]: [string, BoundName]) => {
       const { pools, accrual } = this.#perName.client(id); // a per-prefix client's own
       const a = name.addr.get();
-      const endpoints = a.kind === 'bound' ? a.endpoints : [];
+      const destinations = a.kind === 'bound' ? a.endpoints : [];
       return {
         id,
         state: a.kind,
         stale: a.kind === 'bound' && a.stale === true,
-        endpoints: endpoints.map((e) => ({
+        destinations: destinations.map((e) => ({ address: endpointKey(e), nodeName: e.meta.nodeName ?? null })),
+        endpoints: this.#concrete.balanced(name).map((e) => ({
           address: endpointKey(e),
           nodeName: e.meta.nodeName ?? null,
           inFlight: pools.load(e),

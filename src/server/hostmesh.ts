@@ -511,7 +511,14 @@ export async function startHostmesh(given: HostmeshConfig, deps: HostmeshDeps): 
           return n.stale === true;
         },
       });
-  const interpreter = new NameInterpreter({ namers });
+  const interpreter = new NameInterpreter({
+    namers,
+    inet: {
+      ...(config.inet?.idleTtlSecs !== undefined ? { idleTtlMs: config.inet.idleTtlSecs * 1000 } : {}),
+      ...(config.inet?.maxNames !== undefined ? { maxNames: config.inet.maxNames } : {}),
+      ...(deps.now !== undefined ? { now: deps.now } : {}),
+    },
+  });
   const namerClosers: (() => void)[] = [];
   wireNamerTransforms(config, namers, interpreter, namerClosers);
   const podSource = buildPods(config, deps);
@@ -521,6 +528,10 @@ export async function startHostmesh(given: HostmeshConfig, deps: HostmeshDeps): 
   const routers: RunningRouter[] = [];
   const closers: (() => void)[] = [...namerClosers];
   if (policyWatcher !== undefined) closers.push(() => policyWatcher.close());
+  // The /$/inet map is swept as it is used and by evictIdle(); this catches a map left idle.
+  const inetSweeper = setInterval(() => interpreter.evictIdle(), 30_000);
+  inetSweeper.unref();
+  closers.push(() => clearInterval(inetSweeper));
   const poolsList: EndpointPools[] = [];
   const started: Listener[] = [];
   const watchers = new Map<string, DtabWatcher>();
@@ -641,6 +652,7 @@ export async function startHostmesh(given: HostmeshConfig, deps: HostmeshDeps): 
         pods: podSource.pods,
         verifyClaims: podSource.verify,
         ...(config.identity?.claimWaitMs !== undefined ? { claimWaitMs: config.identity.claimWaitMs } : {}),
+        ...(config.identity?.maxClaimWaits !== undefined ? { maxClaimWaits: config.identity.maxClaimWaits } : {}),
         onClaim: (result) => rm.identityClaim(result),
       });
       for (const s of r.servers) {
@@ -764,11 +776,12 @@ export async function startHostmesh(given: HostmeshConfig, deps: HostmeshDeps): 
   metrics.reportState({
     routers: () => routers.map((r) => ({ label: r.label, bindings: r.router.bindingCacheSize })),
     interpreter: () => ({ lookups: interpreter.lookupCount, bindings: interpreter.bindingCount }),
-    namers: () => namers.flatMap((n) => (n.stats !== undefined ? [{ kind: n.kind, ...n.stats() }] : [])),
+    namers: () => [...namers.flatMap((n) => (n.stats !== undefined ? [{ kind: n.kind, ...n.stats() }] : [])), { kind: 'inet', ...interpreter.inetStats() }],
   });
   const evictIdle = (): void => {
     for (const r of routers) r.router.evictIdle();
     for (const n of namers) n.evictIdle?.();
+    interpreter.evictIdle();
   };
   await admin.start();
   admin.ready = true;

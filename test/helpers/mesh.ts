@@ -4,7 +4,7 @@
 import { writeFile } from 'node:fs/promises';
 import type http from 'node:http';
 import { join } from 'node:path';
-import { startDemo, type Demo } from '../../src/demo/demo.js';
+import { startDemo, type Demo, type DemoOptions } from '../../src/demo/demo.js';
 import { silentLogger } from '../../src/log.js';
 import { freePorts } from './ports.js';
 import { request } from './http.js';
@@ -20,10 +20,10 @@ export interface TestMesh {
   close(): Promise<void>;
 }
 
-export async function startMesh(): Promise<TestMesh> {
+export async function startMesh(options: DemoOptions = {}): Promise<TestMesh> {
   const [outgoing, incoming, admin] = (await freePorts(A, 3)) as [number, number, number];
   const ports = { outgoing, incoming, admin };
-  const demo = await startDemo(silentLogger(), ports);
+  const demo = await startDemo(silentLogger(), ports, options);
   return {
     demo,
     ports,

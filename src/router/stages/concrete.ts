@@ -87,6 +87,19 @@ export class ConcreteStage {
     }
   }
 
+  /**
+   * The endpoints the balancer chooses among for a bound name, as they are now: after the
+   * transformers (in the DaemonSet topology, the peer routers, which is what failure accrual keys).
+   * Empty when the name failed. For the admin views, which must show what the balancer skips.
+   */
+  balanced(name: BoundName): readonly Endpoint[] {
+    try {
+      return this.#candidates(name).endpoints;
+    } catch {
+      return [];
+    }
+  }
+
   /** The endpoints of a bound name after the transformers, and why none are left if so. */
   #candidates(name: BoundName): { endpoints: readonly Endpoint[]; why: string | undefined } {
     const addr = name.addr.get();

@@ -9,7 +9,7 @@ import { HostmeshError } from '../../errors.js';
 import type { Endpoint } from '../../namer/addr.js';
 import { type Classifier, type ResponseClass, SUCCESS_CLASS_HEADER, successClass } from '../classifier.js';
 import type { RequestContext } from '../context.js';
-import { AttemptTimer } from '../deadline.js';
+import { AttemptTimer, timerMs } from '../deadline.js';
 import { endpointKey, type EndpointPools } from '../endpoint-pool.js';
 import type { FailureAccrual } from '../failure-accrual.js';
 import { DRAINING_HEADER, type DrainingPeers } from '../draining-peers.js';
@@ -436,7 +436,7 @@ async function discard(upstream: Dispatcher.ResponseData): Promise<void> {
 }
 
 function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms).unref());
+  return new Promise((resolve) => setTimeout(resolve, timerMs(ms)).unref());
 }
 
 /**
