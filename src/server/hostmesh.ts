@@ -506,6 +506,7 @@ export async function startHostmesh(config: HostmeshConfig, deps: HostmeshDeps):
             ...(s.maxConnections !== undefined ? { maxConnections: s.maxConnections } : {}),
             ...(s.maxConnectionsPerSource !== undefined ? { maxConnectionsPerSource: s.maxConnectionsPerSource } : {}),
             ...(s.maxHeaders !== undefined ? { maxHeaders: s.maxHeaders } : {}),
+            ...(s.maxPipelinedRequests !== undefined ? { maxPipelinedRequests: s.maxPipelinedRequests } : {}),
             ...(s.clearContext === true ? { clearContext: true } : {}),
             ...(guard !== undefined ? { sourceGuard: guard } : {}),
             callers,
