@@ -357,6 +357,13 @@ export async function startHostmesh(config: HostmeshConfig, deps: HostmeshDeps):
       const { transforms, close } = buildTransforms(r, config, interpreter);
       closers.push(close);
       const rm = metrics.router(r.label);
+      if (JSON.stringify(r.service ?? {}).includes('"retries"') && r.servers.every((s) => serverDirection(s, r.label) === 'inbound')) {
+        // README "Retries": an app's answer is retried at one hop only, the outgoing router's.
+        logger.warn(
+          { router: r.label },
+          "service retries on a router whose servers are all inbound are not applied: the outgoing router retries apps' answers (requeues still apply)",
+        );
+      }
       const pools = new EndpointPools(
         r.client.tls ? clientTlsOptions(r.client.tls) : undefined,
         { limits: clientLimits(r.client) },
