@@ -136,7 +136,7 @@ async function readOrNull(path: string, io: Io): Promise<string | null> {
 }
 
 /** Reports each certificate; returns the exit code (0 ok, 1 a problem, 2 missing input). */
-async function certsInspect(files: readonly string[], opts: InspectOptions, io: Io, now = new Date()): Promise<number> {
+export async function certsInspect(files: readonly string[], opts: InspectOptions, io: Io, now = new Date()): Promise<number> {
   const warnDays = positiveInt(opts.warnDays, '--warn-days');
   const { describe, expiry, inspectPem } = await import('../tls/inspect.js');
   let problem = false;

@@ -438,6 +438,7 @@ function toConfig(raw: RawConfig, baseDir: string, env: NodeJS.ProcessEnv): Host
         ...(s.maxConnections !== undefined ? { maxConnections: s.maxConnections } : {}),
         ...(s.maxConnectionsPerSource !== undefined ? { maxConnectionsPerSource: s.maxConnectionsPerSource } : {}),
         ...(s.maxHeaders !== undefined ? { maxHeaders: s.maxHeaders } : {}),
+        ...(s.maxPipelinedRequests !== undefined ? { maxPipelinedRequests: s.maxPipelinedRequests } : {}),
         ...(s.clearContext !== undefined ? { clearContext: s.clearContext } : {}),
         ...(s.localSourcesOnly !== undefined ? { localSourcesOnly: s.localSourcesOnly } : {}),
         ...(s.allowedSourceCidrs !== undefined ? { allowedSourceCidrs: s.allowedSourceCidrs } : {}),

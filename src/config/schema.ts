@@ -96,6 +96,8 @@ const server = z.strictObject({
   maxConnections: z.number().int().min(1).max(1_000_000).optional(),
   maxConnectionsPerSource: z.number().int().min(1).max(1_000_000).optional(),
   maxHeaders: z.number().int().min(16).max(10_000).optional(),
+  // hostmesh: requests queued on one connection before it is no longer read (server/pipeline.ts).
+  maxPipelinedRequests: z.number().int().min(1).max(100_000).optional(),
   // Linkerd 1: strip l5d-ctx-* and l5d-dtab from requests arriving on this server.
   clearContext: z.boolean().optional(),
   // hostmesh additions (plaintext servers): serve only pods on this node, the node and loopback,

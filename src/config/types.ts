@@ -95,6 +95,8 @@ export interface ServerConfig {
   maxConnectionsPerSource?: number;
   /** Bound on a request's header fields (more is 431; default 500, router/headers.ts). */
   maxHeaders?: number;
+  /** Requests queued on one connection (pipelined) before it is no longer read (default 32). */
+  maxPipelinedRequests?: number;
   /** Linkerd 1's clearContext: l5d-ctx-* and l5d-dtab are removed from requests arriving here. */
   clearContext?: boolean;
   /** Plaintext servers: only pods on this node, the node and loopback may connect (default true). */

@@ -256,6 +256,16 @@ export class RouterMetrics {
     this.#m.headerLimitRefusals.labels(this.label).inc();
   }
 
+  /** A connection was no longer read: maxPipelinedRequests of its requests were queued (server/pipeline.ts). */
+  pipelinePaused(): void {
+    this.#m.pipelinePaused.labels(this.label).inc();
+  }
+
+  /** Queued pipelined requests of a connection that closed, dropped without being sent. */
+  pipelineDropped(n: number): void {
+    this.#m.pipelineDropped.labels(this.label).inc(n);
+  }
+
   /** A service's stats, made on first use (past MAX_SERVICES names, the overflow row's). */
   #stats(name: string): ServiceStats {
     return this.services.get(name) ?? this.#service(name);
@@ -327,6 +337,8 @@ export class Metrics {
   readonly drainingPeerMarks: Counter;
   readonly drainingPeers: Gauge;
   readonly headerLimitRefusals: Counter;
+  readonly pipelinePaused: Counter;
+  readonly pipelineDropped: Counter;
   /** Admin requests refused by the Host/Origin/state-change checks (reason: a fixed set). */
   readonly adminRefusals: Counter;
   readonly connectionsRefused: Counter;
@@ -435,6 +447,18 @@ export class Metrics {
     this.headerLimitRefusals = new Counter({
       name: 'hostmesh_header_limit_refusals_total',
       help: 'Requests refused with 431: more header fields than the server keeps (maxHeaders).',
+      labelNames: ['router'],
+      registers,
+    });
+    this.pipelinePaused = new Counter({
+      name: 'hostmesh_pipeline_paused_total',
+      help: 'Times a connection was no longer read because maxPipelinedRequests of its pipelined requests were queued.',
+      labelNames: ['router'],
+      registers,
+    });
+    this.pipelineDropped = new Counter({
+      name: 'hostmesh_pipeline_dropped_total',
+      help: 'Queued pipelined requests dropped without being sent because their connection closed.',
       labelNames: ['router'],
       registers,
     });

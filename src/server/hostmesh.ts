@@ -546,6 +546,13 @@ export async function startHostmesh(given: HostmeshConfig, deps: HostmeshDeps): 
       });
       closers.push(close);
       const rm = metrics.router(r.label);
+      if (JSON.stringify(r.service ?? {}).includes('"retries"') && r.servers.every((s) => serverDirection(s, r.label) === 'inbound')) {
+        // README "Retries": an app's answer is retried at one hop only, the outgoing router's.
+        logger.warn(
+          { router: r.label },
+          "service retries on a router whose servers are all inbound are not applied: the outgoing router retries apps' answers (requeues still apply)",
+        );
+      }
       const pools = new EndpointPools(
         r.client.tls ? clientTlsOptions(r.client.tls) : undefined,
         { limits: clientLimits(r.client) },
@@ -697,6 +704,7 @@ export async function startHostmesh(given: HostmeshConfig, deps: HostmeshDeps): 
             ...(s.maxConnections !== undefined ? { maxConnections: s.maxConnections } : {}),
             ...(s.maxConnectionsPerSource !== undefined ? { maxConnectionsPerSource: s.maxConnectionsPerSource } : {}),
             ...(s.maxHeaders !== undefined ? { maxHeaders: s.maxHeaders } : {}),
+            ...(s.maxPipelinedRequests !== undefined ? { maxPipelinedRequests: s.maxPipelinedRequests } : {}),
             ...(s.clearContext === true ? { clearContext: true } : {}),
             ...(guard !== undefined ? { sourceGuard: guard } : {}),
             callers,

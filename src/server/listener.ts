@@ -22,6 +22,7 @@ import { Connections } from './connections.js';
 import { clearContextHeaders } from './clear-context.js';
 import type { Callers } from '../identity/caller.js';
 import { RefusalLog, type RefusalReason, type Source, type SourceGuard } from '../identity/source-guard.js';
+import { DEFAULT_MAX_PIPELINED_REQUESTS, Pipelines } from './pipeline.js';
 
 /** Defaults of the socket limits (config keys of a server; see the README's limits table). */
 export const SOCKET_DEFAULTS = {
@@ -74,6 +75,8 @@ export interface ListenerOptions {
   readonly callers?: Callers;
   /** Linkerd 1's clearContext: l5d-ctx-* and l5d-dtab are removed from what arrives here. */
   readonly clearContext?: boolean;
+  /** Pipelined requests waiting on one connection before it is no longer read (default 32, server/pipeline.ts). */
+  readonly maxPipelinedRequests?: number;
 }
 
 export class Listener {
@@ -102,6 +105,8 @@ export class Listener {
   /** CONNECT tunnels fed back into the server: the requests inside are the `connect-inner` path. */
   readonly #tunnelled = new WeakSet<Socket>();
   readonly #refusalLog = new RefusalLog();
+  /** A connection's pipelined requests are routed one at a time; the rest wait, bounded (pipeline.ts). */
+  readonly #pipelines: Pipelines;
 
   constructor(router: Router, options: ListenerOptions, logger: Logger) {
     this.#router = router;
@@ -129,6 +134,10 @@ export class Listener {
     this.#maxHeaders = options.maxHeaders ?? DEFAULT_MAX_HEADERS;
     this.#server.maxHeadersCount = this.#maxHeaders + 1;
     const metrics = (this.#metrics = options.metrics);
+    this.#pipelines = new Pipelines(options.maxPipelinedRequests ?? DEFAULT_MAX_PIPELINED_REQUESTS, {
+      onPaused: () => metrics?.pipelinePaused(),
+      onDropped: (n) => metrics?.pipelineDropped(n),
+    });
     // Idle sockets are destroyed (Node would do it too with no listener; this one counts them).
     this.#server.setTimeout(idleTimeout);
     this.#server.on('timeout', (socket: Socket) => {
@@ -317,6 +326,7 @@ export class Listener {
   }
 
   #onRequest(req: http.IncomingMessage, res: http.ServerResponse): void {
+    if (this.#pipelines.hold(req, res, () => this.#onRequest(req, res))) return; // routed at its turn, or dropped with its connection
     const ctx: RequestContext = { direction: this.#direction };
     if (this.#announcing) {
       // The peer stops choosing this node (router/draining-peers.ts) and its connection closes

@@ -12,6 +12,8 @@ import t from 'tap';
 import { parse } from 'yaml';
 import { createCa, issueCertificate } from '../../src/tls/generate.js';
 import { runCli } from '../helpers/cli.js';
+import { runCheck } from '../../src/cli/run.js';
+import { certsInspect, type InspectOptions } from '../../src/cli/certs.js';
 
 const dir = await mkdtemp(join(tmpdir(), 'hostmesh-certs-'));
 t.teardown(() => rm(dir, { recursive: true, force: true }));
@@ -144,15 +146,22 @@ t.test('inspect: ok, expiring, expired, wrong CA, wrong key, wrong name, missing
   await writeFile(join(dir, 'old.crt'), old.certPem);
   const foreign = issueCertificate(createCa({ commonName: 'other CA' }), { commonName: 'hostmesh' });
   await writeFile(join(dir, 'foreign.crt'), foreign.certPem);
-  // Independent CLI runs, started together (each child costs its start-up time).
+  // `certs inspect` in-process (certsInspect is what the command calls, with its option defaults);
+  // one case through the binary, for its exit code and output.
+  const inspect = async (files: string[], opts: Partial<InspectOptions> = {}) => {
+    const out: string[] = [];
+    const err: string[] = [];
+    const code = await certsInspect(files, { warnDays: '30', ...opts }, { out: (l) => out.push(l), err: (l) => err.push(l) });
+    return { code, stdout: out.join('\n'), stderr: err.join('\n') };
+  };
   const [ok, expiring, expired, wrongCa, wrongKey, wrongName, missing] = await Promise.all([
     runCli(['certs', 'inspect', crt, '--ca', join(ca, 'ca.crt'), '--key', join(dir, 'node-a', 'tls.key'), '--name', 'hostmesh']),
-    runCli(['certs', 'inspect', crt, '--warn-days', '60']),
-    runCli(['certs', 'inspect', join(dir, 'old.crt')]),
-    runCli(['certs', 'inspect', join(dir, 'foreign.crt'), '--ca', join(ca, 'ca.crt')]),
-    runCli(['certs', 'inspect', crt, '--key', join(dir, 'node-b', 'tls.key')]),
-    runCli(['certs', 'inspect', crt, '--name', 'node-b']),
-    runCli(['certs', 'inspect', join(dir, 'nope.crt')]),
+    inspect([crt], { warnDays: '60' }),
+    inspect([join(dir, 'old.crt')]),
+    inspect([join(dir, 'foreign.crt')], { ca: join(ca, 'ca.crt') }),
+    inspect([crt], { key: join(dir, 'node-b', 'tls.key') }),
+    inspect([crt], { name: 'node-b' }),
+    inspect([join(dir, 'nope.crt')]),
   ]);
   t.equal(ok.code, 0, ok.stderr);
   t.match(ok.stdout, /sans: +DNS:hostmesh, DNS:node-a, IP:10\.0\.0\.5, URI:spiffe:\/\/hostmesh\/node\/node-a/);
@@ -200,7 +209,13 @@ t.test('run --check refuses an expired certificate and warns about one about to 
   await writeFile(join(dir, 'soon.crt'), soonCert.certPem);
   await writeFile(join(dir, 'soon.key'), soonCert.keyPem);
   await writeFile(join(dir, 'soon.yaml'), config(join(dir, 'soon.crt'), join(dir, 'soon.key')));
-  const check = (file: string) => runCli(['run', '-c', join(dir, file), '--check']);
+  // `run --check` in-process (runCheck is what it calls; test/cli/run.test.ts runs the binary's own exits).
+  const check = async (file: string) => {
+    const out: string[] = [];
+    const err: string[] = [];
+    const code = await runCheck(join(dir, file), [], { out: (l) => out.push(l), err: (l) => err.push(l) });
+    return { code, stdout: out.join('\n'), stderr: err.join('\n') };
+  };
   const [r, garbage, mismatch, soon] = await Promise.all([check('expired.yaml'), check('garbage.yaml'), check('mismatch.yaml'), check('soon.yaml')]);
   t.equal(r.code, 1);
   t.match(r.stderr, /server :4141 certificate .*old-cert\.crt \(CN=hostmesh\) expired on 2025-01-01/);

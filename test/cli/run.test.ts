@@ -1,6 +1,9 @@
-// `hostmesh run` as the DaemonSet runs it, in a child process: --check validates config, dtabs and
-// certificate files (PKCS#8 and PKCS#1 keys) and exits 0/1; a running router serves, drains and
-// exits 0 on SIGTERM; a config error or an impossible start exits 1 with the reason.
+// `hostmesh run` as the DaemonSet runs it: --check validates config, dtabs and certificate files
+// (PKCS#8 and PKCS#1 keys) and exits 0/1; a running router serves, drains and exits 0 on SIGTERM;
+// a config error or an impossible start exits 1 with the reason. Where the process boundary is
+// what is tested (exit codes, signals, the binary's own output) the CLI runs as a child, those
+// children started together; --check's cases call its command function in-process (runCheck,
+// what `run --check` calls), so the file stays cheap on a loaded machine.
 
 import t from 'tap';
 import { once } from 'node:events';
@@ -12,6 +15,7 @@ import { createCa, issueNodeCertificate } from '../../src/tls/generate.js';
 import { freePorts } from '../helpers/ports.js';
 import { request } from '../helpers/http.js';
 import { runCli, spawnCli } from '../helpers/cli.js';
+import { runCheck } from '../../src/cli/run.js';
 
 const dir = await mkdtemp(join(tmpdir(), 'hostmesh-run-'));
 t.teardown(() => rm(dir, { recursive: true, force: true }));
@@ -62,10 +66,18 @@ async function writeConfig(name: string, text: string): Promise<string> {
 
 const dummy = { out: 1, inc: 2, admin: 3 };
 
+/** `hostmesh run -c <file> --check [--set ...]` in-process: its exit code and output lines. */
+async function check(file: string, set: string[] = []): Promise<{ code: number; stdout: string; stderr: string }> {
+  const out: string[] = [];
+  const err: string[] = [];
+  const code = await runCheck(file, set, { out: (l) => out.push(l), err: (l) => err.push(l) });
+  return { code, stdout: out.join('\n'), stderr: err.join('\n') };
+}
+
 t.test('--check accepts PKCS#8 and PKCS#1 keys', async (t) => {
   const keys = ['key.pk8', 'key.pk1'];
   const files = await Promise.all(keys.map((key) => writeConfig(`ok-${key}.yaml`, config(dummy, key))));
-  const results = await Promise.all(files.map((file) => runCli(['run', '-c', file, '--check'])));
+  const results = await Promise.all(files.map((file) => check(file)));
   results.forEach((r, i) => {
     t.equal(r.code, 0, `${keys[i]}: exit 0 (${r.stderr})`);
     t.match(r.stdout, /ok \(2 router\(s\): outgoing, incoming\)/);
@@ -77,13 +89,12 @@ t.test('--check refuses bad certificate files and bad config, naming the problem
   const garbage = await writeConfig('garbage.yaml', config(dummy, 'key.pk8', 'garbage.pem'));
   const missing = await writeConfig('missing.yaml', config(dummy, 'nope.key'));
   const unknown = await writeConfig('unknown.yaml', config(dummy) + 'colour: blue\n');
-  // Independent CLI runs, started together (each child costs its start-up time).
   const [rMismatch, rGarbage, rMissing, rUnknown, rBanana] = await Promise.all([
-    runCli(['run', '-c', mismatch, '--check']),
-    runCli(['run', '-c', garbage, '--check']),
-    runCli(['run', '-c', missing, '--check']),
-    runCli(['run', '-c', unknown, '--check']),
-    runCli(['run', '-c', unknown, '--check', '--set', 'routers.0.servers.0.port=banana']),
+    check(mismatch),
+    check(garbage),
+    check(missing),
+    check(unknown),
+    check(unknown, ['routers.0.servers.0.port=banana']),
   ]);
   t.equal(rMismatch.code, 1, 'a key that does not match its certificate');
   t.match(rMismatch.stderr, /router outgoing client tls|router incoming server/);
@@ -98,18 +109,9 @@ t.test('--check refuses bad certificate files and bad config, naming the problem
 
 t.test('--set fixes a config for a check outside the cluster', async (t) => {
   const file = await writeConfig('paths.yaml', config(dummy).replace(/key\.pk8/g, '/etc/hostmesh/tls/key.pk8'));
-  let r = await runCli(['run', '-c', file, '--check']);
+  let r = await check(file);
   t.equal(r.code, 1, 'the in-cluster path does not exist here');
-  r = await runCli([
-    'run',
-    '-c',
-    file,
-    '--check',
-    '--set',
-    `routers.0.client.tls.clientAuth.keyPath=${join(dir, 'key.pk8')}`,
-    '--set',
-    `routers.1.servers.0.tls.keyPath=${join(dir, 'key.pk8')}`,
-  ]);
+  r = await check(file, [`routers.0.client.tls.clientAuth.keyPath=${join(dir, 'key.pk8')}`, `routers.1.servers.0.tls.keyPath=${join(dir, 'key.pk8')}`]);
   t.equal(r.code, 0, r.stderr);
 });
 
@@ -140,21 +142,27 @@ t.test('run serves, then drains and exits 0 on SIGTERM', async (t) => {
   t.equal(code, 0);
 });
 
-t.test('an impossible start exits 1 with the reason, before serving', async (t) => {
+// The exits of the binary itself, children started together (each costs its start-up time).
+t.test('the binary: an impossible start exits 1 with the reason, before serving; usage errors exit 2; --check exits 0', async (t) => {
   const [out, inc, admin] = (await freePorts('127.0.0.1', 3)) as [number, number, number];
   const file = await writeConfig('nonode.yaml', config({ out, inc, admin }).replace('nodeName: node-1\n', ''));
-  const r = await runCli(['run', '-c', file], { NODE_NAME: '' });
+  const bad = await writeConfig('bad.yaml', 'routers: 3\n');
+  const good = await writeConfig('bin-ok.yaml', config(dummy));
+  const [r, r2, usage, checked] = await Promise.all([
+    runCli(['run', '-c', file], { NODE_NAME: '' }),
+    runCli(['run', '-c', bad]),
+    runCli(['run']),
+    runCli(['run', '-c', good, '--check']),
+  ]);
   t.equal(r.code, 1);
   t.match(r.stderr, /localnode needs the node name/);
 
-  const bad = await writeConfig('bad.yaml', 'routers: 3\n');
-  const r2 = await runCli(['run', '-c', bad]);
   t.equal(r2.code, 1);
   t.match(r2.stderr, /bad\.yaml:1:10: routers: /);
-});
 
-t.test('usage errors exit 2', async (t) => {
-  const r = await runCli(['run']);
-  t.equal(r.code, 2);
-  t.match(r.stderr, /--config/);
+  t.equal(usage.code, 2, 'usage errors exit 2');
+  t.match(usage.stderr, /--config/);
+
+  t.equal(checked.code, 0, `--check through the binary: exit 0 (${checked.stderr})`);
+  t.match(checked.stdout, /ok \(2 router\(s\): outgoing, incoming\)/);
 });

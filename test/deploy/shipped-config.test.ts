@@ -24,6 +24,7 @@ import { request } from '../helpers/http.js';
 import { endpointSlice, pod } from '../helpers/k8s.js';
 import { kustomize, manifestFile, one, ROOT } from '../helpers/manifests.js';
 import { freePorts } from '../helpers/ports.js';
+import { needs } from '../helpers/requires.js';
 
 const NODES = [
   { name: 'node-a', ip: '127.0.0.2' },
@@ -62,7 +63,8 @@ async function servingSerial(host: string, port: number, ca: Buffer, cert: Buffe
   return serial.toUpperCase();
 }
 
-t.test('the shipped DaemonSet config: routing, exact RBAC, certificate rotation', { timeout: 120_000 }, async (t) => {
+const kubectl = needs(t, 'kubectl', 'the shipped DaemonSet config (renders k8s/ with kubectl kustomize)');
+t.test('the shipped DaemonSet config: routing, exact RBAC, certificate rotation', { timeout: 120_000, ...kubectl }, async (t) => {
   const dir = await mkdtemp(join(tmpdir(), 'hostmesh-shipped-'));
   const api = await new FakeApiServer().start();
   const children: ChildProcess[] = [];

@@ -11,6 +11,7 @@ import { startDemo, type Demo } from '../../src/demo/demo.js';
 import { silentLogger } from '../../src/log.js';
 import { freePorts } from '../helpers/ports.js';
 import { request } from '../helpers/http.js';
+import { needs } from '../helpers/requires.js';
 
 const A = '127.0.0.2';
 const B = '127.0.0.3';
@@ -45,7 +46,7 @@ t.test('hello calls world through its own router', async (t) => {
   t.equal(r.body, 'Hello from node-a, world says: world (node-b)\n');
 });
 
-t.test('curl with http_proxy', async (t) => {
+t.test('curl with http_proxy', needs(t, 'curl', 'curl with http_proxy (test/e2e/mesh.test.ts)'), async (t) => {
   const out = await new Promise<string>((resolve, reject) => {
     const child = spawn('curl', ['-s', '-S', 'http://world/'], {
       env: { ...process.env, http_proxy: `http://${A}:${ports.outgoing}`, NO_PROXY: '' },

@@ -7,7 +7,7 @@ import type { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import { HostmeshError } from '../../errors.js';
 import type { Endpoint } from '../../namer/addr.js';
-import { type Classifier, type ResponseClass, SUCCESS_CLASS_HEADER, successClass } from '../classifier.js';
+import { type Classifier, RETRYABLE_HEADER, type ResponseClass, SUCCESS_CLASS_HEADER, successClass } from '../classifier.js';
 import type { RequestContext } from '../context.js';
 import { AttemptTimer, timerMs } from '../deadline.js';
 import { endpointKey, type EndpointPools } from '../endpoint-pool.js';
@@ -133,6 +133,9 @@ export class ForwardStage {
     const classify = svc.classify;
     const body = hasBody ? new ReplayableBody(req, policy.requestBufferBytes) : undefined;
     const retryBudget = svc.retryBudgets.get(service);
+    // An app's answer is retried at one hop only, the outgoing router's (retryHop): an inbound
+    // router relays it as the app gave it, l5d-retryable included, for the outgoing one to decide.
+    const retriesHere = retryHop(ctx);
     const requeueBudget = cli.requeueBudgets.get(client);
     // Each attempt's own abort signal, fired at its timeout or the request's deadline (deadline.ts).
     const timer = new AttemptTimer({ now: o.now, deadline: ctx.deadline, attemptTimeoutMs: cli.requestAttemptTimeoutMs, abort });
@@ -159,7 +162,7 @@ export class ForwardStage {
     };
     /** Whether a retryable answer may be retried: attempts left, a body that can be resent, the budget. */
     const retry = (): boolean => {
-      if (retries >= policy.maxRetriesPerRequest || !canResend()) return false;
+      if (!retriesHere || retries >= policy.maxRetriesPerRequest || !canResend()) return false;
       if (!retryBudget.tryWithdraw()) {
         o.onBudgetExhausted?.('retry', service);
         return false;
@@ -266,7 +269,7 @@ export class ForwardStage {
           }
           o.onClassified?.(service, cls);
           body?.settle(); // this answer is final: nothing is resent, so nothing need be kept
-          relayHead(res, upstream, cls);
+          relayHead(res, upstream, cls, retriesHere);
           await this.#relayBody(res, upstream, service);
           return;
         } finally {
@@ -418,11 +421,28 @@ export class UpgradeAttempts {
 /** Per connection: resolvers of its pipelined requests waiting for the one in progress. */
 const pipelines = new WeakMap<object, (() => void)[]>();
 
-/** The response head: end-to-end fields, minus the router's requeue and draining marks, plus the success class. */
-function relayHead(res: ServerResponse, upstream: Dispatcher.ResponseData, cls: ResponseClass): void {
+/**
+ * Whether this router retries an app's answer (and an attempt that timed out, which the app may
+ * have received): the outgoing router does, an inbound one never. Across the two hops of the
+ * DaemonSet topology a request then reaches an app at most 1 + the outgoing router's
+ * maxRetriesPerRequest times (before: up to 11 x 11). The outgoing router is where the service's
+ * config lives, and its retry goes through its balancer again, so it can reach another node's
+ * pod; the inbound router only knows its own node's. Requeues (no app reached) stay at both
+ * hops. The rule is the listener's direction, not a header: nothing a pod sends changes it.
+ */
+export function retryHop(ctx: RequestContext): boolean {
+  return ctx.direction !== 'inbound';
+}
+
+/**
+ * The response head: end-to-end fields, minus the router's requeue and draining marks, plus the
+ * success class. The hop that retries drops the app's l5d-retryable from what it relays: its
+ * retries are spent or refused, so nothing past it (a pod's own retrying client) retries again.
+ */
+function relayHead(res: ServerResponse, upstream: Dispatcher.ResponseData, cls: ResponseClass, retried: boolean): void {
   const outHeaders: OutgoingHttpHeaders = {};
   for (const [k, v] of Object.entries(upstream.headers)) {
-    if (v !== undefined && !isHopByHop(k) && k !== REQUEUE_HEADER && k !== DRAINING_HEADER) outHeaders[k] = v;
+    if (v !== undefined && !isHopByHop(k) && k !== REQUEUE_HEADER && k !== DRAINING_HEADER && !(retried && k === RETRYABLE_HEADER)) outHeaders[k] = v;
   }
   outHeaders[SUCCESS_CLASS_HEADER] = successClass(cls);
   const trailerNames = headerValue(upstream.headers['trailer']);

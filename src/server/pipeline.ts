@@ -1,0 +1,143 @@
+// Pipelined requests of one connection (HTTP/1.1 lets a client send many before the first is
+// answered). Node's server parses them all at once and hands each over; its answers must leave
+// in order anyway, so a listener routes one request of a connection at a time, the others wait
+// here unrouted (nothing counted in flight, nothing sent). Past `max` waiting, the connection is
+// no longer read (as a proxy should: the client's own buffers fill and it slows down); when the
+// connection closes, what waits is dropped without being sent.
+
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
+
+/** Default of a server's maxPipelinedRequests (README limits table). */
+export const DEFAULT_MAX_PIPELINED_REQUESTS = 32;
+
+export interface PipelineHooks {
+  /** The connection is no longer read: `max` requests of it wait (a metric). */
+  readonly onPaused?: () => void;
+  /** Waiting requests of a closed connection were dropped without being sent (a metric). */
+  readonly onDropped?: (n: number) => void;
+}
+
+interface Waiting {
+  readonly req: IncomingMessage;
+  readonly res: ServerResponse;
+  readonly go: () => void;
+}
+
+/** One connection's line: whether a request of it is being routed, and the ones waiting. */
+interface Line {
+  busy: boolean;
+  paused: boolean;
+  readonly waiting: Waiting[];
+}
+
+/**
+ * A server socket's handle (an internal field). Node's HTTP parser reads it directly, so a stream
+ * pause() does not stop the parsing; stopping the handle's reads does, after the chunk in hand.
+ */
+interface HandledSocket {
+  _handle?: { readStop(): number; readStart(): number } | null;
+}
+
+export class Pipelines {
+  readonly #max: number;
+  readonly #hooks: PipelineHooks;
+  readonly #lines = new WeakMap<Socket, Line>();
+  /** Requests whose turn came: the listener's second look at them routes them. */
+  readonly #released = new WeakSet<IncomingMessage>();
+  #waiting = 0;
+
+  constructor(max: number = DEFAULT_MAX_PIPELINED_REQUESTS, hooks: PipelineHooks = {}) {
+    this.#max = Math.max(1, max);
+    this.#hooks = hooks;
+  }
+
+  /** Requests waiting for their turn now, on every connection. */
+  get waiting(): number {
+    return this.#waiting;
+  }
+
+  /**
+   * Whether `req` must wait for its connection's earlier requests. If so, `go` is called when its
+   * turn comes (the listener then sees it again, and this answers false), or never if the
+   * connection closes first. A request not waiting is the one its connection is routing.
+   */
+  hold(req: IncomingMessage, res: ServerResponse, go: () => void): boolean {
+    if (this.#released.delete(req)) return false;
+    const socket = req.socket;
+    let line = this.#lines.get(socket);
+    if (line === undefined) {
+      const created: Line = { busy: false, paused: false, waiting: [] };
+      line = created;
+      this.#lines.set(socket, created);
+      socket.once('close', () => this.#drop(created));
+    }
+    if (!line.busy) {
+      this.#run(socket, line, res);
+      return false;
+    }
+    line.waiting.push({ req, res, go });
+    this.#waiting++;
+    // Re-asserted on every request past the bound: Node resumes the socket after its own pauses.
+    if (line.waiting.length >= this.#max) this.#pause(socket, line);
+    return true;
+  }
+
+  /** `res` is its connection's request in progress: the next one goes when it is answered. */
+  #run(socket: Socket, line: Line, res: ServerResponse): void {
+    line.busy = true;
+    let ended = false;
+    const next = (): void => {
+      if (ended) return;
+      ended = true;
+      res.off('finish', next);
+      res.off('close', next);
+      line.busy = false;
+      this.#next(socket, line);
+    };
+    res.once('finish', next);
+    res.once('close', next);
+  }
+
+  #next(socket: Socket, line: Line): void {
+    if (socket.destroyed) {
+      this.#drop(line);
+      return;
+    }
+    const w = line.waiting.shift();
+    if (w === undefined) {
+      this.#resume(socket, line);
+      return;
+    }
+    this.#waiting--;
+    if (line.waiting.length < this.#max) this.#resume(socket, line);
+    this.#released.add(w.req);
+    this.#run(socket, line, w.res);
+    w.go();
+  }
+
+  #pause(socket: Socket, line: Line): void {
+    if (line.paused) return;
+    line.paused = true;
+    this.#hooks.onPaused?.();
+    // The rest of the chunk being parsed still arrives (one read: up to 64 KB of requests); the
+    // handle's reading flag is left set, so Node's own resume (after its back-pressure pause)
+    // does not start it again: only #resume does.
+    (socket as HandledSocket)._handle?.readStop();
+  }
+
+  #resume(socket: Socket, line: Line): void {
+    if (!line.paused) return;
+    line.paused = false;
+    if (!socket.destroyed) (socket as HandledSocket)._handle?.readStart();
+  }
+
+  /** The connection closed: its waiting requests are dropped, never sent. */
+  #drop(line: Line): void {
+    const n = line.waiting.length;
+    if (n === 0) return;
+    line.waiting.length = 0;
+    this.#waiting -= n;
+    this.#hooks.onDropped?.(n);
+  }
+}
