@@ -6,6 +6,7 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { AuthzCallers } from './authz-callers.js';
 import { RecentCounts } from './recent-counts.js';
+import { anyPurposePeers } from '../tls/peer-certificate.js';
 
 /** Distinct services per router before further ones are counted under OVERFLOW. */
 export const MAX_SERVICES = 500;
@@ -571,6 +572,17 @@ export class Metrics {
       help: 'Deadlines that fired: upstream headers, connect, response body idle, request body idle, total (service.totalTimeoutMs), deadline (l5d-ctx-deadline), attempt (client.requestAttemptTimeoutMs), deadline_passed (already past on arrival, not forwarded).',
       labelNames: ['router', 'kind'],
       registers,
+    });
+    new Counter({
+      name: 'hostmesh_peer_certificates_any_purpose_total',
+      help: 'Verified peer connections whose certificate has no extended key usage, accepted for any purpose (RFC 5280), by the role the peer played (client: a peer router calling the incoming side; server: a peer router answering the outgoing side).',
+      labelNames: ['side'],
+      registers,
+      collect() {
+        this.reset();
+        this.labels('client').inc(anyPurposePeers.client);
+        this.labels('server').inc(anyPurposePeers.server);
+      },
     });
     const namers = this.#namers;
     new Counter({

@@ -17,6 +17,7 @@ import {
 import { readInputFileSync } from '../config/read-input.js';
 import type { ClientTlsConfig, ServerTlsConfig } from '../config/types.js';
 import { certificatePurposeProblem } from './peer-certificate.js';
+import { anyPurposeWarning, ownCertificateVerdict } from './own-certificate.js';
 import { tlsPolicy } from './policy.js';
 
 function read(path: string, what: string): Buffer {
@@ -49,6 +50,28 @@ export function keyFileWarnings(paths: readonly string[]): string[] {
         `private key ${path} is readable by ${byOthers ? 'all users' : `group ${gid}`} (mode ${(mode & 0o777).toString(8).padStart(4, '0')}); make it 0600 or 0400`,
       );
     }
+  }
+  return out;
+}
+
+/**
+ * One warning per own certificate without extended key usage (accepted for any purpose, RFC
+ * 5280), said at start and by `run --check`. Unreadable files are reported by the TLS options.
+ */
+export function anyPurposeWarnings(server: readonly (ServerTlsConfig | undefined)[], client: ClientTlsConfig | undefined): string[] {
+  const own: [string, 'client' | 'server'][] = [
+    ...server.flatMap((s): [string, 'server'][] => (s !== undefined ? [[s.certPath, 'server']] : [])),
+    ...(client?.clientAuth !== undefined ? [[client.clientAuth.certPath, 'client'] as [string, 'client']] : []),
+  ];
+  const out: string[] = [];
+  for (const [path, purpose] of own) {
+    let pem: Buffer;
+    try {
+      pem = read(path, 'certificate');
+    } catch {
+      continue;
+    }
+    if (ownCertificateVerdict(pem, purpose).kind === 'any-purpose') out.push(anyPurposeWarning(path, purpose));
   }
   return out;
 }
@@ -86,10 +109,18 @@ export function clientTlsFiles(cfg: ClientTlsConfig): string[] {
   ];
 }
 
+/** Reads the router's own certificate, refusing one whose extended key usage excludes `purpose`. */
+function ownCertificate(path: string, what: string, purpose: 'client' | 'server'): Buffer {
+  const pem = read(path, what);
+  const verdict = ownCertificateVerdict(pem, purpose);
+  if (verdict.kind === 'refused') throw new Error(`${what} ${path}: ${verdict.reason}`);
+  return pem;
+}
+
 export function serverTlsOptions(cfg: ServerTlsConfig): TlsOptions {
   const policy = tlsPolicy(cfg.protocols, cfg.ciphers);
   const options: TlsOptions = {
-    cert: read(cfg.certPath, 'certificate'),
+    cert: ownCertificate(cfg.certPath, 'certificate', 'server'),
     key: read(cfg.keyPath, 'key'),
     requestCert: cfg.requireClientAuth || cfg.caCertPath !== undefined,
     rejectUnauthorized: cfg.requireClientAuth,
@@ -110,7 +141,7 @@ export function clientTlsOptions(cfg: ClientTlsConfig): ConnectionOptions {
   if (cfg.trustCertsBundle !== undefined) cas.push(read(cfg.trustCertsBundle, 'trust bundle'));
   if (cas.length > 0) options.ca = cas;
   if (cfg.clientAuth !== undefined) {
-    options.cert = read(cfg.clientAuth.certPath, 'client certificate');
+    options.cert = ownCertificate(cfg.clientAuth.certPath, 'client certificate', 'client');
     options.key = read(cfg.clientAuth.keyPath, 'client key');
   }
   if (cfg.disableValidation === true) options.rejectUnauthorized = false;
@@ -118,7 +149,7 @@ export function clientTlsOptions(cfg: ClientTlsConfig): ConnectionOptions {
   // Peers are reached by IP, but verified as the mesh name (Linkerd 1's commonName).
   if (commonName !== undefined) options.servername = commonName;
   // Runs after the chain verified: the peer must also hold a server leaf (OpenSSL alone accepts a
-  // CA certificate, or one without extended key usage, as the server's).
+  // CA certificate as the server's); one without extended key usage is accepted and counted.
   options.checkServerIdentity = (host: string, cert: PeerCertificate) => {
     const problem = certificatePurposeProblem(cert, 'server');
     if (problem !== undefined) return new Error(`peer certificate refused: ${problem}`);
