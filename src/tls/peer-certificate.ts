@@ -85,6 +85,8 @@ export interface SanNames {
   readonly uris: Buffer[];
   /** dNSName [2] entries, raw bytes. */
   readonly dns: Buffer[];
+  /** iPAddress [7] entries: 4 (IPv4) or 16 (IPv6) bytes. */
+  readonly ips?: Buffer[];
 }
 
 /**
@@ -112,11 +114,13 @@ export function sanNames(der: Uint8Array): SanNames | undefined {
     if (names === undefined || names.tag !== 0x30) return undefined;
     const uris: Buffer[] = [];
     const dns: Buffer[] = [];
+    const ips: Buffer[] = [];
     for (const n of children(der, names) ?? []) {
       if (n.tag === 0x86) uris.push(Buffer.from(der.subarray(n.start, n.end)));
       else if (n.tag === 0x82) dns.push(Buffer.from(der.subarray(n.start, n.end)));
+      else if (n.tag === 0x87) ips.push(Buffer.from(der.subarray(n.start, n.end)));
     }
-    return { uris, dns };
+    return { uris, dns, ips };
   }
   return { uris: [], dns: [] };
 }
