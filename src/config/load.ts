@@ -7,6 +7,7 @@ import { isMap, isScalar, LineCounter, parseDocument, type Document } from 'yaml
 import type { z } from 'zod';
 import { DtabParseError, parseDtab } from '../dtab/parse.js';
 import { formatDtabFileError } from '../dtab/file-errors.js';
+import { takeObservability } from './linkerd1-observability.js';
 import { rawConfigSchema, UNENFORCED, type RawConfig } from './schema.js';
 import { CLIENT_NUMBER_KEYS, UNENFORCED_OPTIONS } from './kinds.js';
 import { DEFAULT_TRUST_DOMAIN } from '../identity/names.js';
@@ -240,6 +241,13 @@ function parseConfigText(text: string, file: string, options: LoadOptions, read:
   for (const s of options.set ?? []) applySet(obj, s);
   const warnings: string[] = [];
   stripUnenforced(obj, (path) => warnings.push(`${pos.at(path.slice(0, -1), String(path[path.length - 1]))}: ${showPath(path)}: accepted, not enforced`));
+  // Linkerd 1's telemetry and httpAccessLog* keys: read here, never seen by the schema.
+  const observabilityProblems: string[] = [];
+  const observability = takeObservability(obj, {
+    warn: (path, message) => warnings.push(`${pos.at(path)}: ${showPath(path)}: ${message}`),
+    problem: (path, message) => observabilityProblems.push(`${pos.at(path)}: ${showPath(path)}: ${message}`),
+  });
+  if (observabilityProblems.length > 0) throw new ConfigError(observabilityProblems);
 
   const result = rawConfigSchema.safeParse(obj);
   if (!result.success) {
@@ -253,6 +261,11 @@ function parseConfigText(text: string, file: string, options: LoadOptions, read:
   }
   const baseDir = dirname(resolve(file));
   const config = toConfig(result.data, baseDir, options.env ?? process.env);
+  if (observability.telemetry.prometheus !== undefined) config.telemetry = observability.telemetry;
+  for (const [i, log] of observability.accessLogs) {
+    const r = config.routers[i];
+    if (r !== undefined) r.accessLog = { ...log, path: resolve(baseDir, log.path) };
+  }
   const problems: string[] = [];
   config.routers.forEach((r, i) => {
     const raw = result.data.routers[i];

@@ -1,6 +1,8 @@
 // The typed router configuration: what the YAML (Linkerd 1 shape) becomes after validation and
 // defaults. The loader (config/load.ts) produces it; servers, routers and namers consume it.
 
+import type { AccessLogConfig, TelemetryConfig } from './linkerd1-observability.js';
+
 export interface AdminConfig {
   ip: string; // default 0.0.0.0 (kubelet probes need it)
   port: number; // default 9990
@@ -207,6 +209,8 @@ export interface RouterConfig {
   /** Prefix of the names identifiers build (Linkerd 1's dstPrefix, default /svc). */
   dstPrefix?: string;
   identifier: IdentifierConfig[]; // tried in order; default [{kind: io.l5d.header.token, header: Host}]
+  /** Linkerd 1's httpAccessLog (absolute path) and its roll keys. */
+  accessLog?: AccessLogConfig;
   transformers: TransformerConfig[];
   servers: ServerConfig[];
   client: ClientConfig;
@@ -250,6 +254,8 @@ export interface HostmeshConfig {
   drainAnnounceMs?: number;
   /** The authorization policy (docs/authz.md); absent: every call is allowed. */
   authz?: AuthzConfig;
+  /** Linkerd 1's telemetry list: io.l5d.prometheus serves Linkerd 1's metric names. */
+  telemetry?: TelemetryConfig;
   /** The directory of the config file, for resolving relative paths. */
   baseDir: string;
 }

@@ -7,6 +7,7 @@ import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom
 import { AuthzCallers } from './authz-callers.js';
 import { RecentCounts } from './recent-counts.js';
 import { anyPurposePeers } from '../tls/peer-certificate.js';
+import { Linkerd1RouterStats } from './linkerd1-stats.js';
 
 /** Distinct services per router before further ones are counted under OVERFLOW. */
 export const MAX_SERVICES = 500;
@@ -77,6 +78,8 @@ export class RouterMetrics {
   readonly peers = new Map<string, { connections: number; total: number; lastSeen: number }>();
   /** Per final destination, its callers by identity with allowed/denied counts (the dashboard). */
   readonly authzCallers = new AuthzCallers();
+  /** Linkerd 1's rt/<router>/server|service|client scopes (linkerd1-format.ts names them at scrape time). */
+  readonly linkerd1 = new Linkerd1RouterStats();
 
   constructor(
     readonly label: string,
@@ -96,8 +99,12 @@ export class RouterMetrics {
     this.inFlightNow++;
   }
 
-  /** A request finished: `service` the logical name, `client` the bound id (if it got that far). */
-  done(service: string | undefined, client: string | undefined, status: number, seconds: number): void {
+  /**
+   * A request finished: `service` the logical name, `client` the bound id (if it got that far),
+   * `server` the listener as Linkerd 1 labelled it (`<ip>/<port>`).
+   */
+  done(service: string | undefined, client: string | undefined, status: number, seconds: number, server?: string): void {
+    this.linkerd1.record(server, service, client, status, seconds * 1000);
     this.inFlight.dec();
     this.inFlightNow--;
     let svc = this.services.get(service ?? '-');
@@ -217,8 +224,9 @@ export class RouterMetrics {
     if (service !== undefined) this.#stats(service).resilience.budgetExhausted++;
   }
 
-  /** An endpoint marked dead by failure accrual (router/failure-accrual.ts). */
-  accrualRemoval(): void {
+  /** An endpoint marked dead by failure accrual (router/failure-accrual.ts), of bound client `client`. */
+  accrualRemoval(client?: string): void {
+    if (client !== undefined) this.linkerd1.client(client).removals++;
     this.#m.accrualRemovals.labels(this.label).inc();
   }
 

@@ -28,6 +28,9 @@ import { accrualConfig } from '../router/failure-accrual.js';
 import { daemonSet, hostFilter, localNode, portTransform, replaceTransform, type EndpointTransform } from '../router/transformers.js';
 import { networkInterfaces } from 'node:os';
 import { AdminServer } from '../admin/admin-server.js';
+import { installLinkerd1Admin } from '../admin/linkerd1-admin.js';
+import type { AccessLogConfig } from '../config/linkerd1-observability.js';
+import { AccessLog } from './access-log.js';
 import { Listener } from './listener.js';
 import { DtabWatcher } from './dtab-watcher.js';
 import { buildIdentifiers } from '../router/identifiers.js';
@@ -279,6 +282,15 @@ function boundEndpoints(interpreter: NameInterpreter, path: Path, closers: (() =
   };
 }
 
+/** A router's httpAccessLog, its failures logged once per streak. */
+function openAccessLog(label: string, cfg: AccessLogConfig, logger: Logger, now: (() => number) | undefined): AccessLog {
+  logger.info({ router: label, path: cfg.path, rollPolicy: cfg.rollPolicy }, 'writing the access log');
+  return new AccessLog(cfg, {
+    ...(now !== undefined ? { now } : {}),
+    onError: (err) => logger.warn({ router: label, path: cfg.path, err: err.message }, 'access log write failed: lines dropped until a write succeeds'),
+  });
+}
+
 function sendJson(res: import('node:http').ServerResponse, value: unknown): void {
   const body = JSON.stringify(value, null, 2) + '\n';
   res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
@@ -352,11 +364,17 @@ export async function startHostmesh(config: HostmeshConfig, deps: HostmeshDeps):
   const poolsList: EndpointPools[] = [];
   const started: Listener[] = [];
   const watchers = new Map<string, DtabWatcher>();
+  const accessLogs = new Map<string, AccessLog>();
   try {
     for (const r of config.routers) {
       const { transforms, close } = buildTransforms(r, config, interpreter);
       closers.push(close);
       const rm = metrics.router(r.label);
+      const accessLog = r.accessLog !== undefined ? openAccessLog(r.label, r.accessLog, logger, deps.now) : undefined;
+      if (accessLog !== undefined) {
+        accessLogs.set(r.label, accessLog);
+        closers.push(() => void accessLog.close());
+      }
       const pools = new EndpointPools(
         r.client.tls ? clientTlsOptions(r.client.tls) : undefined,
         { limits: clientLimits(r.client) },
@@ -434,7 +452,7 @@ export async function startHostmesh(config: HostmeshConfig, deps: HostmeshDeps):
         ...(r.service?.totalTimeoutMs !== undefined ? { totalTimeoutMs: r.service.totalTimeoutMs } : {}),
         ...(r.client.requestAttemptTimeoutMs !== undefined ? { requestAttemptTimeoutMs: r.client.requestAttemptTimeoutMs } : {}),
         failureAccrual: accrualConfig(r.client.failureAccrual),
-        onAccrualRemoval: () => rm.accrualRemoval(),
+        onAccrualRemoval: (client) => rm.accrualRemoval(client),
         onAccrualDead: (dead) => rm.accrualDead(dead),
         ...(r.drainingPeers !== undefined ? { drainingPeers: r.drainingPeers } : {}),
         onDrainingPeerMarked: () => rm.drainingPeerMarked(),
@@ -508,6 +526,7 @@ export async function startHostmesh(config: HostmeshConfig, deps: HostmeshDeps):
             ...(s.maxHeaders !== undefined ? { maxHeaders: s.maxHeaders } : {}),
             ...(s.clearContext === true ? { clearContext: true } : {}),
             ...(guard !== undefined ? { sourceGuard: guard } : {}),
+            ...(accessLog !== undefined ? { accessLog } : {}),
             callers,
             metrics: rm,
           },
@@ -563,6 +582,7 @@ export async function startHostmesh(config: HostmeshConfig, deps: HostmeshDeps):
     return closing;
   };
   const admin = new AdminServer({ routers, interpreter, config, metrics, shutdown: () => close() }, logger);
+  installLinkerd1Admin(admin, { metrics, routers, prometheus: config.telemetry?.prometheus, accessLogs });
   for (const n of namers) {
     const state = n.stateJson?.bind(n);
     if (state !== undefined) admin.route(`/namer_state/${n.kind}.json`, (_req, res) => sendJson(res, state()));

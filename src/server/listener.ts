@@ -22,6 +22,7 @@ import { clearContextHeaders } from './clear-context.js';
 import type { Callers } from '../identity/caller.js';
 import { RefusalLog, type RefusalReason, type Source, type SourceGuard } from '../identity/source-guard.js';
 import { CLAIM_HEADER } from '../identity/workload-identity.js';
+import type { AccessLog } from './access-log.js';
 
 /** Defaults of the socket limits (config keys of a server; see the README's limits table). */
 export const SOCKET_DEFAULTS = {
@@ -74,6 +75,8 @@ export interface ListenerOptions {
   readonly callers?: Callers;
   /** Linkerd 1's clearContext: l5d-ctx-* and l5d-dtab are removed from what arrives here. */
   readonly clearContext?: boolean;
+  /** Linkerd 1's httpAccessLog: one line per answered request (server/access-log.ts). */
+  readonly accessLog?: AccessLog;
 }
 
 export class Listener {
@@ -99,6 +102,10 @@ export class Listener {
   readonly #sources = new WeakMap<Socket, Source>();
   readonly #callers: Callers | undefined;
   readonly #refusalLog = new RefusalLog();
+  readonly #accessLog: AccessLog | undefined;
+  /** Linkerd 1's server scope label, `<configured ip>/<bound port>`, once listening. */
+  #serverLabel: string | undefined;
+  readonly #ip: string;
 
   constructor(router: Router, options: ListenerOptions, logger: Logger) {
     this.#router = router;
@@ -106,6 +113,8 @@ export class Listener {
     this.#tls = options.tls !== undefined;
     this.#direction = options.direction;
     this.#callers = options.callers;
+    this.#accessLog = options.accessLog;
+    this.#ip = options.ip;
     const headersTimeout = options.headersTimeoutMs ?? SOCKET_DEFAULTS.headersTimeoutMs;
     const idleTimeout = options.idleTimeoutMs ?? SOCKET_DEFAULTS.idleTimeoutMs;
     this.#lingerMs = headersTimeout;
@@ -262,6 +271,7 @@ export class Listener {
 
   async start(): Promise<this> {
     await this.#listen();
+    this.#serverLabel = `${this.#ip}/${this.address.port}`;
     return this;
   }
 
@@ -328,7 +338,11 @@ export class Listener {
     if (metrics !== undefined) {
       const started = performance.now();
       metrics.started();
-      res.once('close', () => metrics.done(ctx.service, ctx.client, res.headersSent ? res.statusCode : 499, (performance.now() - started) / 1000));
+      const accessLog = this.#accessLog;
+      res.once('close', () => {
+        metrics.done(ctx.service, ctx.client, res.headersSent ? res.statusCode : 499, (performance.now() - started) / 1000, this.#serverLabel);
+        if (accessLog !== undefined && res.headersSent) accessLog.request(req, res);
+      });
     }
     const peer = this.#tls ? peerIdentity(req.socket as TLSSocket) : undefined;
     let routed: Promise<void>;
