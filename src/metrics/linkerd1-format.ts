@@ -5,12 +5,15 @@
 
 import { getHeapStatistics } from 'node:v8';
 import { availableParallelism } from 'node:os';
-import type { Linkerd1RouterStats, ScopeStats } from './linkerd1-stats.js';
+import type { Linkerd1RouterStats, ScopeStats, Summary } from './linkerd1-stats.js';
+
+export type { Summary } from './linkerd1-stats.js';
 
 /** One metric of Linkerd 1's tree: its path (scopes then name) and value. */
 export type Entry =
   | { readonly path: readonly string[]; readonly kind: 'counter' | 'gauge'; readonly value: number }
-  | { readonly path: readonly string[]; readonly kind: 'stat'; readonly samples: Float64Array };
+  /** A histogram's summary (undefined: no sample in its window). */
+  | { readonly path: readonly string[]; readonly kind: 'stat'; readonly summary: Summary | undefined };
 
 /** What one router contributes besides its request scopes (read at scrape time). */
 export interface Linkerd1RouterView {
@@ -22,13 +25,13 @@ export interface Linkerd1RouterView {
   readonly balancers?: () => Iterable<{ readonly id: string; readonly size: number; readonly available: number }>;
 }
 
-function scopeEntries(out: Entry[], base: readonly string[], s: ScopeStats): void {
+function scopeEntries(out: Entry[], base: readonly string[], s: ScopeStats, now: number): void {
   out.push({ path: [...base, 'requests'], kind: 'counter', value: s.requests });
   out.push({ path: [...base, 'success'], kind: 'counter', value: s.success });
   out.push({ path: [...base, 'failures'], kind: 'counter', value: s.failures });
   for (const [code, n] of s.status) if (code !== 0) out.push({ path: [...base, 'status', String(code)], kind: 'counter', value: n });
   for (const [cls, n] of s.statusClasses()) out.push({ path: [...base, 'status', cls], kind: 'counter', value: n });
-  out.push({ path: [...base, 'request_latency_ms'], kind: 'stat', samples: s.latencySorted() });
+  out.push({ path: [...base, 'request_latency_ms'], kind: 'stat', summary: s.latency.summary(now) });
 }
 
 const STARTED = Date.now();
@@ -38,11 +41,12 @@ export function linkerd1Entries(routers: Iterable<Linkerd1RouterView>): Entry[] 
   const out: Entry[] = [];
   for (const r of routers) {
     const rt = ['rt', r.label];
-    for (const [name, s] of r.stats.servers) scopeEntries(out, [...rt, 'server', name], s);
+    const now = r.stats.now();
+    for (const [name, s] of r.stats.servers) scopeEntries(out, [...rt, 'server', name], s, now);
     const retries = new Map([...(r.retries ?? [])].map(([name, v]) => [name.startsWith('/') ? name.slice(1) : name, v]));
     for (const [name, s] of r.stats.services) {
       const base = [...rt, 'service', name];
-      scopeEntries(out, base, s);
+      scopeEntries(out, base, s, now);
       const rs = retries.get(name);
       if (rs !== undefined) {
         out.push({ path: [...base, 'retries', 'total'], kind: 'counter', value: rs.retries });
@@ -52,14 +56,14 @@ export function linkerd1Entries(routers: Iterable<Linkerd1RouterView>): Entry[] 
     const balancers = new Map([...(r.balancers?.() ?? [])].map((b) => [b.id.startsWith('/') ? b.id.slice(1) : b.id, b]));
     for (const [id, c] of r.stats.clients) {
       const base = [...rt, 'client', id];
-      scopeEntries(out, base, c);
+      scopeEntries(out, base, c, now);
       out.push({ path: [...base, 'failure_accrual', 'removals'], kind: 'counter', value: c.removals });
       const b = balancers.get(id);
       if (b !== undefined) {
         out.push({ path: [...base, 'loadbalancer', 'size'], kind: 'gauge', value: b.size });
         out.push({ path: [...base, 'loadbalancer', 'available'], kind: 'gauge', value: b.available });
       }
-      for (const [svc, s] of c.services) scopeEntries(out, [...base, 'service', svc], s);
+      for (const [svc, s] of c.services) scopeEntries(out, [...base, 'service', svc], s, now);
     }
   }
   // The process under the JVM names Linkerd 1's dashboards count instances and memory with.
@@ -71,26 +75,13 @@ export function linkerd1Entries(routers: Iterable<Linkerd1RouterView>): Entry[] 
   return out;
 }
 
-export interface Summary {
-  readonly count: number;
-  readonly sum: number;
-  readonly avg: number;
-  readonly min: number;
-  readonly max: number;
-  readonly p50: number;
-  readonly p90: number;
-  readonly p95: number;
-  readonly p99: number;
-  readonly p9990: number;
-  readonly p9999: number;
-}
-
 /** Nearest-rank quantile of sorted samples, as whole milliseconds (Linkerd 1's stats are longs). */
 function rank(sorted: Float64Array, q: number): number {
   const i = Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1));
   return Math.floor(sorted[i] as number);
 }
 
+/** The exact summary of sorted samples (tests and small sets; the router's stats use LatencyHistogram). */
 export function summarize(sorted: Float64Array): Summary | undefined {
   const count = sorted.length;
   if (count === 0) return undefined;
@@ -183,7 +174,7 @@ export function linkerd1Prometheus(entries: readonly Entry[], prefix = ''): stri
       add(name, e.kind, `${name}${labelText(labels)} ${e.kind === 'gauge' ? double(e.value) : e.value}`);
       continue;
     }
-    const s = summarize(e.samples);
+    const s = e.summary;
     if (s === undefined) continue;
     for (const [q, key] of QUANTILES) add(name, 'summary', `${name}${labelText([...labels, ['quantile', q]])} ${s[key]}`);
     add(name, 'summary', `${name}_count${labelText(labels)} ${s.count}`);
@@ -204,7 +195,7 @@ export function linkerd1Flat(entries: readonly Entry[]): Record<string, number> 
       out[key] = e.value;
       continue;
     }
-    const s = summarize(e.samples);
+    const s = e.summary;
     out[`${key}.count`] = s?.count ?? 0;
     if (s !== undefined) for (const k of ['max', 'min', 'p50', 'p90', 'p95', 'p99', 'p9990', 'p9999', 'sum', 'avg'] as const) out[`${key}.${k}`] = s[k];
   }
@@ -230,7 +221,7 @@ export function linkerd1Tree(entries: readonly Entry[]): TreeNode {
       node[e.kind] = e.value;
       continue;
     }
-    const s = summarize(e.samples);
+    const s = e.summary;
     node['stat.count'] = s?.count ?? 0;
     if (s !== undefined) for (const k of ['max', 'min', 'p50', 'p90', 'p95', 'p99', 'p9990', 'p9999', 'sum', 'avg'] as const) node[`stat.${k}`] = s[k];
   }

@@ -79,13 +79,14 @@ export class RouterMetrics {
   /** Per final destination, its callers by identity with allowed/denied counts (the dashboard). */
   readonly authzCallers = new AuthzCallers();
   /** Linkerd 1's rt/<router>/server|service|client scopes (linkerd1-format.ts names them at scrape time). */
-  readonly linkerd1 = new Linkerd1RouterStats();
+  readonly linkerd1: Linkerd1RouterStats;
 
   constructor(
     readonly label: string,
     m: Metrics,
   ) {
     this.#m = m;
+    this.linkerd1 = new Linkerd1RouterStats(m.now);
     this.inFlight = m.inFlight.labels(label);
     this.#connections = { server: m.connections.labels(label, 'server'), client: m.connections.labels(label, 'client') };
     this.#closed = { server: m.connectionsClosed.labels(label, 'server'), client: m.connectionsClosed.labels(label, 'client') };

@@ -6,11 +6,11 @@
 import fc from 'fast-check';
 import t from 'tap';
 import { type Entry, linkerd1Flat, linkerd1Prometheus, linkerd1Tree, prometheusName, summarize } from '../../src/metrics/linkerd1-format.js';
-import { Linkerd1RouterStats, MAX_CLIENT_SERVICES, MAX_SCOPES, OVERFLOW_SCOPE } from '../../src/metrics/linkerd1-stats.js';
+import { LatencyHistogram, Linkerd1RouterStats, MAX_CLIENT_SERVICES, MAX_SCOPES, OVERFLOW_SCOPE, SNAPSHOT_MS } from '../../src/metrics/linkerd1-stats.js';
 import { parsePrometheus } from '../helpers/prometheus.js';
 
 const counter = (path: string[], value: number): Entry => ({ path, kind: 'counter', value });
-const stat = (path: string[], values: number[]): Entry => ({ path, kind: 'stat', samples: Float64Array.from(values).sort() });
+const stat = (path: string[], values: number[]): Entry => ({ path, kind: 'stat', summary: summarize(Float64Array.from(values).sort()) });
 
 t.test('names and labels by the telemeter rules', async (t) => {
   const table: [string[], string, [string, string][]][] = [
@@ -135,4 +135,23 @@ t.test('scopes are bounded whatever the requests name', async (t) => {
   t.equal(one.clients.get('#/one')?.services.size, MAX_CLIENT_SERVICES + 1, "a client's services are bounded too");
   t.equal(one.clients.get('#/one')?.failures, 40);
   t.same([...(one.clients.get('#/one')?.statusClasses() ?? [])], [['5XX', 40]]);
+});
+
+t.test('latency: buckets within 3% below the true value; one-minute snapshots on the injected clock', async (t) => {
+  fc.assert(
+    fc.property(fc.integer({ min: 0, max: 2 ** 31 }), (ms) => {
+      const h = new LatencyHistogram();
+      h.record(ms, 1);
+      const s = h.summary(1);
+      return s !== undefined && s.p50 <= ms && s.p50 >= Math.floor(ms * 0.97) && s.count === 1 && s.sum === ms;
+    }),
+  );
+  const h = new LatencyHistogram();
+  const t0 = 10 * SNAPSHOT_MS;
+  for (let i = 1; i <= 100; i++) h.record(i, t0 + 1);
+  t.match(h.summary(t0 + 2), { count: 100, p50: 50, p99: 98, min: 1, max: 100 }, 'while no minute has completed: the current one (99 in the bucket from 98)');
+  h.record(7, t0 + SNAPSHOT_MS + 5);
+  t.match(h.summary(t0 + SNAPSHOT_MS + 6), { count: 100, p50: 50 }, 'then the last complete minute, as Linkerd 1 reported');
+  t.match(h.summary(t0 + 2 * SNAPSHOT_MS + 1), { count: 1, p50: 7 }, 'the next minute rolls it');
+  t.equal(h.summary(t0 + 10 * SNAPSHOT_MS), undefined, 'idle minutes: nothing to report (not printed)');
 });
