@@ -130,6 +130,8 @@ export class AdminServer {
     this.route('/admin/shutdown', (req, res) => this.#shutdown(req, res), { changesState: true });
     this.route('/client_state.json', (_req, res) => sendJson(res, 200, Object.fromEntries(ctx.routers.map((r) => [r.label, r.router.clientState()]))));
     this.route('/', (_req, res) => send(res, 200, DASHBOARD_HTML, 'text/html; charset=utf-8'));
+    // Linkerd 1's dtab playground page: the dashboard holds the playground.
+    this.route('/delegator', (_req, res) => send(res, 200, DASHBOARD_HTML, 'text/html; charset=utf-8'));
     this.route('/admin/routers.json', (_req, res) =>
       sendJson(
         res,

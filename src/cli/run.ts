@@ -6,7 +6,7 @@ import { ConfigError, loadConfig } from '../config/load.js';
 import type { HostmeshConfig } from '../config/types.js';
 import { createLogger } from '../log.js';
 import { checkRouters, startHostmesh } from '../server/hostmesh.js';
-import { clientTlsOptions, keyFileWarnings, serverTlsOptions, tlsKeyFiles } from '../tls/tls-files.js';
+import { anyPurposeWarnings, clientTlsOptions, keyFileWarnings, serverTlsOptions, tlsKeyFiles } from '../tls/tls-files.js';
 import { printable } from '../config/printable.js';
 import { readInputFileSync } from '../config/read-input.js';
 import { checkNotes } from './check-notes.js';
@@ -61,6 +61,21 @@ function allKeyFiles(config: HostmeshConfig): string[] {
   ];
 }
 
+/** Own certificates without extended key usage (any purpose, RFC 5280), once per file and purpose. */
+function allAnyPurposeWarnings(config: HostmeshConfig): string[] {
+  return [
+    ...new Set(
+      config.routers.flatMap((r) => [
+        ...anyPurposeWarnings(
+          r.servers.map((s) => s.tls),
+          r.client.tls,
+        ),
+        ...(r.client.configs ?? []).flatMap((c) => anyPurposeWarnings([], c.tls)),
+      ]),
+    ),
+  ];
+}
+
 /**
  * Problems with the certificate files the config names (readable, parseable, key matches cert,
  * within validity); certificates expiring within 30 days are warnings.
@@ -70,6 +85,7 @@ export async function checkTlsFiles(config: HostmeshConfig, warnings: string[] =
   const inspect = await import('../tls/inspect.js');
   const problems: string[] = [];
   warnings.push(...keyFileWarnings(allKeyFiles(config)));
+  warnings.push(...allAnyPurposeWarnings(config));
   for (const r of config.routers) {
     for (const s of r.servers) {
       if (s.tls === undefined) continue;
@@ -163,6 +179,7 @@ export function registerRun(program: Command): void {
       }
       for (const w of loaded.warnings) logger.warn(w);
       for (const w of keyFileWarnings(allKeyFiles(loaded.config))) logger.warn(w);
+      for (const w of allAnyPurposeWarnings(loaded.config)) logger.warn(w);
       let mesh;
       try {
         mesh = await startHostmesh(loaded.config, { logger });

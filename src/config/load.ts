@@ -7,6 +7,7 @@ import { isMap, isScalar, LineCounter, parseDocument, type Document } from 'yaml
 import type { z } from 'zod';
 import { DtabParseError, parseDtab } from '../dtab/parse.js';
 import { formatDtabFileError } from '../dtab/file-errors.js';
+import { takeObservability } from './linkerd1-observability.js';
 import { rawConfigSchema, UNENFORCED, type RawConfig } from './schema.js';
 import { CLIENT_NUMBER_KEYS, UNENFORCED_OPTIONS } from './kinds.js';
 import { interpreterProblems, namerdDtab } from './interpreter-config.js';
@@ -253,6 +254,13 @@ function parseConfigText(text: string, file: string, options: LoadOptions, read:
       `${pos.at(path.slice(0, -1), String(path[path.length - 1]))}: ${showPath(path)}: accepted, not enforced${lost !== undefined ? `: ${lost}` : ''}`,
     ),
   );
+  // Linkerd 1's telemetry and httpAccessLog* keys: read here, never seen by the schema.
+  const observabilityProblems: string[] = [];
+  const observability = takeObservability(obj, {
+    warn: (path, message) => warnings.push(`${pos.at(path)}: ${showPath(path)}: ${message}`),
+    problem: (path, message) => observabilityProblems.push(`${pos.at(path)}: ${showPath(path)}: ${message}`),
+  });
+  if (observabilityProblems.length > 0) throw new ConfigError(observabilityProblems);
 
   const result = rawConfigSchema.safeParse(obj);
   if (!result.success) {
@@ -266,6 +274,11 @@ function parseConfigText(text: string, file: string, options: LoadOptions, read:
   }
   const baseDir = dirname(resolve(file));
   const config = toConfig(result.data, baseDir, options.env ?? process.env);
+  if (observability.telemetry.prometheus !== undefined) config.telemetry = observability.telemetry;
+  for (const [i, log] of observability.accessLogs) {
+    const r = config.routers[i];
+    if (r !== undefined) r.accessLog = { ...log, path: resolve(baseDir, log.path) };
+  }
   const problems: string[] = interpreterProblems(result.data, config, (path, message) => warnings.push(`${pos.at(path)}: ${showPath(path)}: ${message}`)).map(
     ({ path, message }) => `${pos.at(path)}: ${showPath(path)}: ${message}`,
   );

@@ -16,14 +16,12 @@ const ip = z.string().min(1);
 
 /** Linkerd 1 keys accepted and ignored for now, per object kind (key path suffixes). */
 export const UNENFORCED: Readonly<Record<string, readonly string[]>> = {
-  root: ['usage', 'telemetry', 'announcers', 'tracers', 'jvm'],
+  root: ['usage', 'announcers', 'tracers', 'jvm'],
   admin: ['httpIdentifierPort', 'security', 'workerThreads', 'tls'],
   // `transformers` is enforced (namer/transforming-namer.ts).
   namer: ['experimental', 'enabled'],
   router: [
     'svc',
-    'httpAccessLog',
-    'httpAccessLogRollPolicy',
     'tracePropagator',
     'maxHeadersKB',
     'maxInitialLineKB',

@@ -2,6 +2,7 @@
 // defaults. The loader (config/load.ts) produces it; servers, routers and namers consume it.
 
 import type { NamerdDtabConfig } from './interpreter.js';
+import type { AccessLogConfig, TelemetryConfig } from './linkerd1-observability.js';
 
 export interface AdminConfig {
   ip: string; // default 0.0.0.0 (kubelet probes need it)
@@ -232,6 +233,8 @@ export interface RouterConfig {
   /** Prefix of the names identifiers build (Linkerd 1's dstPrefix, default /svc). */
   dstPrefix?: string;
   identifier: IdentifierConfig[]; // tried in order; default [{kind: io.l5d.header.token, header: Host}]
+  /** Linkerd 1's httpAccessLog (absolute path) and its roll keys. */
+  accessLog?: AccessLogConfig;
   transformers: TransformerConfig[];
   servers: ServerConfig[];
   client: ClientConfig;
@@ -279,6 +282,8 @@ export interface HostmeshConfig {
   drainAnnounceMs?: number;
   /** The authorization policy (docs/authz.md); absent: every call is allowed. */
   authz?: AuthzConfig;
+  /** Linkerd 1's telemetry list: io.l5d.prometheus serves Linkerd 1's metric names. */
+  telemetry?: TelemetryConfig;
   /** The directory of the config file, for resolving relative paths. */
   baseDir: string;
 }

@@ -6,6 +6,8 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { AuthzCallers } from './authz-callers.js';
 import { RecentCounts } from './recent-counts.js';
+import { anyPurposePeers } from '../tls/peer-certificate.js';
+import { Linkerd1RouterStats } from './linkerd1-stats.js';
 
 /** Distinct services per router before further ones are counted under OVERFLOW. */
 export const MAX_SERVICES = 500;
@@ -82,12 +84,15 @@ export class RouterMetrics {
   readonly peers = new Map<string, { connections: number; total: number; lastSeen: number }>();
   /** Per final destination, its callers by identity with allowed/denied counts (the dashboard). */
   readonly authzCallers = new AuthzCallers();
+  /** Linkerd 1's rt/<router>/server|service|client scopes (linkerd1-format.ts names them at scrape time). */
+  readonly linkerd1: Linkerd1RouterStats;
 
   constructor(
     readonly label: string,
     m: Metrics,
   ) {
     this.#m = m;
+    this.linkerd1 = new Linkerd1RouterStats(m.now);
     this.inFlight = m.inFlight.labels(label);
     this.#connections = { server: m.connections.labels(label, 'server'), client: m.connections.labels(label, 'client') };
     this.#closed = { server: m.connectionsClosed.labels(label, 'server'), client: m.connectionsClosed.labels(label, 'client') };
@@ -101,8 +106,12 @@ export class RouterMetrics {
     this.inFlightNow++;
   }
 
-  /** A request finished: `service` the logical name, `client` the bound id (if it got that far). */
-  done(service: string | undefined, client: string | undefined, status: number, seconds: number): void {
+  /**
+   * A request finished: `service` the logical name, `client` the bound id (if it got that far),
+   * `server` the listener as Linkerd 1 labelled it (`<ip>/<port>`).
+   */
+  done(service: string | undefined, client: string | undefined, status: number, seconds: number, server?: string): void {
+    this.linkerd1.record(server, service, client, status, seconds * 1000);
     this.inFlight.dec();
     this.inFlightNow--;
     let svc = this.services.get(service ?? '-');
@@ -222,8 +231,9 @@ export class RouterMetrics {
     if (service !== undefined) this.#stats(service).resilience.budgetExhausted++;
   }
 
-  /** An endpoint marked dead by failure accrual (router/failure-accrual.ts). */
-  accrualRemoval(): void {
+  /** An endpoint marked dead by failure accrual (router/failure-accrual.ts), of bound client `client`. */
+  accrualRemoval(client?: string): void {
+    if (client !== undefined) this.linkerd1.client(client).removals++;
     this.#m.accrualRemovals.labels(this.label).inc();
   }
 
@@ -609,6 +619,17 @@ export class Metrics {
       help: 'Deadlines that fired: upstream headers, connect, response body idle, request body idle, total (service.totalTimeoutMs), deadline (l5d-ctx-deadline), attempt (client.requestAttemptTimeoutMs), deadline_passed (already past on arrival, not forwarded).',
       labelNames: ['router', 'kind'],
       registers,
+    });
+    new Counter({
+      name: 'hostmesh_peer_certificates_any_purpose_total',
+      help: 'Verified peer connections whose certificate has no extended key usage, accepted for any purpose (RFC 5280), by the role the peer played (client: a peer router calling the incoming side; server: a peer router answering the outgoing side).',
+      labelNames: ['side'],
+      registers,
+      collect() {
+        this.reset();
+        this.labels('client').inc(anyPurposePeers.client);
+        this.labels('server').inc(anyPurposePeers.server);
+      },
     });
     const namers = this.#namers;
     new Counter({

@@ -155,7 +155,8 @@ export interface AccrualOptions {
   readonly now?: () => number;
   readonly random?: () => number;
   /** An endpoint was marked dead (metrics: removals). */
-  readonly onRemoved?: () => void;
+  /** An endpoint marked dead; `key` is its accrualKey (client id, space, endpoint). */
+  readonly onRemoved?: (key: string) => void;
   /** The number of dead endpoints changed (metrics: gauge). */
   readonly onDeadCount?: (dead: number) => void;
 }
@@ -257,12 +258,12 @@ export class FailureAccrual {
         e.delays = backoffDelays(this.#config.backoff, this.#random);
         this.#setDead(this.#dead - 1);
       } else {
-        this.#markDead(e, now, false);
+        this.#markDead(e, now, false, key);
       }
       return;
     }
     if (e.state === 'dead') return; // a request sent anyway (every endpoint dead): the backoff stands
-    if (e.policy.record(ok, now)) this.#markDead(e, now, true);
+    if (e.policy.record(ok, now)) this.#markDead(e, now, true, key);
   }
 
   /** Forgets every state (endpoints re-resolved, tests). */
@@ -271,13 +272,13 @@ export class FailureAccrual {
     this.#setDead(0);
   }
 
-  #markDead(e: Entry, now: number, fresh: boolean): void {
+  #markDead(e: Entry, now: number, fresh: boolean, key: string): void {
     e.state = 'dead';
     e.until = now + e.delays();
     e.probeOut = false;
     if (fresh) {
       this.#setDead(this.#dead + 1);
-      this.#o.onRemoved?.();
+      this.#o.onRemoved?.(key);
     }
   }
 
@@ -299,6 +300,12 @@ export class FailureAccrual {
       if (e.state !== 'alive') this.#setDead(this.#dead - 1);
     }
   }
+}
+
+/** The bound client of an accrual key. */
+export function accrualClient(key: string): string {
+  const i = key.lastIndexOf(' ');
+  return i < 0 ? key : key.slice(0, i);
 }
 
 /** The accrual key of an endpoint of a bound client: Linkerd 1 kept accrual per client's balancer. */

@@ -17,7 +17,7 @@ import { formatDeadline, DEADLINE_HEADER } from './deadline.js';
 import { endpointKey, type EndpointPools } from './endpoint-pool.js';
 import { withDelegationPath } from './explain-failure.js';
 import { DrainingPeers } from './draining-peers.js';
-import { accrualKey, DEFAULT_ACCRUAL, FailureAccrual, type AccrualConfig } from './failure-accrual.js';
+import { accrualClient, accrualKey, DEFAULT_ACCRUAL, FailureAccrual, type AccrualConfig } from './failure-accrual.js';
 import { buildIdentifiers, type RequestFacts } from './identifiers.js';
 import { parsePath } from '../dtab/parse.js';
 import { outgoingHeaders } from './outgoing-headers.js';
@@ -94,7 +94,8 @@ export interface RouterOptions {
   /** Failure accrual per bound client and endpoint (Linkerd 1 client.failureAccrual); default 5 consecutive failures. */
   readonly failureAccrual?: AccrualConfig;
   /** An endpoint was marked dead by failure accrual, and how many are dead now (metrics). */
-  readonly onAccrualRemoval?: () => void;
+  /** An endpoint marked dead by failure accrual, with its bound client's id. */
+  readonly onAccrualRemoval?: (client: string) => void;
   readonly onAccrualDead?: (dead: number) => void;
   /** Peer routers that announced a drain (router/draining-peers.ts); defaults ttlMs 30 s, max 10,000. */
   readonly drainingPeers?: { readonly ttlMs?: number; readonly max?: number };
@@ -150,7 +151,7 @@ export class Router {
     this.#accrual = new FailureAccrual(options.failureAccrual ?? DEFAULT_ACCRUAL, {
       now,
       ...(options.random !== undefined ? { random: options.random } : {}),
-      ...(options.onAccrualRemoval !== undefined ? { onRemoved: options.onAccrualRemoval } : {}),
+      ...(options.onAccrualRemoval !== undefined ? { onRemoved: accrualRemoved(options.onAccrualRemoval) } : {}),
       onDeadCount: deadCounts.reporter(),
     });
     const drainingPeers = new DrainingPeers({
@@ -181,7 +182,7 @@ export class Router {
         accrual: this.#accrual,
         accrualOptions: {
           ...(options.random !== undefined ? { random: options.random } : {}),
-          ...(options.onAccrualRemoval !== undefined ? { onRemoved: options.onAccrualRemoval } : {}),
+          ...(options.onAccrualRemoval !== undefined ? { onRemoved: accrualRemoved(options.onAccrualRemoval) } : {}),
         },
         deadCounts,
       },
@@ -360,4 +361,9 @@ export class Router {
     clearInterval(this.#sweeper);
     this.#logical.close();
   }
+}
+
+/** The failure accrual callback that names the client of a removed endpoint. */
+function accrualRemoved(on: (client: string) => void): (key: string) => void {
+  return (key) => on(accrualClient(key));
 }

@@ -29,6 +29,9 @@ import { daemonSet, hostFilter, localNode, portTransform, replaceTransform, type
 import { deliveryCheck, type DeliveryRefusal } from '../router/delivery.js';
 import { networkInterfaces } from 'node:os';
 import { AdminServer } from '../admin/admin-server.js';
+import { installLinkerd1Admin } from '../admin/linkerd1-admin.js';
+import type { AccessLogConfig } from '../config/linkerd1-observability.js';
+import { AccessLog } from './access-log.js';
 import { Listener } from './listener.js';
 import { DtabWatcher } from './dtab-watcher.js';
 import { buildIdentifiers } from '../router/identifiers.js';
@@ -436,6 +439,15 @@ function boundEndpoints(interpreter: NameInterpreter, path: Path, closers: (() =
   };
 }
 
+/** A router's httpAccessLog, its failures logged once per streak. */
+function openAccessLog(label: string, cfg: AccessLogConfig, logger: Logger, now: (() => number) | undefined): AccessLog {
+  logger.info({ router: label, path: cfg.path, rollPolicy: cfg.rollPolicy }, 'writing the access log');
+  return new AccessLog(cfg, {
+    ...(now !== undefined ? { now } : {}),
+    onError: (err) => logger.warn({ router: label, path: cfg.path, err: err.message }, 'access log write failed: lines dropped until a write succeeds'),
+  });
+}
+
 function sendJson(res: import('node:http').ServerResponse, value: unknown): void {
   const body = JSON.stringify(value, null, 2) + '\n';
   res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
@@ -535,6 +547,7 @@ export async function startHostmesh(given: HostmeshConfig, deps: HostmeshDeps): 
   const poolsList: EndpointPools[] = [];
   const started: Listener[] = [];
   const watchers = new Map<string, DtabWatcher>();
+  const accessLogs = new Map<string, AccessLog>();
   try {
     for (const r of config.routers) {
       const { transforms, close } = buildTransforms(r, config, interpreter, {
@@ -546,6 +559,11 @@ export async function startHostmesh(given: HostmeshConfig, deps: HostmeshDeps): 
       });
       closers.push(close);
       const rm = metrics.router(r.label);
+      const accessLog = r.accessLog !== undefined ? openAccessLog(r.label, r.accessLog, logger, deps.now) : undefined;
+      if (accessLog !== undefined) {
+        accessLogs.set(r.label, accessLog);
+        closers.push(() => void accessLog.close());
+      }
       if (JSON.stringify(r.service ?? {}).includes('"retries"') && r.servers.every((s) => serverDirection(s, r.label) === 'inbound')) {
         // README "Retries": an app's answer is retried at one hop only, the outgoing router's.
         logger.warn(
@@ -631,7 +649,7 @@ export async function startHostmesh(given: HostmeshConfig, deps: HostmeshDeps): 
         ...(r.service?.totalTimeoutMs !== undefined ? { totalTimeoutMs: r.service.totalTimeoutMs } : {}),
         ...(r.client.requestAttemptTimeoutMs !== undefined ? { requestAttemptTimeoutMs: r.client.requestAttemptTimeoutMs } : {}),
         failureAccrual: accrualConfig(r.client.failureAccrual),
-        onAccrualRemoval: () => rm.accrualRemoval(),
+        onAccrualRemoval: (client) => rm.accrualRemoval(client),
         onAccrualDead: (dead) => rm.accrualDead(dead),
         ...(r.drainingPeers !== undefined ? { drainingPeers: r.drainingPeers } : {}),
         onDrainingPeerMarked: () => rm.drainingPeerMarked(),
@@ -707,6 +725,7 @@ export async function startHostmesh(given: HostmeshConfig, deps: HostmeshDeps): 
             ...(s.maxPipelinedRequests !== undefined ? { maxPipelinedRequests: s.maxPipelinedRequests } : {}),
             ...(s.clearContext === true ? { clearContext: true } : {}),
             ...(guard !== undefined ? { sourceGuard: guard } : {}),
+            ...(accessLog !== undefined ? { accessLog } : {}),
             callers,
             metrics: rm,
           },
@@ -762,6 +781,7 @@ export async function startHostmesh(given: HostmeshConfig, deps: HostmeshDeps): 
     return closing;
   };
   const admin = new AdminServer({ routers, interpreter, config, metrics, shutdown: () => close() }, logger);
+  installLinkerd1Admin(admin, { metrics, routers, prometheus: config.telemetry?.prometheus, accessLogs });
   for (const n of namers) {
     const state = n.stateJson?.bind(n);
     if (state !== undefined) admin.route(`/namer_state/${n.kind}.json`, (_req, res) => sendJson(res, state()));

@@ -23,6 +23,7 @@ import { clearContextHeaders } from './clear-context.js';
 import type { Callers } from '../identity/caller.js';
 import { RefusalLog, type RefusalReason, type Source, type SourceGuard } from '../identity/source-guard.js';
 import { DEFAULT_MAX_PIPELINED_REQUESTS, Pipelines } from './pipeline.js';
+import type { AccessLog } from './access-log.js';
 
 /** Defaults of the socket limits (config keys of a server; see the README's limits table). */
 export const SOCKET_DEFAULTS = {
@@ -77,6 +78,8 @@ export interface ListenerOptions {
   readonly clearContext?: boolean;
   /** Pipelined requests waiting on one connection before it is no longer read (default 32, server/pipeline.ts). */
   readonly maxPipelinedRequests?: number;
+  /** Linkerd 1's httpAccessLog: one line per answered request (server/access-log.ts). */
+  readonly accessLog?: AccessLog;
 }
 
 export class Listener {
@@ -107,6 +110,10 @@ export class Listener {
   readonly #refusalLog = new RefusalLog();
   /** A connection's pipelined requests are routed one at a time; the rest wait, bounded (pipeline.ts). */
   readonly #pipelines: Pipelines;
+  readonly #accessLog: AccessLog | undefined;
+  /** Linkerd 1's server scope label, `<configured ip>/<bound port>`, once listening. */
+  #serverLabel: string | undefined;
+  readonly #ip: string;
 
   constructor(router: Router, options: ListenerOptions, logger: Logger) {
     this.#router = router;
@@ -114,6 +121,8 @@ export class Listener {
     this.#tls = options.tls !== undefined;
     this.#direction = options.direction;
     this.#decider = new EntryDecider(options.callers);
+    this.#accessLog = options.accessLog;
+    this.#ip = options.ip;
     const headersTimeout = options.headersTimeoutMs ?? SOCKET_DEFAULTS.headersTimeoutMs;
     const idleTimeout = options.idleTimeoutMs ?? SOCKET_DEFAULTS.idleTimeoutMs;
     this.#lingerMs = headersTimeout;
@@ -274,6 +283,7 @@ export class Listener {
 
   async start(): Promise<this> {
     await this.#listen();
+    this.#serverLabel = `${this.#ip}/${this.address.port}`;
     return this;
   }
 
@@ -347,7 +357,11 @@ export class Listener {
     if (metrics !== undefined) {
       const started = performance.now();
       metrics.started();
-      res.once('close', () => metrics.done(ctx.service, ctx.client, res.headersSent ? res.statusCode : 499, (performance.now() - started) / 1000));
+      const accessLog = this.#accessLog;
+      res.once('close', () => {
+        metrics.done(ctx.service, ctx.client, res.headersSent ? res.statusCode : 499, (performance.now() - started) / 1000, this.#serverLabel);
+        if (accessLog !== undefined && res.headersSent) accessLog.request(req, res);
+      });
     }
     let routed: Promise<void>;
     if (tooManyHeaders(req.rawHeaders, this.#maxHeaders)) {

@@ -1,7 +1,9 @@
-// Pure: what a PEM certificate says (subject, issuer, SANs, validity, CA or not), via node-forge,
-// and the expiry verdict `hostmesh certs inspect` reports.
+// Pure: what a PEM certificate says (subject, issuer, SANs, validity, CA or not, key type), read
+// with node:crypto's X509Certificate (RSA, ECDSA P-256/P-384 as cert-manager issues, Ed25519;
+// node-forge parses RSA keys only), and the expiry verdict `hostmesh certs inspect` reports.
 
-import forge from 'node-forge';
+import { X509Certificate } from 'node:crypto';
+import { sanNames } from './peer-certificate.js';
 
 export interface CertificateInfo {
   readonly subject: string;
@@ -10,14 +12,45 @@ export interface CertificateInfo {
   readonly notBefore: Date;
   readonly notAfter: Date;
   readonly isCa: boolean;
+  /** The public key: `RSA 2048`, `EC P-256`, `Ed25519`, ... */
+  readonly key: string;
   readonly dnsNames: readonly string[];
   readonly ipAddresses: readonly string[];
   readonly uris: readonly string[];
+  /** Extended key usage by name (serverAuth, clientAuth) or OID; empty when the extension is absent (any purpose). */
   readonly extKeyUsage: readonly string[];
 }
 
-function dn(attrs: forge.pki.CertificateField[]): string {
-  return attrs.map((a) => `${a.shortName ?? a.name}=${String(a.value)}`).join(', ');
+const EKU_NAMES: Readonly<Record<string, string>> = {
+  '1.3.6.1.5.5.7.3.1': 'serverAuth',
+  '1.3.6.1.5.5.7.3.2': 'clientAuth',
+  '1.3.6.1.5.5.7.3.3': 'codeSigning',
+  '1.3.6.1.5.5.7.3.4': 'emailProtection',
+  '2.5.29.37.0': 'anyExtendedKeyUsage',
+};
+
+/** NIST names of the curves Node reports by their OpenSSL names. */
+const CURVES: Readonly<Record<string, string>> = { prime256v1: 'P-256', secp384r1: 'P-384', secp521r1: 'P-521' };
+
+function keyDescription(cert: X509Certificate): string {
+  const key = cert.publicKey;
+  const type = key.asymmetricKeyType ?? 'unknown';
+  const d = key.asymmetricKeyDetails ?? {};
+  if (type === 'rsa' || type === 'rsa-pss') return `${type.toUpperCase()} ${d.modulusLength ?? '?'}`;
+  if (type === 'ec') return `EC ${CURVES[d.namedCurve ?? ''] ?? d.namedCurve ?? '?'}`;
+  if (type === 'ed25519') return 'Ed25519';
+  if (type === 'ed448') return 'Ed448';
+  return type;
+}
+
+function ipText(bytes: Buffer): string {
+  if (bytes.length === 4) return [...bytes].join('.');
+  if (bytes.length === 16) {
+    const groups: string[] = [];
+    for (let i = 0; i < 16; i += 2) groups.push(bytes.readUInt16BE(i).toString(16));
+    return new URL(`http://[${groups.join(':')}]/`).hostname.slice(1, -1); // compressed form
+  }
+  return `(${bytes.length} bytes: ${bytes.toString('hex')})`;
 }
 
 /** Every certificate in a PEM bundle, in order. Throws on text that holds none or is malformed. */
@@ -25,22 +58,20 @@ export function inspectPem(pem: string): CertificateInfo[] {
   const blocks = pem.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g);
   if (blocks === null) throw new Error('no PEM certificate found');
   return blocks.map((block) => {
-    const cert = forge.pki.certificateFromPem(block);
-    const san = cert.getExtension('subjectAltName') as { altNames?: { type: number; value?: string; ip?: string }[] } | null;
-    const basic = cert.getExtension('basicConstraints') as { cA?: boolean } | null;
-    const eku = cert.getExtension('extKeyUsage') as Record<string, unknown> | null;
-    const names = san?.altNames ?? [];
+    const cert = new X509Certificate(block);
+    const sans = sanNames(cert.raw);
     return {
-      subject: dn(cert.subject.attributes),
-      issuer: dn(cert.issuer.attributes),
-      serial: cert.serialNumber,
-      notBefore: cert.validity.notBefore,
-      notAfter: cert.validity.notAfter,
-      isCa: basic?.cA === true,
-      dnsNames: names.filter((n) => n.type === 2).map((n) => n.value ?? ''),
-      ipAddresses: names.filter((n) => n.type === 7).map((n) => n.ip ?? ''),
-      uris: names.filter((n) => n.type === 6).map((n) => n.value ?? ''),
-      extKeyUsage: eku === null ? [] : ['serverAuth', 'clientAuth'].filter((k) => eku[k] === true),
+      subject: cert.subject.split('\n').join(', '),
+      issuer: cert.issuer.split('\n').join(', '),
+      serial: cert.serialNumber.toLowerCase(),
+      notBefore: new Date(cert.validFrom),
+      notAfter: new Date(cert.validTo),
+      isCa: cert.ca,
+      key: keyDescription(cert),
+      dnsNames: (sans?.dns ?? []).map((b) => b.toString('latin1')),
+      ipAddresses: (sans?.ips ?? []).map(ipText),
+      uris: (sans?.uris ?? []).map((b) => b.toString('latin1')),
+      extKeyUsage: (cert.keyUsage ?? []).map((oid) => EKU_NAMES[oid] ?? oid),
     };
   });
 }
@@ -60,6 +91,7 @@ export function describe(info: CertificateInfo, verdict: ExpiryVerdict): string[
     `  subject:   ${info.subject}`,
     `  issuer:    ${info.issuer}`,
     `  ca:        ${info.isCa ? 'yes' : 'no'}`,
+    `  algorithm: ${info.key}`,
     `  sans:      ${sans.length > 0 ? sans.join(', ') : '(none)'}`,
     `  usage:     ${info.extKeyUsage.length > 0 ? info.extKeyUsage.join(', ') : '(any)'}`,
     `  valid:     ${info.notBefore.toISOString()} .. ${info.notAfter.toISOString()}`,

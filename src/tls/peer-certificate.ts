@@ -8,18 +8,37 @@ const SERVER_AUTH = '1.3.6.1.5.5.7.3.1';
 const CLIENT_AUTH = '1.3.6.1.5.5.7.3.2';
 
 /**
+ * Chain-verified peers whose certificate has no extended key usage, accepted for any purpose (RFC
+ * 5280 4.2.1.12), by the side that met them: `client` (a peer router's client certificate on the
+ * incoming side), `server` (a peer router's server certificate on the outgoing side). Read at
+ * scrape time (hostmesh_peer_certificates_any_purpose_total).
+ */
+export const anyPurposePeers = { client: 0, server: 0 };
+
+/**
  * Why a chain-verified certificate cannot authenticate a TLS client (`purpose: 'client'`, the
- * incoming side) or server (the outgoing side), or undefined when it can. OpenSSL checks the
- * purpose only when the extension is present and accepts CA certificates as leaves; the mesh
- * requires an end-entity certificate that names the purpose.
+ * incoming side) or server (the outgoing side), or undefined when it can. RFC 5280 4.2.1.12: a
+ * certificate without the extended key usage extension may serve any purpose (OpenSSL-made
+ * certificates, as Linkerd 1's TLS guide made them, have none), so it is accepted and counted; one
+ * whose extension lists other purposes only is refused. OpenSSL accepts CA certificates as
+ * leaves; the mesh requires an end-entity certificate.
  */
 export function certificatePurposeProblem(cert: PeerCertificate, purpose: 'client' | 'server'): string | undefined {
   if (cert.ca) return 'the certificate is a CA certificate, not a leaf';
   const eku = cert.ext_key_usage;
+  if (eku === undefined || eku.length === 0) {
+    anyPurposePeers[purpose]++;
+    return undefined;
+  }
+  return ekuProblem(eku, purpose);
+}
+
+/** Why an extended key usage list (OIDs) excludes the purpose, or undefined when it allows it. */
+export function ekuProblem(eku: readonly string[], purpose: 'client' | 'server'): string | undefined {
   const want = purpose === 'client' ? CLIENT_AUTH : SERVER_AUTH;
-  if (eku === undefined || eku.length === 0) return `the certificate has no extended key usage (${purpose}Auth is required)`;
-  if (!eku.includes(want)) return `the certificate is not for TLS ${purpose} authentication (no ${purpose}Auth usage)`;
-  return undefined;
+  // anyExtendedKeyUsage (2.5.29.37.0) allows every purpose.
+  if (eku.includes(want) || eku.includes('2.5.29.37.0')) return undefined;
+  return `the certificate is not for TLS ${purpose} authentication (its extended key usage lacks ${purpose}Auth)`;
 }
 
 /** One DER element: its tag and where its contents lie. */
@@ -66,6 +85,8 @@ export interface SanNames {
   readonly uris: Buffer[];
   /** dNSName [2] entries, raw bytes. */
   readonly dns: Buffer[];
+  /** iPAddress [7] entries: 4 (IPv4) or 16 (IPv6) bytes. */
+  readonly ips?: Buffer[];
 }
 
 /**
@@ -93,11 +114,13 @@ export function sanNames(der: Uint8Array): SanNames | undefined {
     if (names === undefined || names.tag !== 0x30) return undefined;
     const uris: Buffer[] = [];
     const dns: Buffer[] = [];
+    const ips: Buffer[] = [];
     for (const n of children(der, names) ?? []) {
       if (n.tag === 0x86) uris.push(Buffer.from(der.subarray(n.start, n.end)));
       else if (n.tag === 0x82) dns.push(Buffer.from(der.subarray(n.start, n.end)));
+      else if (n.tag === 0x87) ips.push(Buffer.from(der.subarray(n.start, n.end)));
     }
-    return { uris, dns };
+    return { uris, dns, ips };
   }
   return { uris: [], dns: [] };
 }

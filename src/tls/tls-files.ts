@@ -17,6 +17,7 @@ import {
 import { readInputFileSync } from '../config/read-input.js';
 import type { ClientTlsConfig, ServerTlsConfig } from '../config/types.js';
 import { certificatePurposeProblem } from './peer-certificate.js';
+import { anyPurposeWarning, ownCertificateVerdict } from './own-certificate.js';
 import { tlsPolicy } from './policy.js';
 
 function read(path: string, what: string): Buffer {
@@ -49,6 +50,28 @@ export function keyFileWarnings(paths: readonly string[]): string[] {
         `private key ${path} is readable by ${byOthers ? 'all users' : `group ${gid}`} (mode ${(mode & 0o777).toString(8).padStart(4, '0')}); make it 0600 or 0400`,
       );
     }
+  }
+  return out;
+}
+
+/**
+ * One warning per own certificate without extended key usage (accepted for any purpose, RFC
+ * 5280), said at start and by `run --check`. Unreadable files are reported by the TLS options.
+ */
+export function anyPurposeWarnings(server: readonly (ServerTlsConfig | undefined)[], client: ClientTlsConfig | undefined): string[] {
+  const own: [string, 'client' | 'server'][] = [
+    ...server.flatMap((s): [string, 'server'][] => (s !== undefined ? [[s.certPath, 'server']] : [])),
+    ...(client?.clientAuth !== undefined ? [[client.clientAuth.certPath, 'client'] as [string, 'client']] : []),
+  ];
+  const out: string[] = [];
+  for (const [path, purpose] of own) {
+    let pem: Buffer;
+    try {
+      pem = read(path, 'certificate');
+    } catch {
+      continue;
+    }
+    if (ownCertificateVerdict(pem, purpose).kind === 'any-purpose') out.push(anyPurposeWarning(path, purpose));
   }
   return out;
 }
@@ -98,10 +121,18 @@ function withIntermediates(cert: Buffer, intermediatesPath: string | undefined):
   return Buffer.concat([cert, Buffer.from('\n'), read(intermediatesPath, 'intermediate certificates')]);
 }
 
+/** Reads the router's own certificate, refusing one whose extended key usage excludes `purpose`. */
+function ownCertificate(path: string, what: string, purpose: 'client' | 'server'): Buffer {
+  const pem = read(path, what);
+  const verdict = ownCertificateVerdict(pem, purpose);
+  if (verdict.kind === 'refused') throw new Error(`${what} ${path}: ${verdict.reason}`);
+  return pem;
+}
+
 export function serverTlsOptions(cfg: ServerTlsConfig): TlsOptions {
   const policy = tlsPolicy(cfg.protocols, cfg.ciphers);
   const options: TlsOptions = {
-    cert: withIntermediates(read(cfg.certPath, 'certificate'), cfg.intermediateCertsPath),
+    cert: withIntermediates(ownCertificate(cfg.certPath, 'certificate', 'server'), cfg.intermediateCertsPath),
     key: read(cfg.keyPath, 'key'),
     requestCert: cfg.requireClientAuth || cfg.caCertPath !== undefined,
     rejectUnauthorized: cfg.requireClientAuth,
@@ -122,7 +153,7 @@ export function clientTlsOptions(cfg: ClientTlsConfig): ConnectionOptions {
   if (cfg.trustCertsBundle !== undefined) cas.push(read(cfg.trustCertsBundle, 'trust bundle'));
   if (cas.length > 0) options.ca = cas;
   if (cfg.clientAuth !== undefined) {
-    options.cert = withIntermediates(read(cfg.clientAuth.certPath, 'client certificate'), cfg.clientAuth.intermediateCertsPath);
+    options.cert = withIntermediates(ownCertificate(cfg.clientAuth.certPath, 'client certificate', 'client'), cfg.clientAuth.intermediateCertsPath);
     options.key = read(cfg.clientAuth.keyPath, 'client key');
   }
   if (cfg.disableValidation === true) options.rejectUnauthorized = false;
@@ -130,7 +161,7 @@ export function clientTlsOptions(cfg: ClientTlsConfig): ConnectionOptions {
   // Peers are reached by IP, but verified as the mesh name (Linkerd 1's commonName).
   if (commonName !== undefined) options.servername = commonName;
   // Runs after the chain verified: the peer must also hold a server leaf (OpenSSL alone accepts a
-  // CA certificate, or one without extended key usage, as the server's).
+  // CA certificate as the server's); one without extended key usage is accepted and counted.
   options.checkServerIdentity = (host: string, cert: PeerCertificate) => {
     const problem = certificatePurposeProblem(cert, 'server');
     if (problem !== undefined) return new Error(`peer certificate refused: ${problem}`);

@@ -47,8 +47,9 @@ t.test('a Linkerd 1 DaemonSet TLS config loads as written', async (t) => {
   // One warning per unenforced key, naming where it is.
   t.same(
     warnings.map((w) => w.replace(/^l5d\.yaml:\d+:\d+: /, '')),
-    ['usage: accepted, not enforced', 'telemetry: accepted, not enforced'],
+    ['usage: accepted, not enforced', 'telemetry[1]: io.l5d.recentRequests: accepted, not enforced: the admin recent requests view is not served'],
   );
+  t.same(config.telemetry, { prometheus: { path: '/admin/metrics/prometheus', prefix: '' } }, 'io.l5d.prometheus is enforced');
   t.same(out.service, { responseClassifier: { kind: 'io.l5d.http.retryableRead5XX' } }, 'service.responseClassifier is enforced (router/classifier.ts)');
   t.match(warnings[0], /^l5d\.yaml:\d+:1: usage:/, 'warnings carry file:line:col');
   t.notOk(
