@@ -29,6 +29,8 @@ import { daemonSet, hostFilter, localNode, portTransform, replaceTransform, type
 import { networkInterfaces } from 'node:os';
 import { AdminServer } from '../admin/admin-server.js';
 import { Listener } from './listener.js';
+import type { H2Listener } from './h2-listener.js';
+import { h2Parts, startH2Listener } from './h2-router.js';
 import { DtabWatcher } from './dtab-watcher.js';
 import { buildIdentifiers } from '../router/identifiers.js';
 import { clientTlsFiles, clientTlsOptions, serverTlsFiles, serverTlsOptions } from '../tls/tls-files.js';
@@ -111,7 +113,7 @@ function nodeAddresses(now: () => number = Date.now): () => Iterable<string> {
 export interface RunningRouter {
   readonly label: string;
   readonly router: Router;
-  readonly listeners: readonly Listener[];
+  readonly listeners: readonly (Listener | H2Listener)[];
 }
 
 export interface Hostmesh {
@@ -350,7 +352,7 @@ export async function startHostmesh(config: HostmeshConfig, deps: HostmeshDeps):
   const closers: (() => void)[] = [];
   if (policyWatcher !== undefined) closers.push(() => policyWatcher.close());
   const poolsList: EndpointPools[] = [];
-  const started: Listener[] = [];
+  const started: (Listener | H2Listener)[] = [];
   const watchers = new Map<string, DtabWatcher>();
   try {
     for (const r of config.routers) {
@@ -456,7 +458,10 @@ export async function startHostmesh(config: HostmeshConfig, deps: HostmeshDeps):
             }
           : {}),
       });
-      const listeners: Listener[] = [];
+      const listeners: (Listener | H2Listener)[] = [];
+      // protocol: h2 (h2-router.ts): client sessions and the HTTP/2 forward stage over the same router.
+      const h2 = r.protocol === 'h2' ? h2Parts(r, router, metrics, rm) : undefined;
+      if (h2 !== undefined) closers.push(() => void h2.sessions.close());
       const callers = new Callers({
         trustDomain,
         pods: podSource.pods,
@@ -489,6 +494,26 @@ export async function startHostmesh(config: HostmeshConfig, deps: HostmeshDeps):
         }
         if (s.tls !== undefined && !s.tls.requireClientAuth) {
           logger.warn({ router: r.label, port: s.port }, 'TLS without requireClientAuth: peers are not verified');
+        }
+        if (h2 !== undefined) {
+          const hl = await startH2Listener(router, h2, s, { direction, guard, callers, rm, logger, now: deps.now });
+          started.push(hl);
+          listeners.push(hl);
+          const h2Tls = s.tls;
+          if (h2Tls !== undefined) {
+            closers.push(
+              watchTls(
+                serverTlsFiles(h2Tls),
+                () => hl.setSecureContext(serverTlsOptions(h2Tls)),
+                `router ${r.label} server :${s.port}`,
+                metrics,
+                logger,
+                deps.tlsPollMs,
+              ),
+            );
+          }
+          logger.info({ router: r.label, address: hl.address, direction, protocol: 'h2' }, 'router listening');
+          continue;
         }
         const l = await new Listener(
           router,
