@@ -57,6 +57,9 @@ export interface H2ListenerOptions {
   readonly now?: () => number;
 }
 
+/** How long an idle session being closed gets to finish its streams before it is destroyed. */
+const CLOSE_GRACE_MS = 1000;
+
 /** Resets counted per session over this window against maxResetsPerSession. */
 const RESET_WINDOW_MS = 10_000;
 
@@ -243,8 +246,12 @@ export class H2Listener {
     } catch {
       // already going away
     }
-    if (code === NGHTTP2_NO_ERROR) session.close();
-    else setImmediate(() => session.destroy());
+    if (code === NGHTTP2_NO_ERROR) {
+      session.close();
+      // A session whose streams never finish (or one nghttp2 already ended with its own GOAWAY, which
+      // Node leaves open) is destroyed after a short grace.
+      setTimeout(() => session.destroy(), CLOSE_GRACE_MS).unref();
+    } else setImmediate(() => session.destroy());
   }
 
   /** The request head the stages read: no pseudo-header fields, :authority as Host, grpc-timeout as the deadline. */

@@ -45,6 +45,7 @@ export interface H2MeshOptions {
   readonly policy?: string;
   readonly idleTimeoutMs?: number;
   readonly maxResetsPerSession?: number;
+  readonly maxConcurrentStreams?: number;
   readonly service?: RouterConfig['service'];
 }
 
@@ -62,7 +63,10 @@ export async function startH2Mesh(o: H2MeshOptions = {}): Promise<H2Mesh> {
   const meshes: Hostmesh[] = [];
   const limits = {
     ...(o.idleTimeoutMs !== undefined ? { idleTimeoutMs: o.idleTimeoutMs } : {}),
-    ...(o.maxResetsPerSession !== undefined ? { h2: { maxResetsPerSession: o.maxResetsPerSession } } : {}),
+    h2: {
+      ...(o.maxResetsPerSession !== undefined ? { maxResetsPerSession: o.maxResetsPerSession } : {}),
+      ...(o.maxConcurrentStreams !== undefined ? { maxConcurrentStreamsPerConnection: o.maxConcurrentStreams } : {}),
+    },
   };
   try {
     for (const node of NODES) {
