@@ -1,11 +1,14 @@
 // A real gRPC greeter (@grpc/grpc-js) for the h2 tests: the helloworld.Greeter of
 // test/fixtures/helloworld.proto, with a client maker, served on loopback port 0.
 
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 
-const PROTO = join(import.meta.dirname, '..', 'fixtures', 'helloworld.proto');
+// Beside this file's source; compiled into dist/ (the bench), the repository's copy.
+const HERE = join(import.meta.dirname, '..', 'fixtures', 'helloworld.proto');
+const PROTO = existsSync(HERE) ? HERE : join(process.cwd(), 'test', 'fixtures', 'helloworld.proto');
 
 export interface HelloRequest {
   name?: string;
