@@ -30,6 +30,8 @@ const identifierKinds = [
   z.strictObject({ kind: z.literal('io.l5d.path'), segments: z.number().int().min(1).optional(), consume: z.boolean().optional(), ...dstPrefix }),
   z.strictObject({ kind: z.literal('io.l5d.header'), header: z.string().min(1).optional(), ...dstPrefix }),
   z.strictObject({ kind: z.literal('io.l5d.static'), path: pathOption, ...dstPrefix }),
+  // Linkerd 1's h2 identifier: the first `segments` of :path (gRPC: /pkg.Service/Method -> /svc/pkg.Service).
+  z.strictObject({ kind: z.literal('io.l5d.header.path'), segments: z.number().int().min(1).optional(), ...dstPrefix }),
 ] as const;
 
 export const IDENTIFIER_KINDS = identifierKinds.map((s) => s.shape.kind.value);

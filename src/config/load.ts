@@ -8,7 +8,7 @@ import type { z } from 'zod';
 import { DtabParseError, parseDtab } from '../dtab/parse.js';
 import { formatDtabFileError } from '../dtab/file-errors.js';
 import { takeObservability } from './linkerd1-observability.js';
-import { rawConfigSchema, UNENFORCED, type RawConfig } from './schema.js';
+import { H2_SERVER_KEYS, rawConfigSchema, UNENFORCED, type RawConfig } from './schema.js';
 import { CLIENT_NUMBER_KEYS, UNENFORCED_OPTIONS } from './kinds.js';
 import { interpreterProblems, namerdDtab } from './interpreter-config.js';
 import { LOST, telemeterLoss } from './linkerd1-lost.js';
@@ -21,6 +21,7 @@ import type {
   ClientPrefixConfig,
   ClientTlsConfig,
   FailureAccrualConfig,
+  H2ServerLimits,
   HostmeshConfig,
   NamerConfig,
   RouterConfig,
@@ -432,10 +433,12 @@ function toConfig(raw: RawConfig, baseDir: string, env: NodeJS.ProcessEnv): Host
           },
   );
   const routers: RouterConfig[] = raw.routers.map((r, i) => {
+    // An h2 router names requests by :authority unless told otherwise (Linkerd 1's h2 default).
+    const defaultHeader = r.protocol === 'h2' ? ':authority' : 'Host';
     const identifier =
-      r.identifier === undefined ? [{ kind: 'io.l5d.header.token', header: 'Host' }] : Array.isArray(r.identifier) ? r.identifier : [r.identifier];
+      r.identifier === undefined ? [{ kind: 'io.l5d.header.token', header: defaultHeader }] : Array.isArray(r.identifier) ? r.identifier : [r.identifier];
     const out: RouterConfig = {
-      protocol: 'http',
+      protocol: r.protocol,
       label: r.label ?? `http${i === 0 ? '' : `-${i}`}`,
       dtab: r.dtab ?? '',
       identifier,
@@ -456,6 +459,7 @@ function toConfig(raw: RawConfig, baseDir: string, env: NodeJS.ProcessEnv): Host
         ...(s.localSourcesOnly !== undefined ? { localSourcesOnly: s.localSourcesOnly } : {}),
         ...(s.allowedSourceCidrs !== undefined ? { allowedSourceCidrs: s.allowedSourceCidrs } : {}),
         ...(s.sourceWaitMs !== undefined ? { sourceWaitMs: s.sourceWaitMs } : {}),
+        ...h2ServerLimits(s),
         ...(s.tls
           ? {
               tls: {
@@ -513,6 +517,13 @@ function toConfig(raw: RawConfig, baseDir: string, env: NodeJS.ProcessEnv): Host
       : {}),
     baseDir,
   };
+}
+
+/** An h2 server's HTTP/2 keys, grouped (the schema allows them on h2 routers only). */
+function h2ServerLimits(s: RawConfig['routers'][number]['servers'][number]): { h2?: H2ServerLimits } {
+  const h2: H2ServerLimits = {};
+  for (const k of H2_SERVER_KEYS) if (s[k] !== undefined) h2[k] = s[k];
+  return Object.keys(h2).length > 0 ? { h2 } : {};
 }
 
 export async function loadConfig(file: string, options: LoadOptions = {}): Promise<Loaded> {

@@ -44,7 +44,6 @@ export const namerKindError: z.core.$ZodErrorMap = (issue) => {
 /** Router protocols Linkerd 1 had: h2 waits on HTTP/2 routers; the others are not HTTP. */
 export const protocolError: z.core.$ZodErrorMap = (issue) => {
   const p = issue.input;
-  if (p === 'h2') return 'protocol h2 is not supported yet: HTTP/2 and gRPC routers are not built in this version (HTTP/1.1 routers are)';
-  if (p === 'thrift' || p === 'mux' || p === 'thriftmux') return `protocol ${p} is refused: hostmesh routes HTTP only (${p} is not HTTP)`;
-  return `protocol ${JSON.stringify(p)} is not supported; supported: http`;
+  if (p === 'thrift' || p === 'mux' || p === 'thriftmux') return `protocol ${p} is refused: hostmesh routes HTTP only (HTTP/1.1 and h2; ${p} is not HTTP)`;
+  return `protocol ${JSON.stringify(p)} is not supported; supported: http, h2`;
 };

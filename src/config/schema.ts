@@ -6,6 +6,7 @@ import { identifierSchema, loadBalancerSchema, notPerPrefix, scopeKinds, transfo
 import { parseCidr } from '../identity/source-guard.js';
 import { DNS_SUBDOMAIN_NAME } from '../k8s/names.js';
 import { CLASSIFIER_KINDS } from '../router/classifier.js';
+import { H2_CLASSIFIER_KINDS } from '../h2/grpc.js';
 import { DEFAULT_POOL_MAX_SIZE } from '../router/endpoint-pool.js';
 import { tlsPolicyProblems } from '../tls/policy.js';
 import { interpreterSchema } from './interpreter.js';
@@ -105,7 +106,40 @@ const server = z.strictObject({
   localSourcesOnly: z.boolean().optional(),
   allowedSourceCidrs: z.array(z.string().superRefine(cidrCheck)).optional(),
   sourceWaitMs: z.number().int().min(0).max(60_000).optional(),
+  // Linkerd 1's h2 server keys (protocol: h2 routers only, checked in `router`), plus hostmesh's
+  // bounds on a session's memory and on stream resets ("rapid reset"); defaults in h2/h2-limits.ts.
+  maxConcurrentStreamsPerConnection: z.number().int().min(1).max(100_000).optional(),
+  maxFrameBytes: z
+    .number()
+    .int()
+    .min(16_384)
+    .max(16 * 1024 * 1024 - 1)
+    .optional(),
+  maxHeaderListBytes: z
+    .number()
+    .int()
+    .min(1024)
+    .max(1024 * 1024)
+    .optional(),
+  initialStreamWindowBytes: z
+    .number()
+    .int()
+    .min(1024)
+    .max(2 ** 31 - 1)
+    .optional(),
+  maxSessionMemoryMb: z.number().int().min(1).max(1024).optional(),
+  maxResetsPerSession: z.number().int().min(1).max(1_000_000).optional(),
 });
+
+/** Server keys that only an h2 router's servers take. */
+export const H2_SERVER_KEYS = [
+  'maxConcurrentStreamsPerConnection',
+  'maxFrameBytes',
+  'maxHeaderListBytes',
+  'initialStreamWindowBytes',
+  'maxSessionMemoryMb',
+  'maxResetsPerSession',
+] as const;
 
 const clientTls = z
   .strictObject({
@@ -148,7 +182,13 @@ export const RESPONSE_CLASSIFIERS = CLASSIFIER_KINDS;
 const serviceShape = {
   // Linkerd 1: the whole request, retries included (unset: no bound but the client's own deadlines).
   totalTimeoutMs: z.number().int().min(1).max(3_600_000).optional(),
-  responseClassifier: z.strictObject({ kind: z.enum(RESPONSE_CLASSIFIERS) }).optional(),
+  responseClassifier: z
+    // io.l5d.h2.* kinds apply to protocol: h2 routers (h2/grpc.ts), checked against the protocol in `router`.
+    .strictObject({
+      kind: z.enum([...RESPONSE_CLASSIFIERS, ...H2_CLASSIFIER_KINDS]),
+      retryableStatusCodes: z.array(z.number().int().min(0).max(16)).optional(),
+    })
+    .optional(),
   retries: z
     .strictObject({
       budget: retryBudget.optional(),
@@ -219,7 +259,7 @@ const clientSchema = scopeKinds('client', clientShape, {
 });
 
 const router = z.strictObject({
-  protocol: z.literal('http', { error: protocolError }),
+  protocol: z.enum(['http', 'h2'], { error: protocolError }),
   label: z.string().min(1).optional(),
   dtab: z.string().optional(),
   dtabFile: z.string().min(1).optional(),
@@ -255,6 +295,24 @@ const router = z.strictObject({
     })
     .optional(),
 });
+
+/** h2 server keys and io.l5d.h2.* classifiers belong to protocol: h2 routers; HTTP ones to http routers. */
+function checkProtocolKeys(r: { protocol: 'http' | 'h2'; servers: Record<string, unknown>[]; service?: unknown }, ctx: z.RefinementCtx): void {
+  if (r.protocol === 'http') {
+    r.servers.forEach((s, i) => {
+      for (const k of H2_SERVER_KEYS)
+        if (s[k] !== undefined) ctx.addIssue({ code: 'custom', path: ['servers', i, k], message: 'only protocol: h2 routers take this key' });
+    });
+  }
+  const svc = r.service as { responseClassifier?: { kind: string }; configs?: { responseClassifier?: { kind: string } }[] } | undefined;
+  const kinds = [svc?.responseClassifier?.kind, ...(svc?.configs ?? []).map((c) => c.responseClassifier?.kind)];
+  for (const kind of kinds) {
+    if (kind === undefined) continue;
+    if ((r.protocol === 'h2') !== kind.startsWith('io.l5d.h2.')) {
+      ctx.addIssue({ code: 'custom', path: ['service', 'responseClassifier'], message: `${kind} is not a classifier of protocol: ${r.protocol} routers` });
+    }
+  }
+}
 
 const k8sNamer = z.strictObject({
   kind: z.literal('io.l5d.k8s'),
@@ -302,7 +360,7 @@ export const rawConfigSchema = z.strictObject({
     })
     .optional(),
   namers: z.array(z.discriminatedUnion('kind', [k8sNamer, fsNamer, rewriteNamer], { error: namerKindError })).default([]),
-  routers: z.array(router).min(1),
+  routers: z.array(router.superRefine(checkProtocolKeys)).min(1),
   nodeName: z.string().min(1).optional(),
   // hostmesh addition: workload identity (l5d-client-id) across the per-node hop.
   identity: z

@@ -106,6 +106,18 @@ export interface ServerConfig {
   allowedSourceCidrs?: string[];
   /** How long a source no pod has yet waits for the pod watch (default 2000 ms). */
   sourceWaitMs?: number;
+  /** protocol: h2 routers only: HTTP/2 settings and bounds (defaults and meaning in h2/h2-limits.ts). */
+  h2?: H2ServerLimits;
+}
+
+/** An h2 server's HTTP/2 bounds as configured (Linkerd 1's h2 server keys, plus hostmesh's). */
+export interface H2ServerLimits {
+  maxConcurrentStreamsPerConnection?: number;
+  maxFrameBytes?: number;
+  maxHeaderListBytes?: number;
+  initialStreamWindowBytes?: number;
+  maxSessionMemoryMb?: number;
+  maxResetsPerSession?: number;
 }
 
 /** Workload identity across the per-node hop (identity/*). */
@@ -224,7 +236,8 @@ export interface TransformerConfig {
 }
 
 export interface RouterConfig {
-  protocol: 'http';
+  /** http (HTTP/1.1), or h2 (HTTP/2 and gRPC: h2c from apps, h2 over mTLS between routers; h2/*). */
+  protocol: 'http' | 'h2';
   label: string;
   /** The dtab text in force (from `dtab` or the contents of `dtabFile`). */
   dtab: string;

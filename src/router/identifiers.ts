@@ -58,8 +58,10 @@ export function buildIdentifier(cfg: IdentifierConfig, routerPrefix: Path): Iden
     case 'io.l5d.header.token': {
       const header = str(cfg, 'header', 'Host').toLowerCase();
       return (req) => {
-        const value = header === 'host' ? req.host : req.header(header);
-        if (value === undefined || value === '') return header === 'host' ? noHost(req) : { unidentified: `no ${header} header` };
+        // An HTTP/2 request's :authority is its Host (RFC 9113 8.3.1): both read the normalized one.
+        const host = header === 'host' || header === ':authority';
+        const value = host ? req.host : req.header(header);
+        if (value === undefined || value === '') return host ? noHost(req) : { unidentified: `no ${header} header` };
         return { name: prefix.concat(new Path([value])) };
       };
     }
@@ -97,6 +99,15 @@ export function buildIdentifier(cfg: IdentifierConfig, routerPrefix: Path): Iden
         return { name, target: rest === '' ? '/' : rest[0] === '/' ? rest : `/${rest}` };
       };
     }
+    case 'io.l5d.header.path': {
+      // Linkerd 1's h2 path identifier: the first `segments` of the path, the target unchanged.
+      const n = num(cfg, 'segments', 1);
+      return (req) => {
+        const segs = segments(req.target);
+        if (segs.length < n) return { unidentified: `the path has fewer than ${n} segment(s)` };
+        return { name: prefix.concat(new Path(segs.slice(0, n))) };
+      };
+    }
     case 'io.l5d.header': {
       const header = str(cfg, 'header', 'l5d-name').toLowerCase();
       return (req) => {
@@ -115,7 +126,9 @@ export function buildIdentifier(cfg: IdentifierConfig, routerPrefix: Path): Iden
       return () => ({ name });
     }
     default:
-      throw new Error(`identifier ${cfg.kind} is not supported (io.l5d.header.token, io.l5d.methodAndHost, io.l5d.path, io.l5d.header, io.l5d.static)`);
+      throw new Error(
+        `identifier ${cfg.kind} is not supported (io.l5d.header.token, io.l5d.methodAndHost, io.l5d.path, io.l5d.header, io.l5d.static, io.l5d.header.path)`,
+      );
   }
 }
 

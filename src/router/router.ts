@@ -36,6 +36,9 @@ import { type BindingCacheLimits, DEFAULT_BINDING_CACHE, LogicalStage } from './
 import { decrementMaxForwards, traceEcho, traceHere } from './trace.js';
 import { assertDecided, type EntryDecision } from './decision.js';
 import type { EndpointTransform } from './transformers.js';
+import type { H2Forward } from './stages/forward-h2.js';
+import type { H2Sessions } from '../h2/h2-sessions.js';
+import type { H2Classifier } from '../h2/grpc.js';
 
 export interface RouterOptions {
   readonly label: string;
@@ -290,6 +293,11 @@ export class Router {
       tlsOptions: pools.tls ? pools.tlsOptions : undefined,
       connectTimeoutMs: pools.limits.connectTimeoutMs,
     };
+  }
+
+  /** The HTTP/2 forward stage of an h2 router (stages/forward-h2.ts), over its client sessions. */
+  h2Forward(sessions: H2Sessions, classify: H2Classifier): H2Forward {
+    return this.#forward.h2(sessions, classify);
   }
 
   /** The attempts of a planned Upgrade (stages/forward.ts UpgradeAttempts). */

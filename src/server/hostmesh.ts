@@ -33,6 +33,8 @@ import { installLinkerd1Admin } from '../admin/linkerd1-admin.js';
 import type { AccessLogConfig } from '../config/linkerd1-observability.js';
 import { AccessLog } from './access-log.js';
 import { Listener } from './listener.js';
+import type { H2Listener } from './h2-listener.js';
+import { h2Parts, startH2Listener } from './h2-router.js';
 import { DtabWatcher } from './dtab-watcher.js';
 import { buildIdentifiers } from '../router/identifiers.js';
 import { clientTlsFiles, clientTlsOptions, serverTlsFiles, serverTlsOptions } from '../tls/tls-files.js';
@@ -217,7 +219,7 @@ function nodeAddresses(now: () => number = Date.now): () => Iterable<string> {
 export interface RunningRouter {
   readonly label: string;
   readonly router: Router;
-  readonly listeners: readonly Listener[];
+  readonly listeners: readonly (Listener | H2Listener)[];
 }
 
 export interface Hostmesh {
@@ -545,7 +547,7 @@ export async function startHostmesh(given: HostmeshConfig, deps: HostmeshDeps): 
   inetSweeper.unref();
   closers.push(() => clearInterval(inetSweeper));
   const poolsList: EndpointPools[] = [];
-  const started: Listener[] = [];
+  const started: (Listener | H2Listener)[] = [];
   const watchers = new Map<string, DtabWatcher>();
   const accessLogs = new Map<string, AccessLog>();
   try {
@@ -671,7 +673,10 @@ export async function startHostmesh(given: HostmeshConfig, deps: HostmeshDeps): 
             }
           : {}),
       });
-      const listeners: Listener[] = [];
+      const listeners: (Listener | H2Listener)[] = [];
+      // protocol: h2 (h2-router.ts): client sessions and the HTTP/2 forward stage over the same router.
+      const h2 = r.protocol === 'h2' ? h2Parts(r, router, metrics, rm) : undefined;
+      if (h2 !== undefined) closers.push(() => void h2.sessions.close());
       const callers = new Callers({
         trustDomain,
         pods: podSource.pods,
@@ -705,6 +710,26 @@ export async function startHostmesh(given: HostmeshConfig, deps: HostmeshDeps): 
         }
         if (s.tls !== undefined && !s.tls.requireClientAuth) {
           logger.warn({ router: r.label, port: s.port }, 'TLS without requireClientAuth: peers are not verified');
+        }
+        if (h2 !== undefined) {
+          const hl = await startH2Listener(router, h2, s, { direction, guard, callers, rm, logger, now: deps.now });
+          started.push(hl);
+          listeners.push(hl);
+          const h2Tls = s.tls;
+          if (h2Tls !== undefined) {
+            closers.push(
+              watchTls(
+                serverTlsFiles(h2Tls),
+                () => hl.setSecureContext(serverTlsOptions(h2Tls)),
+                `router ${r.label} server :${s.port}`,
+                metrics,
+                logger,
+                deps.tlsPollMs,
+              ),
+            );
+          }
+          logger.info({ router: r.label, address: hl.address, direction, protocol: 'h2' }, 'router listening');
+          continue;
         }
         const l = await new Listener(
           router,

@@ -162,6 +162,19 @@ t.test('the shipped DaemonSet config: routing, exact RBAC, certificate rotation'
       `routers.1.servers.0.tls.certPath=${tlsFile('tls.crt')}`,
       `routers.1.servers.0.tls.keyPath=${tlsFile('tls.key')}`,
       `routers.1.servers.0.tls.caCertPath=${tlsFile('ca.crt')}`,
+      // The h2 routers, on free ports of the node's address.
+      `routers.2.dtabFile=${join(ROOT, 'k8s/base/config/h2-outgoing.dtab')}`,
+      `routers.2.servers.0.ip=${node.ip}`,
+      'routers.2.servers.0.port=0',
+      `routers.2.client.tls.trustCerts.0=${tlsFile('ca.crt')}`,
+      `routers.2.client.tls.clientAuth.certPath=${tlsFile('tls.crt')}`,
+      `routers.2.client.tls.clientAuth.keyPath=${tlsFile('tls.key')}`,
+      `routers.3.dtabFile=${join(ROOT, 'k8s/base/config/h2-incoming.dtab')}`,
+      `routers.3.servers.0.ip=${node.ip}`,
+      'routers.3.servers.0.port=0',
+      `routers.3.servers.0.tls.certPath=${tlsFile('tls.crt')}`,
+      `routers.3.servers.0.tls.keyPath=${tlsFile('tls.key')}`,
+      `routers.3.servers.0.tls.caCertPath=${tlsFile('ca.crt')}`,
       `authz.policyFile=${join(policyDir, 'policy.yaml')}`,
     ].flatMap((s) => ['--set', s]);
     const child = spawnCli(['run', '-c', CONFIG, ...set], { NODE_NAME: node.name });

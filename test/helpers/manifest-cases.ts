@@ -201,8 +201,26 @@ t.test(
   },
 );
 
+t.test('the h2 routers (4240/4241, Linkerd 1 servicemesh.yml ports) are on the host and in the headless Service', async (t) => {
+  const c = container(base);
+  const port = (name: string) => c.ports.find((p) => p.name === name);
+  const h2out = shipped.routers.find((r) => r.label === 'h2-outgoing');
+  const h2in = shipped.routers.find((r) => r.label === 'h2-incoming');
+  t.equal(h2out?.protocol, 'h2');
+  t.equal(h2in?.protocol, 'h2');
+  t.same(port('h2-outgoing'), { name: 'h2-outgoing', containerPort: h2out?.servers[0]?.port, hostPort: 4240, protocol: 'TCP' });
+  t.same(port('h2-incoming'), { name: 'h2-incoming', containerPort: h2in?.servers[0]?.port, hostPort: 4241, protocol: 'TCP' });
+  const ds = h2out?.transformers.find((x) => x.kind === 'io.l5d.k8s.daemonset') as { port: string; service: string } | undefined;
+  const svc = one(base, 'Service', ds?.service) as unknown as Manifest & { spec: { ports: { name: string; port: number; targetPort: string }[] } };
+  t.same(
+    svc.spec.ports.find((x) => x.name === ds?.port),
+    { name: 'h2-incoming', port: 4241, targetPort: 'h2-incoming', protocol: 'TCP' },
+  );
+  t.equal(h2in?.servers[0]?.tls?.requireClientAuth, true, 'mutual TLS between routers');
+});
+
 t.test('dtab files shipped in the ConfigMap are the ones in dtab/', async (t) => {
-  for (const name of ['outgoing.dtab', 'incoming.dtab']) {
+  for (const name of ['outgoing.dtab', 'incoming.dtab', 'h2-outgoing.dtab', 'h2-incoming.dtab']) {
     const source = readFileSync(join(ROOT, 'dtab', name), 'utf8');
     t.equal(readFileSync(join(ROOT, 'k8s', 'base', 'config', name), 'utf8'), source, `k8s/base/config/${name} == dtab/${name}`);
     t.equal(configMap.data[name], source);
@@ -221,7 +239,7 @@ t.test('the daemonset transformer resolves the headless Service; nothing exposes
   const p = svc.spec.ports.find((x) => x.name === ds?.port);
   t.equal(p?.targetPort, 'incoming');
   t.equal(p?.port, 4141);
-  t.same(svc.spec.ports.map((x) => x.name).sort(), ['admin', 'incoming']);
+  t.same(svc.spec.ports.map((x) => x.name).sort(), ['admin', 'h2-incoming', 'incoming']);
   for (const list of [base, hostNetwork, certManager, example]) {
     for (const s of list.filter((m) => m.kind === 'Service') as unknown as {
       metadata: { name: string };
@@ -380,6 +398,15 @@ t.test('the shipped config passes `hostmesh run --check` with only the in-cluste
     `routers.1.servers.0.tls.certPath=${sampleDir}/tls.crt`,
     `routers.1.servers.0.tls.keyPath=${sampleDir}/tls.key`,
     `routers.1.servers.0.tls.caCertPath=${sampleDir}/ca.crt`,
+    // The h2 routers (4240/4241): the same files.
+    `routers.2.dtabFile=${join(ROOT, 'k8s/base/config/h2-outgoing.dtab')}`,
+    `routers.3.dtabFile=${join(ROOT, 'k8s/base/config/h2-incoming.dtab')}`,
+    `routers.2.client.tls.trustCerts.0=${sampleDir}/ca.crt`,
+    `routers.2.client.tls.clientAuth.certPath=${sampleDir}/tls.crt`,
+    `routers.2.client.tls.clientAuth.keyPath=${sampleDir}/tls.key`,
+    `routers.3.servers.0.tls.certPath=${sampleDir}/tls.crt`,
+    `routers.3.servers.0.tls.keyPath=${sampleDir}/tls.key`,
+    `routers.3.servers.0.tls.caCertPath=${sampleDir}/ca.crt`,
     // The policy ConfigMap's file, where the DaemonSet mounts it (--check parses it like run).
     `authz.policyFile=${join(ROOT, 'k8s/base/config/policy.yaml')}`,
   ].flatMap((s) => ['--set', s]);
@@ -391,7 +418,7 @@ t.test('the shipped config passes `hostmesh run --check` with only the in-cluste
   t.match(unnamed.stderr, /router incoming: io\.l5d\.k8s\.localnode needs the node name/);
   const ok = await runCli([...args, '--check', ...set], env);
   t.equal(ok.code, 0, ok.stderr);
-  t.match(ok.stdout, /ok \(2 router\(s\): outgoing, incoming\)/);
+  t.match(ok.stdout, /ok \(4 router\(s\): outgoing, incoming, h2-outgoing, h2-incoming\)/);
   // The host-network overlay's extra --set is a valid path too.
   const hn = await runCli([...args, '--check', ...set, '--set', 'routers.0.servers.0.ip=10.1.2.3'], env);
   t.equal(hn.code, 0, hn.stderr);
