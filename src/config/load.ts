@@ -387,6 +387,8 @@ function toConfig(raw: RawConfig, baseDir: string, env: NodeJS.ProcessEnv): Host
           ...(n.maxNamespaces !== undefined ? { maxNamespaces: n.maxNamespaces } : {}),
           ...(n.idleTtlSecs !== undefined ? { idleTtlSecs: n.idleTtlSecs } : {}),
           ...(n.maxIdleNames !== undefined ? { maxIdleNames: n.maxIdleNames } : {}),
+          ...(n.maxEndpointsPerService !== undefined ? { maxEndpointsPerService: n.maxEndpointsPerService } : {}),
+          ...(n.allowLoopbackEndpoints !== undefined ? { allowLoopbackEndpoints: n.allowLoopbackEndpoints } : {}),
         },
   );
   const routers: RouterConfig[] = raw.routers.map((r, i) => {

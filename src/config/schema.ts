@@ -257,6 +257,8 @@ const k8sNamer = z.strictObject({
   maxNamespaces: z.number().int().min(1).max(1000).optional(),
   idleTtlSecs: z.number().int().min(1).optional(),
   maxIdleNames: z.number().int().min(1).max(1_000_000).optional(),
+  maxEndpointsPerService: z.number().int().min(1).max(1_000_000).optional(),
+  allowLoopbackEndpoints: z.boolean().optional(),
 });
 
 const fsNamer = z.strictObject({

@@ -30,6 +30,10 @@ export interface K8sNamerConfig {
   idleTtlSecs?: number;
   /** Idle names kept at most, the oldest dropped first (default 1000). */
   maxIdleNames?: number;
+  /** Endpoints published per name at most (default 5000); the rest are left out, counted. */
+  maxEndpointsPerService?: number;
+  /** Delivers to loopback endpoint addresses (a cluster simulated on one machine); default false. */
+  allowLoopbackEndpoints?: boolean;
 }
 
 export interface FsNamerConfig {

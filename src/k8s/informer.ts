@@ -264,14 +264,22 @@ export class Informer<T extends KObject = KObject> {
 export class SharedInformers {
   readonly #informers = new Map<string, { informer: Informer; refs: number }>();
 
-  constructor(private readonly base: Omit<InformerOptions, 'resource' | 'namespace' | 'labelSelector' | 'fieldSelector'>) {}
+  constructor(
+    private readonly base: Omit<InformerOptions, 'resource' | 'namespace' | 'labelSelector' | 'fieldSelector' | 'project'> & {
+      /** The projection of each resource's objects (what the consumers read of them). */
+      readonly projectFor?: (resource: Resource) => ((raw: KObject) => KObject) | undefined;
+    },
+  ) {}
 
   acquire(resource: Resource, namespace?: string, labelSelector?: string, fieldSelector?: string): { informer: Informer; release: () => void } {
     const key = `${collectionPath(resource, namespace)}?l=${labelSelector ?? ''}&f=${fieldSelector ?? ''}`;
     let entry = this.#informers.get(key);
     if (entry === undefined) {
+      const { projectFor, ...base } = this.base;
+      const project = projectFor?.(resource);
       const informer = new Informer({
-        ...this.base,
+        ...base,
+        ...(project !== undefined ? { project } : {}),
         resource,
         ...(namespace !== undefined ? { namespace } : {}),
         ...(labelSelector !== undefined ? { labelSelector } : {}),

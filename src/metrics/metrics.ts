@@ -284,7 +284,15 @@ export type ConnectionState = 'handshake' | 'headers' | 'idle' | 'tunnel_idle' |
 export interface StateReport {
   routers(): Iterable<{ readonly label: string; readonly bindings: number }>;
   interpreter(): { readonly lookups: number; readonly bindings: number };
-  namers(): Iterable<{ readonly kind: string; readonly entries: number; readonly evictions: number; readonly namespaces?: number; readonly refused?: number }>;
+  namers(): Iterable<{
+    readonly kind: string;
+    readonly entries: number;
+    readonly evictions: number;
+    readonly namespaces?: number;
+    readonly refused?: number;
+    readonly addressesRefused?: number;
+    readonly endpointsCapped?: number;
+  }>;
 }
 
 /** Something with state to report at scrape time (namers). */
@@ -510,6 +518,26 @@ export class Metrics {
       collect() {
         this.reset();
         for (const n of state()?.namers() ?? []) if (n.refused !== undefined) this.labels(n.kind).inc(n.refused);
+      },
+    });
+    new Counter({
+      name: 'hostmesh_k8s_endpoint_addresses_refused_total',
+      help: 'Endpoint addresses from the Kubernetes API never delivered to: not a canonical IP literal, loopback, link-local, unspecified, multicast or this node.',
+      labelNames: ['namer'],
+      registers,
+      collect() {
+        this.reset();
+        for (const n of state()?.namers() ?? []) if (n.addressesRefused !== undefined) this.labels(n.kind).inc(n.addressesRefused);
+      },
+    });
+    new Counter({
+      name: 'hostmesh_k8s_endpoints_capped_total',
+      help: "Endpoint set rebuilds that left endpoints out for the namer's maxEndpointsPerService.",
+      labelNames: ['namer'],
+      registers,
+      collect() {
+        this.reset();
+        for (const n of state()?.namers() ?? []) if (n.endpointsCapped !== undefined) this.labels(n.kind).inc(n.endpointsCapped);
       },
     });
     this.sheds = new Counter({
