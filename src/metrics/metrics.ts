@@ -293,6 +293,8 @@ export interface StateReport {
     readonly addressesRefused?: number;
     readonly endpointsCapped?: number;
   }>;
+  /** The pod directory: times an IP was claimed by two live pods. */
+  pods?(): { readonly conflictsSeen: number; readonly conflictedIps: number } | undefined;
 }
 
 /** Something with state to report at scrape time (namers). */
@@ -528,6 +530,15 @@ export class Metrics {
       collect() {
         this.reset();
         for (const n of state()?.namers() ?? []) if (n.addressesRefused !== undefined) this.labels(n.kind).inc(n.addressesRefused);
+      },
+    });
+    new Counter({
+      name: 'hostmesh_pod_ip_conflicts_total',
+      help: 'Times two live pods reported the same IP: no identity is given for it until one lets go.',
+      registers,
+      collect() {
+        this.reset();
+        this.inc(state()?.pods?.()?.conflictsSeen ?? 0);
       },
     });
     new Counter({

@@ -595,6 +595,7 @@ export async function startHostmesh(config: HostmeshConfig, deps: HostmeshDeps):
     routers: () => routers.map((r) => ({ label: r.label, bindings: r.router.bindingCacheSize })),
     interpreter: () => ({ lookups: interpreter.lookupCount, bindings: interpreter.bindingCount }),
     namers: () => namers.flatMap((n) => (n.stats !== undefined ? [{ kind: n.kind, ...n.stats() }] : [])),
+    pods: () => (podSource.pods instanceof PodIndex ? { conflictsSeen: podSource.pods.conflictsSeen, conflictedIps: podSource.pods.conflictedIps } : undefined),
   });
   const evictIdle = (): void => {
     for (const r of routers) r.router.evictIdle();
