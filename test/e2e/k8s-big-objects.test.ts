@@ -58,6 +58,7 @@ async function routerIn(api: FakeApiServer): Promise<{ readyMs: number; peakRssM
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });
   const [report] = (await once(child, 'message')) as [{ readyMs: number; peakRssMB: number; heapMB: number }];
+  child.send('exit');
   await once(child, 'exit');
   return report;
 }
