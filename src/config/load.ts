@@ -430,6 +430,8 @@ function toConfig(raw: RawConfig, baseDir: string, env: NodeJS.ProcessEnv): Host
             ...(n.idleTtlSecs !== undefined ? { idleTtlSecs: n.idleTtlSecs } : {}),
             ...(n.maxIdleNames !== undefined ? { maxIdleNames: n.maxIdleNames } : {}),
             ...(n.transformers !== undefined ? { transformers: n.transformers } : {}),
+            ...(n.maxEndpointsPerService !== undefined ? { maxEndpointsPerService: n.maxEndpointsPerService } : {}),
+            ...(n.allowLoopbackEndpoints !== undefined ? { allowLoopbackEndpoints: n.allowLoopbackEndpoints } : {}),
           },
   );
   const routers: RouterConfig[] = raw.routers.map((r, i) => {

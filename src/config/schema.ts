@@ -325,6 +325,8 @@ const k8sNamer = z.strictObject({
   idleTtlSecs: z.number().int().min(1).optional(),
   maxIdleNames: z.number().int().min(1).max(1_000_000).optional(),
   transformers: z.array(transformerSchema).optional(),
+  maxEndpointsPerService: z.number().int().min(1).max(1_000_000).optional(),
+  allowLoopbackEndpoints: z.boolean().optional(),
 });
 
 const fsNamer = z.strictObject({

@@ -35,6 +35,10 @@ export interface K8sNamerConfig {
   maxIdleNames?: number;
   /** Linkerd 1: transformers applied to every address this namer binds. */
   transformers?: TransformerConfig[];
+  /** Endpoints published per name at most (default 5000); the rest are left out, counted. */
+  maxEndpointsPerService?: number;
+  /** Delivers to loopback endpoint addresses (a cluster simulated on one machine); default false. */
+  allowLoopbackEndpoints?: boolean;
 }
 
 export interface FsNamerConfig {

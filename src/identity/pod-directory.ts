@@ -1,5 +1,9 @@
 // Who runs where: the cluster's pods reduced to what identity needs (IPs, node, service account),
 // indexed by pod IP and by namespace/name, live from one cluster-wide pod watch.
+// Who owns an IP is a function of the pods now, never of the order their events came in: a
+// terminating pod (deletionTimestamp set) never wins an IP over a live one, and two live pods
+// reporting one IP make it unknown (no identity) until one lets go: a tenant that keeps a deleted
+// pod alive with a finalizer cannot take back an IP reused by another tenant's new pod.
 
 import type { Logger } from '../log.js';
 import type { K8sClient, KObject } from '../k8s/client.js';
@@ -18,6 +22,8 @@ export interface PodInfo {
   readonly ips: readonly string[];
   /** hostNetwork pods share the node's addresses: they speak with the node's identity. */
   readonly hostNetwork: boolean;
+  /** metadata.deletionTimestamp is set: the pod is going away and yields its IPs to live pods. */
+  readonly terminating?: boolean;
 }
 
 /** What the outgoing guard and the identity check ask of the cluster. */
@@ -61,6 +67,7 @@ export function podInfo(raw: KObject): PodInfo {
     serviceAccount: typeof spec.serviceAccountName === 'string' && spec.serviceAccountName !== '' ? spec.serviceAccountName : 'default',
     ips: [...ips],
     hostNetwork: spec.hostNetwork === true,
+    ...(typeof raw.metadata['deletionTimestamp'] === 'string' && raw.metadata['deletionTimestamp'] !== '' ? { terminating: true } : {}),
   };
 }
 
@@ -72,10 +79,27 @@ export function normalizeIp(ip: string): string {
 
 /** The indexes, kept apart from the watch so a static list (the demo) can feed them too. */
 export class PodIndex implements PodDirectory {
+  /** The owner of each IP with one (derived from #claims by #decide). */
   readonly #byIp = new Map<string, PodInfo>();
+  /** Every pod reporting each IP, by namespace/name. */
+  readonly #claims = new Map<string, Map<string, PodInfo>>();
+  /** IPs two live pods report now (no identity for them). */
+  readonly #conflicts = new Set<string>();
   readonly #byName = new Map<string, PodInfo>();
   readonly #listeners = new Set<() => void>();
+  readonly #logger: Logger | undefined;
   #synced = false;
+  /** Times an IP became claimed by two live pods (hostmesh_pod_ip_conflicts_total). */
+  conflictsSeen = 0;
+
+  constructor(options: { readonly logger?: Logger } = {}) {
+    this.#logger = options.logger;
+  }
+
+  /** IPs that two live pods report now: no identity is given for them. */
+  get conflictedIps(): number {
+    return this.#conflicts.size;
+  }
 
   get synced(): boolean {
     return this.#synced;
@@ -109,10 +133,22 @@ export class PodIndex implements PodDirectory {
   }
 
   upsert(pod: PodInfo): void {
-    this.#remove(pod.namespace, pod.name);
-    this.#byName.set(`${pod.namespace}/${pod.name}`, pod);
+    const key = `${pod.namespace}/${pod.name}`;
+    const touched = this.#unclaim(key);
+    this.#byName.set(key, pod);
     // A hostNetwork pod's IP is the node's: it must not claim the node's address as its own.
-    if (!pod.hostNetwork) for (const ip of pod.ips) this.#byIp.set(ip, pod);
+    if (!pod.hostNetwork) {
+      for (const ip of pod.ips) {
+        let c = this.#claims.get(ip);
+        if (c === undefined) {
+          c = new Map();
+          this.#claims.set(ip, c);
+        }
+        c.set(key, pod);
+        touched.add(ip);
+      }
+    }
+    for (const ip of touched) this.#decide(ip);
     this.#changed();
   }
 
@@ -122,12 +158,46 @@ export class PodIndex implements PodDirectory {
 
   #remove(namespace: string, name: string): boolean {
     const key = `${namespace}/${name}`;
-    const old = this.#byName.get(key);
-    if (old === undefined) return false;
+    if (!this.#byName.has(key)) return false;
+    const touched = this.#unclaim(key);
     this.#byName.delete(key);
-    // Only drop an IP still pointing at this pod: a new pod may already have taken it over.
-    for (const ip of old.ips) if (this.#byIp.get(ip) === old) this.#byIp.delete(ip);
+    for (const ip of touched) this.#decide(ip);
     return true;
+  }
+
+  /** Withdraws a pod's claims; returns the IPs to decide again. */
+  #unclaim(key: string): Set<string> {
+    const touched = new Set<string>();
+    const old = this.#byName.get(key);
+    for (const ip of old?.ips ?? []) {
+      const c = this.#claims.get(ip);
+      if (c?.delete(key) === true) touched.add(ip);
+      if (c?.size === 0) this.#claims.delete(ip);
+    }
+    return touched;
+  }
+
+  /**
+   * Who owns `ip`, from its claimants alone (so no order of events changes it): the one live pod;
+   * none when two live pods claim it; with no live claimant, the one terminating pod (it still
+   * runs and calls during its grace period), none when two do.
+   */
+  #decide(ip: string): void {
+    const claims = [...(this.#claims.get(ip)?.values() ?? [])];
+    const live = claims.filter((p) => p.terminating !== true);
+    const candidates = live.length > 0 ? live : claims;
+    const owner = candidates.length === 1 ? candidates[0] : undefined;
+    if (owner === undefined) this.#byIp.delete(ip);
+    else this.#byIp.set(ip, owner);
+    const conflict = candidates.length > 1;
+    if (conflict && !this.#conflicts.has(ip)) {
+      this.#conflicts.add(ip);
+      this.conflictsSeen++;
+      this.#logger?.warn(
+        { ip, pods: candidates.slice(0, 4).map((p) => `${p.namespace}/${p.name}`) },
+        'two pods report the same IP: no identity for it until one lets go',
+      );
+    } else if (!conflict) this.#conflicts.delete(ip);
   }
 
   #changed(): void {
@@ -151,7 +221,7 @@ export class WatchedPods extends PodIndex {
   readonly #informer: Informer<PodObject>;
 
   constructor(options: WatchedPodsOptions) {
-    super();
+    super({ logger: options.logger });
     this.#informer = new Informer<PodObject>({
       client: options.client,
       resource: PODS,

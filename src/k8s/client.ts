@@ -4,6 +4,7 @@
 
 import { Agent, type Dispatcher } from 'undici';
 import type { K8sConnection } from './connection.js';
+import { ListItemSplitter } from './list-items.js';
 import { JsonLines } from './watch-lines.js';
 
 export interface KObject {
@@ -94,6 +95,28 @@ export class K8sClient {
     const res = await this.#request(path, query, signal);
     const body = (await res.body.json()) as { items?: KObject[] | null; metadata?: { resourceVersion?: string } };
     return { items: body.items ?? [], resourceVersion: body.metadata?.resourceVersion ?? '' };
+  }
+
+  /**
+   * Lists one page (`limit`, `continue` in the query, as the API's "Retrieving large results sets
+   * in chunks" describes), handing each item to `onItem` as soon as it is parsed: the page is never
+   * held whole, so a page of big objects costs one object at a time. Resolves with the list's
+   * resourceVersion and the continue token of the next page (empty on the last). An expired
+   * continue token rejects with a K8sApiError of status 410.
+   */
+  async listPage(
+    path: string,
+    query: Query,
+    signal: AbortSignal | undefined,
+    onItem: (item: KObject) => void,
+  ): Promise<{ resourceVersion: string; continue: string }> {
+    const res = await this.#request(path, query, signal);
+    const splitter = new ListItemSplitter();
+    for await (const chunk of res.body) {
+      for (const item of splitter.push(chunk as Buffer)) onItem(JSON.parse(item.toString('utf8')) as KObject);
+    }
+    const envelope = splitter.end();
+    return { resourceVersion: envelope.metadata?.resourceVersion ?? '', continue: envelope.metadata?.continue ?? '' };
   }
 
   /**

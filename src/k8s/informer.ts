@@ -30,6 +30,8 @@ export interface InformerOptions {
    * resourceVersion): a cluster-wide pod watch holds 5,000 pods in a few MB instead of ~50.
    */
   readonly project?: (raw: KObject) => KObject;
+  /** Objects per list page (`limit`); default 500, as client-go's pager. */
+  readonly pageSize?: number;
 }
 
 class Gone extends Error {}
@@ -63,7 +65,7 @@ export class Informer<T extends KObject = KObject> {
   #stale = false;
   #running: Promise<void> | undefined;
   /** Counters, for tests and metrics. */
-  readonly stats = { lists: 0, watches: 0, gone: 0, errors: 0, events: 0 };
+  readonly stats = { lists: 0, pages: 0, expiredContinues: 0, watches: 0, gone: 0, errors: 0, events: 0 };
   lastError: string | undefined;
   /** HTTP status of the last failure when the API answered one (403: RBAC refused), else undefined. */
   lastErrorStatus: number | undefined;
@@ -188,14 +190,43 @@ export class Informer<T extends KObject = KObject> {
     }
   }
 
-  /** Lists and reconciles the cache with the list, emitting only what changed. */
+  /**
+   * Lists page by page (each object reduced as it is parsed), then reconciles the cache with the
+   * list, emitting only what changed. A continue token that expired (410) restarts the list, as
+   * the API asks; after three expiries in a row the list is taken in one (still streamed) request.
+   */
   async #relist(signal: AbortSignal): Promise<void> {
     this.stats.lists++;
-    const { items, resourceVersion } = await this.#o.client.list(this.#path, this.#selectors(), signal);
+    const fresh = new Map<string, T>();
+    let cont = '';
+    let resourceVersion = '';
+    let expired = 0;
+    for (;;) {
+      const query = { ...this.#selectors(), ...(expired < 3 ? { limit: String(this.#o.pageSize ?? 500) } : {}), ...(cont !== '' ? { continue: cont } : {}) };
+      let page: { resourceVersion: string; continue: string };
+      try {
+        page = await this.#o.client.listPage(this.#path, query, signal, (raw) => {
+          const o = this.#project(raw);
+          fresh.set(keyOf(o), o);
+        });
+      } catch (err) {
+        if (err instanceof K8sApiError && err.status === 410 && cont !== '') {
+          this.stats.expiredContinues++;
+          expired++;
+          this.#o.logger.info({ informer: this.describe }, 'list continue token expired (410): listing again from the start');
+          fresh.clear();
+          cont = '';
+          continue;
+        }
+        throw err;
+      }
+      this.stats.pages++;
+      if (cont === '') resourceVersion = page.resourceVersion;
+      if (page.continue === '') break;
+      cont = page.continue;
+    }
     const seen = new Set<string>();
-    for (const raw of items) {
-      const o = this.#project(raw);
-      const k = keyOf(o);
+    for (const [k, o] of fresh) {
       seen.add(k);
       const old = this.#cache.get(k);
       this.#cache.set(k, o);
@@ -264,14 +295,22 @@ export class Informer<T extends KObject = KObject> {
 export class SharedInformers {
   readonly #informers = new Map<string, { informer: Informer; refs: number }>();
 
-  constructor(private readonly base: Omit<InformerOptions, 'resource' | 'namespace' | 'labelSelector' | 'fieldSelector'>) {}
+  constructor(
+    private readonly base: Omit<InformerOptions, 'resource' | 'namespace' | 'labelSelector' | 'fieldSelector' | 'project'> & {
+      /** The projection of each resource's objects (what the consumers read of them). */
+      readonly projectFor?: (resource: Resource) => ((raw: KObject) => KObject) | undefined;
+    },
+  ) {}
 
   acquire(resource: Resource, namespace?: string, labelSelector?: string, fieldSelector?: string): { informer: Informer; release: () => void } {
     const key = `${collectionPath(resource, namespace)}?l=${labelSelector ?? ''}&f=${fieldSelector ?? ''}`;
     let entry = this.#informers.get(key);
     if (entry === undefined) {
+      const { projectFor, ...base } = this.base;
+      const project = projectFor?.(resource);
       const informer = new Informer({
-        ...this.base,
+        ...base,
+        ...(project !== undefined ? { project } : {}),
         resource,
         ...(namespace !== undefined ? { namespace } : {}),
         ...(labelSelector !== undefined ? { labelSelector } : {}),

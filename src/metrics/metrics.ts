@@ -310,7 +310,17 @@ export type ConnectionState = 'handshake' | 'headers' | 'idle' | 'tunnel_idle' |
 export interface StateReport {
   routers(): Iterable<{ readonly label: string; readonly bindings: number }>;
   interpreter(): { readonly lookups: number; readonly bindings: number };
-  namers(): Iterable<{ readonly kind: string; readonly entries: number; readonly evictions: number; readonly namespaces?: number; readonly refused?: number }>;
+  namers(): Iterable<{
+    readonly kind: string;
+    readonly entries: number;
+    readonly evictions: number;
+    readonly namespaces?: number;
+    readonly refused?: number;
+    readonly addressesRefused?: number;
+    readonly endpointsCapped?: number;
+  }>;
+  /** The pod directory: times an IP was claimed by two live pods. */
+  pods?(): { readonly conflictsSeen: number; readonly conflictedIps: number } | undefined;
 }
 
 /** Something with state to report at scrape time (namers). */
@@ -558,6 +568,35 @@ export class Metrics {
       collect() {
         this.reset();
         for (const n of state()?.namers() ?? []) if (n.refused !== undefined) this.labels(n.kind).inc(n.refused);
+      },
+    });
+    new Counter({
+      name: 'hostmesh_k8s_endpoint_addresses_refused_total',
+      help: 'Endpoint addresses from the Kubernetes API never delivered to: not a canonical IP literal, loopback, link-local, unspecified, multicast or this node.',
+      labelNames: ['namer'],
+      registers,
+      collect() {
+        this.reset();
+        for (const n of state()?.namers() ?? []) if (n.addressesRefused !== undefined) this.labels(n.kind).inc(n.addressesRefused);
+      },
+    });
+    new Counter({
+      name: 'hostmesh_pod_ip_conflicts_total',
+      help: 'Times two live pods reported the same IP: no identity is given for it until one lets go.',
+      registers,
+      collect() {
+        this.reset();
+        this.inc(state()?.pods?.()?.conflictsSeen ?? 0);
+      },
+    });
+    new Counter({
+      name: 'hostmesh_k8s_endpoints_capped_total',
+      help: "Endpoint set rebuilds that left endpoints out for the namer's maxEndpointsPerService.",
+      labelNames: ['namer'],
+      registers,
+      collect() {
+        this.reset();
+        for (const n of state()?.namers() ?? []) if (n.endpointsCapped !== undefined) this.labels(n.kind).inc(n.endpointsCapped);
       },
     });
     this.sheds = new Counter({

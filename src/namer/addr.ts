@@ -84,6 +84,9 @@ export interface NamerStats {
   /** Kubernetes namespaces watched now, and names refused for the namespace cap. */
   readonly namespaces?: number;
   readonly refused?: number;
+  /** Endpoint addresses refused from discovery data, and rebuilds cut at maxEndpointsPerService. */
+  readonly addressesRefused?: number;
+  readonly endpointsCapped?: number;
 }
 
 /** `host:port`, an IPv6 literal in brackets (RFC 3986 authority): how endpoints are keyed and printed. */

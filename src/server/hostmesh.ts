@@ -273,6 +273,12 @@ function buildNamers(config: HostmeshConfig, deps: HostmeshDeps): Namer[] {
     } else {
       const connection = resolveConnection({ ...(cfg.host !== undefined ? { host: cfg.host } : {}), ...(cfg.port !== undefined ? { port: cfg.port } : {}) });
       deps.logger.info({ namer: cfg.kind, api: connection.describe }, 'kubernetes namer');
+      if (cfg.allowLoopbackEndpoints === true) {
+        deps.logger.warn(
+          { namer: cfg.kind },
+          'allowLoopbackEndpoints: loopback addresses from the API are delivered to; only for a cluster simulated on one machine, never in a real cluster',
+        );
+      }
       namers.push(
         new K8sNamer({
           // Enough API connections for every namespace's two watches plus lists (see K8sClient).
@@ -283,6 +289,9 @@ function buildNamers(config: HostmeshConfig, deps: HostmeshDeps): Namer[] {
           ...(cfg.maxIdleNames !== undefined ? { maxIdleNames: cfg.maxIdleNames } : {}),
           ...(deps.now !== undefined ? { now: deps.now } : {}),
           prefix: parsePath(cfg.prefix),
+          nodeAddresses: nodeAddresses(deps.now),
+          ...(cfg.maxEndpointsPerService !== undefined ? { maxEndpointsPerService: cfg.maxEndpointsPerService } : {}),
+          ...(cfg.allowLoopbackEndpoints === true ? { allowLoopbackEndpoints: true } : {}),
           ...(cfg.labelSelector !== undefined ? { labelSelector: cfg.labelSelector } : {}),
           ...(cfg.api !== undefined ? { api: cfg.api } : {}),
           ...(deps.k8sBackoff !== undefined ? { backoff: deps.k8sBackoff } : {}),
@@ -830,6 +839,7 @@ export async function startHostmesh(given: HostmeshConfig, deps: HostmeshDeps): 
     routers: () => routers.map((r) => ({ label: r.label, bindings: r.router.bindingCacheSize })),
     interpreter: () => ({ lookups: interpreter.lookupCount, bindings: interpreter.bindingCount }),
     namers: () => [...namers.flatMap((n) => (n.stats !== undefined ? [{ kind: n.kind, ...n.stats() }] : [])), { kind: 'inet', ...interpreter.inetStats() }],
+    pods: () => (podSource.pods instanceof PodIndex ? { conflictsSeen: podSource.pods.conflictsSeen, conflictedIps: podSource.pods.conflictedIps } : undefined),
   });
   const evictIdle = (): void => {
     for (const r of routers) r.router.evictIdle();

@@ -42,7 +42,9 @@ t.before(async () => {
     testRouter(label, HOST, port, '/svc => /#/io.l5d.k8s/default/http;', { transformers });
   const config: HostmeshConfig = {
     admin: { ip: HOST, port: admin, allowRemoteShutdown: false },
-    namers: [{ kind: 'io.l5d.k8s', prefix: '/io.l5d.k8s', host: HOST, port: api.port, maxNamespaces: MAX_NAMESPACES, idleTtlSecs: 30 }],
+    namers: [
+      { kind: 'io.l5d.k8s', prefix: '/io.l5d.k8s', host: HOST, port: api.port, maxNamespaces: MAX_NAMESPACES, idleTtlSecs: 30, allowLoopbackEndpoints: true },
+    ],
     routers: [
       router('outgoing', outgoing, []),
       // A router whose config itself needs a namespace (hostmesh): what /ready is about.

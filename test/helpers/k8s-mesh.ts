@@ -73,7 +73,7 @@ function nodeConfig(
   };
   return {
     admin: { ip: node.ip, port: ports.admin, allowRemoteShutdown: false },
-    namers: [{ kind: 'io.l5d.k8s', prefix: '/io.l5d.k8s', host: '127.0.0.1', port: api.port }],
+    namers: [{ kind: 'io.l5d.k8s', prefix: '/io.l5d.k8s', host: '127.0.0.1', port: api.port, allowLoopbackEndpoints: true }],
     routers: [outgoing, incoming],
     nodeName: node.name,
     shutdownGraceMs: 500,

@@ -136,3 +136,154 @@ export function endpointsEndpoints(obj: EndpointsObject | undefined, pick: PortP
   }
   return out;
 }
+
+// --- projections: what the namer keeps of each object (the rest is dropped as it arrives) ---
+
+/** An address refused from discovery data, for the once-per-object log line. */
+export interface RefusedAddress {
+  readonly address: string;
+  readonly reason: string;
+}
+
+export type AddressCheck = (
+  address: string,
+  family?: 'IPv4' | 'IPv6',
+) => { readonly ok: true; readonly host: string } | { readonly ok: false; readonly reason: string };
+
+interface Meta {
+  readonly name: string;
+  readonly namespace?: string;
+  readonly resourceVersion?: string;
+  readonly labels?: Record<string, string>;
+}
+
+function str(v: unknown): string | undefined {
+  return typeof v === 'string' ? v : undefined;
+}
+
+function rec(v: unknown): Record<string, unknown> {
+  return v !== null && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, unknown>) : {};
+}
+
+function arr(v: unknown): unknown[] {
+  return Array.isArray(v) ? v : [];
+}
+
+/** name, namespace, resourceVersion and only the listed labels (a tenant's labels can be large). */
+export function projectMeta(raw: { metadata: Record<string, unknown> }, keepLabels: readonly string[] = []): Meta {
+  const m = raw.metadata;
+  const labels: Record<string, string> = {};
+  const all = rec(m['labels']);
+  for (const k of keepLabels) {
+    const v = str(all[k]);
+    if (v !== undefined) labels[k] = v;
+  }
+  const namespace = str(m['namespace']);
+  const resourceVersion = str(m['resourceVersion']);
+  return {
+    name: str(m['name']) ?? '',
+    ...(namespace !== undefined ? { namespace } : {}),
+    ...(resourceVersion !== undefined ? { resourceVersion } : {}),
+    ...(keepLabels.length > 0 ? { labels } : {}),
+  };
+}
+
+function projectPorts(v: unknown): SlicePort[] {
+  return arr(v).map((p) => {
+    const r = rec(p);
+    const name = str(r['name']);
+    const port = typeof r['port'] === 'number' ? r['port'] : null;
+    const protocol = str(r['protocol']);
+    return { ...(name !== undefined ? { name } : {}), port, ...(protocol !== undefined ? { protocol } : {}) };
+  });
+}
+
+/**
+ * An EndpointSlice reduced to what binding reads, every address checked: refused ones are left
+ * out (and reported once, here), accepted ones spelled canonically.
+ */
+export function projectSlice(
+  raw: { metadata: Record<string, unknown>; [k: string]: unknown },
+  check: AddressCheck,
+  keepLabels: readonly string[],
+): { slice: EndpointSliceObject & { metadata: Meta }; refused: RefusedAddress[] } {
+  const refused: RefusedAddress[] = [];
+  const addressType = str(raw['addressType']);
+  const family = addressType === 'IPv4' || addressType === 'IPv6' ? addressType : undefined;
+  const endpoints: SliceEndpoint[] = [];
+  if (family !== undefined) {
+    for (const e of arr(raw['endpoints'])) {
+      const r = rec(e);
+      const addresses: string[] = [];
+      for (const a of arr(r['addresses'])) {
+        const text = String(a);
+        const v = check(text, family);
+        if (v.ok) addresses.push(v.host);
+        else refused.push({ address: text.slice(0, 64), reason: v.reason });
+      }
+      if (addresses.length === 0) continue;
+      const c = rec(r['conditions']);
+      const bool = (k: string): boolean | null => (typeof c[k] === 'boolean' ? (c[k] as boolean) : null);
+      const nodeName = str(r['nodeName']);
+      const zone = str(r['zone']);
+      const pod = str(rec(r['targetRef'])['name']);
+      endpoints.push({
+        addresses,
+        conditions: { ready: bool('ready'), serving: bool('serving'), terminating: bool('terminating') },
+        ...(nodeName !== undefined ? { nodeName } : {}),
+        ...(zone !== undefined ? { zone } : {}),
+        ...(pod !== undefined ? { targetRef: { name: pod } } : {}),
+      });
+    }
+  }
+  return {
+    slice: { metadata: projectMeta(raw, keepLabels), ...(addressType !== undefined ? { addressType } : {}), endpoints, ports: projectPorts(raw['ports']) },
+    refused,
+  };
+}
+
+/** A v1 Endpoints object reduced the same way (ready addresses only: notReadyAddresses are never used). */
+export function projectEndpoints(
+  raw: { metadata: Record<string, unknown>; [k: string]: unknown },
+  check: AddressCheck,
+  keepLabels: readonly string[],
+): { endpoints: EndpointsObject & { metadata: Meta }; refused: RefusedAddress[] } {
+  const refused: RefusedAddress[] = [];
+  const subsets = arr(raw['subsets']).map((s) => {
+    const r = rec(s);
+    const addresses: EndpointAddress[] = [];
+    for (const a of arr(r['addresses'])) {
+      const ar = rec(a);
+      const text = String(ar['ip'] ?? '');
+      const v = check(text);
+      if (!v.ok) {
+        refused.push({ address: text.slice(0, 64), reason: v.reason });
+        continue;
+      }
+      const nodeName = str(ar['nodeName']);
+      const pod = str(rec(ar['targetRef'])['name']);
+      addresses.push({ ip: v.host, ...(nodeName !== undefined ? { nodeName } : {}), ...(pod !== undefined ? { targetRef: { name: pod } } : {}) });
+    }
+    return { addresses, ports: projectPorts(r['ports']) };
+  });
+  return { endpoints: { metadata: projectMeta(raw, keepLabels), subsets }, refused };
+}
+
+/** A Service reduced to its ports. */
+export function projectService(raw: { metadata: Record<string, unknown>; [k: string]: unknown }): ServiceObject & { metadata: Meta } {
+  const ports: ServicePort[] = [];
+  for (const p of arr(rec(raw['spec'])['ports'])) {
+    const r = rec(p);
+    if (typeof r['port'] !== 'number') continue;
+    const name = str(r['name']);
+    const protocol = str(r['protocol']);
+    const t = r['targetPort'];
+    ports.push({
+      port: r['port'],
+      ...(name !== undefined ? { name } : {}),
+      ...(protocol !== undefined ? { protocol } : {}),
+      ...(typeof t === 'number' || typeof t === 'string' ? { targetPort: t } : {}),
+    });
+  }
+  return { metadata: projectMeta(raw), spec: { ports } };
+}

@@ -7,6 +7,10 @@
 // namespace's watches live while it has names, and idleTtl after its last name went idle.
 // At most maxNamespaces namespaces are watched: past that an idle one is given up, or the name
 // fails with a clear error (a request must not open API watches without bound).
+// Discovery data is hostile input: objects are reduced to the fields used as they arrive, every
+// address is parsed as a canonical IP literal and refused when no pod can hold it (ip-literal.ts);
+// a Service's changes are coalesced (one rebuild per coalesceMs at most, slices recomputed only
+// when they changed) and its endpoints capped at maxEndpointsPerService.
 
 import type { K8sClient, KObject } from '../../k8s/client.js';
 import type { BackoffOptions } from '../../k8s/backoff.js';
@@ -17,7 +21,21 @@ import { Path } from '../../dtab/path.js';
 import type { Logger } from '../../log.js';
 import type { Addr, BoundName, Endpoint, Lookup, Namer, NamerStats } from '../addr.js';
 import { Var } from '../var.js';
-import { endpointsEndpoints, parsePortRef, pickPort, sliceEndpoints, type EndpointSliceObject, type EndpointsObject, type ServiceObject } from './endpoints.js';
+import {
+  endpointsEndpoints,
+  parsePortRef,
+  pickPort,
+  projectEndpoints,
+  projectService,
+  projectSlice,
+  sliceEndpoints,
+  type EndpointSliceObject,
+  type EndpointsObject,
+  type PortPick,
+  type RefusedAddress,
+  type ServiceObject,
+} from './endpoints.js';
+import { addressGuard } from './ip-literal.js';
 
 export interface K8sNamerOptions {
   readonly client: K8sClient;
@@ -37,6 +55,25 @@ export interface K8sNamerOptions {
   readonly now?: () => number;
   /** Idle names kept at most (the oldest go first); default 1000. */
   readonly maxIdleNames?: number;
+  /** This node's own addresses: discovery never delivers to them. */
+  readonly nodeAddresses?: () => Iterable<string>;
+  /** Loopback endpoint addresses are delivered to (a cluster simulated on one machine); default false. */
+  readonly allowLoopbackEndpoints?: boolean;
+  /** Endpoints published per name at most (the rest are left out, counted); default 5000. */
+  readonly maxEndpointsPerService?: number;
+  /** A Service's changes within this window are applied together (default 100 ms). */
+  readonly coalesceMs?: number;
+  /** Runs `fn` after `ms` (tests drive it); returns a cancel function. */
+  readonly schedule?: (fn: () => void, ms: number) => () => void;
+}
+
+export const K8S_MAX_ENDPOINTS_PER_SERVICE = 5000;
+const K8S_COALESCE_MS = 100;
+
+function defaultSchedule(fn: () => void, ms: number): () => void {
+  const t = setTimeout(fn, ms);
+  t.unref();
+  return () => clearTimeout(t);
 }
 
 export const K8S_MAX_NAMESPACES = 32;
@@ -74,6 +111,11 @@ interface NamespaceWatch {
   /** Entries by service name. */
   readonly entries: Map<string, Entry[]>;
   readonly release: () => void;
+  /** Services changed since their last rebuild, waiting for the coalescing window. */
+  readonly dirty: Set<string>;
+  /** When each Service with names was last rebuilt (the coalescing window starts there). */
+  readonly lastBuild: Map<string, number>;
+  cancelFlush: (() => void) | undefined;
   lastEventAt: number | undefined;
   /** When its last name went idle, once it has none; undefined while it has names. */
   emptySince: number | undefined;
@@ -98,6 +140,19 @@ export class K8sNamer implements Namer {
   /** Unobserved names, in the order they became idle (oldest first). */
   readonly #idle = new Set<Entry>();
   readonly #maxIdle: number;
+  readonly #maxEndpoints: number;
+  readonly #coalesceMs: number;
+  readonly #schedule: (fn: () => void, ms: number) => () => void;
+  /** Addresses refused from discovery data (hostmesh_k8s_endpoint_addresses_refused_total). */
+  addressesRefused = 0;
+  /** Rebuilds that left endpoints out for maxEndpointsPerService (hostmesh_k8s_endpoints_capped_total). */
+  endpointsCapped = 0;
+  /** Endpoint sets recomputed for a name (what slice churn costs; tests bound it). */
+  rebuilds = 0;
+  /** Per projected slice and port pick: its endpoints, computed once per slice version. */
+  readonly #sliceMemo = new WeakMap<object, Map<string, { ready: Endpoint[]; fallback: Endpoint[] }>>();
+  /** Services whose cap was logged (once each until they fit again). */
+  readonly #cappedLogged = new Set<string>();
 
   constructor(options: K8sNamerOptions) {
     this.#o = options;
@@ -105,6 +160,23 @@ export class K8sNamer implements Namer {
     this.#idleTtlMs = options.idleTtlMs ?? K8S_IDLE_TTL_MS;
     this.#now = options.now ?? Date.now;
     this.#maxIdle = options.maxIdleNames ?? K8S_MAX_IDLE_NAMES;
+    this.#maxEndpoints = options.maxEndpointsPerService ?? K8S_MAX_ENDPOINTS_PER_SERVICE;
+    this.#coalesceMs = options.coalesceMs ?? K8S_COALESCE_MS;
+    this.#schedule = options.schedule ?? defaultSchedule;
+    const check = addressGuard({
+      ...(options.nodeAddresses !== undefined ? { nodeAddresses: options.nodeAddresses } : {}),
+      ...(options.allowLoopbackEndpoints === true ? { allowLoopback: true } : {}),
+    });
+    const keepLabels = [SERVICE_NAME_LABEL, ...(options.labelSelector !== undefined ? [options.labelSelector] : [])];
+    const report = (raw: KObject, refused: RefusedAddress[]): void => {
+      if (refused.length === 0) return;
+      this.addressesRefused += refused.length;
+      // Once per object version (projection runs once per list item or watch event), never per request.
+      options.logger.warn(
+        { namespace: raw.metadata.namespace, object: raw.metadata.name, kind: raw.kind, refused: refused.slice(0, 5), count: refused.length },
+        'endpoint addresses refused: not a canonical IP literal, or an address no pod may hold',
+      );
+    };
     this.#sweeper = setInterval(() => this.evictIdle(), Math.min(30_000, Math.max(1000, this.#idleTtlMs)));
     this.#sweeper.unref();
     this.prefix = options.prefix ?? Path.of('io.l5d.k8s');
@@ -112,6 +184,22 @@ export class K8sNamer implements Namer {
       client: options.client,
       logger: options.logger,
       ...(options.backoff ? { backoff: options.backoff } : {}),
+      projectFor: (resource) => {
+        if (resource === SERVICES) return (raw) => projectService(raw) as KObject;
+        if (resource === ENDPOINT_SLICES)
+          return (raw) => {
+            const { slice, refused } = projectSlice(raw, check, keepLabels);
+            report(raw, refused);
+            return slice as unknown as KObject;
+          };
+        if (resource === ENDPOINTS)
+          return (raw) => {
+            const { endpoints, refused } = projectEndpoints(raw, check, keepLabels);
+            report(raw, refused);
+            return endpoints as unknown as KObject;
+          };
+        return undefined;
+      },
     });
   }
 
@@ -183,7 +271,14 @@ export class K8sNamer implements Namer {
   }
 
   stats(): NamerStats {
-    return { entries: this.size, evictions: this.evictions, namespaces: this.watchedNamespaces().length, refused: this.refused };
+    return {
+      entries: this.size,
+      evictions: this.evictions,
+      namespaces: this.watchedNamespaces().length,
+      refused: this.refused,
+      addressesRefused: this.addressesRefused,
+      endpointsCapped: this.endpointsCapped,
+    };
   }
 
   startupReadiness(): () => boolean {
@@ -233,8 +328,11 @@ export class K8sNamer implements Namer {
     const list = w.entries.get(e.svc);
     if (list === undefined || !list.includes(e)) return;
     const rest = list.filter((x) => x !== e);
-    if (rest.length === 0) w.entries.delete(e.svc);
-    else w.entries.set(e.svc, rest);
+    if (rest.length === 0) {
+      w.entries.delete(e.svc);
+      w.lastBuild.delete(e.svc);
+      w.dirty.delete(e.svc);
+    } else w.entries.set(e.svc, rest);
     if (w.entries.size === 0) w.emptySince = e.idleSince ?? this.#now();
   }
 
@@ -315,9 +413,14 @@ export class K8sNamer implements Namer {
       endpoints: endpoints.informer,
       slicesBySvc: new Map(),
       entries: new Map(),
+      dirty: new Set(),
+      lastBuild: new Map(),
+      cancelFlush: undefined,
       lastEventAt: undefined,
       emptySince: undefined,
       release: () => {
+        watch.cancelFlush?.();
+        watch.cancelFlush = undefined;
         offs.forEach((off) => off());
         services.release();
         endpoints.release();
@@ -327,19 +430,21 @@ export class K8sNamer implements Namer {
     const offs = [
       services.informer.on((e) => {
         watch.lastEventAt = Date.now();
-        this.#refreshService(watch, e.object.metadata.name);
+        this.#changed(watch, e.object.metadata.name);
       }),
       endpoints.informer.on((e) => {
         watch.lastEventAt = Date.now();
         if (this.#o.api === 'endpoints') {
-          this.#refreshService(watch, e.object.metadata.name);
+          this.#changed(watch, e.object.metadata.name);
           return;
         }
         const svc = e.object.metadata.labels?.[SERVICE_NAME_LABEL];
         const oldSvc = e.type === 'update' ? e.old.metadata.labels?.[SERVICE_NAME_LABEL] : undefined;
         if (oldSvc !== undefined && oldSvc !== svc) {
-          watch.slicesBySvc.get(oldSvc)?.delete(e.object.metadata.name);
-          this.#refreshService(watch, oldSvc);
+          const old = watch.slicesBySvc.get(oldSvc);
+          old?.delete(e.object.metadata.name);
+          if (old?.size === 0) watch.slicesBySvc.delete(oldSvc);
+          this.#changed(watch, oldSvc);
         }
         if (svc === undefined) return;
         let slices = watch.slicesBySvc.get(svc);
@@ -350,7 +455,7 @@ export class K8sNamer implements Namer {
         if (e.type === 'delete') slices.delete(e.object.metadata.name);
         else slices.set(e.object.metadata.name, e.object);
         if (slices.size === 0) watch.slicesBySvc.delete(svc);
-        this.#refreshService(watch, svc);
+        this.#changed(watch, svc);
       }),
       services.informer.onState(() => this.#refreshAll(watch)),
       endpoints.informer.onState(() => this.#refreshAll(watch)),
@@ -393,6 +498,40 @@ export class K8sNamer implements Namer {
 
   #refreshService(watch: NamespaceWatch, svc: string): void {
     for (const e of watch.entries.get(svc) ?? []) this.#refresh(watch, e);
+  }
+
+  /**
+   * A Service's objects changed: rebuild its names now if the last rebuild is older than
+   * coalesceMs, else once when the window ends (a burst of slice edits costs one rebuild).
+   * Services nobody named cost nothing beyond keeping their projected slices.
+   */
+  #changed(watch: NamespaceWatch, svc: string): void {
+    if (!watch.entries.has(svc)) return;
+    const last = watch.lastBuild.get(svc);
+    const now = this.#now();
+    if (!watch.dirty.has(svc) && (last === undefined || now - last >= this.#coalesceMs)) {
+      watch.lastBuild.set(svc, now);
+      this.#refreshService(watch, svc);
+      return;
+    }
+    watch.dirty.add(svc);
+    if (watch.cancelFlush === undefined) {
+      const wait = last === undefined ? 0 : Math.max(0, Math.min(this.#coalesceMs, last + this.#coalesceMs - now));
+      watch.cancelFlush = this.#schedule(() => this.#flush(watch), wait);
+    }
+  }
+
+  /** The end of a coalescing window: rebuilds every Service of the namespace that changed in it. */
+  #flush(watch: NamespaceWatch): void {
+    watch.cancelFlush = undefined;
+    if (this.#namespaces.get(watch.ns) !== watch) return;
+    const dirty = [...watch.dirty];
+    watch.dirty.clear();
+    const now = this.#now();
+    for (const svc of dirty) {
+      watch.lastBuild.set(svc, now);
+      this.#refreshService(watch, svc);
+    }
   }
 
   #refresh(watch: NamespaceWatch, entry: Entry): void {
@@ -444,15 +583,83 @@ export class K8sNamer implements Namer {
       const slices = [...(watch.slicesBySvc.get(entry.svc)?.values() ?? [])].filter(
         (s) => entry.labelValue === undefined || labelOf(s, this.#o.labelSelector) === entry.labelValue,
       );
-      endpoints = sliceEndpoints(slices as unknown as EndpointSliceObject[], pick);
+      endpoints = this.#union(slices, pick);
     }
+    this.rebuilds++;
+    const id = `${watch.ns}/${entry.svc}`;
+    if (endpoints.length > this.#maxEndpoints) {
+      this.endpointsCapped++;
+      if (!this.#cappedLogged.has(id)) {
+        this.#cappedLogged.add(id);
+        this.#o.logger.warn(
+          { service: id, endpoints: endpoints.length, kept: this.#maxEndpoints },
+          'service has more endpoints than namers[].maxEndpointsPerService: the rest are left out',
+        );
+      }
+      endpoints = endpoints.slice(0, this.#maxEndpoints);
+    } else this.#cappedLogged.delete(id);
     return endpoints.length > 0 ? endpoints : undefined;
+  }
+
+  /**
+   * The endpoints of a Service's slices: each slice's share is computed once per slice version
+   * (projected slices are replaced, never changed), so an edit to one slice of 30 recomputes one.
+   * Slices are taken in name order, so the cap keeps the same endpoints whatever the event order.
+   */
+  #union(slices: KObject[], pick: PortPick): Endpoint[] {
+    const pickKey = 'number' in pick ? `#${pick.number}` : `=${pick.byName}`;
+    slices.sort((a, b) => (a.metadata.name < b.metadata.name ? -1 : a.metadata.name > b.metadata.name ? 1 : 0));
+    const ready: Endpoint[] = [];
+    const fallback: Endpoint[] = [];
+    const seen = new Set<string>();
+    for (const s of slices) {
+      let memo = this.#sliceMemo.get(s);
+      if (memo === undefined) {
+        memo = new Map();
+        this.#sliceMemo.set(s, memo);
+      }
+      let share = memo.get(pickKey);
+      if (share === undefined) {
+        const all = sliceEndpoints([s as unknown as EndpointSliceObject], pick);
+        const isReady = all.length > 0 && sliceHasReady(s as unknown as EndpointSliceObject);
+        share = isReady ? { ready: all, fallback: [] } : { ready: [], fallback: all };
+        memo.set(pickKey, share);
+      }
+      for (const e of share.ready) {
+        const k = `${e.host} ${e.port}`;
+        if (!seen.has(k)) {
+          seen.add(k);
+          ready.push(e);
+        }
+      }
+      if (ready.length === 0) for (const e of share.fallback) fallback.push(e);
+    }
+    if (ready.length > 0) return ready;
+    const out: Endpoint[] = [];
+    const seenFallback = new Set<string>();
+    for (const e of fallback) {
+      const k = `${e.host} ${e.port}`;
+      if (!seenFallback.has(k)) {
+        seenFallback.add(k);
+        out.push(e);
+      }
+    }
+    return out;
   }
 }
 
 /** An answer that retrying soon will not change (authorization, missing API); 410/429/5xx are transient. */
 function refusedStatus(status: number | undefined): boolean {
   return status === 401 || status === 403 || status === 404;
+}
+
+/** Whether a slice has a ready endpoint (then sliceEndpoints returned its ready ones, else its serving fallback). */
+function sliceHasReady(s: EndpointSliceObject): boolean {
+  for (const ep of s.endpoints ?? []) {
+    const c = ep.conditions ?? {};
+    if (c.ready !== false && c.terminating !== true && (ep.addresses ?? []).length > 0) return true;
+  }
+  return false;
 }
 
 function labelOf(obj: KObject | undefined, key: string | undefined): string | undefined {
