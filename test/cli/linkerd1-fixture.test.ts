@@ -77,6 +77,8 @@ t.test('the Linkerd 1 DaemonSet config routes hello -> world-v1 across two route
       `admin.port=${admin}`,
       'namers.0.host=127.0.0.1',
       `namers.0.port=${api.port}`,
+      // The test's pods are loopback addresses (a cluster simulated on one machine).
+      'namers.0.allowLoopbackEndpoints=true',
       `routers.0.servers.0.ip=${node.ip}`,
       `routers.0.servers.0.port=${outgoing}`,
       `routers.0.client.tls.trustCerts.0=${pki.ca}`,

@@ -182,7 +182,7 @@ t.test('each starts against the test API server and routes outgoing -> incoming 
   for (const c of ROUTED) {
     const { config } = await loadConfig(join(DIR, c.file), { set: localSet(c.file, { out: outPort, in: inPort }, c.set), env: c.env });
     // Each namer reads the test API server where the manifest's kubectl proxy (or in-cluster access) would be.
-    const namers = config.namers.map((n) => (n.kind === 'io.l5d.k8s' ? { ...n, host: '127.0.0.1', port: api.port } : n));
+    const namers = config.namers.map((n) => (n.kind === 'io.l5d.k8s' ? { ...n, host: '127.0.0.1', port: api.port, allowLoopbackEndpoints: true } : n));
     let mesh: Hostmesh | undefined;
     try {
       mesh = await startHostmesh(
