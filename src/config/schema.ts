@@ -62,8 +62,9 @@ function checkTlsNames(tls: { protocols?: string[] | undefined; ciphers?: string
 
 const serverTls = z
   .strictObject({
-    certPath: z.string().min(1),
-    keyPath: z.string().min(1),
+    // Both absent: the node certificate from identity.issuer (docs/identity.md).
+    certPath: z.string().min(1).optional(),
+    keyPath: z.string().min(1).optional(),
     caCertPath: z.string().min(1).optional(),
     requireClientAuth: z.boolean().default(false),
     handshakeTimeoutMs: z.number().int().min(100).max(600_000).optional(),
@@ -300,6 +301,19 @@ export const rawConfigSchema = z.strictObject({
       /** Watch the cluster's pods (needs pods list/watch); default on with an io.l5d.k8s namer. */
       podWatch: z.boolean().optional(),
       claimWaitMs: z.number().int().min(0).max(60_000).optional(),
+      // A certificate for this node from `hostmesh identity` (docs/identity.md), renewed automatically.
+      issuer: z
+        .strictObject({
+          url: z.string().regex(/^https:\/\/[^/\s]+\/?$/, 'an https:// origin, like https://hostmesh-identity.hostmesh.svc:8443'),
+          tokenFile: z.string().min(1).default('/var/run/secrets/hostmesh/identity/token'),
+          trustBundle: z.string().min(1),
+          serverName: z.string().regex(DNS_SUBDOMAIN_NAME, 'a DNS name').optional(),
+          renewFraction: z.number().min(0.1).max(0.95).optional(),
+          retryMinMs: z.number().int().min(100).max(600_000).optional(),
+          retryMaxMs: z.number().int().min(100).max(3_600_000).optional(),
+          requestTimeoutMs: z.number().int().min(100).max(300_000).optional(),
+        })
+        .optional(),
     })
     .optional(),
   shutdownGraceMs: z.number().int().min(0).default(10_000),

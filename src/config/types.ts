@@ -43,8 +43,9 @@ export interface FsNamerConfig {
 export type NamerConfig = K8sNamerConfig | FsNamerConfig;
 
 export interface ServerTlsConfig {
-  certPath: string;
-  keyPath: string;
+  /** Both absent: the node certificate from identity.issuer. */
+  certPath?: string;
+  keyPath?: string;
   caCertPath?: string;
   requireClientAuth: boolean;
   /** A TLS handshake must finish within this, else the socket is destroyed (default 10 s). */
@@ -98,6 +99,23 @@ export interface IdentityConfig {
   podWatch?: boolean;
   /** How long a claim about a pod this router does not know yet waits for its pod watch (default 2000 ms). */
   claimWaitMs?: number;
+  /** Node certificates from `hostmesh identity` (tls/node-certificate.ts); absent: certificate files only. */
+  issuer?: IdentityIssuerConfig;
+}
+
+export interface IdentityIssuerConfig {
+  url: string;
+  /** The projected ServiceAccount token (audience hostmesh-identity), re-read for every request. */
+  tokenFile: string;
+  /** Trust anchors (one or two during a rotation): verify the issuer; reloaded without restart. */
+  trustBundle: string;
+  serverName?: string;
+  /** Renew at this fraction of the certificate's life (default 2/3). */
+  renewFraction?: number;
+  /** Backoff after a failed renewal: from retryMinMs (default 1 s) doubling to retryMaxMs (default 60 s). */
+  retryMinMs?: number;
+  retryMaxMs?: number;
+  requestTimeoutMs?: number;
 }
 
 export interface ClientTlsConfig {

@@ -41,6 +41,8 @@ import { Callers } from '../identity/caller.js';
 import { PodIndex, WatchedPods, type PodDirectory } from '../identity/pod-directory.js';
 import { SourceGuard } from '../identity/source-guard.js';
 import { DEFAULT_TRUST_DOMAIN } from '../identity/names.js';
+import { nodeCertificateFor, type IdentityClock } from './node-identity.js';
+import type { NodeCertificate } from '../tls/node-certificate.js';
 
 export interface HostmeshDeps {
   readonly logger: Logger;
@@ -59,6 +61,8 @@ export interface HostmeshDeps {
   readonly now?: () => number;
   /** The cluster's pods (the demo and tests give a fixed list); else a pod watch when configured. */
   readonly pods?: PodDirectory;
+  /** The node certificate's clock (identity.issuer renewals; tests drive it). */
+  readonly identityClock?: IdentityClock;
 }
 
 /**
@@ -124,6 +128,8 @@ export interface Hostmesh {
   readonly metrics: Metrics;
   /** The authorization policy's watcher (config `authz`); absent: every call is allowed. */
   readonly policy: PolicyWatcher | undefined;
+  /** The node certificate from identity.issuer, when configured. */
+  readonly nodeCertificate: NodeCertificate | undefined;
   /** Runs every idle sweep now (routers' binding caches, then namers); timers run them too. */
   evictIdle(): void;
   /**
@@ -348,6 +354,10 @@ export async function startHostmesh(config: HostmeshConfig, deps: HostmeshDeps):
   const nodeName = config.nodeName ?? process.env['NODE_NAME'] ?? '';
   const routers: RunningRouter[] = [];
   const closers: (() => void)[] = [];
+  // identity.issuer: TLS blocks without certificate files take this node's issued certificate.
+  const nodeCert = nodeCertificateFor(config, metrics, logger, deps.identityClock);
+  const nodeTls = nodeCert !== undefined ? () => ({ material: nodeCert.current, trustDomain }) : () => undefined;
+  if (nodeCert !== undefined) closers.push(() => nodeCert.close());
   if (policyWatcher !== undefined) closers.push(() => policyWatcher.close());
   const poolsList: EndpointPools[] = [];
   const started: Listener[] = [];
@@ -358,7 +368,7 @@ export async function startHostmesh(config: HostmeshConfig, deps: HostmeshDeps):
       closers.push(close);
       const rm = metrics.router(r.label);
       const pools = new EndpointPools(
-        r.client.tls ? clientTlsOptions(r.client.tls) : undefined,
+        r.client.tls ? clientTlsOptions(r.client.tls, nodeTls()) : undefined,
         { limits: clientLimits(r.client) },
         {
           connect: () => rm.connectionOpened('client'),
@@ -386,8 +396,17 @@ export async function startHostmesh(config: HostmeshConfig, deps: HostmeshDeps):
       const clientTls = r.client.tls;
       if (clientTls !== undefined) {
         closers.push(
-          watchTls(clientTlsFiles(clientTls), () => pools.setTls(clientTlsOptions(clientTls)), `router ${r.label} client`, metrics, logger, deps.tlsPollMs),
+          watchTls(
+            clientTlsFiles(clientTls),
+            () => pools.setTls(clientTlsOptions(clientTls, nodeTls())),
+            `router ${r.label} client`,
+            metrics,
+            logger,
+            deps.tlsPollMs,
+          ),
         );
+        if (nodeCert !== undefined && clientTls.clientAuth === undefined)
+          closers.push(nodeCert.onChange(() => pools.setTls(clientTlsOptions(clientTls, nodeTls()))));
       }
       const dtab = new Var(Dtab.read(r.dtab));
       if (r.dtabFile !== undefined) {
@@ -496,7 +515,7 @@ export async function startHostmesh(config: HostmeshConfig, deps: HostmeshDeps):
             direction,
             ip: s.ip,
             port: s.port,
-            ...(s.tls ? { tls: serverTlsOptions(s.tls) } : {}),
+            ...(s.tls ? { tls: serverTlsOptions(s.tls, nodeCert?.current) } : {}),
             ...(s.headersTimeoutMs !== undefined ? { headersTimeoutMs: s.headersTimeoutMs } : {}),
             ...(s.idleTimeoutMs !== undefined ? { idleTimeoutMs: s.idleTimeoutMs } : {}),
             ...(s.maxHeaderBytes !== undefined ? { maxHeaderSize: s.maxHeaderBytes } : {}),
@@ -520,13 +539,16 @@ export async function startHostmesh(config: HostmeshConfig, deps: HostmeshDeps):
           closers.push(
             watchTls(
               serverTlsFiles(serverTls),
-              () => l.setSecureContext(serverTlsOptions(serverTls)),
+              () => l.setSecureContext(serverTlsOptions(serverTls, nodeCert?.current)),
               `router ${r.label} server :${s.port}`,
               metrics,
               logger,
               deps.tlsPollMs,
             ),
           );
+        }
+        if (nodeCert !== undefined && serverTls !== undefined && serverTls.certPath === undefined) {
+          closers.push(nodeCert.onChange((c) => l.setSecureContext(serverTlsOptions(serverTls, c))));
         }
         logger.info({ router: r.label, address: l.address, direction }, 'router listening');
       }
@@ -581,7 +603,9 @@ export async function startHostmesh(config: HostmeshConfig, deps: HostmeshDeps):
   // (transformers bind at start). Namespaces a request names later never make a node unready.
   const namersReady = namers.flatMap((n) => (n.startupReadiness !== undefined ? [n.startupReadiness()] : []));
   // The pod watch too: until it has listed, local pods cannot be told from strangers.
-  admin.readyCheck = () => podSource.pods.synced && namersReady.every((ready) => ready());
+  // And, with identity.issuer, a node certificate valid now: without one peers refuse this router.
+  admin.readyCheck = () => podSource.pods.synced && namersReady.every((ready) => ready()) && (nodeCert === undefined || nodeCert.valid());
+  nodeCert?.start();
   metrics.reportState({
     routers: () => routers.map((r) => ({ label: r.label, bindings: r.router.bindingCacheSize })),
     interpreter: () => ({ lookups: interpreter.lookupCount, bindings: interpreter.bindingCount }),
@@ -594,5 +618,5 @@ export async function startHostmesh(config: HostmeshConfig, deps: HostmeshDeps):
   await admin.start();
   admin.ready = true;
   logger.info({ address: admin.address }, 'admin listening');
-  return { routers, interpreter, config, admin, dtabWatchers: watchers, metrics, policy: policyWatcher, evictIdle, close };
+  return { routers, interpreter, config, admin, dtabWatchers: watchers, metrics, policy: policyWatcher, nodeCertificate: nodeCert, evictIdle, close };
 }
