@@ -80,6 +80,7 @@ export async function startIssuerEnv(o: { lifetimeMs?: number; now?: () => numbe
   }).start();
   const url = `https://localhost:${server.address.port}`;
   const agent = new Agent({ connect: { ca: pki.anchor.certPem, servername: 'localhost' } });
+  let closed = false;
   return {
     pki,
     api,
@@ -115,6 +116,8 @@ export async function startIssuerEnv(o: { lifetimeMs?: number; now?: () => numbe
       return { status: res.statusCode, body: (await res.body.json()) as Record<string, unknown> };
     },
     async close() {
+      if (closed) return;
+      closed = true;
       await agent.close();
       await server.close();
       await kube.close();
