@@ -42,6 +42,8 @@ import { PodIndex, WatchedPods, type PodDirectory } from '../identity/pod-direct
 import { SourceGuard } from '../identity/source-guard.js';
 import { DEFAULT_TRUST_DOMAIN } from '../identity/names.js';
 import { nodeCertificateFor, type IdentityClock } from './node-identity.js';
+import { podGateways, SnatDetector } from '../identity/snat-detector.js';
+import { Counter } from 'prom-client';
 import type { NodeCertificate } from '../tls/node-certificate.js';
 
 export interface HostmeshDeps {
@@ -350,6 +352,13 @@ export async function startHostmesh(config: HostmeshConfig, deps: HostmeshDeps):
   const interpreter = new NameInterpreter({ namers });
   const podSource = buildPods(config, deps);
   const ownAddresses = nodeAddresses();
+  // A CNI that SNATs pods through hostPort makes every pod look like the gateway: said loudly.
+  const snat = new SnatDetector({ gateways: podGateways(), warn: (message, source) => logger.error({ source }, message), onDetect: () => snatSeen.inc() });
+  const snatSeen = new Counter({
+    name: 'hostmesh_rewritten_sources_total',
+    help: "Connections to the outgoing port from the pod network's gateway (a CNI rewriting pod sources through hostPort)",
+    registers: [metrics.registry],
+  });
   const trustDomain = config.identity?.trustDomain ?? DEFAULT_TRUST_DOMAIN;
   const nodeName = config.nodeName ?? process.env['NODE_NAME'] ?? '';
   const routers: RunningRouter[] = [];
@@ -495,6 +504,7 @@ export async function startHostmesh(config: HostmeshConfig, deps: HostmeshDeps):
                 nodeAddresses: ownAddresses,
                 ...(s.allowedSourceCidrs !== undefined ? { extraCidrs: s.allowedSourceCidrs } : {}),
                 ...(s.sourceWaitMs !== undefined ? { waitMs: s.sourceWaitMs } : {}),
+                observe: (ip) => void snat.observe(ip),
               })
             : undefined;
         if (guard !== undefined && !podSource.verify) {
