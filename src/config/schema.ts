@@ -284,6 +284,8 @@ export const rawConfigSchema = z.strictObject({
       port: port.default(9990),
       allowRemoteShutdown: z.boolean().default(false),
       allowedHosts: z.array(z.string().regex(/^[A-Za-z0-9_~.-]+$/, 'a host name without port or scheme')).optional(),
+      // hostmesh addition: sources besides this host that may read config, topology and the dashboard.
+      allowedSourceCidrs: z.array(z.string().superRefine(cidrCheck)).optional(),
       // Socket limits of the admin listener (hostmesh additions; defaults in admin-server.ts).
       headersTimeoutMs: z.number().int().min(100).max(600_000).optional(),
       idleTimeoutMs: z.number().int().min(100).optional(),

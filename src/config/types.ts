@@ -7,6 +7,8 @@ export interface AdminConfig {
   allowRemoteShutdown: boolean; // default false
   /** Host names the admin answers besides loopback names and its own addresses (DNS rebinding guard). */
   allowedHosts?: string[];
+  /** Sources besides this host (loopback, its own address) that may read config, topology and the dashboard. */
+  allowedSourceCidrs?: string[];
   /** Request line + headers must arrive within this (default 20 s, as the routers' servers). */
   headersTimeoutMs?: number;
   /** A connection with no traffic this long is closed (default 5 min, as the routers' servers). */
