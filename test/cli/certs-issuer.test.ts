@@ -17,7 +17,17 @@ t.test('certs issuer makes an issuer the identity service accepts, a bundle and 
   const [a, b] = await Promise.all([runCli(['certs', 'init', '--out', join(dir, 'anchor')]), runCli(['certs', 'init', '--out', join(dir, 'old')])]);
   t.equal(a.code, 0, a.stderr);
   t.equal(b.code, 0, b.stderr);
-  const r = await runCli(['certs', 'issuer', '--ca-dir', join(dir, 'anchor'), '--bundle', join(dir, 'old', 'ca.crt'), '--out', join(dir, 'issuer'), '--secret']);
+  const r = await runCli([
+    'certs',
+    'issuer',
+    '--ca-dir',
+    join(dir, 'anchor'),
+    '--bundle',
+    join(dir, 'old', 'ca.crt'),
+    '--out',
+    join(dir, 'issuer'),
+    '--secret',
+  ]);
   t.equal(r.code, 0, r.stderr);
   const issuerPem = readFileSync(join(dir, 'issuer', 'issuer.crt'), 'utf8');
   const issuer = new X509Certificate(issuerPem);
@@ -26,7 +36,9 @@ t.test('certs issuer makes an issuer the identity service accepts, a bundle and 
   t.doesNotThrow(() => loadIssuer(issuerPem, readFileSync(join(dir, 'issuer', 'issuer.key'), 'utf8')), 'the issuer service loads it');
   const bundle = readFileSync(join(dir, 'issuer', 'ca-bundle.crt'), 'utf8');
   t.equal(bundle.match(/BEGIN CERTIFICATE/g)?.length, 2, 'two anchors in the bundle during a rotation');
-  const docs = parseAllDocuments(r.stdout).map((d) => d.toJS() as { kind: string; metadata: { name: string; namespace: string }; data: Record<string, string> });
+  const docs = parseAllDocuments(r.stdout).map(
+    (d) => d.toJS() as { kind: string; metadata: { name: string; namespace: string }; data: Record<string, string> },
+  );
   t.same(
     docs.map((d) => `${d.kind} ${d.metadata.namespace}/${d.metadata.name}`),
     ['Secret hostmesh/hostmesh-identity-issuer', 'ConfigMap hostmesh/hostmesh-trust-bundle'],
