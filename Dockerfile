@@ -16,7 +16,8 @@ WORKDIR /app
 COPY --from=build /src/package.json ./package.json
 COPY --from=build /src/node_modules ./node_modules
 COPY --from=build /src/dist ./dist
-USER node
+# Numeric, so runAsNonRoot can verify it without resolving a name (uid 1000 is `node`).
+USER 1000:1000
 EXPOSE 4140 4141 9990
 ENTRYPOINT ["node", "/app/dist/src/cli/main.js"]
 CMD ["run", "-c", "/etc/hostmesh/config.yaml"]

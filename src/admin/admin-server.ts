@@ -2,7 +2,8 @@
 // as Linkerd 1's admin paths. Metrics and the dashboard extend the same path table.
 
 import http from 'node:http';
-import type { AddressInfo, Socket } from 'node:net';
+import { BlockList, isIP, type AddressInfo, type Socket } from 'node:net';
+import { parseCidr } from '../identity/source-guard.js';
 import { networkInterfaces } from 'node:os';
 import type { HostmeshConfig } from '../config/types.js';
 import { Dtab } from '../dtab/dtab.js';
@@ -62,6 +63,9 @@ function sendJson(res: http.ServerResponse, status: number, value: unknown): voi
   send(res, status, JSON.stringify(value, null, 2) + '\n', 'application/json');
 }
 
+/** Open to every source: the kubelet's probes and Prometheus. The rest needs a trusted source. */
+const PUBLIC_PATHS: ReadonlySet<string> = new Set(['/admin/ping', '/ready', '/metrics', '/admin/metrics/prometheus', '/admin/metrics.json']);
+
 function isLoopback(address: string | undefined): boolean {
   return address !== undefined && (address.startsWith('127.') || address === '::1' || address.startsWith('::ffff:127.'));
 }
@@ -89,6 +93,8 @@ export class AdminServer {
   readonly #server: http.Server;
   readonly #paths = new Map<string, { handler: Handler; changesState: boolean }>();
   readonly #hostRules: HostRules;
+  /** admin.allowedSourceCidrs: further sources of the non-public pages. */
+  readonly #allowedSources = new BlockList();
   /** Connections from this host itself (probes on a hostNetwork node, port-forward, curl on the node). */
   readonly #own: Connections;
   /** Every other connection (pods, other nodes). */
@@ -103,6 +109,10 @@ export class AdminServer {
       allowedHosts: ctx.config.admin.allowedHosts ?? [],
     };
     const admin = ctx.config.admin;
+    for (const cidr of admin.allowedSourceCidrs ?? []) {
+      const c = parseCidr(cidr);
+      this.#allowedSources.addSubnet(c.address, c.prefix, c.family);
+    }
     const headersTimeout = admin.headersTimeoutMs ?? ADMIN_SOCKET_DEFAULTS.headersTimeoutMs;
     const idleTimeout = admin.idleTimeoutMs ?? ADMIN_SOCKET_DEFAULTS.idleTimeoutMs;
     this.#server = http.createServer(
@@ -224,6 +234,17 @@ export class AdminServer {
     });
   }
 
+  #trustedSource(socket: Socket): boolean {
+    const remote = socket.remoteAddress;
+    if (remote === undefined) return false;
+    // This host: localhost (kubectl port-forward arrives there) or a connection to its own address.
+    if (remote === '127.0.0.1' || remote === '::1' || remote === '::ffff:127.0.0.1' || remote === socket.localAddress) return true;
+    return this.#allowedSources.check(
+      remote.startsWith('::ffff:') ? remote.slice(7) : remote,
+      isIP(remote.startsWith('::ffff:') ? remote.slice(7) : remote) === 6 ? 'ipv6' : 'ipv4',
+    );
+  }
+
   #dispatch(req: http.IncomingMessage, res: http.ServerResponse): void {
     const url = new URL(req.url ?? '/', 'http://admin');
     const entry = this.#paths.get(url.pathname);
@@ -231,6 +252,11 @@ export class AdminServer {
     const changesState = entry?.changesState === true && req.method !== 'GET' && req.method !== 'HEAD';
     const refusal = checkAdminRequest(req.headers, this.#hostRules, changesState);
     if (refusal !== undefined) return this.#refuse(req, res, refusal.reason, refusal.message);
+    // Topology and config (everything but probes and metrics) only for this host and the
+    // operator: loopback (port-forward), the node itself, and admin.allowedSourceCidrs.
+    if (!PUBLIC_PATHS.has(url.pathname) && !this.#trustedSource(req.socket)) {
+      return this.#refuse(req, res, 'remote', `${url.pathname} is served to this host and admin.allowedSourceCidrs only; probes and metrics are open`);
+    }
     if (entry === undefined) return send(res, 404, `no admin page at ${url.pathname}\n`);
     Promise.resolve(entry.handler(req, res, url)).catch((err: unknown) => {
       this.#logger.error({ err }, 'admin handler failed');

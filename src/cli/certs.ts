@@ -201,6 +201,72 @@ export async function certsInspect(files: readonly string[], opts: InspectOption
   return missing ? 2 : problem ? 1 : 0;
 }
 
+export interface IssuerCliOptions {
+  caDir: string;
+  out?: string;
+  days: string;
+  bundle: string[];
+  secret?: boolean;
+  namespace: string;
+  force?: boolean;
+}
+
+/**
+ * The identity issuer's certificate (an intermediate CA under the trust anchor in --ca-dir) and the
+ * trust bundle routers verify with: files, and/or a Secret (hostmesh-identity-issuer) and a
+ * ConfigMap (hostmesh-trust-bundle) for `kubectl apply -f -`. --bundle adds anchors (a rotation).
+ */
+async function certsIssuer(opts: IssuerCliOptions, io: Io): Promise<void> {
+  if (opts.out === undefined && opts.secret !== true) throw new UsageError('give --out DIR, --secret, or both');
+  const { createIntermediateCa } = await import('../tls/generate.js');
+  const { inspectPem } = await import('../tls/inspect.js');
+  const days = positiveInt(opts.days, '--days');
+  let anchor: CertificateAuthority;
+  try {
+    const [certPem, keyPem] = await Promise.all([readFile(join(opts.caDir, 'ca.crt'), 'utf8'), readFile(join(opts.caDir, 'ca.key'), 'utf8')]);
+    const [info] = inspectPem(certPem);
+    if (info === undefined || !info.isCa) throw new Error(`${join(opts.caDir, 'ca.crt')} is not a CA certificate`);
+    anchor = { certPem, keyPem, commonName: info.subject };
+  } catch (err) {
+    throw new UsageError(`cannot load the trust anchor from ${opts.caDir} (run \`hostmesh certs init --out ${opts.caDir}\` first): ${(err as Error).message}`);
+  }
+  const extra: string[] = [];
+  for (const f of opts.bundle) {
+    const pem = (await readInputFile(f, 'anchor')).toString('utf8');
+    if (!inspectPem(pem).every((c) => c.isCa)) throw new UsageError(`--bundle ${f}: not a CA certificate`);
+    extra.push(pem.endsWith('\n') ? pem : `${pem}\n`);
+  }
+  const issuer = createIntermediateCa(anchor, { commonName: 'hostmesh identity issuer', days });
+  const bundle = [anchor.certPem, ...extra].join('');
+  if (opts.out !== undefined) {
+    await writeFiles(opts.out, { 'issuer.crt': issuer.certPem, 'issuer.key': issuer.keyPem, 'ca-bundle.crt': bundle }, opts.force === true);
+    io.err(`wrote ${join(opts.out, 'issuer.crt')}, issuer.key and ca-bundle.crt (${days} days)`);
+  }
+  if (opts.secret === true) {
+    const b64 = (x: string): string => Buffer.from(x).toString('base64');
+    const labels = { 'app.kubernetes.io/name': 'hostmesh', 'app.kubernetes.io/component': 'identity' };
+    io.out(
+      [
+        stringify({
+          apiVersion: 'v1',
+          kind: 'Secret',
+          metadata: { name: 'hostmesh-identity-issuer', namespace: opts.namespace, labels },
+          type: 'kubernetes.io/tls',
+          data: { 'tls.crt': b64(issuer.certPem), 'tls.key': b64(issuer.keyPem), 'ca.crt': b64(anchor.certPem) },
+        }),
+        stringify({
+          apiVersion: 'v1',
+          kind: 'ConfigMap',
+          metadata: { name: 'hostmesh-trust-bundle', namespace: opts.namespace, labels },
+          data: { 'ca-bundle.crt': bundle },
+        }),
+      ]
+        .join('---\n')
+        .trimEnd(),
+    );
+  }
+}
+
 async function guarded(io: Io, body: () => Promise<number | void>): Promise<void> {
   try {
     process.exitCode = (await body()) ?? 0;
@@ -239,6 +305,17 @@ export function registerCerts(program: Command, io: Io = stdio): void {
     .option('--secret-name <name>', 'name of the Secret', 'hostmesh-tls')
     .option('--force', 'overwrite existing files')
     .action((o: IssueCliOptions) => guarded(io, () => certsIssue(o, io)));
+  certs
+    .command('issuer')
+    .description("the identity issuer's certificate, signed by the trust anchor in --ca-dir, and the routers' trust bundle")
+    .requiredOption('--ca-dir <dir>', 'directory holding the trust anchor (ca.crt, ca.key from `certs init`)')
+    .option('--out <dir>', 'write issuer.crt, issuer.key and ca-bundle.crt here')
+    .option('--days <n>', 'validity in days', '365')
+    .option('--bundle <file>', 'another anchor to keep in the trust bundle during a rotation (repeatable)', repeat, [] as string[])
+    .option('--secret', 'print the Secret hostmesh-identity-issuer and the ConfigMap hostmesh-trust-bundle on stdout')
+    .option('--namespace <ns>', 'namespace of the manifests', 'hostmesh')
+    .option('--force', 'overwrite existing files')
+    .action((o: IssuerCliOptions) => guarded(io, () => certsIssuer(o, io)));
   certs
     .command('inspect')
     .description('show certificates and report expiry; with --ca, --key, --name also check chain, key and name')

@@ -7,6 +7,7 @@ import { registerCerts } from './certs.js';
 import { registerDelegate } from './delegate.js';
 import { registerDemo } from './demo.js';
 import { registerDtabCheck } from './dtab-check.js';
+import { registerIdentity } from './identity.js';
 import { registerRun } from './run.js';
 
 export function buildProgram(): Command {
@@ -24,5 +25,6 @@ export function buildProgram(): Command {
   registerDtabCheck(program);
   registerCerts(program);
   registerAuthz(program);
+  registerIdentity(program);
   return program;
 }

@@ -89,7 +89,7 @@ export async function checkTlsFiles(config: HostmeshConfig, warnings: string[] =
   for (const r of config.routers) {
     for (const s of r.servers) {
       if (s.tls === undefined) continue;
-      checkValidity(inspect, s.tls.certPath, `router ${r.label} server :${s.port} certificate`, problems, warnings);
+      if (s.tls.certPath !== undefined) checkValidity(inspect, s.tls.certPath, `router ${r.label} server :${s.port} certificate`, problems, warnings);
       if (s.tls.caCertPath !== undefined) checkValidity(inspect, s.tls.caCertPath, `router ${r.label} server :${s.port} CA`, problems, warnings);
       try {
         serverTlsOptions(s.tls); // builds and checks the context

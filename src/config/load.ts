@@ -304,6 +304,16 @@ function parseConfigText(text: string, file: string, options: LoadOptions, read:
       else problems.push(`${pos.at(['routers', i, 'dtab'])}: routers[${i}].dtab: ${err.message}`);
     }
   });
+  // A server without certificate files takes the node certificate, which needs an issuer.
+  result.data.routers.forEach((r, i) =>
+    r.servers.forEach((s, j) => {
+      if (s.tls === undefined) return;
+      const where = `${pos.at(['routers', i, 'servers', j, 'tls'])}: routers[${i}].servers[${j}].tls`;
+      if ((s.tls.certPath === undefined) !== (s.tls.keyPath === undefined)) problems.push(`${where}: certPath and keyPath go together`);
+      else if (s.tls.certPath === undefined && result.data.identity?.issuer === undefined)
+        problems.push(`${where}: certPath and keyPath are needed unless identity.issuer issues this node's certificate`);
+    }),
+  );
   if (problems.length > 0) throw new ConfigError(problems);
   tlsWarnings(result.data, (path, message) => warnings.push(`${pos.at(path)}: ${showPath(path)}: ${message}`));
   return { config, warnings: warnings.map(printable) };
@@ -465,8 +475,8 @@ function toConfig(raw: RawConfig, baseDir: string, env: NodeJS.ProcessEnv): Host
         ...(s.tls
           ? {
               tls: {
-                certPath: abs(baseDir, s.tls.certPath),
-                keyPath: abs(baseDir, s.tls.keyPath),
+                ...(s.tls.certPath !== undefined ? { certPath: abs(baseDir, s.tls.certPath) } : {}),
+                ...(s.tls.keyPath !== undefined ? { keyPath: abs(baseDir, s.tls.keyPath) } : {}),
                 ...(s.tls.caCertPath !== undefined ? { caCertPath: abs(baseDir, s.tls.caCertPath) } : {}),
                 ...(s.tls.intermediateCertsPath !== undefined ? { intermediateCertsPath: abs(baseDir, s.tls.intermediateCertsPath) } : {}),
                 requireClientAuth: s.tls.requireClientAuth,
@@ -504,6 +514,15 @@ function toConfig(raw: RawConfig, baseDir: string, env: NodeJS.ProcessEnv): Host
       ...(raw.identity?.podWatch !== undefined ? { podWatch: raw.identity.podWatch } : {}),
       ...(raw.identity?.claimWaitMs !== undefined ? { claimWaitMs: raw.identity.claimWaitMs } : {}),
       ...(raw.identity?.maxClaimWaits !== undefined ? { maxClaimWaits: raw.identity.maxClaimWaits } : {}),
+      ...(raw.identity?.issuer !== undefined
+        ? {
+            issuer: {
+              ...raw.identity.issuer,
+              tokenFile: abs(baseDir, raw.identity.issuer.tokenFile),
+              trustBundle: abs(baseDir, raw.identity.issuer.trustBundle),
+            },
+          }
+        : {}),
     },
     ...(raw.inet !== undefined ? { inet: { ...raw.inet } } : {}),
     shutdownGraceMs: raw.shutdownGraceMs,

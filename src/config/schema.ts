@@ -66,8 +66,9 @@ function checkTlsNames(tls: { protocols?: string[] | undefined; ciphers?: string
 
 const serverTls = z
   .strictObject({
-    certPath: z.string().min(1),
-    keyPath: z.string().min(1),
+    // Both absent: the node certificate from identity.issuer (docs/identity.md).
+    certPath: z.string().min(1).optional(),
+    keyPath: z.string().min(1).optional(),
     caCertPath: z.string().min(1).optional(),
     intermediateCertsPath: z.string().min(1).optional(),
     requireClientAuth: z.boolean().default(false),
@@ -354,6 +355,8 @@ export const rawConfigSchema = z.strictObject({
       port: port.default(9990),
       allowRemoteShutdown: z.boolean().default(false),
       allowedHosts: z.array(z.string().regex(/^[A-Za-z0-9_~.-]+$/, 'a host name without port or scheme')).optional(),
+      // hostmesh addition: sources besides this host that may read config, topology and the dashboard.
+      allowedSourceCidrs: z.array(z.string().superRefine(cidrCheck)).optional(),
       // Socket limits of the admin listener (hostmesh additions; defaults in admin-server.ts).
       headersTimeoutMs: z.number().int().min(100).max(600_000).optional(),
       idleTimeoutMs: z.number().int().min(100).optional(),
@@ -372,6 +375,19 @@ export const rawConfigSchema = z.strictObject({
       podWatch: z.boolean().optional(),
       claimWaitMs: z.number().int().min(0).max(60_000).optional(),
       maxClaimWaits: z.number().int().min(0).max(1_000_000).optional(),
+      // A certificate for this node from `hostmesh identity` (docs/identity.md), renewed automatically.
+      issuer: z
+        .strictObject({
+          url: z.string().regex(/^https:\/\/[^/\s]+\/?$/, 'an https:// origin, like https://hostmesh-identity.hostmesh.svc:8443'),
+          tokenFile: z.string().min(1).default('/var/run/secrets/hostmesh/identity/token'),
+          trustBundle: z.string().min(1),
+          serverName: z.string().regex(DNS_SUBDOMAIN_NAME, 'a DNS name').optional(),
+          renewFraction: z.number().min(0.1).max(0.95).optional(),
+          retryMinMs: z.number().int().min(100).max(600_000).optional(),
+          retryMaxMs: z.number().int().min(100).max(3_600_000).optional(),
+          requestTimeoutMs: z.number().int().min(100).max(300_000).optional(),
+        })
+        .optional(),
     })
     .optional(),
   // hostmesh addition: bounds of the /$/inet addresses dtabs name (overrides are request data).

@@ -10,6 +10,8 @@ export interface AdminConfig {
   allowRemoteShutdown: boolean; // default false
   /** Host names the admin answers besides loopback names and its own addresses (DNS rebinding guard). */
   allowedHosts?: string[];
+  /** Sources besides this host (loopback, its own address) that may read config, topology and the dashboard. */
+  allowedSourceCidrs?: string[];
   /** Request line + headers must arrive within this (default 20 s, as the routers' servers). */
   headersTimeoutMs?: number;
   /** A connection with no traffic this long is closed (default 5 min, as the routers' servers). */
@@ -61,8 +63,9 @@ export interface RewriteNamerConfig {
 export type NamerConfig = K8sNamerConfig | FsNamerConfig | RewriteNamerConfig;
 
 export interface ServerTlsConfig {
-  certPath: string;
-  keyPath: string;
+  /** Both absent: the node certificate from identity.issuer. */
+  certPath?: string;
+  keyPath?: string;
   caCertPath?: string;
   /** Linkerd 1: CA certificates sent after the certificate (its chain to the root). */
   intermediateCertsPath?: string;
@@ -134,6 +137,23 @@ export interface IdentityConfig {
   claimWaitMs?: number;
   /** Claims waiting for the pod watch at once per router; past it refused at once (default 1024). */
   maxClaimWaits?: number;
+  /** Node certificates from `hostmesh identity` (tls/node-certificate.ts); absent: certificate files only. */
+  issuer?: IdentityIssuerConfig;
+}
+
+export interface IdentityIssuerConfig {
+  url: string;
+  /** The projected ServiceAccount token (audience hostmesh-identity), re-read for every request. */
+  tokenFile: string;
+  /** Trust anchors (one or two during a rotation): verify the issuer; reloaded without restart. */
+  trustBundle: string;
+  serverName?: string;
+  /** Renew at this fraction of the certificate's life (default 2/3). */
+  renewFraction?: number;
+  /** Backoff after a failed renewal: from retryMinMs (default 1 s) doubling to retryMaxMs (default 60 s). */
+  retryMinMs?: number;
+  retryMaxMs?: number;
+  requestTimeoutMs?: number;
 }
 
 /** Bounds of the /$/inet address map (namer/builtins.ts). */

@@ -34,6 +34,8 @@ export interface SourceGuardOptions {
   readonly maxWaiting?: number;
   /** Timers, injected so tests control time. */
   readonly schedule?: (ms: number, fn: () => void) => () => void;
+  /** Sees every source address before the decision (identity/snat-detector.ts). */
+  readonly observe?: (ip: string) => void;
 }
 
 /** Parses `a.b.c.d/n` or `v6::/n`; throws a one-line reason when it is not a CIDR. */
@@ -97,6 +99,7 @@ export class SourceGuard {
   admit(remote: string | undefined): Admission | Promise<Admission> {
     if (remote === undefined) return { ok: false, reason: 'unknown_source' };
     const ip = normalizeIp(remote);
+    this.#o.observe?.(ip);
     const known = this.#decide(ip);
     if (known !== undefined) return known;
     if (this.#waiting >= (this.#o.maxWaiting ?? 1024)) return { ok: false, reason: 'too_many_waiting' };

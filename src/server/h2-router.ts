@@ -13,7 +13,7 @@ import type { Metrics, RouterMetrics } from '../metrics/metrics.js';
 import type { Direction } from '../router/context.js';
 import type { Router } from '../router/router.js';
 import type { H2Forward } from '../router/stages/forward-h2.js';
-import { serverTlsOptions } from '../tls/tls-files.js';
+import { serverTlsOptions, type TlsMaterial } from '../tls/tls-files.js';
 import { H2Listener } from './h2-listener.js';
 
 export interface H2Parts {
@@ -38,6 +38,8 @@ export interface H2ServerDeps {
   readonly rm: RouterMetrics;
   readonly logger: Logger;
   readonly now?: (() => number) | undefined;
+  /** The node certificate (identity.issuer), for a TLS block that names no certificate files. */
+  readonly node?: TlsMaterial | undefined;
 }
 
 export function startH2Listener(router: Router, parts: H2Parts, s: ServerConfig, d: H2ServerDeps): Promise<H2Listener> {
@@ -49,7 +51,7 @@ export function startH2Listener(router: Router, parts: H2Parts, s: ServerConfig,
       ip: s.ip,
       port: s.port,
       limits: h2Limits(s.h2),
-      ...(s.tls ? { tls: serverTlsOptions(s.tls) } : {}),
+      ...(s.tls ? { tls: serverTlsOptions(s.tls, d.node) } : {}),
       ...(s.idleTimeoutMs !== undefined ? { idleTimeoutMs: s.idleTimeoutMs } : {}),
       ...(s.tls?.handshakeTimeoutMs !== undefined ? { handshakeTimeoutMs: s.tls.handshakeTimeoutMs } : {}),
       ...(s.maxConnections !== undefined ? { maxConnections: s.maxConnections } : {}),

@@ -52,6 +52,10 @@ import { readFileSync } from 'node:fs';
 import { NamerdDtab } from './namerd-dtab.js';
 import { RewriteNamer } from '../namer/rewrite-namer.js';
 import { TransformingNamer } from '../namer/transforming-namer.js';
+import { nodeCertificateFor, type IdentityClock } from './node-identity.js';
+import { podGateways, SnatDetector } from '../identity/snat-detector.js';
+import { Counter } from 'prom-client';
+import type { NodeCertificate } from '../tls/node-certificate.js';
 
 export interface HostmeshDeps {
   readonly logger: Logger;
@@ -74,6 +78,8 @@ export interface HostmeshDeps {
   readonly namerdStartMs?: number;
   /** The environment (NODE_NAME, POD_IP, HOSTNAME, POD_NAMESPACE); process.env by default. */
   readonly env?: NodeJS.ProcessEnv;
+  /** The node certificate's clock (identity.issuer renewals; tests drive it). */
+  readonly identityClock?: IdentityClock;
 }
 
 /**
@@ -232,6 +238,8 @@ export interface Hostmesh {
   readonly metrics: Metrics;
   /** The authorization policy's watcher (config `authz`); absent: every call is allowed. */
   readonly policy: PolicyWatcher | undefined;
+  /** The node certificate from identity.issuer, when configured. */
+  readonly nodeCertificate: NodeCertificate | undefined;
   /** Runs every idle sweep now (routers' binding caches, then namers); timers run them too. */
   evictIdle(): void;
   /**
@@ -546,10 +554,21 @@ export async function startHostmesh(given: HostmeshConfig, deps: HostmeshDeps): 
   wireNamerTransforms(config, namers, interpreter, namerClosers);
   const podSource = buildPods(config, deps);
   const ownAddresses = nodeAddresses();
+  // A CNI that SNATs pods through hostPort makes every pod look like the gateway: said loudly.
+  const snat = new SnatDetector({ gateways: podGateways(), warn: (message, source) => logger.error({ source }, message), onDetect: () => snatSeen.inc() });
+  const snatSeen = new Counter({
+    name: 'hostmesh_rewritten_sources_total',
+    help: "Connections to the outgoing port from the pod network's gateway (a CNI rewriting pod sources through hostPort)",
+    registers: [metrics.registry],
+  });
   const trustDomain = config.identity?.trustDomain ?? DEFAULT_TRUST_DOMAIN;
   const nodeName = config.nodeName ?? '';
   const routers: RunningRouter[] = [];
   const closers: (() => void)[] = [...namerClosers];
+  // identity.issuer: TLS blocks without certificate files take this node's issued certificate.
+  const nodeCert = nodeCertificateFor(config, metrics, logger, deps.identityClock);
+  const nodeTls = nodeCert !== undefined ? () => ({ material: nodeCert.current, trustDomain }) : () => undefined;
+  if (nodeCert !== undefined) closers.push(() => nodeCert.close());
   if (policyWatcher !== undefined) closers.push(() => policyWatcher.close());
   // The /$/inet map is swept as it is used and by evictIdle(); this catches a map left idle.
   const inetSweeper = setInterval(() => interpreter.evictIdle(), 30_000);
@@ -583,7 +602,7 @@ export async function startHostmesh(given: HostmeshConfig, deps: HostmeshDeps): 
         );
       }
       const pools = new EndpointPools(
-        r.client.tls ? clientTlsOptions(r.client.tls) : undefined,
+        r.client.tls ? clientTlsOptions(r.client.tls, nodeTls()) : undefined,
         { limits: clientLimits(r.client) },
         {
           connect: () => rm.connectionOpened('client'),
@@ -611,8 +630,17 @@ export async function startHostmesh(given: HostmeshConfig, deps: HostmeshDeps): 
       const clientTls = r.client.tls;
       if (clientTls !== undefined) {
         closers.push(
-          watchTls(clientTlsFiles(clientTls), () => pools.setTls(clientTlsOptions(clientTls)), `router ${r.label} client`, metrics, logger, deps.tlsPollMs),
+          watchTls(
+            clientTlsFiles(clientTls),
+            () => pools.setTls(clientTlsOptions(clientTls, nodeTls())),
+            `router ${r.label} client`,
+            metrics,
+            logger,
+            deps.tlsPollMs,
+          ),
         );
+        if (nodeCert !== undefined && clientTls.clientAuth === undefined)
+          closers.push(nodeCert.onChange(() => pools.setTls(clientTlsOptions(clientTls, nodeTls()))));
       }
       const dtab = new Var(Dtab.read(r.dtab));
       if (r.namerd !== undefined) closers.push(await startNamerdDtab(r, config, dtab, deps, metrics));
@@ -706,6 +734,7 @@ export async function startHostmesh(given: HostmeshConfig, deps: HostmeshDeps): 
                 nodeAddresses: ownAddresses,
                 ...(s.allowedSourceCidrs !== undefined ? { extraCidrs: s.allowedSourceCidrs } : {}),
                 ...(s.sourceWaitMs !== undefined ? { waitMs: s.sourceWaitMs } : {}),
+                observe: (ip) => void snat.observe(ip),
               })
             : undefined;
         if (guard !== undefined && !podSource.verify) {
@@ -721,7 +750,7 @@ export async function startHostmesh(given: HostmeshConfig, deps: HostmeshDeps): 
           logger.warn({ router: r.label, port: s.port }, 'TLS without requireClientAuth: peers are not verified');
         }
         if (h2 !== undefined) {
-          const hl = await startH2Listener(router, h2, s, { direction, guard, callers, rm, logger, now: deps.now });
+          const hl = await startH2Listener(router, h2, s, { direction, guard, callers, rm, logger, now: deps.now, node: nodeCert?.current });
           started.push(hl);
           listeners.push(hl);
           const h2Tls = s.tls;
@@ -729,13 +758,16 @@ export async function startHostmesh(given: HostmeshConfig, deps: HostmeshDeps): 
             closers.push(
               watchTls(
                 serverTlsFiles(h2Tls),
-                () => hl.setSecureContext(serverTlsOptions(h2Tls)),
+                () => hl.setSecureContext(serverTlsOptions(h2Tls, nodeCert?.current)),
                 `router ${r.label} server :${s.port}`,
                 metrics,
                 logger,
                 deps.tlsPollMs,
               ),
             );
+            if (nodeCert !== undefined && h2Tls.certPath === undefined) {
+              closers.push(nodeCert.onChange((c) => hl.setSecureContext(serverTlsOptions(h2Tls, c))));
+            }
           }
           logger.info({ router: r.label, address: hl.address, direction, protocol: 'h2' }, 'router listening');
           continue;
@@ -746,7 +778,7 @@ export async function startHostmesh(given: HostmeshConfig, deps: HostmeshDeps): 
             direction,
             ip: s.ip,
             port: s.port,
-            ...(s.tls ? { tls: serverTlsOptions(s.tls) } : {}),
+            ...(s.tls ? { tls: serverTlsOptions(s.tls, nodeCert?.current) } : {}),
             ...(s.headersTimeoutMs !== undefined ? { headersTimeoutMs: s.headersTimeoutMs } : {}),
             ...(s.idleTimeoutMs !== undefined ? { idleTimeoutMs: s.idleTimeoutMs } : {}),
             ...(s.maxHeaderBytes !== undefined ? { maxHeaderSize: s.maxHeaderBytes } : {}),
@@ -772,13 +804,16 @@ export async function startHostmesh(given: HostmeshConfig, deps: HostmeshDeps): 
           closers.push(
             watchTls(
               serverTlsFiles(serverTls),
-              () => l.setSecureContext(serverTlsOptions(serverTls)),
+              () => l.setSecureContext(serverTlsOptions(serverTls, nodeCert?.current)),
               `router ${r.label} server :${s.port}`,
               metrics,
               logger,
               deps.tlsPollMs,
             ),
           );
+        }
+        if (nodeCert !== undefined && serverTls !== undefined && serverTls.certPath === undefined) {
+          closers.push(nodeCert.onChange((c) => l.setSecureContext(serverTlsOptions(serverTls, c))));
         }
         logger.info({ router: r.label, address: l.address, direction }, 'router listening');
       }
@@ -834,7 +869,9 @@ export async function startHostmesh(given: HostmeshConfig, deps: HostmeshDeps): 
   // (transformers bind at start). Namespaces a request names later never make a node unready.
   const namersReady = namers.flatMap((n) => (n.startupReadiness !== undefined ? [n.startupReadiness()] : []));
   // The pod watch too: until it has listed, local pods cannot be told from strangers.
-  admin.readyCheck = () => podSource.pods.synced && namersReady.every((ready) => ready());
+  // And, with identity.issuer, a node certificate valid now: without one peers refuse this router.
+  admin.readyCheck = () => podSource.pods.synced && namersReady.every((ready) => ready()) && (nodeCert === undefined || nodeCert.valid());
+  nodeCert?.start();
   metrics.reportState({
     routers: () => routers.map((r) => ({ label: r.label, bindings: r.router.bindingCacheSize })),
     interpreter: () => ({ lookups: interpreter.lookupCount, bindings: interpreter.bindingCount }),
@@ -849,5 +886,5 @@ export async function startHostmesh(given: HostmeshConfig, deps: HostmeshDeps): 
   await admin.start();
   admin.ready = true;
   logger.info({ address: admin.address }, 'admin listening');
-  return { routers, interpreter, config, admin, dtabWatchers: watchers, metrics, policy: policyWatcher, evictIdle, close };
+  return { routers, interpreter, config, admin, dtabWatchers: watchers, metrics, policy: policyWatcher, nodeCertificate: nodeCert, evictIdle, close };
 }

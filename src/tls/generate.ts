@@ -126,3 +126,31 @@ export function issueNodeCertificate(ca: CertificateAuthority, meshName: string,
     days,
   });
 }
+
+/**
+ * An intermediate CA signed by `parent`: the identity issuer's certificate (trust anchor ->
+ * issuer -> node certificates). RSA, since the issuer signs node certificates with node-forge.
+ * pathLen 0: it may sign leaves only.
+ */
+export function createIntermediateCa(
+  parent: CertificateAuthority,
+  options: { commonName: string; days?: number; notBefore?: Date; notAfter?: Date },
+): CertificateAuthority {
+  const parentCert = forge.pki.certificateFromPem(parent.certPem);
+  const parentKey = forge.pki.privateKeyFromPem(parent.keyPem);
+  const { keyPem, publicKey } = newKey();
+  const cert = forge.pki.createCertificate();
+  cert.publicKey = publicKey;
+  cert.serialNumber = serial();
+  validity(cert, options.days ?? 365, options.notBefore, options.notAfter);
+  cert.setSubject([{ name: 'commonName', value: options.commonName }]);
+  cert.setIssuer(parentCert.subject.attributes);
+  cert.setExtensions([
+    { name: 'basicConstraints', cA: true, pathLenConstraint: 0, critical: true },
+    { name: 'keyUsage', keyCertSign: true, cRLSign: true, digitalSignature: true, critical: true },
+    { name: 'subjectKeyIdentifier' },
+    { name: 'authorityKeyIdentifier', keyIdentifier: parentCert.generateSubjectKeyIdentifier().getBytes() },
+  ]);
+  cert.sign(parentKey, forge.md.sha256.create());
+  return { commonName: options.commonName, certPem: forge.pki.certificateToPem(cert), keyPem };
+}

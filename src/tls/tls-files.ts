@@ -16,7 +16,7 @@ import {
 } from 'node:tls';
 import { readInputFileSync } from '../config/read-input.js';
 import type { ClientTlsConfig, ServerTlsConfig } from '../config/types.js';
-import { certificatePurposeProblem } from './peer-certificate.js';
+import { certificateIdentity, certificatePurposeProblem } from './peer-certificate.js';
 import { anyPurposeWarning, ownCertificateVerdict } from './own-certificate.js';
 import { tlsPolicy } from './policy.js';
 
@@ -60,7 +60,7 @@ export function keyFileWarnings(paths: readonly string[]): string[] {
  */
 export function anyPurposeWarnings(server: readonly (ServerTlsConfig | undefined)[], client: ClientTlsConfig | undefined): string[] {
   const own: [string, 'client' | 'server'][] = [
-    ...server.flatMap((s): [string, 'server'][] => (s !== undefined ? [[s.certPath, 'server']] : [])),
+    ...server.flatMap((s): [string, 'server'][] => (s?.certPath !== undefined ? [[s.certPath, 'server']] : [])),
     ...(client?.clientAuth !== undefined ? [[client.clientAuth.certPath, 'client'] as [string, 'client']] : []),
   ];
   const out: string[] = [];
@@ -78,7 +78,7 @@ export function anyPurposeWarnings(server: readonly (ServerTlsConfig | undefined
 
 /** The private key files a router's TLS config names. */
 export function tlsKeyFiles(server: readonly (ServerTlsConfig | undefined)[], client: ClientTlsConfig | undefined): string[] {
-  return [...server.flatMap((s) => (s !== undefined ? [s.keyPath] : [])), ...(client?.clientAuth !== undefined ? [client.clientAuth.keyPath] : [])];
+  return [...server.flatMap((s) => (s?.keyPath !== undefined ? [s.keyPath] : [])), ...(client?.clientAuth !== undefined ? [client.clientAuth.keyPath] : [])];
 }
 
 /**
@@ -98,8 +98,8 @@ function usable<T extends SecureContextOptions>(options: T, certPath: string | u
 /** The files a server TLS config reads (what a reload watches). */
 export function serverTlsFiles(cfg: ServerTlsConfig): string[] {
   return [
-    cfg.certPath,
-    cfg.keyPath,
+    ...(cfg.certPath !== undefined ? [cfg.certPath] : []),
+    ...(cfg.keyPath !== undefined ? [cfg.keyPath] : []),
     ...(cfg.caCertPath !== undefined ? [cfg.caCertPath] : []),
     ...(cfg.intermediateCertsPath !== undefined ? [cfg.intermediateCertsPath] : []),
   ];
@@ -129,11 +129,24 @@ function ownCertificate(path: string, what: string, purpose: 'client' | 'server'
   return pem;
 }
 
-export function serverTlsOptions(cfg: ServerTlsConfig): TlsOptions {
+/** A certificate (chain) and key held in memory: the node certificate from identity.issuer. */
+export interface TlsMaterial {
+  readonly cert: string;
+  readonly key: string;
+}
+
+/**
+ * Server options from the config's files, or, for a block without certPath/keyPath, from the node
+ * certificate in memory (none yet: handshakes fail until one is issued, and /ready says so).
+ */
+export function serverTlsOptions(cfg: ServerTlsConfig, node?: TlsMaterial): TlsOptions {
   const policy = tlsPolicy(cfg.protocols, cfg.ciphers);
+  const own =
+    cfg.certPath !== undefined && cfg.keyPath !== undefined
+      ? { cert: withIntermediates(ownCertificate(cfg.certPath, 'certificate', 'server'), cfg.intermediateCertsPath), key: read(cfg.keyPath, 'key') }
+      : node;
   const options: TlsOptions = {
-    cert: withIntermediates(ownCertificate(cfg.certPath, 'certificate', 'server'), cfg.intermediateCertsPath),
-    key: read(cfg.keyPath, 'key'),
+    ...(own !== undefined ? { cert: own.cert, key: own.key } : {}),
     requestCert: cfg.requireClientAuth || cfg.caCertPath !== undefined,
     rejectUnauthorized: cfg.requireClientAuth,
     minVersion: policy.minVersion,
@@ -145,7 +158,12 @@ export function serverTlsOptions(cfg: ServerTlsConfig): TlsOptions {
   return usable(options, cfg.certPath, cfg.keyPath);
 }
 
-export function clientTlsOptions(cfg: ClientTlsConfig): ConnectionOptions {
+/**
+ * Client options. `node`: the router holds a node certificate (identity.issuer): it is the client
+ * certificate when the block names none, and without a commonName a peer must present a node
+ * identity of the trust domain (`spiffe://<trust domain>/node/<node>`).
+ */
+export function clientTlsOptions(cfg: ClientTlsConfig, node?: { readonly material: TlsMaterial | undefined; readonly trustDomain: string }): ConnectionOptions {
   const policy = tlsPolicy(cfg.protocols, cfg.ciphers);
   const options: ConnectionOptions = { minVersion: policy.minVersion, maxVersion: policy.maxVersion, ciphers: policy.ciphers };
   const cas: Buffer[] = [];
@@ -155,6 +173,9 @@ export function clientTlsOptions(cfg: ClientTlsConfig): ConnectionOptions {
   if (cfg.clientAuth !== undefined) {
     options.cert = withIntermediates(ownCertificate(cfg.clientAuth.certPath, 'client certificate', 'client'), cfg.clientAuth.intermediateCertsPath);
     options.key = read(cfg.clientAuth.keyPath, 'client key');
+  } else if (node?.material !== undefined) {
+    options.cert = node.material.cert;
+    options.key = node.material.key;
   }
   if (cfg.disableValidation === true) options.rejectUnauthorized = false;
   const commonName = cfg.commonName;
@@ -165,6 +186,12 @@ export function clientTlsOptions(cfg: ClientTlsConfig): ConnectionOptions {
   options.checkServerIdentity = (host: string, cert: PeerCertificate) => {
     const problem = certificatePurposeProblem(cert, 'server');
     if (problem !== undefined) return new Error(`peer certificate refused: ${problem}`);
+    if (commonName === undefined && node !== undefined) {
+      const id = certificateIdentity(cert.raw, undefined);
+      const prefix = `spiffe://${node.trustDomain}/node/`;
+      if (id.kind === 'ok' && id.id.startsWith(prefix) && id.id.length > prefix.length && !id.id.slice(prefix.length).includes('/')) return undefined;
+      return new Error(`peer certificate refused: not a node identity of ${node.trustDomain} (${id.kind === 'ok' ? id.id : id.reason})`);
+    }
     return checkServerIdentity(commonName ?? host, cert);
   };
   return usable(options, cfg.clientAuth?.certPath, cfg.clientAuth?.keyPath);

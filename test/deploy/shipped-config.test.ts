@@ -1,4 +1,5 @@
-// The config shipped in k8s/ (the ConfigMap's config.yaml and dtabs, unchanged) run as two
+// The config shipped in k8s/ (the ConfigMap's config.yaml and dtabs; certificate files in place of
+// identity.issuer, see test/helpers/static-tls-config.ts) run as two
 // `hostmesh run` processes, node-a and node-b, with only addresses, ports and the in-cluster paths
 // overridden with --set, against the test API server holding the objects of k8s/ and
 // k8s/examples/hello-world.yaml. Certificates come from `hostmesh certs` and are mounted the way
@@ -25,12 +26,16 @@ import { endpointSlice, pod } from '../helpers/k8s.js';
 import { kustomize, manifestFile, one, ROOT } from '../helpers/manifests.js';
 import { freePorts } from '../helpers/ports.js';
 import { needs } from '../helpers/requires.js';
+import { staticTlsConfig } from '../helpers/static-tls-config.js';
+import { mkdtempSync } from 'node:fs';
 
 const NODES = [
   { name: 'node-a', ip: '127.0.0.2' },
   { name: 'node-b', ip: '127.0.0.3' },
 ];
-const CONFIG = join(ROOT, 'k8s', 'base', 'config', 'config.yaml');
+// The shipped config with certificate files instead of identity.issuer (test/e2e/identity-issued.test.ts
+// covers issued certificates): static files keep working for users who manage their own.
+const CONFIG = staticTlsConfig(mkdtempSync(join(tmpdir(), 'hostmesh-static-config-')));
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -150,6 +155,8 @@ t.test('the shipped DaemonSet config: routing, exact RBAC, certificate rotation'
       `admin.port=${admin}`,
       'namers.0.host=127.0.0.1',
       `namers.0.port=${api.port}`,
+      // The test's pods are loopback addresses (a cluster simulated on one machine).
+      'namers.0.allowLoopbackEndpoints=true',
       `routers.0.dtabFile=${join(ROOT, 'k8s/base/config/outgoing.dtab')}`,
       `routers.0.servers.0.ip=${node.ip}`,
       `routers.0.servers.0.port=${outgoing}`,

@@ -5,13 +5,15 @@
 // resolves, the probes the admin server answers, the drain time, the Dockerfile's entrypoint.
 // test/deploy/manifests.test.ts runs this file when kubectl is installed (helpers/requires.ts).
 
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
 import { parseConfig } from '../../src/config/load.js';
 import type { HostmeshConfig } from '../../src/config/types.js';
 import { runCli } from '../helpers/cli.js';
 import { kustomize, manifestFile, one, ROOT, type Manifest } from '../helpers/manifests.js';
+import { staticTlsConfig } from '../helpers/static-tls-config.js';
 
 // API versions Kubernetes has removed (the old Linkerd 1 examples used several of them).
 const REMOVED = new Set([
@@ -107,13 +109,20 @@ t.test('every rendered manifest validates against the Kubernetes schemas and use
   }
   t.same(base.map((m) => m.kind).sort(), [
     'ClusterRole',
+    'ClusterRole',
+    'ClusterRoleBinding',
     'ClusterRoleBinding',
     'ConfigMap',
     'ConfigMap',
     'DaemonSet',
+    'Deployment',
     'Namespace',
     'PriorityClass',
+    'Role',
+    'RoleBinding',
     'Service',
+    'Service',
+    'ServiceAccount',
     'ServiceAccount',
   ]);
   for (const m of base)
@@ -144,7 +153,7 @@ t.test('DaemonSet ports match the config: 4140 and 4141 on the host, admin only 
   t.equal(outgoing?.servers[0]?.tls, undefined, 'the outgoing port takes plaintext from pods');
 });
 
-t.test('ConfigMap keys are the files the config and the entrypoint read; TLS files come from the Secret', async (t) => {
+t.test('ConfigMap keys are the files the config and the entrypoint read; TLS from issued node certificates and the trust bundle', async (t) => {
   const c = container(base);
   const spec = podSpec(base);
   t.same(c.args, ['run', '-c', '/etc/hostmesh/config.yaml']);
@@ -156,20 +165,24 @@ t.test('ConfigMap keys are the files the config and the entrypoint read; TLS fil
   );
   t.match(configMap.metadata.name, /^hostmesh-config-[a-z0-9]{10}$/, 'a content hash in the name: a change rolls the DaemonSet');
   for (const r of shipped.routers) t.ok(r.dtabFile !== undefined && files.has(r.dtabFile), `router ${r.label} dtabFile ${r.dtabFile} is a ConfigMap key`);
-  const tlsMount = c.volumeMounts.find((v) => v.name === 'tls')?.mountPath;
-  const secretName = spec.volumes.find((v) => v.name === 'tls')?.secret?.secretName;
-  t.equal(secretName, 'hostmesh-tls');
-  const tlsPaths = shipped.routers.flatMap((r) => [
-    ...r.servers.flatMap((s) => (s.tls ? [s.tls.certPath, s.tls.keyPath, s.tls.caCertPath ?? ''] : [])),
-    ...(r.client.tls ? [...(r.client.tls.trustCerts ?? []), r.client.tls.clientAuth?.certPath ?? '', r.client.tls.clientAuth?.keyPath ?? ''] : []),
-  ]);
-  t.ok(tlsPaths.length >= 6);
-  for (const p of tlsPaths) t.match(p, new RegExp(`^${tlsMount}/(tls\\.crt|tls\\.key|ca\\.crt)$`), `${p} is a key of the mounted Secret`);
-  // Every way of making the Secret gives those keys.
-  const sampleSecret = one(sample, 'Secret', secretName) as unknown as { type: string; data: Record<string, string>; metadata: { namespace: string } };
+  // TLS: the node certificate from identity.issuer (no files); the trust bundle from its ConfigMap.
+  const trustMount = c.volumeMounts.find((v) => v.name === 'trust-bundle')?.mountPath;
+  t.equal(spec.volumes.find((v) => v.name === 'trust-bundle')?.configMap?.name, 'hostmesh-trust-bundle');
+  t.equal(shipped.identity?.issuer?.trustBundle, `${trustMount}/ca-bundle.crt`, 'identity.issuer.trustBundle is the ConfigMap key ca-bundle.crt');
+  for (const r of shipped.routers) {
+    for (const s of r.servers) if (s.tls) t.same([s.tls.certPath, s.tls.keyPath, s.tls.caCertPath], [undefined, undefined, `${trustMount}/ca-bundle.crt`]);
+    if (r.client.tls) t.same([r.client.tls.clientAuth, r.client.tls.trustCerts], [undefined, [`${trustMount}/ca-bundle.crt`]]);
+  }
+  // Every way of making the issuer's Secret and the bundle gives those names and keys.
+  const sampleSecret = one(sample, 'Secret', 'hostmesh-identity-issuer') as unknown as {
+    type: string;
+    data: Record<string, string>;
+    metadata: { namespace: string };
+  };
   t.same(Object.keys(sampleSecret.data).sort(), ['ca.crt', 'tls.crt', 'tls.key']);
   t.equal(sampleSecret.metadata.namespace, 'hostmesh');
   t.equal(sampleSecret.type, 'kubernetes.io/tls');
+  t.same(Object.keys((one(sample, 'ConfigMap', 'hostmesh-trust-bundle') as unknown as { data: Record<string, string> }).data), ['ca-bundle.crt']);
   for (const m of [...base, ...hostNetwork, ...certManager]) t.not(m.kind, 'Secret', 'no private key is shipped in k8s/');
 });
 
@@ -278,7 +291,9 @@ t.test('DaemonSet: rolling update, every node, priority, drain time, downward AP
       { path: '/admin/ping', port: 'admin' },
     ],
   );
-  t.ok(c.resources.requests['cpu'] && c.resources.requests['memory'] && c.resources.limits['memory'] && c.resources.limits['cpu']);
+  t.ok(c.resources.requests['cpu'] && c.resources.requests['memory'] && c.resources.limits['memory']);
+  t.equal(c.resources.limits['cpu'], undefined, 'no CPU limit: a throttled router delays every pod on its node (one core capped ~10k req/s)');
+  t.ok(Number.parseInt(c.resources.requests['memory'] ?? '', 10) >= 192, 'the memory request covers a loaded router (100-190 MB measured)');
   t.same(c.securityContext, { allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, privileged: false, capabilities: { drop: ['ALL'] } });
   t.equal(spec.securityContext['runAsNonRoot'], true);
   t.not(spec.securityContext['runAsUser'], 0);
@@ -327,7 +342,7 @@ t.test('host-network overlay: node network, DNS kept, outgoing bound to the node
   for (const p of c.ports) if (p.hostPort !== undefined) t.equal(p.hostPort, p.containerPort, 'hostNetwork needs hostPort == containerPort');
 });
 
-t.test('cert-manager overlay: a CA chain issuing the Secret the DaemonSet mounts, rotated', async (t) => {
+t.test('cert-manager overlay: a trust anchor issuing the Secret the identity issuer mounts, rotated', async (t) => {
   const certs = certManager.filter((m) => m.kind === 'Certificate') as unknown as {
     metadata: { name: string; namespace: string };
     spec: Record<string, unknown> & { issuerRef: { name: string; kind: string }; secretName: string };
@@ -337,12 +352,14 @@ t.test('cert-manager overlay: a CA chain issuing the Secret the DaemonSet mounts
     t.ok(issuers.has(c.spec.issuerRef.name), `${c.metadata.name} names an Issuer that is shipped`);
     t.equal(c.metadata.namespace, 'hostmesh');
   }
-  const mesh = certs.find((c) => c.spec.secretName === podSpec(certManager).volumes.find((v) => v.name === 'tls')?.secret?.secretName);
-  t.ok(mesh, 'a Certificate writes the Secret the DaemonSet mounts');
-  const commonName = shipped.routers.find((r) => r.label === 'outgoing')?.client.tls?.commonName;
-  t.ok((mesh?.spec['dnsNames'] as string[]).includes(commonName ?? ''), `its DNS SANs hold ${commonName}, the name peers verify`);
-  t.same([...(mesh?.spec['usages'] as string[])].filter((u) => u.endsWith(' auth')).sort(), ['client auth', 'server auth'], 'usable both ways (mutual TLS)');
-  t.ok(mesh?.spec['renewBefore'], 'renewed before it expires');
+  const issuerSecret = (
+    one(certManager, 'Deployment', 'hostmesh-identity') as unknown as { spec: { template: { spec: PodSpec } } }
+  ).spec.template.spec.volumes.find((v) => v.name === 'issuer')?.secret?.secretName;
+  const issuerCert = certs.find((c) => c.spec.secretName === issuerSecret);
+  t.ok(issuerCert, 'a Certificate writes the Secret the identity issuer mounts');
+  t.equal(issuerCert?.spec['isCA'], true, 'the issuer signs node certificates: a CA');
+  t.same(issuerCert?.spec['privateKey'], { algorithm: 'RSA', size: 2048, rotationPolicy: 'Always' }, 'RSA (node-forge signs RSA), a new key each renewal');
+  t.ok(issuerCert?.spec['renewBefore'], 'renewed before it expires');
   const ca = certs.find((c) => c.spec['isCA'] === true);
   t.ok(ca, 'a CA certificate backs the CA issuer');
 });
@@ -389,41 +406,48 @@ t.test('Dockerfile: multi-stage, Node LTS, non-root, no HEALTHCHECK, entrypoint 
 t.test('the shipped config passes `hostmesh run --check` with only the in-cluster paths overridden', async (t) => {
   const c = container(base);
   const sampleDir = join(ROOT, 'certs-sample');
+  // A mesh certificate from the sample anchor, as a user managing files makes it.
+  const meshCert = mkdtempSync(join(tmpdir(), 'hostmesh-mesh-cert-'));
+  const issued = await runCli(['certs', 'issue', '--ca-dir', sampleDir, '--out', meshCert, '--force']);
+  t.equal(issued.code, 0, issued.stderr);
   const set = [
     `routers.0.dtabFile=${join(ROOT, 'k8s/base/config/outgoing.dtab')}`,
     `routers.1.dtabFile=${join(ROOT, 'k8s/base/config/incoming.dtab')}`,
     `routers.0.client.tls.trustCerts.0=${sampleDir}/ca.crt`,
-    `routers.0.client.tls.clientAuth.certPath=${sampleDir}/tls.crt`,
-    `routers.0.client.tls.clientAuth.keyPath=${sampleDir}/tls.key`,
-    `routers.1.servers.0.tls.certPath=${sampleDir}/tls.crt`,
-    `routers.1.servers.0.tls.keyPath=${sampleDir}/tls.key`,
+    `routers.0.client.tls.clientAuth.certPath=${meshCert}/tls.crt`,
+    `routers.0.client.tls.clientAuth.keyPath=${meshCert}/tls.key`,
+    `routers.1.servers.0.tls.certPath=${meshCert}/tls.crt`,
+    `routers.1.servers.0.tls.keyPath=${meshCert}/tls.key`,
     `routers.1.servers.0.tls.caCertPath=${sampleDir}/ca.crt`,
     // The h2 routers (4240/4241): the same files.
     `routers.2.dtabFile=${join(ROOT, 'k8s/base/config/h2-outgoing.dtab')}`,
     `routers.3.dtabFile=${join(ROOT, 'k8s/base/config/h2-incoming.dtab')}`,
     `routers.2.client.tls.trustCerts.0=${sampleDir}/ca.crt`,
-    `routers.2.client.tls.clientAuth.certPath=${sampleDir}/tls.crt`,
-    `routers.2.client.tls.clientAuth.keyPath=${sampleDir}/tls.key`,
-    `routers.3.servers.0.tls.certPath=${sampleDir}/tls.crt`,
-    `routers.3.servers.0.tls.keyPath=${sampleDir}/tls.key`,
+    `routers.2.client.tls.clientAuth.certPath=${meshCert}/tls.crt`,
+    `routers.2.client.tls.clientAuth.keyPath=${meshCert}/tls.key`,
+    `routers.3.servers.0.tls.certPath=${meshCert}/tls.crt`,
+    `routers.3.servers.0.tls.keyPath=${meshCert}/tls.key`,
     `routers.3.servers.0.tls.caCertPath=${sampleDir}/ca.crt`,
     // The policy ConfigMap's file, where the DaemonSet mounts it (--check parses it like run).
     `authz.policyFile=${join(ROOT, 'k8s/base/config/policy.yaml')}`,
   ].flatMap((s) => ['--set', s]);
-  const args = c.args.map((a) => (a === '/etc/hostmesh/config.yaml' ? join(ROOT, 'k8s/base/config/config.yaml') : a));
+  const args = c.args.map((a) => (a === '/etc/hostmesh/config.yaml' ? staticTlsConfig(mkdtempSync(join(tmpdir(), 'hostmesh-check-'))) : a));
   // NODE_NAME as the DaemonSet's downward API sets it: --check builds the localnode transformer too.
   const env = { NODE_NAME: 'node-1' };
-  const unnamed = await runCli([...args, '--check', ...set]);
+  // The four checks are independent CLI runs: started together (each is a process start on a busy machine).
+  const [unnamed, ok, hn, wrongKey] = await Promise.all([
+    runCli([...args, '--check', ...set]),
+    runCli([...args, '--check', ...set], env),
+    // The host-network overlay's extra --set is a valid path too.
+    runCli([...args, '--check', ...set, '--set', 'routers.0.servers.0.ip=10.1.2.3'], env),
+    // A certificate from another CA is caught at check time, not at the first handshake.
+    runCli([...args, '--check', ...set, '--set', `routers.1.servers.0.tls.keyPath=${sampleDir}/ca.key`], env),
+  ]);
   t.equal(unnamed.code, 1, 'without a node name the incoming router cannot be built');
   t.match(unnamed.stderr, /router incoming: io\.l5d\.k8s\.localnode needs the node name/);
-  const ok = await runCli([...args, '--check', ...set], env);
   t.equal(ok.code, 0, ok.stderr);
   t.match(ok.stdout, /ok \(4 router\(s\): outgoing, incoming, h2-outgoing, h2-incoming\)/);
-  // The host-network overlay's extra --set is a valid path too.
-  const hn = await runCli([...args, '--check', ...set, '--set', 'routers.0.servers.0.ip=10.1.2.3'], env);
   t.equal(hn.code, 0, hn.stderr);
-  // A certificate from another CA is caught at check time, not at the first handshake.
-  const wrongKey = await runCli([...args, '--check', ...set, '--set', `routers.1.servers.0.tls.keyPath=${sampleDir}/ca.key`], env);
   t.equal(wrongKey.code, 1);
   t.match(wrongKey.stderr, /router incoming server :4141 tls/);
 });
