@@ -348,6 +348,8 @@ export class Router {
 
   /** Drops cached bindings unused for idleTtl (on the injected clock); returns how many. */
   evictIdle(): number {
+    this.#o.pools.evictIdle();
+    this.#o.clientPools?.evictIdle();
     return this.#logical.evictIdle();
   }
 
