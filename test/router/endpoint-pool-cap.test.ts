@@ -15,7 +15,7 @@ import { freePorts } from '../helpers/ports.js';
 import { eventually, heldSockets } from '../helpers/sockets.js';
 
 const CAP = 6;
-const ENDPOINTS = 24;
+const ENDPOINTS = 16;
 
 interface Backend {
   readonly server: http.Server;
