@@ -80,6 +80,8 @@ routers:
     }
     return seen ? sum : Number.NaN;
   };
+  // The gauge read in process each step (a full scrape costs more); the admin page is read below.
+  const openPools = async (): Promise<number> => (await mesh.metrics.endpointPools.get()).values.reduce((n, v) => n + v.value, 0);
   const normal = async (): Promise<number> => (await request({ host: '127.0.0.1', port, path: '/', headers: { host: 'app' } })).status;
   const override = (b: Backend): Promise<{ status: number; body: string }> =>
     request({ host: '127.0.0.1', port, path: '/', headers: { host: 'app', 'l5d-dtab': `/svc/app => /$/inet/127.0.0.1/${b.port}` } });
@@ -88,7 +90,7 @@ routers:
   let worst = 0;
   for (const b of others) {
     t.equal((await override(b)).status, 200, `override to :${b.port} served`);
-    worst = Math.max(worst, await metric('hostmesh_endpoint_pools'));
+    worst = Math.max(worst, await openPools());
     // The victim's socket closes asynchronously after it is evicted: settle, then count.
     t.ok(await eventually(() => held() <= CAP, 5000), `router holds at most ${CAP} sockets to endpoints (${held()})`);
     clock += 10; // requests a little apart: the least recently used is well defined
