@@ -116,6 +116,13 @@ export const ERRORS = {
     description:
       'The endpoint was busy: the request exceeded its source or service share and the wait queue was full, or it waited past client.maxWaitMs. Nothing reached the application.',
   },
+  ENDPOINT_POOLS_FULL: {
+    status: 503,
+    retryable: true,
+    description:
+      'The router has client.maxEndpointPools endpoint pools open, each with requests in flight, so a new endpoint (e.g. one more /$/inet address a dtab override names) gets none. Nothing reached the application.',
+    messages: { full: 'endpoint pools full: {max} open, each with requests in flight; {endpoint} refused' },
+  },
   SHUTTING_DOWN: {
     status: 503,
     retryable: true,

@@ -121,6 +121,7 @@ export const CLIENT_NUMBER_KEYS = [
   'bodyIdleTimeoutMs',
   'requestBodyIdleTimeoutMs',
   'requestAttemptTimeoutMs',
+  'maxEndpointPools',
 ] as const;
 
 export const PER_PREFIX_ENFORCED: Readonly<Record<'service' | 'client', readonly string[]>> = {

@@ -238,6 +238,8 @@ const clientShape = {
     })
     .optional(),
   maxWaitMs: z.number().int().min(1).optional(),
+  // hostmesh: endpoint pools open at once per router (router/endpoint-pool.ts).
+  maxEndpointPools: z.number().int().min(1).max(1_000_000).optional(),
   maxInFlightPerSource: z.number().int().min(1).optional(),
   maxInFlightPerService: z.number().int().min(1).optional(),
   // Linkerd 1: the TCP connect and TLS handshake to an endpoint (undici's default 10 s).

@@ -191,6 +191,7 @@ export interface ClientConfig {
   hostConnectionPool?: HostConnectionPoolConfig;
   /** hostmesh additions (defaults in router/endpoint-pool.ts clientLimits): fair shares and deadlines. */
   maxWaitMs?: number; // a waiter is shed after this (default 5000)
+  maxEndpointPools?: number; // endpoint pools open at once; past it the LRU idle one closes (default 1000)
   maxInFlightPerSource?: number; // per source address and endpoint (default half of maxSize)
   maxInFlightPerService?: number; // per logical name and endpoint (default 3/4 of maxSize)
   connectTimeoutMs?: number; // Linkerd 1: TCP connect and TLS handshake to an endpoint (default 10000)

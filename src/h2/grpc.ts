@@ -62,6 +62,7 @@ export function grpcStatusOf(code: ErrorCode): number {
     case 'ADMIN_REFUSED':
       return GRPC.PERMISSION_DENIED;
     case 'SHED':
+    case 'ENDPOINT_POOLS_FULL':
     case 'HEADERS_TOO_LARGE':
       return GRPC.RESOURCE_EXHAUSTED;
     case 'BAD_DTAB_HEADER':

@@ -369,6 +369,9 @@ export class Metrics {
   /** Endpoints the incoming router's delivery check refused (router/delivery.ts), by reason. */
   readonly deliveryRefused: Counter;
   readonly staticParamsEvictions: Counter;
+  /** Endpoint pools open per router, and pools closed by reason (router/endpoint-pool.ts). */
+  readonly endpointPools: Gauge;
+  readonly endpointPoolsClosed: Counter;
   #state: StateReport | undefined;
   /** The clock of the per-service last-minute counts (tests drive it). */
   readonly now: () => number;
@@ -504,6 +507,18 @@ export class Metrics {
       name: 'hostmesh_static_params_evictions_total',
       help: "io.l5d.static per-name settings dropped past their cap: merged settings of a logical name (service) or bound id (client) past bindingCache.paths/clients, or a per-prefix client's pools past bindingCache.clients (pools).",
       labelNames: ['router', 'scope'],
+      registers,
+    });
+    this.endpointPools = new Gauge({
+      name: 'hostmesh_endpoint_pools',
+      help: 'Endpoint pools (keep-alive connection pools, one per endpoint) open per router, at most client.maxEndpointPools per client settings.',
+      labelNames: ['router'],
+      registers,
+    });
+    this.endpointPoolsClosed = new Counter({
+      name: 'hostmesh_endpoint_pools_closed_total',
+      help: 'Endpoint pools closed with their connections: nothing in flight for the pool idle time (idle), the least recently used idle one past client.maxEndpointPools (capacity), or on new client certificates or shutdown (retired).',
+      labelNames: ['router', 'reason'],
       registers,
     });
     const state = (): StateReport | undefined => this.#state;

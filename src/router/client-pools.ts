@@ -14,6 +14,8 @@ export interface ClientPoolsOptions {
   /** Distinct per-prefix settings with open pools (a `{var}` commonName makes one per captured name). */
   readonly maxClients?: number;
   readonly events?: PoolEvents;
+  /** The clock of idle pool eviction (tests drive it). */
+  readonly now?: () => number;
   /** A per-prefix client's pools were retired past maxClients (metrics). */
   readonly onEvicted?: () => void;
   /** Builds TLS options from a config (tests; default tls/tls-files.ts clientTlsOptions). */
@@ -64,7 +66,11 @@ export class ClientPools {
       return pools;
     }
     const tls = settings.tls === undefined ? undefined : (this.#options.tlsOptions ?? clientTlsOptions)(settings.tls);
-    pools = new EndpointPools(tls, { limits: clientLimits(settings) }, this.#options.events);
+    pools = new EndpointPools(
+      tls,
+      { limits: clientLimits(settings), ...(this.#options.now !== undefined ? { now: this.#options.now } : {}) },
+      this.#options.events,
+    );
     this.#byKey.set(key, pools);
     const max = Math.max(1, this.#options.maxClients ?? DEFAULT_MAX_CLIENT_POOLS);
     while (this.#byKey.size > max) {
@@ -74,6 +80,11 @@ export class ClientPools {
       this.#options.onEvicted?.();
     }
     return pools;
+  }
+
+  /** Closes idle endpoint pools of the per-prefix clients (on their injected clock). */
+  evictIdle(): void {
+    for (const pools of this.#byKey.values()) pools.evictIdle();
   }
 
   /** Per-prefix settings with pools open now. */

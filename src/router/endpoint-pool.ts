@@ -5,6 +5,7 @@
 import { createSecureContext, type ConnectionOptions, type SecureContext } from 'node:tls';
 import { Client, Pool } from 'undici';
 import type { ClientConfig } from '../config/types.js';
+import { HostmeshError } from '../errors.js';
 import { endpointKey, type Endpoint } from '../namer/addr.js';
 import { Admission, type AdmissionLimits, type Schedule } from './admission.js';
 
@@ -35,6 +36,16 @@ const EWMA_DECAY_MS = 10_000;
 // The stages key their pools with it; it lives with Endpoint so the delegation tree prints the same way.
 export { endpointKey };
 
+/**
+ * Endpoint pools a router keeps open at once when client.maxEndpointPools is unset: an endpoint is
+ * a local pod (at most ~110 per node) or a peer router (one per node), and every distinct
+ * `/$/inet/<host>/<port>` a dtab override names; past it the least recently used idle pool is closed.
+ */
+export const DEFAULT_MAX_ENDPOINT_POOLS = 1000;
+
+/** A pool with nothing in flight for this long is closed (minSize > 0: MIN_SIZE_IDLE_MS). */
+export const POOL_IDLE_MS = 60_000;
+
 /** Connections (= requests in flight) per endpoint when hostConnectionPool.maxSize is unset. */
 export const DEFAULT_POOL_MAX_SIZE = 64;
 
@@ -52,6 +63,8 @@ export interface ClientLimits extends AdmissionLimits {
   readonly bodyIdleTimeoutMs: number;
   /** A request body with no progress for this long is aborted (408 if nothing was answered yet). */
   readonly requestBodyIdleTimeoutMs: number;
+  /** Endpoint pools open at once (client.maxEndpointPools): past it the least recently used idle one is closed. */
+  readonly maxEndpointPools: number;
 }
 
 /**
@@ -77,6 +90,7 @@ export function clientLimits(c: Partial<ClientConfig> = {}): ClientLimits {
     headersTimeoutMs: c.headersTimeoutMs ?? 30_000,
     bodyIdleTimeoutMs: c.bodyIdleTimeoutMs ?? 60_000,
     requestBodyIdleTimeoutMs: c.requestBodyIdleTimeoutMs ?? 60_000,
+    maxEndpointPools: c.maxEndpointPools ?? DEFAULT_MAX_ENDPOINT_POOLS,
   };
 }
 
@@ -84,6 +98,12 @@ export function clientLimits(c: Partial<ClientConfig> = {}): ClientLimits {
 export interface PoolEvents {
   connect(): void;
   disconnect(): void;
+  /** An endpoint's pool was opened (hostmesh_endpoint_pools). */
+  poolOpened?(): void;
+  /** A pool was closed: idle past its idle time, the least recently used idle one past maxEndpointPools, or retired (new TLS, shutdown). */
+  poolClosed?(reason: 'idle' | 'capacity' | 'retired'): void;
+  /** A new endpoint was refused: maxEndpointPools pools open, each with requests in flight. */
+  refused?(): void;
 }
 
 /**
@@ -107,23 +127,39 @@ function floorFactory(minSize: number, floor: Set<unknown>): (origin: URL, opts:
 
 export class EndpointPools {
   #tls: ConnectionOptions | undefined;
+  /** Least recently used first: get() moves an entry to the end. */
   readonly #pools = new Map<string, PoolEntry>();
   readonly #sweeper: NodeJS.Timeout;
+  readonly #idleMs: number;
+  readonly #now: () => number;
 
   /** `tls` set: connections are TLS with these options (client cert, CA, servername). */
   readonly #events: PoolEvents | undefined;
   readonly limits: ClientLimits;
   readonly #schedule: Schedule | undefined;
 
-  /** `idleMs`: a pool with nothing in flight for this long is closed (its endpoint is gone or unused). */
-  constructor(tls: ConnectionOptions | undefined, options: { limits?: ClientLimits; idleMs?: number; schedule?: Schedule } = {}, events?: PoolEvents) {
+  /**
+   * `idleMs`: a pool with nothing in flight for this long is closed (its endpoint is gone or
+   * unused), measured on `now` (the injected clock: evictIdle() sweeps; an unref'd timer calls it too).
+   */
+  constructor(
+    tls: ConnectionOptions | undefined,
+    options: { limits?: ClientLimits; idleMs?: number; schedule?: Schedule; now?: () => number } = {},
+    events?: PoolEvents,
+  ) {
     this.#tls = tls;
     this.#events = events;
     this.limits = options.limits ?? clientLimits();
-    const idleMs = options.idleMs ?? (this.limits.minSize > 0 ? MIN_SIZE_IDLE_MS : 60_000);
+    this.#idleMs = options.idleMs ?? (this.limits.minSize > 0 ? MIN_SIZE_IDLE_MS : POOL_IDLE_MS);
+    this.#now = options.now ?? Date.now;
     this.#schedule = options.schedule;
-    this.#sweeper = setInterval(() => this.#sweep(idleMs), Math.min(idleMs, 30_000));
+    this.#sweeper = setInterval(() => this.evictIdle(), Math.min(this.#idleMs, 30_000));
     this.#sweeper.unref();
+  }
+
+  /** Endpoint pools open now. */
+  get size(): number {
+    return this.#pools.size;
   }
 
   /** Whether connections to endpoints are TLS (peer routers) or plaintext (local pods). */
@@ -146,7 +182,7 @@ export class EndpointPools {
     this.#context = undefined;
     const retired = [...this.#pools.values()];
     this.#pools.clear();
-    for (const entry of retired) void entry.pool.close().catch(() => undefined);
+    for (const entry of retired) this.#close(entry, 'retired');
   }
 
   load(e: Endpoint): number {
@@ -174,10 +210,20 @@ export class EndpointPools {
     entry.ewmaAt = now;
   }
 
+  /**
+   * The pool of endpoint `e`, opened if need be. With maxEndpointPools open, the least recently
+   * used one with nothing in flight is closed first; if every one has requests in flight, the new
+   * endpoint is refused (503 ENDPOINT_POOLS_FULL) and nothing is opened.
+   */
   get(e: Endpoint): PoolEntry {
     const key = endpointKey(e);
+    const now = this.#now();
     let entry = this.#pools.get(key);
-    if (entry === undefined) {
+    if (entry !== undefined) {
+      this.#pools.delete(key); // re-inserted last: least recently used first
+      this.#pools.set(key, entry);
+    } else {
+      if (this.#pools.size >= this.limits.maxEndpointPools) this.#makeRoom(key);
       const origin = `${this.#tls ? 'https' : 'http'}://${key}`;
       const l = this.limits;
       // Admission keeps at most maxInFlight requests on the pool, so its own queue stays empty.
@@ -202,11 +248,37 @@ export class EndpointPools {
         pool.on('disconnect', () => events.disconnect());
       }
       const admission = new Admission(l, this.#schedule);
-      entry = { key, origin, pool, admission, inFlight: 0, lastUsed: Date.now(), ewmaMs: 0, ewmaAt: Date.now() };
+      entry = { key, origin, pool, admission, inFlight: 0, lastUsed: now, ewmaMs: 0, ewmaAt: Date.now() };
       this.#pools.set(key, entry);
+      this.#events?.poolOpened?.();
     }
-    entry.lastUsed = Date.now();
+    entry.lastUsed = now;
     return entry;
+  }
+
+  /** Closes the least recently used pool with nothing in flight, or refuses `key` when there is none. */
+  #makeRoom(key: string): void {
+    while (this.#pools.size >= this.limits.maxEndpointPools) {
+      let victim: PoolEntry | undefined;
+      for (const entry of this.#pools.values()) {
+        if (entry.inFlight === 0) {
+          victim = entry;
+          break;
+        }
+      }
+      if (victim === undefined) {
+        this.#events?.refused?.();
+        throw HostmeshError.of('ENDPOINT_POOLS_FULL', 'full', { max: this.limits.maxEndpointPools, endpoint: key });
+      }
+      this.#pools.delete(victim.key);
+      this.#close(victim, 'capacity');
+    }
+  }
+
+  /** Closes a pool taken out of the map: its idle sockets at once, requests still on it first (undici's close). */
+  #close(entry: PoolEntry, reason: 'idle' | 'capacity' | 'retired'): void {
+    void entry.pool.close().catch(() => undefined);
+    this.#events?.poolClosed?.(reason);
   }
 
   #context: SecureContext | undefined;
@@ -221,20 +293,24 @@ export class EndpointPools {
     return this.#context;
   }
 
-  #sweep(idleMs: number): void {
-    const now = Date.now();
+  /** Closes the pools with nothing in flight and unused for the idle time (on the injected clock); returns how many. */
+  evictIdle(now = this.#now()): number {
+    let closed = 0;
     for (const [key, entry] of this.#pools) {
-      if (entry.inFlight === 0 && now - entry.lastUsed > idleMs) {
+      if (entry.inFlight === 0 && now - entry.lastUsed >= this.#idleMs) {
         this.#pools.delete(key);
-        void entry.pool.close().catch(() => undefined);
+        this.#close(entry, 'idle');
+        closed++;
       }
     }
+    return closed;
   }
 
   async close(): Promise<void> {
     clearInterval(this.#sweeper);
     const pools = [...this.#pools.values()];
     this.#pools.clear();
+    for (let i = 0; i < pools.length; i++) this.#events?.poolClosed?.('retired');
     await Promise.all(pools.map((p) => p.pool.destroy().catch(() => undefined)));
   }
 }

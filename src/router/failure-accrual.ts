@@ -149,6 +149,8 @@ interface Entry {
   probeOut: boolean;
   /** The backoff stream of this endpoint; restarts when a probe succeeds. */
   delays: () => number;
+  /** When an outcome was last recorded (the injected clock): idle alive entries are dropped. */
+  usedAt: number;
 }
 
 export interface AccrualOptions {
@@ -225,6 +227,24 @@ export class FailureAccrual {
     if (e !== undefined && e.state === 'probing') e.probeOut = false;
   }
 
+  /**
+   * Drops the entries of alive endpoints with no outcome recorded for `idleMs` (their counts start
+   * again, as for a new endpoint); dead and probing ones are kept (bounded by MAX_ACCRUAL_ENTRIES).
+   * Returns how many were dropped.
+   */
+  evictIdle(idleMs: number): number {
+    const now = this.#now();
+    let dropped = 0;
+    for (const [key, e] of this.#entries) {
+      if (now - e.usedAt < idleMs) break; // least recently used first: the rest are more recent
+      if (e.state === 'alive' && !e.probeOut) {
+        this.#entries.delete(key);
+        dropped++;
+      }
+    }
+    return dropped;
+  }
+
   /** An attempt's outcome: the classifier's class (success or not), or a connection failure. */
   record(key: string, ok: boolean): void {
     if (!this.enabled) return;
@@ -238,12 +258,14 @@ export class FailureAccrual {
         until: 0,
         probeOut: false,
         delays: backoffDelays(this.#config.backoff, this.#random),
+        usedAt: 0,
       };
       this.#entries.set(key, e);
     } else {
       this.#entries.delete(key); // most recently used goes last
       this.#entries.set(key, e);
     }
+    e.usedAt = this.#now();
     this.#apply(key, e, ok);
     this.#trim(); // after the outcome, so the entry being recorded is counted as what it now is
   }

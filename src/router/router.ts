@@ -124,6 +124,7 @@ export class Router {
   readonly #accrual: FailureAccrual;
   readonly #perName: PerName;
   readonly #sweeper: NodeJS.Timeout;
+  readonly #idleTtlMs: number;
   #inFlight = 0;
 
   constructor(options: RouterOptions) {
@@ -131,6 +132,7 @@ export class Router {
     this.#o = options;
     const now = options.now ?? Date.now;
     const limits = options.bindingCache ?? DEFAULT_BINDING_CACHE;
+    this.#idleTtlMs = limits.idleTtlMs;
     this.#identify = new IdentifyStage({
       identify: options.identify ?? buildIdentifiers([{ kind: 'io.l5d.header.token', header: 'Host' }], parsePath('/svc')),
       maxHops: options.maxHops,
@@ -357,6 +359,9 @@ export class Router {
 
   /** Drops cached bindings unused for idleTtl (on the injected clock); returns how many. */
   evictIdle(): number {
+    this.#o.pools.evictIdle();
+    this.#accrual.evictIdle(this.#idleTtlMs);
+    this.#o.clientPools?.evictIdle();
     return this.#logical.evictIdle();
   }
 

@@ -601,13 +601,20 @@ export async function startHostmesh(given: HostmeshConfig, deps: HostmeshDeps): 
           "service retries on a router whose servers are all inbound are not applied: the outgoing router retries apps' answers (requeues still apply)",
         );
       }
+      const poolEvents = {
+        connect: () => rm.connectionOpened('client'),
+        disconnect: () => rm.connectionClosed('client', 0, 0),
+        poolOpened: () => metrics.endpointPools.labels(r.label).inc(),
+        poolClosed: (reason: string) => {
+          metrics.endpointPools.labels(r.label).dec();
+          metrics.endpointPoolsClosed.labels(r.label, reason).inc();
+        },
+        refused: () => rm.shed('endpoint_pools_full'),
+      };
       const pools = new EndpointPools(
         r.client.tls ? clientTlsOptions(r.client.tls, nodeTls()) : undefined,
-        { limits: clientLimits(r.client) },
-        {
-          connect: () => rm.connectionOpened('client'),
-          disconnect: () => rm.connectionClosed('client', 0, 0),
-        },
+        { limits: clientLimits(r.client), ...(deps.now !== undefined ? { now: deps.now } : {}) },
+        poolEvents,
       );
       poolsList.push(pools);
       // Linkerd 1's io.l5d.static configs: settings per logical name and bound id, pools per client TLS.
@@ -619,7 +626,8 @@ export async function startHostmesh(given: HostmeshConfig, deps: HostmeshDeps): 
       });
       const clientPools = new ClientPools(pools, clientGlobal, {
         ...(r.bindingCache?.clients !== undefined ? { maxClients: r.bindingCache.clients } : {}),
-        events: { connect: () => rm.connectionOpened('client'), disconnect: () => rm.connectionClosed('client', 0, 0) },
+        events: poolEvents,
+        ...(deps.now !== undefined ? { now: deps.now } : {}),
         onEvicted: () => metrics.staticParamsEvictions.labels(r.label, 'pools').inc(),
       });
       closers.push(() => void clientPools.close());

@@ -114,10 +114,17 @@ const explanations = await flood(admin, (i) => {
 });
 const seconds = (performance.now() - started) / 1000;
 console.log(row(`${overrides.toLocaleString('en')} overrides + ${explanations.toLocaleString('en')} explanations, held`, heap()));
+const pools = async (): Promise<string> => {
+  const g = (hm.metrics as { endpointPools?: { get(): Promise<{ values: { value: number }[] }> } }).endpointPools;
+  return g === undefined ? 'n/a' : String((await g.get()).values.reduce((a, v) => a + v.value, 0));
+};
+console.log(`  endpoint pools open: ${await pools()}`);
 clock += 3_600_000;
 hm.evictIdle();
 clock += 3_600_000;
 hm.evictIdle();
+// Closed pools let go of their sockets on the next turns of the event loop.
+await new Promise((r) => setTimeout(r, 500));
 console.log(row('  after idle eviction (clock +2 h)', heap()));
 {
   // What is left: the per-service metric rows (capped at 500 services x 16 clients, kept for the
@@ -125,7 +132,7 @@ console.log(row('  after idle eviction (clock +2 h)', heap()));
   const m = hm.metrics.router('outgoing');
   const clients = [...m.services.values()].reduce((a, svc) => a + svc.clients.size, 0);
   console.log(
-    `  still held: bindings ${hm.routers[0]?.router.bindingCacheSize ?? 0}, interpreter lookups ${hm.interpreter.lookupCount}, metric service rows ${m.services.size} (clients ${clients})`,
+    `  endpoint pools open ${await pools()}; still held: bindings ${hm.routers[0]?.router.bindingCacheSize ?? 0}, interpreter lookups ${hm.interpreter.lookupCount}, metric service rows ${m.services.size} (clients ${clients})`,
   );
 }
 if (process.env['BENCH_SNAPSHOT']) (await import('node:v8')).writeHeapSnapshot(process.env['BENCH_SNAPSHOT']);

@@ -36,7 +36,8 @@ t.test('hostConnectionPool and the hostmesh keys load, minSize with no warning',
     connectTimeoutMs: 700
     headersTimeoutMs: 1000
     bodyIdleTimeoutMs: 2000
-    requestBodyIdleTimeoutMs: 3000`),
+    requestBodyIdleTimeoutMs: 3000
+    maxEndpointPools: 40`),
     'l5d.yaml',
   );
   const client = c.routers[0]?.client;
@@ -55,6 +56,7 @@ t.test('hostConnectionPool and the hostmesh keys load, minSize with no warning',
     headersTimeoutMs: 1000,
     bodyIdleTimeoutMs: 2000,
     requestBodyIdleTimeoutMs: 3000,
+    maxEndpointPools: 40,
   });
 });
 
@@ -72,6 +74,7 @@ t.test('defaults: 64 connections, a source half, a service three quarters, 1,024
     headersTimeoutMs: 30_000,
     bodyIdleTimeoutMs: 60_000,
     requestBodyIdleTimeoutMs: 60_000,
+    maxEndpointPools: 1000,
   });
   t.equal(clientLimits({ hostConnectionPool: { maxSize: 1 } }).maxPerSource, 1, 'a share is at least one');
   t.equal(clientLimits({ hostConnectionPool: { maxSize: 4 }, maxInFlightPerSource: 100 }).maxPerSource, 4, 'a share is at most the pool');

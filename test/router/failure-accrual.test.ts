@@ -168,3 +168,26 @@ t.test('client.failureAccrual loads as Linkerd 1 writes it, enforced (no warning
     t.match((err as Error).message, why);
   }
 });
+
+t.test('evictIdle: alive entries idle past the TTL go (10,000 distinct endpoints, then 0); dead ones stay', async (t) => {
+  let now = 0;
+  const a = new FailureAccrual(
+    { policy: { kind: 'io.l5d.consecutiveFailures', failures: 2 }, backoff: { kind: 'constant', ms: 3_600_000 } },
+    { now: () => now },
+  );
+  for (let i = 0; i < 10_000; i++) a.record(`c|10.0.${i >> 8}.${i & 255}:80`, false); // one failure each: alive
+  a.record('dead', false);
+  a.record('dead', false);
+  t.equal(a.state('dead'), 'dead');
+  t.equal(a.size, MAX_ACCRUAL_ENTRIES, 'bounded while held');
+  now = 500_000;
+  a.record('recent', false);
+  t.equal(a.evictIdle(600_000), 0, 'nothing is idle for the TTL yet');
+  now = 600_000;
+  t.equal(a.evictIdle(600_000), MAX_ACCRUAL_ENTRIES - 2, 'the idle alive entries are dropped (all but the dead and the recent one)');
+  t.equal(a.size, 2, 'the dead endpoint and the recent one are kept');
+  t.equal(a.state('dead'), 'dead', 'a dead endpoint stays dead');
+  t.equal(a.deadCount, 1);
+  a.record('recent', false);
+  t.equal(a.state('recent'), 'dead', "the recent entry's run was kept");
+});
