@@ -28,6 +28,8 @@ export function registerDemo(program: Command): void {
         outgoing: DEFAULT_PORTS.outgoing + off,
         incoming: DEFAULT_PORTS.incoming + off,
         admin: DEFAULT_PORTS.admin + off,
+        h2Outgoing: DEFAULT_PORTS.h2Outgoing + off,
+        h2Incoming: DEFAULT_PORTS.h2Incoming + off,
       });
       process.stdout.write('hostmesh demo ready\n\nTry:\n');
       for (const line of demo.curlLines) process.stdout.write(`  ${line}\n`);

@@ -1,7 +1,8 @@
 // The demo's sample applications: plain HTTP servers that know nothing of the mesh except
-// `http_proxy` (hello calls world through its node's router, as a pod would).
+// `http_proxy` (hello calls world through its node's router, as a pod would), and a gRPC greeter.
 
 import http from 'node:http';
+import http2 from 'node:http2';
 import type { AddressInfo } from 'node:net';
 
 export interface App {
@@ -77,4 +78,87 @@ export function startHelloApp(host: string, nodeName: string, proxy: { host: str
     });
     upstream.end();
   });
+}
+
+/** gRPC's length-prefixed message: a compressed flag (0) and the length, big-endian. */
+function grpcFrame(message: Buffer): Buffer {
+  const head = Buffer.alloc(5);
+  head.writeUInt32BE(message.length, 1);
+  return Buffer.concat([head, message]);
+}
+
+/** Field 1 of a protobuf message as a string (helloworld's HelloRequest.name / HelloReply.message); '' when absent. */
+export function protoField1(message: Buffer): string {
+  let i = 0;
+  while (i < message.length) {
+    const key = message[i++] as number;
+    if (key === 0x0a) {
+      let len = 0;
+      for (let shift = 0; i < message.length; shift += 7) {
+        const b = message[i++] as number;
+        len |= (b & 0x7f) << shift;
+        if ((b & 0x80) === 0) break;
+      }
+      return message.subarray(i, i + len).toString('utf8');
+    }
+    return ''; // only field 1 (wire type 2) is spoken here
+  }
+  return '';
+}
+
+/** A protobuf message of one string field 1. */
+export function protoString1(text: string): Buffer {
+  const bytes = Buffer.from(text, 'utf8');
+  const len: number[] = [];
+  let n = bytes.length;
+  do {
+    len.push((n & 0x7f) | (n > 0x7f ? 0x80 : 0));
+    n >>>= 7;
+  } while (n > 0);
+  return Buffer.concat([Buffer.from([0x0a, ...len]), bytes]);
+}
+
+/**
+ * A gRPC greeter (helloworld.Greeter/SayHello, as gRPC's own example) over h2c, written with
+ * node:http2 and gRPC's framing by hand: the reply names the node and who called (l5d-client-id).
+ */
+export async function startGreeterApp(host: string, nodeName: string): Promise<App> {
+  const server = http2.createServer();
+  server.on('stream', (stream, headers) => {
+    stream.on('error', () => undefined);
+    const chunks: Buffer[] = [];
+    stream.on('data', (c: Buffer) => chunks.push(c));
+    stream.on('end', () => {
+      if (headers[':path'] !== '/helloworld.Greeter/SayHello') {
+        stream.respond({ ':status': 200, 'content-type': 'application/grpc', 'grpc-status': '12', 'grpc-message': 'unknown method' }, { endStream: true });
+        return;
+      }
+      const body = Buffer.concat(chunks);
+      const name = body.length >= 5 ? protoField1(body.subarray(5, 5 + body.readUInt32BE(1))) : '';
+      const caller = String(headers['l5d-client-id'] ?? 'unknown');
+      stream.respond({ ':status': 200, 'content-type': 'application/grpc' }, { waitForTrailers: true });
+      stream.on('wantTrailers', () => stream.sendTrailers({ 'grpc-status': '0' }));
+      stream.end(grpcFrame(protoString1(`Hello ${name || 'stranger'}, from the greeter on ${nodeName} (called by ${caller})`)));
+    });
+  });
+  const sessions = new Set<http2.ServerHttp2Session>();
+  server.on('session', (s) => {
+    sessions.add(s);
+    s.once('close', () => sessions.delete(s));
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, host, () => resolve());
+  });
+  const { port } = server.address() as AddressInfo;
+  return {
+    name: 'greeter',
+    host,
+    port,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        for (const s of sessions) s.destroy();
+      }),
+  };
 }

@@ -3,13 +3,14 @@
 
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import http from 'node:http';
+import http2 from 'node:http2';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { HostmeshConfig, RouterConfig } from '../config/types.js';
 import type { Logger } from '../log.js';
 import { startHostmesh, type Hostmesh } from '../server/hostmesh.js';
 import { PodIndex, type PodInfo } from '../identity/pod-directory.js';
-import { startHelloApp, startTextApp, type App } from './apps.js';
+import { startGreeterApp, startHelloApp, startTextApp, type App } from './apps.js';
 import { writeDemoPki } from './demo-pki.js';
 
 export const MESH_NAME = 'hostmesh';
@@ -28,9 +29,12 @@ export interface DemoPorts {
   readonly outgoing: number;
   readonly incoming: number;
   readonly admin: number;
+  /** The `protocol: h2` routers (gRPC); without both, the demo runs no h2 routers. */
+  readonly h2Outgoing?: number;
+  readonly h2Incoming?: number;
 }
 
-export const DEFAULT_PORTS: DemoPorts = { outgoing: 4140, incoming: 4141, admin: 9990 };
+export const DEFAULT_PORTS: Required<DemoPorts> = { outgoing: 4140, incoming: 4141, admin: 9990, h2Outgoing: 4240, h2Incoming: 4241 };
 
 export interface Demo {
   readonly meshes: readonly Hostmesh[];
@@ -111,10 +115,32 @@ function nodeConfig(node: DemoNode, ports: DemoPorts, dir: string, certs: { ca: 
     client: { loadBalancer: { kind: 'p2c' } },
     maxHops: 64,
   };
+  const routers = [outgoing, incoming];
+  if (ports.h2Outgoing !== undefined && ports.h2Incoming !== undefined) {
+    // gRPC (docs/h2.md): apps dial node-a's h2 router in h2c; the service is the method path's first segment.
+    const byPath = [{ kind: 'io.l5d.header.path', segments: 1 }];
+    routers.push(
+      {
+        ...outgoing,
+        protocol: 'h2',
+        label: 'h2-outgoing',
+        identifier: byPath,
+        transformers: [{ kind: 'io.l5d.k8s.daemonset', routers: '/#/io.l5d.fs/hostmesh-h2' }],
+        servers: [{ ip: node.ip, port: ports.h2Outgoing }],
+      },
+      {
+        ...incoming,
+        protocol: 'h2',
+        label: 'h2-incoming',
+        identifier: byPath,
+        servers: [{ ...(incoming.servers[0] as RouterConfig['servers'][0]), port: ports.h2Incoming }],
+      },
+    );
+  }
   return {
     admin: { ip: node.ip, port: ports.admin, allowRemoteShutdown: false },
     namers: [{ kind: 'io.l5d.fs', prefix: '/io.l5d.fs', rootDir: join(dir, 'disco') }],
-    routers: [outgoing, incoming],
+    routers,
     nodeName: node.name,
     shutdownGraceMs: 2000,
     baseDir: dir,
@@ -132,6 +158,38 @@ function get(ip: string, port: number, url: string, headers: http.OutgoingHttpHe
     });
     req.on('error', reject);
     req.end();
+  });
+}
+
+/**
+ * A line a user can paste: a gRPC call (helloworld.Greeter/SayHello, name "mesh") to the greeter on
+ * node-b through node-a's h2 router, with node's own http2 and gRPC's framing by hand (no grpcurl,
+ * no .proto needed).
+ */
+export function grpcLine(router: string): string {
+  return (
+    `node -e "const s=require('http2').connect('${router}');const r=s.request({':method':'POST',':path':'/helloworld.Greeter/SayHello','content-type':'application/grpc',te:'trailers'});` +
+    `r.end(Buffer.from([0,0,0,0,6,10,4,...Buffer.from('mesh')]));r.on('data',d=>console.log(d.subarray(7).toString()));r.on('response',h=>h['grpc-status']&&console.log('grpc-status',h['grpc-status'],h['grpc-message']));r.on('trailers',h=>console.log('grpc-status',h['grpc-status']));r.on('close',()=>s.close())"` +
+    '   # gRPC through the h2 routers'
+  );
+}
+
+/** The grpc-status of one SayHello through `router` (trailers-only or trailers). */
+function grpcStatusOf(router: string): Promise<string | undefined> {
+  return new Promise((resolve, reject) => {
+    const session = http2.connect(router);
+    session.on('error', reject);
+    const req = session.request({ ':method': 'POST', ':path': '/helloworld.Greeter/SayHello', 'content-type': 'application/grpc', te: 'trailers' });
+    let status: string | undefined;
+    req.on('response', (h) => (status ??= h['grpc-status'] as string | undefined));
+    req.on('trailers', (h) => (status ??= h['grpc-status'] as string | undefined));
+    req.on('error', reject);
+    req.resume();
+    req.on('close', () => {
+      session.close();
+      resolve(status);
+    });
+    req.end(Buffer.alloc(5)); // an empty HelloRequest
   });
 }
 
@@ -156,6 +214,9 @@ export async function startDemo(logger: Logger, ports: DemoPorts = DEFAULT_PORTS
     const worldV2 = await startTextApp('world-v2', b.ip, `world-v2 (${b.name})`);
     const hello = await startHelloApp(a.ip, a.name, { host: a.ip, port: ports.outgoing });
     apps.push(world, worldV2, hello);
+    const h2 = ports.h2Outgoing !== undefined && ports.h2Incoming !== undefined;
+    const greeter = h2 ? await startGreeterApp(b.ip, b.name) : undefined;
+    if (greeter !== undefined) apps.push(greeter);
 
     const disco = join(dir, 'disco');
     await import('node:fs/promises').then((fs) => fs.mkdir(disco));
@@ -163,6 +224,10 @@ export async function startDemo(logger: Logger, ports: DemoPorts = DEFAULT_PORTS
     await writeFile(join(disco, 'world-v2'), `${b.ip} ${worldV2.port} node=${b.name}\n`);
     await writeFile(join(disco, 'hello'), `${a.ip} ${hello.port} node=${a.name}\n`);
     await writeFile(join(disco, 'hostmesh'), NODES.map((n) => `${n.ip} ${ports.incoming} node=${n.name}`).join('\n') + '\n');
+    if (greeter !== undefined) {
+      await writeFile(join(disco, 'helloworld.Greeter'), `${b.ip} ${greeter.port} node=${b.name}\n`);
+      await writeFile(join(disco, 'hostmesh-h2'), NODES.map((n) => `${n.ip} ${ports.h2Incoming} node=${n.name}`).join('\n') + '\n');
+    }
 
     await writeFile(join(dir, 'policy.yaml'), DEMO_POLICY);
     const pods = demoPods();
@@ -180,6 +245,13 @@ export async function startDemo(logger: Logger, ports: DemoPorts = DEFAULT_PORTS
       if (Date.now() > deadline) throw new Error(`demo did not become ready: last answer ${r.status} ${r.body.trim()}`);
       await new Promise((res) => setTimeout(res, 100));
     }
+    // ...and, with h2 routers, once the greeter answers a gRPC call through them.
+    while (greeter !== undefined) {
+      const status = await grpcStatusOf(`http://${a.ip}:${ports.h2Outgoing}`).catch(() => undefined);
+      if (status === '0') break;
+      if (Date.now() > deadline) throw new Error(`demo did not become ready: the greeter answered grpc-status ${status ?? 'nothing'}`);
+      await new Promise((res) => setTimeout(res, 100));
+    }
     const px = `http://${a.ip}:${ports.outgoing}`;
     const curlLines = [
       `curl -x ${px} http://hello/`,
@@ -192,6 +264,7 @@ export async function startDemo(logger: Logger, ports: DemoPorts = DEFAULT_PORTS
       `curl 'http://${a.ip}:${ports.admin}/delegator.json?router=outgoing&path=/svc/world'`,
       `curl http://${b.ip}:${ports.admin}/admin/ping`,
     ];
+    if (greeter !== undefined) curlLines.push(grpcLine(`http://${a.ip}:${ports.h2Outgoing}`));
     return { meshes, apps, dir, curlLines, close };
   } catch (err) {
     await close();

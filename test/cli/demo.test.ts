@@ -4,6 +4,10 @@
 
 import t from 'tap';
 import { once } from 'node:events';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import * as grpc from '@grpc/grpc-js';
+import { protoField1, protoString1 } from '../../src/demo/apps.js';
 import { request } from '../helpers/http.js';
 import { spawnCli, waitForOutput } from '../helpers/cli.js';
 
@@ -11,6 +15,22 @@ import { spawnCli, waitForOutput } from '../helpers/cli.js';
 const OFFSET = 20_000;
 const OUT = 4140 + OFFSET;
 const ADMIN = 9990 + OFFSET;
+const H2_OUT = 4240 + OFFSET;
+
+/** helloworld.Greeter/SayHello with @grpc/grpc-js through `target` (messages: one string field, encoded by hand). */
+function sayHello(target: string, name: string): Promise<string> {
+  const client = new grpc.Client(target, grpc.credentials.createInsecure());
+  return new Promise<string>((resolve, reject) => {
+    client.makeUnaryRequest(
+      '/helloworld.Greeter/SayHello',
+      (s: string) => protoString1(s),
+      (b: Buffer) => protoField1(b),
+      name,
+      { deadline: Date.now() + 10_000 },
+      (err, reply) => (err ? reject(err) : resolve(reply as string)),
+    );
+  }).finally(() => client.close());
+}
 
 t.test('the demo starts, routes, and stops on SIGINT', async (t) => {
   const child = spawnCli(['demo', '--port-offset', String(OFFSET)]);
@@ -33,6 +53,15 @@ t.test('the demo starts, routes, and stops on SIGINT', async (t) => {
   const neg = await request({ host: '127.0.0.2', port: OUT, path: 'http://nothing-here/' });
   t.equal(neg.status, 502);
   t.ok(neg.headers['l5d-err'], '502 carries l5d-err');
+
+  // gRPC: the greeter on node-b, called through node-a's h2 router (h2c in, h2 over mTLS between routers).
+  const greeting = await sayHello(`127.0.0.2:${H2_OUT}`, 'tap');
+  t.match(greeting, /^Hello tap, from the greeter on node-b \(called by spiffe:\/\/hostmesh\/node\/node-a\)$/, 'the greeter answers through the h2 routers');
+  // The printed gRPC line works as pasted.
+  const line = out.split('\n').find((l) => l.trim().startsWith('node -e'));
+  t.ok(line, 'prints a gRPC call line');
+  const pasted = await promisify(execFile)('sh', ['-c', (line ?? '').trim()], { timeout: 20_000 });
+  t.match(pasted.stdout, /^Hello mesh, from the greeter on node-b .*\ngrpc-status 0$/m, 'the printed gRPC line gets the greeting');
 
   const ping = await request({ host: '127.0.0.3', port: ADMIN, path: '/admin/ping' });
   t.equal(ping.body, 'pong');

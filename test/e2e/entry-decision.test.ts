@@ -2,9 +2,12 @@
 // authorization decision whether a request comes as plain HTTP/1, as an Upgrade over HTTP/1.1 or
 // HTTP/1.0, or inside a CONNECT tunnel. Two routers over real mTLS with names, pods and the
 // routers' own Service from the Kubernetes test API server; raw sockets; one table: adding an
-// entry path is adding its request bytes to requestText and its name to PATHS.
+// entry path is adding its request bytes to requestText and its name to PATHS. HTTP/2 (the
+// `protocol: h2` routers) runs the same rows with node:http2 clients: plain h2 (a refusal is HTTP
+// 403 with l5d-err) and gRPC (a refusal is the trailers-only PERMISSION_DENIED, grpc-status 7).
 
 import http from 'node:http';
+import http2 from 'node:http2';
 import net from 'node:net';
 import tls from 'node:tls';
 import { readFileSync } from 'node:fs';
@@ -50,6 +53,7 @@ const dir = await mkdtemp(join(tmpdir(), 'hostmesh-entry-'));
 await writeFile(join(dir, 'policy.yaml'), POLICY);
 const api = await new FakeApiServer().start();
 const mesh = await startK8sMesh(api, {
+  h2: true,
   configure: (c) => ({
     ...c,
     routers: c.routers.map((r) => ({ ...r, dtab: DTAB })),
@@ -61,21 +65,47 @@ t.teardown(async () => {
   await api.close();
   await rm(dir, { recursive: true, force: true });
 });
-// The app: answers a request, and an Upgrade with 101, with who called and which name was bound.
-function said(req: http.IncomingMessage): string {
+// The app: answers a request, and an Upgrade with 101, with who called and which name was bound;
+// the same port answers h2c (prior knowledge: the connection preface picks the server).
+function said(req: { headers: http.IncomingHttpHeaders }): string {
   return JSON.stringify({ id: req.headers['l5d-client-id'] ?? null, dst: req.headers['l5d-dst-client'] ?? null });
 }
 const appPort = await freePort(APP);
-const apps: http.Server[] = [];
+const apps: net.Server[] = [];
+const h2Apps: http2.Http2Server[] = [];
+const sockets = new Set<net.Socket>();
 for (const ip of [APP, LOGS]) {
   const app = http.createServer((req, res) => res.end(said(req)));
   app.on('upgrade', (req: http.IncomingMessage, socket: net.Socket) => {
     socket.end(`HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n${said(req)}`);
   });
-  await new Promise<void>((resolve) => app.listen(appPort, ip, resolve));
-  apps.push(app);
+  const h2app = http2.createServer((req, res) => {
+    res.setHeader('content-type', String(req.headers['content-type'] ?? 'text/plain'));
+    res.end(said(req));
+  });
+  h2Apps.push(h2app);
+  const front = net.createServer((socket) => {
+    sockets.add(socket);
+    socket.once('close', () => sockets.delete(socket));
+    socket.once('data', (first: Buffer) => {
+      socket.pause();
+      socket.unshift(first);
+      if (first.toString('latin1').startsWith('PRI '))
+        h2app.emit('connection', socket); // the session reads what is buffered
+      else {
+        app.emit('connection', socket);
+        socket.resume();
+      }
+    });
+  });
+  await new Promise<void>((resolve) => front.listen(appPort, ip, resolve));
+  apps.push(front, app);
 }
-t.teardown(() => Promise.all(apps.map((a) => new Promise((r) => a.close(r)))));
+t.teardown(async () => {
+  for (const h of h2Apps) h.close();
+  for (const s of sockets) s.destroy(); // the routers keep their h2 sessions to the apps open
+  await Promise.all(apps.map((a) => new Promise((r) => a.close(r))));
+});
 for (const [ns, name, node, ip, sa] of [
   ['shop', 'web-1', 'node-a', WEB, 'web'],
   ['shop', 'batch-1', 'node-a', BATCH, 'batch'],
@@ -128,11 +158,12 @@ function exchange(socket: net.Socket, write: (s: net.Socket) => void, afterConne
   });
 }
 
-type Path = 'http1' | 'upgrade/1.1' | 'upgrade/1.0' | 'connect';
-const PATHS: readonly Path[] = ['http1', 'upgrade/1.1', 'upgrade/1.0', 'connect'];
+type Path = 'http1' | 'upgrade/1.1' | 'upgrade/1.0' | 'connect' | 'h2' | 'h2/grpc';
+const PATHS: readonly Path[] = ['http1', 'upgrade/1.1', 'upgrade/1.0', 'connect', 'h2', 'h2/grpc'];
+type Raw = Exclude<Path, 'h2' | 'h2/grpc'>;
 
 /** The request of one entry path, as raw bytes (the request inside the tunnel for CONNECT). */
-function requestText(path: Path, name: string, headers: Record<string, string>): { first: string; inner?: string } {
+function requestText(path: Raw, name: string, headers: Record<string, string>): { first: string; inner?: string } {
   const extra = Object.entries(headers)
     .map(([k, v]) => `${k}: ${v}\r\n`)
     .join('');
@@ -150,12 +181,78 @@ function requestText(path: Path, name: string, headers: Record<string, string>):
 }
 
 type Caller = 'web' | 'batch' | 'node' | 'foreign' | 'forged' | 'claimed-batch';
+const CLAIMS = { forged: 'shop/api-1; sa=api', 'claimed-batch': 'shop/batch-1; sa=batch' } as const;
+const LOCAL = { web: WEB, batch: BATCH, node: NODE, foreign: FOREIGN } as const;
+
+/**
+ * One HTTP/2 request: from a pod or the node (a connection from its address) to node-a's h2
+ * outgoing port in h2c, or with node-a's certificate straight to node-b's h2 incoming port (mTLS,
+ * ALPN h2) carrying a claim. A gRPC refusal (grpc-status 7) reads as 403, as the HTTP one.
+ */
+function sendH2(caller: Caller, grpc: boolean, name: string, headers: Record<string, string>): Promise<Answer> {
+  return new Promise((resolve) => {
+    let session: http2.ClientHttp2Session;
+    const extra: Record<string, string> = { ...headers };
+    if (caller === 'forged' || caller === 'claimed-batch') {
+      const certs = mesh.pki.nodes.get('node-a') as { cert: string; key: string };
+      extra['l5d-hostmesh-client-pod'] = CLAIMS[caller];
+      session = http2.connect(`https://${B}:${mesh.ports.h2Incoming}`, {
+        ca: readFileSync(mesh.pki.ca),
+        cert: readFileSync(certs.cert),
+        key: readFileSync(certs.key),
+        servername: 'hostmesh',
+      });
+    } else {
+      const localAddress = LOCAL[caller];
+      session = http2.connect(`http://${A}:${mesh.ports.h2Outgoing}`, {
+        createConnection: () => net.connect({ host: A, port: mesh.ports.h2Outgoing as number, localAddress }),
+      });
+    }
+    let done = false;
+    const finish = (a: Answer): void => {
+      if (done) return;
+      done = true;
+      session.destroy();
+      resolve(a);
+    };
+    const none = (): void => finish({ status: 0, err: '', body: '' });
+    session.on('error', none);
+    session.on('close', none);
+    setTimeout(none, 8000).unref();
+    const req = session.request({
+      ':method': grpc ? 'POST' : 'GET',
+      ':path': grpc ? '/test.Echo/Said' : '/',
+      ':authority': name,
+      ...(grpc ? { 'content-type': 'application/grpc', te: 'trailers' } : {}),
+      ...extra,
+    });
+    req.on('error', none);
+    req.end();
+    let head: http2.IncomingHttpHeaders = {};
+    let trailers: http2.IncomingHttpHeaders = {};
+    let body = '';
+    req.on('response', (h) => (head = h));
+    req.on('trailers', (h) => (trailers = h));
+    req.setEncoding('utf8');
+    req.on('data', (c: string) => (body += c));
+    req.on('end', () => {
+      const grpcStatus = head['grpc-status'] ?? trailers['grpc-status'];
+      let status = Number(head[':status'] ?? 0);
+      // gRPC: a refusal must be the trailers-only PERMISSION_DENIED (HTTP 200); anything else shows as itself.
+      if (grpc && grpcStatus !== undefined) status = grpcStatus === '7' && status === 200 ? 403 : 1000 + Number(grpcStatus);
+      else if (grpc && status !== 200 && status !== 0) status += 10_000;
+      const err = String(head['l5d-err'] ?? trailers['l5d-err'] ?? '');
+      finish({ status, err: decodeURIComponent(err), body });
+    });
+  });
+}
 
 /** Sends a request on `path` as `caller`: a pod or the node through node-a's outgoing port, or node-a's certificate straight to node-b. */
 function send(caller: Caller, path: Path, name: string, headers: Record<string, string> = {}): Promise<Answer> {
+  if (path === 'h2' || path === 'h2/grpc') return sendH2(caller, path === 'h2/grpc', name, headers);
   if (caller === 'forged' || caller === 'claimed-batch') {
     // What node-a's router would send to node-b, with a claim: a false one, or batch's true one.
-    const claim = caller === 'forged' ? 'shop/api-1; sa=api' : 'shop/batch-1; sa=batch';
+    const claim = CLAIMS[caller];
     const claimed = requestText(path, name, { ...headers, 'l5d-hostmesh-client-pod': claim });
     const certs = mesh.pki.nodes.get('node-a') as { cert: string; key: string };
     const s = tls.connect({
@@ -169,7 +266,7 @@ function send(caller: Caller, path: Path, name: string, headers: Record<string, 
     return exchange(s, (sock) => sock.once('secureConnect', () => sock.write(claimed.first)), claimed.inner);
   }
   const { first, inner } = requestText(path, name, headers);
-  const localAddress = { web: WEB, batch: BATCH, node: NODE, foreign: FOREIGN }[caller];
+  const localAddress = LOCAL[caller];
   const s = net.connect({ host: A, port: mesh.ports.outgoing, localAddress });
   return exchange(s, (sock) => sock.once('connect', () => sock.write(first)), inner);
 }
@@ -226,7 +323,7 @@ t.before(async () => {
   // Names bound, pods known on both nodes (the web pod is admitted on node-a's outgoing port).
   const deadline = Date.now() + 10_000;
   for (;;) {
-    const ready = await Promise.all([send('web', 'http1', 'open'), send('node', 'http1', 'logs')]);
+    const ready = await Promise.all([send('web', 'http1', 'open'), send('node', 'http1', 'logs'), send('web', 'h2', 'open')]);
     if (ready.every((a) => a.status === 200)) return;
     if (Date.now() > deadline) throw new Error(`the mesh never became ready: ${JSON.stringify(ready)}`);
     await new Promise((r) => setTimeout(r, 50));

@@ -29,7 +29,8 @@ export interface Pod {
 
 export interface K8sMesh {
   readonly meshes: readonly Hostmesh[];
-  readonly ports: { outgoing: number; incoming: number; admin: number };
+  /** h2Outgoing/h2Incoming: the `protocol: h2` routers, when started with `h2: true`. */
+  readonly ports: { outgoing: number; incoming: number; admin: number; h2Outgoing?: number; h2Incoming?: number };
   readonly pki: { ca: string; nodes: Map<string, { cert: string; key: string }> };
   /**
    * Starts pods answering `<pod name>` on `port` (same port for all, as one slice needs), and
@@ -71,10 +72,26 @@ function nodeConfig(
     client: { loadBalancer: { kind: 'roundRobin' } },
     maxHops: 64,
   };
+  const routers = [outgoing, incoming];
+  if (ports.h2Outgoing !== undefined && ports.h2Incoming !== undefined) {
+    // The shipped h2-outgoing/h2-incoming pair (k8s/base/config/config.yaml): h2c from apps, h2 over mTLS between routers.
+    const token = [{ kind: 'io.l5d.header.token', header: ':authority' }] as RouterConfig['identifier'];
+    routers.push(
+      {
+        ...outgoing,
+        protocol: 'h2',
+        label: 'h2-outgoing',
+        identifier: token,
+        transformers: [{ kind: 'io.l5d.k8s.daemonset', namespace: 'hostmesh', port: 'h2-incoming', service: 'hostmesh' }],
+        servers: [{ ip: node.ip, port: ports.h2Outgoing }],
+      },
+      { ...incoming, protocol: 'h2', label: 'h2-incoming', identifier: token, servers: [{ ...incoming.servers[0], port: ports.h2Incoming }] } as RouterConfig,
+    );
+  }
   return {
     admin: { ip: node.ip, port: ports.admin, allowRemoteShutdown: false },
     namers: [{ kind: 'io.l5d.k8s', prefix: '/io.l5d.k8s', host: '127.0.0.1', port: api.port, allowLoopbackEndpoints: true }],
-    routers: [outgoing, incoming],
+    routers,
     nodeName: node.name,
     shutdownGraceMs: 500,
     baseDir: process.cwd(),
@@ -83,33 +100,32 @@ function nodeConfig(
 
 /** Publishes the routers as the `hostmesh/hostmesh` headless Service (ports incoming, admin). */
 export function publishRouters(api: FakeApiServer, ports: K8sMesh['ports']): void {
-  api.apply(
-    service('hostmesh', 'hostmesh', [
-      { name: 'incoming', port: ports.incoming },
-      { name: 'admin', port: ports.admin },
-    ]),
-  );
+  const h2 = ports.h2Incoming === undefined ? [] : [{ name: 'h2-incoming', port: ports.h2Incoming }];
+  api.apply(service('hostmesh', 'hostmesh', [{ name: 'incoming', port: ports.incoming }, { name: 'admin', port: ports.admin }, ...h2]));
   api.apply(
     endpointSlice(
       'hostmesh',
       'hostmesh-abc',
       'hostmesh',
       NODES.map((n) => ({ ip: n.ip, node: n.name })),
-      [
-        { name: 'incoming', port: ports.incoming },
-        { name: 'admin', port: ports.admin },
-      ],
+      [{ name: 'incoming', port: ports.incoming }, { name: 'admin', port: ports.admin }, ...h2],
     ),
   );
 }
 
-/** `configure` edits each node's config before it starts (e.g. to add an authz policy). */
+/** `configure` edits each node's config before it starts (e.g. to add an authz policy); `h2` adds the h2 routers. */
 export async function startK8sMesh(
   api: FakeApiServer,
-  options: { configure?: (config: HostmeshConfig, node: string) => HostmeshConfig } = {},
+  options: { configure?: (config: HostmeshConfig, node: string) => HostmeshConfig; h2?: boolean } = {},
 ): Promise<K8sMesh> {
-  const [outgoing, incoming, admin] = (await freePorts(NODES[0].ip, 3)) as [number, number, number];
-  const ports = { outgoing, incoming, admin };
+  const [outgoing, incoming, admin, h2Outgoing, h2Incoming] = (await freePorts(NODES[0].ip, options.h2 === true ? 5 : 3)) as number[] as [
+    number,
+    number,
+    number,
+    number?,
+    number?,
+  ];
+  const ports: K8sMesh['ports'] = { outgoing, incoming, admin, ...(h2Outgoing !== undefined && h2Incoming !== undefined ? { h2Outgoing, h2Incoming } : {}) };
   const dir = await mkdtemp(join(tmpdir(), 'hostmesh-k8s-'));
   const pki = await writeDemoPki(dir, 'hostmesh', NODES);
   publishRouters(api, ports);
