@@ -295,8 +295,9 @@ export function matchHost(host: string | undefined): string | undefined {
 
 /**
  * The served ingresses as a lookup. Order (documented): rules whose host equals the request's,
- * then `*.` wildcard rules, then rules without a host, each in (namespace/name, rule, path) order;
- * then default backends in the same ingress order. First match wins.
+ * then `*.` wildcard rules, then rules without a host; within each, Exact, regex, Prefix (longest
+ * first), no path, ties in (namespace/name, rule, path) order; then default backends in ingress
+ * order. First match wins.
  */
 export class IngressTable {
   readonly #exact = new Map<string, Rule[]>();
@@ -318,6 +319,9 @@ export class IngressTable {
       }
       if (ing.fallback !== undefined) this.#fallbacks.push(ing.fallback);
     }
+    // As Kubernetes: within a host, Exact paths first, then regexes (Linkerd 1's), then Prefix paths
+    // longest first, then rules without a path; ties keep the ingress and rule order.
+    for (const list of [...this.#exact.values(), ...this.#wild.values(), this.#any]) list.sort((a, b) => rank(b.path) - rank(a.path));
     this.size = sorted.length;
     this.rules = n;
   }
@@ -334,6 +338,19 @@ export class IngressTable {
       }
     }
     return first(this.#any, path) ?? this.#fallbacks[0];
+  }
+}
+
+function rank(p: PathMatch): number {
+  switch (p.type) {
+    case 'Exact':
+      return 1_000_000;
+    case 'Regex':
+      return 500_000;
+    case 'Prefix':
+      return 1 + p.elems.length;
+    case 'Any':
+      return 0;
   }
 }
 
@@ -370,7 +387,7 @@ export class IngressSource {
   readonly #o: IngressSourceOptions;
   readonly informer: Informer<ProjectedIngress>;
   #table = new IngressTable([]);
-  #dirty = true;
+  #dirty = false;
   /** Refusals already reported, by key and resourceVersion (so a rebuild does not count them again). */
   #reported = new Map<string, string>();
 
@@ -385,8 +402,14 @@ export class IngressSource {
       ...(o.backoff !== undefined ? { backoff: o.backoff } : {}),
       project: (raw) => projectIngress(raw, maxRules),
     });
+    // Rebuilt once per burst of events (a list of thousands is one rebuild), and at the latest by
+    // the next request.
     this.informer.on(() => {
+      if (this.#dirty) return;
       this.#dirty = true;
+      setImmediate(() => {
+        if (this.#dirty) this.#rebuild();
+      }).unref();
     });
   }
 

@@ -209,7 +209,7 @@ t.test('property: Prefix matches exactly when the rule elements start the reques
   );
 });
 
-t.test('property: any request matches the first rule (in order) that matches it, else the fallback', async () => {
+t.test('property: a request takes the longest matching Prefix (exact host, wildcard, any host; ties in order), else the fallback', async () => {
   const ruleArb = fc.record({ host: fc.option(fc.constantFrom('a', 'b', '*.z'), { nil: undefined }), path: pathArb, service: seg });
   fc.assert(
     fc.property(fc.array(ruleArb, { maxLength: 8 }), fc.constantFrom('a', 'b', 'q.z', 'c'), pathArb, (rules, host, path) => {
@@ -224,9 +224,12 @@ t.test('property: any request matches the first rule (in order) that matches it,
         ),
       ]);
       const matches = (r: (typeof rules)[number]) => pathMatches(compilePath(r.path, 'Prefix') as never, path);
-      const exact = rules.find((r) => r.host === host && matches(r));
-      const wild = rules.find((r) => r.host === '*.z' && host.endsWith('.z') && matches(r));
-      const any = rules.find((r) => r.host === undefined && matches(r));
+      // Longest matching prefix within a host class; ties in order.
+      const len = (r: (typeof rules)[number]) => r.path.split('/').filter(Boolean).length;
+      const best = (xs: typeof rules) => xs.reduce<(typeof rules)[number] | undefined>((b, r) => (b === undefined || len(r) > len(b) ? r : b), undefined);
+      const exact = best(rules.filter((r) => r.host === host && matches(r)));
+      const wild = best(rules.filter((r) => r.host === '*.z' && host.endsWith('.z') && matches(r)));
+      const any = best(rules.filter((r) => r.host === undefined && matches(r)));
       const want = exact ?? wild ?? any;
       return svc(tb, host, path) === (want === undefined ? 'default/1/fb' : `default/80/${want.service}`);
     }),
