@@ -86,8 +86,24 @@ t.test('create, update, delete an Ingress: routing follows', async (t) => {
   api.apply(ingress('web', { rules: [rule('shop.example.com', '/', 'web-v1')] }, { 'kubernetes.io/ingress.class': 'linkerd' }));
   t.ok(await settle(async () => (await get('shop.example.com')).body === 'web-v1'), 'class linkerd: served');
 
+  // A backend by Service port number: /svc/shop/80/web-v2; the io.l5d.k8s namer maps the Service's
+  // port 80 to its targetPort (the container port named http).
+  api.apply({
+    kind: 'Service',
+    metadata: { namespace: 'shop', name: 'web-v2' },
+    spec: { ports: [{ name: 'http', port: 80, targetPort: 'http', protocol: 'TCP' }] },
+  } as KObject);
+  api.apply(
+    ingress('web', {
+      rules: [
+        { host: 'num.example.com', http: { paths: [{ path: '/', pathType: 'Prefix', backend: { service: { name: 'web-v2', port: { number: 80 } } } }] } },
+      ],
+    }),
+  );
+  t.ok(await settle(async () => (await get('num.example.com')).body === 'web-v2'), 'a port number routes too');
+
   api.delete('Ingress', 'shop', 'web');
-  t.ok(await settle(async () => (await get('shop.example.com')).status === 404), 'deleted: 404 again');
+  t.ok(await settle(async () => (await get('num.example.com')).status === 404), 'deleted: 404 again');
 });
 
 t.test('hostile Ingresses are refused and counted; the served ones keep routing', async (t) => {
