@@ -388,23 +388,41 @@ export class IngressSource {
   readonly informer: Informer<ProjectedIngress>;
   #table = new IngressTable([]);
   #dirty = false;
+  /** Keys of the Ingresses kept with their rules (at most maxIngresses). */
+  readonly #full = new Set<string>();
   /** Refusals already reported, by key and resourceVersion (so a rebuild does not count them again). */
   #reported = new Map<string, string>();
 
   constructor(o: IngressSourceOptions) {
     this.#o = o;
     const maxRules = o.maxRulesPerIngress ?? DEFAULT_MAX_RULES_PER_INGRESS;
+    const maxIngresses = o.maxIngresses ?? DEFAULT_MAX_INGRESSES;
     this.informer = new Informer<ProjectedIngress>({
       client: o.client,
       resource: INGRESSES,
       ...(o.namespace !== undefined ? { namespace: o.namespace } : {}),
       logger: o.logger,
       ...(o.backoff !== undefined ? { backoff: o.backoff } : {}),
-      project: (raw) => projectIngress(raw, maxRules),
+      // Past maxIngresses kept with rules, a new Ingress is kept as its name only (over_max_ingresses):
+      // what the watch holds stays bounded by maxIngresses x maxRulesPerIngress bounded strings.
+      project: (raw) => {
+        const key = `${raw.metadata.namespace ?? ''}/${raw.metadata.name}`;
+        if (this.#full.size >= maxIngresses && !this.#full.has(key)) return stub(raw, 'over_max_ingresses');
+        const p = projectIngress(raw, maxRules);
+        // Another controller's Ingress: its class is all that is kept, and it takes no slot.
+        if (p.l5d.cls !== undefined && p.l5d.cls !== o.cls) {
+          this.#full.delete(key);
+          return stub(raw, undefined, p.l5d.cls);
+        }
+        if (p.l5d.paths.length > 0 || p.l5d.fallback !== undefined) this.#full.add(key);
+        else this.#full.delete(key);
+        return p;
+      },
     });
     // Rebuilt once per burst of events (a list of thousands is one rebuild), and at the latest by
     // the next request.
-    this.informer.on(() => {
+    this.informer.on((e) => {
+      if (e.type === 'delete') this.#full.delete(keyOf(e.object));
       if (this.#dirty) return;
       this.#dirty = true;
       setImmediate(() => {
@@ -463,6 +481,17 @@ export class IngressSource {
     if (b === undefined) return { unidentified: `no ingress rule matches ${(host ?? '').slice(0, 100)}${path.slice(0, 100)}` };
     return { backend: b };
   }
+}
+
+function stub(raw: KObject, refused: Refusal | undefined, cls?: string): ProjectedIngress {
+  return {
+    metadata: {
+      name: raw.metadata.name.slice(0, MAX_HOST_CHARS),
+      namespace: (raw.metadata.namespace ?? 'default').slice(0, MAX_HOST_CHARS),
+      ...(raw.metadata.resourceVersion !== undefined ? { resourceVersion: raw.metadata.resourceVersion } : {}),
+    },
+    l5d: { cls, refused, paths: [], fallback: undefined },
+  } as ProjectedIngress;
 }
 
 function keyOf(p: KObject): string {

@@ -137,3 +137,28 @@ t.test('hostile Ingresses are refused and counted; the served ones keep routing'
   t.match(m, /hostmesh_ingress_refused_total\{router="http",reason="too_many_rules"\} 1\n/, 'counted once, not per rebuild');
   t.match(m, /hostmesh_ingress_served\{router="http",what="rules"\} 2/, 'good and redos: 2 rules served');
 });
+
+t.test('past maxIngresses the watch keeps names only, and other classes take no slot', async (t) => {
+  const { IngressSource } = await import('../../src/router/ingress.js');
+  const { K8sClient } = await import('../../src/k8s/client.js');
+  const { resolveConnection } = await import('../../src/k8s/connection.js');
+  for (let i = 0; i < 5; i++)
+    api.apply(ingress(`other-${i}`, { rules: [rule(`o${i}.example.com`, '/', 'web-v1')] }, { 'kubernetes.io/ingress.class': 'nginx' }));
+  for (let i = 0; i < 5; i++) api.apply(ingress(`cap-${i}`, { rules: [rule(`c${i}.example.com`, '/', 'web-v1')] }));
+  const refusals: string[] = [];
+  const source = new IngressSource({
+    client: new K8sClient(resolveConnection({ host: '127.0.0.1', port: api.port }), { connections: 2 }),
+    namespace: 'shop',
+    logger: silentLogger(),
+    cls: 'linkerd',
+    ignoreDefaultBackends: false,
+    maxIngresses: 3,
+    onRefused: (r) => refusals.push(r),
+  }).start();
+  t.teardown(() => source.stop());
+  t.ok(await settle(async () => source.informer.synced && source.table.size === 3), 'three served');
+  const held = source.informer.list().filter((p) => p.l5d.paths.length > 0).length;
+  t.equal(held, 3, 'only three are held with their rules (the nginx ones and the rest as names)');
+  t.ok(refusals.filter((r) => r === 'over_max_ingresses').length >= 2, 'the others are counted over_max_ingresses');
+  t.notOk(refusals.includes('class'), "another class's Ingresses are not counted as refusals");
+});
