@@ -88,6 +88,16 @@ export const ERRORS = {
     description: 'The request headers exceed the configured size or count.',
     messages: { fields: 'more than {max} header fields', size: 'request line and headers too large' },
   },
+  NO_INGRESS_RULE: {
+    status: 404,
+    retryable: false,
+    description: 'An io.l5d.ingress identifier found no served Ingress rule (host and path) nor default backend for the request.',
+  },
+  INGRESS_NOT_READY: {
+    status: 503,
+    retryable: true,
+    description: "An io.l5d.ingress identifier has not listed the cluster's Ingress resources yet (the API is unreachable or refuses).",
+  },
   NO_ROUTE: {
     status: 502,
     retryable: false,

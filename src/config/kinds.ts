@@ -32,6 +32,18 @@ const identifierKinds = [
   z.strictObject({ kind: z.literal('io.l5d.static'), path: pathOption, ...dstPrefix }),
   // Linkerd 1's h2 identifier: the first `segments` of :path (gRPC: /pkg.Service/Method -> /svc/pkg.Service).
   z.strictObject({ kind: z.literal('io.l5d.header.path'), segments: z.number().int().min(1).optional(), ...dstPrefix }),
+  // Linkerd 1's ingress identifier (router/ingress.ts); maxIngresses/maxRulesPerIngress are hostmesh's bounds.
+  z.strictObject({
+    kind: z.literal('io.l5d.ingress'),
+    namespace: z.string().min(1).optional(),
+    host: z.string().min(1).optional(),
+    port: port.optional(),
+    ingressClassAnnotation: z.string().min(1).optional(),
+    ignoreDefaultBackends: z.boolean().optional(),
+    maxIngresses: z.number().int().min(1).optional(),
+    maxRulesPerIngress: z.number().int().min(1).optional(),
+    ...dstPrefix,
+  }),
 ] as const;
 
 export const IDENTIFIER_KINDS = identifierKinds.map((s) => s.shape.kind.value);

@@ -45,6 +45,7 @@ export function grpcStatusOf(code: ErrorCode): number {
   switch (code) {
     case 'NO_ROUTE':
     case 'NO_ENDPOINTS':
+    case 'INGRESS_NOT_READY':
     case 'DELEGATION_LOOP':
     case 'BINDING_FAILED':
     case 'BINDING_OVER_BUDGET':
@@ -72,6 +73,8 @@ export function grpcStatusOf(code: ErrorCode): number {
       return GRPC.INVALID_ARGUMENT;
     case 'METHOD_NOT_ALLOWED':
       return GRPC.UNIMPLEMENTED;
+    case 'NO_INGRESS_RULE':
+      return GRPC.NOT_FOUND;
     case 'PROXY_LOOP':
       return GRPC.FAILED_PRECONDITION;
     case 'INTERNAL':

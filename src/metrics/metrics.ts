@@ -341,6 +341,10 @@ export class Metrics {
   readonly bytes: Counter;
   readonly tlsFailures: Counter;
   readonly dtabReloadFailures: Counter;
+  /** io.l5d.ingress: Ingress versions not served (too many rules, too large, unsafe regex, over maxIngresses, no backend). */
+  readonly ingressRefused: Counter;
+  /** io.l5d.ingress: Ingresses and rules served, per router. */
+  readonly ingressServed: Gauge;
   readonly authzDecisions: Counter;
   readonly policyReloadFailures: Counter;
   readonly tlsReloads: Counter;
@@ -418,6 +422,18 @@ export class Metrics {
       name: 'hostmesh_tls_reloads_total',
       help: 'Rotated certificate file sets seen, applied (ok) or rejected (the previous certificates stay).',
       labelNames: ['result'],
+      registers,
+    });
+    this.ingressRefused = new Counter({
+      name: 'hostmesh_ingress_refused_total',
+      help: 'Ingress resource versions an io.l5d.ingress identifier does not serve, by reason (too_many_rules, too_large, bad_regex, no_backend, over_max_ingresses).',
+      labelNames: ['router', 'reason'],
+      registers,
+    });
+    this.ingressServed = new Gauge({
+      name: 'hostmesh_ingress_served',
+      help: 'Ingress resources (what=ingresses) and their path rules (what=rules) an io.l5d.ingress identifier serves.',
+      labelNames: ['router', 'what'],
       registers,
     });
     this.dtabReloadFailures = new Counter({

@@ -3,8 +3,9 @@
 
 import { Path } from '../dtab/path.js';
 import { DtabParseError, parsePath } from '../dtab/parse.js';
-import { HostmeshError } from '../errors.js';
+import { type ErrorCode, HostmeshError } from '../errors.js';
 import type { IdentifierConfig } from '../config/types.js';
+import type { IngressLookup } from './ingress.js';
 
 export interface RequestFacts {
   readonly method: string;
@@ -17,7 +18,13 @@ export interface RequestFacts {
 }
 
 /** A name, or why this identifier could not name the request. */
-export type Identification = { readonly name: Path; readonly target?: string } | { readonly unidentified: string };
+export type Identification = { readonly name: Path; readonly target?: string } | { readonly unidentified: string; readonly code?: ErrorCode };
+
+/** What some identifiers need from the running process (io.l5d.ingress: its Ingress watch). */
+export interface IdentifierDeps {
+  /** The Ingress lookup for one io.l5d.ingress config (started by the caller, which stops it). */
+  readonly ingress?: (cfg: IdentifierConfig) => (host: string | undefined, path: string) => IngressLookup;
+}
 
 export type Identifier = (req: RequestFacts) => Identification;
 
@@ -52,7 +59,7 @@ function noHost(req: RequestFacts): Identification {
 }
 
 /** Builds one identifier from its config; throws (at startup) on a bad option. */
-export function buildIdentifier(cfg: IdentifierConfig, routerPrefix: Path): Identifier {
+export function buildIdentifier(cfg: IdentifierConfig, routerPrefix: Path, deps: IdentifierDeps = {}): Identifier {
   const prefix = typeof cfg['dstPrefix'] === 'string' ? pathOption(cfg, 'dstPrefix', '/svc') : routerPrefix;
   switch (cfg.kind) {
     case 'io.l5d.header.token': {
@@ -125,23 +132,40 @@ export function buildIdentifier(cfg: IdentifierConfig, routerPrefix: Path): Iden
       const name = prefix.concat(pathOption(cfg, 'path', '/'));
       return () => ({ name });
     }
+    case 'io.l5d.ingress': {
+      // As Linkerd 1: <dstPrefix>/<namespace>/<port>/<service> of the first matching rule.
+      const lookup = deps.ingress?.(cfg);
+      if (lookup === undefined) return () => ({ unidentified: 'the ingress watch is not running', code: 'INGRESS_NOT_READY' });
+      return (req) => {
+        const q = req.target.search(/[?#]/);
+        const r = lookup(req.host, q === -1 ? req.target : req.target.slice(0, q));
+        if ('backend' in r) return { name: prefix.concat(new Path([r.backend.namespace, r.backend.port, r.backend.service])) };
+        return { unidentified: r.unidentified, code: r.notSynced === true ? 'INGRESS_NOT_READY' : 'NO_INGRESS_RULE' };
+      };
+    }
     default:
       throw new Error(
-        `identifier ${cfg.kind} is not supported (io.l5d.header.token, io.l5d.methodAndHost, io.l5d.path, io.l5d.header, io.l5d.static, io.l5d.header.path)`,
+        `identifier ${cfg.kind} is not supported (io.l5d.header.token, io.l5d.methodAndHost, io.l5d.path, io.l5d.header, io.l5d.static, io.l5d.header.path, io.l5d.ingress)`,
       );
   }
 }
 
 /** The router's identifier list: the first that names the request wins. */
-export function buildIdentifiers(configs: readonly IdentifierConfig[], routerPrefix: Path): (req: RequestFacts) => { name: Path; target: string } {
-  const ids = configs.map((c) => buildIdentifier(c, routerPrefix));
+export function buildIdentifiers(
+  configs: readonly IdentifierConfig[],
+  routerPrefix: Path,
+  deps: IdentifierDeps = {},
+): (req: RequestFacts) => { name: Path; target: string } {
+  const ids = configs.map((c) => buildIdentifier(c, routerPrefix, deps));
   return (req) => {
     let why = 'no identifier';
+    let code: ErrorCode | undefined;
     for (const id of ids) {
       const r = id(req);
       if ('name' in r) return { name: r.name, target: r.target ?? req.target };
       why = r.unidentified;
+      code = r.code;
     }
-    throw new HostmeshError(req.host === undefined ? 'NO_HOST' : 'BAD_REQUEST', why);
+    throw new HostmeshError(code ?? (req.host === undefined ? 'NO_HOST' : 'BAD_REQUEST'), why);
   };
 }

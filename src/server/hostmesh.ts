@@ -36,7 +36,8 @@ import { Listener } from './listener.js';
 import type { H2Listener } from './h2-listener.js';
 import { h2Parts, startH2Listener } from './h2-router.js';
 import { DtabWatcher } from './dtab-watcher.js';
-import { buildIdentifiers } from '../router/identifiers.js';
+import { buildIdentifiers, type IdentifierDeps } from '../router/identifiers.js';
+import { IngressSource } from '../router/ingress.js';
 import { clientTlsFiles, clientTlsOptions, serverTlsFiles, serverTlsOptions } from '../tls/tls-files.js';
 import { watchTls } from '../tls/reload.js';
 import { loadPolicyFile, PolicyWatcher } from '../authz/policy-watcher.js';
@@ -112,6 +113,48 @@ async function startNamerdDtab(r: RouterConfig, config: HostmeshConfig, dtab: Va
     throw new Error(`router ${r.label}: interpreter ${n.kind}: ${(err as Error).message}`);
   }
   return () => void store.stop().then(() => client.close());
+}
+
+/**
+ * The io.l5d.ingress identifiers' Ingress watches for one router: each config gets its own watch
+ * (its namespace, class, bounds) on its API (host/port, else the first io.l5d.k8s namer's, else
+ * in-cluster/kubeconfig), started now and stopped by the returned closer.
+ */
+function ingressDeps(r: RouterConfig, config: HostmeshConfig, deps: HostmeshDeps, metrics: Metrics, closers: (() => void)[]): IdentifierDeps {
+  return {
+    ingress: (cfg) => {
+      const k8s = config.namers.find((n) => n.kind === 'io.l5d.k8s');
+      const host = typeof cfg['host'] === 'string' ? cfg['host'] : undefined;
+      const port = typeof cfg['port'] === 'number' ? cfg['port'] : undefined;
+      const where =
+        host !== undefined || port !== undefined
+          ? { ...(host !== undefined ? { host } : {}), ...(port !== undefined ? { port } : {}) }
+          : k8s !== undefined && k8s.kind === 'io.l5d.k8s'
+            ? { ...(k8s.host !== undefined ? { host: k8s.host } : {}), ...(k8s.port !== undefined ? { port: k8s.port } : {}) }
+            : {};
+      const connection = resolveConnection(where, deps.env ?? process.env);
+      const namespace = typeof cfg['namespace'] === 'string' ? cfg['namespace'] : undefined;
+      const logger = deps.logger.child({ router: r.label, identifier: 'io.l5d.ingress' });
+      logger.info({ api: connection.describe, namespace: namespace ?? '(all)' }, 'watching Ingress resources');
+      const source = new IngressSource({
+        client: new K8sClient(connection, { connections: 2 }),
+        ...(namespace !== undefined ? { namespace } : {}),
+        logger,
+        ...(deps.k8sBackoff !== undefined ? { backoff: deps.k8sBackoff } : {}),
+        cls: typeof cfg['ingressClassAnnotation'] === 'string' ? cfg['ingressClassAnnotation'] : 'linkerd',
+        ignoreDefaultBackends: cfg['ignoreDefaultBackends'] === true,
+        ...(typeof cfg['maxIngresses'] === 'number' ? { maxIngresses: cfg['maxIngresses'] } : {}),
+        ...(typeof cfg['maxRulesPerIngress'] === 'number' ? { maxRulesPerIngress: cfg['maxRulesPerIngress'] } : {}),
+        onRefused: (reason) => metrics.ingressRefused.labels(r.label, reason).inc(),
+        onTable: (ingresses, rules) => {
+          metrics.ingressServed.labels(r.label, 'ingresses').set(ingresses);
+          metrics.ingressServed.labels(r.label, 'rules').set(rules);
+        },
+      }).start();
+      closers.push(() => void source.stop());
+      return (reqHost, path) => source.lookup(reqHost, path);
+    },
+  };
 }
 
 /** Whether a router's own node matters: a localnode transformer, or a plaintext port serving only local pods. */
@@ -673,6 +716,7 @@ export async function startHostmesh(given: HostmeshConfig, deps: HostmeshDeps): 
         identify: buildIdentifiers(
           r.identifier.length > 0 ? r.identifier : [{ kind: 'io.l5d.header.token', header: 'Host' }],
           parsePath(r.dstPrefix ?? '/svc'),
+          ingressDeps(r, config, deps, metrics, closers),
         ),
         balancer: r.client.loadBalancer.kind,
         interpreter,

@@ -2,7 +2,7 @@
 // test/fixtures/linkerd1/) with the environment their manifests give the container (POD_IP, or
 // NODE_NAME for the CNI variants): `run --check` passes every one hostmesh runs and prints what it
 // accepts without enforcing; the others are refused with an error that says why (non-Kubernetes
-// discovery, non-HTTP protocols; the io.l5d.ingress identifier is not built yet).
+// discovery, non-HTTP protocols).
 // Then the ones that pass start against the test API server and route a request through the
 // outgoing router, the incoming router (the node found from POD_IP) and on to the app.
 
@@ -58,9 +58,8 @@ const CASES: readonly Case[] = [
   { file: 'daemonset-namerd-mesh-cni.yaml', env: cniEnv },
   { file: 'servicemesh-http.yaml', env: { ...env, NODE_NAME: 'node-a' } },
   { file: 'daemonset-grpc.yaml', env },
-  // Waiting on the io.l5d.ingress identifier.
-  { file: 'servicemesh.yaml', env, refused: /identifier kind "io\.l5d\.ingress" is not supported/ },
-  { file: 'ingress-controller.yaml', env, refused: /identifier kind "io\.l5d\.ingress" is not supported/ },
+  { file: 'servicemesh.yaml', env },
+  { file: 'ingress-controller.yaml', env },
   // Not Kubernetes, not HTTP: refused for good, saying so.
   { file: 'consul.yaml', env, refused: /namer kind io\.l5d\.consul is refused: Consul is not discovery hostmesh does/ },
   { file: 'marathon.yaml', env, refused: /namer kind io\.l5d\.marathon is refused: Marathon is not discovery hostmesh does/ },
@@ -208,5 +207,44 @@ t.test('each starts against the test API server and routes outgoing -> incoming 
     } finally {
       await mesh?.close(0);
     }
+  }
+});
+
+// linkerd-ingress-controller.yml: one router whose io.l5d.ingress identifier reads Ingress objects
+// (here from the test API server) and names /svc/<namespace>/<port>/<service>, bound by the dtab
+// `/svc => /#/io.l5d.k8s` to the service's endpoints.
+t.test('ingress-controller starts and routes a request through an Ingress', async (t) => {
+  const [port] = (await freePorts('127.0.0.1', 1)) as [number];
+  const { config } = await loadConfig(join(DIR, 'ingress-controller.yaml'), {
+    set: ['admin.ip=127.0.0.1', 'admin.port=0', 'routers.0.servers.0.ip=127.0.0.1', `routers.0.servers.0.port=${port}`],
+    env,
+  });
+  const namers = config.namers.map((n) => (n.kind === 'io.l5d.k8s' ? { ...n, host: '127.0.0.1', port: api.port, allowLoopbackEndpoints: true } : n));
+  api.apply({
+    kind: 'Ingress',
+    metadata: { namespace: 'default', name: 'world', annotations: { 'kubernetes.io/ingress.class': 'linkerd' } },
+    spec: {
+      rules: [
+        { host: 'world.example.com', http: { paths: [{ path: '/', pathType: 'Prefix', backend: { service: { name: 'world', port: { name: 'http' } } } }] } },
+      ],
+    },
+  } as KObject);
+  const mesh = await startHostmesh(
+    { ...config, namers, identity: { ...(config.identity ?? { trustDomain: 'cluster.local' }), podWatch: false } },
+    { logger: silentLogger(), env, k8sBackoff: { baseMs: 20, capMs: 200 } },
+  );
+  try {
+    let res = await request({ host: '127.0.0.1', port, path: '/hello', headers: { host: 'world.example.com' } });
+    for (let i = 0; i < 100 && res.status !== 200; i++) {
+      await new Promise((r) => setTimeout(r, 50)); // the Ingress and endpoint watches' first lists
+      res = await request({ host: '127.0.0.1', port, path: '/hello', headers: { host: 'world.example.com' } });
+    }
+    t.equal(res.status, 200, `routed (${res.headers['l5d-err'] ?? ''})`);
+    t.match(res.body, /world-v1 \(node-a\)/, 'the app behind the Ingress answered');
+    const other = await request({ host: '127.0.0.1', port, path: '/', headers: { host: 'nobody.example.com' } });
+    t.equal(other.status, 404, 'a host no Ingress names: 404');
+  } finally {
+    await mesh.close(0);
+    api.delete('Ingress', 'default', 'world');
   }
 });
