@@ -11,7 +11,7 @@ import { takeObservability } from './linkerd1-observability.js';
 import { H2_SERVER_KEYS, rawConfigSchema, UNENFORCED, type RawConfig } from './schema.js';
 import { CLIENT_NUMBER_KEYS, UNENFORCED_OPTIONS } from './kinds.js';
 import { interpreterProblems, namerdDtab } from './interpreter-config.js';
-import { LOST, telemeterLoss } from './linkerd1-lost.js';
+import { LOST } from './linkerd1-lost.js';
 import { DEFAULT_TRUST_DOMAIN } from '../identity/names.js';
 import { printable } from './printable.js';
 import { InputFileError, readInputFile, readInputFileSync } from './read-input.js';
@@ -144,13 +144,7 @@ function stripUnenforced(raw: Record<string, unknown>, warn: (path: Key[], lost?
       }
     }
   };
-  // Telemeters hostmesh does not build say what they lose, one warning each (before `telemetry` goes).
-  if (Array.isArray(raw['telemetry'])) {
-    raw['telemetry'].forEach((entry, i) => {
-      const lost = telemeterLoss(entry);
-      if (lost !== undefined) warn(['telemetry', i, 'kind'], lost);
-    });
-  }
+  // Telemeters are read (and those not built warned about, with what is lost) by linkerd1-observability.ts.
   strip(raw, 'root', []);
   strip(raw['admin'], 'admin', ['admin']);
   const namers = raw['namers'];
