@@ -92,10 +92,7 @@ t.test('run --check with the manifest environment: passes, or refuses saying why
   // What is lost is said where it is lost.
   const err: string[] = [];
   await runCheck(join(DIR, 'daemonset-zipkin.yaml'), [], { out: () => undefined, err: (l) => err.push(l) }, env);
-  t.match(
-    err.join('\n'),
-    /daemonset-zipkin\.yaml:14:5: telemetry\[1\]: io\.l5d\.zipkin: accepted, not enforced: no spans are sent to Zipkin/,
-  );
+  t.match(err.join('\n'), /daemonset-zipkin\.yaml:14:5: telemetry\[1\]: io\.l5d\.zipkin: accepted, not enforced: no spans are sent to Zipkin/);
 });
 
 // --- start and route -----------------------------------------------------------------------------
