@@ -19,12 +19,15 @@ import { parsePrometheus } from '../helpers/prometheus.js';
 setFlagsFromString('--expose_gc');
 const gc = runInNewContext('gc') as () => void;
 
-// Here 300 distinct values of each field on the request ports, 1,100 claims (past maxClaimWaits)
+// Here 300 distinct values of each field on the request ports, 20 claims
 // and 1,000 explanations (the cheapest way to name many addresses: what an attacker would use),
 // a few seconds on an idle machine and inside tap's limit on a busy one. HEAP_TEST_N=10000 runs
 // 10,000 of each, as `npm run bench:request-state` does.
 const N = Number(process.env['HEAP_TEST_N'] ?? 300);
-const CLAIMS = Math.max(N, 1_100);
+// Pipelined requests are routed one at a time per connection (server/pipeline.ts), and a claim
+// about an unknown pod waits claimWaitMs before its 403: a few per connection keep this phase
+// short. The maxClaimWaits cap itself is tested in test/identity/claim-waits.test.ts.
+const CLAIMS = Number(process.env['HEAP_TEST_CLAIMS'] ?? 20);
 const EXPLANATIONS = Math.max(N, Number(process.env['HEAP_TEST_EXPLANATIONS'] ?? 1_000));
 const WEB = '127.0.0.20'; // shop/web on node-a: a local pod, so its overrides are its own
 const CONCURRENCY = 16;
@@ -175,10 +178,6 @@ t.test('distinct values of every request field: bounded while held, back near th
   // Workload claims for unknown pods, pipelined on mTLS connections as node-a's router.
   const claims = await flood(10, CLAIMS, toB, claim, 'secureConnect');
   t.equal(claims.get(403), CLAIMS, 'every claim about an unknown pod is refused');
-  t.ok(
-    ((await metric(B, mesh.ports.admin, 'hostmesh_identity_claims_total', { result: 'too_many_waiting' })) ?? 0) > 0,
-    'claims past maxClaimWaits refused at once',
-  );
   phase('claims');
 
   // The admin's query parameters: /delegator.json?dtab=&path= naming long /$/inet addresses, and
