@@ -17,7 +17,7 @@ import { headerValue } from '../headers.js';
 import { markReason, REQUEUE_HEADER, type RequeueReason } from '../requeue.js';
 import { backoffDelays } from '../retries.js';
 import type { RoutePlan } from '../route-plan.js';
-import type { ForwardOptions } from './forward.js';
+import { type ForwardOptions, retryHop } from './forward.js';
 import type { Lease } from './endpoint.js';
 
 const { NGHTTP2_CANCEL, NGHTTP2_NO_ERROR, NGHTTP2_REFUSED_STREAM } = http2.constants;
@@ -167,7 +167,8 @@ export class H2Forward {
       return next;
     };
     const retry = (): boolean => {
-      if (retries >= policy.maxRetriesPerRequest || !body.replayable || x.stream.destroyed) return false;
+      // README "Retries: one hop": only the outgoing router retries an app's answer, as for HTTP/1.
+      if (!retryHop(ctx) || retries >= policy.maxRetriesPerRequest || !body.replayable || x.stream.destroyed) return false;
       if (!retryBudget.tryWithdraw()) {
         o.onBudgetExhausted?.('retry', service);
         return false;
