@@ -5,7 +5,8 @@ import type { Command } from 'commander';
 import { printable } from '../config/printable.js';
 import { readInputFile } from '../config/read-input.js';
 import { formatDtabFileError } from '../dtab/file-errors.js';
-import { DtabParseError, parseDtab } from '../dtab/parse.js';
+import { parseDtab } from '../dtab/dtab.js';
+import { DtabParseError } from '../dtab/parse.js';
 import type { Io } from './run.js';
 
 export async function runDtabCheck(files: readonly string[], io: Io): Promise<number> {

@@ -5,7 +5,8 @@
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { isMap, isScalar, LineCounter, parseDocument, type Document } from 'yaml';
 import type { z } from 'zod';
-import { DtabParseError, parseDtab } from '../dtab/parse.js';
+import { parseDtab } from '../dtab/dtab.js';
+import { DtabParseError } from '../dtab/parse.js';
 import { formatDtabFileError } from '../dtab/file-errors.js';
 import { takeObservability } from './linkerd1-observability.js';
 import { H2_SERVER_KEYS, rawConfigSchema, UNENFORCED, type RawConfig } from './schema.js';

@@ -5,7 +5,7 @@ import type { Dentry } from './dentry.js';
 import { NEG, type NameTree } from './name-tree.js';
 import type { Path } from './path.js';
 import { WILDCARD } from './prefix.js';
-import { parseDtab } from './parse.js';
+import { parseDentries } from './parse.js';
 import { showDentry } from './show.js';
 
 function appendRest(tree: NameTree<Path>, rest: Path): NameTree<Path> {
@@ -40,7 +40,7 @@ export class Dtab {
   }
 
   static read(text: string): Dtab {
-    return parseDtab(text);
+    return new Dtab(parseDentries(text));
   }
 
   /** `other`'s dentries come after this one's, so they win. */
@@ -120,4 +120,9 @@ export class Dtab {
     if (matches.length === 1) return (matches[0] as DtabMatch).dst;
     return { kind: 'alt', trees: matches.map((m) => m.dst) };
   }
+}
+
+/** A dtab from its text (dentries separated by `;`); throws DtabParseError (parse.ts) when malformed. */
+export function parseDtab(text: string): Dtab {
+  return Dtab.read(text);
 }

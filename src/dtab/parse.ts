@@ -2,7 +2,6 @@
 // dtabs. Errors name what was expected and mark the spot: `... but '^' found at '/foo[^]bar'`.
 
 import type { Dentry } from './dentry.js';
-import { Dtab } from './dtab.js';
 import { EMPTY, FAIL, NEG, type NameTree, type Weighted } from './name-tree.js';
 import { Path } from './path.js';
 import { Prefix, WILDCARD, type PrefixElem } from './prefix.js';
@@ -237,14 +236,14 @@ class Parser {
     return { prefix, dst };
   }
 
-  parseDtab(): Dtab {
+  parseDentries(): Dentry[] {
     const dentries: Dentry[] = [];
     do {
       this.eatWhitespace();
       if (this.#peek() !== EOI) dentries.push(this.parseDentry());
       this.eatWhitespace();
     } while (this.#maybeEat(';'));
-    return new Dtab(dentries);
+    return dentries;
   }
 }
 
@@ -271,6 +270,7 @@ export function parseDentry(text: string): Dentry {
   return whole(text, (p) => p.parseDentry());
 }
 
-export function parseDtab(text: string): Dtab {
-  return whole(text, (p) => p.parseDtab());
+/** A dtab's dentries, `;`-separated (an empty text has none); `parseDtab` (dtab.ts) makes the Dtab. */
+export function parseDentries(text: string): Dentry[] {
+  return whole(text, (p) => p.parseDentries());
 }

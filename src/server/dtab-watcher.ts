@@ -3,9 +3,9 @@
 // slow poll as a safety net. A valid new version applies to new requests; a bad one is logged
 // with file:line:col, counted, and the old one stays in force.
 
-import type { Dtab } from '../dtab/dtab.js';
+import { type Dtab, parseDtab } from '../dtab/dtab.js';
 import { formatDtabFileError } from '../dtab/file-errors.js';
-import { DtabParseError, parseDtab } from '../dtab/parse.js';
+import { DtabParseError } from '../dtab/parse.js';
 import type { Logger } from '../log.js';
 import type { Var } from '../namer/var.js';
 import { FileSetWatcher } from '../fs/file-watcher.js';

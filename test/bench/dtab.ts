@@ -2,9 +2,8 @@
 // 3-dentry l5d-dtab header; bind a path through a 10-step delegation chain (cached dtab, new paths);
 // the worst-case override (doubling alternation/union chains) cost against its depth.
 
-import { Dtab } from '../../src/dtab/dtab.js';
+import { Dtab, parseDtab } from '../../src/dtab/dtab.js';
 import { Path } from '../../src/dtab/path.js';
-import { parseDtab } from '../../src/dtab/parse.js';
 import { DEFAULT_BINDING_BUDGET, NameInterpreter, type EvalStats } from '../../src/namer/interpreter.js';
 
 function bench(name: string, ms: number, f: (i: number) => void): number {

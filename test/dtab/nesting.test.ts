@@ -2,8 +2,8 @@
 // dtab (show, lookup, binding, JSON) can overflow the stack; errors keep Finagle's marker, cut short.
 
 import t from 'tap';
-import { Dtab } from '../../src/dtab/dtab.js';
-import { DtabParseError, MAX_TREE_NESTING, parseDtab, parseNameTree } from '../../src/dtab/parse.js';
+import { Dtab, parseDtab } from '../../src/dtab/dtab.js';
+import { DtabParseError, MAX_TREE_NESTING, parseNameTree } from '../../src/dtab/parse.js';
 
 t.test('7,000 nested parentheses are a parse error, not a stack overflow', async (t) => {
   const text = `/svc=>${'('.repeat(7000)}/a${')'.repeat(7000)}`;

@@ -1,9 +1,9 @@
 // Table-driven tests of the dtab language, written as dtab strings (Finagle's DtabTest/NameTreeTest style).
 
 import t from 'tap';
-import { Dtab } from '../../src/dtab/dtab.js';
+import { Dtab, parseDtab } from '../../src/dtab/dtab.js';
 import { formatDtabFileError } from '../../src/dtab/file-errors.js';
-import { DtabParseError, parseDentry, parseDtab, parseNameTree, parsePath } from '../../src/dtab/parse.js';
+import { DtabParseError, parseDentry, parseNameTree, parsePath } from '../../src/dtab/parse.js';
 import { showNameTree } from '../../src/dtab/show.js';
 
 function err(f: () => unknown): DtabParseError {

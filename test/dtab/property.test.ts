@@ -3,11 +3,11 @@
 
 import fc from 'fast-check';
 import t from 'tap';
-import { Dtab } from '../../src/dtab/dtab.js';
+import { Dtab, parseDtab } from '../../src/dtab/dtab.js';
 import { NEG, type NameTree } from '../../src/dtab/name-tree.js';
 import type { Dentry } from '../../src/dtab/dentry.js';
 import { Path } from '../../src/dtab/path.js';
-import { DtabParseError, parseDtab, parseNameTree, parsePath } from '../../src/dtab/parse.js';
+import { DtabParseError, parseNameTree, parsePath } from '../../src/dtab/parse.js';
 import { Prefix, WILDCARD } from '../../src/dtab/prefix.js';
 import { showNameTree } from '../../src/dtab/show.js';
 
