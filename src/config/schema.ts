@@ -6,7 +6,7 @@ import { identifierSchema, loadBalancerSchema, notPerPrefix, scopeKinds, transfo
 import { parseCidr } from '../identity/source-guard.js';
 import { DNS_SUBDOMAIN_NAME } from '../k8s/names.js';
 import { CLASSIFIER_KINDS } from '../router/classifier.js';
-import { H2_CLASSIFIER_KINDS } from '../h2/grpc.js';
+import { H2_CLASSIFIER_KINDS } from '../router/classifier.js';
 import { DEFAULT_POOL_MAX_SIZE } from '../router/endpoint-pool.js';
 import { tlsPolicyProblems } from '../tls/policy.js';
 import { interpreterSchema } from './interpreter.js';
@@ -184,7 +184,7 @@ const serviceShape = {
   // Linkerd 1: the whole request, retries included (unset: no bound but the client's own deadlines).
   totalTimeoutMs: z.number().int().min(1).max(3_600_000).optional(),
   responseClassifier: z
-    // io.l5d.h2.* kinds apply to protocol: h2 routers (h2/grpc.ts), checked against the protocol in `router`.
+    // io.l5d.h2.* kinds apply to protocol: h2 routers (router/classifier.ts), checked against the protocol in `router`.
     .strictObject({
       kind: z.enum([...RESPONSE_CLASSIFIERS, ...H2_CLASSIFIER_KINDS]),
       retryableStatusCodes: z.array(z.number().int().min(0).max(16)).optional(),

@@ -1,9 +1,8 @@
 // gRPC over HTTP/2 as a router sees it (grpc/doc/PROTOCOL-HTTP2.md, statuscodes.md): status codes,
-// the grpc-timeout and grpc-message encodings, router errors as statuses, and Linkerd 1's
-// io.l5d.h2.grpc.* response classifiers.
+// the grpc-timeout and grpc-message encodings, and router errors as statuses. Linkerd 1's
+// io.l5d.h2.* response classifiers, which read these codes, are the router's (router/classifier.ts).
 
 import type { ErrorCode } from '../errors.js';
-import { classifier as httpClassifier, type ClassifierKind, type ResponseClass } from '../router/classifier.js';
 
 /** The gRPC status codes (statuscodes.md). */
 export const GRPC = {
@@ -114,50 +113,6 @@ export function formatGrpcTimeout(ms: number): string {
   const s = Math.ceil(v / 1000);
   if (s < 100_000_000) return `${s}S`;
   return `${Math.min(99_999_999, Math.ceil(s / 60))}M`;
-}
-
-/** Linkerd 1's h2 response classifiers: gRPC ones read grpc-status, the others the HTTP status. */
-export const H2_CLASSIFIER_KINDS = [
-  'io.l5d.h2.grpc.default',
-  'io.l5d.h2.grpc.neverRetryable',
-  'io.l5d.h2.grpc.alwaysRetryable',
-  'io.l5d.h2.grpc.retryableStatusCodes',
-  'io.l5d.h2.nonRetryable5XX',
-  'io.l5d.h2.retryableRead5XX',
-  'io.l5d.h2.retryableIdempotent5XX',
-  'io.l5d.h2.allSuccessful',
-] as const;
-
-export type H2ClassifierKind = (typeof H2_CLASSIFIER_KINDS)[number];
-
-/** What an h2 router's classifier sees of an answer: its HTTP status and, when known, its grpc-status. */
-export type H2Classifier = (method: string, status: number, grpcStatus: number | undefined) => ResponseClass;
-
-/**
- * The classifier of an h2 router. For gRPC kinds: OK is a success; default retries UNAVAILABLE
- * only (nothing was processed); neverRetryable retries nothing, alwaysRetryable every failure;
- * retryableStatusCodes the codes listed. An answer without grpc-status is judged by its HTTP
- * status (a 5XX failure). Non-gRPC kinds are the HTTP ones (router/classifier.ts).
- */
-export function h2Classifier(kind: string | undefined, retryableStatusCodes?: readonly number[]): H2Classifier {
-  const k = kind ?? 'io.l5d.h2.grpc.default';
-  if (!k.startsWith('io.l5d.h2.grpc.')) {
-    const http = httpClassifier(k.replace('io.l5d.h2.', 'io.l5d.') as ClassifierKind);
-    return (method, status) => http({ method, chunked: false }, status, {});
-  }
-  const retryable: ReadonlySet<number> =
-    k === 'io.l5d.h2.grpc.alwaysRetryable'
-      ? new Set(Object.values(GRPC).filter((c) => c !== GRPC.OK))
-      : k === 'io.l5d.h2.grpc.neverRetryable'
-        ? new Set()
-        : k === 'io.l5d.h2.grpc.retryableStatusCodes'
-          ? new Set(retryableStatusCodes ?? [])
-          : new Set([GRPC.UNAVAILABLE]);
-  return (_method, status, grpcStatus) => {
-    if (grpcStatus === undefined) return status >= 500 ? 'failure' : 'success';
-    if (grpcStatus === GRPC.OK) return 'success';
-    return retryable.has(grpcStatus) ? 'retryable' : 'failure';
-  };
 }
 
 /** A grpc-status field as a number (undefined when absent or not a code). */

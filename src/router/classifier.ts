@@ -1,7 +1,9 @@
 // Response classifiers (Linkerd 1's `service.responseClassifier`): whether a response is a success,
-// a failure, or a failure that may be retried, from the request method and the response status.
+// a failure, or a failure that may be retried, from the request method and the response status;
+// for h2 routers, Linkerd 1's io.l5d.h2.* kinds, the gRPC ones reading grpc-status.
 
 import type { IncomingHttpHeaders } from 'node:http';
+import { GRPC } from '../h2/grpc.js';
 import { headerValue } from './headers.js';
 
 export type ResponseClass = 'success' | 'failure' | 'retryable';
@@ -60,4 +62,48 @@ export function classifier(kind: ClassifierKind = DEFAULT_CLASSIFIER): Classifie
 /** The `l5d-success-class` value of a class (fractional success, as Linkerd 1 printed it). */
 export function successClass(c: ResponseClass): string {
   return c === 'success' ? '1.0' : '0.0';
+}
+
+/** Linkerd 1's h2 response classifiers: gRPC ones read grpc-status, the others the HTTP status. */
+export const H2_CLASSIFIER_KINDS = [
+  'io.l5d.h2.grpc.default',
+  'io.l5d.h2.grpc.neverRetryable',
+  'io.l5d.h2.grpc.alwaysRetryable',
+  'io.l5d.h2.grpc.retryableStatusCodes',
+  'io.l5d.h2.nonRetryable5XX',
+  'io.l5d.h2.retryableRead5XX',
+  'io.l5d.h2.retryableIdempotent5XX',
+  'io.l5d.h2.allSuccessful',
+] as const;
+
+export type H2ClassifierKind = (typeof H2_CLASSIFIER_KINDS)[number];
+
+/** What an h2 router's classifier sees of an answer: its HTTP status and, when known, its grpc-status. */
+export type H2Classifier = (method: string, status: number, grpcStatus: number | undefined) => ResponseClass;
+
+/**
+ * The classifier of an h2 router. For gRPC kinds: OK is a success; default retries UNAVAILABLE
+ * only (nothing was processed); neverRetryable retries nothing, alwaysRetryable every failure;
+ * retryableStatusCodes the codes listed. An answer without grpc-status is judged by its HTTP
+ * status (a 5XX failure). Non-gRPC kinds are the HTTP ones above.
+ */
+export function h2Classifier(kind: string | undefined, retryableStatusCodes?: readonly number[]): H2Classifier {
+  const k = kind ?? 'io.l5d.h2.grpc.default';
+  if (!k.startsWith('io.l5d.h2.grpc.')) {
+    const http = classifier(k.replace('io.l5d.h2.', 'io.l5d.') as ClassifierKind);
+    return (method, status) => http({ method, chunked: false }, status, {});
+  }
+  const retryable: ReadonlySet<number> =
+    k === 'io.l5d.h2.grpc.alwaysRetryable'
+      ? new Set(Object.values(GRPC).filter((c) => c !== GRPC.OK))
+      : k === 'io.l5d.h2.grpc.neverRetryable'
+        ? new Set()
+        : k === 'io.l5d.h2.grpc.retryableStatusCodes'
+          ? new Set(retryableStatusCodes ?? [])
+          : new Set([GRPC.UNAVAILABLE]);
+  return (_method, status, grpcStatus) => {
+    if (grpcStatus === undefined) return status >= 500 ? 'failure' : 'success';
+    if (grpcStatus === GRPC.OK) return 'success';
+    return retryable.has(grpcStatus) ? 'retryable' : 'failure';
+  };
 }

@@ -38,7 +38,7 @@ import { assertDecided, type EntryDecision } from './decision.js';
 import type { EndpointTransform } from './transformers.js';
 import type { H2Forward } from './stages/forward-h2.js';
 import type { H2Sessions } from '../h2/h2-sessions.js';
-import type { H2Classifier } from '../h2/grpc.js';
+import type { H2Classifier } from './classifier.js';
 
 export interface RouterOptions {
   readonly label: string;

@@ -2,7 +2,7 @@
 // classifier and HTTP/2 forward stage, and a listener per server, from the same config and parts.
 
 import type { RouterConfig, ServerConfig } from '../config/types.js';
-import { h2Classifier } from '../h2/grpc.js';
+import { h2Classifier } from '../router/classifier.js';
 import { h2Limits } from '../h2/h2-limits.js';
 import { H2Sessions } from '../h2/h2-sessions.js';
 import type { Callers } from '../identity/caller.js';

@@ -5,7 +5,8 @@
 import { EventEmitter } from 'node:events';
 import http2, { type ClientHttp2Stream, type IncomingHttpHeaders, type OutgoingHttpHeaders, type ServerHttp2Stream } from 'node:http2';
 import { HostmeshError } from '../../errors.js';
-import { encodeGrpcMessage, formatGrpcTimeout, GRPC, grpcStatusValue, type H2Classifier } from '../../h2/grpc.js';
+import { encodeGrpcMessage, formatGrpcTimeout, GRPC, grpcStatusValue } from '../../h2/grpc.js';
+import type { H2Classifier } from '../classifier.js';
 import type { H2Sessions } from '../../h2/h2-sessions.js';
 import type { Endpoint } from '../../namer/addr.js';
 import { type ResponseClass, SUCCESS_CLASS_HEADER, successClass } from '../classifier.js';
