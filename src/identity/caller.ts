@@ -2,10 +2,26 @@
 // pod makes a workload claim), from the verified peer and its checked claim on the incoming side.
 
 import { HostmeshError } from '../errors.js';
-import type { Caller } from '../router/context.js';
 import type { PodDirectory } from './pod-directory.js';
 import type { Source } from './source-guard.js';
 import { CLAIM_HEADER, checkClaim, claimFor, workloadIdentity, type ClaimRefusal, type ClaimResult } from './workload-identity.js';
+
+/**
+ * Who sent a request, as the listener established it (identity/*): on the inbound side from the
+ * verified peer certificate and its node-attested workload claim, on the outbound side from the
+ * source address (a pod on this node, the node itself, or an allowed CIDR).
+ */
+export interface Caller {
+  /** Verified: an mTLS peer (inbound) or a pod this node hosts (outbound). */
+  readonly authenticated: boolean;
+  /** The identity `l5d-client-id` carries to the app (inbound side). */
+  readonly identity?: string;
+  /** The calling workload, when known. */
+  readonly namespace?: string;
+  readonly serviceAccount?: string;
+  /** The workload claim the outbound router sends on to the peer router (identity/workload-identity). */
+  readonly claim?: string;
+}
 
 export interface CallerOptions {
   readonly trustDomain: string;

@@ -2,6 +2,7 @@
 // it, and what routing learned on the way (the service, the bound client, the dtabs, the deadline).
 
 import type { ServerConfig } from '../config/types.js';
+import type { Caller } from '../identity/caller.js';
 import type { RequestDeadline } from './deadline.js';
 
 /**
@@ -21,23 +22,6 @@ export function serverDirection(s: ServerConfig, label: string): Direction {
   if (label === 'outgoing') return 'outbound';
   if (label === 'incoming') return 'inbound';
   return s.tls !== undefined ? 'inbound' : 'outbound';
-}
-
-/**
- * Who sent a request, as the listener established it (identity/*): on the inbound side from the
- * verified peer certificate and its node-attested workload claim, on the outbound side from the
- * source address (a pod on this node, the node itself, or an allowed CIDR).
- */
-export interface Caller {
-  /** Verified: an mTLS peer (inbound) or a pod this node hosts (outbound). */
-  readonly authenticated: boolean;
-  /** The identity `l5d-client-id` carries to the app (inbound side). */
-  readonly identity?: string;
-  /** The calling workload, when known. */
-  readonly namespace?: string;
-  readonly serviceAccount?: string;
-  /** The workload claim the outbound router sends on to the peer router (identity/workload-identity). */
-  readonly claim?: string;
 }
 
 /** What the stages learned about a request, and what the rescue point needs to explain an error. */

@@ -9,7 +9,8 @@ import type { IncomingHttpHeaders } from 'node:http';
 import type { Callers } from '../identity/caller.js';
 import type { Source } from '../identity/source-guard.js';
 import { CLAIM_HEADER } from '../identity/workload-identity.js';
-import type { Caller, Direction } from './context.js';
+import type { Caller } from '../identity/caller.js';
+import type { Direction } from './context.js';
 
 /** How a request entered: a row of the decision matrix (test/e2e/entry-decision.test.ts). */
 export type EntryPath = 'http1' | 'upgrade' | 'connect' | 'connect-inner' | 'h2';

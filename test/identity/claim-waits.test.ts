@@ -7,7 +7,7 @@ import t from 'tap';
 import { Callers, DEFAULT_MAX_CLAIM_WAITS } from '../../src/identity/caller.js';
 import { PodIndex, type PodInfo } from '../../src/identity/pod-directory.js';
 import { HostmeshError } from '../../src/errors.js';
-import type { Caller } from '../../src/router/context.js';
+import type { Caller } from '../../src/identity/caller.js';
 
 function manualTimers() {
   const timers: { fn: () => void; live: boolean }[] = [];
