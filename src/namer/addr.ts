@@ -33,6 +33,13 @@ export interface BoundName {
   readonly addr: Var<Addr>;
 }
 
+/**
+ * A transformer on a bound name's endpoints (Linkerd 1's `transformers`: daemonset, localnode, ...;
+ * the router's transformers.ts makes them). `name`: the bound name whose endpoints these are (the
+ * delivery check reads its namespace).
+ */
+export type EndpointTransform = (endpoints: readonly Endpoint[], name?: BoundName) => { endpoints: Endpoint[]; why?: string };
+
 /** The state of a namer lookup or of a whole binding (Finagle's Activity). */
 export type Lookup =
   | { readonly kind: 'pending' }

@@ -5,8 +5,7 @@
 
 import type { Path } from '../dtab/path.js';
 import type { NameTree } from '../dtab/name-tree.js';
-import type { EndpointTransform } from '../router/transformers.js';
-import type { Addr, BoundName, Lookup, Namer } from './addr.js';
+import type { Addr, BoundName, EndpointTransform, Lookup, Namer } from './addr.js';
 import { Var } from './var.js';
 
 export class TransformingNamer implements Namer {

@@ -1,10 +1,10 @@
 // Node-aware transformers on a bound name's endpoints: daemonset maps each destination to the
 // hostmesh router on the same node (by nodeName, never by subnet); localnode keeps this node's.
 
-import type { BoundName, Endpoint } from '../namer/addr.js';
+import type { Endpoint, EndpointTransform } from '../namer/addr.js';
 
-/** `name`: the bound name whose endpoints these are (the delivery check reads its namespace). */
-export type EndpointTransform = (endpoints: readonly Endpoint[], name?: BoundName) => { endpoints: Endpoint[]; why?: string };
+/** The type lives with the namers (namer/addr.ts), which apply transforms without knowing the router. */
+export type { EndpointTransform };
 
 /** io.l5d.k8s.localnode: only endpoints on `nodeName`. */
 export function localNode(nodeName: string): EndpointTransform {
