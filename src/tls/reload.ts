@@ -3,14 +3,21 @@
 
 import { FileSetWatcher } from '../fs/file-watcher.js';
 import type { Logger } from '../log.js';
-import type { Metrics } from '../metrics/metrics.js';
+
+/**
+ * What a reload reports: the hostmesh_tls_reloads_total counter by result (metrics/ implements it;
+ * tls/ sits below metrics and names only what it needs).
+ */
+export interface TlsReloadMetrics {
+  readonly tlsReloads: { labels(result: 'ok' | 'rejected'): { inc(): void } };
+}
 
 /**
  * Reloads rotated certificate files (cert-manager, a re-applied Secret) without a restart: a valid
  * new set applies to new handshakes; a broken or half-written one is logged and counted, and the
  * certificates in force stay.
  */
-export function watchTls(files: string[], apply: () => void, what: string, metrics: Metrics, logger: Logger, pollMs?: number): () => void {
+export function watchTls(files: string[], apply: () => void, what: string, metrics: TlsReloadMetrics, logger: Logger, pollMs?: number): () => void {
   const watcher = new FileSetWatcher(
     files,
     () => {
