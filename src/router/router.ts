@@ -30,13 +30,13 @@ import type { ClientConfig } from '../config/types.js';
 import type { RoutePlan } from './route-plan.js';
 import { type BalancerKind, ConcreteStage } from './stages/concrete.js';
 import { EndpointStage } from './stages/endpoint.js';
-import { ForwardStage, type TimeoutKind, type UpgradeAttempts } from './stages/forward.js';
+import { type ForwardOptions, ForwardStage, type TimeoutKind, type UpgradeAttempts } from './stages/forward.js';
 import { IdentifyStage, type RequestHead } from './stages/identify.js';
 import { type BindingCacheLimits, DEFAULT_BINDING_CACHE, LogicalStage } from './stages/logical.js';
 import { decrementMaxForwards, traceEcho, traceHere } from './trace.js';
 import { assertDecided, type EntryDecision } from './decision.js';
 import type { EndpointTransform } from './transformers.js';
-import type { H2Forward } from './stages/forward-h2.js';
+import { H2Forward } from './stages/forward-h2.js';
 import type { H2Sessions } from '../h2/h2-sessions.js';
 import type { H2Classifier } from './classifier.js';
 
@@ -121,6 +121,8 @@ export class Router {
   readonly #logical: LogicalStage;
   readonly #concrete: ConcreteStage;
   readonly #forward: ForwardStage;
+  /** What the HTTP/1 forward stage and the HTTP/2 one share (endpoints, budgets, per-name settings). */
+  readonly #forwardOptions: ForwardOptions;
   readonly #accrual: FailureAccrual;
   readonly #perName: PerName;
   readonly #sweeper: NodeJS.Timeout;
@@ -193,7 +195,7 @@ export class Router {
       },
     );
     this.#perName = perName;
-    this.#forward = new ForwardStage({
+    this.#forwardOptions = {
       endpoints: new EndpointStage({ pools: options.pools, accrual: this.#accrual, onShed: options.onShed }),
       now,
       drainingPeers,
@@ -206,7 +208,8 @@ export class Router {
       onRetry: options.onRetry,
       onBudgetExhausted: options.onBudgetExhausted,
       onClassified: options.onClassified,
-    });
+    };
+    this.#forward = new ForwardStage(this.#forwardOptions);
     this.#sweeper = setInterval(() => this.evictIdle(), Math.min(60_000, Math.max(1000, limits.idleTtlMs)));
     this.#sweeper.unref();
   }
@@ -299,7 +302,7 @@ export class Router {
 
   /** The HTTP/2 forward stage of an h2 router (stages/forward-h2.ts), over its client sessions. */
   h2Forward(sessions: H2Sessions, classify: H2Classifier): H2Forward {
-    return this.#forward.h2(sessions, classify);
+    return new H2Forward(this.#forwardOptions, sessions, classify);
   }
 
   /** The attempts of a planned Upgrade (stages/forward.ts UpgradeAttempts). */

@@ -19,9 +19,6 @@ import { backoffDelays, type Budgets, type RetryPolicy } from '../retries.js';
 import { ReplayableBody } from '../retry-body.js';
 import type { RoutePlan } from '../route-plan.js';
 import type { EndpointStage, Lease } from './endpoint.js';
-import { H2Forward } from './forward-h2.js';
-import type { H2Sessions } from '../../h2/h2-sessions.js';
-import type { H2Classifier } from '../../h2/grpc.js';
 
 /** Which deadline fired (a metric label: this set is closed). */
 export type TimeoutKind =
@@ -292,11 +289,6 @@ export class ForwardStage {
    */
   upgrade(plan: RoutePlan, ctx: RequestContext): UpgradeAttempts {
     return new UpgradeAttempts(this.#o, plan, ctx, (timer) => this.#timedOut(timer, ctx));
-  }
-
-  /** The HTTP/2 way to carry out plans (forward-h2.ts): the same endpoints, budgets and settings as this stage's. */
-  h2(sessions: H2Sessions, classify: H2Classifier): H2Forward {
-    return new H2Forward(this.#o, sessions, classify);
   }
 
   /** Counts a fired deadline by whose it was and makes its 503 TIMEOUT (deadline.ts). */
