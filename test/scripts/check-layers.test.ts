@@ -59,11 +59,11 @@ t.test('a tree that keeps the layers passes, sub-layers included (authz -> ident
 t.test('an upward import is reported at its line and fails the run', async (t) => {
   const r = run(t, {
     ...CLEAN,
-    'src/h2/grpc.ts': "// gRPC pieces\n\nimport { classifier } from '../router/classifier.js';\nexport const g = classifier;\n",
-    'src/router/classifier.ts': 'export const classifier = 1;\n',
+    'src/h2/grpc.ts': "// gRPC pieces\n\nimport { classify } from '../router/classify.js';\nexport const g = classify;\n",
+    'src/router/classify.ts': 'export const classify = 1;\n',
   });
   t.equal(r.code, 1);
-  t.same(r.lines, ['src/h2/grpc.ts:3: h2 imports router (layer 3a -> layer 4, upward: ../router/classifier.js)']);
+  t.same(r.lines, ['src/h2/grpc.ts:3: h2 imports router (layer 3a -> layer 4, upward: ../router/classify.js)']);
   t.match(r.summary, /^check-layers: 1 violation of the layers/);
 });
 
