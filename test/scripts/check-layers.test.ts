@@ -3,13 +3,21 @@
 // The command itself runs twice (a clean tree, a violation); the other cases call its checkLayers.
 
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import t, { type Test } from 'tap';
 
-const SCRIPT = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'scripts', 'check-layers.mjs');
+/** The script in the repository, whether this file runs from test/ or compiled from dist/test/. */
+function findScript(): string {
+  for (let dir = dirname(fileURLToPath(import.meta.url)); dirname(dir) !== dir; dir = dirname(dir)) {
+    const script = join(dir, 'scripts', 'check-layers.mjs');
+    if (existsSync(script)) return script;
+  }
+  throw new Error('scripts/check-layers.mjs not found above this test');
+}
+const SCRIPT = findScript();
 const { checkLayers } = (await import(pathToFileURL(SCRIPT).href)) as { checkLayers: (root: string) => string[] };
 
 function plant(t: Test, files: Record<string, string>): string {
