@@ -184,8 +184,18 @@ export class RouterMetrics {
     this.#m.connectionDeadlines.labels(this.label, state).inc();
   }
 
-  dtabOverride(): void {
+  override(): void {
     this.#overrides.inc();
+  }
+
+  /** A binding over the router's bindingBudget, by what made it too costly. */
+  budgetExceeded(source: 'override' | 'dtab'): void {
+    this.#m.bindingBudgetExceeded.labels(this.label, source).inc();
+  }
+
+  /** A cached binding dropped (idle past idleTtl, or the least recently used past a cap). */
+  bindingEvicted(reason: 'idle' | 'capacity'): void {
+    this.#m.bindingEvictions.labels(this.label, reason).inc();
   }
 
   /** A request shed by admission control; `reason` is from a closed set (router/admission.ts). */

@@ -19,7 +19,7 @@ t.test('every metric the dashboard queries is exported', async (t) => {
   r.done('/svc/world', '/#/io.l5d.k8s/default/http/world', 200, 0.01);
   r.connectionOpened('server');
   r.tlsFailure('no_client_certificate');
-  r.dtabOverride();
+  r.override();
   m.dtabReloadFailures.labels('outgoing').inc();
   m.addNamer({ kind: 'io.l5d.k8s', updates: 3, stale: false });
   const exported = new Set(parsePrometheus(await m.prometheus()).map((s) => s.name));

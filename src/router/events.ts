@@ -1,0 +1,65 @@
+// What a router reports as it routes (issue 25): one typed interface the stages call and the
+// metrics module implements (metrics/router-metrics.ts), with a no-op default for tests and tools.
+
+import type { ShedReason } from './admission.js';
+import type { ResponseClass } from './classifier.js';
+import type { RequeueReason } from './requeue.js';
+import type { TimeoutKind } from './stages/forward.js';
+
+/** Why a cached binding was dropped: unused for idleTtl, or the least recently used past a cap. */
+export type BindingEviction = 'idle' | 'capacity';
+
+/**
+ * The events of one router. `service` is the logical name when known (the dashboard shows these
+ * per service); calls are on the request path, so an implementation keeps them cheap.
+ */
+export interface RouterEvents {
+  /** A request carried a dtab override (l5d-dtab, l5d-ctx-dtab). */
+  override(): void;
+  /** Binding a request's name went over the bindingBudget, through an override or the router's dtab. */
+  budgetExceeded(source: 'override' | 'dtab'): void;
+  /** A cached binding was dropped. */
+  bindingEvicted(reason: BindingEviction): void;
+  /** A request was shed by an endpoint's admission control. */
+  shed(reason: ShedReason): void;
+  /** A deadline fired on the request path (none is named when the deadline had passed on arrival). */
+  timeout(kind: TimeoutKind, service?: string): void;
+  /** A request was sent again to another endpoint because no app had received it. */
+  requeue(reason: RequeueReason, service?: string): void;
+  /** A retryable response was retried. */
+  retry(service: string): void;
+  /** A retry or requeue was wanted while its budget was empty: the last answer was relayed. */
+  budgetExhausted(kind: 'retry' | 'requeue', service?: string): void;
+  /** A response relayed, by the response classifier's class. */
+  classified(service: string, cls: ResponseClass): void;
+  /** Failure accrual marked an endpoint of bound client `client` dead. */
+  accrualRemoval(client: string): void;
+  /** Endpoints failure accrual holds dead (or on probation) now, over all of the router's accrual states. */
+  accrualDead(dead: number): void;
+  /** A peer router was marked draining (once per mark). */
+  drainingPeerMarked(): void;
+  /** Peer routers marked draining now. */
+  drainingPeers(size: number): void;
+}
+
+/** Reports nothing: the default when a router is built without metrics. */
+export const noRouterEvents: RouterEvents = {
+  override() {},
+  budgetExceeded() {},
+  bindingEvicted() {},
+  shed() {},
+  timeout() {},
+  requeue() {},
+  retry() {},
+  budgetExhausted() {},
+  classified() {},
+  accrualRemoval() {},
+  accrualDead() {},
+  drainingPeerMarked() {},
+  drainingPeers() {},
+};
+
+/** Router events where only some are of interest (tests): the rest report nothing. */
+export function routerEvents(some: Partial<RouterEvents>): RouterEvents {
+  return { ...noRouterEvents, ...some };
+}
