@@ -2,6 +2,8 @@
 // metrics module implements (metrics/router-metrics.ts), with a no-op default for tests and tools.
 
 import type { ShedReason } from './admission.js';
+import type { DeliveryRefusal } from './delivery.js';
+import type { Refusal as IngressRefusal } from './ingress.js';
 import type { ResponseClass } from './classifier.js';
 import type { RequeueReason } from './requeue.js';
 import type { TimeoutKind } from './stages/forward.js';
@@ -62,4 +64,20 @@ export const noRouterEvents: RouterEvents = {
 /** Router events where only some are of interest (tests): the rest report nothing. */
 export function routerEvents(some: Partial<RouterEvents>): RouterEvents {
   return { ...noRouterEvents, ...some };
+}
+
+/**
+ * What the router's parts built beside it report (the composition root hands them the same
+ * metrics object): per-name settings and pools dropped past their caps, endpoints the delivery
+ * check refused, io.l5d.ingress tables. Each part takes the methods it calls.
+ */
+export interface RouterPartEvents {
+  /** io.l5d.static settings of a logical name (service) or bound id (client), or a per-prefix client's pools, dropped past their cap. */
+  paramsEvicted(scope: 'service' | 'client' | 'pools'): void;
+  /** An endpoint the incoming router would not deliver to (delivery.ts). */
+  deliveryRefused(reason: DeliveryRefusal): void;
+  /** An Ingress version an io.l5d.ingress identifier does not serve (ingress.ts). */
+  ingressRefused(reason: IngressRefusal): void;
+  /** The Ingresses and path rules an io.l5d.ingress identifier serves now. */
+  ingressServed(ingresses: number, rules: number): void;
 }
