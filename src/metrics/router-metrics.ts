@@ -8,7 +8,7 @@ import type { AuthzVerdict } from '../router/authorize.js';
 import type { ResponseClass } from '../router/classifier.js';
 import type { DeliveryRefusal } from '../router/delivery.js';
 import type { PoolEvents } from '../router/endpoint-pool.js';
-import type { BindingEviction, RouterEvents } from '../router/events.js';
+import type { AuthzEvents, BindingEviction, RouterEvents, RouterPartEvents } from '../router/events.js';
 import type { Refusal as IngressRefusal } from '../router/ingress.js';
 import type { RequeueReason } from '../router/requeue.js';
 import type { TimeoutKind } from '../router/stages/forward.js';
@@ -187,7 +187,7 @@ export class RouterFamilies {
  * from a closed set) are resolved once; per-service ones are kept on the service's row, which the
  * services table bounds (request-metrics.ts).
  */
-export class RouterMetrics implements RouterEvents {
+export class RouterMetrics implements RouterEvents, RouterPartEvents, AuthzEvents {
   /** Per final destination, its callers by identity with allowed/denied counts (the dashboard). */
   readonly authzCallers = new AuthzCallers();
   /** The router's endpoint pools and their connections (router/endpoint-pool.ts PoolEvents). */
@@ -307,6 +307,15 @@ export class RouterMetrics implements RouterEvents {
   authz(service: string, destination: string, caller: string, verdict: AuthzVerdict): void {
     this.#f.authzDecisions.labels(this.label, this.#requests.serviceLabel(service), verdict).inc();
     this.authzCallers.record(service, destination, caller, verdict);
+  }
+
+  authzDecision(service: string, destination: string, caller: string, verdict: AuthzVerdict): void {
+    this.authz(service, destination, caller, verdict);
+  }
+
+  /** Through the same bounded labels as decisions: the service name comes from the request. */
+  overrideRefused(service: string, destination: string, caller: string): void {
+    this.authz(service, destination, caller, 'deny');
   }
 
   /** An endpoint the incoming router's delivery check refused (router/delivery.ts). */

@@ -2,6 +2,7 @@
 // metrics module implements (metrics/router-metrics.ts), with a no-op default for tests and tools.
 
 import type { ShedReason } from './admission.js';
+import type { AuthzVerdict } from './authorize.js';
 import type { DeliveryRefusal } from './delivery.js';
 import type { Refusal as IngressRefusal } from './ingress.js';
 import type { ResponseClass } from './classifier.js';
@@ -80,4 +81,12 @@ export interface RouterPartEvents {
   ingressRefused(reason: IngressRefusal): void;
   /** The Ingresses and path rules an io.l5d.ingress identifier serves now. */
   ingressServed(ingresses: number, rules: number): void;
+}
+
+/** What the authorization stage reports (authorize.ts): decisions on final destinations, and overrides refused. */
+export interface AuthzEvents {
+  /** A decision on the final destination (a would-deny in audit mode: audit). */
+  authzDecision(service: string, destination: string, caller: string, verdict: AuthzVerdict): void;
+  /** An l5d-dtab override refused by allowDtabOverride: false (counted as a deny). */
+  overrideRefused(service: string, destination: string, caller: string): void;
 }

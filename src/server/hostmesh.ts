@@ -724,9 +724,7 @@ export async function startHostmesh(given: HostmeshConfig, deps: HostmeshDeps): 
                 policy: () => policyWatcher.policy,
                 k8sPrefix,
                 logger: logger.child({ router: r.label }),
-                onDecision: (service, destination, caller, verdict) => rm.router.authz(service, destination, caller, verdict),
-                // Through the same bounded labels as decisions: the service name comes from the request.
-                onOverrideRefused: (service, destination, caller) => rm.router.authz(service, destination, caller, 'deny'),
+                events: rm.router,
                 ...(deps.now !== undefined ? { now: deps.now } : {}),
               }),
             }

@@ -4,7 +4,7 @@
 
 import t from 'tap';
 import { MAX_SERVICES, Metrics, OVERFLOW } from '../../src/metrics/metrics.js';
-import type { RouterEvents, RouterPartEvents } from '../../src/router/events.js';
+import type { AuthzEvents, RouterEvents, RouterPartEvents } from '../../src/router/events.js';
 import { scrape } from './scrape.js';
 
 const R = { router: 'out' };
@@ -89,11 +89,14 @@ t.test('per-service lines share the services bound: past MAX_SERVICES names, the
 
 t.test('authorization decisions count by service and feed the callers view', async (t) => {
   const m = new Metrics();
-  const e = m.router('in').router;
-  e.authz('/svc/web', '/#/io.l5d.k8s/shop/http/web', 'spiffe://cluster.local/ns/shop/sa/a', 'deny');
+  const rm = m.router('in').router;
+  const e: AuthzEvents = rm;
+  e.authzDecision('/svc/web', '/#/io.l5d.k8s/shop/http/web', 'spiffe://cluster.local/ns/shop/sa/a', 'allow');
+  e.overrideRefused('/svc/web', '/#/io.l5d.k8s/shop/http/web', 'unauthenticated');
   const read = await scrape(m);
-  t.equal(read('hostmesh_authz_total', { router: 'in', service: '/svc/web', decision: 'deny' }), 1);
-  t.equal(e.authzCallers.view().length, 1, 'one destination with its caller');
+  t.equal(read('hostmesh_authz_total', { router: 'in', service: '/svc/web', decision: 'allow' }), 1);
+  t.equal(read('hostmesh_authz_total', { router: 'in', service: '/svc/web', decision: 'deny' }), 1, 'a refused override counts as a deny');
+  t.equal(rm.authzCallers.view().length, 1, 'one destination with its callers');
 });
 
 t.test('a dtab version rejected counts per router', async (t) => {
