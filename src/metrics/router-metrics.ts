@@ -3,15 +3,20 @@
 // delivery, per-name settings, endpoint pools, ingress and dtab reloads, as Prometheus families.
 
 import { Counter, Gauge, type Registry } from 'prom-client';
-import type { ShedReason } from '../router/admission.js';
-import type { AuthzVerdict } from '../router/authorize.js';
-import type { ResponseClass } from '../router/classifier.js';
-import type { DeliveryRefusal } from '../router/delivery.js';
 import type { PoolEvents } from '../router/endpoint-pool.js';
-import type { AuthzEvents, BindingEviction, RouterEvents, RouterPartEvents } from '../router/events.js';
-import type { Refusal as IngressRefusal } from '../router/ingress.js';
-import type { RequeueReason } from '../router/requeue.js';
-import type { TimeoutKind } from '../router/stages/forward.js';
+import type {
+  AuthzEvents,
+  AuthzVerdict,
+  BindingEviction,
+  DeliveryRefusal,
+  IngressRefusal,
+  RequeueReason,
+  ResponseClass,
+  RouterEvents,
+  RouterPartEvents,
+  ShedReason,
+  TimeoutKind,
+} from '../router/events.js';
 import { AuthzCallers } from './authz-callers.js';
 import { children, OVERFLOW } from './labels.js';
 import type { ListenerMetrics } from './listener-metrics.js';

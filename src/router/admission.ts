@@ -20,7 +20,9 @@ export interface AdmissionLimits {
 }
 
 /** Why a request was shed (a metric label: this set is closed). */
-export type ShedReason = 'queue_full' | 'source_queue_full' | 'wait_timeout';
+import type { ShedReason } from './events.js';
+
+export type { ShedReason };
 
 export class ShedError extends HostmeshError {
   readonly reason: ShedReason;

@@ -1,7 +1,7 @@
 // The authorization stage: decides allow/deny for a request's final destination (the bound name
 // after all dtab rewriting) and refuses l5d-dtab overrides the caller's namespace may not send.
 
-import type { AuthzEvents } from './events.js';
+import type { AuthzEvents, AuthzVerdict } from './events.js';
 import { destinationFromName } from '../authz/destination.js';
 import type { AuthzCaller, AuthzDestination, Policy } from '../authz/policy.js';
 import type { Endpoint } from '../namer/addr.js';
@@ -11,7 +11,7 @@ import type { Logger } from '../log.js';
 import type { RequestContext } from './context.js';
 import type { RequestHead } from './stages/identify.js';
 
-export type AuthzVerdict = 'allow' | 'deny' | 'audit';
+export type { AuthzVerdict };
 
 export interface AuthorizeOptions {
   /** The policy in force; read once per request (a reload applies to the next request). */

@@ -6,7 +6,9 @@ import type { IncomingHttpHeaders } from 'node:http';
 import { GRPC } from '../h2/grpc.js';
 import { headerValue } from './headers.js';
 
-export type ResponseClass = 'success' | 'failure' | 'retryable';
+import type { ResponseClass } from './events.js';
+
+export type { ResponseClass };
 
 /** Linkerd 1's HTTP classifier kinds (its docs give them with and without `http.`). */
 export const CLASSIFIER_KINDS = [

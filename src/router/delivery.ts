@@ -5,13 +5,13 @@
 // endpoint carries the workload that will answer (namespace, pod, service account), so the
 // policy decides on that workload, not on the name.
 
-import type { RouterPartEvents } from './events.js';
+import type { DeliveryRefusal, RouterPartEvents } from './events.js';
 import { normalizeIp, type PodDirectory, type PodInfo } from '../identity/pod-directory.js';
 import type { BoundName, Endpoint } from '../namer/addr.js';
 import type { EndpointTransform } from './transformers.js';
 
 /** Why an endpoint of a Kubernetes name was not delivered to (a metric label: a fixed set). */
-export type DeliveryRefusal = 'unknown_pod' | 'other_node' | 'other_namespace' | 'host_network' | 'ambiguous_host_network';
+export type { DeliveryRefusal };
 
 /** Endpoint meta keys of the workload that answers (set only by the delivery check). */
 export const WORKLOAD_NAMESPACE = 'podNamespace';

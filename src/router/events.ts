@@ -1,13 +1,37 @@
 // What a router reports as it routes (issue 25): one typed interface the stages call and the
 // metrics module implements (metrics/router-metrics.ts), with a no-op default for tests and tools.
+// The reasons it reports with (metric labels: each set is closed) are defined here, so every
+// part of the router imports this file and this file imports none of them.
 
-import type { ShedReason } from './admission.js';
-import type { AuthzVerdict } from './authorize.js';
-import type { DeliveryRefusal } from './delivery.js';
-import type { Refusal as IngressRefusal } from './ingress.js';
-import type { ResponseClass } from './classifier.js';
-import type { RequeueReason } from './requeue.js';
-import type { TimeoutKind } from './stages/forward.js';
+/** Why admission control shed a request (stages/endpoint/admission.ts). */
+export type ShedReason = 'queue_full' | 'source_queue_full' | 'wait_timeout';
+
+/** An authorization decision (stages/authorize/authorize.ts); audit: a would-deny let through. */
+export type AuthzVerdict = 'allow' | 'deny' | 'audit';
+
+/** Why the incoming router would not deliver to an endpoint (stages/concrete/delivery.ts). */
+export type DeliveryRefusal = 'unknown_pod' | 'other_node' | 'other_namespace' | 'host_network' | 'ambiguous_host_network';
+
+/** Why an io.l5d.ingress identifier does not serve an Ingress (stages/identify/ingress.ts). */
+export type IngressRefusal = 'class' | 'too_many_rules' | 'too_large' | 'bad_regex' | 'no_backend' | 'over_max_ingresses';
+
+/** A response's class by the response classifier (stages/forward/classifier.ts). */
+export type ResponseClass = 'success' | 'failure' | 'retryable';
+
+/** Why a request was sent again to another endpoint (stages/forward/requeue.ts). */
+export type RequeueReason = 'no_local_endpoint' | 'not_delivered' | 'connect_failed' | 'connection_closed';
+
+/** Which deadline fired (stages/forward/forward.ts). */
+export type TimeoutKind =
+  | 'headers'
+  | 'connect'
+  | 'response_body_idle'
+  | 'request_body_idle'
+  // deadline.ts: totalTimeoutMs or l5d-ctx-deadline reached in flight, an attempt's timeout, a deadline past on arrival
+  | 'total'
+  | 'deadline'
+  | 'attempt'
+  | 'deadline_passed';
 
 /** Why a cached binding was dropped: unused for idleTtl, or the least recently used past a cap. */
 export type BindingEviction = 'idle' | 'capacity';

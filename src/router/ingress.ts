@@ -8,7 +8,7 @@
 // ingress with more paths than maxRulesPerIngress or an unsafe/oversized regex is refused whole,
 // and at most maxIngresses are served. See docs/ingress.md.
 
-import type { RouterPartEvents } from './events.js';
+import type { IngressRefusal, RouterPartEvents } from './events.js';
 import { setFlagsFromString } from 'node:v8';
 import type { K8sClient, KObject } from '../k8s/client.js';
 import type { BackoffOptions } from '../k8s/backoff.js';
@@ -54,7 +54,7 @@ export interface CompiledIngress {
   readonly fallback: Backend | undefined;
 }
 
-export type Refusal = 'class' | 'too_many_rules' | 'too_large' | 'bad_regex' | 'no_backend' | 'over_max_ingresses';
+export type Refusal = IngressRefusal;
 
 // --- projection: keep only what routing uses, bounded ---------------------------------------------
 

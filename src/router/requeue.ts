@@ -14,7 +14,9 @@ import type { RequestContext } from './context.js';
 export const REQUEUE_HEADER = 'l5d-hostmesh-requeue';
 
 /** Why a request was requeued (a metric label: this set is closed). */
-export type RequeueReason = 'no_local_endpoint' | 'not_delivered' | 'connect_failed' | 'connection_closed';
+import type { RequeueReason } from './events.js';
+
+export type { RequeueReason };
 
 // Errors before anything was written: the request reached no one (connect refused, no route, TLS).
 const CONNECT_ERRORS = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN', 'EADDRNOTAVAIL', 'UND_ERR_CONNECT_TIMEOUT']);

@@ -19,19 +19,10 @@ import { backoffDelays, type Budgets, type RetryPolicy } from '../retries.js';
 import { ReplayableBody } from '../retry-body.js';
 import type { RoutePlan } from '../route-plan.js';
 import type { EndpointStage, Lease } from './endpoint.js';
-import type { RouterEvents } from '../events.js';
+import type { RouterEvents, TimeoutKind } from '../events.js';
 
-/** Which deadline fired (a metric label: this set is closed). */
-export type TimeoutKind =
-  | 'headers'
-  | 'connect'
-  | 'response_body_idle'
-  | 'request_body_idle'
-  // deadline.ts: totalTimeoutMs or l5d-ctx-deadline reached in flight, an attempt's timeout, a deadline past on arrival
-  | 'total'
-  | 'deadline'
-  | 'attempt'
-  | 'deadline_passed';
+/** Which deadline fired (a metric label: this set is closed; events.ts). */
+export type { TimeoutKind };
 
 /** What a logical service's requests are retried by (Linkerd 1 service config). */
 export interface ServiceParams {
