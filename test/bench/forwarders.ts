@@ -12,6 +12,8 @@
 //
 // Options: --runs N (3) --duration S (5) --tables single,relays
 //          --designs undici,h2mux,coalesce,dispatch,h2dispatch
+// BENCH_PROFILE=1: CPU profiles of each relay hop (bench-results/profiles/relay-*.cpuprofile);
+// summarize with `node dist/test/bench/profile-summary.js FILE...`.
 
 import { fork, type ChildProcess } from 'node:child_process';
 import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
@@ -93,9 +95,12 @@ async function relays(): Promise<void> {
   writeFileSync(files[2], leaf.keyPem);
   const A = '127.0.0.6';
   const B = '127.0.0.7';
+  const PROFILES = join(import.meta.dirname, '..', '..', '..', 'bench-results', 'profiles');
   const hops = new Map<string, { a: ChildProcess; b: ChildProcess; port: number }>();
   const start = async (args: string[]): Promise<ChildProcess> => {
-    const child = fork(join(import.meta.dirname, 'mesh', 'relay-child.js'), [...args, ...files], { execArgv: ['--max-semi-space-size=4'] });
+    // BENCH_PROFILE=1: a CPU profile of every hop in bench-results/profiles/relay-<design>-<hop>.
+    const profile = process.env['BENCH_PROFILE'] ? ['--cpu-prof', '--cpu-prof-dir', PROFILES, '--cpu-prof-name', `relay-${args[0]}-${args[1]}.cpuprofile`] : [];
+    const child = fork(join(import.meta.dirname, 'mesh', 'relay-child.js'), [...args, ...files], { execArgv: ['--max-semi-space-size=4', ...profile] });
     await new Promise((r) => child.once('message', r));
     return child;
   };
@@ -160,9 +165,10 @@ async function relays(): Promise<void> {
       );
     }
   } finally {
-    for (const h of hops.values()) {
-      h.a.kill();
-      h.b.kill();
-    }
+    await Promise.all(
+      [...hops.values()]
+        .flatMap((h) => [h.a, h.b])
+        .map((c) => new Promise((resolve) => (c.exitCode !== null ? resolve(null) : (c.once('exit', resolve), c.kill())))),
+    );
   }
 }

@@ -13,7 +13,7 @@
 //             raw header arrays, no Readable, no promise per request
 //   h2dispatch  h2mux's A -> B session, with dispatch() at B (designs 1 + 4)
 // Usage: node relay-child.js DESIGN a|b LISTEN_IP LISTEN_PORT NEXT_IP NEXT_PORT CA CERT KEY
-// Sends 'ready' over IPC once listening.
+// Sends 'ready' over IPC once listening; exits on SIGTERM.
 
 import { readFileSync } from 'node:fs';
 import http from 'node:http';
@@ -245,3 +245,5 @@ if (role === 'a') {
   }
 }
 server.listen(listenPort, listenIp, () => process.send?.('ready'));
+// A normal exit on SIGTERM, so `--cpu-prof` (BENCH_PROFILE=1) writes its profile.
+process.once('SIGTERM', () => process.exit(0));
