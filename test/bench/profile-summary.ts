@@ -90,7 +90,7 @@ for (const file of positionals) {
     }
     busy += dt;
     const where = f.url === '' ? '' : ` ${f.url.replace(/^.*\/(dist|node_modules)\//, '$1/')}:${f.lineNumber + 1}`;
-    const key = `${f.functionName || '(anonymous)'}${where}`;
+    const key = `${(f.functionName || '(anonymous)').slice(0, 80)}${where}`;
     self.set(key, (self.get(key) ?? 0) + dt);
     const a = area(f);
     areas.set(a, (areas.get(a) ?? 0) + dt);
