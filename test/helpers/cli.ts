@@ -42,11 +42,29 @@ export function cliIsBuilt(): boolean {
   return cliCommand()[0] === BUILT_MAIN;
 }
 
+/**
+ * Children still running: killed when this test process exits (a file that threw, or forgot one).
+ * Not on tap's timeout: that ends the process with SIGALRM, which runs no exit handlers.
+ */
+const live = new Set<ChildProcess>();
+let reaping = false;
+
 export function spawnCli(args: readonly string[], env: NodeJS.ProcessEnv = {}): ChildProcess {
-  return spawn(process.execPath, [...cliCommand(), ...args], {
+  const child = spawn(process.execPath, [...cliCommand(), ...args], {
     env: { ...process.env, NODE_OPTIONS: '', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
+  // Otherwise a `hostmesh run` child outlives its file, serving and holding its ports and CPU
+  // for the rest of the suite.
+  live.add(child);
+  child.once('exit', () => live.delete(child));
+  if (!reaping) {
+    reaping = true;
+    process.once('exit', () => {
+      for (const c of live) c.kill('SIGKILL');
+    });
+  }
+  return child;
 }
 
 export interface CliResult {
