@@ -12,7 +12,7 @@ import type { Direction, RequestContext } from '../router/context.js';
 import type { Router } from '../router/router.js';
 import type { EntryDecision } from '../router/decision.js';
 import { rescueRaw } from './rescue.js';
-import type { ConnectionState } from '../metrics/metrics.js';
+import type { ListenerEvents } from './events.js';
 
 export interface TunnelOptions {
   /** A tunnel with no bytes either way on the client's socket for this long is closed. */
@@ -20,7 +20,8 @@ export interface TunnelOptions {
   /** How long a refused upgrade or CONNECT client gets to take its error answer. */
   readonly lingerMs: number;
   /** A tunnel was closed by its idle deadline. */
-  readonly onDeadline?: (state: ConnectionState) => void;
+  /** Where a tunnel closed for its idle deadline is reported (default: nowhere). */
+  readonly events?: Pick<ListenerEvents, 'connectionDeadline'> | undefined;
 }
 
 export class Tunnels {
@@ -44,7 +45,7 @@ export class Tunnels {
     if (this.#idle.has(socket)) return;
     this.#idle.add(socket);
     socket.on('timeout', () => {
-      this.#options.onDeadline?.('tunnel_idle');
+      this.#options.events?.connectionDeadline('tunnel_idle');
       socket.destroy();
     });
   }
@@ -107,7 +108,7 @@ export class Tunnels {
     // Binding the name is bounded by the tunnel deadline; once fed back into the server, the
     // connection inside has the server's own deadlines (headers, idle).
     const onIdle = (): void => {
-      this.#options.onDeadline?.('tunnel_idle');
+      this.#options.events?.connectionDeadline('tunnel_idle');
       socket.destroy();
     };
     (socket as Socket).setTimeout(this.#options.idleTimeoutMs);

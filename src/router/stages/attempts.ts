@@ -14,6 +14,7 @@ import type { RequestContext } from '../context.js';
 import { AttemptTimer } from '../deadline.js';
 import { DRAINING_HEADER, type DrainingPeers } from '../draining-peers.js';
 import { endpointKey, type EndpointPools } from '../endpoint-pool.js';
+import type { RouterEvents } from '../events.js';
 import type { FailureAccrual } from '../failure-accrual.js';
 import { headerValue } from '../headers.js';
 import { markReason, REQUEUE_HEADER, type RequeueReason } from '../requeue.js';
@@ -65,12 +66,8 @@ export interface ForwardOptions {
   readonly random?: (() => number) | undefined;
   /** Waits between retries (tests make it instant); default sleepOn(clock). */
   readonly sleep?: ((ms: number) => Promise<void>) | undefined;
-  // Each names the logical service when known: the dashboard shows these per service.
-  readonly onTimeout?: ((kind: TimeoutKind, service?: string) => void) | undefined;
-  readonly onRequeue?: ((reason: RequeueReason, service?: string) => void) | undefined;
-  readonly onRetry?: ((service: string) => void) | undefined;
-  readonly onBudgetExhausted?: ((kind: 'retry' | 'requeue', service?: string) => void) | undefined;
-  readonly onClassified?: ((service: string, cls: ResponseClass) => void) | undefined;
+  /** Timeouts, requeues, retries, exhausted budgets and classes (router/events.ts). */
+  readonly events: RouterEvents;
 }
 
 /**
@@ -118,7 +115,7 @@ export interface Exchange<A, R> {
   readonly admitted: boolean;
   /** Whether an app's answer (and a timed-out attempt) may ever be retried (an Upgrade: never). */
   readonly retries: boolean;
-  /** Whether final answers are counted by class (onClassified). */
+  /** Whether final answers are counted by class (events.classified). */
   readonly reportsClass: boolean;
   /** Whether the request can be sent again (its body still kept). */
   replayable(): boolean;
@@ -156,7 +153,7 @@ export function scopeOf(o: ForwardOptions, plan: RoutePlan): Scope {
 
 /** Counts a fired deadline by whose it was and makes its 503 TIMEOUT (deadline.ts). */
 export function timedOut(o: ForwardOptions, timer: AttemptTimer, ctx: RequestContext): HostmeshError {
-  o.onTimeout?.(timer.expired === 'attempt' ? 'attempt' : ctx.deadline?.source === 'header' ? 'deadline' : 'total', ctx.service ?? '-');
+  o.events.timeout(timer.expired === 'attempt' ? 'attempt' : ctx.deadline?.source === 'header' ? 'deadline' : 'total', ctx.service ?? '-');
   return timer.error();
 }
 
@@ -197,21 +194,21 @@ export async function forwardAttempts<A, R>(
     const next = plan.another(tried);
     if (next === undefined) return undefined;
     if (!requeueBudget.tryWithdraw()) {
-      o.onBudgetExhausted?.('requeue', service);
+      o.events.budgetExhausted('requeue', service);
       return undefined;
     }
-    o.onRequeue?.(reason, service);
+    o.events.requeue(reason, service);
     return next;
   };
   /** Whether a retryable answer may be retried: attempts left, a request that can be resent, the budget. */
   const retry = (): boolean => {
     if (!retriesHere || retries >= policy.maxRetriesPerRequest || !canResend()) return false;
     if (!retryBudget.tryWithdraw()) {
-      o.onBudgetExhausted?.('retry', service);
+      o.events.budgetExhausted('retry', service);
       return false;
     }
     retries++;
-    o.onRetry?.(service);
+    o.events.retry(service);
     return true;
   };
   try {
@@ -286,7 +283,7 @@ export async function forwardAttempts<A, R>(
             endpoint = plan.another(new Set()) ?? endpoint;
             continue;
           }
-          if (x.reportsClass) o.onClassified?.(service, cls);
+          if (x.reportsClass) o.events.classified(service, cls);
         }
         return await x.relay(a.answer, cls, lease);
       } finally {

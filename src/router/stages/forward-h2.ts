@@ -279,7 +279,7 @@ export class H2Forward {
         if (deadline !== undefined) clearTimeout(deadline);
         if (outcome.cls !== undefined) {
           lease.record(outcome.cls === 'success');
-          o.onClassified?.(service, outcome.cls);
+          o.events.classified(service, outcome.cls);
         }
         resolve(outcome);
       };
@@ -319,7 +319,7 @@ export class H2Forward {
       if (d !== undefined) {
         deadline = setTimeout(
           () => {
-            o.onTimeout?.(d.source === 'header' ? 'deadline' : 'total', service);
+            o.events.timeout(d.source === 'header' ? 'deadline' : 'total', service);
             forced = {
               'grpc-status': String(GRPC.DEADLINE_EXCEEDED),
               'grpc-message': encodeGrpcMessage('deadline exceeded in the mesh'),
@@ -338,7 +338,7 @@ export class H2Forward {
 
   #upstreamError(a: Failed, endpoint: Endpoint, service: string): HostmeshError {
     if (a.code === 'UND_ERR_CONNECT_TIMEOUT') {
-      this.#o.onTimeout?.('connect', service);
+      this.#o.events.timeout('connect', service);
       return new HostmeshError('TIMEOUT', `timed out connecting to ${endpointKey(endpoint)}`, { cause: a.err });
     }
     if (a.requeue === undefined) {

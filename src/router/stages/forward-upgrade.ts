@@ -77,7 +77,7 @@ export async function forwardUpgrade(o: ForwardOptions, u: UpgradeRequest, plan:
     relay: async (answer) => relayUpgrade(client, answer, u.head),
     failure: (f, endpoint) => {
       if (f.code === 'UND_ERR_CONNECT_TIMEOUT') {
-        o.onTimeout?.('connect', scope.service);
+        o.events.timeout('connect', scope.service);
         return new HostmeshError('CONNECT_FAILED', `upgrade failed: timed out connecting to ${endpointKey(endpoint)}`, { cause: f.err });
       }
       return new HostmeshError('CONNECT_FAILED', `upgrade failed: ${f.err.message}`, { cause: f.err });

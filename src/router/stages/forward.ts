@@ -93,7 +93,7 @@ export class ForwardStage {
         if (hasBody && stopWatch === undefined && !req.readableEnded) {
           stopWatch = watchRequestBody(req, limits.requestBodyIdleTimeoutMs, () => {
             bodyStalled = true;
-            o.onTimeout?.('request_body_idle', service);
+            o.events.timeout('request_body_idle', service);
             abort.emit('abort');
           });
         }
@@ -154,11 +154,11 @@ export class ForwardStage {
   #upstreamError(err: unknown, code: string, endpoint: Endpoint, service: string): HostmeshError {
     const limits = this.#o.endpoints.pools.limits;
     if (code === 'UND_ERR_HEADERS_TIMEOUT') {
-      this.#o.onTimeout?.('headers', service);
+      this.#o.events.timeout('headers', service);
       return new HostmeshError('TIMEOUT', `${endpointKey(endpoint)} did not answer within ${limits.headersTimeoutMs} ms (headers timeout)`, { cause: err });
     }
     if (code === 'UND_ERR_CONNECT_TIMEOUT') {
-      this.#o.onTimeout?.('connect', service);
+      this.#o.events.timeout('connect', service);
       return new HostmeshError('TIMEOUT', `timed out connecting to ${endpointKey(endpoint)}`, { cause: err });
     }
     if (CLOSED_ERRORS.has(code)) {
@@ -178,7 +178,7 @@ export class ForwardStage {
     } catch (err) {
       // The client went away, or the upstream died or went idle mid-body: cut the response
       // (a closed connection, never a response that looks complete).
-      if ((err as { code?: string }).code === 'UND_ERR_BODY_TIMEOUT') this.#o.onTimeout?.('response_body_idle', service);
+      if ((err as { code?: string }).code === 'UND_ERR_BODY_TIMEOUT') this.#o.events.timeout('response_body_idle', service);
       upstream.body.destroy();
       res.destroy();
     }
