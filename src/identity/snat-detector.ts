@@ -4,6 +4,7 @@
 // The router cannot undo it; it says so loudly, once an hour, and counts it (README, "CNIs that
 // rewrite sources through hostPort").
 
+import { type Clock, systemClock } from '../core/clock.js';
 import { readFileSync } from 'node:fs';
 
 /** The IPv4 default-route gateways in /proc/net/route's text (little-endian hex columns). */
@@ -33,7 +34,8 @@ export interface SnatDetectorOptions {
   readonly gateways: readonly string[];
   readonly warn: (message: string, source: string) => void;
   readonly onDetect?: () => void;
-  readonly now?: () => number;
+  /** The clock of the hourly warning (default systemClock). */
+  readonly clock?: Clock;
 }
 
 const MESSAGE =
@@ -56,7 +58,7 @@ export class SnatDetector {
     if (!this.#gateways.has(plain)) return false;
     this.seen++;
     this.#o.onDetect?.();
-    const now = (this.#o.now ?? Date.now)();
+    const now = (this.#o.clock ?? systemClock).now();
     if (now - this.#lastWarned >= 3_600_000) {
       this.#lastWarned = now;
       this.#o.warn(MESSAGE, plain);

@@ -3,6 +3,7 @@
 // samples for the dashboard. On the request path it is map lookups and increments: the labelled
 // children are created once per (router, service, client) and kept.
 
+import { type Clock, systemClock } from '../core/clock.js';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { AuthzCallers } from './authz-callers.js';
 import { RecentCounts } from './recent-counts.js';
@@ -157,14 +158,14 @@ export class RouterMetrics {
     }
     p.connections++;
     p.total++;
-    p.lastSeen = Date.now();
+    p.lastSeen = this.#m.now();
   }
 
   peerDisconnected(identity: string): void {
     const p = this.peers.get(identity);
     if (p === undefined) return;
     p.connections = Math.max(0, p.connections - 1);
-    p.lastSeen = Date.now();
+    p.lastSeen = this.#m.now();
   }
 
   tlsFailure(reason: string): void {
@@ -380,8 +381,9 @@ export class Metrics {
   /** The clock of the per-service last-minute counts (tests drive it). */
   readonly now: () => number;
 
-  constructor(options: { now?: () => number } = {}) {
-    this.now = options.now ?? Date.now;
+  constructor(options: { clock?: Clock } = {}) {
+    const clock = options.clock ?? systemClock;
+    this.now = () => clock.now();
     // Node's process metrics (RSS, heap, event loop lag, GC, open handles), read at scrape time.
     collectDefaultMetrics({ register: this.registry });
     const registers = [this.registry];

@@ -1,6 +1,7 @@
 // The `/$/...` names every router understands without configuration (Finagle's and Linkerd 1's
 // built-in namers): inet addresses, fail, nil, and the host/port rewriting helpers.
 
+import { type Clock, systemClock } from '../core/clock.js';
 import { Path } from '../dtab/path.js';
 import type { Addr, BoundName } from './addr.js';
 import { Var } from './var.js';
@@ -95,7 +96,7 @@ export interface InetAddrsOptions {
   /** Addresses kept at most; past it the least recently named goes first (default 1000). */
   readonly maxNames?: number;
   /** The clock of idle eviction (tests drive it). */
-  readonly now?: () => number;
+  readonly clock?: Clock;
 }
 
 export const INET_IDLE_TTL_MS = 60_000;
@@ -127,7 +128,8 @@ export class InetAddrs {
   constructor(options: InetAddrsOptions = {}) {
     this.#idleTtlMs = options.idleTtlMs ?? INET_IDLE_TTL_MS;
     this.#max = options.maxNames ?? INET_MAX_NAMES;
-    this.#now = options.now ?? Date.now;
+    const clock = options.clock ?? systemClock;
+    this.#now = () => clock.now();
   }
 
   get(host: string, port: number): Var<Addr> {

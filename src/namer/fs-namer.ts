@@ -6,6 +6,7 @@
 // the oldest idle ones past maxIdleNames), so Hosts that name no file cost nothing once their
 // bindings are gone; only observed files are polled.
 
+import { type Clock, systemClock } from '../core/clock.js';
 import { join } from 'node:path';
 import type { Logger } from '../log.js';
 import { InputFileError, readInputFile } from '../config/read-input.js';
@@ -25,7 +26,7 @@ export interface FsNamerOptions {
   /** An entry nobody observes is dropped after this long (default 60 s). */
   readonly idleTtlMs?: number;
   /** The clock of idle eviction (tests drive it). */
-  readonly now?: () => number;
+  readonly clock?: Clock;
   /** Idle entries kept at most (the oldest go first); default 1000. */
   readonly maxIdleNames?: number;
 }
@@ -102,7 +103,8 @@ export class FsNamer implements Namer {
     this.prefix = options.prefix ?? Path.of('io.l5d.fs');
     this.#logger = options.logger;
     this.#idleTtlMs = options.idleTtlMs ?? FS_NAMER_IDLE_TTL_MS;
-    this.#now = options.now ?? Date.now;
+    const clock = options.clock ?? systemClock;
+    this.#now = () => clock.now();
     this.#maxIdle = options.maxIdleNames ?? NAMER_MAX_IDLE_NAMES;
     this.#watch = new DirectoryWatch({
       dirs: [this.#rootDir],

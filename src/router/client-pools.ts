@@ -3,6 +3,7 @@
 
 import type { ConnectionOptions } from 'node:tls';
 import type { ClientTlsConfig } from '../config/types.js';
+import type { Clock } from '../core/clock.js';
 import { clientTlsOptions } from '../tls/tls-files.js';
 import { clientLimits, EndpointPools, type PoolEvents } from './endpoint-pool.js';
 import type { ClientSettings } from './static-params.js';
@@ -14,8 +15,8 @@ export interface ClientPoolsOptions {
   /** Distinct per-prefix settings with open pools (a `{var}` commonName makes one per captured name). */
   readonly maxClients?: number;
   readonly events?: PoolEvents;
-  /** The clock of idle pool eviction (tests drive it). */
-  readonly now?: () => number;
+  /** The clock of idle pool eviction and admission waits (tests drive it). */
+  readonly clock?: Clock;
   /** A per-prefix client's pools were retired past maxClients (metrics). */
   readonly onEvicted?: () => void;
   /** Builds TLS options from a config (tests; default tls/tls-files.ts clientTlsOptions). */
@@ -68,7 +69,7 @@ export class ClientPools {
     const tls = settings.tls === undefined ? undefined : (this.#options.tlsOptions ?? clientTlsOptions)(settings.tls);
     pools = new EndpointPools(
       tls,
-      { limits: clientLimits(settings), ...(this.#options.now !== undefined ? { now: this.#options.now } : {}) },
+      { limits: clientLimits(settings), ...(this.#options.clock !== undefined ? { clock: this.#options.clock } : {}) },
       this.#options.events,
     );
     this.#byKey.set(key, pools);

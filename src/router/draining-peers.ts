@@ -1,6 +1,7 @@
 // Peer routers that announced they are draining (issue 18, DaemonSet rollouts): the outgoing
 // router stops choosing them while another endpoint is alive. Bounded, expiring, injected clock.
 
+import { type Clock, systemClock } from '../core/clock.js';
 import { skipDead } from './balancer.js';
 
 /**
@@ -23,7 +24,7 @@ export const DRAINING_PEER_DEFAULTS = {
 export interface DrainingPeersOptions {
   readonly ttlMs?: number;
   readonly max?: number;
-  readonly now?: () => number;
+  readonly clock?: Clock;
   /** A peer was marked draining (not counted again while its mark holds). */
   readonly onMarked?: () => void;
   /** Peers marked now, after each change (a gauge). */
@@ -41,7 +42,8 @@ export class DrainingPeers {
   constructor(options: DrainingPeersOptions = {}) {
     this.#ttlMs = options.ttlMs ?? DRAINING_PEER_DEFAULTS.ttlMs;
     this.#max = options.max ?? DRAINING_PEER_DEFAULTS.max;
-    this.#now = options.now ?? Date.now;
+    const clock = options.clock ?? systemClock;
+    this.#now = () => clock.now();
     this.#o = options;
   }
 

@@ -3,6 +3,7 @@
 // Upgrade and CONNECT share; the stages live in stages/, one file each.
 
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { type Cancel, type Clock, every, systemClock } from '../core/clock.js';
 import type { Dtab } from '../dtab/dtab.js';
 import type { Path } from '../dtab/path.js';
 import type { Logger } from '../log.js';
@@ -68,8 +69,8 @@ export interface RouterOptions {
   readonly onTimeout?: (kind: TimeoutKind, service?: string) => void;
   /** Caps and idle TTL of the binding cache (Linkerd 1's bindingCache); defaults in stages/logical.ts. */
   readonly bindingCache?: BindingCacheLimits;
-  /** The clock of idle eviction, deadlines, budgets and accrual (tests drive it). */
-  readonly now?: () => number;
+  /** The clock of idle eviction, deadlines, attempt timeouts, retry backoffs, budgets and accrual (tests drive it; default systemClock). */
+  readonly clock?: Clock;
   /** A cached binding was dropped: idle past idleTtl, or the oldest one past a cap (metrics). */
   readonly onBindingEvicted?: (reason: 'idle' | 'capacity') => void;
   /** The authorization stage (authorize.ts), on the final bound name; absent: everything allowed. */
@@ -84,8 +85,6 @@ export interface RouterOptions {
   readonly totalTimeoutMs?: number;
   /** Linkerd 1's client.requestAttemptTimeoutMs: one attempt; a timed-out one may be retried (unset: unbounded). */
   readonly requestAttemptTimeoutMs?: number;
-  /** Waits between retries (tests make it instant). */
-  readonly sleep?: (ms: number) => Promise<void>;
   /** A request was sent again to another endpoint because nothing had reached an app (metrics). */
   readonly onRequeue?: (reason: RequeueReason, service?: string) => void;
   /** A retryable response was retried (metrics). */
@@ -123,14 +122,15 @@ export class Router {
   readonly #forward: ForwardStage;
   readonly #accrual: FailureAccrual;
   readonly #perName: PerName;
-  readonly #sweeper: NodeJS.Timeout;
+  readonly #stopSweeper: Cancel;
   readonly #idleTtlMs: number;
   #inFlight = 0;
 
   constructor(options: RouterOptions) {
     this.label = options.label;
     this.#o = options;
-    const now = options.now ?? Date.now;
+    const clock = options.clock ?? systemClock;
+    const now = (): number => clock.now();
     const limits = options.bindingCache ?? DEFAULT_BINDING_CACHE;
     this.#idleTtlMs = limits.idleTtlMs;
     this.#identify = new IdentifyStage({
@@ -154,14 +154,14 @@ export class Router {
     // The dead-endpoint gauge sums the router's accrual state and per-prefix ones (per-name.ts).
     const deadCounts = new DeadCounts(options.onAccrualDead);
     this.#accrual = new FailureAccrual(options.failureAccrual ?? DEFAULT_ACCRUAL, {
-      now,
+      clock,
       ...(options.random !== undefined ? { random: options.random } : {}),
       ...(options.onAccrualRemoval !== undefined ? { onRemoved: accrualRemoved(options.onAccrualRemoval) } : {}),
       onDeadCount: deadCounts.reporter(),
     });
     const drainingPeers = new DrainingPeers({
       ...options.drainingPeers,
-      now,
+      clock,
       ...(options.onDrainingPeerMarked !== undefined ? { onMarked: options.onDrainingPeerMarked } : {}),
       ...(options.onDrainingPeers !== undefined ? { onSize: options.onDrainingPeers } : {}),
     });
@@ -180,7 +180,7 @@ export class Router {
       options.params ?? new RouterParams(undefined, GLOBAL_CLIENT),
       options.clientPools ?? new ClientPools(options.pools, GLOBAL_CLIENT),
       {
-        now,
+        clock,
         service: { retries: options.retries ?? DEFAULT_RETRY_POLICY, classify: options.classifier ?? buildClassifier() },
         ...(options.requeueBudget !== undefined ? { requeueBudget: options.requeueBudget } : {}),
         requestAttemptTimeoutMs: options.requestAttemptTimeoutMs,
@@ -195,20 +195,18 @@ export class Router {
     this.#perName = perName;
     this.#forward = new ForwardStage({
       endpoints: new EndpointStage({ pools: options.pools, accrual: this.#accrual, onShed: options.onShed }),
-      now,
+      clock,
       drainingPeers,
       service: (name) => perName.service(name),
       client: (id) => perName.client(id),
       random: options.random,
-      sleep: options.sleep,
       onTimeout: options.onTimeout,
       onRequeue: options.onRequeue,
       onRetry: options.onRetry,
       onBudgetExhausted: options.onBudgetExhausted,
       onClassified: options.onClassified,
     });
-    this.#sweeper = setInterval(() => this.evictIdle(), Math.min(60_000, Math.max(1000, limits.idleTtlMs)));
-    this.#sweeper.unref();
+    this.#stopSweeper = every(clock, Math.min(60_000, Math.max(1000, limits.idleTtlMs)), () => this.evictIdle());
   }
 
   get inFlight(): number {
@@ -371,7 +369,7 @@ export class Router {
   }
 
   close(): void {
-    clearInterval(this.#sweeper);
+    this.#stopSweeper();
     this.#logical.close();
   }
 }

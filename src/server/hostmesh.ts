@@ -1,6 +1,7 @@
 // Starts a whole hostmesh process from its config: namers, the interpreter, every router with its
 // listeners, and the admin server; returns a handle whose close() drains gracefully.
 
+import { type Clock, systemClock } from '../core/clock.js';
 import { Dtab } from '../dtab/dtab.js';
 import { Path } from '../dtab/path.js';
 import { parsePath } from '../dtab/parse.js';
@@ -53,7 +54,7 @@ import { readFileSync } from 'node:fs';
 import { NamerdDtab } from './namerd-dtab.js';
 import { RewriteNamer } from '../namer/rewrite-namer.js';
 import { TransformingNamer } from '../namer/transforming-namer.js';
-import { nodeCertificateFor, type IdentityClock } from './node-identity.js';
+import { nodeCertificateFor } from './node-identity.js';
 import { podGateways, SnatDetector } from '../identity/snat-detector.js';
 import { Counter } from 'prom-client';
 import type { NodeCertificate } from '../tls/node-certificate.js';
@@ -71,16 +72,14 @@ export interface HostmeshDeps {
   readonly tlsPollMs?: number;
   /** Reconnect backoff of Kubernetes watches (tests shorten it). */
   readonly k8sBackoff?: BackoffOptions;
-  /** The clock of idle eviction in routers and namers (tests drive it with evictIdle()). */
-  readonly now?: () => number;
+  /** The one clock of the mesh: idle eviction, deadlines, accrual, waits, renewals (tests drive it; default systemClock). */
+  readonly clock?: Clock;
   /** The cluster's pods (the demo and tests give a fixed list); else a pod watch when configured. */
   readonly pods?: PodDirectory;
   /** How long a namerd interpreter waits for its dtab's first list at start (default 30 s). */
   readonly namerdStartMs?: number;
   /** The environment (NODE_NAME, POD_IP, HOSTNAME, POD_NAMESPACE); process.env by default. */
   readonly env?: NodeJS.ProcessEnv;
-  /** The node certificate's clock (identity.issuer renewals; tests drive it). */
-  readonly identityClock?: IdentityClock;
 }
 
 /**
@@ -251,12 +250,12 @@ function buildPods(config: HostmeshConfig, deps: HostmeshDeps): { pods: PodDirec
 }
 
 /** This node's own addresses (interfaces and HOST_IP), re-read at most every 30 s. */
-function nodeAddresses(now: () => number = Date.now): () => Iterable<string> {
+function nodeAddresses(clock: Clock = systemClock): () => Iterable<string> {
   let cached: string[] = [];
   let at = -Infinity;
   return () => {
-    if (now() - at > 30_000) {
-      at = now();
+    if (clock.now() - at > 30_000) {
+      at = clock.now();
       cached = Object.values(networkInterfaces()).flatMap((list) => (list ?? []).map((a) => a.address));
       const hostIp = process.env['HOST_IP'];
       if (hostIp) cached.push(hostIp);
@@ -318,7 +317,7 @@ function buildNamers(config: HostmeshConfig, deps: HostmeshDeps): Namer[] {
           logger: deps.logger,
           ...(cfg.idleTtlSecs !== undefined ? { idleTtlMs: cfg.idleTtlSecs * 1000 } : {}),
           ...(cfg.maxIdleNames !== undefined ? { maxIdleNames: cfg.maxIdleNames } : {}),
-          ...(deps.now !== undefined ? { now: deps.now } : {}),
+          ...(deps.clock !== undefined ? { clock: deps.clock } : {}),
         }),
       );
     } else {
@@ -338,9 +337,9 @@ function buildNamers(config: HostmeshConfig, deps: HostmeshDeps): Namer[] {
           ...(cfg.maxNamespaces !== undefined ? { maxNamespaces: cfg.maxNamespaces } : {}),
           ...(cfg.idleTtlSecs !== undefined ? { idleTtlMs: cfg.idleTtlSecs * 1000 } : {}),
           ...(cfg.maxIdleNames !== undefined ? { maxIdleNames: cfg.maxIdleNames } : {}),
-          ...(deps.now !== undefined ? { now: deps.now } : {}),
+          ...(deps.clock !== undefined ? { clock: deps.clock } : {}),
           prefix: parsePath(cfg.prefix),
-          nodeAddresses: nodeAddresses(deps.now),
+          nodeAddresses: nodeAddresses(deps.clock),
           ...(cfg.maxEndpointsPerService !== undefined ? { maxEndpointsPerService: cfg.maxEndpointsPerService } : {}),
           ...(cfg.allowLoopbackEndpoints === true ? { allowLoopbackEndpoints: true } : {}),
           ...(cfg.labelSelector !== undefined ? { labelSelector: cfg.labelSelector } : {}),
@@ -502,10 +501,10 @@ function boundEndpoints(interpreter: NameInterpreter, path: Path, closers: (() =
 }
 
 /** A router's httpAccessLog, its failures logged once per streak. */
-function openAccessLog(label: string, cfg: AccessLogConfig, logger: Logger, now: (() => number) | undefined): AccessLog {
+function openAccessLog(label: string, cfg: AccessLogConfig, logger: Logger, clock: Clock | undefined): AccessLog {
   logger.info({ router: label, path: cfg.path, rollPolicy: cfg.rollPolicy }, 'writing the access log');
   return new AccessLog(cfg, {
-    ...(now !== undefined ? { now } : {}),
+    ...(clock !== undefined ? { clock } : {}),
     onError: (err) => logger.warn({ router: label, path: cfg.path, err: err.message }, 'access log write failed: lines dropped until a write succeeds'),
   });
 }
@@ -561,7 +560,7 @@ export async function startHostmesh(given: HostmeshConfig, deps: HostmeshDeps): 
   // A bad policy at start is a config error (nothing started yet); later versions are hot reloads.
   const initialPolicy = config.authz !== undefined ? await loadPolicyFile(config.authz.policyFile) : undefined;
   const namers = buildNamers(config, deps);
-  const metrics = new Metrics(deps.now !== undefined ? { now: deps.now } : {});
+  const metrics = new Metrics(deps.clock !== undefined ? { clock: deps.clock } : {});
   const policyWatcher =
     config.authz !== undefined && initialPolicy !== undefined
       ? new PolicyWatcher({
@@ -590,7 +589,7 @@ export async function startHostmesh(given: HostmeshConfig, deps: HostmeshDeps): 
     inet: {
       ...(config.inet?.idleTtlSecs !== undefined ? { idleTtlMs: config.inet.idleTtlSecs * 1000 } : {}),
       ...(config.inet?.maxNames !== undefined ? { maxNames: config.inet.maxNames } : {}),
-      ...(deps.now !== undefined ? { now: deps.now } : {}),
+      ...(deps.clock !== undefined ? { clock: deps.clock } : {}),
     },
   });
   const namerClosers: (() => void)[] = [];
@@ -609,7 +608,7 @@ export async function startHostmesh(given: HostmeshConfig, deps: HostmeshDeps): 
   const routers: RunningRouter[] = [];
   const closers: (() => void)[] = [...namerClosers];
   // identity.issuer: TLS blocks without certificate files take this node's issued certificate.
-  const nodeCert = nodeCertificateFor(config, metrics, logger, deps.identityClock);
+  const nodeCert = nodeCertificateFor(config, metrics, logger, deps.clock);
   const nodeTls = nodeCert !== undefined ? () => ({ material: nodeCert.current, trustDomain }) : () => undefined;
   if (nodeCert !== undefined) closers.push(() => nodeCert.close());
   if (policyWatcher !== undefined) closers.push(() => policyWatcher.close());
@@ -632,7 +631,7 @@ export async function startHostmesh(given: HostmeshConfig, deps: HostmeshDeps): 
       });
       closers.push(close);
       const rm = metrics.router(r.label);
-      const accessLog = r.accessLog !== undefined ? openAccessLog(r.label, r.accessLog, logger, deps.now) : undefined;
+      const accessLog = r.accessLog !== undefined ? openAccessLog(r.label, r.accessLog, logger, deps.clock) : undefined;
       if (accessLog !== undefined) {
         accessLogs.set(r.label, accessLog);
         closers.push(() => void accessLog.close());
@@ -656,7 +655,7 @@ export async function startHostmesh(given: HostmeshConfig, deps: HostmeshDeps): 
       };
       const pools = new EndpointPools(
         r.client.tls ? clientTlsOptions(r.client.tls, nodeTls()) : undefined,
-        { limits: clientLimits(r.client), ...(deps.now !== undefined ? { now: deps.now } : {}) },
+        { limits: clientLimits(r.client), ...(deps.clock !== undefined ? { clock: deps.clock } : {}) },
         poolEvents,
       );
       poolsList.push(pools);
@@ -670,7 +669,7 @@ export async function startHostmesh(given: HostmeshConfig, deps: HostmeshDeps): 
       const clientPools = new ClientPools(pools, clientGlobal, {
         ...(r.bindingCache?.clients !== undefined ? { maxClients: r.bindingCache.clients } : {}),
         events: poolEvents,
-        ...(deps.now !== undefined ? { now: deps.now } : {}),
+        ...(deps.clock !== undefined ? { clock: deps.clock } : {}),
         onEvicted: () => metrics.staticParamsEvictions.labels(r.label, 'pools').inc(),
       });
       closers.push(() => void clientPools.close());
@@ -746,7 +745,7 @@ export async function startHostmesh(given: HostmeshConfig, deps: HostmeshDeps): 
         onDrainingPeerMarked: () => rm.drainingPeerMarked(),
         onDrainingPeers: (size) => rm.drainingPeers(size),
         bindingCache: bindingCacheLimits(r),
-        ...(deps.now !== undefined ? { now: deps.now } : {}),
+        ...(deps.clock !== undefined ? { clock: deps.clock } : {}),
         onBindingEvicted: (reason) => metrics.bindingEvictions.labels(r.label, reason).inc(),
         ...(policyWatcher !== undefined
           ? {
@@ -757,7 +756,7 @@ export async function startHostmesh(given: HostmeshConfig, deps: HostmeshDeps): 
                 onDecision: (service, destination, caller, verdict) => rm.authz(service, destination, caller, verdict),
                 // Through the same bounded labels as decisions: the service name comes from the request.
                 onOverrideRefused: (service, destination, caller) => rm.authz(service, destination, caller, 'deny'),
-                ...(deps.now !== undefined ? { now: deps.now } : {}),
+                ...(deps.clock !== undefined ? { clock: deps.clock } : {}),
               }),
             }
           : {}),
@@ -802,7 +801,7 @@ export async function startHostmesh(given: HostmeshConfig, deps: HostmeshDeps): 
           logger.warn({ router: r.label, port: s.port }, 'TLS without requireClientAuth: peers are not verified');
         }
         if (h2 !== undefined) {
-          const hl = await startH2Listener(router, h2, s, { direction, guard, callers, rm, logger, now: deps.now, node: nodeCert?.current });
+          const hl = await startH2Listener(router, h2, s, { direction, guard, callers, rm, logger, clock: deps.clock, node: nodeCert?.current });
           started.push(hl);
           listeners.push(hl);
           const h2Tls = s.tls;

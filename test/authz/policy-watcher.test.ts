@@ -2,6 +2,7 @@
 // valid version applies; a bad one is rejected with file:line:col, counted, and the old policy
 // stays in force (so a typo cannot open a deny-by-default namespace).
 
+import { clockWithNow } from '../../src/core/clock.js';
 import { mkdir, mkdtemp, rename, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -39,7 +40,7 @@ t.test('a valid version applies, a bad one keeps the policy in force', async (t)
     initial,
     logger: silentLogger(),
     pollMs: 60_000,
-    now: () => clock,
+    clock: clockWithNow(() => clock),
     onReject: (m) => rejects.push(m),
     onApply: (p) => applied.push(p.ruleCount),
   });

@@ -126,7 +126,7 @@ for (const node of NODES) {
   const routerPod = env.pod(`hostmesh-${node.name}`, node.name);
   writeFileSync(join(dir, `token-${node.name}`), env.token(routerPod, { expiresAt: clock.now() + 48 * HOUR }));
   const { config } = parseConfig(configText(node), join(dir, `${node.name}.yaml`));
-  meshes.push(await startHostmesh(config, { logger: silentLogger(), pods, tlsPollMs: 100, identityClock: clock }));
+  meshes.push(await startHostmesh(config, { logger: silentLogger(), pods, tlsPollMs: 100, clock }));
 }
 t.teardown(async () => {
   await Promise.all(meshes.map((m) => m.close(0)));

@@ -1,6 +1,7 @@
 // A CNI that rewrites pod sources through hostPort is detected: connections from the pod network's
 // gateway (read from /proc/net/route) are logged loudly, once an hour, and counted.
 
+import { clockWithNow } from '../../src/core/clock.js';
 import fc from 'fast-check';
 import t from 'tap';
 import { defaultGateways, SnatDetector } from '../../src/identity/snat-detector.js';
@@ -37,7 +38,12 @@ t.test('sources equal to the gateway are warned about once an hour and counted; 
   let now = 0;
   const warnings: string[] = [];
   let counted = 0;
-  const d = new SnatDetector({ gateways: ['10.244.1.1'], warn: (m, s) => warnings.push(`${s}: ${m}`), onDetect: () => counted++, now: () => now });
+  const d = new SnatDetector({
+    gateways: ['10.244.1.1'],
+    warn: (m, s) => warnings.push(`${s}: ${m}`),
+    onDetect: () => counted++,
+    clock: clockWithNow(() => now),
+  });
   t.notOk(d.observe('10.244.1.7'), 'a pod address');
   t.ok(d.observe('10.244.1.1'));
   t.ok(d.observe('::ffff:10.244.1.1'), 'IPv4-mapped');

@@ -2,6 +2,7 @@
 // verified peer, else unauthenticated), the outgoing side's override guard, the audit log's rate
 // limit on an injected clock, and the bounds of the dashboard's caller tally.
 
+import { clockWithNow } from '../../src/core/clock.js';
 import type { IncomingMessage } from 'node:http';
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
@@ -125,7 +126,7 @@ t.test('audit: allowed; would-deny lines are rate limited on the injected clock 
   let now = 1_000_000;
   const { logger, lines } = recorder();
   const verdicts: string[] = [];
-  const authorize = authorizer({ policy: () => POLICY, logger, now: () => now, onDecision: (_s, _d, _c, v) => verdicts.push(v) });
+  const authorize = authorizer({ policy: () => POLICY, logger, clock: clockWithNow(() => now), onDecision: (_s, _d, _c, v) => verdicts.push(v) });
   const staging = '/#/io.l5d.k8s/staging/http/app';
   for (let i = 0; i < AUDIT_LOG_PER_MINUTE + 5; i++)
     t.equal(

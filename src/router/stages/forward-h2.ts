@@ -4,6 +4,7 @@
 
 import { EventEmitter } from 'node:events';
 import http2, { type ClientHttp2Stream, type IncomingHttpHeaders, type OutgoingHttpHeaders, type ServerHttp2Stream } from 'node:http2';
+import { type Cancel, sleepOn } from '../../core/clock.js';
 import { HostmeshError } from '../../errors.js';
 import { encodeGrpcMessage, formatGrpcTimeout, GRPC, grpcStatusValue, type H2Classifier } from '../../h2/grpc.js';
 import type { H2Sessions } from '../../h2/h2-sessions.js';
@@ -148,7 +149,7 @@ export class H2Forward {
     const abort = new EventEmitter();
     const onGone = (): void => void abort.emit('abort');
     x.stream.once('close', onGone);
-    const timer = new AttemptTimer({ now: o.now, deadline: ctx.deadline, attemptTimeoutMs: cli.requestAttemptTimeoutMs, abort });
+    const timer = new AttemptTimer({ clock: o.clock, deadline: ctx.deadline, attemptTimeoutMs: cli.requestAttemptTimeoutMs, abort });
     const body = new RequestBody(x.stream, policy.requestBufferBytes);
     const tried = new Set<string>();
     let endpoint = plan.endpoint;
@@ -248,7 +249,7 @@ export class H2Forward {
               body.detach();
               delays ??= backoffDelays(policy.backoff, o.random);
               const ms = delays();
-              if (ms > 0) await (o.sleep ?? sleep)(Math.min(ms, Math.max(0, timer.remaining())));
+              if (ms > 0) await (o.sleep ?? ((ms: number) => sleepOn(o.clock, ms)))(Math.min(ms, Math.max(0, timer.remaining())));
               if (x.stream.destroyed) return { status: 499, grpcStatus: GRPC.CANCELLED, cls: undefined };
               endpoint = plan.another(new Set()) ?? endpoint;
               continue;
@@ -354,12 +355,12 @@ export class H2Forward {
       let trailers: IncomingHttpHeaders | undefined;
       let forced: OutgoingHttpHeaders | undefined;
       let settled = false;
-      let deadline: NodeJS.Timeout | undefined;
+      let cancelDeadline: Cancel | undefined;
       const outcome: H2Outcome = { status, grpcStatus: undefined, cls: undefined };
       const finish = (): void => {
         if (settled) return;
         settled = true;
-        if (deadline !== undefined) clearTimeout(deadline);
+        cancelDeadline?.();
         if (outcome.cls !== undefined) {
           lease.record(outcome.cls === 'success');
           o.onClassified?.(service, outcome.cls);
@@ -400,21 +401,17 @@ export class H2Forward {
       up.on('error', () => undefined); // 'close' carries the outcome
       const d = ctx.deadline;
       if (d !== undefined) {
-        deadline = setTimeout(
-          () => {
-            o.onTimeout?.(d.source === 'header' ? 'deadline' : 'total', service);
-            forced = {
-              'grpc-status': String(GRPC.DEADLINE_EXCEEDED),
-              'grpc-message': encodeGrpcMessage('deadline exceeded in the mesh'),
-              'l5d-err': 'deadline%20exceeded',
-            };
-            up.unpipe(stream);
-            up.close(NGHTTP2_CANCEL);
-            if (!stream.destroyed) stream.end();
-          },
-          Math.max(0, d.at - o.now()),
-        );
-        deadline.unref();
+        cancelDeadline = o.clock.schedule(Math.max(0, d.at - o.clock.now()), () => {
+          o.onTimeout?.(d.source === 'header' ? 'deadline' : 'total', service);
+          forced = {
+            'grpc-status': String(GRPC.DEADLINE_EXCEEDED),
+            'grpc-message': encodeGrpcMessage('deadline exceeded in the mesh'),
+            'l5d-err': 'deadline%20exceeded',
+          };
+          up.unpipe(stream);
+          up.close(NGHTTP2_CANCEL);
+          if (!stream.destroyed) stream.end();
+        });
       }
     });
   }
@@ -477,8 +474,4 @@ function relayedTrailers(t: IncomingHttpHeaders | undefined): OutgoingHttpHeader
   if (t === undefined) return out;
   for (const [k, v] of Object.entries(t)) if (v !== undefined && !k.startsWith(':') && !CONNECTION_FIELDS.has(k)) out[k] = v;
   return out;
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms).unref());
 }

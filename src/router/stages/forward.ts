@@ -5,11 +5,12 @@ import { EventEmitter } from 'node:events';
 import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import type { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
+import { type Clock, sleepOn } from '../../core/clock.js';
 import { HostmeshError } from '../../errors.js';
 import type { Endpoint } from '../../namer/addr.js';
 import { type Classifier, RETRYABLE_HEADER, type ResponseClass, SUCCESS_CLASS_HEADER, successClass } from '../classifier.js';
 import type { RequestContext } from '../context.js';
-import { AttemptTimer, timerMs } from '../deadline.js';
+import { AttemptTimer } from '../deadline.js';
 import { endpointKey, type EndpointPools } from '../endpoint-pool.js';
 import type { FailureAccrual } from '../failure-accrual.js';
 import { DRAINING_HEADER, type DrainingPeers } from '../draining-peers.js';
@@ -56,14 +57,15 @@ export interface ClientParams {
 
 export interface ForwardOptions {
   readonly endpoints: EndpointStage;
-  readonly now: () => number;
+  /** Attempt timeouts, deadlines and retry backoffs run on it. */
+  readonly clock: Clock;
   /** Where a peer router's draining mark is kept (the concrete stage skips those peers). */
   readonly drainingPeers?: DrainingPeers | undefined;
   /** The settings of a service (by logical name) and of a client (by bound id). */
   readonly service: (service: string) => ServiceParams;
   readonly client: (client: string) => ClientParams;
   readonly random?: (() => number) | undefined;
-  /** Waits between retries (tests make it instant). */
+  /** Waits between retries (default: sleepOn(clock); tests record the waits). */
   readonly sleep?: ((ms: number) => Promise<void>) | undefined;
   // Each names the logical service when known: the dashboard shows these per service.
   readonly onTimeout?: ((kind: TimeoutKind, service?: string) => void) | undefined;
@@ -141,7 +143,7 @@ export class ForwardStage {
     const retriesHere = retryHop(ctx);
     const requeueBudget = cli.requeueBudgets.get(client);
     // Each attempt's own abort signal, fired at its timeout or the request's deadline (deadline.ts).
-    const timer = new AttemptTimer({ now: o.now, deadline: ctx.deadline, attemptTimeoutMs: cli.requestAttemptTimeoutMs, abort });
+    const timer = new AttemptTimer({ clock: o.clock, deadline: ctx.deadline, attemptTimeoutMs: cli.requestAttemptTimeoutMs, abort });
     retryBudget.deposit();
     requeueBudget.deposit();
     const tried = new Set<string>();
@@ -264,7 +266,7 @@ export class ForwardStage {
             lease.release();
             delays ??= backoffDelays(policy.backoff, o.random);
             const ms = delays();
-            if (ms > 0) await (o.sleep ?? sleep)(Math.min(ms, Math.max(0, timer.remaining())));
+            if (ms > 0) await (o.sleep ?? ((ms: number) => sleepOn(o.clock, ms)))(Math.min(ms, Math.max(0, timer.remaining())));
             if (res.destroyed) return;
             // A retry goes through the balancer again (Linkerd 1 retries above the balancer).
             endpoint = plan.another(new Set()) ?? endpoint;
@@ -363,7 +365,7 @@ export class UpgradeAttempts {
     this.#timedOut = timedOut;
     const cli = o.client(plan.name.id.show());
     this.#client = cli;
-    this.#timer = new AttemptTimer({ now: o.now, deadline: ctx.deadline, attemptTimeoutMs: cli.requestAttemptTimeoutMs, abort: new EventEmitter() });
+    this.#timer = new AttemptTimer({ clock: o.clock, deadline: ctx.deadline, attemptTimeoutMs: cli.requestAttemptTimeoutMs, abort: new EventEmitter() });
     this.#requeueBudget = cli.requeueBudgets.get(plan.name.id.show());
     this.#requeueBudget.deposit();
   }
@@ -461,10 +463,6 @@ function relayHead(res: ServerResponse, upstream: Dispatcher.ResponseData, cls: 
 /** Reads and drops an answer that will not be relayed (a requeued or retried attempt's). */
 async function discard(upstream: Dispatcher.ResponseData): Promise<void> {
   await upstream.body.dump().catch(() => undefined);
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, timerMs(ms)).unref());
 }
 
 /**
