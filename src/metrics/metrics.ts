@@ -6,6 +6,7 @@
 import { type Clock, systemClock } from '../core/clock.js';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { AuthzCallers } from './authz-callers.js';
+import { registerBoundedMapMetrics } from './bounded-maps.js';
 import { RecentCounts } from './recent-counts.js';
 import { anyPurposePeers } from '../tls/peer-certificate.js';
 import { Linkerd1RouterStats } from './linkerd1-stats.js';
@@ -386,6 +387,7 @@ export class Metrics {
     this.now = () => clock.now();
     // Node's process metrics (RSS, heap, event loop lag, GC, open handles), read at scrape time.
     collectDefaultMetrics({ register: this.registry });
+    registerBoundedMapMetrics(this.registry);
     const registers = [this.registry];
     this.requests = new Counter({
       name: 'hostmesh_requests_total',

@@ -1,6 +1,7 @@
 // The `/$/...` names every router understands without configuration (Finagle's and Linkerd 1's
 // built-in namers): inet addresses, fail, nil, and the host/port rewriting helpers.
 
+import { BoundedMap } from '../core/bounded-map.js';
 import { type Clock, systemClock } from '../core/clock.js';
 import { Path } from '../dtab/path.js';
 import type { Addr, BoundName } from './addr.js';
@@ -118,7 +119,7 @@ const MAX_SHARED_HOST = 255;
  */
 export class InetAddrs {
   /** In the order they were last named (oldest first). */
-  readonly #addrs = new Map<string, { readonly addr: Var<Addr>; named: number }>();
+  readonly #addrs: BoundedMap<string, { readonly addr: Var<Addr>; named: number }>;
   readonly #idleTtlMs: number;
   readonly #max: number;
   readonly #now: () => number;
@@ -128,6 +129,8 @@ export class InetAddrs {
   constructor(options: InetAddrsOptions = {}) {
     this.#idleTtlMs = options.idleTtlMs ?? INET_IDLE_TTL_MS;
     this.#max = options.maxNames ?? INET_MAX_NAMES;
+    // Insertion order: an address moves last when named again (set), not when read.
+    this.#addrs = new BoundedMap({ name: 'inet_addrs', max: this.#max, order: 'insertion', onEvict: () => this.evictions++ });
     const clock = options.clock ?? systemClock;
     this.#now = () => clock.now();
   }
@@ -142,14 +145,9 @@ export class InetAddrs {
       entry = { addr: new Var<Addr>({ kind: 'bound', endpoints: [{ host, port, meta: {} }] }), named: now };
       if (this.#max <= 0) return entry.addr;
     } else {
-      this.#addrs.delete(key); // re-inserted last: the Map's order is the naming order
       entry.named = now;
     }
-    this.#addrs.set(key, entry);
-    while (this.#addrs.size > this.#max) {
-      this.#addrs.delete(this.#addrs.keys().next().value as string);
-      this.evictions++;
-    }
+    this.#addrs.set(key, entry); // re-inserted last: the map's order is the naming order
     return entry.addr;
   }
 

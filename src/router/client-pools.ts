@@ -1,6 +1,7 @@
 // Endpoint pools per client settings: the router's own pools for clients no prefix config changes,
 // and one EndpointPools per distinct per-prefix TLS and pool settings (io.l5d.static), bounded.
 
+import { BoundedMap } from '../core/bounded-map.js';
 import type { ConnectionOptions } from 'node:tls';
 import type { ClientTlsConfig } from '../config/types.js';
 import type { Clock } from '../core/clock.js';
@@ -41,7 +42,7 @@ export class ClientPools {
   readonly router: EndpointPools;
   readonly #global: ClientSettings;
   readonly #globalKey: string;
-  readonly #byKey = new Map<string, EndpointPools>();
+  readonly #byKey: BoundedMap<string, EndpointPools>;
   readonly #options: ClientPoolsOptions;
 
   constructor(router: EndpointPools, global: ClientSettings, options: ClientPoolsOptions = {}) {
@@ -49,6 +50,15 @@ export class ClientPools {
     this.#global = global;
     this.#globalKey = poolKey(global);
     this.#options = options;
+    // Least recently used first out, past maxClients: its pools are retired.
+    this.#byKey = new BoundedMap({
+      name: 'client_pools',
+      max: options.maxClients ?? DEFAULT_MAX_CLIENT_POOLS,
+      onEvict: (_key, old) => {
+        retire(old);
+        options.onEvicted?.();
+      },
+    });
   }
 
   /**
@@ -60,12 +70,8 @@ export class ClientPools {
     if (settings === this.#global) return this.router;
     const key = poolKey(settings);
     if (key === this.#globalKey) return this.router;
-    let pools = this.#byKey.get(key);
-    if (pools !== undefined) {
-      this.#byKey.delete(key); // re-inserted last: least recently used first
-      this.#byKey.set(key, pools);
-      return pools;
-    }
+    let pools = this.#byKey.get(key); // a hit becomes the most recently used
+    if (pools !== undefined) return pools;
     const tls = settings.tls === undefined ? undefined : (this.#options.tlsOptions ?? clientTlsOptions)(settings.tls);
     pools = new EndpointPools(
       tls,
@@ -73,13 +79,6 @@ export class ClientPools {
       this.#options.events,
     );
     this.#byKey.set(key, pools);
-    const max = Math.max(1, this.#options.maxClients ?? DEFAULT_MAX_CLIENT_POOLS);
-    while (this.#byKey.size > max) {
-      const [oldKey, old] = this.#byKey.entries().next().value as [string, EndpointPools];
-      this.#byKey.delete(oldKey);
-      retire(old);
-      this.#options.onEvicted?.();
-    }
     return pools;
   }
 

@@ -121,7 +121,7 @@ export class PerName {
     };
     this.#globalClient = {
       requestAttemptTimeoutMs: options.requestAttemptTimeoutMs,
-      requeueBudgets: new Budgets(options.requeueBudget ?? DEFAULT_BUDGET, MAX_BUDGETS, this.#now),
+      requeueBudgets: new Budgets(options.requeueBudget ?? DEFAULT_BUDGET, MAX_BUDGETS, this.#now, 'requeue_budgets'),
       accrual: options.accrual,
     };
     this.#globalClientPolicy = { ...this.#globalClient, pools: pools.router };
@@ -158,7 +158,7 @@ export class PerName {
     if (policy === undefined) {
       policy = {
         requestAttemptTimeoutMs: c.requestAttemptTimeoutMs,
-        requeueBudgets: new Budgets(requeueBudgetOf(c), MAX_BUDGETS, this.#now),
+        requeueBudgets: new Budgets(requeueBudgetOf(c), MAX_BUDGETS, this.#now, 'requeue_budgets'),
         accrual: this.#accrualFor(accrualKey, c),
       };
       this.#clients.set(key, policy);
