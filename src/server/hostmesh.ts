@@ -74,6 +74,8 @@ export interface HostmeshDeps {
   readonly k8sBackoff?: BackoffOptions;
   /** The one clock of the mesh: idle eviction, deadlines, accrual, waits, renewals (tests drive it; default systemClock). */
   readonly clock?: Clock;
+  /** The node certificate's clock when it must differ from the mesh's (tests that move days of renewals while requests run on real time). */
+  readonly identityClock?: Clock;
   /** The cluster's pods (the demo and tests give a fixed list); else a pod watch when configured. */
   readonly pods?: PodDirectory;
   /** How long a namerd interpreter waits for its dtab's first list at start (default 30 s). */
@@ -608,7 +610,7 @@ export async function startHostmesh(given: HostmeshConfig, deps: HostmeshDeps): 
   const routers: RunningRouter[] = [];
   const closers: (() => void)[] = [...namerClosers];
   // identity.issuer: TLS blocks without certificate files take this node's issued certificate.
-  const nodeCert = nodeCertificateFor(config, metrics, logger, deps.clock);
+  const nodeCert = nodeCertificateFor(config, metrics, logger, deps.identityClock ?? deps.clock);
   const nodeTls = nodeCert !== undefined ? () => ({ material: nodeCert.current, trustDomain }) : () => undefined;
   if (nodeCert !== undefined) closers.push(() => nodeCert.close());
   if (policyWatcher !== undefined) closers.push(() => policyWatcher.close());

@@ -88,19 +88,23 @@ t.test('the directory watch picks up a swap without an explicit check', async (t
   await publish(root, 'gen1', DENY);
   const file = join(root, 'policy.yaml');
   await symlink('..data/policy.yaml', file);
+  let onApply: () => void = () => undefined;
   const applied = new Promise<void>((resolve) => {
-    const w = new PolicyWatcher({
-      file,
-      initial: { policy: parsePolicy(DENY, file), text: DENY },
-      logger: silentLogger(),
-      pollMs: 100,
-      onApply: () => resolve(),
-    });
-    t.teardown(() => w.close());
+    onApply = resolve;
   });
+  const w = new PolicyWatcher({
+    file,
+    initial: { policy: parsePolicy(DENY, file), text: DENY },
+    logger: silentLogger(),
+    pollMs: 100,
+    onApply: () => onApply(),
+  });
+  t.teardown(() => w.close());
+  t.equal(w.policy.decide(webToPayments).decision, 'deny', 'before the swap: web may not call payments');
   await publish(root, 'gen2', ALLOW_WEB);
   await applied;
-  t.pass('applied');
+  t.equal(w.policy.decide(webToPayments).decision, 'allow', 'after the swap, with no explicit check: the new rule decides');
+  t.equal(w.status.applied, 1);
 });
 
 t.test('loadPolicyFile: unreadable and bad files are PolicyErrors', async (t) => {
