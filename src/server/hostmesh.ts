@@ -1,7 +1,7 @@
 // Starts a whole hostmesh process from its config: namers, the interpreter, every router with its
 // listeners, and the admin server; returns a handle whose close() drains gracefully.
 
-import { type Clock, systemClock } from '../core/clock.js';
+import { type Clock, every, systemClock } from '../core/clock.js';
 import { Dtab } from '../dtab/dtab.js';
 import { Path } from '../dtab/path.js';
 import { parsePath } from '../dtab/parse.js';
@@ -615,9 +615,7 @@ export async function startHostmesh(given: HostmeshConfig, deps: HostmeshDeps): 
   if (nodeCert !== undefined) closers.push(() => nodeCert.close());
   if (policyWatcher !== undefined) closers.push(() => policyWatcher.close());
   // The /$/inet map is swept as it is used and by evictIdle(); this catches a map left idle.
-  const inetSweeper = setInterval(() => interpreter.evictIdle(), 30_000);
-  inetSweeper.unref();
-  closers.push(() => clearInterval(inetSweeper));
+  closers.push(every(deps.clock ?? systemClock, 30_000, () => interpreter.evictIdle()));
   const poolsList: EndpointPools[] = [];
   const started: (Listener | H2Listener)[] = [];
   const watchers = new Map<string, DtabWatcher>();
