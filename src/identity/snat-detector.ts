@@ -5,6 +5,7 @@
 // rewrite sources through hostPort").
 
 import { type Clock, systemClock } from '../core/clock.js';
+import type { SourceEvents } from './events.js';
 import { readFileSync } from 'node:fs';
 
 /** The IPv4 default-route gateways in /proc/net/route's text (little-endian hex columns). */
@@ -33,7 +34,8 @@ export function podGateways(file = '/proc/net/route'): string[] {
 export interface SnatDetectorOptions {
   readonly gateways: readonly string[];
   readonly warn: (message: string, source: string) => void;
-  readonly onDetect?: () => void;
+  /** Where a rewritten source is reported, once per connection seen from a gateway (default: nowhere). */
+  readonly events?: SourceEvents;
   /** The clock of the hourly warning (default systemClock). */
   readonly clock?: Clock;
 }
@@ -57,7 +59,7 @@ export class SnatDetector {
     const plain = ip.startsWith('::ffff:') ? ip.slice(7) : ip;
     if (!this.#gateways.has(plain)) return false;
     this.seen++;
-    this.#o.onDetect?.();
+    this.#o.events?.rewrittenSource();
     const now = (this.#o.clock ?? systemClock).now();
     if (now - this.#lastWarned >= 3_600_000) {
       this.#lastWarned = now;

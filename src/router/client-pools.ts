@@ -2,6 +2,7 @@
 // and one EndpointPools per distinct per-prefix TLS and pool settings (io.l5d.static), bounded.
 
 import { BoundedMap } from '../core/bounded-map.js';
+import type { RouterPartEvents } from './events.js';
 import type { ConnectionOptions } from 'node:tls';
 import type { ClientTlsConfig } from '../config/types.js';
 import type { Clock } from '../core/clock.js';
@@ -19,7 +20,8 @@ export interface ClientPoolsOptions {
   /** The clock of idle pool eviction and admission waits (tests drive it). */
   readonly clock?: Clock;
   /** A per-prefix client's pools were retired past maxClients (metrics). */
-  readonly onEvicted?: () => void;
+  /** Where a client's pools dropped past maxClients are reported (paramsEvicted('pools')). */
+  readonly paramsEvents?: Pick<RouterPartEvents, 'paramsEvicted'>;
   /** Builds TLS options from a config (tests; default tls/tls-files.ts clientTlsOptions). */
   readonly tlsOptions?: (cfg: ClientTlsConfig) => ConnectionOptions;
 }
@@ -56,7 +58,7 @@ export class ClientPools {
       max: options.maxClients ?? DEFAULT_MAX_CLIENT_POOLS,
       onEvict: (_key, old) => {
         retire(old);
-        options.onEvicted?.();
+        options.paramsEvents?.paramsEvicted('pools');
       },
     });
   }

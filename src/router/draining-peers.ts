@@ -4,6 +4,7 @@
 import { BoundedMap } from '../core/bounded-map.js';
 import { type Clock, systemClock } from '../core/clock.js';
 import { skipDead } from './balancer.js';
+import type { RouterEvents } from './events.js';
 
 /**
  * The router-owned answer header a draining incoming router sets on every answer to a peer during
@@ -26,10 +27,8 @@ export interface DrainingPeersOptions {
   readonly ttlMs?: number;
   readonly max?: number;
   readonly clock?: Clock;
-  /** A peer was marked draining (not counted again while its mark holds). */
-  readonly onMarked?: () => void;
-  /** Peers marked now, after each change (a gauge). */
-  readonly onSize?: (size: number) => void;
+  /** drainingPeerMarked: a peer was marked (not counted again while its mark holds); drainingPeers: marked now, after each change. */
+  readonly events?: Pick<RouterEvents, 'drainingPeerMarked' | 'drainingPeers'>;
 }
 
 export class DrainingPeers {
@@ -57,13 +56,13 @@ export class DrainingPeers {
     const fresh = !this.draining(key);
     // Over the cap the oldest mark goes: at worst that peer is chosen again and re-marks itself.
     this.#until.set(key, this.#now() + this.#ttlMs);
-    if (fresh) this.#o.onMarked?.();
-    this.#o.onSize?.(this.#until.size);
+    if (fresh) this.#o.events?.drainingPeerMarked();
+    this.#o.events?.drainingPeers(this.#until.size);
   }
 
   /** The peer at `key` answered without the mark (it restarted, or never drained): forget it. */
   clear(key: string): void {
-    if (this.#until.delete(key)) this.#o.onSize?.(this.#until.size);
+    if (this.#until.delete(key)) this.#o.events?.drainingPeers(this.#until.size);
   }
 
   /** Whether the peer at `key` is marked now (an expired mark is dropped here). */
@@ -72,7 +71,7 @@ export class DrainingPeers {
     if (until === undefined) return false;
     if (until > this.#now()) return true;
     this.#until.delete(key);
-    this.#o.onSize?.(this.#until.size);
+    this.#o.events?.drainingPeers(this.#until.size);
     return false;
   }
 

@@ -10,19 +10,19 @@ import type { Logger } from '../log.js';
 import type { BoundName } from '../namer/addr.js';
 import type { NameInterpreter } from '../namer/interpreter.js';
 import type { Var } from '../namer/var.js';
-import type { ShedReason } from './admission.js';
 import type { Authorize } from './authorize.js';
-import { classifier as buildClassifier, type Classifier, type ResponseClass } from './classifier.js';
+import { classifier as buildClassifier, type Classifier } from './classifier.js';
 import type { RequestContext } from './context.js';
 import { formatDeadline, DEADLINE_HEADER } from './deadline.js';
 import { endpointKey, type EndpointPools } from './endpoint-pool.js';
 import { withDelegationPath } from './explain-failure.js';
 import { DrainingPeers } from './draining-peers.js';
+import { noRouterEvents, type RouterEvents } from './events.js';
 import { accrualClient, accrualKey, DEFAULT_ACCRUAL, FailureAccrual, type AccrualConfig } from './failure-accrual.js';
 import { buildIdentifiers, type RequestFacts } from './identifiers.js';
 import { parsePath } from '../dtab/parse.js';
 import { outgoingHeaders } from './outgoing-headers.js';
-import { markUndelivered, type RequeueReason } from './requeue.js';
+import { markUndelivered } from './requeue.js';
 import { DEFAULT_RETRY_POLICY, type BudgetConfig, type RetryPolicy } from './retries.js';
 import { ClientPools } from './client-pools.js';
 import { DeadCounts, PerName } from './per-name.js';
@@ -31,7 +31,7 @@ import type { ClientConfig } from '../config/types.js';
 import type { RoutePlan } from './route-plan.js';
 import { type BalancerKind, ConcreteStage } from './stages/concrete.js';
 import { EndpointStage } from './stages/endpoint.js';
-import { ForwardStage, type TimeoutKind, type UpgradeAttempts } from './stages/forward.js';
+import { ForwardStage, type UpgradeAttempts } from './stages/forward.js';
 import { IdentifyStage, type RequestHead } from './stages/identify.js';
 import { type BindingCacheLimits, DEFAULT_BINDING_CACHE, LogicalStage } from './stages/logical.js';
 import { decrementMaxForwards, traceEcho, traceHere } from './trace.js';
@@ -55,24 +55,16 @@ export interface RouterOptions {
   readonly identify?: (req: RequestFacts) => { name: Path; target: string };
   /** How to choose among endpoints (default p2c least-loaded). */
   readonly balancer?: BalancerKind;
-  /** Called for each request that carries a dtab override (metrics). */
-  readonly onOverride?: () => void;
+  /** What the router reports as it routes (events.ts; metrics implement it); default: nothing. */
+  readonly events?: RouterEvents;
   /** Most nodes of one delegation tree (the interpreter's default when unset). */
   readonly bindingBudget?: number;
   /** Linkerd 1's bindingTimeoutMs: the wait for a pending binding (default 10 s). */
   readonly bindingTimeoutMs?: number;
-  /** A request's binding was over the budget, through an override or the router's own dtab (metrics). */
-  readonly onBudgetExceeded?: (source: 'override' | 'dtab') => void;
-  /** A request was shed by an endpoint's admission control (metrics). */
-  readonly onShed?: (reason: ShedReason) => void;
-  /** An upstream or request-body deadline fired, and the service's (metrics; none when past on arrival). */
-  readonly onTimeout?: (kind: TimeoutKind, service?: string) => void;
   /** Caps and idle TTL of the binding cache (Linkerd 1's bindingCache); defaults in stages/logical.ts. */
   readonly bindingCache?: BindingCacheLimits;
   /** The clock of idle eviction, deadlines, attempt timeouts, retry backoffs, budgets and accrual (tests drive it; default systemClock). */
   readonly clock?: Clock;
-  /** A cached binding was dropped: idle past idleTtl, or the oldest one past a cap (metrics). */
-  readonly onBindingEvicted?: (reason: 'idle' | 'capacity') => void;
   /** The authorization stage (authorize.ts), on the final bound name; absent: everything allowed. */
   readonly authorize?: Authorize;
   /** Retries of responses the classifier calls retryable (Linkerd 1 service.retries); default budget 10 s / 10 per s / 20%. */
@@ -85,25 +77,10 @@ export interface RouterOptions {
   readonly totalTimeoutMs?: number;
   /** Linkerd 1's client.requestAttemptTimeoutMs: one attempt; a timed-out one may be retried (unset: unbounded). */
   readonly requestAttemptTimeoutMs?: number;
-  /** A request was sent again to another endpoint because nothing had reached an app (metrics). */
-  readonly onRequeue?: (reason: RequeueReason, service?: string) => void;
-  /** A retryable response was retried (metrics). */
-  readonly onRetry?: (service: string) => void;
-  /** A retry or requeue was wanted but its budget was empty (metrics). */
-  readonly onBudgetExhausted?: (kind: 'retry' | 'requeue', service?: string) => void;
-  /** A response relayed, by class (metrics). */
-  readonly onClassified?: (service: string, cls: ResponseClass) => void;
   /** Failure accrual per bound client and endpoint (Linkerd 1 client.failureAccrual); default 5 consecutive failures. */
   readonly failureAccrual?: AccrualConfig;
-  /** An endpoint was marked dead by failure accrual, and how many are dead now (metrics). */
-  /** An endpoint marked dead by failure accrual, with its bound client's id. */
-  readonly onAccrualRemoval?: (client: string) => void;
-  readonly onAccrualDead?: (dead: number) => void;
   /** Peer routers that announced a drain (router/draining-peers.ts); defaults ttlMs 30 s, max 10,000. */
   readonly drainingPeers?: { readonly ttlMs?: number; readonly max?: number };
-  /** A peer was marked draining, and how many are now (metrics). */
-  readonly onDrainingPeerMarked?: () => void;
-  readonly onDrainingPeers?: (size: number) => void;
   /** Linkerd 1's io.l5d.static service and client configs (static-params.ts); absent: one setting for all. */
   readonly params?: RouterParams;
   /** Pools per client settings (client-pools.ts), over `pools`; needed when `params` has client prefixes. */
@@ -124,6 +101,7 @@ export class Router {
   readonly #perName: PerName;
   readonly #stopSweeper: Cancel;
   readonly #idleTtlMs: number;
+  readonly #events: RouterEvents;
   #inFlight = 0;
 
   constructor(options: RouterOptions) {
@@ -131,6 +109,8 @@ export class Router {
     this.#o = options;
     const clock = options.clock ?? systemClock;
     const now = (): number => clock.now();
+    const events = options.events ?? noRouterEvents;
+    this.#events = events;
     const limits = options.bindingCache ?? DEFAULT_BINDING_CACHE;
     this.#idleTtlMs = limits.idleTtlMs;
     this.#identify = new IdentifyStage({
@@ -139,7 +119,7 @@ export class Router {
       now,
       totalTimeoutMs: options.totalTimeoutMs,
       totalTimeoutFor: (service) => this.#perName.totalTimeoutMs(service),
-      onTimeout: options.onTimeout,
+      events,
     });
     this.#logical = new LogicalStage({
       dtab: options.dtab,
@@ -148,22 +128,20 @@ export class Router {
       now,
       budget: options.bindingBudget,
       waitMs: options.bindingTimeoutMs,
-      onBudgetExceeded: options.onBudgetExceeded,
-      onEvicted: options.onBindingEvicted,
+      events,
     });
     // The dead-endpoint gauge sums the router's accrual state and per-prefix ones (per-name.ts).
-    const deadCounts = new DeadCounts(options.onAccrualDead);
+    const deadCounts = new DeadCounts((dead) => events.accrualDead(dead));
     this.#accrual = new FailureAccrual(options.failureAccrual ?? DEFAULT_ACCRUAL, {
       clock,
       ...(options.random !== undefined ? { random: options.random } : {}),
-      ...(options.onAccrualRemoval !== undefined ? { onRemoved: accrualRemoved(options.onAccrualRemoval) } : {}),
+      onRemoved: accrualRemoved(events),
       onDeadCount: deadCounts.reporter(),
     });
     const drainingPeers = new DrainingPeers({
       ...options.drainingPeers,
       clock,
-      ...(options.onDrainingPeerMarked !== undefined ? { onMarked: options.onDrainingPeerMarked } : {}),
-      ...(options.onDrainingPeers !== undefined ? { onSize: options.onDrainingPeers } : {}),
+      events,
     });
     this.#concrete = new ConcreteStage({
       transforms: options.transforms,
@@ -187,24 +165,20 @@ export class Router {
         accrual: this.#accrual,
         accrualOptions: {
           ...(options.random !== undefined ? { random: options.random } : {}),
-          ...(options.onAccrualRemoval !== undefined ? { onRemoved: accrualRemoved(options.onAccrualRemoval) } : {}),
+          onRemoved: accrualRemoved(events),
         },
         deadCounts,
       },
     );
     this.#perName = perName;
     this.#forward = new ForwardStage({
-      endpoints: new EndpointStage({ pools: options.pools, accrual: this.#accrual, onShed: options.onShed }),
+      endpoints: new EndpointStage({ pools: options.pools, accrual: this.#accrual, events }),
       clock,
       drainingPeers,
       service: (name) => perName.service(name),
       client: (id) => perName.client(id),
       random: options.random,
-      onTimeout: options.onTimeout,
-      onRequeue: options.onRequeue,
-      onRetry: options.onRetry,
-      onBudgetExhausted: options.onBudgetExhausted,
-      onClassified: options.onClassified,
+      events,
     });
     this.#stopSweeper = every(clock, Math.min(60_000, Math.max(1000, limits.idleTtlMs)), () => this.evictIdle());
   }
@@ -268,7 +242,7 @@ export class Router {
     // On the incoming router the endpoint carries the workload that answers (delivery.ts): policy decides on it.
     this.#o.authorize?.(req, ctx, client, peerId, concrete.endpoint);
     ctx.client = client;
-    if (bound.overrides !== '') this.#o.onOverride?.();
+    if (bound.overrides !== '') this.#events.override();
     const headers = outgoingHeaders(req.headers, {
       host: arrival.host,
       service: id.service.show(),
@@ -374,7 +348,7 @@ export class Router {
   }
 }
 
-/** The failure accrual callback that names the client of a removed endpoint. */
-function accrualRemoved(on: (client: string) => void): (key: string) => void {
-  return (key) => on(accrualClient(key));
+/** Failure accrual's removals, reported with the client of the removed endpoint. */
+function accrualRemoved(events: RouterEvents): (key: string) => void {
+  return (key) => events.accrualRemoval(accrualClient(key));
 }

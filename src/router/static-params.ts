@@ -2,6 +2,7 @@
 // prefix matches a name applies, in order, later ones overriding earlier ones key by key.
 
 import { BoundedMap } from '../core/bounded-map.js';
+import type { RouterPartEvents } from './events.js';
 import { parsePath, parsePrefix } from '../dtab/parse.js';
 import type { Path, Prefix } from '../dtab/prefix.js';
 import type { ClientConfig, ClientPrefixConfig, ServiceConfig, ServicePrefixConfig } from '../config/types.js';
@@ -114,7 +115,8 @@ function substituteClient(merged: ClientSettings, vars: ReadonlyMap<string, stri
 export interface RouterParamsOptions {
   readonly maxCachedServices?: number;
   readonly maxCachedClients?: number;
-  readonly onEvicted?: (scope: 'service' | 'client') => void;
+  /** Where settings dropped past their cap are reported (default: nowhere). */
+  readonly events?: Pick<RouterPartEvents, 'paramsEvicted'>;
 }
 
 /** A router's per-name settings: `forService(/svc/...)` by logical name, `forClient(/$/inet/...)` by bound id. */
@@ -128,12 +130,12 @@ export class RouterParams {
     this.#service = new StaticParams<ServiceSettings>(serviceGlobal, (serviceConfigs ?? []) as readonly ServicePrefixConfig[], {
       cacheName: 'static_params_services',
       ...(options.maxCachedServices !== undefined ? { maxCached: options.maxCachedServices } : {}),
-      ...(options.onEvicted !== undefined ? { onEvicted: () => options.onEvicted?.('service') } : {}),
+      ...(options.events !== undefined ? { onEvicted: () => options.events?.paramsEvicted('service') } : {}),
     });
     this.#client = new StaticParams<ClientSettings>(clientGlobal, (clientConfigs ?? []) as readonly ClientPrefixConfig[], {
       cacheName: 'static_params_clients',
       ...(options.maxCachedClients !== undefined ? { maxCached: options.maxCachedClients } : {}),
-      ...(options.onEvicted !== undefined ? { onEvicted: () => options.onEvicted?.('client') } : {}),
+      ...(options.events !== undefined ? { onEvicted: () => options.events?.paramsEvicted('client') } : {}),
       substitute: substituteClient,
     });
   }

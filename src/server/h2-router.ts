@@ -10,7 +10,7 @@ import type { Callers } from '../identity/caller.js';
 import type { SourceGuard } from '../identity/source-guard.js';
 import type { Logger } from '../log.js';
 import { h2Metrics, type H2Metrics } from '../metrics/h2-metrics.js';
-import type { Metrics, RouterMetrics } from '../metrics/metrics.js';
+import type { Metrics, RouterMetricSet } from '../metrics/metrics.js';
 import type { Direction } from '../router/context.js';
 import type { Router } from '../router/router.js';
 import type { H2Forward } from '../router/stages/forward-h2.js';
@@ -23,10 +23,9 @@ export interface H2Parts {
   readonly metrics: H2Metrics;
 }
 
-export function h2Parts(r: RouterConfig, router: Router, metrics: Metrics, rm: RouterMetrics): H2Parts {
+export function h2Parts(r: RouterConfig, router: Router, metrics: Metrics, rm: RouterMetricSet): H2Parts {
   const sessions = new H2Sessions({
-    onConnect: () => rm.connectionOpened('client'),
-    onDisconnect: () => rm.connectionClosed('client', 0, 0),
+    events: rm.router.pools,
   });
   const rc = r.service?.responseClassifier as { kind?: string; retryableStatusCodes?: number[] } | undefined;
   return { sessions, forward: router.h2Forward(sessions, h2Classifier(rc?.kind, rc?.retryableStatusCodes)), metrics: h2Metrics(metrics, r.label) };
@@ -36,7 +35,7 @@ export interface H2ServerDeps {
   readonly direction: Direction;
   readonly guard: SourceGuard | undefined;
   readonly callers: Callers;
-  readonly rm: RouterMetrics;
+  readonly rm: RouterMetricSet;
   readonly logger: Logger;
   readonly clock?: Clock | undefined;
   /** The node certificate (identity.issuer), for a TLS block that names no certificate files. */
@@ -61,7 +60,7 @@ export function startH2Listener(router: Router, parts: H2Parts, s: ServerConfig,
       ...(d.guard !== undefined ? { sourceGuard: d.guard } : {}),
       ...(d.clock !== undefined ? { clock: d.clock } : {}),
       callers: d.callers,
-      metrics: d.rm,
+      metrics: d.rm.listener,
       h2Metrics: parts.metrics,
     },
     d.logger,

@@ -27,7 +27,7 @@ import { DEFAULT_BINDING_CACHE, type BindingCacheLimits } from '../router/stages
 import { serverDirection } from '../router/context.js';
 import { accrualConfig } from '../router/failure-accrual.js';
 import { daemonSet, hostFilter, localNode, portTransform, replaceTransform, type EndpointTransform } from '../router/transformers.js';
-import { deliveryCheck, type DeliveryRefusal } from '../router/delivery.js';
+import { deliveryCheck } from '../router/delivery.js';
 import { networkInterfaces } from 'node:os';
 import { AdminServer } from '../admin/admin-server.js';
 import { installLinkerd1Admin } from '../admin/linkerd1-admin.js';
@@ -56,7 +56,6 @@ import { RewriteNamer } from '../namer/rewrite-namer.js';
 import { TransformingNamer } from '../namer/transforming-namer.js';
 import { nodeCertificateFor } from './node-identity.js';
 import { podGateways, SnatDetector } from '../identity/snat-detector.js';
-import { Counter } from 'prom-client';
 import type { NodeCertificate } from '../tls/node-certificate.js';
 
 export interface HostmeshDeps {
@@ -104,7 +103,7 @@ async function startNamerdDtab(r: RouterConfig, config: HostmeshConfig, dtab: Va
     dtab,
     logger: deps.logger.child({ router: r.label, interpreter: n.kind }),
     ...(deps.k8sBackoff !== undefined ? { backoff: deps.k8sBackoff } : {}),
-    onReject: () => metrics.dtabReloadFailures.labels(r.label).inc(),
+    onReject: () => metrics.router(r.label).router.dtabRejected(),
   });
   try {
     await store.start(deps.namerdStartMs ?? 30_000);
@@ -146,11 +145,7 @@ function ingressDeps(r: RouterConfig, config: HostmeshConfig, deps: HostmeshDeps
         ignoreDefaultBackends: cfg['ignoreDefaultBackends'] === true,
         ...(typeof cfg['maxIngresses'] === 'number' ? { maxIngresses: cfg['maxIngresses'] } : {}),
         ...(typeof cfg['maxRulesPerIngress'] === 'number' ? { maxRulesPerIngress: cfg['maxRulesPerIngress'] } : {}),
-        onRefused: (reason) => metrics.ingressRefused.labels(r.label, reason).inc(),
-        onTable: (ingresses, rules) => {
-          metrics.ingressServed.labels(r.label, 'ingresses').set(ingresses);
-          metrics.ingressServed.labels(r.label, 'rules').set(rules);
-        },
+        events: metrics.router(r.label).router,
       }).start();
       closers.push(() => void source.stop());
       return (reqHost, path) => source.lookup(reqHost, path);
@@ -391,7 +386,8 @@ interface DeliveryDeps {
   /** Whether `pods` is a pod watch (or the demo's list): without one, localnode trusts nodeName. */
   readonly verify: boolean;
   readonly k8sPrefix: string;
-  readonly onRefused: (router: string, reason: DeliveryRefusal) => void;
+  /** Where each router's delivery refusals are counted. */
+  readonly metrics: Metrics;
   readonly logger: Logger;
 }
 
@@ -440,7 +436,7 @@ function buildTransform(
         pods: delivery.pods,
         k8sPrefix: delivery.k8sPrefix,
         hostNetworkPods,
-        onRefused: (reason) => delivery.onRefused(r.label, reason),
+        events: delivery.metrics.router(r.label).router,
       });
     }
     case 'io.l5d.k8s.daemonset': {
@@ -571,7 +567,7 @@ export async function startHostmesh(given: HostmeshConfig, deps: HostmeshDeps): 
           logger: logger.child({ policy: config.authz.policyFile }),
           ...(config.authz.pollMs !== undefined ? { pollMs: config.authz.pollMs } : {}),
           ...(config.authz.parserMemoryMb !== undefined ? { parserMemoryMb: config.authz.parserMemoryMb } : {}),
-          onReject: () => metrics.policyReloadFailures.inc(),
+          onReject: () => metrics.routerFamilies.policyReloadFailures.inc(),
         })
       : undefined;
   const k8sPrefix = config.namers.find((n) => n.kind === 'io.l5d.k8s')?.prefix ?? '/io.l5d.k8s';
@@ -599,12 +595,7 @@ export async function startHostmesh(given: HostmeshConfig, deps: HostmeshDeps): 
   const podSource = buildPods(config, deps);
   const ownAddresses = nodeAddresses();
   // A CNI that SNATs pods through hostPort makes every pod look like the gateway: said loudly.
-  const snat = new SnatDetector({ gateways: podGateways(), warn: (message, source) => logger.error({ source }, message), onDetect: () => snatSeen.inc() });
-  const snatSeen = new Counter({
-    name: 'hostmesh_rewritten_sources_total',
-    help: "Connections to the outgoing port from the pod network's gateway (a CNI rewriting pod sources through hostPort)",
-    registers: [metrics.registry],
-  });
+  const snat = new SnatDetector({ gateways: podGateways(), warn: (message, source) => logger.error({ source }, message), events: metrics.identity });
   const trustDomain = config.identity?.trustDomain ?? DEFAULT_TRUST_DOMAIN;
   const nodeName = config.nodeName ?? '';
   const routers: RunningRouter[] = [];
@@ -626,7 +617,7 @@ export async function startHostmesh(given: HostmeshConfig, deps: HostmeshDeps): 
         pods: podSource.pods,
         verify: podSource.verify,
         k8sPrefix,
-        onRefused: (router, reason) => metrics.deliveryRefused.labels(router, reason).inc(),
+        metrics,
         logger,
       });
       closers.push(close);
@@ -643,16 +634,7 @@ export async function startHostmesh(given: HostmeshConfig, deps: HostmeshDeps): 
           "service retries on a router whose servers are all inbound are not applied: the outgoing router retries apps' answers (requeues still apply)",
         );
       }
-      const poolEvents = {
-        connect: () => rm.connectionOpened('client'),
-        disconnect: () => rm.connectionClosed('client', 0, 0),
-        poolOpened: () => metrics.endpointPools.labels(r.label).inc(),
-        poolClosed: (reason: string) => {
-          metrics.endpointPools.labels(r.label).dec();
-          metrics.endpointPoolsClosed.labels(r.label, reason).inc();
-        },
-        refused: () => rm.shed('endpoint_pools_full'),
-      };
+      const poolEvents = rm.router.pools;
       const pools = new EndpointPools(
         r.client.tls ? clientTlsOptions(r.client.tls, nodeTls()) : undefined,
         { limits: clientLimits(r.client), ...(deps.clock !== undefined ? { clock: deps.clock } : {}) },
@@ -664,18 +646,18 @@ export async function startHostmesh(given: HostmeshConfig, deps: HostmeshDeps): 
       const params = new RouterParams(r.service, r.client, {
         ...(r.bindingCache?.paths !== undefined ? { maxCachedServices: r.bindingCache.paths } : {}),
         ...(r.bindingCache?.clients !== undefined ? { maxCachedClients: r.bindingCache.clients } : {}),
-        onEvicted: (scope) => metrics.staticParamsEvictions.labels(r.label, scope).inc(),
+        events: rm.router,
       });
       const clientPools = new ClientPools(pools, clientGlobal, {
         ...(r.bindingCache?.clients !== undefined ? { maxClients: r.bindingCache.clients } : {}),
         events: poolEvents,
         ...(deps.clock !== undefined ? { clock: deps.clock } : {}),
-        onEvicted: () => metrics.staticParamsEvictions.labels(r.label, 'pools').inc(),
+        paramsEvents: rm.router,
       });
       closers.push(() => void clientPools.close());
       const prefixTlsFiles = (r.client.configs ?? []).flatMap((c) => (c.tls !== undefined ? clientTlsFiles(c.tls) : []));
       if (prefixTlsFiles.length > 0) {
-        closers.push(watchTls(prefixTlsFiles, () => clientPools.reloadTls(), `router ${r.label} client prefixes`, metrics, logger, deps.tlsPollMs));
+        closers.push(watchTls(prefixTlsFiles, () => clientPools.reloadTls(), `router ${r.label} client prefixes`, metrics.identity, logger, deps.tlsPollMs));
       }
       const clientTls = r.client.tls;
       if (clientTls !== undefined) {
@@ -684,7 +666,7 @@ export async function startHostmesh(given: HostmeshConfig, deps: HostmeshDeps): 
             clientTlsFiles(clientTls),
             () => pools.setTls(clientTlsOptions(clientTls, nodeTls())),
             `router ${r.label} client`,
-            metrics,
+            metrics.identity,
             logger,
             deps.tlsPollMs,
           ),
@@ -702,7 +684,7 @@ export async function startHostmesh(given: HostmeshConfig, deps: HostmeshDeps): 
           logger: logger.child({ router: r.label }),
           ...(deps.dtabPollMs !== undefined ? { pollMs: deps.dtabPollMs } : {}),
           onReject: (message) => {
-            metrics.dtabReloadFailures.labels(r.label).inc();
+            rm.router.dtabRejected();
             deps.onDtabReject?.(r.label, message);
           },
         });
@@ -725,37 +707,23 @@ export async function startHostmesh(given: HostmeshConfig, deps: HostmeshDeps): 
         clientPools,
         logger: logger.child({ router: r.label }),
         maxHops: r.maxHops,
-        onOverride: () => rm.dtabOverride(),
+        events: rm.router,
         ...(r.bindingBudget !== undefined ? { bindingBudget: r.bindingBudget } : {}),
         ...(r.bindingTimeoutMs !== undefined ? { bindingTimeoutMs: r.bindingTimeoutMs } : {}),
-        onBudgetExceeded: (source) => metrics.bindingBudgetExceeded.labels(r.label, source).inc(),
-        onShed: (reason) => rm.shed(reason),
-        onTimeout: (kind, service) => rm.timeout(kind, service),
         ...resiliencePolicy(r),
-        onRequeue: (reason, service) => rm.requeue(reason, service),
-        onRetry: (service) => rm.retry(service),
-        onBudgetExhausted: (kind, service) => rm.budgetExhausted(kind, service),
-        onClassified: (service, cls) => rm.classified(service, cls),
         ...(r.service?.totalTimeoutMs !== undefined ? { totalTimeoutMs: r.service.totalTimeoutMs } : {}),
         ...(r.client.requestAttemptTimeoutMs !== undefined ? { requestAttemptTimeoutMs: r.client.requestAttemptTimeoutMs } : {}),
         failureAccrual: accrualConfig(r.client.failureAccrual),
-        onAccrualRemoval: (client) => rm.accrualRemoval(client),
-        onAccrualDead: (dead) => rm.accrualDead(dead),
         ...(r.drainingPeers !== undefined ? { drainingPeers: r.drainingPeers } : {}),
-        onDrainingPeerMarked: () => rm.drainingPeerMarked(),
-        onDrainingPeers: (size) => rm.drainingPeers(size),
         bindingCache: bindingCacheLimits(r),
         ...(deps.clock !== undefined ? { clock: deps.clock } : {}),
-        onBindingEvicted: (reason) => metrics.bindingEvictions.labels(r.label, reason).inc(),
         ...(policyWatcher !== undefined
           ? {
               authorize: authorizer({
                 policy: () => policyWatcher.policy,
                 k8sPrefix,
                 logger: logger.child({ router: r.label }),
-                onDecision: (service, destination, caller, verdict) => rm.authz(service, destination, caller, verdict),
-                // Through the same bounded labels as decisions: the service name comes from the request.
-                onOverrideRefused: (service, destination, caller) => rm.authz(service, destination, caller, 'deny'),
+                events: rm.router,
                 ...(deps.clock !== undefined ? { clock: deps.clock } : {}),
               }),
             }
@@ -771,7 +739,7 @@ export async function startHostmesh(given: HostmeshConfig, deps: HostmeshDeps): 
         verifyClaims: podSource.verify,
         ...(config.identity?.claimWaitMs !== undefined ? { claimWaitMs: config.identity.claimWaitMs } : {}),
         ...(config.identity?.maxClaimWaits !== undefined ? { maxClaimWaits: config.identity.maxClaimWaits } : {}),
-        onClaim: (result) => rm.identityClaim(result),
+        events: rm.callers,
       });
       for (const s of r.servers) {
         const direction = serverDirection(s, r.label);
@@ -811,7 +779,7 @@ export async function startHostmesh(given: HostmeshConfig, deps: HostmeshDeps): 
                 serverTlsFiles(h2Tls),
                 () => hl.setSecureContext(serverTlsOptions(h2Tls, nodeCert?.current)),
                 `router ${r.label} server :${s.port}`,
-                metrics,
+                metrics.identity,
                 logger,
                 deps.tlsPollMs,
               ),
@@ -844,7 +812,7 @@ export async function startHostmesh(given: HostmeshConfig, deps: HostmeshDeps): 
             ...(guard !== undefined ? { sourceGuard: guard } : {}),
             ...(accessLog !== undefined ? { accessLog } : {}),
             callers,
-            metrics: rm,
+            metrics: rm.listener,
           },
           logger,
         ).start();
@@ -857,7 +825,7 @@ export async function startHostmesh(given: HostmeshConfig, deps: HostmeshDeps): 
               serverTlsFiles(serverTls),
               () => l.setSecureContext(serverTlsOptions(serverTls, nodeCert?.current)),
               `router ${r.label} server :${s.port}`,
-              metrics,
+              metrics.identity,
               logger,
               deps.tlsPollMs,
             ),
@@ -909,7 +877,7 @@ export async function startHostmesh(given: HostmeshConfig, deps: HostmeshDeps): 
   admin.route('/authz/callers.json', (_req, res) =>
     sendJson(res, {
       policy: policyWatcher !== undefined,
-      routers: routers.map((r) => ({ label: r.label, destinations: metrics.router(r.label).authzCallers.view() })),
+      routers: routers.map((r) => ({ label: r.label, destinations: metrics.router(r.label).router.authzCallers.view() })),
     }),
   );
   {

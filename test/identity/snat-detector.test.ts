@@ -41,7 +41,7 @@ t.test('sources equal to the gateway are warned about once an hour and counted; 
   const d = new SnatDetector({
     gateways: ['10.244.1.1'],
     warn: (m, s) => warnings.push(`${s}: ${m}`),
-    onDetect: () => counted++,
+    events: { rewrittenSource: () => counted++ },
     clock: clockWithNow(() => now),
   });
   t.notOk(d.observe('10.244.1.7'), 'a pod address');
