@@ -3,6 +3,7 @@
 // Upgrade and CONNECT share; the stages live in stages/, one file each.
 
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { type Cancel, type Clock, every, systemClock } from '../core/clock.js';
 import type { Dtab } from '../dtab/dtab.js';
 import type { Path } from '../dtab/path.js';
 import type { Logger } from '../log.js';
@@ -30,13 +31,14 @@ import type { ClientConfig } from '../config/types.js';
 import type { RoutePlan } from './route-plan.js';
 import { type BalancerKind, ConcreteStage } from './stages/concrete.js';
 import { EndpointStage } from './stages/endpoint.js';
-import { type ForwardOptions, ForwardStage, type UpgradeAttempts } from './stages/forward.js';
+import { ForwardStage } from './stages/forward.js';
+import type { UpgradeRequest } from './stages/forward-upgrade.js';
 import { IdentifyStage, type RequestHead } from './stages/identify.js';
 import { type BindingCacheLimits, DEFAULT_BINDING_CACHE, LogicalStage } from './stages/logical.js';
 import { decrementMaxForwards, traceEcho, traceHere } from './trace.js';
 import { assertDecided, type EntryDecision } from './decision.js';
 import type { EndpointTransform } from './transformers.js';
-import { H2Forward } from './stages/forward-h2.js';
+import type { H2Forward } from './stages/forward-h2.js';
 import type { H2Sessions } from '../h2/h2-sessions.js';
 import type { H2Classifier } from './classifier.js';
 
@@ -62,8 +64,8 @@ export interface RouterOptions {
   readonly bindingTimeoutMs?: number;
   /** Caps and idle TTL of the binding cache (Linkerd 1's bindingCache); defaults in stages/logical.ts. */
   readonly bindingCache?: BindingCacheLimits;
-  /** The clock of idle eviction, deadlines, budgets and accrual (tests drive it). */
-  readonly now?: () => number;
+  /** The clock of idle eviction, deadlines, attempt timeouts, retry backoffs, budgets and accrual (tests drive it; default systemClock). */
+  readonly clock?: Clock;
   /** The authorization stage (authorize.ts), on the final bound name; absent: everything allowed. */
   readonly authorize?: Authorize;
   /** Retries of responses the classifier calls retryable (Linkerd 1 service.retries); default budget 10 s / 10 per s / 20%. */
@@ -76,8 +78,6 @@ export interface RouterOptions {
   readonly totalTimeoutMs?: number;
   /** Linkerd 1's client.requestAttemptTimeoutMs: one attempt; a timed-out one may be retried (unset: unbounded). */
   readonly requestAttemptTimeoutMs?: number;
-  /** Waits between retries (tests make it instant). */
-  readonly sleep?: (ms: number) => Promise<void>;
   /** Failure accrual per bound client and endpoint (Linkerd 1 client.failureAccrual); default 5 consecutive failures. */
   readonly failureAccrual?: AccrualConfig;
   /** Peer routers that announced a drain (router/draining-peers.ts); defaults ttlMs 30 s, max 10,000. */
@@ -98,11 +98,9 @@ export class Router {
   readonly #logical: LogicalStage;
   readonly #concrete: ConcreteStage;
   readonly #forward: ForwardStage;
-  /** What the HTTP/1 forward stage and the HTTP/2 one share (endpoints, budgets, per-name settings). */
-  readonly #forwardOptions: ForwardOptions;
   readonly #accrual: FailureAccrual;
   readonly #perName: PerName;
-  readonly #sweeper: NodeJS.Timeout;
+  readonly #stopSweeper: Cancel;
   readonly #idleTtlMs: number;
   readonly #events: RouterEvents;
   #inFlight = 0;
@@ -110,7 +108,8 @@ export class Router {
   constructor(options: RouterOptions) {
     this.label = options.label;
     this.#o = options;
-    const now = options.now ?? Date.now;
+    const clock = options.clock ?? systemClock;
+    const now = (): number => clock.now();
     const events = options.events ?? noRouterEvents;
     this.#events = events;
     const limits = options.bindingCache ?? DEFAULT_BINDING_CACHE;
@@ -135,14 +134,14 @@ export class Router {
     // The dead-endpoint gauge sums the router's accrual state and per-prefix ones (per-name.ts).
     const deadCounts = new DeadCounts((dead) => events.accrualDead(dead));
     this.#accrual = new FailureAccrual(options.failureAccrual ?? DEFAULT_ACCRUAL, {
-      now,
+      clock,
       ...(options.random !== undefined ? { random: options.random } : {}),
       onRemoved: accrualRemoved(events),
       onDeadCount: deadCounts.reporter(),
     });
     const drainingPeers = new DrainingPeers({
       ...options.drainingPeers,
-      now,
+      clock,
       events,
     });
     this.#concrete = new ConcreteStage({
@@ -160,7 +159,7 @@ export class Router {
       options.params ?? new RouterParams(undefined, GLOBAL_CLIENT),
       options.clientPools ?? new ClientPools(options.pools, GLOBAL_CLIENT),
       {
-        now,
+        clock,
         service: { retries: options.retries ?? DEFAULT_RETRY_POLICY, classify: options.classifier ?? buildClassifier() },
         ...(options.requeueBudget !== undefined ? { requeueBudget: options.requeueBudget } : {}),
         requestAttemptTimeoutMs: options.requestAttemptTimeoutMs,
@@ -173,19 +172,16 @@ export class Router {
       },
     );
     this.#perName = perName;
-    this.#forwardOptions = {
+    this.#forward = new ForwardStage({
       endpoints: new EndpointStage({ pools: options.pools, accrual: this.#accrual, events }),
-      now,
+      clock,
       drainingPeers,
       service: (name) => perName.service(name),
       client: (id) => perName.client(id),
       random: options.random,
-      sleep: options.sleep,
       events,
-    };
-    this.#forward = new ForwardStage(this.#forwardOptions);
-    this.#sweeper = setInterval(() => this.evictIdle(), Math.min(60_000, Math.max(1000, limits.idleTtlMs)));
-    this.#sweeper.unref();
+    });
+    this.#stopSweeper = every(clock, Math.min(60_000, Math.max(1000, limits.idleTtlMs)), () => this.evictIdle());
   }
 
   get inFlight(): number {
@@ -276,12 +272,15 @@ export class Router {
 
   /** The HTTP/2 forward stage of an h2 router (stages/forward-h2.ts), over its client sessions. */
   h2Forward(sessions: H2Sessions, classify: H2Classifier): H2Forward {
-    return new H2Forward(this.#forwardOptions, sessions, classify);
+    return this.#forward.h2(sessions, classify);
   }
 
-  /** The attempts of a planned Upgrade (stages/forward.ts UpgradeAttempts). */
-  upgradeAttempts(plan: RoutePlan, ctx: RequestContext): UpgradeAttempts {
-    return this.#forward.upgrade(plan, ctx);
+  /**
+   * Carries out a planned Upgrade on the same pools, leases, deadlines and requeues as a request
+   * (stages/forward-upgrade.ts): resolves once its tunnel is open or the endpoint's answer relayed.
+   */
+  upgrade(u: UpgradeRequest, plan: RoutePlan, ctx: RequestContext): Promise<void> {
+    return this.#forward.upgrade(u, plan, ctx);
   }
 
   /** Whether `/svc/<host>` (this router's naming of a Host) binds to at least one endpoint (CONNECT). */
@@ -348,7 +347,7 @@ export class Router {
   }
 
   close(): void {
-    clearInterval(this.#sweeper);
+    this.#stopSweeper();
     this.#logical.close();
   }
 }

@@ -1,6 +1,7 @@
 // What an h2 router adds to a router at startup (hostmesh.ts): its client sessions, its gRPC
 // classifier and HTTP/2 forward stage, and a listener per server, from the same config and parts.
 
+import type { Clock } from '../core/clock.js';
 import type { RouterConfig, ServerConfig } from '../config/types.js';
 import { h2Classifier } from '../router/classifier.js';
 import { h2Limits } from '../h2/h2-limits.js';
@@ -36,7 +37,7 @@ export interface H2ServerDeps {
   readonly callers: Callers;
   readonly rm: RouterMetricSet;
   readonly logger: Logger;
-  readonly now?: (() => number) | undefined;
+  readonly clock?: Clock | undefined;
   /** The node certificate (identity.issuer), for a TLS block that names no certificate files. */
   readonly node?: TlsMaterial | undefined;
 }
@@ -57,7 +58,7 @@ export function startH2Listener(router: Router, parts: H2Parts, s: ServerConfig,
       ...(s.maxConnectionsPerSource !== undefined ? { maxConnectionsPerSource: s.maxConnectionsPerSource } : {}),
       ...(s.clearContext === true ? { clearContext: true } : {}),
       ...(d.guard !== undefined ? { sourceGuard: d.guard } : {}),
-      ...(d.now !== undefined ? { now: d.now } : {}),
+      ...(d.clock !== undefined ? { clock: d.clock } : {}),
       callers: d.callers,
       metrics: d.rm.listener,
       h2Metrics: parts.metrics,

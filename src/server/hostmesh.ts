@@ -1,6 +1,7 @@
 // Starts a whole hostmesh process from its config: namers, the interpreter, every router with its
 // listeners, and the admin server; returns a handle whose close() drains gracefully.
 
+import { type Clock, every, systemClock } from '../core/clock.js';
 import { Dtab } from '../dtab/dtab.js';
 import { Path } from '../dtab/path.js';
 import { parsePath } from '../dtab/parse.js';
@@ -53,7 +54,7 @@ import { readFileSync } from 'node:fs';
 import { NamerdDtab } from './namerd-dtab.js';
 import { RewriteNamer } from '../namer/rewrite-namer.js';
 import { TransformingNamer } from '../namer/transforming-namer.js';
-import { nodeCertificateFor, type IdentityClock } from './node-identity.js';
+import { nodeCertificateFor } from './node-identity.js';
 import { podGateways, SnatDetector } from '../identity/snat-detector.js';
 import type { NodeCertificate } from '../tls/node-certificate.js';
 
@@ -70,16 +71,16 @@ export interface HostmeshDeps {
   readonly tlsPollMs?: number;
   /** Reconnect backoff of Kubernetes watches (tests shorten it). */
   readonly k8sBackoff?: BackoffOptions;
-  /** The clock of idle eviction in routers and namers (tests drive it with evictIdle()). */
-  readonly now?: () => number;
+  /** The one clock of the mesh: idle eviction, deadlines, accrual, waits, renewals (tests drive it; default systemClock). */
+  readonly clock?: Clock;
+  /** The node certificate's clock when it must differ from the mesh's (tests that move days of renewals while requests run on real time). */
+  readonly identityClock?: Clock;
   /** The cluster's pods (the demo and tests give a fixed list); else a pod watch when configured. */
   readonly pods?: PodDirectory;
   /** How long a namerd interpreter waits for its dtab's first list at start (default 30 s). */
   readonly namerdStartMs?: number;
   /** The environment (NODE_NAME, POD_IP, HOSTNAME, POD_NAMESPACE); process.env by default. */
   readonly env?: NodeJS.ProcessEnv;
-  /** The node certificate's clock (identity.issuer renewals; tests drive it). */
-  readonly identityClock?: IdentityClock;
 }
 
 /**
@@ -246,12 +247,12 @@ function buildPods(config: HostmeshConfig, deps: HostmeshDeps): { pods: PodDirec
 }
 
 /** This node's own addresses (interfaces and HOST_IP), re-read at most every 30 s. */
-function nodeAddresses(now: () => number = Date.now): () => Iterable<string> {
+function nodeAddresses(clock: Clock = systemClock): () => Iterable<string> {
   let cached: string[] = [];
   let at = -Infinity;
   return () => {
-    if (now() - at > 30_000) {
-      at = now();
+    if (clock.now() - at > 30_000) {
+      at = clock.now();
       cached = Object.values(networkInterfaces()).flatMap((list) => (list ?? []).map((a) => a.address));
       const hostIp = process.env['HOST_IP'];
       if (hostIp) cached.push(hostIp);
@@ -313,7 +314,7 @@ function buildNamers(config: HostmeshConfig, deps: HostmeshDeps): Namer[] {
           logger: deps.logger,
           ...(cfg.idleTtlSecs !== undefined ? { idleTtlMs: cfg.idleTtlSecs * 1000 } : {}),
           ...(cfg.maxIdleNames !== undefined ? { maxIdleNames: cfg.maxIdleNames } : {}),
-          ...(deps.now !== undefined ? { now: deps.now } : {}),
+          ...(deps.clock !== undefined ? { clock: deps.clock } : {}),
         }),
       );
     } else {
@@ -333,9 +334,9 @@ function buildNamers(config: HostmeshConfig, deps: HostmeshDeps): Namer[] {
           ...(cfg.maxNamespaces !== undefined ? { maxNamespaces: cfg.maxNamespaces } : {}),
           ...(cfg.idleTtlSecs !== undefined ? { idleTtlMs: cfg.idleTtlSecs * 1000 } : {}),
           ...(cfg.maxIdleNames !== undefined ? { maxIdleNames: cfg.maxIdleNames } : {}),
-          ...(deps.now !== undefined ? { now: deps.now } : {}),
+          ...(deps.clock !== undefined ? { clock: deps.clock } : {}),
           prefix: parsePath(cfg.prefix),
-          nodeAddresses: nodeAddresses(deps.now),
+          nodeAddresses: nodeAddresses(deps.clock),
           ...(cfg.maxEndpointsPerService !== undefined ? { maxEndpointsPerService: cfg.maxEndpointsPerService } : {}),
           ...(cfg.allowLoopbackEndpoints === true ? { allowLoopbackEndpoints: true } : {}),
           ...(cfg.labelSelector !== undefined ? { labelSelector: cfg.labelSelector } : {}),
@@ -498,10 +499,10 @@ function boundEndpoints(interpreter: NameInterpreter, path: Path, closers: (() =
 }
 
 /** A router's httpAccessLog, its failures logged once per streak. */
-function openAccessLog(label: string, cfg: AccessLogConfig, logger: Logger, now: (() => number) | undefined): AccessLog {
+function openAccessLog(label: string, cfg: AccessLogConfig, logger: Logger, clock: Clock | undefined): AccessLog {
   logger.info({ router: label, path: cfg.path, rollPolicy: cfg.rollPolicy }, 'writing the access log');
   return new AccessLog(cfg, {
-    ...(now !== undefined ? { now } : {}),
+    ...(clock !== undefined ? { clock } : {}),
     onError: (err) => logger.warn({ router: label, path: cfg.path, err: err.message }, 'access log write failed: lines dropped until a write succeeds'),
   });
 }
@@ -557,7 +558,7 @@ export async function startHostmesh(given: HostmeshConfig, deps: HostmeshDeps): 
   // A bad policy at start is a config error (nothing started yet); later versions are hot reloads.
   const initialPolicy = config.authz !== undefined ? await loadPolicyFile(config.authz.policyFile) : undefined;
   const namers = buildNamers(config, deps);
-  const metrics = new Metrics(deps.now !== undefined ? { now: deps.now } : {});
+  const metrics = new Metrics(deps.clock !== undefined ? { clock: deps.clock } : {});
   const policyWatcher =
     config.authz !== undefined && initialPolicy !== undefined
       ? new PolicyWatcher({
@@ -586,7 +587,7 @@ export async function startHostmesh(given: HostmeshConfig, deps: HostmeshDeps): 
     inet: {
       ...(config.inet?.idleTtlSecs !== undefined ? { idleTtlMs: config.inet.idleTtlSecs * 1000 } : {}),
       ...(config.inet?.maxNames !== undefined ? { maxNames: config.inet.maxNames } : {}),
-      ...(deps.now !== undefined ? { now: deps.now } : {}),
+      ...(deps.clock !== undefined ? { clock: deps.clock } : {}),
     },
   });
   const namerClosers: (() => void)[] = [];
@@ -600,14 +601,12 @@ export async function startHostmesh(given: HostmeshConfig, deps: HostmeshDeps): 
   const routers: RunningRouter[] = [];
   const closers: (() => void)[] = [...namerClosers];
   // identity.issuer: TLS blocks without certificate files take this node's issued certificate.
-  const nodeCert = nodeCertificateFor(config, metrics, logger, deps.identityClock);
+  const nodeCert = nodeCertificateFor(config, metrics, logger, deps.identityClock ?? deps.clock);
   const nodeTls = nodeCert !== undefined ? () => ({ material: nodeCert.current, trustDomain }) : () => undefined;
   if (nodeCert !== undefined) closers.push(() => nodeCert.close());
   if (policyWatcher !== undefined) closers.push(() => policyWatcher.close());
   // The /$/inet map is swept as it is used and by evictIdle(); this catches a map left idle.
-  const inetSweeper = setInterval(() => interpreter.evictIdle(), 30_000);
-  inetSweeper.unref();
-  closers.push(() => clearInterval(inetSweeper));
+  closers.push(every(deps.clock ?? systemClock, 30_000, () => interpreter.evictIdle()));
   const poolsList: EndpointPools[] = [];
   const started: (Listener | H2Listener)[] = [];
   const watchers = new Map<string, DtabWatcher>();
@@ -623,7 +622,7 @@ export async function startHostmesh(given: HostmeshConfig, deps: HostmeshDeps): 
       });
       closers.push(close);
       const rm = metrics.router(r.label);
-      const accessLog = r.accessLog !== undefined ? openAccessLog(r.label, r.accessLog, logger, deps.now) : undefined;
+      const accessLog = r.accessLog !== undefined ? openAccessLog(r.label, r.accessLog, logger, deps.clock) : undefined;
       if (accessLog !== undefined) {
         accessLogs.set(r.label, accessLog);
         closers.push(() => void accessLog.close());
@@ -638,7 +637,7 @@ export async function startHostmesh(given: HostmeshConfig, deps: HostmeshDeps): 
       const poolEvents = rm.router.pools;
       const pools = new EndpointPools(
         r.client.tls ? clientTlsOptions(r.client.tls, nodeTls()) : undefined,
-        { limits: clientLimits(r.client), ...(deps.now !== undefined ? { now: deps.now } : {}) },
+        { limits: clientLimits(r.client), ...(deps.clock !== undefined ? { clock: deps.clock } : {}) },
         poolEvents,
       );
       poolsList.push(pools);
@@ -652,7 +651,7 @@ export async function startHostmesh(given: HostmeshConfig, deps: HostmeshDeps): 
       const clientPools = new ClientPools(pools, clientGlobal, {
         ...(r.bindingCache?.clients !== undefined ? { maxClients: r.bindingCache.clients } : {}),
         events: poolEvents,
-        ...(deps.now !== undefined ? { now: deps.now } : {}),
+        ...(deps.clock !== undefined ? { clock: deps.clock } : {}),
         paramsEvents: rm.router,
       });
       closers.push(() => void clientPools.close());
@@ -717,7 +716,7 @@ export async function startHostmesh(given: HostmeshConfig, deps: HostmeshDeps): 
         failureAccrual: accrualConfig(r.client.failureAccrual),
         ...(r.drainingPeers !== undefined ? { drainingPeers: r.drainingPeers } : {}),
         bindingCache: bindingCacheLimits(r),
-        ...(deps.now !== undefined ? { now: deps.now } : {}),
+        ...(deps.clock !== undefined ? { clock: deps.clock } : {}),
         ...(policyWatcher !== undefined
           ? {
               authorize: authorizer({
@@ -725,7 +724,7 @@ export async function startHostmesh(given: HostmeshConfig, deps: HostmeshDeps): 
                 k8sPrefix,
                 logger: logger.child({ router: r.label }),
                 events: rm.router,
-                ...(deps.now !== undefined ? { now: deps.now } : {}),
+                ...(deps.clock !== undefined ? { clock: deps.clock } : {}),
               }),
             }
           : {}),
@@ -770,7 +769,7 @@ export async function startHostmesh(given: HostmeshConfig, deps: HostmeshDeps): 
           logger.warn({ router: r.label, port: s.port }, 'TLS without requireClientAuth: peers are not verified');
         }
         if (h2 !== undefined) {
-          const hl = await startH2Listener(router, h2, s, { direction, guard, callers, rm, logger, now: deps.now, node: nodeCert?.current });
+          const hl = await startH2Listener(router, h2, s, { direction, guard, callers, rm, logger, clock: deps.clock, node: nodeCert?.current });
           started.push(hl);
           listeners.push(hl);
           const h2Tls = s.tls;
