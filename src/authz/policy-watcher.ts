@@ -3,7 +3,7 @@
 // thread, off the event loop); a bad one is rejected with file:line:col, counted, and the policy
 // in force stays.
 
-import { InputFileError, readInputFile } from '../config/read-input.js';
+import { InputFileError, readInputFile } from '../fs/read-input.js';
 import type { Logger } from '../log.js';
 import { FileSetWatcher } from '../fs/file-watcher.js';
 import { parsePolicyOffThread } from './policy-parse.js';

@@ -8,7 +8,7 @@ import { createLogger } from '../log.js';
 import { checkRouters, startHostmesh } from '../server/hostmesh.js';
 import { anyPurposeWarnings, clientTlsOptions, keyFileWarnings, serverTlsOptions, tlsKeyFiles } from '../tls/tls-files.js';
 import { printable } from '../config/printable.js';
-import { readInputFileSync } from '../config/read-input.js';
+import { readInputFileSync } from '../fs/read-input.js';
 import { checkNotes } from './check-notes.js';
 
 export interface Io {

@@ -14,7 +14,7 @@ import {
   type SecureContextOptions,
   type TlsOptions,
 } from 'node:tls';
-import { readInputFileSync } from '../config/read-input.js';
+import { readInputFileSync } from '../fs/read-input.js';
 import type { ClientTlsConfig, ServerTlsConfig } from '../config/types.js';
 import { certificateIdentity, certificatePurposeProblem } from './peer-certificate.js';
 import { anyPurposeWarning, ownCertificateVerdict } from './own-certificate.js';
