@@ -403,7 +403,11 @@ function toConfig(raw: RawConfig, baseDir: string, env: NodeJS.ProcessEnv): Host
     // An h2 router names requests by :authority unless told otherwise (Linkerd 1's h2 default).
     const defaultHeader = r.protocol === 'h2' ? ':authority' : 'Host';
     const identifier =
-      r.identifier === undefined ? [{ kind: 'io.l5d.header.token', header: defaultHeader }] : Array.isArray(r.identifier) ? r.identifier : [r.identifier];
+      r.identifier === undefined
+        ? [{ kind: 'io.l5d.header.token' as const, header: defaultHeader }]
+        : Array.isArray(r.identifier)
+          ? r.identifier
+          : [r.identifier];
     const out: RouterConfig = {
       protocol: r.protocol,
       label: r.label ?? `http${i === 0 ? '' : `-${i}`}`,

@@ -1,7 +1,7 @@
 // Failure accrual (Linkerd 1's client.failureAccrual, Finagle's FailureAccrualFactory): per bound
 // client and endpoint, a policy marks an endpoint dead, the balancer skips it, a probe after backoff.
 
-import type { FailureAccrualConfig } from '../config/types.js';
+import type { FailureAccrualSpec } from './spec.js';
 import { backoffDelays, type BackoffConfig } from './retries.js';
 
 /** Linkerd 1's policies; `none` turns accrual off. */
@@ -24,7 +24,7 @@ export const DEFAULT_ACCRUAL: AccrualConfig = {
 };
 
 /** A config's client.failureAccrual as the router's, Linkerd 1's defaults filled in. */
-export function accrualConfig(c: FailureAccrualConfig | undefined): AccrualConfig {
+export function accrualConfig(c: FailureAccrualSpec | undefined): AccrualConfig {
   if (c === undefined) return DEFAULT_ACCRUAL;
   if (c.kind === 'none') return { policy: { kind: 'none' }, backoff: DEFAULT_ACCRUAL.backoff };
   const b = c.backoff;

@@ -26,7 +26,7 @@ import { DEFAULT_RETRY_POLICY, type BudgetConfig, type RetryPolicy } from './ret
 import { ClientPools } from './client-pools.js';
 import { DeadCounts, PerName } from './per-name.js';
 import { RouterParams } from './static-params.js';
-import type { ClientConfig } from '../config/types.js';
+import type { ClientSpec } from './spec.js';
 import type { RoutePlan } from './route-plan.js';
 import { type BalancerKind, ConcreteStage } from './stages/concrete.js';
 import { EndpointStage } from './stages/endpoint.js';
@@ -112,7 +112,7 @@ export interface RouterOptions {
 }
 
 /** The client settings of a router without prefix configs (nothing but the router's own pools). */
-const GLOBAL_CLIENT: ClientConfig = { loadBalancer: { kind: 'p2c' } };
+const GLOBAL_CLIENT: ClientSpec = { loadBalancer: { kind: 'p2c' } };
 
 export class Router {
   readonly label: string;

@@ -3,7 +3,9 @@
 
 import { parsePath, parsePrefix } from '../dtab/parse.js';
 import type { Path, Prefix } from '../dtab/prefix.js';
-import type { ClientConfig, ClientPrefixConfig, ServiceConfig, ServicePrefixConfig } from '../config/types.js';
+import type { ClientSettings, ClientSpec, ServiceSettings, ServiceSpec } from './spec.js';
+
+export type { ClientSettings, ServiceSettings } from './spec.js';
 
 /** A config prefix: a dtab prefix (matched as dentry prefixes are) whose `{name}` elements capture a label. */
 export interface ConfigPrefix {
@@ -100,11 +102,6 @@ export class StaticParams<T extends object> {
   }
 }
 
-/** A service's settings with the per-prefix list removed (what one logical name gets). */
-export type ServiceSettings = Omit<ServiceConfig, 'configs'>;
-/** A client's settings with the per-prefix list removed (what one bound id gets). */
-export type ClientSettings = Omit<ClientConfig, 'configs'>;
-
 /** `{name}` in a TLS commonName, filled from the prefix's captures (an unknown name stays as written). */
 function substituteClient(merged: ClientSettings, vars: ReadonlyMap<string, string>): ClientSettings {
   const cn = merged.tls?.commonName;
@@ -124,14 +121,14 @@ export class RouterParams {
   readonly #service: StaticParams<ServiceSettings>;
   readonly #client: StaticParams<ClientSettings>;
 
-  constructor(service: ServiceConfig | undefined, client: ClientConfig, options: RouterParamsOptions = {}) {
+  constructor(service: ServiceSpec | undefined, client: ClientSpec, options: RouterParamsOptions = {}) {
     const { configs: serviceConfigs, ...serviceGlobal } = service ?? {};
     const { configs: clientConfigs, ...clientGlobal } = client;
-    this.#service = new StaticParams<ServiceSettings>(serviceGlobal, (serviceConfigs ?? []) as readonly ServicePrefixConfig[], {
+    this.#service = new StaticParams<ServiceSettings>(serviceGlobal, serviceConfigs ?? [], {
       ...(options.maxCachedServices !== undefined ? { maxCached: options.maxCachedServices } : {}),
       ...(options.onEvicted !== undefined ? { onEvicted: () => options.onEvicted?.('service') } : {}),
     });
-    this.#client = new StaticParams<ClientSettings>(clientGlobal, (clientConfigs ?? []) as readonly ClientPrefixConfig[], {
+    this.#client = new StaticParams<ClientSettings>(clientGlobal, clientConfigs ?? [], {
       ...(options.maxCachedClients !== undefined ? { maxCached: options.maxCachedClients } : {}),
       ...(options.onEvicted !== undefined ? { onEvicted: () => options.onEvicted?.('client') } : {}),
       substitute: substituteClient,
