@@ -10,15 +10,11 @@ import { resolveConnection } from '../k8s/connection.js';
 import type { Logger } from '../log.js';
 import { Var } from '../namer/var.js';
 import { authorizer } from '../router/authorize.js';
-import type { Classifier } from '../router/classifier.js';
 import { ClientPools } from '../router/client-pools.js';
 import { serverDirection } from '../router/context.js';
 import { clientLimits, EndpointPools } from '../router/endpoint-pool.js';
-import { accrualConfig } from '../router/failure-accrual.js';
 import { buildIdentifiers, type IdentifierDeps } from '../router/identifiers.js';
 import { IngressSource } from '../router/ingress.js';
-import { classifierOf, requeueBudgetOf, retryPolicyOf } from '../router/per-name.js';
-import type { BudgetConfig, RetryPolicy } from '../router/retries.js';
 import { Router } from '../router/router.js';
 import { DEFAULT_BINDING_CACHE, type BindingCacheLimits } from '../router/stages/logical.js';
 import { RouterParams } from '../router/static-params.js';
@@ -86,6 +82,7 @@ export async function startRouter(ctx: AppContext, r: RouterConfig): Promise<Run
   ctx.pools.push(pools);
   // Linkerd 1's io.l5d.static configs: settings per logical name and bound id, pools per client TLS.
   const { configs: _prefixes, ...clientGlobal } = r.client;
+  // The router's typed settings, resolved once: its own and per prefix, read by every stage.
   const params = new RouterParams(r.service, r.client, {
     ...(r.bindingCache?.paths !== undefined ? { maxCachedServices: r.bindingCache.paths } : {}),
     ...(r.bindingCache?.clients !== undefined ? { maxCachedClients: r.bindingCache.clients } : {}),
@@ -152,14 +149,10 @@ export async function startRouter(ctx: AppContext, r: RouterConfig): Promise<Run
     onBudgetExceeded: (source) => metrics.bindingBudgetExceeded.labels(r.label, source).inc(),
     onShed: (reason) => rm.shed(reason),
     onTimeout: (kind, service) => rm.timeout(kind, service),
-    ...resiliencePolicy(r),
     onRequeue: (reason, service) => rm.requeue(reason, service),
     onRetry: (service) => rm.retry(service),
     onBudgetExhausted: (kind, service) => rm.budgetExhausted(kind, service),
     onClassified: (service, cls) => rm.classified(service, cls),
-    ...(r.service?.totalTimeoutMs !== undefined ? { totalTimeoutMs: r.service.totalTimeoutMs } : {}),
-    ...(r.client.requestAttemptTimeoutMs !== undefined ? { requestAttemptTimeoutMs: r.client.requestAttemptTimeoutMs } : {}),
-    failureAccrual: accrualConfig(r.client.failureAccrual),
     onAccrualRemoval: (client) => rm.accrualRemoval(client),
     onAccrualDead: (dead) => rm.accrualDead(dead),
     ...(r.drainingPeers !== undefined ? { drainingPeers: r.drainingPeers } : {}),
@@ -184,12 +177,6 @@ export async function startRouter(ctx: AppContext, r: RouterConfig): Promise<Run
   });
   const listeners = await startListeners(ctx, r, router, accessLog);
   return { label: r.label, router, listeners };
-}
-
-/** A router's `service` and `client.requeueBudget` blocks as the Router's retry options, Linkerd 1's defaults filled in. */
-function resiliencePolicy(r: RouterConfig): { retries: RetryPolicy; classifier: Classifier; requeueBudget: BudgetConfig } {
-  // The router's own settings (io.l5d.global); io.l5d.static prefixes go through router/per-name.ts.
-  return { retries: retryPolicyOf(r.service), classifier: classifierOf(r.service), requeueBudget: requeueBudgetOf(r.client) };
 }
 
 /** A router's bindingCache config as the limits the Router enforces (paths and trees cap one cache). */

@@ -70,6 +70,11 @@ export class StaticParams<T extends object> {
     return this.#configs.length > 0;
   }
 
+  /** The settings every name gets unless a prefix config says otherwise. */
+  get global(): T {
+    return this.#global;
+  }
+
   get cached(): number {
     return this.#cache.size;
   }
@@ -133,6 +138,16 @@ export class RouterParams {
       ...(options.onEvicted !== undefined ? { onEvicted: () => options.onEvicted?.('client') } : {}),
       substitute: substituteClient,
     });
+  }
+
+  /** The router's own service settings (what a name no prefix config matches gets). */
+  get service(): ServiceSettings {
+    return this.#service.global;
+  }
+
+  /** The router's own client settings (what a bound id no prefix config matches gets). */
+  get client(): ClientSettings {
+    return this.#client.global;
   }
 
   get perPrefix(): { service: boolean; client: boolean } {
