@@ -19,7 +19,7 @@ import { HostmeshError } from '../errors.js';
 import { parserError, rescue, rescueRaw } from '../server/rescue.js';
 import { Connections } from '../server/connections.js';
 import { SOCKET_DEFAULTS } from '../server/listener.js';
-import type { ConnectionState } from '../metrics/metrics.js';
+import type { ConnectionState } from '../server/events.js';
 
 /**
  * Socket limits of the admin listener (admin.* keys). The deadlines are the routers' servers'; the
@@ -178,9 +178,9 @@ export class AdminServer {
           services: serviceRows(metrics, ctx.routers),
           routers: [...metrics.routers.values()].map((r) => ({
             label: r.label,
-            connections: r.connectionsOpen,
-            inFlight: r.inFlightNow,
-            peers: [...r.peers].map(([identity, p]) => ({ identity, ...p })),
+            connections: r.listener.connectionsOpen,
+            inFlight: r.requests.inFlightNow,
+            peers: [...r.listener.peers].map(([identity, p]) => ({ identity, ...p })),
           })),
         }),
       );
@@ -222,14 +222,14 @@ export class AdminServer {
    */
   #limitSockets(headersTimeout: number, idleTimeout: number): void {
     const metrics = this.#ctx.metrics;
-    const deadline = (state: ConnectionState): void => void metrics?.connectionDeadlines.labels(ADMIN_LABEL, state).inc();
+    const deadline = (state: ConnectionState): void => void metrics?.listenerFamilies.connectionDeadlines.labels(ADMIN_LABEL, state).inc();
     const nodeOwn = this.#server.listeners('connection') as ((socket: Socket) => void)[];
     this.#server.removeAllListeners('connection');
     this.#server.on('connection', (socket: Socket) => {
       const fromHere = socket.remoteAddress !== undefined && socket.remoteAddress === socket.localAddress;
       const refused = (fromHere ? this.#own : this.#others).admit(socket);
       if (refused !== undefined) {
-        metrics?.connectionsRefused.labels(ADMIN_LABEL, refused).inc();
+        metrics?.listenerFamilies.connectionsRefused.labels(ADMIN_LABEL, refused).inc();
         socket.destroy();
         return;
       }

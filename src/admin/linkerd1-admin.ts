@@ -37,8 +37,8 @@ function views(o: Linkerd1AdminOptions): Linkerd1RouterView[] {
     const rm = o.metrics.router(r.label);
     return {
       label: r.label,
-      stats: rm.linkerd1,
-      retries: [...rm.services].map(([name, s]) => [name, s.resilience] as const),
+      stats: rm.requests.linkerd1,
+      retries: [...rm.requests.services].map(([name, s]) => [name, s.resilience] as const),
       balancers: () =>
         r.router.clientState().map((c) => ({ id: c.id, size: c.endpoints.length, available: c.endpoints.filter((e) => e.accrual === 'alive').length })),
     };

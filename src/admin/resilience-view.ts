@@ -28,7 +28,7 @@ export function serviceRows(metrics: Metrics, routers: readonly { label: string;
     dead.set(label, byClient);
   }
   return metrics.services().map((row) => {
-    const clients = metrics.routers.get(row.router)?.services.get(row.service)?.clients.keys() ?? [];
+    const clients = metrics.routers.get(row.router)?.requests.services.get(row.service)?.clients.keys() ?? [];
     const byClient = dead.get(row.router);
     const deadEndpoints = [...clients].flatMap((c) => byClient?.get(c) ?? []);
     return { ...row, resilience: { ...row.resilience, deadEndpoints } };

@@ -20,7 +20,7 @@ export function installAdminRoutes(admin: AdminServer, ctx: AppContext, routers:
   admin.route('/authz/callers.json', (_req, res) =>
     sendJson(res, 200, {
       policy: policyWatcher !== undefined,
-      routers: routers.map((r) => ({ label: r.label, destinations: metrics.router(r.label).authzCallers.view() })),
+      routers: routers.map((r) => ({ label: r.label, destinations: metrics.router(r.label).router.authzCallers.view() })),
     }),
   );
   const allowAll = Policy.allowAll();

@@ -4,7 +4,6 @@
 // (namers.ts, node.ts, transformers.ts, routers.ts, listeners.ts, identity.ts, admin-routes.ts,
 // drain.ts).
 
-import { Counter } from 'prom-client';
 import { AdminServer } from '../admin/admin-server.js';
 import { loadPolicyFile, PolicyWatcher } from '../authz/policy-watcher.js';
 import type { HostmeshConfig } from '../config/types.js';
@@ -67,7 +66,7 @@ export async function startHostmesh(given: HostmeshConfig, deps: HostmeshDeps): 
           logger: logger.child({ policy: config.authz.policyFile }),
           ...(config.authz.pollMs !== undefined ? { pollMs: config.authz.pollMs } : {}),
           ...(config.authz.parserMemoryMb !== undefined ? { parserMemoryMb: config.authz.parserMemoryMb } : {}),
-          onReject: () => metrics.policyReloadFailures.inc(),
+          onReject: () => metrics.routerFamilies.policyReloadFailures.inc(),
         })
       : undefined;
   const k8sPrefix = config.namers.find((n) => n.kind === 'io.l5d.k8s')?.prefix ?? '/io.l5d.k8s';
@@ -94,12 +93,7 @@ export async function startHostmesh(given: HostmeshConfig, deps: HostmeshDeps): 
   wireNamerTransforms(config, namers, interpreter, closers);
   const podSource = buildPods(config, deps);
   // A CNI that SNATs pods through hostPort makes every pod look like the gateway: said loudly.
-  const snat = new SnatDetector({ gateways: podGateways(), warn: (message, source) => logger.error({ source }, message), onDetect: () => snatSeen.inc() });
-  const snatSeen = new Counter({
-    name: 'hostmesh_rewritten_sources_total',
-    help: "Connections to the outgoing port from the pod network's gateway (a CNI rewriting pod sources through hostPort)",
-    registers: [metrics.registry],
-  });
+  const snat = new SnatDetector({ gateways: podGateways(), warn: (message, source) => logger.error({ source }, message), events: metrics.identity });
   const trustDomain = config.identity?.trustDomain ?? DEFAULT_TRUST_DOMAIN;
   // identity.issuer: TLS blocks without certificate files take this node's issued certificate.
   const nodeCert = nodeCertificateFor(config, metrics, logger, deps.identityClock);

@@ -9,7 +9,7 @@ import { H2Sessions } from '../h2/h2-sessions.js';
 import { Callers } from '../identity/caller.js';
 import { SourceGuard } from '../identity/source-guard.js';
 import { h2Metrics, type H2Metrics } from '../metrics/h2-metrics.js';
-import type { Metrics, RouterMetrics } from '../metrics/metrics.js';
+import type { Metrics, RouterMetricSet } from '../metrics/metrics.js';
 import { serverDirection } from '../router/context.js';
 import type { Router } from '../router/router.js';
 import type { H2Forward } from '../router/stages/forward-h2.js';
@@ -27,11 +27,8 @@ export interface H2Parts {
 }
 
 /** What an h2 router adds to a router: its client sessions, its gRPC classifier and HTTP/2 forward stage. */
-export function h2Parts(r: RouterConfig, router: Router, metrics: Metrics, rm: RouterMetrics): H2Parts {
-  const sessions = new H2Sessions({
-    onConnect: () => rm.connectionOpened('client'),
-    onDisconnect: () => rm.connectionClosed('client', 0, 0),
-  });
+export function h2Parts(r: RouterConfig, router: Router, metrics: Metrics, rm: RouterMetricSet): H2Parts {
+  const sessions = new H2Sessions({ events: rm.router.pools });
   const rc = r.service?.responseClassifier;
   return { sessions, forward: router.h2Forward(sessions, h2Classifier(rc?.kind, rc?.retryableStatusCodes)), metrics: h2Metrics(metrics, r.label) };
 }
@@ -51,7 +48,7 @@ export async function startListeners(ctx: AppContext, r: RouterConfig, router: R
     verifyClaims: ctx.podSource.verify,
     ...(identity?.claimWaitMs !== undefined ? { claimWaitMs: identity.claimWaitMs } : {}),
     ...(identity?.maxClaimWaits !== undefined ? { maxClaimWaits: identity.maxClaimWaits } : {}),
-    onClaim: (result) => rm.identityClaim(result),
+    events: rm.callers,
   });
   for (const s of r.servers) {
     const direction = serverDirection(s, r.label);
@@ -81,7 +78,7 @@ export async function startListeners(ctx: AppContext, r: RouterConfig, router: R
               ...(guard !== undefined ? { sourceGuard: guard } : {}),
               ...(deps.now !== undefined ? { now: deps.now } : {}),
               callers,
-              metrics: rm,
+              metrics: rm.listener,
               h2Metrics: h2.metrics,
             },
             logger,
@@ -107,7 +104,7 @@ export async function startListeners(ctx: AppContext, r: RouterConfig, router: R
               ...(guard !== undefined ? { sourceGuard: guard } : {}),
               ...(accessLog !== undefined ? { accessLog } : {}),
               callers,
-              metrics: rm,
+              metrics: rm.listener,
             },
             logger,
           ).start();
@@ -120,7 +117,7 @@ export async function startListeners(ctx: AppContext, r: RouterConfig, router: R
           serverTlsFiles(serverTls),
           () => l.setSecureContext(serverTlsOptions(serverTls, nodeCert?.current)),
           `router ${r.label} server :${s.port}`,
-          metrics,
+          metrics.identity,
           logger,
           deps.tlsPollMs,
         ),

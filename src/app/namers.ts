@@ -111,7 +111,7 @@ export async function startNamerdDtab(r: RouterConfig, config: HostmeshConfig, d
     dtab,
     logger: deps.logger.child({ router: r.label, interpreter: n.kind }),
     ...(deps.k8sBackoff !== undefined ? { backoff: deps.k8sBackoff } : {}),
-    onReject: () => metrics.dtabReloadFailures.labels(r.label).inc(),
+    onReject: () => metrics.router(r.label).router.dtabRejected(),
   });
   try {
     await store.start(deps.namerdStartMs ?? 30_000);

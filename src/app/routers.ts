@@ -47,7 +47,7 @@ export async function startRouter(ctx: AppContext, r: RouterConfig): Promise<Run
     pods: ctx.podSource.pods,
     verify: ctx.podSource.verify,
     k8sPrefix,
-    onRefused: (router, reason) => metrics.deliveryRefused.labels(router, reason).inc(),
+    metrics,
     logger,
   });
   closers.push(close);
@@ -64,16 +64,7 @@ export async function startRouter(ctx: AppContext, r: RouterConfig): Promise<Run
       "service retries on a router whose servers are all inbound are not applied: the outgoing router retries apps' answers (requeues still apply)",
     );
   }
-  const poolEvents = {
-    connect: () => rm.connectionOpened('client'),
-    disconnect: () => rm.connectionClosed('client', 0, 0),
-    poolOpened: () => metrics.endpointPools.labels(r.label).inc(),
-    poolClosed: (reason: string) => {
-      metrics.endpointPools.labels(r.label).dec();
-      metrics.endpointPoolsClosed.labels(r.label, reason).inc();
-    },
-    refused: () => rm.shed('endpoint_pools_full'),
-  };
+  const poolEvents = rm.router.pools;
   const pools = new EndpointPools(
     r.client.tls ? clientTlsOptions(r.client.tls, nodeTls()) : undefined,
     { limits: clientLimits(r.client), ...(deps.now !== undefined ? { now: deps.now } : {}) },
@@ -86,18 +77,18 @@ export async function startRouter(ctx: AppContext, r: RouterConfig): Promise<Run
   const params = new RouterParams(r.service, r.client, {
     ...(r.bindingCache?.paths !== undefined ? { maxCachedServices: r.bindingCache.paths } : {}),
     ...(r.bindingCache?.clients !== undefined ? { maxCachedClients: r.bindingCache.clients } : {}),
-    onEvicted: (scope) => metrics.staticParamsEvictions.labels(r.label, scope).inc(),
+    events: rm.router,
   });
   const clientPools = new ClientPools(pools, clientGlobal, {
     ...(r.bindingCache?.clients !== undefined ? { maxClients: r.bindingCache.clients } : {}),
     events: poolEvents,
     ...(deps.now !== undefined ? { now: deps.now } : {}),
-    onEvicted: () => metrics.staticParamsEvictions.labels(r.label, 'pools').inc(),
+    paramsEvents: rm.router,
   });
   closers.push(() => void clientPools.close());
   const prefixTlsFiles = (r.client.configs ?? []).flatMap((c) => (c.tls !== undefined ? clientTlsFiles(c.tls) : []));
   if (prefixTlsFiles.length > 0) {
-    closers.push(watchTls(prefixTlsFiles, () => clientPools.reloadTls(), `router ${r.label} client prefixes`, metrics, logger, deps.tlsPollMs));
+    closers.push(watchTls(prefixTlsFiles, () => clientPools.reloadTls(), `router ${r.label} client prefixes`, metrics.identity, logger, deps.tlsPollMs));
   }
   const clientTls = r.client.tls;
   if (clientTls !== undefined) {
@@ -106,7 +97,7 @@ export async function startRouter(ctx: AppContext, r: RouterConfig): Promise<Run
         clientTlsFiles(clientTls),
         () => pools.setTls(clientTlsOptions(clientTls, nodeTls())),
         `router ${r.label} client`,
-        metrics,
+        metrics.identity,
         logger,
         deps.tlsPollMs,
       ),
@@ -124,7 +115,7 @@ export async function startRouter(ctx: AppContext, r: RouterConfig): Promise<Run
       logger: logger.child({ router: r.label }),
       ...(deps.dtabPollMs !== undefined ? { pollMs: deps.dtabPollMs } : {}),
       onReject: (message) => {
-        metrics.dtabReloadFailures.labels(r.label).inc();
+        rm.router.dtabRejected();
         deps.onDtabReject?.(r.label, message);
       },
     });
@@ -143,33 +134,19 @@ export async function startRouter(ctx: AppContext, r: RouterConfig): Promise<Run
     clientPools,
     logger: logger.child({ router: r.label }),
     maxHops: r.maxHops,
-    onOverride: () => rm.dtabOverride(),
+    events: rm.router,
     ...(r.bindingBudget !== undefined ? { bindingBudget: r.bindingBudget } : {}),
     ...(r.bindingTimeoutMs !== undefined ? { bindingTimeoutMs: r.bindingTimeoutMs } : {}),
-    onBudgetExceeded: (source) => metrics.bindingBudgetExceeded.labels(r.label, source).inc(),
-    onShed: (reason) => rm.shed(reason),
-    onTimeout: (kind, service) => rm.timeout(kind, service),
-    onRequeue: (reason, service) => rm.requeue(reason, service),
-    onRetry: (service) => rm.retry(service),
-    onBudgetExhausted: (kind, service) => rm.budgetExhausted(kind, service),
-    onClassified: (service, cls) => rm.classified(service, cls),
-    onAccrualRemoval: (client) => rm.accrualRemoval(client),
-    onAccrualDead: (dead) => rm.accrualDead(dead),
     ...(r.drainingPeers !== undefined ? { drainingPeers: r.drainingPeers } : {}),
-    onDrainingPeerMarked: () => rm.drainingPeerMarked(),
-    onDrainingPeers: (size) => rm.drainingPeers(size),
     bindingCache: bindingCacheLimits(r),
     ...(deps.now !== undefined ? { now: deps.now } : {}),
-    onBindingEvicted: (reason) => metrics.bindingEvictions.labels(r.label, reason).inc(),
     ...(policyWatcher !== undefined
       ? {
           authorize: authorizer({
             policy: () => policyWatcher.policy,
             k8sPrefix,
             logger: logger.child({ router: r.label }),
-            onDecision: (service, destination, caller, verdict) => rm.authz(service, destination, caller, verdict),
-            // Through the same bounded labels as decisions: the service name comes from the request.
-            onOverrideRefused: (service, destination, caller) => rm.authz(service, destination, caller, 'deny'),
+            events: rm.router,
             ...(deps.now !== undefined ? { now: deps.now } : {}),
           }),
         }
@@ -214,11 +191,7 @@ function ingressDeps(ctx: AppContext, r: RouterConfig): IdentifierDeps {
         ignoreDefaultBackends: cfg.ignoreDefaultBackends === true,
         ...(cfg.maxIngresses !== undefined ? { maxIngresses: cfg.maxIngresses } : {}),
         ...(cfg.maxRulesPerIngress !== undefined ? { maxRulesPerIngress: cfg.maxRulesPerIngress } : {}),
-        onRefused: (reason) => metrics.ingressRefused.labels(r.label, reason).inc(),
-        onTable: (ingresses, rules) => {
-          metrics.ingressServed.labels(r.label, 'ingresses').set(ingresses);
-          metrics.ingressServed.labels(r.label, 'rules').set(rules);
-        },
+        events: metrics.router(r.label).router,
       }).start();
       ctx.closers.push(() => void source.stop());
       return (reqHost, path) => source.lookup(reqHost, path);

@@ -11,7 +11,8 @@ import type { PodDirectory } from '../identity/pod-directory.js';
 import type { Logger } from '../log.js';
 import type { Endpoint } from '../namer/addr.js';
 import type { NameInterpreter } from '../namer/interpreter.js';
-import { deliveryCheck, type DeliveryRefusal } from '../router/delivery.js';
+import { deliveryCheck } from '../router/delivery.js';
+import type { Metrics } from '../metrics/metrics.js';
 import { daemonSet, hostFilter, localNode, portTransform, replaceTransform, type EndpointTransform } from '../router/transformers.js';
 import { localAddresses } from './node.js';
 
@@ -21,7 +22,8 @@ export interface DeliveryDeps {
   /** Whether `pods` is a pod watch (or the demo's list): without one, localnode trusts nodeName. */
   readonly verify: boolean;
   readonly k8sPrefix: string;
-  readonly onRefused: (router: string, reason: DeliveryRefusal) => void;
+  /** Where each router's delivery refusals are counted. */
+  readonly metrics: Metrics;
   readonly logger: Logger;
 }
 
@@ -69,7 +71,7 @@ function buildTransform(
         pods: delivery.pods,
         k8sPrefix: delivery.k8sPrefix,
         hostNetworkPods,
-        onRefused: (reason) => delivery.onRefused(label, reason),
+        events: delivery.metrics.router(label).router,
       });
     }
     case 'io.l5d.k8s.daemonset': {

@@ -3,6 +3,7 @@
 
 import http2, { type ClientHttp2Session } from 'node:http2';
 import type { ConnectionOptions } from 'node:tls';
+import type { H2SessionEvents } from './events.js';
 import { endpointKey, type Endpoint } from '../namer/addr.js';
 import { CLIENT_SESSION_STREAMS, HEADER_TABLE_BYTES, MAX_HEADER_PAIRS, MAX_OUTSTANDING_PINGS, MAX_SETTINGS } from './h2-limits.js';
 
@@ -11,8 +12,8 @@ export interface H2SessionOptions {
   readonly idleMs?: number;
   /** Node's maxSessionMemory of a client session, in MB (default 32: many streams of one peer share it). */
   readonly maxSessionMemoryMb?: number;
-  readonly onConnect?: () => void;
-  readonly onDisconnect?: () => void;
+  /** Where client sessions opened and closed are reported (default: nowhere). */
+  readonly events?: H2SessionEvents;
   /** A peer sent GOAWAY: it is draining (its key), so the balancer can stop choosing it. */
   readonly onGoaway?: (key: string) => void;
 }
@@ -99,7 +100,7 @@ export class H2Sessions {
 
   #adopt(key: string, session: ClientHttp2Session): void {
     this.#sessions.set(key, session);
-    this.#o.onConnect?.();
+    this.#o.events?.connect();
     session.on('error', () => undefined); // streams report their own failures; 'close' follows
     session.setTimeout(this.#o.idleMs ?? 60_000, () => session.close());
     session.once('goaway', () => {
@@ -108,7 +109,7 @@ export class H2Sessions {
     });
     session.once('close', () => {
       if (this.#sessions.get(key) === session) this.#sessions.delete(key);
-      this.#o.onDisconnect?.();
+      this.#o.events?.disconnect();
     });
     // Idle sessions must not keep the process up; streams in flight hold their own refs.
     session.unref();

@@ -5,6 +5,7 @@ import { HostmeshError } from '../errors.js';
 import type { Caller } from '../router/context.js';
 import type { PodDirectory } from './pod-directory.js';
 import type { Source } from './source-guard.js';
+import type { CallerEvents } from './events.js';
 import { CLAIM_HEADER, checkClaim, claimFor, workloadIdentity, type ClaimRefusal, type ClaimResult } from './workload-identity.js';
 
 export interface CallerOptions {
@@ -24,7 +25,8 @@ export interface CallerOptions {
   readonly maxClaimWaits?: number;
   readonly schedule?: (ms: number, fn: () => void) => () => void;
   /** Each claim checked, by result (a metric with a fixed label set). */
-  readonly onClaim?: (result: 'ok' | ClaimRefusal) => void;
+  /** Where claim checks are reported (default: nowhere). */
+  readonly events?: CallerEvents;
 }
 
 const UNAUTHENTICATED: Caller = { authenticated: false };
@@ -79,11 +81,11 @@ export class Callers {
     }
     const settle = (r: ClaimResult): Caller => {
       if (r.ok) {
-        this.#o.onClaim?.('ok');
+        this.#o.events?.claim('ok');
         return { authenticated: true, identity: r.identity, namespace: r.pod.namespace, serviceAccount: r.pod.serviceAccount };
       }
       if (r.reason === 'unattested_peer') {
-        this.#o.onClaim?.(r.reason);
+        this.#o.events?.claim(r.reason);
         return node;
       }
       return refuse(r.reason, r.message, this.#o);
@@ -98,6 +100,6 @@ export class Callers {
 }
 
 function refuse(reason: ClaimRefusal, message: string, o: CallerOptions): never {
-  o.onClaim?.(reason);
+  o.events?.claim(reason);
   throw new HostmeshError('IDENTITY_REFUSED', `workload identity refused: ${message}`);
 }

@@ -4,6 +4,7 @@
 // The router cannot undo it; it says so loudly, once an hour, and counts it (README, "CNIs that
 // rewrite sources through hostPort").
 
+import type { SourceEvents } from './events.js';
 import { readFileSync } from 'node:fs';
 
 /** The IPv4 default-route gateways in /proc/net/route's text (little-endian hex columns). */
@@ -32,7 +33,8 @@ export function podGateways(file = '/proc/net/route'): string[] {
 export interface SnatDetectorOptions {
   readonly gateways: readonly string[];
   readonly warn: (message: string, source: string) => void;
-  readonly onDetect?: () => void;
+  /** Where a rewritten source is reported, once per connection seen from a gateway (default: nowhere). */
+  readonly events?: SourceEvents;
   readonly now?: () => number;
 }
 
@@ -55,7 +57,7 @@ export class SnatDetector {
     const plain = ip.startsWith('::ffff:') ? ip.slice(7) : ip;
     if (!this.#gateways.has(plain)) return false;
     this.seen++;
-    this.#o.onDetect?.();
+    this.#o.events?.rewrittenSource();
     const now = (this.#o.now ?? Date.now)();
     if (now - this.#lastWarned >= 3_600_000) {
       this.#lastWarned = now;

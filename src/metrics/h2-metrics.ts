@@ -2,12 +2,14 @@
 // sessions the router ended (GOAWAY) by reason. Label sets are bounded (services past a cap: overflow).
 
 import { Counter } from 'prom-client';
+import type { H2Events } from '../h2/events.js';
+import { children } from './labels.js';
 import type { Metrics } from './metrics.js';
 
 /** Services named in gRPC metrics, per router; the rest count as `overflow`. */
 const MAX_SERVICES = 100;
 
-export type SessionEnd = 'rapid_reset' | 'idle' | 'drain' | 'protocol_error' | 'session_memory';
+export type { SessionEnd } from '../h2/events.js';
 
 interface H2Counters {
   readonly grpc: Counter;
@@ -41,10 +43,8 @@ function counters(m: Metrics): H2Counters {
   return c;
 }
 
-export interface H2Metrics {
-  grpcAnswered(service: string | undefined, status: string): void;
-  sessionEnded(reason: SessionEnd): void;
-}
+/** One h2 router's events as metrics (h2/events.ts H2Events). */
+export type H2Metrics = H2Events;
 
 export function h2Metrics(m: Metrics, router: string): H2Metrics {
   const c = counters(m);
@@ -54,6 +54,7 @@ export function h2Metrics(m: Metrics, router: string): H2Metrics {
     c.services.set(router, seen);
   }
   const known = seen;
+  const ended = children((reason) => c.sessions.labels(router, reason));
   return {
     grpcAnswered(service, status) {
       let s = service ?? '-';
@@ -64,7 +65,7 @@ export function h2Metrics(m: Metrics, router: string): H2Metrics {
       c.grpc.labels(router, s, status).inc();
     },
     sessionEnded(reason) {
-      c.sessions.labels(router, reason).inc();
+      ended(reason).inc();
     },
   };
 }

@@ -1,6 +1,7 @@
 // The authorization stage: decides allow/deny for a request's final destination (the bound name
 // after all dtab rewriting) and refuses l5d-dtab overrides the caller's namespace may not send.
 
+import type { AuthzEvents } from './events.js';
 import { destinationFromName } from '../authz/destination.js';
 import type { AuthzCaller, AuthzDestination, Policy } from '../authz/policy.js';
 import type { Endpoint } from '../namer/addr.js';
@@ -18,10 +19,8 @@ export interface AuthorizeOptions {
   /** Where the k8s namer is mounted under /# (its `prefix`), to read namespace/service/port. */
   readonly k8sPrefix?: string;
   readonly logger: Logger;
-  /** Each decision on the final destination (metrics, the dashboard's callers). */
-  readonly onDecision?: (service: string, destination: string, caller: string, verdict: AuthzVerdict) => void;
-  /** An l5d-dtab override refused by allowDtabOverride: false (counted as a deny). */
-  readonly onOverrideRefused?: (service: string, destination: string, caller: string) => void;
+  /** Where decisions and refused overrides are reported (metrics, the dashboard's callers); default: nowhere. */
+  readonly events?: AuthzEvents;
   /** The clock of the audit log's rate limit (tests drive it). */
   readonly now?: () => number;
 }
@@ -100,7 +99,7 @@ export function authorizer(o: AuthorizeOptions): Authorize {
     const service = ctx.service ?? '-';
     if (!incoming) {
       if (ctx.overrides !== undefined && ctx.overrides !== '' && !policy.dtabOverrideAllowed(caller)) {
-        o.onOverrideRefused?.(service, bound, callerLabel(caller));
+        o.events?.overrideRefused(service, bound, callerLabel(caller));
         throw new HostmeshError(
           'DTAB_OVERRIDE_REFUSED',
           `l5d-dtab overrides are not allowed for ${callerLabel(caller)} (allowDtabOverride: false for its namespace)`,
@@ -110,7 +109,7 @@ export function authorizer(o: AuthorizeOptions): Authorize {
     }
     const d = policy.decide({ caller, dest: destinationOf(bound, o.k8sPrefix, endpoint), method: req.method ?? 'GET', path: req.url ?? '/' });
     const verdict: AuthzVerdict = d.decision === 'deny' ? 'deny' : d.audit ? 'audit' : 'allow';
-    o.onDecision?.(service, bound, callerLabel(caller), verdict);
+    o.events?.authzDecision(service, bound, callerLabel(caller), verdict);
     if (verdict === 'audit') audit(d.reason, callerLabel(caller), bound);
     if (verdict === 'deny') throw new HostmeshError('AUTHZ_DENIED', `authorization denied: ${d.reason}`);
   };

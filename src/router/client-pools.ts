@@ -1,6 +1,7 @@
 // Endpoint pools per client settings: the router's own pools for clients no prefix config changes,
 // and one EndpointPools per distinct per-prefix TLS and pool settings (io.l5d.static), bounded.
 
+import type { RouterPartEvents } from './events.js';
 import type { ConnectionOptions } from 'node:tls';
 import type { ClientTlsSpec } from '../tls/tls-files.js';
 import { clientTlsOptions } from '../tls/tls-files.js';
@@ -18,7 +19,8 @@ export interface ClientPoolsOptions {
   /** The clock of idle pool eviction (tests drive it). */
   readonly now?: () => number;
   /** A per-prefix client's pools were retired past maxClients (metrics). */
-  readonly onEvicted?: () => void;
+  /** Where a client's pools dropped past maxClients are reported (paramsEvicted('pools')). */
+  readonly paramsEvents?: Pick<RouterPartEvents, 'paramsEvicted'>;
   /** Builds TLS options from a config (tests; default tls/tls-files.ts clientTlsOptions). */
   readonly tlsOptions?: (cfg: ClientTlsSpec) => ConnectionOptions;
 }
@@ -79,7 +81,7 @@ export class ClientPools {
       const [oldKey, old] = this.#byKey.entries().next().value as [string, EndpointPools];
       this.#byKey.delete(oldKey);
       retire(old);
-      this.#options.onEvicted?.();
+      this.#options.paramsEvents?.paramsEvicted('pools');
     }
     return pools;
   }

@@ -5,6 +5,7 @@
 // endpoint carries the workload that will answer (namespace, pod, service account), so the
 // policy decides on that workload, not on the name.
 
+import type { RouterPartEvents } from './events.js';
 import { normalizeIp, type PodDirectory, type PodInfo } from '../identity/pod-directory.js';
 import type { BoundName, Endpoint } from '../namer/addr.js';
 import type { EndpointTransform } from './transformers.js';
@@ -30,7 +31,7 @@ export interface DeliveryOptions {
    */
   readonly hostNetworkPods: boolean;
   /** Each endpoint refused, by reason (metrics). */
-  readonly onRefused?: (reason: DeliveryRefusal) => void;
+  readonly events?: Pick<RouterPartEvents, 'deliveryRefused'>;
 }
 
 /** The namespace of a Kubernetes bound name (/#/<prefix>/<ns>/<port>/<svc>), else undefined. */
@@ -67,7 +68,7 @@ export function deliveryCheck(o: DeliveryOptions): EndpointTransform {
     const refused = new Map<DeliveryRefusal, number>();
     const refuse = (r: DeliveryRefusal): void => {
       refused.set(r, (refused.get(r) ?? 0) + 1);
-      o.onRefused?.(r);
+      o.events?.deliveryRefused(r);
     };
     for (const e of endpoints) {
       const pod = o.pods.byIp(e.host);

@@ -2,6 +2,7 @@
 // router stops choosing them while another endpoint is alive. Bounded, expiring, injected clock.
 
 import { skipDead } from './balancer.js';
+import type { RouterEvents } from './events.js';
 
 /**
  * The router-owned answer header a draining incoming router sets on every answer to a peer during
@@ -24,10 +25,8 @@ export interface DrainingPeersOptions {
   readonly ttlMs?: number;
   readonly max?: number;
   readonly now?: () => number;
-  /** A peer was marked draining (not counted again while its mark holds). */
-  readonly onMarked?: () => void;
-  /** Peers marked now, after each change (a gauge). */
-  readonly onSize?: (size: number) => void;
+  /** drainingPeerMarked: a peer was marked (not counted again while its mark holds); drainingPeers: marked now, after each change. */
+  readonly events?: Pick<RouterEvents, 'drainingPeerMarked' | 'drainingPeers'>;
 }
 
 export class DrainingPeers {
@@ -59,13 +58,13 @@ export class DrainingPeers {
       const oldest = this.#until.keys().next().value;
       if (oldest !== undefined) this.#until.delete(oldest);
     }
-    if (fresh) this.#o.onMarked?.();
-    this.#o.onSize?.(this.#until.size);
+    if (fresh) this.#o.events?.drainingPeerMarked();
+    this.#o.events?.drainingPeers(this.#until.size);
   }
 
   /** The peer at `key` answered without the mark (it restarted, or never drained): forget it. */
   clear(key: string): void {
-    if (this.#until.delete(key)) this.#o.onSize?.(this.#until.size);
+    if (this.#until.delete(key)) this.#o.events?.drainingPeers(this.#until.size);
   }
 
   /** Whether the peer at `key` is marked now (an expired mark is dropped here). */
@@ -74,7 +73,7 @@ export class DrainingPeers {
     if (until === undefined) return false;
     if (until > this.#now()) return true;
     this.#until.delete(key);
-    this.#o.onSize?.(this.#until.size);
+    this.#o.events?.drainingPeers(this.#until.size);
     return false;
   }
 

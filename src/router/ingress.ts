@@ -8,6 +8,7 @@
 // ingress with more paths than maxRulesPerIngress or an unsafe/oversized regex is refused whole,
 // and at most maxIngresses are served. See docs/ingress.md.
 
+import type { RouterPartEvents } from './events.js';
 import { setFlagsFromString } from 'node:v8';
 import type { K8sClient, KObject } from '../k8s/client.js';
 import type { BackoffOptions } from '../k8s/backoff.js';
@@ -376,9 +377,8 @@ export interface IngressSourceOptions extends CompileOptions {
   readonly maxIngresses?: number;
   readonly maxRulesPerIngress?: number;
   /** Called once per ingress version refused (not served), with why. */
-  readonly onRefused?: (reason: Refusal) => void;
+  readonly events?: Pick<RouterPartEvents, 'ingressRefused' | 'ingressServed'>;
   /** Called with the served counts after each rebuild. */
-  readonly onTable?: (ingresses: number, rules: number) => void;
 }
 
 export type IngressLookup = { readonly backend: Backend } | { readonly unidentified: string; readonly notSynced?: true };
@@ -465,12 +465,12 @@ export class IngressSource {
       reported.set(k, version);
       if (this.#reported.get(k) !== version) {
         this.#o.logger.warn({ ingress: k, reason: c }, 'ingress not served');
-        this.#o.onRefused?.(c);
+        this.#o.events?.ingressRefused(c);
       }
     }
     this.#reported = reported;
     this.#table = new IngressTable(kept);
-    this.#o.onTable?.(this.#table.size, this.#table.rules);
+    this.#o.events?.ingressServed(this.#table.size, this.#table.rules);
   }
 
   lookup(host: string | undefined, path: string): IngressLookup {

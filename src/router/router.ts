@@ -9,19 +9,18 @@ import type { Logger } from '../log.js';
 import type { BoundName } from '../namer/addr.js';
 import type { NameInterpreter } from '../namer/interpreter.js';
 import type { Var } from '../namer/var.js';
-import type { ShedReason } from './admission.js';
 import type { Authorize } from './authorize.js';
-import type { ResponseClass } from './classifier.js';
 import type { RequestContext } from './context.js';
 import { formatDeadline, DEADLINE_HEADER } from './deadline.js';
 import { endpointKey, type EndpointPools } from './endpoint-pool.js';
 import { withDelegationPath } from './explain-failure.js';
 import { DrainingPeers } from './draining-peers.js';
+import { noRouterEvents, type RouterEvents } from './events.js';
 import { accrualClient, accrualConfig, accrualKey, FailureAccrual } from './failure-accrual.js';
 import { buildIdentifiers, type RequestFacts } from './identifiers.js';
 import { parsePath } from '../dtab/parse.js';
 import { outgoingHeaders } from './outgoing-headers.js';
-import { markUndelivered, type RequeueReason } from './requeue.js';
+import { markUndelivered } from './requeue.js';
 import { ClientPools } from './client-pools.js';
 import { classifierOf, DeadCounts, PerName, requeueBudgetOf, retryPolicyOf } from './per-name.js';
 import { RouterParams } from './static-params.js';
@@ -29,7 +28,7 @@ import type { ClientSpec } from './spec.js';
 import type { RoutePlan } from './route-plan.js';
 import { type BalancerKind, ConcreteStage } from './stages/concrete.js';
 import { EndpointStage } from './stages/endpoint.js';
-import { ForwardStage, type TimeoutKind, type UpgradeAttempts } from './stages/forward.js';
+import { ForwardStage, type UpgradeAttempts } from './stages/forward.js';
 import { IdentifyStage, type RequestHead } from './stages/identify.js';
 import { type BindingCacheLimits, DEFAULT_BINDING_CACHE, LogicalStage } from './stages/logical.js';
 import { decrementMaxForwards, traceEcho, traceHere } from './trace.js';
@@ -53,45 +52,22 @@ export interface RouterOptions {
   readonly identify?: (req: RequestFacts) => { name: Path; target: string };
   /** How to choose among endpoints (default p2c least-loaded). */
   readonly balancer?: BalancerKind;
-  /** Called for each request that carries a dtab override (metrics). */
-  readonly onOverride?: () => void;
+  /** What the router reports as it routes (events.ts; metrics implement it); default: nothing. */
+  readonly events?: RouterEvents;
   /** Most nodes of one delegation tree (the interpreter's default when unset). */
   readonly bindingBudget?: number;
   /** Linkerd 1's bindingTimeoutMs: the wait for a pending binding (default 10 s). */
   readonly bindingTimeoutMs?: number;
-  /** A request's binding was over the budget, through an override or the router's own dtab (metrics). */
-  readonly onBudgetExceeded?: (source: 'override' | 'dtab') => void;
-  /** A request was shed by an endpoint's admission control (metrics). */
-  readonly onShed?: (reason: ShedReason) => void;
-  /** An upstream or request-body deadline fired, and the service's (metrics; none when past on arrival). */
-  readonly onTimeout?: (kind: TimeoutKind, service?: string) => void;
   /** Caps and idle TTL of the binding cache (Linkerd 1's bindingCache); defaults in stages/logical.ts. */
   readonly bindingCache?: BindingCacheLimits;
   /** The clock of idle eviction, deadlines, budgets and accrual (tests drive it). */
   readonly now?: () => number;
-  /** A cached binding was dropped: idle past idleTtl, or the oldest one past a cap (metrics). */
-  readonly onBindingEvicted?: (reason: 'idle' | 'capacity') => void;
   /** The authorization stage (authorize.ts), on the final bound name; absent: everything allowed. */
   readonly authorize?: Authorize;
   /** Waits between retries (tests make it instant). */
   readonly sleep?: (ms: number) => Promise<void>;
-  /** A request was sent again to another endpoint because nothing had reached an app (metrics). */
-  readonly onRequeue?: (reason: RequeueReason, service?: string) => void;
-  /** A retryable response was retried (metrics). */
-  readonly onRetry?: (service: string) => void;
-  /** A retry or requeue was wanted but its budget was empty (metrics). */
-  readonly onBudgetExhausted?: (kind: 'retry' | 'requeue', service?: string) => void;
-  /** A response relayed, by class (metrics). */
-  readonly onClassified?: (service: string, cls: ResponseClass) => void;
-  /** An endpoint was marked dead by failure accrual, and how many are dead now (metrics). */
-  /** An endpoint marked dead by failure accrual, with its bound client's id. */
-  readonly onAccrualRemoval?: (client: string) => void;
-  readonly onAccrualDead?: (dead: number) => void;
   /** Peer routers that announced a drain (router/draining-peers.ts); defaults ttlMs 30 s, max 10,000. */
   readonly drainingPeers?: { readonly ttlMs?: number; readonly max?: number };
-  /** A peer was marked draining, and how many are now (metrics). */
-  readonly onDrainingPeerMarked?: () => void;
-  readonly onDrainingPeers?: (size: number) => void;
   /**
    * The router's settings, the one source every stage reads: its service and client settings
    * (retries, classifier, totalTimeoutMs; requeue budget, requestAttemptTimeoutMs, failure accrual,
@@ -117,12 +93,15 @@ export class Router {
   readonly #perName: PerName;
   readonly #sweeper: NodeJS.Timeout;
   readonly #idleTtlMs: number;
+  readonly #events: RouterEvents;
   #inFlight = 0;
 
   constructor(options: RouterOptions) {
     this.label = options.label;
     this.#o = options;
     const now = options.now ?? Date.now;
+    const events = options.events ?? noRouterEvents;
+    this.#events = events;
     const limits = options.bindingCache ?? DEFAULT_BINDING_CACHE;
     this.#idleTtlMs = limits.idleTtlMs;
     this.#identify = new IdentifyStage({
@@ -130,7 +109,7 @@ export class Router {
       maxHops: options.maxHops,
       now,
       totalTimeoutMs: (service) => this.#perName.totalTimeoutMs(service),
-      onTimeout: options.onTimeout,
+      events,
     });
     this.#logical = new LogicalStage({
       dtab: options.dtab,
@@ -139,23 +118,21 @@ export class Router {
       now,
       budget: options.bindingBudget,
       waitMs: options.bindingTimeoutMs,
-      onBudgetExceeded: options.onBudgetExceeded,
-      onEvicted: options.onBindingEvicted,
+      events,
     });
     // The dead-endpoint gauge sums the router's accrual state and per-prefix ones (per-name.ts).
-    const deadCounts = new DeadCounts(options.onAccrualDead);
+    const deadCounts = new DeadCounts((dead) => events.accrualDead(dead));
     const params = options.params ?? new RouterParams(undefined, GLOBAL_CLIENT);
     this.#accrual = new FailureAccrual(accrualConfig(params.client.failureAccrual), {
       now,
       ...(options.random !== undefined ? { random: options.random } : {}),
-      ...(options.onAccrualRemoval !== undefined ? { onRemoved: accrualRemoved(options.onAccrualRemoval) } : {}),
+      onRemoved: accrualRemoved(events),
       onDeadCount: deadCounts.reporter(),
     });
     const drainingPeers = new DrainingPeers({
       ...options.drainingPeers,
       now,
-      ...(options.onDrainingPeerMarked !== undefined ? { onMarked: options.onDrainingPeerMarked } : {}),
-      ...(options.onDrainingPeers !== undefined ? { onSize: options.onDrainingPeers } : {}),
+      events,
     });
     this.#concrete = new ConcreteStage({
       transforms: options.transforms,
@@ -176,24 +153,20 @@ export class Router {
       accrual: this.#accrual,
       accrualOptions: {
         ...(options.random !== undefined ? { random: options.random } : {}),
-        ...(options.onAccrualRemoval !== undefined ? { onRemoved: accrualRemoved(options.onAccrualRemoval) } : {}),
+        onRemoved: accrualRemoved(events),
       },
       deadCounts,
     });
     this.#perName = perName;
     this.#forward = new ForwardStage({
-      endpoints: new EndpointStage({ pools: options.pools, accrual: this.#accrual, onShed: options.onShed }),
+      endpoints: new EndpointStage({ pools: options.pools, accrual: this.#accrual, events }),
       now,
       drainingPeers,
       service: (name) => perName.service(name),
       client: (id) => perName.client(id),
       random: options.random,
       sleep: options.sleep,
-      onTimeout: options.onTimeout,
-      onRequeue: options.onRequeue,
-      onRetry: options.onRetry,
-      onBudgetExhausted: options.onBudgetExhausted,
-      onClassified: options.onClassified,
+      events,
     });
     this.#sweeper = setInterval(() => this.evictIdle(), Math.min(60_000, Math.max(1000, limits.idleTtlMs)));
     this.#sweeper.unref();
@@ -258,7 +231,7 @@ export class Router {
     // On the incoming router the endpoint carries the workload that answers (delivery.ts): policy decides on it.
     this.#o.authorize?.(req, ctx, client, peerId, concrete.endpoint);
     ctx.client = client;
-    if (bound.overrides !== '') this.#o.onOverride?.();
+    if (bound.overrides !== '') this.#events.override();
     const headers = outgoingHeaders(req.headers, {
       host: arrival.host,
       service: id.service.show(),
@@ -364,7 +337,7 @@ export class Router {
   }
 }
 
-/** The failure accrual callback that names the client of a removed endpoint. */
-function accrualRemoved(on: (client: string) => void): (key: string) => void {
-  return (key) => on(accrualClient(key));
+/** Failure accrual's removals, reported with the client of the removed endpoint. */
+function accrualRemoved(events: RouterEvents): (key: string) => void {
+  return (key) => events.accrualRemoval(accrualClient(key));
 }

@@ -1,6 +1,7 @@
 // Linkerd 1's per-prefix (`kind: io.l5d.static`) service and client settings: every config whose
 // prefix matches a name applies, in order, later ones overriding earlier ones key by key.
 
+import type { RouterPartEvents } from './events.js';
 import { parsePath, parsePrefix } from '../dtab/parse.js';
 import type { Path, Prefix } from '../dtab/prefix.js';
 import type { ClientSettings, ClientSpec, ServiceSettings, ServiceSpec } from './spec.js';
@@ -118,7 +119,8 @@ function substituteClient(merged: ClientSettings, vars: ReadonlyMap<string, stri
 export interface RouterParamsOptions {
   readonly maxCachedServices?: number;
   readonly maxCachedClients?: number;
-  readonly onEvicted?: (scope: 'service' | 'client') => void;
+  /** Where settings dropped past their cap are reported (default: nowhere). */
+  readonly events?: Pick<RouterPartEvents, 'paramsEvicted'>;
 }
 
 /** A router's per-name settings: `forService(/svc/...)` by logical name, `forClient(/$/inet/...)` by bound id. */
@@ -131,11 +133,11 @@ export class RouterParams {
     const { configs: clientConfigs, ...clientGlobal } = client;
     this.#service = new StaticParams<ServiceSettings>(serviceGlobal, serviceConfigs ?? [], {
       ...(options.maxCachedServices !== undefined ? { maxCached: options.maxCachedServices } : {}),
-      ...(options.onEvicted !== undefined ? { onEvicted: () => options.onEvicted?.('service') } : {}),
+      ...(options.events !== undefined ? { onEvicted: () => options.events?.paramsEvicted('service') } : {}),
     });
     this.#client = new StaticParams<ClientSettings>(clientGlobal, clientConfigs ?? [], {
       ...(options.maxCachedClients !== undefined ? { maxCached: options.maxCachedClients } : {}),
-      ...(options.onEvicted !== undefined ? { onEvicted: () => options.onEvicted?.('client') } : {}),
+      ...(options.events !== undefined ? { onEvicted: () => options.events?.paramsEvicted('client') } : {}),
       substitute: substituteClient,
     });
   }

@@ -19,8 +19,8 @@ import {
 import type { Callers } from '../identity/caller.js';
 import { RefusalLog, type Source, type SourceGuard } from '../identity/source-guard.js';
 import type { Logger } from '../log.js';
-import type { H2Metrics } from '../metrics/h2-metrics.js';
-import type { RouterMetrics } from '../metrics/metrics.js';
+import type { H2Events } from '../h2/events.js';
+import type { ListenerEvents } from './events.js';
 import type { Direction, RequestContext } from '../router/context.js';
 import { DEADLINE_HEADER, formatDeadline } from '../router/deadline.js';
 import { DRAINING_HEADER } from '../router/draining-peers.js';
@@ -48,8 +48,8 @@ export interface H2ListenerOptions {
   readonly handshakeTimeoutMs?: number;
   readonly maxConnections?: number;
   readonly maxConnectionsPerSource?: number;
-  readonly metrics?: RouterMetrics;
-  readonly h2Metrics?: H2Metrics;
+  readonly metrics?: ListenerEvents;
+  readonly h2Metrics?: H2Events;
   readonly sourceGuard?: SourceGuard;
   readonly callers?: Callers;
   readonly clearContext?: boolean;

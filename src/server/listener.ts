@@ -17,7 +17,7 @@ import { parserError, rescue, rescueRaw } from './rescue.js';
 import { HostmeshError } from '../errors.js';
 import { Tunnels } from './tunnels.js';
 import { DEFAULT_MAX_HEADERS, h2cAsHttp11, tooManyHeaders } from '../router/headers.js';
-import type { RouterMetrics } from '../metrics/metrics.js';
+import type { ListenerEvents } from './events.js';
 import { Connections } from './connections.js';
 import { clearContextHeaders } from './clear-context.js';
 import type { Callers } from '../identity/caller.js';
@@ -69,7 +69,7 @@ export interface ListenerOptions {
   /** TLS only: unfinished handshakes at once; over it the largest source's oldest is closed (default 512). */
   readonly maxPendingHandshakes?: number;
   /** Where requests, connections and TLS failures are counted. */
-  readonly metrics?: RouterMetrics;
+  readonly metrics?: ListenerEvents;
   /** Outgoing side: who may connect (local pods, the node, loopback, CIDRs); absent: anyone. */
   readonly sourceGuard?: SourceGuard;
   /** How a request's caller is established (identity/caller.ts); absent: the verified peer only. */
@@ -94,7 +94,7 @@ export class Listener {
   #active = 0;
   #idleWaiters: (() => void)[] = [];
   readonly #tunnels: Tunnels;
-  readonly #metrics: RouterMetrics | undefined;
+  readonly #metrics: ListenerEvents | undefined;
   readonly #connections: Connections;
   /** TLS sockets whose handshake finished: only these can carry an HTTP answer. */
   readonly #secured = new WeakSet<Socket>();
@@ -143,10 +143,7 @@ export class Listener {
     this.#maxHeaders = options.maxHeaders ?? DEFAULT_MAX_HEADERS;
     this.#server.maxHeadersCount = this.#maxHeaders + 1;
     const metrics = (this.#metrics = options.metrics);
-    this.#pipelines = new Pipelines(options.maxPipelinedRequests ?? DEFAULT_MAX_PIPELINED_REQUESTS, {
-      onPaused: () => metrics?.pipelinePaused(),
-      onDropped: (n) => metrics?.pipelineDropped(n),
-    });
+    this.#pipelines = new Pipelines(options.maxPipelinedRequests ?? DEFAULT_MAX_PIPELINED_REQUESTS, metrics ?? {});
     // Idle sockets are destroyed (Node would do it too with no listener; this one counts them).
     this.#server.setTimeout(idleTimeout);
     this.#server.on('timeout', (socket: Socket) => {
@@ -156,7 +153,7 @@ export class Listener {
     this.#tunnels = new Tunnels(logger, {
       idleTimeoutMs: options.tunnelIdleTimeoutMs ?? SOCKET_DEFAULTS.tunnelIdleTimeoutMs,
       lingerMs: this.#lingerMs,
-      onDeadline: (state) => metrics?.connectionDeadline(state),
+      events: metrics,
     });
     this.#connections = new Connections({
       max: options.maxConnections ?? SOCKET_DEFAULTS.maxConnections,

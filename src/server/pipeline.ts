@@ -5,18 +5,15 @@
 // no longer read (as a proxy should: the client's own buffers fill and it slows down); when the
 // connection closes, what waits is dropped without being sent.
 
+import type { ListenerEvents } from './events.js';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 
 /** Default of a server's maxPipelinedRequests (README limits table). */
 export const DEFAULT_MAX_PIPELINED_REQUESTS = 32;
 
-export interface PipelineHooks {
-  /** The connection is no longer read: `max` requests of it wait (a metric). */
-  readonly onPaused?: () => void;
-  /** Waiting requests of a closed connection were dropped without being sent (a metric). */
-  readonly onDropped?: (n: number) => void;
-}
+/** pipelinePaused: a connection is no longer read, `max` requests of it wait; pipelineDropped: waiting requests of a closed connection dropped unsent. */
+export type PipelineHooks = Partial<Pick<ListenerEvents, 'pipelinePaused' | 'pipelineDropped'>>;
 
 interface Waiting {
   readonly req: IncomingMessage;
@@ -119,7 +116,7 @@ export class Pipelines {
   #pause(socket: Socket, line: Line): void {
     if (line.paused) return;
     line.paused = true;
-    this.#hooks.onPaused?.();
+    this.#hooks.pipelinePaused?.();
     // The rest of the chunk being parsed still arrives (one read: up to 64 KB of requests); the
     // handle's reading flag is left set, so Node's own resume (after its back-pressure pause)
     // does not start it again: only #resume does.
@@ -138,6 +135,6 @@ export class Pipelines {
     if (n === 0) return;
     line.waiting.length = 0;
     this.#waiting -= n;
-    this.#hooks.onDropped?.(n);
+    this.#hooks.pipelineDropped?.(n);
   }
 }

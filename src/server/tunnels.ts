@@ -16,7 +16,7 @@ import type { EntryDecision } from '../router/decision.js';
 import type { Endpoint } from '../namer/addr.js';
 import { endpointKey } from '../router/endpoint-pool.js';
 import { rescueRaw } from './rescue.js';
-import type { ConnectionState } from '../metrics/metrics.js';
+import type { ListenerEvents } from './events.js';
 
 export interface TunnelOptions {
   /** A tunnel with no bytes either way on the client's socket for this long is closed. */
@@ -24,7 +24,8 @@ export interface TunnelOptions {
   /** How long a refused upgrade or CONNECT client gets to take its error answer. */
   readonly lingerMs: number;
   /** A tunnel was closed by its idle deadline. */
-  readonly onDeadline?: (state: ConnectionState) => void;
+  /** Where a tunnel closed for its idle deadline is reported (default: nowhere). */
+  readonly events?: Pick<ListenerEvents, 'connectionDeadline'> | undefined;
 }
 
 export class Tunnels {
@@ -65,7 +66,7 @@ export class Tunnels {
     if (this.#idle.has(socket)) return;
     this.#idle.add(socket);
     socket.on('timeout', () => {
-      this.#options.onDeadline?.('tunnel_idle');
+      this.#options.events?.connectionDeadline('tunnel_idle');
       socket.destroy();
     });
   }
@@ -213,7 +214,7 @@ export class Tunnels {
     // Binding the name is bounded by the tunnel deadline; once fed back into the server, the
     // connection inside has the server's own deadlines (headers, idle).
     const onIdle = (): void => {
-      this.#options.onDeadline?.('tunnel_idle');
+      this.#options.events?.connectionDeadline('tunnel_idle');
       socket.destroy();
     };
     (socket as Socket).setTimeout(this.#options.idleTimeoutMs);

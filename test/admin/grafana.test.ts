@@ -15,12 +15,12 @@ t.test('every metric the dashboard queries is exported', async (t) => {
   const dash = JSON.parse(readFileSync('k8s/grafana-dashboard.json', 'utf8')) as { panels: Panel[] };
   const m = new Metrics();
   const r = m.router('outgoing');
-  r.started();
-  r.done('/svc/world', '/#/io.l5d.k8s/default/http/world', 200, 0.01);
-  r.connectionOpened('server');
-  r.tlsFailure('no_client_certificate');
-  r.dtabOverride();
-  m.dtabReloadFailures.labels('outgoing').inc();
+  r.listener.started();
+  r.listener.done('/svc/world', '/#/io.l5d.k8s/default/http/world', 200, 0.01);
+  r.listener.connectionOpened('server');
+  r.listener.tlsFailure('no_client_certificate');
+  r.router.override();
+  r.router.dtabRejected();
   m.addNamer({ kind: 'io.l5d.k8s', updates: 3, stale: false });
   const exported = new Set(parsePrometheus(await m.prometheus()).map((s) => s.name));
   t.ok(dash.panels.length >= 6, 'golden signals and health panels');

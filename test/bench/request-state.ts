@@ -130,9 +130,9 @@ console.log(row('  after idle eviction (clock +2 h)', heap()));
   // What is left: the per-service metric rows (capped at 500 services x 16 clients, kept for the
   // process's life; their labels carry bound ids, so long host labels make them heavy).
   const m = hm.metrics.router('outgoing');
-  const clients = [...m.services.values()].reduce((a, svc) => a + svc.clients.size, 0);
+  const clients = [...m.requests.services.values()].reduce((a, svc) => a + svc.clients.size, 0);
   console.log(
-    `  endpoint pools open ${await pools()}; still held: bindings ${hm.routers[0]?.router.bindingCacheSize ?? 0}, interpreter lookups ${hm.interpreter.lookupCount}, metric service rows ${m.services.size} (clients ${clients})`,
+    `  endpoint pools open ${await pools()}; still held: bindings ${hm.routers[0]?.router.bindingCacheSize ?? 0}, interpreter lookups ${hm.interpreter.lookupCount}, metric service rows ${m.requests.services.size} (clients ${clients})`,
   );
 }
 if (process.env['BENCH_SNAPSHOT']) (await import('node:v8')).writeHeapSnapshot(process.env['BENCH_SNAPSHOT']);

@@ -237,7 +237,7 @@ t.test('64 slow uploads from one pod do not starve other pods, nor its own servi
   t.equal(same.status, 200, `the attacked service answers another pod within 1 s (${same.ms.toFixed(0)} ms)`);
   t.equal(same.body, 'got 5\n');
   t.ok(inFlight() <= 2 * POOL, `pools stay within their bounds (${inFlight()} in flight)`);
-  const open = (meshes[0] as Hostmesh).metrics.routers.get('outgoing')?.connectionsOpen.client ?? -1;
+  const open = (meshes[0] as Hostmesh).metrics.routers.get('outgoing')?.listener.connectionsOpen.client ?? -1;
   t.ok(open <= POOL, `node-a holds at most the pool's ${POOL} connections to node-b (${open})`);
   // The attacker's excess is shed with 503 and l5d-err, at once or after the wait bound.
   const shed = await Promise.race([uploads[63]?.answer, new Promise<undefined>((r) => setTimeout(() => r(undefined), 3000))]);

@@ -153,7 +153,7 @@ t.test('past maxIngresses the watch keeps names only, and other classes take no 
     cls: 'linkerd',
     ignoreDefaultBackends: false,
     maxIngresses: 3,
-    onRefused: (r) => refusals.push(r),
+    events: { ingressRefused: (r) => refusals.push(r), ingressServed: () => {} },
   }).start();
   t.teardown(() => source.stop());
   t.ok(await settle(async () => source.informer.synced && source.table.size === 3), 'three served');

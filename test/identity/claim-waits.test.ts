@@ -51,7 +51,7 @@ t.test('past maxClaimWaits an unknown pod is refused at once; known pods pass; r
     verifyClaims: true,
     maxClaimWaits: 3,
     schedule: timers.schedule,
-    onClaim: (r) => results.push(r),
+    events: { claim: (r) => results.push(r) },
   });
   const waits = Array.from({ length: 3 }, (_, i) => callers.fromPeer(NODE_A, `shop/ghost-${i}; sa=web`));
   t.ok(

@@ -37,7 +37,12 @@ t.test('sources equal to the gateway are warned about once an hour and counted; 
   let now = 0;
   const warnings: string[] = [];
   let counted = 0;
-  const d = new SnatDetector({ gateways: ['10.244.1.1'], warn: (m, s) => warnings.push(`${s}: ${m}`), onDetect: () => counted++, now: () => now });
+  const d = new SnatDetector({
+    gateways: ['10.244.1.1'],
+    warn: (m, s) => warnings.push(`${s}: ${m}`),
+    events: { rewrittenSource: () => counted++ },
+    now: () => now,
+  });
   t.notOk(d.observe('10.244.1.7'), 'a pod address');
   t.ok(d.observe('10.244.1.1'));
   t.ok(d.observe('::ffff:10.244.1.1'), 'IPv4-mapped');

@@ -10,11 +10,11 @@ t.test('long service and client names share the overflow row; short ones keep th
   const rm = metrics.router('out');
   const longService = `/svc/${'s'.repeat(MAX_LABEL_CHARS)}`;
   const longClient = `/$/inet/${'h'.repeat(MAX_LABEL_CHARS)}/80`;
-  rm.done('/svc/web', longClient, 200, 0.01);
-  rm.done(longService, '/#/io.l5d.fs/web', 502, 0.01);
-  rm.authz(longService, '/#/io.l5d.fs/web', 'x', 'allow');
-  t.same([...rm.services.keys()].sort(), ['/svc/web', OVERFLOW].sort(), 'the long service went to the overflow row');
-  t.same([...(rm.services.get('/svc/web')?.clients.keys() ?? [])], [OVERFLOW], 'the long client too');
+  rm.listener.done('/svc/web', longClient, 200, 0.01);
+  rm.listener.done(longService, '/#/io.l5d.fs/web', 502, 0.01);
+  rm.router.authz(longService, '/#/io.l5d.fs/web', 'x', 'allow');
+  t.same([...rm.requests.services.keys()].sort(), ['/svc/web', OVERFLOW].sort(), 'the long service went to the overflow row');
+  t.same([...(rm.requests.services.get('/svc/web')?.clients.keys() ?? [])], [OVERFLOW], 'the long client too');
   const text = await metrics.registry.metrics();
   t.notMatch(text, /s{256}|h{256}/, 'no long name in any label');
   t.match(text, /service="\/svc\/web"/, 'short names keep their labels');

@@ -58,7 +58,7 @@ t.test('incoming: the listener caller if any, else the verified peer identity', 
   const authorize = authorizer({
     policy: () => POLICY,
     logger: pino({ level: 'silent' }),
-    onDecision: (_s, dest, caller, v) => decisions.push(`${caller} ${dest} ${v}`),
+    events: { authzDecision: (_s, dest, caller, v) => decisions.push(`${caller} ${dest} ${v}`), overrideRefused: () => {} },
   });
   t.equal(
     denied(() => authorize(req(), { direction: 'inbound', service: '/svc/api' }, API, 'spiffe://hostmesh/node/node-a')),
@@ -100,8 +100,7 @@ t.test('outgoing: destinations are not decided there; overrides are refused per 
   const authorize = authorizer({
     policy: () => POLICY,
     logger: pino({ level: 'silent' }),
-    onDecision: () => decisions.push('x'),
-    onOverrideRefused: (s, d, c) => refused.push(`${s} ${d} ${c}`),
+    events: { authzDecision: () => decisions.push('x'), overrideRefused: (s, d, c) => refused.push(`${s} ${d} ${c}`) },
   });
   t.equal(
     denied(() => authorize(req(), { direction: 'outbound', service: '/svc/ledger' }, LEDGER, undefined)),
@@ -125,7 +124,12 @@ t.test('audit: allowed; would-deny lines are rate limited on the injected clock 
   let now = 1_000_000;
   const { logger, lines } = recorder();
   const verdicts: string[] = [];
-  const authorize = authorizer({ policy: () => POLICY, logger, now: () => now, onDecision: (_s, _d, _c, v) => verdicts.push(v) });
+  const authorize = authorizer({
+    policy: () => POLICY,
+    logger,
+    now: () => now,
+    events: { authzDecision: (_s, _d, _c, v) => verdicts.push(v), overrideRefused: () => {} },
+  });
   const staging = '/#/io.l5d.k8s/staging/http/app';
   for (let i = 0; i < AUDIT_LOG_PER_MINUTE + 5; i++)
     t.equal(

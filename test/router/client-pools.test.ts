@@ -92,7 +92,11 @@ t.test('a wrong commonName fails the request; nothing is sent in plaintext', asy
 t.test('names from requests: pools for distinct settings are capped, the oldest retired', async (t) => {
   const plain = new EndpointPools(undefined);
   let evicted = 0;
-  const pools = new ClientPools(plain, { loadBalancer: { kind: 'p2c' } }, { maxClients: 4, onEvicted: () => evicted++, tlsOptions: () => ({}) });
+  const pools = new ClientPools(
+    plain,
+    { loadBalancer: { kind: 'p2c' } },
+    { maxClients: 4, paramsEvents: { paramsEvicted: () => evicted++ }, tlsOptions: () => ({}) },
+  );
   t.teardown(async () => {
     await pools.close();
     await plain.close();

@@ -44,7 +44,13 @@ const PODS = [
 
 t.test('a k8s name: only known pods of this node in its namespace, carrying their workload', async (t) => {
   const refused: DeliveryRefusal[] = [];
-  const check = deliveryCheck({ nodeName: 'node-a', pods: index(PODS), k8sPrefix: '/io.l5d.k8s', hostNetworkPods: false, onRefused: (r) => refused.push(r) });
+  const check = deliveryCheck({
+    nodeName: 'node-a',
+    pods: index(PODS),
+    k8sPrefix: '/io.l5d.k8s',
+    hostNetworkPods: false,
+    events: { deliveryRefused: (r) => refused.push(r) },
+  });
   const r = check(
     [ep('10.0.0.1', 'node-a'), ep('10.0.0.2', 'node-a'), ep('10.0.1.1', 'node-a'), ep('192.168.0.10', 'node-a'), ep('10.9.9.9', 'node-a')],
     bound('/#/io.l5d.k8s/a/http/web'),
@@ -100,7 +106,13 @@ t.test('property: every endpoint kept is a known, non-hostNetwork pod of this no
       (pods, endpoints, ns) => {
         const idx = index(pods.map((p, i) => podInfo(p.ns, `p${i}`, p.node, p.ip, { hostNetwork: p.hostNetwork })));
         let refusals = 0;
-        const check = deliveryCheck({ nodeName: 'node-a', pods: idx, k8sPrefix: '/io.l5d.k8s', hostNetworkPods: false, onRefused: () => refusals++ });
+        const check = deliveryCheck({
+          nodeName: 'node-a',
+          pods: idx,
+          k8sPrefix: '/io.l5d.k8s',
+          hostNetworkPods: false,
+          events: { deliveryRefused: () => refusals++ },
+        });
         const r = check(
           endpoints.map((e) => ep(e.ip, e.node)),
           bound(`/#/io.l5d.k8s/${ns}/http/svc`),

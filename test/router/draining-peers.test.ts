@@ -9,7 +9,7 @@ t.test('a mark holds for the TTL, then expires on the clock', async (t) => {
   let now = 1_000;
   const sizes: number[] = [];
   let marked = 0;
-  const p = new DrainingPeers({ ttlMs: 500, now: () => now, onMarked: () => marked++, onSize: (n) => sizes.push(n) });
+  const p = new DrainingPeers({ ttlMs: 500, now: () => now, events: { drainingPeerMarked: () => marked++, drainingPeers: (n) => sizes.push(n) } });
   t.equal(p.draining('10.0.0.2:4141'), false);
   p.mark('10.0.0.2:4141');
   p.mark('10.0.0.2:4141'); // every answer during the announce carries the mark: counted once

@@ -81,7 +81,7 @@ routers:
     return seen ? sum : Number.NaN;
   };
   // The gauge read in process each step (a full scrape costs more); the admin page is read below.
-  const openPools = async (): Promise<number> => (await mesh.metrics.endpointPools.get()).values.reduce((n, v) => n + v.value, 0);
+  const openPools = async (): Promise<number> => (await mesh.metrics.routerFamilies.endpointPools.get()).values.reduce((n, v) => n + v.value, 0);
   const normal = async (): Promise<number> => (await request({ host: '127.0.0.1', port, path: '/', headers: { host: 'app' } })).status;
   const override = (b: Backend): Promise<{ status: number; body: string }> =>
     request({ host: '127.0.0.1', port, path: '/', headers: { host: 'app', 'l5d-dtab': `/svc/app => /$/inet/127.0.0.1/${b.port}` } });

@@ -3,14 +3,16 @@
 
 import type { EventEmitter } from 'node:events';
 import type { Endpoint } from '../../namer/addr.js';
-import { ShedError, type ShedReason } from '../admission.js';
+import { ShedError } from '../admission.js';
 import type { EndpointPools, PoolEntry } from '../endpoint-pool.js';
 import { accrualKey, type FailureAccrual } from '../failure-accrual.js';
+import { noRouterEvents, type RouterEvents } from '../events.js';
 
 export interface EndpointOptions {
   readonly pools: EndpointPools;
   readonly accrual: FailureAccrual;
-  readonly onShed?: ((reason: ShedReason) => void) | undefined;
+  /** Where a shed request is reported (default: nowhere). */
+  readonly events?: Pick<RouterEvents, 'shed'> | undefined;
 }
 
 /**
@@ -48,7 +50,7 @@ export class Lease {
       try {
         await waiting;
       } catch (err) {
-        if (err instanceof ShedError) this.#stage.onShed?.(err.reason);
+        if (err instanceof ShedError) this.#stage.events.shed(err.reason);
         throw err;
       }
     }
@@ -72,12 +74,12 @@ export class Lease {
 export class EndpointStage {
   readonly pools: EndpointPools;
   readonly accrual: FailureAccrual;
-  readonly onShed: ((reason: ShedReason) => void) | undefined;
+  readonly events: Pick<RouterEvents, 'shed'>;
 
   constructor(options: EndpointOptions) {
     this.pools = options.pools;
     this.accrual = options.accrual;
-    this.onShed = options.onShed;
+    this.events = options.events ?? noRouterEvents;
   }
 
   /**

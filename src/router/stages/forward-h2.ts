@@ -160,21 +160,21 @@ export class H2Forward {
       const next = plan.another(tried);
       if (next === undefined) return undefined;
       if (!requeueBudget.tryWithdraw()) {
-        o.onBudgetExhausted?.('requeue', service);
+        o.events.budgetExhausted('requeue', service);
         return undefined;
       }
-      o.onRequeue?.(reason, service);
+      o.events.requeue(reason, service);
       return next;
     };
     const retry = (): boolean => {
       // README "Retries: one hop": only the outgoing router retries an app's answer, as for HTTP/1.
       if (!retryHop(ctx) || retries >= policy.maxRetriesPerRequest || !body.replayable || x.stream.destroyed) return false;
       if (!retryBudget.tryWithdraw()) {
-        o.onBudgetExhausted?.('retry', service);
+        o.events.budgetExhausted('retry', service);
         return false;
       }
       retries++;
-      o.onRetry?.(service);
+      o.events.retry(service);
       return true;
     };
     try {
@@ -253,7 +253,7 @@ export class H2Forward {
               endpoint = plan.another(new Set()) ?? endpoint;
               continue;
             }
-            o.onClassified?.(service, cls);
+            o.events.classified(service, cls);
             body.settle();
             respond(x.stream, headers, { endStream: true }, cls);
             return { status, grpcStatus, cls };
@@ -362,7 +362,7 @@ export class H2Forward {
         if (deadline !== undefined) clearTimeout(deadline);
         if (outcome.cls !== undefined) {
           lease.record(outcome.cls === 'success');
-          o.onClassified?.(service, outcome.cls);
+          o.events.classified(service, outcome.cls);
         }
         resolve(outcome);
       };
@@ -402,7 +402,7 @@ export class H2Forward {
       if (d !== undefined) {
         deadline = setTimeout(
           () => {
-            o.onTimeout?.(d.source === 'header' ? 'deadline' : 'total', service);
+            o.events.timeout(d.source === 'header' ? 'deadline' : 'total', service);
             forced = {
               'grpc-status': String(GRPC.DEADLINE_EXCEEDED),
               'grpc-message': encodeGrpcMessage('deadline exceeded in the mesh'),
@@ -420,13 +420,13 @@ export class H2Forward {
   }
 
   #timedOut(timer: AttemptTimer, ctx: RequestContext): HostmeshError {
-    this.#o.onTimeout?.(timer.expired === 'attempt' ? 'attempt' : ctx.deadline?.source === 'header' ? 'deadline' : 'total', ctx.service ?? '-');
+    this.#o.events.timeout(timer.expired === 'attempt' ? 'attempt' : ctx.deadline?.source === 'header' ? 'deadline' : 'total', ctx.service ?? '-');
     return timer.error();
   }
 
   #upstreamError(a: { code: string; err: Error; delivered: boolean }, endpoint: Endpoint, service: string): HostmeshError {
     if (a.code === 'UND_ERR_CONNECT_TIMEOUT') {
-      this.#o.onTimeout?.('connect', service);
+      this.#o.events.timeout('connect', service);
       return new HostmeshError('TIMEOUT', `timed out connecting to ${endpointKey(endpoint)}`, { cause: a.err });
     }
     if (a.delivered) {

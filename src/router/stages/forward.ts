@@ -19,6 +19,7 @@ import { backoffDelays, type Budgets, type RetryPolicy } from '../retries.js';
 import { ReplayableBody } from '../retry-body.js';
 import type { RoutePlan } from '../route-plan.js';
 import type { EndpointStage, Lease } from './endpoint.js';
+import type { RouterEvents } from '../events.js';
 import { H2Forward } from './forward-h2.js';
 import type { H2Sessions } from '../../h2/h2-sessions.js';
 import type { H2Classifier } from '../../h2/grpc.js';
@@ -65,12 +66,8 @@ export interface ForwardOptions {
   readonly random?: (() => number) | undefined;
   /** Waits between retries (tests make it instant). */
   readonly sleep?: ((ms: number) => Promise<void>) | undefined;
-  // Each names the logical service when known: the dashboard shows these per service.
-  readonly onTimeout?: ((kind: TimeoutKind, service?: string) => void) | undefined;
-  readonly onRequeue?: ((reason: RequeueReason, service?: string) => void) | undefined;
-  readonly onRetry?: ((service: string) => void) | undefined;
-  readonly onBudgetExhausted?: ((kind: 'retry' | 'requeue', service?: string) => void) | undefined;
-  readonly onClassified?: ((service: string, cls: ResponseClass) => void) | undefined;
+  /** Timeouts, requeues, retries, exhausted budgets and classes (router/events.ts). */
+  readonly events: RouterEvents;
 }
 
 export class ForwardStage {
@@ -157,21 +154,21 @@ export class ForwardStage {
       const next = plan.another(tried);
       if (next === undefined) return undefined;
       if (!requeueBudget.tryWithdraw()) {
-        o.onBudgetExhausted?.('requeue', service);
+        o.events.budgetExhausted('requeue', service);
         return undefined;
       }
-      o.onRequeue?.(reason, service);
+      o.events.requeue(reason, service);
       return next;
     };
     /** Whether a retryable answer may be retried: attempts left, a body that can be resent, the budget. */
     const retry = (): boolean => {
       if (!retriesHere || retries >= policy.maxRetriesPerRequest || !canResend()) return false;
       if (!retryBudget.tryWithdraw()) {
-        o.onBudgetExhausted?.('retry', service);
+        o.events.budgetExhausted('retry', service);
         return false;
       }
       retries++;
-      o.onRetry?.(service);
+      o.events.retry(service);
       return true;
     };
     try {
@@ -194,7 +191,7 @@ export class ForwardStage {
           if (hasBody && stopWatch === undefined && !req.readableEnded) {
             stopWatch = watchRequestBody(req, limits.requestBodyIdleTimeoutMs, () => {
               bodyStalled = true;
-              o.onTimeout?.('request_body_idle', service);
+              o.events.timeout('request_body_idle', service);
               abort.emit('abort');
             });
           }
@@ -270,7 +267,7 @@ export class ForwardStage {
             endpoint = plan.another(new Set()) ?? endpoint;
             continue;
           }
-          o.onClassified?.(service, cls);
+          o.events.classified(service, cls);
           body?.settle(); // this answer is final: nothing is resent, so nothing need be kept
           relayHead(res, upstream, cls, retriesHere);
           await this.#relayBody(res, upstream, service);
@@ -301,7 +298,7 @@ export class ForwardStage {
 
   /** Counts a fired deadline by whose it was and makes its 503 TIMEOUT (deadline.ts). */
   #timedOut(timer: AttemptTimer, ctx: RequestContext): HostmeshError {
-    this.#o.onTimeout?.(timer.expired === 'attempt' ? 'attempt' : ctx.deadline?.source === 'header' ? 'deadline' : 'total', ctx.service ?? '-');
+    this.#o.events.timeout(timer.expired === 'attempt' ? 'attempt' : ctx.deadline?.source === 'header' ? 'deadline' : 'total', ctx.service ?? '-');
     return timer.error();
   }
 
@@ -309,11 +306,11 @@ export class ForwardStage {
   #upstreamError(err: unknown, code: string, endpoint: Endpoint, service: string): HostmeshError {
     const limits = this.#o.endpoints.pools.limits;
     if (code === 'UND_ERR_HEADERS_TIMEOUT') {
-      this.#o.onTimeout?.('headers', service);
+      this.#o.events.timeout('headers', service);
       return new HostmeshError('TIMEOUT', `${endpointKey(endpoint)} did not answer within ${limits.headersTimeoutMs} ms (headers timeout)`, { cause: err });
     }
     if (code === 'UND_ERR_CONNECT_TIMEOUT') {
-      this.#o.onTimeout?.('connect', service);
+      this.#o.events.timeout('connect', service);
       return new HostmeshError('TIMEOUT', `timed out connecting to ${endpointKey(endpoint)}`, { cause: err });
     }
     if (CLOSED_ERRORS.has(code)) {
@@ -333,7 +330,7 @@ export class ForwardStage {
     } catch (err) {
       // The client went away, or the upstream died or went idle mid-body: cut the response
       // (a closed connection, never a response that looks complete).
-      if ((err as { code?: string }).code === 'UND_ERR_BODY_TIMEOUT') this.#o.onTimeout?.('response_body_idle', service);
+      if ((err as { code?: string }).code === 'UND_ERR_BODY_TIMEOUT') this.#o.events.timeout('response_body_idle', service);
       upstream.body.destroy();
       res.destroy();
     }
@@ -407,10 +404,10 @@ export class UpgradeAttempts {
     const next = this.#plan.another(this.#tried);
     if (next === undefined) return undefined;
     if (!this.#requeueBudget.tryWithdraw()) {
-      this.#o.onBudgetExhausted?.('requeue');
+      this.#o.events.budgetExhausted('requeue');
       return undefined;
     }
-    this.#o.onRequeue?.('connect_failed');
+    this.#o.events.requeue('connect_failed');
     return next;
   }
 

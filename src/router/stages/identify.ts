@@ -9,7 +9,7 @@ import { DEADLINE_HEADER, effectiveDeadline, expiredError, type RequestDeadline 
 import { headerValue, viaHops } from '../headers.js';
 import { normalizeTarget } from '../identify.js';
 import type { RequestFacts } from '../identifiers.js';
-import type { TimeoutKind } from './forward.js';
+import type { RouterEvents } from '../events.js';
 
 /** What the stages read of a request: its head only (IncomingMessage has it; so has a CONNECT's name). */
 export interface RequestHead {
@@ -48,7 +48,8 @@ export interface IdentifyOptions {
    * undefined: only a caller's l5d-ctx-deadline bounds the request.
    */
   readonly totalTimeoutMs?: ((service?: Path) => number | undefined) | undefined;
-  readonly onTimeout?: ((kind: TimeoutKind) => void) | undefined;
+  /** Where a deadline already past on arrival is reported (default: nowhere). */
+  readonly events?: Pick<RouterEvents, 'timeout'> | undefined;
 }
 
 export class IdentifyStage {
@@ -67,7 +68,7 @@ export class IdentifyStage {
     const arrived = this.#o.now();
     const deadline = effectiveDeadline(arrived, h[DEADLINE_HEADER], this.#o.totalTimeoutMs?.());
     if (deadline !== undefined && deadline.at <= arrived) {
-      this.#o.onTimeout?.('deadline_passed');
+      this.#o.events?.timeout('deadline_passed');
       throw expiredError(deadline, arrived);
     }
     ctx.deadline = deadline;
@@ -93,7 +94,7 @@ export class IdentifyStage {
       deadline = effectiveDeadline(arrival.arrived, h[DEADLINE_HEADER], total);
       const now = this.#o.now();
       if (deadline !== undefined && deadline.at <= now) {
-        this.#o.onTimeout?.('deadline_passed');
+        this.#o.events?.timeout('deadline_passed');
         throw expiredError(deadline, now);
       }
       ctx.deadline = deadline;

@@ -12,6 +12,7 @@ import { settled, type Var } from '../../namer/var.js';
 import type { RequestContext } from '../context.js';
 import { HeaderDtabs } from '../header-dtabs.js';
 import { headerValue } from '../headers.js';
+import type { RouterEvents } from '../events.js';
 
 /**
  * Bindings kept per router. Each distinct (dtab, path) a request produces is a live binding
@@ -41,8 +42,8 @@ export interface LogicalOptions {
   readonly budget?: number | undefined;
   /** The wait for a pending binding (bindingTimeoutMs); default BINDING_WAIT_MS. */
   readonly waitMs?: number | undefined;
-  readonly onBudgetExceeded?: ((source: 'override' | 'dtab') => void) | undefined;
-  readonly onEvicted?: ((reason: 'idle' | 'capacity') => void) | undefined;
+  /** Where budget refusals and cache evictions are reported (default: nowhere). */
+  readonly events?: Pick<RouterEvents, 'budgetExceeded' | 'bindingEvicted'> | undefined;
 }
 
 /** A logical name bound: the tree of bound names, and the override text to pass on downstream. */
@@ -122,7 +123,7 @@ export class LogicalStage {
       cached.binding.close();
     }
     if (state.kind === 'failed' && state.error instanceof HostmeshError && state.error.code === 'BINDING_OVER_BUDGET') {
-      this.#o.onBudgetExceeded?.(override ? 'override' : 'dtab');
+      this.#o.events?.budgetExceeded(override ? 'override' : 'dtab');
       // The override is what made binding too costly: the client's request is at fault (400).
       if (override) throw new HostmeshError('OVERRIDE_OVER_BUDGET', `dtab override rejected: ${state.error.message}`);
     }
@@ -157,7 +158,7 @@ export class LogicalStage {
         if (now - c.lastUsed < this.#o.limits.idleTtlMs) break; // the rest were used later
         cache.delete(key);
         c.binding.close();
-        this.#o.onEvicted?.('idle');
+        this.#o.events?.bindingEvicted('idle');
         n++;
       }
     }
@@ -175,7 +176,7 @@ export class LogicalStage {
       const [key, c] = cache.entries().next().value as [string, CachedBinding];
       cache.delete(key);
       c.binding.close();
-      this.#o.onEvicted?.('capacity');
+      this.#o.events?.bindingEvicted('capacity');
     }
   }
 

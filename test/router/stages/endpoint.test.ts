@@ -42,7 +42,7 @@ function harness(t: { teardown(fn: () => unknown): void }, maxSize: number, maxW
     { now: () => clock.now },
   );
   const shed: ShedReason[] = [];
-  const stage = new EndpointStage({ pools, accrual, onShed: (r) => shed.push(r) });
+  const stage = new EndpointStage({ pools, accrual, events: { shed: (r) => shed.push(r) } });
   return { stage, pools, accrual, shed, timers, clock };
 }
 

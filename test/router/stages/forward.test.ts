@@ -22,6 +22,7 @@ import { rescue } from '../../../src/server/rescue.js';
 import { type Reply, request } from '../../helpers/http.js';
 import { listen } from '../../helpers/mesh.js';
 import { freePort } from '../../helpers/ports.js';
+import { routerEvents } from '../../../src/router/events.js';
 
 const HOST = '127.0.0.1';
 const CLIENT = '/#/t/web';
@@ -115,10 +116,12 @@ async function front(t: { teardown(fn: () => unknown): void }, o: Options): Prom
       f.sleeps.push(ms);
       f.onSleep(ms);
     },
-    onTimeout: (k) => f.timeouts.push(k),
-    onRequeue: (r) => f.requeues.push(r),
-    onRetry: (s) => f.retries.push(s),
-    onBudgetExhausted: (k) => f.exhausted.push(k),
+    events: routerEvents({
+      timeout: (k) => f.timeouts.push(k),
+      requeue: (r) => f.requeues.push(r),
+      retry: (s) => f.retries.push(s),
+      budgetExhausted: (k) => f.exhausted.push(k),
+    }),
   });
   const serviceBudgets = new Budgets(retries.budget, 10, now);
   const clientBudgets = new Budgets(o.requeueBudget ?? DEFAULT_BUDGET, 10, now);

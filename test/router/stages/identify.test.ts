@@ -23,7 +23,7 @@ function stage(options: { maxHops?: number; totalTimeoutMs?: number; identifiers
     maxHops: options.maxHops ?? 3,
     now: options.now ?? (() => T0),
     totalTimeoutMs: () => options.totalTimeoutMs,
-    onTimeout: (k) => timeouts.push(k),
+    events: { timeout: (k) => timeouts.push(k) },
   });
   return { s, timeouts };
 }

@@ -56,8 +56,7 @@ function harness(dtab: string, limits: Partial<BindingCacheLimits> = {}, budget?
     limits: { ...DEFAULT_BINDING_CACHE, ...limits },
     now: () => clock.now,
     budget,
-    onEvicted: (r) => evicted.push(r),
-    onBudgetExceeded: (s) => overBudget.push(s),
+    events: { bindingEvicted: (r) => evicted.push(r), budgetExceeded: (s) => overBudget.push(s) },
   });
   return { stage, dtab: d, interpreter, flaky, evicted, overBudget, clock };
 }
