@@ -2,18 +2,45 @@
 // request (the router's choice between undici and http-proxy / node's http client). Each
 // forwarder runs alone in a child process in front of the same nginx backend; wrk drives it at
 // 32 connections; CPU comes from /proc. Medians of --runs (default 3), rows interleaved.
+//
+// Then issue 28's designs as two-hop relays (test/bench/mesh/relay-child.ts): client -> hop A
+// (plaintext) -> mutual TLS -> hop B -> backend, each hop its own process, every design against
+// the plain Node + undici relay in the same run, rows interleaved per round. Reported: CPU
+// microseconds per request of each hop and of both, and each design's ratio to the undici relay,
+// computed per round (same machine state) and given as the median and the interquartile range
+// over rounds; each round starts at another design. On a shared machine prefer many short rounds
+// (--runs 12 --duration 2): the background load drifts less within a round.
+// The machine may be shared: only the ratios mean anything, not the absolute figures.
+//
+// Options: --runs N (3) --duration S (5) --tables single,relays
+//          --designs undici,h2mux,coalesce,dispatch,h2dispatch
+// (Running a design and the undici relay at the same time was tried and dropped: on a starved
+// machine whichever pair gets ahead takes ever more of the CPU, and the ratios came out 1.4-3x
+// in favour of the one started first.)
+// BENCH_PROFILE=1: CPU profiles of each relay hop (bench-results/profiles/relay-*.cpuprofile);
+// summarize with `node dist/test/bench/profile-summary.js FILE...`.
 
-import { fork } from 'node:child_process';
+import { fork, type ChildProcess } from 'node:child_process';
 import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { writeFileSync } from 'node:fs';
+import { createCa, issueCertificate } from '../../src/tls/generate.js';
 import { freePorts } from '../helpers/ports.js';
 import { wrk } from './mesh/load.js';
 import { backendConf, startNginx } from './mesh/nginx.js';
 import { cpuSeconds } from './mesh/proc.js';
 
-const { values } = parseArgs({ options: { runs: { type: 'string', default: '3' }, duration: { type: 'string', default: '5' } } });
+const { values } = parseArgs({
+  options: {
+    runs: { type: 'string', default: '3' },
+    duration: { type: 'string', default: '5' },
+    tables: { type: 'string', default: 'single,relays' },
+    designs: { type: 'string', default: 'undici,h2mux,coalesce,dispatch,h2dispatch' },
+  },
+});
+const TABLES = (values.tables ?? '').split(',');
 const KINDS = ['undici-request', 'undici-dispatch', 'node-http', 'http-proxy'];
 const dir = mkdtempSync(join(tmpdir(), 'hostmesh-fwd-'));
 chmodSync(dir, 0o755);
@@ -22,7 +49,7 @@ const backend = await startNginx(dir, 'backend', backendConf(dir, '127.0.0.4', b
 const results = new Map<string, { rps: number[]; us: number[] }>(KINDS.map((k) => [k, { rps: [], us: [] }]));
 const children = [];
 const ports = new Map<string, number>();
-for (const kind of KINDS) {
+for (const kind of TABLES.includes('single') ? KINDS : []) {
   const [port] = (await freePorts('127.0.0.6', 1)) as [number];
   const child = fork(join(import.meta.dirname, 'mesh', 'forwarder-child.js'), [kind, String(port), String(backendPort)], {
     execArgv: ['--max-semi-space-size=4'],
@@ -32,7 +59,7 @@ for (const kind of KINDS) {
   ports.set(kind, port);
   await wrk(`http://127.0.0.6:${port}/`, 32, 2); // warm-up
 }
-for (let run = 0; run < Number(values.runs); run++) {
+for (let run = 0; run < (TABLES.includes('single') ? Number(values.runs) : 0); run++) {
   for (const [i, kind] of KINDS.entries()) {
     const pid = children[i]?.pid ?? 0;
     const c0 = cpuSeconds([pid]);
@@ -43,9 +70,135 @@ for (let run = 0; run < Number(values.runs); run++) {
     console.error(`${kind}: ${r.requestsPerSecond.toFixed(0)} req/s, ${us.toFixed(1)} us/req`);
   }
 }
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? 0;
-console.log('| forwarder | req/s @32 | CPU us/req |\n|---|---|---|');
-for (const [kind, r] of results) console.log(`| ${kind} | ${median(r.rps).toFixed(0)} | ${median(r.us).toFixed(1)} |`);
+const median = (xs: number[]): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = Math.floor(s.length / 2);
+  return s.length % 2 ? (s[m] ?? 0) : ((s[m - 1] ?? 0) + (s[m] ?? 0)) / 2;
+};
+if (TABLES.includes('single')) {
+  console.log('| forwarder | req/s @32 | CPU us/req |\n|---|---|---|');
+  for (const [kind, r] of results) console.log(`| ${kind} | ${median(r.rps).toFixed(0)} | ${median(r.us).toFixed(1)} |`);
+}
 for (const c of children) c.kill();
-await backend.stop();
-rmSync(dir, { recursive: true, force: true });
+
+try {
+  if (TABLES.includes('relays')) await relays();
+} finally {
+  await backend.stop();
+  rmSync(dir, { recursive: true, force: true });
+}
+
+/** Issue 28's designs as two-hop relays with mutual TLS between the hops. */
+async function relays(): Promise<void> {
+  const DESIGNS = (values.designs ?? '').split(',').filter(Boolean);
+  if (DESIGNS[0] !== 'undici') DESIGNS.unshift('undici'); // the reference row, always measured
+  const caAuthority = createCa({ commonName: 'relay CA' });
+  const leaf = issueCertificate(caAuthority, { commonName: 'hostmesh', dnsNames: ['hostmesh'] });
+  const files = [join(dir, 'relay-ca.crt'), join(dir, 'relay.crt'), join(dir, 'relay.key')] as const;
+  writeFileSync(files[0], caAuthority.certPem);
+  writeFileSync(files[1], leaf.certPem);
+  writeFileSync(files[2], leaf.keyPem);
+  const A = '127.0.0.6';
+  const B = '127.0.0.7';
+  const PROFILES = join(import.meta.dirname, '..', '..', '..', 'bench-results', 'profiles');
+  const hops = new Map<string, { a: ChildProcess; b: ChildProcess; port: number }>();
+  const start = async (args: string[]): Promise<ChildProcess> => {
+    // BENCH_PROFILE=1: a CPU profile of every hop in bench-results/profiles/relay-<design>-<hop>.
+    const profile = process.env['BENCH_PROFILE'] ? ['--cpu-prof', '--cpu-prof-dir', PROFILES, '--cpu-prof-name', `relay-${args[0]}-${args[1]}.cpuprofile`] : [];
+    const child = fork(join(import.meta.dirname, 'mesh', 'relay-child.js'), [...args, ...files], { execArgv: ['--max-semi-space-size=4', ...profile] });
+    await new Promise((r) => child.once('message', r));
+    return child;
+  };
+  try {
+    for (const design of DESIGNS) {
+      const [portA] = (await freePorts(A, 1)) as [number];
+      const [portB] = (await freePorts(B, 1)) as [number];
+      const b = await start([design, 'b', B, String(portB), '127.0.0.4', String(backendPort)]);
+      const a = await start([design, 'a', A, String(portA), B, String(portB)]);
+      hops.set(design, { a, b, port: portA });
+      const check = await fetch(`http://${A}:${portA}/`, { headers: { host: 'world' } });
+      const text = await check.text();
+      if (check.status !== 200 || text !== 'hello world\n') throw new Error(`${design}: relay answered ${check.status} ${JSON.stringify(text)}`);
+      const warm = await wrk(`http://${A}:${portA}/`, 32, 2);
+      // The fetch above proved the relay answers; a starved machine makes wrk time out a few.
+      if (warm.errors > 0 || warm.requests === 0) console.error(`${design}: warm-up saw ${warm.errors} errors of ${warm.requests} (a busy machine?)`);
+    }
+    interface Round {
+      rps: number;
+      a: number;
+      b: number;
+      errors: number;
+    }
+    const rounds: Map<string, Round>[] = [];
+    // Per round and design, the undici relay's figures it is compared with (the same round's).
+    const bases: Map<string, Round>[] = [];
+    const measure = async (design: string, run: number): Promise<Round | undefined> => {
+      const h = hops.get(design);
+      if (h === undefined) return undefined;
+      const pa = h.a.pid ?? 0;
+      const pb = h.b.pid ?? 0;
+      const a0 = cpuSeconds([pa]);
+      const b0 = cpuSeconds([pb]);
+      const r = await wrk(`http://${A}:${h.port}/`, 32, Number(values.duration));
+      if (r.requests === 0) {
+        console.error(`round ${run + 1} ${design}: no request completed (a starved machine?), round not counted for it`);
+        return undefined;
+      }
+      const a = ((cpuSeconds([pa]) - a0) * 1e6) / r.requests;
+      const b = ((cpuSeconds([pb]) - b0) * 1e6) / r.requests;
+      console.error(
+        `round ${run + 1} ${design}: ${r.requestsPerSecond.toFixed(0)} req/s, A ${a.toFixed(1)} + B ${b.toFixed(1)} = ${(a + b).toFixed(1)} us/req, errors ${r.errors}`,
+      );
+      return { rps: r.requestsPerSecond, a, b, errors: r.errors };
+    };
+    for (let run = 0; run < Number(values.runs); run++) {
+      const round = new Map<string, Round>();
+      const base = new Map<string, Round>();
+      // Each round starts at a different design, so none is always measured first or last.
+      const order = DESIGNS.map((_, i) => DESIGNS[(i + run) % DESIGNS.length] ?? '');
+      for (const design of order) {
+        const r = await measure(design, run);
+        if (r !== undefined) round.set(design, r);
+      }
+      const u = round.get('undici');
+      if (u !== undefined) for (const design of DESIGNS) base.set(design, u);
+      bases.push(base);
+      rounds.push(round);
+    }
+    const of = (design: string, f: (r: Round) => number): number[] =>
+      rounds
+        .map((r) => r.get(design))
+        .filter((r): r is Round => r !== undefined)
+        .map(f);
+    const ratios = (design: string, f: (r: Round) => number): number[] =>
+      rounds.map((r, i) => {
+        const d = r.get(design);
+        const base = bases[i]?.get(design);
+        return d === undefined || base === undefined || f(base) === 0 ? NaN : f(d) / f(base);
+      });
+    // The median and the quartiles over rounds (min-max with fewer than 4 rounds).
+    const range = (xs: number[]): string => {
+      const s = xs.filter((x) => Number.isFinite(x)).sort((a, b) => a - b);
+      const q = (f: number): number => s[Math.min(s.length - 1, Math.max(0, Math.round(f * (s.length - 1))))] ?? NaN;
+      return s.length < 4
+        ? `${median(s).toFixed(2)} (${q(0).toFixed(2)}-${q(1).toFixed(2)})`
+        : `${median(s).toFixed(2)} (${q(0.25).toFixed(2)}-${q(0.75).toFixed(2)})`;
+    };
+    console.log(
+      `\nTwo hops, mutual TLS between them; CPU us/request per hop; ratio = design / undici relay in the same round (median over rounds, interquartile range; min-max under 4 rounds)`,
+    );
+    console.log('| design | req/s @32 | hop A us/req | hop B us/req | both us/req | CPU ratio both | CPU ratio A | CPU ratio B | req/s ratio | errors |');
+    console.log('|---|---|---|---|---|---|---|---|---|---|');
+    for (const design of DESIGNS) {
+      console.log(
+        `| ${design} | ${median(of(design, (r) => r.rps)).toFixed(0)} | ${median(of(design, (r) => r.a)).toFixed(1)} | ${median(of(design, (r) => r.b)).toFixed(1)} | ${median(of(design, (r) => r.a + r.b)).toFixed(1)} | ${range(ratios(design, (r) => r.a + r.b))} | ${range(ratios(design, (r) => r.a))} | ${range(ratios(design, (r) => r.b))} | ${range(ratios(design, (r) => r.rps))} | ${of(design, (r) => r.errors).reduce((x, y) => x + y, 0)} |`,
+      );
+    }
+  } finally {
+    await Promise.all(
+      [...hops.values()]
+        .flatMap((h) => [h.a, h.b])
+        .map((c) => new Promise((resolve) => (c.exitCode !== null ? resolve(null) : (c.once('exit', resolve), c.kill())))),
+    );
+  }
+}
