@@ -3,7 +3,7 @@
 // connections of a pool outlive idleTimeMs.
 
 import { createSecureContext, type ConnectionOptions, type SecureContext } from 'node:tls';
-import { Client, Pool } from 'undici';
+import { type buildConnector, Client, Pool } from 'undici';
 import type { ClientSettings } from './spec.js';
 import { HostmeshError } from '../errors.js';
 import { endpointKey, type Endpoint } from '../namer/addr.js';
@@ -13,6 +13,8 @@ export interface PoolEntry {
   readonly key: string;
   readonly origin: string;
   readonly pool: Pool;
+  /** How the pool connects (TLS options, servername, client.connectTimeoutMs): an Upgrade's one-shot client connects the same way. */
+  readonly connect: buildConnector.BuildOptions;
   /** Slots of this endpoint: per source and per service shares, a bounded wait queue. */
   readonly admission: Admission;
   /** Requests on this endpoint, waiting for a slot or in flight (the balancer's load). */
@@ -231,6 +233,7 @@ export class EndpointPools {
       // bodyTimeout is the idle time between body chunks, paused while the reader applies
       // back-pressure: what headersTimeoutMs and bodyIdleTimeoutMs mean.
       const floor = new Set<unknown>();
+      const connect = this.#tls ? { ...this.#tls, secureContext: this.#secureContext(), timeout: l.connectTimeoutMs } : { timeout: l.connectTimeoutMs };
       const pool = new Pool(origin, {
         connections: l.maxInFlight,
         keepAliveTimeout: l.idleTimeMs,
@@ -238,7 +241,7 @@ export class EndpointPools {
         headersTimeout: l.headersTimeoutMs,
         bodyTimeout: l.bodyIdleTimeoutMs,
         ...(l.minSize > 0 ? { factory: floorFactory(l.minSize, floor) } : {}),
-        connect: this.#tls ? { ...this.#tls, secureContext: this.#secureContext(), timeout: l.connectTimeoutMs } : { timeout: l.connectTimeoutMs },
+        connect,
       });
       // undici drops a Client that failed to connect: its place in the floor is free again.
       if (l.minSize > 0) pool.on('connectionError', (_origin, targets) => targets.forEach((c) => floor.delete(c)));
@@ -248,7 +251,7 @@ export class EndpointPools {
         pool.on('disconnect', () => events.disconnect());
       }
       const admission = new Admission(l, this.#schedule);
-      entry = { key, origin, pool, admission, inFlight: 0, lastUsed: now, ewmaMs: 0, ewmaAt: Date.now() };
+      entry = { key, origin, pool, connect: connect as buildConnector.BuildOptions, admission, inFlight: 0, lastUsed: now, ewmaMs: 0, ewmaAt: Date.now() };
       this.#pools.set(key, entry);
       this.#events?.poolOpened?.();
     }

@@ -28,7 +28,8 @@ import type { ClientSpec } from './spec.js';
 import type { RoutePlan } from './route-plan.js';
 import { type BalancerKind, ConcreteStage } from './stages/concrete.js';
 import { EndpointStage } from './stages/endpoint.js';
-import { ForwardStage, type UpgradeAttempts } from './stages/forward.js';
+import { ForwardStage } from './stages/forward.js';
+import type { UpgradeRequest } from './stages/forward-upgrade.js';
 import { IdentifyStage, type RequestHead } from './stages/identify.js';
 import { type BindingCacheLimits, DEFAULT_BINDING_CACHE, LogicalStage } from './stages/logical.js';
 import { decrementMaxForwards, traceEcho, traceHere } from './trace.js';
@@ -263,9 +264,12 @@ export class Router {
     return this.#forward.h2(sessions, classify);
   }
 
-  /** The attempts of a planned Upgrade (stages/forward.ts UpgradeAttempts). */
-  upgradeAttempts(plan: RoutePlan, ctx: RequestContext): UpgradeAttempts {
-    return this.#forward.upgrade(plan, ctx);
+  /**
+   * Carries out a planned Upgrade on the same pools, leases, deadlines and requeues as a request
+   * (stages/forward-upgrade.ts): resolves once its tunnel is open or the endpoint's answer relayed.
+   */
+  upgrade(u: UpgradeRequest, plan: RoutePlan, ctx: RequestContext): Promise<void> {
+    return this.#forward.upgrade(u, plan, ctx);
   }
 
   /** Whether `/svc/<host>` (this router's naming of a Host) binds to at least one endpoint (CONNECT). */

@@ -1,5 +1,5 @@
 // `npm run bench:forwarders`: which way of forwarding HTTP/1.1 in Node costs least CPU per
-// request (the router's choice between undici and http-proxy / node's http client). Each
+// request (the router's choice between undici and node's http client). Each
 // forwarder runs alone in a child process in front of the same nginx backend; wrk drives it at
 // 32 connections; CPU comes from /proc. Medians of --runs (default 3), rows interleaved.
 //
@@ -41,7 +41,7 @@ const { values } = parseArgs({
   },
 });
 const TABLES = (values.tables ?? '').split(',');
-const KINDS = ['undici-request', 'undici-dispatch', 'node-http', 'http-proxy'];
+const KINDS = ['undici-request', 'undici-dispatch', 'node-http'];
 const dir = mkdtempSync(join(tmpdir(), 'hostmesh-fwd-'));
 chmodSync(dir, 0o755);
 const [backendPort] = (await freePorts('127.0.0.4', 1)) as [number];

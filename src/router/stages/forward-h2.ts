@@ -1,6 +1,6 @@
 // Stage 5 for HTTP/2 (protocol: h2 routers): carries out a RoutePlan on one multiplexed session per
-// endpoint, stream to stream: attempts through the same endpoint leases (admission, accrual, load),
-// requeues and gRPC-classified retries of buffered requests, deadlines, trailers and resets.
+// endpoint, stream to stream. The attempts (leases, requeues, gRPC-classified retries of buffered
+// requests, deadlines) are the one attempt loop's (attempts.ts); here: one stream, trailers, resets.
 
 import { EventEmitter } from 'node:events';
 import http2, { type ClientHttp2Stream, type IncomingHttpHeaders, type OutgoingHttpHeaders, type ServerHttp2Stream } from 'node:http2';
@@ -10,14 +10,13 @@ import type { H2Sessions } from '../../h2/h2-sessions.js';
 import type { Endpoint } from '../../namer/addr.js';
 import { type ResponseClass, SUCCESS_CLASS_HEADER, successClass } from '../classifier.js';
 import type { RequestContext } from '../context.js';
-import { AttemptTimer } from '../deadline.js';
+import type { AttemptTimer } from '../deadline.js';
 import { DRAINING_HEADER } from '../draining-peers.js';
 import { endpointKey } from '../endpoint-pool.js';
 import { headerValue } from '../headers.js';
-import { markReason, REQUEUE_HEADER, type RequeueReason } from '../requeue.js';
-import { backoffDelays } from '../retries.js';
+import { REQUEUE_HEADER } from '../requeue.js';
 import type { RoutePlan } from '../route-plan.js';
-import { type ForwardOptions, retryHop } from './forward.js';
+import { type Exchange, type Failed, type ForwardOptions, forwardAttempts, scopeOf } from './attempts.js';
 import type { Lease } from './endpoint.js';
 
 const { NGHTTP2_CANCEL, NGHTTP2_NO_ERROR, NGHTTP2_REFUSED_STREAM } = http2.constants;
@@ -42,10 +41,15 @@ export interface H2Outcome {
   cls: ResponseClass | undefined;
 }
 
-type Attempt =
-  | { kind: 'response'; up: ClientHttp2Stream; headers: IncomingHttpHeaders; endStream: boolean }
-  | { kind: 'failed'; code: string; err: Error; delivered: boolean }
-  | { kind: 'aborted' };
+type H2Attempt = { kind: 'response'; up: ClientHttp2Stream; headers: IncomingHttpHeaders; endStream: boolean } | Failed | { kind: 'aborted' };
+
+/** A response head on its stream: the final answer, or one requeued or retried. */
+interface H2Answer {
+  readonly up: ClientHttp2Stream;
+  readonly headers: IncomingHttpHeaders;
+  readonly status: number;
+  readonly grpcStatus: number | undefined;
+}
 
 /**
  * The request body of one exchange, fed to each attempt's upstream stream with back-pressure (the
@@ -132,140 +136,53 @@ export class H2Forward {
   /**
    * Forwards one exchange; resolves when it is over (relayed, reset, or cancelled) with its outcome.
    * Throws a HostmeshError when no answer was relayed (the listener renders it as a gRPC status).
+   * The attempts go through the one attempt loop (attempts.ts); an attempt here is one stream.
    */
   async forward(x: H2Exchange, plan: RoutePlan, ctx: RequestContext): Promise<H2Outcome> {
     const o = this.#o;
-    const service = plan.service.show();
-    const client = plan.name.id.show();
-    const cli = o.client(client);
-    const pools = cli.pools ?? o.endpoints.pools;
-    const svc = o.service(service);
-    const policy = svc.retries;
-    const retryBudget = svc.retryBudgets.get(service);
-    const requeueBudget = cli.requeueBudgets.get(client);
-    retryBudget.deposit();
-    requeueBudget.deposit();
+    const scope = scopeOf(o, plan);
+    const { service, pools } = scope;
     const abort = new EventEmitter();
     const onGone = (): void => void abort.emit('abort');
     x.stream.once('close', onGone);
-    const timer = new AttemptTimer({ now: o.now, deadline: ctx.deadline, attemptTimeoutMs: cli.requestAttemptTimeoutMs, abort });
-    const body = new RequestBody(x.stream, policy.requestBufferBytes);
-    const tried = new Set<string>();
-    let endpoint = plan.endpoint;
-    let retries = 0;
-    let delays: (() => number) | undefined;
+    const body = new RequestBody(x.stream, scope.svc.retries.requestBufferBytes);
     const method = plan.method;
-    const requeue = (reason: RequeueReason): Endpoint | undefined => {
-      if (!body.replayable || x.stream.destroyed) return undefined;
-      const next = plan.another(tried);
-      if (next === undefined) return undefined;
-      if (!requeueBudget.tryWithdraw()) {
-        o.events.budgetExhausted('requeue', service);
-        return undefined;
-      }
-      o.events.requeue(reason, service);
-      return next;
-    };
-    const retry = (): boolean => {
-      // README "Retries: one hop": only the outgoing router retries an app's answer, as for HTTP/1.
-      if (!retryHop(ctx) || retries >= policy.maxRetriesPerRequest || !body.replayable || x.stream.destroyed) return false;
-      if (!retryBudget.tryWithdraw()) {
-        o.events.budgetExhausted('retry', service);
-        return false;
-      }
-      retries++;
-      o.events.retry(service);
-      return true;
+    const cancelled = (): H2Outcome => ({ status: 499, grpcStatus: GRPC.CANCELLED, cls: undefined });
+    const exchange: Exchange<H2Answer, H2Outcome> = {
+      source: x.source,
+      admitted: true,
+      retries: true,
+      reportsClass: true,
+      replayable: () => body.replayable,
+      gone: () => x.stream.destroyed,
+      left: cancelled,
+      timeoutRetryable: () => true,
+      send: async (endpoint, _lease, signal, timer) => {
+        const a = await this.#attempt(x, plan, endpoint, body, signal, pools.limits.connectTimeoutMs, timer);
+        if (a.kind !== 'response') return a;
+        const status = Number(a.headers[':status'] ?? 502);
+        // END_STREAM on the response HEADERS: a trailers-only answer, classified now; else by its trailers.
+        const grpcStatus = a.endStream ? grpcStatusValue(a.headers['grpc-status']) : undefined;
+        const cls = a.endStream ? this.#classify(method, status, grpcStatus) : undefined;
+        return { kind: 'answer', answer: { up: a.up, headers: a.headers, status, grpcStatus }, head: a.headers, cls };
+      },
+      discard: (answer) => {
+        body.detach();
+        if (!answer.up.destroyed) answer.up.close(NGHTTP2_CANCEL);
+      },
+      relay: async (answer, cls, lease) => {
+        body.settle();
+        if (cls !== undefined) {
+          respond(x.stream, answer.headers, { endStream: true }, cls);
+          return { status: answer.status, grpcStatus: answer.grpcStatus, cls };
+        }
+        return await this.#relay(x, answer.up, answer.headers, answer.status, lease, ctx, service, method);
+      },
+      failure: (f, endpoint) => this.#upstreamError(f, endpoint, service),
     };
     try {
-      for (;;) {
-        if (timer.remaining() <= 0) {
-          timer.expired = 'deadline';
-          throw this.#timedOut(timer, ctx);
-        }
-        const signal = timer.start();
-        tried.add(endpointKey(endpoint));
-        const lease: Lease = o.endpoints.lease(endpoint, client, x.source, service, pools, cli.accrual);
-        let released = false;
-        const release = (): void => {
-          if (released) return;
-          released = true;
-          lease.release();
-        };
-        try {
-          await lease.admit(signal);
-          if (x.stream.destroyed) return { status: 499, grpcStatus: GRPC.CANCELLED, cls: undefined };
-          const a = await this.#attempt(x, plan, endpoint, body, signal, pools.limits.connectTimeoutMs, timer);
-          if (a.kind === 'aborted') {
-            if (timer.expired !== undefined) {
-              if (timer.expired === 'attempt') {
-                lease.record(false);
-                if (retry()) {
-                  endpoint = plan.another(new Set()) ?? endpoint;
-                  continue;
-                }
-              }
-              throw this.#timedOut(timer, ctx);
-            }
-            return { status: 499, grpcStatus: GRPC.CANCELLED, cls: undefined }; // the client left
-          }
-          if (a.kind === 'failed') {
-            timer.stop();
-            lease.record(false);
-            const reason: RequeueReason | undefined = a.delivered ? undefined : a.code === 'REFUSED_STREAM' ? 'not_delivered' : 'connect_failed';
-            const next = reason === undefined ? undefined : requeue(reason);
-            if (next !== undefined) {
-              endpoint = next;
-              continue;
-            }
-            throw this.#upstreamError(a, endpoint, service);
-          }
-          timer.stop();
-          const { up, headers } = a;
-          // Only a peer router's marks count (an endpoint reached over mTLS); a router drops them from what it relays.
-          if (plan.tls && o.drainingPeers !== undefined) {
-            if (headers[DRAINING_HEADER] !== undefined) o.drainingPeers.mark(lease.entry.key);
-            else if (o.drainingPeers.size > 0) o.drainingPeers.clear(lease.entry.key);
-          }
-          const mark = plan.tls ? headerValue(headers[REQUEUE_HEADER]) : undefined;
-          const status = Number(headers[':status'] ?? 502);
-          const trailersOnly = a.endStream;
-          const grpcStatus = trailersOnly ? grpcStatusValue(headers['grpc-status']) : undefined;
-          if (mark !== undefined) {
-            lease.record(false);
-            const next = requeue(markReason(mark));
-            if (next !== undefined) {
-              up.close(NGHTTP2_CANCEL);
-              endpoint = next;
-              continue;
-            }
-          }
-          if (trailersOnly) {
-            const cls = this.#classify(method, status, grpcStatus);
-            if (mark === undefined) lease.record(cls === 'success');
-            if (cls === 'retryable' && retry()) {
-              release();
-              body.detach();
-              delays ??= backoffDelays(policy.backoff, o.random);
-              const ms = delays();
-              if (ms > 0) await (o.sleep ?? sleep)(Math.min(ms, Math.max(0, timer.remaining())));
-              if (x.stream.destroyed) return { status: 499, grpcStatus: GRPC.CANCELLED, cls: undefined };
-              endpoint = plan.another(new Set()) ?? endpoint;
-              continue;
-            }
-            o.events.classified(service, cls);
-            body.settle();
-            respond(x.stream, headers, { endStream: true }, cls);
-            return { status, grpcStatus, cls };
-          }
-          body.settle();
-          return await this.#relay(x, up, headers, status, lease, ctx, service, method);
-        } finally {
-          release();
-        }
-      }
+      return await forwardAttempts(o, plan, ctx, scope, abort, exchange);
     } finally {
-      timer.stop();
       x.stream.off('close', onGone);
     }
   }
@@ -279,7 +196,7 @@ export class H2Forward {
     signal: EventEmitter,
     connectTimeoutMs: number,
     timer: AttemptTimer,
-  ): Promise<Attempt> {
+  ): Promise<H2Attempt> {
     let up: ClientHttp2Stream;
     try {
       const session = await this.#sessions.get(endpoint, plan.tls ? plan.tlsOptions : undefined, connectTimeoutMs);
@@ -289,14 +206,14 @@ export class H2Forward {
       } catch (err) {
         // A session that received GOAWAY refuses new streams: nothing was sent.
         this.#sessions.drop(session);
-        return { kind: 'failed', code: 'REFUSED_STREAM', err: err as Error, delivered: false };
+        return { kind: 'failed', code: 'REFUSED_STREAM', err: err as Error, requeue: 'not_delivered' };
       }
     } catch (err) {
-      return { kind: 'failed', code: (err as { code?: string }).code ?? 'ECONNREFUSED', err: err as Error, delivered: false };
+      return { kind: 'failed', code: (err as { code?: string }).code ?? 'ECONNREFUSED', err: err as Error, requeue: 'connect_failed' };
     }
     body.attach(up);
-    return new Promise<Attempt>((resolve) => {
-      const done = (a: Attempt): void => {
+    return new Promise<H2Attempt>((resolve) => {
+      const done = (a: H2Attempt): void => {
         up.off('response', onResponse);
         up.off('error', onError);
         up.off('close', onClose);
@@ -313,7 +230,7 @@ export class H2Forward {
       };
       const onError = (err: NodeJS.ErrnoException): void => {
         const refused = up.rstCode === NGHTTP2_REFUSED_STREAM;
-        done({ kind: 'failed', code: refused ? 'REFUSED_STREAM' : (err.code ?? 'UPSTREAM'), err, delivered: !refused });
+        done({ kind: 'failed', code: refused ? 'REFUSED_STREAM' : (err.code ?? 'UPSTREAM'), err, requeue: refused ? 'not_delivered' : undefined });
       };
       const onClose = (): void => {
         const refused = up.rstCode === NGHTTP2_REFUSED_STREAM;
@@ -321,7 +238,7 @@ export class H2Forward {
           kind: 'failed',
           code: refused ? 'REFUSED_STREAM' : 'ECONNRESET',
           err: new Error(`stream closed before a response (code ${up.rstCode})`),
-          delivered: !refused,
+          requeue: refused ? 'not_delivered' : undefined,
         });
       };
       const onAbort = (): void => done({ kind: 'aborted' });
@@ -419,17 +336,12 @@ export class H2Forward {
     });
   }
 
-  #timedOut(timer: AttemptTimer, ctx: RequestContext): HostmeshError {
-    this.#o.events.timeout(timer.expired === 'attempt' ? 'attempt' : ctx.deadline?.source === 'header' ? 'deadline' : 'total', ctx.service ?? '-');
-    return timer.error();
-  }
-
-  #upstreamError(a: { code: string; err: Error; delivered: boolean }, endpoint: Endpoint, service: string): HostmeshError {
+  #upstreamError(a: Failed, endpoint: Endpoint, service: string): HostmeshError {
     if (a.code === 'UND_ERR_CONNECT_TIMEOUT') {
       this.#o.events.timeout('connect', service);
       return new HostmeshError('TIMEOUT', `timed out connecting to ${endpointKey(endpoint)}`, { cause: a.err });
     }
-    if (a.delivered) {
+    if (a.requeue === undefined) {
       return new HostmeshError('UPSTREAM_ERROR', `stream to ${endpointKey(endpoint)} failed after the request was sent: ${a.err.message}`, { cause: a.err });
     }
     return new HostmeshError('CONNECT_FAILED', `cannot reach ${endpointKey(endpoint)}: ${a.err.message}`, { cause: a.err });
@@ -477,8 +389,4 @@ function relayedTrailers(t: IncomingHttpHeaders | undefined): OutgoingHttpHeader
   if (t === undefined) return out;
   for (const [k, v] of Object.entries(t)) if (v !== undefined && !k.startsWith(':') && !CONNECTION_FIELDS.has(k)) out[k] = v;
   return out;
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms).unref());
 }

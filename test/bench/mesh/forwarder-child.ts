@@ -1,11 +1,11 @@
 // One minimal plaintext forwarder, in its own process so /proc charges it alone; the kind is
 // argv[2]: `undici-request` (Pool.request + pipe, what the router does), `undici-dispatch`
 // (undici's low-level dispatch with a handler writing straight to the response),
-// `node-http` (http.request over a keep-alive Agent), `http-proxy` (the http-proxy library).
+// `node-http` (http.request over a keep-alive Agent). (http-proxy, once measured here, is no longer
+// a dependency: Upgrades go through undici too.)
 // Usage: node forwarder-child.js KIND LISTEN_PORT BACKEND_PORT
 
 import http from 'node:http';
-import httpProxy from 'http-proxy';
 import { Pool } from 'undici';
 
 const [kind, listenArg, backendArg] = process.argv.slice(2);
@@ -72,9 +72,6 @@ if (kind === 'undici-request') {
     up.on('error', () => res.destroy());
     up.end();
   };
-} else if (kind === 'http-proxy') {
-  const proxy = httpProxy.createProxyServer({ target: origin, agent: new http.Agent({ keepAlive: true, maxSockets: 64 }) });
-  handler = (req, res) => proxy.web(req, res, {}, () => res.destroy());
 } else {
   throw new Error(`unknown forwarder ${kind}`);
 }
