@@ -7,7 +7,6 @@ import type { BackoffOptions } from '../k8s/backoff.js';
 import type { Logger } from '../log.js';
 import type { Namer } from '../namer/addr.js';
 import type { PodDirectory } from '../identity/pod-directory.js';
-import type { IdentityClock } from './identity.js';
 
 export interface HostmeshDeps {
   readonly logger: Logger;
@@ -22,9 +21,7 @@ export interface HostmeshDeps {
   readonly tlsPollMs?: number;
   /** Reconnect backoff of Kubernetes watches (tests shorten it). */
   readonly k8sBackoff?: BackoffOptions;
-  /** The clock of idle eviction in routers and namers (tests drive it with evictIdle()). */
-  readonly now?: () => number;
-  /** The clock of the drain's announce (tests drive it); the system clock by default. */
+  /** The one clock of the mesh: idle eviction, deadlines, accrual, waits, renewals, the drain's announce (tests drive it; default systemClock). */
   readonly clock?: Clock;
   /** The cluster's pods (the demo and tests give a fixed list); else a pod watch when configured. */
   readonly pods?: PodDirectory;
@@ -32,6 +29,6 @@ export interface HostmeshDeps {
   readonly namerdStartMs?: number;
   /** The environment (NODE_NAME, POD_IP, HOSTNAME, POD_NAMESPACE); process.env by default. */
   readonly env?: NodeJS.ProcessEnv;
-  /** The node certificate's clock (identity.issuer renewals; tests drive it). */
-  readonly identityClock?: IdentityClock;
+  /** The node certificate's clock when it must differ from the mesh's (tests that move days of renewals while requests run on real time). */
+  readonly identityClock?: Clock;
 }

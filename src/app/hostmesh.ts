@@ -7,7 +7,7 @@
 import { AdminServer } from '../admin/admin-server.js';
 import { loadPolicyFile, PolicyWatcher } from '../authz/policy-watcher.js';
 import type { HostmeshConfig } from '../config/types.js';
-import { systemClock } from '../core/clock.js';
+import { every, systemClock } from '../core/clock.js';
 import { DEFAULT_TRUST_DOMAIN } from '../identity/names.js';
 import { podGateways, SnatDetector } from '../identity/snat-detector.js';
 import { Metrics } from '../metrics/metrics.js';
@@ -57,7 +57,7 @@ export async function startHostmesh(given: HostmeshConfig, deps: HostmeshDeps): 
   // A bad policy at start is a config error (nothing started yet); later versions are hot reloads.
   const initialPolicy = config.authz !== undefined ? await loadPolicyFile(config.authz.policyFile) : undefined;
   const namers = buildNamers(config, deps);
-  const metrics = new Metrics(deps.now !== undefined ? { now: deps.now } : {});
+  const metrics = new Metrics(deps.clock !== undefined ? { clock: deps.clock } : {});
   const policyWatcher =
     config.authz !== undefined && initialPolicy !== undefined
       ? new PolicyWatcher({
@@ -86,7 +86,7 @@ export async function startHostmesh(given: HostmeshConfig, deps: HostmeshDeps): 
     inet: {
       ...(config.inet?.idleTtlSecs !== undefined ? { idleTtlMs: config.inet.idleTtlSecs * 1000 } : {}),
       ...(config.inet?.maxNames !== undefined ? { maxNames: config.inet.maxNames } : {}),
-      ...(deps.now !== undefined ? { now: deps.now } : {}),
+      ...(deps.clock !== undefined ? { clock: deps.clock } : {}),
     },
   });
   const closers: (() => void)[] = [];
@@ -96,13 +96,11 @@ export async function startHostmesh(given: HostmeshConfig, deps: HostmeshDeps): 
   const snat = new SnatDetector({ gateways: podGateways(), warn: (message, source) => logger.error({ source }, message), events: metrics.identity });
   const trustDomain = config.identity?.trustDomain ?? DEFAULT_TRUST_DOMAIN;
   // identity.issuer: TLS blocks without certificate files take this node's issued certificate.
-  const nodeCert = nodeCertificateFor(config, metrics, logger, deps.identityClock);
+  const nodeCert = nodeCertificateFor(config, metrics, logger, deps.identityClock ?? deps.clock);
   if (nodeCert !== undefined) closers.push(() => nodeCert.close());
   if (policyWatcher !== undefined) closers.push(() => policyWatcher.close());
   // The /$/inet map is swept as it is used and by evictIdle(); this catches a map left idle.
-  const inetSweeper = setInterval(() => interpreter.evictIdle(), 30_000);
-  inetSweeper.unref();
-  closers.push(() => clearInterval(inetSweeper));
+  closers.push(every(deps.clock ?? systemClock, 30_000, () => interpreter.evictIdle()));
   const ctx: AppContext = {
     config,
     deps,

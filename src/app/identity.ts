@@ -2,18 +2,14 @@
 // is made when the config asks for it, and every TLS block that names no certificate files takes
 // it, the new one applied to new connections at each renewal.
 
+import type { Clock } from '../core/clock.js';
 import type { HostmeshConfig } from '../config/types.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics/metrics.js';
 import { NodeCertificate } from '../tls/node-certificate.js';
 
-export interface IdentityClock {
-  readonly now: () => number;
-  readonly schedule: (ms: number, fn: () => void) => () => void;
-}
-
 /** The node certificate config.identity.issuer asks for (not started), or undefined. */
-export function nodeCertificateFor(config: HostmeshConfig, metrics: Metrics, logger: Logger, clock?: IdentityClock): NodeCertificate | undefined {
+export function nodeCertificateFor(config: HostmeshConfig, metrics: Metrics, logger: Logger, clock?: Clock): NodeCertificate | undefined {
   const issuer = config.identity?.issuer;
   if (issuer === undefined) return undefined;
   const nodeName = config.nodeName ?? process.env['NODE_NAME'] ?? '';
@@ -31,6 +27,6 @@ export function nodeCertificateFor(config: HostmeshConfig, metrics: Metrics, log
     ...(issuer.requestTimeoutMs !== undefined ? { requestTimeoutMs: issuer.requestTimeoutMs } : {}),
     logger: logger.child({ identity: 'node-certificate' }),
     registry: metrics.registry,
-    ...(clock !== undefined ? { now: clock.now, schedule: clock.schedule } : {}),
+    ...(clock !== undefined ? { clock } : {}),
   });
 }

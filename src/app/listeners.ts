@@ -76,7 +76,7 @@ export async function startListeners(ctx: AppContext, r: RouterConfig, router: R
               ...(s.maxConnectionsPerSource !== undefined ? { maxConnectionsPerSource: s.maxConnectionsPerSource } : {}),
               ...(s.clearContext === true ? { clearContext: true } : {}),
               ...(guard !== undefined ? { sourceGuard: guard } : {}),
-              ...(deps.now !== undefined ? { now: deps.now } : {}),
+              ...(deps.clock !== undefined ? { clock: deps.clock } : {}),
               callers,
               metrics: rm.listener,
               h2Metrics: h2.metrics,

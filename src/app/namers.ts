@@ -49,7 +49,7 @@ export function buildNamers(config: HostmeshConfig, deps: HostmeshDeps): Namer[]
           logger: deps.logger,
           ...(cfg.idleTtlSecs !== undefined ? { idleTtlMs: cfg.idleTtlSecs * 1000 } : {}),
           ...(cfg.maxIdleNames !== undefined ? { maxIdleNames: cfg.maxIdleNames } : {}),
-          ...(deps.now !== undefined ? { now: deps.now } : {}),
+          ...(deps.clock !== undefined ? { clock: deps.clock } : {}),
         }),
       );
     } else {
@@ -69,9 +69,9 @@ export function buildNamers(config: HostmeshConfig, deps: HostmeshDeps): Namer[]
           ...(cfg.maxNamespaces !== undefined ? { maxNamespaces: cfg.maxNamespaces } : {}),
           ...(cfg.idleTtlSecs !== undefined ? { idleTtlMs: cfg.idleTtlSecs * 1000 } : {}),
           ...(cfg.maxIdleNames !== undefined ? { maxIdleNames: cfg.maxIdleNames } : {}),
-          ...(deps.now !== undefined ? { now: deps.now } : {}),
+          ...(deps.clock !== undefined ? { clock: deps.clock } : {}),
           prefix: parsePath(cfg.prefix),
-          nodeAddresses: nodeAddresses(deps.now),
+          nodeAddresses: nodeAddresses(deps.clock),
           ...(cfg.maxEndpointsPerService !== undefined ? { maxEndpointsPerService: cfg.maxEndpointsPerService } : {}),
           ...(cfg.allowLoopbackEndpoints === true ? { allowLoopbackEndpoints: true } : {}),
           ...(cfg.labelSelector !== undefined ? { labelSelector: cfg.labelSelector } : {}),

@@ -4,6 +4,7 @@
 import { readFileSync } from 'node:fs';
 import { networkInterfaces } from 'node:os';
 import type { HostmeshConfig } from '../config/types.js';
+import { type Clock, systemClock } from '../core/clock.js';
 import { PodIndex, WatchedPods, type PodDirectory } from '../identity/pod-directory.js';
 import { K8sClient } from '../k8s/client.js';
 import { resolveConnection } from '../k8s/connection.js';
@@ -106,12 +107,12 @@ export function localAddresses(): string[] {
 }
 
 /** This node's own addresses (interfaces and HOST_IP), re-read at most every 30 s. */
-export function nodeAddresses(now: () => number = Date.now): () => Iterable<string> {
+export function nodeAddresses(clock: Clock = systemClock): () => Iterable<string> {
   let cached: string[] = [];
   let at = -Infinity;
   return () => {
-    if (now() - at > 30_000) {
-      at = now();
+    if (clock.now() - at > 30_000) {
+      at = clock.now();
       cached = localAddresses();
       const hostIp = process.env['HOST_IP'];
       if (hostIp) cached.push(hostIp);

@@ -52,7 +52,7 @@ export async function startRouter(ctx: AppContext, r: RouterConfig): Promise<Run
   });
   closers.push(close);
   const rm = metrics.router(r.label);
-  const accessLog = r.accessLog !== undefined ? openAccessLog(r.label, r.accessLog, logger, deps.now) : undefined;
+  const accessLog = r.accessLog !== undefined ? openAccessLog(r.label, r.accessLog, logger, deps.clock) : undefined;
   if (accessLog !== undefined) {
     ctx.accessLogs.set(r.label, accessLog);
     closers.push(() => void accessLog.close());
@@ -67,7 +67,7 @@ export async function startRouter(ctx: AppContext, r: RouterConfig): Promise<Run
   const poolEvents = rm.router.pools;
   const pools = new EndpointPools(
     r.client.tls ? clientTlsOptions(r.client.tls, nodeTls()) : undefined,
-    { limits: clientLimits(r.client), ...(deps.now !== undefined ? { now: deps.now } : {}) },
+    { limits: clientLimits(r.client), ...(deps.clock !== undefined ? { clock: deps.clock } : {}) },
     poolEvents,
   );
   ctx.pools.push(pools);
@@ -82,7 +82,7 @@ export async function startRouter(ctx: AppContext, r: RouterConfig): Promise<Run
   const clientPools = new ClientPools(pools, clientGlobal, {
     ...(r.bindingCache?.clients !== undefined ? { maxClients: r.bindingCache.clients } : {}),
     events: poolEvents,
-    ...(deps.now !== undefined ? { now: deps.now } : {}),
+    ...(deps.clock !== undefined ? { clock: deps.clock } : {}),
     paramsEvents: rm.router,
   });
   closers.push(() => void clientPools.close());
@@ -139,7 +139,7 @@ export async function startRouter(ctx: AppContext, r: RouterConfig): Promise<Run
     ...(r.bindingTimeoutMs !== undefined ? { bindingTimeoutMs: r.bindingTimeoutMs } : {}),
     ...(r.drainingPeers !== undefined ? { drainingPeers: r.drainingPeers } : {}),
     bindingCache: bindingCacheLimits(r),
-    ...(deps.now !== undefined ? { now: deps.now } : {}),
+    ...(deps.clock !== undefined ? { clock: deps.clock } : {}),
     ...(policyWatcher !== undefined
       ? {
           authorize: authorizer({
@@ -147,7 +147,7 @@ export async function startRouter(ctx: AppContext, r: RouterConfig): Promise<Run
             k8sPrefix,
             logger: logger.child({ router: r.label }),
             events: rm.router,
-            ...(deps.now !== undefined ? { now: deps.now } : {}),
+            ...(deps.clock !== undefined ? { clock: deps.clock } : {}),
           }),
         }
       : {}),
@@ -200,10 +200,10 @@ function ingressDeps(ctx: AppContext, r: RouterConfig): IdentifierDeps {
 }
 
 /** A router's httpAccessLog, its failures logged once per streak. */
-function openAccessLog(label: string, cfg: AccessLogConfig, logger: Logger, now: HostmeshDeps['now']): AccessLog {
+function openAccessLog(label: string, cfg: AccessLogConfig, logger: Logger, clock: HostmeshDeps['clock']): AccessLog {
   logger.info({ router: label, path: cfg.path, rollPolicy: cfg.rollPolicy }, 'writing the access log');
   return new AccessLog(cfg, {
-    ...(now !== undefined ? { now } : {}),
+    ...(clock !== undefined ? { clock } : {}),
     onError: (err) => logger.warn({ router: label, path: cfg.path, err: err.message }, 'access log write failed: lines dropped until a write succeeds'),
   });
 }

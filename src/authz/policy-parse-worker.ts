@@ -2,7 +2,7 @@
 // policy takes about half a second of CPU to parse) and posts back the plain validated file.
 
 import { parentPort, workerData } from 'node:worker_threads';
-import { parsePolicyFile, PolicyError } from './policy.js';
+import { parsePolicyFile, PolicyError } from './policy-file.js';
 
 export type ParseReply = { readonly ok: true; readonly file: unknown } | { readonly ok: false; readonly problems: readonly string[] };
 

@@ -3,6 +3,7 @@
 // thread, off the event loop); a bad one is rejected with file:line:col, counted, and the policy
 // in force stays.
 
+import { type Clock, systemClock } from '../core/clock.js';
 import { InputFileError, readInputFile } from '../fs/read-input.js';
 import type { Logger } from '../log.js';
 import { FileSetWatcher } from '../fs/file-watcher.js';
@@ -29,7 +30,7 @@ export interface PolicyWatcherOptions {
   readonly parserMemoryMb?: number;
   readonly onApply?: (policy: Policy) => void;
   /** For the times the admin page shows; tests pass their own. */
-  readonly now?: () => number;
+  readonly clock?: Clock;
 }
 
 /** What the admin page and tests read about reloads. */
@@ -66,7 +67,8 @@ export class PolicyWatcher {
 
   constructor(options: PolicyWatcherOptions) {
     this.#o = options;
-    this.#now = options.now ?? Date.now;
+    const clock = options.clock ?? systemClock;
+    this.#now = () => clock.now();
     this.#policy = options.initial.policy;
     // The baseline is the text the policy in force came from, so an edit made between loading and
     // watching is still applied.

@@ -1,6 +1,7 @@
 // The caller of a request, as one stage: from the admitted source on the outgoing side (a local
 // pod makes a workload claim), from the verified peer and its checked claim on the incoming side.
 
+import type { Clock } from '../core/clock.js';
 import { HostmeshError } from '../errors.js';
 import type { Caller } from '../router/context.js';
 import type { PodDirectory } from './pod-directory.js';
@@ -23,7 +24,8 @@ export interface CallerOptions {
    * sources past its waiting bound. Default 1024.
    */
   readonly maxClaimWaits?: number;
-  readonly schedule?: (ms: number, fn: () => void) => () => void;
+  /** The clock of claim waits (tests drive it; default systemClock). */
+  readonly clock?: Clock;
   /** Each claim checked, by result (a metric with a fixed label set). */
   /** Where claim checks are reported (default: nowhere). */
   readonly events?: CallerEvents;
@@ -70,7 +72,7 @@ export class Callers {
       pods: this.#o.pods,
       trustDomain: this.#o.trustDomain,
       ...(full ? { waitMs: 0 } : this.#o.claimWaitMs !== undefined ? { waitMs: this.#o.claimWaitMs } : {}),
-      ...(this.#o.schedule !== undefined ? { schedule: this.#o.schedule } : {}),
+      ...(this.#o.clock !== undefined ? { clock: this.#o.clock } : {}),
     });
     if (full && !(result instanceof Promise) && !result.ok && result.reason === 'unknown_pod') {
       result = { ok: false, reason: 'too_many_waiting', message: `${this.#waiting} claims already wait for the pod watch (identity.maxClaimWaits)` };

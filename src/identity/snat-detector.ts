@@ -4,6 +4,7 @@
 // The router cannot undo it; it says so loudly, once an hour, and counts it (README, "CNIs that
 // rewrite sources through hostPort").
 
+import { type Clock, systemClock } from '../core/clock.js';
 import type { SourceEvents } from './events.js';
 import { readFileSync } from 'node:fs';
 
@@ -35,7 +36,8 @@ export interface SnatDetectorOptions {
   readonly warn: (message: string, source: string) => void;
   /** Where a rewritten source is reported, once per connection seen from a gateway (default: nowhere). */
   readonly events?: SourceEvents;
-  readonly now?: () => number;
+  /** The clock of the hourly warning (default systemClock). */
+  readonly clock?: Clock;
 }
 
 const MESSAGE =
@@ -58,7 +60,7 @@ export class SnatDetector {
     if (!this.#gateways.has(plain)) return false;
     this.seen++;
     this.#o.events?.rewrittenSource();
-    const now = (this.#o.now ?? Date.now)();
+    const now = (this.#o.clock ?? systemClock).now();
     if (now - this.#lastWarned >= 3_600_000) {
       this.#lastWarned = now;
       this.#o.warn(MESSAGE, plain);

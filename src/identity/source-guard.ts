@@ -1,6 +1,8 @@
 // Who may use the outgoing port: pods scheduled on this node, the node's own addresses, loopback
 // and configured extra CIDRs. Decided per connection, before the router reads a request from it.
 
+import { BoundedMap } from '../core/bounded-map.js';
+import { type Clock, systemClock } from '../core/clock.js';
 import { BlockList, isIPv6 } from 'node:net';
 import type { PodDirectory, PodInfo } from './pod-directory.js';
 import { normalizeIp } from './pod-directory.js';
@@ -32,8 +34,8 @@ export interface SourceGuardOptions {
   readonly waitMs?: number;
   /** Connections waiting at once; past it new unknown sources are refused. Default 1024. */
   readonly maxWaiting?: number;
-  /** Timers, injected so tests control time. */
-  readonly schedule?: (ms: number, fn: () => void) => () => void;
+  /** The clock of the wait for an unknown source (tests drive it; default systemClock). */
+  readonly clock?: Clock;
   /** Sees every source address before the decision (identity/snat-detector.ts). */
   readonly observe?: (ip: string) => void;
 }
@@ -66,21 +68,15 @@ function familyOf(ip: string): 'ipv4' | 'ipv6' {
   return isIPv6(ip) ? 'ipv6' : 'ipv4';
 }
 
-const defaultSchedule = (ms: number, fn: () => void): (() => void) => {
-  const t = setTimeout(fn, ms);
-  t.unref();
-  return () => clearTimeout(t);
-};
-
 export class SourceGuard {
   readonly #o: SourceGuardOptions;
   readonly #extra = new BlockList();
-  readonly #schedule: (ms: number, fn: () => void) => () => void;
+  readonly #clock: Clock;
   #waiting = 0;
 
   constructor(options: SourceGuardOptions) {
     this.#o = options;
-    this.#schedule = options.schedule ?? defaultSchedule;
+    this.#clock = options.clock ?? systemClock;
     for (const c of options.extraCidrs ?? []) {
       const { address, prefix, family } = parseCidr(c);
       this.#extra.addSubnet(address, prefix, family);
@@ -138,7 +134,7 @@ export class SourceGuard {
         if (d !== undefined) finish(d);
       });
       // Not a pod of the cluster after the wait (or the watch never synced): not from this node.
-      const cancel = this.#schedule(this.#o.waitMs ?? 2000, () => finish({ ok: false, reason: 'unknown_source' }));
+      const cancel = this.#clock.schedule(this.#o.waitMs ?? 2000, () => finish({ ok: false, reason: 'unknown_source' }));
     });
   }
 }
@@ -148,28 +144,23 @@ export class SourceGuard {
  * flood the log; the map of recent sources is bounded and forgets the oldest first.
  */
 export class RefusalLog {
-  readonly #last = new Map<string, number>();
-  readonly #now: () => number;
+  readonly #last: BoundedMap<string, number>;
+  readonly #clock: Clock;
   readonly #intervalMs: number;
-  readonly #max: number;
 
-  constructor(options: { now?: () => number; intervalMs?: number; maxSources?: number } = {}) {
-    this.#now = options.now ?? Date.now;
+  constructor(options: { clock?: Clock; intervalMs?: number; maxSources?: number } = {}) {
+    this.#clock = options.clock ?? systemClock;
     this.#intervalMs = options.intervalMs ?? 60_000;
-    this.#max = options.maxSources ?? 4096;
+    // Insertion order: a source is re-inserted when logged, so the oldest log line leaves first.
+    this.#last = new BoundedMap({ name: 'refusal_log_sources', max: options.maxSources ?? 4096, order: 'insertion' });
   }
 
   /** Whether a refusal from `source` should be logged now. */
   shouldLog(source: string): boolean {
-    const now = this.#now();
+    const now = this.#clock.now();
     const last = this.#last.get(source);
     if (last !== undefined && now - last < this.#intervalMs) return false;
-    this.#last.delete(source); // re-insert: the Map's order is the age order
-    this.#last.set(source, now);
-    if (this.#last.size > this.#max) {
-      const oldest = this.#last.keys().next().value as string;
-      this.#last.delete(oldest);
-    }
+    this.#last.set(source, now); // set() re-inserts: the map's order is the age order
     return true;
   }
 }

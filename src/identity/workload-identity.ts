@@ -2,6 +2,7 @@
 // claim header inside the mTLS connection; the incoming router accepts the claim only when the
 // sending node hosts that pod (node-attested), and derives `l5d-client-id` from its own view.
 
+import { type Clock, systemClock } from '../core/clock.js';
 import { DNS_LABEL, DNS_SUBDOMAIN, DNS_SUBDOMAIN_NAME } from '../k8s/names.js';
 import { parseNodeIdentity, workloadIdentity as identityOf } from './names.js';
 import type { PodDirectory, PodInfo } from './pod-directory.js';
@@ -41,14 +42,9 @@ export interface ClaimCheckOptions {
    * first call can race the watch event here). Default 2000 ms.
    */
   readonly waitMs?: number;
-  readonly schedule?: (ms: number, fn: () => void) => () => void;
+  /** The clock of that wait (tests drive it; default systemClock). */
+  readonly clock?: Clock;
 }
-
-const defaultSchedule = (ms: number, fn: () => void): (() => void) => {
-  const t = setTimeout(fn, ms);
-  t.unref();
-  return () => clearTimeout(t);
-};
 
 /**
  * Checks a claim from the peer `peerId`: the pod must exist in this router's own view, run on the
@@ -90,6 +86,6 @@ export function checkClaim(claim: string, peerId: string | undefined, o: ClaimCh
       const r = decide(o.pods.byName(namespace, name));
       if (r !== undefined) finish(r);
     });
-    const cancel = (o.schedule ?? defaultSchedule)(waitMs, () => finish(unknown));
+    const cancel = (o.clock ?? systemClock).schedule(waitMs, () => finish(unknown));
   });
 }

@@ -5,6 +5,8 @@
 // the dashboard's per-service rows.
 
 import { collectDefaultMetrics, Counter, Registry } from 'prom-client';
+import { type Clock, systemClock } from '../core/clock.js';
+import { registerBoundedMapMetrics } from './bounded-maps.js';
 import { IdentityMetrics } from './identity-metrics.js';
 import { ListenerFamilies, ListenerMetrics } from './listener-metrics.js';
 import { NamerMetrics, type NamerReport, type StateReport } from './namer-metrics.js';
@@ -54,10 +56,12 @@ export class Metrics {
   /** The clock of the per-service last-minute counts (tests drive it). */
   readonly now: () => number;
 
-  constructor(options: { now?: () => number } = {}) {
-    this.now = options.now ?? Date.now;
+  constructor(options: { clock?: Clock } = {}) {
+    const clock = options.clock ?? systemClock;
+    this.now = () => clock.now();
     // Node's process metrics (RSS, heap, event loop lag, GC, open handles), read at scrape time.
     collectDefaultMetrics({ register: this.registry });
+    registerBoundedMapMetrics(this.registry);
     this.requestFamilies = new RequestFamilies(this.registry);
     this.listenerFamilies = new ListenerFamilies(this.registry);
     this.identity = new IdentityMetrics(this.registry);

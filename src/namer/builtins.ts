@@ -1,6 +1,8 @@
 // The `/$/...` names every router understands without configuration (Finagle's and Linkerd 1's
 // built-in namers): inet addresses, fail, nil, and the host/port rewriting helpers.
 
+import { BoundedMap } from '../core/bounded-map.js';
+import { type Clock, systemClock } from '../core/clock.js';
 import { Path } from '../dtab/path.js';
 import type { Addr, BoundName } from './addr.js';
 import { Var } from './var.js';
@@ -95,7 +97,7 @@ export interface InetAddrsOptions {
   /** Addresses kept at most; past it the least recently named goes first (default 1000). */
   readonly maxNames?: number;
   /** The clock of idle eviction (tests drive it). */
-  readonly now?: () => number;
+  readonly clock?: Clock;
 }
 
 export const INET_IDLE_TTL_MS = 60_000;
@@ -117,7 +119,7 @@ const MAX_SHARED_HOST = 255;
  */
 export class InetAddrs {
   /** In the order they were last named (oldest first). */
-  readonly #addrs = new Map<string, { readonly addr: Var<Addr>; named: number }>();
+  readonly #addrs: BoundedMap<string, { readonly addr: Var<Addr>; named: number }>;
   readonly #idleTtlMs: number;
   readonly #max: number;
   readonly #now: () => number;
@@ -127,7 +129,10 @@ export class InetAddrs {
   constructor(options: InetAddrsOptions = {}) {
     this.#idleTtlMs = options.idleTtlMs ?? INET_IDLE_TTL_MS;
     this.#max = options.maxNames ?? INET_MAX_NAMES;
-    this.#now = options.now ?? Date.now;
+    // Insertion order: an address moves last when named again (set), not when read.
+    this.#addrs = new BoundedMap({ name: 'inet_addrs', max: this.#max, order: 'insertion', onEvict: () => this.evictions++ });
+    const clock = options.clock ?? systemClock;
+    this.#now = () => clock.now();
   }
 
   get(host: string, port: number): Var<Addr> {
@@ -140,14 +145,9 @@ export class InetAddrs {
       entry = { addr: new Var<Addr>({ kind: 'bound', endpoints: [{ host, port, meta: {} }] }), named: now };
       if (this.#max <= 0) return entry.addr;
     } else {
-      this.#addrs.delete(key); // re-inserted last: the Map's order is the naming order
       entry.named = now;
     }
-    this.#addrs.set(key, entry);
-    while (this.#addrs.size > this.#max) {
-      this.#addrs.delete(this.#addrs.keys().next().value as string);
-      this.evictions++;
-    }
+    this.#addrs.set(key, entry); // re-inserted last: the map's order is the naming order
     return entry.addr;
   }
 

@@ -6,6 +6,8 @@
 // the oldest idle ones past maxIdleNames), so Hosts that name no file cost nothing once their
 // bindings are gone; only observed files are polled.
 
+import { BoundedMap } from '../core/bounded-map.js';
+import { type Clock, systemClock } from '../core/clock.js';
 import { join } from 'node:path';
 import type { Logger } from '../log.js';
 import { InputFileError, readInputFile } from '../fs/read-input.js';
@@ -25,7 +27,7 @@ export interface FsNamerOptions {
   /** An entry nobody observes is dropped after this long (default 60 s). */
   readonly idleTtlMs?: number;
   /** The clock of idle eviction (tests drive it). */
-  readonly now?: () => number;
+  readonly clock?: Clock;
   /** Idle entries kept at most (the oldest go first); default 1000. */
   readonly maxIdleNames?: number;
 }
@@ -86,8 +88,7 @@ export class FsNamer implements Namer {
   readonly #logger: Logger | undefined;
   readonly #entries = new Map<string, Entry>();
   /** Unobserved entries, in the order they became idle (oldest first). */
-  readonly #idle = new Map<string, Entry>();
-  readonly #maxIdle: number;
+  readonly #idle: BoundedMap<string, Entry>;
   readonly #watch: DirectoryWatch;
   readonly #idleTtlMs: number;
   readonly #now: () => number;
@@ -102,8 +103,15 @@ export class FsNamer implements Namer {
     this.prefix = options.prefix ?? Path.of('io.l5d.fs');
     this.#logger = options.logger;
     this.#idleTtlMs = options.idleTtlMs ?? FS_NAMER_IDLE_TTL_MS;
-    this.#now = options.now ?? Date.now;
-    this.#maxIdle = options.maxIdleNames ?? NAMER_MAX_IDLE_NAMES;
+    const clock = options.clock ?? systemClock;
+    this.#now = () => clock.now();
+    // Insertion order: the oldest idle entry is dropped past maxIdleNames.
+    this.#idle = new BoundedMap({
+      name: 'fs_namer_idle',
+      max: options.maxIdleNames ?? NAMER_MAX_IDLE_NAMES,
+      order: 'insertion',
+      onEvict: (name, e) => this.#drop(name, e),
+    });
     this.#watch = new DirectoryWatch({
       dirs: [this.#rootDir],
       run: () => this.#refreshAll(),
@@ -156,12 +164,7 @@ export class FsNamer implements Namer {
 
   #markIdle(name: string, e: Entry): void {
     e.idleSince = this.#now();
-    this.#idle.delete(name);
     this.#idle.set(name, e);
-    while (this.#idle.size > this.#maxIdle) {
-      const [oldest, o] = this.#idle.entries().next().value as [string, Entry];
-      this.#drop(oldest, o);
-    }
   }
 
   close(): void {

@@ -2,6 +2,7 @@
 // shares per source and per service, and a bounded wait queue that sheds rather than waits forever.
 
 import type { EventEmitter } from 'node:events';
+import { type Clock, systemClock } from '../core/clock.js';
 import { HostmeshError } from '../errors.js';
 
 export interface AdmissionLimits {
@@ -30,15 +31,6 @@ export class ShedError extends HostmeshError {
   }
 }
 
-/** Runs `fn` after `ms`; returns a cancel. Injected so tests drive the wait bound. */
-export type Schedule = (fn: () => void, ms: number) => () => void;
-
-const realSchedule: Schedule = (fn, ms) => {
-  const timer = setTimeout(fn, ms);
-  timer.unref();
-  return () => clearTimeout(timer);
-};
-
 interface Waiter {
   readonly source: string | undefined;
   readonly service: string;
@@ -48,7 +40,7 @@ interface Waiter {
 
 export class Admission {
   readonly #limits: AdmissionLimits;
-  readonly #schedule: Schedule;
+  readonly #clock: Clock;
   #inFlight = 0;
   // Counts per key exist only while non-zero, so these maps are bounded by the requests present.
   readonly #bySource = new Map<string, number>();
@@ -56,9 +48,10 @@ export class Admission {
   readonly #waitingBySource = new Map<string, number>();
   readonly #waiters: Waiter[] = [];
 
-  constructor(limits: AdmissionLimits, schedule: Schedule = realSchedule) {
+  /** `clock`: the wait bound runs on it (tests drive it with a manual clock). */
+  constructor(limits: AdmissionLimits, clock: Clock = systemClock) {
     this.#limits = limits;
-    this.#schedule = schedule;
+    this.#clock = clock;
   }
 
   get inFlight(): number {
@@ -114,12 +107,12 @@ export class Admission {
           cancelTimer();
         },
       };
-      const cancelTimer = this.#schedule(() => {
+      const cancelTimer = this.#clock.schedule(l.maxWaitMs, () => {
         abort?.off('abort', onAbort);
         if (this.#remove(waiter)) {
           reject(new ShedError('wait_timeout', `endpoint busy: no slot within ${l.maxWaitMs} ms (queue wait bound)`));
         }
-      }, l.maxWaitMs);
+      });
       abort?.once('abort', onAbort);
       this.#waiters.push(waiter);
       if (source !== undefined) bump(this.#waitingBySource, source, 1);

@@ -1,6 +1,7 @@
 // The authorization stage: decides allow/deny for a request's final destination (the bound name
 // after all dtab rewriting) and refuses l5d-dtab overrides the caller's namespace may not send.
 
+import { type Clock, systemClock } from '../core/clock.js';
 import type { AuthzEvents } from './events.js';
 import { destinationFromName } from '../authz/destination.js';
 import type { AuthzCaller, AuthzDestination, Policy } from '../authz/policy.js';
@@ -21,8 +22,8 @@ export interface AuthorizeOptions {
   readonly logger: Logger;
   /** Where decisions and refused overrides are reported (metrics, the dashboard's callers); default: nowhere. */
   readonly events?: AuthzEvents;
-  /** The clock of the audit log's rate limit (tests drive it). */
-  readonly now?: () => number;
+  /** The clock of the audit log's rate limit (tests drive it; default systemClock). */
+  readonly clock?: Clock;
 }
 
 /** Would-deny lines logged per minute at most; the rest are counted and summed up in the next line. */
@@ -69,7 +70,8 @@ function callerLabel(c: AuthzCaller): string {
 }
 
 export function authorizer(o: AuthorizeOptions): Authorize {
-  const now = o.now ?? Date.now;
+  const clock = o.clock ?? systemClock;
+  const now = (): number => clock.now();
   let windowStart = -Infinity;
   let logged = 0;
   let suppressed = 0;

@@ -1,9 +1,11 @@
 // Endpoint pools per client settings: the router's own pools for clients no prefix config changes,
 // and one EndpointPools per distinct per-prefix TLS and pool settings (io.l5d.static), bounded.
 
+import { BoundedMap } from '../core/bounded-map.js';
 import type { RouterPartEvents } from './events.js';
 import type { ConnectionOptions } from 'node:tls';
 import type { ClientTlsSpec } from '../tls/tls-files.js';
+import type { Clock } from '../core/clock.js';
 import { clientTlsOptions } from '../tls/tls-files.js';
 import { clientLimits, EndpointPools, type PoolEvents } from './endpoint-pool.js';
 import type { ClientSettings } from './static-params.js';
@@ -16,8 +18,8 @@ export interface ClientPoolsOptions {
   /** Distinct per-prefix settings with open pools (a `{var}` commonName makes one per captured name). */
   readonly maxClients?: number;
   readonly events?: PoolEvents;
-  /** The clock of idle pool eviction (tests drive it). */
-  readonly now?: () => number;
+  /** The clock of idle pool eviction and admission waits (tests drive it). */
+  readonly clock?: Clock;
   /** A per-prefix client's pools were retired past maxClients (metrics). */
   /** Where a client's pools dropped past maxClients are reported (paramsEvicted('pools')). */
   readonly paramsEvents?: Pick<RouterPartEvents, 'paramsEvicted'>;
@@ -43,7 +45,7 @@ export class ClientPools {
   readonly router: EndpointPools;
   readonly #global: ClientSettings;
   readonly #globalKey: string;
-  readonly #byKey = new Map<string, EndpointPools>();
+  readonly #byKey: BoundedMap<string, EndpointPools>;
   readonly #options: ClientPoolsOptions;
 
   /** `global`: the router's own client settings (a ClientSpec's prefix list, if any, is not read here). */
@@ -52,6 +54,15 @@ export class ClientPools {
     this.#global = global;
     this.#globalKey = poolKey(global);
     this.#options = options;
+    // Least recently used first out, past maxClients: its pools are retired.
+    this.#byKey = new BoundedMap({
+      name: 'client_pools',
+      max: options.maxClients ?? DEFAULT_MAX_CLIENT_POOLS,
+      onEvict: (_key, old) => {
+        retire(old);
+        options.paramsEvents?.paramsEvicted('pools');
+      },
+    });
   }
 
   /**
@@ -63,26 +74,15 @@ export class ClientPools {
     if (settings === this.#global) return this.router;
     const key = poolKey(settings);
     if (key === this.#globalKey) return this.router;
-    let pools = this.#byKey.get(key);
-    if (pools !== undefined) {
-      this.#byKey.delete(key); // re-inserted last: least recently used first
-      this.#byKey.set(key, pools);
-      return pools;
-    }
+    let pools = this.#byKey.get(key); // a hit becomes the most recently used
+    if (pools !== undefined) return pools;
     const tls = settings.tls === undefined ? undefined : (this.#options.tlsOptions ?? clientTlsOptions)(settings.tls);
     pools = new EndpointPools(
       tls,
-      { limits: clientLimits(settings), ...(this.#options.now !== undefined ? { now: this.#options.now } : {}) },
+      { limits: clientLimits(settings), ...(this.#options.clock !== undefined ? { clock: this.#options.clock } : {}) },
       this.#options.events,
     );
     this.#byKey.set(key, pools);
-    const max = Math.max(1, this.#options.maxClients ?? DEFAULT_MAX_CLIENT_POOLS);
-    while (this.#byKey.size > max) {
-      const [oldKey, old] = this.#byKey.entries().next().value as [string, EndpointPools];
-      this.#byKey.delete(oldKey);
-      retire(old);
-      this.#options.paramsEvents?.paramsEvicted('pools');
-    }
     return pools;
   }
 

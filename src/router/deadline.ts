@@ -2,6 +2,7 @@
 // and Finagle's l5d-ctx-deadline context read on arrival, combined, enforced and propagated.
 
 import { EventEmitter } from 'node:events';
+import type { Cancel, Clock } from '../core/clock.js';
 import { HostmeshError } from '../errors.js';
 
 /** Finagle's deadline context on the wire: `<timestamp ns> <deadline ns>` (epoch nanoseconds). */
@@ -101,7 +102,8 @@ export function expiredError(d: RequestDeadline, now: number): HostmeshError {
 export type Expiry = 'deadline' | 'attempt';
 
 export interface AttemptTimerOptions {
-  readonly now: () => number;
+  /** The timers are armed on it and the time left is read from it (tests drive it). */
+  readonly clock: Clock;
   readonly deadline: RequestDeadline | undefined;
   /** client.requestAttemptTimeoutMs (undefined: attempts are bounded by the deadline only). */
   readonly attemptTimeoutMs: number | undefined;
@@ -114,12 +116,12 @@ export interface AttemptTimerOptions {
  * EventEmitter), fired when the client leaves, when the attempt's timeout passes, or when the
  * request's deadline does, whichever is first: aborting it cancels the upstream request, so the
  * next hop sees its request go away. Which one fired is kept so the router can tell a retryable
- * attempt timeout from the end of the request. The decision uses the injected clock; the timer
- * is a real one set for the time left on that clock.
+ * attempt timeout from the end of the request. The time left and the timer both come from the
+ * injected clock, so a manual clock fires an attempt's timeout exactly when it is due.
  */
 export class AttemptTimer {
   readonly #o: AttemptTimerOptions;
-  #timer: NodeJS.Timeout | undefined;
+  #cancel: Cancel | undefined;
   #forward: (() => void) | undefined;
   /** Set when a timer fired during the current attempt. */
   expired: Expiry | undefined;
@@ -135,7 +137,7 @@ export class AttemptTimer {
 
   /** Milliseconds left before the request's deadline (Infinity without one). */
   remaining(): number {
-    return this.#o.deadline === undefined ? Number.POSITIVE_INFINITY : this.#o.deadline.at - this.#o.now();
+    return this.#o.deadline === undefined ? Number.POSITIVE_INFINITY : this.#o.deadline.at - this.#o.clock.now();
   }
 
   /** The error a fired timer (or a deadline already passed) makes. */
@@ -162,19 +164,18 @@ export class AttemptTimer {
     // Only reachable when the injected clock and the real one disagree by weeks: no timer then
     // rather than one Node would fire at once.
     if (ms > MAX_TIMER_MS) return signal;
-    this.#timer = setTimeout(() => {
-      this.#timer = undefined;
+    this.#cancel = this.#o.clock.schedule(ms, () => {
+      this.#cancel = undefined;
       this.expired = kind;
       signal.emit('abort');
-    }, ms);
-    this.#timer.unref();
+    });
     return signal;
   }
 
   /** The attempt's answer arrived (or it failed): its timer no longer applies. */
   stop(): void {
-    if (this.#timer !== undefined) clearTimeout(this.#timer);
-    this.#timer = undefined;
+    this.#cancel?.();
+    this.#cancel = undefined;
     if (this.#forward !== undefined) this.#o.abort.off('abort', this.#forward);
     this.#forward = undefined;
   }

@@ -1,6 +1,8 @@
 // Peer routers that announced they are draining (issue 18, DaemonSet rollouts): the outgoing
 // router stops choosing them while another endpoint is alive. Bounded, expiring, injected clock.
 
+import { BoundedMap } from '../core/bounded-map.js';
+import { type Clock, systemClock } from '../core/clock.js';
 import { skipDead } from './balancer.js';
 import type { RouterEvents } from './events.js';
 
@@ -24,23 +26,24 @@ export const DRAINING_PEER_DEFAULTS = {
 export interface DrainingPeersOptions {
   readonly ttlMs?: number;
   readonly max?: number;
-  readonly now?: () => number;
+  readonly clock?: Clock;
   /** drainingPeerMarked: a peer was marked (not counted again while its mark holds); drainingPeers: marked now, after each change. */
   readonly events?: Pick<RouterEvents, 'drainingPeerMarked' | 'drainingPeers'>;
 }
 
 export class DrainingPeers {
   /** Expiry time by endpoint key; insertion order is age order (re-marking moves a key last). */
-  readonly #until = new Map<string, number>();
+  readonly #until: BoundedMap<string, number>;
   readonly #ttlMs: number;
-  readonly #max: number;
   readonly #now: () => number;
   readonly #o: DrainingPeersOptions;
 
   constructor(options: DrainingPeersOptions = {}) {
     this.#ttlMs = options.ttlMs ?? DRAINING_PEER_DEFAULTS.ttlMs;
-    this.#max = options.max ?? DRAINING_PEER_DEFAULTS.max;
-    this.#now = options.now ?? Date.now;
+    // Insertion order: reading a mark must not keep it; re-marking (set) moves it last.
+    this.#until = new BoundedMap({ name: 'draining_peers', max: options.max ?? DRAINING_PEER_DEFAULTS.max, order: 'insertion' });
+    const clock = options.clock ?? systemClock;
+    this.#now = () => clock.now();
     this.#o = options;
   }
 
@@ -51,13 +54,8 @@ export class DrainingPeers {
   /** The peer at `key` said it is draining: skip it for the TTL from now. */
   mark(key: string): void {
     const fresh = !this.draining(key);
-    this.#until.delete(key);
-    this.#until.set(key, this.#now() + this.#ttlMs);
     // Over the cap the oldest mark goes: at worst that peer is chosen again and re-marks itself.
-    if (this.#until.size > this.#max) {
-      const oldest = this.#until.keys().next().value;
-      if (oldest !== undefined) this.#until.delete(oldest);
-    }
+    this.#until.set(key, this.#now() + this.#ttlMs);
     if (fresh) this.#o.events?.drainingPeerMarked();
     this.#o.events?.drainingPeers(this.#until.size);
   }

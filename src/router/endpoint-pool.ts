@@ -5,9 +5,10 @@
 import { createSecureContext, type ConnectionOptions, type SecureContext } from 'node:tls';
 import { type buildConnector, Client, Pool } from 'undici';
 import type { ClientSettings } from './spec.js';
+import { type Cancel, type Clock, every, systemClock } from '../core/clock.js';
 import { HostmeshError } from '../errors.js';
 import { endpointKey, type Endpoint } from '../namer/addr.js';
-import { Admission, type AdmissionLimits, type Schedule } from './admission.js';
+import { Admission, type AdmissionLimits } from './admission.js';
 
 export interface PoolEntry {
   readonly key: string;
@@ -131,32 +132,26 @@ export class EndpointPools {
   #tls: ConnectionOptions | undefined;
   /** Least recently used first: get() moves an entry to the end. */
   readonly #pools = new Map<string, PoolEntry>();
-  readonly #sweeper: NodeJS.Timeout;
+  readonly #stopSweeper: Cancel;
   readonly #idleMs: number;
-  readonly #now: () => number;
+  readonly #clock: Clock;
 
   /** `tls` set: connections are TLS with these options (client cert, CA, servername). */
   readonly #events: PoolEvents | undefined;
   readonly limits: ClientLimits;
-  readonly #schedule: Schedule | undefined;
 
   /**
    * `idleMs`: a pool with nothing in flight for this long is closed (its endpoint is gone or
-   * unused), measured on `now` (the injected clock: evictIdle() sweeps; an unref'd timer calls it too).
+   * unused), measured on `clock` (evictIdle() sweeps, called by a sweeper on the same clock; the
+   * admission wait bounds run on it too).
    */
-  constructor(
-    tls: ConnectionOptions | undefined,
-    options: { limits?: ClientLimits; idleMs?: number; schedule?: Schedule; now?: () => number } = {},
-    events?: PoolEvents,
-  ) {
+  constructor(tls: ConnectionOptions | undefined, options: { limits?: ClientLimits; idleMs?: number; clock?: Clock } = {}, events?: PoolEvents) {
     this.#tls = tls;
     this.#events = events;
     this.limits = options.limits ?? clientLimits();
     this.#idleMs = options.idleMs ?? (this.limits.minSize > 0 ? MIN_SIZE_IDLE_MS : POOL_IDLE_MS);
-    this.#now = options.now ?? Date.now;
-    this.#schedule = options.schedule;
-    this.#sweeper = setInterval(() => this.evictIdle(), Math.min(this.#idleMs, 30_000));
-    this.#sweeper.unref();
+    this.#clock = options.clock ?? systemClock;
+    this.#stopSweeper = every(this.#clock, Math.min(this.#idleMs, 30_000), () => this.evictIdle());
   }
 
   /** Endpoint pools open now. */
@@ -202,7 +197,7 @@ export class EndpointPools {
   }
 
   /** Records one response latency: peak-sensitive (a slower sample is taken at once), decaying. */
-  observe(entry: PoolEntry, latencyMs: number, now = Date.now()): void {
+  observe(entry: PoolEntry, latencyMs: number, now = this.#clock.now()): void {
     if (latencyMs > entry.ewmaMs) {
       entry.ewmaMs = latencyMs;
     } else {
@@ -219,7 +214,7 @@ export class EndpointPools {
    */
   get(e: Endpoint): PoolEntry {
     const key = endpointKey(e);
-    const now = this.#now();
+    const now = this.#clock.now();
     let entry = this.#pools.get(key);
     if (entry !== undefined) {
       this.#pools.delete(key); // re-inserted last: least recently used first
@@ -250,8 +245,8 @@ export class EndpointPools {
         pool.on('connect', () => events.connect());
         pool.on('disconnect', () => events.disconnect());
       }
-      const admission = new Admission(l, this.#schedule);
-      entry = { key, origin, pool, connect: connect as buildConnector.BuildOptions, admission, inFlight: 0, lastUsed: now, ewmaMs: 0, ewmaAt: Date.now() };
+      const admission = new Admission(l, this.#clock);
+      entry = { key, origin, pool, connect: connect as buildConnector.BuildOptions, admission, inFlight: 0, lastUsed: now, ewmaMs: 0, ewmaAt: now };
       this.#pools.set(key, entry);
       this.#events?.poolOpened?.();
     }
@@ -297,7 +292,7 @@ export class EndpointPools {
   }
 
   /** Closes the pools with nothing in flight and unused for the idle time (on the injected clock); returns how many. */
-  evictIdle(now = this.#now()): number {
+  evictIdle(now = this.#clock.now()): number {
     let closed = 0;
     for (const [key, entry] of this.#pools) {
       if (entry.inFlight === 0 && now - entry.lastUsed >= this.#idleMs) {
@@ -310,7 +305,7 @@ export class EndpointPools {
   }
 
   async close(): Promise<void> {
-    clearInterval(this.#sweeper);
+    this.#stopSweeper();
     const pools = [...this.#pools.values()];
     this.#pools.clear();
     for (let i = 0; i < pools.length; i++) this.#events?.poolClosed?.('retired');

@@ -1,6 +1,7 @@
 // Failure accrual (Linkerd 1's client.failureAccrual, Finagle's FailureAccrualFactory): per bound
 // client and endpoint, a policy marks an endpoint dead, the balancer skips it, a probe after backoff.
 
+import { type Clock, systemClock } from '../core/clock.js';
 import type { FailureAccrualSpec } from './spec.js';
 import { backoffDelays, type BackoffConfig } from './retries.js';
 
@@ -154,7 +155,7 @@ interface Entry {
 }
 
 export interface AccrualOptions {
-  readonly now?: () => number;
+  readonly clock?: Clock;
   readonly random?: () => number;
   /** An endpoint was marked dead (metrics: removals). */
   /** An endpoint marked dead; `key` is its accrualKey (client id, space, endpoint). */
@@ -175,7 +176,8 @@ export class FailureAccrual {
   constructor(config: AccrualConfig, options: AccrualOptions = {}) {
     this.#config = config;
     this.#o = options;
-    this.#now = options.now ?? Date.now;
+    const clock = options.clock ?? systemClock;
+    this.#now = () => clock.now();
     this.#random = options.random ?? Math.random;
   }
 

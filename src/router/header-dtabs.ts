@@ -2,6 +2,7 @@
 // kept in a small least-recently-used cache so a debugging header costs a map lookup on later
 // requests; its size follows the router's bindingCache.overrides (the text comes from requests).
 
+import { BoundedMap } from '../core/bounded-map.js';
 import { Dtab } from '../dtab/dtab.js';
 import { DtabParseError } from '../dtab/parse.js';
 import { HostmeshError } from '../errors.js';
@@ -16,11 +17,10 @@ export interface Overrides {
 const NONE: Overrides = { dtab: undefined, text: '' };
 
 export class HeaderDtabs {
-  readonly #cache = new Map<string, Dtab>();
-  readonly #max: number;
+  readonly #cache: BoundedMap<string, Dtab>;
 
   constructor(max = 100) {
-    this.#max = max;
+    this.#cache = new BoundedMap({ name: 'header_dtabs', max });
   }
 
   parse(ctx: string | undefined, local: string | undefined): Overrides {
@@ -34,19 +34,14 @@ export class HeaderDtabs {
   }
 
   #one(header: string, text: string): Dtab {
-    let d = this.#cache.get(text);
-    if (d !== undefined) {
-      this.#cache.delete(text); // most recently used goes last
-      this.#cache.set(text, d);
-      return d;
-    }
+    let d = this.#cache.get(text); // a hit becomes the most recently used
+    if (d !== undefined) return d;
     try {
       d = Dtab.read(text);
     } catch (err) {
       if (err instanceof DtabParseError) throw new HostmeshError('BAD_DTAB_HEADER', `bad ${header}: ${err.message}`);
       throw err;
     }
-    if (this.#cache.size >= this.#max) this.#cache.delete(this.#cache.keys().next().value as string);
     this.#cache.set(text, d);
     return d;
   }

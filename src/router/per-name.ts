@@ -1,6 +1,7 @@
 // What the forward stage applies per name: a logical name's retry policy, classifier and retry
 // budgets, a bound client's attempt timeout, requeue budgets and pools (io.l5d.static or global).
 
+import type { Clock } from '../core/clock.js';
 import type { Path } from '../dtab/path.js';
 import { classifier as buildClassifier, type Classifier, type ClassifierKind, DEFAULT_CLASSIFIER } from './classifier.js';
 import type { ClientPools } from './client-pools.js';
@@ -69,7 +70,8 @@ export class DeadCounts {
 }
 
 export interface PerNameOptions {
-  readonly now: () => number;
+  /** Budgets and per-prefix failure accrual run on it. */
+  readonly clock: Clock;
   /** The router's own service policy (its io.l5d.global service, or the options tests pass). */
   readonly service?: Partial<Omit<ServicePolicy, 'retryBudgets'>>;
   /** The router's own client policy. */
@@ -109,7 +111,7 @@ export class PerName {
   constructor(params: RouterParams, pools: ClientPools, options: PerNameOptions) {
     this.#params = params;
     this.#pools = pools;
-    this.#now = options.now;
+    this.#now = () => options.clock.now();
     this.#options = options;
     const retries = options.service?.retries ?? DEFAULT_RETRY_POLICY;
     this.#globalService = {
@@ -119,7 +121,7 @@ export class PerName {
     };
     this.#globalClient = {
       requestAttemptTimeoutMs: options.requestAttemptTimeoutMs,
-      requeueBudgets: new Budgets(options.requeueBudget ?? DEFAULT_BUDGET, MAX_BUDGETS, this.#now),
+      requeueBudgets: new Budgets(options.requeueBudget ?? DEFAULT_BUDGET, MAX_BUDGETS, this.#now, 'requeue_budgets'),
       accrual: options.accrual,
     };
     this.#globalClientPolicy = { ...this.#globalClient, pools: pools.router };
@@ -156,7 +158,7 @@ export class PerName {
     if (policy === undefined) {
       policy = {
         requestAttemptTimeoutMs: c.requestAttemptTimeoutMs,
-        requeueBudgets: new Budgets(requeueBudgetOf(c), MAX_BUDGETS, this.#now),
+        requeueBudgets: new Budgets(requeueBudgetOf(c), MAX_BUDGETS, this.#now, 'requeue_budgets'),
         accrual: this.#accrualFor(accrualKey, c),
       };
       this.#clients.set(key, policy);
@@ -172,7 +174,7 @@ export class PerName {
     if (accrual === undefined) {
       const reporter = this.#options.deadCounts?.reporter();
       accrual = new FailureAccrual(accrualConfig(c.failureAccrual), {
-        now: this.#now,
+        clock: this.#options.clock,
         ...this.#options.accrualOptions,
         ...(reporter !== undefined ? { onDeadCount: reporter } : {}),
       });

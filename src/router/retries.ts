@@ -1,6 +1,8 @@
 // Retry budgets and backoff (Linkerd 1's `service.retries` and `client.requeueBudget`, Finagle's
 // RetryBudget): how many failed requests may be sent again, and how long to wait before each.
 
+import { BoundedMap } from '../core/bounded-map.js';
+
 /** Linkerd 1's retry budget block; the same shape bounds requeues. */
 export interface BudgetConfig {
   /** How long a request deposited into the budget counts (seconds). */
@@ -84,27 +86,22 @@ export class RetryBudget {
  * oldest budget is dropped (its successor starts with the reserve only).
  */
 export class Budgets {
-  readonly #map = new Map<string, RetryBudget>();
+  readonly #map: BoundedMap<string, RetryBudget>;
   readonly #config: BudgetConfig;
-  readonly #max: number;
   readonly #now: () => number;
 
-  constructor(config: BudgetConfig, max: number, now: () => number = Date.now) {
+  /** `name`: the map's name in hostmesh_bounded_map_* (retry_budgets, requeue_budgets). */
+  constructor(config: BudgetConfig, max: number, now: () => number = Date.now, name = 'retry_budgets') {
     this.#config = config;
-    this.#max = max;
+    this.#map = new BoundedMap({ name, max });
     this.#now = now;
   }
 
   get(key: string): RetryBudget {
-    let b = this.#map.get(key);
-    if (b !== undefined) {
-      this.#map.delete(key);
-      this.#map.set(key, b);
-      return b;
-    }
+    let b = this.#map.get(key); // a hit becomes the most recently used
+    if (b !== undefined) return b;
     b = new RetryBudget(this.#config, this.#now);
     this.#map.set(key, b);
-    while (this.#map.size > this.#max) this.#map.delete(this.#map.keys().next().value as string);
     return b;
   }
 

@@ -3,6 +3,7 @@
 // Upgrade and CONNECT share; the stages live in stages/, one file each.
 
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { type Cancel, type Clock, every, systemClock } from '../core/clock.js';
 import type { Dtab } from '../dtab/dtab.js';
 import type { Path } from '../dtab/path.js';
 import type { Logger } from '../log.js';
@@ -61,12 +62,10 @@ export interface RouterOptions {
   readonly bindingTimeoutMs?: number;
   /** Caps and idle TTL of the binding cache (Linkerd 1's bindingCache); defaults in stages/logical.ts. */
   readonly bindingCache?: BindingCacheLimits;
-  /** The clock of idle eviction, deadlines, budgets and accrual (tests drive it). */
-  readonly now?: () => number;
+  /** The clock of idle eviction, deadlines, attempt timeouts, retry backoffs, budgets and accrual (tests drive it; default systemClock). */
+  readonly clock?: Clock;
   /** The authorization stage (authorize.ts), on the final bound name; absent: everything allowed. */
   readonly authorize?: Authorize;
-  /** Waits between retries (tests make it instant). */
-  readonly sleep?: (ms: number) => Promise<void>;
   /** Peer routers that announced a drain (router/draining-peers.ts); defaults ttlMs 30 s, max 10,000. */
   readonly drainingPeers?: { readonly ttlMs?: number; readonly max?: number };
   /**
@@ -92,7 +91,7 @@ export class Router {
   readonly #forward: ForwardStage;
   readonly #accrual: FailureAccrual;
   readonly #perName: PerName;
-  readonly #sweeper: NodeJS.Timeout;
+  readonly #stopSweeper: Cancel;
   readonly #idleTtlMs: number;
   readonly #events: RouterEvents;
   #inFlight = 0;
@@ -100,7 +99,8 @@ export class Router {
   constructor(options: RouterOptions) {
     this.label = options.label;
     this.#o = options;
-    const now = options.now ?? Date.now;
+    const clock = options.clock ?? systemClock;
+    const now = (): number => clock.now();
     const events = options.events ?? noRouterEvents;
     this.#events = events;
     const limits = options.bindingCache ?? DEFAULT_BINDING_CACHE;
@@ -125,14 +125,14 @@ export class Router {
     const deadCounts = new DeadCounts((dead) => events.accrualDead(dead));
     const params = options.params ?? new RouterParams(undefined, GLOBAL_CLIENT);
     this.#accrual = new FailureAccrual(accrualConfig(params.client.failureAccrual), {
-      now,
+      clock,
       ...(options.random !== undefined ? { random: options.random } : {}),
       onRemoved: accrualRemoved(events),
       onDeadCount: deadCounts.reporter(),
     });
     const drainingPeers = new DrainingPeers({
       ...options.drainingPeers,
-      now,
+      clock,
       events,
     });
     this.#concrete = new ConcreteStage({
@@ -147,7 +147,7 @@ export class Router {
     });
     // Settings per logical name and per bound id: the router's own, or io.l5d.static prefixes' (per-name.ts).
     const perName = new PerName(params, options.clientPools ?? new ClientPools(options.pools, GLOBAL_CLIENT), {
-      now,
+      clock,
       service: { retries: retryPolicyOf(params.service), classify: classifierOf(params.service) },
       requeueBudget: requeueBudgetOf(params.client),
       requestAttemptTimeoutMs: params.client.requestAttemptTimeoutMs,
@@ -161,16 +161,14 @@ export class Router {
     this.#perName = perName;
     this.#forward = new ForwardStage({
       endpoints: new EndpointStage({ pools: options.pools, accrual: this.#accrual, events }),
-      now,
+      clock,
       drainingPeers,
       service: (name) => perName.service(name),
       client: (id) => perName.client(id),
       random: options.random,
-      sleep: options.sleep,
       events,
     });
-    this.#sweeper = setInterval(() => this.evictIdle(), Math.min(60_000, Math.max(1000, limits.idleTtlMs)));
-    this.#sweeper.unref();
+    this.#stopSweeper = every(clock, Math.min(60_000, Math.max(1000, limits.idleTtlMs)), () => this.evictIdle());
   }
 
   get inFlight(): number {
@@ -336,7 +334,7 @@ export class Router {
   }
 
   close(): void {
-    clearInterval(this.#sweeper);
+    this.#stopSweeper();
     this.#logical.close();
   }
 }

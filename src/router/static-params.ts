@@ -1,6 +1,7 @@
 // Linkerd 1's per-prefix (`kind: io.l5d.static`) service and client settings: every config whose
 // prefix matches a name applies, in order, later ones overriding earlier ones key by key.
 
+import { BoundedMap } from '../core/bounded-map.js';
 import type { RouterPartEvents } from './events.js';
 import { parsePath, parsePrefix } from '../dtab/parse.js';
 import type { Path, Prefix } from '../dtab/prefix.js';
@@ -44,6 +45,8 @@ export interface StaticParamsOptions<T> {
   readonly maxCached?: number;
   /** A cached name was dropped past maxCached (metrics). */
   readonly onEvicted?: () => void;
+  /** The cache's name in hostmesh_bounded_map_* (default static_params). */
+  readonly cacheName?: string;
   /** Fills `{name}` captures into the merged settings (called only when some prefix captured). */
   readonly substitute?: (merged: T, vars: ReadonlyMap<string, string>) => T;
 }
@@ -55,14 +58,17 @@ export const DEFAULT_MAX_CACHED = 1000;
 export class StaticParams<T extends object> {
   readonly #global: T;
   readonly #configs: readonly { prefix: ConfigPrefix; values: Partial<T> }[];
-  readonly #cache = new Map<string, T>();
-  readonly #max: number;
+  readonly #cache: BoundedMap<string, T>;
   readonly #options: StaticParamsOptions<T>;
 
   constructor(global: T, configs: readonly (Partial<T> & { prefix: string })[] = [], options: StaticParamsOptions<T> = {}) {
     this.#global = global;
     this.#configs = configs.map(({ prefix, ...values }) => ({ prefix: parseConfigPrefix(prefix), values: values as Partial<T> }));
-    this.#max = Math.max(1, options.maxCached ?? DEFAULT_MAX_CACHED);
+    this.#cache = new BoundedMap({
+      name: options.cacheName ?? 'static_params',
+      max: options.maxCached ?? DEFAULT_MAX_CACHED,
+      ...(options.onEvicted !== undefined ? { onEvict: options.onEvicted } : {}),
+    });
     this.#options = options;
   }
 
@@ -84,12 +90,8 @@ export class StaticParams<T extends object> {
   resolve(name: Path | string): T {
     if (this.#configs.length === 0) return this.#global;
     const key = typeof name === 'string' ? name : name.show();
-    const hit = this.#cache.get(key);
-    if (hit !== undefined) {
-      this.#cache.delete(key); // re-inserted last: the map's order is least recently used first
-      this.#cache.set(key, hit);
-      return hit;
-    }
+    const hit = this.#cache.get(key); // a hit becomes the most recently used
+    if (hit !== undefined) return hit;
     const path = typeof name === 'string' ? parsePath(name) : name;
     let merged: T = { ...this.#global };
     const vars = new Map<string, string>();
@@ -100,10 +102,6 @@ export class StaticParams<T extends object> {
     }
     if (vars.size > 0 && this.#options.substitute !== undefined) merged = this.#options.substitute(merged, vars);
     this.#cache.set(key, merged);
-    while (this.#cache.size > this.#max) {
-      this.#cache.delete(this.#cache.keys().next().value as string);
-      this.#options.onEvicted?.();
-    }
     return merged;
   }
 }
@@ -132,10 +130,12 @@ export class RouterParams {
     const { configs: serviceConfigs, ...serviceGlobal } = service ?? {};
     const { configs: clientConfigs, ...clientGlobal } = client;
     this.#service = new StaticParams<ServiceSettings>(serviceGlobal, serviceConfigs ?? [], {
+      cacheName: 'static_params_services',
       ...(options.maxCachedServices !== undefined ? { maxCached: options.maxCachedServices } : {}),
       ...(options.events !== undefined ? { onEvicted: () => options.events?.paramsEvicted('service') } : {}),
     });
     this.#client = new StaticParams<ClientSettings>(clientGlobal, clientConfigs ?? [], {
+      cacheName: 'static_params_clients',
       ...(options.maxCachedClients !== undefined ? { maxCached: options.maxCachedClients } : {}),
       ...(options.events !== undefined ? { onEvicted: () => options.events?.paramsEvicted('client') } : {}),
       substitute: substituteClient,

@@ -4,6 +4,7 @@
 // httpAccessLogRotateCount. Never on the request path's critical section: lines go to a bounded
 // queue written by one writer; a full queue, a slow disk or a failed write drops lines and counts them.
 
+import { type Clock, systemClock } from '../core/clock.js';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { mkdir, open, readdir, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, extname, join } from 'node:path';
@@ -95,7 +96,7 @@ function sentContentLength(res: ServerResponse): string | undefined {
 }
 
 export interface AccessLogOptions {
-  readonly now?: () => number;
+  readonly clock?: Clock;
   /** A write failed (disk full, file gone): lines were dropped. Said once per failure streak. */
   readonly onError?: (err: Error) => void;
 }
@@ -121,7 +122,8 @@ export class AccessLog {
 
   constructor(cfg: AccessLogConfig, options: AccessLogOptions = {}) {
     this.#cfg = cfg;
-    this.#now = options.now ?? Date.now;
+    const clock = options.clock ?? systemClock;
+    this.#now = () => clock.now();
     this.#onError = options.onError;
   }
 

@@ -2,6 +2,7 @@
 // from this node's apps, :4240/:4340; inbound: h2 over mTLS with ALPN h2 from peer routers,
 // :4241/:4341), handing every stream to the router's stages and its HTTP/2 forward stage.
 
+import { type Clock, systemClock } from '../core/clock.js';
 import http2, { type Http2Server, type Http2Session, type IncomingHttpHeaders, type ServerHttp2Session, type ServerHttp2Stream } from 'node:http2';
 import type { AddressInfo, Socket } from 'node:net';
 import type { TLSSocket, TlsOptions } from 'node:tls';
@@ -54,7 +55,7 @@ export interface H2ListenerOptions {
   readonly callers?: Callers;
   readonly clearContext?: boolean;
   /** The router's clock (grpc-timeout becomes a deadline on it). */
-  readonly now?: () => number;
+  readonly clock?: Clock;
 }
 
 /** How long an idle session being closed gets to finish its streams before it is destroyed. */
@@ -89,7 +90,8 @@ export class H2Listener {
     this.#forward = forward;
     this.#o = options;
     this.#logger = logger;
-    this.#now = options.now ?? Date.now;
+    const clock = options.clock ?? systemClock;
+    this.#now = () => clock.now();
     this.#decider = new EntryDecider(options.callers);
     const l = options.limits;
     const common: http2.ServerOptions = {

@@ -5,6 +5,7 @@
 // expires the one in force keeps serving, so an issuer outage shorter than a third of the
 // lifetime is never seen by traffic.
 
+import { type Clock, systemClock } from '../core/clock.js';
 import { generateKeyPair, X509Certificate } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { promisify } from 'node:util';
@@ -34,8 +35,8 @@ export interface NodeCertificateOptions {
   readonly logger: Logger;
   /** Metrics go here (the router's registry). */
   readonly registry?: Registry;
-  readonly now?: () => number;
-  readonly schedule?: (ms: number, fn: () => void) => () => void;
+  /** Renewals and retries run on it (tests drive it; default systemClock, which takes waits past 24.8 days in steps). */
+  readonly clock?: Clock;
   readonly random?: () => number;
 }
 
@@ -47,21 +48,9 @@ export interface IssuedCertificate extends TlsMaterial {
 
 const MAX_ANSWER = 64 * 1024;
 
-const defaultSchedule = (ms: number, fn: () => void): (() => void) => {
-  // setTimeout's limit is 2^31-1 ms; a longer wait is taken in steps.
-  let t: NodeJS.Timeout;
-  const arm = (left: number): void => {
-    t = setTimeout(() => (left > 2_147_483_647 ? arm(left - 2_147_483_647) : fn()), Math.min(left, 2_147_483_647));
-    t.unref();
-  };
-  arm(Math.max(0, ms));
-  return () => clearTimeout(t);
-};
-
 export class NodeCertificate {
   readonly #o: NodeCertificateOptions;
-  readonly #now: () => number;
-  readonly #schedule: (ms: number, fn: () => void) => () => void;
+  readonly #clock: Clock;
   readonly #backoff: Backoff;
   readonly #listeners = new Set<(cert: IssuedCertificate) => void>();
   #current: IssuedCertificate | undefined;
@@ -75,8 +64,7 @@ export class NodeCertificate {
 
   constructor(options: NodeCertificateOptions) {
     this.#o = options;
-    this.#now = options.now ?? Date.now;
-    this.#schedule = options.schedule ?? defaultSchedule;
+    this.#clock = options.clock ?? systemClock;
     this.#backoff = new Backoff({
       baseMs: options.retryMinMs ?? 1000,
       capMs: options.retryMaxMs ?? 60_000,
@@ -123,7 +111,7 @@ export class NodeCertificate {
   /** A certificate within its validity now. */
   valid(): boolean {
     const c = this.#current;
-    const now = this.#now();
+    const now = this.#clock.now();
     return c !== undefined && now >= c.notBefore && now < c.notAfter;
   }
 
@@ -142,8 +130,8 @@ export class NodeCertificate {
   #arm(ms: number): void {
     this.#cancel?.();
     if (this.#closed) return;
-    this.nextAttemptAt = this.#now() + ms;
-    this.#cancel = this.#schedule(ms, () => void this.renewNow());
+    this.nextAttemptAt = this.#clock.now() + ms;
+    this.#cancel = this.#clock.schedule(ms, () => void this.renewNow());
   }
 
   /** One attempt now (a renewal in progress is shared); true when a certificate was obtained. */
@@ -162,7 +150,7 @@ export class NodeCertificate {
       this.#renewals?.labels('ok').inc();
       const life = cert.notAfter - cert.notBefore;
       const renewAt = cert.notBefore + life * (this.#o.renewFraction ?? 2 / 3);
-      this.#arm(Math.max(0, renewAt - this.#now()));
+      this.#arm(Math.max(0, renewAt - this.#clock.now()));
       log.info(
         { identity: cert.identity, notAfter: new Date(cert.notAfter).toISOString(), renewAt: new Date(renewAt).toISOString() },
         'node certificate issued',
@@ -175,7 +163,7 @@ export class NodeCertificate {
       const delay = this.#backoff.next();
       this.#arm(delay);
       const c = this.#current;
-      const left = c === undefined ? undefined : c.notAfter - this.#now();
+      const left = c === undefined ? undefined : c.notAfter - this.#clock.now();
       const fields = { error: (err as Error).message, retryInMs: delay, ...(c !== undefined ? { notAfter: new Date(c.notAfter).toISOString() } : {}) };
       if (left === undefined) log.error(fields, 'no node certificate yet: the issuer did not give one; this router is not ready');
       else if (left <= 0) log.error(fields, 'node certificate EXPIRED and renewal failed: peers refuse this router until the issuer answers');

@@ -4,6 +4,7 @@
 // must show those, as the hostmesh_failure_accrual_dead_endpoints gauge counts them, and still
 // say which pods were bound.
 
+import { clockWithNow } from '../../src/core/clock.js';
 import http from 'node:http';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -70,7 +71,7 @@ t.test('dead peer routers show in client_state.json and services.json as the bal
     shutdownGraceMs: 0,
     baseDir: dir,
   };
-  const hm = await startHostmesh(config, { logger: silentLogger(), now: () => 1_000_000 });
+  const hm = await startHostmesh(config, { logger: silentLogger(), clock: clockWithNow(() => 1_000_000) });
   t.teardown(() => hm.close(0));
 
   const gauge = async (): Promise<number> =>

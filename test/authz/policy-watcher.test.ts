@@ -2,6 +2,7 @@
 // valid version applies; a bad one is rejected with file:line:col, counted, and the old policy
 // stays in force (so a typo cannot open a deny-by-default namespace).
 
+import { clockWithNow } from '../../src/core/clock.js';
 import { mkdir, mkdtemp, rename, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -39,7 +40,7 @@ t.test('a valid version applies, a bad one keeps the policy in force', async (t)
     initial,
     logger: silentLogger(),
     pollMs: 60_000,
-    now: () => clock,
+    clock: clockWithNow(() => clock),
     onReject: (m) => rejects.push(m),
     onApply: (p) => applied.push(p.ruleCount),
   });
@@ -87,19 +88,23 @@ t.test('the directory watch picks up a swap without an explicit check', async (t
   await publish(root, 'gen1', DENY);
   const file = join(root, 'policy.yaml');
   await symlink('..data/policy.yaml', file);
+  let onApply: () => void = () => undefined;
   const applied = new Promise<void>((resolve) => {
-    const w = new PolicyWatcher({
-      file,
-      initial: { policy: parsePolicy(DENY, file), text: DENY },
-      logger: silentLogger(),
-      pollMs: 100,
-      onApply: () => resolve(),
-    });
-    t.teardown(() => w.close());
+    onApply = resolve;
   });
+  const w = new PolicyWatcher({
+    file,
+    initial: { policy: parsePolicy(DENY, file), text: DENY },
+    logger: silentLogger(),
+    pollMs: 100,
+    onApply: () => onApply(),
+  });
+  t.teardown(() => w.close());
+  t.equal(w.policy.decide(webToPayments).decision, 'deny', 'before the swap: web may not call payments');
   await publish(root, 'gen2', ALLOW_WEB);
   await applied;
-  t.pass('applied');
+  t.equal(w.policy.decide(webToPayments).decision, 'allow', 'after the swap, with no explicit check: the new rule decides');
+  t.equal(w.status.applied, 1);
 });
 
 t.test('loadPolicyFile: unreadable and bad files are PolicyErrors', async (t) => {

@@ -8,6 +8,7 @@
 // Options (environment): BENCH_N (10000), BENCH_LABEL (2000 characters), BENCH_SNAPSHOT (a file:
 // a heap snapshot after eviction, to see what is still held).
 
+import { clockWithNow } from '../../src/core/clock.js';
 import http from 'node:http';
 import net from 'node:net';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -92,7 +93,7 @@ const config: HostmeshConfig = {
   shutdownGraceMs: 0,
   baseDir: dir,
 };
-const hm = await startHostmesh(config, { logger: silentLogger(), now: () => clock });
+const hm = await startHostmesh(config, { logger: silentLogger(), clock: clockWithNow(() => clock) });
 const inet = (): number => hm.interpreter.inetStats().entries;
 const host = (i: number): string => `h${i}-${'x'.repeat(LABEL)}`;
 const row = (what: string, h: { heapMb: number; rssMb: number }): string =>

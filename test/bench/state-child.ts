@@ -1,6 +1,7 @@
 // The router process of `npm run bench:state`: one hostmesh (fs namer, one backend) whose clock
 // the parent drives over IPC, reporting its RSS, heap and state counts after a full GC.
 
+import { clockWithNow } from '../../src/core/clock.js';
 import http from 'node:http';
 import type net from 'node:net';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -57,7 +58,7 @@ const config: HostmeshConfig = {
   shutdownGraceMs: 0,
   baseDir: dir,
 };
-const hm = await startHostmesh(config, { logger: silentLogger(), now: () => clock });
+const hm = await startHostmesh(config, { logger: silentLogger(), clock: clockWithNow(() => clock) });
 
 function report(): object {
   gc?.();

@@ -1,6 +1,7 @@
 // Failure accrual through a running router: one of three pods answers 500 to everything; it is
 // marked dead after the configured failures, skipped while dead, probed after backoff, revived.
 
+import { clockWithNow } from '../../src/core/clock.js';
 import http from 'node:http';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -90,7 +91,7 @@ t.before(async () => {
     shutdownGraceMs: 100,
     baseDir: dir,
   };
-  mesh = await startHostmesh(config, { logger: silentLogger(), now: () => clock });
+  mesh = await startHostmesh(config, { logger: silentLogger(), clock: clockWithNow(() => clock) });
 });
 
 t.teardown(async () => {

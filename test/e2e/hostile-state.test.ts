@@ -3,6 +3,7 @@
 // about the router's own config, refused names fail fast with l5d-err, and idle watches go away;
 // and thousands of distinct Hosts leave names only up to the caps, none once idle.
 
+import { clockWithNow } from '../../src/core/clock.js';
 import http from 'node:http';
 import t, { type Test } from 'tap';
 import type { HostmeshConfig, RouterConfig } from '../../src/config/types.js';
@@ -53,7 +54,7 @@ t.before(async () => {
     shutdownGraceMs: 0,
     baseDir: process.cwd(),
   };
-  hm = await startHostmesh(config, { logger: silentLogger(), k8sBackoff: { baseMs: 20, capMs: 200 }, now: () => clock });
+  hm = await startHostmesh(config, { logger: silentLogger(), k8sBackoff: { baseMs: 20, capMs: 200 }, clock: clockWithNow(() => clock) });
 });
 t.teardown(async () => {
   await hm.close(0);

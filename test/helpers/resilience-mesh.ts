@@ -2,6 +2,7 @@
 // resilience figures: retries and an empty budget (/svc/app), timeouts (/svc/slow), requeues and an
 // endpoint failure accrual marks dead (/svc/two). The clock is real time plus an offset tests move.
 
+import { clockWithNow } from '../../src/core/clock.js';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import http from 'node:http';
 import { tmpdir } from 'node:os';
@@ -81,7 +82,7 @@ export async function startResilienceMesh(): Promise<ResilienceMesh> {
     shutdownGraceMs: 100,
     baseDir: process.cwd(),
   };
-  const mesh = await startHostmesh(config, { logger: silentLogger(), now: () => Date.now() + offset });
+  const mesh = await startHostmesh(config, { logger: silentLogger(), clock: clockWithNow(() => Date.now() + offset) });
   const get = async (port: number, host: string, path: string): Promise<number> => (await request({ host: HOST, port, path, headers: { host } })).status;
   return {
     mesh,

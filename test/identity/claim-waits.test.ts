@@ -12,6 +12,7 @@ import type { Caller } from '../../src/router/context.js';
 function manualTimers() {
   const timers: { fn: () => void; live: boolean }[] = [];
   return {
+    now: () => 0,
     schedule: (_ms: number, fn: () => void) => {
       const timer = { fn, live: true };
       timers.push(timer);
@@ -50,7 +51,7 @@ t.test('past maxClaimWaits an unknown pod is refused at once; known pods pass; r
     pods,
     verifyClaims: true,
     maxClaimWaits: 3,
-    schedule: timers.schedule,
+    clock: timers,
     events: { claim: (r) => results.push(r) },
   });
   const waits = Array.from({ length: 3 }, (_, i) => callers.fromPeer(NODE_A, `shop/ghost-${i}; sa=web`));
@@ -77,7 +78,7 @@ t.test('past maxClaimWaits an unknown pod is refused at once; known pods pass; r
 t.test('a pod that appears ends its wait and frees the slot', async (t) => {
   const pods = new PodIndex();
   const timers = manualTimers();
-  const callers = new Callers({ trustDomain: 'cluster.local', pods, verifyClaims: true, maxClaimWaits: 1, schedule: timers.schedule });
+  const callers = new Callers({ trustDomain: 'cluster.local', pods, verifyClaims: true, maxClaimWaits: 1, clock: timers });
   const wait = callers.fromPeer(NODE_A, 'shop/web-1; sa=web');
   t.match(
     refusal(() => callers.fromPeer(NODE_A, 'shop/other; sa=web')),

@@ -84,7 +84,7 @@ t.test('source guard: local pods, node addresses, loopback and CIDRs in; others 
     pods,
     nodeAddresses: () => ['192.168.1.10'],
     extraCidrs: ['172.16.0.0/12', 'fd00:1::/32'],
-    schedule: clock.schedule,
+    clock,
   });
   const sync = (ip: string): Admission => {
     const a = guard.admit(ip);
@@ -118,7 +118,7 @@ t.test('source guard: local pods, node addresses, loopback and CIDRs in; others 
 t.test('source guard: the number of waiting connections is bounded', async (t) => {
   const clock = manualClock();
   const pods = new PodIndex();
-  const guard = new SourceGuard({ nodeName: 'n1', pods, nodeAddresses: () => [], maxWaiting: 3, schedule: clock.schedule });
+  const guard = new SourceGuard({ nodeName: 'n1', pods, nodeAddresses: () => [], maxWaiting: 3, clock });
   const waits = [1, 2, 3].map((i) => guard.admit(`10.9.0.${i}`));
   t.same(guard.admit('10.9.0.4'), { ok: false, reason: 'too_many_waiting' });
   clock.advance(2000);
@@ -136,7 +136,7 @@ t.test('CIDRs are validated with a clear reason', async (t) => {
 
 t.test('refusal log: once per source per minute, bounded memory', async (t) => {
   const clock = manualClock();
-  const log = new RefusalLog({ now: clock.now, maxSources: 2 });
+  const log = new RefusalLog({ clock, maxSources: 2 });
   t.ok(log.shouldLog('a'));
   t.notOk(log.shouldLog('a'));
   clock.advance(60_000);
@@ -151,7 +151,7 @@ t.test('claims: node-attested, own view, forged ones refused with a reason', asy
   const pods = new PodIndex();
   pods.upsert(podInfo(pod('web-1', 'node-a', '10.0.1.5', { ns: 'web', sa: 'frontend' })));
   pods.upsert(podInfo(pod('pay-1', 'node-b', '10.0.2.5', { ns: 'payments', sa: 'api' })));
-  const o = { pods, trustDomain: 'cluster.local', schedule: clock.schedule };
+  const o = { pods, trustDomain: 'cluster.local', clock };
   const nodeA = 'spiffe://hostmesh/node/node-a';
   const web = pods.byName('web', 'web-1') as PodInfo;
   t.equal(claimFor(web), 'web/web-1; sa=frontend');

@@ -1,6 +1,7 @@
 // A CNI that rewrites pod sources through hostPort is detected: connections from the pod network's
 // gateway (read from /proc/net/route) are logged loudly, once an hour, and counted.
 
+import { clockWithNow } from '../../src/core/clock.js';
 import fc from 'fast-check';
 import t from 'tap';
 import { defaultGateways, SnatDetector } from '../../src/identity/snat-detector.js';
@@ -41,7 +42,7 @@ t.test('sources equal to the gateway are warned about once an hour and counted; 
     gateways: ['10.244.1.1'],
     warn: (m, s) => warnings.push(`${s}: ${m}`),
     events: { rewrittenSource: () => counted++ },
-    now: () => now,
+    clock: clockWithNow(() => now),
   });
   t.notOk(d.observe('10.244.1.7'), 'a pod address');
   t.ok(d.observe('10.244.1.1'));

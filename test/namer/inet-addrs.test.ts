@@ -3,6 +3,7 @@
 // no DNS name or IP literal could be is never kept. Explanations through the interpreter leave the
 // map bounded the same way.
 
+import { clockWithNow } from '../../src/core/clock.js';
 import t from 'tap';
 import fc from 'fast-check';
 import { InetAddrs, INET_MAX_NAMES } from '../../src/namer/builtins.js';
@@ -12,7 +13,7 @@ import { Path } from '../../src/dtab/path.js';
 
 t.test('shared while named, dropped after idleTtl, re-made when named again', async (t) => {
   let clock = 1000;
-  const inet = new InetAddrs({ idleTtlMs: 60_000, now: () => clock });
+  const inet = new InetAddrs({ idleTtlMs: 60_000, clock: clockWithNow(() => clock) });
   const a = inet.get('10.0.0.1', 80);
   t.equal(inet.get('10.0.0.1', 80), a, 'the same address shares one Var');
   t.same(a.get(), { kind: 'bound', endpoints: [{ host: '10.0.0.1', port: 80, meta: {} }] });
@@ -28,7 +29,7 @@ t.test('shared while named, dropped after idleTtl, re-made when named again', as
 });
 
 t.test('maxNames: the least recently named goes first; 0 keeps nothing', async (t) => {
-  const inet = new InetAddrs({ maxNames: 3, now: () => 0 });
+  const inet = new InetAddrs({ maxNames: 3, clock: clockWithNow(() => 0) });
   const first = inet.get('h0', 1);
   inet.get('h1', 1);
   inet.get('h2', 1);
@@ -56,7 +57,7 @@ t.test('property: size never passes maxNames, and every Var says the address it 
       fc.array(fc.tuple(fc.string({ maxLength: 300 }), fc.integer({ min: 0, max: 65535 }), fc.integer({ min: 0, max: 100_000 })), { maxLength: 200 }),
       (max, calls) => {
         let clock = 0;
-        const inet = new InetAddrs({ maxNames: max, idleTtlMs: 50_000, now: () => clock });
+        const inet = new InetAddrs({ maxNames: max, idleTtlMs: 50_000, clock: clockWithNow(() => clock) });
         for (const [host, port, dt] of calls) {
           clock += dt;
           const a = inet.get(host, port).get();
@@ -71,7 +72,7 @@ t.test('property: size never passes maxNames, and every Var says the address it 
 
 t.test('10,000 explanations of distinct /$/inet addresses leave at most maxNames, none once idle', async (t) => {
   let clock = 0;
-  const interpreter = new NameInterpreter({ namers: [], inet: { now: () => clock } });
+  const interpreter = new NameInterpreter({ namers: [], inet: { clock: clockWithNow(() => clock) } });
   for (let i = 0; i < 10_000; i++) {
     const dtab = Dtab.read(`/svc/web => /$/inet/10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}/${1 + (i % 60_000)}`);
     interpreter.explain(dtab, Path.of('svc', 'web'));

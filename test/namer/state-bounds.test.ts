@@ -3,6 +3,7 @@
 // (time driven by an injected clock); the router keeps serving normal requests throughout. Then the
 // pieces alone: interpreter reference counts, fs namer eviction, the k8s namer's namespace cap.
 
+import { clockWithNow } from '../../src/core/clock.js';
 import http from 'node:http';
 import type net from 'node:net';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -69,7 +70,7 @@ t.before(async () => {
     shutdownGraceMs: 0,
     baseDir: dir,
   };
-  hm = await startHostmesh(config, { logger: silentLogger(), now: () => clock });
+  hm = await startHostmesh(config, { logger: silentLogger(), clock: clockWithNow(() => clock) });
 });
 t.teardown(async () => {
   agent.destroy();
@@ -169,7 +170,7 @@ t.test('the fs namer re-reads only the files of names in use, and drops unused o
   t.teardown(() => rm(dir, { recursive: true, force: true }));
   await writeFile(join(dir, 'a'), '10.0.0.1 80\n');
   let now = 0;
-  const namer = new FsNamer({ rootDir: dir, pollMs: 60_000, idleTtlMs: 10_000, now: () => now });
+  const namer = new FsNamer({ rootDir: dir, pollMs: 60_000, idleTtlMs: 10_000, clock: clockWithNow(() => now) });
   t.teardown(() => namer.close());
   const held = namer.lookup(new Path(['a']));
   const off = held.subscribe(() => undefined);
@@ -214,7 +215,7 @@ t.test('k8s namer at maxNamespaces: an idle namespace is given up, else the name
     logger: silentLogger(),
     maxNamespaces: 2,
     idleTtlMs: 10_000,
-    now: () => now,
+    clock: clockWithNow(() => now),
   });
   t.teardown(async () => {
     await namer.close();

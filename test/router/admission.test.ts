@@ -3,26 +3,10 @@
 
 import { EventEmitter } from 'node:events';
 import t from 'tap';
-import { Admission, ShedError, type AdmissionLimits, type Schedule } from '../../src/router/admission.js';
+import { Admission, ShedError, type AdmissionLimits } from '../../src/router/admission.js';
+import { ManualClock } from '../helpers/manual-clock.js';
 
 const LIMITS: AdmissionLimits = { maxInFlight: 4, maxWaiters: 4, maxWaitersPerSource: 2, maxWaitMs: 1000, maxPerSource: 2, maxPerService: 3 };
-
-/** A schedule the test fires by hand: `fire()` runs every pending callback (time has passed). */
-function manualSchedule(): { schedule: Schedule; pending: () => number; fire: () => void } {
-  const timers = new Set<() => void>();
-  return {
-    schedule: (fn) => {
-      timers.add(fn);
-      return () => timers.delete(fn);
-    },
-    pending: () => timers.size,
-    fire: () => {
-      const fns = [...timers];
-      timers.clear();
-      for (const fn of fns) fn();
-    },
-  };
-}
 
 /** Settles a possibly-pending acquire into 'admitted' | 'waiting' | the shed reason. */
 async function state(p: Promise<void> | undefined): Promise<string> {
@@ -38,7 +22,7 @@ async function state(p: Promise<void> | undefined): Promise<string> {
 }
 
 t.test('a source gets its share, not the pool; others get the rest at once', async (t) => {
-  const a = new Admission(LIMITS, manualSchedule().schedule);
+  const a = new Admission(LIMITS, new ManualClock());
   t.equal(await state(a.acquire('pod-1', '/svc/x')), 'admitted');
   t.equal(await state(a.acquire('pod-1', '/svc/y')), 'admitted');
   const third = a.acquire('pod-1', '/svc/z');
@@ -50,15 +34,15 @@ t.test('a source gets its share, not the pool; others get the rest at once', asy
 });
 
 t.test('a service gets its share across sources; no source (incoming side) has only that', async (t) => {
-  const a = new Admission(LIMITS, manualSchedule().schedule);
+  const a = new Admission(LIMITS, new ManualClock());
   for (let i = 0; i < 3; i++) t.equal(await state(a.acquire(undefined, '/svc/hot')), 'admitted');
   t.equal(await state(a.acquire(undefined, '/svc/hot')), 'waiting', 'the service is at its share');
   t.equal(await state(a.acquire(undefined, '/svc/cold')), 'admitted', 'another service still gets a slot');
 });
 
 t.test('the queue is bounded overall and per source: past it, shed at once', async (t) => {
-  const s = manualSchedule();
-  const a = new Admission(LIMITS, s.schedule);
+  const clock = new ManualClock();
+  const a = new Admission(LIMITS, clock);
   a.acquire('p1', '/a');
   a.acquire('p1', '/b');
   a.acquire('p2', '/c');
@@ -68,14 +52,16 @@ t.test('the queue is bounded overall and per source: past it, shed at once', asy
   w.push(a.acquire('p4', '/h'), a.acquire('p5', '/i'));
   t.equal(a.waiting, 4);
   t.equal(await state(a.acquire('p6', '/j')), 'queue_full');
-  s.fire();
+  await clock.advance(LIMITS.maxWaitMs - 1);
+  for (const p of w) t.equal(await state(p), 'waiting', 'a waiter is still queued 1 ms before the wait bound');
+  await clock.advance(1);
   for (const p of w) t.equal(await state(p), 'wait_timeout', 'waiters are shed at the wait bound');
   t.equal(a.waiting, 0);
-  t.equal(s.pending(), 0);
+  t.equal(clock.pending, 0);
 });
 
 t.test('release admits the oldest waiter that fits, past ones still blocked by their share', async (t) => {
-  const a = new Admission(LIMITS, manualSchedule().schedule);
+  const a = new Admission(LIMITS, new ManualClock());
   a.acquire('p1', '/a');
   a.acquire('p1', '/b');
   a.acquire('p2', '/c');
@@ -90,8 +76,8 @@ t.test('release admits the oldest waiter that fits, past ones still blocked by t
 });
 
 t.test('a client gone while waiting leaves the queue at once', async (t) => {
-  const s = manualSchedule();
-  const a = new Admission({ ...LIMITS, maxPerSource: 1 }, s.schedule);
+  const clock = new ManualClock();
+  const a = new Admission({ ...LIMITS, maxPerSource: 1 }, clock);
   a.acquire('p1', '/a');
   const abort = new EventEmitter();
   const waiting = a.acquire('p1', '/b', abort);
@@ -99,12 +85,12 @@ t.test('a client gone while waiting leaves the queue at once', async (t) => {
   abort.emit('abort');
   t.match(await state(waiting), /went away/);
   t.equal(a.waiting, 0);
-  t.equal(s.pending(), 0, 'its wait timer is cancelled');
+  t.equal(clock.pending, 0, 'its wait timer is cancelled');
   t.equal(abort.listenerCount('abort'), 0);
 });
 
 t.test('counts return to zero and per-key state is dropped (bounded by what is present)', async (t) => {
-  const a = new Admission(LIMITS, manualSchedule().schedule);
+  const a = new Admission(LIMITS, new ManualClock());
   let waited = 0;
   for (let i = 0; i < 1000; i++) {
     if (a.acquire(`pod-${i}`, `/svc/${i}`) !== undefined) waited++;

@@ -2,6 +2,7 @@
 // verified peer, else unauthenticated), the outgoing side's override guard, the audit log's rate
 // limit on an injected clock, and the bounds of the dashboard's caller tally.
 
+import { clockWithNow } from '../../src/core/clock.js';
 import type { IncomingMessage } from 'node:http';
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
@@ -127,7 +128,7 @@ t.test('audit: allowed; would-deny lines are rate limited on the injected clock 
   const authorize = authorizer({
     policy: () => POLICY,
     logger,
-    now: () => now,
+    clock: clockWithNow(() => now),
     events: { authzDecision: (_s, _d, _c, v) => verdicts.push(v), overrideRefused: () => {} },
   });
   const staging = '/#/io.l5d.k8s/staging/http/app';

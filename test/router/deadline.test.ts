@@ -4,11 +4,9 @@
 import { EventEmitter } from 'node:events';
 import t from 'tap';
 import { AttemptTimer, effectiveDeadline, expiredError, formatDeadline, parseDeadline } from '../../src/router/deadline.js';
+import { ManualClock } from '../helpers/manual-clock.js';
 
 const ms = (n: number): string => `${BigInt(n) * 1_000_000n}`;
-// The router's timers are unref'd (they never hold a process open): this keeps the test's loop alive.
-const hold = setInterval(() => {}, 1000);
-t.teardown(() => clearInterval(hold));
 
 t.test('wire format: "<timestamp ns> <deadline ns>", both epoch nanoseconds', async (t) => {
   t.same(parseDeadline(`${ms(1_700_000_000_000)} ${ms(1_700_000_000_250)}`), { timestamp: 1_700_000_000_000, deadline: 1_700_000_000_250 });
@@ -41,39 +39,62 @@ t.test('the effective deadline is the earliest of the caller and totalTimeoutMs'
   t.match(expiredError(past as NonNullable<typeof past>, now), { code: 'TIMEOUT', status: 503, message: /l5d-ctx-deadline.*200 ms ago: not forwarded/ });
 });
 
-t.test('attempt timer: the attempt timeout when it is sooner, else the deadline; stop() disarms', async (t) => {
-  let now = 0;
+t.test('attempt timer: the attempt timeout when it is sooner, else the deadline; each fires exactly when due', async (t) => {
+  const clock = new ManualClock(0);
   const abort = new EventEmitter();
-  const deadline = effectiveDeadline(now, undefined, 10_000);
-  const timer = new AttemptTimer({ now: () => now, deadline, attemptTimeoutMs: 30, abort });
+  const deadline = effectiveDeadline(clock.now(), undefined, 10_000);
+  const timer = new AttemptTimer({ clock, deadline, attemptTimeoutMs: 30, abort });
   t.ok(timer.bounded);
+  let fired = 0;
   let signal = timer.start();
-  await new Promise<void>((resolve) => signal.once('abort', resolve));
+  signal.once('abort', () => fired++);
+  await clock.advance(29);
+  t.equal(fired, 0, 'the attempt is not aborted 1 ms before its timeout');
+  t.equal(timer.expired, undefined);
+  await clock.advance(1);
+  t.equal(fired, 1, 'the attempt is aborted at its timeout, not later');
   t.equal(timer.expired, 'attempt', 'the attempt timed out; the request has time left');
   t.match(timer.error(), { code: 'TIMEOUT', message: /requestAttemptTimeoutMs 30 ms/ });
-  // On the injected clock the request's deadline is 20 ms away: that is what the next attempt gets.
-  now = 9_980;
+  // The request's deadline is 20 ms away at 9,980: that is what the next attempt gets, not 30 ms.
+  await clock.advance(9_980 - clock.now());
+  fired = 0;
   signal = timer.start();
+  signal.once('abort', () => fired++);
   t.equal(timer.expired, undefined, 'a new attempt starts clean');
-  await new Promise<void>((resolve) => signal.once('abort', resolve));
+  await clock.advance(19);
+  t.equal(fired, 0, 'not aborted 1 ms before the deadline');
+  await clock.advance(1);
+  t.equal(fired, 1, 'aborted at the deadline');
   t.equal(timer.expired, 'deadline');
   t.match(timer.error(), { code: 'TIMEOUT', message: /totalTimeoutMs 10000 ms/ });
-  now = 10_001;
+  await clock.advance(1);
   t.ok(timer.remaining() < 0);
-  // stop() disarms: an answered attempt is not aborted later.
-  now = 0;
-  const quiet = new AttemptTimer({ now: () => now, deadline, attemptTimeoutMs: 20, abort });
+  t.equal(clock.pending, 0, 'a fired timer leaves nothing scheduled');
+});
+
+t.test('attempt timer: stop() disarms, so an answered attempt is never aborted later, however late', async (t) => {
+  const clock = new ManualClock(0);
+  const abort = new EventEmitter();
+  const quiet = new AttemptTimer({ clock, deadline: effectiveDeadline(0, undefined, 10_000), attemptTimeoutMs: 20, abort });
   let fired = false;
   quiet.start().once('abort', () => (fired = true));
+  t.equal(clock.pending, 1, 'the attempt armed one timer');
   quiet.stop();
-  await new Promise((r) => setTimeout(r, 50));
+  t.equal(clock.pending, 0, 'stop() cancelled it');
+  // A restarted attempt cancels the previous attempt's timer: only one is ever armed.
+  quiet.start();
+  quiet.start();
+  t.equal(clock.pending, 1, 'one timer for the current attempt');
+  quiet.stop();
+  // Past the attempt timeout and the request deadline both: a timer left armed would have fired.
+  await clock.advance(20_000);
   t.notOk(fired, 'no abort after stop()');
   t.equal(quiet.expired, undefined);
 });
 
 t.test("the client's own abort reaches the attempt; unbounded requests use the request's signal", async (t) => {
   const abort = new EventEmitter();
-  const timer = new AttemptTimer({ now: () => 0, deadline: effectiveDeadline(0, undefined, 60_000), attemptTimeoutMs: undefined, abort });
+  const timer = new AttemptTimer({ clock: new ManualClock(0), deadline: effectiveDeadline(0, undefined, 60_000), attemptTimeoutMs: undefined, abort });
   const signal = timer.start();
   let seen = false;
   signal.once('abort', () => (seen = true));
@@ -82,7 +103,7 @@ t.test("the client's own abort reaches the attempt; unbounded requests use the r
   t.equal(timer.expired, undefined, 'not a timeout');
   timer.stop();
   t.equal(abort.listenerCount('abort'), 0, 'no listener left on the request');
-  const open = new AttemptTimer({ now: () => 0, deadline: undefined, attemptTimeoutMs: undefined, abort });
+  const open = new AttemptTimer({ clock: new ManualClock(0), deadline: undefined, attemptTimeoutMs: undefined, abort });
   t.notOk(open.bounded);
   t.equal(open.start(), abort);
   t.equal(open.remaining(), Number.POSITIVE_INFINITY);

@@ -1,6 +1,7 @@
 // Draining peer marks on an injected clock (router/draining-peers.ts): expiry, clearing, the cap,
 // the balancer filter that skips draining peers unless every endpoint is draining, and the keys.
 
+import { clockWithNow } from '../../src/core/clock.js';
 import t from 'tap';
 import { ConfigError, parseConfig } from '../../src/config/load.js';
 import { DrainingPeers, hasDrainingMark } from '../../src/router/draining-peers.js';
@@ -9,7 +10,11 @@ t.test('a mark holds for the TTL, then expires on the clock', async (t) => {
   let now = 1_000;
   const sizes: number[] = [];
   let marked = 0;
-  const p = new DrainingPeers({ ttlMs: 500, now: () => now, events: { drainingPeerMarked: () => marked++, drainingPeers: (n) => sizes.push(n) } });
+  const p = new DrainingPeers({
+    ttlMs: 500,
+    clock: clockWithNow(() => now),
+    events: { drainingPeerMarked: () => marked++, drainingPeers: (n) => sizes.push(n) },
+  });
   t.equal(p.draining('10.0.0.2:4141'), false);
   p.mark('10.0.0.2:4141');
   p.mark('10.0.0.2:4141'); // every answer during the announce carries the mark: counted once
@@ -24,7 +29,7 @@ t.test('a mark holds for the TTL, then expires on the clock', async (t) => {
 });
 
 t.test('an unmarked answer from the peer clears its mark at once', async (t) => {
-  const p = new DrainingPeers({ now: () => 0 });
+  const p = new DrainingPeers({ clock: clockWithNow(() => 0) });
   p.mark('a');
   p.clear('a');
   t.equal(p.draining('a'), false);
@@ -34,7 +39,7 @@ t.test('an unmarked answer from the peer clears its mark at once', async (t) => 
 
 t.test('the balancer filter skips draining peers while another is alive, and picks the first to announce when all are', async (t) => {
   let now = 0;
-  const p = new DrainingPeers({ now: () => now });
+  const p = new DrainingPeers({ clock: clockWithNow(() => now) });
   const endpoints = ['b', 'c', 'd'];
   const same = p.skipDraining(endpoints, (e) => e);
   t.equal(same, endpoints, 'nothing marked: the same array, no copy');
@@ -61,7 +66,7 @@ t.test('the balancer filter skips draining peers while another is alive, and pic
 
 t.test('the map is capped: past max the oldest mark goes', async (t) => {
   let now = 0;
-  const p = new DrainingPeers({ max: 3, ttlMs: 1_000_000, now: () => now });
+  const p = new DrainingPeers({ max: 3, ttlMs: 1_000_000, clock: clockWithNow(() => now) });
   for (let i = 0; i < 1000; i++) {
     now = i;
     p.mark(`10.0.${i >> 8}.${i & 255}:4141`);

@@ -4,6 +4,7 @@
 // in flight, and closes idle pools once its injected clock passes the idle time. Real sockets on
 // loopback; sockets are counted on the servers' side by the kernel (/proc/net/tcp).
 
+import { clockWithNow } from '../../src/core/clock.js';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import t from 'tap';
@@ -56,7 +57,7 @@ routers:
 `,
     'l5d.yaml',
   );
-  const mesh = await startHostmesh(config, { logger: silentLogger(), now: () => clock });
+  const mesh = await startHostmesh(config, { logger: silentLogger(), clock: clockWithNow(() => clock) });
   t.teardown(async () => {
     await mesh.close(100);
     for (const b of backends) {

@@ -5,12 +5,14 @@
 import http from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import t from 'tap';
+import { Client } from 'undici';
 import { parseConfig } from '../../src/config/load.js';
 import { silentLogger } from '../../src/log.js';
 import { clientLimits, EndpointPools } from '../../src/router/endpoint-pool.js';
 import { startHostmesh } from '../../src/app/hostmesh.js';
 import { request } from '../helpers/http.js';
 import { freePorts } from '../helpers/ports.js';
+import { ManualClock } from '../helpers/manual-clock.js';
 import { eventually } from '../helpers/sockets.js';
 
 const IDLE_MS = 300;
@@ -40,6 +42,22 @@ async function backend(initialBurst: number): Promise<{ server: http.Server; por
   return { server, port: (server.address() as AddressInfo).port, open: () => sockets.size };
 }
 
+/**
+ * Waits until `ms` of undici's own keep-alive time has passed: a witness connection with that
+ * keep-alive, opened now, closes when its timer fires. The pool's idle connections are closed by
+ * timers of the same kind (undici's keep-alive, real socket timers, not the pool's clock), and
+ * Node fires timers in expiry order, so once the witness is gone every pool timer due before it
+ * has fired too: settled on an event, not slept for.
+ */
+async function witness(b: { port: number; open: () => number }, ms: number): Promise<void> {
+  const before = b.open();
+  const client = new Client(`http://127.0.0.1:${b.port}`, { keepAliveTimeout: ms, keepAliveMaxTimeout: ms });
+  const r = await client.request({ method: 'GET', path: '/' });
+  await r.body.text();
+  if (!(await eventually(() => b.open() <= before, 40 * ms))) throw new Error('the witness connection never closed');
+  await client.close();
+}
+
 async function burst(pools: EndpointPools, port: number, n: number): Promise<void> {
   const entry = pools.get({ host: '127.0.0.1', port, meta: {} });
   await Promise.all(
@@ -53,7 +71,9 @@ async function burst(pools: EndpointPools, port: number, n: number): Promise<voi
 for (const minSize of [0, 2]) {
   t.test(`minSize ${minSize}: a burst of 5 connections shrinks to ${minSize} after idleTimeMs`, async (t) => {
     const b = await backend(5);
-    const pools = new EndpointPools(undefined, { limits: clientLimits({ hostConnectionPool: { minSize, maxSize: 8, idleTimeMs: IDLE_MS } }) });
+    // The pool's own idle eviction runs on this clock: the test moves it, so it never evicts behind the test's back.
+    const clock = new ManualClock();
+    const pools = new EndpointPools(undefined, { limits: clientLimits({ hostConnectionPool: { minSize, maxSize: 8, idleTimeMs: IDLE_MS } }), clock });
     t.teardown(async () => {
       await pools.close();
       b.server.closeAllConnections();
@@ -62,9 +82,12 @@ for (const minSize of [0, 2]) {
     await burst(pools, b.port, 5);
     t.equal(b.open(), 5, 'the burst opened five connections');
     t.ok(await eventually(() => b.open() <= minSize, 20 * IDLE_MS), `the extra connections close after idleTimeMs (${b.open()} open)`);
-    // Several idle periods later the floor is still there: nothing closes the first minSize.
-    await new Promise((r) => setTimeout(r, 4 * IDLE_MS));
+    // Several idle periods later the floor is still there: nothing closes the first minSize, neither
+    // undici's keep-alive (the witness outlived 3 idle periods) nor the pool's sweeper (its clock moved 4).
+    await witness(b, 3 * IDLE_MS);
+    await clock.advance(4 * IDLE_MS);
     t.equal(b.open(), minSize, `${minSize} connections stay open while idle`);
+    t.equal(pools.size, 1, 'the pool itself is not evicted by its sweeper within idleTimeMs x 4');
     // The next requests run on the kept connections: none is opened while they suffice.
     let opened = 0;
     b.server.on('connection', () => opened++);
@@ -75,14 +98,16 @@ for (const minSize of [0, 2]) {
 
 t.test('minSize 2: nothing is pre-opened; the one connection a request opened outlives idleTimeMs', async (t) => {
   const b = await backend(1);
-  const pools = new EndpointPools(undefined, { limits: clientLimits({ hostConnectionPool: { minSize: 2, maxSize: 8, idleTimeMs: IDLE_MS } }) });
+  const clock = new ManualClock();
+  const pools = new EndpointPools(undefined, { limits: clientLimits({ hostConnectionPool: { minSize: 2, maxSize: 8, idleTimeMs: IDLE_MS } }), clock });
   t.teardown(async () => {
     await pools.close();
     b.server.closeAllConnections();
     await new Promise((r) => b.server.close(r));
   });
   await burst(pools, b.port, 1);
-  await new Promise((r) => setTimeout(r, 4 * IDLE_MS));
+  await witness(b, 4 * IDLE_MS);
+  await clock.advance(4 * IDLE_MS);
   t.equal(b.open(), 1, 'one connection, kept past idleTimeMs');
 });
 
@@ -114,7 +139,7 @@ routers:
   );
   t.equal(b.open(), 5, 'the burst opened five connections to the endpoint');
   t.ok(await eventually(() => b.open() <= 2, 20 * IDLE_MS), `three close after idleTimeMs (${b.open()} open)`);
-  await new Promise((r) => setTimeout(r, 4 * IDLE_MS));
+  await witness(b, 3 * IDLE_MS);
   t.equal(b.open(), 2, 'two stay open while idle');
   t.equal((await request({ host: '127.0.0.1', port, path: '/', headers: { host: 'app' } })).status, 200, 'and the router serves on them');
 });

@@ -1,6 +1,7 @@
 // Failure accrual's policies and states on an injected clock (router/failure-accrual.ts), the
 // balancer's skipDead, and client.failureAccrual as the config loads it.
 
+import { clockWithNow } from '../../src/core/clock.js';
 import t from 'tap';
 import { ConfigError, parseConfig } from '../../src/config/load.js';
 import { skipDead } from '../../src/router/balancer.js';
@@ -11,7 +12,7 @@ t.test('consecutiveFailures: dead after N in a row, a success resets the run', a
   const removed: number[] = [];
   const a = new FailureAccrual(
     { policy: { kind: 'io.l5d.consecutiveFailures', failures: 3 }, backoff: { kind: 'constant', ms: 1000 } },
-    { now: () => now, onRemoved: () => removed.push(now) },
+    { clock: clockWithNow(() => now), onRemoved: () => removed.push(now) },
   );
   a.record('k', false);
   a.record('k', false);
@@ -49,13 +50,13 @@ t.test('consecutiveFailures: dead after N in a row, a success resets the run', a
 t.test('successRate: below the rate over the last N requests, once N were seen', async (t) => {
   const a = new FailureAccrual(
     { policy: { kind: 'io.l5d.successRate', successRate: 0.8, requests: 10 }, backoff: { kind: 'constant', ms: 1000 } },
-    { now: () => 0 },
+    { clock: clockWithNow(() => 0) },
   );
   for (let i = 0; i < 8; i++) a.record('k', i % 2 === 0);
   t.equal(a.state('k'), 'alive', 'fewer than N requests: no verdict');
   const b = new FailureAccrual(
     { policy: { kind: 'io.l5d.successRate', successRate: 0.8, requests: 10 }, backoff: { kind: 'constant', ms: 1000 } },
-    { now: () => 0 },
+    { clock: clockWithNow(() => 0) },
   );
   // 9 successes in 10 (0.9) and it stays; the window slides: 7 in 10 (0.7) and it is dead.
   for (let i = 0; i < 9; i++) b.record('k', true);
@@ -71,7 +72,7 @@ t.test('successRateWindowed: the rate of the last window seconds, old outcomes f
   let now = 0;
   const a = new FailureAccrual(
     { policy: { kind: 'io.l5d.successRateWindowed', successRate: 0.5, windowMs: 5000 }, backoff: { kind: 'constant', ms: 1000 } },
-    { now: () => now },
+    { clock: clockWithNow(() => now) },
   );
   for (let i = 0; i < 4; i++) a.record('k', false);
   t.equal(a.state('k'), 'alive', 'fewer than MIN_WINDOW_REQUESTS in the window');
@@ -91,7 +92,7 @@ t.test('none never marks anything; state is bounded', async (t) => {
   for (let i = 0; i < 100; i++) off.record('k', false);
   t.equal(off.state('k'), 'alive');
   t.equal(off.enabled, false);
-  const a = new FailureAccrual(accrualConfig({ kind: 'io.l5d.consecutiveFailures', failures: 1 }), { now: () => 0 });
+  const a = new FailureAccrual(accrualConfig({ kind: 'io.l5d.consecutiveFailures', failures: 1 }), { clock: clockWithNow(() => 0) });
   for (let i = 0; i < MAX_ACCRUAL_ENTRIES + 500; i++) a.record(`e${i}`, false);
   t.equal(a.size, MAX_ACCRUAL_ENTRIES, 'entries capped');
   t.equal(a.deadCount, MAX_ACCRUAL_ENTRIES, 'the gauge follows what is kept');
@@ -173,7 +174,7 @@ t.test('evictIdle: alive entries idle past the TTL go (10,000 distinct endpoints
   let now = 0;
   const a = new FailureAccrual(
     { policy: { kind: 'io.l5d.consecutiveFailures', failures: 2 }, backoff: { kind: 'constant', ms: 3_600_000 } },
-    { now: () => now },
+    { clock: clockWithNow(() => now) },
   );
   for (let i = 0; i < 10_000; i++) a.record(`c|10.0.${i >> 8}.${i & 255}:80`, false); // one failure each: alive
   a.record('dead', false);

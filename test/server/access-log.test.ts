@@ -2,6 +2,7 @@
 // rotateCount and append, and that it never blocks or throws: a writer that is behind, a full disk
 // (/dev/full) or a path that cannot be a file drop lines and count them.
 
+import { clockWithNow } from '../../src/core/clock.js';
 import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -89,7 +90,7 @@ t.test('roll policies as Linkerd 1 wrote them', async (t) => {
 t.test('daily rolling on the injected clock, keeping rotateCount files', async (t) => {
   const path = join(dir, 'daily', 'access.log');
   let now = Date.UTC(2026, 11, 6, 23, 0);
-  const log = new AccessLog(config(path, { rollPolicy: { kind: 'daily' }, rotateCount: 2 }), { now: () => now });
+  const log = new AccessLog(config(path, { rollPolicy: { kind: 'daily' }, rotateCount: 2 }), { clock: clockWithNow(() => now) });
   for (let day = 0; day < 4; day++) {
     log.add(`day ${day}\n`);
     await log.flushed();
@@ -107,7 +108,7 @@ t.test('size rolling, and append: false truncates at start', async (t) => {
   const path = join(dir, 'size.log');
   await writeFile(path, 'old line\n');
   let now = Date.UTC(2026, 0, 1);
-  const log = new AccessLog(config(path, { rollPolicy: { kind: 'size', bytes: 20 }, append: false }), { now: () => (now += 1000) });
+  const log = new AccessLog(config(path, { rollPolicy: { kind: 'size', bytes: 20 }, append: false }), { clock: clockWithNow(() => (now += 1000)) });
   for (const l of ['0123456789\n', 'abcdefghij\n', 'ABCDEFGHIJ\n']) {
     log.add(l);
     await log.flushed();

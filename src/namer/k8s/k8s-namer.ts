@@ -12,6 +12,7 @@
 // a Service's changes are coalesced (one rebuild per coalesceMs at most, slices recomputed only
 // when they changed) and its endpoints capped at maxEndpointsPerService.
 
+import { type Cancel, type Clock, every, systemClock } from '../../core/clock.js';
 import type { K8sClient, KObject } from '../../k8s/client.js';
 import type { BackoffOptions } from '../../k8s/backoff.js';
 import { SharedInformers, type Informer } from '../../k8s/informer.js';
@@ -51,8 +52,8 @@ export interface K8sNamerOptions {
   readonly maxNamespaces?: number;
   /** A name nobody observes is dropped after this long, its namespace with its last name (default 60 s). */
   readonly idleTtlMs?: number;
-  /** The clock of idle eviction (tests drive it). */
-  readonly now?: () => number;
+  /** The clock of idle eviction, watch ages and change coalescing (tests drive it; default systemClock). */
+  readonly clock?: Clock;
   /** Idle names kept at most (the oldest go first); default 1000. */
   readonly maxIdleNames?: number;
   /** This node's own addresses: discovery never delivers to them. */
@@ -63,18 +64,10 @@ export interface K8sNamerOptions {
   readonly maxEndpointsPerService?: number;
   /** A Service's changes within this window are applied together (default 100 ms). */
   readonly coalesceMs?: number;
-  /** Runs `fn` after `ms` (tests drive it); returns a cancel function. */
-  readonly schedule?: (fn: () => void, ms: number) => () => void;
 }
 
 export const K8S_MAX_ENDPOINTS_PER_SERVICE = 5000;
 const K8S_COALESCE_MS = 100;
-
-function defaultSchedule(fn: () => void, ms: number): () => void {
-  const t = setTimeout(fn, ms);
-  t.unref();
-  return () => clearTimeout(t);
-}
 
 export const K8S_MAX_NAMESPACES = 32;
 const K8S_MAX_IDLE_NAMES = 1000;
@@ -131,18 +124,17 @@ export class K8sNamer implements Namer {
   readonly #namespaces = new Map<string, NamespaceWatch>();
   readonly #maxNamespaces: number;
   readonly #idleTtlMs: number;
-  readonly #now: () => number;
+  readonly #clock: Clock;
   /** Names dropped after idleTtl (hostmesh_namer_evictions_total). */
   evictions = 0;
   /** Names refused because maxNamespaces were watched (hostmesh_k8s_namespaces_refused_total). */
   refused = 0;
-  readonly #sweeper: NodeJS.Timeout;
+  readonly #stopSweeper: Cancel;
   /** Unobserved names, in the order they became idle (oldest first). */
   readonly #idle = new Set<Entry>();
   readonly #maxIdle: number;
   readonly #maxEndpoints: number;
   readonly #coalesceMs: number;
-  readonly #schedule: (fn: () => void, ms: number) => () => void;
   /** Addresses refused from discovery data (hostmesh_k8s_endpoint_addresses_refused_total). */
   addressesRefused = 0;
   /** Rebuilds that left endpoints out for maxEndpointsPerService (hostmesh_k8s_endpoints_capped_total). */
@@ -158,11 +150,10 @@ export class K8sNamer implements Namer {
     this.#o = options;
     this.#maxNamespaces = options.maxNamespaces ?? K8S_MAX_NAMESPACES;
     this.#idleTtlMs = options.idleTtlMs ?? K8S_IDLE_TTL_MS;
-    this.#now = options.now ?? Date.now;
+    this.#clock = options.clock ?? systemClock;
     this.#maxIdle = options.maxIdleNames ?? K8S_MAX_IDLE_NAMES;
     this.#maxEndpoints = options.maxEndpointsPerService ?? K8S_MAX_ENDPOINTS_PER_SERVICE;
     this.#coalesceMs = options.coalesceMs ?? K8S_COALESCE_MS;
-    this.#schedule = options.schedule ?? defaultSchedule;
     const check = addressGuard({
       ...(options.nodeAddresses !== undefined ? { nodeAddresses: options.nodeAddresses } : {}),
       ...(options.allowLoopbackEndpoints === true ? { allowLoopback: true } : {}),
@@ -177,8 +168,7 @@ export class K8sNamer implements Namer {
         'endpoint addresses refused: not a canonical IP literal, or an address no pod may hold',
       );
     };
-    this.#sweeper = setInterval(() => this.evictIdle(), Math.min(30_000, Math.max(1000, this.#idleTtlMs)));
-    this.#sweeper.unref();
+    this.#stopSweeper = every(this.#clock, Math.min(30_000, Math.max(1000, this.#idleTtlMs)), () => this.evictIdle());
     this.prefix = options.prefix ?? Path.of('io.l5d.k8s');
     this.#informers = new SharedInformers({
       client: options.client,
@@ -296,7 +286,7 @@ export class K8sNamer implements Namer {
 
   /** Drops names nobody has observed for idleTtl, then the watches of namespaces left empty. */
   evictIdle(): number {
-    const now = this.#now();
+    const now = this.#clock.now();
     let n = 0;
     for (const e of this.#idle) {
       if (now - (e.idleSince ?? now) < this.#idleTtlMs) break; // the rest became idle later
@@ -313,7 +303,7 @@ export class K8sNamer implements Namer {
   }
 
   #markIdle(e: Entry): void {
-    e.idleSince = this.#now();
+    e.idleSince = this.#clock.now();
     this.#idle.delete(e);
     this.#idle.add(e);
     while (this.#idle.size > this.#maxIdle) this.#dropEntry(this.#idle.values().next().value as Entry);
@@ -333,7 +323,7 @@ export class K8sNamer implements Namer {
       w.lastBuild.delete(e.svc);
       w.dirty.delete(e.svc);
     } else w.entries.set(e.svc, rest);
-    if (w.entries.size === 0) w.emptySince = e.idleSince ?? this.#now();
+    if (w.entries.size === 0) w.emptySince = e.idleSince ?? this.#clock.now();
   }
 
   /** An entry dropped while someone kept its Var, observed again: put it back (watching its namespace again). */
@@ -393,7 +383,7 @@ export class K8sNamer implements Namer {
   }
 
   async close(): Promise<void> {
-    clearInterval(this.#sweeper);
+    this.#stopSweeper();
     for (const w of this.#namespaces.values()) w.release();
     this.#namespaces.clear();
     await this.#informers.close();
@@ -429,11 +419,11 @@ export class K8sNamer implements Namer {
     w = watch;
     const offs = [
       services.informer.on((e) => {
-        watch.lastEventAt = Date.now();
+        watch.lastEventAt = this.#clock.now();
         this.#changed(watch, e.object.metadata.name);
       }),
       endpoints.informer.on((e) => {
-        watch.lastEventAt = Date.now();
+        watch.lastEventAt = this.#clock.now();
         if (this.#o.api === 'endpoints') {
           this.#changed(watch, e.object.metadata.name);
           return;
@@ -508,7 +498,7 @@ export class K8sNamer implements Namer {
   #changed(watch: NamespaceWatch, svc: string): void {
     if (!watch.entries.has(svc)) return;
     const last = watch.lastBuild.get(svc);
-    const now = this.#now();
+    const now = this.#clock.now();
     if (!watch.dirty.has(svc) && (last === undefined || now - last >= this.#coalesceMs)) {
       watch.lastBuild.set(svc, now);
       this.#refreshService(watch, svc);
@@ -517,7 +507,7 @@ export class K8sNamer implements Namer {
     watch.dirty.add(svc);
     if (watch.cancelFlush === undefined) {
       const wait = last === undefined ? 0 : Math.max(0, Math.min(this.#coalesceMs, last + this.#coalesceMs - now));
-      watch.cancelFlush = this.#schedule(() => this.#flush(watch), wait);
+      watch.cancelFlush = this.#clock.schedule(wait, () => this.#flush(watch));
     }
   }
 
@@ -527,7 +517,7 @@ export class K8sNamer implements Namer {
     if (this.#namespaces.get(watch.ns) !== watch) return;
     const dirty = [...watch.dirty];
     watch.dirty.clear();
-    const now = this.#now();
+    const now = this.#clock.now();
     for (const svc of dirty) {
       watch.lastBuild.set(svc, now);
       this.#refreshService(watch, svc);

@@ -6,7 +6,7 @@
 // final answer.
 
 import type { EventEmitter } from 'node:events';
-import { systemClock, sleepOn, type Clock } from '../../core/clock.js';
+import { sleepOn, type Clock } from '../../core/clock.js';
 import type { HostmeshError } from '../../errors.js';
 import type { Endpoint } from '../../namer/addr.js';
 import type { Classifier, ResponseClass } from '../classifier.js';
@@ -55,9 +55,8 @@ export interface ClientParams {
 
 export interface ForwardOptions {
   readonly endpoints: EndpointStage;
-  readonly now: () => number;
-  /** The clock of retry backoff (tests drive it); default the system clock. */
-  readonly clock?: Clock | undefined;
+  /** Attempt timeouts, deadlines and retry backoffs run on it (tests drive it). */
+  readonly clock: Clock;
   /** Where a peer router's draining mark is kept (the concrete stage skips those peers). */
   readonly drainingPeers?: DrainingPeers | undefined;
   /** The settings of a service (by logical name) and of a client (by bound id). */
@@ -180,7 +179,7 @@ export async function forwardAttempts<A, R>(
   // An app's answer is retried at one hop only, the outgoing router's (retryHop).
   const retriesHere = x.retries && retryHop(ctx);
   // Each attempt's own abort signal, fired at its timeout or the request's deadline (deadline.ts).
-  const timer = new AttemptTimer({ now: o.now, deadline: ctx.deadline, attemptTimeoutMs: cli.requestAttemptTimeoutMs, abort });
+  const timer = new AttemptTimer({ clock: o.clock, deadline: ctx.deadline, attemptTimeoutMs: cli.requestAttemptTimeoutMs, abort });
   if (x.retries) retryBudget.deposit();
   requeueBudget.deposit();
   const tried = new Set<string>();
@@ -277,7 +276,7 @@ export async function forwardAttempts<A, R>(
             lease.release();
             delays ??= backoffDelays(policy.backoff, o.random);
             const ms = delays();
-            if (ms > 0) await (o.sleep ?? ((d: number) => sleepOn(o.clock ?? systemClock, d)))(Math.min(ms, Math.max(0, timer.remaining())));
+            if (ms > 0) await (o.sleep ?? ((d: number) => sleepOn(o.clock, d)))(Math.min(ms, Math.max(0, timer.remaining())));
             if (x.gone()) return x.left();
             // A retry goes through the balancer again (Linkerd 1 retries above the balancer).
             endpoint = plan.another(new Set()) ?? endpoint;

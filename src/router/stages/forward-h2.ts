@@ -5,6 +5,7 @@
 import { EventEmitter } from 'node:events';
 import http2, { type ClientHttp2Stream, type IncomingHttpHeaders, type OutgoingHttpHeaders, type ServerHttp2Stream } from 'node:http2';
 import { HostmeshError } from '../../errors.js';
+import type { Cancel } from '../../core/clock.js';
 import { encodeGrpcMessage, formatGrpcTimeout, GRPC, grpcStatusValue, type H2Classifier } from '../../h2/grpc.js';
 import type { H2Sessions } from '../../h2/h2-sessions.js';
 import type { Endpoint } from '../../namer/addr.js';
@@ -271,12 +272,12 @@ export class H2Forward {
       let trailers: IncomingHttpHeaders | undefined;
       let forced: OutgoingHttpHeaders | undefined;
       let settled = false;
-      let deadline: NodeJS.Timeout | undefined;
+      let cancelDeadline: Cancel | undefined;
       const outcome: H2Outcome = { status, grpcStatus: undefined, cls: undefined };
       const finish = (): void => {
         if (settled) return;
         settled = true;
-        if (deadline !== undefined) clearTimeout(deadline);
+        cancelDeadline?.();
         if (outcome.cls !== undefined) {
           lease.record(outcome.cls === 'success');
           o.events.classified(service, outcome.cls);
@@ -317,21 +318,17 @@ export class H2Forward {
       up.on('error', () => undefined); // 'close' carries the outcome
       const d = ctx.deadline;
       if (d !== undefined) {
-        deadline = setTimeout(
-          () => {
-            o.events.timeout(d.source === 'header' ? 'deadline' : 'total', service);
-            forced = {
-              'grpc-status': String(GRPC.DEADLINE_EXCEEDED),
-              'grpc-message': encodeGrpcMessage('deadline exceeded in the mesh'),
-              'l5d-err': 'deadline%20exceeded',
-            };
-            up.unpipe(stream);
-            up.close(NGHTTP2_CANCEL);
-            if (!stream.destroyed) stream.end();
-          },
-          Math.max(0, d.at - o.now()),
-        );
-        deadline.unref();
+        cancelDeadline = o.clock.schedule(Math.max(0, d.at - o.clock.now()), () => {
+          o.events.timeout(d.source === 'header' ? 'deadline' : 'total', service);
+          forced = {
+            'grpc-status': String(GRPC.DEADLINE_EXCEEDED),
+            'grpc-message': encodeGrpcMessage('deadline exceeded in the mesh'),
+            'l5d-err': 'deadline%20exceeded',
+          };
+          up.unpipe(stream);
+          up.close(NGHTTP2_CANCEL);
+          if (!stream.destroyed) stream.end();
+        });
       }
     });
   }

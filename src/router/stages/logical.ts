@@ -1,6 +1,7 @@
 // Stage 2, logical: binds a logical name through the dtab in force (the router's own, plus a
 // request's l5d-ctx-dtab/l5d-dtab override) to a tree of bound names, through a bounded cache of live bindings.
 
+import { BoundedMap } from '../../core/bounded-map.js';
 import type { IncomingHttpHeaders } from 'node:http';
 import type { Dtab } from '../../dtab/dtab.js';
 import type { NameTree } from '../../dtab/name-tree.js';
@@ -61,12 +62,19 @@ interface CachedBinding {
 export class LogicalStage {
   readonly #o: LogicalOptions;
   /** Least recently used first (a hit moves the entry to the end). */
-  readonly #bindings = new Map<string, CachedBinding>();
-  readonly #overrideBindings = new Map<string, CachedBinding>();
+  readonly #bindings: BoundedMap<string, CachedBinding>;
+  readonly #overrideBindings: BoundedMap<string, CachedBinding>;
   readonly #headerDtabs: HeaderDtabs;
 
   constructor(options: LogicalOptions) {
     this.#o = options;
+    // Past a cap the least recently used binding is closed (Linkerd 1's bindingCache.paths and .overrides).
+    const onEvict = (_key: string, c: CachedBinding): void => {
+      c.binding.close();
+      options.events?.bindingEvicted('capacity');
+    };
+    this.#bindings = new BoundedMap({ name: 'binding_cache_paths', max: options.limits.paths, onEvict });
+    this.#overrideBindings = new BoundedMap({ name: 'binding_cache_overrides', max: options.limits.overrides, onEvict });
     this.#headerDtabs = new HeaderDtabs(options.limits.overrides);
   }
 
@@ -93,13 +101,9 @@ export class LogicalStage {
   async #bind(dtab: Dtab, path: Path, override = false): Promise<NameTree<BoundName>> {
     const key = `${dtab.show()}\n${path.show()}`;
     const cache = override ? this.#overrideBindings : this.#bindings;
-    let cached = cache.get(key);
+    let cached = cache.get(key); // a hit becomes the most recently used
     if (cached === undefined) {
       cached = { binding: this.#o.interpreter.bind(dtab, path, { budget: this.#o.budget }), lastUsed: 0 };
-      cache.set(key, cached);
-      this.#trim(cache, override ? this.#o.limits.overrides : this.#o.limits.paths);
-    } else {
-      cache.delete(key); // most recently used goes last
       cache.set(key, cached);
     }
     cached.lastUsed = this.#o.now();
@@ -117,7 +121,7 @@ export class LogicalStage {
         held.close();
       }
     }
-    if (state.kind !== 'ok' && cache.get(key) === cached) {
+    if (state.kind !== 'ok' && cache.peek(key) === cached) {
       // A failure is not kept: the next request binds afresh (a refused namespace may have room by then).
       cache.delete(key);
       cached.binding.close();
@@ -168,16 +172,6 @@ export class LogicalStage {
   /** Bindings cached now (hostmesh_binding_cache_size). */
   get size(): number {
     return this.#bindings.size + this.#overrideBindings.size;
-  }
-
-  /** Evicts the least recently used bindings past `max`. */
-  #trim(cache: Map<string, CachedBinding>, max: number): void {
-    while (cache.size > max) {
-      const [key, c] = cache.entries().next().value as [string, CachedBinding];
-      cache.delete(key);
-      c.binding.close();
-      this.#o.events?.bindingEvicted('capacity');
-    }
   }
 
   close(): void {

@@ -1,6 +1,7 @@
 // The concrete stage with per-client pools (io.l5d.static): a client with its own pools is
 // balanced by the in-flight counts of those pools, not of the router's.
 
+import { clockWithNow } from '../../../src/core/clock.js';
 import t from 'tap';
 import { Path } from '../../../src/dtab/path.js';
 import { parsePath } from '../../../src/dtab/parse.js';
@@ -24,7 +25,7 @@ t.test("p2c reads a per-prefix client's own pools; other clients the router's", 
     transforms: [],
     pools: routerPools,
     poolsFor: (client) => (client.startsWith('/$/inet') ? own : routerPools),
-    accrual: new FailureAccrual({ policy: { kind: 'none' }, backoff: { kind: 'constant', ms: 0 } }, { now: () => 0 }),
+    accrual: new FailureAccrual({ policy: { kind: 'none' }, backoff: { kind: 'constant', ms: 0 } }, { clock: clockWithNow(() => 0) }),
     random: () => draws.shift() ?? 0,
   });
   const [e1, e2] = [ep(1), ep(2)];

@@ -1,6 +1,7 @@
 // The concrete stage alone (stages/concrete.ts) on fake endpoints: union weights with an injected
 // random source, alt, neg/fail/empty, transformers' reasons, failure accrual's and draining filters, balancers.
 
+import { clockWithNow } from '../../../src/core/clock.js';
 import t from 'tap';
 import type { NameTree } from '../../../src/dtab/name-tree.js';
 import { Path } from '../../../src/dtab/path.js';
@@ -37,9 +38,9 @@ function harness(t: { teardown(fn: () => unknown): void }, options: { balancer?:
   t.teardown(() => pools.close());
   const accrual = new FailureAccrual(
     { policy: { kind: 'io.l5d.consecutiveFailures', failures: 1 }, backoff: { kind: 'constant', ms: 60_000 } },
-    { now: () => 0 },
+    { clock: clockWithNow(() => 0) },
   );
-  const draining = new DrainingPeers({ now: () => 0 });
+  const draining = new DrainingPeers({ clock: clockWithNow(() => 0) });
   const draws: number[] = [];
   const stage = new ConcreteStage({
     transforms: options.transforms ?? [],

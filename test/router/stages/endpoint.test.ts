@@ -1,6 +1,7 @@
 // The endpoint stage alone (stages/endpoint.ts): a Lease is the endpoint's load from creation, admit
-// waits for a slot or sheds (tiny limits, an injected schedule), and release gives back slot and probe once.
+// waits for a slot or sheds (tiny limits, an injected clock), and release gives back slot and probe once.
 
+import { clockWithNow } from '../../../src/core/clock.js';
 import { EventEmitter } from 'node:events';
 import t from 'tap';
 import { HostmeshError } from '../../../src/errors.js';
@@ -9,6 +10,7 @@ import type { ShedReason } from '../../../src/router/admission.js';
 import { clientLimits, EndpointPools, endpointKey } from '../../../src/router/endpoint-pool.js';
 import { accrualKey, FailureAccrual } from '../../../src/router/failure-accrual.js';
 import { EndpointStage } from '../../../src/router/stages/endpoint.js';
+import { ManualClock } from '../../helpers/manual-clock.js';
 
 const E: Endpoint = { host: '127.0.0.1', port: 9, meta: {} };
 const CLIENT = '/#/t/web';
@@ -18,32 +20,27 @@ interface Harness {
   pools: EndpointPools;
   accrual: FailureAccrual;
   shed: ShedReason[];
-  /** Admission's wait bounds, fired by the test. */
-  timers: (() => void)[];
+  /** The pools' clock: admission's wait bounds run on it. */
+  time: ManualClock;
+  /** Failure accrual's clock. */
   clock: { now: number };
 }
 
 function harness(t: { teardown(fn: () => unknown): void }, maxSize: number, maxWaiters: number): Harness {
-  const timers: (() => void)[] = [];
+  const time = new ManualClock();
   const pools = new EndpointPools(undefined, {
     limits: clientLimits({ hostConnectionPool: { maxSize, maxWaiters }, maxWaitMs: 1_000 }),
-    schedule: (fn) => {
-      timers.push(fn);
-      return () => {
-        const i = timers.indexOf(fn);
-        if (i >= 0) timers.splice(i, 1);
-      };
-    },
+    clock: time,
   });
   t.teardown(() => pools.close());
   const clock = { now: 0 };
   const accrual = new FailureAccrual(
     { policy: { kind: 'io.l5d.consecutiveFailures', failures: 1 }, backoff: { kind: 'constant', ms: 100 } },
-    { now: () => clock.now },
+    { clock: clockWithNow(() => clock.now) },
   );
   const shed: ShedReason[] = [];
   const stage = new EndpointStage({ pools, accrual, events: { shed: (r) => shed.push(r) } });
-  return { stage, pools, accrual, shed, timers, clock };
+  return { stage, pools, accrual, shed, time, clock };
 }
 
 /** How a promise settled by now: 'pending', 'admitted', or the rejection's code and reason. */
@@ -95,7 +92,8 @@ t.test('admit waits for a slot, then sheds past the queue; the waiter is admitte
   first.release();
   t.equal(await settled(waiting), 'admitted', 'the released slot goes to the waiter');
   t.equal(second.entry.admission.inFlight, 1);
-  t.equal(h.timers.length, 0, "the admitted waiter's wait bound is cancelled");
+  await h.time.advance(1_000);
+  t.same(h.shed, ['queue_full'], "the admitted waiter's wait bound is cancelled: nothing is shed when it would have passed");
   second.release();
   t.equal(second.entry.admission.inFlight, 0);
   t.equal(h.pools.load(E), 0);
@@ -107,8 +105,9 @@ t.test('a waiter past maxWaitMs is shed (wait_timeout); one whose client left is
   await holder.admit(new EventEmitter());
   const late = h.stage.lease(E, CLIENT, '10.0.0.2', '/svc/web');
   const p = late.admit(new EventEmitter());
-  t.equal(h.timers.length, 1);
-  (h.timers[0] as () => void)();
+  await h.time.advance(999);
+  t.equal(await settled(p), 'pending', 'still waiting 1 ms before maxWaitMs');
+  await h.time.advance(1);
   t.equal(await settled(p), 'SHED wait_timeout');
   t.same(h.shed, ['wait_timeout']);
   late.release();

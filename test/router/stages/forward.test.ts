@@ -2,6 +2,7 @@
 // backends on 127.0.0.1: requeues, retries within budget, the retry buffer, deadlines, the relayed head.
 
 import http from 'node:http';
+import { clockWithNow } from '../../../src/core/clock.js';
 import t from 'tap';
 import { parsePath } from '../../../src/dtab/parse.js';
 import { silentLogger } from '../../../src/log.js';
@@ -21,7 +22,9 @@ import { ForwardStage, type TimeoutKind } from '../../../src/router/stages/forwa
 import { rescue } from '../../../src/server/rescue.js';
 import { type Reply, request } from '../../helpers/http.js';
 import { listen } from '../../helpers/mesh.js';
+import { ManualClock } from '../../helpers/manual-clock.js';
 import { freePort } from '../../helpers/ports.js';
+import { eventually } from '../../helpers/sockets.js';
 import { routerEvents } from '../../../src/router/events.js';
 
 const HOST = '127.0.0.1';
@@ -78,6 +81,8 @@ interface Options {
 interface Front {
   port: number;
   clock: { now: number };
+  /** The stage's timers (attempt timeouts, deadlines): they fire when the test advances them. */
+  timers: ManualClock;
   requeues: RequeueReason[];
   retries: string[];
   sleeps: number[];
@@ -95,19 +100,21 @@ async function front(t: { teardown(fn: () => unknown): void }, o: Options): Prom
   const f: Front = {
     port: 0,
     clock: { now: 1_000_000 },
+    timers: new ManualClock(),
     requeues: [],
     retries: [],
     sleeps: [],
     timeouts: [],
     exhausted: [],
-    draining: new DrainingPeers({ now: () => f.clock.now }),
+    draining: new DrainingPeers({ clock: clockWithNow(() => f.clock.now) }),
     onSleep: () => undefined,
   };
   const now = (): number => f.clock.now;
   const retries: RetryPolicy = { ...DEFAULT_RETRY_POLICY, ...o.retries };
   const stage = new ForwardStage({
     endpoints: new EndpointStage({ pools, accrual: o.accrual ?? new FailureAccrual({ policy: { kind: 'none' }, backoff: { kind: 'constant', ms: 0 } }) }),
-    now,
+    // The test's time for deadlines and budgets; timers fire when the test advances f.timers.
+    clock: { now, schedule: (ms, fn) => f.timers.schedule(ms, fn) },
     drainingPeers: f.draining,
     service: () => ({ retries, classify: classifier(o.classify), retryBudgets: serviceBudgets }),
     client: () => ({ requestAttemptTimeoutMs: o.attemptTimeoutMs, requeueBudgets: clientBudgets }),
@@ -273,16 +280,23 @@ t.test('deadlines on the injected clock: past before the first attempt, or passe
 t.test('an attempt past requestAttemptTimeoutMs is cancelled and retried as a 503 would be', async (t) => {
   const b = await backend(t, ['hang', { status: 200 }]);
   const f = await front(t, { endpoints: [b.endpoint], classify: 'io.l5d.http.retryableRead5XX', attemptTimeoutMs: 150 });
-  const r = await send(f);
+  const pending = send(f);
+  t.ok(await eventually(() => b.seen.length === 1, 10_000), 'the first attempt reached the app');
+  await f.timers.advance(149);
+  t.equal(b.seen[0]?.aborted, false, 'not cancelled 1 ms before the attempt timeout');
+  await f.timers.advance(1);
+  const r = await pending;
   t.equal(r.status, 200);
   t.equal(b.seen.length, 2);
-  await new Promise((res) => setTimeout(res, 50));
-  t.equal(b.seen[0]?.aborted, true, 'the app saw the timed-out request go away');
+  t.ok(await eventually(() => b.seen[0]?.aborted === true, 10_000), 'the app saw the timed-out request go away');
   t.same(f.timeouts, ['attempt']);
 
   const stuck = await backend(t, ['hang']);
   const g = await front(t, { endpoints: [stuck.endpoint], attemptTimeoutMs: 150 });
-  const s = await send(g);
+  const stuckReply = send(g);
+  t.ok(await eventually(() => stuck.seen.length === 1, 10_000), 'the attempt reached the app');
+  await g.timers.advance(150);
+  const s = await stuckReply;
   t.equal(s.status, 503, 'not retryable for this classifier: a 503 TIMEOUT');
   t.match(decodeURIComponent(s.headers['l5d-err'] as string), /attempt timeout \(client\.requestAttemptTimeoutMs 150 ms\)/);
   t.equal(stuck.seen.length, 1);
@@ -318,7 +332,7 @@ t.test("failure accrual counts an attempt against the plan's bound client, whate
   const dead = await refused();
   const accrual = new FailureAccrual(
     { policy: { kind: 'io.l5d.consecutiveFailures', failures: 1 }, backoff: { kind: 'constant', ms: 60_000 } },
-    { now: () => 0 },
+    { clock: clockWithNow(() => 0) },
   );
   const f = await front(t, { endpoints: [dead], accrual, ctxClient: false });
   t.equal((await send(f)).status, 502);
@@ -329,7 +343,7 @@ t.test('with the context naming the client (as the router does), a refused endpo
   const dead = await refused();
   const accrual = new FailureAccrual(
     { policy: { kind: 'io.l5d.consecutiveFailures', failures: 1 }, backoff: { kind: 'constant', ms: 60_000 } },
-    { now: () => 0 },
+    { clock: clockWithNow(() => 0) },
   );
   const f = await front(t, { endpoints: [dead], accrual });
   t.equal((await send(f)).status, 502);

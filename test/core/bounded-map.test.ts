@@ -1,0 +1,113 @@
+// The one bounded map (src/core/bounded-map.ts): never above its cap whatever the operations,
+// evicts the least recently used (or, in insertion order, the oldest set), reports what it evicted,
+// and its size and evictions reach /metrics through the registry.
+
+import fc from 'fast-check';
+import t from 'tap';
+import { BoundedMap, boundedMapStats } from '../../src/core/bounded-map.js';
+import { Metrics } from '../../src/metrics/metrics.js';
+
+type Op = { kind: 'set'; key: number; value: number } | { kind: 'get'; key: number } | { kind: 'delete'; key: number } | { kind: 'peek'; key: number };
+
+const op: fc.Arbitrary<Op> = fc.oneof(
+  fc.record({ kind: fc.constant('set' as const), key: fc.integer({ min: 0, max: 20 }), value: fc.integer() }),
+  fc.record({ kind: fc.constant('get' as const), key: fc.integer({ min: 0, max: 20 }) }),
+  fc.record({ kind: fc.constant('peek' as const), key: fc.integer({ min: 0, max: 20 }) }),
+  fc.record({ kind: fc.constant('delete' as const), key: fc.integer({ min: 0, max: 20 }) }),
+);
+
+/** The reference: an array of [key, value], oldest first, evicting from the front. */
+function model(max: number, lru: boolean) {
+  let entries: [number, number][] = [];
+  const evicted: number[] = [];
+  return {
+    entries: () => entries,
+    evicted,
+    apply(o: Op): number | undefined {
+      const i = entries.findIndex(([k]) => k === o.key);
+      switch (o.kind) {
+        case 'set':
+          if (i >= 0) entries.splice(i, 1);
+          entries.push([o.key, o.value]);
+          while (entries.length > max) evicted.push((entries.shift() as [number, number])[0]);
+          return undefined;
+        case 'get': {
+          if (i < 0) return undefined;
+          const e = entries[i] as [number, number];
+          if (lru) {
+            entries.splice(i, 1);
+            entries.push(e);
+          }
+          return e[1];
+        }
+        case 'peek':
+          return i < 0 ? undefined : (entries[i] as [number, number])[1];
+        case 'delete':
+          if (i >= 0) entries = entries.filter(([k]) => k !== o.key);
+          return undefined;
+      }
+    },
+  };
+}
+
+for (const order of ['lru', 'insertion'] as const) {
+  t.test(`${order}: never above its cap, and it evicts and answers exactly as the reference does`, async (t) => {
+    fc.assert(
+      fc.property(fc.integer({ min: 1, max: 8 }), fc.array(op, { maxLength: 200 }), (max, ops) => {
+        const evicted: number[] = [];
+        const m = new BoundedMap<number, number>({ name: 'test_property', max, order, onEvict: (k) => evicted.push(k) });
+        const ref = model(max, order === 'lru');
+        for (const o of ops) {
+          const want = ref.apply(o);
+          const got =
+            o.kind === 'set'
+              ? (m.set(o.key, o.value), undefined)
+              : o.kind === 'get'
+                ? m.get(o.key)
+                : o.kind === 'peek'
+                  ? m.peek(o.key)
+                  : (m.delete(o.key), undefined);
+          if (got !== want) return false;
+          if (m.size > max) return false;
+        }
+        return (
+          JSON.stringify([...m.entries()]) === JSON.stringify(ref.entries()) &&
+          JSON.stringify(evicted) === JSON.stringify(ref.evicted) &&
+          m.evictions === ref.evicted.length
+        );
+      }),
+      { numRuns: 300 },
+    );
+    t.pass('fast-check found no counterexample');
+  });
+}
+
+t.test('a read keeps an entry in an lru map, not in an insertion-order one', async (t) => {
+  const lru = new BoundedMap<string, number>({ name: 'test_examples', max: 2 });
+  lru.set('a', 1).set('b', 2);
+  lru.get('a');
+  lru.set('c', 3);
+  t.same([...lru.keys()], ['a', 'c'], 'b, the least recently used, went');
+  const fifo = new BoundedMap<string, number>({ name: 'test_examples', max: 2, order: 'insertion' });
+  fifo.set('a', 1).set('b', 2);
+  fifo.get('a');
+  fifo.set('c', 3);
+  t.same([...fifo.keys()], ['b', 'c'], 'a, the oldest set, went although it was read');
+  t.equal(new BoundedMap({ name: 'test_examples', max: 0 }).max, 1, 'a cap below one is one');
+});
+
+t.test("a flood of distinct keys costs the cap, and /metrics shows the cache's size and evictions", async (t) => {
+  const metrics = new Metrics();
+  const m = new BoundedMap<string, number>({ name: 'test_flood', max: 100 });
+  for (let i = 0; i < 10_000; i++) m.set(`/svc/attacker-${i}`, i);
+  t.equal(m.size, 100);
+  t.equal(m.evictions, 9_900);
+  const stats = boundedMapStats().find((s) => s.name === 'test_flood');
+  t.match(stats, { maps: 1, size: 100, max: 100, evictions: 9_900 });
+  const text = await metrics.registry.metrics();
+  t.match(text, /hostmesh_bounded_map_entries\{map="test_flood"\} 100\n/);
+  t.match(text, /hostmesh_bounded_map_capacity\{map="test_flood"\} 100\n/);
+  t.match(text, /hostmesh_bounded_map_evictions_total\{map="test_flood"\} 9900\n/);
+  for (let i = 0; i < 50; i++) m.set(`/svc/more-${i}`, i);
+  t.match(await metrics.registry.metrics(), /hostmesh_bounded_map_evictions_total\{map="test_flood"\} 9950\n/, 'the counter follows');
+});
