@@ -4,8 +4,9 @@
 import { readFileSync } from 'node:fs';
 import t from 'tap';
 import { ERRORS } from '../src/errors.js';
+import { repoPath } from './helpers/paths.js';
 
-const doc = readFileSync(new URL('../docs/errors.md', import.meta.url), 'utf8');
+const doc = readFileSync(repoPath('docs', 'errors.md'), 'utf8');
 const sections = new Map<string, string>();
 for (const part of doc.split(/^## /m).slice(1)) {
   const [title = '', ...body] = part.split('\n');

@@ -14,13 +14,17 @@ const WORKER = new URL(`./policy-parse-worker${import.meta.url.endsWith('.ts') ?
  * fail or open a debugger port.
  */
 function workerExecArgv(argv: readonly string[]): string[] {
+  // Built, the worker is JavaScript: a TypeScript loader in the flags (tap's, when the compiled
+  // tests run) would only cost each reload seconds of start-up.
+  const needless = (flag: string): boolean => WORKER.pathname.endsWith('.js') && flag.includes('typescript');
   const keep: string[] = [];
   const withValue = new Set(['--import', '--loader', '--experimental-loader', '--require', '-r']);
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i] as string;
     if (withValue.has(a) && i + 1 < argv.length) {
-      keep.push(a, argv[++i] as string);
-    } else if (/^--(import|loader|experimental-loader|require)=/.test(a) || a === '--enable-source-maps') {
+      const value = argv[++i] as string;
+      if (!needless(value)) keep.push(a, value);
+    } else if ((/^--(import|loader|experimental-loader|require)=/.test(a) && !needless(a)) || a === '--enable-source-maps') {
       keep.push(a);
     }
   }

@@ -9,12 +9,16 @@ import { join } from 'node:path';
 import t from 'tap';
 import { parseAllDocuments } from 'yaml';
 import { loadIssuer } from '../../src/identity-issuer/signer.js';
-import { runCli } from '../helpers/cli.js';
+import { runCertsInProcess, runCli } from '../helpers/cli.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'hostmesh-certs-issuer-'));
 
 t.test('certs issuer makes an issuer the identity service accepts, a bundle and the manifests', async (t) => {
-  const [a, b] = await Promise.all([runCli(['certs', 'init', '--out', join(dir, 'anchor')]), runCli(['certs', 'init', '--out', join(dir, 'old')])]);
+  // The anchors in-process (test/cli/certs.test.ts covers init); the issuer through the binary.
+  const [a, b] = await Promise.all([
+    runCertsInProcess(['certs', 'init', '--out', join(dir, 'anchor')]),
+    runCertsInProcess(['certs', 'init', '--out', join(dir, 'old')]),
+  ]);
   t.equal(a.code, 0, a.stderr);
   t.equal(b.code, 0, b.stderr);
   const r = await runCli([
@@ -45,6 +49,6 @@ t.test('certs issuer makes an issuer the identity service accepts, a bundle and 
   );
   t.equal(Buffer.from(docs[0]?.data['tls.crt'] ?? '', 'base64').toString(), issuerPem);
   t.equal(docs[1]?.data['ca-bundle.crt'], bundle);
-  const none = await runCli(['certs', 'issuer', '--ca-dir', join(dir, 'anchor')]);
+  const none = await runCertsInProcess(['certs', 'issuer', '--ca-dir', join(dir, 'anchor')]);
   t.equal(none.code, 2, 'neither --out nor --secret is a usage error');
 });

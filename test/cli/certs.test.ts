@@ -11,7 +11,7 @@ import tls from 'node:tls';
 import t from 'tap';
 import { parse } from 'yaml';
 import { createCa, issueCertificate } from '../../src/tls/generate.js';
-import { runCli } from '../helpers/cli.js';
+import { runCertsInProcess, runCli } from '../helpers/cli.js';
 import { runCheck } from '../../src/cli/run.js';
 import { certsInspect, type InspectOptions } from '../../src/cli/certs.js';
 
@@ -19,7 +19,10 @@ const dir = await mkdtemp(join(tmpdir(), 'hostmesh-certs-'));
 t.teardown(() => rm(dir, { recursive: true, force: true }));
 const ca = join(dir, 'ca');
 type CliResult = Awaited<ReturnType<typeof runCli>>;
-/** The three `issue` runs, started together once the CA exists (each CLI child costs its start-up). */
+// The commands run in-process (runCertsInProcess: their commander definitions, functions and exit
+// codes) and `inspect` once through the binary, for the binary's own exit code and output; each
+// CLI child costs a process start-up.
+/** The three `issue` runs, started once the CA exists. */
 let issued: Promise<{ nodeA: CliResult; nodeB: CliResult; secret: CliResult }> | undefined;
 const issuedRuns = (): Promise<{ nodeA: CliResult; nodeB: CliResult; secret: CliResult }> => {
   if (issued === undefined) throw new Error('the init test runs first');
@@ -27,18 +30,18 @@ const issuedRuns = (): Promise<{ nodeA: CliResult; nodeB: CliResult; secret: Cli
 };
 
 t.test('init writes a CA and refuses to overwrite it without --force', async (t) => {
-  const r = await runCli(['certs', 'init', '--out', ca]);
+  const r = await runCertsInProcess(['certs', 'init', '--out', ca]);
   t.equal(r.code, 0, r.stderr);
   const before = await readFile(join(ca, 'ca.crt'), 'utf8');
   const cert = new X509Certificate(before);
   t.equal(cert.ca, true);
   t.match(cert.subject, /CN=hostmesh CA/);
   issued = Promise.all([
-    runCli(['certs', 'issue', '--ca-dir', ca, '--out', join(dir, 'node-a'), '--node', 'node-a', '--ip', '10.0.0.5', '--days', '45']),
-    runCli(['certs', 'issue', '--ca-dir', ca, '--out', join(dir, 'node-b'), '--node', 'node-b']),
-    runCli(['certs', 'issue', '--ca-dir', ca, '--secret']),
+    runCertsInProcess(['certs', 'issue', '--ca-dir', ca, '--out', join(dir, 'node-a'), '--node', 'node-a', '--ip', '10.0.0.5', '--days', '45']),
+    runCertsInProcess(['certs', 'issue', '--ca-dir', ca, '--out', join(dir, 'node-b'), '--node', 'node-b']),
+    runCertsInProcess(['certs', 'issue', '--ca-dir', ca, '--secret']),
   ]).then(([nodeA, nodeB, secret]) => ({ nodeA, nodeB, secret }));
-  const again = await runCli(['certs', 'init', '--out', ca]);
+  const again = await runCertsInProcess(['certs', 'init', '--out', ca]);
   t.equal(again.code, 2);
   t.match(again.stderr, /exists; pass --force/);
   t.equal(await readFile(join(ca, 'ca.crt'), 'utf8'), before, 'the CA is untouched');
@@ -120,12 +123,11 @@ t.test('issue --secret: a valid Kubernetes Secret with tls.crt, tls.key and ca.c
 });
 
 t.test('usage errors exit 2', async (t) => {
-  // Independent CLI runs, started together (each child costs its start-up time).
   const [neither, noCa, badIp, badDays] = await Promise.all([
-    runCli(['certs', 'issue', '--ca-dir', ca]),
-    runCli(['certs', 'issue', '--ca-dir', join(dir, 'nope'), '--secret']),
-    runCli(['certs', 'issue', '--ca-dir', ca, '--secret', '--ip', 'node-a']),
-    runCli(['certs', 'init', '--out', join(dir, 'x'), '--days', '-3']),
+    runCertsInProcess(['certs', 'issue', '--ca-dir', ca]),
+    runCertsInProcess(['certs', 'issue', '--ca-dir', join(dir, 'nope'), '--secret']),
+    runCertsInProcess(['certs', 'issue', '--ca-dir', ca, '--secret', '--ip', 'node-a']),
+    runCertsInProcess(['certs', 'init', '--out', join(dir, 'x'), '--days', '-3']),
   ]);
   t.equal(neither.code, 2, 'neither --out nor --secret');
   t.equal(noCa.code, 2, 'no CA there');

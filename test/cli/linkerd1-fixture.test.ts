@@ -17,8 +17,9 @@ import { spawnCli } from '../helpers/cli.js';
 import { request } from '../helpers/http.js';
 import { endpointSlice, pod, service } from '../helpers/k8s.js';
 import { freePorts } from '../helpers/ports.js';
+import { repoPath } from '../helpers/paths.js';
 
-const FIXTURE = join(import.meta.dirname, '..', 'fixtures', 'linkerd1-daemonset-tls.yaml');
+const FIXTURE = repoPath('test', 'fixtures', 'linkerd1-daemonset-tls.yaml');
 const NODES = [
   { name: 'node-a', ip: '127.0.0.2' },
   { name: 'node-b', ip: '127.0.0.3' },

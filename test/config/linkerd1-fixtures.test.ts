@@ -21,8 +21,9 @@ import { FakeApiServer, type KObject } from '../fixtures/k8s-api-server.js';
 import { endpointSlice, service } from '../helpers/k8s.js';
 import { freePorts } from '../helpers/ports.js';
 import { request } from '../helpers/http.js';
+import { repoPath } from '../helpers/paths.js';
 
-const DIR = join(import.meta.dirname, '..', 'fixtures', 'linkerd1');
+const DIR = repoPath('test', 'fixtures', 'linkerd1');
 const POD_IP = '10.244.1.7';
 const env = { POD_IP }; // what linkerd.yml's DaemonSet injects
 const cniEnv = { NODE_NAME: 'node-a' }; // linkerd-cni.yml

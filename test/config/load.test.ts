@@ -8,8 +8,9 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ConfigError, loadConfig, parseConfig } from '../../src/config/load.js';
+import { repoPath } from '../helpers/paths.js';
 
-const fixtureText = await readFile(new URL('../fixtures/linkerd1-daemonset-tls.yaml', import.meta.url), 'utf8');
+const fixtureText = await readFile(repoPath('test', 'fixtures', 'linkerd1-daemonset-tls.yaml'), 'utf8');
 
 function problemsOf(fn: () => unknown): string[] {
   try {

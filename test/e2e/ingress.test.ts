@@ -4,7 +4,6 @@
 // refused, counted, and do not disturb the served ones.
 
 import t from 'tap';
-import { join } from 'node:path';
 import { loadConfig } from '../../src/config/load.js';
 import { startHostmesh, type Hostmesh } from '../../src/app/hostmesh.js';
 import { silentLogger } from '../../src/log.js';
@@ -13,8 +12,9 @@ import { FakeApiServer, type KObject } from '../fixtures/k8s-api-server.js';
 import { endpointSlice, service } from '../helpers/k8s.js';
 import { freePort } from '../helpers/ports.js';
 import { request, type Reply } from '../helpers/http.js';
+import { repoPath } from '../helpers/paths.js';
 
-const FIXTURE = join(import.meta.dirname, '..', 'fixtures', 'linkerd1', 'ingress-controller.yaml');
+const FIXTURE = repoPath('test', 'fixtures', 'linkerd1', 'ingress-controller.yaml');
 const env = { NODE_NAME: 'node-a' };
 
 const api = await new FakeApiServer().start();

@@ -7,7 +7,6 @@
 
 import { fork } from 'node:child_process';
 import { once } from 'node:events';
-import { join } from 'node:path';
 import t from 'tap';
 import { K8sClient, type KObject } from '../../src/k8s/client.js';
 import { plainConnection } from '../../src/k8s/connection.js';
@@ -15,6 +14,7 @@ import { Informer } from '../../src/k8s/informer.js';
 import { PODS } from '../../src/k8s/resources.js';
 import { silentLogger } from '../../src/log.js';
 import { FakeApiServer } from '../fixtures/k8s-api-server.js';
+import { childModule } from '../helpers/paths.js';
 import { until } from '../helpers/k8s.js';
 
 const ANNOTATION = 'x'.repeat(250_000);
@@ -51,9 +51,10 @@ function bigPod(i: number): KObject {
 const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => k !== 'NODE_V8_COVERAGE' && !k.startsWith('_TAPJS_PROCESSINFO')));
 
 async function routerIn(api: FakeApiServer): Promise<{ readyMs: number; peakRssMB: number; heapMB: number }> {
-  const child = fork(join(import.meta.dirname, '../fixtures/k8s-router-child.ts'), {
-    // Without tap's coverage hooks: block coverage slows the byte scanning many times over.
-    execArgv: [...process.execArgv.filter((a) => !a.includes('processinfo')), '--expose-gc'],
+  // Without tap's coverage hooks: block coverage slows the byte scanning many times over.
+  const router = childModule('test/fixtures/k8s-router-child.ts');
+  const child = fork(router.file, {
+    execArgv: [...router.execArgv, '--expose-gc'],
     env: { ...env, API_PORT: String(api.port) },
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });

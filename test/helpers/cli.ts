@@ -7,9 +7,8 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { COMPILED, ROOT } from './paths.js';
 
-const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const SOURCE_MAIN = join(ROOT, 'src/cli/main.ts');
 const BUILT_MAIN = join(ROOT, 'dist/src/cli/main.js');
 
@@ -28,7 +27,8 @@ let chosen: string[] | undefined;
 /** How to start the CLI: the build when it is at least as new as every source file, else the loader. */
 function cliCommand(): string[] {
   if (chosen !== undefined) return chosen;
-  if (existsSync(BUILT_MAIN) && statSync(BUILT_MAIN).mtimeMs >= newestMtime(join(ROOT, 'src'))) {
+  // Compiled tests (dist/test) are the same build as dist/src.
+  if (COMPILED || (existsSync(BUILT_MAIN) && statSync(BUILT_MAIN).mtimeMs >= newestMtime(join(ROOT, 'src')))) {
     chosen = [BUILT_MAIN];
   } else {
     // The loader flags (--import=...typescript...) of this process, passed on to the child.
@@ -42,11 +42,29 @@ export function cliIsBuilt(): boolean {
   return cliCommand()[0] === BUILT_MAIN;
 }
 
+/**
+ * Children still running: killed when this test process exits (a file that threw, or forgot one).
+ * Not on tap's timeout: that ends the process with SIGALRM, which runs no exit handlers.
+ */
+const live = new Set<ChildProcess>();
+let reaping = false;
+
 export function spawnCli(args: readonly string[], env: NodeJS.ProcessEnv = {}): ChildProcess {
-  return spawn(process.execPath, [...cliCommand(), ...args], {
+  const child = spawn(process.execPath, [...cliCommand(), ...args], {
     env: { ...process.env, NODE_OPTIONS: '', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
+  // Otherwise a `hostmesh run` child outlives its file, serving and holding its ports and CPU
+  // for the rest of the suite.
+  live.add(child);
+  child.once('exit', () => live.delete(child));
+  if (!reaping) {
+    reaping = true;
+    process.once('exit', () => {
+      for (const c of live) c.kill('SIGKILL');
+    });
+  }
+  return child;
 }
 
 export interface CliResult {
@@ -99,4 +117,44 @@ export function waitForOutput(child: ChildProcess, text: string, timeoutMs = 30_
     child.stderr?.on('data', onErr);
     child.on('exit', onExit);
   });
+}
+
+/** In-process runs one at a time: the exit code travels through the global process.exitCode. */
+let inProcessQueue: Promise<unknown> = Promise.resolve();
+
+/**
+ * Runs `hostmesh certs ...` in this process: the command's own definition (commander options and
+ * their defaults), its functions and its exit codes (0, 1, 2 as `guarded` sets them), with output
+ * captured line by line as the binary prints it. For tests about what a command does; a child
+ * (`runCli`) costs a process start-up (about a second of CPU), so each command file keeps one or
+ * two binary runs for the binary's own wiring. Commander's own parse errors count as exit 2, as in
+ * src/cli/program.ts.
+ */
+export function runCertsInProcess(args: readonly string[]): Promise<CliResult> {
+  const run = async (): Promise<CliResult> => {
+    const [{ Command, CommanderError }, { registerCerts }] = await Promise.all([import('commander'), import('../../src/cli/certs.js')]);
+    const stdout: string[] = [];
+    const stderr: string[] = [];
+    const program = new Command()
+      .name('hostmesh')
+      .exitOverride()
+      .configureOutput({ writeOut: (s) => stdout.push(s), writeErr: (s) => stderr.push(s) });
+    registerCerts(program, { out: (l) => stdout.push(`${l}\n`), err: (l) => stderr.push(`${l}\n`) });
+    const saved = process.exitCode;
+    process.exitCode = undefined;
+    let code: number;
+    try {
+      await program.parseAsync(['node', 'hostmesh', 'certs', ...args.slice(args[0] === 'certs' ? 1 : 0)]);
+      code = Number(process.exitCode ?? 0);
+    } catch (err) {
+      if (!(err instanceof CommanderError)) throw err;
+      code = 2;
+    } finally {
+      process.exitCode = saved;
+    }
+    return { code, signal: null, stdout: stdout.join(''), stderr: stderr.join('') };
+  };
+  const result = inProcessQueue.then(run);
+  inProcessQueue = result.catch(() => undefined);
+  return result;
 }

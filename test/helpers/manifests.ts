@@ -4,8 +4,9 @@ import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseAllDocuments } from 'yaml';
+import { ROOT } from './paths.js';
 
-export const ROOT = join(import.meta.dirname, '..', '..');
+export { ROOT };
 
 /** A Kubernetes object as rendered (only what the tests read is typed). */
 export interface Manifest {
