@@ -5,7 +5,6 @@ import http from 'node:http';
 import { BlockList, isIP, type AddressInfo, type Socket } from 'node:net';
 import { parseCidr } from '../identity/source-guard.js';
 import { networkInterfaces } from 'node:os';
-import type { HostmeshConfig } from '../config/types.js';
 import { Dtab } from '../dtab/dtab.js';
 import { DtabParseError, parsePath } from '../dtab/parse.js';
 import type { Logger } from '../log.js';
@@ -36,10 +35,26 @@ export const ADMIN_SOCKET_DEFAULTS = {
 /** The `router` label the admin listener's socket metrics carry (it is no router: a fixed value). */
 const ADMIN_LABEL = 'admin';
 
+/** The admin listener's settings (config/ maps the YAML `admin` block onto it). */
+export interface AdminSpec {
+  readonly ip: string;
+  readonly port: number;
+  readonly allowRemoteShutdown: boolean;
+  /** Host names answered besides loopback names and this host's addresses (DNS rebinding guard). */
+  readonly allowedHosts?: readonly string[] | undefined;
+  /** Sources besides this host that may read config, topology and the dashboard. */
+  readonly allowedSourceCidrs?: readonly string[] | undefined;
+  readonly headersTimeoutMs?: number | undefined;
+  readonly idleTimeoutMs?: number | undefined;
+  readonly maxConnections?: number | undefined;
+  readonly maxConnectionsPerSource?: number | undefined;
+}
+
 export interface AdminContext {
   readonly routers: readonly { label: string; router: Router }[];
   readonly interpreter: NameInterpreter;
-  readonly config: HostmeshConfig;
+  /** The running config: its `admin` block, and the whole of it served as /config.json. */
+  readonly config: { readonly admin: AdminSpec };
   readonly metrics?: Metrics;
   shutdown(): Promise<void>;
 }
@@ -59,7 +74,8 @@ function send(res: http.ServerResponse, status: number, body: string, type = 'te
   res.end(body);
 }
 
-function sendJson(res: http.ServerResponse, status: number, value: unknown): void {
+/** The one JSON answer of the admin's pages (pretty, with its length). */
+export function sendJson(res: http.ServerResponse, status: number, value: unknown): void {
   send(res, status, JSON.stringify(value, null, 2) + '\n', 'application/json');
 }
 

@@ -4,12 +4,19 @@
 
 import type http from 'node:http';
 import { Counter } from 'prom-client';
-import type { PrometheusTelemetry } from '../config/linkerd1-observability.js';
 import { type Linkerd1RouterView, linkerd1Entries, linkerd1Flat, linkerd1Prometheus, linkerd1Tree } from '../metrics/linkerd1-format.js';
 import type { Metrics } from '../metrics/metrics.js';
 import type { Router } from '../router/router.js';
 import type { AccessLog } from '../server/access-log.js';
 import type { AdminServer } from './admin-server.js';
+
+/** Linkerd 1's io.l5d.prometheus telemeter (config/ maps the `telemetry` list onto it). */
+export interface PrometheusTelemetry {
+  /** Where the Linkerd 1 names are served beside hostmesh_* (Linkerd 1's default /admin/metrics/prometheus). */
+  readonly path: string;
+  /** Put before every Linkerd 1 name (Linkerd 1's `prefix`, default none). */
+  readonly prefix: string;
+}
 
 export interface Linkerd1AdminOptions {
   readonly metrics: Metrics;

@@ -4,7 +4,7 @@
 // in force stays.
 
 import { type Clock, systemClock } from '../core/clock.js';
-import { InputFileError, readInputFile } from '../config/read-input.js';
+import { InputFileError, readInputFile } from '../fs/read-input.js';
 import type { Logger } from '../log.js';
 import { FileSetWatcher } from '../fs/file-watcher.js';
 import { parsePolicyOffThread } from './policy-parse.js';

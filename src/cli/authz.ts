@@ -4,7 +4,7 @@
 
 import type { Command } from 'commander';
 import { parseExplainCaller, parseExplainDestination } from '../authz/explain-args.js';
-import { InputFileError, readInputFile } from '../config/read-input.js';
+import { InputFileError, readInputFile } from '../fs/read-input.js';
 import { parsePolicy, PolicyError, type AuthzCaller, type AuthzDestination, type Policy } from '../authz/policy.js';
 import type { Io } from './run.js';
 

@@ -7,7 +7,7 @@
 import { X509Certificate, createPrivateKey } from 'node:crypto';
 import { mkdir, readFile, writeFile, access } from 'node:fs/promises';
 import { printable } from '../config/printable.js';
-import { readInputFile } from '../config/read-input.js';
+import { readInputFile } from '../fs/read-input.js';
 import { isIP } from 'node:net';
 import { join } from 'node:path';
 import type { Command } from 'commander';

@@ -3,7 +3,7 @@
 
 import type { Command } from 'commander';
 import { ConfigError, loadConfig } from '../config/load.js';
-import { InputFileError, readInputFile } from '../config/read-input.js';
+import { InputFileError, readInputFile } from '../fs/read-input.js';
 import { Dtab } from '../dtab/dtab.js';
 import { formatDtabFileError } from '../dtab/file-errors.js';
 import { DtabParseError, parsePath } from '../dtab/parse.js';

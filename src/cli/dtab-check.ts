@@ -3,7 +3,7 @@
 
 import type { Command } from 'commander';
 import { printable } from '../config/printable.js';
-import { readInputFile } from '../config/read-input.js';
+import { readInputFile } from '../fs/read-input.js';
 import { formatDtabFileError } from '../dtab/file-errors.js';
 import { parseDtab } from '../dtab/dtab.js';
 import { DtabParseError } from '../dtab/parse.js';

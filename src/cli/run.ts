@@ -5,10 +5,10 @@ import type { Command } from 'commander';
 import { ConfigError, loadConfig } from '../config/load.js';
 import type { HostmeshConfig } from '../config/types.js';
 import { createLogger } from '../log.js';
-import { checkRouters, startHostmesh } from '../server/hostmesh.js';
+import { checkRouters, startHostmesh } from '../app/hostmesh.js';
 import { anyPurposeWarnings, clientTlsOptions, keyFileWarnings, serverTlsOptions, tlsKeyFiles } from '../tls/tls-files.js';
 import { printable } from '../config/printable.js';
-import { readInputFileSync } from '../config/read-input.js';
+import { readInputFileSync } from '../fs/read-input.js';
 import { checkNotes } from './check-notes.js';
 
 export interface Io {

@@ -7,6 +7,8 @@
 
 import { z } from 'zod';
 import { transformerSchema } from './kinds.js';
+import type { NamerdDtabConfig } from '../server/namerd-dtab.js';
+export type { NamerdDtabConfig } from '../server/namerd-dtab.js';
 
 const pathOption = z.string().min(1).regex(/^\//, 'a path like /$/inet/namerd.default.svc.cluster.local/4100');
 const transformers = { transformers: z.array(transformerSchema).optional() };
@@ -75,20 +77,6 @@ type NamerdInterpreter = Extract<RawInterpreter, { kind: (typeof NAMERD_KINDS)[n
 
 function isNamerd(i: RawInterpreter | undefined): i is NamerdInterpreter {
   return i !== undefined && (NAMERD_KINDS as readonly (string | undefined)[]).includes(i.kind);
-}
-
-/** A router whose dtab is namerd's, read from namerd's Kubernetes storage. */
-export interface NamerdDtabConfig {
-  /** The interpreter kind as configured (io.l5d.namerd, io.l5d.namerd.http, io.l5d.mesh). */
-  readonly kind: (typeof NAMERD_KINDS)[number];
-  /** The namerd namespace: the dtabs.l5d.io object's name (`namespace`, or `root` without its slash). */
-  readonly namespace: string;
-  /** The Kubernetes namespace namerd stores its dtabs in (namerd's storage default: default). */
-  readonly storageNamespace: string;
-  readonly host?: string;
-  readonly port?: number;
-  /** Where namerd was (`dst`): not contacted, named in messages. */
-  readonly dst: string;
 }
 
 /** The namerd dtab a router's interpreter asks for, or undefined for default and io.l5d.fs. */

@@ -3,25 +3,12 @@
 // router's httpAccessLog* keys. Taken out of the raw object so the schema never sees them.
 
 import { z } from 'zod';
+import type { AccessLogConfig, RollPolicy } from '../server/access-log.js';
+import type { PrometheusTelemetry } from '../admin/linkerd1-admin.js';
+export type { AccessLogConfig, RollPolicy } from '../server/access-log.js';
+export type { PrometheusTelemetry } from '../admin/linkerd1-admin.js';
 
 type Key = string | number;
-
-export type RollPolicy =
-  | { readonly kind: 'never' | 'hourly' | 'daily' }
-  /** Rolled when this day of the week begins (Java Calendar numbering: 1 Sunday .. 7 Saturday). */
-  | { readonly kind: 'weekly'; readonly day: number }
-  | { readonly kind: 'size'; readonly bytes: number };
-
-export interface AccessLogConfig {
-  readonly path: string;
-  readonly rollPolicy: RollPolicy;
-  /** Append to an existing file (default) or truncate it at start. */
-  readonly append: boolean;
-  /** Rolled files kept; -1 keeps them all (Linkerd 1's default). */
-  readonly rotateCount: number;
-  /** Bytes of lines waiting for the writer before further lines are dropped (httpAccessLogBufferKB). */
-  readonly bufferBytes: number;
-}
 
 export const DEFAULT_ACCESS_LOG_BUFFER_KB = 1024;
 
@@ -48,13 +35,6 @@ export function parseRollPolicy(text: string): RollPolicy | undefined {
     return bytes > 0 ? { kind: 'size', bytes } : undefined;
   }
   return undefined;
-}
-
-export interface PrometheusTelemetry {
-  /** Where the Linkerd 1 names are served beside hostmesh_* (Linkerd 1's default /admin/metrics/prometheus). */
-  readonly path: string;
-  /** Put before every Linkerd 1 name (Linkerd 1's `prefix`, default none). */
-  readonly prefix: string;
 }
 
 export interface TelemetryConfig {

@@ -3,7 +3,7 @@
 // and the key path; several errors are reported together.
 
 import { dirname, isAbsolute, resolve } from 'node:path';
-import { isMap, isScalar, LineCounter, parseDocument, type Document } from 'yaml';
+import { parseDocument } from 'yaml';
 import type { z } from 'zod';
 import { parseDtab } from '../dtab/dtab.js';
 import { DtabParseError } from '../dtab/parse.js';
@@ -15,7 +15,8 @@ import { interpreterProblems, namerdDtab } from './interpreter-config.js';
 import { LOST } from './linkerd1-lost.js';
 import { DEFAULT_TRUST_DOMAIN } from '../identity/names.js';
 import { printable } from './printable.js';
-import { InputFileError, readInputFile, readInputFileSync } from './read-input.js';
+import { InputFileError, readInputFile, readInputFileSync } from '../fs/read-input.js';
+import { showPath, YamlFile } from '../fs/yaml-positions.js';
 import { tlsPolicyNotes } from '../tls/policy.js';
 import type {
   ClientConfig,
@@ -53,38 +54,6 @@ export interface Loaded {
 }
 
 type Key = string | number;
-
-function showPath(path: readonly Key[]): string {
-  let out = '';
-  for (const k of path) out += typeof k === 'number' ? `[${k}]` : out === '' ? k : `.${k}`;
-  return out || '(top level)';
-}
-
-class Positions {
-  constructor(
-    readonly file: string,
-    readonly doc: Document,
-    readonly lines: LineCounter,
-  ) {}
-
-  /** file:line:col of the value at `path` (or of the nearest parent that exists). */
-  at(path: readonly Key[], keyOf?: string): string {
-    for (let n = path.length; n >= 0; n--) {
-      const sub = path.slice(0, n);
-      const node = sub.length === 0 ? this.doc.contents : this.doc.getIn(sub, true);
-      if (node && typeof node === 'object' && 'range' in node && Array.isArray(node.range)) {
-        let offset = node.range[0] as number;
-        if (keyOf !== undefined && n === path.length && isMap(node)) {
-          const pair = node.items.find((p) => isScalar(p.key) && p.key.value === keyOf);
-          if (pair && isScalar(pair.key) && pair.key.range) offset = pair.key.range[0];
-        }
-        const { line, col } = this.lines.linePos(offset);
-        return `${this.file}:${line}:${col}`;
-      }
-    }
-    return `${this.file}:1:1`;
-  }
-}
 
 /** Parses a `--set key.path=value` into its path and YAML-typed value. */
 function parseSet(spec: string): { path: Key[]; value: unknown } {
@@ -227,18 +196,10 @@ function firstLine(err: unknown): string {
 }
 
 function parseConfigText(text: string, file: string, options: LoadOptions, read: (p: string) => string): Loaded {
-  const lines = new LineCounter();
-  const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true });
-  if (doc.errors.length > 0) {
-    throw new ConfigError(
-      doc.errors.map((e) => {
-        const { line, col } = lines.linePos(e.pos[0]);
-        return `${file}:${line}:${col}: ${e.message.split('\n')[0] ?? e.message}`;
-      }),
-    );
-  }
-  const pos = new Positions(file, doc, lines);
-  const raw: unknown = doc.toJS() ?? {};
+  const pos = new YamlFile(file, text);
+  const syntax = pos.syntaxErrors();
+  if (syntax.length > 0) throw new ConfigError(syntax);
+  const raw: unknown = pos.doc.toJS() ?? {};
   if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
     throw new ConfigError([`${file}:1:1: the config must be a YAML mapping`]);
   }
@@ -443,7 +404,11 @@ function toConfig(raw: RawConfig, baseDir: string, env: NodeJS.ProcessEnv): Host
     // An h2 router names requests by :authority unless told otherwise (Linkerd 1's h2 default).
     const defaultHeader = r.protocol === 'h2' ? ':authority' : 'Host';
     const identifier =
-      r.identifier === undefined ? [{ kind: 'io.l5d.header.token', header: defaultHeader }] : Array.isArray(r.identifier) ? r.identifier : [r.identifier];
+      r.identifier === undefined
+        ? [{ kind: 'io.l5d.header.token' as const, header: defaultHeader }]
+        : Array.isArray(r.identifier)
+          ? r.identifier
+          : [r.identifier];
     const out: RouterConfig = {
       protocol: r.protocol,
       label: r.label ?? `http${i === 0 ? '' : `-${i}`}`,

@@ -64,7 +64,7 @@ function checkTlsNames(tls: { protocols?: string[] | undefined; ciphers?: string
   for (const p of tlsPolicyProblems(tls.protocols, tls.ciphers)) ctx.addIssue({ code: 'custom', message: p.message, path: [...p.path] });
 }
 
-const serverTls = z
+export const serverTls = z
   .strictObject({
     // Both absent: the node certificate from identity.issuer (docs/identity.md).
     certPath: z.string().min(1).optional(),
@@ -79,7 +79,7 @@ const serverTls = z
   })
   .superRefine(checkTlsNames);
 
-const server = z.strictObject({
+export const server = z.strictObject({
   port,
   ip: ip.default('127.0.0.1'), // Linkerd 1 serves on loopback unless told otherwise
   tls: serverTls.optional(),
@@ -142,7 +142,7 @@ export const H2_SERVER_KEYS = [
   'maxResetsPerSession',
 ] as const;
 
-const clientTls = z
+export const clientTls = z
   .strictObject({
     commonName: z.string().min(1).optional(),
     trustCerts: z.array(z.string().min(1)).optional(),
@@ -155,13 +155,13 @@ const clientTls = z
   .superRefine(checkTlsNames);
 
 /** Linkerd 1's retry budget (router/retries.ts). */
-const retryBudget = z.strictObject({
+export const retryBudget = z.strictObject({
   ttlSecs: z.number().int().min(1).max(60).optional(),
   minRetriesPerSec: z.number().min(0).max(100_000).optional(),
   percentCanRetry: z.number().min(0).max(1000).optional(),
 });
 
-const retryBackoff = z.discriminatedUnion('kind', [
+export const retryBackoff = z.discriminatedUnion('kind', [
   z.strictObject({ kind: z.literal('constant'), ms: z.number().int().min(0).max(600_000).optional() }),
   z
     .strictObject({ kind: z.literal('jittered'), minMs: z.number().int().min(0).max(600_000), maxMs: z.number().int().min(0).max(600_000) })
@@ -170,7 +170,7 @@ const retryBackoff = z.discriminatedUnion('kind', [
 
 /** Linkerd 1's client.failureAccrual kinds; backoff as retries' (how long an endpoint stays dead). */
 const successRate = z.number().gt(0).max(1);
-const failureAccrual = z.discriminatedUnion('kind', [
+export const failureAccrual = z.discriminatedUnion('kind', [
   z.strictObject({ kind: z.literal('io.l5d.consecutiveFailures'), failures: z.number().int().min(1).max(10_000).optional(), backoff: retryBackoff.optional() }),
   z.strictObject({ kind: z.literal('io.l5d.successRate'), successRate, requests: z.number().int().min(1).max(100_000), backoff: retryBackoff.optional() }),
   z.strictObject({ kind: z.literal('io.l5d.successRateWindowed'), successRate, window: z.number().int().min(1).max(3600), backoff: retryBackoff.optional() }),
@@ -180,7 +180,7 @@ const failureAccrual = z.discriminatedUnion('kind', [
 /** Linkerd 1's HTTP response classifiers: the router's list (router/classifier.ts), validated here. */
 export const RESPONSE_CLASSIFIERS = CLASSIFIER_KINDS;
 
-const serviceShape = {
+export const serviceShape = {
   // Linkerd 1: the whole request, retries included (unset: no bound but the client's own deadlines).
   totalTimeoutMs: z.number().int().min(1).max(3_600_000).optional(),
   responseClassifier: z
@@ -214,7 +214,7 @@ const serviceShape = {
 /** Linkerd 1's router `service` block: io.l5d.global, or io.l5d.static configs per logical-name prefix. */
 const routerService = scopeKinds('service', serviceShape, serviceShape);
 
-const clientShape = {
+export const clientShape = {
   tls: clientTls.optional(),
   loadBalancer: loadBalancerSchema.optional(),
   hostConnectionPool: z
@@ -317,7 +317,7 @@ function checkProtocolKeys(r: { protocol: 'http' | 'h2'; servers: Record<string,
   }
 }
 
-const k8sNamer = z.strictObject({
+export const k8sNamer = z.strictObject({
   kind: z.literal('io.l5d.k8s'),
   prefix: z.string().optional(),
   host: z.string().min(1).optional(),
@@ -332,7 +332,7 @@ const k8sNamer = z.strictObject({
   allowLoopbackEndpoints: z.boolean().optional(),
 });
 
-const fsNamer = z.strictObject({
+export const fsNamer = z.strictObject({
   kind: z.literal('io.l5d.fs'),
   prefix: z.string().optional(),
   rootDir: z.string().min(1),

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { HostmeshConfig, RouterConfig } from '../config/types.js';
 import type { Logger } from '../log.js';
-import { startHostmesh, type Hostmesh } from '../server/hostmesh.js';
+import { startHostmesh, type Hostmesh } from '../app/hostmesh.js';
 import { PodIndex, type PodInfo } from '../identity/pod-directory.js';
 import { startGreeterApp, startHelloApp, startTextApp, type App } from './apps.js';
 import { writeDemoPki } from './demo-pki.js';
@@ -118,7 +118,7 @@ function nodeConfig(node: DemoNode, ports: DemoPorts, dir: string, certs: { ca: 
   const routers = [outgoing, incoming];
   if (ports.h2Outgoing !== undefined && ports.h2Incoming !== undefined) {
     // gRPC (docs/h2.md): apps dial node-a's h2 router in h2c; the service is the method path's first segment.
-    const byPath = [{ kind: 'io.l5d.header.path', segments: 1 }];
+    const byPath = [{ kind: 'io.l5d.header.path' as const, segments: 1 }];
     routers.push(
       {
         ...outgoing,

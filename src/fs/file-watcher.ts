@@ -5,7 +5,7 @@
 
 import { watch, type FSWatcher } from 'node:fs';
 import { dirname } from 'node:path';
-import { InputFileError, readInputFile } from '../config/read-input.js';
+import { InputFileError, readInputFile } from './read-input.js';
 
 export interface DirectoryWatchOptions {
   /**

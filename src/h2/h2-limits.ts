@@ -1,8 +1,6 @@
 // The HTTP/2 bounds of an h2 router's servers and clients (RFC 9113 settings, Node's session
 // limits), with their defaults: what a hostile peer can make a session cost is bounded here.
 
-import type { H2ServerLimits } from '../config/types.js';
-
 /** Defaults of an h2 server's keys (README "Limits and hardening"). */
 export const H2_DEFAULTS = {
   /** SETTINGS_MAX_CONCURRENT_STREAMS advertised to each client (Linkerd 1 default: unbounded; RFC 9113 suggests >= 100). */
@@ -30,6 +28,9 @@ export const MAX_INVALID_FRAMES = 100;
 export const MAX_REJECTED_STREAMS = 100;
 /** HPACK dynamic table size offered (SETTINGS_HEADER_TABLE_SIZE, RFC 7541 default). */
 export const HEADER_TABLE_BYTES = 4096;
+
+/** An h2 server's HTTP/2 keys as configured (Linkerd 1's h2 server keys, plus hostmesh's); unset keys take H2_DEFAULTS. */
+export type H2ServerLimits = { readonly [K in keyof typeof H2_DEFAULTS]?: number | undefined };
 
 export type H2Limits = { -readonly [K in keyof typeof H2_DEFAULTS]: number };
 

@@ -8,7 +8,7 @@ import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { FileSetWatcher } from '../fs/file-watcher.js';
-import { readInputFileSync } from '../config/read-input.js';
+import { readInputFileSync } from '../fs/read-input.js';
 import type { Logger } from '../log.js';
 import { Issuer, REFUSALS, type IssuerPolicy } from './issuer.js';
 import type { IdentityApi } from './kube-api.js';

@@ -65,7 +65,7 @@ export interface Namer {
   rewrite?(path: Path): Path | undefined;
   close?(): Promise<void> | void;
   /**
-   * Operational hooks, each optional: the composition root (server/hostmesh.ts) wires what a
+   * Operational hooks, each optional: the composition root (app/hostmesh.ts) wires what a
    * namer has, without knowing its class.
    */
   /** Drops names nobody observed for the idle TTL (idle timers call it too). */

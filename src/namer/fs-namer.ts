@@ -1,7 +1,7 @@
 // The io.l5d.fs namer: a directory with one file per service, one `host port [key=value...]` line per
 // endpoint. Files are watched (directory watch, so Kubernetes' `..data` symlink swap is seen) and
 // re-read on change; a missing or empty file is neg so dtab alternations fall through, and so is
-// one refused as an input (not a regular file, over 1 MiB: config/read-input.ts), with a warning.
+// one refused as an input (not a regular file, over 1 MiB: fs/read-input.ts), with a warning.
 // Entries live while observed (a live binding uses them) and are dropped idleTtl after that (and
 // the oldest idle ones past maxIdleNames), so Hosts that name no file cost nothing once their
 // bindings are gone; only observed files are polled.
@@ -10,7 +10,7 @@ import { BoundedMap } from '../core/bounded-map.js';
 import { type Clock, systemClock } from '../core/clock.js';
 import { join } from 'node:path';
 import type { Logger } from '../log.js';
-import { InputFileError, readInputFile } from '../config/read-input.js';
+import { InputFileError, readInputFile } from '../fs/read-input.js';
 import { DirectoryWatch } from '../fs/file-watcher.js';
 import { NEG } from '../dtab/name-tree.js';
 import { Path } from '../dtab/path.js';

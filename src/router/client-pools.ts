@@ -4,11 +4,12 @@
 import { BoundedMap } from '../core/bounded-map.js';
 import type { RouterPartEvents } from './events.js';
 import type { ConnectionOptions } from 'node:tls';
-import type { ClientTlsConfig } from '../config/types.js';
+import type { ClientTlsSpec } from '../tls/tls-files.js';
 import type { Clock } from '../core/clock.js';
 import { clientTlsOptions } from '../tls/tls-files.js';
 import { clientLimits, EndpointPools, type PoolEvents } from './endpoint-pool.js';
 import type { ClientSettings } from './static-params.js';
+import type { ClientSpec } from './spec.js';
 
 /** Linkerd 1's bindingCache.clients default: distinct per-prefix client settings with pools open at once. */
 export const DEFAULT_MAX_CLIENT_POOLS = 1000;
@@ -23,7 +24,7 @@ export interface ClientPoolsOptions {
   /** Where a client's pools dropped past maxClients are reported (paramsEvicted('pools')). */
   readonly paramsEvents?: Pick<RouterPartEvents, 'paramsEvicted'>;
   /** Builds TLS options from a config (tests; default tls/tls-files.ts clientTlsOptions). */
-  readonly tlsOptions?: (cfg: ClientTlsConfig) => ConnectionOptions;
+  readonly tlsOptions?: (cfg: ClientTlsSpec) => ConnectionOptions;
 }
 
 // Settings objects are cached per name (static-params.ts), so their keys are computed once.
@@ -47,7 +48,8 @@ export class ClientPools {
   readonly #byKey: BoundedMap<string, EndpointPools>;
   readonly #options: ClientPoolsOptions;
 
-  constructor(router: EndpointPools, global: ClientSettings, options: ClientPoolsOptions = {}) {
+  /** `global`: the router's own client settings (a ClientSpec's prefix list, if any, is not read here). */
+  constructor(router: EndpointPools, global: ClientSettings | ClientSpec, options: ClientPoolsOptions = {}) {
     this.router = router;
     this.#global = global;
     this.#globalKey = poolKey(global);

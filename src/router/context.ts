@@ -1,7 +1,6 @@
 // What one request carries through the stages to the rescue point: which way it travels, who sent
 // it, and what routing learned on the way (the service, the bound client, the dtabs, the deadline).
 
-import type { ServerConfig } from '../config/types.js';
 import type { Caller } from '../identity/caller.js';
 import type { RequestDeadline } from './deadline.js';
 
@@ -17,7 +16,7 @@ export type Direction = 'outbound' | 'inbound';
  * routers (`outgoing` takes pods' traffic, `incoming` peers'), so a plaintext mesh's incoming
  * router is inbound too; else inbound exactly when the server has TLS.
  */
-export function serverDirection(s: ServerConfig, label: string): Direction {
+export function serverDirection(s: { readonly direction?: Direction | undefined; readonly tls?: unknown }, label: string): Direction {
   if (s.direction !== undefined) return s.direction;
   if (label === 'outgoing') return 'outbound';
   if (label === 'incoming') return 'inbound';

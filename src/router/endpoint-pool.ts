@@ -4,7 +4,7 @@
 
 import { createSecureContext, type ConnectionOptions, type SecureContext } from 'node:tls';
 import { type buildConnector, Client, Pool } from 'undici';
-import type { ClientConfig } from '../config/types.js';
+import type { ClientSettings } from './spec.js';
 import { type Cancel, type Clock, every, systemClock } from '../core/clock.js';
 import { HostmeshError } from '../errors.js';
 import { endpointKey, type Endpoint } from '../namer/addr.js';
@@ -77,7 +77,7 @@ export interface ClientLimits extends AdmissionLimits {
  * most three quarters, 1,024 waiters (a pod at most half of them) for at most 5 s, and deadlines
  * long enough for long polls. A busy pod's excess waits its turn; only past the queue is it shed.
  */
-export function clientLimits(c: Partial<ClientConfig> = {}): ClientLimits {
+export function clientLimits(c: ClientSettings = {}): ClientLimits {
   const maxInFlight = c.hostConnectionPool?.maxSize ?? DEFAULT_POOL_MAX_SIZE;
   const maxWaiters = c.hostConnectionPool?.maxWaiters ?? 1024;
   return {

@@ -2,7 +2,7 @@
 // client and endpoint, a policy marks an endpoint dead, the balancer skips it, a probe after backoff.
 
 import { type Clock, systemClock } from '../core/clock.js';
-import type { FailureAccrualConfig } from '../config/types.js';
+import type { FailureAccrualSpec } from './spec.js';
 import { backoffDelays, type BackoffConfig } from './retries.js';
 
 /** Linkerd 1's policies; `none` turns accrual off. */
@@ -25,7 +25,7 @@ export const DEFAULT_ACCRUAL: AccrualConfig = {
 };
 
 /** A config's client.failureAccrual as the router's, Linkerd 1's defaults filled in. */
-export function accrualConfig(c: FailureAccrualConfig | undefined): AccrualConfig {
+export function accrualConfig(c: FailureAccrualSpec | undefined): AccrualConfig {
   if (c === undefined) return DEFAULT_ACCRUAL;
   if (c.kind === 'none') return { policy: { kind: 'none' }, backoff: DEFAULT_ACCRUAL.backoff };
   const b = c.backoff;

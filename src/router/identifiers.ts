@@ -4,7 +4,6 @@
 import { Path } from '../dtab/path.js';
 import { DtabParseError, parsePath } from '../dtab/parse.js';
 import { type ErrorCode, HostmeshError } from '../errors.js';
-import type { IdentifierConfig } from '../config/types.js';
 import type { IngressLookup } from './ingress.js';
 
 export interface RequestFacts {
@@ -19,6 +18,15 @@ export interface RequestFacts {
 
 /** A name, or why this identifier could not name the request. */
 export type Identification = { readonly name: Path; readonly target?: string } | { readonly unidentified: string; readonly code?: ErrorCode };
+
+/**
+ * One identifier's config: its kind and options (config/kinds.ts validates each kind's options; the
+ * builders below read them with their defaults).
+ */
+export interface IdentifierConfig {
+  readonly kind: string;
+  readonly [option: string]: unknown;
+}
 
 /** What some identifiers need from the running process (io.l5d.ingress: its Ingress watch). */
 export interface IdentifierDeps {

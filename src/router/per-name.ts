@@ -183,9 +183,9 @@ export class PerName {
     return accrual;
   }
 
-  /** A per-prefix service.totalTimeoutMs for `name` (undefined: none, the router's own applies). */
-  totalTimeoutMs(name: Path | string): number | undefined {
-    if (!this.#perPrefixService) return undefined;
+  /** service.totalTimeoutMs for `name` (its prefix configs' over the router's own), or the router's own without a name. */
+  totalTimeoutMs(name?: Path | string): number | undefined {
+    if (name === undefined || !this.#perPrefixService) return this.#params.service.totalTimeoutMs;
     return this.#params.forService(name).totalTimeoutMs;
   }
 }

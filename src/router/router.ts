@@ -11,23 +11,21 @@ import type { BoundName } from '../namer/addr.js';
 import type { NameInterpreter } from '../namer/interpreter.js';
 import type { Var } from '../namer/var.js';
 import type { Authorize } from './authorize.js';
-import { classifier as buildClassifier, type Classifier } from './classifier.js';
 import type { RequestContext } from './context.js';
 import { formatDeadline, DEADLINE_HEADER } from './deadline.js';
 import { endpointKey, type EndpointPools } from './endpoint-pool.js';
 import { withDelegationPath } from './explain-failure.js';
 import { DrainingPeers } from './draining-peers.js';
 import { noRouterEvents, type RouterEvents } from './events.js';
-import { accrualClient, accrualKey, DEFAULT_ACCRUAL, FailureAccrual, type AccrualConfig } from './failure-accrual.js';
+import { accrualClient, accrualConfig, accrualKey, FailureAccrual } from './failure-accrual.js';
 import { buildIdentifiers, type RequestFacts } from './identifiers.js';
 import { parsePath } from '../dtab/parse.js';
 import { outgoingHeaders } from './outgoing-headers.js';
 import { markUndelivered } from './requeue.js';
-import { DEFAULT_RETRY_POLICY, type BudgetConfig, type RetryPolicy } from './retries.js';
 import { ClientPools } from './client-pools.js';
-import { DeadCounts, PerName } from './per-name.js';
+import { classifierOf, DeadCounts, PerName, requeueBudgetOf, retryPolicyOf } from './per-name.js';
 import { RouterParams } from './static-params.js';
-import type { ClientConfig } from '../config/types.js';
+import type { ClientSpec } from './spec.js';
 import type { RoutePlan } from './route-plan.js';
 import { type BalancerKind, ConcreteStage } from './stages/concrete.js';
 import { EndpointStage } from './stages/endpoint.js';
@@ -68,28 +66,21 @@ export interface RouterOptions {
   readonly clock?: Clock;
   /** The authorization stage (authorize.ts), on the final bound name; absent: everything allowed. */
   readonly authorize?: Authorize;
-  /** Retries of responses the classifier calls retryable (Linkerd 1 service.retries); default budget 10 s / 10 per s / 20%. */
-  readonly retries?: RetryPolicy;
-  /** The response classifier (Linkerd 1 service.responseClassifier); default io.l5d.http.nonRetryable5XX. */
-  readonly classifier?: Classifier;
-  /** The budget of requeues per bound client (Linkerd 1 client.requeueBudget). */
-  readonly requeueBudget?: BudgetConfig;
-  /** Linkerd 1's service.totalTimeoutMs: the whole request, retries included (unset: unbounded). */
-  readonly totalTimeoutMs?: number;
-  /** Linkerd 1's client.requestAttemptTimeoutMs: one attempt; a timed-out one may be retried (unset: unbounded). */
-  readonly requestAttemptTimeoutMs?: number;
-  /** Failure accrual per bound client and endpoint (Linkerd 1 client.failureAccrual); default 5 consecutive failures. */
-  readonly failureAccrual?: AccrualConfig;
   /** Peer routers that announced a drain (router/draining-peers.ts); defaults ttlMs 30 s, max 10,000. */
   readonly drainingPeers?: { readonly ttlMs?: number; readonly max?: number };
-  /** Linkerd 1's io.l5d.static service and client configs (static-params.ts); absent: one setting for all. */
+  /**
+   * The router's settings, the one source every stage reads: its service and client settings
+   * (retries, classifier, totalTimeoutMs; requeue budget, requestAttemptTimeoutMs, failure accrual,
+   * pools) and Linkerd 1's io.l5d.static prefix configs over them (static-params.ts). Absent: the
+   * defaults for every name.
+   */
   readonly params?: RouterParams;
   /** Pools per client settings (client-pools.ts), over `pools`; needed when `params` has client prefixes. */
   readonly clientPools?: ClientPools;
 }
 
 /** The client settings of a router without prefix configs (nothing but the router's own pools). */
-const GLOBAL_CLIENT: ClientConfig = { loadBalancer: { kind: 'p2c' } };
+const GLOBAL_CLIENT: ClientSpec = { loadBalancer: { kind: 'p2c' } };
 
 export class Router {
   readonly label: string;
@@ -118,8 +109,7 @@ export class Router {
       identify: options.identify ?? buildIdentifiers([{ kind: 'io.l5d.header.token', header: 'Host' }], parsePath('/svc')),
       maxHops: options.maxHops,
       now,
-      totalTimeoutMs: options.totalTimeoutMs,
-      totalTimeoutFor: (service) => this.#perName.totalTimeoutMs(service),
+      totalTimeoutMs: (service) => this.#perName.totalTimeoutMs(service),
       events,
     });
     this.#logical = new LogicalStage({
@@ -133,7 +123,8 @@ export class Router {
     });
     // The dead-endpoint gauge sums the router's accrual state and per-prefix ones (per-name.ts).
     const deadCounts = new DeadCounts((dead) => events.accrualDead(dead));
-    this.#accrual = new FailureAccrual(options.failureAccrual ?? DEFAULT_ACCRUAL, {
+    const params = options.params ?? new RouterParams(undefined, GLOBAL_CLIENT);
+    this.#accrual = new FailureAccrual(accrualConfig(params.client.failureAccrual), {
       clock,
       ...(options.random !== undefined ? { random: options.random } : {}),
       onRemoved: accrualRemoved(events),
@@ -155,22 +146,18 @@ export class Router {
       random: options.random,
     });
     // Settings per logical name and per bound id: the router's own, or io.l5d.static prefixes' (per-name.ts).
-    const perName = new PerName(
-      options.params ?? new RouterParams(undefined, GLOBAL_CLIENT),
-      options.clientPools ?? new ClientPools(options.pools, GLOBAL_CLIENT),
-      {
-        clock,
-        service: { retries: options.retries ?? DEFAULT_RETRY_POLICY, classify: options.classifier ?? buildClassifier() },
-        ...(options.requeueBudget !== undefined ? { requeueBudget: options.requeueBudget } : {}),
-        requestAttemptTimeoutMs: options.requestAttemptTimeoutMs,
-        accrual: this.#accrual,
-        accrualOptions: {
-          ...(options.random !== undefined ? { random: options.random } : {}),
-          onRemoved: accrualRemoved(events),
-        },
-        deadCounts,
+    const perName = new PerName(params, options.clientPools ?? new ClientPools(options.pools, GLOBAL_CLIENT), {
+      clock,
+      service: { retries: retryPolicyOf(params.service), classify: classifierOf(params.service) },
+      requeueBudget: requeueBudgetOf(params.client),
+      requestAttemptTimeoutMs: params.client.requestAttemptTimeoutMs,
+      accrual: this.#accrual,
+      accrualOptions: {
+        ...(options.random !== undefined ? { random: options.random } : {}),
+        onRemoved: accrualRemoved(events),
       },
-    );
+      deadCounts,
+    });
     this.#perName = perName;
     this.#forward = new ForwardStage({
       endpoints: new EndpointStage({ pools: options.pools, accrual: this.#accrual, events }),

@@ -5,7 +5,9 @@ import { BoundedMap } from '../core/bounded-map.js';
 import type { RouterPartEvents } from './events.js';
 import { parsePath, parsePrefix } from '../dtab/parse.js';
 import type { Path, Prefix } from '../dtab/prefix.js';
-import type { ClientConfig, ClientPrefixConfig, ServiceConfig, ServicePrefixConfig } from '../config/types.js';
+import type { ClientSettings, ClientSpec, ServiceSettings, ServiceSpec } from './spec.js';
+
+export type { ClientSettings, ServiceSettings } from './spec.js';
 
 /** A config prefix: a dtab prefix (matched as dentry prefixes are) whose `{name}` elements capture a label. */
 export interface ConfigPrefix {
@@ -75,6 +77,11 @@ export class StaticParams<T extends object> {
     return this.#configs.length > 0;
   }
 
+  /** The settings every name gets unless a prefix config says otherwise. */
+  get global(): T {
+    return this.#global;
+  }
+
   get cached(): number {
     return this.#cache.size;
   }
@@ -99,11 +106,6 @@ export class StaticParams<T extends object> {
   }
 }
 
-/** A service's settings with the per-prefix list removed (what one logical name gets). */
-export type ServiceSettings = Omit<ServiceConfig, 'configs'>;
-/** A client's settings with the per-prefix list removed (what one bound id gets). */
-export type ClientSettings = Omit<ClientConfig, 'configs'>;
-
 /** `{name}` in a TLS commonName, filled from the prefix's captures (an unknown name stays as written). */
 function substituteClient(merged: ClientSettings, vars: ReadonlyMap<string, string>): ClientSettings {
   const cn = merged.tls?.commonName;
@@ -124,20 +126,30 @@ export class RouterParams {
   readonly #service: StaticParams<ServiceSettings>;
   readonly #client: StaticParams<ClientSettings>;
 
-  constructor(service: ServiceConfig | undefined, client: ClientConfig, options: RouterParamsOptions = {}) {
+  constructor(service: ServiceSpec | undefined, client: ClientSpec, options: RouterParamsOptions = {}) {
     const { configs: serviceConfigs, ...serviceGlobal } = service ?? {};
     const { configs: clientConfigs, ...clientGlobal } = client;
-    this.#service = new StaticParams<ServiceSettings>(serviceGlobal, (serviceConfigs ?? []) as readonly ServicePrefixConfig[], {
+    this.#service = new StaticParams<ServiceSettings>(serviceGlobal, serviceConfigs ?? [], {
       cacheName: 'static_params_services',
       ...(options.maxCachedServices !== undefined ? { maxCached: options.maxCachedServices } : {}),
       ...(options.events !== undefined ? { onEvicted: () => options.events?.paramsEvicted('service') } : {}),
     });
-    this.#client = new StaticParams<ClientSettings>(clientGlobal, (clientConfigs ?? []) as readonly ClientPrefixConfig[], {
+    this.#client = new StaticParams<ClientSettings>(clientGlobal, clientConfigs ?? [], {
       cacheName: 'static_params_clients',
       ...(options.maxCachedClients !== undefined ? { maxCached: options.maxCachedClients } : {}),
       ...(options.events !== undefined ? { onEvicted: () => options.events?.paramsEvicted('client') } : {}),
       substitute: substituteClient,
     });
+  }
+
+  /** The router's own service settings (what a name no prefix config matches gets). */
+  get service(): ServiceSettings {
+    return this.#service.global;
+  }
+
+  /** The router's own client settings (what a bound id no prefix config matches gets). */
+  get client(): ClientSettings {
+    return this.#client.global;
   }
 
   get perPrefix(): { service: boolean; client: boolean } {

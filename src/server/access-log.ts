@@ -8,7 +8,24 @@ import { type Clock, systemClock } from '../core/clock.js';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { mkdir, open, readdir, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, extname, join } from 'node:path';
-import type { AccessLogConfig, RollPolicy } from '../config/linkerd1-observability.js';
+
+/** A router's httpAccessLog as this module writes it (config/ maps Linkerd 1's httpAccessLog* keys onto it). */
+export type RollPolicy =
+  | { readonly kind: 'never' | 'hourly' | 'daily' }
+  /** Rolled when this day of the week begins (Java Calendar numbering: 1 Sunday .. 7 Saturday). */
+  | { readonly kind: 'weekly'; readonly day: number }
+  | { readonly kind: 'size'; readonly bytes: number };
+
+export interface AccessLogConfig {
+  readonly path: string;
+  readonly rollPolicy: RollPolicy;
+  /** Append to an existing file (default) or truncate it at start. */
+  readonly append: boolean;
+  /** Rolled files kept; -1 keeps them all (Linkerd 1's default). */
+  readonly rotateCount: number;
+  /** Bytes of lines waiting for the writer before further lines are dropped (httpAccessLogBufferKB). */
+  readonly bufferBytes: number;
+}
 
 const two = (n: number): string => String(n).padStart(2, '0');
 

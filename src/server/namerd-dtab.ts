@@ -4,7 +4,6 @@
 // prefix and dst in dtab syntax). Watched: a change applies at once, as namerd's clients saw it.
 // A version that does not parse, or a deleted object, is logged and the version in force stays.
 
-import type { NamerdDtabConfig } from '../config/interpreter.js';
 import { Dtab } from '../dtab/dtab.js';
 import type { K8sClient, KObject } from '../k8s/client.js';
 import { Informer } from '../k8s/informer.js';
@@ -12,6 +11,20 @@ import { NAMERD_DTABS } from '../k8s/resources.js';
 import type { BackoffOptions } from '../k8s/backoff.js';
 import type { Logger } from '../log.js';
 import type { Var } from '../namer/var.js';
+
+/** A router whose dtab is namerd's, read from namerd's Kubernetes storage. */
+export interface NamerdDtabConfig {
+  /** The interpreter kind as configured (io.l5d.namerd, io.l5d.namerd.http, io.l5d.mesh). */
+  readonly kind: 'io.l5d.namerd' | 'io.l5d.namerd.http' | 'io.l5d.mesh';
+  /** The namerd namespace: the dtabs.l5d.io object's name (`namespace`, or `root` without its slash). */
+  readonly namespace: string;
+  /** The Kubernetes namespace namerd stores its dtabs in (namerd's storage default: default). */
+  readonly storageNamespace: string;
+  readonly host?: string;
+  readonly port?: number;
+  /** Where namerd was (`dst`): not contacted, named in messages. */
+  readonly dst: string;
+}
 
 /** A DTab object's dentries as dtab text; throws (with the reason) when they are not dentries. */
 export function namerdDentries(o: KObject): string {

@@ -14,11 +14,39 @@ import {
   type SecureContextOptions,
   type TlsOptions,
 } from 'node:tls';
-import { readInputFileSync } from '../config/read-input.js';
-import type { ClientTlsConfig, ServerTlsConfig } from '../config/types.js';
+import { readInputFileSync } from '../fs/read-input.js';
 import { certificateIdentity, certificatePurposeProblem } from './peer-certificate.js';
 import { anyPurposeWarning, ownCertificateVerdict } from './own-certificate.js';
 import { tlsPolicy } from './policy.js';
+
+/** A server's TLS as this module reads it (paths absolute; config/ maps the YAML onto it). */
+export interface ServerTlsSpec {
+  /** Both absent: the node certificate (identity.issuer). */
+  readonly certPath?: string | undefined;
+  readonly keyPath?: string | undefined;
+  readonly caCertPath?: string | undefined;
+  /** Linkerd 1: CA certificates sent after the certificate (its chain to the root). */
+  readonly intermediateCertsPath?: string | undefined;
+  readonly requireClientAuth: boolean;
+  /** A TLS handshake must finish within this, else the socket is destroyed (default 10 s). */
+  readonly handshakeTimeoutMs?: number | undefined;
+  /** Unfinished handshakes at once; over it the oldest of the source holding most is closed (default 512). */
+  readonly maxPendingHandshakes?: number | undefined;
+  /** Linkerd 1's TLS versions and suites (policy.ts; default TLS 1.2-1.3, forward-secret AEAD). */
+  readonly protocols?: readonly string[] | undefined;
+  readonly ciphers?: readonly string[] | undefined;
+}
+
+/** A client's TLS as this module reads it: how peers are verified, and what this router offers them. */
+export interface ClientTlsSpec {
+  readonly commonName?: string | undefined;
+  readonly trustCerts?: readonly string[] | undefined;
+  readonly trustCertsBundle?: string | undefined;
+  readonly disableValidation?: boolean | undefined;
+  readonly clientAuth?: { readonly certPath: string; readonly keyPath: string; readonly intermediateCertsPath?: string | undefined } | undefined;
+  readonly protocols?: readonly string[] | undefined;
+  readonly ciphers?: readonly string[] | undefined;
+}
 
 function read(path: string, what: string): Buffer {
   // Regular files of at most 1 MiB only: a key path pointing at a FIFO or /dev/zero must not hang.
@@ -58,7 +86,7 @@ export function keyFileWarnings(paths: readonly string[]): string[] {
  * One warning per own certificate without extended key usage (accepted for any purpose, RFC
  * 5280), said at start and by `run --check`. Unreadable files are reported by the TLS options.
  */
-export function anyPurposeWarnings(server: readonly (ServerTlsConfig | undefined)[], client: ClientTlsConfig | undefined): string[] {
+export function anyPurposeWarnings(server: readonly (ServerTlsSpec | undefined)[], client: ClientTlsSpec | undefined): string[] {
   const own: [string, 'client' | 'server'][] = [
     ...server.flatMap((s): [string, 'server'][] => (s?.certPath !== undefined ? [[s.certPath, 'server']] : [])),
     ...(client?.clientAuth !== undefined ? [[client.clientAuth.certPath, 'client'] as [string, 'client']] : []),
@@ -77,7 +105,7 @@ export function anyPurposeWarnings(server: readonly (ServerTlsConfig | undefined
 }
 
 /** The private key files a router's TLS config names. */
-export function tlsKeyFiles(server: readonly (ServerTlsConfig | undefined)[], client: ClientTlsConfig | undefined): string[] {
+export function tlsKeyFiles(server: readonly (ServerTlsSpec | undefined)[], client: ClientTlsSpec | undefined): string[] {
   return [...server.flatMap((s) => (s?.keyPath !== undefined ? [s.keyPath] : [])), ...(client?.clientAuth !== undefined ? [client.clientAuth.keyPath] : [])];
 }
 
@@ -96,7 +124,7 @@ function usable<T extends SecureContextOptions>(options: T, certPath: string | u
 }
 
 /** The files a server TLS config reads (what a reload watches). */
-export function serverTlsFiles(cfg: ServerTlsConfig): string[] {
+export function serverTlsFiles(cfg: ServerTlsSpec): string[] {
   return [
     ...(cfg.certPath !== undefined ? [cfg.certPath] : []),
     ...(cfg.keyPath !== undefined ? [cfg.keyPath] : []),
@@ -106,7 +134,7 @@ export function serverTlsFiles(cfg: ServerTlsConfig): string[] {
 }
 
 /** The files a client TLS config reads (what a reload watches). */
-export function clientTlsFiles(cfg: ClientTlsConfig): string[] {
+export function clientTlsFiles(cfg: ClientTlsSpec): string[] {
   return [
     ...(cfg.trustCerts ?? []),
     ...(cfg.trustCertsBundle !== undefined ? [cfg.trustCertsBundle] : []),
@@ -139,7 +167,7 @@ export interface TlsMaterial {
  * Server options from the config's files, or, for a block without certPath/keyPath, from the node
  * certificate in memory (none yet: handshakes fail until one is issued, and /ready says so).
  */
-export function serverTlsOptions(cfg: ServerTlsConfig, node?: TlsMaterial): TlsOptions {
+export function serverTlsOptions(cfg: ServerTlsSpec, node?: TlsMaterial): TlsOptions {
   const policy = tlsPolicy(cfg.protocols, cfg.ciphers);
   const own =
     cfg.certPath !== undefined && cfg.keyPath !== undefined
@@ -163,7 +191,7 @@ export function serverTlsOptions(cfg: ServerTlsConfig, node?: TlsMaterial): TlsO
  * certificate when the block names none, and without a commonName a peer must present a node
  * identity of the trust domain (`spiffe://<trust domain>/node/<node>`).
  */
-export function clientTlsOptions(cfg: ClientTlsConfig, node?: { readonly material: TlsMaterial | undefined; readonly trustDomain: string }): ConnectionOptions {
+export function clientTlsOptions(cfg: ClientTlsSpec, node?: { readonly material: TlsMaterial | undefined; readonly trustDomain: string }): ConnectionOptions {
   const policy = tlsPolicy(cfg.protocols, cfg.ciphers);
   const options: ConnectionOptions = { minVersion: policy.minVersion, maxVersion: policy.maxVersion, ciphers: policy.ciphers };
   const cas: Buffer[] = [];

@@ -8,7 +8,7 @@ import t, { type Test } from 'tap';
 import type { HostmeshConfig } from '../../src/config/types.js';
 import { ConfigError, parseConfig } from '../../src/config/load.js';
 import { silentLogger } from '../../src/log.js';
-import { startHostmesh, type Hostmesh } from '../../src/server/hostmesh.js';
+import { startHostmesh, type Hostmesh } from '../../src/app/hostmesh.js';
 import { hostAllowed } from '../../src/admin/admin-guard.js';
 import { freePorts } from '../helpers/ports.js';
 import { request, type Reply } from '../helpers/http.js';

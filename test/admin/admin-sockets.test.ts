@@ -8,7 +8,7 @@ import t, { type Test } from 'tap';
 import type { AdminConfig, HostmeshConfig } from '../../src/config/types.js';
 import { ConfigError, parseConfig } from '../../src/config/load.js';
 import { silentLogger } from '../../src/log.js';
-import { startHostmesh, type Hostmesh } from '../../src/server/hostmesh.js';
+import { startHostmesh, type Hostmesh } from '../../src/app/hostmesh.js';
 import { ADMIN_SOCKET_DEFAULTS } from '../../src/admin/admin-server.js';
 import { SOCKET_DEFAULTS } from '../../src/server/listener.js';
 import { freePorts } from '../helpers/ports.js';

@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import type { HostmeshConfig } from '../../src/config/types.js';
 import { writeDemoPki } from '../../src/demo/demo-pki.js';
 import { silentLogger } from '../../src/log.js';
-import { startHostmesh } from '../../src/server/hostmesh.js';
+import { startHostmesh } from '../../src/app/hostmesh.js';
 import { fsNodeConfig } from '../helpers/fs-node.js';
 import { request } from '../helpers/http.js';
 import { listen } from '../helpers/mesh.js';

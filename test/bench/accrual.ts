@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { HostmeshConfig } from '../../src/config/types.js';
 import { silentLogger } from '../../src/log.js';
-import { startHostmesh } from '../../src/server/hostmesh.js';
+import { startHostmesh } from '../../src/app/hostmesh.js';
 import { freePorts } from '../helpers/ports.js';
 import { getStatus, paced } from '../helpers/http.js';
 import { parsePrometheus } from '../helpers/prometheus.js';

@@ -4,7 +4,7 @@
 import http from 'node:http';
 import type { HostmeshConfig } from '../../src/config/types.js';
 import { silentLogger } from '../../src/log.js';
-import { startHostmesh } from '../../src/server/hostmesh.js';
+import { startHostmesh } from '../../src/app/hostmesh.js';
 import { freePorts } from '../helpers/ports.js';
 import { getStatus, paced } from '../helpers/http.js';
 import { parsePrometheus } from '../helpers/prometheus.js';

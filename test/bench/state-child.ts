@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { BindingCacheConfig, HostmeshConfig } from '../../src/config/types.js';
 import { silentLogger } from '../../src/log.js';
-import { startHostmesh } from '../../src/server/hostmesh.js';
+import { startHostmesh } from '../../src/app/hostmesh.js';
 import { freePorts } from '../helpers/ports.js';
 
 const HOST = '127.0.0.1';

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import t from 'tap';
 import { ConfigError, parseConfig } from '../../src/config/load.js';
 import { silentLogger } from '../../src/log.js';
-import { startHostmesh } from '../../src/server/hostmesh.js';
+import { startHostmesh } from '../../src/app/hostmesh.js';
 import { request } from '../helpers/http.js';
 import { freePorts } from '../helpers/ports.js';
 import { parsePrometheus } from '../helpers/prometheus.js';

@@ -54,6 +54,23 @@ const cases: { name: string; yaml: string; want: RegExp }[] = [
     want: /transformers\[0\]\.addrs\[0\]\.port/,
   },
   {
+    // The composition root (src/app/transformers.ts) no longer re-checks options: the schema must
+    // reject them, at their position.
+    name: 'a port transformer with a port out of range, at its position',
+    yaml: router('interpreter:\n  transformers:\n  - kind: io.l5d.port\n    port: 0'),
+    want: /^c\.yaml:7:13: routers\[0\]\.interpreter\.transformers\[0\]\.port: Too small/,
+  },
+  {
+    name: 'a specificHost transformer without a host, at its position',
+    yaml: router('interpreter:\n  transformers:\n  - kind: io.l5d.specificHost'),
+    want: /^c\.yaml:6:7: routers\[0\]\.interpreter\.transformers\[0\]\.host: /,
+  },
+  {
+    name: 'a replace transformer whose path is not a path, at its position',
+    yaml: router('interpreter:\n  transformers:\n  - kind: io.l5d.replace\n    path: svc'),
+    want: /^c\.yaml:7:13: routers\[0\]\.interpreter\.transformers\[0\]\.path: a path like/,
+  },
+  {
     name: 'a static identifier without a path',
     yaml: router('identifier:\n  kind: io.l5d.static'),
     want: /identifier\.path/,

@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runCheck } from '../../src/cli/run.js';
 import { loadConfig } from '../../src/config/load.js';
-import { startHostmesh, type Hostmesh } from '../../src/server/hostmesh.js';
+import { startHostmesh, type Hostmesh } from '../../src/app/hostmesh.js';
 import { silentLogger } from '../../src/log.js';
 import { startTextApp } from '../../src/demo/apps.js';
 import { writeDemoPki } from '../../src/demo/demo-pki.js';

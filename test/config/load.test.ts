@@ -39,7 +39,7 @@ t.test('a Linkerd 1 DaemonSet TLS config loads as written', async (t) => {
   t.same(out.client.tls?.trustCerts, ['/io.buoyant/linkerd/certs/ca.pem']);
   t.equal(out.client.tls?.clientAuth?.keyPath, '/io.buoyant/linkerd/certs/key.pk8');
   t.equal(out.transformers[0]?.kind, 'io.l5d.k8s.daemonset');
-  t.equal(out.transformers[0]?.['service'], 'l5d');
+  t.equal((out.transformers[0] as Record<string, unknown> | undefined)?.['service'], 'l5d');
   t.same(out.identifier, [{ kind: 'io.l5d.header.token', header: 'Host' }], 'default identifier is the Host header');
   t.equal(inc.servers[0]?.tls?.requireClientAuth, true);
   t.equal(inc.servers[0]?.tls?.caCertPath, '/io.buoyant/linkerd/certs/ca.pem');

@@ -6,7 +6,7 @@ import t from 'tap';
 import type { HostmeshConfig, RouterConfig } from '../../src/config/types.js';
 import { silentLogger } from '../../src/log.js';
 import { parseDeadline } from '../../src/router/deadline.js';
-import { startHostmesh, type Hostmesh } from '../../src/server/hostmesh.js';
+import { startHostmesh, type Hostmesh } from '../../src/app/hostmesh.js';
 import { request } from '../helpers/http.js';
 import { A, listen, startMesh, type TestMesh } from '../helpers/mesh.js';
 import { freePorts } from '../helpers/ports.js';

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import t from 'tap';
 import type { HostmeshConfig } from '../../src/config/types.js';
 import { silentLogger } from '../../src/log.js';
-import { startHostmesh, type Hostmesh } from '../../src/server/hostmesh.js';
+import { startHostmesh, type Hostmesh } from '../../src/app/hostmesh.js';
 import { freePorts } from '../helpers/ports.js';
 import { request } from '../helpers/http.js';
 import { parsePrometheus } from '../helpers/prometheus.js';

@@ -11,7 +11,7 @@ import type { ClientConfig, HostmeshConfig, RouterConfig } from '../../src/confi
 import { MESH_NAME } from '../../src/demo/demo.js';
 import { writeDemoPki } from '../../src/demo/demo-pki.js';
 import { silentLogger } from '../../src/log.js';
-import { startHostmesh, type Hostmesh } from '../../src/server/hostmesh.js';
+import { startHostmesh, type Hostmesh } from '../../src/app/hostmesh.js';
 import { A, B, listen } from '../helpers/mesh.js';
 import { freePorts } from '../helpers/ports.js';
 
@@ -82,7 +82,7 @@ t.before(async () => {
   const pki = await writeDemoPki(join(dir, 'certs'), MESH_NAME, nodes);
   for (const node of nodes) {
     const certs = pki.nodes.get(node.name) as { cert: string; key: string };
-    const base = { protocol: 'http' as const, dtab: '/svc => /#/io.l5d.fs;', identifier: [{ kind: 'io.l5d.header.token', header: 'Host' }], maxHops: 64 };
+    const base = { protocol: 'http' as const, dtab: '/svc => /#/io.l5d.fs;', identifier: [{ kind: 'io.l5d.header.token' as const, header: 'Host' }], maxHops: 64 };
     const out: RouterConfig = {
       ...base,
       label: 'outgoing',

@@ -8,7 +8,7 @@ import http from 'node:http';
 import t, { type Test } from 'tap';
 import type { HostmeshConfig, RouterConfig } from '../../src/config/types.js';
 import { silentLogger } from '../../src/log.js';
-import { startHostmesh, type Hostmesh } from '../../src/server/hostmesh.js';
+import { startHostmesh, type Hostmesh } from '../../src/app/hostmesh.js';
 import { FakeApiServer } from '../fixtures/k8s-api-server.js';
 import { endpointSlice, service, until } from '../helpers/k8s.js';
 import { request, type Reply } from '../helpers/http.js';

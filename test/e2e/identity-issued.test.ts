@@ -17,7 +17,7 @@ import t from 'tap';
 import { parseConfig } from '../../src/config/load.js';
 import { PodIndex } from '../../src/identity/pod-directory.js';
 import { silentLogger } from '../../src/log.js';
-import { startHostmesh, type Hostmesh } from '../../src/server/hostmesh.js';
+import { startHostmesh, type Hostmesh } from '../../src/app/hostmesh.js';
 import { createIntermediateCa, createCa } from '../../src/tls/generate.js';
 import { freePorts } from '../helpers/ports.js';
 import { request } from '../helpers/http.js';

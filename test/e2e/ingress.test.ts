@@ -5,7 +5,7 @@
 
 import t from 'tap';
 import { loadConfig } from '../../src/config/load.js';
-import { startHostmesh, type Hostmesh } from '../../src/server/hostmesh.js';
+import { startHostmesh, type Hostmesh } from '../../src/app/hostmesh.js';
 import { silentLogger } from '../../src/log.js';
 import { startTextApp } from '../../src/demo/apps.js';
 import { FakeApiServer, type KObject } from '../fixtures/k8s-api-server.js';

@@ -9,7 +9,7 @@ import type { AddressInfo } from 'node:net';
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import t, { type Test } from 'tap';
-import { startHostmesh } from '../../src/server/hostmesh.js';
+import { startHostmesh } from '../../src/app/hostmesh.js';
 import { FakeApiServer } from '../fixtures/k8s-api-server.js';
 import { request } from '../helpers/http.js';
 import { endpointSlice, service } from '../helpers/k8s.js';

@@ -12,7 +12,7 @@ import t from 'tap';
 import { runCheck } from '../../src/cli/run.js';
 import { parseConfig } from '../../src/config/load.js';
 import { silentLogger } from '../../src/log.js';
-import { startHostmesh } from '../../src/server/hostmesh.js';
+import { startHostmesh } from '../../src/app/hostmesh.js';
 import { request } from '../helpers/http.js';
 
 const HOST = '127.0.0.1';

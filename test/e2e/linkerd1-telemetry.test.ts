@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import t from 'tap';
 import { parseConfig } from '../../src/config/load.js';
 import { silentLogger } from '../../src/log.js';
-import { startHostmesh } from '../../src/server/hostmesh.js';
+import { startHostmesh } from '../../src/app/hostmesh.js';
 import { LINKERD1_ALERT_NAMES, LINKERD_VIZ_NAMES } from '../fixtures/linkerd1-dashboard-names.js';
 import { request } from '../helpers/http.js';
 import { parsePrometheus, type Sample } from '../helpers/prometheus.js';

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import t from 'tap';
 import { loadConfig } from '../../src/config/load.js';
 import { silentLogger } from '../../src/log.js';
-import { startHostmesh } from '../../src/server/hostmesh.js';
+import { startHostmesh } from '../../src/app/hostmesh.js';
 import { freePorts } from '../helpers/ports.js';
 import { request } from '../helpers/http.js';
 

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import t from 'tap';
 import { writeDemoPki } from '../../src/demo/demo-pki.js';
 import { silentLogger } from '../../src/log.js';
-import { startHostmesh, type Hostmesh } from '../../src/server/hostmesh.js';
+import { startHostmesh, type Hostmesh } from '../../src/app/hostmesh.js';
 import { fsNodeConfig } from '../helpers/fs-node.js';
 import { freePorts } from '../helpers/ports.js';
 import { request } from '../helpers/http.js';

@@ -12,7 +12,7 @@ import t from 'tap';
 import type { RouterConfig } from '../../src/config/types.js';
 import { writeDemoPki } from '../../src/demo/demo-pki.js';
 import { silentLogger } from '../../src/log.js';
-import { startHostmesh, type Hostmesh } from '../../src/server/hostmesh.js';
+import { startHostmesh, type Hostmesh } from '../../src/app/hostmesh.js';
 import { fsNodeConfig } from '../helpers/fs-node.js';
 import { freePorts } from '../helpers/ports.js';
 import { request } from '../helpers/http.js';

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import t from 'tap';
 import { parseConfig } from '../../src/config/load.js';
 import { silentLogger } from '../../src/log.js';
-import { startHostmesh, type Hostmesh } from '../../src/server/hostmesh.js';
+import { startHostmesh, type Hostmesh } from '../../src/app/hostmesh.js';
 import { createCa, issueCertificate } from '../../src/tls/generate.js';
 import { request } from '../helpers/http.js';
 import { listen } from '../helpers/mesh.js';

@@ -11,7 +11,7 @@ import t from 'tap';
 import WebSocket, { WebSocketServer } from 'ws';
 import type { HostmeshConfig } from '../../src/config/types.js';
 import { silentLogger } from '../../src/log.js';
-import { startHostmesh, type Hostmesh } from '../../src/server/hostmesh.js';
+import { startHostmesh, type Hostmesh } from '../../src/app/hostmesh.js';
 import { listen } from '../helpers/mesh.js';
 import { freePorts } from '../helpers/ports.js';
 import { parsePrometheus } from '../helpers/prometheus.js';

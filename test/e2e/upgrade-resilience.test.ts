@@ -12,7 +12,7 @@ import WebSocket, { WebSocketServer } from 'ws';
 import type { HostmeshConfig } from '../../src/config/types.js';
 import { silentLogger } from '../../src/log.js';
 import { createCa } from '../../src/tls/generate.js';
-import { startHostmesh, type Hostmesh } from '../../src/server/hostmesh.js';
+import { startHostmesh, type Hostmesh } from '../../src/app/hostmesh.js';
 import { listen } from '../helpers/mesh.js';
 import { freePorts } from '../helpers/ports.js';
 import { parsePrometheus } from '../helpers/prometheus.js';

@@ -11,7 +11,7 @@ import { parseConfig } from '../../src/config/load.js';
 import { writeDemoPki } from '../../src/demo/demo-pki.js';
 import { PodIndex } from '../../src/identity/pod-directory.js';
 import { silentLogger } from '../../src/log.js';
-import { startHostmesh, type Hostmesh } from '../../src/server/hostmesh.js';
+import { startHostmesh, type Hostmesh } from '../../src/app/hostmesh.js';
 import { greeterClient, startGreeter, unary } from '../helpers/grpc-greeter.js';
 import { freePorts } from '../helpers/ports.js';
 

@@ -9,7 +9,7 @@ import type { HostmeshConfig, RouterConfig } from '../../src/config/types.js';
 import { writeDemoPki } from '../../src/demo/demo-pki.js';
 import { PodIndex } from '../../src/identity/pod-directory.js';
 import { silentLogger } from '../../src/log.js';
-import { startHostmesh, type Hostmesh } from '../../src/server/hostmesh.js';
+import { startHostmesh, type Hostmesh } from '../../src/app/hostmesh.js';
 import { freePorts } from './ports.js';
 
 export const A = '127.0.0.2';
@@ -72,7 +72,7 @@ export async function startH2Mesh(o: H2MeshOptions = {}): Promise<H2Mesh> {
     for (const node of NODES) {
       const certs = pki.nodes.get(node.name) as { cert: string; key: string };
       const dtab = '/svc => /#/io.l5d.fs;';
-      const identifier = [{ kind: 'io.l5d.header.path', segments: 1 }];
+      const identifier = [{ kind: 'io.l5d.header.path' as const, segments: 1 }];
       const out: RouterConfig = {
         protocol: 'h2',
         label: 'h2-outgoing',

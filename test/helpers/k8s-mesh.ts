@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import type { HostmeshConfig, RouterConfig } from '../../src/config/types.js';
 import { writeDemoPki } from '../../src/demo/demo-pki.js';
 import { silentLogger } from '../../src/log.js';
-import { startHostmesh, type Hostmesh } from '../../src/server/hostmesh.js';
+import { startHostmesh, type Hostmesh } from '../../src/app/hostmesh.js';
 import type { FakeApiServer } from '../fixtures/k8s-api-server.js';
 import { endpointSlice, pod, service } from './k8s.js';
 import { freePorts } from './ports.js';

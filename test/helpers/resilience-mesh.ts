@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { HostmeshConfig } from '../../src/config/types.js';
 import { silentLogger } from '../../src/log.js';
-import { startHostmesh, type Hostmesh } from '../../src/server/hostmesh.js';
+import { startHostmesh, type Hostmesh } from '../../src/app/hostmesh.js';
 import { request } from './http.js';
 import { listen } from './mesh.js';
 import { freePorts } from './ports.js';

@@ -7,7 +7,7 @@ import { K8sClient } from '../../src/k8s/client.js';
 import { plainConnection } from '../../src/k8s/connection.js';
 import { findOwnNode, nodeNamePlan } from '../../src/k8s/own-node.js';
 import { parseConfig } from '../../src/config/load.js';
-import { checkRouters, startHostmesh } from '../../src/server/hostmesh.js';
+import { checkRouters, startHostmesh } from '../../src/app/hostmesh.js';
 import { pino } from 'pino';
 import type { Logger } from '../../src/log.js';
 import { FakeApiServer, type KObject } from '../fixtures/k8s-api-server.js';

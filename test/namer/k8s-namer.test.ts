@@ -9,7 +9,7 @@ import { Path } from '../../src/dtab/path.js';
 import type { Addr, Lookup } from '../../src/namer/addr.js';
 import { K8sNamer, type K8sNamerOptions } from '../../src/namer/k8s/k8s-namer.js';
 import { silentLogger } from '../../src/log.js';
-import { startHostmesh } from '../../src/server/hostmesh.js';
+import { startHostmesh } from '../../src/app/hostmesh.js';
 import { FakeApiServer } from '../fixtures/k8s-api-server.js';
 import { endpointSlice, service, until } from '../helpers/k8s.js';
 import { request } from '../helpers/http.js';

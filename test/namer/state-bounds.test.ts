@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import t, { type Test } from 'tap';
 import type { HostmeshConfig } from '../../src/config/types.js';
 import { silentLogger } from '../../src/log.js';
-import { startHostmesh, type Hostmesh } from '../../src/server/hostmesh.js';
+import { startHostmesh, type Hostmesh } from '../../src/app/hostmesh.js';
 import { FsNamer } from '../../src/namer/fs-namer.js';
 import { Path } from '../../src/dtab/path.js';
 import { Dtab } from '../../src/dtab/dtab.js';

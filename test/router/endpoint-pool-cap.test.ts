@@ -10,7 +10,7 @@ import type { AddressInfo } from 'node:net';
 import t from 'tap';
 import { parseConfig } from '../../src/config/load.js';
 import { silentLogger } from '../../src/log.js';
-import { startHostmesh } from '../../src/server/hostmesh.js';
+import { startHostmesh } from '../../src/app/hostmesh.js';
 import { request } from '../helpers/http.js';
 import { freePorts } from '../helpers/ports.js';
 import { eventually, heldSockets } from '../helpers/sockets.js';

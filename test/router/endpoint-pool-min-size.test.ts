@@ -9,7 +9,7 @@ import { Client } from 'undici';
 import { parseConfig } from '../../src/config/load.js';
 import { silentLogger } from '../../src/log.js';
 import { clientLimits, EndpointPools } from '../../src/router/endpoint-pool.js';
-import { startHostmesh } from '../../src/server/hostmesh.js';
+import { startHostmesh } from '../../src/app/hostmesh.js';
 import { request } from '../helpers/http.js';
 import { freePorts } from '../helpers/ports.js';
 import { ManualClock } from '../helpers/manual-clock.js';

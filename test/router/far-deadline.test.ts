@@ -8,7 +8,7 @@ import fc from 'fast-check';
 import type { HostmeshConfig } from '../../src/config/types.js';
 import { silentLogger } from '../../src/log.js';
 import { effectiveDeadline, MAX_TIMER_MS, timerMs } from '../../src/router/deadline.js';
-import { startHostmesh, type Hostmesh } from '../../src/server/hostmesh.js';
+import { startHostmesh, type Hostmesh } from '../../src/app/hostmesh.js';
 import { request } from '../helpers/http.js';
 import { listen } from '../helpers/mesh.js';
 import { freePorts } from '../helpers/ports.js';

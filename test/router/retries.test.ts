@@ -8,7 +8,7 @@ import type { HostmeshConfig, RouterConfig } from '../../src/config/types.js';
 import { silentLogger } from '../../src/log.js';
 import { backoffDelays, Budgets, RetryBudget } from '../../src/router/retries.js';
 import { ReplayableBody } from '../../src/router/retry-body.js';
-import { startHostmesh, type Hostmesh } from '../../src/server/hostmesh.js';
+import { startHostmesh, type Hostmesh } from '../../src/app/hostmesh.js';
 import { request } from '../helpers/http.js';
 import { listen } from '../helpers/mesh.js';
 import { freePorts } from '../helpers/ports.js';

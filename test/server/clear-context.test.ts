@@ -11,7 +11,7 @@ import t from 'tap';
 import { ConfigError, parseConfig } from '../../src/config/load.js';
 import type { HostmeshConfig } from '../../src/config/types.js';
 import { silentLogger } from '../../src/log.js';
-import { startHostmesh, type Hostmesh } from '../../src/server/hostmesh.js';
+import { startHostmesh, type Hostmesh } from '../../src/app/hostmesh.js';
 import { request } from '../helpers/http.js';
 import { freePorts } from '../helpers/ports.js';
 

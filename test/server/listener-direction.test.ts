@@ -9,7 +9,7 @@ import { HostmeshError } from '../../src/errors.js';
 import { silentLogger } from '../../src/log.js';
 import { type Direction, type RequestContext, serverDirection } from '../../src/router/context.js';
 import type { Router } from '../../src/router/router.js';
-import { type Hostmesh, startHostmesh } from '../../src/server/hostmesh.js';
+import { type Hostmesh, startHostmesh } from '../../src/app/hostmesh.js';
 import { Listener } from '../../src/server/listener.js';
 import { request } from '../helpers/http.js';
 import { listen } from '../helpers/mesh.js';

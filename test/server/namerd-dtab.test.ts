@@ -5,7 +5,7 @@
 
 import t from 'tap';
 import { parseConfig } from '../../src/config/load.js';
-import { startHostmesh } from '../../src/server/hostmesh.js';
+import { startHostmesh } from '../../src/app/hostmesh.js';
 import { silentLogger } from '../../src/log.js';
 import { startTextApp } from '../../src/demo/apps.js';
 import { FakeApiServer, type KObject } from '../fixtures/k8s-api-server.js';

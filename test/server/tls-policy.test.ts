@@ -11,7 +11,7 @@ import tls from 'node:tls';
 import t, { type Test } from 'tap';
 import { parseConfig } from '../../src/config/load.js';
 import { silentLogger } from '../../src/log.js';
-import { startHostmesh, type Hostmesh } from '../../src/server/hostmesh.js';
+import { startHostmesh, type Hostmesh } from '../../src/app/hostmesh.js';
 import { clientTlsOptions } from '../../src/tls/tls-files.js';
 import { createCa, issueCertificate, issueNodeCertificate, type Pem } from '../../src/tls/generate.js';
 

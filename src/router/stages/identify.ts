@@ -42,10 +42,12 @@ export interface IdentifyOptions {
   readonly identify: (req: RequestFacts) => { name: Path; target: string };
   readonly maxHops: number;
   readonly now: () => number;
-  /** Linkerd 1's service.totalTimeoutMs (unset: only a caller's l5d-ctx-deadline bounds the request). */
-  readonly totalTimeoutMs?: number | undefined;
-  /** A per-prefix service.totalTimeoutMs for a logical name (undefined: the router's own applies). */
-  readonly totalTimeoutFor?: ((service: Path) => number | undefined) | undefined;
+  /**
+   * Linkerd 1's service.totalTimeoutMs of a logical name (its io.l5d.static prefix configs' over the
+   * router's own), or the router's own when called without one: the one source of both. Unset or
+   * undefined: only a caller's l5d-ctx-deadline bounds the request.
+   */
+  readonly totalTimeoutMs?: ((service?: Path) => number | undefined) | undefined;
   /** Where a deadline already past on arrival is reported (default: nowhere). */
   readonly events?: Pick<RouterEvents, 'timeout'> | undefined;
 }
@@ -64,7 +66,7 @@ export class IdentifyStage {
       throw HostmeshError.of('PROXY_LOOP', 'hops', { maxHops: this.#o.maxHops });
     }
     const arrived = this.#o.now();
-    const deadline = effectiveDeadline(arrived, h[DEADLINE_HEADER], this.#o.totalTimeoutMs);
+    const deadline = effectiveDeadline(arrived, h[DEADLINE_HEADER], this.#o.totalTimeoutMs?.());
     if (deadline !== undefined && deadline.at <= arrived) {
       this.#o.events?.timeout('deadline_passed');
       throw expiredError(deadline, arrived);
@@ -86,9 +88,9 @@ export class IdentifyStage {
     });
     ctx.service = id.name.show();
     // The name decides a per-prefix totalTimeoutMs: counted from arrival, as the router's own.
-    const total = this.#o.totalTimeoutFor?.(id.name);
+    const total = this.#o.totalTimeoutMs?.(id.name);
     let deadline = arrival.deadline;
-    if (total !== undefined && total !== this.#o.totalTimeoutMs) {
+    if (total !== undefined && total !== this.#o.totalTimeoutMs?.()) {
       deadline = effectiveDeadline(arrival.arrived, h[DEADLINE_HEADER], total);
       const now = this.#o.now();
       if (deadline !== undefined && deadline.at <= now) {

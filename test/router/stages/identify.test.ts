@@ -22,7 +22,7 @@ function stage(options: { maxHops?: number; totalTimeoutMs?: number; identifiers
     identify: buildIdentifiers(options.identifiers ?? [{ kind: 'io.l5d.header.token', header: 'Host' }], parsePath('/svc')),
     maxHops: options.maxHops ?? 3,
     now: options.now ?? (() => T0),
-    totalTimeoutMs: options.totalTimeoutMs,
+    totalTimeoutMs: () => options.totalTimeoutMs,
     events: { timeout: (k) => timeouts.push(k) },
   });
   return { s, timeouts };
