@@ -1,6 +1,6 @@
-// The namers a config names (io.l5d.k8s, io.l5d.fs, io.l5d.rewrite), their transformers, and the
-// Kubernetes API connection every other watch (pods, Ingresses, namerd's dtabs, the own node)
-// borrows from the first io.l5d.k8s namer.
+// The namers a config names (io.l5d.k8s, io.l5d.fs, io.l5d.rewrite), their transformers, and
+// namerd's dtab store (interpreter io.l5d.namerd.k8s). Where the Kubernetes API is for every
+// watch: k8s-api.ts.
 
 import type { Dtab } from '../dtab/dtab.js';
 import { parsePath } from '../dtab/parse.js';
@@ -18,15 +18,8 @@ import type { Var } from '../namer/var.js';
 import { NamerdDtab } from '../server/namerd-dtab.js';
 import type { HostmeshDeps } from './deps.js';
 import { nodeAddresses } from './node.js';
+import { k8sWhere } from './k8s-api.js';
 import { buildTransforms } from './transformers.js';
-
-/** Where a Kubernetes API is: the given host/port, else the first io.l5d.k8s namer's, else in-cluster/kubeconfig. */
-export function k8sWhere(config: HostmeshConfig, host?: string, port?: number): { host?: string; port?: number } {
-  if (host !== undefined || port !== undefined) return { ...(host !== undefined ? { host } : {}), ...(port !== undefined ? { port } : {}) };
-  const k8s = config.namers.find((n) => n.kind === 'io.l5d.k8s');
-  if (k8s === undefined || k8s.kind !== 'io.l5d.k8s') return {};
-  return { ...(k8s.host !== undefined ? { host: k8s.host } : {}), ...(k8s.port !== undefined ? { port: k8s.port } : {}) };
-}
 
 export function buildNamers(config: HostmeshConfig, deps: HostmeshDeps): Namer[] {
   const namers: Namer[] = [...(deps.namers ?? [])];

@@ -11,7 +11,7 @@ import { resolveConnection } from '../k8s/connection.js';
 import { findOwnNode, nodeNamePlan, SA_NAMESPACE_FILE } from '../k8s/own-node.js';
 import { serverDirection } from '../router/context.js';
 import type { HostmeshDeps } from './deps.js';
-import { k8sWhere } from './namers.js';
+import { k8sWhere } from './k8s-api.js';
 
 /** Whether a router's own node matters: a localnode transformer, or a plaintext port serving only local pods. */
 function nodeUse(config: HostmeshConfig): { required: boolean; wanted: boolean } {

@@ -28,7 +28,8 @@ import { watchTls } from '../tls/reload.js';
 import type { AppContext } from './context.js';
 import type { HostmeshDeps } from './deps.js';
 import { startListeners } from './listeners.js';
-import { k8sWhere, startNamerdDtab } from './namers.js';
+import { k8sWhere } from './k8s-api.js';
+import { startNamerdDtab } from './namers.js';
 import { buildTransforms } from './transformers.js';
 
 export interface RunningRouter {
