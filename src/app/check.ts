@@ -5,7 +5,7 @@ import { parsePath } from '../dtab/parse.js';
 import type { HostmeshConfig } from '../config/types.js';
 import { nodeNamePlan } from '../k8s/own-node.js';
 import { NameInterpreter } from '../namer/interpreter.js';
-import { buildIdentifiers } from '../router/identifiers.js';
+import { buildIdentifiers } from '../router/stages/identify/identifiers.js';
 import { DEFAULT_IDENTIFIERS } from './routers.js';
 import { buildTransforms } from './transformers.js';
 

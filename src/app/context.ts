@@ -8,7 +8,7 @@ import type { SnatDetector } from '../identity/snat-detector.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics/metrics.js';
 import type { NameInterpreter } from '../namer/interpreter.js';
-import type { EndpointPools } from '../router/endpoint-pool.js';
+import type { EndpointPools } from '../router/stages/endpoint/endpoint-pool.js';
 import type { AccessLog } from '../server/access-log.js';
 import type { DtabWatcher } from '../server/dtab-watcher.js';
 import type { H2Listener } from '../server/h2-listener.js';

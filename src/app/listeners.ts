@@ -3,7 +3,7 @@
 // node certificate change, and an h2 router's client sessions and gRPC classifier.
 
 import type { RouterConfig, ServerConfig } from '../config/types.js';
-import { h2Classifier } from '../router/classifier.js';
+import { h2Classifier } from '../router/stages/forward/classifier.js';
 import { h2Limits } from '../h2/h2-limits.js';
 import { H2Sessions } from '../h2/h2-sessions.js';
 import { Callers } from '../identity/caller.js';
@@ -12,7 +12,7 @@ import { h2Metrics, type H2Metrics } from '../metrics/h2-metrics.js';
 import type { Metrics, RouterMetricSet } from '../metrics/metrics.js';
 import { serverDirection } from '../router/context.js';
 import type { Router } from '../router/router.js';
-import type { H2Forward } from '../router/stages/forward-h2.js';
+import type { H2Forward } from '../router/stages/forward/forward-h2.js';
 import type { AccessLog } from '../server/access-log.js';
 import { H2Listener } from '../server/h2-listener.js';
 import { Listener } from '../server/listener.js';

@@ -11,12 +11,12 @@ import type { PodDirectory } from '../identity/pod-directory.js';
 import type { Logger } from '../log.js';
 import type { Endpoint } from '../namer/addr.js';
 import type { NameInterpreter } from '../namer/interpreter.js';
-import { deliveryCheck } from '../router/delivery.js';
+import { deliveryCheck } from '../router/stages/concrete/delivery.js';
 import type { Metrics } from '../metrics/metrics.js';
-import { daemonSet, hostFilter, localNode, portTransform, replaceTransform, type EndpointTransform } from '../router/transformers.js';
+import { daemonSet, hostFilter, localNode, portTransform, replaceTransform, type EndpointTransform } from '../router/stages/concrete/transformers.js';
 import { localAddresses } from './node.js';
 
-/** What the localnode delivery check reads (router/delivery.ts); absent when only validating a config. */
+/** What the localnode delivery check reads (router/stages/concrete/delivery.ts); absent when only validating a config. */
 export interface DeliveryDeps {
   readonly pods: PodDirectory;
   /** Whether `pods` is a pod watch (or the demo's list): without one, localnode trusts nodeName. */

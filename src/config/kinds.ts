@@ -2,7 +2,7 @@
 // balancers): a typo in an option or a kind hostmesh does not build is an error with its key path.
 
 import { z } from 'zod';
-import { parseConfigPrefix } from '../router/static-params.js';
+import { parseConfigPrefix } from '../router/settings/static-params.js';
 
 const port = z.number().int().min(1).max(65535);
 /** A dtab path option (checked by the dtab parser when the router is built). */
@@ -32,7 +32,7 @@ const identifierKinds = [
   z.strictObject({ kind: z.literal('io.l5d.static'), path: pathOption, ...dstPrefix }),
   // Linkerd 1's h2 identifier: the first `segments` of :path (gRPC: /pkg.Service/Method -> /svc/pkg.Service).
   z.strictObject({ kind: z.literal('io.l5d.header.path'), segments: z.number().int().min(1).optional(), ...dstPrefix }),
-  // Linkerd 1's ingress identifier (router/ingress.ts); maxIngresses/maxRulesPerIngress are hostmesh's bounds.
+  // Linkerd 1's ingress identifier (router/stages/identify/ingress.ts); maxIngresses/maxRulesPerIngress are hostmesh's bounds.
   z.strictObject({
     kind: z.literal('io.l5d.ingress'),
     namespace: z.string().min(1).optional(),
@@ -67,7 +67,7 @@ const transformerKinds = [
     routers: pathOption.optional(),
     ...hostNetwork,
   }),
-  // hostNetworkPods (hostmesh's own, default false): the incoming router may deliver to hostNetwork pods (router/delivery.ts).
+  // hostNetworkPods (hostmesh's own, default false): the incoming router may deliver to hostNetwork pods (router/stages/concrete/delivery.ts).
   z.strictObject({ kind: z.literal('io.l5d.k8s.localnode'), ...hostNetwork, hostNetworkPods: z.boolean().optional() }),
   z.strictObject({ kind: z.literal('io.l5d.port'), port }),
   z.strictObject({ kind: z.literal('io.l5d.replace'), path: pathOption }),
@@ -137,10 +137,10 @@ export const CLIENT_NUMBER_KEYS = [
 ] as const;
 
 export const PER_PREFIX_ENFORCED: Readonly<Record<'service' | 'client', readonly string[]>> = {
-  // router/per-name.ts (retry policy, classifier, budgets) and stages/identify.ts (totalTimeoutMs).
+  // router/settings/per-name.ts (retry policy, classifier, budgets) and stages/identify/identify.ts (totalTimeoutMs).
   service: ['totalTimeoutMs', 'responseClassifier', 'retries', 'retryBufferSize'],
-  // router/client-pools.ts: TLS and pool limits make a client's own pools; per-name.ts the rest
-  // (a per-prefix failureAccrual gets its own accrual state, read by stages/concrete.ts and endpoint.ts).
+  // router/stages/endpoint/client-pools.ts: TLS and pool limits make a client's own pools; per-name.ts the rest
+  // (a per-prefix failureAccrual gets its own accrual state, read by stages/concrete/concrete.ts and endpoint.ts).
   client: ['tls', 'hostConnectionPool', ...CLIENT_NUMBER_KEYS, 'requeueBudget', 'failureAccrual'],
 };
 

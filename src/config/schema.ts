@@ -5,9 +5,9 @@ import { z } from 'zod';
 import { identifierSchema, loadBalancerSchema, notPerPrefix, scopeKinds, transformerSchema } from './kinds.js';
 import { parseCidr } from '../identity/source-guard.js';
 import { DNS_SUBDOMAIN_NAME } from '../k8s/names.js';
-import { CLASSIFIER_KINDS } from '../router/classifier.js';
-import { H2_CLASSIFIER_KINDS } from '../router/classifier.js';
-import { DEFAULT_POOL_MAX_SIZE } from '../router/endpoint-pool.js';
+import { CLASSIFIER_KINDS } from '../router/stages/forward/classifier.js';
+import { H2_CLASSIFIER_KINDS } from '../router/stages/forward/classifier.js';
+import { DEFAULT_POOL_MAX_SIZE } from '../router/stages/endpoint/endpoint-pool.js';
 import { tlsPolicyProblems } from '../tls/policy.js';
 import { interpreterSchema } from './interpreter.js';
 import { namerKindError, protocolError, rewriteNamer } from './namer-kinds.js';
@@ -154,7 +154,7 @@ export const clientTls = z
   })
   .superRefine(checkTlsNames);
 
-/** Linkerd 1's retry budget (router/retries.ts). */
+/** Linkerd 1's retry budget (router/stages/forward/retries.ts). */
 export const retryBudget = z.strictObject({
   ttlSecs: z.number().int().min(1).max(60).optional(),
   minRetriesPerSec: z.number().min(0).max(100_000).optional(),
@@ -177,14 +177,14 @@ export const failureAccrual = z.discriminatedUnion('kind', [
   z.strictObject({ kind: z.literal('none') }),
 ]);
 
-/** Linkerd 1's HTTP response classifiers: the router's list (router/classifier.ts), validated here. */
+/** Linkerd 1's HTTP response classifiers: the router's list (router/stages/forward/classifier.ts), validated here. */
 export const RESPONSE_CLASSIFIERS = CLASSIFIER_KINDS;
 
 export const serviceShape = {
   // Linkerd 1: the whole request, retries included (unset: no bound but the client's own deadlines).
   totalTimeoutMs: z.number().int().min(1).max(3_600_000).optional(),
   responseClassifier: z
-    // io.l5d.h2.* kinds apply to protocol: h2 routers (router/classifier.ts), checked against the protocol in `router`.
+    // io.l5d.h2.* kinds apply to protocol: h2 routers (router/stages/forward/classifier.ts), checked against the protocol in `router`.
     .strictObject({
       kind: z.enum([...RESPONSE_CLASSIFIERS, ...H2_CLASSIFIER_KINDS]),
       retryableStatusCodes: z.array(z.number().int().min(0).max(16)).optional(),
@@ -219,7 +219,7 @@ export const clientShape = {
   loadBalancer: loadBalancerSchema.optional(),
   hostConnectionPool: z
     .strictObject({
-      // Linkerd 1's low watermark: connections kept open while idle (router/endpoint-pool.ts).
+      // Linkerd 1's low watermark: connections kept open while idle (router/stages/endpoint/endpoint-pool.ts).
       minSize: z.number().int().min(0).max(10_000).optional(),
       maxSize: z.number().int().min(1).max(10_000).optional(),
       maxWaiters: z.number().int().min(0).max(100_000).optional(),
@@ -238,7 +238,7 @@ export const clientShape = {
     })
     .optional(),
   maxWaitMs: z.number().int().min(1).optional(),
-  // hostmesh: endpoint pools open at once per router (router/endpoint-pool.ts).
+  // hostmesh: endpoint pools open at once per router (router/stages/endpoint/endpoint-pool.ts).
   maxEndpointPools: z.number().int().min(1).max(1_000_000).optional(),
   maxInFlightPerSource: z.number().int().min(1).optional(),
   maxInFlightPerService: z.number().int().min(1).optional(),
@@ -280,7 +280,7 @@ const router = z.strictObject({
   bindingBudget: z.number().int().min(100).max(1_000_000).optional(),
   // Linkerd 1: how long a request waits for its name to bind (a namer's first answer).
   bindingTimeoutMs: z.number().int().min(1).max(3_600_000).optional(),
-  // hostmesh addition: peer routers that announced a drain, skipped by the balancer (router/draining-peers.ts).
+  // hostmesh addition: peer routers that announced a drain, skipped by the balancer (router/stages/concrete/draining-peers.ts).
   drainingPeers: z
     .strictObject({ ttlMs: z.number().int().min(100).max(3_600_000).optional(), max: z.number().int().min(1).max(1_000_000).optional() })
     .optional(),

@@ -10,8 +10,8 @@
 import type { z } from 'zod';
 import type { AdminSpec } from '../admin/admin-server.js';
 import type { H2ServerLimits as H2ServerSpec } from '../h2/h2-limits.js';
-import type { IdentifierConfig as IdentifierSpec } from '../router/identifiers.js';
-import type { ClientSpec, FailureAccrualSpec, ServiceSpec } from '../router/spec.js';
+import type { IdentifierConfig as IdentifierSpec } from '../router/stages/identify/identifiers.js';
+import type { ClientSpec, FailureAccrualSpec, ServiceSpec } from '../router/settings/spec.js';
 import type { NamerdDtabConfig } from '../server/namerd-dtab.js';
 import type { ClientTlsSpec, ServerTlsSpec } from '../tls/tls-files.js';
 import type { identifierSchema, loadBalancerSchema, transformerSchema } from './kinds.js';

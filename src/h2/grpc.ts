@@ -1,6 +1,6 @@
 // gRPC over HTTP/2 as a router sees it (grpc/doc/PROTOCOL-HTTP2.md, statuscodes.md): status codes,
 // the grpc-timeout and grpc-message encodings, and router errors as statuses. Linkerd 1's
-// io.l5d.h2.* response classifiers, which read these codes, are the router's (router/classifier.ts).
+// io.l5d.h2.* response classifiers, which read these codes, are the router's (router/stages/forward/classifier.ts).
 
 import type { ErrorCode } from '../errors.js';
 

@@ -3,7 +3,7 @@
 // delivery, per-name settings, endpoint pools, ingress and dtab reloads, as Prometheus families.
 
 import { Counter, Gauge, type Registry } from 'prom-client';
-import type { PoolEvents } from '../router/endpoint-pool.js';
+import type { PoolEvents } from '../router/stages/endpoint/endpoint-pool.js';
 import type {
   AuthzEvents,
   AuthzVerdict,
@@ -39,10 +39,10 @@ export class RouterFamilies {
   readonly drainingPeers: Gauge;
   readonly authzDecisions: Counter;
   readonly policyReloadFailures: Counter;
-  /** Endpoints the incoming router's delivery check refused (router/delivery.ts), by reason. */
+  /** Endpoints the incoming router's delivery check refused (router/stages/concrete/delivery.ts), by reason. */
   readonly deliveryRefused: Counter;
   readonly staticParamsEvictions: Counter;
-  /** Endpoint pools open per router, and pools closed by reason (router/endpoint-pool.ts). */
+  /** Endpoint pools open per router, and pools closed by reason (router/stages/endpoint/endpoint-pool.ts). */
   readonly endpointPools: Gauge;
   readonly endpointPoolsClosed: Counter;
   readonly dtabReloadFailures: Counter;
@@ -96,7 +96,7 @@ export class RouterFamilies {
     });
     this.deliveryRefused = new Counter({
       name: 'hostmesh_delivery_refused_total',
-      help: 'Endpoints of a Kubernetes name the incoming router would not deliver to: not a known pod, a pod of another node or namespace, a hostNetwork pod (router/delivery.ts).',
+      help: 'Endpoints of a Kubernetes name the incoming router would not deliver to: not a known pod, a pod of another node or namespace, a hostNetwork pod (router/stages/concrete/delivery.ts).',
       labelNames: ['router', 'reason'],
       registers,
     });
@@ -195,7 +195,7 @@ export class RouterFamilies {
 export class RouterMetrics implements RouterEvents, RouterPartEvents, AuthzEvents {
   /** Per final destination, its callers by identity with allowed/denied counts (the dashboard). */
   readonly authzCallers = new AuthzCallers();
-  /** The router's endpoint pools and their connections (router/endpoint-pool.ts PoolEvents). */
+  /** The router's endpoint pools and their connections (router/stages/endpoint/endpoint-pool.ts PoolEvents). */
   readonly pools: PoolEvents;
   readonly #f: RouterFamilies;
   readonly #requests: RequestMetrics;
@@ -257,7 +257,7 @@ export class RouterMetrics implements RouterEvents, RouterPartEvents, AuthzEvent
     this.#evictions(reason).inc();
   }
 
-  /** `reason` is from a closed set (router/admission.ts), or endpoint_pools_full. */
+  /** `reason` is from a closed set (router/stages/endpoint/admission.ts), or endpoint_pools_full. */
   shed(reason: ShedReason | 'endpoint_pools_full'): void {
     this.#sheds(reason).inc();
   }
@@ -308,7 +308,7 @@ export class RouterMetrics implements RouterEvents, RouterPartEvents, AuthzEvent
     this.#draining.set(size);
   }
 
-  /** An authorization decision (router/authorize.ts); the service label shares MAX_SERVICES. */
+  /** An authorization decision (router/stages/authorize/authorize.ts); the service label shares MAX_SERVICES. */
   authz(service: string, destination: string, caller: string, verdict: AuthzVerdict): void {
     this.#f.authzDecisions.labels(this.label, this.#requests.serviceLabel(service), verdict).inc();
     this.authzCallers.record(service, destination, caller, verdict);
@@ -323,7 +323,7 @@ export class RouterMetrics implements RouterEvents, RouterPartEvents, AuthzEvent
     this.authz(service, destination, caller, 'deny');
   }
 
-  /** An endpoint the incoming router's delivery check refused (router/delivery.ts). */
+  /** An endpoint the incoming router's delivery check refused (router/stages/concrete/delivery.ts). */
   deliveryRefused(reason: DeliveryRefusal): void {
     this.#f.deliveryRefused.labels(this.label, reason).inc();
   }

@@ -10,35 +10,35 @@ import type { Logger } from '../log.js';
 import type { BoundName } from '../namer/addr.js';
 import type { NameInterpreter } from '../namer/interpreter.js';
 import type { Var } from '../namer/var.js';
-import type { Authorize } from './authorize.js';
+import type { Authorize } from './stages/authorize/authorize.js';
 import type { RequestContext } from './context.js';
 import { formatDeadline, DEADLINE_HEADER } from './deadline.js';
-import { endpointKey, type EndpointPools } from './endpoint-pool.js';
-import { withDelegationPath } from './explain-failure.js';
-import { DrainingPeers } from './draining-peers.js';
+import { endpointKey, type EndpointPools } from './stages/endpoint/endpoint-pool.js';
+import { withDelegationPath } from './stages/logical/explain-failure.js';
+import { DrainingPeers } from './stages/concrete/draining-peers.js';
 import { noRouterEvents, type RouterEvents } from './events.js';
-import { accrualClient, accrualConfig, accrualKey, FailureAccrual } from './failure-accrual.js';
-import { buildIdentifiers, type RequestFacts } from './identifiers.js';
+import { accrualClient, accrualConfig, accrualKey, FailureAccrual } from './stages/concrete/failure-accrual.js';
+import { buildIdentifiers, type RequestFacts } from './stages/identify/identifiers.js';
 import { parsePath } from '../dtab/parse.js';
-import { outgoingHeaders } from './outgoing-headers.js';
-import { markUndelivered } from './requeue.js';
-import { ClientPools } from './client-pools.js';
-import { classifierOf, DeadCounts, PerName, requeueBudgetOf, retryPolicyOf } from './per-name.js';
-import { RouterParams } from './static-params.js';
-import type { ClientSpec } from './spec.js';
+import { outgoingHeaders } from './stages/forward/outgoing-headers.js';
+import { markUndelivered } from './stages/forward/requeue.js';
+import { ClientPools } from './stages/endpoint/client-pools.js';
+import { classifierOf, DeadCounts, PerName, requeueBudgetOf, retryPolicyOf } from './settings/per-name.js';
+import { RouterParams } from './settings/static-params.js';
+import type { ClientSpec } from './settings/spec.js';
 import type { RoutePlan } from './route-plan.js';
-import { type BalancerKind, ConcreteStage } from './stages/concrete.js';
-import { EndpointStage } from './stages/endpoint.js';
-import { ForwardStage } from './stages/forward.js';
-import type { UpgradeRequest } from './stages/forward-upgrade.js';
-import { IdentifyStage, type RequestHead } from './stages/identify.js';
-import { type BindingCacheLimits, DEFAULT_BINDING_CACHE, LogicalStage } from './stages/logical.js';
-import { decrementMaxForwards, traceEcho, traceHere } from './trace.js';
+import { type BalancerKind, ConcreteStage } from './stages/concrete/concrete.js';
+import { EndpointStage } from './stages/endpoint/endpoint.js';
+import { ForwardStage } from './stages/forward/forward.js';
+import type { UpgradeRequest } from './stages/forward/forward-upgrade.js';
+import { IdentifyStage, type RequestHead } from './stages/identify/identify.js';
+import { type BindingCacheLimits, DEFAULT_BINDING_CACHE, LogicalStage } from './stages/logical/logical.js';
+import { decrementMaxForwards, traceEcho, traceHere } from './stages/forward/trace.js';
 import { assertDecided, type EntryDecision } from './decision.js';
-import type { EndpointTransform } from './transformers.js';
-import type { H2Forward } from './stages/forward-h2.js';
+import type { EndpointTransform } from './stages/concrete/transformers.js';
+import type { H2Forward } from './stages/forward/forward-h2.js';
 import type { H2Sessions } from '../h2/h2-sessions.js';
-import type { H2Classifier } from './classifier.js';
+import type { H2Classifier } from './stages/forward/classifier.js';
 
 export interface RouterOptions {
   readonly label: string;
@@ -60,13 +60,13 @@ export interface RouterOptions {
   readonly bindingBudget?: number;
   /** Linkerd 1's bindingTimeoutMs: the wait for a pending binding (default 10 s). */
   readonly bindingTimeoutMs?: number;
-  /** Caps and idle TTL of the binding cache (Linkerd 1's bindingCache); defaults in stages/logical.ts. */
+  /** Caps and idle TTL of the binding cache (Linkerd 1's bindingCache); defaults in stages/logical/logical.ts. */
   readonly bindingCache?: BindingCacheLimits;
   /** The clock of idle eviction, deadlines, attempt timeouts, retry backoffs, budgets and accrual (tests drive it; default systemClock). */
   readonly clock?: Clock;
   /** The authorization stage (authorize.ts), on the final bound name; absent: everything allowed. */
   readonly authorize?: Authorize;
-  /** Peer routers that announced a drain (router/draining-peers.ts); defaults ttlMs 30 s, max 10,000. */
+  /** Peer routers that announced a drain (router/stages/concrete/draining-peers.ts); defaults ttlMs 30 s, max 10,000. */
   readonly drainingPeers?: { readonly ttlMs?: number; readonly max?: number };
   /**
    * The router's settings, the one source every stage reads: its service and client settings
@@ -257,14 +257,14 @@ export class Router {
     };
   }
 
-  /** The HTTP/2 forward stage of an h2 router (stages/forward-h2.ts), over its client sessions. */
+  /** The HTTP/2 forward stage of an h2 router (stages/forward/forward-h2.ts), over its client sessions. */
   h2Forward(sessions: H2Sessions, classify: H2Classifier): H2Forward {
     return this.#forward.h2(sessions, classify);
   }
 
   /**
    * Carries out a planned Upgrade on the same pools, leases, deadlines and requeues as a request
-   * (stages/forward-upgrade.ts): resolves once its tunnel is open or the endpoint's answer relayed.
+   * (stages/forward/forward-upgrade.ts): resolves once its tunnel is open or the endpoint's answer relayed.
    */
   upgrade(u: UpgradeRequest, plan: RoutePlan, ctx: RequestContext): Promise<void> {
     return this.#forward.upgrade(u, plan, ctx);

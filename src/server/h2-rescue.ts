@@ -5,9 +5,9 @@
 import http2, { type OutgoingHttpHeaders, type ServerHttp2Stream } from 'node:http2';
 import { encodeGrpcMessage, GRPC, grpcStatusOf } from '../h2/grpc.js';
 import type { Logger } from '../log.js';
-import { RETRYABLE_HEADER } from '../router/classifier.js';
+import { RETRYABLE_HEADER } from '../router/stages/forward/classifier.js';
 import type { RequestContext } from '../router/context.js';
-import { REQUEUE_HEADER } from '../router/requeue.js';
+import { REQUEUE_HEADER } from '../router/stages/forward/requeue.js';
 import { errorAnswer } from './rescue.js';
 
 /** What was answered: the HTTP status and, for gRPC, the status code. */

@@ -8,10 +8,10 @@ import type { TLSSocket, TlsOptions } from 'node:tls';
 import type { Logger } from '../log.js';
 import type { Direction, RequestContext } from '../router/context.js';
 import { EntryDecider, type EntryDecision, type EntryPath } from '../router/decision.js';
-import { REQUEUE_HEADER } from '../router/requeue.js';
+import { REQUEUE_HEADER } from '../router/stages/forward/requeue.js';
 import type { Router } from '../router/router.js';
-import { RETRYABLE_HEADER } from '../router/classifier.js';
-import { DRAINING_HEADER } from '../router/draining-peers.js';
+import { RETRYABLE_HEADER } from '../router/stages/forward/classifier.js';
+import { DRAINING_HEADER } from '../router/stages/concrete/draining-peers.js';
 import { peerIdentity, peerVerdict } from '../tls/peer-identity.js';
 import { parserError, rescue, rescueRaw } from './rescue.js';
 import { HostmeshError } from '../errors.js';
@@ -336,7 +336,7 @@ export class Listener {
     if (this.#pipelines.hold(req, res, () => this.#onRequest(req, res))) return; // routed at its turn, or dropped with its connection
     const ctx: RequestContext = { direction: this.#direction };
     if (this.#announcing) {
-      // The peer stops choosing this node (router/draining-peers.ts) and its connection closes
+      // The peer stops choosing this node (router/stages/concrete/draining-peers.ts) and its connection closes
       // after this answer, so it holds none to a router about to stop.
       res.setHeader(DRAINING_HEADER, '1');
       res.setHeader('connection', 'close');

@@ -1,5 +1,5 @@
 // Connections that leave HTTP request/response: Upgrade (WebSocket and others), forwarded by the
-// router's forward stage on the same endpoint pools as requests (router/stages/forward-upgrade.ts),
+// router's forward stage on the same endpoint pools as requests (router/stages/forward/forward-upgrade.ts),
 // and CONNECT to a mesh name, whose tunnel is fed back into the listener so the HTTP inside is
 // routed (and forwarded) like any other request.
 

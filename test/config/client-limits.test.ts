@@ -3,7 +3,7 @@
 
 import t from 'tap';
 import { ConfigError, parseConfig } from '../../src/config/load.js';
-import { clientLimits } from '../../src/router/endpoint-pool.js';
+import { clientLimits } from '../../src/router/stages/endpoint/endpoint-pool.js';
 
 function config(client: string): string {
   return `routers:

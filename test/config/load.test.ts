@@ -51,7 +51,11 @@ t.test('a Linkerd 1 DaemonSet TLS config loads as written', async (t) => {
     ['usage: accepted, not enforced', 'telemetry[1]: io.l5d.recentRequests: accepted, not enforced: the admin recent requests view is not served'],
   );
   t.same(config.telemetry, { prometheus: { path: '/admin/metrics/prometheus', prefix: '' } }, 'io.l5d.prometheus is enforced');
-  t.same(out.service, { responseClassifier: { kind: 'io.l5d.http.retryableRead5XX' } }, 'service.responseClassifier is enforced (router/classifier.ts)');
+  t.same(
+    out.service,
+    { responseClassifier: { kind: 'io.l5d.http.retryableRead5XX' } },
+    'service.responseClassifier is enforced (router/stages/forward/classifier.ts)',
+  );
   t.match(warnings[0], /^l5d\.yaml:\d+:1: usage:/, 'warnings carry file:line:col');
   t.notOk(
     warnings.some((w) => w.includes('interpreter')),

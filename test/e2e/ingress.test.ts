@@ -139,7 +139,7 @@ t.test('hostile Ingresses are refused and counted; the served ones keep routing'
 });
 
 t.test('past maxIngresses the watch keeps names only, and other classes take no slot', async (t) => {
-  const { IngressSource } = await import('../../src/router/ingress.js');
+  const { IngressSource } = await import('../../src/router/stages/identify/ingress.js');
   const { K8sClient } = await import('../../src/k8s/client.js');
   const { resolveConnection } = await import('../../src/k8s/connection.js');
   for (let i = 0; i < 5; i++)

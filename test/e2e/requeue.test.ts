@@ -132,7 +132,7 @@ t.test('small request bodies are requeued whole; a body past the buffer is not r
     if (r.status === 200) t.equal(r.body, `web on node-a, PUT body ${big.length}\n`);
   }
   // Which of the two happens depends on how much of the body had passed when node-b answered;
-  // what never happens is a resend of a body that was not kept whole (router/retry-body.ts tests).
+  // what never happens is a resend of a body that was not kept whole (router/stages/forward/retry-body.ts tests).
   t.ok(results.includes(200) && results.every((s) => s === 200 || s === 502), `big bodies: ${results.join(',')}`);
 });
 

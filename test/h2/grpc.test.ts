@@ -1,11 +1,11 @@
 // The gRPC wire pieces (src/h2/grpc.ts): grpc-timeout parse/format, grpc-message encoding, router
-// errors as statuses, and the io.l5d.h2.grpc.* classifiers (src/router/classifier.ts); fast-check properties beside the parsers.
+// errors as statuses, and the io.l5d.h2.grpc.* classifiers (src/router/stages/forward/classifier.ts); fast-check properties beside the parsers.
 
 import fc from 'fast-check';
 import t from 'tap';
 import { ERRORS, type ErrorCode } from '../../src/errors.js';
 import { encodeGrpcMessage, formatGrpcTimeout, GRPC, grpcStatusOf, grpcStatusValue, isGrpc, parseGrpcTimeout } from '../../src/h2/grpc.js';
-import { h2Classifier } from '../../src/router/classifier.js';
+import { h2Classifier } from '../../src/router/stages/forward/classifier.js';
 
 t.test('grpc-timeout: units, the 8-digit bound, and garbage refused', async (t) => {
   t.equal(parseGrpcTimeout('100m'), 100);

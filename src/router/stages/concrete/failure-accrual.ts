@@ -1,0 +1,338 @@
+// Failure accrual (Linkerd 1's client.failureAccrual, Finagle's FailureAccrualFactory): per bound
+// client and endpoint, a policy marks an endpoint dead, the balancer skips it, a probe after backoff.
+
+import { type Clock, systemClock } from '../../../core/clock.js';
+import type { FailureAccrualSpec } from '../../settings/spec.js';
+import { backoffDelays, type BackoffConfig } from '../forward/retries.js';
+
+/** Linkerd 1's policies; `none` turns accrual off. */
+export type AccrualPolicyConfig =
+  | { readonly kind: 'io.l5d.consecutiveFailures'; readonly failures: number }
+  | { readonly kind: 'io.l5d.successRate'; readonly successRate: number; readonly requests: number }
+  | { readonly kind: 'io.l5d.successRateWindowed'; readonly successRate: number; readonly windowMs: number }
+  | { readonly kind: 'none' };
+
+export interface AccrualConfig {
+  readonly policy: AccrualPolicyConfig;
+  /** How long an endpoint stays dead before one probe request (each marking takes the next delay). */
+  readonly backoff: BackoffConfig;
+}
+
+/** Linkerd 1's default: 5 consecutive failures, dead for a jittered 5 s to 300 s. */
+export const DEFAULT_ACCRUAL: AccrualConfig = {
+  policy: { kind: 'io.l5d.consecutiveFailures', failures: 5 },
+  backoff: { kind: 'jittered', minMs: 5_000, maxMs: 300_000 },
+};
+
+/** A config's client.failureAccrual as the router's, Linkerd 1's defaults filled in. */
+export function accrualConfig(c: FailureAccrualSpec | undefined): AccrualConfig {
+  if (c === undefined) return DEFAULT_ACCRUAL;
+  if (c.kind === 'none') return { policy: { kind: 'none' }, backoff: DEFAULT_ACCRUAL.backoff };
+  const b = c.backoff;
+  const backoff: BackoffConfig = b === undefined ? DEFAULT_ACCRUAL.backoff : b.kind === 'constant' ? { kind: 'constant', ms: b.ms ?? 0 } : b;
+  switch (c.kind) {
+    case 'io.l5d.consecutiveFailures':
+      return { policy: { kind: c.kind, failures: c.failures ?? 5 }, backoff };
+    case 'io.l5d.successRate':
+      return { policy: { kind: c.kind, successRate: c.successRate, requests: c.requests }, backoff };
+    case 'io.l5d.successRateWindowed':
+      return { policy: { kind: c.kind, successRate: c.successRate, windowMs: c.window * 1000 }, backoff };
+  }
+}
+
+/** Endpoint states kept per router; past it the least recently used (alive ones first) go. */
+export const MAX_ACCRUAL_ENTRIES = 10_000;
+
+/**
+ * Requests a windowed success rate needs in its window before it may mark an endpoint dead
+ * (hostmesh's choice: Linkerd 1 is silent; one failure out of one is not a rate).
+ */
+export const MIN_WINDOW_REQUESTS = 5;
+
+export type AccrualState = 'alive' | 'dead' | 'probing';
+
+/** One policy's memory of one endpoint: says whether the latest outcome makes it dead. */
+interface Policy {
+  /** Records an outcome; true: the endpoint should be marked dead. */
+  record(ok: boolean, now: number): boolean;
+  reset(): void;
+}
+
+function consecutive(failures: number): Policy {
+  let run = 0;
+  return {
+    record(ok) {
+      run = ok ? 0 : run + 1;
+      return run >= failures;
+    },
+    reset() {
+      run = 0;
+    },
+  };
+}
+
+/** Success rate over the last `requests` outcomes (a ring of them), once that many were seen. */
+function successRate(rate: number, requests: number): Policy {
+  const ring = new Uint8Array(requests);
+  let seen = 0;
+  let next = 0;
+  let successes = 0;
+  return {
+    record(ok) {
+      if (seen === requests) successes -= ring[next] as number;
+      else seen++;
+      ring[next] = ok ? 1 : 0;
+      successes += ok ? 1 : 0;
+      next = (next + 1) % requests;
+      return seen === requests && successes / seen < rate;
+    },
+    reset() {
+      ring.fill(0);
+      seen = 0;
+      next = 0;
+      successes = 0;
+    },
+  };
+}
+
+/** Success rate of the outcomes in the last `windowMs` (one-second buckets), on the injected clock. */
+function successRateWindowed(rate: number, windowMs: number): Policy {
+  const bucketMs = Math.min(1000, windowMs);
+  const n = Math.max(1, Math.ceil(windowMs / bucketMs));
+  const ok = new Float64Array(n);
+  const all = new Float64Array(n);
+  const stamp = new Float64Array(n).fill(-1);
+  return {
+    record(success, now) {
+      const slot = Math.floor(now / bucketMs);
+      const i = slot % n;
+      if (stamp[i] !== slot) {
+        stamp[i] = slot;
+        ok[i] = 0;
+        all[i] = 0;
+      }
+      all[i] = (all[i] as number) + 1;
+      if (success) ok[i] = (ok[i] as number) + 1;
+      let s = 0;
+      let t = 0;
+      for (let j = 0; j < n; j++) {
+        if ((stamp[j] as number) > slot - n) {
+          s += ok[j] as number;
+          t += all[j] as number;
+        }
+      }
+      return t >= MIN_WINDOW_REQUESTS && s / t < rate;
+    },
+    reset() {
+      stamp.fill(-1);
+    },
+  };
+}
+
+function makePolicy(c: AccrualPolicyConfig): Policy | undefined {
+  switch (c.kind) {
+    case 'io.l5d.consecutiveFailures':
+      return consecutive(c.failures);
+    case 'io.l5d.successRate':
+      return successRate(c.successRate, c.requests);
+    case 'io.l5d.successRateWindowed':
+      return successRateWindowed(c.successRate, c.windowMs);
+    case 'none':
+      return undefined;
+  }
+}
+
+interface Entry {
+  readonly policy: Policy;
+  state: AccrualState;
+  /** While dead: when a probe may go. */
+  until: number;
+  probeOut: boolean;
+  /** The backoff stream of this endpoint; restarts when a probe succeeds. */
+  delays: () => number;
+  /** When an outcome was last recorded (the injected clock): idle alive entries are dropped. */
+  usedAt: number;
+}
+
+export interface AccrualOptions {
+  readonly clock?: Clock;
+  readonly random?: () => number;
+  /** An endpoint was marked dead (metrics: removals). */
+  /** An endpoint marked dead; `key` is its accrualKey (client id, space, endpoint). */
+  readonly onRemoved?: (key: string) => void;
+  /** The number of dead endpoints changed (metrics: gauge). */
+  readonly onDeadCount?: (dead: number) => void;
+}
+
+export class FailureAccrual {
+  readonly #config: AccrualConfig;
+  readonly #now: () => number;
+  readonly #random: () => number;
+  readonly #o: AccrualOptions;
+  /** Least recently used first. */
+  readonly #entries = new Map<string, Entry>();
+  #dead = 0;
+
+  constructor(config: AccrualConfig, options: AccrualOptions = {}) {
+    this.#config = config;
+    this.#o = options;
+    const clock = options.clock ?? systemClock;
+    this.#now = () => clock.now();
+    this.#random = options.random ?? Math.random;
+  }
+
+  get enabled(): boolean {
+    return this.#config.policy.kind !== 'none';
+  }
+
+  /** Endpoints marked dead (or out on probation) now. */
+  get deadCount(): number {
+    return this.#dead;
+  }
+
+  /** Entries kept (bounded by MAX_ACCRUAL_ENTRIES). */
+  get size(): number {
+    return this.#entries.size;
+  }
+
+  /** The state of `key`; a dead endpoint whose backoff has passed becomes `probing`. */
+  state(key: string): AccrualState {
+    const e = this.#entries.get(key);
+    if (e === undefined) return 'alive';
+    if (e.state === 'dead' && this.#now() >= e.until) {
+      e.state = 'probing';
+      e.probeOut = false;
+    }
+    return e.state;
+  }
+
+  /** Whether the balancer may choose `key`: alive, or probing with no probe out yet. */
+  usable(key: string): boolean {
+    const s = this.state(key);
+    return s === 'alive' || (s === 'probing' && !(this.#entries.get(key) as Entry).probeOut);
+  }
+
+  /**
+   * An attempt goes to `key`. Returns true when it is the probe (its outcome decides whether the
+   * endpoint comes back); a probe abandoned without an outcome lets the next request probe.
+   */
+  begin(key: string): boolean {
+    const e = this.#entries.get(key);
+    if (e === undefined || this.state(key) !== 'probing' || e.probeOut) return false;
+    e.probeOut = true;
+    return true;
+  }
+
+  /** The attempt that `begin` called the probe ended without an outcome (shed, client gone). */
+  abandon(key: string): void {
+    const e = this.#entries.get(key);
+    if (e !== undefined && e.state === 'probing') e.probeOut = false;
+  }
+
+  /**
+   * Drops the entries of alive endpoints with no outcome recorded for `idleMs` (their counts start
+   * again, as for a new endpoint); dead and probing ones are kept (bounded by MAX_ACCRUAL_ENTRIES).
+   * Returns how many were dropped.
+   */
+  evictIdle(idleMs: number): number {
+    const now = this.#now();
+    let dropped = 0;
+    for (const [key, e] of this.#entries) {
+      if (now - e.usedAt < idleMs) break; // least recently used first: the rest are more recent
+      if (e.state === 'alive' && !e.probeOut) {
+        this.#entries.delete(key);
+        dropped++;
+      }
+    }
+    return dropped;
+  }
+
+  /** An attempt's outcome: the classifier's class (success or not), or a connection failure. */
+  record(key: string, ok: boolean): void {
+    if (!this.enabled) return;
+    let e = this.#entries.get(key);
+    if (e === undefined) {
+      // A run of failures starts with a failure: successes before it need no memory. Rates do.
+      if (ok && this.#config.policy.kind === 'io.l5d.consecutiveFailures') return;
+      e = {
+        policy: makePolicy(this.#config.policy) as Policy,
+        state: 'alive',
+        until: 0,
+        probeOut: false,
+        delays: backoffDelays(this.#config.backoff, this.#random),
+        usedAt: 0,
+      };
+      this.#entries.set(key, e);
+    } else {
+      this.#entries.delete(key); // most recently used goes last
+      this.#entries.set(key, e);
+    }
+    e.usedAt = this.#now();
+    this.#apply(key, e, ok);
+    this.#trim(); // after the outcome, so the entry being recorded is counted as what it now is
+  }
+
+  #apply(key: string, e: Entry, ok: boolean): void {
+    const now = this.#now();
+    if (this.state(key) === 'probing') {
+      if (ok) {
+        // Back in rotation with a clean history and a fresh backoff stream (Finagle's revival).
+        e.state = 'alive';
+        e.policy.reset();
+        e.delays = backoffDelays(this.#config.backoff, this.#random);
+        this.#setDead(this.#dead - 1);
+      } else {
+        this.#markDead(e, now, false, key);
+      }
+      return;
+    }
+    if (e.state === 'dead') return; // a request sent anyway (every endpoint dead): the backoff stands
+    if (e.policy.record(ok, now)) this.#markDead(e, now, true, key);
+  }
+
+  /** Forgets every state (endpoints re-resolved, tests). */
+  clear(): void {
+    this.#entries.clear();
+    this.#setDead(0);
+  }
+
+  #markDead(e: Entry, now: number, fresh: boolean, key: string): void {
+    e.state = 'dead';
+    e.until = now + e.delays();
+    e.probeOut = false;
+    if (fresh) {
+      this.#setDead(this.#dead + 1);
+      this.#o.onRemoved?.(key);
+    }
+  }
+
+  #setDead(n: number): void {
+    this.#dead = Math.max(0, n);
+    this.#o.onDeadCount?.(this.#dead);
+  }
+
+  /** Past the cap: drop the least recently used alive entries, then dead ones if need be. */
+  #trim(): void {
+    if (this.#entries.size <= MAX_ACCRUAL_ENTRIES) return;
+    for (const [key, e] of this.#entries) {
+      if (this.#entries.size <= MAX_ACCRUAL_ENTRIES) return;
+      if (e.state === 'alive') this.#entries.delete(key);
+    }
+    for (const [key, e] of this.#entries) {
+      if (this.#entries.size <= MAX_ACCRUAL_ENTRIES) return;
+      this.#entries.delete(key);
+      if (e.state !== 'alive') this.#setDead(this.#dead - 1);
+    }
+  }
+}
+
+/** The bound client of an accrual key. */
+export function accrualClient(key: string): string {
+  const i = key.lastIndexOf(' ');
+  return i < 0 ? key : key.slice(0, i);
+}
+
+/** The accrual key of an endpoint of a bound client: Linkerd 1 kept accrual per client's balancer. */
+export function accrualKey(client: string, endpoint: string): string {
+  return `${client} ${endpoint}`;
+}

@@ -1,0 +1,169 @@
+// Admission control in front of one endpoint's connection pool: at most `maxInFlight` requests,
+// shares per source and per service, and a bounded wait queue that sheds rather than waits forever.
+
+import type { EventEmitter } from 'node:events';
+import { type Clock, systemClock } from '../../../core/clock.js';
+import { HostmeshError } from '../../../errors.js';
+
+export interface AdmissionLimits {
+  /** Requests in flight on the endpoint (its pool's connections: HTTP/1.1 holds one per request). */
+  readonly maxInFlight: number;
+  /** Requests waiting for a slot; past it a request is shed at once. */
+  readonly maxWaiters: number;
+  /** How long a request may wait for a slot before it is shed. */
+  readonly maxWaitMs: number;
+  /** In flight per source (a pod's address). */
+  readonly maxPerSource: number;
+  /** Waiting per source, so one pod cannot fill the queue others need when the pool is full. */
+  readonly maxWaitersPerSource: number;
+  /** In flight per service (logical name). */
+  readonly maxPerService: number;
+}
+
+/** Why a request was shed (a metric label: this set is closed). */
+import type { ShedReason } from '../../events.js';
+
+export type { ShedReason };
+
+export class ShedError extends HostmeshError {
+  readonly reason: ShedReason;
+  constructor(reason: ShedReason, message: string) {
+    super('SHED', message);
+    this.reason = reason;
+  }
+}
+
+interface Waiter {
+  readonly source: string | undefined;
+  readonly service: string;
+  readonly admit: () => void;
+  cancel: () => void;
+}
+
+export class Admission {
+  readonly #limits: AdmissionLimits;
+  readonly #clock: Clock;
+  #inFlight = 0;
+  // Counts per key exist only while non-zero, so these maps are bounded by the requests present.
+  readonly #bySource = new Map<string, number>();
+  readonly #byService = new Map<string, number>();
+  readonly #waitingBySource = new Map<string, number>();
+  readonly #waiters: Waiter[] = [];
+
+  /** `clock`: the wait bound runs on it (tests drive it with a manual clock). */
+  constructor(limits: AdmissionLimits, clock: Clock = systemClock) {
+    this.#limits = limits;
+    this.#clock = clock;
+  }
+
+  get inFlight(): number {
+    return this.#inFlight;
+  }
+
+  get waiting(): number {
+    return this.#waiters.length;
+  }
+
+  /**
+   * Takes a slot for one request: undefined when admitted at once (the common case, no promise),
+   * else a promise that resolves when admitted or rejects with a ShedError. A request with no
+   * source (the incoming side, where every request comes from a peer router) has only the
+   * per-service share. Each admission must be paired with one release() with the same keys.
+   * `abort` (the client went away) takes a waiter out of the queue at once, so gone clients do
+   * not hold queue places until the wait bound.
+   */
+  acquire(source: string | undefined, service: string, abort?: EventEmitter): Promise<void> | undefined {
+    // Waiters left in the queue are all blocked by their own shares or by a full pool (release
+    // admits every eligible one), so a newcomer that fits takes a slot without unfairness.
+    if (this.#fits(source, service)) {
+      this.#take(source, service);
+      return undefined;
+    }
+    const l = this.#limits;
+    if (this.#waiters.length >= l.maxWaiters) {
+      return Promise.reject(
+        new ShedError('queue_full', `endpoint busy: ${this.#inFlight} requests in flight and ${this.#waiters.length} waiting (queue bound)`),
+      );
+    }
+    if (source !== undefined && (this.#waitingBySource.get(source) ?? 0) >= l.maxWaitersPerSource) {
+      return Promise.reject(
+        new ShedError('source_queue_full', `too many requests from ${source}: its share of the queue (${l.maxWaitersPerSource} waiting) is full`),
+      );
+    }
+    return new Promise<void>((resolve, reject) => {
+      const onAbort = (): void => {
+        if (this.#remove(waiter)) {
+          cancelTimer();
+          reject(new HostmeshError('UPSTREAM_ERROR', 'the client went away while waiting for a slot'));
+        }
+      };
+      const waiter: Waiter = {
+        source,
+        service,
+        admit: () => {
+          abort?.off('abort', onAbort);
+          resolve();
+        },
+        cancel: () => {
+          abort?.off('abort', onAbort);
+          cancelTimer();
+        },
+      };
+      const cancelTimer = this.#clock.schedule(l.maxWaitMs, () => {
+        abort?.off('abort', onAbort);
+        if (this.#remove(waiter)) {
+          reject(new ShedError('wait_timeout', `endpoint busy: no slot within ${l.maxWaitMs} ms (queue wait bound)`));
+        }
+      });
+      abort?.once('abort', onAbort);
+      this.#waiters.push(waiter);
+      if (source !== undefined) bump(this.#waitingBySource, source, 1);
+    });
+  }
+
+  /** Gives back a slot taken by acquire(), and admits the waiters that now fit, oldest first. */
+  release(source: string | undefined, service: string): void {
+    this.#inFlight--;
+    if (source !== undefined) bump(this.#bySource, source, -1);
+    bump(this.#byService, service, -1);
+    for (let i = 0; i < this.#waiters.length && this.#inFlight < this.#limits.maxInFlight; ) {
+      const w = this.#waiters[i] as Waiter;
+      if (!this.#fits(w.source, w.service)) {
+        i++;
+        continue;
+      }
+      this.#waiters.splice(i, 1);
+      if (w.source !== undefined) bump(this.#waitingBySource, w.source, -1);
+      w.cancel();
+      this.#take(w.source, w.service);
+      w.admit();
+    }
+  }
+
+  #fits(source: string | undefined, service: string): boolean {
+    const l = this.#limits;
+    if (this.#inFlight >= l.maxInFlight) return false;
+    if (source !== undefined && (this.#bySource.get(source) ?? 0) >= l.maxPerSource) return false;
+    return (this.#byService.get(service) ?? 0) < l.maxPerService;
+  }
+
+  #take(source: string | undefined, service: string): void {
+    this.#inFlight++;
+    if (source !== undefined) bump(this.#bySource, source, 1);
+    bump(this.#byService, service, 1);
+  }
+
+  #remove(w: Waiter): boolean {
+    const i = this.#waiters.indexOf(w);
+    if (i < 0) return false;
+    this.#waiters.splice(i, 1);
+    if (w.source !== undefined) bump(this.#waitingBySource, w.source, -1);
+    return true;
+  }
+}
+
+function bump(m: Map<string, number>, key: string, by: number): void {
+  const n = (m.get(key) ?? 0) + by;
+  if (n <= 0) m.delete(key);
+  else m.set(key, n);
+}

@@ -1,0 +1,262 @@
+// Stage 5, forward: sends a planned request in as many attempts as it takes (requeues, retries,
+// deadlines) through the endpoint stage, and relays the final answer with its success class.
+
+import { EventEmitter } from 'node:events';
+import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
+import type { Readable } from 'node:stream';
+import type { Dispatcher } from 'undici';
+import { HostmeshError } from '../../../errors.js';
+import type { H2Classifier } from './classifier.js';
+import type { H2Sessions } from '../../../h2/h2-sessions.js';
+import type { Endpoint } from '../../../namer/addr.js';
+import { RETRYABLE_HEADER, type ResponseClass, SUCCESS_CLASS_HEADER, successClass } from './classifier.js';
+import type { RequestContext } from '../../context.js';
+import { DRAINING_HEADER } from '../concrete/draining-peers.js';
+import { endpointKey } from '../endpoint/endpoint-pool.js';
+import { headerValue, isHopByHop } from '../../headers.js';
+import { CLOSED_ERRORS, REQUEUE_HEADER, requeueReason } from './requeue.js';
+import { ReplayableBody } from './retry-body.js';
+import type { RoutePlan } from '../../route-plan.js';
+import { type Exchange, type ForwardOptions, forwardAttempts, retryHop, scopeOf } from './attempts.js';
+import { H2Forward } from './forward-h2.js';
+import { forwardUpgrade, type UpgradeRequest } from './forward-upgrade.js';
+
+export { type ClientParams, type ForwardOptions, retryHop, type ServiceParams, type TimeoutKind } from './attempts.js';
+
+export class ForwardStage {
+  readonly #o: ForwardOptions;
+
+  constructor(options: ForwardOptions) {
+    this.#o = options;
+  }
+
+  /**
+   * Node hands over a connection's pipelined requests at once; their responses leave in order
+   * anyway, so they are forwarded one at a time: one connection is one stream of requests and
+   * cannot fill an endpoint's queue (1,000 pipelined requests would otherwise be 1,000 waiters).
+   */
+  async forward(req: IncomingMessage, res: ServerResponse, plan: RoutePlan, ctx: RequestContext): Promise<void> {
+    const socket = req.socket;
+    const line = pipelines.get(socket);
+    if (line === undefined) pipelines.set(socket, []);
+    else await new Promise<void>((resolve) => line.push(resolve));
+    try {
+      await this.#send(req, res, plan, ctx);
+    } finally {
+      const next = pipelines.get(socket)?.shift();
+      if (next !== undefined) next();
+      else pipelines.delete(socket);
+    }
+  }
+
+  /**
+   * One request over HTTP/1, through the attempt loop (attempts.ts: requeues, retries, deadlines,
+   * leases). Each attempt is one undici request on the endpoint's pool; a body is sent again only
+   * while it fits the retry buffer. The last answer is relayed, with its class in l5d-success-class.
+   */
+  async #send(req: IncomingMessage, res: ServerResponse, plan: RoutePlan, ctx: RequestContext): Promise<void> {
+    if (res.destroyed) return; // the client left while its earlier pipelined requests ran
+    const o = this.#o;
+    const scope = scopeOf(o, plan);
+    const { pools, service } = scope;
+    const limits = pools.limits;
+    // TLS: the name to send (SNI) is the client's commonName. undici would take the Host header,
+    // and reconnect each time the next request's Host differs.
+    const servername = pools.tlsOptions?.servername;
+    // undici takes an EventEmitter as the abort signal: far cheaper per request than an
+    // AbortController, whose signal machinery showed in the profile.
+    const abort = new EventEmitter();
+    const onClose = (): void => {
+      if (!res.writableFinished) abort.emit('abort');
+    };
+    res.once('close', onClose);
+    const method = plan.method;
+    const hasBody = req.headers['transfer-encoding'] !== undefined || (req.headers['content-length'] ?? '0') !== '0';
+    const chunked = hasBody && req.headers['content-length'] === undefined;
+    const classify = scope.svc.classify;
+    const body = hasBody ? new ReplayableBody(req, scope.svc.retries.requestBufferBytes) : undefined;
+    const retriesHere = retryHop(ctx);
+    let stopWatch: (() => void) | undefined;
+    let bodyStalled = false;
+    const exchange: Exchange<Dispatcher.ResponseData, void> = {
+      // The fair-share key: on the outbound side the client's address is the pod; on the inbound
+      // side every request comes from a peer router, so only the per-service share applies there.
+      source: ctx.direction === 'inbound' ? undefined : req.socket.remoteAddress,
+      admitted: true,
+      retries: true,
+      reportsClass: true,
+      replayable: () => body === undefined || body.replayable,
+      gone: () => res.destroyed,
+      left: () => undefined,
+      timeoutRetryable: () => classify({ method, chunked }, 503, {}) === 'retryable',
+      send: async (_endpoint, lease, signal) => {
+        if (hasBody && stopWatch === undefined && !req.readableEnded) {
+          stopWatch = watchRequestBody(req, limits.requestBodyIdleTimeoutMs, () => {
+            bodyStalled = true;
+            o.events.timeout('request_body_idle', service);
+            abort.emit('abort');
+          });
+        }
+        const started = performance.now();
+        let upstream: Dispatcher.ResponseData;
+        try {
+          upstream = await lease.entry.pool.request({
+            method: method as 'GET',
+            path: plan.target,
+            headers: plan.headers as Record<string, string | string[]>,
+            body: body === undefined ? null : body.attempt(),
+            signal,
+            ...(servername !== undefined ? ({ servername } as object) : {}),
+          });
+        } catch (err) {
+          if (err instanceof HostmeshError) throw err;
+          if (bodyStalled) {
+            // The rest of the body will not be read: the connection cannot carry another request.
+            res.setHeader('connection', 'close');
+            throw new HostmeshError('REQUEST_TIMEOUT', `request body made no progress for ${limits.requestBodyIdleTimeoutMs} ms`, { cause: err });
+          }
+          const code = (err as { code?: string }).code ?? '';
+          return { kind: 'failed', code, err: err as Error, requeue: requeueReason(code, method) };
+        }
+        pools.observe(lease.entry, performance.now() - started);
+        return { kind: 'answer', answer: upstream, head: upstream.headers, cls: classify({ method, chunked }, upstream.statusCode, upstream.headers) };
+      },
+      discard,
+      relay: async (upstream, cls) => {
+        body?.settle(); // this answer is final: nothing is resent, so nothing need be kept
+        relayHead(res, upstream, cls as ResponseClass, retriesHere);
+        await this.#relayBody(res, upstream, service);
+      },
+      failure: (f, endpoint) => this.#upstreamError(f.err, f.code, endpoint, service),
+    };
+    try {
+      await forwardAttempts(o, plan, ctx, scope, abort, exchange);
+    } finally {
+      stopWatch?.();
+      res.off('close', onClose);
+    }
+  }
+
+  /**
+   * An Upgrade over the same pools, leases, deadlines and requeues as a request (forward-upgrade.ts):
+   * resolves once the tunnel is open or the endpoint's answer is relayed; throws when no answer came.
+   */
+  upgrade(u: UpgradeRequest, plan: RoutePlan, ctx: RequestContext): Promise<void> {
+    return forwardUpgrade(this.#o, u, plan, ctx);
+  }
+
+  /** The HTTP/2 way to carry out plans (forward-h2.ts): the same endpoints, budgets and settings as this stage's. */
+  h2(sessions: H2Sessions, classify: H2Classifier): H2Forward {
+    return new H2Forward(this.#o, sessions, classify);
+  }
+
+  /** The catalog error for a failed upstream request (no response arrived). */
+  #upstreamError(err: unknown, code: string, endpoint: Endpoint, service: string): HostmeshError {
+    const limits = this.#o.endpoints.pools.limits;
+    if (code === 'UND_ERR_HEADERS_TIMEOUT') {
+      this.#o.events.timeout('headers', service);
+      return new HostmeshError('TIMEOUT', `${endpointKey(endpoint)} did not answer within ${limits.headersTimeoutMs} ms (headers timeout)`, { cause: err });
+    }
+    if (code === 'UND_ERR_CONNECT_TIMEOUT') {
+      this.#o.events.timeout('connect', service);
+      return new HostmeshError('TIMEOUT', `timed out connecting to ${endpointKey(endpoint)}`, { cause: err });
+    }
+    if (CLOSED_ERRORS.has(code)) {
+      return new HostmeshError('UPSTREAM_ERROR', `connection to ${endpointKey(endpoint)} failed after the request was sent: ${(err as Error).message}`, {
+        cause: err,
+      });
+    }
+    return new HostmeshError('CONNECT_FAILED', `cannot reach ${endpointKey(endpoint)}: ${(err as Error).message}`, { cause: err });
+  }
+
+  async #relayBody(res: ServerResponse, upstream: Dispatcher.ResponseData, service: string): Promise<void> {
+    try {
+      await relay(upstream.body, res);
+      const trailers = upstream.trailers;
+      if (trailers !== undefined && Object.keys(trailers).length > 0) res.addTrailers(trailers as Record<string, string>);
+      res.end();
+    } catch (err) {
+      // The client went away, or the upstream died or went idle mid-body: cut the response
+      // (a closed connection, never a response that looks complete).
+      if ((err as { code?: string }).code === 'UND_ERR_BODY_TIMEOUT') this.#o.events.timeout('response_body_idle', service);
+      upstream.body.destroy();
+      res.destroy();
+    }
+  }
+}
+
+/** Per connection: resolvers of its pipelined requests waiting for the one in progress. */
+const pipelines = new WeakMap<object, (() => void)[]>();
+
+/**
+ * The response head: end-to-end fields, minus the router's requeue and draining marks, plus the
+ * success class. The hop that retries drops the app's l5d-retryable from what it relays: its
+ * retries are spent or refused, so nothing past it (a pod's own retrying client) retries again.
+ */
+function relayHead(res: ServerResponse, upstream: Dispatcher.ResponseData, cls: ResponseClass, retried: boolean): void {
+  const outHeaders: OutgoingHttpHeaders = {};
+  for (const [k, v] of Object.entries(upstream.headers)) {
+    if (v !== undefined && !isHopByHop(k) && k !== REQUEUE_HEADER && k !== DRAINING_HEADER && !(retried && k === RETRYABLE_HEADER)) outHeaders[k] = v;
+  }
+  outHeaders[SUCCESS_CLASS_HEADER] = successClass(cls);
+  const trailerNames = headerValue(upstream.headers['trailer']);
+  if (trailerNames !== undefined) outHeaders['trailer'] = trailerNames; // announced trailers follow the body
+  res.writeHead(upstream.statusCode, outHeaders);
+}
+
+/** Reads and drops an answer that will not be relayed (a requeued or retried attempt's). */
+async function discard(upstream: Dispatcher.ResponseData): Promise<void> {
+  await upstream.body.dump().catch(() => undefined);
+}
+
+/**
+ * Calls `onIdle` once if the request body makes no progress for `idleMs` (detected within one
+ * to two periods). Progress is read from the socket's byte count rather than a 'data' listener,
+ * which would switch the body to flowing mode under undici's feet. A body held back by the
+ * upstream's back-pressure (paused, or bytes buffered unread) is not the client's stall.
+ */
+function watchRequestBody(req: IncomingMessage, idleMs: number, onIdle: () => void): () => void {
+  let seen = req.socket.bytesRead;
+  const timer = setInterval(() => {
+    const now = req.socket.bytesRead;
+    if (req.readableEnded || now !== seen || req.readableFlowing === false || req.readableLength > 0) {
+      seen = now;
+      if (req.readableEnded) clearInterval(timer);
+      return;
+    }
+    clearInterval(timer);
+    onIdle();
+  }, idleMs);
+  timer.unref();
+  return () => clearInterval(timer);
+}
+
+/**
+ * Streams a response body into `res` (back-pressure by pipe) without ending it, so trailers can
+ * follow. Resolves at the body's end; rejects if the upstream fails or the client goes away.
+ * (stream.pipeline would do, but it allocates an AbortController per call and aborts it on
+ * completion, which builds a DOMException with a stack trace: ~7% of a router's CPU, profiled.)
+ */
+function relay(body: Readable, res: ServerResponse): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const done = (err?: Error): void => {
+      body.off('end', onEnd);
+      body.off('error', onError);
+      res.off('close', onClose);
+      if (err === undefined) resolve();
+      else {
+        body.unpipe(res);
+        reject(err);
+      }
+    };
+    const onEnd = (): void => done();
+    const onError = (err: Error): void => done(err);
+    const onClose = (): void => {
+      if (!res.writableFinished) done(new Error('client closed the connection'));
+    };
+    body.once('end', onEnd);
+    body.once('error', onError);
+    res.once('close', onClose);
+    body.pipe(res, { end: false });
+  });
+}

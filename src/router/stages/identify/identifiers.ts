@@ -1,0 +1,179 @@
+// Linkerd 1's HTTP identifiers: each turns a request (already normalized to origin-form with its
+// Host) into a logical name under the router's dstPrefix. A router tries its list in turn.
+
+import { Path } from '../../../dtab/path.js';
+import { DtabParseError, parsePath } from '../../../dtab/parse.js';
+import { type ErrorCode, HostmeshError } from '../../../errors.js';
+import type { IngressLookup } from './ingress.js';
+
+export interface RequestFacts {
+  readonly method: string;
+  /** Normalized Host (lowercased, `:80` dropped), or undefined when the request had none. */
+  readonly host: string | undefined;
+  /** Origin-form target: path and query. */
+  readonly target: string;
+  readonly httpVersion: string;
+  readonly header: (name: string) => string | undefined;
+}
+
+/** A name, or why this identifier could not name the request. */
+export type Identification = { readonly name: Path; readonly target?: string } | { readonly unidentified: string; readonly code?: ErrorCode };
+
+/**
+ * One identifier's config: its kind and options (config/kinds.ts validates each kind's options; the
+ * builders below read them with their defaults).
+ */
+export interface IdentifierConfig {
+  readonly kind: string;
+  readonly [option: string]: unknown;
+}
+
+/** What some identifiers need from the running process (io.l5d.ingress: its Ingress watch). */
+export interface IdentifierDeps {
+  /** The Ingress lookup for one io.l5d.ingress config (started by the caller, which stops it). */
+  readonly ingress?: (cfg: IdentifierConfig) => (host: string | undefined, path: string) => IngressLookup;
+}
+
+export type Identifier = (req: RequestFacts) => Identification;
+
+function str(cfg: IdentifierConfig, key: string, dflt: string): string {
+  const v = cfg[key];
+  return typeof v === 'string' ? v : dflt;
+}
+
+function num(cfg: IdentifierConfig, key: string, dflt: number): number {
+  const v = cfg[key];
+  return typeof v === 'number' && Number.isInteger(v) && v >= 1 ? v : dflt;
+}
+
+function pathOption(cfg: IdentifierConfig, key: string, dflt: string): Path {
+  try {
+    return parsePath(str(cfg, key, dflt));
+  } catch (err) {
+    if (err instanceof DtabParseError) throw new Error(`identifier ${cfg.kind}: ${key}: ${err.message}`);
+    throw err;
+  }
+}
+
+/** The path part of an origin-form target, split into non-empty segments. */
+function segments(target: string): string[] {
+  const q = target.search(/[?#]/);
+  const p = q === -1 ? target : target.slice(0, q);
+  return p.split('/').filter((s) => s !== '');
+}
+
+function noHost(req: RequestFacts): Identification {
+  return { unidentified: `cannot identify ${req.method} ${req.target.slice(0, 100)}: no Host` };
+}
+
+/** Builds one identifier from its config; throws (at startup) on a bad option. */
+export function buildIdentifier(cfg: IdentifierConfig, routerPrefix: Path, deps: IdentifierDeps = {}): Identifier {
+  const prefix = typeof cfg['dstPrefix'] === 'string' ? pathOption(cfg, 'dstPrefix', '/svc') : routerPrefix;
+  switch (cfg.kind) {
+    case 'io.l5d.header.token': {
+      const header = str(cfg, 'header', 'Host').toLowerCase();
+      return (req) => {
+        // An HTTP/2 request's :authority is its Host (RFC 9113 8.3.1): both read the normalized one.
+        const host = header === 'host' || header === ':authority';
+        const value = host ? req.host : req.header(header);
+        if (value === undefined || value === '') return host ? noHost(req) : { unidentified: `no ${header} header` };
+        return { name: prefix.concat(new Path([value])) };
+      };
+    }
+    case 'io.l5d.methodAndHost': {
+      const uriInDst = cfg['httpUriInDst'] === true;
+      return (req) => {
+        // As Linkerd 1: /svc/1.1/GET/host[/uri...]; HTTP/1.0 names carry no host.
+        const elems = req.httpVersion === '1.0' ? ['1.0', req.method] : ['1.1', req.method];
+        if (req.httpVersion !== '1.0') {
+          if (req.host === undefined) return noHost(req);
+          elems.push(req.host);
+        }
+        if (uriInDst) elems.push(...segments(req.target));
+        return { name: prefix.concat(new Path(elems)) };
+      };
+    }
+    case 'io.l5d.path': {
+      const n = num(cfg, 'segments', 1);
+      const consume = cfg['consume'] === true;
+      return (req) => {
+        const segs = segments(req.target);
+        if (segs.length < n) return { unidentified: `the path has fewer than ${n} segment(s)` };
+        const name = prefix.concat(new Path(segs.slice(0, n)));
+        if (!consume) return { name };
+        // Drop the consumed segments, keep the rest of the path and the query.
+        let cut = 0;
+        for (let seen = 0; seen < n; ) {
+          cut = req.target.indexOf('/', cut) + 1;
+          while (req.target[cut] === '/') cut++;
+          const next = req.target.slice(cut).search(/[/?#]/);
+          cut = next === -1 ? req.target.length : cut + next;
+          seen++;
+        }
+        const rest = req.target.slice(cut);
+        return { name, target: rest === '' ? '/' : rest[0] === '/' ? rest : `/${rest}` };
+      };
+    }
+    case 'io.l5d.header.path': {
+      // Linkerd 1's h2 path identifier: the first `segments` of the path, the target unchanged.
+      const n = num(cfg, 'segments', 1);
+      return (req) => {
+        const segs = segments(req.target);
+        if (segs.length < n) return { unidentified: `the path has fewer than ${n} segment(s)` };
+        return { name: prefix.concat(new Path(segs.slice(0, n))) };
+      };
+    }
+    case 'io.l5d.header': {
+      const header = str(cfg, 'header', 'l5d-name').toLowerCase();
+      return (req) => {
+        const value = req.header(header);
+        if (value === undefined || value === '') return { unidentified: `no ${header} header` };
+        try {
+          return { name: prefix.concat(parsePath(value)) };
+        } catch (err) {
+          if (err instanceof DtabParseError) return { unidentified: `${header} is not a path: ${err.message}` };
+          throw err;
+        }
+      };
+    }
+    case 'io.l5d.static': {
+      const name = prefix.concat(pathOption(cfg, 'path', '/'));
+      return () => ({ name });
+    }
+    case 'io.l5d.ingress': {
+      // As Linkerd 1: <dstPrefix>/<namespace>/<port>/<service> of the first matching rule.
+      const lookup = deps.ingress?.(cfg);
+      if (lookup === undefined) return () => ({ unidentified: 'the ingress watch is not running', code: 'INGRESS_NOT_READY' });
+      return (req) => {
+        const q = req.target.search(/[?#]/);
+        const r = lookup(req.host, q === -1 ? req.target : req.target.slice(0, q));
+        if ('backend' in r) return { name: prefix.concat(new Path([r.backend.namespace, r.backend.port, r.backend.service])) };
+        return { unidentified: r.unidentified, code: r.notSynced === true ? 'INGRESS_NOT_READY' : 'NO_INGRESS_RULE' };
+      };
+    }
+    default:
+      throw new Error(
+        `identifier ${cfg.kind} is not supported (io.l5d.header.token, io.l5d.methodAndHost, io.l5d.path, io.l5d.header, io.l5d.static, io.l5d.header.path, io.l5d.ingress)`,
+      );
+  }
+}
+
+/** The router's identifier list: the first that names the request wins. */
+export function buildIdentifiers(
+  configs: readonly IdentifierConfig[],
+  routerPrefix: Path,
+  deps: IdentifierDeps = {},
+): (req: RequestFacts) => { name: Path; target: string } {
+  const ids = configs.map((c) => buildIdentifier(c, routerPrefix, deps));
+  return (req) => {
+    let why = 'no identifier';
+    let code: ErrorCode | undefined;
+    for (const id of ids) {
+      const r = id(req);
+      if ('name' in r) return { name: r.name, target: r.target ?? req.target };
+      why = r.unidentified;
+      code = r.code;
+    }
+    throw new HostmeshError(code ?? (req.host === undefined ? 'NO_HOST' : 'BAD_REQUEST'), why);
+  };
+}

@@ -1,0 +1,106 @@
+// Linkerd 1's identifiers, table-driven: the name each gives a request, the rewritten target when
+// segments are consumed, why one cannot name a request, and lists tried in turn.
+
+import t from 'tap';
+import { parsePath } from '../../../../src/dtab/parse.js';
+import { HostmeshError } from '../../../../src/errors.js';
+import { buildIdentifier, buildIdentifiers, type RequestFacts } from '../../../../src/router/stages/identify/identifiers.js';
+
+const SVC = parsePath('/svc');
+
+function facts(over: Partial<RequestFacts> & { headers?: Record<string, string> } = {}): RequestFacts {
+  const headers = over.headers ?? {};
+  return {
+    method: over.method ?? 'GET',
+    host: 'host' in over ? over.host : 'world',
+    target: over.target ?? '/a/b/c?x=1',
+    httpVersion: over.httpVersion ?? '1.1',
+    header: (n) => headers[n],
+  };
+}
+
+const cases: { name: string; cfg: Record<string, unknown>; req: RequestFacts; want: string; target?: string }[] = [
+  { name: 'header.token on Host (default)', cfg: { kind: 'io.l5d.header.token' }, req: facts(), want: '/svc/world' },
+  { name: 'header.token keeps a non-default port', cfg: { kind: 'io.l5d.header.token' }, req: facts({ host: 'world:8080' }), want: '/svc/world:8080' },
+  {
+    name: 'header.token on another header',
+    cfg: { kind: 'io.l5d.header.token', header: 'X-Service' },
+    req: facts({ headers: { 'x-service': 'billing' } }),
+    want: '/svc/billing',
+  },
+  { name: 'methodAndHost', cfg: { kind: 'io.l5d.methodAndHost' }, req: facts({ method: 'POST' }), want: '/svc/1.1/POST/world' },
+  {
+    name: 'methodAndHost, HTTP/1.0 has no host',
+    cfg: { kind: 'io.l5d.methodAndHost' },
+    req: facts({ httpVersion: '1.0', host: undefined }),
+    want: '/svc/1.0/GET',
+  },
+  { name: 'methodAndHost with the URI', cfg: { kind: 'io.l5d.methodAndHost', httpUriInDst: true }, req: facts(), want: '/svc/1.1/GET/world/a/b/c' },
+  { name: 'path, one segment (default)', cfg: { kind: 'io.l5d.path' }, req: facts(), want: '/svc/a', target: '/a/b/c?x=1' },
+  { name: 'path, two segments', cfg: { kind: 'io.l5d.path', segments: 2 }, req: facts(), want: '/svc/a/b', target: '/a/b/c?x=1' },
+  { name: 'path, consumed', cfg: { kind: 'io.l5d.path', segments: 2, consume: true }, req: facts(), want: '/svc/a/b', target: '/c?x=1' },
+  {
+    name: 'path, consuming everything leaves /',
+    cfg: { kind: 'io.l5d.path', segments: 1, consume: true },
+    req: facts({ target: '/only' }),
+    want: '/svc/only',
+    target: '/',
+  },
+  {
+    name: 'path, consumed before a query',
+    cfg: { kind: 'io.l5d.path', segments: 1, consume: true },
+    req: facts({ target: '/api?q=1' }),
+    want: '/svc/api',
+    target: '/?q=1',
+  },
+  { name: 'header (a path, default l5d-name)', cfg: { kind: 'io.l5d.header' }, req: facts({ headers: { 'l5d-name': '/books/v2' } }), want: '/svc/books/v2' },
+  { name: 'header with its own header', cfg: { kind: 'io.l5d.header', header: 'my-header' }, req: facts({ headers: { 'my-header': '/x' } }), want: '/svc/x' },
+  { name: 'static', cfg: { kind: 'io.l5d.static', path: '/always/here' }, req: facts(), want: '/svc/always/here' },
+  { name: 'an identifier with its own dstPrefix', cfg: { kind: 'io.l5d.header.token', dstPrefix: '/http' }, req: facts(), want: '/http/world' },
+];
+
+for (const c of cases) {
+  t.test(c.name, async (t) => {
+    const r = buildIdentifier(c.cfg as { kind: string }, SVC)(c.req);
+    t.ok('name' in r, JSON.stringify(r));
+    if (!('name' in r)) return;
+    t.equal(r.name.show(), c.want);
+    t.equal(r.target ?? c.req.target, c.target ?? c.req.target);
+  });
+}
+
+t.test('what an identifier cannot name', async (t) => {
+  const unnamed = (cfg: Record<string, unknown>, req: RequestFacts): string => {
+    const r = buildIdentifier(cfg as { kind: string }, SVC)(req);
+    return 'unidentified' in r ? r.unidentified : `named ${r.name.show()}`;
+  };
+  t.match(unnamed({ kind: 'io.l5d.header.token' }, facts({ host: undefined })), /no Host/);
+  t.match(unnamed({ kind: 'io.l5d.path', segments: 3 }, facts({ target: '/a/b' })), /fewer than 3 segment/);
+  t.match(unnamed({ kind: 'io.l5d.header' }, facts()), /no l5d-name header/);
+  t.match(unnamed({ kind: 'io.l5d.header' }, facts({ headers: { 'l5d-name': 'not a path' } })), /l5d-name is not a path/);
+  t.match(unnamed({ kind: 'io.l5d.methodAndHost' }, facts({ host: undefined })), /no Host/);
+});
+
+t.test('a list is tried in turn; when none names the request it is a 400', async (t) => {
+  const id = buildIdentifiers([{ kind: 'io.l5d.header', header: 'l5d-name' }, { kind: 'io.l5d.header.token' }], SVC);
+  t.equal(id(facts({ headers: { 'l5d-name': '/pinned' } })).name.show(), '/svc/pinned', 'the first that names it wins');
+  t.equal(id(facts()).name.show(), '/svc/world', 'then the next');
+  const err = (f: () => unknown): HostmeshError | undefined => {
+    try {
+      f();
+    } catch (e) {
+      if (e instanceof HostmeshError) return e;
+    }
+    return undefined;
+  };
+  t.equal(err(() => id(facts({ host: undefined })))?.code, 'NO_HOST');
+  const pathOnly = buildIdentifiers([{ kind: 'io.l5d.path', segments: 2 }], SVC);
+  const e2 = err(() => pathOnly(facts({ target: '/x' })));
+  t.equal(e2?.code, 'BAD_REQUEST');
+  t.match(e2?.message, /fewer than 2/);
+});
+
+t.test('bad identifier config fails at startup', async (t) => {
+  t.throws(() => buildIdentifier({ kind: 'io.l5d.nope' }, SVC), /not supported/);
+  t.throws(() => buildIdentifier({ kind: 'io.l5d.static', path: 'no-slash' }, SVC), /path/);
+});
