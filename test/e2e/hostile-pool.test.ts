@@ -82,7 +82,12 @@ t.before(async () => {
   const pki = await writeDemoPki(join(dir, 'certs'), MESH_NAME, nodes);
   for (const node of nodes) {
     const certs = pki.nodes.get(node.name) as { cert: string; key: string };
-    const base = { protocol: 'http' as const, dtab: '/svc => /#/io.l5d.fs;', identifier: [{ kind: 'io.l5d.header.token' as const, header: 'Host' }], maxHops: 64 };
+    const base = {
+      protocol: 'http' as const,
+      dtab: '/svc => /#/io.l5d.fs;',
+      identifier: [{ kind: 'io.l5d.header.token' as const, header: 'Host' }],
+      maxHops: 64,
+    };
     const out: RouterConfig = {
       ...base,
       label: 'outgoing',
