@@ -7,6 +7,7 @@ import http2 from 'node:http2';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { HostmeshConfig, RouterConfig } from '../config/types.js';
+import type { Clock } from '../core/clock.js';
 import type { Logger } from '../log.js';
 import { startHostmesh, type Hostmesh } from '../app/hostmesh.js';
 import { PodIndex, type PodInfo } from '../identity/pod-directory.js';
@@ -193,9 +194,9 @@ function grpcStatusOf(router: string): Promise<string | undefined> {
   });
 }
 
-/** What tests change in the demo: the clock of the routers' idle eviction. */
+/** What tests change in the demo: the mesh's clock (idle eviction, deadlines, waits). */
 export interface DemoOptions {
-  readonly now?: () => number;
+  readonly clock?: Clock;
 }
 
 export async function startDemo(logger: Logger, ports: DemoPorts = DEFAULT_PORTS, options: DemoOptions = {}): Promise<Demo> {
@@ -234,7 +235,9 @@ export async function startDemo(logger: Logger, ports: DemoPorts = DEFAULT_PORTS
     for (const node of NODES) {
       const certs = pki.nodes.get(node.name) as { cert: string; key: string };
       const config = nodeConfig(node, ports, dir, { ca: pki.ca, ...certs });
-      meshes.push(await startHostmesh(config, { logger: logger.child({ node: node.name }), pods, ...(options.now !== undefined ? { now: options.now } : {}) }));
+      meshes.push(
+        await startHostmesh(config, { logger: logger.child({ node: node.name }), pods, ...(options.clock !== undefined ? { clock: options.clock } : {}) }),
+      );
     }
 
     // Ready once hello answers through the whole chain (hello -> node-a -> mTLS -> node-b -> world).

@@ -15,6 +15,7 @@ import t from 'tap';
 import { A, B, startMesh } from '../helpers/mesh.js';
 import { request } from '../helpers/http.js';
 import { parsePrometheus } from '../helpers/prometheus.js';
+import { clockWithNow } from '../../src/core/clock.js';
 
 setFlagsFromString('--expose_gc');
 const gc = runInNewContext('gc') as () => void;
@@ -32,7 +33,7 @@ const EXPLANATIONS = Math.max(N, Number(process.env['HEAP_TEST_EXPLANATIONS'] ??
 const WEB = '127.0.0.20'; // shop/web on node-a: a local pod, so its overrides are its own
 const CONCURRENCY = 16;
 let clock = 10_000_000;
-const mesh = await startMesh({ now: () => clock });
+const mesh = await startMesh({ clock: clockWithNow(() => clock) });
 t.teardown(() => mesh.close());
 
 /** A host label no DNS name could be (a few KB): what makes a kept address expensive. */
