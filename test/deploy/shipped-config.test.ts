@@ -20,7 +20,7 @@ import { join } from 'node:path';
 import tls from 'node:tls';
 import t from 'tap';
 import { FakeApiServer, type KObject } from '../fixtures/k8s-api-server.js';
-import { runCli, spawnCli } from '../helpers/cli.js';
+import { runCertsInProcess, spawnCli } from '../helpers/cli.js';
 import { request } from '../helpers/http.js';
 import { endpointSlice, pod } from '../helpers/k8s.js';
 import { kustomize, manifestFile, one, ROOT } from '../helpers/manifests.js';
@@ -88,7 +88,7 @@ t.test('the shipped DaemonSet config: routing, exact RBAC, certificate rotation'
   // Certificates as a user makes them, mounted like a Secret volume: tls/<key> -> ..data/<key>.
   const tlsDir = join(dir, 'tls');
   const issue = async (version: string): Promise<string> => {
-    const r = await runCli(['certs', 'issue', '--ca-dir', join(dir, 'ca'), '--out', join(dir, version)]);
+    const r = await runCertsInProcess(['certs', 'issue', '--ca-dir', join(dir, 'ca'), '--out', join(dir, version)]);
     t.equal(r.code, 0, r.stderr);
     await cp(join(dir, version), join(tlsDir, `..${version}`), { recursive: true });
     return new X509Certificate(await readFile(join(dir, version, 'tls.crt'))).serialNumber.toUpperCase();
@@ -97,7 +97,7 @@ t.test('the shipped DaemonSet config: routing, exact RBAC, certificate rotation'
     await symlink(`..${version}`, join(tlsDir, '..data_tmp'));
     await rename(join(tlsDir, '..data_tmp'), join(tlsDir, '..data')); // atomic, as the kubelet does
   };
-  t.equal((await runCli(['certs', 'init', '--out', join(dir, 'ca')])).code, 0);
+  t.equal((await runCertsInProcess(['certs', 'init', '--out', join(dir, 'ca')])).code, 0);
   await mkdir(tlsDir);
   const serial1 = await issue('v1');
   await symlink('..v1', join(tlsDir, '..data'));

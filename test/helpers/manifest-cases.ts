@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import t from 'tap';
 import { parseConfig } from '../../src/config/load.js';
 import type { HostmeshConfig } from '../../src/config/types.js';
-import { runCli } from '../helpers/cli.js';
+import { runCertsInProcess, runCli } from '../helpers/cli.js';
 import { kustomize, manifestFile, one, ROOT, type Manifest } from '../helpers/manifests.js';
 import { staticTlsConfig } from '../helpers/static-tls-config.js';
 
@@ -408,7 +408,7 @@ t.test('the shipped config passes `hostmesh run --check` with only the in-cluste
   const sampleDir = join(ROOT, 'certs-sample');
   // A mesh certificate from the sample anchor, as a user managing files makes it.
   const meshCert = mkdtempSync(join(tmpdir(), 'hostmesh-mesh-cert-'));
-  const issued = await runCli(['certs', 'issue', '--ca-dir', sampleDir, '--out', meshCert, '--force']);
+  const issued = await runCertsInProcess(['certs', 'issue', '--ca-dir', sampleDir, '--out', meshCert, '--force']);
   t.equal(issued.code, 0, issued.stderr);
   const set = [
     `routers.0.dtabFile=${join(ROOT, 'k8s/base/config/outgoing.dtab')}`,
