@@ -3,20 +3,13 @@
 // namer updates and staleness. Nothing here is on the request path.
 
 import { Counter, Gauge, type Registry } from 'prom-client';
+import type { NamerStats } from '../namer/addr.js';
 
 /** State kept for request data, read at scrape time: binding caches, lookups, namer names. */
 export interface StateReport {
   routers(): Iterable<{ readonly label: string; readonly bindings: number }>;
   interpreter(): { readonly lookups: number; readonly bindings: number };
-  namers(): Iterable<{
-    readonly kind: string;
-    readonly entries: number;
-    readonly evictions: number;
-    readonly namespaces?: number;
-    readonly refused?: number;
-    readonly addressesRefused?: number;
-    readonly endpointsCapped?: number;
-  }>;
+  namers(): Iterable<NamerStats & { readonly kind: string }>;
   /** The pod directory: times an IP was claimed by two live pods. */
   pods?(): { readonly conflictsSeen: number; readonly conflictedIps: number } | undefined;
 }
