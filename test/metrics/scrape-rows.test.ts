@@ -30,7 +30,7 @@ t.test('bucketIndex: the first bound a value does not exceed, else past the last
 
 t.test('a published HistogramRow reads as prom-client fed observe() for each value', async (t) => {
   await fc.assert(
-    fc.asyncProperty(fc.array(seconds, { maxLength: 60 }), async (values) => {
+    fc.asyncProperty(fc.array(seconds, { maxLength: 60, size: 'max' }), async (values) => {
       const registry = new Registry();
       const row = new HistogramRow(BUCKETS);
       const labels = { router: 'out', service: '/svc/web' };
@@ -80,7 +80,7 @@ const events = fc.array(
     fc.record({ kind: fc.constant('authz' as const), service: svc, verdict: fc.constantFrom('allow' as const, 'deny' as const, 'audit' as const) }),
     fc.record({ kind: fc.constant('started' as const) }),
   ),
-  { maxLength: 80 },
+  { maxLength: 80, size: 'max' },
 );
 
 const FAMILIES = [

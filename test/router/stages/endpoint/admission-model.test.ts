@@ -90,7 +90,7 @@ const op = fc.oneof(
 
 t.test('admission decides as the plain model does, release after release', async (t) => {
   await fc.assert(
-    fc.asyncProperty(fc.array(op, { maxLength: 120 }), async (ops) => {
+    fc.asyncProperty(fc.array(op, { maxLength: 120, size: 'max' }), async (ops) => {
       const clock = new ManualClock();
       const a = new Admission(LIMITS, clock);
       const model = new Model();
