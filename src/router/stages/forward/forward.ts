@@ -51,8 +51,9 @@ export class ForwardStage {
 
   /**
    * One request over HTTP/1, through the attempt loop (attempts.ts: requeues, retries, deadlines,
-   * leases). Each attempt is one undici dispatch on the endpoint's pool (upstream-answer.ts: the body goes straight into the response); a body is sent again only
-   * while it fits the retry buffer. The last answer is relayed, with its class in l5d-success-class.
+   * leases). Each attempt is one undici dispatch on the endpoint's pool (upstream-answer.ts: the
+   * answer's body goes straight into the response); a body is sent again only while it fits the
+   * retry buffer. The last answer is relayed, with its class in l5d-success-class.
    */
   async #send(req: IncomingMessage, res: ServerResponse, plan: RoutePlan, ctx: RequestContext): Promise<void> {
     if (res.destroyed) return; // the client left while its earlier pipelined requests ran
