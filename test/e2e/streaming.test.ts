@@ -3,6 +3,7 @@
 // a client gone mid-upload cancels the upstream, a backend gone mid-response truncates the
 // client's response, and trailers, 100-continue, HEAD, 204 and 304 behave as HTTP/1.1 requires.
 
+import '../helpers/test-keys.js'; // 1024-bit RSA keys for the certificates made here: key size is not what this file tests
 import { createHash } from 'node:crypto';
 import http from 'node:http';
 import { Readable } from 'node:stream';
