@@ -51,9 +51,9 @@ async function expectedHash(total: number): Promise<string> {
 /** Samples this process's RSS while `work` runs; returns the peak growth in bytes. */
 async function peakRssGrowth(work: () => Promise<void>): Promise<number> {
   global.gc?.();
-  const base = process.memoryUsage().rss;
+  const base = process.memoryUsage.rss();
   let peak = base;
-  const timer = setInterval(() => (peak = Math.max(peak, process.memoryUsage().rss)), 20);
+  const timer = setInterval(() => (peak = Math.max(peak, process.memoryUsage.rss())), 20); // rss() alone: memoryUsage() also walks the heap
   try {
     await work();
   } finally {
