@@ -2,7 +2,8 @@
 // the config, its dtabs and certificate files, and exits 0/1 without opening a port.
 
 import type { Command } from 'commander';
-import { ConfigError, loadConfig } from '../config/load.js';
+import { ConfigError } from '../config/config-error.js';
+import { loadConfigOffThread } from '../config/load-off-thread.js';
 import type { HostmeshConfig } from '../config/types.js';
 import { createLogger } from '../log.js';
 import { checkRouters, startHostmesh } from '../app/hostmesh.js';
@@ -133,6 +134,8 @@ async function checkPolicy(config: HostmeshConfig): Promise<string[]> {
 
 export async function runCheck(file: string, set: string[], io: Io = stdio, env: NodeJS.ProcessEnv = process.env): Promise<number> {
   try {
+    // In-process: a check is one-shot (the running router loads its config off-thread).
+    const { loadConfig } = await import('../config/load.js');
     const { config, warnings } = await loadConfig(file, { set, env });
     const tlsWarnings: string[] = [];
     const problems = [...checkRouters(config, env), ...(await checkTlsFiles(config, tlsWarnings)), ...(await checkPolicy(config))];
@@ -168,7 +171,7 @@ export function registerRun(program: Command): void {
       const logger = createLogger();
       let loaded;
       try {
-        loaded = await loadConfig(opts.config, { set: opts.set });
+        loaded = await loadConfigOffThread(opts.config, { set: opts.set });
       } catch (err) {
         if (err instanceof ConfigError) {
           for (const p of err.problems) process.stderr.write(p + '\n');

@@ -206,7 +206,7 @@ t.test(
       'not under another mount (a read-only ConfigMap volume cannot hold a mount point)',
     );
     t.same(Object.keys(policyMap.data), ['policy.yaml']);
-    const { parsePolicy } = await import('../../src/authz/policy.js');
+    const { parsePolicy } = await import('../../src/authz/parse-policy.js');
     const shippedPolicy = parsePolicy(policyMap.data['policy.yaml'] ?? '', 'policy.yaml');
     t.equal(shippedPolicy.ruleCount, 0);
     t.equal(shippedPolicy.namespaceDefault('default'), 'allow', 'the base policy allows everything, as hostmesh without a policy');
