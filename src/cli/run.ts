@@ -10,6 +10,8 @@ import { anyPurposeWarnings, clientTlsOptions, keyFileWarnings, serverTlsOptions
 import { printable } from '../config/printable.js';
 import { readInputFileSync } from '../fs/read-input.js';
 import { checkNotes } from './check-notes.js';
+import { askPrimaryToShutdown, joinPrimary, runPrimary, workerCount, workerSlot } from '../app/workers.js';
+import { systemClock } from '../core/clock.js';
 
 export interface Io {
   out(line: string): void;
@@ -165,7 +167,8 @@ export function registerRun(program: Command): void {
         process.exitCode = await runCheck(opts.config, opts.set);
         return;
       }
-      const logger = createLogger();
+      const slot = workerSlot();
+      const logger = slot === undefined ? createLogger() : createLogger().child({ worker: slot });
       let loaded;
       try {
         loaded = await loadConfig(opts.config, { set: opts.set });
@@ -177,12 +180,24 @@ export function registerRun(program: Command): void {
         }
         throw err;
       }
-      for (const w of loaded.warnings) logger.warn(w);
-      for (const w of keyFileWarnings(allKeyFiles(loaded.config))) logger.warn(w);
-      for (const w of allAnyPurposeWarnings(loaded.config)) logger.warn(w);
+      // workers: N (docs/cores.md): this process supervises N workers, each re-running this command.
+      const workers = workerCount(loaded.config.workers);
+      if (slot === undefined && workers > 1) {
+        for (const w of loaded.warnings) logger.warn(w);
+        runPrimary(workers, systemClock, logger);
+        return;
+      }
+      if (slot === undefined || slot === 0) {
+        for (const w of loaded.warnings) logger.warn(w);
+        for (const w of keyFileWarnings(allKeyFiles(loaded.config))) logger.warn(w);
+        for (const w of allAnyPurposeWarnings(loaded.config)) logger.warn(w);
+      }
       let mesh;
       try {
-        mesh = await startHostmesh(loaded.config, { logger });
+        mesh = await startHostmesh(loaded.config, {
+          logger,
+          ...(slot !== undefined ? { adminListener: slot === 0, shutdown: askPrimaryToShutdown } : {}),
+        });
       } catch (err) {
         // A port in use, unreadable certificates, a transformer without a node name: say which,
         // and exit non-zero so the kubelet restarts us with the reason in the log.
@@ -196,5 +211,10 @@ export function registerRun(program: Command): void {
       };
       process.once('SIGTERM', () => stop('SIGTERM'));
       process.once('SIGINT', () => stop('SIGINT'));
+      if (slot !== undefined) {
+        // A worker whose primary is gone drains and exits, rather than serve unsupervised.
+        process.once('disconnect', () => stop('primary gone'));
+        joinPrimary(mesh, slot, systemClock);
+      }
     });
 }
