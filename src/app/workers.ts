@@ -11,6 +11,7 @@ import cluster, { type Worker } from 'node:cluster';
 import { readFileSync } from 'node:fs';
 import type http from 'node:http';
 import { availableParallelism } from 'node:os';
+import type { HostmeshConfig } from '../config/types.js';
 import type { Clock } from '../core/clock.js';
 import type { Logger } from '../log.js';
 import { aggregateMetrics, PROMETHEUS_CONTENT_TYPE, type RegistryJson, WorkerMetrics } from '../metrics/cluster-metrics.js';
@@ -62,6 +63,19 @@ export function workerCount(
   const parallelism = Math.max(1, cpus.parallelism());
   const quota = cpus.quota();
   return Math.min(MAX_WORKERS, quota === undefined ? parallelism : Math.min(quota, parallelism));
+}
+
+/** What `workers: N` changes that an operator must know (logged once by the primary). */
+export function workerWarnings(config: Pick<HostmeshConfig, 'telemetry' | 'identity'>, count: number): string[] {
+  const out = [
+    `workers: ${count}: every limit of a router (connections, per-source connections, admission, pools, caches) applies in each worker, so the node admits up to ${count} times each; /metrics sums the workers, while /admin/metrics.json, the dashboard and /client_state.json show worker 0 only (docs/cores.md)`,
+  ];
+  if (config.telemetry?.prometheus !== undefined)
+    out.push(
+      `workers: ${count}: the io.l5d.prometheus telemetry names (${config.telemetry.prometheus.path}) count worker 0 only; hostmesh_* at /metrics count every worker`,
+    );
+  if (config.identity?.issuer !== undefined) out.push(`workers: ${count}: each worker requests its own node certificate (${count} requests per renewal)`);
+  return out;
 }
 
 /** Primary -> worker. */

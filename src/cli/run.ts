@@ -10,7 +10,7 @@ import { anyPurposeWarnings, clientTlsOptions, keyFileWarnings, serverTlsOptions
 import { printable } from '../config/printable.js';
 import { readInputFileSync } from '../fs/read-input.js';
 import { checkNotes } from './check-notes.js';
-import { askPrimaryToShutdown, joinPrimary, runPrimary, workerCount, workerSlot } from '../app/workers.js';
+import { askPrimaryToShutdown, joinPrimary, runPrimary, workerCount, workerSlot, workerWarnings } from '../app/workers.js';
 import { systemClock } from '../core/clock.js';
 
 export interface Io {
@@ -184,6 +184,7 @@ export function registerRun(program: Command): void {
       const workers = workerCount(loaded.config.workers);
       if (slot === undefined && workers > 1) {
         for (const w of loaded.warnings) logger.warn(w);
+        for (const w of workerWarnings(loaded.config, workers)) logger.warn(w);
         runPrimary(workers, systemClock, logger);
         return;
       }

@@ -5,7 +5,7 @@
 import fc from 'fast-check';
 import t from 'tap';
 import { parseConfig } from '../../src/config/load.js';
-import { cgroupCpus, WorkerSupervisor, workerCount, type WorkerProcess } from '../../src/app/workers.js';
+import { cgroupCpus, WorkerSupervisor, workerCount, workerWarnings, type WorkerProcess } from '../../src/app/workers.js';
 import type { RegistryJson } from '../../src/metrics/cluster-metrics.js';
 import { silentLogger } from '../../src/log.js';
 import { ManualClock } from '../helpers/manual-clock.js';
@@ -58,6 +58,14 @@ t.test('auto: the cgroup quota in whole CPUs, never above the CPUs this process 
       return n === undefined || (Number.isInteger(n) && n >= 1);
     }),
   );
+});
+
+t.test('the primary says what workers change: limits per worker, pages of worker 0, one certificate request per worker', async (t) => {
+  const plain = workerWarnings(parseConfig(`${ROUTER}workers: 2\n`, 'c.yaml').config, 2);
+  t.equal(plain.length, 1);
+  t.match(plain[0], /applies in each worker, so the node admits up to 2 times each/);
+  const linkerd = parseConfig(`${ROUTER}workers: 3\ntelemetry:\n- kind: io.l5d.prometheus\n`, 'c.yaml').config;
+  t.match(workerWarnings(linkerd, 3)[1], /io\.l5d\.prometheus telemetry names \(\/admin\/metrics\/prometheus\) count worker 0 only/);
 });
 
 /** A fake worker the test drives: messages in both directions, an exit when it is told. */

@@ -24,13 +24,14 @@
 //
 // Options: --runs N (3) --duration S (5) --tables single,relays,cores
 //          --designs undici,h2mux,coalesce,dispatch,h2dispatch
+//          --hostmesh (cores table: also `hostmesh run` with workers: 1 and workers: 2)
 // (Running a design and the undici relay at the same time was tried and dropped: on a starved
 // machine whichever pair gets ahead takes ever more of the CPU, and the ratios came out 1.4-3x
 // in favour of the one started first.)
 // BENCH_PROFILE=1: CPU profiles of each relay hop (bench-results/profiles/relay-*.cpuprofile);
 // summarize with `node dist/test/bench/profile-summary.js FILE...`.
 
-import { fork, type ChildProcess } from 'node:child_process';
+import { fork, spawn, type ChildProcess } from 'node:child_process';
 import { chmodSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -48,6 +49,7 @@ const { values } = parseArgs({
     duration: { type: 'string', default: '5' },
     tables: { type: 'string', default: 'single,relays,cores' },
     designs: { type: 'string', default: 'undici,h2mux,coalesce,dispatch,h2dispatch' },
+    hostmesh: { type: 'boolean', default: false },
   },
 });
 const TABLES = (values.tables ?? '').split(',');
@@ -253,6 +255,33 @@ async function cores(): Promise<void> {
     const n: Nginx = await startNginx(dir, file, proxyConf(dir, file, workers, { ip: IP, port }, { ip: '127.0.0.4', port: backendPort }), { ip: IP, port });
     return { name, port, pids: () => family(n.pid), stop: () => n.stop() };
   };
+  // hostmesh itself (`hostmesh run`, one plaintext router straight to the backend by /$/inet) with
+  // workers: 1 and workers: 2 (the primary and its workers charged together).
+  const hostmesh = async (name: string, workers: number): Promise<Row> => {
+    const [port, admin] = (await freePorts(IP, 2)) as [number, number];
+    const config = join(dir, `cores-hostmesh-${workers}.yaml`);
+    writeFileSync(
+      config,
+      `admin: {ip: ${IP}, port: ${admin}}\nworkers: ${workers}\nrouters:\n- protocol: http\n  label: outgoing\n  dtab: /svc/world => /$/inet/127.0.0.4/${backendPort};\n  servers: [{ip: ${IP}, port: ${port}}]\n`,
+    );
+    const main = join(import.meta.dirname, '..', '..', 'src', 'cli', 'main.js');
+    const child = spawn(process.execPath, [main, 'run', '-c', config], { stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, NODE_OPTIONS: '' } });
+    for (let i = 0; ; i++) {
+      const ok = await fetch(`http://${IP}:${admin}/ready`).then(
+        (r) => r.status === 200 && (workers === 1 || family(child.pid ?? 0).length === workers + 1),
+        () => false,
+      );
+      if (ok) break;
+      if (i > 600 || child.exitCode !== null) throw new Error(`${name} never became ready`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    return {
+      name,
+      port,
+      pids: () => family(child.pid ?? 0),
+      stop: () => new Promise((resolve) => (child.exitCode !== null ? resolve() : (child.once('exit', () => resolve()), child.kill()))),
+    };
+  };
   const rows: Row[] = [];
   interface Sample {
     rps: number;
@@ -265,6 +294,7 @@ async function cores(): Promise<void> {
   try {
     rows.push(await relay('node x1 (one process)', 0), await relay('node cluster x1', 1), await relay('node cluster x2', 2));
     rows.push(await nginx('nginx x1', 1), await nginx('nginx x2', 2));
+    if (values.hostmesh) rows.push(await hostmesh('hostmesh workers: 1', 1), await hostmesh('hostmesh workers: 2', 2));
     for (const row of rows) {
       const warm = await wrk(`http://${IP}:${row.port}/`, 32, 2);
       if (warm.requests === 0) throw new Error(`${row.name}: no request completed in the warm-up`);
@@ -330,6 +360,7 @@ async function cores(): Promise<void> {
     ['node cluster x2 / node cluster x1', 'node cluster x2', 'node cluster x1'],
     ['node cluster x1 / node x1 (one process)', 'node cluster x1', 'node x1 (one process)'],
     ['nginx x2 / nginx x1', 'nginx x2', 'nginx x1'],
+    ...(values.hostmesh ? [['hostmesh workers: 2 / workers: 1', 'hostmesh workers: 2', 'hostmesh workers: 1'] as [string, string, string]] : []),
   ];
   for (const [label, top, bottom] of pairs) {
     console.log(
