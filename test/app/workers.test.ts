@@ -4,6 +4,7 @@
 
 import fc from 'fast-check';
 import t from 'tap';
+import { checkNotes } from '../../src/cli/check-notes.js';
 import { parseConfig } from '../../src/config/load.js';
 import { cgroupCpus, WorkerSupervisor, workerCount, workerWarnings, type WorkerProcess } from '../../src/app/workers.js';
 import type { RegistryJson } from '../../src/metrics/cluster-metrics.js';
@@ -66,6 +67,14 @@ t.test('the primary says what workers change: limits per worker, pages of worker
   t.match(plain[0], /applies in each worker, so the node admits up to 2 times each/);
   const linkerd = parseConfig(`${ROUTER}workers: 3\ntelemetry:\n- kind: io.l5d.prometheus\n`, 'c.yaml').config;
   t.match(workerWarnings(linkerd, 3)[1], /io\.l5d\.prometheus telemetry names \(\/admin\/metrics\/prometheus\) count worker 0 only/);
+});
+
+t.test('run --check names the worker count', async (t) => {
+  const notes = checkNotes(parseConfig(`${ROUTER}workers: 4\n`, 'c.yaml').config, [], {});
+  t.ok(notes.includes('workers: 4 router processes; every router limit applies per worker (docs/cores.md)'), notes.join('\n'));
+  const auto = checkNotes(parseConfig(`${ROUTER}workers: auto\n`, 'c.yaml').config, [], {});
+  t.match(auto.join('\n'), /workers: \d+ router processes \(auto, on this machine\)/);
+  t.notMatch(checkNotes(parseConfig(ROUTER, 'c.yaml').config, [], {}).join('\n'), /workers/, 'nothing when absent');
 });
 
 /** A fake worker the test drives: messages in both directions, an exit when it is told. */
