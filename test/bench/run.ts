@@ -12,6 +12,10 @@
 //                  (namers.0.allowLoopbackEndpoints: the nodes are loopback addresses); nothing
 //                  else differs from k8s/.
 //   hostmesh-1hop  client -> one router -> backend (no TLS), to separate the two hops' costs
+//   relay          issue 28's floor: two plain Node relays (http.Server -> undici Pool.request(),
+//                  no routing, no limits, no metrics; test/bench/mesh/relay-child.ts, design
+//                  `undici`) with the same mutual TLS between them: what hostmesh's own cost is
+//                  measured against
 // Per row: max throughput at 32 and 256 connections (wrk), latency at a fixed 1,000 req/s
 // (open loop), CPU microseconds per request of the proxy processes (/proc, both hops), router
 // RSS idle and under load; then a soak for RSS growth and a large-body transfer. Rows interleave
@@ -21,7 +25,7 @@
 //          --stream-mib N (1024) --rows direct,nginx,hostmesh,hostmesh-1hop
 // Needs nginx and wrk (apt-get install nginx-light wrk); they are installed if missing and root.
 
-import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { execFileSync, fork, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createWriteStream, chmodSync, mkdirSync, mkdtempSync, openSync, closeSync, ftruncateSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -34,7 +38,7 @@ import { endpointSlice, pod, service } from '../helpers/k8s.js';
 import { freePorts } from '../helpers/ports.js';
 import { download, openLoop, wrk, type LatencyResult } from './mesh/load.js';
 import { backendConf, incomingConf, outgoingConf, startNginx, type Nginx } from './mesh/nginx.js';
-import { anonMb, cpuSeconds, family, rssMb, rssSampler } from './mesh/proc.js';
+import { anonMb, cpuSeconds, family, rssMb, rssSampler, syscalls } from './mesh/proc.js';
 
 const ROOT = join(import.meta.dirname, '..', '..', '..');
 const MAIN = join(ROOT, 'dist', 'src', 'cli', 'main.js');
@@ -45,7 +49,7 @@ const { values: opt } = parseArgs({
     'latency-seconds': { type: 'string', default: '10' },
     soak: { type: 'string', default: '60' },
     'stream-mib': { type: 'string', default: '1024' },
-    rows: { type: 'string', default: 'direct,nginx,hostmesh,hostmesh-1hop' },
+    rows: { type: 'string', default: 'direct,nginx,relay,hostmesh,hostmesh-1hop' },
     policy: { type: 'string' },
   },
 });
@@ -131,6 +135,9 @@ interface Sample {
   rps32: number;
   rps256: number;
   cpuUsPerRequest: number;
+  /** read and write system calls per request, all of the row's processes (both hops). */
+  readsPerRequest: number;
+  writesPerRequest: number;
   latency: LatencyResult;
   rssLoadMb: number;
   errors: number;
@@ -170,6 +177,23 @@ async function main(): Promise<void> {
     );
     nginxes.push(await startNginx(dir, 'nginx-a', outgoingConf(dir, { ip: A, port: nginxA }, { ip: B, port: nginxB }, tls), { ip: A, port: nginxA }));
     const [, nginxBProc, nginxAProc] = nginxes as [Nginx, Nginx, Nginx];
+
+    // The plain Node + undici relay pair (the same certificate, checked as `hostmesh` both ways).
+    const [relayA] = (await freePorts(A, 1)) as [number];
+    const [relayB] = (await freePorts(B, 1)) as [number];
+    const relays: ChildProcess[] = [];
+    cleanup.push(() => {
+      for (const r of relays) r.kill('SIGTERM');
+    });
+    const startRelay = async (args: string[]): Promise<ChildProcess> => {
+      const profile = process.env['BENCH_PROFILE'] ? ['--cpu-prof', '--cpu-prof-dir', join(ROOT, 'bench-results', 'profiles')] : [];
+      const child = fork(join(import.meta.dirname, 'mesh', 'relay-child.js'), [...args, tls.ca, tls.cert, tls.key], { execArgv: profile });
+      relays.push(child);
+      await new Promise((r) => child.once('message', r));
+      return child;
+    };
+    const relayBProc = await startRelay(['undici', 'b', B, String(relayB), BACKEND, String(backendPort)]);
+    const relayAProc = await startRelay(['undici', 'a', A, String(relayA), B, String(relayB)]);
 
     // The cluster the routers see: their own headless Service, and `world` on node-b.
     const api = await new FakeApiServer().start();
@@ -311,6 +335,12 @@ async function main(): Promise<void> {
         pids: () => [...family(nginxAProc.pid), ...family(nginxBProc.pid)],
         routers: () => [...family(nginxAProc.pid), ...family(nginxBProc.pid)],
       },
+      {
+        name: 'relay',
+        origin: `http://${A}:${relayA}`,
+        pids: () => [relayAProc.pid ?? 0, relayBProc.pid ?? 0],
+        routers: () => [relayAProc.pid ?? 0, relayBProc.pid ?? 0],
+      },
       { name: 'hostmesh', origin: `http://${A}:${outgoing}`, pids: () => [routerA, routerB], routers: () => [routerA, routerB] },
       { name: 'hostmesh-1hop', origin: `http://${SINGLE}:${singlePort}`, pids: () => [single], routers: () => [single] },
     ];
@@ -341,14 +371,18 @@ async function main(): Promise<void> {
         const pids = row.pids();
         const sampler = rssSampler(row.routers());
         const cpu0 = cpuSeconds(pids);
+        const io0 = syscalls(pids);
         const w32 = await wrk(`${row.origin}/`, 32, DURATION);
         const cpu1 = cpuSeconds(pids);
+        const io1 = syscalls(pids);
         const w256 = await wrk(`${row.origin}/`, 256, DURATION);
         const peaks = sampler.stop();
         const s: Sample = {
           rps32: w32.requestsPerSecond,
           rps256: w256.requestsPerSecond,
           cpuUsPerRequest: pids.length > 0 ? ((cpu1 - cpu0) * 1e6) / w32.requests : 0,
+          readsPerRequest: (io1.reads - io0.reads) / w32.requests,
+          writesPerRequest: (io1.writes - io0.writes) / w32.requests,
           latency,
           rssLoadMb: peaks.length > 0 ? Math.max(...peaks) : 0,
           errors: w32.errors + w256.errors + latency.errors,
@@ -364,14 +398,14 @@ async function main(): Promise<void> {
           );
         }
         console.error(
-          `run ${run} ${row.name}: ${s.rps32.toFixed(0)} req/s @32, ${s.rps256.toFixed(0)} @256, ${s.cpuUsPerRequest.toFixed(0)} us/req, p99 ${latency.p99.toFixed(2)} ms, p99.9 ${latency.p999.toFixed(2)} ms, rss ${s.rssLoadMb.toFixed(1)} MB, errors ${s.errors}`,
+          `run ${run} ${row.name}: ${s.rps32.toFixed(0)} req/s @32, ${s.rps256.toFixed(0)} @256, ${s.cpuUsPerRequest.toFixed(0)} us/req, ${s.readsPerRequest.toFixed(1)} reads + ${s.writesPerRequest.toFixed(1)} writes/req, p99 ${latency.p99.toFixed(2)} ms, p99.9 ${latency.p999.toFixed(2)} ms, rss ${s.rssLoadMb.toFixed(1)} MB, errors ${s.errors}`,
         );
       }
     }
 
     // Large body: STREAM_MIB through each path, router RSS peak.
     const stream = new Map<string, { mbPerSecond: number; rssPeakMb: number }>();
-    for (const row of rows.filter((r) => r.name !== 'hostmesh-1hop')) {
+    for (const row of rows.filter((r) => r.name !== 'hostmesh-1hop' && r.name !== 'relay')) {
       const rates: number[] = [];
       let peak = 0;
       for (let run = 1; run <= RUNS; run++) {
@@ -452,6 +486,7 @@ async function main(): Promise<void> {
       'req/s @32': med(r.name, (s) => s.rps32),
       'req/s @256': med(r.name, (s) => s.rps256),
       'CPU us/req': med(r.name, (s) => s.cpuUsPerRequest),
+      'syscalls/req': med(r.name, (s) => s.readsPerRequest + s.writesPerRequest),
       'p50 ms': med(r.name, (s) => s.latency.p50),
       'p99 ms': med(r.name, (s) => s.latency.p99),
       'p99.9 ms': med(r.name, (s) => s.latency.p999),
@@ -493,6 +528,24 @@ async function main(): Promise<void> {
       ]);
       verdicts.push(['CPU per request, hostmesh/nginx', cpu, '<= 2.5', cpu <= 2.5]);
       verdicts.push(['stream rate, hostmesh/nginx', st, '>= 0.5', st >= 0.5]);
+    }
+    if (has('hostmesh') && has('relay')) {
+      const own = ratio(
+        med('hostmesh', (s) => s.cpuUsPerRequest),
+        med('relay', (s) => s.cpuUsPerRequest),
+      );
+      verdicts.push(["hostmesh's CPU per request over the plain Node + undici relay's", own, '<= 1.15', own <= 1.15]);
+    }
+    if (has('relay') && has('nginx')) {
+      verdicts.push([
+        'CPU per request, plain relay/nginx (the floor of any Node relay)',
+        ratio(
+          med('relay', (s) => s.cpuUsPerRequest),
+          med('nginx', (s) => s.cpuUsPerRequest),
+        ),
+        '(info)',
+        true,
+      ]);
     }
     if (has('hostmesh') && has('direct')) {
       verdicts.push([

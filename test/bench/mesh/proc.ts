@@ -45,6 +45,22 @@ export function machineCpu(): { busy: number; total: number } {
   return { busy: (total - idle) / TICKS_PER_SECOND, total: total / TICKS_PER_SECOND };
 }
 
+/** Read and write system calls made so far by the processes (/proc/<pid>/io: syscr, syscw; sockets included). */
+export function syscalls(pids: readonly number[]): { reads: number; writes: number } {
+  let reads = 0;
+  let writes = 0;
+  for (const pid of pids) {
+    try {
+      const text = readFileSync(`/proc/${pid}/io`, 'utf8');
+      reads += Number(/^syscr: (\d+)$/m.exec(text)?.[1] ?? 0);
+      writes += Number(/^syscw: (\d+)$/m.exec(text)?.[1] ?? 0);
+    } catch {
+      // gone, or not ours to read
+    }
+  }
+  return { reads, writes };
+}
+
 /** A `/proc/<pid>/status` memory field (VmRSS, RssAnon, ...) in MB; 0 when the process is gone. */
 function statusMb(pid: number, field: string): number {
   try {

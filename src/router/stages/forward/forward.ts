@@ -3,7 +3,6 @@
 
 import { EventEmitter } from 'node:events';
 import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
-import type { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import { HostmeshError } from '../../../errors.js';
 import type { H2Classifier } from './classifier.js';
@@ -20,6 +19,7 @@ import type { RoutePlan } from '../../route-plan.js';
 import { type Exchange, type ForwardOptions, forwardAttempts, retryHop, scopeOf } from './attempts.js';
 import { H2Forward } from './forward-h2.js';
 import { forwardUpgrade, type UpgradeRequest } from './forward-upgrade.js';
+import { UpstreamAnswer } from './upstream-answer.js';
 
 export { type ClientParams, type ForwardOptions, retryHop, type ServiceParams, type TimeoutKind } from './attempts.js';
 
@@ -51,8 +51,9 @@ export class ForwardStage {
 
   /**
    * One request over HTTP/1, through the attempt loop (attempts.ts: requeues, retries, deadlines,
-   * leases). Each attempt is one undici request on the endpoint's pool; a body is sent again only
-   * while it fits the retry buffer. The last answer is relayed, with its class in l5d-success-class.
+   * leases). Each attempt is one undici dispatch on the endpoint's pool (upstream-answer.ts: the
+   * answer's body goes straight into the response); a body is sent again only while it fits the
+   * retry buffer. The last answer is relayed, with its class in l5d-success-class.
    */
   async #send(req: IncomingMessage, res: ServerResponse, plan: RoutePlan, ctx: RequestContext): Promise<void> {
     if (res.destroyed) return; // the client left while its earlier pipelined requests ran
@@ -78,7 +79,7 @@ export class ForwardStage {
     const retriesHere = retryHop(ctx);
     let stopWatch: (() => void) | undefined;
     let bodyStalled = false;
-    const exchange: Exchange<Dispatcher.ResponseData, void> = {
+    const exchange: Exchange<UpstreamAnswer, void> = {
       // The fair-share key: on the outbound side the client's address is the pod; on the inbound
       // side every request comes from a peer router, so only the per-service share applies there.
       source: ctx.direction === 'inbound' ? undefined : req.socket.remoteAddress,
@@ -98,16 +99,16 @@ export class ForwardStage {
           });
         }
         const started = performance.now();
-        let upstream: Dispatcher.ResponseData;
+        const answer = new UpstreamAnswer(res, signal);
         try {
-          upstream = await lease.entry.pool.request({
-            method: method as 'GET',
+          const opts: Dispatcher.DispatchOptions & { servername?: string } = {
+            method: method as Dispatcher.HttpMethod,
             path: plan.target,
             headers: plan.headers as Record<string, string | string[]>,
             body: body === undefined ? null : body.attempt(),
-            signal,
-            ...(servername !== undefined ? ({ servername } as object) : {}),
-          });
+          };
+          if (servername !== undefined) opts.servername = servername;
+          await answer.dispatch(lease.entry.pool, opts);
         } catch (err) {
           if (err instanceof HostmeshError) throw err;
           if (bodyStalled) {
@@ -119,13 +120,15 @@ export class ForwardStage {
           return { kind: 'failed', code, err: err as Error, requeue: requeueReason(code, method) };
         }
         pools.observe(lease.entry, performance.now() - started);
-        return { kind: 'answer', answer: upstream, head: upstream.headers, cls: classify({ method, chunked }, upstream.statusCode, upstream.headers) };
+        return { kind: 'answer', answer, head: answer.headers, cls: classify({ method, chunked }, answer.status, answer.headers) };
       },
-      discard,
-      relay: async (upstream, cls) => {
+      discard: (answer) => answer.discard(),
+      relay: (answer, cls) => {
         body?.settle(); // this answer is final: nothing is resent, so nothing need be kept
-        relayHead(res, upstream, cls as ResponseClass, retriesHere);
-        await this.#relayBody(res, upstream, service);
+        relayHead(res, answer, cls as ResponseClass, retriesHere);
+        return answer.relay((err) => {
+          if ((err as { code?: string }).code === 'UND_ERR_BODY_TIMEOUT') o.events.timeout('response_body_idle', service);
+        });
       },
       failure: (f, endpoint) => this.#upstreamError(f.err, f.code, endpoint, service),
     };
@@ -168,21 +171,6 @@ export class ForwardStage {
     }
     return new HostmeshError('CONNECT_FAILED', `cannot reach ${endpointKey(endpoint)}: ${(err as Error).message}`, { cause: err });
   }
-
-  async #relayBody(res: ServerResponse, upstream: Dispatcher.ResponseData, service: string): Promise<void> {
-    try {
-      await relay(upstream.body, res);
-      const trailers = upstream.trailers;
-      if (trailers !== undefined && Object.keys(trailers).length > 0) res.addTrailers(trailers as Record<string, string>);
-      res.end();
-    } catch (err) {
-      // The client went away, or the upstream died or went idle mid-body: cut the response
-      // (a closed connection, never a response that looks complete).
-      if ((err as { code?: string }).code === 'UND_ERR_BODY_TIMEOUT') this.#o.events.timeout('response_body_idle', service);
-      upstream.body.destroy();
-      res.destroy();
-    }
-  }
 }
 
 /** Per connection: resolvers of its pipelined requests waiting for the one in progress. */
@@ -193,20 +181,17 @@ const pipelines = new WeakMap<object, (() => void)[]>();
  * success class. The hop that retries drops the app's l5d-retryable from what it relays: its
  * retries are spent or refused, so nothing past it (a pod's own retrying client) retries again.
  */
-function relayHead(res: ServerResponse, upstream: Dispatcher.ResponseData, cls: ResponseClass, retried: boolean): void {
+function relayHead(res: ServerResponse, upstream: UpstreamAnswer, cls: ResponseClass, retried: boolean): void {
   const outHeaders: OutgoingHttpHeaders = {};
-  for (const [k, v] of Object.entries(upstream.headers)) {
+  const headers = upstream.headers;
+  for (const k in headers) {
+    const v = headers[k];
     if (v !== undefined && !isHopByHop(k) && k !== REQUEUE_HEADER && k !== DRAINING_HEADER && !(retried && k === RETRYABLE_HEADER)) outHeaders[k] = v;
   }
   outHeaders[SUCCESS_CLASS_HEADER] = successClass(cls);
   const trailerNames = headerValue(upstream.headers['trailer']);
   if (trailerNames !== undefined) outHeaders['trailer'] = trailerNames; // announced trailers follow the body
-  res.writeHead(upstream.statusCode, outHeaders);
-}
-
-/** Reads and drops an answer that will not be relayed (a requeued or retried attempt's). */
-async function discard(upstream: Dispatcher.ResponseData): Promise<void> {
-  await upstream.body.dump().catch(() => undefined);
+  res.writeHead(upstream.status, outHeaders);
 }
 
 /**
@@ -229,34 +214,4 @@ function watchRequestBody(req: IncomingMessage, idleMs: number, onIdle: () => vo
   }, idleMs);
   timer.unref();
   return () => clearInterval(timer);
-}
-
-/**
- * Streams a response body into `res` (back-pressure by pipe) without ending it, so trailers can
- * follow. Resolves at the body's end; rejects if the upstream fails or the client goes away.
- * (stream.pipeline would do, but it allocates an AbortController per call and aborts it on
- * completion, which builds a DOMException with a stack trace: ~7% of a router's CPU, profiled.)
- */
-function relay(body: Readable, res: ServerResponse): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const done = (err?: Error): void => {
-      body.off('end', onEnd);
-      body.off('error', onError);
-      res.off('close', onClose);
-      if (err === undefined) resolve();
-      else {
-        body.unpipe(res);
-        reject(err);
-      }
-    };
-    const onEnd = (): void => done();
-    const onError = (err: Error): void => done(err);
-    const onClose = (): void => {
-      if (!res.writableFinished) done(new Error('client closed the connection'));
-    };
-    body.once('end', onEnd);
-    body.once('error', onError);
-    res.once('close', onClose);
-    body.pipe(res, { end: false });
-  });
 }

@@ -1,0 +1,266 @@
+// One HTTP/1 attempt on undici's dispatch API: the answer's head is parsed once, and its body goes
+// straight from undici's parser into the client's ServerResponse. No Readable, no promise and no
+// pipe per response (request() makes all three): the profiles of issue 28 put that machinery at
+// 12-40 % of a router's CPU per request. Back-pressure is by hand: a full client socket pauses
+// undici's parser (onData returns false) until the response drains.
+
+import type { EventEmitter } from 'node:events';
+import type { IncomingHttpHeaders, ServerResponse } from 'node:http';
+import type { Dispatcher } from 'undici';
+
+/** Body bytes kept between an answer's head and the decision to relay or drop it (then the parser pauses). */
+const HOLD_BYTES = 65_536;
+/** Body bytes read and dropped from an answer that is not relayed before its connection is given up. */
+const DISCARD_BYTES = 131_072;
+
+type Mode = 'head' | 'held' | 'relay' | 'discard' | 'done';
+
+/** Raw [name, value, ...] fields as Node's IncomingHttpHeaders: lowercase names, repeats as arrays. */
+export function headersOf(raw: readonly (Buffer | string)[] | null | undefined): IncomingHttpHeaders {
+  // No prototype: a field named __proto__ or constructor is data, never the object's machinery.
+  const out: Record<string, string | string[]> = Object.create(null);
+  if (raw === null || raw === undefined) return out;
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    const key = String(raw[i]).toLowerCase();
+    const value = typeof raw[i + 1] === 'string' ? (raw[i + 1] as string) : (raw[i + 1] as Buffer).toString('latin1');
+    const had = out[key];
+    if (had === undefined) out[key] = value;
+    else if (typeof had === 'string') out[key] = [had, value];
+    else had.push(value);
+  }
+  return out as IncomingHttpHeaders;
+}
+
+/**
+ * An attempt's answer. `dispatch` resolves at its head (or rejects with why none came); then the
+ * attempt loop either relays it (`relay`) or drops it (`discard`). Until then up to HOLD_BYTES of
+ * its body are held. The attempt's signal aborts it until the head; while relaying, the client's
+ * response closing does.
+ */
+export class UpstreamAnswer implements Dispatcher.DispatchHandler {
+  status = 0;
+  headers: IncomingHttpHeaders = {};
+  readonly #res: ServerResponse;
+  readonly #signal: EventEmitter;
+  #mode: Mode = 'head';
+  #abort: ((err?: Error) => void) | undefined;
+  #reason: Error | undefined;
+  #resume: (() => void) | undefined;
+  #paused = false;
+  #drainWait = false;
+  #held: Buffer[] = [];
+  #heldBytes = 0;
+  #dropped = 0;
+  /** The body ended (its trailers) or failed while held. */
+  #ended: (Buffer | string)[] | null | undefined;
+  #failed: Error | undefined;
+  #settle: ((err?: Error) => void) | undefined;
+  #fail: ((err: Error) => void) | undefined;
+  #onError: ((err: Error) => void) | undefined;
+
+  constructor(res: ServerResponse, signal: EventEmitter) {
+    this.#res = res;
+    this.#signal = signal;
+  }
+
+  /** Sends the request on `pool`; resolves once the answer's head is in. */
+  dispatch(pool: Dispatcher, opts: Dispatcher.DispatchOptions): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      this.#settle = () => resolve();
+      this.#fail = reject;
+      this.#signal.once('abort', this.#onAbort);
+      pool.dispatch(opts, this);
+    });
+  }
+
+  /**
+   * Relays the held and remaining body into the client's response (its head is already written)
+   * and ends it, with the answer's trailers. Resolves when the body ended or was cut; a cut (the
+   * upstream failed, or the client left) destroys the response, never ends it as if complete.
+   */
+  relay(onError: (err: Error) => void): Promise<void> {
+    this.#mode = 'relay';
+    this.#onError = onError;
+    const res = this.#res;
+    return new Promise<void>((resolve) => {
+      this.#settle = () => {
+        res.off('close', this.#onClientClose);
+        resolve();
+      };
+      res.once('close', this.#onClientClose);
+      const held = this.#held;
+      this.#held = [];
+      this.#heldBytes = 0;
+      for (const chunk of held) res.write(chunk);
+      if (this.#failed !== undefined) this.#cut(this.#failed);
+      else if (this.#ended !== undefined) this.#finish(this.#ended);
+      else if (res.destroyed) this.#onClientClose();
+      else if (this.#paused) {
+        if (res.writableNeedDrain) this.#waitDrain();
+        else this.#resumeParser();
+      }
+    });
+  }
+
+  /** Drops an answer that is not relayed: its body is read and dropped up to a bound, then the connection is given up. */
+  discard(): Promise<void> {
+    this.#mode = 'discard';
+    this.#dropped = this.#heldBytes;
+    this.#held = [];
+    this.#heldBytes = 0;
+    if (this.#ended !== undefined || this.#failed !== undefined) return this.#done();
+    return new Promise<void>((resolve) => {
+      this.#settle = () => resolve();
+      if (this.#dropped > DISCARD_BYTES) this.#abortUpstream();
+      else this.#resumeParser();
+    });
+  }
+
+  // undici's handler (the dispatch API).
+
+  onConnect(abort: (err?: Error) => void): void {
+    if (this.#reason !== undefined) abort(this.#reason);
+    else this.#abort = abort;
+  }
+
+  onHeaders(status: number, raw: Buffer[], resume: () => void): boolean {
+    if (status < 200) return true; // 1xx answers are not relayed (Node's response cannot send them on)
+    this.status = status;
+    this.headers = headersOf(raw);
+    this.#resume = resume;
+    this.#mode = 'held';
+    this.#signal.off('abort', this.#onAbort);
+    const settle = this.#settle;
+    this.#settle = undefined;
+    this.#fail = undefined;
+    settle?.();
+    return true;
+  }
+
+  onData(chunk: Buffer): boolean {
+    switch (this.#mode) {
+      case 'relay':
+        if (this.#res.write(chunk)) return true;
+        if (this.#res.destroyed) return true; // onClientClose aborts
+        this.#waitDrain();
+        return false;
+      case 'held':
+        this.#held.push(chunk);
+        this.#heldBytes += chunk.length;
+        if (this.#heldBytes < HOLD_BYTES) return true;
+        this.#paused = true;
+        return false;
+      case 'discard':
+        this.#dropped += chunk.length;
+        if (this.#dropped > DISCARD_BYTES) this.#abortUpstream();
+        return true;
+      default:
+        return true;
+    }
+  }
+
+  onComplete(trailers: (Buffer | string)[] | null): void {
+    switch (this.#mode) {
+      case 'relay':
+        this.#finish(trailers);
+        return;
+      case 'held':
+        this.#ended = trailers ?? [];
+        return;
+      case 'discard':
+        this.#ended = [];
+        void this.#done();
+        return;
+      default:
+        return;
+    }
+  }
+
+  onError(err: Error): void {
+    switch (this.#mode) {
+      case 'head': {
+        this.#mode = 'done';
+        this.#signal.off('abort', this.#onAbort);
+        const fail = this.#fail;
+        this.#settle = undefined;
+        this.#fail = undefined;
+        fail?.(err);
+        return;
+      }
+      case 'held':
+        this.#failed = err;
+        return;
+      case 'relay':
+        this.#cut(err);
+        return;
+      case 'discard':
+        this.#failed = err;
+        void this.#done();
+        return;
+      default:
+        return;
+    }
+  }
+
+  // Internals.
+
+  readonly #onAbort = (): void => {
+    this.#abortUpstream();
+  };
+
+  readonly #onClientClose = (): void => {
+    if (this.#mode !== 'relay' || this.#res.writableFinished) return;
+    this.#abortUpstream(); // calls onError, which cuts
+    if (this.#mode === 'relay') this.#cut(new Error('client closed the connection'));
+  };
+
+  readonly #onDrain = (): void => {
+    this.#drainWait = false;
+    this.#resumeParser();
+  };
+
+  #abortUpstream(): void {
+    const reason = Object.assign(new Error('Request aborted'), { code: 'UND_ERR_ABORTED' });
+    if (this.#abort !== undefined) this.#abort(reason);
+    else this.#reason = reason; // not yet on a connection: aborted when it gets one (onConnect)
+  }
+
+  #waitDrain(): void {
+    this.#paused = true;
+    if (this.#drainWait) return;
+    this.#drainWait = true;
+    this.#res.once('drain', this.#onDrain);
+  }
+
+  #resumeParser(): void {
+    if (!this.#paused) return;
+    this.#paused = false;
+    this.#resume?.();
+  }
+
+  #finish(trailers: (Buffer | string)[] | null): void {
+    this.#mode = 'done';
+    const res = this.#res;
+    if (trailers !== null && trailers.length > 0) res.addTrailers(headersOf(trailers) as Record<string, string>);
+    res.end();
+    this.#done();
+  }
+
+  /** The body failed mid-way, or the client left: a cut response (a closed connection), never one that looks complete. */
+  #cut(err: Error): void {
+    this.#mode = 'done';
+    if (this.#drainWait) this.#res.off('drain', this.#onDrain);
+    this.#drainWait = false;
+    this.#onError?.(err);
+    this.#res.destroy();
+    this.#done();
+  }
+
+  #done(): Promise<void> {
+    this.#mode = 'done';
+    const settle = this.#settle;
+    this.#settle = undefined;
+    settle?.();
+    return Promise.resolve();
+  }
+}
