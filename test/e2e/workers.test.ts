@@ -133,10 +133,19 @@ routers:
       }
     }
   });
+  // The processes' log, shown when an assertion fails (a worker's exit and its reason are in it).
+  t.teardown(() => {
+    if (!t.passing()) t.comment(stderr.slice(-6000));
+  });
   const pid = primary.pid ?? 0;
   let workers: number[] = [];
   const ready = async (): Promise<boolean> => (await request({ host: IP, port: admin, path: '/ready' }).catch(() => ({ status: 0 }))).status === 200;
-  for (let i = 0; i < 600 && !(children(pid).length === 2 && (await ready())); i++) await new Promise((r) => setTimeout(r, 50));
+  // Both workers serving: worker 0's /ready, and the primary counting two workers that said so.
+  const running = async (): Promise<number> => {
+    const r = await request({ host: IP, port: admin, path: '/metrics' }).catch(() => undefined);
+    return r?.status === 200 ? (parsePrometheus(r.body).find((s) => s.name === 'hostmesh_workers_running')?.value ?? 0) : 0;
+  };
+  for (let i = 0; i < 600 && !(children(pid).length === 2 && (await ready()) && (await running()) === 2); i++) await new Promise((r) => setTimeout(r, 50));
   workers = children(pid);
   t.equal(workers.length, 2, workers.length === 2 ? 'two workers' : `two workers; the log: ${stderr.slice(-2000)}`);
 
@@ -191,10 +200,10 @@ routers:
   t.ok(await eventually(() => children(pid).length === 2, 15_000), 'a new worker replaced it');
   workers = children(pid);
   t.ok(workers.includes(survivor) && !workers.includes(victim), 'the survivor kept running');
-  for (let i = 0; i < 600 && !(await ready()); i++) await new Promise((r) => setTimeout(r, 50));
+  for (let i = 0; i < 600 && !((await ready()) && (await running()) === 2); i++) await new Promise((r) => setTimeout(r, 50));
   const restarted = await scrape();
   t.equal(restarted.find((s) => s.name === 'hostmesh_worker_restarts_total')?.value, 1, 'the restart is counted');
-  t.ok(await eventually(() => restarted.find((s) => s.name === 'hostmesh_workers_running')?.value === 2, 0), 'two workers running again');
+  t.equal(restarted.find((s) => s.name === 'hostmesh_workers_running')?.value, 2, 'two workers running again');
 
   // SIGTERM: requests in flight in both workers finish; then every process exits.
   const slow = Array.from({ length: 6 }, () => get('/slow'));
