@@ -11,6 +11,7 @@ import cluster, { type Worker } from 'node:cluster';
 import { readFileSync } from 'node:fs';
 import type http from 'node:http';
 import { availableParallelism } from 'node:os';
+import { extname } from 'node:path';
 import type { HostmeshConfig } from '../config/types.js';
 import type { Clock } from '../core/clock.js';
 import type { Logger } from '../log.js';
@@ -66,7 +67,7 @@ export function workerCount(
 }
 
 /** What `workers: N` changes that an operator must know (logged once by the primary). */
-export function workerWarnings(config: Pick<HostmeshConfig, 'telemetry' | 'identity'>, count: number): string[] {
+export function workerWarnings(config: Pick<HostmeshConfig, 'telemetry' | 'identity' | 'routers'>, count: number): string[] {
   const out = [
     `workers: ${count}: every limit of a router (connections, per-source connections, admission, pools, caches) applies in each worker, so the node admits up to ${count} times each; /metrics sums the workers, while /admin/metrics.json, the dashboard and /client_state.json show worker 0 only (docs/cores.md)`,
   ];
@@ -74,8 +75,35 @@ export function workerWarnings(config: Pick<HostmeshConfig, 'telemetry' | 'ident
     out.push(
       `workers: ${count}: the io.l5d.prometheus telemetry names (${config.telemetry.prometheus.path}) count worker 0 only; hostmesh_* at /metrics count every worker`,
     );
+  for (const r of config.routers)
+    if (r.accessLog !== undefined && !r.accessLog.path.startsWith('/dev/'))
+      out.push(
+        `workers: ${count}: router ${r.label}'s httpAccessLog: worker 0 writes ${r.accessLog.path}, worker k writes ${workerAccessLogPath(r.accessLog.path, 1).replace('-worker1', '-worker<k>')}`,
+      );
   if (config.identity?.issuer !== undefined) out.push(`workers: ${count}: each worker requests its own node certificate (${count} requests per renewal)`);
   return out;
+}
+
+/**
+ * The path of a router's httpAccessLog in worker `slot`: worker 0 writes the configured file, each
+ * other worker its own beside it (`access.log` -> `access-worker1.log`), so every file has one
+ * writer and rolls, truncates and prunes as with one process. Device paths (/dev/stdout) stay
+ * shared.
+ */
+export function workerAccessLogPath(path: string, slot: number): string {
+  if (slot === 0 || path.startsWith('/dev/')) return path;
+  const ext = extname(path);
+  return `${path.slice(0, path.length - ext.length)}-worker${slot}${ext}`;
+}
+
+/** The config as worker `slot` runs it (its own access log files). */
+export function workerConfig(config: HostmeshConfig, slot: number): HostmeshConfig {
+  return {
+    ...config,
+    routers: config.routers.map((r) =>
+      r.accessLog === undefined ? r : { ...r, accessLog: { ...r.accessLog, path: workerAccessLogPath(r.accessLog.path, slot) } },
+    ),
+  };
 }
 
 /** Primary -> worker. */

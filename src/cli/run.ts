@@ -10,7 +10,7 @@ import { anyPurposeWarnings, clientTlsOptions, keyFileWarnings, serverTlsOptions
 import { printable } from '../config/printable.js';
 import { readInputFileSync } from '../fs/read-input.js';
 import { checkNotes } from './check-notes.js';
-import { askPrimaryToShutdown, joinPrimary, runPrimary, workerCount, workerSlot, workerWarnings } from '../app/workers.js';
+import { askPrimaryToShutdown, joinPrimary, runPrimary, workerConfig, workerCount, workerSlot, workerWarnings } from '../app/workers.js';
 import { systemClock } from '../core/clock.js';
 
 export interface Io {
@@ -195,7 +195,7 @@ export function registerRun(program: Command): void {
       }
       let mesh;
       try {
-        mesh = await startHostmesh(loaded.config, {
+        mesh = await startHostmesh(slot === undefined ? loaded.config : workerConfig(loaded.config, slot), {
           logger,
           ...(slot !== undefined ? { adminListener: slot === 0, shutdown: askPrimaryToShutdown } : {}),
         });

@@ -6,7 +6,7 @@ import fc from 'fast-check';
 import t from 'tap';
 import { checkNotes } from '../../src/cli/check-notes.js';
 import { parseConfig } from '../../src/config/load.js';
-import { cgroupCpus, WorkerSupervisor, workerCount, workerWarnings, type WorkerProcess } from '../../src/app/workers.js';
+import { cgroupCpus, WorkerSupervisor, workerAccessLogPath, workerConfig, workerCount, workerWarnings, type WorkerProcess } from '../../src/app/workers.js';
 import type { RegistryJson } from '../../src/metrics/cluster-metrics.js';
 import { silentLogger } from '../../src/log.js';
 import { ManualClock } from '../helpers/manual-clock.js';
@@ -67,6 +67,19 @@ t.test('the primary says what workers change: limits per worker, pages of worker
   t.match(plain[0], /applies in each worker, so the node admits up to 2 times each/);
   const linkerd = parseConfig(`${ROUTER}workers: 3\ntelemetry:\n- kind: io.l5d.prometheus\n`, 'c.yaml').config;
   t.match(workerWarnings(linkerd, 3)[1], /io\.l5d\.prometheus telemetry names \(\/admin\/metrics\/prometheus\) count worker 0 only/);
+});
+
+t.test('httpAccessLog: one writer per file (worker 0 the configured one, worker k its own beside it), devices shared', async (t) => {
+  t.equal(workerAccessLogPath('/var/log/l5d/access.log', 0), '/var/log/l5d/access.log');
+  t.equal(workerAccessLogPath('/var/log/l5d/access.log', 2), '/var/log/l5d/access-worker2.log');
+  t.equal(workerAccessLogPath('/var/log/access', 1), '/var/log/access-worker1');
+  t.equal(workerAccessLogPath('/dev/stdout', 3), '/dev/stdout');
+  const text = `${ROUTER}  httpAccessLog: /tmp/logs/out.log\nworkers: 2\n`;
+  const config = parseConfig(text, '/etc/c.yaml').config;
+  t.equal(workerConfig(config, 1).routers[0]?.accessLog?.path, '/tmp/logs/out-worker1.log', 'worker 1 runs its own file');
+  t.equal(workerConfig(config, 0).routers[0]?.accessLog?.path, '/tmp/logs/out.log');
+  t.equal(config.routers[0]?.accessLog?.path, '/tmp/logs/out.log', 'the loaded config is not changed');
+  t.match(workerWarnings(config, 2).join('\n'), /httpAccessLog: worker 0 writes \/tmp\/logs\/out\.log, worker k writes \/tmp\/logs\/out-worker<k>\.log/);
 });
 
 t.test('run --check names the worker count', async (t) => {
