@@ -79,10 +79,7 @@ routers:
   const answer = await request({ host: IP, port: admin, path: '/admin/shutdown', method: 'POST', headers: { 'hostmesh-admin': '1' } });
   t.equal(answer.status, 200, 'the shutdown is accepted');
   // A ceiling, not a wait: without the hand-over the primary would run on, restarting worker 0.
-  const code = await Promise.race([
-    exit.then(([c]) => c),
-    new Promise<string>((r) => setTimeout(() => r('still running 20 s later'), 20_000).unref()),
-  ]);
+  const code = await Promise.race([exit.then(([c]) => c), new Promise<string>((r) => setTimeout(() => r('still running 20 s later'), 20_000).unref())]);
   t.equal(code, 0, 'the primary exits 0');
   t.ok(await eventually(() => workers.every((w) => !alive(w)), 5_000), 'both workers are gone');
   t.match(stderr, /admin shutdown: draining every worker/, 'the primary drained every worker');
