@@ -5,7 +5,7 @@ import type { Command } from 'commander';
 import { ConfigError, loadConfig } from '../config/load.js';
 import type { HostmeshConfig } from '../config/types.js';
 import { createLogger } from '../log.js';
-import { checkRouters, startHostmesh } from '../app/hostmesh.js';
+import type { Hostmesh } from '../app/hostmesh.js';
 import { anyPurposeWarnings, clientTlsOptions, keyFileWarnings, serverTlsOptions, tlsKeyFiles } from '../tls/tls-files.js';
 import { printable } from '../config/printable.js';
 import { readInputFileSync } from '../fs/read-input.js';
@@ -137,6 +137,7 @@ export async function runCheck(file: string, set: string[], io: Io = stdio, env:
   try {
     const { config, warnings } = await loadConfig(file, { set, env });
     const tlsWarnings: string[] = [];
+    const { checkRouters } = await import('../app/hostmesh.js');
     const problems = [...checkRouters(config, env), ...(await checkTlsFiles(config, tlsWarnings)), ...(await checkPolicy(config))];
     for (const w of [...warnings, ...tlsWarnings]) io.err(printable(`warning: ${w}`));
     for (const p of problems) io.err(printable(`${file}: ${p}`));
@@ -193,8 +194,10 @@ export function registerRun(program: Command): void {
         for (const w of keyFileWarnings(allKeyFiles(loaded.config))) logger.warn(w);
         for (const w of allAnyPurposeWarnings(loaded.config)) logger.warn(w);
       }
-      let mesh;
+      let mesh: Hostmesh;
       try {
+        // Loaded here, not at the top: a `workers: N` primary never starts a mesh and stays small.
+        const { startHostmesh } = await import('../app/hostmesh.js');
         mesh = await startHostmesh(slot === undefined ? loaded.config : workerConfig(loaded.config, slot), {
           logger,
           ...(slot !== undefined ? { adminListener: slot === 0, shutdown: askPrimaryToShutdown } : {}),
