@@ -41,7 +41,9 @@ import { backendConf, incomingConf, outgoingConf, startNginx, type Nginx } from 
 import { anonMb, cpuSeconds, family, rssMb, rssSampler, syscalls } from './mesh/proc.js';
 
 const ROOT = join(import.meta.dirname, '..', '..', '..');
-const MAIN = join(ROOT, 'dist', 'src', 'cli', 'main.js');
+// BENCH_MAIN: another build's dist/src/cli/main.js for the routers (a before/after comparison
+// against the same peers: run the bench once with each).
+const MAIN = process.env['BENCH_MAIN'] ?? join(ROOT, 'dist', 'src', 'cli', 'main.js');
 const { values: opt } = parseArgs({
   options: {
     runs: { type: 'string', default: '3' },

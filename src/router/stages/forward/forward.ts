@@ -4,6 +4,7 @@
 import { EventEmitter } from 'node:events';
 import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import type { Dispatcher } from 'undici';
+import { type Cancel, type Clock, every } from '../../../core/clock.js';
 import { HostmeshError } from '../../../errors.js';
 import type { H2Classifier } from './classifier.js';
 import type { H2Sessions } from '../../../h2/h2-sessions.js';
@@ -92,7 +93,7 @@ export class ForwardStage {
       timeoutRetryable: () => classify({ method, chunked }, 503, {}) === 'retryable',
       send: async (_endpoint, lease, signal) => {
         if (hasBody && stopWatch === undefined && !req.readableEnded) {
-          stopWatch = watchRequestBody(req, limits.requestBodyIdleTimeoutMs, () => {
+          stopWatch = watchRequestBody(req, limits.requestBodyIdleTimeoutMs, o.clock, () => {
             bodyStalled = true;
             o.events.timeout('request_body_idle', service);
             abort.emit('abort');
@@ -196,22 +197,21 @@ function relayHead(res: ServerResponse, upstream: UpstreamAnswer, cls: ResponseC
 
 /**
  * Calls `onIdle` once if the request body makes no progress for `idleMs` (detected within one
- * to two periods). Progress is read from the socket's byte count rather than a 'data' listener,
- * which would switch the body to flowing mode under undici's feet. A body held back by the
- * upstream's back-pressure (paused, or bytes buffered unread) is not the client's stall.
+ * to two periods, on the router's clock). Progress is read from the socket's byte count rather
+ * than a 'data' listener, which would switch the body to flowing mode under undici's feet. A body
+ * held back by the upstream's back-pressure (paused, or bytes buffered unread) is not the client's stall.
  */
-function watchRequestBody(req: IncomingMessage, idleMs: number, onIdle: () => void): () => void {
+function watchRequestBody(req: IncomingMessage, idleMs: number, clock: Clock, onIdle: () => void): Cancel {
   let seen = req.socket.bytesRead;
-  const timer = setInterval(() => {
+  const stop = every(clock, idleMs, () => {
     const now = req.socket.bytesRead;
     if (req.readableEnded || now !== seen || req.readableFlowing === false || req.readableLength > 0) {
       seen = now;
-      if (req.readableEnded) clearInterval(timer);
+      if (req.readableEnded) stop();
       return;
     }
-    clearInterval(timer);
+    stop();
     onIdle();
-  }, idleMs);
-  timer.unref();
-  return () => clearInterval(timer);
+  });
+  return stop;
 }
