@@ -3,6 +3,7 @@
 // app, read from /proc); connections without one are refused, whichever worker takes them, and
 // /metrics counts every refusal once.
 
+import '../helpers/test-keys.js';
 import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { once } from 'node:events';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
