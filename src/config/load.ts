@@ -478,6 +478,7 @@ function toConfig(raw: RawConfig, baseDir: string, env: NodeJS.ProcessEnv): Host
     ...(raw.inet !== undefined ? { inet: { ...raw.inet } } : {}),
     shutdownGraceMs: raw.shutdownGraceMs,
     ...(raw.drainAnnounceMs !== undefined ? { drainAnnounceMs: raw.drainAnnounceMs } : {}),
+    ...(raw.workers !== undefined ? { workers: raw.workers } : {}),
     ...(raw.authz !== undefined
       ? {
           authz: {
