@@ -31,4 +31,8 @@ export interface HostmeshDeps {
   readonly env?: NodeJS.ProcessEnv;
   /** The node certificate's clock when it must differ from the mesh's (tests that move days of renewals while requests run on real time). */
   readonly identityClock?: Clock;
+  /** false: open no admin port (a `workers: N` worker other than worker 0; docs/cores.md). */
+  readonly adminListener?: boolean;
+  /** What the admin's /admin/shutdown does instead of this process's drain (a worker asks the primary to drain every worker). */
+  readonly shutdown?: () => Promise<void>;
 }

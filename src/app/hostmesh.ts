@@ -147,7 +147,7 @@ export async function startHostmesh(given: HostmeshConfig, deps: HostmeshDeps): 
     })();
     return closing;
   };
-  const admin = new AdminServer({ routers, interpreter, config, metrics, shutdown: () => close() }, logger);
+  const admin = new AdminServer({ routers, interpreter, config, metrics, shutdown: deps.shutdown ?? (() => close()) }, logger);
   installAdminRoutes(admin, ctx, routers, namers);
   nodeCert?.start();
   const evictIdle = (): void => {
@@ -155,8 +155,8 @@ export async function startHostmesh(given: HostmeshConfig, deps: HostmeshDeps): 
     for (const n of namers) n.evictIdle?.();
     interpreter.evictIdle();
   };
-  await admin.start();
+  if (deps.adminListener !== false) await admin.start();
   admin.ready = true;
-  logger.info({ address: admin.address }, 'admin listening');
+  if (deps.adminListener !== false) logger.info({ address: admin.address }, 'admin listening');
   return { routers, interpreter, config, admin, dtabWatchers: ctx.dtabWatchers, metrics, policy: policyWatcher, nodeCertificate: nodeCert, evictIdle, close };
 }

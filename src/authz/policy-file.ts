@@ -4,14 +4,9 @@
 import type { z } from 'zod';
 import { showPath, YamlFile } from '../fs/yaml-positions.js';
 import { policySchema, type PolicyFile } from './policy-schema.js';
+import { PolicyError } from './policy-error.js';
 
-/** A rejected policy file: one `file:line:col: key.path: message` per problem. */
-export class PolicyError extends Error {
-  constructor(readonly problems: readonly string[]) {
-    super(problems.join('\n'));
-    this.name = 'PolicyError';
-  }
-}
+export { PolicyError } from './policy-error.js';
 
 type Key = string | number;
 

@@ -2,34 +2,12 @@
 // serving; the validated file comes back as plain data and is compiled here (milliseconds).
 
 import { Worker } from 'node:worker_threads';
+import { workerExecArgv } from '../core/worker-exec-argv.js';
 import { Policy, PolicyError, type PolicyFile } from './policy.js';
 import type { ParseReply } from './policy-parse-worker.js';
 
 // Under the test loader this module is the .ts source and so is its sibling; built, both are .js.
 const WORKER = new URL(`./policy-parse-worker${import.meta.url.endsWith('.ts') ? '.ts' : '.js'}`, import.meta.url);
-
-/**
- * The worker gets only the flags that load code (a TypeScript loader under test) and source maps:
- * a worker inherits all of process.execArgv by default, and some (--input-type, --inspect) make it
- * fail or open a debugger port.
- */
-function workerExecArgv(argv: readonly string[]): string[] {
-  // Built, the worker is JavaScript: a TypeScript loader in the flags (tap's, when the compiled
-  // tests run) would only cost each reload seconds of start-up.
-  const needless = (flag: string): boolean => WORKER.pathname.endsWith('.js') && flag.includes('typescript');
-  const keep: string[] = [];
-  const withValue = new Set(['--import', '--loader', '--experimental-loader', '--require', '-r']);
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i] as string;
-    if (withValue.has(a) && i + 1 < argv.length) {
-      const value = argv[++i] as string;
-      if (!needless(value)) keep.push(a, value);
-    } else if ((/^--(import|loader|experimental-loader|require)=/.test(a) && !needless(a)) || a === '--enable-source-maps') {
-      keep.push(a);
-    }
-  }
-  return keep;
-}
 
 /**
  * Parses, validates and compiles `text` off the event loop. Rejects with PolicyError for a bad
@@ -43,7 +21,7 @@ export function parsePolicyOffThread(text: string, file: string, maxMemoryMb = D
     // One short-lived worker per reload: reloads are rare, and an idle worker would hold ~10 MB.
     const worker = new Worker(WORKER, {
       workerData: { text, file },
-      execArgv: workerExecArgv(process.execArgv),
+      execArgv: workerExecArgv(WORKER, process.execArgv),
       resourceLimits: { maxOldGenerationSizeMb: maxMemoryMb },
     });
     let settled = false;

@@ -8,7 +8,7 @@ import { InputFileError, readInputFile } from '../fs/read-input.js';
 import type { Logger } from '../log.js';
 import { FileSetWatcher } from '../fs/file-watcher.js';
 import { parsePolicyOffThread } from './policy-parse.js';
-import { parsePolicy, type Policy, PolicyError } from './policy.js';
+import { type Policy, PolicyError } from './policy.js';
 
 export interface PolicyWatcherOptions {
   readonly file: string;
@@ -43,8 +43,11 @@ export interface PolicyReloadStatus {
   readonly lastError: string | undefined;
 }
 
-/** Reads and compiles a policy file; throws PolicyError for a bad or unreadable file. */
-export async function loadPolicyFile(file: string): Promise<{ policy: Policy; text: string }> {
+/**
+ * Reads and compiles a policy file; throws PolicyError for a bad or unreadable file. Parsed in the
+ * parser worker like every reload, so the validator never loads on the router's thread.
+ */
+export async function loadPolicyFile(file: string, parserMemoryMb?: number): Promise<{ policy: Policy; text: string }> {
   let text: string;
   try {
     text = (await readInputFile(file, 'policy')).toString('utf8');
@@ -52,7 +55,7 @@ export async function loadPolicyFile(file: string): Promise<{ policy: Policy; te
     if (!(err instanceof InputFileError)) throw err;
     throw new PolicyError([err.message]);
   }
-  return { policy: parsePolicy(text, file), text };
+  return { policy: await parsePolicyOffThread(text, file, parserMemoryMb), text };
 }
 
 export class PolicyWatcher {
@@ -103,7 +106,10 @@ export class PolicyWatcher {
   async #apply(text: string): Promise<void> {
     let policy: Policy;
     try {
-      policy = this.#o.parseInline === true ? parsePolicy(text, this.#o.file) : await parsePolicyOffThread(text, this.#o.file, this.#o.parserMemoryMb);
+      policy =
+        this.#o.parseInline === true
+          ? (await import('./parse-policy.js')).parsePolicy(text, this.#o.file)
+          : await parsePolicyOffThread(text, this.#o.file, this.#o.parserMemoryMb);
     } catch (err) {
       if (!(err instanceof PolicyError)) throw err;
       this.#reject(err.problems);

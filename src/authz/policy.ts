@@ -4,10 +4,9 @@
 
 import { DEFAULT_TRUST_DOMAIN, parseNodeIdentity, parseWorkloadIdentity } from '../identity/names.js';
 import { Glob } from './glob.js';
-import { parsePolicyFile } from './policy-file.js';
 import type { CallerEntry, DestinationEntry, NamespaceDefault, PolicyFile } from './policy-schema.js';
 
-export { PolicyError, parsePolicyFile } from './policy-file.js';
+export { PolicyError } from './policy-error.js';
 export type { NamespaceDefault, PolicyFile } from './policy-schema.js';
 
 export interface AuthzCaller {
@@ -445,9 +444,4 @@ function decision(
   reason: () => string,
 ): AuthzDecision {
   return new Decision(verdict, audit, rule, fallback, reason);
-}
-
-/** Parses, validates and compiles policy text (throws PolicyError). */
-export function parsePolicy(text: string, file: string): Policy {
-  return new Policy(parsePolicyFile(text, file));
 }

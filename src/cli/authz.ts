@@ -5,7 +5,7 @@
 import type { Command } from 'commander';
 import { parseExplainCaller, parseExplainDestination } from '../authz/explain-args.js';
 import { InputFileError, readInputFile } from '../fs/read-input.js';
-import { parsePolicy, PolicyError, type AuthzCaller, type AuthzDestination, type Policy } from '../authz/policy.js';
+import { PolicyError, type AuthzCaller, type AuthzDestination, type Policy } from '../authz/policy.js';
 import type { Io } from './run.js';
 
 export interface ExplainArgs {
@@ -29,6 +29,8 @@ async function readPolicy(file: string, io: Io): Promise<Policy | number> {
     io.err(err.message);
     return 2;
   }
+  // Loaded here: `hostmesh run` registers this command, and the validator is not the router's.
+  const { parsePolicy } = await import('../authz/parse-policy.js');
   try {
     return parsePolicy(text, file);
   } catch (err) {

@@ -11,7 +11,6 @@ import { readInputFile } from '../fs/read-input.js';
 import { isIP } from 'node:net';
 import { join } from 'node:path';
 import type { Command } from 'commander';
-import { stringify } from 'yaml';
 import type { CertificateAuthority, Pem } from '../tls/generate.js';
 import type { Io } from './run.js';
 
@@ -76,7 +75,8 @@ export interface IssueCliOptions {
 }
 
 /** A Kubernetes Secret (type kubernetes.io/tls, plus ca.crt) holding a certificate, its key and the CA. */
-function secretManifest(name: string, namespace: string, cert: Pem, caPem: string): string {
+async function secretManifest(name: string, namespace: string, cert: Pem, caPem: string): Promise<string> {
+  const { stringify } = await import('yaml'); // not loaded by `hostmesh run`
   const b64 = (s: string): string => Buffer.from(s).toString('base64');
   return stringify({
     apiVersion: 'v1',
@@ -115,7 +115,7 @@ async function certsIssue(opts: IssueCliOptions, io: Io): Promise<void> {
     await writeFiles(opts.out, { 'tls.crt': cert.certPem, 'tls.key': cert.keyPem, 'ca.crt': ca.certPem }, opts.force === true);
     io.err(`wrote ${join(opts.out, 'tls.crt')}, tls.key and ca.crt (CN=${opts.mesh}, ${days} days)`);
   }
-  if (opts.secret === true) io.out(secretManifest(opts.secretName, opts.namespace, cert, ca.certPem).trimEnd());
+  if (opts.secret === true) io.out((await secretManifest(opts.secretName, opts.namespace, cert, ca.certPem)).trimEnd());
 }
 
 export interface InspectOptions {
@@ -243,6 +243,7 @@ async function certsIssuer(opts: IssuerCliOptions, io: Io): Promise<void> {
     io.err(`wrote ${join(opts.out, 'issuer.crt')}, issuer.key and ca-bundle.crt (${days} days)`);
   }
   if (opts.secret === true) {
+    const { stringify } = await import('yaml'); // not loaded by `hostmesh run`
     const b64 = (x: string): string => Buffer.from(x).toString('base64');
     const labels = { 'app.kubernetes.io/name': 'hostmesh', 'app.kubernetes.io/component': 'identity' };
     io.out(

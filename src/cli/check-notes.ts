@@ -3,6 +3,7 @@
 
 import type { HostmeshConfig } from '../config/types.js';
 import { nodeNamePlan } from '../k8s/own-node.js';
+import { workerCount } from '../app/workers.js';
 
 /** The key path of an "accepted, not enforced" warning (`file:l:c: <path>: accepted, not enforced...`). */
 function unenforcedPath(warning: string): string | undefined {
@@ -23,6 +24,12 @@ export function checkNotes(config: HostmeshConfig, warnings: readonly string[], 
         `router ${r.label}: dtab read at start from namerd's Kubernetes storage: dtabs.l5d.io ${n.namespace} in namespace ${n.storageNamespace} (interpreter ${n.kind}; namerd at ${n.dst} is not contacted)`,
       );
     }
+  }
+  if (config.workers !== undefined && config.workers !== 1) {
+    const n = workerCount(config.workers);
+    notes.push(
+      `workers: ${n} router processes${config.workers === 'auto' ? ' (auto, on this machine)' : ''}${n > 1 ? `; every router limit applies per worker (docs/cores.md)` : ''}`,
+    );
   }
   const unenforced = warnings.flatMap((w) => unenforcedPath(w) ?? []);
   notes.push(

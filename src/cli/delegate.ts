@@ -2,7 +2,7 @@
 // explains how a path binds: the delegation tree (each step with its dentry) and the bound result.
 
 import type { Command } from 'commander';
-import { ConfigError, loadConfig } from '../config/load.js';
+import { ConfigError } from '../config/config-error.js';
 import { InputFileError, readInputFile } from '../fs/read-input.js';
 import { Dtab } from '../dtab/dtab.js';
 import { formatDtabFileError } from '../dtab/file-errors.js';
@@ -59,6 +59,7 @@ export async function runDelegate(args: DelegateArgs, io: Io): Promise<number> {
   let budget: number | undefined;
   try {
     if (args.config !== undefined) {
+      const { loadConfig } = await import('../config/load.js'); // not loaded by `hostmesh run` (load-off-thread.ts)
       const { config } = await loadConfig(args.config, { set: args.set ?? [] });
       const router = args.router === undefined ? config.routers[0] : config.routers.find((r) => r.label === args.router);
       if (router === undefined) {

@@ -5,8 +5,7 @@
 import type { Command } from 'commander';
 import { resolveConnection } from '../k8s/connection.js';
 import { createLogger } from '../log.js';
-import { KubeIdentityApi } from '../identity-issuer/kube-api.js';
-import { IssuerServer } from '../identity-issuer/server.js';
+import type { IssuerServer } from '../identity-issuer/server.js';
 
 interface IdentityCliOptions {
   issuerCert: string;
@@ -51,6 +50,9 @@ export function registerIdentity(program: Command): void {
     .option('--admin-port <port>', 'admin port', '9990')
     .option('--dns-name <name>', 'a DNS name of the serving certificate (repeatable; default the Service names)', repeat, [] as string[])
     .action(async (o: IdentityCliOptions) => {
+      // Loaded here, not at the top: `hostmesh run` registers this command and never runs it.
+      const { KubeIdentityApi } = await import('../identity-issuer/kube-api.js');
+      const { IssuerServer } = await import('../identity-issuer/server.js');
       const logger = createLogger();
       const api = new KubeIdentityApi(resolveConnection({}));
       const dnsNames =

@@ -2,14 +2,17 @@
 // the config, its dtabs and certificate files, and exits 0/1 without opening a port.
 
 import type { Command } from 'commander';
-import { ConfigError, loadConfig } from '../config/load.js';
+import { ConfigError } from '../config/config-error.js';
+import { loadConfigOffThread } from '../config/load-off-thread.js';
 import type { HostmeshConfig } from '../config/types.js';
 import { createLogger } from '../log.js';
-import { checkRouters, startHostmesh } from '../app/hostmesh.js';
+import type { Hostmesh } from '../app/hostmesh.js';
 import { anyPurposeWarnings, clientTlsOptions, keyFileWarnings, serverTlsOptions, tlsKeyFiles } from '../tls/tls-files.js';
 import { printable } from '../config/printable.js';
 import { readInputFileSync } from '../fs/read-input.js';
 import { checkNotes } from './check-notes.js';
+import { askPrimaryToShutdown, joinPrimary, runPrimary, workerConfig, workerCount, workerSlot, workerWarnings } from '../app/workers.js';
+import { systemClock } from '../core/clock.js';
 
 export interface Io {
   out(line: string): void;
@@ -133,8 +136,11 @@ async function checkPolicy(config: HostmeshConfig): Promise<string[]> {
 
 export async function runCheck(file: string, set: string[], io: Io = stdio, env: NodeJS.ProcessEnv = process.env): Promise<number> {
   try {
+    // In-process: a check is one-shot (the running router loads its config off-thread).
+    const { loadConfig } = await import('../config/load.js');
     const { config, warnings } = await loadConfig(file, { set, env });
     const tlsWarnings: string[] = [];
+    const { checkRouters } = await import('../app/hostmesh.js');
     const problems = [...checkRouters(config, env), ...(await checkTlsFiles(config, tlsWarnings)), ...(await checkPolicy(config))];
     for (const w of [...warnings, ...tlsWarnings]) io.err(printable(`warning: ${w}`));
     for (const p of problems) io.err(printable(`${file}: ${p}`));
@@ -165,10 +171,11 @@ export function registerRun(program: Command): void {
         process.exitCode = await runCheck(opts.config, opts.set);
         return;
       }
-      const logger = createLogger();
+      const slot = workerSlot();
+      const logger = slot === undefined ? createLogger() : createLogger().child({ worker: slot });
       let loaded;
       try {
-        loaded = await loadConfig(opts.config, { set: opts.set });
+        loaded = await loadConfigOffThread(opts.config, { set: opts.set });
       } catch (err) {
         if (err instanceof ConfigError) {
           for (const p of err.problems) process.stderr.write(p + '\n');
@@ -177,12 +184,27 @@ export function registerRun(program: Command): void {
         }
         throw err;
       }
-      for (const w of loaded.warnings) logger.warn(w);
-      for (const w of keyFileWarnings(allKeyFiles(loaded.config))) logger.warn(w);
-      for (const w of allAnyPurposeWarnings(loaded.config)) logger.warn(w);
-      let mesh;
+      // workers: N (docs/cores.md): this process supervises N workers, each re-running this command.
+      const workers = workerCount(loaded.config.workers);
+      if (slot === undefined && workers > 1) {
+        for (const w of loaded.warnings) logger.warn(w);
+        for (const w of workerWarnings(loaded.config, workers)) logger.warn(w);
+        runPrimary(workers, systemClock, logger);
+        return;
+      }
+      if (slot === undefined || slot === 0) {
+        for (const w of loaded.warnings) logger.warn(w);
+        for (const w of keyFileWarnings(allKeyFiles(loaded.config))) logger.warn(w);
+        for (const w of allAnyPurposeWarnings(loaded.config)) logger.warn(w);
+      }
+      let mesh: Hostmesh;
       try {
-        mesh = await startHostmesh(loaded.config, { logger });
+        // Loaded here, not at the top: a `workers: N` primary never starts a mesh and stays small.
+        const { startHostmesh } = await import('../app/hostmesh.js');
+        mesh = await startHostmesh(slot === undefined ? loaded.config : workerConfig(loaded.config, slot), {
+          logger,
+          ...(slot !== undefined ? { adminListener: slot === 0, shutdown: askPrimaryToShutdown } : {}),
+        });
       } catch (err) {
         // A port in use, unreadable certificates, a transformer without a node name: say which,
         // and exit non-zero so the kubelet restarts us with the reason in the log.
@@ -196,5 +218,10 @@ export function registerRun(program: Command): void {
       };
       process.once('SIGTERM', () => stop('SIGTERM'));
       process.once('SIGINT', () => stop('SIGINT'));
+      if (slot !== undefined) {
+        // A worker whose primary is gone drains and exits, rather than serve unsupervised.
+        process.once('disconnect', () => stop('primary gone'));
+        joinPrimary(mesh, slot, systemClock);
+      }
     });
 }

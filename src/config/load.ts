@@ -15,6 +15,7 @@ import { interpreterProblems, namerdDtab } from './interpreter-config.js';
 import { LOST } from './linkerd1-lost.js';
 import { DEFAULT_TRUST_DOMAIN } from '../identity/names.js';
 import { printable } from './printable.js';
+import { ConfigError } from './config-error.js';
 import { InputFileError, readInputFile, readInputFileSync } from '../fs/read-input.js';
 import { showPath, YamlFile } from '../fs/yaml-positions.js';
 import { tlsPolicyNotes } from '../tls/policy.js';
@@ -30,17 +31,7 @@ import type {
   ServiceConfig,
 } from './types.js';
 
-export class ConfigError extends Error {
-  readonly problems: readonly string[];
-
-  constructor(problems: readonly string[]) {
-    // Problems quote keys, values and file names: escaped here, so no caller can print an ESC.
-    const lines = problems.map(printable);
-    super(lines.join('\n'));
-    this.problems = lines;
-    this.name = 'ConfigError';
-  }
-}
+export { ConfigError } from './config-error.js';
 
 export interface LoadOptions {
   /** `key.path=value` overrides, applied before validation. */
@@ -487,6 +478,7 @@ function toConfig(raw: RawConfig, baseDir: string, env: NodeJS.ProcessEnv): Host
     ...(raw.inet !== undefined ? { inet: { ...raw.inet } } : {}),
     shutdownGraceMs: raw.shutdownGraceMs,
     ...(raw.drainAnnounceMs !== undefined ? { drainAnnounceMs: raw.drainAnnounceMs } : {}),
+    ...(raw.workers !== undefined ? { workers: raw.workers } : {}),
     ...(raw.authz !== undefined
       ? {
           authz: {

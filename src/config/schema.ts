@@ -350,6 +350,8 @@ function cidrCheck(value: string, ctx: z.RefinementCtx): void {
   }
 }
 
+const WORKERS = "an integer from 1 to 64, or 'auto'";
+
 export const rawConfigSchema = z.strictObject({
   admin: z
     .strictObject({
@@ -400,6 +402,10 @@ export const rawConfigSchema = z.strictObject({
     })
     .optional(),
   shutdownGraceMs: z.number().int().min(0).default(10_000),
+  // hostmesh addition: router processes sharing the routers' ports (docs/cores.md); auto = the CPUs the cgroup's quota allows.
+  workers: z
+    .union([z.literal('auto', { error: WORKERS }), z.number({ error: WORKERS }).int({ error: WORKERS }).min(1, { error: WORKERS }).max(64, { error: WORKERS })])
+    .optional(),
   // hostmesh addition: before the drain, serve this long telling peer routers (l5d-hostmesh-draining) to stop choosing this node.
   drainAnnounceMs: z.number().int().min(0).max(60_000).optional(),
   // hostmesh addition: the authorization policy (docs/authz.md); absent = allow everything.

@@ -4,7 +4,7 @@
 // "TokenReview v1" and "Pod v1"; the pod-bound token's claims reach status.user.extra as
 // authentication.kubernetes.io/pod-name and pod-uid (service account token docs).
 
-import { Agent } from 'undici';
+import { Agent } from '../core/undici.js';
 import type { K8sConnection } from '../k8s/connection.js';
 
 /** What TokenReview says of a token (status), reduced to what the issuer checks. */

@@ -2,7 +2,8 @@
 // stream. It knows the wire protocol (Status objects, resourceVersions, newline-delimited watch
 // events) and nothing of what the objects mean.
 
-import { Agent, type Dispatcher } from 'undici';
+import type { Dispatcher } from 'undici';
+import { Agent } from '../core/undici.js';
 import type { K8sConnection } from './connection.js';
 import { ListItemSplitter } from './list-items.js';
 import { JsonLines } from './watch-lines.js';

@@ -3,10 +3,10 @@
 // (client certificates or tokens), or plain host:port HTTP for a `kubectl proxy` (Linkerd 1).
 
 import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { readFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
-import { parse as parseYaml } from 'yaml';
 
 export interface K8sConnection {
   /** e.g. https://10.96.0.1:443 or http://localhost:8001 */
@@ -72,6 +72,9 @@ function material(o: Kv | undefined, key: string, base: string): string | undefi
 
 /** A kubeconfig's current (or given) context: server, CA, client certificate or token. */
 export function kubeconfigConnection(file: string, context?: string): K8sConnection {
+  // Required here, not imported: in-cluster routers never read a kubeconfig, and the YAML parser
+  // would hold ~1 MB of their heap (docs/memory.md).
+  const { parse: parseYaml } = createRequire(import.meta.url)('yaml') as typeof import('yaml');
   const doc = parseYaml(readFileSync(file, 'utf8')) as Kv | null;
   if (doc === null || typeof doc !== 'object') throw new Error(`${file}: not a kubeconfig`);
   const base = dirname(resolve(file));

@@ -9,12 +9,12 @@ import { type Clock, systemClock } from '../core/clock.js';
 import { generateKeyPair, X509Certificate } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { promisify } from 'node:util';
-import forge from 'node-forge';
 import { Counter, Gauge, type Registry } from 'prom-client';
-import { Agent } from 'undici';
+import { Agent } from '../core/undici.js';
 import { Backoff } from '../k8s/backoff.js';
 import type { Logger } from '../log.js';
 import type { TlsMaterial } from './tls-files.js';
+import { buildUriCsr } from './csr.js';
 
 const generateKeyPairAsync = promisify(generateKeyPair);
 
@@ -194,13 +194,7 @@ export class NodeCertificate {
     const token = (await readFile(this.#o.tokenFile, 'utf8')).trim();
     if (token === '') throw new Error(`token file ${this.#o.tokenFile} is empty`);
     const { privateKey } = await generateKeyPairAsync('rsa', { modulusLength: 2048 });
-    const pkcs1 = privateKey.export({ type: 'pkcs1', format: 'pem' }).toString();
-    const forgeKey = forge.pki.privateKeyFromPem(pkcs1);
-    const csr = forge.pki.createCertificationRequest();
-    csr.publicKey = forge.pki.setRsaPublicKey(forgeKey.n, forgeKey.e);
-    csr.setSubject([]);
-    csr.setAttributes([{ name: 'extensionRequest', extensions: [{ name: 'subjectAltName', altNames: [{ type: 6, value: this.identity }] }] }]);
-    csr.sign(forgeKey, forge.md.sha256.create());
+    const csr = buildUriCsr(privateKey, this.identity);
     const dispatcher = await this.#dispatcher();
     const url = new URL('/v1/certificates', this.#o.url);
     const res = await dispatcher.request({
@@ -208,7 +202,7 @@ export class NodeCertificate {
       path: url.pathname,
       method: 'POST',
       headers: { 'content-type': 'application/json', authorization: `Bearer ${token}`, accept: 'application/json' },
-      body: JSON.stringify({ csr: forge.pki.certificationRequestToPem(csr) }),
+      body: JSON.stringify({ csr }),
     });
     const chunks: Buffer[] = [];
     let size = 0;

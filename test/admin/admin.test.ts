@@ -1,6 +1,7 @@
 // The admin server of a running two-node mesh: every endpoint (with its 400s and the POST-only
 // shutdown), and metrics that equal known traffic: 100 requests of which 7 fail.
 
+import '../helpers/test-keys.js'; // 1024-bit RSA keys for the certificates made here: key size is not what this file tests
 import http from 'node:http';
 import tls from 'node:tls';
 import t from 'tap';

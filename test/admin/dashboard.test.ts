@@ -3,6 +3,7 @@
 // delegation for a typed path and override; the resilience table shows each service's retry rate,
 // budget exhausted, requeues, timeouts and dead endpoints. Screenshots are kept in .tap/artifacts/.
 
+import '../helpers/test-keys.js'; // 1024-bit RSA keys for the certificates made here: key size is not what this file tests
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';

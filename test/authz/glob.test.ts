@@ -1,6 +1,6 @@
 import t from 'tap';
 import { Glob } from '../../src/authz/glob.js';
-import { parsePolicy } from '../../src/authz/policy.js';
+import { parsePolicy } from '../../src/authz/parse-policy.js';
 
 t.test('glob table', async (t) => {
   const table: [string, string, boolean][] = [

@@ -9,7 +9,8 @@ import { join } from 'node:path';
 import t from 'tap';
 import { silentLogger } from '../../src/log.js';
 import { loadPolicyFile, PolicyWatcher } from '../../src/authz/policy-watcher.js';
-import { parsePolicy, PolicyError } from '../../src/authz/policy.js';
+import { PolicyError } from '../../src/authz/policy.js';
+import { parsePolicy } from '../../src/authz/parse-policy.js';
 import { parseCase } from '../helpers/authz-cases.js';
 
 async function publish(mount: string, generation: string, text: string): Promise<void> {

@@ -1,5 +1,6 @@
 import t from 'tap';
-import { parsePolicy, PolicyError } from '../../src/authz/policy.js';
+import { PolicyError } from '../../src/authz/policy.js';
+import { parsePolicy } from '../../src/authz/parse-policy.js';
 import { outcome, parseCase } from '../helpers/authz-cases.js';
 
 // Each table: a policy and the decisions it must make.

@@ -6,7 +6,8 @@ import fc from 'fast-check';
 import t from 'tap';
 import { stringify } from 'yaml';
 import { parseNodeIdentity, parseWorkloadIdentity, workloadIdentity } from '../../src/identity/names.js';
-import { normalizePath, parsePolicy, parsePolicyFile, PolicyError, type AuthzRequest, type PolicyFile } from '../../src/authz/policy.js';
+import { normalizePath, PolicyError, type AuthzRequest, type PolicyFile } from '../../src/authz/policy.js';
+import { parsePolicy, parsePolicyFile } from '../../src/authz/parse-policy.js';
 
 const RUNS = 300;
 

@@ -2,7 +2,8 @@
 // with a 600-rule deny-by-default policy (60 namespaces x 10 rules, plus namespace-glob rules),
 // and the same 600 rules written so the namespace index cannot help (for comparison).
 
-import { parsePolicy, type AuthzRequest, type Policy } from '../../src/authz/policy.js';
+import type { AuthzRequest, Policy } from '../../src/authz/policy.js';
+import { parsePolicy } from '../../src/authz/parse-policy.js';
 import { workloadIdentity } from '../../src/identity/names.js';
 
 /** Decisions per CPU-second of this process (the machine is shared: wall time would count others' work). */

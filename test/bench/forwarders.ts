@@ -12,16 +12,27 @@
 // (--runs 12 --duration 2): the background load drifts less within a round.
 // The machine may be shared: only the ratios mean anything, not the absolute figures.
 //
-// Options: --runs N (3) --duration S (5) --tables single,relays
+// Then the cores table (issue 28's cores row): one plaintext hop (client -> relay -> backend), the
+// plain undici relay as one process, as a node:cluster primary with 1 worker and with 2 workers
+// sharing the listening port, and nginx with 1 and 2 worker processes (`worker_processes auto` on
+// a 2-core machine), rows rotated per round. Reported per row: req/s, CPU us/request (every
+// process of the row: primary and workers, nginx master and workers), the cores the row used
+// (CPU seconds / seconds) and the whole machine's busy cores during the row; then per round the
+// ratios x2 / x1 of req/s and of CPU per request, median and interquartile range over rounds.
+// wrk and the backend share the machine with the row: on a 2-core machine 2 workers cannot get 2
+// cores, so compare node's ratio with nginx's from the same run, not with 2.0.
+//
+// Options: --runs N (3) --duration S (5) --tables single,relays,cores
 //          --designs undici,h2mux,coalesce,dispatch,h2dispatch
+//          --hostmesh (cores table: also `hostmesh run` with workers: 1 and workers: 2)
 // (Running a design and the undici relay at the same time was tried and dropped: on a starved
 // machine whichever pair gets ahead takes ever more of the CPU, and the ratios came out 1.4-3x
 // in favour of the one started first.)
 // BENCH_PROFILE=1: CPU profiles of each relay hop (bench-results/profiles/relay-*.cpuprofile);
 // summarize with `node dist/test/bench/profile-summary.js FILE...`.
 
-import { fork, type ChildProcess } from 'node:child_process';
-import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
+import { fork, spawn, type ChildProcess } from 'node:child_process';
+import { chmodSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -29,15 +40,16 @@ import { writeFileSync } from 'node:fs';
 import { createCa, issueCertificate } from '../../src/tls/generate.js';
 import { freePorts } from '../helpers/ports.js';
 import { wrk } from './mesh/load.js';
-import { backendConf, startNginx } from './mesh/nginx.js';
-import { cpuSeconds } from './mesh/proc.js';
+import { backendConf, proxyConf, startNginx, type Nginx } from './mesh/nginx.js';
+import { cpuSeconds, family, machineCpu } from './mesh/proc.js';
 
 const { values } = parseArgs({
   options: {
     runs: { type: 'string', default: '3' },
     duration: { type: 'string', default: '5' },
-    tables: { type: 'string', default: 'single,relays' },
+    tables: { type: 'string', default: 'single,relays,cores' },
     designs: { type: 'string', default: 'undici,h2mux,coalesce,dispatch,h2dispatch' },
+    hostmesh: { type: 'boolean', default: false },
   },
 });
 const TABLES = (values.tables ?? '').split(',');
@@ -83,6 +95,7 @@ for (const c of children) c.kill();
 
 try {
   if (TABLES.includes('relays')) await relays();
+  if (TABLES.includes('cores')) await cores();
 } finally {
   await backend.stop();
   rmSync(dir, { recursive: true, force: true });
@@ -201,4 +214,161 @@ async function relays(): Promise<void> {
         .map((c) => new Promise((resolve) => (c.exitCode !== null ? resolve(null) : (c.once('exit', resolve), c.kill())))),
     );
   }
+}
+
+/** The cores row: does a second worker process (node:cluster, nginx) double a relay's requests? */
+async function cores(): Promise<void> {
+  const IP = '127.0.0.8';
+  const files = [join(dir, 'relay-ca.crt'), join(dir, 'relay.crt'), join(dir, 'relay.key')] as const;
+  if (!TABLES.includes('relays')) {
+    // relay-child reads TLS files at start even for the plaintext hop.
+    const ca = createCa({ commonName: 'relay CA' });
+    const leaf = issueCertificate(ca, { commonName: 'hostmesh', dnsNames: ['hostmesh'] });
+    writeFileSync(files[0], ca.certPem);
+    writeFileSync(files[1], leaf.certPem);
+    writeFileSync(files[2], leaf.keyPem);
+  }
+  interface Row {
+    readonly name: string;
+    readonly port: number;
+    readonly pids: () => number[];
+    stop(): Promise<void>;
+  }
+  const relay = async (name: string, workers: number): Promise<Row> => {
+    const [port] = (await freePorts(IP, 1)) as [number];
+    const child = fork(join(import.meta.dirname, 'mesh', 'relay-child.js'), ['undici', 'plain', IP, String(port), '127.0.0.4', String(backendPort), ...files], {
+      execArgv: ['--max-semi-space-size=4'],
+      env: { ...process.env, RELAY_WORKERS: String(workers) },
+    });
+    const msg = await new Promise<unknown>((r) => child.once('message', r));
+    const workerPids = typeof msg === 'object' && msg !== null && 'pids' in msg ? (msg.pids as number[]) : [];
+    return {
+      name,
+      port,
+      pids: () => [child.pid ?? 0, ...workerPids],
+      stop: () => new Promise((resolve) => (child.exitCode !== null ? resolve() : (child.once('exit', () => resolve()), child.kill()))),
+    };
+  };
+  const nginx = async (name: string, workers: number): Promise<Row> => {
+    const [port] = (await freePorts(IP, 1)) as [number];
+    const file = `cores-nginx-${workers}`;
+    const n: Nginx = await startNginx(dir, file, proxyConf(dir, file, workers, { ip: IP, port }, { ip: '127.0.0.4', port: backendPort }), { ip: IP, port });
+    return { name, port, pids: () => family(n.pid), stop: () => n.stop() };
+  };
+  // hostmesh itself (`hostmesh run`, one plaintext router straight to the backend by /$/inet) with
+  // workers: 1 and workers: 2 (the primary and its workers charged together).
+  const hostmesh = async (name: string, workers: number): Promise<Row> => {
+    const [port, admin] = (await freePorts(IP, 2)) as [number, number];
+    const config = join(dir, `cores-hostmesh-${workers}.yaml`);
+    writeFileSync(
+      config,
+      `admin: {ip: ${IP}, port: ${admin}}\nworkers: ${workers}\nrouters:\n- protocol: http\n  label: outgoing\n  dtab: /svc/world => /$/inet/127.0.0.4/${backendPort};\n  servers: [{ip: ${IP}, port: ${port}}]\n`,
+    );
+    const main = join(import.meta.dirname, '..', '..', 'src', 'cli', 'main.js');
+    const child = spawn(process.execPath, [main, 'run', '-c', config], { stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, NODE_OPTIONS: '' } });
+    for (let i = 0; ; i++) {
+      const ok = await fetch(`http://${IP}:${admin}/ready`).then(
+        (r) => r.status === 200 && (workers === 1 || family(child.pid ?? 0).length === workers + 1),
+        () => false,
+      );
+      if (ok) break;
+      if (i > 600 || child.exitCode !== null) throw new Error(`${name} never became ready`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    return {
+      name,
+      port,
+      pids: () => family(child.pid ?? 0),
+      stop: () => new Promise((resolve) => (child.exitCode !== null ? resolve() : (child.once('exit', () => resolve()), child.kill()))),
+    };
+  };
+  const rows: Row[] = [];
+  interface Sample {
+    rps: number;
+    us: number;
+    cores: number;
+    machine: number;
+    errors: number;
+  }
+  const rounds: Map<string, Sample>[] = [];
+  try {
+    rows.push(await relay('node x1 (one process)', 0), await relay('node cluster x1', 1), await relay('node cluster x2', 2));
+    rows.push(await nginx('nginx x1', 1), await nginx('nginx x2', 2));
+    if (values.hostmesh) rows.push(await hostmesh('hostmesh workers: 1', 1), await hostmesh('hostmesh workers: 2', 2));
+    for (const row of rows) {
+      const warm = await wrk(`http://${IP}:${row.port}/`, 32, 2);
+      if (warm.requests === 0) throw new Error(`${row.name}: no request completed in the warm-up`);
+    }
+    const seconds = Number(values.duration);
+    for (let run = 0; run < Number(values.runs); run++) {
+      const round = new Map<string, Sample>();
+      for (let i = 0; i < rows.length; i++) {
+        const row = rows[(i + run) % rows.length] as Row;
+        const pids = row.pids();
+        const c0 = cpuSeconds(pids);
+        const m0 = machineCpu();
+        const t0 = performance.now();
+        const r = await wrk(`http://${IP}:${row.port}/`, 32, seconds);
+        const wall = (performance.now() - t0) / 1000;
+        const cpu = cpuSeconds(pids) - c0;
+        const m1 = machineCpu();
+        if (r.requests === 0) {
+          console.error(`round ${run + 1} ${row.name}: no request completed, not counted`);
+          continue;
+        }
+        const sample = { rps: r.requestsPerSecond, us: (cpu * 1e6) / r.requests, cores: cpu / wall, machine: m1.busy - m0.busy, errors: r.errors };
+        sample.machine /= wall;
+        round.set(row.name, sample);
+        console.error(
+          `round ${run + 1} ${row.name}: ${sample.rps.toFixed(0)} req/s, ${sample.us.toFixed(1)} us/req, row ${sample.cores.toFixed(2)} cores, machine ${sample.machine.toFixed(2)} cores busy, errors ${r.errors}`,
+        );
+      }
+      rounds.push(round);
+    }
+  } finally {
+    await Promise.all(rows.map((r) => r.stop()));
+  }
+  const of = (name: string, f: (s: Sample) => number): number[] =>
+    rounds
+      .map((r) => r.get(name))
+      .filter((s): s is Sample => s !== undefined)
+      .map(f);
+  const ratio = (top: string, bottom: string, f: (s: Sample) => number): number[] =>
+    rounds.map((r) => {
+      const a = r.get(top);
+      const b = r.get(bottom);
+      return a === undefined || b === undefined || f(b) === 0 ? NaN : f(a) / f(b);
+    });
+  const range = (xs: number[]): string => {
+    const s = xs.filter((x) => Number.isFinite(x)).sort((a, b) => a - b);
+    const q = (f: number): number => s[Math.min(s.length - 1, Math.max(0, Math.round(f * (s.length - 1))))] ?? NaN;
+    return s.length < 4
+      ? `${median(s).toFixed(2)} (${q(0).toFixed(2)}-${q(1).toFixed(2)})`
+      : `${median(s).toFixed(2)} (${q(0.25).toFixed(2)}-${q(0.75).toFixed(2)})`;
+  };
+  console.log(`\nCores: one plaintext hop, wrk 1 thread 32 connections; medians over ${rounds.length} rounds (load average at the end: ${loadavg()})`);
+  console.log('| row | req/s @32 | CPU us/req | cores used by the row | machine busy cores | errors |\n|---|---|---|---|---|---|');
+  for (const row of rows) {
+    console.log(
+      `| ${row.name} | ${median(of(row.name, (s) => s.rps)).toFixed(0)} | ${median(of(row.name, (s) => s.us)).toFixed(1)} | ${median(of(row.name, (s) => s.cores)).toFixed(2)} | ${median(of(row.name, (s) => s.machine)).toFixed(2)} | ${of(row.name, (s) => s.errors).reduce((a, b) => a + b, 0)} |`,
+    );
+  }
+  console.log('\nRatios per round (median, interquartile range; min-max under 4 rounds)');
+  console.log('| pair | req/s ratio | CPU us/req ratio | cores used ratio |\n|---|---|---|---|');
+  const pairs: [string, string, string][] = [
+    ['node cluster x2 / node x1 (one process)', 'node cluster x2', 'node x1 (one process)'],
+    ['node cluster x2 / node cluster x1', 'node cluster x2', 'node cluster x1'],
+    ['node cluster x1 / node x1 (one process)', 'node cluster x1', 'node x1 (one process)'],
+    ['nginx x2 / nginx x1', 'nginx x2', 'nginx x1'],
+    ...(values.hostmesh ? [['hostmesh workers: 2 / workers: 1', 'hostmesh workers: 2', 'hostmesh workers: 1'] as [string, string, string]] : []),
+  ];
+  for (const [label, top, bottom] of pairs) {
+    console.log(
+      `| ${label} | ${range(ratio(top, bottom, (s) => s.rps))} | ${range(ratio(top, bottom, (s) => s.us))} | ${range(ratio(top, bottom, (s) => s.cores))} |`,
+    );
+  }
+}
+
+function loadavg(): string {
+  return readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
 }

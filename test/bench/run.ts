@@ -26,7 +26,7 @@
 // Needs nginx and wrk (apt-get install nginx-light wrk); they are installed if missing and root.
 
 import { execFileSync, fork, spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { createWriteStream, chmodSync, mkdirSync, mkdtempSync, openSync, closeSync, ftruncateSync, rmSync, writeFileSync } from 'node:fs';
+import { createWriteStream, chmodSync, mkdirSync, mkdtempSync, openSync, closeSync, ftruncateSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -106,9 +106,15 @@ async function waitReady(ip: string, port: number): Promise<void> {
 mkdirSync(join(ROOT, 'bench-results'), { recursive: true });
 const routerLog = createWriteStream(join(ROOT, 'bench-results', 'routers.log'));
 
+/** NODE_OPTIONS as the DaemonSet sets it (k8s/base/daemonset.yaml), '' when it sets none. */
+function daemonSetNodeOptions(): string {
+  const m = /- name: NODE_OPTIONS\n\s+value: "([^"]*)"/.exec(readFileSync(join(ROOT, 'k8s', 'base', 'daemonset.yaml'), 'utf8'));
+  return m?.[1] ?? '';
+}
+
 function startRouter(args: string[], env: Record<string, string>): ChildProcess {
-  // Node flags as the DaemonSet runs it (k8s/base/daemonset.yaml sets none); BENCH_NODE_OPTIONS
-  // tries others.
+  // Node flags as the DaemonSet runs it (its NODE_OPTIONS); BENCH_NODE_OPTIONS tries others
+  // (BENCH_NODE_OPTIONS= runs Node's defaults).
   // BENCH_PROFILE=1: CPU profiles in bench-results/profiles; BENCH_NODE_ARGS: extra node flags
   // (e.g. --trace-gc, whose output lands in bench-results/routers.log).
   const extra = [
@@ -116,7 +122,7 @@ function startRouter(args: string[], env: Record<string, string>): ChildProcess 
     ...(process.env['BENCH_NODE_ARGS']?.split(' ').filter(Boolean) ?? []),
   ];
   const child = spawn(process.execPath, [...extra, MAIN, ...args], {
-    env: { ...process.env, NODE_OPTIONS: process.env['BENCH_NODE_OPTIONS'] ?? '', ...env },
+    env: { ...process.env, NODE_OPTIONS: process.env['BENCH_NODE_OPTIONS'] ?? daemonSetNodeOptions(), ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   child.stdout?.pipe(routerLog, { end: false });

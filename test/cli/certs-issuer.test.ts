@@ -2,6 +2,7 @@
 // `certs init`, the trust bundle (with an old anchor kept during a rotation), and the Secret and
 // ConfigMap manifests the shipped deployment mounts.
 
+import '../helpers/test-keys.js'; // 1024-bit RSA keys for the certificates made here: key size is not what this file tests
 import { X509Certificate } from 'node:crypto';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';

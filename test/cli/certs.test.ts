@@ -2,6 +2,7 @@
 // carry the SANs and extensions peers check, become a valid Secret manifest; `inspect` reports
 // expired, expiring and mismatched certificates with exit 1 and missing files with exit 2.
 
+import '../helpers/test-keys.js'; // 1024-bit RSA keys for the certificates made here: key size is not what this file tests
 import { X509Certificate } from 'node:crypto';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { once } from 'node:events';

@@ -4,6 +4,7 @@
 // where the config's kubectl-proxy sidecar would be. hello (node-a) calls world through its
 // router; the dtab sends world to world-v1 (node-b).
 
+import '../helpers/test-keys.js'; // 1024-bit RSA keys for the certificates made here: key size is not what this file tests
 import { once } from 'node:events';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';

@@ -5,6 +5,7 @@
 // children started together; --check's cases call its command function in-process (runCheck,
 // what `run --check` calls), so the file stays cheap on a loaded machine.
 
+import '../helpers/test-keys.js'; // 1024-bit RSA keys for the certificates made here: key size is not what this file tests
 import t from 'tap';
 import { once } from 'node:events';
 import { createPrivateKey } from 'node:crypto';

@@ -1,13 +1,18 @@
-// Hostile config inputs through the real CLI (`hostmesh run --check`, `hostmesh dtab check`): files
-// that are secrets, FIFOs, devices or huge; keys with terminal escapes; inputs that used to throw.
+// Hostile config inputs through the CLI's commands (`hostmesh run --check`, `hostmesh dtab check`,
+// `hostmesh certs inspect`): files that are secrets, FIFOs, devices or huge; keys with terminal
+// escapes; inputs that used to throw. `run --check` and `certs inspect` run in-process (runCheck,
+// what the binary's action calls, and the certs command's definition; their binary runs are in
+// test/cli/); `dtab check` runs through the binary, its one child run in the suite.
 
+import '../helpers/test-keys.js'; // 1024-bit RSA keys for the certificates made here: key size is not what this file tests
 import { execFileSync } from 'node:child_process';
 import { chmod, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
 import { createCa, issueNodeCertificate } from '../../src/tls/generate.js';
-import { runCli, type CliResult } from '../helpers/cli.js';
+import { runCertsInProcess, runCli, runInProcess, type CliResult } from '../helpers/cli.js';
+import { runCheck } from '../../src/cli/run.js';
 
 const dir = await mkdtemp(join(tmpdir(), 'hostmesh-inputs-'));
 t.teardown(() => rm(dir, { recursive: true, force: true }));
@@ -100,15 +105,17 @@ for (let i = 1; i < 12; i++)
     .join(', ')}]\n`;
 const aliasBomb = await config('bomb.yaml', `${bomb}routers:\n- protocol: http\n  servers: [{port: 4140}]\n`);
 
-// Every CLI run at once: each child through the TypeScript loader costs seconds on a loaded machine.
+// Every command at once (the one child, `dtab check`, started with them).
+const dtabInputs = [join(dir, 'fifo'), '/dev/zero', join(dir, 'token'), join(dir, 'typo.dtab'), join(dir, 'huge.dtab')];
+const check = (file: string): Promise<CliResult> => runInProcess((io) => runCheck(file, [], io), 40_000);
 const [files, esc, l1, thrown, fifoConfig, dtabCheck, inspect] = (await Promise.all([
-  runCli(['run', '--check', '-c', inputFiles], {}, 40_000),
-  runCli(['run', '--check', '-c', escapes], {}, 40_000),
-  runCli(['run', '--check', '-c', linkerd1Tls], {}, 40_000),
-  runCli(['run', '--check', '-c', aliasBomb], {}, 40_000),
-  runCli(['run', '--check', '-c', join(dir, 'config-fifo.yaml')], {}, 40_000),
-  runCli(['dtab', 'check', join(dir, 'fifo'), '/dev/zero', join(dir, 'token'), join(dir, 'typo.dtab'), join(dir, 'huge.dtab')], {}, 40_000),
-  runCli(['certs', 'inspect', join(dir, 'fifo')], {}, 40_000),
+  check(inputFiles),
+  check(escapes),
+  check(linkerd1Tls),
+  check(aliasBomb),
+  check(join(dir, 'config-fifo.yaml')),
+  runCli(['dtab', 'check', ...dtabInputs], {}, 40_000),
+  runCertsInProcess(['certs', 'inspect', join(dir, 'fifo')]),
 ])) as [CliResult, CliResult, CliResult, CliResult, CliResult, CliResult, CliResult];
 
 function noSecrets(t: Test, r: CliResult): void {

@@ -6,6 +6,7 @@
 // Then the ones that pass start against the test API server and route a request through the
 // outgoing router, the incoming router (the node found from POD_IP) and on to the app.
 
+import '../helpers/test-keys.js'; // 1024-bit RSA keys for the certificates made here: key size is not what this file tests
 import t from 'tap';
 import { readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';

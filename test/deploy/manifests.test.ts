@@ -2,6 +2,7 @@
 // the real `kubectl kustomize`, validated and checked against the code. Without kubectl the file
 // says so loudly and is counted as skipped (a failure under CI=true): helpers/requires.ts.
 
+import '../helpers/test-keys.js'; // 1024-bit RSA keys for the certificates made here: key size is not what this file tests
 import t from 'tap';
 import { fileNeeds } from '../helpers/requires.js';
 

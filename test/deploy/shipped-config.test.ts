@@ -10,6 +10,7 @@
 // - rotating the Secret's files (the ..data swap cert-manager causes) applies to new handshakes
 //   without a restart or a failed request, and a broken rotation keeps the old certificates.
 
+import '../helpers/test-keys.js'; // 1024-bit RSA keys for the certificates made here: key size is not what this file tests
 import type { ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { X509Certificate } from 'node:crypto';

@@ -2,6 +2,7 @@
 // incoming router decides on the final bound name, so an l5d-dtab override cannot reach a denied
 // service; audit allows and counts; overrides refused per caller namespace; reloads under load.
 
+import '../helpers/test-keys.js'; // 1024-bit RSA keys for the certificates made here: key size is not what this file tests
 import { mkdir, mkdtemp, rm, writeFile, rename } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';

@@ -1,6 +1,7 @@
 // Deadlines end to end (issue 18): l5d-ctx-deadline over two routers (mTLS between nodes) to a
 // backend that sleeps, service.totalTimeoutMs and client.requestAttemptTimeoutMs on one router.
 
+import '../helpers/test-keys.js'; // 1024-bit RSA keys for the certificates made here: key size is not what this file tests
 import http from 'node:http';
 import t from 'tap';
 import type { HostmeshConfig, RouterConfig } from '../../src/config/types.js';

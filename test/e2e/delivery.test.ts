@@ -5,6 +5,7 @@
 // whose nodeName lies, a slice naming a node's own address, an IP no pod has, a hostNetwork pod.
 // Two routers over mTLS, real sockets.
 
+import '../helpers/test-keys.js'; // 1024-bit RSA keys for the certificates made here: key size is not what this file tests
 import http from 'node:http';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';

@@ -1,6 +1,7 @@
 // DaemonSet rollouts (issue 18): a draining router announces it to its peers before it closes, so
 // they stop choosing it while another node has the service: no failed request, no requeue storm.
 
+import '../helpers/test-keys.js'; // 1024-bit RSA keys for the certificates made here: key size is not what this file tests
 import http from 'node:http';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';

@@ -6,6 +6,7 @@
 // `protocol: h2` routers) runs the same rows with node:http2 clients: plain h2 (a refusal is HTTP
 // 403 with l5d-err) and gRPC (a refusal is the trailers-only PERMISSION_DENIED, grpc-status 7).
 
+import '../helpers/test-keys.js'; // 1024-bit RSA keys for the certificates made here: key size is not what this file tests
 import http from 'node:http';
 import http2 from 'node:http2';
 import net from 'node:net';

@@ -1,6 +1,7 @@
 // Every error answer on the wire, through the demo's two routers: HTTP responses and raw answers
 // (upgrades, CONNECT, parser errors) carry the catalog status, l5d-err and a body that explains it.
 
+import '../helpers/test-keys.js'; // 1024-bit RSA keys for the certificates made here: key size is not what this file tests
 import http from 'node:http';
 import net from 'node:net';
 import tls from 'node:tls';

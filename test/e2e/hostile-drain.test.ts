@@ -2,6 +2,7 @@
 // leave no descriptor behind once their deadline (a YAML key) passes, mTLS is served meanwhile,
 // and SIGTERM drains within the grace although handshakes are still pending.
 
+import '../helpers/test-keys.js'; // 1024-bit RSA keys for the certificates made here: key size is not what this file tests
 import { once } from 'node:events';
 import https from 'node:https';
 import net from 'node:net';

@@ -2,6 +2,7 @@
 // union chains and deep parentheses in l5d-dtab, l5d-ctx-dtab and /delegator.json are answered at
 // once with 400 + l5d-err or a small error tree; the routers keep serving and memory stays flat.
 
+import '../helpers/test-keys.js'; // 1024-bit RSA keys for the certificates made here: key size is not what this file tests
 import http from 'node:http';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';

@@ -1,6 +1,7 @@
 // Header abuse against two routers that send a name back and forth (a loop only the hop guard
 // stops): padding that once pushed Via out, the router's own headers at the next hop, TRACE, h2c.
 
+import '../helpers/test-keys.js'; // 1024-bit RSA keys for the certificates made here: key size is not what this file tests
 import http from 'node:http';
 import net from 'node:net';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';

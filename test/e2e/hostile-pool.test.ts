@@ -1,6 +1,7 @@
 // One pod cannot starve a node's links: slow uploads, silent and stalling backends, and a full
 // queue, through two routers over mTLS, each while a normal request from another source is served.
 
+import '../helpers/test-keys.js'; // 1024-bit RSA keys for the certificates made here: key size is not what this file tests
 import http from 'node:http';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';

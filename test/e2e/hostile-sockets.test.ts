@@ -3,6 +3,7 @@
 // router on their own, connection caps refuse floods per source and per listener, drain finishes
 // with handshakes pending, and normal mTLS/plaintext traffic is served within 1 s throughout.
 
+import '../helpers/test-keys.js'; // 1024-bit RSA keys for the certificates made here: key size is not what this file tests
 import http from 'node:http';
 import https from 'node:https';
 import net from 'node:net';

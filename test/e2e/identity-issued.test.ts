@@ -9,6 +9,7 @@
 // it makes is valid in real time too: it starts at real time minus 59 minutes (certificates live
 // an hour) and moves forward from there.
 
+import '../helpers/test-keys.js'; // 1024-bit RSA keys for the certificates made here: key size is not what this file tests
 import { mkdirSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import { X509Certificate } from 'node:crypto';

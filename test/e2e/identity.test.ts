@@ -3,6 +3,7 @@
 // a pod of another node is refused on node-a's outgoing port, copies of the identity headers from
 // pods are dropped, and forged claims sent straight to node-b's mTLS port are refused with 403.
 
+import '../helpers/test-keys.js'; // 1024-bit RSA keys for the certificates made here: key size is not what this file tests
 import t from 'tap';
 import http from 'node:http';
 import https from 'node:https';

@@ -2,6 +2,7 @@
 // TLS: endpoint changes reach routing, neg falls through to 502, several slices merge, the
 // daemonset/localnode transformers deliver by node, and an API outage fails no request.
 
+import '../helpers/test-keys.js'; // 1024-bit RSA keys for the certificates made here: key size is not what this file tests
 import https from 'node:https';
 import { readFileSync } from 'node:fs';
 import t from 'tap';

@@ -1,6 +1,7 @@
 // End to end through two routers (node-a 127.0.0.2, node-b 127.0.0.3) over mutual TLS, with the
 // demo's topology: real sockets, certificates made at test time, real clients.
 
+import '../helpers/test-keys.js'; // 1024-bit RSA keys for the certificates made here: key size is not what this file tests
 import { spawn } from 'node:child_process';
 import http from 'node:http';
 import { writeFile } from 'node:fs/promises';

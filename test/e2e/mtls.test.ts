@@ -1,5 +1,6 @@
 // The incoming port (4141) accepts only peers with a certificate signed by the mesh CA.
 
+import '../helpers/test-keys.js'; // 1024-bit RSA keys for the certificates made here: key size is not what this file tests
 import { readFile } from 'node:fs/promises';
 import https from 'node:https';
 import net from 'node:net';

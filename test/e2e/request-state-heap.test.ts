@@ -5,6 +5,7 @@
 // on the injected clock, the heap is back near where it started. The overrides use long host
 // labels, as an attacker would: kept for good, 20,000 of them are hundreds of MB.
 
+import '../helpers/test-keys.js'; // 1024-bit RSA keys for the certificates made here: key size is not what this file tests
 import net from 'node:net';
 import tls from 'node:tls';
 import { readFileSync } from 'node:fs';

@@ -1,6 +1,7 @@
 // Requeues across nodes: a request the peer router could not deliver (its node no longer has the
 // pod, or the peer is gone) is sent again to another node's router, since no app saw it.
 
+import '../helpers/test-keys.js'; // 1024-bit RSA keys for the certificates made here: key size is not what this file tests
 import http from 'node:http';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';

@@ -4,6 +4,7 @@
 // node-a's attempts was retried up to 10 times by node-b: 113 arrivals for one POST). Nothing a
 // pod sends changes which hop retries.
 
+import '../helpers/test-keys.js'; // 1024-bit RSA keys for the certificates made here: key size is not what this file tests
 import http from 'node:http';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';

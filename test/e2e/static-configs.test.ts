@@ -1,6 +1,7 @@
 // Linkerd 1's io.l5d.static configs through a running router (config loaded from YAML): per-service
 // retries and timeouts by logical-name prefix, per-client TLS by bound-id prefix, never plaintext.
 
+import '../helpers/test-keys.js'; // 1024-bit RSA keys for the certificates made here: key size is not what this file tests
 import http from 'node:http';
 import https from 'node:https';
 import type { TLSSocket } from 'node:tls';

@@ -3,6 +3,7 @@
 // a client gone mid-upload cancels the upstream, a backend gone mid-response truncates the
 // client's response, and trailers, 100-continue, HEAD, 204 and 304 behave as HTTP/1.1 requires.
 
+import '../helpers/test-keys.js'; // 1024-bit RSA keys for the certificates made here: key size is not what this file tests
 import { createHash } from 'node:crypto';
 import http from 'node:http';
 import { Readable } from 'node:stream';
@@ -50,9 +51,9 @@ async function expectedHash(total: number): Promise<string> {
 /** Samples this process's RSS while `work` runs; returns the peak growth in bytes. */
 async function peakRssGrowth(work: () => Promise<void>): Promise<number> {
   global.gc?.();
-  const base = process.memoryUsage().rss;
+  const base = process.memoryUsage.rss();
   let peak = base;
-  const timer = setInterval(() => (peak = Math.max(peak, process.memoryUsage().rss)), 20);
+  const timer = setInterval(() => (peak = Math.max(peak, process.memoryUsage.rss())), 20); // rss() alone: memoryUsage() also walks the heap
   try {
     await work();
   } finally {

@@ -1,6 +1,7 @@
 // WebSocket through both routers (ws client and server), CONNECT to mesh names through undici's
 // default ProxyAgent (it tunnels plain http:// with CONNECT), and CONNECT refusals.
 
+import '../helpers/test-keys.js'; // 1024-bit RSA keys for the certificates made here: key size is not what this file tests
 import http from 'node:http';
 import net from 'node:net';
 import t from 'tap';

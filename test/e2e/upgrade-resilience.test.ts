@@ -2,6 +2,7 @@
 // refused connection is requeued on the name's other endpoint, the request's deadline bounds the
 // wait for the 101, a deadline already past is answered at once, and failure accrual counts them.
 
+import '../helpers/test-keys.js'; // 1024-bit RSA keys for the certificates made here: key size is not what this file tests
 import http from 'node:http';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import net from 'node:net';

@@ -2,6 +2,7 @@
 // streaming kind, the caller's identity in metadata, policy per method, deadlines and cancellation
 // across hops, router errors as gRPC statuses, and l5d-dtab as metadata rerouting a call.
 
+import '../helpers/test-keys.js'; // 1024-bit RSA keys for the certificates made here: key size is not what this file tests
 import * as grpc from '@grpc/grpc-js';
 import t from 'tap';
 import { greeterClient, startGreeter, unary, type Greeter, type GreeterClient, type HelloReply } from '../helpers/grpc-greeter.js';

@@ -2,6 +2,7 @@
 // stream or the session (with the RFC 9113 error code where one is defined), the router stays up
 // and serves a normal gRPC call within 1 s, and its sessions do not pile up.
 
+import '../helpers/test-keys.js'; // 1024-bit RSA keys for the certificates made here: key size is not what this file tests
 import * as grpc from '@grpc/grpc-js';
 import t from 'tap';
 import { greeterClient, startGreeter, unary, type Greeter, type GreeterClient } from '../helpers/grpc-greeter.js';

@@ -3,6 +3,7 @@
 // with only addresses, ports and paths changed, routes a real gRPC call through both routers.
 // Keys hostmesh cannot honour on h2 routers are refused by name.
 
+import '../helpers/test-keys.js'; // 1024-bit RSA keys for the certificates made here: key size is not what this file tests
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';

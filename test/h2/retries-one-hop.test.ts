@@ -3,6 +3,7 @@
 // 1 + the outgoing router's maxRetriesPerRequest times over two routers, never (1 + m) x (1 + 10)
 // as when the incoming router retried too.
 
+import '../helpers/test-keys.js'; // 1024-bit RSA keys for the certificates made here: key size is not what this file tests
 import * as grpc from '@grpc/grpc-js';
 import t from 'tap';
 import { greeterClient, greeterDefinition, unary, type GreeterClient } from '../helpers/grpc-greeter.js';

@@ -8,6 +8,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { COMPILED, ROOT } from './paths.js';
+import type { Io } from '../../src/cli/run.js';
 
 const SOURCE_MAIN = join(ROOT, 'src/cli/main.ts');
 const BUILT_MAIN = join(ROOT, 'dist/src/cli/main.js');
@@ -128,9 +129,10 @@ let inProcessQueue: Promise<unknown> = Promise.resolve();
  * captured line by line as the binary prints it. For tests about what a command does; a child
  * (`runCli`) costs a process start-up (about a second of CPU), so each command file keeps one or
  * two binary runs for the binary's own wiring. Commander's own parse errors count as exit 2, as in
- * src/cli/program.ts.
+ * src/cli/program.ts. A run still going after `timeoutMs` resolves as `runCli`'s killed child does
+ * (code null, signal SIGKILL).
  */
-export function runCertsInProcess(args: readonly string[]): Promise<CliResult> {
+export function runCertsInProcess(args: readonly string[], timeoutMs = 30_000): Promise<CliResult> {
   const run = async (): Promise<CliResult> => {
     const [{ Command, CommanderError }, { registerCerts }] = await Promise.all([import('commander'), import('../../src/cli/certs.js')]);
     const stdout: string[] = [];
@@ -156,5 +158,37 @@ export function runCertsInProcess(args: readonly string[]): Promise<CliResult> {
   };
   const result = inProcessQueue.then(run);
   inProcessQueue = result.catch(() => undefined);
-  return result;
+  return within(result, timeoutMs, () => ({ code: null, signal: 'SIGKILL', stdout: '', stderr: '' }));
+}
+
+/** `run`'s result, or `killed()` when it has not settled after `timeoutMs`. */
+function within(run: Promise<CliResult>, timeoutMs: number, killed: () => CliResult): Promise<CliResult> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => resolve(killed()), timeoutMs);
+    run.then(
+      (r) => {
+        clearTimeout(timer);
+        resolve(r);
+      },
+      (err: unknown) => {
+        clearTimeout(timer);
+        reject(err);
+      },
+    );
+  });
+}
+
+/**
+ * Runs a command's own function in this process, the one the binary's action calls (`runCheck` for
+ * `run --check`, `runDtabCheck` for `dtab check`), with its output captured line by line as the
+ * binary prints it. For tests about what a command does with its inputs; the binary's wiring keeps
+ * its own child runs. Like `runCli`, a run still going after `timeoutMs` resolves as a killed child
+ * (code null, signal SIGKILL), so a test that the command never hangs can still fail.
+ */
+export function runInProcess(command: (io: Io) => Promise<number>, timeoutMs = 30_000): Promise<CliResult> {
+  const stdout: string[] = [];
+  const stderr: string[] = [];
+  const io: Io = { out: (l) => stdout.push(`${l}\n`), err: (l) => stderr.push(`${l}\n`) };
+  const run = command(io).then((code): CliResult => ({ code, signal: null, stdout: stdout.join(''), stderr: stderr.join('') }));
+  return within(run, timeoutMs, () => ({ code: null, signal: 'SIGKILL', stdout: stdout.join(''), stderr: stderr.join('') }));
 }

@@ -2,6 +2,7 @@
 // outgoing h2c router (daemonset transformer) and an incoming h2 router over mTLS (localnode), an fs
 // namer directory, per-node certificates and an authorization policy; greeters register on a node.
 
+import './test-keys.js'; // 1024-bit RSA keys for the PKI made here (test-keys.ts): its users do not test key size
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';

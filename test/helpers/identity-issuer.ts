@@ -1,6 +1,7 @@
 // A running identity issuer for tests: a PKI made now (anchor -> issuer), the test API server with
 // TokenReview and pod reads, router pods on nodes, and projected tokens for them.
 
+import './test-keys.js'; // 1024-bit RSA keys for the PKI made here (test-keys.ts): its users do not test key size
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';

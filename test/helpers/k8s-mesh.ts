@@ -3,6 +3,7 @@
 // incoming + localnode, mutual TLS), and "pods": HTTP servers on other loopback addresses that
 // answer their own name, published as EndpointSlices tagged with their node.
 
+import './test-keys.js'; // 1024-bit RSA keys for the PKI made here (test-keys.ts): its users do not test key size
 import http from 'node:http';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';

@@ -11,7 +11,8 @@ import { join } from 'node:path';
 import t from 'tap';
 import { parseConfig } from '../../src/config/load.js';
 import type { HostmeshConfig } from '../../src/config/types.js';
-import { runCertsInProcess, runCli } from '../helpers/cli.js';
+import { runCertsInProcess, runCli, runInProcess, type CliResult } from '../helpers/cli.js';
+import { runCheck } from '../../src/cli/run.js';
 import { kustomize, manifestFile, one, ROOT, type Manifest } from '../helpers/manifests.js';
 import { staticTlsConfig } from '../helpers/static-tls-config.js';
 
@@ -205,7 +206,7 @@ t.test(
       'not under another mount (a read-only ConfigMap volume cannot hold a mount point)',
     );
     t.same(Object.keys(policyMap.data), ['policy.yaml']);
-    const { parsePolicy } = await import('../../src/authz/policy.js');
+    const { parsePolicy } = await import('../../src/authz/parse-policy.js');
     const shippedPolicy = parsePolicy(policyMap.data['policy.yaml'] ?? '', 'policy.yaml');
     t.equal(shippedPolicy.ruleCount, 0);
     t.equal(shippedPolicy.namespaceDefault('default'), 'allow', 'the base policy allows everything, as hostmesh without a policy');
@@ -410,7 +411,7 @@ t.test('the shipped config passes `hostmesh run --check` with only the in-cluste
   const meshCert = mkdtempSync(join(tmpdir(), 'hostmesh-mesh-cert-'));
   const issued = await runCertsInProcess(['certs', 'issue', '--ca-dir', sampleDir, '--out', meshCert, '--force']);
   t.equal(issued.code, 0, issued.stderr);
-  const set = [
+  const sets = [
     `routers.0.dtabFile=${join(ROOT, 'k8s/base/config/outgoing.dtab')}`,
     `routers.1.dtabFile=${join(ROOT, 'k8s/base/config/incoming.dtab')}`,
     `routers.0.client.tls.trustCerts.0=${sampleDir}/ca.crt`,
@@ -430,18 +431,23 @@ t.test('the shipped config passes `hostmesh run --check` with only the in-cluste
     `routers.3.servers.0.tls.caCertPath=${sampleDir}/ca.crt`,
     // The policy ConfigMap's file, where the DaemonSet mounts it (--check parses it like run).
     `authz.policyFile=${join(ROOT, 'k8s/base/config/policy.yaml')}`,
-  ].flatMap((s) => ['--set', s]);
+  ];
+  const set = sets.flatMap((s) => ['--set', s]);
   const args = c.args.map((a) => (a === '/etc/hostmesh/config.yaml' ? staticTlsConfig(mkdtempSync(join(tmpdir(), 'hostmesh-check-'))) : a));
   // NODE_NAME as the DaemonSet's downward API sets it: --check builds the localnode transformer too.
   const env = { NODE_NAME: 'node-1' };
-  // The four checks are independent CLI runs: started together (each is a process start on a busy machine).
-  const [unnamed, ok, hn, wrongKey] = await Promise.all([
-    runCli([...args, '--check', ...set]),
+  // The DaemonSet's own command line through the binary; the other cases call runCheck in-process
+  // (what `run --check` calls) on the same config file, started together with it.
+  const configFile = args[args.findIndex((a) => a === '-c' || a === '--config') + 1] as string;
+  const check = (extra: string[], checkEnv: NodeJS.ProcessEnv): Promise<CliResult> =>
+    runInProcess((io) => runCheck(configFile, [...sets, ...extra], io, checkEnv));
+  const [ok, unnamed, hn, wrongKey] = await Promise.all([
     runCli([...args, '--check', ...set], env),
+    check([], process.env),
     // The host-network overlay's extra --set is a valid path too.
-    runCli([...args, '--check', ...set, '--set', 'routers.0.servers.0.ip=10.1.2.3'], env),
+    check(['routers.0.servers.0.ip=10.1.2.3'], { ...process.env, ...env }),
     // A certificate from another CA is caught at check time, not at the first handshake.
-    runCli([...args, '--check', ...set, '--set', `routers.1.servers.0.tls.keyPath=${sampleDir}/ca.key`], env),
+    check([`routers.1.servers.0.tls.keyPath=${sampleDir}/ca.key`], { ...process.env, ...env }),
   ]);
   t.equal(unnamed.code, 1, 'without a node name the incoming router cannot be built');
   t.match(unnamed.stderr, /router incoming: io\.l5d\.k8s\.localnode needs the node name/);

@@ -1,6 +1,7 @@
 // A two-node mesh for end-to-end tests: the demo's topology (node-a 127.0.0.2, node-b 127.0.0.3,
 // mTLS between them, fs namer) on free ports, plus a way to register test backends.
 
+import './test-keys.js'; // 1024-bit RSA keys for the PKI made here (test-keys.ts): its users do not test key size
 import { writeFile } from 'node:fs/promises';
 import type http from 'node:http';
 import { join } from 'node:path';

@@ -15,18 +15,20 @@ function procAddress(ip: string, port: number): string {
 }
 
 /**
- * Accepted sockets still owned by a process on `ip:port` (any TCP state but LISTEN). A socket
- * the server has closed is either gone or orphaned in FIN_WAIT/TIME_WAIT with inode 0: the
- * kernel finishes those without a file descriptor, so they are not counted.
+ * Accepted sockets still owned by a process on `ip:port` (any TCP state but LISTEN), or on any of
+ * several ports: one read of /proc/net/tcp for all of them (a read costs milliseconds on a machine
+ * with thousands of sockets). A socket the server has closed is either gone or orphaned in
+ * FIN_WAIT/TIME_WAIT with inode 0: the kernel finishes those without a file descriptor, so they
+ * are not counted.
  */
-export function heldSockets(ip: string, port: number): number {
-  const local = procAddress(ip, port);
+export function heldSockets(ip: string, port: number | readonly number[]): number {
+  const locals = new Set((typeof port === 'number' ? [port] : port).map((p) => procAddress(ip, p)));
   // By inode: the kernel writes /proc/net/tcp in chunks while other processes open and close
   // sockets, so one read can list a socket twice; its inode names it once.
   const inodes = new Set<string>();
   for (const line of readFileSync('/proc/net/tcp', 'utf8').split('\n').slice(1)) {
     const f = line.trim().split(/\s+/);
-    if (f[1] !== local || f[3] === '0A') continue; // 0A: LISTEN
+    if (!locals.has(f[1] as string) || f[3] === '0A') continue; // 0A: LISTEN
     if (f[9] !== undefined && f[9] !== '0') inodes.add(f[9]);
   }
   return inodes.size;

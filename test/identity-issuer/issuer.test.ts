@@ -2,6 +2,7 @@
 // against the test API server's TokenReview and pod reads: each refusal has its reason in the
 // answer and in hostmesh_identity_refused_total, and nothing is signed for it.
 
+import '../helpers/test-keys.js'; // 1024-bit RSA keys for the certificates made here: key size is not what this file tests
 import { X509Certificate, generateKeyPairSync } from 'node:crypto';
 import forge from 'node-forge';
 import t from 'tap';

@@ -2,6 +2,7 @@
 // (rotation needs no restart), a kubeconfig with a client certificate, a kubeconfig with a token,
 // and plain host:port (kubectl proxy).
 
+import '../helpers/test-keys.js'; // 1024-bit RSA keys for the certificates made here: key size is not what this file tests
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';

@@ -1,6 +1,7 @@
 // The listener's own error answers, with a stub router: a router error goes through rescue with the
 // router's explanation, and a CONNECT during a drain gets the 503 SHUTTING_DOWN a request gets.
 
+import '../helpers/test-keys.js'; // 1024-bit RSA keys for the certificates made here: key size is not what this file tests
 import net from 'node:net';
 import t from 'tap';
 import { ERRORS, HostmeshError } from '../../src/errors.js';

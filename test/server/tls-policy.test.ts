@@ -2,6 +2,7 @@
 // forward secrecy, certificates that are not client leaves, SANs that Node prints in its quoted
 // form; and the outgoing side refusing a peer whose certificate is not a server leaf.
 
+import '../helpers/test-keys.js'; // 1024-bit RSA keys for the certificates made here: key size is not what this file tests
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import http from 'node:http';
 import https from 'node:https';

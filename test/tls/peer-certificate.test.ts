@@ -1,6 +1,7 @@
 // The DER reader behind peer identities: SANs exactly as issued (whatever bytes they hold), the
 // identity rule (URI, else first DNS, else CN; malformed means none), and no input makes it throw.
 
+import '../helpers/test-keys.js'; // 1024-bit RSA keys for the certificates made here: key size is not what this file tests
 import { X509Certificate } from 'node:crypto';
 import fc from 'fast-check';
 import t from 'tap';

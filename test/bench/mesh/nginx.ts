@@ -13,10 +13,10 @@ export interface Nginx {
   stop(): Promise<void>;
 }
 
-function common(dir: string, name: string): string {
+function common(dir: string, name: string, workers = 1): string {
   const tmp = join(dir, `${name}-tmp`);
   mkdirSync(tmp, { recursive: true, mode: 0o777 });
-  return `worker_processes 1;
+  return `worker_processes ${workers};
 daemon off;
 pid ${join(dir, `${name}.pid`)};
 error_log ${join(dir, `${name}-error.log`)} warn;
@@ -49,6 +49,30 @@ export interface Tls {
   readonly ca: string;
   readonly cert: string;
   readonly key: string;
+}
+
+/**
+ * One plaintext hop (the cores table): `workers` worker processes sharing the listening socket the
+ * way `worker_processes auto` does (no reuseport: the workers take connections from one socket),
+ * keep-alive to the backend.
+ */
+export function proxyConf(dir: string, name: string, workers: number, listen: { ip: string; port: number }, backend: { ip: string; port: number }): string {
+  return `${common(dir, name, workers)}
+http {
+  ${httpCommon(dir, name)}
+  upstream backend { server ${backend.ip}:${backend.port}; keepalive 64; keepalive_requests 1000000; }
+  server {
+    listen ${listen.ip}:${listen.port} backlog=4096;
+    location / {
+      proxy_pass http://backend;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_set_header Host $host;
+      proxy_buffering off;
+    }
+  }
+}
+`;
 }
 
 /** Hop A: plaintext in, TLS with a client certificate to hop B, verifying B as `hostmesh`. */

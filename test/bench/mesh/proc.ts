@@ -37,6 +37,14 @@ export function cpuSeconds(pids: readonly number[]): number {
   return ticks / TICKS_PER_SECOND;
 }
 
+/** The whole machine's CPU seconds since boot, busy (all but idle and iowait) and in all, every core summed. */
+export function machineCpu(): { busy: number; total: number } {
+  const fields = (readFileSync('/proc/stat', 'utf8').split('\n')[0] ?? '').trim().split(/\s+/).slice(1, 9).map(Number);
+  const total = fields.reduce((a, b) => a + b, 0);
+  const idle = (fields[3] ?? 0) + (fields[4] ?? 0);
+  return { busy: (total - idle) / TICKS_PER_SECOND, total: total / TICKS_PER_SECOND };
+}
+
 /** Read and write system calls made so far by the processes (/proc/<pid>/io: syscr, syscw; sockets included). */
 export function syscalls(pids: readonly number[]): { reads: number; writes: number } {
   let reads = 0;

@@ -12,9 +12,15 @@
 //   dispatch  undici's dispatch() with a handler writing straight to the ServerResponse (design 4):
 //             raw header arrays, no Readable, no promise per request
 //   h2dispatch  h2mux's A -> B session, with dispatch() at B (designs 1 + 4)
-// Usage: node relay-child.js DESIGN a|b LISTEN_IP LISTEN_PORT NEXT_IP NEXT_PORT CA CERT KEY
+// Role `plain` (the cores table): one hop, plaintext in and plaintext to NEXT (the backend), design
+// `undici` only.
+// RELAY_WORKERS=N (the cores table): a node:cluster primary forks N workers that share the
+// listening port (the primary accepts and hands connections round-robin, Node's default on
+// Linux); the primary sends {ready, pids} once every worker listens.
+// Usage: node relay-child.js DESIGN a|b|plain LISTEN_IP LISTEN_PORT NEXT_IP NEXT_PORT CA CERT KEY
 // Sends 'ready' over IPC once listening; exits on SIGTERM.
 
+import cluster from 'node:cluster';
 import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import http2 from 'node:http2';
@@ -80,7 +86,7 @@ const tlsClient = {
 const tlsServer = { ca, cert, key, requestCert: true, rejectUnauthorized: true };
 // The pool towards the next hop: B over mTLS for hop A, the backend in plaintext for hop B.
 function nextPool(corked: boolean): Pool {
-  if (role === 'b') return new Pool(`http://${nextIp}:${nextPort}`, { connections: 64 });
+  if (role === 'b' || role === 'plain') return new Pool(`http://${nextIp}:${nextPort}`, { connections: 64 });
   const connector = buildConnector({ ...tlsClient });
   return new Pool(`https://${nextIp}:${nextPort}`, {
     connections: 64,
@@ -217,33 +223,53 @@ function h2Server(pool: Pool, dispatch: boolean): http2.Http2SecureServer {
   return server;
 }
 
-let server: net.Server;
-const h2Link = design === 'h2mux' || design === 'h2dispatch';
-if (role === 'a') {
-  const handler =
-    design === 'undici'
-      ? viaRequest(nextPool(false), false)
-      : design === 'coalesce'
-        ? viaRequest(nextPool(true), true)
-        : design === 'dispatch'
-          ? viaDispatch(nextPool(false))
-          : h2Link
-            ? viaH2()
-            : undefined;
-  if (handler === undefined) throw new Error(`unknown design ${design}`);
-  server = http.createServer({ keepAliveTimeout: 60_000 }, handler);
-} else {
-  const pool = nextPool(false);
-  if (h2Link) server = h2Server(pool, design === 'h2dispatch');
-  else {
+const workers = Number(process.env['RELAY_WORKERS'] ?? 0);
+if (workers > 0 && cluster.isPrimary) {
+  // The primary only forks and hands connections over; the workers relay.
+  const forked = Array.from({ length: workers }, () => cluster.fork());
+  let listening = 0;
+  for (const w of forked)
+    w.once('listening', () => {
+      if (++listening === workers) process.send?.({ ready: true, pids: forked.map((f) => f.process.pid ?? 0) });
+    });
+  process.once('SIGTERM', () => {
+    for (const w of forked) w.process.kill('SIGTERM');
+    process.exit(0);
+  });
+} else serve();
+
+function serve(): void {
+  let server: net.Server;
+  const h2Link = design === 'h2mux' || design === 'h2dispatch';
+  if (role === 'plain') {
+    if (design !== 'undici') throw new Error(`role plain runs design undici only, not ${design}`);
+    server = http.createServer({ keepAliveTimeout: 60_000 }, viaRequest(nextPool(false), false));
+  } else if (role === 'a') {
     const handler =
-      design === 'undici' ? viaRequest(pool, false) : design === 'coalesce' ? viaRequest(pool, true) : design === 'dispatch' ? viaDispatch(pool) : undefined;
+      design === 'undici'
+        ? viaRequest(nextPool(false), false)
+        : design === 'coalesce'
+          ? viaRequest(nextPool(true), true)
+          : design === 'dispatch'
+            ? viaDispatch(nextPool(false))
+            : h2Link
+              ? viaH2()
+              : undefined;
     if (handler === undefined) throw new Error(`unknown design ${design}`);
-    const s = https.createServer({ ...tlsServer, keepAliveTimeout: 60_000 }, handler);
-    if (design === 'coalesce') s.on('secureConnection', (socket: tls.TLSSocket) => corkPerTurn(socket));
-    server = s;
+    server = http.createServer({ keepAliveTimeout: 60_000 }, handler);
+  } else {
+    const pool = nextPool(false);
+    if (h2Link) server = h2Server(pool, design === 'h2dispatch');
+    else {
+      const handler =
+        design === 'undici' ? viaRequest(pool, false) : design === 'coalesce' ? viaRequest(pool, true) : design === 'dispatch' ? viaDispatch(pool) : undefined;
+      if (handler === undefined) throw new Error(`unknown design ${design}`);
+      const s = https.createServer({ ...tlsServer, keepAliveTimeout: 60_000 }, handler);
+      if (design === 'coalesce') s.on('secureConnection', (socket: tls.TLSSocket) => corkPerTurn(socket));
+      server = s;
+    }
   }
+  server.listen(listenPort, listenIp, () => process.send?.('ready'));
+  // A normal exit on SIGTERM, so `--cpu-prof` (BENCH_PROFILE=1) writes its profile.
+  process.once('SIGTERM', () => process.exit(0));
 }
-server.listen(listenPort, listenIp, () => process.send?.('ready'));
-// A normal exit on SIGTERM, so `--cpu-prof` (BENCH_PROFILE=1) writes its profile.
-process.once('SIGTERM', () => process.exit(0));

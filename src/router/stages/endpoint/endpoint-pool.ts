@@ -3,7 +3,8 @@
 // connections of a pool outlive idleTimeMs.
 
 import { createSecureContext, type ConnectionOptions, type SecureContext } from 'node:tls';
-import { type buildConnector, Client, Pool } from 'undici';
+import type { buildConnector } from 'undici';
+import { Client, Pool } from '../../../core/undici.js';
 import type { ClientSettings } from '../../settings/spec.js';
 import { type Cancel, type Clock, every, systemClock } from '../../../core/clock.js';
 import { HostmeshError } from '../../../errors.js';
@@ -120,7 +121,7 @@ export interface PoolEvents {
  */
 function floorFactory(minSize: number, floor: Set<unknown>): (origin: URL, opts: object) => Client {
   return (origin, opts) => {
-    const o = opts as Client.Options;
+    const o = opts as ConstructorParameters<typeof Client>[1];
     if (floor.size >= minSize) return new Client(origin, o);
     const client = new Client(origin, { ...o, keepAliveTimeout: MIN_SIZE_IDLE_MS, keepAliveMaxTimeout: MIN_SIZE_IDLE_MS });
     floor.add(client);

@@ -7,7 +7,7 @@ import type { IncomingMessage } from 'node:http';
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import t from 'tap';
-import { parsePolicy } from '../../../../src/authz/policy.js';
+import { parsePolicy } from '../../../../src/authz/parse-policy.js';
 import { HostmeshError } from '../../../../src/errors.js';
 import { AuthzCallers, MAX_AUTHZ_DESTINATIONS, MAX_CALLERS_PER_DESTINATION } from '../../../../src/metrics/authz-callers.js';
 import { AUDIT_LOG_PER_MINUTE, authorizer, destinationOf } from '../../../../src/router/stages/authorize/authorize.js';

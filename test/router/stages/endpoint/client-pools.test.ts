@@ -1,6 +1,7 @@
 // Per-prefix client TLS (io.l5d.static): pools for a prefix's settings originate TLS with its
 // commonName as servername and name check, trust its CAs, and never fall back to plaintext.
 
+import '../../../helpers/test-keys.js'; // 1024-bit RSA keys for the certificates made here: key size is not what this file tests
 import https from 'node:https';
 import type { TLSSocket } from 'node:tls';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';

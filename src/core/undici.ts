@@ -1,0 +1,71 @@
+// undici's dispatchers (Client, Pool, Agent) without the rest of undici. Importing 'undici' loads
+// fetch, WebSocket, EventSource, the cache stores, mocks and interceptors as well: 4.7 MB of
+// heap in every router that never uses them; these three with their request API take 1.8 MB
+// (docs/memory.md, measured with node --expose-gc). Import undici's classes from here; `import
+// type` from 'undici' is free.
+
+import { createRequire } from 'node:module';
+import type * as U from 'undici';
+
+const require = createRequire(import.meta.url);
+const Dispatcher = require('undici/lib/dispatcher/dispatcher.js') as typeof U.Dispatcher;
+// What undici's index adds to every dispatcher: request(), stream(), pipeline(), connect(), upgrade().
+Object.assign(Dispatcher.prototype, require('undici/lib/api/index.js') as object);
+
+export const Client = require('undici/lib/dispatcher/client.js') as typeof U.Client;
+export type Client = U.Client;
+/**
+ * The queue of requests waiting for a free connection of a pool, as undici's pool uses it
+ * (isEmpty, push, shift -> null when empty), holding nothing while empty. undici's own queue
+ * allocates a 2,048-slot array per pool up front: 16 KB for every endpoint pool, 16 MB for the
+ * 1,000 a router keeps at most (client.maxEndpointPools), measured in a heap snapshot of a router
+ * that bound 1,000 services (docs/memory.md). Requests rarely wait here: admission queues them
+ * before they reach the pool.
+ */
+export class WaitQueue<T> {
+  #items: (T | undefined)[] = [];
+  #head = 0;
+
+  isEmpty(): boolean {
+    return this.#head === this.#items.length;
+  }
+
+  push(item: T): void {
+    this.#items.push(item);
+  }
+
+  shift(): T | null {
+    if (this.#head === this.#items.length) return null;
+    const item = this.#items[this.#head] as T;
+    this.#items[this.#head++] = undefined;
+    if (this.#head === this.#items.length) {
+      this.#items = [];
+      this.#head = 0;
+    } else if (this.#head >= 1024 && this.#head * 2 >= this.#items.length) {
+      this.#items = this.#items.slice(this.#head); // drop the consumed front, amortized O(1)
+      this.#head = 0;
+    }
+    return item;
+  }
+}
+
+const UndiciPool = require('undici/lib/dispatcher/pool.js') as typeof U.Pool;
+/** undici's private field holding a pool's wait queue (pool-base.js `Symbol('queue')`); checked, not assumed. */
+const queueField = (pool: object): symbol | undefined =>
+  Object.getOwnPropertySymbols(pool).find((k) => k.description === 'queue' && (pool as Record<symbol, unknown>)[k]?.constructor?.name === 'FixedQueue');
+
+/** undici's Pool with the lean wait queue; if a future undici renames the field, undici's queue stays. */
+export const Pool = class Pool extends UndiciPool {
+  constructor(...args: ConstructorParameters<typeof U.Pool>) {
+    super(...args);
+    const k = queueField(this);
+    if (k !== undefined) (this as unknown as Record<symbol, unknown>)[k] = new WaitQueue();
+  }
+} as typeof U.Pool;
+export type Pool = U.Pool;
+
+/** Whether `pool` runs on the lean wait queue (tests; false means undici changed its field). */
+export const hasLeanQueue = (pool: object): boolean =>
+  Object.getOwnPropertySymbols(pool).some((k) => k.description === 'queue' && (pool as Record<symbol, unknown>)[k] instanceof WaitQueue);
+export const Agent = require('undici/lib/dispatcher/agent.js') as typeof U.Agent;
+export type Agent = U.Agent;

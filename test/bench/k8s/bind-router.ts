@@ -1,0 +1,110 @@
+// `npm run bench:k8s-bind` (not a test): issue 28's "<= 100 MB peak while binding 1,000 services",
+// measured on the router itself. A child serves the 50-node cluster of `bench:k8s` (1,000 Services,
+// 5,000 endpoints) from the test API server; the compiled router (`hostmesh run`, io.l5d.k8s namer)
+// gets one request per service (50 in flight), so it binds all 1,000 names. Reports the router's
+// RSS before, its peak while binding (sampled every 10 ms), and 10 s later; once with Node's
+// defaults and once with the DaemonSet's NODE_OPTIONS (k8s/base/daemonset.yaml).
+// The endpoints are 127.x addresses where nothing listens (the namer's allowLoopbackEndpoints): each
+// request ends in a refused connection (502/503) after the binding, which is what is measured.
+
+import { fork, spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { freePorts } from '../../helpers/ports.js';
+
+const ROOT = join(import.meta.dirname, '..', '..', '..', '..');
+const MAIN = join(ROOT, 'dist', 'src', 'cli', 'main.js');
+const SERVICES = 1000;
+const IN_FLIGHT = 50;
+const IP = '127.0.0.31';
+
+const rssMb = (pid: number): number => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) / 1024;
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const daemonSetOptions = /- name: NODE_OPTIONS\n\s+value: "([^"]*)"/.exec(readFileSync(join(ROOT, 'k8s', 'base', 'daemonset.yaml'), 'utf8'))?.[1] ?? '';
+
+const child = fork(join(import.meta.dirname, 'api-child.js'), {
+  stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  env: { ...process.env, BENCH_LOOPBACK_PODS: '1' },
+});
+const [hello] = (await once(child, 'message')) as [{ port: number }];
+const dir = mkdtempSync(join(tmpdir(), 'hostmesh-bind-'));
+
+function get(port: number, host: string): Promise<number> {
+  return new Promise((resolve) => {
+    const req = http.get({ host: IP, port, path: '/', headers: { host }, agent: false, timeout: 10_000 }, (res) => {
+      res.resume();
+      res.on('end', () => resolve(res.statusCode ?? 0));
+    });
+    req.on('timeout', () => req.destroy());
+    req.on('error', () => resolve(0));
+  });
+}
+
+async function run(nodeOptions: string): Promise<string> {
+  const [port, admin] = (await freePorts(IP, 2)) as [number, number];
+  const config = join(dir, 'config.yaml');
+  writeFileSync(
+    config,
+    `admin: {ip: ${IP}, port: ${admin}}\nnamers:\n- kind: io.l5d.k8s\n  host: 127.0.0.1\n  port: ${hello.port}\n  allowLoopbackEndpoints: true\nrouters:\n- protocol: http\n  label: outgoing\n  dtab: /svc => /#/io.l5d.k8s/default/http;\n  servers: [{ip: ${IP}, port: ${port}}]\n  client: {connectTimeoutMs: 200}\n`,
+  );
+  const router = spawn(process.execPath, [...(process.env['BENCH_NODE_ARGS']?.split(' ').filter(Boolean) ?? []), MAIN, 'run', '-c', config], {
+    stdio: ['ignore', 'ignore', 'inherit'],
+    env: { ...process.env, NODE_OPTIONS: nodeOptions },
+  });
+  const pid = router.pid ?? 0;
+  try {
+    for (let i = 0; ; i++) {
+      if (
+        await fetch(`http://${IP}:${admin}/ready`).then(
+          (r) => r.ok,
+          () => false,
+        )
+      )
+        break;
+      if (i > 600) throw new Error('the router never became ready');
+      await sleep(100);
+    }
+    await sleep(1000);
+    const before = rssMb(pid);
+    let peak = before;
+    const timer = setInterval(() => (peak = Math.max(peak, rssMb(pid))), 10);
+    const statuses = new Map<number, number>();
+    let next = 0;
+    const t0 = performance.now();
+    await Promise.all(
+      Array.from({ length: IN_FLIGHT }, async () => {
+        while (next < SERVICES) {
+          const s = await get(port, `svc-${next++}`);
+          statuses.set(s, (statuses.get(s) ?? 0) + 1);
+        }
+      }),
+    );
+    const ms = performance.now() - t0;
+    clearInterval(timer);
+    peak = Math.max(peak, rssMb(pid));
+    await sleep(10_000);
+    const later = rssMb(pid);
+    const metrics = await fetch(`http://${IP}:${admin}/metrics`).then((r) => r.text());
+    const gauge = (name: string): string => (Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(metrics)?.[1] ?? NaN) / 1048576).toFixed(1);
+    const heap = `heap used ${gauge('nodejs_heap_size_used_bytes')} MB of ${gauge('nodejs_heap_size_total_bytes')}, external ${gauge('nodejs_external_memory_bytes')} MB`;
+    if (process.env['BENCH_SNAPSHOT']) {
+      router.kill('SIGUSR2'); // --heapsnapshot-signal=SIGUSR2 in BENCH_NODE_ARGS: a heap snapshot in the cwd
+      await sleep(Number(process.env['BENCH_SNAPSHOT']));
+    }
+    const codes = [...statuses].map(([s, n]) => `${s}: ${n}`).join(', ');
+    return `NODE_OPTIONS='${nodeOptions}': RSS before ${before.toFixed(1)} MB, peak while binding ${peak.toFixed(1)} MB (target <= 100), 10 s later ${later.toFixed(1)} MB (${heap}); ${SERVICES} services in ${ms.toFixed(0)} ms (statuses ${codes})`;
+  } finally {
+    router.kill('SIGKILL');
+    await once(router, 'exit');
+  }
+}
+
+try {
+  for (const options of ['', daemonSetOptions]) process.stdout.write(`${await run(options)}\n`);
+} finally {
+  rmSync(dir, { recursive: true, force: true });
+  child.disconnect();
+}
