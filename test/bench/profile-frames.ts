@@ -35,6 +35,7 @@ const INCLUSIVE: readonly [string, string, string | undefined][] = [
   ['prom-client (incl.)', '/node_modules/prom-client/', undefined],
   ['RequestMetrics.done (incl.)', 'metrics/request-metrics.js', 'done'],
   ['RouterMetrics classified/authz/retry (incl.)', 'metrics/router-metrics.js', undefined],
+  ['Linkerd 1 stats record (incl.)', 'metrics/linkerd1-stats.js', 'record'],
   ['Admission.release (incl.)', 'endpoint/admission.js', 'release'],
   ['Admission #fits (incl.)', 'endpoint/admission.js', '#fits'],
   ['delivery check (incl.)', 'concrete/delivery.js', undefined],
