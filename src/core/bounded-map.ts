@@ -21,6 +21,9 @@ export interface BoundedMapOptions<K, V> {
   readonly onEvict?: (key: K, value: V) => void;
 }
 
+/** No key: what BoundedMap's newest key is when it is not known (no key of a caller is this symbol). */
+const NONE: unique symbol = Symbol('none');
+
 export class BoundedMap<K, V> implements Iterable<[K, V]> {
   readonly name: string;
   readonly max: number;
@@ -29,6 +32,12 @@ export class BoundedMap<K, V> implements Iterable<[K, V]> {
   readonly #onEvict: ((key: K, value: V) => void) | undefined;
   #evictions = 0;
   readonly #named: Named;
+  /**
+   * The key last set or refreshed, which is the newest entry while it is in the map: reading it
+   * again needs no refresh (a hot key read per request would otherwise be deleted and re-added each
+   * time, churning the table). NONE when unknown.
+   */
+  #newest: K | typeof NONE = NONE;
 
   constructor(options: BoundedMapOptions<K, V>) {
     this.name = options.name;
@@ -50,9 +59,10 @@ export class BoundedMap<K, V> implements Iterable<[K, V]> {
   /** The value of `key`, refreshed as most recently used (in an 'lru' map). */
   get(key: K): V | undefined {
     const v = this.#map.get(key);
-    if (v !== undefined && this.#lru) {
+    if (v !== undefined && this.#lru && key !== this.#newest) {
       this.#map.delete(key);
       this.#map.set(key, v);
+      this.#newest = key;
     }
     return v;
   }
@@ -70,6 +80,7 @@ export class BoundedMap<K, V> implements Iterable<[K, V]> {
   set(key: K, value: V): this {
     this.#map.delete(key);
     this.#map.set(key, value);
+    this.#newest = key;
     while (this.#map.size > this.max) {
       const [oldKey, oldValue] = this.#map.entries().next().value as [K, V];
       this.#map.delete(oldKey);
@@ -81,10 +92,12 @@ export class BoundedMap<K, V> implements Iterable<[K, V]> {
   }
 
   delete(key: K): boolean {
+    if (key === this.#newest) this.#newest = NONE;
     return this.#map.delete(key);
   }
 
   clear(): void {
+    this.#newest = NONE;
     this.#map.clear();
   }
 

@@ -60,9 +60,14 @@ export class LatencyHistogram {
   #until = 0;
 
   record(ms: number, now: number): void {
+    this.recordBucket(bucketOf(ms), Math.max(0, Math.floor(ms)), now);
+  }
+
+  /** record() with the sample's bucket (bucketOf) and whole milliseconds worked out by the caller, once for every scope of a request. */
+  recordBucket(bucket: number, wholeMs: number, now: number): void {
     this.#roll(now);
-    (this.#current[bucketOf(ms)] as number)++;
-    this.#currentSum += Math.max(0, Math.floor(ms));
+    (this.#current[bucket] as number)++;
+    this.#currentSum += wholeMs;
     this.#currentCount++;
   }
 
@@ -125,13 +130,18 @@ export class ScopeStats {
   readonly latency = new LatencyHistogram();
 
   record(status: number, ms: number, now: number): void {
+    this.recordBucket(status, bucketOf(ms), Math.max(0, Math.floor(ms)), now);
+  }
+
+  /** record() with the latency's bucket and whole milliseconds already worked out (LatencyHistogram.recordBucket). */
+  recordBucket(status: number, bucket: number, wholeMs: number, now: number): void {
     this.requests++;
     // Linkerd 1's default classifier for HTTP: 5XX (and no response) is a failure.
     if (status >= 500 || status < 100) this.failures++;
     else this.success++;
     const code = status >= 100 && status < 600 ? status : 0;
     this.status.set(code, (this.status.get(code) ?? 0) + 1);
-    this.latency.record(ms, now);
+    this.latency.recordBucket(bucket, wholeMs, now);
   }
 
   /** Counts by class (`2XX`), worked out from the codes at scrape time. */
@@ -197,16 +207,19 @@ export class Linkerd1RouterStats {
    */
   record(server: string | undefined, service: string | undefined, client: string | undefined, status: number, ms: number): void {
     const now = this.#now();
-    if (server !== undefined) bounded(this.servers, server, MAX_SCOPES, () => new ScopeStats()).record(status, ms, now);
+    // The latency's bucket once for the request's (up to four) scopes.
+    const bucket = bucketOf(ms);
+    const whole = Math.max(0, Math.floor(ms));
+    if (server !== undefined) bounded(this.servers, server, MAX_SCOPES, () => new ScopeStats()).recordBucket(status, bucket, whole, now);
     const svcName = service !== undefined ? scopeName(service) : undefined;
-    if (svcName !== undefined) bounded(this.services, svcName, MAX_SCOPES, () => new ScopeStats()).record(status, ms, now);
+    if (svcName !== undefined) bounded(this.services, svcName, MAX_SCOPES, () => new ScopeStats()).recordBucket(status, bucket, whole, now);
     if (client !== undefined) {
       const c = this.client(client);
-      c.record(status, ms, now);
+      c.recordBucket(status, bucket, whole, now);
       if (svcName !== undefined) {
         const max = this.#clientServices >= MAX_SCOPES ? c.services.size : MAX_CLIENT_SERVICES;
         const before = c.services.size;
-        bounded(c.services, svcName, Math.min(max, MAX_CLIENT_SERVICES), () => new ScopeStats()).record(status, ms, now);
+        bounded(c.services, svcName, Math.min(max, MAX_CLIENT_SERVICES), () => new ScopeStats()).recordBucket(status, bucket, whole, now);
         this.#clientServices += c.services.size - before;
       }
     }

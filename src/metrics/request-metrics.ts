@@ -1,19 +1,26 @@
 // Requests answered, per router: hostmesh_requests_total, hostmesh_request_duration_seconds and
 // hostmesh_requests_in_flight, and the per-service stats the dashboard, metrics.json and Linkerd 1's
-// rt:* names read. The services table is bounded (labels.ts); its rows keep their labelled children.
+// rt:* names read. The services table is bounded (labels.ts). A request updates plain numbers on
+// its service's and client's rows; the families read the rows at scrape time (scrape-rows.ts).
 
-import { type Counter, Gauge, Histogram, Counter as PromCounter, type Registry } from 'prom-client';
+import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+import type { ResponseClass } from '../router/events.js';
 import { Linkerd1RouterStats } from './linkerd1-stats.js';
 import { MAX_LABEL_CHARS, MAX_SERVICES, OVERFLOW } from './labels.js';
 import { RecentCounts } from './recent-counts.js';
+import { HistogramRow, publishCounter, publishHistogram } from './scrape-rows.js';
 
 const CLASSES = ['1xx', '2xx', '3xx', '4xx', '5xx'] as const;
 const SAMPLES = 1024;
 /** Bound clients named per service; the rest share the overflow row. */
 export const MAX_CLIENTS_PER_SERVICE = 16;
 
+/** hostmesh_request_duration_seconds's buckets. */
+const DURATION_BUCKETS: readonly number[] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+
 interface ClientStats {
-  readonly byClass: Counter.Internal[];
+  /** Requests answered by status class (CLASSES' order): hostmesh_requests_total's values. */
+  readonly byClass: Float64Array;
   requests: number;
   failures: number;
 }
@@ -32,22 +39,19 @@ export class ServiceStats {
   readonly resilience = { retries: 0, requeues: 0, budgetExhausted: 0, timeouts: 0 };
   /** Requests and retries over the last minute (the retry rate). */
   readonly recent: RecentCounts;
-  /** Children of this row's other per-service counters (retries, response classes), resolved once; a few per row. */
-  readonly labelled = new Map<string, Counter.Internal>();
+  /** Relayed responses by classifier class (hostmesh_response_classes_total's values; router-metrics.ts counts them). */
+  readonly classes: Record<ResponseClass, number> = { success: 0, failure: 0, retryable: 0 };
+  /** Request durations in seconds: hostmesh_request_duration_seconds's series of this row. */
+  readonly duration = new HistogramRow(DURATION_BUCKETS);
   readonly #samples = new Float64Array(SAMPLES);
   #n = 0;
-  readonly #histogram: () => Histogram.Internal<string>;
-  #h: Histogram.Internal<string> | undefined;
 
-  constructor(histogram: () => Histogram.Internal<string>, now: () => number = Date.now) {
-    this.#histogram = histogram;
+  /** `label` is the row's key in the services table: its service label in every per-service family. */
+  constructor(
+    readonly label: string,
+    now: () => number = Date.now,
+  ) {
     this.recent = new RecentCounts(2, now);
-  }
-
-  /** The row's duration histogram child, made when the first request of the row is answered. */
-  get histogram(): Histogram.Internal<string> {
-    this.#h ??= this.#histogram();
-    return this.#h;
   }
 
   /** Requests answered and retries made over the last minute, and retries per request (null: none answered). */
@@ -69,39 +73,68 @@ export class ServiceStats {
   }
 }
 
-/** The request families, once per registry. */
+/** The request families, once per registry: each reads the routers' rows when scraped. */
 export class RequestFamilies {
   readonly requests: Counter;
   readonly duration: Histogram;
   readonly inFlight: Gauge;
+  /** The routers whose rows the families publish (RequestMetrics adds itself). */
+  readonly routers: RequestMetrics[] = [];
 
   constructor(registry: Registry) {
     const registers = [registry];
-    this.requests = new PromCounter({
+    const routers = this.routers;
+    this.requests = new Counter({
       name: 'hostmesh_requests_total',
       help: 'Requests answered, by logical service, bound client and status class.',
       labelNames: ['router', 'service', 'client', 'status_class'],
       registers,
+      collect() {
+        publishCounter(this, (add) => {
+          for (const r of routers)
+            for (const [service, s] of r.services)
+              for (const [client, c] of s.clients)
+                for (let k = 0; k < CLASSES.length; k++) {
+                  const n = c.byClass[k] as number;
+                  if (n > 0) add({ router: r.label, service, client, status_class: CLASSES[k] as string }, n);
+                }
+        });
+      },
     });
     this.duration = new Histogram({
       name: 'hostmesh_request_duration_seconds',
       help: 'Time from request to the end of the response.',
       labelNames: ['router', 'service'],
-      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      buckets: [...DURATION_BUCKETS],
       registers,
+      collect() {
+        publishHistogram(this, (add) => {
+          for (const r of routers) for (const [service, s] of r.services) add({ router: r.label, service }, s.duration);
+        });
+      },
     });
-    this.inFlight = new Gauge({ name: 'hostmesh_requests_in_flight', help: 'Requests being handled.', labelNames: ['router'], registers });
+    this.inFlight = new Gauge({
+      name: 'hostmesh_requests_in_flight',
+      help: 'Requests being handled.',
+      labelNames: ['router'],
+      registers,
+      collect() {
+        this.reset();
+        for (const r of routers) if (r.counted) this.set({ router: r.label }, r.inFlightNow);
+      },
+    });
   }
 }
 
 /** One router's requests: in flight, answered by service and client, and the services table. */
 export class RequestMetrics {
   readonly services = new Map<string, ServiceStats>();
-  readonly inFlight: Gauge.Internal<string>;
+  /** Requests being handled (hostmesh_requests_in_flight, published once `counted`). */
   inFlightNow = 0;
+  /** A request started or finished on this router: its in-flight line exists from then on. */
+  counted = false;
   /** Linkerd 1's rt/<router>/server|service|client scopes (linkerd1-format.ts names them at scrape time). */
   readonly linkerd1: Linkerd1RouterStats;
-  readonly #f: RequestFamilies;
   readonly #now: () => number;
 
   constructor(
@@ -109,14 +142,13 @@ export class RequestMetrics {
     families: RequestFamilies,
     now: () => number,
   ) {
-    this.#f = families;
     this.#now = now;
     this.linkerd1 = new Linkerd1RouterStats(now);
-    this.inFlight = families.inFlight.labels(label);
+    families.routers.push(this);
   }
 
   started(): void {
-    this.inFlight.inc();
+    this.counted = true;
     this.inFlightNow++;
   }
 
@@ -126,23 +158,23 @@ export class RequestMetrics {
    */
   done(service: string | undefined, client: string | undefined, status: number, seconds: number, server?: string): void {
     this.linkerd1.record(server, service, client, status, seconds * 1000);
-    this.inFlight.dec();
+    this.counted = true;
     this.inFlightNow--;
     let svc = this.services.get(service ?? '-');
     if (svc === undefined) svc = this.#service(service ?? '-');
     let c = svc.clients.get(client ?? '-');
     if (c === undefined) {
-      c = this.#client(svc, service ?? '-', client ?? '-');
+      c = this.#client(svc, client ?? '-');
     }
     const cls = status >= 100 && status < 600 ? Math.floor(status / 100) - 1 : 4;
-    (c.byClass[cls] as Counter.Internal).inc();
+    c.byClass[cls] = (c.byClass[cls] as number) + 1;
     c.requests++;
     svc.requests++;
     if (status >= 500) {
       svc.failures++;
       c.failures++;
     } else svc.successes++;
-    svc.histogram.observe(seconds);
+    svc.duration.observe(seconds);
     svc.sample(seconds);
     svc.recent.add(RECENT_REQUESTS);
   }
@@ -161,18 +193,17 @@ export class RequestMetrics {
     const key = this.services.size >= MAX_SERVICES || name.length > MAX_LABEL_CHARS ? OVERFLOW : name;
     let s = this.services.get(key);
     if (s === undefined) {
-      s = new ServiceStats(() => this.#f.duration.labels(this.label, key), this.#now);
+      s = new ServiceStats(key, this.#now);
       this.services.set(key, s);
     }
     return s;
   }
 
-  #client(svc: ServiceStats, service: string, client: string): ClientStats {
-    const serviceLabel = this.services.get(service) === svc ? service : OVERFLOW;
+  #client(svc: ServiceStats, client: string): ClientStats {
     const clientLabel = svc.clients.size >= MAX_CLIENTS_PER_SERVICE || client.length > MAX_LABEL_CHARS ? OVERFLOW : client;
     let c = svc.clients.get(clientLabel);
     if (c === undefined) {
-      c = { byClass: CLASSES.map((k) => this.#f.requests.labels(this.label, serviceLabel, clientLabel, k)), requests: 0, failures: 0 };
+      c = { byClass: new Float64Array(CLASSES.length), requests: 0, failures: 0 };
       svc.clients.set(clientLabel, c);
     }
     return c;

@@ -18,9 +18,13 @@ import type {
   TimeoutKind,
 } from '../router/events.js';
 import { AuthzCallers } from './authz-callers.js';
-import { children, OVERFLOW } from './labels.js';
+import { children } from './labels.js';
 import type { ListenerMetrics } from './listener-metrics.js';
-import { RECENT_RETRIES, type RequestMetrics, type ServiceStats } from './request-metrics.js';
+import { RECENT_RETRIES, type RequestMetrics } from './request-metrics.js';
+import { publishCounter } from './scrape-rows.js';
+
+const CLASSES: readonly ResponseClass[] = ['success', 'failure', 'retryable'];
+const VERDICTS: readonly AuthzVerdict[] = ['allow', 'deny', 'audit'];
 
 /** The router families, once per registry. */
 export class RouterFamilies {
@@ -50,9 +54,12 @@ export class RouterFamilies {
   readonly ingressRefused: Counter;
   /** io.l5d.ingress: Ingresses and rules served, per router. */
   readonly ingressServed: Gauge;
+  /** The routers whose rows the per-request families (retries, classes, authz) publish at scrape time. */
+  readonly routers: RouterMetrics[] = [];
 
   constructor(registry: Registry) {
     const registers = [registry];
+    const routers = this.routers;
     this.ingressRefused = new Counter({
       name: 'hostmesh_ingress_refused_total',
       help: 'Ingress resource versions an io.l5d.ingress identifier does not serve, by reason (too_many_rules, too_large, bad_regex, no_backend, over_max_ingresses).',
@@ -76,6 +83,16 @@ export class RouterFamilies {
       help: 'Authorization decisions on final destinations (allow; deny: 403 AUTHZ_DENIED or DTAB_OVERRIDE_REFUSED; audit: a would-deny allowed by audit mode), by logical service.',
       labelNames: ['router', 'service', 'decision'],
       registers,
+      collect() {
+        publishCounter(this, (add) => {
+          for (const r of routers)
+            for (const [service, counts] of r.authzCounts)
+              for (let i = 0; i < VERDICTS.length; i++) {
+                const n = counts[i] as number;
+                if (n > 0) add({ router: r.label, service, decision: VERDICTS[i] as string }, n);
+              }
+        });
+      },
     });
     this.policyReloadFailures = new Counter({
       name: 'hostmesh_policy_reload_failures_total',
@@ -141,6 +158,12 @@ export class RouterFamilies {
       help: 'Responses the classifier called retryable that were retried (service.retries), by logical service.',
       labelNames: ['router', 'service'],
       registers,
+      collect() {
+        // A row's retries counter and its resilience.retries move together (RouterMetrics.retry).
+        publishCounter(this, (add) => {
+          for (const r of routers) for (const [service, s] of r.services) if (s.resilience.retries > 0) add({ router: r.label, service }, s.resilience.retries);
+        });
+      },
     });
     this.retryBudgetExhausted = new Counter({
       name: 'hostmesh_retry_budget_exhausted_total',
@@ -153,6 +176,13 @@ export class RouterFamilies {
       help: 'Relayed responses by response classifier class (success, failure, retryable: a retryable failure not retried).',
       labelNames: ['router', 'service', 'class'],
       registers,
+      collect() {
+        publishCounter(this, (add) => {
+          for (const r of routers)
+            for (const [service, s] of r.services)
+              for (const cls of CLASSES) if (s.classes[cls] > 0) add({ router: r.label, service, class: cls }, s.classes[cls]);
+        });
+      },
     });
     this.accrualRemovals = new Counter({
       name: 'hostmesh_failure_accrual_removals_total',
@@ -189,14 +219,17 @@ export class RouterFamilies {
 
 /**
  * One router's events as metrics. Children whose labels are fixed for the router (or add a value
- * from a closed set) are resolved once; per-service ones are kept on the service's row, which the
- * services table bounds (request-metrics.ts).
+ * from a closed set) are resolved once; per-service counts (retries, classes) are plain numbers on
+ * the service's row, which the services table bounds (request-metrics.ts), and authorization
+ * decisions plain numbers per service label: their families publish them at scrape time.
  */
 export class RouterMetrics implements RouterEvents, RouterPartEvents, AuthzEvents {
   /** Per final destination, its callers by identity with allowed/denied counts (the dashboard). */
   readonly authzCallers = new AuthzCallers();
   /** The router's endpoint pools and their connections (router/stages/endpoint/endpoint-pool.ts PoolEvents). */
   readonly pools: PoolEvents;
+  /** Authorization decisions by service label: counts in VERDICTS' order (hostmesh_authz_total's values). */
+  readonly authzCounts = new Map<string, Float64Array>();
   readonly #f: RouterFamilies;
   readonly #requests: RequestMetrics;
   readonly #overrides: Counter.Internal;
@@ -219,6 +252,7 @@ export class RouterMetrics implements RouterEvents, RouterPartEvents, AuthzEvent
   ) {
     this.#f = families;
     this.#requests = requests;
+    families.routers.push(this);
     const f = families;
     this.#overrides = f.dtabOverrides.labels(label);
     this.#budget = children((v) => f.bindingBudgetExceeded.labels(label, v));
@@ -243,6 +277,11 @@ export class RouterMetrics implements RouterEvents, RouterPartEvents, AuthzEvent
       },
       refused: () => this.shed('endpoint_pools_full'),
     };
+  }
+
+  /** The services table the per-service families read (request-metrics.ts). */
+  get services(): RequestMetrics['services'] {
+    return this.#requests.services;
   }
 
   override(): void {
@@ -275,7 +314,6 @@ export class RouterMetrics implements RouterEvents, RouterPartEvents, AuthzEvent
   /** The service label shares the services table's bound (MAX_SERVICES, then overflow). */
   retry(service: string): void {
     const svc = this.#requests.stats(service);
-    this.#perService(svc, 'retry', () => this.#f.retries.labels(this.label, this.#label(service, svc))).inc();
     svc.resilience.retries++;
     svc.recent.add(RECENT_RETRIES);
   }
@@ -287,8 +325,7 @@ export class RouterMetrics implements RouterEvents, RouterPartEvents, AuthzEvent
 
   /** The service label shares the services table's bound. */
   classified(service: string, cls: ResponseClass): void {
-    const svc = this.#requests.stats(service);
-    this.#perService(svc, cls, () => this.#f.responseClasses.labels(this.label, this.#label(service, svc), cls)).inc();
+    this.#requests.stats(service).classes[cls]++;
   }
 
   accrualRemoval(client?: string): void {
@@ -310,7 +347,14 @@ export class RouterMetrics implements RouterEvents, RouterPartEvents, AuthzEvent
 
   /** An authorization decision (router/stages/authorize/authorize.ts); the service label shares MAX_SERVICES. */
   authz(service: string, destination: string, caller: string, verdict: AuthzVerdict): void {
-    this.#f.authzDecisions.labels(this.label, this.#requests.serviceLabel(service), verdict).inc();
+    const label = this.#requests.serviceLabel(service);
+    let counts = this.authzCounts.get(label);
+    if (counts === undefined) {
+      counts = new Float64Array(VERDICTS.length);
+      this.authzCounts.set(label, counts);
+    }
+    const i = verdict === 'allow' ? 0 : verdict === 'deny' ? 1 : 2;
+    counts[i] = (counts[i] as number) + 1;
     this.authzCallers.record(service, destination, caller, verdict);
   }
 
@@ -347,20 +391,5 @@ export class RouterMetrics implements RouterEvents, RouterPartEvents, AuthzEvent
   ingressServed(ingresses: number, rules: number): void {
     this.#f.ingressServed.labels(this.label, 'ingresses').set(ingresses);
     this.#f.ingressServed.labels(this.label, 'rules').set(rules);
-  }
-
-  /** The label of `service` whose row is `svc`: the row's own name, or overflow. */
-  #label(service: string, svc: ServiceStats): string {
-    return this.#requests.services.get(service) === svc ? service : OVERFLOW;
-  }
-
-  /** A per-service child kept on the service's row (a few per row: retries and the classes). */
-  #perService(svc: ServiceStats, key: string, make: () => Counter.Internal): Counter.Internal {
-    let c = svc.labelled.get(key);
-    if (c === undefined) {
-      c = make();
-      svc.labelled.set(key, c);
-    }
-    return c;
   }
 }

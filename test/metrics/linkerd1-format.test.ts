@@ -6,7 +6,15 @@
 import fc from 'fast-check';
 import t from 'tap';
 import { type Entry, linkerd1Flat, linkerd1Prometheus, linkerd1Tree, prometheusName, summarize } from '../../src/metrics/linkerd1-format.js';
-import { LatencyHistogram, Linkerd1RouterStats, MAX_CLIENT_SERVICES, MAX_SCOPES, OVERFLOW_SCOPE, SNAPSHOT_MS } from '../../src/metrics/linkerd1-stats.js';
+import {
+  LatencyHistogram,
+  Linkerd1RouterStats,
+  MAX_CLIENT_SERVICES,
+  MAX_SCOPES,
+  OVERFLOW_SCOPE,
+  ScopeStats,
+  SNAPSHOT_MS,
+} from '../../src/metrics/linkerd1-stats.js';
 import { parsePrometheus } from '../helpers/prometheus.js';
 
 const counter = (path: string[], value: number): Entry => ({ path, kind: 'counter', value });
@@ -154,4 +162,48 @@ t.test('latency: buckets within 3% below the true value; one-minute snapshots on
   t.match(h.summary(t0 + SNAPSHOT_MS + 6), { count: 100, p50: 50 }, 'then the last complete minute, as Linkerd 1 reported');
   t.match(h.summary(t0 + 2 * SNAPSHOT_MS + 1), { count: 1, p50: 7 }, 'the next minute rolls it');
   t.equal(h.summary(t0 + 10 * SNAPSHOT_MS), undefined, 'idle minutes: nothing to report (not printed)');
+});
+
+t.test("a router's scopes record a request as each scope recording it on its own would", async (t) => {
+  const sample = fc.record({
+    service: fc.constantFrom(undefined, '/svc/a', '/svc/b'),
+    client: fc.constantFrom(undefined, '/#/io.l5d.fs/a'),
+    status: fc.integer({ min: 0, max: 700 }),
+    ms: fc.oneof(fc.double({ min: -5, max: 1e7, noNaN: true }), fc.integer({ min: 0, max: 200 })),
+  });
+  fc.assert(
+    fc.property(fc.array(sample, { maxLength: 40, size: 'max' }), (samples) => {
+      const stats = new Linkerd1RouterStats(() => 5);
+      const one = new Map<string, ScopeStats>();
+      const own = (key: string): ScopeStats => {
+        let s = one.get(key);
+        if (s === undefined) one.set(key, (s = new ScopeStats()));
+        return s;
+      };
+      for (const x of samples) {
+        stats.record('127.0.0.1/4140', x.service, x.client, x.status, x.ms);
+        own('server').record(x.status, x.ms, 5);
+        if (x.service !== undefined) own(`service ${x.service}`).record(x.status, x.ms, 5);
+        if (x.client !== undefined) own('client').record(x.status, x.ms, 5);
+        if (x.client !== undefined && x.service !== undefined) own(`client ${x.service}`).record(x.status, x.ms, 5);
+      }
+      const view = (s: ScopeStats | undefined) => s && { n: [s.requests, s.success, s.failures], status: [...s.status], latency: s.latency.summary(5) };
+      const got = {
+        server: view(stats.servers.get('127.0.0.1/4140')),
+        a: view(stats.services.get('svc/a')),
+        b: view(stats.services.get('svc/b')),
+        client: view(stats.clients.get('#/io.l5d.fs/a')),
+        ca: view(stats.clients.get('#/io.l5d.fs/a')?.services.get('svc/a')),
+      };
+      const want = {
+        server: view(one.get('server')),
+        a: view(one.get('service /svc/a')),
+        b: view(one.get('service /svc/b')),
+        client: view(one.get('client')),
+        ca: view(one.get('client /svc/a')),
+      };
+      return JSON.stringify(got) === JSON.stringify(want);
+    }),
+  );
+  t.pass('fast-check found no counterexample');
 });

@@ -38,13 +38,25 @@ export type Authorize = (req: RequestHead, ctx: RequestContext, bound: string, p
  * its namespace (always the name's: the check delivers to no other) and service account.
  */
 export function destinationOf(bound: string, k8sPrefix: string | undefined, endpoint: Endpoint | undefined): AuthzDestination {
-  const dest = destinationFromName(bound, k8sPrefix);
   const ns = endpoint?.meta[WORKLOAD_NAMESPACE];
-  if (ns === undefined) return dest;
-  const sa = endpoint?.meta[WORKLOAD_SERVICE_ACCOUNT];
-  const pod = endpoint?.meta[WORKLOAD_POD];
-  return { ...dest, namespace: ns, ...(sa !== undefined ? { serviceAccount: sa } : {}), ...(pod !== undefined ? { pod } : {}) };
+  if (endpoint === undefined || ns === undefined) return destinationFromName(bound, k8sPrefix);
+  // The delivery check makes one endpoint per pod (delivery.ts), so its destination is made once too.
+  const kept = workloadDestinations.get(endpoint);
+  if (kept !== undefined && kept.bound === bound && kept.k8sPrefix === k8sPrefix) return kept.dest;
+  const sa = endpoint.meta[WORKLOAD_SERVICE_ACCOUNT];
+  const pod = endpoint.meta[WORKLOAD_POD];
+  const dest: AuthzDestination = {
+    ...destinationFromName(bound, k8sPrefix),
+    namespace: ns,
+    ...(sa !== undefined ? { serviceAccount: sa } : {}),
+    ...(pod !== undefined ? { pod } : {}),
+  };
+  workloadDestinations.set(endpoint, { bound, k8sPrefix, dest });
+  return dest;
 }
+
+/** The destination last made for an endpoint that carries a workload, with the name it was made for. */
+const workloadDestinations = new WeakMap<Endpoint, { readonly bound: string; readonly k8sPrefix: string | undefined; readonly dest: AuthzDestination }>();
 
 /**
  * The caller as the policy sees it. On the incoming (mTLS) side the listener's caller, else the

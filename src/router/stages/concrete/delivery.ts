@@ -42,11 +42,22 @@ export function namespaceOfName(id: string, k8sPrefix: string): string | undefin
   return ns === undefined || ns === '' ? undefined : ns;
 }
 
+/**
+ * Each endpoint with its workload, made once per endpoint and pod rather than per request (issue
+ * 28): both are immutable (the namer and the pod watch replace them on change), so the copy is
+ * reused while the pod watch names the same pod for the address, and made anew once it does not.
+ */
+const withPod = new WeakMap<Endpoint, { readonly pod: PodInfo; readonly endpoint: Endpoint }>();
+
 function withWorkload(e: Endpoint, pod: PodInfo): Endpoint {
-  return {
+  const kept = withPod.get(e);
+  if (kept !== undefined && kept.pod === pod) return kept.endpoint;
+  const endpoint = {
     ...e,
     meta: { ...e.meta, nodeName: pod.nodeName, [WORKLOAD_NAMESPACE]: pod.namespace, [WORKLOAD_POD]: pod.name, [WORKLOAD_SERVICE_ACCOUNT]: pod.serviceAccount },
   };
+  withPod.set(e, { pod, endpoint });
+  return endpoint;
 }
 
 /**
@@ -55,9 +66,18 @@ function withWorkload(e: Endpoint, pod: PodInfo): Endpoint {
  * endpoint's own nodeName, as before.
  */
 export function deliveryCheck(o: DeliveryOptions): EndpointTransform {
+  // A bound name's namespace, worked out once per name (names are immutable) instead of per request.
+  const namespaces = new WeakMap<BoundName, { readonly namespace: string | undefined }>();
+  const namespaceOf = (name: BoundName): string | undefined => {
+    let n = namespaces.get(name);
+    if (n === undefined) {
+      n = { namespace: namespaceOfName(name.id.show(), o.k8sPrefix) };
+      namespaces.set(name, n);
+    }
+    return n.namespace;
+  };
   return (endpoints, name?: BoundName) => {
-    const id = name?.id.show();
-    const namespace = id === undefined ? undefined : namespaceOfName(id, o.k8sPrefix);
+    const namespace = name === undefined ? undefined : namespaceOf(name);
     if (namespace === undefined) {
       const kept = endpoints.filter((e) => e.meta.nodeName === o.nodeName);
       return kept.length > 0 || endpoints.length === 0

@@ -21,37 +21,56 @@ export function localNode(nodeName: string): EndpointTransform {
  * the current router endpoints (one or more per node, tagged with nodeName).
  */
 export function daemonSet(routers: () => readonly Endpoint[]): EndpointTransform {
+  // Per destination set (an immutable array the namer keeps until its endpoints change), the answer
+  // and the routers it was made from: reused per request while the routers are the same objects.
+  const answers = new WeakMap<readonly Endpoint[], { readonly routers: readonly Endpoint[]; readonly answer: ReturnType<EndpointTransform> }>();
   return (endpoints) => {
-    const byNode = new Map<string, Endpoint[]>();
-    for (const r of routers()) {
-      const node = r.meta.nodeName;
-      if (node === undefined) continue;
-      const list = byNode.get(node) ?? [];
-      list.push(r);
-      byNode.set(node, list);
-    }
-    const out: Endpoint[] = [];
-    const seen = new Set<string>();
-    const missing = new Set<string>();
-    for (const e of endpoints) {
-      const node = e.meta.nodeName;
-      const rs = node === undefined ? undefined : byNode.get(node);
-      if (rs === undefined) {
-        missing.add(node ?? '(no nodeName)');
-        continue;
-      }
-      for (const r of rs) {
-        const key = `${r.host} ${r.port}`;
-        if (!seen.has(key)) {
-          seen.add(key);
-          out.push(r);
-        }
-      }
-    }
-    return out.length > 0 || endpoints.length === 0
-      ? { endpoints: out }
-      : { endpoints: out, why: `no hostmesh router known on node(s) ${[...missing].join(', ')}` };
+    const current = routers();
+    const kept = answers.get(endpoints);
+    if (kept !== undefined && sameItems(kept.routers, current)) return kept.answer;
+    const answer = mapToRouters(endpoints, current);
+    answers.set(endpoints, { routers: current, answer });
+    return answer;
   };
+}
+
+function sameItems<T>(a: readonly T[], b: readonly T[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+/** Each destination endpoint's node's routers, once each (daemonSet's work). */
+function mapToRouters(endpoints: readonly Endpoint[], routers: readonly Endpoint[]): ReturnType<EndpointTransform> {
+  const byNode = new Map<string, Endpoint[]>();
+  for (const r of routers) {
+    const node = r.meta.nodeName;
+    if (node === undefined) continue;
+    const list = byNode.get(node) ?? [];
+    list.push(r);
+    byNode.set(node, list);
+  }
+  const out: Endpoint[] = [];
+  const seen = new Set<string>();
+  const missing = new Set<string>();
+  for (const e of endpoints) {
+    const node = e.meta.nodeName;
+    const rs = node === undefined ? undefined : byNode.get(node);
+    if (rs === undefined) {
+      missing.add(node ?? '(no nodeName)');
+      continue;
+    }
+    for (const r of rs) {
+      const key = `${r.host} ${r.port}`;
+      if (!seen.has(key)) {
+        seen.add(key);
+        out.push(r);
+      }
+    }
+  }
+  return out.length > 0 || endpoints.length === 0
+    ? { endpoints: out }
+    : { endpoints: out, why: `no hostmesh router known on node(s) ${[...missing].join(', ')}` };
 }
 
 /** io.l5d.port: every endpoint keeps its host and gets `port` (e.g. the peer router's port). */

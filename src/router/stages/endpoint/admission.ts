@@ -48,6 +48,7 @@ export class Admission {
   readonly #bySource = new Map<string, number>();
   readonly #byService = new Map<string, number>();
   readonly #waitingBySource = new Map<string, number>();
+  readonly #waitingByService = new Map<string, number>();
   readonly #waiters: Waiter[] = [];
 
   /** `clock`: the wait bound runs on it (tests drive it with a manual clock). */
@@ -118,6 +119,7 @@ export class Admission {
       abort?.once('abort', onAbort);
       this.#waiters.push(waiter);
       if (source !== undefined) bump(this.#waitingBySource, source, 1);
+      bump(this.#waitingByService, service, 1);
     });
   }
 
@@ -126,18 +128,55 @@ export class Admission {
     this.#inFlight--;
     if (source !== undefined) bump(this.#bySource, source, -1);
     bump(this.#byService, service, -1);
-    for (let i = 0; i < this.#waiters.length && this.#inFlight < this.#limits.maxInFlight; ) {
+    if (this.#waiters.length > 0) this.#admitWaiting();
+  }
+
+  /**
+   * Admits every waiter that fits, oldest first, while the pool has a slot. Shares only fill up
+   * while this runs, so a source or service found at its share stays there: once every waiter left
+   * is of such a source, or every one of such a service, none can fit and the scan stops (one
+   * busy source behind a full share used to cost a pass over the whole queue per release).
+   */
+  #admitWaiting(): void {
+    const l = this.#limits;
+    let fullSources: Set<string> | undefined;
+    let fullServices: Set<string> | undefined;
+    /** Waiters of the sources (services) in fullSources (fullServices): those never change while this runs. */
+    let ofFullSources = 0;
+    let ofFullServices = 0;
+    for (let i = 0; i < this.#waiters.length && this.#inFlight < l.maxInFlight; ) {
       const w = this.#waiters[i] as Waiter;
       if (!this.#fits(w.source, w.service)) {
+        if (w.source !== undefined && (this.#bySource.get(w.source) ?? 0) >= l.maxPerSource) {
+          fullSources ??= new Set();
+          if (!fullSources.has(w.source)) {
+            fullSources.add(w.source);
+            ofFullSources += this.#waitingBySource.get(w.source) ?? 0;
+          }
+        } else {
+          fullServices ??= new Set();
+          if (!fullServices.has(w.service)) {
+            fullServices.add(w.service);
+            ofFullServices += this.#waitingByService.get(w.service) ?? 0;
+          }
+        }
+        if (ofFullSources >= this.#waiters.length || ofFullServices >= this.#waiters.length) return;
         i++;
         continue;
       }
-      this.#waiters.splice(i, 1);
-      if (w.source !== undefined) bump(this.#waitingBySource, w.source, -1);
+      if (i === 0) this.#waiters.shift();
+      else this.#waiters.splice(i, 1);
+      this.#dequeued(w);
       w.cancel();
       this.#take(w.source, w.service);
       w.admit();
     }
+  }
+
+  /** A waiter left the queue (admitted or gone): its per-key waiting counts. */
+  #dequeued(w: Waiter): void {
+    if (w.source !== undefined) bump(this.#waitingBySource, w.source, -1);
+    bump(this.#waitingByService, w.service, -1);
   }
 
   #fits(source: string | undefined, service: string): boolean {
@@ -157,7 +196,7 @@ export class Admission {
     const i = this.#waiters.indexOf(w);
     if (i < 0) return false;
     this.#waiters.splice(i, 1);
-    if (w.source !== undefined) bump(this.#waitingBySource, w.source, -1);
+    this.#dequeued(w);
     return true;
   }
 }

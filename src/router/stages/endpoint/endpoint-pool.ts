@@ -133,6 +133,8 @@ export class EndpointPools {
   #tls: ConnectionOptions | undefined;
   /** Least recently used first: get() moves an entry to the end. */
   readonly #pools = new Map<string, PoolEntry>();
+  /** The entry last put at the end of #pools (the most recently used while it is there): used again, it stays put. */
+  #newest: PoolEntry | undefined;
   readonly #stopSweeper: Cancel;
   readonly #idleMs: number;
   readonly #clock: Clock;
@@ -218,8 +220,10 @@ export class EndpointPools {
     const now = this.#clock.now();
     let entry = this.#pools.get(key);
     if (entry !== undefined) {
-      this.#pools.delete(key); // re-inserted last: least recently used first
-      this.#pools.set(key, entry);
+      if (entry !== this.#newest) {
+        this.#pools.delete(key); // re-inserted last: least recently used first
+        this.#pools.set(key, entry);
+      }
     } else {
       if (this.#pools.size >= this.limits.maxEndpointPools) this.#makeRoom(key);
       const origin = `${this.#tls ? 'https' : 'http'}://${key}`;
@@ -252,6 +256,7 @@ export class EndpointPools {
       this.#events?.poolOpened?.();
     }
     entry.lastUsed = now;
+    this.#newest = entry;
     return entry;
   }
 

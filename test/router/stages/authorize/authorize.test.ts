@@ -10,7 +10,7 @@ import t from 'tap';
 import { parsePolicy } from '../../../../src/authz/parse-policy.js';
 import { HostmeshError } from '../../../../src/errors.js';
 import { AuthzCallers, MAX_AUTHZ_DESTINATIONS, MAX_CALLERS_PER_DESTINATION } from '../../../../src/metrics/authz-callers.js';
-import { AUDIT_LOG_PER_MINUTE, authorizer } from '../../../../src/router/stages/authorize/authorize.js';
+import { AUDIT_LOG_PER_MINUTE, authorizer, destinationOf } from '../../../../src/router/stages/authorize/authorize.js';
 import type { RequestContext } from '../../../../src/router/context.js';
 
 const POLICY = parsePolicy(
@@ -160,4 +160,25 @@ t.test('the caller tally is bounded: 16 callers per destination then other; 500 
   t.equal(view.length, MAX_AUTHZ_DESTINATIONS + 1);
   const overflow = view.find((d) => d.destination === 'overflow');
   t.equal(overflow?.callers[0]?.audited, MAX_AUTHZ_DESTINATIONS + 1, 'destinations past the cap are summed under overflow');
+});
+
+t.test('the workload destination of an endpoint is made once, and anew for another name or prefix', async (t) => {
+  const endpoint = { host: '10.0.0.1', port: 8080, meta: { nodeName: 'node-a', podNamespace: 'payments', podName: 'api-1', serviceAccount: 'api' } };
+  const first = destinationOf(API, undefined, endpoint);
+  t.same(first, { namespace: 'payments', service: 'api', port: 'http', name: API, serviceAccount: 'api', pod: 'api-1' });
+  t.equal(destinationOf(API, undefined, endpoint), first, 'asked again for the same endpoint and name: the same destination');
+  t.same(destinationOf(LEDGER, undefined, endpoint), {
+    namespace: 'payments',
+    service: 'ledger',
+    port: 'http',
+    name: LEDGER,
+    serviceAccount: 'api',
+    pod: 'api-1',
+  });
+  t.same(destinationOf(API, '/k8s', endpoint), { name: API, namespace: 'payments', serviceAccount: 'api', pod: 'api-1' }, 'another prefix: not a k8s name');
+  t.same(
+    destinationOf(API, undefined, { host: '10.0.0.2', port: 80, meta: {} }),
+    { namespace: 'payments', service: 'api', port: 'http', name: API },
+    'no workload',
+  );
 });

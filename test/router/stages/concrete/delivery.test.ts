@@ -128,3 +128,22 @@ t.test('property: every endpoint kept is a known, non-hostNetwork pod of this no
   );
   t.pass('held');
 });
+
+t.test('the same endpoint asked again: the same workload while the pod stays, the new one once the address changes hands', async (t) => {
+  const pods = index(PODS);
+  const check = deliveryCheck({ nodeName: 'node-a', pods, k8sPrefix: '/io.l5d.k8s', hostNetworkPods: false });
+  const name = bound('/#/io.l5d.k8s/a/http/web');
+  const e = ep('10.0.0.1', 'node-a');
+  const first = check([e], name).endpoints[0];
+  t.equal(check([e], name).endpoints[0], first, 'asked again, the endpoint made for it is reused (no copy per request)');
+  t.same(e.meta, { nodeName: 'node-a' }, "the namer's endpoint is not touched");
+  // The pod is replaced: the address now belongs to another pod of the namespace, with another service account.
+  pods.delete('a', 'a-1');
+  pods.upsert(podInfo('a', 'a-9', 'node-a', '10.0.0.1', { sa: 'batch' }));
+  const after = check([e], name).endpoints[0];
+  t.same([after?.meta['podName'], after?.meta['serviceAccount']], ['a-9', 'batch'], 'the new pod is who answers now');
+  pods.delete('a', 'a-9');
+  t.same(check([e], name).endpoints, [], 'and once no pod owns it, it is refused');
+  const other = check([e], bound('/#/io.l5d.k8s/b/http/db'));
+  t.same(other.endpoints, [], 'the namespace is read per bound name');
+});

@@ -1,3 +1,4 @@
+import fc from 'fast-check';
 import t from 'tap';
 import { daemonSet, hostFilter, localNode, portTransform, replaceTransform } from '../../../../src/router/stages/concrete/transformers.js';
 import type { Endpoint } from '../../../../src/namer/addr.js';
@@ -56,4 +57,41 @@ t.test('io.l5d.localhost / specificHost keep endpoints on the given hosts', asyn
   const none = tr([ep('10.9.9.9', 80)]);
   t.same(none.endpoints, []);
   t.match(none.why, /on this host/);
+});
+
+t.test('daemonset asked again for the same destinations follows the routers as they change', async (t) => {
+  let routers = [ep('192.168.1.1', 4141, 'a')];
+  const tr = daemonSet(() => routers);
+  const dests = [ep('10.0.0.5', 80, 'a'), ep('10.0.0.6', 80, 'b')];
+  const first = tr(dests);
+  t.same(first.endpoints, routers);
+  t.equal(tr(dests), first, 'the same routers: the answer made for these destinations is reused');
+  routers = [...routers, ep('192.168.1.2', 4141, 'b')];
+  t.same(tr(dests).endpoints, routers, "node b's router, once it is known");
+  routers = [ep('192.168.1.9', 4141, 'a')];
+  t.same(tr(dests).endpoints, routers, 'a router replaced on node a');
+  routers = [];
+  t.match(tr(dests).why, /node\(s\) a, b/, 'no router left');
+});
+
+t.test('daemonset: any sequence of routers and destinations answers as a fresh transform would', async (t) => {
+  const pool = [ep('192.168.1.1', 4141, 'a'), ep('192.168.1.2', 4141, 'b'), ep('192.168.1.3', 4141, 'b'), ep('192.168.1.4', 4141)];
+  const destSets = [[ep('10.0.0.5', 80, 'a')], [ep('10.0.0.6', 80, 'b'), ep('10.0.0.7', 80, 'a')], [ep('10.0.0.8', 80, 'c')], []];
+  const step = fc.record({ routers: fc.subarray(pool), dests: fc.nat(destSets.length - 1) });
+  fc.assert(
+    fc.property(fc.array(step, { maxLength: 30, size: 'max' }), (steps) => {
+      let routers: Endpoint[] = [];
+      const kept = daemonSet(() => routers);
+      for (const s of steps) {
+        // A new array when the set changes (as the binding's walk makes one per call), the same items.
+        routers = [...s.routers];
+        const dests = destSets[s.dests] as Endpoint[];
+        const got = kept(dests);
+        const want = daemonSet(() => routers)(dests);
+        if (JSON.stringify(got) !== JSON.stringify(want)) return false;
+      }
+      return true;
+    }),
+  );
+  t.pass('fast-check found no counterexample');
 });
