@@ -9,6 +9,9 @@
 // that wraps `generateKeyPair` at load time wraps this one). Files that check key sizes (the
 // generator's own tests, `certs inspect` output) do not import it; nor do CLI children, which make
 // their keys as the binary does.
+//
+// Only under tap (TAP=1 in every test process and its children): the benchmarks import the same
+// helpers and must measure the key sizes a user runs (nginx refuses a 1024-bit certificate).
 
 import crypto from 'node:crypto';
 import { syncBuiltinESMExports } from 'node:module';
@@ -25,7 +28,7 @@ function smaller(type: unknown, options: KeyOptions): KeyOptions {
 
 const marker = Symbol.for('hostmesh.test-keys');
 const patched = crypto as typeof crypto & { [marker]?: true };
-if (patched[marker] !== true) {
+if (process.env['TAP'] === '1' && patched[marker] !== true) {
   patched[marker] = true;
   const sync = crypto.generateKeyPairSync as (type: unknown, options: KeyOptions) => unknown;
   const async = crypto.generateKeyPair as (type: unknown, options: KeyOptions, callback: (...args: unknown[]) => void) => void;
