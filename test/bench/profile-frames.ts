@@ -9,23 +9,7 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { parseArgs } from 'node:util';
-
-interface CallFrame {
-  functionName: string;
-  url: string;
-  lineNumber: number;
-}
-interface ProfileNode {
-  id: number;
-  callFrame: CallFrame;
-  hitCount?: number;
-  children?: number[];
-}
-interface Profile {
-  nodes: ProfileNode[];
-  samples: number[];
-  timeDeltas: number[];
-}
+import type { CallFrame, Profile } from './cpu-profile.js';
 
 const { values, positionals } = parseArgs({ options: { skip: { type: 'string', default: '15' } }, allowPositionals: true });
 const SKIP_US = Number(values.skip) * 1e6;

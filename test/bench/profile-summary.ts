@@ -7,21 +7,7 @@
 import { readFileSync } from 'node:fs';
 import { basename } from 'node:path';
 import { parseArgs } from 'node:util';
-
-interface CallFrame {
-  functionName: string;
-  url: string;
-  lineNumber: number;
-}
-interface ProfileNode {
-  id: number;
-  callFrame: CallFrame;
-}
-interface Profile {
-  nodes: ProfileNode[];
-  samples: number[];
-  timeDeltas: number[];
-}
+import type { CallFrame, Profile } from './cpu-profile.js';
 
 const { values, positionals } = parseArgs({
   options: { top: { type: 'string', default: '25' }, window: { type: 'string', default: '0' }, skip: { type: 'string', default: '0' } },
