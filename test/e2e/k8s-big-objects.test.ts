@@ -14,7 +14,7 @@ import { Informer } from '../../src/k8s/informer.js';
 import { PODS } from '../../src/k8s/resources.js';
 import { silentLogger } from '../../src/log.js';
 import { FakeApiServer } from '../fixtures/k8s-api-server.js';
-import { childModule } from '../helpers/paths.js';
+import { childEnv, childModule } from '../helpers/paths.js';
 import { until } from '../helpers/k8s.js';
 
 const ANNOTATION = 'x'.repeat(250_000);
@@ -48,14 +48,12 @@ function bigPod(i: number): KObject {
   };
 }
 
-const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => k !== 'NODE_V8_COVERAGE' && !k.startsWith('_TAPJS_PROCESSINFO')));
-
 async function routerIn(api: FakeApiServer): Promise<{ readyMs: number; peakRssMB: number; heapMB: number }> {
   // Without tap's coverage hooks: block coverage slows the byte scanning many times over.
   const router = childModule('test/fixtures/k8s-router-child.ts');
   const child = fork(router.file, {
     execArgv: [...router.execArgv, '--expose-gc'],
-    env: { ...env, API_PORT: String(api.port) },
+    env: childEnv({ API_PORT: String(api.port) }),
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });
   const [report] = (await once(child, 'message')) as [{ readyMs: number; peakRssMB: number; heapMB: number }];

@@ -8,7 +8,7 @@ import { createInterface } from 'node:readline';
 import t from 'tap';
 import { greeterClient, startGreeter, unary, type HelloReply } from '../helpers/grpc-greeter.js';
 import { B } from '../helpers/h2-mesh.js';
-import { childModule } from '../helpers/paths.js';
+import { childEnv, childModule } from '../helpers/paths.js';
 
 const MESSAGE = 64 * 1024;
 const TOTAL = Number(process.env['HOSTMESH_H2_STREAM_MIB'] ?? '64') * 1024 * 1024;
@@ -18,7 +18,7 @@ const RSS_GROWTH_CEILING = 96 * 1024 * 1024;
 t.test(`${TOTAL / 2 ** 20} MiB server stream through two routers with bounded router memory`, async (t) => {
   const app = await startGreeter(B, 'big');
   const mesh = childModule('test/helpers/h2-mesh-child.ts');
-  const child = spawn(process.execPath, [...mesh.execArgv, mesh.file, B, String(app.port)], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, [...mesh.execArgv, mesh.file, B, String(app.port)], { stdio: ['pipe', 'pipe', 'inherit'], env: childEnv() });
   const lines = createInterface({ input: child.stdout });
   const next = (): Promise<Record<string, unknown>> => new Promise((resolve) => lines.once('line', (l) => resolve(JSON.parse(l) as Record<string, unknown>)));
   t.teardown(async () => {

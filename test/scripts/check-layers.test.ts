@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import t, { type Test } from 'tap';
+import { childEnv } from '../helpers/paths.js';
 
 /** The script in the repository, whether this file runs from test/ or compiled from dist/test/. */
 function findScript(): string {
@@ -32,7 +33,7 @@ function plant(t: Test, files: Record<string, string>): string {
 
 /** The command on a tree of `files` (path under the root -> text): its exit code and output lines. */
 function run(t: Test, files: Record<string, string>): { code: number | null; lines: string[]; summary: string } {
-  const r = spawnSync(process.execPath, [SCRIPT, '--root', plant(t, files)], { encoding: 'utf8' });
+  const r = spawnSync(process.execPath, [SCRIPT, '--root', plant(t, files)], { encoding: 'utf8', env: childEnv() });
   const all = r.stdout.split('\n').filter((l) => l !== '');
   return { code: r.status, lines: all.filter((l) => !l.startsWith('check-layers:')), summary: all.filter((l) => l.startsWith('check-layers:')).join('') };
 }
