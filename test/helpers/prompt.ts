@@ -12,10 +12,11 @@ export async function timed<T>(f: () => Promise<T>): Promise<{ value: T; ms: num
  * How long a normal request may take during an attack before a test calls it starved: ten times
  * the same request measured the same way just before the attack (a busy machine slows both), and
  * never less than `floorMs`. A caller picks `floorMs` well above machine noise and well below what
- * starvation would cost (a wait bound or idle timeout the request would sit out), and says so.
+ * starvation would cost (a wait bound or deadline the request would sit out), and says so; where
+ * only the time tells starvation apart, `ceilingMs` (below that cost) keeps the bound under it.
  */
-export function promptBound(baselineMs: number, floorMs = 1000): number {
-  return Math.max(floorMs, 10 * baselineMs);
+export function promptBound(baselineMs: number, floorMs = 1000, ceilingMs = Number.POSITIVE_INFINITY): number {
+  return Math.round(Math.min(ceilingMs, Math.max(floorMs, 10 * baselineMs)));
 }
 
 /** `p`'s value, or `late` if it has not settled after `ms`. */
