@@ -8,6 +8,7 @@ import { mkdir, mkdtemp, rename, rm, symlink, writeFile } from 'node:fs/promises
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
+import { parsePolicy } from '../../src/authz/parse-policy.js';
 import { loadPolicyFile, PolicyWatcher } from '../../src/authz/policy-watcher.js';
 import { silentLogger } from '../../src/log.js';
 import { parseCase } from '../helpers/authz-cases.js';
@@ -73,6 +74,13 @@ t.test('a 1 MiB policy reload never holds a request for a second', async (t) => 
 
   const huge = hugePolicy();
   t.ok(huge.length > 1_000_000, `${huge.length} bytes`);
+  // What a reload on the event loop would cost a request, measured here and now: parsing and
+  // compiling the policy on this thread (about 1.1 s on the 2-core VM, quiet). A busy machine slows
+  // it as much as the requests, so half of it is a bound that load cannot trip but a stall fails.
+  const syncStarted = performance.now();
+  parsePolicy(huge, 'policy.yaml');
+  const syncMs = performance.now() - syncStarted;
+  const bound = syncMs / 2;
   await publish(root, 'gen2', (p) => writeFile(p, huge));
   let reloaded = false;
   const reload = w.check().then(() => (reloaded = true));
@@ -88,7 +96,10 @@ t.test('a 1 MiB policy reload never holds a request for a second', async (t) => 
   t.ok(w.policy.ruleCount > 3000, `the huge policy applied (${w.policy.ruleCount} rules)`);
   t.equal(w.policy.decide(web).decision, 'deny');
   const worst = Math.max(...times);
-  t.ok(worst < 1000, `${times.length} requests during the reload, slowest ${worst.toFixed(0)} ms`);
+  t.ok(
+    worst < bound,
+    `${times.length} requests during the reload, slowest ${worst.toFixed(0)} ms (bound ${bound.toFixed(0)} ms: half of the ${syncMs.toFixed(0)} ms the parse would hold one for on the event loop)`,
+  );
 });
 
 t.test('a policy file swapped for a FIFO or an oversized file is rejected once; the policy stays', async (t) => {
