@@ -1,0 +1,63 @@
+// `npm run bench:leak` (not a test): does a router keep anything per ordinary request? The demo
+// mesh (two routers, mutual TLS between them, the demo's `hello` app behind node-b) runs in this
+// process; ROUNDS rounds of REQUESTS requests go through node-a's outgoing port, 32 at a time, and
+// after each round the heap in use is read after two full collections. A leak shows as a heap
+// that keeps rising round after round; garbage a collection has not reached yet cannot show.
+// This is the leak check `npm run bench`'s soak can only estimate from heap samples (its floor
+// per 30 s window moves with when the old generation was last collected).
+//
+// Usage: node dist/test/bench/leak.js [REQUESTS (20000)] [ROUNDS (6)]
+
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
+import { Pool } from 'undici';
+import { A, startMesh } from '../helpers/mesh.js';
+
+setFlagsFromString('--expose_gc');
+const gc = runInNewContext('gc') as () => void;
+const REQUESTS = Number(process.argv[2] ?? 20_000);
+const ROUNDS = Number(process.argv[3] ?? 6);
+const CONCURRENCY = 32;
+
+const heapMb = (): number => {
+  gc();
+  gc();
+  return process.memoryUsage().heapUsed / 1048576;
+};
+
+const mesh = await startMesh();
+const pool = new Pool(`http://${A}:${mesh.ports.outgoing}`, { connections: CONCURRENCY });
+
+/** One round: REQUESTS requests; how many were not 200. */
+async function round(): Promise<number> {
+  let next = 0;
+  let failed = 0;
+  await Promise.all(
+    Array.from({ length: CONCURRENCY }, async () => {
+      while (next++ < REQUESTS) {
+        const r = await pool.request({ path: '/', method: 'GET', headers: { host: 'hello' } });
+        await r.body.dump();
+        if (r.statusCode !== 200) failed++;
+      }
+    }),
+  );
+  return failed;
+}
+
+const heaps = [heapMb()];
+console.log(`start: heap ${heaps[0]?.toFixed(2)} MB after full GC`);
+for (let i = 1; i <= ROUNDS; i++) {
+  const t0 = performance.now();
+  const failed = await round();
+  heaps.push(heapMb());
+  console.log(
+    `round ${i}: ${REQUESTS} requests (${failed} not 200) in ${((performance.now() - t0) / 1000).toFixed(1)} s; heap ${heaps[i]?.toFixed(2)} MB after full GC`,
+  );
+}
+await pool.close();
+await mesh.close();
+// Rounds 1-2 warm caches (pools, bindings, compiled code); what the later rounds add is per request.
+const warm = heaps[Math.min(2, ROUNDS)] ?? 0;
+const last = heaps[ROUNDS] ?? 0;
+const perRequest = ROUNDS > 2 ? ((last - warm) * 1048576) / ((ROUNDS - 2) * REQUESTS) : Number.NaN;
+console.log(`after warm-up: ${(last - warm).toFixed(2)} MB over ${(ROUNDS - 2) * REQUESTS} requests (${perRequest.toFixed(2)} bytes per request)`);
