@@ -17,6 +17,7 @@ import { Session } from 'node:inspector/promises';
 import { join } from 'node:path';
 import { Pool } from 'undici';
 import { A, startMesh } from '../helpers/mesh.js';
+import { helloRounds } from './mesh/hello-rounds.js';
 import { ROOT } from '../helpers/paths.js';
 
 const REQUESTS = Number(process.argv[2] ?? 10_000);
@@ -32,17 +33,10 @@ interface ProfileNode {
 const mesh = await startMesh();
 const pool = new Pool(`http://${A}:${mesh.ports.outgoing}`, { connections: CONCURRENCY });
 
+/** `n` requests, all answered 200 (a failing mesh would profile its error path instead). */
 async function round(n: number): Promise<void> {
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: CONCURRENCY }, async () => {
-      while (next++ < n) {
-        const r = await pool.request({ path: '/', method: 'GET', headers: { host: 'hello' } });
-        await r.body.dump();
-        if (r.statusCode !== 200) throw new Error(`status ${r.statusCode}`);
-      }
-    }),
-  );
+  const failed = await helloRounds(pool, n, CONCURRENCY);
+  if (failed > 0) throw new Error(`${failed} of ${n} requests were not answered 200`);
 }
 
 await round(Math.min(5_000, REQUESTS)); // warm: pools, bindings, compiled code

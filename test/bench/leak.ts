@@ -12,6 +12,7 @@ import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { Pool } from 'undici';
 import { A, startMesh } from '../helpers/mesh.js';
+import { helloRounds } from './mesh/hello-rounds.js';
 
 setFlagsFromString('--expose_gc');
 const gc = runInNewContext('gc') as () => void;
@@ -28,27 +29,11 @@ const heapMb = (): number => {
 const mesh = await startMesh();
 const pool = new Pool(`http://${A}:${mesh.ports.outgoing}`, { connections: CONCURRENCY });
 
-/** One round: REQUESTS requests; how many were not 200. */
-async function round(): Promise<number> {
-  let next = 0;
-  let failed = 0;
-  await Promise.all(
-    Array.from({ length: CONCURRENCY }, async () => {
-      while (next++ < REQUESTS) {
-        const r = await pool.request({ path: '/', method: 'GET', headers: { host: 'hello' } });
-        await r.body.dump();
-        if (r.statusCode !== 200) failed++;
-      }
-    }),
-  );
-  return failed;
-}
-
 const heaps = [heapMb()];
 console.log(`start: heap ${heaps[0]?.toFixed(2)} MB after full GC`);
 for (let i = 1; i <= ROUNDS; i++) {
   const t0 = performance.now();
-  const failed = await round();
+  const failed = await helloRounds(pool, REQUESTS, CONCURRENCY);
   heaps.push(heapMb());
   console.log(
     `round ${i}: ${REQUESTS} requests (${failed} not 200) in ${((performance.now() - t0) / 1000).toFixed(1)} s; heap ${heaps[i]?.toFixed(2)} MB after full GC`,
