@@ -173,14 +173,18 @@ export async function forwardAttempts<A, R>(
   const timer = new AttemptTimer({ clock: o.clock, deadline: ctx.deadline, attemptTimeoutMs: cli.requestAttemptTimeoutMs, abort });
   if (x.retries) retryBudget.deposit();
   requeueBudget.deposit();
-  const tried = new Set<string>();
+  // The endpoints attempted, by key. Most requests are answered at their first attempt: the set
+  // is made only when a second endpoint is looked for or tried (its first member is plan.endpoint).
+  let tried: Set<string> | undefined;
+  const first = plan.endpoint;
   let delays: (() => number) | undefined;
   let retries = 0;
-  let endpoint = plan.endpoint;
+  let endpoint = first;
   const canResend = (): boolean => !x.gone() && x.replayable();
   /** The endpoint to requeue on, when the request can be sent again, one is left and the budget allows. */
   const requeue = (reason: RequeueReason): Endpoint | undefined => {
     if (!canResend()) return undefined;
+    tried ??= new Set([endpointKey(first)]);
     const next = plan.another(tried);
     if (next === undefined) return undefined;
     if (!requeueBudget.tryWithdraw()) {
@@ -208,7 +212,7 @@ export async function forwardAttempts<A, R>(
         throw timedOut(o, timer, ctx);
       }
       const signal = timer.start();
-      tried.add(endpointKey(endpoint));
+      if (tried !== undefined || endpoint !== first) (tried ??= new Set([endpointKey(first)])).add(endpointKey(endpoint));
       // Failure accrual sees every attempt's outcome; a probe without one lets another go.
       const lease = o.endpoints.lease(endpoint, client, x.source, service, pools, cli.accrual);
       try {

@@ -17,7 +17,8 @@ import { headerValue, isHopByHop } from '../../headers.js';
 import { CLOSED_ERRORS, REQUEUE_HEADER, requeueReason } from './requeue.js';
 import { ReplayableBody } from './retry-body.js';
 import type { RoutePlan } from '../../route-plan.js';
-import { type Exchange, type ForwardOptions, forwardAttempts, retryHop, scopeOf } from './attempts.js';
+import { type Attempt, type Exchange, type Failed, type ForwardOptions, forwardAttempts, retryHop, type Scope, scopeOf } from './attempts.js';
+import type { Lease } from '../endpoint/endpoint.js';
 import { H2Forward } from './forward-h2.js';
 import { forwardUpgrade, type UpgradeRequest } from './forward-upgrade.js';
 import { UpstreamAnswer } from './upstream-answer.js';
@@ -58,86 +59,14 @@ export class ForwardStage {
    */
   async #send(req: IncomingMessage, res: ServerResponse, plan: RoutePlan, ctx: RequestContext): Promise<void> {
     if (res.destroyed) return; // the client left while its earlier pipelined requests ran
-    const o = this.#o;
-    const scope = scopeOf(o, plan);
-    const { pools, service } = scope;
-    const limits = pools.limits;
-    // TLS: the name to send (SNI) is the client's commonName. undici would take the Host header,
-    // and reconnect each time the next request's Host differs.
-    const servername = pools.tlsOptions?.servername;
-    // undici takes an EventEmitter as the abort signal: far cheaper per request than an
-    // AbortController, whose signal machinery showed in the profile.
-    const abort = new EventEmitter();
-    const onClose = (): void => {
-      if (!res.writableFinished) abort.emit('abort');
-    };
-    res.once('close', onClose);
-    const method = plan.method;
-    const hasBody = req.headers['transfer-encoding'] !== undefined || (req.headers['content-length'] ?? '0') !== '0';
-    const chunked = hasBody && req.headers['content-length'] === undefined;
-    const classify = scope.svc.classify;
-    const body = hasBody ? new ReplayableBody(req, scope.svc.retries.requestBufferBytes) : undefined;
-    const retriesHere = retryHop(ctx);
-    let stopWatch: (() => void) | undefined;
-    let bodyStalled = false;
-    const exchange: Exchange<UpstreamAnswer, void> = {
-      // The fair-share key: on the outbound side the client's address is the pod; on the inbound
-      // side every request comes from a peer router, so only the per-service share applies there.
-      source: ctx.direction === 'inbound' ? undefined : req.socket.remoteAddress,
-      admitted: true,
-      retries: true,
-      reportsClass: true,
-      replayable: () => body === undefined || body.replayable,
-      gone: () => res.destroyed,
-      left: () => undefined,
-      timeoutRetryable: () => classify({ method, chunked }, 503, {}) === 'retryable',
-      send: async (_endpoint, lease, signal) => {
-        if (hasBody && stopWatch === undefined && !req.readableEnded) {
-          stopWatch = watchRequestBody(req, limits.requestBodyIdleTimeoutMs, o.clock, () => {
-            bodyStalled = true;
-            o.events.timeout('request_body_idle', service);
-            abort.emit('abort');
-          });
-        }
-        const started = performance.now();
-        const answer = new UpstreamAnswer(res, signal);
-        try {
-          const opts: Dispatcher.DispatchOptions & { servername?: string } = {
-            method: method as Dispatcher.HttpMethod,
-            path: plan.target,
-            headers: plan.headers as Record<string, string | string[]>,
-            body: body === undefined ? null : body.attempt(),
-          };
-          if (servername !== undefined) opts.servername = servername;
-          await answer.dispatch(lease.entry.pool, opts);
-        } catch (err) {
-          if (err instanceof HostmeshError) throw err;
-          if (bodyStalled) {
-            // The rest of the body will not be read: the connection cannot carry another request.
-            res.setHeader('connection', 'close');
-            throw new HostmeshError('REQUEST_TIMEOUT', `request body made no progress for ${limits.requestBodyIdleTimeoutMs} ms`, { cause: err });
-          }
-          const code = (err as { code?: string }).code ?? '';
-          return { kind: 'failed', code, err: err as Error, requeue: requeueReason(code, method) };
-        }
-        pools.observe(lease.entry, performance.now() - started);
-        return { kind: 'answer', answer, head: answer.headers, cls: classify({ method, chunked }, answer.status, answer.headers) };
-      },
-      discard: (answer) => answer.discard(),
-      relay: (answer, cls) => {
-        body?.settle(); // this answer is final: nothing is resent, so nothing need be kept
-        relayHead(res, answer, cls as ResponseClass, retriesHere);
-        return answer.relay((err) => {
-          if ((err as { code?: string }).code === 'UND_ERR_BODY_TIMEOUT') o.events.timeout('response_body_idle', service);
-        });
-      },
-      failure: (f, endpoint) => this.#upstreamError(f.err, f.code, endpoint, service),
-    };
+    const scope = scopeOf(this.#o, plan);
+    const exchange = new Http1Exchange(this.#o, req, res, plan, ctx, scope, (err, code, endpoint) => this.#upstreamError(err, code, endpoint, scope.service));
+    res.once('close', exchange.onClose);
     try {
-      await forwardAttempts(o, plan, ctx, scope, abort, exchange);
+      await forwardAttempts(this.#o, plan, ctx, scope, exchange.abort, exchange);
     } finally {
-      stopWatch?.();
-      res.off('close', onClose);
+      exchange.finish();
+      res.off('close', exchange.onClose);
     }
   }
 
@@ -171,6 +100,142 @@ export class ForwardStage {
       });
     }
     return new HostmeshError('CONNECT_FAILED', `cannot reach ${endpointKey(endpoint)}: ${(err as Error).message}`, { cause: err });
+  }
+}
+
+/**
+ * One HTTP/1 request's side of the attempt loop (attempts.ts): each attempt is one undici dispatch
+ * on the endpoint's pool (upstream-answer.ts: the answer's body goes straight into the response);
+ * a body is sent again only while it fits the retry buffer. One object per request, its state in
+ * fields: the loop calls its methods, so no closures are made per request.
+ */
+class Http1Exchange implements Exchange<UpstreamAnswer, void> {
+  /** The fair-share key: on the outbound side the client's address is the pod; on the inbound side every request comes from a peer router, so only the per-service share applies there. */
+  readonly source: string | undefined;
+  readonly admitted = true;
+  readonly retries = true;
+  readonly reportsClass = true;
+  /**
+   * The request's own abort signal (the client left, or its body stalled). undici takes an
+   * EventEmitter as the signal: far cheaper per request than an AbortController, whose signal
+   * machinery showed in the profile.
+   */
+  readonly abort = new EventEmitter();
+  readonly #o: ForwardOptions;
+  readonly #req: IncomingMessage;
+  readonly #res: ServerResponse;
+  readonly #plan: RoutePlan;
+  readonly #scope: Scope;
+  readonly #failure: (err: unknown, code: string, endpoint: Endpoint) => HostmeshError;
+  readonly #hasBody: boolean;
+  readonly #chunked: boolean;
+  readonly #body: ReplayableBody | undefined;
+  readonly #retriesHere: boolean;
+  #stopWatch: (() => void) | undefined;
+  #bodyStalled = false;
+
+  constructor(
+    o: ForwardOptions,
+    req: IncomingMessage,
+    res: ServerResponse,
+    plan: RoutePlan,
+    ctx: RequestContext,
+    scope: Scope,
+    failure: (err: unknown, code: string, endpoint: Endpoint) => HostmeshError,
+  ) {
+    this.#o = o;
+    this.#req = req;
+    this.#res = res;
+    this.#plan = plan;
+    this.#scope = scope;
+    this.#failure = failure;
+    this.source = ctx.direction === 'inbound' ? undefined : req.socket.remoteAddress;
+    const h = req.headers;
+    this.#hasBody = h['transfer-encoding'] !== undefined || (h['content-length'] ?? '0') !== '0';
+    this.#chunked = this.#hasBody && h['content-length'] === undefined;
+    this.#body = this.#hasBody ? new ReplayableBody(req, scope.svc.retries.requestBufferBytes) : undefined;
+    this.#retriesHere = retryHop(ctx);
+  }
+
+  /** The client's response closed: a request still being answered is aborted. */
+  readonly onClose = (): void => {
+    if (!this.#res.writableFinished) this.abort.emit('abort');
+  };
+
+  replayable(): boolean {
+    return this.#body === undefined || this.#body.replayable;
+  }
+
+  gone(): boolean {
+    return this.#res.destroyed;
+  }
+
+  left(): void {}
+
+  timeoutRetryable(): boolean {
+    return this.#scope.svc.classify({ method: this.#plan.method, chunked: this.#chunked }, 503, {}) === 'retryable';
+  }
+
+  async send(_endpoint: Endpoint, lease: Lease, signal: EventEmitter): Promise<Attempt<UpstreamAnswer>> {
+    const req = this.#req;
+    const plan = this.#plan;
+    const { pools, service } = this.#scope;
+    const limits = pools.limits;
+    if (this.#hasBody && this.#stopWatch === undefined && !req.readableEnded) {
+      this.#stopWatch = watchRequestBody(req, limits.requestBodyIdleTimeoutMs, this.#o.clock, () => {
+        this.#bodyStalled = true;
+        this.#o.events.timeout('request_body_idle', service);
+        this.abort.emit('abort');
+      });
+    }
+    const started = performance.now();
+    const answer = new UpstreamAnswer(this.#res, signal);
+    try {
+      const opts: Dispatcher.DispatchOptions & { servername?: string } = {
+        method: plan.method as Dispatcher.HttpMethod,
+        path: plan.target,
+        headers: plan.headers as Record<string, string | string[]>,
+        body: this.#body === undefined ? null : this.#body.attempt(),
+      };
+      // TLS: the name to send (SNI) is the client's commonName. undici would take the Host header,
+      // and reconnect each time the next request's Host differs.
+      const servername = pools.tlsOptions?.servername;
+      if (servername !== undefined) opts.servername = servername;
+      await answer.dispatch(lease.entry.pool, opts);
+    } catch (err) {
+      if (err instanceof HostmeshError) throw err;
+      if (this.#bodyStalled) {
+        // The rest of the body will not be read: the connection cannot carry another request.
+        this.#res.setHeader('connection', 'close');
+        throw new HostmeshError('REQUEST_TIMEOUT', `request body made no progress for ${limits.requestBodyIdleTimeoutMs} ms`, { cause: err });
+      }
+      const code = (err as { code?: string }).code ?? '';
+      return { kind: 'failed', code, err: err as Error, requeue: requeueReason(code, plan.method) };
+    }
+    pools.observe(lease.entry, performance.now() - started);
+    const cls = this.#scope.svc.classify({ method: plan.method, chunked: this.#chunked }, answer.status, answer.headers);
+    return { kind: 'answer', answer, head: answer.headers, cls };
+  }
+
+  discard(answer: UpstreamAnswer): Promise<void> {
+    return answer.discard();
+  }
+
+  relay(answer: UpstreamAnswer, cls: ResponseClass | undefined): Promise<void> {
+    this.#body?.settle(); // this answer is final: nothing is resent, so nothing need be kept
+    relayHead(this.#res, answer, cls as ResponseClass, this.#retriesHere);
+    return answer.relay((err) => {
+      if ((err as { code?: string }).code === 'UND_ERR_BODY_TIMEOUT') this.#o.events.timeout('response_body_idle', this.#scope.service);
+    });
+  }
+
+  failure(f: Failed, endpoint: Endpoint): HostmeshError {
+    return this.#failure(f.err, f.code, endpoint);
+  }
+
+  /** The request is done: its body's idle watch stops. */
+  finish(): void {
+    this.#stopWatch?.();
   }
 }
 
