@@ -22,9 +22,20 @@ export interface TestMesh {
 }
 
 export async function startMesh(options: DemoOptions = {}): Promise<TestMesh> {
-  const [outgoing, incoming, admin] = (await freePorts(A, 3)) as [number, number, number];
-  const ports = { outgoing, incoming, admin };
-  const demo = await startDemo(silentLogger(), ports, options);
+  // A port freePorts found free can be taken by another test file's freePorts before the routers
+  // bind it (files run in parallel): the demo closes what it started, and gets fresh ports.
+  let ports: { outgoing: number; incoming: number; admin: number };
+  let demo: Demo;
+  for (let attempt = 1; ; attempt++) {
+    const [outgoing, incoming, admin] = (await freePorts(A, 3)) as [number, number, number];
+    ports = { outgoing, incoming, admin };
+    try {
+      demo = await startDemo(silentLogger(), ports, options);
+      break;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EADDRINUSE' || attempt >= 5) throw err;
+    }
+  }
   return {
     demo,
     ports,
@@ -34,7 +45,7 @@ export async function startMesh(options: DemoOptions = {}): Promise<TestMesh> {
       // The fs namer sees the file within its watch/poll interval: wait until a request binds.
       const deadline = Date.now() + 10_000;
       for (;;) {
-        const r = await request({ host: A, port: outgoing, path: `http://${name}/__ready`, method: 'HEAD' }).catch(() => ({ status: 0 }));
+        const r = await request({ host: A, port: ports.outgoing, path: `http://${name}/__ready`, method: 'HEAD' }).catch(() => ({ status: 0 }));
         if (r.status !== 502 && r.status !== 0) return;
         if (Date.now() > deadline) throw new Error(`${name} never became routable`);
         await new Promise((res) => setTimeout(res, 50));
