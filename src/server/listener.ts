@@ -355,7 +355,8 @@ export class Listener {
       const started = performance.now();
       metrics.started();
       const accessLog = this.#accessLog;
-      res.once('close', () => {
+      res.on('close', () => {
+        // 'close' comes once; on() skips once()'s wrapper per request
         metrics.done(ctx.service, ctx.client, res.headersSent ? res.statusCode : 499, (performance.now() - started) / 1000, this.#serverLabel);
         if (accessLog !== undefined && res.headersSent) accessLog.request(req, res);
       });

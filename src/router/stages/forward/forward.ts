@@ -61,7 +61,7 @@ export class ForwardStage {
     if (res.destroyed) return; // the client left while its earlier pipelined requests ran
     const scope = scopeOf(this.#o, plan);
     const exchange = new Http1Exchange(this.#o, req, res, plan, ctx, scope, (err, code, endpoint) => this.#upstreamError(err, code, endpoint, scope.service));
-    res.once('close', exchange.onClose);
+    res.on('close', exchange.onClose); // removed below; a response closes once
     try {
       await forwardAttempts(this.#o, plan, ctx, scope, exchange.abort, exchange);
     } finally {

@@ -87,7 +87,7 @@ export class UpstreamAnswer implements Dispatcher.DispatchHandler {
         res.off('close', this.#onClientClose);
         resolve();
       };
-      res.once('close', this.#onClientClose);
+      res.on('close', this.#onClientClose); // removed when settled; a response closes once
       const held = this.#held;
       this.#held = [];
       this.#heldBytes = 0;
