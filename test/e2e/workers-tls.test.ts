@@ -4,7 +4,6 @@
 // /metrics counts every refusal once.
 
 import '../helpers/test-keys.js';
-import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { once } from 'node:events';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import http from 'node:http';
@@ -15,10 +14,8 @@ import { join } from 'node:path';
 import tls from 'node:tls';
 import t from 'tap';
 import { createCa, issueNodeCertificate } from '../../src/tls/generate.js';
-import { spawnCli } from '../helpers/cli.js';
-import { request } from '../helpers/http.js';
 import { freePorts } from '../helpers/ports.js';
-import { parsePrometheus } from '../helpers/prometheus.js';
+import { ownerOfClientPort, startPrimary } from '../helpers/workers.js';
 
 const IP = '127.0.0.54';
 const dir = await mkdtemp(join(tmpdir(), 'hostmesh-workers-tls-'));
@@ -29,38 +26,6 @@ const peer = issueNodeCertificate(ca, 'hostmesh', { name: 'node-2' }, 1);
 await writeFile(join(dir, 'ca.pem'), ca.certPem);
 await writeFile(join(dir, 'cert.pem'), node.certPem);
 await writeFile(join(dir, 'key.pem'), node.keyPem);
-
-function children(pid: number): number[] {
-  try {
-    return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
-  } catch {
-    return [];
-  }
-}
-
-/** The process among `pids` holding the client side of the loopback connection from `port`. */
-function ownerOfClientPort(port: number, pids: readonly number[]): number | undefined {
-  const hexPort = port.toString(16).toUpperCase().padStart(4, '0');
-  const inodes = new Set<string>();
-  for (const line of readFileSync('/proc/net/tcp', 'utf8').split('\n').slice(1)) {
-    const f = line.trim().split(/\s+/);
-    if (f[1]?.endsWith(`:${hexPort}`) && f[9] !== undefined && f[9] !== '0') inodes.add(f[9]);
-  }
-  return pids.find((pid) => {
-    try {
-      return readdirSync(`/proc/${pid}/fd`).some((fd) => {
-        try {
-          const m = /^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/${pid}/fd/${fd}`));
-          return m?.[1] !== undefined && inodes.has(m[1]);
-        } catch {
-          return false;
-        }
-      });
-    } catch {
-      return false;
-    }
-  });
-}
 
 function call(port: number, withCertificate: boolean): Promise<string> {
   return new Promise((resolve) => {
@@ -121,32 +86,10 @@ routers:
   - {port: ${port}, ip: ${IP}, tls: {certPath: cert.pem, keyPath: key.pem, caCertPath: ca.pem, requireClientAuth: true}}
 `,
   );
-  const primary = spawnCli(['run', '-c', file]);
-  let stderr = '';
-  primary.stderr?.on('data', (c: Buffer) => (stderr += c.toString()));
-  let exited = false;
-  primary.once('exit', () => (exited = true));
-  let workers: number[] = [];
-  t.teardown(() => {
-    if (!t.passing()) t.comment(stderr.slice(-6000));
-    if (!exited) primary.kill('SIGKILL');
-    for (const w of workers) {
-      try {
-        process.kill(w, 'SIGKILL');
-      } catch {
-        // gone
-      }
-    }
-  });
-  const pid = primary.pid ?? 0;
-  const scrape = async (): Promise<ReturnType<typeof parsePrometheus>> => {
-    const r = await request({ host: IP, port: admin, path: '/metrics' }).catch(() => undefined);
-    return r?.status === 200 ? parsePrometheus(r.body) : [];
-  };
-  const running = async (): Promise<number> => (await scrape()).find((s) => s.name === 'hostmesh_workers_running')?.value ?? 0;
-  for (let i = 0; i < 600 && (await running()) !== 2; i++) await new Promise((r) => setTimeout(r, 50));
-  workers = children(pid);
+  const primary = startPrimary(t, file, IP, admin);
+  const workers = await primary.untilRunning(2);
   t.equal(workers.length, 2, 'two workers serving');
+  const scrape = primary.scrape;
 
   const before = (await scrape()).filter((s) => s.name === 'hostmesh_tls_handshake_failures_total').reduce((n, s) => n + s.value, 0);
   const peers = await Promise.all(Array.from({ length: 8 }, () => call(port, true)));

@@ -4,63 +4,21 @@
 // again while the other serves on, and SIGTERM drains both workers' requests in flight.
 
 import { once } from 'node:events';
-import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import http from 'node:http';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
-import { spawnCli } from '../helpers/cli.js';
 import { request } from '../helpers/http.js';
 import { freePorts } from '../helpers/ports.js';
 import { parsePrometheus } from '../helpers/prometheus.js';
 import { eventually } from '../helpers/sockets.js';
+import { alive, childrenOf, ownerOfClientPort, startPrimary } from '../helpers/workers.js';
 
 const IP = '127.0.0.52';
 const dir = await mkdtemp(join(tmpdir(), 'hostmesh-workers-'));
 t.teardown(() => rm(dir, { recursive: true, force: true }));
-
-/** The direct children of a process (the primary's workers). */
-function children(pid: number): number[] {
-  try {
-    return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
-  } catch {
-    return [];
-  }
-}
-
-/** Socket inodes a process holds. */
-function socketInodes(pid: number): Set<string> {
-  const out = new Set<string>();
-  try {
-    for (const fd of readdirSync(`/proc/${pid}/fd`)) {
-      try {
-        const m = /^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/${pid}/fd/${fd}`));
-        if (m?.[1] !== undefined) out.add(m[1]);
-      } catch {
-        // closed while listing
-      }
-    }
-  } catch {
-    // gone
-  }
-  return out;
-}
-
-/** The process among `pids` that owns the client side of a TCP connection from local port `port` (IPv4 loopback). */
-function ownerOfClientPort(port: number, pids: readonly number[]): number | undefined {
-  const hexPort = port.toString(16).toUpperCase().padStart(4, '0');
-  const inodes = new Set<string>();
-  for (const line of readFileSync('/proc/net/tcp', 'utf8').split('\n').slice(1)) {
-    const f = line.trim().split(/\s+/);
-    if (f[1]?.endsWith(`:${hexPort}`) && f[9] !== undefined && f[9] !== '0') inodes.add(f[9]);
-  }
-  return pids.find((pid) => {
-    const own = socketInodes(pid);
-    return [...inodes].some((i) => own.has(i));
-  });
-}
 
 interface App {
   readonly port: number;
@@ -117,37 +75,12 @@ routers:
   - {port: ${port}, ip: ${IP}}
 `,
   );
-  const primary = spawnCli(['run', '-c', file]);
-  let stderr = '';
-  primary.stderr?.on('data', (c: Buffer) => (stderr += c.toString()));
-  const exit = once(primary, 'exit') as Promise<[number | null, string | null]>;
-  let exited = false;
-  void exit.then(() => (exited = true));
-  t.teardown(() => {
-    if (!exited) primary.kill('SIGKILL');
-    for (const pid of workers) {
-      try {
-        process.kill(pid, 'SIGKILL');
-      } catch {
-        // gone
-      }
-    }
-  });
-  // The processes' log, shown when an assertion fails (a worker's exit and its reason are in it).
-  t.teardown(() => {
-    if (!t.passing()) t.comment(stderr.slice(-6000));
-  });
-  const pid = primary.pid ?? 0;
-  let workers: number[] = [];
+  const primary = startPrimary(t, file, IP, admin);
+  const { pid } = primary;
   const ready = async (): Promise<boolean> => (await request({ host: IP, port: admin, path: '/ready' }).catch(() => ({ status: 0 }))).status === 200;
   // Both workers serving: worker 0's /ready, and the primary counting two workers that said so.
-  const running = async (): Promise<number> => {
-    const r = await request({ host: IP, port: admin, path: '/metrics' }).catch(() => undefined);
-    return r?.status === 200 ? (parsePrometheus(r.body).find((s) => s.name === 'hostmesh_workers_running')?.value ?? 0) : 0;
-  };
-  for (let i = 0; i < 600 && !(children(pid).length === 2 && (await ready()) && (await running()) === 2); i++) await new Promise((r) => setTimeout(r, 50));
-  workers = children(pid);
-  t.equal(workers.length, 2, workers.length === 2 ? 'two workers' : `two workers; the log: ${stderr.slice(-2000)}`);
+  let workers = await primary.untilRunning(2, ready);
+  t.equal(workers.length, 2, workers.length === 2 ? 'two workers' : `two workers; the log: ${primary.stderr().slice(-2000)}`);
 
   const get = (path = '/'): Promise<{ status: number; body: string }> =>
     request({ host: IP, port, path, headers: { host: 'web' } }).catch((e: Error) => ({ status: 0, body: e.message }));
@@ -194,17 +127,18 @@ routers:
   // A killed worker: the other serves on, and the primary starts a new one.
   const [victim, survivor] = workers as [number, number];
   process.kill(victim, 'SIGKILL');
-  t.ok(await eventually(() => !children(pid).includes(victim), 10_000), 'the primary reaped the killed worker');
+  t.ok(await eventually(() => !childrenOf(pid).includes(victim), 10_000), 'the primary reaped the killed worker');
   const during = await Promise.all(Array.from({ length: 6 }, () => get()));
   t.same(
     during.map((r) => r.status),
     Array(6).fill(200),
     'requests are answered while a worker is down',
   );
-  t.ok(await eventually(() => children(pid).length === 2, 15_000), 'a new worker replaced it');
-  workers = children(pid);
+  t.ok(await eventually(() => childrenOf(pid).length === 2, 15_000), 'a new worker replaced it');
+  workers = childrenOf(pid);
+  primary.workers = workers;
   t.ok(workers.includes(survivor) && !workers.includes(victim), 'the survivor kept running');
-  for (let i = 0; i < 600 && !((await ready()) && (await running()) === 2); i++) await new Promise((r) => setTimeout(r, 50));
+  await primary.untilRunning(2, ready);
   const restarted = await scrape();
   t.equal(restarted.find((s) => s.name === 'hostmesh_worker_restarts_total')?.value, 1, 'the restart is counted');
   t.equal(restarted.find((s) => s.name === 'hostmesh_workers_running')?.value, 2, 'two workers running again');
@@ -214,7 +148,7 @@ routers:
   t.ok(await eventually(() => b.held.length === 6, 10_000), 'six slow requests reached app B');
   const slowOwners = new Set(b.held.map((h) => ownerOfClientPort(h.port, workers)));
   t.same([...slowOwners].sort(), [...workers].sort(), 'both workers have requests in flight');
-  primary.kill('SIGTERM');
+  primary.child.kill('SIGTERM');
   // The drain closes the port (every worker stopped accepting) while the requests wait.
   const refused = async (): Promise<boolean> =>
     new Promise((resolve) => {
@@ -231,7 +165,7 @@ routers:
     if (!closed) await new Promise((r) => setTimeout(r, 50));
   }
   t.ok(closed, 'the port is closed once the drain starts');
-  t.equal(exited, false, 'the primary waits for the workers in flight');
+  t.equal(primary.exited(), false, 'the primary waits for the workers in flight');
   for (const h of b.held) h.release();
   const answers = await Promise.all(slow);
   t.same(
@@ -239,16 +173,7 @@ routers:
     Array(6).fill('200 B'),
     'every request in flight was answered',
   );
-  const [code] = await exit;
+  const [code] = await primary.exit;
   t.equal(code, 0, 'the primary exits 0 after the drain');
-  t.ok(await eventually(() => workers.every((w) => !existsProc(w)), 5_000), 'no worker is left');
+  t.ok(await eventually(() => workers.every((w) => !alive(w)), 5_000), 'no worker is left');
 });
-
-function existsProc(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
