@@ -6,13 +6,13 @@ import '../helpers/test-keys.js'; // 1024-bit RSA keys for the certificates made
 import { once } from 'node:events';
 import https from 'node:https';
 import net from 'node:net';
+import { writeListenerPki } from '../helpers/listener-pki.js';
 import tls from 'node:tls';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { readdirSync, readlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
-import { createCa, issueNodeCertificate } from '../../src/tls/generate.js';
 import { spawnCli } from '../helpers/cli.js';
 import { request } from '../helpers/http.js';
 import { freePorts } from '../helpers/ports.js';
@@ -23,12 +23,7 @@ import { eventually, heldSockets } from '../helpers/sockets.js';
 const IP = '127.0.0.51';
 const dir = await mkdtemp(join(tmpdir(), 'hostmesh-hostile-drain-'));
 t.teardown(() => rm(dir, { recursive: true, force: true }));
-const ca = createCa({ commonName: 'test CA', days: 1 });
-const node = issueNodeCertificate(ca, 'hostmesh', { name: 'node-1', ip: IP }, 1);
-const peer = issueNodeCertificate(ca, 'hostmesh', { name: 'node-2' }, 1);
-await writeFile(join(dir, 'ca.pem'), ca.certPem);
-await writeFile(join(dir, 'cert.pem'), node.certPem);
-await writeFile(join(dir, 'key.pem'), node.keyPem);
+const { ca, peer } = await writeListenerPki(dir, IP);
 
 /** Sockets among a process's file descriptors (what the fd limit counts). */
 function socketFds(pid: number): number {

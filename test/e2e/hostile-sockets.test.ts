@@ -8,14 +8,14 @@ import http from 'node:http';
 import https from 'node:https';
 import net from 'node:net';
 import tls from 'node:tls';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
 import type { HostmeshConfig, RouterConfig, ServerConfig } from '../../src/config/types.js';
 import { silentLogger } from '../../src/log.js';
 import { startHostmesh, type Hostmesh } from '../../src/app/hostmesh.js';
-import { createCa, issueNodeCertificate } from '../../src/tls/generate.js';
+import { writeListenerPki } from '../helpers/listener-pki.js';
 import { freePorts } from '../helpers/ports.js';
 import { request } from '../helpers/http.js';
 import { promptBound, timed, within } from '../helpers/prompt.js';
@@ -26,12 +26,7 @@ const BACKEND = '127.0.0.1';
 
 const dir = await mkdtemp(join(tmpdir(), 'hostmesh-hostile-sockets-'));
 t.teardown(() => rm(dir, { recursive: true, force: true }));
-const ca = createCa({ commonName: 'test CA', days: 1 });
-const serverCert = issueNodeCertificate(ca, 'hostmesh', { name: 'node-b', ip: IP }, 1);
-const peerCert = issueNodeCertificate(ca, 'hostmesh', { name: 'node-a' }, 1);
-await writeFile(join(dir, 'ca.pem'), ca.certPem);
-await writeFile(join(dir, 'cert.pem'), serverCert.certPem);
-await writeFile(join(dir, 'key.pem'), serverCert.keyPem);
+const { ca, peer: peerCert } = await writeListenerPki(dir, IP, { node: 'node-b', peer: 'node-a' });
 
 // The backend answers plain requests, a large body on /big, and upgrades it holds open (counted).
 const upgraded = new Set<net.Socket>();

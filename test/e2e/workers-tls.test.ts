@@ -8,24 +8,19 @@ import { once } from 'node:events';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import http from 'node:http';
 import https from 'node:https';
+import { writeListenerPki } from '../helpers/listener-pki.js';
 import type net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import tls from 'node:tls';
 import t from 'tap';
-import { createCa, issueNodeCertificate } from '../../src/tls/generate.js';
 import { freePorts } from '../helpers/ports.js';
 import { ownerOfClientPort, startPrimary } from '../helpers/workers.js';
 
 const IP = '127.0.0.54';
 const dir = await mkdtemp(join(tmpdir(), 'hostmesh-workers-tls-'));
 t.teardown(() => rm(dir, { recursive: true, force: true }));
-const ca = createCa({ commonName: 'test CA', days: 1 });
-const node = issueNodeCertificate(ca, 'hostmesh', { name: 'node-1', ip: IP }, 1);
-const peer = issueNodeCertificate(ca, 'hostmesh', { name: 'node-2' }, 1);
-await writeFile(join(dir, 'ca.pem'), ca.certPem);
-await writeFile(join(dir, 'cert.pem'), node.certPem);
-await writeFile(join(dir, 'key.pem'), node.keyPem);
+const { ca, peer } = await writeListenerPki(dir, IP);
 
 function call(port: number, withCertificate: boolean): Promise<string> {
   return new Promise((resolve) => {
