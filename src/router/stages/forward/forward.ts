@@ -53,14 +53,13 @@ export class ForwardStage {
 
   /**
    * One request over HTTP/1, through the attempt loop (attempts.ts: requeues, retries, deadlines,
-   * leases). Each attempt is one undici dispatch on the endpoint's pool (upstream-answer.ts: the
-   * answer's body goes straight into the response); a body is sent again only while it fits the
-   * retry buffer. The last answer is relayed, with its class in l5d-success-class.
+   * leases), the request's side of it being an Http1Exchange (below). The last answer is relayed,
+   * with its class in l5d-success-class.
    */
   async #send(req: IncomingMessage, res: ServerResponse, plan: RoutePlan, ctx: RequestContext): Promise<void> {
     if (res.destroyed) return; // the client left while its earlier pipelined requests ran
     const scope = scopeOf(this.#o, plan);
-    const exchange = new Http1Exchange(this.#o, req, res, plan, ctx, scope, (err, code, endpoint) => this.#upstreamError(err, code, endpoint, scope.service));
+    const exchange = new Http1Exchange(this.#o, req, res, plan, ctx, scope);
     res.on('close', exchange.onClose); // removed below; a response closes once
     try {
       await forwardAttempts(this.#o, plan, ctx, scope, exchange.abort, exchange);
@@ -81,25 +80,6 @@ export class ForwardStage {
   /** The HTTP/2 way to carry out plans (forward-h2.ts): the same endpoints, budgets and settings as this stage's. */
   h2(sessions: H2Sessions, classify: H2Classifier): H2Forward {
     return new H2Forward(this.#o, sessions, classify);
-  }
-
-  /** The catalog error for a failed upstream request (no response arrived). */
-  #upstreamError(err: unknown, code: string, endpoint: Endpoint, service: string): HostmeshError {
-    const limits = this.#o.endpoints.pools.limits;
-    if (code === 'UND_ERR_HEADERS_TIMEOUT') {
-      this.#o.events.timeout('headers', service);
-      return new HostmeshError('TIMEOUT', `${endpointKey(endpoint)} did not answer within ${limits.headersTimeoutMs} ms (headers timeout)`, { cause: err });
-    }
-    if (code === 'UND_ERR_CONNECT_TIMEOUT') {
-      this.#o.events.timeout('connect', service);
-      return new HostmeshError('TIMEOUT', `timed out connecting to ${endpointKey(endpoint)}`, { cause: err });
-    }
-    if (CLOSED_ERRORS.has(code)) {
-      return new HostmeshError('UPSTREAM_ERROR', `connection to ${endpointKey(endpoint)} failed after the request was sent: ${(err as Error).message}`, {
-        cause: err,
-      });
-    }
-    return new HostmeshError('CONNECT_FAILED', `cannot reach ${endpointKey(endpoint)}: ${(err as Error).message}`, { cause: err });
   }
 }
 
@@ -126,7 +106,6 @@ class Http1Exchange implements Exchange<UpstreamAnswer, void> {
   readonly #res: ServerResponse;
   readonly #plan: RoutePlan;
   readonly #scope: Scope;
-  readonly #failure: (err: unknown, code: string, endpoint: Endpoint) => HostmeshError;
   readonly #hasBody: boolean;
   readonly #chunked: boolean;
   readonly #body: ReplayableBody | undefined;
@@ -134,21 +113,12 @@ class Http1Exchange implements Exchange<UpstreamAnswer, void> {
   #stopWatch: (() => void) | undefined;
   #bodyStalled = false;
 
-  constructor(
-    o: ForwardOptions,
-    req: IncomingMessage,
-    res: ServerResponse,
-    plan: RoutePlan,
-    ctx: RequestContext,
-    scope: Scope,
-    failure: (err: unknown, code: string, endpoint: Endpoint) => HostmeshError,
-  ) {
+  constructor(o: ForwardOptions, req: IncomingMessage, res: ServerResponse, plan: RoutePlan, ctx: RequestContext, scope: Scope) {
     this.#o = o;
     this.#req = req;
     this.#res = res;
     this.#plan = plan;
     this.#scope = scope;
-    this.#failure = failure;
     this.source = ctx.direction === 'inbound' ? undefined : req.socket.remoteAddress;
     const h = req.headers;
     this.#hasBody = h['transfer-encoding'] !== undefined || (h['content-length'] ?? '0') !== '0';
@@ -230,13 +200,32 @@ class Http1Exchange implements Exchange<UpstreamAnswer, void> {
   }
 
   failure(f: Failed, endpoint: Endpoint): HostmeshError {
-    return this.#failure(f.err, f.code, endpoint);
+    return upstreamError(this.#o, f.err, f.code, endpoint, this.#scope.service);
   }
 
   /** The request is done: its body's idle watch stops. */
   finish(): void {
     this.#stopWatch?.();
   }
+}
+
+/** The catalog error for a failed upstream request (no response arrived). */
+function upstreamError(o: ForwardOptions, err: unknown, code: string, endpoint: Endpoint, service: string): HostmeshError {
+  const limits = o.endpoints.pools.limits;
+  if (code === 'UND_ERR_HEADERS_TIMEOUT') {
+    o.events.timeout('headers', service);
+    return new HostmeshError('TIMEOUT', `${endpointKey(endpoint)} did not answer within ${limits.headersTimeoutMs} ms (headers timeout)`, { cause: err });
+  }
+  if (code === 'UND_ERR_CONNECT_TIMEOUT') {
+    o.events.timeout('connect', service);
+    return new HostmeshError('TIMEOUT', `timed out connecting to ${endpointKey(endpoint)}`, { cause: err });
+  }
+  if (CLOSED_ERRORS.has(code)) {
+    return new HostmeshError('UPSTREAM_ERROR', `connection to ${endpointKey(endpoint)} failed after the request was sent: ${(err as Error).message}`, {
+      cause: err,
+    });
+  }
+  return new HostmeshError('CONNECT_FAILED', `cannot reach ${endpointKey(endpoint)}: ${(err as Error).message}`, { cause: err });
 }
 
 /** Per connection: resolvers of its pipelined requests waiting for the one in progress. */
