@@ -23,7 +23,8 @@
 // cores, so compare node's ratio with nginx's from the same run, not with 2.0.
 //
 // Options: --runs N (3) --duration S (5) --tables single,relays,cores
-//          --designs undici,h2mux,coalesce,dispatch,h2dispatch
+//          --designs undici,h2mux,coalesce,dispatch,h2dispatch,raw  (raw: design 2, mesh/raw-relay.ts;
+//          check it first with `node dist/test/bench/mesh/raw-check.js`)
 //          --hostmesh (cores table: also `hostmesh run` with workers: 1 and workers: 2)
 // (Running a design and the undici relay at the same time was tried and dropped: on a starved
 // machine whichever pair gets ahead takes ever more of the CPU, and the ratios came out 1.4-3x
@@ -48,7 +49,7 @@ const { values } = parseArgs({
     runs: { type: 'string', default: '3' },
     duration: { type: 'string', default: '5' },
     tables: { type: 'string', default: 'single,relays,cores' },
-    designs: { type: 'string', default: 'undici,h2mux,coalesce,dispatch,h2dispatch' },
+    designs: { type: 'string', default: 'undici,h2mux,coalesce,dispatch,h2dispatch,raw' },
     hostmesh: { type: 'boolean', default: false },
   },
 });
@@ -198,7 +199,7 @@ async function relays(): Promise<void> {
         : `${median(s).toFixed(2)} (${q(0.25).toFixed(2)}-${q(0.75).toFixed(2)})`;
     };
     console.log(
-      `\nTwo hops, mutual TLS between them; CPU us/request per hop; ratio = design / undici relay in the same round (median over rounds, interquartile range; min-max under 4 rounds)`,
+      `\nTwo hops, mutual TLS between them; CPU us/request per hop; ratio = design / undici relay in the same round (median over rounds, interquartile range; min-max under 4 rounds); load average at the end: ${loadavg()}`,
     );
     console.log('| design | req/s @32 | hop A us/req | hop B us/req | both us/req | CPU ratio both | CPU ratio A | CPU ratio B | req/s ratio | errors |');
     console.log('|---|---|---|---|---|---|---|---|---|---|');

@@ -12,6 +12,9 @@
 //   dispatch  undici's dispatch() with a handler writing straight to the ServerResponse (design 4):
 //             raw header arrays, no Readable, no promise per request
 //   h2dispatch  h2mux's A -> B session, with dispatch() at B (designs 1 + 4)
+//   raw       a lean HTTP/1.1 core on raw sockets (design 2, raw-relay.ts): net.Server / tls.Server
+//             in, Node's llhttp binding for requests and responses, its own pool of kept-alive
+//             connections out (TLS with the client certificate from A), head + small body in one write
 // Role `plain` (the cores table): one hop, plaintext in and plaintext to NEXT (the backend), design
 // `undici` only.
 // RELAY_WORKERS=N (the cores table): a node:cluster primary forks N workers that share the
@@ -25,9 +28,10 @@ import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import http2 from 'node:http2';
 import https from 'node:https';
-import type net from 'node:net';
+import net from 'node:net';
 import tls from 'node:tls';
 import { buildConnector, Pool, type Dispatcher } from 'undici';
+import { rawServer } from './raw-relay.js';
 
 const [design = '', role, listenIp = '', listenArg, nextIp = '', nextArg, caFile = '', certFile = '', keyFile = ''] = process.argv.slice(2);
 const listenPort = Number(listenArg);
@@ -241,7 +245,20 @@ if (workers > 0 && cluster.isPrimary) {
 function serve(): void {
   let server: net.Server;
   const h2Link = design === 'h2mux' || design === 'h2dispatch';
-  if (role === 'plain') {
+  if (design === 'raw' && role !== 'plain') {
+    // A: plaintext in, TLS with the client certificate out; B: mutual TLS in, plaintext out.
+    let session: Buffer | undefined; // resumed on the next connection, as undici does
+    const connect =
+      role === 'a'
+        ? (): net.Socket => {
+            const s = tls.connect({ host: nextIp, port: nextPort, ...tlsClient, ...(session !== undefined ? { session } : {}) });
+            s.on('session', (t: Buffer) => (session = t));
+            s.setNoDelay(true);
+            return s;
+          }
+        : (): net.Socket => net.connect({ host: nextIp, port: nextPort, noDelay: true });
+    server = rawServer({ secureIn: role === 'b' ? tlsServer : undefined, connect, secureOut: role === 'a', connections: 64 });
+  } else if (role === 'plain') {
     if (design !== 'undici') throw new Error(`role plain runs design undici only, not ${design}`);
     server = http.createServer({ keepAliveTimeout: 60_000 }, viaRequest(nextPool(false), false));
   } else if (role === 'a') {
