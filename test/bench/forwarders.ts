@@ -24,7 +24,8 @@
 //
 // Options: --runs N (3) --duration S (5) --tables single,relays,cores
 //          --designs undici,h2mux,coalesce,dispatch,h2dispatch,raw  (raw: design 2, mesh/raw-relay.ts;
-//          check it first with `node dist/test/bench/mesh/raw-check.js`)
+//          check it first with `node dist/test/bench/mesh/raw-check.js`; `nginx`: issue 28's nginx
+//          pair, one worker each, for a same-round ratio to nginx)
 //          --hostmesh (cores table: also `hostmesh run` with workers: 1 and workers: 2)
 // (Running a design and the undici relay at the same time was tried and dropped: on a starved
 // machine whichever pair gets ahead takes ever more of the CPU, and the ratios came out 1.4-3x
@@ -41,8 +42,8 @@ import { writeFileSync } from 'node:fs';
 import { createCa, issueCertificate } from '../../src/tls/generate.js';
 import { freePorts } from '../helpers/ports.js';
 import { wrk } from './mesh/load.js';
-import { backendConf, proxyConf, startNginx, type Nginx } from './mesh/nginx.js';
-import { cpuSeconds, family, machineCpu } from './mesh/proc.js';
+import { backendConf, incomingConf, outgoingConf, proxyConf, startNginx, type Nginx } from './mesh/nginx.js';
+import { cpuSeconds, family, machineCpu, syscalls } from './mesh/proc.js';
 
 const { values } = parseArgs({
   options: {
@@ -115,7 +116,15 @@ async function relays(): Promise<void> {
   const A = '127.0.0.6';
   const B = '127.0.0.7';
   const PROFILES = join(import.meta.dirname, '..', '..', '..', 'bench-results', 'profiles');
-  const hops = new Map<string, { a: ChildProcess; b: ChildProcess; port: number }>();
+  interface Hops {
+    readonly port: number;
+    readonly pidsA: () => number[];
+    readonly pidsB: () => number[];
+    stop(): Promise<void>;
+  }
+  const hops = new Map<string, Hops>();
+  const stopChild = (c: ChildProcess): Promise<void> =>
+    new Promise((resolve) => (c.exitCode !== null ? resolve() : (c.once('exit', () => resolve()), c.kill())));
   const start = async (args: string[]): Promise<ChildProcess> => {
     // BENCH_PROFILE=1: a CPU profile of every hop in bench-results/profiles/relay-<design>-<hop>.
     const profile = process.env['BENCH_PROFILE'] ? ['--cpu-prof', '--cpu-prof-dir', PROFILES, '--cpu-prof-name', `relay-${args[0]}-${args[1]}.cpuprofile`] : [];
@@ -127,9 +136,30 @@ async function relays(): Promise<void> {
     for (const design of DESIGNS) {
       const [portA] = (await freePorts(A, 1)) as [number];
       const [portB] = (await freePorts(B, 1)) as [number];
-      const b = await start([design, 'b', B, String(portB), '127.0.0.4', String(backendPort)]);
-      const a = await start([design, 'a', A, String(portA), B, String(portB)]);
-      hops.set(design, { a, b, port: portA });
+      if (design === 'nginx') {
+        // The nginx pair of issue 28's table (one worker each; master and worker charged).
+        const tls = { ca: files[0], cert: files[1], key: files[2] };
+        const nb = await startNginx(dir, 'nginx-b', incomingConf(dir, { ip: B, port: portB }, { ip: '127.0.0.4', port: backendPort }, tls), {
+          ip: B,
+          port: portB,
+        });
+        const na = await startNginx(dir, 'nginx-a', outgoingConf(dir, { ip: A, port: portA }, { ip: B, port: portB }, tls), { ip: A, port: portA });
+        hops.set(design, {
+          port: portA,
+          pidsA: () => family(na.pid),
+          pidsB: () => family(nb.pid),
+          stop: () => Promise.all([na.stop(), nb.stop()]).then(() => undefined),
+        });
+      } else {
+        const b = await start([design, 'b', B, String(portB), '127.0.0.4', String(backendPort)]);
+        const a = await start([design, 'a', A, String(portA), B, String(portB)]);
+        hops.set(design, {
+          port: portA,
+          pidsA: () => [a.pid ?? 0],
+          pidsB: () => [b.pid ?? 0],
+          stop: () => Promise.all([stopChild(a), stopChild(b)]).then(() => undefined),
+        });
+      }
       const check = await fetch(`http://${A}:${portA}/`, { headers: { host: 'world' } });
       const text = await check.text();
       if (check.status !== 200 || text !== 'hello world\n') throw new Error(`${design}: relay answered ${check.status} ${JSON.stringify(text)}`);
@@ -142,6 +172,8 @@ async function relays(): Promise<void> {
       a: number;
       b: number;
       errors: number;
+      sysA: number; // read + write system calls per request
+      sysB: number;
     }
     const rounds: Map<string, Round>[] = [];
     // Per round and design, the undici relay's figures it is compared with (the same round's).
@@ -149,21 +181,27 @@ async function relays(): Promise<void> {
     const measure = async (design: string, run: number): Promise<Round | undefined> => {
       const h = hops.get(design);
       if (h === undefined) return undefined;
-      const pa = h.a.pid ?? 0;
-      const pb = h.b.pid ?? 0;
-      const a0 = cpuSeconds([pa]);
-      const b0 = cpuSeconds([pb]);
+      const pa = h.pidsA();
+      const pb = h.pidsB();
+      const a0 = cpuSeconds(pa);
+      const b0 = cpuSeconds(pb);
+      const sa0 = syscalls(pa);
+      const sb0 = syscalls(pb);
       const r = await wrk(`http://${A}:${h.port}/`, 32, Number(values.duration));
       if (r.requests === 0) {
         console.error(`round ${run + 1} ${design}: no request completed (a starved machine?), round not counted for it`);
         return undefined;
       }
-      const a = ((cpuSeconds([pa]) - a0) * 1e6) / r.requests;
-      const b = ((cpuSeconds([pb]) - b0) * 1e6) / r.requests;
+      const a = ((cpuSeconds(pa) - a0) * 1e6) / r.requests;
+      const b = ((cpuSeconds(pb) - b0) * 1e6) / r.requests;
+      const sa1 = syscalls(pa);
+      const sb1 = syscalls(pb);
+      const sysA = (sa1.reads + sa1.writes - sa0.reads - sa0.writes) / r.requests;
+      const sysB = (sb1.reads + sb1.writes - sb0.reads - sb0.writes) / r.requests;
       console.error(
-        `round ${run + 1} ${design}: ${r.requestsPerSecond.toFixed(0)} req/s, A ${a.toFixed(1)} + B ${b.toFixed(1)} = ${(a + b).toFixed(1)} us/req, errors ${r.errors}`,
+        `round ${run + 1} ${design}: ${r.requestsPerSecond.toFixed(0)} req/s, A ${a.toFixed(1)} + B ${b.toFixed(1)} = ${(a + b).toFixed(1)} us/req, read+write syscalls/req A ${sysA.toFixed(2)} B ${sysB.toFixed(2)}, errors ${r.errors}`,
       );
-      return { rps: r.requestsPerSecond, a, b, errors: r.errors };
+      return { rps: r.requestsPerSecond, a, b, errors: r.errors, sysA, sysB };
     };
     for (let run = 0; run < Number(values.runs); run++) {
       const round = new Map<string, Round>();
@@ -201,19 +239,33 @@ async function relays(): Promise<void> {
     console.log(
       `\nTwo hops, mutual TLS between them; CPU us/request per hop; ratio = design / undici relay in the same round (median over rounds, interquartile range; min-max under 4 rounds); load average at the end: ${loadavg()}`,
     );
-    console.log('| design | req/s @32 | hop A us/req | hop B us/req | both us/req | CPU ratio both | CPU ratio A | CPU ratio B | req/s ratio | errors |');
-    console.log('|---|---|---|---|---|---|---|---|---|---|');
+    console.log(
+      '| design | req/s @32 | hop A us/req | hop B us/req | both us/req | CPU ratio both | CPU ratio A | CPU ratio B | req/s ratio | read+write syscalls/req A, B | errors |',
+    );
+    console.log('|---|---|---|---|---|---|---|---|---|---|---|');
     for (const design of DESIGNS) {
       console.log(
-        `| ${design} | ${median(of(design, (r) => r.rps)).toFixed(0)} | ${median(of(design, (r) => r.a)).toFixed(1)} | ${median(of(design, (r) => r.b)).toFixed(1)} | ${median(of(design, (r) => r.a + r.b)).toFixed(1)} | ${range(ratios(design, (r) => r.a + r.b))} | ${range(ratios(design, (r) => r.a))} | ${range(ratios(design, (r) => r.b))} | ${range(ratios(design, (r) => r.rps))} | ${of(design, (r) => r.errors).reduce((x, y) => x + y, 0)} |`,
+        `| ${design} | ${median(of(design, (r) => r.rps)).toFixed(0)} | ${median(of(design, (r) => r.a)).toFixed(1)} | ${median(of(design, (r) => r.b)).toFixed(1)} | ${median(of(design, (r) => r.a + r.b)).toFixed(1)} | ${range(ratios(design, (r) => r.a + r.b))} | ${range(ratios(design, (r) => r.a))} | ${range(ratios(design, (r) => r.b))} | ${range(ratios(design, (r) => r.rps))} | ${median(of(design, (r) => r.sysA)).toFixed(2)}, ${median(of(design, (r) => r.sysB)).toFixed(2)} | ${of(design, (r) => r.errors).reduce((x, y) => x + y, 0)} |`,
       );
     }
+    if (DESIGNS.includes('nginx')) {
+      // Issue 28's targets are ratios to nginx: each design against the nginx pair of the same round.
+      const toNginx = (design: string, f: (r: Round) => number): number[] =>
+        rounds.map((r) => {
+          const d = r.get(design);
+          const n = r.get('nginx');
+          return d === undefined || n === undefined || f(n) === 0 ? NaN : f(d) / f(n);
+        });
+      console.log('\nThe same rounds against the nginx pair (design / nginx, median and interquartile range)');
+      console.log('| design | CPU ratio both | CPU ratio A | CPU ratio B | req/s ratio |\n|---|---|---|---|---|');
+      for (const design of DESIGNS.filter((d) => d !== 'nginx')) {
+        console.log(
+          `| ${design} | ${range(toNginx(design, (r) => r.a + r.b))} | ${range(toNginx(design, (r) => r.a))} | ${range(toNginx(design, (r) => r.b))} | ${range(toNginx(design, (r) => r.rps))} |`,
+        );
+      }
+    }
   } finally {
-    await Promise.all(
-      [...hops.values()]
-        .flatMap((h) => [h.a, h.b])
-        .map((c) => new Promise((resolve) => (c.exitCode !== null ? resolve(null) : (c.once('exit', resolve), c.kill())))),
-    );
+    await Promise.all([...hops.values()].map((h) => h.stop()));
   }
 }
 
