@@ -33,7 +33,7 @@
 // BENCH_PROFILE=1: CPU profiles of each relay hop (bench-results/profiles/relay-*.cpuprofile);
 // summarize with `node dist/test/bench/profile-summary.js FILE...`.
 
-import { fork, spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, fork, spawn, type ChildProcess } from 'node:child_process';
 import { chmodSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -55,6 +55,7 @@ const { values } = parseArgs({
   },
 });
 const TABLES = (values.tables ?? '').split(',');
+const TICKS_PER_SECOND = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
 const KINDS = ['undici-request', 'undici-dispatch', 'node-http'];
 const dir = mkdtempSync(join(tmpdir(), 'hostmesh-fwd-'));
 chmodSync(dir, 0o755);
@@ -174,6 +175,8 @@ async function relays(): Promise<void> {
       errors: number;
       sysA: number; // read + write system calls per request
       sysB: number;
+      kernelA: number; // of the CPU us/request, those in the kernel (stime): system calls, loopback TCP
+      kernelB: number;
     }
     const rounds: Map<string, Round>[] = [];
     // Per round and design, the undici relay's figures it is compared with (the same round's).
@@ -185,6 +188,8 @@ async function relays(): Promise<void> {
       const pb = h.pidsB();
       const a0 = cpuSeconds(pa);
       const b0 = cpuSeconds(pb);
+      const ka0 = kernelSeconds(pa);
+      const kb0 = kernelSeconds(pb);
       const sa0 = syscalls(pa);
       const sb0 = syscalls(pb);
       const r = await wrk(`http://${A}:${h.port}/`, 32, Number(values.duration));
@@ -198,10 +203,12 @@ async function relays(): Promise<void> {
       const sb1 = syscalls(pb);
       const sysA = (sa1.reads + sa1.writes - sa0.reads - sa0.writes) / r.requests;
       const sysB = (sb1.reads + sb1.writes - sb0.reads - sb0.writes) / r.requests;
+      const kernelA = ((kernelSeconds(pa) - ka0) * 1e6) / r.requests;
+      const kernelB = ((kernelSeconds(pb) - kb0) * 1e6) / r.requests;
       console.error(
-        `round ${run + 1} ${design}: ${r.requestsPerSecond.toFixed(0)} req/s, A ${a.toFixed(1)} + B ${b.toFixed(1)} = ${(a + b).toFixed(1)} us/req, read+write syscalls/req A ${sysA.toFixed(2)} B ${sysB.toFixed(2)}, errors ${r.errors}`,
+        `round ${run + 1} ${design}: ${r.requestsPerSecond.toFixed(0)} req/s, A ${a.toFixed(1)} + B ${b.toFixed(1)} = ${(a + b).toFixed(1)} us/req, read+write syscalls/req A ${sysA.toFixed(2)} B ${sysB.toFixed(2)}, kernel us/req A ${kernelA.toFixed(1)} B ${kernelB.toFixed(1)}, errors ${r.errors}`,
       );
-      return { rps: r.requestsPerSecond, a, b, errors: r.errors, sysA, sysB };
+      return { rps: r.requestsPerSecond, a, b, errors: r.errors, sysA, sysB, kernelA, kernelB };
     };
     for (let run = 0; run < Number(values.runs); run++) {
       const round = new Map<string, Round>();
@@ -240,12 +247,12 @@ async function relays(): Promise<void> {
       `\nTwo hops, mutual TLS between them; CPU us/request per hop; ratio = design / undici relay in the same round (median over rounds, interquartile range; min-max under 4 rounds); load average at the end: ${loadavg()}`,
     );
     console.log(
-      '| design | req/s @32 | hop A us/req | hop B us/req | both us/req | CPU ratio both | CPU ratio A | CPU ratio B | req/s ratio | read+write syscalls/req A, B | errors |',
+      '| design | req/s @32 | hop A us/req | hop B us/req | both us/req | CPU ratio both | CPU ratio A | CPU ratio B | req/s ratio | read+write syscalls/req A, B | kernel us/req A, B | errors |',
     );
-    console.log('|---|---|---|---|---|---|---|---|---|---|---|');
+    console.log('|---|---|---|---|---|---|---|---|---|---|---|---|');
     for (const design of DESIGNS) {
       console.log(
-        `| ${design} | ${median(of(design, (r) => r.rps)).toFixed(0)} | ${median(of(design, (r) => r.a)).toFixed(1)} | ${median(of(design, (r) => r.b)).toFixed(1)} | ${median(of(design, (r) => r.a + r.b)).toFixed(1)} | ${range(ratios(design, (r) => r.a + r.b))} | ${range(ratios(design, (r) => r.a))} | ${range(ratios(design, (r) => r.b))} | ${range(ratios(design, (r) => r.rps))} | ${median(of(design, (r) => r.sysA)).toFixed(2)}, ${median(of(design, (r) => r.sysB)).toFixed(2)} | ${of(design, (r) => r.errors).reduce((x, y) => x + y, 0)} |`,
+        `| ${design} | ${median(of(design, (r) => r.rps)).toFixed(0)} | ${median(of(design, (r) => r.a)).toFixed(1)} | ${median(of(design, (r) => r.b)).toFixed(1)} | ${median(of(design, (r) => r.a + r.b)).toFixed(1)} | ${range(ratios(design, (r) => r.a + r.b))} | ${range(ratios(design, (r) => r.a))} | ${range(ratios(design, (r) => r.b))} | ${range(ratios(design, (r) => r.rps))} | ${median(of(design, (r) => r.sysA)).toFixed(2)}, ${median(of(design, (r) => r.sysB)).toFixed(2)} | ${median(of(design, (r) => r.kernelA)).toFixed(1)}, ${median(of(design, (r) => r.kernelB)).toFixed(1)} | ${of(design, (r) => r.errors).reduce((x, y) => x + y, 0)} |`,
       );
     }
     if (DESIGNS.includes('nginx')) {
@@ -420,6 +427,20 @@ async function cores(): Promise<void> {
       `| ${label} | ${range(ratio(top, bottom, (s) => s.rps))} | ${range(ratio(top, bottom, (s) => s.us))} | ${range(ratio(top, bottom, (s) => s.cores))} |`,
     );
   }
+}
+
+/** System (kernel) CPU seconds of the processes: /proc/<pid>/stat stime (field 15). */
+function kernelSeconds(pids: readonly number[]): number {
+  let ticks = 0;
+  for (const pid of pids) {
+    try {
+      const text = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      ticks += Number(text.slice(text.lastIndexOf(')') + 2).split(' ')[12]);
+    } catch {
+      // gone
+    }
+  }
+  return ticks / TICKS_PER_SECOND;
 }
 
 function loadavg(): string {
