@@ -53,6 +53,7 @@ const VIA = 'Via: 1.1 hostmesh\r\n';
 const CRLF = '\r\n';
 const BAD_REQUEST = 'HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n';
 const BAD_GATEWAY = `HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\n${VIA}`;
+const VERSION_NOT_SUPPORTED = 'HTTP/1.1 505 HTTP Version Not Supported\r\nContent-Length: 0\r\nConnection: close\r\n\r\n';
 const NOT_IMPLEMENTED = 'HTTP/1.1 501 Not Implemented\r\nContent-Length: 0\r\nConnection: close\r\n\r\n';
 
 /** Writes the pieces in one write (copied into one buffer when small, corked writev when large). */
@@ -80,7 +81,7 @@ interface Head {
   text: string;
   chunked: boolean; // Transfer-Encoding ending in chunked
   length: boolean; // Content-Length present
-  host: boolean;
+  hosts: number; // Host headers seen
 }
 
 /**
@@ -93,7 +94,7 @@ function rewrite(first: string, raw: string[], out: Head): void {
   let named: string[] | undefined;
   out.chunked = false;
   out.length = false;
-  out.host = false;
+  out.hosts = 0;
   // Connection-named headers first: rare, so only a cheap scan in the common case.
   for (let i = 0; i < raw.length; i += 2) {
     const k = raw[i] as string;
@@ -117,7 +118,7 @@ function rewrite(first: string, raw: string[], out: Head): void {
         break;
       }
       case 4:
-        if (k.toLowerCase() === 'host') out.host = true;
+        if (k.toLowerCase() === 'host') out.hosts++;
         break;
       case 14:
         if (k.toLowerCase() === 'content-length') out.length = true;
@@ -189,7 +190,7 @@ class Upstream {
   readonly socket: net.Socket;
   readonly #pool: RawPool;
   readonly #parser = new HTTPParser();
-  readonly #head: Head = { text: '', chunked: false, length: false, host: false };
+  readonly #head: Head = { text: '', chunked: false, length: false, hosts: 0 };
   down: Downstream | undefined;
   ready = false;
   used = 0; // exchanges bound, for the retry of a request lost to a connection the peer closed
@@ -347,7 +348,7 @@ export class Downstream {
   readonly #socket: net.Socket;
   readonly #pool: RawPool;
   readonly #parser = new HTTPParser();
-  readonly #head: Head = { text: '', chunked: false, length: false, host: false };
+  readonly #head: Head = { text: '', chunked: false, length: false, hosts: 0 };
   up: Upstream | undefined;
   busy = false; // a request is in flight (head seen, response not complete)
   isHead = false;
@@ -367,6 +368,7 @@ export class Downstream {
   #toClientBytes = 0;
   #pausedForUp = false;
   #pausedForClient = false;
+  #parsing = false; // inside execute(): writes wait for its end, so head and body leave together
   #headers: string[] = [];
   #url = '';
   #closed = false;
@@ -411,7 +413,7 @@ export class Downstream {
   /** Writes what the request has produced so far once the upstream connection is ready. */
   flushUp(): void {
     const up = this.up;
-    if (up === undefined || !up.ready || this.#toUp.length === 0) return;
+    if (up === undefined || !up.ready || this.#parsing || this.#toUp.length === 0) return;
     const ok = writePieces(up.socket, this.#toUp, this.#toUpBytes);
     this.#toUpBytes = 0;
     if (!ok) this.#pauseForUp();
@@ -471,7 +473,9 @@ export class Downstream {
   }
 
   #onData = (chunk: Buffer): void => {
+    this.#parsing = true;
     const r = this.#parser.execute(chunk);
+    this.#parsing = false;
     if (r instanceof Error) {
       this.#refused = true;
       this.#toUp.length = 0;
@@ -539,8 +543,17 @@ export class Downstream {
     const m = methods[method] ?? 'GET';
     const h = this.#head;
     rewrite(`${m} ${target} HTTP/1.1\r\n`, raw, h);
+    // What llhttp leaves to the server (Node's http server checks some of it too): HTTP/1.x only;
+    // exactly one Host in HTTP/1.1, at most one in 1.0 (RFC 9112 3.2).
+    if (major !== 1 || h.hosts > 1 || (minor === 1 && h.hosts === 0)) {
+      this.#refused = true;
+      this.#socket.end(major !== 1 ? VERSION_NOT_SUPPORTED : BAD_REQUEST, 'latin1');
+      return 0;
+    }
     let text = h.text + VIA;
-    if (!h.host) text += 'Host: world\r\n';
+    if (h.hosts === 0) text += 'Host: world\r\n';
+    // Transfer-Encoding in HTTP/1.0: faulty framing, close after this message (RFC 9112 6.1).
+    if (h.chunked && minor === 0) keepAlive = false;
     this.#reqChunked = h.chunked;
     if (h.chunked) text += 'Transfer-Encoding: chunked\r\n';
     this.#hasBody = h.chunked || h.length;
