@@ -1,7 +1,7 @@
 // Correctness check of the `raw` relay design (raw-relay.ts) before it is measured: two raw hops
 // (plaintext in at A, mutual TLS A -> B, plaintext B -> backend), driven by real clients (curl,
 // plain sockets for the hostile cases). Not part of the test suite: a bench prototype's check.
-// Usage: node dist/test/bench/mesh/raw-check.js   (exits non-zero on the first failed check)
+// Usage: node dist/test/bench/mesh/raw-check.js [raw|rawc]   (exits non-zero on the first failed check)
 
 import assert from 'node:assert/strict';
 import { execFile, fork, type ChildProcess } from 'node:child_process';
@@ -15,6 +15,8 @@ import { createCa, issueCertificate } from '../../../src/tls/generate.js';
 import { freePorts } from '../../helpers/ports.js';
 import { backendConf, startNginx } from './nginx.js';
 
+const DESIGN = process.argv[2] ?? 'raw';
+if (DESIGN !== 'raw' && DESIGN !== 'rawc') throw new Error(`raw-check checks raw or rawc, not ${DESIGN}`);
 const dir = mkdtempSync(join(tmpdir(), 'hostmesh-raw-check-'));
 chmodSync(dir, 0o755);
 const children: ChildProcess[] = [];
@@ -82,7 +84,7 @@ writeFileSync(files[1], leaf.certPem);
 writeFileSync(files[2], leaf.keyPem);
 
 async function hop(role: 'a' | 'b', ip: string, port: number, nextIp: string, nextPort: number): Promise<ChildProcess> {
-  const child = fork(join(import.meta.dirname, 'relay-child.js'), ['raw', role, ip, String(port), nextIp, String(nextPort), ...files]);
+  const child = fork(join(import.meta.dirname, 'relay-child.js'), [DESIGN, role, ip, String(port), nextIp, String(nextPort), ...files]);
   children.push(child);
   await new Promise((r) => child.once('message', r));
   return child;

@@ -18,6 +18,8 @@ interface HttpParser {
   execute(data: Buffer): number | Error;
   finish(): number | Error | undefined;
   close(): void;
+  consume(handle: StreamHandle): void;
+  unconsume(): void;
   [callback: number]: unknown;
 }
 interface HttpParserClass {
@@ -28,9 +30,44 @@ interface HttpParserClass {
   readonly kOnHeadersComplete: number;
   readonly kOnBody: number;
   readonly kOnMessageComplete: number;
+  readonly kOnExecute: number;
   readonly kLenientNone: number;
 }
+/** A socket's native stream (TCPWrap, TLSWrap), as Node's http server hands it to its parser. */
+interface StreamHandle {
+  readonly isStreamBase?: boolean;
+  _consumed?: boolean;
+  reading?: boolean;
+  readStop(): number;
+  readStart(): number;
+}
 const { HTTPParser, methods } = createRequire(import.meta.url)('_http_common') as { HTTPParser: HttpParserClass; methods: string[] };
+
+/**
+ * `consume`: the socket's reads go straight into the parser in C++ (Node's http server does this;
+ * no Buffer, Readable push or 'data' event per read), and `after` runs after each read's parse.
+ * Undefined when the socket has no native stream to hand over.
+ */
+function consume(socket: net.Socket, parser: HttpParser, after: (r: number | Error) => void): StreamHandle | undefined {
+  const h = (socket as unknown as { _handle?: StreamHandle })._handle;
+  if (h?.isStreamBase !== true || h._consumed === true) return undefined;
+  h._consumed = true;
+  parser[HTTPParser.kOnExecute] = after;
+  parser.consume(h);
+  return h;
+}
+
+/** Stops or restarts reading (back-pressure): on the native stream when a parser consumes it. */
+function setReading(socket: net.Socket, consumed: StreamHandle | undefined, on: boolean): void {
+  if (consumed === undefined) {
+    if (on) socket.resume();
+    else socket.pause();
+  } else if (consumed.reading !== on && !socket.destroyed) {
+    consumed.reading = on;
+    if (on) consumed.readStart();
+    else consumed.readStop();
+  }
+}
 
 type HeadCallback = (
   major: number,
@@ -143,11 +180,13 @@ export class RawPool {
   readonly #connect: () => net.Socket;
   readonly #secure: boolean;
   readonly #max: number;
+  readonly consume: boolean;
   readonly #idle: Upstream[] = [];
   readonly #waiting: Downstream[] = [];
   #count = 0;
 
-  constructor(connect: () => net.Socket, secure: boolean, max: number) {
+  constructor(connect: () => net.Socket, secure: boolean, max: number, consume: boolean) {
+    this.consume = consume;
     this.#connect = connect;
     this.#secure = secure;
     this.#max = max;
@@ -201,6 +240,8 @@ class Upstream {
   #gotBytes = false;
   #headers: string[] = [];
   #closed = false;
+  #consumed: StreamHandle | undefined;
+  #readsPaused = false;
 
   constructor(pool: RawPool, socket: net.Socket, secure: boolean) {
     this.#pool = pool;
@@ -215,6 +256,7 @@ class Upstream {
     p[HTTPParser.kOnMessageComplete] = this.#onComplete;
     socket.on(secure ? 'secureConnect' : 'connect', () => {
       this.ready = true;
+      if (pool.consume) this.#consumed = consume(socket, p, this.#afterExecute);
       this.down?.flushUp();
     });
     socket.on('data', this.#onData);
@@ -237,9 +279,17 @@ class Upstream {
     this.socket.destroy();
   }
 
+  reading(on: boolean): void {
+    this.#readsPaused = !on;
+    setReading(this.socket, this.#consumed, on);
+  }
+
   #onData = (chunk: Buffer): void => {
+    this.#afterExecute(this.#parser.execute(chunk));
+  };
+
+  #afterExecute = (r: number | Error): void => {
     this.#gotBytes = true;
-    const r = this.#parser.execute(chunk);
     const d = this.down;
     if (r instanceof Error) {
       this.socket.destroy(); // 'close' answers 502 or drops the client
@@ -269,6 +319,7 @@ class Upstream {
     this.down = undefined;
     this.#pool.closed(this);
     if (d !== undefined) d.upstreamLost(this.used > 1 && !this.#gotBytes);
+    if (this.#consumed !== undefined) this.#parser.unconsume();
     setImmediate(() => this.#parser.close());
   };
 
@@ -336,7 +387,7 @@ class Upstream {
     this.#done = false;
     this.down = undefined;
     d.up = undefined;
-    if (this.socket.isPaused()) this.socket.resume(); // paused for the client's back-pressure
+    if (this.#readsPaused) this.reading(true); // paused for the client's back-pressure
     if (this.#keepAlive && d.requestDone && !this.socket.destroyed) this.#pool.release(this);
     else this.socket.destroy();
     d.responseDone();
@@ -372,6 +423,7 @@ export class Downstream {
   #headers: string[] = [];
   #url = '';
   #closed = false;
+  readonly #consumed: StreamHandle | undefined;
 
   constructor(socket: net.Socket, pool: RawPool) {
     this.#socket = socket;
@@ -393,6 +445,7 @@ export class Downstream {
     socket.on('error', () => undefined); // 'close' follows
     socket.on('close', this.#onClose);
     socket.setTimeout(KEEP_ALIVE_MS);
+    if (pool.consume) this.#consumed = consume(socket, p, this.#afterExecute);
   }
 
   toClient(p: Piece): void {
@@ -406,7 +459,7 @@ export class Downstream {
     this.#toClientBytes = 0;
     if (!ok && this.up !== undefined && !this.#pausedForClient) {
       this.#pausedForClient = true;
-      this.up.socket.pause();
+      this.up.reading(false);
     }
   }
 
@@ -423,7 +476,7 @@ export class Downstream {
   upDrained(): void {
     if (this.#pausedForUp) {
       this.#pausedForUp = false;
-      this.#socket.resume();
+      setReading(this.#socket, this.#consumed, true);
     }
   }
 
@@ -468,13 +521,15 @@ export class Downstream {
   #pauseForUp(): void {
     if (!this.#pausedForUp) {
       this.#pausedForUp = true;
-      this.#socket.pause();
+      setReading(this.#socket, this.#consumed, false);
     }
   }
 
   #onData = (chunk: Buffer): void => {
-    this.#parsing = true;
-    const r = this.#parser.execute(chunk);
+    this.#afterExecute(this.#parser.execute(chunk));
+  };
+
+  #afterExecute = (r: number | Error): void => {
     this.#parsing = false;
     if (r instanceof Error) {
       this.#refused = true;
@@ -498,7 +553,7 @@ export class Downstream {
   #onDrain = (): void => {
     if (this.#pausedForClient) {
       this.#pausedForClient = false;
-      this.up?.socket.resume();
+      this.up?.reading(true);
     }
   };
 
@@ -516,6 +571,7 @@ export class Downstream {
     // The client is gone mid-exchange: the upstream connection is in an unknown state.
     if (up !== undefined) up.destroy();
     this.#pool.forget(this);
+    if (this.#consumed !== undefined) this.#parser.unconsume();
     setImmediate(() => this.#parser.close());
   };
 
@@ -528,6 +584,7 @@ export class Downstream {
     const target = url || this.#url;
     this.#url = '';
     if (this.#refused) return 0;
+    this.#parsing = true; // until the read's parse ends (#afterExecute)
     if (this.busy) {
       // Pipelined: answer the request in flight, then close; the client retries this one.
       this.#refused = true;
@@ -600,8 +657,14 @@ export class Downstream {
  * A raw hop: `secureIn` serves mutual TLS (tls.Server with requestCert), else plaintext; the next
  * hop is reached with `connect()` (a TLS socket when `secureOut`), up to `connections` at once.
  */
-export function rawServer(opts: { secureIn: tls.TlsOptions | undefined; connect: () => net.Socket; secureOut: boolean; connections: number }): net.Server {
-  const pool = new RawPool(opts.connect, opts.secureOut, opts.connections);
+export function rawServer(opts: {
+  secureIn: tls.TlsOptions | undefined;
+  connect: () => net.Socket;
+  secureOut: boolean;
+  connections: number;
+  consume: boolean;
+}): net.Server {
+  const pool = new RawPool(opts.connect, opts.secureOut, opts.connections, opts.consume);
   const onSocket = (socket: net.Socket): void => {
     new Downstream(socket, pool);
   };

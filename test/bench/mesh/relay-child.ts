@@ -15,6 +15,8 @@
 //   raw       a lean HTTP/1.1 core on raw sockets (design 2, raw-relay.ts): net.Server / tls.Server
 //             in, Node's llhttp binding for requests and responses, its own pool of kept-alive
 //             connections out (TLS with the client certificate from A), head + small body in one write
+//   rawc      raw, with each socket's reads handed to its parser in C++ (parser.consume(), as Node's
+//             http server does): no Buffer, Readable push or 'data' event per read
 // Role `plain` (the cores table): one hop, plaintext in and plaintext to NEXT (the backend), design
 // `undici` only.
 // RELAY_WORKERS=N (the cores table): a node:cluster primary forks N workers that share the
@@ -245,7 +247,7 @@ if (workers > 0 && cluster.isPrimary) {
 function serve(): void {
   let server: net.Server;
   const h2Link = design === 'h2mux' || design === 'h2dispatch';
-  if (design === 'raw' && role !== 'plain') {
+  if ((design === 'raw' || design === 'rawc') && role !== 'plain') {
     // A: plaintext in, TLS with the client certificate out; B: mutual TLS in, plaintext out.
     let session: Buffer | undefined; // resumed on the next connection, as undici does
     const connect =
@@ -257,7 +259,7 @@ function serve(): void {
             return s;
           }
         : (): net.Socket => net.connect({ host: nextIp, port: nextPort, noDelay: true });
-    server = rawServer({ secureIn: role === 'b' ? tlsServer : undefined, connect, secureOut: role === 'a', connections: 64 });
+    server = rawServer({ secureIn: role === 'b' ? tlsServer : undefined, connect, secureOut: role === 'a', connections: 64, consume: design === 'rawc' });
   } else if (role === 'plain') {
     if (design !== 'undici') throw new Error(`role plain runs design undici only, not ${design}`);
     server = http.createServer({ keepAliveTimeout: 60_000 }, viaRequest(nextPool(false), false));
