@@ -332,8 +332,11 @@ export class Listener {
     });
   }
 
+  /** A pipelined request's turn came (one function for all: no closure per request). */
+  readonly #again = (req: http.IncomingMessage, res: http.ServerResponse): void => this.#onRequest(req, res);
+
   #onRequest(req: http.IncomingMessage, res: http.ServerResponse): void {
-    if (this.#pipelines.hold(req, res, () => this.#onRequest(req, res))) return; // routed at its turn, or dropped with its connection
+    if (this.#pipelines.hold(req, res, this.#again)) return; // routed at its turn, or dropped with its connection
     const ctx: RequestContext = { direction: this.#direction };
     if (this.#announcing) {
       // The peer stops choosing this node (router/stages/concrete/draining-peers.ts) and its connection closes

@@ -216,10 +216,8 @@ export class UpstreamAnswer implements Dispatcher.DispatchHandler {
     if (this.#mode === 'relay') this.#cut(new Error('client closed the connection'));
   };
 
-  readonly #onDrain = (): void => {
-    this.#drainWait = false;
-    this.#resumeParser();
-  };
+  /** Made at the first wait for the client's socket to drain (most answers never wait). */
+  #onDrain: (() => void) | undefined;
 
   #abortUpstream(): void {
     const reason = Object.assign(new Error('Request aborted'), { code: 'UND_ERR_ABORTED' });
@@ -231,6 +229,10 @@ export class UpstreamAnswer implements Dispatcher.DispatchHandler {
     this.#paused = true;
     if (this.#drainWait) return;
     this.#drainWait = true;
+    this.#onDrain ??= () => {
+      this.#drainWait = false;
+      this.#resumeParser();
+    };
     this.#res.once('drain', this.#onDrain);
   }
 
@@ -251,7 +253,7 @@ export class UpstreamAnswer implements Dispatcher.DispatchHandler {
   /** The body failed mid-way, or the client left: a cut response (a closed connection), never one that looks complete. */
   #cut(err: Error): void {
     this.#mode = 'done';
-    if (this.#drainWait) this.#res.off('drain', this.#onDrain);
+    if (this.#drainWait && this.#onDrain !== undefined) this.#res.off('drain', this.#onDrain);
     this.#drainWait = false;
     this.#onError?.(err);
     this.#res.destroy();
