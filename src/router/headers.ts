@@ -16,10 +16,19 @@ const HOP_BY_HOP = new Set([
   'http2-settings', // connection-specific (RFC 7540 3.2.1): it means nothing past this hop
 ]);
 
-/** Names listed in Connection (also hop-by-hop). */
-function connectionTokens(value: string | string[] | undefined): Set<string> {
+const NO_TOKENS: ReadonlySet<string> = new Set();
+const KEEP_ALIVE: ReadonlySet<string> = new Set(['keep-alive']);
+const CLOSE: ReadonlySet<string> = new Set(['close']);
+
+/** Names listed in Connection (also hop-by-hop). The usual one-token values cost no new set. */
+function connectionTokens(value: string | string[] | undefined): ReadonlySet<string> {
+  if (value === undefined) return NO_TOKENS;
+  if (typeof value === 'string' && value.length <= 10) {
+    const v = value.toLowerCase();
+    if (v === 'keep-alive') return KEEP_ALIVE;
+    if (v === 'close') return CLOSE;
+  }
   const out = new Set<string>();
-  if (value === undefined) return out;
   for (const part of (Array.isArray(value) ? value.join(',') : value).split(',')) {
     const t = part.trim().toLowerCase();
     if (t) out.add(t);
@@ -37,7 +46,8 @@ export function isHopByHop(name: string): boolean {
  */
 export function endToEnd(headers: IncomingHttpHeaders, drop: ReadonlySet<string>, out: OutgoingHttpHeaders = {}): OutgoingHttpHeaders {
   const named = connectionTokens(headers['connection']);
-  for (const [name, value] of Object.entries(headers)) {
+  for (const name in headers) {
+    const value = headers[name];
     if (value === undefined || isHopByHop(name) || named.has(name) || drop.has(name)) continue;
     out[name] = value;
   }

@@ -31,8 +31,8 @@ import { type BalancerKind, ConcreteStage } from './stages/concrete/concrete.js'
 import { EndpointStage } from './stages/endpoint/endpoint.js';
 import { ForwardStage } from './stages/forward/forward.js';
 import type { UpgradeRequest } from './stages/forward/forward-upgrade.js';
-import { IdentifyStage, type RequestHead } from './stages/identify/identify.js';
-import { type BindingCacheLimits, DEFAULT_BINDING_CACHE, LogicalStage } from './stages/logical/logical.js';
+import { type Arrival, type Identified, IdentifyStage, type RequestHead } from './stages/identify/identify.js';
+import { type BindingCacheLimits, type Bound, DEFAULT_BINDING_CACHE, LogicalStage } from './stages/logical/logical.js';
 import { decrementMaxForwards, traceEcho, traceHere } from './stages/forward/trace.js';
 import { assertDecided, type EntryDecision } from './decision.js';
 import type { EndpointTransform } from './stages/concrete/transformers.js';
@@ -197,7 +197,9 @@ export class Router {
         traceEcho(req, res);
         return;
       }
-      const plan = await this.#plan(req, arrival, ctx, decision);
+      // Planned at once when the binding is cached (most requests): no promise, no extra turn.
+      const planned = this.#plan(req, arrival, ctx, decision);
+      const plan = planned instanceof Promise ? await planned : planned;
       decrementMaxForwards(req, plan.headers as Record<string, string>);
       await this.#forward.forward(req, res, plan, ctx);
     } catch (err) {
@@ -217,14 +219,21 @@ export class Router {
     return this.#plan(req, this.#identify.arrive(req, ctx), ctx, decision);
   }
 
-  async #plan(req: RequestHead, arrival: ReturnType<IdentifyStage['arrive']>, ctx: RequestContext, decision: EntryDecision): Promise<RoutePlan> {
+  /** The plan: at once when the name's binding is cached and settled, else once it settles. Throws why not. */
+  #plan(req: RequestHead, arrival: Arrival, ctx: RequestContext, decision: EntryDecision): RoutePlan | Promise<RoutePlan> {
     assertDecided(decision);
     // The entry decision's caller is the one every later stage and the policy see, whatever the path.
     ctx.direction = decision.direction;
     if (decision.caller !== undefined) ctx.caller = decision.caller;
-    const peerId = decision.clientId;
     const id = this.#identify.name(req, arrival, ctx);
-    const bound = await this.#logical.bind(req.headers, id.service, ctx);
+    const bound = this.#logical.bind(req.headers, id.service, ctx);
+    return bound instanceof Promise
+      ? bound.then((b) => this.#planBound(req, arrival, ctx, decision, id, b))
+      : this.#planBound(req, arrival, ctx, decision, id, bound);
+  }
+
+  #planBound(req: RequestHead, arrival: Arrival, ctx: RequestContext, decision: EntryDecision, id: Identified, bound: Bound): RoutePlan {
+    const peerId = decision.clientId;
     const concrete = this.#concrete.choose(bound.tree, ctx);
     const client = concrete.name.id.show();
     // On the incoming router the endpoint carries the workload that answers (delivery.ts): policy decides on it.

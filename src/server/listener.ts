@@ -332,8 +332,11 @@ export class Listener {
     });
   }
 
+  /** A pipelined request's turn came (one function for all: no closure per request). */
+  readonly #again = (req: http.IncomingMessage, res: http.ServerResponse): void => this.#onRequest(req, res);
+
   #onRequest(req: http.IncomingMessage, res: http.ServerResponse): void {
-    if (this.#pipelines.hold(req, res, () => this.#onRequest(req, res))) return; // routed at its turn, or dropped with its connection
+    if (this.#pipelines.hold(req, res, this.#again)) return; // routed at its turn, or dropped with its connection
     const ctx: RequestContext = { direction: this.#direction };
     if (this.#announcing) {
       // The peer stops choosing this node (router/stages/concrete/draining-peers.ts) and its connection closes
@@ -361,28 +364,27 @@ export class Listener {
         if (accessLog !== undefined && res.headersSent) accessLog.request(req, res);
       });
     }
-    let routed: Promise<void>;
-    if (tooManyHeaders(req.rawHeaders, this.#maxHeaders)) {
-      metrics?.tooManyHeaders();
-      routed = Promise.reject(HostmeshError.of('HEADERS_TOO_LARGE', 'fields', { max: this.#maxHeaders }));
-    } else {
+    void this.#route(req, res, ctx);
+  }
+
+  /** Routes a request and answers its failure; one promise per request. */
+  async #route(req: http.IncomingMessage, res: http.ServerResponse, ctx: RequestContext): Promise<void> {
+    try {
+      if (tooManyHeaders(req.rawHeaders, this.#maxHeaders)) {
+        this.#metrics?.tooManyHeaders();
+        throw HostmeshError.of('HEADERS_TOO_LARGE', 'fields', { max: this.#maxHeaders });
+      }
       // The entry decision (caller, claim, l5d-client-id) before routing; a claim check may wait
       // briefly for this router's pod watch, or refuse the request.
-      const route = (decision: EntryDecision): Promise<void> => this.#router.handle(req, res, ctx, decision);
-      try {
-        const decision = this.#decide(req, this.#tunnelled.has(req.socket) ? 'connect-inner' : 'http1');
-        routed = decision instanceof Promise ? decision.then(route) : route(decision);
-      } catch (err) {
-        routed = Promise.reject(err);
-      }
-    }
-    routed
+      const decided = this.#decide(req, this.#tunnelled.has(req.socket) ? 'connect-inner' : 'http1');
+      await this.#router.handle(req, res, ctx, decided instanceof Promise ? await decided : decided);
+    } catch (err) {
       // A routing failure's delegation path is worked out here, on the error path only.
-      .catch((err: unknown) => rescue(res, this.#router.explainFailure(err, ctx), ctx, this.#logger))
-      .finally(() => {
-        this.#active--;
-        if (this.#active === 0) for (const w of this.#idleWaiters.splice(0)) w();
-      });
+      rescue(res, this.#router.explainFailure(err, ctx), ctx, this.#logger);
+    } finally {
+      this.#active--;
+      if (this.#active === 0) for (const w of this.#idleWaiters.splice(0)) w();
+    }
   }
 
   /** Accepted sockets open now (any state: handshaking, idle, in a request, tunnelled). */

@@ -18,7 +18,7 @@ export type PipelineHooks = Partial<Pick<ListenerEvents, 'pipelinePaused' | 'pip
 interface Waiting {
   readonly req: IncomingMessage;
   readonly res: ServerResponse;
-  readonly go: () => void;
+  readonly go: (req: IncomingMessage, res: ServerResponse) => void;
 }
 
 /** One connection's line: whether a request of it is being routed, and the ones waiting. */
@@ -59,7 +59,7 @@ export class Pipelines {
    * turn comes (the listener then sees it again, and this answers false), or never if the
    * connection closes first. A request not waiting is the one its connection is routing.
    */
-  hold(req: IncomingMessage, res: ServerResponse, go: () => void): boolean {
+  hold(req: IncomingMessage, res: ServerResponse, go: (req: IncomingMessage, res: ServerResponse) => void): boolean {
     if (this.#released.delete(req)) return false;
     const socket = req.socket;
     let line = this.#lines.get(socket);
@@ -92,8 +92,9 @@ export class Pipelines {
       line.busy = false;
       this.#next(socket, line);
     };
-    res.once('finish', next);
-    res.once('close', next);
+    // on(), not once(): next() removes both itself, and once() would wrap each per request.
+    res.on('finish', next);
+    res.on('close', next);
   }
 
   #next(socket: Socket, line: Line): void {
@@ -110,7 +111,7 @@ export class Pipelines {
     if (line.waiting.length < this.#max) this.#resume(socket, line);
     this.#released.add(w.req);
     this.#run(socket, line, w.res);
-    w.go();
+    w.go(w.req, w.res);
   }
 
   #pause(socket: Socket, line: Line): void {

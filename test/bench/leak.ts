@@ -33,10 +33,15 @@ const heaps = [heapMb()];
 console.log(`start: heap ${heaps[0]?.toFixed(2)} MB after full GC`);
 for (let i = 1; i <= ROUNDS; i++) {
   const t0 = performance.now();
+  const cpu0 = process.cpuUsage();
   const failed = await helloRounds(pool, REQUESTS, CONCURRENCY);
+  const cpu = process.cpuUsage(cpu0);
   heaps.push(heapMb());
+  // CPU of the whole process (client, both routers, the app) per request: a before/after figure
+  // for the same build's hot path, steadier than a multi-process bench on a small machine.
+  const cpuUs = (cpu.user + cpu.system) / REQUESTS;
   console.log(
-    `round ${i}: ${REQUESTS} requests (${failed} not 200) in ${((performance.now() - t0) / 1000).toFixed(1)} s; heap ${heaps[i]?.toFixed(2)} MB after full GC`,
+    `round ${i}: ${REQUESTS} requests (${failed} not 200) in ${((performance.now() - t0) / 1000).toFixed(1)} s, ${cpuUs.toFixed(0)} us CPU each; heap ${heaps[i]?.toFixed(2)} MB after full GC`,
   );
 }
 await pool.close();

@@ -332,6 +332,8 @@ async function main(): Promise<void> {
         `routers.3.servers.0.port=${h2Incoming}`,
         `routers.3.servers.0.tls.caCertPath=${pki.bundlePath}`,
         `authz.policyFile=${POLICY}`,
+        // BENCH_SET='k=v k=v': more overrides for routers A and B (trying a setting's cost).
+        ...(process.env['BENCH_SET']?.split(' ').filter(Boolean) ?? []),
       ].flatMap((s) => ['--set', s]);
       routers.push(startRouter(['run', '-c', config, ...set], { NODE_NAME: node }));
     }
@@ -368,10 +370,15 @@ async function main(): Promise<void> {
     // a router on a quiet node sits idle for hours, so that is its idle figure).
     await sleep(1000);
     const started = { routerA: rssMb(routerA), routerB: rssMb(routerB) };
+    const idleCpu0 = cpuSeconds([routerA, routerB]);
+    const idleT0 = performance.now();
     await sleep(Math.max(0, IDLE_S - 1) * 1000);
+    // CPU an idle router spends anyway (file watchers, timers, the API watches): at a fixed
+    // request rate it is part of every request's share, so it is reported on its own.
+    const idleCpuMsPerS = ((cpuSeconds([routerA, routerB]) - idleCpu0) * 1e3) / 2 / ((performance.now() - idleT0) / 1e3);
     const idle = { routerA: rssMb(routerA), routerB: rssMb(routerB), single: rssMb(single), anonA: anonMb(routerA), anonB: anonMb(routerB) };
     console.error(
-      `idle RSS 1 s after ready: router A ${started.routerA.toFixed(1)} MB, router B ${started.routerB.toFixed(1)} MB; after ${IDLE_S} s idle: router A ${idle.routerA.toFixed(1)} MB (anon ${idle.anonA.toFixed(1)}), router B ${idle.routerB.toFixed(1)} MB (anon ${idle.anonB.toFixed(1)}), single ${idle.single.toFixed(1)} MB`,
+      `idle RSS 1 s after ready: router A ${started.routerA.toFixed(1)} MB, router B ${started.routerB.toFixed(1)} MB; after ${IDLE_S} s idle: router A ${idle.routerA.toFixed(1)} MB (anon ${idle.anonA.toFixed(1)}), router B ${idle.routerB.toFixed(1)} MB (anon ${idle.anonB.toFixed(1)}), single ${idle.single.toFixed(1)} MB; idle CPU ${idleCpuMsPerS.toFixed(2)} ms/s per router`,
     );
 
     // Warm-up: JIT, pools, TLS sessions.

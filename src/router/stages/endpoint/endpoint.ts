@@ -43,16 +43,22 @@ export class Lease {
     this.#probe = accrual.begin(this.#accrualKey);
   }
 
-  /** Waits for a slot (resolves at once when one is free); rejects with a ShedError past the queue. */
-  async admit(abort: EventEmitter): Promise<void> {
+  /** A slot: undefined when one is free at once, else a promise of one (rejected with a ShedError past the queue). */
+  admit(abort: EventEmitter): Promise<void> | undefined {
     const waiting = this.entry.admission.acquire(this.#source, this.#service, abort);
-    if (waiting !== undefined) {
-      try {
-        await waiting;
-      } catch (err) {
-        if (err instanceof ShedError) this.#stage.events.shed(err.reason);
-        throw err;
-      }
+    if (waiting === undefined) {
+      this.#admitted = true; // a slot at once (most requests): nothing to wait for
+      return undefined;
+    }
+    return this.#wait(waiting);
+  }
+
+  async #wait(waiting: Promise<void>): Promise<void> {
+    try {
+      await waiting;
+    } catch (err) {
+      if (err instanceof ShedError) this.#stage.events.shed(err.reason);
+      throw err;
     }
     this.#admitted = true;
   }

@@ -218,7 +218,10 @@ export async function forwardAttempts<A, R>(
       try {
         let a: Attempt<A> | { kind: 'thrown'; err: unknown };
         try {
-          if (x.admitted) await lease.admit(signal);
+          if (x.admitted) {
+            const waiting = lease.admit(signal); // undefined: admitted at once
+            if (waiting !== undefined) await waiting;
+          }
           if (x.gone()) return x.left(); // the client left while waiting
           a = await x.send(endpoint, lease, signal, timer);
         } catch (err) {

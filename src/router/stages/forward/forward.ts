@@ -37,35 +37,38 @@ export class ForwardStage {
    * anyway, so they are forwarded one at a time: one connection is one stream of requests and
    * cannot fill an endpoint's queue (1,000 pipelined requests would otherwise be 1,000 waiters).
    */
-  async forward(req: IncomingMessage, res: ServerResponse, plan: RoutePlan, ctx: RequestContext): Promise<void> {
+  forward(req: IncomingMessage, res: ServerResponse, plan: RoutePlan, ctx: RequestContext): Promise<void> {
     const socket = req.socket;
     const line = pipelines.get(socket);
-    if (line === undefined) pipelines.set(socket, []);
-    else await new Promise<void>((resolve) => line.push(resolve));
-    try {
-      await this.#send(req, res, plan, ctx);
-    } finally {
-      const next = pipelines.get(socket)?.shift();
-      if (next !== undefined) next();
-      else pipelines.delete(socket);
+    if (line === undefined) {
+      pipelines.set(socket, []);
+      return this.#send(req, res, plan, ctx); // its connection's only request (most): no wait, no extra promise
     }
+    return new Promise<void>((resolve) => line.push(resolve)).then(() => this.#send(req, res, plan, ctx));
   }
 
   /**
    * One request over HTTP/1, through the attempt loop (attempts.ts: requeues, retries, deadlines,
    * leases), the request's side of it being an Http1Exchange (below). The last answer is relayed,
-   * with its class in l5d-success-class.
+   * with its class in l5d-success-class. Then the connection's next pipelined request goes.
    */
   async #send(req: IncomingMessage, res: ServerResponse, plan: RoutePlan, ctx: RequestContext): Promise<void> {
-    if (res.destroyed) return; // the client left while its earlier pipelined requests ran
-    const scope = scopeOf(this.#o, plan);
-    const exchange = new Http1Exchange(this.#o, req, res, plan, ctx, scope);
-    res.on('close', exchange.onClose); // removed below; a response closes once
+    const socket = req.socket;
+    let exchange: Http1Exchange | undefined;
     try {
+      if (res.destroyed) return; // the client left while its earlier pipelined requests ran
+      const scope = scopeOf(this.#o, plan);
+      exchange = new Http1Exchange(this.#o, req, res, plan, ctx, scope);
+      res.on('close', exchange.onClose); // removed below; a response closes once
       await forwardAttempts(this.#o, plan, ctx, scope, exchange.abort, exchange);
     } finally {
-      exchange.finish();
-      res.off('close', exchange.onClose);
+      if (exchange !== undefined) {
+        exchange.finish();
+        res.off('close', exchange.onClose);
+      }
+      const next = pipelines.get(socket)?.shift();
+      if (next !== undefined) next();
+      else pipelines.delete(socket);
     }
   }
 

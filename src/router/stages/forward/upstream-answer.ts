@@ -21,8 +21,10 @@ export function headersOf(raw: readonly (Buffer | string)[] | null | undefined):
   const out: Record<string, string | string[]> = Object.create(null);
   if (raw === null || raw === undefined) return out;
   for (let i = 0; i + 1 < raw.length; i += 2) {
-    const key = String(raw[i]).toLowerCase();
-    const value = typeof raw[i + 1] === 'string' ? (raw[i + 1] as string) : (raw[i + 1] as Buffer).toString('latin1');
+    const name = raw[i] as Buffer | string;
+    const key = (typeof name === 'string' ? name : name.toString('latin1')).toLowerCase();
+    const v = raw[i + 1] as Buffer | string;
+    const value = typeof v === 'string' ? v : v.toString('latin1');
     const had = out[key];
     if (had === undefined) out[key] = value;
     else if (typeof had === 'string') out[key] = [had, value];
@@ -68,7 +70,7 @@ export class UpstreamAnswer implements Dispatcher.DispatchHandler {
     return new Promise<void>((resolve, reject) => {
       this.#settle = () => resolve();
       this.#fail = reject;
-      this.#signal.once('abort', this.#onAbort);
+      this.#signal.on('abort', this.#onAbort); // removed at the head or the error; on() skips once()'s wrapper
       pool.dispatch(opts, this);
     });
   }
@@ -214,10 +216,8 @@ export class UpstreamAnswer implements Dispatcher.DispatchHandler {
     if (this.#mode === 'relay') this.#cut(new Error('client closed the connection'));
   };
 
-  readonly #onDrain = (): void => {
-    this.#drainWait = false;
-    this.#resumeParser();
-  };
+  /** Made at the first wait for the client's socket to drain (most answers never wait). */
+  #onDrain: (() => void) | undefined;
 
   #abortUpstream(): void {
     const reason = Object.assign(new Error('Request aborted'), { code: 'UND_ERR_ABORTED' });
@@ -229,6 +229,10 @@ export class UpstreamAnswer implements Dispatcher.DispatchHandler {
     this.#paused = true;
     if (this.#drainWait) return;
     this.#drainWait = true;
+    this.#onDrain ??= () => {
+      this.#drainWait = false;
+      this.#resumeParser();
+    };
     this.#res.once('drain', this.#onDrain);
   }
 
@@ -249,7 +253,7 @@ export class UpstreamAnswer implements Dispatcher.DispatchHandler {
   /** The body failed mid-way, or the client left: a cut response (a closed connection), never one that looks complete. */
   #cut(err: Error): void {
     this.#mode = 'done';
-    if (this.#drainWait) this.#res.off('drain', this.#onDrain);
+    if (this.#drainWait && this.#onDrain !== undefined) this.#res.off('drain', this.#onDrain);
     this.#drainWait = false;
     this.#onError?.(err);
     this.#res.destroy();

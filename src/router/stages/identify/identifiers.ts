@@ -1,6 +1,7 @@
 // Linkerd 1's HTTP identifiers: each turns a request (already normalized to origin-form with its
 // Host) into a logical name under the router's dstPrefix. A router tries its list in turn.
 
+import { BoundedMap } from '../../../core/bounded-map.js';
 import { Path } from '../../../dtab/path.js';
 import { DtabParseError, parsePath } from '../../../dtab/parse.js';
 import { type ErrorCode, HostmeshError } from '../../../errors.js';
@@ -67,17 +68,30 @@ function noHost(req: RequestFacts): Identification {
 }
 
 /** Builds one identifier from its config; throws (at startup) on a bad option. */
+/** Names an io.l5d.header.token identifier keeps made (per identifier), and the longest value kept. */
+const NAME_CACHE_ENTRIES = 1000;
+const NAME_CACHE_MAX_CHARS = 253; // a DNS name's longest text
+
 export function buildIdentifier(cfg: IdentifierConfig, routerPrefix: Path, deps: IdentifierDeps = {}): Identifier {
   const prefix = typeof cfg['dstPrefix'] === 'string' ? pathOption(cfg, 'dstPrefix', '/svc') : routerPrefix;
   switch (cfg.kind) {
     case 'io.l5d.header.token': {
       const header = str(cfg, 'header', 'Host').toLowerCase();
+      // The names of the usual values, made once (a Path and its text per request showed in the
+      // profiles). Values come from clients: the cache is capped, first in first out, and keeps
+      // only short ones.
+      const names = new BoundedMap<string, Path>({ name: 'identifier_names', max: NAME_CACHE_ENTRIES, order: 'insertion' });
       return (req) => {
         // An HTTP/2 request's :authority is its Host (RFC 9113 8.3.1): both read the normalized one.
         const host = header === 'host' || header === ':authority';
         const value = host ? req.host : req.header(header);
         if (value === undefined || value === '') return host ? noHost(req) : { unidentified: `no ${header} header` };
-        return { name: prefix.concat(new Path([value])) };
+        let name = names.get(value);
+        if (name === undefined) {
+          name = prefix.concat(new Path([value]));
+          if (value.length <= NAME_CACHE_MAX_CHARS) names.set(value, name);
+        }
+        return { name };
       };
     }
     case 'io.l5d.methodAndHost': {

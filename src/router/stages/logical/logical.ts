@@ -7,7 +7,7 @@ import type { Dtab } from '../../../dtab/dtab.js';
 import type { NameTree } from '../../../dtab/name-tree.js';
 import type { Path } from '../../../dtab/path.js';
 import { HostmeshError } from '../../../errors.js';
-import type { BoundName } from '../../../namer/addr.js';
+import type { BoundName, Lookup } from '../../../namer/addr.js';
 import type { Binding, NameInterpreter } from '../../../namer/interpreter.js';
 import { settled, type Var } from '../../../namer/var.js';
 import type { RequestContext } from '../../context.js';
@@ -82,23 +82,28 @@ export class LogicalStage {
     return this.#o.dtab.get();
   }
 
-  /** Binds `service` through the router's dtab and the request's override headers. */
-  async bind(headers: IncomingHttpHeaders, service: Path, ctx: RequestContext): Promise<Bound> {
+  /**
+   * Binds `service` through the router's dtab and the request's override headers. A binding the
+   * cache holds settled is returned at once (no promise: most requests); a pending one is waited
+   * for. A failure throws (synchronously, or as the promise's rejection when it was waited for).
+   */
+  bind(headers: IncomingHttpHeaders, service: Path, ctx: RequestContext): Bound | Promise<Bound> {
     const base = this.#o.dtab.get();
     const overrides = this.#headerDtabs.parse(headerValue(headers['l5d-ctx-dtab']), headerValue(headers['l5d-dtab']));
     ctx.dtab = base.show();
     ctx.overrides = overrides.text;
     const dtab = overrides.dtab === undefined ? base : base.concat(overrides.dtab);
-    const tree = await this.#bind(dtab, service, overrides.dtab !== undefined);
-    return { tree, overrides: overrides.text };
+    const tree = this.#bind(dtab, service, overrides.dtab !== undefined);
+    const text = overrides.text;
+    return tree instanceof Promise ? tree.then((t) => ({ tree: t, overrides: text })) : { tree, overrides: text };
   }
 
   /** Binds `service` through the router's own dtab only. */
-  bindBase(service: Path): Promise<NameTree<BoundName>> {
+  async bindBase(service: Path): Promise<NameTree<BoundName>> {
     return this.#bind(this.#o.dtab.get(), service);
   }
 
-  async #bind(dtab: Dtab, path: Path, override = false): Promise<NameTree<BoundName>> {
+  #bind(dtab: Dtab, path: Path, override = false): NameTree<BoundName> | Promise<NameTree<BoundName>> {
     const key = `${dtab.show()}\n${path.show()}`;
     const cache = override ? this.#overrideBindings : this.#bindings;
     let cached = cache.get(key); // a hit becomes the most recently used
@@ -107,20 +112,31 @@ export class LogicalStage {
       cache.set(key, cached);
     }
     cached.lastUsed = this.#o.now();
-    let state = cached.binding.state.get();
-    if (state.kind === 'pending') {
-      // This request's own reference: the cache may evict the entry while the request waits.
-      const held = this.#o.interpreter.bind(dtab, path, { budget: this.#o.budget });
-      const waitMs = this.#o.waitMs ?? BINDING_WAIT_MS;
-      try {
-        state = (await settled(held.state, waitMs)) ?? {
-          kind: 'failed',
-          error: new HostmeshError('TIMEOUT', `binding ${path.show()} did not resolve within ${waitMs} ms (bindingTimeoutMs)`),
-        };
-      } finally {
-        held.close();
-      }
+    const state = cached.binding.state.get();
+    if (state.kind === 'pending') return this.#waitBound(dtab, path, override, key, cached);
+    return this.#settledTree(state, path, override, key, cached);
+  }
+
+  /** A binding still pending: waited for (bindingTimeoutMs) on this request's own reference. */
+  async #waitBound(dtab: Dtab, path: Path, override: boolean, key: string, cached: CachedBinding): Promise<NameTree<BoundName>> {
+    // This request's own reference: the cache may evict the entry while the request waits.
+    const held = this.#o.interpreter.bind(dtab, path, { budget: this.#o.budget });
+    const waitMs = this.#o.waitMs ?? BINDING_WAIT_MS;
+    let state: Lookup;
+    try {
+      state = (await settled(held.state, waitMs)) ?? {
+        kind: 'failed',
+        error: new HostmeshError('TIMEOUT', `binding ${path.show()} did not resolve within ${waitMs} ms (bindingTimeoutMs)`),
+      };
+    } finally {
+      held.close();
     }
+    return this.#settledTree(state, path, override, key, cached);
+  }
+
+  /** The tree of a settled binding, or its failure thrown (a failed binding is not kept). */
+  #settledTree(state: Lookup, path: Path, override: boolean, key: string, cached: CachedBinding): NameTree<BoundName> {
+    const cache = override ? this.#overrideBindings : this.#bindings;
     if (state.kind !== 'ok' && cache.peek(key) === cached) {
       // A failure is not kept: the next request binds afresh (a refused namespace may have room by then).
       cache.delete(key);

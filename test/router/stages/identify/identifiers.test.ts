@@ -1,7 +1,9 @@
 // Linkerd 1's identifiers, table-driven: the name each gives a request, the rewritten target when
 // segments are consumed, why one cannot name a request, and lists tried in turn.
 
+import fc from 'fast-check';
 import t from 'tap';
+import { boundedMapStats } from '../../../../src/core/bounded-map.js';
 import { parsePath } from '../../../../src/dtab/parse.js';
 import { HostmeshError } from '../../../../src/errors.js';
 import { buildIdentifier, buildIdentifiers, type RequestFacts } from '../../../../src/router/stages/identify/identifiers.js';
@@ -103,4 +105,33 @@ t.test('a list is tried in turn; when none names the request it is a 400', async
 t.test('bad identifier config fails at startup', async (t) => {
   t.throws(() => buildIdentifier({ kind: 'io.l5d.nope' }, SVC), /not supported/);
   t.throws(() => buildIdentifier({ kind: 'io.l5d.static', path: 'no-slash' }, SVC), /path/);
+});
+
+t.test('header.token keeps the names it made, bounded: a flood of distinct hosts holds 1,000 at most, long ones none', async (t) => {
+  const id = buildIdentifier({ kind: 'io.l5d.header.token' }, SVC);
+  const cached = (): number => boundedMapStats().find((s) => s.name === 'identifier_names')?.size ?? 0;
+  const before = cached();
+  for (let i = 0; i < 5000; i++) {
+    const r = id(facts({ host: `h${i}.example` }));
+    if (!('name' in r) || r.name.show() !== `/svc/h${i}.example`) t.fail(`host ${i} named ${JSON.stringify(r)}`);
+  }
+  t.ok(cached() - before <= 1000, `at most 1,000 names kept (${cached() - before})`);
+  const long = 'x'.repeat(300);
+  const a = id(facts({ host: long }));
+  const b = id(facts({ host: long }));
+  t.ok('name' in a && 'name' in b && a.name !== b.name, 'a value longer than a DNS name is named afresh each time, never kept');
+  t.equal('name' in b ? b.name.show() : '', `/svc/${long}`);
+});
+
+t.test('property: a cached name is the name the value makes, whatever came before', async (t) => {
+  const id = buildIdentifier({ kind: 'io.l5d.header.token' }, SVC);
+  fc.assert(
+    fc.property(fc.array(fc.stringMatching(/^[a-z0-9.:-]{1,20}$/), { minLength: 1, maxLength: 40 }), (hosts) => {
+      for (const host of hosts) {
+        const r = id(facts({ host }));
+        if (!('name' in r) || r.name.show() !== SVC.concat(parsePath(`/${host}`)).show()) return false;
+      }
+      return true;
+    }),
+  );
 });

@@ -244,7 +244,9 @@ t.test('a name still pending after bindingTimeoutMs is a 503 TIMEOUT naming the 
   });
   t.teardown(() => stage.close());
   const started = performance.now();
-  const err = await stage.bind({}, parsePath('/svc/x'), {}).catch((e: unknown) => e);
+  const err = await Promise.resolve()
+    .then(() => stage.bind({}, parsePath('/svc/x'), {}))
+    .catch((e: unknown) => e);
   t.type(err, HostmeshError);
   t.equal((err as HostmeshError).code, 'TIMEOUT');
   t.equal((err as HostmeshError).status, 503);
