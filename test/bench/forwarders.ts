@@ -27,6 +27,7 @@
 //          check it first with `node dist/test/bench/mesh/raw-check.js`; `nginx`: issue 28's nginx
 //          pair, one worker each, for a same-round ratio to nginx)
 //          --hostmesh (cores table: also `hostmesh run` with workers: 1 and workers: 2)
+//          --body-kib N (relays table: responses of N KiB instead of 12 bytes)
 // (Running a design and the undici relay at the same time was tried and dropped: on a starved
 // machine whichever pair gets ahead takes ever more of the CPU, and the ratios came out 1.4-3x
 // in favour of the one started first.)
@@ -52,6 +53,7 @@ const { values } = parseArgs({
     tables: { type: 'string', default: 'single,relays,cores' },
     designs: { type: 'string', default: 'undici,h2mux,coalesce,dispatch,h2dispatch,raw' },
     hostmesh: { type: 'boolean', default: false },
+    'body-kib': { type: 'string', default: '0' },
   },
 });
 const TABLES = (values.tables ?? '').split(',');
@@ -60,7 +62,12 @@ const KINDS = ['undici-request', 'undici-dispatch', 'node-http'];
 const dir = mkdtempSync(join(tmpdir(), 'hostmesh-fwd-'));
 chmodSync(dir, 0o755);
 const [backendPort] = (await freePorts('127.0.0.4', 1)) as [number];
-const backend = await startNginx(dir, 'backend', backendConf(dir, '127.0.0.4', backendPort, '/dev/null'), { ip: '127.0.0.4', port: backendPort });
+// --body-kib N (relays table): wrk fetches /big, a file of N KiB, instead of the 12-byte `hello world`.
+const BODY_KIB = Number(values['body-kib']);
+const bigFile = BODY_KIB > 0 ? join(dir, 'big.bin') : '/dev/null';
+if (BODY_KIB > 0) writeFileSync(bigFile, Buffer.alloc(BODY_KIB * 1024, 'x'));
+const RELAY_PATH = BODY_KIB > 0 ? '/big' : '/';
+const backend = await startNginx(dir, 'backend', backendConf(dir, '127.0.0.4', backendPort, bigFile), { ip: '127.0.0.4', port: backendPort });
 const results = new Map<string, { rps: number[]; us: number[] }>(KINDS.map((k) => [k, { rps: [], us: [] }]));
 const children = [];
 const ports = new Map<string, number>();
@@ -164,7 +171,7 @@ async function relays(): Promise<void> {
       const check = await fetch(`http://${A}:${portA}/`, { headers: { host: 'world' } });
       const text = await check.text();
       if (check.status !== 200 || text !== 'hello world\n') throw new Error(`${design}: relay answered ${check.status} ${JSON.stringify(text)}`);
-      const warm = await wrk(`http://${A}:${portA}/`, 32, 2);
+      const warm = await wrk(`http://${A}:${portA}${RELAY_PATH}`, 32, 2);
       // The fetch above proved the relay answers; a starved machine makes wrk time out a few.
       if (warm.errors > 0 || warm.requests === 0) console.error(`${design}: warm-up saw ${warm.errors} errors of ${warm.requests} (a busy machine?)`);
     }
@@ -192,7 +199,7 @@ async function relays(): Promise<void> {
       const kb0 = kernelSeconds(pb);
       const sa0 = syscalls(pa);
       const sb0 = syscalls(pb);
-      const r = await wrk(`http://${A}:${h.port}/`, 32, Number(values.duration));
+      const r = await wrk(`http://${A}:${h.port}${RELAY_PATH}`, 32, Number(values.duration));
       if (r.requests === 0) {
         console.error(`round ${run + 1} ${design}: no request completed (a starved machine?), round not counted for it`);
         return undefined;
@@ -244,7 +251,7 @@ async function relays(): Promise<void> {
         : `${median(s).toFixed(2)} (${q(0.25).toFixed(2)}-${q(0.75).toFixed(2)})`;
     };
     console.log(
-      `\nTwo hops, mutual TLS between them; CPU us/request per hop; ratio = design / undici relay in the same round (median over rounds, interquartile range; min-max under 4 rounds); load average at the end: ${loadavg()}`,
+      `\nTwo hops, mutual TLS between them; ${BODY_KIB > 0 ? `${BODY_KIB} KiB` : '12-byte'} responses; CPU us/request per hop; ratio = design / undici relay in the same round (median over rounds, interquartile range; min-max under 4 rounds); load average at the end: ${loadavg()}`,
     );
     console.log(
       '| design | req/s @32 | hop A us/req | hop B us/req | both us/req | CPU ratio both | CPU ratio A | CPU ratio B | req/s ratio | read+write syscalls/req A, B | kernel us/req A, B | errors |',

@@ -136,17 +136,24 @@ function viaDispatch(pool: Pool): Handler {
   return (req, res) => {
     const headers = headersOut(req.headers);
     headers['host'] = req.headers.host ?? 'world';
+    // Returning false from onData pauses undici until resume(), called on the next 'drain'
+    // (armed at every pause: a large body pauses many times).
+    let resume = (): void => undefined;
     pool.dispatch(
       { method: req.method as Dispatcher.HttpMethod, path: req.url ?? '/', headers },
       {
         onConnect() {},
         onError: () => res.destroy(),
-        onHeaders(status, raw, resume) {
+        onHeaders(status, raw, r) {
           res.writeHead(status, rawOut(raw));
-          res.once('drain', resume);
+          resume = r;
           return true;
         },
-        onData: (chunk) => res.write(chunk),
+        onData: (chunk) => {
+          if (res.write(chunk)) return true;
+          res.once('drain', resume);
+          return false;
+        },
         onComplete: () => res.end(),
       },
     );
@@ -195,22 +202,27 @@ function h2Server(pool: Pool, dispatch: boolean): http2.Http2SecureServer {
     const path = String(h[':path']);
     stream.on('error', () => undefined);
     if (dispatch) {
+      let resume = (): void => undefined;
       pool.dispatch(
         { method, path, headers },
         {
           onConnect() {},
           onError: () => stream.destroy(),
-          onHeaders(status, raw, resume) {
+          onHeaders(status, raw, r) {
             const out: http2.OutgoingHttpHeaders = { ':status': status };
             for (let i = 0; i < raw.length; i += 2) {
               const k = String(raw[i]).toLowerCase();
               if (!HOP.has(k)) out[k] = String(raw[i + 1]);
             }
             stream.respond(out);
-            stream.once('drain', resume);
+            resume = r;
             return true;
           },
-          onData: (chunk) => stream.write(chunk),
+          onData: (chunk) => {
+            if (stream.write(chunk)) return true;
+            stream.once('drain', resume);
+            return false;
+          },
           onComplete: () => stream.end(),
         },
       );
