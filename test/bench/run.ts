@@ -572,6 +572,17 @@ async function main(): Promise<void> {
         med('relay', (s) => s.cpuUsPerRequestFixed),
       );
       verdicts.push(['the same at a fixed 1,000 req/s (neither saturated)', fixed, '(info)', true]);
+      // Per run (the two rows measured within seconds of each other): steadier on a busy machine
+      // than the ratio of the medians, whose rows may come from different runs.
+      const perRun = (f: (s: Sample) => number): number[] => {
+        const h = samples.get('hostmesh') ?? [];
+        const r = samples.get('relay') ?? [];
+        return h.map((s, i) => ratio(f(s), f(r[i] as Sample))).filter((x) => Number.isFinite(x));
+      };
+      const show = (xs: number[]): string => `${xs.map((x) => x.toFixed(2)).join(', ')} (median ${median(xs).toFixed(2)})`;
+      console.error(
+        `hostmesh / relay CPU per request, run by run: saturated ${show(perRun((s) => s.cpuUsPerRequest))}; at 1,000 req/s ${show(perRun((s) => s.cpuUsPerRequestFixed))}`,
+      );
     }
     if (has('relay') && has('nginx')) {
       verdicts.push([
