@@ -1,4 +1,5 @@
 import type { IncomingMessage } from 'node:http';
+import fc from 'fast-check';
 import t from 'tap';
 import { appendVia, endToEnd, h2cAsHttp11, isCredentialLike, tooManyHeaders, viaHops } from '../../src/router/headers.js';
 
@@ -112,5 +113,29 @@ t.test('an h2c-only upgrade is rewritten as a plain HTTP/1.1 request head', asyn
     ),
     undefined,
     'a mixed offer is tunnelled as before',
+  );
+});
+
+t.test('property: endToEnd drops exactly the hop-by-hop fields and those Connection names, whatever its case and spacing', async (t) => {
+  const HOP = ['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'http2-settings'];
+  const name = fc.constantFrom('keep-alive', 'close', 'x-a', 'x-b', 'te', 'upgrade', 'close-me');
+  const casing = (s: string): fc.Arbitrary<string> => fc.constantFrom(s, s.toUpperCase(), s[0]?.toUpperCase() + s.slice(1));
+  fc.assert(
+    fc.property(
+      fc.array(name.chain(casing), { maxLength: 4 }),
+      fc.constantFrom(', ', ',', ' , '),
+      fc.subarray(['x-a', 'x-b', 'close', 'keep-alive', 'close-me', 'x-c']),
+      (tokens, sep, present) => {
+        const headers: Record<string, string> = { connection: tokens.join(sep) };
+        for (const p of present) headers[p] = 'v';
+        const out = endToEnd(headers, new Set());
+        const named = new Set(tokens.map((x) => x.trim().toLowerCase()));
+        for (const p of present) {
+          const dropped = HOP.includes(p) || named.has(p);
+          if ((out[p] === undefined) !== dropped) return false;
+        }
+        return out['connection'] === undefined;
+      },
+    ),
   );
 });

@@ -54,18 +54,20 @@ export function outgoingHeaders(h: IncomingHttpHeaders, own: RouterHeaders): Out
 }
 
 /**
- * l5d-reqid for requests that come without one: 64 random bits as hex, drawn from a pool refilled
- * 512 ids at a time (a randomBytes call per request was 2% of a router's CPU).
+ * l5d-reqid for requests that come without one: 64 random bits as hex, cut from a pool of 512 ids
+ * drawn and hex-encoded at once (a randomBytes call per request was 2% of a router's CPU; a hex
+ * conversion per request still showed at 0.6%).
  */
 const ID_POOL_BYTES = 4096;
-let idPool = Buffer.alloc(0);
-let idOffset = ID_POOL_BYTES;
+const ID_CHARS = 16;
+let idPool = '';
+let idOffset = 0;
 function requestId(): string {
   if (idOffset >= idPool.length) {
-    idPool = randomBytes(ID_POOL_BYTES);
+    idPool = randomBytes(ID_POOL_BYTES).toString('hex');
     idOffset = 0;
   }
-  const id = idPool.toString('hex', idOffset, idOffset + 8);
-  idOffset += 8;
+  const id = idPool.slice(idOffset, idOffset + ID_CHARS);
+  idOffset += ID_CHARS;
   return id;
 }
