@@ -21,7 +21,7 @@ const KEEP_ALIVE: ReadonlySet<string> = new Set(['keep-alive']);
 const CLOSE: ReadonlySet<string> = new Set(['close']);
 
 /** Names listed in Connection (also hop-by-hop). The usual one-token values cost no new set. */
-function connectionTokens(value: string | string[] | undefined): ReadonlySet<string> {
+export function connectionTokens(value: string | string[] | undefined): ReadonlySet<string> {
   if (value === undefined) return NO_TOKENS;
   if (typeof value === 'string' && value.length <= 10) {
     const v = value.toLowerCase();

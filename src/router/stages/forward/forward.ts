@@ -13,7 +13,7 @@ import { RETRYABLE_HEADER, type ResponseClass, SUCCESS_CLASS_HEADER, successClas
 import type { RequestContext } from '../../context.js';
 import { DRAINING_HEADER } from '../concrete/draining-peers.js';
 import { endpointKey } from '../endpoint/endpoint-pool.js';
-import { headerValue, isHopByHop } from '../../headers.js';
+import { connectionTokens, headerValue, isHopByHop } from '../../headers.js';
 import { CLOSED_ERRORS, REQUEUE_HEADER, requeueReason } from './requeue.js';
 import { ReplayableBody } from './retry-body.js';
 import type { RoutePlan } from '../../route-plan.js';
@@ -242,12 +242,16 @@ const pipelines = new WeakMap<object, (() => void)[]>();
 function relayHead(res: ServerResponse, upstream: UpstreamAnswer, cls: ResponseClass, retried: boolean): void {
   const outHeaders: OutgoingHttpHeaders = {};
   const headers = upstream.headers;
+  // Fields the answer's Connection names are hop-by-hop too (RFC 9110 7.6.1); the class is this
+  // hop's (an answer through a peer router carries that router's: set below, never both).
+  const named = connectionTokens(headers['connection']);
   for (const k in headers) {
     const v = headers[k];
-    if (v !== undefined && !isHopByHop(k) && k !== REQUEUE_HEADER && k !== DRAINING_HEADER && !(retried && k === RETRYABLE_HEADER)) outHeaders[k] = v;
+    if (v === undefined || isHopByHop(k) || named.has(k) || k === REQUEUE_HEADER || k === DRAINING_HEADER || (retried && k === RETRYABLE_HEADER)) continue;
+    outHeaders[k] = v;
   }
   outHeaders[SUCCESS_CLASS_HEADER] = successClass(cls);
-  const trailerNames = headerValue(upstream.headers['trailer']);
+  const trailerNames = headerValue(headers['trailer']);
   if (trailerNames !== undefined) outHeaders['trailer'] = trailerNames; // announced trailers follow the body
   res.writeHead(upstream.status, outHeaders);
 }

@@ -328,6 +328,48 @@ t.test('the relayed head drops the router marks and adds l5d-success-class; only
   t.ok(mesh.draining.draining(endpointKey(peer.endpoint)), "the peer's draining mark is kept for the balancer");
 });
 
+t.test("the relayed head keeps the answer's fields in order, repeats as separate lines, and drops those its Connection names", async (t) => {
+  const server = http.createServer((_req, res) => {
+    res.writeHead(200, [
+      'Set-Cookie',
+      'a=1',
+      'X-App',
+      'kept',
+      'Connection',
+      'keep-alive, X-Internal',
+      'X-Internal',
+      'secret',
+      'Set-Cookie',
+      'b=2',
+      'Keep-Alive',
+      'timeout=5',
+    ]);
+    res.end('ok');
+  });
+  await listen(server, HOST);
+  t.teardown(() => {
+    server.closeAllConnections();
+    return new Promise((r) => server.close(r));
+  });
+  const f = await front(t, { endpoints: [{ host: HOST, port: (server.address() as { port: number }).port, meta: {} }] });
+  const raw = await new Promise<string[]>((resolve, reject) => {
+    http
+      .get({ host: HOST, port: f.port, path: '/p', agent: false }, (res) => {
+        res.resume();
+        res.on('end', () => resolve(res.rawHeaders));
+      })
+      .on('error', reject);
+  });
+  const names = raw.filter((_, i) => i % 2 === 0).map((n) => n.toLowerCase());
+  const values = (name: string): string[] => raw.filter((_, i) => i % 2 === 1 && raw[i - 1]?.toLowerCase() === name);
+  t.same(values('set-cookie'), ['a=1', 'b=2'], 'both cookies, in order, each its own line');
+  t.same(values('x-app'), ['kept']);
+  t.same(values('x-internal'), [], "named by the answer's Connection: hop-by-hop, not relayed");
+  t.same(values('keep-alive'), [], 'hop-by-hop');
+  t.ok(names.indexOf('set-cookie') < names.indexOf('x-app'), "the answer's order");
+  t.same(values('l5d-success-class'), ['1.0'], "this hop's class only, never the next hop's as well");
+});
+
 t.test("failure accrual counts an attempt against the plan's bound client, whatever the context says", async (t) => {
   const dead = await refused();
   const accrual = new FailureAccrual(
