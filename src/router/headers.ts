@@ -57,9 +57,27 @@ export function endToEnd(headers: IncomingHttpHeaders, drop: ReadonlySet<string>
 /** Number of hops recorded in Via (comma-separated entries across header lines). */
 export function viaHops(via: string | string[] | undefined): number {
   if (via === undefined) return 0;
+  if (typeof via === 'string') return entriesIn(via);
   let n = 0;
-  for (const line of Array.isArray(via) ? via : [via]) for (const part of line.split(',')) if (part.trim()) n++;
+  for (const line of via) n += entriesIn(line);
   return n;
+}
+
+/** Non-blank comma-separated entries of one line: a scan, no split (every request's Via is counted). */
+function entriesIn(line: string): number {
+  let n = 0;
+  let filled = false;
+  for (let i = 0; i < line.length; i++) {
+    const c = line.charCodeAt(i);
+    if (c === 44) {
+      if (filled) n++;
+      filled = false;
+    } else if (c > 127 || c < 33) {
+      // Spaces and tabs are blank; any other control or non-ASCII character: the exact rule (trim's).
+      if (c !== 32 && c !== 9) return line.split(',').filter((part) => part.trim() !== '').length;
+    } else filled = true;
+  }
+  return filled ? n + 1 : n;
 }
 
 export function appendVia(via: string | string[] | undefined): string {

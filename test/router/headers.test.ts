@@ -139,3 +139,12 @@ t.test('property: endToEnd drops exactly the hop-by-hop fields and those Connect
     ),
   );
 });
+
+t.test('property: viaHops counts the non-blank comma-separated entries of every line', async (t) => {
+  const reference = (via: string | string[]): number =>
+    (Array.isArray(via) ? via : [via]).reduce((n, line) => n + line.split(',').filter((p) => p.trim() !== '').length, 0);
+  const text = fc.string({ unit: fc.constantFrom(',', ' ', '\t', 'a', '1', '.', '/', '\u00a0', '\u00e9', '\u000b'), maxLength: 30 });
+  fc.assert(fc.property(fc.oneof(text, fc.array(text, { maxLength: 4 })), (via) => viaHops(via) === reference(via)));
+  t.equal(viaHops(' , 1.1 a ,, ,1.1 b ,'), 2);
+  t.equal(viaHops('\u00a0,1.1 a'), 1, 'a no-break space is blank, as trim says');
+});
