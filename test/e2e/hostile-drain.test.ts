@@ -6,8 +6,7 @@ import '../helpers/test-keys.js'; // 1024-bit RSA keys for the certificates made
 import { once } from 'node:events';
 import https from 'node:https';
 import net from 'node:net';
-import { writeListenerPki } from '../helpers/listener-pki.js';
-import tls from 'node:tls';
+import { asPeer, writeListenerPki } from '../helpers/listener-pki.js';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { readdirSync, readlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -67,11 +66,7 @@ function mtls(port: number, boundMs: number): Promise<number | string> {
           path: '/',
           headers: { host: 'nowhere' },
           agent: false,
-          ca: ca.certPem,
-          cert: peer.certPem,
-          key: peer.keyPem,
-          servername: 'hostmesh',
-          checkServerIdentity: (_h, c) => tls.checkServerIdentity('hostmesh', c),
+          ...asPeer(ca, peer),
         },
         (res) => {
           res.resume();

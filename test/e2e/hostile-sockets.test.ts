@@ -15,7 +15,7 @@ import t, { type Test } from 'tap';
 import type { HostmeshConfig, RouterConfig, ServerConfig } from '../../src/config/types.js';
 import { silentLogger } from '../../src/log.js';
 import { startHostmesh, type Hostmesh } from '../../src/app/hostmesh.js';
-import { writeListenerPki } from '../helpers/listener-pki.js';
+import { asPeer, writeListenerPki } from '../helpers/listener-pki.js';
 import { freePorts } from '../helpers/ports.js';
 import { request } from '../helpers/http.js';
 import { promptBound, timed, within } from '../helpers/prompt.js';
@@ -141,11 +141,7 @@ function mtls(port: number, localAddress = '127.0.0.29'): Promise<number | strin
         path: '/',
         headers: { host: 'world' },
         agent: false,
-        ca: ca.certPem,
-        cert: peerCert.certPem,
-        key: peerCert.keyPem,
-        servername: 'hostmesh',
-        checkServerIdentity: (_h, cert) => tls.checkServerIdentity('hostmesh', cert),
+        ...asPeer(ca, peerCert),
       },
       (res) => {
         res.resume();
@@ -293,11 +289,7 @@ t.test('a peer that finishes its handshake and then says nothing is closed at th
             {
               host: IP,
               port,
-              ca: ca.certPem,
-              cert: peerCert.certPem,
-              key: peerCert.keyPem,
-              servername: 'hostmesh',
-              checkServerIdentity: (_h, c) => tls.checkServerIdentity('hostmesh', c),
+              ...asPeer(ca, peerCert),
             },
             () => resolve(s),
           );

@@ -8,11 +8,10 @@ import { once } from 'node:events';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import http from 'node:http';
 import https from 'node:https';
-import { writeListenerPki } from '../helpers/listener-pki.js';
+import { asPeer, writeListenerPki } from '../helpers/listener-pki.js';
 import type net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import tls from 'node:tls';
 import t from 'tap';
 import { freePorts } from '../helpers/ports.js';
 import { ownerOfClientPort, startPrimary } from '../helpers/workers.js';
@@ -32,10 +31,7 @@ function call(port: number, withCertificate: boolean): Promise<string> {
           path: '/',
           headers: { host: 'web' },
           agent: false,
-          ca: ca.certPem,
-          ...(withCertificate ? { cert: peer.certPem, key: peer.keyPem } : {}),
-          servername: 'hostmesh',
-          checkServerIdentity: (_h, c) => tls.checkServerIdentity('hostmesh', c),
+          ...asPeer(ca, withCertificate ? peer : undefined),
         },
         (res) => {
           let body = '';

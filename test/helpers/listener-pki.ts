@@ -2,6 +2,7 @@
 // peer node's, written as ca.pem, cert.pem and key.pem in `dir` (the paths a config names).
 
 import { writeFile } from 'node:fs/promises';
+import { checkServerIdentity, type ConnectionOptions } from 'node:tls';
 import { join } from 'node:path';
 import { type CertificateAuthority, createCa, issueNodeCertificate, type Pem } from '../../src/tls/generate.js';
 
@@ -17,4 +18,17 @@ export async function writeListenerPki(
   await writeFile(join(dir, 'cert.pem'), node.certPem);
   await writeFile(join(dir, 'key.pem'), node.keyPem);
   return { ca, node, peer };
+}
+
+/**
+ * TLS client options of a peer router calling the listener: trusts `ca`, shows `peer` (when given),
+ * and checks the listener's certificate for the mesh name `hostmesh`, as routers do.
+ */
+export function asPeer(ca: CertificateAuthority, peer?: Pem): ConnectionOptions {
+  return {
+    ca: ca.certPem,
+    ...(peer !== undefined ? { cert: peer.certPem, key: peer.keyPem } : {}),
+    servername: 'hostmesh',
+    checkServerIdentity: (_h, c) => checkServerIdentity('hostmesh', c),
+  };
 }
