@@ -40,7 +40,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { writeFileSync } from 'node:fs';
-import { createCa, issueCertificate } from '../../src/tls/generate.js';
+import { relayPki } from './mesh/relay-pki.js';
 import { freePorts } from '../helpers/ports.js';
 import { wrk } from './mesh/load.js';
 import { backendConf, incomingConf, outgoingConf, proxyConf, startNginx, type Nginx } from './mesh/nginx.js';
@@ -115,12 +115,7 @@ try {
 async function relays(): Promise<void> {
   const DESIGNS = (values.designs ?? '').split(',').filter(Boolean);
   if (DESIGNS[0] !== 'undici') DESIGNS.unshift('undici'); // the reference row, always measured
-  const caAuthority = createCa({ commonName: 'relay CA' });
-  const leaf = issueCertificate(caAuthority, { commonName: 'hostmesh', dnsNames: ['hostmesh'] });
-  const files = [join(dir, 'relay-ca.crt'), join(dir, 'relay.crt'), join(dir, 'relay.key')] as const;
-  writeFileSync(files[0], caAuthority.certPem);
-  writeFileSync(files[1], leaf.certPem);
-  writeFileSync(files[2], leaf.keyPem);
+  const files = relayPki(dir);
   const A = '127.0.0.6';
   const B = '127.0.0.7';
   const PROFILES = join(import.meta.dirname, '..', '..', '..', 'bench-results', 'profiles');
@@ -286,15 +281,7 @@ async function relays(): Promise<void> {
 /** The cores row: does a second worker process (node:cluster, nginx) double a relay's requests? */
 async function cores(): Promise<void> {
   const IP = '127.0.0.8';
-  const files = [join(dir, 'relay-ca.crt'), join(dir, 'relay.crt'), join(dir, 'relay.key')] as const;
-  if (!TABLES.includes('relays')) {
-    // relay-child reads TLS files at start even for the plaintext hop.
-    const ca = createCa({ commonName: 'relay CA' });
-    const leaf = issueCertificate(ca, { commonName: 'hostmesh', dnsNames: ['hostmesh'] });
-    writeFileSync(files[0], ca.certPem);
-    writeFileSync(files[1], leaf.certPem);
-    writeFileSync(files[2], leaf.keyPem);
-  }
+  const files = relayPki(dir); // relay-child reads TLS files at start even for the plaintext hop
   interface Row {
     readonly name: string;
     readonly port: number;

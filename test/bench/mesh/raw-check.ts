@@ -11,7 +11,7 @@ import http from 'node:http';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createCa, issueCertificate } from '../../../src/tls/generate.js';
+import { relayPki } from './relay-pki.js';
 import { freePorts } from '../../helpers/ports.js';
 import { backendConf, startNginx } from './nginx.js';
 
@@ -76,12 +76,7 @@ const echo = http.createServer((req, res) => {
   req.on('end', () => res.end(`${n} ${h.digest('hex')} ${req.headers['transfer-encoding'] ?? 'length'} ${req.headers['via'] ?? ''}`));
 });
 
-const ca = createCa({ commonName: 'raw check CA' });
-const leaf = issueCertificate(ca, { commonName: 'hostmesh', dnsNames: ['hostmesh'] });
-const files = [join(dir, 'ca.crt'), join(dir, 'leaf.crt'), join(dir, 'leaf.key')] as const;
-writeFileSync(files[0], ca.certPem);
-writeFileSync(files[1], leaf.certPem);
-writeFileSync(files[2], leaf.keyPem);
+const files = relayPki(dir);
 
 async function hop(role: 'a' | 'b', ip: string, port: number, nextIp: string, nextPort: number): Promise<ChildProcess> {
   const child = fork(join(import.meta.dirname, 'relay-child.js'), [DESIGN, role, ip, String(port), nextIp, String(nextPort), ...files]);
