@@ -219,9 +219,11 @@ export class Router {
     return this.#plan(req, this.#identify.arrive(req, ctx), ctx, decision);
   }
 
-  /** The plan: at once when the name's binding is cached and settled, else once it settles. Throws why not. */
+  /**
+   * The plan: at once when the name's binding is cached and settled, else once it settles. Throws
+   * why not. Its two callers (handle, plan) have checked the decision already.
+   */
   #plan(req: RequestHead, arrival: Arrival, ctx: RequestContext, decision: EntryDecision): RoutePlan | Promise<RoutePlan> {
-    assertDecided(decision);
     // The entry decision's caller is the one every later stage and the policy see, whatever the path.
     ctx.direction = decision.direction;
     if (decision.caller !== undefined) ctx.caller = decision.caller;
