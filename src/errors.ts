@@ -118,7 +118,7 @@ export const ERRORS = {
     description: "Binding through the router's own dtab exceeded its bindingBudget (too many expanded alternatives).",
   },
   CONNECT_FAILED: { status: 502, retryable: true, description: 'The router could not connect to the chosen endpoint.' },
-  UPSTREAM_ERROR: { status: 502, retryable: false, description: 'The upstream connection failed after the request was sent.' },
+  UPSTREAM_ERROR: { status: 502, retryable: false, description: 'The upstream connection failed, or its answer was malformed, after the request was sent.' },
   TIMEOUT: { status: 503, retryable: false, description: 'Binding or the upstream did not answer in time.' },
   SHED: {
     status: 503,

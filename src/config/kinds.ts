@@ -141,7 +141,7 @@ export const PER_PREFIX_ENFORCED: Readonly<Record<'service' | 'client', readonly
   service: ['totalTimeoutMs', 'responseClassifier', 'retries', 'retryBufferSize'],
   // router/stages/endpoint/client-pools.ts: TLS and pool limits make a client's own pools; per-name.ts the rest
   // (a per-prefix failureAccrual gets its own accrual state, read by stages/concrete/concrete.ts and endpoint.ts).
-  client: ['tls', 'hostConnectionPool', ...CLIENT_NUMBER_KEYS, 'requeueBudget', 'failureAccrual'],
+  client: ['tls', 'hostConnectionPool', ...CLIENT_NUMBER_KEYS, 'requeueBudget', 'failureAccrual', 'engine'],
 };
 
 /**

@@ -360,6 +360,7 @@ function clientLimits(c: RawClientKeys | undefined): Partial<ClientConfig> {
   }
   if (c.requeueBudget !== undefined) out.requeueBudget = { ...c.requeueBudget };
   if (c.failureAccrual !== undefined) out.failureAccrual = structuredClone(c.failureAccrual) as FailureAccrualConfig;
+  if (c.engine !== undefined) out.engine = c.engine;
   return out;
 }
 

@@ -251,6 +251,8 @@ export const clientShape = {
   // Linkerd 1: one attempt (a timed-out attempt is retried when the classifier retries a 503).
   requestAttemptTimeoutMs: z.number().int().min(1).max(3_600_000).optional(),
   failureAccrual: failureAccrual.optional(),
+  // hostmesh: the HTTP/1.1 client to endpoints (core/h1-pool.ts, the default, or undici's Pool).
+  engine: z.enum(['lean', 'undici'], { error: 'expected lean (the default) or undici' }).optional(),
 };
 
 /** Linkerd 1's router `client` block: io.l5d.global, or io.l5d.static configs per bound-id prefix. */

@@ -11,6 +11,8 @@ const require = createRequire(import.meta.url);
 const Dispatcher = require('undici/lib/dispatcher/dispatcher.js') as typeof U.Dispatcher;
 // What undici's index adds to every dispatcher: request(), stream(), pipeline(), connect(), upgrade().
 Object.assign(Dispatcher.prototype, require('undici/lib/api/index.js') as object);
+/** undici's dispatcher base class (an EventEmitter with request(), stream(), ...): a dispatcher of our own extends it. */
+export { Dispatcher };
 
 export const Client = require('undici/lib/dispatcher/client.js') as typeof U.Client;
 export type Client = U.Client;

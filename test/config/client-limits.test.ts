@@ -37,7 +37,8 @@ t.test('hostConnectionPool and the hostmesh keys load, minSize with no warning',
     headersTimeoutMs: 1000
     bodyIdleTimeoutMs: 2000
     requestBodyIdleTimeoutMs: 3000
-    maxEndpointPools: 40`),
+    maxEndpointPools: 40
+    engine: undici`),
     'l5d.yaml',
   );
   const client = c.routers[0]?.client;
@@ -57,6 +58,7 @@ t.test('hostConnectionPool and the hostmesh keys load, minSize with no warning',
     bodyIdleTimeoutMs: 2000,
     requestBodyIdleTimeoutMs: 3000,
     maxEndpointPools: 40,
+    engine: 'undici',
   });
 });
 
@@ -75,6 +77,7 @@ t.test('defaults: 64 connections, a source half, a service three quarters, 1,024
     bodyIdleTimeoutMs: 60_000,
     requestBodyIdleTimeoutMs: 60_000,
     maxEndpointPools: 1000,
+    engine: 'lean',
   });
   t.equal(clientLimits({ hostConnectionPool: { maxSize: 1 } }).maxPerSource, 1, 'a share is at least one');
   t.equal(clientLimits({ hostConnectionPool: { maxSize: 4 }, maxInFlightPerSource: 100 }).maxPerSource, 4, 'a share is at most the pool');

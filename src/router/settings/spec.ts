@@ -49,6 +49,8 @@ export interface ClientSettings {
   readonly requeueBudget?: RetryBudgetSpec | undefined;
   readonly requestAttemptTimeoutMs?: number | undefined;
   readonly failureAccrual?: FailureAccrualSpec | undefined;
+  /** The HTTP/1.1 client that carries requests to endpoints: hostmesh's lean one on raw sockets (default) or undici's Pool. */
+  readonly engine?: 'lean' | 'undici' | undefined;
 }
 
 /** A router's client: its load balancer, its own settings, and settings per bound-id prefix, in order. */

@@ -1,9 +1,10 @@
-// The endpoint stage: one keep-alive undici Pool per endpoint (TLS to peer routers, plaintext to
-// local pods), with in-flight counts for the balancer; idle pools are closed, the first minSize
-// connections of a pool outlive idleTimeMs.
+// The endpoint stage: one keep-alive pool per endpoint (TLS to peer routers, plaintext to local
+// pods; hostmesh's lean HTTP/1.1 pool or undici's, client.engine), with in-flight counts for the
+// balancer; idle pools are closed, the first minSize connections of a pool outlive idleTimeMs.
 
 import { createSecureContext, type ConnectionOptions, type SecureContext } from 'node:tls';
-import type { buildConnector } from 'undici';
+import type { buildConnector, Dispatcher } from 'undici';
+import { H1Pool, leanClientAvailable } from '../../../core/h1-pool.js';
 import { Client, Pool } from '../../../core/undici.js';
 import type { ClientSettings } from '../../settings/spec.js';
 import { type Cancel, type Clock, every, systemClock } from '../../../core/clock.js';
@@ -14,7 +15,8 @@ import { Admission, type AdmissionLimits } from './admission.js';
 export interface PoolEntry {
   readonly key: string;
   readonly origin: string;
-  readonly pool: Pool;
+  /** hostmesh's lean HTTP/1.1 pool (core/h1-pool.ts) or undici's Pool (client.engine): both are undici dispatchers. */
+  readonly pool: Dispatcher;
   /** How the pool connects (TLS options, servername, client.connectTimeoutMs): an Upgrade's one-shot client connects the same way. */
   readonly connect: buildConnector.BuildOptions;
   /** Slots of this endpoint: per source and per service shares, a bounded wait queue. */
@@ -69,6 +71,8 @@ export interface ClientLimits extends AdmissionLimits {
   readonly requestBodyIdleTimeoutMs: number;
   /** Endpoint pools open at once (client.maxEndpointPools): past it the least recently used idle one is closed. */
   readonly maxEndpointPools: number;
+  /** The HTTP/1.1 client (client.engine): lean unless undici is asked for or this Node lacks the parser binding it needs. */
+  readonly engine: 'lean' | 'undici';
 }
 
 /**
@@ -95,6 +99,7 @@ export function clientLimits(c: ClientSettings = {}): ClientLimits {
     bodyIdleTimeoutMs: c.bodyIdleTimeoutMs ?? 60_000,
     requestBodyIdleTimeoutMs: c.requestBodyIdleTimeoutMs ?? 60_000,
     maxEndpointPools: c.maxEndpointPools ?? DEFAULT_MAX_ENDPOINT_POOLS,
+    engine: c.engine === 'undici' || !leanClientAvailable() ? 'undici' : 'lean',
   };
 }
 
@@ -228,23 +233,8 @@ export class EndpointPools {
       if (this.#pools.size >= this.limits.maxEndpointPools) this.#makeRoom(key);
       const origin = `${this.#tls ? 'https' : 'http'}://${key}`;
       const l = this.limits;
-      // Admission keeps at most maxInFlight requests on the pool, so its own queue stays empty.
-      // undici's headersTimeout runs once the request is sent (not while a body uploads), and
-      // bodyTimeout is the idle time between body chunks, paused while the reader applies
-      // back-pressure: what headersTimeoutMs and bodyIdleTimeoutMs mean.
-      const floor = new Set<unknown>();
       const connect = this.#tls ? { ...this.#tls, secureContext: this.#secureContext(), timeout: l.connectTimeoutMs } : { timeout: l.connectTimeoutMs };
-      const pool = new Pool(origin, {
-        connections: l.maxInFlight,
-        keepAliveTimeout: l.idleTimeMs,
-        keepAliveMaxTimeout: l.idleTimeMs,
-        headersTimeout: l.headersTimeoutMs,
-        bodyTimeout: l.bodyIdleTimeoutMs,
-        ...(l.minSize > 0 ? { factory: floorFactory(l.minSize, floor) } : {}),
-        connect,
-      });
-      // undici drops a Client that failed to connect: its place in the floor is free again.
-      if (l.minSize > 0) pool.on('connectionError', (_origin, targets) => targets.forEach((c) => floor.delete(c)));
+      const pool = l.engine === 'lean' ? this.#lean(origin, connect) : this.#undici(origin, connect);
       const events = this.#events;
       if (events !== undefined) {
         pool.on('connect', () => events.connect());
@@ -258,6 +248,44 @@ export class EndpointPools {
     entry.lastUsed = now;
     this.#newest = entry;
     return entry;
+  }
+
+  /** hostmesh's lean pool: the same limits and timeouts, its timers on the router's clock. */
+  #lean(origin: string, connect: ConnectionOptions & { timeout: number }): Dispatcher {
+    const l = this.limits;
+    return new H1Pool(origin, {
+      connections: l.maxInFlight,
+      keepAliveTimeout: l.idleTimeMs,
+      keepAliveMaxTimeout: l.idleTimeMs,
+      headersTimeout: l.headersTimeoutMs,
+      bodyTimeout: l.bodyIdleTimeoutMs,
+      minSize: l.minSize,
+      floorKeepAlive: MIN_SIZE_IDLE_MS,
+      connect,
+      clock: this.#clock,
+    });
+  }
+
+  /** undici's Pool (client.engine: undici), minSize through floorFactory. */
+  #undici(origin: string, connect: ConnectionOptions & { timeout: number }): Dispatcher {
+    const l = this.limits;
+    const floor = new Set<unknown>();
+    // Admission keeps at most maxInFlight requests on the pool, so its own queue stays empty.
+    // undici's headersTimeout runs once the request is sent (not while a body uploads), and
+    // bodyTimeout is the idle time between body chunks, paused while the reader applies
+    // back-pressure: what headersTimeoutMs and bodyIdleTimeoutMs mean (the lean pool does the same).
+    const pool = new Pool(origin, {
+      connections: l.maxInFlight,
+      keepAliveTimeout: l.idleTimeMs,
+      keepAliveMaxTimeout: l.idleTimeMs,
+      headersTimeout: l.headersTimeoutMs,
+      bodyTimeout: l.bodyIdleTimeoutMs,
+      ...(l.minSize > 0 ? { factory: floorFactory(l.minSize, floor) } : {}),
+      connect: connect as buildConnector.BuildOptions,
+    });
+    // undici drops a Client that failed to connect: its place in the floor is free again.
+    if (l.minSize > 0) pool.on('connectionError', (_origin, targets) => targets.forEach((c) => floor.delete(c)));
+    return pool;
   }
 
   /** Closes the least recently used pool with nothing in flight, or refuses `key` when there is none. */

@@ -185,6 +185,12 @@ class Http1Exchange implements Exchange<UpstreamAnswer, void> {
       const code = (err as { code?: string }).code ?? '';
       return { kind: 'failed', code, err: err as Error, requeue: requeueReason(code, plan.method) };
     }
+    const failed = answer.failure;
+    if (failed !== undefined) {
+      // The head came with a body already known to be bad: nothing was relayed, so the client gets a 502, not a cut.
+      const code = (failed as { code?: string }).code ?? '';
+      return { kind: 'failed', code, err: failed, requeue: requeueReason(code, plan.method) };
+    }
     pools.observe(lease.entry, performance.now() - started);
     const cls = this.#scope.svc.classify({ method: plan.method, chunked: this.#chunked }, answer.status, answer.headers);
     return { kind: 'answer', answer, head: answer.headers, cls };
@@ -222,6 +228,12 @@ function upstreamError(o: ForwardOptions, err: unknown, code: string, endpoint: 
   if (code === 'UND_ERR_CONNECT_TIMEOUT') {
     o.events.timeout('connect', service);
     return new HostmeshError('TIMEOUT', `timed out connecting to ${endpointKey(endpoint)}`, { cause: err });
+  }
+  if (code.startsWith('HPE_')) {
+    // llhttp refused the answer: the request was sent and answered, badly (no one to requeue to).
+    return new HostmeshError('UPSTREAM_ERROR', `${endpointKey(endpoint)} sent a malformed answer: ${(err as { reason?: string }).reason ?? (err as Error).message}`, {
+      cause: err,
+    });
   }
   if (CLOSED_ERRORS.has(code)) {
     return new HostmeshError('UPSTREAM_ERROR', `connection to ${endpointKey(endpoint)} failed after the request was sent: ${(err as Error).message}`, {

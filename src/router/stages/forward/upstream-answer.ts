@@ -65,6 +65,11 @@ export class UpstreamAnswer implements Dispatcher.DispatchHandler {
     this.#signal = signal;
   }
 
+  /** Why the answer failed after its head and before it was relayed (a malformed body found in the head's read), if it did. */
+  get failure(): Error | undefined {
+    return this.#failed;
+  }
+
   /** Sends the request on `pool`; resolves once the answer's head is in. */
   dispatch(pool: Dispatcher, opts: Dispatcher.DispatchOptions): Promise<void> {
     return new Promise<void>((resolve, reject) => {

@@ -68,48 +68,63 @@ async function burst(pools: EndpointPools, port: number, n: number): Promise<voi
   );
 }
 
-for (const minSize of [0, 2]) {
-  t.test(`minSize ${minSize}: a burst of 5 connections shrinks to ${minSize} after idleTimeMs`, async (t) => {
-    const b = await backend(5);
-    // The pool's own idle eviction runs on this clock: the test moves it, so it never evicts behind the test's back.
+/**
+ * Lets `ms` of pool idle time pass: the lean pool's connection timers run on the injected clock
+ * (moved here); undici's run on real timers (a witness connection shows they fired).
+ */
+async function idleFor(engine: 'lean' | 'undici', clock: ManualClock, b: { port: number; open: () => number }, ms: number): Promise<void> {
+  if (engine === 'lean') await clock.advance(ms);
+  else await witness(b, ms);
+}
+
+for (const engine of ['lean', 'undici'] as const) {
+  for (const minSize of [0, 2]) {
+    t.test(`${engine}, minSize ${minSize}: a burst of 5 connections shrinks to ${minSize} after idleTimeMs`, async (t) => {
+      const b = await backend(5);
+      // The pool's own idle eviction runs on this clock: the test moves it, so it never evicts behind the test's back.
+      const clock = new ManualClock();
+      const pools = new EndpointPools(undefined, { limits: clientLimits({ hostConnectionPool: { minSize, maxSize: 8, idleTimeMs: IDLE_MS }, engine }), clock });
+      t.teardown(async () => {
+        await pools.close();
+        b.server.closeAllConnections();
+        await new Promise((r) => b.server.close(r));
+      });
+      await burst(pools, b.port, 5);
+      t.equal(b.open(), 5, 'the burst opened five connections');
+      if (engine === 'lean') await clock.advance(IDLE_MS + 1);
+      t.ok(await eventually(() => b.open() <= minSize, 20 * IDLE_MS), `the extra connections close after idleTimeMs (${b.open()} open)`);
+      // Several idle periods later the floor is still there: nothing closes the first minSize, neither
+      // the connections' keep-alive (3 idle periods) nor the pool's sweeper (its clock moved 4).
+      await idleFor(engine, clock, b, 3 * IDLE_MS);
+      await clock.advance(4 * IDLE_MS);
+      t.equal(b.open(), minSize, `${minSize} connections stay open while idle`);
+      t.equal(pools.size, 1, 'the pool itself is not evicted by its sweeper within idleTimeMs x 4');
+      // The next requests run on the kept connections: none is opened while they suffice.
+      let opened = 0;
+      b.server.on('connection', () => opened++);
+      for (let i = 0; i < 5; i++) await burst(pools, b.port, 1);
+      if (minSize > 0) t.equal(opened, 0, `sequential requests reuse the kept connections (${opened} opened)`);
+    });
+  }
+
+  t.test(`${engine}, minSize 2: nothing is pre-opened; the one connection a request opened outlives idleTimeMs`, async (t) => {
+    const b = await backend(1);
     const clock = new ManualClock();
-    const pools = new EndpointPools(undefined, { limits: clientLimits({ hostConnectionPool: { minSize, maxSize: 8, idleTimeMs: IDLE_MS } }), clock });
+    const pools = new EndpointPools(undefined, {
+      limits: clientLimits({ hostConnectionPool: { minSize: 2, maxSize: 8, idleTimeMs: IDLE_MS }, engine }),
+      clock,
+    });
     t.teardown(async () => {
       await pools.close();
       b.server.closeAllConnections();
       await new Promise((r) => b.server.close(r));
     });
-    await burst(pools, b.port, 5);
-    t.equal(b.open(), 5, 'the burst opened five connections');
-    t.ok(await eventually(() => b.open() <= minSize, 20 * IDLE_MS), `the extra connections close after idleTimeMs (${b.open()} open)`);
-    // Several idle periods later the floor is still there: nothing closes the first minSize, neither
-    // undici's keep-alive (the witness outlived 3 idle periods) nor the pool's sweeper (its clock moved 4).
-    await witness(b, 3 * IDLE_MS);
+    await burst(pools, b.port, 1);
+    await idleFor(engine, clock, b, 4 * IDLE_MS);
     await clock.advance(4 * IDLE_MS);
-    t.equal(b.open(), minSize, `${minSize} connections stay open while idle`);
-    t.equal(pools.size, 1, 'the pool itself is not evicted by its sweeper within idleTimeMs x 4');
-    // The next requests run on the kept connections: none is opened while they suffice.
-    let opened = 0;
-    b.server.on('connection', () => opened++);
-    for (let i = 0; i < 5; i++) await burst(pools, b.port, 1);
-    if (minSize > 0) t.equal(opened, 0, `sequential requests reuse the kept connections (${opened} opened)`);
+    t.equal(b.open(), 1, 'one connection, kept past idleTimeMs');
   });
 }
-
-t.test('minSize 2: nothing is pre-opened; the one connection a request opened outlives idleTimeMs', async (t) => {
-  const b = await backend(1);
-  const clock = new ManualClock();
-  const pools = new EndpointPools(undefined, { limits: clientLimits({ hostConnectionPool: { minSize: 2, maxSize: 8, idleTimeMs: IDLE_MS } }), clock });
-  t.teardown(async () => {
-    await pools.close();
-    b.server.closeAllConnections();
-    await new Promise((r) => b.server.close(r));
-  });
-  await burst(pools, b.port, 1);
-  await witness(b, 4 * IDLE_MS);
-  await clock.advance(4 * IDLE_MS);
-  t.equal(b.open(), 1, 'one connection, kept past idleTimeMs');
-});
 
 t.test('through a running router: the YAML key keeps 2 of a burst of 5 connections to the endpoint', async (t) => {
   const b = await backend(5);
