@@ -58,6 +58,7 @@ interface Named {
   keepAliveHint: Backend;
   staleRequests: { count: number };
   closesIdle: Backend;
+  idleRace: Backend;
   slowHeaders: Backend;
   slowBody: Backend;
   early413: Backend;
@@ -93,6 +94,12 @@ async function namedBackends(): Promise<Named> {
     closesIdle: await rawBackend('closes-idle', (s, req) => {
       s.write(`HTTP/1.1 200 OK\r\nContent-Length: ${req.method.length}\r\n\r\n${req.method}`);
       setTimeout(() => s.destroy(), 1);
+    }),
+    // The same race made certain: a request on a connection that already carried one finds it
+    // closed, unanswered (the server's idle close crossed it on the wire).
+    idleRace: await rawBackend('idle-race', (s, req) => {
+      if (req.index > 0) return void s.destroy();
+      s.write(`HTTP/1.1 200 OK\r\nContent-Length: ${req.method.length}\r\n\r\n${req.method}`);
     }),
     slowHeaders: await rawBackend('slow-headers', (s) => trickle(s, 'HTTP/1.1 200 OK\r\nContent-Length: 5\r\nX-Slow: 1\r\n\r\nhello', 100)),
     slowBody: await rawBackend('slow-body', (s) => {
@@ -181,18 +188,23 @@ for (const engine of ENGINES) {
       await stillServes(t, m);
     });
 
-    t.test(`${label}: a backend that closes every connection right after answering`, async (t) => {
-      const gets: Answer[] = [];
-      for (let i = 0; i < 50; i++) gets.push(await call(m, n.closesIdle.name, `/get-${i}`, { guardMs: 4000 }));
-      const failed = gets.filter((g) => g.status !== 200 || g.body !== 'GET');
-      t.equal(failed.length, 0, `50 sequential GETs all succeed (failures: ${failed.map(describe).join('; ')})`);
-      const posts: Answer[] = [];
-      for (let i = 0; i < 20; i++) posts.push(await call(m, n.closesIdle.name, `/post-${i}`, { method: 'POST', body: 'x', guardMs: 4000 }));
-      const bad = posts.filter((p) => !(p.status === 200 && p.body === 'POST') && !isBadGateway(p));
-      t.equal(bad.length, 0, `each POST succeeds or gets a clear 502 with l5d-err, none hangs (${bad.map(describe).join('; ')})`);
-      t.comment(`POSTs answered 502: ${posts.filter(isBadGateway).length} of 20`);
-      await stillServes(t, m);
-    });
+    for (const [what, backend] of [
+      ['closes every connection right after answering', n.closesIdle],
+      ['closes each idle connection as the next request arrives', n.idleRace],
+    ] as const) {
+      t.test(`${label}: a backend that ${what}`, async (t) => {
+        const gets: Answer[] = [];
+        for (let i = 0; i < 50; i++) gets.push(await call(m, backend.name, `/get-${i}`, { guardMs: 4000 }));
+        const failed = gets.filter((g) => g.status !== 200 || g.body !== 'GET');
+        t.equal(failed.length, 0, `50 sequential GETs all succeed (${failed.length} failed: ${failed.slice(0, 2).map(describe).join('; ')})`);
+        const posts: Answer[] = [];
+        for (let i = 0; i < 20; i++) posts.push(await call(m, backend.name, `/post-${i}`, { method: 'POST', body: 'x', guardMs: 4000 }));
+        const bad = posts.filter((p) => !(p.status === 200 && p.body === 'POST') && !isBadGateway(p));
+        t.equal(bad.length, 0, `each POST succeeds or gets a clear 502 with l5d-err, none hangs (${bad.slice(0, 2).map(describe).join('; ')})`);
+        t.comment(`POSTs answered 502: ${posts.filter(isBadGateway).length} of 20`);
+        await stillServes(t, m);
+      });
+    }
 
     t.test(`${label}: slowloris headers past headersTimeoutMs`, async (t) => {
       for (const twoHop of [false, true]) {
