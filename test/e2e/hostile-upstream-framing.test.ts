@@ -218,6 +218,7 @@ interface Named {
   headStray: Backend;
   noContent: Backend;
   notModified: Backend;
+  notModifiedClean: Backend;
   /** Two endpoints of one service, both answering malformed: a POST must reach only one. */
   postTwice: [Backend, Backend];
 }
@@ -259,6 +260,8 @@ async function namedBackends(): Promise<Named> {
     }),
     noContent: await rawBackend('no-content', (s) => s.write(`HTTP/1.1 204 No Content\r\n\r\n${SMUGGLED}`)),
     notModified: await rawBackend('not-modified', (s) => s.write(`HTTP/1.1 304 Not Modified\r\nContent-Length: 8\r\nETag: "v1"\r\n\r\n${SMUGGLED}`)),
+    // Valid (RFC 9110 8.6): a 304's Content-Length is the selected representation's, with no body.
+    notModifiedClean: await rawBackend('not-modified-clean', (s) => s.write('HTTP/1.1 304 Not Modified\r\nContent-Length: 8\r\nETag: "v1"\r\n\r\n')),
     postTwice: [await rawBackend('post-twice', (s) => s.write(TWO_LENGTHS)), await rawBackend('post-twice', (s) => s.write(TWO_LENGTHS))],
   };
 }
@@ -385,6 +388,13 @@ for (const engine of ENGINES) {
     t.test(`${label}: HEAD answered with a body (a misbehaving server)`, async (t) => {
       const head = await thenFresh(t, m, n.headStray, (agent) => call(m, n.headStray.name, '/', { method: 'HEAD', agent }));
       t.ok((head.status === 200 && head.complete && head.body === '') || isBadGateway(head), `HEAD without a body, or 502 (${describe(head)})`);
+      await stillServes(t, m);
+    });
+
+    t.test(`${label}: 304 with a Content-Length and no body, then a GET`, async (t) => {
+      const r = await thenFresh(t, m, n.notModifiedClean, (agent) => call(m, n.notModifiedClean.name, '/', { agent }));
+      t.ok(r.status === 304 && r.complete && r.body === '', `the 304 is relayed, without a body (${describe(r)})`);
+      t.equal(r.headers.etag, '"v1"');
       await stillServes(t, m);
     });
 
