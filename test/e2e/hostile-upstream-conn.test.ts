@@ -226,15 +226,18 @@ for (const engine of ENGINES) {
     }
 
     t.test(`${label}: slowloris headers past headersTimeoutMs`, async (t) => {
-      for (const twoHop of [false, true]) {
-        const before = n.slowHeaders.accepted;
-        const r = await call(m, n.slowHeaders.name, '/', { guardMs: 4000, twoHop });
+      // One hop and two at once (each waits out a timeout).
+      const [one, two] = await Promise.all([false, true].map((twoHop) => call(m, n.slowHeaders.name, '/', { guardMs: 4000, twoHop })));
+      for (const [hop, r] of [
+        ['one hop', one],
+        ['two hops', two],
+      ] as const) {
         // docs/errors.md TIMEOUT: 503, "<endpoint> did not answer within N ms (headers timeout)".
-        t.equal(r.status, 503, `${twoHop ? 'two hops: ' : ''}503 (${describe(r)})`);
-        t.match(l5dErr(r), /did not answer within 500 ms \(headers timeout\)/, 'l5d-err names the headers timeout');
-        t.ok(n.slowHeaders.accepted > before, 'the backend was reached');
-        t.ok(await eventually(() => n.slowHeaders.sockets.size === 0, 3000), `and the upstream socket is closed (${n.slowHeaders.sockets.size} open)`);
+        t.equal(r?.status, 503, `${hop}: 503 (${r && describe(r)})`);
+        t.match(r && l5dErr(r), /did not answer within 500 ms \(headers timeout\)/, 'l5d-err names the headers timeout');
       }
+      t.ok(n.slowHeaders.accepted >= 2, 'the backend was reached');
+      t.ok(await eventually(() => n.slowHeaders.sockets.size === 0, 3000), `and the upstream sockets are closed (${n.slowHeaders.sockets.size} open)`);
       await stillServes(t, m);
     });
 
