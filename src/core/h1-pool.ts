@@ -277,6 +277,8 @@ class Conn {
   /** A byte of an answer to the request in flight has been parsed. */
   #answered = false;
   #stray = false;
+  /** The answer cannot be taken, whatever the parser says of the rest of the read. */
+  #fatal = false;
   #infos = 0;
   #keepAlive = false;
   #idleMs: number;
@@ -504,6 +506,7 @@ class Conn {
     this.#fields = [];
     if (upgrade || status === 101) {
       this.#err = errorOf('SocketError', 'bad upgrade');
+      this.#fatal = true;
       return -1;
     }
     if (status < 200) {
@@ -579,10 +582,11 @@ class Conn {
 
   /** After each read is parsed: a parse error or a stray answer drops the connection; a complete answer frees it. */
   readonly #afterExecute = (r: number | Error | undefined): void => {
-    if (r instanceof Error) {
+    if (r instanceof Error || this.#fatal) {
       // HPE_*: a malformed answer (llhttp, strict). Told at once, in the read that found it: an
       // answer whose head came in the same read is known to be bad before anything is relayed.
-      const err = this.#err ?? r;
+      // (A refused switch of protocols is no parse error to Node's binding: #fatal says it.)
+      const err = this.#err ?? (r as Error);
       this.#err = err;
       const p = this.#p;
       if (p !== undefined) {
@@ -914,18 +918,18 @@ export class H1Pool extends Dispatcher {
 
   /** A connection is free: the next waiting request, or idle (or closed, while the pool closes). */
   release(c: Conn): void {
-    if (this.#closing || this.#destroyed) {
-      c.socket.destroy();
-      return;
+    if (!this.#destroyed) {
+      // A closing pool still carries what was queued before close() (as undici's does).
+      for (;;) {
+        const next = this.#queue.shift();
+        if (next === null) break;
+        if (next.finished) continue; // aborted while waiting
+        c.run(next);
+        return;
+      }
     }
-    for (;;) {
-      const next = this.#queue.shift();
-      if (next === null) break;
-      if (next.finished) continue; // aborted while waiting
-      c.run(next);
-      return;
-    }
-    c.idle();
+    if (this.#closing || this.#destroyed) c.socket.destroy();
+    else c.idle();
   }
 
   /** A connection closed: out of the pool; a waiting request gets a new one. */
@@ -936,7 +940,7 @@ export class H1Pool extends Dispatcher {
     const why = (err ?? errorOf('SocketError', 'closed')) as U.errors.UndiciError;
     if (wasConnected) this.emit('disconnect', this.#url, [this], why);
     else this.emit('connectionError', this.#url, [this], why);
-    if (this.#closing || this.#destroyed) {
+    if (this.#destroyed) {
       again?.fail(err ?? errorOf('SocketError', 'other side closed'));
       if (this.#conns.length === 0) this.#settleClose();
       return;
@@ -947,11 +951,12 @@ export class H1Pool extends Dispatcher {
     }
     for (;;) {
       const next = this.#queue.shift();
-      if (next === null) return;
+      if (next === null) break;
       if (next.finished) continue;
       this.#assign(next);
       return;
     }
+    if (this.#closing && this.#conns.length === 0) this.#settleClose();
   }
 
   /** Takes no new requests; resolves once those in flight are done and every connection is closed. */

@@ -33,7 +33,10 @@ import type net from 'node:net';
  * The upstream client engines every case runs against: each defined value goes into every
  * router's `client` block as `engine` (client.engine: lean | undici); undefined runs the default.
  */
-const ENGINES: (string | undefined)[] = [undefined];
+// The lean client (the default) only: undici's Pool, the escape hatch, fails nine of these cases
+// (README, client.engine: an unexpected 1xx, a 304 with Content-Length, stale keep-alive closes,
+// chunk errors in the head's read), which the lean client was written to pass.
+const ENGINES: (string | undefined)[] = ['lean'];
 
 t.setTimeout(60_000);
 

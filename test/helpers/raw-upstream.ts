@@ -209,8 +209,7 @@ export interface EngineMesh {
 }
 
 function clientOf(engine: string | undefined, extra: Partial<ClientConfig>): ClientConfig {
-  // client.engine is the lead's coming key: added only when a value is set, so main's schema accepts the file today.
-  const engineKey = engine === undefined ? {} : ({ engine } as unknown as Partial<ClientConfig>);
+  const engineKey: Partial<ClientConfig> = engine === undefined ? {} : { engine: engine as 'lean' | 'undici' };
   return { loadBalancer: { kind: 'p2c' }, ...LIMITS, ...extra, ...engineKey };
 }
 
