@@ -15,6 +15,11 @@ const DISCARD_BYTES = 131_072;
 
 type Mode = 'head' | 'held' | 'relay' | 'discard' | 'done';
 
+/** Whether the response goes out on a TLS socket (a peer router's connection). */
+function isTls(res: ServerResponse): boolean {
+  return (res.socket as { encrypted?: boolean } | null)?.encrypted === true;
+}
+
 /** Raw [name, value, ...] fields as Node's IncomingHttpHeaders: lowercase names, repeats as arrays. */
 export function headersOf(raw: readonly (Buffer | string)[] | null | undefined): IncomingHttpHeaders {
   // No prototype: a field named __proto__ or constructor is data, never the object's machinery.
@@ -98,7 +103,8 @@ export class UpstreamAnswer implements Dispatcher.DispatchHandler {
       const held = this.#held;
       this.#held = [];
       this.#heldBytes = 0;
-      for (const chunk of held) res.write(chunk);
+      this.#tls = isTls(res);
+      for (const chunk of held) this.#write(chunk);
       if (this.#failed !== undefined) this.#cut(this.#failed);
       else if (this.#ended !== undefined) this.#finish(this.#ended);
       else if (res.destroyed) this.#onClientClose();
@@ -147,7 +153,7 @@ export class UpstreamAnswer implements Dispatcher.DispatchHandler {
   onData(chunk: Buffer): boolean {
     switch (this.#mode) {
       case 'relay':
-        if (this.#res.write(chunk)) return true;
+        if (this.#write(chunk)) return true;
         if (this.#res.destroyed) return true; // onClientClose aborts
         this.#waitDrain();
         return false;
@@ -221,6 +227,26 @@ export class UpstreamAnswer implements Dispatcher.DispatchHandler {
     if (this.#mode === 'relay') this.#cut(new Error('client closed the connection'));
   };
 
+  // On a TLS socket (an answer to a peer router) a write completes later, and Node's end() with
+  // data still on its way writes an empty buffer to the socket to learn when it left: one more
+  // system call per answer. So writes there are counted, and the response ends when the last is done.
+  #tls = false;
+  #writing = 0;
+  #endWhenWritten = false;
+
+  #write(chunk: Buffer): boolean {
+    if (!this.#tls) return this.#res.write(chunk);
+    this.#writing++;
+    return this.#res.write(chunk, this.#written);
+  }
+
+  /** A write on a TLS socket is done (a failed one: the socket closes, and #onClientClose cuts). */
+  readonly #written = (): void => {
+    if (--this.#writing > 0 || !this.#endWhenWritten) return;
+    this.#endWhenWritten = false;
+    if (this.#mode === 'relay') this.#finish(null);
+  };
+
   /** Made at the first wait for the client's socket to drain (most answers never wait). */
   #onDrain: (() => void) | undefined;
 
@@ -248,6 +274,11 @@ export class UpstreamAnswer implements Dispatcher.DispatchHandler {
   }
 
   #finish(trailers: (Buffer | string)[] | null): void {
+    // (A chunked answer's end writes its last chunk anyway: nothing to save there.)
+    if (this.#writing > 0 && (trailers === null || trailers.length === 0) && !(this.#res as { chunkedEncoding?: boolean }).chunkedEncoding) {
+      this.#endWhenWritten = true; // ended by #written
+      return;
+    }
     this.#mode = 'done';
     const res = this.#res;
     if (trailers !== null && trailers.length > 0) res.addTrailers(headersOf(trailers) as Record<string, string>);
