@@ -122,11 +122,11 @@ const BAD_VALUE = /[^\t\x20-\x7e\x80-\xff]/;
 const BAD_TARGET = /[^\x21-\xff]/;
 const KEEP_ALIVE_TIMEOUT = /timeout=(\d+)/;
 
-/** Methods whose request carries a body: with none, undici (and this pool) say `content-length: 0`. */
 /** Methods a server may see twice (RFC 9110 9.2.2). */
 const IDEMPOTENT: ReadonlySet<string> = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
 
-const expectsPayload = (m: string): boolean => m !== 'GET' && m !== 'HEAD' && m !== 'OPTIONS' && m !== 'TRACE' && m !== 'CONNECT';
+/** Methods whose request carries a body: with none, undici (and this pool) say `content-length: 0` (RFC 9110 8.6). */
+const expectsPayload = (m: string): boolean => m === 'POST' || m === 'PUT' || m === 'PATCH' || m === 'QUERY' || m === 'PROPFIND' || m === 'PROPPATCH';
 
 type Body = Readable | Buffer | string | null;
 
@@ -509,12 +509,21 @@ class Conn {
       this.#fatal = true;
       return -1;
     }
+    if (status < 100) {
+      // No such status class (RFC 9110 15): neither informational nor final. Taken as a 1xx, what
+      // follows it would be read as the answer; the connection is dropped instead.
+      this.#err = errorOf('SocketError', `status ${status} is not an HTTP status`);
+      this.#fatal = true;
+      return -1;
+    }
     if (status < 200) {
       if (++this.#infos > MAX_INFORMATIONAL) {
         this.#err = errorOf('SocketError', `more than ${MAX_INFORMATIONAL} informational answers`);
         return -1;
       }
-      return 0; // 100 Continue, 103 Early Hints: the final answer follows; the headers timeout runs on
+      // 100 Continue, 103 Early Hints: the final answer follows, and the headers timeout runs on.
+      // A 1xx has no body whatever its fields say (RFC 9112 6.3): 1 tells llhttp so.
+      return 1;
     }
     this.#headersDone = true;
     // llhttp's keep-alive counts a head without length as read-until-close; an answer to HEAD has no body to read.
@@ -571,6 +580,8 @@ class Conn {
     this.#disarm();
     const trailers = this.#fields;
     this.#fields = [];
+    // Trailers that close the connection or speak of framing leave llhttp refusing more bytes on it.
+    if (trailers.length > 0 && this.#keepAlive && !trailersKeepAlive(trailers)) this.#keepAlive = false;
     if (p.finished) return;
     p.finished = true;
     try {
@@ -758,6 +769,16 @@ class Conn {
     }
     this.socket.destroy();
   };
+}
+
+/** Whether trailers leave a connection reusable: no Connection: close, no framing fields (which llhttp takes as the end of the connection). */
+function trailersKeepAlive(raw: string[]): boolean {
+  for (let i = 0; i < raw.length; i += 2) {
+    const k = (raw[i] as string).toLowerCase();
+    if (k === 'transfer-encoding' || k === 'content-length') return false;
+    if (k === 'connection' && /(?:^|,)[ \t]*close[ \t]*(?:,|$)/i.test(raw[i + 1] as string)) return false;
+  }
+  return true;
 }
 
 /** Whether an answer's version and Connection field keep its connection open (RFC 9112 9.3). */

@@ -839,7 +839,8 @@ const BAD_TARGET = /[^\x21-\xff]/;
  */
 const DUBIOUS_TARGET = /[\x7f-\xff]/;
 const FORBIDDEN = new Set(['connection', 'keep-alive', 'upgrade', 'transfer-encoding']);
-const expectsPayload = (m: string): boolean => m === 'POST' || m === 'PUT' || m === 'PATCH' || m === 'DELETE';
+// undici's set (RFC 9110 8.6: a request whose method defines no meaning for a body sends none), of the methods generated here.
+const expectsPayload = (m: string): boolean => m === 'POST' || m === 'PUT' || m === 'PATCH';
 const trimOws = (v: string): string => v.replace(/^[\t ]+|[\t ]+$/g, '');
 
 /**
