@@ -30,7 +30,7 @@ const require = createRequire(import.meta.url);
 // Node's llhttp binding. `_http_common` is not a documented API: its shape is checked at load
 // (leanClientAvailable), and the router falls back to undici when a Node release changes it.
 
-interface Parser {
+export interface Parser {
   initialize(type: number, resource: object, maxHeaderSize: number, lenient: number): void;
   execute(data: Buffer): number | Error;
   finish(): number | Error | undefined;
@@ -39,8 +39,9 @@ interface Parser {
   unconsume(): void;
   [callback: number]: unknown;
 }
-interface ParserClass {
+export interface ParserClass {
   new (): Parser;
+  readonly REQUEST: number;
   readonly RESPONSE: number;
   readonly kOnMessageBegin: number;
   readonly kOnHeaders: number;
@@ -51,7 +52,7 @@ interface ParserClass {
   readonly kLenientNone: number;
 }
 /** A socket's native stream (TCPWrap, TLSWrap), as Node's http server hands it to its parser. */
-interface StreamHandle {
+export interface StreamHandle {
   readonly isStreamBase?: boolean;
   _consumed?: boolean;
   reading?: boolean;

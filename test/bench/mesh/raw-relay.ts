@@ -12,35 +12,11 @@
 import { createRequire } from 'node:module';
 import net from 'node:net';
 import tls from 'node:tls';
+import type { Parser, ParserClass, StreamHandle } from '../../../src/core/h1-pool.js';
 
-interface HttpParser {
-  initialize(type: number, resource: object, maxHeaderSize: number, lenient: number): void;
-  execute(data: Buffer): number | Error;
-  finish(): number | Error | undefined;
-  close(): void;
-  consume(handle: StreamHandle): void;
-  unconsume(): void;
-  [callback: number]: unknown;
-}
-interface HttpParserClass {
-  new (): HttpParser;
-  readonly REQUEST: number;
-  readonly RESPONSE: number;
-  readonly kOnHeaders: number;
-  readonly kOnHeadersComplete: number;
-  readonly kOnBody: number;
-  readonly kOnMessageComplete: number;
-  readonly kOnExecute: number;
-  readonly kLenientNone: number;
-}
-/** A socket's native stream (TCPWrap, TLSWrap), as Node's http server hands it to its parser. */
-interface StreamHandle {
-  readonly isStreamBase?: boolean;
-  _consumed?: boolean;
-  reading?: boolean;
-  readStop(): number;
-  readStart(): number;
-}
+// The binding's shape is the lean client's (src/core/h1-pool.ts), which checks it at load.
+type HttpParser = Parser;
+type HttpParserClass = ParserClass;
 const { HTTPParser, methods } = createRequire(import.meta.url)('_http_common') as { HTTPParser: HttpParserClass; methods: string[] };
 
 /**

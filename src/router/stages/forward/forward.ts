@@ -231,9 +231,13 @@ function upstreamError(o: ForwardOptions, err: unknown, code: string, endpoint: 
   }
   if (code.startsWith('HPE_')) {
     // llhttp refused the answer: the request was sent and answered, badly (no one to requeue to).
-    return new HostmeshError('UPSTREAM_ERROR', `${endpointKey(endpoint)} sent a malformed answer: ${(err as { reason?: string }).reason ?? (err as Error).message}`, {
-      cause: err,
-    });
+    return new HostmeshError(
+      'UPSTREAM_ERROR',
+      `${endpointKey(endpoint)} sent a malformed answer: ${(err as { reason?: string }).reason ?? (err as Error).message}`,
+      {
+        cause: err,
+      },
+    );
   }
   if (CLOSED_ERRORS.has(code)) {
     return new HostmeshError('UPSTREAM_ERROR', `connection to ${endpointKey(endpoint)} failed after the request was sent: ${(err as Error).message}`, {
