@@ -217,6 +217,10 @@ class Pending {
     }
     this.length = length;
     this.body = body;
+    if (body !== null && typeof body !== 'string' && !Buffer.isBuffer(body)) {
+      body.on('error', ignore);
+      body.once('error', this.abort);
+    }
     this.head = `${method} ${path} HTTP/1.1\r\nhost: ${host ?? hostHeader}\r\n${fields}\r\n`;
   }
 
@@ -372,6 +376,11 @@ class Conn {
         s.uncork();
       }
     } else {
+      if (body.destroyed || body.errored !== null) {
+        this.#bodyDone = false;
+        this.#failBody(p, (body.errored as Error | null) ?? errorOf('RequestAbortedError', 'request body closed before its end'));
+        return;
+      }
       this.#bodyDone = false;
       this.#bodyPaused = false;
       this.#sent = 0;
@@ -381,7 +390,6 @@ class Conn {
       body.on('data', this.#onBodyData);
       body.on('end', this.#onBodyEnd);
       body.on('error', this.#onBodyError);
-      body.on('error', ignore); // stays: a body that fails after its request is done has no one else to tell
       body.on('close', this.#onBodyClose);
       if (body.isPaused()) body.resume();
     }
@@ -564,6 +572,8 @@ class Conn {
       more = p.handler.onData?.(chunk) !== false;
     } catch (err) {
       this.#err = err as Error;
+      this.#detachBody(p);
+      p.fail(err as Error);
       this.socket.destroy();
       return;
     }
@@ -635,7 +645,7 @@ class Conn {
     this.#p = undefined;
     p.conn = undefined;
     this.#complete = false;
-    if (!this.#keepAlive || this.state === CLOSED) {
+    if (!this.#keepAlive || this.state === CLOSED || this.socket.destroyed) {
       this.socket.destroy();
       return;
     }
@@ -696,6 +706,8 @@ class Conn {
     const wasConnected = this.connected;
     this.state = CLOSED;
     this.#disarm();
+    this.#cancel?.();
+    this.#cancel = undefined;
     const p = this.#p;
     this.#p = undefined;
     let again: Pending | undefined;
@@ -767,6 +779,11 @@ class Conn {
       case BODY_TIMER:
         this.#err = errorOf('BodyTimeoutError', 'Body Timeout Error');
         break;
+    }
+    const p = this.#p;
+    if (p !== undefined && this.#err !== undefined) {
+      this.#detachBody(p);
+      p.fail(this.#err);
     }
     this.socket.destroy();
   };
