@@ -145,14 +145,17 @@ t.test('scopes are bounded whatever the requests name', async (t) => {
   t.same([...(one.clients.get('#/one')?.statusClasses() ?? [])], [['5XX', 40]]);
 });
 
-t.test('latency: buckets within 3% below the true value; one-minute snapshots on the injected clock', async (t) => {
+t.test('latency: buckets at most 1/33 (3.03 %) below the true value; one-minute snapshots on the injected clock', async (t) => {
   fc.assert(
     fc.property(fc.integer({ min: 0, max: 2 ** 31 }), (ms) => {
       const h = new LatencyHistogram();
       h.record(ms, 1);
       const s = h.summary(1);
-      return s !== undefined && s.p50 <= ms && s.p50 >= Math.floor(ms * 0.97) && s.count === 1 && s.sum === ms;
+      // A bucket spans 1/32 of its lower edge, so a sample is at most 1/33 of itself above it (33,783
+      // ms is reported as 32,768: 3.004 % below; a 3 % bound failed there, found by a random seed).
+      return s !== undefined && s.p50 <= ms && s.p50 >= Math.floor((ms * 32) / 33) && s.count === 1 && s.sum === ms;
     }),
+    { examples: [[33_783], [65], [2 ** 31]] },
   );
   const h = new LatencyHistogram();
   const t0 = 10 * SNAPSHOT_MS;
