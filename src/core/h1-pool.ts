@@ -340,6 +340,14 @@ class Conn {
     }
     this.#detachBody(p);
     p.fail(err);
+    if (!this.connected) {
+      // Nothing was written yet: the handshake goes on, and the connection serves the next request
+      // (a pod that leaves during handshakes must not make the router start one per request).
+      this.#p = undefined;
+      p.conn = undefined;
+      this.state = CONNECTING; // the pool may give it the next request before it is up
+      return;
+    }
     this.socket.destroy();
   }
 
@@ -903,7 +911,8 @@ export class H1Pool extends Dispatcher {
     }
     for (let i = 0; i < conns.length; i++) {
       const c = conns[i] as Conn;
-      if (c.state === IDLE) {
+      // Idle, or still connecting with no request (its own was aborted during the handshake).
+      if (c.state === IDLE || c.state === CONNECTING) {
         c.run(p);
         return;
       }

@@ -2,12 +2,15 @@
 // sends, how it reuses connections, how it meets malformed, stray and slow answers, its timeouts on
 // the injected clock, and a property: any header map it accepts reaches Node's parser intact.
 
+import '../helpers/test-keys.js'; // small RSA keys for the certificate made here
 import http from 'node:http';
+import https from 'node:https';
 import net from 'node:net';
 import { Readable } from 'node:stream';
 import fc from 'fast-check';
 import t from 'tap';
 import { H1Pool, type H1PoolOptions, leanClientAvailable } from '../../src/core/h1-pool.js';
+import { createCa, issueCertificate } from '../../src/tls/generate.js';
 import { ManualClock } from '../helpers/manual-clock.js';
 import { eventually } from '../helpers/sockets.js';
 
@@ -414,4 +417,49 @@ t.test('property: any header map the pool accepts reaches Node’s parser unchan
     }),
     { numRuns: 150 },
   );
+});
+
+t.test('a request aborted during its TLS handshake leaves the connection to the next request: one handshake, not one per request', async (t) => {
+  const ca = createCa({ commonName: 'h1 test CA' });
+  const leaf = issueCertificate(ca, { commonName: 'backend', dnsNames: ['backend'] });
+  const server = https.createServer({ cert: leaf.certPem, key: leaf.keyPem }, (_req, res) => res.end('ok'));
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const tlsPort = (server.address() as net.AddressInfo).port;
+  // A TCP hop that holds each connection until released: the handshake waits there.
+  const held: (() => void)[] = [];
+  let accepted = 0;
+  const gate = net.createServer((c) => {
+    accepted++;
+    c.pause();
+    held.push(() => {
+      const up = net.connect(tlsPort, '127.0.0.1');
+      c.pipe(up).pipe(c);
+      c.resume();
+      c.on('error', () => up.destroy());
+      up.on('error', () => c.destroy());
+    });
+  });
+  await new Promise<void>((r) => gate.listen(0, '127.0.0.1', r));
+  const p = new H1Pool(`https://127.0.0.1:${(gate.address() as net.AddressInfo).port}`, {
+    ...OPTS,
+    connect: { timeout: 5_000, ca: ca.certPem, servername: 'backend' },
+  });
+  t.teardown(async () => {
+    await p.destroy();
+    gate.close();
+    server.close();
+  });
+  const ac = new AbortController();
+  const first = p.request({ method: 'GET', path: '/', signal: ac.signal }).then(
+    () => 'answered',
+    (err: { name?: string }) => err.name,
+  );
+  t.ok(await eventually(() => accepted === 1, 2_000), 'the handshake is under way');
+  ac.abort();
+  t.equal(await first, 'AbortError', 'the aborted request fails at once');
+  t.equal(p.connections, 1, 'its connection stays, still connecting');
+  const second = get(p);
+  held.shift()?.();
+  t.equal((await second).body, 'ok', 'the next request rides the same connection once it is up');
+  t.equal(accepted, 1, 'one connection, one handshake');
 });
