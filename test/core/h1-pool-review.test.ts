@@ -12,6 +12,7 @@ import type { Dispatcher } from 'undici';
 import { H1Pool, type H1PoolOptions } from '../../src/core/h1-pool.js';
 import { ReplayableBody } from '../../src/router/stages/forward/retry-body.js';
 import { ManualClock } from '../helpers/manual-clock.js';
+import { rawHttpServer } from '../helpers/raw-http-server.js';
 
 const OPTS: Omit<H1PoolOptions, 'clock'> = {
   connections: 4,
@@ -27,62 +28,6 @@ const OK = (body: string): string => `HTTP/1.1 200 OK\r\nContent-Length: ${body.
 const immediate = (): Promise<void> => new Promise((r) => setImmediate(r));
 async function rounds(n: number): Promise<void> {
   for (let i = 0; i < n; i++) await immediate();
-}
-
-interface RawServer {
-  port: number;
-  /** Every request head read, in order. */
-  heads: string[];
-  /** Resolves once the server has read its nth request head (1-based). */
-  head(n: number): Promise<string>;
-  close(): Promise<void>;
-}
-
-/** A server whose `answer` writes the reply bytes for each request head it reads (in one write, so one client read). */
-async function rawServer(answer: (head: string, s: net.Socket, n: number) => void): Promise<RawServer> {
-  const heads: string[] = [];
-  const waiters: { n: number; resolve: (h: string) => void }[] = [];
-  const conns: net.Socket[] = [];
-  const server = net.createServer((s) => {
-    conns.push(s);
-    s.on('error', () => undefined);
-    let buf = '';
-    s.on('data', (d: Buffer) => {
-      buf += d.toString('latin1');
-      let end = buf.indexOf('\r\n\r\n');
-      while (end >= 0) {
-        let head = buf.slice(0, end + 4);
-        buf = buf.slice(end + 4);
-        // A fixed-length body (the tests send at most a few bytes) is taken with its head.
-        const length = /content-length: (\d+)/i.exec(head);
-        if (length !== null) {
-          const n = Number(length[1]);
-          head += buf.slice(0, n);
-          buf = buf.slice(n);
-        }
-        heads.push(head);
-        for (const w of waiters.filter((x) => x.n === heads.length)) w.resolve(head);
-        answer(head, s, heads.length);
-        end = buf.indexOf('\r\n\r\n');
-      }
-    });
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  return {
-    port: (server.address() as net.AddressInfo).port,
-    heads,
-    head: (n) =>
-      n <= heads.length
-        ? Promise.resolve(heads[n - 1] as string)
-        : new Promise((resolve) => {
-            waiters.push({ n, resolve });
-          }),
-    close: () =>
-      new Promise<void>((r) => {
-        for (const c of conns) c.destroy();
-        server.close(() => r());
-      }),
-  };
 }
 
 function pool(port: number, clock?: ManualClock, extra: Partial<H1PoolOptions> = {}): H1Pool {
@@ -162,7 +107,7 @@ async function uncaught(during: () => Promise<void>): Promise<Error[]> {
 t.test('a headers timeout on a reused connection fails the request: it is not sent again on a new one', async (t) => {
   const clock = new ManualClock();
   // The first request is answered; the second is read and never answered (a slow app).
-  const s = await rawServer((_h, sock, n) => {
+  const s = await rawHttpServer((_h, sock, n) => {
     if (n === 1) sock.write(OK('first'));
   });
   const p = pool(s.port, clock);
@@ -182,7 +127,7 @@ t.test('a headers timeout on a reused connection fails the request: it is not se
 });
 
 t.test('a request aborted while its answer is parsed does not hand its closing connection to the next request', async (t) => {
-  const s = await rawServer((h, sock) => sock.write(OK(h.startsWith('POST') ? 'posted' : 'hello')));
+  const s = await rawHttpServer((h, sock) => sock.write(OK(h.startsWith('POST') ? 'posted' : 'hello')));
   const p = pool(s.port, undefined, { connections: 1 });
   t.teardown(async () => {
     await p.destroy();
@@ -202,7 +147,7 @@ t.test('a request aborted while its answer is parsed does not hand its closing c
 });
 
 t.test('a handler whose onData throws hears onError (never onComplete), and its connection is not reused', async (t) => {
-  const s = await rawServer((h, sock) => sock.write(OK(h.startsWith('POST') ? 'posted' : 'hello')));
+  const s = await rawHttpServer((h, sock) => sock.write(OK(h.startsWith('POST') ? 'posted' : 'hello')));
   const p = pool(s.port, undefined, { connections: 1 });
   t.teardown(async () => {
     await p.destroy();
@@ -272,7 +217,7 @@ t.test('a request body that fails while its TLS connection is being made is no u
 t.test('a request whose body closed while it waited for a connection fails when its turn comes; it never hangs', async (t) => {
   const clock = new ManualClock();
   let answerFirst: () => void = () => undefined;
-  const s = await rawServer((_h, sock, n) => {
+  const s = await rawHttpServer((_h, sock, n) => {
     if (n === 1) answerFirst = () => sock.write(OK('first'));
     else sock.write(OK('next'));
   });
@@ -297,7 +242,7 @@ t.test('a request whose body closed while it waited for a connection fails when 
 t.test('a closed connection leaves no timer behind to hold it until its deadline', async (t) => {
   const clock = new ManualClock();
   // Every answer closes its connection (an HTTP/1.0-style app): one connection per request.
-  const s = await rawServer((_h, sock) => sock.end('HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\nok'));
+  const s = await rawHttpServer((_h, sock) => sock.end('HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\nok'));
   const p = pool(s.port, clock);
   let disconnects = 0;
   let allClosed: () => void = () => undefined;

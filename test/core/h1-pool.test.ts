@@ -12,6 +12,7 @@ import t from 'tap';
 import { H1Pool, type H1PoolOptions, leanClientAvailable } from '../../src/core/h1-pool.js';
 import { createCa, issueCertificate } from '../../src/tls/generate.js';
 import { ManualClock } from '../helpers/manual-clock.js';
+import { rawHttpServer } from '../helpers/raw-http-server.js';
 import { eventually } from '../helpers/sockets.js';
 
 const OPTS: Omit<H1PoolOptions, 'clock'> = {
@@ -22,49 +23,6 @@ const OPTS: Omit<H1PoolOptions, 'clock'> = {
   bodyTimeout: 1_000,
   connect: { timeout: 1_000 },
 };
-
-interface RawServer {
-  port: number;
-  /** Every request head received, in order, per connection index. */
-  heads: string[];
-  conns: net.Socket[];
-  open(): number;
-  close(): Promise<void>;
-}
-
-/** A server whose `answer` writes the reply bytes for each request head it reads (one request per read is enough here). */
-async function rawServer(answer: (head: string, s: net.Socket, n: number) => void): Promise<RawServer> {
-  const heads: string[] = [];
-  const conns: net.Socket[] = [];
-  const server = net.createServer((s) => {
-    conns.push(s);
-    s.on('error', () => undefined);
-    let buf = '';
-    s.on('data', (d) => {
-      buf += d.toString('latin1');
-      let end = buf.indexOf('\r\n\r\n');
-      while (end >= 0) {
-        const head = buf.slice(0, end + 4);
-        buf = buf.slice(end + 4);
-        heads.push(head);
-        answer(head, s, heads.length);
-        end = buf.indexOf('\r\n\r\n');
-      }
-    });
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  return {
-    port: (server.address() as net.AddressInfo).port,
-    heads,
-    conns,
-    open: () => conns.filter((c) => !c.destroyed).length,
-    close: () =>
-      new Promise<void>((r) => {
-        for (const c of conns) c.destroy();
-        server.close(() => r());
-      }),
-  };
-}
 
 function pool(port: number, clock?: ManualClock, extra: Partial<H1PoolOptions> = {}): H1Pool {
   return new H1Pool(`http://127.0.0.1:${port}`, { ...OPTS, ...(clock !== undefined ? { clock } : {}), ...extra });
@@ -86,7 +44,7 @@ t.test("this Node's parser binding has the shape the pool is written against", a
 });
 
 t.test('one kept-alive connection carries sequential requests; the head is what the contract says', async (t) => {
-  const s = await rawServer((_h, sock, n) => sock.write(OK(`r${n}`)));
+  const s = await rawHttpServer((_h, sock, n) => sock.write(OK(`r${n}`)));
   const p = pool(s.port);
   t.teardown(async () => {
     await p.destroy();
@@ -125,7 +83,7 @@ t.test('a streamed body goes chunked, a declared one as is; a body longer than d
 });
 
 t.test('what would split a request is refused before a byte is written', async (t) => {
-  const s = await rawServer((_h, sock) => sock.write(OK('x')));
+  const s = await rawHttpServer((_h, sock) => sock.write(OK('x')));
   const p = pool(s.port);
   t.teardown(async () => {
     await p.destroy();
@@ -165,7 +123,7 @@ t.test('malformed answers fail the request and drop the connection; the next req
     ['33 informational answers', `${'HTTP/1.1 100 Continue\r\n\r\n'.repeat(33)}${OK('x')}`],
   ];
   for (const [what, bytes] of cases) {
-    const s = await rawServer((h, sock) => sock.write(h.includes('/good') ? OK('good') : bytes));
+    const s = await rawHttpServer((h, sock) => sock.write(h.includes('/good') ? OK('good') : bytes));
     const p = pool(s.port);
     const err = await get(p, '/bad').then(
       () => undefined,
@@ -180,7 +138,7 @@ t.test('malformed answers fail the request and drop the connection; the next req
 });
 
 t.test('bytes after a complete answer are never handed to the next request', async (t) => {
-  const s = await rawServer((_h, sock, n) => sock.write(n === 1 ? `${OK('first')}${OK('SMUGGLED')}` : OK(`own${n}`)));
+  const s = await rawHttpServer((_h, sock, n) => sock.write(n === 1 ? `${OK('first')}${OK('SMUGGLED')}` : OK(`own${n}`)));
   const p = pool(s.port);
   t.teardown(async () => {
     await p.destroy();
@@ -192,7 +150,7 @@ t.test('bytes after a complete answer are never handed to the next request', asy
 });
 
 t.test('informational answers, HEAD, 204 and 304 are framed as RFC 9112 says', async (t) => {
-  const s = await rawServer((h, sock) => {
+  const s = await rawHttpServer((h, sock) => {
     if (h.startsWith('HEAD')) sock.write('HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n');
     else if (h.includes('/info')) sock.write(`HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n${OK('final')}`);
     else if (h.includes('/204')) sock.write('HTTP/1.1 204 No Content\r\n\r\n');
@@ -212,7 +170,7 @@ t.test('informational answers, HEAD, 204 and 304 are framed as RFC 9112 says', a
 });
 
 t.test('a close-delimited body is read to the end; a short Content-Length body is a failure', async (t) => {
-  const s = await rawServer((h, sock) => {
+  const s = await rawHttpServer((h, sock) => {
     if (h.includes('/eof')) sock.end('HTTP/1.1 200 OK\r\n\r\nuntil close');
     else sock.end('HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nshort');
   });
@@ -227,7 +185,7 @@ t.test('a close-delimited body is read to the end; a short Content-Length body i
 });
 
 t.test('an early answer (before the body was sent) is delivered, and its connection is not reused', async (t) => {
-  const s = await rawServer((_h, sock) => sock.write('HTTP/1.1 413 Payload Too Large\r\nContent-Length: 0\r\n\r\n'));
+  const s = await rawHttpServer((_h, sock) => sock.write('HTTP/1.1 413 Payload Too Large\r\nContent-Length: 0\r\n\r\n'));
   const p = pool(s.port);
   t.teardown(async () => {
     await p.destroy();
@@ -244,7 +202,7 @@ t.test('an early answer (before the body was sent) is delivered, and its connect
 
 t.test('timeouts run on the injected clock: headers, body idle (not while the reader holds back), keep-alive, Keep-Alive hints', async (t) => {
   const clock = new ManualClock();
-  const s = await rawServer((h, sock) => {
+  const s = await rawHttpServer((h, sock) => {
     if (h.includes('/silent')) return;
     if (h.includes('/stall')) sock.write('HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc');
     else if (h.includes('/hint')) sock.write('HTTP/1.1 200 OK\r\nKeep-Alive: timeout=5\r\nContent-Length: 1\r\n\r\nh');
@@ -289,7 +247,7 @@ t.test('timeouts run on the injected clock: headers, body idle (not while the re
 t.test('a reader that holds the body back stops the socket reads; the body timeout waits for it', async (t) => {
   const clock = new ManualClock();
   const big = 'x'.repeat(4 * 1024 * 1024);
-  const s = await rawServer((_h, sock) => sock.write(OK(big)));
+  const s = await rawHttpServer((_h, sock) => sock.write(OK(big)));
   const p = pool(s.port, clock);
   t.teardown(async () => {
     await p.destroy();
@@ -327,7 +285,7 @@ t.test('connect timeout on the clock; a refused connect is ECONNREFUSED', async 
 });
 
 t.test('an abort mid-answer closes the connection and fails the request once', async (t) => {
-  const s = await rawServer((_h, sock) => sock.write('HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nabc'));
+  const s = await rawHttpServer((_h, sock) => sock.write('HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nabc'));
   const p = pool(s.port);
   t.teardown(async () => {
     await p.destroy();
@@ -344,7 +302,7 @@ t.test('an abort mid-answer closes the connection and fails the request once', a
 t.test('minSize: the first connections idle for the floor time, the rest for the idle time', async (t) => {
   const clock = new ManualClock();
   let held: net.Socket[] = [];
-  const s = await rawServer((_h, sock) => {
+  const s = await rawHttpServer((_h, sock) => {
     held.push(sock);
     if (held.length === 3) {
       for (const h of held) h.write(OK('ok'));
@@ -366,7 +324,7 @@ t.test('minSize: the first connections idle for the floor time, the rest for the
 
 t.test('close() lets the request in flight finish, then closes; new requests are refused', async (t) => {
   let answer: (() => void) | undefined;
-  const s = await rawServer((_h, sock) => {
+  const s = await rawHttpServer((_h, sock) => {
     answer = () => sock.write(OK('late'));
   });
   const p = pool(s.port);
