@@ -218,6 +218,8 @@ class Pending {
     this.length = length;
     this.body = body;
     if (body !== null && typeof body !== 'string' && !Buffer.isBuffer(body)) {
+      // From the start, not from the first write: a body failing while its connection is made
+      // aborts the request (else an uncaught error); one failing later fails it the same way.
       body.on('error', ignore);
       body.once('error', this.abort);
     }
@@ -397,7 +399,6 @@ class Conn {
       this.#headPending = true;
       body.on('data', this.#onBodyData);
       body.on('end', this.#onBodyEnd);
-      body.on('error', this.#onBodyError);
       body.on('close', this.#onBodyClose);
       if (body.isPaused()) body.resume();
     }
@@ -456,11 +457,6 @@ class Conn {
     if (this.#complete) this.#release();
   };
 
-  readonly #onBodyError = (err: Error): void => {
-    const p = this.#p;
-    if (p !== undefined && !p.finished) this.#failBody(p, err);
-  };
-
   /** The body stream closed before its end (destroyed: the client left, or another attempt took over). */
   readonly #onBodyClose = (): void => {
     const p = this.#p;
@@ -478,7 +474,6 @@ class Conn {
     if (body === null || typeof body === 'string' || Buffer.isBuffer(body)) return;
     body.off('data', this.#onBodyData);
     body.off('end', this.#onBodyEnd);
-    body.off('error', this.#onBodyError);
     body.off('close', this.#onBodyClose);
   }
 
