@@ -6,6 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import net from 'node:net';
+import tls, { type ConnectionOptions } from 'node:tls';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { HostmeshConfig, RouterConfig, ServerConfig } from '../../src/config/types.js';
@@ -152,6 +153,8 @@ export interface ExchangeOptions {
   readonly progress: () => string;
   /** Probes between pieces (default 1): each piece is read by the engine on its own. */
   readonly gap?: number;
+  /** Connect with TLS (a peer router's options) instead of plaintext. */
+  readonly tls?: ConnectionOptions;
 }
 
 /**
@@ -161,7 +164,7 @@ export interface ExchangeOptions {
  * probes without progress. The socket is destroyed before this returns.
  */
 export async function exchange(ip: string, port: number, pieces: readonly Buffer[], options: ExchangeOptions): Promise<Exchange> {
-  const s = net.connect({ host: ip, port });
+  const s = options.tls === undefined ? net.connect({ host: ip, port }) : tls.connect({ host: ip, port, ...options.tls });
   s.setNoDelay(true);
   const chunks: Buffer[] = [];
   let received = 0;
@@ -173,7 +176,7 @@ export async function exchange(ip: string, port: number, pieces: readonly Buffer
   s.on('error', () => undefined);
   s.on('close', () => (closed = true));
   await new Promise<void>((resolve) => {
-    s.once('connect', () => resolve());
+    s.once(options.tls === undefined ? 'connect' : 'secureConnect', () => resolve());
     s.once('close', () => resolve());
   });
   const clientPort = s.localPort ?? 0;
