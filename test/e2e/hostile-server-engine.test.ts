@@ -7,9 +7,16 @@
 // normal request promptly and its open sockets (Listener.connections) return to the baseline.
 // Deadlines are short real timeouts (the listener takes no clock); every check settles.
 
+import '../helpers/test-keys.js'; // 1024-bit RSA keys for the certificates made here: key size is not what this file tests
+import { mkdtemp, rm } from 'node:fs/promises';
 import http from 'node:http';
+import https from 'node:https';
 import net from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import tls from 'node:tls';
 import t, { type Test } from 'tap';
+import { asPeer, writeListenerPki } from '../helpers/listener-pki.js';
 import { promptBound, timed, within } from '../helpers/prompt.js';
 import { enginesUnderTest, type EngineRouters, readAnswers, type ServerEngine, startEngineRouters } from '../helpers/server-engines.js';
 import { eventually } from '../helpers/sockets.js';
@@ -136,6 +143,28 @@ t.teardown(() => quick.close());
  */
 const plain: EngineRouters = await startEngineRouters(IP, backendPort, { maxPipelinedRequests: PIPELINE_DEPTH }, ENGINES, DTAB);
 t.teardown(() => plain.close());
+/** An inbound (mTLS) server per engine with the quick deadlines: peer routers' side. */
+const pkiDir = await mkdtemp(join(tmpdir(), 'hostmesh-hostile-server-engine-'));
+t.teardown(() => rm(pkiDir, { recursive: true, force: true }));
+const pki = await writeListenerPki(pkiDir, IP, { node: 'node-b', peer: 'node-a' });
+const secured: EngineRouters = await startEngineRouters(
+  IP,
+  backendPort,
+  {
+    headersTimeoutMs: HEADERS_TIMEOUT_MS,
+    idleTimeoutMs: IDLE_TIMEOUT_MS,
+    tls: {
+      certPath: join(pkiDir, 'cert.pem'),
+      keyPath: join(pkiDir, 'key.pem'),
+      caCertPath: join(pkiDir, 'ca.pem'),
+      requireClientAuth: true,
+      handshakeTimeoutMs: HEADERS_TIMEOUT_MS,
+    },
+  },
+  ENGINES,
+  DTAB,
+);
+t.teardown(() => secured.close());
 
 // ---------------------------------------------------------------------------------------------
 // The user's view of the router.
@@ -473,5 +502,36 @@ for (const engine of ENGINES) {
     c.socket.destroy();
     await serves(t, plain, engine, 'after');
     await baseline(t, plain, engine);
+  });
+
+  t.test(`[${engine}] mTLS: a half ClientHello is closed at handshakeTimeoutMs, a silent peer at headersTimeoutMs; a peer is served meanwhile`, async (t) => {
+    const port = secured.port(engine);
+    const peerGet = (): Promise<number> =>
+      new Promise((resolve) => {
+        const req = https.get({ host: IP, port, path: '/normal', headers: { host: 'world' }, agent: false, ...asPeer(pki.ca, pki.peer) }, (res) => {
+          res.resume();
+          res.on('end', () => resolve(res.statusCode ?? 0));
+        });
+        req.on('error', () => resolve(0));
+      });
+    t.equal(await peerGet(), 200, 'a peer router is served before');
+    // A ClientHello record announcing 512 bytes, then nothing.
+    const half = net.connect({ host: IP, port });
+    half.on('error', () => undefined);
+    let halfClosed = false;
+    half.on('close', () => (halfClosed = true));
+    half.on('connect', () => half.write(Buffer.from(`160301020001000200${'0303'}${'00'.repeat(20)}`, 'hex')));
+    const silent = await new Promise<tls.TLSSocket>((resolve) => {
+      const s = tls.connect({ host: IP, port, ...asPeer(pki.ca, pki.peer) }, () => resolve(s));
+      s.on('error', () => undefined);
+      s.resume();
+    });
+    t.equal(await peerGet(), 200, 'a peer router is served meanwhile');
+    t.ok(
+      await eventually(() => halfClosed && silent.destroyed, 20 * HEADERS_TIMEOUT_MS),
+      `both were closed by the router (half hello ${halfClosed}, silent peer ${silent.destroyed})`,
+    );
+    t.equal(await peerGet(), 200, 'and after');
+    t.ok(await eventually(() => secured.connections(engine) === 0, 5000), `open sockets back to the baseline (${secured.connections(engine)})`);
   });
 }
