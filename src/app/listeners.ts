@@ -100,6 +100,7 @@ export async function startListeners(ctx: AppContext, r: RouterConfig, router: R
               ...(s.maxConnectionsPerSource !== undefined ? { maxConnectionsPerSource: s.maxConnectionsPerSource } : {}),
               ...(s.maxHeaders !== undefined ? { maxHeaders: s.maxHeaders } : {}),
               ...(s.maxPipelinedRequests !== undefined ? { maxPipelinedRequests: s.maxPipelinedRequests } : {}),
+              ...(s.engine !== undefined ? { engine: s.engine } : {}),
               ...(s.clearContext === true ? { clearContext: true } : {}),
               ...(guard !== undefined ? { sourceGuard: guard } : {}),
               ...(accessLog !== undefined ? { accessLog } : {}),
