@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import type { HostmeshConfig, RouterConfig, ServerConfig } from '../../src/config/types.js';
 import { silentLogger } from '../../src/log.js';
 import { startHostmesh, type Hostmesh, type RunningRouter } from '../../src/app/hostmesh.js';
+import { leanServerAvailable } from '../../src/server/h1-server.js';
 import { freePorts } from './ports.js';
 
 export const ENGINES = ['node', 'lean'] as const;
@@ -47,13 +48,14 @@ export async function startEngineRouters(
   engines: readonly ServerEngine[] = ENGINES,
   dtab = `/svc => /$/inet/${ip}/${backendPort};`,
 ): Promise<EngineRouters> {
+  // The listener falls back to Node's server where the lean one cannot run: a comparison of Node
+  // with itself would pass for nothing.
+  if (engines.includes('lean') && !leanServerAvailable()) throw new Error('the lean server engine is not available on this Node');
   const dir = await mkdtemp(join(tmpdir(), 'hostmesh-server-engines-'));
   const ports = (await freePorts(ip, engines.length + 1)) as number[];
   const admin = ports.pop() as number;
   const routers: RouterConfig[] = engines.map((engine, i) => {
-    // `engine` is passed as the config key it is (servers[].engine); typed loosely so this file
-    // compiles against a ServerConfig that does not name it.
-    const s = { ip, port: ports[i] as number, ...server, engine } as ServerConfig;
+    const s: ServerConfig = { ip, port: ports[i] as number, ...server, engine };
     return {
       protocol: 'http',
       label: engine,
@@ -144,7 +146,7 @@ export interface Exchange {
 }
 
 /** Probes without progress after which an unfinished exchange counts as waiting for good. */
-export const HANG_PROBES = 60;
+export const HANG_PROBES = 100;
 
 export interface ExchangeOptions {
   /** Whether the router and its backend have nothing in flight. */
@@ -204,9 +206,10 @@ export async function exchange(ip: string, port: number, pieces: readonly Buffer
   return { bytes: Buffer.concat(chunks), closed, hung };
 }
 
-/** Resolves once `check` holds (probing), or with false after `probes` probes. */
-export async function settled(check: () => boolean, probes = 400): Promise<boolean> {
-  for (let i = 0; i < probes; i++) {
+/** Resolves once `check` holds (probing), or with false after `ceilingMs` (a precondition's bound, not an assertion's). */
+export async function settled(check: () => boolean, ceilingMs = 10_000): Promise<boolean> {
+  const deadline = Date.now() + ceilingMs;
+  while (Date.now() < deadline) {
     if (check()) return true;
     await probe();
   }
