@@ -325,6 +325,7 @@ for (const engine of ENGINES) {
   t.test(`[${engine}] 2,000 pipelined requests in one write: answered in order, routed one at a time, reading paused at maxPipelinedRequests`, async (t) => {
     const n = 2000;
     const pausedBefore = counter(plain, engine, 'hostmesh_pipeline_paused_total', {});
+    const activeBefore = state.active; // a request an earlier case leaked stays out of this count
     state.maxActive = state.active;
     const c = await connect(plain, engine);
     c.socket.write(Array.from({ length: n }, (_, i) => `GET /p${i} HTTP/1.1\r\nHost: world\r\n\r\n`).join(''));
@@ -336,7 +337,7 @@ for (const engine of ENGINES) {
       'in the order sent',
     );
     t.equal(countOf(out, /HTTP\/1\.1 200 /g), n, 'every answer a 200');
-    t.equal(state.maxActive, 1, 'the backend never had two of them at once');
+    t.equal(state.maxActive - activeBefore, 1, 'the backend never had two of them at once');
     t.ok(counter(plain, engine, 'hostmesh_pipeline_paused_total', {}) > pausedBefore, 'reading the connection paused at maxPipelinedRequests (counted)');
     t.equal(c.closed(), false, 'the connection stays open');
     c.socket.destroy();
@@ -499,6 +500,19 @@ for (const engine of ENGINES) {
     const out = await c.until((text) => text.endsWith('hello'));
     t.equal(countOf(out, /HTTP\/1\.1 100 /g), 1, 'exactly one 100');
     t.match(out, /HTTP\/1\.1 200 [^]*\r\n\r\nhello$/, 'the body arrived and came back');
+    // Again, with the next request in its own write right after the body (before the answer).
+    const before = out.length;
+    c.socket.write('POST /echo HTTP/1.1\r\nHost: world\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n');
+    await c.until((text) => text.length > before && text.endsWith('\r\n\r\n'));
+    c.socket.write('again');
+    await new Promise((r) => setImmediate(r));
+    c.socket.write('GET /after-continue HTTP/1.1\r\nHost: world\r\n\r\n');
+    const more = (await c.until((text) => text.endsWith('ok /after-continue'), 5000)).slice(before);
+    t.match(
+      more,
+      /^HTTP\/1\.1 100 Continue\r\n\r\nHTTP\/1\.1 200 [^]*\r\n\r\nagainHTTP\/1\.1 200 [^]*ok \/after-continue$/,
+      `both answered in order (${JSON.stringify(more.slice(-60))})`,
+    );
     c.socket.destroy();
     await serves(t, plain, engine, 'after');
     await baseline(t, plain, engine);
