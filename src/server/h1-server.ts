@@ -560,6 +560,9 @@ class Connection {
   #phase = WAIT;
   #since: number;
   #bytes = 0;
+  /** A request head has begun and is not complete. */
+  #inHead = false;
+  #headSince = 0;
   /** No request yet: the wait for the first head is the headers deadline, later ones the keep-alive. */
   #fresh = true;
   /** A parse error waits for the answers before it (a pipelined request's garbage). */
@@ -643,6 +646,8 @@ class Connection {
   // The parser's callbacks.
 
   readonly #onBegin = (): void => {
+    this.#inHead = true;
+    this.#headSince = this.#server.now();
     if (this.#phase === WAIT) {
       this.#phase = HEAD;
       this.#since = this.#server.now();
@@ -672,6 +677,7 @@ class Connection {
     }
     this.#headers = [];
     this.#url = '';
+    this.#inHead = false;
     const socket = this.socket;
     this.#fresh = false;
     const req = new LeanRequest(socket, this);
@@ -902,8 +908,9 @@ class Connection {
       this.#clientError(err);
       return;
     }
-    this.#phase = this.#incoming !== undefined ? ACTIVE : WAIT;
-    this.#since = this.#server.now();
+    // A request still being read keeps the idle deadline; a head half in, the headers one.
+    this.#phase = this.#incoming !== undefined ? ACTIVE : this.#inHead ? HEAD : WAIT;
+    this.#since = this.#phase === HEAD ? this.#headSince : this.#server.now();
     if (this.#phase === WAIT) this.#bytes = 0;
   }
 

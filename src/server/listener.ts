@@ -28,6 +28,8 @@ import { LeanServer, leanServerAvailable } from './h1-server.js';
 
 /** Which HTTP/1.1 server takes a listener's connections (servers[].engine). */
 export type ServerEngine = 'node' | 'lean';
+/** servers[].engine when absent. */
+export const DEFAULT_SERVER_ENGINE: ServerEngine = 'lean';
 
 /** Defaults of the socket limits (config keys of a server; see the README's limits table). */
 export const SOCKET_DEFAULTS = {
@@ -84,7 +86,7 @@ export interface ListenerOptions {
   readonly maxPipelinedRequests?: number;
   /** Linkerd 1's httpAccessLog: one line per answered request (server/access-log.ts). */
   readonly accessLog?: AccessLog;
-  /** Node's http.Server, or the lean engine on raw sockets (h1-server.ts); default node. */
+  /** Node's http.Server, or the lean engine on raw sockets (h1-server.ts); default DEFAULT_SERVER_ENGINE. */
   readonly engine?: ServerEngine;
 }
 
@@ -144,7 +146,7 @@ export class Listener {
       connectionsCheckingInterval: Math.min(30_000, Math.max(50, Math.floor(headersTimeout / 4))),
     };
     const handshakeTimeout = options.handshakeTimeoutMs ?? SOCKET_DEFAULTS.handshakeTimeoutMs;
-    if (options.engine === 'lean' && leanServerAvailable()) {
+    if ((options.engine ?? DEFAULT_SERVER_ENGINE) === 'lean' && leanServerAvailable()) {
       // The same events as http.Server's, on a plain net or tls server (h1-server.ts).
       const base = options.tls ? tls.createServer({ ...options.tls, handshakeTimeout }) : net.createServer();
       this.#lean = new LeanServer(base, options.tls !== undefined, {
