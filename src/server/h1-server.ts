@@ -51,6 +51,8 @@ export interface LeanServerOptions {
 }
 
 const CRLF = '\r\n';
+/** A head and a body up to this size leave in one buffer, one write. */
+const ONE_WRITE = 16_384;
 const CONTINUE = /(?:^|\W)100-continue(?:$|\W)/i;
 const CHUNKED = /(?:^|\W)chunked(?:$|\W)/i;
 const CLOSE = /(?:^|\W)close(?:$|\W)/i;
@@ -398,7 +400,24 @@ export class LeanResponse extends ServerResponse {
       return false;
     }
     let ok = true;
-    const pieces = (head !== undefined ? 1 : 0) + (data !== undefined ? (this.#chunked && !raw ? 3 : 1) : 0);
+    const framed = data !== undefined && this.#chunked && !raw;
+    if (head !== undefined && data !== undefined && head.length + data.length <= ONE_WRITE) {
+      // A head and a small body (most answers) leave as one buffer: one write, no writev arrays.
+      const size = framed ? `${data.length.toString(16)}${CRLF}` : '';
+      const out = Buffer.allocUnsafe(head.length + size.length + data.length + (framed ? 2 : 0));
+      let at = out.write(head, 0, 'latin1');
+      if (framed) at += out.write(size, at, 'latin1');
+      out.set(data, at);
+      if (framed) out.write(CRLF, at + data.length, 'latin1');
+      this.#writes++;
+      ok = socket.write(out, this.#wrap(cb));
+      if (!ok) {
+        this.#needDrain = true;
+        this.#conn.wantDrain(this);
+      }
+      return ok;
+    }
+    const pieces = (head !== undefined ? 1 : 0) + (data !== undefined ? (framed ? 3 : 1) : 0);
     if (pieces > 1) socket.cork();
     if (head !== undefined) {
       if (data === undefined) {

@@ -148,7 +148,7 @@ export class Listener {
     const handshakeTimeout = options.handshakeTimeoutMs ?? SOCKET_DEFAULTS.handshakeTimeoutMs;
     if ((options.engine ?? DEFAULT_SERVER_ENGINE) === 'lean' && leanServerAvailable()) {
       // The same events as http.Server's, on a plain net or tls server (h1-server.ts).
-      const base = options.tls ? tls.createServer({ ...options.tls, handshakeTimeout }) : net.createServer();
+      const base = options.tls ? tls.createServer({ ...options.tls, handshakeTimeout, noDelay: true }) : net.createServer({ noDelay: true }); // no Nagle, as http.Server
       this.#lean = new LeanServer(base, options.tls !== undefined, {
         maxHeaderSize: common.maxHeaderSize as number,
         headersTimeoutMs: headersTimeout,

@@ -31,7 +31,7 @@ if (process.argv[2] === 'server') {
   const tlsOptions = secure === 'tls' ? { cert: readFileSync(certFile as string), key: readFileSync(keyFile as string) } : undefined;
   let server: net.Server;
   if (engine === 'lean') {
-    server = tlsOptions ? tls.createServer(tlsOptions) : net.createServer();
+    server = tlsOptions ? tls.createServer({ ...tlsOptions, noDelay: true }) : net.createServer({ noDelay: true });
     new LeanServer(server, tlsOptions !== undefined, { maxHeaderSize: 16384, headersTimeoutMs: 20_000, keepAliveTimeoutMs: 30_000, idleTimeoutMs: 300_000 });
     server.on('request', answer);
   } else {
