@@ -152,6 +152,8 @@ export class LeanResponse extends ServerResponse {
   #writes = 0;
   #ended = false;
   #done = false;
+  /** Every byte of it was written ('finish'); not so when the connection closed first. */
+  #finished = false;
   #needDrain = false;
   #lastOne = false;
   #endCallback: (() => void) | undefined;
@@ -173,7 +175,7 @@ export class LeanResponse extends ServerResponse {
     Object.defineProperties(LeanResponse.prototype, {
       writableFinished: {
         get(this: LeanResponse): boolean {
-          return this.#done;
+          return this.#finished;
         },
       },
       writableEnded: {
@@ -505,6 +507,7 @@ export class LeanResponse extends ServerResponse {
   #finish(): void {
     if (this.#done || this.destroyed) return;
     this.#done = true;
+    this.#finished = true;
     this.#endCallback?.();
     this.emit('finish');
     this.#conn.answered(this);
@@ -776,6 +779,7 @@ class Connection {
     if (req === undefined || (req as unknown as Upgradable).upgrade) return; // an upgrade is handed over after this read
     this.#incoming = undefined;
     req.complete = true;
+    this.#url = ''; // the binding hands the trailers over with the message's url again
     const trailers = this.#headers;
     if (trailers.length > 0) {
       this.#headers = [];
@@ -839,8 +843,15 @@ class Connection {
   }
 
   #clientError(err: Error): void {
+    const dropped = this.#dropped;
     this.#detach();
+    if (dropped !== undefined && !dropped.complete) {
+      // The malformed request may be on its way upstream: it is aborted with the connection.
+      this.socket.once('close', () => dropped.destroy(Object.assign(new Error('aborted'), { code: 'ECONNRESET' })));
+    }
     if (!this.#server.emit('clientError', err, this.socket)) this.socket.destroy();
+    // Read on (and drop) what follows, so the client's close is seen while the error answer leaves.
+    else if (!this.socket.destroyed) this.socket.resume();
   }
 
   /** An Upgrade or CONNECT: the socket leaves this server with the bytes after the head. */
