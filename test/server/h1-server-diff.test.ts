@@ -284,15 +284,14 @@ const INTENDED: readonly Intended[] = [
   {
     name: 'bytes after a request that closes the connection are ignored, not answered with 400 over its answer',
     rfc: 'RFC 9112 9.6 and 9.3: after a request with close (or HTTP/1.0 without keep-alive) a server closes after its final response and MUST NOT process further requests; nothing requires an error for the bytes after it',
-    holds: (node, other, bytes) => {
+    holds: (node, other) => {
       const n = answersOf(node);
       const o = answersOf(other);
       const nLast = n.at(-1);
-      const text = bytes.toString('latin1');
-      const closing = /connection:[ \t]*close/i.test(text) || /(^|\n)[A-Z]+ \S+ HTTP\/1\.0\r?\n/.test(text);
-      // Node's last answer is its parser's complaint about those bytes, and nothing else.
+      // Node's last answer is its parser's complaint about bytes after a message that closes the
+      // connection (close, HTTP/1.0 or 0.9 without keep-alive), and nothing else.
       const afterClose = /HPE_CLOSED_CONNECTION/.test(node.errTexts.at(-1) ?? '');
-      if (!closing || !afterClose || !node.closed || nLast === undefined || !nLast.err) return false;
+      if (!afterClose || !node.closed || nLast === undefined || !nLast.err) return false;
       return servedMore(node, other, n.slice(0, -1), o);
     },
   },
