@@ -15,7 +15,8 @@ import type { Router } from '../router/router.js';
 import type { H2Forward } from '../router/stages/forward/forward-h2.js';
 import type { AccessLog } from '../server/access-log.js';
 import { H2Listener } from '../server/h2-listener.js';
-import { Listener } from '../server/listener.js';
+import { DEFAULT_SERVER_ENGINE, Listener } from '../server/listener.js';
+import { leanServerAvailable } from '../server/h1-server.js';
 import { serverTlsFiles, serverTlsOptions } from '../tls/tls-files.js';
 import { watchTls } from '../tls/reload.js';
 import type { AppContext } from './context.js';
@@ -59,6 +60,14 @@ export async function startListeners(ctx: AppContext, r: RouterConfig, router: R
     if (s.tls !== undefined && !s.tls.requireClientAuth) {
       logger.warn({ router: r.label, port: s.port }, 'TLS without requireClientAuth: peers are not verified');
     }
+    if (h2 !== undefined && s.engine !== undefined) {
+      logger.warn({ router: r.label, port: s.port }, 'servers[].engine is for HTTP/1.1 routers and is ignored here: an h2 router serves with node:http2');
+    } else if (h2 === undefined && (s.engine ?? DEFAULT_SERVER_ENGINE) === 'lean' && !leanServerAvailable()) {
+      logger.warn(
+        { router: r.label, port: s.port },
+        "servers[].engine lean needs Node's HTTP parser binding (_http_common), which this Node lacks: Node's http.Server serves this port instead (more CPU per request; README, engine)",
+      );
+    }
     const l =
       h2 !== undefined
         ? await new H2Listener(
@@ -100,6 +109,7 @@ export async function startListeners(ctx: AppContext, r: RouterConfig, router: R
               ...(s.maxConnectionsPerSource !== undefined ? { maxConnectionsPerSource: s.maxConnectionsPerSource } : {}),
               ...(s.maxHeaders !== undefined ? { maxHeaders: s.maxHeaders } : {}),
               ...(s.maxPipelinedRequests !== undefined ? { maxPipelinedRequests: s.maxPipelinedRequests } : {}),
+              ...(s.engine !== undefined ? { engine: s.engine } : {}),
               ...(s.clearContext === true ? { clearContext: true } : {}),
               ...(guard !== undefined ? { sourceGuard: guard } : {}),
               ...(accessLog !== undefined ? { accessLog } : {}),

@@ -419,6 +419,7 @@ function toConfig(raw: RawConfig, baseDir: string, env: NodeJS.ProcessEnv): Host
         ...(s.maxConnectionsPerSource !== undefined ? { maxConnectionsPerSource: s.maxConnectionsPerSource } : {}),
         ...(s.maxHeaders !== undefined ? { maxHeaders: s.maxHeaders } : {}),
         ...(s.maxPipelinedRequests !== undefined ? { maxPipelinedRequests: s.maxPipelinedRequests } : {}),
+        ...(s.engine !== undefined ? { engine: s.engine } : {}),
         ...(s.clearContext !== undefined ? { clearContext: s.clearContext } : {}),
         ...(s.localSourcesOnly !== undefined ? { localSourcesOnly: s.localSourcesOnly } : {}),
         ...(s.allowedSourceCidrs !== undefined ? { allowedSourceCidrs: s.allowedSourceCidrs } : {}),

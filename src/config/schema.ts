@@ -98,6 +98,8 @@ export const server = z.strictObject({
   maxHeaders: z.number().int().min(16).max(10_000).optional(),
   // hostmesh: requests queued on one connection before it is no longer read (server/pipeline.ts).
   maxPipelinedRequests: z.number().int().min(1).max(100_000).optional(),
+  // hostmesh: the HTTP/1.1 server engine (server/h1-server.ts): Node's http.Server or the lean one.
+  engine: z.enum(['node', 'lean'], { error: 'expected node or lean' }).optional(),
   // Linkerd 1: strip l5d-ctx-* and l5d-dtab from requests arriving on this server.
   clearContext: z.boolean().optional(),
   // hostmesh additions (plaintext servers): serve only pods on this node, the node and loopback,

@@ -60,7 +60,7 @@ export interface StreamHandle {
   readStart(): number;
 }
 
-const HTTPParser = (require('node:_http_common') as { HTTPParser?: ParserClass }).HTTPParser;
+export const HTTPParser = (require('node:_http_common') as { HTTPParser?: ParserClass }).HTTPParser;
 
 /** Whether this Node's parser binding has the shape this client is written against (Node 20-24). */
 export function leanClientAvailable(): boolean {

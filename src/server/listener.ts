@@ -3,8 +3,8 @@
 
 import http from 'node:http';
 import https from 'node:https';
-import type { AddressInfo, Socket } from 'node:net';
-import type { TLSSocket, TlsOptions } from 'node:tls';
+import net, { type AddressInfo, type Socket } from 'node:net';
+import tls, { type TLSSocket, type TlsOptions } from 'node:tls';
 import type { Logger } from '../log.js';
 import type { Direction, RequestContext } from '../router/context.js';
 import { EntryDecider, type EntryDecision, type EntryPath } from '../router/decision.js';
@@ -24,6 +24,12 @@ import type { Callers } from '../identity/caller.js';
 import { RefusalLog, type RefusalReason, type Source, type SourceGuard } from '../identity/source-guard.js';
 import { DEFAULT_MAX_PIPELINED_REQUESTS, Pipelines } from './pipeline.js';
 import type { AccessLog } from './access-log.js';
+import { LeanServer, leanServerAvailable } from './h1-server.js';
+
+/** Which HTTP/1.1 server takes a listener's connections (servers[].engine). */
+export type ServerEngine = 'node' | 'lean';
+/** servers[].engine when absent. */
+export const DEFAULT_SERVER_ENGINE: ServerEngine = 'lean';
 
 /** Defaults of the socket limits (config keys of a server; see the README's limits table). */
 export const SOCKET_DEFAULTS = {
@@ -80,10 +86,14 @@ export interface ListenerOptions {
   readonly maxPipelinedRequests?: number;
   /** Linkerd 1's httpAccessLog: one line per answered request (server/access-log.ts). */
   readonly accessLog?: AccessLog;
+  /** Node's http.Server, or the lean engine on raw sockets (h1-server.ts); default DEFAULT_SERVER_ENGINE. */
+  readonly engine?: ServerEngine;
 }
 
 export class Listener {
   readonly #server: http.Server;
+  /** The lean engine, when it serves this listener (then #server is its net or tls server). */
+  readonly #lean: LeanServer | undefined;
   readonly #router: Router;
   readonly #logger: Logger;
   readonly #tls: boolean;
@@ -135,9 +145,21 @@ export class Listener {
       // Node checks headersTimeout on this interval; keep it fine enough for short test timeouts.
       connectionsCheckingInterval: Math.min(30_000, Math.max(50, Math.floor(headersTimeout / 4))),
     };
-    this.#server = options.tls
-      ? https.createServer({ ...common, ...options.tls, handshakeTimeout: options.handshakeTimeoutMs ?? SOCKET_DEFAULTS.handshakeTimeoutMs })
-      : http.createServer(common);
+    const handshakeTimeout = options.handshakeTimeoutMs ?? SOCKET_DEFAULTS.handshakeTimeoutMs;
+    if ((options.engine ?? DEFAULT_SERVER_ENGINE) === 'lean' && leanServerAvailable()) {
+      // The same events as http.Server's, on a plain net or tls server (h1-server.ts).
+      const base = options.tls ? tls.createServer({ ...options.tls, handshakeTimeout, noDelay: true }) : net.createServer({ noDelay: true }); // no Nagle, as http.Server
+      this.#lean = new LeanServer(base, options.tls !== undefined, {
+        maxHeaderSize: common.maxHeaderSize as number,
+        headersTimeoutMs: headersTimeout,
+        keepAliveTimeoutMs: common.keepAliveTimeout as number,
+        idleTimeoutMs: idleTimeout,
+      });
+      this.#server = base as unknown as http.Server;
+    } else {
+      this.#lean = undefined;
+      this.#server = options.tls ? https.createServer({ ...common, ...options.tls, handshakeTimeout }) : http.createServer(common);
+    }
     // One more than the limit is kept, so a request over it is seen (and refused) rather than
     // silently cut to the limit by Node.
     this.#maxHeaders = options.maxHeaders ?? DEFAULT_MAX_HEADERS;
@@ -145,7 +167,7 @@ export class Listener {
     const metrics = (this.#metrics = options.metrics);
     this.#pipelines = new Pipelines(options.maxPipelinedRequests ?? DEFAULT_MAX_PIPELINED_REQUESTS, metrics ?? {});
     // Idle sockets are destroyed (Node would do it too with no listener; this one counts them).
-    this.#server.setTimeout(idleTimeout);
+    if (this.#lean === undefined) this.#server.setTimeout(idleTimeout);
     this.#server.on('timeout', (socket: Socket) => {
       metrics?.connectionDeadline('idle');
       socket.destroy();
@@ -411,7 +433,8 @@ export class Listener {
   async close(graceMs: number): Promise<void> {
     this.#draining = true;
     const closed = new Promise<void>((resolve) => this.#server.close(() => resolve()));
-    this.#server.closeIdleConnections();
+    if (this.#lean !== undefined) this.#lean.closeIdleConnections();
+    else this.#server.closeIdleConnections();
     // Handshakes in progress carry no request: there is nothing to let finish.
     if (this.#tls) this.#connections.destroyWhere((s) => this.#connections.isPending(s));
     if (this.#active > 0) {
@@ -420,7 +443,8 @@ export class Listener {
         new Promise<void>((resolve) => setTimeout(resolve, graceMs).unref()),
       ]);
     }
-    this.#server.closeAllConnections();
+    if (this.#lean !== undefined) this.#lean.closeAllConnections();
+    else this.#server.closeAllConnections();
     this.#tunnels.closeAll();
     this.#connections.destroyAll();
     await closed;
