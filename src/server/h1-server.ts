@@ -51,6 +51,8 @@ export interface LeanServerOptions {
 }
 
 const CRLF = '\r\n';
+/** A head and a body up to this size leave in one buffer, one write. */
+const ONE_WRITE = 16_384;
 const CONTINUE = /(?:^|\W)100-continue(?:$|\W)/i;
 const CHUNKED = /(?:^|\W)chunked(?:$|\W)/i;
 const CLOSE = /(?:^|\W)close(?:$|\W)/i;
@@ -150,6 +152,8 @@ export class LeanResponse extends ServerResponse {
   #writes = 0;
   #ended = false;
   #done = false;
+  /** Every byte of it was written ('finish'); not so when the connection closed first. */
+  #finished = false;
   #needDrain = false;
   #lastOne = false;
   #endCallback: (() => void) | undefined;
@@ -171,7 +175,7 @@ export class LeanResponse extends ServerResponse {
     Object.defineProperties(LeanResponse.prototype, {
       writableFinished: {
         get(this: LeanResponse): boolean {
-          return this.#done;
+          return this.#finished;
         },
       },
       writableEnded: {
@@ -398,7 +402,24 @@ export class LeanResponse extends ServerResponse {
       return false;
     }
     let ok = true;
-    const pieces = (head !== undefined ? 1 : 0) + (data !== undefined ? (this.#chunked && !raw ? 3 : 1) : 0);
+    const framed = data !== undefined && this.#chunked && !raw;
+    if (head !== undefined && data !== undefined && head.length + data.length <= ONE_WRITE) {
+      // A head and a small body (most answers) leave as one buffer: one write, no writev arrays.
+      const size = framed ? `${data.length.toString(16)}${CRLF}` : '';
+      const out = Buffer.allocUnsafe(head.length + size.length + data.length + (framed ? 2 : 0));
+      let at = out.write(head, 0, 'latin1');
+      if (framed) at += out.write(size, at, 'latin1');
+      out.set(data, at);
+      if (framed) out.write(CRLF, at + data.length, 'latin1');
+      this.#writes++;
+      ok = socket.write(out, this.#wrap(cb));
+      if (!ok) {
+        this.#needDrain = true;
+        this.#conn.wantDrain(this);
+      }
+      return ok;
+    }
+    const pieces = (head !== undefined ? 1 : 0) + (data !== undefined ? (framed ? 3 : 1) : 0);
     if (pieces > 1) socket.cork();
     if (head !== undefined) {
       if (data === undefined) {
@@ -486,6 +507,7 @@ export class LeanResponse extends ServerResponse {
   #finish(): void {
     if (this.#done || this.destroyed) return;
     this.#done = true;
+    this.#finished = true;
     this.#endCallback?.();
     this.emit('finish');
     this.#conn.answered(this);
@@ -757,6 +779,7 @@ class Connection {
     if (req === undefined || (req as unknown as Upgradable).upgrade) return; // an upgrade is handed over after this read
     this.#incoming = undefined;
     req.complete = true;
+    this.#url = ''; // the binding hands the trailers over with the message's url again
     const trailers = this.#headers;
     if (trailers.length > 0) {
       this.#headers = [];
@@ -820,8 +843,15 @@ class Connection {
   }
 
   #clientError(err: Error): void {
+    const dropped = this.#dropped;
     this.#detach();
+    if (dropped !== undefined && !dropped.complete) {
+      // The malformed request may be on its way upstream: it is aborted with the connection.
+      this.socket.once('close', () => dropped.destroy(Object.assign(new Error('aborted'), { code: 'ECONNRESET' })));
+    }
     if (!this.#server.emit('clientError', err, this.socket)) this.socket.destroy();
+    // Read on (and drop) what follows, so the client's close is seen while the error answer leaves.
+    else if (!this.socket.destroyed) this.socket.resume();
   }
 
   /** An Upgrade or CONNECT: the socket leaves this server with the bytes after the head. */
