@@ -22,7 +22,17 @@ export const ERRORS = {
     status: 400,
     retryable: false,
     description: 'The request is malformed (parser error, bad Host, bad scheme).',
-    messages: { parser: 'bad request: {reason}', connectTarget: "CONNECT needs host:port, got '{authority}'" },
+    messages: {
+      parser: 'bad request: {reason}',
+      connectTarget: "CONNECT needs host:port, got '{authority}'",
+      duplicateHost: 'more than one Host field',
+    },
+  },
+  HTTP_VERSION_NOT_SUPPORTED: {
+    status: 505,
+    retryable: false,
+    description: 'The request line names an HTTP version other than 1.0 or 1.1 that the parser took (HTTP/2.0 on an HTTP/1 port).',
+    messages: { version: 'HTTP/{version} is not served here: this port speaks HTTP/1.1' },
   },
   NO_HOST: { status: 400, retryable: false, description: 'The request cannot be identified: it has no Host.' },
   BAD_DTAB_HEADER: { status: 400, retryable: false, description: 'An l5d-dtab or l5d-ctx-dtab header does not parse.' },

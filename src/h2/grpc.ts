@@ -71,6 +71,7 @@ export function grpcStatusOf(code: ErrorCode): number {
     case 'BAD_REQUEST':
       return GRPC.INVALID_ARGUMENT;
     case 'METHOD_NOT_ALLOWED':
+    case 'HTTP_VERSION_NOT_SUPPORTED':
       return GRPC.UNIMPLEMENTED;
     case 'NO_INGRESS_RULE':
       return GRPC.NOT_FOUND;

@@ -1,8 +1,12 @@
-// A small Kubernetes API client over undici (keep-alive): list a collection, open a watch
-// stream. It knows the wire protocol (Status objects, resourceVersions, newline-delimited watch
-// events) and nothing of what the objects mean.
+// A small Kubernetes API client (keep-alive): list a collection, open a watch stream. It knows the
+// wire protocol (Status objects, resourceVersions, newline-delimited watch events) and nothing of
+// what the objects mean. Requests go out on the router's own HTTP/1.1 pool (core/h1-pool.ts, Node's
+// llhttp binding); undici's Agent only where this Node lacks that binding. On undici, the first
+// request compiles undici's llhttp WebAssembly and keeps its instance for the process's life: an
+// idle router would hold it for its watches alone (docs/memory.md, session 7).
 
 import type { Dispatcher } from 'undici';
+import { H1Pool, leanClientAvailable } from '../core/h1-pool.js';
 import { Agent } from '../core/undici.js';
 import type { K8sConnection } from './connection.js';
 import { ListItemSplitter } from './list-items.js';
@@ -43,7 +47,7 @@ function queryString(q: Query): string {
 
 export class K8sClient {
   readonly connection: K8sConnection;
-  readonly #agent: Agent;
+  readonly #agent: Dispatcher;
   readonly #origin: string;
   readonly #prefix: string;
 
@@ -57,15 +61,17 @@ export class K8sClient {
     const url = new URL(connection.baseUrl);
     this.#origin = url.origin;
     this.#prefix = url.pathname.replace(/\/+$/, '');
-    this.#agent = new Agent({
+    const limits = {
       keepAliveTimeout: 30_000,
       connections: options.connections ?? 16,
       headersTimeout: 30_000,
       // Watches are long and quiet between events; the server ends them at timeoutSeconds and
       // sends bookmarks, so a much longer silence means the stream is dead.
       bodyTimeout: 10 * 60_000,
-      ...(connection.tls ? { connect: { ...connection.tls } } : {}),
-    });
+    };
+    this.#agent = leanClientAvailable()
+      ? new H1Pool(url.origin, { ...limits, keepAliveMaxTimeout: 600_000, connect: { ...connection.tls } })
+      : new Agent({ ...limits, ...(connection.tls ? { connect: { ...connection.tls } } : {}) });
   }
 
   async #request(path: string, query: Query, signal?: AbortSignal): Promise<Dispatcher.ResponseData> {

@@ -60,7 +60,9 @@ export class Metrics {
     const clock = options.clock ?? systemClock;
     this.now = () => clock.now();
     // Node's process metrics (RSS, heap, event loop lag, GC, open handles), read at scrape time.
-    collectDefaultMetrics({ register: this.registry });
+    // The event loop lag histogram samples every 100 ms, not prom-client's 10 ms: its timer woke an
+    // idle router 100 times a second, ~5 ms of CPU per second (docs/memory.md, session 7).
+    collectDefaultMetrics({ register: this.registry, eventLoopMonitoringPrecision: 100 });
     registerBoundedMapMetrics(this.registry);
     this.requestFamilies = new RequestFamilies(this.registry);
     this.listenerFamilies = new ListenerFamilies(this.registry);

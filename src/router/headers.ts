@@ -2,6 +2,7 @@
 // l5d-client-id never trusted from outside, l5d-dtab carried on as l5d-ctx-dtab, Via appended.
 
 import type { IncomingHttpHeaders, IncomingMessage, OutgoingHttpHeaders } from 'node:http';
+import { HostmeshError } from '../errors.js';
 
 const HOP_BY_HOP = new Set([
   'connection',
@@ -100,6 +101,28 @@ export const DEFAULT_MAX_HEADERS = 500;
  */
 export function tooManyHeaders(rawHeaders: readonly string[], max: number): boolean {
   return rawHeaders.length / 2 > max;
+}
+
+/**
+ * Why a parsed HTTP/1 head must still be refused, if it must: more than one Host field (RFC 9112
+ * 3.2: 400; Node's parser keeps the first and drops the rest, so the router would route by one
+ * Host while a server behind it may read another), or a major version other than 1 (llhttp takes
+ * `HTTP/2.0` on a request line; RFC 9110 15.6.6: 505).
+ */
+export function headRefusal(req: { readonly rawHeaders: readonly string[]; readonly httpVersion: string }): HostmeshError | undefined {
+  const v = req.httpVersion;
+  if (v !== '1.1' && v !== '1.0') {
+    // A request line without a version is HTTP/0.9 to llhttp: malformed here, as it was.
+    if (v.startsWith('0.')) return HostmeshError.of('BAD_REQUEST', 'parser', { reason: 'a request line without an HTTP/1 version' });
+    return HostmeshError.of('HTTP_VERSION_NOT_SUPPORTED', 'version', { version: v.slice(0, 10) });
+  }
+  const raw = req.rawHeaders;
+  let hosts = 0;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i] as string;
+    if (name.length === 4 && name.toLowerCase() === 'host' && ++hosts > 1) return HostmeshError.of('BAD_REQUEST', 'duplicateHost');
+  }
+  return undefined;
 }
 
 /**

@@ -509,8 +509,8 @@ export class LeanResponse extends ServerResponse {
     this.#done = true;
     this.#finished = true;
     this.#endCallback?.();
+    this.#conn.answered(this); // first, as Node's server: an answer that closes the connection has ended the socket when 'finish' is heard
     this.emit('finish');
-    this.#conn.answered(this);
     this.emit('close');
   }
 

@@ -16,7 +16,7 @@ import { peerIdentity, peerVerdict } from '../tls/peer-identity.js';
 import { parserError, rescue, rescueRaw } from './rescue.js';
 import { HostmeshError } from '../errors.js';
 import { Tunnels } from './tunnels.js';
-import { DEFAULT_MAX_HEADERS, h2cAsHttp11, tooManyHeaders } from '../router/headers.js';
+import { DEFAULT_MAX_HEADERS, h2cAsHttp11, headRefusal, tooManyHeaders } from '../router/headers.js';
 import type { ListenerEvents } from './events.js';
 import { Connections } from './connections.js';
 import { clearContextHeaders } from './clear-context.js';
@@ -251,6 +251,11 @@ export class Listener {
         );
         return;
       }
+      const refused = headRefusal(req);
+      if (refused !== undefined) {
+        rescueRaw(socket, refused, {}, this.#logger, this.#lingerMs, () => this.#metrics?.connectionDeadline('error_answer'));
+        return;
+      }
       const plain = h2cAsHttp11(req);
       if (plain !== undefined) {
         // Upgrade: h2c is ignored: the request is parsed again without it and served over HTTP/1.1.
@@ -395,6 +400,11 @@ export class Listener {
       if (tooManyHeaders(req.rawHeaders, this.#maxHeaders)) {
         this.#metrics?.tooManyHeaders();
         throw HostmeshError.of('HEADERS_TOO_LARGE', 'fields', { max: this.#maxHeaders });
+      }
+      const refused = headRefusal(req);
+      if (refused !== undefined) {
+        res.setHeader('connection', 'close'); // what the client meant by its head is in doubt
+        throw refused;
       }
       // The entry decision (caller, claim, l5d-client-id) before routing; a claim check may wait
       // briefly for this router's pod watch, or refuse the request.

@@ -98,7 +98,9 @@ export class Pipelines {
   }
 
   #next(socket: Socket, line: Line): void {
-    if (socket.destroyed) {
+    // An answer that closed the connection (its own `connection: close`, an HTTP/1.0 client's):
+    // what was pipelined after it is never answered, so it is never routed either.
+    if (socket.destroyed || socket.writableEnded) {
       this.#drop(line);
       return;
     }

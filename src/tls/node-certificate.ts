@@ -10,6 +10,8 @@ import { generateKeyPair, X509Certificate } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { promisify } from 'node:util';
 import { Counter, Gauge, type Registry } from 'prom-client';
+import type { Dispatcher } from 'undici';
+import { H1Pool, leanClientAvailable } from '../core/h1-pool.js';
 import { Agent } from '../core/undici.js';
 import { Backoff } from '../k8s/backoff.js';
 import type { Logger } from '../log.js';
@@ -57,7 +59,7 @@ export class NodeCertificate {
   #cancel: (() => void) | undefined;
   #inFlight: Promise<boolean> | undefined;
   #closed = false;
-  #agent: { bundle: string; agent: Agent } | undefined;
+  #agent: { bundle: string; agent: Dispatcher } | undefined;
   /** When the next attempt is due (the clock's ms), for tests and the log. */
   nextAttemptAt: number | undefined;
   readonly #renewals: Counter | undefined;
@@ -172,19 +174,19 @@ export class NodeCertificate {
     }
   }
 
-  async #dispatcher(): Promise<Agent> {
+  async #dispatcher(): Promise<Dispatcher> {
     const bundle = await readFile(this.#o.trustBundle, 'utf8');
     if (!bundle.includes('-----BEGIN CERTIFICATE-----')) throw new Error(`trust bundle ${this.#o.trustBundle} holds no PEM certificate`);
     if (this.#agent?.bundle === bundle) return this.#agent.agent;
     const old = this.#agent?.agent;
     const url = new URL(this.#o.url);
     const timeout = this.#o.requestTimeoutMs ?? 10_000;
-    const agent = new Agent({
-      connect: { ca: bundle, servername: this.#o.serverName ?? url.hostname, timeout },
-      headersTimeout: timeout,
-      bodyTimeout: timeout,
-      keepAliveTimeout: 5_000,
-    });
+    const connect = { ca: bundle, servername: this.#o.serverName ?? url.hostname, timeout };
+    // The router's own HTTP/1.1 pool (Node's llhttp binding): undici's Agent would compile its
+    // llhttp WebAssembly for one request a day and keep it (docs/memory.md, session 7).
+    const agent = leanClientAvailable()
+      ? new H1Pool(url.origin, { connections: 1, connect, headersTimeout: timeout, bodyTimeout: timeout, keepAliveTimeout: 5_000, keepAliveMaxTimeout: 5_000 })
+      : new Agent({ connect, headersTimeout: timeout, bodyTimeout: timeout, keepAliveTimeout: 5_000 });
     this.#agent = { bundle, agent };
     void old?.close().catch(() => undefined);
     return agent;

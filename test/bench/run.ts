@@ -115,6 +115,24 @@ function daemonSetNodeOptions(): string {
   return m?.[1] ?? '';
 }
 
+/** The DaemonSet's glibc allocator settings (MALLOC_* env entries with a value), as the routers run with them. */
+function daemonSetMallocEnv(): Record<string, string> {
+  const yaml = readFileSync(join(ROOT, 'k8s', 'base', 'daemonset.yaml'), 'utf8');
+  return Object.fromEntries([...yaml.matchAll(/- name: (MALLOC_[A-Z_]+)\n\s+value: "([^"]*)"/g)].map((m) => [m[1] as string, m[2] as string]));
+}
+
+/** BENCH_ROUTER_ENV='K=V K=V': environment for routers A, B and single only (BENCH_ROUTER_ENV= : none of the DaemonSet's MALLOC_*). */
+function routerEnv(): Record<string, string> {
+  const given = process.env['BENCH_ROUTER_ENV'];
+  if (given === undefined) return daemonSetMallocEnv();
+  return Object.fromEntries(
+    given
+      .split(' ')
+      .filter(Boolean)
+      .map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]),
+  );
+}
+
 function startRouter(args: string[], env: Record<string, string>): ChildProcess {
   // Node flags as the DaemonSet runs it (its NODE_OPTIONS); BENCH_NODE_OPTIONS tries others
   // (BENCH_NODE_OPTIONS= runs Node's defaults).
@@ -125,7 +143,7 @@ function startRouter(args: string[], env: Record<string, string>): ChildProcess 
     ...(process.env['BENCH_NODE_ARGS']?.split(' ').filter(Boolean) ?? []),
   ];
   const child = spawn(process.execPath, [...extra, MAIN, ...args], {
-    env: { ...process.env, NODE_OPTIONS: process.env['BENCH_NODE_OPTIONS'] ?? daemonSetNodeOptions(), ...env },
+    env: { ...process.env, NODE_OPTIONS: process.env['BENCH_NODE_OPTIONS'] ?? daemonSetNodeOptions(), ...routerEnv(), ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   child.stdout?.pipe(routerLog, { end: false });

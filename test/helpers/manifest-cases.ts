@@ -285,6 +285,9 @@ t.test('DaemonSet: rolling update, every node, priority, drain time, downward AP
   t.equal(env('NODE_NAME')?.valueFrom?.fieldRef?.fieldPath, 'spec.nodeName', 'localnode/daemonset learn the node name');
   t.equal(env('POD_IP')?.valueFrom?.fieldRef?.fieldPath, 'status.podIP');
   t.equal(env('HOST_IP')?.valueFrom?.fieldRef?.fieldPath, 'status.hostIP');
+  // glibc's allocator setting (docs/memory.md, session 7): the image and the DaemonSet agree.
+  const imageArenas = /^ENV MALLOC_ARENA_MAX=(\S+)$/m.exec(readFileSync(join(ROOT, 'Dockerfile'), 'utf8'))?.[1];
+  t.equal(env('MALLOC_ARENA_MAX')?.value, imageArenas, 'MALLOC_ARENA_MAX: the same in the DaemonSet and the image');
   t.same(
     [c.readinessProbe.httpGet, c.livenessProbe.httpGet],
     [

@@ -106,3 +106,33 @@ t.test('a draining mTLS listener marks its 503 not-delivered, so the peer router
   t.match(answer, /\r\nl5d-hostmesh-requeue: not-delivered\r\n/i, 'marked for the peer router to requeue');
   t.match(answer, /\r\nl5d-retryable: true\r\n/i);
 });
+
+t.test('on both engines: two Host fields are a 400 and close the connection; HTTP/2.0 on an HTTP/1 port is a 505; neither is routed', async (t) => {
+  for (const engine of ['node', 'lean'] as const) {
+    let routed = 0;
+    const router = {
+      label: 'stub',
+      explainFailure: (err: unknown) => err,
+      handle: async (_req: unknown, res: { end: (s: string) => void }) => {
+        routed++;
+        res.end('routed\n');
+      },
+    } as unknown as Router;
+    const listener = await new Listener(router, { direction: 'outbound', ip: HOST, port: 0, engine }, silentLogger()).start();
+    t.teardown(() => listener.close(0));
+    const ask = (bytes: string): Promise<string> => {
+      const s = net.connect(listener.address.port, HOST, () => s.write(bytes));
+      return collect(s);
+    };
+    // Node's parser keeps the first Host and drops the second: a server behind the router could read the other.
+    const two = await ask('GET / HTTP/1.1\r\nHost: world\r\nHost: elsewhere\r\n\r\nGET /after HTTP/1.1\r\nHost: world\r\n\r\n');
+    t.match(two, /^HTTP\/1\.1 400 Bad Request\r\n/, `${engine}: 400`);
+    t.match(two, /\r\nl5d-err: more%20than%20one%20Host%20field\r\n/i, `${engine}: l5d-err says why`);
+    t.equal(two.split('HTTP/1.1 ').length, 2, `${engine}: one answer, then the connection is closed (the request after it is not served)`);
+    const v2 = await ask('GET / HTTP/2.0\r\nHost: world\r\n\r\n');
+    t.match(v2, /^HTTP\/1\.1 505 HTTP Version Not Supported\r\n[^]*l5d-err: HTTP%2F2\.0%20is%20not%20served%20here/i, `${engine}: 505`);
+    const ok = await ask('GET / HTTP/1.1\r\nHost: world\r\nConnection: close\r\n\r\n');
+    t.match(ok, /^HTTP\/1\.1 200 /, `${engine}: a normal request is routed`);
+    t.equal(routed, 1, `${engine}: only the normal request reached the router's stages`);
+  }
+});

@@ -1,0 +1,55 @@
+// Start-up's garbage, collected once. Starting a router (compiling its modules, reading the config,
+// the first lists of the API, the node certificate's key) allocates fast enough that V8 grows its
+// young generation to 8-16 MB semi-spaces, and keeps them until its memory reducer runs. That runs
+// only once V8 has seen a low allocation rate over a few timer periods: measured on idle routers,
+// anywhere from 20 s to more than a minute after start (docs/memory.md, session 7), so a router's
+// idle RSS was 66 or 75-80 MB depending on when it was read. One memory-reducing collection a few
+// seconds after the router is up returns those pages at once: the same settled figure, reached
+// in seconds. It runs once per process (about 20-60 ms of the main thread, at start-up), never
+// per request.
+//
+// The collection is V8's low-memory one (what the inspector's HeapProfiler.collectGarbage runs):
+// unlike gc() with --expose-gc, it shrinks the young generation and releases freed pages. It goes
+// through an in-process inspector session (node:inspector), which opens no port.
+
+import type { Cancel, Clock } from '../core/clock.js';
+
+/** How long after start-up the collection runs: past the node certificate and the first lists. */
+export const SETTLE_AFTER_MS = 10_000;
+
+/** One memory-reducing full collection; false where this Node has no inspector (built without it). */
+export async function collectAndShrink(): Promise<boolean> {
+  let inspector: typeof import('node:inspector');
+  try {
+    inspector = await import('node:inspector');
+  } catch {
+    return false;
+  }
+  const session = new inspector.Session();
+  try {
+    session.connect();
+    await new Promise<void>((resolve, reject) => session.post('HeapProfiler.collectGarbage', (err) => (err ? reject(err) : resolve())));
+    return true;
+  } catch {
+    return false;
+  } finally {
+    session.disconnect();
+  }
+}
+
+/**
+ * Runs `collect` once, `ms` after now (the router's start), and reports what it did through
+ * `done` (heap bytes before and after, how long it took). The returned function cancels it.
+ */
+export function settleAfterStart(
+  clock: Clock,
+  done: (r: { ok: boolean; heapBefore: number; heapAfter: number; ms: number }) => void,
+  ms = SETTLE_AFTER_MS,
+  collect: () => Promise<boolean> = collectAndShrink,
+): Cancel {
+  return clock.schedule(ms, () => {
+    const heapBefore = process.memoryUsage().heapTotal;
+    const t0 = performance.now();
+    void collect().then((ok) => done({ ok, heapBefore, heapAfter: process.memoryUsage().heapTotal, ms: performance.now() - t0 }));
+  });
+}
