@@ -14,6 +14,8 @@ import { silentLogger } from '../../src/log.js';
 import { startHostmesh, type Hostmesh, type RunningRouter } from '../../src/app/hostmesh.js';
 import { leanServerAvailable } from '../../src/server/h1-server.js';
 import { freePorts } from './ports.js';
+import { testRouter } from './router-config.js';
+import { procAddress } from './sockets.js';
 
 export const ENGINES = ['node', 'lean'] as const;
 export type ServerEngine = (typeof ENGINES)[number];
@@ -56,16 +58,7 @@ export async function startEngineRouters(
   const admin = ports.pop() as number;
   const routers: RouterConfig[] = engines.map((engine, i) => {
     const s: ServerConfig = { ip, port: ports[i] as number, ...server, engine };
-    return {
-      protocol: 'http',
-      label: engine,
-      dtab,
-      identifier: [],
-      transformers: [],
-      servers: [s],
-      client: { loadBalancer: { kind: 'p2c' } },
-      maxHops: 64,
-    };
+    return testRouter(engine, ip, ports[i] as number, dtab, { identifier: [], servers: [s] });
   });
   const config: HostmeshConfig = {
     admin: { ip, port: admin, allowRemoteShutdown: false },
@@ -104,16 +97,6 @@ const tick = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms)
 export async function probe(): Promise<void> {
   for (let i = 0; i < 3; i++) await immediate();
   await tick(1);
-}
-
-/** /proc/net/tcp's form of an IPv4 address and port. */
-function procAddress(ip: string, port: number): string {
-  const hex = ip
-    .split('.')
-    .map((o) => Number(o).toString(16).padStart(2, '0'))
-    .reverse()
-    .join('');
-  return `${hex}:${port.toString(16).padStart(4, '0')}`.toUpperCase();
 }
 
 /**

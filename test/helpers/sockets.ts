@@ -5,7 +5,7 @@ import { readFileSync } from 'node:fs';
 import type { Socket } from 'node:net';
 
 /** /proc/net/tcp's form of an IPv4 address and port: little-endian address hex, port hex. */
-function procAddress(ip: string, port: number): string {
+export function procAddress(ip: string, port: number): string {
   const hex = ip
     .split('.')
     .map((o) => Number(o).toString(16).padStart(2, '0'))
