@@ -4,7 +4,7 @@
 // 12-40 % of a router's CPU per request. Back-pressure is by hand: a full client socket pauses
 // undici's parser (onData returns false) until the response drains.
 
-import type { EventEmitter } from 'node:events';
+import type { AbortEvents } from '../../../core/abort.js';
 import type { IncomingHttpHeaders, ServerResponse } from 'node:http';
 import type { Dispatcher } from 'undici';
 
@@ -80,7 +80,7 @@ export class UpstreamAnswer implements Dispatcher.DispatchHandler {
   /** The answer's fields as the parser gave them: [name, value, ...], in order. */
   raw: readonly (Buffer | string)[] = [];
   readonly #res: ServerResponse;
-  readonly #signal: EventEmitter;
+  readonly #signal: AbortEvents;
   #mode: Mode = 'head';
   #abort: ((err?: Error) => void) | undefined;
   #reason: Error | undefined;
@@ -97,7 +97,7 @@ export class UpstreamAnswer implements Dispatcher.DispatchHandler {
   #fail: ((err: Error) => void) | undefined;
   #onError: ((err: Error) => void) | undefined;
 
-  constructor(res: ServerResponse, signal: EventEmitter) {
+  constructor(res: ServerResponse, signal: AbortEvents) {
     this.#res = res;
     this.#signal = signal;
   }
