@@ -4,6 +4,7 @@
 import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import type { Dispatcher } from 'undici';
 import { AbortEvent, type AbortEvents } from '../../../core/abort.js';
+import type { DispatchOptionsWithTrailers } from '../../../core/h1-pool.js';
 import { type Cancel, type Clock, every } from '../../../core/clock.js';
 import { HostmeshError } from '../../../errors.js';
 import type { H2Classifier } from './classifier.js';
@@ -163,12 +164,14 @@ class Http1Exchange implements Exchange<UpstreamAnswer, void> {
     const started = performance.now();
     const answer = new UpstreamAnswer(this.#res, signal);
     try {
-      const opts: Dispatcher.DispatchOptions & { servername?: string } = {
+      const opts: DispatchOptionsWithTrailers & { servername?: string } = {
         method: plan.method as Dispatcher.HttpMethod,
         path: plan.target,
         headers: plan.headers as Record<string, string | string[]>,
         body: this.#body === undefined ? null : this.#body.attempt(),
       };
+      // A chunked body's trailers go on with it (the lean client; undici's Pool sends none).
+      if (this.#chunked) opts.trailers = () => req.rawTrailers;
       // TLS: the name to send (SNI) is the client's commonName. undici would take the Host header,
       // and reconnect each time the next request's Host differs.
       const servername = pools.tlsOptions?.servername;
