@@ -21,7 +21,7 @@ interface Started {
 async function start(
   t: Test,
   handler: (req: IncomingMessage, res: ServerResponse) => void,
-  o: Partial<{ headersTimeoutMs: number; idleTimeoutMs: number; keepAliveTimeoutMs: number }> = {},
+  o: Partial<{ headersTimeoutMs: number; idleTimeoutMs: number; keepAliveTimeoutMs: number; maxUnanswered: number }> = {},
 ): Promise<Started> {
   const base = net.createServer();
   const clock = new ManualClock();
@@ -30,6 +30,7 @@ async function start(
     headersTimeoutMs: o.headersTimeoutMs ?? 20_000,
     keepAliveTimeoutMs: o.keepAliveTimeoutMs ?? 30_000,
     idleTimeoutMs: o.idleTimeoutMs ?? 300_000,
+    ...(o.maxUnanswered !== undefined ? { maxUnanswered: o.maxUnanswered } : {}),
     clock,
   });
   base.on('request', handler);
@@ -182,6 +183,55 @@ t.test('pipelined requests are answered in order even when a later one is ready 
   t.match(out, /^HTTP\/1\.1 200 OK[^]*\r\n\r\n\/slowHTTP\/1\.1 200 OK[^]*\r\n\r\n\/fast$/);
   c.s.destroy();
 });
+
+t.test(
+  'pipelining past maxUnanswered: the parser pauses (no request objects for the rest of the read), every request is still answered in order',
+  async (t) => {
+    const MAX = 4;
+    const N = 60;
+    const held: ServerResponse[] = [];
+    let seen = 0;
+    let peak = 0;
+    const { port } = await start(
+      t,
+      (req, res) => {
+        seen++;
+        req.resume();
+        held.push(res);
+        peak = Math.max(peak, held.length); // taken and not yet answered by this handler
+        res.setHeader('x-n', String(req.url));
+      },
+      { maxUnanswered: MAX },
+    );
+    const c = connect(port);
+    // One write: the first read brings most of it. A POST with a body sits at the cap's edge, so the
+    // pause also falls between a head and its body.
+    let bytes = '';
+    for (let i = 0; i < N; i++)
+      bytes += i === MAX - 1 ? `POST /${i} HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello` : `GET /${i} HTTP/1.1\r\nHost: x\r\n\r\n`;
+    c.s.write(bytes);
+    let answered = 0;
+    while (answered < N) {
+      // Wait until the server has taken all it may (the cap, or what is left), then answer the oldest.
+      const want = Math.min(MAX, N - answered);
+      for (let spins = 0; held.length < want && spins < 2000; spins++) await new Promise((r) => setImmediate(r));
+      t.ok(held.length <= MAX, `never more than ${MAX} requests taken and unanswered (${held.length})`);
+      (held.shift() as ServerResponse).end(`ok ${answered}`);
+      answered++;
+      if (held.length === 0 && answered < N) await c.until((x) => x.includes(`ok ${answered - 1}`));
+    }
+    const text = await c.until((x) => x.includes(`ok ${N - 1}`));
+    const order = [...text.matchAll(/x-n: \/(\d+)\r\n/g)].map((m) => Number(m[1]));
+    t.same(
+      order,
+      Array.from({ length: N }, (_, i) => i),
+      'all answered, in order',
+    );
+    t.equal(seen, N, 'each request taken once');
+    t.ok(peak <= MAX, `at most ${MAX} taken and unanswered at once (peak ${peak})`);
+    c.s.destroy();
+  },
+);
 
 t.test('Expect: 100-continue gets 100 Continue before the answer; another expectation gets 417', async (t) => {
   const bodies: string[] = [];
