@@ -317,6 +317,15 @@ class Conn {
     socket.on('drain', this.#onDrain);
     socket.on('error', this.#onSocketError);
     socket.on('close', this.#onClose);
+    // A failed write must not close the socket by itself: a server that answers before reading a
+    // request's body (413) and closes makes the next body write fail (EPIPE, ECONNRESET) with its
+    // answer already in the receive buffer. #onSocketError decides (this connection destroys its
+    // socket itself everywhere else: at the end, on a read error, at release).
+    const states = socket as unknown as { _readableState?: { autoDestroy: boolean }; _writableState?: { autoDestroy: boolean } };
+    if (states._readableState !== undefined && states._writableState !== undefined) {
+      states._readableState.autoDestroy = false;
+      states._writableState.autoDestroy = false;
+    }
     this.#arm(CONNECT_TIMER, pool.connectTimeout);
   }
 
@@ -702,6 +711,18 @@ class Conn {
 
   readonly #onSocketError = (err: Error): void => {
     this.#err ??= err;
+    if (this.socket.destroyed) return; // destroyed with this error: 'close' follows
+    // A write failed and the socket is still open for reading. While a request's body was going
+    // out and its answer is still to come, the answer may already be on its way (an early 413):
+    // the body stops, and the connection stays up to read it, within the headers deadline. Its
+    // end, or a read error (the reset), closes the socket; the request then fails with this error.
+    const p = this.#p;
+    if (p !== undefined && !p.finished && !this.#bodyDone && !this.#complete && this.#pool.headersTimeout > 0) {
+      this.#detachBody(p);
+      if (!this.#headersDone) this.#arm(HEADERS_TIMER, this.#pool.headersTimeout);
+      return;
+    }
+    this.socket.destroy();
   };
 
   readonly #onClose = (): void => {
