@@ -20,7 +20,7 @@
 // killed with its whole group, and so is every group when the runner itself is interrupted.
 // A file that took over a third of its timeout is named at the end (CONTRIBUTING's rule).
 
-import { execFileSync, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { join, relative, resolve } from 'node:path';
@@ -71,15 +71,23 @@ function groupMembers(pgid) {
   } catch (err) {
     if (err.code === 'ESRCH') return [];
   }
+  const members = [];
   try {
-    return execFileSync('ps', ['-eo', 'pgid=,pid=,args='], { encoding: 'utf8' })
-      .split('\n')
-      .map((line) => line.trim().split(/\s+/))
-      .filter(([g]) => Number(g) === pgid)
-      .map(([, pid, ...args]) => `${pid} ${args.join(' ').slice(0, 160)}`);
+    // Linux: /proc/<pid>/stat is "pid (comm) state ppid pgrp ..." (comm may hold spaces and parentheses).
+    for (const pid of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
+      try {
+        const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+        if (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[2]) !== pgid) continue;
+        const args = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').join(' ').trim();
+        members.push(`${pid} ${args.slice(0, 160)}`);
+      } catch {
+        // gone meanwhile
+      }
+    }
   } catch {
-    return ['(processes left; ps unavailable to list them)'];
+    return ['(processes left; /proc unavailable to list them)'];
   }
+  return members;
 }
 
 /** Waits up to `ms` for group `pgid` to empty; returns who is still in it. */
