@@ -4,6 +4,7 @@
 import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import type { Dispatcher } from 'undici';
 import { AbortEvent, type AbortEvents } from '../../../core/abort.js';
+import type { DispatchOptionsWithTrailers } from '../../../core/h1-pool.js';
 import { type Cancel, type Clock, every } from '../../../core/clock.js';
 import { HostmeshError } from '../../../errors.js';
 import type { H2Classifier } from './classifier.js';
@@ -33,42 +34,22 @@ export class ForwardStage {
   }
 
   /**
-   * Node hands over a connection's pipelined requests at once; their responses leave in order
-   * anyway, so they are forwarded one at a time: one connection is one stream of requests and
-   * cannot fill an endpoint's queue (1,000 pipelined requests would otherwise be 1,000 waiters).
-   */
-  forward(req: IncomingMessage, res: ServerResponse, plan: RoutePlan, ctx: RequestContext): Promise<void> {
-    const socket = req.socket;
-    const line = pipelines.get(socket);
-    if (line === undefined) {
-      pipelines.set(socket, []);
-      return this.#send(req, res, plan, ctx); // its connection's only request (most): no wait, no extra promise
-    }
-    return new Promise<void>((resolve) => line.push(resolve)).then(() => this.#send(req, res, plan, ctx));
-  }
-
-  /**
    * One request over HTTP/1, through the attempt loop (attempts.ts: requeues, retries, deadlines,
    * leases), the request's side of it being an Http1Exchange (below). The last answer is relayed,
-   * with its class in l5d-success-class. Then the connection's next pipelined request goes.
+   * with its class in l5d-success-class. A connection's pipelined requests come here one at a time:
+   * the listener routes the next when this one's answer is done (server/pipeline.ts), so one
+   * connection cannot fill an endpoint's queue.
    */
-  async #send(req: IncomingMessage, res: ServerResponse, plan: RoutePlan, ctx: RequestContext): Promise<void> {
-    const socket = req.socket;
-    let exchange: Http1Exchange | undefined;
+  async forward(req: IncomingMessage, res: ServerResponse, plan: RoutePlan, ctx: RequestContext): Promise<void> {
+    if (res.destroyed) return; // the client left while its earlier pipelined requests ran
+    const scope = scopeOf(this.#o, plan);
+    const exchange = new Http1Exchange(this.#o, req, res, plan, ctx, scope);
+    res.on('close', exchange.onClose); // removed below; a response closes once
     try {
-      if (res.destroyed) return; // the client left while its earlier pipelined requests ran
-      const scope = scopeOf(this.#o, plan);
-      exchange = new Http1Exchange(this.#o, req, res, plan, ctx, scope);
-      res.on('close', exchange.onClose); // removed below; a response closes once
       await forwardAttempts(this.#o, plan, ctx, scope, exchange.abort, exchange);
     } finally {
-      if (exchange !== undefined) {
-        exchange.finish();
-        res.off('close', exchange.onClose);
-      }
-      const next = pipelines.get(socket)?.shift();
-      if (next !== undefined) next();
-      else pipelines.delete(socket);
+      exchange.finish();
+      res.off('close', exchange.onClose);
     }
   }
 
@@ -163,12 +144,14 @@ class Http1Exchange implements Exchange<UpstreamAnswer, void> {
     const started = performance.now();
     const answer = new UpstreamAnswer(this.#res, signal);
     try {
-      const opts: Dispatcher.DispatchOptions & { servername?: string } = {
+      const opts: DispatchOptionsWithTrailers & { servername?: string } = {
         method: plan.method as Dispatcher.HttpMethod,
         path: plan.target,
         headers: plan.headers as Record<string, string | string[]>,
         body: this.#body === undefined ? null : this.#body.attempt(),
       };
+      // A chunked body's trailers go on with it (the lean client; undici's Pool sends none).
+      if (this.#chunked) opts.trailers = () => req.rawTrailers;
       // TLS: the name to send (SNI) is the client's commonName. undici would take the Host header,
       // and reconnect each time the next request's Host differs.
       const servername = pools.tlsOptions?.servername;
@@ -245,9 +228,6 @@ function upstreamError(o: ForwardOptions, err: unknown, code: string, endpoint: 
   }
   return new HostmeshError('CONNECT_FAILED', `cannot reach ${endpointKey(endpoint)}: ${(err as Error).message}`, { cause: err });
 }
-
-/** Per connection: resolvers of its pipelined requests waiting for the one in progress. */
-const pipelines = new WeakMap<object, (() => void)[]>();
 
 /**
  * The response head: end-to-end fields, minus the router's requeue and draining marks, plus the
