@@ -133,6 +133,7 @@ t.test('rapid reset: a client resetting streams faster than maxResetsPerSession 
   // on a busy machine the close takes seconds (it overran a 5 s wait), so this waits for it.
   t.ok(await s.closed(), 'the session was ended');
   t.equal(s.goaway(), ENHANCE_YOUR_CALM);
+  t.equal(s.frames.filter((f) => f.type === TYPE.GOAWAY).length, 1, 'one GOAWAY, however many resets the same read still held');
   await healthy(t);
 });
 
