@@ -133,7 +133,9 @@ t.test('rapid reset: a client resetting streams faster than maxResetsPerSession 
   // on a busy machine the close takes seconds (it overran a 5 s wait), so this waits for it.
   t.ok(await s.closed(), 'the session was ended');
   t.equal(s.goaway(), ENHANCE_YOUR_CALM);
-  t.equal(s.frames.filter((f) => f.type === TYPE.GOAWAY).length, 1, 'one GOAWAY, however many resets the same read still held');
+  // Ours, and the one Node's session.destroy() writes; before, one more per reset the same read still held (355 in one burst).
+  const goaways = s.frames.filter((f) => f.type === TYPE.GOAWAY).length;
+  t.ok(goaways <= 2, `the session is told once, however many resets the same read still held (${goaways} GOAWAY frames)`);
   await healthy(t);
 });
 
