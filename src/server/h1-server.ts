@@ -1067,7 +1067,7 @@ class Connection {
     }
     if (this.#held !== undefined) {
       this.#resumeParsing();
-      return;
+      if (this.#line.length > 0 || this.socket.destroyed || this.#stopped) return;
     }
     if (this.#error !== undefined) {
       const err = this.#error;
