@@ -775,15 +775,33 @@ class Connection {
     this.#headers = [];
     this.#url = '';
     this.#inHead = false;
-    const socket = this.socket;
     this.#fresh = false;
+    if (!upgrade && PAUSE_WORKS && this.#line.length >= this.#maxUnanswered) {
+      // A client pipelining faster than it is answered: at the cap the parser stops at this head,
+      // which is kept as its fields (no request object yet), and the rest of the read waits as
+      // bytes (#hold), so one 64 KB read of small requests never becomes thousands of request
+      // objects held until their turn. Its body, if any, is parsed once it is taken (#resumeParsing):
+      // every request taken has its whole body readable, so no answer can wait on a paused parser.
+      this.#deferred = { major, minor, raw, method, url: url ?? '', keepAlive };
+      this.#phase = ACTIVE;
+      return HPE_PAUSED;
+    }
+    return this.#take(major, minor, raw, method, url ?? '', upgrade, keepAlive);
+  };
+
+  /** A head the parser paused at (the connection had maxUnanswered requests unanswered). */
+  #deferred: { major: number; minor: number; raw: string[]; method: number; url: string; keepAlive: boolean } | undefined;
+
+  /** A request head becomes a request and its response, in the line; llhttp's answer for the head callback. */
+  #take(major: number, minor: number, raw: string[], method: number, url: string, upgrade: boolean, keepAlive: boolean): number {
+    const socket = this.socket;
     const req = new LeanRequest(socket, this);
     req.httpVersionMajor = major;
     req.httpVersionMinor = minor;
     req.httpVersion = `${major}.${minor}`;
     (req as unknown as AddHeaderLines)._addHeaderLines(raw, raw.length);
     req.method = METHODS[method] ?? '';
-    req.url = url ?? '';
+    req.url = url;
     (req as unknown as Upgradable).upgrade = upgrade;
     if (upgrade) {
       // Handed over after this read's execute (#afterExecute): the socket leaves this server.
@@ -799,10 +817,6 @@ class Connection {
     const entry: Pending = { req, res };
     this.#line.push(entry);
     if (this.#line.length === 1) res.start();
-    // A client pipelining faster than it is answered: past the cap the parser stops after this
-    // head (the rest of the read waits as bytes, #hold), so one 64 KB read of small requests never
-    // becomes thousands of request objects held until their turn.
-    const go = this.#line.length >= this.#maxUnanswered && PAUSE_WORKS ? HPE_PAUSED : 0;
     const expect = req.headers.expect;
     if (expect !== undefined && major === 1 && minor === 1) {
       if (CONTINUE.test(expect)) {
@@ -810,12 +824,12 @@ class Connection {
       } else {
         res.writeHead(417);
         res.end();
-        return go;
+        return 0;
       }
     }
     this.#server.emit('request', req, res);
-    return go;
-  };
+    return 0;
+  }
 
   readonly #onBody = (chunk: Buffer): void => {
     const req = this.#incoming;
@@ -925,6 +939,13 @@ class Connection {
     const held = this.#held;
     if (held === undefined || this.#line.length >= this.#maxUnanswered || this.#stopped || this.socket.destroyed) return;
     this.#held = undefined;
+    const d = this.#deferred;
+    if (d !== undefined) {
+      // The head the parser paused at is taken first; its body (if any) follows in the held bytes.
+      this.#deferred = undefined;
+      this.#take(d.major, d.minor, d.raw, d.method, d.url, false, d.keepAlive);
+      if (this.#stopped || this.socket.destroyed) return;
+    }
     (this.#parser as unknown as { resume(): void }).resume();
     const ret = this.#parser.execute(held);
     if (ret instanceof Error) {
