@@ -16,7 +16,8 @@ import { join } from 'node:path';
 import { freePorts } from '../../helpers/ports.js';
 
 const ROOT = join(import.meta.dirname, '..', '..', '..', '..');
-const MAIN = join(ROOT, 'dist', 'src', 'cli', 'main.js');
+// BENCH_MAIN: another build's dist/src/cli/main.js (before/after comparisons).
+const MAIN = process.env['BENCH_MAIN'] || join(ROOT, 'dist', 'src', 'cli', 'main.js');
 const SERVICES = 1000;
 const IN_FLIGHT = 50;
 const IP = '127.0.0.31';
