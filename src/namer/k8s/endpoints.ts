@@ -102,7 +102,7 @@ export function sliceEndpoints(slices: Iterable<EndpointSliceObject>, pick: Port
       }
     }
   }
-  return ready.length > 0 ? ready : fallback;
+  return exact(ready.length > 0 ? ready : fallback);
 }
 
 // --- v1 Endpoints (option `api: endpoints` for clusters without EndpointSlices) ---
@@ -134,7 +134,7 @@ export function endpointsEndpoints(obj: EndpointsObject | undefined, pick: PortP
       out.push({ host: a.ip, port, meta });
     }
   }
-  return out;
+  return exact(out);
 }
 
 // --- projections: what the namer keeps of each object (the rest is dropped as it arrives) ---
@@ -175,7 +175,7 @@ function arr(v: unknown): unknown[] {
  * for 8 bytes of use (issue 28: 0.8 MB at 5,000 endpoints). Projections are kept; a copy once per
  * object version costs nothing per request.
  */
-function exact<T>(a: T[]): T[] {
+export function exact<T>(a: T[]): T[] {
   return a.length === 0 ? [] : a.slice();
 }
 

@@ -24,6 +24,7 @@ import type { Addr, BoundName, Endpoint, Lookup, Namer, NamerStats } from '../ad
 import { Var } from '../var.js';
 import {
   endpointsEndpoints,
+  exact,
   parsePortRef,
   pickPort,
   projectEndpoints,
@@ -624,7 +625,8 @@ export class K8sNamer implements Namer {
       }
       if (ready.length === 0) for (const e of share.fallback) fallback.push(e);
     }
-    if (ready.length > 0) return ready;
+    // Copied to their length (exact): the list is kept as the name's bound endpoints.
+    if (ready.length > 0) return exact(ready);
     const out: Endpoint[] = [];
     const seenFallback = new Set<string>();
     for (const e of fallback) {
@@ -634,7 +636,7 @@ export class K8sNamer implements Namer {
         out.push(e);
       }
     }
-    return out;
+    return exact(out);
   }
 }
 
