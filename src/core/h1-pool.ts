@@ -131,6 +131,48 @@ const expectsPayload = (m: string): boolean => m === 'POST' || m === 'PUT' || m 
 
 type Body = Readable | Buffer | string | null;
 
+/**
+ * undici's dispatch options, plus what only this pool sends: a chunked request body's trailer
+ * fields ([name, value, ...], read when the body ends; the request's own, as its client sent them).
+ */
+export interface DispatchOptionsWithTrailers extends U.Dispatcher.DispatchOptions {
+  trailers?: () => readonly string[] | undefined;
+}
+
+/** Fields that never go in a trailer section (RFC 9110 6.5.1: framing, routing, hop-by-hop). */
+const NOT_TRAILERS: ReadonlySet<string> = new Set([
+  'content-length',
+  'transfer-encoding',
+  'host',
+  'connection',
+  'keep-alive',
+  'te',
+  'trailer',
+  'upgrade',
+  'proxy-connection',
+  'content-encoding',
+  'content-type',
+  'content-range',
+  'authorization',
+  'proxy-authorization',
+  'set-cookie',
+  'cookie',
+  'expect',
+]);
+
+/** The last chunk of a chunked body, with the trailer fields that may go there (others are dropped, as are malformed ones). */
+function lastChunk(trailers: readonly string[] | undefined): string {
+  if (trailers === undefined || trailers.length === 0) return '0\r\n\r\n';
+  let out = '0\r\n';
+  for (let i = 0; i + 1 < trailers.length; i += 2) {
+    const name = trailers[i] as string;
+    const value = trailers[i + 1] as string;
+    if (!TOKEN.test(name) || BAD_VALUE.test(value) || NOT_TRAILERS.has(name.toLowerCase())) continue;
+    out += `${name}: ${value}\r\n`;
+  }
+  return `${out}\r\n`;
+}
+
 /** One request handed to the pool: its head (made at dispatch), body and handler. */
 class Pending {
   readonly handler: Handler;
@@ -145,6 +187,8 @@ class Pending {
   conn: Conn | undefined;
   /** The handler has had its last call (onComplete or onError). */
   finished = false;
+  /** A chunked body's trailer fields, read when the body ends ([name, value, ...]; DispatchOptionsWithTrailers). */
+  readonly trailers: (() => readonly string[] | undefined) | undefined;
 
   constructor(opts: U.Dispatcher.DispatchOptions, handler: Handler, hostHeader: string) {
     this.handler = handler;
@@ -217,6 +261,7 @@ class Pending {
     }
     this.length = length;
     this.body = body;
+    this.trailers = (opts as DispatchOptionsWithTrailers).trailers;
     if (body !== null && typeof body !== 'string' && !Buffer.isBuffer(body)) {
       // From the start, not from the first write: a body failing while its connection is made
       // aborts the request (else an uncaught error); one failing later fails it the same way.
@@ -317,6 +362,15 @@ class Conn {
     socket.on('drain', this.#onDrain);
     socket.on('error', this.#onSocketError);
     socket.on('close', this.#onClose);
+    // A failed write must not close the socket by itself: a server that answers before reading a
+    // request's body (413) and closes makes the next body write fail (EPIPE, ECONNRESET) with its
+    // answer already in the receive buffer. #onSocketError decides (this connection destroys its
+    // socket itself everywhere else: at the end, on a read error, at release).
+    const states = socket as unknown as { _readableState?: { autoDestroy: boolean }; _writableState?: { autoDestroy: boolean } };
+    if (states._readableState !== undefined && states._writableState !== undefined) {
+      states._readableState.autoDestroy = false;
+      states._writableState.autoDestroy = false;
+    }
     this.#arm(CONNECT_TIMER, pool.connectTimeout);
   }
 
@@ -447,10 +501,11 @@ class Conn {
       this.#failBody(p, errorOf('RequestContentLengthMismatchError', 'Request body length does not match content-length header'));
       return;
     }
+    const last = p.length < 0 ? lastChunk(p.trailers?.()) : '';
     if (this.#headPending) {
       this.#headPending = false;
-      this.socket.write(p.length < 0 ? `${p.head}0\r\n\r\n` : p.head, 'latin1');
-    } else if (p.length < 0) this.socket.write('0\r\n\r\n', 'latin1');
+      this.socket.write(`${p.head}${last}`, 'latin1');
+    } else if (p.length < 0) this.socket.write(last, 'latin1');
     this.#bodyDone = true;
     this.#detachBody(p);
     if (!this.#headersDone) this.#arm(HEADERS_TIMER, this.#pool.headersTimeout);
@@ -702,6 +757,18 @@ class Conn {
 
   readonly #onSocketError = (err: Error): void => {
     this.#err ??= err;
+    if (this.socket.destroyed) return; // destroyed with this error: 'close' follows
+    // A write failed and the socket is still open for reading. While a request's body was going
+    // out and its answer is still to come, the answer may already be on its way (an early 413):
+    // the body stops, and the connection stays up to read it, within the headers deadline. Its
+    // end, or a read error (the reset), closes the socket; the request then fails with this error.
+    const p = this.#p;
+    if (p !== undefined && !p.finished && !this.#bodyDone && !this.#complete && this.#pool.headersTimeout > 0) {
+      this.#detachBody(p);
+      if (!this.#headersDone) this.#arm(HEADERS_TIMER, this.#pool.headersTimeout);
+      return;
+    }
+    this.socket.destroy();
   };
 
   readonly #onClose = (): void => {

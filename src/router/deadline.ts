@@ -1,7 +1,7 @@
 // Request deadlines (issue 18): Linkerd 1's service.totalTimeoutMs and client.requestAttemptTimeoutMs,
 // and Finagle's l5d-ctx-deadline context read on arrival, combined, enforced and propagated.
 
-import { EventEmitter } from 'node:events';
+import { AbortEvent, type AbortEvents } from '../core/abort.js';
 import type { Cancel, Clock } from '../core/clock.js';
 import { HostmeshError } from '../errors.js';
 
@@ -108,12 +108,11 @@ export interface AttemptTimerOptions {
   /** client.requestAttemptTimeoutMs (undefined: attempts are bounded by the deadline only). */
   readonly attemptTimeoutMs: number | undefined;
   /** The request's own abort (the client went away): forwarded to every attempt's signal. */
-  readonly abort: EventEmitter;
+  readonly abort: AbortEvents;
 }
 
 /**
- * The timers of one request's attempts. Each attempt gets its own abort signal (undici takes an
- * EventEmitter), fired when the client leaves, when the attempt's timeout passes, or when the
+ * The timers of one request's attempts. Each attempt gets its own abort signal (core/abort.ts), fired when the client leaves, when the attempt's timeout passes, or when the
  * request's deadline does, whichever is first: aborting it cancels the upstream request, so the
  * next hop sees its request go away. Which one fired is kept so the router can tell a retryable
  * attempt timeout from the end of the request. The time left and the timer both come from the
@@ -150,11 +149,11 @@ export class AttemptTimer {
   }
 
   /** Arms the timer of a new attempt and returns the attempt's abort signal. */
-  start(): EventEmitter {
+  start(): AbortEvents {
     this.stop();
     this.expired = undefined;
     if (!this.bounded) return this.#o.abort;
-    const signal = new EventEmitter();
+    const signal = new AbortEvent();
     this.#forward = () => signal.emit('abort');
     this.#o.abort.once('abort', this.#forward);
     const left = this.remaining();

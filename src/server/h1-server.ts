@@ -212,71 +212,94 @@ export class LeanResponse extends ServerResponse {
     if (reason !== undefined && BAD_VALUE.test(reason)) throw Object.assign(new TypeError('Invalid character in statusMessage'), { code: 'ERR_INVALID_CHAR' });
     this.statusCode = status;
     if (reason !== undefined) this.statusMessage = reason;
-    if (Array.isArray(headers)) {
-      // A flat [name, value, ...] list (Node accepts it too): stored as fields.
-      for (let i = 0; i + 1 < headers.length; i += 2) this.setHeader(String(headers[i]), headers[i + 1] as string);
-      headers = undefined;
-    }
-    this.#compose(headers as OutgoingHttpHeaders | undefined);
+    this.#compose(headers);
     return this;
   }
 
-  /** The head: the stored fields (setHeader) under the given ones, then Date, Connection and framing as Node writes them. */
-  #compose(given: OutgoingHttpHeaders | undefined): void {
+  /** Fields were stored with setHeader/appendHeader (most relayed answers store none: their fields come with writeHead). */
+  #stored = false;
+
+  override setHeader(name: string, value: number | string | readonly string[]): this {
+    this.#stored = true;
+    return super.setHeader(name, value);
+  }
+
+  override appendHeader(name: string, value: string | readonly string[]): this {
+    this.#stored = true;
+    return super.appendHeader(name, value);
+  }
+
+  // What #compose saw among the fields it wrote (instance state: no closure or object per answer).
+  #head$ = '';
+  #sawDate = false;
+  #sawTrailer = false;
+  #sawLength = false;
+  #connection: string | undefined;
+  #te: string | undefined;
+
+  /** One field into the head being composed; a value that is a list is one line per item, as in Node. */
+  #field(name: string, value: unknown): void {
+    if (value === undefined) return;
+    if (!TOKEN.test(name)) validateHeaderName(name);
+    if (Array.isArray(value)) {
+      for (const v of value) this.#field(name, v);
+      return;
+    }
+    const text = typeof value === 'string' ? value : String(value);
+    if (BAD_VALUE.test(text)) validateHeaderValue(name, text);
+    this.#head$ += `${name}: ${text}${CRLF}`;
+    switch (name.length) {
+      case 4:
+        if (name.toLowerCase() === 'date') this.#sawDate = true;
+        break;
+      case 7:
+        if (name.toLowerCase() === 'trailer') this.#sawTrailer = true;
+        break;
+      case 10:
+        if (name.toLowerCase() === 'connection') this.#connection = this.#connection === undefined ? text : `${this.#connection}, ${text}`;
+        break;
+      case 14:
+        if (name.toLowerCase() === 'content-length') this.#sawLength = true;
+        break;
+      case 17:
+        if (name.toLowerCase() === 'transfer-encoding') this.#te = text;
+        break;
+      default:
+    }
+  }
+
+  /**
+   * The head: the stored fields (setHeader) under the given ones, then Date, Connection and framing
+   * as Node writes them. `given` is an object or a flat [name, value, ...] list (a relayed answer's
+   * fields, in their order).
+   */
+  #compose(given: OutgoingHttpHeaders | readonly unknown[] | undefined): void {
     const req = this.req as IncomingMessage;
     const status = this.statusCode;
-    let head = `HTTP/1.1 ${status} ${this.statusMessage || STATUS_CODES[status] || 'unknown'}${CRLF}`;
-    let contentLength = false;
-    let te: string | undefined;
-    let connection: string | undefined;
-    let date = false;
-    let trailer = false;
-    const add = (name: string, value: unknown): void => {
-      if (value === undefined) return;
-      if (!TOKEN.test(name)) validateHeaderName(name);
-      if (Array.isArray(value)) {
-        for (const v of value) add(name, v);
-        return;
-      }
-      const text = String(value);
-      if (BAD_VALUE.test(text)) validateHeaderValue(name, text);
-      head += `${name}: ${text}${CRLF}`;
-      switch (name.length) {
-        case 4:
-          if (name.toLowerCase() === 'date') date = true;
-          break;
-        case 7:
-          if (name.toLowerCase() === 'trailer') trailer = true;
-          break;
-        case 10:
-          if (name.toLowerCase() === 'connection') connection = connection === undefined ? text : `${connection}, ${text}`;
-          break;
-        case 14:
-          if (name.toLowerCase() === 'content-length') contentLength = true;
-          break;
-        case 17:
-          if (name.toLowerCase() === 'transfer-encoding') te = text;
-          break;
-        default:
-      }
-    };
-    const stored = this.getHeaderNames().length > 0 ? (this as unknown as { getRawHeaderNames(): string[] }).getRawHeaderNames() : undefined;
-    if (stored !== undefined) {
-      for (const name of stored) {
-        if (given !== undefined && hasOwnLower(given, name)) continue; // the given value wins, as in Node
-        add(name, this.getHeader(name));
+    this.#head$ = `HTTP/1.1 ${status} ${this.statusMessage || STATUS_CODES[status] || 'unknown'}${CRLF}`;
+    const flat = Array.isArray(given) ? (given as readonly unknown[]) : undefined;
+    const obj = flat === undefined ? (given as OutgoingHttpHeaders | undefined) : undefined;
+    if (this.#stored) {
+      for (const name of (this as unknown as { getRawHeaderNames(): string[] }).getRawHeaderNames()) {
+        if (obj !== undefined && hasOwnLower(obj, name)) continue; // the given value wins, as in Node
+        if (flat !== undefined && hasLower(flat, name)) continue;
+        this.#field(name, this.getHeader(name));
       }
     }
-    if (given !== undefined) for (const name in given) add(name, given[name]);
-    if (this.sendDate && !date) head += `Date: ${utcDate(this.#conn.now())}${CRLF}`;
+    if (flat !== undefined) for (let i = 0; i + 1 < flat.length; i += 2) this.#field(String(flat[i]), flat[i + 1]);
+    else if (obj !== undefined) for (const name in obj) this.#field(name, obj[name]);
+    let head = this.#head$;
+    this.#head$ = '';
+    if (this.sendDate && !this.#sawDate) head += `Date: ${utcDate(this.#conn.now())}${CRLF}`;
     // No body for HEAD, 1xx, 204 and 304 (Node's _hasBody).
     const bodyless = req.method === 'HEAD' || status === 204 || status === 304 || (status >= 100 && status < 200);
     if (bodyless) (this as unknown as { _hasBody: boolean })._hasBody = false;
     const http11 = req.httpVersionMajor === 1 && req.httpVersionMinor >= 1;
     let framing = '';
+    const te = this.#te;
     if (te !== undefined) this.#chunked = CHUNKED.test(te);
-    else if (!contentLength && !bodyless) {
-      if (!trailer && this.#implicitLength !== undefined) framing = `Content-Length: ${this.#implicitLength}${CRLF}`;
+    else if (!this.#sawLength && !bodyless) {
+      if (!this.#sawTrailer && this.#implicitLength !== undefined) framing = `Content-Length: ${this.#implicitLength}${CRLF}`;
       else if (http11) {
         framing = `Transfer-Encoding: chunked${CRLF}`;
         this.#chunked = true;
@@ -285,6 +308,7 @@ export class LeanResponse extends ServerResponse {
         this.#lastOne = true;
       }
     }
+    const connection = this.#connection;
     if (connection !== undefined) {
       if (CLOSE.test(connection)) this.#lastOne = true;
     } else if (this.#lastOne) head += `Connection: close${CRLF}`;
@@ -526,6 +550,12 @@ export class LeanResponse extends ServerResponse {
 function hasOwnLower(obj: OutgoingHttpHeaders, name: string): boolean {
   const lower = name.toLowerCase();
   for (const k in obj) if (k.toLowerCase() === lower) return true;
+  return false;
+}
+
+function hasLower(flat: readonly unknown[], name: string): boolean {
+  const lower = name.toLowerCase();
+  for (let i = 0; i < flat.length; i += 2) if (String(flat[i]).toLowerCase() === lower) return true;
   return false;
 }
 

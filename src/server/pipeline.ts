@@ -26,6 +26,21 @@ interface Line {
   busy: boolean;
   paused: boolean;
   readonly waiting: Waiting[];
+  /** The answer in progress; `done` (made once per connection) hears its 'finish' or 'close'. */
+  current: ServerResponse | undefined;
+  readonly done: () => void;
+}
+
+/** A socket's line, kept on the socket itself (a WeakMap lookup per request showed in profiles). */
+const LINE = Symbol('hostmesh.pipeline');
+interface Lined {
+  [LINE]?: Line;
+}
+
+/** Set on a request whose turn came: the listener's second look at it routes it. */
+const RELEASED = Symbol('hostmesh.pipeline-turn');
+interface Released {
+  [RELEASED]?: boolean;
 }
 
 /**
@@ -39,9 +54,6 @@ interface HandledSocket {
 export class Pipelines {
   readonly #max: number;
   readonly #hooks: PipelineHooks;
-  readonly #lines = new WeakMap<Socket, Line>();
-  /** Requests whose turn came: the listener's second look at them routes them. */
-  readonly #released = new WeakSet<IncomingMessage>();
   #waiting = 0;
 
   constructor(max: number = DEFAULT_MAX_PIPELINED_REQUESTS, hooks: PipelineHooks = {}) {
@@ -60,17 +72,34 @@ export class Pipelines {
    * connection closes first. A request not waiting is the one its connection is routing.
    */
   hold(req: IncomingMessage, res: ServerResponse, go: (req: IncomingMessage, res: ServerResponse) => void): boolean {
-    if (this.#released.delete(req)) return false;
+    if ((req as Released)[RELEASED] === true) {
+      (req as Released)[RELEASED] = false;
+      return false;
+    }
     const socket = req.socket;
-    let line = this.#lines.get(socket);
+    let line = (socket as Lined)[LINE];
     if (line === undefined) {
-      const created: Line = { busy: false, paused: false, waiting: [] };
+      const created: Line = {
+        busy: false,
+        paused: false,
+        waiting: [],
+        current: undefined,
+        done: () => {
+          const res = created.current;
+          if (res === undefined) return;
+          created.current = undefined;
+          res.off('finish', created.done);
+          res.off('close', created.done);
+          created.busy = false;
+          this.#next(socket, created);
+        },
+      };
       line = created;
-      this.#lines.set(socket, created);
+      (socket as Lined)[LINE] = created;
       socket.once('close', () => this.#drop(created));
     }
     if (!line.busy) {
-      this.#run(socket, line, res);
+      this.#run(line, res);
       return false;
     }
     line.waiting.push({ req, res, go });
@@ -81,20 +110,12 @@ export class Pipelines {
   }
 
   /** `res` is its connection's request in progress: the next one goes when it is answered. */
-  #run(socket: Socket, line: Line, res: ServerResponse): void {
+  #run(line: Line, res: ServerResponse): void {
     line.busy = true;
-    let ended = false;
-    const next = (): void => {
-      if (ended) return;
-      ended = true;
-      res.off('finish', next);
-      res.off('close', next);
-      line.busy = false;
-      this.#next(socket, line);
-    };
-    // on(), not once(): next() removes both itself, and once() would wrap each per request.
-    res.on('finish', next);
-    res.on('close', next);
+    line.current = res;
+    // on(), not once(): done() removes both itself, and once() would wrap each per request.
+    res.on('finish', line.done);
+    res.on('close', line.done);
   }
 
   #next(socket: Socket, line: Line): void {
@@ -111,8 +132,8 @@ export class Pipelines {
     }
     this.#waiting--;
     if (line.waiting.length < this.#max) this.#resume(socket, line);
-    this.#released.add(w.req);
-    this.#run(socket, line, w.res);
+    (w.req as Released)[RELEASED] = true;
+    this.#run(line, w.res);
     w.go(w.req, w.res);
   }
 

@@ -67,6 +67,7 @@ interface Named {
   slowHeaders: Backend;
   slowBody: Backend;
   early413: Backend;
+  early413Reset: Backend;
   trailers: Backend;
   flood: Backend;
 }
@@ -120,6 +121,17 @@ async function namedBackends(): Promise<Named> {
         s.pause();
         s.end('HTTP/1.1 413 Payload Too Large\r\nConnection: close\r\nContent-Length: 8\r\n\r\ntoo big\n');
         setTimeout(() => s.destroy(), 3000).unref();
+      },
+      { early: true },
+    ),
+    // Answers a POST at its head and closes at once with the body unread: the kernel resets the
+    // connection, so the router's next body write fails (EPIPE / ECONNRESET) with the answer
+    // already in its receive buffer (nginx's client_max_body_size does this).
+    early413Reset: await rawBackend(
+      'early-413-reset',
+      (s) => {
+        s.pause();
+        s.write('HTTP/1.1 413 Payload Too Large\r\nConnection: close\r\nContent-Length: 8\r\n\r\ntoo big\n', () => s.destroy());
       },
       { early: true },
     ),
@@ -257,6 +269,17 @@ for (const engine of ENGINES) {
       const r = await call(m, n.early413.name, '/upload', { method: 'POST', body: Buffer.alloc(1024 * 1024, 0x61), guardMs: 4000 });
       t.equal(r.status, 413, `the client gets the 413 (${describe(r)})`);
       t.equal(r.body, 'too big\n');
+      await stillServes(t, m);
+    });
+
+    t.test(`${label}: an upstream that answers 413 and resets the connection mid-upload`, async (t) => {
+      for (const twoHop of [false, true]) {
+        for (let i = 0; i < 3; i++) {
+          const r = await call(m, n.early413Reset.name, '/upload', { method: 'POST', body: Buffer.alloc(4 * 1024 * 1024, 0x61), guardMs: 4000, twoHop });
+          t.equal(r.status, 413, `${twoHop ? 'two hops' : 'one hop'}, try ${i + 1}: the client gets the 413, not a 502 for the reset (${describe(r)})`);
+          t.equal(r.body, 'too big\n');
+        }
+      }
       await stillServes(t, m);
     });
 

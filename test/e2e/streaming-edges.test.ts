@@ -153,3 +153,41 @@ t.test('trailers, 100-continue, HEAD, 204 and 304', async (t) => {
   t.equal(nm.headers.etag, '"v1"');
   t.equal((await sha256Of(nm)).bytes, 0);
 });
+
+t.test("a chunked request's trailers cross both routers; fields that may not be trailers do not", async (t) => {
+  const seen: { body: string; trailers: string[] }[] = [];
+  const server = http.createServer((req, res) => {
+    let body = '';
+    req.setEncoding('utf8');
+    req.on('data', (c: string) => (body += c));
+    req.on('end', () => {
+      if (req.method === 'POST') seen.push({ body, trailers: req.rawTrailers });
+      res.end('ok');
+    });
+  });
+  await listen(server, B);
+  t.teardown(() => server.close());
+  await mesh.register('upload-trailers', server);
+
+  const req = proxied('http://upload-trailers/up', { method: 'POST', headers: { 'transfer-encoding': 'chunked', trailer: 'x-sum' } });
+  const res = responseOf(req);
+  req.write('part one, ');
+  req.write('part two');
+  req.addTrailers([
+    ['X-Sum', 'abc123'],
+    ['x-sum', 'again'],
+    ['Host', 'elsewhere'],
+    ['Authorization', 'Bearer late'],
+  ]);
+  req.end();
+  const r = await res;
+  t.equal(r.statusCode, 200, `answered (${String(r.headers['l5d-err'] ?? '')})`);
+  await sha256Of(r);
+  t.equal(seen.length, 1);
+  t.equal(seen[0]?.body, 'part one, part two', 'the body arrived');
+  t.same(
+    seen[0]?.trailers,
+    ['X-Sum', 'abc123', 'x-sum', 'again'],
+    'the trailers arrived, repeats in order; Host and Authorization were dropped (RFC 9110 6.5.1)',
+  );
+});

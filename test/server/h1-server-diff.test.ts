@@ -66,6 +66,10 @@ let pending = 0;
 let steps = 0;
 const backendErrors: string[] = [];
 
+/** What the router's client never sends as a request trailer (src/core/h1-pool.ts, NOT_TRAILERS). */
+const NOT_TRAILER =
+  /^(content-length|transfer-encoding|host|connection|keep-alive|te|trailer|upgrade|proxy-connection|content-encoding|content-type|content-range|authorization|proxy-authorization|set-cookie|cookie|expect)$/i;
+
 const pairs = (raw: string[]): [string, string][] => {
   const out: [string, string][] = [];
   for (let i = 0; i + 1 < raw.length; i += 2) out.push([(raw[i] as string).toLowerCase(), raw[i + 1] as string]);
@@ -559,9 +563,9 @@ t.test('property: well-formed pipelined requests reach the backend intact, and e
               target: r.path,
               fields: combined(r.fields.map(([k, v]) => [k.toLowerCase(), v])),
               body: r.body,
-              // Request trailers are read and not relayed today (the router's client side sends
-              // none, on either engine); the differential still compares what arrives.
-              trailers: [],
+              // A chunked request's trailers are relayed (the lean client), less the fields that
+              // may not be trailers (RFC 9110 6.5.1; src/core/h1-pool.ts, NOT_TRAILERS).
+              trailers: r.framing === 'chunked' ? combined(r.chunked.trailers.filter(([k]) => !NOT_TRAILER.test(k)).map(([k, v]) => [k.toLowerCase(), v])) : [],
               complete: true,
             })),
             backendErrors: [],

@@ -1,7 +1,7 @@
 // Admission control in front of one endpoint's connection pool: at most `maxInFlight` requests,
 // shares per source and per service, and a bounded wait queue that sheds rather than waits forever.
 
-import type { EventEmitter } from 'node:events';
+import type { AbortEvents } from '../../../core/abort.js';
 import { type Clock, systemClock } from '../../../core/clock.js';
 import { HostmeshError } from '../../../errors.js';
 
@@ -73,7 +73,7 @@ export class Admission {
    * `abort` (the client went away) takes a waiter out of the queue at once, so gone clients do
    * not hold queue places until the wait bound.
    */
-  acquire(source: string | undefined, service: string, abort?: EventEmitter): Promise<void> | undefined {
+  acquire(source: string | undefined, service: string, abort?: AbortEvents): Promise<void> | undefined {
     // Waiters left in the queue are all blocked by their own shares or by a full pool (release
     // admits every eligible one), so a newcomer that fits takes a slot without unfairness.
     if (this.#fits(source, service)) {

@@ -1,7 +1,7 @@
 // Stage 4, endpoint: one attempt's hold on an endpoint: a slot through its admission control (fair
 // shares per source and service, a bounded queue), its keep-alive pool, and failure accrual's probe.
 
-import type { EventEmitter } from 'node:events';
+import type { AbortEvents } from '../../../core/abort.js';
 import type { Endpoint } from '../../../namer/addr.js';
 import { ShedError } from './admission.js';
 import type { EndpointPools, PoolEntry } from './endpoint-pool.js';
@@ -44,7 +44,7 @@ export class Lease {
   }
 
   /** A slot: undefined when one is free at once, else a promise of one (rejected with a ShedError past the queue). */
-  admit(abort: EventEmitter): Promise<void> | undefined {
+  admit(abort: AbortEvents): Promise<void> | undefined {
     const waiting = this.entry.admission.acquire(this.#source, this.#service, abort);
     if (waiting === undefined) {
       this.#admitted = true; // a slot at once (most requests): nothing to wait for

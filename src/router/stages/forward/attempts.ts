@@ -5,7 +5,7 @@
 // failure accrual), the budgets and the backoff; a protocol only sends one attempt and relays the
 // final answer.
 
-import type { EventEmitter } from 'node:events';
+import type { AbortEvents } from '../../../core/abort.js';
 import { sleepOn, type Clock } from '../../../core/clock.js';
 import type { HostmeshError } from '../../../errors.js';
 import type { Endpoint } from '../../../namer/addr.js';
@@ -116,7 +116,7 @@ export interface Exchange<A, R> {
   /** Whether an attempt that timed out may be retried (the classifier's view of a 503 to this request). */
   timeoutRetryable(): boolean;
   /** Sends one attempt on the lease's endpoint; resolves at its answer's head (or why none came). */
-  send(endpoint: Endpoint, lease: Lease, signal: EventEmitter, timer: AttemptTimer): Promise<Attempt<A>>;
+  send(endpoint: Endpoint, lease: Lease, signal: AbortEvents, timer: AttemptTimer): Promise<Attempt<A>>;
   /** Drops an answer that is not relayed (requeued or retried) and detaches the request from it. */
   discard(answer: A): void | Promise<void>;
   /** The final answer: relayed under the attempt's lease (released when this resolves). */
@@ -160,7 +160,7 @@ export async function forwardAttempts<A, R>(
   plan: RoutePlan,
   ctx: RequestContext,
   scope: Scope,
-  abort: EventEmitter,
+  abort: AbortEvents,
   x: Exchange<A, R>,
 ): Promise<R> {
   const { service, client, cli, pools, svc } = scope;

@@ -2,7 +2,7 @@
 // endpoint, stream to stream. The attempts (leases, requeues, gRPC-classified retries of buffered
 // requests, deadlines) are the one attempt loop's (attempts.ts); here: one stream, trailers, resets.
 
-import { EventEmitter } from 'node:events';
+import { AbortEvent, type AbortEvents } from '../../../core/abort.js';
 import http2, { type ClientHttp2Stream, type IncomingHttpHeaders, type OutgoingHttpHeaders, type ServerHttp2Stream } from 'node:http2';
 import { HostmeshError } from '../../../errors.js';
 import type { Cancel } from '../../../core/clock.js';
@@ -144,7 +144,7 @@ export class H2Forward {
     const o = this.#o;
     const scope = scopeOf(o, plan);
     const { service, pools } = scope;
-    const abort = new EventEmitter();
+    const abort = new AbortEvent();
     const onGone = (): void => void abort.emit('abort');
     x.stream.once('close', onGone);
     const body = new RequestBody(x.stream, scope.svc.retries.requestBufferBytes);
@@ -195,7 +195,7 @@ export class H2Forward {
     plan: RoutePlan,
     endpoint: Endpoint,
     body: RequestBody,
-    signal: EventEmitter,
+    signal: AbortEvents,
     connectTimeoutMs: number,
     timer: AttemptTimer,
   ): Promise<H2Attempt> {

@@ -10,7 +10,7 @@
 // (measured: undici 7.30), so an upgrade cancelled at its deadline would leave a new idle connection
 // to the app. A one-shot client is destroyed instead. An upgraded connection leaves a pool anyway.
 
-import { EventEmitter } from 'node:events';
+import { AbortEvent, type AbortEvents } from '../../../core/abort.js';
 import { STATUS_CODES } from 'node:http';
 import type { Socket } from 'node:net';
 import { type Duplex, PassThrough } from 'node:stream';
@@ -59,7 +59,7 @@ export async function forwardUpgrade(o: ForwardOptions, u: UpgradeRequest, plan:
   const scope = scopeOf(o, plan);
   const servername = scope.pools.tlsOptions?.servername;
   const client = u.socket;
-  const abort = new EventEmitter();
+  const abort = new AbortEvent();
   const onGone = (): void => void abort.emit('abort');
   client.once('close', onGone);
   const exchange: Exchange<UpgradeAnswer, void> = {
@@ -101,7 +101,7 @@ function dispatchUpgrade(
   plan: RoutePlan,
   protocol: string,
   servername: string | undefined,
-  signal: EventEmitter,
+  signal: AbortEvents,
 ): Promise<Attempt<UpgradeAnswer>> {
   const client = new Client(entry.origin, {
     connect: entry.connect,

@@ -1,9 +1,10 @@
 // Stage 5, forward: sends a planned request in as many attempts as it takes (requeues, retries,
 // deadlines) through the endpoint stage, and relays the final answer with its success class.
 
-import { EventEmitter } from 'node:events';
 import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import type { Dispatcher } from 'undici';
+import { AbortEvent, type AbortEvents } from '../../../core/abort.js';
+import type { DispatchOptionsWithTrailers } from '../../../core/h1-pool.js';
 import { type Cancel, type Clock, every } from '../../../core/clock.js';
 import { HostmeshError } from '../../../errors.js';
 import type { H2Classifier } from './classifier.js';
@@ -13,7 +14,7 @@ import { RETRYABLE_HEADER, type ResponseClass, SUCCESS_CLASS_HEADER, successClas
 import type { RequestContext } from '../../context.js';
 import { DRAINING_HEADER } from '../concrete/draining-peers.js';
 import { endpointKey } from '../endpoint/endpoint-pool.js';
-import { connectionTokens, headerValue, isHopByHop } from '../../headers.js';
+import { connectionTokens, isHopByHop } from '../../headers.js';
 import { CLOSED_ERRORS, REQUEUE_HEADER, requeueReason } from './requeue.js';
 import { ReplayableBody } from './retry-body.js';
 import type { RoutePlan } from '../../route-plan.js';
@@ -33,42 +34,22 @@ export class ForwardStage {
   }
 
   /**
-   * Node hands over a connection's pipelined requests at once; their responses leave in order
-   * anyway, so they are forwarded one at a time: one connection is one stream of requests and
-   * cannot fill an endpoint's queue (1,000 pipelined requests would otherwise be 1,000 waiters).
-   */
-  forward(req: IncomingMessage, res: ServerResponse, plan: RoutePlan, ctx: RequestContext): Promise<void> {
-    const socket = req.socket;
-    const line = pipelines.get(socket);
-    if (line === undefined) {
-      pipelines.set(socket, []);
-      return this.#send(req, res, plan, ctx); // its connection's only request (most): no wait, no extra promise
-    }
-    return new Promise<void>((resolve) => line.push(resolve)).then(() => this.#send(req, res, plan, ctx));
-  }
-
-  /**
    * One request over HTTP/1, through the attempt loop (attempts.ts: requeues, retries, deadlines,
    * leases), the request's side of it being an Http1Exchange (below). The last answer is relayed,
-   * with its class in l5d-success-class. Then the connection's next pipelined request goes.
+   * with its class in l5d-success-class. A connection's pipelined requests come here one at a time:
+   * the listener routes the next when this one's answer is done (server/pipeline.ts), so one
+   * connection cannot fill an endpoint's queue.
    */
-  async #send(req: IncomingMessage, res: ServerResponse, plan: RoutePlan, ctx: RequestContext): Promise<void> {
-    const socket = req.socket;
-    let exchange: Http1Exchange | undefined;
+  async forward(req: IncomingMessage, res: ServerResponse, plan: RoutePlan, ctx: RequestContext): Promise<void> {
+    if (res.destroyed) return; // the client left while its earlier pipelined requests ran
+    const scope = scopeOf(this.#o, plan);
+    const exchange = new Http1Exchange(this.#o, req, res, plan, ctx, scope);
+    res.on('close', exchange.onClose); // removed below; a response closes once
     try {
-      if (res.destroyed) return; // the client left while its earlier pipelined requests ran
-      const scope = scopeOf(this.#o, plan);
-      exchange = new Http1Exchange(this.#o, req, res, plan, ctx, scope);
-      res.on('close', exchange.onClose); // removed below; a response closes once
       await forwardAttempts(this.#o, plan, ctx, scope, exchange.abort, exchange);
     } finally {
-      if (exchange !== undefined) {
-        exchange.finish();
-        res.off('close', exchange.onClose);
-      }
-      const next = pipelines.get(socket)?.shift();
-      if (next !== undefined) next();
-      else pipelines.delete(socket);
+      exchange.finish();
+      res.off('close', exchange.onClose);
     }
   }
 
@@ -99,11 +80,10 @@ class Http1Exchange implements Exchange<UpstreamAnswer, void> {
   readonly retries = true;
   readonly reportsClass = true;
   /**
-   * The request's own abort signal (the client left, or its body stalled). undici takes an
-   * EventEmitter as the signal: far cheaper per request than an AbortController, whose signal
-   * machinery showed in the profile.
+   * The request's own abort signal (the client left, or its body stalled): core/abort.ts, far
+   * cheaper per request than an AbortController or an EventEmitter, both of which showed in the profiles.
    */
-  readonly abort = new EventEmitter();
+  readonly abort = new AbortEvent();
   readonly #o: ForwardOptions;
   readonly #req: IncomingMessage;
   readonly #res: ServerResponse;
@@ -149,7 +129,7 @@ class Http1Exchange implements Exchange<UpstreamAnswer, void> {
     return this.#scope.svc.classify({ method: this.#plan.method, chunked: this.#chunked }, 503, {}) === 'retryable';
   }
 
-  async send(_endpoint: Endpoint, lease: Lease, signal: EventEmitter): Promise<Attempt<UpstreamAnswer>> {
+  async send(_endpoint: Endpoint, lease: Lease, signal: AbortEvents): Promise<Attempt<UpstreamAnswer>> {
     const req = this.#req;
     const plan = this.#plan;
     const { pools, service } = this.#scope;
@@ -164,12 +144,14 @@ class Http1Exchange implements Exchange<UpstreamAnswer, void> {
     const started = performance.now();
     const answer = new UpstreamAnswer(this.#res, signal);
     try {
-      const opts: Dispatcher.DispatchOptions & { servername?: string } = {
+      const opts: DispatchOptionsWithTrailers & { servername?: string } = {
         method: plan.method as Dispatcher.HttpMethod,
         path: plan.target,
         headers: plan.headers as Record<string, string | string[]>,
         body: this.#body === undefined ? null : this.#body.attempt(),
       };
+      // A chunked body's trailers go on with it (the lean client; undici's Pool sends none).
+      if (this.#chunked) opts.trailers = () => req.rawTrailers;
       // TLS: the name to send (SNI) is the client's commonName. undici would take the Host header,
       // and reconnect each time the next request's Host differs.
       const servername = pools.tlsOptions?.servername;
@@ -247,29 +229,71 @@ function upstreamError(o: ForwardOptions, err: unknown, code: string, endpoint: 
   return new HostmeshError('CONNECT_FAILED', `cannot reach ${endpointKey(endpoint)}: ${(err as Error).message}`, { cause: err });
 }
 
-/** Per connection: resolvers of its pipelined requests waiting for the one in progress. */
-const pipelines = new WeakMap<object, (() => void)[]>();
-
 /**
  * The response head: end-to-end fields, minus the router's requeue and draining marks, plus the
  * success class. The hop that retries drops the app's l5d-retryable from what it relays: its
  * retries are spent or refused, so nothing past it (a pod's own retrying client) retries again.
+ * Made from the answer's raw fields as one flat [name, value, ...] list, in their order, with
+ * lowercase names: no object per answer (the server validates every field as it writes the head).
  */
 function relayHead(res: ServerResponse, upstream: UpstreamAnswer, cls: ResponseClass, retried: boolean): void {
-  const outHeaders: OutgoingHttpHeaders = {};
-  const headers = upstream.headers;
-  // Fields the answer's Connection names are hop-by-hop too (RFC 9110 7.6.1); the class is this
-  // hop's (an answer through a peer router carries that router's: set below, never both).
-  const named = connectionTokens(headers['connection']);
-  for (const k in headers) {
-    const v = headers[k];
-    if (v === undefined || isHopByHop(k) || named.has(k) || k === REQUEUE_HEADER || k === DRAINING_HEADER || (retried && k === RETRYABLE_HEADER)) continue;
-    outHeaders[k] = v;
+  const raw = upstream.raw;
+  const out: string[] = [];
+  // Fields the answer's Connection names are hop-by-hop too (RFC 9110 7.6.1): read first, as
+  // Connection may come after them. The class is this hop's (an answer through a peer router
+  // carries that router's: set below, never both).
+  let named: ReadonlySet<string> | undefined;
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    const name = latin1(raw[i] as Buffer | string).toLowerCase();
+    const value = latin1(raw[i + 1] as Buffer | string);
+    if (name === 'trailer') {
+      out.push(name, value); // announced trailers follow the body
+      continue;
+    }
+    if (isHopByHop(name)) {
+      if (name === 'connection') named = named === undefined || named.size === 0 ? connectionTokens(value) : unionTokens(named, value);
+      continue;
+    }
+    if (name === SUCCESS_CLASS_HEADER || name === REQUEUE_HEADER || name === DRAINING_HEADER || (retried && name === RETRYABLE_HEADER)) continue;
+    out.push(name, value);
   }
-  outHeaders[SUCCESS_CLASS_HEADER] = successClass(cls);
-  const trailerNames = headerValue(headers['trailer']);
-  if (trailerNames !== undefined) outHeaders['trailer'] = trailerNames; // announced trailers follow the body
-  res.writeHead(upstream.status, outHeaders);
+  if (named !== undefined && named.size > 0) {
+    let w = 0;
+    for (let r = 0; r < out.length; r += 2) {
+      if (named.has(out[r] as string)) continue;
+      out[w++] = out[r] as string;
+      out[w++] = out[r + 1] as string;
+    }
+    out.length = w;
+  }
+  out.push(SUCCESS_CLASS_HEADER, successClass(cls));
+  // Fields already stored on the response (a draining router's marks): Node's own server would
+  // store a list's fields one setHeader at a time, keeping only the last of a repeated name.
+  if (res.getHeaderNames().length > 0) res.writeHead(upstream.status, fieldsObject(out));
+  else res.writeHead(upstream.status, out);
+}
+
+function fieldsObject(flat: readonly string[]): OutgoingHttpHeaders {
+  const o: Record<string, string | string[]> = Object.create(null);
+  for (let i = 0; i + 1 < flat.length; i += 2) {
+    const k = flat[i] as string;
+    const v = flat[i + 1] as string;
+    const had = o[k];
+    if (had === undefined) o[k] = v;
+    else if (typeof had === 'string') o[k] = [had, v];
+    else had.push(v);
+  }
+  return o;
+}
+
+function latin1(v: Buffer | string): string {
+  return typeof v === 'string' ? v : v.toString('latin1');
+}
+
+function unionTokens(had: ReadonlySet<string>, value: string): ReadonlySet<string> {
+  const more = new Set(had);
+  for (const t of connectionTokens(value)) more.add(t);
+  return more;
 }
 
 /**

@@ -4,7 +4,7 @@
 // 12-40 % of a router's CPU per request. Back-pressure is by hand: a full client socket pauses
 // undici's parser (onData returns false) until the response drains.
 
-import type { EventEmitter } from 'node:events';
+import type { AbortEvents } from '../../../core/abort.js';
 import type { IncomingHttpHeaders, ServerResponse } from 'node:http';
 import type { Dispatcher } from 'undici';
 
@@ -38,6 +38,35 @@ export function headersOf(raw: readonly (Buffer | string)[] | null | undefined):
   return out as IncomingHttpHeaders;
 }
 
+const NO_FIELDS: IncomingHttpHeaders = Object.freeze(Object.create(null) as IncomingHttpHeaders);
+
+/**
+ * The answer's `l5d-` fields as IncomingHttpHeaders (lowercase names, repeats as arrays): all that
+ * the attempt loop (a peer router's requeue and draining marks) and the HTTP/1 classifiers
+ * (`l5d-retryable`) read. The head itself is relayed from the raw list (forward.ts, relayHead),
+ * so most answers, which carry none, make no object at all.
+ */
+export function markFieldsOf(raw: readonly (Buffer | string)[]): IncomingHttpHeaders {
+  let out: Record<string, string | string[]> | undefined;
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    const name = raw[i] as Buffer | string;
+    if (name.length < 4) continue;
+    const text = typeof name === 'string' ? name : name.toString('latin1');
+    const c0 = text.charCodeAt(0) | 0x20;
+    if (c0 !== 0x6c || text.charCodeAt(3) !== 0x2d) continue; // 'l' ... '-'
+    const key = text.toLowerCase();
+    if (!key.startsWith('l5d-')) continue;
+    const v = raw[i + 1] as Buffer | string;
+    const value = typeof v === 'string' ? v : v.toString('latin1');
+    out ??= Object.create(null) as Record<string, string | string[]>;
+    const had = out[key];
+    if (had === undefined) out[key] = value;
+    else if (typeof had === 'string') out[key] = [had, value];
+    else had.push(value);
+  }
+  return (out as IncomingHttpHeaders | undefined) ?? NO_FIELDS;
+}
+
 /**
  * An attempt's answer. `dispatch` resolves at its head (or rejects with why none came); then the
  * attempt loop either relays it (`relay`) or drops it (`discard`). Until then up to HOLD_BYTES of
@@ -46,9 +75,12 @@ export function headersOf(raw: readonly (Buffer | string)[] | null | undefined):
  */
 export class UpstreamAnswer implements Dispatcher.DispatchHandler {
   status = 0;
-  headers: IncomingHttpHeaders = {};
+  /** The answer's `l5d-` fields (markFieldsOf): what the attempt loop and the classifier read. */
+  headers: IncomingHttpHeaders = NO_FIELDS;
+  /** The answer's fields as the parser gave them: [name, value, ...], in order. */
+  raw: readonly (Buffer | string)[] = [];
   readonly #res: ServerResponse;
-  readonly #signal: EventEmitter;
+  readonly #signal: AbortEvents;
   #mode: Mode = 'head';
   #abort: ((err?: Error) => void) | undefined;
   #reason: Error | undefined;
@@ -65,7 +97,7 @@ export class UpstreamAnswer implements Dispatcher.DispatchHandler {
   #fail: ((err: Error) => void) | undefined;
   #onError: ((err: Error) => void) | undefined;
 
-  constructor(res: ServerResponse, signal: EventEmitter) {
+  constructor(res: ServerResponse, signal: AbortEvents) {
     this.#res = res;
     this.#signal = signal;
   }
@@ -139,7 +171,8 @@ export class UpstreamAnswer implements Dispatcher.DispatchHandler {
   onHeaders(status: number, raw: Buffer[], resume: () => void): boolean {
     if (status < 200) return true; // 1xx answers are not relayed (Node's response cannot send them on)
     this.status = status;
-    this.headers = headersOf(raw);
+    this.raw = raw;
+    this.headers = markFieldsOf(raw);
     this.#resume = resume;
     this.#mode = 'held';
     this.#signal.off('abort', this.#onAbort);

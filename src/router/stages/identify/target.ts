@@ -8,8 +8,8 @@ const HOST = /^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._~!$&'()*+,;=%-]+)(?::([0-9]{1,5
 
 /** Validates a Host value; returns it lowercased with a default `:80` dropped. */
 export function normalizeHost(raw: string): string {
-  if (!HOST.test(raw)) throw new HostmeshError('BAD_REQUEST', `invalid Host '${raw.replace(/[^\x20-\x7e]/g, '?')}'`);
-  const m = HOST.exec(raw) as RegExpExecArray;
+  const m = HOST.exec(raw);
+  if (m === null) throw new HostmeshError('BAD_REQUEST', `invalid Host '${raw.replace(/[^\x20-\x7e]/g, '?')}'`);
   if (m[1] !== undefined && Number(m[1]) > 65535) throw new HostmeshError('BAD_REQUEST', `invalid port in Host '${raw}'`);
   const host = raw.toLowerCase();
   return host.endsWith(':80') ? host.slice(0, -3) : host;

@@ -9,7 +9,7 @@ import type { AddressInfo } from 'node:net';
 import fc from 'fast-check';
 import t from 'tap';
 import { Pool } from 'undici';
-import { headersOf, UpstreamAnswer } from '../../../../src/router/stages/forward/upstream-answer.js';
+import { headersOf, markFieldsOf, UpstreamAnswer } from '../../../../src/router/stages/forward/upstream-answer.js';
 
 const HOST = '127.0.0.1';
 
@@ -48,9 +48,9 @@ function writeBig(res: http.ServerResponse, total: number, seen: { written: numb
 
 const settle = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-t.test('relays head, body and trailers; the head is parsed once into lowercase fields', async (t) => {
+t.test('relays head, body and trailers; the head is kept raw, its l5d- fields read into lowercase fields', async (t) => {
   const b = backend((_req, res) => {
-    res.writeHead(200, { 'X-One': 'a', 'Set-Cookie': ['s=1', 't=2'], trailer: 'x-sum', 'transfer-encoding': 'chunked' });
+    res.writeHead(200, { 'X-One': 'a', 'Set-Cookie': ['s=1', 't=2'], 'L5D-Retryable': 'true', trailer: 'x-sum', 'transfer-encoding': 'chunked' });
     res.write('hello ');
     res.addTrailers({ 'X-Sum': '42' });
     res.end('world');
@@ -60,9 +60,11 @@ t.test('relays head, body and trailers; the head is parsed once into lowercase f
     const answer = new UpstreamAnswer(res, new EventEmitter());
     await answer.dispatch(pool, { method: 'GET', path: '/', headers: {} });
     t.equal(answer.status, 200);
-    t.equal(answer.headers['x-one'], 'a');
-    t.same(answer.headers['set-cookie'], ['s=1', 't=2']);
-    res.writeHead(answer.status, { 'x-one': answer.headers['x-one'] as string, trailer: 'x-sum' });
+    const fields = headersOf(answer.raw);
+    t.equal(fields['x-one'], 'a');
+    t.same(fields['set-cookie'], ['s=1', 't=2']);
+    t.same({ ...answer.headers }, { 'l5d-retryable': 'true' }, 'only the l5d- fields are read into an object');
+    res.writeHead(answer.status, { 'x-one': String(fields['x-one']), trailer: 'x-sum' });
     await answer.relay(() => t.fail('no error'));
   });
   const port = await listen(front);
@@ -179,6 +181,28 @@ t.test('the signal before the head aborts the attempt with UND_ERR_ABORTED, even
   await t.rejects(sent, { code: 'UND_ERR_ABORTED' });
   await pool.close();
   b.server.close();
+});
+
+t.test('markFieldsOf: exactly the l5d- fields of headersOf, strings or Buffers (property)', (t) => {
+  const name = fc.oneof(
+    fc.stringMatching(/^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,12}$/),
+    fc.stringMatching(/^[lL]5[dD]-[a-zA-Z-]{0,10}$/),
+    fc.constantFrom('l5d-', 'L5D-Retryable', 'l5d-hostmesh-requeue', 'l5dx', 'l5-d', '__proto__'),
+  );
+  fc.assert(
+    fc.property(fc.array(fc.tuple(name, fc.string({ maxLength: 8 })), { maxLength: 12 }), fc.boolean(), (pairs, buffers) => {
+      const raw: (Buffer | string)[] = [];
+      for (const [k, v] of pairs) {
+        if (buffers) raw.push(Buffer.from(k, 'latin1'), Buffer.from(v, 'latin1'));
+        else raw.push(k, Buffer.from(v, 'latin1').toString('latin1'));
+      }
+      const all = headersOf(raw);
+      const expected = Object.fromEntries(Object.entries(all).filter(([k]) => k.startsWith('l5d-')));
+      const got = markFieldsOf(raw);
+      return JSON.stringify({ ...got }) === JSON.stringify(expected) && Object.getPrototypeOf(got) === null;
+    }),
+  );
+  t.end();
 });
 
 t.test('headersOf: lowercase names, repeats in order as arrays, no prototype keys (property)', (t) => {
