@@ -208,7 +208,8 @@ export class K8sNamer implements Namer {
     let entry = list.find((e) => e.portSegment === portSegment && e.labelValue === labelValue);
     if (entry === undefined) {
       const addr = new Var<Addr>({ kind: 'pending' });
-      const id = new Path(['#', ...this.prefix.elems, ns, portSegment, svc, ...(labelValue === undefined ? [] : [labelValue])]);
+      // exact(): a spread literal keeps spare slots, and the id lives as long as the name.
+      const id = new Path(exact(['#', ...this.prefix.elems, ns, portSegment, svc, ...(labelValue === undefined ? [] : [labelValue])]));
       const e: Entry = {
         ns,
         svc,
@@ -231,8 +232,9 @@ export class K8sNamer implements Namer {
         idleSince: undefined,
       };
       entry = e;
-      list.push(entry);
-      watch.entries.set(svc, list);
+      // A Service's first entry starts a one-slot list (push() on [] would reserve 17 slots).
+      if (list.length === 0) watch.entries.set(svc, [entry]);
+      else list.push(entry);
       watch.emptySince = undefined;
       this.#refresh(watch, entry);
       this.#markIdle(e); // unobserved until a binding subscribes
@@ -341,8 +343,8 @@ export class K8sNamer implements Namer {
     const list = w.entries.get(e.svc) ?? [];
     if (list.includes(e)) return;
     if (list.some((x) => x.portSegment === e.portSegment && x.labelValue === e.labelValue)) return;
-    list.push(e);
-    w.entries.set(e.svc, list);
+    if (list.length === 0) w.entries.set(e.svc, [e]);
+    else list.push(e);
     w.emptySince = undefined;
     e.lastKey = ''; // publish afresh: the value may be a refusal from before
     this.#refresh(w, e);
