@@ -23,6 +23,11 @@ export interface DirectoryWatchOptions {
   readonly onWatchError?: (err: unknown, dir: string) => void;
 }
 
+/** Quiet time after a watch event before the files are read. */
+const SETTLE_MS = 100;
+/** A burst of events delays the read at most this long. */
+const MAX_SETTLE_MS = 1000;
+
 export class DirectoryWatch {
   readonly #run: () => Promise<void>;
   readonly #watchers: FSWatcher[] = [];
@@ -36,7 +41,7 @@ export class DirectoryWatch {
     const onWatchError = options.onWatchError ?? (() => undefined);
     for (const dir of new Set(options.dirs)) {
       try {
-        const w = watch(dir, () => void this.check());
+        const w = watch(dir, this.#onEvent);
         w.on('error', (err) => onWatchError(err, dir));
         this.#watchers.push(w);
       } catch (err) {
@@ -50,6 +55,30 @@ export class DirectoryWatch {
     }, options.pollMs);
     this.#poll.unref();
   }
+
+  #settle: NodeJS.Timeout | undefined;
+  #firstEvent = 0;
+
+  /**
+   * A watch event: the work runs once the directory has been quiet for SETTLE_MS (at most
+   * MAX_SETTLE_MS after the first event of a burst). A file written in place (truncated, then
+   * written) is then read whole rather than empty or half-written, and a directory that changes
+   * all the time costs a few reads a second, not one per event.
+   */
+  readonly #onEvent = (): void => {
+    if (this.#closed) return;
+    const now = Date.now();
+    if (this.#settle === undefined) this.#firstEvent = now;
+    else {
+      if (now - this.#firstEvent >= MAX_SETTLE_MS) return; // due soon anyway
+      clearTimeout(this.#settle);
+    }
+    this.#settle = setTimeout(() => {
+      this.#settle = undefined;
+      void this.check();
+    }, SETTLE_MS);
+    this.#settle.unref();
+  };
 
   /** Runs the work now, or once more after the run in progress; resolves when that is done. */
   check(): Promise<void> {
@@ -76,6 +105,7 @@ export class DirectoryWatch {
     this.#closed = true;
     for (const w of this.#watchers) w.close();
     clearInterval(this.#poll);
+    if (this.#settle !== undefined) clearTimeout(this.#settle);
   }
 }
 

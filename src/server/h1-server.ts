@@ -47,8 +47,51 @@ export interface LeanServerOptions {
   readonly keepAliveTimeoutMs: number;
   /** A connection in a request with no byte read or written for this long is closed ('timeout'). */
   readonly idleTimeoutMs: number;
+  /**
+   * Requests parsed and not yet answered on one connection, at most (pipelining): at this many the
+   * parser pauses, the rest of the read is kept as bytes and the socket is not read, until an
+   * answer is done. Default DEFAULT_MAX_UNANSWERED.
+   */
+  readonly maxUnanswered?: number;
   readonly clock?: Clock;
 }
+
+/** Default of LeanServerOptions.maxUnanswered. */
+export const DEFAULT_MAX_UNANSWERED = 128;
+
+/** llhttp's HPE_PAUSED: a callback that returns it stops the parser after the current element. */
+const HPE_PAUSED = 21;
+/** Unparsed bytes kept while paused at maxUnanswered (a read is at most 64 KB). */
+const MAX_HELD_BYTES = 1024 * 1024;
+
+function isPaused(err: Error): boolean {
+  return (err as { code?: string }).code === 'HPE_PAUSED';
+}
+
+function pausedAt(err: Error): number {
+  return (err as { bytesParsed?: number }).bytesParsed ?? 0;
+}
+
+/** Whether this Node's parser binding stops at HPE_PAUSED from a head callback and resumes (checked once). */
+const PAUSE_WORKS = ((): boolean => {
+  try {
+    const P = HTTPParser;
+    if (P === undefined || typeof (P.prototype as unknown as { resume?: unknown }).resume !== 'function') return false;
+    const p = new P();
+    p.initialize(P.REQUEST, {}, 16_384, P.kLenientNone);
+    const seen = { heads: 0 };
+    p[P.kOnHeadersComplete] = () => (++seen.heads === 1 ? HPE_PAUSED : 0);
+    const bytes = Buffer.from('GET /a HTTP/1.1\r\nHost: x\r\n\r\nGET /b HTTP/1.1\r\nHost: x\r\n\r\n', 'latin1');
+    const first = p.execute(bytes);
+    if (!(first instanceof Error) || !isPaused(first) || seen.heads !== 1) return false;
+    (p as unknown as { resume(): void }).resume();
+    const rest = p.execute(bytes.subarray(pausedAt(first)));
+    p.close();
+    return (seen.heads as number) === 2 && typeof rest === 'number';
+  } catch {
+    return false;
+  }
+})();
 
 const CRLF = '\r\n';
 /** A head and a body up to this size leave in one buffer, one write. */
@@ -603,6 +646,7 @@ class Connection {
   readonly #parser: Parser;
   readonly #handle: StreamHandle | undefined;
   readonly keepAliveTimeoutMs: number;
+  readonly #maxUnanswered: number;
   /** Requests not yet answered, oldest first; the first's answer is the one writing. */
   readonly #line: Pending[] = [];
   /** The request whose body is being parsed. */
@@ -628,6 +672,7 @@ class Connection {
     this.#server = server;
     this.socket = socket;
     this.keepAliveTimeoutMs = o.keepAliveTimeoutMs;
+    this.#maxUnanswered = Math.max(1, o.maxUnanswered ?? DEFAULT_MAX_UNANSWERED);
     this.#since = server.now();
     const P = HTTPParser!;
     const p = new P();
@@ -730,15 +775,33 @@ class Connection {
     this.#headers = [];
     this.#url = '';
     this.#inHead = false;
-    const socket = this.socket;
     this.#fresh = false;
+    if (!upgrade && PAUSE_WORKS && this.#line.length >= this.#maxUnanswered) {
+      // A client pipelining faster than it is answered: at the cap the parser stops at this head,
+      // which is kept as its fields (no request object yet), and the rest of the read waits as
+      // bytes (#hold), so one 64 KB read of small requests never becomes thousands of request
+      // objects held until their turn. Its body, if any, is parsed once it is taken (#resumeParsing):
+      // every request taken has its whole body readable, so no answer can wait on a paused parser.
+      this.#deferred = { major, minor, raw, method, url: url ?? '', keepAlive };
+      this.#phase = ACTIVE;
+      return HPE_PAUSED;
+    }
+    return this.#take(major, minor, raw, method, url ?? '', upgrade, keepAlive);
+  };
+
+  /** A head the parser paused at (the connection had maxUnanswered requests unanswered). */
+  #deferred: { major: number; minor: number; raw: string[]; method: number; url: string; keepAlive: boolean } | undefined;
+
+  /** A request head becomes a request and its response, in the line; llhttp's answer for the head callback. */
+  #take(major: number, minor: number, raw: string[], method: number, url: string, upgrade: boolean, keepAlive: boolean): number {
+    const socket = this.socket;
     const req = new LeanRequest(socket, this);
     req.httpVersionMajor = major;
     req.httpVersionMinor = minor;
     req.httpVersion = `${major}.${minor}`;
     (req as unknown as AddHeaderLines)._addHeaderLines(raw, raw.length);
     req.method = METHODS[method] ?? '';
-    req.url = url ?? '';
+    req.url = url;
     (req as unknown as Upgradable).upgrade = upgrade;
     if (upgrade) {
       // Handed over after this read's execute (#afterExecute): the socket leaves this server.
@@ -766,7 +829,7 @@ class Connection {
     }
     this.#server.emit('request', req, res);
     return 0;
-  };
+  }
 
   readonly #onBody = (chunk: Buffer): void => {
     const req = this.#incoming;
@@ -823,7 +886,8 @@ class Connection {
 
   readonly #afterExecute = (ret: number | Error | undefined): void => {
     if (ret instanceof Error) {
-      this.#parseError(ret);
+      if (isPaused(ret)) this.#hold((this.#parser as unknown as { getCurrentBuffer(): Buffer }).getCurrentBuffer().subarray(pausedAt(ret)));
+      else this.#parseError(ret);
       return;
     }
     const req = this.#incoming;
@@ -835,14 +899,73 @@ class Connection {
 
   readonly #onData = (chunk: Buffer): void => {
     if (this.#stopped) return;
+    if (this.#held !== undefined) {
+      this.#hold(chunk); // paused at the cap: bytes wait in order
+      return;
+    }
     const ret = this.#parser.execute(chunk);
     if (ret instanceof Error) {
-      this.#parseError(ret);
+      if (isPaused(ret)) this.#hold(chunk.subarray(pausedAt(ret)));
+      else this.#parseError(ret);
       return;
     }
     const req = this.#incoming;
     if (req !== undefined && (req as unknown as Upgradable).upgrade) this.#handOver(req, chunk.subarray(ret));
   };
+
+  /** Bytes read and not yet parsed: the parser paused at maxUnanswered requests in the line. */
+  #held: Buffer | undefined;
+
+  /** Keeps unparsed bytes (in order) and stops reading until the line is below the cap again. */
+  #hold(bytes: Buffer): void {
+    const had = this.#held;
+    const next = had === undefined ? Buffer.from(bytes) : Buffer.concat([had, bytes]);
+    if (next.length > MAX_HELD_BYTES) {
+      // Only reads restarted from elsewhere (the listener's pipelining pause) add to it; a bound anyway.
+      this.socket.destroy();
+      return;
+    }
+    this.#held = next;
+    const h = this.#handle;
+    if (h === undefined) this.socket.pause();
+    else if (!this.socket.destroyed) {
+      h.reading = false;
+      h.readStop();
+    }
+  }
+
+  /** An answer is done: a paused parser takes the bytes it holds, then the socket is read again. */
+  #resumeParsing(): void {
+    const held = this.#held;
+    if (held === undefined || this.#line.length >= this.#maxUnanswered || this.#stopped || this.socket.destroyed) return;
+    this.#held = undefined;
+    const d = this.#deferred;
+    if (d !== undefined) {
+      // The head the parser paused at is taken first; its body (if any) follows in the held bytes.
+      this.#deferred = undefined;
+      this.#take(d.major, d.minor, d.raw, d.method, d.url, false, d.keepAlive);
+      if (this.#stopped || this.socket.destroyed) return;
+    }
+    (this.#parser as unknown as { resume(): void }).resume();
+    const ret = this.#parser.execute(held);
+    if (ret instanceof Error) {
+      if (isPaused(ret)) this.#hold(held.subarray(pausedAt(ret)));
+      else this.#parseError(ret);
+      return;
+    }
+    const req = this.#incoming;
+    if (req !== undefined && (req as unknown as Upgradable).upgrade) {
+      this.#handOver(req, held.subarray(ret));
+      return;
+    }
+    if (this.#bodyPaused || this.#held !== undefined) return;
+    const h = this.#handle;
+    if (h === undefined) this.socket.resume();
+    else {
+      h.reading = true;
+      h.readStart();
+    }
+  }
 
   #parseError(err: Error): void {
     this.#stop();
@@ -960,7 +1083,12 @@ class Connection {
     const next = this.#line[0];
     if (next !== undefined) {
       next.res.start();
+      if (this.#held !== undefined) this.#resumeParsing();
       return;
+    }
+    if (this.#held !== undefined) {
+      this.#resumeParsing();
+      if (this.#line.length > 0 || this.socket.destroyed || this.#stopped) return;
     }
     if (this.#error !== undefined) {
       const err = this.#error;

@@ -233,8 +233,11 @@ export class H2Listener {
     });
     let windowStart = this.#now();
     let resets = 0;
+    /** The session was told to calm down: further resets in the same read change nothing (one GOAWAY, one count, one log line). */
+    let calmed = false;
     session.on('stream', (stream: ServerHttp2Stream) => {
       stream.once('aborted', () => {
+        if (calmed) return;
         const t = this.#now();
         if (t - windowStart > RESET_WINDOW_MS) {
           windowStart = t;
@@ -242,6 +245,7 @@ export class H2Listener {
         }
         resets++;
         if (resets > this.#o.limits.maxResetsPerSession && !session.destroyed) {
+          calmed = true;
           this.#o.h2Metrics?.sessionEnded('rapid_reset');
           this.#logger.info({ remote: socket?.remoteAddress }, 'h2 session ended: too many stream resets');
           this.#end(session, NGHTTP2_ENHANCE_YOUR_CALM);

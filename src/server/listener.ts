@@ -154,6 +154,9 @@ export class Listener {
         headersTimeoutMs: headersTimeout,
         keepAliveTimeoutMs: common.keepAliveTimeout as number,
         idleTimeoutMs: idleTimeout,
+        // Requests parsed per connection: the one routed and what may wait behind it (pipeline.ts);
+        // past that the parser pauses and the rest of a read waits as bytes.
+        maxUnanswered: (options.maxPipelinedRequests ?? DEFAULT_MAX_PIPELINED_REQUESTS) + 1,
       });
       this.#server = base as unknown as http.Server;
     } else {

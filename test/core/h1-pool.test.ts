@@ -217,7 +217,7 @@ t.test('timeouts run on the injected clock: headers, body idle (not while the re
     () => undefined,
     (err: { code?: string }) => err.code,
   );
-  await eventually(() => s.heads.length === 1, 2_000);
+  await eventually(() => s.heads.length === 1, 30_000); // the request reached the server (a precondition: bounded, not timed)
   await clock.advance(999);
   t.equal(s.open(), 1, 'not before the headers timeout');
   await clock.advance(2);
@@ -330,7 +330,7 @@ t.test('close() lets the request in flight finish, then closes; new requests are
   const p = pool(s.port);
   t.teardown(() => s.close());
   const inFlight = get(p);
-  await eventually(() => answer !== undefined, 2_000);
+  await eventually(() => answer !== undefined, 30_000); // the request reached the server (a precondition: bounded, not timed)
   const closed = p.close();
   await t.rejects(get(p), { code: 'UND_ERR_CLOSED' });
   answer?.();

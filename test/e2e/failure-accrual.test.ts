@@ -55,12 +55,16 @@ async function metric(name: string): Promise<number> {
   return parsePrometheus(text).find((s) => s.name === name && s.labels['router'] === 'out')?.value ?? 0;
 }
 
-async function badState(): Promise<string | undefined> {
+async function endpoints(): Promise<{ address: string; accrual: string }[]> {
   const state = (await (await fetch(`http://${HOST}:${admin}/client_state.json`)).json()) as Record<
     string,
     { endpoints: { address: string; accrual: string }[] }[]
   >;
-  return state['out']?.[0]?.endpoints.find((e) => e.address === `${HOST}:${badPort}`)?.accrual;
+  return state['out']?.[0]?.endpoints ?? [];
+}
+
+async function badState(): Promise<string | undefined> {
+  return (await endpoints()).find((e) => e.address === `${HOST}:${badPort}`)?.accrual;
 }
 
 let badPort: number;
@@ -161,7 +165,12 @@ t.test('when every endpoint is dead the balancer picks one anyway (Finagle, Link
   const servers2 = { ...hits };
   // Make the live pods fail too by pointing the name at the bad pod only: all of one endpoint dead.
   await writeFile(join(dir, 'web'), `${HOST} ${badPort}\n`);
-  await new Promise((r) => setTimeout(r, 300)); // the fs namer notices the file
+  // The fs namer has noticed the file once the router's client holds the bad pod alone: waited
+  // for (a 300 ms sleep sampled it), bounded against a hang.
+  const alone = async (): Promise<string> => (await endpoints()).map((e) => e.address).join(' ');
+  const until = Date.now() + 30_000;
+  while ((await alone()) !== `${HOST}:${badPort}` && Date.now() < until) await new Promise((r) => setTimeout(r, 25));
+  t.equal(await alone(), `${HOST}:${badPort}`, "the router's client holds the bad pod alone");
   await send(FAILURES + 5, 1);
   t.equal(await badState(), 'dead');
   const before = hits.bad;

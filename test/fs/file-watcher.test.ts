@@ -81,3 +81,29 @@ t.test('the fs namer picks up a new service file from the directory watch, not t
   });
   t.equal(bound, 'bound', 'the new file binds the name');
 });
+
+t.test('a file rewritten in place, and a directory written to all the time, are read once the writes settle', async (t) => {
+  const sub = await mkdtemp(join(dir, 'burst-'));
+  const file = join(sub, 'data');
+  await writeFile(file, 'v0');
+  const seen: string[] = [];
+  let runs = 0;
+  const watcher = new FileSetWatcher([file], ([b]) => seen.push(String(b)), 60_000);
+  t.teardown(() => watcher.close());
+  await watcher.check(); // the baseline read
+  const spy = new DirectoryWatch({
+    dirs: [sub],
+    pollMs: 60_000,
+    run: async () => {
+      runs++;
+    },
+  });
+  t.teardown(() => spy.close());
+  // 200 in-place rewrites, each truncating the file and writing it again, one after the other.
+  for (let i = 1; i <= 200; i++) await writeFile(file, `v${i}`);
+  const until = Date.now() + 10_000;
+  while (seen.at(-1) !== 'v200' && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
+  t.equal(seen.at(-1), 'v200', 'the last version is read');
+  t.notOk(seen.includes(''), 'never read empty, between a truncation and its write');
+  t.ok(runs <= 20, `a burst of ~400 events made ${runs} reads (at most one per 100 ms of quiet, one a second while it lasts)`);
+});

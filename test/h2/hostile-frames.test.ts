@@ -16,6 +16,13 @@ let app: Greeter;
 let client: GreeterClient;
 let port: number;
 
+/**
+ * How long a check waits for the router to act (a frame, a close, a session gone) before calling
+ * it a failure: a ceiling against a hang, not a deadline. Every wait ends as soon as the condition
+ * holds; on a loaded machine, where the router shares the process with the attack, it can take seconds.
+ */
+const SETTLE_MS = 30_000;
+
 const FRAME_SIZE_ERROR = 6;
 const REFUSED_STREAM = 7;
 const ENHANCE_YOUR_CALM = 11;
@@ -42,7 +49,7 @@ t.before(async () => {
   await mesh.register('helloworld.Greeter', B, app.port);
   port = mesh.ports.outgoing;
   client = greeterClient(mesh.target);
-  const until = Date.now() + 10_000;
+  const until = Date.now() + SETTLE_MS;
   for (;;) {
     try {
       await unary(client, 'SayHello', { name: 'probe' });
@@ -81,7 +88,7 @@ t.test('more header fields than the router keeps: the stream is refused, the ses
   const s = await connectRaw(A, port);
   const many = Buffer.concat(Array.from({ length: 400 }, (_, i) => literal(`x-h${i}`, 'v')));
   s.write(frame(TYPE.HEADERS, FLAG.END_HEADERS | FLAG.END_STREAM, 1, Buffer.concat([requestBlock('/helloworld.Greeter/SayHello'), many])));
-  const until = Date.now() + 3000;
+  const until = Date.now() + SETTLE_MS;
   while (!s.frames.some((f) => (f.type === TYPE.RST_STREAM || f.type === TYPE.GOAWAY) && (f.stream === 1 || f.stream === 0)) && Date.now() < until) {
     await new Promise((r) => setTimeout(r, 20));
   }
@@ -122,8 +129,13 @@ t.test('rapid reset: a client resetting streams faster than maxResetsPerSession 
     const id = 1 + 2 * i;
     s.write(Buffer.concat([frame(TYPE.HEADERS, FLAG.END_HEADERS, id, block), frame(TYPE.RST_STREAM, 0, id, rst)]));
   }
+  // The router has taken every stream of a read (hundreds, each routed) before its GOAWAY goes out:
+  // on a busy machine the close takes seconds (it overran a 5 s wait), so this waits for it.
   t.ok(await s.closed(), 'the session was ended');
   t.equal(s.goaway(), ENHANCE_YOUR_CALM);
+  // Ours, and the one Node's session.destroy() writes; before, one more per reset the same read still held (355 in one burst).
+  const goaways = s.frames.filter((f) => f.type === TYPE.GOAWAY).length;
+  t.ok(goaways <= 2, `the session is told once, however many resets the same read still held (${goaways} GOAWAY frames)`);
   await healthy(t);
 });
 
@@ -146,7 +158,7 @@ t.test('an HPACK bomb (one big indexed field referenced many times) is refused',
   const s = await connectRaw(A, port);
   const bomb = Buffer.concat([literal('x-bomb', 'b'.repeat(4000), true), ...Array.from({ length: 3000 }, () => indexed(62))]);
   s.write(frame(TYPE.HEADERS, FLAG.END_HEADERS | FLAG.END_STREAM, 1, Buffer.concat([requestBlock('/helloworld.Greeter/SayHello'), bomb])));
-  const until = Date.now() + 3000;
+  const until = Date.now() + SETTLE_MS;
   while (!s.frames.some((f) => f.type === TYPE.RST_STREAM || f.type === TYPE.GOAWAY) && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
   t.ok(
     s.frames.some((f) => f.type === TYPE.RST_STREAM || f.type === TYPE.GOAWAY),
@@ -167,7 +179,7 @@ t.test('streams that never send END_STREAM: past the concurrency bound they are 
   for (let i = 0; i < streams; i++) s.write(frame(TYPE.HEADERS, FLAG.END_HEADERS, 1 + 2 * i, block));
   await healthy(t);
   // Idle streams are cancelled after the idle bound (1.5 s here); the session is then closed idle too.
-  t.ok(await s.closed(10_000), 'the idle session is closed in the end');
+  t.ok(await s.closed(SETTLE_MS), 'the idle session is closed in the end');
   const refused = s.frames.filter((f) => f.type === TYPE.RST_STREAM && f.payload.readUInt32BE(0) === REFUSED_STREAM).length;
   const reset = s.frames.filter((f) => f.type === TYPE.RST_STREAM).length;
   t.ok(refused >= 1 || reset >= streams - 100, `streams over the bound were refused (${refused} REFUSED_STREAM, ${reset} resets)`);
@@ -176,7 +188,7 @@ t.test('streams that never send END_STREAM: past the concurrency bound they are 
 
 t.test('after all of it: the router holds no leftover sessions', async (t) => {
   const l = outgoingListener();
-  const until = Date.now() + 5000;
+  const until = Date.now() + SETTLE_MS;
   while (l.sessions > 1 && Date.now() < until) await new Promise((r) => setTimeout(r, 50));
   t.ok(l.sessions <= 1, `sessions open: ${l.sessions} (the test client's own)`);
 });

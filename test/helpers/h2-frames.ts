@@ -61,7 +61,11 @@ export interface RawSession {
   readonly socket: net.Socket;
   /** Frames received so far: type, flags, stream, payload. */
   readonly frames: { type: number; flags: number; stream: number; payload: Buffer }[];
-  /** Resolves when the server closes the connection (or after `ceilingMs`, destroying it). */
+  /**
+   * Resolves true when the server closes the connection, or false after `ceilingMs` (30 s unless
+   * given), destroying it. The ceiling only bounds a hang: it is no deadline the server must beat
+   * (a router handling hundreds of just-reset streams on a busy machine takes seconds to close).
+   */
   closed(ceilingMs?: number): Promise<boolean>;
   /** The error code of the first GOAWAY received, if any. */
   goaway(): number | undefined;
@@ -102,7 +106,7 @@ export function connectRaw(host: string, port: number, opening: Buffer[] = [PREF
           const g = frames.find((f) => f.type === TYPE.GOAWAY);
           return g === undefined ? undefined : g.payload.readUInt32BE(4);
         },
-        closed(ceilingMs = 5000) {
+        closed(ceilingMs = 30_000) {
           if (isClosed) return Promise.resolve(true);
           return new Promise((res) => {
             const timer = setTimeout(() => {

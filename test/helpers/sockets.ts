@@ -44,8 +44,11 @@ export async function eventually(check: () => boolean, ceilingMs: number): Promi
   }
 }
 
-/** Everything that arrives on `s` until it closes (destroyed after `ceilingMs` if it never does). */
-export function collect(s: Socket, ceilingMs = 3000): Promise<string> {
+/**
+ * Everything that arrives on `s` until it closes (destroyed after `ceilingMs` if it never does: a
+ * bound on a hang, not a deadline; it was 3 s, which a drain test outlived on a loaded machine).
+ */
+export function collect(s: Socket, ceilingMs = 30_000): Promise<string> {
   return new Promise((resolve) => {
     let out = '';
     s.setEncoding('utf8');

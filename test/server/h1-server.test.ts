@@ -5,6 +5,7 @@
 
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import net from 'node:net';
+import fc from 'fast-check';
 import t, { type Test } from 'tap';
 import { LeanServer, leanServerAvailable } from '../../src/server/h1-server.js';
 import { ManualClock } from '../helpers/manual-clock.js';
@@ -21,7 +22,7 @@ interface Started {
 async function start(
   t: Test,
   handler: (req: IncomingMessage, res: ServerResponse) => void,
-  o: Partial<{ headersTimeoutMs: number; idleTimeoutMs: number; keepAliveTimeoutMs: number }> = {},
+  o: Partial<{ headersTimeoutMs: number; idleTimeoutMs: number; keepAliveTimeoutMs: number; maxUnanswered: number }> = {},
 ): Promise<Started> {
   const base = net.createServer();
   const clock = new ManualClock();
@@ -30,6 +31,7 @@ async function start(
     headersTimeoutMs: o.headersTimeoutMs ?? 20_000,
     keepAliveTimeoutMs: o.keepAliveTimeoutMs ?? 30_000,
     idleTimeoutMs: o.idleTimeoutMs ?? 300_000,
+    ...(o.maxUnanswered !== undefined ? { maxUnanswered: o.maxUnanswered } : {}),
     clock,
   });
   base.on('request', handler);
@@ -181,6 +183,126 @@ t.test('pipelined requests are answered in order even when a later one is ready 
   const out = await c.until(/\/fast$/);
   t.match(out, /^HTTP\/1\.1 200 OK[^]*\r\n\r\n\/slowHTTP\/1\.1 200 OK[^]*\r\n\r\n\/fast$/);
   c.s.destroy();
+});
+
+t.test(
+  'pipelining past maxUnanswered: the parser pauses (no request objects for the rest of the read), every request is still answered in order',
+  async (t) => {
+    const MAX = 4;
+    const N = 60;
+    const held: ServerResponse[] = [];
+    let seen = 0;
+    let peak = 0;
+    const { port } = await start(
+      t,
+      (req, res) => {
+        seen++;
+        req.resume();
+        held.push(res);
+        peak = Math.max(peak, held.length); // taken and not yet answered by this handler
+        res.setHeader('x-n', String(req.url));
+      },
+      { maxUnanswered: MAX },
+    );
+    const c = connect(port);
+    // One write: the first read brings most of it. A POST with a body sits at the cap's edge, so the
+    // pause also falls between a head and its body.
+    let bytes = '';
+    for (let i = 0; i < N; i++)
+      bytes += i === MAX - 1 ? `POST /${i} HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello` : `GET /${i} HTTP/1.1\r\nHost: x\r\n\r\n`;
+    c.s.write(bytes);
+    let answered = 0;
+    while (answered < N) {
+      // Wait until the server has taken all it may (the cap, or what is left), then answer the oldest.
+      const want = Math.min(MAX, N - answered);
+      for (let spins = 0; held.length < want && spins < 2000; spins++) await new Promise((r) => setImmediate(r));
+      t.ok(held.length <= MAX, `never more than ${MAX} requests taken and unanswered (${held.length})`);
+      (held.shift() as ServerResponse).end(`ok ${answered}`);
+      answered++;
+      if (held.length === 0 && answered < N) await c.until((x) => x.includes(`ok ${answered - 1}`));
+    }
+    const text = await c.until((x) => x.includes(`ok ${N - 1}`));
+    const order = [...text.matchAll(/x-n: \/(\d+)\r\n/g)].map((m) => Number(m[1]));
+    t.same(
+      order,
+      Array.from({ length: N }, (_, i) => i),
+      'all answered, in order',
+    );
+    t.equal(seen, N, 'each request taken once');
+    t.ok(peak <= MAX, `at most ${MAX} taken and unanswered at once (peak ${peak})`);
+    c.s.destroy();
+  },
+);
+
+t.test('property: any pipelined mix, any cap, any split into writes: every request answered once, in order, bodies intact, never more than the cap taken', async (t) => {
+  const request = fc.oneof(
+    fc.record({ kind: fc.constant('get' as const), body: fc.constant('') }),
+    fc.record({ kind: fc.constant('length' as const), body: fc.string({ minLength: 0, maxLength: 40 }) }),
+    fc.record({ kind: fc.constant('chunked' as const), body: fc.string({ minLength: 1, maxLength: 40 }) }),
+  );
+  await fc.assert(
+    fc.asyncProperty(
+      fc.array(request, { minLength: 1, maxLength: 30 }),
+      fc.integer({ min: 1, max: 5 }),
+      fc.array(fc.integer({ min: 1, max: 400 }), { minLength: 1, maxLength: 6 }),
+      fc.array(fc.boolean(), { minLength: 1, maxLength: 8 }),
+      async (reqs, max, cuts, lazy) => {
+        const held: { res: ServerResponse; body: Promise<string> }[] = [];
+        let peak = 0;
+        const { port, base, lean } = await start(
+          t,
+          (req, res) => {
+            const body = new Promise<string>((resolve) => {
+              let text = '';
+              req.setEncoding('latin1');
+              req.on('data', (c: string) => (text += c));
+              req.on('end', () => resolve(text));
+            });
+            res.setHeader('x-n', String(req.url));
+            held.push({ res, body });
+            peak = Math.max(peak, held.length);
+          },
+          { maxUnanswered: max },
+        );
+        let bytes = '';
+        reqs.forEach((r, i) => {
+          const b = Buffer.from(r.body, 'utf8').toString('latin1');
+          if (r.kind === 'get') bytes += `GET /${i} HTTP/1.1\r\nHost: x\r\n\r\n`;
+          else if (r.kind === 'length') bytes += `POST /${i} HTTP/1.1\r\nHost: x\r\nContent-Length: ${b.length}\r\n\r\n${b}`;
+          else bytes += `POST /${i} HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n${b.length.toString(16)}\r\n${b}\r\n0\r\n\r\n`;
+        });
+        const c = connect(port);
+        // The bytes in pieces at the given cut points (one write each, as the network may deliver them).
+        let at = 0;
+        for (const cut of cuts) {
+          const end = Math.min(bytes.length, at + cut);
+          if (end > at) c.s.write(Buffer.from(bytes.slice(at, end), 'latin1'));
+          at = end;
+        }
+        if (at < bytes.length) c.s.write(Buffer.from(bytes.slice(at), 'latin1'));
+        const bodies: string[] = [];
+        for (let answered = 0; answered < reqs.length; answered++) {
+          for (let spins = 0; held.length === 0 && spins < 5000; spins++) await new Promise((r) => setImmediate(r));
+          const next = held.shift();
+          if (next === undefined) throw new Error(`request ${answered} never came (${JSON.stringify(c.text().slice(-200))})`);
+          bodies.push(await next.body);
+          // Some answers wait a turn, so later requests pile up against the cap meanwhile.
+          if (lazy[answered % lazy.length] === true) await new Promise((r) => setImmediate(r));
+          next.res.end(`ok ${answered}`);
+        }
+        const text = await c.until((x) => x.includes(`ok ${reqs.length - 1}`));
+        c.s.destroy();
+        lean.closeAllConnections();
+        base.close();
+        const order = [...text.matchAll(/x-n: \/(\d+)\r\n/g)].map((m) => Number(m[1]));
+        const want = reqs.map((r) => Buffer.from(r.body, 'utf8').toString('latin1'));
+        if (JSON.stringify(order) !== JSON.stringify(reqs.map((_, i) => i))) throw new Error(`order ${JSON.stringify(order)}`);
+        if (JSON.stringify(bodies) !== JSON.stringify(want)) throw new Error(`bodies ${JSON.stringify(bodies)} != ${JSON.stringify(want)}`);
+        if (peak > max) throw new Error(`${peak} taken and unanswered, cap ${max}`);
+      },
+    ),
+    { numRuns: 60, seed: 20261207 },
+  );
 });
 
 t.test('Expect: 100-continue gets 100 Continue before the answer; another expectation gets 417', async (t) => {

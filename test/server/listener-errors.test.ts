@@ -2,13 +2,14 @@
 // router's explanation, and a CONNECT during a drain gets the 503 SHUTTING_DOWN a request gets.
 
 import '../helpers/test-keys.js'; // 1024-bit RSA keys for the certificates made here: key size is not what this file tests
+import dc from 'node:diagnostics_channel';
 import net from 'node:net';
 import t from 'tap';
 import { ERRORS, HostmeshError } from '../../src/errors.js';
 import { silentLogger } from '../../src/log.js';
 import type { Router } from '../../src/router/router.js';
 import { Listener } from '../../src/server/listener.js';
-import { collect } from '../helpers/sockets.js';
+import { collect, eventually } from '../helpers/sockets.js';
 
 const HOST = '127.0.0.1';
 
@@ -82,20 +83,38 @@ t.test('a draining mTLS listener marks its 503 not-delivered, so the peer router
     { direction: 'inbound', ip: HOST, port: 0, tls: { cert: node.certPem, key: node.keyPem, ca: ca.certPem, requestCert: true, rejectUnauthorized: true } },
     silentLogger(),
   ).start();
-  const connect = async (): Promise<import('node:tls').TLSSocket> => {
+  // The listener's own TCP socket of each connection it accepts, by the client's port: its
+  // bytesRead tells when the listener has read what that client sent.
+  const accepted = new Map<number, net.Socket>();
+  const onAccepted = (message: unknown): void => {
+    const socket = (message as { socket: net.Socket }).socket;
+    if (socket.remotePort !== undefined) accepted.set(socket.remotePort, socket);
+  };
+  dc.subscribe('net.server.socket', onAccepted);
+  t.teardown(() => dc.unsubscribe('net.server.socket', onAccepted));
+  const connect = async (): Promise<{ s: import('node:tls').TLSSocket; server: net.Socket }> => {
     const s = tls.connect({ host: HOST, port: listener.address.port, ca: ca.certPem, cert: peer.certPem, key: peer.keyPem, servername: 'hostmesh' });
-    await new Promise<void>((r) => s.once('secureConnect', () => r()));
-    return s;
+    // 'session' (a TLS 1.3 ticket) comes once the listener has the client's Finished: its side of
+    // the handshake is done too, so the connection is no longer one a drain drops as unfinished.
+    await Promise.all([new Promise<void>((r) => s.once('secureConnect', () => r())), new Promise<void>((r) => s.once('session', () => r()))]);
+    // Out of the 'session' callback's turn first: Node 20 loses a write made within it.
+    await new Promise((r) => setImmediate(r));
+    return { s, server: accepted.get(s.localPort as number) as net.Socket };
   };
   // One request in flight holds the drain open; a second connection is mid-request when it starts.
-  const busy = await connect();
+  const { s: busy } = await connect();
   const busyOut = collect(busy as unknown as net.Socket);
   busy.write('GET /slow HTTP/1.1\r\nHost: x\r\n\r\n');
   await started;
-  const late = await connect();
+  const { s: late, server: lateServer } = await connect();
+  t.ok(lateServer, "the listener's side of the second connection is known");
   const lateOut = collect(late as unknown as net.Socket);
+  const handshaken = lateServer.bytesRead;
   late.write('GET /next HTTP/1.1\r\nHost: x\r\n');
-  await new Promise((r) => setTimeout(r, 50));
+  // The drain starts once the listener has read the unfinished head (its parser has a request
+  // begun, so the connection is not idle): waited for, not slept for (50 ms was too short when busy).
+  t.ok(await eventually(() => lateServer.bytesRead > handshaken, 30_000), 'the listener read the start of the second request');
+  await new Promise((r) => setImmediate(r));
   const closed = listener.close(5000);
   late.write('\r\n');
   const answer = await lateOut;

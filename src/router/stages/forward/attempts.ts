@@ -123,6 +123,8 @@ export interface Exchange<A, R> {
   relay(answer: A, cls: ResponseClass | undefined, lease: Lease): Promise<R>;
   /** The error for an attempt with no answer when nothing more is tried. */
   failure(f: Failed, endpoint: Endpoint): HostmeshError;
+  /** The exchange is over, however it ended (called last, once). */
+  done?(): void;
 }
 
 /** The settings one forwarded request runs under (the caller reads them, the loop uses them). */
@@ -289,5 +291,6 @@ export async function forwardAttempts<A, R>(
     }
   } finally {
     timer.stop();
+    x.done?.();
   }
 }

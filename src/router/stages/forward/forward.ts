@@ -40,17 +40,12 @@ export class ForwardStage {
    * the listener routes the next when this one's answer is done (server/pipeline.ts), so one
    * connection cannot fill an endpoint's queue.
    */
-  async forward(req: IncomingMessage, res: ServerResponse, plan: RoutePlan, ctx: RequestContext): Promise<void> {
-    if (res.destroyed) return; // the client left while its earlier pipelined requests ran
+  forward(req: IncomingMessage, res: ServerResponse, plan: RoutePlan, ctx: RequestContext): Promise<void> {
+    if (res.destroyed) return Promise.resolve(); // the client left while its earlier pipelined requests ran
     const scope = scopeOf(this.#o, plan);
     const exchange = new Http1Exchange(this.#o, req, res, plan, ctx, scope);
-    res.on('close', exchange.onClose); // removed below; a response closes once
-    try {
-      await forwardAttempts(this.#o, plan, ctx, scope, exchange.abort, exchange);
-    } finally {
-      exchange.finish();
-      res.off('close', exchange.onClose);
-    }
+    res.on('close', exchange.onClose); // removed by exchange.done(); a response closes once
+    return forwardAttempts(this.#o, plan, ctx, scope, exchange.abort, exchange);
   }
 
   /**
@@ -194,9 +189,10 @@ class Http1Exchange implements Exchange<UpstreamAnswer, void> {
     return upstreamError(this.#o, f.err, f.code, endpoint, this.#scope.service);
   }
 
-  /** The request is done: its body's idle watch stops. */
-  finish(): void {
+  /** The request is done: its body's idle watch stops, and the response's close no longer aborts it. */
+  done(): void {
     this.#stopWatch?.();
+    this.#res.off('close', this.onClose);
   }
 }
 

@@ -110,7 +110,7 @@ export class UpstreamAnswer implements Dispatcher.DispatchHandler {
   /** Sends the request on `pool`; resolves once the answer's head is in. */
   dispatch(pool: Dispatcher, opts: Dispatcher.DispatchOptions): Promise<void> {
     return new Promise<void>((resolve, reject) => {
-      this.#settle = () => resolve();
+      this.#settle = resolve as (err?: Error) => void; // resolves with no value either way
       this.#fail = reject;
       this.#signal.on('abort', this.#onAbort); // removed at the head or the error; on() skips once()'s wrapper
       pool.dispatch(opts, this);
@@ -155,7 +155,7 @@ export class UpstreamAnswer implements Dispatcher.DispatchHandler {
     this.#heldBytes = 0;
     if (this.#ended !== undefined || this.#failed !== undefined) return this.#done();
     return new Promise<void>((resolve) => {
-      this.#settle = () => resolve();
+      this.#settle = resolve as (err?: Error) => void; // resolves with no value either way
       if (this.#dropped > DISCARD_BYTES) this.#abortUpstream();
       else this.#resumeParser();
     });
