@@ -14,7 +14,31 @@ Object.assign(Dispatcher.prototype, require('undici/lib/api/index.js') as object
 /** undici's dispatcher base class (an EventEmitter with request(), stream(), ...): a dispatcher of our own extends it. */
 export { Dispatcher };
 
-export const Client = require('undici/lib/dispatcher/client.js') as typeof U.Client;
+/**
+ * A class loaded on first use: `new`, `instanceof` and static reads go to `load()`'s class, loaded
+ * then (undici is CommonJS: a synchronous require). A router on the lean engine never constructs
+ * undici's Client, Pool or Agent (client.engine undici, an Upgrade, or a Node without the HTTP
+ * parser binding does): loading them at start cost 0.95 MB of heap and 0.5 MB of external memory
+ * (issue 28, docs/memory.md "Session 8"). The callers' code is unchanged.
+ */
+function lazyClass<C extends abstract new (...args: never[]) => unknown>(load: () => C): C {
+  let real: C | undefined;
+  const get = (): C => {
+    real ??= load();
+    return real;
+  };
+  type Ctor = new (...args: unknown[]) => object;
+  // The target is a plain function, so the proxy is constructible; every trap asks the real class.
+  const proxy: C = new Proxy(function placeholder() {} as unknown as C, {
+    construct: (_t, args, newTarget) => Reflect.construct(get() as unknown as Ctor, args, newTarget === proxy ? (get() as unknown as Ctor) : newTarget),
+    get: (_t, key) => Reflect.get(get(), key),
+    has: (_t, key) => Reflect.has(get(), key),
+    getPrototypeOf: () => Reflect.getPrototypeOf(get()),
+  });
+  return proxy;
+}
+
+export const Client = lazyClass(() => require('undici/lib/dispatcher/client.js') as typeof U.Client);
 export type Client = U.Client;
 /**
  * The queue of requests waiting for a free connection of a pool, as undici's pool uses it
@@ -51,23 +75,25 @@ export class WaitQueue<T> {
   }
 }
 
-const UndiciPool = require('undici/lib/dispatcher/pool.js') as typeof U.Pool;
 /** undici's private field holding a pool's wait queue (pool-base.js `Symbol('queue')`); checked, not assumed. */
 const queueField = (pool: object): symbol | undefined =>
   Object.getOwnPropertySymbols(pool).find((k) => k.description === 'queue' && (pool as Record<symbol, unknown>)[k]?.constructor?.name === 'FixedQueue');
 
 /** undici's Pool with the lean wait queue; if a future undici renames the field, undici's queue stays. */
-export const Pool = class Pool extends UndiciPool {
-  constructor(...args: ConstructorParameters<typeof U.Pool>) {
-    super(...args);
-    const k = queueField(this);
-    if (k !== undefined) (this as unknown as Record<symbol, unknown>)[k] = new WaitQueue();
-  }
-} as typeof U.Pool;
+export const Pool = lazyClass(() => {
+  const UndiciPool = require('undici/lib/dispatcher/pool.js') as typeof U.Pool;
+  return class Pool extends UndiciPool {
+    constructor(...args: ConstructorParameters<typeof U.Pool>) {
+      super(...args);
+      const k = queueField(this);
+      if (k !== undefined) (this as unknown as Record<symbol, unknown>)[k] = new WaitQueue();
+    }
+  } as typeof U.Pool;
+});
 export type Pool = U.Pool;
 
 /** Whether `pool` runs on the lean wait queue (tests; false means undici changed its field). */
 export const hasLeanQueue = (pool: object): boolean =>
   Object.getOwnPropertySymbols(pool).some((k) => k.description === 'queue' && (pool as Record<symbol, unknown>)[k] instanceof WaitQueue);
-export const Agent = require('undici/lib/dispatcher/agent.js') as typeof U.Agent;
+export const Agent = lazyClass(() => require('undici/lib/dispatcher/agent.js') as typeof U.Agent);
 export type Agent = U.Agent;

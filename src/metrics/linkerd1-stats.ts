@@ -24,6 +24,22 @@ function bucketOf(ms: number): number {
   return Math.min(BUCKETS - 1, EXACT + (exp - 6) * SUB + sub);
 }
 
+/** A histogram's buckets before its first sample: nothing allocated until a scope is used. */
+const NO_BUCKETS = new Uint32Array(0);
+
+/**
+ * `buckets` grown to hold `bucket`: the next power of two (at least 16, at most BUCKETS), counts
+ * kept. A scope whose requests all took under 16 ms holds 64 bytes (inside V8's heap), not 3.5 KB
+ * (issue 28: 1,500 scopes held 5 MB of mostly empty buckets); one that saw a 4 s request, 1 KB.
+ */
+function grow(buckets: Uint32Array, bucket: number): Uint32Array {
+  let n = 16;
+  while (n <= bucket) n *= 2;
+  const out = new Uint32Array(Math.min(BUCKETS, n));
+  out.set(buckets);
+  return out;
+}
+
 /** The lowest whole millisecond a bucket holds (what its samples are reported as). */
 function bucketValue(b: number): number {
   if (b < EXACT) return b;
@@ -51,7 +67,8 @@ export interface Summary {
  * one-minute snapshot, or over the current minute while none has completed.
  */
 export class LatencyHistogram {
-  #current: Uint32Array = new Uint32Array(BUCKETS);
+  /** Counts by bucket, grown on demand (grow()): a bucket past the end counts 0. */
+  #current: Uint32Array = NO_BUCKETS;
   #currentSum = 0;
   #currentCount = 0;
   #snapshot: Uint32Array | undefined = undefined;
@@ -66,7 +83,12 @@ export class LatencyHistogram {
   /** record() with the sample's bucket (bucketOf) and whole milliseconds worked out by the caller, once for every scope of a request. */
   recordBucket(bucket: number, wholeMs: number, now: number): void {
     this.#roll(now);
-    (this.#current[bucket] as number)++;
+    let current = this.#current;
+    if (bucket >= current.length) {
+      current = grow(current, bucket);
+      this.#current = current;
+    }
+    (current[bucket] as number)++;
     this.#currentSum += wholeMs;
     this.#currentCount++;
   }
@@ -76,8 +98,9 @@ export class LatencyHistogram {
     const first = this.#until === 0;
     const adjacent = !first && now < this.#until + SNAPSHOT_MS;
     if (adjacent) {
-      // The minute that just ended becomes the snapshot; its arrays are reused, not reallocated.
-      const spare = this.#snapshot ?? new Uint32Array(BUCKETS);
+      // The minute that just ended becomes the snapshot; its arrays are reused, not reallocated
+      // (the spare keeps its length, and grows if this minute's samples need more).
+      const spare = this.#snapshot ?? NO_BUCKETS;
       this.#snapshot = this.#current;
       this.#snapshotSum = this.#currentSum;
       this.#snapshotCount = this.#currentCount;
@@ -107,7 +130,7 @@ export class LatencyHistogram {
     let min = -1;
     let max = 0;
     let seen = 0;
-    for (let b = 0; b < BUCKETS; b++) {
+    for (let b = 0; b < buckets.length; b++) {
       const n = buckets[b] as number;
       if (n === 0) continue;
       if (min < 0) min = bucketValue(b);

@@ -12,6 +12,8 @@ import { HistogramRow, publishCounter, publishHistogram } from './scrape-rows.js
 
 const CLASSES = ['1xx', '2xx', '3xx', '4xx', '5xx'] as const;
 const SAMPLES = 1024;
+/** A service's sample ring before its first request. */
+const NO_SAMPLES = new Float64Array(0);
 /** Bound clients named per service; the rest share the overflow row. */
 export const MAX_CLIENTS_PER_SERVICE = 16;
 
@@ -43,7 +45,12 @@ export class ServiceStats {
   readonly classes: Record<ResponseClass, number> = { success: 0, failure: 0, retryable: 0 };
   /** Request durations in seconds: hostmesh_request_duration_seconds's series of this row. */
   readonly duration = new HistogramRow(DURATION_BUCKETS);
-  readonly #samples = new Float64Array(SAMPLES);
+  /**
+   * The last SAMPLES request durations, a ring once full. Grown on demand (8, 16, ... SAMPLES
+   * slots): a service that answered a few requests holds a few samples, not 8 KB (issue 28: 502
+   * rings were 4 MB at 1,000 services).
+   */
+  #samples = NO_SAMPLES;
   #n = 0;
 
   /** `label` is the row's key in the services table: its service label in every per-service family. */
@@ -61,7 +68,17 @@ export class ServiceStats {
   }
 
   sample(seconds: number): void {
-    this.#samples[this.#n++ % SAMPLES] = seconds;
+    const i = this.#n % SAMPLES;
+    // Only while filling: once the ring holds SAMPLES slots, i is always inside it.
+    if (i >= this.#samples.length) this.#grow();
+    this.#samples[i] = seconds;
+    this.#n++;
+  }
+
+  #grow(): void {
+    const more = new Float64Array(Math.min(SAMPLES, Math.max(8, this.#samples.length * 2)));
+    more.set(this.#samples);
+    this.#samples = more;
   }
 
   /** Latency quantiles (seconds) over the last SAMPLES requests. */

@@ -1,6 +1,7 @@
 // What `hostmesh run` keeps loaded on the router's thread (docs/memory.md): not undici's index
 // (fetch, WebSocket, caches), not zod or the YAML parser (the config and the policy are validated
-// in workers), not node-forge (the CSR is written with node:crypto). Each of these held 1-5 MB of
+// in workers), not node-forge (the CSR is written with node:crypto), not undici's Client, Pool or
+// Agent (src/core/undici.ts loads them on first use: ~1 MB). Each of these held 1-5 MB of
 // heap for the life of every router; an import added on a runtime path brings one back, and this
 // fails.
 
@@ -51,8 +52,13 @@ t.test('a started router has not loaded undici index, zod, yaml or node-forge on
   t.equal(r.status, 0, r.stderr);
   const { zod, cache } = JSON.parse(r.stdout) as { zod: boolean; cache: string[] };
   t.ok(
-    cache.some((f) => f.includes(`${join('node_modules', 'undici', 'lib', 'dispatcher', 'pool.js')}`)),
-    'the probe sees CommonJS modules (undici pool is loaded)',
+    cache.some((f) => f.includes(`${join('node_modules', 'undici', 'lib', 'dispatcher', 'dispatcher.js')}`)),
+    "the probe sees CommonJS modules (undici's dispatcher base class, which the lean pool extends, is loaded)",
+  );
+  t.same(
+    cache.filter((f) => /undici[\\/]lib[\\/]dispatcher[\\/](client|pool|agent)\.js$/.test(f)),
+    [],
+    "undici's Client, Pool and Agent (loaded on first use; a router on the lean engine never uses them)",
   );
   t.same(
     cache.filter((f) => f.endsWith(join('node_modules', 'undici', 'index.js'))),

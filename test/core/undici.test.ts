@@ -2,6 +2,7 @@
 // pools' lean wait queue (undici's own allocates 16 KB per pool up front).
 
 import http from 'node:http';
+import { createRequire } from 'node:module';
 import type { AddressInfo } from 'node:net';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
@@ -9,7 +10,42 @@ import fc from 'fast-check';
 import t from 'tap';
 import { Agent, Client, hasLeanQueue, Pool, WaitQueue } from '../../src/core/undici.js';
 
+/** undici's Client, Pool and Agent modules loaded in this process so far. */
+const require = createRequire(import.meta.url);
+const loadedDispatchers = (): string[] =>
+  Object.keys(require.cache)
+    .map((k) => /undici[\\/]lib[\\/]dispatcher[\\/](client|pool|agent)\.js$/.exec(k)?.[1])
+    .filter((k): k is string => k !== undefined)
+    .sort();
+// Read before any test runs: importing src/core/undici.ts must not load them.
+const atImport = loadedDispatchers();
+
 setFlagsFromString('--expose-gc');
+
+t.test("undici's Client, Pool and Agent load when first used, not when imported; then they are undici's classes", async (t) => {
+  t.same(atImport, [], 'none loaded by the import (a lean-engine router never uses them)');
+  const pool = new Pool('http://127.0.0.1:9');
+  t.teardown(() => pool.close());
+  t.same(loadedDispatchers(), ['client', 'pool'], "a pool loads undici's Pool (and the Client it is made of)");
+  t.ok(pool instanceof Pool, 'instanceof works through the lazy class');
+  t.equal(
+    Object.getPrototypeOf(Object.getPrototypeOf(pool)),
+    (require('undici/lib/dispatcher/pool.js') as { prototype: object }).prototype,
+    "a subclass of undici's Pool",
+  );
+  const client = new Client('http://127.0.0.1:9');
+  t.ok(client instanceof Client, 'instanceof Client');
+  t.notOk(client instanceof Pool, 'a Client is no Pool');
+  t.equal(Object.getPrototypeOf(client), (require('undici/lib/dispatcher/client.js') as { prototype: object }).prototype, "undici's own Client");
+  await client.close();
+  class Mine extends Agent {
+    readonly mine = true;
+  }
+  const agent = new Mine();
+  t.ok(agent instanceof Mine && agent instanceof Agent && agent.mine, 'a class extending the lazy one constructs as itself');
+  t.same(loadedDispatchers(), ['agent', 'client', 'pool']);
+  await agent.close();
+});
 const gc = runInNewContext('gc') as () => void;
 
 t.test('the pool runs on the lean queue: a future undici that renames its field fails here, not silently', async (t) => {

@@ -1,8 +1,10 @@
 // The pure part of the Kubernetes namer: which endpoints a Service port resolves to, following
 // the EndpointSlice and Service semantics of the Kubernetes API reference.
 
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import t from 'tap';
-import { endpointsEndpoints, parsePortRef, pickPort, sliceEndpoints, type EndpointSliceObject } from '../../src/namer/k8s/endpoints.js';
+import { endpointsEndpoints, parsePortRef, pickPort, projectSlice, sliceEndpoints, type EndpointSliceObject } from '../../src/namer/k8s/endpoints.js';
 
 const slice = (o: Partial<EndpointSliceObject>): EndpointSliceObject => ({
   addressType: 'IPv4',
@@ -102,4 +104,58 @@ t.test('v1 Endpoints: ready addresses only; a missing subsets key is empty', asy
   t.same(eps[0]?.meta, { nodeName: 'n1', pod: 'p1' });
   t.same(endpointsEndpoints({}, { byName: 'http' }), []);
   t.same(endpointsEndpoints(undefined, { byName: 'http' }), []);
+});
+
+t.test('projections keep what binding reads at its size: 5,000 endpoints under 400 bytes each (was ~480-510)', async (t) => {
+  // A projected slice lives in the informer's cache for as long as the Service: arrays built by
+  // push() would keep 17 slots for one address, and each endpoint its own conditions object.
+  setFlagsFromString('--expose-gc');
+  const gc = runInNewContext('gc') as () => void;
+  const raws = Array.from({ length: 1000 }, (_, s) => ({
+    metadata: { name: `svc-${s}-abc`, namespace: 'default', resourceVersion: String(s), labels: { 'kubernetes.io/service-name': `svc-${s}` } },
+    addressType: 'IPv4',
+    endpoints: Array.from({ length: 5 }, (_, i) => ({
+      addresses: [`10.1.${s & 255}.${i + 1}`],
+      conditions: { ready: i !== 4, serving: true, terminating: i === 4 },
+      nodeName: `node-${i}`,
+      targetRef: { name: `pod-${s}-${i}` },
+    })),
+    ports: [{ name: 'http', port: 8080, protocol: 'TCP' }],
+  }));
+  const check = (text: string) => ({ ok: true as const, host: text });
+  gc();
+  gc();
+  const before = process.memoryUsage().heapUsed;
+  const kept = raws.map((r) => projectSlice(r, check, ['kubernetes.io/service-name']).slice);
+  gc();
+  gc();
+  const per = (process.memoryUsage().heapUsed - before) / 5000;
+  t.ok(per < 400, `${per.toFixed(0)} bytes per endpoint`);
+  const first = kept[7]?.endpoints;
+  t.same(first?.[0], {
+    addresses: ['10.1.7.1'],
+    conditions: { ready: true, serving: true, terminating: false },
+    nodeName: 'node-0',
+    targetRef: { name: 'pod-7-0' },
+  });
+  t.same(first?.[4]?.conditions, { ready: false, serving: true, terminating: true });
+  t.equal(first?.[0]?.conditions, kept[9]?.endpoints?.[1]?.conditions, 'equal conditions are one shared object');
+  t.ok(Object.isFrozen(first?.[0]?.conditions), 'which nobody can change for the others');
+  t.same(
+    projectSlice(
+      { metadata: { name: 'x' }, addressType: 'IPv4', endpoints: [{ addresses: ['10.0.0.1', 'bad', '10.0.0.2'], conditions: { ready: 'yes' } }] },
+      (text) => (text === 'bad' ? { ok: false as const, reason: 'not an IP' } : { ok: true as const, host: text }),
+      [],
+    ),
+    {
+      slice: {
+        metadata: { name: 'x' },
+        addressType: 'IPv4',
+        endpoints: [{ addresses: ['10.0.0.1', '10.0.0.2'], conditions: { ready: null, serving: null, terminating: null } }],
+        ports: [],
+      },
+      refused: [{ address: 'bad', reason: 'not an IP' }],
+    },
+    'refused addresses left out and reported; a condition that is not a boolean is null',
+  );
 });

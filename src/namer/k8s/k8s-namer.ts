@@ -24,6 +24,7 @@ import type { Addr, BoundName, Endpoint, Lookup, Namer, NamerStats } from '../ad
 import { Var } from '../var.js';
 import {
   endpointsEndpoints,
+  exact,
   parsePortRef,
   pickPort,
   projectEndpoints,
@@ -207,7 +208,8 @@ export class K8sNamer implements Namer {
     let entry = list.find((e) => e.portSegment === portSegment && e.labelValue === labelValue);
     if (entry === undefined) {
       const addr = new Var<Addr>({ kind: 'pending' });
-      const id = new Path(['#', ...this.prefix.elems, ns, portSegment, svc, ...(labelValue === undefined ? [] : [labelValue])]);
+      // exact(): a spread literal keeps spare slots, and the id lives as long as the name.
+      const id = new Path(exact(['#', ...this.prefix.elems, ns, portSegment, svc, ...(labelValue === undefined ? [] : [labelValue])]));
       const e: Entry = {
         ns,
         svc,
@@ -230,8 +232,9 @@ export class K8sNamer implements Namer {
         idleSince: undefined,
       };
       entry = e;
-      list.push(entry);
-      watch.entries.set(svc, list);
+      // A Service's first entry starts a one-slot list (push() on [] would reserve 17 slots).
+      if (list.length === 0) watch.entries.set(svc, [entry]);
+      else list.push(entry);
       watch.emptySince = undefined;
       this.#refresh(watch, entry);
       this.#markIdle(e); // unobserved until a binding subscribes
@@ -340,8 +343,8 @@ export class K8sNamer implements Namer {
     const list = w.entries.get(e.svc) ?? [];
     if (list.includes(e)) return;
     if (list.some((x) => x.portSegment === e.portSegment && x.labelValue === e.labelValue)) return;
-    list.push(e);
-    w.entries.set(e.svc, list);
+    if (list.length === 0) w.entries.set(e.svc, [e]);
+    else list.push(e);
     w.emptySince = undefined;
     e.lastKey = ''; // publish afresh: the value may be a refusal from before
     this.#refresh(w, e);
@@ -624,7 +627,8 @@ export class K8sNamer implements Namer {
       }
       if (ready.length === 0) for (const e of share.fallback) fallback.push(e);
     }
-    if (ready.length > 0) return ready;
+    // Copied to their length (exact): the list is kept as the name's bound endpoints.
+    if (ready.length > 0) return exact(ready);
     const out: Endpoint[] = [];
     const seenFallback = new Set<string>();
     for (const e of fallback) {
@@ -634,7 +638,7 @@ export class K8sNamer implements Namer {
         out.push(e);
       }
     }
-    return out;
+    return exact(out);
   }
 }
 

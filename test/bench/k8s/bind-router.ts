@@ -9,19 +9,22 @@
 
 import { fork, spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePorts } from '../../helpers/ports.js';
 
 const ROOT = join(import.meta.dirname, '..', '..', '..', '..');
-const MAIN = join(ROOT, 'dist', 'src', 'cli', 'main.js');
+// BENCH_MAIN: another build's dist/src/cli/main.js (before/after comparisons).
+const MAIN = process.env['BENCH_MAIN'] || join(ROOT, 'dist', 'src', 'cli', 'main.js');
 const SERVICES = 1000;
 const IN_FLIGHT = 50;
 const IP = '127.0.0.31';
 
-const rssMb = (pid: number): number => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) / 1024;
+const statusMb = (pid: number, field: string): number =>
+  Number(new RegExp(`${field}:\\s+(\\d+)`).exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) / 1024;
+const rssMb = (pid: number): number => statusMb(pid, 'VmRSS');
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const daemonSetOptions = /- name: NODE_OPTIONS\n\s+value: "([^"]*)"/.exec(readFileSync(join(ROOT, 'k8s', 'base', 'daemonset.yaml'), 'utf8'))?.[1] ?? '';
 
@@ -50,8 +53,10 @@ async function run(nodeOptions: string): Promise<string> {
     config,
     `admin: {ip: ${IP}, port: ${admin}}\nnamers:\n- kind: io.l5d.k8s\n  host: 127.0.0.1\n  port: ${hello.port}\n  allowLoopbackEndpoints: true\nrouters:\n- protocol: http\n  label: outgoing\n  dtab: /svc => /#/io.l5d.k8s/default/http;\n  servers: [{ip: ${IP}, port: ${port}}]\n  client: {connectTimeoutMs: 200}\n`,
   );
+  // BENCH_ROUTER_LOG: a file for the router's stdout (its log, and --trace-gc's lines with BENCH_NODE_ARGS=--trace-gc).
+  const log = process.env['BENCH_ROUTER_LOG'] ? openSync(process.env['BENCH_ROUTER_LOG'], 'w') : 'ignore';
   const router = spawn(process.execPath, [...(process.env['BENCH_NODE_ARGS']?.split(' ').filter(Boolean) ?? []), MAIN, 'run', '-c', config], {
-    stdio: ['ignore', 'ignore', 'inherit'],
+    stdio: ['ignore', log, 'inherit'],
     env: { ...process.env, NODE_OPTIONS: nodeOptions },
   });
   const pid = router.pid ?? 0;
@@ -69,8 +74,19 @@ async function run(nodeOptions: string): Promise<string> {
     }
     await sleep(1000);
     const before = rssMb(pid);
+    if (process.env['BENCH_SNAPSHOT']) {
+      router.kill('SIGUSR2'); // a snapshot before binding too, to diff against the one after
+      await sleep(Number(process.env['BENCH_SNAPSHOT']));
+    }
     let peak = before;
-    const timer = setInterval(() => (peak = Math.max(peak, rssMb(pid))), 10);
+    let peakAnon = 0;
+    const timer = setInterval(() => {
+      const rss = rssMb(pid);
+      if (rss > peak) {
+        peak = rss;
+        peakAnon = statusMb(pid, 'RssAnon');
+      }
+    }, 10);
     const statuses = new Map<number, number>();
     let next = 0;
     const t0 = performance.now();
@@ -95,7 +111,7 @@ async function run(nodeOptions: string): Promise<string> {
       await sleep(Number(process.env['BENCH_SNAPSHOT']));
     }
     const codes = [...statuses].map(([s, n]) => `${s}: ${n}`).join(', ');
-    return `NODE_OPTIONS='${nodeOptions}': RSS before ${before.toFixed(1)} MB, peak while binding ${peak.toFixed(1)} MB (target <= 100), 10 s later ${later.toFixed(1)} MB (${heap}); ${SERVICES} services in ${ms.toFixed(0)} ms (statuses ${codes})`;
+    return `NODE_OPTIONS='${nodeOptions}': RSS before ${before.toFixed(1)} MB, peak while binding ${peak.toFixed(1)} MB (target <= 100; anon ${peakAnon.toFixed(1)}), 10 s later ${later.toFixed(1)} MB (${heap}); ${SERVICES} services in ${ms.toFixed(0)} ms (statuses ${codes})`;
   } finally {
     router.kill('SIGKILL');
     await once(router, 'exit');

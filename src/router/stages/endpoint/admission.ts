@@ -47,8 +47,8 @@ export class Admission {
   // Counts per key exist only while non-zero, so these maps are bounded by the requests present.
   readonly #bySource = new Map<string, number>();
   readonly #byService = new Map<string, number>();
-  readonly #waitingBySource = new Map<string, number>();
-  readonly #waitingByService = new Map<string, number>();
+  /** Waiting counts per source and per service: made when a request first waits (most endpoints' never does; issue 28). */
+  #waiting: { readonly bySource: Map<string, number>; readonly byService: Map<string, number> } | undefined;
   readonly #waiters: Waiter[] = [];
 
   /** `clock`: the wait bound runs on it (tests drive it with a manual clock). */
@@ -86,7 +86,7 @@ export class Admission {
         new ShedError('queue_full', `endpoint busy: ${this.#inFlight} requests in flight and ${this.#waiters.length} waiting (queue bound)`),
       );
     }
-    if (source !== undefined && (this.#waitingBySource.get(source) ?? 0) >= l.maxWaitersPerSource) {
+    if (source !== undefined && (this.#waiting?.bySource.get(source) ?? 0) >= l.maxWaitersPerSource) {
       return Promise.reject(
         new ShedError('source_queue_full', `too many requests from ${source}: its share of the queue (${l.maxWaitersPerSource} waiting) is full`),
       );
@@ -118,8 +118,9 @@ export class Admission {
       });
       abort?.once('abort', onAbort);
       this.#waiters.push(waiter);
-      if (source !== undefined) bump(this.#waitingBySource, source, 1);
-      bump(this.#waitingByService, service, 1);
+      this.#waiting ??= { bySource: new Map(), byService: new Map() };
+      if (source !== undefined) bump(this.#waiting.bySource, source, 1);
+      bump(this.#waiting.byService, service, 1);
     });
   }
 
@@ -151,13 +152,13 @@ export class Admission {
           fullSources ??= new Set();
           if (!fullSources.has(w.source)) {
             fullSources.add(w.source);
-            ofFullSources += this.#waitingBySource.get(w.source) ?? 0;
+            ofFullSources += this.#waiting?.bySource.get(w.source) ?? 0;
           }
         } else {
           fullServices ??= new Set();
           if (!fullServices.has(w.service)) {
             fullServices.add(w.service);
-            ofFullServices += this.#waitingByService.get(w.service) ?? 0;
+            ofFullServices += this.#waiting?.byService.get(w.service) ?? 0;
           }
         }
         if (ofFullSources >= this.#waiters.length || ofFullServices >= this.#waiters.length) return;
@@ -175,8 +176,10 @@ export class Admission {
 
   /** A waiter left the queue (admitted or gone): its per-key waiting counts. */
   #dequeued(w: Waiter): void {
-    if (w.source !== undefined) bump(this.#waitingBySource, w.source, -1);
-    bump(this.#waitingByService, w.service, -1);
+    const waiting = this.#waiting;
+    if (waiting === undefined) return; // made with the first waiter: never undefined here
+    if (w.source !== undefined) bump(waiting.bySource, w.source, -1);
+    bump(waiting.byService, w.service, -1);
   }
 
   #fits(source: string | undefined, service: string): boolean {

@@ -146,6 +146,9 @@ export class EndpointPools {
 
   /** `tls` set: connections are TLS with these options (client cert, CA, servername). */
   readonly #events: PoolEvents | undefined;
+  /** The pools' connect and disconnect listeners: one pair for every pool, not a pair per pool. */
+  readonly #onConnect: (() => void) | undefined;
+  readonly #onDisconnect: (() => void) | undefined;
   readonly limits: ClientLimits;
 
   /**
@@ -156,6 +159,10 @@ export class EndpointPools {
   constructor(tls: ConnectionOptions | undefined, options: { limits?: ClientLimits; idleMs?: number; clock?: Clock } = {}, events?: PoolEvents) {
     this.#tls = tls;
     this.#events = events;
+    if (events !== undefined) {
+      this.#onConnect = () => events.connect();
+      this.#onDisconnect = () => events.disconnect();
+    }
     this.limits = options.limits ?? clientLimits();
     this.#idleMs = options.idleMs ?? (this.limits.minSize > 0 ? MIN_SIZE_IDLE_MS : POOL_IDLE_MS);
     this.#clock = options.clock ?? systemClock;
@@ -235,10 +242,9 @@ export class EndpointPools {
       const l = this.limits;
       const connect = this.#tls ? { ...this.#tls, secureContext: this.#secureContext(), timeout: l.connectTimeoutMs } : { timeout: l.connectTimeoutMs };
       const pool = l.engine === 'lean' ? this.#lean(origin, connect) : this.#undici(origin, connect);
-      const events = this.#events;
-      if (events !== undefined) {
-        pool.on('connect', () => events.connect());
-        pool.on('disconnect', () => events.disconnect());
+      if (this.#onConnect !== undefined && this.#onDisconnect !== undefined) {
+        pool.on('connect', this.#onConnect);
+        pool.on('disconnect', this.#onDisconnect);
       }
       const admission = new Admission(l, this.#clock);
       entry = { key, origin, pool, connect: connect as buildConnector.BuildOptions, admission, inFlight: 0, lastUsed: now, ewmaMs: 0, ewmaAt: now };

@@ -1,11 +1,15 @@
 // Failure accrual's policies and states on an injected clock (router/stages/concrete/failure-accrual.ts), the
 // balancer's skipDead, and client.failureAccrual as the config loads it.
 
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
+import fc from 'fast-check';
 import { clockWithNow } from '../../../../src/core/clock.js';
 import t from 'tap';
 import { ConfigError, parseConfig } from '../../../../src/config/load.js';
 import { skipDead } from '../../../../src/router/stages/concrete/balancer.js';
 import { accrualConfig, FailureAccrual, MAX_ACCRUAL_ENTRIES } from '../../../../src/router/stages/concrete/failure-accrual.js';
+import { backoffDelays } from '../../../../src/router/stages/forward/retries.js';
 
 t.test('consecutiveFailures: dead after N in a row, a success resets the run', async (t) => {
   let now = 0;
@@ -191,4 +195,98 @@ t.test('evictIdle: alive entries idle past the TTL go (10,000 distinct endpoints
   t.equal(a.deadCount, 1);
   a.record('recent', false);
   t.equal(a.state('recent'), 'dead', "the recent entry's run was kept");
+});
+
+t.test('policies through the public API match their definitions on any outcome sequence (fast-check)', async (t) => {
+  // consecutiveFailures: dead at the first outcome that ends `failures` failures in a row;
+  // successRate: at the first one after which the last `requests` outcomes are below the rate.
+  fc.assert(
+    fc.property(
+      fc.integer({ min: 1, max: 6 }),
+      fc.integer({ min: 1, max: 12 }),
+      fc.double({ min: 0, max: 1, noNaN: true }),
+      fc.array(fc.boolean(), { maxLength: 60 }),
+      (failures, requests, rate, outcomes) => {
+        const backoff = { kind: 'constant', ms: 1000 } as const;
+        const c = new FailureAccrual({ policy: { kind: 'io.l5d.consecutiveFailures', failures }, backoff }, { clock: clockWithNow(() => 0) });
+        const r = new FailureAccrual({ policy: { kind: 'io.l5d.successRate', successRate: rate, requests }, backoff }, { clock: clockWithNow(() => 0) });
+        let cDead = false;
+        let rDead = false;
+        for (let i = 0; i < outcomes.length; i++) {
+          if (!cDead) c.record('k', outcomes[i] as boolean);
+          if (!rDead) r.record('k', outcomes[i] as boolean);
+          const run = outcomes
+            .slice(0, i + 1)
+            .reverse()
+            .findIndex((ok) => ok);
+          const wantC = (run < 0 ? i + 1 : run) >= failures;
+          const last = outcomes.slice(Math.max(0, i + 1 - requests), i + 1);
+          const wantR = i + 1 >= requests && last.filter((ok) => ok).length / requests < rate;
+          if (!cDead && (c.state('k') === 'dead') !== wantC) return false;
+          if (!rDead && (r.state('k') === 'dead') !== wantR) return false;
+          cDead ||= wantC;
+          rDead ||= wantR;
+        }
+        return true;
+      },
+    ),
+    { numRuns: 300 },
+  );
+  t.pass('300 random sequences');
+});
+
+t.test("a dead endpoint's backoff is the jittered stream from its first marking, restarted after a revival", async (t) => {
+  // The stream is made when an endpoint is first marked dead (not for every endpoint seen): the
+  // delays must still be backoffDelays' sequence with the same random numbers.
+  const config = { kind: 'jittered', minMs: 100, maxMs: 10_000 } as const;
+  const randoms = [0.5, 0.9, 0.1, 0.7, 0.3, 0.6];
+  const expect = (() => {
+    const feed = [...randoms];
+    const d = backoffDelays(config, () => feed.shift() ?? 0);
+    return [d(), d(), d()];
+  })();
+  let now = 0;
+  const feed = [...randoms];
+  const a = new FailureAccrual(
+    { policy: { kind: 'io.l5d.consecutiveFailures', failures: 1 }, backoff: config },
+    { clock: clockWithNow(() => now), random: () => feed.shift() ?? 0 },
+  );
+  a.record('other', true); // alive, no memory
+  const got: number[] = [];
+  a.record('k', false);
+  for (let i = 0; i < 3; i++) {
+    const from = now;
+    while (a.state('k') === 'dead') now++;
+    got.push(now - from);
+    a.begin('k');
+    if (i < 2) a.record('k', false);
+  }
+  t.same(got, expect, 'dead for the stream delays in turn');
+  a.record('k', true);
+  t.equal(a.state('k'), 'alive', 'revived');
+  const restart = (() => {
+    const rest = randoms.slice(3);
+    const d = backoffDelays(config, () => rest.shift() ?? 0);
+    return d();
+  })();
+  a.record('k', false);
+  const from = now;
+  while (a.state('k') === 'dead') now++;
+  t.equal(now - from, restart, 'a fresh stream after the revival');
+});
+
+t.test('5,000 endpoints with one failure each hold under 300 bytes of accrual state apiece (as closures: ~500)', async (t) => {
+  setFlagsFromString('--expose-gc');
+  const gc = runInNewContext('gc') as () => void;
+  const keys = Array.from({ length: 5000 }, (_, i) => `#/io.l5d.k8s/default/http/svc-${i % 1000} 127.0.${i >> 8}.${i & 255}:8080`);
+  const a = new FailureAccrual({ policy: { kind: 'io.l5d.consecutiveFailures', failures: 5 }, backoff: { kind: 'jittered', minMs: 5000, maxMs: 300_000 } });
+  gc();
+  gc();
+  const before = process.memoryUsage().heapUsed;
+  for (const k of keys) a.record(k, false);
+  gc();
+  gc();
+  const per = (process.memoryUsage().heapUsed - before) / keys.length;
+  t.equal(a.size, 5000);
+  t.ok(per < 300, `${per.toFixed(0)} bytes per endpoint`);
 });
