@@ -147,7 +147,7 @@ t.test('an upgrade whose first endpoint refuses the connection is requeued on th
 
 t.test("an upgrade's l5d-ctx-deadline bounds the wait for the 101: 503 TIMEOUT, the attempt cancelled", async (t) => {
   const n = stuck.length;
-  const r = await open('hang', { 'l5d-ctx-deadline': deadlineIn(200) });
+  const r = await open('hang', { 'l5d-ctx-deadline': deadlineIn(1500) });
   t.equal(r.status, 503, 'the deadline is a 503');
   t.match(r.err, /deadline/, 'l5d-err names the deadline');
   t.ok(r.ms < 5000, `answered without waiting for the app (${Math.round(r.ms)} ms)`);
