@@ -5,9 +5,11 @@
 
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import net from 'node:net';
+import tls from 'node:tls';
 import fc from 'fast-check';
 import t, { type Test } from 'tap';
 import { LeanServer, leanServerAvailable } from '../../src/server/h1-server.js';
+import { createCa, issueNodeCertificate, type Pem } from '../../src/tls/generate.js';
 import { ManualClock } from '../helpers/manual-clock.js';
 
 const HOST = '127.0.0.1';
@@ -22,11 +24,11 @@ interface Started {
 async function start(
   t: Test,
   handler: (req: IncomingMessage, res: ServerResponse) => void,
-  o: Partial<{ headersTimeoutMs: number; idleTimeoutMs: number; keepAliveTimeoutMs: number; maxUnanswered: number }> = {},
+  o: Partial<{ headersTimeoutMs: number; idleTimeoutMs: number; keepAliveTimeoutMs: number; maxUnanswered: number; tls: boolean }> = {},
 ): Promise<Started> {
-  const base = net.createServer();
+  const base = o.tls === true ? tls.createServer({ key: serverPem().keyPem, cert: serverPem().certPem }) : net.createServer();
   const clock = new ManualClock();
-  const lean = new LeanServer(base, false, {
+  const lean = new LeanServer(base, o.tls === true, {
     maxHeaderSize: 16 * 1024,
     headersTimeoutMs: o.headersTimeoutMs ?? 20_000,
     keepAliveTimeoutMs: o.keepAliveTimeoutMs ?? 30_000,
@@ -50,13 +52,23 @@ async function start(
 }
 
 /** Opens a connection that collects everything it reads; `until` waits for what it has read to match. */
-function connect(port: number): {
+let pem: Pem | undefined;
+/** A server certificate made once per file, at test time. */
+function serverPem(): Pem {
+  pem ??= issueNodeCertificate(createCa({ commonName: 'h1-server test CA', days: 1 }), 'hostmesh', { name: 'n', ip: HOST }, 1);
+  return pem;
+}
+
+function connect(
+  port: number,
+  secure = false,
+): {
   s: net.Socket;
   text: () => string;
   closed: Promise<void>;
   until: (want: RegExp | ((text: string) => boolean)) => Promise<string>;
 } {
-  const s = net.connect(port, HOST);
+  const s = secure ? tls.connect({ port, host: HOST, rejectUnauthorized: false }) : net.connect(port, HOST);
   let out = '';
   let waiters: { ok: (text: string) => boolean; resolve: (x: string) => void }[] = [];
   s.on('data', (d: Buffer) => {
@@ -234,79 +246,80 @@ t.test(
   },
 );
 
-t.test(
-  'property: any pipelined mix, any cap, any split into writes: every request answered once, in order, bodies intact, never more than the cap taken',
-  async (t) => {
-    const request = fc.oneof(
-      fc.record({ kind: fc.constant('get' as const), body: fc.constant('') }),
-      fc.record({ kind: fc.constant('length' as const), body: fc.string({ minLength: 0, maxLength: 40 }) }),
-      fc.record({ kind: fc.constant('chunked' as const), body: fc.string({ minLength: 1, maxLength: 40 }) }),
-    );
-    await fc.assert(
-      fc.asyncProperty(
-        fc.array(request, { minLength: 1, maxLength: 30 }),
-        fc.integer({ min: 1, max: 5 }),
-        fc.array(fc.integer({ min: 1, max: 400 }), { minLength: 1, maxLength: 6 }),
-        fc.array(fc.boolean(), { minLength: 1, maxLength: 8 }),
-        async (reqs, max, cuts, lazy) => {
-          const held: { res: ServerResponse; body: Promise<string> }[] = [];
-          let peak = 0;
-          const { port, base, lean } = await start(
-            t,
-            (req, res) => {
-              const body = new Promise<string>((resolve) => {
-                let text = '';
-                req.setEncoding('latin1');
-                req.on('data', (c: string) => (text += c));
-                req.on('end', () => resolve(text));
-              });
-              res.setHeader('x-n', String(req.url));
-              held.push({ res, body });
-              peak = Math.max(peak, held.length);
-            },
-            { maxUnanswered: max },
-          );
-          let bytes = '';
-          reqs.forEach((r, i) => {
-            const b = Buffer.from(r.body, 'utf8').toString('latin1');
-            if (r.kind === 'get') bytes += `GET /${i} HTTP/1.1\r\nHost: x\r\n\r\n`;
-            else if (r.kind === 'length') bytes += `POST /${i} HTTP/1.1\r\nHost: x\r\nContent-Length: ${b.length}\r\n\r\n${b}`;
-            else bytes += `POST /${i} HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n${b.length.toString(16)}\r\n${b}\r\n0\r\n\r\n`;
-          });
-          const c = connect(port);
-          // The bytes in pieces at the given cut points (one write each, as the network may deliver them).
-          let at = 0;
-          for (const cut of cuts) {
-            const end = Math.min(bytes.length, at + cut);
-            if (end > at) c.s.write(Buffer.from(bytes.slice(at, end), 'latin1'));
-            at = end;
-          }
-          if (at < bytes.length) c.s.write(Buffer.from(bytes.slice(at), 'latin1'));
-          const bodies: string[] = [];
-          for (let answered = 0; answered < reqs.length; answered++) {
-            for (let spins = 0; held.length === 0 && spins < 5000; spins++) await new Promise((r) => setImmediate(r));
-            const next = held.shift();
-            if (next === undefined) throw new Error(`request ${answered} never came (${JSON.stringify(c.text().slice(-200))})`);
-            bodies.push(await next.body);
-            // Some answers wait a turn, so later requests pile up against the cap meanwhile.
-            if (lazy[answered % lazy.length] === true) await new Promise((r) => setImmediate(r));
-            next.res.end(`ok ${answered}`);
-          }
-          const text = await c.until((x) => x.includes(`ok ${reqs.length - 1}`));
-          c.s.destroy();
-          lean.closeAllConnections();
-          base.close();
-          const order = [...text.matchAll(/x-n: \/(\d+)\r\n/g)].map((m) => Number(m[1]));
-          const want = reqs.map((r) => Buffer.from(r.body, 'utf8').toString('latin1'));
-          if (JSON.stringify(order) !== JSON.stringify(reqs.map((_, i) => i))) throw new Error(`order ${JSON.stringify(order)}`);
-          if (JSON.stringify(bodies) !== JSON.stringify(want)) throw new Error(`bodies ${JSON.stringify(bodies)} != ${JSON.stringify(want)}`);
-          if (peak > max) throw new Error(`${peak} taken and unanswered, cap ${max}`);
-        },
-      ),
-      { numRuns: 60, seed: 20261207 },
-    );
-  },
-);
+for (const secure of [false, true])
+  t.test(
+    `property${secure ? ' (TLS)' : ''}: any pipelined mix, any cap, any split into writes: every request answered once, in order, bodies intact, never more than the cap taken`,
+    async (t) => {
+      const request = fc.oneof(
+        fc.record({ kind: fc.constant('get' as const), body: fc.constant('') }),
+        fc.record({ kind: fc.constant('length' as const), body: fc.string({ minLength: 0, maxLength: 40 }) }),
+        fc.record({ kind: fc.constant('chunked' as const), body: fc.string({ minLength: 1, maxLength: 40 }) }),
+      );
+      await fc.assert(
+        fc.asyncProperty(
+          fc.array(request, { minLength: 1, maxLength: 30 }),
+          fc.integer({ min: 1, max: 5 }),
+          fc.array(fc.integer({ min: 1, max: 400 }), { minLength: 1, maxLength: 6 }),
+          fc.array(fc.boolean(), { minLength: 1, maxLength: 8 }),
+          async (reqs, max, cuts, lazy) => {
+            const held: { res: ServerResponse; body: Promise<string> }[] = [];
+            let peak = 0;
+            const { port, base, lean } = await start(
+              t,
+              (req, res) => {
+                const body = new Promise<string>((resolve) => {
+                  let text = '';
+                  req.setEncoding('latin1');
+                  req.on('data', (c: string) => (text += c));
+                  req.on('end', () => resolve(text));
+                });
+                res.setHeader('x-n', String(req.url));
+                held.push({ res, body });
+                peak = Math.max(peak, held.length);
+              },
+              { maxUnanswered: max, tls: secure },
+            );
+            let bytes = '';
+            reqs.forEach((r, i) => {
+              const b = Buffer.from(r.body, 'utf8').toString('latin1');
+              if (r.kind === 'get') bytes += `GET /${i} HTTP/1.1\r\nHost: x\r\n\r\n`;
+              else if (r.kind === 'length') bytes += `POST /${i} HTTP/1.1\r\nHost: x\r\nContent-Length: ${b.length}\r\n\r\n${b}`;
+              else bytes += `POST /${i} HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n${b.length.toString(16)}\r\n${b}\r\n0\r\n\r\n`;
+            });
+            const c = connect(port, secure);
+            // The bytes in pieces at the given cut points (one write each, as the network may deliver them).
+            let at = 0;
+            for (const cut of cuts) {
+              const end = Math.min(bytes.length, at + cut);
+              if (end > at) c.s.write(Buffer.from(bytes.slice(at, end), 'latin1'));
+              at = end;
+            }
+            if (at < bytes.length) c.s.write(Buffer.from(bytes.slice(at), 'latin1'));
+            const bodies: string[] = [];
+            for (let answered = 0; answered < reqs.length; answered++) {
+              for (let spins = 0; held.length === 0 && spins < 5000; spins++) await new Promise((r) => setImmediate(r));
+              const next = held.shift();
+              if (next === undefined) throw new Error(`request ${answered} never came (${JSON.stringify(c.text().slice(-200))})`);
+              bodies.push(await next.body);
+              // Some answers wait a turn, so later requests pile up against the cap meanwhile.
+              if (lazy[answered % lazy.length] === true) await new Promise((r) => setImmediate(r));
+              next.res.end(`ok ${answered}`);
+            }
+            const text = await c.until((x) => x.includes(`ok ${reqs.length - 1}`));
+            c.s.destroy();
+            lean.closeAllConnections();
+            base.close();
+            const order = [...text.matchAll(/x-n: \/(\d+)\r\n/g)].map((m) => Number(m[1]));
+            const want = reqs.map((r) => Buffer.from(r.body, 'utf8').toString('latin1'));
+            if (JSON.stringify(order) !== JSON.stringify(reqs.map((_, i) => i))) throw new Error(`order ${JSON.stringify(order)}`);
+            if (JSON.stringify(bodies) !== JSON.stringify(want)) throw new Error(`bodies ${JSON.stringify(bodies)} != ${JSON.stringify(want)}`);
+            if (peak > max) throw new Error(`${peak} taken and unanswered, cap ${max}`);
+          },
+        ),
+        { numRuns: secure ? 30 : 60, seed: 20261207 },
+      );
+    },
+  );
 
 t.test('Expect: 100-continue gets 100 Continue before the answer; another expectation gets 417', async (t) => {
   const bodies: string[] = [];
