@@ -424,20 +424,22 @@ function upgrade(port: number, host: string, path = '/'): Promise<{ socket: net.
 }
 
 t.test('tunnels: an idle Upgrade tunnel is closed at the tunnel idle deadline, on both sides', async (t) => {
-  const { mesh, port } = await startRouter(t, { tunnelIdleTimeoutMs: 300 }, false);
+  // A 1 s idle deadline against pings every 100 ms: a busy machine that stalls the test for a few
+  // hundred milliseconds does not make the busy tunnel look idle.
+  const { mesh, port } = await startRouter(t, { tunnelIdleTimeoutMs: 1000 }, false);
   const served = await prompt(port, () => plain(port));
   const idle = await upgrade(port, 'world');
   t.match(await idle.status, /^HTTP\/1\.1 101/);
   const busy = await upgrade(port, 'world');
   t.match(await busy.status, /^HTTP\/1\.1 101/);
   busy.socket.resume();
-  // The busy tunnel talks every 100 ms for 1.2 s: an idle deadline, not an absolute one.
+  // The busy tunnel talks every 100 ms for 2.5 s: an idle deadline, not an absolute one.
   const talk = setInterval(() => busy.socket.write('ping'), 100);
-  t.ok(await eventually(() => idle.closed(), 3000), 'the idle tunnel was closed by the router');
-  await new Promise((r) => setTimeout(r, 1200 - 300));
+  t.ok(await eventually(() => idle.closed(), 5000), 'the idle tunnel was closed by the router');
+  await new Promise((r) => setTimeout(r, 2500 - 1000));
   t.notOk(busy.closed(), 'a tunnel with traffic stays open');
   clearInterval(talk);
-  t.ok(await eventually(() => busy.closed(), 3000), 'and is closed once it goes idle');
+  t.ok(await eventually(() => busy.closed(), 5000), 'and is closed once it goes idle');
   t.ok(await eventually(() => upgraded.size === 0, 2000), 'the backend side of each tunnel was closed too');
   t.ok(counter(mesh, 'hostmesh_connection_deadlines_total', { router: 'outgoing', state: 'tunnel_idle' }) >= 2);
   t.ok(await eventually(() => heldSockets(IP, port) === 0, 2000));
