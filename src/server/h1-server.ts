@@ -59,6 +59,17 @@ export interface LeanServerOptions {
 /** Default of LeanServerOptions.maxUnanswered. */
 export const DEFAULT_MAX_UNANSWERED = 128;
 
+/** Set on a socket while its parser is paused with bytes held (maxUnanswered): nothing else may restart its reads. */
+const HOLDING = Symbol('hostmesh.lean-holding');
+interface Holding {
+  [HOLDING]?: boolean;
+}
+
+/** Whether the lean engine holds unparsed bytes of this socket (the listener's pipelining resume must not read more). */
+export function parsingHeld(socket: Socket): boolean {
+  return (socket as Holding)[HOLDING] === true;
+}
+
 /** llhttp's HPE_PAUSED: a callback that returns it stops the parser after the current element. */
 const HPE_PAUSED = 21;
 /** Unparsed bytes kept while paused at maxUnanswered (a read is at most 64 KB). */
@@ -858,7 +869,7 @@ class Connection {
   resumeBody(): void {
     if (!this.#bodyPaused) return;
     this.#bodyPaused = false;
-    if (this.socket.destroyed) return;
+    if (this.socket.destroyed || this.#held !== undefined) return; // held bytes are parsed when an answer is done
     const h = this.#handle;
     if (h === undefined || this.#stopped) this.socket.resume();
     else {
@@ -886,7 +897,8 @@ class Connection {
 
   readonly #afterExecute = (ret: number | Error | undefined): void => {
     if (ret instanceof Error) {
-      if (isPaused(ret)) this.#hold((this.#parser as unknown as { getCurrentBuffer(): Buffer }).getCurrentBuffer().subarray(pausedAt(ret)));
+      // (Copied once: the read's memory is not ours to keep.)
+      if (isPaused(ret)) this.#hold(Buffer.from((this.#parser as unknown as { getCurrentBuffer(): Buffer }).getCurrentBuffer().subarray(pausedAt(ret))));
       else this.#parseError(ret);
       return;
     }
@@ -916,16 +928,22 @@ class Connection {
   /** Bytes read and not yet parsed: the parser paused at maxUnanswered requests in the line. */
   #held: Buffer | undefined;
 
-  /** Keeps unparsed bytes (in order) and stops reading until the line is below the cap again. */
+  /**
+   * Keeps unparsed bytes (in order) and stops reading until the line is below the cap again.
+   * `bytes` are kept as they are, not copied: the parser's current buffer (a copy already), a
+   * socket's chunk, or what is left of the held bytes themselves (copying that at every answer
+   * made a long pipeline quadratic).
+   */
   #hold(bytes: Buffer): void {
     const had = this.#held;
-    const next = had === undefined ? Buffer.from(bytes) : Buffer.concat([had, bytes]);
+    const next = had === undefined ? bytes : Buffer.concat([had, bytes]);
     if (next.length > MAX_HELD_BYTES) {
       // Only reads restarted from elsewhere (the listener's pipelining pause) add to it; a bound anyway.
       this.socket.destroy();
       return;
     }
     this.#held = next;
+    (this.socket as Holding)[HOLDING] = true;
     const h = this.#handle;
     if (h === undefined) this.socket.pause();
     else if (!this.socket.destroyed) {
@@ -939,6 +957,7 @@ class Connection {
     const held = this.#held;
     if (held === undefined || this.#line.length >= this.#maxUnanswered || this.#stopped || this.socket.destroyed) return;
     this.#held = undefined;
+    (this.socket as Holding)[HOLDING] = false;
     const d = this.#deferred;
     if (d !== undefined) {
       // The head the parser paused at is taken first; its body (if any) follows in the held bytes.

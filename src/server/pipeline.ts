@@ -8,6 +8,7 @@
 import type { ListenerEvents } from './events.js';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
+import { parsingHeld } from './h1-server.js';
 
 /** Default of a server's maxPipelinedRequests (README limits table). */
 export const DEFAULT_MAX_PIPELINED_REQUESTS = 32;
@@ -150,7 +151,8 @@ export class Pipelines {
   #resume(socket: Socket, line: Line): void {
     if (!line.paused) return;
     line.paused = false;
-    if (!socket.destroyed) (socket as HandledSocket)._handle?.readStart();
+    // Not while the lean engine holds bytes it has not parsed: it reads again itself once it has.
+    if (!socket.destroyed && !parsingHeld(socket)) (socket as HandledSocket)._handle?.readStart();
   }
 
   /** The connection closed: its waiting requests are dropped, never sent. */
