@@ -857,12 +857,7 @@ class Connection {
   #pauseReading(): void {
     if (this.#bodyPaused || this.socket.destroyed) return;
     this.#bodyPaused = true;
-    const h = this.#handle;
-    if (h === undefined) this.socket.pause();
-    else {
-      h.reading = false;
-      h.readStop();
-    }
+    this.#stopReads();
   }
 
   /** The request's reader wants more (its stream's _read, or Node's _dump). */
@@ -870,12 +865,7 @@ class Connection {
     if (!this.#bodyPaused) return;
     this.#bodyPaused = false;
     if (this.socket.destroyed || this.#held !== undefined) return; // held bytes are parsed when an answer is done
-    const h = this.#handle;
-    if (h === undefined || this.#stopped) this.socket.resume();
-    else {
-      h.reading = true;
-      h.readStart();
-    }
+    this.#startReads();
   }
 
   readonly #onComplete = (): void => {
@@ -915,15 +905,47 @@ class Connection {
       this.#hold(chunk); // paused at the cap: bytes wait in order
       return;
     }
-    const ret = this.#parser.execute(chunk);
+    this.#execute(chunk);
+  };
+
+  /**
+   * Parses bytes given from JavaScript (a socket read in JS, or held bytes): a pause keeps the rest,
+   * a parse error is answered, an upgrade hands the socket over. Whether parsing went through.
+   */
+  #execute(bytes: Buffer): boolean {
+    const ret = this.#parser.execute(bytes);
     if (ret instanceof Error) {
-      if (isPaused(ret)) this.#hold(chunk.subarray(pausedAt(ret)));
+      if (isPaused(ret)) this.#hold(bytes.subarray(pausedAt(ret)));
       else this.#parseError(ret);
-      return;
+      return false;
     }
     const req = this.#incoming;
-    if (req !== undefined && (req as unknown as Upgradable).upgrade) this.#handOver(req, chunk.subarray(ret));
-  };
+    if (req !== undefined && (req as unknown as Upgradable).upgrade) {
+      this.#handOver(req, bytes.subarray(ret));
+      return false;
+    }
+    return true;
+  }
+
+  /** Stops the socket being read (its stream handle's reads when the parser consumes it). */
+  #stopReads(): void {
+    const h = this.#handle;
+    if (h === undefined) this.socket.pause();
+    else if (!this.socket.destroyed) {
+      h.reading = false;
+      h.readStop();
+    }
+  }
+
+  /** Reads the socket again. */
+  #startReads(): void {
+    const h = this.#handle;
+    if (h === undefined || this.#stopped) this.socket.resume();
+    else {
+      h.reading = true;
+      h.readStart();
+    }
+  }
 
   /** Bytes read and not yet parsed: the parser paused at maxUnanswered requests in the line. */
   #held: Buffer | undefined;
@@ -944,12 +966,7 @@ class Connection {
     }
     this.#held = next;
     (this.socket as Holding)[HOLDING] = true;
-    const h = this.#handle;
-    if (h === undefined) this.socket.pause();
-    else if (!this.socket.destroyed) {
-      h.reading = false;
-      h.readStop();
-    }
+    this.#stopReads();
   }
 
   /** An answer is done: a paused parser takes the bytes it holds, then the socket is read again. */
@@ -966,24 +983,8 @@ class Connection {
       if (this.#stopped || this.socket.destroyed) return;
     }
     (this.#parser as unknown as { resume(): void }).resume();
-    const ret = this.#parser.execute(held);
-    if (ret instanceof Error) {
-      if (isPaused(ret)) this.#hold(held.subarray(pausedAt(ret)));
-      else this.#parseError(ret);
-      return;
-    }
-    const req = this.#incoming;
-    if (req !== undefined && (req as unknown as Upgradable).upgrade) {
-      this.#handOver(req, held.subarray(ret));
-      return;
-    }
-    if (this.#bodyPaused || this.#held !== undefined) return;
-    const h = this.#handle;
-    if (h === undefined) this.socket.resume();
-    else {
-      h.reading = true;
-      h.readStart();
-    }
+    if (!this.#execute(held) || this.#bodyPaused || this.#held !== undefined) return;
+    this.#startReads();
   }
 
   #parseError(err: Error): void {
