@@ -22,7 +22,7 @@ import { type Attempt, type Exchange, type Failed, type ForwardOptions, forwardA
 import type { Lease } from '../endpoint/endpoint.js';
 import { H2Forward } from './forward-h2.js';
 import { forwardUpgrade, type UpgradeRequest } from './forward-upgrade.js';
-import { UpstreamAnswer } from './upstream-answer.js';
+import { headersOf, UpstreamAnswer } from './upstream-answer.js';
 
 export { type ClientParams, type ForwardOptions, retryHop, type ServiceParams, type TimeoutKind } from './attempts.js';
 
@@ -265,21 +265,8 @@ function relayHead(res: ServerResponse, upstream: UpstreamAnswer, cls: ResponseC
   out.push(SUCCESS_CLASS_HEADER, successClass(cls));
   // Fields already stored on the response (a draining router's marks): Node's own server would
   // store a list's fields one setHeader at a time, keeping only the last of a repeated name.
-  if (res.getHeaderNames().length > 0) res.writeHead(upstream.status, fieldsObject(out));
+  if (res.getHeaderNames().length > 0) res.writeHead(upstream.status, headersOf(out) as OutgoingHttpHeaders);
   else res.writeHead(upstream.status, out);
-}
-
-function fieldsObject(flat: readonly string[]): OutgoingHttpHeaders {
-  const o: Record<string, string | string[]> = Object.create(null);
-  for (let i = 0; i + 1 < flat.length; i += 2) {
-    const k = flat[i] as string;
-    const v = flat[i + 1] as string;
-    const had = o[k];
-    if (had === undefined) o[k] = v;
-    else if (typeof had === 'string') o[k] = [had, v];
-    else had.push(v);
-  }
-  return o;
 }
 
 function latin1(v: Buffer | string): string {
