@@ -16,6 +16,7 @@
 // sessions resumed per pool, ALPN http/1.1, and the headers timeout counted from the last
 // request body progress.
 
+import type { EventEmitter } from 'node:events';
 import { createRequire } from 'node:module';
 import net from 'node:net';
 import type { Readable } from 'node:stream';
@@ -309,12 +310,41 @@ const HEADERS_TIMER = 2;
 const BODY_TIMER = 3;
 const IDLE_TIMER = 4;
 
-/** One connection: its socket, its answer parser, and the request in flight on it. */
+// The listeners every connection shares (set in Conn's static block, where its private methods are).
+let onSocketConnect: (this: net.Socket) => void;
+let onSocketData: (this: net.Socket, chunk: Buffer) => void;
+let onSocketEnd: (this: net.Socket) => void;
+let onSocketDrain: (this: net.Socket) => void;
+let onSocketError: (this: net.Socket, err: Error) => void;
+let onSocketClose: (this: net.Socket) => void;
+let onSocketSession: (this: net.Socket, session: Buffer) => void;
+let parserCallbacks: Readonly<Record<'messageBegin' | 'fields' | 'head' | 'body' | 'messageComplete' | 'execute', unknown>>;
+
+/** A streamed request body's listeners (made once per connection, at its first streamed body). */
+interface BodyListeners {
+  readonly data: (chunk: Buffer | string) => void;
+  readonly end: () => void;
+  readonly close: () => void;
+}
+
+/** What a connection's socket and parser carry to name it (their listeners are shared: `this` is the socket or the parser). */
+const kConn = Symbol('h1-pool connection');
+type Owned = { [kConn]: Conn };
+
+/**
+ * One connection: its socket, its answer parser, and the request in flight on it.
+ *
+ * A connection attempt holds little (issue 28: binding many services makes thousands, most of them
+ * refused): the socket's and the parser's listeners are functions shared by every connection (the
+ * socket or the parser names its connection), the parser is made once connected, and a closure
+ * is made only for what must be handed out (the timer's call; a streamed body's listeners and the
+ * reader's resume, on first use).
+ */
 class Conn {
   readonly socket: net.Socket;
   readonly floor: boolean;
   readonly #pool: H1Pool;
-  readonly #parser: Parser;
+  #parser: Parser | undefined;
   #handle: StreamHandle | undefined;
   state = CONNECTING;
   connected = false;
@@ -342,26 +372,21 @@ class Conn {
   #deadline = 0;
   #armedAt = Number.POSITIVE_INFINITY;
   #cancel: Cancel | undefined;
+  readonly #onTimer = (): void => this.#timer();
+  // Made on first use, then kept for the connection's life.
+  #resumeFn: (() => void) | undefined;
+  #bodyListeners: BodyListeners | undefined;
 
   constructor(pool: H1Pool, socket: net.Socket, secure: boolean, floor: boolean) {
     this.#pool = pool;
     this.socket = socket;
     this.floor = floor;
     this.#idleMs = pool.idleMsOf(this);
-    const p = new (HTTPParser as ParserClass)();
-    p.initialize(HTTPParser!.RESPONSE, {}, pool.maxHeaderSize, HTTPParser!.kLenientNone);
-    p[HTTPParser!.kOnMessageBegin] = this.#onMessageBegin;
-    p[HTTPParser!.kOnHeaders] = this.#onFields;
-    p[HTTPParser!.kOnHeadersComplete] = this.#onHead;
-    p[HTTPParser!.kOnBody] = this.#onBody;
-    p[HTTPParser!.kOnMessageComplete] = this.#onMessageComplete;
-    this.#parser = p;
-    socket.on(secure ? 'secureConnect' : 'connect', this.#onConnected);
-    socket.on('data', this.#onData); // never fires once the parser consumes the stream; keeps it flowing, so 'end' comes
-    socket.on('end', this.#onEnd);
-    socket.on('drain', this.#onDrain);
-    socket.on('error', this.#onSocketError);
-    socket.on('close', this.#onClose);
+    (socket as unknown as Owned)[kConn] = this;
+    // Until connected, only what ends an attempt is listened to (connected: data, end and drain too).
+    socket.on(secure ? 'secureConnect' : 'connect', onSocketConnect);
+    socket.on('error', onSocketError);
+    socket.on('close', onSocketClose);
     // A failed write must not close the socket by itself: a server that answers before reading a
     // request's body (413) and closes makes the next body write fail (EPIPE, ECONNRESET) with its
     // answer already in the receive buffer. #onSocketError decides (this connection destroys its
@@ -372,6 +397,78 @@ class Conn {
       states._writableState.autoDestroy = false;
     }
     this.#arm(CONNECT_TIMER, pool.connectTimeout);
+  }
+
+  // The listeners every connection shares: `this` is the socket or the parser.
+  static {
+    onSocketConnect = function (this: net.Socket) {
+      (this as unknown as Owned)[kConn].#onConnected();
+    };
+    onSocketData = function (this: net.Socket, chunk: Buffer) {
+      (this as unknown as Owned)[kConn].#onData(chunk);
+    };
+    onSocketEnd = function (this: net.Socket) {
+      (this as unknown as Owned)[kConn].#onEnd();
+    };
+    onSocketDrain = function (this: net.Socket) {
+      (this as unknown as Owned)[kConn].#onDrain();
+    };
+    onSocketError = function (this: net.Socket, err: Error) {
+      (this as unknown as Owned)[kConn].#onSocketError(err);
+    };
+    onSocketClose = function (this: net.Socket) {
+      (this as unknown as Owned)[kConn].#onClose();
+    };
+    onSocketSession = function (this: net.Socket, session: Buffer) {
+      (this as unknown as Owned)[kConn].#pool.session = session;
+    };
+    parserCallbacks = {
+      messageBegin(this: Owned) {
+        this[kConn].#onMessageBegin();
+      },
+      fields(this: Owned, fields: string[]) {
+        this[kConn].#onFields(fields);
+      },
+      head(
+        this: Owned,
+        major: number,
+        minor: number,
+        headers: string[] | undefined,
+        method: unknown,
+        url: unknown,
+        status: number,
+        reason: string,
+        upgrade: boolean,
+        keepAlive: boolean,
+      ): number {
+        return this[kConn].#onHead(major, minor, headers, method, url, status, reason, upgrade, keepAlive);
+      },
+      body(this: Owned, chunk: Buffer) {
+        this[kConn].#onBody(chunk);
+      },
+      messageComplete(this: Owned) {
+        this[kConn].#onMessageComplete();
+      },
+      execute(this: Owned, r: number | Error | undefined) {
+        this[kConn].#afterExecute(r);
+      },
+    };
+  }
+
+  /** The answer parser, made once connected (a refused attempt never has one). */
+  #makeParser(): Parser {
+    const P = HTTPParser as ParserClass;
+    const p = new P();
+    p.initialize(P.RESPONSE, {}, this.#pool.maxHeaderSize, P.kLenientNone);
+    (p as unknown as Owned)[kConn] = this;
+    const cb = parserCallbacks;
+    p[P.kOnMessageBegin] = cb.messageBegin;
+    p[P.kOnHeaders] = cb.fields;
+    p[P.kOnHeadersComplete] = cb.head;
+    p[P.kOnBody] = cb.body;
+    p[P.kOnMessageComplete] = cb.messageComplete;
+    this.#parser = p;
+    return p;
   }
 
   /** Puts a request on this connection (written at once, or when connected). */
@@ -407,21 +504,26 @@ class Conn {
     this.socket.destroy();
   }
 
-  readonly #onConnected = (): void => {
+  #onConnected(): void {
     this.connected = true;
-    this.socket.setNoDelay(true);
-    const h = (this.socket as unknown as { _handle?: StreamHandle })._handle;
+    const s = this.socket;
+    s.setNoDelay(true);
+    s.on('data', onSocketData); // never fires once the parser consumes the stream; keeps it flowing, so 'end' comes
+    s.on('end', onSocketEnd);
+    s.on('drain', onSocketDrain);
+    const parser = this.#makeParser();
+    const h = (s as unknown as { _handle?: StreamHandle })._handle;
     if (h?.isStreamBase === true && h._consumed !== true) {
       h._consumed = true;
-      this.#parser[HTTPParser!.kOnExecute] = this.#afterExecute;
-      this.#parser.consume(h);
+      parser[HTTPParser!.kOnExecute] = parserCallbacks.execute;
+      parser.consume(h);
       this.#handle = h;
     }
     this.#pool.connected();
     const p = this.#p;
     if (p !== undefined) this.#write(p);
     else this.#pool.release(this);
-  };
+  }
 
   #write(p: Pending): void {
     const s = this.socket;
@@ -451,9 +553,14 @@ class Conn {
       // The head leaves with the body's first bytes (as undici does): a request whose body never
       // starts (its client's framing failed) reaches no one.
       this.#headPending = true;
-      body.on('data', this.#onBodyData);
-      body.on('end', this.#onBodyEnd);
-      body.on('close', this.#onBodyClose);
+      const l = (this.#bodyListeners ??= {
+        data: (chunk) => this.#onBodyData(chunk),
+        end: () => this.#onBodyEnd(),
+        close: () => this.#onBodyClose(),
+      });
+      body.on('data', l.data);
+      body.on('end', l.end);
+      body.on('close', l.close);
       if (body.isPaused()) body.resume();
     }
   }
@@ -461,7 +568,7 @@ class Conn {
   #sent = 0;
   #headPending = false;
 
-  readonly #onBodyData = (chunk: Buffer | string): void => {
+  #onBodyData(chunk: Buffer | string): void {
     const p = this.#p;
     if (p === undefined || p.finished) return;
     const b = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
@@ -492,9 +599,9 @@ class Conn {
       this.#bodyPaused = true;
       (p.body as Readable).pause();
     }
-  };
+  }
 
-  readonly #onBodyEnd = (): void => {
+  #onBodyEnd(): void {
     const p = this.#p;
     if (p === undefined || p.finished) return;
     if (p.length >= 0 && this.#sent !== p.length) {
@@ -510,13 +617,13 @@ class Conn {
     this.#detachBody(p);
     if (!this.#headersDone) this.#arm(HEADERS_TIMER, this.#pool.headersTimeout);
     if (this.#complete) this.#release();
-  };
+  }
 
   /** The body stream closed before its end (destroyed: the client left, or another attempt took over). */
-  readonly #onBodyClose = (): void => {
+  #onBodyClose(): void {
     const p = this.#p;
     if (p !== undefined && !p.finished && !this.#bodyDone) this.#failBody(p, errorOf('RequestAbortedError', 'request body closed before its end'));
-  };
+  }
 
   #failBody(p: Pending, err: Error): void {
     this.#detachBody(p);
@@ -526,34 +633,35 @@ class Conn {
 
   #detachBody(p: Pending): void {
     const body = p.body;
-    if (body === null || typeof body === 'string' || Buffer.isBuffer(body)) return;
-    body.off('data', this.#onBodyData);
-    body.off('end', this.#onBodyEnd);
-    body.off('close', this.#onBodyClose);
+    const l = this.#bodyListeners;
+    if (body === null || typeof body === 'string' || Buffer.isBuffer(body) || l === undefined) return;
+    body.off('data', l.data);
+    body.off('end', l.end);
+    body.off('close', l.close);
   }
 
-  readonly #onDrain = (): void => {
+  #onDrain(): void {
     if (!this.#bodyPaused) return;
     this.#bodyPaused = false;
     const body = this.#p?.body;
     if (body !== null && body !== undefined && typeof body !== 'string' && !Buffer.isBuffer(body)) body.resume();
-  };
+  }
 
   // The answer, as the parser reports it.
 
-  readonly #onMessageBegin = (): void => {
+  #onMessageBegin(): void {
     // A message with no request waiting for it: an answer nobody asked for, or bytes after a
     // complete one. Never handed to the next request (no desync): the connection is dropped.
     if (this.#p === undefined || this.#complete) this.#stray = true;
     this.#answered = true;
     this.#fields = [];
-  };
+  }
 
-  readonly #onFields = (fields: string[]): void => {
+  #onFields(fields: string[]): void {
     for (let i = 0; i < fields.length; i++) this.#fields.push(fields[i] as string);
-  };
+  }
 
-  readonly #onHead = (
+  #onHead(
     major: number,
     minor: number,
     headers: string[] | undefined,
@@ -563,7 +671,7 @@ class Conn {
     reason: string,
     upgrade: boolean,
     keepAlive: boolean,
-  ): number => {
+  ): number {
     const p = this.#p;
     if (p === undefined || this.#stray || p.finished) {
       this.#stray = true;
@@ -612,16 +720,16 @@ class Conn {
     this.#arm(BODY_TIMER, this.#pool.bodyTimeout);
     let pause = false;
     try {
-      pause = p.handler.onHeaders?.(status, raw, this.#resume, reason) === false;
+      pause = p.handler.onHeaders?.(status, raw, (this.#resumeFn ??= () => this.#resume()), reason) === false;
     } catch (err) {
       this.#err = err as Error;
       return -1;
     }
     if (pause) this.#pauseReads();
     return p.isHead ? 1 : 0; // 1: an answer to HEAD has no body, whatever its Content-Length says
-  };
+  }
 
-  readonly #onBody = (chunk: Buffer): void => {
+  #onBody(chunk: Buffer): void {
     const p = this.#p;
     if (p === undefined || p.finished) return;
     if (!this.#readPaused) this.#arm(BODY_TIMER, this.#pool.bodyTimeout);
@@ -636,9 +744,9 @@ class Conn {
       return;
     }
     if (!more) this.#pauseReads();
-  };
+  }
 
-  readonly #onMessageComplete = (): void => {
+  #onMessageComplete(): void {
     if (!this.#headersDone) {
       this.#fields = []; // a 1xx answer ended; its final answer follows
       return;
@@ -658,10 +766,10 @@ class Conn {
     } catch {
       // the answer is complete; the handler's own failure is its own
     }
-  };
+  }
 
   /** After each read is parsed: a parse error or a stray answer drops the connection; a complete answer frees it. */
-  readonly #afterExecute = (r: number | Error | undefined): void => {
+  #afterExecute(r: number | Error | undefined): void {
     if (r instanceof Error || this.#fatal) {
       // HPE_*: a malformed answer (llhttp, strict). Told at once, in the read that found it: an
       // answer whose head came in the same read is known to be bad before anything is relayed.
@@ -682,12 +790,12 @@ class Conn {
       return;
     }
     if (this.#complete) this.#release();
-  };
+  }
 
-  readonly #onData = (chunk: Buffer): void => {
+  #onData(chunk: Buffer): void {
     // Only when the stream could not be handed to the parser.
-    this.#afterExecute(this.#parser.execute(chunk));
-  };
+    this.#afterExecute((this.#parser as Parser).execute(chunk));
+  }
 
   /** The request is over: the connection goes back to the pool if both sides allow it. */
   #release(): void {
@@ -717,11 +825,11 @@ class Conn {
     this.#arm(IDLE_TIMER, this.#idleMs);
   }
 
-  readonly #resume = (): void => {
+  #resume(): void {
     if (!this.#readPaused || this.state === CLOSED) return;
     this.#resumeReads();
     if (this.#p !== undefined && this.#headersDone && !this.#complete) this.#arm(BODY_TIMER, this.#pool.bodyTimeout);
-  };
+  }
 
   #pauseReads(): void {
     this.#readPaused = true;
@@ -744,18 +852,18 @@ class Conn {
     }
   }
 
-  readonly #onEnd = (): void => {
+  #onEnd(): void {
     // The server closed its side: a close-delimited body ends here; anything else half-read failed.
-    const r = this.#parser.finish();
+    const r = (this.#parser as Parser).finish();
     if (r instanceof Error) this.#err ??= errorOf('SocketError', 'other side closed');
     else if (this.#complete && this.#p !== undefined) {
       this.#p = undefined;
       this.#complete = false;
     }
     this.socket.destroy();
-  };
+  }
 
-  readonly #onSocketError = (err: Error): void => {
+  #onSocketError(err: Error): void {
     this.#err ??= err;
     if (this.socket.destroyed) return; // destroyed with this error: 'close' follows
     // A write failed and the socket is still open for reading. While a request's body was going
@@ -769,9 +877,9 @@ class Conn {
       return;
     }
     this.socket.destroy();
-  };
+  }
 
-  readonly #onClose = (): void => {
+  #onClose(): void {
     if (this.state === CLOSED) return;
     const wasConnected = this.connected;
     this.state = CLOSED;
@@ -792,11 +900,13 @@ class Conn {
         again = p;
       } else p.fail(this.#err ?? errorOf('SocketError', 'other side closed'));
     }
-    if (this.#handle !== undefined) this.#parser.unconsume();
     const parser = this.#parser;
-    setImmediate(() => parser.close()); // never while one of its callbacks may still be on the stack
+    if (parser !== undefined) {
+      if (this.#handle !== undefined) parser.unconsume();
+      setImmediate(() => parser.close()); // never while one of its callbacks may still be on the stack
+    }
     this.#pool.closed(this, wasConnected, this.#err, again);
-  };
+  }
 
   // The timer.
 
@@ -820,7 +930,7 @@ class Conn {
     this.#timerKind = NO_TIMER; // the armed call, when it comes, finds nothing to do
   }
 
-  readonly #onTimer = (): void => {
+  #timer(): void {
     this.#armedAt = Number.POSITIVE_INFINITY;
     this.#cancel = undefined;
     const kind = this.#timerKind;
@@ -856,7 +966,7 @@ class Conn {
       p.fail(this.#err);
     }
     this.socket.destroy();
-  };
+  }
 }
 
 /** Whether trailers leave a connection reusable: no Connection: close, no framing fields (which llhttp takes as the end of the connection). */
@@ -896,7 +1006,8 @@ function ignore(): void {}
  * `connections`, else a wait queue. Emits undici's 'connect', 'disconnect' and 'connectionError'.
  */
 export class H1Pool extends Dispatcher {
-  readonly #url: URL;
+  /** The origin (scheme://host:port) named by the connection events; parsed to a URL only when one is emitted with a listener. */
+  readonly #origin: string;
   readonly #host: string;
   readonly #port: number;
   readonly #hostHeader: string;
@@ -907,25 +1018,25 @@ export class H1Pool extends Dispatcher {
   #floor = 0;
   #closing = false;
   #destroyed = false;
-  #closeWaiters: (() => void)[] = [];
-  #session: Buffer | undefined;
+  #closeWaiters: (() => void)[] | undefined;
+  /** The last TLS session a connection of this pool was given, resumed by the next one. */
+  session: Buffer | undefined;
   readonly clock: Clock;
   readonly connectTimeout: number;
   readonly headersTimeout: number;
   readonly bodyTimeout: number;
   readonly keepAliveThreshold: number;
   readonly maxHeaderSize: number;
-  readonly hostPort: string;
 
   constructor(origin: string | URL, o: H1PoolOptions) {
     super();
+    // Parsed once here; not kept (a URL object per pool, and thousands of pools while binding many services).
     const url = new URL(origin);
-    this.#url = url;
+    this.#origin = url.origin;
     this.#secure = url.protocol === 'https:';
     this.#host = url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname;
     this.#port = Number(url.port) || (this.#secure ? 443 : 80);
     this.#hostHeader = url.host;
-    this.hostPort = `${url.hostname}:${this.#port}`;
     this.#o = o;
     this.clock = o.clock ?? systemClock;
     this.connectTimeout = o.connect.timeout ?? 10_000;
@@ -933,6 +1044,24 @@ export class H1Pool extends Dispatcher {
     this.bodyTimeout = o.bodyTimeout;
     this.keepAliveThreshold = o.keepAliveTimeoutThreshold ?? 2_000;
     this.maxHeaderSize = o.maxHeaderSize ?? 0; // 0: Node's --max-http-header-size (16 KiB)
+  }
+
+  /** The address connections go to, as the connect timeout's message names it. */
+  get hostPort(): string {
+    return `${net.isIPv6(this.#host) ? `[${this.#host}]` : this.#host}:${this.#port}`;
+  }
+
+  /**
+   * Emits a connection event with undici's arguments: the origin as a URL (made only for a
+   * listener), the dispatchers (undici names the Client; a connection here is no dispatcher), and
+   * for a closed connection why (`null`: closed with no error).
+   */
+  #emitConn(event: 'connect' | 'disconnect' | 'connectionError', err?: Error | null): void {
+    const self = this as EventEmitter;
+    if (self.listenerCount(event) === 0) return;
+    const origin = new URL(this.#origin);
+    if (err === undefined) self.emit(event, origin, [this]);
+    else self.emit(event, origin, [this], err ?? errorOf('SocketError', 'closed'));
   }
 
   /** Connections open or opening. */
@@ -996,17 +1125,15 @@ export class H1Pool extends Dispatcher {
         host: this.#host,
         port: this.#port,
         ...(servername !== undefined ? { servername } : {}),
-        ...(this.#session !== undefined ? { session: this.#session } : {}),
+        ...(this.session !== undefined ? { session: this.session } : {}),
         ALPNProtocols: ['http/1.1'],
-      });
-      socket.on('session', (s: Buffer) => {
-        this.#session = s;
       });
     } else {
       socket = net.connect({ host: this.#host, port: this.#port });
     }
     socket.setKeepAlive(true, 60_000);
     const c = new Conn(this, socket, this.#secure, floor);
+    if (this.#secure) socket.on('session', onSocketSession);
     this.#conns.push(c);
     return c;
   }
@@ -1023,7 +1150,7 @@ export class H1Pool extends Dispatcher {
 
   /** Called by a connection once connected. */
   connected(): void {
-    this.emit('connect', this.#url, [this]); // undici names the Client; a connection here is no dispatcher
+    this.#emitConn('connect');
   }
 
   /** A connection is free: the next waiting request, or idle (or closed, while the pool closes). */
@@ -1047,9 +1174,7 @@ export class H1Pool extends Dispatcher {
     const i = this.#conns.indexOf(c);
     if (i >= 0) this.#conns.splice(i, 1);
     if (c.floor) this.#floor--;
-    const why = (err ?? errorOf('SocketError', 'closed')) as U.errors.UndiciError;
-    if (wasConnected) this.emit('disconnect', this.#url, [this], why);
-    else this.emit('connectionError', this.#url, [this], why);
+    this.#emitConn(wasConnected ? 'disconnect' : 'connectionError', err ?? null);
     if (this.#destroyed) {
       again?.fail(err ?? errorOf('SocketError', 'other side closed'));
       if (this.#conns.length === 0) this.#settleClose();
@@ -1074,7 +1199,7 @@ export class H1Pool extends Dispatcher {
     this.#closing = true;
     const done = new Promise<void>((resolve) => {
       if (this.#conns.length === 0) resolve();
-      else this.#closeWaiters.push(resolve);
+      else (this.#closeWaiters ??= []).push(resolve);
     });
     for (const c of [...this.#conns]) if (c.state === IDLE) c.socket.destroy(); // busy ones close when their answer is done
     if (callback !== undefined) void done.then(callback);
@@ -1093,7 +1218,7 @@ export class H1Pool extends Dispatcher {
     }
     const done = new Promise<void>((resolve) => {
       if (this.#conns.length === 0) resolve();
-      else this.#closeWaiters.push(resolve);
+      else (this.#closeWaiters ??= []).push(resolve);
     });
     for (const c of [...this.#conns]) c.socket.destroy(reason);
     if (cb !== undefined) void done.then(cb);
@@ -1102,7 +1227,7 @@ export class H1Pool extends Dispatcher {
 
   #settleClose(): void {
     const waiters = this.#closeWaiters;
-    this.#closeWaiters = [];
-    for (const w of waiters) w();
+    this.#closeWaiters = undefined;
+    if (waiters !== undefined) for (const w of waiters) w();
   }
 }
