@@ -137,7 +137,7 @@ function memoKey(path: Path): string {
 const HASH = '#';
 
 /** A namer lookup shared by the live bindings that read it; dropped when the last one lets go. */
-interface SharedLookup {
+export interface SharedLookup {
   /** Every key (mount + rest) that gave this Var: namers may share one for several spellings. */
   readonly keys: string[];
   readonly v: Var<Lookup>;
@@ -151,7 +151,9 @@ export class NameInterpreter {
   readonly #inet: InetAddrs;
   readonly #lookups = new Map<string, SharedLookup>();
   readonly #lookupsByVar = new Map<Var<Lookup>, SharedLookup>();
-  readonly #bindings = new Map<string, { state: Var<Lookup>; refs: number; stop: () => void }>();
+  /** Live bindings by dtab (its text), then path (its text, and the budget when not the interpreter's). */
+  readonly #bindings = new Map<string, Map<string, LiveBinding>>();
+  #bindingCount = 0;
 
   constructor(options: InterpreterOptions) {
     this.#namers = options.namers.map((namer) => ({ namer, prefix: namer.prefix }));
@@ -173,28 +175,53 @@ export class NameInterpreter {
   /** Live binding of `path` through `dtab` then the namers; shared by identical (dtab, path). */
   bind(dtab: Dtab, path: Path, options: { budget?: number } = {}): Binding {
     const budget = options.budget ?? this.#budget;
-    // A router with its own bindingBudget may bind the same (dtab, path) to a different result.
-    const key = `${dtab.show()}\n${path.show()}${budget === this.#budget ? '' : `\n${budget}`}`;
-    let entry = this.#bindings.get(key);
-    if (entry === undefined) {
-      entry = this.#startBinding(dtab, path, budget);
-      this.#bindings.set(key, entry);
+    // Keyed by the texts the Dtab and the Path already keep (no key string per binding). A router
+    // with its own bindingBudget may bind the same (dtab, path) to a different result.
+    const dtabKey = dtab.show();
+    const pathKey = budget === this.#budget ? path.show() : `${path.show()}\n${budget}`;
+    let live = this.#bindings.get(dtabKey)?.get(pathKey);
+    if (live === undefined) {
+      live = new LiveBinding(this, dtab, path, budget, pathKey);
+      live.evaluate();
+      let byPath = this.#bindings.get(dtabKey);
+      if (byPath === undefined) {
+        byPath = new Map();
+        this.#bindings.set(dtabKey, byPath);
+      }
+      byPath.set(pathKey, live);
+      this.#bindingCount++;
     }
-    entry.refs++;
-    const shared = entry;
-    let closed = false;
-    return {
-      state: shared.state,
-      close: () => {
-        if (closed) return;
-        closed = true;
-        shared.refs--;
-        if (shared.refs === 0) {
-          shared.stop();
-          this.#bindings.delete(key);
-        }
-      },
-    };
+    live.refs++;
+    return new BindingHandle(live);
+  }
+
+  /** The last handle of `live` closed: it stops watching its lookups and is forgotten. */
+  unbind(live: LiveBinding): void {
+    live.stop();
+    const dtabKey = live.dtab.show();
+    const byPath = this.#bindings.get(dtabKey);
+    if (byPath === undefined || byPath.get(live.key) !== live) return;
+    byPath.delete(live.key);
+    this.#bindingCount--;
+    if (byPath.size === 0) this.#bindings.delete(dtabKey);
+  }
+
+  /** One evaluation for a live binding: its lookup, and the namer lookups it read. */
+  evaluateFor(dtab: Dtab, path: Path, budget: number): { lookup: Lookup; used: Set<Var<Lookup>> } {
+    const ctx = this.#context(dtab, false, { budget });
+    return { lookup: this.#lookupOf(ctx, path), used: ctx.used };
+  }
+
+  /** A live binding started watching `v`: the lookup it names is kept while one does. */
+  holdLookup(v: Var<Lookup>): SharedLookup | undefined {
+    const shared = this.#lookupsByVar.get(v);
+    if (shared !== undefined) shared.refs++;
+    return shared;
+  }
+
+  /** A live binding stopped watching a lookup: dropped when none does. */
+  releaseLookup(shared: SharedLookup | undefined): void {
+    if (shared !== undefined && --shared.refs === 0) this.#dropLookup(shared);
   }
 
   /** One evaluation of the delegation tree, pending namers shown as pending (no waiting). */
@@ -218,7 +245,7 @@ export class NameInterpreter {
 
   /** Live bindings, shared by identical (dtab, path) (hostmesh_interpreter_bindings). */
   get bindingCount(): number {
-    return this.#bindings.size;
+    return this.#bindingCount;
   }
 
   /** The delegation tree, waiting up to `timeoutMs` for namers that have not answered yet. */
@@ -232,51 +259,6 @@ export class NameInterpreter {
     } finally {
       binding.close();
     }
-  }
-
-  #startBinding(dtab: Dtab, path: Path, budget: number): { state: Var<Lookup>; refs: number; stop: () => void } {
-    const state = new Var<Lookup>({ kind: 'pending' });
-    let watched = new Map<Var<Lookup>, () => void>();
-    let stopped = false;
-    const evaluate = (): void => {
-      if (stopped) return;
-      const ctx = this.#context(dtab, false, { budget });
-      state.set(this.#lookupOf(ctx, path));
-      // Watch exactly the namer lookups this evaluation read.
-      const next = new Map<Var<Lookup>, () => void>();
-      for (const v of ctx.used) {
-        const existing = watched.get(v);
-        if (existing !== undefined) {
-          next.set(v, existing);
-          watched.delete(v);
-        } else {
-          let first = true;
-          const unsubscribe = v.subscribe(() => {
-            if (first) return; // subscribe calls back at once; that value was just read
-            queueMicrotask(evaluate);
-          });
-          first = false;
-          const shared = this.#lookupsByVar.get(v);
-          if (shared !== undefined) shared.refs++;
-          next.set(v, () => {
-            unsubscribe();
-            if (shared !== undefined && --shared.refs === 0) this.#dropLookup(shared);
-          });
-        }
-      }
-      for (const unsubscribe of watched.values()) unsubscribe();
-      watched = next;
-    };
-    evaluate();
-    return {
-      state,
-      refs: 0,
-      stop: () => {
-        stopped = true;
-        for (const unsubscribe of watched.values()) unsubscribe();
-        watched = new Map();
-      },
-    };
   }
 
   #context(dtab: Dtab, tolerant: boolean, options: EvalOptions): EvalContext {
@@ -580,4 +562,82 @@ function dentryJson(d: Dentry): DentryJson {
     dentryJsons.set(d, j);
   }
   return j;
+}
+
+/**
+ * One live binding of (dtab, path), shared by every handle on it: evaluated now, and again (in a
+ * microtask) on every change of a namer lookup it read. Its methods and one observer function,
+ * shared by all the lookups it watches, stand for what were five closures per binding and three
+ * per watched lookup (issue 28: a router binding 1,000 names holds 1,000 of these).
+ */
+class LiveBinding {
+  readonly state = new Var<Lookup>({ kind: 'pending' });
+  refs = 0;
+  #stopped = false;
+  /** The namer lookups the last evaluation read, each with its shared entry (to release). */
+  #watched = new Map<Var<Lookup>, SharedLookup | undefined>();
+  readonly #onChange: () => void;
+
+  constructor(
+    readonly interpreter: NameInterpreter,
+    readonly dtab: Dtab,
+    readonly path: Path,
+    readonly budget: number,
+    /** Its key under its dtab in the interpreter's map. */
+    readonly key: string,
+  ) {
+    const run = (): void => this.evaluate();
+    this.#onChange = () => queueMicrotask(run);
+  }
+
+  evaluate(): void {
+    if (this.#stopped) return;
+    const { lookup, used } = this.interpreter.evaluateFor(this.dtab, this.path, this.budget);
+    this.state.set(lookup);
+    // Watch exactly the namer lookups this evaluation read.
+    const old = this.#watched;
+    const next = new Map<Var<Lookup>, SharedLookup | undefined>();
+    for (const v of used) {
+      if (old.has(v)) {
+        next.set(v, old.get(v));
+        old.delete(v);
+      } else {
+        v.observe(this.#onChange); // told of changes from now on: the value was just read
+        next.set(v, this.interpreter.holdLookup(v));
+      }
+    }
+    this.#unwatch(old);
+    this.#watched = next;
+  }
+
+  stop(): void {
+    this.#stopped = true;
+    this.#unwatch(this.#watched);
+    this.#watched = new Map();
+  }
+
+  #unwatch(watched: Map<Var<Lookup>, SharedLookup | undefined>): void {
+    for (const [v, shared] of watched) {
+      v.unobserve(this.#onChange);
+      this.interpreter.releaseLookup(shared);
+    }
+  }
+}
+
+/** What `bind` hands out: the shared binding's state, and a close that lets go of it once. */
+class BindingHandle implements Binding {
+  #live: LiveBinding | undefined;
+  readonly state: Var<Lookup>;
+
+  constructor(live: LiveBinding) {
+    this.#live = live;
+    this.state = live.state;
+  }
+
+  close(): void {
+    const live = this.#live;
+    if (live === undefined) return;
+    this.#live = undefined;
+    if (--live.refs === 0) live.interpreter.unbind(live);
+  }
 }

@@ -80,6 +80,24 @@ export class Var<T> {
     };
   }
 
+  /**
+   * Adds `observer`, called on every change from now on but not now (for a caller that has just
+   * read the value); `unobserve` takes it off. The same observation as `subscribe`, without a
+   * closure per subscription: one observer function may watch many Vars.
+   */
+  observe(observer: Observer<T>): void {
+    if (this.#observers.has(observer)) return;
+    if (this.#observers.size === 0) {
+      if (this.#pull !== undefined) this.#value = this.#pull();
+      this.#hooks?.onObserved?.();
+    }
+    this.#observers.add(observer);
+  }
+
+  unobserve(observer: Observer<T>): void {
+    if (this.#observers.delete(observer) && this.#observers.size === 0) this.#hooks?.onUnobserved?.();
+  }
+
   get observerCount(): number {
     return this.#observers.size;
   }
