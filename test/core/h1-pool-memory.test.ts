@@ -6,13 +6,13 @@
 import '../helpers/test-keys.js'; // small RSA keys for the certificate made here
 import type { EventEmitter } from 'node:events';
 import https from 'node:https';
-import inspector from 'node:inspector';
 import net from 'node:net';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import t from 'tap';
 import { H1Pool, type H1PoolOptions, HTTPParser } from '../../src/core/h1-pool.js';
 import { createCa, issueCertificate } from '../../src/tls/generate.js';
+import { liveObjects } from '../helpers/live-objects.js';
 import { rawHttpServer } from '../helpers/raw-http-server.js';
 
 const OPTS: H1PoolOptions = {
@@ -47,37 +47,6 @@ function send(p: H1Pool, ended: { errors: Error[] }): void {
       },
     },
   );
-}
-
-/** Live objects whose prototype is `proto` (V8's queryObjects, through an in-process inspector session). */
-function liveObjects(proto: object): number {
-  const session = new inspector.Session();
-  session.connect();
-  const post = <T>(method: string, params: object): T => {
-    let out: T | undefined;
-    let error: Error | null = null;
-    // In-process sessions answer synchronously.
-    session.post(method, params, (err, res) => {
-      error = err;
-      out = res as T;
-    });
-    if (error !== null) throw error;
-    return out as T;
-  };
-  (globalThis as Record<string, unknown>)['__h1PoolMemoryProto'] = proto;
-  try {
-    const { result } = post<{ result: { objectId: string } }>('Runtime.evaluate', { expression: 'globalThis.__h1PoolMemoryProto' });
-    const { objects } = post<{ objects: { objectId: string } }>('Runtime.queryObjects', { prototypeObjectId: result.objectId });
-    const counted = post<{ result: { value: number } }>('Runtime.callFunctionOn', {
-      objectId: objects.objectId,
-      functionDeclaration: 'function () { return this.length; }',
-      returnByValue: true,
-    });
-    return counted.result.value;
-  } finally {
-    delete (globalThis as Record<string, unknown>)['__h1PoolMemoryProto'];
-    session.disconnect();
-  }
 }
 
 t.test('a refused connection attempt makes no answer parser, and a pool keeps no parsed URL', async (t) => {
