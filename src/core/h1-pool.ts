@@ -284,6 +284,10 @@ class Pending {
   fail(err: Error): void {
     if (this.finished) return;
     this.finished = true;
+    // The handler may keep this request (its abort) until the whole exchange is over, through
+    // requeues to other endpoints: a failed connection, its socket and its parser must not stay
+    // reachable through it (thousands of refused attempts while binding many services).
+    this.conn = undefined;
     try {
       this.handler.onError(err);
     } catch {

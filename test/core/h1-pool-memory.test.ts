@@ -49,6 +49,45 @@ function send(p: H1Pool, ended: { errors: Error[] }): void {
   );
 }
 
+// First in this file: no other test's sockets are still being let go while it counts.
+t.test('a refused attempt is not kept by its request: a handler holding the abort function holds no socket', async (t) => {
+  const port = await refusingPort();
+  const N = 100;
+  const sockets = liveObjects(net.Socket.prototype);
+  const pools = Array.from({ length: N }, () => new H1Pool(`http://127.0.0.1:${port}`, OPTS));
+  // The router's handler keeps the abort function onConnect gave it until the exchange is over.
+  const aborts: ((err?: Error) => void)[] = [];
+  const failed = pools.map(
+    (p) =>
+      new Promise<Error>((resolve) =>
+        p.dispatch(
+          { method: 'GET', path: '/' },
+          {
+            onConnect(abort: (err?: Error) => void) {
+              aborts.push(abort);
+            },
+            onHeaders: () => true,
+            onData: () => true,
+            onComplete() {},
+            onError: resolve,
+          },
+        ),
+      ),
+  );
+  t.ok(liveObjects(net.Socket.prototype) - sockets >= N, 'a socket per attempt while connecting');
+  const errors = await Promise.all(failed);
+  t.ok(
+    errors.every((e) => (e as { code?: string }).code === 'ECONNREFUSED'),
+    'every attempt refused',
+  );
+  await new Promise((r) => setImmediate(r)); // the close handlers have run
+  t.equal(aborts.length, N);
+  const left = liveObjects(net.Socket.prototype) - sockets;
+  t.ok(left <= 0, `${left} sockets left reachable (the old pool kept each through its request)`);
+  for (const abort of aborts) abort(); // a late abort of a failed request is nothing
+  await Promise.all(pools.map((p) => p.destroy()));
+});
+
 t.test('a refused connection attempt makes no answer parser, and a pool keeps no parsed URL', async (t) => {
   const port = await refusingPort();
   const before = { url: liveObjects(URL.prototype), parsers: liveObjects((HTTPParser as { prototype: object }).prototype) };
