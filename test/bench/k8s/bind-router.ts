@@ -32,7 +32,24 @@ const child = fork(join(import.meta.dirname, 'api-child.js'), {
   stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   env: { ...process.env, BENCH_LOOPBACK_PODS: '1' },
 });
-const [hello] = (await once(child, 'message')) as [{ port: number }];
+const [hello] = (await once(child, 'message')) as [{ port: number; pods: number }];
+// BENCH_ENDPOINTS_ANSWER=1: every pod address answers (200, one http server per 127.x address on
+// the pods' port 8080), so each request is one attempt instead of five refused connections: what
+// binding costs without the refused attempts' churn (issue 28).
+const podServers: http.Server[] = [];
+if (process.env['BENCH_ENDPOINTS_ANSWER']) {
+  const answer = (_req: http.IncomingMessage, res: http.ServerResponse): void => {
+    res.end('ok');
+  };
+  for (let p = 0; p < hello.pods; p++) {
+    const server = http.createServer(answer);
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(8080, `127.${(p >> 16) & 255}.${(p >> 8) & 255}.${p & 255}`, resolve);
+    });
+    podServers.push(server);
+  }
+}
 const dir = mkdtempSync(join(tmpdir(), 'hostmesh-bind-'));
 
 function get(port: number, host: string): Promise<number> {
@@ -122,5 +139,6 @@ try {
   for (const options of ['', daemonSetOptions]) process.stdout.write(`${await run(options)}\n`);
 } finally {
   rmSync(dir, { recursive: true, force: true });
+  for (const server of podServers) server.close();
   child.disconnect();
 }
