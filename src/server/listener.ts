@@ -25,6 +25,7 @@ import { RefusalLog, type RefusalReason, type Source, type SourceGuard } from '.
 import { DEFAULT_MAX_PIPELINED_REQUESTS, Pipelines } from './pipeline.js';
 import type { AccessLog } from './access-log.js';
 import { LeanServer, leanServerAvailable } from './h1-server.js';
+import { afterAnswers, answering, countHead, dropUnreadBody, heldHeadDeadline } from './node-engine.js';
 
 /** Which HTTP/1.1 server takes a listener's connections (servers[].engine). */
 export type ServerEngine = 'node' | 'lean';
@@ -241,6 +242,7 @@ export class Listener {
         this.#server.prependListener(event, (req: http.IncomingMessage) => clearContextHeaders(req.headers));
       }
     }
+    if (this.#lean === undefined) this.#server.on('request', countHead); // heads read whole, for a held head's deadline (node-engine.ts)
     this.#server.on('request', (req, res) => this.#onRequest(req, res));
     this.#server.on('upgrade', (req: http.IncomingMessage, socket: Socket, head: Buffer) => {
       if (this.#draining) {
@@ -261,9 +263,14 @@ export class Listener {
       }
       const plain = h2cAsHttp11(req);
       if (plain !== undefined) {
-        // Upgrade: h2c is ignored: the request is parsed again without it and served over HTTP/1.1.
-        socket.unshift(head.length > 0 ? Buffer.concat([plain, head]) : plain);
-        this.#server.emit(this.#tls ? 'secureConnection' : 'connection', socket);
+        // Upgrade: h2c is ignored: the request is parsed again without it and served over HTTP/1.1
+        // (on Node's engine once the answers before it are out: node-engine.ts).
+        const again = (): void => {
+          socket.unshift(head.length > 0 ? Buffer.concat([plain, head]) : plain);
+          this.#server.emit(this.#tls ? 'secureConnection' : 'connection', socket);
+        };
+        if (this.#lean === undefined) afterAnswers(socket, again);
+        else again();
         return;
       }
       void this.#tunnels.upgrade(this.#router, req, socket, head, this.#direction, () => this.#decide(req, 'upgrade'));
@@ -280,6 +287,12 @@ export class Listener {
       void this.#tunnels.connect(this.#router, this.#server, req, socket, head, this.#direction, () => this.#decide(req, 'connect'));
     });
     this.#server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
+      if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT' && this.#lean === undefined && answering(socket)) {
+        // Node's engine: a pipelined head behind an answer in progress, held unread by the router,
+        // gets its deadline again once the answers before it are done (node-engine.ts).
+        heldHeadDeadline(socket, headersTimeout, () => this.#server.emit('clientError', err, socket));
+        return;
+      }
       if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT') metrics?.connectionDeadline('headers');
       // Before a TLS handshake finished there is no channel to answer on: a plaintext answer would
       // sit unflushed in the TLS socket and keep its descriptor for good. Destroy instead.
@@ -383,6 +396,8 @@ export class Listener {
       return;
     }
     this.#active++;
+    // Node's engine: a body still arriving when its answer is done is read and dropped (node-engine.ts).
+    if (this.#lean === undefined) res.once('finish', () => dropUnreadBody(req));
     const metrics = this.#metrics;
     if (metrics !== undefined) {
       const started = performance.now();
