@@ -224,8 +224,12 @@ export class Listener {
       });
     }
     if (metrics !== undefined) {
+      // Once per socket: an h2c request re-read as HTTP/1.1 brings its socket here again.
+      const counted = new WeakSet<Socket>();
       this.#server.on(options.tls ? 'secureConnection' : 'connection', (socket: Socket) => {
         if (socket.destroyed) return; // refused by a cap (counted as refused, not as a connection)
+        if (counted.has(socket)) return;
+        counted.add(socket);
         metrics.connectionOpened('server');
         // Verified peers by identity (the dashboard's peer list); cached for the requests after.
         const peer = options.tls ? peerIdentity(socket as TLSSocket) : undefined;

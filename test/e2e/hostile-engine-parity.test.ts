@@ -107,13 +107,15 @@ async function connect(engine: ServerEngine): Promise<Raw> {
   return { socket, text: () => text, closed: () => closed };
 }
 
-/** hostmesh_connection_deadlines_total{state="headers"} of the engine's router. */
-function counter(engine: ServerEngine): number {
-  const metric = routers.mesh.metrics.registry.getSingleMetric('hostmesh_connection_deadlines_total') as unknown as
+/** A counter of the engine's router, summed over the label values not given. */
+function counter(engine: ServerEngine, name = 'hostmesh_connection_deadlines_total', labels: Record<string, string> = { state: 'headers' }): number {
+  const metric = routers.mesh.metrics.registry.getSingleMetric(name) as unknown as
     | { hashMap?: Record<string, { labels: Record<string, string>; value: number }> }
     | undefined;
   let sum = 0;
-  for (const v of Object.values(metric?.hashMap ?? {})) if (v.labels['router'] === engine && v.labels['state'] === 'headers') sum += v.value;
+  for (const v of Object.values(metric?.hashMap ?? {})) {
+    if (v.labels['router'] === engine && Object.entries(labels).every(([k, want]) => v.labels[k] === want)) sum += v.value;
+  }
   return sum;
 }
 
@@ -205,6 +207,8 @@ for (const engine of ENGINES) {
     ['1.1', `GET /gate-first-11 HTTP/1.1\r\nHost: world\r\n\r\n`],
   ] as const) {
     t.test(`[${engine}] Upgrade: h2c pipelined behind an HTTP/${version} request still being answered is served over HTTP/1.1, in order`, async (t) => {
+      const opened = counter(engine, 'hostmesh_connections_total', { side: 'server' });
+      const closed = counter(engine, 'hostmesh_connections_closed_total', { side: 'server' });
       const c = await connect(engine);
       const h2c =
         'PATCH /after-h2c HTTP/1.1\r\nHost: world\r\nUpgrade: h2c\r\nConnection: Upgrade, HTTP2-Settings\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n\r\n';
@@ -227,6 +231,12 @@ for (const engine of ENGINES) {
       seen.length = 0;
       c.socket.destroy();
       await settledBack(t, engine);
+      t.equal(
+        counter(engine, 'hostmesh_connections_total', { side: 'server' }) - opened,
+        1,
+        'one connection opened is counted (the h2c request re-read on it is no second one)',
+      );
+      t.equal(counter(engine, 'hostmesh_connections_closed_total', { side: 'server' }) - closed, 1, 'and one closed');
     });
   }
 }
