@@ -277,7 +277,10 @@ export class Listener {
         else again();
         return;
       }
-      void this.#tunnels.upgrade(this.#router, req, socket, head, this.#direction, () => this.#decide(req, 'upgrade'));
+      // After the answers to what was pipelined before it (pipeline.ts), so its 101 follows them.
+      this.#pipelines.afterLine(socket, () => {
+        void this.#tunnels.upgrade(this.#router, req, socket, head, this.#direction, () => this.#decide(req, 'upgrade'));
+      });
     });
     this.#server.on('connect', (req: http.IncomingMessage, socket: Socket, head: Buffer) => {
       if (this.#draining || this.#direction === 'inbound') {
@@ -287,8 +290,12 @@ export class Listener {
         rescueRaw(socket, refusal, {}, this.#logger, this.#lingerMs, () => metrics?.connectionDeadline('error_answer'));
         return;
       }
-      this.#tunnelled.add(socket);
-      void this.#tunnels.connect(this.#router, this.#server, req, socket, head, this.#direction, () => this.#decide(req, 'connect'));
+      // After the answers to what was pipelined before it (pipeline.ts), so its 200 follows them
+      // (and those requests are still routed as requests of the connection, not of the tunnel).
+      this.#pipelines.afterLine(socket, () => {
+        this.#tunnelled.add(socket);
+        void this.#tunnels.connect(this.#router, this.#server, req, socket, head, this.#direction, () => this.#decide(req, 'connect'));
+      });
     });
     this.#server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
       if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT' && this.#lean === undefined && answering(socket)) {

@@ -54,9 +54,22 @@ const backend = http.createServer((req, res) => {
   if (url.startsWith('/gate')) gated.push(answer);
   else answer();
 });
+// Upgrades: a 101, then an echo.
+const upgraded = new Set<net.Socket>();
+backend.on('upgrade', (req: http.IncomingMessage, socket: net.Socket, head: Buffer) => {
+  seen.push(req.url ?? '');
+  upgraded.add(socket);
+  socket.on('close', () => upgraded.delete(socket));
+  socket.on('error', () => undefined);
+  socket.on('end', () => socket.end());
+  socket.write('HTTP/1.1 101 Switching Protocols\r\nconnection: upgrade\r\nupgrade: websocket\r\n\r\n');
+  if (head.length > 0) socket.write(head);
+  socket.on('data', (d: Buffer) => socket.write(d));
+});
 await new Promise<void>((r) => backend.listen(0, IP, r));
 t.teardown(() => {
   openGate();
+  for (const u of upgraded) u.destroy();
   backend.closeAllConnections();
   return new Promise<void>((r) => backend.close(() => r()));
 });
@@ -237,6 +250,45 @@ for (const engine of ENGINES) {
         'one connection opened is counted (the h2c request re-read on it is no second one)',
       );
       t.equal(counter(engine, 'hostmesh_connections_closed_total', { side: 'server' }) - closed, 1, 'and one closed');
+    });
+  }
+  for (const kind of ['Upgrade: websocket', 'CONNECT'] as const) {
+    t.test(`[${engine}] ${kind} pipelined behind a request still being answered: its answer and the tunnel come after that answer`, async (t) => {
+      const c = await connect(engine);
+      const tunnel =
+        kind === 'CONNECT'
+          ? 'CONNECT world:80 HTTP/1.1\r\nHost: world:80\r\n\r\n'
+          : 'GET /ws HTTP/1.1\r\nHost: world\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\nearly-bytes';
+      c.socket.write(`GET /gate-before-tunnel HTTP/1.1\r\nHost: world\r\n\r\n${tunnel}`);
+      t.ok(await eventually(() => seen.includes('/gate-before-tunnel'), 10_000), 'the first request reached the backend and waits there');
+      // A request the router had sent on at once would reach the backend (or answer) meanwhile: the
+      // first one's answer is what the tunnel waits for, so nothing of it may be out yet.
+      const probe = await connect(engine);
+      probe.socket.write('GET /probe HTTP/1.1\r\nHost: world\r\n\r\n');
+      t.ok(await eventually(() => probe.text().includes('ok /probe'), 10_000), 'another connection is served meanwhile');
+      probe.socket.destroy();
+      t.equal(c.text(), '', `nothing is written before the first answer (${JSON.stringify(c.text().slice(0, 80))})`);
+      openGate();
+      t.ok(
+        await eventually(
+          () => /^HTTP\/1\.1 200 [^]*ok \/gate-before-tunnel/.test(c.text()) && /\r\n\r\n/.test(c.text().slice(c.text().indexOf('ok /gate-before-tunnel'))),
+          10_000,
+        ),
+        'both answers came',
+      );
+      const at = c.text().indexOf('ok /gate-before-tunnel') + 'ok /gate-before-tunnel'.length;
+      t.match(c.text().slice(0, at), /^HTTP\/1\.1 200 [^]*ok \/gate-before-tunnel$/, 'the first answer first, whole');
+      t.match(c.text().slice(at), kind === 'CONNECT' ? /^HTTP\/1\.1 200 / : /^HTTP\/1\.1 101 /, "then the tunnel's answer");
+      if (kind === 'CONNECT') {
+        c.socket.write('GET /inside HTTP/1.1\r\nHost: world\r\n\r\n');
+        t.ok(await eventually(() => c.text().includes('ok /inside'), 10_000), 'a request inside the tunnel is routed');
+      } else {
+        t.ok(await eventually(() => c.text().includes('early-bytes'), 10_000), 'bytes sent with the upgrade request went through the tunnel');
+      }
+      seen.length = 0;
+      c.socket.destroy();
+      t.ok(await eventually(() => upgraded.size === 0, 10_000), "the tunnel's backend side is closed too");
+      await settledBack(t, engine);
     });
   }
 }
