@@ -277,7 +277,9 @@ export class Listener {
         else again();
         return;
       }
-      // After the answers to what was pipelined before it (pipeline.ts), so its 101 follows them.
+      // After the answers to what was pipelined before it (pipeline.ts), so its 101 follows them;
+      // what the client sends meanwhile is kept for the tunnel.
+      holdReads(socket);
       this.#pipelines.afterLine(socket, () => {
         void this.#tunnels.upgrade(this.#router, req, socket, head, this.#direction, () => this.#decide(req, 'upgrade'));
       });
@@ -292,6 +294,7 @@ export class Listener {
       }
       // After the answers to what was pipelined before it (pipeline.ts), so its 200 follows them
       // (and those requests are still routed as requests of the connection, not of the tunnel).
+      holdReads(socket);
       this.#pipelines.afterLine(socket, () => {
         this.#tunnelled.add(socket);
         void this.#tunnels.connect(this.#router, this.#server, req, socket, head, this.#direction, () => this.#decide(req, 'connect'));
@@ -488,6 +491,15 @@ export class Listener {
     this.#connections.destroyAll();
     await closed;
   }
+}
+
+/**
+ * A socket handed over by its HTTP server (an Upgrade, a CONNECT) keeps what arrives in its buffer
+ * until the tunnel reads it: a stream left flowing with no reader would drop it (Node's own server
+ * does the same before its 'upgrade' event).
+ */
+function holdReads(socket: Socket): void {
+  if (socket.readableFlowing === true) (socket as { readableFlowing: boolean | null }).readableFlowing = null;
 }
 
 /** A short, bounded label for a refused handshake (metric label: never the raw message). */

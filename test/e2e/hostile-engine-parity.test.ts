@@ -16,7 +16,7 @@
 import http from 'node:http';
 import net from 'node:net';
 import t, { type Test } from 'tap';
-import { enginesUnderTest, type EngineRouters, readAnswers, type ServerEngine, startEngineRouters } from '../helpers/server-engines.js';
+import { enginesUnderTest, type EngineRouters, readAnswers, type ServerEngine, startEngineRouters, unread } from '../helpers/server-engines.js';
 import { eventually } from '../helpers/sockets.js';
 
 t.setTimeout(60_000);
@@ -118,6 +118,12 @@ async function connect(engine: ServerEngine): Promise<Raw> {
   socket.on('close', () => (closed = true));
   await new Promise<void>((r) => socket.once('connect', () => r()));
   return { socket, text: () => text, closed: () => closed };
+}
+
+/** Whether nothing `c` sent waits unread in the router's receive queue. */
+function probeRead(c: Raw): boolean {
+  const address = c.socket.address() as net.AddressInfo;
+  return unread(IP, c.socket.remotePort as number, address.port) === 0;
 }
 
 /** A counter of the engine's router, summed over the label values not given. */
@@ -268,6 +274,9 @@ for (const engine of ENGINES) {
       t.ok(await eventually(() => probe.text().includes('ok /probe'), 10_000), 'another connection is served meanwhile');
       probe.socket.destroy();
       t.equal(c.text(), '', `nothing is written before the first answer (${JSON.stringify(c.text().slice(0, 80))})`);
+      // The client does not wait for the tunnel's answer: what it sends now must not be lost.
+      c.socket.write(kind === 'CONNECT' ? 'GET /inside HTTP/1.1\r\nHost: world\r\n\r\n' : 'late-bytes');
+      t.ok(await eventually(() => probeRead(c), 10_000), 'the router read them (its receive queue is empty)');
       openGate();
       t.ok(
         await eventually(
@@ -280,10 +289,12 @@ for (const engine of ENGINES) {
       t.match(c.text().slice(0, at), /^HTTP\/1\.1 200 [^]*ok \/gate-before-tunnel$/, 'the first answer first, whole');
       t.match(c.text().slice(at), kind === 'CONNECT' ? /^HTTP\/1\.1 200 / : /^HTTP\/1\.1 101 /, "then the tunnel's answer");
       if (kind === 'CONNECT') {
-        c.socket.write('GET /inside HTTP/1.1\r\nHost: world\r\n\r\n');
-        t.ok(await eventually(() => c.text().includes('ok /inside'), 10_000), 'a request inside the tunnel is routed');
+        t.ok(await eventually(() => c.text().includes('ok /inside'), 10_000), 'a request sent into the tunnel before its answer is routed');
       } else {
-        t.ok(await eventually(() => c.text().includes('early-bytes'), 10_000), 'bytes sent with the upgrade request went through the tunnel');
+        t.ok(
+          await eventually(() => c.text().includes('early-byteslate-bytes'), 10_000),
+          `bytes sent with the upgrade request and before its answer went through the tunnel, in order (${JSON.stringify(c.text().slice(-40))})`,
+        );
       }
       seen.length = 0;
       c.socket.destroy();
