@@ -253,16 +253,19 @@ export class Listener {
         socket.destroy();
         return;
       }
+      // A refusal, too, is written after the answers due before it (pipeline.ts).
+      const refuse = (err: HostmeshError): void =>
+        this.#pipelines.afterLine(socket, () =>
+          rescueRaw(socket, err, {}, this.#logger, this.#lingerMs, () => this.#metrics?.connectionDeadline('error_answer')),
+        );
       if (tooManyHeaders(req.rawHeaders, this.#maxHeaders)) {
         this.#metrics?.tooManyHeaders();
-        rescueRaw(socket, HostmeshError.of('HEADERS_TOO_LARGE', 'fields', { max: this.#maxHeaders }), {}, this.#logger, this.#lingerMs, () =>
-          this.#metrics?.connectionDeadline('error_answer'),
-        );
+        refuse(HostmeshError.of('HEADERS_TOO_LARGE', 'fields', { max: this.#maxHeaders }));
         return;
       }
       const refused = headRefusal(req);
       if (refused !== undefined) {
-        rescueRaw(socket, refused, {}, this.#logger, this.#lingerMs, () => this.#metrics?.connectionDeadline('error_answer'));
+        refuse(refused);
         return;
       }
       const plain = h2cAsHttp11(req);
@@ -289,7 +292,10 @@ export class Listener {
         // CONNECT is for the outbound side, where pods' proxy clients speak; a draining
         // router answers it as it answers requests.
         const refusal = this.#draining ? HostmeshError.of('SHUTTING_DOWN', 'draining') : HostmeshError.of('CONNECT_REFUSED', 'incoming');
-        rescueRaw(socket, refusal, {}, this.#logger, this.#lingerMs, () => metrics?.connectionDeadline('error_answer'));
+        // After the answers due before it (pipeline.ts).
+        this.#pipelines.afterLine(socket, () =>
+          rescueRaw(socket, refusal, {}, this.#logger, this.#lingerMs, () => metrics?.connectionDeadline('error_answer')),
+        );
         return;
       }
       // After the answers to what was pipelined before it (pipeline.ts), so its 200 follows them
@@ -484,6 +490,9 @@ export class Listener {
         new Promise<void>((resolve) => this.#idleWaiters.push(resolve)),
         new Promise<void>((resolve) => setTimeout(resolve, graceMs).unref()),
       ]);
+      // The last answers' 'finish' comes after their routing ended: what it starts (a refusal
+      // pipelined behind them, pipeline.ts) is written before the connections close.
+      await new Promise<void>((resolve) => setImmediate(resolve));
     }
     if (this.#lean !== undefined) this.#lean.closeAllConnections();
     else this.#server.closeAllConnections();

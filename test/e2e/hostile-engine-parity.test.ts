@@ -302,4 +302,26 @@ for (const engine of ENGINES) {
       await settledBack(t, engine);
     });
   }
+  t.test(`[${engine}] an Upgrade refused (two Host fields) pipelined behind a request still being answered: the refusal comes after that answer`, async (t) => {
+    const c = await connect(engine);
+    c.socket.write(
+      'GET /gate-before-refusal HTTP/1.1\r\nHost: world\r\n\r\nGET /ws HTTP/1.1\r\nHost: world\r\nHost: other\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n',
+    );
+    t.ok(await eventually(() => seen.includes('/gate-before-refusal'), 10_000), 'the first request reached the backend and waits there');
+    const probe = await connect(engine);
+    probe.socket.write('GET /probe HTTP/1.1\r\nHost: world\r\n\r\n');
+    t.ok(await eventually(() => probe.text().includes('ok /probe'), 10_000), 'another connection is served meanwhile');
+    probe.socket.destroy();
+    t.equal(c.text(), '', `nothing is written before the first answer (${JSON.stringify(c.text().slice(0, 80))})`);
+    openGate();
+    t.ok(await eventually(() => c.closed(), 10_000), 'the connection is closed after the refusal');
+    t.match(
+      c.text(),
+      /^HTTP\/1\.1 200 [^]*ok \/gate-before-refusalHTTP\/1\.1 400 [^]*\r\nl5d-err: /i,
+      `the first answer, then the 400 with l5d-err (${JSON.stringify(c.text().slice(0, 60))})`,
+    );
+    t.notOk(seen.includes('/ws'), 'the refused upgrade reached no backend');
+    seen.length = 0;
+    await settledBack(t, engine);
+  });
 }
