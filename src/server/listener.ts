@@ -25,6 +25,7 @@ import { RefusalLog, type RefusalReason, type Source, type SourceGuard } from '.
 import { DEFAULT_MAX_PIPELINED_REQUESTS, Pipelines } from './pipeline.js';
 import type { AccessLog } from './access-log.js';
 import { LeanServer, leanServerAvailable } from './h1-server.js';
+import { afterAnswers, answering, countHead, dropUnreadBody, heldHeadDeadline } from './node-engine.js';
 
 /** Which HTTP/1.1 server takes a listener's connections (servers[].engine). */
 export type ServerEngine = 'node' | 'lean';
@@ -223,8 +224,12 @@ export class Listener {
       });
     }
     if (metrics !== undefined) {
+      // Once per socket: an h2c request re-read as HTTP/1.1 brings its socket here again.
+      const counted = new WeakSet<Socket>();
       this.#server.on(options.tls ? 'secureConnection' : 'connection', (socket: Socket) => {
         if (socket.destroyed) return; // refused by a cap (counted as refused, not as a connection)
+        if (counted.has(socket)) return;
+        counted.add(socket);
         metrics.connectionOpened('server');
         // Verified peers by identity (the dashboard's peer list); cached for the requests after.
         const peer = options.tls ? peerIdentity(socket as TLSSocket) : undefined;
@@ -241,45 +246,73 @@ export class Listener {
         this.#server.prependListener(event, (req: http.IncomingMessage) => clearContextHeaders(req.headers));
       }
     }
+    if (this.#lean === undefined) this.#server.on('request', countHead); // heads read whole, for a held head's deadline (node-engine.ts)
     this.#server.on('request', (req, res) => this.#onRequest(req, res));
     this.#server.on('upgrade', (req: http.IncomingMessage, socket: Socket, head: Buffer) => {
       if (this.#draining) {
         socket.destroy();
         return;
       }
+      // A refusal, too, is written after the answers due before it (pipeline.ts).
+      const refuse = (err: HostmeshError): void =>
+        this.#pipelines.afterLine(socket, () =>
+          rescueRaw(socket, err, {}, this.#logger, this.#lingerMs, () => this.#metrics?.connectionDeadline('error_answer')),
+        );
       if (tooManyHeaders(req.rawHeaders, this.#maxHeaders)) {
         this.#metrics?.tooManyHeaders();
-        rescueRaw(socket, HostmeshError.of('HEADERS_TOO_LARGE', 'fields', { max: this.#maxHeaders }), {}, this.#logger, this.#lingerMs, () =>
-          this.#metrics?.connectionDeadline('error_answer'),
-        );
+        refuse(HostmeshError.of('HEADERS_TOO_LARGE', 'fields', { max: this.#maxHeaders }));
         return;
       }
       const refused = headRefusal(req);
       if (refused !== undefined) {
-        rescueRaw(socket, refused, {}, this.#logger, this.#lingerMs, () => this.#metrics?.connectionDeadline('error_answer'));
+        refuse(refused);
         return;
       }
       const plain = h2cAsHttp11(req);
       if (plain !== undefined) {
-        // Upgrade: h2c is ignored: the request is parsed again without it and served over HTTP/1.1.
-        socket.unshift(head.length > 0 ? Buffer.concat([plain, head]) : plain);
-        this.#server.emit(this.#tls ? 'secureConnection' : 'connection', socket);
+        // Upgrade: h2c is ignored: the request is parsed again without it and served over HTTP/1.1
+        // (on Node's engine once the answers before it are out: node-engine.ts).
+        const again = (): void => {
+          socket.unshift(head.length > 0 ? Buffer.concat([plain, head]) : plain);
+          this.#server.emit(this.#tls ? 'secureConnection' : 'connection', socket);
+        };
+        if (this.#lean === undefined) afterAnswers(socket, again);
+        else again();
         return;
       }
-      void this.#tunnels.upgrade(this.#router, req, socket, head, this.#direction, () => this.#decide(req, 'upgrade'));
+      // After the answers to what was pipelined before it (pipeline.ts), so its 101 follows them;
+      // what the client sends meanwhile is kept for the tunnel.
+      holdReads(socket);
+      this.#pipelines.afterLine(socket, () => {
+        void this.#tunnels.upgrade(this.#router, req, socket, head, this.#direction, () => this.#decide(req, 'upgrade'));
+      });
     });
     this.#server.on('connect', (req: http.IncomingMessage, socket: Socket, head: Buffer) => {
       if (this.#draining || this.#direction === 'inbound') {
         // CONNECT is for the outbound side, where pods' proxy clients speak; a draining
         // router answers it as it answers requests.
         const refusal = this.#draining ? HostmeshError.of('SHUTTING_DOWN', 'draining') : HostmeshError.of('CONNECT_REFUSED', 'incoming');
-        rescueRaw(socket, refusal, {}, this.#logger, this.#lingerMs, () => metrics?.connectionDeadline('error_answer'));
+        // After the answers due before it (pipeline.ts).
+        this.#pipelines.afterLine(socket, () =>
+          rescueRaw(socket, refusal, {}, this.#logger, this.#lingerMs, () => metrics?.connectionDeadline('error_answer')),
+        );
         return;
       }
-      this.#tunnelled.add(socket);
-      void this.#tunnels.connect(this.#router, this.#server, req, socket, head, this.#direction, () => this.#decide(req, 'connect'));
+      // After the answers to what was pipelined before it (pipeline.ts), so its 200 follows them
+      // (and those requests are still routed as requests of the connection, not of the tunnel).
+      holdReads(socket);
+      this.#pipelines.afterLine(socket, () => {
+        this.#tunnelled.add(socket);
+        void this.#tunnels.connect(this.#router, this.#server, req, socket, head, this.#direction, () => this.#decide(req, 'connect'));
+      });
     });
     this.#server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
+      if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT' && this.#lean === undefined && answering(socket)) {
+        // Node's engine: a pipelined head behind an answer in progress, held unread by the router,
+        // gets its deadline again once the answers before it are done (node-engine.ts).
+        heldHeadDeadline(socket, headersTimeout, () => this.#server.emit('clientError', err, socket));
+        return;
+      }
       if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT') metrics?.connectionDeadline('headers');
       // Before a TLS handshake finished there is no channel to answer on: a plaintext answer would
       // sit unflushed in the TLS socket and keep its descriptor for good. Destroy instead.
@@ -383,6 +416,8 @@ export class Listener {
       return;
     }
     this.#active++;
+    // Node's engine: a body still arriving when its answer is done is read and dropped (node-engine.ts).
+    if (this.#lean === undefined) res.once('finish', () => dropUnreadBody(req));
     const metrics = this.#metrics;
     if (metrics !== undefined) {
       const started = performance.now();
@@ -455,6 +490,9 @@ export class Listener {
         new Promise<void>((resolve) => this.#idleWaiters.push(resolve)),
         new Promise<void>((resolve) => setTimeout(resolve, graceMs).unref()),
       ]);
+      // The last answers' 'finish' comes after their routing ended: what it starts (a refusal
+      // pipelined behind them, pipeline.ts) is written before the connections close.
+      await new Promise<void>((resolve) => setImmediate(resolve));
     }
     if (this.#lean !== undefined) this.#lean.closeAllConnections();
     else this.#server.closeAllConnections();
@@ -462,6 +500,15 @@ export class Listener {
     this.#connections.destroyAll();
     await closed;
   }
+}
+
+/**
+ * A socket handed over by its HTTP server (an Upgrade, a CONNECT) keeps what arrives in its buffer
+ * until the tunnel reads it: a stream left flowing with no reader would drop it (Node's own server
+ * does the same before its 'upgrade' event).
+ */
+function holdReads(socket: Socket): void {
+  if (socket.readableFlowing === true) (socket as { readableFlowing: boolean | null }).readableFlowing = null;
 }
 
 /** A short, bounded label for a refused handshake (metric label: never the raw message). */

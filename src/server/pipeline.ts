@@ -30,6 +30,8 @@ interface Line {
   /** The answer in progress; `done` (made once per connection) hears its 'finish' or 'close'. */
   current: ServerResponse | undefined;
   readonly done: () => void;
+  /** What waits for the line to empty (an Upgrade or CONNECT pipelined behind its requests). */
+  after?: (() => void)[] | undefined;
 }
 
 /** A socket's line, kept on the socket itself (a WeakMap lookup per request showed in profiles). */
@@ -110,6 +112,21 @@ export class Pipelines {
     return true;
   }
 
+  /**
+   * Calls `go` once no request of `socket`'s connection is routed or waiting (at once when none is):
+   * an Upgrade or CONNECT pipelined behind requests is answered after them (RFC 9112 9.3.2: answers
+   * in the order of the requests). Never if the connection closes first, or if an answer before it
+   * ended the connection (RFC 9112 9.6: nothing after it is processed).
+   */
+  afterLine(socket: Socket, go: () => void): void {
+    const line = (socket as Lined)[LINE];
+    if (line === undefined || (!line.busy && line.waiting.length === 0)) {
+      go();
+      return;
+    }
+    (line.after ??= []).push(go);
+  }
+
   /** `res` is its connection's request in progress: the next one goes when it is answered. */
   #run(line: Line, res: ServerResponse): void {
     line.busy = true;
@@ -129,6 +146,11 @@ export class Pipelines {
     const w = line.waiting.shift();
     if (w === undefined) {
       this.#resume(socket, line);
+      const after = line.after;
+      if (after !== undefined) {
+        line.after = undefined;
+        for (const go of after) go();
+      }
       return;
     }
     this.#waiting--;
@@ -157,6 +179,7 @@ export class Pipelines {
 
   /** The connection closed: its waiting requests are dropped, never sent. */
   #drop(line: Line): void {
+    line.after = undefined;
     const n = line.waiting.length;
     if (n === 0) return;
     line.waiting.length = 0;

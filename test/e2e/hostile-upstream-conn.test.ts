@@ -252,7 +252,7 @@ for (const engine of ENGINES) {
         t.match(r && l5dErr(r), /did not answer within 500 ms \(headers timeout\)/, 'l5d-err names the headers timeout');
       }
       t.ok(n.slowHeaders.accepted >= 2, 'the backend was reached');
-      t.ok(await eventually(() => n.slowHeaders.sockets.size === 0, 3000), `and the upstream sockets are closed (${n.slowHeaders.sockets.size} open)`);
+      t.ok(await eventually(() => n.slowHeaders.sockets.size === 0, 10_000), `and the upstream sockets are closed (${n.slowHeaders.sockets.size} open)`);
       await stillServes(t, m);
     });
 
@@ -261,7 +261,7 @@ for (const engine of ENGINES) {
       t.equal(r.status, 200, describe(r));
       t.ok(isCut(r), `cut, not ended as if complete (${describe(r)})`);
       t.ok(r.body.length < 10, `got ${r.body.length} of 10 bytes`);
-      t.ok(await eventually(() => n.slowBody.sockets.size === 0, 3000), `the upstream socket is closed (${n.slowBody.sockets.size} open)`);
+      t.ok(await eventually(() => n.slowBody.sockets.size === 0, 10_000), `the upstream socket is closed (${n.slowBody.sockets.size} open)`);
       await stillServes(t, m);
     });
 
@@ -307,7 +307,7 @@ for (const engine of ENGINES) {
       const after = await call(m, 'healthy', '/good', { guardMs: bound });
       t.equal(after.status, 200, `a normal request is served promptly after (${after.ms.toFixed(0)} ms; bound ${bound} ms)`);
       t.ok(
-        await eventually(() => n.flood.sockets.size <= POOL, 3000),
+        await eventually(() => n.flood.sockets.size <= POOL, 10_000),
         `the backend's open sockets return to at most the pool size ${POOL} (${n.flood.sockets.size})`,
       );
     });

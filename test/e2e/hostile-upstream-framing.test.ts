@@ -337,7 +337,7 @@ for (const engine of ENGINES) {
         t.ok(first.status === 200 && first.body === 'ok', `the first answer is relayed (${describe(first)})`);
         // The extra bytes reach the router's idle connection before the next request is sent: a
         // client cannot tell bytes still in flight from an answer, only bytes that arrived idle.
-        t.ok(await eventually(() => n.lateWritten.at > 0, 3000), 'the backend wrote its extra response');
+        t.ok(await eventually(() => n.lateWritten.at > 0, 10_000), 'the backend wrote its extra response');
         await new Promise((r) => setTimeout(r, 100));
         return first;
       });
