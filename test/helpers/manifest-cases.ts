@@ -402,7 +402,17 @@ t.test('Dockerfile: multi-stage, Node LTS, non-root, no HEALTHCHECK, entrypoint 
   t.notOk(/^HEALTHCHECK/m.test(text));
   const entry = JSON.parse(/^ENTRYPOINT (.*)$/m.exec(text)?.[1] ?? '[]') as string[];
   const cmd = JSON.parse(/^CMD (.*)$/m.exec(text)?.[1] ?? '[]') as string[];
-  t.same(entry, ['node', '/app/dist/src/cli/main.js'], 'the compiled CLI (tsconfig.build.json emits src/cli/main.ts there)');
+  t.equal(entry[0], 'node');
+  t.equal(entry.at(-1), '/app/dist/src/cli/main.js', 'the compiled CLI (tsconfig.build.json emits src/cli/main.ts there)');
+  // V8's heap settings (docs/memory.md, session 9): flags only, each one node accepts.
+  const flags = entry.slice(1, -1);
+  t.ok(
+    flags.every((f) => /^--[a-z0-9-]+=\d+$/.test(f)),
+    `node flags only: ${flags.join(' ')}`,
+  );
+  const cp = await import('node:child_process');
+  const r = cp.spawnSync(process.execPath, [...flags, '-e', '0'], { env: { ...process.env, NODE_OPTIONS: '' }, encoding: 'utf8' });
+  t.equal(r.status, 0, `node accepts ${flags.join(' ')}: ${r.stderr}`);
   t.same(cmd, container(base).args, 'the image default command is what the DaemonSet runs');
   t.match(readFileSync(join(ROOT, '.dockerignore'), 'utf8'), /^node_modules$/m);
 });

@@ -3,7 +3,8 @@
 // 5,000 endpoints) from the test API server; the compiled router (`hostmesh run`, io.l5d.k8s namer)
 // gets one request per service (50 in flight), so it binds all 1,000 names. Reports the router's
 // RSS before, its peak while binding (sampled every 10 ms), and 10 s later; once with Node's
-// defaults and once with the DaemonSet's NODE_OPTIONS (k8s/base/daemonset.yaml).
+// defaults and once as deployed: the image's node flags (the Dockerfile's ENTRYPOINT, or
+// BENCH_NODE_FLAGS; mesh/image-flags.ts) and the DaemonSet's NODE_OPTIONS (k8s/base/daemonset.yaml).
 // The endpoints are 127.x addresses where nothing listens (the namer's allowLoopbackEndpoints): each
 // request ends in a refused connection (502/503) after the binding, which is what is measured.
 
@@ -14,6 +15,7 @@ import http from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePorts } from '../../helpers/ports.js';
+import { routerNodeFlags } from '../mesh/image-flags.js';
 
 const ROOT = join(import.meta.dirname, '..', '..', '..', '..');
 // BENCH_MAIN: another build's dist/src/cli/main.js (before/after comparisons).
@@ -63,7 +65,7 @@ function get(port: number, host: string): Promise<number> {
   });
 }
 
-async function run(nodeOptions: string): Promise<string> {
+async function run(flags: readonly string[], nodeOptions: string): Promise<string> {
   const [port, admin] = (await freePorts(IP, 2)) as [number, number];
   const config = join(dir, 'config.yaml');
   writeFileSync(
@@ -72,7 +74,7 @@ async function run(nodeOptions: string): Promise<string> {
   );
   // BENCH_ROUTER_LOG: a file for the router's stdout (its log, and --trace-gc's lines with BENCH_NODE_ARGS=--trace-gc).
   const log = process.env['BENCH_ROUTER_LOG'] ? openSync(process.env['BENCH_ROUTER_LOG'], 'w') : 'ignore';
-  const router = spawn(process.execPath, [...(process.env['BENCH_NODE_ARGS']?.split(' ').filter(Boolean) ?? []), MAIN, 'run', '-c', config], {
+  const router = spawn(process.execPath, [...flags, ...(process.env['BENCH_NODE_ARGS']?.split(' ').filter(Boolean) ?? []), MAIN, 'run', '-c', config], {
     stdio: ['ignore', log, 'inherit'],
     env: { ...process.env, NODE_OPTIONS: nodeOptions },
   });
@@ -128,7 +130,7 @@ async function run(nodeOptions: string): Promise<string> {
       await sleep(Number(process.env['BENCH_SNAPSHOT']));
     }
     const codes = [...statuses].map(([s, n]) => `${s}: ${n}`).join(', ');
-    return `NODE_OPTIONS='${nodeOptions}': RSS before ${before.toFixed(1)} MB, peak while binding ${peak.toFixed(1)} MB (target <= 100; anon ${peakAnon.toFixed(1)}), 10 s later ${later.toFixed(1)} MB (${heap}); ${SERVICES} services in ${ms.toFixed(0)} ms (statuses ${codes})`;
+    return `node ${[...flags, ''].join(' ')}NODE_OPTIONS='${nodeOptions}': RSS before ${before.toFixed(1)} MB, peak while binding ${peak.toFixed(1)} MB (target <= 100; anon ${peakAnon.toFixed(1)}), 10 s later ${later.toFixed(1)} MB (${heap}); ${SERVICES} services in ${ms.toFixed(0)} ms (statuses ${codes})`;
   } finally {
     router.kill('SIGKILL');
     await once(router, 'exit');
@@ -136,7 +138,8 @@ async function run(nodeOptions: string): Promise<string> {
 }
 
 try {
-  for (const options of ['', daemonSetOptions]) process.stdout.write(`${await run(options)}\n`);
+  process.stdout.write(`${await run([], '')}\n`);
+  process.stdout.write(`${await run(routerNodeFlags(), daemonSetOptions)}\n`);
 } finally {
   rmSync(dir, { recursive: true, force: true });
   for (const server of podServers) server.close();
