@@ -100,10 +100,25 @@ t.test('a file rewritten in place, and a directory written to all the time, are 
   });
   t.teardown(() => spy.close());
   // 200 in-place rewrites, each truncating the file and writing it again, one after the other.
-  for (let i = 1; i <= 200; i++) await writeFile(file, `v${i}`);
+  // A read may fall between a truncation and its write only where the design allows one: a
+  // rewrite that itself took 100 ms (the settle: on a busy machine the write can wait that long
+  // after its truncation), or a burst past the 1 s cap. Timed here so that the assertion holds on
+  // a busy machine and still fails if a quick burst is ever read empty.
+  const started = performance.now();
+  let slowest = 0;
+  for (let i = 1; i <= 200; i++) {
+    const t0 = performance.now();
+    await writeFile(file, `v${i}`);
+    slowest = Math.max(slowest, performance.now() - t0);
+  }
+  const burstMs = performance.now() - started;
   const until = Date.now() + 10_000;
   while (seen.at(-1) !== 'v200' && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
   t.equal(seen.at(-1), 'v200', 'the last version is read');
-  t.notOk(seen.includes(''), 'never read empty, between a truncation and its write');
+  const allowed = slowest >= 100 || burstMs >= 1000;
+  t.ok(
+    !seen.includes('') || allowed,
+    `never read empty between a truncation and its write (burst ${burstMs.toFixed(0)} ms, slowest rewrite ${slowest.toFixed(0)} ms)`,
+  );
   t.ok(runs <= 20, `a burst of ~400 events made ${runs} reads (at most one per 100 ms of quiet, one a second while it lasts)`);
 });
