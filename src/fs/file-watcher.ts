@@ -120,6 +120,10 @@ export class FileSetWatcher {
   readonly #onRefused: ((message: string) => void) | undefined;
   /** The last refusal reported, so a file that stays refused is reported once, not every poll. */
   #lastRefusal: string | undefined;
+  readonly #emptySettleMs: number;
+  /** When a file of the set was first read empty in a row of empty reads (Date.now()), if it is. */
+  #emptySince: number | undefined;
+  #emptyRecheck: NodeJS.Timeout | undefined;
 
   /**
    * `initial`: the contents in force now; without it the first read becomes the baseline and only
@@ -131,7 +135,9 @@ export class FileSetWatcher {
     pollMs = 5000,
     initial?: readonly Buffer[],
     onRefused?: (message: string) => void,
+    emptySettleMs = SETTLE_MS,
   ) {
+    this.#emptySettleMs = emptySettleMs;
     this.#files = files;
     this.#onChange = onChange;
     this.#onRefused = onRefused;
@@ -162,13 +168,35 @@ export class FileSetWatcher {
     this.#lastRefusal = undefined;
     const now = fingerprint(contents);
     const first = this.#last === undefined;
-    if (now === this.#last) return;
+    if (now === this.#last) {
+      this.#emptySince = undefined;
+      return;
+    }
+    // A file read empty is most often one being rewritten in place (truncated, not yet written):
+    // a new empty version is taken only once it has stayed empty for emptySettleMs, so a dtab is
+    // never replaced by an empty one between a truncation and its write, however late the write.
+    if (!first && contents.some((c) => c.length === 0)) {
+      const at = Date.now();
+      this.#emptySince ??= at;
+      if (at - this.#emptySince < this.#emptySettleMs) {
+        if (this.#emptyRecheck === undefined && !this.#watch.closed) {
+          this.#emptyRecheck = setTimeout(() => {
+            this.#emptyRecheck = undefined;
+            void this.check();
+          }, this.#emptySettleMs);
+          this.#emptyRecheck.unref();
+        }
+        return;
+      }
+    }
+    this.#emptySince = undefined;
     this.#last = now;
     if (!first && !this.#watch.closed) this.#onChange(contents);
   }
 
   close(): void {
     this.#watch.close();
+    if (this.#emptyRecheck !== undefined) clearTimeout(this.#emptyRecheck);
   }
 }
 

@@ -64,9 +64,11 @@ t.test('a valid version applies, a bad one keeps the policy in force', async (t)
   t.equal(w.policy.decide(webToPayments).decision, 'allow', 'the previous policy stays in force');
   t.same(w.status, { applied: 1, rejected: 1, lastAppliedAt: 2_000, lastRejectedAt: 3_000, lastError: rejects[0] });
 
-  // An emptied ConfigMap is a bad version too, not "no policy".
+  // An emptied ConfigMap is a bad version too, not "no policy". A file read empty is taken once it
+  // has stayed empty for the watcher's settle (fs/file-watcher.ts): the re-read it schedules reports it.
   await publish(root, 'gen4', '');
   await w.check();
+  for (const until = Date.now() + 10_000; rejects.length < 2 && Date.now() < until; ) await new Promise((r) => setTimeout(r, 10));
   t.equal(rejects.length, 2);
   t.match(rejects[1], 'the policy is empty');
   t.equal(w.policy.decide(webToPayments).decision, 'allow');

@@ -122,3 +122,33 @@ t.test('a file rewritten in place, and a directory written to all the time, are 
   );
   t.ok(runs <= 20, `a burst of ~400 events made ${runs} reads (at most one per 100 ms of quiet, one a second while it lasts)`);
 });
+
+t.test('a file read empty is taken only once it has stayed empty: a rewrite in place is never applied half-done', async (t) => {
+  const sub = await mkdtemp(join(dir, 'empty-'));
+  const file = join(sub, 'dtab');
+  await writeFile(file, 'v0');
+  // Truncated, then written again however late: with a settle longer than the test, the empty
+  // read in between is never reported (a dtab would have been replaced by an empty one).
+  const late: string[] = [];
+  const slow = new FileSetWatcher([file], ([b]) => late.push(String(b)), 60_000, [Buffer.from('v0')], undefined, 60_000);
+  t.teardown(() => slow.close());
+  await writeFile(file, '');
+  await slow.check();
+  t.same(late, [], 'the empty read is held back');
+  await writeFile(file, 'v1');
+  await slow.check();
+  t.same(late, ['v1'], 'the written version is the next one reported');
+  slow.close();
+
+  // A file that stays empty is an empty version: taken once it has stayed so (here 20 ms).
+  await writeFile(file, 'v2');
+  const seen: string[] = [];
+  const quick = new FileSetWatcher([file], ([b]) => seen.push(String(b)), 60_000, [Buffer.from('v2')], undefined, 20);
+  t.teardown(() => quick.close());
+  await writeFile(file, '');
+  await quick.check();
+  t.same(seen, [], 'not at the first empty read');
+  const until = Date.now() + 10_000;
+  while (seen.length === 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 10));
+  t.same(seen, [''], 'taken by the re-read the empty read scheduled');
+});
