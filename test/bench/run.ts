@@ -39,7 +39,7 @@ import { endpointSlice, pod, service } from '../helpers/k8s.js';
 import { freePorts } from '../helpers/ports.js';
 import { download, openLoop, wrk, type LatencyResult } from './mesh/load.js';
 import { backendConf, incomingConf, outgoingConf, startNginx, type Nginx } from './mesh/nginx.js';
-import { routerNodeFlags } from './mesh/image-flags.js';
+import { routerNodeFlags } from '../helpers/image-flags.js';
 import { anonMb, cpuSeconds, family, rssMb, rssSampler, syscalls } from './mesh/proc.js';
 
 const ROOT = join(import.meta.dirname, '..', '..', '..');
@@ -135,7 +135,7 @@ function routerEnv(): Record<string, string> {
 }
 
 function startRouter(args: string[], env: Record<string, string>): ChildProcess {
-  // Node flags as the DaemonSet runs it: the image's (mesh/image-flags.ts; BENCH_NODE_FLAGS tries
+  // Node flags as the DaemonSet runs it: the image's (test/helpers/image-flags.ts; BENCH_NODE_FLAGS tries
   // others) and its NODE_OPTIONS (BENCH_NODE_OPTIONS tries others; BENCH_NODE_OPTIONS= : none).
   // BENCH_PROFILE=1: CPU profiles in bench-results/profiles; BENCH_NODE_ARGS: extra node flags
   // (e.g. --trace-gc, whose output lands in bench-results/routers.log).

@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import t from 'tap';
+import { imageNodeFlags } from '../helpers/image-flags.js';
 import { freePorts } from '../helpers/ports.js';
 import { COMPILED, ROOT } from '../helpers/paths.js';
 
@@ -48,7 +49,13 @@ t.test('a started router has not loaded undici index, zod, yaml or node-forge on
     ].join('\n'),
   );
   const loader = process.execArgv.filter((a) => a.startsWith('--import') && a.includes('typescript'));
-  const r = spawnSync(process.execPath, [...loader, probe], { encoding: 'utf8', env: { ...process.env, NODE_OPTIONS: '' }, timeout: 60_000 });
+  // Started as the image starts it: with its entry point's node flags (the heap flags reach the
+  // config and policy workers' isolates too).
+  const r = spawnSync(process.execPath, [...imageNodeFlags(), ...loader, probe], {
+    encoding: 'utf8',
+    env: { ...process.env, NODE_OPTIONS: '' },
+    timeout: 60_000,
+  });
   t.equal(r.status, 0, r.stderr);
   const { zod, cache } = JSON.parse(r.stdout) as { zod: boolean; cache: string[] };
   t.ok(

@@ -4,7 +4,7 @@
 // gets one request per service (50 in flight), so it binds all 1,000 names. Reports the router's
 // RSS before, its peak while binding (sampled every 10 ms), and 10 s later; once with Node's
 // defaults and once as deployed: the image's node flags (the Dockerfile's ENTRYPOINT, or
-// BENCH_NODE_FLAGS; mesh/image-flags.ts) and the DaemonSet's NODE_OPTIONS (k8s/base/daemonset.yaml).
+// BENCH_NODE_FLAGS; test/helpers/image-flags.ts) and the DaemonSet's NODE_OPTIONS (k8s/base/daemonset.yaml).
 // The endpoints are 127.x addresses where nothing listens (the namer's allowLoopbackEndpoints): each
 // request ends in a refused connection (502/503) after the binding, which is what is measured.
 
@@ -15,7 +15,7 @@ import http from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePorts } from '../../helpers/ports.js';
-import { routerNodeFlags } from '../mesh/image-flags.js';
+import { routerNodeFlags } from '../../helpers/image-flags.js';
 
 const ROOT = join(import.meta.dirname, '..', '..', '..', '..');
 // BENCH_MAIN: another build's dist/src/cli/main.js (before/after comparisons).

@@ -4,7 +4,7 @@
 
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { ROOT } from '../../helpers/paths.js';
+import { ROOT } from './paths.js';
 
 /** The flags between `node` and the script in the Dockerfile's ENTRYPOINT. */
 export function imageNodeFlags(): string[] {
