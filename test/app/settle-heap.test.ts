@@ -4,7 +4,7 @@
 
 import { getHeapSpaceStatistics } from 'node:v8';
 import t from 'tap';
-import { collectAndShrink, SETTLE_AFTER_MS, settleAfterStart } from '../../src/app/settle-heap.js';
+import { collectAndShrink, QUIET_CPU_MS, SETTLE_AFTER_MS, settleAfterStart } from '../../src/app/settle-heap.js';
 import { ManualClock } from '../helpers/manual-clock.js';
 
 const youngMb = (): number => (getHeapSpaceStatistics().find((s) => s.space_name === 'new_space')?.space_size ?? 0) / 1048576;
@@ -24,7 +24,7 @@ t.test('the collection shrinks a young generation that start-up-like allocation 
   t.ok(after <= 2, `and is back to its floor (${before} -> ${after} MB)`);
 });
 
-t.test('runs once, at the set time, and reports the heap before and after', async (t) => {
+t.test('runs once, at the set time when the second after it is quiet, and reports the heap before and after', async (t) => {
   const clock = new ManualClock();
   let calls = 0;
   const reports: { ok: boolean; heapBefore: number; heapAfter: number }[] = [];
@@ -33,11 +33,12 @@ t.test('runs once, at the set time, and reports the heap before and after', asyn
     (r) => reports.push(r),
     SETTLE_AFTER_MS,
     async () => (calls++, true),
+    () => 0, // an idle process: no CPU used
   );
-  await clock.advance(SETTLE_AFTER_MS - 1);
-  t.equal(calls, 0, 'not before the time');
-  await clock.advance(1);
-  t.equal(calls, 1, 'at the time');
+  await clock.advance(SETTLE_AFTER_MS);
+  t.equal(calls, 0, 'not before the time and its quiet second');
+  await clock.advance(1000);
+  t.equal(calls, 1, 'after a quiet second');
   await clock.advance(10 * SETTLE_AFTER_MS);
   t.equal(calls, 1, 'once only');
   t.equal(reports.length, 1);
@@ -45,7 +46,52 @@ t.test('runs once, at the set time, and reports the heap before and after', asyn
   t.ok((reports[0]?.heapBefore ?? 0) > 0 && (reports[0]?.heapAfter ?? 0) > 0, 'heap figures reported');
 });
 
-t.test('a router stopped before the time skips it', async (t) => {
+t.test('a router busy serving is not paused: it looks again later and collects in its first quiet second', async (t) => {
+  const clock = new ManualClock();
+  let calls = 0;
+  let cpu = 0;
+  // The process uses 200 ms of CPU a second (a router serving ~2,000 req/s) until `busy` is false.
+  let busy = true;
+  const cpuMs = (): number => cpu + (busy ? clock.now() / 5 : 0);
+  settleAfterStart(
+    clock,
+    () => undefined,
+    SETTLE_AFTER_MS,
+    async () => (calls++, true),
+    cpuMs,
+  );
+  for (let i = 0; i < 5; i++) await clock.advance(SETTLE_AFTER_MS + 1000);
+  t.equal(calls, 0, 'never while busy');
+  busy = false;
+  cpu = clock.now() / 5; // what it used, kept; from now on an idle process
+  await clock.advance(SETTLE_AFTER_MS + 1000);
+  t.equal(calls, 1, 'at the first quiet second after the traffic stopped');
+  await clock.advance(10 * SETTLE_AFTER_MS);
+  t.equal(calls, 1, 'once only');
+});
+
+t.test('a second at the quiet threshold is busy', async (t) => {
+  const clock = new ManualClock();
+  let calls = 0;
+  let cpu = 0;
+  settleAfterStart(
+    clock,
+    () => undefined,
+    1000,
+    async () => (calls++, true),
+    () => cpu,
+  );
+  await clock.advance(1000); // the window opens
+  cpu += QUIET_CPU_MS;
+  await clock.advance(1000);
+  t.equal(calls, 0, `${QUIET_CPU_MS} ms of CPU in the second: busy`);
+  await clock.advance(1000); // looks again 1,000 ms later: a window opens
+  cpu += QUIET_CPU_MS - 1;
+  await clock.advance(1000);
+  t.equal(calls, 1, 'under it: quiet');
+});
+
+t.test('a router stopped before the time, or during its quiet second, skips it', async (t) => {
   const clock = new ManualClock();
   let calls = 0;
   const cancel = settleAfterStart(
@@ -53,8 +99,20 @@ t.test('a router stopped before the time skips it', async (t) => {
     () => undefined,
     1000,
     async () => (calls++, true),
+    () => 0,
   );
   cancel();
   await clock.advance(5000);
-  t.equal(calls, 0);
+  t.equal(calls, 0, 'stopped before the time');
+  const during = settleAfterStart(
+    clock,
+    () => undefined,
+    1000,
+    async () => (calls++, true),
+    () => 0,
+  );
+  await clock.advance(1500); // inside the quiet second
+  during();
+  await clock.advance(5000);
+  t.equal(calls, 0, 'stopped inside the quiet second');
 });
