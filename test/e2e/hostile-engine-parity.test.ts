@@ -16,7 +16,7 @@
 import http from 'node:http';
 import net from 'node:net';
 import t, { type Test } from 'tap';
-import { enginesUnderTest, type EngineRouters, readAnswers, type ServerEngine, startEngineRouters, unread } from '../helpers/server-engines.js';
+import { engineCounter, enginesUnderTest, type EngineRouters, readAnswers, type ServerEngine, startEngineRouters, unread } from '../helpers/server-engines.js';
 import { eventually } from '../helpers/sockets.js';
 
 t.setTimeout(60_000);
@@ -128,14 +128,7 @@ function probeRead(c: Raw): boolean {
 
 /** A counter of the engine's router, summed over the label values not given. */
 function counter(engine: ServerEngine, name = 'hostmesh_connection_deadlines_total', labels: Record<string, string> = { state: 'headers' }): number {
-  const metric = routers.mesh.metrics.registry.getSingleMetric(name) as unknown as
-    | { hashMap?: Record<string, { labels: Record<string, string>; value: number }> }
-    | undefined;
-  let sum = 0;
-  for (const v of Object.values(metric?.hashMap ?? {})) {
-    if (v.labels['router'] === engine && Object.entries(labels).every(([k, want]) => v.labels[k] === want)) sum += v.value;
-  }
-  return sum;
+  return engineCounter(routers, engine, name, labels);
 }
 
 /** Nothing of the case is left: no socket open on the router, nothing in flight, nothing at the backend. */

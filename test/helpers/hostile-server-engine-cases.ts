@@ -20,7 +20,7 @@ import tls from 'node:tls';
 import type { Test } from 'tap';
 import { asPeer, writeListenerPki } from './listener-pki.js';
 import { promptBound, timed, within } from './prompt.js';
-import { enginesUnderTest, type EngineRouters, readAnswers, type ServerEngine, startEngineRouters } from './server-engines.js';
+import { engineCounter, enginesUnderTest, type EngineRouters, readAnswers, type ServerEngine, startEngineRouters } from './server-engines.js';
 import { eventually } from './sockets.js';
 
 /**
@@ -230,17 +230,6 @@ export async function hostileServerEngineCases(t: Test, engines: readonly Server
     if (!ok) leftInFlight.set(routers, (leftInFlight.get(routers) ?? new Map<ServerEngine, number>()).set(engine, routers.inFlight(engine)));
   }
 
-  function counter(routers: EngineRouters, engine: ServerEngine, name: string, labels: Record<string, string>): number {
-    const metric = routers.mesh.metrics.registry.getSingleMetric(name) as unknown as
-      | { hashMap?: Record<string, { labels: Record<string, string>; value: number }> }
-      | undefined;
-    let sum = 0;
-    for (const v of Object.values(metric?.hashMap ?? {})) {
-      if (v.labels['router'] === engine && Object.entries(labels).every(([k, want]) => v.labels[k] === want)) sum += v.value;
-    }
-    return sum;
-  }
-
   interface Raw {
     readonly socket: net.Socket;
     /** Everything read so far (latin1). */
@@ -297,7 +286,7 @@ export async function hostileServerEngineCases(t: Test, engines: readonly Server
     t.test(
       `[${engine}] slowloris: a head dripped a byte at a time is closed at headersTimeoutMs (408 or destroyed); others are served meanwhile`,
       async (t) => {
-        const before = counter(quick, engine, 'hostmesh_connection_deadlines_total', { state: 'headers' });
+        const before = engineCounter(quick, engine, 'hostmesh_connection_deadlines_total', { state: 'headers' });
         const drip = await connect(quick, engine);
         const text = 'GET /slow HTTP/1.1\r\nHost: world\r\nX-Drip: ' + 'a'.repeat(10_000);
         let i = 0;
@@ -309,7 +298,7 @@ export async function hostileServerEngineCases(t: Test, engines: readonly Server
         t.match(drip.text(), /^(HTTP\/1\.1 408 [^]*)?$/, `closed with a 408 or nothing (${JSON.stringify(drip.text().slice(0, 40))})`);
         t.ok(i < text.length, `it was closed before the drip could finish (${i} bytes of ${text.length})`);
         t.notOk(state.targets.includes('/slow'), 'the unfinished head reached no backend');
-        t.ok(counter(quick, engine, 'hostmesh_connection_deadlines_total', { state: 'headers' }) > before, 'the headers deadline is counted');
+        t.ok(engineCounter(quick, engine, 'hostmesh_connection_deadlines_total', { state: 'headers' }) > before, 'the headers deadline is counted');
         await serves(t, quick, engine, 'after');
         await baseline(t, quick, engine);
       },
@@ -348,7 +337,7 @@ export async function hostileServerEngineCases(t: Test, engines: readonly Server
 
     t.test(`[${engine}] 2,000 pipelined requests in one write: answered in order, routed one at a time, reading paused at maxPipelinedRequests`, async (t) => {
       const n = 2000;
-      const pausedBefore = counter(plain, engine, 'hostmesh_pipeline_paused_total', {});
+      const pausedBefore = engineCounter(plain, engine, 'hostmesh_pipeline_paused_total', {});
       const activeBefore = state.active; // a request an earlier case leaked stays out of this count
       state.maxActive = state.active;
       const c = await connect(plain, engine);
@@ -377,7 +366,10 @@ export async function hostileServerEngineCases(t: Test, engines: readonly Server
       );
       t.equal(countOf(out, /HTTP\/1\.1 200 /g), n, 'every answer a 200');
       t.equal(state.maxActive - activeBefore, 1, 'the backend never had two of them at once');
-      t.ok(counter(plain, engine, 'hostmesh_pipeline_paused_total', {}) > pausedBefore, 'reading the connection paused at maxPipelinedRequests (counted)');
+      t.ok(
+        engineCounter(plain, engine, 'hostmesh_pipeline_paused_total', {}) > pausedBefore,
+        'reading the connection paused at maxPipelinedRequests (counted)',
+      );
       t.equal(c.closed(), false, 'the connection stays open');
       c.socket.destroy();
       await serves(t, plain, engine, 'after');

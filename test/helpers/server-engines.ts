@@ -296,3 +296,15 @@ export function readAnswers(bytes: Buffer, methods: readonly string[]): ReadAnsw
   }
   return { answers, rest: bytes.subarray(Math.min(at, bytes.length)) };
 }
+
+/** A counter of one engine's router in `routers`' metrics, summed over the label values not given in `labels`. */
+export function engineCounter(routers: EngineRouters, engine: ServerEngine, name: string, labels: Record<string, string>): number {
+  const metric = routers.mesh.metrics.registry.getSingleMetric(name) as unknown as
+    | { hashMap?: Record<string, { labels: Record<string, string>; value: number }> }
+    | undefined;
+  let sum = 0;
+  for (const v of Object.values(metric?.hashMap ?? {})) {
+    if (v.labels['router'] === engine && Object.entries(labels).every(([k, want]) => v.labels[k] === want)) sum += v.value;
+  }
+  return sum;
+}
