@@ -41,11 +41,14 @@ export class H2Sessions {
     return this.#sessions.size;
   }
 
-  /** The session to `e` (TLS when `tls` is given), connected within `connectTimeoutMs`. */
-  get(e: Endpoint, tls: ConnectionOptions | undefined, connectTimeoutMs: number): Promise<ClientHttp2Session> {
+  /**
+   * The session to `e` (TLS when `tls` is given), connected within `connectTimeoutMs`: at once when
+   * one is open (most streams: no promise, no turn), else a promise of one.
+   */
+  get(e: Endpoint, tls: ConnectionOptions | undefined, connectTimeoutMs: number): ClientHttp2Session | Promise<ClientHttp2Session> {
     const key = `${tls ? 'h2' : 'h2c'}|${endpointKey(e)}`;
     const open = this.#sessions.get(key);
-    if (open !== undefined && !open.closed && !open.destroyed) return Promise.resolve(open);
+    if (open !== undefined && !open.closed && !open.destroyed) return open;
     const pending = this.#pending.get(key);
     if (pending !== undefined) return pending;
     const p = this.#connect(key, e, tls, connectTimeoutMs).finally(() => this.#pending.delete(key));

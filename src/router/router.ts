@@ -214,7 +214,7 @@ export class Router {
    * The plan of a request's route without carrying it out: what an Upgrade tunnels and what the
    * HTTP path forwards, made by the same stages.
    */
-  async plan(req: RequestHead, ctx: RequestContext, decision: EntryDecision): Promise<RoutePlan> {
+  plan(req: RequestHead, ctx: RequestContext, decision: EntryDecision): RoutePlan | Promise<RoutePlan> {
     assertDecided(decision);
     return this.#plan(req, this.#identify.arrive(req, ctx), ctx, decision);
   }

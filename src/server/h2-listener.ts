@@ -273,8 +273,10 @@ export class H2Listener {
 
   /** The request head the stages read: no pseudo-header fields, :authority as Host, grpc-timeout as the deadline. */
   #head(headers: IncomingHttpHeaders): RequestHead {
+    // Node's header object has no prototype; this one has, so a field named __proto__ is not carried,
+    // as on the HTTP/1 path (Node's IncomingMessage drops it). ':' starts a pseudo-header field.
     const h: IncomingHttpHeaders = {};
-    for (const [k, v] of Object.entries(headers)) if (!k.startsWith(':')) h[k] = v;
+    for (const k in headers) if (k.charCodeAt(0) !== 0x3a && k !== '__proto__') h[k] = headers[k];
     const authority = headers[':authority'] ?? headers.host;
     if (authority !== undefined) h.host = authority;
     else delete h.host;
@@ -316,14 +318,16 @@ export class H2Listener {
       const socket = session?.socket as Socket | undefined;
       const head = this.#head(headers);
       // The caller, claim and override decision: the same step as every other entry path.
-      const decision = await this.#decider.decide({
+      // Both are synchronous in the common case (no claim to wait for, a cached binding): no turn is awaited then.
+      const decided = this.#decider.decide({
         direction,
         entry: 'h2',
         source: session === undefined ? undefined : this.#sources.get(session),
         peerId: this.#o.tls && socket !== undefined ? peerIdentity(socket as TLSSocket) : undefined,
         headers: head.headers,
       });
-      const plan = await this.#router.plan(head, ctx, decision);
+      const planned = this.#router.plan(head, ctx, decided instanceof Promise ? await decided : decided);
+      const plan = planned instanceof Promise ? await planned : planned;
       const outcome = await this.#forward.forward({ stream, headers, grpc, source: direction === 'inbound' ? undefined : socket?.remoteAddress }, plan, ctx);
       return { status: outcome.status, grpcStatus: outcome.grpcStatus };
     };

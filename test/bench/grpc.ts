@@ -1,97 +1,159 @@
-// Bench: gRPC unary calls/s and CPU per call, in one run: the greeter called directly, through a
-// plain Node http2 two-hop relay (h2c -> h2c -> app: the floor any HTTP/2 proxy pair pays), and
-// through two hostmesh h2 routers (h2c -> mTLS h2 -> h2c, every stage). Closed loop, `CONCURRENCY`
-// calls in flight from one grpc-js channel. CPU is the whole process's (client, app and relays or
-// routers share it), so "extra CPU per call" against direct is what the hops cost.
-// Run: npm run build, then node dist/test/bench/grpc.js  (BENCH_SECONDS, BENCH_CONCURRENCY)
+// `npm run bench:grpc`: gRPC unary calls through two HTTP/2 hops with mutual TLS between them, CPU
+// per call of the hops alone. Each pair of hops runs in a process of its own, so /proc charges it
+// alone (the client and the greeter app share this process, which is not counted):
+//   direct    the client dials the greeter (no hops: calls/s only)
+//   relay     two plain Node http2 relays (mesh/h2-relay-child.ts): h2c in, ONE h2 session with
+//             mTLS to the second, h2c to the app. No routing, no limits: the floor of a Node pair
+//   hostmesh  two hostmesh h2 routers (helpers/h2-mesh-child.ts, the same two routers the gRPC
+//             tests run): h2c outgoing router -> mTLS h2 -> incoming router -> h2c to the app,
+//             with the fs namer, authorization policy, identity, accrual and metrics on; node
+//             flags of the image (test/helpers/image-flags.ts)
+// Closed loop: CONCURRENCY calls in flight on one grpc-js channel for SECONDS, ROUNDS rounds with
+// the rows in a rotating order; per round hostmesh's CPU per call over the relay's (measured
+// seconds apart), then medians.
+// Options (env): BENCH_SECONDS (5), BENCH_CONCURRENCY (32), BENCH_ROUNDS (4); BENCH_PROFILE=1 writes
+// the hops' CPU profiles to bench-results/profiles; BENCH_H2_MESH=<other checkout>/dist/test/helpers/
+// h2-mesh-child.js adds a row `other` running that build's routers (an A/B in the same rounds).
 
-import http2 from 'node:http2';
-import type { AddressInfo } from 'node:net';
+import { fork } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { writeDemoPki } from '../../src/demo/demo-pki.js';
 import { greeterClient, startGreeter, unary, type GreeterClient } from '../helpers/grpc-greeter.js';
-import { B, startH2Mesh } from '../helpers/h2-mesh.js';
+import { routerNodeFlags } from '../helpers/image-flags.js';
+import { childModule, ROOT } from '../helpers/paths.js';
+import { cpuSeconds } from './mesh/proc.js';
 
 const SECONDS = Number(process.env['BENCH_SECONDS'] ?? '5');
 const CONCURRENCY = Number(process.env['BENCH_CONCURRENCY'] ?? '32');
+const ROUNDS = Number(process.env['BENCH_ROUNDS'] ?? '4');
+const PROFILE = process.env['BENCH_PROFILE'] ? ['--cpu-prof', '--cpu-prof-dir', join(ROOT, 'bench-results', 'profiles')] : [];
+const APP_HOST = '127.0.0.3';
 
-/** A plain HTTP/2 relay: each stream piped to one session to `next`, trailers passed on. */
-async function relay(host: string, next: string): Promise<{ port: number; close: () => void }> {
-  const upstream = http2.connect(`http://${next}`);
-  const server = http2.createServer();
-  server.on('stream', (stream, headers) => {
-    const h: http2.OutgoingHttpHeaders = {};
-    for (const [k, v] of Object.entries(headers)) if (k !== ':scheme' && k !== ':authority' && v !== undefined) h[k] = v;
-    const up = upstream.request(h);
-    stream.pipe(up);
-    up.on('response', (rh) => {
-      const end = (rh as { [k: string]: unknown })['grpc-status'] !== undefined && up.endAfterHeaders;
-      const out: http2.OutgoingHttpHeaders = {};
-      for (const [k, v] of Object.entries(rh)) if (v !== undefined && (!k.startsWith(':') || k === ':status')) out[k] = v;
-      if (end) {
-        stream.respond(out, { endStream: true });
-        return;
-      }
-      stream.respond(out, { waitForTrailers: true });
-      let trailers: http2.OutgoingHttpHeaders = {};
-      up.on('trailers', (t) => (trailers = t as http2.OutgoingHttpHeaders));
-      stream.on('wantTrailers', () => stream.sendTrailers(trailers));
-      up.pipe(stream);
-    });
-    up.on('error', () => stream.close(http2.constants.NGHTTP2_CANCEL));
-    stream.on('error', () => up.close(http2.constants.NGHTTP2_CANCEL));
+interface Hops {
+  readonly pid: number | undefined;
+  readonly client: GreeterClient;
+  close(): Promise<void>;
+}
+
+/** Starts a child that prints {"target"} once it listens and exits when its stdin closes. */
+async function startChild(module: string, args: string[], nodeFlags: string[]): Promise<Hops> {
+  const { file, execArgv } = module.startsWith('/') ? { file: module, execArgv: [] } : childModule(module);
+  const child = fork(file, args, { execArgv: [...execArgv, ...nodeFlags, ...PROFILE], stdio: ['pipe', 'pipe', 'inherit', 'ipc'] });
+  const lines = createInterface({ input: child.stdout as NodeJS.ReadableStream });
+  const target = await new Promise<string>((resolve, reject) => {
+    child.once('exit', (code) => reject(new Error(`${module} exited (${code}) before listening`)));
+    lines.once('line', (l) => resolve((JSON.parse(l) as { target: string }).target));
   });
-  await new Promise<void>((r) => server.listen(0, host, r));
+  const client = greeterClient(target);
   return {
-    port: (server.address() as AddressInfo).port,
-    close: () => {
-      upstream.close();
-      server.close();
+    pid: child.pid,
+    client,
+    close: async () => {
+      client.close();
+      const exited = new Promise((r) => child.once('exit', r));
+      child.stdin?.end();
+      await exited;
     },
   };
 }
 
-async function measure(name: string, client: GreeterClient): Promise<{ name: string; callsPerSec: number; cpuUsPerCall: number }> {
-  for (let i = 0; i < 200; i++) await unary(client, 'SayHello', { name: 'warm' });
+/** Calls until the path answers (routers reading their namer and policy after start). */
+async function ready(client: GreeterClient): Promise<void> {
+  for (let i = 0; ; i++) {
+    try {
+      await unary(client, 'SayHello', { name: 'probe' });
+      return;
+    } catch (err) {
+      if (i > 200) throw err;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+}
+
+interface Sample {
+  readonly callsPerSec: number;
+  readonly cpuUsPerCall: number;
+  readonly errors: number;
+}
+
+async function measure(h: Hops, seconds = SECONDS): Promise<Sample> {
+  for (let i = 0; i < 200; i++) await unary(h.client, 'SayHello', { name: 'warm' });
   let calls = 0;
-  const cpu0 = process.cpuUsage();
-  const end = performance.now() + SECONDS * 1000;
+  let errors = 0;
+  const pids = h.pid === undefined ? [] : [h.pid];
+  const cpu0 = cpuSeconds(pids);
+  const end = performance.now() + seconds * 1000;
   await Promise.all(
     Array.from({ length: CONCURRENCY }, async () => {
       while (performance.now() < end) {
-        await unary(client, 'SayHello', { name: 'bench' });
-        calls++;
+        try {
+          await unary(h.client, 'SayHello', { name: 'bench' });
+          calls++;
+        } catch {
+          errors++;
+        }
       }
     }),
   );
-  const cpu = process.cpuUsage(cpu0);
-  return { name, callsPerSec: Math.round(calls / SECONDS), cpuUsPerCall: Math.round((cpu.user + cpu.system) / calls) };
+  const cpu = cpuSeconds(pids) - cpu0;
+  return { callsPerSec: calls / seconds, cpuUsPerCall: calls > 0 ? (cpu * 1e6) / calls : 0, errors };
 }
 
-const app = await startGreeter(B, 'bench');
-const mesh = await startH2Mesh();
-await mesh.register('helloworld.Greeter', B, app.port);
-const hop2 = await relay('127.0.0.3', `${B}:${app.port}`);
-const hop1 = await relay('127.0.0.2', `127.0.0.3:${hop2.port}`);
-const direct = greeterClient(`${B}:${app.port}`);
-const relayed = greeterClient(`127.0.0.2:${hop1.port}`);
-const meshed = greeterClient(mesh.target);
-for (let i = 0; ; i++) {
-  try {
-    await unary(meshed, 'SayHello', { name: 'probe' });
-    break;
-  } catch (err) {
-    if (i > 200) throw err;
-    await new Promise((r) => setTimeout(r, 50));
-  }
+function median(xs: readonly number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length === 0 ? Number.NaN : s.length % 2 === 1 ? (s[m] as number) : ((s[m - 1] as number) + (s[m] as number)) / 2;
 }
-const rows = [await measure('direct', direct), await measure('node http2 relay x2', relayed), await measure('hostmesh h2 routers x2 (mTLS)', meshed)];
-const base = rows[0] as { cpuUsPerCall: number };
-console.log(`gRPC unary, ${CONCURRENCY} in flight, ${SECONDS} s each (one process: client + app + hops)`);
-console.log('| path | calls/s | CPU µs/call | extra CPU µs/call vs direct |');
-console.log('|---|---|---|---|');
-for (const r of rows) console.log(`| ${r.name} | ${r.callsPerSec} | ${r.cpuUsPerCall} | ${r.cpuUsPerCall - base.cpuUsPerCall} |`);
-for (const c of [direct, relayed, meshed]) c.close();
-hop1.close();
-hop2.close();
-await mesh.close();
-await app.close();
+
+const dir = await mkdtemp(join(tmpdir(), 'hostmesh-bench-grpc-'));
+const app = await startGreeter(APP_HOST, 'bench');
+const pki = await writeDemoPki(join(dir, 'certs'), 'hostmesh', [{ name: 'node-a', ip: '127.0.0.2' }]);
+const node = pki.nodes.get('node-a') as { cert: string; key: string };
+const rows: [string, Hops][] = [
+  ['direct', { pid: undefined, client: greeterClient(`${APP_HOST}:${app.port}`), close: async () => undefined }],
+  ['relay', await startChild('test/bench/mesh/h2-relay-child.ts', [APP_HOST, String(app.port), pki.ca, node.cert, node.key], [])],
+  ['hostmesh', await startChild('test/helpers/h2-mesh-child.ts', [APP_HOST, String(app.port)], routerNodeFlags())],
+];
+const OTHER = process.env['BENCH_H2_MESH'];
+if (OTHER !== undefined) rows.push(['other', await startChild(OTHER, [APP_HOST, String(app.port)], routerNodeFlags())]);
+try {
+  for (const [, h] of rows) await ready(h.client);
+  // Warm-up, not counted: the hops' JIT, their sessions and pools.
+  for (const [, h] of rows) await measure(h, 3);
+  const samples = new Map<string, Sample[]>(rows.map(([n]) => [n, []]));
+  const ratios: number[] = [];
+  const otherRatios: number[] = [];
+  for (let round = 0; round < ROUNDS; round++) {
+    const order = rows.map((_, i) => rows[(i + round) % rows.length] as [string, Hops]);
+    const got = new Map<string, Sample>();
+    for (const [name, h] of order) {
+      const s = await measure(h);
+      got.set(name, s);
+      samples.get(name)?.push(s);
+      console.error(`round ${round + 1} ${name}: ${s.callsPerSec.toFixed(0)} calls/s, ${s.cpuUsPerCall.toFixed(0)} us/call (hops), errors ${s.errors}`);
+    }
+    const relay = got.get('relay')?.cpuUsPerCall ?? Number.NaN;
+    ratios.push((got.get('hostmesh')?.cpuUsPerCall ?? Number.NaN) / relay);
+    if (OTHER !== undefined) otherRatios.push((got.get('other')?.cpuUsPerCall ?? Number.NaN) / relay);
+  }
+  console.log(`gRPC unary, ${CONCURRENCY} in flight, ${SECONDS} s x ${ROUNDS} rounds; CPU of the two hops' process only; medians`);
+  console.log('| path | calls/s | CPU us/call, both hops | errors |');
+  console.log('|---|---|---|---|');
+  for (const [name] of rows) {
+    const ss = samples.get(name) ?? [];
+    const cpu = name === 'direct' ? '-' : median(ss.map((s) => s.cpuUsPerCall)).toFixed(0);
+    console.log(`| ${name} | ${median(ss.map((s) => s.callsPerSec)).toFixed(0)} | ${cpu} | ${ss.reduce((a, s) => a + s.errors, 0)} |`);
+  }
+  console.log(`\nhostmesh / relay CPU per call, round by round: ${ratios.map((x) => x.toFixed(2)).join(', ')} (median ${median(ratios).toFixed(2)})`);
+  if (OTHER !== undefined) {
+    console.log(`other / relay CPU per call, round by round: ${otherRatios.map((x) => x.toFixed(2)).join(', ')} (median ${median(otherRatios).toFixed(2)})`);
+  }
+} finally {
+  for (const [, h] of rows) await h.close();
+  await app.close();
+  await rm(dir, { recursive: true, force: true });
+}
 process.exit(0);

@@ -52,6 +52,21 @@ t.test('a unary call goes through both routers; the app reads the calling node i
   t.ok(String(md.get('via')[0]).includes('hostmesh'), 'Via counts the hops');
 });
 
+t.test('metadata named __proto__ or constructor: the call is answered; __proto__ is not carried (as on HTTP/1), constructor is', async (t) => {
+  const md = new grpc.Metadata();
+  md.add('__proto__', 'a');
+  md.add('__proto__', 'b'); // two fields; Node's HTTP/2 server joins them into one value
+  md.add('constructor', 'c');
+  md.add('x-after', 'd');
+  const reply = await unary(client, 'SayHello', { name: 'proto' }, md);
+  t.match(reply.message, /^hello proto from v1/);
+  const seen = v1.lastMetadata as grpc.Metadata;
+  t.same(seen.get('__proto__'), [], 'not carried');
+  t.same(seen.get('constructor'), ['c']);
+  t.same(seen.get('x-after'), ['d'], 'fields after it still arrive');
+  t.equal(seen.get('l5d-dst-service')[0], '/svc/helloworld.Greeter', "the router's own fields are intact");
+});
+
 t.test('server streaming: every message arrives, in order, then OK', async (t) => {
   const got: string[] = [];
   await new Promise<void>((resolve, reject) => {

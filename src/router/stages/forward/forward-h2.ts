@@ -201,7 +201,8 @@ export class H2Forward {
   ): Promise<H2Attempt> {
     let up: ClientHttp2Stream;
     try {
-      const session = await this.#sessions.get(endpoint, plan.tls ? plan.tlsOptions : undefined, connectTimeoutMs);
+      const got = this.#sessions.get(endpoint, plan.tls ? plan.tlsOptions : undefined, connectTimeoutMs);
+      const session = got instanceof Promise ? await got : got;
       if (x.stream.destroyed) return { kind: 'aborted' };
       try {
         up = session.request(upstreamHeaders(x, plan, endpoint, timer.remaining()), { endStream: false });
@@ -354,8 +355,10 @@ function upstreamHeaders(x: H2Exchange, plan: RoutePlan, endpoint: Endpoint, rem
     ':path': plan.target,
     ':authority': headerValue(plan.headers.host as string | undefined) ?? endpointKey(endpoint),
   };
-  for (const [k, v] of Object.entries(plan.headers)) {
-    if (v === undefined || CONNECTION_FIELDS.has(k) || k.startsWith(':')) continue;
+  const h = plan.headers;
+  for (const k in h) {
+    const v = h[k];
+    if (v === undefined || CONNECTION_FIELDS.has(k) || k.charCodeAt(0) === 0x3a) continue;
     out[k] = v;
   }
   // gRPC needs `te: trailers` end to end (it is the one TE value HTTP/2 allows).
@@ -374,8 +377,9 @@ function respond(
 ): void {
   if (stream.destroyed || stream.headersSent) return;
   const out: OutgoingHttpHeaders = { ':status': Number(h[':status'] ?? 502) };
-  for (const [k, v] of Object.entries(h)) {
-    if (v === undefined || k.startsWith(':') || CONNECTION_FIELDS.has(k) || k === REQUEUE_HEADER || k === DRAINING_HEADER) continue;
+  for (const k in h) {
+    const v = h[k];
+    if (v === undefined || k.charCodeAt(0) === 0x3a || CONNECTION_FIELDS.has(k) || k === REQUEUE_HEADER || k === DRAINING_HEADER) continue;
     out[k] = v;
   }
   if (cls !== undefined) out[SUCCESS_CLASS_HEADER] = successClass(cls);
@@ -385,6 +389,9 @@ function respond(
 function relayedTrailers(t: IncomingHttpHeaders | undefined): OutgoingHttpHeaders {
   const out: OutgoingHttpHeaders = {};
   if (t === undefined) return out;
-  for (const [k, v] of Object.entries(t)) if (v !== undefined && !k.startsWith(':') && !CONNECTION_FIELDS.has(k)) out[k] = v;
+  for (const k in t) {
+    const v = t[k];
+    if (v !== undefined && k.charCodeAt(0) !== 0x3a && !CONNECTION_FIELDS.has(k)) out[k] = v;
+  }
   return out;
 }
