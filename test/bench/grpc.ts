@@ -45,7 +45,13 @@ async function startChild(module: string, args: string[], nodeFlags: string[]): 
   const lines = createInterface({ input: child.stdout as NodeJS.ReadableStream });
   const target = await new Promise<string>((resolve, reject) => {
     child.once('exit', (code) => reject(new Error(`${module} exited (${code}) before listening`)));
-    lines.once('line', (l) => resolve((JSON.parse(l) as { target: string }).target));
+    // The first JSON line (a node flag such as --trace-gc may print before it).
+    const onLine = (l: string): void => {
+      if (!l.startsWith('{"target"')) return;
+      lines.off('line', onLine);
+      resolve((JSON.parse(l) as { target: string }).target);
+    };
+    lines.on('line', onLine);
   });
   const client = greeterClient(target);
   return {
@@ -112,14 +118,13 @@ const dir = await mkdtemp(join(tmpdir(), 'hostmesh-bench-grpc-'));
 const app = await startGreeter(APP_HOST, 'bench');
 const pki = await writeDemoPki(join(dir, 'certs'), 'hostmesh', [{ name: 'node-a', ip: '127.0.0.2' }]);
 const node = pki.nodes.get('node-a') as { cert: string; key: string };
-const rows: [string, Hops][] = [
-  ['direct', { pid: undefined, client: greeterClient(`${APP_HOST}:${app.port}`), close: async () => undefined }],
-  ['relay', await startChild('test/bench/mesh/h2-relay-child.ts', [APP_HOST, String(app.port), pki.ca, node.cert, node.key], [])],
-  ['hostmesh', await startChild('test/helpers/h2-mesh-child.ts', [APP_HOST, String(app.port)], routerNodeFlags())],
-];
+const rows: [string, Hops][] = [['direct', { pid: undefined, client: greeterClient(`${APP_HOST}:${app.port}`), close: async () => undefined }]];
 const OTHER = process.env['BENCH_H2_MESH'];
-if (OTHER !== undefined) rows.push(['other', await startChild(OTHER, [APP_HOST, String(app.port)], routerNodeFlags())]);
 try {
+  // Each child joins the rows as it starts, so one that fails to start leaves none running.
+  rows.push(['relay', await startChild('test/bench/mesh/h2-relay-child.ts', [APP_HOST, String(app.port), pki.ca, node.cert, node.key], [])]);
+  rows.push(['hostmesh', await startChild('test/helpers/h2-mesh-child.ts', [APP_HOST, String(app.port)], routerNodeFlags())]);
+  if (OTHER !== undefined) rows.push(['other', await startChild(OTHER, [APP_HOST, String(app.port)], routerNodeFlags())]);
   for (const [, h] of rows) await ready(h.client);
   // Warm-up, not counted: the hops' JIT, their sessions and pools.
   for (const [, h] of rows) await measure(h, 3);
