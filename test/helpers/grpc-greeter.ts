@@ -57,8 +57,11 @@ export interface Greeter {
   cancelled: number;
   /** The metadata of the last call. */
   lastMetadata: grpc.Metadata | undefined;
-  /** The deadline the last Slow call arrived with (grpc-js reads it from grpc-timeout; Infinity without). */
-  lastDeadline: number;
+  /**
+   * The time the last Slow call had left when its handler ran: its deadline (grpc-js sets it from
+   * grpc-timeout as the call arrives) less the app's clock then; Infinity without a grpc-timeout.
+   */
+  lastTimeLeft: number;
   close(): Promise<void>;
 }
 
@@ -71,7 +74,7 @@ export async function startGreeter(host: string, label: string): Promise<Greeter
     calls: new Map(),
     cancelled: 0,
     lastMetadata: undefined,
-    lastDeadline: Number.POSITIVE_INFINITY,
+    lastTimeLeft: Number.POSITIVE_INFINITY,
     close: () => new Promise<void>((resolve) => server.tryShutdown(() => resolve())).then(() => server.forceShutdown()),
   };
   const seen = (name: string, md: grpc.Metadata): void => {
@@ -90,7 +93,7 @@ export async function startGreeter(host: string, label: string): Promise<Greeter
     },
     Slow: (call: grpc.ServerUnaryCall<HelloRequest, HelloReply>, cb: grpc.sendUnaryData<HelloReply>) => {
       seen('Slow', call.metadata);
-      g.lastDeadline = Number(call.getDeadline());
+      g.lastTimeLeft = Number(call.getDeadline()) - Date.now();
       const timer = setTimeout(() => cb(null, { message: 'late', payload: Buffer.alloc(0) }), call.request.count ?? 1000);
       call.on('cancelled', () => {
         g.cancelled++;

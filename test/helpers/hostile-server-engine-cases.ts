@@ -211,10 +211,11 @@ export async function hostileServerEngineCases(t: Test, engines: readonly Server
   /**
    * The router answers a normal request within a second (a busy machine cannot trip it: within 10x
    * the same request before the attacks, at least 1 s, at most 2 s, well under any deadline here
-   * that a starved request would sit out).
+   * that a starved request would sit out). A case whose attack is itself a burst of work on this
+   * event loop passes a larger floor and ceiling, and says why.
    */
-  async function serves(t: Test, routers: EngineRouters, engine: ServerEngine, when: string): Promise<void> {
-    const bound = promptBound(baselineMs.get(engine) ?? 0, 1000, 2000);
+  async function serves(t: Test, routers: EngineRouters, engine: ServerEngine, when: string, floorMs = 1000, ceilingMs = 2000): Promise<void> {
+    const bound = promptBound(baselineMs.get(engine) ?? 0, floorMs, ceilingMs);
     const r = await within(normal(routers.port(engine)), bound, { status: 0, body: `no answer within ${bound} ms` });
     t.same(r, { status: 200, body: 'ok /normal' }, `${engine}: a normal request is answered ${when}`);
   }
@@ -384,7 +385,12 @@ export async function hostileServerEngineCases(t: Test, engines: readonly Server
           return c;
         }),
       );
-      await serves(t, quick, engine, 'during the flood');
+      // The router runs in this process: opening the 500 connections and closing them all at
+      // headersTimeoutMs are bursts of work on the event loop the normal request shares, which a busy
+      // machine stretches past a second (158-1,408 ms measured under 2 CPU hogs, 5 files at once).
+      // 5 s still tells starvation apart: on these routers the deadlines a starved request could
+      // sit out are 300/500 ms (too short for any bound to see) or the 20 s+ defaults.
+      await serves(t, quick, engine, 'during the flood', 5000, 5000);
       t.ok(
         await eventually(() => flood.every((c) => c.closed()), 20 * HEADERS_TIMEOUT_MS),
         `the router closed every half head (${flood.filter((c) => !c.closed()).length} still open)`,
