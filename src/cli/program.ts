@@ -2,6 +2,7 @@
 // registered here; nothing in this file does work itself.
 
 import { Command } from 'commander';
+import type { OptimizerHold } from '../app/optimizer-gate.js';
 import { registerAuthz } from './authz.js';
 import { registerCerts } from './certs.js';
 import { registerDelegate } from './delegate.js';
@@ -10,7 +11,8 @@ import { registerDtabCheck } from './dtab-check.js';
 import { registerIdentity } from './identity.js';
 import { registerRun } from './run.js';
 
-export function buildProgram(): Command {
+/** `hold`: TurboFan held since the process started (cli/optimizer-hold.ts); only `run` keeps it. */
+export function buildProgram(hold?: OptimizerHold): Command {
   const program = new Command();
   program.name('hostmesh').description('A per-host HTTP router for Kubernetes (Linkerd 1 DaemonSet style)').version('0.1.0').showHelpAfterError();
   // Usage errors exit 2 (design.md), not commander's default 1.
@@ -19,7 +21,10 @@ export function buildProgram(): Command {
     process.exit(2);
   });
   // Subcommands register themselves below (they inherit the exit override), one line each.
-  registerRun(program);
+  program.hook('preAction', (_program, action) => {
+    if (action.name() !== 'run') hold?.release();
+  });
+  registerRun(program, hold);
   registerDemo(program);
   registerDelegate(program);
   registerDtabCheck(program);

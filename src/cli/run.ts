@@ -14,6 +14,7 @@ import { checkNotes } from './check-notes.js';
 import { askPrimaryToShutdown, joinPrimary, runPrimary, workerConfig, workerCount, workerSlot, workerWarnings } from '../app/workers.js';
 import { systemClock } from '../core/clock.js';
 import { settleAfterStart } from '../app/settle-heap.js';
+import type { OptimizerHold } from '../app/optimizer-gate.js';
 
 export interface Io {
   out(line: string): void;
@@ -160,7 +161,8 @@ export async function runCheck(file: string, set: string[], io: Io = stdio, env:
   }
 }
 
-export function registerRun(program: Command): void {
+/** `hold`: TurboFan held since start (cli/optimizer-hold.ts); the router turns it on under load. */
+export function registerRun(program: Command, hold?: OptimizerHold): void {
   program
     .command('run')
     .description('run the router (what the DaemonSet runs)')
@@ -169,6 +171,7 @@ export function registerRun(program: Command): void {
     .option('--set <key=value>', 'override a config value (repeatable)', (v: string, acc: string[]) => [...acc, v], [] as string[])
     .action(async (opts: { config: string; check?: boolean; set: string[] }) => {
       if (opts.check) {
+        hold?.release();
         process.exitCode = await runCheck(opts.config, opts.set);
         return;
       }
@@ -213,6 +216,10 @@ export function registerRun(program: Command): void {
         process.stderr.write(`hostmesh: cannot start: ${(err as Error).message}\n`);
         process.exit(1);
       }
+      // TurboFan waits for load (app/optimizer-gate.ts): an idle router does not map its code.
+      const cancelHold =
+        hold?.watchLoad(systemClock, (utilization) => logger.info({ utilization: Math.round(utilization * 100) / 100 }, 'busy: optimizing compiler on')) ??
+        (() => undefined);
       // Start-up's garbage, collected once (app/settle-heap.ts): idle RSS settles in seconds.
       const cancelSettle = settleAfterStart(systemClock, (r) => {
         const mb = (n: number): number => Math.round(n / 104857.6) / 10;
@@ -220,6 +227,7 @@ export function registerRun(program: Command): void {
       });
       const stop = (signal: string): void => {
         cancelSettle();
+        cancelHold();
         logger.info({ signal, graceMs: loaded.config.shutdownGraceMs }, 'draining');
         void mesh.close().then(() => process.exit(0));
       };

@@ -67,6 +67,19 @@ async function writeConfig(name: string, text: string): Promise<string> {
 
 const dummy = { out: 1, inc: 2, admin: 3 };
 
+/** Polls a child router's admin port until /ready answers 200 (30 s at most); its last status. */
+async function readyStatus(admin: number): Promise<number> {
+  let ready = 0;
+  for (let i = 0; i < 300 && ready !== 200; i++) {
+    ready = await request({ host: '127.0.0.1', port: admin, path: '/ready' }).then(
+      (r) => r.status,
+      () => 0,
+    );
+    if (ready !== 200) await new Promise((r) => setTimeout(r, 100));
+  }
+  return ready;
+}
+
 /** `hostmesh run -c <file> --check [--set ...]` in-process: its exit code and output lines. */
 async function check(file: string, set: string[] = []): Promise<{ code: number; stdout: string; stderr: string }> {
   const out: string[] = [];
@@ -125,22 +138,36 @@ t.test('run serves, then drains and exits 0 on SIGTERM', async (t) => {
   t.teardown(() => {
     if (!exited) child.kill('SIGKILL');
   });
-  // Poll the admin port until it answers (the child prints logs to stderr only).
-  let ready = 0;
-  for (let i = 0; i < 300 && ready !== 200; i++) {
-    ready = await request({ host: '127.0.0.1', port: admin, path: '/ready' }).then(
-      (r) => r.status,
-      () => 0,
-    );
-    if (ready !== 200) await new Promise((r) => setTimeout(r, 100));
-  }
-  t.equal(ready, 200, '/ready answers 200');
+  t.equal(await readyStatus(admin), 200, '/ready answers 200');
   const r = await request({ host: '127.0.0.1', port: out, path: 'http://nowhere/' });
   t.equal(r.status, 502, 'the outgoing router answers (its dtab names a closed port)');
   t.match(r.headers['l5d-err'], /127\.0\.0\.1/);
   child.kill('SIGTERM');
   const [code] = (await once(child, 'exit')) as [number | null];
   t.equal(code, 0);
+});
+
+t.test('run holds the optimizing compiler until the router is busy, then says so in its log', async (t) => {
+  const [out, inc, admin] = (await freePorts('127.0.0.1', 3)) as [number, number, number];
+  const file = await writeConfig('busy.yaml', config({ out, inc, admin }));
+  const child = spawnCli(['run', '-c', file], { HOSTMESH_LOG_LEVEL: 'info' });
+  let log = '';
+  child.stdout?.on('data', (d: Buffer) => (log += d.toString()));
+  child.stderr?.on('data', (d: Buffer) => (log += d.toString()));
+  t.teardown(() => {
+    child.kill('SIGKILL');
+  });
+  t.equal(await readyStatus(admin), 200, '/ready answers 200');
+  // Load: eight requests at a time, each answered 502 (the dtab names a closed port), until the
+  // router reports the compiler on (a busy second), or 60 s of it.
+  const until = Date.now() + 60_000;
+  const on = (): boolean => log.includes('busy: optimizing compiler on');
+  const worker = async (): Promise<void> => {
+    while (!on() && Date.now() < until) await request({ host: '127.0.0.1', port: out, path: 'http://nowhere/' }).catch(() => undefined);
+  };
+  await Promise.all(Array.from({ length: 8 }, worker));
+  t.ok(on(), 'the log says the compiler went on under load');
+  t.match(log, /"utilization":0\.\d+/, 'with the busy share of the second that decided it');
 });
 
 // The exits of the binary itself, children started together (each costs its start-up time).
