@@ -1,5 +1,5 @@
 // Parses, validates and compiles policy text on the calling thread: the CLI and tests. The router
-// parses in a worker (policy-parse.ts), so policy.ts does not load the validator.
+// parses in a child process (policy-parse.ts), so policy.ts does not load the validator.
 
 import { Policy } from './policy.js';
 import { parsePolicyFile } from './policy-file.js';

@@ -1,5 +1,5 @@
 // Hot reload of the authorization policy file (a mounted ConfigMap), on the shared FileSetWatcher
-// as dtabs are: a valid version replaces the policy for new requests once parsed (in a worker
+// as dtabs are: a valid version replaces the policy for new requests once parsed (in a child process
 // thread, off the event loop); a bad one is rejected with file:line:col, counted, and the policy
 // in force stays.
 
@@ -21,10 +21,10 @@ export interface PolicyWatcherOptions {
    * regular file of at most 1 MiB (the metric `hostmesh_policy_reload_failures_total`).
    */
   readonly onReject?: (message: string) => void;
-  /** Parse on the event loop instead of in a worker (default false; for callers without workers). */
+  /** Parse on the event loop instead of in a child process (default false; for callers that cannot start one). */
   readonly parseInline?: boolean;
   /**
-   * Heap bound of the parser worker (default DEFAULT_PARSER_MEMORY_MB): a policy that needs more is
+   * Heap bound of the parser process (default DEFAULT_PARSER_MEMORY_MB): a policy that needs more is
    * a rejected reload, so a huge file cannot push the router past its container memory limit.
    */
   readonly parserMemoryMb?: number;
@@ -45,7 +45,7 @@ export interface PolicyReloadStatus {
 
 /**
  * Reads and compiles a policy file; throws PolicyError for a bad or unreadable file. Parsed in the
- * parser worker like every reload, so the validator never loads on the router's thread.
+ * parser process like every reload, so the validator never loads on the router's thread.
  */
 export async function loadPolicyFile(file: string, parserMemoryMb?: number): Promise<{ policy: Policy; text: string }> {
   let text: string;

@@ -1,9 +1,10 @@
-// Loads the router's config in a short-lived worker thread, so that what validating it needs
+// Loads the router's config in a short-lived child process, so that what validating it needs
 // (zod and its ~400 schema objects, the YAML parser with positions) never lives in the router:
-// an ES module is never unloaded, and on the router's thread those would hold ~10 MB of heap
-// for the life of the process (docs/memory.md). The config comes back as plain data.
+// an ES module is never unloaded, and in the router those would hold ~10 MB of heap for the life
+// of the process (docs/memory.md). The config comes back as plain data. A child process, not a
+// worker thread: core/one-answer.ts.
 
-import { oneAnswer, type WorkerFailure } from '../core/worker-exec-argv.js';
+import { type ChildFailure, oneAnswer } from '../core/one-answer.js';
 import { ConfigError } from './config-error.js';
 import type { Loaded, LoadOptions } from './load.js';
 import type { LoadReply } from './load-worker.js';
@@ -16,10 +17,10 @@ export async function loadConfigOffThread(file: string, options: LoadOptions = {
   const cannot = (why: string): ConfigError => new ConfigError([`${file}: cannot load config: ${why}`]);
   let reply: LoadReply;
   try {
-    reply = await oneAnswer<LoadReply>(WORKER, { workerData: { file, options }, ...(options.env !== undefined ? { env: options.env } : {}) });
+    reply = await oneAnswer<LoadReply>(WORKER, { file, options }, options.env !== undefined ? { env: options.env } : {});
   } catch (e) {
-    const f = e as WorkerFailure;
-    throw cannot(f.kind === 'error' ? (f.err.message.split('\n')[0] ?? f.err.name) : `the loader exited (${f.code}) without an answer`);
+    const f = e as ChildFailure;
+    throw cannot(f.kind === 'error' ? (f.err.message.split('\n')[0] ?? f.err.name) : `the loader exited (${f.signal ?? f.code}) without an answer`);
   }
   if (reply.ok) return reply.loaded;
   throw 'problems' in reply ? new ConfigError(reply.problems) : cannot(reply.failure.split('\n')[0] ?? '');

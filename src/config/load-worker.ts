@@ -1,7 +1,8 @@
-// Worker thread body: loads one config file (YAML, zod validation, dtab files) and posts back
-// the plain validated config, or its problems. See load-off-thread.ts for why.
+// The config loader's child process (load-off-thread.ts says why it is one): loads one config
+// file (YAML, zod validation, dtab files) and answers with the plain validated config, or its
+// problems.
 
-import { parentPort, workerData } from 'node:worker_threads';
+import { answerOnce } from '../core/one-answer.js';
 import { ConfigError, type Loaded, type LoadOptions, loadConfig } from './load.js';
 
 export type LoadReply =
@@ -9,11 +10,10 @@ export type LoadReply =
   | { readonly ok: false; readonly problems: readonly string[] }
   | { readonly ok: false; readonly failure: string };
 
-const { file, options } = workerData as { file: string; options: LoadOptions };
-let reply: LoadReply;
-try {
-  reply = { ok: true, loaded: await loadConfig(file, options) };
-} catch (err) {
-  reply = err instanceof ConfigError ? { ok: false, problems: err.problems } : { ok: false, failure: err instanceof Error ? err.message : String(err) };
-}
-parentPort?.postMessage(reply);
+answerOnce<{ file: string; options: LoadOptions }, LoadReply>(async ({ file, options }) => {
+  try {
+    return { ok: true, loaded: await loadConfig(file, options) };
+  } catch (err) {
+    return err instanceof ConfigError ? { ok: false, problems: err.problems } : { ok: false, failure: err instanceof Error ? err.message : String(err) };
+  }
+});
