@@ -5,8 +5,10 @@
 // that before its first request. Now the process starts with TurboFan off (cli/optimizer-hold.ts;
 // Ignition and the Sparkplug baseline compiler still run) and `hostmesh run` turns it on, for good,
 // at the end of the first second in which the main thread was busy for BUSY_UTILIZATION of it
-// (the second right after start-up is not looked at): a router under load has its optimized code
-// one to two seconds into the load; an idle one (kubelet probes, scrapes) stays ~3.4 MB smaller.
+// (the second right after start-up is not looked at), or once steady lighter work has added up to
+// WORK_MS of busy time: a router under load has its optimized code one to two seconds into the
+// load, one at a few hundred requests a second within a minute; an idle one (kubelet probes,
+// scrapes) stays ~3.4 MB smaller.
 // The pages are the binary's, shared with every Node process of the node and reclaimable, but
 // they count in a router's RSS.
 //
@@ -16,8 +18,16 @@
 import { setFlagsFromString } from 'node:v8';
 import type { Cancel, Clock } from '../core/clock.js';
 
-/** The share of a second the main thread must be busy for the compiler to be turned on. */
+/** The share of a second the main thread must be busy for the compiler to be turned on at once. */
 export const BUSY_UTILIZATION = 0.1;
+/**
+ * Steady work below that (a router at a few hundred requests a second): the main thread's busy time
+ * in seconds busy for at least WORK_UTILIZATION of them adds up, and the compiler goes on once it
+ * reaches WORK_MS. An idle router stays under it: over 185 s idle, 3 seconds per router were busy
+ * for 1 % or more (at most 4.7 %, start-up's collection and first resyncs), ~135 ms in all.
+ */
+export const WORK_UTILIZATION = 0.02;
+export const WORK_MS = 2000;
 /** The window looked at, and the one not looked at first: the second after a router is up is busy by itself (its first lists and certificates, functions compiled on first use: 0.13-0.21 of it measured on idle routers), the next is not. */
 export const WINDOW_MS = 1000;
 
@@ -43,10 +53,11 @@ const loopTime = (): LoopTime => {
 export interface OptimizerHold {
   /**
    * Looks at the event loop every WINDOW_MS, from WINDOW_MS after now, and turns TurboFan on at the
-   * end of the first window busy for at least BUSY_UTILIZATION; `on` is told then (once), with that
-   * window's utilization. Called once the router is up: start-up's own work is not load, hence the
-   * first second not looked at. Returns a function that stops
-   * looking (the compiler stays as it is then).
+   * end of the first window busy for at least BUSY_UTILIZATION, or of the window that brings the
+   * busy time of windows busy for at least WORK_UTILIZATION to WORK_MS; `on` is told then (once),
+   * with that window's utilization. Called once the router is up: start-up's own work is not load,
+   * hence the first second not looked at. Returns a function that stops looking (the compiler
+   * stays as it is then).
    */
   watchLoad(clock: Clock, on: (utilization: number) => void): Cancel;
   /** Turns the compiler on now (a caller that will not watch). */
@@ -75,15 +86,18 @@ export function holdOptimizer(
     release,
     watchLoad(clock, on) {
       let cancel: Cancel = () => undefined;
+      let work = 0;
       const look = (from: LoopTime): void => {
         cancel = clock.schedule(WINDOW_MS, () => {
           if (!held) return;
           const to = sample();
           const active = to.active - from.active;
           const total = active + (to.idle - from.idle);
-          if (total > 0 && active / total >= BUSY_UTILIZATION) {
+          const u = total > 0 ? active / total : 0;
+          if (u >= WORK_UTILIZATION) work += active;
+          if (u >= BUSY_UTILIZATION || work >= WORK_MS) {
             release();
-            on(active / total);
+            on(u);
             return;
           }
           look(to);

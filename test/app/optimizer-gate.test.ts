@@ -1,6 +1,6 @@
 // TurboFan held until load (src/app/optimizer-gate.ts): the hold turns the compiler off, a router
 // turns it on at the end of its first busy second (the second after start-up, busy by itself, is
-// not looked at), once; a process whose own flags decide is left alone; and on this Node the runtime
+// not looked at) or once steady lighter work has added up, once; a process whose own flags decide is left alone; and on this Node the runtime
 // toggle really stops and restarts optimization (a V8 that froze its flags would fail here, not in
 // a cluster).
 
@@ -11,19 +11,20 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import fc from 'fast-check';
 import t from 'tap';
-import { BUSY_UTILIZATION, flagsDecide, holdOptimizer, type LoopTime, WINDOW_MS } from '../../src/app/optimizer-gate.js';
+import { BUSY_UTILIZATION, flagsDecide, holdOptimizer, type LoopTime, WINDOW_MS, WORK_MS, WORK_UTILIZATION } from '../../src/app/optimizer-gate.js';
 import { COMPILED, ROOT } from '../helpers/paths.js';
 import { ManualClock } from '../helpers/manual-clock.js';
 
-/** A loop whose busy share per second the test sets. */
+/** A loop whose busy share per second the test sets (in whole ms of the second, so sums are exact). */
 function fakeLoop(): { sample: () => LoopTime; second: (utilization: number) => void } {
   let active = 0;
   let idle = 0;
   return {
     sample: () => ({ active, idle }),
     second: (u) => {
-      active += 1000 * u;
-      idle += 1000 * (1 - u);
+      const busy = Math.round(WINDOW_MS * u);
+      active += busy;
+      idle += WINDOW_MS - busy;
     },
   };
 }
@@ -59,6 +60,32 @@ t.test('the hold turns TurboFan off at once; the first busy second after the fir
   t.same(flags, ['--no-turbofan', '--turbofan'], 'a release after that changes nothing');
 });
 
+t.test('steady lighter work turns it on once its busy time adds up; an idle router never gets there', async (t) => {
+  const { flags, loop, hold } = held();
+  const clock = new ManualClock();
+  const on: number[] = [];
+  hold?.watchLoad(clock, (u) => on.push(u));
+  loop.second(0.5); // start-up's second, not looked at
+  await clock.advance(WINDOW_MS);
+  // An idle hour: probes and scrapes, 0.1-1.9 % of each second; the busiest seconds seen idle.
+  for (let i = 0; i < 3600; i++) {
+    loop.second(i % 600 === 0 ? 0.047 : (i % 19) / 1000);
+    await clock.advance(WINDOW_MS);
+  }
+  t.same(flags, ['--no-turbofan'], 'an idle hour: still held');
+  // A few hundred requests a second: 5 % of each second.
+  const seconds = Math.ceil((WORK_MS - 6 * 47) / 50);
+  for (let i = 0; i < seconds - 1; i++) {
+    loop.second(0.05);
+    await clock.advance(WINDOW_MS);
+  }
+  t.same(flags, ['--no-turbofan'], 'not yet');
+  loop.second(0.05);
+  await clock.advance(WINDOW_MS);
+  t.same(flags, ['--no-turbofan', '--turbofan'], `on after ${seconds} seconds at 5 % (${WORK_MS} ms of work with the idle hour's busiest seconds)`);
+  t.same(on, [0.05]);
+});
+
 t.test('a stopped watch stops looking and leaves the compiler as it is; release turns it on once', async (t) => {
   const { flags, loop, hold } = held();
   const clock = new ManualClock();
@@ -90,19 +117,24 @@ t.test('a process whose own flags decide about TurboFan is left as they say', as
   }
 });
 
-t.test('property: the compiler goes on at the end of the first busy second after the first, never before', async () => {
+t.test('property: the compiler goes on at the end of the first busy second after the first, or when work adds up, never before', async () => {
+  const second = fc.oneof(fc.integer({ min: 0, max: 1000 }), fc.integer({ min: 0, max: 150 })).map((ms) => ms / WINDOW_MS);
   await fc.assert(
-    fc.asyncProperty(fc.array(fc.double({ min: 0, max: 1, noNaN: true }), { maxLength: 30 }), async (seconds) => {
+    fc.asyncProperty(fc.array(second, { maxLength: 80 }), async (seconds) => {
       const { flags, loop, hold } = held();
       const clock = new ManualClock();
       let onAt = -1;
       hold?.watchLoad(clock, () => (onAt = clock.now()));
       const start = clock.now();
       let expected = -1;
+      let work = 0;
       for (const [i, u] of seconds.entries()) {
         loop.second(u);
         await clock.advance(WINDOW_MS);
-        if (i > 0 && u >= BUSY_UTILIZATION && expected < 0) expected = start + (i + 1) * WINDOW_MS;
+        if (i === 0 || expected >= 0) continue;
+        const busy = Math.round(WINDOW_MS * u);
+        if (busy / WINDOW_MS >= WORK_UTILIZATION) work += busy;
+        if (busy / WINDOW_MS >= BUSY_UTILIZATION || work >= WORK_MS) expected = start + (i + 1) * WINDOW_MS;
       }
       if (onAt !== expected) throw new Error(`on at ${onAt - start}, expected ${expected - start}`);
       if (flags.length !== (expected < 0 ? 1 : 2)) throw new Error(`flags ${flags.join(' ')}`);
