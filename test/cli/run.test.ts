@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import { createCa, issueNodeCertificate } from '../../src/tls/generate.js';
 import { freePorts } from '../helpers/ports.js';
 import { request } from '../helpers/http.js';
-import { runCli, spawnCli } from '../helpers/cli.js';
+import { cliIsBuilt, runCli, spawnCli } from '../helpers/cli.js';
 import { runCheck } from '../../src/cli/run.js';
 
 const dir = await mkdtemp(join(tmpdir(), 'hostmesh-run-'));
@@ -168,6 +168,35 @@ t.test('run holds the optimizing compiler until the router is busy, then says so
   await Promise.all(Array.from({ length: 8 }, worker));
   t.ok(on(), 'the log says the compiler went on under load');
   t.match(log, /"utilization":0\.\d+/, 'with the busy share of the second that decided it');
+});
+
+// Needs the CLI started as npm test and CI start it: built, and with no module loader of the test
+// runner's put in front of it (`npx tap <file>` adds its process-tracking hook to every child node,
+// and resolving that hook's modules comes before the hold).
+const frontLoaded = [...process.execArgv, process.env['NODE_OPTIONS'] ?? ''].some((a) => a.includes('processinfo'));
+const notAsShipped = !cliIsBuilt()
+  ? 'the CLI runs under the TypeScript loader, whose work comes before the hold'
+  : frontLoaded
+    ? "tap's process-tracking hook loads before the CLI in every child (run it with npm test)"
+    : false;
+t.test('a router that is up has had nothing compiled by TurboFan: the hold is in place before any module is resolved', { skip: notAsShipped }, async (t) => {
+  /** TurboFan's work (V8's --trace-opt lines) in a `hostmesh run` child by the time /ready answers. */
+  const optimizedByReady = async (name: string, flags: string[]): Promise<number> => {
+    const [out, inc, admin] = (await freePorts('127.0.0.1', 3)) as [number, number, number];
+    const file = await writeConfig(`${name}.yaml`, config({ out, inc, admin }));
+    const child = spawnCli(['run', '-c', file], {}, ['--trace-opt', ...flags]);
+    let trace = '';
+    child.stdout?.on('data', (d: Buffer) => (trace += d.toString()));
+    t.teardown(() => {
+      child.kill('SIGKILL');
+    });
+    t.equal(await readyStatus(admin), 200, `${name}: /ready answers 200`);
+    const n = (trace.match(/for optimization to TURBOFAN|completed optimizing/g) ?? []).length;
+    child.kill('SIGKILL');
+    return n;
+  };
+  t.ok((await optimizedByReady('unheld', ['--turbofan'])) > 0, 'control: started with --turbofan (no hold), start-up alone makes TurboFan compile');
+  t.equal(await optimizedByReady('held', []), 0, 'held: nothing marked or compiled for TurboFan by the time /ready answers');
 });
 
 // The exits of the binary itself, children started together (each costs its start-up time).

@@ -50,8 +50,9 @@ export function cliIsBuilt(): boolean {
 const live = new Set<ChildProcess>();
 let reaping = false;
 
-export function spawnCli(args: readonly string[], env: NodeJS.ProcessEnv = {}): ChildProcess {
-  const child = spawn(process.execPath, [...cliCommand(), ...args], {
+/** `nodeFlags`: node's own flags for the child (e.g. --trace-opt), before the CLI's. */
+export function spawnCli(args: readonly string[], env: NodeJS.ProcessEnv = {}, nodeFlags: readonly string[] = []): ChildProcess {
+  const child = spawn(process.execPath, [...nodeFlags, ...cliCommand(), ...args], {
     env: { ...process.env, NODE_OPTIONS: '', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
