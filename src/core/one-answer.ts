@@ -67,7 +67,9 @@ export function oneAnswer<R>(module: URL, question: unknown, options: { env?: No
     };
     child.once('message', (answer: R) => done(() => resolve(answer)));
     child.once('error', (err: NodeJS.ErrnoException) => done(() => reject({ kind: 'error', err } satisfies ChildFailure)));
-    child.once('exit', (code, signal) =>
+    // 'close', not 'exit': it comes once stderr has been read to its end, so a heap overrun's
+    // message (V8 prints it just before it aborts) is in the tail.
+    child.once('close', (code, signal) =>
       done(() => reject({ kind: 'exit', code, signal, outOfMemory: /heap out of memory|Reached heap limit/.test(tail) } satisfies ChildFailure)),
     );
     child.send(question as object, (err) => {
