@@ -36,8 +36,8 @@ export type ChildFailure =
   | { readonly kind: 'error'; readonly err: NodeJS.ErrnoException }
   | { readonly kind: 'exit'; readonly code: number | null; readonly signal: NodeJS.Signals | null; readonly outOfMemory: boolean };
 
-/** How much of a child's stderr is kept, to tell an exhausted heap from another end. */
-const STDERR_TAIL = 4096;
+/** What V8 prints when a heap bound is reached ("JavaScript heap out of memory", "Fatal process out of memory: Zone", ...), before its last collections and a native backtrace, then SIGABRT. */
+const OUT_OF_MEMORY = /out of memory|Reached heap limit/;
 
 /**
  * Runs `module` (which calls `answerOnce`) in a child process, sends it `question` and resolves
@@ -54,9 +54,14 @@ export function oneAnswer<R>(module: URL, question: unknown, options: { env?: No
       serialization: 'advanced',
       stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
     });
-    let tail = '';
+    // stderr is scanned as it comes, never kept: only the end of a marker split across two reads is.
+    let outOfMemory = false;
+    let carry = '';
     child.stderr?.on('data', (d: Buffer) => {
-      tail = (tail + d.toString('latin1')).slice(-STDERR_TAIL);
+      if (outOfMemory) return;
+      const text = carry + d.toString('latin1');
+      outOfMemory = OUT_OF_MEMORY.test(text);
+      carry = text.slice(-32);
     });
     let settled = false;
     const done = (f: () => void): void => {
@@ -67,11 +72,9 @@ export function oneAnswer<R>(module: URL, question: unknown, options: { env?: No
     };
     child.once('message', (answer: R) => done(() => resolve(answer)));
     child.once('error', (err: NodeJS.ErrnoException) => done(() => reject({ kind: 'error', err } satisfies ChildFailure)));
-    // 'close', not 'exit': it comes once stderr has been read to its end, so a heap overrun's
-    // message (V8 prints it just before it aborts) is in the tail.
-    child.once('close', (code, signal) =>
-      done(() => reject({ kind: 'exit', code, signal, outOfMemory: /heap out of memory|Reached heap limit/.test(tail) } satisfies ChildFailure)),
-    );
+    // 'close', not 'exit': it comes once stderr has been read to its end, and after every IPC
+    // message, so neither a heap overrun's message nor an answer can lose the race.
+    child.once('close', (code, signal) => done(() => reject({ kind: 'exit', code, signal, outOfMemory } satisfies ChildFailure)));
     child.send(question as object, (err) => {
       if (err) done(() => reject({ kind: 'error', err } satisfies ChildFailure));
     });

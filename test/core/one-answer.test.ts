@@ -63,6 +63,23 @@ t.test('a child past its heap bound is an exit failure that says so', async (t) 
   t.match(f, { kind: 'exit', outOfMemory: true });
 });
 
+t.test('a heap overrun is told from its message wherever it stands in stderr, however long what follows', async (t) => {
+  // V8's own words, then a backtrace longer than any tail one would keep (a deep parser's), then
+  // the abort, as V8 ends a process past its bound; and an abort that says nothing of memory.
+  const longTrace = child(
+    'long-trace',
+    "answerOnce(() => { process.stderr.write('FATAL ERROR: Reached heap limit Allocation failed - JavaScript heap out of memory\\n'); for (let i = 0; i < 2000; i++) process.stderr.write(` ${i}: 0x1512628 v8::internal::Runtime_NewArray(int, unsigned long*, v8::internal::Isolate*) [node]\\n`); process.abort(); });",
+  );
+  const other = child('other-abort', "answerOnce(() => { process.stderr.write('something else went wrong\\n'); process.abort(); });");
+  const fail = async (u: URL): Promise<ChildFailure> =>
+    (await oneAnswer(u, {}).then(
+      () => t.fail('answered'),
+      (e: ChildFailure) => e,
+    )) as ChildFailure;
+  t.match(await fail(longTrace), { kind: 'exit', signal: 'SIGABRT', outOfMemory: true }, 'out of memory, 140 KB of backtrace after the message');
+  t.match(await fail(other), { kind: 'exit', signal: 'SIGABRT', outOfMemory: false }, 'another abort is not called a heap overrun');
+});
+
 t.test("the environment given is the child's whole environment", async (t) => {
   const env = child('env', 'answerOnce(() => ({ x: process.env.HM_X ?? null, home: process.env.HOME ?? null }));');
   t.same(await oneAnswer(env, {}, { env: { HM_X: 'given' } }), { x: 'given', home: null });
