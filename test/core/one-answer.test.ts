@@ -68,7 +68,7 @@ t.test('a heap overrun is told from its message wherever it stands in stderr, ho
   // the abort, as V8 ends a process past its bound; and an abort that says nothing of memory.
   const longTrace = child(
     'long-trace',
-    "answerOnce(() => { process.stderr.write('FATAL ERROR: Reached heap limit Allocation failed - JavaScript heap out of memory\\n'); for (let i = 0; i < 2000; i++) process.stderr.write(` ${i}: 0x1512628 v8::internal::Runtime_NewArray(int, unsigned long*, v8::internal::Isolate*) [node]\\n`); process.abort(); });",
+    "answerOnce(() => { process.stderr.write('FATAL ERROR: Reached heap limit Allocation failed - JavaScript heap out of memory\\n'); for (let i = 0; i < 2000; i++) process.stderr.write(' ' + i + ': 0x1512628 v8::internal::Runtime_NewArray(int, unsigned long*, v8::internal::Isolate*) [node]\\n'); process.abort(); });",
   );
   const other = child('other-abort', "answerOnce(() => { process.stderr.write('something else went wrong\\n'); process.abort(); });");
   const fail = async (u: URL): Promise<ChildFailure> =>
