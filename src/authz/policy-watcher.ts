@@ -1,6 +1,6 @@
 // Hot reload of the authorization policy file (a mounted ConfigMap), on the shared FileSetWatcher
-// as dtabs are: a valid version replaces the policy for new requests once parsed (in a child process
-// thread, off the event loop); a bad one is rejected with file:line:col, counted, and the policy
+// as dtabs are: a valid version replaces the policy for new requests once parsed (in a child process,
+// off the event loop); a bad one is rejected with file:line:col, counted, and the policy
 // in force stays.
 
 import { type Clock, systemClock } from '../core/clock.js';

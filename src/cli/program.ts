@@ -11,7 +11,7 @@ import { registerDtabCheck } from './dtab-check.js';
 import { registerIdentity } from './identity.js';
 import { registerRun } from './run.js';
 
-/** `hold`: TurboFan held since the process started (cli/optimizer-hold.ts); only `run` keeps it. */
+/** `hold`: TurboFan held since the process started (cli/optimizer-hold.ts); only `run` (not `run --check`) keeps it. */
 export function buildProgram(hold?: OptimizerHold): Command {
   const program = new Command();
   program.name('hostmesh').description('A per-host HTTP router for Kubernetes (Linkerd 1 DaemonSet style)').version('0.1.0').showHelpAfterError();
@@ -22,7 +22,7 @@ export function buildProgram(hold?: OptimizerHold): Command {
   });
   // Subcommands register themselves below (they inherit the exit override), one line each.
   program.hook('preAction', (_program, action) => {
-    if (action.name() !== 'run') hold?.release();
+    if (action.name() !== 'run' || action.opts()['check'] === true) hold?.release();
   });
   registerRun(program, hold);
   registerDemo(program);

@@ -171,7 +171,6 @@ export function registerRun(program: Command, hold?: OptimizerHold): void {
     .option('--set <key=value>', 'override a config value (repeatable)', (v: string, acc: string[]) => [...acc, v], [] as string[])
     .action(async (opts: { config: string; check?: boolean; set: string[] }) => {
       if (opts.check) {
-        hold?.release();
         process.exitCode = await runCheck(opts.config, opts.set);
         return;
       }
