@@ -167,7 +167,9 @@ t.test('run holds the optimizing compiler until the router is busy, then says so
   };
   await Promise.all(Array.from({ length: 8 }, worker));
   t.ok(on(), 'the log says the compiler went on under load');
-  t.match(log, /"utilization":0\.\d+/, 'with the busy share of the second that decided it');
+  // Rounded to two places: a second fully busy under this load reads 1.
+  const u = Number(/"utilization":([\d.]+)/.exec(log)?.[1]);
+  t.ok(u >= 0.1 && u <= 1, `with the busy share of the second that decided it (${u}: at least 0.1)`);
 });
 
 // Needs the CLI started as npm test and CI start it: built, and with no module loader of the test
