@@ -169,7 +169,8 @@ t.test('run holds the optimizing compiler until the router is busy, then says so
   t.ok(on(), 'the log says the compiler went on under load');
   // Rounded to two places: a second fully busy under this load reads 1.
   const u = Number(/"utilization":([\d.]+)/.exec(log)?.[1]);
-  t.ok(u >= 0.1 && u <= 1, `with the busy share of the second that decided it (${u}: at least 0.1)`);
+  // At least the share that counts as work (0.02; a busy second alone decides at 0.1).
+  t.ok(u >= 0.02 && u <= 1, `with the busy share of the second that decided it (${u})`);
 });
 
 // Needs the CLI started as npm test and CI start it: built, and with no module loader of the test
