@@ -1,8 +1,16 @@
 // The one bounded map of the process, for every cache keyed by request data (header dtabs, per-name
 // settings, retry budgets, draining peers, idle names, ...). A key a client chose must never grow
-// memory without bound: past `max` entries the oldest one is evicted. `get` refreshes an entry
-// (least recently used order) unless the map is made with `order: 'insertion'` (first in, first
-// out: a mark that must not be kept alive by being read).
+// memory without bound: past `max` entries one is evicted. In an 'lru' map (the default) a read
+// gives an entry a second chance (the CLOCK approximation of least recently used): an entry read
+// since it last came up is moved behind the others instead of evicted, so the entry evicted is one
+// not read for a whole round of evictions. In an 'insertion' map entries leave in the order they
+// came (first in, first out: a mark that must not be kept alive by being read).
+//
+// Why not an exact LRU: moving an entry on every read is a delete and a set on a JavaScript Map,
+// whose table leaves a hole per delete and is rebuilt when the holes fill it; for a map that lives
+// long, V8 builds the new table in the old generation, so every few reads of a hot cache left old-
+// generation garbage behind and brought the full collections nearer (issue 28, session 12). Here a
+// read only sets a flag: the table changes when entries come or go, and at evictions.
 //
 // Every map has a name; the maps of one name (one per router, say) are counted together in
 // `boundedMapStats()` (entries now, cap, evictions so far), which src/metrics/bounded-maps.ts exports.
@@ -15,29 +23,26 @@ export interface BoundedMapOptions<K, V> {
   readonly name: string;
   /** Entries at most (at least 1). */
   readonly max: number;
-  /** 'lru' (default): get() refreshes an entry. 'insertion': entries leave in the order they came. */
+  /** 'lru' (default): a read gives an entry a second chance. 'insertion': entries leave in the order they came. */
   readonly order?: 'lru' | 'insertion';
   /** Called when an entry leaves the map for capacity (not when replaced by set() or deleted). */
   readonly onEvict?: (key: K, value: V) => void;
 }
 
-/** No key: what BoundedMap's newest key is when it is not known (no key of a caller is this symbol). */
-const NONE: unique symbol = Symbol('none');
+/** An entry: its value, and whether it was read or set again since it last came up for eviction. */
+interface Slot<V> {
+  value: V;
+  used: boolean;
+}
 
 export class BoundedMap<K, V> implements Iterable<[K, V]> {
   readonly name: string;
   readonly max: number;
-  readonly #map = new Map<K, V>();
+  readonly #map = new Map<K, Slot<V>>();
   readonly #lru: boolean;
   readonly #onEvict: ((key: K, value: V) => void) | undefined;
   #evictions = 0;
   readonly #named: Named;
-  /**
-   * The key last set or refreshed, which is the newest entry while it is in the map: reading it
-   * again needs no refresh (a hot key read per request would otherwise be deleted and re-added each
-   * time, churning the table). NONE when unknown.
-   */
-  #newest: K | typeof NONE = NONE;
 
   constructor(options: BoundedMapOptions<K, V>) {
     this.name = options.name;
@@ -56,73 +61,89 @@ export class BoundedMap<K, V> implements Iterable<[K, V]> {
     return this.#evictions;
   }
 
-  /** The value of `key`, refreshed as most recently used (in an 'lru' map). */
+  /** The value of `key`, marked as read (in an 'lru' map: it gets a second chance at the next eviction). */
   get(key: K): V | undefined {
-    const v = this.#map.get(key);
-    if (v !== undefined && this.#lru && key !== this.#newest) {
-      this.#map.delete(key);
-      this.#map.set(key, v);
-      this.#newest = key;
-    }
-    return v;
+    const slot = this.#map.get(key);
+    if (slot === undefined) return undefined;
+    if (this.#lru) slot.used = true;
+    return slot.value;
   }
 
-  /** The value of `key` without refreshing it. */
+  /** The value of `key` without marking it read. */
   peek(key: K): V | undefined {
-    return this.#map.get(key);
+    return this.#map.get(key)?.value;
   }
 
   has(key: K): boolean {
     return this.#map.has(key);
   }
 
-  /** Sets `key` (as the newest entry), then evicts the oldest entries past `max`. */
+  /**
+   * Sets `key`. A new key goes behind the others, then entries are evicted past `max`. An existing
+   * key keeps its place in an 'lru' map (marked as read) and goes behind the others in an
+   * 'insertion' one (it came again).
+   */
   set(key: K, value: V): this {
-    this.#map.delete(key);
-    this.#map.set(key, value);
-    this.#newest = key;
-    while (this.#map.size > this.max) {
-      const [oldKey, oldValue] = this.#map.entries().next().value as [K, V];
-      this.#map.delete(oldKey);
-      this.#evictions++;
-      this.#named.evictions++;
-      this.#onEvict?.(oldKey, oldValue);
+    const slot = this.#map.get(key);
+    if (slot !== undefined && this.#lru) {
+      slot.value = value;
+      slot.used = true;
+      return this;
     }
+    if (slot !== undefined) this.#map.delete(key);
+    this.#map.set(key, { value, used: false });
+    while (this.#map.size > this.max) this.#evictOne();
     return this;
   }
 
+  /** Evicts the first entry not read since it last came up; the read ones it passes go behind, unmarked. */
+  #evictOne(): void {
+    for (;;) {
+      const [oldKey, slot] = this.#map.entries().next().value as [K, Slot<V>];
+      this.#map.delete(oldKey);
+      if (slot.used) {
+        slot.used = false;
+        this.#map.set(oldKey, slot);
+        continue;
+      }
+      this.#evictions++;
+      this.#named.evictions++;
+      this.#onEvict?.(oldKey, slot.value);
+      return;
+    }
+  }
+
   delete(key: K): boolean {
-    if (key === this.#newest) this.#newest = NONE;
     return this.#map.delete(key);
   }
 
   clear(): void {
-    this.#newest = NONE;
     this.#map.clear();
   }
 
-  /** The oldest entry (the next to be evicted), if any. */
+  /** The entry eviction looks at first, if any. */
   oldest(): [K, V] | undefined {
-    return this.#map.entries().next().value as [K, V] | undefined;
+    const first = this.#map.entries().next().value as [K, Slot<V>] | undefined;
+    return first === undefined ? undefined : [first[0], first[1].value];
   }
 
-  /** Oldest first. */
-  keys(): IterableIterator<K> {
-    return this.#map.keys();
+  /** In eviction order (the first is looked at first): in an 'lru' map that is not the order of the last reads. */
+  *keys(): IterableIterator<K> {
+    yield* this.#map.keys();
   }
 
-  /** Oldest first. */
-  values(): IterableIterator<V> {
-    return this.#map.values();
+  /** In eviction order. */
+  *values(): IterableIterator<V> {
+    for (const slot of this.#map.values()) yield slot.value;
   }
 
-  /** Oldest first. */
-  entries(): IterableIterator<[K, V]> {
-    return this.#map.entries();
+  /** In eviction order. */
+  *entries(): IterableIterator<[K, V]> {
+    for (const [key, slot] of this.#map) yield [key, slot.value];
   }
 
   [Symbol.iterator](): IterableIterator<[K, V]> {
-    return this.#map.entries();
+    return this.entries();
   }
 }
 

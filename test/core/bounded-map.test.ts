@@ -1,6 +1,6 @@
 // The one bounded map (src/core/bounded-map.ts): never above its cap whatever the operations,
-// evicts the least recently used (or, in insertion order, the oldest set), reports what it evicted,
-// and its size and evictions reach /metrics through the registry.
+// evicts as CLOCK does (a read entry gets a second chance; in insertion order, the oldest set goes),
+// reports what it evicted, and its size and evictions reach /metrics through the registry.
 
 import fc from 'fast-check';
 import t from 'tap';
@@ -25,12 +25,16 @@ const op: fc.Arbitrary<Op> = fc.oneof(
   fc.record({ kind: fc.constant('clear' as const) }),
 );
 
-/** The reference: an array of [key, value], oldest first, evicting from the front. */
+/**
+ * The reference: an array of [key, value, read], in eviction order. An insertion-order map evicts
+ * from the front; an lru one gives a read entry a second chance (CLOCK): it goes to the back,
+ * unmarked, and the first unread one is evicted.
+ */
 function model(max: number, lru: boolean) {
-  let entries: [number, number][] = [];
+  let entries: [number, number, boolean][] = [];
   const evicted: number[] = [];
   return {
-    entries: () => entries,
+    entries: () => entries.map(([k, v]) => [k, v]),
     evicted,
     apply(o: Op): number | undefined {
       if (o.kind === 'clear') {
@@ -40,21 +44,26 @@ function model(max: number, lru: boolean) {
       const i = entries.findIndex(([k]) => k === o.key);
       switch (o.kind) {
         case 'set':
+          if (i >= 0 && lru) {
+            entries[i] = [o.key, o.value, true];
+            return undefined;
+          }
           if (i >= 0) entries.splice(i, 1);
-          entries.push([o.key, o.value]);
-          while (entries.length > max) evicted.push((entries.shift() as [number, number])[0]);
+          entries.push([o.key, o.value, false]);
+          while (entries.length > max) {
+            const first = entries.shift() as [number, number, boolean];
+            if (first[2]) entries.push([first[0], first[1], false]);
+            else evicted.push(first[0]);
+          }
           return undefined;
         case 'get': {
           if (i < 0) return undefined;
-          const e = entries[i] as [number, number];
-          if (lru) {
-            entries.splice(i, 1);
-            entries.push(e);
-          }
+          const e = entries[i] as [number, number, boolean];
+          if (lru) e[2] = true;
           return e[1];
         }
         case 'peek':
-          return i < 0 ? undefined : (entries[i] as [number, number])[1];
+          return i < 0 ? undefined : (entries[i] as [number, number, boolean])[1];
         case 'delete':
           if (i >= 0) entries = entries.filter(([k]) => k !== o.key);
           return undefined;
@@ -102,13 +111,32 @@ t.test('a read keeps an entry in an lru map, not in an insertion-order one', asy
   lru.set('a', 1).set('b', 2);
   lru.get('a');
   lru.set('c', 3);
-  t.same([...lru.keys()], ['a', 'c'], 'b, the least recently used, went');
+  t.same([...lru.keys()].sort(), ['a', 'c'], 'b, not read, went; a, read, stayed');
+  lru.set('d', 4);
+  t.same([...lru.keys()].sort(), ['a', 'd'], 'then c, the one not read since it came');
+  lru.set('e', 5);
+  t.same([...lru.keys()].sort(), ['d', 'e'], "a's read was spent on its second chance: not read again, it goes next");
   const fifo = new BoundedMap<string, number>({ name: 'test_examples', max: 2, order: 'insertion' });
   fifo.set('a', 1).set('b', 2);
   fifo.get('a');
   fifo.set('c', 3);
   t.same([...fifo.keys()], ['b', 'c'], 'a, the oldest set, went although it was read');
   t.equal(new BoundedMap({ name: 'test_examples', max: 0 }).max, 1, 'a cap below one is one');
+});
+
+t.test('hot entries read between the sets of a flood of new keys stay; reads do not reorder the map', async (t) => {
+  const m = new BoundedMap<string, number>({ name: 'test_examples', max: 10 });
+  for (let h = 0; h < 5; h++) m.set(`hot-${h}`, h);
+  const order = [...m.keys()];
+  for (let h = 0; h < 5; h++) for (let r = 0; r < 3; r++) m.get(`hot-${h}`);
+  t.same([...m.keys()], order, 'reads only mark entries');
+  for (let i = 0; i < 1000; i++) {
+    m.set(`flood-${i}`, i);
+    if (i % 4 === 0) for (let h = 0; h < 5; h++) m.get(`hot-${h}`);
+  }
+  t.equal(m.size, 10);
+  for (let h = 0; h < 5; h++) t.equal(m.peek(`hot-${h}`), h, `hot-${h} is still cached`);
+  t.equal(m.evictions, 995, 'only flood keys went');
 });
 
 t.test("a flood of distinct keys costs the cap, and /metrics shows the cache's size and evictions", async (t) => {

@@ -43,6 +43,9 @@ export function accrualConfig(c: FailureAccrualSpec | undefined): AccrualConfig 
 /** Endpoint states kept per router; past it the least recently used (alive ones first) go. */
 export const MAX_ACCRUAL_ENTRIES = 10_000;
 
+/** An entry used again moves behind the others at most this often (ms): the map's order is least recently used first to this. */
+const REORDER_MS = 1000;
+
 /**
  * Requests a windowed success rate needs in its window before it may mark an endpoint dead
  * (hostmesh's choice: Linkerd 1 is silent; one failure out of one is not a rate).
@@ -193,7 +196,7 @@ export class FailureAccrual {
   readonly #now: () => number;
   readonly #random: () => number;
   readonly #o: AccrualOptions;
-  /** Least recently used first. */
+  /** Least recently used first, to REORDER_MS. */
   readonly #entries = new Map<string, Entry>();
   #dead = 0;
 
@@ -262,7 +265,9 @@ export class FailureAccrual {
     const now = this.#now();
     let dropped = 0;
     for (const [key, e] of this.#entries) {
-      if (now - e.usedAt < idleMs) break; // least recently used first: the rest are more recent
+      // Least recently used first, to REORDER_MS: the rest were used at most that much earlier, and
+      // the next sweep takes them.
+      if (now - e.usedAt < idleMs) break;
       if (e.state === 'alive' && !e.probeOut) {
         this.#entries.delete(key);
         dropped++;
@@ -287,8 +292,10 @@ export class FailureAccrual {
         usedAt: 0,
       };
       this.#entries.set(key, e);
-    } else {
-      this.#entries.delete(key); // most recently used goes last
+    } else if (this.#now() - e.usedAt >= REORDER_MS) {
+      // Used again: goes last (least recently used first, to a second). Not on every outcome: a
+      // delete and a set per request would make the map rebuild its table every few requests.
+      this.#entries.delete(key);
       this.#entries.set(key, e);
     }
     e.usedAt = this.#now();

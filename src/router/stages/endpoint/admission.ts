@@ -44,7 +44,9 @@ export class Admission {
   readonly #limits: AdmissionLimits;
   readonly #clock: Clock;
   #inFlight = 0;
-  // Counts per key exist only while non-zero, so these maps are bounded by the requests present.
+  // Counts per key. A count back at zero is kept while the map holds at most IDLE_KEYS keys (the
+  // next request of that key sets it again in place); past that it is deleted. So a map holds at
+  // most IDLE_KEYS keys beyond those with requests present.
   readonly #bySource = new Map<string, number>();
   readonly #byService = new Map<string, number>();
   /** Waiting counts per source and per service: made when a request first waits (most endpoints' never does; issue 28). */
@@ -63,6 +65,12 @@ export class Admission {
 
   get waiting(): number {
     return this.#waiters.length;
+  }
+
+  /** Per-key counts held (in flight and waiting, by source and by service), zeros kept included: what the maps cost. */
+  get keysHeld(): number {
+    const w = this.#waiting;
+    return this.#bySource.size + this.#byService.size + (w === undefined ? 0 : w.bySource.size + w.byService.size);
   }
 
   /**
@@ -204,8 +212,16 @@ export class Admission {
   }
 }
 
+/**
+ * Keys at zero a count map keeps. Deleting a key at zero and adding it back on the next request
+ * made the map rebuild its table on every request of an otherwise idle endpoint (a Map's table
+ * shrinks when it falls below a quarter full), in the old generation for a map that lives long
+ * (issue 28, session 12).
+ */
+const IDLE_KEYS = 64;
+
 function bump(m: Map<string, number>, key: string, by: number): void {
   const n = (m.get(key) ?? 0) + by;
-  if (n <= 0) m.delete(key);
-  else m.set(key, n);
+  if (n <= 0 && m.size > IDLE_KEYS) m.delete(key);
+  else m.set(key, Math.max(0, n));
 }

@@ -39,6 +39,9 @@ export const MIN_SIZE_IDLE_MS = 600_000;
 /** Decay window of the latency average (Finagle's peak EWMA uses 10 s). */
 const EWMA_DECAY_MS = 10_000;
 
+/** A pool used again moves behind the others at most this often (ms). */
+const REORDER_MS = 1000;
+
 // The stages key their pools with it; it lives with Endpoint so the delegation tree prints the same way.
 export { endpointKey };
 
@@ -136,10 +139,8 @@ function floorFactory(minSize: number, floor: Set<unknown>): (origin: URL, opts:
 
 export class EndpointPools {
   #tls: ConnectionOptions | undefined;
-  /** Least recently used first: get() moves an entry to the end. */
+  /** Least recently used first, to REORDER_MS: get() moves an entry last when it was last used that long ago. */
   readonly #pools = new Map<string, PoolEntry>();
-  /** The entry last put at the end of #pools (the most recently used while it is there): used again, it stays put. */
-  #newest: PoolEntry | undefined;
   readonly #stopSweeper: Cancel;
   readonly #idleMs: number;
   readonly #clock: Clock;
@@ -232,8 +233,11 @@ export class EndpointPools {
     const now = this.#clock.now();
     let entry = this.#pools.get(key);
     if (entry !== undefined) {
-      if (entry !== this.#newest) {
-        this.#pools.delete(key); // re-inserted last: least recently used first
+      if (now - entry.lastUsed >= REORDER_MS) {
+        // Re-inserted last: least recently used first, to a second. Not on every request: a delete
+        // and a set per request make the map rebuild its table every few requests (in the old
+        // generation, for a map that lives long).
+        this.#pools.delete(key);
         this.#pools.set(key, entry);
       }
     } else {
@@ -252,7 +256,6 @@ export class EndpointPools {
       this.#events?.poolOpened?.();
     }
     entry.lastUsed = now;
-    this.#newest = entry;
     return entry;
   }
 

@@ -56,13 +56,19 @@ export interface Bound {
 
 interface CachedBinding {
   readonly binding: Binding;
+  /** The dtab it was bound through: a cached binding of another dtab (the router's was replaced) is not used. */
+  readonly dtab: Dtab;
   lastUsed: number;
 }
 
 export class LogicalStage {
   readonly #o: LogicalOptions;
-  /** Least recently used first (a hit moves the entry to the end). */
+  /**
+   * By path, through the router's own dtab (a request without l5d-dtab): keyed by the path alone, so
+   * a request builds no key from the dtab's text (a few hundred bytes to join and hash each time).
+   */
   readonly #bindings: BoundedMap<string, CachedBinding>;
+  /** By the dtab's text and the path: a request's overrides make its dtab. */
   readonly #overrideBindings: BoundedMap<string, CachedBinding>;
   readonly #headerDtabs: HeaderDtabs;
 
@@ -104,11 +110,17 @@ export class LogicalStage {
   }
 
   #bind(dtab: Dtab, path: Path, override = false): NameTree<BoundName> | Promise<NameTree<BoundName>> {
-    const key = `${dtab.show()}\n${path.show()}`;
+    const key = override ? `${dtab.show()}\n${path.show()}` : path.show();
     const cache = override ? this.#overrideBindings : this.#bindings;
-    let cached = cache.get(key); // a hit becomes the most recently used
+    let cached = cache.get(key);
+    if (cached !== undefined && cached.dtab !== dtab && cached.dtab.show() !== dtab.show()) {
+      // Bound through the router's earlier dtab: replaced by a binding through the current one.
+      cache.delete(key);
+      cached.binding.close();
+      cached = undefined;
+    }
     if (cached === undefined) {
-      cached = { binding: this.#o.interpreter.bind(dtab, path, { budget: this.#o.budget }), lastUsed: 0 };
+      cached = { binding: this.#o.interpreter.bind(dtab, path, { budget: this.#o.budget }), dtab, lastUsed: 0 };
       cache.set(key, cached);
     }
     cached.lastUsed = this.#o.now();
@@ -174,8 +186,9 @@ export class LogicalStage {
     const now = this.#o.now();
     let n = 0;
     for (const cache of [this.#bindings, this.#overrideBindings]) {
+      // Every entry is looked at: the map's order is its eviction order, not the order of last use.
       for (const [key, c] of cache) {
-        if (now - c.lastUsed < this.#o.limits.idleTtlMs) break; // the rest were used later
+        if (now - c.lastUsed < this.#o.limits.idleTtlMs) continue;
         cache.delete(key);
         c.binding.close();
         this.#o.events?.bindingEvicted('idle');

@@ -89,7 +89,7 @@ t.test('a client gone while waiting leaves the queue at once', async (t) => {
   t.equal(abort.listenerCount('abort'), 0);
 });
 
-t.test('counts return to zero and per-key state is dropped (bounded by what is present)', async (t) => {
+t.test('counts return to zero and per-key state is bounded: 64 idle keys a map, plus what is present', async (t) => {
   const a = new Admission(LIMITS, new ManualClock());
   let waited = 0;
   for (let i = 0; i < 1000; i++) {
@@ -99,4 +99,17 @@ t.test('counts return to zero and per-key state is dropped (bounded by what is p
   t.equal(waited, 0, 'each was admitted at once');
   t.equal(a.inFlight, 0);
   t.equal(a.waiting, 0);
+  t.ok(a.keysHeld <= 2 * 64, `idle keys kept: ${a.keysHeld}`);
+  // Many keys present at once, then all released: back under the bound.
+  const big = new Admission({ ...LIMITS, maxInFlight: 10_000, maxPerService: 10_000, maxPerSource: 10_000 }, new ManualClock());
+  let queued = 0;
+  for (let i = 0; i < 5000; i++) if (big.acquire(`pod-${i}`, `/svc/${i % 700}`) !== undefined) queued++;
+  t.equal(queued, 0);
+  t.equal(big.keysHeld, 5000 + 700, 'one count per source and per service present');
+  for (let i = 0; i < 5000; i++) big.release(`pod-${i}`, `/svc/${i % 700}`);
+  t.ok(big.keysHeld <= 2 * 64, `after: ${big.keysHeld}`);
+  // A key kept at zero still counts from zero: its share is whole again.
+  t.equal(await state(a.acquire('pod-0', '/svc/0')), 'admitted');
+  t.equal(await state(a.acquire('pod-0', '/svc/0')), 'admitted');
+  t.equal(await state(a.acquire('pod-0', '/svc/0')), 'waiting', "pod-0's share (2) is full again, not more");
 });

@@ -89,11 +89,17 @@ t.test("binds through the router's dtab; l5d-ctx-dtab then l5d-dtab are laid ove
   t.equal(await bound(h, '/svc', { 'l5d-dtab': '/svc=>' }), 'BAD_DTAB_HEADER (400)', 'an override that does not parse is the client’s 400');
   t.equal(await bound(h, '/nothing'), '~', 'a name no dentry matches binds to neg (the concrete stage refuses it)');
 
+  const size = h.stage.size;
   h.dtab.set(Dtab.read(`/svc=>${inet(5)}`));
   t.equal(await bound(h, '/svc'), inet(5), 'a reloaded dtab applies to the next request');
+  t.equal(h.stage.size, size, "the earlier dtab's binding of /svc was replaced, not kept beside it");
+  h.dtab.set(Dtab.read(`/svc=>${inet(5)}`));
+  t.equal(await bound(h, '/svc'), inet(5), 'the same text reloaded binds the same');
+  h.dtab.set(Dtab.read(`/svc=>${inet(1)}`));
+  t.equal(await bound(h, '/svc'), inet(1), 'and back');
 });
 
-t.test('the cache keeps at most `paths` base bindings, least recently used out first', async (t) => {
+t.test('the cache keeps at most `paths` base bindings; a binding used since it last came up stays', async (t) => {
   const h = harness(`/svc=>/$/inet/127.0.0.1`, { paths: 2, overrides: 1 });
   t.teardown(() => h.stage.close());
   await bound(h, '/svc/1');
