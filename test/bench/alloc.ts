@@ -17,8 +17,14 @@
 // router of its own, where a scavenge comes every few hundred requests: read the ranking, not
 // the total.
 //
-// Usage: node dist/test/bench/alloc.js [--promoted] [REQUESTS (10000)] [TOP (25)]; the raw
-// profile goes to bench-results/alloc.heapprofile (Chrome DevTools opens it).
+// With --paced, requests go one at a time with a 1 ms pause between them (~1,000 req/s, one in
+// flight): with --promoted, what then reaches the old generation is not there for being in flight
+// but for living long (tables of long-lived maps, sites V8 pretenured; docs/perf-notes.md,
+// "Session 12"). Run it with the heap flags of interest, e.g. `node --max-semi-space-size=8
+// --min-semi-space-size=8 dist/test/bench/alloc.js --promoted --paced 8000`.
+//
+// Usage: node dist/test/bench/alloc.js [--promoted] [--paced] [REQUESTS (10000)] [TOP (25)]; the
+// raw profile goes to bench-results/alloc.heapprofile (Chrome DevTools opens it).
 
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector/promises';
@@ -29,6 +35,7 @@ import { helloRounds } from './mesh/hello-rounds.js';
 import { ROOT } from '../helpers/paths.js';
 
 const PROMOTED = process.argv.includes('--promoted');
+const PACED = process.argv.includes('--paced');
 const [requestsArg, topArg] = process.argv.slice(2).filter((a) => !a.startsWith('--'));
 const REQUESTS = Number(requestsArg ?? 10_000);
 const TOP = Number(topArg ?? 25);
@@ -45,8 +52,18 @@ const pool = new Pool(`http://${A}:${mesh.ports.outgoing}`, { connections: CONCU
 
 /** `n` requests, all answered 200 (a failing mesh would profile its error path instead). */
 async function round(n: number): Promise<void> {
-  const failed = await helloRounds(pool, n, CONCURRENCY);
+  const failed = PACED ? await paced(n) : await helloRounds(pool, n, CONCURRENCY);
   if (failed > 0) throw new Error(`${failed} of ${n} requests were not answered 200`);
+}
+
+/** `n` requests one at a time, 1 ms apart; resolves with how many were not answered 200. */
+async function paced(n: number): Promise<number> {
+  let failed = 0;
+  for (let i = 0; i < n; i++) {
+    failed += await helloRounds(pool, 1, 1);
+    await new Promise((resolve) => setTimeout(resolve, 1));
+  }
+  return failed;
 }
 
 await round(Math.min(5_000, REQUESTS)); // warm: pools, bindings, compiled code
