@@ -36,3 +36,19 @@ export interface RequestContext {
   /** The request's effective deadline (deadline.ts): the caller's l5d-ctx-deadline or totalTimeoutMs. */
   deadline?: RequestDeadline;
 }
+
+/**
+ * A request's context as a listener makes it: every field there from the start, so every request's
+ * context has one shape (the stages' property reads stay monomorphic), and made by a constructor,
+ * which V8 never pretenures as it may an object literal's allocation site (route-plan.ts, Plan).
+ */
+export class Context implements RequestContext {
+  caller: Caller | undefined = undefined;
+  service: string | undefined = undefined;
+  client: string | undefined = undefined;
+  dtab: string | undefined = undefined;
+  overrides: string | undefined = undefined;
+  deadline: RequestDeadline | undefined = undefined;
+
+  constructor(public direction: Direction) {}
+}

@@ -29,3 +29,25 @@ export interface RoutePlan {
   /** The client's connect bound (client.connectTimeoutMs): what an Upgrade's own connect waits at most. */
   readonly connectTimeoutMs: number;
 }
+
+/**
+ * A RoutePlan made by a constructor, not an object literal: V8 may decide, under load, that a
+ * literal's allocation site makes long-lived objects and allocate it in the old generation from
+ * then on, where a per-request object is garbage only the full collections take; an object made by
+ * `new` is never allocated there (docs/perf-notes.md, "Session 12").
+ */
+export class Plan implements RoutePlan {
+  constructor(
+    readonly method: string,
+    readonly service: Path,
+    readonly name: BoundName,
+    readonly endpoint: Endpoint,
+    readonly another: (exclude: ReadonlySet<string>) => Endpoint | undefined,
+    readonly target: string,
+    readonly headers: OutgoingHttpHeaders,
+    readonly deadline: RequestDeadline | undefined,
+    readonly tls: boolean,
+    readonly tlsOptions: ConnectionOptions | undefined,
+    readonly connectTimeoutMs: number,
+  ) {}
+}

@@ -26,7 +26,7 @@ import { ClientPools } from './stages/endpoint/client-pools.js';
 import { classifierOf, DeadCounts, PerName, requeueBudgetOf, retryPolicyOf } from './settings/per-name.js';
 import { RouterParams } from './settings/static-params.js';
 import type { ClientSpec } from './settings/spec.js';
-import type { RoutePlan } from './route-plan.js';
+import { Plan, type RoutePlan } from './route-plan.js';
 import { type BalancerKind, ConcreteStage } from './stages/concrete/concrete.js';
 import { EndpointStage } from './stages/endpoint/endpoint.js';
 import { ForwardStage } from './stages/forward/forward.js';
@@ -253,19 +253,19 @@ export class Router {
     if (id.deadline !== undefined) headers[DEADLINE_HEADER] = formatDeadline(id.deadline.wire);
     // The client's pools: the router's, or a per-prefix client's own (io.l5d.static TLS, limits).
     const pools = this.#perName.client(client).pools;
-    return {
-      method: arrival.method,
-      service: id.service,
-      name: concrete.name,
-      endpoint: concrete.endpoint,
-      another: concrete.another,
-      target: id.target,
+    return new Plan(
+      arrival.method,
+      id.service,
+      concrete.name,
+      concrete.endpoint,
+      concrete.another,
+      id.target,
       headers,
-      deadline: id.deadline,
-      tls: pools.tls,
-      tlsOptions: pools.tls ? pools.tlsOptions : undefined,
-      connectTimeoutMs: pools.limits.connectTimeoutMs,
-    };
+      id.deadline,
+      pools.tls,
+      pools.tls ? pools.tlsOptions : undefined,
+      pools.limits.connectTimeoutMs,
+    );
   }
 
   /** The HTTP/2 forward stage of an h2 router (stages/forward/forward-h2.ts), over its client sessions. */

@@ -22,7 +22,7 @@ import { RefusalLog, type Source, type SourceGuard } from '../identity/source-gu
 import type { Logger } from '../log.js';
 import type { H2Events } from '../h2/events.js';
 import type { ListenerEvents } from './events.js';
-import type { Direction, RequestContext } from '../router/context.js';
+import { Context, type Direction, type RequestContext } from '../router/context.js';
 import { DEADLINE_HEADER, formatDeadline } from '../router/deadline.js';
 import { DRAINING_HEADER } from '../router/stages/concrete/draining-peers.js';
 import type { Router } from '../router/router.js';
@@ -293,7 +293,7 @@ export class H2Listener {
 
   #onStream(stream: ServerHttp2Stream, headers: IncomingHttpHeaders): void {
     const direction = this.#o.direction;
-    const ctx: RequestContext = { direction };
+    const ctx: RequestContext = new Context(direction);
     const grpc = isGrpc(headers['content-type']);
     const metrics = this.#o.metrics;
     const started = performance.now();

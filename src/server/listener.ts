@@ -6,7 +6,7 @@ import https from 'node:https';
 import net, { type AddressInfo, type Socket } from 'node:net';
 import tls, { type TLSSocket, type TlsOptions } from 'node:tls';
 import type { Logger } from '../log.js';
-import type { Direction, RequestContext } from '../router/context.js';
+import { Context, type Direction, type RequestContext } from '../router/context.js';
 import { EntryDecider, type EntryDecision, type EntryPath } from '../router/decision.js';
 import { REQUEUE_HEADER } from '../router/stages/forward/requeue.js';
 import type { Router } from '../router/router.js';
@@ -400,7 +400,7 @@ export class Listener {
 
   #onRequest(req: http.IncomingMessage, res: http.ServerResponse): void {
     if (this.#pipelines.hold(req, res, this.#again)) return; // routed at its turn, or dropped with its connection
-    const ctx: RequestContext = { direction: this.#direction };
+    const ctx: RequestContext = new Context(this.#direction);
     if (this.#announcing) {
       // The peer stops choosing this node (router/stages/concrete/draining-peers.ts) and its connection closes
       // after this answer, so it holds none to a router about to stop.

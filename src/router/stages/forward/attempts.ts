@@ -136,11 +136,22 @@ export interface Scope {
   readonly svc: ServiceParams;
 }
 
+/** A Scope made by a constructor: never pretenured, as a literal's allocation site may be (route-plan.ts, Plan). */
+class RequestScope implements Scope {
+  constructor(
+    readonly service: string,
+    readonly client: string,
+    readonly cli: ClientParams,
+    readonly pools: EndpointPools,
+    readonly svc: ServiceParams,
+  ) {}
+}
+
 export function scopeOf(o: ForwardOptions, plan: RoutePlan): Scope {
   const service = plan.service.show();
   const client = plan.name.id.show();
   const cli = o.client(client);
-  return { service, client, cli, pools: cli.pools ?? o.endpoints.pools, svc: o.service(service) };
+  return new RequestScope(service, client, cli, cli.pools ?? o.endpoints.pools, o.service(service));
 }
 
 /** Counts a fired deadline by whose it was and makes its 503 TIMEOUT (deadline.ts). */

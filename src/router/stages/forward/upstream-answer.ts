@@ -87,7 +87,8 @@ export class UpstreamAnswer implements Dispatcher.DispatchHandler {
   #resume: (() => void) | undefined;
   #paused = false;
   #drainWait = false;
-  #held: Buffer[] = [];
+  /** Array.of, not a literal: a literal's allocation site may be pretenured (core/abort.ts, newList). */
+  #held: Buffer[] = Array.of();
   #heldBytes = 0;
   #dropped = 0;
   /** The body ended (its trailers) or failed while held. */
@@ -132,11 +133,13 @@ export class UpstreamAnswer implements Dispatcher.DispatchHandler {
         resolve();
       };
       res.on('close', this.#onClientClose); // removed when settled; a response closes once
+      // Emptied in place, not replaced by a new array (a literal whose site V8 may pretenure):
+      // from here on chunks are written, never held.
       const held = this.#held;
-      this.#held = [];
       this.#heldBytes = 0;
       this.#tls = isTls(res);
       for (const chunk of held) this.#write(chunk);
+      held.length = 0;
       if (this.#failed !== undefined) this.#cut(this.#failed);
       else if (this.#ended !== undefined) this.#finish(this.#ended);
       else if (res.destroyed) this.#onClientClose();
@@ -151,7 +154,7 @@ export class UpstreamAnswer implements Dispatcher.DispatchHandler {
   discard(): Promise<void> {
     this.#mode = 'discard';
     this.#dropped = this.#heldBytes;
-    this.#held = [];
+    this.#held.length = 0;
     this.#heldBytes = 0;
     if (this.#ended !== undefined || this.#failed !== undefined) return this.#done();
     return new Promise<void>((resolve) => {

@@ -54,6 +54,14 @@ export interface Bound {
   readonly overrides: string;
 }
 
+/** A Bound made by a constructor: never pretenured, as a literal's allocation site may be (route-plan.ts, Plan). */
+class BoundTree implements Bound {
+  constructor(
+    readonly tree: NameTree<BoundName>,
+    readonly overrides: string,
+  ) {}
+}
+
 interface CachedBinding {
   readonly binding: Binding;
   /** The dtab it was bound through: a cached binding of another dtab (the router's was replaced) is not used. */
@@ -101,7 +109,7 @@ export class LogicalStage {
     const dtab = overrides.dtab === undefined ? base : base.concat(overrides.dtab);
     const tree = this.#bind(dtab, service, overrides.dtab !== undefined);
     const text = overrides.text;
-    return tree instanceof Promise ? tree.then((t) => ({ tree: t, overrides: text })) : { tree, overrides: text };
+    return tree instanceof Promise ? tree.then((t) => new BoundTree(t, text)) : new BoundTree(tree, text);
   }
 
   /** Binds `service` through the router's own dtab only. */
