@@ -92,20 +92,26 @@ export class BoundedMap<K, V> implements Iterable<[K, V]> {
     }
     if (slot !== undefined) this.#map.delete(key);
     this.#map.set(key, { value, used: false });
-    while (this.#map.size > this.max) this.#evictOne();
+    while (this.#map.size > this.max) this.#evictOne(key);
     return this;
   }
 
-  /** Evicts the first entry not read since it last came up; the read ones it passes go behind, unmarked. */
-  #evictOne(): void {
+  /**
+   * Evicts the first entry not read since it last came up; the read ones it passes go behind,
+   * unmarked. Never `kept`, the key just set: its caller is about to use the value (a binding, a
+   * client's pools), which eviction would close under it. With every other entry read, the pass
+   * goes round once, unmarking them, and takes the first of them.
+   */
+  #evictOne(kept: K): void {
     for (;;) {
       const [oldKey, slot] = this.#map.entries().next().value as [K, Slot<V>];
-      this.#map.delete(oldKey);
-      if (slot.used) {
+      if (slot.used || oldKey === kept) {
         slot.used = false;
+        this.#map.delete(oldKey);
         this.#map.set(oldKey, slot);
         continue;
       }
+      this.#map.delete(oldKey);
       this.#evictions++;
       this.#named.evictions++;
       this.#onEvict?.(oldKey, slot.value);

@@ -52,7 +52,7 @@ function model(max: number, lru: boolean) {
           entries.push([o.key, o.value, false]);
           while (entries.length > max) {
             const first = entries.shift() as [number, number, boolean];
-            if (first[2]) entries.push([first[0], first[1], false]);
+            if (first[2] || first[0] === o.key) entries.push([first[0], first[1], false]);
             else evicted.push(first[0]);
           }
           return undefined;
@@ -137,6 +137,19 @@ t.test('hot entries read between the sets of a flood of new keys stay; reads do 
   t.equal(m.size, 10);
   for (let h = 0; h < 5; h++) t.equal(m.peek(`hot-${h}`), h, `hot-${h} is still cached`);
   t.equal(m.evictions, 995, 'only flood keys went');
+});
+
+t.test('the key just set is never the one evicted, even when every other entry was read', async (t) => {
+  for (const max of [1, 2, 5]) {
+    const evicted: string[] = [];
+    const m = new BoundedMap<string, number>({ name: 'test_examples', max, onEvict: (k) => evicted.push(k) });
+    for (let i = 0; i < max; i++) m.set(`old-${i}`, i);
+    for (let i = 0; i < max; i++) m.get(`old-${i}`);
+    m.set('new', 99);
+    t.equal(m.peek('new'), 99, `max ${max}: the new entry is there for its caller`);
+    t.same(evicted, ['old-0'], `max ${max}: an old one went, after its second chance`);
+    t.equal(m.size, max);
+  }
 });
 
 t.test("a flood of distinct keys costs the cap, and /metrics shows the cache's size and evictions", async (t) => {

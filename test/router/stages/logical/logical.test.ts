@@ -118,6 +118,16 @@ t.test('the cache keeps at most `paths` base bindings; a binding used since it l
   t.ok(h.stage.boundNames().has(`${inet(14)}`), 'the newest override binding is the one kept');
 });
 
+t.test('with every cached binding in use, a new name is bound and kept; an older one goes', async (t) => {
+  const h = harness(`/svc=>/$/inet/127.0.0.1`, { paths: 2 });
+  t.teardown(() => h.stage.close());
+  for (const p of ['/svc/1', '/svc/2', '/svc/1', '/svc/2']) await bound(h, p);
+  t.equal(await bound(h, '/svc/3'), inet(3));
+  t.ok(h.stage.boundNames().has(inet(3)), 'the new binding is cached, not closed under its request');
+  t.equal(h.stage.size, 2);
+  t.same(h.evicted, ['capacity'], 'one of the two used ones went');
+});
+
 t.test('idle bindings are evicted on the injected clock; a hit keeps one alive', async (t) => {
   const h = harness(`/svc=>/$/inet/127.0.0.1`, { idleTtlMs: 1_000 });
   t.teardown(() => h.stage.close());
