@@ -2,8 +2,9 @@
 // pod makes a workload claim), from the verified peer and its checked claim on the incoming side.
 
 import type { Clock } from '../core/clock.js';
+import { BoundedMap } from '../core/bounded-map.js';
 import { HostmeshError } from '../errors.js';
-import type { PodDirectory } from './pod-directory.js';
+import type { PodDirectory, PodInfo } from './pod-directory.js';
 import type { Source } from './source-guard.js';
 import type { CallerEvents } from './events.js';
 import { CLAIM_HEADER, checkClaim, claimFor, workloadIdentity, type ClaimRefusal, type ClaimResult } from './workload-identity.js';
@@ -55,6 +56,16 @@ export const DEFAULT_MAX_CLAIM_WAITS = 1024;
 export class Callers {
   readonly #o: CallerOptions;
   #waiting = 0;
+  /**
+   * Each pod's caller, made once per version of the pod, on each side: a PodInfo is replaced, never
+   * changed, when its pod changes, so a new version gets a new caller. Held weakly: a version the
+   * pod directory dropped takes its callers with it. (Built per request, a caller cost two strings
+   * and an object per request, and V8 had moved the object's allocation to the old generation.)
+   */
+  readonly #sourceCallers = new WeakMap<PodInfo, Caller>();
+  readonly #claimCallers = new WeakMap<PodInfo, Caller>();
+  /** A verified peer's own caller (no claim, or claims not checked), by its identity: one per node router. */
+  readonly #peerCallers = new BoundedMap<string, Caller>({ name: 'peer_callers', max: 4096 });
 
   constructor(options: CallerOptions) {
     this.#o = options;
@@ -64,13 +75,18 @@ export class Callers {
   fromSource(source: Source | undefined): Caller {
     if (source?.kind !== 'pod') return UNAUTHENTICATED;
     const pod = source.pod;
-    return {
-      authenticated: true,
-      identity: workloadIdentity(pod, this.#o.trustDomain),
-      namespace: pod.namespace,
-      serviceAccount: pod.serviceAccount,
-      claim: claimFor(pod),
-    };
+    let caller = this.#sourceCallers.get(pod);
+    if (caller === undefined) {
+      caller = Object.freeze({
+        authenticated: true,
+        identity: workloadIdentity(pod, this.#o.trustDomain),
+        namespace: pod.namespace,
+        serviceAccount: pod.serviceAccount,
+        claim: claimFor(pod),
+      });
+      this.#sourceCallers.set(pod, caller);
+    }
+    return caller;
   }
 
   /**
@@ -79,7 +95,7 @@ export class Callers {
    * certificate names no node cannot speak for pods, so its claims are ignored.
    */
   fromPeer(peerId: string | undefined, claim: string | string[] | undefined): Caller | Promise<Caller> {
-    const node: Caller = peerId === undefined ? UNAUTHENTICATED : { authenticated: true, identity: peerId };
+    const node: Caller = peerId === undefined ? UNAUTHENTICATED : this.#peerCaller(peerId);
     if (claim === undefined || peerId === undefined) return node;
     if (Array.isArray(claim)) return refuse('malformed', `more than one ${CLAIM_HEADER}`, this.#o);
     if (!this.#o.verifyClaims) return node;
@@ -100,7 +116,12 @@ export class Callers {
     const settle = (r: ClaimResult): Caller => {
       if (r.ok) {
         this.#o.events?.claim('ok');
-        return { authenticated: true, identity: r.identity, namespace: r.pod.namespace, serviceAccount: r.pod.serviceAccount };
+        let caller = this.#claimCallers.get(r.pod);
+        if (caller === undefined || caller.identity !== r.identity) {
+          caller = Object.freeze({ authenticated: true, identity: r.identity, namespace: r.pod.namespace, serviceAccount: r.pod.serviceAccount });
+          this.#claimCallers.set(r.pod, caller);
+        }
+        return caller;
       }
       if (r.reason === 'unattested_peer') {
         this.#o.events?.claim(r.reason);
@@ -109,6 +130,15 @@ export class Callers {
       return refuse(r.reason, r.message, this.#o);
     };
     return result instanceof Promise ? result.then(settle) : settle(result);
+  }
+
+  #peerCaller(peerId: string): Caller {
+    let caller = this.#peerCallers.get(peerId);
+    if (caller === undefined) {
+      caller = Object.freeze({ authenticated: true, identity: peerId });
+      this.#peerCallers.set(peerId, caller);
+    }
+    return caller;
   }
 
   /** Claims waiting for the pod watch now. */
