@@ -153,6 +153,22 @@ export class BoundedMap<K, V> implements Iterable<[K, V]> {
   }
 }
 
+/** How often at most refreshLast moves an entry last (ms): a map it keeps is least recently used first, to this. */
+export const LRU_REFRESH_MS = 1000;
+
+/**
+ * For a Map kept least recently used first by hand (its entries carry their own last use, which
+ * the caller updates to `now` after this): moves `key` last only when it was last used
+ * LRU_REFRESH_MS or more before `now`. Moving it on every use (a delete and a set) makes the Map
+ * rebuild its table every few uses, in the old generation for a map that lives long (issue 28,
+ * session 12); a sweep by last use stays right to LRU_REFRESH_MS.
+ */
+export function refreshLast<K, V>(map: Map<K, V>, key: K, value: V, lastUsed: number, now: number): void {
+  if (now - lastUsed < LRU_REFRESH_MS) return;
+  map.delete(key);
+  map.set(key, value);
+}
+
 /** The maps of one name, summed. */
 export interface BoundedMapStats {
   readonly name: string;

@@ -117,7 +117,7 @@ export class Callers {
       if (r.ok) {
         this.#o.events?.claim('ok');
         let caller = this.#claimCallers.get(r.pod);
-        if (caller === undefined || caller.identity !== r.identity) {
+        if (caller === undefined) {
           caller = Object.freeze({ authenticated: true, identity: r.identity, namespace: r.pod.namespace, serviceAccount: r.pod.serviceAccount });
           this.#claimCallers.set(r.pod, caller);
         }

@@ -1,6 +1,7 @@
 // Failure accrual (Linkerd 1's client.failureAccrual, Finagle's FailureAccrualFactory): per bound
 // client and endpoint, a policy marks an endpoint dead, the balancer skips it, a probe after backoff.
 
+import { refreshLast } from '../../../core/bounded-map.js';
 import { type Clock, systemClock } from '../../../core/clock.js';
 import type { FailureAccrualSpec } from '../../settings/spec.js';
 import { backoffDelays, type BackoffConfig } from '../forward/retries.js';
@@ -42,9 +43,6 @@ export function accrualConfig(c: FailureAccrualSpec | undefined): AccrualConfig 
 
 /** Endpoint states kept per router; past it the least recently used (alive ones first) go. */
 export const MAX_ACCRUAL_ENTRIES = 10_000;
-
-/** An entry used again moves behind the others at most this often (ms): the map's order is least recently used first to this. */
-const REORDER_MS = 1000;
 
 /**
  * Requests a windowed success rate needs in its window before it may mark an endpoint dead
@@ -196,7 +194,7 @@ export class FailureAccrual {
   readonly #now: () => number;
   readonly #random: () => number;
   readonly #o: AccrualOptions;
-  /** Least recently used first, to REORDER_MS. */
+  /** Least recently used first, to LRU_REFRESH_MS (core/bounded-map.ts, refreshLast). */
   readonly #entries = new Map<string, Entry>();
   #dead = 0;
 
@@ -265,8 +263,8 @@ export class FailureAccrual {
     const now = this.#now();
     let dropped = 0;
     for (const [key, e] of this.#entries) {
-      // Least recently used first, to REORDER_MS: the rest were used at most that much earlier, and
-      // the next sweep takes them.
+      // Least recently used first, to LRU_REFRESH_MS: the rest were used at most that much earlier,
+      // and the next sweep takes them.
       if (now - e.usedAt < idleMs) break;
       if (e.state === 'alive' && !e.probeOut) {
         this.#entries.delete(key);
@@ -280,9 +278,10 @@ export class FailureAccrual {
   record(key: string, ok: boolean): void {
     if (!this.enabled) return;
     let e = this.#entries.get(key);
+    // A run of failures starts with a failure: successes before it need no memory. Rates do.
+    if (e === undefined && ok && this.#config.policy.kind === 'io.l5d.consecutiveFailures') return;
+    const now = this.#now();
     if (e === undefined) {
-      // A run of failures starts with a failure: successes before it need no memory. Rates do.
-      if (ok && this.#config.policy.kind === 'io.l5d.consecutiveFailures') return;
       e = {
         policy: makePolicy(this.#config.policy) as Policy,
         state: 'alive',
@@ -292,19 +291,15 @@ export class FailureAccrual {
         usedAt: 0,
       };
       this.#entries.set(key, e);
-    } else if (this.#now() - e.usedAt >= REORDER_MS) {
-      // Used again: goes last (least recently used first, to a second). Not on every outcome: a
-      // delete and a set per request would make the map rebuild its table every few requests.
-      this.#entries.delete(key);
-      this.#entries.set(key, e);
+    } else {
+      refreshLast(this.#entries, key, e, e.usedAt, now);
     }
-    e.usedAt = this.#now();
-    this.#apply(key, e, ok);
+    e.usedAt = now;
+    this.#apply(key, e, ok, now);
     this.#trim(); // after the outcome, so the entry being recorded is counted as what it now is
   }
 
-  #apply(key: string, e: Entry, ok: boolean): void {
-    const now = this.#now();
+  #apply(key: string, e: Entry, ok: boolean, now: number): void {
     if (this.state(key) === 'probing') {
       if (ok) {
         // Back in rotation with a clean history and a fresh backoff stream (Finagle's revival).

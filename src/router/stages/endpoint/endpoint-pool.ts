@@ -4,6 +4,7 @@
 
 import { createSecureContext, type ConnectionOptions, type SecureContext } from 'node:tls';
 import type { buildConnector, Dispatcher } from 'undici';
+import { refreshLast } from '../../../core/bounded-map.js';
 import { H1Pool, leanClientAvailable } from '../../../core/h1-pool.js';
 import { Client, Pool } from '../../../core/undici.js';
 import type { ClientSettings } from '../../settings/spec.js';
@@ -38,9 +39,6 @@ export const MIN_SIZE_IDLE_MS = 600_000;
 
 /** Decay window of the latency average (Finagle's peak EWMA uses 10 s). */
 const EWMA_DECAY_MS = 10_000;
-
-/** A pool used again moves behind the others at most this often (ms). */
-const REORDER_MS = 1000;
 
 // The stages key their pools with it; it lives with Endpoint so the delegation tree prints the same way.
 export { endpointKey };
@@ -139,7 +137,7 @@ function floorFactory(minSize: number, floor: Set<unknown>): (origin: URL, opts:
 
 export class EndpointPools {
   #tls: ConnectionOptions | undefined;
-  /** Least recently used first, to REORDER_MS: get() moves an entry last when it was last used that long ago. */
+  /** Least recently used first, to LRU_REFRESH_MS (core/bounded-map.ts, refreshLast). */
   readonly #pools = new Map<string, PoolEntry>();
   readonly #stopSweeper: Cancel;
   readonly #idleMs: number;
@@ -233,13 +231,7 @@ export class EndpointPools {
     const now = this.#clock.now();
     let entry = this.#pools.get(key);
     if (entry !== undefined) {
-      if (now - entry.lastUsed >= REORDER_MS) {
-        // Re-inserted last: least recently used first, to a second. Not on every request: a delete
-        // and a set per request make the map rebuild its table every few requests (in the old
-        // generation, for a map that lives long).
-        this.#pools.delete(key);
-        this.#pools.set(key, entry);
-      }
+      refreshLast(this.#pools, key, entry, entry.lastUsed, now);
     } else {
       if (this.#pools.size >= this.limits.maxEndpointPools) this.#makeRoom(key);
       const origin = `${this.#tls ? 'https' : 'http'}://${key}`;
