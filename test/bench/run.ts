@@ -502,13 +502,15 @@ async function main(): Promise<void> {
       const den = xs.reduce((a, x) => a + (x - mx) ** 2, 0);
       return den === 0 ? 0 : (num / den) * 60; // MB per minute
     };
-    const windows = new Map<number, { t: number; a: number; b: number }>();
+    const windows = new Map<number, { t: number; a: number; b: number; n: number }>();
     for (const s of soak) {
       const w = Math.floor(s.t / 30);
-      const cur = windows.get(w) ?? { t: w * 30 + 15, a: Infinity, b: Infinity };
-      windows.set(w, { t: cur.t, a: Math.min(cur.a, s.heapA), b: Math.min(cur.b, s.heapB) });
+      const cur = windows.get(w) ?? { t: w * 30 + 15, a: Infinity, b: Infinity, n: 0 };
+      windows.set(w, { t: cur.t, a: Math.min(cur.a, s.heapA), b: Math.min(cur.b, s.heapB), n: cur.n + 1 });
     }
-    const floors = [...windows.values()].filter((w) => Number.isFinite(w.a) && Number.isFinite(w.b));
+    // A window's minimum is a floor only when the window saw collections: the soak's last window
+    // (a sample or two past its end) would put a mid-cycle heap at the end of the fit.
+    const floors = [...windows.values()].filter((w) => w.n >= 20 && Number.isFinite(w.a) && Number.isFinite(w.b));
     const heapGrowth = Math.max(
       slope(
         floors.map((w) => w.a),
