@@ -97,9 +97,11 @@ export const loadBalancerSchema = z.discriminatedUnion('kind', balancerKinds, { 
 
 /** Linkerd 1 options of kinded objects that hostmesh accepts with a warning, by `<what>:<kind>`. */
 export const UNENFORCED_OPTIONS: Readonly<Record<string, readonly string[]>> = {
-  'loadBalancer:p2c': ['maxEffort'],
-  'loadBalancer:ewma': ['maxEffort', 'decayTimeMs'],
-  'loadBalancer:roundRobin': ['maxEffort'],
+  'loadBalancer:p2c': ['maxEffort', 'enableProbation'],
+  'loadBalancer:ewma': ['maxEffort', 'decayTimeMs', 'enableProbation'],
+  'loadBalancer:roundRobin': ['maxEffort', 'enableProbation'],
+  // Linkerd 1's daemonset transformer read the API itself; hostmesh's binds the routers through the io.l5d.k8s namer.
+  'transformer:io.l5d.k8s.daemonset': ['k8sHost', 'k8sPort'],
 };
 
 // --- service and client kinds (Linkerd 1's `service.kind` / `client.kind`) ----------------------

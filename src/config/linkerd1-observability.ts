@@ -78,6 +78,8 @@ const accessLogSchema = z.strictObject({
 });
 
 const ACCESS_LOG_KEYS = ['httpAccessLog', 'httpAccessLogRollPolicy', 'httpAccessLogAppend', 'httpAccessLogRotateCount', 'httpAccessLogBufferKB'] as const;
+/** Linkerd 1's H2Config access log keys (protocol: h2 routers). */
+const H2_ACCESS_LOG_KEYS = ['h2AccessLog', 'h2AccessLogRollPolicy', 'h2AccessLogAppend', 'h2AccessLogRotateCount'] as const;
 
 export interface Observability {
   readonly telemetry: TelemetryConfig;
@@ -137,6 +139,7 @@ export function takeObservability(raw: Record<string, unknown>, report: Reporter
     routers.forEach((r: unknown, i) => {
       if (r === null || typeof r !== 'object' || Array.isArray(r)) return;
       const o = r as Record<string, unknown>;
+      if (o['protocol'] === 'h2') return h2AccessLog(o, i, report);
       const taken: Record<string, unknown> = {};
       for (const k of ACCESS_LOG_KEYS) {
         if (k in o) {
@@ -161,4 +164,23 @@ export function takeObservability(raw: Record<string, unknown>, report: Reporter
     });
   }
   return { telemetry: prometheus !== undefined ? { prometheus } : {}, accessLogs };
+}
+
+/**
+ * An h2 router's access log keys: Linkerd 1's h2AccessLog* are accepted and said not to be written
+ * (hostmesh's access log covers HTTP/1.1 routers); httpAccessLog* are refused there, as Linkerd 1 did.
+ */
+function h2AccessLog(o: Record<string, unknown>, i: number, report: Reporter): void {
+  for (const k of ACCESS_LOG_KEYS) {
+    if (k in o) {
+      report.problem(['routers', i, k], `a protocol: h2 router takes ${k.replace(/^http/, 'h2')}, not ${k}`);
+      delete o[k];
+    }
+  }
+  for (const k of H2_ACCESS_LOG_KEYS) {
+    if (!(k in o)) continue;
+    if (k === 'h2AccessLog')
+      report.warn(['routers', i, k], 'accepted, not enforced: no access log is written for protocol: h2 routers (httpAccessLog is enforced on http routers)');
+    delete o[k];
+  }
 }

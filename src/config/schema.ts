@@ -18,14 +18,13 @@ const ip = z.string().min(1);
 /** Linkerd 1 keys accepted and ignored for now, per object kind (key path suffixes). */
 export const UNENFORCED: Readonly<Record<string, readonly string[]>> = {
   root: ['usage', 'announcers', 'tracers', 'jvm'],
-  admin: ['httpIdentifierPort', 'security', 'workerThreads', 'tls'],
+  admin: ['httpIdentifierPort', 'security', 'workerThreads', 'tls', 'socketOptions'],
   // `transformers` is enforced (namer/transforming-namer.ts).
   namer: ['experimental', 'enabled'],
   router: [
     'svc',
     'tracePropagator',
-    'maxHeadersKB',
-    'maxInitialLineKB',
+    // maxHeadersKB and maxInitialLineKB are enforced as the servers' maxHeaderBytes (linkerd1-keys.ts).
     'maxRequestKB',
     'maxResponseKB',
     'maxChunkKB',
@@ -46,9 +45,25 @@ export const UNENFORCED: Readonly<Record<string, readonly string[]>> = {
   ],
   // Every interpreter key is enforced, warned about with what it loses, or refused (config/interpreter.ts).
   interpreter: [],
-  server: ['maxConcurrentRequests', 'announce', 'timeoutMs', 'alpnProtocols', 'socketOptions', 'addForwardedHeader'],
+  // serverSession.idleTimeMs and maxCallDepth are enforced (linkerd1-keys.ts); serverSession is then stripped here.
+  server: [
+    'maxConcurrentRequests',
+    'announce',
+    'timeoutMs',
+    'alpnProtocols',
+    'socketOptions',
+    'addForwardedHeader',
+    'label',
+    'timestampHeader',
+    'serverSession',
+  ],
   serverTls: [],
-  client: ['retries', 'clientSession', 'socketOptions', 'forwardClientCert'],
+  client: ['retries', 'clientSession', 'socketOptions', 'forwardClientCert', 'failFast', 'requestAuthorizers'],
+  // protocol: h2 routers only (Linkerd 1's H2Config); on an http router these stay unknown keys.
+  h2Server: ['windowUpdateRatio', 'headerTableBytes'],
+  h2Client: ['initialStreamWindowBytes', 'headerTableBytes', 'maxFrameBytes', 'maxHeaderListBytes', 'windowUpdateRatio'],
+  h2Service: ['classificationTimeoutMs'],
+  h2RetryBufferSize: ['responseBytes'],
   clientTls: [],
   // Linkerd 1's router-level service block: every key is enforced (kind and configs in kinds.ts scopeKinds).
   service: [],

@@ -48,7 +48,10 @@ t.test('a Linkerd 1 DaemonSet TLS config loads as written', async (t) => {
   // One warning per unenforced key, naming where it is.
   t.same(
     warnings.map((w) => w.replace(/^l5d\.yaml:\d+:\d+: /, '')),
-    ['usage: accepted, not enforced', 'telemetry[1]: io.l5d.recentRequests: accepted, not enforced: the admin recent requests view is not served'],
+    [
+      'usage: accepted, not enforced: nothing is lost: hostmesh sends no usage data anywhere',
+      'telemetry[1]: io.l5d.recentRequests: accepted, not enforced: the admin recent requests view is not served',
+    ],
   );
   t.same(config.telemetry, { prometheus: { path: '/admin/metrics/prometheus', prefix: '' } }, 'io.l5d.prometheus is enforced');
   t.same(

@@ -1,0 +1,107 @@
+// Keys from Linkerd 1's config reference that hostmesh once called "not a Linkerd 1 key": each is
+// now enforced under hostmesh's name, or warned with what is lost; values Jackson read (numbers as
+// strings, Linkerd 1's default ports and labels) load as Linkerd 1 read them.
+
+import t from 'tap';
+import { readFileSync } from 'node:fs';
+import { parseConfig } from '../../src/config/load.js';
+import { UNENFORCED } from '../../src/config/schema.js';
+import { UNENFORCED_OPTIONS } from '../../src/config/kinds.js';
+import { LOST } from '../../src/config/linkerd1-lost.js';
+import { checkNotes } from '../../src/cli/check-notes.js';
+import { problemsOf, router } from '../helpers/config-text.js';
+import { repoPath } from '../helpers/paths.js';
+
+const FILE = repoPath('test', 'fixtures', 'linkerd1', 'router-keys.yaml');
+const text = readFileSync(FILE, 'utf8');
+const env = { NODE_NAME: 'node-a' };
+
+t.test('every key accepted without enforcing says what it loses', async (t) => {
+  for (const [kind, keys] of Object.entries(UNENFORCED)) {
+    for (const key of keys) t.ok(LOST[`${kind}.${key}`], `${kind}.${key} has a warning text`);
+  }
+  for (const [kinded, keys] of Object.entries(UNENFORCED_OPTIONS)) {
+    const what = kinded.split(':')[0] as string;
+    for (const key of keys) t.ok(LOST[`${what}.${key}`], `${kinded} ${key} has a warning text`);
+  }
+});
+
+t.test('Linkerd 1 router, server, client and h2 keys load: enforced, or warned with what is lost', async (t) => {
+  const { config, warnings } = parseConfig(text, 'router-keys.yaml', { env });
+  const [out, h2] = config.routers;
+  t.equal(config.shutdownGraceMs, 2500, 'admin.shutdownGraceMs is the shutdown grace');
+  t.equal(config.admin.port, 9990, 'a port written as a string, as Jackson read it');
+  t.equal(out?.servers[0]?.port, 4140, "an http server without port: Linkerd 1's 4140");
+  t.equal(h2?.servers[0]?.port, 4142, "an h2 server without port: Linkerd 1's 4142");
+  t.equal(h2?.label, 'h2', 'an unlabelled router is named after its protocol');
+  t.equal(out?.maxHops, 30, "the server's maxCallDepth is the router's hop limit");
+  t.equal(out?.servers[0]?.idleTimeoutMs, 45_000, 'serverSession.idleTimeMs is the idle timeout');
+  t.equal(out?.servers[0]?.maxHeaderBytes, (24 + 4) * 1024, "maxHeadersKB (+ Linkerd 1's 4 KB initial line) is the header limit");
+  t.equal(h2?.service?.retryBufferSize?.requestBytes, 8192);
+  const lost = (w: string): string => w.replace(/^router-keys\.yaml:\d+:\d+: /, '');
+  t.same(warnings.map(lost).sort(), [
+    'admin.socketOptions: accepted, not enforced: the admin listener keeps default socket options',
+    "namers[0].transformers[0].k8sHost: accepted, not enforced: the daemonset's endpoints are read with the io.l5d.k8s namer's API access (its host/port, or in-cluster)",
+    "namers[0].transformers[0].k8sPort: accepted, not enforced: the daemonset's endpoints are read with the io.l5d.k8s namer's API access (its host/port, or in-cluster)",
+    'routers[0].client.failFast: accepted, not enforced: failed connections are not punished faster: failure accrual and the requeue budget apply as configured',
+    'routers[0].client.loadBalancer.enableProbation: accepted, not enforced: an endpoint removed from discovery leaves the balancer at once',
+    "routers[0].client.requestAuthorizers: accepted, not enforced: requests are not checked by these authorizers: use hostmesh's authorization policy (docs/authz.md)",
+    'routers[0].servers[0].label: accepted, not enforced: metrics name a server by ip/port, not by this label',
+    'routers[0].servers[0].serverSession: accepted, not enforced: connections have no maximum lifetime (serverSession.idleTimeMs is enforced as the idle timeout)',
+    'routers[0].servers[0].timestampHeader: accepted, not enforced: no timestamp header is added to requests',
+    "routers[1].client.initialStreamWindowBytes: accepted, not enforced: connections to endpoints use Node's default HTTP/2 stream window",
+    "routers[1].client.maxFrameBytes: accepted, not enforced: connections to endpoints use Node's default maximum frame size",
+    'routers[1].h2AccessLog: accepted, not enforced: no access log is written for protocol: h2 routers (httpAccessLog is enforced on http routers)',
+    "routers[1].servers[0].headerTableBytes: accepted, not enforced: Node's default HPACK table size (4,096 bytes) is advertised",
+    "routers[1].servers[0].windowUpdateRatio: accepted, not enforced: Node's HTTP/2 flow control sends window updates at its own ratio",
+    'routers[1].service.classificationTimeoutMs: accepted, not enforced: an answer is classified on its headers (trailers-only gRPC answers) or at its trailers; only one classified on its headers is retried',
+    'routers[1].service.retryBufferSize.responseBytes: accepted, not enforced: response streams are not buffered for retries: an answer with a body is never retried',
+  ]);
+  t.match(
+    warnings.find((w) => w.includes('timestampHeader')),
+    /^router-keys\.yaml:33:9: /,
+    'each warning at its key',
+  );
+  const notes = checkNotes(config, warnings, env).join('\n');
+  t.match(notes, /accepted, not enforced \(16\): .*routers\[1\]\.h2AccessLog/, 'run --check lists every one');
+});
+
+t.test('the run --check summary counts unrun telemeters too', async (t) => {
+  const { config, warnings } = parseConfig(
+    `${router('dtab: /svc => /$/inet/127.0.0.1/1;')}telemetry:\n- kind: io.l5d.prometheus\n- kind: io.l5d.recentRequests\n  sampleRate: 0.25\n`,
+    'c.yaml',
+    { env },
+  );
+  t.match(checkNotes(config, warnings, env).join('\n'), /accepted, not enforced \(1\): telemetry\[1\] \(io\.l5d\.recentRequests\)/);
+});
+
+/** A one-router config whose only server is `server` (flow YAML). */
+const withServer = (server: string): string => `routers:\n- protocol: http\n  servers: [${server}]\n`;
+
+t.test('what stays refused, and where', async (t) => {
+  t.match(
+    problemsOf(withServer('{port: "http"}'))[0] ?? '',
+    /^c\.yaml:\d+:\d+: routers\[0\]\.servers\[0\]\.port: .*expected number/,
+    'a string that is no number',
+  );
+  t.match(problemsOf(withServer('{port: 4140, clearContext: "maybe"}'))[0] ?? '', /clearContext: .*expected boolean/);
+  t.match(
+    problemsOf('routers:\n- protocol: h2\n  httpAccessLog: a.log\n  servers: [{port: 4142}]\n')[0] ?? '',
+    /^c\.yaml:3:18: routers\[0\]\.httpAccessLog: a protocol: h2 router takes h2AccessLog/,
+  );
+  t.match(problemsOf(router('windowUpdateRatio: 0.5'))[0] ?? '', /routers\[0\]\.windowUpdateRatio: unknown key/, 'h2 keys on an http router stay unknown');
+  t.match(
+    problemsOf(withServer('{port: 4140, maxCallDepth: 0}'))[0] ?? '',
+    /^c\.yaml:3:\d+: routers\[0\]\.servers\[0\]\.maxCallDepth: expected an integer of at least 1/,
+  );
+  t.match(problemsOf(router('maxHeadersKB: 4096'))[0] ?? '', /routers\[0\]\.maxHeadersKB: maxHeadersKB \+ maxInitialLineKB must come to at most 1024 KB/);
+  t.match(
+    problemsOf(`admin:\n  shutdownGraceMs: 100\nshutdownGraceMs: 200\n${router('')}`)[0] ?? '',
+    /admin\.shutdownGraceMs: differs from the top-level shutdownGraceMs/,
+  );
+  const merged = problemsOf(
+    `routers:\n- protocol: http\n  servers:\n  - &s {port: 4140}\n- protocol: http\n  label: b\n  servers:\n  - <<: *s\n    ip: 0.0.0.0\n`,
+  );
+  t.match(merged[0] ?? '', /^c\.yaml:8:5: routers\[1\]\.servers\[0\]\.<<: YAML merge keys/, 'merge keys are named as such');
+  t.same(problemsOf(withServer('{port: "4140", clearContext: "True"}')), [], 'a number or a boolean as a string loads');
+});
