@@ -204,7 +204,23 @@ export const serviceShape = {
     // io.l5d.h2.* kinds apply to protocol: h2 routers (router/stages/forward/classifier.ts), checked against the protocol in `router`.
     .strictObject({
       kind: z.enum([...RESPONSE_CLASSIFIERS, ...H2_CLASSIFIER_KINDS]),
-      retryableStatusCodes: z.array(z.number().int().min(0).max(16)).optional(),
+      // gRPC status codes (Linkerd 1 takes any integer; 0-16 are defined).
+      retryableStatusCodes: z.array(z.number().int().min(0)).optional(),
+      successStatusCodes: z.array(z.number().int().min(0)).optional(),
+    })
+    .superRefine((c, ctx) => {
+      // As Linkerd 1's classifier configs: each list belongs to the kinds that read it, never ignored elsewhere.
+      if (c.successStatusCodes !== undefined && !c.kind.startsWith('io.l5d.h2.grpc.'))
+        ctx.addIssue({ code: 'custom', path: ['successStatusCodes'], message: `only the io.l5d.h2.grpc.* classifiers take successStatusCodes, not ${c.kind}` });
+      if ((c.retryableStatusCodes !== undefined) !== (c.kind === 'io.l5d.h2.grpc.retryableStatusCodes'))
+        ctx.addIssue({
+          code: 'custom',
+          path: ['retryableStatusCodes'],
+          message:
+            c.retryableStatusCodes === undefined
+              ? 'io.l5d.h2.grpc.retryableStatusCodes needs retryableStatusCodes'
+              : `only io.l5d.h2.grpc.retryableStatusCodes takes retryableStatusCodes, not ${c.kind}`,
+        });
     })
     .optional(),
   retries: z

@@ -105,3 +105,21 @@ t.test('what stays refused, and where', async (t) => {
   t.match(merged[0] ?? '', /^c\.yaml:8:5: routers\[1\]\.servers\[0\]\.<<: YAML merge keys/, 'merge keys are named as such');
   t.same(problemsOf(withServer('{port: "4140", clearContext: "True"}')), [], 'a number or a boolean as a string loads');
 });
+
+t.test("Linkerd 1's classifier kinds and status code lists", async (t) => {
+  const h2 = (rc: string): string[] => problemsOf(`routers:\n- protocol: h2\n  servers: [{port: 4142}]\n  service:\n    responseClassifier: ${rc}\n`);
+  t.same(h2('{kind: io.l5d.h2.grpc.default, successStatusCodes: [0, 3, 5]}'), [], 'successStatusCodes');
+  t.same(h2('{kind: io.l5d.h2.grpc.compliant}'), [], 'io.l5d.h2.grpc.compliant');
+  t.same(h2('{kind: io.l5d.h2.retryableAll5XX}'), [], 'io.l5d.h2.retryableAll5XX');
+  t.same(h2('{kind: io.l5d.h2.grpc.retryableStatusCodes, retryableStatusCodes: [2, 5, 14, 100]}'), [], 'any integer code, as Linkerd 1');
+  t.match(
+    h2('{kind: io.l5d.h2.grpc.default, retryableStatusCodes: [14]}')[0] ?? '',
+    /retryableStatusCodes: only io\.l5d\.h2\.grpc\.retryableStatusCodes takes/,
+    'never ignored',
+  );
+  t.same(problemsOf(router('service:\n  responseClassifier: {kind: io.l5d.http.retryableAll5XX}')), [], 'io.l5d.http.retryableAll5XX');
+  t.match(
+    problemsOf(router('service:\n  responseClassifier: {kind: io.l5d.http.retryableRead5XX, successStatusCodes: [0]}'))[0] ?? '',
+    /only the io\.l5d\.h2\.grpc\.\* classifiers take successStatusCodes/,
+  );
+});
