@@ -114,6 +114,16 @@ const configPrefix = z
   .string()
   .min(1)
   .superRefine((value, ctx) => {
+    // Linkerd 1 named a transformed address /%/<transformer>/.../#/<namer>/...; hostmesh's bound ids
+    // are the namer's path alone, so such a prefix would match nothing and its settings (TLS!) never apply.
+    if (value.startsWith('/%/')) {
+      const rest = value.indexOf('/#/');
+      ctx.addIssue({
+        code: 'custom',
+        message: `a /%/ prefix names a transformer's output, which hostmesh's bound ids do not carry (they are the namer's path, transformed or not): write ${rest >= 0 ? value.slice(rest) : 'the /#/ path of the namer'} instead`,
+      });
+      return;
+    }
     try {
       parseConfigPrefix(value);
     } catch (err) {

@@ -123,3 +123,14 @@ t.test("Linkerd 1's classifier kinds and status code lists", async (t) => {
     /only the io\.l5d\.h2\.grpc\.\* classifiers take successStatusCodes/,
   );
 });
+
+t.test('client config prefixes: a transformer prefix (/%/) is refused, a trailing / is ignored as in Linkerd 1', async (t) => {
+  const client = (prefix: string): string[] =>
+    problemsOf(router(`client:\n  kind: io.l5d.static\n  configs:\n  - prefix: ${prefix}\n    tls: {commonName: linkerd, disableValidation: true}`));
+  t.match(
+    client('/%/io.l5d.port/4141/#/io.l5d.fs/')[0] ?? '',
+    /^c\.yaml:7:15: routers\[0\]\.client\.configs\[0\]\.prefix: a \/%\/ prefix names a transformer's output.*write \/#\/io\.l5d\.fs\/ instead/,
+    'its TLS would never apply: refused, saying what to write',
+  );
+  t.same(client('/#/io.l5d.fs/'), [], 'a trailing slash');
+});

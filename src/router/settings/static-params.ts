@@ -25,7 +25,9 @@ export interface ConfigPrefix {
  * element with captures inside literal text (`{service}:https`, Linkerd 1's PathMatcher) matches
  * labels of that form. Throws the dtab parser's DtabParseError for anything else that is not a prefix.
  */
-export function parseConfigPrefix(text: string): ConfigPrefix {
+export function parseConfigPrefix(given: string): ConfigPrefix {
+  // Linkerd 1's PathMatcher ignored a trailing `/` (`/#/io.l5d.fs/`); a dtab prefix has none.
+  const text = given.length > 1 && given.endsWith('/') ? given.slice(0, -1) : given;
   // `/` can only separate elements (an escaped slash is `\x2f`), so splitting finds whole elements.
   const elems = text.split('/');
   const patterns = elems.slice(1).map((e) => elementPattern(e));

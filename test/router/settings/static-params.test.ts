@@ -87,6 +87,7 @@ t.test("captures inside an element ({service}:https, {a}.{b}), as Linkerd 1's Pa
   t.equal(params.forClient(parsePath('/$/inet/api.prod.svc/443')).tls?.commonName, 'api.prod.example.com');
   t.equal(params.forClient(parsePath('/$/inet/api/443')).tls, undefined, 'a label without the dots is not matched');
   t.throws(() => parseConfigPrefix('/{a} b'), { name: 'DtabParseError' }, 'the literal text must be label characters');
+  t.ok(configPrefixMatches(parseConfigPrefix('/#/io.l5d.fs/'), parsePath('/#/io.l5d.fs/web')), "a trailing / is ignored, as Linkerd 1's PathMatcher did");
 });
 
 t.test('forClient fills {var} into the TLS commonName; forService matches logical names', async (t) => {
