@@ -2,11 +2,33 @@
 // balancers): a typo in an option or a kind hostmesh does not build is an error with its key path.
 
 import { z } from 'zod';
+import { parsePath } from '../dtab/parse.js';
 import { parseConfigPrefix } from '../router/settings/static-params.js';
 
 const port = z.number().int().min(1).max(65535);
-/** A dtab path option (checked by the dtab parser when the router is built). */
-const pathOption = z.string().min(1).regex(/^\//, 'a path like /svc/name');
+
+/**
+ * A dtab path (`/svc/name`), read by the dtab parser here so that `run --check` reports a bad one
+ * at its file:line:col (the router reads it again when it is built).
+ */
+export function dtabPath(example: string) {
+  return z
+    .string()
+    .min(1)
+    .superRefine((value, ctx) => {
+      if (!value.startsWith('/')) {
+        ctx.addIssue({ code: 'custom', message: `a path like ${example}` });
+        return;
+      }
+      try {
+        parsePath(value);
+      } catch (err) {
+        ctx.addIssue({ code: 'custom', message: `a path like ${example}: ${(err as Error).message}` });
+      }
+    });
+}
+
+const pathOption = dtabPath('/svc/name');
 
 /**
  * An error for a kind outside the supported list that names what is supported, so

@@ -2,7 +2,7 @@
 // hostmesh accepts but does not enforce yet (each is stripped before validation with a warning).
 
 import { z } from 'zod';
-import { identifierSchema, loadBalancerSchema, notPerPrefix, scopeKinds, transformerSchema } from './kinds.js';
+import { dtabPath, identifierSchema, loadBalancerSchema, notPerPrefix, scopeKinds, transformerSchema } from './kinds.js';
 import { parseCidr } from '../identity/source-guard.js';
 import { DNS_SUBDOMAIN_NAME } from '../k8s/names.js';
 import { CLASSIFIER_KINDS } from '../router/stages/forward/classifier.js';
@@ -301,7 +301,7 @@ const router = z.strictObject({
   label: z.string().min(1).optional(),
   dtab: z.string().optional(),
   dtabFile: z.string().min(1).optional(),
-  dstPrefix: z.string().regex(/^\//, 'a path like /svc').optional(),
+  dstPrefix: dtabPath('/svc').optional(),
   identifier: z.union([identifierSchema, z.array(identifierSchema).min(1)]).optional(),
   interpreter: interpreterSchema.optional(),
   servers: z.array(server).min(1),
@@ -354,7 +354,7 @@ function checkProtocolKeys(r: { protocol: 'http' | 'h2'; servers: Record<string,
 
 export const k8sNamer = z.strictObject({
   kind: z.literal('io.l5d.k8s'),
-  prefix: z.string().optional(),
+  prefix: dtabPath('/io.l5d.k8s').optional(),
   host: z.string().min(1).optional(),
   port: port.optional(),
   labelSelector: z.string().optional(),
@@ -369,7 +369,7 @@ export const k8sNamer = z.strictObject({
 
 export const fsNamer = z.strictObject({
   kind: z.literal('io.l5d.fs'),
-  prefix: z.string().optional(),
+  prefix: dtabPath('/io.l5d.fs').optional(),
   rootDir: z.string().min(1),
   idleTtlSecs: z.number().int().min(1).optional(),
   maxIdleNames: z.number().int().min(1).max(1_000_000).optional(),

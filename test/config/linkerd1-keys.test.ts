@@ -134,3 +134,12 @@ t.test('client config prefixes: a transformer prefix (/%/) is refused, a trailin
   );
   t.same(client('/#/io.l5d.fs/'), [], 'a trailing slash');
 });
+
+t.test('paths in the config are read by run --check, at their position (they failed only at start, without one)', async (t) => {
+  const namer = (prefix: string): string[] =>
+    problemsOf(`namers:\n- kind: io.l5d.fs\n  rootDir: .\n  prefix: ${prefix}\n${router('dtab: /svc => /#/io.l5d.fs;')}`);
+  t.match(namer('io.l5d.fs2')[0] ?? '', /^c\.yaml:4:11: namers\[0\]\.prefix: a path like \/io\.l5d\.fs$/);
+  t.match(namer('/a b')[0] ?? '', /^c\.yaml:4:11: namers\[0\]\.prefix: a path like \/io\.l5d\.fs: end of input expected but 'b' found/);
+  t.match(problemsOf(router('dstPrefix: /svc/'))[0] ?? '', /routers\[0\]\.dstPrefix: a path like \/svc: /);
+  t.match(problemsOf(router('interpreter:\n  transformers:\n  - {kind: io.l5d.replace, path: "/a^b"}'))[0] ?? '', /transformers\[0\]\.path: a path like/);
+});
