@@ -44,6 +44,9 @@ export interface TelemetryConfig {
 /** Telemeters Linkerd 1 had that hostmesh does not run: what a user loses with each. */
 export const UNRUN_TELEMETERS: Readonly<Record<string, string>> = {
   'io.l5d.zipkin': 'no spans are sent to Zipkin',
+  // The linkerd-zipkin plugin's telemeters (openzipkin's image of Linkerd 1 loaded them).
+  'io.zipkin.http': 'no spans are sent to Zipkin',
+  'io.zipkin.kafka': 'no spans are sent to Zipkin through Kafka',
   'io.l5d.recentRequests': 'the admin recent requests view is not served',
   'io.l5d.statsd': 'no metrics are sent to StatsD (scrape /admin/metrics/prometheus instead)',
   'io.l5d.influxdb': 'the InfluxDB line protocol page /admin/metrics/influxdb is not served',

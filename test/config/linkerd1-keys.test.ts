@@ -73,6 +73,9 @@ t.test('the run --check summary counts unrun telemeters too', async (t) => {
     { env },
   );
   t.match(checkNotes(config, warnings, env).join('\n'), /accepted, not enforced \(1\): telemetry\[1\] \(io\.l5d\.recentRequests\)/);
+  // The linkerd-zipkin plugin's telemeter, as its README configures it.
+  const zipkin = parseConfig(`${router('')}telemetry:\n- kind: io.zipkin.http\n  host: localhost:9411\n  initialSampleRate: 0.02\n`, 'c.yaml', { env });
+  t.match(zipkin.warnings[0], /telemetry\[0\]: io\.zipkin\.http: accepted, not enforced: no spans are sent to Zipkin/);
 });
 
 /** A one-router config whose only server is `server` (flow YAML). */
