@@ -317,16 +317,41 @@ function parseConfigText(text: string, file: string, options: LoadOptions, read:
   // A server without certificate files takes the node certificate, which needs an issuer.
   result.data.routers.forEach((r, i) =>
     r.servers.forEach((s, j) => {
-      if (s.tls === undefined) return;
+      if (s.tls === undefined || s.tls.enabled === false) return;
       const where = `${pos.at(['routers', i, 'servers', j, 'tls'])}: routers[${i}].servers[${j}].tls`;
       if ((s.tls.certPath === undefined) !== (s.tls.keyPath === undefined)) problems.push(`${where}: certPath and keyPath go together`);
       else if (s.tls.certPath === undefined && result.data.identity?.issuer === undefined)
         problems.push(`${where}: certPath and keyPath are needed unless identity.issuer issues this node's certificate`);
     }),
   );
+  problems.push(...tlsOffProblems(result.data, (path) => pos.at(path)));
   if (problems.length > 0) throw new ConfigError(problems);
   tlsWarnings(result.data, (path, message) => warnings.push(`${pos.at(path)}: ${showPath(path)}: ${message}`));
   return { config, warnings: warnings.map(printable) };
+}
+
+/**
+ * `tls: {enabled: false}` in a prefix config after one that sets TLS: Linkerd 1 sent those names
+ * in plaintext. hostmesh's merged per-prefix settings cannot take TLS away (a TLS prefix never
+ * falls back to plaintext), so the config is refused rather than run with TLS the user turned off.
+ * Where no earlier config sets TLS, the block changes nothing and loads.
+ */
+function tlsOffProblems(raw: RawConfig, at: (path: Key[]) => string): string[] {
+  const out: string[] = [];
+  raw.routers.forEach((r, i) => {
+    const c = r.client;
+    if (c?.kind !== 'io.l5d.static') return;
+    c.configs.forEach((pc, j) => {
+      if (pc.tls?.enabled !== false) return;
+      const earlier = c.configs.findIndex((e, k) => k < j && e.tls !== undefined && e.tls.enabled !== false);
+      if (earlier === -1) return;
+      const path: Key[] = ['routers', i, 'client', 'configs', j, 'tls', 'enabled'];
+      out.push(
+        `${at(path)}: ${showPath(path)}: turning TLS off under configs[${earlier}] (${c.configs[earlier]?.prefix}), which sets it, is not supported: hostmesh never sends a name plaintext that a TLS prefix covers; narrow that prefix instead`,
+      );
+    });
+  });
+  return out;
 }
 
 /** Old protocols and weak or missing suites a valid config names (each with its position). */
@@ -387,14 +412,15 @@ function toClient(c: RawClient | undefined, baseDir: string): ClientConfig {
     const configs: ClientPrefixConfig[] = c.configs.map((pc) => ({
       prefix: pc.prefix,
       ...clientLimits(pc),
-      ...(pc.tls !== undefined ? { tls: toClientTls(pc.tls, baseDir) } : {}),
+      ...(pc.tls !== undefined && pc.tls.enabled !== false ? { tls: toClientTls(pc.tls, baseDir) } : {}),
     }));
     return { loadBalancer: { kind: 'p2c' }, configs };
   }
   return {
     loadBalancer: { kind: (c?.loadBalancer?.kind as 'p2c' | 'ewma' | 'roundRobin' | undefined) ?? 'p2c' },
     ...clientLimits(c),
-    ...(c?.tls !== undefined ? { tls: toClientTls(c.tls, baseDir) } : {}),
+    // Linkerd 1's `enabled: false` turns the block off.
+    ...(c?.tls !== undefined && c.tls.enabled !== false ? { tls: toClientTls(c.tls, baseDir) } : {}),
   };
 }
 
@@ -488,7 +514,7 @@ function toConfig(raw: RawConfig, baseDir: string, env: NodeJS.ProcessEnv): Host
         ...(s.allowedSourceCidrs !== undefined ? { allowedSourceCidrs: s.allowedSourceCidrs } : {}),
         ...(s.sourceWaitMs !== undefined ? { sourceWaitMs: s.sourceWaitMs } : {}),
         ...h2ServerLimits(s),
-        ...(s.tls
+        ...(s.tls && s.tls.enabled !== false
           ? {
               tls: {
                 ...(s.tls.certPath !== undefined ? { certPath: abs(baseDir, s.tls.certPath) } : {}),

@@ -146,3 +146,16 @@ t.test('paths in the config are read by run --check, at their position (they fai
   t.match(problemsOf(router('dstPrefix: /svc/'))[0] ?? '', /routers\[0\]\.dstPrefix: a path like \/svc: /);
   t.match(problemsOf(router('interpreter:\n  transformers:\n  - {kind: io.l5d.replace, path: "/a^b"}'))[0] ?? '', /transformers\[0\]\.path: a path like/);
 });
+
+t.test('tls enabled: false turns the block off; under a TLS prefix it is refused, never ignored', async (t) => {
+  const text = `routers:\n- protocol: http\n  servers: [{port: 4141, tls: {enabled: false, certPath: a.pem, keyPath: b.pem}}]\n  client:\n    tls: {enabled: false, commonName: linkerd}\n`;
+  const { config } = parseConfig(text, 'c.yaml', { env });
+  t.equal(config.routers[0]?.client.tls, undefined, 'the client sends plaintext, as Linkerd 1 did (TLS was used before)');
+  t.equal(config.routers[0]?.servers[0]?.tls, undefined, 'the server serves plaintext');
+  const prefixes = (configs: string): string[] => problemsOf(router(`client:\n  kind: io.l5d.static\n  configs:\n${configs}`));
+  t.match(
+    prefixes('  - {prefix: "/$/inet/{service}", tls: {commonName: "{service}"}}\n  - {prefix: /$/inet/localhost, tls: {enabled: false}}')[0] ?? '',
+    /configs\[1\]\.tls\.enabled: turning TLS off under configs\[0\] \(\/\$\/inet\/\{service\}\), which sets it, is not supported/,
+  );
+  t.same(prefixes('  - {prefix: /$/inet/localhost, tls: {enabled: false}}'), [], 'with no TLS before it, the block changes nothing');
+});
