@@ -169,7 +169,12 @@ export const clientTls = z
     enabled: z.boolean().optional(),
     ...tlsNames,
   })
-  .superRefine(checkTlsNames);
+  .superRefine((tls, ctx) => {
+    checkTlsNames(tls, ctx);
+    // As Linkerd 1 (TlsClientConfig): presenting a certificate to a server that is not verified.
+    if (tls.disableValidation === true && tls.clientAuth !== undefined)
+      ctx.addIssue({ code: 'custom', path: ['disableValidation'], message: 'disableValidation: true is incompatible with clientAuth (as in Linkerd 1)' });
+  });
 
 /** Linkerd 1's retry budget (router/stages/forward/retries.ts). */
 export const retryBudget = z.strictObject({

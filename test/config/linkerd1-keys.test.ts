@@ -158,4 +158,9 @@ t.test('tls enabled: false turns the block off; under a TLS prefix it is refused
     /configs\[1\]\.tls\.enabled: turning TLS off under configs\[0\] \(\/\$\/inet\/\{service\}\), which sets it, is not supported/,
   );
   t.same(prefixes('  - {prefix: /$/inet/localhost, tls: {enabled: false}}'), [], 'with no TLS before it, the block changes nothing');
+  t.match(
+    problemsOf(router('client:\n  tls: {disableValidation: true, clientAuth: {certPath: c.pem, keyPath: k.pem}}'))[0] ?? '',
+    /client\.tls\.disableValidation: disableValidation: true is incompatible with clientAuth/,
+    'refused as Linkerd 1 refused it',
+  );
 });
