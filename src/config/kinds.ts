@@ -128,7 +128,8 @@ export const UNENFORCED_OPTIONS: Readonly<Record<string, readonly string[]>> = {
   'loadBalancer:ewma': ['maxEffort', 'decayTimeMs', 'enableProbation'],
   'loadBalancer:roundRobin': ['maxEffort', 'enableProbation'],
   // Linkerd 1's daemonset transformer read the API itself; hostmesh's binds the routers through the io.l5d.k8s namer.
-  'transformer:io.l5d.k8s.daemonset': ['k8sHost', 'k8sPort'],
+  // Every transformer's `prefix` named its /%/ output in Linkerd 1's bound ids, which hostmesh's ids do not carry.
+  ...Object.fromEntries(TRANSFORMER_KINDS.map((k) => [`transformer:${k}`, k === 'io.l5d.k8s.daemonset' ? ['k8sHost', 'k8sPort', 'prefix'] : ['prefix']])),
 };
 
 // --- service and client kinds (Linkerd 1's `service.kind` / `client.kind`) ----------------------
