@@ -34,9 +34,10 @@ const pathOption = dtabPath('/svc/name');
  * An error for a kind outside the supported list that names what is supported, so
  * `kind: io.l5d.ingress` says "not supported" instead of zod's "invalid discriminator".
  */
-function kindError(what: string, kinds: readonly string[]): z.core.$ZodErrorMap {
+function kindError(what: string, kinds: readonly string[], refused: Readonly<Record<string, string>> = {}): z.core.$ZodErrorMap {
   return (issue) => {
     const kind = (issue.input as { kind?: unknown } | undefined)?.kind;
+    if (typeof kind === 'string' && Object.hasOwn(refused, kind)) return `${what} kind ${kind} is refused: ${refused[kind]}`;
     if (kind !== undefined) return `${what} kind ${JSON.stringify(kind)} is not supported; supported kinds: ${kinds.join(', ')}`;
     return `${what} needs a kind; supported kinds: ${kinds.join(', ')}`;
   };
@@ -74,7 +75,13 @@ const identifierKinds = [
 ] as const;
 
 export const IDENTIFIER_KINDS = identifierKinds.map((s) => s.shape.kind.value);
-export const identifierSchema = z.discriminatedUnion('kind', identifierKinds, { error: kindError('identifier', IDENTIFIER_KINDS) });
+/** Linkerd 1 identifier kinds hostmesh does not build, and why. */
+const REFUSED_IDENTIFIERS: Readonly<Record<string, string>> = {
+  'io.l5d.k8s.istio':
+    "Linkerd 1's Istio integration (Pilot route rules, deprecated there) is not built; name requests with io.l5d.header.token and route with the dtab",
+};
+
+export const identifierSchema = z.discriminatedUnion('kind', identifierKinds, { error: kindError('identifier', IDENTIFIER_KINDS, REFUSED_IDENTIFIERS) });
 
 // --- transformers (Linkerd 1's `interpreter.transformers`) --------------------------------------
 

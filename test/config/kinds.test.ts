@@ -25,8 +25,8 @@ const cases: { name: string; yaml: string; want: RegExp }[] = [
   },
   {
     name: 'an unsupported identifier kind names the supported ones',
-    yaml: router('identifier:\n  kind: io.l5d.k8s.istio'),
-    want: /identifier kind "io\.l5d\.k8s\.istio" is not supported; supported kinds: io\.l5d\.header\.token, io\.l5d\.methodAndHost.*io\.l5d\.ingress/,
+    yaml: router('identifier:\n  kind: io.l5d.example'),
+    want: /identifier kind "io\.l5d\.example" is not supported; supported kinds: io\.l5d\.header\.token, io\.l5d\.methodAndHost.*io\.l5d\.ingress/,
   },
   {
     name: "io.l5d.ingress: Linkerd 1's useCapturingGroups (URI rewriting) is not built, and named",

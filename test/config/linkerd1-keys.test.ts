@@ -165,3 +165,11 @@ t.test('tls enabled: false turns the block off; under a TLS prefix it is refused
     'refused as Linkerd 1 refused it',
   );
 });
+
+t.test("Linkerd 1's Istio kinds are refused by name", async (t) => {
+  t.match(problemsOf(router('identifier: {kind: io.l5d.k8s.istio}'))[0] ?? '', /identifier kind io\.l5d\.k8s\.istio is refused: Linkerd 1's Istio integration/);
+  t.match(
+    problemsOf(`namers: [{kind: io.l5d.k8s.istio, experimental: true}]\n${router('')}`)[0] ?? '',
+    /namer kind io\.l5d\.k8s\.istio is refused: Istio's Pilot/,
+  );
+});
