@@ -30,8 +30,10 @@ function isObj(v: unknown): v is Obj {
 
 /** An integer at least `min`, or a problem at `path` (undefined when absent or wrong). */
 function intAt(o: Obj, key: string, min: number, path: Key[], report: KeyReporter): number | undefined {
-  const v = o[key];
-  if (v === undefined) return undefined;
+  const given = o[key];
+  if (given === undefined) return undefined;
+  // A number written as a string, as Jackson read it (load.ts coerceScalars does the same for the schema).
+  const v = typeof given === 'string' && /^\s*\d+\s*$/.test(given) ? Number(given) : given;
   if (typeof v !== 'number' || !Number.isInteger(v) || v < min) {
     report.problem([...path, key], `expected an integer of at least ${min}`);
     return undefined;

@@ -69,15 +69,19 @@ const prometheusSchema = z.strictObject({
   experimental: z.boolean().optional(),
 });
 
+/** A number or boolean written as a string, read as Jackson read it (as load.ts does for the schema). */
+const jacksonScalar = (v: unknown): unknown =>
+  typeof v !== 'string' ? v : /^\s*-?\d+\s*$/.test(v) ? Number(v) : /^\s*(true|false)\s*$/i.test(v) ? v.trim().toLowerCase() === 'true' : v;
+
 const accessLogSchema = z.strictObject({
   httpAccessLog: z.string().min(1),
   httpAccessLogRollPolicy: z
     .string()
     .refine((s) => parseRollPolicy(s) !== undefined, 'Never, Hourly, Daily, Weekly(1..7) or a size such as 100.megabytes')
     .optional(),
-  httpAccessLogAppend: z.boolean().optional(),
-  httpAccessLogRotateCount: z.number().int().min(-1).optional(),
-  httpAccessLogBufferKB: z.number().int().min(1).max(1_048_576).optional(),
+  httpAccessLogAppend: z.preprocess(jacksonScalar, z.boolean()).optional(),
+  httpAccessLogRotateCount: z.preprocess(jacksonScalar, z.number().int().min(-1)).optional(),
+  httpAccessLogBufferKB: z.preprocess(jacksonScalar, z.number().int().min(1).max(1_048_576)).optional(),
 });
 
 const ACCESS_LOG_KEYS = ['httpAccessLog', 'httpAccessLogRollPolicy', 'httpAccessLogAppend', 'httpAccessLogRotateCount', 'httpAccessLogBufferKB'] as const;

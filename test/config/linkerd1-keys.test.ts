@@ -173,3 +173,14 @@ t.test("Linkerd 1's Istio kinds are refused by name", async (t) => {
     /namer kind io\.l5d\.k8s\.istio is refused: Istio's Pilot/,
   );
 });
+
+t.test('numbers and booleans as strings in keys read outside the schema too', async (t) => {
+  const { config } = parseConfig(
+    `admin:\n  shutdownGraceMs: "2500"\n${router('httpAccessLog: access.log\nhttpAccessLogRotateCount: "3"\nhttpAccessLogAppend: "false"')}`,
+    'c.yaml',
+    { env },
+  );
+  t.equal(config.shutdownGraceMs, 2500);
+  t.equal(config.routers[0]?.accessLog?.rotateCount, 3);
+  t.equal(config.routers[0]?.accessLog?.append, false);
+});
