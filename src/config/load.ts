@@ -170,6 +170,23 @@ function unionBranch(issue: z.core.$ZodIssue): z.core.$ZodIssue[] {
   return (shaped[0] as z.core.$ZodIssue[]).flatMap((i) => unionBranch({ ...i, path: [...issue.path, ...i.path] } as z.core.$ZodIssue));
 }
 
+/**
+ * A key whose value is empty (`dtab:`, `namers:`, `transformers:` with every entry commented out)
+ * is absent, as Jackson gave Linkerd 1's optional fields (None). Entries of lists stay as they are.
+ */
+function dropNulls(value: unknown): void {
+  if (value === null || typeof value !== 'object') return;
+  if (Array.isArray(value)) {
+    for (const v of value) dropNulls(v);
+    return;
+  }
+  const o = value as Record<string, unknown>;
+  for (const [k, v] of Object.entries(o)) {
+    if (v === null) delete o[k];
+    else dropNulls(v);
+  }
+}
+
 const NUMBER_TEXT = /^[+-]?(?:\d+(?:\.\d*)?|\.\d+)$/;
 
 /**
@@ -253,6 +270,7 @@ function parseConfigText(text: string, file: string, options: LoadOptions, read:
   }
   const obj = raw as Record<string, unknown>;
   for (const s of options.set ?? []) applySet(obj, s);
+  dropNulls(obj);
   const keyProblems: string[] = [];
   applyLinkerd1Keys(obj, { problem: (path, message) => keyProblems.push(`${pos.at(path)}: ${showPath(path)}: ${message}`) });
   if (keyProblems.length > 0) throw new ConfigError(keyProblems);

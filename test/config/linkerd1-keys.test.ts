@@ -184,3 +184,29 @@ t.test('numbers and booleans as strings in keys read outside the schema too', as
   t.equal(config.routers[0]?.accessLog?.rotateCount, 3);
   t.equal(config.routers[0]?.accessLog?.append, false);
 });
+
+t.test('an empty value is an absent key, as Jackson read it (a list whose entries are all commented out)', async (t) => {
+  const text = [
+    'admin:',
+    'namers:',
+    'telemetry:',
+    'routers:',
+    '- protocol: http',
+    '  dtab:',
+    '  interpreter:',
+    '    kind: default',
+    '    transformers:',
+    '    # - kind: io.l5d.k8s.localnode',
+    '  client:',
+    '  servers:',
+    '  - port: 4140',
+    '    tls:',
+    '',
+  ].join('\n');
+  const { config } = parseConfig(text, 'c.yaml', { env });
+  t.equal(config.routers[0]?.dtab, '');
+  t.same(config.routers[0]?.transformers, []);
+  t.equal(config.routers[0]?.servers[0]?.tls, undefined);
+  t.equal(config.admin.port, 9990);
+  t.match(problemsOf('routers:\n- protocol: http\n  servers:\n'), [/routers\[0\]\.servers: .*expected array/], 'a required key left empty is missing');
+});
