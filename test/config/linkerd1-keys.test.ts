@@ -186,23 +186,21 @@ t.test('numbers and booleans as strings in keys read outside the schema too', as
 });
 
 t.test('an empty value is an absent key, as Jackson read it (a list whose entries are all commented out)', async (t) => {
-  const text = [
-    'admin:',
-    'namers:',
-    'telemetry:',
-    'routers:',
-    '- protocol: http',
-    '  dtab:',
-    '  interpreter:',
-    '    kind: default',
-    '    transformers:',
-    '    # - kind: io.l5d.k8s.localnode',
-    '  client:',
-    '  servers:',
-    '  - port: 4140',
-    '    tls:',
-    '',
-  ].join('\n');
+  const text = `admin:
+namers:
+telemetry:
+routers:
+- protocol: http
+  dtab:
+  interpreter:
+    kind: default
+    transformers:
+    # - kind: io.l5d.k8s.localnode
+  client:
+  servers:
+  - port: 4140
+    tls:
+`;
   const { config } = parseConfig(text, 'c.yaml', { env });
   t.equal(config.routers[0]?.dtab, '');
   t.same(config.routers[0]?.transformers, []);
