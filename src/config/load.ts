@@ -187,6 +187,9 @@ function dropNulls(value: unknown): void {
   }
 }
 
+/** Linkerd 1 protocols hostmesh refuses as a whole (namer-kinds.ts protocolError says why). */
+const REFUSED_PROTOCOLS: ReadonlySet<string> = new Set(['thrift', 'mux', 'thriftmux']);
+
 const NUMBER_TEXT = /^[+-]?(?:\d+(?:\.\d*)?|\.\d+)$/;
 
 /**
@@ -293,8 +296,18 @@ function parseConfigText(text: string, file: string, options: LoadOptions, read:
     result = rawConfigSchema.safeParse(obj);
   }
   if (!result.success) {
+    // A thrift or mux router is refused for its protocol; its own keys (thriftFramed, ...) are
+    // Linkerd 1's, so "unknown key" about them would mislead.
+    const routers = Array.isArray(obj['routers']) ? (obj['routers'] as unknown[]) : [];
+    const refusedProtocol = (i: unknown): boolean => {
+      const r = typeof i === 'number' ? routers[i] : undefined;
+      return r !== null && typeof r === 'object' && REFUSED_PROTOCOLS.has(String((r as Record<string, unknown>)['protocol']));
+    };
+    const issues = result.error.issues
+      .flatMap(unionBranch)
+      .filter((issue) => !(issue.path[0] === 'routers' && refusedProtocol(issue.path[1]) && issue.path[2] !== 'protocol'));
     throw new ConfigError(
-      result.error.issues.flatMap(unionBranch).map((issue) => {
+      issues.map((issue) => {
         const { path, message, key } = issueText(issue);
         const where = key === undefined ? pos.at(path) : pos.at(path.slice(0, -1), key);
         return `${where}: ${showPath(path)}: ${message}`;

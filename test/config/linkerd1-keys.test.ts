@@ -208,3 +208,10 @@ routers:
   t.equal(config.admin.port, 9990);
   t.match(problemsOf('routers:\n- protocol: http\n  servers:\n'), [/routers\[0\]\.servers: .*expected array/], 'a required key left empty is missing');
 });
+
+t.test('a thrift or mux router is refused for its protocol only, not for its own Linkerd 1 keys', async (t) => {
+  const thrift = 'routers:\n- protocol: thrift\n  thriftProtocol: binary\n  servers:\n  - {port: 4114, thriftFramed: true}\n  client: {thriftFramed: true}\n';
+  const problems = problemsOf(thrift);
+  t.equal(problems.length, 1, problems.join(' | '));
+  t.match(problems[0] ?? '', /^c\.yaml:2:13: routers\[0\]\.protocol: protocol thrift is refused: hostmesh routes HTTP only/);
+});
