@@ -98,7 +98,7 @@ t.test('a key Linkerd 1 never had is an error naming the key path and its line:c
 });
 
 t.test('wrong types and missing keys name the path', async (t) => {
-  const text = ['admin:', '  port: "ninety"', 'routers:', '- protocol: thrift', '  servers: []', ''].join('\n');
+  const text = ['admin:', '  port: "ninety"', 'routers:', '- protocol: gopher', '  servers: []', ''].join('\n');
   const problems = problemsOf(() => parseConfig(text, 'c.yaml'));
   t.ok(
     problems.some((p) => /^c\.yaml:2:9: admin\.port: /.test(p)),
