@@ -3,7 +3,6 @@
 // node certificate change, and an h2 router's client sessions and gRPC classifier.
 
 import type { RouterConfig, ServerConfig } from '../config/types.js';
-import { h2Classifier } from '../router/stages/forward/classifier.js';
 import { h2Limits } from '../h2/h2-limits.js';
 import { H2Sessions } from '../h2/h2-sessions.js';
 import { Callers } from '../identity/caller.js';
@@ -30,8 +29,8 @@ export interface H2Parts {
 /** What an h2 router adds to a router: its client sessions, its gRPC classifier and HTTP/2 forward stage. */
 export function h2Parts(r: RouterConfig, router: Router, metrics: Metrics, rm: RouterMetricSet): H2Parts {
   const sessions = new H2Sessions({ events: rm.router.pools });
-  const rc = r.service?.responseClassifier;
-  return { sessions, forward: router.h2Forward(sessions, h2Classifier(rc?.kind, rc?.retryableStatusCodes)), metrics: h2Metrics(metrics, r.label) };
+  // The classifier is the service's, per name (router/settings/per-name.ts h2ClassifierOf).
+  return { sessions, forward: router.h2Forward(sessions), metrics: h2Metrics(metrics, r.label) };
 }
 
 /** Starts one listener per server of the router; each is added to ctx.started as soon as it listens. */

@@ -7,8 +7,10 @@ import { workerCount } from '../app/workers.js';
 
 /** The key path of an "accepted, not enforced" warning (`file:l:c: <path>: accepted, not enforced...`). */
 function unenforcedPath(warning: string): string | undefined {
-  const m = /^(?:.*?:\d+:\d+: )?(\S+): accepted, not enforced/.exec(warning);
-  return m?.[1];
+  // `telemetry[1]: io.l5d.zipkin: accepted, not enforced: ...` names the kind after the path.
+  const m = /^(?:.*?:\d+:\d+: )?(\S+?)(?:: (\S+))?: accepted, not enforced/.exec(warning);
+  if (m === null) return undefined;
+  return m[2] !== undefined ? `${m[1]} (${m[2]})` : m[1];
 }
 
 export function checkNotes(config: HostmeshConfig, warnings: readonly string[], env: NodeJS.ProcessEnv): string[] {

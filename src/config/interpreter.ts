@@ -6,11 +6,11 @@
 // Every other kind is refused with the reason.
 
 import { z } from 'zod';
-import { transformerSchema } from './kinds.js';
+import { dtabPath, transformerSchema } from './kinds.js';
 import type { NamerdDtabConfig } from '../server/namerd-dtab.js';
 export type { NamerdDtabConfig } from '../server/namerd-dtab.js';
 
-const pathOption = z.string().min(1).regex(/^\//, 'a path like /$/inet/namerd.default.svc.cluster.local/4100');
+const pathOption = dtabPath('/$/inet/namerd.default.svc.cluster.local/4100');
 const transformers = { transformers: z.array(transformerSchema).optional() };
 
 /** Where namerd keeps its dtabs: its `storage: {kind: io.l5d.k8s, host, port, namespace}` (hostmesh key). */

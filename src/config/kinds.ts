@@ -2,19 +2,42 @@
 // balancers): a typo in an option or a kind hostmesh does not build is an error with its key path.
 
 import { z } from 'zod';
+import { parsePath } from '../dtab/parse.js';
 import { parseConfigPrefix } from '../router/settings/static-params.js';
 
 const port = z.number().int().min(1).max(65535);
-/** A dtab path option (checked by the dtab parser when the router is built). */
-const pathOption = z.string().min(1).regex(/^\//, 'a path like /svc/name');
+
+/**
+ * A dtab path (`/svc/name`), read by the dtab parser here so that `run --check` reports a bad one
+ * at its file:line:col (the router reads it again when it is built).
+ */
+export function dtabPath(example: string) {
+  return z
+    .string()
+    .min(1)
+    .superRefine((value, ctx) => {
+      if (!value.startsWith('/')) {
+        ctx.addIssue({ code: 'custom', message: `a path like ${example}` });
+        return;
+      }
+      try {
+        parsePath(value);
+      } catch (err) {
+        ctx.addIssue({ code: 'custom', message: `a path like ${example}: ${(err as Error).message}` });
+      }
+    });
+}
+
+const pathOption = dtabPath('/svc/name');
 
 /**
  * An error for a kind outside the supported list that names what is supported, so
  * `kind: io.l5d.ingress` says "not supported" instead of zod's "invalid discriminator".
  */
-function kindError(what: string, kinds: readonly string[]): z.core.$ZodErrorMap {
+function kindError(what: string, kinds: readonly string[], refused: Readonly<Record<string, string>> = {}): z.core.$ZodErrorMap {
   return (issue) => {
     const kind = (issue.input as { kind?: unknown } | undefined)?.kind;
+    if (typeof kind === 'string' && Object.hasOwn(refused, kind)) return `${what} kind ${kind} is refused: ${refused[kind]}`;
     if (kind !== undefined) return `${what} kind ${JSON.stringify(kind)} is not supported; supported kinds: ${kinds.join(', ')}`;
     return `${what} needs a kind; supported kinds: ${kinds.join(', ')}`;
   };
@@ -30,8 +53,13 @@ const identifierKinds = [
   z.strictObject({ kind: z.literal('io.l5d.path'), segments: z.number().int().min(1).optional(), consume: z.boolean().optional(), ...dstPrefix }),
   z.strictObject({ kind: z.literal('io.l5d.header'), header: z.string().min(1).optional(), ...dstPrefix }),
   z.strictObject({ kind: z.literal('io.l5d.static'), path: pathOption, ...dstPrefix }),
-  // Linkerd 1's h2 identifier: the first `segments` of :path (gRPC: /pkg.Service/Method -> /svc/pkg.Service).
-  z.strictObject({ kind: z.literal('io.l5d.header.path'), segments: z.number().int().min(1).optional(), ...dstPrefix }),
+  // Linkerd 1's h2 identifier: the first `segments` of :path (gRPC: /pkg.Service/Method -> /svc/pkg.Service), all of it without `segments`.
+  z.strictObject({
+    kind: z.literal('io.l5d.header.path'),
+    header: z.string().min(1).optional(),
+    segments: z.number().int().min(1).optional(),
+    ...dstPrefix,
+  }),
   // Linkerd 1's ingress identifier (router/stages/identify/ingress.ts); maxIngresses/maxRulesPerIngress are hostmesh's bounds.
   z.strictObject({
     kind: z.literal('io.l5d.ingress'),
@@ -47,7 +75,13 @@ const identifierKinds = [
 ] as const;
 
 export const IDENTIFIER_KINDS = identifierKinds.map((s) => s.shape.kind.value);
-export const identifierSchema = z.discriminatedUnion('kind', identifierKinds, { error: kindError('identifier', IDENTIFIER_KINDS) });
+/** Linkerd 1 identifier kinds hostmesh does not build, and why. */
+const REFUSED_IDENTIFIERS: Readonly<Record<string, string>> = {
+  'io.l5d.k8s.istio':
+    "Linkerd 1's Istio integration (Pilot route rules, deprecated there) is not built; name requests with io.l5d.header.token and route with the dtab",
+};
+
+export const identifierSchema = z.discriminatedUnion('kind', identifierKinds, { error: kindError('identifier', IDENTIFIER_KINDS, REFUSED_IDENTIFIERS) });
 
 // --- transformers (Linkerd 1's `interpreter.transformers`) --------------------------------------
 
@@ -97,9 +131,12 @@ export const loadBalancerSchema = z.discriminatedUnion('kind', balancerKinds, { 
 
 /** Linkerd 1 options of kinded objects that hostmesh accepts with a warning, by `<what>:<kind>`. */
 export const UNENFORCED_OPTIONS: Readonly<Record<string, readonly string[]>> = {
-  'loadBalancer:p2c': ['maxEffort'],
-  'loadBalancer:ewma': ['maxEffort', 'decayTimeMs'],
-  'loadBalancer:roundRobin': ['maxEffort'],
+  'loadBalancer:p2c': ['maxEffort', 'enableProbation'],
+  'loadBalancer:ewma': ['maxEffort', 'decayTimeMs', 'enableProbation'],
+  'loadBalancer:roundRobin': ['maxEffort', 'enableProbation'],
+  // Linkerd 1's daemonset transformer read the API itself; hostmesh's binds the routers through the io.l5d.k8s namer.
+  // Every transformer's `prefix` named its /%/ output in Linkerd 1's bound ids, which hostmesh's ids do not carry.
+  ...Object.fromEntries(TRANSFORMER_KINDS.map((k) => [`transformer:${k}`, k === 'io.l5d.k8s.daemonset' ? ['k8sHost', 'k8sPort', 'prefix'] : ['prefix']])),
 };
 
 // --- service and client kinds (Linkerd 1's `service.kind` / `client.kind`) ----------------------
@@ -112,6 +149,16 @@ const configPrefix = z
   .string()
   .min(1)
   .superRefine((value, ctx) => {
+    // Linkerd 1 named a transformed address /%/<transformer>/.../#/<namer>/...; hostmesh's bound ids
+    // are the namer's path alone, so such a prefix would match nothing and its settings (TLS!) never apply.
+    if (value.startsWith('/%/')) {
+      const rest = value.indexOf('/#/');
+      ctx.addIssue({
+        code: 'custom',
+        message: `a /%/ prefix names a transformer's output, which hostmesh's bound ids do not carry (they are the namer's path, transformed or not): write ${rest >= 0 ? value.slice(rest) : 'the /#/ path of the namer'} instead`,
+      });
+      return;
+    }
     try {
       parseConfigPrefix(value);
     } catch (err) {

@@ -44,6 +44,9 @@ export interface TelemetryConfig {
 /** Telemeters Linkerd 1 had that hostmesh does not run: what a user loses with each. */
 export const UNRUN_TELEMETERS: Readonly<Record<string, string>> = {
   'io.l5d.zipkin': 'no spans are sent to Zipkin',
+  // The linkerd-zipkin plugin's telemeters (openzipkin's image of Linkerd 1 loaded them).
+  'io.zipkin.http': 'no spans are sent to Zipkin',
+  'io.zipkin.kafka': 'no spans are sent to Zipkin through Kafka',
   'io.l5d.recentRequests': 'the admin recent requests view is not served',
   'io.l5d.statsd': 'no metrics are sent to StatsD (scrape /admin/metrics/prometheus instead)',
   'io.l5d.influxdb': 'the InfluxDB line protocol page /admin/metrics/influxdb is not served',
@@ -66,18 +69,24 @@ const prometheusSchema = z.strictObject({
   experimental: z.boolean().optional(),
 });
 
+/** A number or boolean written as a string, read as Jackson read it (as load.ts does for the schema). */
+const jacksonScalar = (v: unknown): unknown =>
+  typeof v !== 'string' ? v : /^\s*-?\d+\s*$/.test(v) ? Number(v) : /^\s*(true|false)\s*$/i.test(v) ? v.trim().toLowerCase() === 'true' : v;
+
 const accessLogSchema = z.strictObject({
   httpAccessLog: z.string().min(1),
   httpAccessLogRollPolicy: z
     .string()
     .refine((s) => parseRollPolicy(s) !== undefined, 'Never, Hourly, Daily, Weekly(1..7) or a size such as 100.megabytes')
     .optional(),
-  httpAccessLogAppend: z.boolean().optional(),
-  httpAccessLogRotateCount: z.number().int().min(-1).optional(),
-  httpAccessLogBufferKB: z.number().int().min(1).max(1_048_576).optional(),
+  httpAccessLogAppend: z.preprocess(jacksonScalar, z.boolean()).optional(),
+  httpAccessLogRotateCount: z.preprocess(jacksonScalar, z.number().int().min(-1)).optional(),
+  httpAccessLogBufferKB: z.preprocess(jacksonScalar, z.number().int().min(1).max(1_048_576)).optional(),
 });
 
 const ACCESS_LOG_KEYS = ['httpAccessLog', 'httpAccessLogRollPolicy', 'httpAccessLogAppend', 'httpAccessLogRotateCount', 'httpAccessLogBufferKB'] as const;
+/** Linkerd 1's H2Config access log keys (protocol: h2 routers). */
+const H2_ACCESS_LOG_KEYS = ['h2AccessLog', 'h2AccessLogRollPolicy', 'h2AccessLogAppend', 'h2AccessLogRotateCount'] as const;
 
 export interface Observability {
   readonly telemetry: TelemetryConfig;
@@ -137,6 +146,7 @@ export function takeObservability(raw: Record<string, unknown>, report: Reporter
     routers.forEach((r: unknown, i) => {
       if (r === null || typeof r !== 'object' || Array.isArray(r)) return;
       const o = r as Record<string, unknown>;
+      if (o['protocol'] === 'h2') return h2AccessLog(o, i, report);
       const taken: Record<string, unknown> = {};
       for (const k of ACCESS_LOG_KEYS) {
         if (k in o) {
@@ -161,4 +171,23 @@ export function takeObservability(raw: Record<string, unknown>, report: Reporter
     });
   }
   return { telemetry: prometheus !== undefined ? { prometheus } : {}, accessLogs };
+}
+
+/**
+ * An h2 router's access log keys: Linkerd 1's h2AccessLog* are accepted and said not to be written
+ * (hostmesh's access log covers HTTP/1.1 routers); httpAccessLog* are refused there, as Linkerd 1 did.
+ */
+function h2AccessLog(o: Record<string, unknown>, i: number, report: Reporter): void {
+  for (const k of ACCESS_LOG_KEYS) {
+    if (k in o) {
+      report.problem(['routers', i, k], `a protocol: h2 router takes ${k.replace(/^http/, 'h2')}, not ${k}`);
+      delete o[k];
+    }
+  }
+  for (const k of H2_ACCESS_LOG_KEYS) {
+    if (!(k in o)) continue;
+    if (k === 'h2AccessLog')
+      report.warn(['routers', i, k], 'accepted, not enforced: no access log is written for protocol: h2 routers (httpAccessLog is enforced on http routers)');
+    delete o[k];
+  }
 }

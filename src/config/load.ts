@@ -13,6 +13,7 @@ import { H2_SERVER_KEYS, rawConfigSchema, UNENFORCED, type RawConfig } from './s
 import { CLIENT_NUMBER_KEYS, UNENFORCED_OPTIONS } from './kinds.js';
 import { interpreterProblems, namerdDtab } from './interpreter-config.js';
 import { LOST } from './linkerd1-lost.js';
+import { applyLinkerd1Keys } from './linkerd1-keys.js';
 import { DEFAULT_TRUST_DOMAIN } from '../identity/names.js';
 import { printable } from './printable.js';
 import { ConfigError } from './config-error.js';
@@ -100,16 +101,24 @@ function stripUnenforced(raw: Record<string, unknown>, warn: (path: Key[], lost?
     const o = obj as Record<string, unknown>;
     for (const key of UNENFORCED_OPTIONS[`${what}:${String(o['kind'])}`] ?? []) {
       if (key in o) {
-        warn([...path, key]);
+        warn([...path, key], LOST[`${what}.${key}`]);
         delete o[key];
       }
     }
+  };
+  const stripTransformers = (list: unknown, path: Key[]): void => {
+    if (Array.isArray(list)) list.forEach((t, i) => stripKindOptions(t, 'transformer', [...path, i]));
   };
   // Telemeters are read (and those not built warned about, with what is lost) by linkerd1-observability.ts.
   strip(raw, 'root', []);
   strip(raw['admin'], 'admin', ['admin']);
   const namers = raw['namers'];
-  if (Array.isArray(namers)) namers.forEach((n, i) => strip(n, 'namer', ['namers', i]));
+  if (Array.isArray(namers)) {
+    namers.forEach((n, i) => {
+      strip(n, 'namer', ['namers', i]);
+      if (n !== null && typeof n === 'object') stripTransformers((n as Record<string, unknown>)['transformers'], ['namers', i, 'transformers']);
+    });
+  }
   const routers = raw['routers'];
   if (!Array.isArray(routers)) return;
   routers.forEach((r: unknown, i) => {
@@ -123,8 +132,18 @@ function stripUnenforced(raw: Record<string, unknown>, warn: (path: Key[], lost?
       delete (interp as Record<string, unknown>)['kind'];
     }
     strip(interp, 'interpreter', ['routers', i, 'interpreter']);
+    if (interp !== null && typeof interp === 'object')
+      stripTransformers((interp as Record<string, unknown>)['transformers'], ['routers', i, 'interpreter', 'transformers']);
+    // Linkerd 1's H2Config keys: accepted on protocol: h2 routers only (elsewhere they stay unknown).
+    const h2 = ro['protocol'] === 'h2';
     strip(ro['client'], 'client', ['routers', i, 'client']);
+    if (h2) strip(ro['client'], 'h2Client', ['routers', i, 'client']);
     strip(ro['service'], 'service', ['routers', i, 'service']);
+    const service = ro['service'] as Record<string, unknown> | undefined;
+    if (h2 && service && typeof service === 'object') {
+      strip(service, 'h2Service', ['routers', i, 'service']);
+      strip(service['retryBufferSize'], 'h2RetryBufferSize', ['routers', i, 'service', 'retryBufferSize']);
+    }
     const client = ro['client'] as Record<string, unknown> | undefined;
     if (client && typeof client === 'object') stripKindOptions(client['loadBalancer'], 'loadBalancer', ['routers', i, 'client', 'loadBalancer']);
     if (client && typeof client === 'object') strip(client['tls'], 'clientTls', ['routers', i, 'client', 'tls']);
@@ -132,6 +151,7 @@ function stripUnenforced(raw: Record<string, unknown>, warn: (path: Key[], lost?
     if (Array.isArray(servers)) {
       servers.forEach((s: unknown, j) => {
         strip(s, 'server', ['routers', i, 'servers', j]);
+        if (h2) strip(s, 'h2Server', ['routers', i, 'servers', j]);
         if (s && typeof s === 'object') strip((s as Record<string, unknown>)['tls'], 'serverTls', ['routers', i, 'servers', j, 'tls']);
       });
     }
@@ -150,10 +170,67 @@ function unionBranch(issue: z.core.$ZodIssue): z.core.$ZodIssue[] {
   return (shaped[0] as z.core.$ZodIssue[]).flatMap((i) => unionBranch({ ...i, path: [...issue.path, ...i.path] } as z.core.$ZodIssue));
 }
 
+/**
+ * A key whose value is empty (`dtab:`, `namers:`, `transformers:` with every entry commented out)
+ * is absent, as Jackson gave Linkerd 1's optional fields (None). Entries of lists stay as they are.
+ */
+function dropNulls(value: unknown): void {
+  if (value === null || typeof value !== 'object') return;
+  if (Array.isArray(value)) {
+    for (const v of value) dropNulls(v);
+    return;
+  }
+  const o = value as Record<string, unknown>;
+  for (const [k, v] of Object.entries(o)) {
+    if (v === null) delete o[k];
+    else dropNulls(v);
+  }
+}
+
+/** Linkerd 1 protocols hostmesh refuses as a whole (namer-kinds.ts protocolError says why). */
+const REFUSED_PROTOCOLS: ReadonlySet<string> = new Set(['thrift', 'mux', 'thriftmux']);
+
+const NUMBER_TEXT = /^[+-]?(?:\d+(?:\.\d*)?|\.\d+)$/;
+
+/**
+ * Jackson, which read Linkerd 1's configs, takes "4140" where a number is expected, "true" or
+ * "false" where a boolean is, and a number where a string is. Each value the schema refused only
+ * for being written that way is rewritten in `obj`; returns whether any was.
+ */
+function coerceScalars(obj: Record<string, unknown>, issues: readonly z.core.$ZodIssue[]): boolean {
+  let changed = false;
+  for (const issue of issues) {
+    if (issue.code !== 'invalid_type' || issue.path.length === 0 || issue.path.some((k) => typeof k === 'symbol')) continue;
+    const path = issue.path as Key[];
+    let parent: unknown = obj;
+    for (const k of path.slice(0, -1)) parent = parent !== null && typeof parent === 'object' ? (parent as Record<Key, unknown>)[k] : undefined;
+    if (parent === null || typeof parent !== 'object') continue;
+    const holder = parent as Record<Key, unknown>;
+    const key = path[path.length - 1] as Key;
+    const v = holder[key];
+    let next: unknown;
+    if (issue.expected === 'number' && typeof v === 'string' && NUMBER_TEXT.test(v.trim())) next = Number(v.trim());
+    else if (issue.expected === 'boolean' && typeof v === 'string' && /^(true|false)$/i.test(v.trim())) next = v.trim().toLowerCase() === 'true';
+    else if (issue.expected === 'string' && typeof v === 'number') next = String(v);
+    else continue;
+    holder[key] = next;
+    changed = true;
+  }
+  return changed;
+}
+
 function issueText(issue: z.core.$ZodIssue): { path: Key[]; message: string; key?: string } {
   const path = issue.path.filter((k): k is Key => typeof k !== 'symbol');
   if (issue.code === 'unrecognized_keys') {
     const keys = issue.keys;
+    // YAML 1.1's merge key: yaml reads configs as YAML 1.2, as Linkerd 1's Jackson did, where `<<` is a plain key.
+    if (keys[0] === '<<' && keys.length === 1) {
+      return {
+        path: [...path, '<<'],
+        key: '<<',
+        message: 'YAML merge keys (<<: *anchor) are not read (as in Linkerd 1): write the keys out, or use an alias for a whole value',
+      };
+    }
     return {
       path: [...path, keys[0] as string],
       key: keys[0] as string,
@@ -196,6 +273,10 @@ function parseConfigText(text: string, file: string, options: LoadOptions, read:
   }
   const obj = raw as Record<string, unknown>;
   for (const s of options.set ?? []) applySet(obj, s);
+  dropNulls(obj);
+  const keyProblems: string[] = [];
+  applyLinkerd1Keys(obj, { problem: (path, message) => keyProblems.push(`${pos.at(path)}: ${showPath(path)}: ${message}`) });
+  if (keyProblems.length > 0) throw new ConfigError(keyProblems);
   const warnings: string[] = [];
   stripUnenforced(obj, (path, lost) =>
     warnings.push(
@@ -210,10 +291,23 @@ function parseConfigText(text: string, file: string, options: LoadOptions, read:
   });
   if (observabilityProblems.length > 0) throw new ConfigError(observabilityProblems);
 
-  const result = rawConfigSchema.safeParse(obj);
+  let result = rawConfigSchema.safeParse(obj);
+  for (let round = 0; round < 4 && !result.success && coerceScalars(obj, result.error.issues.flatMap(unionBranch)); round++) {
+    result = rawConfigSchema.safeParse(obj);
+  }
   if (!result.success) {
+    // A thrift or mux router is refused for its protocol; its own keys (thriftFramed, ...) are
+    // Linkerd 1's, so "unknown key" about them would mislead.
+    const routers = Array.isArray(obj['routers']) ? (obj['routers'] as unknown[]) : [];
+    const refusedProtocol = (i: unknown): boolean => {
+      const r = typeof i === 'number' ? routers[i] : undefined;
+      return r !== null && typeof r === 'object' && REFUSED_PROTOCOLS.has(String((r as Record<string, unknown>)['protocol']));
+    };
+    const issues = result.error.issues
+      .flatMap(unionBranch)
+      .filter((issue) => !(issue.path[0] === 'routers' && refusedProtocol(issue.path[1]) && issue.path[2] !== 'protocol'));
     throw new ConfigError(
-      result.error.issues.flatMap(unionBranch).map((issue) => {
+      issues.map((issue) => {
         const { path, message, key } = issueText(issue);
         const where = key === undefined ? pos.at(path) : pos.at(path.slice(0, -1), key);
         return `${where}: ${showPath(path)}: ${message}`;
@@ -254,16 +348,41 @@ function parseConfigText(text: string, file: string, options: LoadOptions, read:
   // A server without certificate files takes the node certificate, which needs an issuer.
   result.data.routers.forEach((r, i) =>
     r.servers.forEach((s, j) => {
-      if (s.tls === undefined) return;
+      if (s.tls === undefined || s.tls.enabled === false) return;
       const where = `${pos.at(['routers', i, 'servers', j, 'tls'])}: routers[${i}].servers[${j}].tls`;
       if ((s.tls.certPath === undefined) !== (s.tls.keyPath === undefined)) problems.push(`${where}: certPath and keyPath go together`);
       else if (s.tls.certPath === undefined && result.data.identity?.issuer === undefined)
         problems.push(`${where}: certPath and keyPath are needed unless identity.issuer issues this node's certificate`);
     }),
   );
+  problems.push(...tlsOffProblems(result.data, (path) => pos.at(path)));
   if (problems.length > 0) throw new ConfigError(problems);
   tlsWarnings(result.data, (path, message) => warnings.push(`${pos.at(path)}: ${showPath(path)}: ${message}`));
   return { config, warnings: warnings.map(printable) };
+}
+
+/**
+ * `tls: {enabled: false}` in a prefix config after one that sets TLS: Linkerd 1 sent those names
+ * in plaintext. hostmesh's merged per-prefix settings cannot take TLS away (a TLS prefix never
+ * falls back to plaintext), so the config is refused rather than run with TLS the user turned off.
+ * Where no earlier config sets TLS, the block changes nothing and loads.
+ */
+function tlsOffProblems(raw: RawConfig, at: (path: Key[]) => string): string[] {
+  const out: string[] = [];
+  raw.routers.forEach((r, i) => {
+    const c = r.client;
+    if (c?.kind !== 'io.l5d.static') return;
+    c.configs.forEach((pc, j) => {
+      if (pc.tls?.enabled !== false) return;
+      const earlier = c.configs.findIndex((e, k) => k < j && e.tls !== undefined && e.tls.enabled !== false);
+      if (earlier === -1) return;
+      const path: Key[] = ['routers', i, 'client', 'configs', j, 'tls', 'enabled'];
+      out.push(
+        `${at(path)}: ${showPath(path)}: turning TLS off under configs[${earlier}] (${c.configs[earlier]?.prefix}), which sets it, is not supported: hostmesh never sends a name plaintext that a TLS prefix covers; narrow that prefix instead`,
+      );
+    });
+  });
+  return out;
 }
 
 /** Old protocols and weak or missing suites a valid config names (each with its position). */
@@ -324,14 +443,15 @@ function toClient(c: RawClient | undefined, baseDir: string): ClientConfig {
     const configs: ClientPrefixConfig[] = c.configs.map((pc) => ({
       prefix: pc.prefix,
       ...clientLimits(pc),
-      ...(pc.tls !== undefined ? { tls: toClientTls(pc.tls, baseDir) } : {}),
+      ...(pc.tls !== undefined && pc.tls.enabled !== false ? { tls: toClientTls(pc.tls, baseDir) } : {}),
     }));
     return { loadBalancer: { kind: 'p2c' }, configs };
   }
   return {
     loadBalancer: { kind: (c?.loadBalancer?.kind as 'p2c' | 'ewma' | 'roundRobin' | undefined) ?? 'p2c' },
     ...clientLimits(c),
-    ...(c?.tls !== undefined ? { tls: toClientTls(c.tls, baseDir) } : {}),
+    // Linkerd 1's `enabled: false` turns the block off.
+    ...(c?.tls !== undefined && c.tls.enabled !== false ? { tls: toClientTls(c.tls, baseDir) } : {}),
   };
 }
 
@@ -403,7 +523,7 @@ function toConfig(raw: RawConfig, baseDir: string, env: NodeJS.ProcessEnv): Host
           : [r.identifier];
     const out: RouterConfig = {
       protocol: r.protocol,
-      label: r.label ?? `http${i === 0 ? '' : `-${i}`}`,
+      label: r.label ?? defaultLabel(raw.routers, i),
       dtab: r.dtab ?? '',
       identifier,
       transformers: r.interpreter?.transformers ?? [],
@@ -425,7 +545,7 @@ function toConfig(raw: RawConfig, baseDir: string, env: NodeJS.ProcessEnv): Host
         ...(s.allowedSourceCidrs !== undefined ? { allowedSourceCidrs: s.allowedSourceCidrs } : {}),
         ...(s.sourceWaitMs !== undefined ? { sourceWaitMs: s.sourceWaitMs } : {}),
         ...h2ServerLimits(s),
-        ...(s.tls
+        ...(s.tls && s.tls.enabled !== false
           ? {
               tls: {
                 ...(s.tls.certPath !== undefined ? { certPath: abs(baseDir, s.tls.certPath) } : {}),
@@ -492,6 +612,17 @@ function toConfig(raw: RawConfig, baseDir: string, env: NodeJS.ProcessEnv): Host
       : {}),
     baseDir,
   };
+}
+
+/**
+ * Linkerd 1 names an unlabelled router after its protocol (`http`, `h2`), and those names show in
+ * metrics (`rt`). Another unlabelled router of the same protocol (Linkerd 1 refused the clash)
+ * gets `<protocol>-<index>`.
+ */
+function defaultLabel(routers: RawConfig['routers'], i: number): string {
+  const p = (routers[i] as RawConfig['routers'][number]).protocol;
+  const first = routers.findIndex((r) => r.label === undefined && r.protocol === p);
+  return first === i ? p : `${p}-${i}`;
 }
 
 /** An h2 server's HTTP/2 keys, grouped (the schema allows them on h2 routers only). */

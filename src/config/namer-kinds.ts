@@ -31,6 +31,7 @@ const NOT_KUBERNETES: Readonly<Record<string, string>> = {
   'io.l5d.rancher': 'Rancher',
   'io.l5d.k8s.external': 'Kubernetes external load balancers',
   'io.l5d.k8s.ns': 'the namespaced Kubernetes namer (use io.l5d.k8s with the namespace in the path)',
+  'io.l5d.k8s.istio': "Istio's Pilot (Linkerd 1's deprecated Istio integration)",
 };
 
 export const namerKindError: z.core.$ZodErrorMap = (issue) => {

@@ -2,7 +2,7 @@
 // hostmesh accepts but does not enforce yet (each is stripped before validation with a warning).
 
 import { z } from 'zod';
-import { identifierSchema, loadBalancerSchema, notPerPrefix, scopeKinds, transformerSchema } from './kinds.js';
+import { dtabPath, identifierSchema, loadBalancerSchema, notPerPrefix, scopeKinds, transformerSchema } from './kinds.js';
 import { parseCidr } from '../identity/source-guard.js';
 import { DNS_SUBDOMAIN_NAME } from '../k8s/names.js';
 import { CLASSIFIER_KINDS } from '../router/stages/forward/classifier.js';
@@ -18,14 +18,13 @@ const ip = z.string().min(1);
 /** Linkerd 1 keys accepted and ignored for now, per object kind (key path suffixes). */
 export const UNENFORCED: Readonly<Record<string, readonly string[]>> = {
   root: ['usage', 'announcers', 'tracers', 'jvm'],
-  admin: ['httpIdentifierPort', 'security', 'workerThreads', 'tls'],
+  admin: ['httpIdentifierPort', 'security', 'workerThreads', 'tls', 'socketOptions'],
   // `transformers` is enforced (namer/transforming-namer.ts).
   namer: ['experimental', 'enabled'],
   router: [
     'svc',
     'tracePropagator',
-    'maxHeadersKB',
-    'maxInitialLineKB',
+    // maxHeadersKB and maxInitialLineKB are enforced as the servers' maxHeaderBytes (linkerd1-keys.ts).
     'maxRequestKB',
     'maxResponseKB',
     'maxChunkKB',
@@ -46,9 +45,25 @@ export const UNENFORCED: Readonly<Record<string, readonly string[]>> = {
   ],
   // Every interpreter key is enforced, warned about with what it loses, or refused (config/interpreter.ts).
   interpreter: [],
-  server: ['maxConcurrentRequests', 'announce', 'timeoutMs', 'alpnProtocols', 'socketOptions', 'addForwardedHeader'],
+  // serverSession.idleTimeMs and maxCallDepth are enforced (linkerd1-keys.ts); serverSession is then stripped here.
+  server: [
+    'maxConcurrentRequests',
+    'announce',
+    'timeoutMs',
+    'alpnProtocols',
+    'socketOptions',
+    'addForwardedHeader',
+    'label',
+    'timestampHeader',
+    'serverSession',
+  ],
   serverTls: [],
-  client: ['retries', 'clientSession', 'socketOptions', 'forwardClientCert'],
+  client: ['retries', 'clientSession', 'socketOptions', 'forwardClientCert', 'failFast', 'requestAuthorizers'],
+  // protocol: h2 routers only (Linkerd 1's H2Config); on an http router these stay unknown keys.
+  h2Server: ['windowUpdateRatio', 'headerTableBytes'],
+  h2Client: ['initialStreamWindowBytes', 'headerTableBytes', 'maxFrameBytes', 'maxHeaderListBytes', 'windowUpdateRatio'],
+  h2Service: ['classificationTimeoutMs'],
+  h2RetryBufferSize: ['responseBytes'],
   clientTls: [],
   // Linkerd 1's router-level service block: every key is enforced (kind and configs in kinds.ts scopeKinds).
   service: [],
@@ -154,7 +169,12 @@ export const clientTls = z
     enabled: z.boolean().optional(),
     ...tlsNames,
   })
-  .superRefine(checkTlsNames);
+  .superRefine((tls, ctx) => {
+    checkTlsNames(tls, ctx);
+    // As Linkerd 1 (TlsClientConfig): presenting a certificate to a server that is not verified.
+    if (tls.disableValidation === true && tls.clientAuth !== undefined)
+      ctx.addIssue({ code: 'custom', path: ['disableValidation'], message: 'disableValidation: true is incompatible with clientAuth (as in Linkerd 1)' });
+  });
 
 /** Linkerd 1's retry budget (router/stages/forward/retries.ts). */
 export const retryBudget = z.strictObject({
@@ -189,7 +209,23 @@ export const serviceShape = {
     // io.l5d.h2.* kinds apply to protocol: h2 routers (router/stages/forward/classifier.ts), checked against the protocol in `router`.
     .strictObject({
       kind: z.enum([...RESPONSE_CLASSIFIERS, ...H2_CLASSIFIER_KINDS]),
-      retryableStatusCodes: z.array(z.number().int().min(0).max(16)).optional(),
+      // gRPC status codes (Linkerd 1 takes any integer; 0-16 are defined).
+      retryableStatusCodes: z.array(z.number().int().min(0)).optional(),
+      successStatusCodes: z.array(z.number().int().min(0)).optional(),
+    })
+    .superRefine((c, ctx) => {
+      // As Linkerd 1's classifier configs: each list belongs to the kinds that read it, never ignored elsewhere.
+      if (c.successStatusCodes !== undefined && !c.kind.startsWith('io.l5d.h2.grpc.'))
+        ctx.addIssue({ code: 'custom', path: ['successStatusCodes'], message: `only the io.l5d.h2.grpc.* classifiers take successStatusCodes, not ${c.kind}` });
+      if ((c.retryableStatusCodes !== undefined) !== (c.kind === 'io.l5d.h2.grpc.retryableStatusCodes'))
+        ctx.addIssue({
+          code: 'custom',
+          path: ['retryableStatusCodes'],
+          message:
+            c.retryableStatusCodes === undefined
+              ? 'io.l5d.h2.grpc.retryableStatusCodes needs retryableStatusCodes'
+              : `only io.l5d.h2.grpc.retryableStatusCodes takes retryableStatusCodes, not ${c.kind}`,
+        });
     })
     .optional(),
   retries: z
@@ -270,7 +306,7 @@ const router = z.strictObject({
   label: z.string().min(1).optional(),
   dtab: z.string().optional(),
   dtabFile: z.string().min(1).optional(),
-  dstPrefix: z.string().regex(/^\//, 'a path like /svc').optional(),
+  dstPrefix: dtabPath('/svc').optional(),
   identifier: z.union([identifierSchema, z.array(identifierSchema).min(1)]).optional(),
   interpreter: interpreterSchema.optional(),
   servers: z.array(server).min(1),
@@ -323,7 +359,7 @@ function checkProtocolKeys(r: { protocol: 'http' | 'h2'; servers: Record<string,
 
 export const k8sNamer = z.strictObject({
   kind: z.literal('io.l5d.k8s'),
-  prefix: z.string().optional(),
+  prefix: dtabPath('/io.l5d.k8s').optional(),
   host: z.string().min(1).optional(),
   port: port.optional(),
   labelSelector: z.string().optional(),
@@ -338,7 +374,7 @@ export const k8sNamer = z.strictObject({
 
 export const fsNamer = z.strictObject({
   kind: z.literal('io.l5d.fs'),
-  prefix: z.string().optional(),
+  prefix: dtabPath('/io.l5d.fs').optional(),
   rootDir: z.string().min(1),
   idleTtlSecs: z.number().int().min(1).optional(),
   maxIdleNames: z.number().int().min(1).max(1_000_000).optional(),

@@ -1,6 +1,7 @@
 // Linkerd 1's io.l5d.rewrite namer: `pattern` matches the path after the namer's prefix (literal
-// elements, `*` for any one, `{var}` capturing one), and `name` is the path it becomes, with the
-// captures substituted; what is left of the path is appended. Not matching is neg.
+// elements, `*` for any one, `{var}` capturing one, or `{var}`s inside text such as `{svc}.{ns}`),
+// and `name` is the path it becomes, with the captures substituted; what is left of the path is
+// appended. Not matching is neg.
 //   pattern: /{port}/{ns}/{svc}   name: /k8s/{ns}/{port}/{svc}   /http/default/world -> /k8s/default/http/world
 
 import { Path } from '../dtab/path.js';
@@ -8,40 +9,35 @@ import { parsePath } from '../dtab/parse.js';
 import type { Lookup, Namer } from './addr.js';
 import { Var } from './var.js';
 import { NEG } from '../dtab/name-tree.js';
+import { type ElementPattern, elementPattern, matchElement, substituteVars, templateVars } from '../dtab/path-matcher.js';
 
-type Segment = { readonly kind: 'literal'; readonly text: string } | { readonly kind: 'any' } | { readonly kind: 'capture'; readonly name: string };
-
-const CAPTURE = /^\{([A-Za-z0-9_.-]+)\}$/;
-
-function segments(text: string, what: string): Segment[] {
+function elements(text: string, what: string): string[] {
   if (!text.startsWith('/')) throw new Error(`${what} must be a path like /{ns}/{svc}`);
   return text
     .split('/')
     .slice(1)
-    .filter((e) => e !== '')
-    .map((e) => {
-      if (e === '*') return { kind: 'any' };
-      const m = CAPTURE.exec(e);
-      if (m !== null) return { kind: 'capture', name: m[1] as string };
-      if (e.includes('{') || e.includes('}')) throw new Error(`${what}: '${e}' is neither a literal nor a {variable}`);
-      return { kind: 'literal', text: e };
-    });
+    .filter((e) => e !== '');
 }
 
 export class RewriteNamer implements Namer {
   readonly kind = 'io.l5d.rewrite';
   readonly prefix: Path;
-  readonly #pattern: Segment[];
-  readonly #name: Segment[];
+  readonly #pattern: ElementPattern[];
+  /** Each element of `name`: text whose `{var}`s are filled from the pattern's captures. */
+  readonly #name: string[];
 
   constructor(options: { prefix: string; pattern: string; name: string }) {
     this.prefix = parsePath(options.prefix);
-    this.#pattern = segments(options.pattern, 'pattern');
-    this.#name = segments(options.name, 'name');
-    const captured = new Set(this.#pattern.flatMap((s) => (s.kind === 'capture' ? [s.name] : [])));
-    for (const s of this.#name) {
-      if (s.kind === 'any') throw new Error("name: '*' is only for patterns");
-      if (s.kind === 'capture' && !captured.has(s.name)) throw new Error(`name: {${s.name}} is not captured by the pattern`);
+    this.#pattern = elements(options.pattern, 'pattern').map((e) => {
+      const p = elementPattern(e);
+      if (p.kind === 'literal' && (e.includes('{') || e.includes('}'))) throw new Error(`pattern: '${e}' is neither a literal nor a {variable}`);
+      return p;
+    });
+    this.#name = elements(options.name, 'name');
+    const captured = new Set(this.#pattern.flatMap((p) => (p.kind === 'capture' ? [p.name] : p.kind === 'partial' ? p.names : [])));
+    for (const e of this.#name) {
+      if (e === '*') throw new Error("name: '*' is only for patterns");
+      for (const v of templateVars(e)) if (!captured.has(v)) throw new Error(`name: {${v}} is not captured by the pattern`);
     }
   }
 
@@ -49,12 +45,9 @@ export class RewriteNamer implements Namer {
     if (path.size < this.#pattern.length) return undefined;
     const vars = new Map<string, string>();
     for (let i = 0; i < this.#pattern.length; i++) {
-      const seg = this.#pattern[i] as Segment;
-      const elem = path.elems[i] as string;
-      if (seg.kind === 'literal' && seg.text !== elem) return undefined;
-      if (seg.kind === 'capture') vars.set(seg.name, elem);
+      if (!matchElement(this.#pattern[i] as ElementPattern, path.elems[i] as string, vars)) return undefined;
     }
-    const head = this.#name.map((s) => (s.kind === 'literal' ? s.text : (vars.get((s as { name: string }).name) as string)));
+    const head = this.#name.map((e) => substituteVars(e, vars));
     return new Path([...head, ...path.elems.slice(this.#pattern.length)]);
   }
 

@@ -23,7 +23,7 @@ import { parsePath } from '../dtab/parse.js';
 import { outgoingHeaders } from './stages/forward/outgoing-headers.js';
 import { markUndelivered } from './stages/forward/requeue.js';
 import { ClientPools } from './stages/endpoint/client-pools.js';
-import { classifierOf, DeadCounts, PerName, requeueBudgetOf, retryPolicyOf } from './settings/per-name.js';
+import { classifierOf, DeadCounts, h2ClassifierOf, PerName, requeueBudgetOf, retryPolicyOf } from './settings/per-name.js';
 import { RouterParams } from './settings/static-params.js';
 import type { ClientSpec } from './settings/spec.js';
 import { Plan, type RoutePlan } from './route-plan.js';
@@ -38,7 +38,6 @@ import { assertDecided, type EntryDecision } from './decision.js';
 import type { EndpointTransform } from './stages/concrete/transformers.js';
 import type { H2Forward } from './stages/forward/forward-h2.js';
 import type { H2Sessions } from '../h2/h2-sessions.js';
-import type { H2Classifier } from './stages/forward/classifier.js';
 
 export interface RouterOptions {
   readonly label: string;
@@ -148,7 +147,7 @@ export class Router {
     // Settings per logical name and per bound id: the router's own, or io.l5d.static prefixes' (per-name.ts).
     const perName = new PerName(params, options.clientPools ?? new ClientPools(options.pools, GLOBAL_CLIENT), {
       clock,
-      service: { retries: retryPolicyOf(params.service), classify: classifierOf(params.service) },
+      service: { retries: retryPolicyOf(params.service), classify: classifierOf(params.service), classifyH2: h2ClassifierOf(params.service) },
       requeueBudget: requeueBudgetOf(params.client),
       requestAttemptTimeoutMs: params.client.requestAttemptTimeoutMs,
       accrual: this.#accrual,
@@ -269,8 +268,8 @@ export class Router {
   }
 
   /** The HTTP/2 forward stage of an h2 router (stages/forward/forward-h2.ts), over its client sessions. */
-  h2Forward(sessions: H2Sessions, classify: H2Classifier): H2Forward {
-    return this.#forward.h2(sessions, classify);
+  h2Forward(sessions: H2Sessions): H2Forward {
+    return this.#forward.h2(sessions);
   }
 
   /**

@@ -48,7 +48,10 @@ t.test('a Linkerd 1 DaemonSet TLS config loads as written', async (t) => {
   // One warning per unenforced key, naming where it is.
   t.same(
     warnings.map((w) => w.replace(/^l5d\.yaml:\d+:\d+: /, '')),
-    ['usage: accepted, not enforced', 'telemetry[1]: io.l5d.recentRequests: accepted, not enforced: the admin recent requests view is not served'],
+    [
+      'usage: accepted, not enforced: nothing is lost: hostmesh sends no usage data anywhere',
+      'telemetry[1]: io.l5d.recentRequests: accepted, not enforced: the admin recent requests view is not served',
+    ],
   );
   t.same(config.telemetry, { prometheus: { path: '/admin/metrics/prometheus', prefix: '' } }, 'io.l5d.prometheus is enforced');
   t.same(
@@ -95,7 +98,7 @@ t.test('a key Linkerd 1 never had is an error naming the key path and its line:c
 });
 
 t.test('wrong types and missing keys name the path', async (t) => {
-  const text = ['admin:', '  port: "ninety"', 'routers:', '- protocol: thrift', '  servers: []', ''].join('\n');
+  const text = ['admin:', '  port: "ninety"', 'routers:', '- protocol: gopher', '  servers: []', ''].join('\n');
   const problems = problemsOf(() => parseConfig(text, 'c.yaml'));
   t.ok(
     problems.some((p) => /^c\.yaml:2:9: admin\.port: /.test(p)),

@@ -64,4 +64,17 @@ t.test("Linkerd 1's h2 classifiers", async (t) => {
   t.equal(codes('POST', 200, GRPC.UNAVAILABLE), 'failure');
   t.equal(h2Classifier('io.l5d.h2.retryableRead5XX')('GET', 503, undefined), 'retryable');
   t.equal(h2Classifier('io.l5d.h2.allSuccessful')('GET', 503, undefined), 'success');
+  t.equal(h2Classifier('io.l5d.h2.retryableAll5XX')('POST', 503, undefined), 'retryable');
+});
+
+t.test("Linkerd 1's successStatusCodes and io.l5d.h2.grpc.compliant", async (t) => {
+  const lenient = h2Classifier('io.l5d.h2.grpc.default', undefined, [GRPC.OK, GRPC.NOT_FOUND]);
+  t.equal(lenient('POST', 200, GRPC.NOT_FOUND), 'success', 'a listed code is a success');
+  t.equal(lenient('POST', 200, GRPC.UNAVAILABLE), 'retryable');
+  t.equal(h2Classifier('io.l5d.h2.grpc.default', undefined, [GRPC.NOT_FOUND])('POST', 200, GRPC.OK), 'failure', 'OK too only when listed, as Linkerd 1');
+  const compliant = h2Classifier('io.l5d.h2.grpc.compliant');
+  t.equal(compliant('POST', 200, GRPC.UNAVAILABLE), 'retryable');
+  t.equal(compliant('POST', 200, GRPC.INTERNAL), 'failure');
+  t.equal(compliant('POST', 503, undefined), 'retryable', 'HTTP 503 is UNAVAILABLE to gRPC');
+  t.equal(compliant('POST', 500, undefined), 'failure');
 });

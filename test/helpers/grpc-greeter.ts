@@ -159,3 +159,62 @@ export function unary(
     client[method](req, md, options, (err: grpc.ServiceError | null, reply: HelloReply) => (err ? reject(err) : resolve(reply)));
   });
 }
+
+/** A Greeter on `host` whose unary calls all fail with `code` and `details`, counting them, and a client through `target`. */
+export interface RefusingGreeter {
+  readonly server: grpc.Server;
+  readonly client: GreeterClient;
+  calls(): number;
+  close(): void;
+}
+
+/**
+ * Starts a refusing Greeter, registers it (`register(name, host, port)`, e.g. H2Mesh.register), and
+ * waits until its own answer comes back through `target` (until the namer has the name, the router
+ * answers UNAVAILABLE itself).
+ */
+export async function startRefusingGreeter(
+  host: string,
+  target: string,
+  register: (service: string, host: string, port: number) => Promise<void>,
+  refusal: { code: grpc.status; details: string },
+): Promise<RefusingGreeter> {
+  let calls = 0;
+  const server = new grpc.Server();
+  const refuse = (_call: unknown, cb: grpc.sendUnaryData<unknown>): void => {
+    calls++;
+    cb({ code: refusal.code, details: refusal.details });
+  };
+  server.addService(greeterDefinition().service, {
+    SayHello: refuse,
+    Secret: refuse,
+    Slow: refuse,
+    Lots: () => undefined,
+    Collect: () => undefined,
+    Chat: () => undefined,
+  });
+  const port = await new Promise<number>((resolve, reject) =>
+    server.bindAsync(`${host}:0`, grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
+  );
+  await register('helloworld.Greeter', host, port);
+  const client = greeterClient(target);
+  const until = Date.now() + 10_000;
+  for (;;) {
+    const err = await unary(client, 'SayHello', { name: 'probe' }).then(
+      () => undefined,
+      (e: grpc.ServiceError) => e,
+    );
+    if (err?.details === refusal.details) break;
+    if (Date.now() > until) throw new Error(`the app never answered: ${err?.details}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return {
+    server,
+    client,
+    calls: () => calls,
+    close: () => {
+      client.close();
+      server.forceShutdown();
+    },
+  };
+}

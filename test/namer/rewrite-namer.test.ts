@@ -22,6 +22,15 @@ t.test('pattern and name as servicemesh.yml uses them', async (t) => {
   t.equal(literal.rewrite(parsePath('/grpc/x/web')), undefined, 'a literal must match');
 });
 
+t.test("captures inside elements, and names built from them (Linkerd 1's PathMatcher)", async (t) => {
+  const dotted = new RewriteNamer({ prefix: '/r', pattern: '/{svc}.{ns}', name: '/k8s/{ns}/http/{svc}' });
+  t.equal(dotted.rewrite(parsePath('/world.prod'))?.show(), '/k8s/prod/http/world');
+  t.equal(dotted.rewrite(parsePath('/world')), undefined, 'no dot: no match');
+  const joined = new RewriteNamer({ prefix: '/r', pattern: '/{ns}/{svc}', name: '/svc/{svc}-{ns}' });
+  t.equal(joined.rewrite(parsePath('/prod/world'))?.show(), '/svc/world-prod');
+  t.throws(() => new RewriteNamer({ prefix: '/r', pattern: '/{a}.x', name: '/s/{b}' }), /\{b\} is not captured/);
+});
+
 t.test('through the interpreter: the rewritten path is delegated again; no match falls through', async (t) => {
   const interp = new NameInterpreter({ namers: [servicemesh] });
   const bind = (dtab: string, path: string): string => {

@@ -3,7 +3,14 @@
 
 import type { Clock } from '../../core/clock.js';
 import type { Path } from '../../dtab/path.js';
-import { classifier as buildClassifier, type Classifier, type ClassifierKind, DEFAULT_CLASSIFIER } from '../stages/forward/classifier.js';
+import {
+  classifier as buildClassifier,
+  type Classifier,
+  type ClassifierKind,
+  DEFAULT_CLASSIFIER,
+  type H2Classifier,
+  h2Classifier,
+} from '../stages/forward/classifier.js';
 import type { ClientPools } from '../stages/endpoint/client-pools.js';
 import type { EndpointPools } from '../stages/endpoint/endpoint-pool.js';
 import { type AccrualOptions, accrualConfig, FailureAccrual } from '../stages/concrete/failure-accrual.js';
@@ -26,6 +33,12 @@ export function classifierOf(s: ServiceSettings | undefined): Classifier {
   return buildClassifier((s?.responseClassifier?.kind as ClassifierKind | undefined) ?? DEFAULT_CLASSIFIER);
 }
 
+/** A service's classifier on an h2 router (an io.l5d.h2.* kind; gRPC ones read grpc-status). */
+export function h2ClassifierOf(s: ServiceSettings | undefined): H2Classifier {
+  const rc = s?.responseClassifier;
+  return h2Classifier(rc?.kind, rc?.retryableStatusCodes, rc?.successStatusCodes);
+}
+
 /** A client's requeue budget (Linkerd 1 client.requeueBudget), defaults filled in. */
 export function requeueBudgetOf(c: ClientSettings | undefined): BudgetConfig {
   return { ...DEFAULT_BUDGET, ...c?.requeueBudget };
@@ -34,6 +47,8 @@ export function requeueBudgetOf(c: ClientSettings | undefined): BudgetConfig {
 export interface ServicePolicy {
   readonly retries: RetryPolicy;
   readonly classify: Classifier;
+  /** The same service's classifier on an h2 router (per prefix too: io.l5d.static service configs). */
+  readonly classifyH2: H2Classifier;
   /** Retry budgets of this policy, one per service name (at most MAX_BUDGETS). */
   readonly retryBudgets: Budgets;
 }
@@ -117,6 +132,7 @@ export class PerName {
     this.#globalService = {
       retries,
       classify: options.service?.classify ?? classifierOf(undefined),
+      classifyH2: options.service?.classifyH2 ?? h2ClassifierOf(undefined),
       retryBudgets: new Budgets(retries.budget, MAX_BUDGETS, this.#now),
     };
     this.#globalClient = {
@@ -139,7 +155,7 @@ export class PerName {
     let policy = this.#services.get(key);
     if (policy === undefined) {
       const retries = retryPolicyOf(s);
-      policy = { retries, classify: classifierOf(s), retryBudgets: new Budgets(retries.budget, MAX_BUDGETS, this.#now) };
+      policy = { retries, classify: classifierOf(s), classifyH2: h2ClassifierOf(s), retryBudgets: new Budgets(retries.budget, MAX_BUDGETS, this.#now) };
       this.#services.set(key, policy);
     }
     this.#servicePolicyOf.set(s, policy);

@@ -67,7 +67,9 @@ export interface ClientPrefixSpec extends ClientSettings {
 /** What one logical name's service gets: classification, retries and the total timeout. */
 export interface ServiceSettings {
   /** io.l5d.http.nonRetryable5XX (default), retryableRead5XX, ..., or an io.l5d.h2.* kind on h2 routers. */
-  readonly responseClassifier?: { readonly kind: string; readonly retryableStatusCodes?: readonly number[] | undefined } | undefined;
+  readonly responseClassifier?:
+    | { readonly kind: string; readonly retryableStatusCodes?: readonly number[] | undefined; readonly successStatusCodes?: readonly number[] | undefined }
+    | undefined;
   readonly retries?:
     | {
         readonly budget?: RetryBudgetSpec | undefined;

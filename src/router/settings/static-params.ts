@@ -5,6 +5,7 @@ import { BoundedMap } from '../../core/bounded-map.js';
 import type { RouterPartEvents } from '../events.js';
 import { parsePath, parsePrefix } from '../../dtab/parse.js';
 import type { Path, Prefix } from '../../dtab/prefix.js';
+import { type ElementPattern, elementPattern, matchElement, substituteVars } from '../../dtab/path-matcher.js';
 import type { ClientSettings, ClientSpec, ServiceSettings, ServiceSpec } from './spec.js';
 
 export type { ClientSettings, ServiceSettings } from './spec.js';
@@ -12,24 +13,37 @@ export type { ClientSettings, ServiceSettings } from './spec.js';
 /** A config prefix: a dtab prefix (matched as dentry prefixes are) whose `{name}` elements capture a label. */
 export interface ConfigPrefix {
   readonly prefix: Prefix;
-  /** The capture name of each element (undefined: a literal label or `*`). */
+  /** The capture name of each element that is a whole `{name}` (undefined: a literal label, `*`, or a partial capture). */
   readonly captures: readonly (string | undefined)[];
+  /** Elements with `{name}`s inside literal text (`{service}:https`), which the label must also match. */
+  readonly partial: readonly { readonly index: number; readonly pattern: ElementPattern }[];
 }
-
-const CAPTURE = /^\{([A-Za-z_][A-Za-z0-9_]*)\}$/;
 
 /**
  * Parses a config prefix with the dtab parser. A `{name}` element (Linkerd 1's variables, e.g.
- * `/$/inet/{host}/443` with `commonName: "{host}"`) matches like `*`; its label is captured.
- * Throws the dtab parser's DtabParseError for anything else that is not a prefix.
+ * `/$/inet/{host}/443` with `commonName: "{host}"`) matches like `*`; its label is captured. An
+ * element with captures inside literal text (`{service}:https`, Linkerd 1's PathMatcher) matches
+ * labels of that form. Throws the dtab parser's DtabParseError for anything else that is not a prefix.
  */
-export function parseConfigPrefix(text: string): ConfigPrefix {
+export function parseConfigPrefix(given: string): ConfigPrefix {
+  // Linkerd 1's PathMatcher ignored a trailing `/` (`/#/io.l5d.fs/`); a dtab prefix has none.
+  const text = given.length > 1 && given.endsWith('/') ? given.slice(0, -1) : given;
   // `/` can only separate elements (an escaped slash is `\x2f`), so splitting finds whole elements.
   const elems = text.split('/');
-  const captures = elems.slice(1).map((e) => CAPTURE.exec(e)?.[1]);
-  if (captures.every((c) => c === undefined)) return { prefix: parsePrefix(text), captures };
-  const rewritten = elems.map((e, i) => (i > 0 && captures[i - 1] !== undefined ? '*' : e)).join('/');
-  return { prefix: parsePrefix(rewritten), captures };
+  const patterns = elems.slice(1).map((e) => elementPattern(e));
+  const captures = patterns.map((p) => (p.kind === 'capture' ? p.name : undefined));
+  const partial = patterns.flatMap((pattern, index) => (pattern.kind === 'partial' ? [{ index, pattern }] : []));
+  if (captures.every((c) => c === undefined) && partial.length === 0) return { prefix: parsePrefix(text), captures, partial };
+  // Captures match like `*`; a partial element's literal text must still be label characters.
+  for (const { pattern } of partial) if (pattern.kind === 'partial') parsePrefix(`/${pattern.literals.join('x')}`);
+  const rewritten = elems.map((e, i) => (i > 0 && (patterns[i - 1]?.kind === 'capture' || patterns[i - 1]?.kind === 'partial') ? '*' : e)).join('/');
+  return { prefix: parsePrefix(rewritten), captures, partial };
+}
+
+/** Whether `name` falls under the config prefix (partial elements matched whole, as labels). */
+export function configPrefixMatches(p: ConfigPrefix, name: Path): boolean {
+  if (!p.prefix.matches(name)) return false;
+  return p.partial.every(({ index, pattern }) => matchElement(pattern, name.elems[index] as string));
 }
 
 /** The labels a matching name gives a prefix's `{name}` elements. */
@@ -38,6 +52,7 @@ function captured(p: ConfigPrefix, name: Path, into: Map<string, string>): void 
     const label = name.elems[i];
     if (c !== undefined && label !== undefined) into.set(c, label);
   });
+  for (const { index, pattern } of p.partial) matchElement(pattern, name.elems[index] as string, into);
 }
 
 export interface StaticParamsOptions<T> {
@@ -96,7 +111,7 @@ export class StaticParams<T extends object> {
     let merged: T = { ...this.#global };
     const vars = new Map<string, string>();
     for (const c of this.#configs) {
-      if (!c.prefix.prefix.matches(path)) continue;
+      if (!configPrefixMatches(c.prefix, path)) continue;
       for (const [k, v] of Object.entries(c.values)) if (v !== undefined) (merged as Record<string, unknown>)[k] = v;
       captured(c.prefix, path, vars);
     }
@@ -110,7 +125,7 @@ export class StaticParams<T extends object> {
 function substituteClient(merged: ClientSettings, vars: ReadonlyMap<string, string>): ClientSettings {
   const cn = merged.tls?.commonName;
   if (cn === undefined || merged.tls === undefined) return merged;
-  const filled = cn.replace(/\{([A-Za-z_][A-Za-z0-9_]*)\}/g, (whole, v: string) => vars.get(v) ?? whole);
+  const filled = substituteVars(cn, vars);
   return { ...merged, tls: { ...merged.tls, commonName: filled } };
 }
 

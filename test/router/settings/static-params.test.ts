@@ -5,7 +5,7 @@ import t from 'tap';
 import fc from 'fast-check';
 import { parsePath } from '../../../src/dtab/parse.js';
 import { Path } from '../../../src/dtab/path.js';
-import { parseConfigPrefix, RouterParams, StaticParams } from '../../../src/router/settings/static-params.js';
+import { configPrefixMatches, parseConfigPrefix, RouterParams, StaticParams } from '../../../src/router/settings/static-params.js';
 
 type Settings = { k1?: number; k2?: number; k3?: number };
 const labels = ['a', 'b', 'c'];
@@ -73,6 +73,21 @@ t.test('wildcards and {var} captures match one element each, as dentry prefixes'
   t.same(p.captures, [undefined, undefined, 'host', undefined]);
   t.throws(() => parseConfigPrefix('/a b'), { name: 'DtabParseError' });
   t.throws(() => parseConfigPrefix('/{not a var}'), { name: 'DtabParseError' });
+});
+
+t.test("captures inside an element ({service}:https, {a}.{b}), as Linkerd 1's PathMatcher", async (t) => {
+  const p = parseConfigPrefix('/#/io.l5d.fs/{service}-tls/{port}');
+  t.ok(configPrefixMatches(p, parsePath('/#/io.l5d.fs/users-tls/443')));
+  t.notOk(configPrefixMatches(p, parsePath('/#/io.l5d.fs/users/443')), 'the literal text must be there');
+  t.notOk(configPrefixMatches(p, parsePath('/#/io.l5d.fs/users-tls-old/443')), 'the whole label must match');
+  const params = new RouterParams(undefined, {
+    loadBalancer: { kind: 'p2c' },
+    configs: [{ prefix: '/$/inet/{name}.{ns}.svc/443', tls: { commonName: '{name}.{ns}.example.com', trustCerts: ['/ca.pem'] } }],
+  });
+  t.equal(params.forClient(parsePath('/$/inet/api.prod.svc/443')).tls?.commonName, 'api.prod.example.com');
+  t.equal(params.forClient(parsePath('/$/inet/api/443')).tls, undefined, 'a label without the dots is not matched');
+  t.throws(() => parseConfigPrefix('/{a} b'), { name: 'DtabParseError' }, 'the literal text must be label characters');
+  t.ok(configPrefixMatches(parseConfigPrefix('/#/io.l5d.fs/'), parsePath('/#/io.l5d.fs/web')), "a trailing / is ignored, as Linkerd 1's PathMatcher did");
 });
 
 t.test('forClient fills {var} into the TLS commonName; forService matches logical names', async (t) => {

@@ -9,7 +9,7 @@ import type { AbortEvents } from '../../../core/abort.js';
 import { sleepOn, type Clock } from '../../../core/clock.js';
 import type { HostmeshError } from '../../../errors.js';
 import type { Endpoint } from '../../../namer/addr.js';
-import type { Classifier, ResponseClass } from './classifier.js';
+import type { Classifier, H2Classifier, ResponseClass } from './classifier.js';
 import type { RequestContext } from '../../context.js';
 import { AttemptTimer } from '../../deadline.js';
 import { DRAINING_HEADER, type DrainingPeers } from '../concrete/draining-peers.js';
@@ -29,6 +29,8 @@ export type { TimeoutKind };
 export interface ServiceParams {
   readonly retries: RetryPolicy;
   readonly classify: Classifier;
+  /** The classifier of an h2 router's answers (io.l5d.h2.* kinds), per name as `classify`. */
+  readonly classifyH2: H2Classifier;
   /** Retry budgets of this policy, one per service name. */
   readonly retryBudgets: Budgets;
 }

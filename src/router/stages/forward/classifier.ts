@@ -15,10 +15,12 @@ export const CLASSIFIER_KINDS = [
   'io.l5d.http.nonRetryable5XX',
   'io.l5d.http.retryableRead5XX',
   'io.l5d.http.retryableIdempotent5XX',
+  'io.l5d.http.retryableAll5XX',
   'io.l5d.http.allSuccessful',
   'io.l5d.nonRetryable5XX',
   'io.l5d.retryableRead5XX',
   'io.l5d.retryableIdempotent5XX',
+  'io.l5d.retryableAll5XX',
   'io.l5d.allSuccessful',
 ] as const;
 
@@ -46,17 +48,18 @@ export type Classifier = (req: ClassifiedRequest, status: number, headers: Incom
 /**
  * The classifier of a kind. Below 500 is a success. A 5XX is a failure, retryable when the kind
  * allows the method (retryableRead5XX: GET HEAD OPTIONS TRACE; retryableIdempotent5XX: also PUT and
- * DELETE) or when the answer carries `l5d-retryable: true` (the answering side says the request is
+ * DELETE; retryableAll5XX: any method) or when the answer carries `l5d-retryable: true` (the answering side says the request is
  * safe to resend), never for a chunked request body. allSuccessful counts everything a success.
  */
 export function classifier(kind: ClassifierKind = DEFAULT_CLASSIFIER): Classifier {
   const short = kind.replace('io.l5d.http.', 'io.l5d.');
   if (short === 'io.l5d.allSuccessful') return () => 'success';
+  const all = short === 'io.l5d.retryableAll5XX';
   const methods = short === 'io.l5d.retryableRead5XX' ? READ : short === 'io.l5d.retryableIdempotent5XX' ? IDEMPOTENT : undefined;
   return (req, status, headers) => {
     if (status < 500) return 'success';
     if (req.chunked) return 'failure';
-    if (headerValue(headers[RETRYABLE_HEADER])?.trim().toLowerCase() === 'true') return 'retryable';
+    if (all || headerValue(headers[RETRYABLE_HEADER])?.trim().toLowerCase() === 'true') return 'retryable';
     return methods?.has(req.method.toUpperCase()) === true ? 'retryable' : 'failure';
   };
 }
@@ -69,12 +72,14 @@ export function successClass(c: ResponseClass): string {
 /** Linkerd 1's h2 response classifiers: gRPC ones read grpc-status, the others the HTTP status. */
 export const H2_CLASSIFIER_KINDS = [
   'io.l5d.h2.grpc.default',
+  'io.l5d.h2.grpc.compliant',
   'io.l5d.h2.grpc.neverRetryable',
   'io.l5d.h2.grpc.alwaysRetryable',
   'io.l5d.h2.grpc.retryableStatusCodes',
   'io.l5d.h2.nonRetryable5XX',
   'io.l5d.h2.retryableRead5XX',
   'io.l5d.h2.retryableIdempotent5XX',
+  'io.l5d.h2.retryableAll5XX',
   'io.l5d.h2.allSuccessful',
 ] as const;
 
@@ -83,13 +88,18 @@ export type H2ClassifierKind = (typeof H2_CLASSIFIER_KINDS)[number];
 /** What an h2 router's classifier sees of an answer: its HTTP status and, when known, its grpc-status. */
 export type H2Classifier = (method: string, status: number, grpcStatus: number | undefined) => ResponseClass;
 
+/** HTTP statuses gRPC maps to UNAVAILABLE (grpc/doc/http-grpc-status-mapping.md): compliant retries them. */
+const GRPC_UNAVAILABLE_HTTP = new Set([429, 502, 503, 504]);
+
 /**
- * The classifier of an h2 router. For gRPC kinds: OK is a success; default retries UNAVAILABLE
- * only (nothing was processed); neverRetryable retries nothing, alwaysRetryable every failure;
- * retryableStatusCodes the codes listed. An answer without grpc-status is judged by its HTTP
- * status (a 5XX failure). Non-gRPC kinds are the HTTP ones above.
+ * The classifier of an h2 router. For gRPC kinds: OK (or each of `successStatusCodes` when given,
+ * as Linkerd 1) is a success; default and compliant retry UNAVAILABLE only (nothing was processed);
+ * neverRetryable retries nothing, alwaysRetryable every failure; retryableStatusCodes the codes
+ * listed. An answer without grpc-status is judged by its HTTP status (a 5XX failure; compliant
+ * also retries 429, 502, 503 and 504, which gRPC reads as UNAVAILABLE). Non-gRPC kinds are the
+ * HTTP ones above.
  */
-export function h2Classifier(kind: string | undefined, retryableStatusCodes?: readonly number[]): H2Classifier {
+export function h2Classifier(kind: string | undefined, retryableStatusCodes?: readonly number[], successStatusCodes?: readonly number[]): H2Classifier {
   const k = kind ?? 'io.l5d.h2.grpc.default';
   if (!k.startsWith('io.l5d.h2.grpc.')) {
     const http = classifier(k.replace('io.l5d.h2.', 'io.l5d.') as ClassifierKind);
@@ -103,9 +113,14 @@ export function h2Classifier(kind: string | undefined, retryableStatusCodes?: re
         : k === 'io.l5d.h2.grpc.retryableStatusCodes'
           ? new Set(retryableStatusCodes ?? [])
           : new Set([GRPC.UNAVAILABLE]);
+  const success: ReadonlySet<number> = new Set(successStatusCodes ?? [GRPC.OK]);
+  const compliant = k === 'io.l5d.h2.grpc.compliant';
   return (_method, status, grpcStatus) => {
-    if (grpcStatus === undefined) return status >= 500 ? 'failure' : 'success';
-    if (grpcStatus === GRPC.OK) return 'success';
+    if (grpcStatus === undefined) {
+      if (compliant && GRPC_UNAVAILABLE_HTTP.has(status)) return 'retryable';
+      return status >= 500 ? 'failure' : 'success';
+    }
+    if (success.has(grpcStatus)) return 'success';
     return retryable.has(grpcStatus) ? 'retryable' : 'failure';
   };
 }

@@ -127,12 +127,9 @@ class RequestBody {
 export class H2Forward {
   readonly #o: ForwardOptions;
   readonly #sessions: H2Sessions;
-  readonly #classify: H2Classifier;
-
-  constructor(o: ForwardOptions, sessions: H2Sessions, classify: H2Classifier) {
+  constructor(o: ForwardOptions, sessions: H2Sessions) {
     this.#o = o;
     this.#sessions = sessions;
-    this.#classify = classify;
   }
 
   /**
@@ -148,6 +145,8 @@ export class H2Forward {
     const onGone = (): void => void abort.emit('abort');
     x.stream.once('close', onGone);
     const body = new RequestBody(x.stream, scope.svc.retries.requestBufferBytes);
+    // The service's classifier: the router's, or an io.l5d.static service config's for this name.
+    const classify = scope.svc.classifyH2;
     const method = plan.method;
     const cancelled = (): H2Outcome => ({ status: 499, grpcStatus: GRPC.CANCELLED, cls: undefined });
     const exchange: Exchange<H2Answer, H2Outcome> = {
@@ -165,7 +164,7 @@ export class H2Forward {
         const status = Number(a.headers[':status'] ?? 502);
         // END_STREAM on the response HEADERS: a trailers-only answer, classified now; else by its trailers.
         const grpcStatus = a.endStream ? grpcStatusValue(a.headers['grpc-status']) : undefined;
-        const cls = a.endStream ? this.#classify(method, status, grpcStatus) : undefined;
+        const cls = a.endStream ? classify(method, status, grpcStatus) : undefined;
         return { kind: 'answer', answer: { up: a.up, headers: a.headers, status, grpcStatus }, head: a.headers, cls };
       },
       discard: (answer) => {
@@ -178,7 +177,7 @@ export class H2Forward {
           respond(x.stream, answer.headers, { endStream: true }, cls);
           return { status: answer.status, grpcStatus: answer.grpcStatus, cls };
         }
-        return await this.#relay(x, answer.up, answer.headers, answer.status, lease, ctx, service, method);
+        return await this.#relay(x, answer.up, answer.headers, answer.status, lease, ctx, service, method, classify);
       },
       failure: (f, endpoint) => this.#upstreamError(f, endpoint, service),
     };
@@ -267,6 +266,7 @@ export class H2Forward {
     ctx: RequestContext,
     service: string,
     method: string,
+    classify: H2Classifier,
   ): Promise<H2Outcome> {
     const o = this.#o;
     const stream = x.stream;
@@ -291,7 +291,7 @@ export class H2Forward {
         const t = forced ?? relayedTrailers(trailers);
         const grpcStatus = grpcStatusValue(t['grpc-status'] as string | undefined);
         outcome.grpcStatus = grpcStatus;
-        outcome.cls = this.#classify(method, status, grpcStatus);
+        outcome.cls = classify(method, status, grpcStatus);
         t[SUCCESS_CLASS_HEADER] = successClass(outcome.cls);
         try {
           stream.sendTrailers(t);

@@ -7,7 +7,6 @@ import { AbortEvent, type AbortEvents } from '../../../core/abort.js';
 import type { DispatchOptionsWithTrailers } from '../../../core/h1-pool.js';
 import { type Cancel, type Clock, every } from '../../../core/clock.js';
 import { HostmeshError } from '../../../errors.js';
-import type { H2Classifier } from './classifier.js';
 import type { H2Sessions } from '../../../h2/h2-sessions.js';
 import type { Endpoint } from '../../../namer/addr.js';
 import { RETRYABLE_HEADER, type ResponseClass, SUCCESS_CLASS_HEADER, successClass } from './classifier.js';
@@ -57,8 +56,8 @@ export class ForwardStage {
   }
 
   /** The HTTP/2 way to carry out plans (forward-h2.ts): the same endpoints, budgets and settings as this stage's. */
-  h2(sessions: H2Sessions, classify: H2Classifier): H2Forward {
-    return new H2Forward(this.#o, sessions, classify);
+  h2(sessions: H2Sessions): H2Forward {
+    return new H2Forward(this.#o, sessions);
   }
 }
 

@@ -129,10 +129,15 @@ export function buildIdentifier(cfg: IdentifierConfig, routerPrefix: Path, deps:
       };
     }
     case 'io.l5d.header.path': {
-      // Linkerd 1's h2 path identifier: the first `segments` of the path, the target unchanged.
-      const n = num(cfg, 'segments', 1);
+      // Linkerd 1's h2 path identifier: the first `segments` of the path (without `segments`, the
+      // whole path, as Linkerd 1: /pkg.Service/Method), read from `header` (default :path); the
+      // target unchanged.
+      const n = typeof cfg['segments'] === 'number' ? num(cfg, 'segments', 1) : undefined;
+      const header = str(cfg, 'header', ':path').toLowerCase();
       return (req) => {
-        const segs = segments(req.target);
+        const value = header === ':path' ? req.target : req.header(header);
+        const segs = segments(value ?? '');
+        if (n === undefined) return segs.length === 0 ? { unidentified: `no destination path in ${header}` } : { name: prefix.concat(new Path(segs)) };
         if (segs.length < n) return { unidentified: `the path has fewer than ${n} segment(s)` };
         return { name: prefix.concat(new Path(segs.slice(0, n))) };
       };

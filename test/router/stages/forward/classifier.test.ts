@@ -31,6 +31,11 @@ const rows: Row[] = [
   ['io.l5d.http.retryableIdempotent5XX', 'GET', 500, {}, 'retryable'],
   ['io.l5d.http.retryableIdempotent5XX', 'POST', 500, {}, 'failure'],
   ['io.l5d.http.retryableIdempotent5XX', 'PATCH', 500, {}, 'failure'],
+  // retryableAll5XX: any method, POST and PATCH too (not a chunked body, below).
+  ['io.l5d.http.retryableAll5XX', 'POST', 502, {}, 'retryable'],
+  ['io.l5d.http.retryableAll5XX', 'PATCH', 500, {}, 'retryable'],
+  ['io.l5d.http.retryableAll5XX', 'POST', 404, {}, 'success'],
+  ['io.l5d.http.retryableAll5XX', 'POST', 503, {}, 'failure', true],
   // Chunked request bodies are never retryable (Linkerd 1's warning), even when marked.
   ['io.l5d.http.retryableIdempotent5XX', 'PUT', 503, {}, 'failure', true],
   ['io.l5d.http.nonRetryable5XX', 'PUT', 503, { 'l5d-retryable': 'true' }, 'failure', true],

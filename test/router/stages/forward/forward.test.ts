@@ -8,7 +8,7 @@ import { parsePath } from '../../../../src/dtab/parse.js';
 import { silentLogger } from '../../../../src/log.js';
 import type { Addr, BoundName, Endpoint } from '../../../../src/namer/addr.js';
 import { Var } from '../../../../src/namer/var.js';
-import { classifier, type ClassifierKind } from '../../../../src/router/stages/forward/classifier.js';
+import { classifier, type ClassifierKind, h2Classifier } from '../../../../src/router/stages/forward/classifier.js';
 import type { RequestContext } from '../../../../src/router/context.js';
 import type { RequestDeadline } from '../../../../src/router/deadline.js';
 import { DrainingPeers } from '../../../../src/router/stages/concrete/draining-peers.js';
@@ -116,7 +116,7 @@ async function front(t: { teardown(fn: () => unknown): void }, o: Options): Prom
     // The test's time for deadlines and budgets; timers fire when the test advances f.timers.
     clock: { now, schedule: (ms, fn) => f.timers.schedule(ms, fn) },
     drainingPeers: f.draining,
-    service: () => ({ retries, classify: classifier(o.classify), retryBudgets: serviceBudgets }),
+    service: () => ({ retries, classify: classifier(o.classify), classifyH2: h2Classifier(undefined), retryBudgets: serviceBudgets }),
     client: () => ({ requestAttemptTimeoutMs: o.attemptTimeoutMs, requeueBudgets: clientBudgets }),
     random: () => 0.5,
     sleep: async (ms) => {

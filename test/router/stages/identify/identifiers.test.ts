@@ -58,6 +58,25 @@ const cases: { name: string; cfg: Record<string, unknown>; req: RequestFacts; wa
   { name: 'header (a path, default l5d-name)', cfg: { kind: 'io.l5d.header' }, req: facts({ headers: { 'l5d-name': '/books/v2' } }), want: '/svc/books/v2' },
   { name: 'header with its own header', cfg: { kind: 'io.l5d.header', header: 'my-header' }, req: facts({ headers: { 'my-header': '/x' } }), want: '/svc/x' },
   { name: 'static', cfg: { kind: 'io.l5d.static', path: '/always/here' }, req: facts(), want: '/svc/always/here' },
+  // Linkerd 1's h2 path identifier: without segments, the whole path (query and a trailing / dropped).
+  {
+    name: 'header.path, whole path (default)',
+    cfg: { kind: 'io.l5d.header.path' },
+    req: facts({ target: '/pkg.Greeter/SayHello/?x=1' }),
+    want: '/svc/pkg.Greeter/SayHello',
+  },
+  {
+    name: 'header.path, one segment',
+    cfg: { kind: 'io.l5d.header.path', segments: 1 },
+    req: facts({ target: '/pkg.Greeter/SayHello' }),
+    want: '/svc/pkg.Greeter',
+  },
+  {
+    name: 'header.path from another header',
+    cfg: { kind: 'io.l5d.header.path', header: 'X-Route', segments: 2 },
+    req: facts({ headers: { 'x-route': '/a/b/c' } }),
+    want: '/svc/a/b',
+  },
   { name: 'an identifier with its own dstPrefix', cfg: { kind: 'io.l5d.header.token', dstPrefix: '/http' }, req: facts(), want: '/http/world' },
 ];
 
@@ -81,6 +100,8 @@ t.test('what an identifier cannot name', async (t) => {
   t.match(unnamed({ kind: 'io.l5d.header' }, facts()), /no l5d-name header/);
   t.match(unnamed({ kind: 'io.l5d.header' }, facts({ headers: { 'l5d-name': 'not a path' } })), /l5d-name is not a path/);
   t.match(unnamed({ kind: 'io.l5d.methodAndHost' }, facts({ host: undefined })), /no Host/);
+  t.match(unnamed({ kind: 'io.l5d.header.path' }, facts({ target: '/' })), /no destination path in :path/);
+  t.match(unnamed({ kind: 'io.l5d.header.path', header: 'x-route' }, facts()), /no destination path in x-route/);
 });
 
 t.test('a list is tried in turn; when none names the request it is a 400', async (t) => {
