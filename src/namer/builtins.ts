@@ -173,13 +173,15 @@ export class InetAddrs {
 /** Resolves a path that starts with `/$`. `elems[0]` is `$`. */
 export function resolveBuiltin(path: Path, inet: InetAddrs): BuiltinResult {
   const [, kind, ...rest] = path.elems;
+  if (kind === undefined) return { kind: 'neg' }; // `/$` alone names nothing (Finagle: neg)
   switch (kind) {
     case 'fail':
       return { kind: 'fail' };
     case 'nil':
       return { kind: 'empty' };
     case 'inet':
-      return resolveInet(rest, inet);
+    case 'fixedinet': // Finagle's inet without DNS re-resolution; hostmesh resolves neither (IPs, or a name once)
+      return resolveInet(kind, rest, inet);
     case 'io.buoyant.rinet': {
       // /$/io.buoyant.rinet/<port>/<host>/rest -> /$/inet/<host>/<port>/rest
       const [port, host, ...residual] = rest;
@@ -218,23 +220,23 @@ export function resolveBuiltin(path: Path, inet: InetAddrs): BuiltinResult {
   }
 }
 
-function resolveInet(rest: readonly string[], inet: InetAddrs): BuiltinResult {
+function resolveInet(kind: string, rest: readonly string[], inet: InetAddrs): BuiltinResult {
   const [first, second, ...residual] = rest;
-  if (first === undefined) return { kind: 'error', message: '/$/inet needs a port: /$/inet/<host>/<port>' };
+  if (first === undefined) return { kind: 'error', message: `/$/${kind} needs a port: /$/${kind}/<host>/<port>` };
   const soloPort = parsePort(first);
   if (second === undefined || (soloPort !== undefined && parsePort(second) === undefined)) {
     // /$/inet/<port>[/residual]: the wildcard address, which a client reaches as this host.
-    if (soloPort === undefined) return { kind: 'error', message: `/$/inet: bad port '${first}'` };
+    if (soloPort === undefined) return { kind: 'error', message: `/$/${kind}: bad port '${first}'` };
     const tail = second === undefined ? [] : [second, ...residual];
     return {
       kind: 'bound',
-      name: { id: new Path(['$', 'inet', first]), residual: new Path(tail), addr: inet.get('127.0.0.1', soloPort) },
+      name: { id: new Path(['$', kind, first]), residual: new Path(tail), addr: inet.get('127.0.0.1', soloPort) },
     };
   }
   const port = parsePort(second);
-  if (port === undefined) return { kind: 'error', message: `/$/inet: bad port '${second}'` };
+  if (port === undefined) return { kind: 'error', message: `/$/${kind}: bad port '${second}'` };
   return {
     kind: 'bound',
-    name: { id: new Path(['$', 'inet', first, second]), residual: new Path(residual), addr: inet.get(first, port) },
+    name: { id: new Path(['$', kind, first, second]), residual: new Path(residual), addr: inet.get(first, port) },
   };
 }
