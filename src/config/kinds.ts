@@ -30,8 +30,14 @@ const identifierKinds = [
   z.strictObject({ kind: z.literal('io.l5d.path'), segments: z.number().int().min(1).optional(), consume: z.boolean().optional(), ...dstPrefix }),
   z.strictObject({ kind: z.literal('io.l5d.header'), header: z.string().min(1).optional(), ...dstPrefix }),
   z.strictObject({ kind: z.literal('io.l5d.static'), path: pathOption, ...dstPrefix }),
-  // Linkerd 1's h2 identifier: the first `segments` of :path (gRPC: /pkg.Service/Method -> /svc/pkg.Service).
-  z.strictObject({ kind: z.literal('io.l5d.header.path'), segments: z.number().int().min(1).optional(), ...dstPrefix }),
+  // Linkerd 1's h2 identifier: a header's path (`:path` by default), all of it or its first `segments`
+  // (gRPC with segments 1: /pkg.Service/Method -> /svc/pkg.Service).
+  z.strictObject({
+    kind: z.literal('io.l5d.header.path'),
+    header: z.string().min(1).optional(),
+    segments: z.number().int().min(1).optional(),
+    ...dstPrefix,
+  }),
   // Linkerd 1's ingress identifier (router/stages/identify/ingress.ts); maxIngresses/maxRulesPerIngress are hostmesh's bounds.
   z.strictObject({
     kind: z.literal('io.l5d.ingress'),

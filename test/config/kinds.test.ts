@@ -97,6 +97,7 @@ t.test('valid options of each kind load, with their values', async (t) => {
         'identifier:',
         '- {kind: io.l5d.path, segments: 2, consume: true}',
         '- {kind: io.l5d.header.token, header: x-svc}',
+        '- {kind: io.l5d.header.path, header: x-path}',
         'interpreter:',
         '  transformers:',
         '  - {kind: io.l5d.k8s.daemonset, namespace: linkerd, port: incoming, service: l5d, hostNetwork: true}',
@@ -112,6 +113,7 @@ t.test('valid options of each kind load, with their values', async (t) => {
   t.same(r?.identifier, [
     { kind: 'io.l5d.path', segments: 2, consume: true },
     { kind: 'io.l5d.header.token', header: 'x-svc' },
+    { kind: 'io.l5d.header.path', header: 'x-path' },
   ]);
   t.same(r?.transformers[0], { kind: 'io.l5d.k8s.daemonset', namespace: 'linkerd', port: 'incoming', service: 'l5d', hostNetwork: true });
   t.equal(r?.client.loadBalancer.kind, 'ewma');
