@@ -68,7 +68,7 @@ t.test('binding semantics (alt falls through neg, stops on fail; union drops neg
     ['/svc=>/$/inet/8080', '/svc', '/$/inet/8080'],
     ['/svc=>/$/fail', '/svc', '!'],
     ['/svc=>/$/nil', '/svc', '$'],
-    ['/svc=>/$/io.buoyant.rinet/9090', '/svc/web', '/$/inet/web/9090'],
+    ['/svc=>/$/io.buoyant.rinet/9090', '/svc/web', '/$/io.buoyant.rinet/9090/web'],
     ['/svc=>/$/io.buoyant.hostportPfx/h', '/svc/web:81', '~'],
     ['/svc=>/$/io.buoyant.hostportPfx/inet;/inet=>/$/inet', '/svc/web:81/x', '/$/inet/web/81/x'],
     ['/svc=>/$/io.buoyant.porthostPfx/p;/p/81=>/#/fake/a', '/svc/web:81', '/#/fake/a'],
