@@ -106,6 +106,9 @@ export const UNENFORCED_OPTIONS: Readonly<Record<string, readonly string[]>> = {
   'loadBalancer:p2c': ['maxEffort'],
   'loadBalancer:ewma': ['maxEffort', 'decayTimeMs'],
   'loadBalancer:roundRobin': ['maxEffort'],
+  // Every Linkerd 1 transformer takes `prefix`: the path its transformed bound ids start with
+  // (/%/<prefix>/<id>). hostmesh keeps bound ids as the namer made them (docs/linkerd1-migration.md).
+  ...Object.fromEntries(TRANSFORMER_KINDS.map((k) => [`transformer:${k}`, ['prefix']])),
 };
 
 // --- service and client kinds (Linkerd 1's `service.kind` / `client.kind`) ----------------------

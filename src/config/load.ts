@@ -106,10 +106,19 @@ function stripUnenforced(raw: Record<string, unknown>, warn: (path: Key[], lost?
     }
   };
   // Telemeters are read (and those not built warned about, with what is lost) by linkerd1-observability.ts.
+  const transformers = (owner: unknown, path: Key[]): void => {
+    const list = owner !== null && typeof owner === 'object' ? (owner as Record<string, unknown>)['transformers'] : undefined;
+    if (Array.isArray(list)) list.forEach((t, k) => stripKindOptions(t, 'transformer', [...path, 'transformers', k]));
+  };
   strip(raw, 'root', []);
   strip(raw['admin'], 'admin', ['admin']);
   const namers = raw['namers'];
-  if (Array.isArray(namers)) namers.forEach((n, i) => strip(n, 'namer', ['namers', i]));
+  if (Array.isArray(namers)) {
+    namers.forEach((n, i) => {
+      strip(n, 'namer', ['namers', i]);
+      transformers(n, ['namers', i]);
+    });
+  }
   const routers = raw['routers'];
   if (!Array.isArray(routers)) return;
   routers.forEach((r: unknown, i) => {
@@ -123,6 +132,7 @@ function stripUnenforced(raw: Record<string, unknown>, warn: (path: Key[], lost?
       delete (interp as Record<string, unknown>)['kind'];
     }
     strip(interp, 'interpreter', ['routers', i, 'interpreter']);
+    transformers(interp, ['routers', i, 'interpreter']);
     strip(ro['client'], 'client', ['routers', i, 'client']);
     strip(ro['service'], 'service', ['routers', i, 'service']);
     const client = ro['client'] as Record<string, unknown> | undefined;

@@ -142,3 +142,16 @@ t.test('property: any kind outside the lists is an error naming the supported ki
     { numRuns: 200 },
   );
 });
+
+t.test("a transformer's Linkerd 1 prefix loads with a warning (bound ids are not prefixed)", async (t) => {
+  const { config, warnings } = parseConfig(
+    router(['interpreter:', '  transformers:', '  - {kind: io.l5d.port, port: 4141, prefix: /pfx}', '  - {kind: io.l5d.localhost, prefix: /lh}'].join('\n')),
+    'c.yaml',
+    { env: { NODE_NAME: 'n1' } },
+  );
+  t.same(config.routers[0]?.transformers, [{ kind: 'io.l5d.port', port: 4141 }, { kind: 'io.l5d.localhost' }]);
+  t.same(
+    warnings.filter((w) => w.includes('prefix')).map((w) => w.replace(/^c\.yaml:\d+:\d+: /, '')),
+    ['routers[0].interpreter.transformers[0].prefix: accepted, not enforced', 'routers[0].interpreter.transformers[1].prefix: accepted, not enforced'],
+  );
+});
