@@ -30,8 +30,8 @@ interface NodeBase {
 
 export type DelegateNode =
   | (NodeBase & { readonly type: 'delegate'; readonly delegate: DelegateNode })
-  | (NodeBase & { readonly type: 'alt'; readonly alt: readonly DelegateNode[] })
-  | (NodeBase & { readonly type: 'union'; readonly union: readonly { weight: number; tree: DelegateNode }[] })
+  | (NodeBase & { readonly type: 'alt'; readonly alt: readonly DelegateNode[]; readonly dst?: true })
+  | (NodeBase & { readonly type: 'union'; readonly union: readonly { weight: number; tree: DelegateNode }[]; readonly dst?: true })
   | (NodeBase & { readonly type: 'leaf'; readonly bound: BoundJson; readonly name: BoundName })
   | (NodeBase & { readonly type: 'neg' | 'fail' | 'empty' })
   | (NodeBase & { readonly type: 'exception'; readonly message: string; readonly reason?: ExceptionReason });
@@ -76,13 +76,21 @@ export function addrJson(addr: Addr): AddrJson {
   }
 }
 
-/** The JSON form without internal fields (bound names carry live Vars). */
+/**
+ * The JSON form without internal fields (bound names carry live Vars), simplified as Linkerd 1's
+ * delegator simplifies its tree: an alternation or union a dentry's destination made (`dst`) stands
+ * at the path it rewrote, with that step's dentry (`/svc/x` delegating to `/a/x | /b/x` is one alt
+ * at /svc/x), and an alternation inside an alternation at the same path is spliced into it.
+ */
 export function delegateJson(node: DelegateNode): unknown {
   switch (node.type) {
-    case 'delegate':
-      return { type: node.type, path: String(node.path), dentry: node.dentry, delegate: delegateJson(node.delegate) };
+    case 'delegate': {
+      const d = node.delegate;
+      if ((d.type === 'alt' || d.type === 'union') && d.dst === true) return delegateJson({ ...d, path: node.path, dentry: node.dentry, dst: undefined });
+      return { type: node.type, path: String(node.path), dentry: node.dentry, delegate: delegateJson(d) };
+    }
     case 'alt':
-      return { type: node.type, path: String(node.path), dentry: node.dentry, alt: node.alt.map(delegateJson) };
+      return { type: node.type, path: String(node.path), dentry: node.dentry, alt: spliced(node.alt).map(delegateJson) };
     case 'union':
       return {
         type: node.type,
@@ -106,6 +114,11 @@ export type BindOutcome =
   | { readonly kind: 'pending' };
 
 const NEG_OUTCOME: BindOutcome = { kind: 'ok', tree: NEG };
+
+/** An alternation's children with the alternations its dentries' destinations made spliced in. */
+function spliced(children: readonly DelegateNode[]): DelegateNode[] {
+  return children.flatMap((c) => (c.type === 'alt' && c.dst === true ? spliced(c.alt) : [c]));
+}
 
 /**
  * The binding of a delegation tree with Finagle's Namer.bind semantics: an alternation is its first

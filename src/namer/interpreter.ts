@@ -412,21 +412,27 @@ export class NameInterpreter {
     this.#spend(ctx, ctx.dtab.candidates(path).length, 0);
     // Dtab's own matching rule (wildcards, the later dentry first): one rule, not a copy of it.
     const matches = ctx.dtab.matching(path);
-    // One dentry rewriting to exactly neg is no match (Finagle's and Linkerd 1's lookups fall through
-    // to the namers when the dtab gives Neg): `/#/io.l5d.k8s=>~` does not hide the namer.
-    if (matches.length === 0 || (matches.length === 1 && (matches[0] as DtabMatch).dst.kind === 'neg')) {
+    // One dentry rewriting to exactly neg is no match for a namer's or a built-in name (Finagle's and
+    // Linkerd 1's lookups fall through to the namers when the dtab gives Neg): `/#/io.l5d.k8s=>~`
+    // does not hide the namer. Other paths would find nothing there; their `~` is shown as Linkerd 1's
+    // delegator shows it.
+    const first = path.elems[0];
+    const named = first === HASH || first === '$';
+    if (matches.length === 0 || (named && matches.length === 1 && (matches[0] as DtabMatch).dst.kind === 'neg')) {
       // The dtab first, then the namers, then the built-in /$ names (Finagle's DefaultInterpreter
       // and Linkerd 1's interpreter): a dentry may rewrite /$/inet/... like any other path.
-      if (path.elems[0] === HASH) return this.#evalNamer(ctx, path, dentry, depth, nest);
-      if (path.elems[0] === '$') return this.#evalBuiltin(ctx, path, dentry, depth, nest);
+      if (first === HASH) return this.#evalNamer(ctx, path, dentry, depth, nest);
+      if (first === '$') return this.#evalBuiltin(ctx, path, dentry, depth, nest);
       return { type: 'neg', path: ctx.tolerant ? path.show() : path, dentry };
     }
     // Several matching dentries form an alternation, the LAST dentry first.
     if (matches.length > 1) this.#branching(ctx);
-    const children = this.#alternatives(ctx, matches, (m) => {
-      const via = dentryJson(m.dentry);
-      return this.#branch(ctx, matches.length > 1, () => this.#evalTree(ctx, m.dst, via, depth + 1, nest + 1), m.dst, via);
-    });
+    const children: DelegateNode[] = [];
+    for (const m of matches) {
+      const child = this.#branch(ctx, m.dst, dentryJson(m.dentry), depth + 1, nest + 1, matches.length > 1 && ctx.tolerant);
+      children.push(child);
+      if (!ctx.tolerant && decidesAlternation(child)) break; // see #alternatives
+    }
     // Intermediate steps keep the Path itself: binding for traffic never prints them.
     if (children.length === 1) return { type: 'delegate', path, dentry, delegate: children[0] as DelegateNode };
     return { type: 'alt', path, dentry, alt: children };
@@ -458,17 +464,19 @@ export class NameInterpreter {
           type: 'alt',
           path: shown,
           dentry,
-          alt: this.#alternatives(ctx, tree.trees, (t) => this.#branch(ctx, true, () => this.#evalTree(ctx, t, dentry, depth, nest + 1), t, dentry)),
+          dst: true,
+          alt: this.#alternatives(ctx, tree.trees, dentry, depth, nest + 1),
         };
       case 'union':
         return {
           type: 'union',
           path: shown,
           dentry,
+          dst: true,
           // A loop in one member fails that member only (Finagle binds each member on its own).
           union: tree.members.map((m) => ({
             weight: m.weight,
-            tree: this.#branch(ctx, true, () => this.#evalTree(ctx, m.tree, dentry, depth, nest + 1), m.tree, dentry, true),
+            tree: this.#branch(ctx, m.tree, dentry, depth, nest + 1, true),
           })),
         };
     }
@@ -479,10 +487,10 @@ export class NameInterpreter {
    * child that decides the alternation (binds to something other than neg, fails, or waits for a
    * namer): the rest are never read, so a pending namer or a loop there changes nothing.
    */
-  #alternatives<T>(ctx: EvalContext, items: readonly T[], evaluate: (item: T) => DelegateNode): DelegateNode[] {
+  #alternatives(ctx: EvalContext, trees: readonly NameTree<Path>[], dentry: DentryJson, depth: number, nest: number): DelegateNode[] {
     const out: DelegateNode[] = [];
-    for (const item of items) {
-      const node = evaluate(item);
+    for (const t of trees) {
+      const node = this.#branch(ctx, t, dentry, depth, nest, ctx.tolerant);
       out.push(node);
       if (!ctx.tolerant && decidesAlternation(node)) break;
     }
@@ -495,12 +503,13 @@ export class NameInterpreter {
    * delegator shows it); the paths the aborted branch left marked as being evaluated are unmarked,
    * so another branch reaching them evaluates them afresh. Unguarded, the loop fails the binding.
    */
-  #branch(ctx: EvalContext, several: boolean, evaluate: () => DelegateNode, tree: NameTree<Path>, dentry: DentryJson, member = false): DelegateNode {
-    if (!several || !(member || ctx.tolerant)) return evaluate();
+  #branch(ctx: EvalContext, tree: NameTree<Path>, dentry: DentryJson, depth: number, nest: number, guarded: boolean): DelegateNode {
+    // No closures here: every frame counts on a path nested a thousand levels deep.
+    if (!guarded) return this.#evalTree(ctx, tree, dentry, depth, nest);
     const active = ctx.active.length;
     const deepest = ctx.deepest;
     try {
-      return evaluate();
+      return this.#evalTree(ctx, tree, dentry, depth, nest);
     } catch (err) {
       if (!(err instanceof LoopError)) throw err;
       for (const key of ctx.active.splice(active)) ctx.memo?.delete(key);
