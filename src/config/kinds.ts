@@ -77,7 +77,18 @@ const transformerKinds = [
   z.strictObject({ kind: z.literal('io.l5d.k8s.localnode'), ...hostNetwork, hostNetworkPods: z.boolean().optional() }),
   z.strictObject({ kind: z.literal('io.l5d.port'), port }),
   z.strictObject({ kind: z.literal('io.l5d.replace'), path: pathOption }),
-  z.strictObject({ kind: z.literal('io.l5d.const'), addrs: z.array(z.strictObject({ ip: z.string().min(1), port })).min(1) }),
+  // Linkerd 1's const takes `path` (what every name binds to instead); `addrs` is hostmesh's own
+  // shorthand for fixed addresses. One of the two.
+  z
+    .strictObject({
+      kind: z.literal('io.l5d.const'),
+      path: pathOption.optional(),
+      addrs: z
+        .array(z.strictObject({ ip: z.string().min(1), port }))
+        .min(1)
+        .optional(),
+    })
+    .refine((c) => (c.path === undefined) !== (c.addrs === undefined), { message: 'io.l5d.const needs either path (as Linkerd 1) or addrs', path: ['path'] }),
   z.strictObject({ kind: z.literal('io.l5d.localhost') }),
   z.strictObject({ kind: z.literal('io.l5d.specificHost'), host: z.string().min(1) }),
 ] as const;

@@ -155,3 +155,15 @@ t.test("a transformer's Linkerd 1 prefix loads with a warning (bound ids are not
     ['routers[0].interpreter.transformers[0].prefix: accepted, not enforced', 'routers[0].interpreter.transformers[1].prefix: accepted, not enforced'],
   );
 });
+
+t.test("io.l5d.const takes Linkerd 1's path, or addrs", async (t) => {
+  const load = (line: string) => parseConfig(router(['interpreter:', '  transformers:', `  - ${line}`].join('\n')), 'c.yaml', { env: { NODE_NAME: 'n1' } });
+  t.same(load('{kind: io.l5d.const, path: /$/inet/127.0.0.1/4141}').config.routers[0]?.transformers, [
+    { kind: 'io.l5d.const', path: '/$/inet/127.0.0.1/4141' },
+  ]);
+  t.same(problemsOf(router('interpreter:\n  transformers:\n  - {kind: io.l5d.const, path: not-a-path}')).length, 1, 'a path that is not one');
+  t.match(
+    problemsOf(router('interpreter:\n  transformers:\n  - {kind: io.l5d.const}')).join('\n'),
+    /io\.l5d\.const needs either path \(as Linkerd 1\) or addrs/,
+  );
+});
