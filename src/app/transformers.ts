@@ -13,7 +13,15 @@ import type { Endpoint } from '../namer/addr.js';
 import type { NameInterpreter } from '../namer/interpreter.js';
 import { deliveryCheck } from '../router/stages/concrete/delivery.js';
 import type { Metrics } from '../metrics/metrics.js';
-import { daemonSet, hostFilter, localNode, portTransform, replaceTransform, type EndpointTransform } from '../router/stages/concrete/transformers.js';
+import {
+  constTransform,
+  daemonSet,
+  hostFilter,
+  localNode,
+  portTransform,
+  replaceTransform,
+  type EndpointTransform,
+} from '../router/stages/concrete/transformers.js';
 import { localAddresses } from './node.js';
 
 /** What the localnode delivery check reads (router/stages/concrete/delivery.ts); absent when only validating a config. */
@@ -84,8 +92,11 @@ function buildTransform(
     case 'io.l5d.replace':
       return replaceTransform(boundEndpoints(interpreter, parsePath(t.path), closers));
     case 'io.l5d.const': {
-      const endpoints: Endpoint[] = t.addrs.map((a) => ({ host: a.ip, port: a.port, meta: {} }));
-      return replaceTransform(() => endpoints);
+      // Linkerd 1's const ignores what the name bound to: a destination without endpoints gets the
+      // constant set too (unlike replace). A name that does not bind at all (neg) is not routed.
+      if (t.path !== undefined) return constTransform(boundEndpoints(interpreter, parsePath(t.path), closers));
+      const endpoints: Endpoint[] = (t.addrs ?? []).map((a) => ({ host: a.ip, port: a.port, meta: {} }));
+      return constTransform(() => endpoints);
     }
     case 'io.l5d.localhost':
       return hostFilter(localAddresses(), 'this host');

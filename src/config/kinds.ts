@@ -53,7 +53,8 @@ const identifierKinds = [
   z.strictObject({ kind: z.literal('io.l5d.path'), segments: z.number().int().min(1).optional(), consume: z.boolean().optional(), ...dstPrefix }),
   z.strictObject({ kind: z.literal('io.l5d.header'), header: z.string().min(1).optional(), ...dstPrefix }),
   z.strictObject({ kind: z.literal('io.l5d.static'), path: pathOption, ...dstPrefix }),
-  // Linkerd 1's h2 identifier: the first `segments` of :path (gRPC: /pkg.Service/Method -> /svc/pkg.Service), all of it without `segments`.
+  // Linkerd 1's h2 identifier: a header's path (`:path` by default), all of it or its first `segments`
+  // (gRPC with segments 1: /pkg.Service/Method -> /svc/pkg.Service).
   z.strictObject({
     kind: z.literal('io.l5d.header.path'),
     header: z.string().min(1).optional(),
@@ -105,7 +106,18 @@ const transformerKinds = [
   z.strictObject({ kind: z.literal('io.l5d.k8s.localnode'), ...hostNetwork, hostNetworkPods: z.boolean().optional() }),
   z.strictObject({ kind: z.literal('io.l5d.port'), port }),
   z.strictObject({ kind: z.literal('io.l5d.replace'), path: pathOption }),
-  z.strictObject({ kind: z.literal('io.l5d.const'), addrs: z.array(z.strictObject({ ip: z.string().min(1), port })).min(1) }),
+  // Linkerd 1's const takes `path` (what every name binds to instead); `addrs` is hostmesh's own
+  // shorthand for fixed addresses. One of the two.
+  z
+    .strictObject({
+      kind: z.literal('io.l5d.const'),
+      path: pathOption.optional(),
+      addrs: z
+        .array(z.strictObject({ ip: z.string().min(1), port }))
+        .min(1)
+        .optional(),
+    })
+    .refine((c) => (c.path === undefined) !== (c.addrs === undefined), { message: 'io.l5d.const needs either path (as Linkerd 1) or addrs', path: ['path'] }),
   z.strictObject({ kind: z.literal('io.l5d.localhost') }),
   z.strictObject({ kind: z.literal('io.l5d.specificHost'), host: z.string().min(1) }),
 ] as const;
@@ -135,7 +147,8 @@ export const UNENFORCED_OPTIONS: Readonly<Record<string, readonly string[]>> = {
   'loadBalancer:ewma': ['maxEffort', 'decayTimeMs', 'enableProbation'],
   'loadBalancer:roundRobin': ['maxEffort', 'enableProbation'],
   // Linkerd 1's daemonset transformer read the API itself; hostmesh's binds the routers through the io.l5d.k8s namer.
-  // Every transformer's `prefix` named its /%/ output in Linkerd 1's bound ids, which hostmesh's ids do not carry.
+  // Every Linkerd 1 transformer takes `prefix`: the path its transformed bound ids start with
+  // (/%/<prefix>/<id>). hostmesh keeps bound ids as the namer made them (docs/linkerd1-migration.md).
   ...Object.fromEntries(TRANSFORMER_KINDS.map((k) => [`transformer:${k}`, k === 'io.l5d.k8s.daemonset' ? ['k8sHost', 'k8sPort', 'prefix'] : ['prefix']])),
 };
 

@@ -36,12 +36,23 @@ function isLabelStart(c: string): boolean {
   return isShowable(c) || c === '\\';
 }
 
+function isNumberChar(c: string): boolean {
+  return (c >= '0' && c <= '9') || c === '.';
+}
+
 function isHex(c: string): boolean {
   return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
 }
 
+/**
+ * Java's Character.isWhitespace, which Finagle's parser skips: ASCII space and controls \t-\r and
+ * \x1c-\x1f, and Unicode space separators except the no-break ones (U+00A0, U+2007, U+202F).
+ */
 function isWhitespace(c: string): boolean {
-  return c === ' ' || c === '\t' || c === '\n' || c === '\r' || c === '\f' || c === '\v';
+  const code = c.charCodeAt(0);
+  if (code <= 0x20) return code === 0x20 || (code >= 0x09 && code <= 0x0d) || code >= 0x1c;
+  if (code < 0x1680) return false;
+  return code === 0x1680 || (code >= 0x2000 && code <= 0x200a && code !== 0x2007) || code === 0x2028 || code === 0x2029 || code === 0x205f || code === 0x3000;
 }
 
 const EOI = '';
@@ -69,9 +80,9 @@ class Parser {
     return this.#i < this.#s.length ? (this.#s[this.#i] as string) : EOI;
   }
 
-  #illegal(expected: string): never {
+  #illegal(expected: string, foundText?: string): never {
     const c = this.#peek();
-    const found = c === EOI ? 'end of input' : `'${c}'`;
+    const found = foundText ?? (c === EOI ? 'end of input' : `'${c}'`);
     const s = this.#s;
     // Cut long inputs around the spot: the message travels in l5d-err, which clients cap in size.
     const from = Math.max(0, this.#i - MARK_CONTEXT);
@@ -175,27 +186,37 @@ class Parser {
     const members: Weighted<Path>[] = [];
     do members.push(this.#parseWeighted());
     while (this.#maybeEatSkipping('&'));
-    if (members.length === 1 && (members[0] as Weighted<Path>).weight === 1) return (members[0] as Weighted<Path>).tree;
+    // One member is its tree, whatever its weight: Finagle drops the weight of `0.5 * /a` alone.
+    if (members.length === 1) return (members[0] as Weighted<Path>).tree;
     return { kind: 'union', members };
   }
 
   #parseWeighted(): Weighted<Path> {
     this.eatWhitespace();
-    const c = this.#peek();
     let weight = 1;
-    if ((c >= '0' && c <= '9') || c === '.') {
-      const start = this.#i;
-      while (/[0-9.]/.test(this.#peek())) this.#i++;
-      const text = this.#s.slice(start, this.#i);
-      if (!/^(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)$/.test(text)) {
-        this.#i = start;
-        this.#illegal('weight');
-      }
-      weight = Number(text);
+    if (isNumberChar(this.#peek())) {
+      weight = this.#parseNumber();
       this.eatWhitespace();
       this.#eat('*');
     }
     return { weight, tree: this.#parseSimple() };
+  }
+
+  /** Digits with at most one `.` (`2`, `.5`, `1.`), marked where Finagle marks a bad one. */
+  #parseNumber(): number {
+    const start = this.#i;
+    let dot = false;
+    while (isNumberChar(this.#peek())) {
+      if (this.#peek() === '.') {
+        if (dot) this.#illegal('number char');
+        dot = true;
+      }
+      this.#i++;
+    }
+    const text = this.#s.slice(start, this.#i);
+    // Finagle names the `.` it read but marks the char after it: `'.' found at '. [*]...'`.
+    if (text === '.') this.#illegal('weight', "'.'");
+    return Number(text);
   }
 
   #parseSimple(): NameTree<Path> {

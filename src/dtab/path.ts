@@ -9,28 +9,23 @@ function isLabelCode(code: number): boolean {
   return code < 256 && LABEL_TABLE[code] === 1;
 }
 
-/** True when the char may appear unescaped in a shown label. */
-function isLabelChar(ch: string): boolean {
-  return ch.length === 1 && isLabelCode(ch.charCodeAt(0));
-}
-
-/** Shows one label, escaping every byte that is not a label char as `\xhh`. */
+/**
+ * Shows one label as Finagle's Path.showElem does: as it is when every byte is a label char, else
+ * every byte as `\xhh`: `a b` shows as `\x61\x20\x62`, not `a\x20b` (what Linkerd 1's delegator and
+ * namerd print, and what the dtab language reads back).
+ */
 export function showLabel(label: string): string {
   let plain = true;
   for (let i = 0; i < label.length && plain; i++) plain = isLabelCode(label.charCodeAt(i));
   if (plain) return label;
   let out = '';
   for (let i = 0; i < label.length; i++) {
-    const ch = label[i] as string;
-    if (isLabelChar(ch)) {
-      out += ch;
+    const code = label.charCodeAt(i);
+    if (code <= 0xff) {
+      out += '\\x' + code.toString(16).padStart(2, '0');
     } else {
-      const code = label.charCodeAt(i);
-      if (code <= 0xff) {
-        out += '\\x' + code.toString(16).padStart(2, '0');
-      } else {
-        for (const b of Buffer.from(ch, 'utf8')) out += '\\x' + b.toString(16).padStart(2, '0');
-      }
+      // Labels hold bytes (latin1); a wider char from code is shown as its UTF-8 bytes.
+      for (const b of Buffer.from(label[i] as string, 'utf8')) out += '\\x' + b.toString(16).padStart(2, '0');
     }
   }
   return out;

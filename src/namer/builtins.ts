@@ -36,11 +36,15 @@ function subdomain(domain: string, host: string): string | undefined {
   return h.endsWith(suffix) && h.length > suffix.length ? h.slice(0, -suffix.length) : undefined;
 }
 
-function domainLabels(host: string): string[] {
-  return dropPort(host)
-    .split('.')
-    .filter((l) => l.length > 0)
-    .reverse();
+/**
+ * A host's labels, last first, as Linkerd 1's domainToPath splits them: on `.`, a port kept on the
+ * last label (`io:8080`), trailing empty labels dropped; undefined when one inside is empty (`a..b`,
+ * `.a`), which Linkerd 1 cannot name either.
+ */
+function domainLabels(host: string): string[] | undefined {
+  const labels = host.split('.');
+  while (labels.length > 0 && labels[labels.length - 1] === '') labels.pop();
+  return labels.length === 0 || labels.includes('') ? undefined : labels.reverse();
 }
 
 /**
@@ -72,7 +76,13 @@ const HTTP_REWRITES: Readonly<Record<string, (rest: readonly string[]) => string
   'io.buoyant.http.domainToPath': ([host, ...tail]) => {
     if (host === undefined || !HOST.test(host)) return undefined;
     const labels = domainLabels(host);
-    return labels.length === 0 ? undefined : [...labels, ...tail];
+    return labels === undefined ? undefined : [...labels, ...tail];
+  },
+  // /$/io.buoyant.http.domainToPathPfx/<pfx>/<a.b.c>/rest -> /<pfx>/c/b/a/rest
+  'io.buoyant.http.domainToPathPfx': ([pfx, host, ...tail]) => {
+    if (pfx === undefined || host === undefined || !HOST.test(host)) return undefined;
+    const labels = domainLabels(host);
+    return labels === undefined ? undefined : [pfx, ...labels, ...tail];
   },
 };
 
@@ -82,13 +92,16 @@ function parsePort(text: string | undefined): number | undefined {
   return port >= 0 && port <= 65535 ? port : undefined;
 }
 
-/** Splits `host:port` (or `[v6]:port`); undefined when it is not of that form. */
+/**
+ * Splits `host:port`, one colon only as Linkerd 1 (`a:80:x` is not of the form), or `[v6]:port`
+ * (hostmesh's addition: IPv6 literals); undefined when it is not of that form.
+ */
 function splitHostPort(text: string): { host: string; port: string } | undefined {
   const colon = text.lastIndexOf(':');
   if (colon <= 0) return undefined;
-  let host = text.slice(0, colon);
-  if (host.startsWith('[') && host.endsWith(']')) host = host.slice(1, -1);
-  return { host, port: text.slice(colon + 1) };
+  const host = text.slice(0, colon);
+  if (host.startsWith('[') && host.endsWith(']')) return { host: host.slice(1, -1), port: text.slice(colon + 1) };
+  return host.includes(':') ? undefined : { host, port: text.slice(colon + 1) };
 }
 
 export interface InetAddrsOptions {
@@ -173,18 +186,23 @@ export class InetAddrs {
 /** Resolves a path that starts with `/$`. `elems[0]` is `$`. */
 export function resolveBuiltin(path: Path, inet: InetAddrs): BuiltinResult {
   const [, kind, ...rest] = path.elems;
+  if (kind === undefined) return { kind: 'neg' }; // `/$` alone names nothing (Finagle: neg)
   switch (kind) {
     case 'fail':
       return { kind: 'fail' };
     case 'nil':
       return { kind: 'empty' };
     case 'inet':
-      return resolveInet(rest, inet);
+    case 'fixedinet': // Finagle's inet without DNS re-resolution; hostmesh resolves neither (IPs, or a name once)
+      return resolveInet(kind, rest, inet);
     case 'io.buoyant.rinet': {
-      // /$/io.buoyant.rinet/<port>/<host>/rest -> /$/inet/<host>/<port>/rest
+      // /$/io.buoyant.rinet/<port>/<host>/rest: the address host:port, bound under its own id (as
+      // Linkerd 1), so client configs for `/$/io.buoyant.rinet/443/{service}` apply to it.
       const [port, host, ...residual] = rest;
       if (port === undefined || host === undefined) return { kind: 'neg' };
-      return { kind: 'rewrite', via: kind, path: new Path(['$', 'inet', host, port, ...residual]) };
+      const p = parsePort(port);
+      if (p === undefined) return { kind: 'error', message: `/$/io.buoyant.rinet: bad port '${port}'` };
+      return { kind: 'bound', name: { id: new Path(['$', kind, port, host]), residual: new Path(residual), addr: inet.get(host, p) } };
     }
     case 'io.buoyant.hostportPfx':
     case 'io.buoyant.porthostPfx': {
@@ -197,17 +215,6 @@ export function resolveBuiltin(path: Path, inet: InetAddrs): BuiltinResult {
       const pair = kind === 'io.buoyant.hostportPfx' ? [hp.host, hp.port] : [hp.port, hp.host];
       return { kind: 'rewrite', via: kind, path: new Path([pfx, ...pair, ...residual]) };
     }
-    case 'io.buoyant.http.domainToPathPfx': {
-      // /$/io.buoyant.http.domainToPathPfx/<pfx>/<a.b.c>/rest -> /<pfx>/c/b/a/rest
-      const [pfx, domain, ...residual] = rest;
-      if (pfx === undefined || domain === undefined) return { kind: 'neg' };
-      const hostOnly = domain.replace(/:[0-9]*$/, '');
-      const labels = hostOnly
-        .split('.')
-        .filter((l) => l.length > 0)
-        .reverse();
-      return { kind: 'rewrite', via: kind, path: new Path([pfx, ...labels, ...residual]) };
-    }
     default: {
       const rewritten = kind !== undefined && kind in HTTP_REWRITES ? (HTTP_REWRITES[kind] as (r: readonly string[]) => string[] | undefined)(rest) : undefined;
       if (kind !== undefined && kind in HTTP_REWRITES) {
@@ -218,23 +225,23 @@ export function resolveBuiltin(path: Path, inet: InetAddrs): BuiltinResult {
   }
 }
 
-function resolveInet(rest: readonly string[], inet: InetAddrs): BuiltinResult {
+function resolveInet(kind: string, rest: readonly string[], inet: InetAddrs): BuiltinResult {
   const [first, second, ...residual] = rest;
-  if (first === undefined) return { kind: 'error', message: '/$/inet needs a port: /$/inet/<host>/<port>' };
+  if (first === undefined) return { kind: 'error', message: `/$/${kind} needs a port: /$/${kind}/<host>/<port>` };
   const soloPort = parsePort(first);
   if (second === undefined || (soloPort !== undefined && parsePort(second) === undefined)) {
     // /$/inet/<port>[/residual]: the wildcard address, which a client reaches as this host.
-    if (soloPort === undefined) return { kind: 'error', message: `/$/inet: bad port '${first}'` };
+    if (soloPort === undefined) return { kind: 'error', message: `/$/${kind}: bad port '${first}'` };
     const tail = second === undefined ? [] : [second, ...residual];
     return {
       kind: 'bound',
-      name: { id: new Path(['$', 'inet', first]), residual: new Path(tail), addr: inet.get('127.0.0.1', soloPort) },
+      name: { id: new Path(['$', kind, first]), residual: new Path(tail), addr: inet.get('127.0.0.1', soloPort) },
     };
   }
   const port = parsePort(second);
-  if (port === undefined) return { kind: 'error', message: `/$/inet: bad port '${second}'` };
+  if (port === undefined) return { kind: 'error', message: `/$/${kind}: bad port '${second}'` };
   return {
     kind: 'bound',
-    name: { id: new Path(['$', 'inet', first, second]), residual: new Path(residual), addr: inet.get(first, port) },
+    name: { id: new Path(['$', kind, first, second]), residual: new Path(residual), addr: inet.get(first, port) },
   };
 }

@@ -30,11 +30,18 @@ interface NodeBase {
 
 export type DelegateNode =
   | (NodeBase & { readonly type: 'delegate'; readonly delegate: DelegateNode })
-  | (NodeBase & { readonly type: 'alt'; readonly alt: readonly DelegateNode[] })
-  | (NodeBase & { readonly type: 'union'; readonly union: readonly { weight: number; tree: DelegateNode }[] })
+  | (NodeBase & { readonly type: 'alt'; readonly alt: readonly DelegateNode[]; readonly dst?: true })
+  | (NodeBase & { readonly type: 'union'; readonly union: readonly { weight: number; tree: DelegateNode }[]; readonly dst?: true })
   | (NodeBase & { readonly type: 'leaf'; readonly bound: BoundJson; readonly name: BoundName })
   | (NodeBase & { readonly type: 'neg' | 'fail' | 'empty' })
-  | (NodeBase & { readonly type: 'exception'; readonly message: string });
+  | (NodeBase & { readonly type: 'exception'; readonly message: string; readonly reason?: ExceptionReason });
+
+/**
+ * Why a step could not finish, when it matters to the binding: a namer that has not answered yet
+ * (`pending`: the binding waits for it, unless another branch decides) or a delegation loop
+ * (`loop`: reported as DELEGATION_LOOP). Other exceptions are namer or built-in failures.
+ */
+export type ExceptionReason = 'pending' | 'loop';
 
 export interface BoundJson {
   readonly addr: AddrJson;
@@ -69,13 +76,21 @@ export function addrJson(addr: Addr): AddrJson {
   }
 }
 
-/** The JSON form without internal fields (bound names carry live Vars). */
+/**
+ * The JSON form without internal fields (bound names carry live Vars), simplified as Linkerd 1's
+ * delegator simplifies its tree: an alternation or union a dentry's destination made (`dst`) stands
+ * at the path it rewrote, with that step's dentry (`/svc/x` delegating to `/a/x | /b/x` is one alt
+ * at /svc/x), and an alternation inside an alternation at the same path is spliced into it.
+ */
 export function delegateJson(node: DelegateNode): unknown {
   switch (node.type) {
-    case 'delegate':
-      return { type: node.type, path: String(node.path), dentry: node.dentry, delegate: delegateJson(node.delegate) };
+    case 'delegate': {
+      const d = node.delegate;
+      if ((d.type === 'alt' || d.type === 'union') && d.dst === true) return delegateJson({ ...d, path: node.path, dentry: node.dentry, dst: undefined });
+      return { type: node.type, path: String(node.path), dentry: node.dentry, delegate: delegateJson(d) };
+    }
     case 'alt':
-      return { type: node.type, path: String(node.path), dentry: node.dentry, alt: node.alt.map(delegateJson) };
+      return { type: node.type, path: String(node.path), dentry: node.dentry, alt: spliced(node.alt).map(delegateJson) };
     case 'union':
       return {
         type: node.type,
@@ -92,92 +107,98 @@ export function delegateJson(node: DelegateNode): unknown {
   }
 }
 
+/** What binding a delegation tree gives: a bound tree, a failure, or a wait for a namer. */
+export type BindOutcome =
+  | { readonly kind: 'ok'; readonly tree: NameTree<BoundName> }
+  | { readonly kind: 'failed'; readonly message: string; readonly loop: boolean }
+  | { readonly kind: 'pending' };
+
+const NEG_OUTCOME: BindOutcome = { kind: 'ok', tree: NEG };
+
+/** An alternation's children with the alternations its dentries' destinations made spliced in. */
+function spliced(children: readonly DelegateNode[]): DelegateNode[] {
+  return children.flatMap((c) => (c.type === 'alt' && c.dst === true ? spliced(c.alt) : [c]));
+}
+
 /**
- * The bound tree with Finagle's semantics applied: an alternation is its first child that is not
- * neg (a fail child fails it, empty counts as a result); a union keeps the children that bound and
- * drops neg and fail; single children collapse. The router then sees only leaf | union | neg | fail | empty.
+ * The binding of a delegation tree with Finagle's Namer.bind semantics: an alternation is its first
+ * child that does not bind to neg (a child that fails, fails to bind or waits decides it; the
+ * children after it do not count); a union keeps the members that bound (dropping neg and fail
+ * once two or more bound), ignores members still waiting or failing while any bound, and fails
+ * (else waits) only when none did. Single children collapse.
  */
+export function bindOutcome(node: DelegateNode): BindOutcome {
+  return outcome(node);
+}
+
+/** The bound tree (a failure or a wait shown as fail), for explanations. */
 export function boundTree(node: DelegateNode): NameTree<BoundName> {
-  return bound(node, { map: undefined });
+  const o = outcome(node);
+  return o.kind === 'ok' ? o.tree : FAIL;
 }
 
 /**
- * Bound trees already derived in one walk, per node with several children. Evaluation shares a
- * subtree wherever the same path is reached again, so without it a union of two shared halves
- * would be walked 2^depth times. Made on the first such node: chains are walked as they are.
+ * Outcomes already derived, per node with children. Nodes never change once built, and
+ * evaluation shares a subtree wherever the same path is reached again (and asks each alternation
+ * child whether it decided), so without it a union of two shared halves would be walked 2^depth
+ * times.
  */
-interface BoundCache {
-  map: Map<DelegateNode, NameTree<BoundName>> | undefined;
-}
+const derived = new WeakMap<DelegateNode, BindOutcome>();
 
-function bound(node: DelegateNode, cache: BoundCache): NameTree<BoundName> {
+function outcome(node: DelegateNode): BindOutcome {
   switch (node.type) {
     case 'leaf':
-      return { kind: 'leaf', value: node.name };
+      return { kind: 'ok', tree: { kind: 'leaf', value: node.name } };
     case 'neg':
-      return NEG;
+      return NEG_OUTCOME;
     case 'fail':
-    case 'exception':
-      return FAIL;
+      return { kind: 'ok', tree: FAIL };
     case 'empty':
-      return EMPTY;
+      return { kind: 'ok', tree: EMPTY };
+    case 'exception':
+      return node.reason === 'pending' ? { kind: 'pending' } : { kind: 'failed', message: node.message, loop: node.reason === 'loop' };
     case 'delegate':
-      return bound(node.delegate, cache);
     case 'alt':
     case 'union': {
-      const several = node.type === 'alt' ? node.alt.length > 1 : node.union.length > 1;
-      if (!several) return node.type === 'alt' ? (node.alt[0] === undefined ? NEG : bound(node.alt[0], cache)) : deriveUnion(node.union, cache);
-      cache.map ??= new Map();
-      let tree = cache.map.get(node);
-      if (tree === undefined) {
-        tree = node.type === 'alt' ? deriveAlt(node.alt, cache) : deriveUnion(node.union, cache);
-        cache.map.set(node, tree);
+      let o = derived.get(node);
+      if (o === undefined) {
+        o = node.type === 'delegate' ? outcome(node.delegate) : node.type === 'alt' ? deriveAlt(node.alt) : deriveUnion(node.union);
+        derived.set(node, o);
       }
-      return tree;
+      return o;
     }
   }
 }
 
-function deriveAlt(children: readonly DelegateNode[], cache: BoundCache): NameTree<BoundName> {
+/** True when an alternation stops at this child: it binds to something other than neg, or fails or waits. */
+export function decidesAlternation(node: DelegateNode): boolean {
+  const o = outcome(node);
+  return o.kind !== 'ok' || o.tree.kind !== 'neg';
+}
+
+function deriveAlt(children: readonly DelegateNode[]): BindOutcome {
   for (const child of children) {
-    const tree = bound(child, cache);
-    if (tree.kind !== 'neg') return tree;
+    const o = outcome(child);
+    if (o.kind !== 'ok' || o.tree.kind !== 'neg') return o;
   }
-  return NEG;
+  return NEG_OUTCOME;
 }
 
-function deriveUnion(members: readonly { weight: number; tree: DelegateNode }[], cache: BoundCache): NameTree<BoundName> {
-  const kept: Weighted<BoundName>[] = [];
+function deriveUnion(members: readonly { weight: number; tree: DelegateNode }[]): BindOutcome {
+  const oks: Weighted<BoundName>[] = [];
+  let failed: BindOutcome | undefined;
   for (const m of members) {
-    const tree = bound(m.tree, cache);
-    if (tree.kind !== 'neg' && tree.kind !== 'fail') kept.push({ weight: m.weight, tree });
+    const o = outcome(m.tree);
+    if (o.kind === 'ok') oks.push({ weight: m.weight, tree: o.tree });
+    else if (o.kind === 'failed') failed ??= o;
   }
-  if (kept.length === 0) return NEG;
-  if (kept.length === 1) return (kept[0] as Weighted<BoundName>).tree;
-  return { kind: 'union', members: kept };
-}
-
-/** The first exception message in the tree, if binding hit one that decided the result. */
-export function firstException(node: DelegateNode): string | undefined {
-  return exceptionIn(node, { map: undefined });
-}
-
-function exceptionIn(node: DelegateNode, cache: BoundCache): string | undefined {
-  switch (node.type) {
-    case 'exception':
-      return node.message;
-    case 'delegate':
-      return exceptionIn(node.delegate, cache);
-    case 'alt':
-      for (const c of node.alt) {
-        const t = bound(c, cache);
-        if (t.kind === 'neg') continue;
-        return t.kind === 'fail' ? exceptionIn(c, cache) : undefined;
-      }
-      return undefined;
-    default:
-      return undefined;
-  }
+  if (oks.length === 0) return members.length === 0 ? NEG_OUTCOME : (failed ?? { kind: 'pending' });
+  // One member that bound is the union, whatever it bound to (Finagle simplifies Union(x) to x).
+  if (oks.length === 1) return { kind: 'ok', tree: (oks[0] as Weighted<BoundName>).tree };
+  const kept = oks.filter((m) => m.tree.kind !== 'neg' && m.tree.kind !== 'fail');
+  if (kept.length === 0) return NEG_OUTCOME;
+  if (kept.length === 1) return { kind: 'ok', tree: (kept[0] as Weighted<BoundName>).tree };
+  return { kind: 'ok', tree: { kind: 'union', members: kept } };
 }
 
 /** The bound tree in dtab syntax with bound ids as leaves (`~` neg, `!` fail, `$` empty), as dtab/show prints trees. */

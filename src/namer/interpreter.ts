@@ -1,7 +1,7 @@
 // Binds a logical path through a dtab and the configured namers (Finagle's name interpreter):
 // records every step as a delegation tree and derives the simplified bound tree, live.
 
-import type { Dtab } from '../dtab/dtab.js';
+import type { Dtab, DtabMatch } from '../dtab/dtab.js';
 import type { Dentry } from '../dtab/dentry.js';
 import type { NameTree } from '../dtab/name-tree.js';
 import { Path } from '../dtab/path.js';
@@ -9,7 +9,7 @@ import { showNameTree } from '../dtab/show.js';
 import { HostmeshError } from '../errors.js';
 import type { BoundName, Lookup, Namer } from './addr.js';
 import { InetAddrs, resolveBuiltin, type InetAddrsOptions } from './builtins.js';
-import { addrJson, boundTree, firstException, TreeText, type DelegateNode, type DentryJson } from './delegate-tree.js';
+import { addrJson, bindOutcome, decidesAlternation, TreeText, type DelegateNode, type DentryJson } from './delegate-tree.js';
 import { settled, Var } from './var.js';
 
 export interface Binding {
@@ -19,7 +19,11 @@ export interface Binding {
 
 export interface InterpreterOptions {
   readonly namers: readonly Namer[];
-  /** Delegation depth before binding stops with a loop error (Finagle uses 100). */
+  /**
+   * Delegation depth before binding stops with a loop error (Finagle's and Linkerd 1's 100): a path
+   * reached after this many rewrites does not bind, so a chain of 99 dentries to /$/inet binds and
+   * one of 100 does not, as in Finagle (each step's result is bound one level deeper).
+   */
   readonly maxDepth?: number;
   /** Most nodes one delegation tree may have (router `bindingBudget`); see DEFAULT_BINDING_BUDGET. */
   readonly budget?: number;
@@ -70,9 +74,6 @@ export interface EvalStats {
   size: number;
 }
 
-/** Thrown inside evaluation when a namer it needs has not answered yet. */
-class PendingSignal {}
-
 // Signals, not Errors: evaluation turns them into a HostmeshError once, so a refused hostile dtab
 // does not pay for capturing stack traces on the way.
 class LoopError {
@@ -88,7 +89,12 @@ interface EvalContext {
   readonly dtab: Dtab;
   /** Every namer lookup Var the evaluation read, so a live binding can watch them. */
   readonly used: Set<Var<Lookup>>;
-  /** When true, pending namers become 'pending' leaves instead of aborting (for explanations). */
+  /**
+   * True for explanations: every branch is evaluated and shown, and a loop in one branch of an
+   * alternation or union is shown there (Linkerd 1's delegator). False for traffic: an alternation
+   * stops at its first child that decides (Finagle's Namer.bind), so later branches are neither
+   * evaluated nor watched.
+   */
   readonly tolerant: boolean;
   readonly budget: number;
   readonly stats: EvalStats | undefined;
@@ -108,6 +114,14 @@ interface EvalContext {
   memo: Map<string, Memo | typeof ACTIVE> | undefined;
   /** The deepest step reached so far under the path being evaluated. */
   deepest: number;
+  /** Keys of the paths marked ACTIVE in `memo`, innermost last (a caught loop unmarks its branch's). */
+  readonly active: string[];
+  /**
+   * The paths being evaluated before the memo existed (the single chain down to the first branch).
+   * They are marked ACTIVE when it is made: a union member that leads back to one is a loop at
+   * once, as one that leads back to a path below the branch is.
+   */
+  readonly chain: Path[];
 }
 
 const ACTIVE = 0;
@@ -273,6 +287,8 @@ export class NameInterpreter {
       text: 0,
       memo: undefined,
       deepest: 0,
+      active: [],
+      chain: [],
     };
   }
 
@@ -281,7 +297,6 @@ export class NameInterpreter {
     try {
       tree = this.#evalTop(ctx, path);
     } catch (err) {
-      if (err instanceof PendingSignal) return { kind: 'pending' };
       if (err instanceof LoopError) {
         return { kind: 'failed', error: new HostmeshError('DELEGATION_LOOP', err.message) };
       }
@@ -290,12 +305,9 @@ export class NameInterpreter {
       }
       throw err;
     }
-    const bound = boundTree(tree);
-    if (bound.kind === 'fail') {
-      const message = firstException(tree);
-      if (message !== undefined) return { kind: 'failed', error: new HostmeshError('BINDING_FAILED', message) };
-    }
-    return { kind: 'ok', tree: bound };
+    const outcome = bindOutcome(tree);
+    if (outcome.kind === 'failed') return { kind: 'failed', error: new HostmeshError(outcome.loop ? 'DELEGATION_LOOP' : 'BINDING_FAILED', outcome.message) };
+    return outcome;
   }
 
   #evalTop(ctx: EvalContext, path: Path): DelegateNode {
@@ -314,15 +326,25 @@ export class NameInterpreter {
                 : `binding ${path.show()} exceeded the binding budget of ${ctx.budget} delegation nodes (router bindingBudget): the dtab expands too many alternatives`,
         );
       }
-      if ((e instanceof LoopError || e instanceof BudgetError) && ctx.tolerant) {
-        return { type: 'exception', path: path.show(), dentry: null, message: e.message };
-      }
+      if (e instanceof LoopError && ctx.tolerant) return { type: 'exception', path: path.show(), dentry: null, message: e.message, reason: 'loop' };
+      if (e instanceof BudgetError && ctx.tolerant) return { type: 'exception', path: path.show(), dentry: null, message: e.message };
       throw e;
     } finally {
       if (ctx.stats !== undefined) {
         ctx.stats.work = ctx.work;
         ctx.stats.size = ctx.size;
       }
+    }
+  }
+
+  /** The evaluation reached its first branch: from here on paths are memoized (see EvalContext.memo). */
+  #branching(ctx: EvalContext): void {
+    if (ctx.memo !== undefined) return;
+    ctx.memo = new Map();
+    for (const p of ctx.chain) {
+      const key = memoKey(p);
+      ctx.memo.set(key, ACTIVE);
+      ctx.active.push(key);
     }
   }
 
@@ -346,7 +368,7 @@ export class NameInterpreter {
 
   /** Binds one path reached through `dentry` (null at the root), at most once per evaluation. */
   #evalPath(ctx: EvalContext, path: Path, dentry: DentryJson | null, depth: number, nest: number): DelegateNode {
-    if (depth > this.#maxDepth) throw this.#loop(path);
+    if (depth >= this.#maxDepth) throw this.#loop(path);
     if (nest > MAX_NODE_NESTING) throw new BudgetError('nesting');
     // Evaluating a path copies and keys all of its labels, and dentries can grow paths by many
     // labels a step (20 steps of 100 labels: 2,000-label paths, 0.7 s per bind before this
@@ -359,13 +381,16 @@ export class NameInterpreter {
       if (seen === ACTIVE) throw this.#loop(path, ' (it leads back to itself)');
       if (seen !== undefined) {
         // Evaluated again here, it would go `height` steps further down: past the limit, a loop.
-        if (depth + seen.height > this.#maxDepth) throw this.#loop(path);
+        if (depth + seen.height >= this.#maxDepth) throw this.#loop(path);
         this.#spend(ctx, 1, seen.size);
         if (ctx.tolerant) this.#spendText(ctx, seen.text);
         if (depth + seen.height > ctx.deepest) ctx.deepest = depth + seen.height;
         return seen.node.dentry === dentry ? seen.node : { ...seen.node, dentry };
       }
       memo.set(key, ACTIVE);
+      ctx.active.push(key);
+    } else {
+      ctx.chain.push(path);
     }
     const outerDeepest = ctx.deepest;
     const sizeBefore = ctx.size;
@@ -373,25 +398,41 @@ export class NameInterpreter {
     ctx.deepest = depth;
     this.#spend(ctx, 1, 1);
     const node = this.#evalPathOnce(ctx, path, dentry, depth, nest);
+    if (memo === undefined) ctx.chain.pop();
     if (ctx.tolerant) this.#spendText(ctx, textOf(node));
-    if (memo !== undefined) memo.set(key, { node, height: ctx.deepest - depth, size: ctx.size - sizeBefore, text: ctx.text - textBefore });
+    if (memo !== undefined) {
+      ctx.active.pop();
+      memo.set(key, { node, height: ctx.deepest - depth, size: ctx.size - sizeBefore, text: ctx.text - textBefore });
+    }
     if (outerDeepest > ctx.deepest) ctx.deepest = outerDeepest;
     return node;
   }
 
   #evalPathOnce(ctx: EvalContext, path: Path, dentry: DentryJson | null, depth: number, nest: number): DelegateNode {
-    if (path.elems[0] === '$') return this.#evalBuiltin(ctx, path, dentry, depth, nest);
-
     this.#spend(ctx, ctx.dtab.candidates(path).length, 0);
     // Dtab's own matching rule (wildcards, the later dentry first): one rule, not a copy of it.
     const matches = ctx.dtab.matching(path);
-    if (matches.length === 0) {
-      if (path.elems[0] === HASH) return this.#evalNamer(ctx, path, dentry, depth, nest);
+    // One dentry rewriting to exactly neg is no match for a namer's or a built-in name (Finagle's and
+    // Linkerd 1's lookups fall through to the namers when the dtab gives Neg): `/#/io.l5d.k8s=>~`
+    // does not hide the namer. Other paths would find nothing there; their `~` is shown as Linkerd 1's
+    // delegator shows it.
+    const first = path.elems[0];
+    const named = first === HASH || first === '$';
+    if (matches.length === 0 || (named && matches.length === 1 && (matches[0] as DtabMatch).dst.kind === 'neg')) {
+      // The dtab first, then the namers, then the built-in /$ names (Finagle's DefaultInterpreter
+      // and Linkerd 1's interpreter): a dentry may rewrite /$/inet/... like any other path.
+      if (first === HASH) return this.#evalNamer(ctx, path, dentry, depth, nest);
+      if (first === '$') return this.#evalBuiltin(ctx, path, dentry, depth, nest);
       return { type: 'neg', path: ctx.tolerant ? path.show() : path, dentry };
     }
     // Several matching dentries form an alternation, the LAST dentry first.
-    if (matches.length > 1) ctx.memo ??= new Map();
-    const children = matches.map((m) => this.#evalTree(ctx, m.dst, dentryJson(m.dentry), depth + 1, nest + 1));
+    if (matches.length > 1) this.#branching(ctx);
+    const children: DelegateNode[] = [];
+    for (const m of matches) {
+      const child = this.#branch(ctx, m.dst, dentryJson(m.dentry), depth + 1, nest + 1, matches.length > 1 && ctx.tolerant);
+      children.push(child);
+      if (!ctx.tolerant && decidesAlternation(child)) break; // see #alternatives
+    }
     // Intermediate steps keep the Path itself: binding for traffic never prints them.
     if (children.length === 1) return { type: 'delegate', path, dentry, delegate: children[0] as DelegateNode };
     return { type: 'alt', path, dentry, alt: children };
@@ -402,7 +443,7 @@ export class NameInterpreter {
     if (tree.kind === 'leaf') return this.#evalPath(ctx, tree.value, dentry, depth, nest);
     if (nest > MAX_NODE_NESTING) throw new BudgetError('nesting');
     this.#spend(ctx, 1, 1);
-    if (tree.kind === 'alt' || tree.kind === 'union') ctx.memo ??= new Map();
+    if (tree.kind === 'alt' || tree.kind === 'union') this.#branching(ctx);
     // Binding for traffic never prints the tree: it is shown only if someone reads it.
     let shown: string | TreeText;
     if (ctx.tolerant) {
@@ -419,14 +460,62 @@ export class NameInterpreter {
       case 'empty':
         return { type: 'empty', path: shown, dentry };
       case 'alt':
-        return { type: 'alt', path: shown, dentry, alt: tree.trees.map((t) => this.#evalTree(ctx, t, dentry, depth, nest + 1)) };
+        return {
+          type: 'alt',
+          path: shown,
+          dentry,
+          dst: true,
+          alt: this.#alternatives(ctx, tree.trees, dentry, depth, nest + 1),
+        };
       case 'union':
         return {
           type: 'union',
           path: shown,
           dentry,
-          union: tree.members.map((m) => ({ weight: m.weight, tree: this.#evalTree(ctx, m.tree, dentry, depth, nest + 1) })),
+          dst: true,
+          // A loop in one member fails that member only (Finagle binds each member on its own).
+          union: tree.members.map((m) => ({
+            weight: m.weight,
+            tree: this.#branch(ctx, m.tree, dentry, depth, nest + 1, true),
+          })),
         };
+    }
+  }
+
+  /**
+   * An alternation's children, evaluated in order. For traffic the evaluation stops at the first
+   * child that decides the alternation (binds to something other than neg, fails, or waits for a
+   * namer): the rest are never read, so a pending namer or a loop there changes nothing.
+   */
+  #alternatives(ctx: EvalContext, trees: readonly NameTree<Path>[], dentry: DentryJson, depth: number, nest: number): DelegateNode[] {
+    const out: DelegateNode[] = [];
+    for (const t of trees) {
+      const node = this.#branch(ctx, t, dentry, depth, nest, ctx.tolerant);
+      out.push(node);
+      if (!ctx.tolerant && decidesAlternation(node)) break;
+    }
+    return out;
+  }
+
+  /**
+   * One branch of an alternation or union. A delegation loop inside it becomes an exception node
+   * for that branch when `guarded` (a union member, or any branch of an explanation, as Linkerd 1's
+   * delegator shows it); the paths the aborted branch left marked as being evaluated are unmarked,
+   * so another branch reaching them evaluates them afresh. Unguarded, the loop fails the binding.
+   */
+  #branch(ctx: EvalContext, tree: NameTree<Path>, dentry: DentryJson, depth: number, nest: number, guarded: boolean): DelegateNode {
+    // No closures here: every frame counts on a path nested a thousand levels deep.
+    if (!guarded) return this.#evalTree(ctx, tree, dentry, depth, nest);
+    const active = ctx.active.length;
+    const deepest = ctx.deepest;
+    try {
+      return this.#evalTree(ctx, tree, dentry, depth, nest);
+    } catch (err) {
+      if (!(err instanceof LoopError)) throw err;
+      for (const key of ctx.active.splice(active)) ctx.memo?.delete(key);
+      ctx.deepest = deepest;
+      const path = ctx.tolerant ? showNameTree(tree) : new TreeText(tree);
+      return { type: 'exception', path, dentry, message: err.message, reason: 'loop' };
     }
   }
 
@@ -471,8 +560,8 @@ export class NameInterpreter {
       const state = lookup.get();
       switch (state.kind) {
         case 'pending':
-          if (!ctx.tolerant) throw new PendingSignal();
-          return { type: 'exception', path: shown, dentry, message: `${namer.kind}: not resolved yet (pending)` };
+          // The binding waits for it only if no earlier alternative or other union member decides.
+          return { type: 'exception', path: shown, dentry, message: `${namer.kind}: not resolved yet (pending)`, reason: 'pending' };
         case 'failed':
           return { type: 'exception', path: shown, dentry, message: `${namer.kind}: ${state.error.message}` };
         case 'ok': {

@@ -36,10 +36,13 @@ t.test('bindingBudget is validated and kept', async (t) => {
   t.equal(parseConfig(yaml('500').replace(/ {2}bindingBudget.*\n/, ''), 'x.yaml').config.routers[0]?.bindingBudget, undefined, 'unset: the default applies');
 });
 
-/** `/h0 => /h1|/h1; ...`: 2^(levels+2) - 2 delegation nodes. */
+/**
+ * `/h0 => /h1&/h1; ...`: 2^(levels+2) - 2 delegation nodes. Unions, since every member is bound
+ * (an alternation stops at its first member that binds).
+ */
 function chain(from: string, levels: number, leaf: string, h = 'h'): string {
   const lines = [`${from}=>/${h}0`];
-  for (let i = 0; i < levels; i++) lines.push(`/${h}${i}=>/${h}${i + 1}|/${h}${i + 1}`);
+  for (let i = 0; i < levels; i++) lines.push(`/${h}${i}=>/${h}${i + 1}&/${h}${i + 1}`);
   lines.push(`/${h}${levels}=>${leaf}`);
   return lines.join(';');
 }

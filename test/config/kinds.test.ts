@@ -98,6 +98,7 @@ t.test('valid options of each kind load, with their values', async (t) => {
         'identifier:',
         '- {kind: io.l5d.path, segments: 2, consume: true}',
         '- {kind: io.l5d.header.token, header: x-svc}',
+        '- {kind: io.l5d.header.path, header: x-path}',
         'interpreter:',
         '  transformers:',
         '  - {kind: io.l5d.k8s.daemonset, namespace: linkerd, port: incoming, service: l5d, hostNetwork: true}',
@@ -113,6 +114,7 @@ t.test('valid options of each kind load, with their values', async (t) => {
   t.same(r?.identifier, [
     { kind: 'io.l5d.path', segments: 2, consume: true },
     { kind: 'io.l5d.header.token', header: 'x-svc' },
+    { kind: 'io.l5d.header.path', header: 'x-path' },
   ]);
   t.same(r?.transformers[0], { kind: 'io.l5d.k8s.daemonset', namespace: 'linkerd', port: 'incoming', service: 'l5d', hostNetwork: true });
   t.equal(r?.client.loadBalancer.kind, 'ewma');
@@ -142,5 +144,30 @@ t.test('property: any kind outside the lists is an error naming the supported ki
       },
     ),
     { numRuns: 200 },
+  );
+});
+
+t.test("a transformer's Linkerd 1 prefix loads with a warning (bound ids are not prefixed)", async (t) => {
+  const { config, warnings } = parseConfig(
+    router(['interpreter:', '  transformers:', '  - {kind: io.l5d.port, port: 4141, prefix: /pfx}', '  - {kind: io.l5d.localhost, prefix: /lh}'].join('\n')),
+    'c.yaml',
+    { env: { NODE_NAME: 'n1' } },
+  );
+  t.same(config.routers[0]?.transformers, [{ kind: 'io.l5d.port', port: 4141 }, { kind: 'io.l5d.localhost' }]);
+  t.same(
+    warnings.filter((w) => w.includes('prefix')).map((w) => w.replace(/^c\.yaml:\d+:\d+: /, '')),
+    ['routers[0].interpreter.transformers[0].prefix: accepted, not enforced', 'routers[0].interpreter.transformers[1].prefix: accepted, not enforced'],
+  );
+});
+
+t.test("io.l5d.const takes Linkerd 1's path, or addrs", async (t) => {
+  const load = (line: string) => parseConfig(router(['interpreter:', '  transformers:', `  - ${line}`].join('\n')), 'c.yaml', { env: { NODE_NAME: 'n1' } });
+  t.same(load('{kind: io.l5d.const, path: /$/inet/127.0.0.1/4141}').config.routers[0]?.transformers, [
+    { kind: 'io.l5d.const', path: '/$/inet/127.0.0.1/4141' },
+  ]);
+  t.same(problemsOf(router('interpreter:\n  transformers:\n  - {kind: io.l5d.const, path: not-a-path}')).length, 1, 'a path that is not one');
+  t.match(
+    problemsOf(router('interpreter:\n  transformers:\n  - {kind: io.l5d.const}')).join('\n'),
+    /io\.l5d\.const needs either path \(as Linkerd 1\) or addrs/,
   );
 });

@@ -23,7 +23,7 @@ t.test('paths', async (t) => {
     ['  /foo ', ['foo'], '/foo'],
     ['/#/io.l5d.k8s/default', ['#', 'io.l5d.k8s', 'default'], '/#/io.l5d.k8s/default'],
     ['/$/inet/127.0.0.1/8080', ['$', 'inet', '127.0.0.1', '8080'], '/$/inet/127.0.0.1/8080'],
-    ['/a\\x2fb', ['a/b'], '/a\\x2fb'],
+    ['/a\\x2fb', ['a/b'], '/\\x61\\x2f\\x62'],
     ['/\\x41bc', ['Abc'], '/Abc'],
     ['/x%y:z_-', ['x%y:z_-'], '/x%y:z_-'],
   ];
@@ -58,12 +58,14 @@ t.test('name trees: operators, precedence, weights, show', async (t) => {
     ['$', '$'],
     ['/a | /b', '/a | /b'],
     ['/a & /b', '/a & /b'],
-    ['/a | /b & /c', '/a | (/b & /c)'],
+    ['/a | /b & /c', '/a | /b & /c'],
+    ['/a | (/b & /c)', '/a | /b & /c'],
     ['(/a | /b) & /c', '(/a | /b) & /c'],
     ['/a & (/b | /c)', '/a & (/b | /c)'],
     ['0.5 * /a & 0.5 * /b', '0.50*/a & 0.50*/b'],
     ['1 * /a & 2*/b', '/a & 2.00*/b'],
-    ['.25*/a', '0.25*/a'],
+    ['.25*/a & /b', '0.25*/a & /b'],
+    ['.25*/a', '/a'],
     ['((/a))', '/a'],
     ['(/a | /b) | /c', '(/a | /b) | /c'],
     ['/a|/b|~|!|$', '/a | /b | ~ | ! | $'],
@@ -120,7 +122,7 @@ t.test('concat: the later dtab wins (d1 ++ d2 vs d2 ++ d1)', async (t) => {
 t.test('labels with bytes that are not label chars show as \\xhh', async (t) => {
   const p = parsePath('/a\\x20b\\xff');
   t.equal(p.elems[0], 'a b\u00ff');
-  t.equal(p.show(), '/a\\x20b\\xff');
+  t.equal(p.show(), '/\\x61\\x20\\x62\\xff', 'every byte of such a label, as Finagle');
 });
 
 t.test('file errors carry file:line:col (1-based)', async (t) => {

@@ -67,11 +67,15 @@ function within(ms: number, options: http.RequestOptions & { agent?: http.Agent 
   });
 }
 
-/** `/svc/world => /h0; /h0 => /h1 OP /h1; ...`: each level doubles a naive evaluation. */
-function chain(levels: number, op: (i: number) => string): string {
+/**
+ * `/svc/world => /h0; /h0 => /h1 OP /h1; ...`: each level doubles a naive evaluation. Binding for
+ * traffic stops an alternation at its first member that binds, so the attacks on traffic end in
+ * `~` (every alternative is tried); explanations show every branch whatever the end.
+ */
+function chain(levels: number, op: (i: number) => string, leaf = '/#/io.l5d.fs/world'): string {
   const lines = ['/svc/world=>/h0'];
   for (let i = 0; i < levels; i++) lines.push(`/h${i}=>/h${i + 1}${op(i)}/h${i + 1}`);
-  lines.push(`/h${levels}=>/#/io.l5d.fs/world`);
+  lines.push(`/h${levels}=>${leaf}`);
   return lines.join(';');
 }
 
@@ -106,7 +110,7 @@ t.test('l5d-dtab chains of 20-25 nested levels: 400 with l5d-err at once, the ro
   const heapBefore = heapMB();
   for (const [name, op] of SHAPES) {
     for (const levels of [20, 23, 25]) {
-      const dtab = chain(levels, op);
+      const dtab = chain(levels, op, '~');
       t.ok(dtab.length < 520, `${name} ${levels}: ${dtab.length} bytes`);
       const r = await within(2000, { host: A, port: ports.outgoing, path: 'http://world/', headers: { 'l5d-dtab': dtab } });
       t.equal(r.status, 400, `${name} ${levels}: 400`);
@@ -139,6 +143,8 @@ t.test('l5d-dtab chains of 20-25 nested levels: 400 with l5d-err at once, the ro
 t.test('a router dtab within budget still binds through an override that uses a few alternations', async (t) => {
   const r = await within(2000, { host: A, port: ports.outgoing, path: 'http://world/', headers: { 'l5d-dtab': chain(4, () => '|') } });
   t.equal(r.status, 200, 'a small doubled chain (2^4) is fine');
+  const deep = await within(2000, { host: A, port: ports.outgoing, path: 'http://world/', headers: { 'l5d-dtab': chain(25, () => '|') } });
+  t.equal(deep.status, 200, 'alternations stop at their first member that binds: 25 levels are 25 steps');
   t.equal(r.body, 'world (node-b)\n');
 });
 
@@ -170,7 +176,7 @@ t.test('the same chain in l5d-ctx-dtab at the incoming router (mTLS peer): 400, 
         .on('error', reject);
     });
   for (const [name, op] of SHAPES) {
-    const r = await viaB({ 'l5d-ctx-dtab': chain(25, op) });
+    const r = await viaB({ 'l5d-ctx-dtab': chain(25, op, '~') });
     t.equal(r.status, 400, `${name}: 400 at the incoming router`);
     t.match(decodeURIComponent(String(r.headers['l5d-err'])), /binding budget/);
     const ok = await viaB({});

@@ -8,7 +8,7 @@ import { Dtab } from '../../src/dtab/dtab.js';
 import type { NameTree } from '../../src/dtab/name-tree.js';
 import { Path } from '../../src/dtab/path.js';
 import { parsePath } from '../../src/dtab/parse.js';
-import { showNameTree } from '../../src/dtab/show.js';
+import { showNameTree, showTree } from '../../src/dtab/show.js';
 import { HostmeshError } from '../../src/errors.js';
 import type { Lookup } from '../../src/namer/addr.js';
 import { boundTree, delegateJson, renderDelegateText, showBound, type DelegateNode } from '../../src/namer/delegate-tree.js';
@@ -39,7 +39,8 @@ t.test('nested chains over the budget fail the binding and the explanation with 
   const interp = new NameInterpreter({ namers: [] });
   for (const [name, op] of OPS) {
     for (const levels of [16, 25, 80]) {
-      const dtab = Dtab.read(chain(levels, op));
+      // Neg at the end: every alternative is tried, so binding for traffic expands the chain too.
+      const dtab = Dtab.read(chain(levels, op, '~'));
       const s = bindNow(interp, dtab, '/h0');
       t.equal(s.kind, 'failed', `${name} ${levels}: bind fails`);
       if (s.kind === 'failed') {
@@ -54,12 +55,21 @@ t.test('nested chains over the budget fail the binding and the explanation with 
       t.ok(JSON.stringify(delegateJson(tree)).length < 1000, 'the JSON stays small');
     }
   }
+  // An alternation stops at its first child that binds (Finagle): for traffic the chain is one
+  // path per level, though an explanation, which shows every branch, is over the budget.
+  const bound = Dtab.read(chain(80, () => '|'));
+  const stats: EvalStats = { work: 0, size: 0 };
+  const b = interp.bind(bound, parsePath('/h0'));
+  t.equal(b.state.get().kind, 'ok', 'alternation 80 with a leaf that binds: bound for traffic');
+  b.close();
+  t.match(interp.explain(bound, parsePath('/h0'), { stats }), { type: 'exception', message: /binding budget/ }, 'and over the budget to explain');
 });
 
 t.test('the budget is a per-call limit on the expanded delegation tree', async (t) => {
   const interp = new NameInterpreter({ namers: [] });
-  // 5 doubling levels: 2^6 - 1 path nodes plus one node per alternation and per inet leaf.
-  const dtab = Dtab.read(chain(5, () => '|'));
+  // 5 doubling levels: 2^6 - 1 path nodes plus one node per union and per inet leaf (a union
+  // evaluates every member for traffic too, so both count the same nodes).
+  const dtab = Dtab.read(chain(5, () => '&'));
   const stats: EvalStats = { work: 0, size: 0 };
   const tree = interp.explain(dtab, parsePath('/h0'), { stats });
   t.not(tree.type, 'exception');
@@ -72,8 +82,8 @@ t.test('the budget is a per-call limit on the expanded delegation tree', async (
   // The JSON and text renderings of a tree within budget expand shared subtrees as before.
   const json = JSON.stringify(delegateJson(tree));
   t.equal(json.split('"type":"leaf"').length - 1, 32, 'each of the 32 leaves is shown');
-  t.equal(showBound(boundTree(tree)), '/$/inet/127.0.0.1/8080');
-  t.match(renderDelegateText(tree), /alternation/);
+  t.equal(showBound(boundTree(tree)).split('/$/inet/127.0.0.1/8080').length - 1, 32, 'the bound union keeps every member');
+  t.match(renderDelegateText(tree), /union:/);
 });
 
 t.test('dentries tried against each path count toward the budget (a wide dtab costs per path)', async (t) => {
@@ -124,18 +134,25 @@ t.test('explanations are bounded in text too: long labels cannot make a small tr
 
 t.test('loops are still loops: a path met again on its own chain, or the depth limit', async (t) => {
   const interp = new NameInterpreter({ namers: [] });
-  for (const d of ['/a=>/b;/b=>/a', '/a=>/a|/a', '/a=>/b|/$/inet/1;/b=>/c&/a;/c=>/$/inet/2']) {
+  for (const d of ['/a=>/b;/b=>/a', '/a=>/a|/a', '/a=>~|/b;/b=>/c|/a;/c=>~', '/a=>/b&/b;/b=>/a']) {
     const s = bindNow(interp, Dtab.read(d), '/a');
     t.equal(s.kind, 'failed', d);
     if (s.kind === 'failed') t.match(s.error.message, /delegation loop: binding .* exceeded 100 steps/, d);
   }
+  // A loop in one member of a union fails that member only; the union binds to the others.
+  const member = bindNow(interp, Dtab.read('/a=>/b|/$/inet/1;/b=>/c&/a;/c=>/$/inet/2'), '/a');
+  t.equal(member.kind === 'ok' ? showBound(member.tree) : member.kind, '/$/inet/2');
+  // An alternative after one that binds is never evaluated, loop or not.
+  const later = bindNow(interp, Dtab.read('/a=>/$/inet/1|/b;/b=>/b/x'), '/a');
+  t.equal(later.kind === 'ok' ? showBound(later.tree) : later.kind, '/$/inet/1');
   // A growing path never repeats, so only the depth limit catches it.
   const grow = bindNow(interp, Dtab.read('/a=>/a/x'), '/a');
   t.match(grow.kind === 'failed' ? grow.error.message : '', /delegation loop/);
   // A shared subtree reached deeper than where it was first evaluated can cross the depth limit.
   const steps = Array.from({ length: 95 }, (_, i) => `/s${i}=>/s${i + 1}`).join(';');
-  const deep = Dtab.read(`${steps};/s95=>/t0;/t0=>/t1;/t1=>/t2;/t2=>/t3;/t3=>/t4;/t4=>/t5;/t5=>/$/inet/1;/r=>/t0|/s0`);
-  // /r: /t0 is evaluated first (shallow), then reached again 96 steps down under /s0: too deep.
+  const deep = Dtab.read(`${steps};/s95=>/t0;/t0=>/t1;/t1=>/t2;/t2=>/t3;/t3=>/t4;/t4=>/t5;/t5=>~;/r=>/t0|/s0`);
+  // /r: /t0 is evaluated first (shallow, neg, so /s0 is tried), then reached again 96 steps down
+  // under /s0: too deep.
   const r = bindNow(interp, deep, '/r');
   t.equal(r.kind, 'failed');
   t.match(r.kind === 'failed' ? r.error.message : '', /delegation loop: binding \/t\d exceeded 100 steps/);
@@ -190,69 +207,55 @@ function dtabSize(d: Dtab): number {
 }
 
 /**
- * The reference: Finagle's semantics evaluated naively (every branch, every time) with the
- * 100-step depth limit, shown as the bound tree. Only for small dtabs: it is exponential.
+ * The reference: Finagle's Namer.bind evaluated naively (every path afresh, every time) with the
+ * 100-step depth limit, shown as the bound tree. An alternation is its first child that does not
+ * bind to neg (a loop there fails it); a union keeps the members that bound, failing only if none
+ * did. One rule is hostmesh's: a path met again on its own chain is a loop at once (Finagle runs
+ * it to the depth limit, which ends the same way unless a union lies on the cycle). Only for
+ * small dtabs: it is exponential.
  */
 function naive(dtab: Dtab, path: Path): string {
-  class Loop extends Error {}
   type B = NameTree<string>;
+  const LOOP = 'loop' as const;
+  type R = B | typeof LOOP;
   const NEGB: B = { kind: 'neg' };
-  const simplify = (tr: B): B => {
-    if (tr.kind === 'alt') {
-      for (const c of tr.trees) if (c.kind !== 'neg') return c;
-      return NEGB;
-    }
-    if (tr.kind === 'union') {
-      const kept = tr.members.filter((m) => m.tree.kind !== 'neg' && m.tree.kind !== 'fail');
-      if (kept.length === 0) return NEGB;
-      if (kept.length === 1) return (kept[0] as { tree: B }).tree;
-      return { kind: 'union', members: kept };
-    }
-    return tr;
-  };
-  const ofTree = (tr: NameTree<Path>, depth: number): B => {
+  const ofTree = (tr: NameTree<Path>, depth: number, chain: readonly string[]): R => {
     switch (tr.kind) {
       case 'leaf':
-        return ofPath(tr.value, depth);
+        return ofPath(tr.value, depth, chain);
       case 'alt':
-        return simplify({ kind: 'alt', trees: tr.trees.map((x) => ofTree(x, depth)) });
-      case 'union':
-        return simplify({ kind: 'union', members: tr.members.map((m) => ({ weight: m.weight, tree: ofTree(m.tree, depth) })) });
+        for (const x of tr.trees) {
+          const r = ofTree(x, depth, chain);
+          if (r === LOOP || r.kind !== 'neg') return r;
+        }
+        return NEGB;
+      case 'union': {
+        const oks: { weight: number; tree: B }[] = [];
+        for (const m of tr.members) {
+          const r = ofTree(m.tree, depth, chain);
+          if (r !== LOOP) oks.push({ weight: m.weight, tree: r });
+        }
+        if (oks.length === 0) return LOOP;
+        if (oks.length === 1) return (oks[0] as { tree: B }).tree;
+        const kept = oks.filter((m) => m.tree.kind !== 'neg' && m.tree.kind !== 'fail');
+        if (kept.length === 0) return NEGB;
+        if (kept.length === 1) return (kept[0] as { tree: B }).tree;
+        return { kind: 'union', members: kept };
+      }
       default:
         return tr;
     }
   };
-  const ofPath = (p: Path, depth: number): B => {
-    if (depth > 100) throw new Loop();
-    if (p.elems[0] === '$') return { kind: 'leaf', value: p.show() };
+  const ofPath = (p: Path, depth: number, chain: readonly string[]): R => {
+    if (depth >= 100 || chain.includes(p.show())) return LOOP;
     const next = dtab.lookup(p);
-    return next.kind === 'neg' ? NEGB : ofTree(next, depth + 1);
+    if (next.kind === 'neg') return p.elems[0] === '$' ? { kind: 'leaf', value: p.show() } : NEGB;
+    return ofTree(next, depth + 1, [...chain, p.show()]);
   };
-  try {
-    const b = ofPath(path, 0);
-    const show = (tr: B, nested: boolean): string => {
-      switch (tr.kind) {
-        case 'leaf':
-          return tr.value;
-        case 'neg':
-          return '~';
-        case 'fail':
-          return '!';
-        case 'empty':
-          return '$';
-        case 'alt':
-          return show(tr.trees[0] as B, nested);
-        case 'union': {
-          const s = tr.members.map((m) => (m.weight === 1 ? '' : `${m.weight.toFixed(2)}*`) + show(m.tree, true)).join(' & ');
-          return nested ? `(${s})` : s;
-        }
-      }
-    };
-    return show(b, false);
-  } catch (err) {
-    if (err instanceof Loop) return 'loop';
-    throw err;
-  }
+  const b = ofPath(path, 0, []);
+  if (b === LOOP) return LOOP;
+  // The same printer as the bound tree's: the property is about binding, not printing.
+  return showTree(b, (v) => v);
 }
 
 function memoized(interp: NameInterpreter, dtab: Dtab, path: Path): string {

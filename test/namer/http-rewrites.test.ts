@@ -64,6 +64,58 @@ t.test('the io.buoyant.http rewriting namers (Linkerd 1 semantics)', async (t) =
   for (const [dtab, path, want] of cases) t.equal(bind(dtab, path), want, `${dtab} @ ${path}`);
 });
 
+t.test('the built-in rewriters as Linkerd 1 tests them (HostPortTest, HttpTest, RinetTest)', async (t) => {
+  // What `/$/<kind>/...` alone turns into: the rewritten path, neg, or the bound id and residual.
+  const cases: [string, string][] = [
+    ['/$/io.buoyant.hostportPfx/ia/127.1:8080/etc', '/ia/127.1/8080/etc'],
+    ['/$/io.buoyant.hostportPfx/ia/google.com:8180/etc', '/ia/google.com/8180/etc'],
+    ['/$/io.buoyant.hostportPfx/ia/google.com:8180:abcdef/etc', '~'],
+    ['/$/io.buoyant.porthostPfx/ia/127.1:8080/etc', '/ia/8080/127.1/etc'],
+    ['/$/io.buoyant.hostportPfx/ia/google.com:http/etc', '/ia/google.com/http/etc'],
+    ['/$/io.buoyant.hostportPfx/ia/127.1:http/etc', '/ia/127.1/http/etc'],
+    ['/$/io.buoyant.hostportPfx/ia/google.com:http:abcdef/etc', '~'],
+    ['/$/io.buoyant.porthostPfx/ia/127.1:http/etc', '/ia/http/127.1/etc'],
+    // hostmesh's addition: a bracketed IPv6 literal ([::1]:80).
+    ['/$/io.buoyant.hostportPfx/ia/\\x5b\\x3a\\x3a1\\x5d\\x3a80', '/ia/::1/80'],
+    ['/$/io.buoyant.http.anyMethod/GET/foo/bar/bah', '/foo/bar/bah'],
+    ['/$/io.buoyant.http.anyMethod/A.B/foo/bar/bah', '~'],
+    ['/$/io.buoyant.http.anyMethodPfx/foo/GET/bar/bah', '/foo/bar/bah'],
+    ['/$/io.buoyant.http.anyMethodPfx/foo/A.B/bar/bah', '~'],
+    ['/$/io.buoyant.http.anyHost/a.b/foo/bar/bah', '/foo/bar/bah'],
+    ['/$/io.buoyant.http.anyHost/a%b/foo/bar/bah', '~'],
+    ['/$/io.buoyant.http.anyHostPfx/foo/a.b/bar/bah', '/foo/bar/bah'],
+    ['/$/io.buoyant.http.anyHostPfx/foo/a%b/bar/bah', '~'],
+    ['/$/io.buoyant.http.subdomainOf/a.b/foo.a.b/bar/bah', '/foo/bar/bah'],
+    ['/$/io.buoyant.http.subdomainOfPfx/a.b/foo/bar.a.b/bah', '/foo/bar/bah'],
+    ['/$/io.buoyant.http.subdomainOfPfx/a.b/foo/bar_suffix.a.b/bah', '/foo/bar_suffix/bah'],
+    ['/$/io.buoyant.http.subdomainOfPfx/a.b/foo/bar-suffix.a.b/bah', '/foo/bar-suffix/bah'],
+    ['/$/io.buoyant.http.subdomainOfPfx/a.b/foo/bar.a.b:9090/bah', '/foo/bar/bah'],
+    ['/$/io.buoyant.http.domainToPath/foo.buoyant.io', '/io/buoyant/foo'],
+    ['/$/io.buoyant.http.domainToPathPfx/pfx/foo.buoyant.io', '/pfx/io/buoyant/foo'],
+    // Linkerd 1 splits on `.` only: a port stays on the last label, a trailing dot is dropped.
+    ['/$/io.buoyant.http.domainToPathPfx/pfx/foo.buoyant.io:8080/x', '/pfx/io:8080/buoyant/foo/x'],
+    ['/$/io.buoyant.http.domainToPathPfx/pfx/foo.buoyant.io./x', '/pfx/io/buoyant/foo/x'],
+    ['/$/io.buoyant.http.domainToPathPfx/pfx/a..b', '~'],
+    ['/$/io.buoyant.http.domainToPathPfx/pfx/a%b', '~'],
+    ['/$/io.buoyant.rinet/12345/localhost/residual', 'bound /$/io.buoyant.rinet/12345/localhost residual /residual'],
+    ['/$/io.buoyant.rinet/443/example.com', 'bound /$/io.buoyant.rinet/443/example.com residual /'],
+    ['/$/io.buoyant.rinet/443', '~'],
+  ];
+  for (const [path, want] of cases) {
+    const r = resolveBuiltin(parsePath(path), new InetAddrs());
+    const got =
+      r.kind === 'rewrite'
+        ? r.path.show()
+        : r.kind === 'bound'
+          ? `bound ${r.name.id.show()} residual ${r.name.residual.show()}`
+          : r.kind === 'neg'
+            ? '~'
+            : r.kind;
+    t.equal(got, want, path);
+  }
+  t.equal(bind('/ph=>/$/io.buoyant.rinet;/svc=>/ph/443', '/svc/example.com/x'), '/$/io.buoyant.rinet/443/example.com/x', 'servicemesh.yml egress');
+});
+
 t.test('property: the rewriting namers never throw, and only reorder or drop what they were given', async (t) => {
   const kinds = [
     'io.buoyant.http.anyMethod',

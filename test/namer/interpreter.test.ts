@@ -68,7 +68,7 @@ t.test('binding semantics (alt falls through neg, stops on fail; union drops neg
     ['/svc=>/$/inet/8080', '/svc', '/$/inet/8080'],
     ['/svc=>/$/fail', '/svc', '!'],
     ['/svc=>/$/nil', '/svc', '$'],
-    ['/svc=>/$/io.buoyant.rinet/9090', '/svc/web', '/$/inet/web/9090'],
+    ['/svc=>/$/io.buoyant.rinet/9090', '/svc/web', '/$/io.buoyant.rinet/9090/web'],
     ['/svc=>/$/io.buoyant.hostportPfx/h', '/svc/web:81', '~'],
     ['/svc=>/$/io.buoyant.hostportPfx/inet;/inet=>/$/inet', '/svc/web:81/x', '/$/inet/web/81/x'],
     ['/svc=>/$/io.buoyant.porthostPfx/p;/p/81=>/#/fake/a', '/svc/web:81', '/#/fake/a'],
@@ -142,4 +142,63 @@ t.test('the delegation tree records each step with its dentry (Linkerd 1 shape)'
   );
   const bound: NameTree<BoundName> = boundTree(tree);
   t.equal(bound.kind, 'leaf');
+});
+
+t.test("the delegation tree's JSON is simplified as Linkerd 1's delegator (DelegateApiHandlerTest)", async (t) => {
+  const failing: Namer = {
+    kind: 'error',
+    prefix: Path.of('error'),
+    lookup: (p) => new Var<Lookup>({ kind: 'failed', error: new Error(`error naming /#/error${p.show()}`) }),
+  };
+  const interp = new NameInterpreter({ namers: [failing] });
+  const dtab = Dtab.read(
+    '/beh => /#/error ; /bah/humbug => /$/inet/127.1/8080 ; /foo => /bah | /beh | /$/fail ; /foo => /bar ; /boo => /foo ; /meh => /heh ; /neg => ~ ;',
+  );
+  const json = async (p: string): Promise<unknown> => delegateJson(await interp.delegate(dtab, parsePath(p)));
+  const viaFoo = { prefix: '/foo', dst: '/bah | /beh | /$/fail' };
+  // The alternation /foo's second dentry made is spliced into the one the two /foo dentries make.
+  t.match(await json('/boo/humbug'), {
+    type: 'delegate',
+    path: '/boo/humbug',
+    delegate: {
+      type: 'alt',
+      path: '/foo/humbug',
+      dentry: { prefix: '/boo', dst: '/foo' },
+      alt: [
+        { type: 'neg', path: '/bar/humbug', dentry: { prefix: '/foo', dst: '/bar' } },
+        {
+          type: 'delegate',
+          path: '/bah/humbug',
+          dentry: viaFoo,
+          delegate: {
+            type: 'leaf',
+            path: '/$/inet/127.1/8080',
+            dentry: { prefix: '/bah/humbug', dst: '/$/inet/127.1/8080' },
+            bound: { addr: { type: 'bound', addrs: [{ port: 8080, meta: {} }], meta: {} }, id: '/$/inet/127.1/8080', path: '/' },
+          },
+        },
+        {
+          type: 'delegate',
+          path: '/beh/humbug',
+          dentry: viaFoo,
+          delegate: { type: 'exception', path: '/#/error/humbug', dentry: { prefix: '/beh', dst: '/#/error' }, message: /error naming \/#\/error\/humbug/ },
+        },
+        { type: 'fail', path: '/$/fail/humbug', dentry: viaFoo },
+      ],
+    },
+  });
+  t.equal(((await json('/boo/humbug')) as { delegate: { alt: unknown[] } }).delegate.alt.length, 4, 'four alternatives, not three and a nested one');
+  t.match(await json('/meh'), { type: 'delegate', path: '/meh', delegate: { type: 'neg', path: '/heh', dentry: { prefix: '/meh', dst: '/heh' } } });
+  t.match(await json('/neg'), { type: 'delegate', path: '/neg', delegate: { type: 'neg', path: '~', dentry: { prefix: '/neg', dst: '~' } } });
+  // A union a dentry made stands at the path it rewrote, with that step's dentry.
+  const u = delegateJson(await interp.delegate(Dtab.read('/s=>/$/inet/1 & /$/inet/2'), parsePath('/s'))) as Record<string, unknown>;
+  t.match(u, {
+    type: 'union',
+    path: '/s',
+    dentry: null,
+    union: [
+      { weight: 1, tree: { type: 'leaf' } },
+      { weight: 1, tree: { type: 'leaf' } },
+    ],
+  });
 });

@@ -5,6 +5,8 @@ import t from 'tap';
 import fc from 'fast-check';
 import { parsePath } from '../../../src/dtab/parse.js';
 import { Path } from '../../../src/dtab/path.js';
+import { Dtab } from '../../../src/dtab/dtab.js';
+import { NameInterpreter } from '../../../src/namer/interpreter.js';
 import { configPrefixMatches, parseConfigPrefix, RouterParams, StaticParams } from '../../../src/router/settings/static-params.js';
 
 type Settings = { k1?: number; k2?: number; k3?: number };
@@ -113,4 +115,19 @@ t.test('forClient fills {var} into the TLS commonName; forService matches logica
   t.equal(ext.tls?.commonName, 'api.example.com');
   t.equal(ext.requestAttemptTimeoutMs, 50, 'the earlier / config still applies to keys the later one leaves');
   t.equal(params.forClient(parsePath('/$/inet/127.0.0.1/8080')).tls, undefined, 'no TLS where no prefix asks for it');
+});
+
+t.test("servicemesh.yml's egress TLS config applies to the id /$/io.buoyant.rinet binds to", async (t) => {
+  const params = new RouterParams(
+    { configs: [] },
+    { loadBalancer: { kind: 'p2c' }, configs: [{ prefix: '/$/io.buoyant.rinet/443/{service}', tls: { commonName: '{service}' } }] },
+  );
+  const interp = new NameInterpreter({ namers: [] });
+  const b = interp.bind(Dtab.read('/ph=>/$/io.buoyant.rinet;/svc=>/ph/443'), parsePath('/svc/api.example.com'));
+  const s = b.state.get();
+  b.close();
+  t.ok(s.kind === 'ok' && s.tree.kind === 'leaf', 'bound to one address');
+  if (s.kind !== 'ok' || s.tree.kind !== 'leaf') return;
+  t.equal(s.tree.value.id.show(), '/$/io.buoyant.rinet/443/api.example.com');
+  t.equal(params.forClient(s.tree.value.id).tls?.commonName, 'api.example.com');
 });

@@ -79,8 +79,8 @@ export function portTransform(port: number): EndpointTransform {
 }
 
 /**
- * io.l5d.replace / io.l5d.const: every destination is replaced by a given set (bound from a path,
- * or constant). An empty destination stays empty: there was nothing to replace.
+ * io.l5d.replace: every destination is replaced by a given set (bound from a path). An empty
+ * destination stays empty: there was nothing to replace.
  */
 export function replaceTransform(replacement: () => readonly Endpoint[]): EndpointTransform {
   return (endpoints) => {
@@ -96,5 +96,13 @@ export function hostFilter(hosts: readonly string[], label: string): EndpointTra
   return (endpoints) => {
     const kept = endpoints.filter((e) => set.has(e.host));
     return kept.length > 0 || endpoints.length === 0 ? { endpoints: kept } : { endpoints: kept, why: `none of ${endpoints.length} endpoints is on ${label}` };
+  };
+}
+
+/** io.l5d.const: every destination is the given set, whatever it was, empty included (Linkerd 1). */
+export function constTransform(replacement: () => readonly Endpoint[]): EndpointTransform {
+  return () => {
+    const out = [...replacement()];
+    return out.length > 0 ? { endpoints: out } : { endpoints: out, why: 'the constant set is empty' };
   };
 }

@@ -56,11 +56,42 @@ function pathOption(cfg: IdentifierConfig, key: string, dflt: string): Path {
   }
 }
 
-/** The path part of an origin-form target, split into non-empty segments. */
-function segments(target: string): string[] {
+/** The path part of an origin-form target (before `?` or `#`). */
+function pathPart(target: string): string {
   const q = target.search(/[?#]/);
-  const p = q === -1 ? target : target.slice(0, q);
-  return p.split('/').filter((s) => s !== '');
+  return q === -1 ? target : target.slice(0, q);
+}
+
+/**
+ * The segments of a target's path as Linkerd 1's io.l5d.path splits them: after the leading `/`,
+ * trailing empty segments dropped (`/a/b/` is a, b), empty ones inside kept (`/a//b` is a, '', b).
+ */
+function segments(target: string): string[] {
+  const segs = pathPart(target).split('/').slice(1);
+  while (segs.length > 0 && segs[segs.length - 1] === '') segs.pop();
+  return segs;
+}
+
+/**
+ * The first `n` segments as a name, or why not: too few, or an empty one among them (`//`, which
+ * Linkerd 1 refuses: a path label cannot be empty).
+ */
+function firstSegments(target: string, n: number): string[] | Identification {
+  const segs = segments(target);
+  if (segs.length < n) return { unidentified: `the path has fewer than ${n} segment(s)` };
+  const first = segs.slice(0, n);
+  if (first.includes('')) return { unidentified: `the path has an empty segment: '${pathPart(target).slice(0, 100)}'` };
+  return first;
+}
+
+/** A request path read as a dtab path (Linkerd 1's Path.read of it), or why it is not one. */
+function uriPath(text: string): Path | Identification {
+  try {
+    return parsePath(text);
+  } catch (err) {
+    if (err instanceof DtabParseError) return { unidentified: `the path is not a name: ${err.message}` };
+    throw err;
+  }
 }
 
 function noHost(req: RequestFacts): Identification {
@@ -103,43 +134,46 @@ export function buildIdentifier(cfg: IdentifierConfig, routerPrefix: Path, deps:
           if (req.host === undefined) return noHost(req);
           elems.push(req.host);
         }
-        if (uriInDst) elems.push(...segments(req.target));
-        return { name: prefix.concat(new Path(elems)) };
+        const name = prefix.concat(new Path(elems));
+        if (!uriInDst) return { name };
+        // Linkerd 1 reads the path as a dtab path: `/` is nothing more, `/a/` or `/a~b` are refused.
+        const uri = uriPath(pathPart(req.target));
+        return uri instanceof Path ? { name: name.concat(uri) } : uri;
       };
     }
     case 'io.l5d.path': {
       const n = num(cfg, 'segments', 1);
       const consume = cfg['consume'] === true;
       return (req) => {
-        const segs = segments(req.target);
-        if (segs.length < n) return { unidentified: `the path has fewer than ${n} segment(s)` };
-        const name = prefix.concat(new Path(segs.slice(0, n)));
+        const segs = firstSegments(req.target, n);
+        if (!Array.isArray(segs)) return segs;
+        const name = prefix.concat(new Path(segs));
         if (!consume) return { name };
-        // Drop the consumed segments, keep the rest of the path and the query.
+        // Drop the consumed segments (none is empty), keep the rest of the path and the query.
         let cut = 0;
-        for (let seen = 0; seen < n; ) {
+        for (let seen = 0; seen < n; seen++) {
           cut = req.target.indexOf('/', cut) + 1;
-          while (req.target[cut] === '/') cut++;
           const next = req.target.slice(cut).search(/[/?#]/);
           cut = next === -1 ? req.target.length : cut + next;
-          seen++;
         }
         const rest = req.target.slice(cut);
         return { name, target: rest === '' ? '/' : rest[0] === '/' ? rest : `/${rest}` };
       };
     }
     case 'io.l5d.header.path': {
-      // Linkerd 1's h2 path identifier: the first `segments` of the path (without `segments`, the
-      // whole path, as Linkerd 1: /pkg.Service/Method), read from `header` (default :path); the
-      // target unchanged.
-      const n = typeof cfg['segments'] === 'number' ? num(cfg, 'segments', 1) : undefined;
+      // Linkerd 1's h2 path identifier: a header (`:path` by default) read as a path up to `?`, one
+      // trailing `/` dropped; its first `segments`, or all of it when unset; the target unchanged.
       const header = str(cfg, 'header', ':path').toLowerCase();
+      const n = typeof cfg['segments'] === 'number' ? num(cfg, 'segments', 1) : undefined;
       return (req) => {
-        const value = header === ':path' ? req.target : req.header(header);
-        const segs = segments(value ?? '');
-        if (n === undefined) return segs.length === 0 ? { unidentified: `no destination path in ${header}` } : { name: prefix.concat(new Path(segs)) };
-        if (segs.length < n) return { unidentified: `the path has fewer than ${n} segment(s)` };
-        return { name: prefix.concat(new Path(segs.slice(0, n))) };
+        const value = header === ':path' ? req.target : (req.header(header) ?? '');
+        const q = value.indexOf('?');
+        const text = (q === -1 ? value : value.slice(0, q)).replace(/\/$/, '');
+        const path = text === '' ? Path.empty : uriPath(text);
+        if (!(path instanceof Path)) return path;
+        if (n === undefined) return path.isEmpty ? { unidentified: `no destination path in ${header}` } : { name: prefix.concat(path) };
+        if (path.size < n) return { unidentified: `the path has fewer than ${n} segment(s)` };
+        return { name: prefix.concat(path.take(n)) };
       };
     }
     case 'io.l5d.header': {

@@ -37,12 +37,32 @@ export class HeaderDtabs {
     let d = this.#cache.get(text); // a hit becomes the most recently used
     if (d !== undefined) return d;
     try {
-      d = Dtab.read(text);
+      d = readValues(text);
     } catch (err) {
       if (err instanceof DtabParseError) throw new HostmeshError('BAD_DTAB_HEADER', `bad ${header}: ${err.message}`);
       throw err;
     }
     this.#cache.set(text, d);
     return d;
+  }
+}
+
+/**
+ * A header's dtab. Node joins repeated header lines with `, `, and `,` is nowhere in the dtab
+ * language, so each piece is one line's dtab, read on its own and concatenated in order (Linkerd 1
+ * reads every l5d-dtab line so). A comma inside a comment is the one exception: then the whole text
+ * is read as one (the comment runs to its end).
+ */
+function readValues(text: string): Dtab {
+  if (!text.includes(',')) return Dtab.read(text);
+  try {
+    return text.split(',').reduce((d, piece) => d.concat(Dtab.read(piece)), Dtab.empty);
+  } catch (err) {
+    if (!(err instanceof DtabParseError)) throw err;
+    try {
+      return Dtab.read(text);
+    } catch {
+      throw err;
+    }
   }
 }

@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import t from 'tap';
-import { daemonSet, hostFilter, localNode, portTransform, replaceTransform } from '../../../../src/router/stages/concrete/transformers.js';
+import { constTransform, daemonSet, hostFilter, localNode, portTransform, replaceTransform } from '../../../../src/router/stages/concrete/transformers.js';
 import type { Endpoint } from '../../../../src/namer/addr.js';
 
 const ep = (host: string, port: number, nodeName?: string): Endpoint => ({ host, port, meta: nodeName ? { nodeName } : {} });
@@ -35,7 +35,14 @@ t.test('io.l5d.port sends to the same hosts on another port', async (t) => {
   t.equal(r.endpoints[0]?.meta.nodeName, 'a', 'metadata is kept');
 });
 
-t.test('io.l5d.replace / io.l5d.const replace any destination; nothing stays nothing', async (t) => {
+t.test('io.l5d.const is its set whatever the destination, empty included (Linkerd 1: it ignores the input)', async (t) => {
+  const tr = constTransform(() => [ep('127.0.0.1', 4141)]);
+  t.same(tr([ep('10.0.0.5', 80)]).endpoints, [ep('127.0.0.1', 4141)]);
+  t.same(tr([]).endpoints, [ep('127.0.0.1', 4141)], 'an empty destination gets it too (replace keeps it empty)');
+  t.match(constTransform(() => [])([ep('10.0.0.5', 80)]).why, /constant set is empty/);
+});
+
+t.test('io.l5d.replace replaces any destination; nothing stays nothing', async (t) => {
   let current = [ep('127.0.0.1', 4141)];
   const tr = replaceTransform(() => current);
   t.same(tr([ep('10.0.0.5', 80), ep('10.0.0.6', 80)]).endpoints, current);

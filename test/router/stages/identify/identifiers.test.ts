@@ -156,3 +156,105 @@ t.test('property: a cached name is the name the value makes, whatever came befor
     }),
   );
 });
+
+// The cases Linkerd 1's identifier tests pin down (PathIdentifierTest, MethodAndHostIdentifierTest,
+// HeaderIdentifierTest, HeaderTokenIdentifierConfigTest, h2's HeaderPathIdentifierTest), restated:
+// the name, and the target sent on (io.l5d.path with consume), or `unidentified`.
+const linkerd1: [string, Record<string, unknown>, Partial<RequestFacts> & { headers?: Record<string, string> }, string, string?][] = [
+  ['path 2, exactly 2', { kind: 'io.l5d.path', segments: 2 }, { target: '/mysvc/subsvc' }, '/svc/mysvc/subsvc'],
+  ['path 2, more', { kind: 'io.l5d.path', segments: 2 }, { target: '/mysvc/subsvc/some/path?other=stuff' }, '/svc/mysvc/subsvc'],
+  ['path 2, fewer', { kind: 'io.l5d.path', segments: 2 }, { target: '/mysvc?other=stuff' }, 'unidentified'],
+  ['path 2, the rest is not read', { kind: 'io.l5d.path', segments: 2 }, { target: '/mysvc/subsvc/!' }, '/svc/mysvc/subsvc'],
+  ['path 1, / alone', { kind: 'io.l5d.path' }, { target: '/' }, 'unidentified'],
+  ['path 1, a trailing / is no segment', { kind: 'io.l5d.path', segments: 2 }, { target: '/a/' }, 'unidentified'],
+  ['path 2, an empty segment', { kind: 'io.l5d.path', segments: 2 }, { target: '/a//b' }, 'unidentified'],
+  ['path 1, an empty first segment', { kind: 'io.l5d.path' }, { target: '//a' }, 'unidentified'],
+  ['path 1, an empty segment past the name', { kind: 'io.l5d.path' }, { target: '/a//b' }, '/svc/a'],
+  ['path 1, a label with odd bytes', { kind: 'io.l5d.path' }, { target: '/a~b!/c' }, '/svc/\\x61\\x7e\\x62\\x21'],
+  [
+    'consume 2',
+    { kind: 'io.l5d.path', segments: 2, consume: true },
+    { target: '/mysvc/subsvc/some/path?other=stuff' },
+    '/svc/mysvc/subsvc',
+    '/some/path?other=stuff',
+  ],
+  ['consume all', { kind: 'io.l5d.path', segments: 2, consume: true }, { target: '/mysvc/subsvc' }, '/svc/mysvc/subsvc', '/'],
+  ['consume, a trailing /', { kind: 'io.l5d.path', segments: 2, consume: true }, { target: '/mysvc/subsvc/' }, '/svc/mysvc/subsvc', '/'],
+  ['consume, /path1/', { kind: 'io.l5d.path', segments: 2, consume: true }, { target: '/mysvc/subsvc/path1/' }, '/svc/mysvc/subsvc', '/path1/'],
+  [
+    'consume, /path1/path2/',
+    { kind: 'io.l5d.path', segments: 2, consume: true },
+    { target: '/mysvc/subsvc/path1/path2/' },
+    '/svc/mysvc/subsvc',
+    '/path1/path2/',
+  ],
+  [
+    'consume, /path1/?q',
+    { kind: 'io.l5d.path', segments: 2, consume: true },
+    { target: '/mysvc/subsvc/path1/?foo=bar' },
+    '/svc/mysvc/subsvc',
+    '/path1/?foo=bar',
+  ],
+  [
+    'consume, /path1?q/',
+    { kind: 'io.l5d.path', segments: 2, consume: true },
+    { target: '/mysvc/subsvc/path1?foo=bar/' },
+    '/svc/mysvc/subsvc',
+    '/path1?foo=bar/',
+  ],
+  ['consume 1, ?q', { kind: 'io.l5d.path', consume: true }, { target: '/mysvc?other=stuff' }, '/svc/mysvc', '/?other=stuff'],
+  ['consume 1, /?q', { kind: 'io.l5d.path', consume: true }, { target: '/mysvc/?other=stuff' }, '/svc/mysvc', '/?other=stuff'],
+  ['consume 1, an empty segment after', { kind: 'io.l5d.path', consume: true }, { target: '/a//b' }, '/svc/a', '//b'],
+  ['no consume keeps /path1/', { kind: 'io.l5d.path', segments: 2 }, { target: '/mysvc/subsvc/path1/' }, '/svc/mysvc/subsvc', '/mysvc/subsvc/path1/'],
+  ['methodAndHost, no Host', { kind: 'io.l5d.methodAndHost' }, { host: undefined, target: '/some/path?other=stuff' }, 'unidentified'],
+  ['methodAndHost, Host', { kind: 'io.l5d.methodAndHost' }, { host: 'domain', target: '/some/path?other=stuff' }, '/svc/1.1/GET/domain'],
+  [
+    'methodAndHost, URI',
+    { kind: 'io.l5d.methodAndHost', httpUriInDst: true },
+    { host: 'domain', target: '/some/path?other=stuff' },
+    '/svc/1.1/GET/domain/some/path',
+  ],
+  ['methodAndHost, 1.0', { kind: 'io.l5d.methodAndHost' }, { httpVersion: '1.0', method: 'POST', target: '/drum/bass' }, '/svc/1.0/POST'],
+  ['methodAndHost, 1.0 with a Host', { kind: 'io.l5d.methodAndHost' }, { httpVersion: '1.0', host: 'x', target: '/' }, '/svc/1.0/GET'],
+  [
+    'methodAndHost, 1.0 URI',
+    { kind: 'io.l5d.methodAndHost', httpUriInDst: true },
+    { httpVersion: '1.0', method: 'POST', target: '/drum/bass' },
+    '/svc/1.0/POST/drum/bass',
+  ],
+  ['methodAndHost, URI /', { kind: 'io.l5d.methodAndHost', httpUriInDst: true }, { target: '/' }, '/svc/1.1/GET/world'],
+  ['methodAndHost, URI with a trailing /', { kind: 'io.l5d.methodAndHost', httpUriInDst: true }, { target: '/a/' }, 'unidentified'],
+  ['methodAndHost, URI not a path', { kind: 'io.l5d.methodAndHost', httpUriInDst: true }, { target: '/a~b' }, 'unidentified'],
+  ['methodAndHost, URI with //', { kind: 'io.l5d.methodAndHost', httpUriInDst: true }, { target: '/a//b' }, 'unidentified'],
+  ['header path', { kind: 'io.l5d.header', header: 'my-header' }, { headers: { 'my-header': '/a/b/c' } }, '/svc/a/b/c'],
+  ['header path absent', { kind: 'io.l5d.header', header: 'my-header' }, {}, 'unidentified'],
+  ['header path empty', { kind: 'io.l5d.header', header: 'my-header' }, { headers: { 'my-header': '' } }, 'unidentified'],
+  ['header.token', { kind: 'io.l5d.header.token', header: 'my-header' }, { headers: { 'my-header': 'foo' } }, '/svc/foo'],
+  [
+    'header.token keeps the value as one label',
+    { kind: 'io.l5d.header.token', header: 'my-header' },
+    { headers: { 'my-header': 'a/b' } },
+    '/svc/\\x61\\x2f\\x62',
+  ],
+  ['header.token on Host', { kind: 'io.l5d.header.token' }, { host: 'foo' }, '/svc/foo'],
+  ['header.path, whole :path', { kind: 'io.l5d.header.path' }, { target: '/one/two' }, '/svc/one/two'],
+  ['header.path, segments 1', { kind: 'io.l5d.header.path', segments: 1 }, { target: '/one/two' }, '/svc/one'],
+  ['header.path ignores the query', { kind: 'io.l5d.header.path' }, { target: '/one/two?three=four' }, '/svc/one/two'],
+  ['header.path, a trailing / dropped', { kind: 'io.l5d.header.path' }, { target: '/one/two/' }, '/svc/one/two'],
+  ['header.path, shorter than segments', { kind: 'io.l5d.header.path', segments: 3 }, { target: '/one/two' }, 'unidentified'],
+  ['header.path, another header', { kind: 'io.l5d.header.path', header: 'lolz' }, { headers: { lolz: '/rofl/hah' } }, '/svc/rofl/hah'],
+  ['header.path, that header missing', { kind: 'io.l5d.header.path', header: 'lolz' }, {}, 'unidentified'],
+  ['header.path, missing with segments', { kind: 'io.l5d.header.path', header: 'lolz', segments: 1 }, {}, 'unidentified'],
+  ['header.path, / alone', { kind: 'io.l5d.header.path' }, { target: '/' }, 'unidentified'],
+  ['header.path, gRPC', { kind: 'io.l5d.header.path' }, { target: '/helloworld.Greeter/SayHello' }, '/svc/helloworld.Greeter/SayHello'],
+  ['header.path, not a path', { kind: 'io.l5d.header.path' }, { target: '/a b' }, 'unidentified'],
+];
+
+t.test('identifiers as Linkerd 1 tests them', async (t) => {
+  for (const [name, cfg, over, want, target] of linkerd1) {
+    const req = facts({ target: '/', ...over });
+    const r = buildIdentifier(cfg as { kind: string }, SVC)(req);
+    t.equal('name' in r ? r.name.show() : 'unidentified', want, name);
+    if (target !== undefined) t.equal('name' in r ? (r.target ?? req.target) : '', target, `${name}: target`);
+  }
+});
