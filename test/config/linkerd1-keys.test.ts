@@ -43,7 +43,7 @@ t.test('Linkerd 1 router, server, client and h2 keys load: enforced, or warned w
     'admin.socketOptions: accepted, not enforced: the admin listener keeps default socket options',
     "namers[0].transformers[0].k8sHost: accepted, not enforced: the daemonset's endpoints are read with the io.l5d.k8s namer's API access (its host/port, or in-cluster)",
     "namers[0].transformers[0].k8sPort: accepted, not enforced: the daemonset's endpoints are read with the io.l5d.k8s namer's API access (its host/port, or in-cluster)",
-    "namers[0].transformers[0].prefix: accepted, not enforced: nothing is lost: it named the transformer's /%/ output in Linkerd 1's bound ids, which hostmesh's ids do not carry",
+    "namers[0].transformers[0].prefix: accepted, not enforced: bound ids keep the namer's form: Linkerd 1 put /%/<prefix> in front of a transformed id, so l5d-dst-client values, rt:client labels and client.configs prefixes written for /%/ ids differ",
     'routers[0].client.failFast: accepted, not enforced: failed connections are not punished faster: failure accrual and the requeue budget apply as configured',
     'routers[0].client.loadBalancer.enableProbation: accepted, not enforced: an endpoint removed from discovery leaves the balancer at once',
     "routers[0].client.requestAuthorizers: accepted, not enforced: requests are not checked by these authorizers: use hostmesh's authorization policy (docs/authz.md)",
