@@ -171,19 +171,43 @@ function unionBranch(issue: z.core.$ZodIssue): z.core.$ZodIssue[] {
 }
 
 /**
- * A key whose value is empty (`dtab:`, `namers:`, `transformers:` with every entry commented out)
- * is absent, as Jackson gave Linkerd 1's optional fields (None). Entries of lists stay as they are.
+ * Keys whose absence weakens what a router checks (plaintext instead of TLS, no client
+ * certificate asked, no policy, no workload identity, context headers kept): an empty value for
+ * one of them is refused, never read as absent.
  */
-function dropNulls(value: unknown): void {
+const NO_EMPTY_KEYS: ReadonlySet<string> = new Set([
+  'tls',
+  'requireClientAuth',
+  'clientAuth',
+  'caCertPath',
+  'trustCerts',
+  'trustCertsBundle',
+  'commonName',
+  'identity',
+  'authz',
+  'policyFile',
+  'clearContext',
+  'localSourcesOnly',
+  'allowedSourceCidrs',
+]);
+
+/**
+ * A key whose value is empty (`dtab:`, `namers:`, `transformers:` with every entry commented out)
+ * is absent, as Jackson gave Linkerd 1's optional fields (None); the keys above are refused
+ * instead. Entries of lists stay as they are.
+ */
+function dropNulls(value: unknown, path: Key[], problem: (path: Key[], message: string) => void): void {
   if (value === null || typeof value !== 'object') return;
   if (Array.isArray(value)) {
-    for (const v of value) dropNulls(v);
+    value.forEach((v, i) => dropNulls(v, [...path, i], problem));
     return;
   }
   const o = value as Record<string, unknown>;
   for (const [k, v] of Object.entries(o)) {
-    if (v === null) delete o[k];
-    else dropNulls(v);
+    if (v !== null) dropNulls(v, [...path, k], problem);
+    else if (NO_EMPTY_KEYS.has(k))
+      problem([...path, k], 'empty: give it a value, or remove the key (read as absent, an empty value here would weaken security)');
+    else delete o[k];
   }
 }
 
@@ -273,8 +297,8 @@ function parseConfigText(text: string, file: string, options: LoadOptions, read:
   }
   const obj = raw as Record<string, unknown>;
   for (const s of options.set ?? []) applySet(obj, s);
-  dropNulls(obj);
   const keyProblems: string[] = [];
+  dropNulls(obj, [], (path, message) => keyProblems.push(`${pos.at(path.slice(0, -1), String(path[path.length - 1]))}: ${showPath(path)}: ${message}`));
   applyLinkerd1Keys(obj, { problem: (path, message) => keyProblems.push(`${pos.at(path)}: ${showPath(path)}: ${message}`) });
   if (keyProblems.length > 0) throw new ConfigError(keyProblems);
   const warnings: string[] = [];

@@ -199,14 +199,34 @@ routers:
   client:
   servers:
   - port: 4140
-    tls:
 `;
   const { config } = parseConfig(text, 'c.yaml', { env });
   t.equal(config.routers[0]?.dtab, '');
   t.same(config.routers[0]?.transformers, []);
-  t.equal(config.routers[0]?.servers[0]?.tls, undefined);
   t.equal(config.admin.port, 9990);
   t.match(problemsOf('routers:\n- protocol: http\n  servers:\n'), [/routers\[0\]\.servers: .*expected array/], 'a required key left empty is missing');
+});
+
+t.test('an empty value is refused where reading it as absent would weaken security', async (t) => {
+  const text = `routers:
+- protocol: http
+  servers:
+  - port: 4141
+    ip: 0.0.0.0
+    tls:
+    clearContext:
+  client:
+    tls:
+authz:
+`;
+  t.same(problemsOf(text), [
+    'c.yaml:6:5: routers[0].servers[0].tls: empty: give it a value, or remove the key (read as absent, an empty value here would weaken security)',
+    'c.yaml:7:5: routers[0].servers[0].clearContext: empty: give it a value, or remove the key (read as absent, an empty value here would weaken security)',
+    'c.yaml:9:5: routers[0].client.tls: empty: give it a value, or remove the key (read as absent, an empty value here would weaken security)',
+    'c.yaml:10:1: authz: empty: give it a value, or remove the key (read as absent, an empty value here would weaken security)',
+  ]);
+  const tlsInside = 'routers:\n- protocol: http\n  servers:\n  - port: 4141\n    tls:\n      certPath: /c\n      keyPath: /k\n      requireClientAuth:\n';
+  t.match(problemsOf(tlsInside), [/^c\.yaml:8:7: routers\[0\]\.servers\[0\]\.tls\.requireClientAuth: empty/]);
 });
 
 t.test('a thrift or mux router is refused for its protocol only, not for its own Linkerd 1 keys', async (t) => {
