@@ -8,13 +8,13 @@
 import '../helpers/test-keys.js'; // 1024-bit RSA keys for the certificates made here: key size is not what this file tests
 import { spawn } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
-import http2, { type IncomingHttpHeaders } from 'node:http2';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import * as grpc from '@grpc/grpc-js';
 import t from 'tap';
 import { startGreeter, type Greeter } from '../helpers/grpc-greeter.js';
 import { A, B, nodesMayCall, startH2Mesh, type H2Mesh } from '../helpers/h2-mesh.js';
+import { answerField, grpcFrame, rawCall } from '../helpers/grpc-raw.js';
 import { request } from '../helpers/http.js';
 import { repoPath } from '../helpers/paths.js';
 import { fileNeeds, findTool, needs } from '../helpers/requires.js';
@@ -54,44 +54,6 @@ function run(file: string, args: string[], env: NodeJS.ProcessEnv = process.env)
   });
 }
 
-/** One gRPC message (uncompressed) in its length-prefixed frame. */
-function grpcFrame(payload: Buffer): Buffer {
-  const head = Buffer.alloc(5);
-  head.writeUInt32BE(payload.length, 1);
-  return Buffer.concat([head, payload]);
-}
-
-/** One gRPC call by hand with node:http2 (no client deadline): the head and the trailers it got. */
-function rawCall(
-  target: string,
-  path: string,
-  headers: http2.OutgoingHttpHeaders,
-  payload: Buffer,
-): Promise<{ head: IncomingHttpHeaders; trailers: IncomingHttpHeaders }> {
-  return new Promise((resolve, reject) => {
-    const session = http2.connect(`http://${target}`);
-    session.on('error', reject);
-    const stream = session.request({ ':method': 'POST', ':path': path, 'content-type': 'application/grpc', te: 'trailers', ...headers });
-    let head: IncomingHttpHeaders = {};
-    let trailers: IncomingHttpHeaders = {};
-    stream.on('response', (h) => (head = h));
-    stream.on('trailers', (h) => (trailers = h));
-    stream.on('error', reject);
-    stream.on('close', () => {
-      session.close();
-      resolve({ head, trailers });
-    });
-    stream.resume();
-    stream.end(grpcFrame(payload));
-  });
-}
-
-/** The status of a call answered either trailers-only (in its head) or with trailers. */
-function statusOf(r: { head: IncomingHttpHeaders; trailers: IncomingHttpHeaders }): string | undefined {
-  const s = r.trailers['grpc-status'] ?? r.head['grpc-status'];
-  return Array.isArray(s) ? s[0] : s;
-}
-
 if (fileNeeds(t, 'python3-grpcio', 'gRPC C-core (Python grpcio) through the h2 routers')) {
   const python = findTool('python3-grpcio') as string;
   let mesh: H2Mesh;
@@ -110,10 +72,10 @@ if (fileNeeds(t, 'python3-grpcio', 'gRPC C-core (Python grpcio) through the h2 r
     // Routable once the fs namer has seen both names.
     const until = Date.now() + 10_000;
     for (;;) {
-      const echo = await rawCall(mesh.target, '/interop.Echo/Unary', {}, Buffer.from('probe'));
-      const hello = await rawCall(mesh.target, '/helloworld.Greeter/SayHello', {}, Buffer.alloc(0));
-      if (statusOf(echo) === '0' && statusOf(hello) === '0') break;
-      if (Date.now() > until) throw new Error(`not routable: ${statusOf(echo)} ${statusOf(hello)}`);
+      const echo = await rawCall(mesh.target, '/interop.Echo/Unary', Buffer.from('probe'));
+      const hello = await rawCall(mesh.target, '/helloworld.Greeter/SayHello', Buffer.alloc(0));
+      if (answerField(echo, 'grpc-status') === '0' && answerField(hello, 'grpc-status') === '0') break;
+      if (Date.now() > until) throw new Error(`not routable: ${answerField(echo, 'grpc-status')} ${answerField(hello, 'grpc-status')}`);
       await new Promise((r) => setTimeout(r, 50));
     }
   });
@@ -215,9 +177,9 @@ if (fileNeeds(t, 'python3-grpcio', 'gRPC C-core (Python grpcio) through the h2 r
   });
 
   t.test('a grpc-timeout passing with no deadline at the client: the client gets DEADLINE_EXCEEDED from the mesh or the app', async (t) => {
-    const r = await rawCall(mesh.target, '/interop.Echo/Unary', { 'grpc-timeout': '300m', 'x-mode': 'sleep' }, Buffer.from('x'));
+    const r = await rawCall(mesh.target, '/interop.Echo/Unary', Buffer.from('x'), { 'grpc-timeout': '300m', 'x-mode': 'sleep' });
     t.equal(Number(r.head[':status']), 200);
-    t.equal(statusOf(r), '4', 'DEADLINE_EXCEEDED');
+    t.equal(answerField(r, 'grpc-status'), '4', 'DEADLINE_EXCEEDED');
   });
 
   /** h2load's summary of `n` gRPC-framed POSTs of `body` to `path`, `streams` at once on each of `connections`. */
@@ -262,7 +224,7 @@ if (fileNeeds(t, 'python3-grpcio', 'gRPC C-core (Python grpcio) through the h2 r
       'cancelled calls counted CANCELLED',
     );
     t.notMatch(m.body, /grpc_status="UNKNOWN"/, 'none counted UNKNOWN (a stream the client cancelled is CANCELLED)');
-    const again = await rawCall(mesh.target, '/interop.Echo/Unary', {}, Buffer.from('again'));
-    t.equal(statusOf(again), '0', 'a call after all of it is served');
+    const again = await rawCall(mesh.target, '/interop.Echo/Unary', Buffer.from('again'));
+    t.equal(answerField(again, 'grpc-status'), '0', 'a call after all of it is served');
   });
 }

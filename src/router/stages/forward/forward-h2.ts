@@ -175,7 +175,15 @@ export class H2Forward {
       left: cancelled,
       timeoutRetryable: () => true,
       send: async (endpoint, _lease, signal, timer) => {
-        const a = await this.#attempt(x, plan, endpoint, body, signal, pools.limits.connectTimeoutMs, timer);
+        let a = await this.#attempt(x, plan, endpoint, body, signal, pools.limits.connectTimeoutMs, timer);
+        // A refused stream (REFUSED_STREAM, or above the last stream of a GOAWAY: an app rotating its
+        // connection, as gRPC servers do at max_connection_age) never reached the app (RFC 9113 8.7):
+        // it is sent once more to the same endpoint, on a new session after a GOAWAY, as gRPC clients
+        // retry such streams themselves. Requeues look only for another endpoint, and there may be none.
+        if (a.kind === 'failed' && a.code === 'REFUSED_STREAM' && body.replayable && !x.stream.destroyed) {
+          this.#o.events.requeue('not_delivered', service);
+          a = await this.#attempt(x, plan, endpoint, body, signal, pools.limits.connectTimeoutMs, timer);
+        }
         if (a.kind !== 'response') return a;
         const status = Number(a.headers[':status'] ?? 502);
         // END_STREAM on the response HEADERS: a trailers-only answer, classified now; else by its trailers.
