@@ -180,6 +180,9 @@ if (fileNeeds(t, 'python3-grpcio', 'gRPC C-core (Python grpcio) through the h2 r
     const r = await rawCall(mesh.target, '/interop.Echo/Unary', Buffer.from('x'), { 'grpc-timeout': '300m', 'x-mode': 'sleep' });
     t.equal(Number(r.head[':status']), 200);
     t.equal(answerField(r, 'grpc-status'), '4', 'DEADLINE_EXCEEDED');
+    const held = Buffer.from(JSON.stringify({ count: 1, size: 100, hold: true }));
+    const s = await rawCall(mesh.target, '/interop.Echo/ServerStream', held, { 'grpc-timeout': '300m' });
+    t.equal(s.trailers['grpc-status'], '4', 'a server stream open past it: DEADLINE_EXCEEDED in its trailers, not a reset');
   });
 
   /** h2load's summary of `n` gRPC-framed POSTs of `body` to `path`, `streams` at once on each of `connections`. */

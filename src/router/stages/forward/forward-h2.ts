@@ -349,7 +349,8 @@ export class H2Forward {
       });
       up.once('close', () => {
         const code = up.rstCode ?? NGHTTP2_NO_ERROR;
-        if (code !== NGHTTP2_NO_ERROR && !stream.destroyed) {
+        // Past the deadline the router cancelled the stream itself: the client gets the trailers set for it.
+        if (code !== NGHTTP2_NO_ERROR && forced === undefined && !stream.destroyed) {
           up.unpipe(stream);
           outcome.grpcStatus = GRPC.CANCELLED;
           outcome.cls = 'failure';
