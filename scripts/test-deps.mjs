@@ -1,5 +1,6 @@
 #!/usr/bin/env node
-// `npm test`'s pretest: the programs a few tests drive besides Node (curl, chromium, kubectl).
+// `npm test`'s pretest: the programs a few tests drive besides Node (curl, chromium, kubectl,
+// nghttp2's h2load, Python's grpcio).
 // Missing ones are installed when this runs as root on a machine with apt-get (a fresh container
 // or CI); otherwise the tests needing them say so loudly and are counted as skipped
 // (test/helpers/requires.ts). Under CI (CI=true) a program still missing fails here, at once.
@@ -14,6 +15,8 @@ const TOOLS = [
   { tool: 'curl', names: ['curl'], pkg: 'curl', tests: 'the curl-through-http_proxy test (test/e2e/mesh.test.ts)' },
   { tool: 'chromium', names: ['chromium', 'chromium-browser', 'google-chrome'], pkg: 'chromium', tests: 'the dashboard test (test/admin/dashboard.test.ts)' },
   { tool: 'kubectl', names: ['kubectl'], pkg: 'kubernetes-client', tests: 'the manifest tests (test/deploy/)' },
+  { tool: 'nghttp2', names: ['h2load'], pkg: 'nghttp2-client', tests: 'the gRPC interop test (test/e2e/grpc-interop-python.test.ts)' },
+  { tool: 'python3-grpcio', names: [], pkg: 'python3-grpcio', tests: 'the gRPC interop test (test/e2e/grpc-interop-python.test.ts)' },
 ];
 
 const env = process.env;
@@ -21,7 +24,13 @@ const ci = !['', '0', 'false'].includes((env.CI ?? '').trim().toLowerCase());
 
 function found(t) {
   if (t.tool === 'chromium' && (env.CHROMIUM_PATH ?? '') !== '') return true;
-  return (env.PATH ?? '').split(delimiter).some((dir) => dir !== '' && t.names.some((n) => existsSync(join(dir, n))));
+  // A python3 on PATH that imports grpc (apt installs it for the system's, which a pyenv one may shadow).
+  if (t.tool === 'python3-grpcio') return onPath(['python3']).some((p) => spawnSync(p, ['-c', 'import grpc'], { stdio: 'ignore' }).status === 0);
+  return onPath(t.names).length > 0;
+}
+
+function onPath(names) {
+  return (env.PATH ?? '').split(delimiter).flatMap((dir) => (dir === '' ? [] : names.filter((n) => existsSync(join(dir, n))).map((n) => join(dir, n))));
 }
 
 let missing = TOOLS.filter((t) => !found(t));

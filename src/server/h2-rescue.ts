@@ -7,6 +7,7 @@ import { encodeGrpcMessage, GRPC, grpcStatusOf } from '../h2/grpc.js';
 import type { Logger } from '../log.js';
 import { RETRYABLE_HEADER } from '../router/stages/forward/classifier.js';
 import type { RequestContext } from '../router/context.js';
+import { stopRequest } from '../router/stages/forward/forward-h2.js';
 import { REQUEUE_HEADER } from '../router/stages/forward/requeue.js';
 import { errorAnswer } from './rescue.js';
 
@@ -19,7 +20,8 @@ export interface H2Answer {
 /**
  * Writes the error answer on `stream`. On the inbound side an answer that reached no app carries
  * the requeue mark (as HTTP/1's markUndelivered), so the outbound router may try another node. A
- * stream whose response head already left is reset instead (the client sees the call fail).
+ * stream whose response head already left is reset instead (the client sees the call fail). A
+ * client still sending its request is then asked to stop (stopRequest: part of it may have been read).
  */
 export function rescueH2(stream: ServerHttp2Stream, err: unknown, ctx: RequestContext, logger: Logger, grpc: boolean): H2Answer {
   const answer = errorAnswer(err, ctx);
@@ -52,11 +54,13 @@ export function rescueH2(stream: ServerHttp2Stream, err: unknown, ctx: RequestCo
       },
       { endStream: true },
     );
+    stopRequest(stream);
     return { status: 200, grpcStatus };
   }
   const head: OutgoingHttpHeaders = { ':status': answer.status, ...marks };
   for (const [k, v] of answer.headers) head[k] = v;
   stream.respond(head);
   stream.end(answer.body);
+  stopRequest(stream);
   return { status: answer.status, grpcStatus: undefined };
 }

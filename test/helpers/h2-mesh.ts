@@ -20,16 +20,27 @@ const NODES = [
   { name: 'node-b', ip: B },
 ] as const;
 
-/** Nodes may call the greeter's methods but Secret; everything else is denied. */
-export const H2_POLICY = `namespaces:
+/** A policy that lets the nodes call `paths` of every fs-named service and denies everything else. */
+export function nodesMayCall(paths: readonly string[]): string {
+  return `namespaces:
   "*": deny
 rules:
-  - name: nodes-call-greeter
+  - name: nodes-call
     from: [{node: "*"}]
     to:
       - name: "/#/io.l5d.fs/*"
-        paths: [/helloworld.Greeter/SayHello, /helloworld.Greeter/Slow, /helloworld.Greeter/Lots, /helloworld.Greeter/Collect, /helloworld.Greeter/Chat]
+        paths: [${paths.join(', ')}]
 `;
+}
+
+/** Nodes may call the greeter's methods but Secret; everything else is denied. */
+export const H2_POLICY = nodesMayCall([
+  '/helloworld.Greeter/SayHello',
+  '/helloworld.Greeter/Slow',
+  '/helloworld.Greeter/Lots',
+  '/helloworld.Greeter/Collect',
+  '/helloworld.Greeter/Chat',
+]);
 
 export interface H2Mesh {
   readonly meshes: readonly Hostmesh[];

@@ -1,13 +1,14 @@
 // The suite a newcomer runs: scripts/test-deps.mjs (npm test's pretest) and test/helpers/requires.ts.
-// Without curl, chromium or kubectl (and nothing installed), the pretest names what will be skipped
-// and lets the suite run; under CI it fails. The helpers find a program on PATH (or CHROMIUM_PATH),
-// and say CI only when CI is set to something true.
+// Without curl, chromium, kubectl, h2load or a python3 with grpcio (and nothing installed), the
+// pretest names what will be skipped and lets the suite run; under CI it fails. The helpers find a
+// program on PATH (or CHROMIUM_PATH; for grpcio, the first python3 on PATH that imports grpc), and
+// say CI only when CI is set to something true.
 
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { delimiter, join } from 'node:path';
 import t from 'tap';
 import { findTool, inCi, missingMessage } from '../helpers/requires.js';
 
@@ -27,17 +28,19 @@ function run(env: NodeJS.ProcessEnv): Promise<{ code: number | null; stderr: str
 
 let bin: string;
 let empty: string;
+/** A python3 without grpcio (its `import grpc` fails). */
+let bare: string;
 t.before(async () => {
   bin = await mkdtemp(join(tmpdir(), 'hostmesh-tools-'));
   empty = await mkdtemp(join(tmpdir(), 'hostmesh-notools-'));
-  for (const name of ['curl', 'chromium', 'kubectl']) {
-    await writeFile(join(bin, name), '#!/bin/sh\nexit 0\n');
-    await chmod(join(bin, name), 0o755);
+  bare = await mkdtemp(join(tmpdir(), 'hostmesh-bare-python-'));
+  for (const [dir, name, exit] of [...['curl', 'chromium', 'kubectl', 'h2load', 'python3'].map((n) => [bin, n, 0] as const), [bare, 'python3', 1] as const]) {
+    await writeFile(join(dir, name), `#!/bin/sh\nexit ${exit}\n`);
+    await chmod(join(dir, name), 0o755);
   }
 });
 t.teardown(async () => {
-  await rm(bin, { recursive: true, force: true });
-  await rm(empty, { recursive: true, force: true });
+  for (const dir of [bin, empty, bare]) await rm(dir, { recursive: true, force: true });
 });
 
 t.test('nothing missing: the pretest is silent and passes, CI or not', async (t) => {
@@ -54,6 +57,8 @@ t.test('all missing, not CI: the pretest names each skipped test loudly and lets
   t.match(r.stderr, /curl \(Debian package curl\): .*mesh\.test\.ts.* SKIPPED/);
   t.match(r.stderr, /chromium \(Debian package chromium\): .*dashboard\.test\.ts.* SKIPPED/);
   t.match(r.stderr, /kubectl \(Debian package kubernetes-client\): .*test\/deploy.* SKIPPED/);
+  t.match(r.stderr, /nghttp2 \(Debian package nghttp2-client\): .*grpc-interop-python\.test\.ts.* SKIPPED/);
+  t.match(r.stderr, /python3-grpcio \(Debian package python3-grpcio\): .*grpc-interop-python\.test\.ts.* SKIPPED/);
   t.match(r.stderr, /!{100}/, 'loudly');
 });
 
@@ -78,6 +83,9 @@ t.test('helpers: findTool on PATH and CHROMIUM_PATH; inCi; the message names the
   t.equal(findTool('curl', {}), undefined, 'no PATH at all');
   t.equal(findTool('chromium', { PATH: empty, CHROMIUM_PATH: '/opt/chrome' }), '/opt/chrome');
   t.equal(findTool('chromium', { PATH: bin }), join(bin, 'chromium'));
+  t.equal(findTool('nghttp2', { PATH: bin }), join(bin, 'h2load'), "h2load stands for nghttp2's clients");
+  t.equal(findTool('python3-grpcio', { PATH: bare }), undefined, 'a python3 that cannot import grpc');
+  t.equal(findTool('python3-grpcio', { PATH: `${bare}${delimiter}${bin}` }), join(bin, 'python3'), 'the first python3 on PATH that can');
   t.same(
     ['', '0', 'false', 'FALSE', 'true', '1', 'yes'].map((CI) => inCi({ CI })),
     [false, false, false, false, true, true, true],

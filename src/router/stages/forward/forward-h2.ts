@@ -65,6 +65,7 @@ class RequestBody {
   #bytes = 0;
   #target: ClientHttp2Stream | undefined;
   #listening = false;
+  #dropped = false;
   replayable = true;
   ended = false;
 
@@ -96,6 +97,7 @@ class RequestBody {
   }
 
   #data(chunk: Buffer): void {
+    if (this.#dropped) return;
     if (this.replayable) {
       this.#bytes += chunk.length;
       if (this.#bytes > this.#bound) {
@@ -104,8 +106,10 @@ class RequestBody {
       } else this.#chunks.push(chunk);
     }
     const up = this.#target;
-    if (up === undefined || up.destroyed) {
-      this.#src.pause(); // between attempts: kept (or, past the bound, the request cannot be resent)
+    // Between attempts: kept (or, past the bound, the request cannot be resent). A stream the app
+    // closed while our writes were queued is ended but never destroyed by Node: writing to it would throw.
+    if (up === undefined || up.destroyed || up.writableEnded) {
+      this.#src.pause();
       return;
     }
     if (!up.write(chunk)) this.#src.pause();
@@ -121,6 +125,17 @@ class RequestBody {
   settle(): void {
     this.replayable = false;
     this.#chunks = [];
+  }
+
+  /**
+   * The exchange is over: what the client still sends is read and dropped, so its stream can end
+   * (Node destroys a closed stream, and emits 'close', only once its readable side is consumed).
+   */
+  drop(): void {
+    this.#dropped = true;
+    this.#target = undefined;
+    this.settle();
+    this.#src.resume();
   }
 }
 
@@ -159,7 +174,15 @@ export class H2Forward {
       left: cancelled,
       timeoutRetryable: () => true,
       send: async (endpoint, _lease, signal, timer) => {
-        const a = await this.#attempt(x, plan, endpoint, body, signal, pools.limits.connectTimeoutMs, timer);
+        let a = await this.#attempt(x, plan, endpoint, body, signal, pools.limits.connectTimeoutMs, timer);
+        // A refused stream (REFUSED_STREAM, or above the last stream of a GOAWAY: an app rotating its
+        // connection, as gRPC servers do at max_connection_age) never reached the app (RFC 9113 8.7):
+        // it is sent once more to the same endpoint, on a new session after a GOAWAY, as gRPC clients
+        // retry such streams themselves. Requeues look only for another endpoint, and there may be none.
+        if (a.kind === 'failed' && a.code === 'REFUSED_STREAM' && body.replayable && !x.stream.destroyed) {
+          this.#o.events.requeue('not_delivered', service);
+          a = await this.#attempt(x, plan, endpoint, body, signal, pools.limits.connectTimeoutMs, timer);
+        }
         if (a.kind !== 'response') return a;
         const status = Number(a.headers[':status'] ?? 502);
         // END_STREAM on the response HEADERS: a trailers-only answer, classified now; else by its trailers.
@@ -169,15 +192,20 @@ export class H2Forward {
       },
       discard: (answer) => {
         body.detach();
-        if (!answer.up.destroyed) answer.up.close(NGHTTP2_CANCEL);
+        release(answer.up);
       },
       relay: async (answer, cls, lease) => {
         body.settle();
         if (cls !== undefined) {
           respond(x.stream, answer.headers, { endStream: true }, cls);
+          // The answer is final: a request still being sent goes nowhere, upstream or from the client.
+          if (!body.ended) {
+            release(answer.up);
+            stopRequest(x.stream);
+          }
           return { status: answer.status, grpcStatus: answer.grpcStatus, cls };
         }
-        return await this.#relay(x, answer.up, answer.headers, answer.status, lease, ctx, service, method, classify);
+        return await this.#relay(x, answer.up, answer.headers, answer.status, lease, ctx, service, method, classify, body);
       },
       failure: (f, endpoint) => this.#upstreamError(f, endpoint, service),
     };
@@ -185,6 +213,7 @@ export class H2Forward {
       return await forwardAttempts(o, plan, ctx, scope, abort, exchange);
     } finally {
       x.stream.off('close', onGone);
+      body.drop();
     }
   }
 
@@ -205,6 +234,7 @@ export class H2Forward {
       if (x.stream.destroyed) return { kind: 'aborted' };
       try {
         up = session.request(upstreamHeaders(x, plan, endpoint, timer.remaining()), { endStream: false });
+        up.on('error', () => undefined); // 'response' and 'close' carry the outcome; an 'error' unheard would end the process
       } catch (err) {
         // A session that received GOAWAY refuses new streams: nothing was sent.
         this.#sessions.drop(session);
@@ -222,7 +252,7 @@ export class H2Forward {
         signal.off('abort', onAbort);
         if (a.kind !== 'response') {
           body.detach();
-          if (!up.destroyed) up.close(NGHTTP2_CANCEL);
+          release(up);
         }
         resolve(a);
       };
@@ -267,6 +297,7 @@ export class H2Forward {
     service: string,
     method: string,
     classify: H2Classifier,
+    body: RequestBody,
   ): Promise<H2Outcome> {
     const o = this.#o;
     const stream = x.stream;
@@ -297,7 +328,13 @@ export class H2Forward {
           stream.sendTrailers(t);
         } catch {
           stream.close(NGHTTP2_CANCEL);
+          return;
         }
+        // Node sends the trailers on the next turn; the reset of an unfinished request must follow them.
+        setImmediate(() => {
+          body.drop();
+          stopRequest(stream);
+        });
       });
       up.on('trailers', (t: IncomingHttpHeaders) => {
         trailers = t;
@@ -305,19 +342,21 @@ export class H2Forward {
       up.pipe(stream);
       // Resets both ways: the client cancelled (cancel the app's stream), or the upstream reset (reset the client's).
       stream.once('close', () => {
-        if (!up.destroyed) up.close(NGHTTP2_CANCEL);
+        release(up);
+        // Closed before its trailers: the client cancelled the call.
+        if (outcome.grpcStatus === undefined) outcome.grpcStatus = GRPC.CANCELLED;
         finish();
       });
       up.once('close', () => {
         const code = up.rstCode ?? NGHTTP2_NO_ERROR;
-        if (code !== NGHTTP2_NO_ERROR && !stream.destroyed) {
+        // Past the deadline the router cancelled the stream itself: the client gets the trailers set for it.
+        if (code !== NGHTTP2_NO_ERROR && forced === undefined && !stream.destroyed) {
           up.unpipe(stream);
           outcome.grpcStatus = GRPC.CANCELLED;
           outcome.cls = 'failure';
           stream.close(code);
         }
       });
-      up.on('error', () => undefined); // 'close' carries the outcome
       const d = ctx.deadline;
       if (d !== undefined) {
         cancelDeadline = o.clock.schedule(Math.max(0, d.at - o.clock.now()), () => {
@@ -328,7 +367,7 @@ export class H2Forward {
             'l5d-err': 'deadline%20exceeded',
           };
           up.unpipe(stream);
-          up.close(NGHTTP2_CANCEL);
+          release(up);
           if (!stream.destroyed) stream.end();
         });
       }
@@ -345,6 +384,28 @@ export class H2Forward {
     }
     return new HostmeshError('CONNECT_FAILED', `cannot reach ${endpointKey(endpoint)}: ${a.err.message}`, { cause: a.err });
   }
+}
+
+/**
+ * The answer on `stream` is complete: a client still sending its request is asked to stop, without
+ * error (RST_STREAM NO_ERROR after the END_STREAM, RFC 9113 8.1), as gRPC servers and Node's own
+ * server do. Otherwise a client that finishes its upload before it reads the end of the exchange
+ * (h2load, nghttp, Node's http2) waits on a window the router never opens again.
+ */
+export function stopRequest(stream: ServerHttp2Stream): void {
+  if (stream.destroyed || stream.closed || stream.state.remoteClose === 1) return;
+  stream.close(NGHTTP2_NO_ERROR);
+}
+
+/**
+ * The exchange no longer needs the upstream stream: one still open is cancelled; one the app closed
+ * while request data was queued for it is destroyed (Node ends such a stream but never destroys it,
+ * so it would hold its session open for good).
+ */
+function release(up: ClientHttp2Stream): void {
+  if (up.destroyed) return;
+  if (up.closed) up.destroy();
+  else up.close(NGHTTP2_CANCEL);
 }
 
 /** The upstream request head: the pseudo-header fields, the router's fields, the grpc-timeout left. */
