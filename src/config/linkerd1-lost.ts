@@ -71,7 +71,8 @@ export const LOST: Readonly<Record<string, string>> = {
   'loadBalancer.maxEffort': 'the balancer picks among live endpoints only, so there is nothing to retry',
   'loadBalancer.decayTimeMs': "ewma's decay window is fixed",
   'loadBalancer.enableProbation': 'an endpoint removed from discovery leaves the balancer at once',
-  'transformer.prefix': "bound ids keep the namer's form: Linkerd 1 put /%/<prefix> in front of a transformed id, so l5d-dst-client values, rt:client labels and client.configs prefixes written for /%/ ids differ",
+  'transformer.prefix':
+    "bound ids keep the namer's form: Linkerd 1 put /%/<prefix> in front of a transformed id, so l5d-dst-client values, rt:client labels and client.configs prefixes written for /%/ ids differ",
   'transformer.k8sHost': "the daemonset's endpoints are read with the io.l5d.k8s namer's API access (its host/port, or in-cluster)",
   'transformer.k8sPort': "the daemonset's endpoints are read with the io.l5d.k8s namer's API access (its host/port, or in-cluster)",
 };
