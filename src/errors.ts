@@ -26,7 +26,14 @@ export const ERRORS = {
       parser: 'bad request: {reason}',
       connectTarget: "CONNECT needs host:port, got '{authority}'",
       duplicateHost: 'more than one Host field',
+      transferEncoding10: 'Transfer-Encoding in an HTTP/1.0 request',
     },
+  },
+  NOT_IMPLEMENTED: {
+    status: 501,
+    retryable: false,
+    description: 'The request body has a transfer coding other than chunked (gzip, chunked): the router cannot relay it as sent.',
+    messages: { transferCoding: "transfer coding '{coding}' is not supported: only chunked" },
   },
   HTTP_VERSION_NOT_SUPPORTED: {
     status: 505,

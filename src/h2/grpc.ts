@@ -72,6 +72,7 @@ export function grpcStatusOf(code: ErrorCode): number {
       return GRPC.INVALID_ARGUMENT;
     case 'METHOD_NOT_ALLOWED':
     case 'HTTP_VERSION_NOT_SUPPORTED':
+    case 'NOT_IMPLEMENTED':
       return GRPC.UNIMPLEMENTED;
     case 'NO_INGRESS_RULE':
       return GRPC.NOT_FOUND;

@@ -106,8 +106,11 @@ export function tooManyHeaders(rawHeaders: readonly string[], max: number): bool
 /**
  * Why a parsed HTTP/1 head must still be refused, if it must: more than one Host field (RFC 9112
  * 3.2: 400; Node's parser keeps the first and drops the rest, so the router would route by one
- * Host while a server behind it may read another), or a major version other than 1 (llhttp takes
- * `HTTP/2.0` on a request line; RFC 9110 15.6.6: 505).
+ * Host while a server behind it may read another), a major version other than 1 (llhttp takes
+ * `HTTP/2.0` on a request line; RFC 9110 15.6.6: 505), Transfer-Encoding on HTTP/1.0 (RFC 9112
+ * 6.1: faulty framing; llhttp reads it chunked, a 1.0 server would not), or a transfer coding
+ * before chunked (`gzip, chunked`: llhttp takes off the chunks only, and the router would send the
+ * gzip bytes on as if they were the content; RFC 9112 6.1: 501).
  */
 export function headRefusal(req: { readonly rawHeaders: readonly string[]; readonly httpVersion: string }): HostmeshError | undefined {
   const v = req.httpVersion;
@@ -121,8 +124,26 @@ export function headRefusal(req: { readonly rawHeaders: readonly string[]; reado
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i] as string;
     if (name.length === 4 && name.toLowerCase() === 'host' && ++hosts > 1) return HostmeshError.of('BAD_REQUEST', 'duplicateHost');
+    if (name.length === 17 && name.toLowerCase() === 'transfer-encoding') {
+      if (v === '1.0') return HostmeshError.of('BAD_REQUEST', 'transferEncoding10');
+      const other = otherCoding(raw[i + 1] as string);
+      if (other !== undefined) return HostmeshError.of('NOT_IMPLEMENTED', 'transferCoding', { coding: other.slice(0, 40) });
+    }
   }
   return undefined;
+}
+
+/**
+ * The first transfer coding of a Transfer-Encoding value that is not `chunked`, when the last one
+ * is (else llhttp refuses the head itself, after this: one answer, not two).
+ */
+function otherCoding(value: string): string | undefined {
+  const codings = value
+    .split(',')
+    .map((part) => part.trim().toLowerCase())
+    .filter((c) => c !== '');
+  if (codings[codings.length - 1] !== 'chunked') return undefined;
+  return codings.find((c) => c !== 'chunked');
 }
 
 /**

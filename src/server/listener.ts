@@ -118,6 +118,12 @@ export class Listener {
   readonly #decider: EntryDecider;
   /** CONNECT tunnels fed back into the server: the requests inside are the `connect-inner` path. */
   readonly #tunnelled = new WeakSet<Socket>();
+  /**
+   * Node's engine: connections whose head the router refused (headRefusal). Node's parser reads on
+   * behind that answer: the requests pipelined after it are not served, and a parse error in its
+   * body is not answered a second time (the refusal's `connection: close` ends the connection).
+   */
+  readonly #refusedHeads = new WeakSet<Socket>();
   readonly #refusalLog = new RefusalLog();
   /** A connection's pipelined requests are routed one at a time; the rest wait, bounded (pipeline.ts). */
   readonly #pipelines: Pipelines;
@@ -307,6 +313,7 @@ export class Listener {
       });
     });
     this.#server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
+      if (this.#refusedHeads.has(socket)) return;
       if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT' && this.#lean === undefined && answering(socket)) {
         // Node's engine: a pipelined head behind an answer in progress, held unread by the router,
         // gets its deadline again once the answers before it are done (node-engine.ts).
@@ -400,6 +407,7 @@ export class Listener {
 
   #onRequest(req: http.IncomingMessage, res: http.ServerResponse): void {
     if (this.#pipelines.hold(req, res, this.#again)) return; // routed at its turn, or dropped with its connection
+    if (this.#refusedHeads.has(req.socket)) return; // read behind a refused head: closed with it, never served
     const ctx: RequestContext = new Context(this.#direction);
     if (this.#announcing) {
       // The peer stops choosing this node (router/stages/concrete/draining-peers.ts) and its connection closes
@@ -442,6 +450,7 @@ export class Listener {
       const refused = headRefusal(req);
       if (refused !== undefined) {
         res.setHeader('connection', 'close'); // what the client meant by its head is in doubt
+        if (this.#lean === undefined) this.#refusedHeads.add(req.socket);
         throw refused;
       }
       // The entry decision (caller, claim, l5d-client-id) before routing; a claim check may wait

@@ -15,6 +15,7 @@ import { DRAINING_HEADER } from '../concrete/draining-peers.js';
 import { endpointKey } from '../endpoint/endpoint-pool.js';
 import { connectionTokens, isHopByHop } from '../../headers.js';
 import { CLOSED_ERRORS, REQUEUE_HEADER, requeueReason } from './requeue.js';
+import { outgoingTrailers } from './outgoing-headers.js';
 import { ReplayableBody } from './retry-body.js';
 import type { RoutePlan } from '../../route-plan.js';
 import { type Attempt, type Exchange, type Failed, type ForwardOptions, forwardAttempts, retryHop, type Scope, scopeOf } from './attempts.js';
@@ -145,7 +146,7 @@ class Http1Exchange implements Exchange<UpstreamAnswer, void> {
         body: this.#body === undefined ? null : this.#body.attempt(),
       };
       // A chunked body's trailers go on with it (the lean client; undici's Pool sends none).
-      if (this.#chunked) opts.trailers = () => req.rawTrailers;
+      if (this.#chunked) opts.trailers = () => outgoingTrailers(req.rawTrailers);
       // TLS: the name to send (SNI) is the client's commonName. undici would take the Host header,
       // and reconnect each time the next request's Host differs.
       const servername = pools.tlsOptions?.servername;

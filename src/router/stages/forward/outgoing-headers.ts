@@ -5,7 +5,7 @@ import { randomBytes } from 'node:crypto';
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
 import { CLAIM_HEADER } from '../../../identity/workload-identity.js';
 import { DEADLINE_HEADER } from '../../deadline.js';
-import { appendVia, endToEnd } from '../../headers.js';
+import { appendVia, endToEnd, isHopByHop } from '../../headers.js';
 
 // The claim header is the router's own: a copy from a pod or an app is never passed on.
 // The caller's l5d-ctx-deadline is replaced by the effective one (never later than the caller's).
@@ -53,6 +53,23 @@ export function outgoingHeaders(h: IncomingHttpHeaders, own: RouterHeaders): Out
   if (own.peerId !== undefined) out['l5d-client-id'] = own.peerId;
   if (own.claim !== undefined) out[CLAIM_HEADER] = own.claim;
   return endToEnd(h, DROP, out);
+}
+
+/**
+ * A chunked request body's trailer fields as a hop sends them on ([name, value, ...]): without the
+ * router's own fields (a pod's `l5d-client-id` or workload claim in a trailer would reach the app
+ * under the name it trusts, and an app that merges trailers into the head would believe it) and
+ * without hop-by-hop ones. The lean client drops framing fields itself (h1-pool.ts).
+ */
+export function outgoingTrailers(raw: readonly string[]): readonly string[] {
+  if (raw.length === 0) return raw;
+  const out: string[] = [];
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    const name = (raw[i] as string).toLowerCase();
+    if (DROP.has(name) || isHopByHop(name)) continue;
+    out.push(raw[i] as string, raw[i + 1] as string);
+  }
+  return out;
 }
 
 /**
