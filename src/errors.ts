@@ -27,6 +27,7 @@ export const ERRORS = {
       connectTarget: "CONNECT needs host:port, got '{authority}'",
       duplicateHost: 'more than one Host field',
       transferEncoding10: 'Transfer-Encoding in an HTTP/1.0 request',
+      fragment: 'a fragment (#) in the request target',
     },
   },
   NOT_IMPLEMENTED: {

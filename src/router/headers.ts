@@ -110,15 +110,22 @@ export function tooManyHeaders(rawHeaders: readonly string[], max: number): bool
  * `HTTP/2.0` on a request line; RFC 9110 15.6.6: 505), Transfer-Encoding on HTTP/1.0 (RFC 9112
  * 6.1: faulty framing; llhttp reads it chunked, a 1.0 server would not), or a transfer coding
  * before chunked (`gzip, chunked`: llhttp takes off the chunks only, and the router would send the
- * gzip bytes on as if they were the content; RFC 9112 6.1: 501).
+ * gzip bytes on as if they were the content; RFC 9112 6.1: 501), or a fragment in the target.
  */
-export function headRefusal(req: { readonly rawHeaders: readonly string[]; readonly httpVersion: string }): HostmeshError | undefined {
+export function headRefusal(req: {
+  readonly rawHeaders: readonly string[];
+  readonly httpVersion: string;
+  readonly url?: string | undefined;
+}): HostmeshError | undefined {
   const v = req.httpVersion;
   if (v !== '1.1' && v !== '1.0') {
     // A request line without a version is HTTP/0.9 to llhttp: malformed here, as it was.
     if (v.startsWith('0.')) return HostmeshError.of('BAD_REQUEST', 'parser', { reason: 'a request line without an HTTP/1 version' });
     return HostmeshError.of('HTTP_VERSION_NOT_SUPPORTED', 'version', { version: v.slice(0, 10) });
   }
+  // No form of request-target has a fragment (RFC 9112 3.2); llhttp takes '#'. Policy paths end at
+  // it, but an app that reads it as a path character would see another path (`/public#/../admin`).
+  if (req.url?.includes('#') === true) return HostmeshError.of('BAD_REQUEST', 'fragment');
   const raw = req.rawHeaders;
   let hosts = 0;
   for (let i = 0; i < raw.length; i += 2) {
