@@ -97,6 +97,14 @@ const FRAMING: FramingCase[] = [
     name: 'Transfer-Encoding: chunked, identity',
     answer: `HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, identity\r\n\r\n5\r\nhello\r\n0\r\n\r\n${SMUGGLED}`,
   },
+  {
+    // Not a framing error: llhttp removes the chunks and leaves the gzip bytes, which relayed
+    // re-chunked would reach the client as if they were the content. Refused before the head.
+    name: 'Transfer-Encoding: gzip, chunked',
+    answer: `HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n`,
+    twoHop: true,
+  },
+  { name: 'Transfer-Encoding: gzip (read until close)', answer: `HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\nhello` },
   { name: 'Transfer-Encoding: xchunked', answer: `HTTP/1.1 200 OK\r\nTransfer-Encoding: xchunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n${SMUGGLED}` },
   {
     name: 'Transfer-Encoding: chunked twice',

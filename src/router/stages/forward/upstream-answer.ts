@@ -38,6 +38,25 @@ export function headersOf(raw: readonly (Buffer | string)[] | null | undefined):
   return out as IncomingHttpHeaders;
 }
 
+/**
+ * A transfer coding other than chunked in an answer's Transfer-Encoding fields (RFC 9112 6.1), if
+ * there is one: the router relays bodies with their chunks removed and framed again, so it can
+ * relay no other coding.
+ */
+function otherCoding(raw: readonly (Buffer | string)[]): string | undefined {
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    const name = raw[i] as Buffer | string;
+    if (name.length !== 17) continue;
+    if ((typeof name === 'string' ? name : name.toString('latin1')).toLowerCase() !== 'transfer-encoding') continue;
+    const v = raw[i + 1] as Buffer | string;
+    for (const c of (typeof v === 'string' ? v : v.toString('latin1')).split(',')) {
+      const coding = c.trim().toLowerCase();
+      if (coding !== '' && coding !== 'chunked') return coding;
+    }
+  }
+  return undefined;
+}
+
 const NO_FIELDS: IncomingHttpHeaders = Object.freeze(Object.create(null) as IncomingHttpHeaders);
 
 /**
@@ -173,6 +192,13 @@ export class UpstreamAnswer implements Dispatcher.DispatchHandler {
 
   onHeaders(status: number, raw: Buffer[], resume: () => void): boolean {
     if (status < 200) return true; // 1xx answers are not relayed (Node's response cannot send them on)
+    const coding = otherCoding(raw);
+    if (coding !== undefined) {
+      // The parser removed the chunks only: relayed, the client would take the still-coded bytes
+      // (gzip, ...) for the content. Refused as malformed (502) before anything is relayed.
+      const reason = `transfer coding '${coding.slice(0, 40)}' is not supported (only chunked)`;
+      throw Object.assign(new Error(reason), { code: 'HPE_INVALID_TRANSFER_ENCODING', reason });
+    }
     this.status = status;
     this.raw = raw;
     this.headers = markFieldsOf(raw);
