@@ -314,6 +314,8 @@ export class H2Listener {
         throw HostmeshError.of('SHUTTING_DOWN', 'draining');
       }
       if (headers[':method'] === 'CONNECT') throw HostmeshError.of('BAD_REQUEST', 'parser', { reason: 'CONNECT is not served by h2 routers' });
+      // As on HTTP/1 (router/headers.ts, headRefusal): a target has no fragment, and policy paths end at '#'.
+      if (headers[':path']?.includes('#') === true) throw HostmeshError.of('BAD_REQUEST', 'fragment');
       const session = stream.session;
       const socket = session?.socket as Socket | undefined;
       const head = this.#head(headers);

@@ -6,6 +6,7 @@ import '../helpers/test-keys.js'; // 1024-bit RSA keys for the certificates made
 import * as grpc from '@grpc/grpc-js';
 import t from 'tap';
 import { greeterClient, startGreeter, unary, type Greeter, type GreeterClient, type HelloReply } from '../helpers/grpc-greeter.js';
+import { answerField, rawCall } from '../helpers/grpc-raw.js';
 import { B, startH2Mesh, type H2Mesh } from '../helpers/h2-mesh.js';
 
 let mesh: H2Mesh;
@@ -109,6 +110,15 @@ t.test('a method the policy denies is PERMISSION_DENIED, and the app never sees 
   t.match(err.details, /authorization denied/);
   t.ok(err.metadata.get('l5d-err')[0], 'l5d-err rides along');
   t.equal(v1.calls.get('Secret') ?? 0, before);
+});
+
+t.test('a :path with a fragment is refused, as on HTTP/1: the app never sees it', async (t) => {
+  // Policy paths end at '#'; an app reading it as a path character would see another path.
+  const before = v1.calls.get('SayHello') ?? 0;
+  const r = await rawCall(mesh.target, '/helloworld.Greeter/SayHello#/../Secret', Buffer.alloc(0));
+  t.not(answerField(r, 'grpc-status'), '0');
+  t.match(decodeURIComponent(answerField(r, 'l5d-err') ?? ''), /fragment/);
+  t.equal(v1.calls.get('SayHello') ?? 0, before);
 });
 
 t.test('a service that does not bind is UNAVAILABLE with l5d-err', async (t) => {
