@@ -22,14 +22,19 @@ export interface KObject {
 export type WatchEvent =
   | { type: 'ADDED' | 'MODIFIED' | 'DELETED'; object: KObject }
   | { type: 'BOOKMARK'; object: { metadata: { resourceVersion: string } } }
-  | { type: 'ERROR'; object: { code?: number; reason?: string; message?: string } };
+  | { type: 'ERROR'; object: { code?: number; reason?: string; message?: string; details?: { retryAfterSeconds?: number } } };
 
-/** A non-2xx answer, with the Status the API server sent (code 410 = resourceVersion expired). */
+/**
+ * A non-2xx answer, with the Status the API server sent (code 410 = resourceVersion expired).
+ * `retryAfterMs`: the server's `Retry-After` (delay-seconds, as the API server sends with 429 from
+ * priority and fairness, 503, and 504 "Too large resource version"), when it gave one.
+ */
 export class K8sApiError extends Error {
   constructor(
     readonly status: number,
     message: string,
     readonly reason?: string,
+    readonly retryAfterMs?: number,
   ) {
     super(message);
     this.name = 'K8sApiError';
@@ -37,6 +42,13 @@ export class K8sApiError extends Error {
 }
 
 export type Query = Record<string, string | undefined>;
+
+/** `Retry-After` in delay-seconds (the API server's form); an HTTP date or anything else is ignored. */
+function retryAfterMs(header: string | string[] | undefined): number | undefined {
+  const v = Array.isArray(header) ? header[0] : header;
+  if (v === undefined || !/^\d{1,9}$/.test(v.trim())) return undefined;
+  return Number(v.trim()) * 1000;
+}
 
 function queryString(q: Query): string {
   const p = new URLSearchParams();
@@ -94,7 +106,7 @@ export class K8sClient {
     } catch {
       // not a Status object: keep the text
     }
-    throw new K8sApiError(res.statusCode, `${path}: ${res.statusCode} ${message}`, reason);
+    throw new K8sApiError(res.statusCode, `${path}: ${res.statusCode} ${message}`, reason, retryAfterMs(res.headers['retry-after']));
   }
 
   /** Lists a collection: its items and the collection's resourceVersion. */

@@ -1,8 +1,11 @@
 // An informer: one list+watch of a collection (kind, namespace, selectors) kept as a local cache.
 // List, then watch from the list's resourceVersion with bookmarks; a stream that ends is
 // re-watched from the last version seen; 410 Gone (HTTP status or ERROR event) re-lists and
-// emits only the differences; any other failure backs off (jittered, capped) and retries. While
-// the API is away the cache is kept and marked stale.
+// emits only the differences; any other failure backs off (jittered, capped, never shorter than
+// the server's Retry-After) and retries. As client-go's reflector, a watch that ends within a
+// second without a single event, or a 410 before any event, waits a backoff step first (a proxy
+// or server that closes every stream must not make a tight request loop); the backoff is reset only
+// by progress (an event). While the API is away the cache is kept and marked stale.
 
 import type { Logger } from '../log.js';
 import { Backoff, type BackoffOptions } from './backoff.js';
@@ -32,7 +35,14 @@ export interface InformerOptions {
   readonly project?: (raw: KObject) => KObject;
   /** Objects per list page (`limit`); default 500, as client-go's pager. */
   readonly pageSize?: number;
+  /** The clock a watch's length is measured on (default Date.now). */
+  readonly now?: () => number;
 }
+
+/** A watch that ends sooner than this with no event at all counts as a failure (client-go's rule). */
+const SHORT_WATCH_MS = 1000;
+/** The longest Retry-After obeyed: a larger one is taken as this. */
+const MAX_RETRY_AFTER_MS = 5 * 60_000;
 
 class Gone extends Error {}
 
@@ -65,7 +75,9 @@ export class Informer<T extends KObject = KObject> {
   #stale = false;
   #running: Promise<void> | undefined;
   /** Counters, for tests and metrics. */
-  readonly stats = { lists: 0, pages: 0, expiredContinues: 0, watches: 0, gone: 0, errors: 0, events: 0 };
+  readonly stats = { lists: 0, pages: 0, expiredContinues: 0, watches: 0, shortWatches: 0, gone: 0, errors: 0, events: 0 };
+  /** Events the current (or last) watch delivered, bookmarks included. */
+  #watchEvents = 0;
   lastError: string | undefined;
   /** HTTP status of the last failure when the API answered one (403: RBAC refused), else undefined. */
   lastErrorStatus: number | undefined;
@@ -164,14 +176,25 @@ export class Informer<T extends KObject = KObject> {
           await this.#relist(signal);
           needList = false;
         }
+        const started = (this.#o.now ?? Date.now)();
         await this.#watchOnce(signal);
-        // A clean end (the server's timeout): re-watch at once from the last version.
+        // A clean end (the server's timeout): re-watch at once from the last version, unless the
+        // stream ended at once with nothing in it.
+        if (this.#watchEvents === 0 && (this.#o.now ?? Date.now)() - started < SHORT_WATCH_MS) {
+          this.stats.shortWatches++;
+          const delay = this.#backoff.next();
+          this.#o.logger.debug({ informer: this.describe, retryInMs: delay }, 'watch ended at once with no event; backing off');
+          await sleep(delay, signal);
+        }
       } catch (err) {
         if (signal.aborted) break;
         if (err instanceof Gone) {
           this.stats.gone++;
           this.#o.logger.info({ informer: this.describe, rv: this.#rv }, 'resourceVersion expired (410): re-listing');
           needList = true;
+          // Expired before any event since the last list: back off, or a server answering 410 to
+          // every watch would be re-listed in a tight loop.
+          if (this.#watchEvents === 0) await sleep(this.#backoff.next(), signal);
           continue;
         }
         this.stats.errors++;
@@ -180,7 +203,8 @@ export class Informer<T extends KObject = KObject> {
         if (this.#synced) this.#setState(true, true);
         // Before the first list, consumers learn of the failure too (they may fail names fast).
         else for (const l of this.#stateListeners) l();
-        const delay = this.#backoff.next();
+        const hinted = err instanceof K8sApiError ? Math.min(err.retryAfterMs ?? 0, MAX_RETRY_AFTER_MS) : 0;
+        const delay = Math.max(this.#backoff.next(), hinted);
         this.#o.logger.warn(
           { informer: this.describe, err: (err as Error).message, retryInMs: delay },
           'kubernetes API unavailable; keeping the last known state',
@@ -240,13 +264,13 @@ export class Informer<T extends KObject = KObject> {
       }
     }
     this.#rv = resourceVersion;
-    this.#backoff.reset();
     this.#setState(true, false);
   }
 
   async #watchOnce(signal: AbortSignal): Promise<void> {
     const timeout = this.#o.watchTimeoutSeconds ?? 300 + Math.floor(Math.random() * 60);
     let events: AsyncIterable<WatchEvent>;
+    this.#watchEvents = 0;
     try {
       events = await this.#o.client.watch(
         this.#path,
@@ -258,16 +282,21 @@ export class Informer<T extends KObject = KObject> {
       throw err;
     }
     this.stats.watches++;
-    this.#backoff.reset();
     this.#setState(true, false);
     for await (const e of events) {
+      if (e.type !== 'ERROR' && this.#watchEvents++ === 0) this.#backoff.reset();
       switch (e.type) {
         case 'BOOKMARK':
           this.#rv = e.object.metadata.resourceVersion;
           break;
         case 'ERROR':
           if (e.object.code === 410) throw new Gone();
-          throw new K8sApiError(e.object.code ?? 500, `watch error: ${e.object.message ?? 'unknown'}`, e.object.reason);
+          throw new K8sApiError(
+            e.object.code ?? 500,
+            `watch error: ${e.object.message ?? 'unknown'}`,
+            e.object.reason,
+            e.object.details?.retryAfterSeconds === undefined ? undefined : e.object.details.retryAfterSeconds * 1000,
+          );
         case 'ADDED':
         case 'MODIFIED': {
           const o = this.#project(e.object);
