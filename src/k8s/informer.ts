@@ -218,6 +218,9 @@ export class Informer<T extends KObject = KObject> {
    * Lists page by page (each object reduced as it is parsed), then reconciles the cache with the
    * list, emitting only what changed. A continue token that expired (410) restarts the list, as
    * the API asks; after three expiries in a row the list is taken in one (still streamed) request.
+   * A page refused with Retry-After (429 from priority and fairness, 5xx) is asked again after
+   * that delay, up to ten times, as client-go's rest client does: starting over would make a long
+   * list under throttling never finish.
    */
   async #relist(signal: AbortSignal): Promise<void> {
     this.stats.lists++;
@@ -225,6 +228,7 @@ export class Informer<T extends KObject = KObject> {
     let cont = '';
     let resourceVersion = '';
     let expired = 0;
+    let throttled = 0;
     for (;;) {
       const query = { ...this.#selectors(), ...(expired < 3 ? { limit: String(this.#o.pageSize ?? 500) } : {}), ...(cont !== '' ? { continue: cont } : {}) };
       let page: { resourceVersion: string; continue: string };
@@ -242,9 +246,17 @@ export class Informer<T extends KObject = KObject> {
           cont = '';
           continue;
         }
+        if (err instanceof K8sApiError && err.retryAfterMs !== undefined && (err.status === 429 || err.status >= 500) && throttled < 10) {
+          throttled++;
+          this.#o.logger.info({ informer: this.describe, status: err.status, retryInMs: err.retryAfterMs }, 'list page refused with Retry-After: asking again');
+          await (this.#o.sleep ?? defaultSleep)(Math.min(err.retryAfterMs, MAX_RETRY_AFTER_MS), signal);
+          if (signal.aborted) throw err;
+          continue;
+        }
         throw err;
       }
       this.stats.pages++;
+      throttled = 0;
       if (cont === '') resourceVersion = page.resourceVersion;
       if (page.continue === '') break;
       cont = page.continue;
@@ -286,9 +298,13 @@ export class Informer<T extends KObject = KObject> {
     for await (const e of events) {
       if (e.type !== 'ERROR' && this.#watchEvents++ === 0) this.#backoff.reset();
       switch (e.type) {
-        case 'BOOKMARK':
-          this.#rv = e.object.metadata.resourceVersion;
+        case 'BOOKMARK': {
+          // Only metadata.resourceVersion is meaningful; a bookmark without one must not reset the
+          // version (a watch without it starts "now" and would miss every deletion in between).
+          const rv: unknown = e.object.metadata?.resourceVersion;
+          if (typeof rv === 'string' && rv !== '') this.#rv = rv;
           break;
+        }
         case 'ERROR':
           if (e.object.code === 410) throw new Gone();
           throw new K8sApiError(

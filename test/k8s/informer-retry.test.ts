@@ -16,7 +16,7 @@ import { silentLogger } from '../../src/log.js';
 import { FakeApiServer } from '../fixtures/k8s-api-server.js';
 import { service, until } from '../helpers/k8s.js';
 
-async function setup(t: Test) {
+async function setup(t: Test, options: { pageSize?: number } = {}) {
   const api = await new FakeApiServer().start();
   const client = new K8sClient(plainConnection('127.0.0.1', api.port));
   const slept: number[] = [];
@@ -33,6 +33,7 @@ async function setup(t: Test) {
     backoff: { baseMs: 50, capMs: 1000, random: () => 1 },
     sleep,
     now: () => 0,
+    ...options,
   });
   t.teardown(async () => {
     await informer.stop();
@@ -54,7 +55,7 @@ t.test('429 and 503 with Retry-After: the wait is the server’s, not the shorte
   informer.start();
   t.ok(await until(() => informer.synced && api.watchCount === 1), 'listed and watching in the end');
   t.same(slept, [7000, 3000], 'slept as long as each Retry-After asked');
-  t.equal(informer.stats.lists, 2, 'the 503 on the watch did not re-list');
+  t.equal(informer.stats.lists, 1, 'the list asked its page again; the 503 on the watch did not re-list');
   t.equal(informer.list().length, 1);
 });
 
@@ -137,4 +138,38 @@ t.test('a stream split across chunks, several events per chunk, a duplicate ADDE
     informer.list().map((o) => o.metadata.name),
     ['a'],
   );
+});
+
+t.test('a bookmark without a resourceVersion does not lose the version', async (t) => {
+  const { api, informer, watchUrls } = await setup(t);
+  informer.start();
+  t.ok(await until(() => api.watchCount === 1));
+  api.apply(service('default', 'a'));
+  t.ok(await until(() => informer.list().length === 1));
+  const rv = informer.resourceVersion;
+  api.writeWatches(`${JSON.stringify({ type: 'BOOKMARK', object: { kind: 'Service', apiVersion: 'v1', metadata: {} } })}\n`);
+  api.writeWatches(`${JSON.stringify({ type: 'BOOKMARK', object: { metadata: { resourceVersion: '' } } })}\n`);
+  api.dropWatches();
+  t.ok(await until(() => watchUrls().length === 2));
+  t.match(watchUrls()[1], new RegExp(`resourceVersion=${rv}&`), 'resumed from the last real version');
+});
+
+t.test('a list page refused with Retry-After is asked again after that delay, not the whole list', async (t) => {
+  const { api, informer, slept } = await setup(t, { pageSize: 2 });
+  for (const n of ['a', 'b', 'c', 'd', 'e']) api.apply(service('default', n));
+  let queued = false;
+  api.onListPage = (continued) => {
+    if (continued || queued) return;
+    queued = true; // the page after the first one answers 429 once
+    api.failNext(1, { code: 429, reason: 'TooManyRequests', retryAfterSeconds: 2, on: 'list' });
+  };
+  informer.start();
+  t.ok(await until(() => informer.synced));
+  t.same(slept, [2000]);
+  t.equal(informer.stats.lists, 1, 'one list');
+  t.equal(informer.stats.pages, 3, 'three pages, the second asked twice');
+  const lists = api.requests.filter((r) => !r.url.includes('watch=1')).map((r) => new URL(r.url, 'http://x').searchParams.get('continue'));
+  t.equal(lists.length, 4);
+  t.equal(lists[1], lists[2], 'the same continue token again');
+  t.equal(informer.list().length, 5);
 });
