@@ -50,6 +50,23 @@ function retryAfterMs(header: string | string[] | undefined): number | undefined
   return Number(v.trim()) * 1000;
 }
 
+/** An error answer is read this far at most (a Status is a few hundred bytes); the rest is dropped. */
+const MAX_ERROR_BODY_BYTES = 64 * 1024;
+/** What of an error's message is kept (it goes to logs, lastError and the admin views). */
+export const MAX_ERROR_MESSAGE_CHARS = 1000;
+
+/** The first `max` bytes of a body as text; the rest is not read (the connection is closed). */
+async function headOf(body: AsyncIterable<unknown>, max: number): Promise<string> {
+  const parts: Buffer[] = [];
+  let bytes = 0;
+  for await (const chunk of body) {
+    parts.push(chunk as Buffer);
+    bytes += (chunk as Buffer).length;
+    if (bytes >= max) break;
+  }
+  return Buffer.concat(parts).subarray(0, max).toString('utf8');
+}
+
 function queryString(q: Query): string {
   const p = new URLSearchParams();
   for (const [k, v] of Object.entries(q)) if (v !== undefined && v !== '') p.set(k, v);
@@ -96,13 +113,13 @@ export class K8sClient {
       ...(signal ? { signal } : {}),
     });
     if (res.statusCode >= 200 && res.statusCode < 300) return res;
-    const text = await res.body.text().catch(() => '');
+    const text = await headOf(res.body, MAX_ERROR_BODY_BYTES).catch(() => '');
     let reason: string | undefined;
-    let message = text.slice(0, 300);
+    let message = text.slice(0, MAX_ERROR_MESSAGE_CHARS);
     try {
       const status = JSON.parse(text) as { reason?: string; message?: string };
-      reason = status.reason;
-      message = status.message ?? message;
+      reason = typeof status.reason === 'string' ? status.reason.slice(0, MAX_ERROR_MESSAGE_CHARS) : undefined;
+      message = typeof status.message === 'string' ? status.message.slice(0, MAX_ERROR_MESSAGE_CHARS) : message;
     } catch {
       // not a Status object: keep the text
     }

@@ -9,7 +9,7 @@
 
 import type { Logger } from '../log.js';
 import { Backoff, type BackoffOptions } from './backoff.js';
-import { K8sApiError, type K8sClient, type KObject, type WatchEvent } from './client.js';
+import { K8sApiError, type K8sClient, type KObject, MAX_ERROR_MESSAGE_CHARS, type WatchEvent } from './client.js';
 import { collectionPath, type Resource } from './resources.js';
 
 export type InformerEvent<T extends KObject> =
@@ -309,8 +309,8 @@ export class Informer<T extends KObject = KObject> {
           if (e.object.code === 410) throw new Gone();
           throw new K8sApiError(
             e.object.code ?? 500,
-            `watch error: ${e.object.message ?? 'unknown'}`,
-            e.object.reason,
+            `watch error: ${String(e.object.message ?? 'unknown').slice(0, MAX_ERROR_MESSAGE_CHARS)}`,
+            typeof e.object.reason === 'string' ? e.object.reason.slice(0, MAX_ERROR_MESSAGE_CHARS) : undefined,
             e.object.details?.retryAfterSeconds === undefined ? undefined : e.object.details.retryAfterSeconds * 1000,
           );
         case 'ADDED':
@@ -319,7 +319,7 @@ export class Informer<T extends KObject = KObject> {
           const k = keyOf(o);
           const old = this.#cache.get(k);
           this.#cache.set(k, o);
-          this.#rv = o.metadata.resourceVersion ?? this.#rv;
+          this.#rv = o.metadata.resourceVersion || this.#rv;
           if (old === undefined) this.#emit({ type: 'add', object: o });
           else if (old.metadata.resourceVersion !== o.metadata.resourceVersion) this.#emit({ type: 'update', object: o, old });
           break;
@@ -327,7 +327,7 @@ export class Informer<T extends KObject = KObject> {
         case 'DELETED': {
           const o = this.#project(e.object);
           const k = keyOf(o);
-          this.#rv = o.metadata.resourceVersion ?? this.#rv;
+          this.#rv = o.metadata.resourceVersion || this.#rv;
           if (this.#cache.delete(k)) this.#emit({ type: 'delete', object: o });
           break;
         }

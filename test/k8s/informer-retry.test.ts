@@ -173,3 +173,12 @@ t.test('a list page refused with Retry-After is asked again after that delay, no
   t.equal(lists[1], lists[2], 'the same continue token again');
   t.equal(informer.list().length, 5);
 });
+
+t.test('an error answer with a 32 MiB message: read 64 KiB at most, keep 1,000 characters', async (t) => {
+  const { api, informer, slept } = await setup(t);
+  api.failNext(1, { code: 500, reason: 'InternalError', padBytes: 32 * 1024 * 1024, on: 'list' });
+  informer.start();
+  t.ok(await until(() => informer.synced, 20_000));
+  t.equal(slept.length, 1, 'backed off once');
+  t.ok((informer.lastError ?? '').length < 1100, `the error kept is short (${(informer.lastError ?? '').length} characters)`);
+});
