@@ -37,6 +37,20 @@ export interface InformerOptions {
   readonly pageSize?: number;
   /** The clock a watch's length is measured on (default Date.now). */
   readonly now?: () => number;
+  /** Schedules `fn` after `ms` and returns its cancel (default setTimeout): the hung-watch deadline. */
+  readonly setTimer?: (fn: () => void, ms: number) => () => void;
+}
+
+/**
+ * A watch still open this long after the timeoutSeconds it asked for is hung (a half-open
+ * connection, a proxy holding a dead stream): it is aborted and the collection watched again.
+ */
+const HUNG_WATCH_GRACE_S = 30;
+
+function defaultSetTimer(fn: () => void, ms: number): () => void {
+  const timer = setTimeout(fn, ms);
+  timer.unref();
+  return () => clearTimeout(timer);
 }
 
 /** A watch that ends sooner than this with no event at all counts as a failure (client-go's rule). */
@@ -75,7 +89,7 @@ export class Informer<T extends KObject = KObject> {
   #stale = false;
   #running: Promise<void> | undefined;
   /** Counters, for tests and metrics. */
-  readonly stats = { lists: 0, pages: 0, expiredContinues: 0, watches: 0, shortWatches: 0, gone: 0, errors: 0, events: 0 };
+  readonly stats = { lists: 0, pages: 0, expiredContinues: 0, watches: 0, shortWatches: 0, hungWatches: 0, gone: 0, errors: 0, events: 0 };
   /** Events the current (or last) watch delivered, bookmarks included. */
   #watchEvents = 0;
   lastError: string | undefined;
@@ -281,6 +295,25 @@ export class Informer<T extends KObject = KObject> {
 
   async #watchOnce(signal: AbortSignal): Promise<void> {
     const timeout = this.#o.watchTimeoutSeconds ?? 300 + Math.floor(Math.random() * 60);
+    const hung = new AbortController();
+    const stop = (): void => hung.abort(signal.reason);
+    signal.addEventListener('abort', stop, { once: true });
+    const cancel = (this.#o.setTimer ?? defaultSetTimer)(
+      () => {
+        this.stats.hungWatches++;
+        hung.abort(new Error(`watch still open ${HUNG_WATCH_GRACE_S} s after its timeoutSeconds (${timeout}): hung, watching again`));
+      },
+      (timeout + HUNG_WATCH_GRACE_S) * 1000,
+    );
+    try {
+      await this.#watchStream(timeout, hung.signal);
+    } finally {
+      cancel();
+      signal.removeEventListener('abort', stop);
+    }
+  }
+
+  async #watchStream(timeout: number, signal: AbortSignal): Promise<void> {
     let events: AsyncIterable<WatchEvent>;
     this.#watchEvents = 0;
     try {

@@ -20,6 +20,15 @@ async function setup(t: Test, options: { pageSize?: number } = {}) {
   const api = await new FakeApiServer().start();
   const client = new K8sClient(plainConnection('127.0.0.1', api.port));
   const slept: number[] = [];
+  // The hung-watch deadlines the informer set (fired by the test, never by time).
+  const timers: { fn: () => void; ms: number; cancelled: boolean }[] = [];
+  const setTimer = (fn: () => void, ms: number): (() => void) => {
+    const timer = { fn, ms, cancelled: false };
+    timers.push(timer);
+    return () => {
+      timer.cancelled = true;
+    };
+  };
   const sleep = (ms: number): Promise<void> => {
     slept.push(ms);
     return new Promise((resolve) => setImmediate(resolve));
@@ -33,6 +42,8 @@ async function setup(t: Test, options: { pageSize?: number } = {}) {
     backoff: { baseMs: 50, capMs: 1000, random: () => 1 },
     sleep,
     now: () => 0,
+    setTimer,
+    watchTimeoutSeconds: 300,
     ...options,
   });
   t.teardown(async () => {
@@ -42,7 +53,7 @@ async function setup(t: Test, options: { pageSize?: number } = {}) {
   const events: InformerEvent<KObject>[] = [];
   informer.on((e) => events.push(e));
   const watchUrls = (): string[] => api.requests.filter((r) => r.url.includes('watch=1')).map((r) => r.url);
-  return { api, informer, events, slept, watchUrls };
+  return { api, informer, events, slept, watchUrls, timers };
 }
 
 const names = (events: InformerEvent<KObject>[]): string[] => events.map((e) => `${e.type} ${e.object.metadata.name}`);
@@ -181,4 +192,20 @@ t.test('an error answer with a 32 MiB message: read 64 KiB at most, keep 1,000 c
   t.ok(await until(() => informer.synced, 20_000));
   t.equal(slept.length, 1, 'backed off once');
   t.ok((informer.lastError ?? '').length < 1100, `the error kept is short (${(informer.lastError ?? '').length} characters)`);
+});
+
+t.test('a watch that sends nothing and never ends is aborted 30 s after its timeoutSeconds, then watched again', async (t) => {
+  const { api, informer, watchUrls, timers } = await setup(t);
+  api.apply(service('default', 'a'));
+  informer.start();
+  t.ok(await until(() => api.watchCount === 1 && timers.length === 1));
+  t.equal(timers[0]?.ms, 330_000, 'timeoutSeconds 300 + 30 s');
+  timers[0]?.fn(); // the server never ended it: the deadline passes
+  t.ok(await until(() => watchUrls().length === 2 && api.watchCount === 1), 'the hung stream closed and a new watch opened');
+  t.equal(informer.stats.hungWatches, 1);
+  t.equal(informer.stats.lists, 1, 'no re-list: resumed from the version');
+  t.equal(informer.list().length, 1, 'the last known state kept');
+  api.dropWatches();
+  t.ok(await until(() => timers.length === 3));
+  t.ok(timers[1]?.cancelled, 'a watch that ended cancels its deadline');
 });
