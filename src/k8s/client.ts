@@ -22,14 +22,19 @@ export interface KObject {
 export type WatchEvent =
   | { type: 'ADDED' | 'MODIFIED' | 'DELETED'; object: KObject }
   | { type: 'BOOKMARK'; object: { metadata: { resourceVersion: string } } }
-  | { type: 'ERROR'; object: { code?: number; reason?: string; message?: string } };
+  | { type: 'ERROR'; object: { code?: number; reason?: string; message?: string; details?: { retryAfterSeconds?: number } } };
 
-/** A non-2xx answer, with the Status the API server sent (code 410 = resourceVersion expired). */
+/**
+ * A non-2xx answer, with the Status the API server sent (code 410 = resourceVersion expired).
+ * `retryAfterMs`: the server's `Retry-After` (delay-seconds, as the API server sends with 429 from
+ * priority and fairness, 503, and 504 "Too large resource version"), when it gave one.
+ */
 export class K8sApiError extends Error {
   constructor(
     readonly status: number,
     message: string,
     readonly reason?: string,
+    readonly retryAfterMs?: number,
   ) {
     super(message);
     this.name = 'K8sApiError';
@@ -37,6 +42,30 @@ export class K8sApiError extends Error {
 }
 
 export type Query = Record<string, string | undefined>;
+
+/** `Retry-After` in delay-seconds (the API server's form); an HTTP date or anything else is ignored. */
+function retryAfterMs(header: string | string[] | undefined): number | undefined {
+  const v = Array.isArray(header) ? header[0] : header;
+  if (v === undefined || !/^\d{1,9}$/.test(v.trim())) return undefined;
+  return Number(v.trim()) * 1000;
+}
+
+/** An error answer is read this far at most (a Status is a few hundred bytes); the rest is dropped. */
+const MAX_ERROR_BODY_BYTES = 64 * 1024;
+/** What of an error's message is kept (it goes to logs, lastError and the admin views). */
+export const MAX_ERROR_MESSAGE_CHARS = 1000;
+
+/** The first `max` bytes of a body as text; the rest is not read (the connection is closed). */
+async function headOf(body: AsyncIterable<unknown>, max: number): Promise<string> {
+  const parts: Buffer[] = [];
+  let bytes = 0;
+  for await (const chunk of body) {
+    parts.push(chunk as Buffer);
+    bytes += (chunk as Buffer).length;
+    if (bytes >= max) break;
+  }
+  return Buffer.concat(parts).subarray(0, max).toString('utf8');
+}
 
 function queryString(q: Query): string {
   const p = new URLSearchParams();
@@ -84,17 +113,17 @@ export class K8sClient {
       ...(signal ? { signal } : {}),
     });
     if (res.statusCode >= 200 && res.statusCode < 300) return res;
-    const text = await res.body.text().catch(() => '');
+    const text = await headOf(res.body, MAX_ERROR_BODY_BYTES).catch(() => '');
     let reason: string | undefined;
-    let message = text.slice(0, 300);
+    let message = text.slice(0, MAX_ERROR_MESSAGE_CHARS);
     try {
       const status = JSON.parse(text) as { reason?: string; message?: string };
-      reason = status.reason;
-      message = status.message ?? message;
+      reason = typeof status.reason === 'string' ? status.reason.slice(0, MAX_ERROR_MESSAGE_CHARS) : undefined;
+      message = typeof status.message === 'string' ? status.message.slice(0, MAX_ERROR_MESSAGE_CHARS) : message;
     } catch {
       // not a Status object: keep the text
     }
-    throw new K8sApiError(res.statusCode, `${path}: ${res.statusCode} ${message}`, reason);
+    throw new K8sApiError(res.statusCode, `${path}: ${res.statusCode} ${message}`, reason, retryAfterMs(res.headers['retry-after']));
   }
 
   /** Lists a collection: its items and the collection's resourceVersion. */

@@ -1,12 +1,15 @@
 // An informer: one list+watch of a collection (kind, namespace, selectors) kept as a local cache.
 // List, then watch from the list's resourceVersion with bookmarks; a stream that ends is
 // re-watched from the last version seen; 410 Gone (HTTP status or ERROR event) re-lists and
-// emits only the differences; any other failure backs off (jittered, capped) and retries. While
-// the API is away the cache is kept and marked stale.
+// emits only the differences; any other failure backs off (jittered, capped, never shorter than
+// the server's Retry-After) and retries. As client-go's reflector, a watch that ends within a
+// second without a single event, or a 410 before any event, waits a backoff step first (a proxy
+// or server that closes every stream must not make a tight request loop); the backoff is reset only
+// by progress (an event). While the API is away the cache is kept and marked stale.
 
 import type { Logger } from '../log.js';
 import { Backoff, type BackoffOptions } from './backoff.js';
-import { K8sApiError, type K8sClient, type KObject, type WatchEvent } from './client.js';
+import { K8sApiError, type K8sClient, type KObject, MAX_ERROR_MESSAGE_CHARS, type WatchEvent } from './client.js';
 import { collectionPath, type Resource } from './resources.js';
 
 export type InformerEvent<T extends KObject> =
@@ -32,7 +35,28 @@ export interface InformerOptions {
   readonly project?: (raw: KObject) => KObject;
   /** Objects per list page (`limit`); default 500, as client-go's pager. */
   readonly pageSize?: number;
+  /** The clock a watch's length is measured on (default Date.now). */
+  readonly now?: () => number;
+  /** Schedules `fn` after `ms` and returns its cancel (default setTimeout): the hung-watch deadline. */
+  readonly setTimer?: (fn: () => void, ms: number) => () => void;
 }
+
+/**
+ * A watch still open this long after the timeoutSeconds it asked for is hung (a half-open
+ * connection, a proxy holding a dead stream): it is aborted and the collection watched again.
+ */
+const HUNG_WATCH_GRACE_S = 30;
+
+function defaultSetTimer(fn: () => void, ms: number): () => void {
+  const timer = setTimeout(fn, ms);
+  timer.unref();
+  return () => clearTimeout(timer);
+}
+
+/** A watch that ends sooner than this with no event at all counts as a failure (client-go's rule). */
+const SHORT_WATCH_MS = 1000;
+/** The longest Retry-After obeyed: a larger one is taken as this. */
+const MAX_RETRY_AFTER_MS = 5 * 60_000;
 
 class Gone extends Error {}
 
@@ -65,7 +89,9 @@ export class Informer<T extends KObject = KObject> {
   #stale = false;
   #running: Promise<void> | undefined;
   /** Counters, for tests and metrics. */
-  readonly stats = { lists: 0, pages: 0, expiredContinues: 0, watches: 0, gone: 0, errors: 0, events: 0 };
+  readonly stats = { lists: 0, pages: 0, expiredContinues: 0, watches: 0, shortWatches: 0, hungWatches: 0, gone: 0, errors: 0, events: 0 };
+  /** Events the current (or last) watch delivered, bookmarks included. */
+  #watchEvents = 0;
   lastError: string | undefined;
   /** HTTP status of the last failure when the API answered one (403: RBAC refused), else undefined. */
   lastErrorStatus: number | undefined;
@@ -164,14 +190,25 @@ export class Informer<T extends KObject = KObject> {
           await this.#relist(signal);
           needList = false;
         }
+        const started = (this.#o.now ?? Date.now)();
         await this.#watchOnce(signal);
-        // A clean end (the server's timeout): re-watch at once from the last version.
+        // A clean end (the server's timeout): re-watch at once from the last version, unless the
+        // stream ended at once with nothing in it.
+        if (this.#watchEvents === 0 && (this.#o.now ?? Date.now)() - started < SHORT_WATCH_MS) {
+          this.stats.shortWatches++;
+          const delay = this.#backoff.next();
+          this.#o.logger.debug({ informer: this.describe, retryInMs: delay }, 'watch ended at once with no event; backing off');
+          await sleep(delay, signal);
+        }
       } catch (err) {
         if (signal.aborted) break;
         if (err instanceof Gone) {
           this.stats.gone++;
           this.#o.logger.info({ informer: this.describe, rv: this.#rv }, 'resourceVersion expired (410): re-listing');
           needList = true;
+          // Expired before any event since the last list: back off, or a server answering 410 to
+          // every watch would be re-listed in a tight loop.
+          if (this.#watchEvents === 0) await sleep(this.#backoff.next(), signal);
           continue;
         }
         this.stats.errors++;
@@ -180,7 +217,8 @@ export class Informer<T extends KObject = KObject> {
         if (this.#synced) this.#setState(true, true);
         // Before the first list, consumers learn of the failure too (they may fail names fast).
         else for (const l of this.#stateListeners) l();
-        const delay = this.#backoff.next();
+        const hinted = err instanceof K8sApiError ? Math.min(err.retryAfterMs ?? 0, MAX_RETRY_AFTER_MS) : 0;
+        const delay = Math.max(this.#backoff.next(), hinted);
         this.#o.logger.warn(
           { informer: this.describe, err: (err as Error).message, retryInMs: delay },
           'kubernetes API unavailable; keeping the last known state',
@@ -194,6 +232,9 @@ export class Informer<T extends KObject = KObject> {
    * Lists page by page (each object reduced as it is parsed), then reconciles the cache with the
    * list, emitting only what changed. A continue token that expired (410) restarts the list, as
    * the API asks; after three expiries in a row the list is taken in one (still streamed) request.
+   * A page refused with Retry-After (429 from priority and fairness, 5xx) is asked again after
+   * that delay, up to ten times, as client-go's rest client does: starting over would make a long
+   * list under throttling never finish.
    */
   async #relist(signal: AbortSignal): Promise<void> {
     this.stats.lists++;
@@ -201,6 +242,7 @@ export class Informer<T extends KObject = KObject> {
     let cont = '';
     let resourceVersion = '';
     let expired = 0;
+    let throttled = 0;
     for (;;) {
       const query = { ...this.#selectors(), ...(expired < 3 ? { limit: String(this.#o.pageSize ?? 500) } : {}), ...(cont !== '' ? { continue: cont } : {}) };
       let page: { resourceVersion: string; continue: string };
@@ -218,9 +260,17 @@ export class Informer<T extends KObject = KObject> {
           cont = '';
           continue;
         }
+        if (err instanceof K8sApiError && err.retryAfterMs !== undefined && (err.status === 429 || err.status >= 500) && throttled < 10) {
+          throttled++;
+          this.#o.logger.info({ informer: this.describe, status: err.status, retryInMs: err.retryAfterMs }, 'list page refused with Retry-After: asking again');
+          await (this.#o.sleep ?? defaultSleep)(Math.min(err.retryAfterMs, MAX_RETRY_AFTER_MS), signal);
+          if (signal.aborted) throw err;
+          continue;
+        }
         throw err;
       }
       this.stats.pages++;
+      throttled = 0;
       if (cont === '') resourceVersion = page.resourceVersion;
       if (page.continue === '') break;
       cont = page.continue;
@@ -240,13 +290,32 @@ export class Informer<T extends KObject = KObject> {
       }
     }
     this.#rv = resourceVersion;
-    this.#backoff.reset();
     this.#setState(true, false);
   }
 
   async #watchOnce(signal: AbortSignal): Promise<void> {
     const timeout = this.#o.watchTimeoutSeconds ?? 300 + Math.floor(Math.random() * 60);
+    const hung = new AbortController();
+    const stop = (): void => hung.abort(signal.reason);
+    signal.addEventListener('abort', stop, { once: true });
+    const cancel = (this.#o.setTimer ?? defaultSetTimer)(
+      () => {
+        this.stats.hungWatches++;
+        hung.abort(new Error(`watch still open ${HUNG_WATCH_GRACE_S} s after its timeoutSeconds (${timeout}): hung, watching again`));
+      },
+      (timeout + HUNG_WATCH_GRACE_S) * 1000,
+    );
+    try {
+      await this.#watchStream(timeout, hung.signal);
+    } finally {
+      cancel();
+      signal.removeEventListener('abort', stop);
+    }
+  }
+
+  async #watchStream(timeout: number, signal: AbortSignal): Promise<void> {
     let events: AsyncIterable<WatchEvent>;
+    this.#watchEvents = 0;
     try {
       events = await this.#o.client.watch(
         this.#path,
@@ -258,23 +327,32 @@ export class Informer<T extends KObject = KObject> {
       throw err;
     }
     this.stats.watches++;
-    this.#backoff.reset();
     this.#setState(true, false);
     for await (const e of events) {
+      if (e.type !== 'ERROR' && this.#watchEvents++ === 0) this.#backoff.reset();
       switch (e.type) {
-        case 'BOOKMARK':
-          this.#rv = e.object.metadata.resourceVersion;
+        case 'BOOKMARK': {
+          // Only metadata.resourceVersion is meaningful; a bookmark without one must not reset the
+          // version (a watch without it starts "now" and would miss every deletion in between).
+          const rv: unknown = e.object.metadata?.resourceVersion;
+          if (typeof rv === 'string' && rv !== '') this.#rv = rv;
           break;
+        }
         case 'ERROR':
           if (e.object.code === 410) throw new Gone();
-          throw new K8sApiError(e.object.code ?? 500, `watch error: ${e.object.message ?? 'unknown'}`, e.object.reason);
+          throw new K8sApiError(
+            e.object.code ?? 500,
+            `watch error: ${String(e.object.message ?? 'unknown').slice(0, MAX_ERROR_MESSAGE_CHARS)}`,
+            typeof e.object.reason === 'string' ? e.object.reason.slice(0, MAX_ERROR_MESSAGE_CHARS) : undefined,
+            e.object.details?.retryAfterSeconds === undefined ? undefined : e.object.details.retryAfterSeconds * 1000,
+          );
         case 'ADDED':
         case 'MODIFIED': {
           const o = this.#project(e.object);
           const k = keyOf(o);
           const old = this.#cache.get(k);
           this.#cache.set(k, o);
-          this.#rv = o.metadata.resourceVersion ?? this.#rv;
+          this.#rv = o.metadata.resourceVersion || this.#rv;
           if (old === undefined) this.#emit({ type: 'add', object: o });
           else if (old.metadata.resourceVersion !== o.metadata.resourceVersion) this.#emit({ type: 'update', object: o, old });
           break;
@@ -282,7 +360,7 @@ export class Informer<T extends KObject = KObject> {
         case 'DELETED': {
           const o = this.#project(e.object);
           const k = keyOf(o);
-          this.#rv = o.metadata.resourceVersion ?? this.#rv;
+          this.#rv = o.metadata.resourceVersion || this.#rv;
           if (this.#cache.delete(k)) this.#emit({ type: 'delete', object: o });
           break;
         }

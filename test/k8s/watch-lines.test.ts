@@ -1,5 +1,6 @@
 // The watch-stream parser: events split across chunks, many per chunk, one huge event, multi-byte
-// characters split between chunks, and any random chunking of a stream gives the same events.
+// characters split between chunks, and any random chunking of a stream gives the same events; a
+// line over the bound fails while it is held, before its end arrives.
 
 import fc from 'fast-check';
 import t from 'tap';
@@ -53,4 +54,18 @@ t.test('any chunking of a stream yields the same events', async (t) => {
     { numRuns: 2000 },
   );
   t.pass('2,000 random chunkings');
+});
+
+t.test('an event line over the bound fails as soon as its held part passes it, not at its end', async (t) => {
+  const p = new JsonLines({ maxLineBytes: 4 * 1024 });
+  const head = Buffer.from('{"type":"ADDED","object":{"metadata":{"name":"huge"},"data":"');
+  t.same(p.push(head), []);
+  let held = head.length;
+  t.throws(() => {
+    for (let i = 0; i < 64; i++) {
+      p.push(Buffer.alloc(1024, 'x'));
+      held += 1024;
+    }
+  }, /larger than 4096 bytes/);
+  t.ok(held <= 4 * 1024 + 1024, `refused with ${held} bytes held`);
 });
