@@ -133,24 +133,21 @@ export function headRefusal(req: {
     if (name.length === 4 && name.toLowerCase() === 'host' && ++hosts > 1) return HostmeshError.of('BAD_REQUEST', 'duplicateHost');
     if (name.length === 17 && name.toLowerCase() === 'transfer-encoding') {
       if (v === '1.0') return HostmeshError.of('BAD_REQUEST', 'transferEncoding10');
-      const other = otherCoding(raw[i + 1] as string);
+      // When the last coding is not chunked, llhttp refuses the head itself, after this: one answer, not two.
+      const codings = transferCodings(raw[i + 1] as string);
+      const other = codings[codings.length - 1] === 'chunked' ? codings.find((c) => c !== 'chunked') : undefined;
       if (other !== undefined) return HostmeshError.of('NOT_IMPLEMENTED', 'transferCoding', { coding: other.slice(0, 40) });
     }
   }
   return undefined;
 }
 
-/**
- * The first transfer coding of a Transfer-Encoding value that is not `chunked`, when the last one
- * is (else llhttp refuses the head itself, after this: one answer, not two).
- */
-function otherCoding(value: string): string | undefined {
-  const codings = value
+/** The transfer codings a Transfer-Encoding value lists, lowercase, in order (RFC 9112 6.1). */
+export function transferCodings(value: string): string[] {
+  return value
     .split(',')
     .map((part) => part.trim().toLowerCase())
     .filter((c) => c !== '');
-  if (codings[codings.length - 1] !== 'chunked') return undefined;
-  return codings.find((c) => c !== 'chunked');
 }
 
 /**

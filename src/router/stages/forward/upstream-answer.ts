@@ -7,6 +7,7 @@
 import type { AbortEvents } from '../../../core/abort.js';
 import type { IncomingHttpHeaders, ServerResponse } from 'node:http';
 import type { Dispatcher } from 'undici';
+import { transferCodings } from '../../headers.js';
 
 /** Body bytes kept between an answer's head and the decision to relay or drop it (then the parser pauses). */
 const HOLD_BYTES = 65_536;
@@ -39,20 +40,16 @@ export function headersOf(raw: readonly (Buffer | string)[] | null | undefined):
 }
 
 /**
- * A transfer coding other than chunked in an answer's Transfer-Encoding fields (RFC 9112 6.1), if
- * there is one: the router relays bodies with their chunks removed and framed again, so it can
- * relay no other coding.
+ * A transfer coding other than chunked in an answer's Transfer-Encoding fields, if there is one:
+ * the router relays bodies with their chunks removed and framed again, so it can relay no other.
  */
 function otherCoding(raw: readonly (Buffer | string)[]): string | undefined {
   for (let i = 0; i + 1 < raw.length; i += 2) {
     const name = raw[i] as Buffer | string;
-    if (name.length !== 17) continue;
-    if ((typeof name === 'string' ? name : name.toString('latin1')).toLowerCase() !== 'transfer-encoding') continue;
+    if (name.length !== 17 || (typeof name === 'string' ? name : name.toString('latin1')).toLowerCase() !== 'transfer-encoding') continue;
     const v = raw[i + 1] as Buffer | string;
-    for (const c of (typeof v === 'string' ? v : v.toString('latin1')).split(',')) {
-      const coding = c.trim().toLowerCase();
-      if (coding !== '' && coding !== 'chunked') return coding;
-    }
+    const other = transferCodings(typeof v === 'string' ? v : v.toString('latin1')).find((c) => c !== 'chunked');
+    if (other !== undefined) return other;
   }
   return undefined;
 }
