@@ -7,6 +7,7 @@
 // or server that closes every stream must not make a tight request loop); the backoff is reset only
 // by progress (an event). While the API is away the cache is kept and marked stale.
 
+import { type Clock, systemClock } from '../core/clock.js';
 import type { Logger } from '../log.js';
 import { Backoff, type BackoffOptions } from './backoff.js';
 import { K8sApiError, type K8sClient, type KObject, MAX_ERROR_MESSAGE_CHARS, type WatchEvent } from './client.js';
@@ -35,10 +36,8 @@ export interface InformerOptions {
   readonly project?: (raw: KObject) => KObject;
   /** Objects per list page (`limit`); default 500, as client-go's pager. */
   readonly pageSize?: number;
-  /** The clock a watch's length is measured on (default Date.now). */
-  readonly now?: () => number;
-  /** Schedules `fn` after `ms` and returns its cancel (default setTimeout): the hung-watch deadline. */
-  readonly setTimer?: (fn: () => void, ms: number) => () => void;
+  /** A watch's length is measured, and the hung-watch deadline scheduled, on it (default the system clock). */
+  readonly clock?: Clock;
 }
 
 /**
@@ -46,12 +45,6 @@ export interface InformerOptions {
  * connection, a proxy holding a dead stream): it is aborted and the collection watched again.
  */
 const HUNG_WATCH_GRACE_S = 30;
-
-function defaultSetTimer(fn: () => void, ms: number): () => void {
-  const timer = setTimeout(fn, ms);
-  timer.unref();
-  return () => clearTimeout(timer);
-}
 
 /** A watch that ends sooner than this with no event at all counts as a failure (client-go's rule). */
 const SHORT_WATCH_MS = 1000;
@@ -190,11 +183,11 @@ export class Informer<T extends KObject = KObject> {
           await this.#relist(signal);
           needList = false;
         }
-        const started = (this.#o.now ?? Date.now)();
+        const started = (this.#o.clock ?? systemClock).now();
         await this.#watchOnce(signal);
         // A clean end (the server's timeout): re-watch at once from the last version, unless the
         // stream ended at once with nothing in it.
-        if (this.#watchEvents === 0 && (this.#o.now ?? Date.now)() - started < SHORT_WATCH_MS) {
+        if (this.#watchEvents === 0 && (this.#o.clock ?? systemClock).now() - started < SHORT_WATCH_MS) {
           this.stats.shortWatches++;
           const delay = this.#backoff.next();
           this.#o.logger.debug({ informer: this.describe, retryInMs: delay }, 'watch ended at once with no event; backing off');
@@ -298,13 +291,10 @@ export class Informer<T extends KObject = KObject> {
     const hung = new AbortController();
     const stop = (): void => hung.abort(signal.reason);
     signal.addEventListener('abort', stop, { once: true });
-    const cancel = (this.#o.setTimer ?? defaultSetTimer)(
-      () => {
-        this.stats.hungWatches++;
-        hung.abort(new Error(`watch still open ${HUNG_WATCH_GRACE_S} s after its timeoutSeconds (${timeout}): hung, watching again`));
-      },
-      (timeout + HUNG_WATCH_GRACE_S) * 1000,
-    );
+    const cancel = (this.#o.clock ?? systemClock).schedule((timeout + HUNG_WATCH_GRACE_S) * 1000, () => {
+      this.stats.hungWatches++;
+      hung.abort(new Error(`watch still open ${HUNG_WATCH_GRACE_S} s after its timeoutSeconds (${timeout}): hung, watching again`));
+    });
     try {
       await this.#watchStream(timeout, hung.signal);
     } finally {

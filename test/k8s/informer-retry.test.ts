@@ -22,12 +22,15 @@ async function setup(t: Test, options: { pageSize?: number } = {}) {
   const slept: number[] = [];
   // The hung-watch deadlines the informer set (fired by the test, never by time).
   const timers: { fn: () => void; ms: number; cancelled: boolean }[] = [];
-  const setTimer = (fn: () => void, ms: number): (() => void) => {
-    const timer = { fn, ms, cancelled: false };
-    timers.push(timer);
-    return () => {
-      timer.cancelled = true;
-    };
+  const clock = {
+    now: () => 0,
+    schedule: (ms: number, fn: () => void): (() => void) => {
+      const timer = { fn, ms, cancelled: false };
+      timers.push(timer);
+      return () => {
+        timer.cancelled = true;
+      };
+    },
   };
   const sleep = (ms: number): Promise<void> => {
     slept.push(ms);
@@ -41,8 +44,7 @@ async function setup(t: Test, options: { pageSize?: number } = {}) {
     logger: silentLogger(),
     backoff: { baseMs: 50, capMs: 1000, random: () => 1 },
     sleep,
-    now: () => 0,
-    setTimer,
+    clock,
     watchTimeoutSeconds: 300,
     ...options,
   });
